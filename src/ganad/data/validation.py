@@ -1,0 +1,84 @@
+"""Validation at the door: every array that enters ganad passes through `check_array`."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ganad.exceptions import InputError, _fmt
+
+#: data shapes ganad knows, keyed by the number of array dimensions
+SHAPE_KINDS = {2: "vector", 3: "series", 4: "image"}
+
+
+def check_array(
+    X,
+    name: str = "X",
+    *,
+    allowed_ndim: Sequence[int] = (2, 3, 4),
+    min_samples: int = 1,
+    dtype=np.float32,
+) -> np.ndarray:
+    """Return `X` as a C-contiguous float array after checking it is usable.
+
+    Raises :class:`InputError` naming ``name`` when the input is empty, has the wrong
+    number of dimensions, holds non-numeric values or contains NaN / inf.
+    """
+    if X is None:
+        raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
+    if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
+        non_numeric = [str(c) for c, t in zip(X.columns, X.dtypes) if not np.issubdtype(np.dtype(t) if not hasattr(t, "numpy_dtype") else t.numpy_dtype, np.number) and t != bool]
+        if non_numeric:
+            raise InputError(_fmt(name, f"has non-numeric column(s) {non_numeric[:5]}", "drop or encode these columns (for example one-hot) before passing the data"))
+        X = X.to_numpy()
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists etc.
+        raise InputError(_fmt(name, f"cannot be converted to an array ({exc})", "pass rows of equal length holding numbers")) from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(_fmt(name, f"holds non-numeric values (dtype {arr.dtype})", "convert or drop non-numeric columns before passing the data")) from exc
+    if np.iscomplexobj(arr):
+        raise InputError(_fmt(name, "holds complex numbers", "pass real-valued data (for example the magnitude)"))
+    if arr.ndim == 1:
+        raise InputError(_fmt(name, f"is 1-D with shape {arr.shape}; ganad expects one sample per row",
+                              "reshape with X.reshape(-1, 1) for one feature, or X.reshape(1, -1) for one sample"))
+    if arr.ndim not in allowed_ndim:
+        kinds = ", ".join(f"{d}-D ({SHAPE_KINDS.get(d, '?')})" for d in allowed_ndim)
+        raise InputError(_fmt(name, f"has {arr.ndim} dimensions (shape {arr.shape}); expected {kinds}",
+                              "pass (n, features) tables, (n, channels, length) series windows or (n, channels, height, width) images"))
+    if arr.shape[0] < min_samples or arr.size == 0:
+        raise InputError(_fmt(name, f"is empty or too small (shape {arr.shape}, need at least {min_samples} sample(s) with at least one value)",
+                              "pass a non-empty array"))
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite.reshape(arr.shape[0], -1))
+        n_bad = int((~finite).sum())
+        row, col = (int(bad[0][0]), int(bad[0][1]))
+        raise InputError(_fmt(name, f"contains {n_bad} NaN or infinite value(s), the first at row {row}, flat feature {col}",
+                              "impute or drop missing values (for example sklearn.impute.SimpleImputer) before passing the data"))
+    return arr
+
+
+def check_labels(y, n: int, name: str = "y") -> np.ndarray:
+    """Binary labels (1 = anomaly) of length ``n``."""
+    arr = np.asarray(y)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InputError(_fmt(name, f"has shape {arr.shape}", "pass a 1-D array of 0/1 labels, one per sample"))
+    if arr.shape[0] != n:
+        raise InputError(_fmt(name, f"has {arr.shape[0]} labels for {n} samples", "pass exactly one label per sample, in the same order"))
+    try:
+        arr_f = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(_fmt(name, f"holds non-numeric labels (dtype {arr.dtype})", "encode labels as 0 = normal, 1 = anomaly")) from exc
+    if not np.isfinite(arr_f).all() or not np.isin(arr_f, (0.0, 1.0)).all():
+        vals = np.unique(arr_f[np.isfinite(arr_f)])[:5]
+        raise InputError(_fmt(name, f"must hold only 0 (normal) and 1 (anomaly), found values such as {vals.tolist()} or NaN",
+                              "map your classes to 0 = normal, 1 = anomaly"))
+    return arr_f.astype(np.int64)

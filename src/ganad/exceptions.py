@@ -1,0 +1,27 @@
+"""Errors a user can cause. Every message names the input, the problem and the fix."""
+
+from __future__ import annotations
+
+
+class GanadError(Exception):
+    """Base class of every error ganad raises on purpose."""
+
+
+class InputError(GanadError, ValueError):
+    """Bad data given to ganad: wrong shape, NaN/inf, empty, non-numeric, mismatched features."""
+
+
+class DataFileError(GanadError, ValueError):
+    """A data file that is missing, unreadable, truncated or in an unknown format."""
+
+
+class ModelFileError(GanadError, ValueError):
+    """A model directory that is missing, incomplete or corrupt."""
+
+
+class NotFittedError(GanadError, AttributeError):
+    """A detector used before `fit`."""
+
+
+def _fmt(name: str, problem: str, fix: str) -> str:
+    return f"{name}: {problem}. Fix: {fix}"

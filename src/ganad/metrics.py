@@ -1,0 +1,97 @@
+"""Evaluation metrics. Ranking metrics (AUROC, AUPRC) always take continuous scores.
+
+Labels follow the anomaly-detection convention: 1 = anomaly (the positive class), 0 = normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from ganad.data.validation import check_labels
+from ganad.exceptions import InputError, _fmt
+
+
+def _scores(scores, n=None, name="scores") -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if n is not None and s.shape[0] != n:
+        raise InputError(_fmt(name, f"has {s.shape[0]} values for {n} labels", "pass one score per labelled sample"))
+    if not np.isfinite(s).all():
+        raise InputError(_fmt(name, "contains NaN or infinite values", "check the detector's input for NaN/inf"))
+    return s
+
+
+def _both_classes(y, name="y_true"):
+    if y.min() == y.max():
+        raise InputError(_fmt(name, "holds only one class", "ranking metrics need both normal (0) and anomalous (1) samples"))
+
+
+def auroc(y_true, scores) -> float:
+    """Area under the ROC curve from continuous scores (higher = more anomalous)."""
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    _both_classes(y)
+    return float(skm.roc_auc_score(y, _scores(scores, len(y))))
+
+
+def auprc(y_true, scores) -> float:
+    """Area under the precision-recall curve (average precision) from continuous scores."""
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    _both_classes(y)
+    return float(skm.average_precision_score(y, _scores(scores, len(y))))
+
+
+def f_beta(y_true, y_pred, beta: float = 1.0) -> float:
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    p = check_labels(y_pred, len(y), "y_pred")
+    return float(skm.fbeta_score(y, p, beta=beta, zero_division=0))
+
+
+def mcc(y_true, y_pred) -> float:
+    """Matthews correlation coefficient of hard labels."""
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    p = check_labels(y_pred, len(y), "y_pred")
+    return float(skm.matthews_corrcoef(y, p))
+
+
+@dataclass
+class Evaluation:
+    n: int
+    n_anomalies: int
+    auroc: float
+    auprc: float
+    threshold: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    mcc: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(y_true, scores, threshold: float | None = None, y_pred=None) -> Evaluation:
+    """All metrics at once: AUROC/AUPRC from ``scores``; precision, recall, F1, MCC at ``threshold``.
+
+    Hard-label metrics use ``y_pred`` when given, else ``scores > threshold``; they are
+    ``None`` when neither is given (ranking metrics never need a threshold).
+    """
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    s = _scores(scores, len(y))
+    _both_classes(y)
+    if y_pred is None and threshold is not None:
+        y_pred = (s > threshold).astype(np.int64)
+    prec = rec = f1 = m = None
+    if y_pred is not None:
+        p = check_labels(y_pred, len(y), "y_pred")
+        prec = float(skm.precision_score(y, p, zero_division=0))
+        rec = float(skm.recall_score(y, p, zero_division=0))
+        f1 = float(skm.f1_score(y, p, zero_division=0))
+        m = float(skm.matthews_corrcoef(y, p))
+    return Evaluation(
+        n=int(len(y)), n_anomalies=int(y.sum()),
+        auroc=float(skm.roc_auc_score(y, s)), auprc=float(skm.average_precision_score(y, s)),
+        threshold=None if threshold is None else float(threshold),
+        precision=prec, recall=rec, f1=f1, mcc=m,
+    )

@@ -1,0 +1,13 @@
+"""ganad: anomaly detection with generative adversarial networks.
+
+Train a GAN (or an adversarial autoencoder) on normal data, then score new data by how well
+the model explains it. See the README for a quick start.
+"""
+
+__version__ = "0.1.0"
+
+from ganad.detectors import DETECTORS, AnoGAN, BaseGANDetector, ScoreResult  # noqa: E402
+from ganad.io import load_model as load  # noqa: E402
+from ganad.io import save_model as save  # noqa: E402
+
+__all__ = ["AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "load", "save", "__version__"]

@@ -1,0 +1,300 @@
+"""The estimator contract shared by every detector.
+
+scikit-learn's contract (constructor stores parameters unchanged, ``fit`` returns self,
+learned state ends in ``_``, validation at the door) with PyOD's vocabulary:
+``decision_function`` (higher = more anomalous), ``predict`` (0 = normal, 1 = anomaly),
+``contamination``, ``threshold_``, ``decision_scores_``, ``labels_``.
+
+A detector is a thin class: it builds its networks (``_build_networks``), contributes its
+training stages to the one shared loop (``_stages``), maps a scaled batch to a latent code
+and a reconstruction (``_invert``) and names its score components (``_components``). All the
+rest (validation, scaling, seeding, batching, composition, threshold, save / load) lives here.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from torch import nn
+
+from ganad.data.scaling import Scaler
+from ganad.data.validation import check_array
+from ganad.exceptions import InputError, NotFittedError, _fmt
+from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
+from ganad.nets.inference import frozen_copy
+from ganad.scoring import components as C
+from ganad.scoring.composition import WeightedSum
+from ganad.scoring.threshold import check_contamination, contamination_threshold
+from ganad.training.loop import Stage, resolve_device, train
+from ganad.training.objectives import check_objective
+from ganad.training.priors import make_prior
+
+#: parameters every detector shares, with the same names and meanings everywhere
+COMMON_PARAMS = """
+    contamination : float, default 0.1
+        Expected fraction of anomalies; sets ``threshold_`` as that quantile of the training scores.
+    latent_dim : int, default 16
+        Dimension of the latent code z.
+    net : {'auto', 'mlp', 'conv1d', 'lstm', 'dcgan'}, default 'auto'
+        Network family; 'auto' picks mlp for (n, d), conv1d for (n, c, l), dcgan for (n, c, h, w).
+    width, depth : int or None
+        Width (units / channels of the first stage) and depth (layers / stages); None = family default.
+    epochs, batch_size : int
+        Training length and mini-batch size.
+    objective : {'bce', 'wgan-gp', 'hinge'}
+        Adversarial objective; ``n_critic`` discriminator steps per generator step, ``gp_weight`` for WGAN-GP.
+    spectral_norm : bool
+        Spectral normalisation on the discriminator.
+    prior : {'normal', 'uniform', 'truncated_normal'} or dict
+        Latent prior p(z).
+    lr_g, lr_d, betas : Adam learning rates of generator (and encoder) and discriminator, and Adam's betas.
+    scaler : {'auto', 'standard', 'minmax', 'none'}
+        Scaling fitted on training data; 'auto' = standard for vectors and series, minmax to [-1, 1] for images.
+    feature_layer : int
+        Discriminator block used for feature matching (negative counts from the last).
+    score_batch_size : int
+        Samples per batch when scoring.
+    device : 'auto', 'cpu', 'cuda', ...
+    random_state : int or None
+        Seed of weights, training order and latent-search starts; the same seed gives the same scores on CPU.
+    verbose : bool
+        Show a progress bar with the losses during training.
+"""
+
+
+@dataclass
+class ScoreResult:
+    """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
+
+    scores: np.ndarray
+    components: dict[str, np.ndarray]
+    map: np.ndarray | None = None  # per-element anomaly map, same shape as X
+    reconstruction: np.ndarray | None = None  # x̂ in the input's units
+    z: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class BaseGANDetector(BaseEstimator):
+    """Shared machinery; see the concrete detectors for the methods."""
+
+    #: networks the method trains (keys of ``nets_``)
+    _networks: tuple[str, ...] = ("G", "D")
+    #: context for scoring; latent search needs autograd, so it uses no_grad + a local enable_grad
+    _score_context = staticmethod(torch.inference_mode)
+
+    # ------------------------------------------------------------------ hooks
+    def _build_networks(self) -> dict[str, nn.Module]:
+        fam, shape, d = self.family_, self.data_shape_, self.latent_dim
+        w, k = self._width(), self._depth()
+        nets = {"G": build_generator(fam, d, shape, w, k, self._out_act()),
+                "D": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer)}
+        if "E" in self._networks:
+            nets["E"] = build_encoder(fam, shape, d, w, k)
+        return nets
+
+    def _stages(self, generator: torch.Generator) -> list[Stage]:
+        raise NotImplementedError
+
+    def _invert(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Scaled batch -> {'z': codes, 'x_hat': reconstruction, ...extras (n,)}."""
+        raise NotImplementedError
+
+    def _components(self, x: torch.Tensor, inv: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The generic components every G/D method has; methods may add their own."""
+        D = self._inference_net("D")
+        x_hat = inv["x_hat"]
+        logit_x, f_x = D(x)
+        logit_hat, f_hat = D(x_hat)
+        return {
+            "residual": C.residual(x, x_hat, 1),
+            "feature": C.feature_matching(f_x, f_hat),
+            "discriminator": C.discriminator_ce(logit_hat),
+            "latent_norm": C.latent_norm_deviation(inv["z"], self.prior_.norm_mode(self.latent_dim)),
+        }
+
+    def _default_composer(self):
+        return WeightedSum({"residual": 1.0})
+
+    # ------------------------------------------------------------------ helpers
+    def _width(self):
+        return self.width if self.width is not None else default_width(self.family_)
+
+    def _depth(self):
+        return self.depth if self.depth is not None else default_depth(self.family_, self.data_shape_)
+
+    def _scaler_kind(self):
+        if self.scaler == "auto":
+            return "minmax" if len(self.data_shape_) == 3 else "standard"
+        return self.scaler
+
+    def _out_act(self):
+        return "tanh" if self._scaler_kind() == "minmax" else "linear"
+
+    def _check_params(self):
+        check_contamination(self.contamination)
+        check_objective(self.objective)
+        for name in ("latent_dim", "epochs", "batch_size", "n_critic", "score_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < (0 if name == "epochs" else 1):
+                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
+        for name in ("lr_g", "lr_d"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise InputError(_fmt(name, f"is {v!r}", "pass a positive learning rate such as 2e-4"))
+        if self.scaler not in ("auto", "standard", "minmax", "none"):
+            raise InputError(_fmt("scaler", f"is {self.scaler!r}", "use 'auto', 'standard', 'minmax' or 'none'"))
+
+    def _inference_net(self, name: str) -> nn.Module:
+        """Frozen, BatchNorm-folded copy of a trained network, made once after fit / load."""
+        cache = self.__dict__.setdefault("_frozen", {})
+        if name not in cache:
+            cache[name] = frozen_copy(self.nets_[name]).to(self.device_)
+        return cache[name]
+
+    def _check_fitted(self):
+        if not hasattr(self, "nets_"):
+            raise NotFittedError(f"{type(self).__name__}: this detector is not fitted yet. Fix: call fit(X) first, or load a saved model with ganad.load(path)")
+
+    def _validate_for_scoring(self, X, name="X") -> np.ndarray:
+        self._check_fitted()
+        import scipy.sparse as sp
+        if sp.issparse(X):
+            raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        X = check_array(X, name)
+        if X.shape[1:] != tuple(self.data_shape_):
+            if X.ndim == 2 and len(self.data_shape_) == 1:
+                raise InputError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.data_shape_[0]} features as input. "
+                                 f"Fix: pass the same columns, in the same order, as at fit time")
+            raise InputError(_fmt(name, f"has samples of shape {X.shape[1:]}, but the detector was fitted on samples of shape {tuple(self.data_shape_)}",
+                                  "pass data with the same channels / length / image size as at fit time"))
+        return X
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X, y=None):
+        """Train on (mostly) normal data ``X``; ``y`` is ignored (unsupervised)."""
+        import scipy.sparse as sp
+        if sp.issparse(X):
+            raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        X = check_array(X, "X", min_samples=2)
+        self._check_params()
+        for attr in ("_frozen",):
+            self.__dict__.pop(attr, None)
+        self.data_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = int(np.prod(self.data_shape_))
+        try:
+            self.family_ = resolve_family(self.net, self.data_shape_)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        self.scaler_ = Scaler(self._scaler_kind()).fit(X)
+        Xt = torch.from_numpy(self.scaler_.transform(X))
+        self.device_ = resolve_device(self.device)
+        self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        self.prior_ = make_prior(self.prior)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            self.nets_ = nn.ModuleDict(self._build_networks()).to(self.device_)
+            gen = torch.Generator().manual_seed(self.seed_)
+            self.history_ = train(self._stages(gen), Xt, batch_size=self.batch_size, generator=gen,
+                                  device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xt))
+        self.nets_.eval()
+        self.composer_ = self._default_composer()
+        self.decision_scores_ = self.decision_function(X)
+        self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    def _weight_fn(self, Xt):
+        return None
+
+    def _extra_state(self) -> dict:
+        """Method-specific fitted numbers to store in the model's JSON."""
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    def score_components(self, X, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
+        """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
+        X = self._validate_for_scoring(X)
+        comps: dict[str, list[np.ndarray]] = {}
+        extras: dict[str, list[np.ndarray]] = {}
+        maps, recons, zs = [], [], []
+        Xs = self.scaler_.transform(X)
+        bs = int(self.score_batch_size)
+        with self._score_context():
+            for start in range(0, len(Xs), bs):
+                x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
+                inv = self._invert(x)
+                for k, v in self._components(x, inv).items():
+                    comps.setdefault(k, []).append(v.detach().cpu().numpy())
+                for k, v in inv.items():
+                    if k not in ("z", "x_hat"):
+                        extras.setdefault(k, []).append(v.detach().cpu().numpy())
+                zs.append(inv["z"].detach().cpu().numpy())
+                if return_map:
+                    maps.append(C.residual_map(x, inv["x_hat"], 1).cpu().numpy())
+                if return_reconstruction:
+                    recons.append(inv["x_hat"].detach().cpu().numpy())
+        components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
+        scores = np.asarray(self.composer_(components), dtype=np.float64)
+        return ScoreResult(
+            scores=scores, components=components,
+            map=np.concatenate(maps) if return_map else None,
+            reconstruction=self.scaler_.inverse_transform(np.concatenate(recons)) if return_reconstruction else None,
+            z=np.concatenate(zs), extra={k: np.concatenate(v) for k, v in extras.items()},
+        )
+
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly score per sample: higher = more anomalous."""
+        return self.score_components(X).scores
+
+    def score_samples(self, X) -> np.ndarray:
+        """Same as :meth:`decision_function` (higher = more anomalous).
+
+        Note: scikit-learn's outlier detectors use the opposite sign for ``score_samples``;
+        ganad follows PyOD, where every score grows with abnormality.
+        """
+        return self.decision_function(X)
+
+    def predict(self, X) -> np.ndarray:
+        """0 = normal, 1 = anomaly, by comparing the score with ``threshold_``."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    def explain(self, X) -> np.ndarray:
+        """Anomaly map: |x - x̂| per feature / time step / pixel (scaled units), the shape of ``X``."""
+        return self.score_components(X, return_map=True).map
+
+    def save(self, path) -> None:
+        """Write the model to directory ``path``: safetensors weights + JSON; see :func:`ganad.io.save_model`."""
+        from ganad.io import save_model
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        from ganad.io import load_model
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise InputError(_fmt(str(path), f"holds a {type(model).__name__}, not a {cls.__name__}", f"use ganad.load(path) or {type(model).__name__}.load(path)"))
+        return model
+
+    # scikit-learn estimator tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_frozen", None)
+        return state

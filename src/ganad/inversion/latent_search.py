@@ -1,0 +1,154 @@
+"""Batched latent search, the inversion of AnoGAN (Schlegl et al. 2017): find z* = argmin_z d(x, G(z)).
+
+Every sample is its own optimisation problem, run side by side in one batch:
+
+* each sample (and each restart) has its own z and its own Adam moments and step count,
+  so its trajectory does not depend on what else is in the batch (the loss is a *sum* of
+  per-sample losses, never a batch mean, and the generator runs in eval mode);
+* each sample stops on its own as soon as its distance falls below the target
+  similarity ``eps``; the rest of the batch keeps running, and finished samples are
+  compacted out of the batch every ``check_every`` iterations so they cost nothing;
+* ``restarts = k`` starts k initial codes per sample (Deecke et al. 2018) and keeps each
+  sample's best; restart 0 is exactly the single-start search, so more restarts never
+  give a worse result.
+
+The only host synchronisation is the compaction check every ``check_every`` iterations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ganad.inversion.init import hashed_uniform, row_seeds
+from ganad.training.priors import Prior
+
+DISTANCES = ("l2", "l1", "rbf")
+
+
+def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0) -> torch.Tensor:
+    """Distance per sample, averaged over features so that ``eps`` does not depend on the data size."""
+    diff = (x - x_hat).flatten(1)
+    if kind == "l2":
+        return diff.square().mean(1)
+    if kind == "l1":
+        return diff.abs().mean(1)
+    if kind == "rbf":  # 1 - k(x, x̂) with a Gaussian kernel on the mean squared difference
+        return 1.0 - torch.exp(-diff.square().mean(1) / (2.0 * sigma * sigma))
+    raise ValueError(f"distance: unknown distance {kind!r}. Fix: use one of {', '.join(DISTANCES)}")
+
+
+@dataclass
+class SearchResult:
+    z: torch.Tensor  # (n, d) best code per sample
+    x_hat: torch.Tensor  # G(z)
+    distance: torch.Tensor  # (n,) distance d(x, G(z))
+    iterations: torch.Tensor  # (n,) Adam steps used by the kept restart
+    converged: torch.Tensor  # (n,) bool: reached eps before n_max
+
+
+@dataclass
+class LatentSearch:
+    distance: str = "l2"
+    eps: float = 0.005
+    n_max: int = 500
+    lr: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    restarts: int = 1
+    feature_weight: float = 0.0
+    rbf_sigma: float = 1.0
+    check_every: int = 10
+
+    def __post_init__(self):
+        if self.distance not in DISTANCES:
+            raise ValueError(f"search_distance: unknown distance {self.distance!r}. Fix: use one of {', '.join(DISTANCES)}")
+        if int(self.n_max) < 0 or int(self.restarts) < 1:
+            raise ValueError("search: n_max must be >= 0 and restarts >= 1. Fix: for example n_max=500, restarts=1")
+
+    def _loss(self, G, D, z, x):
+        x_hat = G(z)
+        dist = sample_distance(x, x_hat, self.distance, self.rbf_sigma)
+        if self.feature_weight > 0 and D is not None:
+            _, f_real = D(x)
+            _, f_fake = D(x_hat)
+            loss = (1 - self.feature_weight) * dist + self.feature_weight * (f_real - f_fake).abs().mean(1)
+        else:
+            loss = dist
+        return loss, dist
+
+    def run(self, G, x: torch.Tensor, prior: Prior, *, latent_dim: int, D=None, z0: torch.Tensor | None = None,
+            seed: int = 0) -> SearchResult:
+        """Invert a batch ``x`` (already scaled, on G's device).
+
+        Starting codes come from :func:`ganad.inversion.init.hashed_uniform` of each sample's
+        values and ``seed``, so a sample's result does not depend on the rest of the batch.
+        ``z0`` (for example an encoder's E(x)) replaces restart 0's start.
+        """
+        n = x.shape[0]
+        R = int(self.restarts)
+        d = int(latent_dim)
+        dev = x.device
+        u = hashed_uniform(row_seeds(x, seed), R, d)  # (R, n, d)
+        z = prior.from_uniform(u).reshape(R * n, d).to(dev)  # restart-major: row r*n + i
+        if z0 is not None:
+            z[:n] = z0.detach().to(dev, z.dtype)
+        z = prior.project(z)
+        xr = x.repeat((R,) + (1,) * (x.dim() - 1)) if R > 1 else x
+        m = torch.zeros_like(z)
+        v = torch.zeros_like(z)
+        b1, b2 = self.betas
+        z_out = z.clone()
+        iters_out = torch.zeros(R * n, dtype=torch.long, device=dev)
+        conv_out = torch.zeros(R * n, dtype=torch.bool, device=dev)
+        idx = torch.arange(R * n, device=dev)
+        alive = torch.ones(R * n, dtype=torch.bool, device=dev)
+        steps = torch.zeros(R * n, device=dev)
+        x_a = xr
+        req = [p.requires_grad for p in G.parameters()]
+        for p in G.parameters():  # gradients w.r.t. z only: skip the weight gradients
+            p.requires_grad_(False)
+        try:
+            for it in range(int(self.n_max)):
+                z_a = z.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    loss, dist = self._loss(G, D, z_a, x_a)
+                    (grad,) = torch.autograd.grad(loss.sum(), z_a)
+                # a sample stops the first time its distance is below eps (judged per sample)
+                alive = alive & (dist.detach() >= self.eps)
+                a = alive.unsqueeze(1).to(z.dtype)
+                steps = steps + alive
+                m = torch.where(alive.unsqueeze(1), b1 * m + (1 - b1) * grad, m)
+                v = torch.where(alive.unsqueeze(1), b2 * v + (1 - b2) * grad * grad, v)
+                t = steps.clamp_min(1).unsqueeze(1)
+                upd = self.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + self.adam_eps)
+                z = prior.project(z.detach() - a * upd)
+                if (it + 1) % self.check_every == 0 or it + 1 == self.n_max:
+                    n_alive = int(alive.sum())  # the one host sync, every check_every iterations
+                    if n_alive < alive.numel():
+                        done = ~alive
+                        z_out[idx[done]] = z[done]
+                        iters_out[idx[done]] = steps[done].long()
+                        conv_out[idx[done]] = True
+                        keep = alive
+                        idx, z, m, v, steps, x_a = idx[keep], z[keep], m[keep], v[keep], steps[keep], x_a[keep]
+                        alive = alive[keep]
+                    if n_alive == 0:
+                        break
+            if idx.numel():
+                z_out[idx] = z.detach()
+                iters_out[idx] = steps.long()
+            with torch.inference_mode():
+                x_hat = G(z_out)
+                dist_all = sample_distance(xr, x_hat, self.distance, self.rbf_sigma)
+        finally:
+            for p, r in zip(G.parameters(), req):
+                p.requires_grad_(r)
+        if R > 1:
+            best = dist_all.reshape(R, n).argmin(0)
+            rows = best * n + torch.arange(n, device=dev)
+        else:
+            rows = torch.arange(n, device=dev)
+        return SearchResult(z=z_out[rows].clone(), x_hat=x_hat[rows].clone(), distance=dist_all[rows].clone(),
+                            iterations=iters_out[rows].clone(), converged=conv_out[rows].clone())

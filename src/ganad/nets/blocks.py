@@ -1,0 +1,50 @@
+"""Small building blocks shared by the network families."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def maybe_sn(module: nn.Module, spectral_norm: bool) -> nn.Module:
+    """Wrap a layer in spectral normalisation (Miyato et al. 2018) when asked."""
+    return nn.utils.parametrizations.spectral_norm(module) if spectral_norm else module
+
+
+def out_activation(name: str) -> nn.Module:
+    if name == "tanh":
+        return nn.Tanh()
+    if name in ("linear", "identity", None):
+        return nn.Identity()
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    raise ValueError(f"out_activation: unknown value {name!r}. Fix: use 'linear', 'tanh' or 'sigmoid'")
+
+
+class FeatureDiscriminator(nn.Module):
+    """A discriminator made of a list of blocks and a linear head.
+
+    ``forward(x)`` returns ``(logit, features)``: the raw score of shape ``(n,)`` and the
+    flattened output of block ``feature_layer`` (negative indices count from the last
+    block), the intermediate layer used for feature matching.
+    """
+
+    def __init__(self, blocks: list[nn.Module], head: nn.Module, feature_layer: int = -1):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.head = head
+        n = len(self.blocks)
+        if not -n <= feature_layer < n:
+            raise ValueError(f"feature_layer: {feature_layer} is out of range for a discriminator with {n} blocks. "
+                             f"Fix: pick an index in [-{n}, {n - 1}]")
+        self.feature_layer = feature_layer % n
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = None
+        h = x
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if i == self.feature_layer:
+                feats = h
+        logit = self.head(h).reshape(-1)
+        return logit, feats.flatten(1)

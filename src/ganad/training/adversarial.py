@@ -1,0 +1,51 @@
+"""The adversarial stage shared by the GAN-based methods: D steps every batch, G every ``n_critic``."""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.training.loop import Stage
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty
+from ganad.training.priors import Prior
+
+
+def make_optimizer(params, lr: float, betas) -> torch.optim.Adam:
+    return torch.optim.Adam([p for p in params if p.requires_grad], lr=lr, betas=tuple(betas))
+
+
+def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: int, lr_g: float, lr_d: float,
+              betas, n_critic: int, gp_weight: float, generator: torch.Generator, name: str = "gan") -> Stage:
+    opt_g = make_optimizer(G.parameters(), lr_g, betas)
+    opt_d = make_optimizer(D.parameters(), lr_d, betas)
+    state = {"i": 0}
+    zero = torch.zeros(())
+
+    def step(x, w):
+        n = x.shape[0]
+        z = prior.sample(n, latent_dim, generator=generator).to(x.device)
+        with torch.no_grad():
+            fake = G(z)
+        real_logit, _ = D(x)
+        fake_logit, _ = D(fake)
+        loss_d = d_loss(objective, real_logit, fake_logit, w)
+        gp = zero.to(x.device)
+        if objective == "wgan-gp" and gp_weight > 0:
+            gp = gradient_penalty(D, x, fake, generator=generator)
+            loss_d = loss_d + gp_weight * gp
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        out = {"d_loss": loss_d.detach(), "gp": gp.detach()} if objective == "wgan-gp" else {"d_loss": loss_d.detach()}
+        state["i"] += 1
+        if state["i"] % n_critic == 0:
+            z = prior.sample(n, latent_dim, generator=generator).to(x.device)
+            fake_logit, _ = D(G(z))
+            loss_g = g_loss(objective, fake_logit)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            state["g_last"] = loss_g.detach()
+        out["g_loss"] = state.get("g_last", zero.to(x.device))
+        return out
+
+    return Stage(name, epochs, step, modules=[G, D])

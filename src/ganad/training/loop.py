@@ -1,0 +1,120 @@
+"""The one training loop every method shares.
+
+A method contributes its networks and losses as a list of :class:`Stage` objects (most
+methods have one stage; f-AnoGAN trains its encoder in a second stage with the GAN frozen).
+Each stage has a ``step(x, w)`` that performs one optimisation step on a mini-batch ``x``
+with per-sample weights ``w`` (``None`` = uniform; robust training down-weights suspected
+anomalies) and returns a dict of detached loss tensors. The loop owns everything else:
+shuffling with a seeded generator, batching, devices, the progress bar, the per-epoch
+loss history and callbacks. Losses are accumulated on the device and read back once per
+epoch, never per step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+logger = logging.getLogger("ganad")
+
+
+@dataclass
+class Stage:
+    name: str
+    epochs: int
+    step: Callable[[torch.Tensor, torch.Tensor | None], dict[str, torch.Tensor]]
+    modules: list[torch.nn.Module] = field(default_factory=list)  # put in train mode during the stage
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was requested but CUDA is not available here. Fix: use device='cpu' or 'auto'")
+    return dev
+
+
+def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: torch.Generator,
+          device: torch.device, verbose: bool | int = True,
+          weight_fn: Callable[[int, str], torch.Tensor | None] | None = None,
+          callbacks: list[Callable[[str, int, dict[str, float]], None]] | None = None) -> dict[str, list[float]]:
+    """Run the stages in order on data ``X`` (a CPU tensor, already scaled).
+
+    ``weight_fn(epoch, stage)`` may return per-sample weights for the whole training set
+    (robust training); ``callbacks`` are called with ``(stage, epoch, mean_losses)`` after
+    every epoch. Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
+    """
+    n = X.shape[0]
+    bs = max(1, min(int(batch_size), n))
+    history: dict[str, list[float]] = {}
+    total_epochs = sum(s.epochs for s in stages)
+    progress = _Progress(total_epochs * ((n + bs - 1) // bs), verbose)
+    try:
+        for stage in stages:
+            for m in stage.modules:
+                m.train()
+            for epoch in range(stage.epochs):
+                weights = weight_fn(epoch, stage.name) if weight_fn is not None else None
+                perm = torch.randperm(n, generator=generator)
+                sums: dict[str, torch.Tensor] = {}
+                n_steps = 0
+                for start in range(0, n, bs):
+                    idx = perm[start:start + bs]
+                    if idx.numel() < 2 and n >= 2:  # BatchNorm needs two samples; fold a lone tail into the epoch's next pass
+                        continue
+                    xb = X[idx].to(device, non_blocking=True)
+                    wb = weights[idx].to(device) if weights is not None else None
+                    losses = stage.step(xb, wb)
+                    for k, v in losses.items():
+                        sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
+                    n_steps += 1
+                    progress.advance()
+                means = {k: float(v) / max(n_steps, 1) for k, v in sums.items()}  # one sync per epoch
+                for k, v in means.items():
+                    history.setdefault(f"{stage.name}/{k}", []).append(v)
+                progress.show(stage.name, epoch + 1, stage.epochs, means)
+                bad = [k for k, v in means.items() if not torch.isfinite(torch.tensor(v))]
+                if bad:
+                    raise FloatingPointError(
+                        f"training: loss {bad} became non-finite in stage {stage.name!r} epoch {epoch + 1}. "
+                        "Fix: lower the learning rates (lr_g, lr_d), use objective='wgan-gp' or spectral_norm=True, "
+                        "and check the input scaling")
+                for cb in callbacks or ():
+                    cb(stage.name, epoch, means)
+            for m in stage.modules:
+                m.eval()
+    finally:
+        progress.close()
+    return history
+
+
+class _Progress:
+    """A rich progress bar showing the latest epoch's mean losses; silent when verbose is off."""
+
+    def __init__(self, total: int, verbose):
+        self.bar = None
+        if verbose:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), transient=False)
+            self.task = self.bar.add_task("training", total=total, losses="")
+            self.bar.start()
+
+    def advance(self):
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def show(self, stage, epoch, epochs, means):
+        msg = " ".join(f"{k}={v:.3g}" for k, v in means.items())
+        logger.debug("%s epoch %d/%d %s", stage, epoch, epochs, msg)
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"{stage} {epoch}/{epochs}", losses=msg)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,55 @@
+"""Adversarial objectives. Each takes raw discriminator outputs (logits / critic values) and
+optional per-sample weights (robust training down-weights suspected anomalies).
+
+- ``bce``: the non-saturating GAN of Goodfellow et al. 2014;
+- ``wgan-gp``: Wasserstein GAN with gradient penalty (Gulrajani et al. 2017);
+- ``hinge``: the hinge loss of Lim & Ye 2017 / Miyato et al. 2018.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+OBJECTIVES = ("bce", "wgan-gp", "hinge")
+
+
+def _wmean(v: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return v.mean()
+    return (v * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def check_objective(name: str) -> str:
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective: unknown objective {name!r}. Fix: use one of {', '.join(OBJECTIVES)}")
+    return name
+
+
+def d_loss(objective: str, real: torch.Tensor, fake: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """Discriminator loss; ``w`` weights the real samples."""
+    if objective == "bce":
+        return _wmean(F.softplus(-real), w) + F.softplus(fake).mean()
+    if objective == "wgan-gp":
+        return -_wmean(real, w) + fake.mean()
+    if objective == "hinge":
+        return _wmean(F.relu(1 - real), w) + F.relu(1 + fake).mean()
+    raise ValueError(check_objective(objective))
+
+
+def g_loss(objective: str, fake: torch.Tensor) -> torch.Tensor:
+    """Generator loss (non-saturating for BCE)."""
+    if objective == "bce":
+        return F.softplus(-fake).mean()
+    return -fake.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(‖∇ D(x̃)‖₂ − 1)² on random interpolates x̃ of real and fake samples."""
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    a = torch.rand(shape, generator=generator).to(real.device)
+    x = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
+    out = critic(x)
+    out = out[0] if isinstance(out, tuple) else out
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

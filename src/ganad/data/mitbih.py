@@ -148,7 +148,10 @@ class Beats:
         return {k: int(c.get(k, 0)) for k in AAMI_CLASSES}
 
     def subset(self, index) -> "Beats":
-        """The beats selected by a boolean mask or an integer index array."""
+        """The beats selected by a boolean mask or an integer index array.
+
+        ``leads`` and ``dropped`` are carried over unchanged: they describe the loading.
+        """
         index = np.asarray(index)
         if index.dtype == bool and index.shape != (len(self),):
             raise InputError(_fmt("index", f"is a boolean mask of shape {index.shape} for {len(self)} beats",
@@ -384,7 +387,8 @@ def _read_record_uncached(directory: str, record: str, lead: str, lead_fallback:
         raise DataFileError(_fmt(f"record {record}", f"cannot be read from {str(directory)!r} ({type(exc).__name__}: {exc})",
                                  "the files may be truncated or corrupt; replace them with PhysioNet's originals "
                                  "(load with verify=True to check them against SHA256SUMS.txt)")) from exc
-    signal = np.asarray(rec.d_signal[:, 0], dtype=np.int16)
+    signal = np.array(rec.d_signal[:, 0], dtype=np.int16)
+    signal.flags.writeable = False  # shared through the in-process cache
     if rec.sig_len and signal.shape[0] != rec.sig_len:
         raise DataFileError(_fmt(f"record {record}", f"{base}.dat holds {signal.shape[0]} samples, the header says {rec.sig_len}",
                                  "replace the truncated file with PhysioNet's original"))
@@ -412,8 +416,9 @@ def _rr_features(beat_sample: np.ndarray, fs: float, context: int) -> np.ndarray
     Interval ``k`` lies between beats ``k`` and ``k+1``; beat ``i`` has previous interval
     ``i-1`` and next interval ``i``. The local mean averages intervals
     ``i - ceil(context/2)`` .. ``i + floor(context/2) - 1`` that exist (10 -> five on each
-    side). The first beat's previous RR is its next RR and the last beat's next RR is its
-    previous RR; a record with a single beat gets NaN.
+    side); where that range holds no interval (``context=1``, first beat) it is the
+    previous RR. The first beat's previous RR is its next RR and the last beat's next RR
+    is its previous RR; a record with a single beat gets NaN.
     """
     m = beat_sample.shape[0]
     out = np.full((m, 3), np.nan, dtype=np.float64)
@@ -430,7 +435,7 @@ def _rr_features(beat_sample: np.ndarray, fs: float, context: int) -> np.ndarray
     lo = np.clip(i - (context + 1) // 2, 0, m - 1)
     hi = np.clip(i + context // 2, 0, m - 1)  # exclusive end in interval indices
     csum = np.concatenate(([0.0], np.cumsum(rr)))
-    local = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    local = np.where(hi > lo, (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1), prev)
     out[:, 0], out[:, 1], out[:, 2] = prev, nxt, local
     return out
 
@@ -541,7 +546,8 @@ def load_mitbih(
 
     if verify:
         if (directory / _SUMS_FILE).is_file():
-            verify_checksums(directory, [f.name for r in names for f in _record_files(directory, r)])
+            # missing files are reported per record when the records are read
+            verify_checksums(directory, [f.name for r in names for f in _record_files(directory, r) if f.is_file()])
         else:
             warnings.warn(f"verify=True but {directory / _SUMS_FILE} does not exist; the files were not checked", UserWarning, stacklevel=2)
 

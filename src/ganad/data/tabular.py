@@ -71,9 +71,10 @@ def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y") -> tup
             X, y = data[x_key], data[y_key]
     except DataFileError:
         raise
-    except ValueError as exc:  # object arrays need pickle
-        raise DataFileError(_fmt(str(p), f"holds arrays that cannot be read without unpickling ({exc})",
-                                 "save X and y as plain numeric arrays (not object dtype)")) from exc
+    except ValueError as exc:  # object arrays (they would need unpickling) or a file that is no .npz/.npy at all
+        raise DataFileError(_fmt(str(p), f"cannot be read as an .npz archive of plain arrays ({exc})",
+                                 "save X and y as numeric arrays with np.savez (object arrays would need unpickling, "
+                                 "which ganad refuses)")) from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataFileError(_fmt(str(p), f"is not a readable .npz archive ({type(exc).__name__}: {exc})",
                                  "check the file is complete; re-download or re-save it with np.savez")) from exc

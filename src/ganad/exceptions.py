@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SkNotFitted
+
 
 class GanadError(Exception):
     """Base class of every error ganad raises on purpose."""
@@ -19,8 +21,8 @@ class ModelFileError(GanadError, ValueError):
     """A model directory that is missing, incomplete or corrupt."""
 
 
-class NotFittedError(GanadError, AttributeError):
-    """A detector used before `fit`."""
+class NotFittedError(GanadError, _SkNotFitted):
+    """A detector used before `fit` (also scikit-learn's NotFittedError)."""
 
 
 def _fmt(name: str, problem: str, fix: str) -> str:

@@ -42,17 +42,21 @@ def check_array(
         except (TypeError, ValueError) as exc:
             raise InputError(_fmt(name, f"holds non-numeric values (dtype {arr.dtype})", "convert or drop non-numeric columns before passing the data")) from exc
     if np.iscomplexobj(arr):
-        raise InputError(_fmt(name, "holds complex numbers", "pass real-valued data (for example the magnitude)"))
+        raise InputError(_fmt(name, "holds complex numbers (Complex data not supported)", "pass real-valued data (for example the magnitude)"))
     if arr.ndim == 1:
         raise InputError(_fmt(name, f"is 1-D with shape {arr.shape}; ganad expects one sample per row",
-                              "reshape with X.reshape(-1, 1) for one feature, or X.reshape(1, -1) for one sample"))
+                              "Reshape your data with X.reshape(-1, 1) for one feature, or X.reshape(1, -1) for one sample"))
     if arr.ndim not in allowed_ndim:
         kinds = ", ".join(f"{d}-D ({SHAPE_KINDS.get(d, '?')})" for d in allowed_ndim)
         raise InputError(_fmt(name, f"has {arr.ndim} dimensions (shape {arr.shape}); expected {kinds}",
                               "pass (n, features) tables, (n, channels, length) series windows or (n, channels, height, width) images"))
-    if arr.shape[0] < min_samples or arr.size == 0:
-        raise InputError(_fmt(name, f"is empty or too small (shape {arr.shape}, need at least {min_samples} sample(s) with at least one value)",
-                              "pass a non-empty array"))
+    if arr.shape[0] == 0:
+        raise InputError(_fmt(name, f"is empty (shape {arr.shape}, 0 samples)", "pass at least one sample"))
+    if arr.size == 0:
+        raise InputError(_fmt(name, f"has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required", "pass at least one feature per sample"))
+    if arr.shape[0] < min_samples:
+        raise InputError(_fmt(name, f"has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''}, but at least {min_samples} are needed",
+                              f"pass at least {min_samples} samples"))
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
+from ganad.nets.conv1d import Down1d, Up1d
+from ganad.nets.inference import frozen_copy
+
+SHAPES = [((7,), "mlp"), ((1, 256), "conv1d"), ((3, 50), "conv1d"), ((2, 33), "lstm"), ((1, 28, 28), "dcgan"),
+          ((3, 8, 8), "dcgan"), ((1, 64), "mlp")]
+
+
+@pytest.mark.parametrize("shape,family", SHAPES)
+def test_families_produce_the_data_shape(shape, family):
+    torch.manual_seed(0)
+    w, d = default_width(family), default_depth(family, shape)
+    G = build_generator(family, 8, shape, w, d)
+    D = build_discriminator(family, shape, w, d)
+    E = build_encoder(family, shape, 8, w, d)
+    x = G(torch.randn(4, 8))
+    assert x.shape == (4, *shape)
+    logit, feats = D(x)
+    assert logit.shape == (4,) and feats.shape[0] == 4 and feats.dim() == 2
+    assert E(x).shape == (4, 8)
+
+
+def test_auto_family_follows_the_array_shape():
+    assert resolve_family("auto", (5,)) == "mlp"
+    assert resolve_family("auto", (1, 100)) == "conv1d"
+    assert resolve_family("auto", (1, 8, 8)) == "dcgan"
+    with pytest.raises(ValueError, match="does not fit"):
+        resolve_family("dcgan", (1, 100))
+
+
+@pytest.mark.parametrize("length", [4, 5, 16, 17, 100, 256])
+def test_matmul_convolutions_equal_torch(length):
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, length)
+    down, up = Down1d(4, 6), Up1d(4, 6)
+    ref = torch.nn.functional.conv1d(x, down.weight, down.bias, stride=2, padding=1)
+    torch.testing.assert_close(down(x.transpose(1, 2)).transpose(1, 2), ref, atol=1e-5, rtol=1e-5)
+    ref = torch.nn.functional.conv_transpose1d(x, up.weight, up.bias, stride=2, padding=1)
+    torch.testing.assert_close(up(x.transpose(1, 2)).transpose(1, 2), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_matmul_weight_cache_follows_weight_updates():
+    up = Up1d(2, 3)
+    x = torch.randn(2, 5, 2)
+    with torch.no_grad():
+        a = up(x)
+        up.weight.add_(1.0)  # in-place update bumps the version: the cache must not be stale
+        b = up(x)
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("shape,family", [((1, 64), "conv1d"), ((6,), "mlp"), ((1, 8, 8), "dcgan")])
+def test_frozen_copy_computes_the_same_function(shape, family):
+    torch.manual_seed(0)
+    G = build_generator(family, 8, shape, default_width(family), default_depth(family, shape))
+    G.train()
+    for _ in range(3):  # give BatchNorm non-trivial running statistics
+        G(torch.randn(32, 8))
+    G.eval()
+    F = frozen_copy(G)
+    z = torch.randn(5, 8)
+    torch.testing.assert_close(F(z), G(z), atol=1e-5, rtol=1e-4)
+    assert not any(p.requires_grad for p in F.parameters())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in F.modules()) or family == "dcgan"

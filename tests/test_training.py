@@ -1,0 +1,83 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganad.nets import build_discriminator, build_generator
+from ganad.training.loop import train
+from ganad.training.adversarial import gan_stage
+from ganad.training.objectives import OBJECTIVES, d_loss, g_loss, gradient_penalty
+from ganad.training.priors import NormalPrior, TruncatedNormalPrior, UniformPrior, make_prior
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_objectives_give_finite_gradients(objective):
+    torch.manual_seed(0)
+    G = build_generator("mlp", 4, (6,), 16, 1)
+    D = build_discriminator("mlp", (6,), 16, 1)
+    x = torch.randn(8, 6)
+    fake = G(torch.randn(8, 4))
+    real_logit, _ = D(x)
+    fake_logit, _ = D(fake.detach())
+    loss = d_loss(objective, real_logit, fake_logit, torch.rand(8))
+    if objective == "wgan-gp":
+        loss = loss + 10 * gradient_penalty(D, x, fake)
+    loss.backward()
+    grads = [p.grad for p in D.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    D.zero_grad(); G.zero_grad()
+    gl = g_loss(objective, D(G(torch.randn(8, 4)))[0])
+    gl.backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
+    w = torch.tensor([0.6, 0.8])  # ‖w‖ = 1: gradient norm exactly 1 everywhere
+    critic = lambda x: x @ w  # noqa: E731
+    gp = gradient_penalty(critic, torch.randn(16, 2), torch.randn(16, 2))
+    assert gp.item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_priors_respect_their_support():
+    g = torch.Generator().manual_seed(0)
+    u = UniformPrior().sample(20000, 8, generator=g)
+    assert u.min() >= -1 and u.max() <= 1 and abs(u.mean()) < 0.02
+    t = TruncatedNormalPrior(1.5).sample(20000, 8, generator=g)
+    assert t.min() >= -1.5 and t.max() <= 1.5 and 0.5 < t.std() < 1.0
+    n = NormalPrior().sample(20000, 8, generator=g)
+    assert abs(n.std() - 1) < 0.02 and n.abs().max() > 3  # unbounded
+    assert torch.equal(UniformPrior().project(torch.tensor([-3.0, 0.5, 2.0])), torch.tensor([-1.0, 0.5, 1.0]))
+
+
+def test_latent_norm_mode_matches_samples():
+    # the chi distribution with d degrees of freedom has its mode at sqrt(d - 1)
+    g = torch.Generator().manual_seed(1)
+    z = NormalPrior().sample(200000, 16, generator=g).norm(dim=1).numpy()
+    hist, edges = np.histogram(z, bins=200)
+    mode = (edges[hist.argmax()] + edges[hist.argmax() + 1]) / 2
+    assert mode == pytest.approx(NormalPrior().norm_mode(16), abs=0.1)
+    assert NormalPrior().norm_mode(16) == pytest.approx(math.sqrt(15))
+    with pytest.raises(ValueError, match="unknown prior"):
+        make_prior("cauchy")
+
+
+def test_loop_records_history_and_learns_the_mean():
+    torch.manual_seed(0)
+    X = torch.randn(256, 2) * 0.1 + torch.tensor([3.0, -2.0])
+    G = build_generator("mlp", 2, (2,), 32, 2)
+    D = build_discriminator("mlp", (2,), 32, 2)
+    gen = torch.Generator().manual_seed(0)
+    target = torch.tensor([3.0, -2.0])
+    G.eval()
+    with torch.no_grad():
+        before = (G(torch.randn(1000, 2)).mean(0) - target).norm()
+    st = gan_stage(G, D, NormalPrior(), latent_dim=2, objective="bce", epochs=30, lr_g=2e-3, lr_d=2e-3,
+                   betas=(0.5, 0.999), n_critic=1, gp_weight=0, generator=gen)
+    hist = train([st], X, batch_size=64, generator=gen, device=torch.device("cpu"), verbose=False)
+    assert len(hist["gan/d_loss"]) == 30 and len(hist["gan/g_loss"]) == 30
+    G.eval()
+    with torch.no_grad():
+        after = (G(torch.randn(1000, 2)).mean(0) - target).norm()
+    assert after < 0.4 * before  # the generator moved most of the way to the data

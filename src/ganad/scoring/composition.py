@@ -1,10 +1,59 @@
-"""Composition of score components into one anomaly score."""
+"""Composition of score components into one anomaly score.
+
+Every composer is a pure function of the components once built: calling it never refits
+anything, so a sample's score never depends on the other samples scored with it. Each has
+``to_dict()`` (plain JSON: no pickle) and is registered in :data:`COMPOSERS` so that
+:func:`composer_from_dict` rebuilds it from a model file.
+
+- :class:`WeightedSum`: Σ λ_i · component_i on the raw components, λ summing to one.
+- :class:`RobustStandardised`: each component standardised by the median / MAD of normal
+  data, then a (weighted) mean; the label-free default of :meth:`calibrate`.
+- :class:`GridSearch`: a RobustStandardised whose weights were chosen on a simplex grid to
+  maximise AUROC, AUPRC, F_β or MCC on labelled validation data.
+- :class:`SVMComposer`: class-weighted RBF SVM over the standardised components with Platt
+  scaling (Lüer et al. 2023); the score is the anomaly probability. Stored as support
+  vectors, dual coefficients, intercept, γ and Platt's (A, B), re-evaluated with NumPy.
+"""
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import numpy as np
 
 from ganad.exceptions import InputError, _fmt
+
+#: MAD of a normal distribution times this = its standard deviation
+MAD_TO_STD = 1.4826
+
+
+def _check_names(names, components) -> list[str]:
+    missing = [k for k in names if k not in components]
+    if missing:
+        raise InputError(_fmt("composition", f"uses component(s) {missing} this detector does not compute",
+                              f"use only {sorted(components)}"))
+    return list(names)
+
+
+def _stack(components: dict[str, np.ndarray], names) -> np.ndarray:
+    """(n, k) float64 matrix of the named components."""
+    _check_names(names, components)
+    cols = [np.asarray(components[k], dtype=np.float64).reshape(-1) for k in names]
+    n = {c.shape[0] for c in cols}
+    if len(n) != 1:
+        raise InputError(_fmt("components", f"have different lengths {sorted(n)}", "pass one value per sample for every component"))
+    return np.stack(cols, axis=1)
+
+
+def _normalise_weights(weights: dict[str, float], name="weights") -> dict[str, float]:
+    if not weights:
+        raise InputError(_fmt(name, "is empty", "give at least one component weight"))
+    w = {k: float(v) for k, v in weights.items()}
+    if any(v < 0 or not np.isfinite(v) for v in w.values()) or sum(w.values()) <= 0:
+        raise InputError(_fmt(name, f"must be finite, non-negative and not all zero, got {w}", "pass for example {'residual': 0.9, 'feature': 0.1}"))
+    total = sum(w.values())
+    return {k: v / total for k, v in w.items()}
 
 
 class WeightedSum:
@@ -13,30 +62,236 @@ class WeightedSum:
     kind = "weights"
 
     def __init__(self, weights: dict[str, float]):
-        if not weights:
-            raise InputError(_fmt("weights", "is empty", "give at least one component weight"))
-        w = {k: float(v) for k, v in weights.items()}
-        if any(v < 0 or not np.isfinite(v) for v in w.values()) or sum(w.values()) <= 0:
-            raise InputError(_fmt("weights", f"must be finite, non-negative and not all zero, got {w}", "pass for example {'residual': 0.9, 'feature': 0.1}"))
-        total = sum(w.values())
-        self.weights = {k: v / total for k, v in w.items()}
+        self.weights = _normalise_weights(weights)
 
     def __call__(self, components: dict[str, np.ndarray]) -> np.ndarray:
-        missing = [k for k in self.weights if k not in components]
-        if missing:
-            raise InputError(_fmt("weights", f"name component(s) {missing} this detector does not compute",
-                                  f"use only {sorted(components)}"))
-        return sum(w * np.asarray(components[k], dtype=np.float64) for k, w in self.weights.items())
+        X = _stack(components, list(self.weights))
+        return X @ np.array(list(self.weights.values()))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "weights": self.weights}
 
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(d["weights"])
 
-COMPOSERS = {"weights": WeightedSum}
+
+def robust_location_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise median and MAD·1.4826 of ``X`` (n, k); a zero MAD falls back to the std, then 1."""
+    X = np.asarray(X, dtype=np.float64)
+    med = np.median(X, axis=0)
+    mad = np.median(np.abs(X - med), axis=0) * MAD_TO_STD
+    std = X.std(axis=0)
+    scale = np.where(mad > 1e-12, mad, np.where(std > 1e-12, std, 1.0))
+    return med, scale
+
+
+class RobustStandardised:
+    """score = Σ λ_i · (c_i − median_i) / MAD_i, median and MAD from normal data.
+
+    Standardising puts components of different units (a residual in input units, a
+    cross entropy in nats, a latent-norm deviation) on one scale, robustly (a few anomalies
+    in the reference data barely move median and MAD). Weights default to equal.
+    """
+
+    kind = "robust"
+
+    def __init__(self, names, median, scale, weights: dict[str, float] | None = None):
+        self.names = [str(n) for n in names]
+        self.median = np.asarray(median, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+        if not (len(self.names) == self.median.shape[0] == self.scale.shape[0]) or not self.names:
+            raise InputError(_fmt("RobustStandardised", "needs one median and one scale per component name", "build it with RobustStandardised.fit"))
+        if np.any(self.scale <= 0) or not np.all(np.isfinite(self.scale)) or not np.all(np.isfinite(self.median)):
+            raise InputError(_fmt("RobustStandardised", "has a non-positive or non-finite scale / median", "refit it on finite normal data"))
+        w = _normalise_weights(weights) if weights else {k: 1.0 / len(self.names) for k in self.names}
+        unknown = [k for k in w if k not in self.names]
+        if unknown:
+            raise InputError(_fmt("weights", f"name component(s) {unknown} that are not standardised", f"use only {self.names}"))
+        self.weights = {k: w.get(k, 0.0) for k in self.names}
+
+    @classmethod
+    def fit(cls, components: dict[str, np.ndarray], names=None, weights: dict[str, float] | None = None):
+        """Median / MAD of each component on ``components`` (normal samples only)."""
+        names = list(names) if names is not None else (list(weights) if weights else sorted(components))
+        med, scale = robust_location_scale(_stack(components, names))
+        return cls(names, med, scale, weights)
+
+    def standardise(self, components: dict[str, np.ndarray]) -> np.ndarray:
+        return (_stack(components, self.names) - self.median) / self.scale
+
+    def __call__(self, components: dict[str, np.ndarray]) -> np.ndarray:
+        return self.standardise(components) @ np.array([self.weights[k] for k in self.names])
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "names": self.names, "median": self.median.tolist(),
+                "scale": self.scale.tolist(), "weights": self.weights}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(d["names"], d["median"], d["scale"], d["weights"])
+
+
+def simplex_grid(k: int, step: float) -> np.ndarray:
+    """All weight vectors of length ``k`` on the simplex with entries multiples of ``step``."""
+    m = int(round(1.0 / step))
+    if m < 1 or abs(m * step - 1.0) > 1e-9:
+        raise InputError(_fmt("step", f"is {step}", "pass 1/m for an integer m, such as 0.1 or 0.05"))
+    if math.comb(m + k - 1, k - 1) > 200_000:
+        raise InputError(_fmt("step", f"gives {math.comb(m + k - 1, k - 1)} weight vectors for {k} components",
+                              "use a coarser step or fewer components"))
+    rows = []
+    for bars in itertools.combinations(range(m + k - 1), k - 1):  # stars and bars
+        prev, parts = -1, []
+        for b in bars:
+            parts.append(b - prev - 1)
+            prev = b
+        parts.append(m + k - 2 - prev)
+        rows.append(parts)
+    return np.asarray(rows, dtype=np.float64) / m
+
+
+def _metric_value(metric: str, y: np.ndarray, s: np.ndarray, beta: float) -> float:
+    from sklearn import metrics as skm
+
+    from ganad.scoring.threshold import best_threshold
+    if metric == "auroc":
+        return float(skm.roc_auc_score(y, s))
+    if metric == "auprc":
+        return float(skm.average_precision_score(y, s))
+    return best_threshold(s, y, metric, beta=beta)[1]
+
+
+GRID_METRICS = ("auroc", "auprc", "f1", "fbeta", "mcc")
+
+
+class GridSearch(RobustStandardised):
+    """RobustStandardised whose weights maximise a metric on labelled validation data.
+
+    Ranking metrics (AUROC, AUPRC) are computed from the continuous score; F_β and MCC at the
+    best threshold of each candidate. Ties go to the first weight vector in grid order.
+    """
+
+    kind = "grid"
+
+    def __init__(self, names, median, scale, weights=None, metric="auroc", value=float("nan"), step=0.1, beta=1.0):
+        super().__init__(names, median, scale, weights)
+        self.metric, self.value, self.step, self.beta = str(metric), float(value), float(step), float(beta)
+
+    @classmethod
+    def fit(cls, components, y, names=None, *, metric="auroc", step=0.1, beta=1.0, normal_mask=None):
+        y = np.asarray(y).reshape(-1).astype(np.int64)
+        if metric not in GRID_METRICS:
+            raise InputError(_fmt("metric", f"is {metric!r}", f"use one of {', '.join(GRID_METRICS)}"))
+        if y.min() == y.max():
+            raise InputError(_fmt("y_val", "holds only one class", "grid search needs labelled normal (0) and anomalous (1) samples"))
+        names = list(names) if names is not None else sorted(components)
+        X = _stack(components, names)
+        ref = X[y == 0] if normal_mask is None else X[np.asarray(normal_mask, bool)]
+        med, scale = robust_location_scale(ref)
+        Z = (X - med) / scale
+        grid = simplex_grid(len(names), step)
+        if metric == "auroc":  # vectorised: AUROC = P(s_anomaly > s_normal) via ranks
+            from scipy.stats import rankdata
+            S = Z @ grid.T  # (n, g)
+            R = rankdata(S, axis=0)
+            n1, n0 = int(y.sum()), int((y == 0).sum())
+            vals = (R[y == 1].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
+        else:
+            vals = np.array([_metric_value(metric, y, Z @ g, beta) for g in grid])
+        best = int(np.argmax(vals))  # first maximum: deterministic
+        return cls(names, med, scale, dict(zip(names, grid[best].tolist())), metric, float(vals[best]), step, beta)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "metric": self.metric, "value": self.value, "step": self.step, "beta": self.beta}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(d["names"], d["median"], d["scale"], d["weights"], d.get("metric", "auroc"),
+                   d.get("value", float("nan")), d.get("step", 0.1), d.get("beta", 1.0))
+
+
+def platt_fit(f: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
+    """Platt's (A, B) for P(y=1 | f) = 1 / (1 + exp(A f + B)), Newton's method with Platt's smoothed targets."""
+    f = np.asarray(f, dtype=np.float64)
+    y = np.asarray(y).astype(np.int64)
+    n1, n0 = int(y.sum()), int((y == 0).sum())
+    t = np.where(y == 1, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
+    A, B = 0.0, math.log((n0 + 1.0) / (n1 + 1.0))
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(np.clip(A * f + B, -500, 500)))
+        # gradient and Hessian of the cross entropy in (A, B); d p / d(Af+B) = -p(1-p)
+        d = t - p
+        g = np.array([np.dot(d, f), d.sum()])
+        w = p * (1 - p)
+        H = np.array([[np.dot(w, f * f), np.dot(w, f)], [np.dot(w, f), w.sum()]]) + 1e-12 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        A, B = A - step[0], B - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(A), float(B)
+
+
+class SVMComposer:
+    """RBF SVM over robustly standardised components, class_weight='balanced', Platt-calibrated.
+
+    ``score = 1 / (1 + exp(A·f(x) + B))`` with ``f(x) = Σ_j α_j K(x, sv_j) + b`` and
+    ``K(x, x') = exp(−γ ‖x − x'‖²)``: the anomaly probability. Evaluated with NumPy from the
+    stored support vectors, so the model file holds no pickle.
+    """
+
+    kind = "svm"
+
+    def __init__(self, names, median, scale, support_vectors, dual_coef, intercept, gamma, platt_a, platt_b, C=1.0):
+        self.std = RobustStandardised(names, median, scale)
+        self.names = self.std.names
+        self.support_vectors = np.asarray(support_vectors, dtype=np.float64).reshape(-1, len(self.names))
+        self.dual_coef = np.asarray(dual_coef, dtype=np.float64).reshape(-1)
+        self.intercept, self.gamma = float(intercept), float(gamma)
+        self.platt_a, self.platt_b, self.C = float(platt_a), float(platt_b), float(C)
+
+    @classmethod
+    def fit(cls, components, y, names=None, *, C=1.0, gamma="scale", normal_mask=None):
+        from sklearn.svm import SVC
+        y = np.asarray(y).reshape(-1).astype(np.int64)
+        if y.min() == y.max():
+            raise InputError(_fmt("y_val", "holds only one class", "the SVM composition needs labelled normal (0) and anomalous (1) samples"))
+        names = list(names) if names is not None else sorted(components)
+        X = _stack(components, names)
+        ref = X[y == 0] if normal_mask is None else X[np.asarray(normal_mask, bool)]
+        med, scale = robust_location_scale(ref)
+        Z = (X - med) / scale
+        svc = SVC(kernel="rbf", C=C, gamma=gamma, class_weight="balanced").fit(Z, y)  # deterministic without probability=True
+        f = svc.decision_function(Z)  # > 0 means class 1 (anomaly)
+        a, b = platt_fit(f, y)
+        return cls(names, med, scale, svc.support_vectors_, svc.dual_coef_[0], svc.intercept_[0], svc._gamma, a, b, C)
+
+    def decision_values(self, components) -> np.ndarray:
+        Z = self.std.standardise(components)
+        d2 = (Z * Z).sum(1)[:, None] + (self.support_vectors ** 2).sum(1)[None, :] - 2.0 * Z @ self.support_vectors.T
+        K = np.exp(-self.gamma * np.maximum(d2, 0.0))
+        return K @ self.dual_coef + self.intercept
+
+    def __call__(self, components) -> np.ndarray:
+        f = self.decision_values(components)
+        return 1.0 / (1.0 + np.exp(np.clip(self.platt_a * f + self.platt_b, -500, 500)))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "names": self.names, "median": self.std.median.tolist(), "scale": self.std.scale.tolist(),
+                "support_vectors": self.support_vectors.tolist(), "dual_coef": self.dual_coef.tolist(),
+                "intercept": self.intercept, "gamma": self.gamma, "platt_a": self.platt_a, "platt_b": self.platt_b, "C": self.C}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(d["names"], d["median"], d["scale"], d["support_vectors"], d["dual_coef"], d["intercept"],
+                   d["gamma"], d["platt_a"], d["platt_b"], d.get("C", 1.0))
+
+
+COMPOSERS = {"weights": WeightedSum, "robust": RobustStandardised, "grid": GridSearch, "svm": SVMComposer}
 
 
 def composer_from_dict(d: dict):
-    kind = d["kind"]
+    kind = d.get("kind") if isinstance(d, dict) else None
     if kind not in COMPOSERS:
-        raise ValueError(f"unknown composition {kind!r}")
-    return COMPOSERS[kind].from_dict(d) if hasattr(COMPOSERS[kind], "from_dict") else COMPOSERS[kind](d["weights"])
+        raise ValueError(f"unknown composition {kind!r}; known: {sorted(COMPOSERS)}")
+    return COMPOSERS[kind].from_dict(d)

@@ -1,10 +1,20 @@
-"""Thresholds τ: a sample is labelled anomalous when its score is above τ."""
+"""Thresholds τ: a sample is labelled anomalous when its score is above τ (``score > τ``).
+
+- :func:`contamination_threshold`: the (1 − c) quantile of scores (no labels).
+- :func:`best_threshold`: the τ maximising F_β or MCC on labelled validation scores.
+- :func:`fpr_threshold`: Neyman–Pearson, the (1 − fpr) quantile of *normal* scores, so at
+  most that fraction of normal calibration samples lies above τ.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ganad.exceptions import InputError, _fmt
+
+THRESHOLD_METRICS = ("f1", "fbeta", "mcc")
 
 
 def check_contamination(c) -> float:
@@ -14,6 +24,72 @@ def check_contamination(c) -> float:
     return c
 
 
+def _finite(scores, name="scores") -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.size == 0:
+        raise InputError(_fmt(name, "is empty", "pass at least one score"))
+    if not np.isfinite(s).all():
+        raise InputError(_fmt(name, "contains NaN or infinite values", "check the detector's input for NaN/inf"))
+    return s
+
+
 def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
     """The (1 - contamination) quantile of scores: that fraction of them lie above τ."""
     return float(np.quantile(np.asarray(scores, dtype=np.float64), 1.0 - check_contamination(contamination)))
+
+
+def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> float:
+    """Neyman–Pearson τ: at most ``floor(fpr · n)`` of the ``n`` normal scores lie strictly above τ.
+
+    τ is the ``(n − k)``-th smallest normal score with ``k = floor(fpr · n)`` (the empirical
+    (1 − fpr) quantile, taken at a data point so the bound holds exactly on these data).
+    """
+    fpr = float(fpr)
+    if not 0.0 <= fpr < 1.0:
+        raise InputError(_fmt("fpr", f"is {fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
+    s = np.sort(_finite(normal_scores, "normal scores"))
+    k = int(math.floor(fpr * s.size + 1e-9))
+    return float(s[s.size - k - 1])
+
+
+def best_threshold(scores, y, metric: str = "f1", *, beta: float = 1.0) -> tuple[float, float]:
+    """τ maximising F_β (``'f1'``, ``'fbeta'``) or MCC (``'mcc'``) of ``scores > τ`` against labels ``y``.
+
+    Candidates lie midway between consecutive distinct scores (plus below the minimum), so
+    each candidate splits the validation scores the same way with some margin. Ties go to
+    the highest τ (fewest alarms). Returns ``(τ, best value)``; vectorised over candidates.
+    """
+    if metric not in THRESHOLD_METRICS:
+        raise InputError(_fmt("threshold metric", f"is {metric!r}", f"use one of {', '.join(THRESHOLD_METRICS)}"))
+    s = _finite(scores)
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    if y.shape[0] != s.shape[0]:
+        raise InputError(_fmt("y", f"has {y.shape[0]} labels for {s.shape[0]} scores", "pass one label per scored sample"))
+    if y.min() == y.max():
+        raise InputError(_fmt("y", "holds only one class", "a threshold from labels needs normal (0) and anomalous (1) samples"))
+    beta = 1.0 if metric == "f1" else float(beta)
+    if not beta > 0:
+        raise InputError(_fmt("beta", f"is {beta}", "pass a positive β (1 = F1, 2 favours recall)"))
+    order = np.argsort(-s, kind="stable")
+    ss, yy = s[order], y[order]
+    # distinct values, descending; predicting positive all samples with score >= u_j
+    last = np.r_[np.nonzero(ss[1:] != ss[:-1])[0], ss.size - 1]  # last index of each distinct value
+    tp = np.cumsum(yy)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    P, N = float(y.sum()), float((y == 0).sum())
+    fn, tn = P - tp, N - fp
+    if metric == "mcc":
+        den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        val = np.where(den > 0, (tp * tn - fp * fn) / np.where(den > 0, den, 1.0), 0.0)
+    else:
+        b2 = beta * beta
+        den = (1 + b2) * tp + b2 * fn + fp
+        val = np.where(den > 0, (1 + b2) * tp / np.where(den > 0, den, 1.0), 0.0)
+    j = int(np.argmax(val))  # first = highest threshold among ties
+    u = ss[last]
+    if j + 1 < u.size:
+        tau = 0.5 * (u[j] + u[j + 1])
+    else:
+        span = u[0] - u[-1]
+        tau = u[-1] - max(1e-6 * abs(u[-1]), 1e-6 * span, 1e-12)
+    return float(tau), float(val[j])

@@ -117,6 +117,7 @@ class BaseGANDetector(BaseEstimator):
             "feature": C.feature_matching(f_x, f_hat),
             "discriminator": C.discriminator_ce(logit_hat),
             "latent_norm": C.latent_norm_deviation(inv["z"], self.prior_.norm_mode(self.latent_dim)),
+            **self._disc_normalised(logit_x),
         }
 
     def _default_composer(self):
@@ -177,13 +178,23 @@ class BaseGANDetector(BaseEstimator):
         return X
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None):
-        """Train on (mostly) normal data ``X``; ``y`` is ignored (unsupervised)."""
+    def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None):
+        """Train on (mostly) normal data ``X``; ``y`` is ignored (unsupervised).
+
+        Robust training (training data contaminated with anomalies): with
+        ``robust_contamination=c``, after ``robust_warmup`` plain epochs (default
+        ``max(1, epochs // 3)``) every epoch down-weights the fraction ``c`` of training samples
+        the current model scores as most anomalous (``robust_mode`` 'hard': weight 0, 'soft':
+        a sigmoid weight), ranked by the cheap proxy score ``robust_proxy`` (None = the method's
+        ``_robust_proxy_kind``); see :mod:`ganad.training.robust`. The final weights end in
+        ``robust_weights_``, the per-epoch excluded fraction in ``history_``.
+        """
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
         X = check_array(X, "X", min_samples=2)
         self._check_params()
+        self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         for attr in ("_frozen",):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
@@ -204,21 +215,121 @@ class BaseGANDetector(BaseEstimator):
             self.history_ = train(self._stages(gen), Xt, batch_size=self.batch_size, generator=gen,
                                   device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xt))
         self.nets_.eval()
+        self._finish_robust()
+        self.disc_train_mean_ = self._fit_disc_train_mean(Xt)
+        self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
+                             "contamination": float(self.contamination), "data": "training"}
         self.composer_ = self._default_composer()
-        self.decision_scores_ = self.decision_function(X)
+        res = self.score_components(X)
+        self._train_components = res.components  # in memory only: lets calibrate() rescore the training set
+        self.decision_scores_ = res.scores
         self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
     def _weight_fn(self, Xt):
-        return None
+        cfg = self.__dict__.get("_robust_cfg")
+        if cfg is None:
+            return None
+        from ganad.training.robust import RobustWeighter
+        self._robust_weighter = RobustWeighter(lambda stage: self._robust_proxy(Xt, stage), Xt.shape[0], *cfg)
+        return self._robust_weighter
 
     def _extra_state(self) -> dict:
-        """Method-specific fitted numbers to store in the model's JSON."""
-        return {}
+        """Fitted numbers to store in the model's JSON. Subclasses that add their own must
+        merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
+        return {"calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
+                "robust": self.__dict__.get("robust_")}
 
     def _load_extra_state(self, state: dict) -> None:
-        pass
+        """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
+        for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_")):
+            if state.get(key) is not None:
+                setattr(self, attr, state[key])
+
+    # ------------------------------------------------------------------ issue 4: robust training, D normalisation
+    #: proxy score of robust training: 'generated' = mean squared distance of x to the nearest of 512
+    #: samples G(z) (a latent search with the search replaced by picking the best of 512 fixed codes);
+    #: 'encoder' = mean |x - G(E(x))| (methods whose encoder trains jointly with G); 'discriminator' =
+    #: -log σ(D(x)) on the real sample (cheapest, but a discriminator often finds far-away real
+    #: outliers *more* real, since no fake ever lands there: not recommended)
+    _robust_proxy_kind = "generated"
+    _robust_proxy_kinds = ("generated", "encoder", "discriminator")
+
+    def _set_robust(self, contamination, warmup, mode, proxy=None):
+        self.__dict__.pop("_robust_cfg", None)
+        for attr in ("robust_", "robust_weights_", "_robust_weighter"):
+            self.__dict__.pop(attr, None)
+        if contamination is None:
+            return
+        from ganad.training.robust import check_robust
+        warmup = max(1, int(self.epochs) // 3) if warmup is None else warmup
+        self._robust_cfg = check_robust(contamination, warmup, mode)
+        proxy = self._robust_proxy_kind if proxy is None else proxy
+        if proxy not in self._robust_proxy_kinds or (proxy == "encoder" and "E" not in self._networks):
+            raise InputError(_fmt("robust_proxy", f"is {proxy!r}", f"use one of {[k for k in self._robust_proxy_kinds if k != 'encoder' or 'E' in self._networks]}"))
+        self._robust_proxy_used = proxy
+
+    def _robust_proxy(self, Xt: torch.Tensor, stage: str) -> torch.Tensor:
+        """Cheap anomaly score of every training sample under the networks being trained."""
+        from ganad.training.robust import batched_proxy
+        kind = self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind)
+        if kind == "encoder":
+            G, E = self.nets_["G"], self.nets_["E"]
+            return batched_proxy(lambda x: C.residual(x, G(E(x)), 1), Xt, [G, E], self.device_, int(self.score_batch_size))
+        if kind == "generated":
+            G = self.nets_["G"]
+            z = self.prior_.sample(512, self.latent_dim, generator=torch.Generator().manual_seed(self.seed_ + 1))
+            fake = batched_proxy(lambda zb: G(zb), z, [G], self.device_, int(self.score_batch_size), flatten=False)
+            fake = fake.reshape(fake.shape[0], -1).to(self.device_)
+            return batched_proxy(lambda x: torch.cdist(x.flatten(1), fake).min(1).values.pow(2) / fake.shape[1], Xt, [G],
+                                 self.device_, int(self.score_batch_size))
+        D = self.nets_["D"]
+        return batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D], self.device_,
+                             int(self.score_batch_size))
+
+    def _finish_robust(self):
+        w = self.__dict__.pop("_robust_weighter", None)
+        cfg = self.__dict__.pop("_robust_cfg", None)
+        if w is None or cfg is None:
+            return
+        self.history_.update(w.log)
+        n = w.n
+        self.robust_weights_ = (w.weights.numpy().astype(np.float64) if w.weights is not None else np.ones(n))
+        self.robust_ = {"contamination": cfg[0], "warmup": cfg[1], "mode": cfg[2], "proxy": self.__dict__.pop("_robust_proxy_used"),
+                        "final_excluded_fraction": float(np.mean(self.robust_weights_ < 0.5))}
+
+    def _fit_disc_train_mean(self, Xt: torch.Tensor):
+        """Mean of -log σ(D(x)) over the training data, the reference of 'disc_normalised'
+        (None for methods whose discriminator does not take x alone)."""
+        if "D" not in self.nets_:
+            return None
+        from ganad.training.robust import batched_proxy
+        D = self._inference_net("D")
+        try:
+            v = batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D], self.device_,
+                              int(self.score_batch_size))
+        except (TypeError, ValueError):  # D(x, z) of BiGAN-style methods
+            return None
+        m = float(v.double().mean())
+        return m if math.isfinite(m) and m > 0 else None
+
+    def _disc_normalised(self, logit_x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """'disc_normalised': -log σ(D(x)) / its training mean (1 = as typical as training data)."""
+        m = self.__dict__.get("disc_train_mean_")
+        return {} if m is None else {"disc_normalised": torch.nn.functional.softplus(-logit_x.reshape(-1)) / m}
+
+    def calibrate(self, X_val, y_val=None, *, compose="default", threshold="contamination", weights=None,
+                  metric="auroc", beta=1.0, fpr=0.05):
+        """Fit the composition and the threshold on validation data (labels optional); returns self.
+
+        See :func:`ganad.scoring.calibration.calibrate`. Scoring afterwards applies the stored
+        composer and ``threshold_`` and never refits; both and ``calibration_`` are saved by :meth:`save`.
+        """
+        from ganad.scoring.calibration import calibrate
+        X_val = self._validate_for_scoring(X_val, "X_val")
+        return calibrate(self, X_val, y_val, compose=compose, threshold=threshold, weights=weights, metric=metric,
+                         beta=beta, fpr=fpr)
 
     def score_components(self, X, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""

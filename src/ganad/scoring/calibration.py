@@ -1,0 +1,123 @@
+"""Calibration: fit the composition and the threshold on validation data, after training.
+
+``fit`` learns the networks from training data; :func:`calibrate` learns the composer and
+the threshold from a separate validation set (labels optional); scoring afterwards only
+applies them and never refits anything. What was done is recorded in ``det.calibration_``
+and saved in the model file with the composer and ``threshold_``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ganad.data.validation import check_labels
+from ganad.exceptions import InputError, _fmt
+from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum
+from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_threshold
+
+COMPOSE = ("default", "weights", "grid", "svm")
+THRESHOLDS = ("contamination", "f1", "fbeta", "mcc", "fpr")
+
+
+def _needs_both(y, what):
+    if y is None or y.min() == y.max():
+        raise InputError(_fmt("y_val", "is missing or holds only one class" if y is not None else "is missing",
+                              f"{what} needs labelled validation data with normal (0) and anomalous (1) samples; "
+                              "pass y_val (CLI: --labels), or use compose='default' with threshold='contamination' or 'fpr'"))
+
+
+def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default", weights=None, metric="auroc",
+                 beta=1.0, step=0.1, default=None):
+    """Build a composer from validation components (``y`` 1 = anomaly, optional)."""
+    if compose not in COMPOSE:
+        raise InputError(_fmt("compose", f"is {compose!r}", f"use one of {', '.join(COMPOSE)}"))
+    normal = {k: np.asarray(v)[y == 0] for k, v in components.items()} if y is not None else components
+    names = list(weights) if weights else sorted(components)
+    if compose == "default":
+        if y is not None and (y == 0).sum() < 2:
+            raise InputError(_fmt("y_val", "has fewer than two normal samples", "pass a validation set with normal samples"))
+        return RobustStandardised.fit(normal, names, weights)
+    if compose == "weights":
+        if weights:
+            return WeightedSum(weights)
+        if default is None:
+            raise InputError(_fmt("weights", "is missing", "pass weights such as {'residual': 0.9, 'feature': 0.1}"))
+        return default
+    if compose == "grid":
+        _needs_both(y, "compose='grid'")
+        return GridSearch.fit(components, y, names, metric=metric, step=step, beta=beta)
+    _needs_both(y, "compose='svm'")
+    return SVMComposer.fit(components, y, names)
+
+
+def fit_threshold(scores: np.ndarray, y=None, *, threshold="contamination", contamination=0.1, beta=1.0, fpr=0.05):
+    """τ on validation scores; returns ``(τ, info dict)``."""
+    if threshold not in THRESHOLDS:
+        raise InputError(_fmt("threshold", f"is {threshold!r}", f"use one of {', '.join(THRESHOLDS)}"))
+    if threshold == "contamination":
+        c = check_contamination(contamination)
+        return contamination_threshold(scores, c), {"contamination": c}
+    if threshold == "fpr":
+        ref = scores[y == 0] if y is not None else scores
+        tau = fpr_threshold(ref, fpr)
+        return tau, {"fpr": float(fpr), "n_normal": int(ref.size), "achieved_fpr": float(np.mean(ref > tau))}
+    _needs_both(y, f"threshold={threshold!r}")
+    tau, val = best_threshold(scores, y, threshold, beta=beta)
+    return tau, {"beta": float(beta) if threshold == "fbeta" else 1.0, "value": val}
+
+
+def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamination", weights=None, metric="auroc",
+              beta=1.0, fpr=0.05, contamination=None, step=0.1):
+    """Fit ``det.composer_`` and ``det.threshold_`` on validation data; returns ``det``.
+
+    ``compose``: 'default' (RobustStandardised: median / MAD of the normal validation
+    samples, or of all of them without labels; equal weights or ``weights``), 'weights'
+    (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
+    'svm' (RBF SVM + Platt). ``threshold``: 'contamination' (quantile of the validation
+    scores; ``contamination`` defaults to the detector's), 'f1' / 'fbeta' / 'mcc' (best on
+    labelled data), 'fpr' (the (1 − fpr) quantile of the normal validation scores).
+    """
+    if metric not in GRID_METRICS:
+        raise InputError(_fmt("metric", f"is {metric!r}", f"use one of {', '.join(GRID_METRICS)}"))
+    res = det.score_components(X_val)
+    comps = res.components
+    n = len(next(iter(comps.values())))
+    y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
+    composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
+                            default=det._default_composer())
+    scores = np.asarray(composer(comps), dtype=np.float64)
+    c = det.contamination if contamination is None else contamination
+    tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)
+    det.composer_, det.threshold_ = composer, float(tau)
+    cal = {"compose": compose, "composer": composer.kind, "threshold": threshold, "threshold_value": float(tau),
+           "n_val": int(n), "n_val_anomalies": int(y.sum()) if y is not None else None, "labelled": y is not None,
+           "components": sorted(comps), **info}
+    if compose == "grid":
+        cal.update(metric=metric, grid_step=step, grid_value=composer.value)
+    if y is not None and 0 < y.sum() < n:
+        from sklearn import metrics as skm
+        cal["val_auroc"] = float(skm.roc_auc_score(y, scores))  # continuous scores, on the calibration data itself
+        cal["val_auprc"] = float(skm.average_precision_score(y, scores))
+    # training scores under the new composer, when the training components are at hand (not after load)
+    train_comps = det.__dict__.get("_train_components")
+    if train_comps is not None:
+        det.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
+        det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
+    cal["decision_scores_updated"] = train_comps is not None
+    if train_comps is None and hasattr(det, "decision_scores_"):
+        det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
+    det.calibration_ = cal
+    return det
+
+
+def calibrate_model(model_dir, X_val, y_val=None, *, output=None, **kwargs):
+    """Load the model in ``model_dir``, calibrate it on ``X_val`` (``y_val`` optional) and save it
+    to ``output`` (default: in place). Returns the calibration record. For the CLI's
+    ``ganad calibrate MODEL_DIR VAL_DATA [--labels …] --threshold … --compose …``."""
+    from ganad.io import load_model
+    det = load_model(model_dir)
+    det.calibrate(X_val, y_val, **kwargs)
+    det.save(Path(output) if output is not None else Path(model_dir))
+    return det.calibration_

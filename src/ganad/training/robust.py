@@ -6,9 +6,9 @@ start of every epoch the current networks score every training sample with a *ch
 
 - ``mode='hard'``: weight 0 for the ``ceil(c · n)`` highest proxy scores, 1 for the rest
   (trimmed / rejected samples);
-- ``mode='soft'``: ``w = σ((q − s) / σ_s)`` with q the (1 − c) quantile of the proxy scores
-  and σ_s their MAD: samples far above q get weights near 0, a sample at q gets 0.5, normal
-  samples stay near 1.
+- ``mode='soft'``: ``w = exp(−max(s − q, 0) / σ_s)`` with q the (1 − c) quantile of the proxy
+  scores and σ_s their MAD·1.4826: samples up to q keep weight 1, samples above it decay
+  smoothly (one σ_s above q: 0.37), so a borderline sample is not thrown away outright.
 
 The proxy is the method's choice (``BaseGANDetector._robust_proxy``, ``fit(robust_proxy=…)``):
 
@@ -60,7 +60,7 @@ def robust_weights(scores: torch.Tensor, contamination: float, mode: str = "hard
     q = torch.quantile(s, 1.0 - contamination)
     mad = (s - s.median()).abs().median() * 1.4826
     scale = mad if float(mad) > 1e-12 else s.std().clamp_min(1e-12)
-    return torch.sigmoid((q - s) / scale).to(torch.float32)
+    return torch.exp(-(s - q).clamp_min(0) / scale).to(torch.float32)
 
 
 class RobustWeighter:

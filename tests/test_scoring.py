@@ -1,0 +1,279 @@
+"""Scoring: components, composition, thresholds, calibration, robust training (issue 4)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganad.detectors import AnoGAN
+from ganad.exceptions import InputError
+from ganad.scoring.composition import (
+    COMPOSERS,
+    GridSearch,
+    RobustStandardised,
+    SVMComposer,
+    WeightedSum,
+    composer_from_dict,
+    platt_fit,
+    simplex_grid,
+)
+from ganad.scoring.threshold import best_threshold, contamination_threshold, fpr_threshold
+from ganad.training.robust import RobustWeighter, robust_weights
+
+
+def _roundtrip(composer):
+    return composer_from_dict(json.loads(json.dumps(composer.to_dict())))
+
+
+@pytest.fixture(scope="module")
+def constructed():
+    """c1 = y + e, c2 = y − e: each alone is noisy, their equal mix cancels e; c3 is pure noise."""
+    rng = np.random.default_rng(0)
+    n = 600
+    y = (rng.random(n) < 0.2).astype(np.int64)
+    e = rng.normal(scale=5.0, size=n)
+    comps = {"a": y + e, "b": y - e + 0.01 * rng.normal(size=n), "c": rng.normal(size=n)}
+    return comps, y
+
+
+# ---------------------------------------------------------------- composition
+def test_weights_sum_to_one(constructed):
+    comps, y = constructed
+    assert sum(WeightedSum({"a": 3, "b": 1}).weights.values()) == pytest.approx(1.0)
+    assert sum(RobustStandardised.fit(comps).weights.values()) == pytest.approx(1.0)
+    assert sum(RobustStandardised.fit(comps, weights={"a": 2, "c": 6}).weights.values()) == pytest.approx(1.0)
+    assert sum(GridSearch.fit(comps, y).weights.values()) == pytest.approx(1.0)
+    g = simplex_grid(3, 0.1)
+    assert g.shape == (66, 3) and np.allclose(g.sum(1), 1.0) and (g >= 0).all()
+    with pytest.raises(InputError):
+        WeightedSum({"a": -1.0, "b": 2.0})
+
+
+def test_robust_standardised_uses_median_mad():
+    rng = np.random.default_rng(1)
+    comps = {"r": rng.normal(10.0, 2.0, 5000), "f": rng.normal(-3.0, 0.1, 5000)}
+    rs = RobustStandardised.fit(comps)
+    assert np.allclose(rs.median, [-3.0, 10.0], atol=0.1) and np.allclose(rs.scale, [0.1, 2.0], rtol=0.05)  # sorted names
+    z = rs.standardise(comps)
+    assert np.allclose(np.median(z, 0), 0, atol=1e-9)
+    # a few huge anomalies in the reference barely move it
+    comps2 = {k: np.r_[v, np.full(50, 1e6)] for k, v in comps.items()}
+    assert np.allclose(RobustStandardised.fit(comps2).scale, rs.scale, rtol=0.05)
+
+
+@pytest.mark.parametrize("metric", ["auroc", "auprc", "f1", "mcc"])
+def test_grid_search_finds_known_optimum(constructed, metric):
+    comps, y = constructed
+    gs = GridSearch.fit(comps, y, metric=metric, step=0.1)
+    assert gs.weights == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0}, abs=1e-9)
+    assert gs.value == pytest.approx(1.0)
+    assert _roundtrip(gs).weights == gs.weights
+
+
+def test_svm_composer_numpy_matches_sklearn_and_roundtrips(constructed):
+    from sklearn.svm import SVC
+    comps, y = constructed
+    svm = SVMComposer.fit(comps, y)
+    Z = svm.std.standardise(comps)
+    ref = SVC(kernel="rbf", gamma="scale", class_weight="balanced").fit(Z, y).decision_function(Z)
+    assert np.allclose(svm.decision_values(comps), ref, atol=1e-8)
+    p = svm(comps)
+    assert ((p > 0) & (p < 1)).all()
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(y, p) > 0.9
+    back = _roundtrip(svm)
+    assert isinstance(back, SVMComposer) and np.array_equal(back(comps), p)
+
+
+def test_platt_fit_recovers_a_logistic_model():
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=20000)
+    y = (rng.random(f.size) < 1 / (1 + np.exp(-2.0 * f + 0.5))).astype(int)  # A = -2, B = 0.5
+    a, b = platt_fit(f, y)
+    assert a == pytest.approx(-2.0, abs=0.1) and b == pytest.approx(0.5, abs=0.1)
+
+
+def test_every_composer_is_registered_and_json_only(constructed):
+    comps, y = constructed
+    made = [WeightedSum({"a": 1, "c": 1}), RobustStandardised.fit(comps), GridSearch.fit(comps, y), SVMComposer.fit(comps, y)]
+    assert {c.kind for c in made} == set(COMPOSERS)
+    for c in made:
+        assert np.array_equal(_roundtrip(c)(comps), c(comps))
+    with pytest.raises(ValueError):
+        composer_from_dict({"kind": "pickle"})
+
+
+# ---------------------------------------------------------------- thresholds
+def test_contamination_threshold_is_the_quantile():
+    s = np.random.default_rng(3).normal(size=1000)
+    tau = contamination_threshold(s, 0.1)
+    assert abs(np.mean(s > tau) - 0.1) <= 1 / s.size
+
+
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.333])
+def test_fpr_threshold_meets_requested_rate(fpr):
+    s = np.random.default_rng(4).normal(size=997)
+    tau = fpr_threshold(s, fpr)
+    achieved = np.mean(s > tau)
+    assert achieved <= fpr and achieved > fpr - 1 / s.size
+
+
+@pytest.mark.parametrize("metric", ["f1", "fbeta", "mcc"])
+def test_best_threshold_matches_brute_force(metric):
+    from sklearn.metrics import fbeta_score, matthews_corrcoef
+    rng = np.random.default_rng(5)
+    y = (rng.random(300) < 0.25).astype(int)
+    s = np.round(rng.normal(size=300) + 1.5 * y, 1)  # ties on purpose
+    tau, val = best_threshold(s, y, metric, beta=2.0)
+
+    def m(pred):
+        if metric == "mcc":
+            return matthews_corrcoef(y, pred)
+        return fbeta_score(y, pred, beta=1.0 if metric == "f1" else 2.0, zero_division=0)
+
+    brute = max(m((s > t).astype(int)) for t in np.r_[np.unique(s), s.min() - 1])
+    assert val == pytest.approx(brute) and m((s > tau).astype(int)) == pytest.approx(val)
+
+
+# ---------------------------------------------------------------- robust weights (unit)
+def test_robust_weights_hard_and_soft():
+    s = torch.arange(100, dtype=torch.float32)
+    w = robust_weights(s, 0.1, "hard")
+    assert w[:90].eq(1).all() and w[90:].eq(0).all()
+    ws = robust_weights(s, 0.1, "soft")
+    assert ws[:90].eq(1).all() and (ws[90:] < 1).all() and (ws[91:] < ws[90:-1]).all() and (ws > 0).all()
+    wf = RobustWeighter(lambda stage: s, 100, 0.1, warmup=2)
+    assert wf(0, "gan") is None and wf(1, "gan") is None and wf(2, "gan").sum() == 90
+    assert wf.log["gan/robust_excluded_fraction"] == [0.0, 0.0, pytest.approx(0.1)]
+
+
+# ---------------------------------------------------------------- detectors
+@pytest.fixture(scope="module")
+def data():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+    X, y = load_breast_cancer(return_X_y=True)
+    y = (y == 0).astype(np.int64)  # malignant = anomaly
+    X = StandardScaler().fit(X[y == 0]).transform(X).astype(np.float32)
+    rng = np.random.default_rng(0)
+    normal, anom = rng.permutation(np.flatnonzero(y == 0)), rng.permutation(np.flatnonzero(y == 1))
+    tr = normal[:200]
+    val = np.r_[normal[200:290], anom[:60]]
+    test = np.r_[normal[290:], anom[60:]]
+    return X[tr], (X[val], y[val]), (X[test], y[test])
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    Xtr, _, _ = data
+    return AnoGAN(epochs=3, search_n_max=30, random_state=0).fit(Xtr)
+
+
+def test_fit_records_components_and_default_calibration(model, data):
+    Xtr, _, _ = data
+    assert model.disc_train_mean_ > 0
+    comps = model.score_components(Xtr[:20]).components
+    assert set(comps) == {"residual", "feature", "discriminator", "latent_norm", "disc_normalised"}
+    assert model.calibration_["compose"] == "fit"
+
+
+@pytest.mark.parametrize("compose,threshold", [("default", "fpr"), ("grid", "mcc"), ("svm", "f1"), ("weights", "contamination")])
+def test_calibrate_thresholds_meet_definition(model, data, compose, threshold):
+    import copy
+    _, (Xv, yv), _ = data
+    det = copy.deepcopy(model)
+    kw = {"weights": {"residual": 0.9, "feature": 0.1}} if compose == "weights" else {}
+    det.calibrate(Xv, yv, compose=compose, threshold=threshold, fpr=0.1, **kw)
+    s = det.decision_function(Xv)
+    cal = det.calibration_
+    assert cal["compose"] == compose and cal["threshold"] == threshold and cal["threshold_value"] == det.threshold_
+    if threshold == "fpr":
+        assert np.mean(s[yv == 0] > det.threshold_) <= 0.1 and cal["achieved_fpr"] <= 0.1
+    elif threshold == "contamination":
+        assert abs(np.mean(s > det.threshold_) - det.contamination) <= 1 / len(s)
+    else:
+        assert cal["value"] == pytest.approx(best_threshold(s, yv, threshold)[1])
+    assert 0.0 <= cal["val_auroc"] <= 1.0
+    # training scores are re-composed with the calibrated composer
+    assert det.decision_scores_.shape == (200,) and cal["decision_scores_updated"]
+
+
+def test_calibrate_without_labels(model, data):
+    import copy
+    _, (Xv, yv), _ = data
+    det = copy.deepcopy(model).calibrate(Xv[yv == 0], threshold="fpr", fpr=0.05)
+    assert isinstance(det.composer_, RobustStandardised) and not det.calibration_["labelled"]
+    assert np.mean(det.decision_function(Xv[yv == 0]) > det.threshold_) <= 0.05
+    for compose, threshold in (("grid", "contamination"), ("svm", "contamination"), ("default", "f1")):
+        with pytest.raises(InputError, match="y_val"):
+            copy.deepcopy(model).calibrate(Xv, compose=compose, threshold=threshold)
+
+
+def test_scoring_never_reads_other_samples(model, data):
+    """After calibrate, a sample's score is the same alone and inside a larger set."""
+    import copy
+    _, (Xv, yv), (Xt, yt) = data
+    det = copy.deepcopy(model).calibrate(Xv, yv, compose="svm", threshold="f1")
+    whole = det.score_components(Xt)
+    part = det.score_components(Xt[5:25])
+    # the composer is a fixed function of each sample's own components: exactly equal
+    sub = {k: v[5:25] for k, v in whole.components.items()}
+    np.testing.assert_array_equal(det.composer_(sub), whole.scores[5:25])
+    # end to end equal up to float32 round-off of the batched latent search (BLAS blocking depends on batch size)
+    np.testing.assert_allclose(part.scores, whole.scores[5:25], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(det.predict(Xt[5:25]), (part.scores > det.threshold_).astype(int))
+    # and calibrating twice on the same data is deterministic
+    det2 = copy.deepcopy(model).calibrate(Xv, yv, compose="svm", threshold="f1")
+    np.testing.assert_array_equal(det2.decision_function(Xt[5:25]), part.scores)
+
+
+@pytest.mark.parametrize("compose,threshold", [("grid", "f1"), ("svm", "fpr")])
+def test_save_load_keeps_calibration(model, data, tmp_path, compose, threshold):
+    import copy
+
+    import ganad.io as gio
+    _, (Xv, yv), (Xt, _) = data
+    det = copy.deepcopy(model).calibrate(Xv, yv, compose=compose, threshold=threshold)
+    det.save(tmp_path / "m")
+    back = gio.load_model(tmp_path / "m")
+    assert back.composer_.to_dict() == det.composer_.to_dict()
+    assert back.threshold_ == det.threshold_ and back.calibration_ == det.calibration_
+    assert back.disc_train_mean_ == det.disc_train_mean_
+    np.testing.assert_array_equal(back.decision_function(Xt[:30]), det.decision_function(Xt[:30]))
+    np.testing.assert_array_equal(back.predict(Xt[:30]), det.predict(Xt[:30]))
+    np.testing.assert_array_equal(back.labels_, det.labels_)
+    assert "pickle" not in (tmp_path / "m" / "config.json").read_text()
+
+
+def test_calibrate_model_on_a_saved_model(model, data, tmp_path):
+    import copy
+
+    from ganad.io import load_model
+    from ganad.scoring.calibration import calibrate_model
+    _, (Xv, yv), _ = data
+    copy.deepcopy(model).save(tmp_path / "m")
+    cal = calibrate_model(tmp_path / "m", Xv, yv, compose="grid", threshold="mcc")
+    back = load_model(tmp_path / "m")
+    assert back.calibration_ == cal and back.composer_.kind == "grid" and cal["decision_scores_updated"] is False
+
+
+def test_robust_training_downweights_injected_outliers():
+    rng = np.random.default_rng(0)
+    n, d = 300, 8
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    out = rng.choice(n, 15, replace=False)
+    X[out] += 6.0
+    is_out = np.zeros(n, bool)
+    is_out[out] = True
+    det = AnoGAN(epochs=3, search_n_max=5, random_state=0).fit(X, robust_contamination=0.05)
+    w = det.robust_weights_
+    assert w.shape == (n,) and w[is_out].mean() < w[~is_out].mean()
+    assert w[is_out].mean() < 0.5
+    hist = det.history_["gan/robust_excluded_fraction"]
+    assert len(hist) == 3 and hist[0] == 0.0 and hist[-1] == pytest.approx(0.05)
+    assert det.robust_["proxy"] == "generated" and det.robust_["warmup"] == 1
+    with pytest.raises(InputError, match="robust_contamination"):
+        AnoGAN(epochs=1).fit(X, robust_contamination=0.9)

@@ -28,7 +28,8 @@ def check_array(
     if X is None:
         raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
     if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
-        non_numeric = [str(c) for c, t in zip(X.columns, X.dtypes) if not np.issubdtype(np.dtype(t) if not hasattr(t, "numpy_dtype") else t.numpy_dtype, np.number) and t != bool]
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+        non_numeric = [str(c) for c in X.columns if not (is_numeric_dtype(X[c]) or is_bool_dtype(X[c]))]
         if non_numeric:
             raise InputError(_fmt(name, f"has non-numeric column(s) {non_numeric[:5]}", "drop or encode these columns (for example one-hot) before passing the data"))
         X = X.to_numpy()

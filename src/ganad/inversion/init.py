@@ -40,7 +40,9 @@ def splitmix64(z: torch.Tensor) -> torch.Tensor:
 def row_seeds(x: torch.Tensor, salt: int) -> torch.Tensor:
     """One int64 seed per sample from the bit patterns of its float32 values."""
     flat = x.detach().to("cpu", torch.float32).flatten(1).contiguous()
-    bits = flat.view(torch.int32).to(torch.int64)
+    # drop the 12 lowest mantissa bits: a value that went through a text file and back (last-bit
+    # rounding) still gets the same start
+    bits = (flat.view(torch.int32) & ~0xFFF).to(torch.int64)
     pos = splitmix64(torch.arange(flat.shape[1], dtype=torch.int64) + _s64(salt * 0x632BE59BD9B4E019))
     return splitmix64((bits * pos).sum(1) ^ _s64(salt))
 

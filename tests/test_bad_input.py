@@ -1,0 +1,138 @@
+"""Every error a user can cause names the input, the problem and the fix, and writes nothing."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ganad
+from ganad import AnoGAN
+from ganad.cli import app
+from ganad.exceptions import DataFileError, InputError, ModelFileError, NotFittedError
+
+runner = CliRunner()
+FAST = dict(epochs=1, search_n_max=5, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    return AnoGAN(**FAST).fit(X)
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    (np.array([[1.0, np.nan], [2.0, 3.0]]), "NaN or infinite.*row 0"),
+    (np.array([[1.0, 2.0], [np.inf, 3.0]]), "NaN or infinite.*row 1"),
+    (np.zeros((0, 3)), "empty"),
+    (np.zeros((3, 0)), "0 feature"),
+    (np.zeros((2, 2, 2, 2, 2)), "5 dimensions"),
+    (np.zeros(5), "1-D"),
+    (np.array([["a", "b"], ["c", "d"]]), "non-numeric"),
+    (np.ones((1, 3)), "1 sample"),
+])
+def test_fit_rejects_bad_arrays(bad, pattern):
+    with pytest.raises(InputError, match=pattern) as e:
+        AnoGAN(**FAST).fit(bad)
+    assert "Fix:" in str(e.value)
+
+
+def test_non_numeric_dataframe_column_is_named():
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "kind": ["x", "y", "z"]})
+    with pytest.raises(InputError, match=r"non-numeric column.*kind"):
+        AnoGAN(**FAST).fit(df)
+
+
+def test_scoring_rejects_feature_mismatch_and_nan(fitted):
+    with pytest.raises(InputError, match="X has 5 features, but AnoGAN is expecting 4 features"):
+        fitted.decision_function(np.zeros((3, 5)))
+    with pytest.raises(InputError, match="shape"):
+        fitted.decision_function(np.zeros((3, 1, 4)))
+    with pytest.raises(InputError, match="NaN"):
+        fitted.predict(np.array([[0, 0, np.nan, 0]]))
+
+
+def test_unfitted_detector():
+    with pytest.raises(NotFittedError, match="fit"):
+        AnoGAN().decision_function(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("param,value", [("contamination", 0.9), ("epochs", -1), ("lr_g", 0.0), ("objective", "lsgan"),
+                                         ("net", "transformer"), ("prior", "cauchy"), ("search_distance", "cos")])
+def test_bad_parameters(param, value):
+    with pytest.raises(ValueError, match="Fix"):
+        AnoGAN(**{**FAST, param: value}).fit(np.random.randn(16, 3))
+
+
+def test_missing_and_corrupt_model_directories(fitted, tmp_path):
+    with pytest.raises(ModelFileError, match="not a model directory"):
+        ganad.load(tmp_path / "nope")
+    fitted.save(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{ not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        ganad.load(tmp_path / "m")
+    fitted.save(tmp_path / "m2")
+    w = tmp_path / "m2" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        ganad.load(tmp_path / "m2")
+    fitted.save(tmp_path / "m3")
+    cfg = json.loads((tmp_path / "m3" / "config.json").read_text())
+    cfg["state"]["data_shape"] = [7]
+    (tmp_path / "m3" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="inconsistent or corrupt"):
+        ganad.load(tmp_path / "m3")
+
+
+def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "precious.txt").write_text("keep me")
+    with pytest.raises(ModelFileError, match="not a ganad model directory"):
+        fitted.save(tmp_path / "d")
+    assert (tmp_path / "d" / "precious.txt").read_text() == "keep me"
+
+
+def test_unreadable_files_give_clear_errors(tmp_path):
+    from ganad.data.io import read_array
+    np.save(tmp_path / "x.npy", np.random.randn(50, 3))
+    data = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFileError, match="t.npy.*cannot be read"):
+        read_array(tmp_path / "t.npy")
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x01")
+    with pytest.raises((DataFileError, InputError)):
+        read_array(tmp_path / "bin.csv")
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataFileError, match="unknown extension"):
+        read_array(tmp_path / "x.xlsx")
+    with pytest.raises(DataFileError, match="does not exist"):
+        read_array(tmp_path / "missing.csv")
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 2)), b=np.ones((2, 2)))
+    with pytest.raises(DataFileError, match="unclear which"):
+        read_array(tmp_path / "two.npz")
+
+
+def test_cli_fails_cleanly_and_writes_nothing(fitted, tmp_path):
+    np.save(tmp_path / "x.npy", np.random.randn(50, 3))
+    data = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[: len(data) // 2])
+    r = runner.invoke(app, ["fit", str(tmp_path / "t.npy"), "-o", str(tmp_path / "model"), "--epochs", "1", "-q"])
+    assert r.exit_code != 0 and "cannot be read" in r.output
+    assert not (tmp_path / "model").exists()
+
+    pd.DataFrame({"a": [1.0, np.nan], "b": [1.0, 2.0]}).to_csv(tmp_path / "nan.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "nan.csv"), "-o", str(tmp_path / "model"), "-q"])
+    assert r.exit_code != 0 and "NaN" in r.output and not (tmp_path / "model").exists()
+
+    fitted.save(tmp_path / "m")  # 4 features
+    pd.DataFrame(np.zeros((5, 3))).to_csv(tmp_path / "three.csv", index=False)
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "three.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code != 0 and "expecting 4 features" in r.output
+    assert not (tmp_path / "s.csv").exists() and not list(tmp_path.glob(".s.csv*"))
+
+    r = runner.invoke(app, ["score", str(tmp_path / "missing"), str(tmp_path / "three.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code != 0 and "not a model directory" in r.output
+
+    r = runner.invoke(app, ["fit", str(tmp_path / "three.csv"), "-o", str(tmp_path / "x"), "--method", "nope"])
+    assert r.exit_code != 0 and "unknown method" in r.output

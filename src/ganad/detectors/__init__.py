@@ -1,9 +1,16 @@
 """The detectors users import. One small file per method."""
 
+from ganad.detectors.alad import ALAD
 from ganad.detectors.anogan import AnoGAN
 from ganad.detectors.base import BaseGANDetector, ScoreResult
+from ganad.detectors.bigan import EGBAD, BiGAN
+from ganad.detectors.encoder_base import EncoderDetector
+from ganad.detectors.fanogan import FAnoGAN
+from ganad.detectors.ganomaly import GANomaly
+from ganad.detectors.vaegan import VAEGAN
 
 #: method name (CLI --method) -> class
 DETECTORS: dict[str, type[BaseGANDetector]] = {"anogan": AnoGAN}
+DETECTORS.update({"fanogan": FAnoGAN, "bigan": BiGAN, "egbad": BiGAN, "alad": ALAD, "ganomaly": GANomaly, "vaegan": VAEGAN})
 
-__all__ = ["AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "EncoderDetector", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult"]

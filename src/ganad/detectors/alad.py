@@ -1,0 +1,128 @@
+"""ALAD, adversarially learned anomaly detection (Zenati et al. 2018): a bidirectional GAN with
+three spectrally normalised discriminators, Dxz(x, z) as in BiGAN plus Dxx(x, x') and Dzz(z, z')
+that enforce cycle consistency x ≈ G(E(x)) and z ≈ E(G(z)).
+
+Zenati H., Romain M., Foo C. S., Lecouat B., Chandrasekhar V. Adversarially learned anomaly
+detection. IEEE ICDM 2018 (arXiv:1812.02288).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
+from ganad.nets import build_encoder, build_generator
+from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
+from ganad.scoring import components as C
+from ganad.scoring.composition import WeightedSum
+from ganad.training.adversarial import make_optimizer
+from ganad.training.loop import Stage
+
+
+class ALAD(EncoderDetector):
+    __doc__ = f"""ALAD: G, E, Dxz, Dxx, Dzz with cycle consistency; score = L1 distance of Dxx features of (x, x) and (x, G(E(x))).
+
+    Parameters
+    ----------
+    {COMMON_PARAMS}
+    {ENCODER_PARAMS}
+    spectral_norm : bool, default True
+        Spectral normalisation on the three discriminators (ALAD's choice).
+
+    Training history: ``alad/d_loss``, ``alad/ge_loss`` and the cycle-consistency errors
+    ``alad/cycle_x`` (mean |x − G(E(x))|) and ``alad/cycle_z`` (mean |z − E(G(z))|), recorded, not optimised directly.
+    Score components: ``dxx_feature`` (the ALAD score), ``residual``, ``latent_norm``.
+    """
+
+    _networks = ("G", "E", "Dxz", "Dxx", "Dzz")
+
+    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
+                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=True, prior="normal",
+                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
+                 device="auto", random_state=None, verbose=False,
+                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
+                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0):
+        store_params(self, locals())
+
+    def _build_networks(self):
+        fam, shape, d = self.family_, self.data_shape_, self.latent_dim
+        w, k, sn = self._width(), self._depth(), self.spectral_norm
+        return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
+                "E": build_encoder(fam, shape, d, w, k),
+                "Dxz": JointDiscriminator(fam, shape, d, w, k, sn),
+                "Dxx": PairDiscriminator(fam, shape, w, k, sn, self.feature_layer),
+                "Dzz": LatentPairDiscriminator(d, w, sn)}
+
+    def _search_D(self):
+        return None
+
+    def _stages(self, generator):
+        G, E = self.nets_["G"], self.nets_["E"]
+        Dxz, Dxx, Dzz = self.nets_["Dxz"], self.nets_["Dxx"], self.nets_["Dzz"]
+        opt_ge = make_optimizer(list(G.parameters()) + list(E.parameters()), self.lr_g, self.betas)
+        opt_d = make_optimizer(list(Dxz.parameters()) + list(Dxx.parameters()) + list(Dzz.parameters()), self.lr_d, self.betas)
+        prior, d, obj = self.prior_, self.latent_dim, self.objective
+        n_critic, gp_w = int(self.n_critic), float(self.gp_weight)
+        state = {"i": 0}
+
+        def step(x, w):
+            n = x.shape[0]
+            z = prior.sample(n, d, generator=generator).to(x.device)
+            with torch.no_grad():
+                z_enc = E(x)
+                x_gen = G(z)
+                x_rec = G(z_enc)
+                z_rec = E(x_gen)
+            l_xz, _ = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0], w)
+            l_xx, _ = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w)
+            l_zz, _ = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])
+            loss_d = l_xz + l_xx + l_zz
+            out = {}
+            if obj == "wgan-gp" and gp_w > 0:
+                gp = (joint_gradient_penalty(Dxz, (x, z_enc), (x_gen, z), generator)
+                      + joint_gradient_penalty(Dxx, (x, x), (x, x_rec), generator)
+                      + joint_gradient_penalty(Dzz, (z, z), (z, z_rec), generator))
+                loss_d = loss_d + gp_w * gp
+                out["gp"] = gp.detach()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            out["d_loss"] = loss_d.detach()
+            state["i"] += 1
+            if state["i"] % n_critic == 0:
+                z_enc = E(x)
+                x_gen = G(z)
+                x_rec = G(z_enc)
+                z_rec = E(x_gen)
+                _, g_xz = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0])
+                _, g_xx = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0])
+                _, g_zz = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])
+                loss_ge = g_xz + g_xx + g_zz
+                opt_ge.zero_grad(set_to_none=True)
+                loss_ge.backward()
+                opt_ge.step()
+                state["ge"] = loss_ge.detach()
+                state["cx"] = (x - x_rec).abs().mean().detach()
+                state["cz"] = (z - z_rec).abs().mean().detach()
+            zero = torch.zeros((), device=x.device)
+            out["ge_loss"] = state.get("ge", zero)
+            out["cycle_x"] = state.get("cx", zero)
+            out["cycle_z"] = state.get("cz", zero)
+            return out
+
+        return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz])]
+
+    def _components(self, x, inv):
+        Dxx = self._inference_net("Dxx")
+        z, x_hat = inv["z"], inv["x_hat"]
+        _, f_xx = Dxx(x, x)
+        _, f_xr = Dxx(x, x_hat)
+        return {
+            "dxx_feature": (f_xx - f_xr).abs().flatten(1).sum(1),
+            "residual": C.residual(x, x_hat, 1),
+            "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
+        }
+
+    def _default_composer(self):
+        return WeightedSum({"dxx_feature": 1.0})

@@ -1,0 +1,111 @@
+"""EGBAD / BiGAN (Zenati et al. 2018; Donahue et al. 2017): generator G, encoder E and a joint
+discriminator D(x, z) trained together; D sees (x, E(x)) as real and (G(z), z) as fake.
+
+Zenati H., Foo C. S., Lecouat B., Manek G., Chandrasekhar V. R. Efficient GAN-based anomaly
+detection. ICLR 2018 workshop (arXiv:1802.06222).
+Donahue J., Krähenbühl P., Darrell T. Adversarial feature learning. ICLR 2017.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
+from ganad.nets import build_encoder, build_generator
+from ganad.nets.joint import JointDiscriminator
+from ganad.scoring import components as C
+from ganad.scoring.composition import WeightedSum
+from ganad.training.adversarial import make_optimizer
+from ganad.training.loop import Stage
+
+
+class BiGAN(EncoderDetector):
+    __doc__ = f"""EGBAD / BiGAN: G, E and a joint D(x, z) trained together; score (1-λ)·residual + λ·feature matching.
+
+    Parameters
+    ----------
+    {COMMON_PARAMS}
+    {ENCODER_PARAMS}
+    lam : float, default 0.1
+        λ, the weight of the feature-matching component (features of D(x, E(x)) vs D(G(E(x)), E(x))).
+
+    Score components: ``residual`` (mean |x − G(E(x))|), ``feature`` (joint-discriminator feature
+    matching), ``discriminator`` (−log σ D(G(E(x)), E(x))), ``latent_norm``.
+    """
+
+    _networks = ("G", "E", "D")
+
+    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
+                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
+                 device="auto", random_state=None, verbose=False,
+                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
+                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
+                 lam=0.1):
+        store_params(self, locals())
+
+    def _build_networks(self):
+        fam, shape, d = self.family_, self.data_shape_, self.latent_dim
+        w, k = self._width(), self._depth()
+        return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
+                "E": build_encoder(fam, shape, d, w, k),
+                "D": JointDiscriminator(fam, shape, d, w, k, self.spectral_norm)}
+
+    def _stages(self, generator):
+        G, E, D = self.nets_["G"], self.nets_["E"], self.nets_["D"]
+        opt_ge = make_optimizer(list(G.parameters()) + list(E.parameters()), self.lr_g, self.betas)
+        opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
+        prior, d, obj = self.prior_, self.latent_dim, self.objective
+        n_critic, gp_w = int(self.n_critic), float(self.gp_weight)
+        state = {"i": 0}
+
+        def step(x, w):
+            n = x.shape[0]
+            z = prior.sample(n, d, generator=generator).to(x.device)
+            with torch.no_grad():
+                z_enc, x_gen = E(x), G(z)
+            real, _ = D(x, z_enc)
+            fake, _ = D(x_gen, z)
+            loss_d, _ = adv_losses(obj, real, fake, w)
+            out = {}
+            if obj == "wgan-gp" and gp_w > 0:
+                gp = joint_gradient_penalty(D, (x, z_enc), (x_gen, z), generator)
+                loss_d = loss_d + gp_w * gp
+                out["gp"] = gp.detach()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            out["d_loss"] = loss_d.detach()
+            state["i"] += 1
+            if state["i"] % n_critic == 0:
+                real, _ = D(x, E(x))
+                fake, _ = D(G(z), z)
+                _, loss_ge = adv_losses(obj, real, fake)
+                opt_ge.zero_grad(set_to_none=True)
+                loss_ge.backward()
+                opt_ge.step()
+                state["ge"] = loss_ge.detach()
+            out["ge_loss"] = state.get("ge", torch.zeros((), device=x.device))
+            return out
+
+        return [Stage("bigan", self.epochs, step, modules=[G, E, D])]
+
+    def _components(self, x, inv):
+        D = self._inference_net("D")
+        z, x_hat = inv["z"], inv["x_hat"]
+        _, f_x = D(x, z)
+        logit_hat, f_hat = D(x_hat, z)
+        return {
+            "residual": C.residual(x, x_hat, 1),
+            "feature": C.feature_matching(f_x, f_hat),
+            "discriminator": C.discriminator_ce(logit_hat),
+            "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
+        }
+
+    def _default_composer(self):
+        return WeightedSum({"residual": 1.0 - float(self.lam), "feature": float(self.lam)})
+
+
+#: the name used by Zenati et al. 2018
+EGBAD = BiGAN

@@ -1,0 +1,124 @@
+"""Shared code of the encoder-based detectors (f-AnoGAN, BiGAN / EGBAD, ALAD, GANomaly, β-VAEGAN).
+
+An encoder method inverts a sample in one forward pass: z = E(x), x̂ = G(z). With
+``inversion='search'`` the AnoGAN latent search runs instead, started from E(x)
+(``search_init='encoder'``, a warm start) or from the usual hashed random codes
+(``search_init='random'``), so encoder and search combine.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.detectors.base import BaseGANDetector
+from ganad.exceptions import InputError, _fmt
+from ganad.inversion.latent_search import LatentSearch
+from ganad.training.objectives import d_loss, g_loss
+
+INVERSIONS = ("encoder", "search")
+SEARCH_INITS = ("encoder", "random")
+
+#: parameters every encoder method adds to the common ones
+ENCODER_PARAMS = """
+    inversion : {'encoder', 'search'}, default 'encoder'
+        How a sample is mapped to its code: one encoder pass z = E(x) (fast, exportable to ONNX),
+        or the AnoGAN latent search.
+    search_init : {'encoder', 'random'}, default 'encoder'
+        With ``inversion='search'``: start the search from E(x) (warm start) or from random codes.
+    search_distance, search_eps, search_n_max, search_lr, search_restarts, search_feature_weight
+        The latent search's settings, as in :class:`ganad.AnoGAN` (used only with ``inversion='search'``).
+"""
+
+
+def store_params(obj, params: dict) -> None:
+    """Store the constructor's arguments unchanged (scikit-learn's contract)."""
+    for k, v in params.items():
+        if k not in ("self", "__class__"):
+            setattr(obj, k, v)
+
+
+def adv_losses(objective: str, real: torch.Tensor, fake: torch.Tensor, w=None):
+    """(discriminator loss, generator+encoder loss) of a bidirectional pair: the generator side
+    wants ``fake`` judged real and ``real`` judged fake (labels flipped, as in BiGAN / ALAD)."""
+    return d_loss(objective, real, fake, w), g_loss(objective, fake) + g_loss(objective, -real)
+
+
+def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.Tensor:
+    """WGAN-GP on a discriminator of several inputs: interpolate every input with the same α."""
+    n = pairs_real[0].shape[0]
+    a = torch.rand(n, generator=generator).to(pairs_real[0].device)
+    ins = []
+    for r, f in zip(pairs_real, pairs_fake):
+        aa = a.reshape((n,) + (1,) * (r.dim() - 1))
+        ins.append((aa * r.detach() + (1 - aa) * f.detach()).requires_grad_(True))
+    out, _ = D(*ins)
+    grads = torch.autograd.grad(out.sum(), ins, create_graph=True)
+    g = torch.cat([gr.flatten(1) for gr in grads], dim=1)
+    return ((g.norm(dim=1) - 1) ** 2).mean()
+
+
+def bake_parametrizations(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every parametrised weight (spectral norm) by its current value, in place."""
+    from torch.nn.utils import parametrize
+
+    for sub in module.modules():
+        if parametrize.is_parametrized(sub):
+            for pname in list(sub.parametrizations.keys()):
+                parametrize.remove_parametrizations(sub, pname, leave_parametrized=True)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+class EncoderDetector(BaseGANDetector):
+    """Base of the encoder methods: encoder inversion, optional latent search warm-started from E(x)."""
+
+    _networks = ("G", "D", "E")
+
+    def _score_context(self):
+        # the encoder pass needs no autograd at all; the latent search needs a local enable_grad
+        return torch.inference_mode() if self.inversion == "encoder" else torch.no_grad()
+
+    def _check_params(self):
+        super()._check_params()
+        if self.inversion not in INVERSIONS:
+            raise InputError(_fmt("inversion", f"is {self.inversion!r}", "use 'encoder' (one pass of E) or 'search' (latent search)"))
+        if self.search_init not in SEARCH_INITS:
+            raise InputError(_fmt("search_init", f"is {self.search_init!r}", "use 'encoder' (start the search from E(x)) or 'random'"))
+
+    def _inference_net(self, name):
+        # Build the frozen copy outside inference mode: a copy made under inference_mode holds
+        # inference tensors, whose version counter the conv1d matmul-weight cache cannot read.
+        # Spectral-norm parametrisations are baked into plain weights (eval mode does no power
+        # iteration, so the function is unchanged): faster scoring, and ONNX has no vdot.
+        cache = self.__dict__.get("_frozen", {})
+        if name in cache:
+            return cache[name]
+        with torch.inference_mode(False):
+            net = super()._inference_net(name)
+            bake_parametrizations(net)
+        return net
+
+    # ------------------------------------------------------------------ inversion
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
+        return self._inference_net("E")(x)
+
+    def latent_search(self) -> LatentSearch:
+        return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
+                            lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
+
+    def _search_D(self):
+        D = self._inference_net("D")
+        from ganad.nets.blocks import FeatureDiscriminator
+        return D if isinstance(D, FeatureDiscriminator) else None  # joint D(x, z) cannot judge x alone
+
+    def _invert(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        G = self._inference_net("G")
+        if self.inversion == "encoder":
+            z = self._encode(x)
+            return {"z": z, "x_hat": G(z)}
+        z0 = self._encode(x) if self.search_init == "encoder" else None
+        r = self.latent_search().run(G, x, self.prior_, latent_dim=self.latent_dim, D=self._search_D(),
+                                     z0=z0, seed=self.seed_)
+        return {"z": r.z, "x_hat": r.x_hat, "iterations": r.iterations, "search_distance": r.distance}

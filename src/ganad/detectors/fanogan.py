@@ -1,0 +1,89 @@
+"""f-AnoGAN (Schlegl et al. 2019): a WGAN-GP trained on normal data, then an encoder trained
+with the GAN frozen (izi_f architecture), so that inversion is one forward pass.
+
+Schlegl T., Seeböck P., Waldstein S. M., Langs G., Schmidt-Erfurth U. f-AnoGAN: Fast
+unsupervised anomaly detection with generative adversarial networks. Medical Image Analysis 54, 2019.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
+from ganad.scoring.composition import WeightedSum
+from ganad.training.adversarial import gan_stage, make_optimizer
+from ganad.training.loop import Stage
+
+
+class FAnoGAN(EncoderDetector):
+    __doc__ = f"""f-AnoGAN: WGAN-GP, then an izi_f encoder with G and D frozen; score residual + κ·feature residual.
+
+    Training: stage ``gan`` (WGAN-GP by default, ``n_critic`` critic steps per generator step), then
+    stage ``encoder`` (``encoder_epochs`` epochs) minimising
+    ‖x − G(E(x))‖² + κ·‖f(x) − f(G(E(x)))‖² (mean squared over features, f = D's feature layer).
+
+    Parameters
+    ----------
+    {COMMON_PARAMS}
+    {ENCODER_PARAMS}
+    kappa : float, default 1.0
+        κ, the weight of the discriminator-feature residual in the izi_f loss and in the score.
+    encoder_epochs : int or None, default None
+        Epochs of the encoder stage; None = ``epochs``.
+
+    Score components: ``izi_residual`` (mean squared residual), ``izi_feature`` (mean squared
+    feature residual), plus the generic ``residual``, ``feature``, ``discriminator``, ``latent_norm``.
+    Default score: izi_residual + κ·izi_feature (weights normalised to sum to one).
+    """
+
+    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
+                 batch_size=64, objective="wgan-gp", n_critic=5, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), scaler="auto", feature_layer=-1, score_batch_size=1024,
+                 device="auto", random_state=None, verbose=False,
+                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
+                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
+                 kappa=1.0, encoder_epochs=None):
+        store_params(self, locals())
+
+    def _stages(self, generator):
+        G, D, E = self.nets_["G"], self.nets_["D"], self.nets_["E"]
+        gan = gan_stage(G, D, self.prior_, latent_dim=self.latent_dim, objective=self.objective, epochs=self.epochs,
+                        lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
+                        gp_weight=self.gp_weight, generator=generator)
+        opt = make_optimizer(E.parameters(), self.lr_g, self.betas)
+        kappa = float(self.kappa)
+        frozen = {"done": False}
+
+        def step(x, w):
+            if not frozen["done"]:  # G and D are fixed during the encoder stage (izi_f)
+                for p in list(G.parameters()) + list(D.parameters()):
+                    p.requires_grad_(False)
+                G.eval(); D.eval()
+                frozen["done"] = True
+            x_hat = G(E(x))
+            _, f_x = D(x)
+            _, f_hat = D(x_hat)
+            rec = (x - x_hat).square().flatten(1).mean(1)
+            feat = (f_x - f_hat).square().mean(1)
+            per = rec + kappa * feat
+            loss = per.mean() if w is None else (per * w).sum() / w.sum().clamp_min(1e-12)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return {"izi_f": loss.detach(), "residual": rec.mean().detach(), "feature": feat.mean().detach()}
+
+        n_enc = self.epochs if self.encoder_epochs is None else int(self.encoder_epochs)
+        return [gan, Stage("encoder", n_enc, step, modules=[E])]
+
+    def _components(self, x, inv):
+        comps = super()._components(x, inv)
+        D = self._inference_net("D")
+        _, f_x = D(x)
+        _, f_hat = D(inv["x_hat"])
+        comps["izi_residual"] = (x - inv["x_hat"]).square().flatten(1).mean(1)
+        comps["izi_feature"] = (f_x - f_hat).square().mean(1)
+        return comps
+
+    def _default_composer(self):
+        return WeightedSum({"izi_residual": 1.0, "izi_feature": float(self.kappa)})

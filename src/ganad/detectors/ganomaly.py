@@ -1,0 +1,144 @@
+"""GANomaly (Akcay et al. 2018): an encoder-decoder-encoder generator (E, G, E2) and a
+discriminator D; the score is the distance of the two latent codes, ‖E(x) − E2(G(E(x)))‖².
+
+Akcay S., Atapour-Abarghouei A., Breckon T. P. GANomaly: semi-supervised anomaly detection
+via adversarial training. ACCV 2018 (arXiv:1805.06725).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
+from ganad.exceptions import InputError, _fmt
+from ganad.nets import build_encoder
+from ganad.scoring.composition import WeightedSum
+from ganad.scoring.threshold import contamination_threshold
+from ganad.training.adversarial import make_optimizer
+from ganad.training.loop import Stage
+from ganad.training.objectives import d_loss, gradient_penalty
+
+
+class GANomaly(EncoderDetector):
+    __doc__ = f"""GANomaly: encoder E, decoder G, second encoder E2, discriminator D; score ‖E(x) − E2(G(E(x)))‖².
+
+    Training minimises w_adv·L_adv + w_con·L_con + w_lat·L_lat over (E, G, E2), with
+    L_adv = ‖f(x) − f(x̂)‖² (feature matching on D's feature layer), L_con = |x − x̂| (L1),
+    L_lat = ‖E(x) − E2(x̂)‖², x̂ = G(E(x)); D is trained with ``objective`` on x vs x̂.
+
+    Parameters
+    ----------
+    {COMMON_PARAMS}
+    {ENCODER_PARAMS}
+    w_adv, w_con, w_lat : float, default 1, 50, 1
+        Weights of the adversarial, contextual and latent losses (the paper's values).
+    score_norm : {{'robust', 'minmax', 'none'}}, default 'robust'
+        Normalisation of the latent score with statistics of the TRAINING scores computed at fit
+        time and stored with the model: (s − median) / (1.4826·MAD), (s − min) / (max − min), or none.
+
+    Score components: ``latent`` (normalised, the default score), ``latent_raw``, ``residual``,
+    ``feature``, ``discriminator``, ``latent_norm``.
+    """
+
+    _networks = ("G", "D", "E", "E2")
+
+    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
+                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
+                 device="auto", random_state=None, verbose=False,
+                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
+                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
+                 w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
+        store_params(self, locals())
+
+    def _check_params(self):
+        super()._check_params()
+        if self.score_norm not in ("robust", "minmax", "none"):
+            raise InputError(_fmt("score_norm", f"is {self.score_norm!r}", "use 'robust', 'minmax' or 'none'"))
+        for name in ("w_adv", "w_con", "w_lat"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and np.isfinite(v)):
+                raise InputError(_fmt(name, f"is {v!r}", f"pass a non-negative number for {name}"))
+
+    def _build_networks(self):
+        nets = super()._build_networks()
+        nets["E2"] = build_encoder(self.family_, self.data_shape_, self.latent_dim, self._width(), self._depth())
+        return nets
+
+    def _stages(self, generator):
+        G, D, E, E2 = self.nets_["G"], self.nets_["D"], self.nets_["E"], self.nets_["E2"]
+        opt_g = make_optimizer(list(E.parameters()) + list(G.parameters()) + list(E2.parameters()), self.lr_g, self.betas)
+        opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
+        w_adv, w_con, w_lat, obj = float(self.w_adv), float(self.w_con), float(self.w_lat), self.objective
+        gp_w = float(self.gp_weight)
+
+        def wmean(v, w):
+            return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1e-12)
+
+        def step(x, w):
+            z = E(x)
+            x_hat = G(z)
+            z2 = E2(x_hat)
+            _, f_x = D(x)
+            _, f_hat = D(x_hat)
+            adv = (f_x.detach() - f_hat).square().mean(1)
+            con = (x - x_hat).abs().flatten(1).mean(1)
+            lat = (z - z2).square().mean(1)
+            loss_g = w_adv * wmean(adv, w) + w_con * wmean(con, w) + w_lat * wmean(lat, w)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            real, _ = D(x)
+            fake, _ = D(x_hat.detach())
+            loss_d = d_loss(obj, real, fake, w)
+            if obj == "wgan-gp" and gp_w > 0:
+                loss_d = loss_d + gp_w * gradient_penalty(D, x, x_hat, generator=generator)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(), "adversarial": adv.mean().detach(),
+                    "contextual": con.mean().detach(), "latent": lat.mean().detach()}
+
+        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2])]
+
+    def _latent_raw(self, x, inv):
+        return (inv["z"] - self._inference_net("E2")(inv["x_hat"])).square().mean(1)
+
+    def _components(self, x, inv):
+        comps = super()._components(x, inv)
+        raw = self._latent_raw(x, inv)
+        center, scale = getattr(self, "latent_stats_", None) or (0.0, 1.0)
+        comps["latent_raw"] = raw
+        comps["latent"] = (raw - center) / scale
+        return comps
+
+    def _default_composer(self):
+        return WeightedSum({"latent": 1.0})
+
+    def fit(self, X, y=None):
+        self.latent_stats_ = None  # raw scores while the base class scores the training data
+        super().fit(X, y)
+        raw = np.asarray(self.decision_scores_, dtype=np.float64)
+        if self.score_norm == "robust":
+            center = float(np.median(raw))
+            scale = float(1.4826 * np.median(np.abs(raw - center)))
+        elif self.score_norm == "minmax":
+            center, scale = float(raw.min()), float(raw.max() - raw.min())
+        else:
+            center, scale = 0.0, 1.0
+        if not (np.isfinite(scale) and scale > 1e-12):
+            scale = 1.0
+        self.latent_stats_ = (center, scale)
+        # the statistics come from the training data only; rescale its scores and threshold with them
+        self.decision_scores_ = (raw - center) / scale
+        self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    def _extra_state(self):
+        return {"latent_stats": list(self.latent_stats_)}
+
+    def _load_extra_state(self, state):
+        self.latent_stats_ = tuple(float(v) for v in state["latent_stats"])

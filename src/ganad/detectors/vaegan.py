@@ -1,0 +1,152 @@
+"""β-VAEGAN (Lüer et al. 2023; after Larsen et al. 2016): a variational encoder q(z|x) with a
+KL weight β, a generator / decoder G and a discriminator D trained on reconstructions and
+prior samples. Scoring encodes with the posterior mean μ (deterministic), never a sample.
+
+Lüer F., Weber T., Dolgich M., Böhm C. Anomaly detection with β-VAEGAN. 2023.
+Larsen A. B. L., Sønderby S. K., Larochelle H., Winther O. Autoencoding beyond pixels using a
+learned similarity metric. ICML 2016.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
+from ganad.exceptions import InputError, _fmt
+from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.scoring import components as C
+from ganad.scoring.composition import WeightedSum
+from ganad.training.adversarial import make_optimizer
+from ganad.training.loop import Stage
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty
+
+
+class VAEGAN(EncoderDetector):
+    __doc__ = f"""β-VAEGAN: VAE encoder (μ, log σ²) + generator + discriminator; score from reconstruction, discriminator and latent norm.
+
+    Training minimises, over (E, G), mean (x − G(z))² + β_t · KL(q(z|x) ‖ N(0, I)) / n_features
+    + w_adv · (adversarial loss of G(z) and G(z_p)), z = μ + σ·ε, z_p ~ prior; D is trained with
+    ``objective`` on x vs reconstructions and prior samples. β_t grows linearly from 0 to ``beta``
+    over the first ``beta_warmup`` epochs.
+
+    Parameters
+    ----------
+    {COMMON_PARAMS}
+    {ENCODER_PARAMS}
+    beta : float, default 1.0
+        β, the KL weight.
+    beta_warmup : int, default 5
+        Epochs of linear KL warm-up (0 = constant β).
+    w_adv : float, default 0.1
+        Weight of the adversarial loss in the encoder/generator loss.
+    score_weights : dict or None, default None
+        Weights of the components in the score; None = {{'residual': 1.0}}. Components:
+        ``residual`` |x − G(μ)|, ``discriminator`` −log σ D(G(μ)), ``latent_norm`` ‖μ‖,
+        ``feature`` (D feature matching). A λ grid or SVM over the components can be
+        fitted on validation data with the scoring composition tools.
+    """
+
+    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
+                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
+                 device="auto", random_state=None, verbose=False,
+                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
+                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
+                 beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
+        store_params(self, locals())
+
+    def _check_params(self):
+        super()._check_params()
+        if self.prior != "normal":
+            raise InputError(_fmt("prior", f"is {self.prior!r}, but the VAE's KL term assumes a standard normal prior", "use prior='normal' with VAEGAN"))
+        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
+            raise InputError(_fmt("beta", f"is {self.beta!r}", "pass a non-negative KL weight such as 1.0"))
+        if not (isinstance(self.beta_warmup, int) and self.beta_warmup >= 0):
+            raise InputError(_fmt("beta_warmup", f"is {self.beta_warmup!r}", "pass a number of epochs >= 0"))
+
+    def _build_networks(self):
+        fam, shape, d = self.family_, self.data_shape_, self.latent_dim
+        w, k = self._width(), self._depth()
+        return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
+                "D": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer),
+                "E": build_encoder(fam, shape, 2 * d, w, k)}  # (μ, log σ²)
+
+    def _weight_fn(self, Xt):
+        # the loop calls weight_fn at the start of every epoch: use it to know the epoch (KL warm-up)
+        inner = super()._weight_fn(Xt)
+        epoch = self.__dict__.setdefault("_epoch", {"e": 0})
+
+        def fn(e, stage):
+            epoch["e"] = e
+            return inner(e, stage) if inner is not None else None
+
+        return fn
+
+    def _beta_at(self, epoch: int) -> float:
+        if self.beta_warmup <= 0:
+            return float(self.beta)
+        return float(self.beta) * min(1.0, epoch / self.beta_warmup)
+
+    def _stages(self, generator):
+        G, D, E = self.nets_["G"], self.nets_["D"], self.nets_["E"]
+        opt_g = make_optimizer(list(E.parameters()) + list(G.parameters()), self.lr_g, self.betas)
+        opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
+        prior, d, obj, w_adv = self.prior_, self.latent_dim, self.objective, float(self.w_adv)
+        gp_w, n_feat = float(self.gp_weight), float(self.n_features_in_)
+        epoch = self.__dict__.setdefault("_epoch", {"e": 0})
+
+        def wmean(v, w):
+            return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1e-12)
+
+        def step(x, w):
+            n = x.shape[0]
+            beta = self._beta_at(epoch["e"])
+            mu, logvar = E(x).chunk(2, dim=1)
+            logvar = logvar.clamp(-10.0, 10.0)
+            eps = torch.randn(mu.shape, generator=generator).to(x.device)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            x_rec = G(z)
+            z_p = prior.sample(n, d, generator=generator).to(x.device)
+            x_p = G(z_p)
+            # discriminator: x real, reconstructions and prior samples fake
+            real, _ = D(x)
+            fake, _ = D(torch.cat([x_rec.detach(), x_p.detach()]))
+            loss_d = d_loss(obj, real, fake, w)
+            if obj == "wgan-gp" and gp_w > 0:
+                loss_d = loss_d + gp_w * gradient_penalty(D, x, x_rec, generator=generator)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            # encoder + generator
+            rec = (x - x_rec).square().flatten(1).mean(1)
+            kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
+            fake, _ = D(torch.cat([x_rec, x_p]))
+            adv = g_loss(obj, fake)
+            loss = wmean(rec, w) + beta * wmean(kl, w) / n_feat + w_adv * adv
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            return {"d_loss": loss_d.detach(), "loss": loss.detach(), "reconstruction": rec.mean().detach(),
+                    "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
+
+        return [Stage("vaegan", self.epochs, step, modules=[G, D, E])]
+
+    def _encode(self, x):
+        mu, _ = self._inference_net("E")(x).chunk(2, dim=1)
+        return mu  # posterior mean: scoring is deterministic
+
+    def _components(self, x, inv):
+        D = self._inference_net("D")
+        z, x_hat = inv["z"], inv["x_hat"]
+        _, f_x = D(x)
+        logit_hat, f_hat = D(x_hat)
+        return {
+            "residual": C.residual(x, x_hat, 1),
+            "discriminator": C.discriminator_ce(logit_hat),
+            "latent_norm": z.norm(dim=1),
+            "feature": C.feature_matching(f_x, f_hat),
+        }
+
+    def _default_composer(self):
+        return WeightedSum(self.score_weights if self.score_weights is not None else {"residual": 1.0})

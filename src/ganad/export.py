@@ -1,0 +1,105 @@
+"""ONNX export of the scoring path of encoder methods: unscaled x -> (score components, score).
+
+The exported graph holds the frozen, BatchNorm-folded networks, the fitted scaler and the
+composition weights, so a serving runtime (onnxruntime, TensorRT, ...) needs nothing but the
+``.onnx`` file. The batch axis is dynamic. Latent-search inversion (AnoGAN, or an encoder
+method with ``inversion='search'``) is an optimisation loop per sample and is not exportable.
+
+>>> from ganad.export import export_onnx
+>>> export_onnx(ganad.load("model_dir"), "model.onnx")   # doctest: +SKIP
+
+Outputs: ``components`` (n, k) in the order of the graph's metadata ``components``
+(also returned by :func:`export_onnx`), and ``score`` (n,).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganad.exceptions import InputError, _fmt
+
+
+class ScoringModule(nn.Module):
+    """x (unscaled, float32) -> (components (n, k), score (n,)) of a fitted encoder detector."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = [detector]  # a list: not a submodule, not traced as state
+        sh = detector.scaler_.shift.reshape((1, -1) + (1,) * (len(detector.data_shape_) - 1))
+        sc = detector.scaler_.scale.reshape((1, -1) + (1,) * (len(detector.data_shape_) - 1))
+        self.register_buffer("shift", torch.as_tensor(np.asarray(sh, dtype=np.float32)))
+        self.register_buffer("scale", torch.as_tensor(np.asarray(sc, dtype=np.float32)))
+        self.nets = nn.ModuleDict({name: detector._inference_net(name) for name in detector.nets_})
+        weights = getattr(detector.composer_, "weights", None)
+        if weights is None:
+            raise InputError(_fmt("detector", f"composes its score with {type(detector.composer_).__name__}, which has no ONNX form",
+                                  "export a detector whose composition is a weighted sum (the default)"))
+        dev = detector.device_
+        with torch.inference_mode():
+            x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
+            names = list(detector._components(x0, detector._invert(x0)).keys())
+        self.component_names = names
+        self.register_buffer("weights", torch.tensor([float(weights.get(k, 0.0)) for k in names], dtype=torch.float32))
+
+    def forward(self, x):
+        det = self.detector[0]
+        xs = (x - self.shift) / self.scale
+        inv = det._invert(xs)
+        comps = det._components(xs, inv)
+        c = torch.stack([comps[k].to(torch.float32) for k in self.component_names], dim=1)
+        return c, c @ self.weights
+
+
+def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
+    """Write ``detector``'s scoring path as ONNX to ``path``; returns the component names (output order)."""
+    from ganad.detectors.encoder_base import EncoderDetector
+
+    detector._check_fitted()
+    name = type(detector).__name__
+    if not isinstance(detector, EncoderDetector):
+        raise InputError(_fmt("detector", f"is a {name}, which inverts by latent search (a per-sample optimisation loop) and cannot be exported to ONNX",
+                              "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
+    if detector.inversion != "encoder":
+        raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
+                              f"set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # export copies on the CPU (the frozen copies already have spectral norm baked in)
+    import copy
+
+    exports = {n: copy.deepcopy(detector._inference_net(n)).cpu() for n in detector.nets_}
+    saved = {k: detector.__dict__.get(k) for k in ("_frozen", "device_")}
+    detector.__dict__["_frozen"], detector.device_ = exports, torch.device("cpu")
+    try:
+        module = ScoringModule(detector).eval()
+        x = torch.as_tensor(detector.scaler_.inverse_transform(np.zeros((2,) + tuple(detector.data_shape_), np.float32)))
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["components", "score"],
+                              dynamic_axes={"x": {0: "batch"}, "components": {0: "batch"}, "score": {0: "batch"}},
+                              opset_version=opset_version, dynamo=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                detector.__dict__.pop(k, None)
+            else:
+                detector.__dict__[k] = v
+    try:
+        import onnx
+
+        model = onnx.load(str(path))
+        meta = {"components": json.dumps(module.component_names), "ganad_class": name,
+                "threshold": repr(float(detector.threshold_))}
+        for k, v in meta.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(model, str(path))
+    except ImportError:  # metadata is a convenience; the graph is already written
+        pass
+    return list(module.component_names)

@@ -1,0 +1,95 @@
+"""ONNX export of encoder detectors: onnxruntime gives the PyTorch scores, on real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer, load_digits
+
+import ganad
+from ganad import ALAD, VAEGAN, AnoGAN, BiGAN, FAnoGAN, GANomaly
+from ganad.exceptions import InputError
+from ganad.export import export_onnx
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+METHODS = {"fanogan": FAnoGAN, "bigan": BiGAN, "alad": ALAD, "ganomaly": GANomaly, "vaegan": VAEGAN}
+KW = dict(epochs=3, width=16, latent_dim=8, batch_size=32, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _data(kind):
+    if kind == "vector":
+        X, y = load_breast_cancer(return_X_y=True)
+        X = X.astype(np.float32)
+        return X[y == 1][:200], X  # train on benign, score everything
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.float32).reshape(-1, 1, 8, 8)
+    return X[y == 0], X[:300]
+
+
+def _check(det, X, path):
+    names = export_onnx(det, path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    comps, score = sess.run(None, {"x": X})
+    ref = det.score_components(X)
+    np.testing.assert_allclose(score, ref.scores, rtol=1e-4, atol=1e-4)
+    for i, k in enumerate(names):
+        np.testing.assert_allclose(comps[:, i], ref.components[k], rtol=1e-4, atol=1e-4, err_msg=k)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(meta["components"]) == names
+    assert float(meta["threshold"]) == det.threshold_
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_onnx_matches_pytorch_vectors(name, tmp_path):
+    Xtr, X = _data("vector")
+    det = METHODS[name](**KW).fit(Xtr)
+    _check(det, X, tmp_path / f"{name}.onnx")
+
+
+@pytest.mark.parametrize("name", ["fanogan", "alad", "ganomaly"])
+def test_onnx_matches_pytorch_images(name, tmp_path):
+    Xtr, X = _data("image")
+    det = METHODS[name](**KW).fit(Xtr)
+    _check(det, X, tmp_path / f"{name}.onnx")
+
+
+def test_onnx_series_and_dynamic_batch(tmp_path):
+    X = np.sin(np.linspace(0, 20, 64, dtype=np.float32))[None, None, :] + 0.1 * np.random.RandomState(0).randn(60, 1, 64).astype(np.float32)
+    det = BiGAN(**KW).fit(X)
+    path = tmp_path / "s.onnx"
+    export_onnx(det, path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 7, 60):
+        _, score = sess.run(None, {"x": X[:n]})
+        np.testing.assert_allclose(score, det.decision_function(X[:n]), rtol=1e-4, atol=1e-4)
+
+
+def test_export_of_loaded_model(tmp_path):
+    Xtr, X = _data("vector")
+    det = GANomaly(**KW).fit(Xtr)
+    det.save(tmp_path / "m")
+    _check(ganad.load(tmp_path / "m"), X, tmp_path / "m.onnx")  # the CLI's `ganad export MODEL_DIR -o out`
+
+
+def test_anogan_export_is_a_clear_error(tmp_path):
+    X = np.random.RandomState(0).randn(20, 4).astype(np.float32)
+    det = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=2, device="cpu", random_state=0).fit(X)
+    with pytest.raises(InputError, match="latent search.*Fix: train an encoder method"):
+        export_onnx(det, tmp_path / "a.onnx")
+    enc = FAnoGAN(epochs=1, width=8, latent_dim=2, inversion="search", search_n_max=2, device="cpu", random_state=0).fit(X)
+    with pytest.raises(InputError, match="inversion='encoder'"):
+        export_onnx(enc, tmp_path / "b.onnx")
+    assert not (tmp_path / "a.onnx").exists()

@@ -189,3 +189,16 @@ def test_same_seed_same_scores():
     a = BiGAN(epochs=2, width=8, latent_dim=4, batch_size=16, device="cpu", random_state=3).fit(X).decision_scores_
     b = BiGAN(epochs=2, width=8, latent_dim=4, batch_size=16, device="cpu", random_state=3).fit(X).decision_scores_
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["ganomaly", "vaegan", "bigan"])
+def test_robust_training_and_calibration(name, tmp_path):
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.randn(60, 6), rng.randn(6, 6) + 6]).astype(np.float32)
+    det = CONFIGS[name][0](epochs=4, width=8, latent_dim=4, batch_size=16, device="cpu", random_state=0)
+    det.fit(X, robust_contamination=0.1)
+    assert det.robust_weights_.shape == (66,)
+    det.calibrate(X[:40])
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    np.testing.assert_allclose(back.decision_function(X), det.decision_function(X), rtol=1e-12, atol=1e-12)

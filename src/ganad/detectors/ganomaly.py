@@ -15,7 +15,6 @@ from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_
 from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_encoder
 from ganad.scoring.composition import WeightedSum
-from ganad.scoring.threshold import contamination_threshold
 from ganad.training.adversarial import make_optimizer
 from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, gradient_penalty
@@ -109,7 +108,7 @@ class GANomaly(EncoderDetector):
     def _components(self, x, inv):
         comps = super()._components(x, inv)
         raw = self._latent_raw(x, inv)
-        center, scale = getattr(self, "latent_stats_", None) or (0.0, 1.0)
+        center, scale = self.__dict__.get("latent_stats_") or (0.0, 1.0)
         comps["latent_raw"] = raw
         comps["latent"] = (raw - center) / scale
         return comps
@@ -117,10 +116,21 @@ class GANomaly(EncoderDetector):
     def _default_composer(self):
         return WeightedSum({"latent": 1.0})
 
-    def fit(self, X, y=None):
-        self.latent_stats_ = None  # raw scores while the base class scores the training data
-        super().fit(X, y)
-        raw = np.asarray(self.decision_scores_, dtype=np.float64)
+    def _fit_disc_train_mean(self, Xt):
+        # Runs after training and before the base class scores the training data: the place to
+        # fit the latent score's normalisation on the TRAINING data (a hook such as
+        # ``_fit_extra(Xt)`` in base.py would be the cleaner seam).
+        self.latent_stats_ = self._fit_latent_stats(Xt)
+        return super()._fit_disc_train_mean(Xt)
+
+    def _fit_latent_stats(self, Xt):
+        bs = int(self.score_batch_size)
+        raws = []
+        with self._score_context():
+            for start in range(0, Xt.shape[0], bs):
+                x = Xt[start:start + bs].to(self.device_)
+                raws.append(self._latent_raw(x, self._invert(x)).double().cpu())
+        raw = torch.cat(raws).numpy()
         if self.score_norm == "robust":
             center = float(np.median(raw))
             scale = float(1.4826 * np.median(np.abs(raw - center)))
@@ -130,15 +140,11 @@ class GANomaly(EncoderDetector):
             center, scale = 0.0, 1.0
         if not (np.isfinite(scale) and scale > 1e-12):
             scale = 1.0
-        self.latent_stats_ = (center, scale)
-        # the statistics come from the training data only; rescale its scores and threshold with them
-        self.decision_scores_ = (raw - center) / scale
-        self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
-        return self
+        return (center, scale)
 
     def _extra_state(self):
-        return {"latent_stats": list(self.latent_stats_)}
+        return {**super()._extra_state(), "latent_stats": list(self.latent_stats_)}
 
     def _load_extra_state(self, state):
+        super()._load_extra_state(state)
         self.latent_stats_ = tuple(float(v) for v in state["latent_stats"])

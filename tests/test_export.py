@@ -93,3 +93,17 @@ def test_anogan_export_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="inversion='encoder'"):
         export_onnx(enc, tmp_path / "b.onnx")
     assert not (tmp_path / "a.onnx").exists()
+
+
+@pytest.mark.parametrize("compose", ["default", "grid", "svm"])
+def test_onnx_after_calibration(compose, tmp_path):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X.astype(np.float32)
+    anomaly = (y == 0).astype(int)
+    rng = np.random.RandomState(0)
+    idx = rng.permutation(len(X))
+    train = idx[:300][anomaly[idx[:300]] == 0]
+    val = idx[300:450]
+    det = FAnoGAN(**KW).fit(X[train])
+    det.calibrate(X[val], anomaly[val] if compose != "default" else None, compose=compose)
+    _check(det, X[450:], tmp_path / f"{compose}.onnx")

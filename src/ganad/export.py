@@ -36,16 +36,12 @@ class ScoringModule(nn.Module):
         self.register_buffer("shift", torch.as_tensor(np.asarray(sh, dtype=np.float32)))
         self.register_buffer("scale", torch.as_tensor(np.asarray(sc, dtype=np.float32)))
         self.nets = nn.ModuleDict({name: detector._inference_net(name) for name in detector.nets_})
-        weights = getattr(detector.composer_, "weights", None)
-        if weights is None:
-            raise InputError(_fmt("detector", f"composes its score with {type(detector.composer_).__name__}, which has no ONNX form",
-                                  "export a detector whose composition is a weighted sum (the default)"))
         dev = detector.device_
         with torch.inference_mode():
             x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
             names = list(detector._components(x0, detector._invert(x0)).keys())
         self.component_names = names
-        self.register_buffer("weights", torch.tensor([float(weights.get(k, 0.0)) for k in names], dtype=torch.float32))
+        self.composer = ComposerModule(detector.composer_, names)
 
     def forward(self, x):
         det = self.detector[0]
@@ -53,7 +49,51 @@ class ScoringModule(nn.Module):
         inv = det._invert(xs)
         comps = det._components(xs, inv)
         c = torch.stack([comps[k].to(torch.float32) for k in self.component_names], dim=1)
-        return c, c @ self.weights
+        return c, self.composer(c)
+
+
+class ComposerModule(nn.Module):
+    """The fitted composer as tensors: weighted sum, robust standardisation (+ grid weights) or RBF SVM + Platt."""
+
+    def __init__(self, composer, names: list[str]):
+        super().__init__()
+        kind = getattr(composer, "kind", None)
+        k = len(names)
+        center, scale = np.zeros(k), np.ones(k)
+        if kind == "weights":
+            w = composer.weights
+        elif kind in ("robust", "grid", "svm"):
+            std = composer.std if kind == "svm" else composer
+            for name, m, sc in zip(std.names, std.median, std.scale):
+                center[names.index(name)], scale[names.index(name)] = m, sc
+            w = {} if kind == "svm" else composer.weights
+        else:
+            raise InputError(_fmt("detector", f"composes its score with {type(composer).__name__} (kind {kind!r}), which has no ONNX form here",
+                                  "calibrate with compose='default', 'grid' or 'svm', or keep the method's default weighted sum"))
+        used = list(composer.names) if kind == "svm" else list(w)
+        missing = [n for n in used if n not in names]
+        if missing:
+            raise InputError(_fmt("detector", f"composes components {missing} that its scoring path does not compute", "recalibrate the detector"))
+        self.kind = kind
+        self.register_buffer("center", torch.tensor(center, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+        self.register_buffer("weights", torch.tensor([float(w.get(n, 0.0)) for n in names], dtype=torch.float32))
+        if kind == "svm":
+            order = [names.index(n) for n in composer.names]
+            self.register_buffer("order", torch.tensor(order, dtype=torch.long))
+            self.register_buffer("sv", torch.tensor(composer.support_vectors, dtype=torch.float32))
+            self.register_buffer("dual", torch.tensor(composer.dual_coef, dtype=torch.float32))
+            self.intercept, self.gamma = float(composer.intercept), float(composer.gamma)
+            self.platt_a, self.platt_b = float(composer.platt_a), float(composer.platt_b)
+
+    def forward(self, c):
+        z = (c - self.center) / self.scale
+        if self.kind != "svm":
+            return z @ self.weights
+        z = z[:, self.order]
+        d2 = (z * z).sum(1, keepdim=True) + (self.sv * self.sv).sum(1)[None, :] - 2.0 * z @ self.sv.T
+        f = torch.exp(-self.gamma * d2.clamp_min(0.0)) @ self.dual + self.intercept
+        return torch.sigmoid(-(self.platt_a * f + self.platt_b))
 
 
 def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:

@@ -191,7 +191,7 @@ def test_same_seed_same_scores():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["ganomaly", "vaegan", "bigan"])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_robust_training_and_calibration(name, tmp_path):
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(60, 6), rng.randn(6, 6) + 6]).astype(np.float32)
@@ -202,3 +202,10 @@ def test_robust_training_and_calibration(name, tmp_path):
     det.save(tmp_path / "m")
     back = ganad.load(tmp_path / "m")
     np.testing.assert_allclose(back.decision_function(X), det.decision_function(X), rtol=1e-12, atol=1e-12)
+
+
+def test_robust_proxy_needing_a_plain_discriminator_is_refused():
+    X = np.random.RandomState(0).randn(30, 4).astype(np.float32)
+    for cls in (BiGAN, ALAD):
+        with pytest.raises(InputError, match="robust_proxy"):
+            cls(epochs=1, width=8, latent_dim=2, device="cpu").fit(X, robust_contamination=0.1, robust_proxy="discriminator")

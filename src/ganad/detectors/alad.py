@@ -37,6 +37,9 @@ class ALAD(EncoderDetector):
 
     _networks = ("G", "E", "Dxz", "Dxx", "Dzz")
 
+    _robust_proxy_kind = "encoder"  # E trains jointly with G
+    _robust_proxy_kinds = ("encoder", "generated")  # no discriminator of x alone
+
     def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
                  batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=True, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,

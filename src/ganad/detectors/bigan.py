@@ -36,6 +36,9 @@ class BiGAN(EncoderDetector):
 
     _networks = ("G", "E", "D")
 
+    _robust_proxy_kind = "encoder"  # E trains jointly with G
+    _robust_proxy_kinds = ("encoder", "generated")  # the joint D(x, z) cannot judge x alone
+
     def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
                  batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,

@@ -47,6 +47,8 @@ class VAEGAN(EncoderDetector):
         fitted on validation data with the scoring composition tools.
     """
 
+    _robust_proxy_kind = "encoder"  # E trains jointly with G
+
     def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
                  batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
@@ -131,6 +133,14 @@ class VAEGAN(EncoderDetector):
                     "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
 
         return [Stage("vaegan", self.epochs, step, modules=[G, D, E])]
+
+    def _robust_proxy(self, Xt, stage):
+        if self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind) == "encoder":  # E gives (μ, log σ²)
+            from ganad.training.robust import batched_proxy
+            G, E = self.nets_["G"], self.nets_["E"]
+            return batched_proxy(lambda x: C.residual(x, G(E(x).chunk(2, dim=1)[0]), 1), Xt, [G, E], self.device_,
+                                 int(self.score_batch_size))
+        return super()._robust_proxy(Xt, stage)
 
     def _encode(self, x):
         mu, _ = self._inference_net("E")(x).chunk(2, dim=1)

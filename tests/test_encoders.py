@@ -154,19 +154,29 @@ def test_search_warm_started_from_encoder(cancer):
     assert r_warm.components["izi_residual"].mean() < r_cold.components["izi_residual"].mean()
 
 
-SHAPES = {"vector": (30,), "series": (1, 64), "image": (1, 8, 8)}
+SHAPES = {"vector": ((30,), "auto"), "series": ((1, 64), "auto"), "series_lstm": ((2, 32), "lstm"), "image": ((1, 8, 8), "auto")}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_shape(name, shape):
-    X = np.random.RandomState(0).randn(40, *SHAPES[shape]).astype(np.float32)
-    det = CONFIGS[name][0](epochs=1, width=8, latent_dim=4, batch_size=16, device="cpu", random_state=0).fit(X)
+    dims, net = SHAPES[shape]
+    X = np.random.RandomState(0).randn(40, *dims).astype(np.float32)
+    det = CONFIGS[name][0](net=net, epochs=1, width=8, latent_dim=4, batch_size=16, device="cpu", random_state=0).fit(X)
     r = det.score_components(X[:10], return_map=True, return_reconstruction=True)
     assert r.scores.shape == (10,) and np.isfinite(r.scores).all()
     assert r.map.shape == r.reconstruction.shape == X[:10].shape
     assert r.z.shape == (10, 4)
     assert set(det.predict(X[:10])) <= {0, 1}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_search_inversion_every_method(name):
+    X = np.random.RandomState(0).randn(30, 5).astype(np.float32)
+    det = CONFIGS[name][0](epochs=1, width=8, latent_dim=3, batch_size=16, device="cpu", random_state=0,
+                           inversion="search", search_n_max=5).fit(X)
+    r = det.score_components(X[:4])
+    assert np.isfinite(r.scores).all() and (r.extra["iterations"] <= 5).all()
 
 
 def test_registry_and_params():

@@ -192,6 +192,14 @@ def test_registry_and_params():
         FAnoGAN(inversion="foo").fit(X)
     with pytest.raises(InputError, match="search_init"):
         BiGAN(search_init="foo").fit(X)
+    with pytest.raises(InputError, match="w_con"):
+        GANomaly(w_con=-1).fit(X)
+    with pytest.raises(InputError, match="score_norm"):
+        GANomaly(score_norm="zscore").fit(X)
+    with pytest.raises(InputError, match="beta"):
+        VAEGAN(beta=-1.0).fit(X)
+    with pytest.raises(InputError, match="prior"):
+        VAEGAN(prior="uniform").fit(X)
 
 
 def test_same_seed_same_scores():

@@ -7,6 +7,8 @@ via adversarial training. ACCV 2018 (arXiv:1805.06725).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -60,7 +62,7 @@ class GANomaly(EncoderDetector):
             raise InputError(_fmt("score_norm", f"is {self.score_norm!r}", "use 'robust', 'minmax' or 'none'"))
         for name in ("w_adv", "w_con", "w_lat"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0 and np.isfinite(v)):
+            if not (isinstance(v, numbers.Real) and v >= 0 and np.isfinite(v)):
                 raise InputError(_fmt(name, f"is {v!r}", f"pass a non-negative number for {name}"))
 
     def _build_networks(self):

@@ -9,6 +9,8 @@ learned similarity metric. ICML 2016.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS
@@ -62,9 +64,9 @@ class VAEGAN(EncoderDetector):
         super()._check_params()
         if self.prior != "normal":
             raise InputError(_fmt("prior", f"is {self.prior!r}, but the VAE's KL term assumes a standard normal prior", "use prior='normal' with VAEGAN"))
-        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
+        if not (isinstance(self.beta, numbers.Real) and self.beta >= 0):
             raise InputError(_fmt("beta", f"is {self.beta!r}", "pass a non-negative KL weight such as 1.0"))
-        if not (isinstance(self.beta_warmup, int) and self.beta_warmup >= 0):
+        if not (isinstance(self.beta_warmup, numbers.Integral) and self.beta_warmup >= 0):
             raise InputError(_fmt("beta_warmup", f"is {self.beta_warmup!r}", "pass a number of epochs >= 0"))
 
     def _build_networks(self):

@@ -82,3 +82,26 @@ def test_demo_runs_end_to_end(tmp_path):
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert 0 <= m["auroc"] <= 1 and m["n_novel_test"] > 0
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "model" / "config.json").exists()
+
+
+def test_calibrate_then_score_uses_it(workdir, tmp_path):
+    d = workdir
+    X = np.load(d / "test.npy")
+    y = pd.read_csv(d / "labels.csv")["y"].to_numpy()
+    rng = np.random.RandomState(0)
+    val = rng.permutation(len(X))[: len(X) // 2]
+    np.save(tmp_path / "val.npy", X[val])
+    np.save(tmp_path / "val_y.npy", y[val])
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.npy"), "--labels", str(tmp_path / "val_y.npy"),
+                            "--compose", "grid", "--threshold", "mcc", "-o", str(tmp_path / "cal")])
+    assert r.exit_code == 0, r.output
+    det = ganad.load(tmp_path / "cal")
+    assert det.composer_.to_dict()["kind"] == "grid"
+    r = runner.invoke(app, ["score", str(tmp_path / "cal"), str(d / "test.npy"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    np.testing.assert_allclose(s["score"], det.decision_function(X), rtol=1e-6)
+    np.testing.assert_array_equal(s["label"], (det.decision_function(X) > det.threshold_).astype(int))
+    # a threshold from labels without labels is refused with a fix
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.npy"), "--threshold", "mcc", "-o", str(tmp_path / "c2")])
+    assert r.exit_code != 0 and not (tmp_path / "c2").exists()

@@ -185,6 +185,45 @@ def _print_metrics(m: dict, title="metrics"):
     out.print(t)
 
 
+@app.command(epilog="Examples:\n\n  ganad calibrate model/ val.csv --labels val_labels.csv --compose svm --threshold mcc\n\n"
+                     "  ganad calibrate model/ val_normal.npy --threshold fpr --fpr 0.01")
+def calibrate(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
+    data: Path = typer.Argument(..., help="Validation data (never the test data): CSV, Parquet, NPY or NPZ."),
+    labels: Optional[Path] = typer.Option(None, help="Validation labels (1 = anomaly), CSV column or NPY; needed by grid, svm, f1, fbeta, mcc."),
+    label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
+    compose: str = typer.Option("default", help="default (robust median/MAD standardisation), weights, grid or svm."),
+    threshold: str = typer.Option("contamination", help="contamination, f1, fbeta, mcc or fpr."),
+    weights: Optional[str] = typer.Option(None, help="For --compose weights: JSON such as '{\"residual\": 0.8, \"feature\": 0.2}'."),
+    metric: str = typer.Option("auroc", help="For --compose grid: auroc, auprc, f1, fbeta or mcc."),
+    beta: float = typer.Option(1.0, help="β of F_β."),
+    fpr: float = typer.Option(0.05, help="For --threshold fpr: false-positive rate on the normal validation samples."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the calibrated model here (default: in place)."),
+    exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
+    key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+):
+    """Fit the score composition and the threshold on validation data; `ganad score` then uses them."""
+    import json
+    from ganad.data.io import read_array
+    from ganad.scoring.calibration import calibrate_model
+    try:
+        X = read_array(data, exclude=exclude, key=key)
+        y = _read_labels(labels, label_column, len(X)) if labels is not None else None
+        w = None
+        if weights is not None:
+            try:
+                w = json.loads(weights)
+            except json.JSONDecodeError as exc:
+                raise GanadError(f"--weights: is not valid JSON ({exc}). Fix: pass for example '{{\"residual\": 0.9, \"feature\": 0.1}}'") from exc
+        rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
+                              metric=metric, beta=beta, fpr=fpr)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+    summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    _print_metrics(summary, title="calibration")
+    console.print(f"[green]calibrated[/] -> {output or model_dir}")
+
+
 @app.command(epilog="Example:\n\n  ganad export model/ -o model.onnx")
 def export(
     model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan)."),

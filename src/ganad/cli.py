@@ -263,6 +263,56 @@ def demo(
     _print_metrics(res["metrics"], title=f"{method} on digits, novelty = digit {digit} (test split)")
     console.print(f"report: {output / 'report.html'}")
 
+@app.command(epilog="Examples:\n\n  ganad benchmark adbench --data /data --methods bigan,vaegan --peers iforest,knn --seed 0 -o bench-adbench/\n\n"
+                     "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 -o bench-mitbih/\n\n"
+                     "  ganad benchmark mnist --data /data --digits 0,1 --max-train 2000 --max-test 2000 -o bench-mnist/")
+def benchmark(
+    protocol: str = typer.Argument(..., help="mitbih, adbench or mnist."),
+    data: Optional[Path] = typer.Option(None, envvar="GANAD_DATA_DIR", help="Folder holding mitdb/, adbench/ and mnist/ (or env GANAD_DATA_DIR)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Directory for results.json, results.md, PNG figures and report.html."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated ganad methods (default: every registered method)."),
+    peers: Optional[str] = typer.Option(None, help="Comma-separated PyOD peers (default: all of iforest,knn,ocsvm,ecod,autoencoder,vae,deepsvdd,anogan,alad; 'none' for none)."),
+    seed: int = typer.Option(0, help="Seed of the splits, subsamples and every model."),
+    n_seeds: int = typer.Option(3, help="adbench: seeds seed, seed+1, ... (one split per seed)."),
+    max_train: Optional[int] = typer.Option(None, help="Training samples at most (random subsample; 0 = all). Default: mitbih 10000, adbench 5000, mnist 2000 per digit."),
+    max_test: Optional[int] = typer.Option(None, help="Test samples at most (class-stratified subsample; 0 = all). Default: mitbih 20000, adbench 5000, mnist 2000."),
+    epochs: int = typer.Option(30, help="Training epochs of the ganad methods."),
+    peer_epochs: int = typer.Option(20, help="Epochs of PyOD's deep peers (autoencoder, vae, deepsvdd, anogan, alad)."),
+    datasets: Optional[str] = typer.Option(None, help="adbench: comma-separated dataset names (default: all in the folder)."),
+    digits: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="mnist: comma-separated digits."),
+    calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
+    fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
+):
+    """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
+    from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
+
+    def csv(v):
+        return None if v is None else [x.strip() for x in v.split(",") if x.strip() and x.strip().lower() != "none"]
+    try:
+        if protocol not in PROTOCOLS:
+            raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS)}")
+        kw = dict(methods=csv(methods), peers=csv(peers), epochs=epochs, peer_epochs=peer_epochs, log=console.print)
+        for name, v in (("max_train", max_train), ("max_test", max_test)):
+            if v is not None:
+                if v < 0:
+                    raise GanadError(f"--{name.replace('_', '-')}: is {v}. Fix: pass 0 (no limit) or a positive number")
+                kw[name] = v or None
+        if protocol == "adbench":
+            kw.update(seeds=range(seed, seed + max(1, n_seeds)), datasets=csv(datasets))
+        else:
+            kw["seed"] = seed
+        if protocol == "mnist":
+            kw["digits"] = [int(d) for d in csv(digits)]
+        if protocol == "mitbih":
+            kw.update(calibration=calibration, fpr=fpr)
+        res = run_protocol(protocol, data, **kw)
+        paths = write_outputs(res, output)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+    s = res["summary"]
+    _print_metrics({k: v for k, v in s.items() if k != "mean"}, title=f"benchmark {protocol}")
+    console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['report']}")
+
 
 def main():  # pragma: no cover
     app()

@@ -1,0 +1,186 @@
+"""ganad.benchmark: each protocol in a tiny configuration on the reference data, split hygiene,
+no test labels in calibration, outputs and the CLI command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ganad import benchmark as B
+from ganad.data import mitbih as mb
+from ganad.detectors.base import BaseGANDetector
+
+DATA = Path(os.environ.get("GANAD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+PEERS = ["iforest"] if B.pyod_available() else []
+FAST = "ganomaly"  # the quickest ganad method to train; the protocol code is the same for every method
+
+
+def need(sub):
+    if not (DATA / sub).is_dir():
+        pytest.skip(f"reference data {DATA / sub} is absent (set GANAD_SHARED_DATA to the folder holding {sub}/)")
+
+
+@pytest.fixture
+def no_calibrate(monkeypatch):
+    """adbench / mnist fit no threshold: calibration must never run."""
+    def boom(*a, **k):
+        raise AssertionError("calibrate() was called in a protocol that must not calibrate")
+    monkeypatch.setattr(BaseGANDetector, "calibrate", boom)
+
+
+def _check_rows(rows, methods):
+    assert {r["method"] for r in rows} == set(methods)
+    for r in rows:
+        assert r["error"] is None, r
+        assert 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["auprc"] <= 1.0
+        assert r["fit_s"] >= 0 and r["score_s"] >= 0
+
+
+def test_adbench_split_is_disjoint_and_one_class():
+    y = np.r_[np.zeros(100, int), np.ones(10, int)]
+    for seed in (0, 1, 2):
+        tr, te = B.adbench_split(y, seed)
+        assert not np.intersect1d(tr, te).size
+        assert (y[tr] == 0).all() and len(tr) == 60
+        assert set(np.flatnonzero(y == 1)) <= set(te) and len(tr) + len(te) == len(y)
+    assert not np.array_equal(B.adbench_split(y, 0)[0], B.adbench_split(y, 1)[0])
+    np.testing.assert_array_equal(B.adbench_split(y, 0)[0], B.adbench_split(y, 0)[0])
+
+
+def test_mitbih_split_by_patient():
+    tr, cal = B.mitbih_split(mb.DS1, 0)
+    assert set(tr) | set(cal) == set(mb.DS1) and not set(tr) & set(cal)
+    assert len(cal) == round(0.2 * len(mb.DS1))
+    assert B.mitbih_split(mb.DS1, 0) == (tr, cal) and B.mitbih_split(mb.DS1, 1) != (tr, cal)
+
+
+def test_adbench_tiny(no_calibrate, tmp_path):
+    need("adbench")
+    res = B.run_adbench(DATA, methods=[FAST], peers=PEERS, seeds=[0, 1], datasets=["WBC"], max_train=100, max_test=100,
+                        epochs=1, peer_epochs=1, log=lambda *a: None)
+    assert res["protocol"] == "adbench" and res["config"]["seeds"] == [0, 1]
+    _check_rows(res["results"], [FAST] + [f"pyod:{p}" for p in PEERS])
+    assert {r["seed"] for r in res["results"]} == {0, 1}
+    assert set(res["per_dataset"]) == {"42_WBC"}
+    s = res["summary"]
+    assert s["best_ganad"] == FAST and 0 <= s["best_ganad_mean_auroc"] <= 1
+    paths = B.write_outputs(res, tmp_path)
+    back = json.loads(paths["json"].read_text())
+    assert back["results"][0]["auroc"] == res["results"][0]["auroc"]
+    assert "| 42_WBC |" in paths["markdown"].read_text()
+    html = paths["report"].read_text()
+    assert "Benchmark figures" in html and html.count("data:image/png;base64,") >= 2
+    assert (tmp_path / "auroc_per_dataset.png").stat().st_size > 1000
+
+
+def test_mnist_tiny(no_calibrate):
+    need("mnist")
+    res = B.run_mnist(DATA, methods=[FAST], peers=PEERS, digits=[1], max_train=64, max_test=150, epochs=1, peer_epochs=1,
+                      log=lambda *a: None)
+    _check_rows(res["results"], [FAST] + [f"pyod:{p}" for p in PEERS])
+    assert list(res["per_digit"]) == ["1"] and res["results"][0]["n_train"] == 64 and res["results"][0]["n_test"] == 150
+    assert len(set(res["split"]["test_index"])) == 150  # test images come from the test file only, without repeats
+
+
+def test_mitbih_tiny_no_test_labels_in_calibration(monkeypatch, tmp_path):
+    need("mitdb")
+    seen = []
+    orig = BaseGANDetector.calibrate
+
+    def spy(self, X_val, y_val=None, **kw):
+        seen.append(("ganad", np.asarray(X_val).copy(), None if y_val is None else np.asarray(y_val).copy(), kw))
+        return orig(self, X_val, y_val, **kw)
+
+    import ganad.scoring.calibration as cal_mod
+    orig_thr = cal_mod.fit_threshold
+
+    def spy_thr(scores, y=None, **kw):
+        seen.append(("peer", np.asarray(scores).copy(), None if y is None else np.asarray(y).copy(), kw))
+        return orig_thr(scores, y, **kw)
+
+    monkeypatch.setattr(BaseGANDetector, "calibrate", spy)
+    monkeypatch.setattr(cal_mod, "fit_threshold", spy_thr)
+    ds1, ds2 = ["101", "106", "108", "109", "112"], ["100", "105"]
+    res = B.run_mitbih(DATA, methods=[FAST], peers=PEERS, ds1=ds1, ds2=ds2, max_train=300, max_test=400, max_cal=150,
+                       epochs=1, peer_epochs=1, log=lambda *a: None)
+    sp = res["split"]
+    # splits: training / calibration records inside DS1 and apart by patient, test records inside DS2
+    assert set(sp["train_records"]) <= set(mb.DS1) and set(sp["cal_records"]) <= set(mb.DS1)
+    assert set(sp["test_records"]) <= set(mb.DS2) and not set(sp["train_records"]) & set(sp["cal_records"])
+    assert not (set(sp["train_records"]) | set(sp["cal_records"])) & set(sp["test_records"])
+    assert sp["train_counts"]["N"] == sp["n_train"] == 300 and sp["cal_counts"]["N"] == sp["n_cal"] == 150
+    assert sp["cal_labels_used"] is False
+    # calibration saw only the held-out calibration beats, never a label (fpr rule)
+    ganad_calls = [c for c in seen if c[0] == "ganad"]
+    assert len(ganad_calls) == 1 and ganad_calls[0][1].shape == (150, 1, 256) and ganad_calls[0][2] is None
+    peer_calls = [c for c in seen if c[0] == "peer"]  # ganad's calibrate() goes through fit_threshold too
+    assert len(peer_calls) == len(PEERS) + 1 and all(c[1].shape == (150,) and c[2] is None for c in peer_calls)
+    # metrics from continuous scores
+    _check_rows(res["results"], [FAST] + [f"pyod:{p}" for p in PEERS])
+    y = res["_y"]
+    assert len(y) == sp["n_test"] and 0 < y.sum() < len(y)
+    for r in res["results"]:
+        s = res["_scores"][r["method"]]
+        assert len(np.unique(s)) > 10
+        assert r["auroc"] == pytest.approx(roc_auc_score(y, s))
+        assert r["threshold"] is not None and r["f1"] is not None and -1 <= r["mcc"] <= 1
+        assert r["auroc_N_vs_V"] is None or 0 <= r["auroc_N_vs_V"] <= 1
+    paths = B.write_outputs(res, tmp_path)
+    assert (tmp_path / "roc.png").is_file() and "results" in json.loads(paths["json"].read_text())
+
+
+def test_mitbih_labelled_calibration_uses_held_out_labels_only(monkeypatch):
+    need("mitdb")
+    seen = []
+    orig = BaseGANDetector.calibrate
+
+    def spy(self, X_val, y_val=None, **kw):
+        seen.append((len(X_val), None if y_val is None else np.asarray(y_val).copy()))
+        return orig(self, X_val, y_val, **kw)
+
+    monkeypatch.setattr(BaseGANDetector, "calibrate", spy)
+    res = B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=["106", "108", "119", "201", "203"], ds2=["100", "105"],
+                       max_train=200, max_test=300, max_cal=300, epochs=1, calibration="mcc", log=lambda *a: None)
+    assert res["split"]["cal_labels_used"] is True
+    (n, y_val), = seen
+    assert n == res["split"]["n_cal"] and len(y_val) == n
+    assert int(y_val.sum()) == sum(v for k, v in res["split"]["cal_counts"].items() if k != "N")
+
+
+def test_bad_arguments(monkeypatch):
+    monkeypatch.delenv(B.ENV_VAR, raising=False)
+    with pytest.raises(ValueError, match="GANAD_DATA_DIR"):
+        B.run_adbench(None, methods=[FAST], peers=[])
+    with pytest.raises(ValueError, match="--methods"):
+        B.run_adbench(DATA, methods=["nope"], peers=[])
+    with pytest.raises(ValueError, match="--peers"):
+        B.run_adbench(DATA, methods=[FAST], peers=["nope"])
+    with pytest.raises(ValueError, match="calibration"):
+        B.run_mitbih(DATA, calibration="test-labels")
+    with pytest.raises(ValueError, match="DS1"):
+        B.run_mitbih(DATA, ds1=["100"])
+
+
+def test_default_methods_follow_the_registry():
+    from ganad.detectors import DETECTORS
+    names = B.default_methods()
+    assert set(names) <= set(DETECTORS) and len(names) == len(set(DETECTORS.values()))
+
+
+def test_cli_benchmark(tmp_path, monkeypatch):
+    need("adbench")
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    monkeypatch.setenv(B.ENV_VAR, str(DATA))
+    r = CliRunner().invoke(app, ["benchmark", "adbench", "--methods", FAST, "--peers", ",".join(PEERS) or "none",
+                                 "--datasets", "WBC", "--n-seeds", "1", "--max-train", "80", "--max-test", "80",
+                                 "--epochs", "1", "--peer-epochs", "1", "-o", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "results.json").is_file() and (tmp_path / "report.html").is_file()
+    r = CliRunner().invoke(app, ["benchmark", "bogus", "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "mitbih" in r.output

@@ -1,0 +1,118 @@
+"""Quality benchmarks: run the three protocols of :mod:`ganad.benchmark` at the scale recorded in
+benchmarks/RESULTS.md, and write that file's ``## Quality benchmarks`` section from the results.
+
+    python benchmarks/run_benchmarks.py run adbench            # one protocol (or: all)
+    python benchmarks/run_benchmarks.py section                # rewrite the section from benchmarks/out/quality-*/results.json
+
+Each run is the same as the ``ganad benchmark ...`` command printed for it (``CONFIGS`` below).
+Reference data: ``--data``, ``$GANAD_DATA_DIR``, ``$GANAD_SHARED_DATA`` or ``../shared/data`` beside the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+RESULTS = HERE / "RESULTS.md"
+HEADING = "## Quality benchmarks"
+
+PEERS = "iforest,knn,ocsvm,ecod,autoencoder,vae,deepsvdd,alad"
+#: the configurations behind the published tables (CPU budget: each run ~20 min on 2 shared cores)
+CONFIGS = {
+    "mitbih": ["--methods", "fanogan,bigan,alad,ganomaly,vaegan", "--peers", PEERS, "--seed", "0", "--max-train", "5000",
+               "--max-test", "10000", "--epochs", "10", "--peer-epochs", "10"],
+    "adbench": ["--methods", "fanogan,bigan,alad,ganomaly,vaegan", "--peers", PEERS, "--seed", "0", "--n-seeds", "3",
+                "--max-train", "1000", "--max-test", "1000", "--epochs", "10", "--peer-epochs", "10"],
+    "mnist": ["--methods", "fanogan,ganomaly,vaegan", "--peers", PEERS, "--seed", "0", "--max-train", "500",
+              "--max-test", "1000", "--epochs", "10", "--peer-epochs", "10"],
+}
+
+
+def data_dir(arg):
+    for p in (arg, os.environ.get("GANAD_DATA_DIR"), os.environ.get("GANAD_SHARED_DATA"), HERE.parent.parent / "shared" / "data"):
+        if p and Path(p).is_dir():
+            return Path(p)
+    sys.exit("no reference data: pass --data DIR (holding mitdb/, adbench/, mnist/) or set GANAD_DATA_DIR")
+
+
+def command(protocol: str, data="$GANAD_DATA_DIR") -> list[str]:
+    return ["ganad", "benchmark", protocol, "--data", str(data), *CONFIGS[protocol], "-o", f"benchmarks/out/quality-{protocol}"]
+
+
+def run(protocol: str, data) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    cmd = command(protocol, data)
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env=env, cwd=HERE.parent)
+
+
+def _load(protocol):
+    p = OUT / f"quality-{protocol}" / "results.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _f(v, nd=3):
+    return "–" if v is None else f"{v:.{nd}f}"
+
+
+def section(extra: str = "") -> str:
+    """The Markdown section built from the stored results (tables via ganad.benchmark.markdown_tables)."""
+    from ganad.benchmark import markdown_tables
+    parts = [HEADING, "",
+             "Written by `benchmarks/run_benchmarks.py section` from `benchmarks/out/quality-*/results.json`; "
+             "protocols in `docs/benchmark.md`. Every method of a protocol sees the same split; AUROC / AUPRC from continuous "
+             "scores; thresholds (MIT-BIH only) from held-out DS1 records, never from test labels.", ""]
+    if extra:
+        parts += [extra, ""]
+    for protocol in ("mitbih", "adbench", "mnist"):
+        res = _load(protocol)
+        parts += [f"### {protocol}", ""]
+        if res is None:
+            parts += ["(not run yet)", ""]
+            continue
+        m = res["machine"]
+        parts += ["Command:", "", "```", " ".join(command(protocol)), "```", "",
+                  f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs), torch {m['torch']} "
+                  f"({m['torch_threads']} thread), PyOD {m.get('pyod')}, CUDA {'yes' if m.get('cuda') else 'no'}; "
+                  f"run {res['started']} – {res['finished']}.", ""]
+        parts += [f"- {n}" for n in res.get("notes", [])] + [""]
+        parts += [markdown_tables(res)]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_section(extra: str = "") -> None:
+    """Replace (or append) the Quality benchmarks section at the end of RESULTS.md, leaving the rest untouched."""
+    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
+    i = text.find("\n" + HEADING)
+    head = text if i < 0 else text[:i]
+    j = -1 if i < 0 else text.find("\n## ", i + 1 + len(HEADING))  # a later section by someone else stays
+    tail = "" if j < 0 else text[j:]
+    RESULTS.write_text(head.rstrip() + "\n\n" + section(extra) + tail)
+    print(f"wrote {RESULTS}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("protocol", choices=["all", *CONFIGS])
+    r.add_argument("--data")
+    s = sub.add_parser("section")
+    s.add_argument("--extra-file", help="Markdown inserted under the heading (findings, targets).")
+    a = ap.parse_args(argv)
+    if a.cmd == "run":
+        d = data_dir(a.data)
+        for p in (CONFIGS if a.protocol == "all" else [a.protocol]):
+            run(p, d)
+    else:
+        write_section(Path(a.extra_file).read_text() if a.extra_file else "")
+
+
+if __name__ == "__main__":
+    main()

@@ -65,3 +65,29 @@ def test_frozen_copy_computes_the_same_function(shape, family):
     torch.testing.assert_close(F(z), G(z), atol=1e-5, rtol=1e-4)
     assert not any(p.requires_grad for p in F.parameters())
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in F.modules()) or family == "dcgan"
+
+
+def test_matmul_convolutions_gradients():
+    torch.manual_seed(0)
+    for layer, length in [(Down1d(3, 4), 9), (Down1d(3, 4), 10), (Up1d(3, 4), 7)]:
+        layer = layer.double()
+        x = torch.randn(2, length, 3, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
+        # weight gradients equal those of torch's own convolution
+        xt = x.detach().transpose(1, 2)
+        if isinstance(layer, Down1d):
+            ref = torch.nn.functional.conv1d(xt, layer.weight, layer.bias, stride=2, padding=1)
+        else:
+            ref = torch.nn.functional.conv_transpose1d(xt, layer.weight, layer.bias, stride=2, padding=1)
+        g_ref = torch.autograd.grad(ref.square().sum(), layer.weight)[0]
+        g = torch.autograd.grad(layer(x.detach()).square().sum(), layer.weight)[0]
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_traceable_path_equals_the_fast_path():
+    from ganad.nets.conv1d import _up_functional
+    torch.manual_seed(0)
+    up = Up1d(3, 5)
+    x = torch.randn(4, 9, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(_up_functional(x, up._mm_weight()) + up.bias, up(x))

@@ -1,13 +1,14 @@
 """1-D convolutional family for series windows (n, channels, length), built for CPU speed.
 
 The layers are the usual stride-2 convolution / transposed convolution with kernel 4 and
-padding 1 (DCGAN's choice), computed channels-last as *one matrix multiply each*:
+padding 1 (DCGAN's choice), computed channels-last as *one matrix multiply each* plus
+shifted in-place adds, with hand-written backward passes (``_DownFn``, ``_UpFn``):
 
-* ``Down1d`` (Conv1d k=4 s=2 p=1): the padded input viewed as pairs of time steps, two
-  neighbouring pairs concatenated -> (n, l/2, 4c) @ W (4c, c_out);
-* ``Up1d`` (ConvTranspose1d k=4 s=2 p=1), polyphase: the neighbours x[j-1], x[j], x[j+1]
-  concatenated -> (n, l, 3c) @ W (3c, 2 c_out), and the even / odd outputs interleave by a
-  free reshape.
+* ``Down1d`` (Conv1d k=4 s=2 p=1): the padded input viewed as pairs of time steps P;
+  output j = P[j] U + P[j+1] V;
+* ``Up1d`` (ConvTranspose1d k=4 s=2 p=1), polyphase: output j (an even and an odd step side
+  by side) = x[j-1] A + x[j] B + x[j+1] C, and the even / odd outputs interleave by a free
+  reshape.
 
 PyTorch's own CPU kernels for these small channel counts run far below the machine's matrix
 multiply rate; as plain matmuls the latent search and encoder scoring run near it. The
@@ -23,6 +24,101 @@ import torch
 from torch import nn
 
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
+
+
+class _UpFn(torch.autograd.Function):
+    """Polyphase ConvTranspose1d(k=4, s=2, p=1), channels-last, with a hand-written backward.
+
+    ``w`` = [W3 | W1 | W2 | W0] (c, 4 c_out), the kernel taps side by side. The even output
+    2j is x[j-1] W3 + x[j] W1, the odd output 2j+1 is x[j] W2 + x[j+1] W0: one matrix
+    multiply and two shifted in-place adds. The backward pass is the matching stride-2
+    convolution of the output gradient, again one matrix multiply and one shifted add.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w):
+        n, l, c = x.shape
+        co = w.shape[1] // 4
+        q = (x.reshape(n * l, c) @ w).reshape(n, l, 4, co)
+        y = q[:, :, 1:3].clone()  # (n, l, 2, co): [even | odd] of every input step
+        y[:, 1:, 0] += q[:, :-1, 0]
+        y[:, :-1, 1] += q[:, 1:, 3]
+        ctx.save_for_backward(x, w)
+        return y.reshape(n, 2 * l, co)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        n, l, c = x.shape
+        co = w.shape[1] // 4
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose):
+            # pairs P[p] = (gy[2p-1], gy[2p]) of the padded gradient, gx[j] = P[j] U + P[j+1] V
+            pairs = nn.functional.pad(gy, (0, 0, 1, 1)).reshape(n, l + 1, 2 * co)
+            wt = w.reshape(c, 4, co)
+            uv = torch.cat([wt[:, 3], wt[:, 1], wt[:, 2], wt[:, 0]], dim=1).t()  # rows: W0', W1', W2', W3'
+            uv = uv.reshape(2, 2 * co, c).permute(1, 0, 2).reshape(2 * co, 2 * c)  # [U | V]
+            q = (pairs.reshape(n * (l + 1), 2 * co) @ uv).reshape(n, l + 1, 2, c)
+            gx = q[:, :-1, 0] + q[:, 1:, 1]
+        if ctx.needs_input_grad[1]:
+            g = gy.reshape(n, l, 2, co)
+            xp = nn.functional.pad(x, (0, 0, 1, 1))
+            gw = torch.cat([
+                xp[:, :-2].reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W3: x[j-1] -> even j
+                x.reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W1: x[j] -> even j
+                x.reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W2: x[j] -> odd j
+                xp[:, 2:].reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W0: x[j+1] -> odd j
+            ], dim=1)
+        return gx, gw
+
+
+def _up_functional(x, w):
+    """The same computation as :class:`_UpFn` without in-place updates (for tracing / ONNX export)."""
+    n, l, c = x.shape
+    co = w.shape[1] // 4
+    q = (x @ w).reshape(n, l, 4, co)
+    even = q[:, :, 1] + nn.functional.pad(q[:, :-1, 0], (0, 0, 1, 0))
+    odd = q[:, :, 2] + nn.functional.pad(q[:, 1:, 3], (0, 0, 0, 1))
+    return torch.stack([even, odd], dim=2).reshape(n, 2 * l, co)
+
+
+class _DownFn(torch.autograd.Function):
+    """Conv1d(k=4, s=2, p=1) on channels-last input already padded to an even length 2m.
+
+    The padded input viewed as m pairs of time steps P (n, m, 2c); with W = [U; V] (4c, c_out)
+    output row j is P[j] U + P[j+1] V: one matrix multiply by [U | V] and one shifted add.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, w):
+        n, L, c = xp.shape
+        m = L // 2
+        co = w.shape[1]
+        p = xp.reshape(n, m, 2 * c)
+        wcols = w.reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)
+        q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
+        ctx.save_for_backward(xp, w)
+        return q[:, :-1, 0] + q[:, 1:, 1]
+
+    @staticmethod
+    def backward(ctx, go):
+        xp, w = ctx.saved_tensors
+        n, L, c = xp.shape
+        m = L // 2
+        gxp = gw = None
+        go = go.contiguous()
+        if ctx.needs_input_grad[0]:
+            r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
+            gp = xp.new_zeros(n, m, 2 * c)
+            gp[:, :-1] += r[:, :, 0]
+            gp[:, 1:] += r[:, :, 1]
+            gxp = gp.reshape(n, L, c)
+        if ctx.needs_input_grad[1]:
+            p = xp.reshape(n, m, 2 * c)
+            s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
+            gw = s.reshape(n * (m - 1), 4 * c).t() @ go.reshape(n * (m - 1), -1)
+        return gxp, gw
 
 
 class _MatmulConv(nn.Module):
@@ -45,7 +141,7 @@ class _MatmulConv(nn.Module):
 
 
 class Down1d(_MatmulConv):
-    """Conv1d(c_in, c_out, 4, stride=2, padding=1) on channels-last input (n, l, c_in) -> (n, ceil(l/2), c_out)."""
+    """Conv1d(c_in, c_out, 4, stride=2, padding=1) on channels-last input (n, l, c_in) -> (n, floor(l/2), c_out)."""
 
     def __init__(self, c_in: int, c_out: int, bias: bool = True):
         super().__init__()
@@ -57,13 +153,10 @@ class Down1d(_MatmulConv):
         return w.permute(2, 1, 0).reshape(4 * w.shape[1], -1)  # (4c, c_out), tap-major
 
     def forward(self, x):
-        n, l, c = x.shape
-        extra = l % 2  # odd length: one more zero on the right, as Conv1d's floor((l+2-4)/2)+1 needs
-        xp = nn.functional.pad(x, (0, 0, 1, 1 + extra))  # (n, l+2(+1), c)
-        pairs = xp.reshape(n, (l + 2 + extra) // 2, 2 * c)
-        s = torch.cat([pairs[:, :-1], pairs[:, 1:]], dim=2)  # (n, l_out, 4c): taps 0,1,2,3
-        out = s @ self._mm_weight()
-        if extra:  # the extra right zero gave one output too many
+        l = x.shape[1]
+        extra = l % 2  # odd length: one more zero on the right to pair up the steps
+        out = _DownFn.apply(nn.functional.pad(x, (0, 0, 1, 1 + extra)), self._mm_weight())
+        if extra:  # the extra zero gave one output too many
             out = out[:, : (l - 2) // 2 + 1]
         return out + self.bias if self.bias is not None else out
 
@@ -78,17 +171,14 @@ class Up1d(_MatmulConv):
         self.bias = ref.bias
 
     def _build(self, w):
-        zero = torch.zeros_like(w[:, :, 0])
-        # out[2j] = W3 x[j-1] + W1 x[j];  out[2j+1] = W2 x[j] + W0 x[j+1]
-        w_even = torch.cat([w[:, :, 3], w[:, :, 1], zero], dim=0)  # (3c, c_out)
-        w_odd = torch.cat([zero, w[:, :, 2], w[:, :, 0]], dim=0)
-        return torch.cat([w_even, w_odd], dim=1)  # (3c, 2 c_out)
+        # out[2j] = x[j-1] W3 + x[j] W1;  out[2j+1] = x[j] W2 + x[j+1] W0
+        return torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], dim=1)  # (c, 4 c_out)
 
     def forward(self, x):
-        n, l, c = x.shape
-        xp = nn.functional.pad(x, (0, 0, 1, 1))
-        s = torch.cat([xp[:, :-2], xp[:, 1:-1], xp[:, 2:]], dim=2)  # x[j-1], x[j], x[j+1]
-        out = (s @ self._mm_weight()).reshape(n, 2 * l, -1)
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            out = _up_functional(x, self._mm_weight())  # exporters cannot follow in-place slice updates
+        else:
+            out = _UpFn.apply(x.contiguous(), self._mm_weight())
         return out + self.bias if self.bias is not None else out
 
 

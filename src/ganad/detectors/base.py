@@ -215,6 +215,7 @@ class BaseGANDetector(BaseEstimator):
             self.history_ = train(self._stages(gen), Xt, batch_size=self.batch_size, generator=gen,
                                   device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xt))
         self.nets_.eval()
+        self._fit_extra(Xt)
         self._finish_robust()
         self.disc_train_mean_ = self._fit_disc_train_mean(Xt)
         self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
@@ -226,6 +227,10 @@ class BaseGANDetector(BaseEstimator):
         self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
+
+    def _fit_extra(self, Xt: torch.Tensor) -> None:
+        """Runs after training, before the training data is scored: where a method fits
+        statistics of the TRAINING data its score needs (e.g. GANomaly's normalisation)."""
 
     def _weight_fn(self, Xt):
         cfg = self.__dict__.get("_robust_cfg")

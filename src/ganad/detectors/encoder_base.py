@@ -57,19 +57,6 @@ def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.T
     return ((g.norm(dim=1) - 1) ** 2).mean()
 
 
-def bake_parametrizations(module: torch.nn.Module) -> torch.nn.Module:
-    """Replace every parametrised weight (spectral norm) by its current value, in place."""
-    from torch.nn.utils import parametrize
-
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub):
-            for pname in list(sub.parametrizations.keys()):
-                parametrize.remove_parametrizations(sub, pname, leave_parametrized=True)
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
 class EncoderDetector(BaseGANDetector):
     """Base of the encoder methods: encoder inversion, optional latent search warm-started from E(x)."""
 
@@ -85,19 +72,6 @@ class EncoderDetector(BaseGANDetector):
             raise InputError(_fmt("inversion", f"is {self.inversion!r}", "use 'encoder' (one pass of E) or 'search' (latent search)"))
         if self.search_init not in SEARCH_INITS:
             raise InputError(_fmt("search_init", f"is {self.search_init!r}", "use 'encoder' (start the search from E(x)) or 'random'"))
-
-    def _inference_net(self, name):
-        # Build the frozen copy outside inference mode: a copy made under inference_mode holds
-        # inference tensors, whose version counter the conv1d matmul-weight cache cannot read.
-        # Spectral-norm parametrisations are baked into plain weights (eval mode does no power
-        # iteration, so the function is unchanged): faster scoring, and ONNX has no vdot.
-        cache = self.__dict__.get("_frozen", {})
-        if name in cache:
-            return cache[name]
-        with torch.inference_mode(False):
-            net = super()._inference_net(name)
-            bake_parametrizations(net)
-        return net
 
     # ------------------------------------------------------------------ inversion
     def _encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -120,12 +120,10 @@ class GANomaly(EncoderDetector):
     def _default_composer(self):
         return WeightedSum({"latent": 1.0})
 
-    def _fit_disc_train_mean(self, Xt):
-        # Runs after training and before the base class scores the training data: the place to
-        # fit the latent score's normalisation on the TRAINING data (a hook such as
-        # ``_fit_extra(Xt)`` in base.py would be the cleaner seam).
+    def _fit_extra(self, Xt):
+        # after training, before the training data is scored: the latent score's normalisation
+        # comes from the TRAINING data, never from the data being scored
         self.latent_stats_ = self._fit_latent_stats(Xt)
-        return super()._fit_disc_train_mean(Xt)
 
     def _fit_latent_stats(self, Xt):
         bs = int(self.score_batch_size)

@@ -76,17 +76,6 @@ class VAEGAN(EncoderDetector):
                 "D": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer),
                 "E": build_encoder(fam, shape, 2 * d, w, k)}  # (μ, log σ²)
 
-    def _weight_fn(self, Xt):
-        # the loop calls weight_fn at the start of every epoch: use it to know the epoch (KL warm-up)
-        inner = super()._weight_fn(Xt)
-        epoch = self.__dict__.setdefault("_epoch", {"e": 0})
-
-        def fn(e, stage):
-            epoch["e"] = e
-            return inner(e, stage) if inner is not None else None
-
-        return fn
-
     def _beta_at(self, epoch: int) -> float:
         if self.beta_warmup <= 0:
             return float(self.beta)
@@ -98,7 +87,7 @@ class VAEGAN(EncoderDetector):
         opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
         prior, d, obj, w_adv = self.prior_, self.latent_dim, self.objective, float(self.w_adv)
         gp_w, n_feat = float(self.gp_weight), float(self.n_features_in_)
-        epoch = self.__dict__.setdefault("_epoch", {"e": 0})
+        epoch = {"e": 0}  # set by the loop before every epoch (the KL warm-up follows it)
 
         def wmean(v, w):
             return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1e-12)
@@ -134,7 +123,7 @@ class VAEGAN(EncoderDetector):
             return {"d_loss": loss_d.detach(), "loss": loss.detach(), "reconstruction": rec.mean().detach(),
                     "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
 
-        return [Stage("vaegan", self.epochs, step, modules=[G, D, E])]
+        return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e))]
 
     def _robust_proxy(self, Xt, stage):
         if self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind) == "encoder":  # E gives (μ, log σ²)

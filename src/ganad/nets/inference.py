@@ -51,13 +51,32 @@ def _fold_sequential(seq: nn.Sequential) -> None:
     mods = list(seq._modules.items())
     for (k_prev, prev), (k, mod) in zip(mods[:-1], mods[1:]):
         bn = mod.bn if isinstance(mod, ChannelNorm) else mod
-        if isinstance(bn, nn.BatchNorm1d) and not hasattr(prev, "parametrizations") and _fold_into(prev, bn):
+        if isinstance(bn, nn.BatchNorm1d) and _fold_into(prev, bn):
             seq._modules[k] = nn.Identity()
 
 
+def bake_parametrizations(module: nn.Module) -> nn.Module:
+    """Replace every parametrised weight (spectral norm) by its current value, in place.
+    In eval mode spectral norm does no power iteration, so the function is unchanged."""
+    from torch.nn.utils import parametrize
+
+    for sub in module.modules():
+        if parametrize.is_parametrized(sub):
+            for pname in list(sub.parametrizations.keys()):
+                parametrize.remove_parametrizations(sub, pname, leave_parametrized=True)
+    return module
+
+
 def frozen_copy(module: nn.Module) -> nn.Module:
-    """Eval-mode, gradient-free copy of ``module`` with BatchNorm folded where possible."""
-    m = copy.deepcopy(module).eval()
+    """Eval-mode, gradient-free copy of ``module`` with spectral norm baked into plain weights
+    and BatchNorm folded where possible. Built outside inference mode, so that its tensors are
+    ordinary tensors (usable by the latent search's autograd and the matmul-weight cache)."""
+    with torch.inference_mode(False):
+        m = bake_parametrizations(copy.deepcopy(module).eval())
+        return _fold_all(m)
+
+
+def _fold_all(m: nn.Module) -> nn.Module:
     for sub in list(m.modules()):
         if isinstance(sub, nn.Sequential):
             _fold_sequential(sub)

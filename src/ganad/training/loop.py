@@ -27,6 +27,7 @@ class Stage:
     epochs: int
     step: Callable[[torch.Tensor, torch.Tensor | None], dict[str, torch.Tensor]]
     modules: list[torch.nn.Module] = field(default_factory=list)  # put in train mode during the stage
+    on_epoch: Callable[[int], None] | None = None  # called with the epoch index before each epoch (schedules, warm-ups)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -58,6 +59,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
             for m in stage.modules:
                 m.train()
             for epoch in range(stage.epochs):
+                if stage.on_epoch is not None:
+                    stage.on_epoch(epoch)
                 weights = weight_fn(epoch, stage.name) if weight_fn is not None else None
                 perm = torch.randperm(n, generator=generator)
                 sums: dict[str, torch.Tensor] = {}

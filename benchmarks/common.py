@@ -1,0 +1,79 @@
+"""Shared helpers of the benchmark scripts: data location, machine description, table output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def shared_data(arg: str | None = None) -> Path | None:
+    """Reference data: an explicit argument, $GANAD_SHARED_DATA, or ../shared/data beside the checkout."""
+    for p in (arg, os.environ.get("GANAD_SHARED_DATA"), HERE.parent.parent / "shared" / "data"):
+        if p and Path(p).is_dir():
+            return Path(p)
+    return None
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def matmul_peak(n: int = 1024, repeats: int = 7) -> float:
+    """Median float32 matrix-multiply rate in GFLOP/s on this machine, now."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def synthetic_beats(n: int, length: int = 256, seed: int = 0) -> np.ndarray:
+    """ECG-like beats (P wave, QRS complex, T wave as Gaussian bumps with jitter), shape (n, 1, length)."""
+    rng = np.random.RandomState(seed)
+    t = np.arange(length)[None, :]
+    def bump(c, w, a):
+        return a[:, None] * np.exp(-0.5 * ((t - c[:, None]) / w[:, None]) ** 2)
+    j = lambda s: rng.randn(n) * s  # noqa: E731
+    x = (bump(60 + j(3), 8 + j(0.5), 0.15 + j(0.02)) + bump(96 + j(1), 3 + j(0.2), 1.0 + j(0.1))
+         - bump(88 + j(1), 2 + j(0.2), 0.2 + j(0.03)) - bump(103 + j(1), 3 + j(0.2), 0.3 + j(0.03))
+         + bump(170 + j(5), 14 + j(1), 0.3 + j(0.05)) + rng.randn(n, length) * 0.01)
+    return x[:, None, :].astype(np.float32)
+
+
+def write_json(name: str, payload: dict) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    p = OUT / name
+    p.write_text(json.dumps(payload, indent=2))
+    return p
+
+
+def markdown_table(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Encoder scoring throughput vs latent search on the default 1-D beat model.
+
+For each encoder method (default: f-AnoGAN, plus the others with --methods all), trained
+briefly on 256-sample beats (MIT-BIH N beats of DS1 when the reference data is found,
+otherwise synthetic beats): samples per second and milliseconds per sample of the public
+``decision_function`` (validation + scaling + networks + composition) at batch sizes
+1, 64, 512 and 4096; the model FLOPs of the scoring path (matrix multiplies, counted by
+torch.utils.flop_counter); and the fraction of the machine's float32 matrix-multiply peak
+measured in the same run: FLOPs/sample x samples/s / peak. Beside it, the AnoGAN latent
+search on the same generator (random start and warm start from E(x)) at batch 256.
+
+    python benchmarks/bench_encoder_scoring.py                 # f-AnoGAN, a few minutes
+    python benchmarks/bench_encoder_scoring.py --methods all   # every encoder method
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latent_search import load_beats  # noqa: E402
+from common import machine, markdown_table, matmul_peak, shared_data, write_json  # noqa: E402
+
+from ganad.detectors import DETECTORS  # noqa: E402
+
+ENCODER_METHODS = ["fanogan", "bigan", "alad", "ganomaly", "vaegan"]
+
+
+def scoring_flops(det, x) -> float:
+    with FlopCounterMode(display=False) as fc:
+        det.decision_function(x)
+    return fc.get_total_flops() / len(x)
+
+
+def throughput(det, X, batch, min_samples, repeats):
+    det.set_params(score_batch_size=batch)
+    n = max(batch, min_samples)
+    reps = int(np.ceil(n / len(X)))
+    Xb = np.concatenate([X] * reps)[:n] if reps > 1 else X[:n]
+    det.decision_function(Xb[: min(batch, len(Xb))])  # warm-up (frozen copies, caches)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        det.decision_function(Xb)
+        times.append(time.perf_counter() - t)
+    dt = statistics.median(times)
+    return n / dt, dt / n * 1e3
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--methods", default="fanogan", help="comma list or 'all'")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--batches", default="1,64,512,4096")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    methods = ENCODER_METHODS if args.methods == "all" else args.methods.split(",")
+    Xtr, Xev, source = load_beats(shared_data(args.data), args.n_train, 4096, args.seed)
+    peak = matmul_peak()
+    rows, search_rows = [], []
+    for name in methods:
+        det = DETECTORS[name](epochs=args.epochs, random_state=args.seed, verbose=False).fit(Xtr)
+        flops = scoring_flops(det, Xev[:256])
+        for B in [int(b) for b in args.batches.split(",")]:
+            sps, ms = throughput(det, Xev, B, min_samples=64 if B == 1 else 8192, repeats=args.repeats if B > 1 else 1)
+            rows.append({"method": name, "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
+                         "mflop_per_sample": flops / 1e6, "gflop_per_s": flops * sps / 1e9, "fraction_of_peak": flops * sps / 1e9 / peak})
+            print(rows[-1], flush=True)
+        if name == methods[0]:
+            for init in ("random", "encoder"):
+                det.set_params(inversion="search", search_init=init, search_n_max=500, search_eps=0.005, score_batch_size=256)
+                t = time.perf_counter()
+                r = det.score_components(Xev[:256])
+                dt = time.perf_counter() - t
+                search_rows.append({"method": f"{name}, latent search ({init} start)", "batch": 256,
+                                    "ms_per_sample": dt / 256 * 1e3, "mean_iterations": float(r.extra["iterations"].mean())})
+                print(search_rows[-1], flush=True)
+            det.set_params(inversion="encoder")
+    payload = {"machine": machine(), "matmul_peak_gflops": peak, "data": source, "rows": rows, "search": search_rows,
+               "command": "python " + " ".join(sys.argv)}
+    p = write_json("encoder_scoring.json", payload)
+    print(f"\ndata: {source}; float32 matmul peak measured now: {peak:.1f} GFLOP/s; {machine()}")
+    print(markdown_table(rows, ["method", "batch", "samples_per_s", "ms_per_sample", "mflop_per_sample", "gflop_per_s", "fraction_of_peak"]))
+    print()
+    print(markdown_table(search_rows, ["method", "batch", "ms_per_sample", "mean_iterations"]))
+    print("wrote", p)
+
+
+if __name__ == "__main__":
+    main()

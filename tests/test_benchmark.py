@@ -145,8 +145,10 @@ def test_mitbih_labelled_calibration_uses_held_out_labels_only(monkeypatch):
 
     monkeypatch.setattr(BaseGANDetector, "calibrate", spy)
     res = B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=["106", "108", "119", "201", "203"], ds2=["100", "105"],
-                       max_train=200, max_test=300, max_cal=300, epochs=1, calibration="mcc", log=lambda *a: None)
-    assert res["split"]["cal_labels_used"] is True
+                       max_train=200, max_test=300, max_cal=300, epochs=1, calibration="mcc", compose="default",
+                       log=lambda *a: None)
+    assert res["split"]["cal_labels_used"] is True and res["config"]["compose"] == "default"
+    assert 0 <= res["results"][0]["auroc"] <= 1 and res["results"][0]["error"] is None
     (n, y_val), = seen
     assert n == res["split"]["n_cal"] and len(y_val) == n
     assert int(y_val.sum()) == sum(v for k, v in res["split"]["cal_counts"].items() if k != "N")
@@ -162,6 +164,8 @@ def test_bad_arguments(monkeypatch):
         B.run_adbench(DATA, methods=[FAST], peers=["nope"])
     with pytest.raises(ValueError, match="calibration"):
         B.run_mitbih(DATA, calibration="test-labels")
+    with pytest.raises(ValueError, match="compose"):
+        B.run_mitbih(DATA, compose="svm")
     with pytest.raises(ValueError, match="DS1"):
         B.run_mitbih(DATA, ds1=["100"])
 

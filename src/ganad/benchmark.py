@@ -171,7 +171,8 @@ def _flat(X: np.ndarray) -> np.ndarray:
 
 
 def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | None, peer_epochs: int,
-            X_cal=None, y_cal=None, threshold: str | None = None, fpr: float = 0.05, log: Callable = print) -> dict:
+            X_cal=None, y_cal=None, threshold: str | None = None, fpr: float = 0.05, compose: str = "method",
+            log: Callable = print) -> dict:
     """Fit one method on ``X_train``, score ``X_test`` (and ``X_cal``), optionally calibrate τ on the
     calibration set only. Returns ``{'scores', 'fit_s', 'score_s', 'threshold', 'error'}``."""
     from ganad.scoring.calibration import fit_threshold
@@ -191,8 +192,9 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         out["fit_s"] = time.perf_counter() - t
         if threshold is not None and Xc is not None:
             if kind == "ganad":
-                # composer = the method's default; only τ is fitted, on the calibration set
-                det.calibrate(Xc, y_cal, compose="weights", threshold=threshold, fpr=fpr)
+                # compose='method': the method's default composer, only τ is fitted; 'default': the components
+                # robust-standardised (median / MAD of the calibration set's normal samples) and summed, then τ
+                det.calibrate(Xc, y_cal, compose="weights" if compose == "method" else compose, threshold=threshold, fpr=fpr)
                 out["threshold"] = float(det.threshold_)
             else:
                 tau, _ = fit_threshold(np.asarray(det.decision_function(Xc), np.float64), y_cal, threshold=threshold, fpr=fpr)
@@ -269,12 +271,16 @@ def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -
 
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
-               calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, ds1=None, ds2=None,
+               calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
                log: Callable = print, keep_scores: bool = True) -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
 
+    ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
+    components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
     ``ds1`` / ``ds2`` override the record lists (for tiny tests); they must stay inside DS1 / DS2.
     """
+    if compose not in ("method", "default"):
+        raise InputError(_fmt("compose", f"is {compose!r}", "use 'method' (each method's own score) or 'default' (robust-standardised components)"))
     from ganad.data import mitbih as mb
     if calibration not in MITBIH_CALIBRATIONS:
         raise InputError(_fmt("calibration", f"is {calibration!r}", f"use one of {', '.join(MITBIH_CALIBRATIONS)}"))
@@ -299,7 +305,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     y_cal = None if calibration == "fpr" else cal.y
     y = te.y
     res = _base("mitbih", seed, [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs, peer_epochs,
-                max_train=max_train, max_test=max_test, max_cal=max_cal, calibration=calibration,
+                max_train=max_train, max_test=max_test, max_cal=max_cal, calibration=calibration, compose=compose,
                 fpr=fpr if calibration == "fpr" else None, cal_fraction=cal_fraction, window=256, before=96, lead="MLII")
     res["split"] = {"train_records": sorted(set(tr.record.tolist())), "cal_records": cal_recs,
                     "test_records": sorted(set(te.record.tolist())), "n_train": len(tr), "n_cal": len(cal),
@@ -308,7 +314,9 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     res["notes"] = notes + [
         f"train: {len(tr)} N beats of DS1 records {', '.join(res['split']['train_records'])}"
         + (f" (random subsample of {int(in_train.sum())})" if len(tr) < in_train.sum() else ""),
-        f"calibration (threshold only, composer = method default): DS1 records {', '.join(cal_recs)} held out by patient; "
+        ("calibration (threshold only, score = each method's default composition)" if compose == "method" else
+         "calibration (ganad: components robust-standardised on the held-out normal beats and summed, then threshold)")
+        + f": DS1 records {', '.join(cal_recs)} held out by patient; "
         + (f"tau = the (1 - {fpr}) quantile of the scores of {len(cal)} held-out N beats (no labels used)" if calibration == "fpr"
            else f"tau = best {calibration.upper()} on {len(cal)} held-out beats of every class (their labels)"),
         f"test: {len(te)} DS2 beats" + (f" (class-stratified random subsample of {len(b2)})" if len(te) < len(b2) else " (all)")
@@ -319,7 +327,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     for kind, name in plan:
         log(f"  {kind} {name} ...")
         r = run_one(kind, name, tr.X, te.X, seed=seed, epochs=epochs, peer_epochs=peer_epochs, X_cal=cal.X, y_cal=y_cal,
-                    threshold=calibration, fpr=fpr, log=log)
+                    threshold=calibration, fpr=fpr, compose=compose, log=log)
         rec = _record(r)
         s = r["scores"]
         rec.update(_metrics(y, s))

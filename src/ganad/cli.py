@@ -282,6 +282,7 @@ def benchmark(
     digits: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="mnist: comma-separated digits."),
     calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
+    compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
@@ -304,7 +305,7 @@ def benchmark(
         if protocol == "mnist":
             kw["digits"] = [int(d) for d in csv(digits)]
         if protocol == "mitbih":
-            kw.update(calibration=calibration, fpr=fpr)
+            kw.update(calibration=calibration, fpr=fpr, compose=compose)
         res = run_protocol(protocol, data, **kw)
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:

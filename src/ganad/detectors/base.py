@@ -411,6 +411,22 @@ class BaseGANDetector(BaseEstimator):
         return tags
 
     def __getstate__(self):
+        # networks travel as state dicts (torch cannot pickle spectral-norm parametrisations);
+        # __setstate__ rebuilds them from the fitted shape. ganad's own model files never use
+        # pickle: see save() / ganad.load().
         state = self.__dict__.copy()
         state.pop("_frozen", None)
+        nets = state.pop("nets_", None)
+        if nets is not None:
+            state["_nets_state"] = {k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()}
         return state
+
+    def __setstate__(self, state):
+        nets_state = state.pop("_nets_state", None)
+        self.__dict__.update(state)
+        if nets_state is not None:
+            with torch.random.fork_rng(devices=[]):
+                nets = nn.ModuleDict(self._build_networks())
+            for k, sd in nets_state.items():
+                nets[k].load_state_dict(sd)
+            self.nets_ = nets.to(self.device_).eval()

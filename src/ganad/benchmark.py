@@ -529,7 +529,7 @@ def markdown_tables(res: dict) -> str:
         methods = list(mean)
         methods = [m for m in methods if not m.startswith(_PEER_PREFIX)] + [m for m in methods if m.startswith(_PEER_PREFIX)]
         lines += [f"AUROC ({'mean over seeds ' + str(res['config']['seeds']) if p == 'adbench' else 'seed ' + str(res['seed'])}):", "",
-                  f"| {unit} | " + " | ".join(m.replace(_PEER_PREFIX, "") for m in methods) + " |", "|" + "---|" * (len(methods) + 1)]
+                  f"| {unit} | " + " | ".join(m.replace(_PEER_PREFIX, "PyOD ") for m in methods) + " |", "|" + "---|" * (len(methods) + 1)]
         for u, ms in per.items():
             best = max((v["auroc"] for v in ms.values() if v["auroc"] is not None), default=None)
             cells = []
@@ -539,10 +539,11 @@ def markdown_tables(res: dict) -> str:
             lines.append(f"| {u} | " + " | ".join(cells) + " |")
         lines.append("| **mean** | " + " | ".join(_f(mean[m]["auroc"]) for m in methods) + " |")
         lines.append("| mean AUPRC | " + " | ".join(_f(mean[m]["auprc"]) for m in methods) + " |")
-        lines.append("| fit s (total) | " + " | ".join(_f(mean[m]["fit_s"], 0) for m in methods) + " |")
-        lines.append("| score s (total) | " + " | ".join(_f(mean[m]["score_s"], 0) for m in methods) + " |")
+        per_what = "per seed, summed over datasets" if p == "adbench" else "summed over digits"
+        lines.append(f"| fit s ({per_what}) | " + " | ".join(_f(mean[m]["fit_s"], 0) for m in methods) + " |")
+        lines.append(f"| score s ({per_what}) | " + " | ".join(_f(mean[m]["score_s"], 0) for m in methods) + " |")
         lines.append("")
-        lines.append("Peers are PyOD (`pyod:` prefix dropped in the header).")
+        lines.append("Bold: the best AUROC of the row. ganad methods first, then the PyOD peers.")
     errs = [r for r in res["results"] if r["error"]]
     if errs:
         lines += ["", "Failed / skipped runs:"] + sorted({f"- {r['method']}: {r['error']}" for r in errs})

@@ -70,7 +70,23 @@ def machine() -> dict:
         info["pyod"] = pyod.__version__
     except ImportError:
         info["pyod"] = None
+    info.update(_git_state())
     return info
+
+
+def _git_state() -> dict:
+    """Commit and uncommitted files of the checkout ganad is imported from (empty outside a git checkout)."""
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()  # noqa: E731
+        commit = run("rev-parse", "--short", "HEAD")
+        if not commit:
+            return {}
+        dirty = [ln[3:] for ln in run("status", "--porcelain", "--untracked-files=no").splitlines()]
+        return {"git_commit": commit, "git_dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {}
 
 
 def resolve_data_dir(data: str | os.PathLike | None, sub: str) -> Path:

@@ -79,11 +79,11 @@ def _git_state() -> dict:
     import subprocess
     root = Path(__file__).resolve().parents[2]
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()  # noqa: E731
-        commit = run("rev-parse", "--short", "HEAD")
+        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10).stdout  # noqa: E731
+        commit = run("rev-parse", "--short", "HEAD").strip()
         if not commit:
             return {}
-        dirty = [ln[3:] for ln in run("status", "--porcelain", "--untracked-files=no").splitlines()]
+        dirty = [ln[3:] for ln in run("status", "--porcelain", "--untracked-files=no").splitlines() if len(ln) > 3]
         return {"git_commit": commit, "git_dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {}

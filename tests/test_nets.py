@@ -91,3 +91,19 @@ def test_traceable_path_equals_the_fast_path():
     x = torch.randn(4, 9, 3)
     with torch.no_grad():
         torch.testing.assert_close(_up_functional(x, up._mm_weight()) + up.bias, up(x))
+
+
+def test_fused_bias_activation_matches_separate_modules():
+    torch.manual_seed(0)
+    for layer, act in [(Up1d(3, 5), torch.nn.ReLU()), (Down1d(3, 5), torch.nn.LeakyReLU(0.2))]:
+        seq = torch.nn.Sequential(layer, act).double()
+        x = torch.randn(4, 12, 3, dtype=torch.double)
+        ref = seq(x)
+        fused = frozen_copy(seq)
+        assert isinstance(fused[1], torch.nn.Identity) and fused[0].fused_slope is not None
+        torch.testing.assert_close(fused(x), ref)
+        xg = x.clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda inp: fused(inp), (xg,))
+    seq = torch.nn.Sequential(Down1d(3, 5), torch.nn.LeakyReLU(0.2))  # odd length takes the unfused tail
+    x = torch.randn(2, 11, 3)
+    torch.testing.assert_close(frozen_copy(seq)(x), seq(x))

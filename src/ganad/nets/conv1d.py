@@ -26,6 +26,25 @@ from torch import nn
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
 
 
+def _bias_act_(y, bias, slope):
+    """In place: y += bias, then ReLU (slope 0) or LeakyReLU (slope > 0) when slope is not None."""
+    if bias is not None:
+        y += bias
+    if slope is not None:
+        if slope == 0.0:
+            y.relu_()
+        else:
+            torch.nn.functional.leaky_relu_(y, slope)
+    return y
+
+
+def _act_grad(g, y, slope):
+    """Gradient through the fused activation, from its output y (same sign as its input)."""
+    if slope is None:
+        return g
+    return g * (y > 0) if slope == 0.0 else torch.where(y > 0, g, g * slope)
+
+
 class _UpFn(torch.autograd.Function):
     """Polyphase ConvTranspose1d(k=4, s=2, p=1), channels-last, with a hand-written backward.
 
@@ -36,22 +55,26 @@ class _UpFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w):
+    def forward(ctx, x, w, bias=None, slope=None):
         n, l, c = x.shape
         co = w.shape[1] // 4
         q = (x.reshape(n * l, c) @ w).reshape(n, l, 4, co)
         y = q[:, :, 1:3].clone()  # (n, l, 2, co): [even | odd] of every input step
         y[:, 1:, 0] += q[:, :-1, 0]
         y[:, :-1, 1] += q[:, 1:, 3]
-        ctx.save_for_backward(x, w)
-        return y.reshape(n, 2 * l, co)
+        y = y.reshape(n, 2 * l, co)
+        y = _bias_act_(y, bias, slope)
+        ctx.slope = slope
+        ctx.save_for_backward(x, w, y if slope is not None else None)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, w = ctx.saved_tensors
+        x, w, y = ctx.saved_tensors
         n, l, c = x.shape
         co = w.shape[1] // 4
         gx = gw = None
+        gy = _act_grad(gy, y, ctx.slope)
         if ctx.needs_input_grad[0]:
             # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose):
             # pairs P[p] = (gy[2p-1], gy[2p]) of the padded gradient, gx[j] = P[j] U + P[j+1] V
@@ -70,7 +93,14 @@ class _UpFn(torch.autograd.Function):
                 x.reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W2: x[j] -> odd j
                 xp[:, 2:].reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W0: x[j+1] -> odd j
             ], dim=1)
-        return gx, gw
+        gb = gy.reshape(-1, co).sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None
+
+
+def _act_module(x, slope):
+    if slope is None:
+        return x
+    return torch.relu(x) if slope == 0.0 else nn.functional.leaky_relu(x, slope)
 
 
 def _up_functional(x, w):
@@ -91,23 +121,25 @@ class _DownFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, xp, w):
+    def forward(ctx, xp, w, bias=None, slope=None):
         n, L, c = xp.shape
         m = L // 2
         co = w.shape[1]
         p = xp.reshape(n, m, 2 * c)
         wcols = w.reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)
         q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
-        ctx.save_for_backward(xp, w)
-        return q[:, :-1, 0] + q[:, 1:, 1]
+        out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
+        ctx.slope = slope
+        ctx.save_for_backward(xp, w, out if slope is not None else None)
+        return out
 
     @staticmethod
     def backward(ctx, go):
-        xp, w = ctx.saved_tensors
+        xp, w, out = ctx.saved_tensors
         n, L, c = xp.shape
         m = L // 2
         gxp = gw = None
-        go = go.contiguous()
+        go = _act_grad(go.contiguous(), out, ctx.slope)
         if ctx.needs_input_grad[0]:
             r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
             gp = xp.new_zeros(n, m, 2 * c)
@@ -118,7 +150,8 @@ class _DownFn(torch.autograd.Function):
             p = xp.reshape(n, m, 2 * c)
             s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
             gw = s.reshape(n * (m - 1), 4 * c).t() @ go.reshape(n * (m - 1), -1)
-        return gxp, gw
+        gb = go.reshape(-1, go.shape[-1]).sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+        return gxp, gw, gb, None
 
 
 class _MatmulConv(nn.Module):
@@ -152,13 +185,17 @@ class Down1d(_MatmulConv):
     def _build(self, w):
         return w.permute(2, 1, 0).reshape(4 * w.shape[1], -1)  # (4c, c_out), tap-major
 
+    fused_slope: float | None = None  # activation fused in by ganad.nets.inference.frozen_copy
+
     def forward(self, x):
         l = x.shape[1]
         extra = l % 2  # odd length: one more zero on the right to pair up the steps
-        out = _DownFn.apply(nn.functional.pad(x, (0, 0, 1, 1 + extra)), self._mm_weight())
-        if extra:  # the extra zero gave one output too many
-            out = out[:, : (l - 2) // 2 + 1]
-        return out + self.bias if self.bias is not None else out
+        xp = nn.functional.pad(x, (0, 0, 1, 1 + extra))
+        if extra:  # the extra zero gives one output too many: apply bias / activation after slicing
+            out = _DownFn.apply(xp, self._mm_weight())[:, : (l - 2) // 2 + 1]
+            out = out + self.bias if self.bias is not None else out
+            return _act_module(out, self.fused_slope)
+        return _DownFn.apply(xp, self._mm_weight(), self.bias, self.fused_slope)
 
 
 class Up1d(_MatmulConv):
@@ -174,12 +211,14 @@ class Up1d(_MatmulConv):
         # out[2j] = x[j-1] W3 + x[j] W1;  out[2j+1] = x[j] W2 + x[j+1] W0
         return torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], dim=1)  # (c, 4 c_out)
 
+    fused_slope: float | None = None  # activation fused in by ganad.nets.inference.frozen_copy
+
     def forward(self, x):
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             out = _up_functional(x, self._mm_weight())  # exporters cannot follow in-place slice updates
-        else:
-            out = _UpFn.apply(x.contiguous(), self._mm_weight())
-        return out + self.bias if self.bias is not None else out
+            out = out + self.bias if self.bias is not None else out
+            return _act_module(out, self.fused_slope)
+        return _UpFn.apply(x.contiguous(), self._mm_weight(), self.bias, self.fused_slope)
 
 
 class ChannelNorm(nn.Module):

@@ -53,6 +53,17 @@ def _fold_sequential(seq: nn.Sequential) -> None:
         bn = mod.bn if isinstance(mod, ChannelNorm) else mod
         if isinstance(bn, nn.BatchNorm1d) and _fold_into(prev, bn):
             seq._modules[k] = nn.Identity()
+    # fuse a (Re|LeakyRe)LU that follows a matmul convolution into it (with Identity gaps from folding)
+    mods = list(seq._modules.items())
+    for i, (k, mod) in enumerate(mods):
+        if isinstance(mod, (Up1d, Down1d)) and mod.fused_slope is None:
+            j = i + 1
+            while j < len(mods) and isinstance(mods[j][1], nn.Identity):
+                j += 1
+            if j < len(mods) and isinstance(mods[j][1], (nn.ReLU, nn.LeakyReLU)):
+                act = mods[j][1]
+                mod.fused_slope = 0.0 if isinstance(act, nn.ReLU) else float(act.negative_slope)
+                seq._modules[mods[j][0]] = nn.Identity()
 
 
 def bake_parametrizations(module: nn.Module) -> nn.Module:

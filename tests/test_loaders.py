@@ -566,3 +566,14 @@ def test_windows_to_points_errors():
         windows_to_points([1.0], [3], 2, 4)
     with pytest.raises(InputError, match="'mean' or 'max'"):
         windows_to_points([1.0], [0], 2, 4, reduce="median")
+
+
+def test_rhythm_features_are_heart_rate_free():
+    from ganad.data.mitbih import rhythm_features
+    rr = np.array([[0.8, 0.8, 0.8], [0.5, 1.1, 0.8], [0.4, 0.4, 0.4]])  # regular, premature, regular at a faster rate
+    f = rhythm_features(rr)
+    np.testing.assert_allclose(f[0], 0, atol=1e-7)
+    np.testing.assert_allclose(f[2], 0, atol=1e-7)  # same rhythm at another heart rate: same features
+    assert f[1, 0] < 0 < f[1, 1] and f[1, 2] < 0
+    with pytest.raises(Exception, match="shape"):
+        rhythm_features(np.zeros((3, 2)))

@@ -440,6 +440,23 @@ def _rr_features(beat_sample: np.ndarray, fs: float, context: int) -> np.ndarray
     return out
 
 
+def rhythm_features(rr: np.ndarray) -> np.ndarray:
+    """Patient-independent rhythm features from the RR triplets of :func:`load_mitbih`
+    (``rr_features=True``): log(prev / local), log(next / local), log(prev / next).
+
+    Ratios to the beat's own local mean RR remove each patient's heart rate, so a detector
+    trained on one set of patients transfers to others; a premature beat has a short
+    previous and a long next interval. Returns float32 (n, 3); rows with a missing RR are NaN.
+    """
+    rr = np.asarray(rr, dtype=np.float64)
+    if rr.ndim != 2 or rr.shape[1] != 3:
+        raise InputError(_fmt("rr", f"has shape {rr.shape}", "pass the (n, 3) RR array of load_mitbih(..., rr_features=True)"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.c_[np.log(rr[:, 0] / rr[:, 2]), np.log(rr[:, 1] / rr[:, 2]), np.log(rr[:, 0] / rr[:, 1])]
+    f[~np.isfinite(f).all(1)] = np.nan
+    return f.astype(np.float32)
+
+
 def _normalise_records(records) -> list[str]:
     if isinstance(records, (str, int, np.integer)):
         records = [records]

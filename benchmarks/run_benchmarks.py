@@ -112,9 +112,25 @@ def section(extra: str = "") -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_section(extra: str = "") -> None:
-    """Replace (or append) the Quality benchmarks section at the end of RESULTS.md, leaving the rest untouched."""
+INTRO_END = "never from test labels."
+
+
+def _current_extra(text: str) -> str:
+    """The findings prose of the section already in RESULTS.md (between the intro and the first table)."""
+    i = text.find("\n" + HEADING)
+    if i < 0:
+        return ""
+    a = text.find(INTRO_END, i)
+    b = text.find("\n### mitbih", i)
+    return text[a + len(INTRO_END):b].strip() if 0 <= a < b else ""
+
+
+def write_section(extra: str | None = None) -> None:
+    """Replace (or append) the Quality benchmarks section at the end of RESULTS.md, leaving the rest untouched.
+    ``extra`` None keeps the findings prose already there."""
     text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
+    if extra is None:
+        extra = _current_extra(text)
     i = text.find("\n" + HEADING)
     head = text if i < 0 else text[:i]
     j = -1 if i < 0 else text.find("\n## ", i + 1 + len(HEADING))  # a later section by someone else stays
@@ -130,14 +146,14 @@ def main(argv=None):
     r.add_argument("protocol", choices=["all", *CONFIGS, *EXTRA])
     r.add_argument("--data")
     s = sub.add_parser("section")
-    s.add_argument("--extra-file", help="Markdown inserted under the heading (findings, targets).")
+    s.add_argument("--extra-file", help="Markdown inserted under the heading (findings, targets); default: keep the current one.")
     a = ap.parse_args(argv)
     if a.cmd == "run":
         d = data_dir(a.data)
         for p in ([*CONFIGS, *EXTRA] if a.protocol == "all" else [a.protocol]):
             run(p, d)
     else:
-        write_section(Path(a.extra_file).read_text() if a.extra_file else "")
+        write_section(Path(a.extra_file).read_text() if a.extra_file else None)
 
 
 if __name__ == "__main__":

@@ -603,7 +603,8 @@ def _figures(res: dict) -> dict:
         per = res["per_dataset" if p == "adbench" else "per_digit"]
         units = list(per)
         methods = list(res["summary"]["mean"])
-        fig = Figure(figsize=(max(8, 0.9 * len(units) + 2), 4.5))
+        methods = [m for m in methods if not m.startswith(_PEER_PREFIX)] + [m for m in methods if m.startswith(_PEER_PREFIX)]
+        fig = Figure(figsize=(max(8, 0.9 * len(units) + 2) + 2, 4.5))
         ax = fig.add_subplot(111)
         w = 0.8 / max(1, len(methods))
         x = np.arange(len(units))
@@ -617,7 +618,7 @@ def _figures(res: dict) -> dict:
         ax.set_ylabel("AUROC")
         ax.set_title(("ADBench: mean AUROC over seeds per dataset" if p == "adbench" else "MNIST one-class: AUROC per digit")
                      + " (hatched: PyOD)")
-        ax.legend(fontsize=6, ncol=4, loc="lower left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()
         figs["auroc_per_" + ("dataset" if p == "adbench" else "digit")] = fig
     return figs

@@ -188,3 +188,25 @@ def test_cli_benchmark(tmp_path, monkeypatch):
     assert (tmp_path / "results.json").is_file() and (tmp_path / "report.html").is_file()
     r = CliRunner().invoke(app, ["benchmark", "bogus", "-o", str(tmp_path)])
     assert r.exit_code == 2 and "mitbih" in r.output
+
+
+def test_mitbih_rhythm_view(monkeypatch):
+    need("mitdb")
+    import ganad.scoring.calibration as cal_mod
+    seen = []
+    orig_thr = cal_mod.fit_threshold
+
+    def spy_thr(scores, y=None, **kw):
+        seen.append(None if y is None else np.asarray(y))
+        return orig_thr(scores, y, **kw)
+
+    monkeypatch.setattr(cal_mod, "fit_threshold", spy_thr)
+    ds1, ds2 = ["101", "106", "108", "109", "112"], ["100", "105"]
+    res = B.run_mitbih(DATA, methods=[FAST], peers=PEERS, ds1=ds1, ds2=ds2, max_train=300, max_test=400, max_cal=150,
+                       epochs=1, peer_epochs=1, rhythm=True, log=lambda *a: None)
+    assert res["config"]["rhythm"] is True and any("rhythm view" in n for n in res["notes"])
+    _check_rows(res["results"], [f"{FAST}+rhythm"] + [f"pyod:{p}" for p in PEERS])
+    assert all(y is None for y in seen)  # the fpr rule: no labels anywhere in calibration
+    y = res["_y"]
+    for r in res["results"]:
+        assert r["auroc"] == pytest.approx(roc_auc_score(y, res["_scores"][r["method"]]))

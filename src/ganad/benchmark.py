@@ -230,6 +230,37 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
     return out
 
 
+def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: np.ndarray, *, seed: int,
+                  epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print) -> dict:
+    """One ganad method per view (for example beat morphology and rhythm); the per-view scores are
+    standardised by median / MAD on the calibration set's *normal* samples and summed (no labels),
+    then τ is fitted on the calibration set. Returns what :func:`run_one` returns."""
+    from ganad.scoring.calibration import fit_threshold
+    from ganad.scoring.composition import RobustStandardised
+    label = f"{name}+rhythm"
+    out = {"method": label, "kind": "ganad", "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
+    try:
+        _seed_torch(seed)
+        views = ("morphology", "rhythm")
+        dets = {}
+        t = time.perf_counter()
+        for v, Xv in zip(views, train):
+            dets[v] = make_ganad(name, seed, epochs).fit(Xv)
+        out["fit_s"] = time.perf_counter() - t
+        cal_c = {v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, cal)}
+        composer = RobustStandardised.fit({v: c[cal_normal] for v, c in cal_c.items()}, names=list(views))
+        tau, _ = fit_threshold(composer(cal_c), y_cal, threshold=threshold, fpr=fpr)
+        out["threshold"] = float(tau)
+        t = time.perf_counter()
+        s = composer({v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, test)})
+        out["score_s"] = time.perf_counter() - t
+        out["scores"] = np.asarray(s, np.float64)
+    except Exception as exc:  # recorded, like run_one
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")
+    return out
+
+
 def _metrics(y: np.ndarray, s: np.ndarray | None) -> dict:
     from sklearn import metrics as skm
     if s is None or y.min() == y.max():
@@ -288,8 +319,14 @@ def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
                calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
-               log: Callable = print, keep_scores: bool = True) -> dict:
+               rhythm: bool = False, log: Callable = print, keep_scores: bool = True) -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
+
+    ``rhythm``: add the rhythm view, the RR-interval log-ratios of
+    :func:`ganad.data.mitbih.rhythm_features`. Each ganad method then trains a second detector
+    of its own kind on the rhythm features of the training beats, and the two scores
+    (morphology, rhythm) are combined label-free: each standardised by median / MAD on the
+    held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat.
 
     ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
     components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
@@ -308,8 +345,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     plan, notes = _methods_plan(methods, peers, log)
     rng = np.random.RandomState(seed)
     train_recs, cal_recs = mitbih_split(ds1, seed, cal_fraction)
-    b1 = mb.load_mitbih(directory, ds1)
-    b2 = mb.load_mitbih(directory, ds2)
+    b1 = mb.load_mitbih(directory, ds1, rr_features=rhythm)
+    b2 = mb.load_mitbih(directory, ds2, rr_features=rhythm)
     in_train = np.isin(b1.record, train_recs) & (b1.aami == "N")
     tr = b1.subset(np.flatnonzero(in_train)[_subsample(int(in_train.sum()), max_train, rng)])
     in_cal = np.isin(b1.record, cal_recs)
@@ -322,7 +359,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     y = te.y
     res = _base("mitbih", seed, [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs, peer_epochs,
                 max_train=max_train, max_test=max_test, max_cal=max_cal, calibration=calibration, compose=compose,
-                fpr=fpr if calibration == "fpr" else None, cal_fraction=cal_fraction, window=256, before=96, lead="MLII")
+                fpr=fpr if calibration == "fpr" else None, cal_fraction=cal_fraction, window=256, before=96, lead="MLII",
+                rhythm=rhythm)
     res["split"] = {"train_records": sorted(set(tr.record.tolist())), "cal_records": cal_recs,
                     "test_records": sorted(set(te.record.tolist())), "n_train": len(tr), "n_cal": len(cal),
                     "n_test": len(te), "train_counts": tr.counts(), "cal_counts": cal.counts(), "test_counts": te.counts(),
@@ -337,13 +375,25 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
            else f"tau = best {calibration.upper()} on {len(cal)} held-out beats of every class (their labels)"),
         f"test: {len(te)} DS2 beats" + (f" (class-stratified random subsample of {len(b2)})" if len(te) < len(b2) else " (all)")
         + "; anomaly = S, V, F or Q",
-    ]
+    ] + (["rhythm view: RR log-ratios (prev/local, next/local, prev/next); ganad methods: a second detector of the same "
+          "method on them, scores combined by median/MAD standardisation on the held-out normal DS1 beats (no labels); "
+          "peers: the 3 features appended to the 256-sample beat"] if rhythm else [])
     log(f"mitbih: train {len(tr)}, cal {len(cal)}, test {len(te)} ({te.counts()})")
     rows, scores = [], {}
     for kind, name in plan:
         log(f"  {kind} {name} ...")
-        r = run_one(kind, name, tr.X, te.X, seed=seed, epochs=epochs, peer_epochs=peer_epochs, X_cal=cal.X, y_cal=y_cal,
-                    threshold=calibration, fpr=fpr, compose=compose, log=log)
+        if rhythm and kind == "ganad":
+            r = run_two_views(name, (tr.X, mb.rhythm_features(tr.rr)), (te.X, mb.rhythm_features(te.rr)),
+                              (cal.X, mb.rhythm_features(cal.rr)), cal.aami == "N", seed=seed, epochs=epochs, y_cal=y_cal,
+                              threshold=calibration, fpr=fpr, log=log)
+        elif rhythm:
+            def with_rr(b):
+                return np.c_[_flat(b.X), mb.rhythm_features(b.rr)]
+            r = run_one(kind, name, with_rr(tr), with_rr(te), seed=seed, epochs=epochs, peer_epochs=peer_epochs,
+                        X_cal=with_rr(cal), y_cal=y_cal, threshold=calibration, fpr=fpr, compose=compose, log=log)
+        else:
+            r = run_one(kind, name, tr.X, te.X, seed=seed, epochs=epochs, peer_epochs=peer_epochs, X_cal=cal.X, y_cal=y_cal,
+                        threshold=calibration, fpr=fpr, compose=compose, log=log)
         rec = _record(r)
         s = r["scores"]
         rec.update(_metrics(y, s))

@@ -264,7 +264,7 @@ def demo(
     console.print(f"report: {output / 'report.html'}")
 
 @app.command(epilog="Examples:\n\n  ganad benchmark adbench --data /data --methods bigan,vaegan --peers iforest,knn --seed 0 -o bench-adbench/\n\n"
-                     "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 -o bench-mitbih/\n\n"
+                     "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 --rhythm -o bench-mitbih/\n\n"
                      "  ganad benchmark mnist --data /data --digits 0,1 --max-train 2000 --max-test 2000 -o bench-mnist/")
 def benchmark(
     protocol: str = typer.Argument(..., help="mitbih, adbench or mnist."),
@@ -283,6 +283,7 @@ def benchmark(
     calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
+    rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
@@ -305,7 +306,7 @@ def benchmark(
         if protocol == "mnist":
             kw["digits"] = [int(d) for d in csv(digits)]
         if protocol == "mitbih":
-            kw.update(calibration=calibration, fpr=fpr, compose=compose)
+            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm)
         res = run_protocol(protocol, data, **kw)
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:

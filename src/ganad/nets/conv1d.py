@@ -42,7 +42,9 @@ def _act_grad(g, y, slope):
     """Gradient through the fused activation, from its output y (same sign as its input)."""
     if slope is None:
         return g
-    return g * (y > 0) if slope == 0.0 else torch.where(y > 0, g, g * slope)
+    if slope == 0.0:  # one fused kernel each (not a compare plus a multiply)
+        return torch.ops.aten.threshold_backward(g, y, 0.0)
+    return torch.ops.aten.leaky_relu_backward(g, y, slope, True)
 
 
 class _UpFn(torch.autograd.Function):

@@ -227,3 +227,17 @@ def test_robust_proxy_needing_a_plain_discriminator_is_refused():
     for cls in (BiGAN, ALAD):
         with pytest.raises(InputError, match="robust_proxy"):
             cls(epochs=1, width=8, latent_dim=2, device="cpu").fit(X, robust_contamination=0.1, robust_proxy="discriminator")
+
+
+def test_encoder_scoring_then_search_on_series():
+    """Regression: the conv1d matmul-weight cache built under inference_mode (encoder scoring)
+    must stay usable by a later latent search on the same detector."""
+    rng = np.random.RandomState(0)
+    X = (np.sin(np.linspace(0, 6, 64))[None, None, :] + 0.1 * rng.randn(80, 1, 64)).astype(np.float32)
+    det = FAnoGAN(epochs=1, encoder_epochs=1, random_state=0).fit(X)
+    enc = det.decision_function(X[:8])
+    det.set_params(inversion="search", search_init="encoder", search_n_max=5)
+    r = det.score_components(X[:8])
+    assert np.isfinite(r.scores).all() and r.extra["iterations"].max() <= 5
+    det.set_params(inversion="encoder")
+    np.testing.assert_array_equal(det.decision_function(X[:8]), enc)

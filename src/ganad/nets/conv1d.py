@@ -166,7 +166,9 @@ class _MatmulConv(nn.Module):
             return self._build(w)
         key = (w.data_ptr(), w._version, w.dtype, w.device)
         if getattr(self, "_cache_key", None) != key:
-            with torch.no_grad():
+            # an ordinary tensor even when first built under inference_mode (encoder scoring), so a
+            # later latent search on the same network can use it in autograd
+            with torch.inference_mode(False), torch.no_grad():
                 self._cache = self._build(w.detach()).contiguous()
             self._cache_key = key
         return self._cache

@@ -108,10 +108,9 @@ class BaseGANDetector(BaseEstimator):
 
     def _components(self, x: torch.Tensor, inv: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The generic components every G/D method has; methods may add their own."""
-        D = self._inference_net("D")
         x_hat = inv["x_hat"]
-        logit_x, f_x = D(x)
-        logit_hat, f_hat = D(x_hat)
+        logit_x, f_x = self._d_out(inv, "x", x)
+        logit_hat, f_hat = self._d_out(inv, "x_hat", x_hat)
         return {
             "residual": C.residual(x, x_hat, 1),
             "feature": C.feature_matching(f_x, f_hat),
@@ -122,6 +121,13 @@ class BaseGANDetector(BaseEstimator):
 
     def _default_composer(self):
         return WeightedSum({"residual": 1.0})
+
+    def _d_out(self, inv: dict, key: str, x: torch.Tensor):
+        """D(x) -> (logit, features), computed once per batch and shared by every component."""
+        memo = inv.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = self._inference_net("D")(x)
+        return memo[key]
 
     # ------------------------------------------------------------------ helpers
     def _width(self):
@@ -351,7 +357,7 @@ class BaseGANDetector(BaseEstimator):
                 for k, v in self._components(x, inv).items():
                     comps.setdefault(k, []).append(v.detach().cpu().numpy())
                 for k, v in inv.items():
-                    if k not in ("z", "x_hat"):
+                    if k not in ("z", "x_hat") and not k.startswith("_"):
                         extras.setdefault(k, []).append(v.detach().cpu().numpy())
                 zs.append(inv["z"].detach().cpu().numpy())
                 if return_map:

@@ -78,9 +78,8 @@ class FAnoGAN(EncoderDetector):
 
     def _components(self, x, inv):
         comps = super()._components(x, inv)
-        D = self._inference_net("D")
-        _, f_x = D(x)
-        _, f_hat = D(inv["x_hat"])
+        _, f_x = self._d_out(inv, "x", x)
+        _, f_hat = self._d_out(inv, "x_hat", inv["x_hat"])
         comps["izi_residual"] = (x - inv["x_hat"]).square().flatten(1).mean(1)
         comps["izi_feature"] = (f_x - f_hat).square().mean(1)
         return comps

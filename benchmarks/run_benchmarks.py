@@ -38,6 +38,10 @@ EXTRA = {
     "mitbih-compose": ("mitbih", ["--methods", "vaegan,ganomaly", "--peers", "none", "--seed", "0", "--max-train", "5000",
                                   "--max-test", "10000", "--epochs", "10", "--compose", "default"],
                        "score components re-composed on the held-out normal DS1 beats (robust standardisation, no labels)"),
+    "mitbih-rhythm": ("mitbih", ["--methods", "fanogan,ganomaly,vaegan", "--peers", PEERS, "--seed", "0", "--max-train", "5000",
+                                 "--max-test", "10000", "--epochs", "10", "--peer-epochs", "10", "--rhythm"],
+                      "the rhythm view (RR log-ratios) beside the beat: a second detector per ganad method, scores combined "
+                      "label-free on held-out normal DS1 beats; peers get the features appended"),
     "mitbih-e30": ("mitbih", ["--methods", "vaegan,ganomaly", "--peers", "none", "--seed", "0", "--max-train", "5000",
                               "--max-test", "10000", "--epochs", "30"], "30 instead of 10 training epochs"),
     "adbench-e30": ("adbench", ["--methods", "ganomaly,vaegan,fanogan", "--peers", "none", "--seed", "0", "--n-seeds", "3",

@@ -76,12 +76,14 @@ def main(argv=None):
     ap.add_argument("--naive-samples", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=None, help="conv1d width (default: the family default, 8)")
+    ap.add_argument("--out", default="latent_search.json", help="file name under benchmarks/out/")
     args = ap.parse_args(argv)
 
     Xtr, Xev, source = load_beats(shared_data(args.data), args.n_train, args.n_eval, args.seed)
     t0 = time.perf_counter()
     det = AnoGAN(epochs=args.epochs, random_state=args.seed, search_n_max=args.n_max, search_eps=args.eps,
-                 verbose=False, score_batch_size=1024).fit(Xtr)
+                 verbose=False, score_batch_size=1024, width=args.width).fit(Xtr)
     fit_s = time.perf_counter() - t0
     G = det._inference_net("G")
     x_all = torch.from_numpy(det.scaler_.transform(Xev))
@@ -124,8 +126,9 @@ def main(argv=None):
     by_b = {r["batch"]: r["ms_per_sample"] for r in rows if r["method"] == "ganad batched"}
     speedup = {b: naive_ms / v for b, v in by_b.items()}
     payload = {"machine": machine(), "data": source, "n_max": args.n_max, "eps": args.eps, "generator_params": n_params,
+               "width": det._width(),
                "fit_seconds": fit_s, "rows": rows, "speedup_vs_naive": speedup, "command": "python " + " ".join(sys.argv)}
-    p = write_json("latent_search.json", payload)
+    p = write_json(args.out, payload)
     print()
     print(f"data: {source}; generator: {n_params} parameters; n_max={args.n_max}, eps={args.eps}; {machine()}")
     print(markdown_table(rows, ["method", "batch", "samples", "ms_per_sample", "mean_iterations", "converged"]))

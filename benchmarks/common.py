@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,16 +24,9 @@ def shared_data(arg: str | None = None) -> Path | None:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    """CPU, cores, threads and versions: the library's own description, shared with `ganad benchmark`."""
+    from ganad.benchmark import machine as _machine
+    return _machine()
 
 
 def matmul_peak(n: int = 1024, repeats: int = 7) -> float:

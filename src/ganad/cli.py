@@ -246,7 +246,7 @@ def export(
 def demo(
     output: Path = typer.Option(Path("ganad-demo"), "-o", "--output", help="Directory for the model, scores, plots and report."),
     digit: int = typer.Option(0, help="The digit left out of training: the novelty to detect."),
-    method: str = typer.Option("anogan", help="Detector to train."),
+    method: str = typer.Option("vaegan", help="Detector to train (any --method of `ganad fit`)."),
     epochs: int = typer.Option(40, help="Training epochs."),
     seed: int = typer.Option(0, help="random_state."),
 ):

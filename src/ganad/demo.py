@@ -31,7 +31,7 @@ def digits_novelty_split(digit: int = 0, seed: int = 0, test_fraction: float = 0
     return (X[train],), (X[val], y[val]), (X[test], y[test])
 
 
-def run_demo(output, *, digit=0, method="anogan", epochs=40, seed=0, log=print) -> dict:
+def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) -> dict:
     from ganad.detectors import DETECTORS
     from ganad.metrics import evaluate
     from ganad.report import pr_figure, roc_figure, save_png, write_report
@@ -65,7 +65,7 @@ def run_demo(output, *, digit=0, method="anogan", epochs=40, seed=0, log=print) 
     examples = [{"x": X_test[i], "reconstruction": r.reconstruction[i], "map": r.map[i], "score": float(r.scores[i]),
                  "label": int(y_test[i]), "title": f"test #{i}", "kind": "image"} for i in top]
     write_report(output / "report.html", title=f"ganad demo: {cls.__name__}, novelty = digit {digit}", scores=r.scores,
-                 labels=y_test, threshold=threshold, metrics=ev.to_dict(), history=det.history_, examples=examples,
+                 labels=y_test, threshold=threshold, history=det.history_, examples=examples,
                  notes=[f"Trained on {len(X_train)} images of the digits other than {digit}; threshold at a 5% false-positive "
                         f"rate on held-out normal validation images (no test labels used). Fit {fit_s:.1f}s, scoring {score_s:.1f}s."])
     return {"metrics": metrics, "detector": det}

@@ -78,6 +78,37 @@ class LatentSearch:
             loss = dist
         return loss, dist
 
+    def _fast_program(self, G, D, x, z):
+        """The generator's CPU GEMM program (ganad.nets.fast1d) where it computes this search's
+        loss exactly: conv1d generator, no discriminator feature term, CPU float32."""
+        prog = getattr(G, "__dict__", {}).get("_fast")
+        if prog is None or (self.feature_weight > 0 and D is not None) or z.dtype != torch.float32:
+            return None
+        if x.device.type != "cpu" or x.dtype != torch.float32 or tuple(x.shape[1:]) != (prog.channels, prog.length):
+            return None
+        return prog
+
+    def _fast_value_and_grad(self, prog, z, x_pad):
+        """Per-sample distance and its gradient w.r.t. z, through the program's hand-written backward."""
+        out, acts = prog.forward_saved(z)
+        diff = out - x_pad
+        diff[:, prog.length:] = 0  # rows the module path slices off
+        f = float(prog.length * prog.channels)
+        if self.distance == "l1":
+            dist = diff.abs().sum((1, 2)) / f
+            g = diff.sign_().div_(f)
+        else:
+            mse = diff.square().sum((1, 2)) / f
+            g = diff.mul_(2.0 / f)
+            if self.distance == "l2":
+                dist = mse
+            else:  # rbf: 1 - exp(-mse / (2 sigma^2))
+                s2 = 2.0 * self.rbf_sigma * self.rbf_sigma
+                k = torch.exp(-mse / s2)
+                dist = 1.0 - k
+                g = g.mul_((k / s2).view(-1, 1, 1))
+        return dist, prog.backward(g, out, acts)
+
     def run(self, G, x: torch.Tensor, prior: Prior, *, latent_dim: int, D=None, z0: torch.Tensor | None = None,
             seed: int = 0) -> SearchResult:
         """Invert a batch ``x`` (already scaled, on G's device).
@@ -109,21 +140,33 @@ class LatentSearch:
         req = [p.requires_grad for p in G.parameters()]
         for p in G.parameters():  # gradients w.r.t. z only: skip the weight gradients
             p.requires_grad_(False)
+        fast = self._fast_program(G, D, x, z)
+        if fast is not None:  # the target in the program's padded layout, once
+            x_a = fast.pad_target(x_a)
         try:
             for it in range(int(self.n_max)):
-                z_a = z.detach().requires_grad_(True)
-                with torch.enable_grad():
-                    loss, dist = self._loss(G, D, z_a, x_a)
-                    (grad,) = torch.autograd.grad(loss.sum(), z_a)
+                if fast is not None:
+                    with torch.no_grad():
+                        dist, grad = self._fast_value_and_grad(fast, z, x_a)
+                    loss = dist
+                else:
+                    z_a = z.detach().requires_grad_(True)
+                    with torch.enable_grad():
+                        loss, dist = self._loss(G, D, z_a, x_a)
+                        (grad,) = torch.autograd.grad(loss.sum(), z_a)
                 # a sample stops the first time its distance is below eps (judged per sample)
-                alive = alive & (dist.detach() >= self.eps)
-                a = alive.unsqueeze(1).to(z.dtype)
-                steps = steps + alive
-                m = torch.where(alive.unsqueeze(1), b1 * m + (1 - b1) * grad, m)
-                v = torch.where(alive.unsqueeze(1), b2 * v + (1 - b2) * grad * grad, v)
-                t = steps.clamp_min(1).unsqueeze(1)
-                upd = self.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + self.adam_eps)
-                z = prior.project(z.detach() - a * upd)
+                alive &= dist.detach() >= self.eps
+                steps += alive
+                # Adam with per-sample moments. Every sample still in the batch has been alive
+                # since iteration 0 (finished ones are compacted out), so its step count is it + 1
+                # and the bias corrections are scalars; a finished sample's moments are never used
+                # again, and its z is frozen by the mask until the next compaction.
+                t = it + 1
+                m.mul_(b1).add_(grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                denom = v.mul(1.0 / (1 - b2 ** t)).sqrt_().add_(self.adam_eps)
+                upd = m.div(denom).mul_(alive.unsqueeze(1)).mul_(self.lr / (1 - b1 ** t))
+                z = prior.project(z.detach() - upd)
                 if (it + 1) % self.check_every == 0 or it + 1 == self.n_max:
                     n_alive = int(alive.sum())  # the one host sync, every check_every iterations
                     if n_alive < alive.numel():

@@ -40,6 +40,10 @@ class FeatureDiscriminator(nn.Module):
         self.feature_layer = feature_layer % n
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fast = self.__dict__.get("_fast")  # CPU GEMM program of frozen conv1d copies (ganad.nets.fast1d)
+        if fast is not None and fast.accepts(x) and fast.usable(x):
+            outs = fast.run(x, keep=(self.feature_layer,))
+            return self.head(outs[len(self.blocks) - 1]).reshape(-1), outs[self.feature_layer]
         feats = None
         h = x
         for i, block in enumerate(self.blocks):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
+from ganad.nets.fast1d import usable
 
 
 def _bias_act_(y, bias, slope):
@@ -258,6 +259,9 @@ class Conv1dGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
+        fast = self.__dict__.get("_fast")
+        if fast is not None and usable(z) and fast.accepts(z):
+            return fast(z)
         h = self.fc(z).reshape(z.shape[0], self.base, self.c0)
         out = self.net(h)[:, : self.length]  # (n, l, c)
         return out.transpose(1, 2)
@@ -295,16 +299,24 @@ def conv1d_discriminator(data_shape, width: int = 8, depth: int = 4, spectral_no
     blocks = _down_stack(channels, width, depth, spectral_norm, norm=False)
     n_flat = _out_len(length, depth) * channel_plan(width, depth)[-1]
     head = nn.Sequential(nn.Flatten(), maybe_sn(nn.Linear(n_flat, 1), spectral_norm))
-    return FeatureDiscriminator(blocks, head, feature_layer)
+    D = FeatureDiscriminator(blocks, head, feature_layer)
+    D.data_shape = (int(channels), int(length))  # for the CPU fast path of frozen copies (ganad.nets.fast1d)
+    return D
 
 
 class Conv1dEncoder(nn.Module):
     def __init__(self, data_shape, out_dim: int, width: int = 8, depth: int = 4):
         super().__init__()
         channels, length = data_shape
+        self.data_shape = (int(channels), int(length))
         blocks = _down_stack(channels, width, depth, False, norm=True)
         n_flat = _out_len(length, depth) * channel_plan(width, depth)[-1]
         self.net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(n_flat, out_dim))
 
     def forward(self, x):
+        fast = self.__dict__.get("_fast")
+        if fast is not None and usable(x) and fast.accepts(x):
+            h = fast.run(x)[len(fast.layers) - 1]
+            lin = self.net[-1]
+            return torch.addmm(lin.bias, h, lin.weight.t()) if lin.bias is not None else h @ lin.weight.t()
         return self.net(x)

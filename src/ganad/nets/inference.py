@@ -93,4 +93,23 @@ def _fold_all(m: nn.Module) -> nn.Module:
             _fold_sequential(sub)
     for p in m.parameters():
         p.requires_grad_(False)
+    attach_fast_paths(m)
     return m
+
+
+def attach_fast_paths(m: nn.Module) -> None:
+    """Give every frozen conv1d network inside ``m`` its CPU GEMM program (:mod:`ganad.nets.fast1d`).
+    The modules use it in their forward wherever no autograd is needed; elsewhere, and for the
+    layouts it does not cover, they run as before."""
+    from ganad.nets import fast1d
+    from ganad.nets.blocks import FeatureDiscriminator
+    from ganad.nets.conv1d import Conv1dEncoder, Conv1dGenerator, Down1d
+
+    for sub in m.modules():
+        if isinstance(sub, Conv1dGenerator):
+            sub._fast = fast1d.generator_program(sub)
+        elif isinstance(sub, Conv1dEncoder):
+            sub._fast = fast1d.down_program(list(sub.net)[:-2], sub.data_shape)
+        elif isinstance(sub, FeatureDiscriminator) and any(isinstance(x, Down1d) for x in sub.blocks.modules()):
+            shape = getattr(sub, "data_shape", None)
+            sub._fast = fast1d.down_program(list(sub.blocks), shape) if shape is not None else None

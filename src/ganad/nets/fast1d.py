@@ -1,0 +1,282 @@
+"""CPU fast path of the frozen 1-D convolutional networks: one GEMM program per network.
+
+The latent search runs the generator forward and backward hundreds of times per sample, and
+encoder scoring runs E, G and D once per sample on tens of thousands of samples, so both
+are bound by how the small 1-D convolutions of :mod:`ganad.nets.conv1d` map onto the CPU.
+Two things cost most in the module path: per-sample boundary handling (a padded copy of every
+activation, shifted adds sample by sample) and matrix multiplies with 1-8 output columns,
+which MKL runs at 4-20 GFLOP/s instead of 100-150 (see benchmarks/RESULTS.md).
+
+The program here keeps every activation of the whole batch in one *flat padded* buffer,
+rows = time steps, columns = channels, with ``P`` zero rows after each sample's ``l`` rows.
+Because a zero row separates consecutive samples, the convolutions' shifts can run over the
+whole buffer at once (a shift across a sample boundary reads zeros, exactly the layers'
+zero padding). Each layer is then one matrix multiply plus two shifted adds over the batch;
+a layer whose output would have fewer than 16 columns multiplies in transposed form, where
+the long dimension (rows of the batch) is the one MKL vectorises. Pad rows are re-zeroed
+after each layer. The arithmetic is the layers' own (no zero taps; pad rows add P/l = 1/16).
+
+The program is built from a *frozen* network (:func:`ganad.nets.inference.frozen_copy`:
+BatchNorm folded, activations fused) and is used only where no autograd is needed:
+
+* ``GeneratorProgram``: ``forward(z)`` and, for the latent search, ``forward_saved`` +
+  ``backward`` (the gradient with respect to z, written out layer by layer);
+* ``DownProgram``: the encoder and discriminator stacks, returning the outputs the modules
+  return (encoder output; discriminator logit and feature layer), in the same order.
+
+The tests compare every program against its module within float32 round-off. Anything the
+program does not cover (other layouts, lengths not divisible by 2**depth, CUDA, tracing,
+gradients with respect to the weights) falls back to the module's own forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: matrix multiplies with fewer output columns than this run in transposed form
+MIN_COLS = 16
+
+
+def _act_(y: torch.Tensor, slope):
+    if slope is None:
+        return y
+    if slope == 0.0:
+        return y.relu_()
+    return nn.functional.leaky_relu_(y, slope)
+
+
+def usable(x: torch.Tensor) -> bool:
+    """True where the program may replace the module: CPU float32, no autograd, no tracing."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32
+            and not (torch.is_grad_enabled() and x.requires_grad)
+            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
+
+
+class _Up:
+    """ConvTranspose1d(k=4, s=2, p=1) on the flat padded layout (weights of an ``Up1d``)."""
+
+    def __init__(self, mod):
+        w = mod.weight.detach()  # (c, co, 4)
+        self.c, self.co = int(w.shape[0]), int(w.shape[1])
+        # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0
+        self.w4 = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).contiguous()  # (c, 4co)
+        self.w4t = self.w4.t().contiguous()
+        # input gradient: pairs P'[j] = (gY_odd[j-1], gY_even[j]); gA[j] = P'[j] U + P'[j+1] V
+        U = torch.cat([w[:, :, 0].t(), w[:, :, 1].t()], 0)  # (2co, c)
+        V = torch.cat([w[:, :, 2].t(), w[:, :, 3].t()], 0)
+        self.uv = torch.cat([U, V], 1).contiguous()  # (2co, 2c)
+        self.uvt = self.uv.t().contiguous()
+        b = mod.bias.detach() if mod.bias is not None else None
+        self.b2 = torch.cat([b, b]).contiguous() if b is not None else None
+        self.slope = mod.fused_slope
+        self.rows_fwd = 4 * self.co >= MIN_COLS
+        self.rows_bwd = 2 * self.c >= MIN_COLS
+
+    def forward(self, A: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
+        """A (n (l + P), c) -> Y (n (2l + 2P), co); pad rows of A are zero, and of Y too."""
+        R, co = A.shape[0], self.co
+        if self.rows_fwd:
+            Q = A @ self.w4  # (R, 4co)
+            Y = Q[:, co:3 * co].clone() if self.b2 is None else torch.add(Q[:, co:3 * co], self.b2)
+            Y[1:, :co] += Q[:-1, :co]
+            Y[:-1, co:] += Q[1:, 3 * co:]
+        else:
+            QT = torch.mm(self.w4t, A.t())  # (4co, R): the batch's rows are the long dimension
+            QT[co:2 * co, 1:] += QT[:co, :-1]
+            QT[2 * co:3 * co, :-1] += QT[3 * co:, 1:]
+            Y = torch.empty(R, 2, co, dtype=A.dtype)
+            Y[:, 0] = QT[co:2 * co].t()
+            Y[:, 1] = QT[2 * co:3 * co].t()
+            Y = Y.view(R, 2 * co)
+            if self.b2 is not None:
+                Y += self.b2
+        _act_(Y, self.slope)
+        Y.view(n, l + P, 2 * co)[:, l:] = 0
+        return Y.view(R * 2, co)
+
+    def backward(self, gY: torch.Tensor) -> torch.Tensor:
+        """Gradient w.r.t. the input from gY (2R, co) (already through the activation)."""
+        c = self.c
+        R = gY.shape[0] // 2
+        pairs = nn.functional.pad(gY, (0, 0, 1, 1)).view(R + 1, 2 * self.co)
+        if self.rows_bwd:
+            Q = pairs @ self.uv  # (R + 1, 2c)
+            return Q[:-1, :c] + Q[1:, c:]
+        QT = torch.mm(self.uvt, pairs.t())  # (2c, R + 1)
+        return (QT[:c, :-1] + QT[c:, 1:]).t().contiguous()
+
+
+class GeneratorProgram:
+    """A frozen :class:`~ganad.nets.conv1d.Conv1dGenerator` as a GEMM program (see the module doc)."""
+
+    def __init__(self, G):
+        from ganad.nets.conv1d import Up1d
+
+        lin, act = _linear_relu(G.fc)
+        self.latent_dim = lin.in_features
+        self.base, self.c0 = int(G.base), int(G.c0)
+        self.channels, self.length = int(G.channels), int(G.length)
+        wt = lin.weight.detach().t().reshape(self.latent_dim, self.base, self.c0)
+        self.wfc = torch.cat([wt, wt.new_zeros(self.latent_dim, 1, self.c0)], 1).reshape(self.latent_dim, -1).contiguous()
+        self.wfct = self.wfc.t().contiguous()
+        b = lin.bias.detach() if lin.bias is not None else torch.zeros(self.base * self.c0)
+        self.bfc = torch.cat([b, b.new_zeros(self.c0)]).contiguous()
+        self.ups, self.out_act = [], None
+        for m in G.net:
+            if isinstance(m, Up1d):
+                self.ups.append(_Up(m))
+            elif isinstance(m, nn.Identity):
+                continue
+            elif isinstance(m, (nn.Tanh, nn.Sigmoid)) and m is list(G.net)[-1]:
+                self.out_act = "tanh" if isinstance(m, nn.Tanh) else "sigmoid"
+            else:
+                raise TypeError(f"no fast path for {type(m).__name__} in a generator")
+        if any(u.slope is None for u in self.ups[:-1]) or self.ups[-1].slope is not None:
+            raise TypeError("fast path needs ReLU fused into every hidden layer")
+        self.out_len = self.base * 2 ** len(self.ups)
+        self.out_pad = 2 ** len(self.ups)
+
+    def forward_saved(self, z: torch.Tensor):
+        """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward needs."""
+        n = z.shape[0]
+        h = torch.addmm(self.bfc, z, self.wfc).relu_()  # (n, (base + 1) c0), pad row = relu(0) = 0
+        acts = [h]
+        A, l, P = h.view(-1, self.c0), self.base, 1
+        for u in self.ups:
+            A = u.forward(A, n, l, P)
+            l, P = 2 * l, 2 * P
+            acts.append(A)
+        out = A.view(n, l + P, self.channels)
+        if self.out_act == "tanh":
+            out = out.tanh()
+        elif self.out_act == "sigmoid":
+            out = out.sigmoid()
+            out[:, l:] = 0
+        return out, acts
+
+    def backward(self, g_out: torch.Tensor, out: torch.Tensor, acts) -> torch.Tensor:
+        """dL/dz from dL/d(out) in the padded layout; rows beyond ``length`` must be zero in g_out."""
+        if self.out_act == "tanh":
+            g_out = g_out * (1 - out * out)
+        elif self.out_act == "sigmoid":
+            g_out = g_out * out * (1 - out)
+        g = g_out.reshape(-1, self.ups[-1].co)
+        for i in range(len(self.ups) - 1, -1, -1):
+            u = self.ups[i]
+            if u.slope is not None:
+                g = torch.ops.aten.threshold_backward(g, acts[i + 1], 0.0)
+            g = u.backward(g)
+        g = torch.ops.aten.threshold_backward(g.reshape(acts[0].shape), acts[0], 0.0)
+        return g @ self.wfct
+
+    def pad_target(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, channels, length) into the output layout, zeros elsewhere."""
+        n = x.shape[0]
+        xp = x.new_zeros(n, self.out_len + self.out_pad, self.channels)
+        xp[:, : self.length] = x.transpose(1, 2)
+        return xp
+
+    def accepts(self, z: torch.Tensor) -> bool:
+        return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        out, _ = self.forward_saved(z)
+        return out[:, : self.length].transpose(1, 2)
+
+
+def _linear_relu(seq):
+    mods = [m for m in seq if not isinstance(m, nn.Identity)]
+    if len(mods) != 2 or not isinstance(mods[0], nn.Linear) or not isinstance(mods[1], nn.ReLU):
+        raise TypeError("fast path needs Linear + ReLU (BatchNorm folded) as the generator's first layer")
+    return mods[0], mods[1]
+
+
+class _Down:
+    """Conv1d(k=4, s=2, p=1) on the flat padded layout (weights of a ``Down1d``)."""
+
+    def __init__(self, mod):
+        w = mod.weight.detach()  # (co, c, 4)
+        self.co, self.c = int(w.shape[0]), int(w.shape[1])
+        taps = w.permute(2, 1, 0).reshape(4 * self.c, self.co)  # rows W0', W1', W2', W3'
+        self.uv = taps.reshape(2, 2 * self.c, self.co).permute(1, 0, 2).reshape(2 * self.c, 2 * self.co).contiguous()
+        self.uvt = self.uv.t().contiguous()
+        self.b = mod.bias.detach().contiguous() if mod.bias is not None else None
+        self.slope = mod.fused_slope
+        self.rows = 2 * self.co >= MIN_COLS
+
+    def forward(self, buf: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
+        """buf (R + 2, c): a zero row, the layer input (R = n (l + P) rows), a zero row.
+        Returns the same layout for the output (R / 2 rows of co channels)."""
+        R2 = (buf.shape[0] - 2) // 2
+        pairs = buf.view(R2 + 1, 2 * self.c)  # pairs[j] = (A[2j-1], A[2j])
+        out = torch.empty(R2 + 2, self.co, dtype=buf.dtype)
+        out[0] = 0
+        out[-1] = 0
+        body = out[1:-1]
+        if self.rows:
+            Q = pairs @ self.uv  # (R2 + 1, 2co)
+            torch.add(Q[:-1, : self.co], Q[1:, self.co:], out=body)
+        else:
+            QT = torch.mm(self.uvt, pairs.t())  # (2co, R2 + 1)
+            torch.add(QT[: self.co, :-1], QT[self.co:, 1:], out=body.t())
+        if self.b is not None:
+            body += self.b
+        _act_(body, self.slope)
+        body.view(n, (l + P) // 2, self.co)[:, l // 2:] = 0
+        return out
+
+
+class DownProgram:
+    """The stride-2 stack of a frozen conv1d encoder or discriminator as a GEMM program."""
+
+    def __init__(self, blocks, channels: int, length: int):
+        from ganad.nets.conv1d import Down1d, _ToChannelsLast
+
+        self.layers = []
+        for i, block in enumerate(blocks):
+            mods = [m for m in block if not isinstance(m, nn.Identity)]
+            if i == 0 and mods and isinstance(mods[0], _ToChannelsLast):
+                mods = mods[1:]
+            if len(mods) != 1 or not isinstance(mods[0], Down1d):
+                raise TypeError("fast path needs blocks of one Down1d each (normalisation folded, activation fused)")
+            self.layers.append(_Down(mods[0]))
+        self.channels, self.length = int(channels), int(length)
+        if self.length % 2 ** len(self.layers) or self.layers[0].c != self.channels:
+            raise TypeError("fast path needs a length divisible by 2**depth")
+        self.pad = 2 ** len(self.layers)
+
+    usable = staticmethod(usable)
+
+    def accepts(self, x: torch.Tensor) -> bool:
+        return x.dim() == 3 and tuple(x.shape[1:]) == (self.channels, self.length) and x.shape[0] > 0
+
+    def run(self, x: torch.Tensor, keep=()) -> list[torch.Tensor]:
+        """x (n, channels, length) -> the flattened (n, l_i * c_i) outputs of the blocks in ``keep``
+        and of the last block (channels-last order, as the modules flatten them)."""
+        n = x.shape[0]
+        l, P = self.length, self.pad
+        buf = x.new_zeros(n * (l + P) + 2, self.channels)
+        buf[1:-1].view(n, l + P, self.channels)[:, :l] = x.transpose(1, 2)
+        outs = {}
+        for i, layer in enumerate(self.layers):
+            buf = layer.forward(buf, n, l, P)
+            l, P = l // 2, P // 2
+            if i in keep or i == len(self.layers) - 1:
+                outs[i] = buf[1:-1].view(n, l + P, layer.co)[:, :l].reshape(n, l * layer.co)
+        return outs
+
+
+def generator_program(G):
+    """A :class:`GeneratorProgram` for a frozen conv1d generator, or None where it does not apply."""
+    try:
+        return GeneratorProgram(G)
+    except (TypeError, AttributeError):
+        return None
+
+
+def down_program(blocks, data_shape):
+    try:
+        return DownProgram(blocks, *data_shape)
+    except (TypeError, AttributeError, ValueError):
+        return None

@@ -1,0 +1,131 @@
+"""The CPU GEMM programs of frozen conv1d networks (ganad.nets.fast1d) against the modules."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganad.inversion.latent_search import LatentSearch
+from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.nets.fast1d import MIN_COLS, DownProgram, GeneratorProgram
+from ganad.nets.inference import frozen_copy
+from ganad.training.priors import make_prior
+
+
+def _trained_like(module, seed=0):
+    """Random weights and BatchNorm statistics away from their initial values, so folding matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+        for b in module.buffers():
+            if b.dtype.is_floating_point:
+                b.copy_(b.abs() + 0.5 * torch.rand(b.shape, generator=g)) if b.ndim else None
+    return module
+
+
+def _module_forward(m, x):
+    """The module path: the same frozen copy with its program switched off."""
+    fast = m.__dict__.pop("_fast")
+    try:
+        return m(x)
+    finally:
+        m._fast = fast
+
+
+SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3)]
+
+
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
+def test_generator_program_equals_module(channels, length, width, depth, out_act):
+    torch.manual_seed(0)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    assert isinstance(G._fast, GeneratorProgram)
+    z = torch.randn(37, 8)
+    with torch.no_grad():
+        fast, ref = G(z), _module_forward(G, z)
+    assert fast.shape == ref.shape == (37, channels, length)
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("out_act", ["linear", "tanh"])
+def test_generator_program_gradient_equals_autograd(channels, length, width, depth, out_act):
+    torch.manual_seed(1)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    prog = G._fast
+    z = torch.randn(19, 8)
+    x = torch.randn(19, channels, length)
+    zr = z.clone().requires_grad_(True)
+    loss = (_module_forward(G, zr) - x).square().flatten(1).mean(1).sum()
+    (ref,) = torch.autograd.grad(loss, zr)
+    with torch.no_grad():
+        dist, grad = LatentSearch(distance="l2")._fast_value_and_grad(prog, z, prog.pad_target(x))
+    np.testing.assert_allclose(grad.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dist.numpy(), (_module_forward(G, z) - x).square().flatten(1).mean(1).detach().numpy(),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES[:4])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_program_equals_module(channels, length, width, depth, spectral_norm):
+    torch.manual_seed(2)
+    D = build_discriminator("conv1d", (channels, length), width, depth, spectral_norm, feature_layer=-2)
+    D = frozen_copy(_trained_like(D))
+    assert isinstance(D._fast, DownProgram)
+    x = torch.randn(23, channels, length)
+    with torch.no_grad():
+        (lf, ff), (lr, fr) = D(x), _module_forward(D, x)
+    np.testing.assert_allclose(lf.numpy(), lr.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ff.numpy(), fr.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES[:4])
+def test_encoder_program_equals_module(channels, length, width, depth):
+    torch.manual_seed(3)
+    E = frozen_copy(_trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
+    assert isinstance(E._fast, DownProgram)
+    x = torch.randn(29, channels, length)
+    with torch.no_grad():
+        np.testing.assert_allclose(E(x).numpy(), _module_forward(E, x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_both_matmul_forms_are_exercised():
+    """Layers with narrow outputs multiply in transposed form, wide ones in row form."""
+    G = frozen_copy(build_generator("conv1d", 8, (1, 256), 4, 4))
+    assert [u.rows_fwd for u in G._fast.ups] == [4 * u.co >= MIN_COLS for u in G._fast.ups]
+    assert not G._fast.ups[-1].rows_fwd and G._fast.ups[0].rows_fwd
+
+
+def test_fallbacks_to_the_module():
+    torch.manual_seed(4)
+    # a length the stride-2 stack cannot halve exactly: no program, the module path runs
+    E = frozen_copy(build_encoder("conv1d", (1, 50), 4, 4, 3))
+    assert E._fast is None
+    assert E(torch.randn(3, 1, 50)).shape == (3, 4)
+    # gradients w.r.t. the input: the module path (autograd) runs
+    G = frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3))
+    z = torch.randn(5, 8, requires_grad=True)
+    G(z).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    # training-mode networks never get a program
+    assert build_generator("conv1d", 8, (1, 64), 4, 3).__dict__.get("_fast") is None
+
+
+@pytest.mark.parametrize("distance", ["l2", "l1", "rbf"])
+def test_latent_search_fast_path_matches_autograd_path(distance):
+    """The search through the program follows the autograd search step for step."""
+    torch.manual_seed(5)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    x = G(torch.randn(16, 8)) + 0.05 * torch.randn(16, 1, 64)
+    search = LatentSearch(distance=distance, n_max=60, eps=1e-3, lr=0.05)
+    prior = make_prior("normal")
+    fast = search.run(G, x, prior, latent_dim=8, seed=3)
+    prog = G.__dict__.pop("_fast")
+    try:
+        ref = search.run(G, x, prior, latent_dim=8, seed=3)
+    finally:
+        G._fast = prog
+    np.testing.assert_array_equal(fast.iterations.numpy(), ref.iterations.numpy())
+    np.testing.assert_allclose(fast.distance.numpy(), ref.distance.numpy(), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(fast.z.numpy(), ref.z.numpy(), rtol=1e-3, atol=1e-4)

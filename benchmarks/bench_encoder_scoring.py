@@ -30,12 +30,15 @@ from bench_latent_search import load_beats  # noqa: E402
 from common import machine, markdown_table, matmul_peak, shared_data, write_json  # noqa: E402
 
 from ganad.detectors import DETECTORS  # noqa: E402
+from ganad.nets import fast1d  # noqa: E402
 
 ENCODER_METHODS = ["fanogan", "bigan", "alad", "ganomaly", "vaegan"]
 
 
 def scoring_flops(det, x) -> float:
-    with FlopCounterMode(display=False) as fc:
+    """Model FLOPs per sample: the modules' own arithmetic (the CPU programs of ganad.nets.fast1d
+    also multiply pad rows and banded zero blocks, which are not counted as useful work)."""
+    with fast1d.disabled(), FlopCounterMode(display=False) as fc:
         det.decision_function(x)
     return fc.get_total_flops() / len(x)
 
@@ -64,17 +67,27 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,64,512,4096")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=None, help="conv1d width (default: the family default, 4)")
+    ap.add_argument("--module-batch", type=int, default=512, help="batch of the module-path reference row (0: none)")
+    ap.add_argument("--out", default="encoder_scoring.json", help="file name under benchmarks/out/")
     args = ap.parse_args(argv)
     methods = ENCODER_METHODS if args.methods == "all" else args.methods.split(",")
     Xtr, Xev, source = load_beats(shared_data(args.data), args.n_train, 4096, args.seed)
     peak = matmul_peak()
     rows, search_rows = [], []
     for name in methods:
-        det = DETECTORS[name](epochs=args.epochs, random_state=args.seed, verbose=False).fit(Xtr)
+        det = DETECTORS[name](epochs=args.epochs, random_state=args.seed, verbose=False, width=args.width).fit(Xtr)
         flops = scoring_flops(det, Xev[:256])
         for B in [int(b) for b in args.batches.split(",")]:
             sps, ms = throughput(det, Xev, B, min_samples=64 if B == 1 else 8192, repeats=args.repeats if B > 1 else 1)
             rows.append({"method": name, "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
+                         "mflop_per_sample": flops / 1e6, "gflop_per_s": flops * sps / 1e9, "fraction_of_peak": flops * sps / 1e9 / peak})
+            print(rows[-1], flush=True)
+        if args.module_batch:  # the same networks through their torch modules (fast path off)
+            B = args.module_batch
+            with fast1d.disabled():
+                sps, ms = throughput(det, Xev, B, min_samples=8192, repeats=args.repeats)
+            rows.append({"method": f"{name} (module path)", "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
                          "mflop_per_sample": flops / 1e6, "gflop_per_s": flops * sps / 1e9, "fraction_of_peak": flops * sps / 1e9 / peak})
             print(rows[-1], flush=True)
         if name == methods[0]:
@@ -89,7 +102,8 @@ def main(argv=None):
             det.set_params(inversion="encoder")
     payload = {"machine": machine(), "matmul_peak_gflops": peak, "data": source, "rows": rows, "search": search_rows,
                "command": "python " + " ".join(sys.argv)}
-    p = write_json("encoder_scoring.json", payload)
+    payload["width"] = det._width()
+    p = write_json(args.out, payload)
     print(f"\ndata: {source}; float32 matmul peak measured now: {peak:.1f} GFLOP/s; {machine()}")
     print(markdown_table(rows, ["method", "batch", "samples_per_s", "ms_per_sample", "mflop_per_sample", "gflop_per_s", "fraction_of_peak"]))
     print()

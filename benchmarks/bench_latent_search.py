@@ -76,7 +76,7 @@ def main(argv=None):
     ap.add_argument("--naive-samples", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--width", type=int, default=None, help="conv1d width (default: the family default, 8)")
+    ap.add_argument("--width", type=int, default=None, help="conv1d width (default: the family default, 4)")
     ap.add_argument("--out", default="latent_search.json", help="file name under benchmarks/out/")
     args = ap.parse_args(argv)
 
@@ -114,6 +114,18 @@ def main(argv=None):
         times.append((time.perf_counter() - t) / B * 1e3)
     rows.append({"method": "ganad batched, eps=0 (all n_max iterations)", "batch": B, "samples": B,
                  "ms_per_sample": statistics.median(times), "mean_iterations": float(args.n_max), "converged": 0.0})
+    print(rows[-1], flush=True)
+    # the same batched search through the torch modules and autograd (fast path off)
+    times = []
+    from ganad.nets import fast1d
+    with fast1d.disabled():
+        for rep in range(args.repeats):
+            t = time.perf_counter()
+            r = search.run(G, x_all[:B], det.prior_, latent_dim=det.latent_dim, seed=det.seed_ + rep)
+            times.append((time.perf_counter() - t) / B * 1e3)
+    rows.append({"method": "ganad batched, module path (autograd)", "batch": B, "samples": B,
+                 "ms_per_sample": statistics.median(times), "mean_iterations": r.iterations.float().mean().item(),
+                 "converged": r.converged.float().mean().item()})
     print(rows[-1], flush=True)
     # naive loop, one sample at a time
     ns = args.naive_samples

@@ -6,6 +6,7 @@ import torch
 
 from ganad.inversion.latent_search import LatentSearch
 from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.nets import fast1d
 from ganad.nets.fast1d import MIN_COLS, DownProgram, GeneratorProgram
 from ganad.nets.inference import frozen_copy
 from ganad.training.priors import make_prior
@@ -33,6 +34,8 @@ def _module_forward(m, x):
 
 
 SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3)]
+# (1, 40, 4, 2) with 23 samples: the first layer's rows do not split into whole bands (transposed form)
+DOWN_SHAPES = SHAPES[:4] + [(1, 40, 4, 2)]
 
 
 @pytest.mark.parametrize("channels,length,width,depth", SHAPES)
@@ -41,11 +44,12 @@ def test_generator_program_equals_module(channels, length, width, depth, out_act
     torch.manual_seed(0)
     G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
     assert isinstance(G._fast, GeneratorProgram)
-    z = torch.randn(37, 8)
-    with torch.no_grad():
-        fast, ref = G(z), _module_forward(G, z)
-    assert fast.shape == ref.shape == (37, channels, length)
-    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    for n in (37, 40):  # 40: the last layer's rows split into whole bands; 37: they do not (transposed form)
+        z = torch.randn(n, 8)
+        with torch.no_grad():
+            fast, ref = G(z), _module_forward(G, z)
+        assert fast.shape == ref.shape == (n, channels, length)
+        np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels,length,width,depth", SHAPES)
@@ -66,7 +70,7 @@ def test_generator_program_gradient_equals_autograd(channels, length, width, dep
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("channels,length,width,depth", SHAPES[:4])
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
 @pytest.mark.parametrize("spectral_norm", [False, True])
 def test_discriminator_program_equals_module(channels, length, width, depth, spectral_norm):
     torch.manual_seed(2)
@@ -80,7 +84,7 @@ def test_discriminator_program_equals_module(channels, length, width, depth, spe
     np.testing.assert_allclose(ff.numpy(), fr.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels,length,width,depth", SHAPES[:4])
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
 def test_encoder_program_equals_module(channels, length, width, depth):
     torch.manual_seed(3)
     E = frozen_copy(_trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
@@ -129,3 +133,27 @@ def test_latent_search_fast_path_matches_autograd_path(distance):
     np.testing.assert_array_equal(fast.iterations.numpy(), ref.iterations.numpy())
     np.testing.assert_allclose(fast.distance.numpy(), ref.distance.numpy(), rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(fast.z.numpy(), ref.z.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_detector_scores_equal_with_the_fast_path_disabled():
+    """Encoder scoring and latent search give the module path's scores, and disabled() switches it off."""
+    from ganad import AnoGAN, FAnoGAN
+
+    rng = np.random.RandomState(0)
+    t = np.linspace(0, 1, 64)
+    X = (np.sin(2 * np.pi * (t[None] * rng.uniform(1, 3, (96, 1)))) + 0.1 * rng.randn(96, 64))[:, None].astype(np.float32)
+    for det in (FAnoGAN(epochs=1, random_state=0, verbose=False),
+                AnoGAN(epochs=1, random_state=0, verbose=False, search_n_max=20)):
+        det.fit(X[:64])
+        assert det._inference_net("G")._fast is not None
+        fast = det.decision_function(X[64:])
+        calls = []
+        orig = GeneratorProgram.forward_saved
+        GeneratorProgram.forward_saved = lambda self, z: calls.append(1) or orig(self, z)
+        try:
+            with fast1d.disabled():
+                ref = det.decision_function(X[64:])
+        finally:
+            GeneratorProgram.forward_saved = orig
+        assert not calls  # disabled() really runs the module path
+        np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-5)

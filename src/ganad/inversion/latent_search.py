@@ -81,8 +81,10 @@ class LatentSearch:
     def _fast_program(self, G, D, x, z):
         """The generator's CPU GEMM program (ganad.nets.fast1d) where it computes this search's
         loss exactly: conv1d generator, no discriminator feature term, CPU float32."""
+        from ganad.nets import fast1d
+
         prog = getattr(G, "__dict__", {}).get("_fast")
-        if prog is None or (self.feature_weight > 0 and D is not None) or z.dtype != torch.float32:
+        if prog is None or not fast1d.enabled() or (self.feature_weight > 0 and D is not None) or z.dtype != torch.float32:
             return None
         if x.device.type != "cpu" or x.dtype != torch.float32 or tuple(x.shape[1:]) != (prog.channels, prog.length):
             return None

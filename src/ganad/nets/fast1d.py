@@ -11,10 +11,14 @@ The program here keeps every activation of the whole batch in one *flat padded* 
 rows = time steps, columns = channels, with ``P`` zero rows after each sample's ``l`` rows.
 Because a zero row separates consecutive samples, the convolutions' shifts can run over the
 whole buffer at once (a shift across a sample boundary reads zeros, exactly the layers'
-zero padding). Each layer is then one matrix multiply plus two shifted adds over the batch;
-a layer whose output would have fewer than 16 columns multiplies in transposed form, where
-the long dimension (rows of the batch) is the one MKL vectorises. Pad rows are re-zeroed
-after each layer. The arithmetic is the layers' own (no zero taps; pad rows add P/l = 1/16).
+zero padding). Each layer is then one matrix multiply plus two shifted adds over the batch.
+A layer whose matrix multiply would have fewer than 16 output columns computes ``g``
+consecutive outputs per row from a window of input rows instead (a banded weight, g chosen
+so that the product has >= 16 columns): the window copy and the band's zero blocks cost less
+than MKL's narrow kernels; where the rows do not split into whole bands it multiplies in
+transposed form. Pad rows are re-zeroed after each layer. Model FLOPs are those of the
+modules (count them under :func:`disabled`); the pad rows and the bands' zero blocks are
+extra arithmetic the program spends to run faster.
 
 The program is built from a *frozen* network (:func:`ganad.nets.inference.frozen_copy`:
 BatchNorm folded, activations fused) and is used only where no autograd is needed:
@@ -31,11 +35,36 @@ gradients with respect to the weights) falls back to the module's own forward.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
-#: matrix multiplies with fewer output columns than this run in transposed form
+
+#: matrix multiplies with fewer output columns than this run in banded or transposed form
 MIN_COLS = 16
+
+_ENABLED = True
+
+
+def enabled() -> bool:
+    return _ENABLED
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the module path instead of the programs inside this block (reference timings, FLOP
+    counts of the networks' own arithmetic, debugging)::
+
+        with ganad.nets.fast1d.disabled():
+            scores = det.decision_function(X)
+    """
+    global _ENABLED
+    old, _ENABLED = _ENABLED, False
+    try:
+        yield
+    finally:
+        _ENABLED = old
 
 
 def _act_(y: torch.Tensor, slope):
@@ -48,7 +77,7 @@ def _act_(y: torch.Tensor, slope):
 
 def usable(x: torch.Tensor) -> bool:
     """True where the program may replace the module: CPU float32, no autograd, no tracing."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32
+    return (_ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and x.requires_grad)
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
 
@@ -72,6 +101,16 @@ class _Up:
         self.slope = mod.fused_slope
         self.rows_fwd = 4 * self.co >= MIN_COLS
         self.rows_bwd = 2 * self.c >= MIN_COLS
+        if not self.rows_fwd:  # banded weight: g input rows -> 2g outputs from a window of g + 2 rows
+            g, c, co = -(-MIN_COLS // (2 * self.co)), self.c, self.co
+            band = w.new_zeros(g + 2, c, 2 * g, co)
+            for i in range(g):  # input row i of the group is window row i + 1
+                band[i, :, 2 * i] = w[:, :, 3]
+                band[i + 1, :, 2 * i] = w[:, :, 1]
+                band[i + 1, :, 2 * i + 1] = w[:, :, 2]
+                band[i + 2, :, 2 * i + 1] = w[:, :, 0]
+            self.g = g
+            self.band = band.reshape((g + 2) * c, 2 * g * co).contiguous()
 
     def forward(self, A: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
         """A (n (l + P), c) -> Y (n (2l + 2P), co); pad rows of A are zero, and of Y too."""
@@ -81,6 +120,13 @@ class _Up:
             Y = Q[:, co:3 * co].clone() if self.b2 is None else torch.add(Q[:, co:3 * co], self.b2)
             Y[1:, :co] += Q[:-1, :co]
             Y[:-1, co:] += Q[1:, 3 * co:]
+        elif R % self.g == 0:
+            g, c = self.g, self.c
+            guarded = nn.functional.pad(A, (0, 0, 1, 1))  # a zero row before and after the batch
+            win = guarded.view(-1).as_strided((R // g, (g + 2) * c), (g * c, 1))
+            Y = (win @ self.band).view(R, 2 * co)
+            if self.b2 is not None:
+                _add_bias_(Y, self.b2)
         else:
             QT = torch.mm(self.w4t, A.t())  # (4co, R): the batch's rows are the long dimension
             QT[co:2 * co, 1:] += QT[:co, :-1]
@@ -90,7 +136,7 @@ class _Up:
             Y[:, 1] = QT[2 * co:3 * co].t()
             Y = Y.view(R, 2 * co)
             if self.b2 is not None:
-                Y += self.b2
+                _add_bias_(Y, self.b2)
         _act_(Y, self.slope)
         Y.view(n, l + P, 2 * co)[:, l:] = 0
         return Y.view(R * 2, co)
@@ -192,36 +238,62 @@ def _linear_relu(seq):
     return mods[0], mods[1]
 
 
+def _add_bias_(y: torch.Tensor, b: torch.Tensor) -> None:
+    """y (rows, c) += b, viewed wide when c is small (a short broadcast inner loop is slow)."""
+    c = y.shape[1]
+    k = -(-MIN_COLS // c)
+    if c < MIN_COLS and y.is_contiguous() and y.shape[0] % k == 0:
+        y.view(-1, k * c).add_(b.repeat(k))
+    else:
+        y.add_(b)
+
+
 class _Down:
-    """Conv1d(k=4, s=2, p=1) on the flat padded layout (weights of a ``Down1d``)."""
+    """Conv1d(k=4, s=2, p=1) on the flat padded layout (weights of a ``Down1d``).
+
+    Wide outputs (2 co >= 16): one matrix multiply of the input's row pairs by [U | V] and one
+    shifted add. Narrow outputs: ``g`` outputs per row (g co >= 16) from a window of 2g + 2
+    input rows, one banded matrix multiply straight into the output layout (the window copy and
+    the band's zero blocks cost less than a matrix multiply with fewer than 16 columns)."""
 
     def __init__(self, mod):
         w = mod.weight.detach()  # (co, c, 4)
         self.co, self.c = int(w.shape[0]), int(w.shape[1])
         taps = w.permute(2, 1, 0).reshape(4 * self.c, self.co)  # rows W0', W1', W2', W3'
         self.uv = taps.reshape(2, 2 * self.c, self.co).permute(1, 0, 2).reshape(2 * self.c, 2 * self.co).contiguous()
-        self.uvt = self.uv.t().contiguous()
         self.b = mod.bias.detach().contiguous() if mod.bias is not None else None
         self.slope = mod.fused_slope
         self.rows = 2 * self.co >= MIN_COLS
+        self.g = 1 if self.rows else -(-MIN_COLS // self.co)
+        if not self.rows:  # banded weight: output k of a group reads window rows 2k .. 2k + 3
+            g, c, co = self.g, self.c, self.co
+            band = w.new_zeros(2 * g + 2, c, g, co)
+            for k in range(g):
+                band[2 * k:2 * k + 4, :, k, :] = w.permute(2, 1, 0)
+            self.band = band.reshape((2 * g + 2) * c, g * co).contiguous()
 
     def forward(self, buf: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
         """buf (R + 2, c): a zero row, the layer input (R = n (l + P) rows), a zero row.
         Returns the same layout for the output (R / 2 rows of co channels)."""
         R2 = (buf.shape[0] - 2) // 2
-        pairs = buf.view(R2 + 1, 2 * self.c)  # pairs[j] = (A[2j-1], A[2j])
         out = torch.empty(R2 + 2, self.co, dtype=buf.dtype)
         out[0] = 0
         out[-1] = 0
         body = out[1:-1]
         if self.rows:
+            pairs = buf.view(R2 + 1, 2 * self.c)  # pairs[j] = (A[2j-1], A[2j])
             Q = pairs @ self.uv  # (R2 + 1, 2co)
             torch.add(Q[:-1, : self.co], Q[1:, self.co:], out=body)
+        elif R2 % self.g == 0:
+            g, c = self.g, self.c
+            win = buf.view(-1).as_strided((R2 // g, (2 * g + 2) * c), (2 * g * c, 1))
+            torch.mm(win, self.band, out=body.view(R2 // g, g * self.co))
         else:
-            QT = torch.mm(self.uvt, pairs.t())  # (2co, R2 + 1)
+            pairs = buf.view(R2 + 1, 2 * self.c)
+            QT = torch.mm(self.uv.t(), pairs.t())  # (2co, R2 + 1)
             torch.add(QT[: self.co, :-1], QT[self.co:, 1:], out=body.t())
         if self.b is not None:
-            body += self.b
+            _add_bias_(body, self.b)
         _act_(body, self.slope)
         body.view(n, (l + P) // 2, self.co)[:, l // 2:] = 0
         return out

@@ -75,6 +75,21 @@ def _act_(y: torch.Tensor, slope):
     return nn.functional.leaky_relu_(y, slope)
 
 
+def _wide_bias(b: torch.Tensor):
+    """(k, b repeated k times) so that a bias add over rows of len(b) < 16 channels runs on
+    rows of >= 16 (a short broadcast inner loop is slow)."""
+    k = -(-MIN_COLS // b.numel()) if b.numel() < MIN_COLS else 1
+    return k, b.repeat(k).contiguous()
+
+
+def _add_bias_(y: torch.Tensor, wide) -> None:
+    k, bk = wide
+    if k > 1 and y.is_contiguous() and y.shape[0] % k == 0:
+        y.view(-1, bk.numel()).add_(bk)
+    else:
+        y.add_(bk[: y.shape[1]])
+
+
 def usable(x: torch.Tensor) -> bool:
     """True where the program may replace the module: CPU float32, no autograd, no tracing."""
     return (_ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
@@ -91,16 +106,14 @@ class _Up:
         # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0
         self.w4 = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).contiguous()  # (c, 4co)
         self.w4t = self.w4.t().contiguous()
-        # input gradient: pairs P'[j] = (gY_odd[j-1], gY_even[j]); gA[j] = P'[j] U + P'[j+1] V
-        U = torch.cat([w[:, :, 0].t(), w[:, :, 1].t()], 0)  # (2co, c)
-        V = torch.cat([w[:, :, 2].t(), w[:, :, 3].t()], 0)
-        self.uv = torch.cat([U, V], 1).contiguous()  # (2co, 2c)
-        self.uvt = self.uv.t().contiguous()
         b = mod.bias.detach() if mod.bias is not None else None
         self.b2 = torch.cat([b, b]).contiguous() if b is not None else None
+        self.b2_wide = _wide_bias(self.b2) if b is not None else None
         self.slope = mod.fused_slope
+        # the input gradient of this transposed convolution is the stride-2 convolution of the
+        # output gradient with the same weight tensor (no bias, no activation)
+        self.grad_conv = _Down(weight=w)
         self.rows_fwd = 4 * self.co >= MIN_COLS
-        self.rows_bwd = 2 * self.c >= MIN_COLS
         if not self.rows_fwd:  # banded weight: g input rows -> 2g outputs from a window of g + 2 rows
             g, c, co = -(-MIN_COLS // (2 * self.co)), self.c, self.co
             band = w.new_zeros(g + 2, c, 2 * g, co)
@@ -126,7 +139,7 @@ class _Up:
             win = guarded.view(-1).as_strided((R // g, (g + 2) * c), (g * c, 1))
             Y = (win @ self.band).view(R, 2 * co)
             if self.b2 is not None:
-                _add_bias_(Y, self.b2)
+                _add_bias_(Y, self.b2_wide)
         else:
             QT = torch.mm(self.w4t, A.t())  # (4co, R): the batch's rows are the long dimension
             QT[co:2 * co, 1:] += QT[:co, :-1]
@@ -136,21 +149,16 @@ class _Up:
             Y[:, 1] = QT[2 * co:3 * co].t()
             Y = Y.view(R, 2 * co)
             if self.b2 is not None:
-                _add_bias_(Y, self.b2)
+                _add_bias_(Y, self.b2_wide)
         _act_(Y, self.slope)
         Y.view(n, l + P, 2 * co)[:, l:] = 0
         return Y.view(R * 2, co)
 
-    def backward(self, gY: torch.Tensor) -> torch.Tensor:
-        """Gradient w.r.t. the input from gY (2R, co) (already through the activation)."""
-        c = self.c
-        R = gY.shape[0] // 2
-        pairs = nn.functional.pad(gY, (0, 0, 1, 1)).view(R + 1, 2 * self.co)
-        if self.rows_bwd:
-            Q = pairs @ self.uv  # (R + 1, 2c)
-            return Q[:-1, :c] + Q[1:, c:]
-        QT = torch.mm(self.uvt, pairs.t())  # (2c, R + 1)
-        return (QT[:c, :-1] + QT[c:, 1:]).t().contiguous()
+    def backward(self, gbuf: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
+        """Input gradient from the output gradient in a guarded buffer (zero row, n (l + P)
+        output rows already through the activation, zero row), in the same layout (``l``, ``P``:
+        the output's rows per sample)."""
+        return self.grad_conv.forward(gbuf, n, l, P)
 
 
 class GeneratorProgram:
@@ -203,17 +211,28 @@ class GeneratorProgram:
 
     def backward(self, g_out: torch.Tensor, out: torch.Tensor, acts) -> torch.Tensor:
         """dL/dz from dL/d(out) in the padded layout; rows beyond ``length`` must be zero in g_out."""
+        n = out.shape[0]
+        R = g_out.shape[0] * g_out.shape[1]
+        gbuf = torch.empty(R + 2, self.channels, dtype=g_out.dtype)
+        gbuf[0] = 0
+        gbuf[-1] = 0
+        body = gbuf[1:-1].view(g_out.shape)
         if self.out_act == "tanh":
-            g_out = g_out * (1 - out * out)
+            torch.mul(g_out, 1 - out * out, out=body)
         elif self.out_act == "sigmoid":
-            g_out = g_out * out * (1 - out)
-        g = g_out.reshape(-1, self.ups[-1].co)
+            torch.mul(g_out, out * (1 - out), out=body)
+        else:
+            body.copy_(g_out)
+        l, P = self.out_len, self.out_pad
         for i in range(len(self.ups) - 1, -1, -1):
             u = self.ups[i]
-            if u.slope is not None:
-                g = torch.ops.aten.threshold_backward(g, acts[i + 1], 0.0)
-            g = u.backward(g)
-        g = torch.ops.aten.threshold_backward(g.reshape(acts[0].shape), acts[0], 0.0)
+            if u.slope is not None:  # through the fused ReLU: zero where the layer's output is 0
+                b = gbuf[1:-1]
+                torch.ops.aten.threshold_backward.grad_input(b, acts[i + 1], 0.0, grad_input=b)
+            gbuf = u.backward(gbuf, n, l, P)
+            l, P = l // 2, P // 2
+        g = gbuf[1:-1].reshape(acts[0].shape)
+        g = torch.ops.aten.threshold_backward(g, acts[0], 0.0)
         return g @ self.wfct
 
     def pad_target(self, x: torch.Tensor) -> torch.Tensor:
@@ -238,16 +257,6 @@ def _linear_relu(seq):
     return mods[0], mods[1]
 
 
-def _add_bias_(y: torch.Tensor, b: torch.Tensor) -> None:
-    """y (rows, c) += b, viewed wide when c is small (a short broadcast inner loop is slow)."""
-    c = y.shape[1]
-    k = -(-MIN_COLS // c)
-    if c < MIN_COLS and y.is_contiguous() and y.shape[0] % k == 0:
-        y.view(-1, k * c).add_(b.repeat(k))
-    else:
-        y.add_(b)
-
-
 class _Down:
     """Conv1d(k=4, s=2, p=1) on the flat padded layout (weights of a ``Down1d``).
 
@@ -256,13 +265,14 @@ class _Down:
     input rows, one banded matrix multiply straight into the output layout (the window copy and
     the band's zero blocks cost less than a matrix multiply with fewer than 16 columns)."""
 
-    def __init__(self, mod):
-        w = mod.weight.detach()  # (co, c, 4)
+    def __init__(self, mod=None, weight=None):
+        w = (mod.weight if mod is not None else weight).detach()  # (co, c, 4)
         self.co, self.c = int(w.shape[0]), int(w.shape[1])
         taps = w.permute(2, 1, 0).reshape(4 * self.c, self.co)  # rows W0', W1', W2', W3'
         self.uv = taps.reshape(2, 2 * self.c, self.co).permute(1, 0, 2).reshape(2 * self.c, 2 * self.co).contiguous()
-        self.b = mod.bias.detach().contiguous() if mod.bias is not None else None
-        self.slope = mod.fused_slope
+        self.b = mod.bias.detach().contiguous() if mod is not None and mod.bias is not None else None
+        self.b_wide = _wide_bias(self.b) if self.b is not None else None
+        self.slope = mod.fused_slope if mod is not None else None
         self.rows = 2 * self.co >= MIN_COLS
         self.g = 1 if self.rows else -(-MIN_COLS // self.co)
         if not self.rows:  # banded weight: output k of a group reads window rows 2k .. 2k + 3
@@ -293,7 +303,7 @@ class _Down:
             QT = torch.mm(self.uv.t(), pairs.t())  # (2co, R2 + 1)
             torch.add(QT[: self.co, :-1], QT[self.co:, 1:], out=body.t())
         if self.b is not None:
-            _add_bias_(body, self.b)
+            _add_bias_(body, self.b_wide)
         _act_(body, self.slope)
         body.view(n, (l + P) // 2, self.co)[:, l // 2:] = 0
         return out

@@ -16,6 +16,7 @@ search on the same generator (random start and warm start from E(x)) at batch 25
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -43,19 +44,26 @@ def scoring_flops(det, x) -> float:
     return fc.get_total_flops() / len(x)
 
 
-def throughput(det, X, batch, min_samples, repeats):
-    det.set_params(score_batch_size=batch)
-    n = max(batch, min_samples)
-    reps = int(np.ceil(n / len(X)))
-    Xb = np.concatenate([X] * reps)[:n] if reps > 1 else X[:n]
-    det.decision_function(Xb[: min(batch, len(Xb))])  # warm-up (frozen copies, caches)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        det.decision_function(Xb)
-        times.append(time.perf_counter() - t)
-    dt = statistics.median(times)
-    return n / dt, dt / n * 1e3
+def throughput(det, X, plan, repeats, peak=None):
+    """plan: [(label, batch, samples, module_path)]. Every entry is timed once per round, over
+    ``repeats`` rounds (so that the machine's slow phases hit every entry alike); medians."""
+    data, times = [], [[] for _ in plan]
+    for _, batch, n, module in plan:
+        reps = int(np.ceil(n / len(X)))
+        data.append(np.concatenate([X] * reps)[:n] if reps > 1 else X[:n])
+    for rep in range(repeats + 1):  # round 0 is a warm-up (frozen copies, caches)
+        for i, (_, batch, n, module) in enumerate(plan):
+            det.set_params(score_batch_size=batch)
+            with fast1d.disabled() if module else contextlib.nullcontext():
+                t = time.perf_counter()
+                det.decision_function(data[i])
+                if rep:
+                    times[i].append(time.perf_counter() - t)
+    out = []
+    for (label, batch, n, _), ts in zip(plan, times):
+        dt = statistics.median(ts)
+        out.append((label, batch, n / dt, dt / n * 1e3))
+    return out
 
 
 def main(argv=None):
@@ -78,16 +86,11 @@ def main(argv=None):
     for name in methods:
         det = DETECTORS[name](epochs=args.epochs, random_state=args.seed, verbose=False, width=args.width).fit(Xtr)
         flops = scoring_flops(det, Xev[:256])
-        for B in [int(b) for b in args.batches.split(",")]:
-            sps, ms = throughput(det, Xev, B, min_samples=64 if B == 1 else 8192, repeats=args.repeats if B > 1 else 1)
-            rows.append({"method": name, "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
-                         "mflop_per_sample": flops / 1e6, "gflop_per_s": flops * sps / 1e9, "fraction_of_peak": flops * sps / 1e9 / peak})
-            print(rows[-1], flush=True)
+        plan = [(name, B, 64 if B == 1 else 8192, False) for B in [int(b) for b in args.batches.split(",")]]
         if args.module_batch:  # the same networks through their torch modules (fast path off)
-            B = args.module_batch
-            with fast1d.disabled():
-                sps, ms = throughput(det, Xev, B, min_samples=8192, repeats=args.repeats)
-            rows.append({"method": f"{name} (module path)", "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
+            plan.append((f"{name} (module path)", args.module_batch, 8192, True))
+        for label, B, sps, ms in throughput(det, Xev, plan, args.repeats):
+            rows.append({"method": label, "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
                          "mflop_per_sample": flops / 1e6, "gflop_per_s": flops * sps / 1e9, "fraction_of_peak": flops * sps / 1e9 / peak})
             print(rows[-1], flush=True)
         if name == methods[0]:

@@ -16,6 +16,7 @@ and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -73,8 +74,8 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=8000)
     ap.add_argument("--n-eval", type=int, default=1024)
     ap.add_argument("--batches", default="1,64,256,1024")
-    ap.add_argument("--naive-samples", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--naive-samples", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5, help="rounds; every configuration runs once per round")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=None, help="conv1d width (default: the family default, 4)")
     ap.add_argument("--out", default="latent_search.json", help="file name under benchmarks/out/")
@@ -89,51 +90,48 @@ def main(argv=None):
     x_all = torch.from_numpy(det.scaler_.transform(Xev))
     search = det.latent_search()
     n_params = sum(p.numel() for p in det.nets_["G"].parameters())
-    rows = []
-    for B in [int(b) for b in args.batches.split(",")]:
-        n = min(len(x_all), max(B, 8 if B == 1 else B))
-        times, iters, conv = [], [], []
-        for rep in range(args.repeats):
-            xb_list = [x_all[s:s + B] for s in range(0, n, B)]
-            t = time.perf_counter()
-            for xb in xb_list:
-                r = search.run(G, xb, det.prior_, latent_dim=det.latent_dim, seed=det.seed_ + rep)
-                iters.append(r.iterations.float().mean().item())
-                conv.append(r.converged.float().mean().item())
-            times.append((time.perf_counter() - t) / n * 1e3)
-        rows.append({"method": "ganad batched", "batch": B, "samples": n, "ms_per_sample": statistics.median(times),
-                     "mean_iterations": float(np.mean(iters)), "converged": float(np.mean(conv))})
-        print(rows[-1], flush=True)
-    # worst case: no sample converges (eps = 0), every sample runs n_max iterations
-    worst = type(search)(**{**search.__dict__, "eps": 0.0})
-    B = 256
-    times = []
-    for rep in range(args.repeats):
-        t = time.perf_counter()
-        worst.run(G, x_all[:B], det.prior_, latent_dim=det.latent_dim, seed=det.seed_ + rep)
-        times.append((time.perf_counter() - t) / B * 1e3)
-    rows.append({"method": "ganad batched, eps=0 (all n_max iterations)", "batch": B, "samples": B,
-                 "ms_per_sample": statistics.median(times), "mean_iterations": float(args.n_max), "converged": 0.0})
-    print(rows[-1], flush=True)
-    # the same batched search through the torch modules and autograd (fast path off)
-    times = []
     from ganad.nets import fast1d
-    with fast1d.disabled():
-        for rep in range(args.repeats):
+
+    worst = type(search)(**{**search.__dict__, "eps": 0.0})  # no sample converges: every one runs n_max
+
+    def batched(s, B, n, rep, module=False):
+        """ms per sample of inverting x_all[:n] in batches of B; (time, mean iterations, converged)"""
+        ctx = fast1d.disabled() if module else contextlib.nullcontext()
+        its, conv = [], []
+        with ctx:
             t = time.perf_counter()
-            r = search.run(G, x_all[:B], det.prior_, latent_dim=det.latent_dim, seed=det.seed_ + rep)
-            times.append((time.perf_counter() - t) / B * 1e3)
-    rows.append({"method": "ganad batched, module path (autograd)", "batch": B, "samples": B,
-                 "ms_per_sample": statistics.median(times), "mean_iterations": r.iterations.float().mean().item(),
-                 "converged": r.converged.float().mean().item()})
-    print(rows[-1], flush=True)
-    # naive loop, one sample at a time
+            for i in range(0, n, B):
+                r = s.run(G, x_all[i:i + B], det.prior_, latent_dim=det.latent_dim, seed=det.seed_ + rep)
+                its.append(r.iterations.float().mean().item())
+                conv.append(r.converged.float().mean().item())
+            return (time.perf_counter() - t) / n * 1e3, float(np.mean(its)), float(np.mean(conv))
+
+    configs = [("ganad batched", B, min(len(x_all), max(B, 8 if B == 1 else B)), search, False)
+               for B in [int(b) for b in args.batches.split(",")]]
+    configs += [("ganad batched, eps=0 (all n_max iterations)", 256, 256, worst, False),
+                ("ganad batched, module path (autograd)", 256, 256, search, True)]
+    # every configuration once per round, rounds repeated: the machine's slow phases hit all alike
+    meas = {i: [] for i in range(len(configs) + 1)}
     ns = args.naive_samples
-    t = time.perf_counter()
-    _, its = naive_invert(G, x_all[:ns], det.latent_dim, args.n_max, args.eps, search.lr, args.seed)
-    naive_ms = (time.perf_counter() - t) / ns * 1e3
-    rows.append({"method": "naive one-at-a-time loop", "batch": 1, "samples": ns, "ms_per_sample": naive_ms,
-                 "mean_iterations": float(np.mean(its) + 1), "converged": float(np.mean(np.array(its) < args.n_max - 1))})
+    for rep in range(args.repeats):
+        for i, (_, B, n, s, module) in enumerate(configs):
+            meas[i].append(batched(s, B, n, rep, module))
+        k = max(1, ns // args.repeats)  # naive loop, one sample at a time, on different samples per round
+        lo = (rep * k) % len(x_all)
+        t = time.perf_counter()
+        _, its = naive_invert(G, x_all[lo:lo + k], det.latent_dim, args.n_max, args.eps, search.lr, args.seed + rep)
+        meas[len(configs)].append(((time.perf_counter() - t) / k * 1e3, float(np.mean(its) + 1),
+                                   float(np.mean(np.array(its) < args.n_max - 1))))
+    rows = []
+    for i, (name, B, n, _, _) in enumerate(configs):
+        ms, its, conv = zip(*meas[i])
+        rows.append({"method": name, "batch": B, "samples": n, "ms_per_sample": statistics.median(ms),
+                     "mean_iterations": float(np.mean(its)), "converged": float(np.mean(conv))})
+        print(rows[-1], flush=True)
+    ms, its, conv = zip(*meas[len(configs)])
+    naive_ms = statistics.median(ms)
+    rows.append({"method": "naive one-at-a-time loop", "batch": 1, "samples": max(1, ns // args.repeats) * args.repeats,
+                 "ms_per_sample": naive_ms, "mean_iterations": float(np.mean(its)), "converged": float(np.mean(conv))})
     print(rows[-1], flush=True)
     by_b = {r["batch"]: r["ms_per_sample"] for r in rows if r["method"] == "ganad batched"}
     speedup = {b: naive_ms / v for b, v in by_b.items()}

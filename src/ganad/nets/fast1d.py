@@ -106,6 +106,7 @@ class _Up:
         # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0
         self.w4 = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).contiguous()  # (c, 4co)
         self.w4t = self.w4.t().contiguous()
+        self.w0123 = torch.cat([w[:, :, 0], w[:, :, 1], w[:, :, 2], w[:, :, 3]], 1).contiguous()
         b = mod.bias.detach() if mod.bias is not None else None
         self.b2 = torch.cat([b, b]).contiguous() if b is not None else None
         self.b2_wide = _wide_bias(self.b2) if b is not None else None
@@ -129,10 +130,17 @@ class _Up:
         """A (n (l + P), c) -> Y (n (2l + 2P), co); pad rows of A are zero, and of Y too."""
         R, co = A.shape[0], self.co
         if self.rows_fwd:
-            Q = A @ self.w4  # (R, 4co)
-            Y = Q[:, co:3 * co].clone() if self.b2 is None else torch.add(Q[:, co:3 * co], self.b2)
-            Y[1:, :co] += Q[:-1, :co]
-            Y[:-1, co:] += Q[1:, 3 * co:]
+            # Q = A [W0 | W1 | W2 | W3]. Read half a row off, the output sequence is rows
+            # [odd_{r-1} | even_r] = [q0_r + q2_{r-1} | q1_r + q3_{r-1}] = Q[r, :2co] + Q[r-1, 2co:]:
+            # one add over the whole batch, written straight into the interleaved output.
+            Q = A @ self.w0123  # (R, 4co)
+            Y = torch.empty(R, 2 * co, dtype=A.dtype)
+            Yf = Y.view(-1)
+            torch.add(Q[1:, : 2 * co], Q[:-1, 2 * co:], out=Yf[co: co + (R - 1) * 2 * co].view(R - 1, 2 * co))
+            Yf[:co] = Q[0, co:2 * co]  # even_0 (q3 of the row before is zero padding)
+            Yf[(2 * R - 1) * co:] = Q[R - 1, 2 * co:3 * co]  # odd of the last row (q0 of the row after: padding)
+            if self.b2 is not None:
+                _add_bias_(Y, self.b2_wide)
         elif R % self.g == 0:
             g, c = self.g, self.c
             guarded = nn.functional.pad(A, (0, 0, 1, 1))  # a zero row before and after the batch

@@ -157,3 +157,16 @@ def test_detector_scores_equal_with_the_fast_path_disabled():
             GeneratorProgram.forward_saved = orig
         assert not calls  # disabled() really runs the module path
         np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-5)
+
+
+def test_performance_doc_examples_run():
+    """The Python examples of docs/performance.md run as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "performance.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    ns: dict = {}
+    exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
+    np.testing.assert_allclose(ns["reference"], ns["det"].decision_function(ns["X"][500:]), rtol=1e-3, atol=1e-5)

@@ -220,6 +220,8 @@ def test_robust_training_and_calibration(name, tmp_path):
     det.save(tmp_path / "m")
     back = ganad.load(tmp_path / "m")
     np.testing.assert_allclose(back.decision_function(X), det.decision_function(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(back.robust_weights_, det.robust_weights_)  # saved with the model
+    assert back.robust_ == det.robust_
 
 
 def test_robust_proxy_needing_a_plain_discriminator_is_refused():

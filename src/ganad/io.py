@@ -55,12 +55,15 @@ def save_model(det, path) -> Path:
             "data_shape": list(det.data_shape_), "n_features_in": det.n_features_in_, "family": det.family_,
             "seed": det.seed_, "threshold": float(det.threshold_), "scaler": det.scaler_.to_dict(),
             "composer": det.composer_.to_dict(), "history": det.history_,
+            **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
             **det._extra_state(),
         },
     }
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in det.nets_.items()
                for k, v in net.state_dict().items()}
     tensors["decision_scores_"] = torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))
+    if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
+        tensors["robust_weights_"] = torch.from_numpy(np.ascontiguousarray(det.robust_weights_, dtype=np.float64))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -144,6 +147,10 @@ def load_model(path):
         det.nets_ = nets.to(det.device_).eval()
         det.decision_scores_ = tensors["decision_scores_"].numpy()
         det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
+        if "robust_weights_" in tensors:
+            det.robust_weights_ = tensors["robust_weights_"].numpy()
+        if "robust" in st:
+            det.robust_ = st["robust"]
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -170,3 +170,17 @@ def test_performance_doc_examples_run():
     ns: dict = {}
     exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
     np.testing.assert_allclose(ns["reference"], ns["det"].decision_function(ns["X"][500:]), rtol=1e-3, atol=1e-5)
+
+
+def test_large_batches_run_in_blocks_with_the_same_result():
+    torch.manual_seed(6)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    D = frozen_copy(_trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
+    z, x = torch.randn(50, 8), torch.randn(50, 1, 64)
+    with torch.no_grad():
+        g_one, d_one = G(z), D(x)
+        G._fast.block = D._fast.block = 16  # 50 samples: blocks of 16, 16, 16, 2
+        g_blk, d_blk = G(z), D(x)
+    np.testing.assert_allclose(g_blk.numpy(), g_one.numpy(), rtol=1e-6, atol=1e-6)
+    for a, b in zip(d_blk, d_one):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)

@@ -67,6 +67,16 @@ def disabled():
         _ENABLED = old
 
 
+#: floats of the widest intermediate of one block of samples (4 MB: ~1000 beats of 256 samples at
+#: width 4; larger batches fall out of cache and ran at half speed)
+BLOCK_FLOATS = 1 << 20
+
+
+def _block(per_sample: int) -> int:
+    """Samples per block so that a layer's intermediate stays in cache (large batches run in blocks)."""
+    return int(min(8192, max(64, BLOCK_FLOATS // max(1, per_sample) // 16 * 16)))
+
+
 def _act_(y: torch.Tensor, slope):
     if slope is None:
         return y
@@ -198,6 +208,9 @@ class GeneratorProgram:
             raise TypeError("fast path needs ReLU fused into every hidden layer")
         self.out_len = self.base * 2 ** len(self.ups)
         self.out_pad = 2 ** len(self.ups)
+        # widest intermediate per sample: a layer's product (rows x 4 co), in floats
+        rows = [(self.base + 1) * 2 ** i for i in range(len(self.ups))]
+        self.block = _block(max(r * 4 * u.co for r, u in zip(rows, self.ups)))
 
     def forward_saved(self, z: torch.Tensor):
         """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward needs."""
@@ -254,8 +267,8 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        out, _ = self.forward_saved(z)
-        return out[:, : self.length].transpose(1, 2)
+        outs = [self.forward_saved(zb)[0][:, : self.length] for zb in z.split(self.block)]
+        return (outs[0] if len(outs) == 1 else torch.cat(outs)).transpose(1, 2)
 
 
 def _linear_relu(seq):
@@ -335,15 +348,24 @@ class DownProgram:
         if self.length % 2 ** len(self.layers) or self.layers[0].c != self.channels:
             raise TypeError("fast path needs a length divisible by 2**depth")
         self.pad = 2 ** len(self.layers)
+        rows = [(self.length + self.pad) // 2 ** (i + 1) for i in range(len(self.layers))]
+        self.block = _block(max(r * 2 * d.co for r, d in zip(rows, self.layers)))
 
     usable = staticmethod(usable)
 
     def accepts(self, x: torch.Tensor) -> bool:
         return x.dim() == 3 and tuple(x.shape[1:]) == (self.channels, self.length) and x.shape[0] > 0
 
-    def run(self, x: torch.Tensor, keep=()) -> list[torch.Tensor]:
+    def run(self, x: torch.Tensor, keep=()) -> dict[int, torch.Tensor]:
         """x (n, channels, length) -> the flattened (n, l_i * c_i) outputs of the blocks in ``keep``
-        and of the last block (channels-last order, as the modules flatten them)."""
+        and of the last block (channels-last order, as the modules flatten them); large batches
+        run in blocks of ``self.block`` samples."""
+        if x.shape[0] <= self.block:
+            return self._run(x, keep)
+        parts = [self._run(xb, keep) for xb in x.split(self.block)]
+        return {i: torch.cat([p[i] for p in parts]) for i in parts[0]}
+
+    def _run(self, x: torch.Tensor, keep=()) -> dict[int, torch.Tensor]:
         n = x.shape[0]
         l, P = self.length, self.pad
         buf = x.new_zeros(n * (l + P) + 2, self.channels)

@@ -113,9 +113,8 @@ class _Up:
     def __init__(self, mod):
         w = mod.weight.detach()  # (c, co, 4)
         self.c, self.co = int(w.shape[0]), int(w.shape[1])
-        # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0
-        self.w4 = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).contiguous()  # (c, 4co)
-        self.w4t = self.w4.t().contiguous()
+        # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0 (transposed form)
+        self.w4t = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).t().contiguous()  # (4co, c)
         self.w0123 = torch.cat([w[:, :, 0], w[:, :, 1], w[:, :, 2], w[:, :, 3]], 1).contiguous()
         b = mod.bias.detach() if mod.bias is not None else None
         self.b2 = torch.cat([b, b]).contiguous() if b is not None else None

@@ -77,6 +77,12 @@ def _block(per_sample: int) -> int:
     return int(min(8192, max(64, BLOCK_FLOATS // max(1, per_sample) // 16 * 16)))
 
 
+def _blocks(x: torch.Tensor, block: int):
+    """``x`` split along the batch into equal parts of at most ``block`` samples."""
+    parts = -(-x.shape[0] // block)
+    return x.split(-(-x.shape[0] // parts)) if parts > 1 else (x,)
+
+
 def _act_(y: torch.Tensor, slope):
     if slope is None:
         return y
@@ -266,7 +272,7 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        outs = [self.forward_saved(zb)[0][:, : self.length] for zb in z.split(self.block)]
+        outs = [self.forward_saved(zb)[0][:, : self.length] for zb in _blocks(z, self.block)]
         return (outs[0] if len(outs) == 1 else torch.cat(outs)).transpose(1, 2)
 
 
@@ -361,7 +367,7 @@ class DownProgram:
         run in blocks of ``self.block`` samples."""
         if x.shape[0] <= self.block:
             return self._run(x, keep)
-        parts = [self._run(xb, keep) for xb in x.split(self.block)]
+        parts = [self._run(xb, keep) for xb in _blocks(x, self.block)]
         return {i: torch.cat([p[i] for p in parts]) for i in parts[0]}
 
     def _run(self, x: torch.Tensor, keep=()) -> dict[int, torch.Tensor]:

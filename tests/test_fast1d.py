@@ -184,3 +184,72 @@ def test_large_batches_run_in_blocks_with_the_same_result():
     np.testing.assert_allclose(g_blk.numpy(), g_one.numpy(), rtol=1e-6, atol=1e-6)
     for a, b in zip(d_blk, d_one):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 37])
+def test_results_do_not_alias_the_reused_scratch(n):
+    """Programs reuse their intermediate buffers from call to call; what they return must not be
+    one of them (n = 1 is where a slice of the scratch would be contiguous and easy to return)."""
+    torch.manual_seed(7)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    D = frozen_copy(_trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
+    E = frozen_copy(_trained_like(build_encoder("conv1d", (1, 64), 8, 4, 3)))
+    z1, z2 = torch.randn(n, 8), torch.randn(n, 8)
+    x1, x2 = torch.randn(n, 1, 64), torch.randn(n, 1, 64)
+    with torch.no_grad():
+        g1, d1, e1 = G(z1), D(x1), E(x1)
+        keep = [g1.clone(), d1[0].clone(), d1[1].clone(), e1.clone()]
+        G(z2), D(x2), E(x2)  # would overwrite anything still pointing into the scratch
+    for a, b in zip([g1, d1[0], d1[1], e1], keep):
+        assert torch.equal(a, b)
+
+
+def test_scratch_is_per_thread():
+    """Two threads scoring with the same frozen networks at once get the single-thread results."""
+    import threading
+
+    torch.manual_seed(8)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    zs = [torch.randn(200, 8) for _ in range(2)]
+    with torch.no_grad():
+        ref = [G(z) for z in zs]
+    out = [None, None]
+
+    def work(i):
+        with torch.no_grad():
+            for _ in range(20):
+                r = G(zs[i])
+                if not torch.equal(r, ref[i]):
+                    out[i] = "differs"
+                    return
+            out[i] = "same"
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == ["same", "same"]
+
+
+def test_encoder_scoring_runs_in_program_blocks_with_the_same_scores():
+    """Encoder scoring on CPU steps through the programs' block size whatever score_batch_size is,
+    with the scores of small batches; the latent search and disabled() keep score_batch_size."""
+    from ganad import FAnoGAN
+
+    rng = np.random.RandomState(1)
+    X = rng.randn(300, 1, 64).astype(np.float32).cumsum(-1) * 0.1
+    det = FAnoGAN(epochs=1, random_state=0, verbose=False, score_batch_size=4096).fit(X[:200])
+    block = det._inference_net("G")._fast.block
+    assert det._score_chunk(4096) == min(block, det._inference_net("E")._fast.block, det._inference_net("D")._fast.block)
+    assert det._score_chunk(16) == 16
+    with fast1d.disabled():
+        assert det._score_chunk(4096) == 4096
+    det.set_params(inversion="search")
+    assert det._score_chunk(4096) == 4096
+    det.set_params(inversion="encoder")
+    for p in ("E", "G", "D"):
+        det._inference_net(p)._fast.block = 32  # 100 samples in steps of 32
+    big = det.decision_function(X[200:])
+    det.set_params(score_batch_size=7)
+    np.testing.assert_allclose(big, det.decision_function(X[200:]), rtol=1e-5, atol=1e-6)

@@ -173,6 +173,10 @@ class BaseGANDetector(BaseEstimator):
             cache[name] = frozen_copy(self.nets_[name]).to(self.device_)
         return cache[name]
 
+    def _score_chunk(self, bs: int) -> int:
+        """Samples per scoring step (``score_batch_size``; encoder methods may take less)."""
+        return bs
+
     def _check_fitted(self):
         if not hasattr(self, "nets_"):
             raise NotFittedError(f"{type(self).__name__}: this detector is not fitted yet. Fix: call fit(X) first, or load a saved model with ganad.load(path)")
@@ -357,7 +361,7 @@ class BaseGANDetector(BaseEstimator):
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
         Xs = self.scaler_.transform(X)
-        bs = int(self.score_batch_size)
+        bs = self._score_chunk(int(self.score_batch_size))
         with self._score_context():
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)

@@ -36,6 +36,8 @@ gradients with respect to the weights) falls back to the module's own forward.
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 
 import torch
 from torch import nn
@@ -81,6 +83,36 @@ def _blocks(x: torch.Tensor, block: int):
     """``x`` split along the batch into equal parts of at most ``block`` samples."""
     parts = -(-x.shape[0] // block)
     return x.split(-(-x.shape[0] // parts)) if parts > 1 else (x,)
+
+
+_TLS = threading.local()
+
+#: reuse scratch buffers across layers' calls (off: every intermediate is a fresh allocation)
+REUSE = True
+
+
+def _scratch(owner, name: str, *shape: int) -> torch.Tensor:
+    """A float32 scratch tensor of ``shape`` owned by ``owner`` (a layer or program) on this thread,
+    reused from call to call: its contents are garbage, and it is overwritten by the owner's next
+    call on this thread. Fresh multi-megabyte allocations are what made the programs slow: the
+    allocator returns them to the operating system, so every call paid page faults and the
+    kernel's zeroing of every page (half of a layer's time at 1000-sample blocks)."""
+    need = 1
+    for d in shape:
+        need *= int(d)
+    if not REUSE:
+        return torch.empty(shape)
+    cache = _TLS.__dict__.get("cache")
+    if cache is None:
+        cache = _TLS.cache = weakref.WeakKeyDictionary()
+    mine = cache.get(owner)
+    if mine is None:
+        mine = cache[owner] = {}
+    buf = mine.get(name)
+    if buf is None or buf.numel() < need:
+        with torch.inference_mode(False):  # a normal tensor: usable in and outside inference mode
+            buf = mine[name] = torch.empty(need)
+    return buf[:need].view(shape)
 
 
 def _act_(y: torch.Tensor, slope):
@@ -141,41 +173,41 @@ class _Up:
             self.g = g
             self.band = band.reshape((g + 2) * c, 2 * g * co).contiguous()
 
-    def forward(self, A: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
-        """A (n (l + P), c) -> Y (n (2l + 2P), co); pad rows of A are zero, and of Y too."""
+    def forward(self, Ag: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
+        """Ag (n (l + P) + 2, c): a zero row, the input A (pad rows zero), a zero row -> the output
+        in the same guarded layout, (2 n (l + P) + 2, co). The result is this layer's scratch."""
+        A = Ag[1:-1]
         R, co = A.shape[0], self.co
+        Yg = _scratch(self, "y", 2 * R + 2, co)
+        Yg[0] = 0
+        Yg[-1] = 0
+        Y = Yg[1:-1].view(R, 2 * co)
         if self.rows_fwd:
             # Q = A [W0 | W1 | W2 | W3]. Read half a row off, the output sequence is rows
             # [odd_{r-1} | even_r] = [q0_r + q2_{r-1} | q1_r + q3_{r-1}] = Q[r, :2co] + Q[r-1, 2co:]:
             # one add over the whole batch, written straight into the interleaved output.
-            Q = A @ self.w0123  # (R, 4co)
-            Y = torch.empty(R, 2 * co, dtype=A.dtype)
+            Q = torch.mm(A, self.w0123, out=_scratch(self, "q", R, 4 * co))
             Yf = Y.view(-1)
             torch.add(Q[1:, : 2 * co], Q[:-1, 2 * co:], out=Yf[co: co + (R - 1) * 2 * co].view(R - 1, 2 * co))
             Yf[:co] = Q[0, co:2 * co]  # even_0 (q3 of the row before is zero padding)
             Yf[(2 * R - 1) * co:] = Q[R - 1, 2 * co:3 * co]  # odd of the last row (q0 of the row after: padding)
-            if self.b2 is not None:
-                _add_bias_(Y, self.b2_wide)
         elif R % self.g == 0:
             g, c = self.g, self.c
-            guarded = nn.functional.pad(A, (0, 0, 1, 1))  # a zero row before and after the batch
-            win = guarded.view(-1).as_strided((R // g, (g + 2) * c), (g * c, 1))
-            Y = (win @ self.band).view(R, 2 * co)
-            if self.b2 is not None:
-                _add_bias_(Y, self.b2_wide)
+            win = _scratch(self, "win", R // g, (g + 2) * c)
+            win.copy_(Ag.view(-1).as_strided((R // g, (g + 2) * c), (g * c, 1)))
+            torch.mm(win, self.band, out=Y.view(R // g, 2 * g * co))
         else:
-            QT = torch.mm(self.w4t, A.t())  # (4co, R): the batch's rows are the long dimension
+            QT = torch.mm(self.w4t, A.t(), out=_scratch(self, "qt", 4 * co, R))  # the batch's rows are the long dimension
             QT[co:2 * co, 1:] += QT[:co, :-1]
             QT[2 * co:3 * co, :-1] += QT[3 * co:, 1:]
-            Y = torch.empty(R, 2, co, dtype=A.dtype)
-            Y[:, 0] = QT[co:2 * co].t()
-            Y[:, 1] = QT[2 * co:3 * co].t()
-            Y = Y.view(R, 2 * co)
-            if self.b2 is not None:
-                _add_bias_(Y, self.b2_wide)
+            Y3 = Y.view(R, 2, co)
+            Y3[:, 0] = QT[co:2 * co].t()
+            Y3[:, 1] = QT[2 * co:3 * co].t()
+        if self.b2 is not None:
+            _add_bias_(Y, self.b2_wide)
         _act_(Y, self.slope)
         Y.view(n, l + P, 2 * co)[:, l:] = 0
-        return Y.view(R * 2, co)
+        return Yg
 
     def backward(self, gbuf: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
         """Input gradient from the output gradient in a guarded buffer (zero row, n (l + P)
@@ -218,20 +250,25 @@ class GeneratorProgram:
         self.block = _block(max(r * 4 * u.co for r, u in zip(rows, self.ups)))
 
     def forward_saved(self, z: torch.Tensor):
-        """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward needs."""
+        """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward
+        needs. Both are this program's scratch: valid until its next call on this thread."""
         n = z.shape[0]
-        h = torch.addmm(self.bfc, z, self.wfc).relu_()  # (n, (base + 1) c0), pad row = relu(0) = 0
+        hg = _scratch(self, "h", n * (self.base + 1) + 2, self.c0)
+        hg[0] = 0
+        hg[-1] = 0
+        h = hg[1:-1].view(n, (self.base + 1) * self.c0)
+        torch.addmm(self.bfc, z, self.wfc, out=h).relu_()  # pad row = relu(0) = 0
         acts = [h]
-        A, l, P = h.view(-1, self.c0), self.base, 1
+        A, l, P = hg, self.base, 1
         for u in self.ups:
             A = u.forward(A, n, l, P)
             l, P = 2 * l, 2 * P
-            acts.append(A)
-        out = A.view(n, l + P, self.channels)
+            acts.append(A[1:-1])
+        out = A[1:-1].view(n, l + P, self.channels)
         if self.out_act == "tanh":
-            out = out.tanh()
+            out.tanh_()  # tanh(0) = 0 keeps the pad rows zero
         elif self.out_act == "sigmoid":
-            out = out.sigmoid()
+            out.sigmoid_()
             out[:, l:] = 0
         return out, acts
 
@@ -239,7 +276,7 @@ class GeneratorProgram:
         """dL/dz from dL/d(out) in the padded layout; rows beyond ``length`` must be zero in g_out."""
         n = out.shape[0]
         R = g_out.shape[0] * g_out.shape[1]
-        gbuf = torch.empty(R + 2, self.channels, dtype=g_out.dtype)
+        gbuf = _scratch(self, "g", R + 2, self.channels)
         gbuf[0] = 0
         gbuf[-1] = 0
         body = gbuf[1:-1].view(g_out.shape)
@@ -272,8 +309,14 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        outs = [self.forward_saved(zb)[0][:, : self.length] for zb in _blocks(z, self.block)]
-        return (outs[0] if len(outs) == 1 else torch.cat(outs)).transpose(1, 2)
+        res = torch.empty(z.shape[0], self.length, self.channels)
+        start = 0
+        for zb in _blocks(z, self.block):
+            res[start:start + zb.shape[0]] = self.forward_saved(zb)[0][:, : self.length]
+            start += zb.shape[0]
+        # (n, channels, length) as the module returns it; one channel needs no transposed strides
+        # (odd strides put every element-wise op on the result on a slow path)
+        return res.view(z.shape[0], 1, self.length) if self.channels == 1 else res.transpose(1, 2)
 
 
 def _linear_relu(seq):
@@ -312,21 +355,22 @@ class _Down:
         """buf (R + 2, c): a zero row, the layer input (R = n (l + P) rows), a zero row.
         Returns the same layout for the output (R / 2 rows of co channels)."""
         R2 = (buf.shape[0] - 2) // 2
-        out = torch.empty(R2 + 2, self.co, dtype=buf.dtype)
+        out = _scratch(self, "out", R2 + 2, self.co)
         out[0] = 0
         out[-1] = 0
         body = out[1:-1]
         if self.rows:
             pairs = buf.view(R2 + 1, 2 * self.c)  # pairs[j] = (A[2j-1], A[2j])
-            Q = pairs @ self.uv  # (R2 + 1, 2co)
+            Q = torch.mm(pairs, self.uv, out=_scratch(self, "q", R2 + 1, 2 * self.co))
             torch.add(Q[:-1, : self.co], Q[1:, self.co:], out=body)
         elif R2 % self.g == 0:
             g, c = self.g, self.c
-            win = buf.view(-1).as_strided((R2 // g, (2 * g + 2) * c), (2 * g * c, 1))
+            win = _scratch(self, "win", R2 // g, (2 * g + 2) * c)
+            win.copy_(buf.view(-1).as_strided((R2 // g, (2 * g + 2) * c), (2 * g * c, 1)))
             torch.mm(win, self.band, out=body.view(R2 // g, g * self.co))
         else:
             pairs = buf.view(R2 + 1, 2 * self.c)
-            QT = torch.mm(self.uv.t(), pairs.t())  # (2co, R2 + 1)
+            QT = torch.mm(self.uv.t(), pairs.t(), out=_scratch(self, "qt", 2 * self.co, R2 + 1))
             torch.add(QT[: self.co, :-1], QT[self.co:, 1:], out=body.t())
         if self.b is not None:
             _add_bias_(body, self.b_wide)
@@ -353,6 +397,7 @@ class DownProgram:
         if self.length % 2 ** len(self.layers) or self.layers[0].c != self.channels:
             raise TypeError("fast path needs a length divisible by 2**depth")
         self.pad = 2 ** len(self.layers)
+        self.out_len = [self.length // 2 ** (i + 1) for i in range(len(self.layers))]
         rows = [(self.length + self.pad) // 2 ** (i + 1) for i in range(len(self.layers))]
         self.block = _block(max(r * 2 * d.co for r, d in zip(rows, self.layers)))
 
@@ -365,22 +410,32 @@ class DownProgram:
         """x (n, channels, length) -> the flattened (n, l_i * c_i) outputs of the blocks in ``keep``
         and of the last block (channels-last order, as the modules flatten them); large batches
         run in blocks of ``self.block`` samples."""
-        if x.shape[0] <= self.block:
-            return self._run(x, keep)
-        parts = [self._run(xb, keep) for xb in _blocks(x, self.block)]
-        return {i: torch.cat([p[i] for p in parts]) for i in parts[0]}
+        n = x.shape[0]
+        keep = sorted(set(keep) | {len(self.layers) - 1})
+        res = {i: torch.empty(n, self.out_len[i] * self.layers[i].co) for i in keep}
+        start = 0
+        for xb in _blocks(x, self.block):
+            for i, v in self._run(xb, keep).items():
+                res[i][start:start + xb.shape[0]].view(v.shape).copy_(v)
+            start += xb.shape[0]
+        return res
 
-    def _run(self, x: torch.Tensor, keep=()) -> dict[int, torch.Tensor]:
+    def _run(self, x: torch.Tensor, keep) -> dict[int, torch.Tensor]:
+        """One block: views of the kept layers' outputs (n, l_i, c_i) in this program's scratch."""
         n = x.shape[0]
         l, P = self.length, self.pad
-        buf = x.new_zeros(n * (l + P) + 2, self.channels)
-        buf[1:-1].view(n, l + P, self.channels)[:, :l] = x.transpose(1, 2)
+        buf = _scratch(self, "in", n * (l + P) + 2, self.channels)
+        buf[0] = 0
+        buf[-1] = 0
+        body = buf[1:-1].view(n, l + P, self.channels)
+        body[:, :l] = x.transpose(1, 2)
+        body[:, l:] = 0
         outs = {}
         for i, layer in enumerate(self.layers):
             buf = layer.forward(buf, n, l, P)
             l, P = l // 2, P // 2
-            if i in keep or i == len(self.layers) - 1:
-                outs[i] = buf[1:-1].view(n, l + P, layer.co)[:, :l].reshape(n, l * layer.co)
+            if i in keep:
+                outs[i] = buf[1:-1].view(n, l + P, layer.co)[:, :l]
         return outs
 
 

@@ -243,3 +243,29 @@ def test_encoder_scoring_then_search_on_series():
     assert np.isfinite(r.scores).all() and r.extra["iterations"].max() <= 5
     det.set_params(inversion="encoder")
     np.testing.assert_array_equal(det.decision_function(X[:8]), enc)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_decision_function_computes_only_the_composers_components(name, cancer):
+    """decision_function gives score_components' scores, without the network passes that only
+    unused components need (the discriminator, for methods whose composer does not read it)."""
+    from ganad.scoring.composition import required_components
+
+    det = fitted(name, cancer)
+    X = cancer[1][:40]
+    full = det.score_components(X)
+    calls = {}
+    nets = {k: det._inference_net(k) for k in det.nets_}
+    hooks = [net.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls.get(k, 0) + 1))
+             for k, net in nets.items()]
+    try:
+        scores = det.decision_function(X)
+    finally:
+        for h in hooks:
+            h.remove()
+    np.testing.assert_array_equal(scores, full.scores)
+    needed = required_components(det.composer_)
+    assert set(needed) <= set(full.components)
+    disc = {"fanogan": "D", "bigan": "D", "alad": "Dxx", "ganomaly": "D", "vaegan": "D"}[name]
+    uses_disc = bool(set(needed) & {"feature", "discriminator", "disc_normalised", "izi_feature", "dxx_feature"})
+    assert (calls.get(disc, 0) > 0) == uses_disc, (needed, calls)

@@ -48,7 +48,7 @@ class ScoringModule(nn.Module):
         xs = (x - self.shift) / self.scale
         inv = det._invert(xs)
         comps = det._components(xs, inv)
-        c = torch.stack([comps[k].to(torch.float32) for k in self.component_names], dim=1)
+        c = torch.stack([(comps[k]() if callable(comps[k]) else comps[k]).to(torch.float32) for k in self.component_names], dim=1)
         return c, self.composer(c)
 
 

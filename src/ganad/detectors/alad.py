@@ -117,12 +117,14 @@ class ALAD(EncoderDetector):
         return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz])]
 
     def _components(self, x, inv):
-        Dxx = self._inference_net("Dxx")
         z, x_hat = inv["z"], inv["x_hat"]
-        _, f_xx = Dxx(x, x)
-        _, f_xr = Dxx(x, x_hat)
+
+        def dxx_feature():
+            Dxx = self._inference_net("Dxx")
+            return (Dxx(x, x)[1] - Dxx(x, x_hat)[1]).abs().flatten(1).sum(1)
+
         return {
-            "dxx_feature": (f_xx - f_xr).abs().flatten(1).sum(1),
+            "dxx_feature": dxx_feature,
             "residual": C.residual(x, x_hat, 1),
             "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
         }

@@ -106,18 +106,22 @@ class BaseGANDetector(BaseEstimator):
         """Scaled batch -> {'z': codes, 'x_hat': reconstruction, ...extras (n,)}."""
         raise NotImplementedError
 
-    def _components(self, x: torch.Tensor, inv: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The generic components every G/D method has; methods may add their own."""
+    def _components(self, x: torch.Tensor, inv: dict[str, torch.Tensor]) -> dict:
+        """The generic components every G/D method has; methods may add their own.
+
+        A value is a tensor (n,) or a function of no arguments that computes it: the components
+        that need another network pass (the discriminator's) are computed only where they are
+        asked for (:meth:`decision_function` asks for the composer's components only)."""
         x_hat = inv["x_hat"]
-        logit_x, f_x = self._d_out(inv, "x", x)
-        logit_hat, f_hat = self._d_out(inv, "x_hat", x_hat)
-        return {
+        comps = {
             "residual": C.residual(x, x_hat, 1),
-            "feature": C.feature_matching(f_x, f_hat),
-            "discriminator": C.discriminator_ce(logit_hat),
+            "feature": lambda: C.feature_matching(self._d_out(inv, "x", x)[1], self._d_out(inv, "x_hat", x_hat)[1]),
+            "discriminator": lambda: C.discriminator_ce(self._d_out(inv, "x_hat", x_hat)[0]),
             "latent_norm": C.latent_norm_deviation(inv["z"], self.prior_.norm_mode(self.latent_dim)),
-            **self._disc_normalised(logit_x),
         }
+        if self.__dict__.get("disc_train_mean_") is not None:
+            comps["disc_normalised"] = lambda: self._disc_normalised(self._d_out(inv, "x", x)[0])["disc_normalised"]
+        return comps
 
     def _default_composer(self):
         return WeightedSum({"residual": 1.0})
@@ -356,6 +360,10 @@ class BaseGANDetector(BaseEstimator):
 
     def score_components(self, X, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
+        return self._score(X, None, return_map, return_reconstruction)
+
+    def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
+        """score_components, computing only the components in ``needed`` (None: all of them)."""
         X = self._validate_for_scoring(X)
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
@@ -367,7 +375,8 @@ class BaseGANDetector(BaseEstimator):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
                 inv = self._invert(x)
                 for k, v in self._components(x, inv).items():
-                    comps.setdefault(k, []).append(v.detach().cpu().numpy())
+                    if needed is None or k in needed:
+                        comps.setdefault(k, []).append((v() if callable(v) else v).detach().cpu().numpy())
                 for k, v in inv.items():
                     if k not in ("z", "x_hat") and not k.startswith("_"):
                         extras.setdefault(k, []).append(v.detach().cpu().numpy())
@@ -386,8 +395,11 @@ class BaseGANDetector(BaseEstimator):
         )
 
     def decision_function(self, X) -> np.ndarray:
-        """Anomaly score per sample: higher = more anomalous."""
-        return self.score_components(X).scores
+        """Anomaly score per sample: higher = more anomalous (computes only the components the
+        composer reads)."""
+        from ganad.scoring.composition import required_components
+        self._check_fitted()
+        return self._score(X, required_components(self.composer_)).scores
 
     def score_samples(self, X) -> np.ndarray:
         """Same as :meth:`decision_function` (higher = more anomalous).

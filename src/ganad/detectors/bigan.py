@@ -97,12 +97,17 @@ class BiGAN(EncoderDetector):
     def _components(self, x, inv):
         D = self._inference_net("D")
         z, x_hat = inv["z"], inv["x_hat"]
-        _, f_x = D(x, z)
-        logit_hat, f_hat = D(x_hat, z)
+        memo = {}
+
+        def d(key):  # the joint discriminator of (x, z) and (x̂, z), each computed once, when needed
+            if key not in memo:
+                memo[key] = D(x if key == "x" else x_hat, z)
+            return memo[key]
+
         return {
             "residual": C.residual(x, x_hat, 1),
-            "feature": C.feature_matching(f_x, f_hat),
-            "discriminator": C.discriminator_ce(logit_hat),
+            "feature": lambda: C.feature_matching(d("x")[1], d("x_hat")[1]),
+            "discriminator": lambda: C.discriminator_ce(d("x_hat")[0]),
             "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
         }
 

@@ -111,10 +111,16 @@ class GANomaly(EncoderDetector):
 
     def _components(self, x, inv):
         comps = super()._components(x, inv)
-        raw = self._latent_raw(x, inv)
+        memo = []
+
+        def raw():  # E'(x̂), once, when a latent component is asked for
+            if not memo:
+                memo.append(self._latent_raw(x, inv))
+            return memo[0]
+
         center, scale = self.__dict__.get("latent_stats_") or (0.0, 1.0)
         comps["latent_raw"] = raw
-        comps["latent"] = (raw - center) / scale
+        comps["latent"] = lambda: (raw() - center) / scale
         return comps
 
     def _default_composer(self):

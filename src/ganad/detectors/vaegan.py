@@ -138,15 +138,12 @@ class VAEGAN(EncoderDetector):
         return mu  # posterior mean: scoring is deterministic
 
     def _components(self, x, inv):
-        D = self._inference_net("D")
         z, x_hat = inv["z"], inv["x_hat"]
-        _, f_x = D(x)
-        logit_hat, f_hat = D(x_hat)
-        return {
+        return {  # the discriminator's components only where asked for (see BaseGANDetector._components)
             "residual": C.residual(x, x_hat, 1),
-            "discriminator": C.discriminator_ce(logit_hat),
+            "discriminator": lambda: C.discriminator_ce(self._d_out(inv, "x_hat", x_hat)[0]),
             "latent_norm": z.norm(dim=1),
-            "feature": C.feature_matching(f_x, f_hat),
+            "feature": lambda: C.feature_matching(self._d_out(inv, "x", x)[1], self._d_out(inv, "x_hat", x_hat)[1]),
         }
 
     def _default_composer(self):

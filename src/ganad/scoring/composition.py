@@ -287,6 +287,14 @@ class SVMComposer:
                    d["gamma"], d["platt_a"], d["platt_b"], d.get("C", 1.0))
 
 
+def required_components(composer) -> list[str] | None:
+    """The component names ``composer`` reads (None where it does not say: compute them all)."""
+    names = getattr(composer, "names", None)
+    if names is None and isinstance(getattr(composer, "weights", None), dict):
+        names = list(composer.weights)
+    return list(names) if names is not None else None
+
+
 COMPOSERS = {"weights": WeightedSum, "robust": RobustStandardised, "grid": GridSearch, "svm": SVMComposer}
 
 

@@ -109,15 +109,15 @@ class BaseGANDetector(BaseEstimator):
     def _components(self, x: torch.Tensor, inv: dict[str, torch.Tensor]) -> dict:
         """The generic components every G/D method has; methods may add their own.
 
-        A value is a tensor (n,) or a function of no arguments that computes it: the components
-        that need another network pass (the discriminator's) are computed only where they are
-        asked for (:meth:`decision_function` asks for the composer's components only)."""
+        A value is a tensor (n,) or a function of no arguments that computes it, called only
+        where the component is asked for (:meth:`decision_function` asks for the composer's
+        components only, so a discriminator pass that no used component needs never runs)."""
         x_hat = inv["x_hat"]
         comps = {
-            "residual": C.residual(x, x_hat, 1),
+            "residual": lambda: C.residual(x, x_hat, 1),
             "feature": lambda: C.feature_matching(self._d_out(inv, "x", x)[1], self._d_out(inv, "x_hat", x_hat)[1]),
             "discriminator": lambda: C.discriminator_ce(self._d_out(inv, "x_hat", x_hat)[0]),
-            "latent_norm": C.latent_norm_deviation(inv["z"], self.prior_.norm_mode(self.latent_dim)),
+            "latent_norm": lambda: C.latent_norm_deviation(inv["z"], self.prior_.norm_mode(self.latent_dim)),
         }
         if self.__dict__.get("disc_train_mean_") is not None:
             comps["disc_normalised"] = lambda: self._disc_normalised(self._d_out(inv, "x", x)[0])["disc_normalised"]

@@ -79,7 +79,7 @@ class FAnoGAN(EncoderDetector):
     def _components(self, x, inv):
         comps = super()._components(x, inv)
         x_hat = inv["x_hat"]
-        comps["izi_residual"] = (x - x_hat).square().flatten(1).mean(1)
+        comps["izi_residual"] = lambda: (x - x_hat).square().flatten(1).mean(1)
         comps["izi_feature"] = lambda: (self._d_out(inv, "x", x)[1] - self._d_out(inv, "x_hat", x_hat)[1]).square().mean(1)
         return comps
 

@@ -140,9 +140,9 @@ class VAEGAN(EncoderDetector):
     def _components(self, x, inv):
         z, x_hat = inv["z"], inv["x_hat"]
         return {  # the discriminator's components only where asked for (see BaseGANDetector._components)
-            "residual": C.residual(x, x_hat, 1),
+            "residual": lambda: C.residual(x, x_hat, 1),
             "discriminator": lambda: C.discriminator_ce(self._d_out(inv, "x_hat", x_hat)[0]),
-            "latent_norm": z.norm(dim=1),
+            "latent_norm": lambda: z.norm(dim=1),
             "feature": lambda: C.feature_matching(self._d_out(inv, "x", x)[1], self._d_out(inv, "x_hat", x_hat)[1]),
         }
 

@@ -84,6 +84,24 @@ def test_discriminator_program_equals_module(channels, length, width, depth, spe
     np.testing.assert_allclose(ff.numpy(), fr.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES[:3])
+def test_joint_discriminator_program_equals_module(channels, length, width, depth):
+    """BiGAN's D(x, z): its conv1d x-blocks run as a program too."""
+    from ganad.nets.joint import JointDiscriminator
+
+    torch.manual_seed(9)
+    D = frozen_copy(_trained_like(JointDiscriminator("conv1d", (channels, length), 8, width, depth, spectral_norm=True)))
+    assert isinstance(D._fast, DownProgram)
+    x, z = torch.randn(23, channels, length), torch.randn(23, 8)
+    with torch.no_grad():
+        (lf, ff) = D(x, z)
+        fast = D.__dict__.pop("_fast")
+        (lr, fr) = D(x, z)
+        D._fast = fast
+    np.testing.assert_allclose(lf.numpy(), lr.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ff.numpy(), fr.numpy(), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
 def test_encoder_program_equals_module(channels, length, width, depth):
     torch.manual_seed(3)

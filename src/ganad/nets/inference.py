@@ -104,6 +104,7 @@ def attach_fast_paths(m: nn.Module) -> None:
     from ganad.nets import fast1d
     from ganad.nets.blocks import FeatureDiscriminator
     from ganad.nets.conv1d import Conv1dEncoder, Conv1dGenerator, Down1d
+    from ganad.nets.joint import JointDiscriminator
 
     for sub in m.modules():
         if isinstance(sub, Conv1dGenerator):
@@ -113,3 +114,6 @@ def attach_fast_paths(m: nn.Module) -> None:
         elif isinstance(sub, FeatureDiscriminator) and any(isinstance(x, Down1d) for x in sub.blocks.modules()):
             shape = getattr(sub, "data_shape", None)
             sub._fast = fast1d.down_program(list(sub.blocks), shape) if shape is not None else None
+        elif isinstance(sub, JointDiscriminator) and any(isinstance(x, Down1d) for x in sub.x_blocks.modules()):
+            shape = getattr(sub, "data_shape", None)
+            sub._fast = fast1d.down_program(list(sub.x_blocks), shape) if shape is not None else None

@@ -12,6 +12,16 @@ from ganad.nets.inference import frozen_copy
 from ganad.training.priors import make_prior
 
 
+@pytest.fixture(autouse=True)
+def _gemm_programs():
+    """This file tests the GEMM programs; the native kernels that replace their forward where a C
+    compiler is found are tested against both in test_native.py."""
+    from ganad.nets import native
+
+    with native.disabled():
+        yield
+
+
 def _trained_like(module, seed=0):
     """Random weights and BatchNorm statistics away from their initial values, so folding matters."""
     g = torch.Generator().manual_seed(seed)

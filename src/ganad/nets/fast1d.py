@@ -231,10 +231,11 @@ class GeneratorProgram:
         self.wfct = self.wfc.t().contiguous()
         b = lin.bias.detach() if lin.bias is not None else torch.zeros(self.base * self.c0)
         self.bfc = torch.cat([b, b.new_zeros(self.c0)]).contiguous()
-        self.ups, self.out_act = [], None
+        self.ups, self.out_act, up_mods = [], None, []
         for m in G.net:
             if isinstance(m, Up1d):
                 self.ups.append(_Up(m))
+                up_mods.append(m)
             elif isinstance(m, nn.Identity):
                 continue
             elif isinstance(m, (nn.Tanh, nn.Sigmoid)) and m is list(G.net)[-1]:
@@ -248,6 +249,9 @@ class GeneratorProgram:
         # widest intermediate per sample: a layer's product (rows x 4 co), in floats
         rows = [(self.base + 1) * 2 ** i for i in range(len(self.ups))]
         self.block = _block(max(r * 4 * u.co for r, u in zip(rows, self.ups)))
+        self.native = _native_stack(1, self.latent_dim, lambda native: [
+            native.dense_layer(lin.weight, lin.bias, 0.0, self.base, self.c0)]
+            + [native.up_layer(m.weight, m.bias, m.fused_slope) for m in up_mods])
 
     def forward_saved(self, z: torch.Tensor):
         """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward
@@ -309,6 +313,16 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if self.native is not None and _native_on():
+            out = self.native(z.view(z.shape[0], 1, self.latent_dim))[0].view(z.shape[0], self.out_len, self.channels)
+            if self.out_act == "tanh":
+                out.tanh_()
+            elif self.out_act == "sigmoid":
+                out.sigmoid_()
+            res = out[:, : self.length]
+            if self.channels == 1:
+                return res.reshape(z.shape[0], 1, self.length)
+            return res.transpose(1, 2)
         res = torch.empty(z.shape[0], self.length, self.channels)
         start = 0
         for zb in _blocks(z, self.block):
@@ -385,7 +399,7 @@ class DownProgram:
     def __init__(self, blocks, channels: int, length: int):
         from ganad.nets.conv1d import Down1d, _ToChannelsLast
 
-        self.layers = []
+        self.layers, down_mods = [], []
         for i, block in enumerate(blocks):
             mods = [m for m in block if not isinstance(m, nn.Identity)]
             if i == 0 and mods and isinstance(mods[0], _ToChannelsLast):
@@ -393,6 +407,7 @@ class DownProgram:
             if len(mods) != 1 or not isinstance(mods[0], Down1d):
                 raise TypeError("fast path needs blocks of one Down1d each (normalisation folded, activation fused)")
             self.layers.append(_Down(mods[0]))
+            down_mods.append(mods[0])
         self.channels, self.length = int(channels), int(length)
         if self.length % 2 ** len(self.layers) or self.layers[0].c != self.channels:
             raise TypeError("fast path needs a length divisible by 2**depth")
@@ -400,6 +415,8 @@ class DownProgram:
         self.out_len = [self.length // 2 ** (i + 1) for i in range(len(self.layers))]
         rows = [(self.length + self.pad) // 2 ** (i + 1) for i in range(len(self.layers))]
         self.block = _block(max(r * 2 * d.co for r, d in zip(rows, self.layers)))
+        self.native = _native_stack(self.length, self.channels, lambda native: [
+            native.down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods])
 
     usable = staticmethod(usable)
 
@@ -411,7 +428,11 @@ class DownProgram:
         and of the last block (channels-last order, as the modules flatten them); large batches
         run in blocks of ``self.block`` samples."""
         n = x.shape[0]
-        keep = sorted(set(keep) | {len(self.layers) - 1})
+        last = len(self.layers) - 1
+        keep = sorted(set(keep) | {last})
+        if self.native is not None and len(keep) <= 2 and _native_on():
+            out, kout = self.native(x.transpose(1, 2), keep[0] if len(keep) == 2 else -1)
+            return {last: out, keep[0]: kout} if len(keep) == 2 else {last: out}
         res = {i: torch.empty(n, self.out_len[i] * self.layers[i].co) for i in keep}
         start = 0
         for xb in _blocks(x, self.block):
@@ -437,6 +458,22 @@ class DownProgram:
             if i in keep:
                 outs[i] = buf[1:-1].view(n, l + P, layer.co)[:, :l]
         return outs
+
+
+def _native_on() -> bool:
+    from ganad.nets import native
+    return native._ENABLED
+
+
+def _native_stack(in_rows, in_c, make_layers):
+    """The network as a :class:`ganad.nets.native.Stack` where the native kernels are built, else None."""
+    from ganad.nets import native
+    if native.library() is None:
+        return None
+    try:
+        return native.Stack(in_rows, in_c, make_layers(native))
+    except (TypeError, ValueError, AssertionError, RuntimeError):
+        return None
 
 
 def generator_program(G):

@@ -1,0 +1,142 @@
+/* Native CPU kernels of the frozen conv1d stacks (ganad.nets.native): see that module's doc.
+ *
+ * Every layer of a stack is one or two *windowed passes* over one sample at a time, channels-last:
+ *
+ *     out[p * ostride + ooff + q] = act(b[q] + sum_{k < K} win_p[k] * W[k * N + q]),  q < N, p < P,
+ *
+ * where win_p is the K = taps * c floats of the input starting at row p * istride + ioff (rows of c
+ * floats). A stride-2 convolution with kernel 4 is one pass (taps 4, istride 2, ioff -1); a transposed
+ * one is an even and an odd pass (taps 2, istride 1, ioff -1 / 0), or one banded pass for narrow
+ * outputs. Each layer's input sits in a buffer with a zero row before and after it, which supplies the
+ * layers' zero padding, so every window is in bounds. The kernels keep a block of J positions x N
+ * outputs in vector registers (GCC vector extensions), so one sample's whole stack runs in L1 cache
+ * with one read of its input and one write of its outputs.
+ */
+#include <stddef.h>
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef int vi8 __attribute__((vector_size(32), aligned(4)));
+typedef int vi4 __attribute__((vector_size(16), aligned(4)));
+
+/* NV vectors of VW floats per position (N = NV * VW columns starting at column col of W), J positions */
+#define BLOCKED(NAME, VT, VI, VW, NV, J)                                                                 \
+    static inline void NAME##_run(const float *x, int c, int p, int istride, int ioff, int K,             \
+                                  const float *W, int wstride, const VT *bias, int act, float slope,     \
+                                  float *out, int ostride, int JJ)                                       \
+    {                                                                                                    \
+        VT acc[J][NV];                                                                                   \
+        for (int j = 0; j < J; j++)                                                                      \
+            for (int v = 0; v < NV; v++) acc[j][v] = bias[v];                                            \
+        const float *xs = x + (ptrdiff_t)(p * istride + ioff) * c;                                       \
+        ptrdiff_t js = (ptrdiff_t)istride * c;                                                           \
+        for (int k = 0; k < K; k++) {                                                                    \
+            VT w[NV];                                                                                    \
+            for (int v = 0; v < NV; v++) memcpy(&w[v], W + (size_t)k * wstride + v * VW, sizeof(VT));   \
+            for (int j = 0; j < J; j++) {                                                                \
+                if (j >= JJ) break;                                                                      \
+                float s = xs[j * js + k];                                                                \
+                for (int v = 0; v < NV; v++) acc[j][v] += s * w[v];                                      \
+            }                                                                                            \
+        }                                                                                                \
+        for (int j = 0; j < JJ; j++) {                                                                   \
+            float *o = out + (size_t)(p + j) * ostride;                                                  \
+            for (int v = 0; v < NV; v++) {                                                               \
+                VT a = acc[j][v];                                                                        \
+                if (act) {                                                                               \
+                    VT ng = a * slope;                                                                   \
+                    VI m = a > 0;                                                                        \
+                    a = (VT)(((VI)a & m) | ((VI)ng & ~m));                                               \
+                }                                                                                        \
+                memcpy(o + v * VW, &a, sizeof(VT));                                                      \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+    static void NAME(const float *x, int c, int P, int istride, int ioff, int K, const float *W,         \
+                     int wstride, const float *b, int act, float slope, float *out, int ostride)         \
+    {                                                                                                    \
+        VT bias[NV];                                                                                     \
+        for (int v = 0; v < NV; v++)                                                                     \
+            for (int l = 0; l < VW; l++) bias[v][l] = b ? b[v * VW + l] : 0.f;                           \
+        int p = 0;                                                                                       \
+        for (; p + J <= P; p += J)                                                                       \
+            NAME##_run(x, c, p, istride, ioff, K, W, wstride, bias, act, slope, out, ostride, J);        \
+        for (; p < P; p++)                                                                               \
+            NAME##_run(x, c, p, istride, ioff, K, W, wstride, bias, act, slope, out, ostride, 1);        \
+    }
+
+BLOCKED(blk4, v4, vi4, 4, 1, 8)
+BLOCKED(blk8, v8, vi8, 8, 1, 8)
+BLOCKED(blk16, v8, vi8, 8, 2, 4)
+BLOCKED(blk32, v8, vi8, 8, 4, 2)
+
+static void scalar_cols(const float *x, int c, int P, int istride, int ioff, int K, const float *W, int wstride,
+                        const float *b, int ncol, int act, float slope, float *out, int ostride)
+{
+    for (int p = 0; p < P; p++) {
+        const float *xs = x + (ptrdiff_t)(p * istride + ioff) * c;
+        float *o = out + (size_t)p * ostride;
+        for (int q = 0; q < ncol; q++) {
+            float a = b ? b[q] : 0.f;
+            for (int k = 0; k < K; k++) a += xs[k] * W[(size_t)k * wstride + q];
+            o[q] = act ? (a > 0.f ? a : a * slope) : a;
+        }
+    }
+}
+
+/* one pass: N output columns in chunks of 32, 16, 8, 4 and single columns */
+static void pass(const float *x, int c, int P, int istride, int ioff, int taps, const float *W, const float *b,
+                 int N, int act, float slope, float *out, int ostride)
+{
+    int K = taps * c, col = 0;
+    while (N - col >= 32) { blk32(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 32; }
+    if (N - col >= 16) { blk16(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 16; }
+    if (N - col >= 8) { blk8(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 8; }
+    if (N - col >= 4) { blk4(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 4; }
+    if (N > col) scalar_cols(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, N - col, act, slope, out + col, ostride);
+}
+
+/* Run a stack over samples [s0, s1).
+ *   x: n samples of in_rows x in_c floats (channels-last, contiguous);
+ *   lay[3 * l]: number of passes, output rows, output channels of layer l;
+ *   pas[8 * i]: taps, istride, ioff, N, ostride, ooff, P, act of pass i (all layers' passes in order);
+ *   slopes[i], Ws[i] (taps * c rows of N), bs[i] (N or NULL) of pass i;
+ *   out_last: n x (rows x channels of the last layer); keep >= 0: also layer keep's output into out_keep;
+ *   scratch: 3 * half floats, half >= (rows + 2) x channels of every layer's input and output.
+ */
+void ganad_stack(const float *x, long s0, long s1, int in_rows, int in_c, int nl, const int *lay, const int *pas,
+                 const float *slopes, const float *const *Ws, const float *const *bs, float *out_last, int keep,
+                 float *out_keep, float *scratch, long half)
+{
+    size_t in_sz = (size_t)in_rows * in_c;
+    size_t last_sz = (size_t)lay[3 * (nl - 1) + 1] * lay[3 * (nl - 1) + 2];
+    size_t keep_sz = keep >= 0 ? (size_t)lay[3 * keep + 1] * lay[3 * keep + 2] : 0;
+    float *pin = scratch + 2 * half;
+    for (long s = s0; s < s1; s++) {
+        memset(pin, 0, in_c * sizeof(float));
+        memcpy(pin + in_c, x + (size_t)s * in_sz, in_sz * sizeof(float));
+        memset(pin + in_c + in_sz, 0, in_c * sizeof(float));
+        const float *h = pin + in_c;
+        int c = in_c, ip = 0;
+        for (int l = 0; l < nl; l++) {
+            int np = lay[3 * l], rows = lay[3 * l + 1], co = lay[3 * l + 2];
+            float *dst;
+            if (l == nl - 1) {
+                dst = out_last + (size_t)s * last_sz;
+            } else {
+                float *buf = scratch + (size_t)(l & 1) * half;
+                memset(buf, 0, co * sizeof(float));
+                memset(buf + (size_t)(rows + 1) * co, 0, co * sizeof(float));
+                dst = buf + co;
+            }
+            for (int i = 0; i < np; i++, ip++) {
+                const int *q = pas + 8 * ip;
+                pass(h, c, q[6], q[1], q[2], q[0], Ws[ip], bs[ip], q[3], q[7], slopes[ip], dst + q[5], q[4]);
+            }
+            if (l == keep && l != nl - 1) memcpy(out_keep + (size_t)s * keep_sz, dst, keep_sz * sizeof(float));
+            h = dst;
+            c = co;
+        }
+    }
+}

@@ -1,0 +1,287 @@
+"""Native CPU kernels for the frozen conv1d stacks, compiled on first use.
+
+The GEMM programs of :mod:`ganad.nets.fast1d` are bound by memory traffic at the default width:
+every layer is a matrix multiply followed by element-wise passes (shifted add, bias, activation,
+pad rows) over its output, and with 4-16 channels each pass moves about as many bytes as the
+layer does multiply-adds. The kernels in ``_native.c`` run one sample's whole stack in L1 cache
+instead: each layer is one or two windowed passes with the bias and the activation applied in
+vector registers, so a sample's input is read once and its outputs written once. Samples are
+split across ``torch.get_num_threads()`` threads (the calls release the GIL).
+
+The C file is compiled with the system's C compiler (``$CC``, else ``cc`` / ``gcc``) the first
+time a frozen conv1d network is built, with ``-O3 -march=native``, into a cache directory
+(``$GANAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/ganad``, else ``~/.cache/ganad``) under a name that
+hashes the source, the flags and this CPU's model and instruction-set flags, so a shared home
+directory on mixed machines gets one library per kind of CPU. Where there is no compiler, the
+compile fails, or ``GANAD_NATIVE=0`` is set, nothing changes but speed: the GEMM programs run
+instead (:func:`available` says which). The kernels are used for forward passes only (encoder
+scoring); the latent search's generator backward stays with the GEMM program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+_SRC = Path(__file__).with_name("_native.c")
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
+_LOCK = threading.Lock()
+_STATE: dict = {}
+_ENABLED = True
+
+
+def _cpu_id() -> str:
+    parts = [platform.machine(), platform.processor()]
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "model name", "Features")):
+                parts.append(line)
+                if line.startswith(("flags", "Features")):
+                    break
+    except OSError:
+        pass
+    return "\n".join(parts)
+
+
+def cache_dir() -> Path:
+    if os.environ.get("GANAD_CACHE_DIR"):
+        return Path(os.environ["GANAD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganad"
+
+
+def _compiler() -> str | None:
+    for cand in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cand and shutil.which(cand):
+            return shutil.which(cand)
+    return None
+
+
+def _build() -> ctypes.CDLL | None:
+    if os.environ.get("GANAD_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        _STATE["why"] = "switched off by GANAD_NATIVE"
+        return None
+    cc = _compiler()
+    if cc is None:
+        _STATE["why"] = "no C compiler found ($CC, cc, gcc, clang)"
+        return None
+    src = _SRC.read_bytes()
+    key = hashlib.sha256(src + " ".join([cc] + _FLAGS).encode() + _cpu_id().encode()).hexdigest()[:16]
+    target = cache_dir() / f"native-{key}.so"
+    if not target.exists():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                out = Path(tmp) / target.name
+                res = subprocess.run([cc, *_FLAGS, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
+                if res.returncode != 0:
+                    _STATE["why"] = f"compiling {_SRC.name} failed: {res.stderr.strip()[:500]}"
+                    return None
+                os.replace(out, target)  # atomic: concurrent builders never load a half-written file
+        except (OSError, subprocess.SubprocessError) as e:
+            _STATE["why"] = f"could not build the native kernels: {e}"
+            return None
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError as e:
+        _STATE["why"] = f"could not load {target}: {e}"
+        return None
+    P, I, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
+    lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L]
+    lib.ganad_stack.restype = None
+    _STATE["why"] = f"loaded {target}"
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, built on first call (None where they cannot be built)."""
+    if "lib" not in _STATE:
+        with _LOCK:
+            if "lib" not in _STATE:
+                _STATE["lib"] = _build()
+    return _STATE["lib"]
+
+
+def available() -> bool:
+    """True where the native kernels are built and switched on."""
+    return _ENABLED and library() is not None
+
+
+def status() -> str:
+    """Why the kernels are or are not in use (the library path, or the reason)."""
+    library()
+    return _STATE.get("why", "")
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the GEMM programs instead of the native kernels inside this block."""
+    global _ENABLED
+    old, _ENABLED = _ENABLED, False
+    try:
+        yield
+    finally:
+        _ENABLED = old
+
+
+_POOL: list = []
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if not _POOL or _POOL[0]._max_workers < n:
+        _POOL[:] = [ThreadPoolExecutor(max_workers=n, thread_name_prefix="ganad-native")]
+    return _POOL[0]
+
+
+class Stack:
+    """A conv1d stack as windowed passes (see ``_native.c``).
+
+    ``layers``: per layer a function of the input rows per sample returning ``(out_rows,
+    out_channels, passes)``, ``passes`` a list of ``dict(taps, istride, ioff, N, ostride, ooff,
+    per_rows, W, b, slope)``: ``per_rows`` input rows per position (P = rows / per_rows), W
+    ``(taps * c, N)``, slope None for no activation (see :func:`down_layer`, :func:`up_layer`,
+    :func:`dense_layer`).
+    """
+
+    def __init__(self, in_rows: int, in_c: int, layers):
+        self._lib = library()
+        if self._lib is None:
+            raise RuntimeError(f"native kernels unavailable: {status()}")
+        self.in_rows, self.in_c = int(in_rows), int(in_c)
+        lay, pas, slopes, self._keep_alive = [], [], [], []
+        rows, c, sizes = self.in_rows, self.in_c, [(self.in_rows + 2) * self.in_c]
+        self.out_shapes = []
+        for make in layers:
+            out_rows, co, passes = make(rows)
+            lay += [len(passes), out_rows, int(co)]
+            for p in passes:
+                P = rows // p["per_rows"]
+                pas += [p["taps"], p["istride"], p["ioff"], p["N"], p["ostride"], p["ooff"], P, int(p["slope"] is not None)]
+                slopes.append(float(p["slope"] or 0.0))
+                W = p["W"].detach().to(torch.float32).clone().contiguous()
+                assert W.shape == (p["taps"] * c, p["N"]), (W.shape, p["taps"], c, p["N"])
+                b = p["b"].detach().to(torch.float32).clone() if p["b"] is not None else None
+                assert b is None or b.numel() == p["N"]
+                self._keep_alive += [W, b]
+            rows, c = out_rows, int(co)
+            self.out_shapes.append((rows, c))
+            sizes.append((rows + 2) * c)
+        self.nl = len(layers)
+        self.half = max(sizes)
+        n_pass = len(slopes)
+        self._lay = (ctypes.c_int * len(lay))(*lay)
+        self._pas = (ctypes.c_int * len(pas))(*pas)
+        self._slopes = (ctypes.c_float * n_pass)(*slopes)
+        Ws = [t.data_ptr() for t in self._keep_alive[0::2]]
+        bs = [t.data_ptr() if t is not None else None for t in self._keep_alive[1::2]]
+        self._Ws = (ctypes.c_void_p * n_pass)(*Ws)
+        self._bs = (ctypes.c_void_p * n_pass)(*bs)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable once built (its weights are copies), and ctypes pointers do not copy
+
+    def __call__(self, x: torch.Tensor, keep: int = -1):
+        """x (n, in_rows, in_c) float32 -> (last layer's output (n, rows * c), layer ``keep``'s or None)."""
+        lib = self._lib
+        x = x.contiguous()
+        n = x.shape[0]
+        r, c = self.out_shapes[-1]
+        out = torch.empty(n, r * c)
+        kout = None
+        if 0 <= keep < self.nl - 1:
+            kr, kc = self.out_shapes[keep]
+            kout = torch.empty(n, kr * kc)
+        workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
+        scratch = torch.empty(workers, 3 * self.half)
+        step = -(-n // workers)
+
+        def work(i):
+            s0, s1 = i * step, min(n, (i + 1) * step)
+            if s0 < s1:
+                lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
+                                self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
+                                kout.data_ptr() if kout is not None else None, scratch[i].data_ptr(), self.half)
+
+        if workers == 1:
+            work(0)
+        else:
+            futs = [_pool(workers).submit(work, i) for i in range(1, workers)]
+            work(0)
+            for f in futs:
+                f.result()
+        return out, kout
+
+
+def _band_rows(total_rows: int, g: int) -> int:
+    return g if g > 1 and total_rows % g == 0 else 1
+
+
+def down_layer(weight, bias, slope, min_cols: int = 8):
+    """Conv1d(k=4, s=2, p=1) + bias + activation (weight (co, c, 4)) as a layer of :class:`Stack`."""
+    return lambda rows: _down(weight, bias, slope, rows, min_cols)
+
+
+def up_layer(weight, bias, slope, min_cols: int = 8):
+    """ConvTranspose1d(k=4, s=2, p=1) + bias + activation (weight (c, co, 4)) as a layer of :class:`Stack`."""
+    return lambda rows: _up(weight, bias, slope, rows, min_cols)
+
+
+def dense_layer(weight, bias, slope, out_rows: int, out_channels: int):
+    """Linear on a sample's whole input (flattened channels-last; weight (out_rows * out_channels,
+    in features), the output read as out_rows rows of out_channels) as a layer of :class:`Stack`."""
+    def make(rows):
+        W = weight.detach().t()
+        return (out_rows, out_channels, [dict(taps=rows, istride=rows, ioff=0, N=int(W.shape[1]), ostride=int(W.shape[1]),
+                                               ooff=0, per_rows=rows, W=W, b=bias, slope=slope)])
+    return make
+
+
+def _down(weight, bias, slope, rows, min_cols):
+    w = weight.detach()
+    co, c = int(w.shape[0]), int(w.shape[1])
+    taps = w.permute(2, 1, 0)  # (4, c, co)
+    g = _band_rows(rows // 2, -(-min_cols // co)) if co < min_cols else 1
+    if g == 1:
+        W = taps.reshape(4 * c, co)
+    else:  # g outputs per position from a window of 2g + 2 rows
+        band = w.new_zeros(2 * g + 2, c, g, co)
+        for k in range(g):
+            band[2 * k:2 * k + 4, :, k, :] = taps
+        W = band.reshape((2 * g + 2) * c, g * co)
+    b = bias.detach().repeat(g) if bias is not None else None
+    return (rows // 2, co, [dict(taps=2 * g + 2, istride=2 * g, ioff=-1, N=g * co, ostride=g * co, ooff=0, per_rows=2 * g,
+                           W=W, b=b, slope=slope)])
+
+
+def _up(weight, bias, slope, rows, min_cols):
+    """Even output 2j = x[j-1] W3 + x[j] W1, odd 2j+1 = x[j] W2 + x[j+1] W0."""
+    w = weight.detach()
+    c, co = int(w.shape[0]), int(w.shape[1])
+    b = bias.detach() if bias is not None else None
+    if co >= min_cols:
+        even = dict(taps=2, istride=1, ioff=-1, N=co, ostride=2 * co, ooff=0, per_rows=1,
+                    W=torch.cat([w[:, :, 3], w[:, :, 1]]), b=b, slope=slope)
+        odd = dict(taps=2, istride=1, ioff=0, N=co, ostride=2 * co, ooff=co, per_rows=1,
+                   W=torch.cat([w[:, :, 2], w[:, :, 0]]), b=b, slope=slope)
+        return (2 * rows, co, [even, odd])
+    g = _band_rows(rows, -(-min_cols // (2 * co)))  # g input rows -> 2g outputs from a window of g + 2 rows
+    band = w.new_zeros(g + 2, c, 2 * g, co)
+    for i in range(g):
+        band[i, :, 2 * i] = w[:, :, 3]
+        band[i + 1, :, 2 * i] = w[:, :, 1]
+        band[i + 1, :, 2 * i + 1] = w[:, :, 2]
+        band[i + 2, :, 2 * i + 1] = w[:, :, 0]
+    return (2 * rows, co, [dict(taps=g + 2, istride=g, ioff=-1, N=2 * g * co, ostride=2 * g * co, ooff=0, per_rows=g,
+                         W=band.reshape((g + 2) * c, 2 * g * co), b=b.repeat(2 * g) if b is not None else None,
+                         slope=slope)])

@@ -1,0 +1,174 @@
+"""The native CPU kernels of the frozen conv1d stacks (ganad.nets.native): same function as the
+modules and the GEMM programs, and a clean fall-back wherever they cannot be built."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganad.nets import build_discriminator, build_encoder, build_generator, native
+from ganad.nets.inference import frozen_copy
+
+needs_native = pytest.mark.skipif(native.library() is None, reason=f"native kernels not built here: {native.status()}")
+
+
+def _trained_like(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+        for b in module.buffers():
+            if b.dtype.is_floating_point and b.ndim:
+                b.copy_(b.abs() + 0.5 * torch.rand(b.shape, generator=g))
+    return module
+
+
+def _three_ways(net, *args):
+    """(native kernels, GEMM programs, modules) outputs of a frozen network."""
+    with torch.no_grad():
+        fast = net(*args)
+        with native.disabled():
+            prog = net(*args)
+        saved = net.__dict__.pop("_fast")
+        try:
+            mod = net(*args)
+        finally:
+            net._fast = saved
+    return fast, prog, mod
+
+
+def _close(a, b):
+    """Equal within float32 round-off of sums whose terms are as large as the output's largest value
+    (the kernels add the same products in another order)."""
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-5, atol=2e-6 * max(1.0, float(v.abs().max())))
+
+
+# (channels, length, width, depth): narrow and wide layers, banded and even/odd passes, column
+# counts that are not multiples of 4 (channels 3), position counts that are not multiples of the
+# kernels' blocks (length 48, 40)
+SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3), (3, 40, 6, 3)]
+
+
+@needs_native
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
+def test_generator_native_equals_module(channels, length, width, depth, out_act):
+    torch.manual_seed(0)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    assert G._fast.native is not None
+    for n in (1, 37):
+        fast, prog, mod = _three_ways(G, torch.randn(n, 8))
+        assert fast.shape == mod.shape == (n, channels, length)
+        _close(fast, mod)
+        _close(prog, mod)
+
+
+@needs_native
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+def test_encoder_and_discriminator_native_equal_module(channels, length, width, depth):
+    torch.manual_seed(1)
+    E = frozen_copy(_trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
+    D = frozen_copy(_trained_like(build_discriminator("conv1d", (channels, length), width, depth, True, feature_layer=-2)))
+    assert E._fast.native is not None and D._fast.native is not None
+    for n in (1, 29):
+        x = torch.randn(n, channels, length)
+        fast, prog, mod = _three_ways(E, x)
+        _close(fast, mod)
+        _close(prog, mod)
+        fast, prog, mod = _three_ways(D, x)
+        _close(fast, mod)  # logit and the feature layer (an inner layer: kept beside the last)
+        _close(prog, mod)
+
+
+@needs_native
+def test_native_results_are_fresh_and_threads_agree():
+    """Outputs never alias a previous call's, and splitting the batch over threads changes nothing."""
+    torch.manual_seed(2)
+    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    z1, z2 = torch.randn(300, 8), torch.randn(300, 8)
+    n_threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            torch.set_num_threads(1)
+            one = G(z1)
+            torch.set_num_threads(2)
+            two = G(z1)
+            keep = two.clone()
+            G(z2)
+    finally:
+        torch.set_num_threads(n_threads)
+    assert torch.equal(one, two)
+    assert torch.equal(two, keep)
+
+
+@needs_native
+def test_detector_scores_equal_with_native_kernels_disabled():
+    from ganad import FAnoGAN
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(160, 1, 64).astype(np.float32).cumsum(-1) * 0.1
+    det = FAnoGAN(epochs=1, random_state=0, verbose=False).fit(X[:100])
+    fast = det.decision_function(X[100:])
+    with native.disabled():
+        ref = det.decision_function(X[100:])
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture
+def fresh_state(monkeypatch):
+    """A clean build state for this test (the loaded library of the session is put back after)."""
+    saved = dict(native._STATE)
+    native._STATE.clear()
+    yield
+    native._STATE.clear()
+    native._STATE.update(saved)
+
+
+def test_switched_off_by_environment(monkeypatch, fresh_state):
+    monkeypatch.setenv("GANAD_NATIVE", "0")
+    assert native.library() is None and not native.available()
+    assert "GANAD_NATIVE" in native.status()
+    G = frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3))
+    assert G._fast.native is None  # the GEMM program runs instead
+    with torch.no_grad():
+        assert G(torch.randn(5, 8)).shape == (5, 1, 64)
+
+
+def test_no_compiler_falls_back(monkeypatch, fresh_state, tmp_path):
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    assert native.library() is None
+    assert "no C compiler" in native.status()
+    D = frozen_copy(build_discriminator("conv1d", (1, 64), 4, 3))
+    assert D._fast is not None and D._fast.native is None
+    with torch.no_grad():
+        logit, feats = D(torch.randn(4, 1, 64))
+    assert logit.shape == (4,) and torch.isfinite(feats).all()
+
+
+def test_compile_error_falls_back_with_the_reason(monkeypatch, fresh_state, tmp_path):
+    bad = tmp_path / "_native.c"
+    bad.write_text("this is not C\n")
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_SRC", bad)
+    if native._compiler() is None:
+        pytest.skip("no C compiler here")
+    assert native.library() is None
+    assert "failed" in native.status()
+    assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left to load
+
+
+@needs_native
+def test_built_once_into_the_cache_directory(monkeypatch, fresh_state, tmp_path):
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path))
+    assert native.library() is not None
+    built = list(tmp_path.glob("native-*.so"))
+    assert len(built) == 1
+    native._STATE.clear()
+
+    def no_compile(*a, **k):
+        raise AssertionError("compiled again although the library is cached")
+
+    monkeypatch.setattr(native.subprocess, "run", no_compile)
+    assert native.library() is not None
+    assert str(built[0]) in native.status()

@@ -10,6 +10,9 @@ matrix-multiply peak: FLOPs/sample x samples/s / peak, the peak measured in ever
 the throughputs (median over rounds of the per-round ratio). Beside it, the AnoGAN latent
 search on the same generator (random start and warm start from E(x)) at batch 256.
 
+Reference rows run the same networks through the GEMM programs with the native kernels off
+(ganad.nets.native, only where they are built) and through the torch modules (fast path off).
+
     python benchmarks/bench_encoder_scoring.py                 # f-AnoGAN, a few minutes
     python benchmarks/bench_encoder_scoring.py --methods all   # every encoder method
 """
@@ -32,7 +35,7 @@ from bench_latent_search import load_beats  # noqa: E402
 from common import machine, markdown_table, matmul_peak, shared_data, write_json  # noqa: E402
 
 from ganad.detectors import DETECTORS  # noqa: E402
-from ganad.nets import fast1d  # noqa: E402
+from ganad.nets import fast1d, native  # noqa: E402
 
 ENCODER_METHODS = ["fanogan", "bigan", "alad", "ganomaly", "vaegan"]
 
@@ -45,22 +48,32 @@ def scoring_flops(det, x) -> float:
     return fc.get_total_flops() / len(x)
 
 
+def _path(mode):
+    """'fast': native kernels where built, else the GEMM programs; 'programs': the GEMM programs
+    (native kernels off); 'module': the torch modules (fast path off)."""
+    if mode == "module":
+        return fast1d.disabled()
+    if mode == "programs":
+        return native.disabled()
+    return contextlib.nullcontext()
+
+
 def throughput(det, X, plan, repeats, flops):
-    """plan: [(label, batch, samples, module_path)]. Every entry is timed once per round, over
+    """plan: [(label, batch, samples, mode)] (mode: see _path). Every entry is timed once per round, over
     ``repeats`` rounds, and each round also measures the matrix-multiply peak, so that the
     machine's slow phases hit every entry and the peak alike. Returns per entry the medians of
     samples/s and ms/sample, and the median over rounds of (FLOPs x samples/s / that round's peak);
     and the median peak."""
     data, times, peaks = [], [[] for _ in plan], []
-    for _, batch, n, module in plan:
+    for _, batch, n, _mode in plan:
         reps = int(np.ceil(n / len(X)))
         data.append(np.concatenate([X] * reps)[:n] if reps > 1 else X[:n])
     for rep in range(repeats + 1):  # round 0 is a warm-up (frozen copies, caches)
         if rep:
             peaks.append(matmul_peak(repeats=3))
-        for i, (_, batch, n, module) in enumerate(plan):
+        for i, (_, batch, n, mode) in enumerate(plan):
             det.set_params(score_batch_size=batch)
-            with fast1d.disabled() if module else contextlib.nullcontext():
+            with _path(mode):
                 t = time.perf_counter()
                 det.decision_function(data[i])
                 if rep:
@@ -93,9 +106,12 @@ def main(argv=None):
     for name in methods:
         det = DETECTORS[name](epochs=args.epochs, random_state=args.seed, verbose=False, width=args.width).fit(Xtr)
         flops = scoring_flops(det, Xev[:256])
-        plan = [(name, B, 64 if B == 1 else 8192, False) for B in [int(b) for b in args.batches.split(",")]]
-        if args.module_batch:  # the same networks through their torch modules (fast path off)
-            plan.append((f"{name} (module path)", args.module_batch, 8192, True))
+        plan = [(name, B, 64 if B == 1 else 8192, "fast") for B in [int(b) for b in args.batches.split(",")]]
+        if args.module_batch:  # the same networks through the GEMM programs and through their torch modules
+            if native.available():
+                plan.append((f"{name} (GEMM programs, native off)", args.module_batch, 8192, "programs"))
+                plan.append((f"{name} (GEMM programs, native off)", 4096, 8192, "programs"))
+            plan.append((f"{name} (module path)", args.module_batch, 8192, "module"))
         measured, round_peak = throughput(det, Xev, plan, args.repeats, flops)
         for label, B, sps, ms, frac in measured:
             rows.append({"method": label, "batch": B, "samples_per_s": sps, "ms_per_sample": ms,
@@ -115,8 +131,10 @@ def main(argv=None):
     payload = {"machine": machine(), "matmul_peak_gflops": peak, "data": source, "rows": rows, "search": search_rows,
                "command": "python " + " ".join(sys.argv)}
     payload["width"] = det._width()
+    payload["native"] = native.status()
     p = write_json(args.out, payload)
     print(f"\ndata: {source}; float32 matmul peak at the start: {peak:.1f} GFLOP/s, per round: see peak_gflops; {machine()}")
+    print(f"native kernels: {native.status()}")
     print(markdown_table(rows, ["method", "batch", "samples_per_s", "ms_per_sample", "mflop_per_sample", "gflop_per_s",
                                 "peak_gflops", "fraction_of_peak"]))
     print()

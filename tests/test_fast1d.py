@@ -194,7 +194,7 @@ def test_performance_doc_examples_run():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "performance.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     ns: dict = {}
     exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
     np.testing.assert_allclose(ns["reference"], ns["det"].decision_function(ns["X"][500:]), rtol=1e-3, atol=1e-5)

@@ -396,7 +396,7 @@ class _Down:
 class DownProgram:
     """The stride-2 stack of a frozen conv1d encoder or discriminator as a GEMM program."""
 
-    def __init__(self, blocks, channels: int, length: int):
+    def __init__(self, blocks, channels: int, length: int, head: nn.Linear | None = None):
         from ganad.nets.conv1d import Down1d, _ToChannelsLast
 
         self.layers, down_mods = [], []
@@ -417,6 +417,20 @@ class DownProgram:
         self.block = _block(max(r * 2 * d.co for r, d in zip(rows, self.layers)))
         self.native = _native_stack(self.length, self.channels, lambda native: [
             native.down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods])
+        # with the network's dense head (the encoder's code, the discriminator's logit) as the
+        # stack's last layer: one native call returns the head's output and a kept feature layer
+        self.native_head = None
+        if head is not None and self.native is not None:
+            self.native_head = _native_stack(self.length, self.channels, lambda native: [
+                native.down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods]
+                + [native.dense_layer(head.weight, head.bias, None, 1, head.out_features)])
+
+    def run_head(self, x: torch.Tensor, keep: int | None = None):
+        """(head output (n, out_features), the flattened output of block ``keep`` or None) in one
+        native call; None where the native kernels are not in use (then run the blocks and the head)."""
+        if self.native_head is None or not _native_on():
+            return None
+        return self.native_head(x.transpose(1, 2), -1 if keep is None else keep % len(self.layers))
 
     usable = staticmethod(usable)
 
@@ -484,8 +498,8 @@ def generator_program(G):
         return None
 
 
-def down_program(blocks, data_shape):
+def down_program(blocks, data_shape, head=None):
     try:
-        return DownProgram(blocks, *data_shape)
+        return DownProgram(blocks, *data_shape, head=head)
     except (TypeError, AttributeError, ValueError):
         return None

@@ -110,10 +110,14 @@ def attach_fast_paths(m: nn.Module) -> None:
         if isinstance(sub, Conv1dGenerator):
             sub._fast = fast1d.generator_program(sub)
         elif isinstance(sub, Conv1dEncoder):
-            sub._fast = fast1d.down_program(list(sub.net)[:-2], sub.data_shape)
+            head = sub.net[-1] if isinstance(sub.net[-1], nn.Linear) else None
+            sub._fast = fast1d.down_program(list(sub.net)[:-2], sub.data_shape, head=head)
         elif isinstance(sub, FeatureDiscriminator) and any(isinstance(x, Down1d) for x in sub.blocks.modules()):
             shape = getattr(sub, "data_shape", None)
-            sub._fast = fast1d.down_program(list(sub.blocks), shape) if shape is not None else None
+            kids = list(sub.head.children())
+            plain = len(kids) == 2 and isinstance(kids[0], nn.Flatten) and isinstance(kids[1], nn.Linear)
+            head = kids[1] if plain else None  # the native stack computes Flatten + Linear itself
+            sub._fast = fast1d.down_program(list(sub.blocks), shape, head=head) if shape is not None else None
         elif isinstance(sub, JointDiscriminator) and any(isinstance(x, Down1d) for x in sub.x_blocks.modules()):
             shape = getattr(sub, "data_shape", None)
             sub._fast = fast1d.down_program(list(sub.x_blocks), shape) if shape is not None else None

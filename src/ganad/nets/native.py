@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -204,14 +205,19 @@ class Stack:
             kout = torch.empty(n, kr * kc)
         workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
         scratch = torch.empty(workers, 3 * self.half)
-        step = -(-n // workers)
+        # pieces pulled by the threads as they finish: a core slowed by another process does not
+        # hold up the call (a static split waits for the slowest half)
+        pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
+        step = -(-n // pieces)
+        nxt = itertools.count()
 
         def work(i):
-            s0, s1 = i * step, min(n, (i + 1) * step)
-            if s0 < s1:
-                lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
-                                self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
-                                kout.data_ptr() if kout is not None else None, scratch[i].data_ptr(), self.half)
+            while (k := next(nxt)) < pieces:  # next() on a count is atomic under the GIL
+                s0, s1 = k * step, min(n, (k + 1) * step)
+                if s0 < s1:
+                    lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
+                                    self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
+                                    kout.data_ptr() if kout is not None else None, scratch[i].data_ptr(), self.half)
 
         if workers == 1:
             work(0)

@@ -92,6 +92,32 @@ class EncoderDetector(BaseGANDetector):
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
         return self._inference_net("E")(x)
 
+    def _native_invert(self, x: torch.Tensor) -> dict | None:
+        """z = E(x) and x̂ = G(z) in one run of the native kernels (:func:`ganad.nets.native.run`):
+        each thread takes a piece of the batch through E and then G while its codes are in cache.
+        None where that does not apply (no native kernels, a method with its own ``_encode``, ...)."""
+        if type(self)._encode is not EncoderDetector._encode or not fast1d.usable(x):
+            return None
+        from ganad.nets import native
+        if not native.available():
+            return None
+        pe = self._inference_net("E").__dict__.get("_fast")
+        pg = self._inference_net("G").__dict__.get("_fast")
+        if getattr(pe, "native_head", None) is None or getattr(pg, "native", None) is None or not pe.accepts(x):
+            return None
+        n = x.shape[0]
+        xt = x.transpose(1, 2).contiguous()  # channels-last, as the kernels read it
+        z, _ = pe.native_head.outputs(n)
+        g, _ = pg.native.outputs(n)
+        if z.shape[1] != pg.latent_dim:
+            return None
+        native.run([(pe.native_head, xt, z, None, -1), (pg.native, z.view(n, 1, -1), g, None, -1)])
+        x_hat, x_hat_cl = pg.finish(g)
+        inv = {"z": z, "x_hat": x_hat, "_x_cl": xt}
+        if x_hat_cl is not None:
+            inv["_x_hat_cl"] = x_hat_cl
+        return inv
+
     def latent_search(self) -> LatentSearch:
         return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
                             lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
@@ -104,6 +130,9 @@ class EncoderDetector(BaseGANDetector):
     def _invert(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         G = self._inference_net("G")
         if self.inversion == "encoder":
+            fused = self._native_invert(x)
+            if fused is not None:
+                return fused
             z = self._encode(x)
             return {"z": z, "x_hat": G(z)}
         z0 = self._encode(x) if self.search_init == "encoder" else None

@@ -13,6 +13,7 @@
  * with one read of its input and one write of its outputs.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
@@ -139,4 +140,59 @@ void ganad_stack(const float *x, long s0, long s1, int in_rows, int in_c, int nl
             c = co;
         }
     }
+}
+
+/* One stack run over a batch, for ganad_run. */
+typedef struct {
+    const float *x;
+    int in_rows, in_c, nl;
+    const int *lay, *pas;
+    const float *slopes;
+    const float *const *Ws, *const *bs;
+    float *out;
+    int keep;
+    float *out_keep;
+    long half;
+} ganad_step;
+
+/* 1 where this library was compiled with OpenMP (ganad_run then uses the process's OpenMP threads:
+   PyTorch's own, when its libgomp is the one loaded) */
+int ganad_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Run the steps over samples [0, n) in `pieces` pieces: each thread takes the next piece and runs
+   every step on it in order (a step may read what an earlier one wrote for the same samples). */
+int ganad_run(const ganad_step *steps, int nsteps, long n, int pieces)
+{
+    long maxhalf = 0;
+    for (int i = 0; i < nsteps; i++)
+        if (steps[i].half > maxhalf) maxhalf = steps[i].half;
+    long step = (n + pieces - 1) / pieces;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *scratch = malloc((size_t)3 * maxhalf * sizeof(float));
+        if (!scratch) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < pieces; k++) {
+            long s0 = (long)k * step, s1 = s0 + step < n ? s0 + step : n;
+            if (!scratch || s0 >= s1) continue;
+            for (int i = 0; i < nsteps; i++) {
+                const ganad_step *st = steps + i;
+                ganad_stack(st->x, s0, s1, st->in_rows, st->in_c, st->nl, st->lay, st->pas, st->slopes, st->Ws,
+                            st->bs, st->out, st->keep, st->out_keep, scratch, st->half);
+            }
+        }
+        free(scratch);
+    }
+    return failed;
 }

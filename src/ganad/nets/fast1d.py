@@ -302,6 +302,22 @@ class GeneratorProgram:
         g = torch.ops.aten.threshold_backward(g, acts[0], 0.0)
         return g @ self.wfct
 
+    def finish(self, g: torch.Tensor):
+        """The native stack's raw output g (n, out_len * channels) -> (x̂ (n, channels, length) as the
+        module returns it, x̂ channels-last (n, length, channels) contiguous or None). In place."""
+        n = g.shape[0]
+        out = g.view(n, self.out_len, self.channels)
+        if self.out_act == "tanh":
+            out.tanh_()
+        elif self.out_act == "sigmoid":
+            out.sigmoid_()
+        if self.length == self.out_len:
+            cl = out
+        else:
+            out, cl = out[:, : self.length], None
+        x_hat = out.reshape(n, 1, self.length) if self.channels == 1 else out.transpose(1, 2)
+        return x_hat, cl
+
     def pad_target(self, x: torch.Tensor) -> torch.Tensor:
         """x (n, channels, length) into the output layout, zeros elsewhere."""
         n = x.shape[0]
@@ -314,15 +330,7 @@ class GeneratorProgram:
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         if self.native is not None and _native_on():
-            out = self.native(z.view(z.shape[0], 1, self.latent_dim))[0].view(z.shape[0], self.out_len, self.channels)
-            if self.out_act == "tanh":
-                out.tanh_()
-            elif self.out_act == "sigmoid":
-                out.sigmoid_()
-            res = out[:, : self.length]
-            if self.channels == 1:
-                return res.reshape(z.shape[0], 1, self.length)
-            return res.transpose(1, 2)
+            return self.finish(self.native(z.view(z.shape[0], 1, self.latent_dim))[0])[0]
         res = torch.empty(z.shape[0], self.length, self.channels)
         start = 0
         for zb in _blocks(z, self.block):

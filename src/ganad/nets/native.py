@@ -37,6 +37,10 @@ import torch
 
 _SRC = Path(__file__).with_name("_native.c")
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
+#: tried first: with OpenMP the kernels run on the process's OpenMP threads, which are PyTorch's
+#: own where its bundled libgomp is loaded (same soname), instead of Python threads competing with
+#: PyTorch's spinning OpenMP workers for the same cores
+_OPENMP = ["-fopenmp"]
 _LOCK = threading.Lock()
 _STATE: dict = {}
 _ENABLED = True
@@ -78,21 +82,28 @@ def _build() -> ctypes.CDLL | None:
         _STATE["why"] = "no C compiler found ($CC, cc, gcc, clang)"
         return None
     src = _SRC.read_bytes()
-    key = hashlib.sha256(src + " ".join([cc] + _FLAGS).encode() + _cpu_id().encode()).hexdigest()[:16]
-    target = cache_dir() / f"native-{key}.so"
-    if not target.exists():
+    target = None
+    for extra in (_OPENMP, []):
+        flags = _FLAGS + extra
+        key = hashlib.sha256(src + " ".join([cc] + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
+        target = cache_dir() / f"native-{key}.so"
+        if target.exists():
+            break
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 out = Path(tmp) / target.name
-                res = subprocess.run([cc, *_FLAGS, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
-                if res.returncode != 0:
-                    _STATE["why"] = f"compiling {_SRC.name} failed: {res.stderr.strip()[:500]}"
-                    return None
-                os.replace(out, target)  # atomic: concurrent builders never load a half-written file
+                res = subprocess.run([cc, *flags, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
+                if res.returncode == 0:
+                    os.replace(out, target)  # atomic: concurrent builders never load a half-written file
+                    break
+                _STATE["why"] = f"compiling {_SRC.name} failed: {res.stderr.strip()[:500]}"
         except (OSError, subprocess.SubprocessError) as e:
             _STATE["why"] = f"could not build the native kernels: {e}"
             return None
+        target = None
+    if target is None:
+        return None
     try:
         lib = ctypes.CDLL(str(target))
     except OSError as e:
@@ -101,7 +112,11 @@ def _build() -> ctypes.CDLL | None:
     P, I, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
     lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L]
     lib.ganad_stack.restype = None
-    _STATE["why"] = f"loaded {target}"
+    lib.ganad_run.argtypes = [P, I, L, I]
+    lib.ganad_run.restype = I
+    lib.ganad_openmp.restype = I
+    _STATE["openmp"] = bool(lib.ganad_openmp())
+    _STATE["why"] = f"loaded {target}" + (" (OpenMP)" if _STATE["openmp"] else " (Python threads)")
     return lib
 
 
@@ -192,41 +207,78 @@ class Stack:
     def __deepcopy__(self, memo):
         return self  # immutable once built (its weights are copies), and ctypes pointers do not copy
 
-    def __call__(self, x: torch.Tensor, keep: int = -1):
-        """x (n, in_rows, in_c) float32 -> (last layer's output (n, rows * c), layer ``keep``'s or None)."""
-        lib = self._lib
-        x = x.contiguous()
-        n = x.shape[0]
+    def outputs(self, n: int, keep: int = -1):
+        """Empty (last layer's output (n, rows * c), layer ``keep``'s (n, rows_k * c_k) or None)."""
         r, c = self.out_shapes[-1]
-        out = torch.empty(n, r * c)
         kout = None
         if 0 <= keep < self.nl - 1:
             kr, kc = self.out_shapes[keep]
             kout = torch.empty(n, kr * kc)
-        workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
-        scratch = torch.empty(workers, 3 * self.half)
-        # pieces pulled by the threads as they finish: a core slowed by another process does not
-        # hold up the call (a static split waits for the slowest half)
-        pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
-        step = -(-n // pieces)
-        nxt = itertools.count()
+        return torch.empty(n, r * c), kout
 
-        def work(i):
-            while (k := next(nxt)) < pieces:  # next() on a count is atomic under the GIL
-                s0, s1 = k * step, min(n, (k + 1) * step)
-                if s0 < s1:
-                    lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
-                                    self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
-                                    kout.data_ptr() if kout is not None else None, scratch[i].data_ptr(), self.half)
-
-        if workers == 1:
-            work(0)
-        else:
-            futs = [_pool(workers).submit(work, i) for i in range(1, workers)]
-            work(0)
-            for f in futs:
-                f.result()
+    def __call__(self, x: torch.Tensor, keep: int = -1):
+        """x (n, in_rows, in_c) float32 -> (last layer's output (n, rows * c), layer ``keep``'s or None)."""
+        x = x.contiguous()
+        out, kout = self.outputs(x.shape[0], keep)
+        run([(self, x, out, kout, keep)])
         return out, kout
+
+    def _call(self, x, out, kout, keep, s0, s1, scratch):
+        self._lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
+                              self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
+                              kout.data_ptr() if kout is not None else None, scratch.data_ptr(), self.half)
+
+
+class _Step(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_void_p), ("in_rows", ctypes.c_int), ("in_c", ctypes.c_int), ("nl", ctypes.c_int),
+                ("lay", ctypes.c_void_p), ("pas", ctypes.c_void_p), ("slopes", ctypes.c_void_p),
+                ("Ws", ctypes.c_void_p), ("bs", ctypes.c_void_p), ("out", ctypes.c_void_p), ("keep", ctypes.c_int),
+                ("out_keep", ctypes.c_void_p), ("half", ctypes.c_long)]
+
+
+def run(steps) -> None:
+    """Run ``steps`` = [(stack, x, out, keep_out or None, keep)] over the batch, piece by piece: each
+    thread takes the next piece of samples and runs every step on it in order, so a step may read
+    what an earlier one wrote (an encoder's codes into the generator) while it is still in cache.
+    ``x`` (n, in_rows, in_c) contiguous float32; outputs as :meth:`Stack.outputs` makes them."""
+    n = steps[0][1].shape[0]
+    for stack, x, out, kout, _ in steps:
+        assert x.is_contiguous() and x.dtype == torch.float32 and x.shape[0] == n and out.shape[0] == n
+        assert x[0].numel() == stack.in_rows * stack.in_c and out.is_contiguous()
+    workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
+    if _STATE.get("openmp") and steps[0][0]._lib is _STATE.get("lib"):
+        arr = (_Step * len(steps))()
+        for i, (stack, x, out, kout, keep) in enumerate(steps):
+            arr[i] = _Step(x.data_ptr(), stack.in_rows, stack.in_c, stack.nl, ctypes.addressof(stack._lay),
+                           ctypes.addressof(stack._pas), ctypes.addressof(stack._slopes), ctypes.addressof(stack._Ws),
+                           ctypes.addressof(stack._bs), out.data_ptr(), keep if kout is not None else -1,
+                           kout.data_ptr() if kout is not None else None, stack.half)
+        pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
+        if steps[0][0]._lib.ganad_run(arr, len(arr), n, pieces):
+            raise MemoryError("native kernels: could not allocate their scratch buffers")
+        return
+    scratch = torch.empty(workers, 3 * max(st[0].half for st in steps))
+    # pieces pulled by the threads as they finish: a core slowed by another process does not
+    # hold up the call (a static split waits for the slowest half)
+    pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
+    step = -(-n // pieces)
+    nxt = itertools.count()
+
+    def work(i):
+        while (k := next(nxt)) < pieces:  # next() on a count is atomic under the GIL
+            s0, s1 = k * step, min(n, (k + 1) * step)
+            if s0 < s1:
+                for stack, x, out, kout, keep in steps:
+                    stack._call(x, out, kout, keep, s0, s1, scratch[i])
+
+    if workers == 1:
+        work(0)
+    else:
+        futs = [_pool(workers).submit(work, i) for i in range(1, workers)]
+        work(0)
+        for f in futs:
+            f.result()
+
 
 
 def _band_rows(total_rows: int, g: int) -> int:

@@ -197,3 +197,16 @@ def test_built_once_into_the_cache_directory(monkeypatch, fresh_state, tmp_path)
     monkeypatch.setattr(native.subprocess, "run", no_compile)
     assert native.library() is not None
     assert str(built[0]) in native.status()
+
+
+@needs_native
+def test_python_thread_path_equals_openmp_path(monkeypatch):
+    """Where the library was built without OpenMP, Python threads split the batch: same results."""
+    torch.manual_seed(4)
+    E = frozen_copy(_trained_like(build_encoder("conv1d", (1, 64), 6, 4, 3)))
+    x = torch.randn(301, 1, 64)
+    with torch.no_grad():
+        ref = E(x)
+        monkeypatch.setitem(native._STATE, "openmp", False)
+        other = E(x)
+    np.testing.assert_allclose(other.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)

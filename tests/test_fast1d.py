@@ -9,6 +9,8 @@ from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.nets import fast1d
 from ganad.nets.fast1d import MIN_COLS, DownProgram, GeneratorProgram
 from ganad.nets.inference import frozen_copy
+
+from _nets import trained_like
 from ganad.training.priors import make_prior
 
 
@@ -20,18 +22,6 @@ def _gemm_programs():
 
     with native.disabled():
         yield
-
-
-def _trained_like(module, seed=0):
-    """Random weights and BatchNorm statistics away from their initial values, so folding matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g))
-        for b in module.buffers():
-            if b.dtype.is_floating_point:
-                b.copy_(b.abs() + 0.5 * torch.rand(b.shape, generator=g)) if b.ndim else None
-    return module
 
 
 def _module_forward(m, x):
@@ -52,7 +42,7 @@ DOWN_SHAPES = SHAPES[:4] + [(1, 40, 4, 2)]
 @pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
 def test_generator_program_equals_module(channels, length, width, depth, out_act):
     torch.manual_seed(0)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
     assert isinstance(G._fast, GeneratorProgram)
     for n in (37, 40):  # 40: the last layer's rows split into whole bands; 37: they do not (transposed form)
         z = torch.randn(n, 8)
@@ -66,7 +56,7 @@ def test_generator_program_equals_module(channels, length, width, depth, out_act
 @pytest.mark.parametrize("out_act", ["linear", "tanh"])
 def test_generator_program_gradient_equals_autograd(channels, length, width, depth, out_act):
     torch.manual_seed(1)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
     prog = G._fast
     z = torch.randn(19, 8)
     x = torch.randn(19, channels, length)
@@ -85,7 +75,7 @@ def test_generator_program_gradient_equals_autograd(channels, length, width, dep
 def test_discriminator_program_equals_module(channels, length, width, depth, spectral_norm):
     torch.manual_seed(2)
     D = build_discriminator("conv1d", (channels, length), width, depth, spectral_norm, feature_layer=-2)
-    D = frozen_copy(_trained_like(D))
+    D = frozen_copy(trained_like(D))
     assert isinstance(D._fast, DownProgram)
     x = torch.randn(23, channels, length)
     with torch.no_grad():
@@ -100,7 +90,7 @@ def test_joint_discriminator_program_equals_module(channels, length, width, dept
     from ganad.nets.joint import JointDiscriminator
 
     torch.manual_seed(9)
-    D = frozen_copy(_trained_like(JointDiscriminator("conv1d", (channels, length), 8, width, depth, spectral_norm=True)))
+    D = frozen_copy(trained_like(JointDiscriminator("conv1d", (channels, length), 8, width, depth, spectral_norm=True)))
     assert isinstance(D._fast, DownProgram)
     x, z = torch.randn(23, channels, length), torch.randn(23, 8)
     with torch.no_grad():
@@ -115,7 +105,7 @@ def test_joint_discriminator_program_equals_module(channels, length, width, dept
 @pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
 def test_encoder_program_equals_module(channels, length, width, depth):
     torch.manual_seed(3)
-    E = frozen_copy(_trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
+    E = frozen_copy(trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
     assert isinstance(E._fast, DownProgram)
     x = torch.randn(29, channels, length)
     with torch.no_grad():
@@ -148,7 +138,7 @@ def test_fallbacks_to_the_module():
 def test_latent_search_fast_path_matches_autograd_path(distance):
     """The search through the program follows the autograd search step for step."""
     torch.manual_seed(5)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
     x = G(torch.randn(16, 8)) + 0.05 * torch.randn(16, 1, 64)
     search = LatentSearch(distance=distance, n_max=60, eps=1e-3, lr=0.05)
     prior = make_prior("normal")
@@ -202,8 +192,8 @@ def test_performance_doc_examples_run():
 
 def test_large_batches_run_in_blocks_with_the_same_result():
     torch.manual_seed(6)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
-    D = frozen_copy(_trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    D = frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
     z, x = torch.randn(50, 8), torch.randn(50, 1, 64)
     with torch.no_grad():
         g_one, d_one = G(z), D(x)
@@ -219,9 +209,9 @@ def test_results_do_not_alias_the_reused_scratch(n):
     """Programs reuse their intermediate buffers from call to call; what they return must not be
     one of them (n = 1 is where a slice of the scratch would be contiguous and easy to return)."""
     torch.manual_seed(7)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
-    D = frozen_copy(_trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
-    E = frozen_copy(_trained_like(build_encoder("conv1d", (1, 64), 8, 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    D = frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3)))
+    E = frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 8, 4, 3)))
     z1, z2 = torch.randn(n, 8), torch.randn(n, 8)
     x1, x2 = torch.randn(n, 1, 64), torch.randn(n, 1, 64)
     with torch.no_grad():
@@ -237,7 +227,7 @@ def test_scratch_is_per_thread():
     import threading
 
     torch.manual_seed(8)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
     zs = [torch.randn(200, 8) for _ in range(2)]
     with torch.no_grad():
         ref = [G(z) for z in zs]

@@ -8,18 +8,9 @@ import torch
 from ganad.nets import build_discriminator, build_encoder, build_generator, native
 from ganad.nets.inference import frozen_copy
 
+from _nets import trained_like
+
 needs_native = pytest.mark.skipif(native.library() is None, reason=f"native kernels not built here: {native.status()}")
-
-
-def _trained_like(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g))
-        for b in module.buffers():
-            if b.dtype.is_floating_point and b.ndim:
-                b.copy_(b.abs() + 0.5 * torch.rand(b.shape, generator=g))
-    return module
 
 
 def _three_ways(net, *args):
@@ -54,7 +45,7 @@ SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48,
 @pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
 def test_generator_native_equals_module(channels, length, width, depth, out_act):
     torch.manual_seed(0)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
     assert G._fast.native is not None
     for n in (1, 37):
         fast, prog, mod = _three_ways(G, torch.randn(n, 8))
@@ -67,8 +58,8 @@ def test_generator_native_equals_module(channels, length, width, depth, out_act)
 @pytest.mark.parametrize("channels,length,width,depth", SHAPES)
 def test_encoder_and_discriminator_native_equal_module(channels, length, width, depth):
     torch.manual_seed(1)
-    E = frozen_copy(_trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
-    D = frozen_copy(_trained_like(build_discriminator("conv1d", (channels, length), width, depth, True, feature_layer=-2)))
+    E = frozen_copy(trained_like(build_encoder("conv1d", (channels, length), 6, width, depth)))
+    D = frozen_copy(trained_like(build_discriminator("conv1d", (channels, length), width, depth, True, feature_layer=-2)))
     assert E._fast.native is not None and D._fast.native is not None
     for n in (1, 29):
         x = torch.randn(n, channels, length)
@@ -84,7 +75,7 @@ def test_encoder_and_discriminator_native_equal_module(channels, length, width, 
 def test_native_results_are_fresh_and_threads_agree():
     """Outputs never alias a previous call's, and splitting the batch over threads changes nothing."""
     torch.manual_seed(2)
-    G = frozen_copy(_trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
     z1, z2 = torch.randn(300, 8), torch.randn(300, 8)
     n_threads = torch.get_num_threads()
     try:
@@ -203,7 +194,7 @@ def test_built_once_into_the_cache_directory(monkeypatch, fresh_state, tmp_path)
 def test_python_thread_path_equals_openmp_path(monkeypatch):
     """Where the library was built without OpenMP, Python threads split the batch: same results."""
     torch.manual_seed(4)
-    E = frozen_copy(_trained_like(build_encoder("conv1d", (1, 64), 6, 4, 3)))
+    E = frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 6, 4, 3)))
     x = torch.randn(301, 1, 64)
     with torch.no_grad():
         ref = E(x)

@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import hashlib
 import itertools
+import logging
 import os
 import platform
 import shutil
@@ -36,6 +37,7 @@ from pathlib import Path
 import torch
 
 _SRC = Path(__file__).with_name("_native.c")
+logger = logging.getLogger("ganad")
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
 #: tried first: with OpenMP the kernels run on the process's OpenMP threads, which are PyTorch's
 #: own where its bundled libgomp is loaded (same soname), instead of Python threads competing with
@@ -93,6 +95,7 @@ def _build() -> ctypes.CDLL | None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 out = Path(tmp) / target.name
+                logger.info("compiling the native kernels into %s", target)
                 res = subprocess.run([cc, *flags, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
                 if res.returncode == 0:
                     os.replace(out, target)  # atomic: concurrent builders never load a half-written file
@@ -117,6 +120,7 @@ def _build() -> ctypes.CDLL | None:
     lib.ganad_openmp.restype = I
     _STATE["openmp"] = bool(lib.ganad_openmp())
     _STATE["why"] = f"loaded {target}" + (" (OpenMP)" if _STATE["openmp"] else " (Python threads)")
+    logger.debug("native kernels: %s", _STATE["why"])
     return lib
 
 

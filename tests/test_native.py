@@ -201,3 +201,50 @@ def test_python_thread_path_equals_openmp_path(monkeypatch):
         monkeypatch.setitem(native._STATE, "openmp", False)
         other = E(x)
     np.testing.assert_allclose(other.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@needs_native
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
+def test_native_search_gradient_equals_autograd(channels, length, width, depth, out_act):
+    """The latent search's distance and dL/dz on the native kernels equal autograd through the modules."""
+    from ganad.inversion.latent_search import LatentSearch
+
+    torch.manual_seed(5)
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act)))
+    prog = G._fast
+    assert prog.native_back is not None and prog.search_ops()[1] == prog.native_forward_saved
+    z, x = torch.randn(19, 8), torch.randn(19, channels, length)
+    zr = z.clone().requires_grad_(True)
+    saved = G.__dict__.pop("_fast")
+    try:
+        loss = (G(zr) - x).square().flatten(1).mean(1)
+        (ref,) = torch.autograd.grad(loss.sum(), zr)
+    finally:
+        G._fast = saved
+    ops = prog.search_ops()
+    with torch.no_grad():
+        dist, grad = LatentSearch(distance="l2")._fast_value_and_grad(prog, z, ops[0](x), ops)
+    scale = float(ref.abs().max())
+    np.testing.assert_allclose(grad.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(dist.numpy(), loss.detach().numpy(), rtol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("distance", ["l2", "l1"])
+def test_native_search_follows_the_gemm_program_search(distance):
+    """The whole search on the native kernels follows the GEMM program's, step for step."""
+    from ganad.inversion.latent_search import LatentSearch
+    from ganad.training.priors import make_prior
+
+    torch.manual_seed(6)
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    x = G(torch.randn(16, 8)).detach() + 0.05 * torch.randn(16, 1, 64)
+    search = LatentSearch(distance=distance, n_max=60, eps=1e-3, lr=0.05)
+    prior = make_prior("normal")
+    fast = search.run(G, x, prior, latent_dim=8, seed=3)
+    with native.disabled():
+        ref = search.run(G, x, prior, latent_dim=8, seed=3)
+    np.testing.assert_array_equal(fast.iterations.numpy(), ref.iterations.numpy())
+    np.testing.assert_allclose(fast.distance.numpy(), ref.distance.numpy(), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(fast.z.numpy(), ref.z.numpy(), rtol=1e-3, atol=1e-4)

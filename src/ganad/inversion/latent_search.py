@@ -90,9 +90,11 @@ class LatentSearch:
             return None
         return prog
 
-    def _fast_value_and_grad(self, prog, z, x_pad):
-        """Per-sample distance and its gradient w.r.t. z, through the program's hand-written backward."""
-        out, acts = prog.forward_saved(z)
+    def _fast_value_and_grad(self, prog, z, x_pad, ops=None):
+        """Per-sample distance and its gradient w.r.t. z, through the program's hand-written backward
+        (``ops``: the program's (pad_target, forward_saved, backward), native or GEMM)."""
+        _, forward_saved, backward = ops if ops is not None else (None, prog.forward_saved, prog.backward)
+        out, acts = forward_saved(z)
         diff = out - x_pad
         diff[:, prog.length:] = 0  # rows the module path slices off
         f = float(prog.length * prog.channels)
@@ -109,7 +111,7 @@ class LatentSearch:
                 k = torch.exp(-mse / s2)
                 dist = 1.0 - k
                 g = g.mul_((k / s2).view(-1, 1, 1))
-        return dist, prog.backward(g, out, acts)
+        return dist, backward(g, out, acts)
 
     def run(self, G, x: torch.Tensor, prior: Prior, *, latent_dim: int, D=None, z0: torch.Tensor | None = None,
             seed: int = 0) -> SearchResult:
@@ -143,13 +145,14 @@ class LatentSearch:
         for p in G.parameters():  # gradients w.r.t. z only: skip the weight gradients
             p.requires_grad_(False)
         fast = self._fast_program(G, D, x, z)
-        if fast is not None:  # the target in the program's padded layout, once
-            x_a = fast.pad_target(x_a)
+        ops = fast.search_ops() if fast is not None else None
+        if fast is not None:  # the target in the program's layout, once
+            x_a = ops[0](x_a)
         try:
             for it in range(int(self.n_max)):
                 if fast is not None:
                     with torch.no_grad():
-                        dist, grad = self._fast_value_and_grad(fast, z, x_a)
+                        dist, grad = self._fast_value_and_grad(fast, z, x_a, ops)
                     loss = dist
                 else:
                     z_a = z.detach().requires_grad_(True)

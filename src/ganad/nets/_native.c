@@ -104,11 +104,14 @@ static void pass(const float *x, int c, int P, int istride, int ioff, int taps, 
  *   pas[8 * i]: taps, istride, ioff, N, ostride, ooff, P, act of pass i (all layers' passes in order);
  *   slopes[i], Ws[i] (taps * c rows of N), bs[i] (N or NULL) of pass i;
  *   out_last: n x (rows x channels of the last layer); keep >= 0: also layer keep's output into out_keep;
- *   scratch: 3 * half floats, half >= (rows + 2) x channels of every layer's input and output.
+ *   scratch: 3 * half floats, half >= (rows + 2) x channels of every layer's input and output;
+ *   masks (NULL, or nl pointers, each NULL or n x rows x channels of layer l's output): zero the
+ *   layer's output where the mask is not > 0 (the backward pass of a ReLU, from its saved output);
+ *   saves (NULL, or nl pointers, each NULL or n x rows x channels): a copy of layer l's output.
  */
 void ganad_stack(const float *x, long s0, long s1, int in_rows, int in_c, int nl, const int *lay, const int *pas,
                  const float *slopes, const float *const *Ws, const float *const *bs, float *out_last, int keep,
-                 float *out_keep, float *scratch, long half)
+                 float *out_keep, float *scratch, long half, const float *const *masks, float *const *saves)
 {
     size_t in_sz = (size_t)in_rows * in_c;
     size_t last_sz = (size_t)lay[3 * (nl - 1) + 1] * lay[3 * (nl - 1) + 2];
@@ -135,6 +138,13 @@ void ganad_stack(const float *x, long s0, long s1, int in_rows, int in_c, int nl
                 const int *q = pas + 8 * ip;
                 pass(h, c, q[6], q[1], q[2], q[0], Ws[ip], bs[ip], q[3], q[7], slopes[ip], dst + q[5], q[4]);
             }
+            size_t sz = (size_t)rows * co;
+            if (masks && masks[l]) {
+                const float *m = masks[l] + (size_t)s * sz;
+                for (size_t k = 0; k < sz; k++)
+                    if (!(m[k] > 0.f)) dst[k] = 0.f;
+            }
+            if (saves && saves[l]) memcpy(saves[l] + (size_t)s * sz, dst, sz * sizeof(float));
             if (l == keep && l != nl - 1) memcpy(out_keep + (size_t)s * keep_sz, dst, keep_sz * sizeof(float));
             h = dst;
             c = co;
@@ -153,6 +163,8 @@ typedef struct {
     int keep;
     float *out_keep;
     long half;
+    const float *const *masks;
+    float *const *saves;
 } ganad_step;
 
 /* 1 where this library was compiled with OpenMP (ganad_run then uses the process's OpenMP threads:
@@ -189,7 +201,7 @@ int ganad_run(const ganad_step *steps, int nsteps, long n, int pieces)
             for (int i = 0; i < nsteps; i++) {
                 const ganad_step *st = steps + i;
                 ganad_stack(st->x, s0, s1, st->in_rows, st->in_c, st->nl, st->lay, st->pas, st->slopes, st->Ws,
-                            st->bs, st->out, st->keep, st->out_keep, scratch, st->half);
+                            st->bs, st->out, st->keep, st->out_keep, scratch, st->half, st->masks, st->saves);
             }
         }
         free(scratch);

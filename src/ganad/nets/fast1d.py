@@ -252,6 +252,14 @@ class GeneratorProgram:
         self.native = _native_stack(1, self.latent_dim, lambda native: [
             native.dense_layer(lin.weight, lin.bias, 0.0, self.base, self.c0)]
             + [native.up_layer(m.weight, m.bias, m.fused_slope) for m in up_mods])
+        # the latent search's backward on the native kernels: the input gradient of each transposed
+        # convolution is the stride-2 convolution with the same weights (no bias), masked by the
+        # saved ReLU output below it; then the fc layer's transpose gives dL/dz
+        self.native_back = None
+        if self.native is not None:
+            self.native_back = _native_stack(self.out_len, self.channels, lambda native: [
+                native.down_layer(m.weight, None, None) for m in reversed(up_mods)]
+                + [native.dense_layer(lin.weight.t(), None, None, 1, self.latent_dim)])
 
     def forward_saved(self, z: torch.Tensor):
         """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward
@@ -317,6 +325,50 @@ class GeneratorProgram:
             out, cl = out[:, : self.length], None
         x_hat = out.reshape(n, 1, self.length) if self.channels == 1 else out.transpose(1, 2)
         return x_hat, cl
+
+    def search_ops(self):
+        """(pad_target, forward_saved, backward) of the latent search: on the native kernels where
+        they are built and on, else on the GEMM program. The layouts differ (the native output has no
+        pad rows), so a search uses one set throughout."""
+        if self.native_back is not None and _native_on():
+            return self.native_pad_target, self.native_forward_saved, self.native_backward
+        return self.pad_target, self.forward_saved, self.backward
+
+    def native_pad_target(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, channels, length) as (n, out_len, channels), zeros beyond length."""
+        xp = x.new_zeros(x.shape[0], self.out_len, self.channels)
+        xp[:, : self.length] = x.transpose(1, 2)
+        return xp
+
+    def native_forward_saved(self, z: torch.Tensor):
+        """Output (n, out_len, channels) after the output activation, and every hidden layer's
+        ReLU output (what native_backward masks with)."""
+        from ganad.nets import native
+        n, st = z.shape[0], self.native
+        out, _ = st.outputs(n)
+        saves = [torch.empty(n, r * c) for r, c in st.out_shapes[:-1]] + [None]
+        native.run([(st, z.contiguous().view(n, 1, self.latent_dim), out, None, -1, None, saves)])
+        out = out.view(n, self.out_len, self.channels)
+        if self.out_act == "tanh":
+            out.tanh_()
+        elif self.out_act == "sigmoid":
+            out.sigmoid_()
+        return out, saves[:-1]
+
+    def native_backward(self, g_out: torch.Tensor, out: torch.Tensor, acts) -> torch.Tensor:
+        """dL/dz from dL/d(out) (n, out_len, channels; zero beyond length)."""
+        from ganad.nets import native
+        if self.out_act == "tanh":
+            g = g_out * (1 - out * out)
+        elif self.out_act == "sigmoid":
+            g = g_out * (out * (1 - out))
+        else:
+            g = g_out.contiguous()
+        n, st = g.shape[0], self.native_back
+        masks = list(reversed(acts)) + [None]  # backward layer k's output is the input of up layer -1-k
+        gz, _ = st.outputs(n)
+        native.run([(st, g.view(n, self.out_len, self.channels), gz, None, -1, masks, None)])
+        return gz
 
     def pad_target(self, x: torch.Tensor) -> torch.Tensor:
         """x (n, channels, length) into the output layout, zeros elsewhere."""

@@ -113,7 +113,7 @@ def _build() -> ctypes.CDLL | None:
         _STATE["why"] = f"could not load {target}: {e}"
         return None
     P, I, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
-    lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L]
+    lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L, P, P]
     lib.ganad_stack.restype = None
     lib.ganad_run.argtypes = [P, I, L, I]
     lib.ganad_run.restype = I
@@ -227,36 +227,57 @@ class Stack:
         run([(self, x, out, kout, keep)])
         return out, kout
 
-    def _call(self, x, out, kout, keep, s0, s1, scratch):
+    def _call(self, x, out, kout, keep, s0, s1, scratch, masks=None, saves=None):
         self._lib.ganad_stack(x.data_ptr(), s0, s1, self.in_rows, self.in_c, self.nl, self._lay, self._pas,
                               self._slopes, self._Ws, self._bs, out.data_ptr(), keep if kout is not None else -1,
-                              kout.data_ptr() if kout is not None else None, scratch.data_ptr(), self.half)
+                              kout.data_ptr() if kout is not None else None, scratch.data_ptr(), self.half,
+                              masks, saves)
 
 
 class _Step(ctypes.Structure):
     _fields_ = [("x", ctypes.c_void_p), ("in_rows", ctypes.c_int), ("in_c", ctypes.c_int), ("nl", ctypes.c_int),
                 ("lay", ctypes.c_void_p), ("pas", ctypes.c_void_p), ("slopes", ctypes.c_void_p),
                 ("Ws", ctypes.c_void_p), ("bs", ctypes.c_void_p), ("out", ctypes.c_void_p), ("keep", ctypes.c_int),
-                ("out_keep", ctypes.c_void_p), ("half", ctypes.c_long)]
+                ("out_keep", ctypes.c_void_p), ("half", ctypes.c_long), ("masks", ctypes.c_void_p),
+                ("saves", ctypes.c_void_p)]
 
 
 def run(steps) -> None:
-    """Run ``steps`` = [(stack, x, out, keep_out or None, keep)] over the batch, piece by piece: each
+    """Run ``steps`` = [(stack, x, out, keep_out or None, keep[, masks[, saves]])] over the batch,
+    ``masks`` / ``saves`` None or one tensor (or None) per layer of the stack, shaped like the layer's
+    output for the whole batch (see ``ganad_stack`` in _native.c), piece by piece: each
     thread takes the next piece of samples and runs every step on it in order, so a step may read
     what an earlier one wrote (an encoder's codes into the generator) while it is still in cache.
     ``x`` (n, in_rows, in_c) contiguous float32; outputs as :meth:`Stack.outputs` makes them."""
+    steps = [tuple(st) + (None,) * (7 - len(st)) for st in steps]
     n = steps[0][1].shape[0]
-    for stack, x, out, kout, _ in steps:
+    ptrs = []  # ctypes arrays of per-layer pointers, alive for the call
+
+    def layer_ptrs(stack, tensors):
+        if tensors is None:
+            return None
+        assert len(tensors) == stack.nl
+        for t, (r, c) in zip(tensors, stack.out_shapes):
+            assert t is None or (t.is_contiguous() and t.dtype == torch.float32 and t.numel() == n * r * c)
+        arr = (ctypes.c_void_p * stack.nl)(*[t.data_ptr() if t is not None else None for t in tensors])
+        ptrs.append(arr)
+        return arr
+
+    steps = [(st, x, out, kout, keep, layer_ptrs(st, masks), layer_ptrs(st, saves))
+             for st, x, out, kout, keep, masks, saves in steps]
+    for stack, x, out, kout, *_ in steps:
         assert x.is_contiguous() and x.dtype == torch.float32 and x.shape[0] == n and out.shape[0] == n
         assert x[0].numel() == stack.in_rows * stack.in_c and out.is_contiguous()
     workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
     if _STATE.get("openmp") and steps[0][0]._lib is _STATE.get("lib"):
         arr = (_Step * len(steps))()
-        for i, (stack, x, out, kout, keep) in enumerate(steps):
+        for i, (stack, x, out, kout, keep, masks, saves) in enumerate(steps):
             arr[i] = _Step(x.data_ptr(), stack.in_rows, stack.in_c, stack.nl, ctypes.addressof(stack._lay),
                            ctypes.addressof(stack._pas), ctypes.addressof(stack._slopes), ctypes.addressof(stack._Ws),
                            ctypes.addressof(stack._bs), out.data_ptr(), keep if kout is not None else -1,
-                           kout.data_ptr() if kout is not None else None, stack.half)
+                           kout.data_ptr() if kout is not None else None, stack.half,
+                           ctypes.addressof(masks) if masks is not None else None,
+                           ctypes.addressof(saves) if saves is not None else None)
         pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
         if steps[0][0]._lib.ganad_run(arr, len(arr), n, pieces):
             raise MemoryError("native kernels: could not allocate their scratch buffers")
@@ -272,8 +293,8 @@ def run(steps) -> None:
         while (k := next(nxt)) < pieces:  # next() on a count is atomic under the GIL
             s0, s1 = k * step, min(n, (k + 1) * step)
             if s0 < s1:
-                for stack, x, out, kout, keep in steps:
-                    stack._call(x, out, kout, keep, s0, s1, scratch[i])
+                for stack, x, out, kout, keep, masks, saves in steps:
+                    stack._call(x, out, kout, keep, s0, s1, scratch[i], masks, saves)
 
     if workers == 1:
         work(0)

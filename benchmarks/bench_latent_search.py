@@ -90,13 +90,15 @@ def main(argv=None):
     x_all = torch.from_numpy(det.scaler_.transform(Xev))
     search = det.latent_search()
     n_params = sum(p.numel() for p in det.nets_["G"].parameters())
-    from ganad.nets import fast1d
+    from ganad.nets import fast1d, native
 
     worst = type(search)(**{**search.__dict__, "eps": 0.0})  # no sample converges: every one runs n_max
 
-    def batched(s, B, n, rep, module=False):
-        """ms per sample of inverting x_all[:n] in batches of B; (time, mean iterations, converged)"""
-        ctx = fast1d.disabled() if module else contextlib.nullcontext()
+    def batched(s, B, n, rep, mode="fast"):
+        """ms per sample of inverting x_all[:n] in batches of B; (time, mean iterations, converged).
+        mode: 'fast' (native kernels where built, else the GEMM program), 'programs' (the GEMM
+        program, native kernels off), 'module' (autograd through the torch modules)."""
+        ctx = {"module": fast1d.disabled, "programs": native.disabled}.get(mode, contextlib.nullcontext)()
         its, conv = [], []
         with ctx:
             t = time.perf_counter()
@@ -106,10 +108,12 @@ def main(argv=None):
                 conv.append(r.converged.float().mean().item())
             return (time.perf_counter() - t) / n * 1e3, float(np.mean(its)), float(np.mean(conv))
 
-    configs = [("ganad batched", B, min(len(x_all), max(B, 8 if B == 1 else B)), search, False)
+    configs = [("ganad batched", B, min(len(x_all), max(B, 8 if B == 1 else B)), search, "fast")
                for B in [int(b) for b in args.batches.split(",")]]
-    configs += [("ganad batched, eps=0 (all n_max iterations)", 256, 256, worst, False),
-                ("ganad batched, module path (autograd)", 256, 256, search, True)]
+    configs += [("ganad batched, eps=0 (all n_max iterations)", 256, 256, worst, "fast")]
+    if native.available():
+        configs += [("ganad batched, GEMM program (native off)", 256, 256, search, "programs")]
+    configs += [("ganad batched, module path (autograd)", 256, 256, search, "module")]
     # every configuration once per round, rounds repeated: the machine's slow phases hit all alike
     meas = {i: [] for i in range(len(configs) + 1)}
     ns = args.naive_samples
@@ -137,10 +141,11 @@ def main(argv=None):
     speedup = {b: naive_ms / v for b, v in by_b.items()}
     payload = {"machine": machine(), "data": source, "n_max": args.n_max, "eps": args.eps, "generator_params": n_params,
                "width": det._width(),
-               "fit_seconds": fit_s, "rows": rows, "speedup_vs_naive": speedup, "command": "python " + " ".join(sys.argv)}
+               "fit_seconds": fit_s, "native": native.status(), "rows": rows, "speedup_vs_naive": speedup, "command": "python " + " ".join(sys.argv)}
     p = write_json(args.out, payload)
     print()
     print(f"data: {source}; generator: {n_params} parameters; n_max={args.n_max}, eps={args.eps}; {machine()}")
+    print(f"native kernels: {native.status()}")
     print(markdown_table(rows, ["method", "batch", "samples", "ms_per_sample", "mean_iterations", "converged"]))
     print("speed-up of the batched search over the naive loop:", {b: round(s, 1) for b, s in speedup.items()})
     print("wrote", p)

@@ -14,8 +14,9 @@ time a frozen conv1d network is built, with ``-O3 -march=native``, into a cache 
 hashes the source, the flags and this CPU's model and instruction-set flags, so a shared home
 directory on mixed machines gets one library per kind of CPU. Where there is no compiler, the
 compile fails, or ``GANAD_NATIVE=0`` is set, nothing changes but speed: the GEMM programs run
-instead (:func:`available` says which). The kernels are used for forward passes only (encoder
-scoring); the latent search's generator backward stays with the GEMM program.
+instead (:func:`available` says which). Encoder scoring runs every network on them, and the
+latent search its generator's forward and hand-written backward (masked stride-2 convolutions,
+see :meth:`ganad.nets.fast1d.GeneratorProgram.search_ops`).
 """
 
 from __future__ import annotations

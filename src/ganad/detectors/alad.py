@@ -125,8 +125,8 @@ class ALAD(EncoderDetector):
 
         return {
             "dxx_feature": dxx_feature,
-            "residual": C.residual(x, x_hat, 1),
-            "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
+            "residual": lambda: C.residual(x, x_hat, 1),
+            "latent_norm": lambda: C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
         }
 
     def _default_composer(self):

@@ -105,10 +105,10 @@ class BiGAN(EncoderDetector):
             return memo[key]
 
         return {
-            "residual": C.residual(x, x_hat, 1),
+            "residual": lambda: C.residual(x, x_hat, 1),
             "feature": lambda: C.feature_matching(d("x")[1], d("x_hat")[1]),
             "discriminator": lambda: C.discriminator_ce(d("x_hat")[0]),
-            "latent_norm": C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
+            "latent_norm": lambda: C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
         }
 
     def _default_composer(self):

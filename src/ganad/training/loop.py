@@ -42,12 +42,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: torch.Generator,
           device: torch.device, verbose: bool | int = True,
           weight_fn: Callable[[int, str], torch.Tensor | None] | None = None,
-          callbacks: list[Callable[[str, int, dict[str, float]], None]] | None = None) -> dict[str, list[float]]:
+          callbacks: list[Callable[[str, int, dict[str, float]], None]] | None = None,
+          selector=None) -> dict[str, list[float]]:
     """Run the stages in order on data ``X`` (a CPU tensor, already scaled).
 
     ``weight_fn(epoch, stage)`` may return per-sample weights for the whole training set
     (robust training); ``callbacks`` are called with ``(stage, epoch, mean_losses)`` after
-    every epoch. Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
+    every epoch. ``selector`` (a :class:`ganad.training.selection.Selector`) keeps an average of
+    the weights and chooses, label-free, the epoch of the last stage whose weights are kept.
+    Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
     """
     n = X.shape[0]
     bs = max(1, min(int(batch_size), n))
@@ -55,7 +58,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
     total_epochs = sum(s.epochs for s in stages)
     progress = _Progress(total_epochs * ((n + bs - 1) // bs), verbose)
     try:
-        for stage in stages:
+        for si, stage in enumerate(stages):
+            last = si == len(stages) - 1
             for m in stage.modules:
                 m.train()
             for epoch in range(stage.epochs):
@@ -75,6 +79,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                     for k, v in losses.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
                     n_steps += 1
+                    if selector is not None:
+                        selector.after_step()
                     progress.advance()
                 means = {k: float(v) / max(n_steps, 1) for k, v in sums.items()}  # one sync per epoch
                 for k, v in means.items():
@@ -88,8 +94,16 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                         "and check the input scaling")
                 for cb in callbacks or ():
                     cb(stage.name, epoch, means)
+                if selector is not None and last and selector.after_epoch(epoch, stage.epochs):
+                    progress.advance((stage.epochs - epoch - 1) * ((n + bs - 1) // bs))
+                    break
+            if selector is not None:
+                selector.end_stage(last)
             for m in stage.modules:
                 m.eval()
+        if selector is not None:
+            selector.info = selector.finish()
+            history.update(selector.history)
     finally:
         progress.close()
     return history
@@ -108,9 +122,9 @@ class _Progress:
             self.task = self.bar.add_task("training", total=total, losses="")
             self.bar.start()
 
-    def advance(self):
+    def advance(self, k: int = 1):
         if self.bar is not None:
-            self.bar.advance(self.task)
+            self.bar.advance(self.task, k)
 
     def show(self, stage, epoch, epochs, means):
         msg = " ".join(f"{k}={v:.3g}" for k, v in means.items())

@@ -48,22 +48,14 @@ def save_model(det, path) -> Path:
     except TypeError as exc:
         raise ModelFileError(_fmt("detector parameters", f"cannot be written as JSON ({exc})",
                                   "use plain values (numbers, strings, lists, dicts) for every parameter")) from exc
-    config = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "ganad_version": __version__,
-        "class": type(det).__name__, "params": _jsonable(params),
-        "state": {
-            "data_shape": list(det.data_shape_), "n_features_in": det.n_features_in_, "family": det.family_,
-            "seed": det.seed_, "threshold": float(det.threshold_), "scaler": det.scaler_.to_dict(),
-            "composer": det.composer_.to_dict(), "history": det.history_,
-            **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
-            **det._extra_state(),
-        },
-    }
-    tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in det.nets_.items()
-               for k, v in net.state_dict().items()}
-    tensors["decision_scores_"] = torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))
-    if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
-        tensors["robust_weights_"] = torch.from_numpy(np.ascontiguousarray(det.robust_weights_, dtype=np.float64))
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "ganad_version": __version__,
+              "class": type(det).__name__, "params": _jsonable(params), "state": _state(det)}
+    tensors = _tensors(det)
+    members = det.__dict__.get("members_")
+    if members is not None:  # an ensemble: every member's state and weights under its own prefix
+        config["state"]["members"] = [_state(m) for m in members]
+        for i, m in enumerate(members):
+            tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -82,6 +74,38 @@ def save_model(det, path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _state(det) -> dict:
+    """The JSON state of a fitted detector (an ensemble's own numbers, or one member's)."""
+    members = det.__dict__.get("members_")
+    st = {"data_shape": list(det.data_shape_), "n_features_in": det.n_features_in_, "family": det.family_,
+          "seed": det.seed_, "threshold": float(det.threshold_), "scaler": det.scaler_.to_dict(),
+          "composer": det.composer_.to_dict(), "history": det.history_,
+          **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
+          **({"selection": _jsonable(det.selection_)} if hasattr(det, "selection_") else {})}
+    if members is not None:
+        st["member_stats"] = det.member_stats_
+        st["calibration"] = det.__dict__.get("calibration_")
+        return st
+    return {**st, **det._extra_state()}
+
+
+def _tensors(det) -> dict:
+    """The safetensors entries of one fitted detector (none of an ensemble's nets: see members)."""
+    tensors = {}
+    if det.__dict__.get("members_") is None:
+        tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in det.nets_.items()
+                   for k, v in net.state_dict().items()}
+    if "_decision_scores" in det.__dict__:  # latent-search methods compute them on first access only
+        tensors["decision_scores_"] = torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))
+    if getattr(det, "validation_scores_", None) is not None:
+        tensors["validation_scores_"] = torch.from_numpy(np.ascontiguousarray(det.validation_scores_, dtype=np.float64))
+    if det.__dict__.get("knn_bank_") is not None:
+        tensors["knn_bank_"] = det.knn_bank_.detach().cpu().float().contiguous()
+    if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
+        tensors["robust_weights_"] = torch.from_numpy(np.ascontiguousarray(det.robust_weights_, dtype=np.float64))
+    return tensors
 
 
 def read_config(path) -> dict:
@@ -103,13 +127,58 @@ def read_config(path) -> dict:
     return cfg
 
 
-def load_model(path):
-    """Rebuild a detector from a model directory, without unpickling anything."""
-    from ganad.detectors import DETECTORS
+def _restore(cls, params: dict, st: dict, tensors: dict, prefix: str):
+    """One detector (or an ensemble and, recursively, its members) from its JSON state and the
+    safetensors entries under ``prefix``."""
     from ganad.data.scaling import Scaler
     from ganad.scoring.composition import composer_from_dict
     from ganad.training.loop import resolve_device
     from ganad.training.priors import make_prior
+
+    det = cls(**params)
+    det.data_shape_ = tuple(st["data_shape"])
+    det.n_features_in_ = int(st["n_features_in"])
+    det.family_ = st["family"]
+    det.seed_ = int(st["seed"])
+    det.threshold_ = float(st["threshold"])
+    det.scaler_ = Scaler.from_dict(st["scaler"])
+    det.composer_ = composer_from_dict(st["composer"])
+    det.history_ = st["history"]
+    det.prior_ = make_prior(det.prior)
+    det.device_ = resolve_device(det.device)
+    if "selection" in st:
+        det.selection_ = st["selection"]
+    mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if "members" in st:
+        sub = dict(params, n_members=1)
+        det.members_ = [_restore(cls, sub, m, tensors, f"{prefix}members.{i}.") for i, m in enumerate(st["members"])]
+        det.member_stats_ = [[float(a), float(b)] for a, b in st["member_stats"]]
+        if st.get("calibration") is not None:
+            det.calibration_ = st["calibration"]
+    else:
+        det._load_extra_state(st)
+        with torch.random.fork_rng(devices=[]):
+            nets = torch.nn.ModuleDict(det._build_networks())
+        for name, net in nets.items():
+            p = f"{name}."
+            net.load_state_dict({k[len(p):]: v for k, v in mine.items() if k.startswith(p)}, strict=True)
+        det.nets_ = nets.to(det.device_).eval()
+    if "decision_scores_" in mine:
+        det.decision_scores_ = mine["decision_scores_"].numpy()
+    if "validation_scores_" in mine:
+        det.validation_scores_ = mine["validation_scores_"].numpy()
+    if "knn_bank_" in mine:
+        det.knn_bank_ = mine["knn_bank_"]
+    if "robust_weights_" in mine:
+        det.robust_weights_ = mine["robust_weights_"].numpy()
+    if "robust" in st:
+        det.robust_ = st["robust"]
+    return det
+
+
+def load_model(path):
+    """Rebuild a detector from a model directory, without unpickling anything."""
+    from ganad.detectors import DETECTORS
 
     path = Path(path)
     cfg = read_config(path)
@@ -125,32 +194,7 @@ def load_model(path):
     except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
         raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
     try:
-        st = cfg["state"]
-        det = cls(**cfg["params"])
-        det.data_shape_ = tuple(st["data_shape"])
-        det.n_features_in_ = int(st["n_features_in"])
-        det.family_ = st["family"]
-        det.seed_ = int(st["seed"])
-        det.threshold_ = float(st["threshold"])
-        det.scaler_ = Scaler.from_dict(st["scaler"])
-        det.composer_ = composer_from_dict(st["composer"])
-        det.history_ = st["history"]
-        det.prior_ = make_prior(det.prior)
-        det.device_ = resolve_device(det.device)
-        det._load_extra_state(st)
-        with torch.random.fork_rng(devices=[]):
-            nets = torch.nn.ModuleDict(det._build_networks())
-        for name, net in nets.items():
-            prefix = f"{name}."
-            sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            net.load_state_dict(sd, strict=True)
-        det.nets_ = nets.to(det.device_).eval()
-        det.decision_scores_ = tensors["decision_scores_"].numpy()
-        det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
-        if "robust_weights_" in tensors:
-            det.robust_weights_ = tensors["robust_weights_"].numpy()
-        if "robust" in st:
-            det.robust_ = st["robust"]
+        det = _restore(cls, cfg["params"], cfg["state"], tensors, "")
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -47,9 +47,10 @@ class AnoGAN(BaseGANDetector):
     _score_context = staticmethod(torch.no_grad)
 
     def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False,
+                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
+                 patience=None, n_members=1, n_neighbors=5,
                  lam=0.1, search_distance="l2", search_eps=0.005, search_n_max=500, search_lr=0.05,
                  search_restarts=1, search_feature_weight=0.0):
         self.contamination = contamination
@@ -73,6 +74,11 @@ class AnoGAN(BaseGANDetector):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.validation_fraction = validation_fraction
+        self.ema = ema
+        self.patience = patience
+        self.n_members = n_members
+        self.n_neighbors = n_neighbors
         self.lam = lam
         self.search_distance = search_distance
         self.search_eps = search_eps
@@ -80,6 +86,8 @@ class AnoGAN(BaseGANDetector):
         self.search_lr = search_lr
         self.search_restarts = search_restarts
         self.search_feature_weight = search_feature_weight
+
+    _knn_space = "feature"  # no encoder: the kNN component compares discriminator features f(x)
 
     def _stages(self, generator):
         G, D = self.nets_["G"], self.nets_["D"]

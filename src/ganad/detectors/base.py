@@ -14,6 +14,7 @@ rest (validation, scaling, seeding, batching, composition, threshold, save / loa
 from __future__ import annotations
 
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +47,29 @@ COMMON_PARAMS = """
         Network family; 'auto' picks mlp for (n, d), conv1d for (n, c, l), dcgan for (n, c, h, w).
     width, depth : int or None
         Width (units / channels of the first stage) and depth (layers / stages); None = family default.
-    epochs, batch_size : int
-        Training length and mini-batch size.
+    epochs : int
+        Training length (the last stage's best epoch is kept, see ``validation_fraction``).
+    batch_size : int or 'auto', default 'auto'
+        Mini-batch size; 'auto' = n/32 rounded down to a power of two, between 32 and 256 (large
+        data sets get large batches, which is where training throughput comes from on a CPU; small
+        ones keep enough optimisation steps per epoch).
+    validation_fraction : float, default 0.1
+        Fraction of the (normal) training data held out, never trained on. It chooses, label-free,
+        the epoch whose weights are kept (lowest held-out reconstruction residual, see
+        :mod:`ganad.training.selection`), sets ``threshold_`` from scores of samples the model has
+        not seen, and standardises the members of an ensemble. 0 = train on everything, keep the last epoch, threshold from training scores.
+    ema : float or None, default 0.999
+        Decay of the exponential moving average of the weights used for selection and scoring
+        (None = the raw weights).
+    patience : int or None, default None
+        Stop once the held-out criterion has not improved for this many epochs (None = run all epochs).
+    n_members : int, default 1
+        Ensemble size (Han et al., AAAI 2021): k members trained with different seeds; the score is
+        the mean of their scores, each standardised by its median / MAD on the held-out data.
+    n_neighbors : int, default 5
+        k of the ``knn`` score component: the mean distance of a sample's latent code E(x) (for
+        AnoGAN: of its discriminator features f(x)) to its k nearest training codes, kept in the
+        model file (a bank of at most 4,096 training samples).
     objective : {'bce', 'wgan-gp', 'hinge'}
         Adversarial objective; ``n_critic`` discriminator steps per generator step, ``gp_weight`` for WGAN-GP.
     spectral_norm : bool
@@ -180,10 +202,28 @@ class BaseGANDetector(BaseEstimator):
     def _out_act(self):
         return "tanh" if self._scaler_kind() == "minmax" else "linear"
 
+    def _batch_size(self, n: int) -> int:
+        if isinstance(self.batch_size, str):
+            return int(min(256, max(32, 2 ** int(math.floor(math.log2(max(n, 1) / 32))) if n >= 64 else 32)))
+        return int(self.batch_size)
+
     def _check_params(self):
         check_contamination(self.contamination)
         check_objective(self.objective)
-        for name in ("latent_dim", "epochs", "batch_size", "n_critic", "score_batch_size"):
+        if isinstance(self.batch_size, str) and self.batch_size != "auto":
+            raise InputError(_fmt("batch_size", f"is {self.batch_size!r}", "pass a positive integer or 'auto'"))
+        vf = self.validation_fraction
+        if not (isinstance(vf, (int, float)) and not isinstance(vf, bool) and 0 <= vf < 0.5):
+            raise InputError(_fmt("validation_fraction", f"is {vf!r}", "pass a fraction in [0, 0.5), e.g. 0.1 (0 = no held-out data)"))
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
+            raise InputError(_fmt("ema", f"is {self.ema!r}", "pass a decay in (0, 1) such as 0.999, or None"))
+        if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
+            raise InputError(_fmt("patience", f"is {self.patience!r}", "pass a positive number of epochs, or None"))
+        for name in ("n_members", "n_neighbors"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
+        for name in ("latent_dim", "epochs", "n_critic", "score_batch_size") + (() if isinstance(self.batch_size, str) else ("batch_size",)):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if name == "epochs" else 1):
                 raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
@@ -206,7 +246,7 @@ class BaseGANDetector(BaseEstimator):
         return bs
 
     def _check_fitted(self):
-        if not hasattr(self, "nets_"):
+        if not hasattr(self, "nets_") and "members_" not in self.__dict__:
             raise NotFittedError(f"{type(self).__name__}: this detector is not fitted yet. Fix: call fit(X) first, or load a saved model with ganad.load(path)")
 
     def _validate_for_scoring(self, X, name="X") -> np.ndarray:
@@ -241,7 +281,7 @@ class BaseGANDetector(BaseEstimator):
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
-        for attr in ("_frozen",):
+        for attr in ("_frozen", "members_", "_decision_scores", "_labels", "_train_ref", "knn_bank_", "selection_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -249,30 +289,204 @@ class BaseGANDetector(BaseEstimator):
             self.family_ = resolve_family(self.net, self.data_shape_)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        self.scaler_ = Scaler(self._scaler_kind()).fit(X)
-        Xt = torch.from_numpy(self.scaler_.transform(X))
         self.device_ = resolve_device(self.device)
         self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self.prior_ = make_prior(self.prior)
+        if int(self.n_members) > 1:
+            return self._fit_ensemble(X)
+        self.scaler_ = Scaler(self._scaler_kind()).fit(X)
+        Xt = torch.from_numpy(self.scaler_.transform(X))
+        train_idx, val_idx = self._holdout(X.shape[0])
+        self.validation_index_ = val_idx
+        Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
+        Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             self.nets_ = nn.ModuleDict(self._build_networks()).to(self.device_)
             gen = torch.Generator().manual_seed(self.seed_)
-            self.history_ = train(self._stages(gen), Xt, batch_size=self.batch_size, generator=gen,
-                                  device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xt))
+            from ganad.training.selection import Selector
+            criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None
+            selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
+            t0 = time.perf_counter()
+            self.history_ = train(self._stages(gen), Xtr, batch_size=self._batch_size(Xtr.shape[0]), generator=gen,
+                                  device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xtr),
+                                  selector=selector)
+            self.selection_ = selector.info
+            train_s = time.perf_counter() - t0
         self.nets_.eval()
-        self._fit_extra(Xt)
+        self._fit_extra(Xval if Xval is not None else Xtr)
         self._finish_robust()
-        self.disc_train_mean_ = self._fit_disc_train_mean(Xt)
+        self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
+        self.knn_bank_ = self._fit_knn_bank(Xtr)
         self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
-                             "contamination": float(self.contamination), "data": "training"}
+                             "contamination": float(self.contamination),
+                             "data": "held-out training slice" if Xval is not None else "training"}
         self.composer_ = self._default_composer()
+        t1 = time.perf_counter()
+        self._set_threshold_and_training_scores(X, val_idx)
+        self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]), "batch_size": self._batch_size(Xtr.shape[0]),
+                        "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
+                        "score_s": time.perf_counter() - t1}
+        return self
+
+    # ------------------------------------------------------------------ issue 15: held-out slice, kNN bank, ensembles
+    def _holdout(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded split of the training rows into (trained on, held out); no hold-out where it
+        would leave fewer than 16 held-out or 16 training samples. The members of an ensemble
+        share their ensemble's split."""
+        n_val = int(round(float(self.validation_fraction) * n))
+        if n_val < 16 or n - n_val < 16:
+            return np.arange(n), np.arange(0)
+        perm = np.random.RandomState(self.__dict__.get("_split_seed", self.seed_) % (2**32 - 1)).permutation(n)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def _fit_ensemble(self, X) -> "BaseGANDetector":
+        """``n_members`` members, each this detector with its own seed, trained on the same split;
+        each member's score is standardised by its median / MAD on the held-out slice (or on the
+        training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021)."""
+        from sklearn.base import clone
+        from ganad.scoring.composition import robust_location_scale
+        k = int(self.n_members)
+        seeds = np.random.RandomState(self.seed_ % (2**32 - 1)).randint(0, 2**31 - 1, size=k)
+        members = []
+        for i in range(k):
+            m = clone(self).set_params(n_members=1, random_state=int(seeds[i]))
+            m._split_seed = self.seed_
+            members.append(m.fit(X))
+        self.members_ = members
+        m0 = members[0]
+        self.scaler_, self.validation_index_ = m0.scaler_, m0.validation_index_
+        val_idx = m0.validation_index_
+        ref = [m.validation_scores_ if len(val_idx) else m.decision_scores_ for m in members]
+        loc, scale = robust_location_scale(np.stack(ref, axis=1))
+        self.member_stats_ = [[float(a), float(b)] for a, b in zip(loc, scale)]
+        self.history_ = {f"member{i}/{key}": v for i, m in enumerate(members) for key, v in m.history_.items()}
+        self.selection_ = {f"member{i}": m.selection_ for i, m in enumerate(members)}
+        self.calibration_ = {"compose": "fit", "composer": "ensemble mean of standardised member scores",
+                             "threshold": "contamination", "contamination": float(self.contamination),
+                             "data": "held-out training slice" if len(val_idx) else "training"}
+        self.composer_ = WeightedSum({f"member{i}": 1.0 for i in range(k)})
+        self._set_threshold_and_training_scores(X, val_idx)
+        return self
+
+    def _score_ensemble(self, X, needed, return_map, return_reconstruction) -> ScoreResult:
+        from ganad.scoring.composition import required_components
+        comps, maps, recons = {}, [], []
+        res0 = None
+        for i, (m, (loc, scale)) in enumerate(zip(self.members_, self.member_stats_)):
+            name = f"member{i}"
+            if needed is not None and name not in needed and not (return_map or return_reconstruction):
+                continue
+            r = m._score(X, required_components(m.composer_), return_map, return_reconstruction)
+            res0 = res0 or r
+            comps[name] = (r.scores - loc) / scale
+            if return_map:
+                maps.append(r.map)
+            if return_reconstruction:
+                recons.append(r.reconstruction)
+        scores = np.asarray(self.composer_(comps), dtype=np.float64)
+        return ScoreResult(scores=scores, components=comps, map=np.mean(maps, axis=0) if return_map else None,
+                           reconstruction=np.mean(recons, axis=0) if return_reconstruction else None,
+                           z=res0.z if res0 is not None else None)
+
+    #: where the ``knn`` component measures distances: 'code' = the encoder's E(x), 'feature' = D's features f(x)
+    _knn_space = "code"
+    _knn_bank_max = 4096
+
+    def _knn_embed(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
+        """The representation the ``knn`` component compares (scaled batch -> (n, k))."""
+        if self._knn_space == "code":
+            if inv is not None and not self._search_scoring():
+                return inv["z"]
+            return self._encode(x)
+        if inv is not None:
+            return self._d_out(inv, "x", x)[1]
+        return self._inference_net("D")(x)[1]
+
+    def _fit_knn_bank(self, Xtr: torch.Tensor):
+        if self._knn_space == "code" and "E" not in self._networks:
+            return None
+        n = Xtr.shape[0]
+        idx = torch.from_numpy(np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 7).permutation(n)[:self._knn_bank_max]))
+        X = Xtr[idx]
+        bs = int(self.score_batch_size)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, X.shape[0], bs):
+                out.append(self._knn_embed(X[i:i + bs].to(self.device_)).float().cpu())
+        return torch.cat(out)
+
+    def _knn_distance(self, emb: torch.Tensor) -> torch.Tensor:
+        bank = self.knn_bank_.to(emb.device, emb.dtype)
+        k = min(int(self.n_neighbors), bank.shape[0])
+        d = torch.cdist(emb.reshape(emb.shape[0], -1), bank)
+        return d.topk(k, dim=1, largest=False).values.mean(1)
+
+    def _selection_criterion(self, Xval: torch.Tensor) -> float:
+        """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction
+        residual |x − G(E(x))| for methods with an encoder (how well the model explains normal data
+        it was not trained on: what every residual-based score presumes); for AnoGAN, whose
+        inversion is a costly search, the mean squared distance of each held-out sample to the
+        nearest of 512 fixed generated samples G(z) (a one-step search over a fixed code book)."""
+        kind = "encoder" if "E" in self._networks else "generated"
+        return float(self._proxy(Xval, kind).double().mean())
+
+    #: methods whose scoring runs the latent search compute ``decision_scores_`` on first access
+    def _search_scoring(self) -> bool:
+        return getattr(self, "inversion", "search") == "search"
+
+    #: latent-search methods set ``threshold_`` from the scores of at most this many training samples
+    _threshold_sample = 2048
+
+    def _set_threshold_and_training_scores(self, X, val_idx):
+        """``threshold_`` = the (1 − contamination) quantile of the training scores (PyOD's meaning
+        of ``contamination``). Latent-search methods estimate it from a seeded random sample of at
+        most 2,048 training rows instead of searching every one, and compute ``decision_scores_``
+        on first access. The held-out slice's scores are kept in ``validation_scores_``."""
+        if len(val_idx):
+            self.validation_scores_ = self.score_components(X[val_idx]).scores
+        if self._search_scoring():
+            self._train_ref = X  # decision_scores_ on first access: the search is per sample and costly
+            n = X.shape[0]
+            if n > self._threshold_sample:
+                idx = np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 11).permutation(n)[:self._threshold_sample])
+                sample = self.score_components(X[idx]).scores
+            else:
+                sample = self.decision_scores_
+            self.threshold_ = contamination_threshold(sample, self.contamination)
+            return
         res = self.score_components(X)
         self._train_components = res.components  # in memory only: lets calibrate() rescore the training set
-        self.decision_scores_ = res.scores
-        self.threshold_ = contamination_threshold(self.decision_scores_, self.contamination)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
-        return self
+        self._decision_scores = res.scores
+        self.threshold_ = contamination_threshold(res.scores, self.contamination)
+
+    @property
+    def decision_scores_(self) -> np.ndarray:
+        """Scores of the training data (PyOD). For latent-search methods computed on first access."""
+        d = self.__dict__
+        if "_decision_scores" not in d:
+            X = d.get("_train_ref")
+            if X is None:
+                raise AttributeError("decision_scores_")
+            res = self.score_components(X)
+            d["_train_components"] = res.components
+            d["_decision_scores"] = res.scores
+            d.pop("_train_ref", None)
+        return d["_decision_scores"]
+
+    @decision_scores_.setter
+    def decision_scores_(self, value):
+        self.__dict__["_decision_scores"] = np.asarray(value, dtype=np.float64)
+        self.__dict__.pop("_train_ref", None)
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """0/1 labels of the training data from ``threshold_``."""
+        return (self.decision_scores_ > self.threshold_).astype(np.int64)
+
+    @labels_.setter
+    def labels_(self, value):  # kept for compatibility: labels always follow the scores and threshold_
+        pass
 
     def _fit_extra(self, Xt: torch.Tensor) -> None:
         """Runs after training, before the training data is scored: where a method fits
@@ -323,11 +537,19 @@ class BaseGANDetector(BaseEstimator):
 
     def _robust_proxy(self, Xt: torch.Tensor, stage: str) -> torch.Tensor:
         """Cheap anomaly score of every training sample under the networks being trained."""
+        return self._proxy(Xt, self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind))
+
+    def _train_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The code of a batch under the encoder being trained (VAEGAN: the posterior mean)."""
+        return self.nets_["E"](x)
+
+    def _proxy(self, Xt: torch.Tensor, kind: str) -> torch.Tensor:
+        """Per-sample proxy score under the networks being trained (see ``_robust_proxy_kind``)."""
         from ganad.training.robust import batched_proxy
-        kind = self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind)
         if kind == "encoder":
             G, E = self.nets_["G"], self.nets_["E"]
-            return batched_proxy(lambda x: C.residual(x, G(E(x)), 1), Xt, [G, E], self.device_, int(self.score_batch_size))
+            return batched_proxy(lambda x: C.residual(x, G(self._train_code(x)), 1), Xt, [G, E], self.device_,
+                                 int(self.score_batch_size))
         if kind == "generated":
             G = self.nets_["G"]
             z = self.prior_.sample(512, self.latent_dim, generator=torch.Generator().manual_seed(self.seed_ + 1))
@@ -389,6 +611,8 @@ class BaseGANDetector(BaseEstimator):
     def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them)."""
         X = self._validate_for_scoring(X)
+        if "members_" in self.__dict__:
+            return self._score_ensemble(X, needed, return_map, return_reconstruction)
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
@@ -398,7 +622,10 @@ class BaseGANDetector(BaseEstimator):
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
                 inv = self._invert(x)
-                for k, v in self._components(x, inv).items():
+                batch_comps = self._components(x, inv)
+                if self.__dict__.get("knn_bank_") is not None:
+                    batch_comps["knn"] = lambda: self._knn_distance(self._knn_embed(x, inv))
+                for k, v in batch_comps.items():
                     if needed is None or k in needed:
                         comps.setdefault(k, []).append((v() if callable(v) else v).detach().cpu().numpy())
                 for k, v in inv.items():

@@ -52,9 +52,10 @@ class VAEGAN(EncoderDetector):
     _robust_proxy_kind = "encoder"  # E trains jointly with G
 
     def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size=64, objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
+                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False,
+                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
+                 patience=None, n_members=1, n_neighbors=5,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
@@ -125,13 +126,8 @@ class VAEGAN(EncoderDetector):
 
         return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e))]
 
-    def _robust_proxy(self, Xt, stage):
-        if self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind) == "encoder":  # E gives (μ, log σ²)
-            from ganad.training.robust import batched_proxy
-            G, E = self.nets_["G"], self.nets_["E"]
-            return batched_proxy(lambda x: C.residual(x, G(E(x).chunk(2, dim=1)[0]), 1), Xt, [G, E], self.device_,
-                                 int(self.score_batch_size))
-        return super()._robust_proxy(Xt, stage)
+    def _train_code(self, x):
+        return self.nets_["E"](x).chunk(2, dim=1)[0]  # E gives (μ, log σ²): the posterior mean
 
     def _encode(self, x):
         mu, _ = self._inference_net("E")(x).chunk(2, dim=1)

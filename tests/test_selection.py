@@ -1,0 +1,154 @@
+"""Issue 15: held-out slice, label-free epoch selection, EMA, kNN component, ensembles,
+batch size 'auto', lazy training scores of latent-search methods, patient-adaptive scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ganad
+from ganad.exceptions import InputError
+from ganad.scoring.adaptive import prefix_standardise
+from ganad.training.selection import Selector
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 6).astype(np.float32)
+    far = (rng.randn(40, 6) * 0.5 + 6).astype(np.float32)
+    return X, far
+
+
+def test_batch_size_auto_rule():
+    det = ganad.GANomaly()
+    assert det.batch_size == "auto"
+    assert [det._batch_size(n) for n in (20, 500, 4096, 8192, 45000)] == [32, 32, 128, 256, 256]
+    assert ganad.GANomaly(batch_size=17)._batch_size(45000) == 17
+    with pytest.raises(InputError, match="batch_size"):
+        ganad.GANomaly(batch_size="big", epochs=1).fit(np.zeros((40, 3), np.float32))
+
+
+@pytest.mark.parametrize("bad", [dict(validation_fraction=0.7), dict(validation_fraction=-0.1), dict(ema=1.5),
+                                 dict(patience=0), dict(n_members=0), dict(n_neighbors=0)])
+def test_new_parameters_are_checked(bad, blobs):
+    with pytest.raises(InputError, match=list(bad)[0]):
+        ganad.GANomaly(epochs=1, **bad).fit(blobs[0])
+
+
+def test_ema_shadow_follows_the_warm_up_formula():
+    net = nn.ModuleDict({"a": nn.Linear(1, 1, bias=False)})
+    with torch.no_grad():
+        net["a"].weight.fill_(0.0)
+    sel = Selector(net, None, ema=0.5)
+    with torch.no_grad():
+        net["a"].weight.fill_(1.0)
+    sel.after_step()  # d = min(0.5, 2/11) = 2/11 -> shadow = 0 * 2/11 + 1 * 9/11
+    assert sel.shadow[0].item() == pytest.approx(9 / 11)
+    info = sel.finish()  # no criterion: the averaged weights are kept
+    assert net["a"].weight.item() == pytest.approx(9 / 11)
+    assert info["ema"] == 0.5
+
+
+def test_holdout_selection_keeps_the_best_epoch(blobs):
+    X, _ = blobs
+    det = ganad.GANomaly(epochs=6, random_state=0, validation_fraction=0.2).fit(X)
+    val = det.validation_index_
+    assert len(val) == 80 and len(np.unique(val)) == 80
+    crit = det.history_["select/criterion"]
+    assert len(crit) == 6
+    best = det.selection_["best_epoch"]
+    assert 3 <= best <= 6  # the first third is a warm-up that is never kept
+    assert det.selection_["best_value"] == pytest.approx(min(crit[2:]))
+    # the kept weights are the best epoch's: the criterion recomputed now gives its value
+    Xt = torch.from_numpy(det.scaler_.transform(X[val]))
+    assert det._selection_criterion(Xt) == pytest.approx(det.selection_["best_value"], rel=1e-5)
+    assert det.timing_["n_train"] == 320
+    assert det.validation_scores_.shape == (80,)
+
+
+def test_patience_stops_training(blobs, monkeypatch):
+    X, _ = blobs
+    values = iter(range(100))
+    monkeypatch.setattr(ganad.GANomaly, "_selection_criterion", lambda self, Xv: float(next(values)))
+    det = ganad.GANomaly(epochs=20, random_state=0, patience=2).fit(X)
+    # warm-up of 7 epochs (ceil(20/3)); epoch 8 is the first kept, epochs 9 and 10 do not improve: stop
+    assert len(det.history_["select/criterion"]) == 10
+    assert det.selection_["best_epoch"] == 8 and det.selection_["stopped_at_epoch"] == 10
+    assert len(det.history_["ganomaly/d_loss"]) == 10
+
+
+def test_no_holdout_when_too_small():
+    X = np.random.RandomState(0).randn(60, 3).astype(np.float32)
+    det = ganad.GANomaly(epochs=2, random_state=0).fit(X)  # 10 % of 60 = 6 < 16
+    assert len(det.validation_index_) == 0
+    assert "best_epoch" not in det.selection_
+    assert det.decision_scores_.shape == (60,)
+
+
+def test_knn_component_and_round_trip(blobs, tmp_path):
+    X, far = blobs
+    det = ganad.FAnoGAN(epochs=3, random_state=0, n_neighbors=3).fit(X)
+    assert det.knn_bank_.shape == (360, det.latent_dim)
+    knn = det.score_components(np.r_[X[:40], far]).components["knn"]
+    assert knn[40:].mean() > knn[:40].mean()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    torch.testing.assert_close(back.knn_bank_, det.knn_bank_)
+    np.testing.assert_allclose(back.score_components(far).components["knn"], det.score_components(far).components["knn"],
+                               rtol=1e-5)
+
+
+def test_anogan_knn_uses_discriminator_features(blobs):
+    X, _ = blobs
+    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)
+    assert det.knn_bank_.shape[0] == 360
+    assert det.knn_bank_.shape[1] != det.latent_dim or det._knn_space == "feature"
+    assert "knn" in det.score_components(X[:5]).components
+
+
+def test_anogan_training_scores_are_lazy(blobs):
+    X, _ = blobs
+    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5)
+    det._threshold_sample = 100
+    det.fit(X)
+    assert "_decision_scores" not in det.__dict__  # no search over the whole training set in fit
+    assert np.isfinite(det.threshold_)
+    assert det.decision_scores_.shape == (400,)  # computed on first access
+    assert det.labels_.shape == (400,)
+    assert 0.02 < det.labels_.mean() < 0.25  # the threshold from a 100-row sample is near the 10 % quantile
+
+
+def test_ensemble_scores_and_round_trip(blobs, tmp_path):
+    X, far = blobs
+    det = ganad.GANomaly(epochs=2, random_state=0, n_members=3).fit(X)
+    assert len(det.members_) == 3
+    assert len({m.random_state for m in det.members_}) == 3
+    assert all((m.validation_index_ == det.validation_index_).all() for m in det.members_)  # one shared split
+    Xe = np.r_[X[:20], far[:20]]
+    res = det.score_components(Xe)
+    manual = np.mean([(m.decision_function(Xe) - loc) / sc for m, (loc, sc) in zip(det.members_, det.member_stats_)], axis=0)
+    np.testing.assert_allclose(res.scores, manual, rtol=1e-6)
+    assert res.scores[20:].mean() > res.scores[:20].mean()
+    assert np.mean(det.decision_scores_ > det.threshold_) == pytest.approx(0.1, abs=0.01)
+    det.save(tmp_path / "ens")
+    back = ganad.load(tmp_path / "ens")
+    assert len(back.members_) == 3
+    np.testing.assert_allclose(back.decision_function(Xe), det.decision_function(Xe), rtol=1e-6)
+    assert back.score_components(Xe[:3], return_map=True).map.shape == (3, 6)
+
+
+def test_prefix_standardise_is_causal_and_per_group():
+    s = np.array([1.0, 2.0, 3.0, 10.0, 100.0, 200.0, 300.0, 1000.0])
+    g = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    t = np.array([0, 1, 2, 3, 3, 2, 1, 0])  # group 1 arrives in reverse order
+    adapted, warm = prefix_standardise(s, g, t, n_first=3)
+    # group 0: median 2, MAD 1 -> scale 1.4826
+    assert adapted[3] == pytest.approx((10 - 2) / 1.4826)
+    # group 1 in time order: 1000, 300, 200, 100 -> warm-up 1000, 300, 200: median 300, MAD 100
+    assert adapted[4] == pytest.approx((100 - 300) / 148.26)
+    assert warm.tolist() == [True, True, True, False, False, True, True, True]
+    with pytest.raises(InputError, match="groups"):
+        prefix_standardise(s, g[:3])

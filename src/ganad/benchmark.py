@@ -188,7 +188,7 @@ def _flat(X: np.ndarray) -> np.ndarray:
 
 def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | None, peer_epochs: int,
             X_cal=None, y_cal=None, threshold: str | None = None, fpr: float = 0.05, compose: str = "method",
-            log: Callable = print) -> dict:
+            scale_peers: bool = True, log: Callable = print) -> dict:
     """Fit one method on ``X_train``, score ``X_test`` (and ``X_cal``), optionally calibrate τ on the
     calibration set only. Returns ``{'scores', 'fit_s', 'score_s', 'threshold', 'error'}``."""
     from ganad.scoring.calibration import fit_threshold
@@ -203,6 +203,11 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
             det = make_peer(name, seed, peer_epochs, int(np.prod(X_train.shape[1:])))
             Xtr, Xte = _flat(X_train), _flat(X_test)
             Xc = None if X_cal is None else _flat(X_cal)
+            if scale_peers:  # as a careful user would: standardise on the training data only (distance-based peers need it)
+                from sklearn.preprocessing import StandardScaler
+                sc = StandardScaler().fit(Xtr)
+                Xtr, Xte = sc.transform(Xtr).astype(np.float32), sc.transform(Xte).astype(np.float32)
+                Xc = None if Xc is None else sc.transform(Xc).astype(np.float32)
         t = time.perf_counter()
         det.fit(Xtr)
         out["fit_s"] = time.perf_counter() - t
@@ -319,7 +324,7 @@ def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
                calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
-               rhythm: bool = False, log: Callable = print, keep_scores: bool = True) -> dict:
+               rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True) -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
 
     ``rhythm``: add the rhythm view, the RR-interval log-ratios of
@@ -331,6 +336,10 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
     components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
     ``ds1`` / ``ds2`` override the record lists (for tiny tests); they must stay inside DS1 / DS2.
+    ``adaptive=N`` adds, for every method, a separate *patient-adaptive* row: each DS2 record's scores
+    standardised by the median / MAD of its own first N beats (label-free, causal; see
+    :mod:`ganad.scoring.adaptive`), evaluated on the beats after each record's warm-up, beside the
+    unadapted AUROC on those same beats. The pure inter-patient rows are unchanged.
     """
     if compose not in ("method", "default"):
         raise InputError(_fmt("compose", f"is {compose!r}", "use 'method' (each method's own score) or 'default' (robust-standardised components)"))
@@ -407,6 +416,20 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
             rec.update(f1=ev.f1, mcc=ev.mcc, precision=ev.precision, recall=ev.recall,
                        fpr_test=float(np.mean(s[y == 0] > r["threshold"])))
         rows.append(rec)
+        if s is not None and adaptive:
+            from ganad.scoring.adaptive import prefix_standardise
+            sa, warm = prefix_standardise(s, te.record, te.sample, int(adaptive))
+            keep = ~warm
+            ad = {"method": f"{rec['method']} (patient-adaptive, first {int(adaptive)} beats)", "kind": rec["kind"],
+                  "fit_s": rec["fit_s"], "score_s": rec["score_s"], "error": None, "threshold": None,
+                  **_metrics(y[keep], sa[keep]), "auroc_unadapted_same_beats": _metrics(y[keep], s[keep])["auroc"],
+                  "n_evaluated": int(keep.sum())}
+            for c in ("S", "V", "F"):
+                m = np.isin(te.aami, ["N", c]) & keep
+                sub = _metrics((te.aami[m] == c).astype(np.int64), sa[m])
+                ad[f"auroc_N_vs_{c}"], ad[f"auprc_N_vs_{c}"] = sub["auroc"], sub["auprc"]
+            rows.append(ad)
+            log(f"    {ad['method']}: auroc={ad.get('auroc')} (unadapted on the same beats {ad['auroc_unadapted_same_beats']})")
         if s is not None and keep_scores:
             scores[rec["method"]] = s
         log(f"    {rec['method']}: auroc={rec.get('auroc')} fit={rec['fit_s']}s score={rec['score_s']}s {rec['error'] or ''}")
@@ -509,7 +532,7 @@ def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable
         y = (yte_all[te] != d).astype(np.int64)
         log(f"mnist digit {d}: train {len(idx)}, test {len(te)} ({int(y.sum())} anomalies)")
         for kind, m in plan:
-            r = run_one(kind, m, Xtr, Xte, seed=seed, epochs=epochs, peer_epochs=peer_epochs, log=log)
+            r = run_one(kind, m, Xtr, Xte, seed=seed, epochs=epochs, peer_epochs=peer_epochs, scale_peers=False, log=log)
             rec = {"digit": d, "n_train": int(len(idx)), "n_test": int(len(te)), **_record(r), **_metrics(y, r["scores"])}
             rows.append(rec)
             log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")

@@ -42,7 +42,7 @@ def fit(
     epochs: int = typer.Option(30, help="Training epochs."),
     latent_dim: int = typer.Option(16, help="Latent dimension."),
     net: str = typer.Option("auto", help="Network family: auto, mlp, conv1d, lstm, dcgan."),
-    batch_size: int = typer.Option(64, help="Mini-batch size."),
+    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: auto, n/32 as a power of two in 32-256)."),
     objective: str = typer.Option("bce", help="bce, wgan-gp or hinge (methods that fix their objective ignore it)."),
     contamination: float = typer.Option(0.1, help="Expected anomaly fraction; sets the threshold."),
     seed: int = typer.Option(0, help="random_state: the same seed gives the same model on CPU."),
@@ -59,7 +59,7 @@ def fit(
     try:
         X = read_array(data, exclude=exclude, key=key)
         cls = methods[method]
-        params = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
+        params = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size or "auto", contamination=contamination,
                       random_state=seed, device=device, verbose=not quiet)
         if "objective" in cls().get_params():
             params["objective"] = objective
@@ -284,6 +284,7 @@ def benchmark(
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
     rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
+    adaptive: Optional[int] = typer.Option(None, help="mitbih: also report patient-adaptive rows: each test record's scores standardised by its own first N beats (label-free)."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
@@ -306,7 +307,7 @@ def benchmark(
         if protocol == "mnist":
             kw["digits"] = [int(d) for d in csv(digits)]
         if protocol == "mitbih":
-            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm)
+            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive)
         res = run_protocol(protocol, data, **kw)
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:

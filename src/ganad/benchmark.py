@@ -167,10 +167,16 @@ def make_peer(name: str, seed: int, epochs: int, n_features: int):
     raise InputError(_fmt("--peers", f"names unknown peer {name!r}", f"use some of {', '.join(PEERS)}"))
 
 
+#: parameters set on every ganad detector a benchmark builds (``ganad benchmark --set k=v``), e.g.
+#: ``{"n_members": 3}``; empty = each method's defaults
+GANAD_PARAMS: dict = {}
+
+
 def make_ganad(name: str, seed: int, epochs: int | None):
-    """A ganad detector with its defaults, ``random_state=seed`` and ``epochs`` when given."""
+    """A ganad detector with its defaults (and :data:`GANAD_PARAMS`), ``random_state=seed`` and
+    ``epochs`` when given."""
     from ganad.detectors import DETECTORS
-    kw = {"random_state": seed}
+    kw = {**GANAD_PARAMS, "random_state": seed}
     if epochs is not None:
         kw["epochs"] = int(epochs)
     return DETECTORS[name](**kw)
@@ -223,6 +229,11 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         t = time.perf_counter()
         s = np.asarray(det.decision_function(Xte), dtype=np.float64).reshape(-1)
         out["score_s"] = time.perf_counter() - t
+        inner = getattr(det.__dict__.get("composer_"), "inner", None)
+        if kind == "ganad" and inner is not None:  # the method's own score beside the default (own + knn)
+            comps = det.score_components(Xte).components
+            out["scores_own"] = np.asarray(inner(comps), dtype=np.float64)
+            out["scores_knn"] = np.asarray(comps["knn"], dtype=np.float64)
         if s.shape[0] != len(X_test) or not np.isfinite(s).all():
             raise ValueError(f"{label} returned {s.shape[0]} scores for {len(X_test)} samples"
                              + ("" if np.isfinite(s).all() else " with NaN/inf values"))
@@ -300,7 +311,18 @@ def _methods_plan(methods, peers, log):
 
 
 def _record(r: dict) -> dict:
-    return {k: (round(v, 3) if isinstance(v, float) and k.endswith("_s") else v) for k, v in r.items() if k != "scores"}
+    return {k: (round(v, 3) if isinstance(v, float) and k.endswith("_s") else v) for k, v in r.items()
+            if not k.startswith("scores")}
+
+
+def _variant_metrics(y: np.ndarray, r: dict, mask=None) -> dict:
+    """AUROC of the method's own score and of the knn component alone, where run_one kept them."""
+    out = {}
+    for key, name in (("scores_own", "own"), ("scores_knn", "knn")):
+        if r.get(key) is not None:
+            v = r[key] if mask is None else r[key][mask]
+            out[f"auroc_{name}"] = _metrics(y, v)["auroc"]
+    return out
 
 
 def _base(protocol, seed, methods, peers, epochs, peer_epochs, **config):
@@ -406,6 +428,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
         rec = _record(r)
         s = r["scores"]
         rec.update(_metrics(y, s))
+        rec.update(_variant_metrics(y, r))
         for c in ("S", "V", "F"):
             m = np.isin(te.aami, ["N", c])
             sub = _metrics((te.aami[m] == c).astype(np.int64), None if s is None else s[m])
@@ -492,7 +515,8 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
             for kind, m in plan:
                 r = run_one(kind, m, X[tr], X[te], seed=seed, epochs=epochs, peer_epochs=peer_epochs, log=log)
                 rec = {"dataset": name, "seed": seed, "n_train": int(len(tr)), "n_test": int(len(te)),
-                       "n_test_anomalies": int(y[te].sum()), **_record(r), **_metrics(y[te], r["scores"])}
+                       "n_test_anomalies": int(y[te].sum()), **_record(r), **_metrics(y[te], r["scores"]),
+                       **_variant_metrics(y[te], r)}
                 rows.append(rec)
                 log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")
     res["results"] = rows
@@ -533,7 +557,8 @@ def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable
         log(f"mnist digit {d}: train {len(idx)}, test {len(te)} ({int(y.sum())} anomalies)")
         for kind, m in plan:
             r = run_one(kind, m, Xtr, Xte, seed=seed, epochs=epochs, peer_epochs=peer_epochs, scale_peers=False, log=log)
-            rec = {"digit": d, "n_train": int(len(idx)), "n_test": int(len(te)), **_record(r), **_metrics(y, r["scores"])}
+            rec = {"digit": d, "n_train": int(len(idx)), "n_test": int(len(te)), **_record(r), **_metrics(y, r["scores"]),
+                   **_variant_metrics(y, r)}
             rows.append(rec)
             log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")
     res["split"] = {"train_source": "MNIST train (60000)", "test_source": "MNIST test (10000)", "test_index": te.tolist()}

@@ -83,7 +83,8 @@ def _state(det) -> dict:
           "seed": det.seed_, "threshold": float(det.threshold_), "scaler": det.scaler_.to_dict(),
           "composer": det.composer_.to_dict(), "history": det.history_,
           **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
-          **({"selection": _jsonable(det.selection_)} if hasattr(det, "selection_") else {})}
+          **({"selection": _jsonable(det.selection_)} if hasattr(det, "selection_") else {}),
+          **({"default_composer": det.default_composer_.to_dict()} if hasattr(det, "default_composer_") else {})}
     if members is not None:
         st["member_stats"] = det.member_stats_
         st["calibration"] = det.__dict__.get("calibration_")
@@ -148,6 +149,8 @@ def _restore(cls, params: dict, st: dict, tensors: dict, prefix: str):
     det.device_ = resolve_device(det.device)
     if "selection" in st:
         det.selection_ = st["selection"]
+    if "default_composer" in st:
+        det.default_composer_ = composer_from_dict(st["default_composer"])
     mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if "members" in st:
         sub = dict(params, n_members=1)

@@ -70,6 +70,11 @@ COMMON_PARAMS = """
         k of the ``knn`` score component: the mean distance of a sample's latent code E(x) (for
         AnoGAN: of its discriminator features f(x)) to its k nearest training codes, kept in the
         model file (a bank of at most 4,096 training samples).
+    knn_weight : float in [0, 1], default 0.5
+        Weight w of the ``knn`` component in the default score: (1 − w)·z(method's own score) +
+        w·z(knn), each standardised by median / MAD on the held-out slice
+        (:class:`ganad.scoring.composition.KnnBlend`). 0 = the method's own score alone. Chosen on
+        held-out MIT-BIH DS1 records (benchmarks/RESULTS.md).
     objective : {'bce', 'wgan-gp', 'hinge'}
         Adversarial objective; ``n_critic`` discriminator steps per generator step, ``gp_weight`` for WGAN-GP.
     spectral_norm : bool
@@ -219,6 +224,9 @@ class BaseGANDetector(BaseEstimator):
             raise InputError(_fmt("ema", f"is {self.ema!r}", "pass a decay in (0, 1) such as 0.999, or None"))
         if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
             raise InputError(_fmt("patience", f"is {self.patience!r}", "pass a positive number of epochs, or None"))
+        kw = self.knn_weight
+        if not (isinstance(kw, (int, float)) and not isinstance(kw, bool) and 0 <= kw <= 1):
+            raise InputError(_fmt("knn_weight", f"is {kw!r}", "pass a weight in [0, 1] (0 = the method's own score)"))
         for name in ("n_members", "n_neighbors"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -323,7 +331,9 @@ class BaseGANDetector(BaseEstimator):
                              "data": "held-out training slice" if Xval is not None else "training"}
         self.composer_ = self._default_composer()
         t1 = time.perf_counter()
-        self._set_threshold_and_training_scores(X, val_idx)
+        val_res = self._blend_knn(X, val_idx)
+        self.default_composer_ = self.composer_  # what calibrate(compose='weights') keeps when given no weights
+        self._set_threshold_and_training_scores(X, val_idx, val_res)
         self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]), "batch_size": self._batch_size(Xtr.shape[0]),
                         "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
                         "score_s": time.perf_counter() - t1}
@@ -365,7 +375,7 @@ class BaseGANDetector(BaseEstimator):
         self.calibration_ = {"compose": "fit", "composer": "ensemble mean of standardised member scores",
                              "threshold": "contamination", "contamination": float(self.contamination),
                              "data": "held-out training slice" if len(val_idx) else "training"}
-        self.composer_ = WeightedSum({f"member{i}": 1.0 for i in range(k)})
+        self.composer_ = self.default_composer_ = WeightedSum({f"member{i}": 1.0 for i in range(k)})
         self._set_threshold_and_training_scores(X, val_idx)
         return self
 
@@ -408,6 +418,7 @@ class BaseGANDetector(BaseEstimator):
             return None
         n = Xtr.shape[0]
         idx = torch.from_numpy(np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 7).permutation(n)[:self._knn_bank_max]))
+        self._knn_bank_index = idx.numpy()
         X = Xtr[idx]
         bs = int(self.score_batch_size)
         out = []
@@ -418,9 +429,10 @@ class BaseGANDetector(BaseEstimator):
 
     def _knn_distance(self, emb: torch.Tensor) -> torch.Tensor:
         bank = self.knn_bank_.to(emb.device, emb.dtype)
-        k = min(int(self.n_neighbors), bank.shape[0])
+        loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
+        k = min(int(self.n_neighbors) + loo, bank.shape[0])
         d = torch.cdist(emb.reshape(emb.shape[0], -1), bank)
-        return d.topk(k, dim=1, largest=False).values.mean(1)
+        return d.topk(k, dim=1, largest=False).values[:, loo:].mean(1)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction
@@ -438,13 +450,35 @@ class BaseGANDetector(BaseEstimator):
     #: latent-search methods set ``threshold_`` from the scores of at most this many training samples
     _threshold_sample = 2048
 
-    def _set_threshold_and_training_scores(self, X, val_idx):
+    def _blend_knn(self, X, val_idx):
+        """With ``knn_weight`` > 0: the default score becomes the method's own blended with the
+        ``knn`` component (:class:`KnnBlend`), standardised on the held-out slice, or on the
+        training data with each sample's own bank entry left out where there is no slice.
+        Returns the held-out ScoreResult under the final composer (None without a slice)."""
+        from ganad.scoring.composition import KnnBlend
+        w = float(self.knn_weight)
+        if w <= 0 or self.__dict__.get("knn_bank_") is None:
+            return None if not len(val_idx) else self.score_components(X[val_idx])
+        ref = X[val_idx] if len(val_idx) else X[self._knn_bank_index]  # no slice: the bank's own rows, leave-one-out
+        self._knn_leave_one_out = not len(val_idx)
+        try:
+            res = self.score_components(ref)
+        finally:
+            self._knn_leave_one_out = False
+        self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
+        self.calibration_["composer"] = f"method default blended with knn (weight {w})"
+        if not len(val_idx):
+            return None
+        res.scores = np.asarray(self.composer_(res.components), dtype=np.float64)
+        return res
+
+    def _set_threshold_and_training_scores(self, X, val_idx, val_res=None):
         """``threshold_`` = the (1 − contamination) quantile of the training scores (PyOD's meaning
         of ``contamination``). Latent-search methods estimate it from a seeded random sample of at
         most 2,048 training rows instead of searching every one, and compute ``decision_scores_``
         on first access. The held-out slice's scores are kept in ``validation_scores_``."""
         if len(val_idx):
-            self.validation_scores_ = self.score_components(X[val_idx]).scores
+            self.validation_scores_ = (val_res if val_res is not None else self.score_components(X[val_idx])).scores
         if self._search_scoring():
             self._train_ref = X  # decision_scores_ on first access: the search is per sample and costly
             n = X.shape[0]

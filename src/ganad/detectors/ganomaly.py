@@ -17,7 +17,7 @@ from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_
 from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_encoder
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import make_optimizer
+from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, gradient_penalty
 
@@ -51,7 +51,7 @@ class GANomaly(EncoderDetector):
                  batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5,
+                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.5,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
@@ -85,8 +85,9 @@ class GANomaly(EncoderDetector):
             z = E(x)
             x_hat = G(z)
             z2 = E2(x_hat)
-            _, f_x = D(x)
-            _, f_hat = D(x_hat)
+            real, f_x = D(x)  # D is unchanged until its own step: its logit of x serves both steps
+            with frozen(D):
+                _, f_hat = D(x_hat)
             adv = (f_x.detach() - f_hat).square().mean(1)
             con = (x - x_hat).abs().flatten(1).mean(1)
             lat = (z - z2).square().mean(1)
@@ -94,7 +95,6 @@ class GANomaly(EncoderDetector):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            real, _ = D(x)
             fake, _ = D(x_hat.detach())
             loss_d = d_loss(obj, real, fake, w)
             if obj == "wgan-gp" and gp_w > 0:

@@ -19,7 +19,7 @@ from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import make_optimizer
+from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, g_loss, gradient_penalty
 
@@ -55,7 +55,7 @@ class VAEGAN(EncoderDetector):
                  batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5,
+                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.5,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
@@ -115,7 +115,8 @@ class VAEGAN(EncoderDetector):
             # encoder + generator
             rec = (x - x_rec).square().flatten(1).mean(1)
             kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
-            fake, _ = D(torch.cat([x_rec, x_p]))
+            with frozen(D):
+                fake, _ = D(torch.cat([x_rec, x_p]))
             adv = g_loss(obj, fake)
             loss = wmean(rec, w) + beta * wmean(kl, w) / n_feat + w_adv * adv
             opt_g.zero_grad(set_to_none=True)

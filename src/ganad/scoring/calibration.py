@@ -86,7 +86,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     n = len(next(iter(comps.values())))
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
-                            default=det._default_composer())
+                            default=det.__dict__.get("default_composer_") or det._default_composer())
     scores = np.asarray(composer(comps), dtype=np.float64)
     c = det.contamination if contamination is None else contamination
     tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)

@@ -295,7 +295,47 @@ def required_components(composer) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-COMPOSERS = {"weights": WeightedSum, "robust": RobustStandardised, "grid": GridSearch, "svm": SVMComposer}
+class KnnBlend:
+    """score = (1 − w)·z(method score) + w·z(knn): the method's own composition and the ``knn``
+    component (distance of the sample's code to its nearest training codes), each standardised by
+    its median / MAD on the held-out slice of the training data (no labels).
+
+    The residual asks "can the model reproduce this sample?", the kNN distance "has the model seen
+    anything like this sample's code?"; a sample that is reproduced well but lies away from every
+    training code (the case where a GAN generalises too well) is caught by the second.
+    """
+
+    kind = "knn-blend"
+
+    def __init__(self, inner, weight: float, loc, scale):
+        self.inner, self.weight = inner, float(weight)
+        self.loc, self.scale = [float(v) for v in loc], [float(v) for v in scale]
+        inner_names = required_components(inner)
+        self.names = None if inner_names is None else list(dict.fromkeys(inner_names + ["knn"]))
+
+    def __call__(self, components: dict[str, np.ndarray]) -> np.ndarray:
+        own = np.asarray(self.inner(components), dtype=np.float64)
+        knn = _stack(components, ["knn"])[:, 0]
+        return ((1 - self.weight) * (own - self.loc[0]) / self.scale[0]
+                + self.weight * (knn - self.loc[1]) / self.scale[1])
+
+    @classmethod
+    def fit(cls, inner, components: dict[str, np.ndarray], weight: float):
+        """Standardisation statistics from the components of held-out normal samples."""
+        ref = np.stack([np.asarray(inner(components), dtype=np.float64), np.asarray(components["knn"], dtype=np.float64)], 1)
+        loc, scale = robust_location_scale(ref)
+        return cls(inner, weight, loc, scale)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "inner": self.inner.to_dict(), "weight": self.weight, "loc": self.loc, "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(composer_from_dict(d["inner"]), d["weight"], d["loc"], d["scale"])
+
+
+COMPOSERS = {"weights": WeightedSum, "robust": RobustStandardised, "grid": GridSearch, "svm": SVMComposer,
+             "knn-blend": KnnBlend}
 
 
 def composer_from_dict(d: dict):

@@ -176,7 +176,7 @@ def test_fit_records_components_and_default_calibration(model, data):
     Xtr, _, _ = data
     assert model.disc_train_mean_ > 0
     comps = model.score_components(Xtr[:20]).components
-    assert set(comps) == {"residual", "feature", "discriminator", "latent_norm", "disc_normalised"}
+    assert set(comps) == {"residual", "feature", "discriminator", "latent_norm", "disc_normalised", "knn"}
     assert model.calibration_["compose"] == "fit"
 
 
@@ -270,8 +270,11 @@ def test_robust_training_downweights_injected_outliers():
     is_out[out] = True
     det = AnoGAN(epochs=3, search_n_max=5, random_state=0).fit(X, robust_contamination=0.05)
     w = det.robust_weights_
-    assert w.shape == (n,) and w[is_out].mean() < w[~is_out].mean()
-    assert w[is_out].mean() < 0.5
+    held_out = np.zeros(n, bool)
+    held_out[det.validation_index_] = True
+    assert w.shape == (n,) and np.isnan(w[held_out]).all() and not np.isnan(w[~held_out]).any()  # NaN: never trained on
+    assert np.nanmean(w[is_out]) < np.nanmean(w[~is_out])
+    assert np.nanmean(w[is_out]) < 0.5
     hist = det.history_["gan/robust_excluded_fraction"]
     assert len(hist) == 3 and hist[0] == 0.0 and hist[-1] == pytest.approx(0.05)
     assert det.robust_["proxy"] == "generated" and det.robust_["warmup"] == 1

@@ -39,7 +39,7 @@ class ScoringModule(nn.Module):
         dev = detector.device_
         with torch.inference_mode():
             x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
-            names = list(detector._components(x0, detector._invert(x0)).keys())
+            names = list(detector._all_components(x0, detector._invert(x0)).keys())
         self.component_names = names
         self.composer = ComposerModule(detector.composer_, names)
 
@@ -47,17 +47,26 @@ class ScoringModule(nn.Module):
         det = self.detector[0]
         xs = (x - self.shift) / self.scale
         inv = det._invert(xs)
-        comps = det._components(xs, inv)
+        comps = det._all_components(xs, inv)
         c = torch.stack([(comps[k]() if callable(comps[k]) else comps[k]).to(torch.float32) for k in self.component_names], dim=1)
         return c, self.composer(c)
 
 
 class ComposerModule(nn.Module):
-    """The fitted composer as tensors: weighted sum, robust standardisation (+ grid weights) or RBF SVM + Platt."""
+    """The fitted composer as tensors: weighted sum, robust standardisation (+ grid weights), RBF SVM + Platt,
+    or any of these blended with the ``knn`` component (the default score)."""
 
     def __init__(self, composer, names: list[str]):
         super().__init__()
         kind = getattr(composer, "kind", None)
+        self.blend = None
+        if kind == "knn-blend":  # (1 - w) z(inner score) + w z(knn)
+            self.blend = ComposerModule(composer.inner, names)
+            self.knn_index = names.index("knn")
+            self.blend_w = float(composer.weight)
+            self.register_buffer("blend_loc", torch.tensor(composer.loc, dtype=torch.float32))
+            self.register_buffer("blend_scale", torch.tensor(composer.scale, dtype=torch.float32))
+            return
         k = len(names)
         center, scale = np.zeros(k), np.ones(k)
         if kind == "weights":
@@ -87,6 +96,10 @@ class ComposerModule(nn.Module):
             self.platt_a, self.platt_b = float(composer.platt_a), float(composer.platt_b)
 
     def forward(self, c):
+        if self.blend is not None:
+            own = (self.blend(c) - self.blend_loc[0]) / self.blend_scale[0]
+            knn = (c[:, self.knn_index] - self.blend_loc[1]) / self.blend_scale[1]
+            return (1.0 - self.blend_w) * own + self.blend_w * knn
         z = (c - self.center) / self.scale
         if self.kind != "svm":
             return z @ self.weights

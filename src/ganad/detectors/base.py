@@ -150,6 +150,13 @@ class BaseGANDetector(BaseEstimator):
             comps["disc_normalised"] = lambda: self._disc_normalised(self._d_out(inv, "x", x)[0])["disc_normalised"]
         return comps
 
+    def _all_components(self, x: torch.Tensor, inv: dict) -> dict:
+        """The method's components plus ``knn`` where a bank of training codes was kept."""
+        comps = self._components(x, inv)
+        if self.__dict__.get("knn_bank_") is not None:
+            comps["knn"] = lambda: self._knn_distance(self._knn_embed(x, inv))
+        return comps
+
     def _default_composer(self):
         return WeightedSum({"residual": 1.0})
 
@@ -428,11 +435,13 @@ class BaseGANDetector(BaseEstimator):
         return torch.cat(out)
 
     def _knn_distance(self, emb: torch.Tensor) -> torch.Tensor:
-        bank = self.knn_bank_.to(emb.device, emb.dtype)
+        bank = self.knn_bank_.to(emb.device, torch.float64)  # float64: d² = |e|² + |b|² − 2 e·b cancels
         loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
         k = min(int(self.n_neighbors) + loo, bank.shape[0])
-        d = torch.cdist(emb.reshape(emb.shape[0], -1), bank)
-        return d.topk(k, dim=1, largest=False).values[:, loo:].mean(1)
+        e = emb.reshape(emb.shape[0], -1).to(torch.float64)
+        # squared distances as one matrix multiply (exportable to ONNX, unlike cdist)
+        d2 = (e * e).sum(1, keepdim=True) + (bank * bank).sum(1)[None, :] - 2.0 * e @ bank.T
+        return d2.clamp_min(0.0).topk(k, dim=1, largest=False).values[:, loo:].sqrt().mean(1)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction
@@ -602,9 +611,15 @@ class BaseGANDetector(BaseEstimator):
             return
         self.history_.update(w.log)
         n = w.n
-        self.robust_weights_ = (w.weights.numpy().astype(np.float64) if w.weights is not None else np.ones(n))
+        trained = w.weights.numpy().astype(np.float64) if w.weights is not None else np.ones(n)
+        val = self.__dict__.get("validation_index_")
+        if val is not None and len(val):  # one weight per row of X; NaN for the held-out rows (never trained on)
+            full = np.full(n + len(val), np.nan)
+            full[np.setdiff1d(np.arange(n + len(val)), val)] = trained
+            trained = full
+        self.robust_weights_ = trained
         self.robust_ = {"contamination": cfg[0], "warmup": cfg[1], "mode": cfg[2], "proxy": self.__dict__.pop("_robust_proxy_used"),
-                        "final_excluded_fraction": float(np.mean(self.robust_weights_ < 0.5))}
+                        "final_excluded_fraction": float(np.mean(self.robust_weights_[~np.isnan(self.robust_weights_)] < 0.5))}
 
     def _fit_disc_train_mean(self, Xt: torch.Tensor):
         """Mean of -log σ(D(x)) over the training data, the reference of 'disc_normalised'
@@ -656,10 +671,7 @@ class BaseGANDetector(BaseEstimator):
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
                 inv = self._invert(x)
-                batch_comps = self._components(x, inv)
-                if self.__dict__.get("knn_bank_") is not None:
-                    batch_comps["knn"] = lambda: self._knn_distance(self._knn_embed(x, inv))
-                for k, v in batch_comps.items():
+                for k, v in self._all_components(x, inv).items():
                     if needed is None or k in needed:
                         comps.setdefault(k, []).append((v() if callable(v) else v).detach().cpu().numpy())
                 for k, v in inv.items():

@@ -84,7 +84,7 @@ class BiGAN(EncoderDetector):
             if state["i"] % n_critic == 0:
                 real, _ = D(x, E(x))
                 fake, _ = D(G(z), z)
-                _, loss_ge = adv_losses(obj, real, fake)
+                _, loss_ge = adv_losses(obj, real, fake, w)  # (x, E(x)) weighted; (G(z), z) is from the prior
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.backward()
                 opt_ge.step()

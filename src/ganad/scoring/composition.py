@@ -28,6 +28,21 @@ from ganad.exceptions import InputError, _fmt
 MAD_TO_STD = 1.4826
 
 
+#: suffix of a component that is the unnormalised twin of another: ``<name>_raw`` is ``<name>`` up
+#: to an affine map (GANomaly's ``latent_raw`` and ``latent`` = its training-standardised form)
+RAW_SUFFIX = "_raw"
+
+
+def composable(names) -> list[str]:
+    """Sorted component names for a composition over all of them, without twins.
+
+    A component ``<name>_raw`` whose normalised twin ``<name>`` is also present is left out:
+    after standardisation the two are the same score, and composing both would count it twice.
+    """
+    names = set(names)
+    return sorted(k for k in names if not (k.endswith(RAW_SUFFIX) and k[: -len(RAW_SUFFIX)] in names))
+
+
 def _check_names(names, components) -> list[str]:
     missing = [k for k in names if k not in components]
     if missing:

@@ -108,3 +108,87 @@ def test_ganomaly_default_composition_counts_latent_once(benign):
     np.testing.assert_allclose(det.decision_function(benign[80:]), ref(comps), rtol=1e-9)
     det.calibrate(benign[80:], compose="default", weights={"latent_raw": 1.0, "residual": 1.0})  # by name: allowed
     assert det.composer_.names == ["latent_raw", "residual"]
+
+
+# ---------------------------------------------------------------- λ weights the sums, as in the papers
+def test_bigan_lambda_weights_the_sums_as_stated(benign):
+    lam = 0.1
+    det = BiGAN(epochs=1, width=8, latent_dim=3, lam=lam, device="cpu", random_state=0).fit(benign[:80])
+    x = torch.from_numpy(det.scaler_.transform(benign[80:]))
+    with torch.no_grad():  # the paper's score from the networks, independently of the component code
+        z = det._inference_net("E")(x)
+        x_hat = det._inference_net("G")(z)
+        _, f = det._inference_net("D")(x, z)
+        _, f_hat = det._inference_net("D")(x_hat, z)
+    r_sum = (x - x_hat).abs().flatten(1).sum(1).double()
+    f_sum = (f - f_hat).abs().flatten(1).sum(1).double()
+    n_x, n_f = x[0].numel(), f[0].numel()
+    assert n_x == 30 and n_f != n_x
+    expected = ((1 - lam) * r_sum + lam * f_sum) / ((1 - lam) * n_x + lam * n_f)
+    np.testing.assert_allclose(det.decision_function(benign[80:]), expected.numpy(), rtol=1e-4)
+    w = det.composer_.weights
+    assert w["feature"] / w["residual"] == pytest.approx(lam * n_f / ((1 - lam) * n_x))
+
+
+def test_anogan_lambda_weights_the_sums_as_stated(benign):
+    det = AnoGAN(epochs=1, width=8, latent_dim=3, lam=0.25, search_n_max=5, device="cpu", random_state=0).fit(benign[:60])
+    r = det.score_components(benign[60:70])
+    n_x, n_f = 30, det._feature_size()
+    with torch.no_grad():
+        _, f = det._inference_net("D")(torch.zeros(1, 30))
+    assert n_f == f.shape[1]
+    a = (0.75 * n_x * r.components["residual"] + 0.25 * n_f * r.components["feature"]) / (0.75 * n_x + 0.25 * n_f)
+    np.testing.assert_allclose(r.scores, a, rtol=1e-6)
+
+
+class _ToyG(torch.nn.Module):  # G(z) = z
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2, bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(2))
+
+    def forward(self, z):
+        return self.lin(z)
+
+
+class _ToyD(torch.nn.Module):  # one feature: 10·x₁
+    def forward(self, x):
+        return x.sum(1), 10.0 * x[:, 1:2]
+
+
+def test_search_loss_weights_sums_and_restarts_keep_the_lowest_loss():
+    from ganad.inversion.init import hashed_uniform, row_seeds
+    from ganad.inversion.latent_search import LatentSearch
+    from ganad.training.priors import make_prior
+    G, D, prior = _ToyG(), _ToyD(), make_prior("normal")
+    x = torch.from_numpy(np.random.RandomState(0).normal(0, 1, (200, 2)).astype(np.float32))
+    lam = 0.3
+    s = LatentSearch(distance="l1", n_max=0, restarts=5, feature_weight=lam)
+    # the loss: (1 − λ)·Σ|x − x̂| + λ·Σ|f − f̂| over n_x = 2 elements and n_f = 1 feature, / (1.4 + 0.3)
+    z = torch.randn(200, 2)
+    loss, dist = s._loss(G, D, z, x)
+    ref = ((1 - lam) * (x - z).abs().sum(1) + lam * 10 * (x[:, 1] - z[:, 1]).abs()) / ((1 - lam) * 2 + lam * 1)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(dist, (x - z).abs().mean(1))
+    # n_max = 0: the result is the best of the 5 starting codes, by the search loss
+    r = s.run(G, x, prior, latent_dim=2, D=D, seed=3)
+    starts = prior.project(prior.from_uniform(hashed_uniform(row_seeds(x, 3), 5, 2)))  # (5, n, 2)
+    losses = torch.stack([s._loss(G, D, starts[k], x)[0] for k in range(5)])
+    dists = torch.stack([s._loss(G, D, starts[k], x)[1] for k in range(5)])
+    best = losses.argmin(0)
+    torch.testing.assert_close(r.z, starts[best, torch.arange(200)])
+    assert (best != dists.argmin(0)).any()  # the distance alone would have kept other restarts
+
+
+def test_schlegl_search_setting(benign):
+    from ganad.exceptions import InputError
+    det = AnoGAN(epochs=1, width=8, latent_dim=3, search="schlegl", search_n_max=7, search_eps=10.0,
+                 search_distance="l2", device="cpu", random_state=0).fit(benign[:60])
+    s = det.latent_search()
+    assert (s.distance, s.eps, s.feature_weight, s.n_max) == ("l1", 0.0, det.lam, 7)
+    r = det.score_components(benign[60:70])
+    assert (r.extra["iterations"] == 7).all()  # no early stop, even with search_eps=10 given
+    np.testing.assert_allclose(r.extra["search_distance"], r.components["residual"], rtol=1e-5)  # L1 mean
+    with pytest.raises(InputError, match="search"):
+        AnoGAN(epochs=1, search="schlegel").fit(benign[:20])

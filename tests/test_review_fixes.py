@@ -192,3 +192,22 @@ def test_schlegl_search_setting(benign):
     np.testing.assert_allclose(r.extra["search_distance"], r.components["residual"], rtol=1e-5)  # L1 mean
     with pytest.raises(InputError, match="search"):
         AnoGAN(epochs=1, search="schlegel").fit(benign[:20])
+
+
+# ---------------------------------------------------------------- the CLI keeps a method's own defaults
+def test_cli_fit_keeps_fanogan_objective_unless_given(tmp_path, benign):
+    from typer.testing import CliRunner
+
+    import ganad
+    from ganad.cli import app
+    np.save(tmp_path / "train.npy", benign[:60])
+    runner = CliRunner()
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.npy"), "-o", str(tmp_path / "m"), "--method", "fanogan",
+                            "--epochs", "1", "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    det = ganad.load(tmp_path / "m")
+    assert det.objective == "wgan-gp" and det.epochs == 1 and det.batch_size == 64  # the method's, and the given one
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.npy"), "-o", str(tmp_path / "h"), "--method", "fanogan",
+                            "--epochs", "1", "--objective", "hinge", "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "h").objective == "hinge"

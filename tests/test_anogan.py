@@ -28,7 +28,9 @@ def test_components_and_map(small_anogan, breast_cancer_split):
     _, Xte, _ = breast_cancer_split
     r = small_anogan.score_components(Xte[:20], return_map=True, return_reconstruction=True)
     assert set(r.components) >= {"residual", "feature", "discriminator", "latent_norm"}
-    np.testing.assert_allclose(r.scores, 0.9 * r.components["residual"] + 0.1 * r.components["feature"], rtol=1e-6)
+    n_x, n_f = small_anogan.n_features_in_, small_anogan._feature_size()  # λ weights sums (Schlegl et al.)
+    a = (0.9 * n_x * r.components["residual"] + 0.1 * n_f * r.components["feature"]) / (0.9 * n_x + 0.1 * n_f)
+    np.testing.assert_allclose(r.scores, a, rtol=1e-6)
     assert r.map.shape == Xte[:20].shape and r.reconstruction.shape == Xte[:20].shape
     np.testing.assert_allclose(r.map.mean(1), r.components["residual"], rtol=1e-5)
     assert r.extra["iterations"].shape == (20,) and (r.extra["iterations"] <= 100).all()

@@ -39,12 +39,12 @@ def fit(
     data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
     method: str = typer.Option("anogan", help="Detector: " + ", ".join(sorted(["anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan"])) + " (those installed)."),
-    epochs: int = typer.Option(30, help="Training epochs."),
-    latent_dim: int = typer.Option(16, help="Latent dimension."),
-    net: str = typer.Option("auto", help="Network family: auto, mlp, conv1d, lstm, dcgan."),
-    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: auto, n/32 as a power of two in 32-256)."),
-    objective: str = typer.Option("bce", help="bce, wgan-gp or hinge (methods that fix their objective ignore it)."),
-    contamination: float = typer.Option(0.1, help="Expected anomaly fraction; sets the threshold."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
+    latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
+    net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
+    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: the method's, auto: n/32 as a power of two in 32-256)."),
+    objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan, bce for the others)."),
+    contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
     seed: int = typer.Option(0, help="random_state: the same seed gives the same model on CPU."),
     exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
@@ -59,10 +59,11 @@ def fit(
     try:
         X = read_array(data, exclude=exclude, key=key)
         cls = methods[method]
-        params = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size or "auto", contamination=contamination,
-                      random_state=seed, device=device, verbose=not quiet)
-        if "objective" in cls().get_params():
-            params["objective"] = objective
+        # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
+        given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
+                     objective=objective)
+        params = {**{k: v for k, v in given.items() if v is not None}, "random_state": seed, "device": device,
+                  "verbose": not quiet}
         det = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
         t0 = time.perf_counter()
         det.fit(X)

@@ -35,6 +35,10 @@ class ScoringModule(nn.Module):
         sc = detector.scaler_.scale.reshape((1, -1) + (1,) * (len(detector.data_shape_) - 1))
         self.register_buffer("shift", torch.as_tensor(np.asarray(sh, dtype=np.float32)))
         self.register_buffer("scale", torch.as_tensor(np.asarray(sc, dtype=np.float32)))
+        self.clip = detector.scaler_.lo is not None  # per-feature scaler: clip to the stored bounds
+        if self.clip:
+            self.register_buffer("lo", torch.as_tensor(detector.scaler_.lo.reshape(sh.shape)))
+            self.register_buffer("hi", torch.as_tensor(detector.scaler_.hi.reshape(sh.shape)))
         self.nets = nn.ModuleDict({name: detector._inference_net(name) for name in detector.nets_})
         dev = detector.device_
         with torch.inference_mode():
@@ -46,6 +50,8 @@ class ScoringModule(nn.Module):
     def forward(self, x):
         det = self.detector[0]
         xs = (x - self.shift) / self.scale
+        if self.clip:
+            xs = torch.maximum(torch.minimum(xs, self.hi), self.lo)
         inv = det._invert(xs)
         comps = det._all_components(xs, inv)
         c = torch.stack([(comps[k]() if callable(comps[k]) else comps[k]).to(torch.float32) for k in self.component_names], dim=1)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-SCALERS = ("auto", "standard", "minmax", "none")
+SCALERS = ("auto", "per-feature", "standard", "minmax", "none")
+
+#: modes of a 'per-feature' scaler, one per feature (vectors) or channel (series, images)
+MODES = ("constant", "discrete", "continuous")
 
 
 class Scaler:
@@ -13,18 +16,57 @@ class Scaler:
     ``standard``: (x - mean) / std; ``minmax``: to [-1, 1] using the training range;
     ``none``: identity. Statistics come from the training data only and are reused, never
     refitted, on the data being scored. Constant features get a scale of 1.
+
+    ``per-feature`` (what ``scaler='auto'`` gives vectors and series) chooses, for each feature
+    or channel, on the training data:
+
+    - ``constant`` (range ≤ ``1e-6 · max(1, |mean|)``): centred on its training value, scale 1
+      (a deviation at test time shows in the input's own units and is never divided by a
+      near-zero std);
+    - ``discrete`` (at most ``max_levels`` distinct values: binary, one-hot, flags, small
+      counts): mapped by the training min/max to [-1, 1], so a rare level is ±1 and not
+      ``1/std`` (a flag on in 1 training row of 1,000 would otherwise be z ≈ 31);
+    - ``continuous``: standardised, (x - mean) / std.
+
+    and clips transformed values to the training range widened by ``clip`` times its width on
+    each side (a width of at least 1 for constant features), so no input can reach an
+    unbounded value however far it lies outside the training data. ``clip=None`` disables
+    clipping; it is off by default for the other kinds (as in model files written before the
+    per-feature kind existed).
     """
 
-    def __init__(self, kind: str = "standard"):
+    def __init__(self, kind: str = "standard", *, clip: float | None = "default", max_levels: int = 10):
         if kind not in SCALERS[1:]:
             raise ValueError(f"scaler: unknown scaler {kind!r}. Fix: use one of {', '.join(SCALERS)}")
+        if clip == "default":
+            clip = 1.0 if kind == "per-feature" else None
+        if clip is not None and not (isinstance(clip, (int, float)) and np.isfinite(clip) and clip >= 0):
+            raise ValueError(f"scaler: clip is {clip!r}. Fix: pass a non-negative number of training ranges, or None")
+        if not isinstance(max_levels, (int, np.integer)) or max_levels < 2:
+            raise ValueError(f"scaler: max_levels is {max_levels!r}. Fix: pass an integer of at least 2")
         self.kind = kind
+        self.clip = None if clip is None else float(clip)
+        self.max_levels = int(max_levels)
         self.shift: np.ndarray | None = None
         self.scale: np.ndarray | None = None
+        self.mode: list[str] | None = None  # per feature, 'per-feature' kind only
+        self.lo: np.ndarray | None = None  # clip bounds in transformed units (None: no clipping)
+        self.hi: np.ndarray | None = None
 
     @staticmethod
     def _axes(X: np.ndarray) -> tuple[int, ...]:
         return (0,) if X.ndim == 2 else (0,) + tuple(range(2, X.ndim))
+
+    def _n_levels_le(self, v: np.ndarray, k: int) -> bool:
+        """Whether the flat array ``v`` takes at most ``k`` distinct values (cheaply for large v)."""
+        head = np.unique(v[:100_000])
+        if len(head) > k:
+            return False
+        if len(v) <= 100_000:
+            return True
+        # all values must be among the levels seen in the head, or the levels, all counted, few
+        rest = v[100_000:][~np.isin(v[100_000:], head)]
+        return len(rest) == 0 or len(np.unique(np.concatenate([head, rest]))) <= k
 
     def fit(self, X: np.ndarray) -> "Scaler":
         axes = self._axes(X)
@@ -34,27 +76,88 @@ class Scaler:
         elif self.kind == "minmax":
             lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
             shift, scale = (hi + lo) / 2, (hi - lo) / 2
+        elif self.kind == "per-feature":
+            shift, scale = self._fit_per_feature(X, axes)
         else:
             shift = np.zeros(X.shape[1]); scale = np.ones(X.shape[1])
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(shift)), scale, 1.0)
         self.shift, self.scale = shift.astype(np.float32), scale.astype(np.float32)
+        if self.clip is not None:
+            # the training extremes transformed exactly as transform() does, so clip=0 keeps them
+            tmin = self.transform_unclipped(X.min(axis=axes, keepdims=True))[0].reshape(-1)
+            tmax = self.transform_unclipped(X.max(axis=axes, keepdims=True))[0].reshape(-1)
+            width = np.maximum(tmax - tmin, np.float32(1.0))
+            self.lo = (tmin - np.float32(self.clip) * width).astype(np.float32)
+            self.hi = (tmax + np.float32(self.clip) * width).astype(np.float32)
         return self
+
+    def _fit_per_feature(self, X: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
+        mean = X.mean(axis=axes, dtype=np.float64)
+        std = X.std(axis=axes, dtype=np.float64)
+        lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
+        shift, scale, mode = mean.copy(), std.copy(), []
+        Xc = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1)  # (features, values)
+        for j in range(X.shape[1]):
+            if hi[j] - lo[j] <= 1e-6 * max(1.0, abs(mean[j])):
+                mode.append("constant"); shift[j], scale[j] = mean[j], 1.0
+            elif self._n_levels_le(Xc[j], self.max_levels):
+                mode.append("discrete"); shift[j], scale[j] = (hi[j] + lo[j]) / 2, (hi[j] - lo[j]) / 2
+            else:
+                mode.append("continuous")
+        self.mode = mode
+        return shift, scale
 
     def _bc(self, v: np.ndarray, ndim: int) -> np.ndarray:
         return v.reshape((1, -1) + (1,) * (ndim - 2))
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def transform_unclipped(self, X: np.ndarray) -> np.ndarray:
         return ((X - self._bc(self.shift, X.ndim)) / self._bc(self.scale, X.ndim)).astype(np.float32, copy=False)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        Z = self.transform_unclipped(X)
+        if self.lo is not None:
+            Z = np.clip(Z, self._bc(self.lo, X.ndim), self._bc(self.hi, X.ndim))
+        return Z
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         return (X * self._bc(self.scale, X.ndim) + self._bc(self.shift, X.ndim)).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        d = {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        if self.mode is not None:
+            d["mode"] = list(self.mode)
+        if self.lo is not None:
+            d.update(clip=self.clip, lo=self.lo.tolist(), hi=self.hi.tolist())
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scaler":
-        s = cls(d["kind"])
+        """Scaler from :meth:`to_dict`; dicts written before clipping / per-feature modes load unclipped."""
+        s = cls(d["kind"], clip=d.get("clip"))
         s.shift = np.asarray(d["shift"], dtype=np.float32)
         s.scale = np.asarray(d["scale"], dtype=np.float32)
+        s.mode = list(d["mode"]) if "mode" in d else None
+        if "lo" in d and "hi" in d:
+            s.lo = np.asarray(d["lo"], dtype=np.float32)
+            s.hi = np.asarray(d["hi"], dtype=np.float32)
         return s
+
+
+def resolve_scaler(spec, image: bool) -> Scaler:
+    """Unfitted :class:`Scaler` for a detector's ``scaler`` parameter.
+
+    ``spec`` is a kind name or a dict ``{"kind": ..., "clip": ..., "max_levels": ...}``;
+    ``'auto'`` means ``minmax`` for images and ``per-feature`` for vectors and series.
+    Raises ValueError naming the problem and the fix.
+    """
+    opts = {}
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"kind", "clip", "max_levels"}
+        if unknown:
+            raise ValueError(f"scaler: unknown key(s) {sorted(unknown)}. Fix: use a dict with keys 'kind', 'clip', 'max_levels'")
+        opts = {k: v for k, v in spec.items() if k != "kind"}
+        spec = spec.get("kind", "auto")
+    if spec not in SCALERS:
+        raise ValueError(f"scaler: is {spec!r}. Fix: use one of {', '.join(repr(s) for s in SCALERS)} (or a dict with 'kind')")
+    kind = ("minmax" if image else "per-feature") if spec == "auto" else spec
+    return Scaler(kind, **opts)

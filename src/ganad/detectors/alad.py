@@ -79,8 +79,8 @@ class ALAD(EncoderDetector):
                 x_rec = G(z_enc)
                 z_rec = E(x_gen)
             l_xz, _ = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0], w)
-            l_xx, _ = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w)
-            l_zz, _ = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])
+            l_xx, _ = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w, w)  # both pairs come from x
+            l_zz, _ = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])  # prior codes only: unweighted
             loss_d = l_xz + l_xx + l_zz
             out = {}
             if obj == "wgan-gp" and gp_w > 0:
@@ -99,8 +99,8 @@ class ALAD(EncoderDetector):
                 x_gen = G(z)
                 x_rec = G(z_enc)
                 z_rec = E(x_gen)
-                _, g_xz = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0])
-                _, g_xx = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0])
+                _, g_xz = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0], w)
+                _, g_xx = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w, w)
                 _, g_zz = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])
                 loss_ge = g_xz + g_xx + g_zz
                 opt_ge.zero_grad(set_to_none=True)

@@ -10,8 +10,12 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS, BaseGANDetector
 from ganad.inversion.latent_search import LatentSearch
-from ganad.scoring.composition import WeightedSum
+from ganad.exceptions import InputError, _fmt
+from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import gan_stage
+
+
+SEARCH_SETTINGS = ("custom", "schlegl")
 
 
 class AnoGAN(BaseGANDetector):
@@ -21,7 +25,14 @@ class AnoGAN(BaseGANDetector):
     ----------
     {COMMON_PARAMS}
     lam : float, default 0.1
-        λ, the weight of the discriminator feature-matching component in the score.
+        λ of the score (1 − λ)·Σ|x − x̂| + λ·Σ|f(x) − f(x̂)|, sums over the elements of x and the
+        discriminator features as in Schlegl et al. (the default composer weights the mean
+        components ``residual`` and ``feature`` by (1 − λ)·n_x and λ·n_f; docs/methods.md).
+    search : {'custom', 'schlegl'}, default 'custom'
+        'custom': the latent search as set by the ``search_*`` parameters. 'schlegl': Schlegl et
+        al. 2017's mapping: L1 residual plus λ = ``lam`` feature matching in the search loss (sums),
+        ``search_n_max`` steps for every sample (no early stop; ``search_distance``,
+        ``search_eps`` and ``search_feature_weight`` are ignored), restarts kept by that loss.
     search_distance : {{'l2', 'l1', 'rbf'}}, default 'l2'
         Distance d(x, G(z)) the latent search minimises (mean over features).
     search_eps : float, default 0.005
@@ -33,8 +44,9 @@ class AnoGAN(BaseGANDetector):
     search_restarts : int, default 1
         Initial codes per sample; the best is kept.
     search_feature_weight : float, default 0.0
-        Weight of discriminator feature matching inside the search loss (Schlegl's λ in the
-        mapping loss; 0 = distance only, twice as fast).
+        Weight λ of discriminator feature matching inside the search loss
+        (1 − λ)·Σ d + λ·Σ|f(x) − f(G(z))| (Schlegl's λ in the mapping loss; 0 = distance only,
+        twice as fast).
 
     Attributes
     ----------
@@ -52,7 +64,7 @@ class AnoGAN(BaseGANDetector):
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.5,
                  lam=0.1, search_distance="l2", search_eps=0.005, search_n_max=500, search_lr=0.05,
-                 search_restarts=1, search_feature_weight=0.0):
+                 search_restarts=1, search_feature_weight=0.0, search="custom"):
         self.contamination = contamination
         self.latent_dim = latent_dim
         self.net = net
@@ -87,6 +99,7 @@ class AnoGAN(BaseGANDetector):
         self.search_lr = search_lr
         self.search_restarts = search_restarts
         self.search_feature_weight = search_feature_weight
+        self.search = search
 
     _knn_space = "feature"  # no encoder: the kNN component compares discriminator features f(x)
 
@@ -96,7 +109,16 @@ class AnoGAN(BaseGANDetector):
                           lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
                           gp_weight=self.gp_weight, generator=generator)]
 
+    def _check_params(self):
+        super()._check_params()
+        if self.search not in SEARCH_SETTINGS:
+            raise InputError(_fmt("search", f"is {self.search!r}",
+                                  "use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"))
+
     def latent_search(self) -> LatentSearch:
+        if self.search == "schlegl":  # Schlegl et al. 2017: L1 residual + λ feature matching, Γ steps
+            return LatentSearch(distance="l1", eps=0.0, n_max=self.search_n_max, lr=self.search_lr,
+                                restarts=self.search_restarts, feature_weight=float(self.lam))
         return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
                             lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
 
@@ -108,5 +130,11 @@ class AnoGAN(BaseGANDetector):
                                      D=self._inference_net("D"), z0=self._search_init(x), seed=self.seed_)
         return {"z": r.z, "x_hat": r.x_hat, "iterations": r.iterations, "search_distance": r.distance}
 
+    def _feature_size(self) -> int:
+        """n_f: discriminator features per sample (the layer feature matching uses)."""
+        with torch.no_grad():
+            _, f = self._inference_net("D")(torch.zeros((2,) + tuple(self.data_shape_), device=self.device_))
+        return int(f[0].numel())
+
     def _default_composer(self):
-        return WeightedSum({"residual": 1.0 - self.lam, "feature": self.lam})
+        return residual_feature_composer(self.lam, self.n_features_in_, self._feature_size())

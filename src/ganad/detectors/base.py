@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from torch import nn
 
-from ganad.data.scaling import Scaler
+from ganad.data.scaling import resolve_scaler
 from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
@@ -82,8 +82,12 @@ COMMON_PARAMS = """
     prior : {'normal', 'uniform', 'truncated_normal'} or dict
         Latent prior p(z).
     lr_g, lr_d, betas : Adam learning rates of generator (and encoder) and discriminator, and Adam's betas.
-    scaler : {'auto', 'standard', 'minmax', 'none'}
-        Scaling fitted on training data; 'auto' = standard for vectors and series, minmax to [-1, 1] for images.
+    scaler : {'auto', 'per-feature', 'standard', 'minmax', 'none'} or dict
+        Scaling fitted on training data; 'auto' = minmax to [-1, 1] for images, 'per-feature' for vectors and
+        series (per feature / channel: constant ones centred, few-valued ones mapped by their range to [-1, 1],
+        continuous ones standardised; values clipped to the training range widened by ``clip`` = 1 range each
+        side). A dict such as ``{"kind": "per-feature", "clip": 3.0, "max_levels": 10}`` sets the options; see
+        docs/scaling.md.
     feature_layer : int
         Discriminator block used for feature matching (negative counts from the last).
     score_batch_size : int
@@ -206,10 +210,11 @@ class BaseGANDetector(BaseEstimator):
     def _depth(self):
         return self.depth if self.depth is not None else default_depth(self.family_, self.data_shape_)
 
+    def _make_scaler(self):
+        return resolve_scaler(self.scaler, image=len(self.data_shape_) == 3)
+
     def _scaler_kind(self):
-        if self.scaler == "auto":
-            return "minmax" if len(self.data_shape_) == 3 else "standard"
-        return self.scaler
+        return self._make_scaler().kind
 
     def _out_act(self):
         return "tanh" if self._scaler_kind() == "minmax" else "linear"
@@ -246,8 +251,10 @@ class BaseGANDetector(BaseEstimator):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise InputError(_fmt(name, f"is {v!r}", "pass a positive learning rate such as 2e-4"))
-        if self.scaler not in ("auto", "standard", "minmax", "none"):
-            raise InputError(_fmt("scaler", f"is {self.scaler!r}", "use 'auto', 'standard', 'minmax' or 'none'"))
+        try:
+            resolve_scaler(self.scaler, image=False)
+        except (ValueError, TypeError) as exc:
+            raise InputError(str(exc)) from exc
 
     def _inference_net(self, name: str) -> nn.Module:
         """Frozen, BatchNorm-folded copy of a trained network, made once after fit / load."""
@@ -309,7 +316,7 @@ class BaseGANDetector(BaseEstimator):
         self.prior_ = make_prior(self.prior)
         if int(self.n_members) > 1:
             return self._fit_ensemble(X)
-        self.scaler_ = Scaler(self._scaler_kind()).fit(X)
+        self.scaler_ = self._make_scaler().fit(X)
         Xt = torch.from_numpy(self.scaler_.transform(X))
         train_idx, val_idx = self._holdout(X.shape[0])
         self.validation_index_ = val_idx

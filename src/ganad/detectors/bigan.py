@@ -15,7 +15,7 @@ from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_lo
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator
 from ganad.scoring import components as C
-from ganad.scoring.composition import WeightedSum
+from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import make_optimizer
 from ganad.training.loop import Stage
 
@@ -28,7 +28,9 @@ class BiGAN(EncoderDetector):
     {COMMON_PARAMS}
     {ENCODER_PARAMS}
     lam : float, default 0.1
-        λ, the weight of the feature-matching component (features of D(x, E(x)) vs D(G(E(x)), E(x))).
+        λ of the score (1 − λ)·Σ|x − G(E(x))| + λ·Σ|f(x, E(x)) − f(G(E(x)), E(x))|, sums over the
+        elements of x and the joint discriminator's features as in Zenati et al. (α = 1 − λ = 0.9);
+        see docs/methods.md.
 
     Score components: ``residual`` (mean |x − G(E(x))|), ``feature`` (joint-discriminator feature
     matching), ``discriminator`` (−log σ D(G(E(x)), E(x))), ``latent_norm``.
@@ -85,7 +87,7 @@ class BiGAN(EncoderDetector):
             if state["i"] % n_critic == 0:
                 real, _ = D(x, E(x))
                 fake, _ = D(G(z), z)
-                _, loss_ge = adv_losses(obj, real, fake)
+                _, loss_ge = adv_losses(obj, real, fake, w)  # (x, E(x)) weighted; (G(z), z) is from the prior
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.backward()
                 opt_ge.step()
@@ -112,8 +114,15 @@ class BiGAN(EncoderDetector):
             "latent_norm": lambda: C.latent_norm_deviation(z, self.prior_.norm_mode(self.latent_dim)),
         }
 
+    def _feature_size(self) -> int:
+        """n_f: features per sample of the joint discriminator's feature layer."""
+        with torch.no_grad():
+            _, f = self._inference_net("D")(torch.zeros((2,) + tuple(self.data_shape_), device=self.device_),
+                                            torch.zeros(2, self.latent_dim, device=self.device_))
+        return int(f[0].numel())
+
     def _default_composer(self):
-        return WeightedSum({"residual": 1.0 - float(self.lam), "feature": float(self.lam)})
+        return residual_feature_composer(self.lam, self.n_features_in_, self._feature_size())
 
 
 #: the name used by Zenati et al. 2018

@@ -38,10 +38,15 @@ def store_params(obj, params: dict) -> None:
             setattr(obj, k, v)
 
 
-def adv_losses(objective: str, real: torch.Tensor, fake: torch.Tensor, w=None):
+def adv_losses(objective: str, real: torch.Tensor, fake: torch.Tensor, w=None, w_fake=None):
     """(discriminator loss, generator+encoder loss) of a bidirectional pair: the generator side
-    wants ``fake`` judged real and ``real`` judged fake (labels flipped, as in BiGAN / ALAD)."""
-    return d_loss(objective, real, fake, w), g_loss(objective, fake) + g_loss(objective, -real)
+    wants ``fake`` judged real and ``real`` judged fake (labels flipped, as in BiGAN / ALAD).
+
+    ``w`` (robust training's per-sample weights) weights the terms of the real pairs on both
+    sides, ``w_fake`` those of fake pairs made from a training sample (ALAD's (x, G(E(x)))); fake
+    pairs drawn from the prior take None. A sample of weight 0 then moves no network at all."""
+    return (d_loss(objective, real, fake, w, w_fake),
+            g_loss(objective, fake, w_fake) + g_loss(objective, -real, w))
 
 
 def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.Tensor:

@@ -96,7 +96,7 @@ class GANomaly(EncoderDetector):
             loss_g.backward()
             opt_g.step()
             fake, _ = D(x_hat.detach())
-            loss_d = d_loss(obj, real, fake, w)
+            loss_d = d_loss(obj, real, fake, w, w)  # the fake x̂ = G(E(x)) comes from x too
             if obj == "wgan-gp" and gp_w > 0:
                 loss_d = loss_d + gp_w * gradient_penalty(D, x, x_hat, generator=generator)
             opt_d.zero_grad(set_to_none=True)

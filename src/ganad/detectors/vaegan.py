@@ -106,7 +106,9 @@ class VAEGAN(EncoderDetector):
             # discriminator: x real, reconstructions and prior samples fake
             real, _ = D(x)
             fake, _ = D(torch.cat([x_rec.detach(), x_p.detach()]))
-            loss_d = d_loss(obj, real, fake, w)
+            # fakes: reconstructions of x (weighted like x) and prior samples (weight 1)
+            w_fake = None if w is None else torch.cat([w, torch.ones_like(w)])
+            loss_d = d_loss(obj, real, fake, w, w_fake)
             if obj == "wgan-gp" and gp_w > 0:
                 loss_d = loss_d + gp_w * gradient_penalty(D, x, x_rec, generator=generator)
             opt_d.zero_grad(set_to_none=True)
@@ -117,7 +119,7 @@ class VAEGAN(EncoderDetector):
             kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
             with frozen(D):
                 fake, _ = D(torch.cat([x_rec, x_p]))
-            adv = g_loss(obj, fake)
+            adv = g_loss(obj, fake, w_fake)
             loss = wmean(rec, w) + beta * wmean(kl, w) / n_feat + w_adv * adv
             opt_g.zero_grad(set_to_none=True)
             loss.backward()

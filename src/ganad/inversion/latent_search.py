@@ -9,8 +9,9 @@ Every sample is its own optimisation problem, run side by side in one batch:
   similarity ``eps``; the rest of the batch keeps running, and finished samples are
   compacted out of the batch every ``check_every`` iterations so they cost nothing;
 * ``restarts = k`` starts k initial codes per sample (Deecke et al. 2018) and keeps each
-  sample's best; restart 0 is exactly the single-start search, so more restarts never
-  give a worse result.
+  sample's best by the search loss (the distance, plus the feature term when
+  ``feature_weight`` > 0); restart 0 is exactly the single-start search, so more restarts
+  never give a worse loss.
 
 The only host synchronisation is the compaction check every ``check_every`` iterations.
 """
@@ -68,12 +69,22 @@ class LatentSearch:
             raise ValueError("search: n_max must be >= 0 and restarts >= 1. Fix: for example n_max=500, restarts=1")
 
     def _loss(self, G, D, z, x):
-        x_hat = G(z)
+        return self._loss_of(G(z), D, x)
+
+    def _loss_of(self, x_hat, D, x):
+        """(search loss, distance) per sample. With ``feature_weight`` = λ > 0 the loss is
+        (1 − λ)·Σ d(x, x̂) + λ·Σ|f(x) − f(x̂)| over the n_x elements of x and the n_f
+        discriminator features (Schlegl et al.'s mapping loss, sums as in the paper), divided by
+        (1 − λ)·n_x + λ·n_f to stay in the distance's per-element units (Adam does not see the
+        constant). The RBF distance is one kernel value per sample: n_x = 1 for it."""
         dist = sample_distance(x, x_hat, self.distance, self.rbf_sigma)
         if self.feature_weight > 0 and D is not None:
             _, f_real = D(x)
             _, f_fake = D(x_hat)
-            loss = (1 - self.feature_weight) * dist + self.feature_weight * (f_real - f_fake).abs().mean(1)
+            feat = (f_real - f_fake).abs().flatten(1).mean(1)
+            a = (1 - self.feature_weight) * (1 if self.distance == "rbf" else x[0].numel())
+            b = self.feature_weight * f_real[0].numel()
+            loss = (a * dist + b * feat) / (a + b)
         else:
             loss = dist
         return loss, dist
@@ -189,12 +200,12 @@ class LatentSearch:
                 iters_out[idx] = steps.long()
             with torch.inference_mode():
                 x_hat = G(z_out)
-                dist_all = sample_distance(xr, x_hat, self.distance, self.rbf_sigma)
+                loss_all, dist_all = self._loss_of(x_hat, D, xr)
         finally:
             for p, r in zip(G.parameters(), req):
                 p.requires_grad_(r)
-        if R > 1:
-            best = dist_all.reshape(R, n).argmin(0)
+        if R > 1:  # each sample keeps the restart with the lowest search loss (= distance without a feature term)
+            best = loss_all.reshape(R, n).argmin(0)
             rows = best * n + torch.arange(n, device=dev)
         else:
             rows = torch.arange(n, device=dev)

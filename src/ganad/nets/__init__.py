@@ -31,11 +31,13 @@ def resolve_family(net: str, data_shape: tuple[int, ...]) -> str:
 def default_width(family: str) -> int:
     """Channels of the first stage (units for mlp / lstm) when ``width=None``.
 
-    conv1d: 4 (channels 4, 8, 16, 16 over four stages for 256-sample beats). On the MIT-BIH
-    inter-patient benchmark width 4 scored as well as width 8 (mean AUROC over the encoder
-    methods 0.685 vs 0.659 and 0.719 vs 0.685 on two seeds, 0.898 vs 0.897 with the rhythm
-    view; benchmarks/RESULTS.md) at a quarter of the arithmetic, which is what the latent
-    search and encoder scoring spend their time on. Raise it for long or many-channel windows.
+    conv1d: 4 (channels 4, 8, 16, 16 over four stages for 256-sample beats), chosen on MIT-BIH
+    DS1 only (``benchmarks/bench_width.py``: train on N beats of 15 DS1 records, AUROC on the
+    labelled beats of 7 other DS1 records, patient-wise; DS2 never read): mean AUROC over
+    f-AnoGAN, GANomaly and β-VAEGAN and two seeds 0.805 at width 4 vs 0.788 at width 8, with the
+    seeds disagreeing, so the cheaper width stays (a quarter of the arithmetic, which is what the
+    latent search and encoder scoring spend their time on). Raise it for long or many-channel
+    windows.
     """
     return {"mlp": 128, "conv1d": 4, "lstm": 64, "dcgan": 32}[family]
 

@@ -73,6 +73,11 @@ def bake_parametrizations(module: nn.Module) -> nn.Module:
 
     for sub in module.modules():
         if parametrize.is_parametrized(sub):
+            # torch's remove_parametrizations deletes the weight property from the module's class;
+            # a deep copy shares that (dynamically made) class with the original, which would then
+            # lose its weight. Give this module a class of its own first.
+            cls = type(sub)
+            sub.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             for pname in list(sub.parametrizations.keys()):
                 parametrize.remove_parametrizations(sub, pname, leave_parametrized=True)
     return module

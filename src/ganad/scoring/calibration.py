@@ -14,7 +14,7 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
-from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum
+from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum, composable
 from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_threshold
 
 COMPOSE = ("default", "weights", "grid", "svm")
@@ -34,7 +34,7 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
     if compose not in COMPOSE:
         raise InputError(_fmt("compose", f"is {compose!r}", f"use one of {', '.join(COMPOSE)}"))
     normal = {k: np.asarray(v)[y == 0] for k, v in components.items()} if y is not None else components
-    names = list(weights) if weights else sorted(components)
+    names = list(weights) if weights else composable(components)  # a component and its normalised twin count once
     if compose == "default":
         if y is not None and (y == 0).sum() < 2:
             raise InputError(_fmt("y_val", "has fewer than two normal samples", "pass a validation set with normal samples"))

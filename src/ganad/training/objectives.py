@@ -26,22 +26,24 @@ def check_objective(name: str) -> str:
     return name
 
 
-def d_loss(objective: str, real: torch.Tensor, fake: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-    """Discriminator loss; ``w`` weights the real samples."""
+def d_loss(objective: str, real: torch.Tensor, fake: torch.Tensor, w: torch.Tensor | None = None,
+           w_fake: torch.Tensor | None = None) -> torch.Tensor:
+    """Discriminator loss; ``w`` weights the real samples, ``w_fake`` the fake ones (for fakes made
+    from a training sample, such as ALAD's (x, G(E(x))) pair; None for fakes from the prior)."""
     if objective == "bce":
-        return _wmean(F.softplus(-real), w) + F.softplus(fake).mean()
+        return _wmean(F.softplus(-real), w) + _wmean(F.softplus(fake), w_fake)
     if objective == "wgan-gp":
-        return -_wmean(real, w) + fake.mean()
+        return -_wmean(real, w) + _wmean(fake, w_fake)
     if objective == "hinge":
-        return _wmean(F.relu(1 - real), w) + F.relu(1 + fake).mean()
+        return _wmean(F.relu(1 - real), w) + _wmean(F.relu(1 + fake), w_fake)
     raise ValueError(check_objective(objective))
 
 
-def g_loss(objective: str, fake: torch.Tensor) -> torch.Tensor:
-    """Generator loss (non-saturating for BCE)."""
+def g_loss(objective: str, fake: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """Generator loss (non-saturating for BCE); ``w`` weights the samples (None: uniform)."""
     if objective == "bce":
-        return F.softplus(-fake).mean()
-    return -fake.mean()
+        return _wmean(F.softplus(-fake), w)
+    return -_wmean(fake, w)
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -20,7 +20,9 @@ The proxy is the method's choice (``BaseGANDetector._robust_proxy``, ``fit(robus
 - ``'discriminator'``: −log σ(D(x)) on the real sample. Cheapest, but measured to be
   unreliable: no fake sample ever lands near a far-away real outlier, so the discriminator
   often finds outliers *more* real than inliers (kept for comparison only). The weights enter the losses through the training
-loop's ``weight_fn`` hook (the real-sample term of the discriminator loss for the GAN stage).
+loop's ``weight_fn`` hook: every term computed from a training sample (real terms of the
+discriminators, the encoder / generator terms on (x, E(x)), fakes made from x such as ALAD's
+(x, G(E(x))) pair, reconstruction losses) is weighted; terms of prior samples are not.
 """
 
 from __future__ import annotations

@@ -121,6 +121,8 @@ class Registry:
         # one scoring thread: a forward pass uses torch's own threads; a second would only contend
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganad-score")
         self._reload_lock = asyncio.Lock()
+        if not self._loaded:  # started again (a second lifespan of the same app): the models last served
+            self._loaded = {name: (e.det, e.info) for name, e in self.entries.items()}
         self.entries = {name: self._entry(name, det, info) for name, (det, info) in self._loaded.items()}
         self._loaded = {}
 

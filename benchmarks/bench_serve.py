@@ -74,11 +74,11 @@ def cpu_seconds(pid: int) -> float:
 async def drive(url: str, make_request, concurrency: int, seconds: float, warmup: float = 0.5, pid: int | None = None):
     """``concurrency`` workers, each with its own keep-alive connection (an httpx pool shared by many
     connections costs the client more CPU than the server spends), send requests back to back for
-    ``seconds``; returns latencies, statuses, kinds, rows and the server's CPU seconds meanwhile."""
+    ``seconds``; returns latencies, statuses, kinds, rows and the CPU seconds of server and client meanwhile."""
     import httpx
     lat, statuses, kinds, rows = [], [], [], 0
     clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in range(concurrency)]
-    cpu = [0.0, 0.0]
+    cpu = [0.0, 0.0, 0.0, 0.0]
     try:
         t_start = time.perf_counter()
         t_measure = t_start + warmup
@@ -106,23 +106,25 @@ async def drive(url: str, make_request, concurrency: int, seconds: float, warmup
 
         async def cpu_probe():
             await asyncio.sleep(max(0.0, t_measure - time.perf_counter()))
-            cpu[0] = cpu_seconds(pid) if pid else float("nan")
+            cpu[0], cpu[2] = (cpu_seconds(pid) if pid else float("nan")), time.process_time()
             await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
-            cpu[1] = cpu_seconds(pid) if pid else float("nan")
+            cpu[1], cpu[3] = (cpu_seconds(pid) if pid else float("nan")), time.process_time()
         await asyncio.gather(cpu_probe(), *(worker(c) for c in clients))
     finally:
         for c in clients:
             await c.aclose()
-    return np.array(lat), np.array(statuses), kinds, rows, cpu[1] - cpu[0]
+    return np.array(lat), np.array(statuses), kinds, rows, (cpu[1] - cpu[0], cpu[3] - cpu[2])
 
 
-def summarise(name, concurrency, seconds, lat, statuses, rows, server_cpu, kinds=None):
+def summarise(name, concurrency, seconds, lat, statuses, rows, cpu, kinds=None):
     n = len(lat)
+    server_cpu, client_cpu = cpu
     row = {"scenario": name, "concurrency": concurrency, "requests": n, "req/s": n / seconds, "rows/s": rows / seconds,
            "p50 ms": float(np.percentile(lat, 50) * 1e3) if n else float("nan"),
            "p99 ms": float(np.percentile(lat, 99) * 1e3) if n else float("nan"),
            "server CPU %": 100 * server_cpu / seconds,
            "server CPU ms/req": 1e3 * server_cpu / n if n else float("nan"),
+           "client CPU ms/req": 1e3 * client_cpu / n if n else float("nan"),
            "5xx": int((statuses >= 500).sum())}
     if kinds is not None:
         kinds = np.array(kinds)
@@ -213,7 +215,7 @@ def main(argv=None):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req", "5xx", "malformed",
+    cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req", "client CPU ms/req", "5xx", "malformed",
             "valid not 200", "malformed not 4xx"]
     table = markdown_table(rows, cols)
     print(table)

@@ -257,6 +257,12 @@ def test_a_model_that_cannot_load_fails_startup(models, tmp_path):
     assert r.exit_code != 0 and "same name 'vec'" in " ".join(r.output.split())
 
 
+def test_serve_help_shows_an_example():
+    from ganad.cli import app as cli
+    r = CliRunner().invoke(cli, ["serve", "--help"])
+    assert r.exit_code == 0 and "Example" in r.output and "ganad serve" in r.output and "127.0.0.1" in r.output
+
+
 def test_admin_reload_swaps_and_a_broken_reload_keeps_the_old_model(tmp_path):
     X = _vectors(seed=1)
     ganad.FAnoGAN(**KW).fit(X).save(tmp_path / "m")

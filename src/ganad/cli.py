@@ -326,7 +326,7 @@ def serve(
     max_batch_rows: int = typer.Option(4096, help="Rows per forward pass at most when requests are micro-batched."),
     max_wait_ms: float = typer.Option(0.0, help="How long a batch waits for more requests (0: takes what queued during the previous pass)."),
     max_queue: int = typer.Option(1024, help="Requests queued per model at most; beyond it: 503 with Retry-After."),
-    max_body_mb: float = typer.Option(64.0, help="Largest request body in MiB; beyond it: 413."),
+    max_body_mb: float = typer.Option(16.0, help="Largest request body in MiB; beyond it: 413 (a JSON body takes about ten times its size in memory while it is parsed)."),
     cors_origin: List[str] = typer.Option([], help="Allow browser requests from this origin (CORS is off without it). Repeatable."),
     access_log: bool = typer.Option(False, help="Log every request (JSON line); errors are always logged."),
     log_level: str = typer.Option("info", help="critical, error, warning, info or debug."),

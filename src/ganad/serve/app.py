@@ -42,7 +42,7 @@ class ServeSettings:
     max_batch_rows: int = 4096
     max_wait_ms: float = 0.0
     max_queue: int = 1024
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
     token: Optional[str] = None
     cors_origins: list[str] = field(default_factory=list)
     access_log: bool = False

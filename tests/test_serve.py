@@ -46,6 +46,15 @@ def _beats(n=200, length=32, seed=0):
     return (np.sin(2 * np.pi * t * rng.uniform(1, 2, (n, 1))) + 0.05 * rng.randn(n, length))[:, None].astype(np.float32)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # tiny models: a second torch thread only contends (20x slower fits on a busy machine)
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("serve")

@@ -237,6 +237,14 @@ def test_bearer_token(models, tmp_path):
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://evil.example"}).headers
 
 
+def test_cors_only_for_the_origins_given(models):
+    app = create_app([models["dir"] / "vec"], ServeSettings(cors_origins=["http://monitor.example"]))
+    with TestClient(app) as c:
+        ok = c.get("/v1/models", headers={"Origin": "http://monitor.example"})
+        assert ok.headers["access-control-allow-origin"] == "http://monitor.example"
+        assert "access-control-allow-origin" not in c.get("/v1/models", headers={"Origin": "http://evil.example"}).headers
+
+
 def test_metrics_count_requests_errors_and_rows(models):
     app = create_app([models["dir"] / "vec"])
     with TestClient(app) as c:

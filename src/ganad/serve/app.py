@@ -192,7 +192,7 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             import signal
             loop = asyncio.get_running_loop()
             try:
-                loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_quietly()))
+                loop.add_signal_handler(signal.SIGHUP, _on_sighup)
             except (NotImplementedError, RuntimeError, AttributeError, ValueError):
                 log.warning("SIGHUP reload is unavailable here; use POST /v1/admin/reload")
         log.info("serving", extra={"models": {n: e.info["version"] for n, e in registry.entries.items()}})
@@ -202,6 +202,13 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             app.state.shutting_down = True
             await registry.stop()
             log.info("stopped")
+
+    pending: set = set()  # the event loop keeps only weak references to tasks
+
+    def _on_sighup():
+        task = asyncio.get_running_loop().create_task(_reload_quietly())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     async def _reload_quietly():
         try:

@@ -25,7 +25,7 @@ from ganad import __version__
 from ganad.data.validation import check_array
 from ganad.exceptions import GanadError, _fmt
 from ganad.serve import schemas as S
-from ganad.serve.decode import BODY, CONTENT_TYPES, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode
+from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode
 from ganad.serve.errors import Refusal
 from ganad.serve.metrics import ServeMetrics
 from ganad.serve.registry import Registry

@@ -255,6 +255,7 @@ def test_metrics_count_requests_errors_and_rows(models):
     assert 'ganad_http_requests_total{route="/v1/models/{name}/score",method="POST",status="400"} 1' in text
     assert 'ganad_http_errors_total{route="/v1/models/{name}/score",type="MalformedBody"} 1' in text
     assert 'ganad_rows_scored_total{model="vec"} 4' in text
+    assert "ganad_http_requests_in_flight 1" in text  # the /metrics request itself
     assert 'ganad_http_request_duration_seconds_count{route="/v1/models/{name}/score"} 2' in text
     assert "# TYPE ganad_http_request_duration_seconds histogram" in text
 
@@ -437,7 +438,11 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
         late = []
         t = threading.Thread(target=lambda: late.append(httpx.post(url + "/v1/models/m/score", json=rows[:2].tolist(), timeout=30)))
         t.start()
-        time.sleep(0.1)
+        for _ in range(200):  # until the request is in the server (the /metrics request is the other one)
+            m = httpx.get(url + "/metrics").text
+            if float(m.split("\nganad_http_requests_in_flight ")[1].split()[0]) >= 2:
+                break
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         t.join()
         proc.wait(30)

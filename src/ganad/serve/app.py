@@ -113,9 +113,11 @@ class _Edge:
             if msg["type"] == "http.response.start":
                 status = msg["status"]
             await send(msg)
+        st.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, _send)
         finally:
+            st.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "other"
             self._record(scope, route, status, t0, None)
 

@@ -56,6 +56,9 @@ class Gauge(Counter):
         with self._lock:
             self._values[labels] = float(value)
 
+    def dec(self, *labels, value: float = 1.0) -> None:
+        self.inc(*labels, value=-value)
+
 
 class Histogram(_Metric):
     kind = "histogram"
@@ -104,6 +107,7 @@ class ServeMetrics:
                                  ("route",))
         self.errors = Counter("ganad_http_errors_total", "Refused or failed requests by route and error type.",
                               ("route", "type"))
+        self.in_flight = Gauge("ganad_http_requests_in_flight", "HTTP requests being handled now (this one included).")
         self.rows = Counter("ganad_rows_scored_total", "Rows (samples) scored, by model.", ("model",))
         self.batch_rows = Histogram("ganad_batch_rows", "Rows per forward pass of the micro-batcher.", ("model",),
                                     buckets=ROW_BUCKETS)
@@ -111,7 +115,7 @@ class ServeMetrics:
                                         buckets=ROW_BUCKETS)
         self.queue_depth = Gauge("ganad_queue_depth", "Requests waiting in the micro-batcher's queue.", ("model",))
         self.reloads = Counter("ganad_model_reloads_total", "Model reloads by model and result.", ("model", "result"))
-        self._all = [self.requests, self.latency, self.errors, self.rows, self.batch_rows, self.batch_requests,
+        self._all = [self.requests, self.latency, self.errors, self.in_flight, self.rows, self.batch_rows, self.batch_requests,
                      self.queue_depth, self.reloads]
 
     def render(self) -> str:

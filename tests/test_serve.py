@@ -238,11 +238,14 @@ def test_bearer_token(models, tmp_path):
 
 
 def test_cors_only_for_the_origins_given(models):
-    app = create_app([models["dir"] / "vec"], ServeSettings(cors_origins=["http://monitor.example"]))
+    app = create_app([models["dir"] / "vec"], ServeSettings(cors_origins=["http://monitor.example"], token="t"))
     with TestClient(app) as c:
-        ok = c.get("/v1/models", headers={"Origin": "http://monitor.example"})
+        ok = c.get("/v1/models", headers={"Origin": "http://monitor.example", "Authorization": "Bearer t"})
         assert ok.headers["access-control-allow-origin"] == "http://monitor.example"
-        assert "access-control-allow-origin" not in c.get("/v1/models", headers={"Origin": "http://evil.example"}).headers
+        pre = c.options("/v1/models/vec/score", headers={"Origin": "http://monitor.example", "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 200  # the preflight carries no token and is answered before the token check
+        assert "access-control-allow-origin" not in c.get("/v1/models", headers={"Origin": "http://evil.example", "Authorization": "Bearer t"}).headers
 
 
 def test_metrics_count_requests_errors_and_rows(models):
@@ -434,6 +437,8 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
         assert out["version"] != v_old
         np.testing.assert_allclose(out["scores"], want["new"][:1], rtol=1e-5, atol=1e-6)
 
+        assert httpx.post(url + "/v1/models/nope/score", json=[[0.0]]).status_code == 404  # logged as refused
+
         # SIGTERM with a request waiting in the batcher: it is answered before the process exits
         late = []
         t = threading.Thread(target=lambda: late.append(httpx.post(url + "/v1/models/m/score", json=rows[:2].tolist(), timeout=30)))
@@ -455,3 +460,4 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
     msgs = [rec["msg"] for rec in logs]
     assert "serving" in msgs and "model reloaded" in msgs and "stopped" in msgs
     assert any(rec.get("status") == 200 and rec.get("path") == "/v1/models/m/score" for rec in logs)
+    assert any(rec["msg"] == "refused" and rec.get("type") == "UnknownModel" and "Fix:" in rec["error"] for rec in logs)

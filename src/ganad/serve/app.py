@@ -105,6 +105,7 @@ class _Edge:
                                                         "send 'Authorization: Bearer TOKEN' with the server's token"),
                               {"WWW-Authenticate": "Bearer"})
                 await resp(scope, receive, send)
+                log.info("refused", extra={"method": scope["method"], "path": path, "status": 401, "type": "Unauthorized"})
                 self._record(scope, "-", 401, t0, "Unauthorized")
                 return
 
@@ -229,37 +230,39 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     edge_state = type("EdgeState", (), {})()
     edge_state.token = settings.token.encode() if settings.token else None
     edge_state.metrics, edge_state.access_log = metrics, settings.access_log
-    if settings.cors_origins:
+    app.add_middleware(_Edge, state=edge_state)
+    if settings.cors_origins:  # outside the token check: a browser's preflight carries no token
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(_Edge, state=edge_state)
 
     # ------------------------------------------------------------------ errors
+    def _refuse(request, status: int, type_: str, message: str, headers=None, route=None) -> Response:
+        route = route or getattr(request.scope.get("route"), "path", "other")
+        metrics.errors.inc(route, type_)
+        log.info("refused", extra={"method": request.method, "path": request.url.path, "status": status, "type": type_,
+                                   "error": message})
+        return _error(status, type_, message, headers)
+
     @app.exception_handler(Refusal)
     async def _refusal(request, exc: Refusal):
-        request.state.error_type = exc.type
-        metrics.errors.inc(getattr(request.scope.get("route"), "path", "other"), exc.type)
-        return _error(exc.status, exc.type, exc.message, exc.headers)
+        return _refuse(request, exc.status, exc.type, exc.message, exc.headers)
 
     @app.exception_handler(GanadError)
     async def _ganad(request, exc: GanadError):
-        metrics.errors.inc(getattr(request.scope.get("route"), "path", "other"), type(exc).__name__)
-        return _error(422, type(exc).__name__, str(exc))
+        return _refuse(request, 422, type(exc).__name__, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request, exc: RequestValidationError):
         msgs = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
-        metrics.errors.inc(getattr(request.scope.get("route"), "path", "other"), "InputError")
-        return _error(422, "InputError", _fmt("request", msgs, "see the API description at /docs"))
+        return _refuse(request, 422, "InputError", _fmt("request", msgs, "see the API description at /docs"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, exc: StarletteHTTPException):
         msg = {404: _fmt(f"path {request.url.path}", "does not exist", "see /docs for the endpoints"),
                405: _fmt(f"method {request.method} on {request.url.path}", "is not allowed", "see /docs for the endpoints")}
-        metrics.errors.inc("other", "HTTPException")
-        return _error(exc.status_code, "NotFound" if exc.status_code == 404 else "HTTPError",
-                      msg.get(exc.status_code, str(exc.detail)), getattr(exc, "headers", None))
+        return _refuse(request, exc.status_code, "NotFound" if exc.status_code == 404 else "HTTPError",
+                       msg.get(exc.status_code, str(exc.detail)), getattr(exc, "headers", None), route="other")
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):

@@ -80,6 +80,12 @@ def _npy(a):
     return buf.getvalue()
 
 
+def _npy_header(shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
 def _score(client, body, ct, name="vec", params=""):
     return client.post(f"/v1/models/{name}/score{params}", content=body, headers={"content-type": ct})
 
@@ -185,6 +191,7 @@ def test_refusals_carry_the_library_message(client, models):
     (b"\x93NUMPY garbage", "application/x-npy", 400, "cannot be read as NPY"),
     (_npy(np.array([[1, "a"]], dtype=object)), "application/x-npy", 400, "object arrays are refused"),
     (b"not parquet", "application/vnd.apache.parquet", 400, "cannot be read as Parquet"),
+    (_npy_header((10 ** 12, 6)) + b"\0" * 48, "application/x-npy", 400, "but the body holds 48 bytes"),
     (b"a,b\n1,x\n", "text/csv", 422, "non-numeric"),
     (b"a,b\n", "text/csv", 422, "no data rows"),
 ])

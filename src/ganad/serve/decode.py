@@ -102,7 +102,15 @@ def _parquet(body: bytes):
 
 
 def _npy(body: bytes):
+    fmt = np.lib.format
     try:
+        fh = io.BytesIO(body)
+        version = fmt.read_magic(fh)
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if need > len(body) - fh.tell():  # refuse before numpy allocates what the header claims
+            raise ValueError(f"the header declares shape {shape} of {dtype} ({need} bytes) but the body holds "
+                             f"{len(body) - fh.tell()} bytes of data")
         return np.load(io.BytesIO(body), allow_pickle=False)
     except Exception as exc:
         raise _bad(f"cannot be read as NPY ({type(exc).__name__}: {exc})",

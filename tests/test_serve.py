@@ -216,18 +216,23 @@ def test_unknown_model_path_method_and_query(client):
 
 
 def test_oversized_body_is_413_before_scoring(models):
-    app = create_app([models["dir"] / "vec"], ServeSettings(max_body_bytes=1000))
+    app = create_app([models["dir"] / "vec"], ServeSettings(max_body_bytes=4000))
     with TestClient(app) as c:
-        big = json.dumps(np.zeros((100, 6)).tolist())
-        assert len(big) > 1000
+        big = json.dumps(np.zeros((200, 6)).tolist())
+        assert len(big) > 4000
         r = c.post("/v1/models/vec/score", content=big, headers={"content-type": "application/json"})
-        assert r.status_code == 413 and "larger than the server's limit of 1000 bytes" in r.json()["error"]["message"]
+        assert r.status_code == 413 and "larger than the server's limit of 4000 bytes" in r.json()["error"]["message"]
 
         def chunks():  # no Content-Length: the limit holds while the body streams in
             for _ in range(10):
-                yield b"[" * 200
+                yield b"[" * 500
         r = c.post("/v1/models/vec/score", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
+        pq = io.BytesIO()  # 8,000 zeros compress below the body limit but expand over 8x of it
+        pd.DataFrame(np.zeros((2000, 4)), columns=list("abcd")).to_parquet(pq)
+        assert len(pq.getvalue()) < 4000
+        r = c.post("/v1/models/vec/score", content=pq.getvalue(), headers={"content-type": "application/vnd.apache.parquet"})
+        assert r.status_code == 413 and "once decoded" in r.json()["error"]["message"]
         assert c.post("/v1/models/vec/score", json=[[0.0] * 6]).status_code == 200
 
 

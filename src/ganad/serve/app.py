@@ -298,7 +298,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         components, map, csv_header = _flag(q, "components", False), _flag(q, "map", False), _flag(q, "csv_header", True)
         _model(name)  # refuse an unknown model before reading a large body
         body = await _read_body(request, settings.max_body_bytes)
-        raw, flags = decode(body, request.headers.get("content-type"), csv_header=csv_header)
+        raw, flags = decode(body, request.headers.get("content-type"), csv_header=csv_header,
+                            max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
         X = prepare(entry.det, raw)
         want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)

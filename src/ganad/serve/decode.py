@@ -33,8 +33,9 @@ def _bad(problem: str, fix: str) -> Refusal:
     return Refusal(400, _fmt(BODY, problem, fix), "MalformedBody")
 
 
-def decode(body: bytes, content_type: str | None, *, csv_header: bool = True):
-    """(rows as array or nested lists, flags from a JSON object body)."""
+def decode(body: bytes, content_type: str | None, *, csv_header: bool = True, max_decoded_bytes: int | None = None):
+    """(rows as array or nested lists, flags from a JSON object body). ``max_decoded_bytes`` bounds
+    what a compressed (Parquet) body may expand to."""
     mt = media_type(content_type)
     if not body:
         raise _bad("is empty", "send the samples to score, for example a JSON list of rows")
@@ -43,7 +44,7 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = True):
     if mt in CSV_TYPES:
         return _csv(body, csv_header), {}
     if mt in PARQUET_TYPES:
-        return _parquet(body), {}
+        return _parquet(body, max_decoded_bytes), {}
     if mt in NPY_TYPES:
         return _npy(body), {}
     raise Refusal(415, _fmt("Content-Type", f"is {mt or 'missing'!r}, which the service does not read",
@@ -93,10 +94,19 @@ def _csv(body: bytes, header: bool):
     return df
 
 
-def _parquet(body: bytes):
+def _parquet(body: bytes, max_decoded_bytes: int | None):
     import pyarrow.parquet as pq
     try:
-        return pq.read_table(io.BytesIO(body)).to_pandas()
+        pf = pq.ParquetFile(io.BytesIO(body))
+        meta = pf.metadata
+        need = meta.num_rows * max(meta.num_columns, 1) * 8
+        if max_decoded_bytes is not None and need > max_decoded_bytes:
+            raise Refusal(413, _fmt(BODY, f"is a Parquet file of {meta.num_rows} rows x {meta.num_columns} columns, about {need} bytes "
+                                          f"once decoded, over the server's limit of {max_decoded_bytes}",
+                                    "split the rows over several requests"), "BodyTooLarge")
+        return pf.read().to_pandas()
+    except Refusal:
+        raise
     except Exception as exc:
         raise _bad(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", "send a complete Parquet file of numeric columns") from None
 

@@ -49,20 +49,42 @@ def model_version(path: Path) -> str:
 
 
 def load_detector(name: str, path: Path):
-    """Load, describe and warm up one model directory (runs off the event loop)."""
+    """Load, describe and warm up one model directory (runs off the event loop).
+
+    The directory is copied to a private snapshot first and loaded from there: the weights may be
+    memory-mapped, and a file rewritten in place under a running model (``cp new/model.safetensors
+    model/``) would otherwise change or truncate the tensors it is scoring with (SIGBUS: a dead
+    worker). The snapshot's files are unlinked once loaded; the mappings keep them alive. The
+    version hash is taken from the same snapshot, so it names exactly the files being served."""
+    import shutil
+    import tempfile
+
     from ganad.io import load_model, read_config
     from ganad.scoring.composition import required_components
-    try:
-        version = model_version(path) if path.is_dir() else ""
-        det = load_model(path)
-        cfg = read_config(path)
-        # warm-up: the first pass builds the frozen inference copies and the CPU programs
-        det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
-    except GanadError as exc:
-        raise ModelFileError(f"model {name!r} ({path}) cannot be served: {exc}") from exc
-    except Exception as exc:  # torch / safetensors errors on an inconsistent model
-        raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be loaded ({type(exc).__name__}: {exc})",
-                                  "check the directory was written by ganad (ganad fit -o DIR) and is complete")) from exc
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="ganad-serve-", ignore_cleanup_errors=True) as tmp:
+        snap = Path(tmp) / (path.name or "model")
+        try:
+            if path.is_dir():
+                shutil.copytree(path, snap)
+            else:
+                snap = path  # load_model says what is wrong with it
+        except OSError as exc:
+            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be read ({exc})",
+                                      "check the directory exists and is readable")) from exc
+        try:
+            version = model_version(snap) if snap.is_dir() else ""
+            det = load_model(snap)
+            cfg = read_config(snap)
+            # warm-up: the first pass builds the frozen inference copies and the CPU programs
+            det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
+        except GanadError as exc:
+            msg = str(exc).replace(str(snap), str(path))
+            raise ModelFileError(f"model {name!r} ({path}) cannot be served: {msg}") from exc
+        except Exception as exc:  # torch / safetensors errors on an inconsistent model
+            msg = str(exc).replace(str(snap), str(path))
+            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be loaded ({type(exc).__name__}: {msg})",
+                                      "check the directory was written by ganad (ganad fit -o DIR) and is complete")) from exc
     from ganad.io import _jsonable
     comps = required_components(det.composer_)
     info = {

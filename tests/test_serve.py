@@ -408,6 +408,11 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
                 time.sleep(0.1)
         rows = X[:16]
         want = {"old": first.decision_function(rows), "new": second.decision_function(rows)}
+        # the server merges these single-row requests into passes of varying size; a component computed
+        # with a batch-size-dependent algorithm (torch.cdist's matrix-multiply path) moves a score by up
+        # to ~1e-3, so the check is at 2e-3: far below the gap between the two models, which it must tell apart
+        tol = dict(rtol=0, atol=2e-3)
+        assert np.abs(want["old"] - want["new"]).mean() > 0.05
         results = []
 
         def call(i):
@@ -421,7 +426,7 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
         assert all(s == 200 for _, s, _ in results)
         v_old = results[0][2]["version"]
         for i, _, out in results:
-            np.testing.assert_allclose(out["scores"], want["old"][i:i + 1], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(out["scores"], want["old"][i:i + 1], **tol)
         m = httpx.get(url + "/metrics").text
         n_req = float(m.split('ganad_batch_requests_sum{model="m"} ')[1].split()[0])
         n_pass = float(m.split('ganad_batch_requests_count{model="m"} ')[1].split()[0])
@@ -440,14 +445,14 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
         for i, s, out in results:
             assert s == 200
             which = "old" if out["version"] == v_old else "new"
-            np.testing.assert_allclose(out["scores"], want[which][i:i + 1], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(out["scores"], want[which][i:i + 1], **tol)
         for _ in range(100):
             if httpx.get(url + "/v1/models/m").json()["version"] != v_old:
                 break
             time.sleep(0.1)
         out = httpx.post(url + "/v1/models/m/score", json=rows[:1].tolist()).json()
         assert out["version"] != v_old
-        np.testing.assert_allclose(out["scores"], want["new"][:1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["scores"], want["new"][:1], **tol)
 
         assert httpx.post(url + "/v1/models/nope/score", json=[[0.0]]).status_code == 404  # logged as refused
 

@@ -43,14 +43,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir: Path, port: int, extra=(), env=None) -> subprocess.Popen:
+def start_server(model_dir: Path, port: int, extra=(), env=None, log: Path | None = None) -> subprocess.Popen:
+    """The server's JSON log goes to ``log`` (a file: an unread pipe would fill up and stall the server)."""
     import httpx
     cmd = [sys.executable, "-m", "ganad.cli", "serve", str(model_dir), "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    log = log or OUT / "serve_server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=env)
     t0 = time.time()
     while time.time() - t0 < 120:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc

@@ -395,12 +395,14 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
     second = ganad.FAnoGAN(**{**KW, "random_state": 5}).fit(X)
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(tmp_path / "m"), "--port", str(port),
-                             "--max-wait-ms", "300", "--access-log"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+    log = tmp_path / "server.log"  # a file, not a pipe: an unread pipe fills up and stalls the server
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(tmp_path / "m"), "--port", str(port),
+                                 "--max-wait-ms", "300", "--access-log"], stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
-            assert proc.poll() is None, proc.stderr.read()
+            assert proc.poll() is None, log.read_text()
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                     break
@@ -473,7 +475,7 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    logs = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+    logs = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     msgs = [rec["msg"] for rec in logs]
     assert "serving" in msgs and "model reloaded" in msgs and "stopped" in msgs
     assert any(rec.get("status") == 200 and rec.get("path") == "/v1/models/m/score" for rec in logs)

@@ -318,6 +318,35 @@ def benchmark(
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['report']}")
 
 
+@app.command(epilog="Example:\n\n  ganad serve model/ --port 8000\n\n"
+                     "  curl -s localhost:8000/v1/models/model/score -H 'Content-Type: application/json' -d '[[0.1, 0.2, 0.3]]'")
+def serve(
+    model_dirs: List[str] = typer.Argument(..., help="Model directories (served under the directory's name) or NAME=DIR."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 (this machine only) unless told otherwise."),
+    port: int = typer.Option(8000, help="TCP port."),
+    token_file: Optional[Path] = typer.Option(None, help="File holding a bearer token required on /v1/* and /metrics (or env GANAD_SERVE_TOKEN)."),
+    max_batch_rows: int = typer.Option(4096, help="Rows per forward pass at most when requests are micro-batched."),
+    max_wait_ms: float = typer.Option(0.0, help="How long a batch waits for more requests (0: takes what queued during the previous pass)."),
+    max_queue: int = typer.Option(1024, help="Requests queued per model at most; beyond it: 503 with Retry-After."),
+    max_body_mb: float = typer.Option(16.0, help="Largest request body in MiB; beyond it: 413 (a JSON body takes about ten times its size in memory while it is parsed)."),
+    cors_origin: List[str] = typer.Option([], help="Allow browser requests from this origin (CORS is off without it). Repeatable."),
+    access_log: bool = typer.Option(False, help="Log every request (JSON line); errors are always logged."),
+    log_level: str = typer.Option("info", help="critical, error, warning, info or debug."),
+):
+    """Serve models over HTTP: POST /v1/models/NAME/score, /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
+    try:
+        from ganad.serve import ServeSettings, read_token, run
+    except ImportError as exc:
+        _fail(GanadError(f"serve is unavailable ({exc}). Fix: pip install 'ganad[serve]'"))
+    try:
+        settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                                 max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
+                                 cors_origins=cors_origin, access_log=access_log)
+        run(model_dirs, settings, host=host, port=port, log_level=log_level)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+
+
 def main():  # pragma: no cover
     app()
 

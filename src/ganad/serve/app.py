@@ -1,0 +1,371 @@
+"""The FastAPI application: routes, refusals, authentication, metrics and logs.
+
+``create_app(models, settings)`` loads the models (failing with the model's message when one
+cannot be loaded) and returns the ASGI app; :func:`ganad.serve.server.run` runs it on uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ganad import __version__
+from ganad.data.validation import check_array
+from ganad.exceptions import GanadError, _fmt
+from ganad.serve import schemas as S
+from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode
+from ganad.serve.errors import Refusal
+from ganad.serve.metrics import ServeMetrics
+from ganad.serve.registry import Registry
+
+log = logging.getLogger("ganad.serve")
+
+TOKEN_ENV = "GANAD_SERVE_TOKEN"
+
+
+@dataclass
+class ServeSettings:
+    """Settings of a server (the options of ``ganad serve``)."""
+
+    max_batch_rows: int = 4096
+    max_wait_ms: float = 0.0
+    max_queue: int = 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    token: Optional[str] = None
+    cors_origins: list[str] = field(default_factory=list)
+    access_log: bool = False
+    handle_sighup: bool = False
+
+    def __post_init__(self):
+        for name in ("max_batch_rows", "max_queue", "max_body_bytes"):
+            if int(getattr(self, name)) < 1:
+                raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
+        if self.max_wait_ms < 0:
+            raise GanadError(_fmt("max-wait-ms", f"is {self.max_wait_ms}", "pass 0 (no wait) or a positive number of milliseconds"))
+        if self.token is not None and not self.token.strip():
+            raise GanadError(_fmt("token", "is empty", "put a non-empty secret in the token file or $" + TOKEN_ENV))
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """The bearer token: from ``token_file`` when given, else ``$GANAD_SERVE_TOKEN``, else None (no auth)."""
+    if token_file is not None:
+        try:
+            tok = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise GanadError(_fmt(f"--token-file {token_file}", f"cannot be read ({exc.strerror or exc})", "pass a readable file holding the token")) from exc
+        if not tok:
+            raise GanadError(_fmt(f"--token-file {token_file}", "is empty", "write the token into the file"))
+        return tok
+    tok = os.environ.get(TOKEN_ENV, "").strip()
+    return tok or None
+
+
+def _orjson(obj, status: int = 200, headers=None) -> Response:
+    import orjson
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _error(status: int, type_: str, message: str, headers=None) -> Response:
+    return _orjson({"error": {"status": status, "type": type_, "message": message}}, status, headers)
+
+
+_PROTECTED = ("/v1/", "/metrics")
+
+
+class _Edge:
+    """Pure ASGI middleware: bearer-token check, request metrics, the error log and the access log."""
+
+    def __init__(self, app, state):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        st = self.state
+        path = scope["path"]
+        t0 = time.perf_counter()
+        status = 500
+        if st.token is not None and path.startswith(_PROTECTED):
+            auth = dict(scope["headers"]).get(b"authorization", b"")
+            if not (auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), st.token)):
+                resp = _error(401, "Unauthorized", _fmt("Authorization header", "is missing or holds a wrong token",
+                                                        "send 'Authorization: Bearer TOKEN' with the server's token"),
+                              {"WWW-Authenticate": "Bearer"})
+                await resp(scope, receive, send)
+                log.info("refused", extra={"method": scope["method"], "path": path, "status": 401, "type": "Unauthorized"})
+                self._record(scope, "-", 401, t0, "Unauthorized")
+                return
+
+        async def _send(msg):
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+        st.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            st.metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", None) or "other"
+            self._record(scope, route, status, t0, None)
+
+    def _record(self, scope, route, status, t0, err):
+        dt = time.perf_counter() - t0
+        m = self.state.metrics
+        m.requests.inc(route, scope["method"], str(status))
+        m.latency.observe(route, value=dt)
+        if status >= 400 and err:
+            m.errors.inc(route, err)
+        if self.state.access_log or status >= 500:
+            log.log(logging.ERROR if status >= 500 else logging.INFO, "request",
+                    extra={"method": scope["method"], "path": scope["path"], "status": status, "ms": round(dt * 1e3, 3)})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    cl = request.headers.get("content-length")
+    too_big = Refusal(413, _fmt(BODY, f"is larger than the server's limit of {limit} bytes",
+                                "split the samples over several requests, or start the server with a larger --max-body-mb"),
+                      "BodyTooLarge")
+    if cl is not None:
+        try:
+            if int(cl) > limit:
+                raise too_big
+        except ValueError:
+            raise Refusal(400, _fmt("Content-Length header", f"is {cl!r}", "send a number of bytes"), "BadRequest") from None
+    chunks, n = [], 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _flag(query, key: str, default: bool) -> bool:
+    v = query.get(key)
+    if v is None:
+        return default
+    if v.lower() in _TRUE:
+        return True
+    if v.lower() in _FALSE:
+        return False
+    raise Refusal(422, _fmt(f"query parameter {key}", f"is {v!r}", "use true or false"), "InputError")
+
+
+def prepare(det, raw) -> np.ndarray:
+    """Decoded rows -> the detector's validated array; flat rows are reshaped to the sample shape."""
+    shape = tuple(det.data_shape_)
+    if len(shape) > 1:
+        X = check_array(raw, BODY)
+        if X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
+            X = X.reshape((len(X), *shape))
+        raw = X
+    return det._validate_for_scoring(raw, BODY)
+
+
+def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
+    """The ASGI app serving ``models`` (model directories or ``NAME=DIR``). Loads them now."""
+    from contextlib import asynccontextmanager
+
+    settings = settings or ServeSettings()
+    metrics = ServeMetrics()
+    registry = Registry(models, settings=settings, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await registry.start()
+        app.state.shutting_down = False
+        if settings.handle_sighup:
+            import signal
+            loop = asyncio.get_running_loop()
+            try:
+                loop.add_signal_handler(signal.SIGHUP, _on_sighup)
+            except (NotImplementedError, RuntimeError, AttributeError, ValueError):
+                log.warning("SIGHUP reload is unavailable here; use POST /v1/admin/reload")
+        log.info("serving", extra={"models": {n: e.info["version"] for n, e in registry.entries.items()}})
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await registry.stop()
+            log.info("stopped")
+
+    pending: set = set()  # the event loop keeps only weak references to tasks
+
+    def _on_sighup():
+        task = asyncio.get_running_loop().create_task(_reload_quietly())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def _reload_quietly():
+        try:
+            await registry.reload()
+        except GanadError:
+            pass  # logged by the registry; the old models keep serving
+
+    app = FastAPI(
+        title="ganad scoring service", version=__version__, lifespan=lifespan,
+        description="Anomaly scores from ganad models over HTTP. Errors are `{\"error\": {status, type, message}}` "
+                    "with the library's message (input, problem, fix).",
+        responses={401: {"model": S.ErrorResponse}},
+    )
+    app.state.registry, app.state.metrics, app.state.settings = registry, metrics, settings
+    app.state.shutting_down = False
+    edge_state = type("EdgeState", (), {})()
+    edge_state.token = settings.token.encode() if settings.token else None
+    edge_state.metrics, edge_state.access_log = metrics, settings.access_log
+    app.add_middleware(_Edge, state=edge_state)
+    if settings.cors_origins:  # outside the token check: a browser's preflight carries no token
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    # ------------------------------------------------------------------ errors
+    def _refuse(request, status: int, type_: str, message: str, headers=None, route=None) -> Response:
+        route = route or getattr(request.scope.get("route"), "path", "other")
+        metrics.errors.inc(route, type_)
+        log.info("refused", extra={"method": request.method, "path": request.url.path, "status": status, "type": type_,
+                                   "error": message})
+        return _error(status, type_, message, headers)
+
+    @app.exception_handler(Refusal)
+    async def _refusal(request, exc: Refusal):
+        return _refuse(request, exc.status, exc.type, exc.message, exc.headers)
+
+    @app.exception_handler(GanadError)
+    async def _ganad(request, exc: GanadError):
+        return _refuse(request, 422, type(exc).__name__, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, exc: RequestValidationError):
+        msgs = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return _refuse(request, 422, "InputError", _fmt("request", msgs, "see the API description at /docs"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc: StarletteHTTPException):
+        msg = {404: _fmt(f"path {request.url.path}", "does not exist", "see /docs for the endpoints"),
+               405: _fmt(f"method {request.method} on {request.url.path}", "is not allowed", "see /docs for the endpoints")}
+        return _refuse(request, exc.status_code, "NotFound" if exc.status_code == 404 else "HTTPError",
+                       msg.get(exc.status_code, str(exc.detail)), getattr(exc, "headers", None), route="other")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc: Exception):
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return _error(500, "InternalError", f"{type(exc).__name__}: the server failed on this request (logged). "
+                                            "Fix: report it with the request that caused it")
+
+    def _model(name: str):
+        entry = registry.entries.get(name)
+        if entry is None:
+            raise Refusal(404, _fmt(f"model {name!r}", "is not served here", f"use one of {sorted(registry.entries)} (GET /v1/models)"),
+                          "UnknownModel")
+        return entry
+
+    # ------------------------------------------------------------------ routes
+    score_body = {"requestBody": {"required": True, "content": {
+        **{t: {"schema": {"anyOf": [S.ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
+                                    {"type": "array", "items": {"type": "array"}}]}} for t in JSON_TYPES},
+        **{t: {"schema": {"type": "string", "description": "CSV with a header row (or ?csv_header=false)"}} for t in CSV_TYPES[:1]},
+        **{t: {"schema": {"type": "string", "format": "binary"}} for t in PARQUET_TYPES[:1] + NPY_TYPES[:1]},
+    }}}
+    errs = {c: {"model": S.ErrorResponse} for c in (400, 404, 413, 415, 422, 503)}
+    score_body["parameters"] = [
+        {"name": k, "in": "query", "required": False, "schema": {"type": "boolean", "default": d}, "description": text}
+        for k, d, text in (("components", False, "Also return each score component."),
+                           ("map", False, "Also return the anomaly map per sample."),
+                           ("csv_header", True, "CSV bodies: the first line holds column names."))]
+
+    async def score_request(request: Request) -> Response:
+        request.scope["route"] = score_route  # the metrics' route label (Starlette sets it for FastAPI routes only)
+        name = request.path_params["name"]
+        q = request.query_params
+        components, map, csv_header = _flag(q, "components", False), _flag(q, "map", False), _flag(q, "csv_header", True)
+        _model(name)  # refuse an unknown model before reading a large body
+        body = await _read_body(request, settings.max_body_bytes)
+        raw, flags = decode(body, request.headers.get("content-type"), csv_header=csv_header,
+                            max_decoded_bytes=8 * settings.max_body_bytes)
+        entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
+        X = prepare(entry.det, raw)
+        want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)
+        res = await entry.batcher.submit(X, want_c, want_m)
+        out = {"model": name, "version": entry.info["version"], "n": len(X), "threshold": entry.threshold,
+               "scores": res.scores, "labels": (res.scores > entry.threshold).astype(np.int64)}
+        if want_c:
+            out["components"] = res.components
+        if want_m:
+            out["map"] = res.map
+        return _orjson(out)
+
+    @app.post("/v1/models/{name}/score", response_model=S.ScoreResponse, responses=errs, openapi_extra=score_body,
+              summary="Score samples", tags=["scoring"])
+    async def score(request: Request, name: str):
+        """Scores and 0/1 labels (score > the model's threshold) for samples sent as JSON rows (or
+        `{"instances": [...]}`), CSV, Parquet or NPY (by Content-Type). Flat rows are reshaped to the
+        model's sample shape."""
+        return await score_request(request)
+
+    # The route above documents the endpoint (OpenAPI); this plain Starlette route in front of it
+    # serves it, without FastAPI's per-request parameter solving (over a fifth of a single-row
+    # request's CPU). The body and the query flags are read by score_request itself either way.
+    from starlette.routing import Route
+    score_route = Route("/v1/models/{name}/score", score_request, methods=["POST"])
+    app.router.routes.insert(0, score_route)
+
+    @app.get("/v1/models", response_model=S.ModelList, tags=["models"], summary="The models served")
+    async def list_models():
+        return {"models": [e.info for e in registry.entries.values()]}
+
+    @app.get("/v1/models/{name}", response_model=S.ModelInfo, responses={404: {"model": S.ErrorResponse}}, tags=["models"],
+             summary="One model: method, parameters, input shape, threshold, version")
+    async def model_info(name: str):
+        return _model(name).info
+
+    @app.post("/v1/admin/reload", response_model=S.ReloadResult, responses={404: {"model": S.ErrorResponse}, 409: {"model": S.ErrorResponse}},
+              tags=["admin"], summary="Reload model directories from disk (atomic swap)")
+    async def reload(model: Optional[str] = Query(None, description="Reload only this model (default: all).")):
+        """Loads the directories again (e.g. after `ganad calibrate` or a new `ganad fit -o DIR`) and swaps each
+        model in one step: a request is scored by the old or by the new model, never a mix. If a directory
+        cannot be loaded, nothing is swapped and the old models keep serving (409). SIGHUP does the same."""
+        if model is not None:
+            _model(model)
+        try:
+            entries = await registry.reload(None if model is None else [model])
+        except GanadError as exc:
+            raise Refusal(409, f"{exc} (the old model keeps serving)", "ReloadFailed") from None
+        return {"reloaded": [e.info for e in entries]}
+
+    @app.get("/healthz", response_model=S.Health, tags=["operations"], summary="Liveness: the process answers")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=S.Health, responses={503: {"model": S.Health}}, tags=["operations"],
+             summary="Readiness: every model loaded and its batcher running")
+    async def readyz():
+        if app.state.shutting_down or not registry.ready:
+            return JSONResponse({"status": "unavailable", "detail": "starting, reloading or shutting down"}, 503)
+        return {"status": "ok", "models": sorted(registry.entries)}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)",
+             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def prom():
+        for n, e in registry.entries.items():
+            metrics.queue_depth.set(n, value=e.batcher.queue.qsize())
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app

@@ -1,0 +1,173 @@
+"""Micro-batching: concurrent requests to one model are scored in one forward pass.
+
+Requests wait in a bounded queue. A worker task takes what is queued (up to ``max_batch_rows``
+rows; it waits up to ``max_wait_ms`` for more only when that is set: by default it takes
+what arrived while the previous pass ran, so a lone request never waits), concatenates it,
+and calls the detector once on a scoring thread, off the event loop. The results are split
+back per request. Every request was validated before it was queued, so a batch cannot fail
+on one request's data; if a pass fails anyway, each request is scored on its own so that an
+error stays with the request that caused it, and the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ganad.exceptions import GanadError, _fmt
+from ganad.serve.errors import Refusal
+
+log = logging.getLogger("ganad.serve")
+
+
+@dataclass
+class BatchResult:
+    scores: np.ndarray
+    components: dict[str, np.ndarray] | None = None
+    map: np.ndarray | None = None
+
+
+@dataclass
+class _Item:
+    X: np.ndarray
+    components: bool
+    map: bool
+    future: asyncio.Future = field(repr=False)
+
+
+def score_batch(det, X: np.ndarray, components: bool, want_map: bool) -> BatchResult:
+    """The detector's own scoring path on validated data (runs on the scoring thread)."""
+    if components or want_map:
+        r = det.score_components(X, return_map=want_map)
+        return BatchResult(r.scores, r.components if components else None, r.map if want_map else None)
+    return BatchResult(det.decision_function(X))
+
+
+class MicroBatcher:
+    def __init__(self, det, executor: Executor, *, name: str, max_batch_rows: int = 4096, max_wait_ms: float = 0.0,
+                 max_queue: int = 1024, metrics=None):
+        self.det, self.executor, self.name = det, executor, name
+        self.max_batch_rows, self.max_wait = int(max_batch_rows), float(max_wait_ms) / 1000.0
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=int(max_queue))
+        self.metrics = metrics
+        self._carry: _Item | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._closing
+
+    async def close(self) -> None:
+        """Score everything already queued, then stop."""
+        if self._task is None:
+            return
+        self._closing = True
+        await self.queue.put(None)
+        await self._task
+
+    # ------------------------------------------------------------------ requests
+    def submit(self, X: np.ndarray, components: bool = False, want_map: bool = False) -> asyncio.Future:
+        if self._closing or self._task is None or self._task.done():
+            raise Refusal(503, _fmt(f"model {self.name!r}", "is being replaced or shut down", "retry the request"),
+                          "Unavailable", {"Retry-After": "1"})
+        fut = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(_Item(X, components, want_map, fut))
+        except asyncio.QueueFull:
+            raise Refusal(503, _fmt(f"model {self.name!r}", f"has {self.queue.maxsize} requests queued already (the server is at capacity)",
+                                    "retry after a short wait, send fewer larger requests, or start the server with a larger --max-queue"),
+                          "Overloaded", {"Retry-After": "1"}) from None
+        return fut
+
+    # ------------------------------------------------------------------ worker
+    async def _next_batch(self) -> list[_Item] | None:
+        first = self._carry or await self.queue.get()
+        self._carry = None
+        if first is None:
+            return None
+        batch, rows = [first], len(first.X)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while rows < self.max_batch_rows:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                except (asyncio.TimeoutError, TimeoutError):
+                    break
+            if item is None:  # close(): finish this batch, then stop
+                self._carry = None
+                self.queue.put_nowait(None)
+                break
+            if rows + len(item.X) > self.max_batch_rows:
+                self._carry = item
+                break
+            batch.append(item)
+            rows += len(item.X)
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                batch = await self._next_batch()
+                if batch is None:
+                    return
+                if self.metrics is not None:
+                    self.metrics.queue_depth.set(self.name, value=self.queue.qsize())
+                await self._score(loop, batch)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # never let the worker die: log it and go on
+                log.exception("batcher %s: unexpected error", self.name, extra={"model": self.name, "error": repr(exc)})
+
+    async def _score(self, loop, batch: list[_Item]) -> None:
+        comps = any(i.components for i in batch)
+        want_map = any(i.map for i in batch)
+        X = batch[0].X if len(batch) == 1 else np.concatenate([i.X for i in batch])
+        try:
+            res = await loop.run_in_executor(self.executor, score_batch, self.det, X, comps, want_map)
+        except Exception as exc:
+            if len(batch) > 1:
+                log.warning("batcher %s: a pass of %d requests failed (%r); scoring them one by one", self.name, len(batch), exc)
+                for item in batch:
+                    await self._score(loop, [item])
+                return
+            _fail(batch[0].future, exc)
+            return
+        if self.metrics is not None:
+            self.metrics.rows.inc(self.name, value=len(X))
+            self.metrics.batch_rows.observe(self.name, value=len(X))
+            self.metrics.batch_requests.observe(self.name, value=len(batch))
+        start = 0
+        for item in batch:
+            sl = slice(start, start + len(item.X))
+            start = sl.stop
+            if item.future.done():  # the client went away
+                continue
+            item.future.set_result(BatchResult(
+                res.scores[sl],
+                {k: v[sl] for k, v in res.components.items()} if item.components else None,
+                res.map[sl] if item.map else None))
+
+
+def _fail(fut: asyncio.Future, exc: Exception) -> None:
+    if fut.done():
+        return
+    if isinstance(exc, GanadError) or isinstance(exc, ValueError):
+        fut.set_exception(Refusal(422, str(exc), type(exc).__name__))
+    else:
+        fut.set_exception(exc)

@@ -1,0 +1,127 @@
+"""Request bodies -> arrays: JSON rows (or ``{"instances": [...]}``), CSV, Parquet and NPY.
+
+Parsing errors become 400 refusals naming the body and the fix; the numbers then go through
+the detector's own validation (:meth:`BaseGANDetector._validate_for_scoring`), so the service
+refuses the same inputs with the same words as the library and the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ganad.exceptions import _fmt
+from ganad.serve.errors import Refusal
+
+BODY = "request body"
+
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv", "application/csv")
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
+NPY_TYPES = ("application/x-npy", "application/npy")
+CONTENT_TYPES = JSON_TYPES + CSV_TYPES + PARQUET_TYPES + NPY_TYPES
+
+_FLAGS = ("components", "map")
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _bad(problem: str, fix: str) -> Refusal:
+    return Refusal(400, _fmt(BODY, problem, fix), "MalformedBody")
+
+
+def decode(body: bytes, content_type: str | None, *, csv_header: bool = True, max_decoded_bytes: int | None = None):
+    """(rows as array or nested lists, flags from a JSON object body). ``max_decoded_bytes`` bounds
+    what a compressed (Parquet) body may expand to."""
+    mt = media_type(content_type)
+    if not body:
+        raise _bad("is empty", "send the samples to score, for example a JSON list of rows")
+    if mt in JSON_TYPES:
+        return _json(body)
+    if mt in CSV_TYPES:
+        return _csv(body, csv_header), {}
+    if mt in PARQUET_TYPES:
+        return _parquet(body, max_decoded_bytes), {}
+    if mt in NPY_TYPES:
+        return _npy(body), {}
+    raise Refusal(415, _fmt("Content-Type", f"is {mt or 'missing'!r}, which the service does not read",
+                            f"send one of {', '.join(CONTENT_TYPES)}"), "UnsupportedMediaType")
+
+
+def _json(body: bytes):
+    import orjson
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"is not valid JSON ({exc})", 'send a list of rows such as [[0.1, 0.2], [0.3, 0.4]] or {"instances": [...]}') from None
+    flags = {}
+    if isinstance(obj, dict):
+        unknown = sorted(set(obj) - {"instances", *_FLAGS})
+        if unknown or "instances" not in obj:
+            problem = f"has unknown key(s) {unknown}" if unknown else "is a JSON object without 'instances'"
+            raise Refusal(422, _fmt(BODY, problem, 'send {"instances": [[...], ...]} with optional "components" and "map" (true/false)'),
+                          "InputError")
+        for k in _FLAGS:
+            if k in obj:
+                if not isinstance(obj[k], bool):
+                    raise Refusal(422, _fmt(f"{BODY} key {k!r}", f"is {obj[k]!r}", "use true or false"), "InputError")
+                flags[k] = obj[k]
+        obj = obj["instances"]
+    if not isinstance(obj, list):
+        raise Refusal(422, _fmt(BODY, f"holds a JSON {type(obj).__name__} where rows are expected",
+                                'send a list of rows such as [[0.1, 0.2], [0.3, 0.4]] or {"instances": [...]}'), "InputError")
+    if not obj:
+        raise Refusal(422, _fmt(BODY, "holds no rows", "send at least one row"), "InputError")
+    try:  # the common case, numeric rows of equal length: one conversion (the library's rules for the rest)
+        return np.array(obj, dtype=np.float32), flags
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return obj, flags
+
+
+def _csv(body: bytes, header: bool):
+    import pandas as pd
+    try:
+        df = pd.read_csv(io.BytesIO(body), header=0 if header else None)
+    except Exception as exc:
+        raise _bad(f"cannot be read as CSV ({type(exc).__name__}: {exc})", "send comma-separated rows of numbers with a header row "
+                   "(or ?csv_header=false without one)") from None
+    if len(df) == 0:
+        raise Refusal(422, _fmt(BODY, "is a CSV with a header but no data rows", "send at least one row"), "InputError")
+    return df
+
+
+def _parquet(body: bytes, max_decoded_bytes: int | None):
+    import pyarrow.parquet as pq
+    try:
+        pf = pq.ParquetFile(io.BytesIO(body))
+        meta = pf.metadata
+        need = meta.num_rows * max(meta.num_columns, 1) * 8
+        if max_decoded_bytes is not None and need > max_decoded_bytes:
+            raise Refusal(413, _fmt(BODY, f"is a Parquet file of {meta.num_rows} rows x {meta.num_columns} columns, about {need} bytes "
+                                          f"once decoded, over the server's limit of {max_decoded_bytes}",
+                                    "split the rows over several requests"), "BodyTooLarge")
+        return pf.read().to_pandas()
+    except Refusal:
+        raise
+    except Exception as exc:
+        raise _bad(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", "send a complete Parquet file of numeric columns") from None
+
+
+def _npy(body: bytes):
+    fmt = np.lib.format
+    try:
+        fh = io.BytesIO(body)
+        version = fmt.read_magic(fh)
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if need > len(body) - fh.tell():  # refuse before numpy allocates what the header claims
+            raise ValueError(f"the header declares shape {shape} of {dtype} ({need} bytes) but the body holds "
+                             f"{len(body) - fh.tell()} bytes of data")
+        return np.load(io.BytesIO(body), allow_pickle=False)
+    except Exception as exc:
+        raise _bad(f"cannot be read as NPY ({type(exc).__name__}: {exc})",
+                   "send a numeric array written by numpy.save (object arrays are refused: they would need pickle)") from None

@@ -1,0 +1,188 @@
+"""The models a server holds: loading, warm-up, description and atomic hot reload.
+
+Each model is an immutable :class:`ModelEntry` (detector + its micro-batcher + description).
+A reload loads the directory into a new entry off the event loop, then replaces the dict entry
+in one assignment: a request that looked its model up before the swap is scored by the old
+detector (its batcher drains before it stops), one after by the new; never a mix. A directory
+that fails to load at start-up stops the start-up; on reload, the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ganad.exceptions import GanadError, ModelFileError, _fmt
+
+log = logging.getLogger("ganad.serve")
+
+
+def parse_model_arg(arg) -> tuple[str, Path]:
+    """``DIR`` (served under the directory's name) or ``NAME=DIR``."""
+    s = str(arg)
+    if "=" in s and not Path(s).exists():
+        name, _, path = s.partition("=")
+    else:
+        name, path = Path(s).resolve().name, s
+    name = name.strip()
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise GanadError(_fmt(f"model {s!r}", f"has the name {name!r}, which is not usable in a URL",
+                              "use letters, digits, '-', '_' and '.', e.g. NAME=DIR"))
+    return name, Path(path)
+
+
+def model_version(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in ("config.json", "model.safetensors"):
+        p = path / f
+        if p.is_file():
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:12]
+
+
+def load_detector(name: str, path: Path):
+    """Load, describe and warm up one model directory (runs off the event loop).
+
+    The directory is copied to a private snapshot first and loaded from there: the weights may be
+    memory-mapped, and a file rewritten in place under a running model (``cp new/model.safetensors
+    model/``) would otherwise change or truncate the tensors it is scoring with (SIGBUS: a dead
+    worker). The snapshot's files are unlinked once loaded; the mappings keep them alive. The
+    version hash is taken from the same snapshot, so it names exactly the files being served."""
+    import shutil
+    import tempfile
+
+    from ganad.io import load_model, read_config
+    from ganad.scoring.composition import required_components
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="ganad-serve-", ignore_cleanup_errors=True) as tmp:
+        snap = Path(tmp) / (path.name or "model")
+        try:
+            if path.is_dir():
+                shutil.copytree(path, snap)
+            else:
+                snap = path  # load_model says what is wrong with it
+        except OSError as exc:
+            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be read ({exc})",
+                                      "check the directory exists and is readable")) from exc
+        try:
+            version = model_version(snap) if snap.is_dir() else ""
+            det = load_model(snap)
+            cfg = read_config(snap)
+            # warm-up: the first pass builds the frozen inference copies and the CPU programs
+            det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
+        except GanadError as exc:
+            msg = str(exc).replace(str(snap), str(path))
+            raise ModelFileError(f"model {name!r} ({path}) cannot be served: {msg}") from exc
+        except Exception as exc:  # torch / safetensors errors on an inconsistent model
+            msg = str(exc).replace(str(snap), str(path))
+            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be loaded ({type(exc).__name__}: {msg})",
+                                      "check the directory was written by ganad (ganad fit -o DIR) and is complete")) from exc
+    from ganad.io import _jsonable
+    comps = required_components(det.composer_)
+    info = {
+        "name": name, "method": type(det).__name__, "version": version, "ganad_version": str(cfg.get("ganad_version", "")),
+        "path": str(path.resolve()), "input_shape": [int(s) for s in det.data_shape_],
+        "n_features_in": int(np.prod(det.data_shape_)), "threshold": float(det.threshold_),
+        "components": list(comps) if comps is not None else None,
+        "params": _jsonable(det.get_params(deep=False)), "loaded_at": time.time(),
+    }
+    return det, info
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path
+    det: object
+    info: dict
+    batcher: object = field(repr=False)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.det.threshold_)
+
+
+class Registry:
+    def __init__(self, models, *, settings, metrics=None):
+        """``models``: model arguments (``DIR`` or ``NAME=DIR``). Loads every model now, so a
+        model that cannot be loaded fails start-up here with its message."""
+        self.settings, self.metrics = settings, metrics
+        self.paths: dict[str, Path] = {}
+        for arg in models:
+            name, path = parse_model_arg(arg)
+            if name in self.paths:
+                raise GanadError(_fmt(f"model {arg!r}", f"has the same name {name!r} as {self.paths[name]}",
+                                      "give one of them another name with NAME=DIR"))
+            self.paths[name] = path
+        if not self.paths:
+            raise GanadError(_fmt("MODEL_DIR", "is missing", "pass at least one model directory written by `ganad fit`"))
+        self._loaded = {name: load_detector(name, path) for name, path in self.paths.items()}
+        self.entries: dict[str, ModelEntry] = {}
+        self.executor = None
+        self._reload_lock: asyncio.Lock | None = None
+
+    # ------------------------------------------------------------------ lifecycle (on the event loop)
+    def _entry(self, name, det, info) -> ModelEntry:
+        from ganad.serve.batcher import MicroBatcher
+        s = self.settings
+        b = MicroBatcher(det, self.executor, name=name, max_batch_rows=s.max_batch_rows, max_wait_ms=s.max_wait_ms,
+                         max_queue=s.max_queue, metrics=self.metrics)
+        b.start()
+        return ModelEntry(name, self.paths[name], det, info, b)
+
+    async def start(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        # one scoring thread: a forward pass uses torch's own threads; a second would only contend
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganad-score")
+        self._reload_lock = asyncio.Lock()
+        if not self._loaded:  # started again (a second lifespan of the same app): the models last served
+            self._loaded = {name: (e.det, e.info) for name, e in self.entries.items()}
+        self.entries = {name: self._entry(name, det, info) for name, (det, info) in self._loaded.items()}
+        self._loaded = {}
+
+    async def stop(self) -> None:
+        for e in list(self.entries.values()):
+            await e.batcher.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.entries) and all(e.batcher.alive for e in self.entries.values())
+
+    # ------------------------------------------------------------------ reload
+    async def reload(self, names=None) -> list[ModelEntry]:
+        """Reload model directories from disk and swap them in atomically (all of them by default)."""
+        names = list(self.paths) if names is None else list(names)
+        loop = asyncio.get_running_loop()
+        async with self._reload_lock:
+            new = {}
+            for name in names:  # load everything first: a failure leaves every old model serving
+                try:
+                    new[name] = await loop.run_in_executor(None, load_detector, name, self.paths[name])
+                except GanadError as exc:
+                    if self.metrics is not None:
+                        self.metrics.reloads.inc(name, "error")
+                    log.error("reload failed, the old model keeps serving", extra={"model": name, "error": str(exc)})
+                    raise
+            swapped = []
+            for name, (det, info) in new.items():
+                entry = self._entry(name, det, info)
+                old = self.entries.get(name)
+                self.entries = {**self.entries, name: entry}  # one assignment: the atomic swap
+                swapped.append(entry)
+                if old is not None:
+                    await old.batcher.close()  # finishes what was queued on the old model
+                if self.metrics is not None:
+                    self.metrics.reloads.inc(name, "ok")
+                log.info("model reloaded", extra={"model": name, "version": info["version"],
+                                                  "previous_version": old.info["version"] if old else None})
+            return swapped

@@ -1,0 +1,482 @@
+"""The HTTP scoring service: the same scores as the library, refusals with the library's words,
+auth, metrics, reload with an atomic swap, and a real server (batching, SIGHUP, graceful stop)."""
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+with warnings.catch_warnings():  # starlette's TestClient asks for httpx2, which is not needed here
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+import ganad  # noqa: E402
+from ganad.exceptions import InputError, ModelFileError  # noqa: E402
+from ganad.serve import ServeSettings, create_app  # noqa: E402
+from ganad.serve.batcher import MicroBatcher  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+SRC = Path(__file__).resolve().parents[1] / "src"
+KW = dict(epochs=2, latent_dim=4, width=8, batch_size=64, random_state=0, verbose=False, device="cpu")
+
+
+def _vectors(n=300, d=6, seed=0):
+    rng = np.random.RandomState(seed)
+    return (rng.randn(n, d) @ rng.randn(d, d) * 0.5).astype(np.float32)
+
+
+def _beats(n=200, length=32, seed=0):
+    rng = np.random.RandomState(seed)
+    t = np.linspace(0, 1, length)
+    return (np.sin(2 * np.pi * t * rng.uniform(1, 2, (n, 1))) + 0.05 * rng.randn(n, length))[:, None].astype(np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # tiny models: a second torch thread only contends (20x slower fits on a busy machine)
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("serve")
+    X = _vectors()
+    vec = ganad.FAnoGAN(**KW).fit(X)
+    vec.save(d / "vec")
+    S = _beats()
+    ser = ganad.FAnoGAN(**KW).fit(S)
+    ser.save(d / "beats")
+    return {"dir": d, "X": X, "vec": ganad.load(d / "vec"), "S": S, "beats": ganad.load(d / "beats")}
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    app = create_app([models["dir"] / "vec", models["dir"] / "beats"])
+    with TestClient(app) as c:
+        yield c
+
+
+def _npy(a):
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npy_header(shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _score(client, body, ct, name="vec", params=""):
+    return client.post(f"/v1/models/{name}/score{params}", content=body, headers={"content-type": ct})
+
+
+# ---------------------------------------------------------------------- same scores as the library
+def test_every_body_format_gives_the_library_scores(client, models):
+    X, det = models["X"][:20], models["vec"]
+    want = det.decision_function(X)
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    pq = io.BytesIO()
+    df.to_parquet(pq)
+    bodies = [(json.dumps(X.tolist()), "application/json"),
+              (json.dumps({"instances": X.tolist()}), "application/json; charset=utf-8"),
+              (df.to_csv(index=False), "text/csv"),
+              (pq.getvalue(), "application/vnd.apache.parquet"),
+              (_npy(X), "application/x-npy")]
+    for body, ct in bodies:
+        r = _score(client, body, ct)
+        assert r.status_code == 200, (ct, r.text)
+        out = r.json()
+        np.testing.assert_allclose(out["scores"], want, rtol=1e-5, atol=1e-6, err_msg=ct)
+        assert out["labels"] == (np.asarray(out["scores"]) > det.threshold_).astype(int).tolist()
+        assert out["n"] == 20 and out["threshold"] == pytest.approx(det.threshold_) and out["model"] == "vec"
+    r = _score(client, df.to_csv(index=False, header=False), "text/csv", params="?csv_header=false")
+    np.testing.assert_allclose(r.json()["scores"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_components_and_map_on_request(client, models):
+    X, det = models["X"][:5], models["vec"]
+    ref = det.score_components(X, return_map=True)
+    r = client.post("/v1/models/vec/score?components=true", json={"instances": X.tolist(), "map": True}).json()
+    assert set(r["components"]) == set(ref.components)
+    for k, v in ref.components.items():
+        np.testing.assert_allclose(r["components"][k], v, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r["map"], ref.map, rtol=1e-5, atol=1e-6)
+    plain = client.post("/v1/models/vec/score", json=X.tolist()).json()
+    assert "components" not in plain and "map" not in plain
+
+
+def test_series_rows_flat_or_nested(client, models):
+    S, det = models["S"][:7], models["beats"]
+    want = det.decision_function(S)
+    for rows in (S.tolist(), S.reshape(7, -1).tolist()):
+        r = client.post("/v1/models/beats/score", json=rows)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["scores"], want, rtol=1e-5, atol=1e-6)
+    r = client.post("/v1/models/beats/score?map=true", content=_npy(S), headers={"content-type": "application/x-npy"})
+    assert np.asarray(r.json()["map"]).shape == S.shape
+
+
+def test_model_description_and_list(client, models):
+    info = client.get("/v1/models/beats").json()
+    det = models["beats"]
+    assert info["method"] == "FAnoGAN" and info["input_shape"] == [1, 32] and info["n_features_in"] == 32
+    assert info["threshold"] == pytest.approx(det.threshold_) and len(info["version"]) == 12
+    assert info["params"]["latent_dim"] == 4
+    names = [m["name"] for m in client.get("/v1/models").json()["models"]]
+    assert names == ["vec", "beats"]
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/models/{name}/score"]["post"]["requestBody"]["content"]
+    assert {"application/json", "text/csv", "application/x-npy", "application/vnd.apache.parquet"} <= set(body)
+    assert "ScoreResponse" in spec["components"]["schemas"]
+
+
+# ---------------------------------------------------------------------- refusal without harm
+def _library_message(det, X):
+    with pytest.raises(InputError) as exc:
+        det._validate_for_scoring(X, "request body")
+    return str(exc.value)
+
+
+def test_refusals_carry_the_library_message(client, models):
+    det = models["vec"]
+    X = models["X"][:3].copy()
+    wrong = X[:, :5]
+    r = client.post("/v1/models/vec/score", json=wrong.tolist())
+    assert r.status_code == 422 and r.json()["error"]["message"] == _library_message(det, wrong)
+    assert "expecting 6 features" in r.json()["error"]["message"]
+    bad = X.copy()
+    bad[1, 2] = np.nan
+    rows = X.tolist()
+    rows[1][2] = "NaN"  # JSON has no NaN literal; the library reads the string as NaN, and so does the service
+    for body, ct in ((_npy(bad), "application/x-npy"), (json.dumps(rows), "application/json")):
+        r = _score(client, body, ct)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["message"] == _library_message(det, bad), ct
+    rows = X.tolist()
+    rows[0][0] = "abc"
+    r = client.post("/v1/models/vec/score", json=rows)
+    assert r.status_code == 422 and "non-numeric" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, ct, status, words", [
+    (b"[[0.1, 0.2", "application/json", 400, "is not valid JSON"),
+    (b"", "application/json", 400, "is empty"),
+    (b"[]", "application/json", 422, "holds no rows"),
+    (b'{"rows": [[1]]}', "application/json", 422, "unknown key(s) ['rows']"),
+    (b'{"instances": 3}', "application/json", 422, "where rows are expected"),
+    (b'{"instances": [[1,2,3,4,5,6]], "map": "yes"}', "application/json", 422, "use true or false"),
+    (b"[[1,2],[3]]", "application/json", 422, "request body"),
+    (b"[[1,2,3,4,5,6]]", "text/plain", 415, "Content-Type: is 'text/plain'"),
+    (b"[[1,2,3,4,5,6]]", None, 415, "Content-Type: is 'missing'"),
+    (b"\x93NUMPY garbage", "application/x-npy", 400, "cannot be read as NPY"),
+    (_npy(np.array([[1, "a"]], dtype=object)), "application/x-npy", 400, "object arrays are refused"),
+    (b"not parquet", "application/vnd.apache.parquet", 400, "cannot be read as Parquet"),
+    (_npy_header((10 ** 12, 6)) + b"\0" * 48, "application/x-npy", 400, "but the body holds 48 bytes"),
+    (b"a,b\n1,x\n", "text/csv", 422, "non-numeric"),
+    (b"a,b\n", "text/csv", 422, "no data rows"),
+])
+def test_bad_bodies_are_4xx_and_the_worker_survives(client, models, body, ct, status, words):
+    headers = {} if ct is None else {"content-type": ct}
+    r = client.post("/v1/models/vec/score", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["status"] == status and words in err["message"] and "Fix:" in err["message"]
+    ok = client.post("/v1/models/vec/score", json=models["X"][:2].tolist())
+    assert ok.status_code == 200 and client.get("/readyz").status_code == 200
+
+
+def test_unknown_model_path_method_and_query(client):
+    r = client.post("/v1/models/nope/score", json=[[1.0]])
+    assert r.status_code == 404 and "model 'nope': is not served here" in r.json()["error"]["message"]
+    assert client.get("/v1/models/nope").status_code == 404
+    assert client.get("/v2/anything").status_code == 404
+    assert client.get("/v1/models/vec/score").status_code == 405
+    r = client.post("/v1/models/vec/score?components=maybe", json=[[1.0] * 6])
+    assert r.status_code == 422 and "components" in r.json()["error"]["message"]
+
+
+def test_oversized_body_is_413_before_scoring(models):
+    app = create_app([models["dir"] / "vec"], ServeSettings(max_body_bytes=4000))
+    with TestClient(app) as c:
+        big = json.dumps(np.zeros((200, 6)).tolist())
+        assert len(big) > 4000
+        r = c.post("/v1/models/vec/score", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "larger than the server's limit of 4000 bytes" in r.json()["error"]["message"]
+
+        def chunks():  # no Content-Length: the limit holds while the body streams in
+            for _ in range(10):
+                yield b"[" * 500
+        r = c.post("/v1/models/vec/score", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        pq = io.BytesIO()  # 8,000 zeros compress below the body limit but expand over 8x of it
+        pd.DataFrame(np.zeros((2000, 4)), columns=list("abcd")).to_parquet(pq)
+        assert len(pq.getvalue()) < 4000
+        r = c.post("/v1/models/vec/score", content=pq.getvalue(), headers={"content-type": "application/vnd.apache.parquet"})
+        assert r.status_code == 413 and "once decoded" in r.json()["error"]["message"]
+        assert c.post("/v1/models/vec/score", json=[[0.0] * 6]).status_code == 200
+
+
+def test_bearer_token(models, tmp_path):
+    app = create_app([models["dir"] / "vec"], ServeSettings(token="s3cret"))
+    with TestClient(app) as c:
+        rows = [[0.0] * 6]
+        assert c.post("/v1/models/vec/score", json=rows).status_code == 401
+        r = c.post("/v1/models/vec/score", json=rows, headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert c.post("/v1/models/vec/score", json=rows, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/metrics").status_code == 401 and c.get("/v1/models").status_code == 401
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://evil.example"}).headers
+
+
+def test_cors_only_for_the_origins_given(models):
+    app = create_app([models["dir"] / "vec"], ServeSettings(cors_origins=["http://monitor.example"], token="t"))
+    with TestClient(app) as c:
+        ok = c.get("/v1/models", headers={"Origin": "http://monitor.example", "Authorization": "Bearer t"})
+        assert ok.headers["access-control-allow-origin"] == "http://monitor.example"
+        pre = c.options("/v1/models/vec/score", headers={"Origin": "http://monitor.example", "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 200  # the preflight carries no token and is answered before the token check
+        assert "access-control-allow-origin" not in c.get("/v1/models", headers={"Origin": "http://evil.example", "Authorization": "Bearer t"}).headers
+
+
+def test_metrics_count_requests_errors_and_rows(models):
+    app = create_app([models["dir"] / "vec"])
+    with TestClient(app) as c:
+        c.post("/v1/models/vec/score", json=models["X"][:4].tolist())
+        c.post("/v1/models/vec/score", content=b"[[", headers={"content-type": "application/json"})
+        text = c.get("/metrics").text
+    assert 'ganad_http_requests_total{route="/v1/models/{name}/score",method="POST",status="200"} 1' in text
+    assert 'ganad_http_requests_total{route="/v1/models/{name}/score",method="POST",status="400"} 1' in text
+    assert 'ganad_http_errors_total{route="/v1/models/{name}/score",type="MalformedBody"} 1' in text
+    assert 'ganad_rows_scored_total{model="vec"} 4' in text
+    assert "ganad_http_requests_in_flight 1" in text  # the /metrics request itself
+    assert 'ganad_http_request_duration_seconds_count{route="/v1/models/{name}/score"} 2' in text
+    assert "# TYPE ganad_http_request_duration_seconds histogram" in text
+
+
+# ---------------------------------------------------------------------- start-up and reload
+def test_a_model_that_cannot_load_fails_startup(models, tmp_path):
+    with pytest.raises(ModelFileError, match="is not a model directory"):
+        create_app([tmp_path / "missing"])
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match=r"model 'broken' .* is not valid JSON"):
+        create_app([models["dir"] / "vec", tmp_path / "broken"])
+    from ganad.cli import app as cli
+    r = CliRunner().invoke(cli, ["serve", str(tmp_path / "broken"), "--port", "0"])
+    assert r.exit_code != 0 and "is not valid JSON" in " ".join(r.output.split())
+    r = CliRunner().invoke(cli, ["serve", str(models["dir"] / "vec"), f"other={models['dir'] / 'vec'}", "vec=" + str(models["dir"] / "beats")])
+    assert r.exit_code != 0 and "same name 'vec'" in " ".join(r.output.split())
+
+
+def test_serve_help_shows_an_example():
+    from ganad.cli import app as cli
+    r = CliRunner().invoke(cli, ["serve", "--help"])
+    assert r.exit_code == 0 and "Example" in r.output and "ganad serve" in r.output and "127.0.0.1" in r.output
+
+
+def test_admin_reload_swaps_and_a_broken_reload_keeps_the_old_model(tmp_path):
+    X = _vectors(seed=1)
+    ganad.FAnoGAN(**KW).fit(X).save(tmp_path / "m")
+    app = create_app([tmp_path / "m"])
+    with TestClient(app) as c:
+        v1 = c.get("/v1/models/m").json()["version"]
+        s1 = c.post("/v1/models/m/score", json=X[:5].tolist()).json()
+        new = ganad.FAnoGAN(**{**KW, "random_state": 3}).fit(X)
+        new.save(tmp_path / "m")
+        r = c.post("/v1/admin/reload")
+        assert r.status_code == 200, r.text
+        v2 = r.json()["reloaded"][0]["version"]
+        assert v2 != v1 and c.get("/v1/models/m").json()["version"] == v2
+        s2 = c.post("/v1/models/m/score", json=X[:5].tolist()).json()
+        assert s2["version"] == v2 and s1["version"] == v1
+        np.testing.assert_allclose(s2["scores"], new.decision_function(X[:5]), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(s1["scores"], s2["scores"])
+        (tmp_path / "m" / "model.safetensors").write_bytes(b"truncated")
+        r = c.post("/v1/admin/reload?model=m")
+        assert r.status_code == 409 and "old model keeps serving" in r.json()["error"]["message"]
+        s3 = c.post("/v1/models/m/score", json=X[:5].tolist()).json()
+        assert s3["version"] == v2 and s3["scores"] == s2["scores"]
+        assert c.post("/v1/admin/reload?model=nope").status_code == 404
+        assert 'ganad_model_reloads_total{model="m",result="error"} 1' in c.get("/metrics").text
+
+
+# ---------------------------------------------------------------------- the micro-batcher
+class _Recorder:
+    """A stand-in detector: score = row sum; raises on a row holding -1; records each pass's size."""
+
+    def __init__(self):
+        self.passes = []
+
+    def decision_function(self, X):
+        self.passes.append(len(X))
+        if (X == -1).any():
+            raise InputError("X: holds -1. Fix: do not")
+        return X.sum(axis=1).astype(np.float64)
+
+
+def test_concurrent_requests_share_one_pass_and_a_failure_stays_with_its_request():
+    from concurrent.futures import ThreadPoolExecutor
+    det = _Recorder()
+
+    async def main():
+        with ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(det, ex, name="t", max_batch_rows=100, max_wait_ms=0)
+            b.start()
+            futs = [b.submit(np.full((2, 3), i, dtype=np.float32)) for i in range(10)]
+            res = await asyncio.gather(*futs)
+            assert [r.scores.tolist() for r in res] == [[3.0 * i, 3.0 * i] for i in range(10)]
+            assert det.passes == [20]  # ten requests, one forward pass
+            det.passes.clear()
+            futs = [b.submit(np.full((1, 3), v, dtype=np.float32)) for v in (1, -1, 2)]
+            out = await asyncio.gather(*futs, return_exceptions=True)
+            assert out[0].scores.tolist() == [3.0] and out[2].scores.tolist() == [6.0]
+            assert out[1].status == 422 and "holds -1" in out[1].message
+            assert det.passes == [3, 1, 1, 1]  # the failed pass, then one request at a time
+            det.passes.clear()
+            futs = [b.submit(np.zeros((40, 3), dtype=np.float32)) for _ in range(5)]
+            await asyncio.gather(*futs)
+            assert det.passes == [80, 80, 40]  # max_batch_rows holds
+            assert b.alive
+            await b.close()
+            assert not b.alive
+    asyncio.run(main())
+
+
+def test_a_full_queue_is_503_with_retry_after():
+    from concurrent.futures import ThreadPoolExecutor
+    from ganad.serve.errors import Refusal
+
+    async def main():
+        with ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(_Recorder(), ex, name="t", max_queue=2)
+            b.start()
+            futs = [b.submit(np.zeros((1, 3), dtype=np.float32)) for _ in range(2)]
+            with pytest.raises(Refusal) as exc:
+                b.submit(np.zeros((1, 3), dtype=np.float32))
+            assert exc.value.status == 503 and exc.value.headers["Retry-After"] == "1" and "--max-queue" in exc.value.message
+            await asyncio.gather(*futs)
+            await b.close()
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------- a real server
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_path):
+    X = _vectors(seed=2)
+    first = ganad.FAnoGAN(**KW).fit(X)
+    first.save(tmp_path / "m")
+    second = ganad.FAnoGAN(**{**KW, "random_state": 5}).fit(X)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "server.log"  # a file, not a pipe: an unread pipe fills up and stalls the server
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(tmp_path / "m"), "--port", str(port),
+                                 "--max-wait-ms", "300", "--access-log"], stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        rows = X[:16]
+        want = {"old": first.decision_function(rows), "new": second.decision_function(rows)}
+        # the server merges these single-row requests into passes of varying size; a component computed
+        # with a batch-size-dependent algorithm (torch.cdist's matrix-multiply path) moves a score by up
+        # to ~1e-3, so the check is at 2e-3: far below the gap between the two models, which it must tell apart
+        tol = dict(rtol=0, atol=2e-3)
+        assert np.abs(want["old"] - want["new"]).mean() > 0.05
+        results = []
+
+        def call(i):
+            r = httpx.post(url + "/v1/models/m/score", json=rows[i:i + 1].tolist(), timeout=30)
+            results.append((i, r.status_code, r.json()))
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(s == 200 for _, s, _ in results)
+        v_old = results[0][2]["version"]
+        for i, _, out in results:
+            np.testing.assert_allclose(out["scores"], want["old"][i:i + 1], **tol)
+        m = httpx.get(url + "/metrics").text
+        n_req = float(m.split('ganad_batch_requests_sum{model="m"} ')[1].split()[0])
+        n_pass = float(m.split('ganad_batch_requests_count{model="m"} ')[1].split()[0])
+        assert n_req / n_pass > 2  # 16 concurrent requests went through far fewer forward passes
+
+        # SIGHUP while requests are in flight: each answer is wholly the old or wholly the new model
+        second.save(tmp_path / "m")
+        results.clear()
+        threads = [threading.Thread(target=call, args=(i % 16,)) for i in range(24)]
+        for k, t in enumerate(threads):
+            t.start()
+            if k == 8:
+                proc.send_signal(signal.SIGHUP)
+        for t in threads:
+            t.join()
+        for i, s, out in results:
+            assert s == 200
+            which = "old" if out["version"] == v_old else "new"
+            np.testing.assert_allclose(out["scores"], want[which][i:i + 1], **tol)
+        for _ in range(100):
+            if httpx.get(url + "/v1/models/m").json()["version"] != v_old:
+                break
+            time.sleep(0.1)
+        out = httpx.post(url + "/v1/models/m/score", json=rows[:1].tolist()).json()
+        assert out["version"] != v_old
+        np.testing.assert_allclose(out["scores"], want["new"][:1], **tol)
+
+        assert httpx.post(url + "/v1/models/nope/score", json=[[0.0]]).status_code == 404  # logged as refused
+
+        # SIGTERM with a request waiting in the batcher: it is answered before the process exits
+        late = []
+        t = threading.Thread(target=lambda: late.append(httpx.post(url + "/v1/models/m/score", json=rows[:2].tolist(), timeout=30)))
+        t.start()
+        for _ in range(200):  # until the request is in the server (the /metrics request is the other one)
+            m = httpx.get(url + "/metrics").text
+            if float(m.split("\nganad_http_requests_in_flight ")[1].split()[0]) >= 2:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        t.join()
+        proc.wait(30)
+        assert late and late[0].status_code == 200 and len(late[0].json()["scores"]) == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    logs = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    msgs = [rec["msg"] for rec in logs]
+    assert "serving" in msgs and "model reloaded" in msgs and "stopped" in msgs
+    assert any(rec.get("status") == 200 and rec.get("path") == "/v1/models/m/score" for rec in logs)
+    assert any(rec["msg"] == "refused" and rec.get("type") == "UnknownModel" and "Fix:" in rec["error"] for rec in logs)

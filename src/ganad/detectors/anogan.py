@@ -62,7 +62,7 @@ class AnoGAN(BaseGANDetector):
                  batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.5,
+                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
                  lam=0.1, search_distance="l2", search_eps=0.005, search_n_max=500, search_lr=0.05,
                  search_restarts=1, search_feature_weight=0.0, search="custom"):
         self.contamination = contamination

@@ -70,7 +70,7 @@ COMMON_PARAMS = """
         k of the ``knn`` score component: the mean distance of a sample's latent code E(x) (for
         AnoGAN: of its discriminator features f(x)) to its k nearest training codes, kept in the
         model file (a bank of at most 4,096 training samples).
-    knn_weight : float in [0, 1], default 0.5
+    knn_weight : float in [0, 1], default 0.75
         Weight w of the ``knn`` component in the default score: (1 − w)·z(method's own score) +
         w·z(knn), each standardised by median / MAD on the held-out slice
         (:class:`ganad.scoring.composition.KnnBlend`). 0 = the method's own score alone. Chosen on

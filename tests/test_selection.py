@@ -152,3 +152,20 @@ def test_prefix_standardise_is_causal_and_per_group():
     assert warm.tolist() == [True, True, True, False, False, True, True, True]
     with pytest.raises(InputError, match="groups"):
         prefix_standardise(s, g[:3])
+
+
+def test_ensemble_export_refuses_clearly(blobs, tmp_path):
+    from ganad.export import export_onnx
+    det = ganad.GANomaly(epochs=1, random_state=0, n_members=2).fit(blobs[0])
+    with pytest.raises(InputError, match="ensemble of 2"):
+        export_onnx(det, tmp_path / "e.onnx")
+    assert not (tmp_path / "e.onnx").exists()
+
+
+def test_calibrate_weights_keeps_the_fitted_default(blobs):
+    X, far = blobs
+    det = ganad.FAnoGAN(epochs=2, random_state=0).fit(X)
+    before = det.decision_function(far)
+    det.calibrate(X[:100], compose="weights", threshold="contamination")
+    assert det.composer_.kind == "knn-blend"
+    np.testing.assert_allclose(det.decision_function(far), before)

@@ -121,6 +121,10 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
 
     detector._check_fitted()
     name = type(detector).__name__
+    if "members_" in detector.__dict__:
+        raise InputError(_fmt("detector", f"is an ensemble of {len(detector.members_)} {name} members; one ONNX graph holds one model",
+                              "export each member (detector.members_[i]) and average their standardised scores "
+                              "(detector.member_stats_ holds each member's median and scale), or fit with n_members=1"))
     if not isinstance(detector, EncoderDetector):
         raise InputError(_fmt("detector", f"is a {name}, which inverts by latent search (a per-sample optimisation loop) and cannot be exported to ONNX",
                               "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan) and export that"))

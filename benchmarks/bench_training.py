@@ -1,108 +1,138 @@
-"""Training throughput per method and data shape: samples/s per epoch, the old defaults against
-the new ones, measured in one run with the configurations interleaved round by round.
+"""Training throughput per method and data shape, before and after issue 15, in one run.
 
-"before" is the training set-up of the landed code before issue 15 (batch 64, no held-out slice,
-no weight averaging); "after" is today's defaults (batch_size='auto': 256 on these sizes, 10 %
-held out for label-free epoch selection, EMA of the weights). The figure is the time of the
-training loop alone (``timing_['train_s']``, which includes the per-epoch held-out criterion and
-the EMA updates) divided into samples x epochs; scoring the training set afterwards is reported
-apart (``score_s``).
+"before" is the landed code before issue 15 (``--baseline-src``: a checkout of it, e.g.
+``git worktree add /tmp/ganad-base 010d7cf``) with its defaults (batch 64, no held-out slice, no
+weight averaging); "after" is this checkout with today's defaults (batch_size='auto', 10 % held
+out with the per-epoch selection criterion, EMA of the weights, frozen D in generator steps).
+Every measurement runs in a fresh worker process with the given thread count, and the two
+configurations alternate round by round. Samples/s per epoch = n_train x 2 / (time of a 3-epoch
+fit - time of a 1-epoch fit): the fixed costs of ``fit`` (building networks, scoring the training
+set afterwards) cancel, the per-epoch costs (steps, the held-out criterion, EMA updates) remain.
 
-    python benchmarks/bench_training.py                    # beats, tables, images; 2 threads
-    python benchmarks/bench_training.py --threads 1 --rounds 3 --shapes beats
+    git worktree add /tmp/ganad-base 010d7cf
+    python benchmarks/bench_training.py --baseline-src /tmp/ganad-base/src            # 2 threads
+    python benchmarks/bench_training.py --baseline-src /tmp/ganad-base/src --threads 1 --shapes beats
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table, matmul_peak, shared_data, synthetic_beats, write_json  # noqa: E402
-
-import ganad  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 METHODS = {"beats": ["fanogan", "ganomaly", "bigan", "alad", "vaegan", "anogan"],
            "table": ["fanogan", "ganomaly", "bigan", "alad", "vaegan", "anogan"],
            "image": ["fanogan", "ganomaly", "vaegan"]}
-CONFIGS = {"before": dict(batch_size=64, validation_fraction=0.0, ema=None),
-           "after": dict()}
 
 
-def data(shape: str, n: int, data_dir) -> tuple[np.ndarray, str]:
+def data(shape: str, n: int, data_dir):
+    import numpy as np
+    from common import synthetic_beats
     if shape == "beats":
-        if data_dir is not None and (data_dir / "mitdb").is_dir():
+        if data_dir is not None and (Path(data_dir) / "mitdb").is_dir():
             from ganad.data.mitbih import DS1, load_mitbih
-            b = load_mitbih(data_dir / "mitdb", records=DS1)
+            b = load_mitbih(Path(data_dir) / "mitdb", records=DS1)
             X = b.X[b.aami == "N"]
-            return X[np.random.RandomState(0).permutation(len(X))[:n]], f"MIT-BIH DS1 N beats (first {n} of a seeded shuffle)"
+            return X[np.random.RandomState(0).permutation(len(X))[:n]], f"MIT-BIH DS1 N beats ({n} of a seeded shuffle)"
         return synthetic_beats(n), "synthetic beats"
     if shape == "table":
-        rng = np.random.RandomState(0)
-        return rng.randn(n, 32).astype(np.float32), "Gaussian table, 32 features"
-    if data_dir is not None and (data_dir / "mnist").is_dir():
+        return np.random.RandomState(0).randn(n, 32).astype(np.float32), "Gaussian table, 32 features"
+    if data_dir is not None and (Path(data_dir) / "mnist").is_dir():
         from ganad.data.mnist import load_mnist
-        X, _ = load_mnist(data_dir / "mnist", "train")
+        X, _ = load_mnist(Path(data_dir) / "mnist", "train")
         return (X[:n].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28), f"MNIST train images ({n})"
     return np.random.RandomState(0).rand(n, 1, 28, 28).astype(np.float32), "uniform noise images"
 
 
+def worker(a):
+    """One fit in this process: prints {'fit_s', 'n_train', 'batch'} as JSON."""
+    import torch
+    import ganad
+    torch.set_num_threads(a.threads)
+    X, _ = data(a.shape, a.n, a.data)
+    kw = json.loads(a.kw)
+    cls = ganad.DETECTORS[a.method]
+    cls(epochs=1, random_state=0, **{**kw, "encoder_epochs": 1} if a.method == "fanogan" else kw).fit(X[:256])  # warm-up
+    kw["epochs"] = a.epochs
+    if a.method == "fanogan":
+        kw["encoder_epochs"] = a.epochs
+    if a.method == "anogan":
+        kw["search_n_max"] = 20  # scoring is not what is measured
+    t = time.perf_counter()
+    det = cls(random_state=0, **kw).fit(X)
+    fit_s = time.perf_counter() - t
+    timing = getattr(det, "timing_", None) or {}
+    print(json.dumps({"fit_s": fit_s, "n_train": timing.get("n_train", len(X)),
+                      "batch": timing.get("batch_size", kw.get("batch_size", 64))}))
+
+
+def run_worker(src, threads, shape, method, n, epochs, kw, data_dir):
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--shape", shape, "--method", method,
+           "--n", str(n), "--epochs", str(epochs), "--kw", json.dumps(kw)] + (["--data", str(data_dir)] if data_dir else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline-src", default=None, help="src/ folder of the code before issue 15 (omit: after only)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--shapes", default="beats,table,image")
     ap.add_argument("--methods", default=None, help="comma-separated subset")
-    ap.add_argument("--n", type=int, default=8192, help="training samples (images: a quarter)")
+    ap.add_argument("--n", type=int, default=16384, help="training samples (images: a quarter)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default="training.json")
+    # worker mode
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--shape", help=argparse.SUPPRESS)
+    ap.add_argument("--method", help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    if a.worker:
+        return worker(a)
+    from common import machine, markdown_table, shared_data, write_json
     data_dir = shared_data(a.data)
-    rows, peaks = [], []
+    here_src = HERE.parent / "src"
+    configs = {"after": (here_src, {})}
+    if a.baseline_src:
+        configs = {"before": (Path(a.baseline_src).resolve(), {"batch_size": 64}), **configs}
+    rows = []
     for shape in a.shapes.split(","):
         n = a.n // 4 if shape == "image" else a.n
-        X, desc = data(shape, n, data_dir)
         methods = METHODS[shape] if a.methods is None else [m for m in a.methods.split(",") if m in METHODS[shape]]
         for method in methods:
-            cls = ganad.DETECTORS[method]
-            times = {c: [] for c in CONFIGS}
+            rates = {c: [] for c in configs}
             info = {}
             for r in range(a.rounds):
-                peaks.append(matmul_peak(512, 3))
-                for cname, cfg in CONFIGS.items():
-                    kw = dict(epochs=a.epochs, random_state=r, **cfg)
-                    if method == "fanogan":
-                        kw["encoder_epochs"] = a.epochs
-                    if method == "anogan":
-                        kw["search_n_max"] = 50  # scoring is not measured here
-                    det = cls(**kw).fit(X)
-                    t = det.timing_
-                    epochs = sum(t["epochs_run"].values())
-                    times[cname].append(t["n_train"] * epochs / t["train_s"])
-                    info[cname] = dict(batch=t["batch_size"], n_train=t["n_train"], score_s=t["score_s"])
-            row = {"shape": shape, "data": desc, "method": method}
-            for cname in CONFIGS:
-                row[f"{cname} samples/s"] = statistics.median(times[cname])
+                for cname, (src, kw) in configs.items():
+                    t1 = run_worker(src, a.threads, shape, method, n, 1, kw, data_dir)
+                    t3 = run_worker(src, a.threads, shape, method, n, 3, kw, data_dir)
+                    rates[cname].append(t3["n_train"] * 2 / max(t3["fit_s"] - t1["fit_s"], 1e-9))
+                    info[cname] = t3
+            row = {"shape": shape, "method": method, "n": n}
+            for cname in configs:
                 row[f"{cname} batch"] = info[cname]["batch"]
-            row["ratio"] = row["after samples/s"] / row["before samples/s"]
-            row["after score_s (training set)"] = info["after"]["score_s"]
+                row[f"{cname} samples/s per epoch"] = statistics.median(rates[cname])
+            if "before" in configs:
+                row["ratio"] = row["after samples/s per epoch"] / row["before samples/s per epoch"]
             rows.append(row)
             print(markdown_table([row], list(row)), flush=True)
-    cols = list(rows[0])
-    print()
-    print(f"threads {a.threads}, {a.rounds} rounds (medians), {a.epochs} epochs per fit; matmul peak median "
-          f"{statistics.median(peaks):.0f} GFLOP/s (min {min(peaks):.0f}, max {max(peaks):.0f})")
-    print(markdown_table(rows, cols))
-    write_json(a.out, {"machine": machine(), "threads": a.threads, "rounds": a.rounds, "epochs": a.epochs,
-                       "matmul_peak_gflops": peaks, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
+    print(f"\nthreads {a.threads}, {a.rounds} rounds (medians), configurations alternating; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(markdown_table(rows, list(rows[0])))
+    write_json(a.out, {"machine": machine(), "threads": a.threads, "rounds": a.rounds, "rows": rows,
+                       "baseline_src": a.baseline_src})
 
 
 if __name__ == "__main__":

@@ -210,3 +210,46 @@ def test_mitbih_rhythm_view(monkeypatch):
     y = res["_y"]
     for r in res["results"]:
         assert r["auroc"] == pytest.approx(roc_auc_score(y, res["_scores"][r["method"]]))
+
+
+def test_peers_get_standardised_features(monkeypatch):
+    """A careful user scales features for distance-based peers: run_one standardises on the training data."""
+    seen = {}
+
+    class Spy:
+        def fit(self, X):
+            seen["train"] = X
+            return self
+
+        def decision_function(self, X):
+            seen["test"] = X
+            return X.sum(1)
+
+    monkeypatch.setattr(B, "make_peer", lambda *a, **k: Spy())
+    rng = np.random.RandomState(0)
+    Xtr, Xte = rng.randn(50, 3) * [1, 100, 1e4] + 7, rng.randn(20, 3)
+    B.run_one("peer", "knn", Xtr, Xte, seed=0, epochs=1, peer_epochs=1, log=lambda *a: None)
+    np.testing.assert_allclose(seen["train"].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(seen["train"].std(0), 1, atol=1e-4)
+    B.run_one("peer", "knn", Xtr, Xte, seed=0, epochs=1, peer_epochs=1, scale_peers=False, log=lambda *a: None)
+    np.testing.assert_allclose(seen["train"], Xtr.astype(np.float32))
+
+
+def test_ganad_rows_report_own_and_knn_scores(no_calibrate):
+    need("adbench")
+    res = B.run_adbench(DATA, methods=[FAST], peers=[], seeds=[0], datasets=["WBC"], max_train=200, max_test=100,
+                        epochs=1, peer_epochs=1, log=lambda *a: None)
+    r = res["results"][0]
+    assert 0 <= r["auroc_own"] <= 1 and 0 <= r["auroc_knn"] <= 1 and r["auroc"] is not None
+
+
+def test_mitbih_patient_adaptive_rows(monkeypatch):
+    need("mitdb")
+    monkeypatch.setattr(BaseGANDetector, "calibrate", lambda self, *a, **k: self)
+    res = B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=["101", "106", "108", "109", "112"], ds2=["100", "105"],
+                       max_train=300, max_test=600, max_cal=100, epochs=1, adaptive=50, log=lambda *a: None)
+    names = [r["method"] for r in res["results"]]
+    assert names == [FAST, f"{FAST} (patient-adaptive, first 50 beats)"]  # beside the pure row, never in its place
+    ad = res["results"][1]
+    assert ad["n_evaluated"] == 600 - 2 * 50  # the warm-up beats of each of the two records are left out
+    assert 0 <= ad["auroc"] <= 1 and 0 <= ad["auroc_unadapted_same_beats"] <= 1

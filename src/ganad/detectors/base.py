@@ -185,8 +185,12 @@ class BaseGANDetector(BaseEstimator):
         check_objective(self.objective)
         for name in ("latent_dim", "epochs", "batch_size", "n_critic", "score_batch_size"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < (0 if name == "epochs" else 1):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                why = " (0 epochs would train nothing)" if name == "epochs" else ""
+                raise InputError(_fmt(name, f"is {v!r}{why}", f"pass a positive integer for {name}"))
+        if self.batch_size < 2:
+            raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
+                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2 (the default is 64)"))
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
@@ -410,13 +414,34 @@ class BaseGANDetector(BaseEstimator):
                 if return_reconstruction:
                     recons.append(inv["x_hat"].detach().cpu().numpy())
         components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
-        scores = np.asarray(self.composer_(components), dtype=np.float64)
+        scores = self._guard_scores(np.asarray(self.composer_(components), dtype=np.float64))
         return ScoreResult(
             scores=scores, components=components,
             map=np.concatenate(maps) if return_map else None,
             reconstruction=self.scaler_.inverse_transform(np.concatenate(recons)) if return_reconstruction else None,
             z=np.concatenate(zs), extra={k: np.concatenate(v) for k, v in extras.items()},
         )
+
+    #: what a non-finite score (NaN / inf: values the float32 networks overflow on) becomes:
+    #: 'raise' (default) an InputError naming the rows; 'max' the most anomalous score (+inf, label 1).
+    #: Never a silent NaN, which compares as "normal". Set it on the instance: ``det.on_nonfinite = "max"``.
+    on_nonfinite = "raise"
+
+    def _guard_scores(self, scores: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(scores)
+        if not bad.any():
+            return scores
+        rows = np.flatnonzero(bad)
+        if self.on_nonfinite == "max":
+            scores = scores.copy()
+            scores[rows] = np.inf
+            return scores
+        if self.on_nonfinite != "raise":
+            raise InputError(_fmt("on_nonfinite", f"is {self.on_nonfinite!r}", "use 'raise' or 'max'"))
+        raise InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {len(scores)}) "
+                                   "get a non-finite anomaly score (NaN / inf): their values overflow the float32 networks",
+                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
+                              "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (computes only the components the

@@ -39,9 +39,27 @@ def _jsonable(v):
     return v
 
 
+def check_model_path(path, name: str = "path") -> Path:
+    """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
+    if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
+        raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_dir() and not os.access(path, os.W_OK | os.X_OK)):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent if not path.is_dir() else path} is not writable)",
+                                  "choose a folder you can write to"))
+    return path
+
+
 def save_model(det, path) -> Path:
     det._check_fitted()
-    path = Path(path)
+    path = check_model_path(path)
     params = det.get_params(deep=False)
     try:
         json.dumps(_jsonable(params))
@@ -56,6 +74,7 @@ def save_model(det, path) -> Path:
             "seed": det.seed_, "threshold": float(det.threshold_), "scaler": det.scaler_.to_dict(),
             "composer": det.composer_.to_dict(), "history": det.history_,
             **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
+            **({"feature_names_in": [str(c) for c in det.feature_names_in_]} if hasattr(det, "feature_names_in_") else {}),
             **det._extra_state(),
         },
     }
@@ -84,6 +103,28 @@ def save_model(det, path) -> Path:
     return path
 
 
+#: a model's config.json is small (parameters, scaler, composer, history); larger is not ours
+MAX_CONFIG_BYTES = 64 * 2**20
+
+
+def _reject_constant(c):
+    raise ValueError(f"holds the non-finite number {c}")
+
+
+def _nonfinite_path(v, where="state"):
+    """Dotted path of the first non-finite number inside a parsed JSON value, or None."""
+    stack = [(v, where)]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, float) and not np.isfinite(v):
+            return where
+        if isinstance(v, dict):
+            stack.extend((x, f"{where}.{k}") for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((x, f"{where}[{i}]") for i, x in enumerate(v))
+    return None
+
+
 def read_config(path) -> dict:
     path = Path(path)
     if not path.is_dir():
@@ -92,27 +133,139 @@ def read_config(path) -> dict:
     cfg_file = path / CONFIG
     if not cfg_file.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {CONFIG}", "pass a directory written by ganad, or re-train and save the model"))
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
     try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(_fmt(str(cfg_file), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
+        if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelFileError(_fmt(str(cfg_file), f"is {cfg_file.stat().st_size} bytes, more than a ganad configuration can be", corrupt))
+        cfg = json.loads(cfg_file.read_text(), parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ModelFileError(_fmt(str(cfg_file), "is nested too deeply to be a ganad configuration", corrupt)) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelFileError(_fmt(str(cfg_file), f"is not valid JSON ({exc})", corrupt)) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "class" not in cfg or "state" not in cfg:
         raise ModelFileError(_fmt(str(cfg_file), "is not a ganad model configuration", "pass a directory written by ganad"))
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(_fmt(str(cfg_file), f"was written by a newer ganad (format {cfg['format_version']})", "upgrade ganad"))
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ModelFileError(_fmt(str(cfg_file), f"has format_version {version!r}, which is not a whole number", corrupt))
+    if version > FORMAT_VERSION:
+        raise ModelFileError(_fmt(str(cfg_file), f"was written by a newer ganad (format {version})", "upgrade ganad"))
+    for key, kind in (("class", str), ("state", dict), ("params", dict)):
+        if not isinstance(cfg.get(key), kind):
+            raise ModelFileError(_fmt(str(cfg_file), f"has {key!r} = {str(cfg.get(key))[:60]!r}, not a {kind.__name__}", corrupt))
     return cfg
 
 
+def _positive_ints(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+
+
+def _check_state(st: dict, cfg_file: Path) -> None:
+    """Every stored number the detector uses: present, of the right kind, finite, positive where it must be."""
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
+
+    def bad(problem):
+        raise ModelFileError(_fmt(f"{cfg_file}", f"is inconsistent or corrupt: it {problem}", corrupt))
+    where = _nonfinite_path(st)
+    if where is not None:
+        bad(f"holds a NaN or infinite number at {where}")
+    shape = st.get("data_shape")
+    if not (_positive_ints(shape) and 1 <= len(shape) <= 3):
+        bad(f"has data_shape {str(shape)[:60]}, not 1 to 3 positive whole numbers")
+    if int(np.prod(shape)) > 2**31 or st.get("n_features_in") != int(np.prod(shape)):
+        bad(f"has n_features_in {st.get('n_features_in')!r}, which does not match data_shape {shape}")
+    for key, kind in (("family", str), ("seed", int), ("threshold", (int, float)), ("scaler", dict), ("composer", dict),
+                      ("history", dict)):
+        if not isinstance(st.get(key), kind) or isinstance(st.get(key), bool):
+            bad(f"has state.{key} = {str(st.get(key))[:60]!r}, of the wrong kind")
+    sc = st["scaler"]
+    n_ch = shape[0]
+    for key in ("shift", "scale"):
+        v = sc.get(key)
+        if not (isinstance(v, list) and len(v) == n_ch and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            bad(f"has scaler.{key} that is not {n_ch} number(s), one per feature / channel")
+    if any(abs(x) > 3e38 for x in sc["shift"] + sc["scale"]) or any(x <= 0 for x in sc["scale"]):
+        bad("has a scaler scale that is zero, negative or out of float32 range (every scale must be > 0)")
+    names = st.get("feature_names_in")
+    if names is not None and not (isinstance(names, list) and len(names) == st["n_features_in"] and all(isinstance(c, str) for c in names)):
+        bad(f"has feature_names_in that are not {st['n_features_in']} column names")
+    dm = st.get("disc_train_mean")
+    if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
+        bad(f"has disc_train_mean {dm!r}; it must be a positive number")
+
+
+def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Names, dtypes and shapes of the tensors in a safetensors file, from its header only."""
+    size = wfile.stat().st_size
+    with open(wfile, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError("the file is shorter than a safetensors header")
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, 100 * 2**20):
+            raise ValueError(f"its header claims {n} bytes, more than the file holds")
+        meta = json.loads(fh.read(n))
+    if not isinstance(meta, dict):
+        raise ValueError("its header is not a JSON object")
+    out = {}
+    for k, v in meta.items():
+        if k == "__metadata__":
+            continue
+        if not (isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("shape"), list)
+                and all(isinstance(x, int) and x >= 0 for x in v["shape"])):
+            raise ValueError(f"tensor {k!r} has a malformed header entry")
+        out[k] = (v["dtype"], tuple(v["shape"]))
+    return out
+
+
+def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
+    """The tensors the stored configuration builds, computed on the meta device (no memory)."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            nets = det._build_networks()
+        return {f"{name}.{k}": tuple(v.shape) for name, net in nets.items() for k, v in net.state_dict().items()}
+    except Exception:  # a network that cannot be built on meta: the real build checks it
+        return None
+
+
+def _check_tensors(det, header, wfile: Path) -> None:
+    """Shapes in the weights file must be those the configuration builds, before anything is allocated."""
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
+    expected = _expected_shapes(det)
+    if expected is None:
+        return
+    numel = sum(int(np.prod(s)) for s in expected.values())
+    stored = {k: s for k, (_, s) in header.items() if k not in ("decision_scores_", "robust_weights_")}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
+    if missing or extra or wrong:
+        k = (wrong or missing or extra)[0]
+        raise ModelFileError(_fmt(str(wfile), f"is inconsistent or corrupt: it does not match the configuration ({len(missing)} missing, {len(extra)} unexpected, "
+                                  f"{len(wrong)} wrongly shaped tensor(s); first: {k!r} stored {stored.get(k)} vs built "
+                                  f"{expected.get(k)}; the configuration asks for {numel} parameters)", corrupt))
+    ds = header.get("decision_scores_")
+    if ds is None or len(ds[1]) != 1:
+        raise ModelFileError(_fmt(str(wfile), "has no 1-D decision_scores_ tensor", corrupt))
+
+
 def load_model(path):
-    """Rebuild a detector from a model directory, without unpickling anything."""
+    """Rebuild a detector from a model directory, without unpickling anything.
+
+    Every stored value is checked before use (finite, positive where it must be, shapes of
+    the weights against the configuration, read from the safetensors header before any network
+    is built); anything else is refused with a :class:`ModelFileError`."""
     from ganad.detectors import DETECTORS
     from ganad.data.scaling import Scaler
+    from ganad.exceptions import InputError
+    from ganad.nets import FAMILIES
     from ganad.scoring.composition import composer_from_dict
     from ganad.training.loop import resolve_device
     from ganad.training.priors import make_prior
 
     path = Path(path)
     cfg = read_config(path)
+    cfg_file = path / CONFIG
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
     by_class = {cls.__name__: cls for cls in DETECTORS.values()}
     cls = by_class.get(cfg["class"])
     if cls is None:
@@ -120,13 +273,17 @@ def load_model(path):
     wfile = path / WEIGHTS
     if not wfile.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {WEIGHTS}", "the model is incomplete: re-train and save it again"))
+    st = cfg["state"]
+    _check_state(st, cfg_file)
+    if st["family"] not in FAMILIES:
+        raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
     try:
-        tensors = load_file(str(wfile))
-    except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
+        header = _weights_header(wfile)
+    except Exception as exc:
         raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
     try:
-        st = cfg["state"]
         det = cls(**cfg["params"])
+        det._check_params()
         det.data_shape_ = tuple(st["data_shape"])
         det.n_features_in_ = int(st["n_features_in"])
         det.family_ = st["family"]
@@ -137,7 +294,17 @@ def load_model(path):
         det.history_ = st["history"]
         det.prior_ = make_prior(det.prior)
         det.device_ = resolve_device(det.device)
+        if st.get("feature_names_in") is not None:
+            det.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
         det._load_extra_state(st)
+        _check_tensors(det, header, wfile)
+        try:
+            tensors = load_file(str(wfile))
+        except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
+            raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
+        nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if nonfinite:
+            raise ModelFileError(_fmt(str(wfile), f"holds NaN or infinite values in tensor(s) {nonfinite[:5]}", corrupt))
         with torch.random.fork_rng(devices=[]):
             nets = torch.nn.ModuleDict(det._build_networks())
         for name, net in nets.items():
@@ -153,7 +320,7 @@ def load_model(path):
             det.robust_ = st["robust"]
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:
         raise ModelFileError(_fmt(str(path), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})",
                                   "re-train and save the model with this ganad version")) from exc
     return det

@@ -69,6 +69,14 @@ COMMON_PARAMS = """
 """
 
 
+def feature_names(X):
+    """Column names of a DataFrame whose columns are all strings (scikit-learn's rule), else None."""
+    cols = getattr(X, "columns", None)
+    if cols is None or not hasattr(X, "dtypes") or not all(isinstance(c, str) for c in cols):
+        return None
+    return np.asarray(list(cols), dtype=object)
+
+
 @dataclass
 class ScoreResult:
     """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
@@ -218,6 +226,7 @@ class BaseGANDetector(BaseEstimator):
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        self._check_feature_names(feature_names(X), name)
         X = check_array(X, name)
         if X.shape[1:] != tuple(self.data_shape_):
             if X.ndim == 2 and len(self.data_shape_) == 1:
@@ -226,6 +235,23 @@ class BaseGANDetector(BaseEstimator):
             raise InputError(_fmt(name, f"has samples of shape {X.shape[1:]}, but the detector was fitted on samples of shape {tuple(self.data_shape_)}",
                                   "pass data with the same channels / length / image size as at fit time"))
         return X
+
+    def _check_feature_names(self, names, name="X") -> None:
+        """Columns given by name (DataFrame, CSV header) must be the training columns, in order."""
+        fitted = self.__dict__.get("feature_names_in_")
+        if names is None or fitted is None:
+            return
+        names, fitted = [str(c) for c in names], [str(c) for c in fitted]
+        if names == fitted:
+            return
+        unseen = [c for c in names if c not in fitted]
+        missing = [c for c in fitted if c not in names]
+        if unseen or missing:
+            problem = f"has column(s) {unseen[:5]} not seen at fit time and lacks {missing[:5]}"
+        else:
+            problem = f"has the training columns in another order ({names[:6]} ... instead of {fitted[:6]} ...)"
+        raise InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
+                              f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
     def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None):
@@ -242,6 +268,7 @@ class BaseGANDetector(BaseEstimator):
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        names = feature_names(X)
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
@@ -249,6 +276,9 @@ class BaseGANDetector(BaseEstimator):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
+        self.__dict__.pop("feature_names_in_", None)
+        if names is not None and X.ndim == 2:
+            self.feature_names_in_ = names
         try:
             self.family_ = resolve_family(self.net, self.data_shape_)
         except ValueError as exc:

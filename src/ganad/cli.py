@@ -103,7 +103,8 @@ def score(
         det.on_nonfinite = nonfinite
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        from ganad.io import output_temp
+        fd, tmp = output_temp(output)  # removes the temporaries of killed runs
         n = 0
         try:
             with os.fdopen(fd, "w") as fh:

@@ -210,3 +210,48 @@ def test_deep_json_and_nan_weights_are_refused(fitted, tmp_path):
     save_file(t, str(tmp_path / "w" / "model.safetensors"))
     with pytest.raises(ModelFileError, match="NaN or infinite values"):
         ganad.load(tmp_path / "w")
+
+
+# ------------------------------------------------------------------ errors that misled or crashed
+@pytest.mark.parametrize("cls", [AnoGAN, FAnoGAN, BiGAN, ALAD, GANomaly])
+@pytest.mark.parametrize("params,pattern", [
+    (dict(width=0), "width"), (dict(depth=0), "depth"), (dict(betas=(2, 3)), "betas"),
+    (dict(random_state="abc"), "random_state"), (dict(random_state=-1), "random_state"),
+    (dict(gp_weight=-10), "gp_weight"), (dict(feature_layer=99), "feature_layer"), (dict(device="tpu9"), "device"),
+])
+def test_bad_parameters_name_themselves(cls, params, pattern):
+    with pytest.raises(InputError, match=pattern) as e:
+        cls(**{**FAST, **params}).fit(X4)
+    assert "Fix:" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "x", 2.5])
+def test_score_batch_size_checked_at_score_time(fitted, bad):
+    det = fitted["AnoGAN"]
+    det.score_batch_size = bad
+    try:
+        with pytest.raises(InputError, match="score_batch_size"):
+            det.decision_function(X4[:3])
+    finally:
+        det.score_batch_size = 1024
+
+
+def test_alad_original_keeps_its_spectral_norm_weight_after_fit(fitted):
+    D = fitted["ALAD"].nets_["Dzz"]
+    assert D.head.weight.shape[0] == 1  # used to raise AttributeError
+    fitted["ALAD"].decision_function(X4[:3])
+
+
+def test_npz_unknown_key_lists_the_arrays(tmp_path):
+    from ganad.data.io import read_array
+    from ganad.exceptions import DataFileError
+    np.savez(tmp_path / "a.npz", X=X4, y=np.zeros(64))
+    with pytest.raises(DataFileError, match=r"no array 'nosuch'.*--key"):
+        read_array(tmp_path / "a.npz", key="nosuch")
+
+
+def test_chunk_rows_must_be_positive(tmp_path):
+    from ganad.data.io import iter_chunks
+    np.save(tmp_path / "a.npy", X4)
+    with pytest.raises(InputError, match="chunk_rows"):
+        list(iter_chunks(tmp_path / "a.npy", 0))

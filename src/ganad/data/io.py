@@ -109,9 +109,11 @@ def _npz_array(path, key):
     except Exception as exc:
         raise DataFileError(_fmt(str(path), f"cannot be read as NPZ ({exc})", "check that the file is complete and written by numpy.savez")) from exc
     keys = list(z.keys())
+    if key is not None and key not in keys:
+        raise DataFileError(_fmt(str(path), f"has no array {key!r} (it holds {keys})", f"pass --key with one of {keys}"))
     if key is None:
         key = "X" if "X" in keys else (keys[0] if len(keys) == 1 else None)
-    if key not in keys:
+    if key is None:
         raise DataFileError(_fmt(str(path), f"holds arrays {keys}, and it is unclear which is the data", "name the array 'X' or pass --key NAME"))
     try:
         return z[key]

@@ -69,6 +69,35 @@ COMMON_PARAMS = """
 """
 
 
+def _real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_common(det) -> None:
+    """Parameters every detector shares whose bad values used to crash or pass silently."""
+    p = det.get_params(deep=False)
+    if "betas" in p:
+        b = p["betas"]
+        if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(_real(x) and 0 <= x < 1 for x in b)):
+            raise InputError(_fmt("betas", f"is {b!r}", "pass Adam's two betas in [0, 1), such as (0.5, 0.999)"))
+    if "gp_weight" in p and not (_real(p["gp_weight"]) and p["gp_weight"] >= 0):
+        raise InputError(_fmt("gp_weight", f"is {p['gp_weight']!r}", "pass a non-negative gradient-penalty weight such as 10.0"))
+    fl = p.get("feature_layer", -1)
+    if not isinstance(fl, (int, np.integer)) or isinstance(fl, bool):
+        raise InputError(_fmt("feature_layer", f"is {fl!r}", "pass a block index such as -1 (the last block)"))
+    rs = p.get("random_state")
+    if not (rs is None or isinstance(rs, np.random.RandomState)
+            or (isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) and 0 <= rs < 2**32)):
+        raise InputError(_fmt("random_state", f"is {rs!r}", "pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"))
+    dev = p.get("device", "auto")
+    if dev not in (None, "auto"):
+        try:
+            torch.device(dev)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InputError(_fmt("device", f"is {dev!r}, which is not a device ({exc})".replace("\n", " "),
+                                  "use 'auto', 'cpu', 'cuda' or 'cuda:0'")) from exc
+
+
 def feature_names(X):
     """Column names of a DataFrame whose columns are all strings (scikit-learn's rule), else None."""
     cols = getattr(X, "columns", None)
@@ -196,6 +225,11 @@ class BaseGANDetector(BaseEstimator):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 why = " (0 epochs would train nothing)" if name == "epochs" else ""
                 raise InputError(_fmt(name, f"is {v!r}{why}", f"pass a positive integer for {name}"))
+        for name in ("width", "depth"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}, or None for the family's default"))
+        _check_common(self)
         if self.batch_size < 2:
             raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
                                   "BatchNorm layers, so no step would run", "pass batch_size >= 2 (the default is 64)"))
@@ -223,6 +257,9 @@ class BaseGANDetector(BaseEstimator):
 
     def _validate_for_scoring(self, X, name="X") -> np.ndarray:
         self._check_fitted()
+        v = self.score_batch_size
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise InputError(_fmt("score_batch_size", f"is {v!r}", "pass a positive integer, such as 1024"))
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))

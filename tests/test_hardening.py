@@ -255,3 +255,17 @@ def test_chunk_rows_must_be_positive(tmp_path):
     np.save(tmp_path / "a.npy", X4)
     with pytest.raises(InputError, match="chunk_rows"):
         list(iter_chunks(tmp_path / "a.npy", 0))
+
+
+# ------------------------------------------------------------------ threads on a busy machine
+@pytest.mark.parametrize("env,expected", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "active"}, "active")])
+def test_openmp_threads_sleep_instead_of_spinning_unless_chosen(env, expected):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    base["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    code = "import ganad, os, torch; print(os.environ.get('OMP_WAIT_POLICY'))"
+    r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == expected, r.stderr

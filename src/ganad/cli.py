@@ -25,7 +25,8 @@ out = Console()
 
 
 def _fail(exc: Exception, code: int = 2):
-    console.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")  # escaped: "[...]" in messages is text, not markup
     raise typer.Exit(code)
 
 
@@ -99,6 +100,8 @@ def score(
     try:
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
+        from ganad.io import check_output_file
+        check_output_file(output)
         det = ganad.load(model_dir)
         det.on_nonfinite = nonfinite
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))

@@ -61,6 +61,21 @@ def check_model_path(path, name: str = "path") -> Path:
     return path
 
 
+def check_output_file(path, name: str = "-o/--output") -> Path:
+    """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
+    return path
+
+
 def save_model(det, path) -> Path:
     det._check_fitted()
     path = check_model_path(path)
@@ -355,6 +370,25 @@ def _check_tensors(det, header, wfile: Path) -> None:
         raise ModelFileError(_fmt(str(wfile), "has no 1-D decision_scores_ tensor", corrupt))
 
 
+def _check_composer(det, cfg_file: Path) -> None:
+    """The stored composition reads only components this detector computes (listed by inverting
+    one sample, the training mean; the components themselves are not computed)."""
+    from ganad.scoring.composition import required_components
+    names = required_components(det.composer_)
+    if not names:
+        return
+    shift = det.scaler_.shift.reshape((1, -1) + (1,) * (len(det.data_shape_) - 1))
+    x = torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)), dtype=np.float32)))
+    with det._score_context():
+        x = x.to(det.device_)
+        have = set(det._components(x, det._invert(x)))
+    unknown = [k for k in names if k not in have]
+    if unknown:
+        raise ModelFileError(_fmt(str(cfg_file), f"is inconsistent or corrupt: its composition uses component(s) {unknown} that "
+                                  f"{type(det).__name__} does not compute (it computes {sorted(have)})",
+                                  "the model is corrupt or was edited: re-train and save it again, or re-calibrate it"))
+
+
 def load_model(path):
     """Rebuild a detector from a model directory, without unpickling anything.
 
@@ -427,6 +461,7 @@ def load_model(path):
             det.robust_weights_ = tensors["robust_weights_"].numpy()
         if "robust" in st:
             det.robust_ = st["robust"]
+        _check_composer(det, cfg_file)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:

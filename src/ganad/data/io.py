@@ -29,13 +29,17 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
     if missing:
         raise InputError(_fmt(str(path), f"has no column(s) {missing} to exclude (columns: {list(df.columns)[:10]})", "check --exclude"))
     df = df.drop(columns=list(exclude))
+    import pandas as pd
+    if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index
+        raise InputError(_fmt(str(path), f"has rows with more fields than the header's {df.shape[1]} columns (first at data row {len(df) and 0})",
+                              "check the separator (--sep) and that every row has one value per header column"))
     if len(df) == 0:  # a header-only file: the caller reports "no data rows", not "non-numeric"
         return np.zeros((0, df.shape[1]), dtype=np.float32)
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     bad = [c for c in df.columns if not (is_numeric_dtype(df[c].dtype) or is_bool_dtype(df[c].dtype))]
     if bad:
         raise InputError(_fmt(str(path), f"has non-numeric column(s) {[str(c) for c in bad[:5]]}", _non_numeric_fix(df, bad, sep, decimal)))
-    return df.to_numpy(dtype=np.float32)
+    return df.to_numpy(dtype=np.float64)  # float32 after the range check (1e300 must not turn into inf unseen)
 
 
 def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
@@ -103,6 +107,15 @@ def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, de
     return [str(c) for c in cols if c not in exclude]
 
 
+def _checked(arr: np.ndarray, path, offset: int) -> np.ndarray:
+    """A chunk of samples checked at the door under the file's name (NaN / inf / beyond float32,
+    non-numeric), as float32; 1-D arrays pass through (labels; the detector refuses 1-D data)."""
+    from ganad.data.validation import check_array
+    if arr.ndim < 2 or arr.size == 0:
+        return arr
+    return check_array(arr, f"{path}" + (f" (row numbers counted from row {offset})" if offset else ""))
+
+
 def _npz_array(path, key):
     try:
         z = np.load(path, allow_pickle=False)
@@ -154,7 +167,7 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             n = 0
             for df in chunks:
                 n += len(df)
-                yield _frame_to_array(df, path, exclude, sep, decimal)
+                yield _checked(_frame_to_array(df, path, exclude, sep, decimal), path, n - len(df))
             if n == 0:
                 raise InputError(_fmt(str(path), "has a header but no data rows", "pass a file with at least one sample"))
         elif fmt == "parquet":
@@ -162,22 +175,24 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             pf = pq.ParquetFile(path)
             if pf.metadata.num_rows == 0:
                 raise InputError(_fmt(str(path), "has no rows", "pass a file with at least one sample"))
+            n = 0
             for batch in pf.iter_batches(batch_size=chunk_rows or max(pf.metadata.num_rows, 1)):
-                yield _frame_to_array(batch.to_pandas(), path, exclude)
+                yield _checked(_frame_to_array(batch.to_pandas(), path, exclude), path, n)
+                n += batch.num_rows
         elif fmt == "npy":
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
             step = chunk_rows or max(len(arr), 1)
             if arr.ndim == 0 or len(arr) == 0:
                 yield np.asarray(arr)
             for s in range(0, len(arr), step):
-                yield np.asarray(arr[s:s + step])
+                yield _checked(np.asarray(arr[s:s + step]), path, s)
         else:
             arr = _npz_array(path, key)
             step = chunk_rows or max(len(arr), 1)
             if arr.ndim == 0 or len(arr) == 0:
                 yield arr
             for s in range(0, len(arr), step):
-                yield arr[s:s + step]
+                yield _checked(arr[s:s + step], path, s)
     except (InputError, DataFileError):
         raise
     except UnicodeDecodeError as exc:

@@ -284,7 +284,8 @@ class BaseGANDetector(BaseEstimator):
         unseen = [c for c in names if c not in fitted]
         missing = [c for c in fitted if c not in names]
         if unseen or missing:
-            problem = f"has column(s) {unseen[:5]} not seen at fit time and lacks {missing[:5]}"
+            problem = " and ".join(([f"has column(s) {unseen[:5]} not seen at fit time"] if unseen else [])
+                                   + ([f"lacks training column(s) {missing[:5]}"] if missing else []))
         else:
             problem = f"has the training columns in another order ({names[:6]} ... instead of {fitted[:6]} ...)"
         raise InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"

@@ -136,7 +136,7 @@ def test_feature_names_saved_and_checked(tmp_path):
     det2.decision_function(X4[:3])  # a plain array: no names to check
     with pytest.raises(InputError, match=r"another order.*training order"):
         det2.decision_function(df[["b", "a", "c", "d"]])
-    with pytest.raises(InputError, match=r"\['e'\] not seen at fit time and lacks \['d'\]"):
+    with pytest.raises(InputError, match=r"\['e'\] not seen at fit time and lacks training column\(s\) \['d'\]"):
         det2.decision_function(df.rename(columns={"d": "e"}))
 
 
@@ -506,6 +506,8 @@ for _cls in (AnoGAN, ALAD):
     for _p, _v in _BAD_PARAMS:
         case("API", f"{_cls.__name__}({_p}={_v!r})", _p)(
             lambda ws, _c=_cls, _p=_p, _v=_v: _c(**{**FAST, _p: _v}).fit(X4[:16]))
+for _v in (0, -2, "x"):
+    case("API", f"FAnoGAN(encoder_epochs={_v!r})", "encoder_epochs")(lambda ws, _v=_v: FAnoGAN(**FAST, encoder_epochs=_v).fit(X4[:16]))
 case("API", "BiGAN(feature_layer=99) (unused by its D(x, z))", "feature_layer")(
     lambda ws: BiGAN(**FAST, feature_layer=99).fit(X4[:16]))
 

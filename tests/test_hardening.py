@@ -663,3 +663,14 @@ def test_catalogue_table(ws):
 
 def _md(s):
     return s.replace("|", "\\|").replace("\n", " ")
+
+
+def test_cli_nonfinite_max_labels_the_overflowing_row_anomalous(ws, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    r = CliRunner().invoke(app, ["score", str(ws / "fmodel"), str(ws / "big_row.csv"), "-o", str(tmp_path / "s.csv"),
+                                 "--nonfinite", "max"])
+    assert r.exit_code == 0, r.output
+    out = pd.read_csv(tmp_path / "s.csv")
+    assert np.isinf(out["score"][0]) and out["label"][0] == 1 and np.isfinite(out["score"][1])

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ganad.exceptions import GanadError
+from ganad.exceptions import GanadError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="ganad: anomaly detection with generative adversarial networks.\n\n"
@@ -25,7 +25,8 @@ out = Console()
 
 
 def _fail(exc: Exception, code: int = 2):
-    console.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")  # escaped: "[...]" in messages is text, not markup
     raise typer.Exit(code)
 
 
@@ -50,14 +51,19 @@ def fit(
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
+    decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
 ):
     """Train a detector on normal data and save it to a model directory."""
-    from ganad.data.io import read_array
+    from ganad.data.io import csv_columns, read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
     try:
-        X = read_array(data, exclude=exclude, key=key)
+        from ganad.io import check_model_path
+        check_model_path(output, "-o/--output")  # before training, not after
+        X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
         cls = methods[method]
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
         given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
@@ -67,6 +73,8 @@ def fit(
         det = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
         t0 = time.perf_counter()
         det.fit(X)
+        if names is not None and len(names) == det.n_features_in_:
+            det.feature_names_in_ = np.asarray(names, dtype=object)  # checked when scoring
         det.save(output)
     except (GanadError, ValueError) as exc:
         _fail(exc)
@@ -83,22 +91,35 @@ def score(
     components: bool = typer.Option(False, help="Also write each score component."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+    sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
+    decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
+    nonfinite: str = typer.Option("raise", help="A row whose score overflows to NaN/inf: raise (error naming it) or max (most anomalous)."),
 ):
     """Score data with a saved model; streams the input in chunks and writes score and label per row."""
     import ganad
-    from ganad.data.io import iter_chunks
+    from ganad.data.io import csv_columns, iter_chunks
     try:
+        if nonfinite not in ("raise", "max"):
+            raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
+        from ganad.io import check_output_file
+        check_output_file(output)
         det = ganad.load(model_dir)
+        det.on_nonfinite = nonfinite
+        det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        from ganad.io import output_temp
+        fd, tmp = output_temp(output)  # removes the temporaries of killed runs
         n = 0
         try:
             with os.fdopen(fd, "w") as fh:
                 header = None
-                for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key):
+                for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
                     if len(chunk) == 0:
                         continue
-                    r = det.score_components(chunk)
+                    try:
+                        r = det.score_components(chunk)
+                    except InputError as exc:
+                        raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
                     lab = (r.scores > det.threshold_).astype(np.int64)
                     cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab}
                     if components:

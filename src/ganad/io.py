@@ -1,13 +1,17 @@
 """Model files: a directory with ``model.safetensors`` (weights, training scores) and
 ``config.json`` (class, parameters, data shape, scaler, composition, threshold, history).
 
-Loading never unpickles: weights come from safetensors, everything else from JSON.
-Saving is atomic: the directory is written under a temporary name and renamed into place,
-so a crash never leaves a half-written model.
+Loading never unpickles: weights come from safetensors, everything else from JSON, and every
+value is checked before use. Saving is atomic: the new version is written and fsynced beside
+the old one and the two are exchanged in one step, so a crash at any point leaves either the
+previous or the new model at the path, never none and never a half-written one (see
+:func:`_switch`). Folders and files follow the process's umask.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -39,9 +43,42 @@ def _jsonable(v):
     return v
 
 
+def check_model_path(path, name: str = "path") -> Path:
+    """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
+    if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
+        raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_dir() and not os.access(path, os.W_OK | os.X_OK)):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent if not path.is_dir() else path} is not writable)",
+                                  "choose a folder you can write to"))
+    return path
+
+
+def check_output_file(path, name: str = "-o/--output") -> Path:
+    """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
+    return path
+
+
 def save_model(det, path) -> Path:
     det._check_fitted()
-    path = Path(path)
+    path = check_model_path(path)
     params = det.get_params(deep=False)
     try:
         json.dumps(_jsonable(params))
@@ -57,20 +94,25 @@ def save_model(det, path) -> Path:
         for i, m in enumerate(members):
             tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _recover(path)
+    mode = _umask_mode()
+    prefix = f".{path.name}.new-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):  # left by a killed save
+        pid = stale.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-        if path.exists():
-            if not (path / CONFIG).exists() and any(path.iterdir()):
-                raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        for f in (WEIGHTS, CONFIG):
+            os.chmod(tmp / f, 0o666 & mode)
+            _fsync(tmp / f)
+        os.chmod(tmp, 0o777 & mode)
+        _fsync(tmp)
+        if path.exists() and not (path / CONFIG).exists() and any(path.iterdir()):
+            raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
+        _switch(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -84,6 +126,7 @@ def _state(det) -> dict:
           "composer": det.composer_.to_dict(), "history": det.history_,
           **({"robust": _jsonable(det.robust_)} if hasattr(det, "robust_") else {}),
           **({"selection": _jsonable(det.selection_)} if hasattr(det, "selection_") else {}),
+          **({"feature_names_in": [str(c) for c in det.feature_names_in_]} if hasattr(det, "feature_names_in_") else {}),
           **({"default_composer": det.default_composer_.to_dict()} if hasattr(det, "default_composer_") else {})}
     if members is not None:
         st["member_stats"] = det.member_stats_
@@ -109,34 +152,295 @@ def _tensors(det) -> dict:
     return tensors
 
 
+def output_temp(output: Path) -> tuple[int, str]:
+    """A temporary file beside ``output`` (same file system: renamed into place when complete),
+    named after this process; the temporaries of processes no longer running (killed while
+    writing) are removed first."""
+    output = Path(output)
+    prefix = f".{output.name}."
+    for f in output.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = f.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                f.unlink()
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=output.parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+# ---------------------------------------------------------------- safe replacement
+# A model is replaced without ever leaving the path without a complete model: the new version is
+# written and fsynced beside the old one, then the two directories are exchanged in one atomic
+# step (Linux renameat2 RENAME_EXCHANGE). Where that is unavailable, the old version is first
+# renamed to ".<name>.old" and the new one renamed into place; a crash between the two renames
+# is recovered by the next load or save, which moves ".<name>.old" back.
+
+def _umask_mode() -> int:
+    """Permission bits the process's umask allows (model folders and files follow it)."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return 0o777 & ~m
+
+
+def _fsync(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux >= 3.15); False where not supported."""
+    import ctypes
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def _old(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def _recover(path: Path) -> Path | None:
+    """Finish a replacement killed between its two renames: the previous model is at ".<name>.old"
+    and nothing at ``path``. Moves it back (or, where the folder is read-only, returns where it is)."""
+    old = _old(path)
+    if os.path.lexists(path) or not (old / CONFIG).is_file():
+        return None
+    try:
+        os.replace(old, path)
+        _fsync(path.parent)
+        return path
+    except OSError:
+        return old
+
+
+def _switch(tmp: Path, path: Path) -> None:
+    if path.exists() and _exchange(tmp, path):
+        _fsync(path.parent)  # tmp now holds the previous version; the caller removes it
+        return
+    if path.exists():
+        old = _old(path)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+        _fsync(path.parent)
+
+
+#: a model's config.json is small (parameters, scaler, composer, history); larger is not ours
+MAX_CONFIG_BYTES = 64 * 2**20
+
+
+def _reject_constant(c):
+    raise ValueError(f"holds the non-finite number {c}")
+
+
+def _nonfinite_path(v, where="state"):
+    """Dotted path of the first non-finite number inside a parsed JSON value, or None."""
+    stack = [(v, where)]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, float) and not np.isfinite(v):
+            return where
+        if isinstance(v, dict):
+            stack.extend((x, f"{where}.{k}") for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((x, f"{where}[{i}]") for i, x in enumerate(v))
+    return None
+
+
 def read_config(path) -> dict:
     path = Path(path)
+    if not path.exists():
+        path = _recover(path) or path
     if not path.is_dir():
         raise ModelFileError(_fmt(str(path), "is not a model directory (it does not exist or is a file)",
                                   "pass the directory written by `ganad fit -o DIR` or detector.save(DIR)"))
     cfg_file = path / CONFIG
     if not cfg_file.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {CONFIG}", "pass a directory written by ganad, or re-train and save the model"))
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
     try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(_fmt(str(cfg_file), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
+        if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelFileError(_fmt(str(cfg_file), f"is {cfg_file.stat().st_size} bytes, more than a ganad configuration can be", corrupt))
+        cfg = json.loads(cfg_file.read_text(), parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ModelFileError(_fmt(str(cfg_file), "is nested too deeply to be a ganad configuration", corrupt)) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelFileError(_fmt(str(cfg_file), f"is not valid JSON ({exc})", corrupt)) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "class" not in cfg or "state" not in cfg:
         raise ModelFileError(_fmt(str(cfg_file), "is not a ganad model configuration", "pass a directory written by ganad"))
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(_fmt(str(cfg_file), f"was written by a newer ganad (format {cfg['format_version']})", "upgrade ganad"))
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ModelFileError(_fmt(str(cfg_file), f"has format_version {version!r}, which is not a whole number", corrupt))
+    if version > FORMAT_VERSION:
+        raise ModelFileError(_fmt(str(cfg_file), f"was written by a newer ganad (format {version})", "upgrade ganad"))
+    for key, kind in (("class", str), ("state", dict), ("params", dict)):
+        if not isinstance(cfg.get(key), kind):
+            raise ModelFileError(_fmt(str(cfg_file), f"has {key!r} = {str(cfg.get(key))[:60]!r}, not a {kind.__name__}", corrupt))
     return cfg
 
 
-def _restore(cls, params: dict, st: dict, tensors: dict, prefix: str):
+def _positive_ints(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+
+
+def _check_state(st: dict, cfg_file: Path) -> None:
+    """Every stored number the detector uses: present, of the right kind, finite, positive where it must be."""
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
+
+    def bad(problem):
+        raise ModelFileError(_fmt(f"{cfg_file}", f"is inconsistent or corrupt: it {problem}", corrupt))
+    where = _nonfinite_path(st)
+    if where is not None:
+        bad(f"holds a NaN or infinite number at {where}")
+    shape = st.get("data_shape")
+    if not (_positive_ints(shape) and 1 <= len(shape) <= 3):
+        bad(f"has data_shape {str(shape)[:60]}, not 1 to 3 positive whole numbers")
+    if int(np.prod(shape)) > 2**31 or st.get("n_features_in") != int(np.prod(shape)):
+        bad(f"has n_features_in {st.get('n_features_in')!r}, which does not match data_shape {shape}")
+    for key, kind in (("family", str), ("seed", int), ("threshold", (int, float)), ("scaler", dict), ("composer", dict),
+                      ("history", dict)):
+        if not isinstance(st.get(key), kind) or isinstance(st.get(key), bool):
+            bad(f"has state.{key} = {str(st.get(key))[:60]!r}, of the wrong kind")
+    sc = st["scaler"]
+    n_ch = shape[0]
+    for key in ("shift", "scale"):
+        v = sc.get(key)
+        if not (isinstance(v, list) and len(v) == n_ch and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            bad(f"has scaler.{key} that is not {n_ch} number(s), one per feature / channel")
+    if any(abs(x) > 3e38 for x in sc["shift"] + sc["scale"]) or any(x <= 0 for x in sc["scale"]):
+        bad("has a scaler scale that is zero, negative or out of float32 range (every scale must be > 0)")
+    names = st.get("feature_names_in")
+    if names is not None and not (isinstance(names, list) and len(names) == st["n_features_in"] and all(isinstance(c, str) for c in names)):
+        bad(f"has feature_names_in that are not {st['n_features_in']} column names")
+    dm = st.get("disc_train_mean")
+    if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
+        bad(f"has disc_train_mean {dm!r}; it must be a positive number")
+
+
+def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Names, dtypes and shapes of the tensors in a safetensors file, from its header only."""
+    size = wfile.stat().st_size
+    with open(wfile, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError("the file is shorter than a safetensors header")
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, 100 * 2**20):
+            raise ValueError(f"its header claims {n} bytes, more than the file holds")
+        meta = json.loads(fh.read(n))
+    if not isinstance(meta, dict):
+        raise ValueError("its header is not a JSON object")
+    out = {}
+    for k, v in meta.items():
+        if k == "__metadata__":
+            continue
+        if not (isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("shape"), list)
+                and all(isinstance(x, int) and x >= 0 for x in v["shape"])):
+            raise ValueError(f"tensor {k!r} has a malformed header entry")
+        out[k] = (v["dtype"], tuple(v["shape"]))
+    return out
+
+
+def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
+    """The tensors the stored configuration builds, computed on the meta device (no memory)."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            nets = det._build_networks()
+        return {f"{name}.{k}": tuple(v.shape) for name, net in nets.items() for k, v in net.state_dict().items()}
+    except Exception:  # a network that cannot be built on meta: the real build checks it
+        return None
+
+
+#: safetensors entries that are not network weights (fitted arrays kept with the model)
+_ARRAYS = ("decision_scores_", "validation_scores_", "knn_bank_", "robust_weights_")
+
+
+def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
+    """Shapes in the weights file must be those the configuration builds, before anything is allocated."""
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
+    expected = _expected_shapes(det)
+    if expected is None:
+        return
+    numel = sum(int(np.prod(s)) for s in expected.values())
+    stored = {k[len(prefix):]: s for k, (_, s) in header.items()
+              if k.startswith(prefix) and not k[len(prefix):].startswith("members.") and k[len(prefix):] not in _ARRAYS}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
+    if missing or extra or wrong:
+        k = (wrong or missing or extra)[0]
+        raise ModelFileError(_fmt(str(wfile), f"is inconsistent or corrupt: it does not match the configuration ({len(missing)} missing, {len(extra)} unexpected, "
+                                  f"{len(wrong)} wrongly shaped tensor(s); first: {prefix}{k!r} stored {stored.get(k)} vs built "
+                                  f"{expected.get(k)}; the configuration asks for {numel} parameters)", corrupt))
+    for key in ("decision_scores_", "validation_scores_"):  # optional (latent-search methods: on first access)
+        entry = header.get(prefix + key)
+        if entry is not None and len(entry[1]) != 1:
+            raise ModelFileError(_fmt(str(wfile), f"has a {prefix}{key} tensor that is not 1-D", corrupt))
+    bank = header.get(prefix + "knn_bank_")
+    if bank is not None and (len(bank[1]) != 2 or bank[1][0] < 1):
+        raise ModelFileError(_fmt(str(wfile), f"has a {prefix}knn_bank_ tensor of shape {bank[1]}, not (n, k)", corrupt))
+
+
+def _check_composer(det, cfg_file: Path) -> None:
+    """The stored composition reads only components this detector computes (listed by inverting
+    one sample, the training mean; the components themselves are not computed)."""
+    from ganad.scoring.composition import required_components
+    names = required_components(det.composer_)
+    if not names:
+        return
+    if "members_" in det.__dict__:
+        have = {f"member{i}" for i in range(len(det.members_))}
+    else:
+        shift = det.scaler_.shift.reshape((1, -1) + (1,) * (len(det.data_shape_) - 1))
+        x = torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)), dtype=np.float32)))
+        with det._score_context():
+            x = x.to(det.device_)
+            have = set(det._all_components(x, det._invert(x)))
+    unknown = [k for k in names if k not in have]
+    if unknown:
+        raise ModelFileError(_fmt(str(cfg_file), f"is inconsistent or corrupt: its composition uses component(s) {unknown} that "
+                                  f"{type(det).__name__} does not compute (it computes {sorted(have)})",
+                                  "the model is corrupt or was edited: re-train and save it again, or re-calibrate it"))
+
+
+def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str, cfg_file: Path):
     """One detector (or an ensemble and, recursively, its members) from its JSON state and the
-    safetensors entries under ``prefix``."""
+    safetensors entries under ``prefix``; every stored value is checked before it is used."""
     from ganad.data.scaling import Scaler
+    from ganad.nets import FAMILIES
     from ganad.scoring.composition import composer_from_dict
     from ganad.training.loop import resolve_device
     from ganad.training.priors import make_prior
 
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
+    _check_state(st, cfg_file)
+    if st["family"] not in FAMILIES:
+        raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
     det = cls(**params)
+    det._check_params()
     det.data_shape_ = tuple(st["data_shape"])
     det.n_features_in_ = int(st["n_features_in"])
     det.family_ = st["family"]
@@ -147,44 +451,64 @@ def _restore(cls, params: dict, st: dict, tensors: dict, prefix: str):
     det.history_ = st["history"]
     det.prior_ = make_prior(det.prior)
     det.device_ = resolve_device(det.device)
+    if st.get("feature_names_in") is not None:
+        det.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
     if "selection" in st:
         det.selection_ = st["selection"]
     if "default_composer" in st:
         det.default_composer_ = composer_from_dict(st["default_composer"])
-    mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if "members" in st:
+        members, stats = st["members"], st.get("member_stats")
+        if not (isinstance(members, list) and members and isinstance(stats, list) and len(stats) == len(members)
+                and all(isinstance(m, dict) for m in members)
+                and all(isinstance(v, list) and len(v) == 2 and float(v[1]) > 0 for v in stats)):
+            raise ModelFileError(_fmt(str(cfg_file), "has an ensemble whose members or member statistics are malformed", corrupt))
         sub = dict(params, n_members=1)
-        det.members_ = [_restore(cls, sub, m, tensors, f"{prefix}members.{i}.") for i, m in enumerate(st["members"])]
-        det.member_stats_ = [[float(a), float(b)] for a, b in st["member_stats"]]
+        det.members_ = [_restore(cls, sub, m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
+                        for i, m in enumerate(members)]
+        det.member_stats_ = [[float(a), float(b)] for a, b in stats]
         if st.get("calibration") is not None:
             det.calibration_ = st["calibration"]
     else:
         det._load_extra_state(st)
+        _check_tensors(det, header, cfg_file.parent / WEIGHTS, prefix)
+        tensors = tensors_fn()
         with torch.random.fork_rng(devices=[]):
             nets = torch.nn.ModuleDict(det._build_networks())
         for name, net in nets.items():
-            p = f"{name}."
-            net.load_state_dict({k[len(p):]: v for k, v in mine.items() if k.startswith(p)}, strict=True)
+            p = f"{prefix}{name}."
+            net.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
         det.nets_ = nets.to(det.device_).eval()
-    if "decision_scores_" in mine:
-        det.decision_scores_ = mine["decision_scores_"].numpy()
-    if "validation_scores_" in mine:
-        det.validation_scores_ = mine["validation_scores_"].numpy()
-    if "knn_bank_" in mine:
-        det.knn_bank_ = mine["knn_bank_"]
-    if "robust_weights_" in mine:
-        det.robust_weights_ = mine["robust_weights_"].numpy()
+    tensors = tensors_fn()
+    if prefix + "decision_scores_" in tensors:
+        det.decision_scores_ = tensors[prefix + "decision_scores_"].numpy()
+    if prefix + "validation_scores_" in tensors:
+        det.validation_scores_ = tensors[prefix + "validation_scores_"].numpy()
+    if prefix + "knn_bank_" in tensors:
+        det.knn_bank_ = tensors[prefix + "knn_bank_"]
+    if prefix + "robust_weights_" in tensors:
+        det.robust_weights_ = tensors[prefix + "robust_weights_"].numpy()
     if "robust" in st:
         det.robust_ = st["robust"]
+    _check_composer(det, cfg_file)
     return det
 
 
 def load_model(path):
-    """Rebuild a detector from a model directory, without unpickling anything."""
+    """Rebuild a detector from a model directory, without unpickling anything.
+
+    Every stored value is checked before use (finite, positive where it must be, shapes of
+    the weights against the configuration, read from the safetensors header before any network
+    is built); anything else is refused with a :class:`ModelFileError`."""
     from ganad.detectors import DETECTORS
+    from ganad.exceptions import InputError
 
     path = Path(path)
+    if not path.exists():
+        path = _recover(path) or path  # a replacement killed half-way: the previous model
     cfg = read_config(path)
+    cfg_file = path / CONFIG
+    corrupt = "the model is corrupt or was edited: re-train and save it again"
     by_class = {cls.__name__: cls for cls in DETECTORS.values()}
     cls = by_class.get(cfg["class"])
     if cls is None:
@@ -193,14 +517,27 @@ def load_model(path):
     if not wfile.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {WEIGHTS}", "the model is incomplete: re-train and save it again"))
     try:
-        tensors = load_file(str(wfile))
-    except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
+        header = _weights_header(wfile)
+    except Exception as exc:
         raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
+    loaded: dict = {}
+
+    def tensors_fn():  # read once, after the shapes were checked against the configuration
+        if not loaded:
+            try:
+                loaded.update(load_file(str(wfile)))
+            except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
+                raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
+            nonfinite = [k for k, v in loaded.items() if v.is_floating_point() and not bool(torch.isfinite(v[~torch.isnan(v)] if k == "robust_weights_" or k.endswith(".robust_weights_") else v).all())]
+            if nonfinite:
+                raise ModelFileError(_fmt(str(wfile), f"holds NaN or infinite values in tensor(s) {nonfinite[:5]}", corrupt))
+        return loaded
+
     try:
-        det = _restore(cls, cfg["params"], cfg["state"], tensors, "")
+        det = _restore(cls, cfg["params"], cfg["state"], header, tensors_fn, "", cfg_file)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:
         raise ModelFileError(_fmt(str(path), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})",
                                   "re-train and save the model with this ganad version")) from exc
     return det

@@ -58,6 +58,8 @@ def check_array(
     if arr.shape[0] < min_samples:
         raise InputError(_fmt(name, f"has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''}, but at least {min_samples} are needed",
                               f"pass at least {min_samples} samples"))
+    if np.dtype(dtype) == np.float32 and arr.dtype != np.float32 and arr.dtype != bool:
+        _check_float32_range(arr, name)
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():
@@ -67,6 +69,29 @@ def check_array(
         raise InputError(_fmt(name, f"contains {n_bad} NaN or infinite value(s), the first at row {row}, flat feature {col}",
                               "impute or drop missing values (for example sklearn.impute.SimpleImputer) before passing the data"))
     return arr
+
+
+#: the largest magnitude float32 holds; ganad's networks compute in float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(arr: np.ndarray, name: str) -> None:
+    """Refuse finite values that float32 cannot hold (they would become inf, then NaN scores)."""
+    if arr.dtype.kind in "iu":
+        if arr.dtype.itemsize < 16:
+            return  # every 64-bit integer fits in float32's range (rounded)
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = np.abs(arr.reshape(arr.shape[0], -1))
+        too_big = np.isfinite(a) & (a > FLOAT32_MAX)
+    if too_big.any():
+        bad = np.argwhere(too_big)
+        rows = np.unique(bad[:, 0])
+        row, col = int(bad[0][0]), int(bad[0][1])
+        raise InputError(_fmt(name, f"holds {int(too_big.sum())} value(s) beyond the float32 range (|x| > {FLOAT32_MAX:.3g}) "
+                                    f"in row(s) {rows[:10].tolist()}, the first at row {row}, flat feature {col} "
+                                    f"(value {float(arr.reshape(arr.shape[0], -1)[row, col]):.3g})",
+                              "these values are out of range for ganad's float32 networks: fix or drop these rows, "
+                              "or rescale the feature (for example take its logarithm) before passing the data"))
 
 
 def check_labels(y, n: int, name: str = "y") -> np.ndarray:

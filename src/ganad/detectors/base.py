@@ -100,6 +100,43 @@ COMMON_PARAMS = """
 """
 
 
+def _real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_common(det) -> None:
+    """Parameters every detector shares whose bad values used to crash or pass silently."""
+    p = det.get_params(deep=False)
+    if "betas" in p:
+        b = p["betas"]
+        if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(_real(x) and 0 <= x < 1 for x in b)):
+            raise InputError(_fmt("betas", f"is {b!r}", "pass Adam's two betas in [0, 1), such as (0.5, 0.999)"))
+    if "gp_weight" in p and not (_real(p["gp_weight"]) and p["gp_weight"] >= 0):
+        raise InputError(_fmt("gp_weight", f"is {p['gp_weight']!r}", "pass a non-negative gradient-penalty weight such as 10.0"))
+    fl = p.get("feature_layer", -1)
+    if not isinstance(fl, (int, np.integer)) or isinstance(fl, bool):
+        raise InputError(_fmt("feature_layer", f"is {fl!r}", "pass a block index such as -1 (the last block)"))
+    rs = p.get("random_state")
+    if not (rs is None or isinstance(rs, np.random.RandomState)
+            or (isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) and 0 <= rs < 2**32)):
+        raise InputError(_fmt("random_state", f"is {rs!r}", "pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"))
+    dev = p.get("device", "auto")
+    if dev not in (None, "auto"):
+        try:
+            torch.device(dev)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InputError(_fmt("device", f"is {dev!r}, which is not a device ({exc})".replace("\n", " "),
+                                  "use 'auto', 'cpu', 'cuda' or 'cuda:0'")) from exc
+
+
+def feature_names(X):
+    """Column names of a DataFrame whose columns are all strings (scikit-learn's rule), else None."""
+    cols = getattr(X, "columns", None)
+    if cols is None or not hasattr(X, "dtypes") or not all(isinstance(c, str) for c in cols):
+        return None
+    return np.asarray(list(cols), dtype=object)
+
+
 @dataclass
 class ScoreResult:
     """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
@@ -245,8 +282,17 @@ class BaseGANDetector(BaseEstimator):
                 raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
         for name in ("latent_dim", "epochs", "n_critic", "score_batch_size") + (() if isinstance(self.batch_size, str) else ("batch_size",)):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < (0 if name == "epochs" else 1):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                why = " (0 epochs would train nothing)" if name == "epochs" else ""
+                raise InputError(_fmt(name, f"is {v!r}{why}", f"pass a positive integer for {name}"))
+        for name in ("width", "depth"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}, or None for the family's default"))
+        _check_common(self)
+        if self.batch_size < 2:
+            raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
+                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2 (the default is 64)"))
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
@@ -273,9 +319,13 @@ class BaseGANDetector(BaseEstimator):
 
     def _validate_for_scoring(self, X, name="X") -> np.ndarray:
         self._check_fitted()
+        v = self.score_batch_size
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise InputError(_fmt("score_batch_size", f"is {v!r}", "pass a positive integer, such as 1024"))
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        self._check_feature_names(feature_names(X), name)
         X = check_array(X, name)
         if X.shape[1:] != tuple(self.data_shape_):
             if X.ndim == 2 and len(self.data_shape_) == 1:
@@ -284,6 +334,24 @@ class BaseGANDetector(BaseEstimator):
             raise InputError(_fmt(name, f"has samples of shape {X.shape[1:]}, but the detector was fitted on samples of shape {tuple(self.data_shape_)}",
                                   "pass data with the same channels / length / image size as at fit time"))
         return X
+
+    def _check_feature_names(self, names, name="X") -> None:
+        """Columns given by name (DataFrame, CSV header) must be the training columns, in order."""
+        fitted = self.__dict__.get("feature_names_in_")
+        if names is None or fitted is None:
+            return
+        names, fitted = [str(c) for c in names], [str(c) for c in fitted]
+        if names == fitted:
+            return
+        unseen = [c for c in names if c not in fitted]
+        missing = [c for c in fitted if c not in names]
+        if unseen or missing:
+            problem = " and ".join(([f"has column(s) {unseen[:5]} not seen at fit time"] if unseen else [])
+                                   + ([f"lacks training column(s) {missing[:5]}"] if missing else []))
+        else:
+            problem = f"has the training columns in another order ({names[:6]} ... instead of {fitted[:6]} ...)"
+        raise InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
+                              f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
     def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None):
@@ -300,6 +368,7 @@ class BaseGANDetector(BaseEstimator):
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        names = feature_names(X)
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
@@ -307,6 +376,9 @@ class BaseGANDetector(BaseEstimator):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
+        self.__dict__.pop("feature_names_in_", None)
+        if names is not None and X.ndim == 2:
+            self.feature_names_in_ = names
         try:
             self.family_ = resolve_family(self.net, self.data_shape_)
         except ValueError as exc:
@@ -398,6 +470,7 @@ class BaseGANDetector(BaseEstimator):
         comps, maps, recons = {}, [], []
         res0 = None
         for i, (m, (loc, scale)) in enumerate(zip(self.members_, self.member_stats_)):
+            m.on_nonfinite = self.on_nonfinite
             name = f"member{i}"
             if needed is not None and name not in needed and not (return_map or return_reconstruction):
                 continue
@@ -408,7 +481,7 @@ class BaseGANDetector(BaseEstimator):
                 maps.append(r.map)
             if return_reconstruction:
                 recons.append(r.reconstruction)
-        scores = np.asarray(self.composer_(comps), dtype=np.float64)
+        scores = self._guard_scores(np.asarray(self.composer_(comps), dtype=np.float64))
         return ScoreResult(scores=scores, components=comps, map=np.mean(maps, axis=0) if return_map else None,
                            reconstruction=np.mean(recons, axis=0) if return_reconstruction else None,
                            z=res0.z if res0 is not None else None)
@@ -690,13 +763,34 @@ class BaseGANDetector(BaseEstimator):
                 if return_reconstruction:
                     recons.append(inv["x_hat"].detach().cpu().numpy())
         components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
-        scores = np.asarray(self.composer_(components), dtype=np.float64)
+        scores = self._guard_scores(np.asarray(self.composer_(components), dtype=np.float64))
         return ScoreResult(
             scores=scores, components=components,
             map=np.concatenate(maps) if return_map else None,
             reconstruction=self.scaler_.inverse_transform(np.concatenate(recons)) if return_reconstruction else None,
             z=np.concatenate(zs), extra={k: np.concatenate(v) for k, v in extras.items()},
         )
+
+    #: what a non-finite score (NaN / inf: values the float32 networks overflow on) becomes:
+    #: 'raise' (default) an InputError naming the rows; 'max' the most anomalous score (+inf, label 1).
+    #: Never a silent NaN, which compares as "normal". Set it on the instance: ``det.on_nonfinite = "max"``.
+    on_nonfinite = "raise"
+
+    def _guard_scores(self, scores: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(scores)
+        if not bad.any():
+            return scores
+        rows = np.flatnonzero(bad)
+        if self.on_nonfinite == "max":
+            scores = scores.copy()
+            scores[rows] = np.inf
+            return scores
+        if self.on_nonfinite != "raise":
+            raise InputError(_fmt("on_nonfinite", f"is {self.on_nonfinite!r}", "use 'raise' or 'max'"))
+        raise InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {len(scores)}) "
+                                   "get a non-finite anomaly score (NaN / inf): their values overflow the float32 networks",
+                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
+                              "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (computes only the components the

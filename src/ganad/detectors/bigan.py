@@ -12,6 +12,7 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS
 from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
+from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator
 from ganad.scoring import components as C
@@ -50,6 +51,12 @@ class BiGAN(EncoderDetector):
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  lam=0.1):
         store_params(self, locals())
+
+    def _check_params(self):
+        super()._check_params()
+        if self.feature_layer != -1:  # D(x, z) matches features on its joint layer only
+            raise InputError(_fmt("feature_layer", f"is {self.feature_layer!r}, but BiGAN's D(x, z) takes its features from its "
+                                  "joint layer, so the setting would be ignored", "leave feature_layer at -1 for BiGAN"))
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
@@ -187,7 +190,12 @@ int ganad_run(const ganad_step *steps, int nsteps, long n, int pieces)
         if (steps[i].half > maxhalf) maxhalf = steps[i].half;
     long step = (n + pieces - 1) / pieces;
     int failed = 0;
-#pragma omp parallel
+#ifdef _OPENMP
+    /* no more threads than pieces: a one-piece call wakes no idle thread (on a busy machine a
+       woken thread may wait for a core, and the call for it) */
+    int team = omp_get_max_threads() < pieces ? omp_get_max_threads() : pieces;
+#endif
+#pragma omp parallel num_threads(team)
     {
         float *scratch = malloc((size_t)3 * maxhalf * sizeof(float));
         if (!scratch) {

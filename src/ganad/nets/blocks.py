@@ -35,7 +35,8 @@ class FeatureDiscriminator(nn.Module):
         self.head = head
         n = len(self.blocks)
         if not -n <= feature_layer < n:
-            raise ValueError(f"feature_layer: {feature_layer} is out of range for a discriminator with {n} blocks. "
+            from ganad.exceptions import InputError
+            raise InputError(f"feature_layer: {feature_layer} is out of range for a discriminator with {n} blocks. "
                              f"Fix: pick an index in [-{n}, {n - 1}]")
         self.feature_layer = feature_layer % n
 

@@ -73,9 +73,9 @@ def bake_parametrizations(module: nn.Module) -> nn.Module:
 
     for sub in module.modules():
         if parametrize.is_parametrized(sub):
-            # torch's remove_parametrizations deletes the weight property from the module's class;
-            # a deep copy shares that (dynamically made) class with the original, which would then
-            # lose its weight. Give this module a class of its own first.
+            # removal deletes the weight's property from the module's class, which a deep copy
+            # shares with the original: give this module a class of its own first, so the
+            # original keeps its parametrised weight (ALAD's nets_['Dzz'].head.weight)
             cls = type(sub)
             sub.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             for pname in list(sub.parametrizations.keys()):

@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -76,7 +77,96 @@ def _compiler() -> str | None:
     return None
 
 
+def _target(cc: str, flags: list[str]) -> Path:
+    key = hashlib.sha256(_SRC.read_bytes() + " ".join([cc] + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
+    return cache_dir() / f"native-{key}.so"
+
+
+def _private_dir(d: Path) -> str | None:
+    """Create ``d`` (0700) or check it: a directory owned by this user that group and others cannot
+    write, else another user could plant a library in it. Returns the problem, or None."""
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.stat(d)
+    except OSError as e:
+        return f"cannot create the cache directory {d}: {e}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{d} is not a directory"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"the cache directory {d} is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"the cache directory {d} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _private_file(f: Path) -> str | None:
+    try:
+        st = os.lstat(f)
+    except OSError as e:
+        return f"cannot read {f}: {e}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{f} is not a regular file"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"{f} is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"{f} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _sha256(f: Path) -> str:
+    return hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def _verify(target: Path) -> str | None:
+    """The library may be loaded: private file, and its content hash is the one recorded when it was built."""
+    digest = target.with_name(target.name + ".sha256")
+    for f in (target, digest):
+        problem = _private_file(f)
+        if problem:
+            return problem
+    if digest.read_text().strip() != _sha256(target):
+        return f"{target} does not match the hash recorded when it was built"
+    return None
+
+
+def _compile(cc: str, flags: list[str], target: Path) -> str | None:
+    """Compile into ``target`` and record its hash beside it (both written atomically). Returns the error, or None."""
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            out = Path(tmp) / target.name
+            logger.info("compiling the native kernels into %s", target)
+            res = subprocess.run([cc, *flags, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
+            if res.returncode != 0 or not out.is_file():
+                return f"compiling {_SRC.name} failed: {res.stderr.strip()[:500]}"
+            os.chmod(out, 0o700)
+            digest = Path(tmp) / "sha256"
+            digest.write_text(_sha256(out))
+            os.chmod(digest, 0o600)
+            os.replace(digest, target.with_name(target.name + ".sha256"))
+            os.replace(out, target)  # atomic: concurrent builders never load a half-written file
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"could not build the native kernels: {e}"
+    return None
+
+
+def _open(target: Path) -> tuple[ctypes.CDLL | None, str | None]:
+    try:
+        lib = ctypes.CDLL(str(target))
+        P, I, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
+        lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L, P, P]
+        lib.ganad_stack.restype = None
+        lib.ganad_run.argtypes = [P, I, L, I]
+        lib.ganad_run.restype = I
+        lib.ganad_openmp.restype = I
+    except (OSError, AttributeError) as e:
+        return None, f"could not load {target}: {e}"
+    return lib, None
+
+
 def _build() -> ctypes.CDLL | None:
+    """Compile (or reuse) and load the kernels. Only a library in a private cache directory, private
+    itself, whose content hash is the one recorded at build time is loaded; one that fails a check or
+    does not load is rebuilt once, then the GEMM programs are used, with a warning."""
     if os.environ.get("GANAD_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         _STATE["why"] = "switched off by GANAD_NATIVE"
         return None
@@ -84,45 +174,44 @@ def _build() -> ctypes.CDLL | None:
     if cc is None:
         _STATE["why"] = "no C compiler found ($CC, cc, gcc, clang)"
         return None
-    src = _SRC.read_bytes()
-    target = None
+    problem = _private_dir(cache_dir())
+    if problem:
+        return _give_up(f"{problem}; set GANAD_CACHE_DIR to a private directory (mode 0700)")
+    trouble = None  # a library that failed a check or did not load (worth a warning)
     for extra in (_OPENMP, []):
         flags = _FLAGS + extra
-        key = hashlib.sha256(src + " ".join([cc] + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
-        target = cache_dir() / f"native-{key}.so"
-        if target.exists():
-            break
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                out = Path(tmp) / target.name
-                logger.info("compiling the native kernels into %s", target)
-                res = subprocess.run([cc, *flags, str(_SRC), "-o", str(out)], capture_output=True, text=True, timeout=120)
-                if res.returncode == 0:
-                    os.replace(out, target)  # atomic: concurrent builders never load a half-written file
-                    break
-                _STATE["why"] = f"compiling {_SRC.name} failed: {res.stderr.strip()[:500]}"
-        except (OSError, subprocess.SubprocessError) as e:
-            _STATE["why"] = f"could not build the native kernels: {e}"
-            return None
-        target = None
-    if target is None:
-        return None
-    try:
-        lib = ctypes.CDLL(str(target))
-    except OSError as e:
-        _STATE["why"] = f"could not load {target}: {e}"
-        return None
-    P, I, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
-    lib.ganad_stack.argtypes = [P, L, L, I, I, I, P, P, P, P, P, P, I, P, P, L, P, P]
-    lib.ganad_stack.restype = None
-    lib.ganad_run.argtypes = [P, I, L, I]
-    lib.ganad_run.restype = I
-    lib.ganad_openmp.restype = I
-    _STATE["openmp"] = bool(lib.ganad_openmp())
-    _STATE["why"] = f"loaded {target}" + (" (OpenMP)" if _STATE["openmp"] else " (Python threads)")
-    logger.debug("native kernels: %s", _STATE["why"])
-    return lib
+        target = _target(cc, flags)
+        for attempt in range(2):
+            if attempt or not target.exists():
+                err = _compile(cc, flags, target)
+                if err:
+                    _STATE["why"] = err
+                    break  # e.g. no OpenMP here: try the next flags
+            problem = _verify(target)
+            lib = None
+            if problem is None:
+                lib, problem = _open(target)
+            if lib is not None:
+                _STATE["openmp"] = bool(lib.ganad_openmp())
+                _STATE["why"] = f"loaded {target}" + (" (OpenMP)" if _STATE["openmp"] else " (Python threads)")
+                logger.debug("native kernels: %s", _STATE["why"])
+                return lib
+            trouble = problem
+            logger.warning("native kernels: %s; %s", problem, "rebuilding it" if attempt == 0 else "giving up on these flags")
+            for f in (target, target.with_name(target.name + ".sha256")):
+                with contextlib.suppress(OSError):
+                    if not f.is_dir():
+                        f.unlink()
+    return _give_up(trouble) if trouble else None
+
+
+def _give_up(problem: str) -> None:
+    import warnings
+    _STATE["why"] = problem
+    msg = f"ganad native kernels not used ({problem}); running the slower GEMM programs instead"
+    logger.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return None
 
 
 def library() -> ctypes.CDLL | None:

@@ -33,6 +33,9 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
     """Build a composer from validation components (``y`` 1 = anomaly, optional)."""
     if compose not in COMPOSE:
         raise InputError(_fmt("compose", f"is {compose!r}", f"use one of {', '.join(COMPOSE)}"))
+    if weights is not None and not (isinstance(weights, dict) and all(isinstance(k, str) for k in weights)):
+        raise InputError(_fmt("weights", f"is {weights!r}, not a mapping of component name to weight",
+                              "pass for example {'residual': 0.9, 'feature': 0.1} (CLI: --weights '{\"residual\": 0.9, \"feature\": 0.1}')"))
     normal = {k: np.asarray(v)[y == 0] for k, v in components.items()} if y is not None else components
     names = list(weights) if weights else composable(components)  # a component and its normalised twin count once
     if compose == "default":

@@ -18,7 +18,10 @@ THRESHOLD_METRICS = ("f1", "fbeta", "mcc")
 
 
 def check_contamination(c) -> float:
-    c = float(c)
+    try:
+        c = float(c)
+    except (TypeError, ValueError):
+        raise InputError(_fmt("contamination", f"is {c!r}, not a number", "pass the expected fraction of anomalies, in (0, 0.5]")) from None
     if not 0.0 < c <= 0.5:
         raise InputError(_fmt("contamination", f"is {c}", "pass the expected fraction of anomalies, in (0, 0.5]"))
     return c

@@ -39,7 +39,7 @@ def _methods():
 def fit(
     data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
-    method: str = typer.Option("anogan", help="Detector: " + ", ".join(sorted(["anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan"])) + " (those installed)."),
+    method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(["anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan"])) + " (those installed). Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),

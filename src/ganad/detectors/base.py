@@ -290,9 +290,9 @@ class BaseGANDetector(BaseEstimator):
             if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
                 raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}, or None for the family's default"))
         _check_common(self)
-        if self.batch_size < 2:
+        if not isinstance(self.batch_size, str) and self.batch_size < 2:
             raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
-                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2 (the default is 64)"))
+                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2, or 'auto' (the default)"))
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):

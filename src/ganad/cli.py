@@ -50,12 +50,31 @@ def fit(
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    window: Optional[int] = typer.Option(None, help="Series mode: DATA is one long series (rows = time points); points per window. See docs/series.md."),
+    stride: Optional[int] = typer.Option(None, help="Series: step between window starts (default window // 4)."),
+    time_column: Optional[str] = typer.Option(None, help="Series: the time column (default: a column named timestamp/time/datetime/date/ts, if any)."),
+    channels: Optional[str] = typer.Option(None, help="Series: comma-separated channel columns (default: all but time and series id)."),
+    series_id: Optional[str] = typer.Option(None, help="Series: column naming the series each row belongs to (several series in one file)."),
+    gaps: str = typer.Option("split", help="Series: a time gap (> 3x the median step) splits the series (split), is ignored (ignore) or refused (error)."),
+    point_contamination: float = typer.Option(0.01, help="Series: fraction of training points above the point threshold."),
 ):
-    """Train a detector on normal data and save it to a model directory."""
+    """Train a detector on normal data and save it to a model directory (with --window: a series model)."""
     from ganad.data.io import read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
+    if window is not None:  # series mode (issue 12): windows -> point scores -> events
+        from ganad.series.commands import fit_series
+        try:
+            t0 = time.perf_counter()
+            sd, tab = fit_series(data, output, method, dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size,
+                                 objective=objective, random_state=seed, device=device, verbose=not quiet),
+                                 window, stride, time_column, channels, series_id, gaps, point_contamination)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        console.print(f"[green]fitted[/] series {type(sd.detector_).__name__} on {len(tab.values)} points x {len(tab.columns)} channel(s) "
+                      f"(window {sd.window_}, stride {sd.stride_}) in {time.perf_counter() - t0:.1f}s; point threshold {sd.threshold_:.4g}; saved to {output}")
+        return
     try:
         X = read_array(data, exclude=exclude, key=key)
         cls = methods[method]
@@ -82,10 +101,21 @@ def score(
     components: bool = typer.Option(False, help="Also write each score component."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+    events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
 ):
-    """Score data with a saved model; streams the input in chunks and writes score and label per row."""
+    """Score data with a saved model; streams the input in chunks and writes score and label per row.
+    With a series model: a score and label per time point, plus an events file."""
     import ganad
     from ganad.data.io import iter_chunks
+    from ganad.series import is_series_model
+    if is_series_model(model_dir):  # issue 12: series in, points and events out
+        from ganad.series.commands import score_series_file
+        try:
+            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
+        return
     try:
         det = ganad.load(model_dir)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -144,14 +174,30 @@ def _read_labels(path: Path, column: Optional[str], n: int):
 @app.command(epilog="Example:\n\n  ganad evaluate scores.csv --labels test_labels.csv --label-column y -o eval/")
 def evaluate(
     scores: Path = typer.Argument(..., help="scores.csv written by `ganad score`."),
-    labels: Path = typer.Option(..., help="True labels (1 = anomaly): CSV column or NPY, one per scored row."),
+    labels: Optional[Path] = typer.Option(None, help="True labels (1 = anomaly): CSV column or NPY, one per scored row."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
+    ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
+    max_buffer: int = typer.Option(64, help="Series: VUS buffer lengths 0..MAX_BUFFER points (e.g. the window length)."),
 ):
-    """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report."""
+    """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
+    With --ranges (series scores): point AUROC/AUPRC, VUS-PR, event F1 without point adjustment, PA-F1 beside PA%K."""
     import json
     import pandas as pd
     from ganad.metrics import evaluate as _evaluate
+    if ranges is not None:  # issue 12: series metrics from labelled ranges
+        from ganad.series.commands import evaluate_series
+        try:
+            m = evaluate_series(scores, ranges, max_buffer)
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "metrics.json").write_text(json.dumps(m, indent=2))
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        _print_metrics({k: v for k, v in m.items() if k != "per_series"}, title="series metrics")
+        console.print(f"wrote {output}/metrics.json")
+        return
+    if labels is None:
+        _fail(GanadError("--labels: is missing. Fix: pass --labels FILE (one label per scored row), or --ranges FILE for series"))
     try:
         try:
             df = pd.read_csv(scores)
@@ -262,6 +308,28 @@ def demo(
         _fail(exc)
     _print_metrics(res["metrics"], title=f"{method} on digits, novelty = digit {digit} (test split)")
     console.print(f"report: {output / 'report.html'}")
+
+@app.command(epilog="Example:\n\n  tail -f telemetry.csv | ganad stream model/ --has-time")
+def stream(
+    model_dir: Path = typer.Argument(..., help="Series model directory written by `ganad fit --window`."),
+    batch: int = typer.Option(1, help="Points read before scoring (1 = lowest latency; larger = more points/s)."),
+    has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels."),
+):
+    """Score a live series: one point per stdin line (comma-separated channels), writes `point,index,score,label`
+    lines and `open,start` / `close,start,end,peak_score,channels` event lines as they happen (bounded memory;
+    a point is written at most window + stride - 2 points after it arrives)."""
+    from ganad.series.commands import stream_lines
+
+    def write(line):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    try:
+        if batch < 1:
+            raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")
+        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+
 
 @app.command(epilog="Examples:\n\n  ganad benchmark adbench --data /data --methods bigan,vaegan --peers iforest,knn --seed 0 -o bench-adbench/\n\n"
                      "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 --rhythm -o bench-mitbih/\n\n"

@@ -158,3 +158,47 @@ def test_onehot_and_analog_channels_scale_through_the_detector_scaler():
     if np.abs(z).max() > 10:
         pytest.xfail("needs robust per-channel Scaler (issue 15 item 6)")
     assert np.abs(z).max() <= 10
+
+
+def test_soft_dtw_matches_the_dynamic_programme_and_is_shift_tolerant():
+    import torch
+    from ganad.inversion.soft_dtw import soft_dtw, soft_dtw_divergence
+
+    def ref(x, y, g):
+        L1, L2 = x.shape[1], y.shape[1]
+        R = np.full((L1 + 1, L2 + 1), np.inf)
+        R[0, 0] = 0
+        for i in range(1, L1 + 1):
+            for j in range(1, L2 + 1):
+                a = np.array([R[i - 1, j - 1], R[i - 1, j], R[i, j - 1]])
+                m = a.min()
+                R[i, j] = ((x[:, i - 1] - y[:, j - 1]) ** 2).sum() + m - g * np.log(np.exp(-(a - m) / g).sum())
+        return R[L1, L2]
+
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(4, 2, 7), rng.randn(4, 2, 5)
+    np.testing.assert_allclose(soft_dtw(torch.tensor(x), torch.tensor(y), 0.3).numpy(), [ref(x[k], y[k], 0.3) for k in range(4)], rtol=1e-10)
+    # divergence: 0 for identical series, and a shifted sine is much closer under DTW than under L2
+    t = np.linspace(0, 6 * np.pi, 64)
+    a, b = torch.tensor(np.sin(t))[None, None], torch.tensor(np.sin(t + 0.4))[None, None]
+    assert float(soft_dtw_divergence(a, a)) == pytest.approx(0, abs=1e-9)
+    assert float(soft_dtw_divergence(a, b, 0.01)) < 0.2 * float((a - b).square().mean())
+    # differentiable: the gradient is finite and non-zero
+    z = b.clone().requires_grad_(True)
+    soft_dtw_divergence(a, z).sum().backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+def test_dtw_latent_search_and_dtw_window_score(test_series):
+    from ganad import AnoGAN
+    W, _ = ganad.data.windows.make_windows(_series(800), 16, 8)
+    det = AnoGAN(epochs=1, search_distance="dtw", search_n_max=5, random_state=0).fit(W.astype(np.float32))
+    assert np.isfinite(det.decision_scores_).all()
+    with pytest.raises(ValueError, match="dtw.*series windows"):
+        AnoGAN(epochs=1, search_distance="dtw", search_n_max=2).fit(np.random.RandomState(0).randn(50, 4).astype(np.float32))
+    sd = SeriesDetector("fanogan", window=16, stride=8, window_score="dtw", detector_params={"epochs": 1, "random_state": 0}).fit(_series(800))
+    r = sd.score_series(test_series)
+    assert np.isfinite(r.scores).all() and (r.scores >= -1e-9).all()
+    assert r.scores[500:520].mean() > np.median(r.scores)
+    with pytest.raises(InputError, match="window_score"):
+        SeriesDetector(window_score="nope").fit(_series(100))

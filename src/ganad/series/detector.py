@@ -57,6 +57,7 @@ SERIES_FORMAT_VERSION = 1
 SERIES_CONFIG = "series.json"
 DETECTOR_DIR = "detector"
 GAPS = ("split", "ignore", "error")
+WINDOW_SCORES = ("detector", "dtw")
 
 
 @dataclass
@@ -257,10 +258,15 @@ class SeriesDetector(BaseEstimator):
         What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
     detector_params : dict or None
         Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``).
+    window_score : {'detector', 'dtw'}, default 'detector'
+        A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
+        divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
+        (tolerant to small shifts in time; see :mod:`ganad.inversion.soft_dtw`).
     """
 
     def __init__(self, detector="fanogan", window: int = 64, stride: int | None = None, contamination: float = 0.01,
-                 gaps: str = "split", gap_factor: float = 3.0, detector_params: dict | None = None):
+                 gaps: str = "split", gap_factor: float = 3.0, detector_params: dict | None = None,
+                 window_score: str = "detector", dtw_gamma: float = 0.1):
         self.detector = detector
         self.window = window
         self.stride = stride
@@ -268,6 +274,8 @@ class SeriesDetector(BaseEstimator):
         self.gaps = gaps
         self.gap_factor = gap_factor
         self.detector_params = detector_params
+        self.window_score = window_score
+        self.dtw_gamma = dtw_gamma
 
     # ---------------------------------------------------------------- helpers
     def _make_detector(self):
@@ -286,6 +294,10 @@ class SeriesDetector(BaseEstimator):
     def _check(self):
         from ganad.scoring.threshold import check_contamination
         check_contamination(self.contamination)
+        if self.window_score not in WINDOW_SCORES:
+            raise InputError(_fmt("window_score", f"is {self.window_score!r}", f"use one of {', '.join(WINDOW_SCORES)}"))
+        if not (isinstance(self.dtw_gamma, (int, float)) and self.dtw_gamma > 0):
+            raise InputError(_fmt("dtw_gamma", f"is {self.dtw_gamma!r}", "pass a positive smoothing such as 0.1"))
         if self.gaps not in GAPS:
             raise InputError(_fmt("gaps", f"is {self.gaps!r}", f"use one of {', '.join(GAPS)}"))
         if not (isinstance(self.gap_factor, (int, float)) and self.gap_factor > 1):
@@ -334,6 +346,16 @@ class SeriesDetector(BaseEstimator):
         """Window scores (n,) and per-channel residual maps (n, C, W) of the wrapped detector."""
         from ganad.scoring.composition import required_components
         det = self.detector_
+        if self.window_score == "dtw":
+            import torch
+            from ganad.inversion.soft_dtw import soft_dtw_divergence
+            r = det._score(windows, required_components(det.composer_), return_map=True, return_reconstruction=True)
+            xs = torch.from_numpy(det.scaler_.transform(windows))
+            xh = torch.from_numpy(det.scaler_.transform(r.reconstruction))
+            bs = int(det.score_batch_size)
+            with torch.inference_mode():
+                d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(self.dtw_gamma)) for i in range(0, len(xs), bs)])
+            return d.double().numpy(), r.map
         r = det._score(windows, required_components(det.composer_), return_map=True)
         return r.scores, r.map
 

@@ -6,8 +6,8 @@ the model explains it. See the README for a quick start.
 
 __version__ = "0.1.0"
 
-from ganad.detectors import ALAD, DETECTORS, EGBAD, VAEGAN, AnoGAN, BaseGANDetector, BiGAN, FAnoGAN, GANomaly, ScoreResult  # noqa: E402
+from ganad.detectors import ALAD, DETECTORS, EGBAD, VAEGAN, AnoGAN, BaseGANDetector, BiGAN, FAnoGAN, GANomaly, ScoreResult, TadGAN  # noqa: E402
 from ganad.io import load_model as load  # noqa: E402
 from ganad.io import save_model as save  # noqa: E402
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "load", "save", "__version__"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "load", "save", "__version__"]

@@ -335,7 +335,7 @@ def stream(
                      "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 --rhythm -o bench-mitbih/\n\n"
                      "  ganad benchmark mnist --data /data --digits 0,1 --max-train 2000 --max-test 2000 -o bench-mnist/")
 def benchmark(
-    protocol: str = typer.Argument(..., help="mitbih, adbench or mnist."),
+    protocol: str = typer.Argument(..., help="mitbih, adbench, mnist or nab."),
     data: Optional[Path] = typer.Option(None, envvar="GANAD_DATA_DIR", help="Folder holding mitdb/, adbench/ and mnist/ (or env GANAD_DATA_DIR)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for results.json, results.md, PNG figures and report.html."),
     methods: Optional[str] = typer.Option(None, help="Comma-separated ganad methods (default: every registered method)."),
@@ -352,12 +352,29 @@ def benchmark(
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
     rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
+    window: int = typer.Option(64, help="nab: points per window (also the largest VUS buffer)."),
+    stride: int = typer.Option(1, help="nab: step between windows."),
+    train_fraction: float = typer.Option(0.15, help="nab: leading fraction of each series used for training (NAB's probationary period)."),
+    groups: Optional[str] = typer.Option(None, help="nab: comma-separated NAB folders (default realKnownCause,realAWSCloudwatch,realTweets,artificialWithAnomaly)."),
 ):
-    """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
+    """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
+    nab: docs/series.md)."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
 
     def csv(v):
         return None if v is None else [x.strip() for x in v.split(",") if x.strip() and x.strip().lower() != "none"]
+    if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark
+        from ganad.series.benchmark import NAB_GROUPS, markdown, run_nab, write_nab
+        try:
+            res = run_nab(data if data is not None else Path("."), groups=csv(groups) or NAB_GROUPS, methods=csv(methods) or ["fanogan"],
+                          peers=csv(peers), window=window, stride=stride, train_fraction=train_fraction, epochs=epochs,
+                          peer_epochs=peer_epochs, seed=seed, log=console.print)
+            paths = write_nab(res, output)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        out.print(markdown(res))
+        console.print(f"wrote {paths['json']}, {paths['markdown']}")
+        return
     try:
         if protocol not in PROTOCOLS:
             raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS)}")

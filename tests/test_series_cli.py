@@ -96,3 +96,22 @@ def test_series_cli_errors(work):
     _table(20, 2).to_csv(d / "short.csv", index=False)
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "short.csv"), "-o", str(d / "short_scores.csv")])
     assert r.exit_code != 0 and "shorter than the window" in r.output and not (d / "short_scores.csv").exists()
+
+
+def test_series_id_column_and_parquet(tmp_path):
+    a, b = _table(700, 3), _table(500, 4, anomaly=(300, 310))
+    a["machine"], b["machine"] = "m1", "m2"
+    both = pd.concat([a, b], ignore_index=True).drop(columns=["status"])
+    both.to_parquet(tmp_path / "fleet.parquet")
+    r = runner.invoke(app, ["fit", str(tmp_path / "fleet.parquet"), "-o", str(tmp_path / "m"), "--window", "32",
+                            "--series-id", "machine", "--method", "fanogan", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "fleet.parquet"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert list(s.columns[:2]) == ["series", "index"] and s.series.tolist() == both.machine.tolist()
+    sd = ganad.load(tmp_path / "m")
+    assert sd.channels_ == ["temp", "pressure"]
+    np.testing.assert_allclose(s.score[s.series == "m2"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-6)
+    ev = pd.read_csv(tmp_path / "s.events.csv")
+    assert set(ev.series) <= {"m1", "m2"}

@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 from ganad.detectors import ALAD, DETECTORS, EGBAD, VAEGAN, AnoGAN, BaseGANDetector, BiGAN, FAnoGAN, GANomaly, ScoreResult, TadGAN  # noqa: E402
 from ganad.io import load_model as load  # noqa: E402
 from ganad.io import save_model as save  # noqa: E402
+from ganad.series import SeriesDetector, StreamScorer  # noqa: E402
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "load", "save", "__version__"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "load", "save", "__version__"]

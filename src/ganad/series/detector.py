@@ -410,7 +410,8 @@ class SeriesDetector(BaseEstimator):
         tarr = None if time_ is None else np.asarray(time_)
         sid_arr = None if sid is None else np.asarray(sid)
         for idx in segs:
-            tr = EventTracker(self.channels_, series=None if sid_arr is None else sid_arr[idx[0]].item())
+            sid0 = None if sid_arr is None else sid_arr[idx[0]]
+            tr = EventTracker(self.channels_, series=sid0.item() if hasattr(sid0, "item") else sid0)
             _, closed = tr.feed(idx, scores[idx], labels[idx], contrib[idx], None if tarr is None else tarr[idx])
             rows += closed + tr.finish()
         return SeriesScores(scores=scores, labels=labels, contributions=contrib,

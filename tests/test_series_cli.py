@@ -115,3 +115,19 @@ def test_series_id_column_and_parquet(tmp_path):
     np.testing.assert_allclose(s.score[s.series == "m2"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-6)
     ev = pd.read_csv(tmp_path / "s.events.csv")
     assert set(ev.series) <= {"m1", "m2"}
+
+
+def test_a_folder_of_series_files(tmp_path):
+    (tmp_path / "train").mkdir()
+    _table(600, 5).drop(columns=["status"]).to_csv(tmp_path / "train" / "a.csv", index=False)
+    _table(500, 6).drop(columns=["status"]).to_csv(tmp_path / "train" / "b.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train"), "-o", str(tmp_path / "m"), "--window", "32",
+                            "--method", "fanogan", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "train"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert (s.series == "a.csv").sum() == 600 and (s.series == "b.csv").sum() == 500
+    sd = ganad.load(tmp_path / "m")
+    b = pd.read_csv(tmp_path / "train" / "b.csv")
+    np.testing.assert_allclose(s.score[s.series == "b.csv"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-6)

@@ -55,9 +55,10 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     from ganad.series.io import read_series_file
     sd = ganad.load(model_dir)
     io = getattr(sd, "io_", None) or {}
-    tab = read_series_file(data, io.get("time_column"), io.get("channels") if data.suffix.lower() != ".npy" else None,
-                           io.get("series_id") if data.suffix.lower() != ".npy" else None,
-                           no_time=data.suffix.lower() != ".npy" and io.get("time_column") is None and bool(io))
+    is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
+    tab = read_series_file(data, io.get("time_column"), None if is_npy else io.get("channels"),
+                           None if is_npy or data.is_dir() else io.get("series_id"),
+                           no_time=not is_npy and io.get("time_column") is None and bool(io))
     r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
     cols = {}
     if tab.series_id is not None:

@@ -29,6 +29,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     p = Path(path)
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
+    if p.is_dir():
+        return _read_folder(p, time_column, channels, series_id, no_time)
     if p.suffix.lower() == ".npy":
         if time_column or series_id or channels:
             raise DataFileError(_fmt(str(p), "is an NPY array, which has no named columns",
@@ -68,3 +70,27 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     sid = df[series_id].astype(str).to_numpy() if series_id is not None else None
     time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
     return SeriesTable(values, time, sid, chans, time_column, series_id)
+
+
+SERIES_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".npy")
+
+
+def _read_folder(p: Path, time_column, channels, series_id, no_time) -> SeriesTable:
+    """Every series file in a folder (sorted by name), one series each, its id the file name."""
+    if series_id is not None:
+        raise DataFileError(_fmt(str(p), "is a folder of series and --series-id is given too",
+                                 "pass either a folder (one series per file) or one file with a series-id column"))
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
+    if not files:
+        raise DataFileError(_fmt(str(p), "is a folder with no .csv, .parquet or .npy file", "pass a series file or a folder of them"))
+    parts = [read_series_file(f, time_column, channels, None, no_time=no_time) for f in files]
+    cols = parts[0].columns
+    for f, t in zip(files, parts):
+        if t.columns != cols:
+            raise DataFileError(_fmt(str(f), f"has channels {t.columns}, {files[0].name} has {cols}", "give every file the same channel columns"))
+    has_time = {t.time is not None for t in parts}
+    if len(has_time) > 1:
+        raise DataFileError(_fmt(str(p), "holds files with and without a time column", "give every file a time column, or none"))
+    time = np.concatenate([t.time for t in parts]) if parts[0].time is not None else None
+    sid = np.concatenate([np.full(len(t.values), f.name, dtype=object) for f, t in zip(files, parts)])
+    return SeriesTable(np.concatenate([t.values for t in parts]), time, sid, cols, parts[0].time_column, None)

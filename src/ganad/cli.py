@@ -348,14 +348,14 @@ def benchmark(
     peer_epochs: int = typer.Option(20, help="Epochs of PyOD's deep peers (autoencoder, vae, deepsvdd, anogan, alad)."),
     datasets: Optional[str] = typer.Option(None, help="adbench: comma-separated dataset names (default: all in the folder)."),
     digits: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="mnist: comma-separated digits."),
-    calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
-    fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
-    compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
-    rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
     window: int = typer.Option(64, help="nab: points per window (also the largest VUS buffer)."),
     stride: int = typer.Option(1, help="nab: step between windows."),
     train_fraction: float = typer.Option(0.15, help="nab: leading fraction of each series used for training (NAB's probationary period)."),
     groups: Optional[str] = typer.Option(None, help="nab: comma-separated NAB folders (default realKnownCause,realAWSCloudwatch,realTweets,artificialWithAnomaly)."),
+    calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
+    fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
+    compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
+    rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
     nab: docs/series.md)."""

@@ -27,7 +27,7 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     from ganad.series.io import read_series_file
     tab = read_series_file(data, time_column, _csv_list(channels), series_id)
     cls = DETECTORS[method]
-    params = {k: v for k, v in det_params.items() if k in cls().get_params()}
+    params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
     sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
     sd.io_ = {"time_column": tab.time_column, "channels": tab.columns, "series_id": tab.series_column}

@@ -46,7 +46,7 @@ def test_fit_and_score_a_raw_csv_to_events(work):
     # the CLI gives what the library gives
     sd = ganad.load(d / "model")
     te = pd.read_csv(d / "test.csv")
-    np.testing.assert_allclose(s.score, sd.decision_function(te[["temp", "pressure"]].to_numpy()), rtol=1e-6)
+    np.testing.assert_allclose(s.score, sd.decision_function(te[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)
 
 
 def test_evaluate_with_labelled_ranges(work):
@@ -79,7 +79,8 @@ def test_stream_command_matches_batch(work):
     rows = [ln.split(",") for ln in r.stdout.splitlines()]
     pts = [(int(x[1]), float(x[2])) for x in rows if x[0] == "point"]
     assert [i for i, _ in pts] == list(range(800))
-    np.testing.assert_allclose([s for _, s in pts], pd.read_csv(d / "scores.csv").score, rtol=1e-6)
+    ref = pd.read_csv(d / "scores.csv").score
+    np.testing.assert_allclose([s for _, s in pts], ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
     ev = pd.read_csv(d / "scores.events.csv")
     closes = [(int(x[1]), int(x[2])) for x in rows if x[0] == "close"]
     assert closes == list(zip(ev.start, ev.end))
@@ -112,7 +113,7 @@ def test_series_id_column_and_parquet(tmp_path):
     assert list(s.columns[:2]) == ["series", "index"] and s.series.tolist() == both.machine.tolist()
     sd = ganad.load(tmp_path / "m")
     assert sd.channels_ == ["temp", "pressure"]
-    np.testing.assert_allclose(s.score[s.series == "m2"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-6)
+    np.testing.assert_allclose(s.score[s.series == "m2"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)
     ev = pd.read_csv(tmp_path / "s.events.csv")
     assert set(ev.series) <= {"m1", "m2"}
 
@@ -130,4 +131,4 @@ def test_a_folder_of_series_files(tmp_path):
     assert (s.series == "a.csv").sum() == 600 and (s.series == "b.csv").sum() == 500
     sd = ganad.load(tmp_path / "m")
     b = pd.read_csv(tmp_path / "train" / "b.csv")
-    np.testing.assert_allclose(s.score[s.series == "b.csv"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-6)
+    np.testing.assert_allclose(s.score[s.series == "b.csv"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)

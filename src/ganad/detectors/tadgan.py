@@ -19,6 +19,8 @@ overlapping windows plays that role).
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -33,6 +35,20 @@ from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, g_loss, gradient_penalty
 
 REC_ERRORS = ("point", "dtw")
+#: TadGAN's own parameters, and its defaults where they differ from ALAD's (after Geiger et al.)
+_OWN = {"cycle_weight": 10.0, "rec_error": "point", "score_combination": "mult", "alpha": 0.5}
+_DEFAULTS = {"latent_dim": 20, "objective": "wgan-gp", "n_critic": 5, "spectral_norm": False, "lr_g": 5e-4, "lr_d": 5e-4,
+             "betas": (0.5, 0.9)}
+
+
+def _signature() -> inspect.Signature:
+    """TadGAN takes every parameter ALAD takes (the common and the encoder parameters of this
+    version of ganad, with the same names), TadGAN's defaults, and its own four; scikit-learn
+    reads the parameter names from this signature."""
+    from ganad.detectors.alad import ALAD
+    ps = [p.replace(default=_DEFAULTS[p.name]) if p.name in _DEFAULTS else p for p in inspect.signature(ALAD.__init__).parameters.values()]
+    ps += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in _OWN.items()]
+    return inspect.Signature(ps)
 COMBINATIONS = ("mult", "sum", "rec", "critic")
 
 
@@ -62,14 +78,12 @@ class TadGAN(EncoderDetector):
     _robust_proxy_kind = "encoder"
     _robust_proxy_kinds = ("encoder", "generated")
 
-    def __init__(self, *, contamination=0.1, latent_dim=20, net="auto", width=None, depth=None, epochs=30,
-                 batch_size=64, objective="wgan-gp", n_critic=5, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.9), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 cycle_weight=10.0, rec_error="point", score_combination="mult", alpha=0.5):
-        store_params(self, locals())
+    def __init__(self, **params):
+        bound = type(self).__init__.__signature__.bind(self, **params)  # TypeError on an unknown parameter
+        bound.apply_defaults()
+        store_params(self, dict(bound.arguments))
+
+    __init__.__signature__ = _signature()
 
     def _check_params(self):
         super()._check_params()

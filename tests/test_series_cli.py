@@ -35,6 +35,11 @@ def work(tmp_path_factory):
 
 def test_fit_and_score_a_raw_csv_to_events(work):
     d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "c.csv"), "--components", "--events", str(d / "ev.csv")])
+    assert r.exit_code == 0, r.output
+    c = pd.read_csv(d / "c.csv")
+    assert list(c.columns) == ["index", "time", "score", "label", "contrib_temp", "contrib_pressure"] and (d / "ev.csv").is_file()
+    assert c.contrib_pressure[400:420].mean() > 3 * c.contrib_temp[400:420].mean()
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
     assert r.exit_code == 0, r.output
     s = pd.read_csv(d / "scores.csv")

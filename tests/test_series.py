@@ -204,3 +204,16 @@ def test_dtw_latent_search_and_dtw_window_score(test_series):
     assert r.scores[500:520].mean() > np.median(r.scores)
     with pytest.raises(InputError, match="window_score"):
         SeriesDetector(window_score="nope").fit(_series(100))
+
+
+def test_point_aggregation_is_windows_to_points_exactly():
+    from ganad.data.windows import windows_to_points
+    from ganad.series.detector import aggregate
+    rng = np.random.RandomState(0)
+    for T, W, S in [(200, 16, 4), (203, 16, 5), (50, 7, 7), (40, 8, 1)]:
+        starts = np.arange(0, T - W + 1, S)
+        sc, mp = rng.randn(len(starts)), rng.randn(len(starts), 2, W)
+        s, c = aggregate(sc, mp, starts, W, T)
+        np.testing.assert_array_equal(s, windows_to_points(sc, starts, W, T, fill="nearest"))
+        for k in range(2):
+            np.testing.assert_array_equal(c[:, k], windows_to_points(mp[:, k, :], starts, W, T, fill="nearest"))

@@ -73,7 +73,7 @@ def _peer_points(name, seed, train, test, window, stride, epochs):
     det.fit(Wtr.reshape(len(Wtr), -1))
     for part in (train, test):
         W, s = make_windows((part - mu) / sd, window, stride)
-        out.append(aggregate(det.decision_function(W.reshape(len(W), -1)), s, window, len(part)))
+        out.append(aggregate(det.decision_function(W.reshape(len(W), -1)), None, s, window, len(part))[0])
     return out
 
 

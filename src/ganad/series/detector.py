@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ganad.data.windows import make_windows, windows_to_points
+from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 
 SERIES_FORMAT = "ganad-series"
@@ -149,16 +149,46 @@ def _window_step(window, stride) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
-def aggregate(window_values, starts, window: int, n_points: int) -> np.ndarray:
-    """Per-point mean of window values, trailing uncovered points copy the last covered point.
+def covering_mean(starts: np.ndarray, scores: np.ndarray, maps: np.ndarray | None, window: int, a: int, b: int):
+    """Mean over the windows covering each point of [a, b): window scores (n,) -> (b - a,), and the
+    per-step maps (n, C, window) -> (b - a, C); NaN where no window covers a point.
 
-    ``window_values`` (n_windows,) or (n_windows, C, window) -> (n_points,) or (n_points, C).
-    The one aggregation that batch and streaming scoring both use."""
-    v = np.asarray(window_values, dtype=np.float64)
-    if v.ndim == 1:
-        return windows_to_points(v, starts, window, n_points, reduce="mean", fill="nearest")
-    return np.stack([windows_to_points(v[:, c, :], starts, window, n_points, reduce="mean", fill="nearest")
-                     for c in range(v.shape[1])], axis=1)
+    ``starts`` must be sorted. The sum runs over the covering windows from the nearest start
+    backwards, the order :func:`ganad.data.windows.windows_to_points` uses, one vectorised step per
+    covering window. Batch scoring and :class:`~ganad.series.stream.StreamScorer` both use it."""
+    pts = np.arange(a, b)
+    n = len(pts)
+    s_acc, cnt = np.zeros(n), np.zeros(n, dtype=np.int64)
+    c_acc = None if maps is None else np.zeros((n, maps.shape[1]))
+    if starts.size and n:
+        last = np.searchsorted(starts, pts, side="right") - 1        # the covering window with the largest start
+        first = np.searchsorted(starts, pts - window, side="right")  # the first start > t - window
+        for j in range(int(np.max(last - first + 1, initial=0))):
+            k = last - j
+            ok = k >= first
+            kk = np.clip(k, 0, starts.size - 1)
+            s_acc += np.where(ok, scores[kk], 0.0)
+            if maps is not None:
+                off = np.clip(pts - starts[kk], 0, window - 1)
+                c_acc += np.where(ok[:, None], maps[kk, :, off], 0.0)
+            cnt += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s_acc / cnt, (None if maps is None else c_acc / cnt[:, None])
+
+
+def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
+    """Per-point scores (n_points,) and per-channel maps (n_points, C) of one series from its
+    windows (sorted ``starts``): the mean over covering windows; trailing points that no window
+    covers copy the last covered point."""
+    s, c = covering_mean(np.asarray(starts), np.asarray(window_scores, dtype=np.float64),
+                         None if window_maps is None else np.asarray(window_maps, dtype=np.float64), window, 0, n_points)
+    miss = np.flatnonzero(~np.isfinite(s))
+    covered = np.flatnonzero(np.isfinite(s))
+    if miss.size and covered.size:
+        s[miss] = s[covered[-1]]
+        if c is not None:
+            c[miss] = c[covered[-1]]
+    return s, c
 
 
 class EventTracker:
@@ -365,8 +395,7 @@ class SeriesDetector(BaseEstimator):
         contrib = np.full((T, C), np.nan)
         off = 0
         for idx, starts, n in layout:
-            scores[idx] = aggregate(wscores[off:off + n], starts, self.window_, len(idx))
-            contrib[idx] = aggregate(wmaps[off:off + n], starts, self.window_, len(idx))
+            scores[idx], contrib[idx] = aggregate(wscores[off:off + n], wmaps[off:off + n], starts, self.window_, len(idx))
             off += n
         return scores, contrib
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ganad.exceptions import InputError, _fmt
-from ganad.series.detector import EventTracker, _as_series
+from ganad.series.detector import EventTracker, _as_series, covering_mean
 
 
 @dataclass
@@ -67,28 +67,8 @@ class StreamScorer:
         return self.W - 1 + self.S - 1
 
     def _block(self, a: int, b: int):
-        """Scores and contributions of points [a, b) from the stored windows (NaN where none covers).
-
-        The mean over covering windows is summed in the order ``windows_to_points`` (batch
-        scoring) uses, smallest offset first, so the result is the same to the last bit; a few
-        vectorised steps (one per covering window) instead of one per window offset."""
-        pts = np.arange(a, b)
-        n, starts, W = len(pts), self._starts, self.W
-        s_acc, c_acc, cnt = np.zeros(n), np.zeros((n, self.C)), np.zeros(n, dtype=np.int64)
-        if starts.size:
-            last = np.searchsorted(starts, pts, side="right") - 1  # the covering window with the largest start
-            for j in range(-(-W // self.S) + 1):
-                k = last - j
-                kk = np.clip(k, 0, starts.size - 1)
-                off = pts - starts[kk]
-                ok = (k >= 0) & (off < W) & (off >= 0)
-                if not ok.any():
-                    break
-                s_acc += np.where(ok, self._scores[kk], 0.0)
-                c_acc += np.where(ok[:, None], self._maps[kk, :, np.clip(off, 0, W - 1)], 0.0)
-                cnt += ok
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return s_acc / cnt, c_acc / cnt[:, None]
+        """Scores and contributions of points [a, b) from the stored windows (NaN where none covers)."""
+        return covering_mean(self._starts, self._scores, self._maps, self.W, a, b)
 
     def _report(self, a: int, b: int, final: bool = False) -> StreamUpdate:
         if b <= a:  # nothing became final (most calls when points arrive one at a time)

@@ -48,8 +48,6 @@ def fit(
     seed: int = typer.Option(0, help="random_state: the same seed gives the same model on CPU."),
     exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     window: Optional[int] = typer.Option(None, help="Series mode: DATA is one long series (rows = time points); points per window. See docs/series.md."),
     stride: Optional[int] = typer.Option(None, help="Series: step between window starts (default window // 4)."),
     time_column: Optional[str] = typer.Option(None, help="Series: the time column (default: a column named timestamp/time/datetime/date/ts, if any)."),
@@ -57,8 +55,10 @@ def fit(
     series_id: Optional[str] = typer.Option(None, help="Series: column naming the series each row belongs to (several series in one file)."),
     gaps: str = typer.Option("split", help="Series: a time gap (> 3x the median step) splits the series (split), is ignored (ignore) or refused (error)."),
     point_contamination: float = typer.Option(0.01, help="Series: fraction of training points above the point threshold."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Train a detector on normal data and save it to a model directory (with --window: a series model)."""
+    """Train a detector on normal data and save it to a model directory."""
     from ganad.data.io import read_array
     methods = _methods()
     if method not in methods:
@@ -98,17 +98,14 @@ def score(
     data: Path = typer.Argument(..., help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     chunk_rows: int = typer.Option(65536, help="Rows read and scored at a time (bounded memory for large files)."),
+    events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
-    events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
 ):
-    """Score data with a saved model; streams the input in chunks and writes score and label per row.
-    With a series model: a score and label per time point, plus an events file."""
-    import ganad
-    from ganad.data.io import iter_chunks
+    """Score data with a saved model; streams the input in chunks and writes score and label per row."""
     from ganad.series import is_series_model
-    if is_series_model(model_dir):  # issue 12: series in, points and events out
+    if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
         from ganad.series.commands import score_series_file
         try:
             n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components)
@@ -116,6 +113,8 @@ def score(
             _fail(exc)
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
         return
+    import ganad
+    from ganad.data.io import iter_chunks
     try:
         det = ganad.load(model_dir)
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -112,9 +112,6 @@ def load_model(path):
     from ganad.training.priors import make_prior
 
     path = Path(path)
-    from ganad.series.detector import is_series_model, load_series
-    if is_series_model(path):  # a SeriesDetector: series.json + the wrapped detector in detector/
-        return load_series(path)
     cfg = read_config(path)
     by_class = {cls.__name__: cls for cls in DETECTORS.values()}
     cls = by_class.get(cfg["class"])

@@ -22,7 +22,7 @@ class AnoGAN(BaseGANDetector):
     {COMMON_PARAMS}
     lam : float, default 0.1
         λ, the weight of the discriminator feature-matching component in the score.
-    search_distance : {{'l2', 'l1', 'rbf', 'dtw'}}, default 'l2'
+    search_distance : {{'l2', 'l1', 'rbf'}}, default 'l2'
         Distance d(x, G(z)) the latent search minimises (mean over features).
     search_eps : float, default 0.005
         Target similarity ε: a sample stops as soon as d < ε.

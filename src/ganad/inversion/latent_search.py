@@ -25,9 +25,11 @@ from ganad.inversion.init import hashed_uniform, row_seeds
 from ganad.training.priors import Prior
 
 DISTANCES = ("l2", "l1", "rbf", "dtw")
+#: smoothing γ of the soft-DTW divergence that ``distance="dtw"`` minimises
+DTW_GAMMA = 0.1
 
 
-def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0, gamma: float = 0.1) -> torch.Tensor:
+def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0, gamma: float = DTW_GAMMA) -> torch.Tensor:
     """Distance per sample, averaged over features so that ``eps`` does not depend on the data size.
 
     ``"dtw"``: soft-DTW divergence (smoothing ``gamma``) of series windows (n, channels, length),
@@ -68,7 +70,6 @@ class LatentSearch:
     restarts: int = 1
     feature_weight: float = 0.0
     rbf_sigma: float = 1.0
-    dtw_gamma: float = 0.1
     check_every: int = 10
 
     def __post_init__(self):
@@ -79,7 +80,7 @@ class LatentSearch:
 
     def _loss(self, G, D, z, x):
         x_hat = G(z)
-        dist = sample_distance(x, x_hat, self.distance, self.rbf_sigma, self.dtw_gamma)
+        dist = sample_distance(x, x_hat, self.distance, self.rbf_sigma)
         if self.feature_weight > 0 and D is not None:
             _, f_real = D(x)
             _, f_fake = D(x_hat)
@@ -201,7 +202,7 @@ class LatentSearch:
                 iters_out[idx] = steps.long()
             with torch.inference_mode():
                 x_hat = G(z_out)
-                dist_all = sample_distance(xr, x_hat, self.distance, self.rbf_sigma, self.dtw_gamma)
+                dist_all = sample_distance(xr, x_hat, self.distance, self.rbf_sigma)
         finally:
             for p, r in zip(G.parameters(), req):
                 p.requires_grad_(r)

@@ -498,6 +498,14 @@ class SeriesDetector(BaseEstimator):
         return load_series(path)
 
 
+def load_any(path):
+    """``ganad.load``: a series model (``series.json``) or a detector model directory; never unpickles."""
+    if is_series_model(path):
+        return load_series(path)
+    from ganad.io import load_model
+    return load_model(path)
+
+
 def is_series_model(path) -> bool:
     return (Path(path) / SERIES_CONFIG).is_file()
 

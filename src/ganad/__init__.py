@@ -18,7 +18,9 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ganad.detectors import ALAD, DETECTORS, EGBAD, VAEGAN, AnoGAN, BaseGANDetector, BiGAN, FAnoGAN, GANomaly, ScoreResult  # noqa: E402
-from ganad.io import load_model as load  # noqa: E402
+from ganad.series.detector import load_any as load  # noqa: E402  (a series model or a detector)
 from ganad.io import save_model as save  # noqa: E402
+from ganad.detectors import TadGAN  # noqa: E402
+from ganad.series import SeriesDetector, StreamScorer  # noqa: E402
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "load", "save", "__version__"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "load", "save", "__version__"]

@@ -49,6 +49,13 @@ def fit(
     seed: int = typer.Option(0, help="random_state: the same seed gives the same model on CPU."),
     exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
+    window: Optional[int] = typer.Option(None, help="Series mode: DATA is one long series (rows = time points); points per window. See docs/series.md."),
+    stride: Optional[int] = typer.Option(None, help="Series: step between window starts (default window // 4)."),
+    time_column: Optional[str] = typer.Option(None, help="Series: the time column (default: a column named timestamp/time/datetime/date/ts, if any)."),
+    channels: Optional[str] = typer.Option(None, help="Series: comma-separated channel columns (default: all but time and series id)."),
+    series_id: Optional[str] = typer.Option(None, help="Series: column naming the series each row belongs to (several series in one file)."),
+    gaps: str = typer.Option("split", help="Series: a time gap (> 3x the median step) splits the series (split), is ignored (ignore) or refused (error)."),
+    point_contamination: float = typer.Option(0.01, help="Series: fraction of training points above the point threshold."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
@@ -59,6 +66,18 @@ def fit(
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
+    if window is not None:  # series mode (issue 12): windows -> point scores -> events
+        from ganad.series.commands import fit_series
+        try:
+            t0 = time.perf_counter()
+            sd, tab = fit_series(data, output, method, dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size,
+                                 objective=objective, random_state=seed, device=device, verbose=not quiet),
+                                 window, stride, time_column, channels, series_id, gaps, point_contamination)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        console.print(f"[green]fitted[/] series {type(sd.detector_).__name__} on {len(tab.values)} points x {len(tab.columns)} channel(s) "
+                      f"(window {sd.window_}, stride {sd.stride_}) in {time.perf_counter() - t0:.1f}s; point threshold {sd.threshold_:.4g}; saved to {output}")
+        return
     try:
         from ganad.io import check_model_path
         check_model_path(output, "-o/--output")  # before training, not after
@@ -88,6 +107,7 @@ def score(
     data: Path = typer.Argument(..., help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     chunk_rows: int = typer.Option(65536, help="Rows read and scored at a time (bounded memory for large files)."),
+    events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
@@ -96,6 +116,15 @@ def score(
     nonfinite: str = typer.Option("raise", help="A row whose score overflows to NaN/inf: raise (error naming it) or max (most anomalous)."),
 ):
     """Score data with a saved model; streams the input in chunks and writes score and label per row."""
+    from ganad.series import is_series_model
+    if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
+        from ganad.series.commands import score_series_file
+        try:
+            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
+        return
     import ganad
     from ganad.data.io import csv_columns, iter_chunks
     try:
@@ -166,14 +195,30 @@ def _read_labels(path: Path, column: Optional[str], n: int):
 @app.command(epilog="Example:\n\n  ganad evaluate scores.csv --labels test_labels.csv --label-column y -o eval/")
 def evaluate(
     scores: Path = typer.Argument(..., help="scores.csv written by `ganad score`."),
-    labels: Path = typer.Option(..., help="True labels (1 = anomaly): CSV column or NPY, one per scored row."),
+    labels: Optional[Path] = typer.Option(None, help="True labels (1 = anomaly): CSV column or NPY, one per scored row."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
+    ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
+    max_buffer: int = typer.Option(64, help="Series: VUS buffer lengths 0..MAX_BUFFER points (e.g. the window length)."),
 ):
-    """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report."""
+    """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
+    With --ranges (series scores): point AUROC/AUPRC, VUS-PR, event F1 without point adjustment, PA-F1 beside PA%K."""
     import json
     import pandas as pd
     from ganad.metrics import evaluate as _evaluate
+    if ranges is not None:  # issue 12: series metrics from labelled ranges
+        from ganad.series.commands import evaluate_series
+        try:
+            m = evaluate_series(scores, ranges, max_buffer)
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "metrics.json").write_text(json.dumps(m, indent=2))
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        _print_metrics({k: v for k, v in m.items() if k != "per_series"}, title="series metrics")
+        console.print(f"wrote {output}/metrics.json")
+        return
+    if labels is None:
+        _fail(GanadError("--labels: is missing. Fix: pass --labels FILE (one label per scored row), or --ranges FILE for series"))
     try:
         try:
             df = pd.read_csv(scores)
@@ -285,11 +330,33 @@ def demo(
     _print_metrics(res["metrics"], title=f"{method} on digits, novelty = digit {digit} (test split)")
     console.print(f"report: {output / 'report.html'}")
 
+@app.command(epilog="Example:\n\n  tail -f telemetry.csv | ganad stream model/ --has-time")
+def stream(
+    model_dir: Path = typer.Argument(..., help="Series model directory written by `ganad fit --window`."),
+    batch: int = typer.Option(1, help="Points read before scoring (1 = lowest latency; larger = more points/s)."),
+    has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels."),
+):
+    """Score a live series: one point per stdin line (comma-separated channels), writes `point,index,score,label`
+    lines and `open,start` / `close,start,end,peak_score,channels` event lines as they happen (bounded memory;
+    a point is written at most window + stride - 2 points after it arrives)."""
+    from ganad.series.commands import stream_lines
+
+    def write(line):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    try:
+        if batch < 1:
+            raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")
+        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+
+
 @app.command(epilog="Examples:\n\n  ganad benchmark adbench --data /data --methods bigan,vaegan --peers iforest,knn --seed 0 -o bench-adbench/\n\n"
                      "  ganad benchmark mitbih --data /data --max-train 10000 --max-test 20000 --epochs 30 --rhythm -o bench-mitbih/\n\n"
                      "  ganad benchmark mnist --data /data --digits 0,1 --max-train 2000 --max-test 2000 -o bench-mnist/")
 def benchmark(
-    protocol: str = typer.Argument(..., help="mitbih, adbench or mnist."),
+    protocol: str = typer.Argument(..., help="mitbih, adbench, mnist or nab."),
     data: Optional[Path] = typer.Option(None, envvar="GANAD_DATA_DIR", help="Folder holding mitdb/, adbench/ and mnist/ (or env GANAD_DATA_DIR)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for results.json, results.md, PNG figures and report.html."),
     methods: Optional[str] = typer.Option(None, help="Comma-separated ganad methods (default: every registered method)."),
@@ -302,17 +369,34 @@ def benchmark(
     peer_epochs: int = typer.Option(20, help="Epochs of PyOD's deep peers (autoencoder, vae, deepsvdd, anogan, alad)."),
     datasets: Optional[str] = typer.Option(None, help="adbench: comma-separated dataset names (default: all in the folder)."),
     digits: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="mnist: comma-separated digits."),
+    window: int = typer.Option(64, help="nab: points per window (also the largest VUS buffer)."),
+    stride: int = typer.Option(1, help="nab: step between windows."),
+    train_fraction: float = typer.Option(0.15, help="nab: leading fraction of each series used for training (NAB's probationary period)."),
+    groups: Optional[str] = typer.Option(None, help="nab: comma-separated NAB folders (default realKnownCause,realAWSCloudwatch,realTweets,artificialWithAnomaly)."),
     calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
     rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (RR-interval log-ratios): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
     adaptive: Optional[int] = typer.Option(None, help="mitbih: also report patient-adaptive rows: each test record's scores standardised by its own first N beats (label-free)."),
 ):
-    """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md)."""
+    """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
+    nab: docs/series.md)."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
 
     def csv(v):
         return None if v is None else [x.strip() for x in v.split(",") if x.strip() and x.strip().lower() != "none"]
+    if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark
+        from ganad.series.benchmark import NAB_GROUPS, markdown, run_nab, write_nab
+        try:
+            res = run_nab(data if data is not None else Path("."), groups=csv(groups) or NAB_GROUPS, methods=csv(methods) or ["fanogan"],
+                          peers=csv(peers), window=window, stride=stride, train_fraction=train_fraction, epochs=epochs,
+                          peer_epochs=peer_epochs, seed=seed, log=console.print)
+            paths = write_nab(res, output)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        out.print(markdown(res))
+        console.print(f"wrote {paths['json']}, {paths['markdown']}")
+        return
     try:
         if protocol not in PROTOCOLS:
             raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS)}")

@@ -7,10 +7,12 @@ from ganad.detectors.bigan import EGBAD, BiGAN
 from ganad.detectors.encoder_base import EncoderDetector
 from ganad.detectors.fanogan import FAnoGAN
 from ganad.detectors.ganomaly import GANomaly
+from ganad.detectors.tadgan import TadGAN
 from ganad.detectors.vaegan import VAEGAN
 
 #: method name (CLI --method) -> class
 DETECTORS: dict[str, type[BaseGANDetector]] = {"anogan": AnoGAN}
 DETECTORS.update({"fanogan": FAnoGAN, "bigan": BiGAN, "egbad": BiGAN, "alad": ALAD, "ganomaly": GANomaly, "vaegan": VAEGAN})
+DETECTORS["tadgan"] = TadGAN  # issue 12: series
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "EncoderDetector", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "EncoderDetector", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN"]

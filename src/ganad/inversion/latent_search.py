@@ -25,11 +25,22 @@ import torch
 from ganad.inversion.init import hashed_uniform, row_seeds
 from ganad.training.priors import Prior
 
-DISTANCES = ("l2", "l1", "rbf")
+DISTANCES = ("l2", "l1", "rbf", "dtw")
+#: smoothing γ of the soft-DTW divergence that ``distance="dtw"`` minimises
+DTW_GAMMA = 0.1
 
 
-def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0) -> torch.Tensor:
-    """Distance per sample, averaged over features so that ``eps`` does not depend on the data size."""
+def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0, gamma: float = DTW_GAMMA) -> torch.Tensor:
+    """Distance per sample, averaged over features so that ``eps`` does not depend on the data size.
+
+    ``"dtw"``: soft-DTW divergence (smoothing ``gamma``) of series windows (n, channels, length),
+    divided by length x channels; see :mod:`ganad.inversion.soft_dtw`."""
+    if kind == "dtw":
+        if x.dim() != 3:
+            raise ValueError(f"search_distance: 'dtw' compares series windows (n, channels, length), got samples of shape {tuple(x.shape[1:])}. "
+                             "Fix: use 'l2', 'l1' or 'rbf' for vectors and images")
+        from ganad.inversion.soft_dtw import soft_dtw_divergence
+        return soft_dtw_divergence(x, x_hat, gamma)
     diff = (x - x_hat).flatten(1)
     if kind == "l2":
         return diff.square().mean(1)
@@ -95,6 +106,8 @@ class LatentSearch:
         from ganad.nets import fast1d
 
         prog = getattr(G, "__dict__", {}).get("_fast")
+        if self.distance == "dtw":  # the program's backward knows L1 / L2 / RBF only
+            return None
         if prog is None or not fast1d.enabled() or (self.feature_weight > 0 and D is not None) or z.dtype != torch.float32:
             return None
         if x.device.type != "cpu" or x.dtype != torch.float32 or tuple(x.shape[1:]) != (prog.channels, prog.length):

@@ -1,0 +1,163 @@
+"""Series benchmark on NAB (or any folder in NAB's layout): ganad series methods vs PyOD peers on
+the same windows vs a rolling z-score, with the honest series metrics of :mod:`ganad.series.metrics`.
+
+Protocol, per series (univariate NAB files; labels = NAB's combined anomaly windows):
+
+1. **split by time**: the first ``train_fraction`` of the points (default 0.15, NAB's probationary
+   period) is the training part, the rest the test part. Training is unsupervised: labels are
+   never read before scoring, and the training part is used as it is (it may hold anomalies).
+2. **same windows for everybody**: windows of ``window`` points, stride ``stride``, cut from each
+   part; the ganad method is :class:`~ganad.series.SeriesDetector` (its detector's scaler
+   standardises on the training windows); PyOD peers get the same windows, flattened and
+   standardised with the training part's mean and standard deviation, and their window scores are
+   mapped to points by the same aggregation (:func:`ganad.series.detector.aggregate`).
+3. **rolling z-score**: |x_t − mean(x_{t−w..t−1})| / std(x_{t−w..t−1}) over the previous
+   ``window`` points (causal; the test part's first points look back into the training part).
+4. **thresholds, the same rule for all**: the ``1 − contamination`` quantile (default 0.01) of each
+   method's scores on the training points. No test label is used for any choice.
+5. **metrics** on the test part: point AUROC / AUPRC, VUS-PR (buffers 0..``window``), event
+   precision / recall / F1 without point adjustment, point-adjusted F1 beside PA%K's area. Series
+   whose test part holds no labelled anomaly are skipped (counted in ``skipped``).
+
+    ganad benchmark nab --data /data -o bench-nab/
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ganad.exceptions import InputError, _fmt
+
+NAB_GROUPS = ("realKnownCause", "realAWSCloudwatch", "realTweets", "artificialWithAnomaly")
+SERIES_PEERS = ("iforest", "knn", "ocsvm", "ecod")
+METRICS = ("vus_pr", "event_f1", "point_auroc", "point_auprc", "event_precision", "event_recall", "pa_f1", "pak_auc_f1", "vus_roc")
+
+
+def nab_root(data) -> Path:
+    base = Path(data).expanduser()
+    for p in (base / "nab", base):
+        if (p / "data").is_dir() and (p / "labels").is_dir():
+            return p
+    raise InputError(_fmt("--data", f"{str(base)!r} holds no NAB folder (data/ and labels/)", "pass the folder holding nab/, or the NAB root itself"))
+
+
+def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
+    """|x_t − mean of the previous w points| / their std (first points: the points so far; 0 before two)."""
+    x = np.asarray(values, dtype=np.float64)
+    c1 = np.r_[0.0, np.cumsum(x)]
+    c2 = np.r_[0.0, np.cumsum(x * x)]
+    t = np.arange(len(x))
+    lo = np.maximum(t - window, 0)
+    n = (t - lo).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (c1[t] - c1[lo]) / n
+        var = np.maximum((c2[t] - c2[lo]) / n - mean * mean, 0)
+        z = np.abs(x - mean) / np.sqrt(var + 1e-12 * (1 + mean * mean))
+    z[~np.isfinite(z) | (n < 2)] = 0.0  # no spread to compare with before two points
+    return z
+
+
+def _peer_points(name, seed, train, test, window, stride, epochs):
+    from ganad.benchmark import make_peer
+    from ganad.data.windows import make_windows
+    from ganad.series.detector import aggregate
+    mu, sd = float(train.mean()), float(train.std()) or 1.0
+    out = []
+    Wtr, s_tr = make_windows((train - mu) / sd, window, stride)
+    det = make_peer(name, seed, epochs, window)
+    det.fit(Wtr.reshape(len(Wtr), -1))
+    for part in (train, test):
+        W, s = make_windows((part - mu) / sd, window, stride)
+        out.append(aggregate(det.decision_function(W.reshape(len(W), -1)), None, s, window, len(part))[0])
+    return out
+
+
+def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] | None = None, methods: Sequence[str] = ("fanogan",),
+            peers: Sequence[str] | None = SERIES_PEERS, window: int = 64, stride: int = 1, train_fraction: float = 0.15,
+            contamination: float = 0.01, epochs: int = 20, peer_epochs: int = 10, seed: int = 0,
+            log: Callable[[str], None] | None = None) -> dict:
+    """Run the protocol (module docstring); returns {"rows": per series and method, "summary": means, ...}."""
+    from ganad.data.nab import load_nab, nab_series
+    from ganad.detectors import DETECTORS
+    from ganad.series import SeriesDetector
+    from ganad.series.metrics import series_metrics
+    root = nab_root(data)
+    if not 0 < train_fraction < 1:
+        raise InputError(_fmt("--train-fraction", f"is {train_fraction!r}", "pass a fraction between 0 and 1, e.g. 0.15"))
+    bad = [m for m in methods if m not in DETECTORS]
+    if bad:
+        raise InputError(_fmt("--methods", f"names unknown method(s) {bad}", f"use some of {', '.join(sorted(DETECTORS))}"))
+    peers = list(SERIES_PEERS if peers is None else peers)
+    names = list(series) if series else [n for n in nab_series(root) if n.split("/")[0] in groups]
+    if not names:
+        raise InputError(_fmt("--groups", f"select no series under {root}/data", f"use some of {', '.join(NAB_GROUPS)}"))
+    log = log or (lambda s: None)
+    rows, skipped = [], []
+    for name in names:
+        t_, v, y = load_nab(root, name)
+        n_tr = int(round(train_fraction * len(v)))
+        train, test, y_te = v[:n_tr], v[n_tr:], y[n_tr:]
+        if n_tr < window + 1 or len(test) < window:
+            skipped.append((name, "shorter than a window in one part"))
+            continue
+        if y_te.min() == y_te.max():
+            skipped.append((name, "no labelled anomaly (or no normal point) in the test part"))
+            continue
+        cand: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        for m in methods:
+            t0 = time.perf_counter()
+            sd = SeriesDetector(m, window=window, stride=stride, contamination=contamination,
+                                detector_params={"epochs": epochs, "random_state": seed}).fit(train)
+            cand[m] = (sd.decision_scores_, sd.decision_function(test), time.perf_counter() - t0)
+        for p in peers:
+            t0 = time.perf_counter()
+            try:
+                s_tr, s_te = _peer_points(p, seed, train, test, window, stride, peer_epochs)
+            except ImportError as exc:
+                raise InputError(_fmt(f"peer {p!r}", f"needs PyOD ({exc})", "pip install -c constraints.txt -e '.[bench]', or pass --peers none")) from exc
+            cand[f"pyod:{p}"] = (s_tr, s_te, time.perf_counter() - t0)
+        z = rolling_zscore(v, window)
+        cand["rolling_zscore"] = (z[:n_tr], z[n_tr:], 0.0)
+        for m, (s_tr, s_te, secs) in cand.items():
+            thr = float(np.quantile(s_tr[np.isfinite(s_tr)], 1 - contamination))
+            met = series_metrics(y_te, s_te, s_te > thr, max_buffer=window)
+            rows.append({"series": name, "method": m, "seconds": round(secs, 2), "threshold": thr,
+                         **{k: met[k] for k in METRICS}})
+        best = max((r for r in rows if r["series"] == name), key=lambda r: r["vus_pr"])
+        log(f"{name}: {len(test)} test points, best VUS-PR {best['method']} {best['vus_pr']:.3f}")
+    if not rows:
+        raise InputError(_fmt("NAB selection", "left no series with anomalies in its test part", "select other groups or series"))
+    meths = list(dict.fromkeys(r["method"] for r in rows))
+    summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in METRICS} for m in meths}
+    for m in meths:
+        summary[m]["n_series"] = sum(r["method"] == m for r in rows)
+    return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped,
+            "config": {"groups": list(groups), "methods": list(methods), "peers": peers, "window": window, "stride": stride,
+                       "train_fraction": train_fraction, "contamination": contamination, "epochs": epochs,
+                       "peer_epochs": peer_epochs, "seed": seed, "n_series": len(names)}}
+
+
+def markdown(res: dict) -> str:
+    cols = ["method", "n_series"] + list(METRICS)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    order = sorted(res["summary"], key=lambda m: -res["summary"][m]["vus_pr"])
+    for m in order:
+        s = res["summary"][m]
+        lines.append("| " + " | ".join([m, str(s["n_series"])] + [f"{s[k]:.3f}" for k in METRICS]) + " |")
+    return "\n".join(lines)
+
+
+def write_nab(res: dict, outdir) -> dict:
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
+    cfg = ", ".join(f"{k}={v}" for k, v in res["config"].items())
+    md = (f"# ganad benchmark: nab\n\nMean over series of each metric on the test parts ({cfg}).\n\n{markdown(res)}\n\n"
+          f"Skipped: {len(res['skipped'])} series " + "; ".join(f"{n} ({why})" for n, why in res["skipped"]) + "\n")
+    (out / "results.md").write_text(md)
+    return {"json": out / "results.json", "markdown": out / "results.md"}

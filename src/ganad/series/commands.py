@@ -1,0 +1,196 @@
+"""The series side of the command line (`ganad fit --window`, `ganad score` on a series model,
+`ganad evaluate --ranges`, `ganad stream`); cli.py only routes here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ganad.exceptions import DataFileError, GanadError, _fmt
+
+
+def _csv_list(v: str | None) -> list[str] | None:
+    return None if v is None else [x.strip() for x in v.split(",") if x.strip()]
+
+
+def fit_series(data: Path, output: Path, method: str, det_params: dict, window: int, stride: int | None,
+               time_column: str | None, channels: str | None, series_id: str | None, gaps: str, contamination: float):
+    """Read a series file, fit a SeriesDetector, save it with the columns it reads."""
+    from ganad.detectors import DETECTORS
+    from ganad.series import SeriesDetector
+    from ganad.series.io import read_series_file
+    tab = read_series_file(data, time_column, _csv_list(channels), series_id)
+    cls = DETECTORS[method]
+    params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
+    sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
+    sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
+    sd.io_ = {"time_column": tab.time_column, "channels": tab.columns, "series_id": tab.series_column}
+    sd.save(output)
+    return sd, tab
+
+
+def _write_atomic(path: Path, write):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool):
+    """Score a series file with a series model: a score per time point and an events table."""
+    import pandas as pd
+
+    import ganad
+    from ganad.series.io import read_series_file
+    sd = ganad.load(model_dir)
+    io = getattr(sd, "io_", None) or {}
+    is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
+    tab = read_series_file(data, io.get("time_column"), None if is_npy else io.get("channels"),
+                           None if is_npy or data.is_dir() else io.get("series_id"),
+                           no_time=not is_npy and io.get("time_column") is None and bool(io))
+    r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
+    cols = {}
+    if tab.series_id is not None:
+        cols["series"] = tab.series_id
+    cols["index"] = np.arange(len(r.scores))
+    if tab.time is not None:
+        cols["time"] = tab.time
+    cols["score"] = r.scores
+    cols["label"] = r.labels
+    if components:
+        cols.update({f"contrib_{c}": r.contributions[:, k] for k, c in enumerate(sd.channels_)})
+    df = pd.DataFrame(cols)
+    ev = r.events
+    if tab.series_id is None:
+        ev = ev.drop(columns=["series"])
+    events = events if events is not None else output.with_name(output.stem + ".events.csv")
+    _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
+    _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
+    return len(df), len(ev), events
+
+
+def _range_labels(df, ranges: Path) -> np.ndarray:
+    """Per-row 0/1 labels of a series scores table from a CSV of start,end (rows or times; end included)."""
+    import pandas as pd
+    try:
+        rg = pd.read_csv(ranges)
+    except Exception as exc:
+        raise DataFileError(_fmt(str(ranges), f"cannot be read as CSV ({exc})", "pass a CSV with columns start,end (and series)")) from exc
+    missing = [c for c in ("start", "end") if c not in rg.columns]
+    if missing:
+        raise DataFileError(_fmt(str(ranges), f"has no column(s) {missing} (columns: {list(rg.columns)})",
+                                 "write one labelled anomaly per row with columns start,end (row indices or times, end included)"))
+    y = np.zeros(len(df), dtype=np.int64)
+    by_time = "time" in df.columns and not (pd.api.types.is_integer_dtype(rg["start"]) and pd.api.types.is_integer_dtype(rg["end"]))
+    if by_time:
+        t = df["time"]
+        if not pd.api.types.is_numeric_dtype(t):
+            t = pd.to_datetime(t)
+            conv = lambda v: pd.to_datetime(v)  # noqa: E731
+        else:
+            conv = float
+        axis = t.to_numpy()
+    else:
+        axis = df["index"].to_numpy()
+        conv = int
+    for k, row in rg.iterrows():
+        try:
+            s, e = conv(row["start"]), conv(row["end"])
+        except (TypeError, ValueError) as exc:
+            raise DataFileError(_fmt(f"{ranges} row {k}", f"cannot be read as a {'time' if by_time else 'row index'} range ({exc})",
+                                     "write start,end as row indices, or as times like the scores file's time column")) from exc
+        if e < s:
+            raise DataFileError(_fmt(f"{ranges} row {k}", f"ends before it starts ({row['start']} > {row['end']})", "swap start and end"))
+        sel = (axis >= np.asarray(s).astype(axis.dtype)) & (axis <= np.asarray(e).astype(axis.dtype)) if by_time else \
+            (axis >= s) & (axis <= e)
+        if "series" in rg.columns and "series" in df.columns:
+            sel &= df["series"].astype(str).to_numpy() == str(row["series"])
+        if not sel.any():
+            raise DataFileError(_fmt(f"{ranges} row {k}", f"({row['start']}, {row['end']}) covers none of the scored points",
+                                     "check the range is in the same units (row index or time) as the scores file"))
+        y[sel] = 1
+    return y
+
+
+def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
+    """Series metrics of a scores CSV against labelled ranges; per series when there is a series column (then averaged)."""
+    import pandas as pd
+    from ganad.series.metrics import series_metrics
+    try:
+        df = pd.read_csv(scores)
+    except Exception as exc:
+        raise GanadError(f"{scores}: cannot be read ({exc}). Fix: pass the CSV written by `ganad score`") from exc
+    for c in ("index", "score"):
+        if c not in df.columns:
+            raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
+    y = _range_labels(df, ranges)
+    pred = df["label"].to_numpy() if "label" in df.columns else None
+    if "series" not in df.columns:
+        return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer)
+    per = {}
+    for sid, g in df.groupby("series", sort=False):
+        idx = g.index.to_numpy()
+        if y[idx].min() == y[idx].max():
+            continue  # metrics need both classes within a series
+        per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer)
+    if not per:
+        raise GanadError(f"{ranges}: no series has both labelled and normal points. Fix: check the ranges and the series column")
+    keys = [k for k, v in next(iter(per.values())).items() if isinstance(v, float)]
+    out = {f"mean_{k}": float(np.mean([m[k] for m in per.values()])) for k in keys}
+    out["n_series"] = len(per)
+    out["per_series"] = per
+    return out
+
+
+def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False):
+    """`ganad stream`: read points (one line each: C comma-separated numbers, or time,values with
+    has_time), write ``point,index,score,label`` lines and ``open,start`` / ``close,start,end,peak_score,channels``."""
+    import ganad
+    sd = ganad.load(model_dir)
+    if not hasattr(sd, "stream"):
+        raise GanadError(f"{model_dir}: is not a series model. Fix: train one with `ganad fit series.csv --window W`")
+    sc = sd.stream()
+    C = sd.n_channels_
+    buf, n_line = [], 0
+
+    def emit(up):
+        out = [f"open,{ev['start']}\n" for ev in up.opened]
+        out += [f"point,{i},{s:.9g},{lab}\n" for i, s, lab in zip(up.index.tolist(), up.scores.tolist(), up.labels.tolist())]
+        out += [f"close,{ev['start']},{ev['end']},{ev['peak_score']:.6g},{ev['channels']}\n" for ev in up.closed]
+        if out:
+            write("".join(out))
+
+    for line in lines:
+        n_line += 1
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(",")[1:] if has_time else line.split(",")
+        try:
+            row = [float(v) for v in parts]
+        except ValueError:
+            if n_line == 1:
+                continue  # a header line
+            raise GanadError(f"stdin line {n_line}: {line[:60]!r} is not {C} comma-separated numbers. Fix: send one point per line")
+        if len(row) != C:
+            raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
+                             "Fix: send every channel in that order (pass --has-time when a time comes first)")
+        buf.append(row)
+        if len(buf) >= batch:
+            emit(sc.update(np.asarray(buf)))
+            buf = []
+    if buf:
+        emit(sc.update(np.asarray(buf)))
+    emit(sc.close())
+    return sc

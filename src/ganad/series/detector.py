@@ -1,0 +1,546 @@
+"""A series wrapper around any ganad detector: long series in, a score per time point and events out.
+
+``SeriesDetector(detector, window=W, stride=S)`` cuts every series into windows of ``W`` points
+(one every ``S``), trains the wrapped detector on the windows (its ``scaler`` scales each channel
+on the training windows), and maps window scores back to time points: a point's score is the
+mean of the scores of the windows that cover it. A point is anomalous when its score exceeds
+``threshold_``, the ``1 - contamination`` quantile of the training points' scores. Contiguous
+anomalous points form an **event** (start, end, peak score, and the channels that drive it,
+from the per-channel reconstruction residual of the windows, relative to its training mean).
+
+Batch scoring (:meth:`SeriesDetector.score_series`) and streaming scoring
+(:class:`ganad.series.stream.StreamScorer`) share the window layout, the aggregation and the
+event extraction, so the same series gives the same scores both ways.
+
+Handling of awkward input (documented, tested):
+
+- **several series**: a list of arrays, or ``series_id=`` (one id per row; rows of one id keep
+  their order and need not be contiguous). Windows never cross series.
+- **gaps / irregular time**: with ``time=``, a step longer than ``gap_factor`` x the median step
+  is a gap. ``gaps='split'`` (default) scores the parts on either side as separate series,
+  ``'ignore'`` treats the rows as evenly spaced, ``'error'`` refuses. Jitter below the factor
+  is ignored (points are taken as evenly spaced). Time going backwards is an error.
+- **NaN / inf inside a series**: an error naming the row and channel (fill them first).
+- **a series (or a part between gaps) shorter than the window**: an error at scoring time
+  naming it; at fit time such parts are skipped with a warning (an error if nothing is left).
+
+Example::
+
+    import numpy as np
+    from ganad.series import SeriesDetector
+    t = np.arange(4000)
+    X = np.c_[np.sin(t / 20), np.cos(t / 33)]                  # (T, C) normal telemetry
+    sd = SeriesDetector("fanogan", window=64, stride=8, detector_params={"epochs": 5}).fit(X)
+    res = sd.score_series(X)                                   # res.scores (T,), res.events (DataFrame)
+    sd.save("series-model/"); sd2 = ganad.load("series-model/")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ganad.data.windows import make_windows
+from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
+
+SERIES_FORMAT = "ganad-series"
+SERIES_FORMAT_VERSION = 1
+SERIES_CONFIG = "series.json"
+DETECTOR_DIR = "detector"
+GAPS = ("split", "ignore", "error")
+WINDOW_SCORES = ("detector", "dtw")
+
+
+@dataclass
+class SeriesScores:
+    """What :meth:`SeriesDetector.score_series` returns; every per-point array follows the input rows."""
+
+    scores: np.ndarray
+    """float64 (T,) score per time point (higher = more anomalous)."""
+    labels: np.ndarray
+    """int64 (T,) 1 where ``scores > threshold``."""
+    contributions: np.ndarray
+    """float64 (T, C) per-channel residual at each point, divided by its training mean (1 = typical)."""
+    events: Any
+    """pandas DataFrame, one row per event (see :func:`extract_events`)."""
+    threshold: float
+
+
+# ---------------------------------------------------------------------------------------------- input
+def _as_series(X, name: str = "X") -> np.ndarray:
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array")) from exc
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(_fmt(name, f"has shape {arr.shape}", "pass one series as a (T,) or (T, channels) array, or a list of them"))
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(_fmt(name, f"is empty (shape {arr.shape})", "pass a series with at least one point and one channel"))
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise InputError(_fmt(name, f"has {int(bad.sum())} NaN or infinite value(s) inside the series, the first at row {row}, channel {col}",
+                              "fill them before scoring (e.g. pandas' df.interpolate().ffill().bfill()) or drop those rows"))
+    return arr
+
+
+def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) -> list[np.ndarray]:
+    """Row indices of each contiguous part: one per series id, cut at gaps."""
+    if series_id is None:
+        groups = [np.arange(n)]
+    else:
+        sid = np.asarray(series_id)
+        if sid.shape != (n,):
+            raise InputError(_fmt("series_id", f"has shape {sid.shape} for {n} rows", "pass one series id per row"))
+        _, first, inv = np.unique(sid, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # ids in order of first appearance
+        groups = [np.flatnonzero(inv == k) for k in order]
+    if time is None or gaps == "ignore":
+        return groups
+    t = np.asarray(time)
+    if t.shape != (n,):
+        raise InputError(_fmt("time", f"has shape {t.shape} for {n} rows", "pass one time per row"))
+    t = t.astype("datetime64[ns]").astype(np.int64).astype(np.float64) if t.dtype.kind == "M" else t.astype(np.float64)
+    out = []
+    for g in groups:
+        tg = t[g]
+        if tg.size < 2:
+            out.append(g)
+            continue
+        step = np.diff(tg)
+        if (step <= 0).any():
+            row = int(g[np.flatnonzero(step <= 0)[0] + 1])
+            raise InputError(_fmt(f"{name} time", f"does not increase at row {row} (a repeated or earlier time)",
+                                  "sort the rows by time and drop duplicate times, or pass gaps='ignore' to take rows as evenly spaced"))
+        med = float(np.median(step))
+        cut = np.flatnonzero(step > gap_factor * med) + 1
+        if cut.size and gaps == "error":
+            row = int(g[cut[0]])
+            raise InputError(_fmt(f"{name} time", f"has {cut.size} gap(s) longer than {gap_factor:g} x the median step, the first before row {row}",
+                                  "pass gaps='split' to score the parts separately, gaps='ignore' to treat rows as evenly spaced, or fill the gap"))
+        out.extend(np.split(g, cut))
+    return out
+
+
+def _window_step(window, stride) -> tuple[int, int]:
+    for name, v in (("window", window), ("stride", stride)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise InputError(_fmt(name, f"is {v!r}", "pass a positive integer"))
+    window = int(window)
+    if window < 2:
+        raise InputError(_fmt("window", f"is {window}", "pass a window of at least 2 points"))
+    stride = max(1, window // 4) if stride is None else int(stride)
+    if stride > window:
+        raise InputError(_fmt("stride", f"is {stride}, longer than the window ({window})", "pass stride <= window so that every point is scored"))
+    return window, stride
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+def covering_mean(starts: np.ndarray, scores: np.ndarray, maps: np.ndarray | None, window: int, a: int, b: int):
+    """Mean over the windows covering each point of [a, b): window scores (n,) -> (b - a,), and the
+    per-step maps (n, C, window) -> (b - a, C); NaN where no window covers a point.
+
+    ``starts`` must be sorted. The sum runs over the covering windows from the nearest start
+    backwards, the order :func:`ganad.data.windows.windows_to_points` uses, one vectorised step per
+    covering window. Batch scoring and :class:`~ganad.series.stream.StreamScorer` both use it."""
+    pts = np.arange(a, b)
+    n = len(pts)
+    s_acc, cnt = np.zeros(n), np.zeros(n, dtype=np.int64)
+    c_acc = None if maps is None else np.zeros((n, maps.shape[1]))
+    if starts.size and n:
+        last = np.searchsorted(starts, pts, side="right") - 1        # the covering window with the largest start
+        first = np.searchsorted(starts, pts - window, side="right")  # the first start > t - window
+        for j in range(int(np.max(last - first + 1, initial=0))):
+            k = last - j
+            ok = k >= first
+            kk = np.clip(k, 0, starts.size - 1)
+            s_acc += np.where(ok, scores[kk], 0.0)
+            if maps is not None:
+                off = np.clip(pts - starts[kk], 0, window - 1)
+                c_acc += np.where(ok[:, None], maps[kk, :, off], 0.0)
+            cnt += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s_acc / cnt, (None if maps is None else c_acc / cnt[:, None])
+
+
+def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
+    """Per-point scores (n_points,) and per-channel maps (n_points, C) of one series from its
+    windows (sorted ``starts``): the mean over covering windows; trailing points that no window
+    covers copy the last covered point."""
+    s, c = covering_mean(np.asarray(starts), np.asarray(window_scores, dtype=np.float64),
+                         None if window_maps is None else np.asarray(window_maps, dtype=np.float64), window, 0, n_points)
+    miss = np.flatnonzero(~np.isfinite(s))
+    covered = np.flatnonzero(np.isfinite(s))
+    if miss.size and covered.size:
+        s[miss] = s[covered[-1]]
+        if c is not None:
+            c[miss] = c[covered[-1]]
+    return s, c
+
+
+class EventTracker:
+    """Turns labelled points into events, point by point or in blocks (batch and streaming share it).
+
+    ``feed`` returns ``(opened, closed)``: events that opened in this block (dicts with ``start``)
+    and events that closed (complete rows, see :func:`extract_events`)."""
+
+    def __init__(self, channels: Sequence[str], series=None):
+        self.channels = list(channels)
+        self.series = series
+        self.open: dict | None = None
+
+    def feed(self, index: np.ndarray, scores: np.ndarray, labels: np.ndarray, contrib: np.ndarray, time=None):
+        opened, closed = [], []
+        if len(index) == 0:
+            return opened, closed
+        lab = labels.astype(bool)
+        # run boundaries inside this block
+        change = np.flatnonzero(np.diff(lab.astype(np.int8))) + 1
+        bounds = np.r_[0, change, len(lab)]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if not lab[a]:
+                if self.open is not None:
+                    closed.append(self._close())
+                continue
+            if self.open is None:
+                self.open = {"start": int(index[a]), "start_time": None if time is None else time[a], "peak_score": -np.inf,
+                             "contrib": np.zeros(len(self.channels)), "n": 0}
+                opened.append({"series": self.series, "start": int(index[a]),
+                               "start_time": None if time is None else time[a]})
+            ev = self.open
+            seg = scores[a:b]
+            k = int(np.argmax(seg))
+            if seg[k] > ev["peak_score"]:
+                ev["peak_score"], ev["peak"] = float(seg[k]), int(index[a + k])
+                ev["peak_time"] = None if time is None else time[a + k]
+            ev["contrib"] = ev["contrib"] + contrib[a:b].sum(axis=0)
+            ev["n"] += b - a
+            ev["end"] = int(index[b - 1])
+            ev["end_time"] = None if time is None else time[b - 1]
+        return opened, closed
+
+    def finish(self):
+        return [self._close()] if self.open is not None else []
+
+    def _close(self) -> dict:
+        ev, self.open = self.open, None
+        mean = ev["contrib"] / max(ev["n"], 1)
+        share = mean / mean.sum() if mean.sum() > 0 else np.full(len(mean), 1.0 / len(mean))
+        order = np.argsort(-share, kind="stable")
+        driving, cum = [], 0.0
+        for c in order[:5]:  # the channels that together hold half the excess residual (at most 5)
+            driving.append(f"{self.channels[c]}={share[c]:.2f}")
+            cum += share[c]
+            if cum >= 0.5:
+                break
+        row = {"series": self.series, "start": ev["start"], "end": ev["end"], "length": ev["n"],
+               "peak": ev["peak"], "peak_score": ev["peak_score"], "channels": ";".join(driving)}
+        if ev["start_time"] is not None:
+            row.update(start_time=ev["start_time"], end_time=ev["end_time"], peak_time=ev["peak_time"])
+        row.update({f"share_{c}": float(s) for c, s in zip(self.channels, share)})
+        return row
+
+
+EVENT_COLUMNS = ["series", "start", "end", "length", "peak", "peak_score", "channels"]
+
+
+def events_frame(rows: list[dict], channels: Sequence[str]):
+    """The events table: series, start, end (row indices, end included), length, peak (row of
+    the highest score), peak_score, channels (driving channels with their share of the
+    residual, 'name=share;...'), start_time/end_time/peak_time when a time axis was given, and
+    share_<channel> per channel."""
+    import pandas as pd
+    cols = list(EVENT_COLUMNS)
+    if any("start_time" in r for r in rows):
+        cols += ["start_time", "end_time", "peak_time"]
+    cols += [f"share_{c}" for c in channels]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ---------------------------------------------------------------------------------------------- the wrapper
+class SeriesDetector(BaseEstimator):
+    """Any ganad detector over windows of long series; see the module docstring.
+
+    Parameters
+    ----------
+    detector : str or detector instance, default 'fanogan'
+        A method name of :data:`ganad.detectors.DETECTORS` or an unfitted detector (it is cloned).
+    window : int, default 64
+        Points per window.
+    stride : int or None
+        Step between window starts; None = window // 4.
+    contamination : float, default 0.01
+        Fraction of TRAINING points above ``threshold_`` (the training series is taken as normal).
+    gaps : {'split', 'ignore', 'error'}
+        What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
+    detector_params : dict or None
+        Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``).
+    window_score : {'detector', 'dtw'}, default 'detector'
+        A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
+        divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
+        (tolerant to small shifts in time; see :mod:`ganad.inversion.soft_dtw`).
+    """
+
+    def __init__(self, detector="fanogan", window: int = 64, stride: int | None = None, contamination: float = 0.01,
+                 gaps: str = "split", gap_factor: float = 3.0, detector_params: dict | None = None,
+                 window_score: str = "detector", dtw_gamma: float = 0.1):
+        self.detector = detector
+        self.window = window
+        self.stride = stride
+        self.contamination = contamination
+        self.gaps = gaps
+        self.gap_factor = gap_factor
+        self.detector_params = detector_params
+        self.window_score = window_score
+        self.dtw_gamma = dtw_gamma
+
+    # ---------------------------------------------------------------- helpers
+    def _make_detector(self):
+        from sklearn.base import clone
+        from ganad.detectors import DETECTORS
+        if isinstance(self.detector, str):
+            if self.detector not in DETECTORS:
+                raise InputError(_fmt("detector", f"is {self.detector!r}", f"use one of {sorted(DETECTORS)} or a detector instance"))
+            return DETECTORS[self.detector](**(self.detector_params or {}))
+        if not hasattr(self.detector, "fit") or not hasattr(self.detector, "score_components"):
+            raise InputError(_fmt("detector", f"is a {type(self.detector).__name__}", "pass a ganad detector or a method name such as 'fanogan'"))
+        if self.detector_params:
+            raise InputError(_fmt("detector_params", "are given with a detector instance", "set the parameters on the instance instead"))
+        return clone(self.detector)
+
+    def _check(self):
+        from ganad.scoring.threshold import check_contamination
+        check_contamination(self.contamination)
+        if self.window_score not in WINDOW_SCORES:
+            raise InputError(_fmt("window_score", f"is {self.window_score!r}", f"use one of {', '.join(WINDOW_SCORES)}"))
+        if not (isinstance(self.dtw_gamma, (int, float)) and self.dtw_gamma > 0):
+            raise InputError(_fmt("dtw_gamma", f"is {self.dtw_gamma!r}", "pass a positive smoothing such as 0.1"))
+        if self.gaps not in GAPS:
+            raise InputError(_fmt("gaps", f"is {self.gaps!r}", f"use one of {', '.join(GAPS)}"))
+        if not (isinstance(self.gap_factor, (int, float)) and self.gap_factor > 1):
+            raise InputError(_fmt("gap_factor", f"is {self.gap_factor!r}", "pass a number > 1 (a gap is a step this many times the median step)"))
+        return _window_step(self.window, self.stride)
+
+    def _check_fitted(self):
+        if not hasattr(self, "detector_"):
+            raise NotFittedError("SeriesDetector: this detector is not fitted yet. Fix: call fit(series) first, or load a saved model with ganad.load(path)")
+
+    def _inputs(self, X, time, series_id, name):
+        if isinstance(X, (list, tuple)) and len(X) and all(isinstance(x, np.ndarray) or hasattr(x, "to_numpy") for x in X):
+            if series_id is not None or time is not None:
+                raise InputError(_fmt(name, "is a list of series and series_id/time are given too", "pass either a list of series or one table with series_id="))
+            parts = [_as_series(x, f"{name}[{i}]") for i, x in enumerate(X)]
+            C = {p.shape[1] for p in parts}
+            if len(C) != 1:
+                raise InputError(_fmt(name, f"holds series with different channel counts {sorted(C)}", "pass series with the same channels"))
+            sid = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+            return np.concatenate(parts), None, sid
+        return _as_series(X, name), time, series_id
+
+    def _windows(self, values, segments, skip_short: bool, name: str):
+        W, S = _window_step(self.window, self.stride)
+        wins, layout, short = [], [], []
+        for k, idx in enumerate(segments):
+            if len(idx) < W:
+                short.append((k, int(idx[0]), len(idx)))
+                continue
+            w, starts = make_windows(values[idx], W, S)
+            wins.append(w)
+            layout.append((idx, starts, len(w)))
+        if short and not skip_short:
+            k, row, n = short[0]
+            raise InputError(_fmt(name, f"has {len(short)} series or part(s) between gaps shorter than the window ({W} points); "
+                                  f"the first starts at row {row} and has {n} point(s)",
+                                  "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps"))
+        if short:
+            warnings.warn(_fmt(name, f"{len(short)} series or part(s) between gaps are shorter than the window ({W}) and were left out of training",
+                               "pass gaps='ignore' to join parts across gaps, or a shorter window"), UserWarning, stacklevel=3)
+        if not wins:
+            raise InputError(_fmt(name, f"has no series or part at least one window ({W} points) long", "pass a longer series or a shorter window"))
+        return np.concatenate(wins).astype(np.float32), layout
+
+    def _score_windows(self, windows: np.ndarray):
+        """Window scores (n,) and per-channel residual maps (n, C, W) of the wrapped detector."""
+        from ganad.scoring.composition import required_components
+        det = self.detector_
+        if self.window_score == "dtw":
+            import torch
+            from ganad.inversion.soft_dtw import soft_dtw_divergence
+            r = det._score(windows, required_components(det.composer_), return_map=True, return_reconstruction=True)
+            xs = torch.from_numpy(det.scaler_.transform(windows))
+            xh = torch.from_numpy(det.scaler_.transform(r.reconstruction))
+            bs = int(det.score_batch_size)
+            with torch.inference_mode():
+                d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(self.dtw_gamma)) for i in range(0, len(xs), bs)])
+            return d.double().numpy(), r.map
+        r = det._score(windows, required_components(det.composer_), return_map=True)
+        return r.scores, r.map
+
+    def _points(self, values, layout, wscores, wmaps):
+        T, C = values.shape
+        scores = np.full(T, np.nan)
+        contrib = np.full((T, C), np.nan)
+        off = 0
+        for idx, starts, n in layout:
+            scores[idx], contrib[idx] = aggregate(wscores[off:off + n], wmaps[off:off + n], starts, self.window_, len(idx))
+            off += n
+        return scores, contrib
+
+    # ---------------------------------------------------------------- API
+    def fit(self, X, y=None, *, time=None, series_id=None, channel_names: Sequence[str] | None = None):
+        """Train on normal series: ``X`` (T,) / (T, C) / a list of arrays (one per series);
+        ``time`` and ``series_id`` one per row; ``channel_names`` name the channels in events."""
+        self.window_, self.stride_ = self._check()
+        values, time, series_id = self._inputs(X, time, series_id, "X")
+        segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
+        windows, layout = self._windows(values, segs, skip_short=True, name="X")
+        if channel_names is not None and len(channel_names) != values.shape[1]:
+            raise InputError(_fmt("channel_names", f"has {len(channel_names)} names for {values.shape[1]} channels", "pass one name per channel"))
+        det = self._make_detector()
+        det.fit(windows)
+        self.detector_ = det
+        self.n_channels_ = int(values.shape[1])
+        self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
+        wscores, wmaps = self._score_windows(windows)
+        self.channel_baseline_ = np.maximum(wmaps.mean(axis=(0, 2)), 1e-12).tolist()
+        pts, _ = self._points(values, layout, wscores, wmaps)
+        pts = pts[np.isfinite(pts)]
+        from ganad.scoring.threshold import contamination_threshold
+        self.threshold_ = contamination_threshold(pts, self.contamination)
+        self.decision_scores_ = pts
+        return self
+
+    def score_series(self, X, *, time=None, series_id=None) -> SeriesScores:
+        """Score per time point, labels, per-channel contributions and the events table."""
+        self._check_fitted()
+        values, time_, sid = self._inputs(X, time, series_id, "X")
+        if values.shape[1] != self.n_channels_:
+            raise InputError(_fmt("X", f"has {values.shape[1]} channel(s), the model was fitted on {self.n_channels_}",
+                                  "pass the same channels, in the same order, as at fit time"))
+        segs = _segments(len(values), time_, sid, self.gaps, float(self.gap_factor), "X")
+        windows, layout = self._windows(values, segs, skip_short=False, name="X")
+        wscores, wmaps = self._score_windows(windows)
+        scores, contrib = self._points(values, layout, wscores, wmaps / np.asarray(self.channel_baseline_)[None, :, None])
+        labels = (scores > self.threshold_).astype(np.int64)
+        rows = []
+        tarr = None if time_ is None else np.asarray(time_)
+        sid_arr = None if sid is None else np.asarray(sid)
+        for idx in segs:
+            sid0 = None if sid_arr is None else sid_arr[idx[0]]
+            tr = EventTracker(self.channels_, series=sid0.item() if hasattr(sid0, "item") else sid0)
+            _, closed = tr.feed(idx, scores[idx], labels[idx], contrib[idx], None if tarr is None else tarr[idx])
+            rows += closed + tr.finish()
+        return SeriesScores(scores=scores, labels=labels, contributions=contrib,
+                            events=events_frame(rows, self.channels_), threshold=float(self.threshold_))
+
+    def decision_function(self, X, *, time=None, series_id=None) -> np.ndarray:
+        """Score per time point (T,)."""
+        return self.score_series(X, time=time, series_id=series_id).scores
+
+    def predict(self, X, *, time=None, series_id=None) -> np.ndarray:
+        """0 / 1 per time point."""
+        return self.score_series(X, time=time, series_id=series_id).labels
+
+    def stream(self):
+        """A :class:`ganad.series.stream.StreamScorer` for one live series."""
+        from ganad.series.stream import StreamScorer
+        return StreamScorer(self)
+
+    # ---------------------------------------------------------------- files
+    def save(self, path) -> Path:
+        """Write ``path/series.json`` and the wrapped detector in ``path/detector/`` (safetensors + JSON), atomically."""
+        self._check_fitted()
+        path = Path(path)
+        params = self.get_params(deep=False)
+        params["detector"] = params["detector"] if isinstance(params["detector"], str) else type(self.detector_).__name__
+        cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,
+               "state": {"window": self.window_, "stride": self.stride_, "threshold": float(self.threshold_),
+                         "n_channels": self.n_channels_, "channels": self.channels_, "channel_baseline": list(self.channel_baseline_),
+                         "io": getattr(self, "io_", None)}}
+        try:
+            text = json.dumps(cfg, indent=2)
+        except TypeError as exc:
+            raise ModelFileError(_fmt("series parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            self.detector_.save(tmp / DETECTOR_DIR)
+            (tmp / SERIES_CONFIG).write_text(text)
+            if path.exists():
+                if not ((path / SERIES_CONFIG).exists() or (path / "config.json").exists()) and any(path.iterdir()):
+                    raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "SeriesDetector":
+        return load_series(path)
+
+
+def load_any(path):
+    """``ganad.load``: a series model (``series.json``) or a detector model directory; never unpickles."""
+    if is_series_model(path):
+        return load_series(path)
+    from ganad.io import load_model
+    return load_model(path)
+
+
+def is_series_model(path) -> bool:
+    return (Path(path) / SERIES_CONFIG).is_file()
+
+
+def load_series(path) -> SeriesDetector:
+    """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles)."""
+    from ganad.io import load_model
+    path = Path(path)
+    f = path / SERIES_CONFIG
+    try:
+        cfg = json.loads(f.read_text())
+    except FileNotFoundError as exc:
+        raise ModelFileError(_fmt(str(path), f"has no {SERIES_CONFIG}", "pass a directory written by SeriesDetector.save or `ganad fit --window`")) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
+    if not isinstance(cfg, dict) or cfg.get("format") != SERIES_FORMAT:
+        raise ModelFileError(_fmt(str(f), "is not a ganad series model configuration", "pass a directory written by ganad"))
+    if cfg.get("format_version", 0) > SERIES_FORMAT_VERSION:
+        raise ModelFileError(_fmt(str(f), f"was written by a newer ganad (format {cfg['format_version']})", "upgrade ganad"))
+    det = load_model(path / DETECTOR_DIR)
+    try:
+        p, st = dict(cfg["params"]), cfg["state"]
+        if not isinstance(p.get("detector"), str) or p["detector"] not in __import__("ganad").DETECTORS:
+            p["detector"] = det  # an instance was wrapped: keep the loaded one as the parameter
+        sd = SeriesDetector(**p)
+        sd.detector_ = det
+        sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])
+        sd.threshold_ = float(st["threshold"])
+        sd.n_channels_ = int(st["n_channels"])
+        sd.channels_ = [str(c) for c in st["channels"]]
+        sd.channel_baseline_ = [float(v) for v in st["channel_baseline"]]
+        if len(sd.channels_) != sd.n_channels_ or len(sd.channel_baseline_) != sd.n_channels_:
+            raise ValueError("channel names / baselines do not match n_channels")
+        if st.get("io") is not None:
+            sd.io_ = st["io"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(_fmt(str(f), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})", "re-train and save the model")) from exc
+    return sd

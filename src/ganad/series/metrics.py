@@ -1,0 +1,175 @@
+"""Honest metrics for scores over time: points, events and ranges.
+
+- **point AUROC / AUPRC**: every time point is a sample (from :mod:`ganad.metrics`).
+- **event precision / recall / F1, without point adjustment**: a true event counts as found
+  when at least one predicted point falls inside it; a predicted event (a run of predicted
+  points) counts as correct when it overlaps a true event. No point is relabelled.
+- **point-adjusted F1, only beside PA%K** (Kim et al., AAAI 2022): point adjustment marks
+  every point of a true event as detected once any point of it is; it inflates F1 (a random
+  score reaches high PA-F1 on long events). PA%K adjusts an event only when more than K % of
+  its points are detected; :func:`pa_k_f1` gives F1 at each K and the area under F1(K) over
+  K = 0..100 (``pak_auc``). K = 0 is classical PA, K = 100 never adjusts (the point F1).
+- **VUS-PR** (Paparrizos et al., VLDB 2022): the volume under range-precision / range-recall
+  curves whose labels are widened by a soft buffer of 0..``max_buffer`` points, averaged over
+  the buffer lengths. It follows the reference implementation of TSB-UAD / VUS
+  (``RangeAUC`` with ``extend_postive_range``, 250 thresholds at quantiles of the sorted
+  scores, range recall = recall x existence ratio over the buffered ranges, recall's
+  denominator the mean of the original and the buffered positive mass). The ``vus`` package
+  pulls in TensorFlow, so ganad carries this implementation, tested on hand-computed cases.
+
+Example::
+
+    from ganad.series.metrics import series_metrics, ranges_to_labels
+    y = ranges_to_labels([(120, 160), (700, 720)], n=1000)
+    m = series_metrics(y, scores, y_pred=scores > tau, max_buffer=64)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganad.data.validation import check_labels
+from ganad.exceptions import InputError, _fmt
+from ganad.metrics import _both_classes, _scores
+
+
+def label_ranges(y) -> list[tuple[int, int]]:
+    """Runs of 1 in a 0/1 sequence as (start, end) with the end included."""
+    y = np.asarray(y).astype(bool).astype(np.int8)
+    d = np.diff(np.r_[0, y, 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def ranges_to_labels(ranges, n: int) -> np.ndarray:
+    """0/1 labels of ``n`` points from (start, end) index pairs (end included)."""
+    y = np.zeros(n, dtype=np.int64)
+    for k, (s, e) in enumerate(ranges):
+        s, e = int(s), int(e)
+        if e < s or s < 0 or e >= n:
+            raise InputError(_fmt(f"range {k} ({s}, {e})", f"is empty or outside the {n} points", "pass start <= end within the scored points"))
+        y[s:e + 1] = 1
+    return y
+
+
+def _ok(y_true, y_pred):
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    p = check_labels(np.asarray(y_pred).astype(np.int64), len(y), "y_pred")
+    return y, p
+
+
+def event_prf(y_true, y_pred) -> dict:
+    """Event-wise precision, recall and F1 without point adjustment (see the module docstring)."""
+    y, p = _ok(y_true, y_pred)
+    true_ev, pred_ev = label_ranges(y), label_ranges(p)
+    cs_p = np.r_[0, np.cumsum(p)]
+    cs_y = np.r_[0, np.cumsum(y)]
+    found = sum(cs_p[e + 1] - cs_p[s] > 0 for s, e in true_ev)
+    correct = sum(cs_y[e + 1] - cs_y[s] > 0 for s, e in pred_ev)
+    rec = found / len(true_ev) if true_ev else 0.0
+    prec = correct / len(pred_ev) if pred_ev else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    return {"event_precision": float(prec), "event_recall": float(rec), "event_f1": float(f1),
+            "n_true_events": len(true_ev), "n_pred_events": len(pred_ev)}
+
+
+def _f1(y, p) -> float:
+    tp = float(np.sum(y & p))
+    fp, fn = float(np.sum(~y & p)), float(np.sum(y & ~p))
+    return 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
+
+
+def pa_k_f1(y_true, y_pred, ks=range(0, 101)) -> dict:
+    """F1 after PA%K adjustment for each K, and the area under F1(K) (K as a fraction, 0..1).
+
+    An event is adjusted (all its points marked detected) when the fraction of its points
+    detected is strictly above K / 100."""
+    y, p = _ok(y_true, y_pred)
+    y, p = y.astype(bool), p.astype(bool)
+    ks = np.asarray(list(ks), dtype=np.float64)
+    cs = np.r_[0, np.cumsum(p)]
+    ev = label_ranges(y)
+    frac = np.array([(cs[e + 1] - cs[s]) / (e - s + 1) for s, e in ev])
+    f1s = []
+    for k in ks:
+        q = p.copy()
+        for (s, e), f in zip(ev, frac):
+            if f > k / 100.0:
+                q[s:e + 1] = True
+        f1s.append(_f1(y, q))
+    f1s = np.asarray(f1s)
+    auc = float(np.trapezoid(f1s, ks / 100.0) / max((ks[-1] - ks[0]) / 100.0, 1e-12)) if len(ks) > 1 else float(f1s[0])
+    return {"k": ks.tolist(), "f1": f1s.tolist(), "pak_auc": auc}
+
+
+def _buffered(y: np.ndarray, window: int) -> np.ndarray:
+    """TSB-UAD's extend_postive_range: soft labels sqrt(1 - d / window) next to each range."""
+    lab = y.astype(np.float64).copy()
+    n = len(lab)
+    if window <= 0:
+        return lab
+    for s, e in label_ranges(y):
+        x1 = np.arange(e, min(e + window // 2, n))
+        lab[x1] += np.sqrt(1 - (x1 - e) / window)
+        x2 = np.arange(max(s - window // 2, 0), s)
+        lab[x2] += np.sqrt(1 - (s - x2) / window)
+    return np.minimum(lab, 1.0)
+
+
+def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tuple[float, float]:
+    """(range AUC-ROC, range AUC-PR) with a soft buffer of ``buffer`` points (TSB-UAD RangeAUC)."""
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    s = _scores(scores, len(y))
+    _both_classes(y)
+    P = float(np.count_nonzero(y))
+    lab = _buffered(y, int(buffer))
+    segs = label_ranges(lab > 0)
+    seg_s = np.array([a for a, _ in segs])
+    seg_e = np.array([b for _, b in segs]) + 1
+    srt = -np.sort(-s)
+    thr = srt[np.linspace(0, len(s) - 1, n_thresholds).astype(int)]
+    pred = s[None, :] >= thr[:, None]                                       # (n_thr, n)
+    prod = pred * lab[None, :]
+    tp = prod.sum(1)
+    p_new = (P + lab.sum()) / 2
+    recall = np.minimum(tp / p_new, 1.0)
+    cs = np.concatenate([np.zeros((len(thr), 1)), np.cumsum(prod, axis=1)], axis=1)
+    existence = ((cs[:, seg_e] - cs[:, seg_s]) > 0).sum(1) / len(segs)
+    tpr = recall * existence
+    npred = pred.sum(1)
+    fpr = (npred - tp) / (len(lab) - p_new)
+    prec = tp / npred
+    tpr_l = np.r_[0.0, tpr, 1.0]
+    fpr_l = np.r_[0.0, fpr, 1.0]
+    prec_l = np.r_[1.0, prec]
+    roc = float(np.sum((fpr_l[1:] - fpr_l[:-1]) * (tpr_l[1:] + tpr_l[:-1]) / 2))
+    ap = float(np.sum((tpr_l[1:-1] - tpr_l[:-2]) * (prec_l[1:] + prec_l[:-1]) / 2))
+    return roc, ap
+
+
+def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
+    """VUS-ROC and VUS-PR: range AUCs averaged over buffers 0, step, ..., max_buffer points."""
+    if isinstance(max_buffer, bool) or not isinstance(max_buffer, (int, np.integer)) or max_buffer < 0:
+        raise InputError(_fmt("max_buffer", f"is {max_buffer!r}", "pass a buffer length >= 0 (points), e.g. the window length"))
+    res = np.array([range_pr_roc(y_true, scores, b) for b in range(0, int(max_buffer) + 1, max(1, int(step)))])
+    return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
+
+
+def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64) -> dict:
+    """Everything at once: point AUROC/AUPRC, VUS-PR/ROC; with ``y_pred``: point and event
+    precision/recall/F1 (no point adjustment), and PA-F1 beside PA%K's area."""
+    from ganad.metrics import auprc, auroc
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    s = _scores(scores, len(y))
+    out = {"n_points": int(len(y)), "n_anomalous_points": int(y.sum()), "point_auroc": auroc(y, s), "point_auprc": auprc(y, s)}
+    out.update(vus(y, s, max_buffer))
+    if y_pred is not None:
+        y_, p = _ok(y, y_pred)
+        tp = int(np.sum(y_ & p))
+        out["point_precision"] = tp / max(int(p.sum()), 1)
+        out["point_recall"] = tp / max(int(y_.sum()), 1)
+        out["point_f1"] = _f1(y_.astype(bool), p.astype(bool))
+        out.update(event_prf(y_, p))
+        pak = pa_k_f1(y_, p)
+        out["pa_f1"] = pak["f1"][0]
+        out["pak_auc_f1"] = pak["pak_auc"]
+    return out

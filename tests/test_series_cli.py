@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ganad
+from ganad.cli import app
+
+runner = CliRunner()
+
+
+def _table(T, seed, anomaly=None):
+    rng = np.random.RandomState(seed)
+    t = np.arange(T)
+    df = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=T, freq="min"),
+                       "temp": np.sin(t / 20) + 0.05 * rng.randn(T), "pressure": np.cos(t / 33) + 0.05 * rng.randn(T),
+                       "status": "ok"})
+    if anomaly is not None:
+        df.loc[anomaly[0]:anomaly[1], "pressure"] += 3.0
+    return df
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("series_cli")
+    _table(2000, 0).to_csv(d / "train.csv", index=False)
+    _table(800, 1, anomaly=(400, 419)).to_csv(d / "test.csv", index=False)
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "model"), "--window", "32", "--stride", "8",
+                            "--channels", "temp,pressure", "--method", "fanogan", "--epochs", "3", "-q"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_fit_and_score_a_raw_csv_to_events(work):
+    d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "c.csv"), "--components", "--events", str(d / "ev.csv")])
+    assert r.exit_code == 0, r.output
+    c = pd.read_csv(d / "c.csv")
+    assert list(c.columns) == ["index", "time", "score", "label", "contrib_temp", "contrib_pressure"] and (d / "ev.csv").is_file()
+    assert c.contrib_pressure[400:420].mean() > 3 * c.contrib_temp[400:420].mean()
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(d / "scores.csv")
+    ev = pd.read_csv(d / "scores.events.csv")
+    assert list(s.columns) == ["index", "time", "score", "label"] and len(s) == 800
+    hit = ev[(ev.start <= 419) & (ev.end >= 400)]
+    assert len(hit) == 1 and hit.iloc[0].channels.startswith("pressure=")
+    assert pd.Timestamp(hit.iloc[0].start_time) == pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=int(hit.iloc[0].start))
+    # the CLI gives what the library gives
+    sd = ganad.load(d / "model")
+    te = pd.read_csv(d / "test.csv")
+    np.testing.assert_allclose(s.score, sd.decision_function(te[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_with_labelled_ranges(work):
+    d = work
+    runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
+    pd.DataFrame({"start": ["2024-01-01 06:40:00"], "end": ["2024-01-01 06:59:00"]}).to_csv(d / "ranges.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "scores.csv"), "--ranges", str(d / "ranges.csv"), "--max-buffer", "16", "-o", str(d / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((d / "ev" / "metrics.json").read_text())
+    assert m["n_anomalous_points"] == 20 and m["point_auroc"] > 0.8
+    for k in ("vus_pr", "event_f1", "pa_f1", "pak_auc_f1"):
+        assert k in m
+    # the same ranges as row indices
+    pd.DataFrame({"start": [400], "end": [419]}).to_csv(d / "ranges_idx.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "scores.csv"), "--ranges", str(d / "ranges_idx.csv"), "--max-buffer", "16", "-o", str(d / "ev2")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((d / "ev2" / "metrics.json").read_text())["vus_pr"] == pytest.approx(m["vus_pr"])
+    pd.DataFrame({"begin": [1]}).to_csv(d / "bad.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "scores.csv"), "--ranges", str(d / "bad.csv")])
+    assert r.exit_code != 0 and "start" in r.output and "Fix" in r.output
+
+
+def test_stream_command_matches_batch(work):
+    d = work
+    runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
+    te = pd.read_csv(d / "test.csv")
+    lines = "temp,pressure\n" + "\n".join(f"{a!r},{b!r}" for a, b in zip(te.temp, te.pressure)) + "\n"
+    r = runner.invoke(app, ["stream", str(d / "model"), "--batch", "7"], input=lines)
+    assert r.exit_code == 0, r.output
+    rows = [ln.split(",") for ln in r.stdout.splitlines()]
+    pts = [(int(x[1]), float(x[2])) for x in rows if x[0] == "point"]
+    assert [i for i, _ in pts] == list(range(800))
+    ref = pd.read_csv(d / "scores.csv").score
+    np.testing.assert_allclose([s for _, s in pts], ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+    ev = pd.read_csv(d / "scores.events.csv")
+    closes = [(int(x[1]), int(x[2])) for x in rows if x[0] == "close"]
+    assert closes == list(zip(ev.start, ev.end))
+    r = runner.invoke(app, ["stream", str(d / "model")], input="1,2,3\n")
+    assert r.exit_code != 0 and "3 value(s)" in r.output
+
+
+def test_series_cli_errors(work):
+    d = work
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "m2"), "--window", "32", "--channels", "temp,nope"])
+    assert r.exit_code != 0 and "nope" in r.output and not (d / "m2").exists()
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "m3"), "--window", "32"])  # 'status' is text
+    assert r.exit_code != 0 and "status" in r.output and "Fix" in r.output
+    _table(20, 2).to_csv(d / "short.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "short.csv"), "-o", str(d / "short_scores.csv")])
+    assert r.exit_code != 0 and "shorter than the window" in r.output and not (d / "short_scores.csv").exists()
+
+
+def test_series_id_column_and_parquet(tmp_path):
+    a, b = _table(700, 3), _table(500, 4, anomaly=(300, 310))
+    a["machine"], b["machine"] = "m1", "m2"
+    both = pd.concat([a, b], ignore_index=True).drop(columns=["status"])
+    both.to_parquet(tmp_path / "fleet.parquet")
+    r = runner.invoke(app, ["fit", str(tmp_path / "fleet.parquet"), "-o", str(tmp_path / "m"), "--window", "32",
+                            "--series-id", "machine", "--method", "fanogan", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "fleet.parquet"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert list(s.columns[:2]) == ["series", "index"] and s.series.tolist() == both.machine.tolist()
+    sd = ganad.load(tmp_path / "m")
+    assert sd.channels_ == ["temp", "pressure"]
+    np.testing.assert_allclose(s.score[s.series == "m2"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)
+    ev = pd.read_csv(tmp_path / "s.events.csv")
+    assert set(ev.series) <= {"m1", "m2"}
+
+
+def test_a_folder_of_series_files(tmp_path):
+    (tmp_path / "train").mkdir()
+    _table(600, 5).drop(columns=["status"]).to_csv(tmp_path / "train" / "a.csv", index=False)
+    _table(500, 6).drop(columns=["status"]).to_csv(tmp_path / "train" / "b.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train"), "-o", str(tmp_path / "m"), "--window", "32",
+                            "--method", "fanogan", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "train"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert (s.series == "a.csv").sum() == 600 and (s.series == "b.csv").sum() == 500
+    sd = ganad.load(tmp_path / "m")
+    b = pd.read_csv(tmp_path / "train" / "b.csv")
+    np.testing.assert_allclose(s.score[s.series == "b.csv"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)

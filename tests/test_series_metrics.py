@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from ganad.exceptions import InputError
+from ganad.series.metrics import (_buffered, event_prf, label_ranges, pa_k_f1, range_pr_roc, ranges_to_labels,
+                                  series_metrics, vus)
+
+
+def test_ranges_round_trip():
+    y = ranges_to_labels([(2, 4), (8, 8)], 10)
+    assert y.tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 1, 0]
+    assert label_ranges(y) == [(2, 4), (8, 8)]
+    with pytest.raises(InputError, match="outside the 10 points"):
+        ranges_to_labels([(5, 12)], 10)
+
+
+def test_event_prf_without_point_adjustment():
+    y = ranges_to_labels([(10, 19), (40, 49), (70, 79)], 100)
+    p = np.zeros(100, int)
+    p[15] = 1           # finds event 1 with one point
+    p[55:58] = 1        # a false event
+    p[60:62] = 1        # another false event
+    m = event_prf(y, p)
+    assert (m["event_recall"], m["event_precision"]) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+    assert m["event_f1"] == pytest.approx(1 / 3)
+    assert m["n_pred_events"] == 3 and m["n_true_events"] == 3
+
+
+def test_pa_k_hand_computed():
+    y = ranges_to_labels([(0, 9)], 20)
+    p = np.zeros(20, int)
+    p[0:3] = 1      # 30 % of the event detected
+    p[15] = 1       # one false positive
+    r = pa_k_f1(y, p, ks=[0, 20, 30, 50, 100])
+    # K = 0, 20: event adjusted -> tp 10, fp 1, fn 0 -> F1 = 20/21; K >= 30: tp 3, fp 1, fn 7 -> 6/14
+    np.testing.assert_allclose(r["f1"], [20 / 21, 20 / 21, 6 / 14, 6 / 14, 6 / 14])
+    # PA's F1 is far above the point F1, which equals F1 at K = 100
+    assert r["f1"][0] > 2 * r["f1"][-1]
+
+
+def test_range_pr_hand_computed():
+    # buffer 0: a perfect ranking gives range AP 1
+    assert range_pr_roc([0, 1, 1, 0], [0.1, 0.9, 0.8, 0.2], 0)[1] == pytest.approx(1.0)
+    # thresholds 0.9 (tpr 0, prec 0), 0.8 (tpr .5, prec .5), 0.2 (tpr .5, prec 1/3), 0.1 (tpr 1, prec .5):
+    # AP = .5 * (0 + .5) / 2 + .5 * (1/3 + .5) / 2 = 1/3
+    assert range_pr_roc([0, 1, 1, 0], [0.9, 0.8, 0.1, 0.2], 0)[1] == pytest.approx(1 / 3)
+    # the soft buffer: window 4 adds sqrt(1 - d/4) for d = 1, 2 before the range and from its end on
+    np.testing.assert_allclose(_buffered(np.array([0, 0, 0, 1, 1, 0, 0, 0]), 4),
+                               [0, np.sqrt(0.5), np.sqrt(0.75), 1, 1, np.sqrt(0.75), 0, 0])
+
+
+def test_vus_rewards_scores_near_the_event_and_random_scores_stay_low():
+    rng = np.random.RandomState(0)
+    y = ranges_to_labels([(300, 330), (700, 720)], 1000)
+    near = rng.rand(1000) * 0.1
+    near[295:335] += 1   # slightly wider than the labelled range
+    near[695:725] += 1
+    rand = rng.rand(1000)
+    v_near, v_rand = vus(y, near, 32)["vus_pr"], vus(y, rand, 32)["vus_pr"]
+    assert v_near > 0.8 and v_rand < 0.2
+    # a buffer makes the slightly-off detection score higher than without one
+    assert v_near > range_pr_roc(y, near, 0)[1]
+
+
+def test_series_metrics_report_pa_only_beside_pak():
+    y = ranges_to_labels([(100, 199)], 1000)
+    s = np.random.RandomState(1).rand(1000)
+    m = series_metrics(y, s, y_pred=s > 0.9, max_buffer=8)
+    assert "pa_f1" in m and "pak_auc_f1" in m and "event_f1" in m and "vus_pr" in m
+    assert m["pa_f1"] > m["pak_auc_f1"] >= m["point_f1"]

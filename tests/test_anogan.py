@@ -30,7 +30,11 @@ def test_components_and_map(small_anogan, breast_cancer_split):
     assert set(r.components) >= {"residual", "feature", "discriminator", "latent_norm"}
     n_x, n_f = small_anogan.n_features_in_, small_anogan._feature_size()  # λ weights sums (Schlegl et al.)
     a = (0.9 * n_x * r.components["residual"] + 0.1 * n_f * r.components["feature"]) / (0.9 * n_x + 0.1 * n_f)
-    np.testing.assert_allclose(r.scores, a, rtol=1e-6)
+    blend = small_anogan.composer_  # the default: the method's own score blended with the knn component
+    own = blend.inner(r.components)
+    np.testing.assert_allclose(own, a, rtol=1e-6)
+    w, (l0, l1), (s0, s1) = blend.weight, blend.loc, blend.scale
+    np.testing.assert_allclose(r.scores, (1 - w) * (own - l0) / s0 + w * (r.components["knn"] - l1) / s1, rtol=1e-6)
     assert r.map.shape == Xte[:20].shape and r.reconstruction.shape == Xte[:20].shape
     np.testing.assert_allclose(r.map.mean(1), r.components["residual"], rtol=1e-5)
     assert r.extra["iterations"].shape == (20,) and (r.extra["iterations"] <= 100).all()

@@ -46,7 +46,7 @@ def test_adv_losses_weight_real_and_data_fake_terms(objective):
 def test_weight_zero_samples_move_no_network(cls, benign):
     """Three training steps of every stage, networks in eval mode (no batch statistics, no dropout):
     replacing the samples of weight 0 by anything else must leave every updated weight unchanged."""
-    kw = dict(epochs=0, width=8, latent_dim=3, net="mlp", objective="bce", device="cpu", random_state=0)
+    kw = dict(epochs=1, width=8, latent_dim=3, net="mlp", objective="bce", device="cpu", random_state=0)
     if cls is AnoGAN:
         kw["search_n_max"] = 2
     det = cls(**kw).fit(benign)
@@ -113,7 +113,7 @@ def test_ganomaly_default_composition_counts_latent_once(benign):
 # ---------------------------------------------------------------- λ weights the sums, as in the papers
 def test_bigan_lambda_weights_the_sums_as_stated(benign):
     lam = 0.1
-    det = BiGAN(epochs=1, width=8, latent_dim=3, lam=lam, device="cpu", random_state=0).fit(benign[:80])
+    det = BiGAN(epochs=1, width=8, latent_dim=3, lam=lam, device="cpu", random_state=0, knn_weight=0).fit(benign[:80])  # own score alone
     x = torch.from_numpy(det.scaler_.transform(benign[80:]))
     with torch.no_grad():  # the paper's score from the networks, independently of the component code
         z = det._inference_net("E")(x)
@@ -131,7 +131,8 @@ def test_bigan_lambda_weights_the_sums_as_stated(benign):
 
 
 def test_anogan_lambda_weights_the_sums_as_stated(benign):
-    det = AnoGAN(epochs=1, width=8, latent_dim=3, lam=0.25, search_n_max=5, device="cpu", random_state=0).fit(benign[:60])
+    det = AnoGAN(epochs=1, width=8, latent_dim=3, lam=0.25, search_n_max=5, device="cpu", random_state=0,
+                 knn_weight=0).fit(benign[:60])  # the own score alone
     r = det.score_components(benign[60:70])
     n_x, n_f = 30, det._feature_size()
     with torch.no_grad():
@@ -206,7 +207,7 @@ def test_cli_fit_keeps_fanogan_objective_unless_given(tmp_path, benign):
                             "--epochs", "1", "--device", "cpu", "-q"])
     assert r.exit_code == 0, r.output
     det = ganad.load(tmp_path / "m")
-    assert det.objective == "wgan-gp" and det.epochs == 1 and det.batch_size == 64  # the method's, and the given one
+    assert det.objective == "wgan-gp" and det.epochs == 1 and det.batch_size == "auto"  # the method's, and the given one
     r = runner.invoke(app, ["fit", str(tmp_path / "train.npy"), "-o", str(tmp_path / "h"), "--method", "fanogan",
                             "--epochs", "1", "--objective", "hinge", "--device", "cpu", "-q"])
     assert r.exit_code == 0, r.output

@@ -98,7 +98,10 @@ def test_platt_fit_recovers_a_logistic_model():
 
 def test_every_composer_is_registered_and_json_only(constructed):
     comps, y = constructed
-    made = [WeightedSum({"a": 1, "c": 1}), RobustStandardised.fit(comps), GridSearch.fit(comps, y), SVMComposer.fit(comps, y)]
+    from ganad.scoring.composition import KnnBlend
+    comps = {**comps, "knn": np.abs(comps["a"]) + 1.0}
+    made = [WeightedSum({"a": 1, "c": 1}), RobustStandardised.fit(comps), GridSearch.fit(comps, y), SVMComposer.fit(comps, y),
+            KnnBlend.fit(WeightedSum({"a": 1, "c": 1}), comps, 0.75)]
     assert {c.kind for c in made} == set(COMPOSERS)
     for c in made:
         assert np.array_equal(_roundtrip(c)(comps), c(comps))
@@ -276,7 +279,7 @@ def test_robust_training_downweights_injected_outliers():
     assert np.nanmean(w[is_out]) < np.nanmean(w[~is_out])
     assert np.nanmean(w[is_out]) < 0.5
     hist = det.history_["gan/robust_excluded_fraction"]
-    assert len(hist) == 3 and hist[0] == 0.0 and hist[-1] == pytest.approx(0.05)
+    assert len(hist) == 3 and hist[0] == 0.0 and hist[-1] == pytest.approx(0.05, abs=0.005)  # of the 270 rows trained on
     assert det.robust_["proxy"] == "generated" and det.robust_["warmup"] == 1
     with pytest.raises(InputError, match="robust_contamination"):
         AnoGAN(epochs=1).fit(X, robust_contamination=0.9)

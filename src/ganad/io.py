@@ -480,6 +480,8 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
             net.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
         det.nets_ = nets.to(det.device_).eval()
     tensors = tensors_fn()
+    if prefix + "decision_scores_" not in tensors and not det._search_scoring():
+        raise ModelFileError(_fmt(str(cfg_file.parent / WEIGHTS), f"has no {prefix}decision_scores_ tensor (the training scores)", corrupt))
     if prefix + "decision_scores_" in tensors:
         det.decision_scores_ = tensors[prefix + "decision_scores_"].numpy()
     if prefix + "validation_scores_" in tensors:

@@ -357,7 +357,12 @@ class KnnBlend:
 
     @classmethod
     def from_dict(cls, d: dict):
-        return cls(composer_from_dict(d["inner"]), d["weight"], d["loc"], d["scale"])
+        w, loc, scale = d["weight"], d["loc"], d["scale"]
+        if not (isinstance(w, (int, float)) and 0 <= w <= 1 and isinstance(loc, list) and isinstance(scale, list)
+                and len(loc) == len(scale) == 2 and all(isinstance(v, (int, float)) and np.isfinite(v) for v in loc + scale)
+                and min(scale) > 0):
+            raise ValueError("knn-blend composition: weight must be in [0, 1], loc and scale two finite numbers, scale > 0")
+        return cls(composer_from_dict(d["inner"]), w, loc, scale)
 
 
 COMPOSERS = {"weights": WeightedSum, "robust": RobustStandardised, "grid": GridSearch, "svm": SVMComposer,

@@ -33,8 +33,8 @@ class AnoGAN(BaseGANDetector):
         al. 2017's mapping: L1 residual plus λ = ``lam`` feature matching in the search loss (sums),
         ``search_n_max`` steps for every sample (no early stop; ``search_distance``,
         ``search_eps`` and ``search_feature_weight`` are ignored), restarts kept by that loss.
-    search_distance : {{'l2', 'l1', 'rbf'}}, default 'l2'
-        Distance d(x, G(z)) the latent search minimises (mean over features).
+    search_distance : {{'l2', 'l1', 'rbf', 'dtw'}}, default 'l2'
+        Distance d(x, G(z)) the latent search minimises (mean over features; 'dtw': batched soft-DTW for series, see docs/series.md).
     search_eps : float, default 0.005
         Target similarity ε: a sample stops as soon as d < ε.
     search_n_max : int, default 500

@@ -154,10 +154,25 @@ def test_prefix_standardise_is_causal_and_per_group():
         prefix_standardise(s, g[:3])
 
 
-def test_ensemble_export_refuses_clearly(blobs, tmp_path):
+def test_ensemble_exports_as_one_onnx_graph(blobs, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
     from ganad.export import export_onnx
-    det = ganad.GANomaly(epochs=1, random_state=0, n_members=2).fit(blobs[0])
-    with pytest.raises(InputError, match="ensemble of 2"):
+    X, far = blobs
+    det = ganad.FAnoGAN(epochs=1, random_state=0, n_members=2).fit(X)
+    names = export_onnx(det, tmp_path / "e.onnx")
+    assert names == ["member0", "member1"]
+    sess = ort.InferenceSession(str(tmp_path / "e.onnx"), providers=["CPUExecutionProvider"])
+    Xe = np.r_[X[:10], far[:10]]
+    comps, score = sess.run(None, {"x": Xe})
+    ref = det.score_components(Xe)
+    np.testing.assert_allclose(score, ref.scores, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(comps[:, 1], ref.components["member1"], rtol=1e-3, atol=1e-3)
+
+
+def test_ensemble_of_search_methods_is_refused_for_export(blobs, tmp_path):
+    from ganad.export import export_onnx
+    det = ganad.AnoGAN(epochs=1, random_state=0, n_members=2, search_n_max=2).fit(blobs[0][:100])
+    with pytest.raises(InputError, match="latent search"):
         export_onnx(det, tmp_path / "e.onnx")
     assert not (tmp_path / "e.onnx").exists()
 

@@ -58,6 +58,25 @@ class ScoringModule(nn.Module):
         return c, self.composer(c)
 
 
+class EnsembleModule(nn.Module):
+    """x -> (members' standardised scores (n, k), ensemble score (n,)): every member's scoring graph,
+    each score standardised by the member's held-out median / scale, then the ensemble's composer."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.members = nn.ModuleList([ScoringModule(m) for m in detector.members_])
+        stats = np.asarray(detector.member_stats_, dtype=np.float32)
+        self.register_buffer("loc", torch.as_tensor(stats[:, 0]))
+        self.register_buffer("spread", torch.as_tensor(stats[:, 1]))
+        self.component_names = [f"member{i}" for i in range(len(detector.members_))]
+        self.composer = ComposerModule(detector.composer_, self.component_names)
+
+    def forward(self, x):
+        s = torch.stack([m(x)[1] for m in self.members], dim=1)
+        c = (s - self.loc) / self.spread
+        return c, self.composer(c)
+
+
 class ComposerModule(nn.Module):
     """The fitted composer as tensors: weighted sum, robust standardisation (+ grid weights), RBF SVM + Platt,
     or any of these blended with the ``knn`` component (the default score)."""
@@ -121,10 +140,10 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
 
     detector._check_fitted()
     name = type(detector).__name__
-    if "members_" in detector.__dict__:
-        raise InputError(_fmt("detector", f"is an ensemble of {len(detector.members_)} {name} members; one ONNX graph holds one model",
-                              "export each member (detector.members_[i]) and average their standardised scores "
-                              "(detector.member_stats_ holds each member's median and scale), or fit with n_members=1"))
+    members = detector.__dict__.get("members_")
+    if members is not None:  # an ensemble: checked as its members (all of the same class and settings)
+        detector_ = detector
+        detector = members[0]
     if not isinstance(detector, EncoderDetector):
         raise InputError(_fmt("detector", f"is a {name}, which inverts by latent search (a per-sample optimisation loop) and cannot be exported to ONNX",
                               "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
@@ -136,11 +155,14 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     # export copies on the CPU (the frozen copies already have spectral norm baked in)
     import copy
 
-    exports = {n: copy.deepcopy(detector._inference_net(n)).cpu() for n in detector.nets_}
-    saved = {k: detector.__dict__.get(k) for k in ("_frozen", "device_")}
-    detector.__dict__["_frozen"], detector.device_ = exports, torch.device("cpu")
+    parts = members if members is not None else [detector]
+    saved = []
+    for d in parts:
+        exports = {n: copy.deepcopy(d._inference_net(n)).cpu() for n in d.nets_}
+        saved.append({k: d.__dict__.get(k) for k in ("_frozen", "device_")})
+        d.__dict__["_frozen"], d.device_ = exports, torch.device("cpu")
     try:
-        module = ScoringModule(detector).eval()
+        module = (EnsembleModule(detector_) if members is not None else ScoringModule(detector)).eval()
         x = torch.as_tensor(detector.scaler_.inverse_transform(np.zeros((2,) + tuple(detector.data_shape_), np.float32)))
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -148,11 +170,14 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
                               dynamic_axes={"x": {0: "batch"}, "components": {0: "batch"}, "score": {0: "batch"}},
                               opset_version=opset_version, dynamo=False)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                detector.__dict__.pop(k, None)
-            else:
-                detector.__dict__[k] = v
+        for d, sv in zip(parts, saved):
+            for k, v in sv.items():
+                if v is None:
+                    d.__dict__.pop(k, None)
+                else:
+                    d.__dict__[k] = v
+    if members is not None:
+        detector = detector_
     try:
         import onnx
 

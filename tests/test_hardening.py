@@ -645,7 +645,8 @@ def _run_case(ws, surface, what, name, act, absent):
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_catalogue(ws, i):
     surface, what, name, act, absent = CASES[i]
-    _run_case(ws, surface, what, name, act, absent)
+    how, msg = _run_case(ws, surface, what, name, act, absent)  # asserts: refused, no traceback, names the input, a fix
+    assert how and "Fix:" in msg
 
 
 def test_catalogue_table(ws):

@@ -21,16 +21,16 @@ def fitted():
 
 
 @pytest.fixture(scope="module")
-def test_series():
+def anomalous_series():
     X = _series(1003, seed=1)
     X[500:520, 1] += 3.0  # an anomaly in channel b only
     return X
 
 
-def test_points_events_and_driving_channel(fitted, test_series):
-    r = fitted.score_series(test_series)
-    assert r.scores.shape == (len(test_series),) and np.isfinite(r.scores).all()
-    assert r.contributions.shape == (len(test_series), 3)
+def test_points_events_and_driving_channel(fitted, anomalous_series):
+    r = fitted.score_series(anomalous_series)
+    assert r.scores.shape == (len(anomalous_series),) and np.isfinite(r.scores).all()
+    assert r.contributions.shape == (len(anomalous_series), 3)
     # the anomaly is inside an event whose leading channel is b
     ev = r.events
     hit = ev[(ev.start <= 519) & (ev.end >= 500)]
@@ -39,12 +39,12 @@ def test_points_events_and_driving_channel(fitted, test_series):
     assert hit.iloc[0].share_b > max(hit.iloc[0].share_a, hit.iloc[0].share_c)
     assert r.scores[500:520].mean() > np.quantile(r.scores, 0.9)
     # events are exactly the runs of labels
-    lab = np.zeros(len(test_series), dtype=int)
+    lab = np.zeros(len(anomalous_series), dtype=int)
     for s, e in zip(ev.start, ev.end):
         lab[s:e + 1] = 1
     np.testing.assert_array_equal(lab, r.labels)
     # a point's score is the mean of the window scores that cover it
-    W, starts = ganad.data.windows.make_windows(test_series, 32, 8)
+    W, starts = ganad.data.windows.make_windows(anomalous_series, 32, 8)
     ws = fitted.detector_.decision_function(W.astype(np.float32))
     cover = (starts <= 100) & (starts + 32 > 100)
     np.testing.assert_allclose(r.scores[100], ws[cover].mean(), rtol=1e-5)
@@ -54,73 +54,73 @@ def test_training_threshold_is_the_contamination_quantile(fitted):
     assert np.mean(fitted.decision_scores_ > fitted.threshold_) == pytest.approx(fitted.contamination, abs=0.005)
 
 
-def test_save_load_roundtrip_without_pickle(fitted, test_series, tmp_path):
+def test_save_load_roundtrip_without_pickle(fitted, anomalous_series, tmp_path):
     fitted.save(tmp_path / "m")
     assert (tmp_path / "m" / "series.json").is_file() and (tmp_path / "m" / "detector" / "model.safetensors").is_file()
     assert not list((tmp_path / "m").rglob("*.pkl"))
     sd = ganad.load(tmp_path / "m")
     assert isinstance(sd, SeriesDetector) and sd.channels_ == ["a", "b", "c"]
-    a, b = fitted.score_series(test_series), sd.score_series(test_series)
+    a, b = fitted.score_series(anomalous_series), sd.score_series(anomalous_series)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
     pd.testing.assert_frame_equal(a.events, b.events)
 
 
-def test_several_series_never_share_a_window(fitted, test_series):
-    two = fitted.score_series([test_series, test_series[:400]])
-    one = fitted.score_series(test_series)
-    np.testing.assert_allclose(two.scores[:len(test_series)], one.scores, rtol=1e-5, atol=1e-5)
-    sid = np.r_[np.zeros(len(test_series)), np.ones(400)]
-    by_id = fitted.score_series(np.r_[test_series, test_series[:400]], series_id=sid)
+def test_several_series_never_share_a_window(fitted, anomalous_series):
+    two = fitted.score_series([anomalous_series, anomalous_series[:400]])
+    one = fitted.score_series(anomalous_series)
+    np.testing.assert_allclose(two.scores[:len(anomalous_series)], one.scores, rtol=1e-5, atol=1e-5)
+    sid = np.r_[np.zeros(len(anomalous_series)), np.ones(400)]
+    by_id = fitted.score_series(np.r_[anomalous_series, anomalous_series[:400]], series_id=sid)
     np.testing.assert_allclose(by_id.scores, two.scores, rtol=1e-5, atol=1e-5)
     # interleaved ids: rows of one id keep their order
-    order = np.argsort(np.r_[np.arange(len(test_series)) * 2, np.arange(400) * 2 + 1], kind="stable")
-    inter = fitted.score_series(np.r_[test_series, test_series[:400]][order], series_id=sid[order])
+    order = np.argsort(np.r_[np.arange(len(anomalous_series)) * 2, np.arange(400) * 2 + 1], kind="stable")
+    inter = fitted.score_series(np.r_[anomalous_series, anomalous_series[:400]][order], series_id=sid[order])
     np.testing.assert_allclose(inter.scores, by_id.scores[order], rtol=1e-5, atol=1e-5)
 
 
-def test_gaps_split_error_ignore(fitted, test_series):
-    t = np.arange(len(test_series), dtype=float)
+def test_gaps_split_error_ignore(fitted, anomalous_series):
+    t = np.arange(len(anomalous_series), dtype=float)
     t[600:] += 1000  # a gap before row 600
-    split = fitted.score_series(test_series, time=t)
-    parts = fitted.score_series([test_series[:600], test_series[600:]])
+    split = fitted.score_series(anomalous_series, time=t)
+    parts = fitted.score_series([anomalous_series[:600], anomalous_series[600:]])
     np.testing.assert_allclose(split.scores, parts.scores, rtol=1e-5, atol=1e-5)
     ignore = SeriesDetector(**{**fitted.get_params(), "gaps": "ignore"})
     ignore.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
-    np.testing.assert_allclose(ignore.score_series(test_series, time=t).scores, fitted.score_series(test_series).scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ignore.score_series(anomalous_series, time=t).scores, fitted.score_series(anomalous_series).scores, rtol=1e-5, atol=1e-5)
     strict = SeriesDetector(**{**fitted.get_params(), "gaps": "error"})
     strict.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
     with pytest.raises(InputError, match="gap.*before row 600.*Fix: pass gaps='split'"):
-        strict.score_series(test_series, time=t)
-    t2 = np.arange(len(test_series), dtype=float)
+        strict.score_series(anomalous_series, time=t)
+    t2 = np.arange(len(anomalous_series), dtype=float)
     t2[10] = 3
     with pytest.raises(InputError, match="does not increase at row 10"):
-        fitted.score_series(test_series, time=t2)
+        fitted.score_series(anomalous_series, time=t2)
 
 
-def test_bad_series_get_clear_errors(fitted, test_series):
-    bad = test_series.copy()
+def test_bad_series_get_clear_errors(fitted, anomalous_series):
+    bad = anomalous_series.copy()
     bad[42, 2] = np.nan
     with pytest.raises(InputError, match="row 42, channel 2.*Fix: fill them"):
         fitted.score_series(bad)
     with pytest.raises(InputError, match="shorter than the window.*Fix: pass a shorter window"):
-        fitted.score_series(test_series[:20])
+        fitted.score_series(anomalous_series[:20])
     with pytest.raises(InputError, match="2 channel.*fitted on 3"):
-        fitted.score_series(test_series[:, :2])
+        fitted.score_series(anomalous_series[:, :2])
     with pytest.raises(InputError, match="stride"):
-        SeriesDetector(window=8, stride=9).fit(test_series)
+        SeriesDetector(window=8, stride=9).fit(anomalous_series)
     with pytest.raises(InputError, match="detector"):
-        SeriesDetector("nope", window=8).fit(test_series)
+        SeriesDetector("nope", window=8).fit(anomalous_series)
 
 
-def test_stream_equals_batch_with_bounded_memory(fitted, test_series):
-    batch = fitted.score_series(test_series)
+def test_stream_equals_batch_with_bounded_memory(fitted, anomalous_series):
+    batch = fitted.score_series(anomalous_series)
     sc = fitted.stream()
     idx, s, opened, closed = [], [], [], []
     rng = np.random.RandomState(0)
     i = 0
-    while i < len(test_series):
+    while i < len(anomalous_series):
         n = int(rng.randint(1, 50))
-        up = sc.update(test_series[i:i + n])
+        up = sc.update(anomalous_series[i:i + n])
         i += n
         idx.append(up.index); s.append(up.scores); opened += up.opened; closed += up.closed
         assert len(sc._buf) <= fitted.window_ + fitted.stride_ + 50
@@ -128,7 +128,7 @@ def test_stream_equals_batch_with_bounded_memory(fitted, test_series):
         assert sc.n_seen - sc._emitted <= sc.latency_points + 1
     up = sc.close()
     idx.append(up.index); s.append(up.scores); closed += up.closed
-    np.testing.assert_array_equal(np.concatenate(idx), np.arange(len(test_series)))
+    np.testing.assert_array_equal(np.concatenate(idx), np.arange(len(anomalous_series)))
     # the same windows, aggregation and events; the network's float32 round-off may depend on how
     # many windows one call scores (GEMM kernels chosen by row count), hence the tolerance
     np.testing.assert_allclose(np.concatenate(s), batch.scores, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(batch.scores).max())))
@@ -137,7 +137,7 @@ def test_stream_equals_batch_with_bounded_memory(fitted, test_series):
     np.testing.assert_array_equal(got.end, batch.events.end)
     np.testing.assert_allclose(got.share_b, batch.events.share_b, rtol=1e-5, atol=1e-5)
     with pytest.raises(InputError, match="closed"):
-        sc.update(test_series[:3])
+        sc.update(anomalous_series[:3])
 
 
 def test_onehot_and_analog_channels_scale_through_the_detector_scaler():
@@ -191,7 +191,7 @@ def test_soft_dtw_matches_the_dynamic_programme_and_is_shift_tolerant():
     assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
-def test_dtw_latent_search_and_dtw_window_score(test_series):
+def test_dtw_latent_search_and_dtw_window_score(anomalous_series):
     from ganad import AnoGAN
     W, _ = ganad.data.windows.make_windows(_series(800), 16, 8)
     det = AnoGAN(epochs=1, search_distance="dtw", search_n_max=5, random_state=0).fit(W.astype(np.float32))
@@ -199,7 +199,7 @@ def test_dtw_latent_search_and_dtw_window_score(test_series):
     with pytest.raises(ValueError, match="dtw.*series windows"):
         AnoGAN(epochs=1, search_distance="dtw", search_n_max=2).fit(np.random.RandomState(0).randn(50, 4).astype(np.float32))
     sd = SeriesDetector("fanogan", window=16, stride=8, window_score="dtw", detector_params={"epochs": 1, "random_state": 0}).fit(_series(800))
-    r = sd.score_series(test_series)
+    r = sd.score_series(anomalous_series)
     assert np.isfinite(r.scores).all() and (r.scores >= -1e-9).all()
     assert r.scores[500:520].mean() > np.median(r.scores)
     with pytest.raises(InputError, match="window_score"):

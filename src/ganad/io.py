@@ -496,6 +496,13 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
     return det
 
 
+def _finite(key: str, v: torch.Tensor) -> bool:
+    """All finite; robust training's weights mark the held-out rows (never trained on) with NaN."""
+    if key.rsplit(".", 1)[-1] == "robust_weights_":
+        v = v[~torch.isnan(v)]
+    return bool(torch.isfinite(v).all())
+
+
 def load_model(path):
     """Rebuild a detector from a model directory, without unpickling anything.
 
@@ -530,7 +537,7 @@ def load_model(path):
                 loaded.update(load_file(str(wfile)))
             except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
                 raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
-            nonfinite = [k for k, v in loaded.items() if v.is_floating_point() and not bool(torch.isfinite(v[~torch.isnan(v)] if k == "robust_weights_" or k.endswith(".robust_weights_") else v).all())]
+            nonfinite = [k for k, v in loaded.items() if v.is_floating_point() and not _finite(k, v)]
             if nonfinite:
                 raise ModelFileError(_fmt(str(wfile), f"holds NaN or infinite values in tensor(s) {nonfinite[:5]}", corrupt))
         return loaded

@@ -372,7 +372,7 @@ class BaseGANDetector(BaseEstimator):
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
-        for attr in ("_frozen", "members_", "_decision_scores", "_labels", "_train_ref", "knn_bank_", "selection_"):
+        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "selection_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -604,12 +604,8 @@ class BaseGANDetector(BaseEstimator):
 
     @property
     def labels_(self) -> np.ndarray:
-        """0/1 labels of the training data from ``threshold_``."""
+        """0/1 labels of the training data: ``decision_scores_ > threshold_`` (always in step with both)."""
         return (self.decision_scores_ > self.threshold_).astype(np.int64)
-
-    @labels_.setter
-    def labels_(self, value):  # kept for compatibility: labels always follow the scores and threshold_
-        pass
 
     def _fit_extra(self, Xt: torch.Tensor) -> None:
         """Runs after training, before the training data is scored: where a method fits

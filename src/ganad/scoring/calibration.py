@@ -105,12 +105,11 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
         cal["val_auprc"] = float(skm.average_precision_score(y, scores))
     # training scores under the new composer, when the training components are at hand (not after load)
     train_comps = det.__dict__.get("_train_components")
+    # (labels_ always follows decision_scores_ and threshold_; AnoGAN's training scores, not yet
+    # computed, will be computed under the new composer on first access)
     if train_comps is not None:
         det.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
-        det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
     cal["decision_scores_updated"] = train_comps is not None
-    if train_comps is None and hasattr(det, "decision_scores_"):
-        det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
     det.calibration_ = cal
     return det
 

@@ -13,7 +13,7 @@ both offered by the one training loop to every method:
   (the encoder) trains against the averaged generator it will be scored with.
 * **Selection on held-out normal data**: after every epoch of the last stage the loop asks the
   method for a *label-free criterion* on the held-out slice (lower = better; by default the
-  mean squared reconstruction residual of held-out normal samples, see
+  mean L1 reconstruction residual of held-out normal samples, see
   :meth:`ganad.detectors.base.BaseGANDetector._selection_criterion`) and keeps the weights of
   the best epoch. The first third of the epochs is a warm-up that is never selected (the
   adversarial game is still far from its regime there). With ``patience`` the loop stops once
@@ -45,11 +45,14 @@ class Selector:
         self.best: tuple[float, int, dict] | None = None
         self.stopped_at: int | None = None
         self._t = 0
+        # the float weights and buffers, listed once (training updates them in place): no
+        # state_dict walk per optimisation step
+        self._live = [t for t in self.nets.state_dict(keep_vars=True).values() if t.is_floating_point()]
         self._reset_shadow()
 
     # ------------------------------------------------------------------ EMA
     def _tensors(self) -> list[torch.Tensor]:
-        return [t for t in self.nets.state_dict(keep_vars=True).values() if t.is_floating_point()]
+        return self._live
 
     def _reset_shadow(self):
         self._t = 0
@@ -64,8 +67,7 @@ class Selector:
             return
         self._t += 1
         d = min(self.decay, (1 + self._t) / (10 + self._t))
-        live = [t.detach() for t in self._tensors()]
-        torch._foreach_lerp_(self.shadow, live, 1.0 - d)
+        torch._foreach_lerp_(self.shadow, [t.detach() for t in self._live], 1.0 - d)
 
     @torch.no_grad()
     def _swap(self):

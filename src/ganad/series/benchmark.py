@@ -77,7 +77,7 @@ def _peer_points(name, seed, train, test, window, stride, epochs):
     return out
 
 
-def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] | None = None, methods: Sequence[str] = ("fanogan",),
+def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] | None = None, methods: Sequence[str] = ("ganomaly",),
             peers: Sequence[str] | None = SERIES_PEERS, window: int = 64, stride: int = 1, train_fraction: float = 0.15,
             contamination: float = 0.01, epochs: int = 20, peer_epochs: int = 10, seed: int = 0,
             log: Callable[[str], None] | None = None) -> dict:

@@ -276,8 +276,11 @@ class SeriesDetector(BaseEstimator):
 
     Parameters
     ----------
-    detector : str or detector instance, default 'fanogan'
+    detector : str or detector instance, default 'ganomaly'
         A method name of :data:`ganad.detectors.DETECTORS` or an unfitted detector (it is cloned).
+        The default was chosen on the NAB validation groups realAdExchange and realTraffic only
+        (``benchmarks/select_series_defaults.py``; the best mean of VUS-PR and event F1 there) and
+        matches ``ganad fit``'s default method.
     window : int, default 64
         Points per window.
     stride : int or None
@@ -294,7 +297,7 @@ class SeriesDetector(BaseEstimator):
         (tolerant to small shifts in time; see :mod:`ganad.inversion.soft_dtw`).
     """
 
-    def __init__(self, detector="fanogan", window: int = 64, stride: int | None = None, contamination: float = 0.01,
+    def __init__(self, detector="ganomaly", window: int = 64, stride: int | None = None, contamination: float = 0.01,
                  gaps: str = "split", gap_factor: float = 3.0, detector_params: dict | None = None,
                  window_score: str = "detector", dtw_gamma: float = 0.1):
         self.detector = detector

@@ -1,0 +1,85 @@
+"""Choose the series defaults on NAB *validation* groups only (issue 12).
+
+The issue's target groups (realKnownCause, realAWSCloudwatch, realTweets, artificialWithAnomaly)
+are the test set; the other two labelled NAB groups, realAdExchange and realTraffic (13 series),
+are used here to compare variants of the default series method. Nothing in this script reads
+the target groups.
+
+    OMP_NUM_THREADS=1 python benchmarks/select_series_defaults.py --data $GANAD_SHARED_DATA -o bench-series-select/
+
+Each variant is a dict of detector parameters given to ``SeriesDetector``'s wrapped detector on
+top of the benchmark's ``epochs``; the table gives the mean over the 13 validation series of
+every metric of ``ganad benchmark nab``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+VALIDATION_GROUPS = ("realAdExchange", "realTraffic")
+
+VARIANTS = {
+    "fanogan default": ("fanogan", {}),
+    "fanogan knn_weight=0.5": ("fanogan", {"knn_weight": 0.5}),
+    "fanogan knn_weight=1.0": ("fanogan", {"knn_weight": 1.0}),
+    "fanogan epochs=20": ("fanogan", {"epochs": 20}),
+    "ganomaly default": ("ganomaly", {}),
+    "ganomaly knn_weight=1.0": ("ganomaly", {"knn_weight": 1.0}),
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--stride", type=int, default=4)
+    ap.add_argument("--window", type=int, default=64)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--variants", nargs="*", default=None, help="subset of the variant names")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+
+    import ganad.series.benchmark as sb
+    from ganad.series import SeriesDetector
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name, (method, extra) in VARIANTS.items():
+        if args.variants and name not in args.variants:
+            continue
+        per_seed = []
+        for seed in args.seeds:
+            def make(m, extra=extra, **kw):
+                dp = {**kw.pop("detector_params", {}), **extra}
+                return SeriesDetector(m, detector_params=dp, **kw)
+            import ganad.series  # run_nab imports SeriesDetector from ganad.series at call time
+            orig = ganad.series.SeriesDetector
+            ganad.series.SeriesDetector = make
+            try:
+                t0 = time.perf_counter()
+                res = sb.run_nab(args.data, groups=VALIDATION_GROUPS, methods=(method,), peers=(), window=args.window,
+                                 stride=args.stride, epochs=args.epochs, seed=seed)
+            finally:
+                ganad.series.SeriesDetector = orig
+            row = res["summary"][method]
+            per_seed.append({k: v for k, v in row.items() if isinstance(v, float)})
+            print(f"{name} seed {seed}: vus_pr {row['vus_pr']:.3f} event_f1 {row['event_f1']:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        keys = per_seed[0].keys()
+        results[name] = {k: (float(np.mean([p[k] for p in per_seed])), float(np.std([p[k] for p in per_seed]))) for k in keys}
+    lines = ["| variant | vus_pr | event_f1 | point_auroc |", "|---|---|---|---|"]
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["vus_pr"][0]):
+        lines.append(f"| {name} | " + " | ".join(f"{r[k][0]:.3f} ± {r[k][1]:.3f}" for k in ("vus_pr", "event_f1", "point_auroc")) + " |")
+    table = "\n".join(lines)
+    print(table)
+    (out / "results.md").write_text(f"validation groups {VALIDATION_GROUPS}, seeds {args.seeds}, epochs {args.epochs}, "
+                                    f"stride {args.stride}, window {args.window}\n\n{table}\n")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

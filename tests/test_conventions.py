@@ -347,3 +347,19 @@ def test_evaluate_draws_the_carried_threshold_in_one_table(ws, tmp_path):
     df.to_csv(tmp_path / "mixed.csv", index=False)
     r = runner.invoke(app, ["evaluate", str(tmp_path / "mixed.csv"), "--labels", str(ws / "labels.csv"), "-o", str(tmp_path / "ev2")])
     assert r.exit_code == 2 and "several thresholds" in said(r)
+
+
+def test_series_score_refuses_existing_scores_or_events(tmp_path):
+    t = np.arange(300)
+    pd.DataFrame({"v": np.sin(t / 8)}).to_csv(tmp_path / "s.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "-q",
+                            "--set", "epochs=1", "--set", "width=8"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "series.json").read_text())["params"]["detector_params"]["width"] == 8
+    r = runner.invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "-q"])
+    assert r.exit_code == 2 and "already holds a ganad model" in said(r)
+    (tmp_path / "out.events.csv").write_text("keep\n")
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "out.csv")])
+    assert r.exit_code == 2 and "events file" in said(r) and not (tmp_path / "out.csv").exists()
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "out.csv"), "--overwrite"])
+    assert r.exit_code == 0 and (tmp_path / "out.events.csv").read_text() != "keep\n"

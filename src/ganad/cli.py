@@ -48,16 +48,16 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version_cal
     """ganad: anomaly detection with generative adversarial networks."""
 
 
-def _refuse_existing(path: Path, overwrite: bool, kind: str):
+def _refuse_existing(path: Path, overwrite: bool, kind: str, name: str = "-o/--output"):
     """An existing model (``kind='model'``: a directory holding a ganad or series model) or file
     (``kind='file'``) is replaced only with --overwrite. Other clashes (a file where a model
     directory goes, a folder of other files) are left to the path checks, which refuse them."""
     if overwrite:
         return
     if kind == "model" and path.is_dir() and ((path / "config.json").exists() or (path / "series.json").exists()):
-        raise GanadError(f"-o/--output {path}: already holds a ganad model. Fix: pass --overwrite to replace it, or choose another directory")
+        raise GanadError(f"{name} {path}: already holds a ganad model. Fix: pass --overwrite to replace it, or choose another directory")
     if kind == "file" and path.is_file():
-        raise GanadError(f"-o/--output {path}: already exists. Fix: pass --overwrite to replace it, or choose another path")
+        raise GanadError(f"{name} {path}: already exists. Fix: pass --overwrite to replace it, or choose another path")
 
 
 def _show_progress(progress: bool, quiet: bool) -> bool:
@@ -179,6 +179,8 @@ def score(
     if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
         from ganad.series.commands import score_series_file
         try:
+            _refuse_existing(events if events is not None else output.with_name(output.stem + ".events.csv"), overwrite, "file",
+                             "--events" if events is not None else "events file (beside -o/--output)")
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")

@@ -45,7 +45,7 @@ def test_score_formats_agree_and_stream(workdir):
         assert r.exit_code == 0, r.output
         outs[name] = pd.read_csv(d / f"{name}.scores.csv")
     base = outs["test.csv"]
-    assert list(base.columns) == ["index", "score", "label"] and len(base) == len(pd.read_csv(d / "test.csv"))
+    assert list(base.columns) == ["index", "score", "label", "threshold"] and len(base) == len(pd.read_csv(d / "test.csv"))
     for df in outs.values():
         np.testing.assert_allclose(df["score"], base["score"], rtol=1e-6)
     # chunked streaming gives exactly what the library gives on the whole array at once

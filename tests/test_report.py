@@ -162,6 +162,47 @@ def test_score_distribution_binary_and_string_classes(scored, rng):
     assert len(score_distribution_figure(scores).axes) == 1
 
 
+def test_score_axis_keeps_long_tailed_scores_readable(rng):
+    from ganad.report.plots import score_axis
+    # positive scores over more than two decades: a log axis
+    lognormal = np.exp(rng.standard_normal(500) * 2.0)
+    assert score_axis(lognormal)["scale"] == "log"
+    fig = score_distribution_figure(lognormal, threshold=float(np.quantile(lognormal, 0.9)))
+    assert fig.axes[0].get_xscale() == "log"
+    # a few huge scores among signed ones: the range clipped to the 0.5-99.5 percentiles, the rest counted
+    signed = np.r_[rng.standard_normal(995), [1e3, 2e3, 5e3, 1e4, -1e3]]
+    ax = score_axis(signed, threshold=1.0)
+    assert ax["scale"] == "linear" and ax["hi"] < 100 and ax["above"] >= 4 and ax["below"] >= 1
+    fig = score_distribution_figure(signed, threshold=1.0)
+    title = fig.axes[0].get_title()
+    assert "clipped" in title and f"{ax['above']} above" in title
+    assert fig.axes[0].get_xlim()[1] < 200  # not squeezed into one bin by the 1e4 outlier
+    # the threshold always stays in the drawn range
+    assert score_axis(signed, threshold=500.0)["hi"] >= 500.0
+    # ordinary scores: the full range, nothing clipped
+    normal = rng.standard_normal(500)
+    assert score_axis(normal) == {"scale": "linear", "lo": normal.min(), "hi": normal.max(), "below": 0, "above": 0}
+    with pytest.raises(InputError, match="x_scale"):
+        score_axis(normal, x_scale="log")
+
+
+def test_report_has_one_metrics_table(tmp_path, scored, history, examples):
+    scores, labels = scored
+    from ganad.metrics import evaluate
+    given = evaluate(labels, scores, threshold=1.5).to_dict()
+    text = _report(tmp_path, scored, history, examples, metrics={**given, "fit seconds": 12.5}).read_text(encoding="utf-8")
+    section = text[text.index('id="metrics"'):text.index('id="curves"')]
+    assert section.count("<table") == 1 and "Given" not in section and "(given)" not in section
+    assert "fit seconds" in section and "precision" in section
+    # without a threshold the computed precision is blank: the given value fills it, in the same table
+    text = _report(tmp_path, scored, history, examples, threshold=None, metrics={"precision": 0.25}).read_text(encoding="utf-8")
+    section = text[text.index('id="metrics"'):text.index('id="curves"')]
+    assert section.count("<table") == 1 and "0.25" in section
+    # a given value that disagrees with the computed one is shown beside it, marked
+    text = _report(tmp_path, scored, history, examples, metrics={"auroc": 0.123}).read_text(encoding="utf-8")
+    assert "auroc (given)" in text
+
+
 def test_training_curves(history):
     assert len(training_curves_figure(history).axes) == 2  # losses | other values
     assert len(training_curves_figure({"loss": [3.0, 2.0, float("nan"), 1.0]}).axes) == 1

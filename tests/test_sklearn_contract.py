@@ -12,6 +12,13 @@ COMMON_EXPECTED_FAILED = {
                                        "(KnnBlend); float32 matmul round-off that depends on the batch size (~1e-7 relative, "
                                        "MKL picks kernels by row count) is scaled by 1/MAD to ~5e-7, above the check's 1e-7. "
                                        "Batch independence itself is tested with rtol=1e-5 in test_scoring.py",
+    # ganad declares itself an outlier detector (is_outlier_detector(det) is True), which adds these
+    # two checks; both assert scikit-learn's label convention (predict: -1 = outlier, +1 = inlier;
+    # decision_function >= 0 for inliers, = score_samples - offset_). ganad follows PyOD's: predict
+    # 0 = normal / 1 = anomaly, decision_function higher = more anomalous (tests/test_conventions.py)
+    "check_outliers_fit_predict": "asserts scikit-learn's labels {-1, +1}; ganad's predict / fit_predict return PyOD's {0, 1}",
+    "check_outliers_train": "asserts scikit-learn's labels {-1, +1} and decision_function >= 0 for inliers; ganad follows PyOD "
+                            "(labels {0, 1}, higher score = more anomalous)",
     "check_dtype_object": "ganad rejects object arrays holding non-numbers with its own InputError (a ValueError) that names "
                           "the input and the fix; the check wants a TypeError carrying numpy's own message",
 }

@@ -62,6 +62,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 @parametrize_with_checks([TadGAN(epochs=2, latent_dim=4, width=16, n_critic=1, random_state=0)],
                          expected_failed_checks=lambda est: {
+                             # the outlier-detector type adds these two; both assert scikit-learn's -1 / +1 labels,
+                             # ganad keeps PyOD's 0 / 1 (see tests/test_sklearn_contract.py)
+                             "check_outliers_fit_predict": "asserts scikit-learn's labels {-1, +1}; ganad returns PyOD's {0, 1}",
+                             "check_outliers_train": "asserts scikit-learn's labels {-1, +1} and decision_function >= 0 for "
+                                                     "inliers; ganad follows PyOD (labels {0, 1}, higher = more anomalous)",
                              "check_dtype_object": "ganad rejects object arrays holding non-numbers with its own InputError "
                                                    "(a ValueError) naming the input and the fix, as every ganad detector does",
                              "check_methods_subset_invariance": "scores differ by ~1.4e-7 relative between batch sizes (float32 matmul "

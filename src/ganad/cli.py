@@ -35,6 +35,46 @@ def _methods():
     return DETECTORS
 
 
+def _version_callback(value: bool):
+    if value:
+        from ganad import __version__
+        out.print(f"ganad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Print ganad's version and exit.")):
+    """ganad: anomaly detection with generative adversarial networks."""
+
+
+def _refuse_existing(path: Path, overwrite: bool, kind: str, name: str = "-o/--output"):
+    """An existing model (``kind='model'``: a directory holding a ganad or series model) or file
+    (``kind='file'``) is replaced only with --overwrite. Other clashes (a file where a model
+    directory goes, a folder of other files) are left to the path checks, which refuse them."""
+    if overwrite:
+        return
+    if kind == "model" and path.is_dir() and ((path / "config.json").exists() or (path / "series.json").exists()):
+        raise GanadError(f"{name} {path}: already holds a ganad model. Fix: pass --overwrite to replace it, or choose another directory")
+    if kind == "file" and path.is_file():
+        raise GanadError(f"{name} {path}: already exists. Fix: pass --overwrite to replace it, or choose another path")
+
+
+def _show_progress(progress: bool, quiet: bool) -> bool:
+    """Bars on stderr: never with --quiet; with --progress always; else when stderr is a terminal."""
+    return not quiet and (progress or console.is_terminal)
+
+
+def _model_params(cls, config: Optional[Path], sets: List[str], given: dict) -> dict:
+    """Model parameters: the method's defaults < --config file < the dedicated options < --set."""
+    from ganad.cli_params import parse_sets, read_config
+    defaults = cls().get_params()
+    params = read_config(config, defaults) if config is not None else {}
+    params.update({k: v for k, v in given.items() if v is not None and k in defaults})
+    params.update(parse_sets(sets, defaults))
+    return params
+
+
 @app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --method anogan --epochs 30 --exclude id")
 def fit(
     data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
@@ -46,7 +86,7 @@ def fit(
     batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: the method's, auto: n/32 as a power of two in 32-256)."),
     objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan, bce for the others)."),
     contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
-    seed: int = typer.Option(0, help="random_state: the same seed gives the same model on CPU."),
+    seed: Optional[int] = typer.Option(None, help="random_state: the same seed gives the same model on CPU (default 0)."),
     exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
     window: Optional[int] = typer.Option(None, help="Series mode: DATA is one long series (rows = time points); points per window. See docs/series.md."),
@@ -56,22 +96,36 @@ def fit(
     series_id: Optional[str] = typer.Option(None, help="Series: column naming the series each row belongs to (several series in one file)."),
     gaps: str = typer.Option("split", help="Series: a time gap (> 3x the median step) splits the series (split), is ignored (ignore) or refused (error)."),
     point_contamination: float = typer.Option(0.01, help="Series: fraction of training points above the point threshold."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1 or mps (default auto: cuda when available, else cpu)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUTPUT (refused without it)."),
+    set_: List[str] = typer.Option([], "--set", help="Any model parameter as KEY=VALUE, typed like its default, e.g. --set width=8 --set search_eps=0.01. Repeatable; overrides --config and the options above."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of model parameters (key = value lines or a [params] table), e.g. epochs = 30."),
 ):
-    """Train a detector on normal data and save it to a model directory."""
+    """Train a detector on normal data and save it to a model directory.
+
+    Every parameter of the method can be set with --set KEY=VALUE or a --config TOML file
+    (see the Python docstring of the method, e.g. ganad.AnoGAN, for the list)."""
     from ganad.data.io import csv_columns, read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
+    try:
+        from ganad.training.loop import resolve_device
+        _refuse_existing(output, overwrite, "model")
+        given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
+                     objective=objective, random_state=seed, device=device, verbose=not quiet)
+        params = _model_params(methods[method], config, set_, given)
+        resolve_device(params.get("device", "auto"))  # an unavailable device: refused before reading or training
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
     if window is not None:  # series mode (issue 12): windows -> point scores -> events
         from ganad.series.commands import fit_series
         try:
             t0 = time.perf_counter()
-            sd, tab = fit_series(data, output, method, dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size,
-                                 objective=objective, random_state=seed, device=device, verbose=not quiet),
+            sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
                                  window, stride, time_column, channels, series_id, gaps, point_contamination)
         except (GanadError, ValueError) as exc:
             _fail(exc)
@@ -85,11 +139,7 @@ def fit(
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
         cls = methods[method]
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
-        given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
-                     objective=objective)
-        params = {**{k: v for k, v in given.items() if v is not None}, "random_state": seed, "device": device,
-                  "verbose": not quiet}
-        det = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
+        det = cls(**{"random_state": 0, **params})
         t0 = time.perf_counter()
         det.fit(X)
         if names is not None and len(names) == det.n_features_in_:
@@ -114,12 +164,26 @@ def score(
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     nonfinite: str = typer.Option("raise", help="A row whose score overflows to NaN/inf: raise (error naming it) or max (most anomalous)."),
+    id_column: Optional[str] = typer.Option(None, help="CSV/Parquet column copied into the output as its first column, so that scores join back (it is not a feature)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
+    progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Score data with a saved model; streams the input in chunks and writes score and label per row."""
+    """Score data with a saved model; streams the input in chunks and writes per row: index, score, label
+    (score > threshold) and the threshold (read by `ganad evaluate`)."""
     from ganad.series import is_series_model
+    try:
+        _refuse_existing(output, overwrite, "file")
+    except GanadError as exc:
+        _fail(exc)
     if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
         from ganad.series.commands import score_series_file
         try:
+            _refuse_existing(events if events is not None else output.with_name(output.stem + ".events.csv"), overwrite, "file",
+                             "--events" if events is not None else "events file (beside -o/--output)")
+            if id_column is not None:
+                raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
+                                 "columns. Fix: drop --id-column and join on index or time")
             n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components)
         except (GanadError, ValueError) as exc:
             _fail(exc)
@@ -127,6 +191,7 @@ def score(
         return
     import ganad
     from ganad.data.io import csv_columns, iter_chunks
+    from ganad.progress import progress_mode, scoring_bar
     try:
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
@@ -134,32 +199,50 @@ def score(
         check_output_file(output)
         det = ganad.load(model_dir)
         det.on_nonfinite = nonfinite
+        ids = None
+        if id_column is not None:
+            ids = _read_id_column(data, id_column, sep, decimal)
+            exclude = [*exclude, id_column] if id_column not in exclude else list(exclude)
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         output.parent.mkdir(parents=True, exist_ok=True)
         from ganad.io import output_temp
         fd, tmp = output_temp(output)  # removes the temporaries of killed runs
         n = 0
         try:
-            with os.fdopen(fd, "w") as fh:
+            with os.fdopen(fd, "w") as fh, progress_mode(_show_progress(progress, quiet), console), \
+                    scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
                 header = None
                 for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
                     if len(chunk) == 0:
                         continue
+                    if bar is not None:
+                        bar.batch(n, len(chunk))
                     try:
                         r = det.score_components(chunk)
                     except InputError as exc:
                         raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
                     lab = (r.scores > det.threshold_).astype(np.int64)
-                    cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab}
+                    cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab,
+                            "threshold": np.full(len(chunk), float(det.threshold_))}
                     if components:
                         cols.update(r.components)
                     if header is None:
                         header = list(cols)
-                        fh.write(",".join(header) + "\n")
-                    block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
+                        fh.write(",".join(([_csv_name(id_column)] if ids is not None else []) + header) + "\n")
                     fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
-                    np.savetxt(fh, block, fmt=fmt, delimiter=",")
+                    if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
+                        import pandas as pd
+                        if n + len(chunk) > len(ids):
+                            raise GanadError(f"{data}: --id-column {id_column!r} has {len(ids)} values but the file has more rows. Fix: check the file")
+                        df = pd.DataFrame({"_id": ids[n:n + len(chunk)], **{k: [f % v for v in np.asarray(cols[k], dtype=np.float64)]
+                                                                           for k, f in zip(header, fmt)}})
+                        df.to_csv(fh, header=False, index=False, lineterminator="\n")
+                    else:
+                        block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
+                        np.savetxt(fh, block, fmt=fmt, delimiter=",")
                     n += len(chunk)
+                    if bar is not None:
+                        bar.done_batch()
             if n == 0:
                 raise GanadError(f"{data}: has no samples. Fix: pass a non-empty file")
             os.replace(tmp, output)
@@ -169,6 +252,59 @@ def score(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}")
+
+
+def _csv_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n\r') else name
+
+
+def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
+    """The --id-column values of a CSV / Parquet file, as strings exactly as written (ids are labels, not numbers)."""
+    import pandas as pd
+    from ganad.data.io import file_format
+    fmt = file_format(data)
+    try:
+        if fmt == "csv":
+            s = sep if sep is not None else ("\t" if data.suffix.lower() == ".tsv" else ",")
+            cols = pd.read_csv(data, sep=s, nrows=0).columns
+            if column not in cols:
+                raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {list(cols)[:10]}")
+            values = pd.read_csv(data, sep=s, usecols=[column], dtype=str, keep_default_na=False)[column]
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+            names = pq.ParquetFile(data).schema_arrow.names
+            if column not in names:
+                raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {names[:10]}")
+            values = pd.read_parquet(data, columns=[column])[column].astype(str)
+        else:
+            raise GanadError(f"--id-column: {data} is {fmt.upper()}, which has no named columns. Fix: use a CSV or Parquet file with an id column, or join on the output's index")
+    except GanadError:
+        raise
+    except Exception as exc:
+        raise GanadError(f"--id-column: cannot read column {column!r} of {data} ({exc}). Fix: check the file and the column name") from exc
+    return values.to_numpy(dtype=object)
+
+
+def _count_rows(data: Path, key: Optional[str]):
+    """Rows of a data file for the progress bar's total (None when not cheaply known)."""
+    try:
+        from ganad.data.io import file_format
+        fmt = file_format(data)
+        if fmt == "npy":
+            return int(np.load(data, mmap_mode="r", allow_pickle=False).shape[0])
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+            return int(pq.ParquetFile(data).metadata.num_rows)
+        if fmt == "csv":
+            lines, last = 0, b"\n"
+            with open(data, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+            return max(lines + (last != b"\n") - 1, 0)  # minus the header
+    except Exception:
+        return None
+    return None
 
 
 def _read_labels(path: Path, column: Optional[str], n: int):
@@ -229,18 +365,34 @@ def evaluate(
         y = _read_labels(labels, label_column, len(df))
         s = df["score"].to_numpy(dtype=np.float64)
         pred = df["label"].to_numpy() if "label" in df.columns else None
+        tau = _scores_threshold(df, scores)
+        if pred is None and tau is not None:
+            pred = (s > tau).astype(np.int64)
         ev = _evaluate(y, s, y_pred=pred)
         output.mkdir(parents=True, exist_ok=True)
-        (output / "metrics.json").write_text(json.dumps(ev.to_dict(), indent=2))
+        (output / "metrics.json").write_text(json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
         from ganad.report import pr_figure, roc_figure, save_png, write_report
-        save_png(roc_figure(y, s), output / "roc.png")
-        save_png(pr_figure(y, s), output / "pr.png")
+        save_png(roc_figure(y, s, tau), output / "roc.png")
+        save_png(pr_figure(y, s, tau), output / "pr.png")
         write_report(output / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
-                     metrics=ev.to_dict())
+                     threshold=tau, metrics=ev.to_dict())
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())
     console.print(f"wrote {output}/metrics.json, roc.png, pr.png, report.html")
+
+
+def _scores_threshold(df, path: Path):
+    """The model's threshold carried in the scores file (`ganad score` writes a threshold column), or None."""
+    if "threshold" not in df.columns:
+        return None
+    t = df["threshold"].to_numpy(dtype=np.float64)
+    if not np.isfinite(t).all() or t.size == 0:
+        raise GanadError(f"{path}: the threshold column holds NaN, infinite or no values. Fix: pass the CSV written by `ganad score`")
+    if np.ptp(t) > 1e-9 * max(1.0, abs(float(t[0]))):
+        raise GanadError(f"{path}: the threshold column holds several thresholds ({np.unique(t)[:3].tolist()} ...), "
+                         "as if scores of different models were joined. Fix: evaluate each model's scores file on its own")
+    return float(t[0])
 
 
 def _print_metrics(m: dict, title="metrics"):
@@ -268,12 +420,18 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the calibrated model here (default: in place)."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With -o: replace an existing model there (refused without it; in place needs no flag)."),
+    progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Fit the score composition and the threshold on validation data; `ganad score` then uses them."""
     import json
-    from ganad.data.io import read_array
+    from ganad.data.io import csv_columns, read_array
+    from ganad.progress import progress_mode
     from ganad.scoring.calibration import calibrate_model
     try:
+        if output is not None and output.resolve() != model_dir.resolve():
+            _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key)
         y = _read_labels(labels, label_column, len(X)) if labels is not None else None
         w = None
@@ -282,8 +440,9 @@ def calibrate(
                 w = json.loads(weights)
             except json.JSONDecodeError as exc:
                 raise GanadError(f"--weights: is not valid JSON ({exc}). Fix: pass for example '{{\"residual\": 0.9, \"feature\": 0.1}}'") from exc
-        rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
-                              metric=metric, beta=beta, fpr=fpr)
+        with progress_mode(_show_progress(progress, quiet), console):
+            rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
+                                  metric=metric, beta=beta, fpr=fpr, columns=csv_columns(data, exclude=exclude))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
@@ -295,9 +454,14 @@ def calibrate(
 def export(
     model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan)."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
 ):
     """Export the scoring path (x -> score components and score) of an encoder method as ONNX."""
     import ganad
+    try:
+        _refuse_existing(output, overwrite, "file")
+    except GanadError as exc:
+        _fail(exc)
     try:
         from ganad.export import export_onnx
     except ImportError as exc:

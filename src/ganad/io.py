@@ -143,8 +143,9 @@ def _tensors(det) -> dict:
                    for k, v in net.state_dict().items()}
     if "_decision_scores" in det.__dict__:  # latent-search methods compute them on first access only
         tensors["decision_scores_"] = torch.from_numpy(np.ascontiguousarray(det.decision_scores_, dtype=np.float64))
-    if getattr(det, "validation_scores_", None) is not None:
-        tensors["validation_scores_"] = torch.from_numpy(np.ascontiguousarray(det.validation_scores_, dtype=np.float64))
+    for key in ("validation_scores_", "calibration_scores_"):
+        if getattr(det, key, None) is not None:
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, key), dtype=np.float64))
     if det.__dict__.get("knn_bank_") is not None:
         tensors["knn_bank_"] = det.knn_bank_.detach().cpu().float().contiguous()
     if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
@@ -375,7 +376,7 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
 
 
 #: safetensors entries that are not network weights (fitted arrays kept with the model)
-_ARRAYS = ("decision_scores_", "validation_scores_", "knn_bank_", "robust_weights_")
+_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "robust_weights_")
 
 
 def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
@@ -395,7 +396,7 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
         raise ModelFileError(_fmt(str(wfile), f"is inconsistent or corrupt: it does not match the configuration ({len(missing)} missing, {len(extra)} unexpected, "
                                   f"{len(wrong)} wrongly shaped tensor(s); first: {prefix}{k!r} stored {stored.get(k)} vs built "
                                   f"{expected.get(k)}; the configuration asks for {numel} parameters)", corrupt))
-    for key in ("decision_scores_", "validation_scores_"):  # optional (latent-search methods: on first access)
+    for key in ("decision_scores_", "validation_scores_", "calibration_scores_"):  # optional (latent-search methods: on first access)
         entry = header.get(prefix + key)
         if entry is not None and len(entry[1]) != 1:
             raise ModelFileError(_fmt(str(wfile), f"has a {prefix}{key} tensor that is not 1-D", corrupt))
@@ -484,8 +485,9 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         raise ModelFileError(_fmt(str(cfg_file.parent / WEIGHTS), f"has no {prefix}decision_scores_ tensor (the training scores)", corrupt))
     if prefix + "decision_scores_" in tensors:
         det.decision_scores_ = tensors[prefix + "decision_scores_"].numpy()
-    if prefix + "validation_scores_" in tensors:
-        det.validation_scores_ = tensors[prefix + "validation_scores_"].numpy()
+    for key in ("validation_scores_", "calibration_scores_"):
+        if prefix + key in tensors:
+            setattr(det, key, tensors[prefix + key].numpy())
     if prefix + "knn_bank_" in tensors:
         det.knn_bank_ = tensors[prefix + "knn_bank_"]
     if prefix + "robust_weights_" in tensors:

@@ -137,6 +137,43 @@ def feature_names(X):
     return np.asarray(list(cols), dtype=object)
 
 
+def proba_from_scores(scores, reference, method: str = "linear") -> np.ndarray:
+    """(n, 2) [P(normal), P(anomaly)] from anomaly scores, as PyOD's ``BaseDetector.predict_proba``
+    (pyod/models/base.py): 'linear' = min-max scaling by the ``reference`` scores' range, clipped to
+    [0, 1]; 'unify' = erf((s − μ) / (σ·√2)) clipped to [0, 1], μ, σ the reference's mean and
+    standard deviation (Kriegel et al., SDM 2011)."""
+    if method not in ("linear", "unify"):
+        raise InputError(_fmt("method", f"is {method!r}", "use 'linear' (min-max of the reference scores) or 'unify' (Gaussian erf)"))
+    scores = np.asarray(scores, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if method == "linear":
+            lo, span = float(ref.min()), float(ref.max() - ref.min())
+            p1 = (scores - lo) / (span if span > 0 else 1.0)  # zero range: as scikit-learn's MinMaxScaler (scale 1)
+        else:
+            from scipy.special import erf
+            mu, sigma = float(ref.mean()), float(ref.std())
+            p1 = erf((scores - mu) / ((sigma if sigma > 0 else 1.0) * np.sqrt(2.0)))
+    p1 = np.clip(np.nan_to_num(p1, nan=1.0), 0.0, 1.0)  # NaN only from inf - inf: an overflowing row, most anomalous
+    return np.column_stack([1.0 - p1, p1])
+
+
+def exceed_confidence(scores, reference, threshold: float) -> np.ndarray:
+    """ExCeed (Perini, Vercruyssen and Davis, ECML PKDD 2020) as PyOD's ``BaseDetector.predict_confidence``:
+    with n reference scores, k of them above ``threshold``, and a score ranking above m of them,
+    p = (1 + m) / (2 + n) and the confidence of an anomaly prediction is 1 − BinomialCDF(n − k; n, p),
+    of a normal prediction one minus that. (PyOD takes k = n·contamination, its threshold being that
+    quantile of its training scores; counting k keeps the confidence in step with any threshold.)"""
+    from scipy.stats import binom
+    scores = np.asarray(scores, dtype=np.float64)
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    n = ref.size
+    k = int(np.count_nonzero(ref > threshold))
+    m = np.searchsorted(ref, scores, side="right")  # reference scores <= s
+    conf = 1.0 - binom.cdf(n - k, n, (1.0 + m) / (2.0 + n))
+    return np.where(scores > threshold, conf, 1.0 - conf)
+
+
 @dataclass
 class ScoreResult:
     """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
@@ -372,7 +409,7 @@ class BaseGANDetector(BaseEstimator):
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
-        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "selection_"):
+        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -736,8 +773,15 @@ class BaseGANDetector(BaseEstimator):
     def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them)."""
         X = self._validate_for_scoring(X)
-        if "members_" in self.__dict__:
-            return self._score_ensemble(X, needed, return_map, return_reconstruction)
+        from ganad.progress import scoring_bar
+        with scoring_bar(len(X), f"scoring ({type(self).__name__})", self.verbose, slow=self._search_scoring()) as bar:
+            if "members_" in self.__dict__:
+                if bar is not None:
+                    bar.batch(0, len(X))
+                return self._score_ensemble(X, needed, return_map, return_reconstruction)
+            return self._score_single(X, needed, return_map, return_reconstruction, bar)
+
+    def _score_single(self, X, needed, return_map, return_reconstruction, bar) -> ScoreResult:
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
@@ -746,6 +790,8 @@ class BaseGANDetector(BaseEstimator):
         with self._score_context():
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
+                if bar is not None:
+                    bar.batch(start, x.shape[0])
                 inv = self._invert(x)
                 for k, v in self._all_components(x, inv).items():
                     if needed is None or k in needed:
@@ -758,6 +804,8 @@ class BaseGANDetector(BaseEstimator):
                     maps.append(C.residual_map(x, inv["x_hat"], 1).cpu().numpy())
                 if return_reconstruction:
                     recons.append(inv["x_hat"].detach().cpu().numpy())
+                if bar is not None:
+                    bar.done_batch()
         components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
         scores = self._guard_scores(np.asarray(self.composer_(components), dtype=np.float64))
         return ScoreResult(
@@ -803,9 +851,74 @@ class BaseGANDetector(BaseEstimator):
         """
         return self.decision_function(X)
 
-    def predict(self, X) -> np.ndarray:
-        """0 = normal, 1 = anomaly, by comparing the score with ``threshold_``."""
-        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+    def predict(self, X, return_confidence: bool = False):
+        """0 = normal, 1 = anomaly, by comparing the score with ``threshold_``.
+
+        ``return_confidence=True`` also returns :meth:`predict_confidence` (PyOD's signature),
+        from the same scores (the data is scored once)."""
+        scores = self.decision_function(X)
+        labels = (scores > self.threshold_).astype(np.int64)
+        if return_confidence:
+            return labels, self._confidence(scores)
+        return labels
+
+    # ------------------------------------------------------------------ PyOD's probability and confidence
+    def reference_scores(self) -> np.ndarray:
+        """The scores that probabilities and confidences are read against (a 1-D copy):
+
+        * after :meth:`calibrate`: the calibration data's scores under the calibrated composer
+          (``calibration_scores_``, what the threshold was fitted on);
+        * else the held-out slice of the training data (``validation_scores_``: normal samples
+          the networks never trained on, scored under the fitted composer);
+        * else, without a held-out slice, the training scores ``decision_scores_`` (PyOD's choice).
+        """
+        self._check_fitted()
+        for key in ("calibration_scores_", "validation_scores_"):
+            v = self.__dict__.get(key)
+            if v is not None and len(v):
+                ref = np.asarray(v, dtype=np.float64)
+                break
+        else:
+            ref = np.asarray(self.decision_scores_, dtype=np.float64)
+        ref = ref[np.isfinite(ref)]
+        if ref.size < 2:
+            raise InputError(_fmt(type(self).__name__, "has fewer than two finite reference scores to convert scores into probabilities",
+                                  "fit on more data, or calibrate on a validation set with at least two samples"))
+        return ref
+
+    def predict_proba(self, X, method: str = "linear", return_confidence: bool = False):
+        """Probability of being normal / anomalous, shape (n, 2), as PyOD's ``BaseDetector.predict_proba``.
+
+        ``method='linear'``: min-max scaling of the score by the range of :meth:`reference_scores`,
+        clipped to [0, 1]. ``method='unify'``: erf((s − μ) / (σ·√2)) clipped to [0, 1], μ and σ the
+        mean and standard deviation of the reference scores (Kriegel et al., SDM 2011, "Interpreting
+        and unifying outlier scores"). Column 1 is the anomaly probability, column 0 one minus it.
+        These are monotone rescalings of the score, not calibrated probabilities: for a decision
+        use :meth:`predict` (the threshold) and :meth:`calibrate`. ``return_confidence=True`` also
+        returns :meth:`predict_confidence`.
+        """
+        scores = self.decision_function(X) if method in ("linear", "unify") else None
+        probs = proba_from_scores(scores, self.reference_scores(), method)
+        if return_confidence:
+            return probs, self._confidence(scores)
+        return probs
+
+    def predict_confidence(self, X) -> np.ndarray:
+        """Confidence in [0, 1] that each prediction of :meth:`predict` would stay the same under a
+        slightly different training set: ExCeed (Perini, Vercruyssen and Davis, ECML PKDD 2020),
+        as PyOD's ``BaseDetector.predict_confidence``.
+
+        With n reference scores (:meth:`reference_scores`), k of them above ``threshold_``, and a
+        test score s ranking above m of them, the anomaly probability is p = (1 + m) / (2 + n)
+        (a Bayesian estimate with a uniform prior) and the confidence of an anomaly prediction
+        1 − BinomialCDF(n − k; n, p); of a normal prediction one minus that. PyOD takes k = n ×
+        contamination (its threshold is that quantile of its training scores); here k is counted,
+        so the confidence stays consistent with a threshold that :meth:`calibrate` set another way.
+        """
+        return self._confidence(self.decision_function(X))
+
+    def _confidence(self, scores: np.ndarray) -> np.ndarray:
+        return exceed_confidence(scores, self.reference_scores(), self.threshold_)
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         return self.fit(X).labels_
@@ -827,9 +940,12 @@ class BaseGANDetector(BaseEstimator):
             raise InputError(_fmt(str(path), f"holds a {type(model).__name__}, not a {cls.__name__}", f"use ganad.load(path) or {type(model).__name__}.load(path)"))
         return model
 
-    # scikit-learn estimator tags
+    # scikit-learn estimator tags: an outlier detector (sklearn.base.is_outlier_detector is True)
+    _estimator_type = "outlier_detector"  # scikit-learn < 1.6 reads this attribute
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"
         tags.input_tags.allow_nan = False
         tags.non_deterministic = False
         return tags

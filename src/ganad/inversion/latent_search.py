@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ganad.inversion.init import hashed_uniform, row_seeds
+from ganad.progress import within_batch
 from ganad.training.priors import Prior
 
 DISTANCES = ("l2", "l1", "rbf", "dtw")
@@ -208,6 +209,9 @@ class LatentSearch:
                         alive = alive[keep]
                     if n_alive == 0:
                         break
+                    # the progress bar of ganad score / verbose detectors (no-op without one)
+                    within_batch(max(1.0 - n_alive / (R * n), (it + 1) / max(int(self.n_max), 1)),
+                                 f"search {it + 1}/{int(self.n_max)}, {R * n - n_alive}/{R * n} at eps")
             if idx.numel():
                 z_out[idx] = z.detach()
                 iters_out[idx] = steps.long()

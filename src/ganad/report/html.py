@@ -174,6 +174,21 @@ def _metrics_rows(metrics) -> list[dict]:
     return [{"metric": k, "value": v} for k, v in metrics.items()]
 
 
+def _merged_metrics(computed, given) -> list[dict]:
+    """One table: the metrics computed from labels and scores (at τ), completed by the given ones.
+    A given value fills a metric that could not be computed (no τ: precision, recall, F1, MCC);
+    a given value that differs from the computed one is shown beside it, marked "(given)"."""
+    rows = {r["metric"]: r["value"] for r in _metrics_rows(computed)} if computed is not None else {}
+    for r in (_metrics_rows(given) if given is not None else []):
+        k, v = r["metric"], r["value"]
+        if rows.get(k) is None:
+            rows[k] = v
+        elif v is not None and not (isinstance(v, (int, float)) and isinstance(rows[k], (int, float))
+                                    and math.isclose(float(v), float(rows[k]), rel_tol=1e-9, abs_tol=1e-12)) and v != rows[k]:
+            rows[f"{k} (given)"] = v
+    return [{"metric": k, "value": v} for k, v in rows.items()]
+
+
 def _render(*, title, scores, labels, classes, threshold, metrics, history, examples, tables, notes, max_examples) -> str:
     s = _scores(scores)
     if threshold is not None:
@@ -206,14 +221,11 @@ def _render(*, title, scores, labels, classes, threshold, metrics, history, exam
     # Metrics and curves
     both = y is not None and 0 < y.sum() < len(y)
     mbody = ""
-    if both:
-        ev = evaluate(y, s, threshold=threshold)
-        mbody += "<h3>From labels and scores</h3>" + _table_html(["metric", "value"], _metrics_rows(ev))
-    elif y is not None:
+    if y is not None and not both:
         mbody += ('<p class="warn">The labels hold only one class, so AUROC, AUPRC and the ROC / PR curves '
                   "cannot be computed. Include both normal (0) and anomalous (1) samples to get them.</p>")
-    if metrics is not None:
-        mbody += ("<h3>Given</h3>" if both else "") + _table_html(["metric", "value"], _metrics_rows(metrics))
+    if both or metrics is not None:
+        mbody += _table_html(["metric", "value"], _merged_metrics(evaluate(y, s, threshold=threshold) if both else None, metrics))
     if mbody:
         add("metrics", "Metrics", mbody)
     if both:

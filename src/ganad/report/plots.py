@@ -262,21 +262,59 @@ def pr_figure(y_true, scores, threshold: float | None = None) -> Figure:
 # --------------------------------------------------------------------------- scores
 
 
+def score_axis(scores, threshold: float | None = None, x_scale: str = "auto", clip: tuple[float, float] = (0.5, 99.5)) -> dict:
+    """How to draw the score axis so that long-tailed scores stay readable.
+
+    ``x_scale='auto'``: a log axis (log-spaced bins) when every score is positive and they span
+    more than two decades (max / min > 100); else the range clipped to the ``clip`` percentiles
+    when the full range is more than five times wider than the clipped one (a few huge scores
+    would squeeze everything else into one bin), the scores outside counted and noted; else the
+    full range. ``'linear'`` = the full range, ``'log'`` = a log axis (positive scores only),
+    ``'clip'`` = always clipped. The threshold, when given, always stays inside the range.
+    Returns ``{"scale": 'linear' | 'log', "lo", "hi", "below", "above"}``.
+    """
+    s = _scores(scores)
+    if x_scale not in ("auto", "linear", "log", "clip"):
+        raise InputError(_fmt("x_scale", f"is {x_scale!r}", "use 'auto', 'linear', 'log' or 'clip'"))
+    lo, hi = float(s.min()), float(s.max())
+    positive = lo > 0 and (threshold is None or threshold > 0)
+    if x_scale == "log" and not positive:
+        raise InputError(_fmt("x_scale", "is 'log' but some scores (or the threshold) are not positive", "use 'auto', 'linear' or 'clip'"))
+    if x_scale == "log" or (x_scale == "auto" and positive and hi / lo > 100):
+        return {"scale": "log", "lo": lo, "hi": hi, "below": 0, "above": 0}
+    if x_scale in ("auto", "clip") and s.size >= 20:
+        plo, phi = (float(v) for v in np.percentile(s, clip))
+        if threshold is not None:
+            plo, phi = min(plo, float(threshold)), max(phi, float(threshold))
+        if phi > plo and (x_scale == "clip" or (hi - lo) > 5 * (phi - plo)):
+            return {"scale": "linear", "lo": plo, "hi": phi, "below": int((s < plo).sum()), "above": int((s > phi).sum())}
+    return {"scale": "linear", "lo": lo, "hi": hi, "below": 0, "above": 0}
+
+
 def score_distribution_figure(scores, labels_or_classes=None, threshold: float | None = None, *,
-                              bins: int | str = "auto", density: bool = True, log_y: bool = False) -> Figure:
+                              bins: int | str = "auto", density: bool = True, log_y: bool = False,
+                              x_scale: str = "auto") -> Figure:
     """Histograms of ``scores`` per class with a vertical line at ``threshold``.
 
     ``labels_or_classes`` holds one entry per score: 0/1 labels (drawn as normal/anomaly),
     any other class names such as the AAMI beat classes N/S/V/F/Q, or ``None`` for a single
     histogram. Bins are shared by all classes; ``density=True`` (default) normalises each
-    class to unit area so that small classes stay visible next to large ones.
+    class to unit area so that small classes stay visible next to large ones. Long-tailed
+    scores get a log axis or a clipped range (see :func:`score_axis`, ``x_scale``); the
+    number of scores outside a clipped range is written in the title.
     """
     s = _scores(scores)
+    axis = score_axis(s, threshold, x_scale)
     fig = _new_figure(7.5, 4.3)
     ax = fig.subplots()
-    edges = np.histogram_bin_edges(s, bins=bins)
-    if isinstance(bins, str) and len(edges) - 1 > 80:  # 'auto' on millions of scores
-        edges = np.histogram_bin_edges(s, bins=80)
+    inside = s[(s >= axis["lo"]) & (s <= axis["hi"])]
+    if axis["scale"] == "log":
+        n_bins = len(np.histogram_bin_edges(np.log10(s), bins=bins)) - 1 if isinstance(bins, str) else int(bins)
+        edges = np.logspace(np.log10(axis["lo"]), np.log10(axis["hi"]), max(min(n_bins, 80), 1) + 1)
+    else:
+        edges = np.histogram_bin_edges(inside, bins=bins, range=(axis["lo"], axis["hi"]) if axis["hi"] > axis["lo"] else None)
+        if isinstance(bins, str) and len(edges) - 1 > 80:  # 'auto' on millions of scores
+            edges = np.histogram_bin_edges(inside, bins=80, range=(axis["lo"], axis["hi"]) if axis["hi"] > axis["lo"] else None)
     if labels_or_classes is None:
         groups = [("all samples", "tab:blue", s)]
     else:
@@ -287,15 +325,25 @@ def score_distribution_figure(scores, labels_or_classes=None, threshold: float |
         for i, c in enumerate(classes):
             name, color = _class_style(c, i, binary)
             groups.append((name, color, s[arr == c]))
+    # on a log axis a density per score unit would shrink the wide bins of the tail: each bin shows
+    # its fraction of the class instead (equal widths on the drawn axis)
+    per_bin = axis["scale"] == "log" and density
     for name, color, sc in groups:
-        ax.hist(sc, bins=edges, density=density, histtype="stepfilled", alpha=0.18, color=color)
-        ax.hist(sc, bins=edges, density=density, histtype="step", linewidth=1.6, color=color, label=f"{name}  n={len(sc)}")
+        shown = sc[(sc >= edges[0]) & (sc <= edges[-1])]
+        kw = dict(weights=np.full(len(shown), 1.0 / max(len(sc), 1))) if per_bin else dict(density=density)
+        ax.hist(shown, bins=edges, histtype="stepfilled", alpha=0.18, color=color, **kw)
+        ax.hist(shown, bins=edges, histtype="step", linewidth=1.6, color=color, label=f"{name}  n={len(sc)}", **kw)
     if threshold is not None:
         ax.axvline(threshold, **_THRESHOLD_STYLE, label=f"threshold τ = {threshold:.4g}")
+    if axis["scale"] == "log":
+        ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
-    ax.set(xlabel="anomaly score (higher = more anomalous)", ylabel="density" if density else "count",
-           title="Score distribution" + (" by class" if labels_or_classes is not None else ""))
+    title = "Score distribution" + (" by class" if labels_or_classes is not None else "")
+    if axis["below"] or axis["above"]:
+        title += f"\n(range clipped to the 0.5–99.5 percentiles: {axis['below']} score(s) below, {axis['above']} above not drawn)"
+    ax.set(xlabel="anomaly score (higher = more anomalous)" + (", log scale" if axis["scale"] == "log" else ""),
+           ylabel="fraction of the class per bin" if per_bin else ("density" if density else "count"), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig

@@ -94,6 +94,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     c = det.contamination if contamination is None else contamination
     tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)
     det.composer_, det.threshold_ = composer, float(tau)
+    det.calibration_scores_ = scores[np.isfinite(scores)]  # the reference of predict_proba / predict_confidence (saved with the model)
     cal = {"compose": compose, "composer": composer.kind, "threshold": threshold, "threshold_value": float(tau),
            "n_val": int(n), "n_val_anomalies": int(y.sum()) if y is not None else None, "labelled": y is not None,
            "components": sorted(comps), **info}
@@ -114,12 +115,13 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     return det
 
 
-def calibrate_model(model_dir, X_val, y_val=None, *, output=None, **kwargs):
+def calibrate_model(model_dir, X_val, y_val=None, *, output=None, columns=None, **kwargs):
     """Load the model in ``model_dir``, calibrate it on ``X_val`` (``y_val`` optional) and save it
     to ``output`` (default: in place). Returns the calibration record. For the CLI's
     ``ganad calibrate MODEL_DIR VAL_DATA [--labels …] --threshold … --compose …``."""
     from ganad.io import load_model
     det = load_model(model_dir)
+    det._check_feature_names(columns, "X_val")  # a CSV header (``columns``) must name the training columns, in order
     det.calibrate(X_val, y_val, **kwargs)
     det.save(Path(output) if output is not None else Path(model_dir))
     return det.calibration_

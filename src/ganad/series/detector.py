@@ -424,6 +424,7 @@ class SeriesDetector(BaseEstimator):
         from ganad.scoring.threshold import contamination_threshold
         self.threshold_ = contamination_threshold(pts, self.contamination)
         self.decision_scores_ = pts
+        self.reference_scores_ = _reference_sample(pts)
         return self
 
     def score_series(self, X, *, time=None, series_id=None) -> SeriesScores:
@@ -453,9 +454,48 @@ class SeriesDetector(BaseEstimator):
         """Score per time point (T,)."""
         return self.score_series(X, time=time, series_id=series_id).scores
 
-    def predict(self, X, *, time=None, series_id=None) -> np.ndarray:
-        """0 / 1 per time point."""
-        return self.score_series(X, time=time, series_id=series_id).labels
+    def predict(self, X, *, time=None, series_id=None, return_confidence: bool = False):
+        """0 / 1 per time point; ``return_confidence=True`` also returns :meth:`predict_confidence`."""
+        r = self.score_series(X, time=time, series_id=series_id)
+        if return_confidence:
+            return r.labels, self._confidence(r.scores)
+        return r.labels
+
+    # PyOD's probability and confidence, per time point (see BaseGANDetector.predict_proba)
+    _estimator_type = "outlier_detector"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"
+        return tags
+
+    def _reference(self) -> np.ndarray:
+        self._check_fitted()
+        ref = getattr(self, "reference_scores_", None)
+        if ref is None or len(ref) < 2:
+            raise InputError(_fmt("SeriesDetector", "has no reference point scores (a model saved by an older ganad)",
+                                  "fit the series model again to get predict_proba / predict_confidence"))
+        return np.asarray(ref, dtype=np.float64)
+
+    def predict_proba(self, X, method: str = "linear", return_confidence: bool = False, *, time=None, series_id=None):
+        """(T, 2) [P(normal), P(anomaly)] per time point, as PyOD: ``'linear'`` (min-max of the training
+        point scores) or ``'unify'`` (erf of the standardised score). The reference is the training
+        point scores, or 10,000 evenly spaced quantiles of them for longer training series (saved with the model)."""
+        from ganad.detectors.base import proba_from_scores
+        scores = self.decision_function(X, time=time, series_id=series_id)
+        finite = np.where(np.isfinite(scores), scores, -np.inf)  # a point no window covers: NaN score, treated as normal
+        probs = proba_from_scores(finite, self._reference(), method)
+        if return_confidence:
+            return probs, self._confidence(scores)
+        return probs
+
+    def predict_confidence(self, X, *, time=None, series_id=None) -> np.ndarray:
+        """ExCeed confidence of each point's label (see :func:`ganad.detectors.base.exceed_confidence`)."""
+        return self._confidence(self.decision_function(X, time=time, series_id=series_id))
+
+    def _confidence(self, scores) -> np.ndarray:
+        from ganad.detectors.base import exceed_confidence
+        return exceed_confidence(np.where(np.isfinite(scores), scores, -np.inf), self._reference(), self.threshold_)
 
     def stream(self):
         """A :class:`ganad.series.stream.StreamScorer` for one live series."""
@@ -472,7 +512,9 @@ class SeriesDetector(BaseEstimator):
         cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,
                "state": {"window": self.window_, "stride": self.stride_, "threshold": float(self.threshold_),
                          "n_channels": self.n_channels_, "channels": self.channels_, "channel_baseline": list(self.channel_baseline_),
-                         "io": getattr(self, "io_", None)}}
+                         "io": getattr(self, "io_", None),
+                         **({"reference_scores": [float(v) for v in self.reference_scores_]}
+                            if getattr(self, "reference_scores_", None) is not None else {})}}
         try:
             text = json.dumps(cfg, indent=2)
         except TypeError as exc:
@@ -499,6 +541,18 @@ class SeriesDetector(BaseEstimator):
     @classmethod
     def load(cls, path) -> "SeriesDetector":
         return load_series(path)
+
+
+#: at most this many training point scores are kept as the reference of predict_proba / predict_confidence
+_REFERENCE_MAX = 10_000
+
+
+def _reference_sample(pts: np.ndarray) -> np.ndarray:
+    """The training point scores, or ``_REFERENCE_MAX`` evenly spaced quantiles of them (sorted)."""
+    pts = np.sort(np.asarray(pts, dtype=np.float64))
+    if pts.size <= _REFERENCE_MAX:
+        return pts
+    return np.quantile(pts, np.linspace(0.0, 1.0, _REFERENCE_MAX))
 
 
 def load_any(path):
@@ -544,6 +598,11 @@ def load_series(path) -> SeriesDetector:
             raise ValueError("channel names / baselines do not match n_channels")
         if st.get("io") is not None:
             sd.io_ = st["io"]
+        if st.get("reference_scores") is not None:
+            ref = np.asarray(st["reference_scores"], dtype=np.float64)
+            if ref.ndim != 1 or not np.isfinite(ref).all():
+                raise ValueError("reference_scores is not a list of finite numbers")
+            sd.reference_scores_ = ref
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(_fmt(str(f), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})", "re-train and save the model")) from exc
     return sd

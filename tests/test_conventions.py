@@ -1,0 +1,365 @@
+"""What a PyOD or scikit-learn user expects (issue 11, part 3): predict_proba / predict_confidence as
+PyOD computes them, the outlier-detector estimator type, feature names, and the command line's
+--overwrite, --id-column, --set / --config, --version, device errors and progress bars."""
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import is_outlier_detector
+from typer.testing import CliRunner
+
+import ganad
+from ganad import ALAD, VAEGAN, AnoGAN, BiGAN, FAnoGAN, GANomaly, SeriesDetector, TadGAN
+from ganad.cli import app
+from ganad.exceptions import InputError
+
+runner = CliRunner()
+TINY = dict(epochs=2, latent_dim=4, width=16, random_state=0)
+
+
+def said(r) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(r.output.split())
+
+
+@pytest.fixture(scope="module")
+def data(breast_cancer_split):
+    Xtr, Xte, yte = breast_cancer_split
+    return Xtr[:200], Xte, yte
+
+
+@pytest.fixture(scope="module")
+def det(data):
+    return GANomaly(**TINY).fit(data[0])
+
+
+class _PyODFromScores:
+    """PyOD's own BaseDetector, fed our reference and test scores, to compare the formulas with."""
+
+    def __new__(cls, ref, test_scores, threshold, contamination):
+        from pyod.models.base import BaseDetector
+
+        class Fixed(BaseDetector):
+            def __init__(self, contamination=0.1):
+                super().__init__(contamination=contamination)
+
+            def fit(self, X, y=None):
+                return self
+
+            def decision_function(self, X):
+                return np.asarray(test_scores)
+
+        d = Fixed(contamination=contamination)
+        d.decision_scores_ = np.asarray(ref)
+        d.threshold_ = threshold
+        d.labels_ = (d.decision_scores_ > threshold).astype(int)
+        d._mu, d._sigma = np.mean(ref), np.std(ref)
+        d._classes = 2
+        return d
+
+
+def test_every_detector_is_an_outlier_detector_for_sklearn():
+    for cls in (AnoGAN, FAnoGAN, BiGAN, ALAD, GANomaly, VAEGAN, TadGAN):
+        assert is_outlier_detector(cls()), cls.__name__
+        assert cls._estimator_type == "outlier_detector"
+    assert is_outlier_detector(SeriesDetector())
+
+
+def test_predict_proba_matches_pyod(det, data):
+    pytest.importorskip("pyod")
+    X = data[1]
+    s = det.decision_function(X)
+    ref = det.reference_scores()
+    np.testing.assert_array_equal(ref, det.validation_scores_)  # held-out slice: never trained on
+    k = int((ref > det.threshold_).sum())
+    pyod = _PyODFromScores(ref, s, det.threshold_, (k + 0.5) / len(ref))  # int(n * c) == k, PyOD's rounding
+    for method in ("linear", "unify"):
+        p = det.predict_proba(X, method=method)
+        assert p.shape == (len(X), 2)
+        np.testing.assert_allclose(p.sum(1), 1.0)
+        np.testing.assert_allclose(p, pyod.predict_proba(X, method=method), atol=1e-12)
+    # linear: 0 at the smallest reference score, 1 from the largest on, monotone in the score
+    p = det.predict_proba(X)[:, 1]
+    assert np.all(np.diff(p[np.argsort(s)]) >= 0)
+    assert p[s >= ref.max()].min() == 1.0 if (s >= ref.max()).any() else True
+    np.testing.assert_allclose(det.predict_confidence(X), pyod.predict_confidence(X), atol=1e-12)
+
+
+def test_predict_return_confidence_and_proba_return_confidence(det, data):
+    X = data[1]
+    labels, conf = det.predict(X, return_confidence=True)
+    np.testing.assert_array_equal(labels, det.predict(X))
+    np.testing.assert_allclose(conf, det.predict_confidence(X))
+    assert conf.shape == (len(X),) and np.all((conf >= 0) & (conf <= 1))
+    probs, conf2 = det.predict_proba(X, method="unify", return_confidence=True)
+    np.testing.assert_allclose(conf2, conf)
+    # a score far above every reference score: anomaly, with full confidence
+    far = det.reference_scores().max() * 10 + 10
+    assert det._confidence(np.array([far]))[0] > 0.99
+    with pytest.raises(InputError, match="method"):
+        det.predict_proba(X, method="sigmoid")
+
+
+def test_confidence_follows_calibration_and_survives_save(data, tmp_path):
+    X, Xte, yte = data
+    d = GANomaly(**TINY).fit(X)
+    before = d.predict_confidence(Xte)
+    d.calibrate(Xte, yte, threshold="fpr", fpr=0.2)
+    np.testing.assert_array_equal(d.reference_scores(), d.calibration_scores_)
+    assert len(d.calibration_scores_) == len(Xte)
+    after = d.predict_confidence(Xte)
+    assert not np.allclose(before, after)
+    d.save(tmp_path / "m")
+    d2 = ganad.load(tmp_path / "m")
+    # (a loaded model's float32 scores may differ in the last digits)
+    np.testing.assert_allclose(d2.predict_confidence(Xte), after, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(d2.predict_proba(Xte), d.predict_proba(Xte), rtol=1e-4, atol=1e-6)
+    # refitting forgets the calibration's reference
+    d.fit(X)
+    assert "calibration_scores_" not in d.__dict__
+
+
+def test_anogan_proba_does_not_search_the_whole_training_set(data):
+    X, Xte, _ = data
+    a = AnoGAN(**TINY, search_n_max=5)
+    a._threshold_sample = 50  # as for a training set above 2,048 rows: the threshold from a sample, training scores lazy
+    a.fit(X)
+    assert "_decision_scores" not in a.__dict__
+    p = a.predict_proba(Xte[:5])
+    assert p.shape == (5, 2)
+    assert "_decision_scores" not in a.__dict__  # the held-out slice's scores were used, not the lazy training scores
+
+
+def test_ensemble_and_no_holdout(data):
+    X, Xte, _ = data
+    e = GANomaly(**TINY, n_members=2).fit(X)
+    assert e.predict_proba(Xte[:7]).shape == (7, 2)
+    n = GANomaly(**TINY, validation_fraction=0).fit(X)  # no held-out slice: PyOD's training scores
+    np.testing.assert_array_equal(n.reference_scores(), n.decision_scores_)
+    assert n.predict_confidence(Xte[:7]).shape == (7,)
+
+
+def test_series_detector_proba_and_confidence(tmp_path):
+    rng = np.random.RandomState(0)
+    t = np.arange(600)
+    x = np.sin(t / 8)[:, None] + 0.05 * rng.randn(600, 1)
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params=dict(TINY)).fit(x)
+    test = x.copy()
+    test[300:310] += 3
+    p, c = sd.predict_proba(test, return_confidence=True)
+    assert p.shape == (600, 2) and c.shape == (600,)
+    lab, c2 = sd.predict(test, return_confidence=True)
+    np.testing.assert_allclose(c, c2)
+    np.testing.assert_array_equal(lab, (sd.decision_function(test) > sd.threshold_).astype(int))
+    assert p[300:310, 1].mean() > p[:200, 1].mean()
+    sd.save(tmp_path / "s")
+    np.testing.assert_allclose(ganad.load(tmp_path / "s").predict_proba(test), p)
+
+
+def test_dataframe_with_renamed_or_reordered_columns_is_refused(data):
+    X = data[0]
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    d = GANomaly(**TINY).fit(pd.DataFrame(X, columns=cols))
+    df = pd.DataFrame(data[1], columns=cols)
+    d.decision_function(df)
+    with pytest.raises(InputError, match="another order"):
+        d.predict_proba(df[cols[::-1]])
+    with pytest.raises(InputError, match="not seen at fit time"):
+        d.predict(df.rename(columns={"f0": "x0"}))
+    np.testing.assert_allclose(d.decision_function(df[cols[::-1]][d.feature_names_in_]), d.decision_function(df))
+
+
+# ------------------------------------------------------------------ command line
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("conv")
+    X, Xte, yte = data
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    tr = pd.DataFrame(X, columns=cols)
+    tr.insert(0, "id", [f"tr{i}" for i in range(len(tr))])
+    tr.to_csv(d / "train.csv", index=False)
+    te = pd.DataFrame(Xte, columns=cols)
+    te.insert(0, "id", [f"row-{i}" for i in range(len(te))])
+    te.to_csv(d / "test.csv", index=False)
+    te.to_parquet(d / "test.parquet")
+    te[["id"] + cols[::-1]].to_csv(d / "reordered.csv", index=False)
+    pd.DataFrame({"y": yte}).to_csv(d / "labels.csv", index=False)
+    (d / "params.toml").write_text("epochs = 2\nlatent_dim = 4\nwidth = 8\nbetas = [0.5, 0.9]\n")
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "model"), "--exclude", "id", "-q",
+                            "--config", str(d / "params.toml"), "--set", "width=16", "--set", "ema=none"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_fit_takes_config_and_set(ws):
+    params = json.loads((ws / "model" / "config.json").read_text())["params"]
+    assert params["epochs"] == 2 and params["latent_dim"] == 4  # from the TOML file
+    assert params["width"] == 16  # --set overrides --config
+    assert params["ema"] is None and params["betas"] == [0.5, 0.9]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "widht=8"], "did you mean 'width'"),
+    (["--set", "epochs=2.5"], "takes an integer"),
+    (["--set", "spectral_norm=maybe"], "true or false"),
+    (["--set", "width"], "KEY=VALUE"),
+    (["--config", "nosuch.toml"], "does not exist"),
+])
+def test_set_and_config_refuse_bad_values(ws, tmp_path, args, needle):
+    r = runner.invoke(app, ["fit", str(ws / "train.csv"), "-o", str(tmp_path / "m"), "--exclude", "id", "-q", *args])
+    assert r.exit_code == 2 and needle in said(r) and "Traceback" not in said(r), r.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_set_types_values_like_the_default():
+    from ganad.cli_params import parse_sets
+    p = parse_sets(["spectral_norm=yes", "search_eps=1e-2", "batch_size=64", "random_state=3", "betas=0.5,0.99",
+                    "scaler={\"kind\": \"standard\"}", "patience=none", "device=cpu"], AnoGAN().get_params())
+    assert p == {"spectral_norm": True, "search_eps": 0.01, "batch_size": 64, "random_state": 3, "betas": (0.5, 0.99),
+                 "scaler": {"kind": "standard"}, "patience": None, "device": "cpu"}
+    assert isinstance(p["search_eps"], float)
+
+
+def test_fit_refuses_an_existing_model_unless_overwrite(ws, tmp_path):
+    import shutil
+    shutil.copytree(ws / "model", tmp_path / "m")
+    before = (tmp_path / "m" / "config.json").read_bytes()
+    args = ["fit", str(ws / "train.csv"), "-o", str(tmp_path / "m"), "--exclude", "id", "-q", "--epochs", "1", "--set", "width=8"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "already holds a ganad model" in said(r) and "--overwrite" in said(r)
+    assert (tmp_path / "m" / "config.json").read_bytes() == before
+    r = runner.invoke(app, args + ["--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["params"]["epochs"] == 1
+
+
+def test_score_calibrate_export_refuse_existing_outputs(ws, tmp_path):
+    out = tmp_path / "s.csv"
+    out.write_text("keep me\n")
+    r = runner.invoke(app, ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(out), "--exclude", "id"])
+    assert r.exit_code == 2 and "already exists" in said(r) and out.read_text() == "keep me\n"
+    r = runner.invoke(app, ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(out), "--exclude", "id", "--overwrite"])
+    assert r.exit_code == 0 and "score" in pd.read_csv(out).columns
+    import shutil
+    shutil.copytree(ws / "model", tmp_path / "other")
+    r = runner.invoke(app, ["calibrate", str(ws / "model"), str(ws / "test.csv"), "--exclude", "id", "-o", str(tmp_path / "other")])
+    assert r.exit_code == 2 and "already holds a ganad model" in said(r)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_text("x")
+    r = runner.invoke(app, ["export", str(ws / "model"), "-o", str(onnx)])
+    assert r.exit_code == 2 and "already exists" in said(r) and onnx.read_text() == "x"
+
+
+def test_score_id_column_joins_back_and_threshold_is_carried(ws, tmp_path):
+    det = ganad.load(ws / "model")
+    for src in ("test.csv", "test.parquet"):
+        out = tmp_path / f"{src}.scores.csv"
+        r = runner.invoke(app, ["score", str(ws / "model"), str(ws / src), "-o", str(out), "--id-column", "id", "--chunk-rows", "50"])
+        assert r.exit_code == 0, r.output
+        s = pd.read_csv(out, dtype={"id": str})
+        assert list(s.columns) == ["id", "index", "score", "label", "threshold"]
+        te = pd.read_csv(ws / "test.csv")
+        np.testing.assert_array_equal(s["id"], te["id"])  # in order, as text
+        np.testing.assert_allclose(s["score"], det.decision_function(te.drop(columns="id")), rtol=1e-6)
+        np.testing.assert_allclose(s["threshold"], det.threshold_, rtol=1e-8)
+    r = runner.invoke(app, ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(tmp_path / "x.csv"), "--id-column", "nope"])
+    assert r.exit_code == 2 and "no column 'nope'" in said(r) and not (tmp_path / "x.csv").exists()
+
+
+def test_cli_refuses_reordered_csv_header_in_score_and_calibrate(ws, tmp_path):
+    r = runner.invoke(app, ["score", str(ws / "model"), str(ws / "reordered.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id"])
+    assert r.exit_code == 2 and "another order" in said(r) and not (tmp_path / "s.csv").exists()
+    r = runner.invoke(app, ["calibrate", str(ws / "model"), str(ws / "reordered.csv"), "--exclude", "id", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "another order" in said(r) and not (tmp_path / "c").exists()
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"ganad {ganad.__version__}"
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda:7", "xla"])
+def test_unavailable_device_is_a_clear_error(ws, tmp_path, device):
+    import torch
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    r = runner.invoke(app, ["fit", str(ws / "train.csv"), "-o", str(tmp_path / "m"), "--exclude", "id", "--device", device, "-q"])
+    assert r.exit_code == 2 and repr(device) in said(r).replace("\n", "") and "Fix:" in said(r), r.output
+    assert "Traceback" not in said(r) and not (tmp_path / "m").exists()
+    with pytest.raises(InputError, match="device"):
+        GANomaly(**TINY, device=device).fit(np.random.RandomState(0).randn(40, 3))
+
+
+def test_progress_bars_on_score_and_calibrate(ws, tmp_path):
+    args = ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "id"]
+    r = runner.invoke(app, args + ["--progress"])
+    n = len(pd.read_csv(ws / "test.csv"))
+    assert r.exit_code == 0 and f"{n}/{n}" in said(r)
+    r = runner.invoke(app, args + ["--overwrite", "--progress", "--quiet"])
+    assert r.exit_code == 0 and f"{n}/{n}" not in said(r)
+    r = runner.invoke(app, ["calibrate", str(ws / "model"), str(ws / "test.csv"), "--exclude", "id", "-o", str(tmp_path / "c"), "--progress"])
+    assert r.exit_code == 0 and f"{n}/{n}" in said(r)
+
+
+def test_latent_search_reports_progress_within_a_batch(data, monkeypatch):
+    from rich.console import Console
+
+    import ganad.inversion.latent_search as ls
+    from ganad.progress import progress_mode
+    X, Xte, _ = data
+    a = AnoGAN(**TINY, search_n_max=40, search_eps=0.0)
+    a.fit(X)
+    seen = []
+    real = ls.within_batch
+    monkeypatch.setattr(ls, "within_batch", lambda f, note="": (seen.append(f), real(f, note)))
+    buf = io.StringIO()
+    with progress_mode(True, Console(file=buf, width=120)):
+        a.decision_function(Xte[:30])
+    assert len(seen) >= 3 and seen == sorted(seen) and 0 < seen[0] < 1  # one batch, moved along as the search runs
+    assert "30/30" in buf.getvalue()
+    seen.clear()
+    a.decision_function(Xte[:30])  # library use, stderr not a terminal: no bar, no cost
+    buf2 = io.StringIO()
+    with progress_mode(False, Console(file=buf2)):
+        a.decision_function(Xte[:30])
+    assert buf2.getvalue() == ""
+
+
+def test_evaluate_draws_the_carried_threshold_in_one_table(ws, tmp_path):
+    out = tmp_path / "s.csv"
+    assert runner.invoke(app, ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(out), "--exclude", "id"]).exit_code == 0
+    r = runner.invoke(app, ["evaluate", str(out), "--labels", str(ws / "labels.csv"), "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["threshold"] == pytest.approx(ganad.load(ws / "model").threshold_)
+    html = (tmp_path / "ev" / "report.html").read_text()
+    section = html[html.index('id="metrics"'):html.index('id="curves"')]
+    assert section.count("<table") == 1 and "Given" not in section
+    assert "threshold τ" in html
+    # two thresholds in one file (scores of two models joined) are refused
+    df = pd.read_csv(out)
+    df.loc[0, "threshold"] += 1
+    df.to_csv(tmp_path / "mixed.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "mixed.csv"), "--labels", str(ws / "labels.csv"), "-o", str(tmp_path / "ev2")])
+    assert r.exit_code == 2 and "several thresholds" in said(r)
+
+
+def test_series_score_refuses_existing_scores_or_events(tmp_path):
+    t = np.arange(300)
+    pd.DataFrame({"v": np.sin(t / 8)}).to_csv(tmp_path / "s.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "-q",
+                            "--set", "epochs=1", "--set", "width=8"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "series.json").read_text())["params"]["detector_params"]["width"] == 8
+    r = runner.invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "-q"])
+    assert r.exit_code == 2 and "already holds a ganad model" in said(r)
+    (tmp_path / "out.events.csv").write_text("keep\n")
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "out.csv")])
+    assert r.exit_code == 2 and "events file" in said(r) and not (tmp_path / "out.csv").exists()
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "out.csv"), "--overwrite"])
+    assert r.exit_code == 0 and (tmp_path / "out.events.csv").read_text() != "keep\n"

@@ -250,3 +250,37 @@ def test_two_workers_share_one_study(csvs):
     assert 4 <= len(finished) <= 5  # the target, overshot by at most the one trial the other worker had running
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert (csvs / "m0" / "tuning.json").exists() and (csvs / "m1" / "tuning.json").exists()
+
+
+def test_killed_worker_study_resumes(csvs):
+    """SIGKILL a `ganad tune` worker once the study has a finished trial; the same study resumes
+    with what is missing, nothing written to the model directory by the killed worker."""
+    import signal
+    import time
+    url = f"sqlite:///{csvs / 'killed.db'}"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "ganad.cli", "tune", str(csvs / "train.csv"), "-o", str(csvs / "mk"), "--trials", "50",
+                          "--epochs", "2", "--storage", url, "--study-name", "k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        finished = 0
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.5)
+            try:
+                finished = sum(t.state.is_finished() for t in optuna.load_study(study_name="k", storage=url).trials)
+            except Exception:  # the study is not created yet
+                continue
+            if finished >= 1:
+                break
+        assert finished >= 1 and p.poll() is None
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert not (csvs / "mk").exists()
+    X = pd.read_csv(csvs / "train.csv").to_numpy(np.float32)
+    before = optuna.load_study(study_name="k", storage=url).trials
+    n_fin = sum(t.state.is_finished() for t in before)
+    r = tune(X, n_trials=n_fin + 1, storage=url, study_name="k", params={"epochs": 2, "device": "auto"}, seed=0)
+    after = r.study.trials
+    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in after) == n_fin + 1
+    assert len(after) == len(before) + 1 and after[0].params == before[0].params

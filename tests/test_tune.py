@@ -46,7 +46,7 @@ def _only(space_over: dict) -> dict:
 
 
 def test_default_space_contains_every_default():
-    for method in ("anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan"):
+    for method in ("anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan", "tadgan"):
         from ganad.detectors import DETECTORS
         defaults = DETECTORS[method]().get_params()
         for k, s in default_space(method, (8,)).items():
@@ -150,6 +150,12 @@ def test_tune_sqlite_resume_and_refit(X, tmp_path):
     # the same study for another method is refused, not mixed
     with pytest.raises(InputError, match="was created with other settings"):
         tune(X, method="bigan", n_trials=1, storage=url, study_name="s", params={"epochs": 1})
+
+
+def test_defaults_outside_a_given_space_are_sampled(X):
+    """A user's space that leaves the default out (latent_dim 16 not in [4, 8]) is honoured."""
+    r = tune(X, n_trials=1, params={"epochs": 1}, search_space=_only({"latent_dim": {"type": "categorical", "choices": [4, 8]}}))
+    assert r.study.trials[0].params["latent_dim"] in (4, 8) and r.detector.latent_dim in (4, 8)
 
 
 def test_pruning_stops_a_bad_trial(X):

@@ -91,7 +91,20 @@ def default_space(method: str, data_shape: tuple[int, ...] | None = None) -> dic
         except ValueError:
             pass
     space.update({k: dict(v) for k, v in METHOD_SPACE.get(method, {}).items()})
+    defaults = DETECTORS[method]().get_params()
+    for k, s in space.items():  # every range holds the method's default (TadGAN's latent_dim is 20)
+        v = defaults.get(k)
+        if s["type"] == "categorical" and v not in s["choices"]:
+            s["choices"] = [None] * (None in s["choices"]) + sorted([c for c in s["choices"] if c is not None] + [v])
+        elif s["type"] in ("float", "int") and isinstance(v, (int, float)) and not isinstance(v, bool):
+            s["low"], s["high"] = min(s["low"], v), max(s["high"], v)
     return space
+
+
+def _in_space(v, s: dict) -> bool:
+    if s["type"] == "categorical":
+        return v in s["choices"]
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and s["low"] <= v <= s["high"]
 
 
 def read_space(path) -> dict:
@@ -407,7 +420,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
             study.set_user_attr(k, v)
     fin = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if not study.trials:
-        queued = ([{k: cls().get_params()[k] for k, s in space.items() if s["type"] != "fixed"}] if enqueue_defaults else []) + list(enqueue or [])
+        # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
+        dflt = cls().get_params()
+        queued = ([{k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}] if enqueue_defaults else []) + list(enqueue or [])
         for p in queued:
             study.enqueue_trial(p, user_attrs={"ganad_enqueued": "defaults" if p is queued[0] and enqueue_defaults else "given"})
 

@@ -290,3 +290,27 @@ def test_killed_worker_study_resumes(csvs):
     after = r.study.trials
     assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in after) == n_fin + 1
     assert len(after) == len(before) + 1 and after[0].params == before[0].params
+
+
+def test_optuna_dashboard_reads_the_study(X, tmp_path):
+    """optuna-dashboard's own API (its WSGI app on the SQLite URL) lists the study and its trials."""
+    import io
+    dash = pytest.importorskip("optuna_dashboard")
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    tune(X, n_trials=2, storage=url, study_name="dash", params={"epochs": 1}, refit=False,
+         search_space=_only({"knn_weight": {"type": "float", "low": 0.0, "high": 1.0}}))
+    app_ = dash.wsgi(url)
+
+    def get(path):
+        status = {}
+        env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x", "SERVER_PORT": "80",
+               "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.errors": io.StringIO()}
+        body = b"".join(app_(env, lambda s, h, e=None: status.setdefault("s", s)))
+        assert status["s"].startswith("200"), (path, status)
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["dash"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert [t["state"] for t in detail["trials"]] == ["Complete", "Complete"]
+    assert detail["has_intermediate_values"]  # the per-epoch values the pruner reads are there to plot

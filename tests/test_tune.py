@@ -133,7 +133,8 @@ def test_holdout_never_trains_on_eval_rows():
 def test_tune_sqlite_resume_and_refit(X, tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}})
-    r1 = tune(X, n_trials=2, storage=url, study_name="s", search_space=space, params={"epochs": 1})
+    r1 = tune(X, n_trials=2, storage=url, study_name="s", search_space=space, params={"epochs": 1}, refit=False)
+    assert r1.detector is None
     assert len(r1.study.trials) == 2 and r1.study.trials[0].params == {"w_con": 50.0}  # the defaults come first
     assert r1.study.trials[0].user_attrs["ganad_enqueued"] == "defaults"
     # resumed: the study already has 2 finished trials, so a target of 3 runs one more

@@ -293,16 +293,22 @@ def _open_storage(url: str | None):
             raise InputError(_fmt("storage", f"{url!r}: the folder {str(path.parent)!r} does not exist", "create it or pass another path"))
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise InputError(_fmt("storage", f"{url!r}: the file is not readable and writable", "fix its permissions or pass another path"))
-    try:
-        # heartbeats: a trial whose worker was killed is marked failed after grace_period seconds,
-        # when a worker starts its next trial, so a resumed study does not wait for it forever
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
-    except Exception as exc:
-        raise InputError(_fmt("storage", f"{url!r} cannot be opened as an Optuna storage ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                              "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from exc
+    import warnings
+    # SQLite: writers wait up to 60 s for another worker's lock instead of failing at once
+    kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            # heartbeats: a trial whose worker was killed is marked failed after grace_period seconds,
+            # when a worker starts its next trial, so a resumed study does not wait for it forever
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=30, grace_period=120)
+        except Exception as exc:  # noqa: BLE001 - two workers creating one new database race on its tables: retry
+            last = exc
+            time.sleep(0.2 * (attempt + 1) * (1 + np.random.RandomState().rand()))
+    raise InputError(_fmt("storage", f"{url!r} cannot be opened as an Optuna storage ({type(last).__name__}: {str(last).splitlines()[0][:200]})",
+                          "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from last
 
 
 def _study_attrs(method, labelled, data_shape, tune_fraction, seed) -> dict:

@@ -1,4 +1,4 @@
-"""The ganad command line: fit, score, evaluate, calibrate, export, demo."""
+"""The ganad command line: fit, score, evaluate, calibrate, export, demo, tune."""
 
 from __future__ import annotations
 
@@ -614,6 +614,69 @@ def serve(
         run(model_dirs, settings, host=host, port=port, log_level=log_level)
     except (GanadError, ValueError) as exc:
         _fail(exc)
+
+
+@app.command(epilog="Examples:\n\n  ganad tune train.csv -o model/ --method ganomaly --trials 30 --epochs 20\n\n"
+                     "  ganad tune train.csv -o model/ --storage sqlite:///study.db --study-name mine   # resume / more workers\n\n"
+                     "  optuna-dashboard sqlite:///ganad-tune.db                                      # watch the study")
+def tune(
+    data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model directory to write: the best trial refitted on all of DATA (+ tuning.json)."),
+    method: str = typer.Option("ganomaly", help="Detector to tune (as for fit)."),
+    trials: int = typer.Option(20, help="Finished trials the study should reach (a resumed study runs only the missing ones; workers share them)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL or SQLite file (default: ganad-tune.db beside OUTPUT), e.g. sqlite:///study.db."),
+    study_name: Optional[str] = typer.Option(None, help="Study name (default: <method>-<data file stem>); the same name resumes it."),
+    space: Optional[Path] = typer.Option(None, help="JSON or TOML file of search-space entries replacing / extending the method's (docs/tuning.md)."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs of every trial (default: the method's)."),
+    val_data: Optional[Path] = typer.Option(None, help="Labelled validation data: the objective becomes its AUROC (default: label-free, docs/tuning.md)."),
+    label_column: Optional[str] = typer.Option(None, help="Column (NPZ: array) of --val-data holding the labels, 1 = anomaly."),
+    tune_fraction: float = typer.Option(0.2, help="Label-free objective: fraction of DATA held out of every trial's training."),
+    timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
+    seed: int = typer.Option(0, help="Seed of the sampler, the hold-out, the synthetic anomalies and every fit."),
+    exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet). Repeatable."),
+    key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv)."),
+    decimal: str = typer.Option(".", help="CSV decimal mark."),
+):
+    """Search a method's hyperparameters with Optuna (label-free by default) and save the best as a model."""
+    from ganad.data.io import csv_columns, read_array
+    try:
+        from ganad import tune as T
+    except ImportError as exc:  # pragma: no cover - optuna missing
+        _fail(GanadError(f"ganad tune: needs optuna ({exc}). Fix: pip install 'ganad[tune]'"))
+    try:
+        from ganad.io import check_model_path
+        check_model_path(output, "-o/--output")
+        X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
+        sp = T.read_space(space) if space is not None else None
+        Xv = yv = None
+        if val_data is not None:
+            Xv, yv = T.read_labelled(val_data, label_column, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        url = storage if storage is not None else str(output.resolve().parent / "ganad-tune.db")
+        fixed = {"device": device, **({"epochs": epochs} if epochs is not None else {})}
+        t0 = time.perf_counter()
+        res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
+                     search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout)
+        det = res.detector
+        if names is not None and len(names) == det.n_features_in_:
+            det.feature_names_in_ = np.asarray(names, dtype=object)
+        det.save(output)
+        T.write_tuning_record(det, output)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+    tab = Table(title=f"study {res.study.study_name}: best trials (objective: {res.objective}, higher = better)")
+    for c in ("trial", "AUROC", "s", "parameters"):
+        tab.add_column(c)
+    for r in T.trials_table(res.study):
+        ps = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+        tab.add_row(str(r["trial"]) + (f" ({r['note']})" if r["note"] else ""), f"{r['value']:.4f}", f"{r['seconds']:.1f}", ps)
+    out.print(tab)
+    s = res.summary()
+    console.print(f"[green]tuned[/] {type(det).__name__}: {s['n_complete']} complete, {s['n_pruned']} pruned, {s['n_failed']} failed trial(s) "
+                  f"in {time.perf_counter() - t0:.1f}s; best trial {s['best_trial']} ({s['best_value']:.4f}) refitted and saved to {output}; "
+                  f"storage {T._redact(T.storage_url(url))}")
 
 
 def main():  # pragma: no cover

@@ -441,7 +441,7 @@ class BaseGANDetector(BaseEstimator):
             t0 = time.perf_counter()
             self.history_ = train(self._stages(gen), Xtr, batch_size=self._batch_size(Xtr.shape[0]), generator=gen,
                                   device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xtr),
-                                  selector=selector)
+                                  selector=selector, callbacks=self.__dict__.get("_train_callbacks"))  # ganad.tune's per-epoch reports
             self.selection_ = selector.info
             train_s = time.perf_counter() - t0
         self.nets_.eval()

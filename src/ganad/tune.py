@@ -1,0 +1,560 @@
+"""Hyperparameter search with Optuna (``ganad tune``), label-free by default.
+
+One *trial* fits a detector with hyperparameters drawn from a search space and scores it with an
+objective (higher = better); Optuna's sampler (TPE) proposes the next draw, its pruner stops trials
+whose per-epoch value falls behind, and the study lives in a storage (a SQLite file by default on
+the command line) so that it survives a kill, resumes, and can be shared by several workers. The
+best trial is refitted on all the training data and returned (saved by the CLI) as a normal model.
+
+Objective without labels (the default): **separation of held-out normal rows from synthetic
+anomalies made from them**. ``tune_fraction`` of the training rows (seeded, the same for every
+trial) is never trained on; from those rows :func:`synthetic_anomalies` makes as many corrupted
+copies: half with a random subset of their features replaced by the same features of other
+held-out rows (a draw from the product of the marginals there: values that are each plausible
+but whose joint configuration is not, the "reference distribution" of Hastie, Tibshirani &
+Friedman, *Elements of Statistical Learning*, 2nd ed., §14.2.4, and the background distribution
+of Steinwart, Hush & Scovel, JMLR 2005, that turn density-level detection into classification),
+half with Gaussian noise of one standard deviation per feature added to a random subset of
+features. The objective is the AUROC of the detector's score (``decision_function``) between the
+held-out normal rows and their corruptions. It needs no label, is comparable across every
+hyperparameter (it is a rank statistic, unlike a reconstruction error whose scale moves with the
+model), and is zero-information for a detector that scores everything alike (AUROC 0.5), which
+a criterion on normal data alone cannot see. It is a proxy: anomalies of a real data set need
+not look like these corruptions (Ma, Zhao & Akoglu, SIGKDD Explorations 2023, find no internal
+criterion reliable across data sets), which is why ``benchmarks/tune_adbench.py`` measures what
+it buys on real labelled test splits (``benchmarks/RESULTS.md``).
+
+With labelled validation data (``X_val`` and ``y_val``, 1 = anomaly), the objective is the AUROC
+on it and the trials train on all of ``X``.
+
+Pruning: after every epoch the trial reports the AUROC of the method's cheap per-sample proxy
+score (held-out reconstruction residual ``|x − G(E(x))|``, for AnoGAN and f-AnoGAN's GAN stage
+the distance to generated samples) on the same evaluation rows; ``MedianPruner`` stops a trial
+whose value is below the median of earlier trials at the same epoch. The full score (with its
+kNN blend and normalisation, set after training) is computed once, at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganad.exceptions import GanadError, InputError, _fmt
+
+#: search space entries shared by every method: name -> distribution spec (see :func:`check_space`)
+COMMON_SPACE: dict[str, dict] = {
+    "lr_g": {"type": "float", "low": 5e-5, "high": 2e-3, "log": True},
+    "lr_d": {"type": "float", "low": 5e-5, "high": 2e-3, "log": True},
+    "latent_dim": {"type": "categorical", "choices": [4, 8, 16, 32, 64]},
+    "knn_weight": {"type": "float", "low": 0.0, "high": 1.0},
+    "n_neighbors": {"type": "int", "low": 1, "high": 20, "log": True},
+}
+
+#: method-specific entries (added to :data:`COMMON_SPACE`); every range contains the method's default
+METHOD_SPACE: dict[str, dict[str, dict]] = {
+    "anogan": {"lam": {"type": "float", "low": 0.0, "high": 0.5}},
+    "fanogan": {"kappa": {"type": "float", "low": 0.1, "high": 10.0, "log": True}},
+    "bigan": {"lam": {"type": "float", "low": 0.0, "high": 0.5}},
+    "egbad": {"lam": {"type": "float", "low": 0.0, "high": 0.5}},
+    "alad": {},
+    "ganomaly": {"w_adv": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+                 "w_con": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
+                 "w_lat": {"type": "float", "low": 0.1, "high": 10.0, "log": True}},
+    "vaegan": {"beta": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+               "w_adv": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+    "tadgan": {"cycle_weight": {"type": "float", "low": 1.0, "high": 50.0, "log": True}},
+}
+
+_KINDS = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}
+
+
+def default_space(method: str, data_shape: tuple[int, ...] | None = None) -> dict[str, dict]:
+    """The search space of ``method``: :data:`COMMON_SPACE`, a ``width`` entry (the network
+    family's default width, ``None``, or half or double it) and the method's own weights."""
+    from ganad.detectors import DETECTORS
+    from ganad.nets import default_width, resolve_family
+    if method not in DETECTORS:
+        raise InputError(_fmt("method", f"is {method!r}, which is not a ganad method", f"use one of {', '.join(sorted(DETECTORS))}"))
+    space = {k: dict(v) for k, v in COMMON_SPACE.items()}
+    if data_shape is not None:
+        try:
+            w = default_width(resolve_family("auto", tuple(data_shape)))
+            space["width"] = {"type": "categorical", "choices": [None, max(1, w // 2), w * 2]}
+        except ValueError:
+            pass
+    space.update({k: dict(v) for k, v in METHOD_SPACE.get(method, {}).items()})
+    defaults = DETECTORS[method]().get_params()
+    for k, s in space.items():  # every range holds the method's default (TadGAN's latent_dim is 20)
+        v = defaults.get(k)
+        if s["type"] == "categorical" and v not in s["choices"]:
+            s["choices"] = [None] * (None in s["choices"]) + sorted([c for c in s["choices"] if c is not None] + [v])
+        elif s["type"] in ("float", "int") and isinstance(v, (int, float)) and not isinstance(v, bool):
+            s["low"], s["high"] = min(s["low"], v), max(s["high"], v)
+    return space
+
+
+def _in_space(v, s: dict) -> bool:
+    if s["type"] == "categorical":
+        return v in s["choices"]
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and s["low"] <= v <= s["high"]
+
+
+def read_space(path) -> dict:
+    """A search space from a JSON or TOML file (``--space``)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(_fmt(f"--space {p}", f"cannot be read ({exc.strerror or exc})", "pass an existing JSON or TOML file")) from exc
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+            space = tomllib.loads(text)
+        else:
+            space = json.loads(text)
+    except ValueError as exc:
+        kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
+        raise InputError(_fmt(f"--space {p}", f"is not valid {kind} ({exc})",
+                              'write a table such as {"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": true}}')) from exc
+    if not isinstance(space, dict):
+        raise InputError(_fmt(f"--space {p}", "does not hold a table of parameters", 'write {"parameter": {"type": ...}, ...}'))
+    return space
+
+
+def check_space(space: dict, cls, name: str = "search_space") -> dict:
+    """Validate a search space against the detector class ``cls``: every key a parameter of it;
+    every value a spec ``{"type": "float"|"int", "low", "high", "log"?, "step"?}`` or
+    ``{"type": "categorical", "choices": [...]}``, or a plain value (fixed for every trial), or
+    ``None`` (drop the entry: the method's default)."""
+    if not isinstance(space, dict):
+        raise InputError(_fmt(name, f"is a {type(space).__name__}", 'pass a dict such as {"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3}}'))
+    params = cls().get_params()
+    out: dict[str, Any] = {}
+    for key, spec in space.items():
+        if key not in params:
+            raise InputError(_fmt(f"{name}[{key!r}]", f"is not a parameter of {cls.__name__}",
+                                  f"use some of {', '.join(sorted(params))}"))
+        if key in ("random_state", "verbose", "device", "n_members"):
+            raise InputError(_fmt(f"{name}[{key!r}]", "cannot be searched", "leave it out of the space"))
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            out[key] = {"type": "fixed", "value": spec}
+            continue
+        kind = spec.get("type")
+        if kind not in _KINDS:
+            raise InputError(_fmt(f"{name}[{key!r}]", f"has type {kind!r}", "use 'float', 'int' or 'categorical' (or a plain value to fix it)"))
+        extra = set(spec) - {"type", "log", "step", *_KINDS[kind]}
+        missing = [k for k in _KINDS[kind] if k not in spec]
+        if missing or extra:
+            raise InputError(_fmt(f"{name}[{key!r}]", f"lacks {missing}" if missing else f"has unknown keys {sorted(extra)}",
+                                  f"give exactly {', '.join(_KINDS[kind])} (and optionally log, step for numbers)"))
+        if kind == "categorical":
+            ch = spec["choices"]
+            if not isinstance(ch, list) or not ch or not all(c is None or isinstance(c, (bool, int, float, str)) for c in ch):
+                raise InputError(_fmt(f"{name}[{key!r}].choices", f"is {ch!r}", "give a non-empty list of numbers, strings, booleans or null"))
+        else:
+            lo, hi = spec["low"], spec["high"]
+            num = (int,) if kind == "int" else (int, float)
+            if not all(isinstance(v, num) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) or lo > hi:
+                raise InputError(_fmt(f"{name}[{key!r}]", f"has low={lo!r}, high={hi!r}", f"give {kind} bounds with low <= high"))
+            if spec.get("log") and lo <= 0:
+                raise InputError(_fmt(f"{name}[{key!r}]", f"is log-scaled with low={lo!r}", "use low > 0 or log: false"))
+        out[key] = dict(spec)
+    return out
+
+
+def _suggest(trial, space: dict) -> dict:
+    p = {}
+    for k, s in space.items():
+        if s["type"] == "fixed":
+            p[k] = s["value"]
+        elif s["type"] == "float":
+            p[k] = trial.suggest_float(k, float(s["low"]), float(s["high"]), log=bool(s.get("log", False)), step=s.get("step"))
+        elif s["type"] == "int":
+            p[k] = trial.suggest_int(k, int(s["low"]), int(s["high"]), log=bool(s.get("log", False)), step=int(s.get("step", 1)))
+        else:
+            p[k] = trial.suggest_categorical(k, s["choices"])
+    return p
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def synthetic_anomalies(X: np.ndarray, seed: int = 0, fraction: tuple[float, float] = (0.1, 0.5)) -> np.ndarray:
+    """One corrupted copy of every row of ``X`` (n ≥ 2): each copy has a random fraction in
+    ``fraction`` of its features (elements, for series and images) changed; even rows by values
+    of the same features in other rows (a draw from the product of the marginals), odd rows by
+    Gaussian noise of one per-feature standard deviation (of ``X``) added. Seeded: the same
+    ``X`` and ``seed`` give the same copies."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if n < 2:
+        raise InputError(_fmt("X", f"has {n} row(s)", "give at least 2 held-out rows"))
+    flat = X.reshape(n, -1)
+    d = flat.shape[1]
+    rng = np.random.RandomState(seed)
+    out = flat.copy()
+    sd = flat.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    for i in range(n):
+        k = max(1, int(round(rng.uniform(*fraction) * d)))
+        cols = rng.choice(d, size=k, replace=False)
+        if i % 2 == 0:
+            donors = rng.randint(0, n - 1, size=k)
+            donors = donors + (donors >= i)  # another row
+            out[i, cols] = flat[donors, cols]
+        else:
+            out[i, cols] = flat[i, cols] + rng.standard_normal(k) * sd[cols]
+    return out.reshape(X.shape)
+
+
+def auroc(y: np.ndarray, s: np.ndarray) -> float:
+    """AUROC of scores ``s`` for labels ``y`` (1 = anomaly); 0.5 when the scores are all alike."""
+    from sklearn.metrics import roc_auc_score
+    s = np.asarray(s, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise FloatingPointError("scores are not finite")
+    if np.ptp(s) == 0:
+        return 0.5
+    return float(roc_auc_score(y, s))
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows the trials train on, rows the label-free objective evaluates on), seeded."""
+    k = int(round(fraction * n))
+    if k < 16 or n - k < 32:
+        raise InputError(_fmt("X", f"has {n} rows, too few for a tuning hold-out of {fraction:.0%} (needs >= 16 held out and 32 to train)",
+                              "give more training rows, raise tune_fraction, or pass labelled validation data (X_val, y_val / --val-data)"))
+    perm = np.random.RandomState(seed).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+class _Reporter:
+    """Training callback: after every epoch, the AUROC of the method's per-sample proxy score on
+    the evaluation rows, reported to the trial; raises ``optuna.TrialPruned`` when the pruner says so."""
+
+    def __init__(self, trial, det, X_eval: np.ndarray, y_eval: np.ndarray):
+        self.trial, self.det, self.X_eval, self.y_eval = trial, det, X_eval, y_eval
+        self.step = 0
+        self.Xt = None
+
+    def __call__(self, stage: str, epoch: int, means: dict) -> None:
+        import optuna
+        import torch
+        det = self.det
+        if self.Xt is None:
+            self.Xt = torch.from_numpy(det.scaler_.transform(self.X_eval))
+        kind = "encoder" if "E" in det._networks and stage != "gan" else "generated"
+        nets = det.nets_
+        modes = {name: m.training for name, m in nets.named_modules()}
+        nets.eval()
+        try:
+            with torch.no_grad():
+                s = det._proxy(self.Xt, kind).double().cpu().numpy()
+        finally:
+            for name, m in nets.named_modules():
+                m.training = modes[name]
+        value = auroc(self.y_eval, s) if np.isfinite(s).all() else 0.0
+        self.trial.report(value, self.step)
+        self.step += 1
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch + 1} of stage {stage}: proxy AUROC {value:.3f} below the median of earlier trials")
+
+
+# --------------------------------------------------------------------------- storage and study
+
+
+def storage_url(storage) -> str | None:
+    """``None`` (in memory), a database URL, or a file path (made a SQLite URL)."""
+    if storage is None:
+        return None
+    s = str(storage)
+    if "://" in s:
+        return s
+    return "sqlite:///" + str(Path(s).expanduser().resolve())
+
+
+def _open_storage(url: str | None):
+    import optuna
+    if url is None:
+        return None
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.parent.is_dir():
+            raise InputError(_fmt("storage", f"{url!r}: the folder {str(path.parent)!r} does not exist", "create it or pass another path"))
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise InputError(_fmt("storage", f"{url!r}: the file is not readable and writable", "fix its permissions or pass another path"))
+    import warnings
+    # SQLite: writers wait up to 60 s for another worker's lock instead of failing at once
+    kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            # heartbeats: a trial whose worker was killed is marked failed after grace_period seconds,
+            # when a worker starts its next trial, so a resumed study does not wait for it forever
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=30, grace_period=120)
+        except Exception as exc:  # noqa: BLE001 - two workers creating one new database race on its tables: retry
+            last = exc
+            time.sleep(0.2 * (attempt + 1) * (1 + np.random.RandomState().rand()))
+    raise InputError(_fmt("storage", f"{url!r} cannot be opened as an Optuna storage ({type(last).__name__}: {str(last).splitlines()[0][:200]})",
+                          "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from last
+
+
+def _study_attrs(method, labelled, data_shape, tune_fraction, seed) -> dict:
+    return {"ganad_method": method, "ganad_objective": "labelled-auroc" if labelled else "synthetic-auroc",
+            "ganad_data_shape": list(data_shape), "ganad_tune_fraction": float(tune_fraction), "ganad_seed": int(seed)}
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns: the Optuna study, the refitted best detector (None with
+    ``refit=False``), the best trial's parameters and value and the fixed parameters of every trial."""
+
+    study: Any
+    detector: Any
+    best_params: dict
+    best_value: float
+    fixed_params: dict
+    objective: str
+
+    def summary(self) -> dict:
+        import optuna
+        states = [t.state for t in self.study.trials]
+        return {"study_name": self.study.study_name, "objective": self.objective, "best_value": self.best_value,
+                "best_params": self.best_params, "best_trial": self.study.best_trial.number,
+                "n_complete": states.count(optuna.trial.TrialState.COMPLETE),
+                "n_pruned": states.count(optuna.trial.TrialState.PRUNED),
+                "n_failed": states.count(optuna.trial.TrialState.FAIL)}
+
+
+def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study_name: str | None = None,
+         search_space: dict | None = None, params: dict | None = None, X_val=None, y_val=None,
+         tune_fraction: float = 0.2, seed: int = 0, pruner=None, sampler=None, enqueue_defaults: bool = True,
+         enqueue: list[dict] | None = None, timeout: float | None = None, refit: bool = True,
+         callbacks: list | None = None) -> TuneResult:
+    """Search the hyperparameters of ``method`` on normal training data ``X``.
+
+    ``n_trials`` is the study's target of finished (complete or pruned) trials: a resumed study
+    (same ``storage`` and ``study_name``) runs only those still missing, and several workers on
+    one storage share the target. ``search_space`` entries replace or extend (``None`` removes)
+    those of :func:`default_space`; ``params`` are fixed detector parameters of every trial and the
+    refit (e.g. ``{"epochs": 10}``). Without ``X_val`` / ``y_val`` the objective is label-free
+    (module docstring); with them, the AUROC on them. The first trial of a new study is the
+    method's defaults (``enqueue_defaults``), so the best trial is never worse than the defaults on
+    the objective. The best trial is refitted on all of ``X`` with ``random_state=seed``.
+    """
+    import optuna
+    from ganad.data.validation import check_array, check_labels
+    from ganad.detectors import DETECTORS
+
+    if method not in DETECTORS:
+        raise InputError(_fmt("method", f"is {method!r}, which is not a ganad method", f"use one of {', '.join(sorted(DETECTORS))}"))
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+        raise InputError(_fmt("n_trials", f"is {n_trials!r}", "pass a whole number of trials >= 1, e.g. 20"))
+    if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
+        raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
+    cls = DETECTORS[method]
+    X = check_array(X, "X", min_samples=2)
+    labelled = X_val is not None or y_val is not None
+    if labelled:
+        if X_val is None or y_val is None:
+            raise InputError(_fmt("X_val / y_val", "only one was given", "pass both the labelled validation rows and their labels, or neither"))
+        X_val = check_array(X_val, "X_val", min_samples=2)
+        if X_val.shape[1:] != X.shape[1:]:
+            raise InputError(_fmt("X_val", f"has rows of shape {X_val.shape[1:]}, X of {X.shape[1:]}", "give validation rows with the training columns"))
+        y_val = check_labels(y_val, len(X_val), "y_val")
+        if len(np.unique(y_val)) < 2:
+            raise InputError(_fmt("y_val", "holds one class only", "give validation data with both normal (0) and anomalous (1) rows"))
+        fit_idx = np.arange(len(X))
+        X_eval, y_eval = X_val, y_val
+    else:
+        fit_idx, hold_idx = holdout_split(len(X), tune_fraction, seed)
+        normal = X[hold_idx]
+        X_eval = np.concatenate([normal, synthetic_anomalies(normal, seed).astype(X.dtype)])
+        y_eval = np.r_[np.zeros(len(normal), int), np.ones(len(normal), int)]
+    fixed = dict(params or {})
+    bad = [k for k in fixed if k not in cls().get_params()]
+    if bad:
+        raise InputError(_fmt("params", f"names {bad}, not parameters of {cls.__name__}", f"use some of {', '.join(sorted(cls().get_params()))}"))
+    space = default_space(method, X.shape[1:])
+    if search_space is not None:
+        if not isinstance(search_space, dict):
+            raise InputError(_fmt("search_space", f"is a {type(search_space).__name__}", "pass a dict of parameter -> distribution"))
+        space.update(search_space)
+    space = {k: v for k, v in space.items() if k not in fixed}
+    space = check_space(space, cls)
+    if not space:
+        raise InputError(_fmt("search_space", "is empty", "leave at least one parameter to search"))
+
+    url = storage_url(storage)
+    st = _open_storage(url)
+    name = study_name or f"ganad-{method}"
+    epochs = int(fixed.get("epochs", cls().get_params()["epochs"]))
+    if pruner is None:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
+    if sampler is None:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    attrs = _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)
+    try:
+        with _quiet_optuna():
+            study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True,
+                                        pruner=pruner, sampler=sampler)
+    except GanadError:
+        raise
+    except Exception as exc:
+        raise InputError(_fmt("storage", f"{url!r}: study {name!r} cannot be created or loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                              "pass another study name or storage")) from exc
+    old = study.user_attrs
+    if old.get("ganad_method") is not None:
+        diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v}
+        if diff:
+            raise InputError(_fmt(f"study {name!r}", f"was created with other settings {diff} (stored, given)",
+                                  "pass the same method, data and options to resume it, or a new --study-name"))
+    else:
+        for k, v in attrs.items():
+            study.set_user_attr(k, v)
+    fin = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if not study.trials:
+        # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
+        dflt = cls().get_params()
+        queued = ([{k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}] if enqueue_defaults else []) + list(enqueue or [])
+        for p in queued:
+            study.enqueue_trial(p, user_attrs={"ganad_enqueued": "defaults" if p is queued[0] and enqueue_defaults else "given"})
+
+    def objective(trial):
+        p = {**fixed, **_suggest(trial, space), "random_state": seed, "verbose": False}
+        det = cls(**p)
+        det._train_callbacks = [_Reporter(trial, det, X_eval, y_eval)]
+        t0 = time.perf_counter()
+        try:
+            det.fit(X[fit_idx])
+        finally:
+            det.__dict__.pop("_train_callbacks", None)
+        s = det.decision_function(X_eval)
+        value = auroc(y_eval, s)
+        trial.set_user_attr("fit_s", round(time.perf_counter() - t0, 3))
+        return value
+
+    done = sum(t.state in fin for t in study.trials)
+    remaining = max(0, int(n_trials) - done)
+    if remaining:
+        with _quiet_optuna():
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(FloatingPointError, GanadError),
+                           callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=fin), *(callbacks or [])])
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        errs = {t.number: t.system_attrs.get("fail_reason", "") for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
+        raise InputError(_fmt(f"study {name!r}", f"has no completed trial (failed: {str(errs)[:300]})",
+                              "check the data, widen or change the search space, or raise n_trials"))
+    best = study.best_trial
+    best_params = {k: v for k, v in best.params.items()}
+    best_params.update({k: s["value"] for k, s in space.items() if s["type"] == "fixed"})
+    det = None
+    if refit:
+        det = cls(**{**fixed, **best_params, "random_state": seed, "verbose": False}).fit(X)
+        det.tuning_ = {"study_name": name, "storage": _redact(url), "objective": attrs["ganad_objective"],
+                       "best_trial": best.number, "best_value": best.value, "best_params": best_params,
+                       "n_trials": len(study.trials)}
+    return TuneResult(study, det, best_params, float(best.value), fixed, attrs["ganad_objective"])
+
+
+def _redact(url: str | None) -> str | None:
+    """A database URL without its password (for the model's tuning record)."""
+    if url is None or "@" not in url:
+        return url
+    head, tail = url.split("://", 1)
+    return f"{head}://***@{tail.split('@', 1)[1]}"
+
+
+class _quiet_optuna:
+    """Optuna logs every trial at INFO; ganad prints its own table."""
+
+    def __enter__(self):
+        import optuna
+        self.level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def __exit__(self, *exc):
+        import optuna
+        optuna.logging.set_verbosity(self.level)
+
+
+def write_tuning_record(det, model_dir) -> Path:
+    """``tuning.json`` beside a saved model: study, objective, best trial and parameters (written
+    to a temporary file and renamed, never half-written)."""
+    d = Path(model_dir)
+    rec = json.dumps(getattr(det, "tuning_", {}), indent=2, default=str)
+    fd, tmp = tempfile.mkstemp(prefix=".tuning.json.", dir=d)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(rec)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, d / "tuning.json")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return d / "tuning.json"
+
+
+def trials_table(study, top: int = 10) -> list[dict]:
+    """The best ``top`` completed trials, then the counts of pruned and failed ones (for printing)."""
+    import optuna
+    rows = []
+    complete = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: -t.value)
+    for t in complete[:top]:
+        dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else float("nan")
+        rows.append({"trial": t.number, "value": t.value, "seconds": dur, "params": t.params,
+                     "note": t.user_attrs.get("ganad_enqueued", "")})
+    return rows
+
+
+# --------------------------------------------------------------------------- files (the CLI)
+
+
+def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=None, decimal=".") -> tuple[np.ndarray, np.ndarray]:
+    """Labelled validation data (``--val-data``): the rows (every column but the label column
+    and ``exclude``) and the labels (``label_column``: a CSV / Parquet column, or an NPZ array)."""
+    from ganad.data.io import file_format, read_array
+    from ganad.data.validation import check_labels
+    p = Path(path)
+    if label_column is None:
+        raise InputError(_fmt(f"--val-data {p}", "has no label column named", "pass --label-column NAME (1 = anomaly, 0 = normal)"))
+    fmt = file_format(p)
+    if fmt == "npz":
+        with np.load(p, allow_pickle=False) as z:
+            if label_column not in z.files:
+                raise InputError(_fmt(f"--val-data {p}", f"has no array {label_column!r}", f"use one of {z.files} for --label-column"))
+            y = z[label_column]
+            others = [k for k in z.files if k != label_column]
+        if key is None:
+            if "X" not in others and len(others) != 1:
+                raise InputError(_fmt(f"--val-data {p}", f"holds arrays {others} besides the labels", "name the rows' array with --key"))
+            key = "X" if "X" in others else others[0]
+        X = read_array(p, key=key)
+    elif fmt in ("csv", "parquet"):
+        import pandas as pd
+        X = read_array(p, exclude=[*exclude, label_column], sep=sep, decimal=decimal)
+        try:
+            if fmt == "parquet":
+                y = pd.read_parquet(p, columns=[label_column])[label_column].to_numpy()
+            else:
+                y = pd.read_csv(p, usecols=[label_column], sep=sep or ("\t" if p.suffix.lower() == ".tsv" else ","))[label_column].to_numpy()
+        except (KeyError, ValueError) as exc:
+            raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r}", "pass the name of the label column with --label-column")) from exc
+    else:
+        raise InputError(_fmt(f"--val-data {p}", f"is a {fmt} file, which holds no label column",
+                              "use a CSV / Parquet file with a label column or an NPZ file with a labels array"))
+    return X, check_labels(y, len(X), f"labels ({p} column {label_column})")

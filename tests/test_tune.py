@@ -1,0 +1,317 @@
+"""Hyperparameter search (ganad.tune, `ganad tune`): tiny models, a few trials each."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from ganad import GANomaly  # noqa: E402
+from ganad.cli import app  # noqa: E402
+from ganad.exceptions import InputError  # noqa: E402
+from ganad.tune import (auroc, check_space, default_space, holdout_split, read_space,  # noqa: E402
+                        synthetic_anomalies, tune)
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+_A = np.random.RandomState(42).randn(2, 8)
+
+
+def manifold(n, seed):
+    """Normal rows on a 2-d curved manifold in 8-d: a model must learn it to detect anything."""
+    rng = np.random.RandomState(seed)
+    return (np.tanh(rng.randn(n, 2) @ _A) + 0.05 * rng.randn(n, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return manifold(400, 0)
+
+
+def _only(space_over: dict) -> dict:
+    """A search space of just ``space_over``: every default entry dropped (method defaults)."""
+    return {**{k: None for k in default_space("ganomaly", (8,))}, **space_over}
+
+
+# --------------------------------------------------------------------------- space
+
+
+def test_default_space_contains_every_default():
+    for method in ("anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan", "tadgan"):
+        from ganad.detectors import DETECTORS
+        defaults = DETECTORS[method]().get_params()
+        for k, s in default_space(method, (8,)).items():
+            v = defaults[k]
+            if s["type"] == "categorical":
+                assert v in s["choices"], (method, k)
+            else:
+                assert s["low"] <= v <= s["high"], (method, k)
+
+
+def test_check_space_errors_and_forms():
+    sp = check_space({"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}, "epochs": 3, "width": None}, GANomaly)
+    assert sp == {"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}, "epochs": {"type": "fixed", "value": 3}}
+    with pytest.raises(InputError, match=r"search_space\['lr'\]: is not a parameter of GANomaly"):
+        check_space({"lr": 0.1}, GANomaly)
+    with pytest.raises(InputError, match="has type 'uniform'"):
+        check_space({"lr_g": {"type": "uniform", "low": 0, "high": 1}}, GANomaly)
+    with pytest.raises(InputError, match="log-scaled with low=0"):
+        check_space({"lr_g": {"type": "float", "low": 0, "high": 1, "log": True}}, GANomaly)
+    with pytest.raises(InputError, match="low <= high"):
+        check_space({"latent_dim": {"type": "int", "low": 8, "high": 4}}, GANomaly)
+    with pytest.raises(InputError, match="lacks"):
+        check_space({"latent_dim": {"type": "categorical"}}, GANomaly)
+    with pytest.raises(InputError, match="cannot be searched"):
+        check_space({"random_state": 1}, GANomaly)
+
+
+def test_read_space_files(tmp_path):
+    (tmp_path / "s.json").write_text('{"w_con": {"type": "float", "low": 10, "high": 60}}')
+    (tmp_path / "s.toml").write_text('[w_con]\ntype = "float"\nlow = 10.0\nhigh = 60.0\n')
+    assert read_space(tmp_path / "s.json") == {"w_con": {"type": "float", "low": 10, "high": 60}}
+    assert read_space(tmp_path / "s.toml")["w_con"]["high"] == 60.0
+    (tmp_path / "bad.json").write_text("{lr_g: 1")
+    with pytest.raises(InputError, match="is not valid JSON"):
+        read_space(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="cannot be read"):
+        read_space(tmp_path / "missing.json")
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def test_synthetic_anomalies_seeded_and_corrupting():
+    N = manifold(50, 1)
+    S = synthetic_anomalies(N, seed=3)
+    assert S.shape == N.shape
+    np.testing.assert_array_equal(S, synthetic_anomalies(N, seed=3))
+    changed = (S != N).sum(1)
+    assert (changed >= 1).all() and (changed <= 8).all()
+    assert not np.array_equal(S, synthetic_anomalies(N, seed=4))
+    assert auroc(np.r_[np.zeros(5), np.ones(5)], np.ones(10)) == 0.5  # a detector that scores all alike
+
+
+def test_label_free_objective_ranks_broken_below_sane(X):
+    """The criterion (AUROC of held-out normal rows vs their corruptions) ranks a deliberately
+    broken configuration (a 1-d code through 2 units, the method's own score alone) below a sane
+    one, as the true AUROC on real off-manifold anomalies does."""
+    fit_idx, hold_idx = holdout_split(len(X), 0.2, 0)
+    N = X[hold_idx]
+    ev = np.r_[N, synthetic_anomalies(N, 0).astype(np.float32)]
+    y = np.r_[np.zeros(len(N)), np.ones(len(N))]
+    test = np.r_[manifold(100, 5), np.random.RandomState(5).uniform(-1, 1, (100, 8)).astype(np.float32)]
+    y_test = np.r_[np.zeros(100), np.ones(100)]
+    crit, true = {}, {}
+    for name, kw in {"sane": {}, "broken": dict(latent_dim=1, width=2, knn_weight=0.0)}.items():
+        det = GANomaly(epochs=5, random_state=0, **kw).fit(X[fit_idx])
+        crit[name] = auroc(y, det.decision_function(ev))
+        true[name] = auroc(y_test, det.decision_function(test))
+    assert true["sane"] > true["broken"] + 0.2  # the broken one really is broken
+    assert crit["sane"] > crit["broken"] + 0.2
+    assert crit["broken"] < 0.65
+
+
+def test_holdout_never_trains_on_eval_rows():
+    fit_idx, hold_idx = holdout_split(200, 0.2, 1)
+    assert len(hold_idx) == 40 and not np.intersect1d(fit_idx, hold_idx).size and len(fit_idx) + len(hold_idx) == 200
+    with pytest.raises(InputError, match="too few for a tuning hold-out"):
+        holdout_split(40, 0.2, 0)
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def test_tune_sqlite_resume_and_refit(X, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}})
+    r1 = tune(X, n_trials=2, storage=url, study_name="s", search_space=space, params={"epochs": 1}, refit=False)
+    assert r1.detector is None
+    assert len(r1.study.trials) == 2 and r1.study.trials[0].params == {"w_con": 50.0}  # the defaults come first
+    assert r1.study.trials[0].user_attrs["ganad_enqueued"] == "defaults"
+    # resumed: the study already has 2 finished trials, so a target of 3 runs one more
+    r2 = tune(X, n_trials=3, storage=url, study_name="s", search_space=space, params={"epochs": 1})
+    assert [t.number for t in r2.study.trials] == [0, 1, 2]
+    assert r2.study.trials[0].params == r1.study.trials[0].params
+    # the dashboard reads the same URL: the study loads with its values
+    loaded = optuna.load_study(study_name="s", storage=url)
+    assert len(loaded.trials) == 3 and loaded.best_value == pytest.approx(r2.best_value)
+    det = r2.detector
+    assert det.w_con == pytest.approx(r2.best_params["w_con"]) and det.epochs == 1
+    assert det.tuning_["study_name"] == "s" and det.tuning_["best_value"] == pytest.approx(r2.best_value)
+    assert det.decision_function(X[:5]).shape == (5,)
+    # the same study for another method is refused, not mixed
+    with pytest.raises(InputError, match="was created with other settings"):
+        tune(X, method="bigan", n_trials=1, storage=url, study_name="s", params={"epochs": 1})
+
+
+def test_defaults_outside_a_given_space_are_sampled(X):
+    """A user's space that leaves the default out (latent_dim 16 not in [4, 8]) is honoured."""
+    r = tune(X, n_trials=1, params={"epochs": 1}, search_space=_only({"latent_dim": {"type": "categorical", "choices": [4, 8]}}))
+    assert r.study.trials[0].params["latent_dim"] in (4, 8) and r.detector.latent_dim in (4, 8)
+
+
+def test_pruning_stops_a_bad_trial(X):
+    space = _only({"latent_dim": {"type": "categorical", "choices": [1, 8]},
+                   "width": {"type": "categorical", "choices": [None, 2]},
+                   "lr_g": {"type": "float", "low": 1e-7, "high": 1e-3, "log": True}})
+    r = tune(X, n_trials=2, params={"epochs": 4}, search_space=space, enqueue_defaults=False,
+             enqueue=[dict(latent_dim=8, width=None, lr_g=1e-3), dict(latent_dim=1, width=2, lr_g=1e-7)],
+             pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2))
+    good, bad = r.study.trials
+    assert good.state == optuna.trial.TrialState.COMPLETE and len(good.intermediate_values) == 4
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    assert len(bad.intermediate_values) == 3  # stopped at the first epoch after the warm-up
+    assert r.best_params["latent_dim"] == 8
+
+
+def test_labelled_objective_is_validation_auroc(X):
+    X_val = np.r_[manifold(60, 7), np.random.RandomState(7).uniform(-1, 1, (20, 8)).astype(np.float32)]
+    y_val = np.r_[np.zeros(60, int), np.ones(20, int)]
+    r = tune(X, n_trials=2, X_val=X_val, y_val=y_val, params={"epochs": 2},
+             search_space=_only({"knn_weight": {"type": "float", "low": 0.0, "high": 1.0}}))
+    assert r.objective == "labelled-auroc"
+    # with labels the trials train on all of X, so the refit is the best trial's model
+    assert auroc(y_val, r.detector.decision_function(X_val)) == pytest.approx(r.best_value)
+    with pytest.raises(InputError, match="only one was given"):
+        tune(X, n_trials=1, X_val=X_val)
+    with pytest.raises(InputError, match="one class only"):
+        tune(X, n_trials=1, X_val=X_val, y_val=np.zeros(80, int))
+
+
+def test_bad_inputs(X, tmp_path):
+    with pytest.raises(InputError, match="method: is 'gan'"):
+        tune(X, method="gan")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="n_trials"):
+            tune(X, n_trials=bad)
+    with pytest.raises(InputError, match="folder .* does not exist"):
+        tune(X, n_trials=1, storage=f"sqlite:///{tmp_path / 'nope' / 's.db'}")
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not a database\n" * 100)
+    with pytest.raises(InputError, match="storage"):
+        tune(X, n_trials=1, storage=str(junk), params={"epochs": 1})
+    with pytest.raises(InputError, match="not parameters of GANomaly"):
+        tune(X, n_trials=1, params={"epoch": 1})
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture()
+def csvs(tmp_path):
+    cols = [f"f{i}" for i in range(8)]
+    pd.DataFrame(manifold(300, 0), columns=cols).to_csv(tmp_path / "train.csv", index=False)
+    val = pd.DataFrame(np.r_[manifold(40, 2), np.random.RandomState(2).uniform(-1, 1, (10, 8))], columns=cols)
+    val["label"] = np.r_[np.zeros(40, int), np.ones(10, int)]
+    val.to_csv(tmp_path / "val.csv", index=False)
+    return tmp_path
+
+
+def test_cli_tune_end_to_end(csvs):
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "model"), "--trials", "2", "--epochs", "1",
+                                 "--val-data", str(csvs / "val.csv"), "--label-column", "label"])
+    assert r.exit_code == 0, r.output
+    assert (csvs / "ganad-tune.db").exists()  # the default storage: beside the model
+    rec = json.loads((csvs / "model" / "tuning.json").read_text())
+    assert rec["objective"] == "labelled-auroc" and rec["study_name"] == "ganomaly-train"
+    import ganad
+    det = ganad.load(csvs / "model")
+    assert det.w_con == pytest.approx(rec["best_params"]["w_con"])
+    assert list(det.feature_names_in_) == [f"f{i}" for i in range(8)]
+    study = optuna.load_study(study_name="ganomaly-train", storage=f"sqlite:///{csvs / 'ganad-tune.db'}")
+    assert len(study.trials) == 2
+
+
+def test_cli_errors_write_nothing(csvs):
+    run = lambda *a: CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "m"), *a])  # noqa: E731
+    (csvs / "space.json").write_text("[1, 2]")
+    cases = [(["--method", "gan"], "method"), (["--trials", "0"], "n_trials"), (["--space", str(csvs / "space.json")], "--space"),
+             (["--storage", f"sqlite:///{csvs / 'no' / 'x.db'}"], "storage"),
+             (["--val-data", str(csvs / "val.csv")], "--label-column")]
+    for args, word in cases:
+        r = run(*args)
+        assert r.exit_code != 0 and word in r.output, (args, r.output)
+        assert not (csvs / "m").exists()
+
+
+def test_two_workers_share_one_study(csvs):
+    """Two processes on one SQLite study: distinct trials, a shared target, both save a model."""
+    url = f"sqlite:///{csvs / 'shared.db'}"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = lambda out: [sys.executable, "-m", "ganad.cli", "tune", str(csvs / "train.csv"), "-o", str(csvs / out),  # noqa: E731
+                       "--trials", "4", "--epochs", "1", "--storage", url, "--study-name", "shared"]
+    procs = [subprocess.Popen(cmd(f"m{i}"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    study = optuna.load_study(study_name="shared", storage=url)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 4 <= len(finished) <= 5  # the target, overshot by at most the one trial the other worker had running
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert (csvs / "m0" / "tuning.json").exists() and (csvs / "m1" / "tuning.json").exists()
+
+
+def test_killed_worker_study_resumes(csvs):
+    """SIGKILL a `ganad tune` worker once the study has a finished trial; the same study resumes
+    with what is missing, nothing written to the model directory by the killed worker."""
+    import signal
+    import time
+    url = f"sqlite:///{csvs / 'killed.db'}"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "ganad.cli", "tune", str(csvs / "train.csv"), "-o", str(csvs / "mk"), "--trials", "50",
+                          "--epochs", "2", "--storage", url, "--study-name", "k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        finished = 0
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.5)
+            try:
+                finished = sum(t.state.is_finished() for t in optuna.load_study(study_name="k", storage=url).trials)
+            except Exception:  # the study is not created yet
+                continue
+            if finished >= 1:
+                break
+        assert finished >= 1 and p.poll() is None
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert not (csvs / "mk").exists()
+    X = pd.read_csv(csvs / "train.csv").to_numpy(np.float32)
+    before = optuna.load_study(study_name="k", storage=url).trials
+    n_fin = sum(t.state.is_finished() for t in before)
+    r = tune(X, n_trials=n_fin + 1, storage=url, study_name="k", params={"epochs": 2, "device": "auto"}, seed=0)
+    after = r.study.trials
+    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in after) == n_fin + 1
+    assert len(after) == len(before) + 1 and after[0].params == before[0].params
+
+
+def test_optuna_dashboard_reads_the_study(X, tmp_path):
+    """optuna-dashboard's own API (its WSGI app on the SQLite URL) lists the study and its trials."""
+    import io
+    dash = pytest.importorskip("optuna_dashboard")
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    tune(X, n_trials=2, storage=url, study_name="dash", params={"epochs": 1}, refit=False,
+         search_space=_only({"knn_weight": {"type": "float", "low": 0.0, "high": 1.0}}))
+    app_ = dash.wsgi(url)
+
+    def get(path):
+        status = {}
+        env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x", "SERVER_PORT": "80",
+               "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.errors": io.StringIO()}
+        body = b"".join(app_(env, lambda s, h, e=None: status.setdefault("s", s)))
+        assert status["s"].startswith("200"), (path, status)
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["dash"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert [t["state"] for t in detail["trials"]] == ["Complete", "Complete"]
+    assert detail["has_intermediate_values"]  # the per-epoch values the pruner reads are there to plot

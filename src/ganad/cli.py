@@ -91,10 +91,15 @@ def fit(
                   "verbose": not quiet}
         det = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
         t0 = time.perf_counter()
-        det.fit(X)
+        det.fit(X)  # under torchrun: distributed data-parallel, one process per rank (docs/distributed.md)
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)  # checked when scoring
+        from ganad.training import distributed
+        if not distributed.is_main_process():  # every rank holds the same model; rank 0 writes it
+            distributed.shutdown()
+            return
         det.save(output)
+        distributed.shutdown()
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "

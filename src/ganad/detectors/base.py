@@ -394,17 +394,29 @@ class BaseGANDetector(BaseEstimator):
         self.validation_index_ = val_idx
         Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
+        from ganad.training import distributed
+        ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
+        if ddp is not None:
+            self.device_ = ddp.device
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             self.nets_ = nn.ModuleDict(self._build_networks()).to(self.device_)
             gen = torch.Generator().manual_seed(self.seed_)
             from ganad.training.selection import Selector
             criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None
+            if ddp is not None and criterion is not None:
+                criterion = ddp.from_rank0(criterion)
             selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
             t0 = time.perf_counter()
-            self.history_ = train(self._stages(gen), Xtr, batch_size=self._batch_size(Xtr.shape[0]), generator=gen,
-                                  device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xtr),
-                                  selector=selector)
+            if ddp is not None:
+                ddp.prepare(self.nets_)
+            try:
+                self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
+                                      batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
+                                      verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp)
+            finally:
+                if ddp is not None:
+                    ddp.restore(self.nets_)
             self.selection_ = selector.info
             train_s = time.perf_counter() - t0
         self.nets_.eval()

@@ -75,6 +75,11 @@ def fit(
                                  window, stride, time_column, channels, series_id, gaps, point_contamination)
         except (GanadError, ValueError) as exc:
             _fail(exc)
+        from ganad.training import distributed
+        if not distributed.is_main_process():
+            distributed.shutdown()
+            return
+        distributed.shutdown()
         console.print(f"[green]fitted[/] series {type(sd.detector_).__name__} on {len(tab.values)} points x {len(tab.columns)} channel(s) "
                       f"(window {sd.window_}, stride {sd.stride_}) in {time.perf_counter() - t0:.1f}s; point threshold {sd.threshold_:.4g}; saved to {output}")
         return

@@ -384,7 +384,13 @@ class BaseGANDetector(BaseEstimator):
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         self.device_ = resolve_device(self.device)
+        from ganad.training import distributed
+        ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
+        if ddp is not None:
+            self.device_ = ddp.device
         self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        if ddp is not None:  # random_state=None draws a seed per process: every rank takes rank 0's
+            self.seed_ = ddp.agree(self.seed_)
         self.prior_ = make_prior(self.prior)
         if int(self.n_members) > 1:
             return self._fit_ensemble(X)
@@ -394,10 +400,6 @@ class BaseGANDetector(BaseEstimator):
         self.validation_index_ = val_idx
         Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
-        from ganad.training import distributed
-        ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
-        if ddp is not None:
-            self.device_ = ddp.device
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             self.nets_ = nn.ModuleDict(self._build_networks()).to(self.device_)

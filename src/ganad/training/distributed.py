@@ -290,16 +290,25 @@ class DDPContext:
                 dist.broadcast(t, 0)
 
     # ------------------------------------------------------------------ agreement between ranks
+    def _comm_device(self):
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
     def from_rank0(self, fn):
         """``fn()`` (a float) computed on rank 0 and broadcast to every rank."""
         def wrapped():
-            v = torch.tensor([float(fn()) if self.rank == 0 else 0.0], dtype=torch.float64)
+            v = torch.tensor([float(fn()) if self.rank == 0 else 0.0], dtype=torch.float64, device=self._comm_device())
             dist.broadcast(v, 0)
             return float(v[0])
         return wrapped
 
+    def agree(self, seed: int) -> int:
+        """Rank 0's integer (the seed drawn for ``random_state=None``) on every rank."""
+        v = torch.tensor([int(seed)], dtype=torch.int64, device=self._comm_device())
+        dist.broadcast(v, 0)
+        return int(v[0])
+
     def broadcast(self, t: torch.Tensor) -> torch.Tensor:
-        out = t.detach().to(self.device if dist.get_backend() == "nccl" else "cpu").contiguous().clone()
+        out = t.detach().to(self._comm_device()).contiguous().clone()
         dist.broadcast(out, 0)
         return out.to(t.device)
 
@@ -308,7 +317,6 @@ class DDPContext:
         if not means:
             return means
         keys = sorted(means)
-        dev = self.device if dist.get_backend() == "nccl" else "cpu"
-        v = torch.tensor([means[k] for k in keys], dtype=torch.float64, device=dev)
+        v = torch.tensor([means[k] for k in keys], dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(v)
         return {k: float(x) / self.world for k, x in zip(keys, v.cpu())}

@@ -12,7 +12,9 @@ Configurations (each a fresh launch, alternating round by round):
 Samples/s per epoch: the training loop's per-epoch callback stamps every epoch on rank 0; the first
 epoch of each stage is left out (one-time costs), the others count with everything that runs per
 epoch (steps, gradient all-reduce, the held-out criterion on rank 0, EMA). Global training rows /
-epoch seconds. Scoring after training is not included. Each launch also writes the scores of the
+epoch seconds (wall clock); also global rows per CPU-second of rank 0's process (all its threads),
+which on a busy shared machine estimates the rate each configuration would reach with a free core
+per thread (for 1p x 2t it counts both threads' CPU time, so it is not that estimate there). Scoring after training is not included. Each launch also writes the scores of the
 first 512 training rows, so the table gives how far each configuration's scores are from the
 ``1p x 1t`` scores (max |difference| / score range); ``1p x 2t`` is the noise floor: the same
 single-process fit, whose reductions only change order with the thread count.
@@ -65,8 +67,9 @@ def worker(a):
     inner = base.train
 
     def timed_train(stages, Xt, **k):
-        stamps.append(("start", -1, time.perf_counter(), Xt.shape[0]))
-        k["callbacks"] = list(k.get("callbacks") or []) + [lambda st, ep, m: stamps.append((st, ep, time.perf_counter(), Xt.shape[0]))]
+        stamps.append(("start", -1, time.perf_counter(), Xt.shape[0], time.process_time()))
+        k["callbacks"] = list(k.get("callbacks") or []) + [
+            lambda st, ep, m: stamps.append((st, ep, time.perf_counter(), Xt.shape[0], time.process_time()))]
         return inner(stages, Xt, **k)
 
     base.train = timed_train
@@ -79,9 +82,11 @@ def worker(a):
         return
     n_train = stamps[0][3]
     rates = [n_train / (cur[2] - prev[2]) for prev, cur in zip(stamps, stamps[1:]) if cur[1] >= 1]
+    # rows per CPU-second of this process (all its threads): what the rate would be with a core of its own
+    cpu_rates = [n_train / max(cur[4] - prev[4], 1e-9) for prev, cur in zip(stamps, stamps[1:]) if cur[1] >= 1]
     np.save(a.scores, det.decision_function(X[:512]))
     distributed.shutdown()
-    print(json.dumps({"rate": statistics.median(rates), "n_train": n_train, "batch": det.timing_["batch_size"],
+    print(json.dumps({"rate": statistics.median(rates), "cpu_rate": statistics.median(cpu_rates), "n_train": n_train, "batch": det.timing_["batch_size"],
                       "threads": torch.get_num_threads(), "data": desc}))
 
 
@@ -114,6 +119,7 @@ def main(argv=None):
     ap.add_argument("--kw", default="{}", help="extra detector parameters as JSON")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU variant (nccl)")
     ap.add_argument("--gpus", type=int, default=None, help="with --device cuda: processes / GPUs of the DDP run")
+    ap.add_argument("--configs", default=None, help="comma-separated subset of the CPU configurations, e.g. '1p x 1t,2p x 1t'")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default="ddp.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -126,7 +132,7 @@ def main(argv=None):
     import numpy as np
     from common import machine, markdown_table, shared_data, write_json
     a.data = shared_data(a.data)
-    configs = dict(CONFIGS)
+    configs = dict(CONFIGS) if a.configs is None else {c.strip(): CONFIGS[c.strip()] for c in a.configs.split(",")}
     if a.device == "cuda":
         import torch
         g = a.gpus or torch.cuda.device_count()
@@ -136,12 +142,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for shape in a.shapes.split(","):
             rates = {c: [] for c in configs}
+            cpu_rates = {c: [] for c in configs}
             info = {}
             for r in range(a.rounds):
                 for cname, (procs, threads) in configs.items():
                     path = os.path.join(tmp, f"{shape}-{cname.replace(' ', '')}-{r}.npy")
                     t = launch(procs, threads, a, shape, path)
                     rates[cname].append(t["rate"])
+                    cpu_rates[cname].append(t["cpu_rate"])
                     info[cname] = (t, path)
             ref_name = next(iter(configs))
             ref = np.load(info[ref_name][1])
@@ -151,6 +159,10 @@ def main(argv=None):
                 row[f"{cname} samples/s"] = statistics.median(rates[cname])
             for cname in list(configs)[1:]:
                 row[f"{cname} / {ref_name}"] = row[f"{cname} samples/s"] / row[f"{ref_name} samples/s"]
+            # load-independent estimate: rows per CPU-second of (rank 0's) process, i.e. the rate with
+            # one free core per thread (ignores waiting for the other rank and a busy machine's contention)
+            for cname in configs:
+                row[f"{cname} rows per CPU-s"] = statistics.median(cpu_rates[cname])
             for cname in list(configs)[1:]:  # how far from the reference scores (1p x 2t: the thread-count noise floor)
                 row[f"{cname} score diff / range"] = float(np.abs(np.load(info[cname][1]) - ref).max() / np.ptp(ref))
             rows.append(row)

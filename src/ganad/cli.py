@@ -129,6 +129,11 @@ def fit(
                                  window, stride, time_column, channels, series_id, gaps, point_contamination)
         except (GanadError, ValueError) as exc:
             _fail(exc)
+        from ganad.training import distributed
+        if not distributed.is_main_process():
+            distributed.shutdown()
+            return
+        distributed.shutdown()
         console.print(f"[green]fitted[/] series {type(sd.detector_).__name__} on {len(tab.values)} points x {len(tab.columns)} channel(s) "
                       f"(window {sd.window_}, stride {sd.stride_}) in {time.perf_counter() - t0:.1f}s; point threshold {sd.threshold_:.4g}; saved to {output}")
         return
@@ -141,10 +146,15 @@ def fit(
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
         det = cls(**{"random_state": 0, **params})
         t0 = time.perf_counter()
-        det.fit(X)
+        det.fit(X)  # under torchrun: distributed data-parallel, one process per rank (docs/distributed.md)
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)  # checked when scoring
+        from ganad.training import distributed
+        if not distributed.is_main_process():  # every rank holds the same model; rank 0 writes it
+            distributed.shutdown()
+            return
         det.save(output)
+        distributed.shutdown()
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "

@@ -421,7 +421,13 @@ class BaseGANDetector(BaseEstimator):
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         self.device_ = resolve_device(self.device)
+        from ganad.training import distributed
+        ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
+        if ddp is not None:
+            self.device_ = ddp.device
         self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        if ddp is not None:  # random_state=None draws a seed per process: every rank takes rank 0's
+            self.seed_ = ddp.agree(self.seed_)
         self.prior_ = make_prior(self.prior)
         if int(self.n_members) > 1:
             return self._fit_ensemble(X)
@@ -437,11 +443,20 @@ class BaseGANDetector(BaseEstimator):
             gen = torch.Generator().manual_seed(self.seed_)
             from ganad.training.selection import Selector
             criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None
+            if ddp is not None and criterion is not None:
+                criterion = ddp.from_rank0(criterion)
             selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
             t0 = time.perf_counter()
-            self.history_ = train(self._stages(gen), Xtr, batch_size=self._batch_size(Xtr.shape[0]), generator=gen,
-                                  device=self.device_, verbose=self.verbose, weight_fn=self._weight_fn(Xtr),
-                                  selector=selector, callbacks=self.__dict__.get("_train_callbacks"))  # ganad.tune's per-epoch reports
+            if ddp is not None:
+                ddp.prepare(self.nets_)
+            try:
+                self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
+                                      batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
+                                      verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp,
+                                      callbacks=self.__dict__.get("_train_callbacks"))  # ganad.tune's per-epoch reports
+            finally:
+                if ddp is not None:
+                    ddp.restore(self.nets_)
             self.selection_ = selector.info
             train_s = time.perf_counter() - t0
         self.nets_.eval()

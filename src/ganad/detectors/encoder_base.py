@@ -14,7 +14,8 @@ from ganad.detectors.base import BaseGANDetector
 from ganad.exceptions import InputError, _fmt
 from ganad.inversion.latent_search import LatentSearch
 from ganad.nets import fast1d
-from ganad.training.objectives import d_loss, g_loss
+from ganad.training import distributed
+from ganad.training.objectives import d_loss, g_loss, wmean
 
 INVERSIONS = ("encoder", "search")
 SEARCH_INITS = ("encoder", "random")
@@ -52,7 +53,7 @@ def adv_losses(objective: str, real: torch.Tensor, fake: torch.Tensor, w=None, w
 def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.Tensor:
     """WGAN-GP on a discriminator of several inputs: interpolate every input with the same α."""
     n = pairs_real[0].shape[0]
-    a = torch.rand(n, generator=generator).to(pairs_real[0].device)
+    a = distributed.batch_random(torch.rand, (n,), generator=generator).to(pairs_real[0].device)
     ins = []
     for r, f in zip(pairs_real, pairs_fake):
         aa = a.reshape((n,) + (1,) * (r.dim() - 1))
@@ -60,7 +61,7 @@ def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.T
     out, _ = D(*ins)
     grads = torch.autograd.grad(out.sum(), ins, create_graph=True)
     g = torch.cat([gr.flatten(1) for gr in grads], dim=1)
-    return ((g.norm(dim=1) - 1) ** 2).mean()
+    return wmean((g.norm(dim=1) - 1) ** 2)
 
 
 class EncoderDetector(BaseGANDetector):

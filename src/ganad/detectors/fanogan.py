@@ -16,6 +16,7 @@ from ganad.exceptions import InputError, _fmt
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import gan_stage, make_optimizer
 from ganad.training.loop import Stage
+from ganad.training.objectives import wmean
 
 
 class FAnoGAN(EncoderDetector):
@@ -77,7 +78,7 @@ class FAnoGAN(EncoderDetector):
             rec = (x - x_hat).square().flatten(1).mean(1)
             feat = (f_x - f_hat).square().mean(1)
             per = rec + kappa * feat
-            loss = per.mean() if w is None else (per * w).sum() / w.sum().clamp_min(1e-12)
+            loss = wmean(per, w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

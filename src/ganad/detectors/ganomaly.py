@@ -19,7 +19,7 @@ from ganad.nets import build_encoder
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, gradient_penalty
+from ganad.training.objectives import d_loss, gradient_penalty, wmean
 
 
 class GANomaly(EncoderDetector):
@@ -77,9 +77,6 @@ class GANomaly(EncoderDetector):
         opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
         w_adv, w_con, w_lat, obj = float(self.w_adv), float(self.w_con), float(self.w_lat), self.objective
         gp_w = float(self.gp_weight)
-
-        def wmean(v, w):
-            return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1e-12)
 
         def step(x, w):
             z = E(x)

@@ -32,7 +32,7 @@ from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import make_optimizer
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, g_loss, gradient_penalty
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
 
 REC_ERRORS = ("point", "dtw")
 #: TadGAN's own parameters, and its defaults where they differ from ALAD's (after Geiger et al.)
@@ -136,7 +136,7 @@ class TadGAN(EncoderDetector):
                 z_enc = E(x)
                 x_rec = G(z_enc)
                 per = (x - x_rec).square().flatten(1).mean(1)
-                cycle = per.mean() if w is None else (per * w).sum() / w.sum().clamp_min(1e-12)
+                cycle = wmean(per, w)
                 loss = g_loss(obj, Cx(G(z))[0]) + g_loss(obj, Cz(z_enc)[0]) + cyc * cycle
                 opt_ge.zero_grad(set_to_none=True)
                 loss.backward()

@@ -21,7 +21,8 @@ from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, g_loss, gradient_penalty
+from ganad.training import distributed
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
 
 
 class VAEGAN(EncoderDetector):
@@ -90,15 +91,12 @@ class VAEGAN(EncoderDetector):
         gp_w, n_feat = float(self.gp_weight), float(self.n_features_in_)
         epoch = {"e": 0}  # set by the loop before every epoch (the KL warm-up follows it)
 
-        def wmean(v, w):
-            return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1e-12)
-
         def step(x, w):
             n = x.shape[0]
             beta = self._beta_at(epoch["e"])
             mu, logvar = E(x).chunk(2, dim=1)
             logvar = logvar.clamp(-10.0, 10.0)
-            eps = torch.randn(mu.shape, generator=generator).to(x.device)
+            eps = distributed.batch_random(torch.randn, mu.shape, generator=generator).to(x.device)
             z = mu + torch.exp(0.5 * logvar) * eps
             x_rec = G(z)
             z_p = prior.sample(n, d, generator=generator).to(x.device)

@@ -31,7 +31,9 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
     sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
     sd.io_ = {"time_column": tab.time_column, "channels": tab.columns, "series_id": tab.series_column}
-    sd.save(output)
+    from ganad.training import distributed
+    if distributed.is_main_process():  # under torchrun every rank holds the same model; rank 0 writes it
+        sd.save(output)
     return sd, tab
 
 

@@ -13,6 +13,7 @@ epoch, never per step.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -64,20 +65,23 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
           device: torch.device, verbose: bool | int = True,
           weight_fn: Callable[[int, str], torch.Tensor | None] | None = None,
           callbacks: list[Callable[[str, int, dict[str, float]], None]] | None = None,
-          selector=None) -> dict[str, list[float]]:
+          selector=None, ddp=None) -> dict[str, list[float]]:
     """Run the stages in order on data ``X`` (a CPU tensor, already scaled).
 
     ``weight_fn(epoch, stage)`` may return per-sample weights for the whole training set
     (robust training); ``callbacks`` are called with ``(stage, epoch, mean_losses)`` after
     every epoch. ``selector`` (a :class:`ganad.training.selection.Selector`) keeps an average of
     the weights and chooses, label-free, the epoch of the last stage whose weights are kept.
+    ``ddp`` (a :class:`ganad.training.distributed.DDPContext`): distributed data-parallel training,
+    each rank stepping on its slice of every global batch (see :mod:`ganad.training.distributed`).
     Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
     """
     n = X.shape[0]
     bs = max(1, min(int(batch_size), n))
     history: dict[str, list[float]] = {}
     total_epochs = sum(s.epochs for s in stages)
-    progress = _Progress(total_epochs * ((n + bs - 1) // bs), verbose)
+    progress = _Progress(total_epochs * ((n + bs - 1) // bs), verbose and (ddp is None or ddp.rank == 0))
+    min_batch = 2 if ddp is None else ddp.min_batch
     try:
         for si, stage in enumerate(stages):
             last = si == len(stages) - 1
@@ -87,16 +91,19 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                 if stage.on_epoch is not None:
                     stage.on_epoch(epoch)
                 weights = weight_fn(epoch, stage.name) if weight_fn is not None else None
+                if ddp is not None and weights is not None:
+                    weights = ddp.broadcast(weights)  # rank 0's, so that every rank weights alike
                 perm = torch.randperm(n, generator=generator)
                 sums: dict[str, torch.Tensor] = {}
                 n_steps = 0
                 for start in range(0, n, bs):
                     idx = perm[start:start + bs]
-                    if idx.numel() < 2 and n >= 2:  # BatchNorm needs two samples; fold a lone tail into the epoch's next pass
+                    if idx.numel() < min_batch and n >= 2:  # BatchNorm needs two samples; fold a lone tail into the epoch's next pass
                         continue
-                    xb = X[idx].to(device, non_blocking=True)
-                    wb = weights[idx].to(device) if weights is not None else None
-                    losses = stage.step(xb, wb)
+                    with (nullcontext(idx) if ddp is None else ddp.step(idx)) as idx:  # DDP: this rank's slice
+                        xb = X[idx].to(device, non_blocking=True)
+                        wb = weights[idx].to(device) if weights is not None else None
+                        losses = stage.step(xb, wb)
                     for k, v in losses.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
                     n_steps += 1
@@ -104,6 +111,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                         selector.after_step()
                     progress.advance()
                 means = {k: float(v) / max(n_steps, 1) for k, v in sums.items()}  # one sync per epoch
+                if ddp is not None:
+                    means = ddp.average(means)
                 for k, v in means.items():
                     history.setdefault(f"{stage.name}/{k}", []).append(v)
                 progress.show(stage.name, epoch + 1, stage.epochs, means)

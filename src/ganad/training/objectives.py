@@ -11,13 +11,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ganad.training import distributed
+
 OBJECTIVES = ("bce", "wgan-gp", "hinge")
 
 
-def _wmean(v: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+def wmean(v: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the per-sample terms ``v`` over the batch, weighted by ``w`` (None: uniform). Every
+    loss of every method reduces through here: under DDP (:mod:`ganad.training.distributed`) a
+    rank's value is its share of the *global* batch's mean, so that DDP's gradient average equals the
+    single-process gradient (robust weights and an uneven last batch included)."""
+    st = distributed.current_step()
     if w is None:
-        return v.mean()
-    return (v * w).sum() / w.sum().clamp_min(1e-12)
+        return v.mean() if st is None else v.mean() * st.mean_scale
+    den = w.sum()
+    if st is not None:
+        den = distributed.global_sum(den) / st.world
+    return (v * w).sum() / den.clamp_min(1e-12)
+
+
+_wmean = wmean
 
 
 def check_objective(name: str) -> str:
@@ -49,9 +62,9 @@ def g_loss(objective: str, fake: torch.Tensor, w: torch.Tensor | None = None) ->
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(‖∇ D(x̃)‖₂ − 1)² on random interpolates x̃ of real and fake samples."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    a = torch.rand(shape, generator=generator).to(real.device)
+    a = distributed.batch_random(torch.rand, shape, generator=generator).to(real.device)
     x = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
     out = critic(x)
     out = out[0] if isinstance(out, tuple) else out
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return wmean((grad.flatten(1).norm(dim=1) - 1) ** 2)

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from ganad.training.distributed import batch_rows
+
 
 class Prior:
     name = "prior"
@@ -37,6 +39,7 @@ class Prior:
 class NormalPrior(Prior):
     name = "normal"
 
+    @batch_rows  # under DDP: the global batch's codes, this rank's rows
     def sample(self, n, dim, generator=None, device="cpu"):
         return torch.randn(n, dim, generator=generator, device=device)
 
@@ -51,6 +54,7 @@ class NormalPrior(Prior):
 class UniformPrior(Prior):
     name = "uniform"
 
+    @batch_rows  # under DDP: the global batch's codes, this rank's rows
     def sample(self, n, dim, generator=None, device="cpu"):
         return torch.rand(n, dim, generator=generator, device=device) * 2 - 1
 
@@ -72,6 +76,7 @@ class TruncatedNormalPrior(Prior):
             raise ValueError(f"truncation bound: {bound} must be > 0. Fix: use for example 2.0")
         self.bound = float(bound)
 
+    @batch_rows  # under DDP: the global batch's codes, this rank's rows
     def sample(self, n, dim, generator=None, device="cpu"):
         z = torch.empty(n, dim, device=device)
         if generator is None:

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 # itself at the k-th; the parent then loads the model and records what it found
 HELPER = r"""
 import json, os, shutil, signal, sys
-import ganad, ganad.io as gio
+import ganad, ganad.io as gio, ganad.files as gfiles
 path, mode = sys.argv[1], sys.argv[2]
 if mode == "fallback":
-    gio._exchange = lambda a, b: False
+    gfiles._exchange = lambda a, b: False
 det = ganad.load(path)
 old_t = float(det.threshold_)
 def hooked(kill_at):
@@ -37,7 +37,7 @@ def hooked(kill_at):
             tick(); r = fn(*a, **k); tick(); return r
         return w
     os.replace, os.fsync, os.chmod, shutil.rmtree = (wrap(os.replace), wrap(os.fsync), wrap(os.chmod), wrap(shutil.rmtree))
-    gio.save_file, gio._exchange = wrap(gio.save_file), wrap(gio._exchange)
+    gio.save_file, gfiles._exchange = wrap(gio.save_file), wrap(gfiles._exchange)
     return count
 results, k = [], 1
 while True:

@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ganad.exceptions import InputError, _fmt
+from ganad.files import write_text
 
 #: PyOD peers run by default, in this order
 PEERS: tuple[str, ...] = ("iforest", "knn", "ocsvm", "ecod", "autoencoder", "vae", "deepsvdd", "anogan", "alad")
@@ -728,9 +729,9 @@ def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in res.items() if not k.startswith("_")}
-    (out / "results.json").write_text(json.dumps(clean, indent=1, default=_json_default))
+    write_text(out / "results.json", json.dumps(clean, indent=1, default=_json_default))
     md = f"# ganad benchmark: {res['protocol']}\n\n" + "\n".join(f"- {n}" for n in res.get("notes", [])) + "\n\n" + markdown_tables(res)
-    (out / "results.md").write_text(md)
+    write_text(out / "results.md", md)
     figs = _figures(res)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     embedded = []
@@ -765,9 +766,7 @@ def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
                    for name, b64 in embedded)
     section = f'<section id="benchmark-figures"><h2>Benchmark figures</h2>{imgs}</section>\n'
     html = html.replace("</main>", section + "</main>", 1)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
+    write_text(path, html)
     paths["report"] = path
     return paths
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -136,36 +135,30 @@ def score(
         det.on_nonfinite = nonfinite
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         output.parent.mkdir(parents=True, exist_ok=True)
-        from ganad.io import output_temp
-        fd, tmp = output_temp(output)  # removes the temporaries of killed runs
+        from ganad.files import atomic_file
         n = 0
-        try:
-            with os.fdopen(fd, "w") as fh:
-                header = None
-                for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
-                    if len(chunk) == 0:
-                        continue
-                    try:
-                        r = det.score_components(chunk)
-                    except InputError as exc:
-                        raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
-                    lab = (r.scores > det.threshold_).astype(np.int64)
-                    cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab}
-                    if components:
-                        cols.update(r.components)
-                    if header is None:
-                        header = list(cols)
-                        fh.write(",".join(header) + "\n")
-                    block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
-                    fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
-                    np.savetxt(fh, block, fmt=fmt, delimiter=",")
-                    n += len(chunk)
+        with atomic_file(output) as fh:  # the whole file or none (temporaries of killed runs removed)
+            header = None
+            for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
+                if len(chunk) == 0:
+                    continue
+                try:
+                    r = det.score_components(chunk)
+                except InputError as exc:
+                    raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
+                lab = (r.scores > det.threshold_).astype(np.int64)
+                cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab}
+                if components:
+                    cols.update(r.components)
+                if header is None:
+                    header = list(cols)
+                    fh.write(",".join(header) + "\n")
+                block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
+                fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
+                np.savetxt(fh, block, fmt=fmt, delimiter=",")
+                n += len(chunk)
             if n == 0:
                 raise GanadError(f"{data}: has no samples. Fix: pass a non-empty file")
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}")

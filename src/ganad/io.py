@@ -5,17 +5,14 @@ Loading never unpickles: weights come from safetensors, everything else from JSO
 value is checked before use. Saving is atomic: the new version is written and fsynced beside
 the old one and the two are exchanged in one step, so a crash at any point leaves either the
 previous or the new model at the path, never none and never a half-written one (see
-:func:`_switch`). Folders and files follow the process's umask.
+:func:`ganad.files.replace_dir`). Folders and files follow the process's umask.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from ganad import __version__
 from ganad.exceptions import ModelFileError, _fmt
+from ganad.files import check_output_file, check_writable_parent, fsync_path, recover_dir, replace_dir, temp_dir_beside, umask_mode
+from ganad.files import temp_file_beside as output_temp  # noqa: F401  (old name, kept for callers)
+
+__all__ = ["save_model", "load_model", "read_config", "check_model_path", "check_output_file"]
 
 FORMAT = "ganad-model"
 FORMAT_VERSION = 1
@@ -50,29 +51,9 @@ def check_model_path(path, name: str = "path") -> Path:
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
     if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_dir() and not os.access(path, os.W_OK | os.X_OK)):
-        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent if not path.is_dir() else path} is not writable)",
-                                  "choose a folder you can write to"))
-    return path
-
-
-def check_output_file(path, name: str = "-o/--output") -> Path:
-    """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
-    path = Path(path)
-    if path.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
+    check_writable_parent(path, name)
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({path} is not writable)", "choose a folder you can write to"))
     return path
 
 
@@ -93,26 +74,20 @@ def save_model(det, path) -> Path:
         config["state"]["members"] = [_state(m) for m in members]
         for i, m in enumerate(members):
             tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _recover(path)
-    mode = _umask_mode()
-    prefix = f".{path.name}.new-"
-    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):  # left by a killed save
-        pid = stale.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    recover_dir(path, CONFIG)
+    mode = umask_mode()
+    tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         for f in (WEIGHTS, CONFIG):
             os.chmod(tmp / f, 0o666 & mode)
-            _fsync(tmp / f)
+            fsync_path(tmp / f)
         os.chmod(tmp, 0o777 & mode)
-        _fsync(tmp)
+        fsync_path(tmp)
         if path.exists() and not (path / CONFIG).exists() and any(path.iterdir()):
             raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
-        _switch(tmp, path)
+        replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -152,100 +127,10 @@ def _tensors(det) -> dict:
     return tensors
 
 
-def output_temp(output: Path) -> tuple[int, str]:
-    """A temporary file beside ``output`` (same file system: renamed into place when complete),
-    named after this process; the temporaries of processes no longer running (killed while
-    writing) are removed first."""
-    output = Path(output)
-    prefix = f".{output.name}."
-    for f in output.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = f.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                f.unlink()
-    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=output.parent)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-# ---------------------------------------------------------------- safe replacement
 # A model is replaced without ever leaving the path without a complete model: the new version is
-# written and fsynced beside the old one, then the two directories are exchanged in one atomic
-# step (Linux renameat2 RENAME_EXCHANGE). Where that is unavailable, the old version is first
-# renamed to ".<name>.old" and the new one renamed into place; a crash between the two renames
-# is recovered by the next load or save, which moves ".<name>.old" back.
-
-def _umask_mode() -> int:
-    """Permission bits the process's umask allows (model folders and files follow it)."""
-    m = os.umask(0o022)
-    os.umask(m)
-    return 0o777 & ~m
-
-
-def _fsync(p: Path) -> None:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two existing paths (Linux >= 3.15); False where not supported."""
-    import ctypes
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
-
-
-def _old(path: Path) -> Path:
-    return path.with_name(f".{path.name}.old")
-
-
-def _recover(path: Path) -> Path | None:
-    """Finish a replacement killed between its two renames: the previous model is at ".<name>.old"
-    and nothing at ``path``. Moves it back (or, where the folder is read-only, returns where it is)."""
-    old = _old(path)
-    if os.path.lexists(path) or not (old / CONFIG).is_file():
-        return None
-    try:
-        os.replace(old, path)
-        _fsync(path.parent)
-        return path
-    except OSError:
-        return old
-
-
-def _switch(tmp: Path, path: Path) -> None:
-    if path.exists() and _exchange(tmp, path):
-        _fsync(path.parent)  # tmp now holds the previous version; the caller removes it
-        return
-    if path.exists():
-        old = _old(path)
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
-        _fsync(path.parent)
+# written and fsynced beside the old one, then the two folders are exchanged in one step
+# (ganad.files.replace_dir); a crash between the fall-back's two renames is recovered by the next
+# load or save (ganad.files.recover_dir).
 
 
 #: a model's config.json is small (parameters, scaler, composer, history); larger is not ours
@@ -273,7 +158,7 @@ def _nonfinite_path(v, where="state"):
 def read_config(path) -> dict:
     path = Path(path)
     if not path.exists():
-        path = _recover(path) or path
+        path = recover_dir(path, CONFIG) or path
     if not path.is_dir():
         raise ModelFileError(_fmt(str(path), "is not a model directory (it does not exist or is a file)",
                                   "pass the directory written by `ganad fit -o DIR` or detector.save(DIR)"))
@@ -514,7 +399,7 @@ def load_model(path):
 
     path = Path(path)
     if not path.exists():
-        path = _recover(path) or path  # a replacement killed half-way: the previous model
+        path = recover_dir(path, CONFIG) or path  # a replacement killed half-way: the previous model
     cfg = read_config(path)
     cfg_file = path / CONFIG
     corrupt = "the model is corrupt or was edited: re-train and save it again"

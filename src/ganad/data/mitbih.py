@@ -43,6 +43,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ganad.exceptions import DataFileError, InputError, _fmt
+from ganad.files import replace_dir, temp_dir_beside
 
 #: AAMI EC57 beat classes, in their usual order
 AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
@@ -238,10 +239,7 @@ def download_mitbih(directory: str | os.PathLike | None = None) -> Path:
                                  "remove it or pass another directory to download into"))
     wfdb = _import_wfdb()
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = temp_dir_beside(target, "partial")  # removes those of killed downloads
     try:
         try:
             wfdb.dl_database(_PHYSIONET_DB, str(tmp))
@@ -254,7 +252,7 @@ def download_mitbih(directory: str | os.PathLike | None = None) -> Path:
         verify_checksums(tmp, files, require_listed=True)
         if target.exists():
             target.rmdir()  # empty, checked above
-        os.replace(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

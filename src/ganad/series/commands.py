@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ganad.exceptions import DataFileError, GanadError, _fmt
+from ganad.files import atomic_path
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -36,15 +36,8 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
 
 
 def _write_atomic(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool):

@@ -69,7 +69,7 @@ def test_settings_that_train_nothing_are_refused(params, pattern):
 
 # ------------------------------------------------------------------ readers and column names
 def test_headerless_csv_keeps_its_first_row(tmp_path):
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     p = tmp_path / "h.csv"
     np.savetxt(p, X4[:10], delimiter=",")
     A = read_array(p)
@@ -79,7 +79,7 @@ def test_headerless_csv_keeps_its_first_row(tmp_path):
 
 def test_numbered_header_is_still_a_header(tmp_path):
     import pandas as pd
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "n.csv"
     pd.DataFrame(X4[:10]).to_csv(p, index=False)  # header 0,1,2,3
     assert read_array(p).shape == (10, 4)
@@ -87,7 +87,7 @@ def test_numbered_header_is_still_a_header(tmp_path):
 
 def test_pandas_index_column_is_refused_then_excludable(tmp_path):
     import pandas as pd
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "i.csv"
     pd.DataFrame(X4[:10], columns=list("abcd")).to_csv(p)
     with pytest.raises(InputError, match=r"unnamed first column.*index=False.*Unnamed: 0"):
@@ -101,7 +101,7 @@ def test_pandas_index_column_is_refused_then_excludable(tmp_path):
     ("a,b\nx,1\ny,2\n", {}, "--exclude"),
 ])
 def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "t.csv"
     p.write_text(text)
     with pytest.raises(InputError, match="non-numeric") as e:
@@ -110,14 +110,14 @@ def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
 
 
 def test_semicolon_and_decimal_comma_read_with_options(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "t.csv"
     p.write_text("a;b\n1,5;2,5\n3,5;4\n")
     assert np.allclose(read_array(p, sep=";", decimal=","), [[1.5, 2.5], [3.5, 4.0]])
 
 
 def test_header_only_file_says_no_rows(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "e.csv"
     p.write_text("a,b,c\n")
     with pytest.raises(InputError, match="no data rows"):
@@ -244,7 +244,7 @@ def test_alad_original_keeps_its_spectral_norm_weight_after_fit(fitted):
 
 
 def test_npz_unknown_key_lists_the_arrays(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     from ganad.exceptions import DataFileError
     np.savez(tmp_path / "a.npz", X=X4, y=np.zeros(64))
     with pytest.raises(DataFileError, match=r"no array 'nosuch'.*--key"):
@@ -252,7 +252,7 @@ def test_npz_unknown_key_lists_the_arrays(tmp_path):
 
 
 def test_chunk_rows_must_be_positive(tmp_path):
-    from ganad.data.io import iter_chunks
+    from ganad.data.readers import iter_chunks
     np.save(tmp_path / "a.npy", X4)
     with pytest.raises(InputError, match="chunk_rows"):
         list(iter_chunks(tmp_path / "a.npy", 0))

@@ -159,7 +159,7 @@ class _ToyD(torch.nn.Module):  # one feature: 10·x₁
 
 
 def test_search_loss_weights_sums_and_restarts_keep_the_lowest_loss():
-    from ganad.inversion.init import hashed_uniform, row_seeds
+    from ganad.inversion.starts import hashed_uniform, row_seeds
     from ganad.inversion.latent_search import LatentSearch
     from ganad.training.priors import make_prior
     G, D, prior = _ToyG(), _ToyD(), make_prior("normal")

@@ -61,7 +61,7 @@ def fit(
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
 ):
     """Train a detector on normal data and save it to a model directory."""
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
@@ -125,7 +125,7 @@ def score(
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
         return
     import ganad
-    from ganad.data.io import csv_columns, iter_chunks
+    from ganad.data.readers import csv_columns, iter_chunks
     try:
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
@@ -165,7 +165,7 @@ def score(
 
 
 def _read_labels(path: Path, column: Optional[str], n: int):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
     import pandas as pd
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
@@ -264,7 +264,7 @@ def calibrate(
 ):
     """Fit the score composition and the threshold on validation data; `ganad score` then uses them."""
     import json
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     from ganad.scoring.calibration import calibrate_model
     try:
         X = read_array(data, exclude=exclude, key=key)

@@ -24,7 +24,7 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     """Read a series file, fit a SeriesDetector, save it with the columns it reads."""
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
-    from ganad.series.io import read_series_file
+    from ganad.series.readers import read_series_file
     tab = read_series_file(data, time_column, _csv_list(channels), series_id)
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
@@ -45,7 +45,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     import pandas as pd
 
     import ganad
-    from ganad.series.io import read_series_file
+    from ganad.series.readers import read_series_file
     sd = ganad.load(model_dir)
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))

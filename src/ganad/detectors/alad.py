@@ -11,9 +11,19 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
+from ganad.detectors.encoder_base import (
+    ENCODER_PARAMS,
+    EncoderDetector,
+    adv_losses,
+    joint_gradient_penalty,
+    store_params,
+)
 from ganad.nets import build_encoder, build_generator
-from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
+from ganad.nets.joint import (
+    JointDiscriminator,
+    LatentPairDiscriminator,
+    PairDiscriminator,
+)
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import make_optimizer

@@ -10,10 +10,9 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS, BaseGANDetector
 from ganad.inversion.latent_search import LatentSearch
-from ganad.exceptions import InputError, _fmt
+from ganad.params import Param, options
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import gan_stage
-
 
 SEARCH_SETTINGS = ("custom", "schlegl")
 
@@ -109,11 +108,10 @@ class AnoGAN(BaseGANDetector):
                           lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
                           gp_weight=self.gp_weight, generator=generator)]
 
-    def _check_params(self):
-        super()._check_params()
-        if self.search not in SEARCH_SETTINGS:
-            raise InputError(_fmt("search", f"is {self.search!r}",
-                                  "use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"))
+    _parameter_constraints = {
+        "search": Param(options(*SEARCH_SETTINGS),
+                        fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
+    }
 
     def latent_search(self) -> LatentSearch:
         if self.search == "schlegl":  # Schlegl et al. 2017: L1 residual + λ feature matching, Γ steps

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,13 +26,30 @@ from torch import nn
 from ganad.data.scaling import resolve_scaler
 from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
-from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
+from ganad.nets import (
+    build_discriminator,
+    build_encoder,
+    build_generator,
+    default_depth,
+    default_width,
+    resolve_family,
+)
 from ganad.nets.inference import frozen_copy
+from ganad.params import (
+    Param,
+    custom,
+    instance,
+    integer,
+    none,
+    options,
+    real,
+    validate_params,
+)
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.scoring.threshold import check_contamination, contamination_threshold
 from ganad.training.loop import Stage, resolve_device, train
-from ganad.training.objectives import check_objective
+from ganad.training.objectives import OBJECTIVES
 from ganad.training.priors import make_prior
 
 #: parameters every detector shares, with the same names and meanings everywhere
@@ -100,33 +115,56 @@ COMMON_PARAMS = """
 """
 
 
-def _real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+def _check_scaler(spec) -> None:
+    try:
+        resolve_scaler(spec, image=False)
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc)) from exc
 
 
-def _check_common(det) -> None:
-    """Parameters every detector shares whose bad values used to crash or pass silently."""
-    p = det.get_params(deep=False)
-    if "betas" in p:
-        b = p["betas"]
-        if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(_real(x) and 0 <= x < 1 for x in b)):
-            raise InputError(_fmt("betas", f"is {b!r}", "pass Adam's two betas in [0, 1), such as (0.5, 0.999)"))
-    if "gp_weight" in p and not (_real(p["gp_weight"]) and p["gp_weight"] >= 0):
-        raise InputError(_fmt("gp_weight", f"is {p['gp_weight']!r}", "pass a non-negative gradient-penalty weight such as 10.0"))
-    fl = p.get("feature_layer", -1)
-    if not isinstance(fl, (int, np.integer)) or isinstance(fl, bool):
-        raise InputError(_fmt("feature_layer", f"is {fl!r}", "pass a block index such as -1 (the last block)"))
-    rs = p.get("random_state")
-    if not (rs is None or isinstance(rs, np.random.RandomState)
-            or (isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) and 0 <= rs < 2**32)):
-        raise InputError(_fmt("random_state", f"is {rs!r}", "pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"))
-    dev = p.get("device", "auto")
-    if dev not in (None, "auto"):
-        try:
-            torch.device(dev)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise InputError(_fmt("device", f"is {dev!r}, which is not a device ({exc})".replace("\n", " "),
-                                  "use 'auto', 'cpu', 'cuda' or 'cuda:0'")) from exc
+def _is_device(dev) -> bool:
+    if dev in (None, "auto"):
+        return True
+    try:
+        torch.device(dev)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _positive(name: str = "{name}") -> str:
+    return f"pass a positive integer for {name}"
+
+
+#: the parameters every detector shares (COMMON_PARAMS documents them), with what each accepts
+COMMON_CONSTRAINTS: dict[str, Param] = {
+    "contamination": Param(validator=check_contamination),
+    "objective": Param(options(*OBJECTIVES), fix=f"use one of {', '.join(OBJECTIVES)}"),
+    "batch_size": Param(options("auto"), integer(2),
+                        fix="a batch of one sample cannot train the networks' BatchNorm layers: pass an integer >= 2, or 'auto' (the default)"),
+    "validation_fraction": Param(real(0, 0.5, open="right"), fix="pass a fraction in [0, 0.5), e.g. 0.1 (0 = no held-out data)"),
+    "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
+    "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
+    "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
+    "n_members": Param(integer(1), fix=_positive()),
+    "n_neighbors": Param(integer(1), fix=_positive()),
+    "latent_dim": Param(integer(1), fix=_positive()),
+    "epochs": Param(integer(1), why=" (0 epochs would train nothing)", fix=_positive()),
+    "n_critic": Param(integer(1), fix=_positive()),
+    "score_batch_size": Param(integer(1), fix=_positive()),
+    "width": Param(none, integer(1), fix=_positive() + ", or None for the family's default"),
+    "depth": Param(none, integer(1), fix=_positive() + ", or None for the family's default"),
+    "betas": Param(custom(lambda b: isinstance(b, (tuple, list)) and len(b) == 2 and all(real(0, 1, open="right")(x) for x in b),
+                          "two numbers in [0, 1)"), fix="pass Adam's two betas in [0, 1), such as (0.5, 0.999)"),
+    "gp_weight": Param(real(0), fix="pass a non-negative gradient-penalty weight such as 10.0"),
+    "feature_layer": Param(integer(), fix="pass a block index such as -1 (the last block)"),
+    "random_state": Param(none, instance(np.random.RandomState), integer(0, 2**32 - 1),
+                          fix="pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"),
+    "device": Param(custom(_is_device, "a device"), why=", which is not a device", fix="use 'auto', 'cpu', 'cuda' or 'cuda:0'"),
+    "lr_g": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
+    "lr_d": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
+    "scaler": Param(validator=_check_scaler),
+}
 
 
 def feature_names(X):
@@ -151,6 +189,10 @@ class ScoreResult:
 
 class BaseGANDetector(BaseEstimator):
     """Shared machinery; see the concrete detectors for the methods."""
+
+    #: what each shared parameter accepts, declared once for every detector; a method's class
+    #: adds its own parameters (or overrides one) in its own ``_parameter_constraints``
+    _parameter_constraints: dict[str, Param] = COMMON_CONSTRAINTS
 
     #: networks the method trains (keys of ``nets_``)
     _networks: tuple[str, ...] = ("G", "D")
@@ -261,46 +303,9 @@ class BaseGANDetector(BaseEstimator):
             return int(min(256, max(32, 2 ** int(math.floor(math.log2(max(n, 1) / 32))) if n >= 64 else 32)))
         return int(self.batch_size)
 
-    def _check_params(self):
-        check_contamination(self.contamination)
-        check_objective(self.objective)
-        if isinstance(self.batch_size, str) and self.batch_size != "auto":
-            raise InputError(_fmt("batch_size", f"is {self.batch_size!r}", "pass a positive integer or 'auto'"))
-        vf = self.validation_fraction
-        if not (isinstance(vf, (int, float)) and not isinstance(vf, bool) and 0 <= vf < 0.5):
-            raise InputError(_fmt("validation_fraction", f"is {vf!r}", "pass a fraction in [0, 0.5), e.g. 0.1 (0 = no held-out data)"))
-        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
-            raise InputError(_fmt("ema", f"is {self.ema!r}", "pass a decay in (0, 1) such as 0.999, or None"))
-        if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
-            raise InputError(_fmt("patience", f"is {self.patience!r}", "pass a positive number of epochs, or None"))
-        kw = self.knn_weight
-        if not (isinstance(kw, (int, float)) and not isinstance(kw, bool) and 0 <= kw <= 1):
-            raise InputError(_fmt("knn_weight", f"is {kw!r}", "pass a weight in [0, 1] (0 = the method's own score)"))
-        for name in ("n_members", "n_neighbors"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
-        for name in ("latent_dim", "epochs", "n_critic", "score_batch_size") + (() if isinstance(self.batch_size, str) else ("batch_size",)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                why = " (0 epochs would train nothing)" if name == "epochs" else ""
-                raise InputError(_fmt(name, f"is {v!r}{why}", f"pass a positive integer for {name}"))
-        for name in ("width", "depth"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}, or None for the family's default"))
-        _check_common(self)
-        if not isinstance(self.batch_size, str) and self.batch_size < 2:
-            raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
-                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2, or 'auto' (the default)"))
-        for name in ("lr_g", "lr_d"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-                raise InputError(_fmt(name, f"is {v!r}", "pass a positive learning rate such as 2e-4"))
-        try:
-            resolve_scaler(self.scaler, image=False)
-        except (ValueError, TypeError) as exc:
-            raise InputError(str(exc)) from exc
+    def _check_params(self) -> None:
+        """Check every parameter against the class's constraints (:attr:`_parameter_constraints`)."""
+        validate_params(self)
 
     def _inference_net(self, name: str) -> nn.Module:
         """Frozen, BatchNorm-folded copy of a trained network, made once after fit / load."""
@@ -441,6 +446,7 @@ class BaseGANDetector(BaseEstimator):
         each member's score is standardised by its median / MAD on the held-out slice (or on the
         training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021)."""
         from sklearn.base import clone
+
         from ganad.scoring.composition import robust_location_scale
         k = int(self.n_members)
         seeds = np.random.RandomState(self.seed_ % (2**32 - 1)).randint(0, 2**31 - 1, size=k)

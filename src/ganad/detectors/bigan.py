@@ -11,10 +11,16 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.detectors.encoder_base import (
+    ENCODER_PARAMS,
+    EncoderDetector,
+    adv_losses,
+    joint_gradient_penalty,
+    store_params,
+)
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator
+from ganad.params import Param, options
 from ganad.scoring import components as C
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import make_optimizer
@@ -52,11 +58,10 @@ class BiGAN(EncoderDetector):
                  lam=0.1):
         store_params(self, locals())
 
-    def _check_params(self):
-        super()._check_params()
-        if self.feature_layer != -1:  # D(x, z) matches features on its joint layer only
-            raise InputError(_fmt("feature_layer", f"is {self.feature_layer!r}, but BiGAN's D(x, z) takes its features from its "
-                                  "joint layer, so the setting would be ignored", "leave feature_layer at -1 for BiGAN"))
+    _parameter_constraints = {  # D(x, z) matches features on its joint layer only
+        "feature_layer": Param(options(-1), why=", but BiGAN's D(x, z) takes its features from its joint layer, so the setting would be ignored",
+                               fix="leave feature_layer at -1 for BiGAN"),
+    }
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

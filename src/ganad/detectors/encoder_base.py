@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import BaseGANDetector
-from ganad.exceptions import InputError, _fmt
 from ganad.inversion.latent_search import LatentSearch
 from ganad.nets import fast1d
+from ganad.params import Param, options
 from ganad.training.objectives import d_loss, g_loss
 
 INVERSIONS = ("encoder", "search")
@@ -85,14 +85,11 @@ class EncoderDetector(BaseGANDetector):
                   if (prog := self._inference_net(name).__dict__.get("_fast")) is not None]
         return min([bs] + blocks)
 
-    def _check_params(self):
-        super()._check_params()
-        if self.inversion not in INVERSIONS:
-            raise InputError(_fmt("inversion", f"is {self.inversion!r}", "use 'encoder' (one pass of E) or 'search' (latent search)"))
-        if self.search_init not in SEARCH_INITS:
-            raise InputError(_fmt("search_init", f"is {self.search_init!r}", "use 'encoder' (start the search from E(x)) or 'random'"))
+    _parameter_constraints = {
+        "inversion": Param(options(*INVERSIONS), fix="use 'encoder' (one pass of E) or 'search' (latent search)"),
+        "search_init": Param(options(*SEARCH_INITS), fix="use 'encoder' (start the search from E(x)) or 'random'"),
+    }
 
-    # ------------------------------------------------------------------ inversion
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
         return self._inference_net("E")(x)

@@ -7,12 +7,9 @@ unsupervised anomaly detection with generative adversarial networks. Medical Ima
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from ganad.detectors.base import COMMON_PARAMS
 from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.params import Param, integer, none
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import gan_stage, make_optimizer
 from ganad.training.loop import Stage
@@ -49,12 +46,10 @@ class FAnoGAN(EncoderDetector):
                  kappa=1.0, encoder_epochs=None):
         store_params(self, locals())
 
-    def _check_params(self):
-        super()._check_params()
-        e = self.encoder_epochs
-        if e is not None and (not isinstance(e, (int, np.integer)) or isinstance(e, bool) or e < 1):
-            raise InputError(_fmt("encoder_epochs", f"is {e!r} (an untrained encoder would score nonsense)",
-                                  "pass a positive integer, or None to use epochs"))
+    _parameter_constraints = {
+        "encoder_epochs": Param(none, integer(1), why=" (an untrained encoder would score nonsense)",
+                                fix="pass a positive integer, or None to use epochs"),
+    }
 
     def _stages(self, generator):
         G, D, E = self.nets_["G"], self.nets_["D"], self.nets_["E"]

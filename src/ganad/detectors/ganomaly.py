@@ -7,15 +7,13 @@ via adversarial training. ACCV 2018 (arXiv:1805.06725).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS
 from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_encoder
+from ganad.params import Param, options, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
@@ -57,14 +55,10 @@ class GANomaly(EncoderDetector):
                  w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
         store_params(self, locals())
 
-    def _check_params(self):
-        super()._check_params()
-        if self.score_norm not in ("robust", "minmax", "none"):
-            raise InputError(_fmt("score_norm", f"is {self.score_norm!r}", "use 'robust', 'minmax' or 'none'"))
-        for name in ("w_adv", "w_con", "w_lat"):
-            v = getattr(self, name)
-            if not (isinstance(v, numbers.Real) and v >= 0 and np.isfinite(v)):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a non-negative number for {name}"))
+    _parameter_constraints = {
+        "score_norm": Param(options("robust", "minmax", "none"), fix="use 'robust', 'minmax' or 'none'"),
+        **{name: Param(real(0), fix="pass a non-negative number for {name}") for name in ("w_adv", "w_con", "w_lat")},
+    }
 
     def _build_networks(self):
         nets = super()._build_networks()

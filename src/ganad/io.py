@@ -14,15 +14,20 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from ganad import __version__
-from ganad.exceptions import ModelFileError, _fmt
+from ganad.exceptions import InputError, ModelFileError, _fmt
 from ganad.files import check_output_file, check_writable_parent, fsync_path, recover_dir, replace_dir, temp_dir_beside, umask_mode
 from ganad.files import temp_file_beside as output_temp  # noqa: F401  (old name, kept for callers)
+
+if TYPE_CHECKING:  # the detectors import this module to save themselves, never the reverse at run time
+    from ganad.detectors.base import BaseGANDetector
+from ganad.registry import DETECTORS, class_by_name
 
 __all__ = ["save_model", "load_model", "read_config", "check_model_path", "check_output_file"]
 
@@ -57,7 +62,7 @@ def check_model_path(path, name: str = "path") -> Path:
     return path
 
 
-def save_model(det, path) -> Path:
+def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
     det._check_fitted()
     path = check_model_path(path)
     params = det.get_params(deep=False)
@@ -155,7 +160,7 @@ def _nonfinite_path(v, where="state"):
     return None
 
 
-def read_config(path) -> dict:
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         path = recover_dir(path, CONFIG) or path
@@ -200,7 +205,7 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     where = _nonfinite_path(st)
     if where is not None:
         bad(f"holds a NaN or infinite number at {where}")
-    shape = st.get("data_shape")
+    shape: Any = st.get("data_shape")
     if not (_positive_ints(shape) and 1 <= len(shape) <= 3):
         bad(f"has data_shape {str(shape)[:60]}, not 1 to 3 positive whole numbers")
     if int(np.prod(shape)) > 2**31 or st.get("n_features_in") != int(np.prod(shape)):
@@ -311,14 +316,15 @@ def _check_composer(det, cfg_file: Path) -> None:
                                   "the model is corrupt or was edited: re-train and save it again, or re-calibrate it"))
 
 
+def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str, cfg_file: Path):
     """One detector (or an ensemble and, recursively, its members) from its JSON state and the
     safetensors entries under ``prefix``; every stored value is checked before it is used."""
-    from ganad.data.scaling import Scaler
     from ganad.nets import FAMILIES
-    from ganad.scoring.composition import composer_from_dict
-    from ganad.training.loop import resolve_device
-    from ganad.training.priors import make_prior
 
     corrupt = "the model is corrupt or was edited: re-train and save it again"
     _check_state(st, cfg_file)
@@ -326,22 +332,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
     det = cls(**params)
     det._check_params()
-    det.data_shape_ = tuple(st["data_shape"])
-    det.n_features_in_ = int(st["n_features_in"])
-    det.family_ = st["family"]
-    det.seed_ = int(st["seed"])
-    det.threshold_ = float(st["threshold"])
-    det.scaler_ = Scaler.from_dict(st["scaler"])
-    det.composer_ = composer_from_dict(st["composer"])
-    det.history_ = st["history"]
-    det.prior_ = make_prior(det.prior)
-    det.device_ = resolve_device(det.device)
-    if st.get("feature_names_in") is not None:
-        det.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
-    if "selection" in st:
-        det.selection_ = st["selection"]
-    if "default_composer" in st:
-        det.default_composer_ = composer_from_dict(st["default_composer"])
+    det._restore_fitted_state(st)
     if "members" in st:
         members, stats = st["members"], st.get("member_stats")
         if not (isinstance(members, list) and members and isinstance(stats, list) and len(stats) == len(members)
@@ -352,31 +343,19 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         det.members_ = [_restore(cls, sub, m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
                         for i, m in enumerate(members)]
         det.member_stats_ = [[float(a), float(b)] for a, b in stats]
-        if st.get("calibration") is not None:
-            det.calibration_ = st["calibration"]
     else:
-        det._load_extra_state(st)
         _check_tensors(det, header, cfg_file.parent / WEIGHTS, prefix)
         tensors = tensors_fn()
-        with torch.random.fork_rng(devices=[]):
-            nets = torch.nn.ModuleDict(det._build_networks())
-        for name, net in nets.items():
-            p = f"{prefix}{name}."
-            net.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
-        det.nets_ = nets.to(det.device_).eval()
-    tensors = tensors_fn()
-    if prefix + "decision_scores_" not in tensors and not det._search_scoring():
+        nets: dict[str, dict[str, torch.Tensor]] = {}
+        for key, v in _under(tensors, prefix).items():
+            name, dot, rest = key.partition(".")
+            if dot and name != "members":
+                nets.setdefault(name, {})[rest] = v
+        det._load_networks(nets)
+    tensors = _under(tensors_fn(), prefix)
+    if "decision_scores_" not in tensors and not det._search_scoring():
         raise ModelFileError(_fmt(str(cfg_file.parent / WEIGHTS), f"has no {prefix}decision_scores_ tensor (the training scores)", corrupt))
-    if prefix + "decision_scores_" in tensors:
-        det.decision_scores_ = tensors[prefix + "decision_scores_"].numpy()
-    if prefix + "validation_scores_" in tensors:
-        det.validation_scores_ = tensors[prefix + "validation_scores_"].numpy()
-    if prefix + "knn_bank_" in tensors:
-        det.knn_bank_ = tensors[prefix + "knn_bank_"]
-    if prefix + "robust_weights_" in tensors:
-        det.robust_weights_ = tensors[prefix + "robust_weights_"].numpy()
-    if "robust" in st:
-        det.robust_ = st["robust"]
+    det._restore_arrays(tensors)
     _check_composer(det, cfg_file)
     return det
 
@@ -388,25 +367,22 @@ def _finite(key: str, v: torch.Tensor) -> bool:
     return bool(torch.isfinite(v).all())
 
 
-def load_model(path):
+def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     """Rebuild a detector from a model directory, without unpickling anything.
 
     Every stored value is checked before use (finite, positive where it must be, shapes of
     the weights against the configuration, read from the safetensors header before any network
     is built); anything else is refused with a :class:`ModelFileError`."""
-    from ganad.detectors import DETECTORS
-    from ganad.exceptions import InputError
-
     path = Path(path)
     if not path.exists():
         path = recover_dir(path, CONFIG) or path  # a replacement killed half-way: the previous model
     cfg = read_config(path)
     cfg_file = path / CONFIG
     corrupt = "the model is corrupt or was edited: re-train and save it again"
-    by_class = {cls.__name__: cls for cls in DETECTORS.values()}
-    cls = by_class.get(cfg["class"])
+    cls = class_by_name(cfg["class"])
     if cls is None:
-        raise ModelFileError(_fmt(str(path), f"holds an unknown detector class {cfg['class']!r}", f"use a ganad version that has it; known: {sorted(by_class)}"))
+        known = sorted({c.__name__ for c in DETECTORS.values()})
+        raise ModelFileError(_fmt(str(path), f"holds an unknown detector class {cfg['class']!r}", f"use a ganad version that has it; known: {known}"))
     wfile = path / WEIGHTS
     if not wfile.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {WEIGHTS}", "the model is incomplete: re-train and save it again"))

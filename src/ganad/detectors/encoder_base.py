@@ -31,6 +31,14 @@ ENCODER_PARAMS = """
 """
 
 
+#: the parameters every encoder method adds, typed once: name -> (type, default); see ``method_init``
+ENCODER_PARAMETERS: dict[str, tuple[object, object]] = {
+    "inversion": (str, "encoder"), "search_init": (str, "encoder"), "search_distance": (str, "l2"),
+    "search_eps": (float, 0.005), "search_n_max": (int, 500), "search_lr": (float, 0.05), "search_restarts": (int, 1),
+    "search_feature_weight": (float, 0.0),
+}
+
+
 def store_params(obj, params: dict) -> None:
     """Store the constructor's arguments unchanged (scikit-learn's contract)."""
     for k, v in params.items():
@@ -66,7 +74,7 @@ def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.T
 class EncoderDetector(BaseGANDetector):
     """Base of the encoder methods: encoder inversion, optional latent search warm-started from E(x)."""
 
-    _networks = ("G", "D", "E")
+    _networks: tuple[str, ...] = ("G", "D", "E")
 
     def _score_context(self):
         # the encoder pass needs no autograd at all; the latent search needs a local enable_grad

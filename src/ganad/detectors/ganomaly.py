@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.nets import build_encoder
 from ganad.params import Param, options, real
 from ganad.scoring.composition import WeightedSum
@@ -45,15 +45,7 @@ class GANomaly(EncoderDetector):
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm='robust')
 
     _parameter_constraints = {
         "score_norm": Param(options("robust", "minmax", "none"), fix="use 'robust', 'minmax' or 'none'"),

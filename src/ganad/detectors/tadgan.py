@@ -83,7 +83,7 @@ class TadGAN(EncoderDetector):
         bound.apply_defaults()
         store_params(self, dict(bound.arguments))
 
-    __init__.__signature__ = _signature()
+    __init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
     _parameter_constraints = {
         "rec_error": Param(options(*REC_ERRORS), fix=f"use one of {', '.join(REC_ERRORS)}"),

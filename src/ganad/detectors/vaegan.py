@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.params import Param, integer, options, real
 from ganad.scoring import components as C
@@ -49,15 +49,7 @@ class VAEGAN(EncoderDetector):
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None)
 
     _parameter_constraints = {
         "prior": Param(options("normal"), why=", but the VAE's KL term assumes a standard normal prior", fix="use prior='normal' with VAEGAN"),

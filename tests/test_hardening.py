@@ -5,6 +5,12 @@ whole catalogue of bad inputs and tamperings (CLI, API, model files) and writes
 docs/hardening.md.
 """
 
+import json
+import os
+import shutil
+import traceback
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -278,12 +284,6 @@ def test_openmp_threads_sleep_instead_of_spinning_unless_chosen(env, expected):
 # code 2 and "error:"), with no traceback, a message naming the input and giving a "Fix:", and
 # nothing written. ``GANAD_WRITE_DOCS=1 pytest tests/test_hardening.py -k catalogue`` rewrites
 # docs/hardening.md from the run.
-import json
-import os
-import re
-import shutil
-import traceback
-from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "hardening.md"
 CASES = []  # (surface, case, name the message must contain, action(ws) -> None, paths that must stay absent)

@@ -28,7 +28,6 @@ self-contained ``report.html``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time

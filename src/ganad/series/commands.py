@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -11,6 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GANAD_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for the module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    small networks run faster, and the timings of a loaded 2-core machine stay stable."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def breast_cancer_split():
     """A small real dataset: Wisconsin breast cancer, benign = normal, malignant = anomaly.

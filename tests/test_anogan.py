@@ -3,7 +3,7 @@ import pytest
 
 import ganad
 from ganad import AnoGAN
-from ganad.metrics import auroc, evaluate
+from ganad.metrics import auroc
 
 
 def test_anogan_separates_real_anomalies(small_anogan, breast_cancer_split):

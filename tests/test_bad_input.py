@@ -94,7 +94,7 @@ def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
 
 
 def test_unreadable_files_give_clear_errors(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     np.save(tmp_path / "x.npy", np.random.randn(50, 3))
     data = (tmp_path / "x.npy").read_bytes()
     (tmp_path / "t.npy").write_bytes(data[: len(data) // 2])

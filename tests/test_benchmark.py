@@ -225,7 +225,7 @@ def test_peers_get_standardised_features(monkeypatch):
             seen["test"] = X
             return X.sum(1)
 
-    monkeypatch.setattr(B, "make_peer", lambda *a, **k: Spy())
+    monkeypatch.setattr(B.peers, "make_peer", lambda *a, **k: Spy())
     rng = np.random.RandomState(0)
     Xtr, Xte = rng.randn(50, 3) * [1, 100, 1e4] + 7, rng.randn(20, 3)
     B.run_one("peer", "knn", Xtr, Xte, seed=0, epochs=1, peer_epochs=1, log=lambda *a: None)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_breast_cancer, load_digits
 
 import ganad
@@ -21,12 +20,7 @@ METHODS = {"fanogan": FAnoGAN, "bigan": BiGAN, "alad": ALAD, "ganomaly": GANomal
 KW = dict(epochs=3, width=16, latent_dim=8, batch_size=32, device="cpu", random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _data(kind):

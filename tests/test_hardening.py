@@ -5,6 +5,12 @@ whole catalogue of bad inputs and tamperings (CLI, API, model files) and writes
 docs/hardening.md.
 """
 
+import json
+import os
+import shutil
+import traceback
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,7 +75,7 @@ def test_settings_that_train_nothing_are_refused(params, pattern):
 
 # ------------------------------------------------------------------ readers and column names
 def test_headerless_csv_keeps_its_first_row(tmp_path):
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     p = tmp_path / "h.csv"
     np.savetxt(p, X4[:10], delimiter=",")
     A = read_array(p)
@@ -79,7 +85,7 @@ def test_headerless_csv_keeps_its_first_row(tmp_path):
 
 def test_numbered_header_is_still_a_header(tmp_path):
     import pandas as pd
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "n.csv"
     pd.DataFrame(X4[:10]).to_csv(p, index=False)  # header 0,1,2,3
     assert read_array(p).shape == (10, 4)
@@ -87,7 +93,7 @@ def test_numbered_header_is_still_a_header(tmp_path):
 
 def test_pandas_index_column_is_refused_then_excludable(tmp_path):
     import pandas as pd
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "i.csv"
     pd.DataFrame(X4[:10], columns=list("abcd")).to_csv(p)
     with pytest.raises(InputError, match=r"unnamed first column.*index=False.*Unnamed: 0"):
@@ -101,7 +107,7 @@ def test_pandas_index_column_is_refused_then_excludable(tmp_path):
     ("a,b\nx,1\ny,2\n", {}, "--exclude"),
 ])
 def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "t.csv"
     p.write_text(text)
     with pytest.raises(InputError, match="non-numeric") as e:
@@ -110,14 +116,14 @@ def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
 
 
 def test_semicolon_and_decimal_comma_read_with_options(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "t.csv"
     p.write_text("a;b\n1,5;2,5\n3,5;4\n")
     assert np.allclose(read_array(p, sep=";", decimal=","), [[1.5, 2.5], [3.5, 4.0]])
 
 
 def test_header_only_file_says_no_rows(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     p = tmp_path / "e.csv"
     p.write_text("a,b,c\n")
     with pytest.raises(InputError, match="no data rows"):
@@ -244,7 +250,7 @@ def test_alad_original_keeps_its_spectral_norm_weight_after_fit(fitted):
 
 
 def test_npz_unknown_key_lists_the_arrays(tmp_path):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     from ganad.exceptions import DataFileError
     np.savez(tmp_path / "a.npz", X=X4, y=np.zeros(64))
     with pytest.raises(DataFileError, match=r"no array 'nosuch'.*--key"):
@@ -252,7 +258,7 @@ def test_npz_unknown_key_lists_the_arrays(tmp_path):
 
 
 def test_chunk_rows_must_be_positive(tmp_path):
-    from ganad.data.io import iter_chunks
+    from ganad.data.readers import iter_chunks
     np.save(tmp_path / "a.npy", X4)
     with pytest.raises(InputError, match="chunk_rows"):
         list(iter_chunks(tmp_path / "a.npy", 0))
@@ -278,12 +284,6 @@ def test_openmp_threads_sleep_instead_of_spinning_unless_chosen(env, expected):
 # code 2 and "error:"), with no traceback, a message naming the input and giving a "Fix:", and
 # nothing written. ``GANAD_WRITE_DOCS=1 pytest tests/test_hardening.py -k catalogue`` rewrites
 # docs/hardening.md from the run.
-import json
-import os
-import re
-import shutil
-import traceback
-from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "hardening.md"
 CASES = []  # (surface, case, name the message must contain, action(ws) -> None, paths that must stay absent)

@@ -3,10 +3,8 @@ hash is the one recorded at build time; a planted, garbage or symbol-less librar
 never crashes fit / score (rebuild once, then the GEMM programs, with a warning)."""
 
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

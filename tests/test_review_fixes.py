@@ -12,12 +12,7 @@ from ganad.detectors.encoder_base import adv_losses
 from ganad.training.objectives import OBJECTIVES
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +154,7 @@ class _ToyD(torch.nn.Module):  # one feature: 10·x₁
 
 
 def test_search_loss_weights_sums_and_restarts_keep_the_lowest_loss():
-    from ganad.inversion.init import hashed_uniform, row_seeds
+    from ganad.inversion.starts import hashed_uniform, row_seeds
     from ganad.inversion.latent_search import LatentSearch
     from ganad.training.priors import make_prior
     G, D, prior = _ToyG(), _ToyD(), make_prior("normal")

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ganad
 from ganad import AnoGAN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,10 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 # itself at the k-th; the parent then loads the model and records what it found
 HELPER = r"""
 import json, os, shutil, signal, sys
-import ganad, ganad.io as gio
+import ganad, ganad.io as gio, ganad.files as gfiles
 path, mode = sys.argv[1], sys.argv[2]
 if mode == "fallback":
-    gio._exchange = lambda a, b: False
+    gfiles._exchange = lambda a, b: False
 det = ganad.load(path)
 old_t = float(det.threshold_)
 def hooked(kill_at):
@@ -37,7 +36,7 @@ def hooked(kill_at):
             tick(); r = fn(*a, **k); tick(); return r
         return w
     os.replace, os.fsync, os.chmod, shutil.rmtree = (wrap(os.replace), wrap(os.fsync), wrap(os.chmod), wrap(shutil.rmtree))
-    gio.save_file, gio._exchange = wrap(gio.save_file), wrap(gio._exchange)
+    gio.save_file, gfiles._exchange = wrap(gio.save_file), wrap(gfiles._exchange)
     return count
 results, k = [], 1
 while True:
@@ -81,19 +80,14 @@ def test_sigkill_at_every_step_of_save_never_loses_the_model(tmp_path, mode):
 
 def test_model_files_follow_the_umask(tmp_path):
     det = AnoGAN(epochs=1, random_state=0, search_n_max=5).fit(np.random.RandomState(0).randn(32, 3))
-    old = os.umask(0o022)
-    try:
-        det.save(tmp_path / "m")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
-    assert (tmp_path / "m" / "config.json").stat().st_mode & 0o777 == 0o644
-    old = os.umask(0o077)
-    try:
-        det.save(tmp_path / "p")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "p").stat().st_mode & 0o777 == 0o700
+    for name, mask, folder, file in (("m", 0o022, 0o755, 0o644), ("p", 0o077, 0o700, 0o600)):
+        old = os.umask(mask)
+        try:
+            det.save(tmp_path / name)
+        finally:
+            os.umask(old)
+        assert (tmp_path / name).stat().st_mode & 0o777 == folder
+        assert (tmp_path / name / "config.json").stat().st_mode & 0o777 == file
 
 
 def test_score_cleans_temporaries_of_killed_runs(tmp_path):

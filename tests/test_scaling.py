@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import ganad
 from ganad import FAnoGAN
@@ -17,12 +16,7 @@ from ganad.exceptions import InputError
 KW = dict(epochs=1, width=16, latent_dim=4, batch_size=64, device="cpu", random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _mixed(n=1000, seed=0):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -108,7 +106,7 @@ def fit(
 
     Every parameter of the method can be set with --set KEY=VALUE or a --config TOML file
     (see the Python docstring of the method, e.g. ganad.AnoGAN, for the list)."""
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
@@ -200,7 +198,7 @@ def score(
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
         return
     import ganad
-    from ganad.data.io import csv_columns, iter_chunks
+    from ganad.data.readers import csv_columns, iter_chunks
     from ganad.progress import progress_mode, scoring_bar
     try:
         if nonfinite not in ("raise", "max"):
@@ -215,50 +213,44 @@ def score(
             exclude = [*exclude, id_column] if id_column not in exclude else list(exclude)
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         output.parent.mkdir(parents=True, exist_ok=True)
-        from ganad.io import output_temp
-        fd, tmp = output_temp(output)  # removes the temporaries of killed runs
+        from ganad.files import atomic_file
         n = 0
-        try:
-            with os.fdopen(fd, "w") as fh, progress_mode(_show_progress(progress, quiet), console), \
-                    scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
-                header = None
-                for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
-                    if len(chunk) == 0:
-                        continue
-                    if bar is not None:
-                        bar.batch(n, len(chunk))
-                    try:
-                        r = det.score_components(chunk)
-                    except InputError as exc:
-                        raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
-                    lab = (r.scores > det.threshold_).astype(np.int64)
-                    cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab,
-                            "threshold": np.full(len(chunk), float(det.threshold_))}
-                    if components:
-                        cols.update(r.components)
-                    if header is None:
-                        header = list(cols)
-                        fh.write(",".join(([_csv_name(id_column)] if ids is not None else []) + header) + "\n")
-                    fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
-                    if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
-                        import pandas as pd
-                        if n + len(chunk) > len(ids):
-                            raise GanadError(f"{data}: --id-column {id_column!r} has {len(ids)} values but the file has more rows. Fix: check the file")
-                        df = pd.DataFrame({"_id": ids[n:n + len(chunk)], **{k: [f % v for v in np.asarray(cols[k], dtype=np.float64)]
-                                                                           for k, f in zip(header, fmt)}})
-                        df.to_csv(fh, header=False, index=False, lineterminator="\n")
-                    else:
-                        block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
-                        np.savetxt(fh, block, fmt=fmt, delimiter=",")
-                    n += len(chunk)
-                    if bar is not None:
-                        bar.done_batch()
+        with atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
+                scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
+            header = None
+            for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
+                if len(chunk) == 0:
+                    continue
+                if bar is not None:
+                    bar.batch(n, len(chunk))
+                try:
+                    r = det.score_components(chunk)
+                except InputError as exc:
+                    raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
+                lab = (r.scores > det.threshold_).astype(np.int64)
+                cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab,
+                        "threshold": np.full(len(chunk), float(det.threshold_))}
+                if components:
+                    cols.update(r.components)
+                if header is None:
+                    header = list(cols)
+                    fh.write(",".join(([_csv_name(id_column)] if ids is not None else []) + header) + "\n")
+                fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
+                if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
+                    import pandas as pd
+                    if n + len(chunk) > len(ids):
+                        raise GanadError(f"{data}: --id-column {id_column!r} has {len(ids)} values but the file has more rows. Fix: check the file")
+                    df = pd.DataFrame({"_id": ids[n:n + len(chunk)], **{k: [f % v for v in np.asarray(cols[k], dtype=np.float64)]
+                                                                       for k, f in zip(header, fmt)}})
+                    df.to_csv(fh, header=False, index=False, lineterminator="\n")
+                else:
+                    block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
+                    np.savetxt(fh, block, fmt=fmt, delimiter=",")
+                n += len(chunk)
+                if bar is not None:
+                    bar.done_batch()
             if n == 0:
                 raise GanadError(f"{data}: has no samples. Fix: pass a non-empty file")
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}")
@@ -271,7 +263,7 @@ def _csv_name(name: str) -> str:
 def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
     """The --id-column values of a CSV / Parquet file, as strings exactly as written (ids are labels, not numbers)."""
     import pandas as pd
-    from ganad.data.io import file_format
+    from ganad.data.readers import file_format
     fmt = file_format(data)
     try:
         if fmt == "csv":
@@ -298,7 +290,7 @@ def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
 def _count_rows(data: Path, key: Optional[str]):
     """Rows of a data file for the progress bar's total (None when not cheaply known)."""
     try:
-        from ganad.data.io import file_format
+        from ganad.data.readers import file_format
         fmt = file_format(data)
         if fmt == "npy":
             return int(np.load(data, mmap_mode="r", allow_pickle=False).shape[0])
@@ -318,7 +310,7 @@ def _count_rows(data: Path, key: Optional[str]):
 
 
 def _read_labels(path: Path, column: Optional[str], n: int):
-    from ganad.data.io import read_array
+    from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
     import pandas as pd
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
@@ -436,7 +428,7 @@ def calibrate(
 ):
     """Fit the score composition and the threshold on validation data; `ganad score` then uses them."""
     import json
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     from ganad.progress import progress_mode
     from ganad.scoring.calibration import calibrate_model
     try:
@@ -650,7 +642,7 @@ def tune(
     decimal: str = typer.Option(".", help="CSV decimal mark."),
 ):
     """Search a method's hyperparameters with Optuna (label-free by default) and save the best as a model."""
-    from ganad.data.io import csv_columns, read_array
+    from ganad.data.readers import csv_columns, read_array
     try:
         from ganad import tune as T
     except ImportError as exc:  # pragma: no cover - optuna missing

@@ -149,7 +149,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
                               "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
     if detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
-                              f"set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
+                              "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # export copies on the CPU (the frozen copies already have spectral norm baked in)

@@ -5,25 +5,31 @@ Loading never unpickles: weights come from safetensors, everything else from JSO
 value is checked before use. Saving is atomic: the new version is written and fsynced beside
 the old one and the two are exchanged in one step, so a crash at any point leaves either the
 previous or the new model at the path, never none and never a half-written one (see
-:func:`_switch`). Folders and files follow the process's umask.
+:func:`ganad.files.replace_dir`). Folders and files follow the process's umask.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from ganad import __version__
-from ganad.exceptions import ModelFileError, _fmt
+from ganad.exceptions import InputError, ModelFileError, _fmt
+from ganad.files import check_output_file, check_writable_parent, fsync_path, recover_dir, replace_dir, temp_dir_beside, umask_mode
+from ganad.files import temp_file_beside as output_temp  # noqa: F401  (old name, kept for callers)
+
+if TYPE_CHECKING:  # the detectors import this module to save themselves, never the reverse at run time
+    from ganad.detectors.base import BaseGANDetector
+from ganad.registry import DETECTORS, class_by_name
+
+__all__ = ["save_model", "load_model", "read_config", "check_model_path", "check_output_file"]
 
 FORMAT = "ganad-model"
 FORMAT_VERSION = 1
@@ -50,33 +56,13 @@ def check_model_path(path, name: str = "path") -> Path:
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
     if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_dir() and not os.access(path, os.W_OK | os.X_OK)):
-        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent if not path.is_dir() else path} is not writable)",
-                                  "choose a folder you can write to"))
+    check_writable_parent(path, name)
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({path} is not writable)", "choose a folder you can write to"))
     return path
 
 
-def check_output_file(path, name: str = "-o/--output") -> Path:
-    """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
-    path = Path(path)
-    if path.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
-    return path
-
-
-def save_model(det, path) -> Path:
+def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
     det._check_fitted()
     path = check_model_path(path)
     params = det.get_params(deep=False)
@@ -93,26 +79,20 @@ def save_model(det, path) -> Path:
         config["state"]["members"] = [_state(m) for m in members]
         for i, m in enumerate(members):
             tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _recover(path)
-    mode = _umask_mode()
-    prefix = f".{path.name}.new-"
-    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):  # left by a killed save
-        pid = stale.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    recover_dir(path, CONFIG)
+    mode = umask_mode()
+    tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         for f in (WEIGHTS, CONFIG):
             os.chmod(tmp / f, 0o666 & mode)
-            _fsync(tmp / f)
+            fsync_path(tmp / f)
         os.chmod(tmp, 0o777 & mode)
-        _fsync(tmp)
+        fsync_path(tmp)
         if path.exists() and not (path / CONFIG).exists() and any(path.iterdir()):
             raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
-        _switch(tmp, path)
+        replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -153,100 +133,10 @@ def _tensors(det) -> dict:
     return tensors
 
 
-def output_temp(output: Path) -> tuple[int, str]:
-    """A temporary file beside ``output`` (same file system: renamed into place when complete),
-    named after this process; the temporaries of processes no longer running (killed while
-    writing) are removed first."""
-    output = Path(output)
-    prefix = f".{output.name}."
-    for f in output.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = f.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                f.unlink()
-    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=output.parent)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-# ---------------------------------------------------------------- safe replacement
 # A model is replaced without ever leaving the path without a complete model: the new version is
-# written and fsynced beside the old one, then the two directories are exchanged in one atomic
-# step (Linux renameat2 RENAME_EXCHANGE). Where that is unavailable, the old version is first
-# renamed to ".<name>.old" and the new one renamed into place; a crash between the two renames
-# is recovered by the next load or save, which moves ".<name>.old" back.
-
-def _umask_mode() -> int:
-    """Permission bits the process's umask allows (model folders and files follow it)."""
-    m = os.umask(0o022)
-    os.umask(m)
-    return 0o777 & ~m
-
-
-def _fsync(p: Path) -> None:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two existing paths (Linux >= 3.15); False where not supported."""
-    import ctypes
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
-
-
-def _old(path: Path) -> Path:
-    return path.with_name(f".{path.name}.old")
-
-
-def _recover(path: Path) -> Path | None:
-    """Finish a replacement killed between its two renames: the previous model is at ".<name>.old"
-    and nothing at ``path``. Moves it back (or, where the folder is read-only, returns where it is)."""
-    old = _old(path)
-    if os.path.lexists(path) or not (old / CONFIG).is_file():
-        return None
-    try:
-        os.replace(old, path)
-        _fsync(path.parent)
-        return path
-    except OSError:
-        return old
-
-
-def _switch(tmp: Path, path: Path) -> None:
-    if path.exists() and _exchange(tmp, path):
-        _fsync(path.parent)  # tmp now holds the previous version; the caller removes it
-        return
-    if path.exists():
-        old = _old(path)
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
-        _fsync(path.parent)
+# written and fsynced beside the old one, then the two folders are exchanged in one step
+# (ganad.files.replace_dir); a crash between the fall-back's two renames is recovered by the next
+# load or save (ganad.files.recover_dir).
 
 
 #: a model's config.json is small (parameters, scaler, composer, history); larger is not ours
@@ -271,10 +161,10 @@ def _nonfinite_path(v, where="state"):
     return None
 
 
-def read_config(path) -> dict:
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        path = _recover(path) or path
+        path = recover_dir(path, CONFIG) or path
     if not path.is_dir():
         raise ModelFileError(_fmt(str(path), "is not a model directory (it does not exist or is a file)",
                                   "pass the directory written by `ganad fit -o DIR` or detector.save(DIR)"))
@@ -316,7 +206,7 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     where = _nonfinite_path(st)
     if where is not None:
         bad(f"holds a NaN or infinite number at {where}")
-    shape = st.get("data_shape")
+    shape: Any = st.get("data_shape")
     if not (_positive_ints(shape) and 1 <= len(shape) <= 3):
         bad(f"has data_shape {str(shape)[:60]}, not 1 to 3 positive whole numbers")
     if int(np.prod(shape)) > 2**31 or st.get("n_features_in") != int(np.prod(shape)):
@@ -427,14 +317,15 @@ def _check_composer(det, cfg_file: Path) -> None:
                                   "the model is corrupt or was edited: re-train and save it again, or re-calibrate it"))
 
 
+def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str, cfg_file: Path):
     """One detector (or an ensemble and, recursively, its members) from its JSON state and the
     safetensors entries under ``prefix``; every stored value is checked before it is used."""
-    from ganad.data.scaling import Scaler
     from ganad.nets import FAMILIES
-    from ganad.scoring.composition import composer_from_dict
-    from ganad.training.loop import resolve_device
-    from ganad.training.priors import make_prior
 
     corrupt = "the model is corrupt or was edited: re-train and save it again"
     _check_state(st, cfg_file)
@@ -442,22 +333,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
     det = cls(**params)
     det._check_params()
-    det.data_shape_ = tuple(st["data_shape"])
-    det.n_features_in_ = int(st["n_features_in"])
-    det.family_ = st["family"]
-    det.seed_ = int(st["seed"])
-    det.threshold_ = float(st["threshold"])
-    det.scaler_ = Scaler.from_dict(st["scaler"])
-    det.composer_ = composer_from_dict(st["composer"])
-    det.history_ = st["history"]
-    det.prior_ = make_prior(det.prior)
-    det.device_ = resolve_device(det.device)
-    if st.get("feature_names_in") is not None:
-        det.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
-    if "selection" in st:
-        det.selection_ = st["selection"]
-    if "default_composer" in st:
-        det.default_composer_ = composer_from_dict(st["default_composer"])
+    det._restore_fitted_state(st)
     if "members" in st:
         members, stats = st["members"], st.get("member_stats")
         if not (isinstance(members, list) and members and isinstance(stats, list) and len(stats) == len(members)
@@ -468,32 +344,19 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         det.members_ = [_restore(cls, sub, m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
                         for i, m in enumerate(members)]
         det.member_stats_ = [[float(a), float(b)] for a, b in stats]
-        if st.get("calibration") is not None:
-            det.calibration_ = st["calibration"]
     else:
-        det._load_extra_state(st)
         _check_tensors(det, header, cfg_file.parent / WEIGHTS, prefix)
         tensors = tensors_fn()
-        with torch.random.fork_rng(devices=[]):
-            nets = torch.nn.ModuleDict(det._build_networks())
-        for name, net in nets.items():
-            p = f"{prefix}{name}."
-            net.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
-        det.nets_ = nets.to(det.device_).eval()
-    tensors = tensors_fn()
-    if prefix + "decision_scores_" not in tensors and not det._search_scoring():
+        nets: dict[str, dict[str, torch.Tensor]] = {}
+        for key, v in _under(tensors, prefix).items():
+            name, dot, rest = key.partition(".")
+            if dot and name != "members":
+                nets.setdefault(name, {})[rest] = v
+        det._load_networks(nets)
+    tensors = _under(tensors_fn(), prefix)
+    if "decision_scores_" not in tensors and not det._search_scoring():
         raise ModelFileError(_fmt(str(cfg_file.parent / WEIGHTS), f"has no {prefix}decision_scores_ tensor (the training scores)", corrupt))
-    if prefix + "decision_scores_" in tensors:
-        det.decision_scores_ = tensors[prefix + "decision_scores_"].numpy()
-    for key in ("validation_scores_", "calibration_scores_"):
-        if prefix + key in tensors:
-            setattr(det, key, tensors[prefix + key].numpy())
-    if prefix + "knn_bank_" in tensors:
-        det.knn_bank_ = tensors[prefix + "knn_bank_"]
-    if prefix + "robust_weights_" in tensors:
-        det.robust_weights_ = tensors[prefix + "robust_weights_"].numpy()
-    if "robust" in st:
-        det.robust_ = st["robust"]
+    det._restore_arrays(tensors)
     _check_composer(det, cfg_file)
     return det
 
@@ -505,25 +368,22 @@ def _finite(key: str, v: torch.Tensor) -> bool:
     return bool(torch.isfinite(v).all())
 
 
-def load_model(path):
+def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     """Rebuild a detector from a model directory, without unpickling anything.
 
     Every stored value is checked before use (finite, positive where it must be, shapes of
     the weights against the configuration, read from the safetensors header before any network
     is built); anything else is refused with a :class:`ModelFileError`."""
-    from ganad.detectors import DETECTORS
-    from ganad.exceptions import InputError
-
     path = Path(path)
     if not path.exists():
-        path = _recover(path) or path  # a replacement killed half-way: the previous model
+        path = recover_dir(path, CONFIG) or path  # a replacement killed half-way: the previous model
     cfg = read_config(path)
     cfg_file = path / CONFIG
     corrupt = "the model is corrupt or was edited: re-train and save it again"
-    by_class = {cls.__name__: cls for cls in DETECTORS.values()}
-    cls = by_class.get(cfg["class"])
+    cls = class_by_name(cfg["class"])
     if cls is None:
-        raise ModelFileError(_fmt(str(path), f"holds an unknown detector class {cfg['class']!r}", f"use a ganad version that has it; known: {sorted(by_class)}"))
+        known = sorted({c.__name__ for c in DETECTORS.values()})
+        raise ModelFileError(_fmt(str(path), f"holds an unknown detector class {cfg['class']!r}", f"use a ganad version that has it; known: {known}"))
     wfile = path / WEIGHTS
     if not wfile.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {WEIGHTS}", "the model is incomplete: re-train and save it again"))

@@ -4,7 +4,7 @@ Library code never assumes where data lives: every loader takes a path (MIT-BIH 
 ``$GANAD_MITBIH_DIR`` and a user cache, and downloads through wfdb only when online).
 """
 
-from ganad.data.io import iter_chunks, read_array
+from ganad.data.readers import iter_chunks, read_array
 from ganad.data.mitbih import Beats, load_mitbih, load_split, rhythm_features
 from ganad.data.mnist import load_mnist
 from ganad.data.nab import load_nab, nab_series

@@ -106,7 +106,7 @@ def load_odds(path: str | os.PathLike, x_key: str = "X", y_key: str = "y") -> tu
     missing = [k for k in (x_key, y_key) if k not in data]
     if missing:
         raise DataFileError(_fmt(str(p), f"has no variable(s) {missing} (it holds {keys})",
-                                 f"pass x_key= / y_key= naming the feature matrix and the label vector"))
+                                 "pass x_key= / y_key= naming the feature matrix and the label vector"))
     return _check_xy(data[x_key], data[y_key], str(p))
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
 from ganad.scoring import components as C
@@ -40,14 +40,7 @@ class ALAD(EncoderDetector):
     _robust_proxy_kind = "encoder"  # E trains jointly with G
     _robust_proxy_kinds = ("encoder", "generated")  # no discriminator of x alone
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=True, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, spectral_norm=True)
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

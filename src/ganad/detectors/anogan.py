@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS, BaseGANDetector
+from ganad.detectors.base import COMMON_PARAMS, BaseGANDetector, method_init
 from ganad.inversion.latent_search import LatentSearch
-from ganad.exceptions import InputError, _fmt
+from ganad.params import Param, options
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import gan_stage
-
 
 SEARCH_SETTINGS = ("custom", "schlegl")
 
@@ -58,48 +57,8 @@ class AnoGAN(BaseGANDetector):
     _networks = ("G", "D")
     _score_context = staticmethod(torch.no_grad)
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 lam=0.1, search_distance="l2", search_eps=0.005, search_n_max=500, search_lr=0.05,
-                 search_restarts=1, search_feature_weight=0.0, search="custom"):
-        self.contamination = contamination
-        self.latent_dim = latent_dim
-        self.net = net
-        self.width = width
-        self.depth = depth
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.objective = objective
-        self.n_critic = n_critic
-        self.gp_weight = gp_weight
-        self.spectral_norm = spectral_norm
-        self.prior = prior
-        self.lr_g = lr_g
-        self.lr_d = lr_d
-        self.betas = betas
-        self.scaler = scaler
-        self.feature_layer = feature_layer
-        self.score_batch_size = score_batch_size
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.validation_fraction = validation_fraction
-        self.ema = ema
-        self.patience = patience
-        self.n_members = n_members
-        self.n_neighbors = n_neighbors
-        self.knn_weight = knn_weight
-        self.lam = lam
-        self.search_distance = search_distance
-        self.search_eps = search_eps
-        self.search_n_max = search_n_max
-        self.search_lr = search_lr
-        self.search_restarts = search_restarts
-        self.search_feature_weight = search_feature_weight
-        self.search = search
+    __init__ = method_init(lam=0.1, search_distance='l2', search_eps=0.005, search_n_max=500, search_lr=0.05, search_restarts=1,
+                           search_feature_weight=0.0, search='custom')
 
     _knn_space = "feature"  # no encoder: the kNN component compares discriminator features f(x)
 
@@ -109,11 +68,10 @@ class AnoGAN(BaseGANDetector):
                           lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
                           gp_weight=self.gp_weight, generator=generator)]
 
-    def _check_params(self):
-        super()._check_params()
-        if self.search not in SEARCH_SETTINGS:
-            raise InputError(_fmt("search", f"is {self.search!r}",
-                                  "use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"))
+    _parameter_constraints = {
+        "search": Param(options(*SEARCH_SETTINGS),
+                        fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
+    }
 
     def latent_search(self) -> LatentSearch:
         if self.search == "schlegl":  # Schlegl et al. 2017: L1 residual + λ feature matching, Γ steps

@@ -13,29 +13,36 @@ rest (validation, scaling, seeding, batching, composition, threshold, save / loa
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from torch import nn
 
-from ganad.data.scaling import resolve_scaler
+from ganad.data.scaling import Scaler, resolve_scaler
 from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
+from ganad.io import load_model, save_model
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad.nets.inference import frozen_copy
+from ganad.params import Param, custom, instance, integer, none, options, real, validate_params
 from ganad.scoring import components as C
-from ganad.scoring.composition import WeightedSum
+from ganad.scoring.calibration import calibrate
+from ganad.scoring.composition import WeightedSum, composer_from_dict
 from ganad.scoring.threshold import check_contamination, contamination_threshold
 from ganad.training.loop import Stage, resolve_device, train
-from ganad.training.objectives import check_objective
+from ganad.training.objectives import OBJECTIVES
 from ganad.training.priors import make_prior
+from ganad.training.robust import RobustTraining
 
 #: parameters every detector shares, with the same names and meanings everywhere
 COMMON_PARAMS = """
@@ -100,33 +107,119 @@ COMMON_PARAMS = """
 """
 
 
-def _real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+def _check_scaler(spec) -> None:
+    try:
+        resolve_scaler(spec, image=False)
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc)) from exc
 
 
-def _check_common(det) -> None:
-    """Parameters every detector shares whose bad values used to crash or pass silently."""
-    p = det.get_params(deep=False)
-    if "betas" in p:
-        b = p["betas"]
-        if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(_real(x) and 0 <= x < 1 for x in b)):
-            raise InputError(_fmt("betas", f"is {b!r}", "pass Adam's two betas in [0, 1), such as (0.5, 0.999)"))
-    if "gp_weight" in p and not (_real(p["gp_weight"]) and p["gp_weight"] >= 0):
-        raise InputError(_fmt("gp_weight", f"is {p['gp_weight']!r}", "pass a non-negative gradient-penalty weight such as 10.0"))
-    fl = p.get("feature_layer", -1)
-    if not isinstance(fl, (int, np.integer)) or isinstance(fl, bool):
-        raise InputError(_fmt("feature_layer", f"is {fl!r}", "pass a block index such as -1 (the last block)"))
-    rs = p.get("random_state")
-    if not (rs is None or isinstance(rs, np.random.RandomState)
-            or (isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) and 0 <= rs < 2**32)):
-        raise InputError(_fmt("random_state", f"is {rs!r}", "pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"))
-    dev = p.get("device", "auto")
-    if dev not in (None, "auto"):
-        try:
-            torch.device(dev)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise InputError(_fmt("device", f"is {dev!r}, which is not a device ({exc})".replace("\n", " "),
-                                  "use 'auto', 'cpu', 'cuda' or 'cuda:0'")) from exc
+def _is_device(dev) -> bool:
+    if dev in (None, "auto"):
+        return True
+    try:
+        torch.device(dev)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _positive(name: str = "{name}") -> str:
+    return f"pass a positive integer for {name}"
+
+
+#: the parameters every detector shares, typed once: name -> (type, default). COMMON_PARAMS
+#: documents them, COMMON_CONSTRAINTS says what each accepts, :func:`method_init` puts them in a
+#: method's constructor (a method may change a default, e.g. f-AnoGAN's objective='wgan-gp')
+COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
+    "contamination": (float, 0.1),
+    "latent_dim": (int, 16),
+    "net": (str, "auto"),
+    "width": (int | None, None),
+    "depth": (int | None, None),
+    "epochs": (int, 30),
+    "batch_size": (int | str, "auto"),
+    "objective": (str, "bce"),
+    "n_critic": (int, 1),
+    "gp_weight": (float, 10.0),
+    "spectral_norm": (bool, False),
+    "prior": (str | dict, "normal"),
+    "lr_g": (float, 2e-4),
+    "lr_d": (float, 2e-4),
+    "betas": (tuple[float, float], (0.5, 0.999)),
+    "scaler": (str | dict, "auto"),
+    "feature_layer": (int, -1),
+    "score_batch_size": (int, 1024),
+    "device": (str, "auto"),
+    "random_state": (int | np.random.RandomState | None, None),
+    "verbose": (bool, False),
+    "validation_fraction": (float, 0.1),
+    "ema": (float | None, 0.999),
+    "patience": (int | None, None),
+    "n_members": (int, 1),
+    "n_neighbors": (int, 5),
+    "knn_weight": (float, 0.75),
+}
+
+
+def method_init(*groups: dict[str, Any], **own: Any) -> Callable[..., None]:
+    """A detector's ``__init__``: the keyword-only parameters of :data:`COMMON_PARAMETERS`, then
+    those of ``groups`` (such as :data:`ganad.detectors.encoder_base.ENCODER_PARAMETERS`), then
+    ``own`` (``name=default``; a name already there only changes its default). It stores every
+    argument unchanged (scikit-learn's contract); ``get_params`` / ``clone`` read its signature::
+
+        class MyMethod(EncoderDetector):
+            __init__ = method_init(ENCODER_PARAMETERS, objective="hinge", my_weight=1.0)
+    """
+    table: dict[str, tuple[Any, Any]] = dict(COMMON_PARAMETERS)
+    for g in groups:
+        table.update(g)
+    for name, default in own.items():
+        table[name] = (table[name][0] if name in table else Any, default)
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+               for name, (kind, default) in table.items()]
+    signature = inspect.Signature(params)
+
+    def __init__(self, **kwargs: Any) -> None:
+        bound = signature.bind(self, **kwargs)  # TypeError naming an unknown parameter
+        bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            if name != "self":
+                setattr(self, name, value)
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
+
+
+#: what each shared parameter accepts
+COMMON_CONSTRAINTS: dict[str, Param] = {
+    "contamination": Param(validator=check_contamination),
+    "objective": Param(options(*OBJECTIVES), fix=f"use one of {', '.join(OBJECTIVES)}"),
+    "batch_size": Param(options("auto"), integer(2),
+                        fix="a batch of one sample cannot train the networks' BatchNorm layers: pass an integer >= 2, or 'auto' (the default)"),
+    "validation_fraction": Param(real(0, 0.5, open="right"), fix="pass a fraction in [0, 0.5), e.g. 0.1 (0 = no held-out data)"),
+    "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
+    "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
+    "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
+    "n_members": Param(integer(1), fix=_positive()),
+    "n_neighbors": Param(integer(1), fix=_positive()),
+    "latent_dim": Param(integer(1), fix=_positive()),
+    "epochs": Param(integer(1), why=" (0 epochs would train nothing)", fix=_positive()),
+    "n_critic": Param(integer(1), fix=_positive()),
+    "score_batch_size": Param(integer(1), fix=_positive()),
+    "width": Param(none, integer(1), fix=_positive() + ", or None for the family's default"),
+    "depth": Param(none, integer(1), fix=_positive() + ", or None for the family's default"),
+    "betas": Param(custom(lambda b: isinstance(b, (tuple, list)) and len(b) == 2 and all(real(0, 1, open="right")(x) for x in b),
+                          "two numbers in [0, 1)"), fix="pass Adam's two betas in [0, 1), such as (0.5, 0.999)"),
+    "gp_weight": Param(real(0), fix="pass a non-negative gradient-penalty weight such as 10.0"),
+    "feature_layer": Param(integer(), fix="pass a block index such as -1 (the last block)"),
+    "random_state": Param(none, instance(np.random.RandomState), integer(0, 2**32 - 1),
+                          fix="pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"),
+    "device": Param(custom(_is_device, "a device"), why=", which is not a device", fix="use 'auto', 'cpu', 'cuda' or 'cuda:0'"),
+    "lr_g": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
+    "lr_d": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
+    "scaler": Param(validator=_check_scaler),
+}
 
 
 def feature_names(X):
@@ -186,13 +279,17 @@ class ScoreResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-class BaseGANDetector(BaseEstimator):
+class BaseGANDetector(RobustTraining, BaseEstimator):
     """Shared machinery; see the concrete detectors for the methods."""
+
+    #: what each shared parameter accepts, declared once for every detector; a method's class
+    #: adds its own parameters (or overrides one) in its own ``_parameter_constraints``
+    _parameter_constraints: dict[str, Param] = COMMON_CONSTRAINTS
 
     #: networks the method trains (keys of ``nets_``)
     _networks: tuple[str, ...] = ("G", "D")
     #: context for scoring; latent search needs autograd, so it uses no_grad + a local enable_grad
-    _score_context = staticmethod(torch.inference_mode)
+    _score_context: Any = staticmethod(torch.inference_mode)
 
     # ------------------------------------------------------------------ hooks
     def _build_networks(self) -> dict[str, nn.Module]:
@@ -298,46 +395,9 @@ class BaseGANDetector(BaseEstimator):
             return int(min(256, max(32, 2 ** int(math.floor(math.log2(max(n, 1) / 32))) if n >= 64 else 32)))
         return int(self.batch_size)
 
-    def _check_params(self):
-        check_contamination(self.contamination)
-        check_objective(self.objective)
-        if isinstance(self.batch_size, str) and self.batch_size != "auto":
-            raise InputError(_fmt("batch_size", f"is {self.batch_size!r}", "pass a positive integer or 'auto'"))
-        vf = self.validation_fraction
-        if not (isinstance(vf, (int, float)) and not isinstance(vf, bool) and 0 <= vf < 0.5):
-            raise InputError(_fmt("validation_fraction", f"is {vf!r}", "pass a fraction in [0, 0.5), e.g. 0.1 (0 = no held-out data)"))
-        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
-            raise InputError(_fmt("ema", f"is {self.ema!r}", "pass a decay in (0, 1) such as 0.999, or None"))
-        if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
-            raise InputError(_fmt("patience", f"is {self.patience!r}", "pass a positive number of epochs, or None"))
-        kw = self.knn_weight
-        if not (isinstance(kw, (int, float)) and not isinstance(kw, bool) and 0 <= kw <= 1):
-            raise InputError(_fmt("knn_weight", f"is {kw!r}", "pass a weight in [0, 1] (0 = the method's own score)"))
-        for name in ("n_members", "n_neighbors"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}"))
-        for name in ("latent_dim", "epochs", "n_critic", "score_batch_size") + (() if isinstance(self.batch_size, str) else ("batch_size",)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                why = " (0 epochs would train nothing)" if name == "epochs" else ""
-                raise InputError(_fmt(name, f"is {v!r}{why}", f"pass a positive integer for {name}"))
-        for name in ("width", "depth"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a positive integer for {name}, or None for the family's default"))
-        _check_common(self)
-        if not isinstance(self.batch_size, str) and self.batch_size < 2:
-            raise InputError(_fmt("batch_size", f"is {self.batch_size}: a batch of one sample cannot train the networks' "
-                                  "BatchNorm layers, so no step would run", "pass batch_size >= 2, or 'auto' (the default)"))
-        for name in ("lr_g", "lr_d"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-                raise InputError(_fmt(name, f"is {v!r}", "pass a positive learning rate such as 2e-4"))
-        try:
-            resolve_scaler(self.scaler, image=False)
-        except (ValueError, TypeError) as exc:
-            raise InputError(str(exc)) from exc
+    def _check_params(self) -> None:
+        """Check every parameter against the class's constraints (:attr:`_parameter_constraints`)."""
+        validate_params(self)
 
     def _inference_net(self, name: str) -> nn.Module:
         """Frozen, BatchNorm-folded copy of a trained network, made once after fit / load."""
@@ -493,6 +553,7 @@ class BaseGANDetector(BaseEstimator):
         each member's score is standardised by its median / MAD on the held-out slice (or on the
         training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021)."""
         from sklearn.base import clone
+
         from ganad.scoring.composition import robust_location_scale
         k = int(self.n_members)
         seeds = np.random.RandomState(self.seed_ % (2**32 - 1)).randint(0, 2**31 - 1, size=k)
@@ -663,14 +724,6 @@ class BaseGANDetector(BaseEstimator):
         """Runs after training, before the training data is scored: where a method fits
         statistics of the TRAINING data its score needs (e.g. GANomaly's normalisation)."""
 
-    def _weight_fn(self, Xt):
-        cfg = self.__dict__.get("_robust_cfg")
-        if cfg is None:
-            return None
-        from ganad.training.robust import RobustWeighter
-        self._robust_weighter = RobustWeighter(lambda stage: self._robust_proxy(Xt, stage), Xt.shape[0], *cfg)
-        return self._robust_weighter
-
     def _extra_state(self) -> dict:
         """Fitted numbers to store in the model's JSON. Subclasses that add their own must
         merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
@@ -683,72 +736,7 @@ class BaseGANDetector(BaseEstimator):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
 
-    # ------------------------------------------------------------------ issue 4: robust training, D normalisation
-    #: proxy score of robust training: 'generated' = mean squared distance of x to the nearest of 512
-    #: samples G(z) (a latent search with the search replaced by picking the best of 512 fixed codes);
-    #: 'encoder' = mean |x - G(E(x))| (methods whose encoder trains jointly with G); 'discriminator' =
-    #: -log σ(D(x)) on the real sample (cheapest, but a discriminator often finds far-away real
-    #: outliers *more* real, since no fake ever lands there: not recommended)
-    _robust_proxy_kind = "generated"
-    _robust_proxy_kinds = ("generated", "encoder", "discriminator")
-
-    def _set_robust(self, contamination, warmup, mode, proxy=None):
-        self.__dict__.pop("_robust_cfg", None)
-        for attr in ("robust_", "robust_weights_", "_robust_weighter"):
-            self.__dict__.pop(attr, None)
-        if contamination is None:
-            return
-        from ganad.training.robust import check_robust
-        warmup = max(1, int(self.epochs) // 3) if warmup is None else warmup
-        self._robust_cfg = check_robust(contamination, warmup, mode)
-        proxy = self._robust_proxy_kind if proxy is None else proxy
-        if proxy not in self._robust_proxy_kinds or (proxy == "encoder" and "E" not in self._networks):
-            raise InputError(_fmt("robust_proxy", f"is {proxy!r}", f"use one of {[k for k in self._robust_proxy_kinds if k != 'encoder' or 'E' in self._networks]}"))
-        self._robust_proxy_used = proxy
-
-    def _robust_proxy(self, Xt: torch.Tensor, stage: str) -> torch.Tensor:
-        """Cheap anomaly score of every training sample under the networks being trained."""
-        return self._proxy(Xt, self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind))
-
-    def _train_code(self, x: torch.Tensor) -> torch.Tensor:
-        """The code of a batch under the encoder being trained (VAEGAN: the posterior mean)."""
-        return self.nets_["E"](x)
-
-    def _proxy(self, Xt: torch.Tensor, kind: str) -> torch.Tensor:
-        """Per-sample proxy score under the networks being trained (see ``_robust_proxy_kind``)."""
-        from ganad.training.robust import batched_proxy
-        if kind == "encoder":
-            G, E = self.nets_["G"], self.nets_["E"]
-            return batched_proxy(lambda x: C.residual(x, G(self._train_code(x)), 1), Xt, [G, E], self.device_,
-                                 int(self.score_batch_size))
-        if kind == "generated":
-            G = self.nets_["G"]
-            z = self.prior_.sample(512, self.latent_dim, generator=torch.Generator().manual_seed(self.seed_ + 1))
-            fake = batched_proxy(lambda zb: G(zb), z, [G], self.device_, int(self.score_batch_size), flatten=False)
-            fake = fake.reshape(fake.shape[0], -1).to(self.device_)
-            return batched_proxy(lambda x: torch.cdist(x.flatten(1), fake).min(1).values.pow(2) / fake.shape[1], Xt, [G],
-                                 self.device_, int(self.score_batch_size))
-        D = self.nets_["D"]
-        return batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D], self.device_,
-                             int(self.score_batch_size))
-
-    def _finish_robust(self):
-        w = self.__dict__.pop("_robust_weighter", None)
-        cfg = self.__dict__.pop("_robust_cfg", None)
-        if w is None or cfg is None:
-            return
-        self.history_.update(w.log)
-        n = w.n
-        trained = w.weights.numpy().astype(np.float64) if w.weights is not None else np.ones(n)
-        val = self.__dict__.get("validation_index_")
-        if val is not None and len(val):  # one weight per row of X; NaN for the held-out rows (never trained on)
-            full = np.full(n + len(val), np.nan)
-            full[np.setdiff1d(np.arange(n + len(val)), val)] = trained
-            trained = full
-        self.robust_weights_ = trained
-        self.robust_ = {"contamination": cfg[0], "warmup": cfg[1], "mode": cfg[2], "proxy": self.__dict__.pop("_robust_proxy_used"),
-                        "final_excluded_fraction": float(np.mean(self.robust_weights_[~np.isnan(self.robust_weights_)] < 0.5))}
-
+    # ------------------------------------------------------------------ issue 4: D normalisation (robust training: ganad.training.robust)
     def _fit_disc_train_mean(self, Xt: torch.Tensor):
         """Mean of -log σ(D(x)) over the training data, the reference of 'disc_normalised'
         (None for methods whose discriminator does not take x alone)."""
@@ -769,19 +757,18 @@ class BaseGANDetector(BaseEstimator):
         m = self.__dict__.get("disc_train_mean_")
         return {} if m is None else {"disc_normalised": torch.nn.functional.softplus(-logit_x.reshape(-1)) / m}
 
-    def calibrate(self, X_val, y_val=None, *, compose="default", threshold="contamination", weights=None,
-                  metric="auroc", beta=1.0, fpr=0.05):
+    def calibrate(self, X_val: ArrayLike, y_val: ArrayLike | None = None, *, compose: str = "default", threshold: str = "contamination",
+                  weights: dict[str, float] | None = None, metric: str = "auroc", beta: float = 1.0, fpr: float = 0.05) -> Self:
         """Fit the composition and the threshold on validation data (labels optional); returns self.
 
         See :func:`ganad.scoring.calibration.calibrate`. Scoring afterwards applies the stored
         composer and ``threshold_`` and never refits; both and ``calibration_`` are saved by :meth:`save`.
         """
-        from ganad.scoring.calibration import calibrate
         X_val = self._validate_for_scoring(X_val, "X_val")
         return calibrate(self, X_val, y_val, compose=compose, threshold=threshold, weights=weights, metric=metric,
                          beta=beta, fpr=fpr)
 
-    def score_components(self, X, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
+    def score_components(self, X: ArrayLike, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
         return self._score(X, None, return_map, return_reconstruction)
 
@@ -851,14 +838,14 @@ class BaseGANDetector(BaseEstimator):
                               "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
                               "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (computes only the components the
         composer reads)."""
         from ganad.scoring.composition import required_components
         self._check_fitted()
         return self._score(X, required_components(self.composer_)).scores
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Same as :meth:`decision_function` (higher = more anomalous).
 
         Note: scikit-learn's outlier detectors use the opposite sign for ``score_samples``;
@@ -866,7 +853,7 @@ class BaseGANDetector(BaseEstimator):
         """
         return self.decision_function(X)
 
-    def predict(self, X, return_confidence: bool = False):
+    def predict(self, X: ArrayLike, return_confidence: bool = False):
         """0 = normal, 1 = anomaly, by comparing the score with ``threshold_``.
 
         ``return_confidence=True`` also returns :meth:`predict_confidence` (PyOD's signature),
@@ -915,6 +902,7 @@ class BaseGANDetector(BaseEstimator):
         scores = self.decision_function(X) if method in ("linear", "unify") else None
         probs = proba_from_scores(scores, self.reference_scores(), method)
         if return_confidence:
+            assert scores is not None  # proba_from_scores refused any other method
             return probs, self._confidence(scores)
         return probs
 
@@ -935,21 +923,21 @@ class BaseGANDetector(BaseEstimator):
     def _confidence(self, scores: np.ndarray) -> np.ndarray:
         return exceed_confidence(scores, self.reference_scores(), self.threshold_)
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X: ArrayLike, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
 
-    def explain(self, X) -> np.ndarray:
+    def explain(self, X: ArrayLike) -> np.ndarray:
         """Anomaly map: |x - x̂| per feature / time step / pixel (scaled units), the shape of ``X``."""
-        return self.score_components(X, return_map=True).map
+        m = self.score_components(X, return_map=True).map
+        assert m is not None  # return_map=True always makes one
+        return m
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to directory ``path``: safetensors weights + JSON; see :func:`ganad.io.save_model`."""
-        from ganad.io import save_model
         save_model(self, path)
 
     @classmethod
-    def load(cls, path):
-        from ganad.io import load_model
+    def load(cls, path: str | os.PathLike[str]) -> Self:
         model = load_model(path)
         if not isinstance(model, cls):
             raise InputError(_fmt(str(path), f"holds a {type(model).__name__}, not a {cls.__name__}", f"use ganad.load(path) or {type(model).__name__}.load(path)"))
@@ -980,8 +968,66 @@ class BaseGANDetector(BaseEstimator):
         nets_state = state.pop("_nets_state", None)
         self.__dict__.update(state)
         if nets_state is not None:
-            with torch.random.fork_rng(devices=[]):
-                nets = nn.ModuleDict(self._build_networks())
-            for k, sd in nets_state.items():
-                nets[k].load_state_dict(sd)
-            self.nets_ = nets.to(self.device_).eval()
+            self._load_networks(nets_state)
+
+    # ------------------------------------------------------------------ fitted state: the one way back
+    # A fitted detector comes back from a model file (ganad.io.load_model) or from pickle
+    # (__setstate__) through these two methods only; calibration changes it through
+    # _set_calibration only.
+    def _restore_fitted_state(self, st: dict[str, Any]) -> None:
+        """Set the fitted attributes from a model file's JSON state (checked by the caller)."""
+        self.data_shape_ = tuple(st["data_shape"])
+        self.n_features_in_ = int(st["n_features_in"])
+        self.family_ = st["family"]
+        self.seed_ = int(st["seed"])
+        self.threshold_ = float(st["threshold"])
+        self.scaler_ = Scaler.from_dict(st["scaler"])
+        self.composer_ = composer_from_dict(st["composer"])
+        self.history_ = st["history"]
+        self.prior_ = make_prior(self.prior)
+        self.device_ = resolve_device(self.device)
+        if st.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
+        if "selection" in st:
+            self.selection_ = st["selection"]
+        if "default_composer" in st:
+            self.default_composer_ = composer_from_dict(st["default_composer"])
+        if "robust" in st:
+            self.robust_ = st["robust"]
+        if "members" not in st:
+            self._load_extra_state(st)
+        elif st.get("calibration") is not None:
+            self.calibration_ = st["calibration"]
+
+    #: fitted arrays a model file keeps beside the networks' weights
+    _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "robust_weights_")
+
+    def _restore_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
+        """Set the fitted arrays of :attr:`_fitted_arrays` present in ``arrays``."""
+        for key in self._fitted_arrays:
+            if key in arrays:
+                setattr(self, key, arrays[key] if key == "knn_bank_" else arrays[key].numpy())
+
+    def _load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Build the networks for the fitted shape and load their weights (every network, strictly)."""
+        with torch.random.fork_rng(devices=[]):
+            nets = nn.ModuleDict(self._build_networks())
+        for name, net in nets.items():
+            net.load_state_dict(state_dicts.get(name, {}), strict=True)
+        self.nets_ = nets.to(self.device_).eval()
+        self.__dict__.pop("_frozen", None)
+
+    def _set_calibration(self, composer, threshold: float, record: dict[str, Any], scores: np.ndarray | None = None) -> None:
+        """Install a composer and threshold fitted on validation data (:mod:`ganad.scoring.calibration`).
+        The training scores follow the new composer where the training components are in memory
+        (not after loading; latent-search methods not yet scored compute them under it on first access).
+        ``scores``, the calibration data's scores, become ``calibration_scores_``: the reference of
+        :meth:`predict_proba` and :meth:`predict_confidence` (saved with the model)."""
+        self.composer_, self.threshold_ = composer, float(threshold)
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64)
+            self.calibration_scores_ = scores[np.isfinite(scores)]
+        train_comps = self.__dict__.get("_train_components")
+        if train_comps is not None:
+            self.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
+        self.calibration_ = {**record, "decision_scores_updated": train_comps is not None}

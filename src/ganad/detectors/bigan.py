@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator
+from ganad.params import Param, options
 from ganad.scoring import components as C
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import make_optimizer
@@ -42,21 +42,12 @@ class BiGAN(EncoderDetector):
     _robust_proxy_kind = "encoder"  # E trains jointly with G
     _robust_proxy_kinds = ("encoder", "generated")  # the joint D(x, z) cannot judge x alone
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 lam=0.1):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, lam=0.1)
 
-    def _check_params(self):
-        super()._check_params()
-        if self.feature_layer != -1:  # D(x, z) matches features on its joint layer only
-            raise InputError(_fmt("feature_layer", f"is {self.feature_layer!r}, but BiGAN's D(x, z) takes its features from its "
-                                  "joint layer, so the setting would be ignored", "leave feature_layer at -1 for BiGAN"))
+    _parameter_constraints = {  # D(x, z) matches features on its joint layer only
+        "feature_layer": Param(options(-1), why=", but BiGAN's D(x, z) takes its features from its joint layer, so the setting would be ignored",
+                               fix="leave feature_layer at -1 for BiGAN"),
+    }
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

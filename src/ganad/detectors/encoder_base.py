@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import BaseGANDetector
-from ganad.exceptions import InputError, _fmt
 from ganad.inversion.latent_search import LatentSearch
 from ganad.nets import fast1d
+from ganad.params import Param, options
 from ganad.training import distributed
 from ganad.training.objectives import d_loss, g_loss, wmean
 
@@ -30,6 +30,14 @@ ENCODER_PARAMS = """
     search_distance, search_eps, search_n_max, search_lr, search_restarts, search_feature_weight
         The latent search's settings, as in :class:`ganad.AnoGAN` (used only with ``inversion='search'``).
 """
+
+
+#: the parameters every encoder method adds, typed once: name -> (type, default); see ``method_init``
+ENCODER_PARAMETERS: dict[str, tuple[object, object]] = {
+    "inversion": (str, "encoder"), "search_init": (str, "encoder"), "search_distance": (str, "l2"),
+    "search_eps": (float, 0.005), "search_n_max": (int, 500), "search_lr": (float, 0.05), "search_restarts": (int, 1),
+    "search_feature_weight": (float, 0.0),
+}
 
 
 def store_params(obj, params: dict) -> None:
@@ -67,7 +75,7 @@ def joint_gradient_penalty(D, pairs_real, pairs_fake, generator=None) -> torch.T
 class EncoderDetector(BaseGANDetector):
     """Base of the encoder methods: encoder inversion, optional latent search warm-started from E(x)."""
 
-    _networks = ("G", "D", "E")
+    _networks: tuple[str, ...] = ("G", "D", "E")
 
     def _score_context(self):
         # the encoder pass needs no autograd at all; the latent search needs a local enable_grad
@@ -86,14 +94,11 @@ class EncoderDetector(BaseGANDetector):
                   if (prog := self._inference_net(name).__dict__.get("_fast")) is not None]
         return min([bs] + blocks)
 
-    def _check_params(self):
-        super()._check_params()
-        if self.inversion not in INVERSIONS:
-            raise InputError(_fmt("inversion", f"is {self.inversion!r}", "use 'encoder' (one pass of E) or 'search' (latent search)"))
-        if self.search_init not in SEARCH_INITS:
-            raise InputError(_fmt("search_init", f"is {self.search_init!r}", "use 'encoder' (start the search from E(x)) or 'random'"))
+    _parameter_constraints = {
+        "inversion": Param(options(*INVERSIONS), fix="use 'encoder' (one pass of E) or 'search' (latent search)"),
+        "search_init": Param(options(*SEARCH_INITS), fix="use 'encoder' (start the search from E(x)) or 'random'"),
+    }
 
-    # ------------------------------------------------------------------ inversion
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
         return self._inference_net("E")(x)

@@ -7,12 +7,9 @@ unsupervised anomaly detection with generative adversarial networks. Medical Ima
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
+from ganad.params import Param, integer, none
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import gan_stage, make_optimizer
 from ganad.training.loop import Stage
@@ -40,22 +37,13 @@ class FAnoGAN(EncoderDetector):
     Default score: izi_residual + κ·izi_feature (weights normalised to sum to one).
     """
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="wgan-gp", n_critic=5, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 kappa=1.0, encoder_epochs=None):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, objective='wgan-gp', n_critic=5, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9), kappa=1.0,
+                           encoder_epochs=None)
 
-    def _check_params(self):
-        super()._check_params()
-        e = self.encoder_epochs
-        if e is not None and (not isinstance(e, (int, np.integer)) or isinstance(e, bool) or e < 1):
-            raise InputError(_fmt("encoder_epochs", f"is {e!r} (an untrained encoder would score nonsense)",
-                                  "pass a positive integer, or None to use epochs"))
+    _parameter_constraints = {
+        "encoder_epochs": Param(none, integer(1), why=" (an untrained encoder would score nonsense)",
+                                fix="pass a positive integer, or None to use epochs"),
+    }
 
     def _stages(self, generator):
         G, D, E = self.nets_["G"], self.nets_["D"], self.nets_["E"]

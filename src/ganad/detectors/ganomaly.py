@@ -7,15 +7,13 @@ via adversarial training. ACCV 2018 (arXiv:1805.06725).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.nets import build_encoder
+from ganad.params import Param, options, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
@@ -47,24 +45,12 @@ class GANomaly(EncoderDetector):
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm='robust')
 
-    def _check_params(self):
-        super()._check_params()
-        if self.score_norm not in ("robust", "minmax", "none"):
-            raise InputError(_fmt("score_norm", f"is {self.score_norm!r}", "use 'robust', 'minmax' or 'none'"))
-        for name in ("w_adv", "w_con", "w_lat"):
-            v = getattr(self, name)
-            if not (isinstance(v, numbers.Real) and v >= 0 and np.isfinite(v)):
-                raise InputError(_fmt(name, f"is {v!r}", f"pass a non-negative number for {name}"))
+    _parameter_constraints = {
+        "score_norm": Param(options("robust", "minmax", "none"), fix="use 'robust', 'minmax' or 'none'"),
+        **{name: Param(real(0), fix="pass a non-negative number for {name}") for name in ("w_adv", "w_con", "w_lat")},
+    }
 
     def _build_networks(self):
         nets = super()._build_networks()

@@ -26,8 +26,8 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS
 from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.params import Param, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import make_optimizer
@@ -83,18 +83,14 @@ class TadGAN(EncoderDetector):
         bound.apply_defaults()
         store_params(self, dict(bound.arguments))
 
-    __init__.__signature__ = _signature()
+    __init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
-    def _check_params(self):
-        super()._check_params()
-        if self.rec_error not in REC_ERRORS:
-            raise InputError(_fmt("rec_error", f"is {self.rec_error!r}", f"use one of {', '.join(REC_ERRORS)}"))
-        if self.score_combination not in COMBINATIONS:
-            raise InputError(_fmt("score_combination", f"is {self.score_combination!r}", f"use one of {', '.join(COMBINATIONS)}"))
-        if not (isinstance(self.alpha, (int, float)) and 0 <= self.alpha <= 1):
-            raise InputError(_fmt("alpha", f"is {self.alpha!r}", "pass a weight between 0 and 1"))
-        if not (isinstance(self.cycle_weight, (int, float)) and self.cycle_weight >= 0):
-            raise InputError(_fmt("cycle_weight", f"is {self.cycle_weight!r}", "pass a weight >= 0 such as 10"))
+    _parameter_constraints = {
+        "rec_error": Param(options(*REC_ERRORS), fix=f"use one of {', '.join(REC_ERRORS)}"),
+        "score_combination": Param(options(*COMBINATIONS), fix=f"use one of {', '.join(COMBINATIONS)}"),
+        "alpha": Param(real(0, 1), fix="pass a weight between 0 and 1"),
+        "cycle_weight": Param(real(0), fix="pass a weight >= 0 such as 10"),
+    }
 
     def _build_networks(self):
         if self.net == "auto" and len(self.data_shape_) == 2:

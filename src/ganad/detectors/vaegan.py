@@ -9,14 +9,12 @@ learned similarity metric. ICML 2016.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
-from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
-from ganad.exceptions import InputError, _fmt
+from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.params import Param, integer, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
@@ -52,24 +50,13 @@ class VAEGAN(EncoderDetector):
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
 
-    def __init__(self, *, contamination=0.1, latent_dim=16, net="auto", width=None, depth=None, epochs=30,
-                 batch_size="auto", objective="bce", n_critic=1, gp_weight=10.0, spectral_norm=False, prior="normal",
-                 lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
-                 device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
-                 patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
-                 inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
-                 search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
-                 beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
-        store_params(self, locals())
+    __init__ = method_init(ENCODER_PARAMETERS, beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None)
 
-    def _check_params(self):
-        super()._check_params()
-        if self.prior != "normal":
-            raise InputError(_fmt("prior", f"is {self.prior!r}, but the VAE's KL term assumes a standard normal prior", "use prior='normal' with VAEGAN"))
-        if not (isinstance(self.beta, numbers.Real) and self.beta >= 0):
-            raise InputError(_fmt("beta", f"is {self.beta!r}", "pass a non-negative KL weight such as 1.0"))
-        if not (isinstance(self.beta_warmup, numbers.Integral) and self.beta_warmup >= 0):
-            raise InputError(_fmt("beta_warmup", f"is {self.beta_warmup!r}", "pass a number of epochs >= 0"))
+    _parameter_constraints = {
+        "prior": Param(options("normal"), why=", but the VAE's KL term assumes a standard normal prior", fix="use prior='normal' with VAEGAN"),
+        "beta": Param(real(0), fix="pass a non-negative KL weight such as 1.0"),
+        "beta_warmup": Param(integer(0), fix="pass a number of epochs >= 0"),
+    }
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

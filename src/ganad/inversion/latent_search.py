@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ganad.inversion.init import hashed_uniform, row_seeds
+from ganad.inversion.starts import hashed_uniform, row_seeds
 from ganad.progress import within_batch
 from ganad.training.priors import Prior
 
@@ -142,7 +142,7 @@ class LatentSearch:
             seed: int = 0) -> SearchResult:
         """Invert a batch ``x`` (already scaled, on G's device).
 
-        Starting codes come from :func:`ganad.inversion.init.hashed_uniform` of each sample's
+        Starting codes come from :func:`ganad.inversion.starts.hashed_uniform` of each sample's
         values and ``seed``, so a sample's result does not depend on the rest of the batch.
         ``z0`` (for example an encoder's E(x)) replaces restart 0's start.
         """

@@ -15,6 +15,7 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
+from ganad.files import write_bytes
 from ganad.metrics import Evaluation, _scores, evaluate
 from ganad.report import plots
 
@@ -316,5 +317,5 @@ def write_report(
     doc = _render(title=title, scores=scores, labels=labels, classes=classes, threshold=threshold, metrics=metrics,
                   history=history, examples=examples, tables=tables, notes=notes, max_examples=max_examples)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plots._atomic_write_bytes(path, doc.encode("utf-8"))
+    write_bytes(path, doc.encode("utf-8"))
     return path

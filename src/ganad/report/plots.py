@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +28,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn import metrics as skm
 
 from ganad.exceptions import InputError, _fmt
+from ganad.files import write_bytes
 from ganad.metrics import _scores, evaluate
 
 __all__ = [
@@ -97,31 +96,8 @@ def save_png(fig: Figure, path, *, dpi: float = 120, close: bool = True) -> Path
     finally:
         if close:
             _close(fig)
-    _atomic_write_bytes(path, data)
+    write_bytes(path, data)
     return path
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates the file 0600; give it the mode of the file it replaces, or 0644.
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # --------------------------------------------------------------------------- checks

@@ -93,8 +93,6 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     scores = np.asarray(composer(comps), dtype=np.float64)
     c = det.contamination if contamination is None else contamination
     tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)
-    det.composer_, det.threshold_ = composer, float(tau)
-    det.calibration_scores_ = scores[np.isfinite(scores)]  # the reference of predict_proba / predict_confidence (saved with the model)
     cal = {"compose": compose, "composer": composer.kind, "threshold": threshold, "threshold_value": float(tau),
            "n_val": int(n), "n_val_anomalies": int(y.sum()) if y is not None else None, "labelled": y is not None,
            "components": sorted(comps), **info}
@@ -104,14 +102,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
         from sklearn import metrics as skm
         cal["val_auroc"] = float(skm.roc_auc_score(y, scores))  # continuous scores, on the calibration data itself
         cal["val_auprc"] = float(skm.average_precision_score(y, scores))
-    # training scores under the new composer, when the training components are at hand (not after load)
-    train_comps = det.__dict__.get("_train_components")
-    # (labels_ always follows decision_scores_ and threshold_; AnoGAN's training scores, not yet
-    # computed, will be computed under the new composer on first access)
-    if train_comps is not None:
-        det.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
-    cal["decision_scores_updated"] = train_comps is not None
-    det.calibration_ = cal
+    det._set_calibration(composer, tau, cal, scores)  # the detector updates its own fitted state
     return det
 
 

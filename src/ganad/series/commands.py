@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ganad.exceptions import DataFileError, GanadError, _fmt
+from ganad.files import atomic_path
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -24,7 +20,7 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     """Read a series file, fit a SeriesDetector, save it with the columns it reads."""
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
-    from ganad.series.io import read_series_file
+    from ganad.series.readers import read_series_file
     tab = read_series_file(data, time_column, _csv_list(channels), series_id)
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
@@ -38,15 +34,8 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
 
 
 def _write_atomic(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool):
@@ -54,7 +43,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     import pandas as pd
 
     import ganad
-    from ganad.series.io import read_series_file
+    from ganad.series.readers import read_series_file
     sd = ganad.load(model_dir)
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))

@@ -38,9 +38,7 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +49,7 @@ from sklearn.base import BaseEstimator
 
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
+from ganad.files import fsync_path, replace_dir, temp_dir_beside
 
 SERIES_FORMAT = "ganad-series"
 SERIES_FORMAT_VERSION = 1
@@ -519,21 +518,14 @@ class SeriesDetector(BaseEstimator):
             text = json.dumps(cfg, indent=2)
         except TypeError as exc:
             raise ModelFileError(_fmt("series parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp = temp_dir_beside(path)
         try:
             self.detector_.save(tmp / DETECTOR_DIR)
             (tmp / SERIES_CONFIG).write_text(text)
-            if path.exists():
-                if not ((path / SERIES_CONFIG).exists() or (path / "config.json").exists()) and any(path.iterdir()):
-                    raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            fsync_path(tmp / SERIES_CONFIG)
+            if path.exists() and not ((path / SERIES_CONFIG).exists() or (path / "config.json").exists()) and any(path.iterdir()):
+                raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
+            replace_dir(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return path

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ganad.exceptions import InputError, _fmt
+from ganad.scoring import components as C
 
 ROBUST_MODES = ("hard", "soft")
 
@@ -107,3 +108,80 @@ def batched_proxy(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, m
         for m, t in zip(modules, modes):
             m.train(t)
     return torch.cat(out)
+
+
+class RobustTraining:
+    """Robust training's part of a detector (``fit(robust_contamination=...)``), mixed into
+    :class:`ganad.detectors.base.BaseGANDetector`: configuring it, the proxy scores, the loop's
+    ``weight_fn`` and the fitted ``robust_weights_`` / ``robust_``. Also the proxy scores the
+    label-free epoch selection uses (``_proxy``)."""
+
+    #: proxy score of robust training: 'generated' = mean squared distance of x to the nearest of 512
+    #: samples G(z) (a latent search with the search replaced by picking the best of 512 fixed codes);
+    #: 'encoder' = mean |x - G(E(x))| (methods whose encoder trains jointly with G); 'discriminator' =
+    #: -log σ(D(x)) on the real sample (cheapest, but a discriminator often finds far-away real
+    #: outliers *more* real, since no fake ever lands there: not recommended)
+    _robust_proxy_kind: str = "generated"
+    _robust_proxy_kinds: tuple[str, ...] = ("generated", "encoder", "discriminator")
+
+    def _set_robust(self, contamination, warmup, mode, proxy=None):
+        self.__dict__.pop("_robust_cfg", None)
+        for attr in ("robust_", "robust_weights_", "_robust_weighter"):
+            self.__dict__.pop(attr, None)
+        if contamination is None:
+            return
+        warmup = max(1, int(self.epochs) // 3) if warmup is None else warmup
+        self._robust_cfg = check_robust(contamination, warmup, mode)
+        proxy = self._robust_proxy_kind if proxy is None else proxy
+        if proxy not in self._robust_proxy_kinds or (proxy == "encoder" and "E" not in self._networks):
+            raise InputError(_fmt("robust_proxy", f"is {proxy!r}", f"use one of {[k for k in self._robust_proxy_kinds if k != 'encoder' or 'E' in self._networks]}"))
+        self._robust_proxy_used = proxy
+
+    def _robust_proxy(self, Xt: torch.Tensor, stage: str) -> torch.Tensor:
+        """Cheap anomaly score of every training sample under the networks being trained."""
+        return self._proxy(Xt, self.__dict__.get("_robust_proxy_used", self._robust_proxy_kind))
+
+    def _train_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The code of a batch under the encoder being trained (VAEGAN: the posterior mean)."""
+        return self.nets_["E"](x)
+
+    def _proxy(self, Xt: torch.Tensor, kind: str) -> torch.Tensor:
+        """Per-sample proxy score under the networks being trained (see ``_robust_proxy_kind``)."""
+        if kind == "encoder":
+            G, E = self.nets_["G"], self.nets_["E"]
+            return batched_proxy(lambda x: C.residual(x, G(self._train_code(x)), 1), Xt, [G, E], self.device_,
+                                 int(self.score_batch_size))
+        if kind == "generated":
+            G = self.nets_["G"]
+            z = self.prior_.sample(512, self.latent_dim, generator=torch.Generator().manual_seed(self.seed_ + 1))
+            fake = batched_proxy(lambda zb: G(zb), z, [G], self.device_, int(self.score_batch_size), flatten=False)
+            fake = fake.reshape(fake.shape[0], -1).to(self.device_)
+            return batched_proxy(lambda x: torch.cdist(x.flatten(1), fake).min(1).values.pow(2) / fake.shape[1], Xt, [G],
+                                 self.device_, int(self.score_batch_size))
+        D = self.nets_["D"]
+        return batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D], self.device_,
+                             int(self.score_batch_size))
+
+    def _finish_robust(self):
+        w = self.__dict__.pop("_robust_weighter", None)
+        cfg = self.__dict__.pop("_robust_cfg", None)
+        if w is None or cfg is None:
+            return
+        self.history_.update(w.log)
+        n = w.n
+        trained = w.weights.numpy().astype(np.float64) if w.weights is not None else np.ones(n)
+        val = self.__dict__.get("validation_index_")
+        if val is not None and len(val):  # one weight per row of X; NaN for the held-out rows (never trained on)
+            full = np.full(n + len(val), np.nan)
+            full[np.setdiff1d(np.arange(n + len(val)), val)] = trained
+            trained = full
+        self.robust_weights_ = trained
+        self.robust_ = {"contamination": cfg[0], "warmup": cfg[1], "mode": cfg[2], "proxy": self.__dict__.pop("_robust_proxy_used"),
+                        "final_excluded_fraction": float(np.mean(self.robust_weights_[~np.isnan(self.robust_weights_)] < 0.5))}
+
+    def _weight_fn(self, Xt):
+        cfg = self.__dict__.get("_robust_cfg")
+        if cfg is None:
+            return None
+        self._robust_weighter = RobustWeighter(lambda stage: self._robust_proxy(Xt, stage), Xt.shape[0], *cfg)
+        return self._robust_weighter

@@ -1,0 +1,70 @@
+"""The ADBench protocol: per data set and seed, 60 % of the normal samples train; see :func:`run_adbench`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from ganad.benchmark.environment import resolve_data_dir
+from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
+from ganad.benchmark.summary import _per_unit, _summary_units
+from ganad.exceptions import InputError, _fmt
+
+
+def adbench_split(y: np.ndarray, seed: int, train_fraction: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices): ``train_fraction`` of the normal samples train; the other normals and
+    every anomaly test."""
+    rng = np.random.RandomState(seed)
+    normal = np.flatnonzero(y == 0)
+    perm = rng.permutation(normal)
+    k = int(round(train_fraction * len(normal)))
+    train = np.sort(perm[:k])
+    test = np.sort(np.concatenate([perm[k:], np.flatnonzero(y == 1)]))
+    return train, test
+
+
+def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1, 2), datasets=None,
+                max_train: int | None = 5000, max_test: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
+                log: Callable = print) -> dict:
+    """ADBench classical datasets: per dataset and seed, 60 % of the normals train; test = the rest + all anomalies."""
+    from ganad.data.tabular import adbench_names, load_adbench
+    directory = resolve_data_dir(data, "adbench")
+    names = adbench_names(directory)
+    if datasets is not None:
+        want = [d.lower() for d in datasets]
+        sel = [n for n in names if n.lower() in want or n.split("_", 1)[-1].lower() in want]
+        missing = [d for d in want if not any(d in (n.lower(), n.split("_", 1)[-1].lower()) for n in names)]
+        if missing:
+            raise InputError(_fmt("--datasets", f"names unknown dataset(s) {missing}", f"use some of {names}"))
+        names = sel
+    plan, notes = _methods_plan(methods, peers, log)
+    seeds = [int(s) for s in seeds]
+    res = _base("adbench", seeds[0], [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs,
+                peer_epochs, seeds=seeds, datasets=names, max_train=max_train, max_test=max_test, train_fraction=0.6)
+    res["notes"] = notes + [f"per dataset and seed: 60% of the normal samples train (random subsample of at most {max_train}), "
+                            f"the other 40% + all anomalies test (class-stratified random subsample of at most {max_test}); "
+                            "no threshold is fitted (ranking metrics only)"]
+    rows = []
+    for name in names:
+        X, y = load_adbench(directory / f"{name}.npz")
+        for seed in seeds:
+            tr, te = adbench_split(y, seed)
+            rng = np.random.RandomState(seed + 1000)
+            tr = tr[_subsample(len(tr), max_train, rng)]
+            te = te[_subsample(len(te), max_test, rng, y[te])]
+            assert not np.intersect1d(tr, te).size and (y[tr] == 0).all()
+            log(f"adbench {name} seed {seed}: d={X.shape[1]} train {len(tr)}, test {len(te)} ({int(y[te].sum())} anomalies)")
+            for kind, m in plan:
+                r = run_one(kind, m, X[tr], X[te], seed=seed, epochs=epochs, peer_epochs=peer_epochs, log=log)
+                rec = {"dataset": name, "seed": seed, "n_train": int(len(tr)), "n_test": int(len(te)),
+                       "n_test_anomalies": int(y[te].sum()), **_record(r), **_metrics(y[te], r["scores"]),
+                       **_variant_metrics(y[te], r)}
+                rows.append(rec)
+                log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")
+    res["results"] = rows
+    res["per_dataset"] = _per_unit(rows, "dataset")
+    res["summary"] = _summary_units(res["per_dataset"])
+    res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return res

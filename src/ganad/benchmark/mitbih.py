@@ -1,0 +1,147 @@
+"""The inter-patient MIT-BIH protocol (de Chazal et al. 2004): see :func:`run_mitbih`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ganad.benchmark.environment import resolve_data_dir
+from ganad.benchmark.runner import _base, _flat, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one, run_two_views
+from ganad.benchmark.summary import _summary
+from ganad.exceptions import InputError, _fmt
+
+MITBIH_CALIBRATIONS = ("fpr", "mcc", "f1")
+
+
+def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -> tuple[list[str], list[str]]:
+    """DS1 records -> (training records, calibration records), the calibration ones chosen by ``seed``."""
+    rng = np.random.RandomState(seed)
+    recs = sorted(records)
+    n_cal = max(1, int(round(cal_fraction * len(recs))))
+    cal = sorted(rng.choice(recs, n_cal, replace=False).tolist())
+    return [r for r in recs if r not in cal], cal
+
+
+def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
+               max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
+               calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
+               rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True) -> dict:
+    """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
+
+    ``rhythm``: add the rhythm view, the RR-interval log-ratios of
+    :func:`ganad.data.mitbih.rhythm_features`. Each ganad method then trains a second detector
+    of its own kind on the rhythm features of the training beats, and the two scores
+    (morphology, rhythm) are combined label-free: each standardised by median / MAD on the
+    held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat.
+
+    ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
+    components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
+    ``ds1`` / ``ds2`` override the record lists (for tiny tests); they must stay inside DS1 / DS2.
+    ``adaptive=N`` adds, for every method, a separate *patient-adaptive* row: each DS2 record's scores
+    standardised by the median / MAD of its own first N beats (label-free, causal; see
+    :mod:`ganad.scoring.adaptive`), evaluated on the beats after each record's warm-up, beside the
+    unadapted AUROC on those same beats. The pure inter-patient rows are unchanged.
+    """
+    if compose not in ("method", "default"):
+        raise InputError(_fmt("compose", f"is {compose!r}", "use 'method' (each method's own score) or 'default' (robust-standardised components)"))
+    from ganad.data import mitbih as mb
+    if calibration not in MITBIH_CALIBRATIONS:
+        raise InputError(_fmt("calibration", f"is {calibration!r}", f"use one of {', '.join(MITBIH_CALIBRATIONS)}"))
+    ds1 = list(mb.DS1 if ds1 is None else ds1)
+    ds2 = list(mb.DS2 if ds2 is None else ds2)
+    if not set(ds1) <= set(mb.DS1) or not set(ds2) <= set(mb.DS2):
+        raise InputError(_fmt("ds1/ds2", "name records outside the de Chazal DS1 / DS2 halves", "pick DS1 records for ds1 and DS2 records for ds2"))
+    directory = resolve_data_dir(data, "mitdb")
+    plan, notes = _methods_plan(methods, peers, log)
+    rng = np.random.RandomState(seed)
+    train_recs, cal_recs = mitbih_split(ds1, seed, cal_fraction)
+    b1 = mb.load_mitbih(directory, ds1, rr_features=rhythm)
+    b2 = mb.load_mitbih(directory, ds2, rr_features=rhythm)
+    in_train = np.isin(b1.record, train_recs) & (b1.aami == "N")
+    tr = b1.subset(np.flatnonzero(in_train)[_subsample(int(in_train.sum()), max_train, rng)])
+    in_cal = np.isin(b1.record, cal_recs)
+    if calibration == "fpr":
+        in_cal &= b1.aami == "N"
+    cal_idx = np.flatnonzero(in_cal)
+    cal = b1.subset(cal_idx[_subsample(len(cal_idx), max_cal, rng, b1.aami[cal_idx])])
+    te = b2.subset(_subsample(len(b2), max_test, rng, b2.aami))
+    y_cal = None if calibration == "fpr" else cal.y
+    y = te.y
+    res = _base("mitbih", seed, [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs, peer_epochs,
+                max_train=max_train, max_test=max_test, max_cal=max_cal, calibration=calibration, compose=compose,
+                fpr=fpr if calibration == "fpr" else None, cal_fraction=cal_fraction, window=256, before=96, lead="MLII",
+                rhythm=rhythm)
+    res["split"] = {"train_records": sorted(set(tr.record.tolist())), "cal_records": cal_recs,
+                    "test_records": sorted(set(te.record.tolist())), "n_train": len(tr), "n_cal": len(cal),
+                    "n_test": len(te), "train_counts": tr.counts(), "cal_counts": cal.counts(), "test_counts": te.counts(),
+                    "test_counts_full_ds2": b2.counts(), "cal_labels_used": y_cal is not None}
+    res["notes"] = notes + [
+        f"train: {len(tr)} N beats of DS1 records {', '.join(res['split']['train_records'])}"
+        + (f" (random subsample of {int(in_train.sum())})" if len(tr) < in_train.sum() else ""),
+        ("calibration (threshold only, score = each method's default composition)" if compose == "method" else
+         "calibration (ganad: components robust-standardised on the held-out normal beats and summed, then threshold)")
+        + f": DS1 records {', '.join(cal_recs)} held out by patient; "
+        + (f"tau = the (1 - {fpr}) quantile of the scores of {len(cal)} held-out N beats (no labels used)" if calibration == "fpr"
+           else f"tau = best {calibration.upper()} on {len(cal)} held-out beats of every class (their labels)"),
+        f"test: {len(te)} DS2 beats" + (f" (class-stratified random subsample of {len(b2)})" if len(te) < len(b2) else " (all)")
+        + "; anomaly = S, V, F or Q",
+    ] + (["rhythm view: RR log-ratios (prev/local, next/local, prev/next); ganad methods: a second detector of the same "
+          "method on them, scores combined by median/MAD standardisation on the held-out normal DS1 beats (no labels); "
+          "peers: the 3 features appended to the 256-sample beat"] if rhythm else [])
+    log(f"mitbih: train {len(tr)}, cal {len(cal)}, test {len(te)} ({te.counts()})")
+    rows, scores = [], {}
+    for kind, name in plan:
+        log(f"  {kind} {name} ...")
+        if rhythm and kind == "ganad":
+            r = run_two_views(name, (tr.X, mb.rhythm_features(tr.rr)), (te.X, mb.rhythm_features(te.rr)),
+                              (cal.X, mb.rhythm_features(cal.rr)), cal.aami == "N", seed=seed, epochs=epochs, y_cal=y_cal,
+                              threshold=calibration, fpr=fpr, log=log)
+        elif rhythm:
+            def with_rr(b):
+                return np.c_[_flat(b.X), mb.rhythm_features(b.rr)]
+            r = run_one(kind, name, with_rr(tr), with_rr(te), seed=seed, epochs=epochs, peer_epochs=peer_epochs,
+                        X_cal=with_rr(cal), y_cal=y_cal, threshold=calibration, fpr=fpr, compose=compose, log=log)
+        else:
+            r = run_one(kind, name, tr.X, te.X, seed=seed, epochs=epochs, peer_epochs=peer_epochs, X_cal=cal.X, y_cal=y_cal,
+                        threshold=calibration, fpr=fpr, compose=compose, log=log)
+        rec = _record(r)
+        s = r["scores"]
+        rec.update(_metrics(y, s))
+        rec.update(_variant_metrics(y, r))
+        for c in ("S", "V", "F"):
+            m = np.isin(te.aami, ["N", c])
+            sub = _metrics((te.aami[m] == c).astype(np.int64), None if s is None else s[m])
+            rec[f"auroc_N_vs_{c}"], rec[f"auprc_N_vs_{c}"] = sub["auroc"], sub["auprc"]
+        if s is not None and r["threshold"] is not None:
+            from ganad.metrics import evaluate
+            ev = evaluate(y, s, threshold=r["threshold"])
+            rec.update(f1=ev.f1, mcc=ev.mcc, precision=ev.precision, recall=ev.recall,
+                       fpr_test=float(np.mean(s[y == 0] > r["threshold"])))
+        rows.append(rec)
+        if s is not None and adaptive:
+            from ganad.scoring.adaptive import prefix_standardise
+            sa, warm = prefix_standardise(s, te.record, te.sample, int(adaptive))
+            keep = ~warm
+            ad = {"method": f"{rec['method']} (patient-adaptive, first {int(adaptive)} beats)", "kind": rec["kind"],
+                  "fit_s": rec["fit_s"], "score_s": rec["score_s"], "error": None, "threshold": None,
+                  **_metrics(y[keep], sa[keep]), "auroc_unadapted_same_beats": _metrics(y[keep], s[keep])["auroc"],
+                  "n_evaluated": int(keep.sum())}
+            for c in ("S", "V", "F"):
+                m = np.isin(te.aami, ["N", c]) & keep
+                sub = _metrics((te.aami[m] == c).astype(np.int64), sa[m])
+                ad[f"auroc_N_vs_{c}"], ad[f"auprc_N_vs_{c}"] = sub["auroc"], sub["auprc"]
+            rows.append(ad)
+            log(f"    {ad['method']}: auroc={ad.get('auroc')} (unadapted on the same beats {ad['auroc_unadapted_same_beats']})")
+        if s is not None and keep_scores:
+            scores[rec["method"]] = s
+        log(f"    {rec['method']}: auroc={rec.get('auroc')} fit={rec['fit_s']}s score={rec['score_s']}s {rec['error'] or ''}")
+    res["results"] = rows
+    res["summary"] = _summary(rows)
+    res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if keep_scores:
+        res["_scores"] = scores
+        res["_y"] = y
+        res["_classes"] = te.aami
+    return res

@@ -1,0 +1,157 @@
+"""Running one method on one split: fit, optional calibration on the calibration set only, scores, timings;
+a failing method is recorded, never silently dropped."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+
+from ganad.benchmark import peers
+from ganad.benchmark.environment import machine
+from ganad.benchmark.peers import PEERS, _PEER_PREFIX, _check_names, _seed_torch, default_methods, make_ganad, pyod_available
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(X.reshape(len(X), -1), dtype=np.float32)
+
+
+def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | None, peer_epochs: int,
+            X_cal=None, y_cal=None, threshold: str | None = None, fpr: float = 0.05, compose: str = "method",
+            scale_peers: bool = True, log: Callable = print) -> dict:
+    """Fit one method on ``X_train``, score ``X_test`` (and ``X_cal``), optionally calibrate τ on the
+    calibration set only. Returns ``{'scores', 'fit_s', 'score_s', 'threshold', 'error'}``."""
+    from ganad.scoring.calibration import fit_threshold
+    label = name if kind == "ganad" else _PEER_PREFIX + name
+    out = {"method": label, "kind": kind, "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
+    try:
+        _seed_torch(seed)
+        if kind == "ganad":
+            det = make_ganad(name, seed, epochs)
+            Xtr, Xte, Xc = X_train, X_test, X_cal
+        else:
+            det = peers.make_peer(name, seed, peer_epochs, int(np.prod(X_train.shape[1:])))
+            Xtr, Xte = _flat(X_train), _flat(X_test)
+            Xc = None if X_cal is None else _flat(X_cal)
+            if scale_peers:  # as a careful user would: standardise on the training data only (distance-based peers need it)
+                from sklearn.preprocessing import StandardScaler
+                sc = StandardScaler().fit(Xtr)
+                Xtr, Xte = sc.transform(Xtr).astype(np.float32), sc.transform(Xte).astype(np.float32)
+                Xc = None if Xc is None else sc.transform(Xc).astype(np.float32)
+        t = time.perf_counter()
+        det.fit(Xtr)
+        out["fit_s"] = time.perf_counter() - t
+        if threshold is not None and Xc is not None:
+            if kind == "ganad":
+                # compose='method': the method's default composer, only τ is fitted; 'default': the components
+                # robust-standardised (median / MAD of the calibration set's normal samples) and summed, then τ
+                det.calibrate(Xc, y_cal, compose="weights" if compose == "method" else compose, threshold=threshold, fpr=fpr)
+                out["threshold"] = float(det.threshold_)
+            else:
+                tau, _ = fit_threshold(np.asarray(det.decision_function(Xc), np.float64), y_cal, threshold=threshold, fpr=fpr)
+                out["threshold"] = float(tau)
+        t = time.perf_counter()
+        s = np.asarray(det.decision_function(Xte), dtype=np.float64).reshape(-1)
+        out["score_s"] = time.perf_counter() - t
+        inner = getattr(det.__dict__.get("composer_"), "inner", None)
+        if kind == "ganad" and inner is not None:  # the method's own score beside the default (own + knn)
+            comps = det.score_components(Xte).components
+            out["scores_own"] = np.asarray(inner(comps), dtype=np.float64)
+            out["scores_knn"] = np.asarray(comps["knn"], dtype=np.float64)
+        if s.shape[0] != len(X_test) or not np.isfinite(s).all():
+            raise ValueError(f"{label} returned {s.shape[0]} scores for {len(X_test)} samples"
+                             + ("" if np.isfinite(s).all() else " with NaN/inf values"))
+        out["scores"] = s
+    except ImportError as exc:
+        out["error"] = f"skipped: PyOD is not installed ({exc}); pip install 'ganad[bench]'"
+    except Exception as exc:  # one failing method must not stop the benchmark; the error is recorded
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")
+    return out
+
+
+def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: np.ndarray, *, seed: int,
+                  epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print) -> dict:
+    """One ganad method per view (for example beat morphology and rhythm); the per-view scores are
+    standardised by median / MAD on the calibration set's *normal* samples and summed (no labels),
+    then τ is fitted on the calibration set. Returns what :func:`run_one` returns."""
+    from ganad.scoring.calibration import fit_threshold
+    from ganad.scoring.composition import RobustStandardised
+    label = f"{name}+rhythm"
+    out = {"method": label, "kind": "ganad", "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
+    try:
+        _seed_torch(seed)
+        views = ("morphology", "rhythm")
+        dets = {}
+        t = time.perf_counter()
+        for v, Xv in zip(views, train):
+            dets[v] = make_ganad(name, seed, epochs).fit(Xv)
+        out["fit_s"] = time.perf_counter() - t
+        cal_c = {v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, cal)}
+        composer = RobustStandardised.fit({v: c[cal_normal] for v, c in cal_c.items()}, names=list(views))
+        tau, _ = fit_threshold(composer(cal_c), y_cal, threshold=threshold, fpr=fpr)
+        out["threshold"] = float(tau)
+        t = time.perf_counter()
+        s = composer({v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, test)})
+        out["score_s"] = time.perf_counter() - t
+        out["scores"] = np.asarray(s, np.float64)
+    except Exception as exc:  # recorded, like run_one
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")
+    return out
+
+
+def _metrics(y: np.ndarray, s: np.ndarray | None) -> dict:
+    from sklearn import metrics as skm
+    if s is None or y.min() == y.max():
+        return {"auroc": None, "auprc": None}
+    return {"auroc": float(skm.roc_auc_score(y, s)), "auprc": float(skm.average_precision_score(y, s))}
+
+
+def _subsample(n: int, k: int | None, rng: np.random.RandomState, strata: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of ``k`` of ``n`` items (all when k is None or >= n), stratified by ``strata``."""
+    if k is None or k >= n:
+        return np.arange(n)
+    if strata is None:
+        return np.sort(rng.choice(n, k, replace=False))
+    classes, counts = np.unique(strata, return_counts=True)
+    exact = counts * (k / n)
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[: k - int(quota.sum())]:  # largest remainders: exactly k
+        quota[i] += 1
+    idx = [rng.choice(np.flatnonzero(strata == c), q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(idx))
+
+
+def _methods_plan(methods, peers, log):
+    methods = default_methods() if methods is None else list(methods)
+    peers = list(PEERS) if peers is None else list(peers)
+    _check_names(methods, peers)
+    notes = []
+    if peers and not pyod_available():
+        notes.append("PyOD is not installed: every peer was skipped (pip install 'ganad[bench]').")
+        log(notes[-1])
+    return [("ganad", m) for m in methods] + [("peer", p) for p in peers], notes
+
+
+def _record(r: dict) -> dict:
+    return {k: (round(v, 3) if isinstance(v, float) and k.endswith("_s") else v) for k, v in r.items()
+            if not k.startswith("scores")}
+
+
+def _variant_metrics(y: np.ndarray, r: dict, mask=None) -> dict:
+    """AUROC of the method's own score and of the knn component alone, where run_one kept them."""
+    out = {}
+    for key, name in (("scores_own", "own"), ("scores_knn", "knn")):
+        if r.get(key) is not None:
+            v = r[key] if mask is None else r[key][mask]
+            out[f"auroc_{name}"] = _metrics(y, v)["auroc"]
+    return out
+
+
+def _base(protocol, seed, methods, peers, epochs, peer_epochs, **config):
+    return {"protocol": protocol, "seed": int(seed), "machine": machine(),
+            "config": {"methods": methods, "peers": peers, "epochs": epochs, "peer_epochs": peer_epochs, **config},
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -1,0 +1,215 @@
+"""Writing files and folders so that a crash never leaves a half-written one.
+
+One helper for the whole package (model files, score CSVs, reports, figures, benchmark
+outputs, the MIT-BIH download): the new content goes to a temporary beside the target (same
+file system), is flushed and fsynced, and is renamed into place in one step. On any error the
+temporary is removed and the previous file, if any, is untouched. Temporaries are named after
+the writing process, so those of a process killed while writing are recognised and removed by
+the next write to the same path. New files follow the process's umask; a replaced file keeps
+its permissions.
+
+Folders (a model directory) are replaced by :func:`replace_dir`: exchanged with the previous
+version in one atomic step where the system allows it (Linux ``renameat2(RENAME_EXCHANGE)``),
+else by two renames whose interruption :func:`recover_dir` repairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ganad.exceptions import ModelFileError, _fmt
+
+__all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "replace_dir",
+           "recover_dir", "check_output_file", "check_writable_parent", "umask_mode", "fsync_path", "alive"]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (owned by anyone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def umask_mode() -> int:
+    """Permission bits the process's umask allows."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return 0o777 & ~m
+
+
+def fsync_path(p: str | os.PathLike) -> None:
+    """fsync a file or folder by path (best effort: some file systems refuse folders)."""
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(parent: Path, prefix: str, suffix: str, remove: Callable[[Path], None]) -> None:
+    """Remove ``<prefix><pid>...<suffix>`` entries in ``parent`` whose process is no longer running."""
+    for f in parent.glob(f"{glob.escape(prefix)}*{suffix}"):
+        pid = f.name[len(prefix):].split(".", 1)[0].split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            with contextlib.suppress(OSError):
+                remove(f)
+
+
+def temp_file_beside(path: str | os.PathLike) -> tuple[int, str]:
+    """``(fd, name)`` of a new temporary file beside ``path``, named after this process; the
+    temporaries of processes no longer running (killed while writing) are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}."
+    _remove_stale(path.parent, prefix, ".tmp", Path.unlink)
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=path.parent)
+
+
+def temp_dir_beside(path: str | os.PathLike, tag: str = "new") -> Path:
+    """A new temporary folder beside ``path`` (``.<name>.<tag>-<pid>-*``); those left by killed
+    processes are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.{tag}-"
+    _remove_stale(path.parent, prefix, "", lambda p: shutil.rmtree(p, ignore_errors=True))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+
+
+def _final_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777  # keep the permissions of the file replaced
+    except FileNotFoundError:
+        return 0o666 & umask_mode()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary file name beside ``path`` for a writer that takes a path (``df.to_csv``,
+    ``fig.savefig``); when the block ends without error it is fsynced and renamed to ``path``."""
+    path = Path(path)
+    fd, tmp = temp_file_beside(path)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _final_mode(path))
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """``with atomic_file(path) as fh: fh.write(...)``: ``path`` gets the whole content or, on any
+    error, keeps its previous content (or stays absent)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file: mode is {mode!r}. Fix: use 'w' or 'wb'")
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+        fh.flush()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_file(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically; returns the path."""
+    with atomic_file(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- folders
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux >= 3.15); False where not supported."""
+    import ctypes
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def old_path(path: Path) -> Path:
+    """Where :func:`replace_dir`'s fall-back parks the previous version: ``.<name>.old``."""
+    return path.with_name(f".{path.name}.old")
+
+
+def recover_dir(path: str | os.PathLike, marker: str) -> Path | None:
+    """Finish a :func:`replace_dir` killed between its two renames: the previous version (a folder
+    holding ``marker``) is at ``.<name>.old`` and nothing at ``path``. Moves it back (or, where the
+    folder is read-only, returns where it is); None where there is nothing to recover."""
+    path = Path(path)
+    old = old_path(path)
+    if os.path.lexists(path) or not (old / marker).is_file():
+        return None
+    try:
+        os.replace(old, path)
+        fsync_path(path.parent)
+        return path
+    except OSError:
+        return old
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Put the complete folder ``tmp`` at ``path``. An existing ``path`` is exchanged with ``tmp``
+    in one step where possible (``tmp`` then holds the previous version: the caller removes it);
+    else it is renamed to ``.<name>.old`` first (see :func:`recover_dir`) and removed after."""
+    if path.exists() and _exchange(tmp, path):
+        fsync_path(path.parent)
+        return
+    if path.exists():
+        old = old_path(path)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+
+
+# ---------------------------------------------------------------- checks before any work
+def check_writable_parent(path: Path, name: str) -> Path:
+    """The nearest existing folder above ``path``; refuses a path under a file or in a read-only folder."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", f"lies under {parent}, which is a file", "choose a path under a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
+    return parent
+
+
+def check_output_file(path: str | os.PathLike, name: str = "-o/--output") -> Path:
+    """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
+    check_writable_parent(path, name)
+    return path

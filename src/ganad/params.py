@@ -1,0 +1,143 @@
+"""Parameter constraints, declared once per class (scikit-learn's ``_parameter_constraints`` style).
+
+A detector declares, beside its constructor, what each parameter accepts::
+
+    _parameter_constraints = {
+        "latent_dim": Param(integer(1)),
+        "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
+    }
+
+and :func:`validate_params` checks them all (``fit`` and model loading call it). A class's
+table extends its parents' (:func:`constraints_of`), so the parameters every detector shares
+are declared once, in :class:`ganad.detectors.base.BaseGANDetector`, and a method adds or
+overrides only its own. A value that no constraint of its parameter accepts is an
+:class:`~ganad.exceptions.InputError` naming the parameter, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ganad.exceptions import InputError, _fmt
+
+__all__ = ["Constraint", "Param", "integer", "real", "options", "none", "instance", "custom", "validate_params", "constraints_of"]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One kind of accepted value: ``test(value) -> bool`` and how to say it (``text``)."""
+
+    test: Callable[[Any], bool]
+    text: str
+
+    def __call__(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError, OverflowError):
+            return False
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Constraint:
+    """A whole number (not a bool) in [low, high] (None: unbounded on that side)."""
+    text = ("an integer" + (f" >= {low}" if low is not None and high is None else "")
+            + (f" in [{low}, {high}]" if low is not None and high is not None else "")
+            + (f" <= {high}" if high is not None and low is None else ""))
+    return Constraint(lambda v: _is_int(v) and (low is None or v >= low) and (high is None or v <= high), text)
+
+
+def real(low: float | None = None, high: float | None = None, *, open: str = "neither") -> Constraint:
+    """A finite number (not a bool) between ``low`` and ``high``; ``open``: 'neither', 'left',
+    'right' or 'both' (which ends are excluded)."""
+    lo_open, hi_open = open in ("left", "both"), open in ("right", "both")
+
+    def test(v):
+        if not _is_real(v):
+            return False
+        if low is not None and (v < low or (lo_open and v == low)):
+            return False
+        return high is None or not (v > high or (hi_open and v == high))
+    if low is not None and high is not None:
+        text = f"a number in {'(' if lo_open else '['}{low}, {high}{')' if hi_open else ']'}"
+    elif low is not None:
+        text = f"a number {'>' if lo_open else '>='} {low}"
+    elif high is not None:
+        text = f"a number {'<' if hi_open else '<='} {high}"
+    else:
+        text = "a finite number"
+    return Constraint(test, text)
+
+
+def options(*values: Any) -> Constraint:
+    """One of ``values`` (compared with ==; bools never match numbers)."""
+    return Constraint(lambda v: any(isinstance(v, bool) == isinstance(o, bool) and v == o for o in values),
+                      "one of " + ", ".join(repr(o) for o in values))
+
+
+def instance(*types: type) -> Constraint:
+    return Constraint(lambda v: isinstance(v, types), "a " + " or ".join(t.__name__ for t in types))
+
+
+def custom(test: Callable[[Any], bool], text: str) -> Constraint:
+    return Constraint(test, text)
+
+
+#: accepts None
+none = Constraint(lambda v: v is None, "None")
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one parameter accepts: any of ``accepts``; ``fix`` is the message's "Fix:" (default:
+    "pass <what the constraints accept>"), ``why`` is appended to "is <value>". ``validator``, where
+    given, replaces the constraints: a function of the value that raises its own error."""
+
+    accepts: tuple[Constraint, ...] = ()
+    fix: str | None = None
+    why: str = ""
+    validator: Callable[[Any], Any] | None = None
+
+    def __init__(self, *accepts: Constraint, fix: str | None = None, why: str = "",
+                 validator: Callable[[Any], Any] | None = None):
+        object.__setattr__(self, "accepts", accepts)
+        object.__setattr__(self, "fix", fix)
+        object.__setattr__(self, "why", why)
+        object.__setattr__(self, "validator", validator)
+
+    def check(self, name: str, value: Any) -> None:
+        if self.validator is not None:
+            self.validator(value)
+            return
+        if any(c(value) for c in self.accepts):
+            return
+        fix = self.fix if self.fix is not None else "pass " + " or ".join(c.text for c in self.accepts)
+        raise InputError(_fmt(name, f"is {value!r}{self.why}", fix.replace("{name}", name)))
+
+
+def constraints_of(cls: type) -> dict[str, Param]:
+    """The class's ``_parameter_constraints`` merged over its parents' (subclasses override)."""
+    merged: dict[str, Param] = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(klass.__dict__.get("_parameter_constraints", {}))
+    return merged
+
+
+def validate_params(obj: Any, constraints: Mapping[str, Param] | None = None) -> None:
+    """Check every parameter of ``obj`` (its ``get_params(deep=False)``) that has a constraint,
+    in declaration order; raises :class:`InputError` on the first value none accepts."""
+    table = constraints_of(type(obj)) if constraints is None else constraints
+    params = obj.get_params(deep=False)
+    for name, rule in table.items():
+        if name in params:
+            rule.check(name, params[name])

@@ -1,0 +1,96 @@
+"""Reading series files for the command line: CSV / Parquet tables (time column, channels,
+series-id column optional) and NPY arrays (T,) or (T, C)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ganad.data.windows import TIME_COLUMN_NAMES, _numeric_column, _read_table, _time_axis
+from ganad.exceptions import DataFileError, _fmt
+
+
+class SeriesTable(NamedTuple):
+    values: np.ndarray          # float64 (T, C)
+    time: np.ndarray | None     # (T,) or None
+    series_id: np.ndarray | None
+    columns: list[str]
+    time_column: str | None
+    series_column: str | None
+
+
+def read_series_file(path, time_column: str | None = None, channels: Sequence[str] | None = None,
+                     series_id: str | None = None, *, no_time: bool = False) -> SeriesTable:
+    """Read one series file. ``time_column`` None looks for a column named like a time
+    (timestamp, time, datetime, date, ts); ``channels`` None takes every other column except
+    ``series_id``. Missing values raise a DataFileError naming the column and row."""
+    p = Path(path)
+    if not p.exists():
+        raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
+    if p.is_dir():
+        return _read_folder(p, time_column, channels, series_id, no_time)
+    if p.suffix.lower() == ".npy":
+        if time_column or series_id or channels:
+            raise DataFileError(_fmt(str(p), "is an NPY array, which has no named columns",
+                                     "drop --time-column/--channels/--series-id, or pass a CSV / Parquet table"))
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as exc:
+            raise DataFileError(_fmt(str(p), f"cannot be read as NPY ({exc})", "write it again with numpy.save")) from exc
+        arr = np.asarray(arr, dtype=np.float64)
+        arr = arr[:, None] if arr.ndim == 1 else arr
+        if arr.ndim != 2:
+            raise DataFileError(_fmt(str(p), f"holds an array of shape {arr.shape}", "save one series as a (T,) or (T, channels) array"))
+        return SeriesTable(arr, None, None, [f"ch{c}" for c in range(arr.shape[1])], None, None)
+    df = _read_table(p)
+    df.columns = cols = [str(c) for c in df.columns]
+    src = str(p)
+    if len(df) == 0:
+        raise DataFileError(_fmt(src, "has no rows", "pass a file with at least one data row"))
+    for name, col in (("--time-column", time_column), ("--series-id", series_id)):
+        if col is not None and col not in cols:
+            raise DataFileError(_fmt(src, f"has no column {col!r} for {name} (columns: {cols[:12]})", f"pass {name} naming one of the columns"))
+    if time_column is None and not no_time:
+        found = [c for c in cols if c.lower() in TIME_COLUMN_NAMES and c != series_id]
+        time_column = found[0] if found else None
+    if no_time:
+        time_column = None
+    if channels:
+        chans = [str(c) for c in channels]
+        missing = [c for c in chans if c not in cols]
+        if missing:
+            raise DataFileError(_fmt(src, f"has no channel column(s) {missing} (columns: {cols[:12]})", "pass --channels naming existing columns"))
+    else:
+        chans = [c for c in cols if c not in (time_column, series_id)]
+    if not chans:
+        raise DataFileError(_fmt(src, "has no channel columns besides the time / series id", "pass a table with at least one numeric column"))
+    values = np.stack([_numeric_column(df[c], src, c) for c in chans], axis=1)
+    sid = df[series_id].astype(str).to_numpy() if series_id is not None else None
+    time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
+    return SeriesTable(values, time, sid, chans, time_column, series_id)
+
+
+SERIES_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".npy")
+
+
+def _read_folder(p: Path, time_column, channels, series_id, no_time) -> SeriesTable:
+    """Every series file in a folder (sorted by name), one series each, its id the file name."""
+    if series_id is not None:
+        raise DataFileError(_fmt(str(p), "is a folder of series and --series-id is given too",
+                                 "pass either a folder (one series per file) or one file with a series-id column"))
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
+    if not files:
+        raise DataFileError(_fmt(str(p), "is a folder with no .csv, .parquet or .npy file", "pass a series file or a folder of them"))
+    parts = [read_series_file(f, time_column, channels, None, no_time=no_time) for f in files]
+    cols = parts[0].columns
+    for f, t in zip(files, parts):
+        if t.columns != cols:
+            raise DataFileError(_fmt(str(f), f"has channels {t.columns}, {files[0].name} has {cols}", "give every file the same channel columns"))
+    has_time = {t.time is not None for t in parts}
+    if len(has_time) > 1:
+        raise DataFileError(_fmt(str(p), "holds files with and without a time column", "give every file a time column, or none"))
+    time = np.concatenate([t.time for t in parts]) if parts[0].time is not None else None
+    sid = np.concatenate([np.full(len(t.values), f.name, dtype=object) for f, t in zip(files, parts)])
+    return SeriesTable(np.concatenate([t.values for t in parts]), time, sid, cols, parts[0].time_column, None)

@@ -1,0 +1,81 @@
+"""ganad.files: the one atomic-writing helper every writer uses (model files, scores, reports, downloads)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ganad import files
+from ganad.exceptions import ModelFileError
+
+
+def test_atomic_file_keeps_previous_content_on_error_and_leaves_no_temporary(tmp_path):
+    p = tmp_path / "scores.csv"
+    files.write_text(p, "old\n")
+    with pytest.raises(RuntimeError, match="boom"), files.atomic_file(p) as fh:
+        fh.write("half a ")
+        raise RuntimeError("boom")
+    assert p.read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["scores.csv"]
+    with files.atomic_file(p) as fh:
+        fh.write("new\n")
+    assert p.read_text() == "new\n"
+    assert sorted(os.listdir(tmp_path)) == ["scores.csv"]
+
+
+def test_replaced_file_keeps_its_permissions_new_file_follows_umask(tmp_path):
+    p = tmp_path / "a.bin"
+    files.write_bytes(p, b"1")
+    assert p.stat().st_mode & 0o777 == 0o666 & files.umask_mode()
+    os.chmod(p, 0o600)
+    files.write_bytes(p, b"2")
+    assert p.read_bytes() == b"2" and p.stat().st_mode & 0o777 == 0o600
+
+
+def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    stale_file = tmp_path / f".out.csv.{pid}.abc.tmp"
+    stale_file.write_text("partial")
+    mine = tmp_path / f".out.csv.{os.getpid()}.xyz.tmp"  # a live process's temporary stays
+    mine.write_text("in progress")
+    stale_dir = tmp_path / f".m.new-{pid}-abc"
+    stale_dir.mkdir()
+    files.write_text(tmp_path / "out.csv", "x")
+    assert not stale_file.exists() and mine.exists()
+    tmp = files.temp_dir_beside(tmp_path / "m")
+    assert not stale_dir.exists() and tmp.is_dir() and tmp.name.startswith(f".m.new-{os.getpid()}-")
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_replace_dir_and_recovery(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    target = tmp_path / "model"
+    for version in ("v1", "v2"):
+        tmp = files.temp_dir_beside(target)
+        (tmp / "config.json").write_text(version)
+        files.replace_dir(tmp, target)
+        if tmp.exists():  # the exchange leaves the previous version in tmp
+            shutil.rmtree(tmp)
+        assert (target / "config.json").read_text() == version
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+    # a fall-back replacement killed between its two renames: recover_dir moves the previous version back
+    os.replace(target, files.old_path(target))
+    assert files.recover_dir(target, "config.json") == target
+    assert (target / "config.json").read_text() == "v2"
+    assert files.recover_dir(target, "config.json") is None
+
+
+def test_check_output_file_refuses_folders_and_paths_under_files(tmp_path):
+    with pytest.raises(ModelFileError, match="is a folder"):
+        files.check_output_file(tmp_path)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ModelFileError, match="lies under"):
+        files.check_output_file(tmp_path / "f" / "x.csv")
+    assert files.check_output_file(tmp_path / "new" / "x.csv") == tmp_path / "new" / "x.csv"
+    with pytest.raises(ValueError, match="mode"):
+        with files.atomic_file(tmp_path / "x", "a"):
+            pass

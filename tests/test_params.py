@@ -1,0 +1,49 @@
+"""Parameter constraints declared once (ganad.params): every declared parameter exists, and a value no
+constraint accepts is refused with an InputError naming the parameter, before any training."""
+
+import numpy as np
+import pytest
+
+from ganad.detectors import DETECTORS
+from ganad.exceptions import InputError
+from ganad.params import Param, constraints_of, integer, none, options, real, validate_params
+
+CLASSES = sorted(set(DETECTORS.values()), key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_every_constraint_names_a_parameter_and_refuses_a_bad_value(cls):
+    table = constraints_of(cls)
+    params = cls().get_params()
+    assert set(table) <= set(params), set(table) - set(params)
+    assert len(table) >= 24  # the shared parameters are declared once, in the base class
+    validate_params(cls())  # the defaults pass
+    for name in table:
+        with pytest.raises(InputError, match=f"^{name}: "):
+            validate_params(cls(**{name: object()}))
+
+
+def test_subclass_overrides_and_extends_the_shared_table():
+    from ganad import VAEGAN, AnoGAN, BiGAN, GANomaly
+    assert "w_adv" in constraints_of(GANomaly) and "w_adv" not in constraints_of(AnoGAN)
+    assert constraints_of(BiGAN)["feature_layer"] is not constraints_of(AnoGAN)["feature_layer"]
+    with pytest.raises(InputError, match="feature_layer: is -2, but BiGAN"):
+        validate_params(BiGAN(feature_layer=-2))
+    validate_params(AnoGAN(feature_layer=-2))
+    with pytest.raises(InputError, match="prior: .*standard normal"):
+        VAEGAN(prior="uniform", epochs=1).fit(np.zeros((20, 2)))
+
+
+@pytest.mark.parametrize("rule,good,bad", [
+    (Param(integer(1)), [1, np.int64(3)], [0, True, 1.0, "1", None]),
+    (Param(none, integer(0, 3)), [None, 0, 3], [4, -1, 2.5]),
+    (Param(real(0, 1, open="right")), [0, 0.5, np.float32(0.9)], [1, 1.0, -0.1, float("nan"), float("inf"), False]),
+    (Param(real(0, open="left")), [1e-9, 5], [0, 0.0, -1]),
+    (Param(options("a", -1)), ["a", -1, np.int64(-1)], ["b", 1, True, [1], np.array([-1, -1])]),
+])
+def test_constraints_accept_and_refuse(rule, good, bad):
+    for v in good:
+        rule.check("p", v)
+    for v in bad:
+        with pytest.raises(InputError, match="^p: is .*Fix: "):
+            rule.check("p", v)

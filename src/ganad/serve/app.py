@@ -23,12 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganad import __version__
 from ganad.data.validation import check_array
-from ganad.exceptions import GanadError, _fmt
+from ganad.exceptions import GanadError, InputError, _fmt
+from ganad.series.detector import _as_series
 from ganad.serve import schemas as S
-from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode
+from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode, decode_series
 from ganad.serve.errors import Refusal
 from ganad.serve.metrics import ServeMetrics
 from ganad.serve.registry import Registry
+from ganad.serve.streams import check_stream_id, clean_event
 
 log = logging.getLogger("ganad.serve")
 
@@ -47,9 +49,13 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)
     access_log: bool = False
     handle_sighup: bool = False
+    max_streams: int = 10000
+    stream_idle_s: float = 3600.0
 
     def __post_init__(self):
-        for name in ("max_batch_rows", "max_queue", "max_body_bytes"):
+        if self.stream_idle_s < 0:
+            raise GanadError(_fmt("stream-idle-s", f"is {self.stream_idle_s}", "pass 0 (streams never expire) or a positive number of seconds"))
+        for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams"):
             if int(getattr(self, name)) < 1:
                 raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
         if self.max_wait_ms < 0:
@@ -301,6 +307,9 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         raw, flags = decode(body, request.headers.get("content-type"), csv_header=csv_header,
                             max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
+        if entry.is_series:
+            raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
+                                    "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
         X = prepare(entry.det, raw)
         want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)
         res = await entry.batcher.submit(X, want_c, want_m)
@@ -326,6 +335,85 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     from starlette.routing import Route
     score_route = Route("/v1/models/{name}/score", score_request, methods=["POST"])
     app.router.routes.insert(0, score_route)
+
+    # ------------------------------------------------------------------ series
+    def _series_model(name: str):
+        entry = _model(name)
+        if not entry.is_series:
+            raise Refusal(422, _fmt(f"model {name!r}", f"is not a series model (a {entry.info['method']} scoring samples of shape "
+                                    f"{tuple(entry.info['input_shape'])})",
+                                    f"POST samples to /v1/models/{name}/score, or serve a series model (a directory written by "
+                                    "`ganad fit DATA --window W -o DIR`)"), "NotASeriesModel")
+        return entry
+
+    def _series_answer(entry, sid, up, *, new, received, n_seen, components, ended=False):
+        sd = entry.det
+        out = {"model": entry.name, "version": entry.info["version"], "stream_id": sid, "new_stream": new,
+               "received": received, "n_seen": n_seen, "threshold": float(sd.threshold_),
+               "latency_points": entry.info["series"]["latency_points"],
+               "index": up.index, "scores": up.scores, "labels": up.labels,
+               "opened": [clean_event(e) for e in up.opened], "closed": [clean_event(e) for e in up.closed], "ended": ended}
+        if components:
+            out["contributions"] = np.ascontiguousarray(up.contributions)
+        return _orjson(out)
+
+    series_errs = {c: {"model": S.ErrorResponse} for c in (400, 404, 409, 413, 415, 422, 503)}
+    series_body = {"requestBody": {"required": True, "content": {
+        **{t: {"schema": S.SeriesRequest.model_json_schema(ref_template="#/components/schemas/{model}")} for t in JSON_TYPES},
+        **{t: {"schema": {"type": "string", "description": "CSV, one point per row: the columns named as the model's channels "
+                                                           "when the header has them all, else every column"}} for t in CSV_TYPES[:1]},
+        **{t: {"schema": {"type": "string", "format": "binary", "description": "(n,) or (n, channels)"}} for t in NPY_TYPES[:1] + PARQUET_TYPES[:1]},
+    }}, "parameters": [
+        {"name": "stream_id", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "The stream (or the body's stream_id, or the X-Stream-Id header)."},
+        {"name": "X-Stream-Id", "in": "header", "required": False, "schema": {"type": "string"}, "description": "The stream."},
+        {"name": "components", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+         "description": "Also return each point's per-channel contributions."},
+        {"name": "csv_header", "in": "query", "required": False, "schema": {"type": "boolean", "default": True},
+         "description": "CSV bodies: the first line holds column names."}]}
+
+    @app.post("/v1/models/{name}/series", response_model=S.SeriesResponse, responses=series_errs, openapi_extra=series_body,
+              summary="Score the next points of a stream", tags=["series"])
+    async def series(request: Request, name: str):
+        """The next points of one live series (a **stream**, named by `stream_id`) for a series model. Returns
+        the points whose score became final with this chunk (a point waits for at most `latency_points`
+        later points: every window covering it must be complete), their 0/1 labels and the events that opened
+        or closed. The server keeps each stream's state between calls: the scores equal batch scoring of the
+        whole series (`SeriesDetector.score_series`). Chunks of one stream are scored in arrival order; send
+        them one at a time per stream. `DELETE .../series/{stream_id}` ends a stream and scores its last points."""
+        q = request.query_params
+        components, csv_header = _flag(q, "components", False), _flag(q, "csv_header", True)
+        entry = _series_model(name)
+        body = await _read_body(request, settings.max_body_bytes)
+        raw, body_sid, flags = decode_series(body, request.headers.get("content-type"), csv_header=csv_header,
+                                             channels=entry.det.channels_, max_decoded_bytes=8 * settings.max_body_bytes)
+        sids = {k: v for k, v in (("stream_id in the body", body_sid), ("?stream_id", q.get("stream_id")),
+                                  ("X-Stream-Id header", request.headers.get("x-stream-id"))) if v is not None}
+        if len(set(sids.values())) > 1:
+            raise Refusal(422, _fmt("stream id", f"differs between {' and '.join(sids)} ({', '.join(repr(v) for v in sids.values())})",
+                                    "name the stream once"), "InputError")
+        where, sid = next(iter(sids.items()), ("stream_id", None))
+        sid = check_stream_id(sid, where)
+        entry = _series_model(name)  # a reload may have swapped it while the body arrived
+        sd = entry.det
+        x = _as_series(raw, "points")
+        if x.shape[1] != sd.n_channels_:  # the StreamScorer's own check, before a new stream is made for a bad chunk
+            raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {sd.n_channels_}",
+                                  "send every channel, in the order of fit time"))
+        up, new, n_seen = await entry.streams.update(sid, x)
+        return _series_answer(entry, sid, up, new=new, received=len(x), n_seen=n_seen,
+                              components=components or flags.get("components", False))
+
+    @app.delete("/v1/models/{name}/series/{stream_id}", response_model=S.SeriesResponse, responses=series_errs,
+                summary="End a stream: score its last points", tags=["series"])
+    async def end_series(name: str, stream_id: str, components: bool = Query(False, description="Also return contributions.")):
+        """Ends the stream: the points still waiting for later windows are scored (the trailing points no full
+        window covers take the last covered point's score, as batch scoring does), an open event is closed, and
+        the stream is forgotten. A stream shorter than one window cannot be scored (422; it is forgotten too)."""
+        entry = _series_model(name)
+        sid = check_stream_id(stream_id, "stream id in the path")
+        up, n_seen = await entry.streams.end(sid)
+        return _series_answer(entry, sid, up, new=False, received=0, n_seen=n_seen, components=components, ended=True)
 
     @app.get("/v1/models", response_model=S.ModelList, tags=["models"], summary="The models served")
     async def list_models():
@@ -365,7 +453,10 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
              response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def prom():
         for n, e in registry.entries.items():
-            metrics.queue_depth.set(n, value=e.batcher.queue.qsize())
+            if e.is_series:
+                e.streams.sweep()
+            else:
+                metrics.queue_depth.set(n, value=e.batcher.queue.qsize())
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

@@ -707,3 +707,20 @@ def test_stream_settings_are_checked():
         ServeSettings(max_streams=0)
     with pytest.raises(GanadError, match="stream-idle-s"):
         ServeSettings(stream_idle_s=-1)
+
+
+def test_the_fast_validation_path_returns_what_the_library_would(models):
+    from ganad.serve.app import prepare
+    for name, X in (("vec", models["X"][:5]), ("beats", models["S"][:5])):
+        det = models[name]
+        flat = np.ascontiguousarray(X.reshape(len(X), -1), dtype=np.float32)
+        got = prepare(det, flat)
+        want = det._validate_for_scoring(X, "request body")
+        assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+        bad = flat.copy()
+        bad[1, 0] = np.inf  # not finite: the library's path and message
+        with pytest.raises(InputError, match="NaN or infinite"):
+            prepare(det, bad)
+        with pytest.raises(InputError):
+            prepare(det, flat[:, :-1])

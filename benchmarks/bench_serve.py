@@ -224,33 +224,42 @@ def summarise(name, concurrency, seconds, lat, statuses, rows, cpu, kinds=None):
 
 
 def model_ceiling(det, X, seconds: float = 1.0) -> list[dict]:
-    """Rows/s of ``det.decision_function`` in this process (one torch thread), the server's upper bound."""
+    """Rows/s of ``det.decision_function`` in this process (one torch thread), the server's upper bound;
+    also per CPU-second, which depends less on what else the machine runs."""
     out = []
     for n in (1, 16, 1000):
         batch = X[:n]
         det.decision_function(batch)
-        t, k = time.perf_counter(), 0
+        t, c, k = time.perf_counter(), time.process_time(), 0
         while time.perf_counter() - t < seconds:
             det.decision_function(batch)
             k += 1
-        dt = (time.perf_counter() - t) / k
-        out.append({"rows per call": n, "ms per call": 1e3 * dt, "rows/s": n / dt, "load avg": round(os.getloadavg()[0], 2)})
+        dt, dc = (time.perf_counter() - t) / k, (time.process_time() - c) / k
+        out.append({"rows per call": n, "ms per call": 1e3 * dt, "rows/s": n / dt, "CPU ms per call": 1e3 * dc,
+                    "rows per CPU-second": n / dc, "load avg": round(os.getloadavg()[0], 2)})
     return out
 
 
-def series_scenarios(args, env, conc):
+def series_data() -> np.ndarray:
+    t = np.arange(20000)
+    return np.c_[np.sin(t / 20), np.cos(t / 33)] + 0.05 * np.random.RandomState(0).randn(len(t), 2)
+
+
+def train_series(path: str, epochs: int) -> None:
+    import torch
+
+    from ganad.series import SeriesDetector
+    torch.set_num_threads(1)
+    sd = SeriesDetector("fanogan", window=64, stride=16, detector_params={"epochs": epochs, "random_state": 0, "verbose": False})
+    sd.fit(series_data()[:6000]).save(path)
+
+
+def series_scenarios(args, env, conc, me):
     """Streams of a 2-channel series model (window 64, stride 16): 100-point chunks, one stream per worker."""
     import orjson
-
-    import ganad  # noqa: F401
-    from ganad.series import SeriesDetector
-    t = np.arange(20000)
-    rng = np.random.RandomState(0)
-    S = np.c_[np.sin(t / 20), np.cos(t / 33)] + 0.05 * rng.randn(len(t), 2)
-    sd = SeriesDetector("fanogan", window=64, stride=16, detector_params={"epochs": args.epochs, "random_state": 0, "verbose": False})
-    sd.fit(S[:6000])
+    S = series_data()
     tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-series-"))
-    sd.save(tmp / "tele")
+    subprocess.run(me + ["--train-series-only", str(tmp / "tele")], check=True, env=env)
     port = free_port()
     proc = start_server(tmp / "tele", port, [], env=env, log=OUT / "serve_series_server.log")
     url = f"http://127.0.0.1:{port}"
@@ -290,26 +299,51 @@ def main(argv=None):
     ap.add_argument("--knn-weight", type=float, default=None, help="the model's knn_weight (default: the method's)")
     ap.add_argument("--scenarios", default="single,json,npy,mixed", help="comma-separated: single, json, npy, mixed, series")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--train-series-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    import torch
+    if args.train_series_only:
+        train_series(args.train_series_only, args.epochs)
+        return
+    X = synthetic_beats(4000)
 
-    import ganad
+    if args.train_only:  # run in a subprocess: training leaves threads and memory the client must not share
+        import torch
 
+        import ganad
+        torch.set_num_threads(1)
+        extra = {} if args.knn_weight is None else {"knn_weight": args.knn_weight}
+        ganad.FAnoGAN(epochs=args.epochs, batch_size=256, random_state=0, verbose=False, **extra).fit(X[:3000]).save(args.train_only)
+        return
+    if args.ceiling_only:  # the model alone, in a fresh process like the server's
+        import json
+
+        import torch
+
+        import ganad
+        torch.set_num_threads(1)
+        det = ganad.load(args.ceiling_only)
+        print("CEILING " + json.dumps(model_ceiling(det, X[3000:])))
+        return
     conc = [int(c) for c in args.concurrency.split(",")]
     wanted = set(args.scenarios.split(","))
-    X = synthetic_beats(4000)
-    torch.set_num_threads(1)
-    extra = {} if args.knn_weight is None else {"knn_weight": args.knn_weight}
-    det = ganad.FAnoGAN(epochs=args.epochs, batch_size=256, random_state=0, verbose=False, **extra).fit(X[:3000])
     tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-"))
     model_dir = tmp / "beats"
-    det.save(model_dir)
-    det = ganad.load(model_dir)
-    ceiling = model_ceiling(det, X[3000:])
-    print("model alone (before):", ceiling, flush=True)
-    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    me = [sys.executable, str(Path(__file__).resolve()), "--epochs", str(args.epochs)]
+    if args.knn_weight is not None:
+        me += ["--knn-weight", str(args.knn_weight)]
+    subprocess.run(me + ["--train-only", str(model_dir)], check=True, env=env)
+
+    def ceiling_run():
+        import json
+        out = subprocess.run(me + ["--ceiling-only", str(model_dir)], check=True, env=env, capture_output=True, text=True).stdout
+        return json.loads(next(ln for ln in out.splitlines() if ln.startswith("CEILING "))[8:])
+    ceiling = ceiling_run()
+    print("model alone (before):", ceiling, flush=True)
+    port = free_port()
     proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=env)
     url = f"http://127.0.0.1:{port}"
     score = "/v1/models/beats/score"
@@ -373,19 +407,20 @@ def main(argv=None):
         except subprocess.TimeoutExpired:
             proc.kill()
     if "series" in wanted:
-        rows += series_scenarios(args, env, conc)
-    after = model_ceiling(det, X[3000:])
+        rows += series_scenarios(args, env, conc, me)
+    after = ceiling_run()
     print("model alone (after):", after, flush=True)
     cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req",
             "client CPU ms/req", "5xx", "no answer", "malformed", "valid not 200", "malformed not 4xx", "load avg"]
     table = markdown_table(rows, cols)
     ceil_rows = [{"when": w, **r} for w, rs in (("before", ceiling), ("after", after)) for r in rs]
-    ceil_table = markdown_table(ceil_rows, ["when", "rows per call", "ms per call", "rows/s", "load avg"])
+    ceil_table = markdown_table(ceil_rows, ["when", "rows per call", "ms per call", "rows/s", "CPU ms per call", "rows per CPU-second",
+                                             "load avg"])
     print(table)
     print("\nmodel alone (decision_function in the benchmark process, 1 torch thread):\n" + ceil_table)
     print("\n".join(batches))
     write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs, "client": args.client,
-                              "knn_weight": det.knn_weight, "max_wait_ms": args.max_wait_ms, "rows": rows,
+                              "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "rows": rows,
                               "model_alone": ceil_rows, "batch_metrics": batches, "server_exit_code": proc.returncode})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "serve.md").write_text(table + "\n\n" + ceil_table + "\n")

@@ -417,7 +417,7 @@ def main(argv=None):
     ceil_table = markdown_table(ceil_rows, ["when", "rows per call", "ms per call", "rows/s", "CPU ms per call", "rows per CPU-second",
                                              "load avg"])
     print(table)
-    print("\nmodel alone (decision_function in the benchmark process, 1 torch thread):\n" + ceil_table)
+    print("\nmodel alone (decision_function in a fresh process, 1 torch thread):\n" + ceil_table)
     print("\n".join(batches))
     write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs, "client": args.client,
                               "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "rows": rows,

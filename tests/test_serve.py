@@ -687,6 +687,7 @@ def test_streams_are_bounded_ordered_and_dropped_on_reload(series_model, tmp_pat
             with pytest.raises(Refusal) as exc:
                 await t.update("y", Y[:5])
             assert exc.value.status == 503 and "--max-streams" in exc.value.message
+            assert t.sweep(now=time.monotonic() + 61) == 0 and "x" in t.streams  # busy: never dropped as idle
             await slow
     asyncio.run(main())
 

@@ -96,12 +96,14 @@ class StreamTable:
         if self.idle_s <= 0:
             return 0
         now = time.monotonic() if now is None else now
-        gone = 0
-        for sid in list(self.streams):  # oldest first: stop at the first recent one
-            st = self.streams[sid]
+        gone, seen = 0, 0
+        while self.streams and seen < len(self.streams):  # least recently used first: stop at the first recent one
+            sid, st = next(iter(self.streams.items()))
             if now - st.last_used < self.idle_s:
                 break
-            if st.busy:
+            if st.busy:  # in use: not idle; it goes to the recent end
+                self.streams.move_to_end(sid)
+                seen += 1
                 continue
             del self.streams[sid]
             gone += 1

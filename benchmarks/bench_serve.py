@@ -14,6 +14,8 @@ Writes benchmarks/out/serve.json and benchmarks/out/serve.md and prints the tabl
 
     python benchmarks/bench_serve.py                 # about 2 minutes
     python benchmarks/bench_serve.py --seconds 3     # shorter runs per scenario
+    python benchmarks/bench_serve.py --client httpx  # the httpx client (about 5x the client CPU per request)
+    python benchmarks/bench_serve.py --scenarios series --concurrency 1,16   # the series endpoint
 """
 
 from __future__ import annotations
@@ -74,13 +76,95 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-async def drive(url: str, make_request, concurrency: int, seconds: float, warmup: float = 0.5, pid: int | None = None):
-    """``concurrency`` workers, each with its own keep-alive connection (an httpx pool shared by many
-    connections costs the client more CPU than the server spends), send requests back to back for
-    ``seconds``; returns latencies, statuses, kinds, rows and the CPU seconds of server and client meanwhile."""
-    import httpx
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: one connection, one request at a time.
+
+    It writes the request line, headers and body and reads the status line, the headers and a
+    Content-Length (or chunked) body, reconnecting when the server closes the connection. Its CPU
+    cost per request is a fraction of httpx's, which matters when client and server share two cores."""
+
+    def __init__(self, url: str):
+        from urllib.parse import urlsplit
+        u = urlsplit(url)
+        self.host, self.port = u.hostname, u.port
+        self.r = self.w = None
+
+    async def _connect(self):
+        self.r, self.w = await asyncio.open_connection(self.host, self.port, limit=1 << 22)
+
+    async def post(self, url: str, content: bytes, headers: dict, method: str = "POST"):
+        if self.w is None:
+            await self._connect()
+        head = [f"{method} {url} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(content)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.w.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + content)
+        try:
+            line = await self.r.readline()
+            if not line:
+                raise ConnectionResetError("closed")
+            status = int(line.split()[1])
+            length, chunked, close = None, False, False
+            while True:
+                h = await self.r.readline()
+                if h in (b"\r\n", b""):
+                    break
+                k, _, v = h.partition(b":")
+                k = k.strip().lower()
+                if k == b"content-length":
+                    length = int(v)
+                elif k == b"transfer-encoding" and b"chunked" in v.lower():
+                    chunked = True
+                elif k == b"connection" and b"close" in v.lower():
+                    close = True
+            if chunked:
+                parts = []
+                while True:
+                    n = int((await self.r.readline()).split(b";")[0], 16)
+                    parts.append(await self.r.readexactly(n + 2))
+                    if n == 0:
+                        break
+                body = b"".join(p[:-2] for p in parts)
+            else:
+                body = await self.r.readexactly(length or 0)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+            await self.aclose()
+            return 0, b""  # no answer: counted as a failure (not 200, not 4xx)
+        if close:
+            await self.aclose()
+        return status, body
+
+    async def aclose(self):
+        if self.w is not None:
+            self.w.close()
+            try:
+                await self.w.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        self.r = self.w = None
+
+
+class HttpxClient:
+    def __init__(self, url: str):
+        import httpx
+        self.c = httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1))
+
+    async def post(self, url, content, headers, method="POST"):
+        r = await self.c.request(method, url, content=content, headers=headers)
+        return r.status_code, r.content
+
+    async def aclose(self):
+        await self.c.aclose()
+
+
+CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+
+
+async def drive(url: str, make_request, concurrency: int, seconds: float, warmup: float = 0.5, pid: int | None = None,
+                client: str = "raw"):
+    """``concurrency`` workers, each with its own keep-alive connection, send requests back to back
+    for ``seconds``; returns latencies, statuses, kinds, rows and the CPU seconds of server and client meanwhile."""
     lat, statuses, kinds, rows = [], [], [], 0
-    clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in range(concurrency)]
+    clients = [CLIENTS[client](url) for _ in range(concurrency)]
     cpu = [0.0, 0.0, 0.0, 0.0]
     try:
         t_start = time.perf_counter()
@@ -88,7 +172,7 @@ async def drive(url: str, make_request, concurrency: int, seconds: float, warmup
         t_end = t_measure + seconds
         counter = [0]
 
-        async def worker(client):
+        async def worker(c):
             nonlocal rows
             while True:
                 now = time.perf_counter()
@@ -98,13 +182,13 @@ async def drive(url: str, make_request, concurrency: int, seconds: float, warmup
                 counter[0] += 1
                 kind, n, kw = make_request(i)
                 t = time.perf_counter()
-                r = await client.post(**kw)
+                status, _ = await c.post(kw["url"], kw.get("content", b""), kw.get("headers", {}), kw.get("method", "POST"))
                 dt = time.perf_counter() - t
                 if t >= t_measure:
                     lat.append(dt)
-                    statuses.append(r.status_code)
+                    statuses.append(status)
                     kinds.append(kind)
-                    if r.status_code == 200:
+                    if status == 200:
                         rows += n
 
         async def cpu_probe():
@@ -128,7 +212,8 @@ def summarise(name, concurrency, seconds, lat, statuses, rows, cpu, kinds=None):
            "server CPU %": 100 * server_cpu / seconds,
            "server CPU ms/req": 1e3 * server_cpu / n if n else float("nan"),
            "client CPU ms/req": 1e3 * client_cpu / n if n else float("nan"),
-           "5xx": int((statuses >= 500).sum())}
+           "5xx": int((statuses >= 500).sum()), "no answer": int((statuses == 0).sum()),
+           "load avg": round(os.getloadavg()[0], 2)}
     if kinds is not None:
         kinds = np.array(kinds)
         valid = kinds == "valid"
@@ -138,27 +223,127 @@ def summarise(name, concurrency, seconds, lat, statuses, rows, cpu, kinds=None):
     return row
 
 
+def model_ceiling(det, X, seconds: float = 1.0) -> list[dict]:
+    """Rows/s of ``det.decision_function`` in this process (one torch thread), the server's upper bound;
+    also per CPU-second, which depends less on what else the machine runs."""
+    out = []
+    for n in (1, 16, 1000):
+        batch = X[:n]
+        det.decision_function(batch)
+        t, c, k = time.perf_counter(), time.process_time(), 0
+        while time.perf_counter() - t < seconds:
+            det.decision_function(batch)
+            k += 1
+        dt, dc = (time.perf_counter() - t) / k, (time.process_time() - c) / k
+        out.append({"rows per call": n, "ms per call": 1e3 * dt, "rows/s": n / dt, "CPU ms per call": 1e3 * dc,
+                    "rows per CPU-second": n / dc, "load avg": round(os.getloadavg()[0], 2)})
+    return out
+
+
+def series_data() -> np.ndarray:
+    t = np.arange(20000)
+    return np.c_[np.sin(t / 20), np.cos(t / 33)] + 0.05 * np.random.RandomState(0).randn(len(t), 2)
+
+
+def train_series(path: str, epochs: int) -> None:
+    import torch
+
+    from ganad.series import SeriesDetector
+    torch.set_num_threads(1)
+    sd = SeriesDetector("fanogan", window=64, stride=16, detector_params={"epochs": epochs, "random_state": 0, "verbose": False})
+    sd.fit(series_data()[:6000]).save(path)
+
+
+def series_scenarios(args, env, conc, me):
+    """Streams of a 2-channel series model (window 64, stride 16): 100-point chunks, one stream per worker."""
+    import orjson
+    S = series_data()
+    tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-series-"))
+    subprocess.run(me + ["--train-series-only", str(tmp / "tele")], check=True, env=env)
+    port = free_port()
+    proc = start_server(tmp / "tele", port, [], env=env, log=OUT / "serve_series_server.log")
+    url = f"http://127.0.0.1:{port}"
+    chunks = [orjson.dumps({"points": S[i:i + 100].tolist()}) for i in range(6000, 20000 - 100, 100)]
+    pos = {}
+    J = {"content-type": "application/json"}
+
+    def chunk(i):
+        w = i % conc_now[0]
+        k = pos.get(w, 0)
+        pos[w] = k + 1
+        return "valid", 100, dict(url=f"/v1/models/tele/series?stream_id=w{w}-{args.seed}", content=chunks[k % len(chunks)], headers=J)
+    rows = []
+    try:
+        for c in conc:
+            conc_now = [c]
+            lat, st, _, n, cpu = asyncio.run(drive(url, chunk, c, args.seconds, pid=proc.pid, client=args.client))
+            rows.append(summarise("series: 100-point JSON chunks (points/s in rows/s)", c, args.seconds, lat, st, n, cpu))
+            print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-wait-ms", type=float, default=0.0)
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="raw",
+                    help="raw: a minimal asyncio HTTP/1.1 client (low CPU per request); httpx: httpx.AsyncClient")
+    ap.add_argument("--knn-weight", type=float, default=None, help="the model's knn_weight (default: the method's)")
+    ap.add_argument("--scenarios", default="single,json,npy,mixed", help="comma-separated: single, json, npy, mixed, series")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--train-series-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    import torch
-
-    import ganad
-
-    conc = [int(c) for c in args.concurrency.split(",")]
+    if args.train_series_only:
+        train_series(args.train_series_only, args.epochs)
+        return
     X = synthetic_beats(4000)
-    torch.set_num_threads(1)
-    det = ganad.FAnoGAN(epochs=args.epochs, batch_size=256, random_state=0, verbose=False).fit(X[:3000])
+
+    if args.train_only:  # run in a subprocess: training leaves threads and memory the client must not share
+        import torch
+
+        import ganad
+        torch.set_num_threads(1)
+        extra = {} if args.knn_weight is None else {"knn_weight": args.knn_weight}
+        ganad.FAnoGAN(epochs=args.epochs, batch_size=256, random_state=0, verbose=False, **extra).fit(X[:3000]).save(args.train_only)
+        return
+    if args.ceiling_only:  # the model alone, in a fresh process like the server's
+        import json
+
+        import torch
+
+        import ganad
+        torch.set_num_threads(1)
+        det = ganad.load(args.ceiling_only)
+        print("CEILING " + json.dumps(model_ceiling(det, X[3000:])))
+        return
+    conc = [int(c) for c in args.concurrency.split(",")]
+    wanted = set(args.scenarios.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-"))
     model_dir = tmp / "beats"
-    det.save(model_dir)
-    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    me = [sys.executable, str(Path(__file__).resolve()), "--epochs", str(args.epochs)]
+    if args.knn_weight is not None:
+        me += ["--knn-weight", str(args.knn_weight)]
+    subprocess.run(me + ["--train-only", str(model_dir)], check=True, env=env)
+
+    def ceiling_run():
+        import json
+        out = subprocess.run(me + ["--ceiling-only", str(model_dir)], check=True, env=env, capture_output=True, text=True).stdout
+        return json.loads(next(ln for ln in out.splitlines() if ln.startswith("CEILING "))[8:])
+    ceiling = ceiling_run()
+    print("model alone (before):", ceiling, flush=True)
+    port = free_port()
     proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=env)
     url = f"http://127.0.0.1:{port}"
     score = "/v1/models/beats/score"
@@ -199,16 +384,19 @@ def main(argv=None):
         return single(i)
 
     rows = []
+    batches = []
     try:
-        scenarios = [("single-row JSON", single), ("1000-row JSON", batch_json), ("1000-row NPY", batch_npy)]
-        for name, make in scenarios:
+        scenarios = [(k, name, make) for k, name, make in (("single", "single-row JSON", single), ("json", "1000-row JSON", batch_json),
+                                                           ("npy", "1000-row NPY", batch_npy)) if k in wanted]
+        for _, name, make in scenarios:
             for c in conc:
-                lat, st, _, nrows, cpu = asyncio.run(drive(url, make, c, args.seconds, pid=proc.pid))
+                lat, st, _, nrows, cpu = asyncio.run(drive(url, make, c, args.seconds, pid=proc.pid, client=args.client))
                 rows.append(summarise(name, c, args.seconds, lat, st, nrows, cpu))
                 print(rows[-1], flush=True)
-        lat, st, kinds, nrows, cpu = asyncio.run(drive(url, mixed, 16, args.seconds, pid=proc.pid))
-        rows.append(summarise("single-row JSON, 10 % malformed", 16, args.seconds, lat, st, nrows, cpu, kinds))
-        print(rows[-1], flush=True)
+        if "mixed" in wanted:
+            lat, st, kinds, nrows, cpu = asyncio.run(drive(url, mixed, 16, args.seconds, pid=proc.pid, client=args.client))
+            rows.append(summarise("single-row JSON, 10 % malformed", 16, args.seconds, lat, st, nrows, cpu, kinds))
+            print(rows[-1], flush=True)
         import httpx
         metrics = httpx.get(url + "/metrics").text
         batches = [ln for ln in metrics.splitlines() if ln.startswith(("ganad_batch_requests_sum", "ganad_batch_requests_count"))]
@@ -218,16 +406,24 @@ def main(argv=None):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req", "client CPU ms/req", "5xx", "malformed",
-            "valid not 200", "malformed not 4xx"]
+    if "series" in wanted:
+        rows += series_scenarios(args, env, conc, me)
+    after = ceiling_run()
+    print("model alone (after):", after, flush=True)
+    cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req",
+            "client CPU ms/req", "5xx", "no answer", "malformed", "valid not 200", "malformed not 4xx", "load avg"]
     table = markdown_table(rows, cols)
+    ceil_rows = [{"when": w, **r} for w, rs in (("before", ceiling), ("after", after)) for r in rs]
+    ceil_table = markdown_table(ceil_rows, ["when", "rows per call", "ms per call", "rows/s", "CPU ms per call", "rows per CPU-second",
+                                             "load avg"])
     print(table)
+    print("\nmodel alone (decision_function in a fresh process, 1 torch thread):\n" + ceil_table)
     print("\n".join(batches))
-    write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs,
-                              "max_wait_ms": args.max_wait_ms, "rows": rows, "batch_metrics": batches,
-                              "server_exit_code": proc.returncode})
+    write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs, "client": args.client,
+                              "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "rows": rows,
+                              "model_alone": ceil_rows, "batch_metrics": batches, "server_exit_code": proc.returncode})
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serve.md").write_text(table + "\n")
+    (OUT / "serve.md").write_text(table + "\n\n" + ceil_table + "\n")
     print(f"server exit code after SIGTERM: {proc.returncode}")
 
 

@@ -480,3 +480,248 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
     assert "serving" in msgs and "model reloaded" in msgs and "stopped" in msgs
     assert any(rec.get("status") == 200 and rec.get("path") == "/v1/models/m/score" for rec in logs)
     assert any(rec["msg"] == "refused" and rec.get("type") == "UnknownModel" and "Fix:" in rec["error"] for rec in logs)
+
+
+# ---------------------------------------------------------------------- the series endpoint
+def _telemetry(T=1200, seed=0):
+    rng = np.random.RandomState(seed)
+    t = np.arange(T)
+    return np.c_[np.sin(t / 20), np.cos(t / 33)] + 0.05 * rng.randn(T, 2)
+
+
+@pytest.fixture(scope="module")
+def series_model(tmp_path_factory):
+    from ganad.series import SeriesDetector
+    d = tmp_path_factory.mktemp("serve-series")
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={k: v for k, v in KW.items() if k != "batch_size"})
+    sd.fit(_telemetry(), channel_names=["a", "b"]).save(d / "tele")
+    Y = _telemetry(700, seed=1)
+    Y[300:315, 1] += 3.0  # an anomaly in channel b
+    return {"dir": d / "tele", "sd": ganad.load(d / "tele"), "Y": Y}
+
+
+@pytest.fixture(scope="module")
+def series_client(series_model, models):
+    app = create_app([series_model["dir"], models["dir"] / "vec"], ServeSettings(max_streams=3))
+    with TestClient(app) as c:
+        yield c
+
+
+def _chunk_request(kind, sid, pts):
+    """A POST of ``pts`` to stream ``sid`` in one of the body formats the endpoint reads."""
+    url = "/v1/models/tele/series"
+    if kind == "json":
+        return dict(url=url, json={"stream_id": sid, "points": pts.tolist()})
+    if kind == "npy":
+        return dict(url=url + f"?stream_id={sid}", content=_npy(pts), headers={"content-type": "application/x-npy"})
+    if kind == "csv":  # extra columns and another order: the model's channel names pick the columns
+        df = pd.DataFrame({"time": np.arange(len(pts)), "b": pts[:, 1], "a": pts[:, 0]})
+        return dict(url=url, content=df.to_csv(index=False), headers={"content-type": "text/csv", "X-Stream-Id": sid})
+    return dict(url=url + f"?stream_id={sid}", json=pts.tolist())  # a bare list of points
+
+
+def _collect(outs):
+    idx = np.concatenate([np.asarray(o["index"], dtype=int) for o in outs])
+    s = np.concatenate([np.asarray(o["scores"], dtype=float) for o in outs])
+    return idx, s, [e for o in outs for e in o["opened"]], [e for o in outs for e in o["closed"]]
+
+
+def test_series_stream_in_random_chunks_equals_batch_scoring_on_a_real_server(series_model, tmp_path):
+    sd, Y = series_model["sd"], series_model["Y"]
+    batch = sd.score_series(Y)
+    Z = Y[::-1].copy()  # a second stream, interleaved with the first
+    batch_z = sd.score_series(Z)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(series_model["dir"]), "--port", str(port)],
+                                stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        info = httpx.get(url + "/v1/models/tele").json()
+        assert info["kind"] == "series" and info["series"]["window"] == 16 and info["series"]["channels"] == ["a", "b"]
+        rng = np.random.RandomState(0)
+        outs = {"y": [], "z": []}
+        pos, emitted = {"y": 0, "z": 0}, {"y": 0, "z": 0}
+        kinds = ["json", "npy", "csv", "bare"]
+        with httpx.Client(base_url=url, timeout=60) as c:
+            k = 0
+            while pos["y"] < len(Y) or pos["z"] < len(Z):
+                for sid, data in (("y", Y), ("z", Z)):
+                    if pos[sid] >= len(data):
+                        continue
+                    n = int(rng.randint(1, 60))
+                    r = c.post(**_chunk_request(kinds[k % 4], sid, data[pos[sid]:pos[sid] + n]))
+                    k += 1
+                    assert r.status_code == 200, r.text
+                    out = r.json()
+                    assert out["new_stream"] == (pos[sid] == 0) and out["received"] == len(data[pos[sid]:pos[sid] + n])
+                    pos[sid] += n
+                    assert out["n_seen"] == min(pos[sid], len(data))
+                    if out["index"]:
+                        emitted[sid] = out["index"][-1] + 1
+                    assert out["n_seen"] - emitted[sid] <= info["series"]["latency_points"] + 1  # a point waits at most this long
+                    outs[sid].append(out)
+            for sid in ("y", "z"):
+                r = c.delete(f"/v1/models/tele/series/{sid}")
+                assert r.status_code == 200 and r.json()["ended"], r.text
+                outs[sid].append(r.json())
+            assert c.delete("/v1/models/tele/series/y").status_code == 404  # ended streams are forgotten
+            metrics = c.get("/metrics").text
+        for sid, ref in (("y", batch), ("z", batch_z)):
+            idx, s, opened, closed = _collect(outs[sid])
+            np.testing.assert_array_equal(idx, np.arange(len(Y)))
+            # the same windows and aggregation; float32 round-off of the network may depend on the
+            # number of windows in one pass, hence the tolerance (as in tests/test_series.py)
+            np.testing.assert_allclose(s, ref.scores, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(ref.scores).max())))
+            labels = np.concatenate([o["labels"] for o in outs[sid]])
+            np.testing.assert_array_equal(labels, ref.labels)
+            assert [e["start"] for e in opened] == ref.events.start.tolist()
+            assert [e["end"] for e in closed] == ref.events.end.tolist() and len(closed) >= 1
+            assert [e["channels"] for e in closed] == ref.events.channels.tolist()
+        hit = [e for e in _collect(outs["y"])[3] if e["start"] <= 314 and e["end"] >= 300]
+        assert len(hit) == 1 and hit[0]["channels"].startswith("b=")
+        assert f'ganad_stream_points_total{{model="tele"}} {2 * len(Y)}' in metrics
+        assert 'ganad_streams{model="tele"} 0' in metrics
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_series_refusals_carry_the_library_message(series_client, series_model):
+    from ganad.series.stream import StreamScorer
+    c, sd, Y = series_client, series_model["sd"], series_model["Y"]
+
+    def lib(points):
+        with pytest.raises(InputError) as exc:
+            StreamScorer(sd).update(points)
+        return str(exc.value)
+    three = np.c_[Y[:5], Y[:5, :1]]
+    r = c.post("/v1/models/tele/series", json={"stream_id": "r1", "points": three.tolist()})
+    assert r.status_code == 422 and r.json()["error"]["message"] == lib(three) and "the model has 2" in r.text
+    r = c.post("/v1/models/tele/series", json={"stream_id": "r1", "values": Y[:5, 0].tolist()})
+    assert r.status_code == 422 and r.json()["error"]["message"] == lib(Y[:5, :1])
+    bad = Y[:5].copy()
+    bad[2, 1] = np.nan
+    rows = Y[:5].tolist()
+    rows[2][1] = "NaN"
+    for req in (dict(json={"stream_id": "r1", "points": rows}),
+                dict(url_q="?stream_id=r1", content=_npy(bad), headers={"content-type": "application/x-npy"})):
+        q = req.pop("url_q", "")
+        r = c.post("/v1/models/tele/series" + q, **req)
+        assert r.status_code == 422 and r.json()["error"]["message"] == lib(bad), r.text
+    assert "r1" not in c.app.state.registry.entries["tele"].streams.streams  # refused chunks start no stream
+    cases = [
+        (dict(json={"points": Y[:3].tolist()}), 422, "stream_id: is missing"),
+        (dict(json={"stream_id": "a b", "points": Y[:3].tolist()}), 422, "letters, digits"),
+        (dict(json={"stream_id": "s", "points": Y[:3].tolist(), "values": [1.0]}), 422, "both 'points' and 'values'"),
+        (dict(json={"stream_id": "s", "rows": []}), 422, "unknown key(s) ['rows']"),
+        (dict(json={"stream_id": "s", "points": []}), 422, "holds no points"),
+        (dict(json={"stream_id": "s", "values": [[1.0, 2.0]]}), 422, "holds lists"),
+        (dict(json={"stream_id": "s", "points": Y[:3].tolist(), "components": "yes"}), 422, "use true or false"),
+        (dict(content=b'{"stream_id": "s", "points": [[1, 2]', headers={"content-type": "application/json"}), 400, "not valid JSON"),
+        (dict(content=b"1,2", headers={"content-type": "text/plain"}), 415, "Content-Type"),
+        (dict(json={"stream_id": "s", "points": Y[:3].tolist()}, headers={"X-Stream-Id": "t"}), 422, "differs between"),
+    ]
+    for req, status, words in cases:
+        r = c.post("/v1/models/tele/series", **req)
+        assert r.status_code == status and words in r.json()["error"]["message"] and "Fix:" in r.json()["error"]["message"], (words, r.text)
+    r = c.post("/v1/models/vec/series", json={"stream_id": "s", "points": [[0.0] * 6]})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "NotASeriesModel" and "--window" in r.text
+    r = c.post("/v1/models/tele/score", json=Y[:2].tolist())
+    assert r.status_code == 422 and r.json()["error"]["type"] == "SeriesModel" and "/v1/models/tele/series" in r.text
+    assert c.delete("/v1/models/tele/series/never").status_code == 404
+    assert c.delete("/v1/models/vec/series/s").status_code == 422
+    # a stream shorter than one window cannot be scored when it ends: the library's words, and it is gone
+    assert c.post("/v1/models/tele/series", json={"stream_id": "short", "points": Y[:5].tolist()}).json()["index"] == []
+    r = c.delete("/v1/models/tele/series/short")
+    assert r.status_code == 422 and "shorter than the window (16)" in r.json()["error"]["message"]
+    assert c.delete("/v1/models/tele/series/short").status_code == 404
+    ok = c.post("/v1/models/tele/series?components=true", json={"stream_id": "ok", "points": Y[:40].tolist()}).json()
+    assert np.asarray(ok["contributions"]).shape == (len(ok["index"]), 2) and len(ok["index"]) > 0
+    c.delete("/v1/models/tele/series/ok")
+    spec = c.get("/openapi.json").json()
+    assert {"application/json", "application/x-npy", "text/csv"} <= set(spec["paths"]["/v1/models/{name}/series"]["post"]["requestBody"]["content"])
+    assert "delete" in spec["paths"]["/v1/models/{name}/series/{stream_id}"] and "SeriesResponse" in spec["components"]["schemas"]
+
+
+def test_streams_are_bounded_ordered_and_dropped_on_reload(series_model, tmp_path):
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    from ganad.serve.errors import Refusal
+    from ganad.serve.streams import StreamTable
+    sd, Y = series_model["sd"], series_model["Y"]
+
+    async def main():
+        with ThreadPoolExecutor(1) as ex:
+            t = StreamTable(sd, ex, name="tele", max_streams=2, idle_s=60)
+            # chunks of one stream sent at once are scored in arrival order (one lock per stream)
+            chunks = np.array_split(Y[:200], 9)
+            res = await asyncio.gather(*(t.update("a", ch) for ch in chunks))
+            idx = np.concatenate([u.index for u, _, _ in res])
+            assert [n for _, _, n in res] == np.cumsum([len(ch) for ch in chunks]).tolist()
+            ref = sd.stream()
+            want = ref.update(Y[:200])
+            np.testing.assert_array_equal(idx, want.index)
+            np.testing.assert_allclose(np.concatenate([u.scores for u, _, _ in res]), want.scores, rtol=1e-5, atol=1e-5)
+            await t.update("b", Y[:20])
+            await t.update("a", Y[200:210])  # a is now the most recently used
+            _, new, _ = await t.update("c", Y[:20])  # over max_streams: b (least recently used) is evicted
+            assert new and list(t.streams) == ["a", "c"]
+            _, new, n = await t.update("b", Y[20:30])
+            assert new and n == 10 and list(t.streams) == ["c", "b"]
+            # idle streams are dropped on the next request after stream_idle_s
+            assert t.sweep(now=time.monotonic() + 61) == 2 and len(t) == 0
+            # a new stream is refused (503) only when every stream has a chunk in flight
+            t.max_streams = 1
+            slow = asyncio.ensure_future(t.update("x", Y[:400]))
+            await asyncio.sleep(0)
+            with pytest.raises(Refusal) as exc:
+                await t.update("y", Y[:5])
+            assert exc.value.status == 503 and "--max-streams" in exc.value.message
+            assert t.sweep(now=time.monotonic() + 61) == 0 and "x" in t.streams  # busy: never dropped as idle
+            await slow
+    asyncio.run(main())
+
+    shutil.copytree(series_model["dir"], tmp_path / "tele")
+    app = create_app([tmp_path / "tele"])
+    with TestClient(app) as c:
+        assert c.post("/v1/models/tele/series", json={"stream_id": "s", "points": Y[:50].tolist()}).json()["new_stream"]
+        assert not c.post("/v1/models/tele/series", json={"stream_id": "s", "points": Y[50:60].tolist()}).json()["new_stream"]
+        assert c.post("/v1/admin/reload").status_code == 200
+        out = c.post("/v1/models/tele/series", json={"stream_id": "s", "points": Y[60:70].tolist()}).json()
+        assert out["new_stream"] and out["n_seen"] == 10  # the reload dropped the stream: it starts again at 0
+        assert 'ganad_streams_dropped_total{model="tele",reason="reload"} 1' in c.get("/metrics").text
+
+
+def test_stream_settings_are_checked():
+    from ganad.exceptions import GanadError
+    with pytest.raises(GanadError, match="max-streams"):
+        ServeSettings(max_streams=0)
+    with pytest.raises(GanadError, match="stream-idle-s"):
+        ServeSettings(stream_idle_s=-1)
+
+
+def test_the_fast_validation_path_returns_what_the_library_would(models):
+    from ganad.serve.app import prepare
+    for name, X in (("vec", models["X"][:5]), ("beats", models["S"][:5])):
+        det = models[name]
+        flat = np.ascontiguousarray(X.reshape(len(X), -1), dtype=np.float32)
+        got = prepare(det, flat)
+        want = det._validate_for_scoring(X, "request body")
+        assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+        bad = flat.copy()
+        bad[1, 0] = np.inf  # not finite: the library's path and message
+        with pytest.raises(InputError, match="NaN or infinite"):
+            prepare(det, bad)
+        with pytest.raises(InputError):
+            prepare(det, flat[:, :-1])

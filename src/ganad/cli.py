@@ -603,8 +603,10 @@ def serve(
     cors_origin: List[str] = typer.Option([], help="Allow browser requests from this origin (CORS is off without it). Repeatable."),
     access_log: bool = typer.Option(False, help="Log every request (JSON line); errors are always logged."),
     log_level: str = typer.Option("info", help="critical, error, warning, info or debug."),
+    max_streams: int = typer.Option(10000, help="Series models: open streams per model at most; a new one evicts the least recently used."),
+    stream_idle_s: float = typer.Option(3600.0, help="Series models: a stream idle this many seconds is dropped (0: never)."),
 ):
-    """Serve models over HTTP: POST /v1/models/NAME/score, /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
+    """Serve models over HTTP: POST /v1/models/NAME/score (or /series for series models), /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
     try:
         from ganad.serve import ServeSettings, read_token, run
     except ImportError as exc:
@@ -612,7 +614,8 @@ def serve(
     try:
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
-                                 cors_origins=cors_origin, access_log=access_log)
+                                 cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,
+                                 stream_idle_s=stream_idle_s)
         run(model_dirs, settings, host=host, port=port, log_level=log_level)
     except (GanadError, ValueError) as exc:
         _fail(exc)

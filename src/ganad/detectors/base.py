@@ -632,9 +632,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
         k = min(int(self.n_neighbors) + loo, bank.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float64)
-        # squared distances as one matrix multiply (exportable to ONNX, unlike cdist)
-        d2 = (e * e).sum(1, keepdim=True) + (bank * bank).sum(1)[None, :] - 2.0 * e @ bank.T
-        return d2.clamp_min(0.0).topk(k, dim=1, largest=False).values[:, loo:].sqrt().mean(1)
+        # squared distances as one matrix multiply (exportable to ONNX, unlike cdist): |b|² − 2 e·b in one
+        # addmm, the k nearest of it, then + |e|² on those k only (|e|² is the same along a row, so the
+        # order is unchanged): two passes over the (n, bank) matrix instead of six
+        d2 = torch.addmm((bank * bank).sum(1)[None, :], e, bank.T, alpha=-2.0)
+        near = d2.topk(k, dim=1, largest=False).values[:, loo:] + (e * e).sum(1, keepdim=True)
+        return near.clamp_min(0.0).sqrt().mean(1)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+from urllib.parse import parse_qsl
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -23,12 +24,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganad import __version__
 from ganad.data.validation import check_array
-from ganad.exceptions import GanadError, _fmt
+from ganad.exceptions import GanadError, InputError, _fmt
+from ganad.series.detector import _as_series
 from ganad.serve import schemas as S
-from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode
+from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode, decode_series
 from ganad.serve.errors import Refusal
 from ganad.serve.metrics import ServeMetrics
 from ganad.serve.registry import Registry
+from ganad.serve.streams import check_stream_id, clean_event
 
 log = logging.getLogger("ganad.serve")
 
@@ -47,9 +50,13 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)
     access_log: bool = False
     handle_sighup: bool = False
+    max_streams: int = 10000
+    stream_idle_s: float = 3600.0
 
     def __post_init__(self):
-        for name in ("max_batch_rows", "max_queue", "max_body_bytes"):
+        if self.stream_idle_s < 0:
+            raise GanadError(_fmt("stream-idle-s", f"is {self.stream_idle_s}", "pass 0 (streams never expire) or a positive number of seconds"))
+        for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams"):
             if int(getattr(self, name)) < 1:
                 raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
         if self.max_wait_ms < 0:
@@ -78,11 +85,24 @@ def _orjson(obj, status: int = 200, headers=None) -> Response:
                     media_type="application/json", headers=headers)
 
 
+def _error_body(status: int, type_: str, message: str) -> bytes:
+    import orjson
+    return orjson.dumps({"error": {"status": status, "type": type_, "message": message}})
+
+
 def _error(status: int, type_: str, message: str, headers=None) -> Response:
-    return _orjson({"error": {"status": status, "type": type_, "message": message}}, status, headers)
+    return Response(_error_body(status, type_, message), status_code=status, media_type="application/json", headers=headers)
 
 
 _PROTECTED = ("/v1/", "/metrics")
+
+
+class _RouteLabel:
+    def __init__(self, path):
+        self.path = path
+
+
+SCORE_ROUTE = _RouteLabel("/v1/models/{name}/score")
 
 
 class _Edge:
@@ -116,7 +136,15 @@ class _Edge:
             await send(msg)
         st.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, _send)
+            parts = path.split("/") if scope["method"] == "POST" else ()
+            if len(parts) == 5 and parts[-1] == "score" and parts[1] == "v1" and parts[2] == "models" and parts[3]:
+                # the hot route, POST /v1/models/{name}/score: served here as plain ASGI, without
+                # Starlette's router, request object and exception middlewares (FastAPI's route
+                # for it only documents it in the OpenAPI schema)
+                scope["route"] = SCORE_ROUTE
+                await st.fast_score(scope, receive, _send, parts[3])
+            else:
+                await self.app(scope, receive, _send)
         finally:
             st.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "other"
@@ -134,24 +162,53 @@ class _Edge:
                     extra={"method": scope["method"], "path": scope["path"], "status": status, "ms": round(dt * 1e3, 3)})
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    cl = request.headers.get("content-length")
-    too_big = Refusal(413, _fmt(BODY, f"is larger than the server's limit of {limit} bytes",
-                                "split the samples over several requests, or start the server with a larger --max-body-mb"),
-                      "BodyTooLarge")
+def _too_big(limit: int) -> Refusal:
+    return Refusal(413, _fmt(BODY, f"is larger than the server's limit of {limit} bytes",
+                             "split the samples over several requests, or start the server with a larger --max-body-mb"),
+                   "BodyTooLarge")
+
+
+def _check_length(cl, limit: int) -> None:
     if cl is not None:
         try:
-            if int(cl) > limit:
-                raise too_big
+            n = int(cl)
         except ValueError:
             raise Refusal(400, _fmt("Content-Length header", f"is {cl!r}", "send a number of bytes"), "BadRequest") from None
+        if n > limit:
+            raise _too_big(limit)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _check_length(request.headers.get("content-length"), limit)
     chunks, n = [], 0
     async for chunk in request.stream():
         n += len(chunk)
         if n > limit:
-            raise too_big
+            raise _too_big(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+async def _receive_body(receive, limit: int) -> bytes:
+    """The request body from ASGI ``receive`` messages, refused (413) once over ``limit`` bytes."""
+    chunks, n = [], 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise _Disconnected()
+        chunk = msg.get("body", b"")
+        if chunk:
+            n += len(chunk)
+            if n > limit:
+                raise _too_big(limit)
+            chunks.append(chunk)
+        if not msg.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -171,6 +228,12 @@ def _flag(query, key: str, default: bool) -> bool:
 def prepare(det, raw) -> np.ndarray:
     """Decoded rows -> the detector's validated array; flat rows are reshaped to the sample shape."""
     shape = tuple(det.data_shape_)
+    if (type(raw) is np.ndarray and raw.dtype == np.float32 and raw.ndim == 2 and raw.shape[0] >= 1
+            and raw.shape[1] == int(np.prod(shape)) and raw.flags.c_contiguous
+            and det.__dict__.get("feature_names_in_") is None and np.isfinite(raw).all()):
+        # what _validate_for_scoring would return for this array (float32, C-contiguous, finite, the
+        # model's number of features), without its general checks; anything else takes the full path
+        return raw.reshape((raw.shape[0], *shape)) if len(shape) > 1 else raw
     if len(shape) > 1:
         X = check_array(raw, BODY)
         if X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
@@ -291,16 +354,25 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
                            ("map", False, "Also return the anomaly map per sample."),
                            ("csv_header", True, "CSV bodies: the first line holds column names."))]
 
-    async def score_request(request: Request) -> Response:
-        request.scope["route"] = score_route  # the metrics' route label (Starlette sets it for FastAPI routes only)
-        name = request.path_params["name"]
-        q = request.query_params
+    async def _score(scope, receive, name: str) -> bytes:
+        """The answer body of POST /v1/models/{name}/score, or a Refusal / GanadError."""
+        qs = scope.get("query_string", b"")
+        q = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
         components, map, csv_header = _flag(q, "components", False), _flag(q, "map", False), _flag(q, "csv_header", True)
         _model(name)  # refuse an unknown model before reading a large body
-        body = await _read_body(request, settings.max_body_bytes)
-        raw, flags = decode(body, request.headers.get("content-type"), csv_header=csv_header,
-                            max_decoded_bytes=8 * settings.max_body_bytes)
+        ct = cl = None
+        for k, v in scope["headers"]:
+            if k == b"content-type":
+                ct = v.decode("latin-1")
+            elif k == b"content-length":
+                cl = v.decode("latin-1")
+        _check_length(cl, settings.max_body_bytes)
+        body = await _receive_body(receive, settings.max_body_bytes)
+        raw, flags = decode(body, ct, csv_header=csv_header, max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
+        if entry.is_series:
+            raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
+                                    "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
         X = prepare(entry.det, raw)
         want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)
         res = await entry.batcher.submit(X, want_c, want_m)
@@ -310,7 +382,37 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             out["components"] = res.components
         if want_m:
             out["map"] = res.map
-        return _orjson(out)
+        import orjson
+        return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    async def fast_score(scope, receive, send, name: str) -> None:
+        headers = ()
+        try:
+            status, body = 200, await _score(scope, receive, name)
+        except _Disconnected:
+            return
+        except Refusal as exc:
+            status, headers = exc.status, exc.headers.items()
+            body = _refusal_body(scope, status, exc.type, exc.message)
+        except GanadError as exc:
+            status = 422
+            body = _refusal_body(scope, status, type(exc).__name__, str(exc))
+        except Exception as exc:
+            log.exception("unexpected error", extra={"path": scope["path"]})
+            status = 500
+            body = _error_body(500, "InternalError", f"{type(exc).__name__}: the server failed on this request (logged). "
+                                                    "Fix: report it with the request that caused it")
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers)]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _refusal_body(scope, status, type_, message) -> bytes:
+        metrics.errors.inc(SCORE_ROUTE.path, type_)
+        log.info("refused", extra={"method": scope["method"], "path": scope["path"], "status": status, "type": type_, "error": message})
+        return _error_body(status, type_, message)
+
+    edge_state.fast_score = fast_score
 
     @app.post("/v1/models/{name}/score", response_model=S.ScoreResponse, responses=errs, openapi_extra=score_body,
               summary="Score samples", tags=["scoring"])
@@ -318,14 +420,86 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         """Scores and 0/1 labels (score > the model's threshold) for samples sent as JSON rows (or
         `{"instances": [...]}`), CSV, Parquet or NPY (by Content-Type). Flat rows are reshaped to the
         model's sample shape."""
-        return await score_request(request)
+        raise AssertionError("served by _Edge")  # pragma: no cover  (see fast_score)
 
-    # The route above documents the endpoint (OpenAPI); this plain Starlette route in front of it
-    # serves it, without FastAPI's per-request parameter solving (over a fifth of a single-row
-    # request's CPU). The body and the query flags are read by score_request itself either way.
-    from starlette.routing import Route
-    score_route = Route("/v1/models/{name}/score", score_request, methods=["POST"])
-    app.router.routes.insert(0, score_route)
+    # ------------------------------------------------------------------ series
+    def _series_model(name: str):
+        entry = _model(name)
+        if not entry.is_series:
+            raise Refusal(422, _fmt(f"model {name!r}", f"is not a series model (a {entry.info['method']} scoring samples of shape "
+                                    f"{tuple(entry.info['input_shape'])})",
+                                    f"POST samples to /v1/models/{name}/score, or serve a series model (a directory written by "
+                                    "`ganad fit DATA --window W -o DIR`)"), "NotASeriesModel")
+        return entry
+
+    def _series_answer(entry, sid, up, *, new, received, n_seen, components, ended=False):
+        sd = entry.det
+        out = {"model": entry.name, "version": entry.info["version"], "stream_id": sid, "new_stream": new,
+               "received": received, "n_seen": n_seen, "threshold": float(sd.threshold_),
+               "latency_points": entry.info["series"]["latency_points"],
+               "index": up.index, "scores": up.scores, "labels": up.labels,
+               "opened": [clean_event(e) for e in up.opened], "closed": [clean_event(e) for e in up.closed], "ended": ended}
+        if components:
+            out["contributions"] = np.ascontiguousarray(up.contributions)
+        return _orjson(out)
+
+    series_errs = {c: {"model": S.ErrorResponse} for c in (400, 404, 409, 413, 415, 422, 503)}
+    series_body = {"requestBody": {"required": True, "content": {
+        **{t: {"schema": S.SeriesRequest.model_json_schema(ref_template="#/components/schemas/{model}")} for t in JSON_TYPES},
+        **{t: {"schema": {"type": "string", "description": "CSV, one point per row: the columns named as the model's channels "
+                                                           "when the header has them all, else every column"}} for t in CSV_TYPES[:1]},
+        **{t: {"schema": {"type": "string", "format": "binary", "description": "(n,) or (n, channels)"}} for t in NPY_TYPES[:1] + PARQUET_TYPES[:1]},
+    }}, "parameters": [
+        {"name": "stream_id", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "The stream (or the body's stream_id, or the X-Stream-Id header)."},
+        {"name": "X-Stream-Id", "in": "header", "required": False, "schema": {"type": "string"}, "description": "The stream."},
+        {"name": "components", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+         "description": "Also return each point's per-channel contributions."},
+        {"name": "csv_header", "in": "query", "required": False, "schema": {"type": "boolean", "default": True},
+         "description": "CSV bodies: the first line holds column names."}]}
+
+    @app.post("/v1/models/{name}/series", response_model=S.SeriesResponse, responses=series_errs, openapi_extra=series_body,
+              summary="Score the next points of a stream", tags=["series"])
+    async def series(request: Request, name: str):
+        """The next points of one live series (a **stream**, named by `stream_id`) for a series model. Returns
+        the points whose score became final with this chunk (a point waits for at most `latency_points`
+        later points: every window covering it must be complete), their 0/1 labels and the events that opened
+        or closed. The server keeps each stream's state between calls: the scores equal batch scoring of the
+        whole series (`SeriesDetector.score_series`). Chunks of one stream are scored in arrival order; send
+        them one at a time per stream. `DELETE .../series/{stream_id}` ends a stream and scores its last points."""
+        q = request.query_params
+        components, csv_header = _flag(q, "components", False), _flag(q, "csv_header", True)
+        entry = _series_model(name)
+        body = await _read_body(request, settings.max_body_bytes)
+        raw, body_sid, flags = decode_series(body, request.headers.get("content-type"), csv_header=csv_header,
+                                             channels=entry.det.channels_, max_decoded_bytes=8 * settings.max_body_bytes)
+        sids = {k: v for k, v in (("stream_id in the body", body_sid), ("?stream_id", q.get("stream_id")),
+                                  ("X-Stream-Id header", request.headers.get("x-stream-id"))) if v is not None}
+        if len(set(sids.values())) > 1:
+            raise Refusal(422, _fmt("stream id", f"differs between {' and '.join(sids)} ({', '.join(repr(v) for v in sids.values())})",
+                                    "name the stream once"), "InputError")
+        where, sid = next(iter(sids.items()), ("stream_id", None))
+        sid = check_stream_id(sid, where)
+        entry = _series_model(name)  # a reload may have swapped it while the body arrived
+        sd = entry.det
+        x = _as_series(raw, "points")
+        if x.shape[1] != sd.n_channels_:  # the StreamScorer's own check, before a new stream is made for a bad chunk
+            raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {sd.n_channels_}",
+                                  "send every channel, in the order of fit time"))
+        up, new, n_seen = await entry.streams.update(sid, x)
+        return _series_answer(entry, sid, up, new=new, received=len(x), n_seen=n_seen,
+                              components=components or flags.get("components", False))
+
+    @app.delete("/v1/models/{name}/series/{stream_id}", response_model=S.SeriesResponse, responses=series_errs,
+                summary="End a stream: score its last points", tags=["series"])
+    async def end_series(name: str, stream_id: str, components: bool = Query(False, description="Also return contributions.")):
+        """Ends the stream: the points still waiting for later windows are scored (the trailing points no full
+        window covers take the last covered point's score, as batch scoring does), an open event is closed, and
+        the stream is forgotten. A stream shorter than one window cannot be scored (422; it is forgotten too)."""
+        entry = _series_model(name)
+        sid = check_stream_id(stream_id, "stream id in the path")
+        up, n_seen = await entry.streams.end(sid)
+        return _series_answer(entry, sid, up, new=False, received=0, n_seen=n_seen, components=components, ended=True)
 
     @app.get("/v1/models", response_model=S.ModelList, tags=["models"], summary="The models served")
     async def list_models():
@@ -365,7 +539,10 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
              response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def prom():
         for n, e in registry.entries.items():
-            metrics.queue_depth.set(n, value=e.batcher.queue.qsize())
+            if e.is_series:
+                e.streams.sweep()
+            else:
+                metrics.queue_depth.set(n, value=e.batcher.queue.qsize())
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

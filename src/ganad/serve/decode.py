@@ -125,3 +125,60 @@ def _npy(body: bytes):
     except Exception as exc:
         raise _bad(f"cannot be read as NPY ({type(exc).__name__}: {exc})",
                    "send a numeric array written by numpy.save (object arrays are refused: they would need pickle)") from None
+
+
+_SERIES_KEYS = ("stream_id", "points", "values", "components")
+
+
+def decode_series(body: bytes, content_type: str | None, *, csv_header: bool = True, channels=None,
+                  max_decoded_bytes: int | None = None):
+    """A series chunk: (points as array or nested lists, stream id from a JSON body or None, flags).
+
+    JSON: ``{"stream_id": ..., "points": [[...], ...]}`` or ``{"values": [...]}`` (one channel), or a
+    bare list of points; CSV (the columns named as the model's ``channels`` when the header has them
+    all, else every column), Parquet (the same) or NPY ((n,) or (n, channels))."""
+    mt = media_type(content_type)
+    if not body:
+        raise _bad("is empty", 'send the next points, for example {"stream_id": "s1", "points": [[0.1, 0.2]]}')
+    if mt in JSON_TYPES:
+        import orjson
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _bad(f"is not valid JSON ({exc})", 'send {"stream_id": "s1", "points": [[...], ...]} or {"stream_id": "s1", "values": [...]}') from None
+        if isinstance(obj, list):
+            return obj, None, {}
+        if not isinstance(obj, dict):
+            raise Refusal(422, _fmt(BODY, f"holds a JSON {type(obj).__name__}", 'send {"stream_id": "s1", "points": [[...], ...]}'), "InputError")
+        unknown = sorted(set(obj) - set(_SERIES_KEYS))
+        has = [k for k in ("points", "values") if k in obj]
+        if unknown or len(has) != 1:
+            problem = (f"has unknown key(s) {unknown}" if unknown else
+                       "has both 'points' and 'values'" if has else "has neither 'points' nor 'values'")
+            raise Refusal(422, _fmt(BODY, problem, 'send {"stream_id": "s1", "points": [[...], ...]} (rows of every channel) or '
+                                                   '{"stream_id": "s1", "values": [...]} (one channel), with optional "components": true'),
+                          "InputError")
+        flags = {}
+        if "components" in obj:
+            if not isinstance(obj["components"], bool):
+                raise Refusal(422, _fmt(f"{BODY} key 'components'", f"is {obj['components']!r}", "use true or false"), "InputError")
+            flags["components"] = obj["components"]
+        pts = obj[has[0]]
+        if has[0] == "values" and isinstance(pts, list) and any(isinstance(v, list) for v in pts):
+            raise Refusal(422, _fmt(f"{BODY} key 'values'", "holds lists", "send one number per point in 'values', or rows of "
+                                                                            "every channel in 'points'"), "InputError")
+        if not isinstance(pts, list) or not pts:
+            raise Refusal(422, _fmt(f"{BODY} key {has[0]!r}", "holds no points" if pts == [] else f"is a JSON {type(pts).__name__}",
+                                    "send a non-empty list of points, oldest first"), "InputError")
+        return pts, obj.get("stream_id"), flags
+    if mt in NPY_TYPES:
+        return _npy(body), None, {}
+    if mt in CSV_TYPES or mt in PARQUET_TYPES:
+        df = _csv(body, csv_header) if mt in CSV_TYPES else _parquet(body, max_decoded_bytes)
+        if channels is not None and (csv_header or mt in PARQUET_TYPES):
+            names = [str(c) for c in df.columns]
+            if all(c in names for c in channels):
+                df = df[list(channels)]
+        return df, None, {}
+    raise Refusal(415, _fmt("Content-Type", f"is {mt or 'missing'!r}, which the service does not read",
+                            f"send one of {', '.join(CONTENT_TYPES)}"), "UnsupportedMediaType")

@@ -115,8 +115,13 @@ class ServeMetrics:
                                         buckets=ROW_BUCKETS)
         self.queue_depth = Gauge("ganad_queue_depth", "Requests waiting in the micro-batcher's queue.", ("model",))
         self.reloads = Counter("ganad_model_reloads_total", "Model reloads by model and result.", ("model", "result"))
+        self.streams = Gauge("ganad_streams", "Open streams of the series endpoint, by model.", ("model",))
+        self.stream_points = Counter("ganad_stream_points_total", "Points received by the series endpoint, by model.", ("model",))
+        self.stream_events = Counter("ganad_stream_events_total", "Events closed by the series endpoint, by model.", ("model",))
+        self.streams_dropped = Counter("ganad_streams_dropped_total", "Streams dropped without DELETE, by model and reason "
+                                       "(lru: over --max-streams, idle: over --stream-idle-s, reload, shutdown).", ("model", "reason"))
         self._all = [self.requests, self.latency, self.errors, self.in_flight, self.rows, self.batch_rows, self.batch_requests,
-                     self.queue_depth, self.reloads]
+                     self.queue_depth, self.reloads, self.streams, self.stream_points, self.stream_events, self.streams_dropped]
 
     def render(self) -> str:
         return "\n".join(line for m in self._all for line in m.render()) + "\n"

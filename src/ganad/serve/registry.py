@@ -39,7 +39,7 @@ def parse_model_arg(arg) -> tuple[str, Path]:
 
 def model_version(path: Path) -> str:
     h = hashlib.sha256()
-    for f in ("config.json", "model.safetensors"):
+    for f in ("config.json", "model.safetensors", "series.json", "detector/config.json", "detector/model.safetensors"):
         p = path / f
         if p.is_file():
             with open(p, "rb") as fh:
@@ -49,7 +49,8 @@ def model_version(path: Path) -> str:
 
 
 def load_detector(name: str, path: Path):
-    """Load, describe and warm up one model directory (runs off the event loop).
+    """Load, describe and warm up one model directory (runs off the event loop): a detector, or a
+    series model (``series.json``, written by ``ganad fit --window`` / ``SeriesDetector.save``).
 
     The directory is copied to a private snapshot first and loaded from there: the weights may be
     memory-mapped, and a file rewritten in place under a running model (``cp new/model.safetensors
@@ -61,6 +62,7 @@ def load_detector(name: str, path: Path):
 
     from ganad.io import load_model, read_config
     from ganad.scoring.composition import required_components
+    from ganad.series.detector import DETECTOR_DIR, is_series_model, load_series
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="ganad-serve-", ignore_cleanup_errors=True) as tmp:
         snap = Path(tmp) / (path.name or "model")
@@ -74,10 +76,17 @@ def load_detector(name: str, path: Path):
                                       "check the directory exists and is readable")) from exc
         try:
             version = model_version(snap) if snap.is_dir() else ""
-            det = load_model(snap)
-            cfg = read_config(snap)
-            # warm-up: the first pass builds the frozen inference copies and the CPU programs
-            det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
+            series = is_series_model(snap)
+            if series:
+                sd = load_series(snap)
+                det = sd.detector_
+                cfg = read_config(snap / DETECTOR_DIR)
+                # warm-up: the first pass builds the frozen inference copies and the CPU programs
+                sd._score_windows(np.zeros((2, sd.n_channels_, sd.window_), dtype=np.float32))
+            else:
+                det = load_model(snap)
+                cfg = read_config(snap)
+                det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
         except GanadError as exc:
             msg = str(exc).replace(str(snap), str(path))
             raise ModelFileError(f"model {name!r} ({path}) cannot be served: {msg}") from exc
@@ -88,26 +97,52 @@ def load_detector(name: str, path: Path):
     from ganad.io import _jsonable
     comps = required_components(det.composer_)
     info = {
-        "name": name, "method": type(det).__name__, "version": version, "ganad_version": str(cfg.get("ganad_version", "")),
+        "name": name, "kind": "series" if series else "detector", "method": type(det).__name__, "version": version,
+        "ganad_version": str(cfg.get("ganad_version", "")),
         "path": str(path.resolve()), "input_shape": [int(s) for s in det.data_shape_],
         "n_features_in": int(np.prod(det.data_shape_)), "threshold": float(det.threshold_),
         "components": list(comps) if comps is not None else None,
-        "params": _jsonable(det.get_params(deep=False)), "loaded_at": time.time(),
+        "params": _jsonable(det.get_params(deep=False)), "loaded_at": time.time(), "series": None,
     }
+    if series:  # the served object is the series model; the detector inside scores its windows
+        sp = sd.get_params(deep=False)
+        sp["detector"] = sp["detector"] if isinstance(sp["detector"], str) else type(det).__name__
+        info.update(threshold=float(sd.threshold_), series={
+            "window": int(sd.window_), "stride": int(sd.stride_), "channels": list(sd.channels_),
+            "n_channels": int(sd.n_channels_), "latency_points": int(sd.window_ - 1 + sd.stride_ - 1),
+            "params": _jsonable(sp)})
+        det = sd
     return det, info
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A served model: a detector with its micro-batcher, or a series model with its stream table."""
+
     name: str
     path: Path
     det: object
     info: dict
-    batcher: object = field(repr=False)
+    batcher: object = field(repr=False, default=None)
+    streams: object = field(repr=False, default=None)
 
     @property
     def threshold(self) -> float:
         return float(self.det.threshold_)
+
+    @property
+    def is_series(self) -> bool:
+        return self.streams is not None
+
+    @property
+    def alive(self) -> bool:
+        return (not self.streams.closed) if self.is_series else self.batcher.alive
+
+    async def close(self, reason: str = "reload") -> None:
+        if self.is_series:
+            self.streams.close(reason)
+        else:
+            await self.batcher.close()
 
 
 class Registry:
@@ -133,6 +168,11 @@ class Registry:
     def _entry(self, name, det, info) -> ModelEntry:
         from ganad.serve.batcher import MicroBatcher
         s = self.settings
+        if info.get("kind") == "series":
+            from ganad.serve.streams import StreamTable
+            table = StreamTable(det, self.executor, name=name, max_streams=s.max_streams, idle_s=s.stream_idle_s,
+                                metrics=self.metrics)
+            return ModelEntry(name, self.paths[name], det, info, streams=table)
         b = MicroBatcher(det, self.executor, name=name, max_batch_rows=s.max_batch_rows, max_wait_ms=s.max_wait_ms,
                          max_queue=s.max_queue, metrics=self.metrics)
         b.start()
@@ -150,13 +190,13 @@ class Registry:
 
     async def stop(self) -> None:
         for e in list(self.entries.values()):
-            await e.batcher.close()
+            await e.close("shutdown")
         if self.executor is not None:
             self.executor.shutdown(wait=True)
 
     @property
     def ready(self) -> bool:
-        return bool(self.entries) and all(e.batcher.alive for e in self.entries.values())
+        return bool(self.entries) and all(e.alive for e in self.entries.values())
 
     # ------------------------------------------------------------------ reload
     async def reload(self, names=None) -> list[ModelEntry]:
@@ -180,7 +220,7 @@ class Registry:
                 self.entries = {**self.entries, name: entry}  # one assignment: the atomic swap
                 swapped.append(entry)
                 if old is not None:
-                    await old.batcher.close()  # finishes what was queued on the old model
+                    await old.close("reload")  # finishes what was queued on the old model; drops its streams
                 if self.metrics is not None:
                     self.metrics.reloads.inc(name, "ok")
                 log.info("model reloaded", extra={"model": name, "version": info["version"],

@@ -35,8 +35,18 @@ class ScoreResponse(BaseModel):
     map: Optional[list] = Field(None, description="Anomaly map per sample, the sample's shape (on request).")
 
 
+class SeriesInfo(BaseModel):
+    window: int = Field(..., description="Points per window.")
+    stride: int = Field(..., description="Step between window starts.")
+    channels: list[str] = Field(..., description="Channel names, in the order the points must give them.")
+    n_channels: int
+    latency_points: int = Field(..., description="Most points a point's score waits for: window - 1 + stride - 1.")
+    params: dict = Field(..., description="The series wrapper's parameters.")
+
+
 class ModelInfo(BaseModel):
     name: str
+    kind: str = Field("detector", description="'detector' (POST .../score) or 'series' (POST .../series).")
     method: str = Field(..., description="Detector class, e.g. FAnoGAN.")
     version: str = Field(..., description="Content hash of config.json and model.safetensors (changes on reload of new files).")
     ganad_version: str = Field(..., description="ganad version that wrote the model.")
@@ -47,6 +57,7 @@ class ModelInfo(BaseModel):
     components: Optional[list[str]] = Field(None, description="Components the score is composed of.")
     params: dict = Field(..., description="The detector's constructor parameters.")
     loaded_at: float = Field(..., description="Unix time the model was (re)loaded.")
+    series: Optional[SeriesInfo] = Field(None, description="Series models: window layout and channels.")
 
 
 class ModelList(BaseModel):
@@ -71,3 +82,44 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class SeriesRequest(BaseModel):
+    """A JSON body of ``POST /v1/models/{name}/series``: the next points of one stream."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"stream_id": "sensor-7", "points": [[0.1, 0.2], [0.0, 0.3]]}, {"stream_id": "pump-1", "values": [0.5, 0.6, 0.4]}]})
+    stream_id: Optional[str] = Field(None, description="The stream (1-200 of letters, digits, - _ . : @); or ?stream_id= or the "
+                                                       "X-Stream-Id header. A new id starts a new stream.")
+    points: Optional[list[list[float]]] = Field(None, description="The next points, oldest first, one row of every channel each.")
+    values: Optional[list[float]] = Field(None, description="The next points of a one-channel model (instead of points).")
+    components: bool = Field(False, description="Also return each point's per-channel contributions.")
+
+
+class SeriesEvent(BaseModel):
+    start: int = Field(..., description="Index of the event's first point in the stream (0 = the stream's first point).")
+    end: Optional[int] = Field(None, description="Index of its last point (closed events).")
+    length: Optional[int] = None
+    peak: Optional[int] = Field(None, description="Index of its highest score.")
+    peak_score: Optional[float] = None
+    channels: Optional[str] = Field(None, description="Driving channels with their share of the residual, 'name=share;...'.")
+    shares: Optional[dict[str, float]] = Field(None, description="Every channel's share of the residual.")
+
+
+class SeriesResponse(BaseModel):
+    model: str
+    version: str = Field(..., description="Content hash of the model files that scored this chunk.")
+    stream_id: str
+    new_stream: bool = Field(..., description="True when this chunk started the stream (first chunk, or the stream had been "
+                                              "dropped: idle, evicted or the model reloaded; its indices restart at 0).")
+    received: int = Field(..., description="Points in this chunk.")
+    n_seen: int = Field(..., description="Points received on this stream so far.")
+    threshold: float
+    latency_points: int = Field(..., description="Most points a point's score waits for.")
+    index: list[int] = Field(..., description="Indices (in the stream) of the points whose score became final with this chunk.")
+    scores: list[float] = Field(..., description="Their scores: equal to batch scoring of the whole series.")
+    labels: list[int] = Field(..., description="score > threshold.")
+    contributions: Optional[list[list[float]]] = Field(None, description="Per-channel contributions per point (on request).")
+    opened: list[SeriesEvent] = Field(..., description="Events that opened with these points.")
+    closed: list[SeriesEvent] = Field(..., description="Events that closed with these points.")
+    ended: bool = Field(False, description="True in the answer to DELETE: the stream is finished and forgotten.")

@@ -60,12 +60,20 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint directory: the training state is written there atomically (every 60 s, or see --checkpoint-every) so that --resume can continue after a crash or a kill. See docs/training.md."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="With --checkpoint: write a checkpoint every N optimisation steps (default: every 60 s)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --checkpoint DIR (same data and options required; on CPU the model is the same as an uninterrupted run's)."),
 ):
     """Train a detector on normal data and save it to a model directory."""
     from ganad.data.io import csv_columns, read_array
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
+    if (checkpoint_every is not None or resume) and checkpoint is None:
+        _fail(ValueError(f"{'--resume' if resume else '--checkpoint-every'}: needs --checkpoint DIR. Fix: pass the checkpoint directory, "
+                         "e.g. ganad fit data.csv -o model/ --checkpoint ckpt/ --resume"))
+    if checkpoint is not None and window is not None:
+        _fail(ValueError("--checkpoint: not supported in series mode (--window) yet. Fix: train without --checkpoint"))
     if window is not None:  # series mode (issue 12): windows -> point scores -> events
         from ganad.series.commands import fit_series
         try:
@@ -91,7 +99,10 @@ def fit(
                   "verbose": not quiet}
         det = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
         t0 = time.perf_counter()
-        det.fit(X)
+        if checkpoint is not None:
+            det.fit(X, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        else:
+            det.fit(X)
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)  # checked when scoring
         det.save(output)

@@ -45,6 +45,7 @@ class ALAD(EncoderDetector):
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
+                 divergence_guard=True, divergence_lr_factor=0.1, divergence_retries=1,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0):
         store_params(self, locals())
@@ -115,7 +116,7 @@ class ALAD(EncoderDetector):
             out["cycle_z"] = state.get("cz", zero)
             return out
 
-        return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz])]
+        return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz], optimizers=[opt_d, opt_ge], state=state)]
 
     def _components(self, x, inv):
         z, x_hat = inv["z"], inv["x_hat"]

@@ -63,6 +63,7 @@ class AnoGAN(BaseGANDetector):
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
+                 divergence_guard=True, divergence_lr_factor=0.1, divergence_retries=1,
                  lam=0.1, search_distance="l2", search_eps=0.005, search_n_max=500, search_lr=0.05,
                  search_restarts=1, search_feature_weight=0.0, search="custom"):
         self.contamination = contamination
@@ -92,6 +93,9 @@ class AnoGAN(BaseGANDetector):
         self.n_members = n_members
         self.n_neighbors = n_neighbors
         self.knn_weight = knn_weight
+        self.divergence_guard = divergence_guard
+        self.divergence_lr_factor = divergence_lr_factor
+        self.divergence_retries = divergence_retries
         self.lam = lam
         self.search_distance = search_distance
         self.search_eps = search_eps

@@ -44,6 +44,7 @@ class FAnoGAN(EncoderDetector):
                  lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
+                 divergence_guard=True, divergence_lr_factor=0.1, divergence_retries=1,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  kappa=1.0, encoder_epochs=None):
@@ -84,7 +85,7 @@ class FAnoGAN(EncoderDetector):
             return {"izi_f": loss.detach(), "residual": rec.mean().detach(), "feature": feat.mean().detach()}
 
         n_enc = self.epochs if self.encoder_epochs is None else int(self.encoder_epochs)
-        return [gan, Stage("encoder", n_enc, step, modules=[E])]
+        return [gan, Stage("encoder", n_enc, step, modules=[E], optimizers=[opt])]
 
     def _components(self, x, inv):
         comps = super()._components(x, inv)

@@ -52,6 +52,7 @@ class GANomaly(EncoderDetector):
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
+                 divergence_guard=True, divergence_lr_factor=0.1, divergence_retries=1,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  w_adv=1.0, w_con=50.0, w_lat=1.0, score_norm="robust"):
@@ -105,7 +106,7 @@ class GANomaly(EncoderDetector):
             return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(), "adversarial": adv.mean().detach(),
                     "contextual": con.mean().detach(), "latent": lat.mean().detach()}
 
-        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2])]
+        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2], optimizers=[opt_g, opt_d])]
 
     def _latent_raw(self, x, inv):
         return (inv["z"] - self._inference_net("E2")(inv["x_hat"])).square().mean(1)

@@ -56,6 +56,7 @@ class VAEGAN(EncoderDetector):
                  lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), scaler="auto", feature_layer=-1, score_batch_size=1024,
                  device="auto", random_state=None, verbose=False, validation_fraction=0.1, ema=0.999,
                  patience=None, n_members=1, n_neighbors=5, knn_weight=0.75,
+                 divergence_guard=True, divergence_lr_factor=0.1, divergence_retries=1,
                  inversion="encoder", search_init="encoder", search_distance="l2", search_eps=0.005, search_n_max=500,
                  search_lr=0.05, search_restarts=1, search_feature_weight=0.0,
                  beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None):
@@ -127,7 +128,8 @@ class VAEGAN(EncoderDetector):
             return {"d_loss": loss_d.detach(), "loss": loss.detach(), "reconstruction": rec.mean().detach(),
                     "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
 
-        return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e))]
+        return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e),
+                      optimizers=[opt_d, opt_g])]
 
     def _train_code(self, x):
         return self.nets_["E"](x).chunk(2, dim=1)[0]  # E gives (μ, log σ²): the posterior mean

@@ -77,10 +77,11 @@ COMMON_PARAMS = """
         held-out MIT-BIH DS1 records (benchmarks/RESULTS.md).
     divergence_guard : bool, default True
         Check every optimisation step for non-finite losses, gradients or weights, an exploding
-        gradient norm and (BCE GANs) a collapsed discriminator; on a symptom roll back to the start
-        of the epoch, multiply the stage's learning rates by ``divergence_lr_factor`` and retry, at
-        most ``divergence_retries`` times, then stop with ``TrainingDiverged`` naming the stage,
-        the epoch and the symptom (see :mod:`ganad.training.guard`, docs/training.md).
+        gradient norm and (BCE GANs) a collapsed discriminator; on a symptom roll back to the last
+        good state (start of the epoch or latest checkpoint), multiply the stage's learning rates
+        by ``divergence_lr_factor`` and retry, at most ``divergence_retries`` times, then stop with
+        ``TrainingDiverged`` naming the stage, the epoch and the symptom (see
+        :mod:`ganad.training.guard`, docs/training.md).
     divergence_lr_factor : float in (0, 1), default 0.1
         Learning-rate multiplier of each roll-back.
     divergence_retries : int >= 0, default 1

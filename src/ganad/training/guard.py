@@ -1,5 +1,6 @@
 """Divergence guard of the one training loop (issue 13): symptoms are detected at the step where
-they appear; training then rolls back to the last good state (the start of the epoch), lowers
+they appear; training then rolls back to the last good state (the start of the epoch, or the
+checkpoint written since, so that a resumed run rolls back to the same state), lowers
 the stage's learning rates by ``divergence_lr_factor`` and retries; once ``divergence_retries``
 roll-backs are spent, the next symptom stops training with :class:`ganad.exceptions.TrainingDiverged`
 naming the stage, the epoch, the step and the symptom.

@@ -59,7 +59,7 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
     :class:`ganad.training.checkpoint.Checkpointer`) writes the run's whole state every so many
     steps / seconds and at the end; ``resume`` (a checkpoint's snapshot) continues a run from it;
     ``guard`` (a :class:`ganad.training.guard.DivergenceGuard`) checks every step and rolls back
-    to the start of the epoch on a symptom.
+    to the last good state (the epoch start or the latest checkpoint) on a symptom.
     Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
     """
     from ganad.training.checkpoint import LoopState, TrainingState
@@ -77,7 +77,9 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
     progress.advance(ls.done_steps)
 
     def save():
-        checkpointer.save(ts.capture(ls))
+        snap = ts.capture(ls)
+        checkpointer.save(snap)
+        return snap  # also the guard's roll-back point: a run resumed from here rolls back to the same state
 
     try:
         for si, stage in enumerate(stages):
@@ -126,7 +128,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                     if checkpointer is not None:
                         checkpointer.step()
                         if bi + 1 < per_epoch and checkpointer.due():
-                            save()
+                            s = save()
+                            snap = s if guard is not None else None
                 if symptom is None and guard is not None:
                     symptom = guard.check_weights(nets)
                 if symptom is not None:
@@ -178,12 +181,12 @@ def _roll_back(guard, ts, snap, stage, epoch, ls, symptom) -> None:
     from ganad.exceptions import TrainingDiverged
     where = f"stage {stage.name!r} epoch {epoch + 1} step {ls.step + 1}"
     if snap is None or guard.used >= guard.retries:
-        tried = (f"after {guard.used} roll-back(s) to the start of an epoch with the learning rates lowered x{guard.lr_factor:g} each time"
+        tried = (f"after {guard.used} roll-back(s) to the last good state with the learning rates lowered x{guard.lr_factor:g} each time"
                  if guard.used else "with no roll-back allowed (divergence_retries=0)")
         raise TrainingDiverged(
             f"training: diverged in {where}: {symptom}, {tried}. Fix: lower lr_g and lr_d (e.g. 10x), use objective='wgan-gp' "
             "or spectral_norm=True, check the input scaling, or allow more roll-backs with divergence_retries")
-    logger.warning("training: %s in %s; rolling back to the start of the epoch and lowering the learning rates x%g",
+    logger.warning("training: %s in %s; rolling back to the last good state (the start of the epoch, or a checkpoint written since) and lowering the learning rates x%g",
                    symptom, where, guard.lr_factor)
 
 

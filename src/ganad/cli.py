@@ -101,6 +101,9 @@ def fit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUTPUT (refused without it)."),
     set_: List[str] = typer.Option([], "--set", help="Any model parameter as KEY=VALUE, typed like its default, e.g. --set width=8 --set search_eps=0.01. Repeatable; overrides --config and the options above."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of model parameters (key = value lines or a [params] table), e.g. epochs = 30."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint directory: the training state is written there atomically (every 60 s, or see --checkpoint-every) so that --resume can continue after a crash or a kill. See docs/training.md."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="With --checkpoint: write a checkpoint every N optimisation steps (default: every 60 s)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --checkpoint DIR (same data and options required; on CPU the model is the same as an uninterrupted run's)."),
 ):
     """Train a detector on normal data and save it to a model directory.
 
@@ -119,6 +122,11 @@ def fit(
         resolve_device(params.get("device", "auto"))  # an unavailable device: refused before reading or training
     except (GanadError, ValueError) as exc:
         _fail(exc)
+    if (checkpoint_every is not None or resume) and checkpoint is None:
+        _fail(ValueError(f"{'--resume' if resume else '--checkpoint-every'}: needs --checkpoint DIR. Fix: pass the checkpoint directory, "
+                         "e.g. ganad fit data.csv -o model/ --checkpoint ckpt/ --resume"))
+    if checkpoint is not None and window is not None:
+        _fail(ValueError("--checkpoint: not supported in series mode (--window) yet. Fix: train without --checkpoint"))
     if window is not None:  # series mode (issue 12): windows -> point scores -> events
         from ganad.series.commands import fit_series
         try:
@@ -144,7 +152,10 @@ def fit(
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
         det = cls(**{"random_state": 0, **params})
         t0 = time.perf_counter()
-        det.fit(X)  # under torchrun: distributed data-parallel, one process per rank (docs/distributed.md)
+        if checkpoint is not None:
+            det.fit(X, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        else:
+            det.fit(X)  # under torchrun: distributed data-parallel, one process per rank (docs/distributed.md)
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)  # checked when scoring
         from ganad.training import distributed

@@ -27,3 +27,8 @@ class NotFittedError(GanadError, _SkNotFitted):
 
 def _fmt(name: str, problem: str, fix: str) -> str:
     return f"{name}: {problem}. Fix: {fix}"
+
+
+class TrainingDiverged(GanadError, FloatingPointError):
+    """Training that kept diverging (non-finite losses or weights, an exploding gradient, a
+    collapsed discriminator) after the divergence guard's roll-backs; names stage, epoch and symptom."""

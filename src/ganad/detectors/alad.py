@@ -108,7 +108,7 @@ class ALAD(EncoderDetector):
             out["cycle_z"] = state.get("cz", zero)
             return out
 
-        return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz])]
+        return [Stage("alad", self.epochs, step, modules=[G, E, Dxz, Dxx, Dzz], optimizers=[opt_d, opt_ge], state=state)]
 
     def _components(self, x, inv):
         z, x_hat = inv["z"], inv["x_hat"]

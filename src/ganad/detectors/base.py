@@ -82,6 +82,17 @@ COMMON_PARAMS = """
         w·z(knn), each standardised by median / MAD on the held-out slice
         (:class:`ganad.scoring.composition.KnnBlend`). 0 = the method's own score alone. Chosen on
         held-out MIT-BIH DS1 records (benchmarks/RESULTS.md).
+    divergence_guard : bool, default True
+        Check every optimisation step for non-finite losses, gradients or weights, an exploding
+        gradient norm and (BCE GANs) a collapsed discriminator; on a symptom roll back to the last
+        good state (start of the epoch or latest checkpoint), multiply the stage's learning rates
+        by ``divergence_lr_factor`` and retry, at most ``divergence_retries`` times, then stop with
+        ``TrainingDiverged`` naming the stage, the epoch and the symptom (see
+        :mod:`ganad.training.guard`, docs/training.md).
+    divergence_lr_factor : float in (0, 1), default 0.1
+        Learning-rate multiplier of each roll-back.
+    divergence_retries : int >= 0, default 1
+        Roll-backs allowed before training stops with an error.
     objective : {'bce', 'wgan-gp', 'hinge'}
         Adversarial objective; ``n_critic`` discriminator steps per generator step, ``gp_weight`` for WGAN-GP.
     spectral_norm : bool
@@ -159,6 +170,9 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "n_members": (int, 1),
     "n_neighbors": (int, 5),
     "knn_weight": (float, 0.75),
+    "divergence_guard": (bool, True),
+    "divergence_lr_factor": (float, 0.1),
+    "divergence_retries": (int, 1),
 }
 
 
@@ -219,6 +233,9 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "lr_g": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
     "lr_d": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
     "scaler": Param(validator=_check_scaler),
+    "divergence_guard": Param(instance(bool, np.bool_), fix="pass True (check every step, the default) or False"),
+    "divergence_lr_factor": Param(real(0, 1, open="both"), fix="pass a learning-rate multiplier in (0, 1) such as 0.1"),
+    "divergence_retries": Param(integer(0), fix="pass a number of roll-backs >= 0 such as 1"),
 }
 
 
@@ -451,8 +468,18 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None):
+    def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None,
+            checkpoint_dir=None, checkpoint_every=None, checkpoint_seconds=None, resume=False):
         """Train on (mostly) normal data ``X``; ``y`` is ignored (unsupervised).
+
+        Checkpoints (issue 13): with ``checkpoint_dir``, the whole training state is written there
+        every ``checkpoint_every`` optimisation steps and / or every ``checkpoint_seconds`` seconds
+        (default: every 60 s when neither is given), and at the end of training, atomically (a
+        kill -9 at any moment leaves the previous checkpoint intact). ``resume=True`` continues
+        from the checkpoint there; on CPU the result is the same, bit for bit, as an
+        uninterrupted run. A checkpoint of other data or other parameters is refused, naming
+        what differs; so is a directory holding a checkpoint without ``resume=True``. See
+        :mod:`ganad.training.checkpoint` and docs/training.md.
 
         Robust training (training data contaminated with anomalies): with
         ``robust_contamination=c``, after ``robust_warmup`` plain epochs (default
@@ -469,6 +496,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         X = check_array(X, "X", min_samples=2)
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
+        ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
+                                      (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
@@ -486,8 +515,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if ddp is not None:
             self.device_ = ddp.device
         self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        if ddp is not None and ckpt is not None:
+            raise InputError(_fmt("checkpoint_dir", "was given to a distributed (torchrun) fit, where every rank would write the same checkpoint",
+                                  "train without checkpoint_dir under torchrun, or checkpoint a single-process run"))
         if ddp is not None:  # random_state=None draws a seed per process: every rank takes rank 0's
             self.seed_ = ddp.agree(self.seed_)
+        if ckpt is not None and ckpt[1] is not None:
+            self.seed_ = int(ckpt[1][0]["extra"]["seed"])  # random_state=None: the resumed run's own seed
         self.prior_ = make_prior(self.prior)
         if int(self.n_members) > 1:
             return self._fit_ensemble(X)
@@ -507,19 +541,34 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 criterion = ddp.from_rank0(criterion)
             selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
             t0 = time.perf_counter()
+            checkpointer, snapshot = ckpt if ckpt is not None else (None, None)
+            if checkpointer is not None:
+                checkpointer.extra = {"seed": self.seed_}
+            guard = None
+            if self.divergence_guard:
+                from ganad.training.guard import DivergenceGuard
+                guard = DivergenceGuard(self.divergence_lr_factor, self.divergence_retries)
             if ddp is not None:
                 ddp.prepare(self.nets_)
             try:
                 self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
                                       batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
                                       verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp,
-                                      callbacks=self.__dict__.get("_train_callbacks"))  # ganad.tune's per-epoch reports
+                                      callbacks=self.__dict__.get("_train_callbacks"),  # ganad.tune's per-epoch reports
+                                      nets=self.nets_, checkpointer=checkpointer,
+                                      resume=snapshot[1] if snapshot is not None else None, guard=guard)
             finally:
                 if ddp is not None:
                     ddp.restore(self.nets_)
             self.selection_ = selector.info
+            if guard is not None and guard.events:
+                self.selection_["divergence"] = guard.events
             train_s = time.perf_counter() - t0
+            if checkpointer is not None:
+                self.checkpoint_ = {"dir": str(checkpointer.dir), "written": checkpointer.n_written,
+                                    "seconds": checkpointer.seconds, "resumed": snapshot is not None}
         self.nets_.eval()
+        self._check_trained_weights()
         self._fit_extra(Xval if Xval is not None else Xtr)
         self._finish_robust()
         self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
@@ -536,6 +585,54 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                         "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
                         "score_s": time.perf_counter() - t1}
         return self
+
+    # ------------------------------------------------------------------ issue 13: checkpoints, divergence
+    def _checkpoint_setup(self, X, directory, every, seconds, resume, robust):
+        """(Checkpointer, (manifest, snapshot) or None) for a run with checkpoints, else None."""
+        from ganad.training import checkpoint as ck
+        if directory is None:
+            if resume:
+                raise InputError(_fmt("resume", "is True but no checkpoint_dir is given",
+                                      "pass checkpoint_dir (CLI: --checkpoint DIR) naming the checkpoint to resume from"))
+            if every is not None or seconds is not None:
+                raise InputError(_fmt("checkpoint_every / checkpoint_seconds", "are given without checkpoint_dir",
+                                      "pass checkpoint_dir (CLI: --checkpoint DIR) as well"))
+            return None
+        if int(self.n_members) > 1:
+            raise InputError(_fmt("checkpoint_dir", f"is not supported with an ensemble (n_members={self.n_members})",
+                                  "checkpoint one member at a time (n_members=1, random_state per member), or train without checkpoints"))
+        if every is not None and (not isinstance(every, (int, np.integer)) or isinstance(every, bool) or every < 1):
+            raise InputError(_fmt("checkpoint_every", f"is {every!r}", "pass a positive number of optimisation steps, or None"))
+        if seconds is not None and not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) and seconds > 0):
+            raise InputError(_fmt("checkpoint_seconds", f"is {seconds!r}", "pass a positive number of seconds, or None"))
+        from pathlib import Path
+        d = Path(directory)
+        if d.exists() and not d.is_dir():
+            raise InputError(_fmt(f"checkpoint_dir {d}", "is a file", "pass a directory (new, or holding a checkpoint to resume)"))
+        fp = ck.fingerprint(self, X, {"robust": list(robust)})
+        loaded = None
+        if resume:
+            loaded = ck.load(d)
+            ck.compare_fingerprints(loaded[0].get("fingerprint") or {}, fp, d)
+        elif ck.exists(d):
+            raise InputError(_fmt(f"checkpoint_dir {d}", "already holds a checkpoint",
+                                  "pass resume=True (CLI: --resume) to continue it, or delete it / choose another directory to start afresh"))
+        if every is None and seconds is None:
+            seconds = 60.0
+        cp = ck.Checkpointer(d, fp, every, seconds)
+        if loaded is not None:
+            cp.seq = int(loaded[0].get("seq", 0))
+        return cp, loaded
+
+    def _check_trained_weights(self):
+        """A model whose weights are not finite would score NaN: stop here, with the cause."""
+        from ganad.exceptions import TrainingDiverged
+        from ganad.training.checkpoint import finite_weights
+        if not finite_weights(self.nets_):
+            raise TrainingDiverged(
+                f"{type(self).__name__}: training ended with non-finite weights (NaN / inf), so every score would be NaN; "
+                "no model was kept. Fix: lower lr_g and lr_d, use objective='wgan-gp' or spectral_norm=True, check the "
+                "input scaling, and keep divergence_guard=True")
 
     # ------------------------------------------------------------------ issue 15: held-out slice, kNN bank, ensembles
     def _holdout(self, n: int) -> tuple[np.ndarray, np.ndarray]:

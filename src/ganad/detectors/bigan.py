@@ -93,7 +93,8 @@ class BiGAN(EncoderDetector):
             out["ge_loss"] = state.get("ge", torch.zeros((), device=x.device))
             return out
 
-        return [Stage("bigan", self.epochs, step, modules=[G, E, D])]
+        return [Stage("bigan", self.epochs, step, modules=[G, E, D], optimizers=[opt_d, opt_ge], state=state,
+                      collapse="d_loss" if obj == "bce" else None)]
 
     def _components(self, x, inv):
         D = self._inference_net("D")

@@ -73,7 +73,7 @@ class FAnoGAN(EncoderDetector):
             return {"izi_f": loss.detach(), "residual": rec.mean().detach(), "feature": feat.mean().detach()}
 
         n_enc = self.epochs if self.encoder_epochs is None else int(self.encoder_epochs)
-        return [gan, Stage("encoder", n_enc, step, modules=[E])]
+        return [gan, Stage("encoder", n_enc, step, modules=[E], optimizers=[opt])]
 
     def _components(self, x, inv):
         comps = super()._components(x, inv)

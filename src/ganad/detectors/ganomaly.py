@@ -88,7 +88,7 @@ class GANomaly(EncoderDetector):
             return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(), "adversarial": adv.mean().detach(),
                     "contextual": con.mean().detach(), "latent": lat.mean().detach()}
 
-        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2])]
+        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2], optimizers=[opt_g, opt_d])]
 
     def _latent_raw(self, x, inv):
         return (inv["z"] - self._inference_net("E2")(inv["x_hat"])).square().mean(1)

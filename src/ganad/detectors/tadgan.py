@@ -141,7 +141,7 @@ class TadGAN(EncoderDetector):
             zero = torch.zeros((), device=x.device)
             return {"cx_loss": lx.detach(), "cz_loss": lz.detach(), "ge_loss": state.get("ge", zero), "cycle": state.get("cycle", zero)}
 
-        return [Stage("tadgan", self.epochs, step, modules=[G, E, Cx, Cz])]
+        return [Stage("tadgan", self.epochs, step, modules=[G, E, Cx, Cz], optimizers=[opt_c, opt_ge], state=state)]
 
     # ------------------------------------------------------------------ score
     def _rec_error(self, x, x_hat):

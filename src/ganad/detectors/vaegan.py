@@ -112,7 +112,8 @@ class VAEGAN(EncoderDetector):
             return {"d_loss": loss_d.detach(), "loss": loss.detach(), "reconstruction": rec.mean().detach(),
                     "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
 
-        return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e))]
+        return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e),
+                      optimizers=[opt_d, opt_g])]
 
     def _train_code(self, x):
         return self.nets_["E"](x).chunk(2, dim=1)[0]  # E gives (μ, log σ²): the posterior mean

@@ -66,4 +66,5 @@ def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: in
         out["g_loss"] = state.get("g_last", zero.to(x.device))
         return out
 
-    return Stage(name, epochs, step, modules=[G, D])
+    return Stage(name, epochs, step, modules=[G, D], optimizers=[opt_d, opt_g], state=state,
+                 collapse="d_loss" if objective == "bce" else None)

@@ -312,6 +312,17 @@ class DDPContext:
         dist.broadcast(out, 0)
         return out.to(t.device)
 
+    def agree_symptom(self, symptom):
+        """The divergence guard's verdict agreed over the ranks (one all_reduce of one integer): a
+        symptom seen by any rank makes every rank roll back together, so that the networks stay
+        identical; a rank that saw nothing itself records which rank did."""
+        flag = torch.tensor([-1 if symptom is None else self.rank], dtype=torch.int64, device=self._comm_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        src = int(flag.item())
+        if src < 0:
+            return None
+        return symptom if symptom is not None else f"divergence seen on rank {src}"
+
     def average(self, means: dict[str, float]) -> dict[str, float]:
         """Per-epoch mean losses averaged over the ranks (one all_reduce per epoch)."""
         if not means:

@@ -28,36 +28,18 @@ class Stage:
     epochs: int
     step: Callable[[torch.Tensor, torch.Tensor | None], dict[str, torch.Tensor]]
     modules: list[torch.nn.Module] = field(default_factory=list)  # put in train mode during the stage
-    on_epoch: Callable[[int], None] | None = None  # called with the epoch index before each epoch (schedules, warm-ups)
+    on_epoch: Callable[[int], None] | None = None  # called with the epoch index before each epoch (schedules, warm-ups); must be idempotent (a resumed epoch calls it again)
+    optimizers: list[torch.optim.Optimizer] = field(default_factory=list)  # checkpointed; the divergence guard watches them and lowers their learning rates
+    state: dict = field(default_factory=dict)  # the step's own counters (n_critic phase, last losses): checkpointed with the run
+    collapse: str | None = None  # name of a BCE discriminator loss whose sustained ~0 means collapse (see training/guard.py)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' -> cuda when available, else cpu; any other device must exist here, else an
-    :class:`~ganad.exceptions.InputError` (a ValueError) naming it, the problem and the fix."""
-    from ganad.exceptions import InputError
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    fix = "use device='cpu' or 'auto' (CLI: --device cpu or --device auto)"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"device: {device!r} is not a device ({exc}). Fix: {fix}".replace("\n", " ")) from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device: {device!r} was requested but CUDA is not available here "
-                             f"(torch {torch.__version__} sees no CUDA GPU). Fix: {fix}")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device: {device!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s). "
-                             f"Fix: use an index below {torch.cuda.device_count()}, or 'cuda' / 'auto'")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            why = ("this torch build has no MPS support" if mps is None or not mps.is_built()
-                   else "no Apple-silicon GPU (Metal) is available on this machine")
-            raise InputError(f"device: {device!r} (Apple's Metal GPU) was requested but {why}. Fix: {fix}; "
-                             "on a Mac with Apple silicon, install a torch build with MPS")
-    elif dev.type != "cpu":
-        raise InputError(f"device: {device!r} is not supported by ganad (device type {dev.type!r}). Fix: {fix}, or 'cuda' / 'mps' where available")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was requested but CUDA is not available here. Fix: use device='cpu' or 'auto'")
     return dev
 
 
@@ -65,52 +47,109 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
           device: torch.device, verbose: bool | int = True,
           weight_fn: Callable[[int, str], torch.Tensor | None] | None = None,
           callbacks: list[Callable[[str, int, dict[str, float]], None]] | None = None,
-          selector=None, ddp=None) -> dict[str, list[float]]:
+          selector=None, nets: torch.nn.Module | None = None, checkpointer=None, resume=None,
+          guard=None, ddp=None) -> dict[str, list[float]]:
     """Run the stages in order on data ``X`` (a CPU tensor, already scaled).
 
     ``weight_fn(epoch, stage)`` may return per-sample weights for the whole training set
     (robust training); ``callbacks`` are called with ``(stage, epoch, mean_losses)`` after
     every epoch. ``selector`` (a :class:`ganad.training.selection.Selector`) keeps an average of
     the weights and chooses, label-free, the epoch of the last stage whose weights are kept.
+
+    Issue 13 (they need ``nets``, the module holding every network): ``checkpointer`` (a
+    :class:`ganad.training.checkpoint.Checkpointer`) writes the run's whole state every so many
+    steps / seconds and at the end; ``resume`` (a checkpoint's snapshot) continues a run from it;
+    ``guard`` (a :class:`ganad.training.guard.DivergenceGuard`) checks every step and rolls back
+    to the last good state (the epoch start or the latest checkpoint) on a symptom.
     ``ddp`` (a :class:`ganad.training.distributed.DDPContext`): distributed data-parallel training,
     each rank stepping on its slice of every global batch (see :mod:`ganad.training.distributed`).
     Returns the history: ``{"<stage>/<loss>": [per-epoch mean, ...]}``.
     """
+    from ganad.training.checkpoint import LoopState, TrainingState
+
     n = X.shape[0]
     bs = max(1, min(int(batch_size), n))
-    history: dict[str, list[float]] = {}
+    per_epoch = (n + bs - 1) // bs
     total_epochs = sum(s.epochs for s in stages)
-    progress = _Progress(total_epochs * ((n + bs - 1) // bs), verbose and (ddp is None or ddp.rank == 0))
+    ts = None
+    if nets is not None and (checkpointer is not None or resume is not None or guard is not None):
+        ts = TrainingState(nets, stages, generator, device, selector=selector, weighter=weight_fn, guard=guard)
+    ls = ts.restore(resume) if resume is not None else LoopState()
+    history = ls.history
+    progress = _Progress(total_epochs * per_epoch, verbose and (ddp is None or ddp.rank == 0))
     min_batch = 2 if ddp is None else ddp.min_batch
+    progress.advance(ls.done_steps)
+
+    def save():
+        snap = ts.capture(ls)
+        checkpointer.save(snap)
+        return snap  # also the guard's roll-back point: a run resumed from here rolls back to the same state
+
     try:
         for si, stage in enumerate(stages):
             last = si == len(stages) - 1
+            if si < ls.stage:  # done before the resumed position: as the uninterrupted run leaves them
+                for m in stage.modules:
+                    m.eval()
+                continue
             for m in stage.modules:
                 m.train()
-            for epoch in range(stage.epochs):
+            if guard is not None:
+                guard.attach(si, stage, nets)
+                if ls.epoch == 0 and ls.step == 0:
+                    guard.start_stage()
+            while ls.epoch < stage.epochs:
+                epoch = ls.epoch
+                snap = ts.capture(ls) if guard is not None and ts is not None else None  # the last good state
                 if stage.on_epoch is not None:
                     stage.on_epoch(epoch)
-                weights = weight_fn(epoch, stage.name) if weight_fn is not None else None
-                if ddp is not None and weights is not None:
-                    weights = ddp.broadcast(weights)  # rank 0's, so that every rank weights alike
-                perm = torch.randperm(n, generator=generator)
-                sums: dict[str, torch.Tensor] = {}
-                n_steps = 0
-                for start in range(0, n, bs):
+                if ls.step == 0:
+                    ls.weights = weight_fn(epoch, stage.name) if weight_fn is not None else None
+                    if ddp is not None and ls.weights is not None:
+                        ls.weights = ddp.broadcast(ls.weights)  # rank 0's, so that every rank weights alike
+                    ls.perm = torch.randperm(n, generator=generator)
+                    ls.sums, ls.n_steps = {}, 0
+                weights, perm, sums = ls.weights, ls.perm, ls.sums
+                symptom = None
+                for bi in range(ls.step, per_epoch):
+                    start = bi * bs
                     idx = perm[start:start + bs]
                     if idx.numel() < min_batch and n >= 2:  # BatchNorm needs two samples; fold a lone tail into the epoch's next pass
+                        ls.step = bi + 1
                         continue
                     with (nullcontext(idx) if ddp is None else ddp.step(idx)) as idx:  # DDP: this rank's slice
                         xb = X[idx].to(device, non_blocking=True)
                         wb = weights[idx].to(device) if weights is not None else None
                         losses = stage.step(xb, wb)
+                    if guard is not None:
+                        symptom = guard.check(stage, losses)
+                        if ddp is not None:  # every rank rolls back together, or none does
+                            symptom = ddp.agree_symptom(symptom)
+                        if symptom is not None:
+                            break
                     for k, v in losses.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
-                    n_steps += 1
+                    ls.n_steps += 1
                     if selector is not None:
                         selector.after_step()
                     progress.advance()
-                means = {k: float(v) / max(n_steps, 1) for k, v in sums.items()}  # one sync per epoch
+                    ls.step, ls.done_steps = bi + 1, ls.done_steps + 1
+                    if checkpointer is not None:
+                        checkpointer.step()
+                        if bi + 1 < per_epoch and checkpointer.due():
+                            s = save()
+                            snap = s if guard is not None else None
+                if symptom is None and guard is not None:
+                    symptom = guard.check_weights(nets)
+                    if ddp is not None:
+                        symptom = ddp.agree_symptom(symptom)
+                if symptom is not None:
+                    _roll_back(guard, ts, snap, stage, epoch, ls, symptom)
+                    ls = ts.restore(snap)
+                    history = ls.history
+                    guard.record(stage, epoch, symptom)
+                    continue
+                means = {k: float(v) / max(ls.n_steps, 1) for k, v in sums.items()}  # one sync per epoch
                 if ddp is not None:
                     means = ddp.average(means)
                 for k, v in means.items():
@@ -124,19 +163,44 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                         "and check the input scaling")
                 for cb in callbacks or ():
                     cb(stage.name, epoch, means)
+                ls.epoch, ls.step, ls.perm, ls.weights, ls.sums, ls.n_steps = epoch + 1, 0, None, None, {}, 0
                 if selector is not None and last and selector.after_epoch(epoch, stage.epochs):
-                    progress.advance((stage.epochs - epoch - 1) * ((n + bs - 1) // bs))
+                    progress.advance((stage.epochs - epoch - 1) * per_epoch)
+                    ls.done_steps += (stage.epochs - epoch - 1) * per_epoch
                     break
+                if checkpointer is not None and ls.epoch < stage.epochs and checkpointer.due():
+                    save()
             if selector is not None:
                 selector.end_stage(last)
             for m in stage.modules:
                 m.eval()
+            ls.stage, ls.epoch, ls.step = si + 1, 0, 0
+            if checkpointer is not None and (last or checkpointer.due()):
+                save()  # at the end of a stage when due, and always at the end of training
+        if guard is not None:
+            guard.detach()
         if selector is not None:
             selector.info = selector.finish()
             history.update(selector.history)
     finally:
         progress.close()
+        if guard is not None:
+            guard.detach()
     return history
+
+
+def _roll_back(guard, ts, snap, stage, epoch, ls, symptom) -> None:
+    """Raise TrainingDiverged once the guard's roll-backs are spent, else log the roll-back."""
+    from ganad.exceptions import TrainingDiverged
+    where = f"stage {stage.name!r} epoch {epoch + 1} step {ls.step + 1}"
+    if snap is None or guard.used >= guard.retries:
+        tried = (f"after {guard.used} roll-back(s) to the last good state with the learning rates lowered x{guard.lr_factor:g} each time"
+                 if guard.used else "with no roll-back allowed (divergence_retries=0)")
+        raise TrainingDiverged(
+            f"training: diverged in {where}: {symptom}, {tried}. Fix: lower lr_g and lr_d (e.g. 10x), use objective='wgan-gp' "
+            "or spectral_norm=True, check the input scaling, or allow more roll-backs with divergence_retries")
+    logger.warning("training: %s in %s; rolling back to the last good state (the start of the epoch, or a checkpoint written since) and lowering the learning rates x%g",
+                   symptom, where, guard.lr_factor)
 
 
 class _Progress:

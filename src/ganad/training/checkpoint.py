@@ -1,0 +1,364 @@
+"""Checkpoint and resume of the one training loop (issue 13), and the state snapshots the
+divergence guard rolls back to.
+
+A *snapshot* is everything that decides the rest of a run: the networks' weights and buffers
+(BatchNorm running statistics, spectral-norm vectors), every optimiser's state (Adam moments,
+step counts, learning rates), each stage's own counters (``Stage.state``: the ``n_critic``
+phase and the last generator loss), the :class:`~ganad.training.selection.Selector` (EMA
+shadow weights, its step counter, the best epoch's weights, the criterion history), robust
+training's weighter, the loop position (stage, epoch, batches done in the epoch; within an
+epoch also the epoch's permutation, its sample weights and the partial loss sums), the loss
+history, the divergence guard's state, the training ``torch.Generator`` and the global torch
+random state (dropout draws from it). Restoring a snapshot into freshly built networks and
+optimisers continues the run step for step: on CPU a resumed run ends with the same weights
+and scores, bit for bit, as an uninterrupted one (tests/test_checkpoint.py).
+
+On disk a checkpoint directory holds ``checkpoint.json`` (format, fingerprint of the data and
+of the parameters, the snapshot's non-tensor part, and the name and SHA-256 of its tensor file)
+and ``state-<n>.safetensors`` (every tensor). A new checkpoint writes and fsyncs its tensor file
+under a new name first, then replaces ``checkpoint.json`` atomically (write beside, fsync,
+``os.replace``, fsync the folder), and only then removes the previous tensor file: a kill -9 at
+any moment leaves a complete checkpoint, the previous or the new one. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ganad.exceptions import InputError, ModelFileError, _fmt
+
+FORMAT = "ganad-checkpoint"
+FORMAT_VERSION = 1
+MANIFEST = "checkpoint.json"
+
+
+# ---------------------------------------------------------------- loop position
+@dataclass
+class LoopState:
+    """Where the loop is: the next batch to run is batch ``step`` of epoch ``epoch`` of stage
+    ``stage`` (``step == 0``: the epoch has not started, so it has no permutation yet)."""
+
+    stage: int = 0
+    epoch: int = 0
+    step: int = 0
+    perm: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    sums: dict = field(default_factory=dict)
+    n_steps: int = 0
+    history: dict = field(default_factory=dict)
+    done_steps: int = 0  # progress bar position
+
+
+# ---------------------------------------------------------------- tensors <-> JSON tree
+def _split(obj, prefix: str, tensors: dict):
+    """A JSON-able tree of ``obj`` with every tensor replaced by a reference into ``tensors``
+    (a copy on the CPU)."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _split(v, f"{prefix}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"checkpoint: cannot store a {type(obj).__name__} ({prefix})")
+
+
+def _join(tree, tensors: dict, device=None):
+    """The inverse of :func:`_split`; tensors are copied (a snapshot can be restored twice)."""
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            t = tensors[tree["__tensor__"]]
+            return t.to(device, copy=True) if device is not None else t.clone()
+        if "__dict__" in tree:
+            return {(k if isinstance(k, (str, int)) else tuple(k)): _join(v, tensors, device) for k, v in tree["__dict__"]}
+        if "__tuple__" in tree:
+            return tuple(_join(v, tensors, device) for v in tree["__tuple__"])
+        raise ValueError(f"unknown node {sorted(tree)}")
+    if isinstance(tree, list):
+        return [_join(v, tensors, device) for v in tree]
+    return tree
+
+
+# ---------------------------------------------------------------- snapshots
+@dataclass
+class Snapshot:
+    tensors: dict
+    meta: dict
+
+
+class TrainingState:
+    """Captures and restores the whole state of a run (see the module's docstring)."""
+
+    def __init__(self, nets: torch.nn.Module, stages, generator: torch.Generator, device: torch.device,
+                 selector=None, weighter=None, guard=None):
+        self.nets, self.stages, self.generator, self.device = nets, stages, generator, device
+        self.selector, self.weighter, self.guard = selector, weighter, guard
+
+    def capture(self, ls: LoopState) -> Snapshot:
+        t: dict = {}
+        meta: dict = {}
+        for k, v in self.nets.state_dict().items():
+            t[f"net/{k}"] = v.detach().to("cpu", copy=True).contiguous()
+        meta["stages"] = [{"optimizers": [_split(o.state_dict(), f"opt/{i}/{j}", t) for j, o in enumerate(s.optimizers)],
+                           "state": _split(dict(s.state), f"stage/{i}", t)} for i, s in enumerate(self.stages)]
+        t["rng/generator"] = self.generator.get_state().clone()
+        t["rng/torch"] = torch.get_rng_state().clone()
+        if self.device.type == "cuda":
+            t["rng/cuda"] = torch.cuda.get_rng_state(self.device).clone()
+        sel = self.selector
+        if sel is not None:
+            meta["selector"] = {
+                "t": sel._t, "history": _split(sel.history, "sel/history", t), "stopped_at": sel.stopped_at,
+                "shadow": _split(list(sel.shadow), "sel/shadow", t) if sel.shadow is not None else None,
+                "best": _split(list(sel.best), "sel/best", t) if sel.best is not None else None}
+        w = self.weighter
+        if w is not None and hasattr(w, "log"):
+            meta["weighter"] = {"log": _split(w.log, "robust/log", t), "weights": _split(w.weights, "robust/weights", t) if w.weights is not None else None}
+        if self.guard is not None:
+            meta["guard"] = _split(self.guard.state(), "guard", t)
+        meta["loop"] = {"stage": ls.stage, "epoch": ls.epoch, "step": ls.step, "n_steps": ls.n_steps,
+                        "done_steps": ls.done_steps, "history": _split(ls.history, "loop/history", t),
+                        "sums": _split(dict(ls.sums), "loop/sums", t),
+                        "perm": _split(ls.perm, "loop/perm", t) if ls.perm is not None else None,
+                        "weights": _split(ls.weights, "loop/weights", t) if ls.weights is not None else None}
+        return Snapshot(t, meta)
+
+    def restore(self, snap: Snapshot) -> LoopState:
+        t, meta, dev = snap.tensors, snap.meta, self.device
+        sd = {k[4:]: v for k, v in t.items() if k.startswith("net/")}
+        with torch.no_grad():  # in place: the Selector and the optimisers keep pointing at the same tensors
+            own = self.nets.state_dict()
+            if sorted(own) != sorted(sd):
+                raise ValueError(f"the networks' tensors differ ({sorted(set(own) ^ set(sd))[:5]})")
+            for k, v in own.items():
+                v.copy_(sd[k])
+        if len(meta["stages"]) != len(self.stages):
+            raise ValueError(f"{len(meta['stages'])} stages stored, {len(self.stages)} built")
+        for s, m in zip(self.stages, meta["stages"]):
+            if len(m["optimizers"]) != len(s.optimizers):
+                raise ValueError(f"stage {s.name!r}: {len(m['optimizers'])} optimisers stored, {len(s.optimizers)} built")
+            for o, osd in zip(s.optimizers, m["optimizers"]):
+                o.load_state_dict(_join(osd, t))
+            s.state.clear()
+            s.state.update(_join(m["state"], t, dev))
+        self.generator.set_state(t["rng/generator"].clone())
+        torch.set_rng_state(t["rng/torch"].clone())
+        if "rng/cuda" in t and dev.type == "cuda":
+            torch.cuda.set_rng_state(t["rng/cuda"].clone(), dev)
+        sel, ms = self.selector, meta.get("selector")
+        if sel is not None and ms is not None:
+            sel._t, sel.history, sel.stopped_at = ms["t"], _join(ms["history"], t), ms["stopped_at"]
+            if ms["shadow"] is not None:
+                with torch.no_grad():
+                    for a, b in zip(sel.shadow, _join(ms["shadow"], t)):
+                        a.copy_(b)
+            best = _join(ms["best"], t, dev) if ms["best"] is not None else None
+            sel.best = tuple(best) if best is not None else None
+        w, mw = self.weighter, meta.get("weighter")
+        if w is not None and mw is not None:
+            w.log = _join(mw["log"], t)
+            w.weights = _join(mw["weights"], t) if mw["weights"] is not None else None
+        if self.guard is not None and "guard" in meta:
+            self.guard.load_state(_join(meta["guard"], t))
+        lp = meta["loop"]
+        return LoopState(stage=lp["stage"], epoch=lp["epoch"], step=lp["step"], n_steps=lp["n_steps"],
+                         done_steps=lp["done_steps"], history=_join(lp["history"], t),
+                         sums=_join(lp["sums"], t, dev),
+                         perm=_join(lp["perm"], t) if lp["perm"] is not None else None,
+                         weights=_join(lp["weights"], t) if lp["weights"] is not None else None)
+
+
+# ---------------------------------------------------------------- fingerprint
+def fingerprint(det, X: np.ndarray, extra: dict | None = None) -> dict:
+    """What a checkpoint belongs to: the training data (SHA-256 of its bytes, shape, dtype), the
+    detector's class and parameters (all but ``verbose``), and ``extra`` (robust training)."""
+    X = np.ascontiguousarray(X)
+    params = {k: v for k, v in det.get_params(deep=False).items() if k != "verbose"}
+    return {"class": type(det).__name__,
+            "data": {"sha256": hashlib.sha256(X.view(np.uint8).reshape(-1)).hexdigest(), "shape": list(X.shape),
+                     "dtype": str(X.dtype)},
+            "params": {k: _param_json(v) for k, v in sorted(params.items())},
+            "extra": _param_json(extra or {})}
+
+
+def _param_json(v):
+    if isinstance(v, (tuple, list)):
+        return [_param_json(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _param_json(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return repr(v)
+
+
+def compare_fingerprints(stored: dict, now: dict, directory) -> None:
+    """Refuse a checkpoint of other data or other parameters, naming what differs."""
+    where = f"checkpoint {directory}"
+    fix = "resume with the same data and parameters, or start afresh with another --checkpoint directory (or delete this one)"
+    if stored.get("class") != now["class"]:
+        raise InputError(_fmt(where, f"was written by {stored.get('class')}, not {now['class']}", fix))
+    sd, nd = stored.get("data", {}), now["data"]
+    if sd != nd:
+        what = []
+        if sd.get("shape") != nd["shape"]:
+            what.append(f"shape {tuple(sd.get('shape') or ())} then, {tuple(nd['shape'])} now")
+        if sd.get("dtype") != nd["dtype"]:
+            what.append(f"dtype {sd.get('dtype')} then, {nd['dtype']} now")
+        if not what:
+            what.append(f"same shape, different values (SHA-256 {str(sd.get('sha256'))[:12]}… then, {nd['sha256'][:12]}… now)")
+        raise InputError(_fmt(where, "was written for other training data: " + "; ".join(what), fix))
+    sp, np_ = stored.get("params", {}), now["params"]
+    diff = [f"{k}={sp.get(k, '(absent)')!r} then, {np_.get(k, '(absent)')!r} now" for k in sorted(set(sp) | set(np_))
+            if sp.get(k, "(absent)") != np_.get(k, "(absent)")]
+    if stored.get("extra") != now["extra"]:
+        diff.append(f"fit options {stored.get('extra')} then, {now['extra']} now")
+    if diff:
+        raise InputError(_fmt(where, "was written with other parameters: " + "; ".join(diff[:8]), fix))
+
+
+# ---------------------------------------------------------------- on disk
+def _fsync_path(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Checkpointer:
+    """Writes a checkpoint every ``every_steps`` optimisation steps and / or every ``every_seconds``
+    seconds (checked after each step and at the end of each epoch), and once at the end."""
+
+    def __init__(self, directory, fingerprint: dict, every_steps: int | None = None, every_seconds: float | None = None):
+        self.dir = Path(directory)
+        self.fingerprint = fingerprint
+        self.every_steps = every_steps
+        self.every_seconds = every_seconds
+        self.seq = 0
+        self._steps = 0
+        self._t = time.monotonic()
+        self.n_written = 0
+        self.seconds = 0.0  # time spent writing checkpoints
+        self.extra: dict = {}  # stored beside the snapshot (the detector's seed)
+
+    def step(self) -> None:
+        self._steps += 1
+
+    def due(self) -> bool:
+        if self.every_steps is not None and self._steps >= self.every_steps:
+            return True
+        return self.every_seconds is not None and time.monotonic() - self._t >= self.every_seconds
+
+    def save(self, snap: Snapshot) -> None:
+        t0 = time.perf_counter()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.seq += 1
+        data = st_save(snap.tensors)
+        name = f"state-{self.seq:06d}.safetensors"
+        _write_atomic(self.dir / name, data)
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "seq": self.seq, "written": time.time(),
+                    "fingerprint": self.fingerprint, "extra": self.extra,
+                    "tensors": {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+                    "state": snap.meta}
+        _write_atomic(self.dir / MANIFEST, json.dumps(manifest).encode())
+        _fsync_path(self.dir)
+        for f in self.dir.glob("state-*.safetensors"):  # the previous tensor files: no longer named
+            if f.name != name:
+                f.unlink(missing_ok=True)
+        for f in self.dir.glob(".*.tmp"):  # temporaries of killed writers
+            pid = f.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                f.unlink(missing_ok=True)
+        self._steps, self._t = 0, time.monotonic()
+        self.n_written += 1
+        self.seconds += time.perf_counter() - t0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def exists(directory) -> bool:
+    return (Path(directory) / MANIFEST).is_file()
+
+
+def load(directory) -> tuple[dict, Snapshot]:
+    """(manifest, snapshot) of the checkpoint in ``directory``; a clear error when there is none
+    or it is damaged."""
+    d = Path(directory)
+    where = f"checkpoint {d}"
+    if not (d / MANIFEST).is_file():
+        raise InputError(_fmt(where, f"has no {MANIFEST}: there is no checkpoint to resume from",
+                              "run without --resume (resume=False) to start training, writing checkpoints there"))
+    try:
+        man = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(_fmt(where, f"{MANIFEST} is unreadable ({exc})", "delete the directory and train afresh")) from exc
+    if not isinstance(man, dict) or man.get("format") != FORMAT:
+        raise ModelFileError(_fmt(where, f"{MANIFEST} is not a ganad checkpoint", "point --checkpoint at a checkpoint directory"))
+    if man.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(_fmt(where, f"has format version {man.get('format_version')}, this ganad reads {FORMAT_VERSION}",
+                                  "resume with the ganad version that wrote it, or train afresh"))
+    tf = man.get("tensors") or {}
+    name = str(tf.get("file", ""))
+    if "/" in name or not name.startswith("state-"):
+        raise ModelFileError(_fmt(where, f"names a tensor file {name!r} outside the directory", "delete the directory and train afresh"))
+    try:
+        data = (d / name).read_bytes()
+    except OSError as exc:
+        raise ModelFileError(_fmt(where, f"its tensor file {name} is missing ({exc.strerror})", "delete the directory and train afresh")) from exc
+    if hashlib.sha256(data).hexdigest() != tf.get("sha256"):
+        raise ModelFileError(_fmt(where, f"its tensor file {name} does not match its SHA-256 (damaged or replaced)",
+                                  "delete the directory and train afresh"))
+    return man, Snapshot(st_load(data), man["state"])
+
+
+def finite_weights(nets: torch.nn.Module) -> bool:
+    """True when every floating-point weight and buffer is finite."""
+    ts = [v for v in nets.state_dict().values() if v.is_floating_point()]
+    if not ts:
+        return True
+    return bool(math.isfinite(float(torch.stack([x.float() for x in torch._foreach_norm(ts)]).sum())))

@@ -1,0 +1,319 @@
+"""Issue 13: checkpoint / resume (bit-identical on CPU, atomic, fingerprinted) and the divergence guard."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ganad
+from ganad import AnoGAN, FAnoGAN, GANomaly
+from ganad.exceptions import InputError, TrainingDiverged
+from ganad.training import checkpoint as ck
+from ganad.training import guard as gd
+
+REPO = Path(__file__).resolve().parents[1]
+X = np.random.RandomState(0).randn(300, 6).astype(np.float32)
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.nets_.state_dict(), b.nets_.state_dict()
+    return sorted(sa) == sorted(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _interrupt_after(monkeypatch, k):
+    """Make the k-th checkpoint write the last thing the run does (a crash right after it)."""
+    orig, count = ck.Checkpointer.save, [0]
+
+    def save(self, snap):
+        orig(self, snap)
+        count[0] += 1
+        if count[0] == k:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck.Checkpointer, "save", save)
+    return lambda: monkeypatch.setattr(ck.Checkpointer, "save", orig)
+
+
+@pytest.mark.parametrize("cls,kw,kills", [
+    (GANomaly, {}, (2, 7)),  # mid-epoch and at an epoch boundary
+    # 3 checkpoints per epoch: in the GAN stage mid-epoch (n_critic phase), at its end, in the encoder stage
+    (FAnoGAN, {"epochs": 2, "n_critic": 2, "encoder_epochs": 2}, (2, 6, 8)),
+])
+def test_resume_is_bit_identical(tmp_path, monkeypatch, cls, kw, kills):
+    kw = {"epochs": 3, "random_state": 0, "batch_size": 32, **kw}
+    ref = cls(**kw).fit(X)
+    s_ref = ref.decision_function(X)
+    if cls is GANomaly:
+        plain = cls(**kw).fit(X, checkpoint_dir=tmp_path / "all", checkpoint_every=3)  # writing checkpoints changes nothing
+        assert np.array_equal(plain.decision_function(X), s_ref) and plain.checkpoint_["written"] > 5
+    stages = set()
+    for k in kills:
+        d = tmp_path / f"k{k}"
+        restore = _interrupt_after(monkeypatch, k)
+        with pytest.raises(KeyboardInterrupt):
+            cls(**kw).fit(X, checkpoint_dir=d, checkpoint_every=3)
+        restore()
+        man, _ = ck.load(d)
+        stages.add(man["state"]["loop"]["stage"])
+        det = cls(**kw).fit(X, checkpoint_dir=d, checkpoint_every=3, resume=True)
+        assert det.checkpoint_["resumed"]
+        assert _same_weights(det, ref)
+        assert np.array_equal(det.decision_function(X), s_ref)
+        assert det.history_ == ref.history_ and det.selection_ == ref.selection_
+    if cls is FAnoGAN:
+        assert stages == {0, 1}  # interrupted in both stages
+
+
+def test_resume_with_robust_training_and_random_state_none(tmp_path, monkeypatch):
+    d = tmp_path / "c"
+    restore = _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        GANomaly(epochs=2, batch_size=32).fit(X, checkpoint_dir=d, checkpoint_every=4, robust_contamination=0.1, robust_warmup=1)
+    restore()
+    seed = ck.load(d)[0]["extra"]["seed"]
+    det = GANomaly(epochs=2, batch_size=32).fit(X, checkpoint_dir=d, checkpoint_every=4, robust_contamination=0.1,
+                                                robust_warmup=1, resume=True)
+    assert det.seed_ == seed  # random_state=None: the run keeps the seed it started with
+    from ganad.detectors import base  # the uninterrupted run that drew the same seed
+    monkeypatch.setattr(base, "check_random_state", lambda rs: type("R", (), {"randint": lambda self, a, b: seed})())
+    ref = GANomaly(epochs=2, batch_size=32).fit(X, robust_contamination=0.1, robust_warmup=1)
+    assert ref.seed_ == seed
+    assert np.array_equal(det.decision_function(X), ref.decision_function(X))
+    assert np.array_equal(det.robust_weights_, ref.robust_weights_, equal_nan=True)
+
+
+def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path):
+    d = tmp_path / "c"
+    GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=2)
+    with pytest.raises(InputError, match="other training data: same shape, different values"):
+        GANomaly(epochs=1, random_state=0).fit(X + 1, checkpoint_dir=d, resume=True)
+    with pytest.raises(InputError, match=r"other training data: shape \(300, 6\) then, \(299, 6\) now"):
+        GANomaly(epochs=1, random_state=0).fit(X[:-1], checkpoint_dir=d, resume=True)
+    with pytest.raises(InputError, match=r"other parameters: epochs=1 then, 2 now; lr_d=0.0002 then, 0.001 now"):
+        GANomaly(epochs=2, lr_d=1e-3, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    with pytest.raises(InputError, match="written by GANomaly, not AnoGAN"):
+        AnoGAN(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    with pytest.raises(InputError, match="fit options"):
+        GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True, robust_contamination=0.1)
+    with pytest.raises(InputError, match="already holds a checkpoint.*resume=True"):
+        GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d)
+    with pytest.raises(InputError, match="no checkpoint to resume from"):
+        GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "none", resume=True)
+    with pytest.raises(InputError, match="resume: is True but no checkpoint_dir"):
+        GANomaly(epochs=1).fit(X, resume=True)
+    with pytest.raises(InputError, match="not supported with an ensemble"):
+        GANomaly(epochs=1, n_members=2).fit(X, checkpoint_dir=tmp_path / "e")
+    with pytest.raises(InputError, match="checkpoint_every: is 0"):
+        GANomaly(epochs=1).fit(X, checkpoint_dir=tmp_path / "z", checkpoint_every=0)
+    # a damaged tensor file is refused by its SHA-256, never half-loaded
+    man = ck.load(d)[0]
+    f = d / man["tensors"]["file"]
+    f.write_bytes(f.read_bytes()[:-8] + b"xxxxxxxx")
+    with pytest.raises(ganad.exceptions.ModelFileError, match="does not match its SHA-256"):
+        GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    # the CLI: non-zero exits with the message
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    np.save(tmp_path / "x.npy", X)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--resume", "-q"])
+    assert r.exit_code != 0 and "needs --checkpoint DIR" in r.output
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--epochs", "2", "-q",
+                                 "--checkpoint", str(tmp_path / "none"), "--resume"])
+    assert r.exit_code != 0 and "no checkpoint to resume from" in r.output and not (tmp_path / "m").exists()
+
+
+# a checkpoint write SIGKILLed before and after each of its file operations: the directory always
+# holds a loadable checkpoint (the previous or the new one), from which the run resumes exactly
+KILL_HELPER = r"""
+import os, signal, sys
+import numpy as np
+import ganad.training.checkpoint as ck
+from ganad import GANomaly
+d, kill_at = sys.argv[1], int(sys.argv[2])
+X = np.random.RandomState(0).randn(300, 6).astype(np.float32)
+count = [0]
+def wrap(fn):
+    def w(*a, **k):
+        if os.path.exists(os.path.join(d, ck.MANIFEST)):  # count only once a first checkpoint exists
+            count[0] += 1
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return fn(*a, **k)
+    return w
+ck._write_atomic, ck._fsync_path, os.replace, os.fsync = wrap(ck._write_atomic), wrap(ck._fsync_path), wrap(os.replace), wrap(os.fsync)
+GANomaly(epochs=2, random_state=0, batch_size=32).fit(X, checkpoint_dir=d, checkpoint_every=2)
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_checkpoint(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the child: bit-identical needs the same thread count (GEMM blocking)
+    try:
+        _kill_during_writes(tmp_path, env)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _kill_during_writes(tmp_path, env):
+    ref = GANomaly(epochs=2, random_state=0, batch_size=32).fit(X).decision_function(X)
+    seqs = []
+    for k in range(1, 11):  # every file operation of a write (tensor file, manifest: write, fsync, replace; folder fsync)
+        d = tmp_path / f"k{k}"
+        r = subprocess.run([sys.executable, "-c", KILL_HELPER, str(d), str(k)], env=env, capture_output=True, timeout=300)
+        assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+        man, _ = ck.load(d)  # never a damaged or half-written checkpoint
+        seqs.append(man["seq"])
+        assert len(list(d.glob("state-*.safetensors"))) in (1, 2)
+        det = GANomaly(epochs=2, random_state=0, batch_size=32).fit(X, checkpoint_dir=d, checkpoint_every=2, resume=True)
+        assert np.array_equal(det.decision_function(X), ref)
+    assert set(seqs) == {1, 2}  # killed both before and after the switch to the new checkpoint
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ganad.cli", "fit", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkilled_ganad_fit_resumes_to_the_same_model(tmp_path):
+    """A real ``ganad fit`` process SIGKILLed at a random moment after its first checkpoint, then
+    ``ganad fit --resume``: the same weights and scores as an uninterrupted run (2 trials here;
+    benchmarks/bench_resume.py runs 10)."""
+    Xb = np.random.RandomState(1).randn(1000, 8).astype(np.float32)
+    np.save(tmp_path / "x.npy", Xb)
+    common = ["--method", "ganomaly", "--epochs", "3", "--batch-size", "32", "-q", "--device", "cpu"]
+    p = _cli(tmp_path / "x.npy", "-o", tmp_path / "ref", *common)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    ref = ganad.load(tmp_path / "ref")
+    rng = random.Random(0)
+    killed = 0
+    for trial in range(2):
+        d, out = tmp_path / f"ck{trial}", tmp_path / f"m{trial}"
+        p = _cli(tmp_path / "x.npy", "-o", out, *common, "--checkpoint", d, "--checkpoint-every", "5")
+        t0 = time.monotonic()
+        while not (d / ck.MANIFEST).exists() and p.poll() is None and time.monotonic() - t0 < 300:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))
+        p.send_signal(signal.SIGKILL)
+        killed += p.wait(timeout=60) == -signal.SIGKILL
+        q = _cli(tmp_path / "x.npy", "-o", out, *common, "--checkpoint", d, "--checkpoint-every", "5", "--resume", "--overwrite")  # a run killed after its save left the model
+        assert q.wait(timeout=300) == 0, q.stderr.read()
+        det = ganad.load(out)
+        assert _same_weights(det, ref)
+        assert np.array_equal(det.decision_function(Xb), ref.decision_function(Xb))
+        assert det.threshold_ == ref.threshold_
+    assert killed >= 1  # at least one trial really killed mid-training
+
+
+# ---------------------------------------------------------------------------- divergence guard
+class _NaNAt(GANomaly):
+    """GANomaly whose step returns a NaN loss at the given global steps (a forced divergence)."""
+    nan_at: tuple = ()
+
+    def _stages(self, generator):
+        stages = super()._stages(generator)
+        st, orig, count = stages[0], stages[0].step, [0]
+
+        def step(x, w):
+            out = orig(x, w)
+            count[0] += 1
+            if count[0] in self.nan_at:
+                out["g_loss"] = out["g_loss"] * float("nan")
+            return out
+
+        st.step = step
+        return stages
+
+
+def test_guard_rolls_back_once_then_stops_with_a_clear_error(tmp_path):
+    _NaNAt.nan_at = (5,)
+    det = _NaNAt(epochs=2, random_state=0, batch_size=32).fit(X)
+    ev = det.selection_["divergence"]
+    assert len(ev) == 1 and ev[0]["epoch"] == 1 and "non-finite loss (g_loss=nan)" in ev[0]["symptom"]
+    assert np.isfinite(det.decision_function(X)).all()
+    _NaNAt.nan_at = (5, 12)  # 9 steps per epoch: the second NaN comes after the roll-back, in the retried epoch
+    with pytest.raises(TrainingDiverged, match=r"diverged in stage 'ganomaly' epoch 1 step \d+: non-finite loss \(g_loss=nan\), "
+                                               r"after 1 roll-back\(s\)") as exc:
+        _NaNAt(epochs=2, random_state=0, batch_size=32).fit(X)
+    assert isinstance(exc.value, FloatingPointError) and "Fix: lower lr_g and lr_d" in str(exc.value)
+    _NaNAt.nan_at = (5,)
+    with pytest.raises(TrainingDiverged, match="no roll-back allowed"):
+        _NaNAt(epochs=2, random_state=0, batch_size=32, divergence_retries=0).fit(X)
+    with pytest.raises(FloatingPointError, match="became non-finite"):  # guard off: the epoch-end check of before
+        _NaNAt(epochs=2, random_state=0, batch_size=32, divergence_guard=False).fit(X)
+
+
+def test_guard_lowers_the_learning_rate_and_changes_nothing_when_quiet():
+    a = GANomaly(epochs=2, random_state=0, batch_size=32).fit(X)
+    b = GANomaly(epochs=2, random_state=0, batch_size=32, divergence_guard=False).fit(X)
+    assert _same_weights(a, b) and "divergence" not in a.selection_
+    g = gd.DivergenceGuard(lr_factor=0.5)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=1e-3)
+
+    class S:
+        name, optimizers, collapse = "s", [opt], None
+    g.record(S, 0, "x")
+    assert opt.param_groups[0]["lr"] == 5e-4 and g.used == 1
+
+
+def _guard_steps(g, stage, p, grads, d_losses=None):
+    for i, v in enumerate(grads):
+        p.grad = torch.full_like(p, v)
+        stage.optimizers[0].step()
+        sym = g.check(stage, {"d_loss": torch.tensor(d_losses[i] if d_losses else 1.0)})
+        if sym:
+            return i, sym
+    return None, None
+
+
+def test_guard_detects_exploding_gradients_and_a_collapsed_discriminator():
+    p = torch.nn.Parameter(torch.zeros(100))
+    opt = torch.optim.Adam([p], lr=1e-3)
+
+    class S:
+        name, optimizers, collapse = "gan", [opt], "d_loss"
+    g = gd.DivergenceGuard()
+    g.attach(0, S)
+    # norm = |v| * 10: a spike 1e3 x the median and above 1e4 is caught at its own step
+    i, sym = _guard_steps(g, S, p, [1.0] * 30 + [5e3])
+    assert i == 30 and "exploding gradient norm 5e+04" in sym and "median of its last 30 steps 10" in sym
+    g = gd.DivergenceGuard()
+    g.attach(0, S)
+    i, sym = _guard_steps(g, S, p, [1e4] * 40)  # large all along: not a spike
+    assert sym is None
+    i, sym = _guard_steps(g, S, p, [float("inf")])
+    assert "non-finite gradient (optimiser gan/0)" in sym
+    g = gd.DivergenceGuard()
+    g.attach(0, S)
+    i, sym = _guard_steps(g, S, p, [1.0] * 600, [1e-5] * 600)
+    assert i == gd.COLLAPSE_STEPS - 1 and "discriminator collapse" in sym
+    g = gd.DivergenceGuard()
+    g.attach(0, S)
+    i, sym = _guard_steps(g, S, p, [1.0] * 600, ([1e-5] * 499 + [0.1]) * 2)  # interrupted: no collapse
+    assert sym is None
+    g.detach()
+
+
+def test_forced_divergence_never_saves_a_model_that_scores_nan(tmp_path):
+    """Learning rates x1000 and x1e8: a recovered run with finite scores or a clear error."""
+    outcomes = []
+    for factor, cls in ((1e3, GANomaly), (1e8, AnoGAN)):
+        try:
+            det = cls(epochs=3, random_state=0, lr_g=2e-4 * factor, lr_d=2e-4 * factor, search_n_max=20).fit(X)
+        except TrainingDiverged as exc:
+            assert "diverged in stage" in str(exc) and "Fix:" in str(exc)
+            outcomes.append("error")
+            continue
+        assert np.isfinite(det.decision_function(X)).all()
+        det.save(tmp_path / f"{cls.__name__}{factor:g}")
+        assert np.isfinite(ganad.load(tmp_path / f"{cls.__name__}{factor:g}").decision_function(X)).all()
+        outcomes.append("recovered")
+    assert "error" in outcomes  # x1e8 cannot be rescued by one 10x lower learning rate

@@ -11,8 +11,9 @@ at batch 1, 64 and 4,096 and 1 and 2 threads, through the paths that apply:
 
 * ``eager``: ganad's frozen PyTorch modules (``ganad.runtime.use("eager")``; autograd for ``grad``);
 * ``gemm`` and ``native`` (beat only): the compiled runners of ganad.runtime;
-* ``compile``: ``torch.compile`` of the same eager modules (``dynamic=True``, one compile per
-  function; the compile time is reported);
+* ``compile``: ``torch.compile`` of the same eager modules (``dynamic=True``; the first compile's
+  time is reported). Only at the first thread count of ``--threads``: dynamo guards on the thread
+  count, so every further count would compile everything again (minutes per function here);
 * ``onnxruntime``: the modules exported to ONNX (as ``ganad export`` does), run by ONNX Runtime
   with ``intra_op_num_threads`` = threads (forward passes only: no gradients).
 
@@ -38,6 +39,7 @@ import time
 import warnings
 from pathlib import Path
 
+import ganad  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp, as the CLI does)
 import torch
 from torch import nn
 
@@ -114,7 +116,7 @@ def ort_session(module, example, threads, outputs):
     return lambda a: sess.run(None, {"x": a})
 
 
-def paths_for(kind, work, G, E, D, shape, threads, compiled, sessions, use_compile):
+def paths_for(kind, work, G, E, D, shape, threads, compiled, sessions, use_compile, compile_threads):
     """name -> (function of the batch input, prepared once per batch)."""
     Gr, Er, Dr = (runtime.compile(m) for m in (G, E, D))
     out = {}
@@ -138,7 +140,7 @@ def paths_for(kind, work, G, E, D, shape, threads, compiled, sessions, use_compi
                 obj = Gr.objective(a[1], lambda xh, t: ((xh - t).flatten(1).square().mean(1),) * 2, distance="l2")
                 return obj.value_and_grad_z(a[0], obj.target)
             out[name] = in_runtime(name, grad)
-    if use_compile:
+    if use_compile and threads == compile_threads:
         key = (kind, work)
         if key not in compiled:
             mod = {"G": G, "EGD": EGD(E, G, D), "grad": G}[work]
@@ -211,6 +213,7 @@ def main(argv=None):
     t_start = time.time()
     load0 = os.getloadavg()
     runtime.status()  # builds the native library first, outside the timings
+    torch._dynamo.config.recompile_limit = 32  # batch 1 and batch > 1 compile separately (size specialisation)
     rows, compiled, sessions = [], {}, {}
     for kind in args.models.split(","):
         G, E, D, shape = build(kind)
@@ -218,7 +221,8 @@ def main(argv=None):
             for B in [int(b) for b in args.batches.split(",")]:
                 for th in [int(t) for t in args.threads.split(",")]:
                     torch.set_num_threads(th)
-                    paths = paths_for(kind, work, G, E, D, shape, th, compiled, sessions, not args.no_compile)
+                    paths = paths_for(kind, work, G, E, D, shape, th, compiled, sessions, not args.no_compile,
+                                      int(args.threads.split(",")[0]))
                     a = example(kind, work, B, shape)
                     with torch.no_grad():
                         for fn in paths.values():  # warm-up (caches, lazily built runners)

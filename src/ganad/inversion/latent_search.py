@@ -80,6 +80,9 @@ class LatentSearch:
         if int(self.n_max) < 0 or int(self.restarts) < 1:
             raise ValueError("search: n_max must be >= 0 and restarts >= 1. Fix: for example n_max=500, restarts=1")
 
+    def _loss(self, G, D, z, x):
+        return self._loss_of(G(z), D, x)
+
     def _loss_of(self, x_hat, D, x):
         """(search loss, distance) per sample. With ``feature_weight`` = λ > 0 the loss is
         (1 − λ)·Σ d(x, x̂) + λ·Σ|f(x) − f(x̂)| over the n_x elements of x and the n_f

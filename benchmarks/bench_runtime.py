@@ -196,6 +196,15 @@ def time_call(fn, a, min_time):
             return total / k
 
 
+def _write_partial(name, rows):
+    """The rows so far (a long run stopped early still leaves its cells)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"{name}.partial.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="beat,tabular,image")
@@ -205,6 +214,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.05)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compile-work", default="G,EGD,grad", help="workloads that torch.compile is measured on")
     ap.add_argument("--quick", action="store_true", help="batch 64, 2 rounds (a smoke run)")
     ap.add_argument("--out", default="runtime")
     args = ap.parse_args(argv)
@@ -221,7 +231,8 @@ def main(argv=None):
             for B in [int(b) for b in args.batches.split(",")]:
                 for th in [int(t) for t in args.threads.split(",")]:
                     torch.set_num_threads(th)
-                    paths = paths_for(kind, work, G, E, D, shape, th, compiled, sessions, not args.no_compile,
+                    use_compile = not args.no_compile and work in args.compile_work.split(",")
+                    paths = paths_for(kind, work, G, E, D, shape, th, compiled, sessions, use_compile,
                                       int(args.threads.split(",")[0]))
                     a = example(kind, work, B, shape)
                     with torch.no_grad():
@@ -239,6 +250,7 @@ def main(argv=None):
                         rows.append({"model": kind, "work": work, "batch": B, "threads": th, "path": p,
                                      "us_per_sample": dt / B * 1e6, "samples_per_s": B / dt, "load1": load,
                                      "spread": (max(ts) - min(ts)) / dt})
+                    _write_partial(args.out, rows)
                     best = {r["path"]: r["us_per_sample"] for r in rows[-len(times):]}
                     print(f"{kind:8s} {work:5s} B={B:5d} T={th}  " + "  ".join(f"{p} {v:9.2f}" for p, v in best.items())
                           + f"  (us/sample, load {load:.2f})", flush=True)

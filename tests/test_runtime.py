@@ -379,7 +379,8 @@ def test_performance_doc_examples_run():
     assert len(blocks) == 3
     ns: dict = {}
     exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
-    assert ns["runners"]["gemm"] is not None
+    assert ns["runners"]["eager"] == "eager" and ns["runners"]["gemm"] == "gemm"
+    assert ns["runners"]["native"] == ("native" if native.available() else "gemm")
 
 
 # ---------------------------------------------------------------------- the native library: build and trust

@@ -190,7 +190,7 @@ def test_detector_scores_equal_eager(kind, name):
 
 @pytest.mark.parametrize("kind", ["eager", "gemm", NATIVE])
 def test_the_switch_selects_the_runner(kind, monkeypatch):
-    """use() selects what runs (counted on the runners' own entry points), as a block or for the thread."""
+    """use() selects what runs (counted on the runners' own entry points), as a block."""
     G = runtime.compile(frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3)))
     calls = []
     monkeypatch.setattr(gemm.GeneratorProgram, "__call__", lambda self, z, _o=gemm.GeneratorProgram.__call__: calls.append("gemm") or _o(self, z))
@@ -293,7 +293,7 @@ def test_concurrent_threads_get_single_thread_results(kind):
     out = [None, None]
 
     def work(i):
-        with torch.no_grad(), runtime.use(kind):  # the switch is per thread
+        with torch.no_grad():  # the switch holds for every thread
             for _ in range(20):
                 if not torch.equal(G(zs[i]), ref[i]):
                     out[i] = "differs"
@@ -301,10 +301,11 @@ def test_concurrent_threads_get_single_thread_results(kind):
             out[i] = "same"
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with runtime.use(kind):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert out == ["same", "same"]
 
 
@@ -529,3 +530,18 @@ def test_bad_compiler_output_falls_back_with_a_warning(tmp_path, kind):
     cc.chmod(0o755)
     r = _run(tmp_path, {"CC": str(cc)})
     assert "AVAILABLE False" in r.stdout and "rebuilding" in r.stderr and "GEMM programs" in r.stderr
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_runners_survive_deepcopy(kind):
+    """A detector copied with its runners (copy.deepcopy) scores with them as before."""
+    import copy
+
+    torch.manual_seed(11)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    z = torch.randn(5, 8)
+    with torch.no_grad(), runtime.use(kind):
+        ref = G(z)
+        G2 = copy.deepcopy(G)
+        assert G2.runner_for(z) == kind
+        _close(G2(z), ref, rtol=1e-6)

@@ -21,20 +21,19 @@ Behind it, per call, one of three runners computes the same function (tests/test
 
 ``gemm`` and ``native`` cover the conv1d family on CPU float32 without autograd or tracing; the
 runner falls back to the next simpler one everywhere else (native → gemm → eager). Which runner
-runs is one switch: :func:`use` (``"auto"``, the default: native where built, else gemm, else
-eager), or the environment variable ``GANAD_RUNTIME``. ``benchmarks/bench_runtime.py`` measures
+runs is one switch for the process: :func:`use` (``"auto"``, the default: native where built, else
+gemm, else eager), whose default is the environment variable ``GANAD_RUNTIME``. ``benchmarks/bench_runtime.py`` measures
 every runner against PyTorch eager, ``torch.compile`` and ONNX Runtime (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 
 KINDS = ("auto", "eager", "gemm", "native")
 
-_STATE = threading.local()
+_CHOSEN: list[str] = []  # use()'s choice, else empty: the environment's
 _DEFAULT: list[str] = []
 
 
@@ -53,18 +52,17 @@ def _from_env() -> str:
 
 
 def selected() -> str:
-    """The runtime in force: ``use``'s choice on this thread, else the process default
-    (``GANAD_RUNTIME``, else ``"auto"``)."""
-    kind = getattr(_STATE, "kind", None)
-    if kind is not None:
-        return kind
+    """The runtime in force: ``use``'s choice, else ``GANAD_RUNTIME``, else ``"auto"``."""
+    if _CHOSEN:
+        return _CHOSEN[0]
     if not _DEFAULT:
         _DEFAULT.append(_from_env())
     return _DEFAULT[0]
 
 
 class use:
-    """Choose the runtime: ``ganad.runtime.use("gemm")`` for the rest of the thread, or as a block::
+    """Choose the runtime for the process: ``ganad.runtime.use("gemm")`` from now on, or as a block
+    (the previous choice comes back at its end; every thread, a server's workers included, follows)::
 
         with ganad.runtime.use("eager"):        # the PyTorch modules, e.g. as a reference
             reference = det.decision_function(X)
@@ -77,14 +75,14 @@ class use:
         if kind not in KINDS:
             from ganad.exceptions import InputError
             raise InputError(f"runtime: {kind!r} is not a runtime. Fix: use one of {', '.join(KINDS)}")
-        self._old = getattr(_STATE, "kind", None)
-        _STATE.kind = kind
+        self._old = list(_CHOSEN)
+        _CHOSEN[:] = [kind]
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _STATE.kind = self._old
+        _CHOSEN[:] = self._old
         return False
 
 

@@ -8,9 +8,6 @@ from torch import nn
 
 from ganad.runtime import gemm, native
 
-_NOT_BUILT = object()
-
-
 def usable(x: torch.Tensor) -> bool:
     """True where a compiled runner may replace the module: CPU float32, no autograd, no tracing."""
     return (x.device.type == "cpu" and x.dtype == torch.float32
@@ -33,7 +30,7 @@ class Runner:
     def __init__(self, module: nn.Module):
         self.module = module
         self._gemm = None
-        self._native = _NOT_BUILT
+        self._native, self._native_tried = None, False
 
     # ------------------------------------------------------------------ choice
     def _build_native(self):
@@ -41,8 +38,9 @@ class Runner:
 
     def native_runner(self):
         """The native kernels' form of this network (built, and the library compiled, on first use), or None."""
-        if self._native is _NOT_BUILT:
+        if not self._native_tried:
             self._native = self._build_native() if self._gemm is not None else None
+            self._native_tried = True
         return self._native
 
     def runner_for(self, x: torch.Tensor) -> str:

@@ -127,7 +127,7 @@ class _DownFn(torch.autograd.Function):
         m = L // 2
         co = w.shape[1]
         p = xp.reshape(n, m, 2 * c)
-        wcols = w.reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)  # layout.down_pairs of the weight
+        wcols = layout.taps_to_pairs(w)  # [U | V]
         q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
         out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
         ctx.slope = slope

@@ -26,8 +26,13 @@ def down_taps(w: torch.Tensor) -> torch.Tensor:
 def down_pairs(w: torch.Tensor) -> torch.Tensor:
     """Conv1d weight (co, c, 4) -> [U | V] (2 c, 2 co): with the input read as pairs of rows
     P[j] = (x[2j-1], x[2j]), output j = P[j] U + P[j+1] V."""
-    c, co = w.shape[1], w.shape[0]
-    return down_taps(w).reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)
+    return taps_to_pairs(down_taps(w))
+
+
+def taps_to_pairs(taps: torch.Tensor) -> torch.Tensor:
+    """:func:`down_taps` (4 c, co) -> :func:`down_pairs` (2 c, 2 co)."""
+    c, co = taps.shape[0] // 4, taps.shape[1]
+    return taps.reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)
 
 
 def up_taps(w: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ the throughputs (median over rounds of the per-round ratio). Beside it, the AnoG
 search on the same generator (random start and warm start from E(x)) at batch 256.
 
 Reference rows run the same networks through the GEMM programs with the native kernels off
-(ganad.nets.native, only where they are built) and through the torch modules (fast path off).
+(ganad.runtime.use('gemm'), only where the native kernels are built) and through the torch modules (fast path off).
 
     python benchmarks/bench_encoder_scoring.py                 # f-AnoGAN, a few minutes
     python benchmarks/bench_encoder_scoring.py --methods all   # every encoder method
@@ -34,15 +34,16 @@ from bench_latent_search import load_beats  # noqa: E402
 from common import machine, markdown_table, matmul_peak, shared_data, write_json  # noqa: E402
 
 from ganad.detectors import DETECTORS  # noqa: E402
-from ganad.nets import fast1d, native  # noqa: E402
+from ganad import runtime  # noqa: E402
+from ganad.runtime import native  # noqa: E402
 
 ENCODER_METHODS = ["fanogan", "bigan", "alad", "ganomaly", "vaegan"]
 
 
 def scoring_flops(det, x) -> float:
-    """Model FLOPs per sample: the modules' own arithmetic (the CPU programs of ganad.nets.fast1d
+    """Model FLOPs per sample: the modules' own arithmetic (the compiled runners of ganad.runtime
     also multiply pad rows and banded zero blocks, which are not counted as useful work)."""
-    with fast1d.disabled(), FlopCounterMode(display=False) as fc:
+    with runtime.use("eager"), FlopCounterMode(display=False) as fc:
         det.decision_function(x)
     return fc.get_total_flops() / len(x)
 
@@ -51,9 +52,9 @@ def _path(mode):
     """'fast': native kernels where built, else the GEMM programs; 'programs': the GEMM programs
     (native kernels off); 'module': the torch modules (fast path off)."""
     if mode == "module":
-        return fast1d.disabled()
+        return runtime.use("eager")
     if mode == "programs":
-        return native.disabled()
+        return runtime.use("gemm")
     return contextlib.nullcontext()
 
 

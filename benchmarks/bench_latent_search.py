@@ -16,7 +16,6 @@ and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
@@ -90,7 +89,8 @@ def main(argv=None):
     x_all = torch.from_numpy(det.scaler_.transform(Xev))
     search = det.latent_search()
     n_params = sum(p.numel() for p in det.nets_["G"].parameters())
-    from ganad.nets import fast1d, native
+    from ganad import runtime
+    from ganad.runtime import native
 
     worst = type(search)(**{**search.__dict__, "eps": 0.0})  # no sample converges: every one runs n_max
 
@@ -98,7 +98,7 @@ def main(argv=None):
         """ms per sample of inverting x_all[:n] in batches of B; (time, mean iterations, converged).
         mode: 'fast' (native kernels where built, else the GEMM program), 'programs' (the GEMM
         program, native kernels off), 'module' (autograd through the torch modules)."""
-        ctx = {"module": fast1d.disabled, "programs": native.disabled}.get(mode, contextlib.nullcontext)()
+        ctx = runtime.use({"module": "eager", "programs": "gemm"}.get(mode, "auto"))
         its, conv = [], []
         with ctx:
             t = time.perf_counter()

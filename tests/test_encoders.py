@@ -256,7 +256,7 @@ def test_decision_function_computes_only_the_composers_components(name, cancer):
     X = cancer[1][:40]
     full = det.score_components(X)
     calls = {}
-    nets = {k: det._inference_net(k) for k in det.nets_}
+    nets = {k: det._inference_net(k).module for k in det.nets_}  # the eager modules (tabular data)
     hooks = [net.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls.get(k, 0) + 1))
              for k, net in nets.items()]
     try:

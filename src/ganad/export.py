@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganad import runtime
 from ganad.exceptions import InputError, _fmt
 
 
@@ -39,7 +40,7 @@ class ScoringModule(nn.Module):
         if self.clip:
             self.register_buffer("lo", torch.as_tensor(detector.scaler_.lo.reshape(sh.shape)))
             self.register_buffer("hi", torch.as_tensor(detector.scaler_.hi.reshape(sh.shape)))
-        self.nets = nn.ModuleDict({name: detector._inference_net(name) for name in detector.nets_})
+        self.nets = nn.ModuleDict({name: detector._inference_net(name).module for name in detector.nets_})
         dev = detector.device_
         with torch.inference_mode():
             x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
@@ -158,7 +159,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     parts = members if members is not None else [detector]
     saved = []
     for d in parts:
-        exports = {n: copy.deepcopy(d._inference_net(n)).cpu() for n in d.nets_}
+        exports = {n: runtime.compile(copy.deepcopy(d._inference_net(n).module).cpu()) for n in d.nets_}
         saved.append({k: d.__dict__.get(k) for k in ("_frozen", "device_")})
         d.__dict__["_frozen"], d.device_ = exports, torch.device("cpu")
     try:

@@ -33,6 +33,7 @@ from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
 from ganad.io import load_model, save_model
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
+from ganad import runtime
 from ganad.nets.inference import frozen_copy
 from ganad.params import Param, custom, instance, integer, none, options, real, validate_params
 from ganad.scoring import components as C
@@ -358,38 +359,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if key not in memo:
             D = self._inference_net("D")
             x_hat = inv.get("x_hat")
-            pair = self._native_d_pair(D, inv) if key in ("x", "x_hat") and not memo else None
-            if pair is not None:
-                memo["x"], memo["x_hat"] = pair
-            elif key == "x" and "x_hat" not in memo and x_hat is not None and x_hat.shape == x.shape:
-                # D of x and of x̂ in one call: half the per-call work of small networks
-                logit, feats = D(torch.cat([x, x_hat]))
-                n = x.shape[0]
-                memo["x"], memo["x_hat"] = (logit[:n], feats[:n]), (logit[n:], feats[n:])
+            if key == "x" and "x_hat" not in memo and x_hat is not None and x_hat.shape == x.shape:
+                # D of x and of x̂ in one pass (the runtime's fused pass: half the per-call work)
+                memo["x"], memo["x_hat"] = runtime.discriminate_pair(D, x, x_hat, inv.get("_runtime"))
             else:
                 memo[key] = D(x)
         return memo[key]
-
-    def _native_d_pair(self, D, inv: dict):
-        """D(x) and D(x̂) as (logit, features) pairs in one run of the native kernels, reading the
-        channels-last copies the encoder pass left in ``inv``; None where that does not apply."""
-        from ganad.nets import fast1d, native
-        prog = D.__dict__.get("_fast")
-        x, x_hat = inv.get("_x_cl"), inv.get("x_hat")
-        if getattr(prog, "native_head", None) is None or x is None or x_hat is None or not native.available():
-            return None
-        if not fast1d.usable(x) or x.shape[0] != x_hat.shape[0]:
-            return None
-        xh = inv.get("_x_hat_cl")
-        if xh is None:
-            xh = x_hat.transpose(1, 2).contiguous()
-        n, keep, stack = x.shape[0], D.feature_layer, prog.native_head
-        lx, fx = stack.outputs(n, keep)
-        lh, fh = stack.outputs(n, keep)
-        if fx is None:
-            return None
-        native.run([(stack, x, lx, fx, keep), (stack, xh, lh, fh, keep)])
-        return (lx.reshape(-1), fx), (lh.reshape(-1), fh)
 
     # ------------------------------------------------------------------ helpers
     def _width(self):
@@ -416,11 +391,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Check every parameter against the class's constraints (:attr:`_parameter_constraints`)."""
         validate_params(self)
 
-    def _inference_net(self, name: str) -> nn.Module:
-        """Frozen, BatchNorm-folded copy of a trained network, made once after fit / load."""
+    def _inference_net(self, name: str) -> runtime.Runner:
+        """The runner (:func:`ganad.runtime.compile`) of a frozen, BatchNorm-folded copy of a trained
+        network, made once after fit / load; ``.module`` is the copy."""
         cache = self.__dict__.setdefault("_frozen", {})
         if name not in cache:
-            cache[name] = frozen_copy(self.nets_[name]).to(self.device_)
+            cache[name] = runtime.compile(frozen_copy(self.nets_[name]).to(self.device_))
         return cache[name]
 
     def _score_chunk(self, bs: int) -> int:
@@ -845,7 +821,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         from ganad.training.robust import batched_proxy
         D = self._inference_net("D")
         try:
-            v = batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D], self.device_,
+            v = batched_proxy(lambda x: torch.nn.functional.softplus(-D(x)[0].reshape(-1)), Xt, [D.module], self.device_,
                               int(self.score_batch_size))
         except (TypeError, ValueError):  # D(x, z) of BiGAN-style methods
             return None

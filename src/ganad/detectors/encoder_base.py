@@ -12,7 +12,7 @@ import torch
 
 from ganad.detectors.base import BaseGANDetector
 from ganad.inversion.latent_search import LatentSearch
-from ganad.nets import fast1d
+from ganad import runtime
 from ganad.params import Param, options
 from ganad.training import distributed
 from ganad.training.objectives import d_loss, g_loss, wmean
@@ -82,16 +82,15 @@ class EncoderDetector(BaseGANDetector):
         return torch.inference_mode() if self.inversion == "encoder" else torch.no_grad()
 
     def _score_chunk(self, bs: int) -> int:
-        """``score_batch_size``, or less where the networks run as CPU GEMM programs
-        (:mod:`ganad.nets.fast1d`). Those work in cache-sized blocks anyway; scoring a block at a
+        """``score_batch_size``, or less where the networks run on compiled CPU runners
+        (:mod:`ganad.runtime`). Those work in cache-sized blocks anyway; scoring a block at a
         time keeps every intermediate (x̂, features, components) cache-sized too and reuses the
         same memory from step to step. Batch-sized intermediates (megabytes at batch 4096) go
         back to the operating system after each batch and are page-faulted in again by the
         next: about a fifth of the encoder-scoring time (benchmarks/RESULTS.md)."""
-        if self.inversion != "encoder" or self.device_.type != "cpu" or not fast1d.enabled():
+        if self.inversion != "encoder" or self.device_.type != "cpu":
             return bs  # the latent search keeps score_batch_size as its batch
-        blocks = [prog.block for name in self._networks
-                  if (prog := self._inference_net(name).__dict__.get("_fast")) is not None]
+        blocks = [b for name in self._networks if (b := self._inference_net(name).preferred_batch()) is not None]
         return min([bs] + blocks)
 
     _parameter_constraints = {
@@ -103,32 +102,6 @@ class EncoderDetector(BaseGANDetector):
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
         return self._inference_net("E")(x)
 
-    def _native_invert(self, x: torch.Tensor) -> dict | None:
-        """z = E(x) and x̂ = G(z) in one run of the native kernels (:func:`ganad.nets.native.run`):
-        each thread takes a piece of the batch through E and then G while its codes are in cache.
-        None where that does not apply (no native kernels, a method with its own ``_encode``, ...)."""
-        if type(self)._encode is not EncoderDetector._encode or not fast1d.usable(x):
-            return None
-        from ganad.nets import native
-        if not native.available():
-            return None
-        pe = self._inference_net("E").__dict__.get("_fast")
-        pg = self._inference_net("G").__dict__.get("_fast")
-        if getattr(pe, "native_head", None) is None or getattr(pg, "native", None) is None or not pe.accepts(x):
-            return None
-        n = x.shape[0]
-        xt = x.transpose(1, 2).contiguous()  # channels-last, as the kernels read it
-        z, _ = pe.native_head.outputs(n)
-        g, _ = pg.native.outputs(n)
-        if z.shape[1] != pg.latent_dim:
-            return None
-        native.run([(pe.native_head, xt, z, None, -1), (pg.native, z.view(n, 1, -1), g, None, -1)])
-        x_hat, x_hat_cl = pg.finish(g)
-        inv = {"z": z, "x_hat": x_hat, "_x_cl": xt}
-        if x_hat_cl is not None:
-            inv["_x_hat_cl"] = x_hat_cl
-        return inv
-
     def latent_search(self) -> LatentSearch:
         return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
                             lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
@@ -136,14 +109,14 @@ class EncoderDetector(BaseGANDetector):
     def _search_D(self):
         D = self._inference_net("D")
         from ganad.nets.blocks import FeatureDiscriminator
-        return D if isinstance(D, FeatureDiscriminator) else None  # joint D(x, z) cannot judge x alone
+        return D if isinstance(D.module, FeatureDiscriminator) else None  # joint D(x, z) cannot judge x alone
 
     def _invert(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         G = self._inference_net("G")
         if self.inversion == "encoder":
-            fused = self._native_invert(x)
-            if fused is not None:
-                return fused
+            if type(self)._encode is EncoderDetector._encode:  # E then G in one pass where the runtime fuses them
+                z, x_hat, handle = runtime.encode_generate(self._inference_net("E"), G, x)
+                return {"z": z, "x_hat": x_hat, "_runtime": handle}
             z = self._encode(x)
             return {"z": z, "x_hat": G(z)}
         z0 = self._encode(x) if self.search_init == "encoder" else None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ganad import runtime
 from ganad.inversion.starts import hashed_uniform, row_seeds
 from ganad.progress import within_batch
 from ganad.training.priors import Prior
@@ -101,51 +102,18 @@ class LatentSearch:
             loss = dist
         return loss, dist
 
-    def _fast_program(self, G, D, x, z):
-        """The generator's CPU GEMM program (ganad.nets.fast1d) where it computes this search's
-        loss exactly: conv1d generator, no discriminator feature term, CPU float32."""
-        from ganad.nets import fast1d
-
-        prog = getattr(G, "__dict__", {}).get("_fast")
-        if self.distance == "dtw":  # the program's backward knows L1 / L2 / RBF only
-            return None
-        if prog is None or not fast1d.enabled() or (self.feature_weight > 0 and D is not None) or z.dtype != torch.float32:
-            return None
-        if x.device.type != "cpu" or x.dtype != torch.float32 or tuple(x.shape[1:]) != (prog.channels, prog.length):
-            return None
-        return prog
-
-    def _fast_value_and_grad(self, prog, z, x_pad, ops=None):
-        """Per-sample distance and its gradient w.r.t. z, through the program's hand-written backward
-        (``ops``: the program's (pad_target, forward_saved, backward), native or GEMM)."""
-        _, forward_saved, backward = ops if ops is not None else (None, prog.forward_saved, prog.backward)
-        out, acts = forward_saved(z)
-        diff = out - x_pad
-        diff[:, prog.length:] = 0  # rows the module path slices off
-        f = float(prog.length * prog.channels)
-        if self.distance == "l1":
-            dist = diff.abs().sum((1, 2)) / f
-            g = diff.sign_().div_(f)
-        else:
-            mse = diff.square().sum((1, 2)) / f
-            g = diff.mul_(2.0 / f)
-            if self.distance == "l2":
-                dist = mse
-            else:  # rbf: 1 - exp(-mse / (2 sigma^2))
-                s2 = 2.0 * self.rbf_sigma * self.rbf_sigma
-                k = torch.exp(-mse / s2)
-                dist = 1.0 - k
-                g = g.mul_((k / s2).view(-1, 1, 1))
-        return dist, backward(g, out, acts)
-
     def run(self, G, x: torch.Tensor, prior: Prior, *, latent_dim: int, D=None, z0: torch.Tensor | None = None,
             seed: int = 0) -> SearchResult:
         """Invert a batch ``x`` (already scaled, on G's device).
 
         Starting codes come from :func:`ganad.inversion.starts.hashed_uniform` of each sample's
         values and ``seed``, so a sample's result does not depend on the rest of the batch.
-        ``z0`` (for example an encoder's E(x)) replaces restart 0's start.
+        ``z0`` (for example an encoder's E(x)) replaces restart 0's start. ``G`` is a network or its
+        runner (:func:`ganad.runtime.compile`); the runner computes each step's loss and dL/dz
+        (autograd on the modules, or a compiled runner's hand-written backward where the loss is
+        a plain distance).
         """
+        G = runtime.compile(G)
         n = x.shape[0]
         R = int(self.restarts)
         d = int(latent_dim)
@@ -169,21 +137,14 @@ class LatentSearch:
         req = [p.requires_grad for p in G.parameters()]
         for p in G.parameters():  # gradients w.r.t. z only: skip the weight gradients
             p.requires_grad_(False)
-        fast = self._fast_program(G, D, x, z)
-        ops = fast.search_ops() if fast is not None else None
-        if fast is not None:  # the target in the program's layout, once
-            x_a = ops[0](x_a)
+        # a plain distance (no feature term; soft-DTW has no hand-written backward) may run compiled
+        plain = self.distance if self.distance != "dtw" and not (self.feature_weight > 0 and D is not None) else None
+        objective = G.objective(x_a, lambda x_hat, target: self._loss_of(x_hat, D, target), distance=plain,
+                                sigma=self.rbf_sigma)
+        x_a = objective.target  # the target in the runner's layout, once
         try:
             for it in range(int(self.n_max)):
-                if fast is not None:
-                    with torch.no_grad():
-                        dist, grad = self._fast_value_and_grad(fast, z, x_a, ops)
-                    loss = dist
-                else:
-                    z_a = z.detach().requires_grad_(True)
-                    with torch.enable_grad():
-                        loss, dist = self._loss(G, D, z_a, x_a)
-                        (grad,) = torch.autograd.grad(loss.sum(), z_a)
+                loss, dist, grad = objective.value_and_grad_z(z, x_a)
                 # a sample stops the first time its distance is below eps (judged per sample)
                 alive &= dist.detach() >= self.eps
                 steps += alive

@@ -41,13 +41,6 @@ class FeatureDiscriminator(nn.Module):
         self.feature_layer = feature_layer % n
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fast = self.__dict__.get("_fast")  # CPU GEMM program of frozen conv1d copies (ganad.nets.fast1d)
-        if fast is not None and fast.accepts(x) and fast.usable(x):
-            native = fast.run_head(x, self.feature_layer)
-            if native is not None:
-                return native[0].reshape(-1), native[1]
-            outs = fast.run(x, keep=(self.feature_layer,))
-            return self.head(outs[len(self.blocks) - 1]).reshape(-1), outs[self.feature_layer]
         feats = None
         h = x
         for i, block in enumerate(self.blocks):

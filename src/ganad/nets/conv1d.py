@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
-from ganad.nets.fast1d import usable
+from ganad.runtime import layout
 
 
 def _bias_act_(y, bias, slope):
@@ -82,9 +82,7 @@ class _UpFn(torch.autograd.Function):
             # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose):
             # pairs P[p] = (gy[2p-1], gy[2p]) of the padded gradient, gx[j] = P[j] U + P[j+1] V
             pairs = nn.functional.pad(gy, (0, 0, 1, 1)).reshape(n, l + 1, 2 * co)
-            wt = w.reshape(c, 4, co)
-            uv = torch.cat([wt[:, 3], wt[:, 1], wt[:, 2], wt[:, 0]], dim=1).t()  # rows: W0', W1', W2', W3'
-            uv = uv.reshape(2, 2 * co, c).permute(1, 0, 2).reshape(2 * co, 2 * c)  # [U | V]
+            uv = layout.up_input_grad_pairs(w)  # [U | V]
             q = (pairs.reshape(n * (l + 1), 2 * co) @ uv).reshape(n, l + 1, 2, c)
             gx = q[:, :-1, 0] + q[:, 1:, 1]
         if ctx.needs_input_grad[1]:
@@ -129,7 +127,7 @@ class _DownFn(torch.autograd.Function):
         m = L // 2
         co = w.shape[1]
         p = xp.reshape(n, m, 2 * c)
-        wcols = w.reshape(2, 2 * c, co).permute(1, 0, 2).reshape(2 * c, 2 * co)
+        wcols = layout.taps_to_pairs(w)  # [U | V]
         q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
         out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
         ctx.slope = slope
@@ -188,7 +186,7 @@ class Down1d(_MatmulConv):
         self.bias = ref.bias
 
     def _build(self, w):
-        return w.permute(2, 1, 0).reshape(4 * w.shape[1], -1)  # (4c, c_out), tap-major
+        return layout.down_taps(w)  # (4c, c_out), tap-major
 
     fused_slope: float | None = None  # activation fused in by ganad.nets.inference.frozen_copy
 
@@ -214,7 +212,7 @@ class Up1d(_MatmulConv):
 
     def _build(self, w):
         # out[2j] = x[j-1] W3 + x[j] W1;  out[2j+1] = x[j] W2 + x[j+1] W0
-        return torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], dim=1)  # (c, 4 c_out)
+        return layout.up_taps(w)  # (c, 4 c_out)
 
     fused_slope: float | None = None  # activation fused in by ganad.nets.inference.frozen_copy
 
@@ -259,9 +257,6 @@ class Conv1dGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        fast = self.__dict__.get("_fast")
-        if fast is not None and usable(z) and fast.accepts(z):
-            return fast(z)
         h = self.fc(z).reshape(z.shape[0], self.base, self.c0)
         out = self.net(h)[:, : self.length]  # (n, l, c)
         return out.transpose(1, 2)
@@ -300,7 +295,7 @@ def conv1d_discriminator(data_shape, width: int = 8, depth: int = 4, spectral_no
     n_flat = _out_len(length, depth) * channel_plan(width, depth)[-1]
     head = nn.Sequential(nn.Flatten(), maybe_sn(nn.Linear(n_flat, 1), spectral_norm))
     D = FeatureDiscriminator(blocks, head, feature_layer)
-    D.data_shape = (int(channels), int(length))  # for the CPU fast path of frozen copies (ganad.nets.fast1d)
+    D.data_shape = (int(channels), int(length))  # for the CPU runners of frozen copies (ganad.runtime)
     return D
 
 
@@ -314,12 +309,4 @@ class Conv1dEncoder(nn.Module):
         self.net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(n_flat, out_dim))
 
     def forward(self, x):
-        fast = self.__dict__.get("_fast")
-        if fast is not None and usable(x) and fast.accepts(x):
-            native = fast.run_head(x)
-            if native is not None:
-                return native[0]
-            h = fast.run(x)[len(fast.layers) - 1]
-            lin = self.net[-1]
-            return torch.addmm(lin.bias, h, lin.weight.t()) if lin.bias is not None else h @ lin.weight.t()
         return self.net(x)

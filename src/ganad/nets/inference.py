@@ -98,31 +98,4 @@ def _fold_all(m: nn.Module) -> nn.Module:
             _fold_sequential(sub)
     for p in m.parameters():
         p.requires_grad_(False)
-    attach_fast_paths(m)
     return m
-
-
-def attach_fast_paths(m: nn.Module) -> None:
-    """Give every frozen conv1d network inside ``m`` its CPU GEMM program (:mod:`ganad.nets.fast1d`).
-    The modules use it in their forward wherever no autograd is needed; elsewhere, and for the
-    layouts it does not cover, they run as before."""
-    from ganad.nets import fast1d
-    from ganad.nets.blocks import FeatureDiscriminator
-    from ganad.nets.conv1d import Conv1dEncoder, Conv1dGenerator, Down1d
-    from ganad.nets.joint import JointDiscriminator
-
-    for sub in m.modules():
-        if isinstance(sub, Conv1dGenerator):
-            sub._fast = fast1d.generator_program(sub)
-        elif isinstance(sub, Conv1dEncoder):
-            head = sub.net[-1] if isinstance(sub.net[-1], nn.Linear) else None
-            sub._fast = fast1d.down_program(list(sub.net)[:-2], sub.data_shape, head=head)
-        elif isinstance(sub, FeatureDiscriminator) and any(isinstance(x, Down1d) for x in sub.blocks.modules()):
-            shape = getattr(sub, "data_shape", None)
-            kids = list(sub.head.children())
-            plain = len(kids) == 2 and isinstance(kids[0], nn.Flatten) and isinstance(kids[1], nn.Linear)
-            head = kids[1] if plain else None  # the native stack computes Flatten + Linear itself
-            sub._fast = fast1d.down_program(list(sub.blocks), shape, head=head) if shape is not None else None
-        elif isinstance(sub, JointDiscriminator) and any(isinstance(x, Down1d) for x in sub.x_blocks.modules()):
-            shape = getattr(sub, "data_shape", None)
-            sub._fast = fast1d.down_program(list(sub.x_blocks), shape) if shape is not None else None

@@ -36,7 +36,7 @@ class JointDiscriminator(nn.Module):
         super().__init__()
         base = build_discriminator(family, data_shape, width, depth, spectral_norm, -1)
         self.x_blocks = base.blocks  # the family's feature extractor, its head dropped
-        self.data_shape = getattr(base, "data_shape", None)  # for the CPU fast path of frozen conv1d copies
+        self.data_shape = getattr(base, "data_shape", None)  # for the CPU runners of frozen conv1d copies (ganad.runtime)
         n_x = _feature_width(self.x_blocks, data_shape)
         hz = max(16, min(width, 128))
         self.z_net = nn.Sequential(maybe_sn(nn.Linear(latent_dim, hz), spectral_norm), nn.LeakyReLU(0.2))
@@ -45,13 +45,13 @@ class JointDiscriminator(nn.Module):
         self.head = maybe_sn(nn.Linear(hj, 1), spectral_norm)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fast = self.__dict__.get("_fast")  # CPU GEMM program of frozen conv1d copies (ganad.nets.fast1d)
-        if fast is not None and fast.accepts(x) and fast.usable(x):
-            h = fast.run(x)[len(fast.layers) - 1]
-        else:
-            h = x
-            for b in self.x_blocks:
-                h = b(h)
+        h = x
+        for b in self.x_blocks:
+            h = b(h)
+        return self.joint_head(h, z)
+
+    def joint_head(self, h: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit, joint features) from the x blocks' output ``h`` and the code ``z``."""
         f = self.joint(torch.cat([h.flatten(1), self.z_net(z)], dim=1))
         return self.head(f).reshape(-1), f
 

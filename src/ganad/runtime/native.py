@@ -1,6 +1,6 @@
-"""Native CPU kernels for the frozen conv1d stacks, compiled on first use.
+"""Native CPU kernels for the frozen conv1d stacks, compiled on first use (the ``native`` runner).
 
-The GEMM programs of :mod:`ganad.nets.fast1d` are bound by memory traffic at the default width:
+The GEMM programs of :mod:`ganad.runtime.gemm` are bound by memory traffic at the default width:
 every layer is a matrix multiply followed by element-wise passes (shifted add, bias, activation,
 pad rows) over its output, and with 4-16 channels each pass moves about as many bytes as the
 layer does multiply-adds. The kernels in ``_native.c`` run one sample's whole stack in L1 cache
@@ -13,10 +13,10 @@ time a frozen conv1d network is built, with ``-O3 -march=native``, into a cache 
 (``$GANAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/ganad``, else ``~/.cache/ganad``) under a name that
 hashes the source, the flags and this CPU's model and instruction-set flags, so a shared home
 directory on mixed machines gets one library per kind of CPU. Where there is no compiler, the
-compile fails, or ``GANAD_NATIVE=0`` is set, nothing changes but speed: the GEMM programs run
-instead (:func:`available` says which). Encoder scoring runs every network on them, and the
-latent search its generator's forward and hand-written backward (masked stride-2 convolutions,
-see :meth:`ganad.nets.fast1d.GeneratorProgram.search_ops`).
+compile fails, or ``ganad.runtime.use("gemm")`` is in force, nothing changes but speed: the
+GEMM programs run instead (:func:`available` says which). Encoder scoring runs every network on
+them (:class:`NativeDown`, :class:`NativeGenerator`), and the latent search its generator's
+forward and hand-written backward (masked stride-2 convolutions, :meth:`NativeGenerator.backward`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from pathlib import Path
 
 import torch
 
+from ganad.runtime import layout
+
 _SRC = Path(__file__).with_name("_native.c")
 logger = logging.getLogger("ganad")
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
@@ -47,7 +49,6 @@ _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
 _OPENMP = ["-fopenmp"]
 _LOCK = threading.Lock()
 _STATE: dict = {}
-_ENABLED = True
 
 
 def _cpu_id() -> str:
@@ -167,8 +168,8 @@ def _build() -> ctypes.CDLL | None:
     """Compile (or reuse) and load the kernels. Only a library in a private cache directory, private
     itself, whose content hash is the one recorded at build time is loaded; one that fails a check or
     does not load is rebuilt once, then the GEMM programs are used, with a warning."""
-    if os.environ.get("GANAD_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        _STATE["why"] = "switched off by GANAD_NATIVE"
+    if os.environ.get("GANAD_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):  # deprecated
+        _STATE["why"] = "switched off by GANAD_NATIVE (deprecated: use GANAD_RUNTIME=gemm)"
         return None
     cc = _compiler()
     if cc is None:
@@ -224,25 +225,14 @@ def library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """True where the native kernels are built and switched on."""
-    return _ENABLED and library() is not None
+    """True where the native kernels are built (whether they run is :func:`ganad.runtime.use`'s choice)."""
+    return library() is not None
 
 
 def status() -> str:
     """Why the kernels are or are not in use (the library path, or the reason)."""
     library()
     return _STATE.get("why", "")
-
-
-@contextlib.contextmanager
-def disabled():
-    """Run the GEMM programs instead of the native kernels inside this block."""
-    global _ENABLED
-    old, _ENABLED = _ENABLED, False
-    try:
-        yield
-    finally:
-        _ENABLED = old
 
 
 _POOL: list = []
@@ -422,16 +412,10 @@ def dense_layer(weight, bias, slope, out_rows: int, out_channels: int):
 
 def _down(weight, bias, slope, rows, min_cols):
     w = weight.detach()
-    co, c = int(w.shape[0]), int(w.shape[1])
-    taps = w.permute(2, 1, 0)  # (4, c, co)
+    co = int(w.shape[0])
     g = _band_rows(rows // 2, -(-min_cols // co)) if co < min_cols else 1
-    if g == 1:
-        W = taps.reshape(4 * c, co)
-    else:  # g outputs per position from a window of 2g + 2 rows
-        band = w.new_zeros(2 * g + 2, c, g, co)
-        for k in range(g):
-            band[2 * k:2 * k + 4, :, k, :] = taps
-        W = band.reshape((2 * g + 2) * c, g * co)
+    # g outputs per position from a window of 2g + 2 rows
+    W = layout.down_taps(w) if g == 1 else layout.down_band(w, g)
     b = bias.detach().repeat(g) if bias is not None else None
     return (rows // 2, co, [dict(taps=2 * g + 2, istride=2 * g, ioff=-1, N=g * co, ostride=g * co, ooff=0, per_rows=2 * g,
                            W=W, b=b, slope=slope)])
@@ -440,7 +424,7 @@ def _down(weight, bias, slope, rows, min_cols):
 def _up(weight, bias, slope, rows, min_cols):
     """Even output 2j = x[j-1] W3 + x[j] W1, odd 2j+1 = x[j] W2 + x[j+1] W0."""
     w = weight.detach()
-    c, co = int(w.shape[0]), int(w.shape[1])
+    co = int(w.shape[1])
     b = bias.detach() if bias is not None else None
     if co >= min_cols:
         even = dict(taps=2, istride=1, ioff=-1, N=co, ostride=2 * co, ooff=0, per_rows=1,
@@ -449,12 +433,115 @@ def _up(weight, bias, slope, rows, min_cols):
                    W=torch.cat([w[:, :, 2], w[:, :, 0]]), b=b, slope=slope)
         return (2 * rows, co, [even, odd])
     g = _band_rows(rows, -(-min_cols // (2 * co)))  # g input rows -> 2g outputs from a window of g + 2 rows
-    band = w.new_zeros(g + 2, c, 2 * g, co)
-    for i in range(g):
-        band[i, :, 2 * i] = w[:, :, 3]
-        band[i + 1, :, 2 * i] = w[:, :, 1]
-        band[i + 1, :, 2 * i + 1] = w[:, :, 2]
-        band[i + 2, :, 2 * i + 1] = w[:, :, 0]
     return (2 * rows, co, [dict(taps=g + 2, istride=g, ioff=-1, N=2 * g * co, ostride=2 * g * co, ooff=0, per_rows=g,
-                         W=band.reshape((g + 2) * c, 2 * g * co), b=b.repeat(2 * g) if b is not None else None,
+                         W=layout.up_band(w, g), b=b.repeat(2 * g) if b is not None else None,
                          slope=slope)])
+
+
+def _stack(in_rows, in_c, layers):
+    """A :class:`Stack`, or None where the kernels are not built or the layers do not fit them."""
+    if library() is None:
+        return None
+    try:
+        return Stack(in_rows, in_c, layers)
+    except (TypeError, ValueError, AssertionError, RuntimeError):
+        return None
+
+
+class NativeDown:
+    """The stride-2 stack of a frozen conv1d encoder or discriminator on the native kernels, with the
+    network's dense head (the encoder's code, the discriminator's logit) as the last layer where it
+    has one: one call returns the head's output and a kept block's output."""
+
+    def __init__(self, down_mods, channels: int, length: int, head=None):
+        self.channels, self.length, self.depth = int(channels), int(length), len(down_mods)
+        downs = [down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods]
+        self.blocks = _stack(self.length, self.channels, downs)
+        self.head = None
+        if head is not None and self.blocks is not None:
+            self.head = _stack(self.length, self.channels, downs + [dense_layer(head.weight, head.bias, None, 1, head.out_features)])
+        if self.blocks is None:
+            raise RuntimeError("native kernels unavailable")
+
+    def accepts(self, x: torch.Tensor) -> bool:
+        return x.dim() == 3 and tuple(x.shape[1:]) == (self.channels, self.length) and x.shape[0] > 0
+
+    def run_head(self, x_cl: torch.Tensor, keep: int | None = None):
+        """Channels-last x (n, length, channels) -> (head output (n, out_features), the flattened
+        output of block ``keep`` or None)."""
+        return self.head(x_cl, -1 if keep is None else keep % self.depth)
+
+    def run_blocks(self, x_cl: torch.Tensor) -> torch.Tensor:
+        """The last block's flattened output (n, l * c), channels-last order as the modules flatten it."""
+        return self.blocks(x_cl)[0]
+
+
+class NativeGenerator:
+    """A frozen conv1d generator (Linear + ReLU, then transposed convolutions) on the native kernels,
+    with its hand-written backward for the latent search: the input gradient of each transposed
+    convolution is the stride-2 convolution with the same weights (no bias), masked by the saved ReLU
+    output below it; then the fc layer's transpose gives dL/dz."""
+
+    def __init__(self, lin, up_mods, base: int, c0: int, channels: int, length: int, out_act):
+        self.latent_dim, self.channels, self.length, self.out_act = lin.in_features, int(channels), int(length), out_act
+        self.out_len = int(base) * 2 ** len(up_mods)
+        self.forward_stack = _stack(1, self.latent_dim, [dense_layer(lin.weight, lin.bias, 0.0, base, c0)]
+                                    + [up_layer(m.weight, m.bias, m.fused_slope) for m in up_mods])
+        self.back_stack = _stack(self.out_len, self.channels, [down_layer(m.weight, None, None) for m in reversed(up_mods)]
+                                 + [dense_layer(lin.weight.t(), None, None, 1, self.latent_dim)])
+        if self.forward_stack is None or self.back_stack is None:
+            raise RuntimeError("native kernels unavailable")
+
+    def accepts(self, z: torch.Tensor) -> bool:
+        return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
+
+    def _out_act_(self, out):
+        if self.out_act == "tanh":
+            out.tanh_()
+        elif self.out_act == "sigmoid":
+            out.sigmoid_()
+        return out
+
+    def finish(self, g: torch.Tensor):
+        """The stack's raw output g (n, out_len * channels) -> (x̂ (n, channels, length) as the module
+        returns it, x̂ channels-last (n, length, channels) contiguous or None). In place."""
+        n = g.shape[0]
+        out = self._out_act_(g.view(n, self.out_len, self.channels))
+        if self.length == self.out_len:
+            cl = out
+        else:
+            out, cl = out[:, : self.length], None
+        x_hat = out.reshape(n, 1, self.length) if self.channels == 1 else out.transpose(1, 2)
+        return x_hat, cl
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.finish(self.forward_stack(z.contiguous().view(z.shape[0], 1, self.latent_dim))[0])[0]
+
+    def pad_target(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, channels, length) as (n, out_len, channels), zeros beyond length."""
+        xp = x.new_zeros(x.shape[0], self.out_len, self.channels)
+        xp[:, : self.length] = x.transpose(1, 2)
+        return xp
+
+    def forward_saved(self, z: torch.Tensor):
+        """Output (n, out_len, channels) after the output activation, and every hidden layer's
+        ReLU output (what :meth:`backward` masks with)."""
+        n, st = z.shape[0], self.forward_stack
+        out, _ = st.outputs(n)
+        saves = [torch.empty(n, r * c) for r, c in st.out_shapes[:-1]] + [None]
+        run([(st, z.contiguous().view(n, 1, self.latent_dim), out, None, -1, None, saves)])
+        return self._out_act_(out.view(n, self.out_len, self.channels)), saves[:-1]
+
+    def backward(self, g_out: torch.Tensor, out: torch.Tensor, acts) -> torch.Tensor:
+        """dL/dz from dL/d(out) (n, out_len, channels; zero beyond length)."""
+        if self.out_act == "tanh":
+            g = g_out * (1 - out * out)
+        elif self.out_act == "sigmoid":
+            g = g_out * (out * (1 - out))
+        else:
+            g = g_out.contiguous()
+        n, st = g.shape[0], self.back_stack
+        masks = list(reversed(acts)) + [None]  # backward layer k's output is the input of up layer -1-k
+        gz, _ = st.outputs(n)
+        run([(st, g.view(n, self.out_len, self.channels), gz, None, -1, masks, None)])
+        return gz

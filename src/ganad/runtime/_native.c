@@ -1,4 +1,4 @@
-/* Native CPU kernels of the frozen conv1d stacks (ganad.nets.native): see that module's doc.
+/* Native CPU kernels of the frozen conv1d stacks (ganad.runtime.native): see that module's doc.
  *
  * Every layer of a stack is one or two *windowed passes* over one sample at a time, channels-last:
  *

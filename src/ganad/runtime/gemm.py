@@ -17,57 +17,37 @@ consecutive outputs per row from a window of input rows instead (a banded weight
 so that the product has >= 16 columns): the window copy and the band's zero blocks cost less
 than MKL's narrow kernels; where the rows do not split into whole bands it multiplies in
 transposed form. Pad rows are re-zeroed after each layer. Model FLOPs are those of the
-modules (count them under :func:`disabled`); the pad rows and the bands' zero blocks are
-extra arithmetic the program spends to run faster.
+modules; the pad rows and the bands' zero blocks are
+extra arithmetic the program spends to run faster (count the modules' FLOPs under
+``ganad.runtime.use("eager")``).
 
 The program is built from a *frozen* network (:func:`ganad.nets.inference.frozen_copy`:
-BatchNorm folded, activations fused) and is used only where no autograd is needed:
+BatchNorm folded, activations fused) by :func:`ganad.runtime.compile`, and runs only where no
+autograd is needed (the runner falls back to the module elsewhere):
 
 * ``GeneratorProgram``: ``forward(z)`` and, for the latent search, ``forward_saved`` +
   ``backward`` (the gradient with respect to z, written out layer by layer);
 * ``DownProgram``: the encoder and discriminator stacks, returning the outputs the modules
   return (encoder output; discriminator logit and feature layer), in the same order.
 
-The tests compare every program against its module within float32 round-off. Anything the
-program does not cover (other layouts, lengths not divisible by 2**depth, CUDA, tracing,
-gradients with respect to the weights) falls back to the module's own forward.
+The tests (tests/test_runtime.py) compare every program against its module within float32
+round-off. Anything the program does not cover (other layouts, lengths not divisible by
+2**depth, CUDA, tracing, gradients with respect to the weights) runs the module instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
 
 import torch
 from torch import nn
 
+from ganad.runtime import layout
+
 
 #: matrix multiplies with fewer output columns than this run in banded or transposed form
 MIN_COLS = 16
-
-_ENABLED = True
-
-
-def enabled() -> bool:
-    return _ENABLED
-
-
-@contextlib.contextmanager
-def disabled():
-    """Run the module path instead of the programs inside this block (reference timings, FLOP
-    counts of the networks' own arithmetic, debugging)::
-
-        with ganad.nets.fast1d.disabled():
-            scores = det.decision_function(X)
-    """
-    global _ENABLED
-    old, _ENABLED = _ENABLED, False
-    try:
-        yield
-    finally:
-        _ENABLED = old
-
 
 #: floats of the widest intermediate of one block of samples (4 MB: ~1000 beats of 256 samples at
 #: width 4; larger batches fall out of cache and ran at half speed)
@@ -138,13 +118,6 @@ def _add_bias_(y: torch.Tensor, wide) -> None:
         y.add_(bk[: y.shape[1]])
 
 
-def usable(x: torch.Tensor) -> bool:
-    """True where the program may replace the module: CPU float32, no autograd, no tracing."""
-    return (_ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
-            and not (torch.is_grad_enabled() and x.requires_grad)
-            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
-
-
 class _Up:
     """ConvTranspose1d(k=4, s=2, p=1) on the flat padded layout (weights of an ``Up1d``)."""
 
@@ -152,8 +125,8 @@ class _Up:
         w = mod.weight.detach()  # (c, co, 4)
         self.c, self.co = int(w.shape[0]), int(w.shape[1])
         # even output of row r: A[r-1] W3 + A[r] W1; odd: A[r] W2 + A[r+1] W0 (transposed form)
-        self.w4t = torch.cat([w[:, :, 3], w[:, :, 1], w[:, :, 2], w[:, :, 0]], 1).t().contiguous()  # (4co, c)
-        self.w0123 = torch.cat([w[:, :, 0], w[:, :, 1], w[:, :, 2], w[:, :, 3]], 1).contiguous()
+        self.w4t = layout.up_taps(w).t().contiguous()  # (4co, c)
+        self.w0123 = layout.up_taps_in_order(w).contiguous()
         b = mod.bias.detach() if mod.bias is not None else None
         self.b2 = torch.cat([b, b]).contiguous() if b is not None else None
         self.b2_wide = _wide_bias(self.b2) if b is not None else None
@@ -163,15 +136,8 @@ class _Up:
         self.grad_conv = _Down(weight=w)
         self.rows_fwd = 4 * self.co >= MIN_COLS
         if not self.rows_fwd:  # banded weight: g input rows -> 2g outputs from a window of g + 2 rows
-            g, c, co = -(-MIN_COLS // (2 * self.co)), self.c, self.co
-            band = w.new_zeros(g + 2, c, 2 * g, co)
-            for i in range(g):  # input row i of the group is window row i + 1
-                band[i, :, 2 * i] = w[:, :, 3]
-                band[i + 1, :, 2 * i] = w[:, :, 1]
-                band[i + 1, :, 2 * i + 1] = w[:, :, 2]
-                band[i + 2, :, 2 * i + 1] = w[:, :, 0]
-            self.g = g
-            self.band = band.reshape((g + 2) * c, 2 * g * co).contiguous()
+            self.g = -(-MIN_COLS // (2 * self.co))
+            self.band = layout.up_band(w, self.g).contiguous()
 
     def forward(self, Ag: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
         """Ag (n (l + P) + 2, c): a zero row, the input A (pad rows zero), a zero row -> the output
@@ -231,11 +197,10 @@ class GeneratorProgram:
         self.wfct = self.wfc.t().contiguous()
         b = lin.bias.detach() if lin.bias is not None else torch.zeros(self.base * self.c0)
         self.bfc = torch.cat([b, b.new_zeros(self.c0)]).contiguous()
-        self.ups, self.out_act, up_mods = [], None, []
+        self.ups, self.out_act = [], None
         for m in G.net:
             if isinstance(m, Up1d):
                 self.ups.append(_Up(m))
-                up_mods.append(m)
             elif isinstance(m, nn.Identity):
                 continue
             elif isinstance(m, (nn.Tanh, nn.Sigmoid)) and m is list(G.net)[-1]:
@@ -244,22 +209,12 @@ class GeneratorProgram:
                 raise TypeError(f"no fast path for {type(m).__name__} in a generator")
         if any(u.slope is None for u in self.ups[:-1]) or self.ups[-1].slope is not None:
             raise TypeError("fast path needs ReLU fused into every hidden layer")
+        self.lin, self.up_mods = lin, [m for m in G.net if isinstance(m, Up1d)]  # what the native runner is built from
         self.out_len = self.base * 2 ** len(self.ups)
         self.out_pad = 2 ** len(self.ups)
         # widest intermediate per sample: a layer's product (rows x 4 co), in floats
         rows = [(self.base + 1) * 2 ** i for i in range(len(self.ups))]
         self.block = _block(max(r * 4 * u.co for r, u in zip(rows, self.ups)))
-        self.native = _native_stack(1, self.latent_dim, lambda native: [
-            native.dense_layer(lin.weight, lin.bias, 0.0, self.base, self.c0)]
-            + [native.up_layer(m.weight, m.bias, m.fused_slope) for m in up_mods])
-        # the latent search's backward on the native kernels: the input gradient of each transposed
-        # convolution is the stride-2 convolution with the same weights (no bias), masked by the
-        # saved ReLU output below it; then the fc layer's transpose gives dL/dz
-        self.native_back = None
-        if self.native is not None:
-            self.native_back = _native_stack(self.out_len, self.channels, lambda native: [
-                native.down_layer(m.weight, None, None) for m in reversed(up_mods)]
-                + [native.dense_layer(lin.weight.t(), None, None, 1, self.latent_dim)])
 
     def forward_saved(self, z: torch.Tensor):
         """Output in the flat padded layout (n, out_len + out_pad, channels), and what backward
@@ -310,66 +265,6 @@ class GeneratorProgram:
         g = torch.ops.aten.threshold_backward(g, acts[0], 0.0)
         return g @ self.wfct
 
-    def finish(self, g: torch.Tensor):
-        """The native stack's raw output g (n, out_len * channels) -> (x̂ (n, channels, length) as the
-        module returns it, x̂ channels-last (n, length, channels) contiguous or None). In place."""
-        n = g.shape[0]
-        out = g.view(n, self.out_len, self.channels)
-        if self.out_act == "tanh":
-            out.tanh_()
-        elif self.out_act == "sigmoid":
-            out.sigmoid_()
-        if self.length == self.out_len:
-            cl = out
-        else:
-            out, cl = out[:, : self.length], None
-        x_hat = out.reshape(n, 1, self.length) if self.channels == 1 else out.transpose(1, 2)
-        return x_hat, cl
-
-    def search_ops(self):
-        """(pad_target, forward_saved, backward) of the latent search: on the native kernels where
-        they are built and on, else on the GEMM program. The layouts differ (the native output has no
-        pad rows), so a search uses one set throughout."""
-        if self.native_back is not None and _native_on():
-            return self.native_pad_target, self.native_forward_saved, self.native_backward
-        return self.pad_target, self.forward_saved, self.backward
-
-    def native_pad_target(self, x: torch.Tensor) -> torch.Tensor:
-        """x (n, channels, length) as (n, out_len, channels), zeros beyond length."""
-        xp = x.new_zeros(x.shape[0], self.out_len, self.channels)
-        xp[:, : self.length] = x.transpose(1, 2)
-        return xp
-
-    def native_forward_saved(self, z: torch.Tensor):
-        """Output (n, out_len, channels) after the output activation, and every hidden layer's
-        ReLU output (what native_backward masks with)."""
-        from ganad.nets import native
-        n, st = z.shape[0], self.native
-        out, _ = st.outputs(n)
-        saves = [torch.empty(n, r * c) for r, c in st.out_shapes[:-1]] + [None]
-        native.run([(st, z.contiguous().view(n, 1, self.latent_dim), out, None, -1, None, saves)])
-        out = out.view(n, self.out_len, self.channels)
-        if self.out_act == "tanh":
-            out.tanh_()
-        elif self.out_act == "sigmoid":
-            out.sigmoid_()
-        return out, saves[:-1]
-
-    def native_backward(self, g_out: torch.Tensor, out: torch.Tensor, acts) -> torch.Tensor:
-        """dL/dz from dL/d(out) (n, out_len, channels; zero beyond length)."""
-        from ganad.nets import native
-        if self.out_act == "tanh":
-            g = g_out * (1 - out * out)
-        elif self.out_act == "sigmoid":
-            g = g_out * (out * (1 - out))
-        else:
-            g = g_out.contiguous()
-        n, st = g.shape[0], self.native_back
-        masks = list(reversed(acts)) + [None]  # backward layer k's output is the input of up layer -1-k
-        gz, _ = st.outputs(n)
-        native.run([(st, g.view(n, self.out_len, self.channels), gz, None, -1, masks, None)])
-        return gz
-
     def pad_target(self, x: torch.Tensor) -> torch.Tensor:
         """x (n, channels, length) into the output layout, zeros elsewhere."""
         n = x.shape[0]
@@ -381,8 +276,6 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        if self.native is not None and _native_on():
-            return self.finish(self.native(z.view(z.shape[0], 1, self.latent_dim))[0])[0]
         res = torch.empty(z.shape[0], self.length, self.channels)
         start = 0
         for zb in _blocks(z, self.block):
@@ -411,19 +304,14 @@ class _Down:
     def __init__(self, mod=None, weight=None):
         w = (mod.weight if mod is not None else weight).detach()  # (co, c, 4)
         self.co, self.c = int(w.shape[0]), int(w.shape[1])
-        taps = w.permute(2, 1, 0).reshape(4 * self.c, self.co)  # rows W0', W1', W2', W3'
-        self.uv = taps.reshape(2, 2 * self.c, self.co).permute(1, 0, 2).reshape(2 * self.c, 2 * self.co).contiguous()
+        self.uv = layout.down_pairs(w).contiguous()
         self.b = mod.bias.detach().contiguous() if mod is not None and mod.bias is not None else None
         self.b_wide = _wide_bias(self.b) if self.b is not None else None
         self.slope = mod.fused_slope if mod is not None else None
         self.rows = 2 * self.co >= MIN_COLS
         self.g = 1 if self.rows else -(-MIN_COLS // self.co)
         if not self.rows:  # banded weight: output k of a group reads window rows 2k .. 2k + 3
-            g, c, co = self.g, self.c, self.co
-            band = w.new_zeros(2 * g + 2, c, g, co)
-            for k in range(g):
-                band[2 * k:2 * k + 4, :, k, :] = w.permute(2, 1, 0)
-            self.band = band.reshape((2 * g + 2) * c, g * co).contiguous()
+            self.band = layout.down_band(w, self.g).contiguous()
 
     def forward(self, buf: torch.Tensor, n: int, l: int, P: int) -> torch.Tensor:
         """buf (R + 2, c): a zero row, the layer input (R = n (l + P) rows), a zero row.
@@ -456,18 +344,9 @@ class _Down:
 class DownProgram:
     """The stride-2 stack of a frozen conv1d encoder or discriminator as a GEMM program."""
 
-    def __init__(self, blocks, channels: int, length: int, head: nn.Linear | None = None):
-        from ganad.nets.conv1d import Down1d, _ToChannelsLast
-
-        self.layers, down_mods = [], []
-        for i, block in enumerate(blocks):
-            mods = [m for m in block if not isinstance(m, nn.Identity)]
-            if i == 0 and mods and isinstance(mods[0], _ToChannelsLast):
-                mods = mods[1:]
-            if len(mods) != 1 or not isinstance(mods[0], Down1d):
-                raise TypeError("fast path needs blocks of one Down1d each (normalisation folded, activation fused)")
-            self.layers.append(_Down(mods[0]))
-            down_mods.append(mods[0])
+    def __init__(self, downs, channels: int, length: int):
+        """``downs``: the stack's ``Down1d`` layers, one per block (:func:`down_layers`)."""
+        self.layers = [_Down(m) for m in downs]
         self.channels, self.length = int(channels), int(length)
         if self.length % 2 ** len(self.layers) or self.layers[0].c != self.channels:
             raise TypeError("fast path needs a length divisible by 2**depth")
@@ -475,24 +354,6 @@ class DownProgram:
         self.out_len = [self.length // 2 ** (i + 1) for i in range(len(self.layers))]
         rows = [(self.length + self.pad) // 2 ** (i + 1) for i in range(len(self.layers))]
         self.block = _block(max(r * 2 * d.co for r, d in zip(rows, self.layers)))
-        self.native = _native_stack(self.length, self.channels, lambda native: [
-            native.down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods])
-        # with the network's dense head (the encoder's code, the discriminator's logit) as the
-        # stack's last layer: one native call returns the head's output and a kept feature layer
-        self.native_head = None
-        if head is not None and self.native is not None:
-            self.native_head = _native_stack(self.length, self.channels, lambda native: [
-                native.down_layer(m.weight, m.bias, m.fused_slope) for m in down_mods]
-                + [native.dense_layer(head.weight, head.bias, None, 1, head.out_features)])
-
-    def run_head(self, x: torch.Tensor, keep: int | None = None):
-        """(head output (n, out_features), the flattened output of block ``keep`` or None) in one
-        native call; None where the native kernels are not in use (then run the blocks and the head)."""
-        if self.native_head is None or not _native_on():
-            return None
-        return self.native_head(x.transpose(1, 2), -1 if keep is None else keep % len(self.layers))
-
-    usable = staticmethod(usable)
 
     def accepts(self, x: torch.Tensor) -> bool:
         return x.dim() == 3 and tuple(x.shape[1:]) == (self.channels, self.length) and x.shape[0] > 0
@@ -504,9 +365,6 @@ class DownProgram:
         n = x.shape[0]
         last = len(self.layers) - 1
         keep = sorted(set(keep) | {last})
-        if self.native is not None and len(keep) <= 2 and _native_on():
-            out, kout = self.native(x.transpose(1, 2), keep[0] if len(keep) == 2 else -1)
-            return {last: out, keep[0]: kout} if len(keep) == 2 else {last: out}
         res = {i: torch.empty(n, self.out_len[i] * self.layers[i].co) for i in keep}
         start = 0
         for xb in _blocks(x, self.block):
@@ -534,22 +392,6 @@ class DownProgram:
         return outs
 
 
-def _native_on() -> bool:
-    from ganad.nets import native
-    return native._ENABLED
-
-
-def _native_stack(in_rows, in_c, make_layers):
-    """The network as a :class:`ganad.nets.native.Stack` where the native kernels are built, else None."""
-    from ganad.nets import native
-    if native.library() is None:
-        return None
-    try:
-        return native.Stack(in_rows, in_c, make_layers(native))
-    except (TypeError, ValueError, AssertionError, RuntimeError):
-        return None
-
-
 def generator_program(G):
     """A :class:`GeneratorProgram` for a frozen conv1d generator, or None where it does not apply."""
     try:
@@ -558,8 +400,25 @@ def generator_program(G):
         return None
 
 
-def down_program(blocks, data_shape, head=None):
+def down_layers(blocks) -> list:
+    """The ``Down1d`` of each block of a frozen conv1d stack; TypeError where a block holds anything
+    else (an unfolded normalisation, an activation not fused)."""
+    from ganad.nets.conv1d import Down1d, _ToChannelsLast
+
+    downs = []
+    for i, block in enumerate(blocks):
+        mods = [m for m in block if not isinstance(m, nn.Identity)]
+        if i == 0 and mods and isinstance(mods[0], _ToChannelsLast):
+            mods = mods[1:]
+        if len(mods) != 1 or not isinstance(mods[0], Down1d):
+            raise TypeError("fast path needs blocks of one Down1d each (normalisation folded, activation fused)")
+        downs.append(mods[0])
+    return downs
+
+
+def down_program(downs, data_shape):
+    """A :class:`DownProgram` for the stride-2 layers of a frozen conv1d encoder or discriminator, or None."""
     try:
-        return DownProgram(blocks, *data_shape, head=head)
+        return DownProgram(downs, *data_shape)
     except (TypeError, AttributeError, ValueError):
         return None

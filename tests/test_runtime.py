@@ -1,0 +1,547 @@
+"""ganad.runtime: one parametrised suite over the runners. Every compiled runner (the GEMM programs
+and the native kernels) computes what the eager modules compute, for every network role (generator,
+encoder, discriminator, joint discriminator), the latent search's value and dL/dz, the fused passes
+of encoder scoring and whole detectors; the one switch selects them; and the native library is
+loaded only when it can be trusted (issue 10), falling back with a warning otherwise."""
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganad import runtime
+from ganad.exceptions import InputError
+from ganad.inversion.latent_search import LatentSearch
+from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.nets.inference import frozen_copy
+from ganad.nets.joint import JointDiscriminator
+from ganad.runtime import gemm, native
+from ganad.training.priors import make_prior
+
+from _nets import trained_like
+
+needs_cc = pytest.mark.skipif(native._compiler() is None, reason="no C compiler")
+NATIVE = pytest.param("native", marks=pytest.mark.skipif(native.library() is None,
+                                                         reason=f"native kernels not built here: {native.status()}"))
+#: the compiled runners, each checked against the eager modules
+RUNNERS = ["gemm", NATIVE]
+
+# (channels, length, width, depth): narrow and wide layers, banded / transposed / even-odd forms,
+# channel counts not multiples of 4, position counts that are not multiples of the kernels' blocks
+SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3), (3, 40, 6, 3)]
+# (1, 40, 4, 2) with 23 samples: the first layer's rows do not split into whole bands
+DOWN_SHAPES = SHAPES[:4] + [(1, 40, 4, 2)]
+
+
+def _close(a, b, rtol=1e-5):
+    """Equal within float32 round-off of sums whose terms are as large as the output's largest value."""
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert u.shape == v.shape
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=rtol, atol=2e-6 * max(1.0, float(v.abs().max())))
+
+
+def _both(kind, fn):
+    """(fn() on runner ``kind``, fn() on the eager modules), with the runner checked to have run."""
+    with torch.no_grad():
+        with runtime.use(kind):
+            got = fn()
+        with runtime.use("eager"):
+            ref = fn()
+    return got, ref
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("out_act", ["linear", "tanh", "sigmoid"])
+def test_generator_forward_equals_eager(kind, channels, length, width, depth, out_act):
+    torch.manual_seed(0)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act))))
+    for n in (1, 37, 40):  # 40: the last layer's rows split into whole bands; 37: they do not
+        z = torch.randn(n, 8)
+        with runtime.use(kind):
+            assert G.runner_for(z) == kind
+        got, ref = _both(kind, lambda: G(z))
+        assert got.shape == (n, channels, length)
+        _close(got, ref)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_forward_features_equal_eager(kind, channels, length, width, depth, spectral_norm):
+    torch.manual_seed(2)
+    D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (channels, length), width, depth,
+                                                                     spectral_norm, feature_layer=-2))))
+    for n in (1, 23):
+        x = torch.randn(n, channels, length)
+        with runtime.use(kind):
+            assert D.runner_for(x) == kind
+        got, ref = _both(kind, lambda: D.forward_features(x))
+        _close(got, ref)  # logit and the kept (inner) feature layer
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES)
+def test_encoder_forward_equals_eager(kind, channels, length, width, depth):
+    torch.manual_seed(3)
+    E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (channels, length), 6, width, depth))))
+    x = torch.randn(29, channels, length)
+    got, ref = _both(kind, lambda: E(x))
+    _close(got, ref)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("channels,length,width,depth", DOWN_SHAPES[:3])
+def test_joint_discriminator_equals_eager(kind, channels, length, width, depth):
+    """BiGAN's D(x, z): its conv1d x blocks run on the runner, the rest on the modules."""
+    torch.manual_seed(9)
+    D = runtime.compile(frozen_copy(trained_like(JointDiscriminator("conv1d", (channels, length), 8, width, depth,
+                                                                    spectral_norm=True))))
+    x, z = torch.randn(23, channels, length), torch.randn(23, 8)
+    with runtime.use(kind):
+        assert D.runner_for(x) == kind
+    got, ref = _both(kind, lambda: D(x, z))
+    _close(got, ref)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("channels,length,width,depth", SHAPES)
+@pytest.mark.parametrize("distance", ["l2", "l1", "rbf"])
+def test_value_and_grad_z_equals_autograd(kind, channels, length, width, depth, distance):
+    """The latent search's per-sample distance and dL/dz through the runner's hand-written backward
+    equal autograd through the modules."""
+    torch.manual_seed(1)
+    out_act = "tanh" if distance == "rbf" else "linear"
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (channels, length), width, depth, out_act))))
+    z, x = torch.randn(19, 8), torch.randn(19, channels, length)
+    search = LatentSearch(distance=distance)
+
+    def value_and_grad():
+        obj = G.objective(x, lambda xh, t: search._loss_of(xh, None, t), distance=distance)
+        assert obj.runner == runtime.selected()
+        return obj.value_and_grad_z(z, obj.target)
+
+    (_, d_got, g_got), (_, d_ref, g_ref) = _both(kind, value_and_grad)
+    np.testing.assert_allclose(d_got.numpy(), d_ref.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(g_got.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-5 * float(g_ref.abs().max()))
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("distance", ["l2", "l1", "rbf"])
+def test_latent_search_follows_the_eager_search(kind, distance):
+    """The whole search on a compiled runner follows the autograd search step for step."""
+    torch.manual_seed(5)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    with torch.no_grad():
+        x = G(torch.randn(16, 8)) + 0.05 * torch.randn(16, 1, 64)
+    search = LatentSearch(distance=distance, n_max=60, eps=1e-3, lr=0.05)
+    prior = make_prior("normal")
+    with runtime.use(kind):
+        got = search.run(G, x, prior, latent_dim=8, seed=3)
+    with runtime.use("eager"):
+        ref = search.run(G, x, prior, latent_dim=8, seed=3)
+    np.testing.assert_array_equal(got.iterations.numpy(), ref.iterations.numpy())
+    np.testing.assert_allclose(got.distance.numpy(), ref.distance.numpy(), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(got.z.numpy(), ref.z.numpy(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("feature_layer", [-1, -2, 0])
+def test_fused_encode_generate_discriminate_equals_eager(kind, feature_layer):
+    torch.manual_seed(4)
+    shape = (2, 64)
+    E = frozen_copy(trained_like(build_encoder("conv1d", shape, 8, 4, 3)))
+    G = frozen_copy(trained_like(build_generator("conv1d", 8, shape, 4, 3)))
+    D = frozen_copy(trained_like(build_discriminator("conv1d", shape, 4, 3, feature_layer=feature_layer)))
+    E, G, D = (runtime.compile(m) for m in (E, G, D))
+    x = torch.randn(33, *shape)
+    got, ref = _both(kind, lambda: runtime.encode_generate_discriminate(E, G, D, x))
+    for k in ("z", "x_hat", "d_x", "d_x_hat"):
+        _close(got[k], ref[k])
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("name", ["fanogan", "bigan", "alad", "ganomaly", "vaegan", "anogan"])
+def test_detector_scores_equal_eager(kind, name):
+    """Every method scores the same on each runner as on the eager modules, component by component."""
+    from ganad.detectors import DETECTORS
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(130, 2, 64).astype(np.float32).cumsum(-1) * 0.1
+    kw = {"search_n_max": 20} if name == "anogan" else {}
+    det = DETECTORS[name](epochs=1, random_state=0, verbose=False, **kw).fit(X[:100])
+    with runtime.use(kind):
+        assert det._inference_net("G").runner_for(torch.zeros(2, det.latent_dim)) == kind
+        got = det.score_components(X[100:])
+        scores = det.decision_function(X[100:])
+    with runtime.use("eager"):
+        ref = det.score_components(X[100:])
+    assert set(got.components) == set(ref.components)
+    for k in ref.components:  # 20 Adam steps amplify round-off a little for AnoGAN
+        scale = max(1.0, float(np.abs(ref.components[k]).max()))
+        np.testing.assert_allclose(got.components[k], ref.components[k], rtol=1e-3, atol=1e-5 * scale, err_msg=k)
+    np.testing.assert_allclose(scores, got.scores, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["eager", "gemm", NATIVE])
+def test_the_switch_selects_the_runner(kind, monkeypatch):
+    """use() selects what runs (counted on the runners' own entry points), as a block."""
+    G = runtime.compile(frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    calls = []
+    monkeypatch.setattr(gemm.GeneratorProgram, "__call__", lambda self, z, _o=gemm.GeneratorProgram.__call__: calls.append("gemm") or _o(self, z))
+    monkeypatch.setattr(native.NativeGenerator, "__call__", lambda self, z, _o=native.NativeGenerator.__call__: calls.append("native") or _o(self, z))
+    with torch.no_grad(), runtime.use(kind):
+        G(torch.randn(3, 8))
+    assert calls == ([] if kind == "eager" else [kind])
+    outer = runtime.selected()
+    with runtime.use(kind):
+        assert runtime.selected() == kind
+    assert runtime.selected() == outer
+
+
+def test_fallbacks_to_the_eager_runner():
+    torch.manual_seed(4)
+    # a length the stride-2 stack cannot halve exactly: no program, the modules run
+    E = runtime.compile(frozen_copy(build_encoder("conv1d", (1, 50), 4, 4, 3)))
+    assert E.runner_for(torch.randn(3, 1, 50)) == "eager" and E(torch.randn(3, 1, 50)).shape == (3, 4)
+    # autograd with respect to the input, float64, other families: the modules
+    G = runtime.compile(frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    z = torch.randn(5, 8, requires_grad=True)
+    assert G.runner_for(z) == "eager"
+    G(z).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    assert G.runner_for(torch.randn(5, 8, dtype=torch.float64)) == "eager"
+    M = runtime.compile(frozen_copy(build_generator("mlp", 8, (30,), 16, 2)))
+    assert M.runner_for(torch.randn(5, 8)) == "eager" and M.preferred_batch() is None
+    # the latent search's feature term and soft-DTW have no hand-written backward
+    x = torch.randn(4, 1, 64)
+    assert G.objective(x, lambda xh, t: (xh.sum((1, 2)),) * 2, distance=None).runner == "eager"
+    # training-mode networks are plain modules: nothing is attached to them
+    assert not hasattr(build_generator("conv1d", 8, (1, 64), 4, 3), "_fast")
+
+
+def test_unknown_runtime_is_refused_with_the_fix(monkeypatch):
+    with pytest.raises(InputError, match="'fast' is not a runtime.*Fix: use one of auto, eager, gemm, native"):
+        runtime.use("fast")
+    monkeypatch.setattr(runtime, "_DEFAULT", [])
+    monkeypatch.setenv("GANAD_RUNTIME", "turbo")
+    with pytest.raises(InputError, match="GANAD_RUNTIME.*Fix"):
+        runtime._from_env()
+
+
+def test_environment_variables(monkeypatch):
+    monkeypatch.setenv("GANAD_RUNTIME", "gemm")
+    assert runtime._from_env() == "gemm"
+    monkeypatch.delenv("GANAD_RUNTIME")
+    monkeypatch.setenv("GANAD_NATIVE", "0")  # the old switch still works, with a deprecation warning
+    with pytest.warns(DeprecationWarning, match="GANAD_RUNTIME=gemm"):
+        assert runtime._from_env() == "gemm"
+    monkeypatch.delenv("GANAD_NATIVE")
+    assert runtime._from_env() == "auto"
+
+
+def test_gemm_program_uses_both_matmul_forms():
+    """Layers with narrow outputs multiply in transposed / banded form, wide ones in row form."""
+    prog = gemm.generator_program(frozen_copy(build_generator("conv1d", 8, (1, 256), 4, 4)))
+    assert [u.rows_fwd for u in prog.ups] == [4 * u.co >= gemm.MIN_COLS for u in prog.ups]
+    assert not prog.ups[-1].rows_fwd and prog.ups[0].rows_fwd
+
+
+def test_gemm_large_batches_run_in_blocks_with_the_same_result():
+    torch.manual_seed(6)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3))))
+    z, x = torch.randn(50, 8), torch.randn(50, 1, 64)
+    with torch.no_grad(), runtime.use("gemm"):
+        g_one, d_one = G(z), D(x)
+        G._gemm.block = D._gemm.block = 16  # 50 samples: four blocks of 13, 13, 13, 11
+        g_blk, d_blk = G(z), D(x)
+    _close(g_blk, g_one, rtol=1e-6)
+    _close(d_blk, d_one, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("n", [1, 37])
+def test_results_do_not_alias_reused_buffers(kind, n):
+    """The runners reuse their intermediate buffers from call to call; what they return must not be one."""
+    torch.manual_seed(7)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3))))
+    E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 8, 4, 3))))
+    z1, z2 = torch.randn(n, 8), torch.randn(n, 8)
+    x1, x2 = torch.randn(n, 1, 64), torch.randn(n, 1, 64)
+    with torch.no_grad(), runtime.use(kind):
+        g1, d1, e1 = G(z1), D(x1), E(x1)
+        keep = [g1.clone(), d1[0].clone(), d1[1].clone(), e1.clone()]
+        G(z2), D(x2), E(x2)  # would overwrite anything still pointing into a reused buffer
+    for a, b in zip([g1, d1[0], d1[1], e1], keep):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_concurrent_threads_get_single_thread_results(kind):
+    torch.manual_seed(8)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    zs = [torch.randn(200, 8) for _ in range(2)]
+    with torch.no_grad(), runtime.use(kind):
+        ref = [G(z) for z in zs]
+    out = [None, None]
+
+    def work(i):
+        with torch.no_grad():  # the switch holds for every thread
+            for _ in range(20):
+                if not torch.equal(G(zs[i]), ref[i]):
+                    out[i] = "differs"
+                    return
+            out[i] = "same"
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    with runtime.use(kind):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert out == ["same", "same"]
+
+
+def test_encoder_scoring_steps_through_the_runners_block_size():
+    """Encoder scoring on CPU steps through the compiled runners' block size whatever score_batch_size
+    is, with the scores of small batches; the latent search and the eager runner keep score_batch_size."""
+    from ganad import FAnoGAN
+
+    rng = np.random.RandomState(1)
+    X = rng.randn(300, 1, 64).astype(np.float32).cumsum(-1) * 0.1
+    det = FAnoGAN(epochs=1, random_state=0, verbose=False, score_batch_size=4096).fit(X[:200])
+    blocks = [det._inference_net(p).preferred_batch() for p in ("E", "G", "D")]
+    assert det._score_chunk(4096) == min(blocks) and det._score_chunk(16) == 16
+    with runtime.use("eager"):
+        assert det._score_chunk(4096) == 4096
+    det.set_params(inversion="search")
+    assert det._score_chunk(4096) == 4096
+    det.set_params(inversion="encoder")
+    for p in ("E", "G", "D"):
+        det._inference_net(p)._gemm.block = 32  # 100 samples in steps of 32
+    big = det.decision_function(X[200:])
+    det.set_params(score_batch_size=7)
+    np.testing.assert_allclose(big, det.decision_function(X[200:]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+def test_fused_native_runs_are_used_by_encoder_scoring(monkeypatch):
+    """f-AnoGAN's encoder pass runs E then G as one native run, and D of x and x̂ as another."""
+    from ganad import FAnoGAN
+
+    rng = np.random.RandomState(3)
+    X = rng.randn(120, 1, 64).astype(np.float32).cumsum(-1) * 0.1
+    det = FAnoGAN(epochs=1, random_state=0, verbose=False).fit(X[:80])
+    calls = []
+    orig = native.run
+    monkeypatch.setattr(native, "run", lambda steps: calls.append(len(steps)) or orig(steps))
+    det.decision_function(X[80:])
+    assert calls == [2, 2]
+
+
+def test_layout_matches_pytorch_convolutions():
+    """The one weight re-layout: a matmul by each matrix equals PyTorch's own convolution."""
+    from ganad.runtime import layout
+
+    torch.manual_seed(10)
+    c, co, l = 3, 5, 8
+    x = torch.randn(2, c, l)
+    w = torch.randn(co, c, 4)  # Conv1d
+    ref = torch.nn.functional.conv1d(x, w, padding=1, stride=2).transpose(1, 2)
+    xp = torch.nn.functional.pad(x, (1, 1)).transpose(1, 2)  # (n, l + 2, c)
+    win = torch.stack([xp[:, 2 * j:2 * j + 4].reshape(2, -1) for j in range(l // 2)], 1)  # windows of 4 rows
+    np.testing.assert_allclose((win @ layout.down_taps(w)).numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    g = 2
+    wide = torch.stack([xp[:, 2 * g * k:2 * g * k + 2 * g + 2].reshape(2, -1) for k in range(l // 2 // g)], 1)
+    np.testing.assert_allclose((wide @ layout.down_band(w, g)).reshape(2, l // 2, co).numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    wt = torch.randn(c, co, 4)  # ConvTranspose1d
+    ref_t = torch.nn.functional.conv_transpose1d(x, wt, padding=1, stride=2).transpose(1, 2)  # (n, 2l, co)
+    xt = torch.nn.functional.pad(x, (1, 1)).transpose(1, 2)
+    q = xt @ layout.up_taps(wt)  # (n, l + 2, 4 co): [W3 | W1 | W2 | W0] per input row
+    even = q[:, :-2, :co] + q[:, 1:-1, co:2 * co]
+    odd = q[:, 1:-1, 2 * co:3 * co] + q[:, 2:, 3 * co:]
+    got = torch.stack([even, odd], 2).reshape(2, 2 * l, co)
+    np.testing.assert_allclose(got.numpy(), ref_t.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_performance_doc_examples_run():
+    """The Python examples of docs/performance.md run as written."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "performance.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    ns: dict = {}
+    exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
+    assert ns["runners"]["eager"] == "eager" and ns["runners"]["gemm"] == "gemm"
+    assert ns["runners"]["native"] == ("native" if native.available() else "gemm")
+
+
+# ---------------------------------------------------------------------- the native library: build and trust
+@pytest.fixture
+def fresh_state():
+    """A clean build state for this test (the loaded library of the session is put back after)."""
+    saved = dict(native._STATE)
+    native._STATE.clear()
+    yield
+    native._STATE.clear()
+    native._STATE.update(saved)
+
+
+def test_no_compiler_falls_back_to_gemm(monkeypatch, fresh_state, tmp_path):
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    assert native.library() is None and "no C compiler" in native.status()
+    D = runtime.compile(frozen_copy(build_discriminator("conv1d", (1, 64), 4, 3)))
+    x = torch.randn(4, 1, 64)
+    with torch.no_grad(), runtime.use("native"):
+        assert D.runner_for(x) == "gemm"
+        logit, feats = D(x)
+    assert logit.shape == (4,) and torch.isfinite(feats).all()
+
+
+def test_compile_error_falls_back_with_the_reason(monkeypatch, fresh_state, tmp_path):
+    bad = tmp_path / "_native.c"
+    bad.write_text("this is not C\n")
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_SRC", bad)
+    if native._compiler() is None:
+        pytest.skip("no C compiler here")
+    assert native.library() is None
+    assert "failed" in native.status()
+    assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left to load
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+def test_built_once_into_the_cache_directory(monkeypatch, fresh_state, tmp_path):
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path))
+    assert native.library() is not None
+    built = list(tmp_path.glob("native-*.so"))
+    assert len(built) == 1
+    native._STATE.clear()
+
+    def no_compile(*a, **k):
+        raise AssertionError("compiled again although the library is cached")
+
+    monkeypatch.setattr(native.subprocess, "run", no_compile)
+    assert native.library() is not None
+    assert str(built[0]) in native.status()
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+def test_python_thread_path_equals_openmp_path(monkeypatch):
+    """Where the library was built without OpenMP, Python threads split the batch: same results."""
+    torch.manual_seed(4)
+    E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 6, 4, 3))))
+    x = torch.randn(301, 1, 64)
+    with torch.no_grad(), runtime.use("native"):
+        ref = E(x)
+        monkeypatch.setitem(native._STATE, "openmp", False)
+        other = E(x)
+    _close(other, ref, rtol=1e-6)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+PLANT = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(getenv("PLANT_MARK"), "w"); if (f) { fputs("ran", f); fclose(f); }
+}
+int ganad_openmp(void) { return 0; }
+void ganad_stack(void) {}
+int ganad_run(void) { return 0; }
+"""
+
+# plant a library at the exact cache name, then use the kernels on a small conv1d model
+SCRIPT = """
+import os, shutil, sys, warnings
+import numpy as np
+warnings.simplefilter("always")
+from ganad.runtime import native
+plant = os.environ.get("PLANT_SO")
+if plant:
+    t = native._target(native._compiler(), native._FLAGS + native._OPENMP)
+    t.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(plant, t)
+    if os.environ.get("PLANT_HASH"):
+        t.with_name(t.name + ".sha256").write_text(native._sha256(t))
+ok = native.available()
+from ganad import BiGAN
+X = np.random.RandomState(0).randn(40, 1, 32).astype(np.float32)
+s = BiGAN(epochs=1, random_state=0, width=4, depth=2).fit(X).decision_function(X)
+assert np.isfinite(s).all()
+print("AVAILABLE", ok, native.status())
+"""
+
+
+def _run(tmp_path, env_extra, mode=0o700):
+    cache = tmp_path / "cache"
+    cache.mkdir(exist_ok=True)
+    os.chmod(cache, mode)
+    env = {**os.environ, "GANAD_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1",
+           "PLANT_MARK": str(tmp_path / "planted-ran"), **env_extra}
+    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    return r
+
+
+def _planted(tmp_path) -> str:
+    src = tmp_path / "plant.c"
+    src.write_text(PLANT)
+    so = tmp_path / "plant.so"
+    subprocess.run([native._compiler(), "-shared", "-fPIC", str(src), "-o", str(so)], check=True)
+    return str(so)
+
+
+@needs_cc
+def test_planted_library_without_recorded_hash_is_rebuilt_never_loaded(tmp_path):
+    r = _run(tmp_path, {"PLANT_SO": _planted(tmp_path)})
+    assert not (tmp_path / "planted-ran").exists()
+    assert "AVAILABLE True" in r.stdout and "rebuilding" in r.stderr
+
+
+@needs_cc
+def test_cache_writable_by_others_is_never_loaded_from(tmp_path):
+    r = _run(tmp_path, {"PLANT_SO": _planted(tmp_path), "PLANT_HASH": "1"}, mode=0o777)
+    assert not (tmp_path / "planted-ran").exists()
+    assert "AVAILABLE False" in r.stdout and "writable by group or others" in r.stderr and "RuntimeWarning" in r.stderr
+
+
+@needs_cc
+@pytest.mark.parametrize("kind", ["garbage", "no-symbols"])
+def test_bad_compiler_output_falls_back_with_a_warning(tmp_path, kind):
+    cc = tmp_path / "fakecc"
+    if kind == "garbage":  # exits 0 but writes junk to the -o file
+        body = 'out=""; while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done; echo junk > "$out"'
+    else:  # a real ELF, without the kernels' symbols
+        (tmp_path / "empty.c").write_text("int nothing(void) { return 0; }\n")
+        body = (f'out=""; while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done; '
+                f'{native._compiler()} -shared -fPIC {tmp_path / "empty.c"} -o "$out"')
+    cc.write_text("#!/bin/sh\n" + body + "\n")
+    cc.chmod(0o755)
+    r = _run(tmp_path, {"CC": str(cc)})
+    assert "AVAILABLE False" in r.stdout and "rebuilding" in r.stderr and "GEMM programs" in r.stderr
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_runners_survive_deepcopy(kind):
+    """A detector copied with its runners (copy.deepcopy) scores with them as before."""
+    import copy
+
+    torch.manual_seed(11)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    z = torch.randn(5, 8)
+    with torch.no_grad(), runtime.use(kind):
+        ref = G(z)
+        G2 = copy.deepcopy(G)
+        assert G2.runner_for(z) == kind
+        _close(G2(z), ref, rtol=1e-6)

@@ -35,11 +35,32 @@ class Stage:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'auto' -> cuda when available, else cpu; any other device must exist here, else an
+    :class:`~ganad.exceptions.InputError` (a ValueError) naming it, the problem and the fix."""
+    from ganad.exceptions import InputError
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} was requested but CUDA is not available here. Fix: use device='cpu' or 'auto'")
+    fix = "use device='cpu' or 'auto' (CLI: --device cpu or --device auto)"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"device: {device!r} is not a device ({exc}). Fix: {fix}".replace("\n", " ")) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device: {device!r} was requested but CUDA is not available here "
+                             f"(torch {torch.__version__} sees no CUDA GPU). Fix: {fix}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device: {device!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s). "
+                             f"Fix: use an index below {torch.cuda.device_count()}, or 'cuda' / 'auto'")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            why = ("this torch build has no MPS support" if mps is None or not mps.is_built()
+                   else "no Apple-silicon GPU (Metal) is available on this machine")
+            raise InputError(f"device: {device!r} (Apple's Metal GPU) was requested but {why}. Fix: {fix}; "
+                             "on a Mac with Apple silicon, install a torch build with MPS")
+    elif dev.type != "cpu":
+        raise InputError(f"device: {device!r} is not supported by ganad (device type {dev.type!r}). Fix: {fix}, or 'cuda' / 'mps' where available")
     return dev
 
 

@@ -444,8 +444,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None, *, robust_contamination=None, robust_warmup=None, robust_mode="hard", robust_proxy=None,
-            checkpoint_dir=None, checkpoint_every=None, checkpoint_seconds=None, resume=False):
+    def fit(self, X: ArrayLike, y: Any = None, *, robust_contamination: float | None = None, robust_warmup: int | None = None,
+            robust_mode: str = "hard", robust_proxy: str | None = None, checkpoint_dir: str | os.PathLike[str] | None = None,
+            checkpoint_every: int | None = None, checkpoint_seconds: float | None = None, resume: bool = False) -> Self:
         """Train on (mostly) normal data ``X``; ``y`` is ignored (unsupervised).
 
         Checkpoints (issue 13): with ``checkpoint_dir``, the whole training state is written there

@@ -42,6 +42,7 @@ class Selector:
         self.patience = patience
         self.warmup_fraction = warmup_fraction
         self.history: dict[str, list[float]] = {}
+        self.info: dict = {}  # the summary of finish(), set by the training loop
         self.best: tuple[float, int, dict] | None = None
         self.stopped_at: int | None = None
         self._t = 0

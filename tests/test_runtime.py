@@ -545,3 +545,18 @@ def test_runners_survive_deepcopy(kind):
         G2 = copy.deepcopy(G)
         assert G2.runner_for(z) == kind
         _close(G2(z), ref, rtol=1e-6)
+
+
+def test_auto_uses_gemm_only_for_batches_where_it_earns_its_place(monkeypatch):
+    """Without the native kernels, ``use("auto")`` hands gemm only batches of at least
+    GEMM_AUTO_MIN_BATCH samples (measured: below that it is not 1.5x eager); ``use("gemm")`` forces it."""
+    from ganad.runtime import runner as rr
+    torch.manual_seed(5)
+    G = runtime.compile(frozen_copy(build_generator("conv1d", 8, (1, 64), 4, 3)))
+    monkeypatch.setattr(type(G), "native_runner", lambda self: None)
+    small, large = torch.randn(rr.GEMM_AUTO_MIN_BATCH - 1, 8), torch.randn(rr.GEMM_AUTO_MIN_BATCH, 8)
+    with runtime.use("auto"):
+        assert G.runner_for(small) == "eager" and G.runner_for(large) == "gemm"
+        _close(G(large), G.module(large))
+    with runtime.use("gemm"):
+        assert G.runner_for(small) == "gemm"

@@ -15,10 +15,21 @@ def usable(x: torch.Tensor) -> bool:
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
 
 
-def _order() -> tuple[str, ...]:
+#: with ``runtime.use("auto")`` the gemm runner (the fallback where the native kernels cannot be built)
+#: takes batches of at least this many samples only: on the idle 2-core machine it was >= 1.5x
+#: eager in 6 of 6 beat cells at batch 4,096, 4 of 6 at 1,024 (1.45x and 1.47x in the other two),
+#: 3 of 6 at 256, 2 of 6 at 64 and 1 of 6 at batch 1 (benchmarks/bench_runtime.py; RESULTS.md,
+#: issue 11), so below this it does not earn its place and eager runs. ``use("gemm")`` forces it.
+GEMM_AUTO_MIN_BATCH = 512
+
+
+def _order(n: int | None = None) -> tuple[str, ...]:
     from ganad.runtime import selected
     kind = selected()
-    return {"auto": ("native", "gemm"), "native": ("native", "gemm"), "gemm": ("gemm",)}.get(kind, ())
+    order = {"auto": ("native", "gemm"), "native": ("native", "gemm"), "gemm": ("gemm",)}.get(kind, ())
+    if kind == "auto" and n is not None and n < GEMM_AUTO_MIN_BATCH:
+        order = tuple(k for k in order if k != "gemm")
+    return order
 
 
 class Runner:
@@ -46,7 +57,7 @@ class Runner:
     def runner_for(self, x: torch.Tensor) -> str:
         """Which runner a call on ``x`` uses now: 'native', 'gemm' or 'eager'."""
         if self._gemm is not None and usable(x):
-            for kind in _order():
+            for kind in _order(x.shape[0] if x.dim() else None):
                 prog = self._gemm if kind == "gemm" else self.native_runner()
                 if prog is not None and prog.accepts(x):
                     return kind
@@ -110,7 +121,7 @@ class GeneratorRunner(Runner):
         runners compute the value and dL/dz with their hand-written backward."""
         if distance in ("l2", "l1", "rbf") and self._gemm is not None and usable(x) \
                 and tuple(x.shape[1:]) == (self._gemm.channels, self._gemm.length):
-            for kind in _order():
+            for kind in _order(x.shape[0]):
                 prog = self._gemm if kind == "gemm" else self.native_runner()
                 if prog is not None:
                     return _CompiledObjective(kind, prog, x, distance, sigma)

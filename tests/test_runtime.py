@@ -46,7 +46,8 @@ def _close(a, b, rtol=1e-5):
 
 
 def _both(kind, fn):
-    """(fn() on runner ``kind``, fn() on the eager modules), with the runner checked to have run."""
+    """(fn() on runner ``kind``, fn() on the eager modules); the callers check with ``runner_for``
+    that runner ``kind`` covers their input."""
     with torch.no_grad():
         with runtime.use(kind):
             got = fn()
@@ -91,6 +92,8 @@ def test_encoder_forward_equals_eager(kind, channels, length, width, depth):
     torch.manual_seed(3)
     E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (channels, length), 6, width, depth))))
     x = torch.randn(29, channels, length)
+    with runtime.use(kind):
+        assert E.runner_for(x) == kind
     got, ref = _both(kind, lambda: E(x))
     _close(got, ref)
 
@@ -160,6 +163,8 @@ def test_fused_encode_generate_discriminate_equals_eager(kind, feature_layer):
     D = frozen_copy(trained_like(build_discriminator("conv1d", shape, 4, 3, feature_layer=feature_layer)))
     E, G, D = (runtime.compile(m) for m in (E, G, D))
     x = torch.randn(33, *shape)
+    with runtime.use(kind):
+        assert E.runner_for(x) == kind and D.runner_for(x) == kind
     got, ref = _both(kind, lambda: runtime.encode_generate_discriminate(E, G, D, x))
     for k in ("z", "x_hat", "d_x", "d_x_hat"):
         _close(got[k], ref[k])
@@ -258,6 +263,7 @@ def test_gemm_large_batches_run_in_blocks_with_the_same_result():
     D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3))))
     z, x = torch.randn(50, 8), torch.randn(50, 1, 64)
     with torch.no_grad(), runtime.use("gemm"):
+        assert G.runner_for(z) == "gemm" and D.runner_for(x) == "gemm"
         g_one, d_one = G(z), D(x)
         G._gemm.block = D._gemm.block = 16  # 50 samples: four blocks of 13, 13, 13, 11
         g_blk, d_blk = G(z), D(x)
@@ -442,6 +448,7 @@ def test_python_thread_path_equals_openmp_path(monkeypatch):
     E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 6, 4, 3))))
     x = torch.randn(301, 1, 64)
     with torch.no_grad(), runtime.use("native"):
+        assert E.runner_for(x) == "native"
         ref = E(x)
         monkeypatch.setitem(native._STATE, "openmp", False)
         other = E(x)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ganad.exceptions import InputError, ModelFileError, _fmt
+from ganad.files import alive, fsync_path, write_bytes
 
 FORMAT = "ganad-checkpoint"
 FORMAT_VERSION = 1
@@ -240,26 +242,10 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
 
 
 # ---------------------------------------------------------------- on disk
-def _fsync_path(p: Path) -> None:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# the project's atomic-write helpers (ganad.files), under the names the kill tests wrap
+_fsync_path = fsync_path
+_write_atomic = write_bytes
+_TMP_PID = re.compile(r"\.(\d+)\.[^.]*\.tmp$")  # files.temp_file_beside: .<name>.<pid>.<random>.tmp
 
 
 class Checkpointer:
@@ -302,23 +288,13 @@ class Checkpointer:
         for f in self.dir.glob("state-*.safetensors"):  # the previous tensor files: no longer named
             if f.name != name:
                 f.unlink(missing_ok=True)
-        for f in self.dir.glob(".*.tmp"):  # temporaries of killed writers
-            pid = f.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        for f in self.dir.glob(".*.tmp"):  # temporaries of killed writers (of other file names too)
+            m = _TMP_PID.search(f.name)
+            if m and int(m.group(1)) != os.getpid() and not alive(int(m.group(1))):
                 f.unlink(missing_ok=True)
         self._steps, self._t = 0, time.monotonic()
         self.n_written += 1
         self.seconds += time.perf_counter() - t0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def exists(directory) -> bool:

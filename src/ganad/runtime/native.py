@@ -93,11 +93,7 @@ def _private_dir(d: Path) -> str | None:
         return f"cannot create the cache directory {d}: {e}"
     if not stat.S_ISDIR(st.st_mode):
         return f"{d} is not a directory"
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return f"the cache directory {d} is owned by another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
-        return f"the cache directory {d} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
+    return _foreign(st, f"the cache directory {d}")
 
 
 def _private_file(f: Path) -> str | None:
@@ -107,10 +103,15 @@ def _private_file(f: Path) -> str | None:
         return f"cannot read {f}: {e}"
     if not stat.S_ISREG(st.st_mode):
         return f"{f} is not a regular file"
+    return _foreign(st, str(f))
+
+
+def _foreign(st: os.stat_result, what: str) -> str | None:
+    """What lets another user change ``what`` (its owner, group / other write bits), or None."""
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return f"{f} is owned by another user (uid {st.st_uid})"
+        return f"{what} is owned by another user (uid {st.st_uid})"
     if st.st_mode & 0o022:
-        return f"{f} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+        return f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 

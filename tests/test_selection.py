@@ -101,6 +101,29 @@ def test_knn_component_and_round_trip(blobs, tmp_path):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("n_bank, k, loo", [(3, 5, False), (64, 5, False), (300, 5, False), (256, 5, True),
+                                             (1000, 3, True), (4096, 10, False), (129, 1, False)])
+def test_knn_distance_equals_brute_force(n_bank, k, loo):
+    """The two-stage search (group minima, then the k best groups' columns) finds the exact k nearest:
+    banks smaller than k, exact multiples of the group size, padded last groups, duplicated codes (ties),
+    codes far from the origin (float32 cancellation), leave-one-out on the bank's own rows."""
+    rng = np.random.RandomState(n_bank)
+    bank = (rng.randn(n_bank, 8) * 0.3 + 50.0).astype(np.float32)
+    bank[1::7] = bank[0]  # ties
+    det = ganad.FAnoGAN(n_neighbors=k)
+    det.knn_bank_ = torch.from_numpy(bank)
+    det._knn_leave_one_out = loo
+    emb = bank[: min(n_bank, 50)] if loo else (rng.randn(70, 8) * 0.4 + 50.0).astype(np.float32)
+    got = det._knn_distance(torch.from_numpy(emb)).numpy()
+    d = np.sqrt(((emb[:, None, :].astype(np.float64) - bank[None].astype(np.float64)) ** 2).sum(2))
+    kk = min(k + loo, n_bank)
+    want = np.sort(d, axis=1)[:, loo:kk].mean(1)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    det.knn_bank_ = torch.from_numpy(bank[::-1].copy())  # a new bank invalidates the cached plan
+    want2 = np.sort(np.sqrt(((emb[:, None, :].astype(np.float64) - bank[::-1][None].astype(np.float64)) ** 2).sum(2)), 1)[:, loo:kk].mean(1)
+    np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want2, rtol=1e-9, atol=1e-9)
+
+
 def test_anogan_knn_uses_discriminator_features(blobs):
     X, _ = blobs
     det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)

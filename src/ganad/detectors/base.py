@@ -475,7 +475,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
-        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "selection_", "calibration_scores_"):
+        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -701,17 +701,60 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 out.append(self._knn_embed(X[i:i + bs].to(self.device_)).float().cpu())
         return torch.cat(out)
 
+    #: bank columns per group of the two-stage nearest-neighbour search in :meth:`_knn_distance`
+    _knn_group = 64
+
+    def _knn_plan(self, device: torch.device) -> dict:
+        """The bank prepared for :meth:`_knn_distance` (cached per bank object and device): centred on
+        its mean (float32 distances then lose little to cancellation), padded to whole groups of
+        :attr:`_knn_group` columns whose padding is never nearest (squared norm +inf), plus the bank
+        in float64 for the exact distances of the chosen neighbours."""
+        bank = self.knn_bank_
+        cache = self.__dict__.get("_knn_cache")
+        if cache is not None and cache["bank"] is bank and cache["device"] == device:
+            return cache
+        b = bank.to(device, torch.float32)
+        nb, dim = b.shape
+        s = self._knn_group
+        groups = -(-nb // s)
+        pad = groups * s - nb
+        mu = b.mean(0)
+        bc = b - mu
+        plan = {"bank": bank, "device": device, "mu": mu, "groups": groups, "size": s,
+                "centred": torch.cat([bc, bc.new_zeros(pad, dim)]),
+                "norms": torch.cat([(bc * bc).sum(1), bc.new_full((pad,), float("inf"))]),
+                "exact": torch.cat([b, b.new_zeros(pad, dim)]).to(torch.float64)}
+        self.__dict__["_knn_cache"] = plan
+        return plan
+
     def _knn_distance(self, emb: torch.Tensor) -> torch.Tensor:
-        bank = self.knn_bank_.to(emb.device, torch.float64)  # float64: d² = |e|² + |b|² − 2 e·b cancels
+        """Mean Euclidean distance of each row of ``emb`` to its ``n_neighbors`` nearest bank codes.
+
+        Exact neighbours, found in two stages: squared distances to the (centred) bank as one float32
+        matrix multiply, |b|² − 2 e·b (|e|² is the same along a row, so it does not change the order);
+        the minimum of each group of :attr:`_knn_group` bank columns; the k groups with the smallest
+        minima hold the k nearest codes (each of those minima is a distinct code at most as far as any
+        code of another group), so the k nearest are chosen among those k groups' columns only. The
+        chosen neighbours' distances are then computed directly in float64 (no cancellation). Two
+        light passes over the (n, bank) matrix instead of a top-k over all of it; exportable to ONNX."""
+        plan = self._knn_plan(emb.device)
         loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
-        k = min(int(self.n_neighbors) + loo, bank.shape[0])
-        e = emb.reshape(emb.shape[0], -1).to(torch.float64)
-        # squared distances as one matrix multiply (exportable to ONNX, unlike cdist): |b|² − 2 e·b in one
-        # addmm, the k nearest of it, then + |e|² on those k only (|e|² is the same along a row, so the
-        # order is unchanged): two passes over the (n, bank) matrix instead of six
-        d2 = torch.addmm((bank * bank).sum(1)[None, :], e, bank.T, alpha=-2.0)
-        near = d2.topk(k, dim=1, largest=False).values[:, loo:] + (e * e).sum(1, keepdim=True)
-        return near.clamp_min(0.0).sqrt().mean(1)
+        k = min(int(self.n_neighbors) + loo, self.knn_bank_.shape[0])
+        e = emb.reshape(emb.shape[0], -1).to(torch.float32)
+        d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)
+        groups, s = plan["groups"], plan["size"]
+        if groups > k:
+            g = d2.reshape(-1, groups, s)
+            top_g = g.amin(2).topk(k, dim=1, largest=False).indices  # (n, k) groups
+            cand = torch.gather(g, 1, top_g[:, :, None].expand(-1, -1, s)).reshape(-1, k * s)
+            ci = cand.topk(k, dim=1, largest=False).indices
+            col = torch.gather(top_g, 1, torch.div(ci, s, rounding_mode="floor")) * s + ci % s
+        else:
+            col = d2.topk(k, dim=1, largest=False).indices
+        near = (emb.reshape(emb.shape[0], -1).to(torch.float64)[:, None, :] - plan["exact"][col]).square().sum(2)
+        if loo:
+            near = near.sort(1).values[:, loo:]
+        return near.sqrt().mean(1)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction

@@ -17,8 +17,9 @@ Under ``torchrun --nproc-per-node N -m ganad fit ...`` (or any launcher that set
   masks are drawn for the whole global batch (same generators, same order as a single process) and
   each rank keeps its rows, so the random stream is the single-process one.
 * **BatchNorm**: in training mode every BatchNorm layer normalises with the statistics of the
-  global batch (mean, then variance about it, each summed over the ranks with a differentiable
-  ``all_reduce``), as :class:`torch.nn.SyncBatchNorm` does; SyncBatchNorm itself refuses CPU
+  global batch (each rank's count, sum and sum of squares, formed from its own two-pass mean and
+  variance, summed over the ranks in float64 by one differentiable ``all_reduce``: one collective per
+  layer forward and one backward), as :class:`torch.nn.SyncBatchNorm` does; SyncBatchNorm itself refuses CPU
   tensors, so ganad uses this one code path on every backend. Running statistics are therefore
   the same on every rank and equal to the single-process ones.
 * **On rank 0** (the result broadcast to the others): the held-out selection criterion and the
@@ -187,24 +188,28 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 def _bn_forward(self, x):
-    """BatchNorm in training mode with the statistics of the global batch (two differentiable all_reduces)."""
+    """BatchNorm in training mode with the statistics of the global batch: one differentiable
+    all_reduce forward (and one backward) of every rank's count, sum and sum of squares, formed from
+    the rank's own two-pass mean and variance and combined in float64 (no cancellation in float32)."""
     if not self.training:
         return type(self).forward(self, x)
     dims = [0] + list(range(2, x.dim()))
     count = x.numel() // x.shape[1]
     c = x.shape[1]
-    s = _AllReduceSum.apply(torch.cat([x.sum(dims), x.new_full((1,), float(count))]))
-    n = s[c]
-    mean = s[:c] / n
+    var_l, mean_l = torch.var_mean(x, dims, correction=0)
+    m64 = mean_l.double()
+    s = _AllReduceSum.apply(torch.cat([m64 * count, (var_l.double() + m64.square()) * count, m64.new_full((1,), float(count))]))
+    n = s[2 * c]
+    mean64 = s[:c] / n
+    var = (s[c:2 * c] / n - mean64.square()).clamp_min(0).to(x.dtype)
+    mean = mean64.to(x.dtype)
     shape = (1, c) + (1,) * (x.dim() - 2)
-    xc = x - mean.reshape(shape)
-    var = _AllReduceSum.apply(xc.square().sum(dims)) / n
     with torch.no_grad():
         self.num_batches_tracked.add_(1)
         m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-        self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).clamp_min(0), alpha=m)
-    y = xc * torch.rsqrt(var + self.eps).reshape(shape)
+        self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).clamp_min(0).to(x.dtype), alpha=m)
+    y = (x - mean.reshape(shape)) * torch.rsqrt(var + self.eps).reshape(shape)
     if self.affine:
         y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
     return y

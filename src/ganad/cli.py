@@ -623,6 +623,8 @@ def serve(
     except ImportError as exc:
         _fail(GanadError(f"serve is unavailable ({exc}). Fix: pip install 'ganad[serve]'"))
     try:
+        if not (np.isfinite(max_body_mb) and max_body_mb > 0):  # before int(): NaN / inf would not convert
+            raise GanadError(f"--max-body-mb: is {max_body_mb}. Fix: pass a positive number of MiB, e.g. 16")
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
                                  cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,

@@ -329,14 +329,43 @@ def ws(tmp_path_factory):
     np.save(d / "huge.npy", np.full((4, 4), 1e300))
     np.save(d / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
     (d / "trunc.npy").write_bytes((d / "x.npy").read_bytes()[:100])
+    # checkpoints, tuning, serving, series (the CLI surfaces of issues 12-16)
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    r = CliRunner().invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "ckmodel"), "--method", "anogan", "--epochs", "1", "-q",
+                                 "--set", "search_n_max=5", "--checkpoint", str(d / "ckpt"), "--checkpoint-every", "1"])
+    assert r.exit_code == 0 and (d / "ckpt" / "checkpoint.json").is_file(), r.output
+    pd.DataFrame(X4[:32], columns=cols).to_csv(d / "train_other.csv", index=False)  # same shape as train.csv, other values
+    pd.DataFrame(np.random.RandomState(1).randn(96, 4), columns=cols).to_csv(d / "train96.csv", index=False)  # enough for a tuning hold-out
+    t = np.arange(120)
+    pd.DataFrame({"timestamp": t, "x": np.sin(t / 5), "y": np.cos(t / 7)}).to_csv(d / "series.csv", index=False)
+    pd.DataFrame({"timestamp": t[:10], "x": np.sin(t[:10])}).to_csv(d / "short_series.csv", index=False)
+    s = pd.DataFrame({"timestamp": t, "x": np.sin(t / 5)})
+    s.loc[50, "x"] = np.nan
+    s.to_csv(d / "nan_series.csv", index=False)
+    s = pd.DataFrame({"timestamp": t, "x": np.sin(t / 5)})
+    s.loc[50, "timestamp"] = 10
+    s.to_csv(d / "unsorted_series.csv", index=False)
+    r = CliRunner().invoke(app, ["fit", str(d / "series.csv"), "-o", str(d / "smodel"), "--window", "16", "--method", "anogan",
+                                 "--epochs", "1", "-q", "--set", "search_n_max=5"])
+    assert r.exit_code == 0, r.output
+    (d / "empty_token").write_text("  \n")
+    (d / "notdb.txt").write_text("x")  # one byte: SQLite took it for an empty database and overwrote it
+    (d / "space_unknown.json").write_text(json.dumps({"nosuch": {"type": "float", "low": 0, "high": 1}}))
+    (d / "space_bounds.json").write_text(json.dumps({"lr_g": {"type": "float", "low": 1e-3, "high": 1e-5}}))
+    (d / "space_type.json").write_text(json.dumps({"lr_g": {"type": "nosuch", "low": 1e-5, "high": 1e-3}}))
+    (d / "space_notjson.json").write_text("{nope")
     return d
 
 
-def _cli(ws, *args):
+def _cli(ws, *args, input=None):
+    from unittest import mock
     from typer.testing import CliRunner
     from ganad.cli import app
     args = [a.replace("{ws}", str(ws)) if isinstance(a, str) else a for a in args]
-    r = CliRunner().invoke(app, list(args))
+    # `ganad serve` accepted by mistake would block in uvicorn: it fails the case instead
+    with mock.patch("uvicorn.Server.run", side_effect=AssertionError("ganad serve started a server")):
+        r = CliRunner().invoke(app, list(args), input=input)
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise AssertionError("".join(traceback.format_exception(r.exception)))
     if r.exit_code == 0:
@@ -415,6 +444,119 @@ for _what, _name, _args in [
 ]:
     case("CLI", _what, _name, absent=("o1", "s1.csv", "c1", "e1", "afile/m", "afile/s.csv"))(
         lambda ws, _a=_args: _cli(ws, *_a))
+
+
+# ---------------------------------------------------------------- CLI: checkpoints, tuning, serving, streaming, series
+_CK = ["fit", "{ws}/train.csv", "-o", "{ws}/o1", "--method", "anogan", "--epochs", "1", "-q", "--set", "search_n_max=5"]
+_TUNE = ["tune", "{ws}/train96.csv", "-o", "{ws}/t1", "--epochs", "1", "--trials", "1"]
+_SFIT = ["fit", "{ws}/series.csv", "-o", "{ws}/so", "--window", "16", "--epochs", "1", "-q"]
+for _what, _name, _args in [
+    ("fit --resume: no checkpoint in DIR", "ckn", _CK + ["--checkpoint", "{ws}/ckn", "--resume"]),
+    ("fit --checkpoint-every 0", "checkpoint_every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "0"]),
+    ("fit --checkpoint-every -2", "checkpoint_every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "-2"]),
+    ("fit --checkpoint DIR is a file", "afile", _CK + ["--checkpoint", "{ws}/afile"]),
+    ("fit --resume without --checkpoint", "--resume", _CK + ["--resume"]),
+    ("fit --checkpoint-every without --checkpoint", "--checkpoint-every", _CK + ["--checkpoint-every", "3"]),
+    ("fit --checkpoint DIR already holding a checkpoint, no --resume", "ckpt", _CK + ["--checkpoint", "{ws}/ckpt"]),
+    ("fit --resume: checkpoint of other data", "other training data", ["fit", "{ws}/train_other.csv"] + _CK[2:] + ["--checkpoint", "{ws}/ckpt", "--resume"]),
+    ("fit --resume: checkpoint of other parameters", "latent_dim", _CK + ["--checkpoint", "{ws}/ckpt", "--resume", "--latent-dim", "3"]),
+    ("fit --resume: checkpoint of another method", "AnoGAN", ["fit", "{ws}/train.csv", "-o", "{ws}/o1", "--epochs", "1", "-q",
+                                                             "--method", "ganomaly", "--checkpoint", "{ws}/ckpt", "--resume"]),
+    ("fit --checkpoint in series mode", "--checkpoint", _SFIT + ["--checkpoint", "{ws}/ckn"]),
+    ("tune --trials 0", "trials", _TUNE + ["--trials", "0"]),
+    ("tune --method nosuch", "nosuch", _TUNE + ["--method", "nosuch"]),
+    ("tune --tune-fraction 0", "tune_fraction", _TUNE + ["--tune-fraction", "0"]),
+    ("tune -o is a file", "afile", ["tune", "{ws}/train96.csv", "-o", "{ws}/afile", "--epochs", "1", "--trials", "1"]),
+    ("tune --storage in a missing folder", "nodir", _TUNE + ["--storage", "{ws}/nodir/study.db"]),
+    ("tune --storage a one-byte file that is not a database", "notdb.txt", _TUNE + ["--storage", "{ws}/notdb.txt"]),
+    ("tune --storage a folder", "folder", _TUNE + ["--storage", "{ws}/model"]),
+    ("tune --storage unknown URL scheme", "nosuch://", _TUNE + ["--storage", "nosuch://host/db"]),
+    ("tune --space file missing", "nosuch.json", _TUNE + ["--space", "{ws}/nosuch.json"]),
+    ("tune --space not JSON", "space_notjson.json", _TUNE + ["--space", "{ws}/space_notjson.json"]),
+    ("tune --space names an unknown parameter", "nosuch", _TUNE + ["--space", "{ws}/space_unknown.json"]),
+    ("tune --space with low > high", "lr_g", _TUNE + ["--space", "{ws}/space_bounds.json"]),
+    ("tune --space with an unknown type", "lr_g", _TUNE + ["--space", "{ws}/space_type.json"]),
+    ("serve: model folder missing", "nosuch", ["serve", "{ws}/nosuch"]),
+    ("serve: model path is a file", "afile", ["serve", "{ws}/afile"]),
+    ("serve: a folder that is not a model", "config.json", ["serve", "{ws}"]),
+    ("serve: two models of one name", "same name", ["serve", "{ws}/model", "{ws}/model"]),
+    ("serve: NAME=DIR with a name unusable in a URL", "bad name", ["serve", "bad name={ws}/model"]),
+    ("serve --port 70000", "--port", ["serve", "{ws}/model", "--port", "70000"]),
+    ("serve --port -1", "--port", ["serve", "{ws}/model", "--port", "-1"]),
+    ("serve --token-file missing", "nosuch_token", ["serve", "{ws}/model", "--token-file", "{ws}/nosuch_token"]),
+    ("serve --token-file empty", "empty_token", ["serve", "{ws}/model", "--token-file", "{ws}/empty_token"]),
+    ("serve --max-batch-rows 0", "max-batch-rows", ["serve", "{ws}/model", "--max-batch-rows", "0"]),
+    ("serve --max-wait-ms -1", "max-wait-ms", ["serve", "{ws}/model", "--max-wait-ms", "-1"]),
+    ("serve --max-wait-ms nan", "max-wait-ms", ["serve", "{ws}/model", "--max-wait-ms", "nan"]),
+    ("serve --max-queue 0", "max-queue", ["serve", "{ws}/model", "--max-queue", "0"]),
+    ("serve --max-body-mb 0", "--max-body-mb", ["serve", "{ws}/model", "--max-body-mb", "0"]),
+    ("serve --max-body-mb inf", "--max-body-mb", ["serve", "{ws}/model", "--max-body-mb", "inf"]),
+    ("serve --max-streams 0", "max-streams", ["serve", "{ws}/model", "--max-streams", "0"]),
+    ("serve --stream-idle-s nan", "stream-idle-s", ["serve", "{ws}/model", "--stream-idle-s", "nan"]),
+    ("serve --log-level loud", "--log-level", ["serve", "{ws}/model", "--log-level", "loud"]),
+    ("stream: model folder missing", "nosuch", ["stream", "{ws}/nosuch"]),
+    ("stream: a table model", "not a series model", ["stream", "{ws}/model"]),
+    ("stream --batch 0", "--batch", ["stream", "{ws}/smodel", "--batch", "0"]),
+    ("series fit: window longer than the series", "short_series.csv", ["fit", "{ws}/short_series.csv"] + _SFIT[2:]),
+    ("series fit --window 0", "window", _SFIT[:4] + ["--window", "0"]),
+    ("series fit --window -4", "window", _SFIT[:4] + ["--window", "-4"]),
+    ("series fit --stride 0", "stride", _SFIT + ["--stride", "0"]),
+    ("series fit --channels naming a missing column", "zz", _SFIT + ["--channels", "x,zz"]),
+    ("series fit --time-column missing", "nosuch", _SFIT + ["--time-column", "nosuch"]),
+    ("series fit --series-id missing", "nosuch", _SFIT + ["--series-id", "nosuch"]),
+    ("series fit --gaps nosuch", "gaps", _SFIT + ["--gaps", "nosuch"]),
+    ("series fit --point-contamination 2", "contamination", _SFIT + ["--point-contamination", "2"]),
+    ("series fit: a NaN in the series", "nan_series.csv", ["fit", "{ws}/nan_series.csv"] + _SFIT[2:]),
+    ("series fit: non-increasing timestamps", "unsorted_series.csv", ["fit", "{ws}/unsorted_series.csv"] + _SFIT[2:]),
+    ("series fit: -o is a file", "afile", _SFIT[:2] + ["-o", "{ws}/afile"] + _SFIT[4:]),
+    ("series fit: -o under a file", "afile", _SFIT[:2] + ["-o", "{ws}/afile/m"] + _SFIT[4:]),
+    ("series fit: -o a non-model folder", "not a ganad model", _SFIT[:2] + ["-o", "{ws}"] + _SFIT[4:]),
+]:
+    case("CLI", _what, _name, absent=("o1", "ckn", "t1", "ganad-tune.db", "nodir", "so", "afile/m"))(
+        lambda ws, _a=_args: _cli(ws, *_a))
+
+for _what, _name, _input in [
+    ("stream: a line of 3 values for 2 channels", "stdin line 1", "1,2,3\n"),
+    ("stream: a line that is not numbers (after the header line)", "stdin line 2", "x,y\n1,x\n"),
+    ("stream: fewer points than a window", "window", "1,2\n3,4\n"),
+]:
+    case("CLI", _what, _name)(lambda ws, _i=_input: _cli(ws, "stream", "{ws}/smodel", input=_i))
+
+
+def _ckpt_case(what, name, edit):
+    def act(ws):  # a damaged copy of a good checkpoint, resumed: refused, no model written
+        bad = ws / f"ck-{len(list(ws.glob('ck-*')))}"
+        shutil.copytree(ws / "ckpt", bad)
+        edit(bad)
+        _cli(ws, *_CK, "--checkpoint", str(bad), "--resume")
+    case("CLI", what, name, absent=("o1",))(act)
+
+
+def _manifest(fn):
+    def edit(d):
+        m = json.loads((d / "checkpoint.json").read_text())
+        fn(m)
+        (d / "checkpoint.json").write_text(json.dumps(m))
+    return edit
+
+
+def _tensor_file(d):
+    return next(d.glob("state-*.safetensors"))
+
+
+_ckpt_case("fit --resume: checkpoint.json not JSON", "checkpoint.json", lambda d: (d / "checkpoint.json").write_text("{nope"))
+_ckpt_case("fit --resume: checkpoint.json empty", "checkpoint.json", lambda d: (d / "checkpoint.json").write_text(""))
+_ckpt_case("fit --resume: checkpoint.json a JSON list", "checkpoint.json", lambda d: (d / "checkpoint.json").write_text("[]"))
+_ckpt_case("fit --resume: checkpoint format_version 99", "format version", _manifest(lambda m: m.__setitem__("format_version", 99)))
+for _key, _v in [("state", None), ("state", []), ("fingerprint", None), ("fingerprint", "x"), ("tensors", "x"), ("seq", "x"), ("extra", [])]:
+    _ckpt_case(f"fit --resume: checkpoint.json {_key} = {json.dumps(_v)}" if _v is not None else f"fit --resume: checkpoint.json without {_key}",
+               _key, _manifest(lambda m, _k=_key, _v=_v: m.pop(_k) if _v is None else m.__setitem__(_k, _v)))
+_ckpt_case("fit --resume: checkpoint state of no stages", "training state", _manifest(lambda m: m.__setitem__("state", {})))
+_ckpt_case("fit --resume: checkpoint names a tensor file outside", "outside", _manifest(lambda m: m["tensors"].__setitem__("file", "../x")))
+_ckpt_case("fit --resume: tensor file truncated", "SHA-256", lambda d: _tensor_file(d).write_bytes(_tensor_file(d).read_bytes()[:100]))
+_ckpt_case("fit --resume: tensor file one byte changed", "SHA-256",
+           lambda d: _tensor_file(d).write_bytes(_tensor_file(d).read_bytes()[:-1] + b"\x01"))
+_ckpt_case("fit --resume: tensor file removed", "state-", lambda d: _tensor_file(d).unlink())
 
 
 # ---------------------------------------------------------------- API: data

@@ -130,6 +130,10 @@ def fit(
     if window is not None:  # series mode (issue 12): windows -> point scores -> events
         from ganad.series.commands import fit_series
         try:
+            from ganad.io import check_model_path
+            from ganad.series.detector import SERIES_CONFIG
+            if not (output / SERIES_CONFIG).is_file():  # a file, a path under a file, a foreign folder: before training
+                check_model_path(output, "-o/--output")
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
                                  window, stride, time_column, channels, series_id, gaps, point_contamination)
@@ -623,6 +627,8 @@ def serve(
     except ImportError as exc:
         _fail(GanadError(f"serve is unavailable ({exc}). Fix: pip install 'ganad[serve]'"))
     try:
+        if not (np.isfinite(max_body_mb) and max_body_mb > 0):  # before int(): NaN / inf would not convert
+            raise GanadError(f"--max-body-mb: is {max_body_mb}. Fix: pass a positive number of MiB, e.g. 16")
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
                                  cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,

@@ -293,6 +293,14 @@ def _open_storage(url: str | None):
             raise InputError(_fmt("storage", f"{url!r}: the folder {str(path.parent)!r} does not exist", "create it or pass another path"))
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise InputError(_fmt("storage", f"{url!r}: the file is not readable and writable", "fix its permissions or pass another path"))
+        if path.is_dir():
+            raise InputError(_fmt("storage", f"{url!r}: is a folder", "pass a database file path, e.g. sqlite:///study.db"))
+        if path.is_file() and path.stat().st_size > 0:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            if head != b"SQLite format 3\x00":  # refused at once (no retries); SQLite took a one-byte file for an empty database and overwrote it
+                raise InputError(_fmt("storage", f"{url!r}: is not an SQLite database (a file of {path.stat().st_size} bytes of something else)",
+                                      "pass a new file name or an existing Optuna study database"))
     import warnings
     # SQLite: writers wait up to 60 s for another worker's lock instead of failing at once
     kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None

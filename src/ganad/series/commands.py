@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad.exceptions import DataFileError, GanadError, _fmt
+from ganad.exceptions import DataFileError, GanadError, InputError, _fmt
 from ganad.files import atomic_path
 
 
@@ -25,7 +25,13 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
-    sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
+    try:
+        sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
+    except InputError as exc:  # the API calls the data X; here it is the file, and the options are the CLI's
+        msg = str(exc)
+        if msg.startswith(("X:", "X ")):
+            raise InputError(f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore")) from exc
+        raise
     sd.io_ = {"time_column": tab.time_column, "channels": tab.columns, "series_id": tab.series_column}
     from ganad.training import distributed
     if distributed.is_main_process():  # under torchrun every rank holds the same model; rank 0 writes it

@@ -506,6 +506,8 @@ class SeriesDetector(BaseEstimator):
         """Write ``path/series.json`` and the wrapped detector in ``path/detector/`` (safetensors + JSON), atomically."""
         self._check_fitted()
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ModelFileError(_fmt(str(path), "is a file, not a model directory", "choose a directory path (new or a previous model)"))
         params = self.get_params(deep=False)
         params["detector"] = params["detector"] if isinstance(params["detector"], str) else type(self.detector_).__name__
         cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,

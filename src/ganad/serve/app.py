@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -54,12 +55,12 @@ class ServeSettings:
     stream_idle_s: float = 3600.0
 
     def __post_init__(self):
-        if self.stream_idle_s < 0:
+        if not (math.isfinite(self.stream_idle_s) and self.stream_idle_s >= 0):  # NaN compares False: never < 0
             raise GanadError(_fmt("stream-idle-s", f"is {self.stream_idle_s}", "pass 0 (streams never expire) or a positive number of seconds"))
         for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams"):
             if int(getattr(self, name)) < 1:
                 raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
-        if self.max_wait_ms < 0:
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
             raise GanadError(_fmt("max-wait-ms", f"is {self.max_wait_ms}", "pass 0 (no wait) or a positive number of milliseconds"))
         if self.token is not None and not self.token.strip():
             raise GanadError(_fmt("token", "is empty", "put a non-empty secret in the token file or $" + TOKEN_ENV))

@@ -105,6 +105,7 @@ def _join(tree, tensors: dict, device=None):
 class Snapshot:
     tensors: dict
     meta: dict
+    where: str = "checkpoint"  # named in the error when the state does not fit the networks built
 
 
 class TrainingState:
@@ -145,6 +146,15 @@ class TrainingState:
         return Snapshot(t, meta)
 
     def restore(self, snap: Snapshot) -> LoopState:
+        """Restore ``snap``; a state that does not fit the networks and optimisers built (a damaged or
+        hand-edited checkpoint whose SHA-256 still matches) is refused as a ModelFileError naming it."""
+        try:
+            return self._restore(snap)
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError, RuntimeError) as exc:
+            raise ModelFileError(_fmt(snap.where, f"holds a training state that does not fit the networks built "
+                                                  f"({type(exc).__name__}: {str(exc)[:200]})", "delete the directory and train afresh")) from exc
+
+    def _restore(self, snap: Snapshot) -> LoopState:
         t, meta, dev = snap.tensors, snap.meta, self.device
         sd = {k[4:]: v for k, v in t.items() if k.startswith("net/")}
         with torch.no_grad():  # in place: the Selector and the optimisers keep pointing at the same tensors
@@ -222,7 +232,7 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     fix = "resume with the same data and parameters, or start afresh with another --checkpoint directory (or delete this one)"
     if stored.get("class") != now["class"]:
         raise InputError(_fmt(where, f"was written by {stored.get('class')}, not {now['class']}", fix))
-    sd, nd = stored.get("data", {}), now["data"]
+    sd, nd = stored.get("data") if isinstance(stored.get("data"), dict) else {}, now["data"]
     if sd != nd:
         what = []
         if sd.get("shape") != nd["shape"]:
@@ -232,7 +242,7 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
         if not what:
             what.append(f"same shape, different values (SHA-256 {str(sd.get('sha256'))[:12]}… then, {nd['sha256'][:12]}… now)")
         raise InputError(_fmt(where, "was written for other training data: " + "; ".join(what), fix))
-    sp, np_ = stored.get("params", {}), now["params"]
+    sp, np_ = stored.get("params") if isinstance(stored.get("params"), dict) else {}, now["params"]
     diff = [f"{k}={sp.get(k, '(absent)')!r} then, {np_.get(k, '(absent)')!r} now" for k in sorted(set(sp) | set(np_))
             if sp.get(k, "(absent)") != np_.get(k, "(absent)")]
     if stored.get("extra") != now["extra"]:
@@ -318,7 +328,14 @@ def load(directory) -> tuple[dict, Snapshot]:
     if man.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(_fmt(where, f"has format version {man.get('format_version')}, this ganad reads {FORMAT_VERSION}",
                                   "resume with the ganad version that wrote it, or train afresh"))
-    tf = man.get("tensors") or {}
+    bad = [k for k, ok in (("tensors", isinstance(man.get("tensors"), dict)), ("state", isinstance(man.get("state"), dict)),
+                           ("fingerprint", isinstance(man.get("fingerprint"), dict)),
+                           ("extra", isinstance(man.get("extra"), dict) and _is_int(man["extra"].get("seed"))),
+                           ("seq", _is_int(man.get("seq")))) if not ok]
+    if bad:  # each is read below or by the fit that resumes: refused here, not as a KeyError / TypeError there
+        raise ModelFileError(_fmt(where, f"{MANIFEST} is damaged: its {', '.join(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} "
+                                         "missing or of the wrong type", "delete the directory and train afresh"))
+    tf = man["tensors"]
     name = str(tf.get("file", ""))
     if "/" in name or not name.startswith("state-"):
         raise ModelFileError(_fmt(where, f"names a tensor file {name!r} outside the directory", "delete the directory and train afresh"))
@@ -329,7 +346,16 @@ def load(directory) -> tuple[dict, Snapshot]:
     if hashlib.sha256(data).hexdigest() != tf.get("sha256"):
         raise ModelFileError(_fmt(where, f"its tensor file {name} does not match its SHA-256 (damaged or replaced)",
                                   "delete the directory and train afresh"))
-    return man, Snapshot(st_load(data), man["state"])
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors' own error type: a file that matches its SHA-256 but is no safetensors file
+        raise ModelFileError(_fmt(where, f"its tensor file {name} cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+                                  "delete the directory and train afresh")) from exc
+    return man, Snapshot(tensors, man["state"], where)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def finite_weights(nets: torch.nn.Module) -> bool:

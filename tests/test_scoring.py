@@ -283,3 +283,18 @@ def test_robust_training_downweights_injected_outliers():
     assert det.robust_["proxy"] == "generated" and det.robust_["warmup"] == 1
     with pytest.raises(InputError, match="robust_contamination"):
         AnoGAN(epochs=1).fit(X, robust_contamination=0.9)
+
+
+def test_composer_weights_survive_a_round_trip_bit_for_bit():
+    """Normalising weights that already sum to one (as rounded: 7 x 1/7 = 0.9999999999999998) must
+    not move them: a saved and reloaded model's scores, compared against its own calibration scores,
+    would otherwise flip ties (confidence jumps of 1/n)."""
+    from ganad.scoring.composition import RobustStandardised, WeightedSum
+    names = [f"c{i}" for i in range(7)]
+    rs = RobustStandardised(names, np.zeros(7), np.ones(7))
+    assert sum(rs.weights.values()) != 1.0  # the rounded case this test is about
+    back = RobustStandardised.from_dict(rs.to_dict())
+    assert back.weights == rs.weights
+    ws = WeightedSum({n: 1.0 for n in names})
+    assert WeightedSum.from_dict(ws.to_dict()).weights == ws.weights
+    assert WeightedSum({"a": 2.0, "b": 6.0}).weights == {"a": 0.25, "b": 0.75}

@@ -713,12 +713,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         cache = self.__dict__.get("_knn_cache")
         if cache is not None and cache["bank"] is bank and cache["device"] == device:
             return cache
-        b = bank.to(device, torch.float32)
+        b = bank.to(device, torch.float32).contiguous()
         nb, dim = b.shape
         s = self._knn_group
         groups = -(-nb // s)
         pad = groups * s - nb
-        mu = b.mean(0)
+        mu = b.double().mean(0).float()  # float64 sum: the same centre whatever the layout or thread count
         bc = b - mu
         plan = {"bank": bank, "device": device, "mu": mu, "groups": groups, "size": s,
                 "centred": torch.cat([bc, bc.new_zeros(pad, dim)]),
@@ -752,8 +752,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         else:
             col = d2.topk(k, dim=1, largest=False).indices
         near = (emb.reshape(emb.shape[0], -1).to(torch.float64)[:, None, :] - plan["exact"][col]).square().sum(2)
-        if loo:
-            near = near.sort(1).values[:, loo:]
+        # ascending: the mean sums in one order whatever order the search returned them in, so equal
+        # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
+        near = near.sort(1).values[:, loo:]
         return near.sqrt().mean(1)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:

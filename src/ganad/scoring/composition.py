@@ -68,6 +68,8 @@ def _normalise_weights(weights: dict[str, float], name="weights") -> dict[str, f
     if any(v < 0 or not np.isfinite(v) for v in w.values()) or sum(w.values()) <= 0:
         raise InputError(_fmt(name, f"must be finite, non-negative and not all zero, got {w}", "pass for example {'residual': 0.9, 'feature': 0.1}"))
     total = sum(w.values())
+    if abs(total - 1.0) <= 1e-12:  # already normalised (a saved model's weights): keep them bit for bit, since
+        return w                   # dividing by a rounded sum again (7 × 1/7 = 0.9999999999999998) would move them
     return {k: v / total for k, v in w.items()}
 
 

@@ -137,3 +137,18 @@ def test_a_folder_of_series_files(tmp_path):
     sd = ganad.load(tmp_path / "m")
     b = pd.read_csv(tmp_path / "train" / "b.csv")
     np.testing.assert_allclose(s.score[s.series == "b.csv"], sd.decision_function(b[["temp", "pressure"]].to_numpy()), rtol=1e-5, atol=1e-5)
+
+
+def test_fit_warnings_name_the_file_and_the_cli_option(tmp_path):
+    """A part between gaps shorter than the window is left out with a warning; from the CLI the
+    warning names the file and the --gaps option, as the errors do (the API says X and gaps=...)."""
+    import warnings
+
+    from ganad.series.commands import fit_series
+    t = np.r_[np.arange(100), np.arange(200, 210)]
+    pd.DataFrame({"t": t, "a": np.sin(t / 5.0)}).to_csv(tmp_path / "s.csv", index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_series(tmp_path / "s.csv", tmp_path / "m", "ganomaly", {"epochs": 1}, 16, None, "t", None, None, "split", 0.05)
+    msgs = [str(w.message) for w in caught if "shorter than the window" in str(w.message)]
+    assert msgs and all(m.startswith(str(tmp_path / "s.csv")) and "--gaps ignore" in m for m in msgs)

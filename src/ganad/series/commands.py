@@ -25,13 +25,23 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
+    def in_cli_terms(msg: str) -> str:  # the API calls the data X; here it is the file, and the options are the CLI's
+        return f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore") if msg.startswith(("X:", "X ")) else msg
+
+    import warnings
+    caught: list = []
     try:
-        sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
-    except InputError as exc:  # the API calls the data X; here it is the file, and the options are the CLI's
-        msg = str(exc)
-        if msg.startswith(("X:", "X ")):
-            raise InputError(f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore")) from exc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sd.fit(tab.values, time=tab.time, series_id=tab.series_id, channel_names=tab.columns)
+    except InputError as exc:
+        msg = in_cli_terms(str(exc))
+        if msg != str(exc):
+            raise InputError(msg) from exc
         raise
+    finally:
+        for w in caught:  # the fit's warnings in the same terms as its errors
+            warnings.warn_explicit(in_cli_terms(str(w.message)), w.category, w.filename, w.lineno)
     sd.io_ = {"time_column": tab.time_column, "channels": tab.columns, "series_id": tab.series_column}
     from ganad.training import distributed
     if distributed.is_main_process():  # under torchrun every rank holds the same model; rank 0 writes it

@@ -315,3 +315,14 @@ def test_optuna_dashboard_reads_the_study(X, tmp_path):
     detail = get(f"/api/studies/{studies[0]['study_id']}")
     assert [t["state"] for t in detail["trials"]] == ["Complete", "Complete"]
     assert detail["has_intermediate_values"]  # the per-epoch values the pruner reads are there to plot
+
+
+def test_storage_that_cannot_work_is_refused_without_retries(monkeypatch):
+    """Retries are for two workers racing to create one database; an unknown URL scheme or a missing
+    driver fails the same way every time and is refused at once (no sleeps)."""
+    import ganad.tune as tune_mod
+    sleeps = []
+    monkeypatch.setattr(tune_mod.time, "sleep", lambda s: sleeps.append(s))
+    with pytest.raises(InputError, match="storage.*nosuch.*Fix:"):
+        tune_mod._open_storage("nosuch://host/db")
+    assert sleeps == []

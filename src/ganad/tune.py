@@ -283,6 +283,18 @@ def storage_url(storage) -> str | None:
     return "sqlite:///" + str(Path(s).expanduser().resolve())
 
 
+def _transient(exc: Exception) -> bool:
+    """Whether opening a storage may succeed on a retry: the database errors of two workers that
+    create one new database's tables at the same moment (SQLAlchemy's OperationalError / IntegrityError,
+    or Optuna's StorageInternalError that wraps a failed commit)."""
+    import optuna
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - optuna's RDB storage needs SQLAlchemy
+        return False
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.IntegrityError, optuna.exceptions.StorageInternalError))
+
+
 def _open_storage(url: str | None):
     import optuna
     if url is None:
@@ -314,6 +326,8 @@ def _open_storage(url: str | None):
                 return optuna.storages.RDBStorage(url, engine_kwargs=kw, heartbeat_interval=30, grace_period=120)
         except Exception as exc:  # noqa: BLE001 - two workers creating one new database race on its tables: retry
             last = exc
+            if not _transient(exc):  # an unknown scheme, a bad URL, a missing driver: no retry will help
+                break
             time.sleep(0.2 * (attempt + 1) * (1 + np.random.RandomState().rand()))
     raise InputError(_fmt("storage", f"{url!r} cannot be opened as an Optuna storage ({type(last).__name__}: {str(last).splitlines()[0][:200]})",
                           "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from last

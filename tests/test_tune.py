@@ -326,3 +326,25 @@ def test_storage_that_cannot_work_is_refused_without_retries(monkeypatch):
     with pytest.raises(InputError, match="storage.*nosuch.*Fix:"):
         tune_mod._open_storage("nosuch://host/db")
     assert sleeps == []
+
+
+def test_joining_a_study_whose_settings_are_still_being_written(X, tmp_path):
+    """A second worker that opens the study while the first is still writing its settings (one user
+    attribute at a time) waits for them instead of taking the missing ones for other settings."""
+    import threading
+
+    import ganad.tune as tune_mod
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    attrs = tune_mod._study_attrs("ganomaly", False, X.shape[1:], 0.2, 0)
+    study = optuna.create_study(storage=url, study_name="r", direction="maximize")
+    study.set_user_attr("ganad_method", "ganomaly")  # the first worker, half-way through its writes
+    rest = threading.Timer(0.5, lambda: [study.set_user_attr(k, v) for k, v in attrs.items() if k != "ganad_method"])
+    rest.start()
+    try:
+        r = tune(X, n_trials=1, storage=url, study_name="r", params={"epochs": 1}, refit=False)
+    finally:
+        rest.join()
+    assert len(r.study.trials) == 1
+    # settings that really differ are still refused
+    with pytest.raises(InputError, match="was created with other settings"):
+        tune(X, n_trials=1, storage=url, study_name="r", params={"epochs": 1}, refit=False, seed=3)

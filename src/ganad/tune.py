@@ -439,6 +439,11 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
                               "pass another study name or storage")) from exc
     old = study.user_attrs
     if old.get("ganad_method") is not None:
+        for _ in range(100):  # a worker that created the study a moment ago may still be writing them, one by one
+            if all(k in old for k in attrs):
+                break
+            time.sleep(0.05)
+            old = study.user_attrs
         diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v}
         if diff:
             raise InputError(_fmt(f"study {name!r}", f"was created with other settings {diff} (stored, given)",

@@ -131,9 +131,7 @@ def fit(
         from ganad.series.commands import fit_series
         try:
             from ganad.io import check_model_path
-            from ganad.series.detector import SERIES_CONFIG
-            if not (output / SERIES_CONFIG).is_file():  # a file, a path under a file, a foreign folder: before training
-                check_model_path(output, "-o/--output")
+            check_model_path(output, "-o/--output")  # before training, not after
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
                                  window, stride, time_column, channels, series_id, gaps, point_contamination)

@@ -35,6 +35,8 @@ FORMAT = "ganad-model"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+#: the file that marks a series model directory (written by :meth:`ganad.series.SeriesDetector.save`)
+SERIES_CONFIG = "series.json"
 
 
 def _jsonable(v):
@@ -54,7 +56,7 @@ def check_model_path(path, name: str = "path") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
-    if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
+    if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG)) and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
     check_writable_parent(path, name)
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):

@@ -50,10 +50,10 @@ from sklearn.base import BaseEstimator
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.files import fsync_path, replace_dir, temp_dir_beside
+from ganad.io import SERIES_CONFIG, check_model_path  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
 SERIES_FORMAT_VERSION = 1
-SERIES_CONFIG = "series.json"
 DETECTOR_DIR = "detector"
 GAPS = ("split", "ignore", "error")
 WINDOW_SCORES = ("detector", "dtw")
@@ -505,9 +505,7 @@ class SeriesDetector(BaseEstimator):
     def save(self, path) -> Path:
         """Write ``path/series.json`` and the wrapped detector in ``path/detector/`` (safetensors + JSON), atomically."""
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ModelFileError(_fmt(str(path), "is a file, not a model directory", "choose a directory path (new or a previous model)"))
+        path = check_model_path(path)  # a file, under a file, a foreign folder, read-only: before any work
         params = self.get_params(deep=False)
         params["detector"] = params["detector"] if isinstance(params["detector"], str) else type(self.detector_).__name__
         cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,
@@ -525,8 +523,6 @@ class SeriesDetector(BaseEstimator):
             self.detector_.save(tmp / DETECTOR_DIR)
             (tmp / SERIES_CONFIG).write_text(text)
             fsync_path(tmp / SERIES_CONFIG)
-            if path.exists() and not ((path / SERIES_CONFIG).exists() or (path / "config.json").exists()) and any(path.iterdir()):
-                raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
             replace_dir(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -41,16 +41,9 @@ sys.path.insert(0, str(HERE))
 
 
 def data(shape: str, n: int, data_dir):
-    import numpy as np
-    from common import synthetic_beats
-    if shape == "beats":
-        if data_dir is not None and (Path(data_dir) / "mitdb").is_dir():
-            from ganad.data.mitbih import DS1, load_mitbih
-            b = load_mitbih(Path(data_dir) / "mitdb", records=DS1)
-            X = b.X[b.aami == "N"]
-            return X[np.random.RandomState(0).permutation(len(X))[:n]], f"MIT-BIH DS1 N beats ({n} of a seeded shuffle)"
-        return synthetic_beats(n), "synthetic beats (length 256)"
-    return np.random.RandomState(0).randn(n, 32).astype(np.float32), "Gaussian table, 32 features"
+    """The beats (MIT-BIH DS1 N beats when the data is there) or the Gaussian table of bench_training."""
+    from bench_training import data as training_data
+    return training_data(shape, n, data_dir)
 
 
 def worker(a):

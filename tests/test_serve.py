@@ -388,17 +388,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_path):
-    X = _vectors(seed=2)
-    first = ganad.FAnoGAN(**KW).fit(X)
-    first.save(tmp_path / "m")
-    second = ganad.FAnoGAN(**{**KW, "random_state": 5}).fit(X)
+def _start_server(model_dir, log, *args):
+    """``ganad serve MODEL_DIR`` in a real process on a free port, once /readyz answers 200:
+    (process, base URL). Its stderr goes to ``log`` (a file: an unread pipe fills up and stalls the server)."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    log = tmp_path / "server.log"  # a file, not a pipe: an unread pipe fills up and stalls the server
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(tmp_path / "m"), "--port", str(port),
-                                 "--max-wait-ms", "300", "--access-log"], stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(model_dir), "--port", str(port), *args],
+                                stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -408,6 +405,21 @@ def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
+def test_real_server_batches_reloads_on_sighup_and_stops_gracefully(models, tmp_path):
+    X = _vectors(seed=2)
+    first = ganad.FAnoGAN(**KW).fit(X)
+    first.save(tmp_path / "m")
+    second = ganad.FAnoGAN(**{**KW, "random_state": 5}).fit(X)
+    log = tmp_path / "server.log"
+    proc, url = _start_server(tmp_path / "m", log, "--max-wait-ms", "300", "--access-log")
+    try:
         rows = X[:16]
         want = {"old": first.decision_function(rows), "new": second.decision_function(rows)}
         # the server merges these single-row requests into passes of varying size; a component computed
@@ -531,21 +543,8 @@ def test_series_stream_in_random_chunks_equals_batch_scoring_on_a_real_server(se
     batch = sd.score_series(Y)
     Z = Y[::-1].copy()  # a second stream, interleaved with the first
     batch_z = sd.score_series(Z)
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    log = tmp_path / "server.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "ganad.cli", "serve", str(series_model["dir"]), "--port", str(port)],
-                                stderr=fh, stdout=subprocess.DEVNULL, env=env, text=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_server(series_model["dir"], tmp_path / "server.log")
     try:
-        for _ in range(300):
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         info = httpx.get(url + "/v1/models/tele").json()
         assert info["kind"] == "series" and info["series"]["window"] == 16 and info["series"]["channels"] == ["a", "b"]
         rng = np.random.RandomState(0)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import ganad
-from ganad.exceptions import InputError
+from ganad.exceptions import InputError, ModelFileError
 from ganad.scoring.adaptive import prefix_standardise
 from ganad.training.selection import Selector
 
@@ -90,7 +90,7 @@ def test_no_holdout_when_too_small():
 
 def test_knn_component_and_round_trip(blobs, tmp_path):
     X, far = blobs
-    det = ganad.FAnoGAN(epochs=3, random_state=0, n_neighbors=3).fit(X)
+    det = ganad.FAnoGAN(epochs=3, random_state=0, n_neighbors=3, knn_space="code").fit(X)
     assert det.knn_bank_.shape == (360, det.latent_dim)
     knn = det.score_components(np.r_[X[:40], far]).components["knn"]
     assert knn[40:].mean() > knn[:40].mean()
@@ -128,8 +128,114 @@ def test_anogan_knn_uses_discriminator_features(blobs):
     X, _ = blobs
     det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)
     assert det.knn_bank_.shape[0] == 360
-    assert det.knn_bank_.shape[1] != det.latent_dim or det._knn_space == "feature"
+    assert det.knn_space_ == "feature"
+    x = torch.from_numpy(det.scaler_.transform(X[:7]))
+    with torch.inference_mode():
+        f = det._inference_net("D")(x)[1].reshape(7, -1)
+    assert det.knn_basis_.shape[0] == f.shape[1] and det.knn_bank_.shape[1] == det.knn_basis_.shape[1] + 1
     assert "knn" in det.score_components(X[:5]).components
+
+
+@pytest.mark.parametrize("method", ["GANomaly", "FAnoGAN", "VAEGAN"])
+@pytest.mark.parametrize("space", ["code", "feature"])
+def test_knn_space_bank_and_round_trip(blobs, tmp_path, method, space):
+    """Each space builds its bank from the right representation, separates far samples, and a saved
+    model scores like the original."""
+    X, far = blobs
+    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space=space).fit(X)
+    assert det.knn_space_ == space
+    x = torch.from_numpy(det.scaler_.transform(X[:4]))
+    with torch.inference_mode():
+        code = det._encode(x).reshape(4, -1).shape[1]
+        feat = det._inference_net("D")(x)[1].reshape(4, -1).shape[1]
+    assert feat > det._knn_compress_above  # the MLP discriminator's 128 features: compressed
+    if space == "code":
+        assert det.knn_bank_.shape == (360, code) and "knn_basis_" not in det.__dict__
+    else:
+        r = det.knn_basis_.shape[1]
+        assert det.knn_basis_.shape == (feat, r) and 1 <= r <= det._knn_max_dim
+        assert det.knn_bank_.shape == (360, r + 1)
+    knn = det.score_components(np.r_[X[:40], far]).components["knn"]
+    assert knn[40:].mean() > knn[:40].mean()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_space_ == space
+    np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
+
+
+def test_compressed_feature_distance_is_a_close_lower_bound(blobs):
+    """The compressed feature space (principal coordinates + the remainder's length) never puts a
+    sample farther from the bank than the full features do, and ranks samples like them."""
+    from scipy.stats import spearmanr
+    X, far = blobs
+    det = ganad.GANomaly(epochs=3, random_state=0, knn_space="feature").fit(X)
+    Q = np.r_[X[:60], far]
+    got = det.score_components(Q).components["knn"]
+    xs = torch.from_numpy(det.scaler_.transform(Q))
+    bank_rows = torch.from_numpy(det.scaler_.transform(X))[torch.from_numpy(np.setdiff1d(np.arange(len(X)), det.validation_index_))]
+    bank_rows = bank_rows[torch.from_numpy(det._knn_bank_index)]
+    with torch.inference_mode():
+        D = det._inference_net("D")
+        fq, fb = D(xs)[1].double(), D(bank_rows)[1].double()
+    exact = torch.cdist(fq, fb).topk(det.n_neighbors, largest=False).values.mean(1).numpy()
+    assert np.all(got <= exact * (1 + 1e-4) + 1e-5)
+    assert spearmanr(got, exact).statistic > 0.95
+
+
+def test_knn_space_auto_per_method():
+    assert ganad.GANomaly().knn_space == "auto"
+    assert {m: getattr(ganad, m)()._resolve_knn_space() for m in ("GANomaly", "FAnoGAN", "VAEGAN", "AnoGAN", "BiGAN", "ALAD")} == {
+        "GANomaly": "feature", "FAnoGAN": "feature", "VAEGAN": "feature", "AnoGAN": "feature", "BiGAN": "code", "ALAD": "code"}
+
+
+@pytest.mark.parametrize("method, space", [("BiGAN", "feature"), ("ALAD", "feature"), ("AnoGAN", "code"), ("GANomaly", "both")])
+def test_knn_space_a_method_cannot_use_is_refused(blobs, method, space):
+    with pytest.raises(InputError, match="knn_space"):
+        getattr(ganad, method)(epochs=1, knn_space=space).fit(blobs[0])
+
+
+def test_model_saved_before_knn_space_loads_as_code(blobs, tmp_path):
+    """A model file written before knn_space existed (no knn_space in its state or parameters) kept a
+    bank of codes: it loads as 'code' and scores as it did; an edited, unknown space is refused."""
+    import json
+    X, far = blobs
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="code").fit(X)
+    det.save(tmp_path / "m")
+    cfg_file = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    del cfg["state"]["knn_space"], cfg["params"]["knn_space"]
+    cfg_file.write_text(json.dumps(cfg))
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_space == "auto" and back._knn_space_now() == "code"
+    np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
+    cfg["state"]["knn_space"] = "pixels"
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_space 'pixels'"):
+        ganad.load(tmp_path / "m")
+
+
+def test_model_file_with_mismatched_knn_tensors_is_refused(blobs, tmp_path):
+    from safetensors.torch import load_file, save_file
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(blobs[0])
+    det.save(tmp_path / "m")
+    wfile = tmp_path / "m" / "model.safetensors"
+    t = load_file(str(wfile))
+    t["knn_basis_"] = t["knn_basis_"][:, :-1].contiguous()
+    save_file(t, str(wfile))
+    with pytest.raises(ModelFileError, match="knn tensors that do not fit together"):
+        ganad.load(tmp_path / "m")
+
+
+def test_model_file_with_a_space_the_method_cannot_use_is_refused(blobs, tmp_path):
+    import json
+    det = ganad.BiGAN(epochs=1, random_state=0).fit(blobs[0])
+    det.save(tmp_path / "m")
+    cfg_file = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["state"]["knn_space"] = "feature"
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_space 'feature'"):
+        ganad.load(tmp_path / "m")
 
 
 def test_anogan_training_scores_are_lazy(blobs):
@@ -207,3 +313,18 @@ def test_calibrate_weights_keeps_the_fitted_default(blobs):
     det.calibrate(X[:100], compose="weights", threshold="contamination")
     assert det.composer_.kind == "knn-blend"
     np.testing.assert_allclose(det.decision_function(far), before)
+
+
+def test_code_space_scoring_skips_the_discriminator(blobs):
+    """With knn_space='code' GANomaly's default score (latent + knn) needs no discriminator pass;
+    with 'feature' it needs exactly the one D(x) pass."""
+    X, far = blobs
+    for space, want in (("code", 0), ("feature", 1)):
+        det = ganad.GANomaly(epochs=1, random_state=0, knn_space=space).fit(X)
+        calls = []
+        h = det._inference_net("D").module.register_forward_hook(lambda m, i, o: calls.append(1))
+        try:
+            det.decision_function(far)
+        finally:
+            h.remove()
+        assert len(calls) == want

@@ -128,8 +128,9 @@ def _tensors(det) -> dict:
     for key in ("validation_scores_", "calibration_scores_"):
         if getattr(det, key, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, key), dtype=np.float64))
-    if det.__dict__.get("knn_bank_") is not None:
-        tensors["knn_bank_"] = det.knn_bank_.detach().cpu().float().contiguous()
+    for key in ("knn_bank_", "knn_basis_", "knn_center_"):
+        if det.__dict__.get(key) is not None:
+            tensors[key] = getattr(det, key).detach().cpu().float().contiguous()
     if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
         tensors["robust_weights_"] = torch.from_numpy(np.ascontiguousarray(det.robust_weights_, dtype=np.float64))
     return tensors
@@ -231,6 +232,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     dm = st.get("disc_train_mean")
     if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")
+    ks = st.get("knn_space")
+    if ks is not None and ks not in ("code", "feature"):
+        bad(f"has knn_space {str(ks)[:60]!r}, not 'code' or 'feature'")
 
 
 def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -268,7 +272,7 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
 
 
 #: safetensors entries that are not network weights (fitted arrays kept with the model)
-_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "robust_weights_")
+_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "robust_weights_")
 
 
 def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
@@ -295,6 +299,12 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
     bank = header.get(prefix + "knn_bank_")
     if bank is not None and (len(bank[1]) != 2 or bank[1][0] < 1):
         raise ModelFileError(_fmt(str(wfile), f"has a {prefix}knn_bank_ tensor of shape {bank[1]}, not (n, k)", corrupt))
+    basis, center = header.get(prefix + "knn_basis_"), header.get(prefix + "knn_center_")
+    if (basis is None) != (center is None) or basis is not None and not (
+            bank is not None and len(basis[1]) == 2 and center[1] == (basis[1][0],) and bank[1][1] == basis[1][1] + 1):
+        shapes = ", ".join(f"{k} {v[1] if v else None}" for k, v in (("knn_bank_", bank), ("knn_basis_", basis), ("knn_center_", center)))
+        raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit together ({shapes}; "
+                                  "a basis (d, r) needs a centre (d,) and a bank (n, r + 1))", corrupt))
 
 
 def _check_composer(det, cfg_file: Path) -> None:
@@ -335,6 +345,13 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
     det = cls(**params)
     det._check_params()
+    if st.get("knn_space") is not None:
+        from ganad.params import constraints_of
+        try:
+            constraints_of(cls)["knn_space"].check("knn_space", st["knn_space"])
+        except InputError as exc:
+            raise ModelFileError(_fmt(str(cfg_file), f"is inconsistent or corrupt: its knn_space {st['knn_space']!r} is not one {cls.__name__} "
+                                      "can use", corrupt)) from exc
     det._restore_fitted_state(st)
     if "members" in st:
         members, stats = st["members"], st.get("member_stats")

@@ -12,6 +12,7 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
+from ganad.params import Param, options
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
 from ganad.scoring import components as C
@@ -36,11 +37,17 @@ class ALAD(EncoderDetector):
     """
 
     _networks = ("G", "E", "Dxz", "Dxx", "Dzz")
+    _knn_space_auto = "code"
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
     _robust_proxy_kinds = ("encoder", "generated")  # no discriminator of x alone
 
     __init__ = method_init(ENCODER_PARAMETERS, spectral_norm=True)
+
+    _parameter_constraints = {
+        "knn_space": Param(options("auto", "code"), why=", but ALAD's discriminators judge pairs, not x alone: its knn component compares codes E(x)",
+                           fix="use 'auto' or 'code' for ALAD"),
+    }
 
     def _build_networks(self):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim

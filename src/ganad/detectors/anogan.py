@@ -60,7 +60,8 @@ class AnoGAN(BaseGANDetector):
     __init__ = method_init(lam=0.1, search_distance='l2', search_eps=0.005, search_n_max=500, search_lr=0.05, search_restarts=1,
                            search_feature_weight=0.0, search='custom')
 
-    _knn_space = "feature"  # no encoder: the kNN component compares discriminator features f(x)
+    # no encoder: the kNN component compares discriminator features f(x)
+    _knn_space_legacy = "feature"
 
     def _stages(self, generator):
         G, D = self.nets_["G"], self.nets_["D"]
@@ -69,6 +70,8 @@ class AnoGAN(BaseGANDetector):
                           gp_weight=self.gp_weight, generator=generator)]
 
     _parameter_constraints = {
+        "knn_space": Param(options("auto", "feature"), why=", but AnoGAN has no encoder: its knn component compares the discriminator's features",
+                           fix="use 'auto' or 'feature' for AnoGAN"),
         "search": Param(options(*SEARCH_SETTINGS),
                         fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
     }

@@ -75,9 +75,17 @@ COMMON_PARAMS = """
         Ensemble size (Han et al., AAAI 2021): k members trained with different seeds; the score is
         the mean of their scores, each standardised by its median / MAD on the held-out data.
     n_neighbors : int, default 5
-        k of the ``knn`` score component: the mean distance of a sample's latent code E(x) (for
-        AnoGAN: of its discriminator features f(x)) to its k nearest training codes, kept in the
-        model file (a bank of at most 4,096 training samples).
+        k of the ``knn`` score component: the mean distance of a sample to its k nearest training
+        samples in the space of ``knn_space``, kept in the model file (a bank of at most 4,096
+        training samples).
+    knn_space : {'auto', 'code', 'feature'}, default 'auto'
+        Where the ``knn`` component measures distances: 'code' = the encoder's code E(x),
+        'feature' = the discriminator's penultimate features f(x) (wider than 64: their coordinates
+        on the bank's principal directions that explain 99 % of its variance, at most 512, plus the
+        length of the remainder). 'auto' = the method's own choice (fitted ``knn_space_``):
+        'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
+        records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
+        TadGAN, whose discriminators do not judge x alone (they accept 'code' only).
     knn_weight : float in [0, 1], default 0.75
         Weight w of the ``knn`` component in the default score: (1 − w)·z(method's own score) +
         w·z(knn), each standardised by median / MAD on the held-out slice
@@ -170,6 +178,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "patience": (int | None, None),
     "n_members": (int, 1),
     "n_neighbors": (int, 5),
+    "knn_space": (str, "auto"),
     "knn_weight": (float, 0.75),
     "divergence_guard": (bool, True),
     "divergence_lr_factor": (float, 0.1),
@@ -216,6 +225,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
     "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
     "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
+    "knn_space": Param(options("auto", "code", "feature"), fix="use 'auto' (the default), 'code' or 'feature'"),
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
     "latent_dim": Param(integer(1), fix=_positive()),
@@ -475,7 +485,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
-        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "selection_", "calibration_scores_"):
+        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
+                     "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -673,23 +684,67 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                            reconstruction=np.mean(recons, axis=0) if return_reconstruction else None,
                            z=res0.z if res0 is not None else None)
 
-    #: where the ``knn`` component measures distances: 'code' = the encoder's E(x), 'feature' = D's features f(x)
-    _knn_space = "code"
+    #: what knn_space='auto' means for the method (see the ``knn_space`` parameter)
+    _knn_space_auto = "feature"
+    #: the space of models saved before ``knn_space`` existed (their JSON state has no ``knn_space``)
+    _knn_space_legacy = "code"
     _knn_bank_max = 4096
+    #: feature spaces wider than this are compressed (:meth:`_fit_knn_projection`) ...
+    _knn_compress_above = 64
+    #: ... to at most this many principal directions
+    _knn_max_dim = 512
+    #: the share of the bank's feature variance the kept principal directions explain
+    _knn_variance = 0.99
+
+    def _resolve_knn_space(self) -> str:
+        return self._knn_space_auto if self.knn_space == "auto" else str(self.knn_space)
+
+    def _knn_space_now(self) -> str:
+        """The fitted space (``knn_space_``); a model saved before it existed: the space it used."""
+        return self.__dict__.get("knn_space_") or self._knn_space_legacy
+
+    def _knn_raw(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
+        """The code E(x) or the discriminator's features f(x) of a scaled batch, as (n, d)."""
+        if self._knn_space_now() == "code":
+            e = inv["z"] if inv is not None and not self._search_scoring() else self._encode(x)
+        else:
+            e = self._d_out(inv, "x", x)[1] if inv is not None else self._inference_net("D")(x)[1]
+        return e.reshape(e.shape[0], -1)
 
     def _knn_embed(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
-        """The representation the ``knn`` component compares (scaled batch -> (n, k))."""
-        if self._knn_space == "code":
-            if inv is not None and not self._search_scoring():
-                return inv["z"]
-            return self._encode(x)
-        if inv is not None:
-            return self._d_out(inv, "x", x)[1]
-        return self._inference_net("D")(x)[1]
+        """The representation the ``knn`` component compares (scaled batch -> (n, k)). Wide feature
+        spaces are compressed: the coordinates on the bank's principal directions plus, as one more
+        coordinate, the length of what those directions leave out (:meth:`_fit_knn_projection`)."""
+        e = self._knn_raw(x, inv)
+        return e if self.__dict__.get("knn_basis_") is None else self._knn_embed_rows(e)
+
+    def _fit_knn_projection(self, F: torch.Tensor) -> None:
+        """For a feature space wider than :attr:`_knn_compress_above`: the bank's mean and its principal
+        directions explaining :attr:`_knn_variance` of the variance (at most :attr:`_knn_max_dim`).
+        A sample is then compared by its coordinates on them and by the length of its remainder off
+        them, so a sample unlike the bank in a direction the bank does not vary in stays far from it:
+        the distance is a lower bound of the full one that loses only the bank's own small
+        remainders, and the search costs a fraction of the full width's."""
+        self.__dict__.pop("knn_basis_", None)
+        self.__dict__.pop("knn_center_", None)
+        if F.shape[1] <= self._knn_compress_above or F.shape[0] < 2:
+            return
+        F = F.double()
+        mu = F.mean(0)
+        C = F - mu
+        vals, vecs = torch.linalg.eigh(C.T @ C)
+        vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
+        share = vals.cumsum(0) / vals.sum().clamp_min(1e-300)
+        r = int(min(self._knn_max_dim, int((share < self._knn_variance).sum()) + 1))
+        V = vecs[:, :r]
+        V = V * torch.where(V.sum(0) < 0, -1.0, 1.0)  # a fixed sign per direction: the same basis whatever eigh returns
+        self.knn_center_ = mu.float().contiguous()
+        self.knn_basis_ = V.float().contiguous()
 
     def _fit_knn_bank(self, Xtr: torch.Tensor):
-        if self._knn_space == "code" and "E" not in self._networks:
-            return None
+        self.knn_space_ = self._resolve_knn_space()
+        self.__dict__.pop("knn_basis_", None)
+        self.__dict__.pop("knn_center_", None)
         n = Xtr.shape[0]
         idx = torch.from_numpy(np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 7).permutation(n)[:self._knn_bank_max]))
         self._knn_bank_index = idx.numpy()
@@ -698,8 +753,19 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         out = []
         with torch.inference_mode():
             for i in range(0, X.shape[0], bs):
-                out.append(self._knn_embed(X[i:i + bs].to(self.device_)).float().cpu())
-        return torch.cat(out)
+                out.append(self._knn_raw(X[i:i + bs].to(self.device_)).float().cpu())
+            raw = torch.cat(out)
+            self._fit_knn_projection(raw)
+            if self.__dict__.get("knn_basis_") is None:
+                return raw
+            return torch.cat([self._knn_embed_rows(raw[i:i + bs]) for i in range(0, raw.shape[0], bs)])
+
+    def _knn_embed_rows(self, e: torch.Tensor) -> torch.Tensor:
+        """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest."""
+        c = e.to(torch.float32) - self.knn_center_.to(e.device)
+        p = c @ self.knn_basis_.to(e.device)
+        rest = ((c * c).sum(1) - (p * p).sum(1)).clamp_min(0).sqrt()
+        return torch.cat([p, rest[:, None]], dim=1)
 
     #: bank columns per group of the two-stage nearest-neighbour search in :meth:`_knn_distance`
     _knn_group = 64
@@ -849,11 +915,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Fitted numbers to store in the model's JSON. Subclasses that add their own must
         merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
         return {"calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
-                "robust": self.__dict__.get("robust_")}
+                "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_")}
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
-        for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_")):
+        for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
+                          ("knn_space", "knn_space_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
 
@@ -1121,13 +1188,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.calibration_ = st["calibration"]
 
     #: fitted arrays a model file keeps beside the networks' weights
-    _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "robust_weights_")
+    _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_",
+                      "robust_weights_")
 
     def _restore_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
         """Set the fitted arrays of :attr:`_fitted_arrays` present in ``arrays``."""
         for key in self._fitted_arrays:
             if key in arrays:
-                setattr(self, key, arrays[key] if key == "knn_bank_" else arrays[key].numpy())
+                setattr(self, key, arrays[key] if key.startswith("knn_") else arrays[key].numpy())
 
     def _load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]]) -> None:
         """Build the networks for the fitted shape and load their weights (every network, strictly)."""

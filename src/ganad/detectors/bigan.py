@@ -38,6 +38,7 @@ class BiGAN(EncoderDetector):
     """
 
     _networks = ("G", "E", "D")
+    _knn_space_auto = "code"
 
     _robust_proxy_kind = "encoder"  # E trains jointly with G
     _robust_proxy_kinds = ("encoder", "generated")  # the joint D(x, z) cannot judge x alone
@@ -45,6 +46,8 @@ class BiGAN(EncoderDetector):
     __init__ = method_init(ENCODER_PARAMETERS, lam=0.1)
 
     _parameter_constraints = {  # D(x, z) matches features on its joint layer only
+        "knn_space": Param(options("auto", "code"), why=", but BiGAN's D(x, z) does not judge x alone: its knn component compares codes E(x)",
+                           fix="use 'auto' or 'code' for BiGAN"),
         "feature_layer": Param(options(-1), why=", but BiGAN's D(x, z) takes its features from its joint layer, so the setting would be ignored",
                                fix="leave feature_layer at -1 for BiGAN"),
     }

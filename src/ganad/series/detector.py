@@ -270,6 +270,11 @@ def events_frame(rows: list[dict], channels: Sequence[str]):
 
 
 # ---------------------------------------------------------------------------------------------- the wrapper
+#: ``knn_space`` of a detector SeriesDetector builds by name (chosen on the NAB validation groups
+#: realAdExchange and realTraffic: ``benchmarks/select_series_defaults.py``)
+SERIES_KNN_SPACE = "code"
+
+
 class SeriesDetector(BaseEstimator):
     """Any ganad detector over windows of long series; see the module docstring.
 
@@ -289,7 +294,11 @@ class SeriesDetector(BaseEstimator):
     gaps : {'split', 'ignore', 'error'}
         What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
     detector_params : dict or None
-        Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``).
+        Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``). Unless
+        they set ``knn_space``, a detector given by name compares windows by their codes
+        (``knn_space='code'``, :data:`SERIES_KNN_SPACE`) where the method can: on the NAB
+        validation groups the code space beat the discriminator's features, the default of
+        detectors on beats, tables and images (benchmarks/SERIES_RESULTS.md).
     window_score : {'detector', 'dtw'}, default 'detector'
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
@@ -316,7 +325,16 @@ class SeriesDetector(BaseEstimator):
         if isinstance(self.detector, str):
             if self.detector not in DETECTORS:
                 raise InputError(_fmt("detector", f"is {self.detector!r}", f"use one of {sorted(DETECTORS)} or a detector instance"))
-            return DETECTORS[self.detector](**(self.detector_params or {}))
+            cls = DETECTORS[self.detector]
+            params = dict(self.detector_params or {})
+            if "knn_space" not in params:
+                from ganad.params import constraints_of
+                try:  # the series default, where the method can compare codes (AnoGAN cannot)
+                    constraints_of(cls)["knn_space"].check("knn_space", SERIES_KNN_SPACE)
+                    params["knn_space"] = SERIES_KNN_SPACE
+                except InputError:
+                    pass
+            return cls(**params)
         if not hasattr(self.detector, "fit") or not hasattr(self.detector, "score_components"):
             raise InputError(_fmt("detector", f"is a {type(self.detector).__name__}", "pass a ganad detector or a method name such as 'fanogan'"))
         if self.detector_params:

@@ -27,6 +27,10 @@ VARIANTS = {
     "fanogan epochs=20": ("fanogan", {"epochs": 20}),
     "ganomaly default": ("ganomaly", {}),
     "ganomaly knn_weight=1.0": ("ganomaly", {"knn_weight": 1.0}),
+    # issue 15, fourth session: where the knn component measures distances
+    "ganomaly knn_space=code": ("ganomaly", {"knn_space": "code"}),
+    "ganomaly knn_space=feature": ("ganomaly", {"knn_space": "feature"}),
+    "ganomaly knn_space=both": ("ganomaly", {"knn_space": "both"}),
 }
 
 

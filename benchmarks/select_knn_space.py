@@ -1,0 +1,168 @@
+"""Choose where the ``knn`` component measures distances, on validation data only.
+
+The default score blends a method's own score with the mean distance of a sample to its k nearest
+training samples in a learned space (``knn_weight`` 0.75). Compared here, on the same fitted model
+(one fit per method, seed and validation set; only the bank and the blend change):
+
+* ``code``                : the encoder's code E(x) (``knn_space='code'``)
+* ``feature``             : the discriminator's penultimate features f(x) as the library keeps them
+  (``knn_space='feature'``: wider than 64, their coordinates on the bank's principal directions
+  explaining 99 % of its variance, at most 512, plus the remainder's length)
+* ``feature, full width`` : the same features uncompressed (measures what the compression costs)
+* ``mean of z``           : the code and (compressed) feature distances, each standardised on the
+  held-out slice, averaged (two searches; not offered by the library, measured for comparison)
+
+(banks of at most 4,096 training samples, as fit keeps)
+
+each blended with the method's own score at the default weight 0.75 (and alone, weight 1).
+
+Validation sets (no test split is read):
+
+* MIT-BIH **DS1 only**: train on N beats of DS1 training records, score every beat of DS1 records
+  held out by patient (``mitbih_split(DS1, seed, 0.3)``, as ``select_defaults.py``); DS2 is never read.
+* MNIST **training split only**: per digit, 80 % of its training images train, the other 20 % are the
+  held-out normals and 2,000 training images of the other digits the anomalies; the test split is
+  never read.
+
+    python benchmarks/select_knn_space.py mitbih --seeds 0 1 --epochs 10
+    python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, markdown_table, shared_data, write_json  # noqa: E402
+
+import ganad  # noqa: E402
+
+VARIANTS = ("code", "feature", "feature, full width", "mean of z")
+
+
+def knn_views(det, X_all_train, X_eval):
+    """{variant: (held-out knn distances, eval knn distances)} from one fitted detector: the bank
+    is rebuilt for each space exactly as ``fit`` builds it (``_fit_knn_bank``)."""
+    Xt = torch.from_numpy(det.scaler_.transform(X_all_train))
+    val_idx = np.asarray(det.validation_index_)
+    train_mask = np.ones(len(Xt), bool)
+    train_mask[val_idx] = False
+    Xtr = Xt[torch.from_numpy(np.flatnonzero(train_mask))]
+    saved = det.knn_space
+    out = {}
+    try:
+        for name, space, max_dim in (("code", "code", None), ("feature", "feature", None), ("feature, full width", "feature", 10**9)):
+            det.knn_space = space
+            if max_dim is None:
+                det.__dict__.pop("_knn_compress_above", None)
+            else:
+                det._knn_compress_above = max_dim
+            det.knn_bank_ = det._fit_knn_bank(Xtr)
+            det.__dict__.pop("_knn_cache", None)
+            out[name] = (det.score_components(X_all_train[val_idx]).components["knn"],
+                         det.score_components(X_eval).components["knn"])
+    finally:
+        det.knn_space = saved
+        det.__dict__.pop("_knn_compress_above", None)
+        det.knn_bank_ = det._fit_knn_bank(Xtr)
+        det.__dict__.pop("_knn_cache", None)
+    return out
+
+
+def robust_z(ref, x):
+    from ganad.scoring.composition import robust_location_scale
+    loc, scale = robust_location_scale(np.asarray(ref, dtype=np.float64)[:, None])
+    return (np.asarray(x, dtype=np.float64) - loc[0]) / scale[0]
+
+
+def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75):
+    from sklearn.metrics import roc_auc_score
+    inner = getattr(det.composer_, "inner", det.composer_)
+    val_idx = np.asarray(det.validation_index_)
+    own_ref = np.asarray(inner(det.score_components(X_all_train[val_idx]).components), dtype=np.float64)
+    own_ev = np.asarray(inner(det.score_components(X_eval).components), dtype=np.float64)
+    views = knn_views(det, X_all_train, X_eval)
+    zk = {k: (robust_z(r, r), robust_z(r, e)) for k, (r, e) in views.items()}
+    zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
+    row = {"own": roc_auc_score(y_eval, own_ev)}
+    zo = robust_z(own_ref, own_ev)
+    for v in VARIANTS:
+        zref, zev = zk[v]
+        # the blend of KnnBlend: each part standardised on the held-out slice (the average of two
+        # standardised distances is standardised again so the weight means the same thing)
+        zev2 = robust_z(zref, zev)
+        row[f"{v} alone"] = roc_auc_score(y_eval, zev2)
+        row[f"{v} w={weight}"] = roc_auc_score(y_eval, (1 - weight) * zo + weight * zev2)
+    return row
+
+
+def mitbih_sets(data, seeds, max_train):
+    from ganad.benchmark import _subsample, mitbih_split
+    from ganad.data import mitbih as mb
+    b1 = mb.load_mitbih(data / "mitdb", mb.DS1)
+    for seed in seeds:
+        tr_recs, val_recs = mitbih_split(mb.DS1, seed, cal_fraction=0.3)
+        rng = np.random.RandomState(seed)
+        tr = np.flatnonzero(np.isin(b1.record, tr_recs) & (b1.aami == "N"))
+        tr = tr[_subsample(len(tr), max_train, rng)]
+        va = np.flatnonzero(np.isin(b1.record, val_recs))
+        yield seed, "DS1 held-out records", b1.X[tr], b1.X[va], (b1.aami[va] != "N").astype(int)
+
+
+def mnist_sets(data, seeds, digits):
+    from ganad.data.mnist import load_mnist
+    X, y = load_mnist(data / "mnist", "train")
+    X = X.astype(np.float32) / 255.0
+    X = X.reshape(len(X), 1, 28, 28)
+    for seed in seeds:
+        for d in digits:
+            rng = np.random.RandomState(1000 * seed + d)
+            own = rng.permutation(np.flatnonzero(y == d))
+            n_tr = int(0.8 * len(own))
+            other = rng.choice(np.flatnonzero(y != d), 2000, replace=False)
+            ev = np.concatenate([own[n_tr:], other])
+            yield seed, f"digit {d}", X[own[:n_tr]], X[ev], (y[ev] != d).astype(int)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dataset", choices=["mitbih", "mnist"])
+    ap.add_argument("--methods", default="ganomaly,fanogan")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--max-train", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    data = shared_data(a.data)
+    sets = mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else mnist_sets(data, a.seeds, a.digits)
+    rows = []
+    for seed, name, Xtr, Xev, yev in sets:
+        for method in a.methods.split(","):
+            t = time.perf_counter()
+            det = ganad.DETECTORS[method](epochs=a.epochs, random_state=seed).fit(Xtr)
+            row = {"seed": seed, "set": name, "method": method, "fit_s": round(time.perf_counter() - t, 1)}
+            row.update(evaluate(det, Xtr, Xev, yev))
+            rows.append(row)
+            print(markdown_table([row], list(row)), flush=True)
+    cols = [c for c in rows[0] if c not in ("seed", "set", "fit_s")]
+    summary = []
+    for method in a.methods.split(","):
+        sel = [r for r in rows if r["method"] == method]
+        summary.append({"method": method, **{c: round(statistics.mean(r[c] for r in sel), 4) for c in cols[1:]}})
+    print(markdown_table(summary, cols))
+    write_json(a.out or f"select_knn_space_{a.dataset}.json", {"machine": machine(), "args": vars(a), "rows": rows, "summary": summary})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""What the knn component's space costs at scoring time: ``decision_function`` on 1,000 samples with
+the bank of codes (``knn_space='code'``) and of discriminator features (``'feature'``, compressed
+as the library keeps it), on the same trained networks (only the bank changes), alternating the
+two in every round; median over rounds, and the ratio per round.
+
+Models: GANomaly and f-AnoGAN on 256-sample beats (MIT-BIH DS1 N beats when the reference data is
+found, else synthetic) and GANomaly on MNIST digit 0 (when found), trained briefly: the cost of
+scoring does not depend on how well they are trained.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_knn_space.py --rounds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latent_search import load_beats  # noqa: E402
+from common import machine, markdown_table, shared_data, write_json  # noqa: E402
+
+import ganad  # noqa: E402
+
+
+def rebuild(det, X, space):
+    det.knn_space = space
+    Xt = torch.from_numpy(det.scaler_.transform(X))
+    keep = np.setdiff1d(np.arange(len(X)), det.validation_index_)
+    det.knn_bank_ = det._fit_knn_bank(Xt[torch.from_numpy(keep)])
+    det.__dict__.pop("_knn_cache", None)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--data", default=None)
+    a = ap.parse_args(argv)
+    data = shared_data(a.data)
+    beats = load_beats(data, 6000, 1, 0)[0]  # DS1 N beats (or synthetic)
+    models = [("beats", "ganomaly", beats), ("beats", "fanogan", beats)]
+    if data is not None and (data / "mnist").is_dir():
+        from ganad.data.mnist import load_mnist
+        Xm, ym = load_mnist(data / "mnist", "train")
+        models.append(("MNIST digit 0", "ganomaly", (Xm[ym == 0][:5000].astype(np.float32) / 255).reshape(-1, 1, 28, 28)))
+    rows = []
+    for data_name, method, X in models:
+        det = ganad.DETECTORS[method](epochs=2, random_state=0).fit(X)
+        Q = X[: a.n]
+        times = {"code": [], "feature": []}
+        dims = {}
+        for space in times:  # warm-up, dims
+            rebuild(det, X, space)
+            det.decision_function(Q)
+            dims[space] = det.knn_bank_.shape[1]
+        ratios = []
+        for _ in range(a.rounds):
+            t = {}
+            for space in times:
+                rebuild(det, X, space)
+                det.decision_function(Q[:8])
+                t0 = time.perf_counter()
+                det.decision_function(Q)
+                t[space] = time.perf_counter() - t0
+                times[space].append(t[space])
+            ratios.append(t["feature"] / t["code"])
+        row = {"data": data_name, "method": method, "bank width code": dims["code"], "bank width feature": dims["feature"],
+               "ms per 1000, code": 1000 * statistics.median(times["code"]) * 1000 / a.n,
+               "ms per 1000, feature": 1000 * statistics.median(times["feature"]) * 1000 / a.n,
+               "feature / code (median of rounds)": statistics.median(ratios)}
+        rows.append(row)
+        print(markdown_table([row], list(row)), flush=True)
+    print(markdown_table(rows, list(rows[0])))
+    write_json("knn_space_cost.json", {"machine": machine(), "args": vars(a), "threads": torch.get_num_threads(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -325,12 +325,14 @@ def required_components(composer) -> list[str] | None:
 
 class KnnBlend:
     """score = (1 − w)·z(method score) + w·z(knn): the method's own composition and the ``knn``
-    component (distance of the sample's code to its nearest training codes), each standardised by
+    component (distance of the sample to its nearest training samples in the discriminator's feature
+    space or the code space, ``knn_space``), each standardised by
     its median / MAD on the held-out slice of the training data (no labels).
 
     The residual asks "can the model reproduce this sample?", the kNN distance "has the model seen
-    anything like this sample's code?"; a sample that is reproduced well but lies away from every
-    training code (the case where a GAN generalises too well) is caught by the second.
+    anything like this sample?"; a sample that is reproduced well but lies away from every training
+    sample in the model's representation (the case where a GAN generalises too well) is caught by
+    the second.
     """
 
     kind = "knn-blend"

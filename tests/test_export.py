@@ -102,3 +102,11 @@ def test_onnx_after_calibration(compose, tmp_path):
     det = FAnoGAN(**KW).fit(X[train])
     det.calibrate(X[val], anomaly[val] if compose != "default" else None, compose=compose)
     assert _check(det, X[450:], tmp_path / f"{compose}.onnx") <= 1e-3  # scores agree (per-element tolerance 1e-4 checked inside)
+
+
+@pytest.mark.parametrize("space", ["code", "both"])
+def test_onnx_matches_pytorch_in_every_knn_space(space, tmp_path):
+    """The default (feature) space is covered above; the code space and the two-search 'both' export too."""
+    Xtr, X = _data("vector")
+    det = GANomaly(**KW, knn_space=space).fit(Xtr)
+    assert _check(det, X, tmp_path / f"{space}.onnx") <= 1e-3

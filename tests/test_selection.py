@@ -188,7 +188,8 @@ def test_knn_space_auto_per_method():
         "GANomaly": "feature", "FAnoGAN": "feature", "VAEGAN": "feature", "AnoGAN": "feature", "BiGAN": "code", "ALAD": "code"}
 
 
-@pytest.mark.parametrize("method, space", [("BiGAN", "feature"), ("ALAD", "feature"), ("AnoGAN", "code"), ("GANomaly", "both")])
+@pytest.mark.parametrize("method, space", [("BiGAN", "feature"), ("ALAD", "both"), ("AnoGAN", "code"), ("AnoGAN", "both"),
+                                           ("GANomaly", "codes")])
 def test_knn_space_a_method_cannot_use_is_refused(blobs, method, space):
     with pytest.raises(InputError, match="knn_space"):
         getattr(ganad, method)(epochs=1, knn_space=space).fit(blobs[0])
@@ -211,6 +212,10 @@ def test_model_saved_before_knn_space_loads_as_code(blobs, tmp_path):
     cfg["state"]["knn_space"] = "pixels"
     cfg_file.write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="knn_space 'pixels'"):
+        ganad.load(tmp_path / "m")
+    cfg["state"]["knn_space"] = "both"  # 'both' without its code width and scales
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_split"):
         ganad.load(tmp_path / "m")
 
 
@@ -328,3 +333,36 @@ def test_code_space_scoring_skips_the_discriminator(blobs):
         finally:
             h.remove()
         assert len(calls) == want
+
+
+@pytest.mark.parametrize("method", ["GANomaly", "FAnoGAN"])
+def test_knn_space_both_averages_the_two_standardised_distances(blobs, tmp_path, method):
+    """'both': codes then compressed features in one bank, two separate searches, each distance
+    divided by its held-out median/MAD scale, averaged; equal to the code and feature spaces' own
+    distances on the same networks; saved and reloaded bit for bit."""
+    from ganad.scoring.composition import robust_location_scale
+    X, far = blobs
+    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space="both").fit(X)
+    Q = np.r_[X[:40], far]
+    both = det.score_components(Q).components["knn"]
+    k = det.knn_split_
+    assert k == det.latent_dim and det.knn_bank_.shape[1] == k + det.knn_basis_.shape[1] + 1
+    # the same networks with a single space each
+    Xt = torch.from_numpy(det.scaler_.transform(X))
+    keep = torch.from_numpy(np.setdiff1d(np.arange(len(X)), det.validation_index_))
+    single = {}
+    for space in ("code", "feature"):
+        det.save(tmp_path / f"copy-{space}")
+        other = ganad.load(tmp_path / f"copy-{space}")
+        other.knn_space = space
+        other.knn_bank_ = other._fit_knn_bank(Xt[keep])
+        other.__dict__.pop("_knn_cache", None)
+        single[space] = (other.score_components(X[det.validation_index_]).components["knn"], other.score_components(Q).components["knn"])
+    scales = [robust_location_scale(single[sp][0][:, None])[1][0] for sp in ("code", "feature")]
+    np.testing.assert_allclose(det.knn_scales_, scales, rtol=1e-6)
+    np.testing.assert_allclose(both, 0.5 * (single["code"][1] / scales[0] + single["feature"][1] / scales[1]), rtol=1e-5)
+    assert both[40:].mean() > both[:40].mean()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_space_ == "both" and back.knn_split_ == k
+    np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))

@@ -232,9 +232,14 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     dm = st.get("disc_train_mean")
     if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")
-    ks = st.get("knn_space")
-    if ks is not None and ks not in ("code", "feature"):
-        bad(f"has knn_space {str(ks)[:60]!r}, not 'code' or 'feature'")
+    ks, split, scales = st.get("knn_space"), st.get("knn_split"), st.get("knn_scales")
+    if ks is not None and ks not in ("code", "feature", "both"):
+        bad(f"has knn_space {str(ks)[:60]!r}, not 'code', 'feature' or 'both'")
+    if (ks == "both") != (split is not None) or (ks == "both") != (scales is not None) or ks == "both" and not (
+            isinstance(split, int) and not isinstance(split, bool) and split > 0 and isinstance(scales, list) and len(scales) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
+        bad(f"has knn_split {str(split)[:30]!r} and knn_scales {str(scales)[:60]!r} for knn_space {ks!r} "
+            "('both' needs a positive code width and two positive scales, the other spaces neither)")
 
 
 def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -301,10 +306,11 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
         raise ModelFileError(_fmt(str(wfile), f"has a {prefix}knn_bank_ tensor of shape {bank[1]}, not (n, k)", corrupt))
     basis, center = header.get(prefix + "knn_basis_"), header.get(prefix + "knn_center_")
     if (basis is None) != (center is None) or basis is not None and not (
-            bank is not None and len(basis[1]) == 2 and center[1] == (basis[1][0],) and bank[1][1] == basis[1][1] + 1):
+            bank is not None and len(basis[1]) == 2 and center[1] == (basis[1][0],)
+            and bank[1][1] == basis[1][1] + 1 + int(det.__dict__.get("knn_split_") or 0)):
         shapes = ", ".join(f"{k} {v[1] if v else None}" for k, v in (("knn_bank_", bank), ("knn_basis_", basis), ("knn_center_", center)))
         raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit together ({shapes}; "
-                                  "a basis (d, r) needs a centre (d,) and a bank (n, r + 1))", corrupt))
+                                  "a basis (d, r) needs a centre (d,) and a bank (n, r + 1), after the codes with knn_space 'both')", corrupt))
 
 
 def _check_composer(det, cfg_file: Path) -> None:

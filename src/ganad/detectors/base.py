@@ -78,11 +78,13 @@ COMMON_PARAMS = """
         k of the ``knn`` score component: the mean distance of a sample to its k nearest training
         samples in the space of ``knn_space``, kept in the model file (a bank of at most 4,096
         training samples).
-    knn_space : {'auto', 'code', 'feature'}, default 'auto'
+    knn_space : {'auto', 'code', 'feature', 'both'}, default 'auto'
         Where the ``knn`` component measures distances: 'code' = the encoder's code E(x),
         'feature' = the discriminator's penultimate features f(x) (wider than 64: their coordinates
         on the bank's principal directions that explain 99 % of its variance, at most 512, plus the
-        length of the remainder). 'auto' = the method's own choice (fitted ``knn_space_``):
+        length of the remainder). 'both' = the mean of the code distance and the feature
+        distance, each divided by its typical size on the held-out slice (two searches).
+        'auto' = the method's own choice (fitted ``knn_space_``):
         'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
         records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
         TadGAN, whose discriminators do not judge x alone (they accept 'code' only).
@@ -225,7 +227,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
     "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
     "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
-    "knn_space": Param(options("auto", "code", "feature"), fix="use 'auto' (the default), 'code' or 'feature'"),
+    "knn_space": Param(options("auto", "code", "feature", "both"), fix="use 'auto' (the default), 'code', 'feature' or 'both'"),
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
     "latent_dim": Param(integer(1), fix=_positive()),
@@ -486,7 +488,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
-                     "selection_", "calibration_scores_"):
+                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -561,6 +563,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._finish_robust()
         self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
         self.knn_bank_ = self._fit_knn_bank(Xtr)
+        self._fit_knn_scales(Xt, val_idx)
         self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
                              "contamination": float(self.contamination),
                              "data": "held-out training slice" if Xval is not None else "training"}
@@ -703,20 +706,31 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """The fitted space (``knn_space_``); a model saved before it existed: the space it used."""
         return self.__dict__.get("knn_space_") or self._knn_space_legacy
 
-    def _knn_raw(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
-        """The code E(x) or the discriminator's features f(x) of a scaled batch, as (n, d)."""
-        if self._knn_space_now() == "code":
-            e = inv["z"] if inv is not None and not self._search_scoring() else self._encode(x)
-        else:
-            e = self._d_out(inv, "x", x)[1] if inv is not None else self._inference_net("D")(x)[1]
+    def _knn_code(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
+        """The code E(x) of a scaled batch, as (n, d)."""
+        e = inv["z"] if inv is not None and not self._search_scoring() else self._encode(x)
         return e.reshape(e.shape[0], -1)
+
+    def _knn_feature(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
+        """The discriminator's features f(x) of a scaled batch, as (n, d) (uncompressed)."""
+        e = self._d_out(inv, "x", x)[1] if inv is not None else self._inference_net("D")(x)[1]
+        return e.reshape(e.shape[0], -1)
+
+    def _knn_features_kept(self, f: torch.Tensor) -> torch.Tensor:
+        return f if self.__dict__.get("knn_basis_") is None else self._knn_embed_rows(f)
 
     def _knn_embed(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
         """The representation the ``knn`` component compares (scaled batch -> (n, k)). Wide feature
         spaces are compressed: the coordinates on the bank's principal directions plus, as one more
-        coordinate, the length of what those directions leave out (:meth:`_fit_knn_projection`)."""
-        e = self._knn_raw(x, inv)
-        return e if self.__dict__.get("knn_basis_") is None else self._knn_embed_rows(e)
+        coordinate, the length of what those directions leave out (:meth:`_fit_knn_projection`).
+        'both': the code, then the (compressed) features, side by side (searched separately)."""
+        space = self._knn_space_now()
+        if space == "code":
+            return self._knn_code(x, inv)
+        f = self._knn_features_kept(self._knn_feature(x, inv))
+        if space == "feature":
+            return f
+        return torch.cat([self._knn_code(x, inv).to(f.dtype), f], dim=1)
 
     def _fit_knn_projection(self, F: torch.Tensor) -> None:
         """For a feature space wider than :attr:`_knn_compress_above`: the bank's mean and its principal
@@ -750,15 +764,48 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._knn_bank_index = idx.numpy()
         X = Xtr[idx]
         bs = int(self.score_batch_size)
-        out = []
+        self.__dict__.pop("knn_split_", None)
+        self.__dict__.pop("knn_scales_", None)
+        space = self.knn_space_
+        codes, feats = [], []
         with torch.inference_mode():
             for i in range(0, X.shape[0], bs):
-                out.append(self._knn_raw(X[i:i + bs].to(self.device_)).float().cpu())
-            raw = torch.cat(out)
+                xb = X[i:i + bs].to(self.device_)
+                if space in ("code", "both"):
+                    codes.append(self._knn_code(xb).float().cpu())
+                if space in ("feature", "both"):
+                    feats.append(self._knn_feature(xb).float().cpu())
+            if space == "code":
+                return torch.cat(codes)
+            raw = torch.cat(feats)
             self._fit_knn_projection(raw)
-            if self.__dict__.get("knn_basis_") is None:
-                return raw
-            return torch.cat([self._knn_embed_rows(raw[i:i + bs]) for i in range(0, raw.shape[0], bs)])
+            kept = torch.cat([self._knn_features_kept(raw[i:i + bs]) for i in range(0, raw.shape[0], bs)])
+            if space == "feature":
+                return kept
+            code = torch.cat(codes)
+            self.knn_split_ = int(code.shape[1])
+            return torch.cat([code, kept], dim=1)
+
+    def _fit_knn_scales(self, X: torch.Tensor, val_idx: np.ndarray) -> None:
+        """knn_space='both': the typical size (median / MAD scale) of the code and of the feature
+        distance on the held-out slice (no slice: the bank's own rows, each leaving itself out), by
+        which each is divided before the two are averaged, so that each counts the same."""
+        if self.__dict__.get("knn_split_") is None:
+            return
+        from ganad.scoring.composition import robust_location_scale
+        ref = X[val_idx] if len(val_idx) else X[self._knn_bank_index]
+        self._knn_leave_one_out = not len(val_idx)
+        try:
+            bs = int(self.score_batch_size)
+            parts = []
+            with torch.inference_mode():
+                for i in range(0, ref.shape[0], bs):
+                    emb = self._knn_embed(ref[i:i + bs].to(self.device_))
+                    parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
+        finally:
+            self._knn_leave_one_out = False
+        _, scale = robust_location_scale(torch.cat(parts).numpy())
+        self.knn_scales_ = [float(v) for v in scale]
 
     def _knn_embed_rows(self, e: torch.Tensor) -> torch.Tensor:
         """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest."""
@@ -770,15 +817,21 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     #: bank columns per group of the two-stage nearest-neighbour search in :meth:`_knn_distance`
     _knn_group = 64
 
-    def _knn_plan(self, device: torch.device) -> dict:
-        """The bank prepared for :meth:`_knn_distance` (cached per bank object and device): centred on
-        its mean (float32 distances then lose little to cancellation), padded to whole groups of
-        :attr:`_knn_group` columns whose padding is never nearest (squared norm +inf), plus the bank
-        in float64 for the exact distances of the chosen neighbours."""
+    def _knn_plan(self, device: torch.device, cols: tuple[int, int] | None = None) -> dict:
+        """The bank (or its columns ``cols``) prepared for :meth:`_knn_distance` (cached per bank
+        object, device and columns): centred on its mean (float32 distances then lose little to
+        cancellation), padded to whole groups of :attr:`_knn_group` columns whose padding is never
+        nearest (squared norm +inf), plus the bank in float64 for the exact distances of the chosen
+        neighbours."""
         bank = self.knn_bank_
-        cache = self.__dict__.get("_knn_cache")
-        if cache is not None and cache["bank"] is bank and cache["device"] == device:
-            return cache
+        caches = self.__dict__.get("_knn_cache")
+        if not isinstance(caches, dict) or caches.get("bank") is not bank or caches.get("device") != device:
+            caches = {"bank": bank, "device": device}
+            self.__dict__["_knn_cache"] = caches
+        if cols in caches:
+            return caches[cols]
+        if cols is not None:
+            bank = bank[:, cols[0]:cols[1]]
         b = bank.to(device, torch.float32).contiguous()
         nb, dim = b.shape
         s = self._knn_group
@@ -786,11 +839,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         pad = groups * s - nb
         mu = b.double().mean(0).float()  # float64 sum: the same centre whatever the layout or thread count
         bc = b - mu
-        plan = {"bank": bank, "device": device, "mu": mu, "groups": groups, "size": s,
+        plan = {"mu": mu, "groups": groups, "size": s,
                 "centred": torch.cat([bc, bc.new_zeros(pad, dim)]),
                 "norms": torch.cat([(bc * bc).sum(1), bc.new_full((pad,), float("inf"))]),
                 "exact": torch.cat([b, b.new_zeros(pad, dim)]).to(torch.float64)}
-        self.__dict__["_knn_cache"] = plan
+        caches[cols] = plan
         return plan
 
     def _knn_distance(self, emb: torch.Tensor) -> torch.Tensor:
@@ -803,7 +856,20 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         code of another group), so the k nearest are chosen among those k groups' columns only. The
         chosen neighbours' distances are then computed directly in float64 (no cancellation). Two
         light passes over the (n, bank) matrix instead of a top-k over all of it; exportable to ONNX."""
-        plan = self._knn_plan(emb.device)
+        split = self.__dict__.get("knn_split_")
+        if split is not None and self._knn_space_now() == "both":
+            d_code, d_feat = self._knn_block_distances(emb)
+            sc = self.__dict__.get("knn_scales_") or [1.0, 1.0]
+            return 0.5 * (d_code / sc[0] + d_feat / sc[1])
+        return self._knn_search(emb, None)
+
+    def _knn_block_distances(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """knn_space='both': the code distance and the feature distance, each from its own search."""
+        k, d = int(self.knn_split_), self.knn_bank_.shape[1]
+        return self._knn_search(emb[:, :k], (0, k)), self._knn_search(emb[:, k:], (k, d))
+
+    def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
+        plan = self._knn_plan(emb.device, cols)
         loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
         k = min(int(self.n_neighbors) + loo, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
@@ -915,12 +981,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Fitted numbers to store in the model's JSON. Subclasses that add their own must
         merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
         return {"calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
-                "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_")}
+                "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_"),
+                "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_")}
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
         for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
-                          ("knn_space", "knn_space_")):
+                          ("knn_space", "knn_space_"), ("knn_split", "knn_split_"), ("knn_scales", "knn_scales_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
 

@@ -654,6 +654,8 @@ for _v in (0, -2, "x"):
     case("API", f"FAnoGAN(encoder_epochs={_v!r})", "encoder_epochs")(lambda ws, _v=_v: FAnoGAN(**FAST, encoder_epochs=_v).fit(X4[:16]))
 case("API", "BiGAN(feature_layer=99) (unused by its D(x, z))", "feature_layer")(
     lambda ws: BiGAN(**FAST, feature_layer=99).fit(X4[:16]))
+case("API", "AnoGAN(knn_space='code') (no encoder)", "knn_space")(
+    lambda ws: ganad.AnoGAN(**FAST, knn_space="code").fit(X4[:16]))
 
 
 # ---------------------------------------------------------------- model files
@@ -710,6 +712,8 @@ for _path, _v in [
     (("state", "composer", "weight"), 7.0), (("state", "composer", "scale"), [1.0, -1.0]),
     (("state", "composer"), []), (("state", "history"), "x"), (("state", "feature_names_in"), ["a"]),
     (("state", "disc_train_mean"), -1.0), (("state",), []),
+    (("state", "knn_space"), "pixels"), (("state", "knn_space"), "both"), (("state", "knn_split"), 3),
+    (("params", "knn_space"), "bogus"),
 ]:
     _model_case(f"config {'.'.join(_path)} = {json.dumps(_v)[:40]}", _set(_path, _v))
 for _path in [("state", "threshold"), ("state", "scaler"), ("state", "data_shape"), ("class",), ("params",), ("state", "composer")]:

@@ -238,7 +238,7 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     if (ks == "both") != (split is not None) or (ks == "both") != (scales is not None) or ks == "both" and not (
             isinstance(split, int) and not isinstance(split, bool) and split > 0 and isinstance(scales, list) and len(scales) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
-        bad(f"has knn_split {str(split)[:30]!r} and knn_scales {str(scales)[:60]!r} for knn_space {ks!r} "
+        bad(f"has knn_split {repr(split)[:30]} and knn_scales {repr(scales)[:60]} for knn_space {ks!r} "
             "('both' needs a positive code width and two positive scales, the other spaces neither)")
 
 

@@ -1214,6 +1214,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # pickle: see save() / ganad.load().
         state = self.__dict__.copy()
         state.pop("_frozen", None)
+        state.pop("_knn_cache", None)  # rebuilt from knn_bank_ on the first score
         nets = state.pop("nets_", None)
         if nets is not None:
             state["_nets_state"] = {k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()}

@@ -30,10 +30,7 @@ import ganad  # noqa: E402
 
 def rebuild(det, X, space):
     det.knn_space = space
-    Xt = torch.from_numpy(det.scaler_.transform(X))
-    keep = np.setdiff1d(np.arange(len(X)), det.validation_index_)
-    det.knn_bank_ = det._fit_knn_bank(Xt[torch.from_numpy(keep)])
-    det.__dict__.pop("_knn_cache", None)
+    det._refit_knn(X)
 
 
 def main(argv=None):

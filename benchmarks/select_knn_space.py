@@ -49,12 +49,8 @@ VARIANTS = ("code", "feature", "feature, full width", "mean of z")
 
 def knn_views(det, X_all_train, X_eval):
     """{variant: (held-out knn distances, eval knn distances)} from one fitted detector: the bank
-    is rebuilt for each space exactly as ``fit`` builds it (``_fit_knn_bank``)."""
-    Xt = torch.from_numpy(det.scaler_.transform(X_all_train))
+    is rebuilt for each space on the same networks, as ``fit`` builds it (``_refit_knn``)."""
     val_idx = np.asarray(det.validation_index_)
-    train_mask = np.ones(len(Xt), bool)
-    train_mask[val_idx] = False
-    Xtr = Xt[torch.from_numpy(np.flatnonzero(train_mask))]
     saved = det.knn_space
     out = {}
     try:
@@ -64,15 +60,13 @@ def knn_views(det, X_all_train, X_eval):
                 det.__dict__.pop("_knn_compress_above", None)
             else:
                 det._knn_compress_above = max_dim
-            det.knn_bank_ = det._fit_knn_bank(Xtr)
-            det.__dict__.pop("_knn_cache", None)
+            det._refit_knn(X_all_train)
             out[name] = (det.score_components(X_all_train[val_idx]).components["knn"],
                          det.score_components(X_eval).components["knn"])
     finally:
         det.knn_space = saved
         det.__dict__.pop("_knn_compress_above", None)
-        det.knn_bank_ = det._fit_knn_bank(Xtr)
-        det.__dict__.pop("_knn_cache", None)
+        det._refit_knn(X_all_train)
     return out
 
 

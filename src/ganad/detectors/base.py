@@ -13,6 +13,7 @@ rest (validation, scaling, seeding, batching, composition, threshold, save / loa
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -562,8 +563,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._fit_extra(Xval if Xval is not None else Xtr)
         self._finish_robust()
         self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
-        self.knn_bank_ = self._fit_knn_bank(Xtr)
-        self._fit_knn_scales(Xt, val_idx)
+        self._fit_knn(Xt, val_idx, Xtr)
         self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
                              "contamination": float(self.contamination),
                              "data": "held-out training slice" if Xval is not None else "training"}
@@ -786,6 +786,30 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.knn_split_ = int(code.shape[1])
             return torch.cat([code, kept], dim=1)
 
+    def _fit_knn(self, Xt: torch.Tensor, val_idx: np.ndarray, Xtr: torch.Tensor | None = None) -> None:
+        """The knn bank (and, for 'both', the two distances' scales) from the scaled data ``Xt``
+        that fit was given; ``Xtr`` = its rows outside the held-out slice ``val_idx``."""
+        if Xtr is None:
+            Xtr = Xt[torch.from_numpy(np.setdiff1d(np.arange(Xt.shape[0]), val_idx))] if len(val_idx) else Xt
+        self.knn_bank_ = self._fit_knn_bank(Xtr)
+        self._fit_knn_scales(Xt, val_idx)
+
+    def _refit_knn(self, X) -> None:
+        """Rebuild the knn bank for the current ``knn_space`` on the trained networks, from the same
+        ``X`` fit was given (benchmarks compare the spaces on one set of networks; the composer is
+        not refitted). Needs the fitted ``validation_index_``, which model files do not keep."""
+        self._fit_knn(torch.from_numpy(self.scaler_.transform(np.asarray(X))), np.asarray(self.validation_index_))
+
+    @contextlib.contextmanager
+    def _knn_reference(self, X, val_idx):
+        """The rows that standardise the knn component: the held-out slice, or without one the
+        bank's own rows, each leaving itself out of its neighbours while inside the block."""
+        self._knn_leave_one_out = not len(val_idx)
+        try:
+            yield X[val_idx] if len(val_idx) else X[self._knn_bank_index]
+        finally:
+            self._knn_leave_one_out = False
+
     def _fit_knn_scales(self, X: torch.Tensor, val_idx: np.ndarray) -> None:
         """knn_space='both': the typical size (median / MAD scale) of the code and of the feature
         distance on the held-out slice (no slice: the bank's own rows, each leaving itself out), by
@@ -793,17 +817,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if self.__dict__.get("knn_split_") is None:
             return
         from ganad.scoring.composition import robust_location_scale
-        ref = X[val_idx] if len(val_idx) else X[self._knn_bank_index]
-        self._knn_leave_one_out = not len(val_idx)
-        try:
-            bs = int(self.score_batch_size)
-            parts = []
-            with torch.inference_mode():
-                for i in range(0, ref.shape[0], bs):
-                    emb = self._knn_embed(ref[i:i + bs].to(self.device_))
-                    parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
-        finally:
-            self._knn_leave_one_out = False
+        bs = int(self.score_batch_size)
+        parts = []
+        with self._knn_reference(X, val_idx) as ref, torch.inference_mode():
+            for i in range(0, ref.shape[0], bs):
+                emb = self._knn_embed(ref[i:i + bs].to(self.device_))
+                parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
         _, scale = robust_location_scale(torch.cat(parts).numpy())
         self.knn_scales_ = [float(v) for v in scale]
 
@@ -856,8 +875,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         code of another group), so the k nearest are chosen among those k groups' columns only. The
         chosen neighbours' distances are then computed directly in float64 (no cancellation). Two
         light passes over the (n, bank) matrix instead of a top-k over all of it; exportable to ONNX."""
-        split = self.__dict__.get("knn_split_")
-        if split is not None and self._knn_space_now() == "both":
+        if self.__dict__.get("knn_split_") is not None:  # knn_space='both'
             d_code, d_feat = self._knn_block_distances(emb)
             sc = self.__dict__.get("knn_scales_") or [1.0, 1.0]
             return 0.5 * (d_code / sc[0] + d_feat / sc[1])
@@ -914,12 +932,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         w = float(self.knn_weight)
         if w <= 0 or self.__dict__.get("knn_bank_") is None:
             return None if not len(val_idx) else self.score_components(X[val_idx])
-        ref = X[val_idx] if len(val_idx) else X[self._knn_bank_index]  # no slice: the bank's own rows, leave-one-out
-        self._knn_leave_one_out = not len(val_idx)
-        try:
+        with self._knn_reference(X, val_idx) as ref:
             res = self.score_components(ref)
-        finally:
-            self._knn_leave_one_out = False
         self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
         self.calibration_["composer"] = f"method default blended with knn (weight {w})"
         if not len(val_idx):

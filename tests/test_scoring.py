@@ -298,3 +298,15 @@ def test_composer_weights_survive_a_round_trip_bit_for_bit():
     ws = WeightedSum({n: 1.0 for n in names})
     assert WeightedSum.from_dict(ws.to_dict()).weights == ws.weights
     assert WeightedSum({"a": 2.0, "b": 6.0}).weights == {"a": 0.25, "b": 0.75}
+
+
+def test_auprc_of_a_perfect_ranking_is_exactly_one():
+    """scikit-learn's average precision sums recall steps × precision and can round above 1 (here
+    1.0000000000000002); ganad's metrics keep it in [0, 1] so tables and range checks never see 1 + ε."""
+    from sklearn.metrics import average_precision_score
+
+    from ganad.benchmark.runner import _metrics
+    from ganad.metrics import auprc, evaluate
+    y, s = np.r_[np.zeros(2, int), np.ones(9, int)], np.arange(11, dtype=float)
+    assert average_precision_score(y, s) > 1.0
+    assert auprc(y, s) == 1.0 and _metrics(y, s)["auprc"] == 1.0 and evaluate(y, s).auprc == 1.0

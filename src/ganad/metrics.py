@@ -35,11 +35,17 @@ def auroc(y_true, scores) -> float:
     return float(skm.roc_auc_score(y, _scores(scores, len(y))))
 
 
+def average_precision(y, s) -> float:
+    """scikit-learn's average precision, kept in [0, 1]: its sum of recall steps × precision can round
+    to 1 + 4e-16 on a perfect ranking, which a table (or a check of the range) should not show."""
+    return min(1.0, max(0.0, float(skm.average_precision_score(y, s))))
+
+
 def auprc(y_true, scores) -> float:
     """Area under the precision-recall curve (average precision) from continuous scores."""
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     _both_classes(y)
-    return float(skm.average_precision_score(y, _scores(scores, len(y))))
+    return average_precision(y, _scores(scores, len(y)))
 
 
 def f_beta(y_true, y_pred, beta: float = 1.0) -> float:
@@ -91,7 +97,7 @@ def evaluate(y_true, scores, threshold: float | None = None, y_pred=None) -> Eva
         m = float(skm.matthews_corrcoef(y, p))
     return Evaluation(
         n=int(len(y)), n_anomalies=int(y.sum()),
-        auroc=float(skm.roc_auc_score(y, s)), auprc=float(skm.average_precision_score(y, s)),
+        auroc=float(skm.roc_auc_score(y, s)), auprc=average_precision(y, s),
         threshold=None if threshold is None else float(threshold),
         precision=prec, recall=rec, f1=f1, mcc=m,
     )

@@ -107,7 +107,8 @@ def _metrics(y: np.ndarray, s: np.ndarray | None) -> dict:
     from sklearn import metrics as skm
     if s is None or y.min() == y.max():
         return {"auroc": None, "auprc": None}
-    return {"auroc": float(skm.roc_auc_score(y, s)), "auprc": float(skm.average_precision_score(y, s))}
+    from ganad.metrics import average_precision
+    return {"auroc": float(skm.roc_auc_score(y, s)), "auprc": average_precision(y, s)}
 
 
 def _subsample(n: int, k: int | None, rng: np.random.RandomState, strata: np.ndarray | None = None) -> np.ndarray:

@@ -1,7 +1,9 @@
 """What the knn component's space costs at scoring time: ``decision_function`` on 1,000 samples with
-the bank of codes (``knn_space='code'``) and of discriminator features (``'feature'``, compressed
-as the library keeps it), on the same trained networks (only the bank changes), alternating the
-two in every round; median over rounds, and the ratio per round.
+the bank of codes (``knn_space='code'``), of discriminator features (``'feature'``, compressed
+as the library keeps it, Euclidean k nearest) and the features' Mahalanobis distance to their mean
+(``knn_metric='mahalanobis'``, the default in the feature space since the fifth session), on the
+same trained networks (only the bank changes), alternating them in every round; median over
+rounds, and the ratio to the code bank per round.
 
 Models: GANomaly and f-AnoGAN on 256-sample beats (MIT-BIH DS1 N beats when the reference data is
 found, else synthetic) and GANomaly on MNIST digit 0 (when found), trained briefly: the cost of
@@ -28,8 +30,12 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 import ganad  # noqa: E402
 
 
-def rebuild(det, X, space):
-    det.knn_space = space
+#: variant -> (knn_space, knn_metric)
+VARIANTS = {"code": ("code", "euclidean"), "feature": ("feature", "euclidean"), "feature, mahalanobis": ("feature", "mahalanobis")}
+
+
+def rebuild(det, X, variant):
+    det.knn_space, det.knn_metric = VARIANTS[variant]
     det._refit_knn(X)
 
 
@@ -50,12 +56,12 @@ def main(argv=None):
     for data_name, method, X in models:
         det = ganad.DETECTORS[method](epochs=2, random_state=0).fit(X)
         Q = X[: a.n]
-        times = {"code": [], "feature": []}
+        times = {v: [] for v in VARIANTS}
         dims = {}
         for space in times:  # warm-up, dims
             rebuild(det, X, space)
             det.decision_function(Q)
-            dims[space] = det.knn_bank_.shape[1]
+            dims[space] = tuple(det.knn_bank_.shape)
         ratios = []
         for _ in range(a.rounds):
             t = {}
@@ -66,11 +72,10 @@ def main(argv=None):
                 det.decision_function(Q)
                 t[space] = time.perf_counter() - t0
                 times[space].append(t[space])
-            ratios.append(t["feature"] / t["code"])
-        row = {"data": data_name, "method": method, "bank width code": dims["code"], "bank width feature": dims["feature"],
-               "ms per 1000, code": 1000 * statistics.median(times["code"]) * 1000 / a.n,
-               "ms per 1000, feature": 1000 * statistics.median(times["feature"]) * 1000 / a.n,
-               "feature / code (median of rounds)": statistics.median(ratios)}
+            ratios.append({v: t[v] / t["code"] for v in VARIANTS})
+        row = {"data": data_name, "method": method, **{f"bank width {v}": dims[v] for v in VARIANTS},
+               **{f"ms per 1000, {v}": 1000 * statistics.median(times[v]) * 1000 / a.n for v in VARIANTS},
+               **{f"{v} / code (median of rounds)": statistics.median(r[v] for r in ratios) for v in VARIANTS if v != "code"}}
         rows.append(row)
         print(markdown_table([row], list(row)), flush=True)
     print(markdown_table(rows, list(rows[0])))

@@ -11,6 +11,9 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
 * ``feature, full width`` : the same features uncompressed (measures what the compression costs)
 * ``mean of z``           : the code and (compressed) feature distances, each standardised on the
   held-out slice, averaged (two searches; not offered by the library, measured for comparison)
+* ``feature, mahalanobis`` / ``code, mahalanobis`` : ``knn_metric='mahalanobis'``, the Mahalanobis
+  distance to the bank's mean under its Ledoit–Wolf covariance, instead of the Euclidean distance to
+  the k nearest (fifth session)
 
 (banks of at most 4,096 training samples, as fit keeps)
 
@@ -44,18 +47,25 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 
 import ganad  # noqa: E402
 
-VARIANTS = ("code", "feature", "feature, full width", "mean of z")
+VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis")
+#: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
+_VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
+          "feature, full width": ("feature", "euclidean", 10**9),
+          "feature, mahalanobis": ("feature", "mahalanobis", None), "code, mahalanobis": ("code", "mahalanobis", None)}
 
 
-def knn_views(det, X_all_train, X_eval):
+def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
     """{variant: (held-out knn distances, eval knn distances)} from one fitted detector: the bank
     is rebuilt for each space on the same networks, as ``fit`` builds it (``_refit_knn``)."""
     val_idx = np.asarray(det.validation_index_)
-    saved = det.knn_space
+    saved = det.knn_space, det.knn_metric
     out = {}
     try:
-        for name, space, max_dim in (("code", "code", None), ("feature", "feature", None), ("feature, full width", "feature", 10**9)):
-            det.knn_space = space
+        for name in variants:
+            if name not in _VIEWS:
+                continue
+            space, metric, max_dim = _VIEWS[name]
+            det.knn_space, det.knn_metric = space, metric
             if max_dim is None:
                 det.__dict__.pop("_knn_compress_above", None)
             else:
@@ -64,7 +74,7 @@ def knn_views(det, X_all_train, X_eval):
             out[name] = (det.score_components(X_all_train[val_idx]).components["knn"],
                          det.score_components(X_eval).components["knn"])
     finally:
-        det.knn_space = saved
+        det.knn_space, det.knn_metric = saved
         det.__dict__.pop("_knn_compress_above", None)
         det._refit_knn(X_all_train)
     return out
@@ -76,18 +86,20 @@ def robust_z(ref, x):
     return (np.asarray(x, dtype=np.float64) - loc[0]) / scale[0]
 
 
-def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75):
+def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
     from sklearn.metrics import roc_auc_score
     inner = getattr(det.composer_, "inner", det.composer_)
     val_idx = np.asarray(det.validation_index_)
     own_ref = np.asarray(inner(det.score_components(X_all_train[val_idx]).components), dtype=np.float64)
     own_ev = np.asarray(inner(det.score_components(X_eval).components), dtype=np.float64)
-    views = knn_views(det, X_all_train, X_eval)
+    need = set(variants) | ({"code", "feature"} if "mean of z" in variants else set())
+    views = knn_views(det, X_all_train, X_eval, [v for v in VARIANTS if v in need])
     zk = {k: (robust_z(r, r), robust_z(r, e)) for k, (r, e) in views.items()}
-    zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
+    if "mean of z" in variants:
+        zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
     row = {"own": roc_auc_score(y_eval, own_ev)}
     zo = robust_z(own_ref, own_ev)
-    for v in VARIANTS:
+    for v in variants:
         zref, zev = zk[v]
         # the blend of KnnBlend: each part standardised on the held-out slice (the average of two
         # standardised distances is standardised again so the weight means the same thing)
@@ -135,10 +147,16 @@ def main(argv=None):
     ap.add_argument("--max-train", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--variants", default=";".join(VARIANTS[:4]),
+                    help=f"';'-separated subset of: {'; '.join(VARIANTS)} (default: the fourth session's four)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     data = shared_data(a.data)
+    variants = [v.strip() for v in a.variants.split(";")]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     sets = mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else mnist_sets(data, a.seeds, a.digits)
     rows = []
     for seed, name, Xtr, Xev, yev in sets:
@@ -146,7 +164,7 @@ def main(argv=None):
             t = time.perf_counter()
             det = ganad.DETECTORS[method](epochs=a.epochs, random_state=seed).fit(Xtr)
             row = {"seed": seed, "set": name, "method": method, "fit_s": round(time.perf_counter() - t, 1)}
-            row.update(evaluate(det, Xtr, Xev, yev))
+            row.update(evaluate(det, Xtr, Xev, yev, variants=variants))
             rows.append(row)
             print(markdown_table([row], list(row)), flush=True)
     cols = [c for c in rows[0] if c not in ("seed", "set", "fit_s")]

@@ -96,9 +96,15 @@ def test_predict_return_confidence_and_proba_return_confidence(det, data):
     assert conf.shape == (len(X),) and np.all((conf >= 0) & (conf <= 1))
     probs, conf2 = det.predict_proba(X, method="unify", return_confidence=True)
     np.testing.assert_allclose(conf2, conf)
-    # a score far above every reference score: anomaly, with full confidence
-    far = det.reference_scores().max() * 10 + 10
-    assert det._confidence(np.array([far]))[0] > 0.99
+    # a score far above every reference score: anomaly, with the highest confidence ExCeed gives with
+    # this reference (n scores, k of them above the threshold): 1 - BinomCDF(n - k; n, (n + 1) / (n + 2))
+    from scipy.stats import binom
+    ref = det.reference_scores()
+    n, k = ref.size, int((ref > det.threshold_).sum())
+    far = ref.max() * 10 + 10
+    top = 1.0 - binom.cdf(n - k, n, (n + 1.0) / (n + 2.0))
+    np.testing.assert_allclose(det._confidence(np.array([far]))[0], top, rtol=1e-12)
+    assert np.all(conf[labels == 1] <= top + 1e-12)
     with pytest.raises(InputError, match="method"):
         det.predict_proba(X, method="sigmoid")
 

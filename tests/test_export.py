@@ -104,9 +104,10 @@ def test_onnx_after_calibration(compose, tmp_path):
     assert _check(det, X[450:], tmp_path / f"{compose}.onnx") <= 1e-3  # scores agree (per-element tolerance 1e-4 checked inside)
 
 
-@pytest.mark.parametrize("space", ["code", "both"])
-def test_onnx_matches_pytorch_in_every_knn_space(space, tmp_path):
-    """The default (feature) space is covered above; the code space and the two-search 'both' export too."""
+@pytest.mark.parametrize("space, metric", [("code", "euclidean"), ("both", "euclidean"), ("feature", "mahalanobis"), ("code", "mahalanobis")])
+def test_onnx_matches_pytorch_in_every_knn_space(space, metric, tmp_path):
+    """The default space and metric are covered above; the code space, the two-search 'both' and the
+    Mahalanobis metric export too."""
     Xtr, X = _data("vector")
-    det = GANomaly(**KW, knn_space=space).fit(Xtr)
+    det = GANomaly(**KW, knn_space=space, knn_metric=metric).fit(Xtr)
     assert _check(det, X, tmp_path / f"{space}.onnx") <= 1e-3

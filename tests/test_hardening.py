@@ -656,6 +656,10 @@ case("API", "BiGAN(feature_layer=99) (unused by its D(x, z))", "feature_layer")(
     lambda ws: BiGAN(**FAST, feature_layer=99).fit(X4[:16]))
 case("API", "AnoGAN(knn_space='code') (no encoder)", "knn_space")(
     lambda ws: ganad.AnoGAN(**FAST, knn_space="code").fit(X4[:16]))
+case("API", "FAnoGAN(knn_metric='cosine')", "knn_metric")(
+    lambda ws: FAnoGAN(**FAST, knn_metric="cosine").fit(X4[:16]))
+case("API", "FAnoGAN(knn_space='both', knn_metric='mahalanobis')", "knn_metric")(
+    lambda ws: FAnoGAN(**FAST, knn_space="both", knn_metric="mahalanobis").fit(X4[:16]))
 
 
 # ---------------------------------------------------------------- model files
@@ -713,7 +717,7 @@ for _path, _v in [
     (("state", "composer"), []), (("state", "history"), "x"), (("state", "feature_names_in"), ["a"]),
     (("state", "disc_train_mean"), -1.0), (("state",), []),
     (("state", "knn_space"), "pixels"), (("state", "knn_space"), "both"), (("state", "knn_split"), 3),
-    (("params", "knn_space"), "bogus"),
+    (("params", "knn_space"), "bogus"), (("state", "knn_metric"), "cosine"), (("state", "knn_metric"), "euclidean"),
 ]:
     _model_case(f"config {'.'.join(_path)} = {json.dumps(_v)[:40]}", _set(_path, _v))
 for _path in [("state", "threshold"), ("state", "scaler"), ("state", "data_shape"), ("class",), ("params",), ("state", "composer")]:
@@ -753,6 +757,9 @@ _model_case("weights: a tensor of the wrong shape", _weights(lambda t, torch: t.
             "model.safetensors")
 _model_case("weights: a tensor missing", _weights(lambda t, torch: t.pop(_first_float(t))), "model.safetensors")
 _model_case("weights: an unexpected tensor", _weights(lambda t, torch: t.__setitem__("G.extra", torch.zeros(2))), "model.safetensors")
+_model_case("weights: knn_scale_ missing (knn_metric 'mahalanobis')", _weights(lambda t, torch: t.pop("knn_scale_")), "model.safetensors")
+_model_case("weights: knn_scale_ one entry short", _weights(lambda t, torch: t.__setitem__("knn_scale_", t["knn_scale_"][:-1].contiguous())),
+            "model.safetensors")
 _model_case("weights: decision_scores_ 2-D", _weights(lambda t, torch: t.__setitem__("decision_scores_", torch.zeros(2, 2, dtype=torch.float64))),
             "model.safetensors")
 # f-AnoGAN's training scores are always saved (AnoGAN computes its own on first access: optional there)

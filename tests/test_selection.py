@@ -127,8 +127,8 @@ def test_knn_distance_equals_brute_force(n_bank, k, loo):
 def test_anogan_knn_uses_discriminator_features(blobs):
     X, _ = blobs
     det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)
-    assert det.knn_bank_.shape[0] == 360
-    assert det.knn_space_ == "feature"
+    assert det.knn_space_ == "feature" and det.knn_metric_ == det._knn_metric_auto["feature"]
+    assert det.knn_bank_.shape[0] == (1 if det.knn_metric_ == "mahalanobis" else 360)
     x = torch.from_numpy(det.scaler_.transform(X[:7]))
     with torch.inference_mode():
         f = det._inference_net("D")(x)[1].reshape(7, -1)
@@ -142,7 +142,7 @@ def test_knn_space_bank_and_round_trip(blobs, tmp_path, method, space):
     """Each space builds its bank from the right representation, separates far samples, and a saved
     model scores like the original."""
     X, far = blobs
-    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space=space).fit(X)
+    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space=space, knn_metric="euclidean").fit(X)
     assert det.knn_space_ == space
     x = torch.from_numpy(det.scaler_.transform(X[:4]))
     with torch.inference_mode():
@@ -168,7 +168,7 @@ def test_compressed_feature_distance_is_a_close_lower_bound(blobs):
     sample farther from the bank than the full features do, and ranks samples like them."""
     from scipy.stats import spearmanr
     X, far = blobs
-    det = ganad.GANomaly(epochs=3, random_state=0, knn_space="feature").fit(X)
+    det = ganad.GANomaly(epochs=3, random_state=0, knn_space="feature", knn_metric="euclidean").fit(X)
     Q = np.r_[X[:60], far]
     got = det.score_components(Q).components["knn"]
     xs = torch.from_numpy(det.scaler_.transform(Q))
@@ -180,6 +180,99 @@ def test_compressed_feature_distance_is_a_close_lower_bound(blobs):
     exact = torch.cdist(fq, fb).topk(det.n_neighbors, largest=False).values.mean(1).numpy()
     assert np.all(got <= exact * (1 + 1e-4) + 1e-5)
     assert spearmanr(got, exact).statistic > 0.95
+
+
+def _mahalanobis_reference(det, X, Q, space):
+    """sklearn's Ledoit–Wolf Mahalanobis distance of ``Q``'s representations to those of the
+    detector's bank rows (the training rows outside the held-out slice that fit kept)."""
+    from sklearn.covariance import LedoitWolf
+    rows = np.setdiff1d(np.arange(len(X)), det.validation_index_)[det._knn_bank_index]
+    with torch.inference_mode():
+        rep = det._knn_code if space == "code" else det._knn_feature
+        F = rep(torch.from_numpy(det.scaler_.transform(X[rows]))).double().numpy()
+        Fq = rep(torch.from_numpy(det.scaler_.transform(Q))).double().numpy()
+    lw = LedoitWolf().fit(F)
+    return np.sqrt(lw.mahalanobis(Fq)), lw, F, Fq
+
+
+def _raw_knn(det, Q):
+    with torch.inference_mode():
+        return det._knn_distance(det._knn_embed(torch.from_numpy(det.scaler_.transform(Q)))).numpy()
+
+
+@pytest.mark.parametrize("method, space", [("GANomaly", "feature"), ("GANomaly", "code"), ("FAnoGAN", "feature"), ("BiGAN", "code")])
+def test_knn_metric_mahalanobis_equals_ledoit_wolf(blobs, tmp_path, method, space):
+    """knn_metric='mahalanobis': the component is the Mahalanobis distance of the sample's code /
+    features to the bank's mean under its Ledoit–Wolf covariance (as sklearn computes it); the
+    model file keeps the mean and the whitening (a one-row bank), and a saved model scores the same."""
+    X, far = blobs
+    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space=space, knn_metric="mahalanobis").fit(X)
+    assert det.knn_metric_ == "mahalanobis" and det.knn_bank_.shape[0] == 1
+    Q = np.r_[X[:30], far]
+    want, *_ = _mahalanobis_reference(det, X, Q, space)
+    np.testing.assert_allclose(_raw_knn(det, Q), want, rtol=2e-3, atol=1e-4)
+    knn = det.score_components(Q).components["knn"]
+    assert knn[30:].mean() > knn[:30].mean()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_metric_ == "mahalanobis"
+    np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
+
+
+def test_knn_metric_mahalanobis_beyond_the_kept_directions(blobs):
+    """Wider than ``_knn_max_dim``: the first principal directions are whitened one by one and what
+    they leave out counts as one coordinate, scaled by the mean shrunk variance of the rest."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+    X, far = blobs
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="feature", knn_metric="mahalanobis")
+    det._knn_max_dim = 10
+    det.fit(X)
+    Q = np.r_[X[:30], far]
+    _, _, F, Fq = _mahalanobis_reference(det, X, Q, "feature")
+    mu = F.mean(0)
+    S = np.cov(F - mu, rowvar=False, bias=True)
+    a = ledoit_wolf_shrinkage(F - mu, assume_centered=True)
+    vals, vecs = np.linalg.eigh(S)
+    vals, vecs = vals[::-1], vecs[:, ::-1]
+    lam = (1 - a) * vals + a * vals.mean()
+    c = Fq - mu
+    p = c @ vecs[:, :10]
+    rest2 = (c * c).sum(1) - (p * p).sum(1)
+    want = np.sqrt((p * p / lam[:10]).sum(1) + rest2 / lam[10:].mean())
+    assert det.knn_basis_.shape[1] == 10 and det.knn_scale_.shape == (11,)
+    np.testing.assert_allclose(_raw_knn(det, Q), want, rtol=2e-3, atol=1e-3)
+
+
+def test_knn_metric_mahalanobis_without_a_held_out_slice(blobs):
+    """Without a held-out slice the component is standardised on the bank's rows: nothing to leave
+    out (the bank is the mean), and the scores stay finite."""
+    X, far = blobs
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_metric="mahalanobis", validation_fraction=0).fit(X)
+    s = det.decision_function(np.r_[X[:20], far])
+    assert np.isfinite(s).all() and s[20:].mean() > s[:20].mean()
+
+
+def test_knn_metric_mahalanobis_with_both_is_refused(blobs):
+    with pytest.raises(InputError, match="knn_metric.*'both'"):
+        ganad.GANomaly(epochs=1, knn_space="both", knn_metric="mahalanobis").fit(blobs[0])
+    with pytest.raises(InputError, match="knn_metric"):
+        ganad.GANomaly(epochs=1, knn_metric="cosine").fit(blobs[0])
+
+
+def test_model_file_with_a_mismatched_knn_scale_is_refused(blobs, tmp_path):
+    from safetensors.torch import load_file, save_file
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_metric="mahalanobis").fit(blobs[0])
+    det.save(tmp_path / "m")
+    wfile = tmp_path / "m" / "model.safetensors"
+    t = load_file(str(wfile))
+    t["knn_scale_"] = t["knn_scale_"][:-1].contiguous()
+    save_file(t, str(wfile))
+    with pytest.raises(ModelFileError, match="knn_metric 'mahalanobis'"):
+        ganad.load(tmp_path / "m")
+    del t["knn_scale_"]
+    save_file(t, str(wfile))
+    with pytest.raises(ModelFileError, match="knn_metric 'mahalanobis'"):
+        ganad.load(tmp_path / "m")
 
 
 def test_knn_space_auto_per_method():
@@ -217,6 +310,22 @@ def test_model_saved_before_knn_space_loads_as_code(blobs, tmp_path):
     _edit_config(tmp_path / "m", older)
     back = ganad.load(tmp_path / "m")
     assert back.knn_space == "auto" and back._knn_space_now() == "code"
+    np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
+
+
+def test_model_saved_before_knn_metric_loads_as_euclidean(blobs, tmp_path):
+    """A model file written before knn_metric existed measured Euclidean distances to its k nearest:
+    it loads as 'euclidean' (whatever 'auto' now means) and scores as it did."""
+    X, far = blobs
+    det = ganad.FAnoGAN(epochs=2, random_state=0, knn_metric="euclidean").fit(X)
+    assert det.knn_space_ == "feature" and det.knn_bank_.shape[0] == 360
+    det.save(tmp_path / "m")
+
+    def older(cfg):
+        del cfg["state"]["knn_metric"], cfg["params"]["knn_metric"]
+    _edit_config(tmp_path / "m", older)
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_metric == "auto" and back._knn_metric_now() == "euclidean"
     np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
 
 
@@ -351,6 +460,7 @@ def test_knn_space_both_averages_the_two_standardised_distances(blobs, tmp_path,
     np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))
     # the same networks with a single space each
     both_scales, single = list(det.knn_scales_), {}
+    det.knn_metric = "euclidean"  # 'both' measures Euclidean distances in each space
     for space in ("code", "feature"):
         det.knn_space = space
         det._refit_knn(X)

@@ -128,7 +128,7 @@ def _tensors(det) -> dict:
     for key in ("validation_scores_", "calibration_scores_"):
         if getattr(det, key, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, key), dtype=np.float64))
-    for key in ("knn_bank_", "knn_basis_", "knn_center_"):
+    for key in ("knn_bank_", "knn_basis_", "knn_center_", "knn_scale_"):
         if det.__dict__.get(key) is not None:
             tensors[key] = getattr(det, key).detach().cpu().float().contiguous()
     if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
@@ -240,6 +240,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
         bad(f"has knn_split {repr(split)[:30]} and knn_scales {repr(scales)[:60]} for knn_space {ks!r} "
             "('both' needs a positive code width and two positive scales, the other spaces neither)")
+    km = st.get("knn_metric")
+    if km is not None and (km not in ("euclidean", "mahalanobis") or km == "mahalanobis" and ks == "both"):
+        bad(f"has knn_metric {str(km)[:60]!r} for knn_space {ks!r}, not 'euclidean' or 'mahalanobis' (and not 'mahalanobis' with 'both')")
 
 
 def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -277,7 +280,8 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
 
 
 #: safetensors entries that are not network weights (fitted arrays kept with the model)
-_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "robust_weights_")
+_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",
+           "robust_weights_")
 
 
 def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
@@ -311,6 +315,11 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
         shapes = ", ".join(f"{k} {v[1] if v else None}" for k, v in (("knn_bank_", bank), ("knn_basis_", basis), ("knn_center_", center)))
         raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit together ({shapes}; "
                                   "a basis (d, r) needs a centre (d,) and a bank (n, r + 1), after the codes with knn_space 'both')", corrupt))
+    scale, maha = header.get(prefix + "knn_scale_"), det.__dict__.get("knn_metric_") == "mahalanobis"
+    if maha != (scale is not None) or maha and not (basis is not None and scale[1] == (basis[1][1] + 1,) and bank[1][0] == 1):
+        raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit knn_metric {det.__dict__.get('knn_metric_') or 'euclidean'!r} "
+                                  f"(knn_scale_ {scale[1] if scale else None}, knn_basis_ {basis[1] if basis else None}, knn_bank_ {bank[1] if bank else None}; "
+                                  "'mahalanobis' needs a scale (r + 1,) beside a basis (d, r) and a one-row bank, 'euclidean' no scale)", corrupt))
 
 
 def _check_composer(det, cfg_file: Path) -> None:

@@ -89,6 +89,18 @@ COMMON_PARAMS = """
         'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
         records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
         TadGAN, whose discriminators do not judge x alone (they accept 'code' only).
+    knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
+        How the ``knn`` component measures a sample's distance to the training data in that space:
+        'euclidean' = the mean Euclidean distance to its ``n_neighbors`` nearest bank samples;
+        'mahalanobis' = the Mahalanobis distance to the mean of the bank under its Ledoit–Wolf
+        shrunk covariance (a Gaussian model of the normal representations, as Lee et al. 2018 and
+        Rippel et al. 2020 use on deep features): every direction counts by how much the training
+        data vary along it, so a sample that moves along a direction the normal data hardly move in
+        stands out (``n_neighbors`` is unused; the model file keeps the mean and the whitening, not a
+        bank; wider than 512: the first 512 principal directions, the rest as one). Not with
+        ``knn_space='both'``. 'auto' (fitted ``knn_metric_``) = 'mahalanobis' in the feature space,
+        'euclidean' in the code space and for 'both' (chosen on held-out MIT-BIH DS1 records and
+        the MNIST training split, benchmarks/RESULTS.md).
     knn_weight : float in [0, 1], default 0.75
         Weight w of the ``knn`` component in the default score: (1 − w)·z(method's own score) +
         w·z(knn), each standardised by median / MAD on the held-out slice
@@ -182,6 +194,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "n_members": (int, 1),
     "n_neighbors": (int, 5),
     "knn_space": (str, "auto"),
+    "knn_metric": (str, "auto"),
     "knn_weight": (float, 0.75),
     "divergence_guard": (bool, True),
     "divergence_lr_factor": (float, 0.1),
@@ -229,6 +242,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
     "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
     "knn_space": Param(options("auto", "code", "feature", "both"), fix="use 'auto' (the default), 'code', 'feature' or 'both'"),
+    "knn_metric": Param(options("auto", "euclidean", "mahalanobis"), fix="use 'auto' (the default), 'euclidean' or 'mahalanobis'"),
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
     "latent_dim": Param(integer(1), fix=_positive()),
@@ -403,6 +417,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _check_params(self) -> None:
         """Check every parameter against the class's constraints (:attr:`_parameter_constraints`)."""
         validate_params(self)
+        if self.knn_metric == "mahalanobis" and self.knn_space == "both":
+            raise InputError(_fmt("knn_metric", "is 'mahalanobis' with knn_space='both', which averages two separate searches",
+                                  "use knn_metric='mahalanobis' with knn_space 'auto', 'code' or 'feature', or knn_metric='euclidean' with 'both'"))
 
     def _inference_net(self, name: str) -> runtime.Runner:
         """The runner (:func:`ganad.runtime.compile`) of a frozen, BatchNorm-folded copy of a trained
@@ -489,6 +506,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
+                     "knn_scale_", "knn_metric_",
                      "knn_split_", "knn_scales_", "selection_", "calibration_scores_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
@@ -726,7 +744,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         'both': the code, then the (compressed) features, side by side (searched separately)."""
         space = self._knn_space_now()
         if space == "code":
-            return self._knn_code(x, inv)
+            return self._knn_features_kept(self._knn_code(x, inv))
         f = self._knn_features_kept(self._knn_feature(x, inv))
         if space == "feature":
             return f
@@ -755,10 +773,48 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.knn_center_ = mu.float().contiguous()
         self.knn_basis_ = V.float().contiguous()
 
+    def _fit_knn_whitening(self, F: torch.Tensor) -> torch.Tensor:
+        """knn_metric='mahalanobis': the bank's mean, its principal directions (all of them, at most
+        :attr:`_knn_max_dim`) and the whitening scales 1/√λ of the Ledoit–Wolf shrunk covariance
+        (``knn_center_``, ``knn_basis_``, ``knn_scale_``; what the first directions leave out counts
+        as one more coordinate, scaled by the mean shrunk variance of the directions left out). The
+        embedding of a sample is then its whitened offset from the mean, and the "bank" is that
+        mean, the origin: the distance to it is the Mahalanobis distance. Returns that bank."""
+        from sklearn.covariance import ledoit_wolf_shrinkage
+        F = F.double()
+        n, d = F.shape
+        mu = F.mean(0)
+        C = F - mu
+        S = C.T @ C / max(n, 1)
+        a = float(ledoit_wolf_shrinkage(C.numpy(), assume_centered=True)) if n > 1 else 1.0
+        vals, vecs = torch.linalg.eigh(S)
+        vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
+        lam = (1.0 - a) * vals + a * vals.sum() / d
+        lam = lam.clamp_min(1e-12 * max(float(lam.max()), 1e-12))
+        r = int(min(d, self._knn_max_dim))
+        V = vecs[:, :r]
+        V = V * torch.where(V.sum(0) < 0, -1.0, 1.0)
+        rest = 0.0 if r == d else float(1.0 / lam[r:].mean().sqrt())
+        self.knn_center_ = mu.float().contiguous()
+        self.knn_basis_ = V.float().contiguous()
+        self.knn_scale_ = torch.cat([1.0 / lam[:r].sqrt(), lam.new_tensor([rest])]).float().contiguous()
+        return torch.zeros(1, r + 1)
+
+    #: what knn_metric='auto' means in each space (see the ``knn_metric`` parameter)
+    _knn_metric_auto = {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean"}
+
+    def _resolve_knn_metric(self, space: str) -> str:
+        return self._knn_metric_auto[space] if self.knn_metric == "auto" else str(self.knn_metric)
+
+    def _knn_metric_now(self) -> str:
+        """The fitted metric; models saved before ``knn_metric`` existed: 'euclidean'."""
+        return self.__dict__.get("knn_metric_") or "euclidean"
+
     def _fit_knn_bank(self, Xtr: torch.Tensor):
         self.knn_space_ = self._resolve_knn_space()
-        self.__dict__.pop("knn_basis_", None)
-        self.__dict__.pop("knn_center_", None)
+        self.knn_metric_ = self._resolve_knn_metric(self.knn_space_)
+        for key in ("knn_basis_", "knn_center_", "knn_scale_"):
+            self.__dict__.pop(key, None)
         n = Xtr.shape[0]
         idx = torch.from_numpy(np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 7).permutation(n)[:self._knn_bank_max]))
         self._knn_bank_index = idx.numpy()
@@ -775,6 +831,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                     codes.append(self._knn_code(xb).float().cpu())
                 if space in ("feature", "both"):
                     feats.append(self._knn_feature(xb).float().cpu())
+            if self.knn_metric_ == "mahalanobis":
+                return self._fit_knn_whitening(torch.cat(codes if space == "code" else feats))
             if space == "code":
                 return torch.cat(codes)
             raw = torch.cat(feats)
@@ -827,11 +885,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.knn_scales_ = [float(v) for v in scale]
 
     def _knn_embed_rows(self, e: torch.Tensor) -> torch.Tensor:
-        """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest."""
+        """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest
+        (knn_metric='mahalanobis': each divided by its shrunk standard deviation, ``knn_scale_``)."""
         c = e.to(torch.float32) - self.knn_center_.to(e.device)
         p = c @ self.knn_basis_.to(e.device)
         rest = ((c * c).sum(1) - (p * p).sum(1)).clamp_min(0).sqrt()
-        return torch.cat([p, rest[:, None]], dim=1)
+        out = torch.cat([p, rest[:, None]], dim=1)
+        scale = self.__dict__.get("knn_scale_")
+        return out if scale is None else out * scale.to(e.device)
 
     #: bank columns per group of the two-stage nearest-neighbour search in :meth:`_knn_distance`
     _knn_group = 64
@@ -888,7 +949,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
         plan = self._knn_plan(emb.device, cols)
-        loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
+        # scoring the bank's own samples: skip the nearest (itself); the Mahalanobis "bank" is the mean, no sample
+        loo = int(bool(self.__dict__.get("_knn_leave_one_out")) and self._knn_metric_now() == "euclidean")
         k = min(int(self.n_neighbors) + loo, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
         d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)
@@ -996,12 +1058,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
         return {"calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
                 "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_"),
-                "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_")}
+                "knn_metric": self.__dict__.get("knn_metric_"), "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_")}
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
         for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
-                          ("knn_space", "knn_space_"), ("knn_split", "knn_split_"), ("knn_scales", "knn_scales_")):
+                          ("knn_space", "knn_space_"), ("knn_metric", "knn_metric_"), ("knn_split", "knn_split_"),
+                          ("knn_scales", "knn_scales_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
 
@@ -1270,7 +1333,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.calibration_ = st["calibration"]
 
     #: fitted arrays a model file keeps beside the networks' weights
-    _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_",
+    _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",
                       "robust_weights_")
 
     def _restore_arrays(self, arrays: dict[str, torch.Tensor]) -> None:

@@ -76,9 +76,9 @@ COMMON_PARAMS = """
         Ensemble size (Han et al., AAAI 2021): k members trained with different seeds; the score is
         the mean of their scores, each standardised by its median / MAD on the held-out data.
     n_neighbors : int, default 5
-        k of the ``knn`` score component: the mean distance of a sample to its k nearest training
-        samples in the space of ``knn_space``, kept in the model file (a bank of at most 4,096
-        training samples).
+        k of the ``knn`` score component with ``knn_metric='euclidean'``: the mean distance of a
+        sample to its k nearest training samples in the space of ``knn_space``, kept in the model
+        file (a bank of at most 4,096 training samples). Unused by the Mahalanobis distance.
     knn_space : {'auto', 'code', 'feature', 'both'}, default 'auto'
         Where the ``knn`` component measures distances: 'code' = the encoder's code E(x),
         'feature' = the discriminator's penultimate features f(x) (wider than 64: their coordinates

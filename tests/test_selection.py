@@ -252,6 +252,15 @@ def test_knn_metric_mahalanobis_without_a_held_out_slice(blobs):
     assert np.isfinite(s).all() and s[20:].mean() > s[:20].mean()
 
 
+def test_knn_metric_auto_per_space(blobs):
+    """'auto' = Mahalanobis in the feature space, Euclidean k nearest for codes and 'both' (the
+    series path builds its detectors with codes, so it keeps the Euclidean search)."""
+    X, _ = blobs
+    got = {sp: ganad.GANomaly(epochs=1, random_state=0, knn_space=sp).fit(X).knn_metric_ for sp in ("feature", "code", "both")}
+    assert got == {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean"}
+    assert ganad.BiGAN(epochs=1, random_state=0).fit(X).knn_metric_ == "euclidean"
+
+
 def test_knn_metric_mahalanobis_with_both_is_refused(blobs):
     with pytest.raises(InputError, match="knn_metric.*'both'"):
         ganad.GANomaly(epochs=1, knn_space="both", knn_metric="mahalanobis").fit(blobs[0])

@@ -29,6 +29,10 @@ Validation sets (no test split is read):
 
     python benchmarks/select_knn_space.py mitbih --seeds 0 1 --epochs 10
     python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10
+    # the metric (fifth session):
+    V="code;feature;feature, mahalanobis;code, mahalanobis"
+    python benchmarks/select_knn_space.py mitbih --seeds 0 1 2 3 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
+    python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10 --variants "$V"
 """
 
 from __future__ import annotations

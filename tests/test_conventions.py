@@ -74,8 +74,7 @@ def test_predict_proba_matches_pyod(det, data):
     s = det.decision_function(X)
     ref = det.reference_scores()
     np.testing.assert_array_equal(ref, det.validation_scores_)  # held-out slice: never trained on
-    k = int((ref > det.threshold_).sum())
-    pyod = _PyODFromScores(ref, s, det.threshold_, (k + 0.5) / len(ref))  # int(n * c) == k, PyOD's rounding
+    pyod = _PyODFromScores(ref, s, det.threshold_, det.contamination)  # PyOD's k = int(n * contamination)
     for method in ("linear", "unify"):
         p = det.predict_proba(X, method=method)
         assert p.shape == (len(X), 2)
@@ -97,16 +96,33 @@ def test_predict_return_confidence_and_proba_return_confidence(det, data):
     probs, conf2 = det.predict_proba(X, method="unify", return_confidence=True)
     np.testing.assert_allclose(conf2, conf)
     # a score far above every reference score: anomaly, with the highest confidence ExCeed gives with
-    # this reference (n scores, k of them above the threshold): 1 - BinomCDF(n - k; n, (n + 1) / (n + 2))
+    # this reference (n held-out scores; the threshold is the contamination quantile of the training
+    # scores, so k = int(n * contamination) as PyOD): 1 - BinomCDF(n - k; n, (n + 1) / (n + 2))
     from scipy.stats import binom
     ref = det.reference_scores()
-    n, k = ref.size, int((ref > det.threshold_).sum())
+    n, k = ref.size, int(ref.size * det.contamination)
+    assert k >= 1
     far = ref.max() * 10 + 10
     top = 1.0 - binom.cdf(n - k, n, (n + 1.0) / (n + 2.0))
     np.testing.assert_allclose(det._confidence(np.array([far]))[0], top, rtol=1e-12)
     assert np.all(conf[labels == 1] <= top + 1e-12)
     with pytest.raises(InputError, match="method"):
         det.predict_proba(X, method="sigmoid")
+
+
+def test_confidence_of_a_far_anomaly_when_no_held_out_score_passes_the_threshold(data):
+    """The held-out slice may hold no score above the training threshold; a far anomaly is still an
+    anomaly with PyOD's confidence (k = int(n * contamination)), not confidence 0."""
+    d = GANomaly(**TINY).fit(data[0])
+    ref = d.reference_scores()
+    d.threshold_ = float(ref.max()) + 1.0  # as if the training scores had put it above every held-out one
+    far = np.array([ref.max() * 10 + 10])
+    from scipy.stats import binom
+    n, k = ref.size, int(ref.size * d.contamination)
+    np.testing.assert_allclose(d._confidence(far)[0], 1.0 - binom.cdf(n - k, n, (n + 1.0) / (n + 2.0)), rtol=1e-12)
+    assert d._confidence(far)[0] > 0.5
+    from ganad.detectors.base import exceed_confidence
+    assert exceed_confidence(far, ref, d.threshold_)[0] == 0.0  # counting k = 0 on the slice: the old answer
 
 
 def test_confidence_follows_calibration_and_survives_save(data, tmp_path):

@@ -296,17 +296,18 @@ def proba_from_scores(scores, reference, method: str = "linear") -> np.ndarray:
     return np.column_stack([1.0 - p1, p1])
 
 
-def exceed_confidence(scores, reference, threshold: float) -> np.ndarray:
+def exceed_confidence(scores, reference, threshold: float, n_above: int | None = None) -> np.ndarray:
     """ExCeed (Perini, Vercruyssen and Davis, ECML PKDD 2020) as PyOD's ``BaseDetector.predict_confidence``:
     with n reference scores, k of them above ``threshold``, and a score ranking above m of them,
     p = (1 + m) / (2 + n) and the confidence of an anomaly prediction is 1 − BinomialCDF(n − k; n, p),
-    of a normal prediction one minus that. (PyOD takes k = n·contamination, its threshold being that
-    quantile of its training scores; counting k keeps the confidence in step with any threshold.)"""
+    of a normal prediction one minus that. k is counted on the reference (right when the threshold
+    was fitted on it: a calibration set, or the training scores) unless ``n_above`` gives it (PyOD's
+    ⌊n·contamination⌋ when the threshold is the contamination quantile of other scores)."""
     from scipy.stats import binom
     scores = np.asarray(scores, dtype=np.float64)
     ref = np.sort(np.asarray(reference, dtype=np.float64))
     n = ref.size
-    k = int(np.count_nonzero(ref > threshold))
+    k = int(np.count_nonzero(ref > threshold)) if n_above is None else int(n_above)
     m = np.searchsorted(ref, scores, side="right")  # reference scores <= s
     conf = 1.0 - binom.cdf(n - k, n, (1.0 + m) / (2.0 + n))
     return np.where(scores > threshold, conf, 1.0 - conf)
@@ -1253,7 +1254,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return self._confidence(self.decision_function(X))
 
     def _confidence(self, scores: np.ndarray) -> np.ndarray:
-        return exceed_confidence(scores, self.reference_scores(), self.threshold_)
+        """ExCeed confidence against :meth:`reference_scores`. Where the reference is the held-out
+        slice, ``threshold_`` is the contamination quantile of the *training* scores, not of the
+        slice: k = ⌊n·contamination⌋, as PyOD (counting the slice's few scores above a threshold set
+        elsewhere is noisy, and with none above it a far anomaly would get confidence 0)."""
+        ref = self.reference_scores()
+        held_out = self.__dict__.get("calibration_scores_") is None and self.__dict__.get("validation_scores_") is not None \
+            and len(self.validation_scores_) > 0
+        return exceed_confidence(scores, ref, self.threshold_, int(ref.size * float(self.contamination)) if held_out else None)
 
     def fit_predict(self, X: ArrayLike, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_

@@ -306,35 +306,25 @@ def _edit_config(model_dir, edit):
     f.write_text(json.dumps(cfg))
 
 
-def test_model_saved_before_knn_space_loads_as_code(blobs, tmp_path):
-    """A model file written before knn_space existed (no knn_space in its state or parameters) kept a
-    bank of codes: it loads as 'code' and scores as it did. (Tampered knn states: the hardening
-    catalogue, tests/test_hardening.py.)"""
+@pytest.mark.parametrize("method, params, key, legacy", [
+    # before knn_space existed the bank held codes
+    ("GANomaly", dict(knn_space="code"), "knn_space", lambda d: d._knn_space_now() == "code"),
+    # before knn_metric existed the distance was the Euclidean k nearest (whatever 'auto' now means)
+    ("FAnoGAN", dict(knn_metric="euclidean"), "knn_metric", lambda d: d._knn_metric_now() == "euclidean" and d.knn_bank_.shape[0] == 360),
+])
+def test_model_saved_before_a_knn_parameter_loads_as_it_was(blobs, tmp_path, method, params, key, legacy):
+    """A model file written before ``key`` existed (not in its state or parameters) loads with the
+    setting it was fitted with and scores as it did. (Tampered knn states: the hardening catalogue,
+    tests/test_hardening.py.)"""
     X, far = blobs
-    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="code").fit(X)
+    det = getattr(ganad, method)(epochs=2, random_state=0, **params).fit(X)
     det.save(tmp_path / "m")
 
     def older(cfg):
-        del cfg["state"]["knn_space"], cfg["params"]["knn_space"]
+        del cfg["state"][key], cfg["params"][key]
     _edit_config(tmp_path / "m", older)
     back = ganad.load(tmp_path / "m")
-    assert back.knn_space == "auto" and back._knn_space_now() == "code"
-    np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
-
-
-def test_model_saved_before_knn_metric_loads_as_euclidean(blobs, tmp_path):
-    """A model file written before knn_metric existed measured Euclidean distances to its k nearest:
-    it loads as 'euclidean' (whatever 'auto' now means) and scores as it did."""
-    X, far = blobs
-    det = ganad.FAnoGAN(epochs=2, random_state=0, knn_metric="euclidean").fit(X)
-    assert det.knn_space_ == "feature" and det.knn_bank_.shape[0] == 360
-    det.save(tmp_path / "m")
-
-    def older(cfg):
-        del cfg["state"]["knn_metric"], cfg["params"]["knn_metric"]
-    _edit_config(tmp_path / "m", older)
-    back = ganad.load(tmp_path / "m")
-    assert back.knn_metric == "auto" and back._knn_metric_now() == "euclidean"
+    assert getattr(back, key) == "auto" and legacy(back)
     np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
 
 

@@ -862,8 +862,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     @contextlib.contextmanager
     def _knn_reference(self, X, val_idx):
         """The rows that standardise the knn component: the held-out slice, or without one the
-        bank's own rows, each leaving itself out of its neighbours while inside the block."""
-        self._knn_leave_one_out = not len(val_idx)
+        bank's own rows, each leaving itself out of its neighbours while inside the block (the
+        Mahalanobis "bank" is the mean, no training row: nothing to leave out)."""
+        self._knn_leave_one_out = not len(val_idx) and self._knn_metric_now() == "euclidean"
         try:
             yield X[val_idx] if len(val_idx) else X[self._knn_bank_index]
         finally:
@@ -950,8 +951,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
         plan = self._knn_plan(emb.device, cols)
-        # scoring the bank's own samples: skip the nearest (itself); the Mahalanobis "bank" is the mean, no sample
-        loo = int(bool(self.__dict__.get("_knn_leave_one_out")) and self._knn_metric_now() == "euclidean")
+        loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
         k = min(int(self.n_neighbors) + loo, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
         d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)

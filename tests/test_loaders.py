@@ -87,7 +87,7 @@ def test_mitbih_beats_layout(splits, mitdb):
     n = len(b)
     assert b.X.shape == (n, 1, 256) and b.X.dtype == np.float32
     assert b.aami.shape == b.symbol.shape == b.record.shape == b.sample.shape == (n,)
-    assert b.rr.shape == (n, 3) and b.rr.dtype == np.float32
+    assert b.rr.shape == (n, 4) and b.rr.dtype == np.float32
     assert set(np.unique(b.record)) == set(DS2)
     assert set(np.unique(b.aami)) <= {"N", "S", "V", "F", "Q"}
     assert all(AAMI_MAP[s] == a for s, a in zip(b.symbol[:5000], b.aami[:5000]))
@@ -109,7 +109,7 @@ def test_mitbih_beats_layout(splits, mitdb):
 
 def test_mitbih_rr_features_consistent(splits):
     b = splits["DS1"]
-    assert np.isfinite(b.rr).all() and (b.rr > 0).all()
+    assert np.isfinite(b.rr).all() and (b.rr[:, :3] > 0).all() and (b.rr[:, 3] >= 0).all()
     # record 207 has ventricular flutter episodes ('!' waves, not beats) up to 100 s long,
     # so its RR intervals across them are long; every other record stays below 5 s
     assert (b.rr[b.record != "207"] < 5).all() and b.rr[b.record == "207"].max() > 60
@@ -133,9 +133,12 @@ def test_rr_features_hand_computed():
         [1.0, 2.0, 1.5],
         [2.0, 2.0, 2.0],
     ])
-    np.testing.assert_allclose(out, expected)
+    np.testing.assert_allclose(out[:, :3], expected)
+    np.testing.assert_array_equal(out[:, 3], 0.0)  # context 2 holds no pair beside the beat's own intervals
     out10 = mitbih._rr_features(np.array([0, 360, 900, 1260, 1980]), 360.0, context=10)
     np.testing.assert_allclose(out10[:, 2], np.full(5, 5.5 / 4))  # every interval is within 5 of each beat
+    # local spread: |successive differences| 0.5, 0.5, 1.0 (pairs 0, 1, 2); beat i skips pairs i-2, i-1, i
+    np.testing.assert_allclose(out10[:, 3], [0.75, 1.0, 0.0, 0.5, 0.5])
     out1 = mitbih._rr_features(np.array([0, 360, 900, 1260, 1980]), 360.0, context=1)
     np.testing.assert_allclose(out1[:, 2], [1.0, 1.0, 1.5, 1.0, 2.0])  # the previous interval
     assert np.isnan(mitbih._rr_features(np.array([5]), 360.0, 10)).all()
@@ -570,10 +573,32 @@ def test_windows_to_points_errors():
 
 def test_rhythm_features_are_heart_rate_free():
     from ganad.data.mitbih import rhythm_features
-    rr = np.array([[0.8, 0.8, 0.8], [0.5, 1.1, 0.8], [0.4, 0.4, 0.4]])  # regular, premature, regular at a faster rate
+    # regular, premature, regular at a faster rate, irregular around the beat (twice the rate: same ratios)
+    rr = np.array([[0.8, 0.8, 0.8, 0.0], [0.5, 1.1, 0.8, 0.0], [0.4, 0.4, 0.4, 0.0], [0.8, 0.8, 0.8, 0.2], [0.4, 0.4, 0.4, 0.1]])
     f = rhythm_features(rr)
+    assert f.shape == (5, 4) and f.dtype == np.float32
     np.testing.assert_allclose(f[0], 0, atol=1e-7)
     np.testing.assert_allclose(f[2], 0, atol=1e-7)  # same rhythm at another heart rate: same features
-    assert f[1, 0] < 0 < f[1, 1] and f[1, 2] < 0
+    assert f[1, 0] < 0 < f[1, 1] and f[1, 2] < 0 and f[1, 3] == 0
+    np.testing.assert_allclose(f[3], [0, 0, 0, 0.25], atol=1e-7)
+    np.testing.assert_allclose(f[4], f[3], atol=1e-7)
+    np.testing.assert_allclose(rhythm_features(rr[:, :3]), f[:, :3])  # three columns: the three ratios only
+    rr[1, 3] = np.nan
+    assert np.isnan(rhythm_features(rr)[1]).all() and np.isfinite(rhythm_features(rr)[0]).all()
     with pytest.raises(Exception, match="shape"):
         rhythm_features(np.zeros((3, 2)))
+
+
+def test_local_rr_spread_ignores_a_single_premature_beat_and_sees_irregular_rhythm():
+    # sinus rhythm at 1.0 s with one premature beat (0.6 s, then a 1.4 s compensatory pause)
+    rr = np.r_[np.ones(20), 0.6, 1.4, np.ones(20)]
+    out = mitbih._rr_features(np.r_[0, np.cumsum(rr)] * 360.0, 360.0, context=10)
+    assert np.isfinite(out).all()
+    assert out[20, 1] == out[21, 0] and abs(out[21, 0] - 0.6) < 1e-9  # beat 21 is the premature one
+    assert out[21, 3] == 0.0  # its own intervals are left out: its context is regular
+    # elsewhere the ectopic beat's three uneven pairs reach a neighbour's median at most halfway
+    assert (out[:, 3] <= 0.2 + 1e-9).all() and (out[:, 3] == 0).mean() > 0.9
+    # an irregular rhythm (atrial-fibrillation-like): every beat sees a clear spread
+    irr = np.random.RandomState(0).uniform(0.5, 1.1, 60)
+    spread = mitbih._rr_features(np.r_[0, np.cumsum(irr)] * 360.0, 360.0, context=10)[:, 3]
+    assert (spread[5:-5] > 0.05).all()

@@ -30,8 +30,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
                rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True) -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
 
-    ``rhythm``: add the rhythm view, the RR-interval log-ratios of
-    :func:`ganad.data.mitbih.rhythm_features`. Each ganad method then trains a second detector
+    ``rhythm``: add the rhythm view, the four heart-rate-free RR-interval features of
+    :func:`ganad.data.mitbih.rhythm_features` (three log-ratios and the local RR spread). Each ganad method then trains a second detector
     of its own kind on the rhythm features of the training beats, and the two scores
     (morphology, rhythm) are combined label-free: each standardised by median / MAD on the
     held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat.
@@ -87,9 +87,9 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
            else f"tau = best {calibration.upper()} on {len(cal)} held-out beats of every class (their labels)"),
         f"test: {len(te)} DS2 beats" + (f" (class-stratified random subsample of {len(b2)})" if len(te) < len(b2) else " (all)")
         + "; anomaly = S, V, F or Q",
-    ] + (["rhythm view: RR log-ratios (prev/local, next/local, prev/next); ganad methods: a second detector of the same "
+    ] + (["rhythm view: RR features (log prev/local, log next/local, log prev/next, local spread/local); ganad methods: a second detector of the same "
           "method on them, scores combined by median/MAD standardisation on the held-out normal DS1 beats (no labels); "
-          "peers: the 3 features appended to the 256-sample beat"] if rhythm else [])
+          "peers: the 4 features appended to the 256-sample beat"] if rhythm else [])
     log(f"mitbih: train {len(tr)}, cal {len(cal)}, test {len(te)} ({te.counts()})")
     rows, scores = [], {}
     for kind, name in plan:

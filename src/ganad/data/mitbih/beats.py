@@ -28,8 +28,10 @@ class Beats:
         Record name of each beat (``"100"``, ...): keep patients apart when splitting.
     sample : int64 array (n,)
         Position of the R-peak annotation in its record, in samples.
-    rr : float32 array (n, 3) or None
-        With ``rr_features=True``: previous RR, next RR and local average RR, in seconds.
+    rr : float32 array (n, 4) or None
+        With ``rr_features=True``: previous RR, next RR, local average RR and local RR spread
+        (the median absolute difference of successive intervals around the beat, its own two
+        left out), in seconds.
     fs : float
         Sampling frequency in Hz (360 for MIT-BIH).
     before : int

@@ -74,8 +74,10 @@ def load_mitbih(
         114, where it is channel 1, and the paced 102 and 104, which lack it).
     lead_fallback : lead read from records without ``lead`` (e.g. ``"V5"``); None
         raises :class:`DataFileError` for such records.
-    rr_features : also return ``Beats.rr`` (n, 3): previous RR, next RR and the local
-        average RR over the ``rr_context`` surrounding intervals, in seconds. Intervals
+    rr_features : also return ``Beats.rr`` (n, 4): previous RR, next RR, the local
+        average RR over the ``rr_context`` surrounding intervals and the local RR spread
+        (median |difference| of successive intervals in that range that do not involve the
+        beat's own two; 0 where none), in seconds. Intervals
         are measured between the beats of the record (all AAMI beats, including those
         dropped at the record edges). The first beat of a record uses its next RR as
         previous RR, the last its previous RR as next RR.
@@ -180,7 +182,7 @@ def _assemble(cuts: dict[str, dict], window: int, before: int, rr_features: bool
         record=np.concatenate([np.full(len(c["sample"]), name) for name, c in cuts.items()]).astype(str) if cuts
         else np.zeros(0, "<U3").astype(str),
         sample=cat("sample", np.zeros(0, np.int64)).astype(np.int64),
-        rr=cat("rr", np.zeros((0, 3), np.float32)) if rr_features else None,
+        rr=cat("rr", np.zeros((0, 4), np.float32)) if rr_features else None,
         fs=float(next(iter(fs_seen), 360.0)),
         before=before,
         leads={name: c["lead"] for name, c in cuts.items()},

@@ -31,6 +31,11 @@ VARIANTS = {
     "ganomaly knn_space=code": ("ganomaly", {"knn_space": "code"}),
     "ganomaly knn_space=feature": ("ganomaly", {"knn_space": "feature"}),
     "ganomaly knn_space=both": ("ganomaly", {"knn_space": "both"}),
+    # issue 15, fifth/sixth sessions: the Mahalanobis distance (knn_metric) for series too
+    "ganomaly knn_space=feature knn_metric=mahalanobis": ("ganomaly", {"knn_space": "feature", "knn_metric": "mahalanobis"}),
+    "ganomaly knn_space=code knn_metric=mahalanobis": ("ganomaly", {"knn_space": "code", "knn_metric": "mahalanobis"}),
+    "fanogan knn_space=code": ("fanogan", {"knn_space": "code"}),
+    "fanogan knn_space=feature knn_metric=mahalanobis": ("fanogan", {"knn_space": "feature", "knn_metric": "mahalanobis"}),
 }
 
 

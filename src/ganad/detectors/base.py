@@ -422,6 +422,26 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             raise InputError(_fmt("knn_metric", "is 'mahalanobis' with knn_space='both', which averages two separate searches",
                                   "use knn_metric='mahalanobis' with knn_space 'auto', 'code' or 'feature', or knn_metric='euclidean' with 'both'"))
 
+    def _check_depth_fits(self) -> None:
+        """Each stride-2 stage (kernel 4, padding 1) of the conv1d / dcgan families needs a side of at
+        least 2 and leaves floor(side / 2): refuse a sample shape or ``depth`` that would leave an empty
+        (zero-width) map, which otherwise fails deep inside torch or, worse, trains a network whose
+        every score is the same constant."""
+        if self.family_ not in ("conv1d", "dcgan"):
+            return
+        depth, sides = int(self._depth()), list(self.data_shape_[1:])
+        for stage in range(depth):
+            if min(sides) < 2:
+                most = stage
+                raise InputError(_fmt(
+                    "depth" if self.depth is not None else "X",
+                    f"{'is ' + str(depth) if self.depth is not None else 'has samples of shape ' + str(tuple(self.data_shape_))}: "
+                    f"the {self.family_} networks halve the length / image sides at each of {depth} stage(s), which leaves "
+                    f"nothing after {most} stage(s) for samples of shape {tuple(self.data_shape_)}",
+                    (f"pass depth <= {max(most, 1)}" if most >= 1 else
+                     "use net='mlp' (or net='lstm' for series), or give the samples a length / sides of at least 2")))
+            sides = [s // 2 for s in sides]
+
     def _inference_net(self, name: str) -> runtime.Runner:
         """The runner (:func:`ganad.runtime.compile`) of a frozen, BatchNorm-folded copy of a trained
         network, made once after fit / load; ``.module`` is the copy."""
@@ -519,6 +539,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.family_ = resolve_family(self.net, self.data_shape_)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
+        self._check_depth_fits()
         self.device_ = resolve_device(self.device)
         from ganad.training import distributed
         ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)

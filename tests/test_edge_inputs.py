@@ -1,0 +1,136 @@
+"""Inputs found by an edge-case sweep of the public API and CLI (sixth session): each used to crash
+with a raw traceback, train a model that scores every sample the same, or write a file that would
+not load. Each now gets a clear error or works."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ganad
+from ganad.cli import app
+from ganad.exceptions import InputError
+
+runner = CliRunner()
+rs = np.random.RandomState(0)
+
+
+@pytest.mark.parametrize("cls, shape, kw, fix", [
+    (ganad.ALAD, (1, 256), {"depth": 9}, "depth <= 8"),          # one halving too many for 256 samples
+    (ganad.GANomaly, (1, 256), {"depth": 9}, "depth <= 8"),
+    (ganad.ALAD, (2, 1), {}, "net='mlp'"),                        # windows of one time step
+    (ganad.GANomaly, (1, 1, 8), {}, "net='mlp'"),                # an 'image' one row high
+    (ganad.GANomaly, (3, 1, 1), {}, "net='mlp'"),                # one pixel
+    (ganad.GANomaly, (1, 28, 28), {"depth": 6}, "depth <="),     # too deep for MNIST
+])
+def test_networks_that_would_leave_nothing_are_refused_before_training(cls, shape, kw, fix):
+    X = rs.randn(16, *shape).astype(np.float32)
+    with pytest.raises(InputError, match="halve") as exc:
+        cls(epochs=1, batch_size=8, random_state=0, verbose=False, **kw).fit(X)
+    assert fix in str(exc.value)
+
+
+def test_the_deepest_network_that_fits_still_trains():
+    X = rs.randn(16, 1, 256).astype(np.float32)
+    det = ganad.ALAD(epochs=1, batch_size=8, depth=7, random_state=0, verbose=False).fit(X)
+    s = det.decision_function(np.r_[X[:2], 50 * np.ones((1, 1, 256), np.float32)])
+    assert np.isfinite(s).all() and np.ptp(s) > 0
+
+
+def test_series_csv_with_utc_offsets_fits_and_scores(tmp_path):
+    t = np.arange(300)
+    df = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=300, freq="min", tz="UTC"),
+                       "a": np.sin(t / 9), "b": np.cos(t / 7)})
+    df.to_csv(tmp_path / "tz.csv", index=False)
+    assert "+00:00" in (tmp_path / "tz.csv").read_text().splitlines()[1]
+    r = runner.invoke(app, ["fit", str(tmp_path / "tz.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "tz.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 300
+
+
+def test_series_detector_reads_aware_and_string_times_and_names_bad_ones():
+    t = np.arange(200)
+    X = np.c_[np.sin(t / 9), np.cos(t / 7)]
+    aware = pd.Series(pd.date_range("2024-01-01", periods=200, freq="min", tz="Europe/Paris"))
+    naive = pd.Series(pd.date_range("2023-12-31 23:00", periods=200, freq="min"))  # the same instants in UTC
+    kw = {"window": 16, "detector_params": {"epochs": 1, "random_state": 0, "verbose": False}}
+    a = ganad.SeriesDetector(**kw).fit(X, time=aware)
+    b = ganad.SeriesDetector(**kw).fit(X, time=aware.astype(str).to_numpy())
+    c = ganad.SeriesDetector(**kw).fit(X, time=naive)
+    np.testing.assert_allclose(a.decision_scores_, c.decision_scores_)
+    np.testing.assert_allclose(b.decision_scores_, c.decision_scores_)
+    with pytest.raises(InputError, match="time"):
+        ganad.SeriesDetector(**kw).fit(X, time=np.array(["not a time"] * 200))
+
+
+def test_series_detector_saves_numpy_scalar_parameters(tmp_path):
+    X = np.sin(np.arange(200) / 9)[:, None]
+    sd = ganad.SeriesDetector(window=np.int64(16), stride=np.int64(4),
+                              detector_params={"epochs": np.int64(1), "random_state": 0, "verbose": False}).fit(X)
+    sd.save(tmp_path / "m")
+    cfg = json.loads(next((tmp_path / "m").glob("*.json")).read_text())
+    assert cfg  # plain JSON
+    np.testing.assert_allclose(ganad.load(tmp_path / "m").decision_function(X), sd.decision_function(X))
+
+
+def test_one_column_csv_starting_with_zero_warns_which_reading_was_taken(tmp_path, caplog):
+    from ganad.data.readers import read_array
+    (tmp_path / "x.csv").write_text("0\n1\n0\n2\n")
+    with caplog.at_level(logging.WARNING, logger="ganad"):
+        X = read_array(tmp_path / "x.csv")
+    assert len(X) == 3 and "read as a header" in caplog.text and "x0" in caplog.text
+
+
+def test_save_refuses_a_parameter_fit_would_refuse(tmp_path):
+    X = rs.randn(64, 4).astype(np.float32)
+    det = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(X)
+    det.set_params(contamination=0.9)
+    with pytest.raises(InputError, match="contamination") as exc:
+        det.save(tmp_path / "m")
+    assert "set it back" in str(exc.value) and not (tmp_path / "m").exists()
+    det.set_params(contamination=0.1)
+    det.save(tmp_path / "m")
+    assert ganad.load(tmp_path / "m").contamination == 0.1
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    d = tmp_path_factory.mktemp("edge_cli")
+    X = np.random.RandomState(1).randn(80, 3)
+    pd.DataFrame(X[:60], columns=list("abc")).to_csv(d / "train.csv", index=False)
+    pd.DataFrame(X[60:], columns=list("abc")).to_csv(d / "test.csv", index=False)
+    pd.DataFrame({"y": [0] * 15 + [1] * 5}).to_csv(d / "labels.csv", index=False)
+    for args in (["fit", str(d / "train.csv"), "-o", str(d / "model"), "--epochs", "1", "-q"],
+                 ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "s.csv")]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+    return d
+
+
+def test_evaluate_refuses_to_replace_a_report_without_overwrite(scored):
+    d = scored
+    args = ["evaluate", str(d / "s.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev")]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (d / "ev" / "metrics.json").stat().st_mtime_ns
+    r = runner.invoke(app, args)
+    assert r.exit_code != 0 and "--overwrite" in r.output
+    assert (d / "ev" / "metrics.json").stat().st_mtime_ns == before
+    assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
+
+
+def test_evaluate_and_export_refuse_bad_output_paths_without_a_traceback(scored):
+    d = scored
+    (d / "afile").write_text("x")
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "afile")])
+    assert r.exit_code != 0 and "afile" in r.output and "Traceback" not in r.output
+    assert (d / "afile").read_text() == "x"
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "afile" / "ev")])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    for out in (d, d / "afile" / "m.onnx"):  # a folder; a path under a file
+        r = runner.invoke(app, ["export", str(d / "model"), "-o", str(out)])
+        assert r.exit_code != 0 and isinstance(r.exception, SystemExit) and "Traceback" not in r.output, r.output

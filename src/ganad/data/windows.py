@@ -88,12 +88,20 @@ def _time_axis(col, source: str, column: str, check_order: bool = True) -> np.nd
     else:
         try:
             t = pd.to_datetime(col)
-        except (ValueError, TypeError) as exc:
+        except ValueError:
+            try:  # offsets that change within the column (daylight saving time): one axis in UTC
+                t = pd.to_datetime(col, utc=True)
+            except (ValueError, TypeError) as exc:
+                raise DataFileError(_fmt(f"{source} column {column!r}", f"cannot be parsed as times ({exc})",
+                                         "pass --time-column naming the time column (Python: time_column=), or leave the column out")) from exc
+        except TypeError as exc:
             raise DataFileError(_fmt(f"{source} column {column!r}", f"cannot be parsed as times ({exc})",
                                      "pass time_column= naming the time column, or time_column=False if there is none")) from exc
     if t.isna().any():
         row = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise DataFileError(_fmt(f"{source} column {column!r}", f"has a missing time at row {row}", "fill or drop that row"))
+    if isinstance(t.dtype, pd.DatetimeTZDtype):  # tz-aware ('...+00:00'): to_numpy() would give Timestamp objects
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     arr = t.to_numpy()
     if arr.dtype.kind == "M":
         arr = arr.astype("datetime64[ns]")

@@ -50,7 +50,7 @@ from sklearn.base import BaseEstimator
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.files import fsync_path, replace_dir, temp_dir_beside
-from ganad.io import SERIES_CONFIG, check_model_path  # one definition of what a model directory is
+from ganad.io import SERIES_CONFIG, _jsonable, check_model_path  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
 SERIES_FORMAT_VERSION = 1
@@ -112,6 +112,13 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
     t = np.asarray(time)
     if t.shape != (n,):
         raise InputError(_fmt("time", f"has shape {t.shape} for {n} rows", "pass one time per row"))
+    if t.dtype.kind in "OUS":  # tz-aware timestamps (np.asarray of a tz-aware index gives Timestamp objects) or time strings
+        import pandas as pd
+        try:
+            t = pd.to_datetime(pd.Series(t), utc=True).dt.tz_localize(None).to_numpy()
+        except (ValueError, TypeError) as exc:
+            raise InputError(_fmt("time", f"cannot be read as times or numbers ({exc})",
+                                  "pass numbers, datetime64 values or pandas timestamps, one per row")) from exc
     t = t.astype("datetime64[ns]").astype(np.int64).astype(np.float64) if t.dtype.kind == "M" else t.astype(np.float64)
     out = []
     for g in groups:
@@ -533,7 +540,7 @@ class SeriesDetector(BaseEstimator):
                          **({"reference_scores": [float(v) for v in self.reference_scores_]}
                             if getattr(self, "reference_scores_", None) is not None else {})}}
         try:
-            text = json.dumps(cfg, indent=2)
+            text = json.dumps(_jsonable(cfg), indent=2)  # numpy scalars (window=np.int64(64)) as plain numbers, as save_model does
         except TypeError as exc:
             raise ModelFileError(_fmt("series parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
         tmp = temp_dir_beside(path)

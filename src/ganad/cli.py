@@ -351,12 +351,22 @@ def evaluate(
     output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
     ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
     max_buffer: int = typer.Option(64, help="Series: VUS buffer lengths 0..MAX_BUFFER points (e.g. the window length)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace metrics.json, roc.png, pr.png, report.html already in OUTPUT."),
 ):
     """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
     With --ranges (series scores): point AUROC/AUPRC, VUS-PR, event F1 without point adjustment, PA-F1 beside PA%K."""
     import json
     import pandas as pd
     from ganad.metrics import evaluate as _evaluate
+    try:  # before any work, as fit and score do: never a traceback, never a file replaced without --overwrite
+        if output.exists() and not output.is_dir():
+            raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the evaluation")
+        from ganad.files import check_writable_parent
+        check_writable_parent(output / "metrics.json", "-o/--output")  # under a file, read-only
+        for name in (("metrics.json",) if ranges is not None else ("metrics.json", "roc.png", "pr.png", "report.html")):
+            _refuse_existing(output / name, overwrite, "file")
+    except GanadError as exc:
+        _fail(exc)
     if ranges is not None:  # issue 12: series metrics from labelled ranges
         from ganad.series.commands import evaluate_series
         try:
@@ -474,6 +484,8 @@ def export(
     """Export the scoring path (x -> score components and score) of an encoder method as ONNX."""
     import ganad
     try:
+        from ganad.files import check_output_file
+        check_output_file(output)  # a folder, under a file, read-only: refused before any work, as `ganad score` does
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:
         _fail(exc)

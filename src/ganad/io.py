@@ -67,6 +67,11 @@ def check_model_path(path, name: str = "path") -> Path:
 def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
     det._check_fitted()
     path = check_model_path(path)
+    try:  # load_model checks the parameters: a value set after fit that fit would refuse must not reach the file
+        det._check_params()
+    except ValueError as exc:
+        raise InputError(f"{type(det).__name__}.save: a parameter holds a value fit would refuse, and the saved model would not load "
+                         f"({exc}). Fix: set it back (det.set_params(...)) before saving") from exc
     params = det.get_params(deep=False)
     try:
         json.dumps(_jsonable(params))

@@ -77,10 +77,18 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str]):
         raise InputError(_fmt(str(path), "has an unnamed first column, the index pandas writes with to_csv(); it would be read as a feature",
                               "write the file with df.to_csv(path, index=False), or leave the column out with --exclude 'Unnamed: 0'"))
     cells = [c.replace(decimal, ".") if decimal != "." else c for c in cells]
+    import logging
     if all(_number(c) for c in cells) and cells != [str(i) for i in range(len(cells))]:
-        import logging
         logging.getLogger("ganad").warning("%s: the first line holds only numbers; reading it as data (no header row)", path)
         return None
+    if all(_number(c) for c in cells):
+        # '0' (one column) or '0,1,...' is both pandas' default header and a plausible first data row
+        # (a one-column file of counts or flags starting with 0): say which reading was taken, since the
+        # other one silently drops or adds a row and shifts every score's index by one
+        logging.getLogger("ganad").warning(
+            "%s: the first line %r is read as a header (pandas' default column names), not as data; "
+            "if it is a data row, add a header line such as %r", path, ",".join(cells),
+            ",".join(f"x{i}" for i in range(len(cells))))
     return 0
 
 

@@ -4,6 +4,7 @@ not load. Each now gets a clear error or works."""
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,3 +135,62 @@ def test_evaluate_and_export_refuse_bad_output_paths_without_a_traceback(scored)
     for out in (d, d / "afile" / "m.onnx"):  # a folder; a path under a file
         r = runner.invoke(app, ["export", str(d / "model"), "-o", str(out)])
         assert r.exit_code != 0 and isinstance(r.exception, SystemExit) and "Traceback" not in r.output, r.output
+
+
+def test_fit_help_lists_every_method_the_registry_has():
+    from ganad.cli import METHOD_NAMES
+    from ganad.detectors import DETECTORS
+    assert sorted(METHOD_NAMES) == sorted(DETECTORS)
+    r = runner.invoke(app, ["fit", "--help"], terminal_width=400)
+    assert all(m in r.output for m in ("tadgan", "egbad"))
+
+
+@pytest.mark.parametrize("name, fix", [("s.parquet", "s.csv"), ("s.npy", "s.csv"), ("-", "file path")])
+def test_score_refuses_an_output_name_it_would_not_honour(scored, name, fix):
+    d = scored
+    out = d / name if name != "-" else name
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(out)])
+    assert r.exit_code != 0 and fix in r.output and not Path(str(out)).exists()
+
+
+def test_calibrate_without_labels_needs_more_than_one_row():
+    X = rs.randn(64, 4).astype(np.float32)
+    det = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(X)
+    with pytest.raises(InputError, match="X_val.*1 sample"):
+        det.calibrate(X[:1])
+    det.calibrate(X[:8])  # several rows: fine
+
+
+def test_contamination_true_is_named_a_boolean():
+    with pytest.raises(InputError, match="boolean"):
+        ganad.GANomaly(contamination=True, epochs=1).fit(rs.randn(32, 3))
+
+
+def test_dataframe_duplicate_names_and_nullable_missing_values_are_named_for_what_they_are():
+    df = pd.DataFrame(rs.randn(32, 3), columns=["a", "a", "b"])
+    with pytest.raises(InputError, match="duplicate column name"):
+        ganad.GANomaly(epochs=1).fit(df)
+    df = pd.DataFrame({"a": pd.array(list(range(31)) + [None], dtype="Int64"), "b": rs.randn(32)})
+    with pytest.raises(InputError, match="NaN"):
+        ganad.GANomaly(epochs=1).fit(df)
+    det = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(df.iloc[:31])  # without the NA: Int64 works
+    assert np.isfinite(det.decision_function(df.iloc[:31])).all()
+
+
+def test_random_state_object_saves_as_none_and_scores_the_same(tmp_path, caplog):
+    X = rs.randn(64, 4).astype(np.float32)
+    det = ganad.GANomaly(epochs=1, random_state=np.random.RandomState(0), verbose=False).fit(X)
+    with caplog.at_level(logging.WARNING, logger="ganad"):
+        det.save(tmp_path / "m")
+    assert "saved as None" in caplog.text
+    back = ganad.load(tmp_path / "m")
+    assert back.random_state is None
+    np.testing.assert_allclose(back.decision_function(X), det.decision_function(X), rtol=1e-6)
+
+
+def test_headerless_csv_warning_comes_once_per_command(tmp_path, caplog):
+    np.savetxt(tmp_path / "x.csv", rs.randn(40, 3), delimiter=",")
+    with caplog.at_level(logging.WARNING, logger="ganad"):
+        r = runner.invoke(app, ["fit", str(tmp_path / "x.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert caplog.text.count("the first line holds only numbers") == 1

@@ -441,6 +441,10 @@ for _what, _name, _args in [
     ("calibrate: --threshold nosuch", "threshold", ["calibrate", "{ws}/model", "{ws}/train.csv", "--threshold", "nosuch", "-o", "{ws}/c1"]),
     ("calibrate: labels of the wrong length", "labels", ["calibrate", "{ws}/model", "{ws}/train.csv", "--labels", "{ws}/labels_short.csv", "--threshold", "f1", "-o", "{ws}/c1"]),
     ("evaluate: scores CSV without 'score'", "score", ["evaluate", "{ws}/scores_bad.csv", "--labels", "{ws}/labels_short.csv", "-o", "{ws}/e1"]),
+    ("evaluate: -o is a file", "afile", ["evaluate", "{ws}/scores_bad.csv", "--labels", "{ws}/labels_short.csv", "-o", "{ws}/afile"]),
+    ("score: -o names a .parquet file (scores are CSV)", "s1.parquet", ["score", "{ws}/model", "{ws}/train.csv", "-o", "{ws}/s1.parquet"]),
+    ("score: -o - (standard output)", "-o", ["score", "{ws}/model", "{ws}/train.csv", "-o", "-"]),
+    ("export: -o is a folder", "model", ["export", "{ws}/fmodel", "-o", "{ws}/model"]),
 ]:
     case("CLI", _what, _name, absent=("o1", "s1.csv", "c1", "e1", "afile/m", "afile/s.csv"))(
         lambda ws, _a=_args: _cli(ws, *_a))
@@ -658,6 +662,17 @@ case("API", "AnoGAN(knn_space='code') (no encoder)", "knn_space")(
     lambda ws: ganad.AnoGAN(**FAST, knn_space="code").fit(X4[:16]))
 case("API", "FAnoGAN(knn_metric='cosine')", "knn_metric")(
     lambda ws: FAnoGAN(**FAST, knn_metric="cosine").fit(X4[:16]))
+# edge-case sweep (sixth session; more in tests/test_edge_inputs.py)
+case("API", "GANomaly(depth=9) on 256-sample beats (nothing left after 8 halvings)", "depth")(
+    lambda ws: ganad.GANomaly(**FAST, depth=9).fit(np.zeros((16, 1, 256), np.float32) + X4[:16, :1, None]))
+case("API", "ALAD on one-pixel images (n, 3, 1, 1)", "X")(
+    lambda ws: ALAD(**FAST).fit(X4[:16, :3, None, None]))
+case("API", "GANomaly(contamination=True)", "contamination")(lambda ws: ganad.GANomaly(**FAST, contamination=True).fit(X4[:16]))
+case("API", "DataFrame with duplicate column names", "duplicate")(
+    lambda ws: AnoGAN(**FAST).fit(__import__("pandas").DataFrame(X4[:16], columns=["a", "a", "b", "c"])))
+case("API", "calibrate without labels on one row", "X_val")(lambda ws: ganad.load(ws / "model").calibrate(X4[:1]))
+case("API", "save after set_params(contamination=0.9)", "contamination", absent=("saved_bad",))(
+    lambda ws: (lambda d: (d.set_params(contamination=0.9), d.save(ws / "saved_bad")))(ganad.load(ws / "model")))
 case("API", "FAnoGAN(knn_space='both', knn_metric='mahalanobis')", "knn_metric")(
     lambda ws: FAnoGAN(**FAST, knn_space="both", knn_metric="mahalanobis").fit(X4[:16]))
 

@@ -33,6 +33,15 @@ def _methods():
     return DETECTORS
 
 
+#: the names `--method` takes, written out so that `--help` does not import torch
+#: (tests/test_edge_inputs.py checks it against ganad.detectors.DETECTORS)
+METHOD_NAMES = ("alad", "anogan", "bigan", "egbad", "fanogan", "ganomaly", "tadgan", "vaegan")
+
+
+def _method_names():
+    return METHOD_NAMES
+
+
 def _version_callback(value: bool):
     if value:
         from ganad import __version__
@@ -73,11 +82,22 @@ def _model_params(cls, config: Optional[Path], sets: List[str], given: dict) -> 
     return params
 
 
+def _check_scores_path(output: Path) -> None:
+    """The scores file is CSV: refuse '-' and names that promise another format (scores.parquet would
+    hold CSV text under a Parquet name)."""
+    if str(output) == "-":
+        raise GanadError("-o/--output: is '-'; scores are written to a file, not to standard output. "
+                         "Fix: pass a file path such as scores.csv (`ganad stream` writes scores to standard output)")
+    if output.suffix.lower() not in ("", ".csv", ".tsv", ".txt"):
+        raise GanadError(f"-o/--output {output}: names a {output.suffix} file, but scores are written as CSV. "
+                         f"Fix: pass a .csv path such as {output.with_suffix('.csv')}")
+
+
 @app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --method anogan --epochs 30 --exclude id")
 def fit(
     data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
-    method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(["anogan", "fanogan", "bigan", "alad", "ganomaly", "vaegan"])) + " (those installed). Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
+    method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(_method_names())) + ". Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
@@ -194,6 +214,7 @@ def score(
     (score > threshold) and the threshold (read by `ganad evaluate`)."""
     from ganad.series import is_series_model
     try:
+        _check_scores_path(output)
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:
         _fail(exc)
@@ -485,7 +506,7 @@ def export(
     import ganad
     try:
         from ganad.files import check_output_file
-        check_output_file(output)  # a folder, under a file, read-only: refused before any work, as `ganad score` does
+        check_output_file(output, example="model.onnx")  # a folder, under a file, read-only: refused before any work, as `ganad score` does
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:
         _fail(exc)

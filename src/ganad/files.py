@@ -206,10 +206,10 @@ def check_writable_parent(path: Path, name: str) -> Path:
     return parent
 
 
-def check_output_file(path: str | os.PathLike, name: str = "-o/--output") -> Path:
+def check_output_file(path: str | os.PathLike, name: str = "-o/--output", example: str = "scores.csv") -> Path:
     """Refuse an output file path that cannot be written (a folder, under a file, read-only), before any work."""
     path = Path(path)
     if path.is_dir():
-        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", "pass a file path such as scores.csv"))
+        raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", f"pass a file path such as {example}"))
     check_writable_parent(path, name)
     return path

@@ -11,6 +11,7 @@ previous or the new model at the path, never none and never a half-written one (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,8 @@ if TYPE_CHECKING:  # the detectors import this module to save themselves, never 
 from ganad.registry import DETECTORS, class_by_name
 
 __all__ = ["save_model", "load_model", "read_config", "check_model_path", "check_output_file"]
+
+logger = logging.getLogger("ganad")
 
 FORMAT = "ganad-model"
 FORMAT_VERSION = 1
@@ -73,6 +76,12 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
         raise InputError(f"{type(det).__name__}.save: a parameter holds a value fit would refuse, and the saved model would not load "
                          f"({exc}). Fix: set it back (det.set_params(...)) before saving") from exc
     params = det.get_params(deep=False)
+    if isinstance(params.get("random_state"), (np.random.RandomState, np.random.Generator)):
+        # accepted by fit (scikit-learn's convention) but not a value a file can hold: the weights are
+        # saved, so scores reproduce; only a refit from the file would draw other numbers
+        logger.warning("%s.save: random_state is a %s object; it is saved as None (the model's scores are unaffected; "
+                       "pass an integer seed to keep refits reproducible)", type(det).__name__, type(params["random_state"]).__name__)
+        params["random_state"] = None
     try:
         json.dumps(_jsonable(params))
     except TypeError as exc:

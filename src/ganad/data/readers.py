@@ -65,9 +65,11 @@ def _number(s: str) -> bool:
         return False
 
 
-def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str]):
+def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str], warn: bool = True):
     """0 when the CSV's first line is a header, None when it is already a data row (all numbers);
-    refuses a pandas index column (an unnamed first column) that would become a feature."""
+    refuses a pandas index column (an unnamed first column) that would become a feature. ``warn``:
+    log which reading an all-number first line got (the reader does; :func:`csv_columns`, which
+    runs before it on the same file, does not, so the warning comes once)."""
     import pandas as pd
     first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     if first.shape[0] == 0:
@@ -79,9 +81,10 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str]):
     cells = [c.replace(decimal, ".") if decimal != "." else c for c in cells]
     import logging
     if all(_number(c) for c in cells) and cells != [str(i) for i in range(len(cells))]:
-        logging.getLogger("ganad").warning("%s: the first line holds only numbers; reading it as data (no header row)", path)
+        if warn:
+            logging.getLogger("ganad").warning("%s: the first line holds only numbers; reading it as data (no header row)", path)
         return None
-    if all(_number(c) for c in cells):
+    if all(_number(c) for c in cells) and warn:
         # '0' (one column) or '0,1,...' is both pandas' default header and a plausible first data row
         # (a one-column file of counts or flags starting with 0): say which reading was taken, since the
         # other one silently drops or adds a row and shifts every score's index by one
@@ -99,7 +102,7 @@ def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, de
         if fmt == "csv":
             import pandas as pd
             sep = sep or ("\t" if Path(path).suffix.lower() == ".tsv" else ",")
-            if _csv_header(path, sep, decimal, exclude) is None:
+            if _csv_header(path, sep, decimal, exclude, warn=False) is None:
                 return None
             cols = list(pd.read_csv(path, sep=sep, nrows=0).columns)
         elif fmt == "parquet":

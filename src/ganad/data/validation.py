@@ -28,11 +28,18 @@ def check_array(
     if X is None:
         raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
     if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+        from pandas.api.types import is_bool_dtype, is_extension_array_dtype, is_numeric_dtype
+        dup = X.columns[X.columns.duplicated()]
+        if len(dup):
+            raise InputError(_fmt(name, f"has duplicate column name(s) {[str(c) for c in dup[:5]]}",
+                                  "give every column its own name (or drop the copies) before passing the data"))
         non_numeric = [str(c) for c in X.columns if not (is_numeric_dtype(X[c]) or is_bool_dtype(X[c]))]
         if non_numeric:
             raise InputError(_fmt(name, f"has non-numeric column(s) {non_numeric[:5]}", "drop or encode these columns (for example one-hot) before passing the data"))
-        X = X.to_numpy()
+        if any(is_extension_array_dtype(t) for t in X.dtypes):  # nullable Int64 / boolean: pd.NA becomes NaN, reported below
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            X = X.to_numpy()
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists etc.

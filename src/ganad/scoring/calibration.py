@@ -41,6 +41,10 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
     if compose == "default":
         if y is not None and (y == 0).sum() < 2:
             raise InputError(_fmt("y_val", "has fewer than two normal samples", "pass a validation set with normal samples"))
+        n_ref = min((np.asarray(v).shape[0] for v in normal.values()), default=0)
+        if y is None and n_ref < 2:  # a median / MAD of one value: every scale 0, every score that row's own noise
+            raise InputError(_fmt("X_val", f"has {n_ref} sample(s); standardising the components needs at least two",
+                                  "pass a validation set of several normal samples"))
         return RobustStandardised.fit(normal, names, weights)
     if compose == "weights":
         if weights:

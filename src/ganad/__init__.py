@@ -22,5 +22,6 @@ from ganad.series.detector import load_any as load  # noqa: E402  (a series mode
 from ganad.io import save_model as save  # noqa: E402
 from ganad.detectors import TadGAN  # noqa: E402
 from ganad.series import SeriesDetector, StreamScorer  # noqa: E402
+from ganad.multiview import MultiViewDetector  # noqa: E402
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "load", "save", "__version__"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "MultiViewDetector", "load", "save", "__version__"]

@@ -82,6 +82,14 @@ def _model_params(cls, config: Optional[Path], sets: List[str], given: dict) -> 
     return params
 
 
+def _refuse_multiview(model_dir: Path, command: str) -> None:
+    """A multi-view model takes several inputs per sample, which one data file cannot give."""
+    from ganad.multiview import is_multiview_model
+    if is_multiview_model(model_dir):
+        raise GanadError(f"MODEL_DIR {model_dir}: is a multi-view model (one input per view), which `ganad {command}` does not take. "
+                         f"Fix: use MultiViewDetector from Python, or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
+
+
 def _check_scores_path(output: Path) -> None:
     """The scores file is CSV: refuse '-' and names that promise another format (scores.parquet would
     hold CSV text under a Parquet name)."""
@@ -215,6 +223,7 @@ def score(
     from ganad.series import is_series_model
     try:
         _check_scores_path(output)
+        _refuse_multiview(model_dir, "score")
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:
         _fail(exc)
@@ -476,6 +485,7 @@ def calibrate(
     from ganad.progress import progress_mode
     from ganad.scoring.calibration import calibrate_model
     try:
+        _refuse_multiview(model_dir, "calibrate")
         if output is not None and output.resolve() != model_dir.resolve():
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key)
@@ -506,6 +516,7 @@ def export(
     import ganad
     try:
         from ganad.files import check_output_file
+        _refuse_multiview(model_dir, "export")
         check_output_file(output, example="model.onnx")  # a folder, under a file, read-only: refused before any work, as `ganad score` does
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:

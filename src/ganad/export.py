@@ -139,6 +139,10 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     """Write ``detector``'s scoring path as ONNX to ``path``; returns the component names (output order)."""
     from ganad.detectors.encoder_base import EncoderDetector
 
+    from ganad.multiview import MultiViewDetector
+    if isinstance(detector, MultiViewDetector):
+        raise InputError(_fmt("detector", "is a MultiViewDetector (one network per view)",
+                              "export each view's detector (mv.detectors_[name]) and sum their scores as mv.composer_ standardises them"))
     detector._check_fitted()
     name = type(detector).__name__
     members = detector.__dict__.get("members_")

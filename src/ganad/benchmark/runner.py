@@ -74,29 +74,28 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
 
 def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: np.ndarray, *, seed: int,
                   epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print) -> dict:
-    """One ganad method per view (for example beat morphology and rhythm); the per-view scores are
+    """One ganad method per view (for example beat morphology and rhythm) as a
+    :class:`ganad.MultiViewDetector`: trained on every training sample, then each view's score
     standardised by median / MAD on the calibration set's *normal* samples and summed (no labels),
-    then τ is fitted on the calibration set. Returns what :func:`run_one` returns."""
-    from ganad.scoring.calibration import fit_threshold
-    from ganad.scoring.composition import RobustStandardised
+    and τ fitted on the calibration set (:meth:`~ganad.MultiViewDetector.calibrate`). Returns what
+    :func:`run_one` returns."""
+    from ganad.multiview import MultiViewDetector
     label = f"{name}+rhythm"
     out = {"method": label, "kind": "ganad", "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
     try:
         _seed_torch(seed)
         views = ("morphology", "rhythm")
-        dets = {}
+        if y_cal is None and not np.asarray(cal_normal).all():
+            raise ValueError("without calibration labels every calibration sample must be normal")
+        mv = MultiViewDetector({v: make_ganad(name, seed, epochs) for v in views}, reference_fraction=0, random_state=seed)
         t = time.perf_counter()
-        for v, Xv in zip(views, train):
-            dets[v] = make_ganad(name, seed, epochs).fit(Xv)
+        mv.fit(dict(zip(views, train)))
         out["fit_s"] = time.perf_counter() - t
-        cal_c = {v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, cal)}
-        composer = RobustStandardised.fit({v: c[cal_normal] for v, c in cal_c.items()}, names=list(views))
-        tau, _ = fit_threshold(composer(cal_c), y_cal, threshold=threshold, fpr=fpr)
-        out["threshold"] = float(tau)
+        mv.calibrate(dict(zip(views, cal)), y_cal, threshold=threshold, fpr=fpr)
+        out["threshold"] = float(mv.threshold_)
         t = time.perf_counter()
-        s = composer({v: np.asarray(dets[v].decision_function(Xv), np.float64) for v, Xv in zip(views, test)})
+        out["scores"] = np.asarray(mv.decision_function(dict(zip(views, test))), np.float64)
         out["score_s"] = time.perf_counter() - t
-        out["scores"] = np.asarray(s, np.float64)
     except Exception as exc:  # recorded, like run_one
         out["error"] = f"{type(exc).__name__}: {exc}"
         log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")

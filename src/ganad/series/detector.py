@@ -571,9 +571,13 @@ def _reference_sample(pts: np.ndarray) -> np.ndarray:
 
 
 def load_any(path):
-    """``ganad.load``: a series model (``series.json``) or a detector model directory; never unpickles."""
+    """``ganad.load``: a series model (``series.json``), a multi-view model (``multiview.json``) or a
+    detector model directory; never unpickles."""
     if is_series_model(path):
         return load_series(path)
+    from ganad.multiview import is_multiview_model, load_multiview
+    if is_multiview_model(path):
+        return load_multiview(path)
     from ganad.io import load_model
     return load_model(path)
 

@@ -76,6 +76,10 @@ def load_detector(name: str, path: Path):
                                       "check the directory exists and is readable")) from exc
         try:
             version = model_version(snap) if snap.is_dir() else ""
+            from ganad.multiview import is_multiview_model
+            if is_multiview_model(snap):
+                raise ModelFileError(_fmt(f"model {name!r} ({path})", "is a multi-view model (several inputs per sample), which the "
+                                          "service does not take", "serve each view's model (DIR/views/NAME) or score it from Python"))
             series = is_series_model(snap)
             if series:
                 sd = load_series(snap)

@@ -1,0 +1,329 @@
+"""Several views of the same samples, one detector per view, one anomaly score.
+
+An ECG monitor looks at each heartbeat twice: its shape (the 256 samples around the R peak) and its
+timing (the RR intervals around it, :func:`ganad.data.rhythm_features`). A premature beat with a
+normal shape is invisible to the first view; a wide ventricular beat on time is plain in it. The
+rhythm view is what lifts ganad's MIT-BIH AUROC from about 0.73 (beat alone) to 0.93
+(benchmarks/RESULTS.md). :class:`MultiViewDetector` is that recipe as a model:
+
+* one detector per view (any ganad method, each with its own input shape), trained on the same
+  normal samples;
+* each view's score standardised by its median and MAD on held-out normal samples (the views'
+  scores have different units and spreads), the standardised scores summed: an anomaly in any
+  view raises the sum, and no label is used;
+* a threshold on the summed score (the ``1 − contamination`` quantile of the held-out normal
+  samples' sums, or :meth:`MultiViewDetector.calibrate` on other normal data, e.g. other patients);
+* :meth:`MultiViewDetector.score_views` says which view drives a score.
+
+Example::
+
+    import ganad
+    from ganad.data import load_split, rhythm_features
+    ds1 = load_split("DS1", "/data/mitdb", rr_features=True)
+    normal = ds1.subset(ds1.aami == "N")
+    mv = ganad.MultiViewDetector({"beat": "fanogan", "rhythm": "fanogan"}).fit(
+        {"beat": normal.X, "rhythm": rhythm_features(normal.rr)})
+    ds2 = load_split("DS2", "/data/mitdb", rr_features=True)
+    scores = mv.decision_function({"beat": ds2.X, "rhythm": rhythm_features(ds2.rr)})
+    mv.save("ecg-model/")                          # ganad.load("ecg-model/") reads it back
+
+Files: ``multiview.json`` (JSON) and one ordinary model directory per view under ``views/NAME/``
+(safetensors + JSON); nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+
+from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
+from ganad.files import fsync_path, replace_dir, temp_dir_beside
+
+MULTIVIEW_CONFIG = "multiview.json"
+MULTIVIEW_FORMAT = "ganad-multiview"
+MULTIVIEW_FORMAT_VERSION = 1
+VIEWS_DIR = "views"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+__all__ = ["MultiViewDetector", "is_multiview_model", "load_multiview"]
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(_fmt(f"view name {name!r}", "is not a plain name (letters, digits, '_', '.', '-'; at most 64; it names a folder)",
+                              "name the views for example 'beat' and 'rhythm'"))
+    return name
+
+
+class MultiViewDetector(BaseEstimator):
+    """One detector per view of the same samples; the views' scores robust-standardised on held-out
+    normal samples and summed (module docstring).
+
+    Parameters
+    ----------
+    views : dict of view name -> detector
+        A ganad method name (``"fanogan"``, ``"ganomaly"``, ...; built with ``detector_params``) or an
+        unfitted detector instance (cloned at fit). At least one view; names are plain words.
+    detector_params : dict, optional
+        Parameters for the detectors given by name (e.g. ``{"epochs": 30}``); ``random_state`` defaults
+        to this model's.
+    reference_fraction : float, default 0.1
+        Share of the training samples held out from every view's training (the same samples for all
+        views) whose scores fix each view's median / MAD and the threshold. 0 uses the training
+        scores themselves (optimistic: call :meth:`calibrate` on other normal data then).
+    contamination : float, default 0.1
+        Expected anomaly fraction: the threshold is the ``1 − contamination`` quantile of the held-out
+        samples' summed scores.
+    random_state : int, default 0
+        Chooses the held-out samples; passed to detectors built by name.
+    """
+
+    def __init__(self, views: dict | None = None, *, detector_params: dict | None = None, reference_fraction: float = 0.1,
+                 contamination: float = 0.1, random_state: int | None = 0):
+        self.views = views
+        self.detector_params = detector_params
+        self.reference_fraction = reference_fraction
+        self.contamination = contamination
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- checks
+    def _check_params(self) -> None:
+        from ganad.detectors import DETECTORS
+        from ganad.scoring.threshold import check_contamination
+        if not isinstance(self.views, dict) or not self.views:
+            raise InputError(_fmt("views", f"is {self.views!r}", "pass a dict of view name -> method name or detector, e.g. "
+                                                                  "{'beat': 'fanogan', 'rhythm': 'fanogan'}"))
+        for name, spec in self.views.items():
+            _check_name(name)
+            if isinstance(spec, str):
+                if spec not in DETECTORS:
+                    raise InputError(_fmt(f"views[{name!r}]", f"names unknown method {spec!r}", f"use one of {', '.join(sorted(DETECTORS))}"))
+            elif not (hasattr(spec, "fit") and hasattr(spec, "decision_function") and hasattr(spec, "get_params")):
+                raise InputError(_fmt(f"views[{name!r}]", f"is a {type(spec).__name__}, not a detector",
+                                      "pass a ganad method name or an unfitted ganad detector"))
+        if self.detector_params is not None and not isinstance(self.detector_params, dict):
+            raise InputError(_fmt("detector_params", f"is {self.detector_params!r}", "pass a dict of detector parameters, e.g. {'epochs': 30}"))
+        rf = self.reference_fraction
+        if isinstance(rf, bool) or not isinstance(rf, (int, float, np.integer, np.floating)) or not 0.0 <= float(rf) < 0.5:
+            raise InputError(_fmt("reference_fraction", f"is {rf!r}", "pass a fraction in [0, 0.5), e.g. 0.1"))
+        check_contamination(self.contamination)
+
+    def _check_views(self, X, name: str = "X") -> tuple[dict[str, Any], int]:
+        """``X`` a dict holding every view (and no other key), each with the same number of samples."""
+        names = list(self.views_ if hasattr(self, "views_") else self.views)
+        if not isinstance(X, dict):
+            raise InputError(_fmt(name, f"is a {type(X).__name__}, not a dict of view name -> samples",
+                                  f"pass {{{', '.join(repr(v) + ': ...' for v in names)}}}"))
+        missing, extra = [v for v in names if v not in X], [k for k in X if k not in names]
+        if missing or extra:
+            raise InputError(_fmt(name, f"has views {sorted(map(str, X))}" + (f"; missing {missing}" if missing else "")
+                                  + (f"; unknown {extra}" if extra else ""), f"pass exactly the views {names}"))
+        lengths = {}
+        for v in names:
+            try:
+                lengths[v] = len(X[v])
+            except TypeError as exc:
+                raise InputError(_fmt(f"{name}[{v!r}]", f"is a {type(X[v]).__name__} without a length", "pass an array with one row per sample")) from exc
+        if len(set(lengths.values())) != 1:
+            raise InputError(_fmt(name, f"has views of different lengths {lengths}", "pass the same samples, in the same order, in every view"))
+        n = next(iter(lengths.values()))
+        if n == 0:
+            raise InputError(_fmt(name, "holds no samples", "pass at least one sample in every view"))
+        return {v: X[v] for v in names}, n
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "detectors_"):
+            raise NotFittedError("This MultiViewDetector is not fitted yet. Fix: call fit({view: samples, ...}) first")
+
+    # ---------------------------------------------------------------- fit
+    def _build(self, spec):
+        if isinstance(spec, str):
+            from ganad.detectors import DETECTORS
+            kw = {"random_state": self.random_state, **(self.detector_params or {})}
+            return DETECTORS[spec](**kw)
+        return clone(spec)
+
+    def fit(self, X, y=None) -> "MultiViewDetector":
+        """Train one detector per view on the same normal samples (``y`` is ignored, as in scikit-learn)."""
+        self._check_params()
+        Xv, n = self._check_views(X)
+        rf = float(self.reference_fraction)
+        if rf > 0:
+            n_ref = max(2, int(round(rf * n)))
+            if n - n_ref < 2:
+                raise InputError(_fmt("X", f"has {n} samples: too few to hold {n_ref} out and train on the rest",
+                                      "pass more samples, or reference_fraction=0 and then calibrate() on other normal data"))
+            perm = np.random.RandomState(self.random_state).permutation(n)
+            ref_idx, train_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref:])
+        else:
+            ref_idx = train_idx = np.arange(n)
+        dets = {}
+        for v, spec in self.views.items():
+            det = self._build(spec)
+            try:
+                det.fit(_rows(Xv[v], train_idx))
+            except InputError as exc:
+                raise InputError(f"view {v!r}: {exc}") from exc
+            dets[v] = det
+        self.views_ = list(self.views)
+        self.detectors_ = dets
+        self.reference_index_ = ref_idx
+        self._standardise_on({v: _rows(Xv[v], ref_idx) for v in self.views_})
+        s = self._sum(self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_}))
+        from ganad.scoring.threshold import check_contamination, contamination_threshold
+        self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
+        self.reference_scores_ = np.sort(s)
+        self.threshold_rule_ = f"contamination={float(self.contamination)} on {len(ref_idx)} " + ("held-out" if rf > 0 else "training") + " samples"
+        return self
+
+    def _raw(self, Xv: dict) -> dict[str, np.ndarray]:
+        out = {}
+        for v in self.views_:
+            try:
+                out[v] = np.asarray(self.detectors_[v].decision_function(Xv[v]), dtype=np.float64)
+            except InputError as exc:
+                raise InputError(f"view {v!r}: {exc}") from exc
+        return out
+
+    def _standardise_on(self, Xv_normal: dict) -> None:
+        from ganad.scoring.composition import RobustStandardised
+        raw = self._raw(Xv_normal)
+        self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+
+    def _sum(self, raw: dict) -> np.ndarray:
+        return self.composer_.standardise(raw).sum(axis=1)
+
+    # ---------------------------------------------------------------- scores
+    def score_views(self, X) -> dict[str, np.ndarray]:
+        """Each view's standardised score (its contribution to :meth:`decision_function`)."""
+        self._check_fitted()
+        Xv, _ = self._check_views(X)
+        z = self.composer_.standardise(self._raw(Xv))
+        return {v: z[:, i] for i, v in enumerate(self.views_)}
+
+    def decision_function(self, X) -> np.ndarray:
+        """The sum of the views' standardised scores (higher = more anomalous)."""
+        self._check_fitted()
+        Xv, _ = self._check_views(X)
+        return self._sum(self._raw(Xv))
+
+    def predict(self, X) -> np.ndarray:
+        """1 where :meth:`decision_function` exceeds ``threshold_``, else 0."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def calibrate(self, X, y=None, *, threshold: str = "fpr", fpr: float = 0.05, contamination: float | None = None,
+                  beta: float = 1.0) -> "MultiViewDetector":
+        """Re-fit each view's median / MAD on the normal samples of ``X`` (those with ``y == 0``, or all
+        without labels) and the threshold on ``X``'s summed scores: ``'fpr'`` (the ``1 − fpr`` quantile
+        of the normal samples), ``'contamination'``, or with labels ``'f1'`` / ``'fbeta'`` / ``'mcc'``.
+        Use data the detectors never trained on: other patients, another machine of the fleet."""
+        self._check_fitted()
+        Xv, n = self._check_views(X)
+        if y is not None:
+            y = np.asarray(y).reshape(-1)
+            if y.shape[0] != n:
+                raise InputError(_fmt("y", f"has {y.shape[0]} labels for {n} samples", "pass one 0/1 label per sample"))
+            if not np.isin(y, (0, 1)).all():
+                raise InputError(_fmt("y", "holds values other than 0 and 1", "pass 0 for normal and 1 for anomalous samples"))
+        normal = np.ones(n, bool) if y is None else (y == 0)
+        if normal.sum() < 2:
+            raise InputError(_fmt("X", f"has {int(normal.sum())} normal sample(s); standardising each view needs at least two",
+                                  "pass several normal samples"))
+        raw = self._raw(Xv)
+        from ganad.scoring.calibration import fit_threshold
+        from ganad.scoring.composition import RobustStandardised
+        composer = RobustStandardised.fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
+        s = composer.standardise(raw).sum(axis=1)
+        tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
+                               contamination=self.contamination if contamination is None else contamination, beta=beta)
+        self.composer_ = composer
+        self.threshold_ = float(tau)
+        self.reference_scores_ = np.sort(s[normal])
+        self.threshold_rule_ = f"calibrate(threshold={threshold!r}) on {n} samples"
+        return self
+
+    # ---------------------------------------------------------------- files
+    def save(self, path) -> Path:
+        """Write ``path/multiview.json`` and each view's detector under ``path/views/NAME/``, atomically."""
+        from ganad.io import _jsonable, check_model_path
+        self._check_fitted()
+        path = check_model_path(path)
+        params = self.get_params(deep=False)
+        params["views"] = {v: (s if isinstance(s, str) else type(self.detectors_[v]).__name__) for v, s in self.views.items()}
+        cfg = {"format": MULTIVIEW_FORMAT, "format_version": MULTIVIEW_FORMAT_VERSION, "params": params,
+               "state": {"views": self.views_, "median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist(),
+                         "threshold": float(self.threshold_), "threshold_rule": self.threshold_rule_,
+                         "reference_scores": [float(v) for v in self.reference_scores_]}}
+        try:
+            text = json.dumps(_jsonable(cfg), indent=2)
+        except TypeError as exc:
+            raise ModelFileError(_fmt("multi-view parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
+        tmp = temp_dir_beside(path)
+        try:
+            for v in self.views_:
+                self.detectors_[v].save(tmp / VIEWS_DIR / v)
+            (tmp / MULTIVIEW_CONFIG).write_text(text)
+            fsync_path(tmp / MULTIVIEW_CONFIG)
+            replace_dir(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "MultiViewDetector":
+        return load_multiview(path)
+
+
+def _rows(a, idx):
+    return a.iloc[idx] if hasattr(a, "iloc") else np.asarray(a)[idx]
+
+
+def is_multiview_model(path) -> bool:
+    return (Path(path) / MULTIVIEW_CONFIG).is_file()
+
+
+def load_multiview(path) -> MultiViewDetector:
+    """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles)."""
+    from ganad.io import load_model
+    from ganad.scoring.composition import RobustStandardised
+    path = Path(path)
+    f = path / MULTIVIEW_CONFIG
+    try:
+        cfg = json.loads(f.read_text())
+    except FileNotFoundError as exc:
+        raise ModelFileError(_fmt(str(path), f"has no {MULTIVIEW_CONFIG}", "pass a directory written by MultiViewDetector.save")) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
+    if not isinstance(cfg, dict) or cfg.get("format") != MULTIVIEW_FORMAT:
+        raise ModelFileError(_fmt(str(f), "is not a ganad multi-view model configuration", "pass a directory written by MultiViewDetector.save"))
+    if not isinstance(cfg.get("format_version"), int) or cfg["format_version"] > MULTIVIEW_FORMAT_VERSION:
+        raise ModelFileError(_fmt(str(f), f"has format version {cfg.get('format_version')!r}, newer than this ganad reads", "upgrade ganad"))
+    try:
+        p, st = dict(cfg["params"]), cfg["state"]
+        views = [_check_name(v) for v in st["views"]]
+        if not views or sorted(views) != sorted(p["views"]):
+            raise ValueError("the views listed in the state and the parameters differ")
+        dets = {v: load_model(path / VIEWS_DIR / v) for v in views}
+        p["views"] = {v: (s if isinstance(s, str) and s in __import__("ganad").DETECTORS else dets[v]) for v, s in p["views"].items()}
+        mv = MultiViewDetector(**p)
+        mv._check_params()
+        median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)
+        mv.composer_ = RobustStandardised(views, median, scale)
+        mv.threshold_ = float(st["threshold"])
+        ref = np.asarray(st["reference_scores"], dtype=np.float64)
+        if not np.isfinite(mv.threshold_) or ref.ndim != 1 or not np.isfinite(ref).all():
+            raise ValueError("threshold or reference scores are not finite numbers")
+        mv.reference_scores_ = ref
+        mv.threshold_rule_ = str(st.get("threshold_rule", ""))
+        mv.views_, mv.detectors_ = views, dets
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, InputError) as exc:
+        raise ModelFileError(_fmt(str(f), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})", "re-train and save the model")) from exc
+    return mv

@@ -1,0 +1,148 @@
+"""MultiViewDetector: one detector per view, robust-standardised scores summed (ECG beat + rhythm)."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import ganad
+from ganad.exceptions import InputError, ModelFileError, NotFittedError
+from ganad.multiview import MultiViewDetector
+
+FAST = {"epochs": 2, "random_state": 0, "verbose": False}
+
+
+def _views(n, seed=0, shift_beat=0.0, shift_rhythm=0.0):
+    rs = np.random.RandomState(seed)
+    t = np.linspace(0, 1, 32)
+    beat = (np.exp(-((t - 0.5) / 0.05) ** 2)[None, None, :] + 0.05 * rs.randn(n, 1, 32) + shift_beat).astype(np.float32)
+    rhythm = (0.1 * rs.randn(n, 3) + shift_rhythm).astype(np.float32)
+    return {"beat": beat, "rhythm": rhythm}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return MultiViewDetector({"beat": "ganomaly", "rhythm": ganad.FAnoGAN(**FAST)}, detector_params=FAST,
+                             contamination=0.05).fit(_views(300))
+
+
+def test_sum_of_standardised_views_and_held_out_reference(fitted):
+    mv = fitted
+    assert mv.views_ == ["beat", "rhythm"] and isinstance(mv.detectors_["beat"], ganad.GANomaly)
+    assert len(mv.reference_index_) == 30  # 10 % held out from every view's training
+    X = _views(300)
+    ref = {v: a[mv.reference_index_] for v, a in X.items()}
+    z = mv.score_views(ref)
+    for v in mv.views_:  # each view: median 0, MAD-scale 1 on the held-out normal samples
+        assert abs(np.median(z[v])) < 1e-9
+        assert np.median(np.abs(z[v])) * 1.4826 == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(mv.decision_function(ref), z["beat"] + z["rhythm"])
+    assert np.mean(mv.decision_function(ref) > mv.threshold_) <= 0.05 + 1 / 30
+
+
+def test_an_anomaly_in_either_view_raises_the_score(fitted):
+    mv = fitted
+    normal = mv.decision_function(_views(50, seed=1))
+    for kw in ({"shift_beat": 1.0}, {"shift_rhythm": 1.5}):
+        odd = _views(50, seed=2, **kw)
+        s = mv.decision_function(odd)
+        assert np.median(s) > np.quantile(normal, 0.95)
+        assert mv.predict(odd).mean() > 0.8
+        z = mv.score_views(odd)
+        driver = "beat" if "shift_beat" in kw else "rhythm"
+        other = "rhythm" if driver == "beat" else "beat"
+        assert np.median(z[driver]) > np.median(z[other]) + 3  # score_views names the view that drives it
+    assert mv.predict(_views(50, seed=1)).mean() < 0.3
+
+
+def test_save_load_round_trip_without_pickle(fitted, tmp_path):
+    mv = fitted
+    mv.save(tmp_path / "mv")
+    files = sorted(p.relative_to(tmp_path / "mv").as_posix() for p in (tmp_path / "mv").rglob("*") if p.is_file())
+    assert "multiview.json" in files and all(f.endswith((".json", ".safetensors")) for f in files)
+    assert any(f.startswith("views/beat/") for f in files) and any(f.startswith("views/rhythm/") for f in files)
+    back = ganad.load(tmp_path / "mv")
+    assert isinstance(back, MultiViewDetector) and back.threshold_ == mv.threshold_
+    X = _views(40, seed=3, shift_rhythm=0.5)
+    np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6, atol=1e-6)
+    # a tampered file is refused as corrupt, naming it
+    cfg = json.loads((tmp_path / "mv" / "multiview.json").read_text())
+    cfg["state"]["scale"] = [1.0]
+    (tmp_path / "mv" / "multiview.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="multiview.json"):
+        ganad.load(tmp_path / "mv")
+
+
+def test_calibrate_on_other_normal_data(fitted):
+    mv = MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST, reference_fraction=0).fit(_views(200))
+    assert len(mv.reference_index_) == 200  # reference_fraction=0: trained on every sample
+    other = _views(400, seed=5)
+    mv.calibrate(other, threshold="fpr", fpr=0.1)
+    assert np.mean(mv.decision_function(other) > mv.threshold_) == pytest.approx(0.1, abs=0.01)
+    lab = {v: np.concatenate([a, b]) for (v, a), b in zip(_views(100, seed=6).items(), _views(20, seed=7, shift_beat=1.0).values())}
+    y = np.r_[np.zeros(100), np.ones(20)].astype(int)
+    mv.calibrate(lab, y, threshold="f1")
+    assert (mv.predict(lab) == y).mean() > 0.9
+
+
+@pytest.mark.parametrize("X, match", [
+    ({"beat": np.zeros((5, 1, 32))}, "missing"),
+    ({"beat": np.zeros((5, 1, 32)), "rhythm": np.zeros((5, 3)), "x": np.zeros((5, 1))}, "unknown"),
+    ({"beat": np.zeros((5, 1, 32)), "rhythm": np.zeros((4, 3))}, "different lengths"),
+    (np.zeros((5, 3)), "dict"),
+    ({"beat": np.zeros((5, 1, 32)), "rhythm": np.zeros((5, 4))}, "rhythm"),  # the view's own feature check, named
+])
+def test_bad_inputs_are_named(fitted, X, match):
+    with pytest.raises(InputError, match=match):
+        fitted.decision_function(X)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"views": {}}, "views"), ({"views": {"a b": "ganomaly"}}, "view name"), ({"views": {"a": "nosuch"}}, "unknown method"),
+    ({"views": {"a": 3}}, "not a detector"), ({"views": {"a": "ganomaly"}, "reference_fraction": 0.6}, "reference_fraction"),
+    ({"views": {"a": "ganomaly"}, "contamination": 0.9}, "contamination"),
+])
+def test_bad_parameters_are_named(kw, match):
+    with pytest.raises(InputError, match=match):
+        MultiViewDetector(**kw).fit({"a": np.zeros((20, 3))} if "a" in kw.get("views", {}) else {"x": np.zeros((20, 3))})
+
+
+def test_unfitted_and_cli_refusals(fitted, tmp_path):
+    with pytest.raises(NotFittedError):
+        MultiViewDetector({"a": "ganomaly"}).decision_function({"a": np.zeros((2, 3))})
+    fitted.save(tmp_path / "mv")
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), np.float32))
+    from ganad.cli import app
+    for args in (["score", str(tmp_path / "mv"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.csv")],
+                 ["export", str(tmp_path / "mv"), "-o", str(tmp_path / "m.onnx")],
+                 ["calibrate", str(tmp_path / "mv"), str(tmp_path / "x.npy")]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and "multi-view" in r.output, r.output
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "m.onnx").exists()
+    with pytest.raises(InputError, match="MultiViewDetector"):
+        from ganad.export import export_onnx
+        export_onnx(fitted, tmp_path / "m.onnx")
+
+
+def test_multiview_doc_example_runs(tmp_path, monkeypatch):
+    """The first Python example of docs/multiview.md runs as written (in a scratch folder)."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "multiview.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block, "docs/multiview.md", "exec"), ns)
+    pred = ns["mv"].predict(ns["test"])
+    assert pred[50:].mean() >= 0.8 and pred[:50].mean() <= 0.1
+    assert ns["views"]["beat"][50:55].mean() > ns["views"]["rhythm"][50:55].mean()
+    assert ns["views"]["rhythm"][55:].mean() > ns["views"]["beat"][55:].mean()
+
+
+def test_service_refuses_a_multiview_model_at_start_up(fitted, tmp_path):
+    pytest.importorskip("fastapi")
+    from ganad.serve.registry import load_detector
+    fitted.save(tmp_path / "mv")
+    with pytest.raises(ModelFileError, match="multi-view"):
+        load_detector("mv", tmp_path / "mv")

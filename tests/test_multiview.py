@@ -146,3 +146,49 @@ def test_service_refuses_a_multiview_model_at_start_up(fitted, tmp_path):
     fitted.save(tmp_path / "mv")
     with pytest.raises(ModelFileError, match="multi-view"):
         load_detector("mv", tmp_path / "mv")
+
+
+def test_cli_fit_and_score_with_views(tmp_path):
+    import pandas as pd
+    from ganad.cli import app
+    run = CliRunner().invoke
+    tr, te = _views(200), _views(30, seed=4, shift_rhythm=np.r_[np.zeros((20, 1)), np.ones((10, 1))])
+    np.save(tmp_path / "beat.npy", tr["beat"])
+    pd.DataFrame(tr["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr.csv", index=False)
+    np.save(tmp_path / "beat_te.npy", te["beat"])
+    pd.DataFrame(te["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr_te.csv", index=False)
+    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
+                  "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    mv = ganad.load(tmp_path / "m")
+    assert mv.views_ == ["beat", "rhythm"] and list(mv.detectors_["rhythm"].feature_names_in_) == ["pre", "post", "ratio"]
+    r = run(app, ["score", str(tmp_path / "m"), "--view", f"rhythm={tmp_path / 'rr_te.csv'}", "--view", f"beat={tmp_path / 'beat_te.npy'}",
+                  "-o", str(tmp_path / "s.csv"), "--components"])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert list(s.columns) == ["index", "score", "label", "threshold", "view_beat", "view_rhythm"]
+    np.testing.assert_allclose(s["score"], mv.decision_function(te), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s["score"], s["view_beat"] + s["view_rhythm"], rtol=1e-6, atol=1e-6)
+    assert s["score"][20:].min() > s["score"][:20].median()  # the late beats (rhythm view) score high
+    pd.DataFrame({"y": [0] * 20 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)
+    r = run(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y.csv"), "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["auroc"] > 0.9
+    # refusals: exit 2, a message naming the problem, nothing written
+    pd.DataFrame(te["rhythm"], columns=["a", "post", "ratio"]).to_csv(tmp_path / "rr_bad.csv", index=False)
+    for args, match in [
+        (["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "missing ['rhythm']"),
+        (["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_bad.csv'}"], "rr_bad.csv"),
+        (["score", str(tmp_path / "m"), str(tmp_path / "beat_te.npy"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "not both"),
+        (["score", str(tmp_path / "m"), "--view", "beat"], "NAME=FILE"),
+        (["score", str(tmp_path / "m" / "views" / "beat"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "not a multi-view model"),
+    ]:
+        r = run(app, args + ["-o", str(tmp_path / "bad.csv")])
+        assert r.exit_code == 2 and match in " ".join(r.output.split()), (args, r.output)
+        assert not (tmp_path / "bad.csv").exists()
+    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"beat={tmp_path / 'beat.npy'}", "-o", str(tmp_path / "m2")])
+    assert r.exit_code == 2 and "twice" in r.output and not (tmp_path / "m2").exists()
+    r = run(app, ["fit", "-o", str(tmp_path / "m2")])
+    assert r.exit_code == 2 and "--view" in r.output
+    # one view's model is an ordinary model every command takes
+    r = run(app, ["score", str(tmp_path / "m" / "views" / "beat"), str(tmp_path / "beat_te.npy"), "-o", str(tmp_path / "b.csv")])
+    assert r.exit_code == 0, r.output

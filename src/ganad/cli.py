@@ -86,8 +86,90 @@ def _refuse_multiview(model_dir: Path, command: str) -> None:
     """A multi-view model takes several inputs per sample, which one data file cannot give."""
     from ganad.multiview import is_multiview_model
     if is_multiview_model(model_dir):
-        raise GanadError(f"MODEL_DIR {model_dir}: is a multi-view model (one input per view), which `ganad {command}` does not take. "
-                         f"Fix: use MultiViewDetector from Python, or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
+        how = "pass --view NAME=FILE for each view instead of DATA" if command == "score" else "use MultiViewDetector from Python"
+        raise GanadError(f"MODEL_DIR {model_dir}: is a multi-view model (one input per view), which `ganad {command}` does not take as one file. "
+                         f"Fix: {how}, or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
+
+
+def _parse_views(views: List[str]) -> dict:
+    """--view NAME=FILE (repeatable) -> {name: Path}, names checked, each name once."""
+    from ganad.multiview import _check_name
+    out: dict = {}
+    for v in views:
+        name, sep, path = v.partition("=")
+        if not sep or not path:
+            raise GanadError(f"--view: {v!r} is not NAME=FILE. Fix: pass for example --view beat=beats.npy --view rhythm=rr.csv")
+        try:
+            _check_name(name)
+        except InputError as exc:
+            raise GanadError(f"--view {v!r}: {exc}") from exc
+        if name in out:
+            raise GanadError(f"--view: the view {name!r} is given twice. Fix: give each view once")
+        out[name] = Path(path)
+    return out
+
+
+def _read_views(views: dict, exclude, key, sep, decimal) -> tuple[dict, dict]:
+    """Each view's file read whole (as `ganad fit` reads one file), and its column names (or None)."""
+    from ganad.data.readers import csv_columns, read_array
+    arrays, names = {}, {}
+    for v, path in views.items():
+        arrays[v] = read_array(path, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        names[v] = csv_columns(path, exclude=exclude, sep=sep, decimal=decimal)
+    return arrays, names
+
+
+def _fit_multiview(views: dict, output: Path, method: str, params: dict, exclude, key, sep, decimal) -> None:
+    from ganad.io import check_model_path
+    from ganad.multiview import MultiViewDetector
+    check_model_path(output, "-o/--output")  # before reading and training
+    arrays, names = _read_views(views, exclude, key, sep, decimal)
+    seed = params.get("random_state", 0)
+    mv = MultiViewDetector({v: method for v in views}, detector_params={"random_state": 0, **params},
+                           contamination=params.get("contamination", 0.1), random_state=0 if seed is None else seed)
+    t0 = time.perf_counter()
+    mv.fit(arrays)
+    for v, cols in names.items():
+        det = mv.detectors_[v]
+        if cols is not None and len(cols) == det.n_features_in_:
+            det.feature_names_in_ = np.asarray(cols, dtype=object)  # checked when scoring
+    mv.save(output)
+    n = len(next(iter(arrays.values())))
+    console.print(f"[green]fitted[/] multi-view {method} ({', '.join(f'{v}: {arrays[v].shape[1:]}' for v in views)}) on {n} samples "
+                  f"in {time.perf_counter() - t0:.1f}s; threshold {mv.threshold_:.4g}; saved to {output}")
+
+
+def _score_multiview(model_dir: Path, views: dict, output: Path, components: bool, exclude, key, sep, decimal) -> int:
+    import ganad
+    from ganad.files import atomic_file
+    from ganad.io import check_output_file
+    from ganad.multiview import is_multiview_model
+    if not is_multiview_model(model_dir):
+        raise GanadError(f"--view: MODEL_DIR {model_dir} is not a multi-view model (one data file per sample). "
+                         "Fix: pass DATA instead of --view, or a model written by `ganad fit --view ...`")
+    check_output_file(output)
+    mv = ganad.load(model_dir)
+    missing, extra = [v for v in mv.views_ if v not in views], [v for v in views if v not in mv.views_]
+    if missing or extra:
+        raise GanadError(f"--view: the model has the views {mv.views_}; " + (f"missing {missing}" if missing else "")
+                         + ("; " if missing and extra else "") + (f"unknown {extra}" if extra else "")
+                         + f". Fix: pass {' '.join(f'--view {v}=FILE' for v in mv.views_)}")
+    arrays, names = _read_views({v: views[v] for v in mv.views_}, exclude, key, sep, decimal)
+    for v in mv.views_:
+        mv.detectors_[v]._check_feature_names(names[v], str(views[v]))
+    z = mv.score_views(arrays)
+    s = np.sum([z[v] for v in mv.views_], axis=0)
+    cols = {"index": np.arange(len(s)), "score": s, "label": (s > mv.threshold_).astype(np.int64),
+            "threshold": np.full(len(s), float(mv.threshold_))}
+    if components:
+        cols.update({f"view_{v}": z[v] for v in mv.views_})
+    header = list(cols)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(output) as fh:
+        fh.write(",".join(header) + "\n")
+        np.savetxt(fh, np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header]),
+                   fmt=["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3), delimiter=",")
+    return len(s)
 
 
 def _check_scores_path(output: Path) -> None:
@@ -103,8 +185,9 @@ def _check_scores_path(output: Path) -> None:
 
 @app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --method anogan --epochs 30 --exclude id")
 def fit(
-    data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
+    data: Optional[Path] = typer.Argument(None, help="Training data of normal samples: CSV, Parquet, NPY or NPZ (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
+    view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE, one per view of the same samples (same rows, same order), e.g. --view beat=beats.npy --view rhythm=rr.csv; one detector of --method per view (docs/multiview.md). Instead of DATA."),
     method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(_method_names())) + ". Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
@@ -142,6 +225,15 @@ def fit(
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
     try:
+        views = _parse_views(view)
+        if (data is None) == (not views):
+            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
+                             "Fix: ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
+        if views and (window is not None or checkpoint is not None):
+            raise GanadError(f"--view: does not combine with {'--window' if window is not None else '--checkpoint'}. Fix: drop one of them")
+    except GanadError as exc:
+        _fail(exc)
+    try:
         from ganad.training.loop import resolve_device
         _refuse_existing(output, overwrite, "model")
         given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
@@ -155,6 +247,13 @@ def fit(
                          "e.g. ganad fit data.csv -o model/ --checkpoint ckpt/ --resume"))
     if checkpoint is not None and window is not None:
         _fail(ValueError("--checkpoint: not supported in series mode (--window) yet. Fix: train without --checkpoint"))
+    if views:
+        try:
+            _fit_multiview(views, output, method, params, exclude, key, sep, decimal)
+        except (GanadError, ValueError) as exc:
+            _fail(exc)
+        return
+    assert data is not None
     if window is not None:  # series mode (issue 12): windows -> point scores -> events
         from ganad.series.commands import fit_series
         try:
@@ -203,8 +302,9 @@ def fit(
 @app.command(epilog="Example:\n\n  ganad score model/ new.csv -o scores.csv --components")
 def score(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
-    data: Path = typer.Argument(..., help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time."),
+    data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
+    view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
     chunk_rows: int = typer.Option(65536, help="Rows read and scored at a time (bounded memory for large files)."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
@@ -223,10 +323,22 @@ def score(
     from ganad.series import is_series_model
     try:
         _check_scores_path(output)
-        _refuse_multiview(model_dir, "score")
+        views = _parse_views(view)
+        if (data is None) == (not views):
+            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
+                             "Fix: ganad score model/ test.csv -o scores.csv, or ganad score model/ --view beat=b.npy --view rhythm=r.csv -o scores.csv")
+        if not views:
+            _refuse_multiview(model_dir, "score")
         _refuse_existing(output, overwrite, "file")
-    except GanadError as exc:
+        if views:
+            if id_column is not None:
+                raise GanadError("--id-column: not taken with --view (the scores keep the files' row order in 'index'). Fix: drop --id-column")
+            n = _score_multiview(model_dir, views, output, components, exclude, key, sep, decimal)
+            console.print(f"[green]scored[/] {n} samples -> {output}")
+            return
+    except (GanadError, ValueError) as exc:
         _fail(exc)
+    assert data is not None
     if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
         from ganad.series.commands import score_series_file
         try:

@@ -212,6 +212,22 @@ def test_mitbih_rhythm_view(monkeypatch):
         assert r["auroc"] == pytest.approx(roc_auc_score(y, res["_scores"][r["method"]]))
 
 
+def test_mitbih_rhythm_view_peers_as_two_views():
+    """peer_rhythm='both': each peer once with the RR features appended, once as two views like ganad's."""
+    need("mitdb")
+    if not PEERS:
+        pytest.skip("PyOD is not installed")
+    ds1, ds2 = ["101", "106", "108", "109", "112"], ["100", "105"]
+    res = B.run_mitbih(DATA, methods=[], peers=PEERS, ds1=ds1, ds2=ds2, max_train=300, max_test=400, max_cal=150,
+                       epochs=1, peer_epochs=1, rhythm=True, peer_rhythm="both", log=lambda *a: None)
+    names = [r["method"] for r in res["results"]]
+    assert names == [f"pyod:{PEERS[0]}", f"pyod:{PEERS[0]}+rhythm (two views)"]
+    assert all(r["error"] is None and 0 <= r["auroc"] <= 1 for r in res["results"])
+    assert any("two views like ganad" in n for n in res["notes"])
+    with pytest.raises(Exception, match="peer_rhythm"):
+        B.run_mitbih(DATA, methods=[], peers=PEERS, ds1=ds1, ds2=ds2, rhythm=True, peer_rhythm="nosuch", log=lambda *a: None)
+
+
 def test_peers_get_standardised_features(monkeypatch):
     """A careful user scales features for distance-based peers: run_one standardises on the training data."""
     seen = {}

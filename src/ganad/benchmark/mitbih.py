@@ -27,14 +27,18 @@ def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
                calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
-               rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True) -> dict:
+               rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True,
+               peer_rhythm: str = "append") -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
 
     ``rhythm``: add the rhythm view, the four heart-rate-free RR-interval features of
     :func:`ganad.data.mitbih.rhythm_features` (three log-ratios and the local RR spread). Each ganad method then trains a second detector
     of its own kind on the rhythm features of the training beats, and the two scores
     (morphology, rhythm) are combined label-free: each standardised by median / MAD on the
-    held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat.
+    held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat
+    (``peer_rhythm='append'``), or run as two views exactly like ganad's methods (``'views'``: one
+    peer per view on standardised inputs, scores standardised on the held-out normal beats and
+    summed), or both (``'both'``: two rows per peer).
 
     ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
     components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
@@ -44,6 +48,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     :mod:`ganad.scoring.adaptive`), evaluated on the beats after each record's warm-up, beside the
     unadapted AUROC on those same beats. The pure inter-patient rows are unchanged.
     """
+    if peer_rhythm not in ("append", "views", "both"):
+        raise InputError(_fmt("peer_rhythm", f"is {peer_rhythm!r}", "use 'append', 'views' or 'both'"))
     if compose not in ("method", "default"):
         raise InputError(_fmt("compose", f"is {compose!r}", "use 'method' (each method's own score) or 'default' (robust-standardised components)"))
     from ganad.data import mitbih as mb
@@ -89,15 +95,24 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
         + "; anomaly = S, V, F or Q",
     ] + (["rhythm view: RR features (log prev/local, log next/local, log prev/next, local spread/local); ganad methods: a second detector of the same "
           "method on them, scores combined by median/MAD standardisation on the held-out normal DS1 beats (no labels); "
-          "peers: the 4 features appended to the 256-sample beat"] if rhythm else [])
+          + {"append": "peers: the 4 features appended to the 256-sample beat",
+             "views": "peers: two views like ganad's (one peer per view on standardised inputs, z-scores summed)",
+             "both": "peers: the 4 features appended to the beat, and (rows '+rhythm (two views)') two views like ganad's"}[peer_rhythm]]
+         if rhythm else [])
     log(f"mitbih: train {len(tr)}, cal {len(cal)}, test {len(te)} ({te.counts()})")
     rows, scores = [], {}
+    jobs = []
     for kind, name in plan:
+        if rhythm and kind == "peer" and peer_rhythm != "append":
+            jobs += ([(kind, name, "append")] if peer_rhythm == "both" else []) + [(kind, name, "views")]
+        else:
+            jobs.append((kind, name, "views" if rhythm and kind == "ganad" else "append"))
+    for kind, name, how in jobs:
         log(f"  {kind} {name} ...")
-        if rhythm and kind == "ganad":
+        if rhythm and how == "views":
             r = run_two_views(name, (tr.X, mb.rhythm_features(tr.rr)), (te.X, mb.rhythm_features(te.rr)),
                               (cal.X, mb.rhythm_features(cal.rr)), cal.aami == "N", seed=seed, epochs=epochs, y_cal=y_cal,
-                              threshold=calibration, fpr=fpr, log=log)
+                              threshold=calibration, fpr=fpr, log=log, kind=kind, peer_epochs=peer_epochs)
         elif rhythm:
             def with_rr(b):
                 return np.c_[_flat(b.X), mb.rhythm_features(b.rr)]

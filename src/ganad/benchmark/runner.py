@@ -73,21 +73,31 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
 
 
 def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: np.ndarray, *, seed: int,
-                  epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print) -> dict:
-    """One ganad method per view (for example beat morphology and rhythm) as a
+                  epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print,
+                  kind: str = "ganad", peer_epochs: int = 20) -> dict:
+    """One detector per view (for example beat morphology and rhythm) as a
     :class:`ganad.MultiViewDetector`: trained on every training sample, then each view's score
     standardised by median / MAD on the calibration set's *normal* samples and summed (no labels),
-    and τ fitted on the calibration set (:meth:`~ganad.MultiViewDetector.calibrate`). Returns what
-    :func:`run_one` returns."""
+    and τ fitted on the calibration set (:meth:`~ganad.MultiViewDetector.calibrate`). ``kind='peer'``
+    runs a PyOD peer the same way, each view flattened and standardised on the training samples (as
+    :func:`run_one` gives peers their input). Returns what :func:`run_one` returns."""
     from ganad.multiview import MultiViewDetector
-    label = f"{name}+rhythm"
-    out = {"method": label, "kind": "ganad", "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
+    label = f"{name}+rhythm" if kind == "ganad" else f"pyod:{name}+rhythm (two views)"
+    out = {"method": label, "kind": kind, "scores": None, "fit_s": None, "score_s": None, "threshold": None, "error": None}
     try:
         _seed_torch(seed)
         views = ("morphology", "rhythm")
         if y_cal is None and not np.asarray(cal_normal).all():
             raise ValueError("without calibration labels every calibration sample must be normal")
-        mv = MultiViewDetector({v: make_ganad(name, seed, epochs) for v in views}, reference_fraction=0, random_state=seed)
+        if kind == "peer":
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import FunctionTransformer, StandardScaler
+            flat = FunctionTransformer(_flat)
+            specs = {v: make_pipeline(flat, StandardScaler(), peers.make_peer(name, seed, peer_epochs, int(np.prod(Xv.shape[1:]))))
+                     for v, Xv in zip(views, train)}
+        else:
+            specs = {v: make_ganad(name, seed, epochs) for v in views}
+        mv = MultiViewDetector(specs, reference_fraction=0, random_state=seed)
         t = time.perf_counter()
         mv.fit(dict(zip(views, train)))
         out["fit_s"] = time.perf_counter() - t

@@ -192,3 +192,16 @@ def test_cli_fit_and_score_with_views(tmp_path):
     # one view's model is an ordinary model every command takes
     r = run(app, ["score", str(tmp_path / "m" / "views" / "beat"), str(tmp_path / "beat_te.npy"), "-o", str(tmp_path / "b.csv")])
     assert r.exit_code == 0, r.output
+
+
+def test_probabilities_and_confidence_follow_the_reference(fitted):
+    mv = fitted
+    odd = _views(10, seed=8, shift_rhythm=2.0)
+    normal = _views(10, seed=9)
+    for method in ("linear", "unify"):
+        p = mv.predict_proba({v: np.concatenate([normal[v], odd[v]]) for v in mv.views_}, method=method)
+        assert p.shape == (20, 2) and np.allclose(p.sum(1), 1) and ((p >= 0) & (p <= 1)).all()
+        assert p[10:, 1].mean() > p[:10, 1].mean() + 0.3
+    c = mv.predict_confidence(odd)
+    # beyond every reference sum: the most confident label ExCeed gives with 30 reference samples
+    assert c.shape == (10,) and np.allclose(c, c[0]) and 0.5 < c[0] <= 1

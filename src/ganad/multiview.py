@@ -217,6 +217,19 @@ class MultiViewDetector(BaseEstimator):
         """1 where :meth:`decision_function` exceeds ``threshold_``, else 0."""
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
+    def predict_proba(self, X, method: str = "linear") -> np.ndarray:
+        """(n, 2) [P(normal), P(anomaly)] as PyOD computes it (``'linear'``: min-max of the reference
+        sums; ``'unify'``: erf of the standardised sum), the reference being the held-out (or
+        calibration) normal samples' summed scores."""
+        from ganad.detectors.base import proba_from_scores
+        return proba_from_scores(self.decision_function(X), self.reference_scores_, method)
+
+    def predict_confidence(self, X) -> np.ndarray:
+        """ExCeed confidence of each label (:func:`ganad.detectors.base.exceed_confidence`) against the
+        reference sums the threshold was fitted on."""
+        from ganad.detectors.base import exceed_confidence
+        return exceed_confidence(self.decision_function(X), self.reference_scores_, self.threshold_)
+
     def calibrate(self, X, y=None, *, threshold: str = "fpr", fpr: float = 0.05, contamination: float | None = None,
                   beta: float = 1.0) -> "MultiViewDetector":
         """Re-fit each view's median / MAD on the normal samples of ``X`` (those with ``y == 0``, or all

@@ -205,3 +205,16 @@ def test_probabilities_and_confidence_follow_the_reference(fitted):
     c = mv.predict_confidence(odd)
     # beyond every reference sum: the most confident label ExCeed gives with 30 reference samples
     assert c.shape == (10,) and np.allclose(c, c[0]) and 0.5 < c[0] <= 1
+
+
+def test_other_detectors_score_in_memory_but_are_not_saved(tmp_path):
+    from sklearn.ensemble import IsolationForest
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    flat = FunctionTransformer(lambda a: np.asarray(a).reshape(len(a), -1))  # (IsolationForest scores normality: mechanics only)
+    mv = MultiViewDetector({"beat": make_pipeline(flat, IsolationForest(random_state=0)), "rhythm": "ganomaly"},
+                           detector_params=FAST).fit(_views(120))
+    assert np.isfinite(mv.decision_function(_views(10, seed=1))).all()
+    with pytest.raises(InputError, match="pickling"):
+        mv.save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()

@@ -69,7 +69,10 @@ class MultiViewDetector(BaseEstimator):
     ----------
     views : dict of view name -> detector
         A ganad method name (``"fanogan"``, ``"ganomaly"``, ...; built with ``detector_params``) or an
-        unfitted detector instance (cloned at fit). At least one view; names are plain words.
+        unfitted detector instance (cloned at fit). At least one view; names are plain words. Other
+        detectors with ``fit`` / ``decision_function`` (PyOD's, a scikit-learn pipeline) work in memory
+        but cannot be saved; their scores must grow with anomaly, as ganad's and PyOD's do
+        (scikit-learn's own outlier detectors score the other way round).
     detector_params : dict, optional
         Parameters for the detectors given by name (e.g. ``{"epochs": 30}``); ``random_state`` defaults
         to this model's.
@@ -266,6 +269,11 @@ class MultiViewDetector(BaseEstimator):
         """Write ``path/multiview.json`` and each view's detector under ``path/views/NAME/``, atomically."""
         from ganad.io import _jsonable, check_model_path
         self._check_fitted()
+        from ganad.detectors.base import BaseGANDetector
+        foreign = [v for v in self.views_ if not isinstance(self.detectors_[v], BaseGANDetector)]
+        if foreign:
+            raise InputError(_fmt(f"views {foreign}", "hold detectors that are not ganad's, which ganad cannot write without pickling",
+                                  "use ganad methods for a model you save (other detectors work for scoring in memory)"))
         path = check_model_path(path)
         params = self.get_params(deep=False)
         params["views"] = {v: (s if isinstance(s, str) else type(self.detectors_[v]).__name__) for v, s in self.views.items()}

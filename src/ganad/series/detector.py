@@ -78,6 +78,8 @@ class SeriesScores:
 def _as_series(X, name: str = "X") -> np.ndarray:
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
+    if np.iscomplexobj(X):  # np.asarray(..., float64) would drop the imaginary part with a mere warning
+        raise InputError(_fmt(name, "holds complex numbers", "pass real-valued data (for example the magnitude)"))
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -93,6 +95,11 @@ def _as_series(X, name: str = "X") -> np.ndarray:
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise InputError(_fmt(name, f"has {int(bad.sum())} NaN or infinite value(s) inside the series, the first at row {row}, channel {col}",
                               "fill them before scoring (e.g. pandas' df.interpolate().ffill().bfill()) or drop those rows"))
+    big = np.abs(arr) > np.finfo(np.float32).max  # the windows are float32: these would become inf there
+    if big.any():
+        row, col = (int(v) for v in np.argwhere(big)[0])
+        raise InputError(_fmt(name, f"has {int(big.sum())} value(s) beyond the float32 range (|x| > 3.4e+38), the first at row {row}, "
+                                    f"channel {col} (value {arr[row, col]:.3g})", "fix or drop these points, or rescale the channel"))
     return arr
 
 

@@ -79,6 +79,9 @@ class StreamScorer:
             if miss.size:
                 covered = np.flatnonzero(np.isfinite(s))
                 ref = (s[covered[-1]], c[covered[-1]]) if covered.size else self._last
+                if ref is None:  # no window was ever scored (cannot happen once n_seen >= window)
+                    raise InputError(_fmt("stream", "has no scored window to take the last points' score from",
+                                          "send at least one window of points"))
                 s[miss], c[miss] = ref[0], ref[1]
         lab = (s > self.model.threshold_).astype(np.int64)
         idx = np.arange(a, b)
@@ -98,14 +101,18 @@ class StreamScorer:
         x = _as_series(points, "points")
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))
-        self._buf = np.concatenate([self._buf, x])
-        self.n_seen += len(x)
-        last = self.n_seen - self.W
+        buf = np.concatenate([self._buf, x])
+        n_seen = self.n_seen + len(x)
+        last = n_seen - self.W
         if last >= self._next_start:
             starts = np.arange(self._next_start, last + 1, self.S, dtype=np.int64)
-            view = np.lib.stride_tricks.sliding_window_view(self._buf, self.W, axis=0)  # (n, C, W)
+            view = np.lib.stride_tricks.sliding_window_view(buf, self.W, axis=0)  # (n, C, W)
             wins = np.ascontiguousarray(view[starts - self._buf_start]).astype(np.float32)
+            # may raise (a non-finite score): nothing of this chunk is kept then, so that a refused
+            # chunk leaves the stream as it was (its points are not scored again with every later chunk)
             sc, mp = self.model._score_windows(wins)
+        self._buf, self.n_seen = buf, n_seen
+        if last >= self._next_start:
             self._starts = np.r_[self._starts, starts]
             self._scores = np.r_[self._scores, sc]
             self._maps = np.concatenate([self._maps, mp / self._baseline])

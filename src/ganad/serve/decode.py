@@ -76,7 +76,13 @@ def _json(body: bytes):
     if not obj:
         raise Refusal(422, _fmt(BODY, "holds no rows", "send at least one row"), "InputError")
     try:  # the common case, numeric rows of equal length: one conversion (the library's rules for the rest)
-        return np.array(obj, dtype=np.float32), flags
+        with np.errstate(over="ignore"):
+            arr = np.array(obj, dtype=np.float32)
+        if np.isfinite(arr).all():
+            return arr, flags
+        # a value beyond float32 became inf in the cast: float64 lets validation name it as such,
+        # not as a missing value
+        return np.array(obj, dtype=np.float64), flags
     except (ValueError, TypeError, OverflowError):
         pass
     return obj, flags
@@ -89,9 +95,26 @@ def _csv(body: bytes, header: bool):
     except Exception as exc:
         raise _bad(f"cannot be read as CSV ({type(exc).__name__}: {exc})", "send comma-separated rows of numbers with a header row "
                    "(or ?csv_header=false without one)") from None
+    if not df.index.equals(pd.RangeIndex(len(df))):  # pandas made the extra leading fields of long rows an index (1, 5, ... may even be a RangeIndex)
+        raise Refusal(422, _fmt(BODY, f"has rows with more fields than the header's {df.shape[1]} columns",
+                                "send one value per header column in every row"), "InputError")
+    cols = [str(c) for c in df.columns]
+    if header and cols and all(_is_number(c) for c in cols) and cols != [str(i) for i in range(len(cols))]:
+        # the first line holds only numbers: a data row that would be lost as the header (0,1,2,... stays
+        # a header, pandas' default column names, as `ganad fit` / `score` read it)
+        raise Refusal(422, _fmt(BODY, f"has a first line of numbers only ({', '.join(str(c) for c in df.columns[:5])}), read as the header",
+                                "send a header row with the column names, or pass ?csv_header=false for rows without one"), "InputError")
     if len(df) == 0:
         raise Refusal(422, _fmt(BODY, "is a CSV with a header but no data rows", "send at least one row"), "InputError")
     return df
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 def _parquet(body: bytes, max_decoded_bytes: int | None):

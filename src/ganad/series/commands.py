@@ -99,7 +99,15 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         raise DataFileError(_fmt(str(ranges), f"has no column(s) {missing} (columns: {list(rg.columns)})",
                                  "write one labelled anomaly per row with columns start,end (row indices or times, end included)"))
     y = np.zeros(len(df), dtype=np.int64)
-    by_time = "time" in df.columns and not (pd.api.types.is_integer_dtype(rg["start"]) and pd.api.types.is_integer_dtype(rg["end"]))
+    int_ranges = pd.api.types.is_integer_dtype(rg["start"]) and pd.api.types.is_integer_dtype(rg["end"])
+    by_time = "time" in df.columns and not int_ranges
+    if ("time" in df.columns and int_ranges and pd.api.types.is_numeric_dtype(df["time"])
+            and not np.array_equal(df["time"].to_numpy(), df["index"].to_numpy())):
+        # whole numbers are both valid row indices and valid times here, and the two readings label other points
+        raise DataFileError(_fmt(str(ranges), "holds whole numbers, which could be row indices or times of the scores file's numeric "
+                                              "'time' column (they differ)",
+                                 "write the ranges as times with a decimal point (e.g. 301.0,310.0), or as row indices in a "
+                                 "scores file written without a time column"))
     if by_time:
         t = df["time"]
         if not pd.api.types.is_numeric_dtype(t):
@@ -112,6 +120,8 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         axis = df["index"].to_numpy()
         conv = int
     for k, row in rg.iterrows():
+        if pd.isna(row["start"]) or pd.isna(row["end"]):
+            raise DataFileError(_fmt(f"{ranges} row {k}", "has an empty start or end", "fill in both ends of every range (end included)"))
         try:
             s, e = conv(row["start"]), conv(row["end"])
         except (TypeError, ValueError) as exc:
@@ -160,6 +170,14 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     return out
 
 
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False):
     """`ganad stream`: read points (one line each: C comma-separated numbers, or time,values with
     has_time), write ``point,index,score,label`` lines and ``open,start`` / ``close,start,end,peak_score,channels``."""
@@ -170,6 +188,8 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     sc = sd.stream()
     C = sd.n_channels_
     buf, n_line = [], 0
+    first = True   # the first non-blank line may be a header
+    order = None   # column order of a header naming the channels in another order
 
     def emit(up):
         out = [f"open,{ev['start']}\n" for ev in up.opened]
@@ -184,16 +204,20 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         if not line:
             continue
         parts = line.split(",")[1:] if has_time else line.split(",")
+        was_first, first = first, False
         try:
             row = [float(v) for v in parts]
         except ValueError:
-            if n_line == 1:
-                continue  # a header line
+            names = [p.strip().strip('"') for p in parts]
+            if was_first and not any(_is_number(v) for v in parts):  # a header line: no cell is a number
+                if sorted(names) == sorted(sd.channels_) and names != list(sd.channels_):
+                    order = [names.index(c) for c in sd.channels_]  # the model's channel order
+                continue
             raise GanadError(f"stdin line {n_line}: {line[:60]!r} is not {C} comma-separated numbers. Fix: send one point per line")
         if len(row) != C:
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
                              "Fix: send every channel in that order (pass --has-time when a time comes first)")
-        buf.append(row)
+        buf.append(row if order is None else [row[i] for i in order])
         if len(buf) >= batch:
             emit(sc.update(np.asarray(buf)))
             buf = []

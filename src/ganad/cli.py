@@ -247,6 +247,11 @@ def fit(
                          "e.g. ganad fit data.csv -o model/ --checkpoint ckpt/ --resume"))
     if checkpoint is not None and window is not None:
         _fail(ValueError("--checkpoint: not supported in series mode (--window) yet. Fix: train without --checkpoint"))
+    if checkpoint is not None and output is not None:
+        ck_abs, out_abs = checkpoint.resolve(), output.resolve()
+        if ck_abs == out_abs or out_abs in ck_abs.parents:  # save() replaces -o: the checkpoint would block or lose it
+            _fail(ValueError(f"--checkpoint {checkpoint}: is the model directory -o {output} or lies inside it. "
+                             "Fix: pass a checkpoint directory outside the model directory, e.g. --checkpoint ckpt/"))
     if views:
         try:
             _fit_multiview(views, output, method, params, exclude, key, sep, decimal)
@@ -830,6 +835,10 @@ def tune(
         Xv = yv = None
         if val_data is not None:
             Xv, yv = T.read_labelled(val_data, label_column, exclude=exclude, key=key, sep=sep, decimal=decimal)
+            vnames = csv_columns(val_data, exclude=[*exclude, label_column], sep=sep, decimal=decimal)
+            if names is not None and vnames is not None and list(vnames) != list(names):
+                raise GanadError(f"--val-data {val_data}: has the columns {list(vnames)[:10]}, the training data {list(names)[:10]}. "
+                                 "Fix: give the validation rows the training columns, in the training order")
         url = storage if storage is not None else str(output.resolve().parent / "ganad-tune.db")
         fixed = {"device": device, **({"epochs": epochs} if epochs is not None else {})}
         t0 = time.perf_counter()

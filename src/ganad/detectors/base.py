@@ -650,6 +650,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                   "pass resume=True (CLI: --resume) to continue it, or delete it / choose another directory to start afresh"))
         if every is None and seconds is None:
             seconds = 60.0
+        try:  # now, not when the first checkpoint is written (after training, with the default 60 s)
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(_fmt(f"checkpoint_dir {d}", f"cannot be created ({exc.strerror or exc})",
+                                  "pass a writable directory path (not under a file)")) from exc
         cp = ck.Checkpointer(d, fp, every, seconds)
         if loaded is not None:
             cp.seq = int(loaded[0].get("seq", 0))

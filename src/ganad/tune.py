@@ -384,6 +384,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         raise InputError(_fmt("method", f"is {method!r}, which is not a ganad method", f"use one of {', '.join(sorted(DETECTORS))}"))
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise InputError(_fmt("n_trials", f"is {n_trials!r}", "pass a whole number of trials >= 1, e.g. 20"))
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise InputError(_fmt("timeout", f"is {timeout!r}", "pass a positive number of seconds, or None (no limit)"))
     if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
         raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
     cls = DETECTORS[method]
@@ -425,9 +427,18 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     epochs = int(fixed.get("epochs", cls().get_params()["epochs"]))
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
+    sampler_given = sampler is not None
     if sampler is None:
         sampler = optuna.samplers.TPESampler(seed=seed)
     attrs = _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)
+    import hashlib
+    import json as _json
+    h = hashlib.sha256()  # the data a study was created on: a resume with other data is refused below
+    for a in ([X, X_val, y_val] if labelled else [X]):
+        h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+    attrs["ganad_data_sha256"] = h.hexdigest()[:16]
+    # what changes a trial's result (not the device it runs on: workers of one study may differ there)
+    attrs["ganad_fixed_params"] = _json.dumps({k: v for k, v in fixed.items() if k != "device"}, sort_keys=True, default=repr)
     try:
         with _quiet_optuna():
             study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True,
@@ -437,14 +448,19 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     except Exception as exc:
         raise InputError(_fmt("storage", f"{url!r}: study {name!r} cannot be created or loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
                               "pass another study name or storage")) from exc
+    if sampler_given is False:
+        # a resumed study (or another worker) must not replay the draws of the first run: seeding with
+        # the seed alone gives every process the same parameter sequence, so their trials repeat
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     old = study.user_attrs
     if old.get("ganad_method") is not None:
         for _ in range(100):  # a worker that created the study a moment ago may still be writing them, one by one
-            if all(k in old for k in attrs):
+            if all(k in old for k in _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)):
                 break
             time.sleep(0.05)
             old = study.user_attrs
-        diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v}
+        # studies of older ganad versions lack the newer keys: compare what they recorded
+        diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v and (k in old or k in _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed))}
         if diff:
             raise InputError(_fmt(f"study {name!r}", f"was created with other settings {diff} (stored, given)",
                                   "pass the same method, data and options to resume it, or a new --study-name"))
@@ -466,6 +482,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         t0 = time.perf_counter()
         try:
             det.fit(X[fit_idx])
+        except Exception as exc:  # the reason, for the "no completed trial" message (Optuna keeps none it shows)
+            trial.set_user_attr("ganad_error", f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise
         finally:
             det.__dict__.pop("_train_callbacks", None)
         s = det.decision_function(X_eval)
@@ -481,7 +500,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
                            callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=fin), *(callbacks or [])])
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        errs = {t.number: t.system_attrs.get("fail_reason", "") for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
+        errs = {t.number: t.user_attrs.get("ganad_error") or t.system_attrs.get("fail_reason", "")
+                for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
         raise InputError(_fmt(f"study {name!r}", f"has no completed trial (failed: {str(errs)[:300]})",
                               "check the data, widen or change the search space, or raise n_trials"))
     best = study.best_trial

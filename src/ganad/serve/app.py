@@ -75,8 +75,14 @@ def read_token(token_file: Path | None) -> str | None:
             raise GanadError(_fmt(f"--token-file {token_file}", f"cannot be read ({exc.strerror or exc})", "pass a readable file holding the token")) from exc
         if not tok:
             raise GanadError(_fmt(f"--token-file {token_file}", "is empty", "write the token into the file"))
+        if any(c.isspace() or not c.isprintable() for c in tok):
+            raise GanadError(_fmt(f"--token-file {token_file}", "holds whitespace or control characters inside the token (several lines?), "
+                                  "which no client can send in an Authorization header", "write the token alone on one line"))
         return tok
     tok = os.environ.get(TOKEN_ENV, "").strip()
+    if any(c.isspace() or not c.isprintable() for c in tok):
+        raise GanadError(_fmt(f"${TOKEN_ENV}", "holds whitespace or control characters inside the token, which no client can send "
+                              "in an Authorization header", "set the token alone, without spaces or newlines"))
     return tok or None
 
 

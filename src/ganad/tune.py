@@ -168,6 +168,11 @@ def check_space(space: dict, cls, name: str = "search_space") -> dict:
                 raise InputError(_fmt(f"{name}[{key!r}]", f"has low={lo!r}, high={hi!r}", f"give {kind} bounds with low <= high"))
             if spec.get("log") and lo <= 0:
                 raise InputError(_fmt(f"{name}[{key!r}]", f"is log-scaled with low={lo!r}", "use low > 0 or log: false"))
+            step = spec.get("step")
+            if step is not None and (isinstance(step, bool) or not isinstance(step, num) or not math.isfinite(step) or step <= 0):
+                raise InputError(_fmt(f"{name}[{key!r}].step", f"is {step!r}", f"give a positive {kind} step, or leave it out"))
+            if step is not None and spec.get("log"):
+                raise InputError(_fmt(f"{name}[{key!r}]", "has both log and step", "use one of them (Optuna takes either)"))
         out[key] = dict(spec)
     return out
 
@@ -233,7 +238,8 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     k = int(round(fraction * n))
     if k < 16 or n - k < 32:
         raise InputError(_fmt("X", f"has {n} rows, too few for a tuning hold-out of {fraction:.0%} (needs >= 16 held out and 32 to train)",
-                              "give more training rows, raise tune_fraction, or pass labelled validation data (X_val, y_val / --val-data)"))
+                              ("give more training rows, " + ("raise" if k < 16 else "lower") +
+                               " tune_fraction, or pass labelled validation data (X_val, y_val / --val-data)")))
     perm = np.random.RandomState(seed).permutation(n)
     return np.sort(perm[k:]), np.sort(perm[:k])
 
@@ -295,10 +301,25 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.IntegrityError, optuna.exceptions.StorageInternalError))
 
 
+def _sqlite_tables(path: Path) -> set[str]:
+    import sqlite3
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        try:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
+
+
 def _open_storage(url: str | None):
     import optuna
     if url is None:
         return None
+    if url.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://") or url.startswith("sqlite:///:memory:"):
+        raise InputError(_fmt("storage", f"{url!r} is an in-memory database, lost when the command ends (and not shared with "
+                                         "Optuna's heartbeat connection)", "pass a file, e.g. sqlite:///ganad-tune.db"))
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
@@ -312,6 +333,10 @@ def _open_storage(url: str | None):
                 head = fh.read(16)
             if head != b"SQLite format 3\x00":  # refused at once (no retries); SQLite took a one-byte file for an empty database and overwrote it
                 raise InputError(_fmt("storage", f"{url!r}: is not an SQLite database (a file of {path.stat().st_size} bytes of something else)",
+                                      "pass a new file name or an existing Optuna study database"))
+            tables = _sqlite_tables(path)
+            if tables and "studies" not in tables:  # another application's database: Optuna would add its tables to it
+                raise InputError(_fmt("storage", f"{url!r}: is an SQLite database of something else (tables {sorted(tables)[:5]})",
                                       "pass a new file name or an existing Optuna study database"))
     import warnings
     # SQLite: writers wait up to 60 s for another worker's lock instead of failing at once

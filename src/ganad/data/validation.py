@@ -44,6 +44,9 @@ def check_array(
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists etc.
         raise InputError(_fmt(name, f"cannot be converted to an array ({exc})", "pass rows of equal length holding numbers")) from exc
+    if arr.dtype.kind in "mM":  # dates and durations would be scored as counts of days / nanoseconds since 1970
+        raise InputError(_fmt(name, f"holds dates or times (dtype {arr.dtype})",
+                              "pass numeric features (for a series, give the times as time= / --time-column, not as a channel)"))
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         try:
             arr = arr.astype(np.float64)

@@ -98,6 +98,12 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     if missing:
         raise DataFileError(_fmt(str(ranges), f"has no column(s) {missing} (columns: {list(rg.columns)})",
                                  "write one labelled anomaly per row with columns start,end (row indices or times, end included)"))
+    if len(rg) == 0:
+        raise DataFileError(_fmt(str(ranges), "holds no range (a header only)", "write one labelled anomaly per row; "
+                                 "a series without anomalies cannot be evaluated by AUROC / VUS"))
+    if "series" in rg.columns and "series" not in df.columns:
+        raise DataFileError(_fmt(str(ranges), "has a 'series' column but the scores file has none, so every range would apply to all points",
+                                 "score the series with their series id (--series-id at fit), or drop the column for one series"))
     y = np.zeros(len(df), dtype=np.int64)
     int_ranges = pd.api.types.is_integer_dtype(rg["start"]) and pd.api.types.is_integer_dtype(rg["end"])
     by_time = "time" in df.columns and not int_ranges
@@ -129,6 +135,8 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
                                      "write start,end as row indices, or as times like the scores file's time column")) from exc
         if e < s:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"ends before it starts ({row['start']} > {row['end']})", "swap start and end"))
+        if not by_time and s < 0:
+            raise DataFileError(_fmt(f"{ranges} row {k}", f"starts at a negative row index ({s})", "write row indices from 0"))
         sel = (axis >= np.asarray(s).astype(axis.dtype)) & (axis <= np.asarray(e).astype(axis.dtype)) if by_time else \
             (axis >= s) & (axis <= e)
         if "series" in rg.columns and "series" in df.columns:
@@ -178,6 +186,15 @@ def _is_number(v: str) -> bool:
         return False
 
 
+def _update(sc, buf, lines_of):
+    """``sc.update`` on the buffered points; a refusal names the stdin line(s), not the row of the batch."""
+    try:
+        return sc.update(np.asarray(buf))
+    except InputError as exc:
+        where = f"stdin line {lines_of[0]}" if len(lines_of) == 1 else f"stdin lines {lines_of[0]}-{lines_of[-1]} (rows count from 0 there)"
+        raise InputError(f"{where}: {exc}") from exc
+
+
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False):
     """`ganad stream`: read points (one line each: C comma-separated numbers, or time,values with
     has_time), write ``point,index,score,label`` lines and ``open,start`` / ``close,start,end,peak_score,channels``."""
@@ -187,7 +204,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         raise GanadError(f"{model_dir}: is not a series model. Fix: train one with `ganad fit series.csv --window W`")
     sc = sd.stream()
     C = sd.n_channels_
-    buf, n_line = [], 0
+    buf, lines_of, n_line = [], [], 0
     first = True   # the first non-blank line may be a header
     order = None   # column order of a header naming the channels in another order
 
@@ -218,10 +235,11 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
                              "Fix: send every channel in that order (pass --has-time when a time comes first)")
         buf.append(row if order is None else [row[i] for i in order])
+        lines_of.append(n_line)
         if len(buf) >= batch:
-            emit(sc.update(np.asarray(buf)))
-            buf = []
+            emit(_update(sc, buf, lines_of))
+            buf, lines_of = [], []
     if buf:
-        emit(sc.update(np.asarray(buf)))
+        emit(_update(sc, buf, lines_of))
     emit(sc.close())
     return sc

@@ -152,3 +152,60 @@ def test_tune_val_data_with_other_columns_is_refused(tmp_path):
                             "--storage", f"sqlite:///{tmp_path / 't.db'}", "--val-data", str(tmp_path / "val.csv"), "--label-column", "label"])
     assert r.exit_code == 2 and "training order" in " ".join(r.output.split()), r.output
     assert not (tmp_path / "m").exists()
+
+
+def test_low_severity_refusals(tmp_path, monkeypatch):
+    # the service's token: one line, no whitespace inside
+    from ganad.serve.app import read_token
+    (tmp_path / "tok").write_text("abc\ndef\n")
+    with pytest.raises(GanadError, match="one line"):
+        read_token(tmp_path / "tok")
+    (tmp_path / "tok").write_text("  abc  \n")
+    assert read_token(tmp_path / "tok") == "abc"
+    monkeypatch.setenv("GANAD_SERVE_TOKEN", "a b")
+    with pytest.raises(GanadError, match="GANAD_SERVE_TOKEN"):
+        read_token(None)
+    # dates are not features
+    import ganad
+    with pytest.raises(InputError, match="dates or times"):
+        ganad.GANomaly(epochs=1).fit((np.datetime64("2024-01-01") + np.arange(40)).reshape(20, 2))
+    # series ranges: no rows, a series column the scores lack, a negative row index
+    from ganad.series.commands import _range_labels
+    df = pd.DataFrame({"index": np.arange(50), "score": np.r_[np.zeros(40), np.ones(10)]})
+    for text, match in (("start,end\n", "no range"), ("start,end,series\n3,5,a\n", "'series' column"), ("start,end\n-5,3\n", "negative")):
+        (tmp_path / "r.csv").write_text(text)
+        with pytest.raises(DataFileError, match=match):
+            _range_labels(df, tmp_path / "r.csv")
+
+
+def test_tune_storage_and_space_refusals(tmp_path):
+    pytest.importorskip("optuna")
+    import sqlite3
+
+    from ganad.tune import check_space, holdout_split, tune
+    from ganad.detectors import GANomaly
+    X = np.random.RandomState(0).randn(100, 3).astype(np.float32)
+    with pytest.raises(InputError, match="in-memory"):
+        tune(X, n_trials=1, storage="sqlite://", refit=False)
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE users (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match="something else"):
+        tune(X, n_trials=1, storage=f"sqlite:///{tmp_path / 'app.db'}", refit=False)
+    with sqlite3.connect(tmp_path / "app.db") as con:  # untouched
+        assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"users"}
+    with pytest.raises(InputError, match="step"):
+        check_space({"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "step": 0}}, GANomaly)
+    with pytest.raises(InputError, match="lower tune_fraction"):
+        holdout_split(60, 0.9, 0)
+    with pytest.raises(InputError, match="raise tune_fraction"):
+        holdout_split(60, 0.1, 0)
+
+
+def test_stream_names_the_stdin_line_of_a_nan(series_model, tmp_path):
+    from ganad.series.commands import stream_lines
+    series_model.save(tmp_path / "m")
+    text = "\n".join(f"{a},{b}" for a, b in S2[:29]) + "\nnan,1.0\n"
+    with pytest.raises(InputError, match="stdin line 30"):
+        stream_lines(tmp_path / "m", io.StringIO(text), lambda s: None)

@@ -724,3 +724,16 @@ def test_the_fast_validation_path_returns_what_the_library_would(models):
             prepare(det, bad)
         with pytest.raises(InputError):
             prepare(det, flat[:, :-1])
+
+
+def test_a_reload_that_changes_the_inputs_is_served_and_logged(tmp_path, caplog):
+    import logging
+    ganad.FAnoGAN(**KW).fit(_vectors(seed=1)).save(tmp_path / "m")
+    app = create_app([tmp_path / "m"])
+    with TestClient(app) as c:
+        wider = np.random.RandomState(2).randn(len(_vectors(seed=1)), _vectors(seed=1).shape[1] + 2).astype(np.float32)
+        ganad.FAnoGAN(**KW).fit(wider).save(tmp_path / "m")
+        with caplog.at_level(logging.WARNING):
+            assert c.post("/v1/admin/reload").status_code == 200
+        assert "reloaded model takes other inputs" in caplog.text
+        assert c.post("/v1/models/m/score", json=wider[:2].tolist()).status_code == 200

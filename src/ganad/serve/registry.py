@@ -229,4 +229,9 @@ class Registry:
                     self.metrics.reloads.inc(name, "ok")
                 log.info("model reloaded", extra={"model": name, "version": info["version"],
                                                   "previous_version": old.info["version"] if old else None})
+                if old is not None and (old.info.get("kind"), old.info.get("input_shape")) != (info.get("kind"), info.get("input_shape")):
+                    # allowed (a deliberate upgrade), but clients built for the old inputs will now be refused
+                    log.warning("reloaded model takes other inputs", extra={
+                        "model": name, "kind": info.get("kind"), "previous_kind": old.info.get("kind"),
+                        "input_shape": info.get("input_shape"), "previous_input_shape": old.info.get("input_shape")})
             return swapped

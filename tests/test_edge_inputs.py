@@ -194,3 +194,27 @@ def test_headerless_csv_warning_comes_once_per_command(tmp_path, caplog):
         r = runner.invoke(app, ["fit", str(tmp_path / "x.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
     assert r.exit_code == 0, r.output
     assert caplog.text.count("the first line holds only numbers") == 1
+
+
+def test_demo_checks_its_output_path_before_training(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "report.html").mkdir()
+    for out, match in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "d", "afile"), (tmp_path / "busy", "report.html")):
+        r = runner.invoke(app, ["demo", "-o", str(out), "--epochs", "1"])
+        assert r.exit_code == 2 and match in " ".join(r.output.split()), r.output
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["report.html"]  # nothing written
+
+
+@pytest.mark.parametrize("weights", ['{"residual": null}', '[1]', '{"residual": "a"}', '{"residual": true}'])
+def test_calibrate_weights_that_are_not_numbers_are_named(scored, weights):
+    d = scored
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "test.csv"), "--compose", "weights", "--weights", weights,
+                            "-o", str(d / "cal")])
+    assert r.exit_code == 2 and "weights" in r.output and "Traceback" not in r.output, r.output
+    assert not (d / "cal").exists()
+
+
+def test_benchmark_lists_every_protocol():
+    r = runner.invoke(app, ["benchmark", "nosuch", "--data", ".", "-o", "bench-never-written"])
+    assert r.exit_code == 2 and "nab" in r.output

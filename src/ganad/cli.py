@@ -87,8 +87,22 @@ def _refuse_multiview(model_dir: Path, command: str) -> None:
     from ganad.multiview import is_multiview_model
     if is_multiview_model(model_dir):
         how = "pass --view NAME=FILE for each view instead of DATA" if command == "score" else "use MultiViewDetector from Python"
+        other = (f", or calibrate a copy of one view's model elsewhere (ganad calibrate {model_dir}/views/NAME DATA -o OTHER_DIR)"
+                 if command == "calibrate" else f", or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
         raise GanadError(f"MODEL_DIR {model_dir}: is a multi-view model (one input per view), which `ganad {command}` does not take as one file. "
-                         f"Fix: {how}, or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
+                         f"Fix: {how}{other}")
+
+
+def _refuse_view_in_place(model_dir: Path, output: Optional[Path]) -> None:
+    """A view's model inside a multi-view model must not change in place: the multi-view model's
+    stored median / scale / threshold of that view were fitted on the view's old scores."""
+    from ganad.multiview import VIEWS_DIR, is_multiview_model
+    d = model_dir.resolve()
+    if d.parent.name == VIEWS_DIR and is_multiview_model(d.parent.parent) and (output is None or output.resolve() == d):
+        raise GanadError(f"MODEL_DIR {model_dir}: is the view {d.name!r} of the multi-view model {d.parent.parent}; calibrating it in place "
+                         "would change its scores under the multi-view model's standardisation and threshold, silently. "
+                         "Fix: recalibrate the multi-view model with MultiViewDetector.calibrate from Python, or write this view's "
+                         "calibrated model elsewhere with -o OTHER_DIR")
 
 
 def _parse_views(views: List[str]) -> dict:
@@ -603,6 +617,7 @@ def calibrate(
     from ganad.scoring.calibration import calibrate_model
     try:
         _refuse_multiview(model_dir, "calibrate")
+        _refuse_view_in_place(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key)
@@ -663,10 +678,19 @@ def demo(
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
-    try:
+    try:  # before any work, as evaluate does: never a traceback after minutes of training
+        if output.exists() and not output.is_dir():
+            raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the demo")
+        from ganad.files import check_writable_parent
+        check_writable_parent(output / "report.html", "-o/--output")  # under a file, read-only
+        busy = [n for n in ("metrics.json", "roc.png", "pr.png", "report.html") if (output / n).is_dir()]
+        if busy:
+            raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the demo writes files. Fix: choose another directory")
         res = run_demo(output, digit=digit, method=method, epochs=epochs, seed=seed, log=console.print)
     except (GanadError, ValueError) as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(GanadError(f"-o/--output {output}: cannot be written ({exc}). Fix: choose a directory you can write to"))
     _print_metrics(res["metrics"], title=f"{method} on digits, novelty = digit {digit} (test split)")
     console.print(f"report: {output / 'report.html'}")
 
@@ -739,7 +763,7 @@ def benchmark(
         return
     try:
         if protocol not in PROTOCOLS:
-            raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS)}")
+            raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS + ('nab',))}")
         kw = dict(methods=csv(methods), peers=csv(peers), epochs=epochs, peer_epochs=peer_epochs, log=console.print)
         for name, v in (("max_train", max_train), ("max_test", max_test)):
             if v is not None:

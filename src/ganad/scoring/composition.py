@@ -64,7 +64,14 @@ def _stack(components: dict[str, np.ndarray], names) -> np.ndarray:
 def _normalise_weights(weights: dict[str, float], name="weights") -> dict[str, float]:
     if not weights:
         raise InputError(_fmt(name, "is empty", "give at least one component weight"))
-    w = {k: float(v) for k, v in weights.items()}
+    try:
+        w = {k: float(v) for k, v in weights.items()}
+    except (TypeError, ValueError) as exc:
+        raise InputError(_fmt(name, f"holds a weight that is not a number ({dict(weights)!r})",
+                              "pass numbers, for example {'residual': 0.9, 'feature': 0.1}")) from exc
+    if any(isinstance(v, (bool, str)) for v in weights.values()):
+        raise InputError(_fmt(name, f"holds a weight that is not a number ({dict(weights)!r})",
+                              "pass numbers, for example {'residual': 0.9, 'feature': 0.1}"))
     if any(v < 0 or not np.isfinite(v) for v in w.values()) or sum(w.values()) <= 0:
         raise InputError(_fmt(name, f"must be finite, non-negative and not all zero, got {w}", "pass for example {'residual': 0.9, 'feature': 0.1}"))
     total = sum(w.values())

@@ -218,3 +218,37 @@ def test_other_detectors_score_in_memory_but_are_not_saved(tmp_path):
     with pytest.raises(InputError, match="pickling"):
         mv.save(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_view_changed_on_its_own_is_caught_and_the_model_can_be_saved_again(fitted, tmp_path):
+    import pandas as pd
+    from ganad.cli import app
+    fitted.save(tmp_path / "mv")
+    fitted.save(tmp_path / "mv")  # saving over a multi-view model is saving over a model
+    # the CLI refuses to calibrate a view in place, and says how to do it
+    np.save(tmp_path / "rr.npy", _views(60, seed=11)["rhythm"])
+    r = CliRunner().invoke(app, ["calibrate", str(tmp_path / "mv" / "views" / "rhythm"), str(tmp_path / "rr.npy")])
+    assert r.exit_code == 2 and "in place" in " ".join(r.output.split())
+    # changed behind its back (from Python): the multi-view model no longer loads, naming the view
+    view = ganad.load(tmp_path / "mv" / "views" / "rhythm")
+    view.calibrate(_views(60, seed=11)["rhythm"], threshold="fpr", fpr=0.2)
+    view.save(tmp_path / "mv" / "views" / "rhythm")
+    with pytest.raises(ModelFileError, match=r"no longer matches its view\(s\) \['rhythm'\]"):
+        ganad.load(tmp_path / "mv")
+    del pd
+
+
+def test_saving_over_a_model_never_deletes_files_ganad_did_not_write(tmp_path):
+    from ganad.cli import app
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    det = ganad.GANomaly(**FAST).fit(X)
+    det.save(tmp_path / "m")
+    (tmp_path / "m" / "model.onnx").write_bytes(b"exported earlier")
+    with pytest.raises(ModelFileError, match="model.onnx"):
+        det.save(tmp_path / "m")
+    np.save(tmp_path / "val.npy", X[:20])
+    r = CliRunner().invoke(app, ["calibrate", str(tmp_path / "m"), str(tmp_path / "val.npy")])  # in place
+    assert r.exit_code == 2 and "model.onnx" in r.output
+    assert (tmp_path / "m" / "model.onnx").read_bytes() == b"exported earlier"
+    (tmp_path / "m" / "model.onnx").unlink()
+    det.save(tmp_path / "m")

@@ -40,6 +40,11 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 #: the file that marks a series model directory (written by :meth:`ganad.series.SeriesDetector.save`)
 SERIES_CONFIG = "series.json"
+#: a multi-view model's configuration (ganad.multiview.MULTIVIEW_CONFIG)
+MULTIVIEW_CONFIG = "multiview.json"
+#: what ganad itself writes in a model directory: saving over one replaces the whole directory, so
+#: anything else there (an exported model.onnx, scores, notes) is refused rather than deleted
+MODEL_DIR_ENTRIES = frozenset({CONFIG, WEIGHTS, SERIES_CONFIG, MULTIVIEW_CONFIG, "detector", "views", "tuning.json"})
 
 
 def _jsonable(v):
@@ -59,8 +64,14 @@ def check_model_path(path, name: str = "path") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
-    if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG)) and any(path.iterdir()):
+    if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)) and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
+    if path.is_dir():
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in MODEL_DIR_ENTRIES)
+        if foreign:
+            raise ModelFileError(_fmt(f"{name} {path}", f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} beside the model; "
+                                      "saving replaces the whole directory and would delete them",
+                                      "move them out of the model directory, or write the model elsewhere"))
     check_writable_parent(path, name)
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({path} is not writable)", "choose a folder you can write to"))

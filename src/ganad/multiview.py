@@ -44,14 +44,28 @@ from sklearn.base import BaseEstimator, clone
 
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.files import fsync_path, replace_dir, temp_dir_beside
+from ganad.io import MULTIVIEW_CONFIG  # one definition: io checks model directories by it
 
-MULTIVIEW_CONFIG = "multiview.json"
 MULTIVIEW_FORMAT = "ganad-multiview"
 MULTIVIEW_FORMAT_VERSION = 1
 VIEWS_DIR = "views"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 __all__ = ["MultiViewDetector", "is_multiview_model", "load_multiview"]
+
+
+def _view_digest(d: Path) -> str:
+    """SHA-256 of a view's model files (configuration and weights): a view changed on its own after
+    the multi-view model was saved (recalibrated, retrained in place) no longer matches the
+    standardisation and threshold stored for it."""
+    import hashlib
+    from ganad.io import CONFIG, WEIGHTS
+    h = hashlib.sha256()
+    for name in (CONFIG, WEIGHTS):
+        with open(d / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _check_name(name) -> str:
@@ -289,6 +303,8 @@ class MultiViewDetector(BaseEstimator):
         try:
             for v in self.views_:
                 self.detectors_[v].save(tmp / VIEWS_DIR / v)
+            cfg["state"]["view_digests"] = {v: _view_digest(tmp / VIEWS_DIR / v) for v in self.views_}
+            text = json.dumps(_jsonable(cfg), indent=2)
             (tmp / MULTIVIEW_CONFIG).write_text(text)
             fsync_path(tmp / MULTIVIEW_CONFIG)
             replace_dir(tmp, path)
@@ -330,6 +346,15 @@ def load_multiview(path) -> MultiViewDetector:
         views = [_check_name(v) for v in st["views"]]
         if not views or sorted(views) != sorted(p["views"]):
             raise ValueError("the views listed in the state and the parameters differ")
+        digests = st.get("view_digests")
+        if digests is not None:  # absent in files of the first multi-view version: nothing to compare
+            changed = [v for v in views if digests.get(v) != _view_digest(path / VIEWS_DIR / v)]
+            if changed:
+                raise ModelFileError(_fmt(str(f), f"no longer matches its view(s) {changed}, changed after the multi-view model was saved "
+                                                  "(recalibrated or retrained in place); the standardisation and threshold stored "
+                                                  "for them would be wrong",
+                                          "recalibrate the multi-view model from Python (MultiViewDetector.calibrate) or "
+                                          "refit it; change a view's model only as a copy (-o OTHER_DIR)"))
         dets = {v: load_model(path / VIEWS_DIR / v) for v in views}
         p["views"] = {v: (s if isinstance(s, str) and s in __import__("ganad").DETECTORS else dets[v]) for v, s in p["views"].items()}
         mv = MultiViewDetector(**p)
@@ -345,6 +370,6 @@ def load_multiview(path) -> MultiViewDetector:
         mv.views_, mv.detectors_ = views, dets
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, InputError) as exc:
+    except (KeyError, TypeError, ValueError, InputError, OSError) as exc:
         raise ModelFileError(_fmt(str(f), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})", "re-train and save the model")) from exc
     return mv

@@ -218,3 +218,11 @@ def test_calibrate_weights_that_are_not_numbers_are_named(scored, weights):
 def test_benchmark_lists_every_protocol():
     r = runner.invoke(app, ["benchmark", "nosuch", "--data", ".", "-o", "bench-never-written"])
     assert r.exit_code == 2 and "nab" in r.output
+
+
+def test_headerless_label_file_keeps_its_first_label(scored):
+    d = scored
+    (d / "y_nohdr.csv").write_text("\n".join(["1"] + ["0"] * 14 + ["1"] * 5) + "\n")
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "y_nohdr.csv"), "-o", str(d / "ev_nohdr")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((d / "ev_nohdr" / "metrics.json").read_text())["n_anomalies"] == 6

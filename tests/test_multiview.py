@@ -252,3 +252,11 @@ def test_saving_over_a_model_never_deletes_files_ganad_did_not_write(tmp_path):
     assert (tmp_path / "m" / "model.onnx").read_bytes() == b"exported earlier"
     (tmp_path / "m" / "model.onnx").unlink()
     det.save(tmp_path / "m")
+
+
+def test_a_bad_view_is_named_with_the_users_row():
+    X = _views(60)
+    X["rhythm"] = X["rhythm"].copy()
+    X["rhythm"][50, 1] = np.nan
+    with pytest.raises(InputError, match=r"X\['rhythm'\].*row 50"):
+        MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(X)

@@ -492,6 +492,9 @@ def _read_labels(path: Path, column: Optional[str], n: int):
             df = pd.read_csv(path)
         except Exception as exc:
             raise GanadError(f"{path}: cannot be read as CSV ({exc}). Fix: pass a CSV with a label column") from exc
+        if df.shape[1] == 1 and str(df.columns[0]).strip() in ("0", "1") and len(df) == n - 1:
+            # a header-less file of 0/1 labels: its first label was taken as the column name
+            df = pd.read_csv(path, header=None)
         if column is None:
             if df.shape[1] != 1:
                 raise GanadError(f"{path}: has columns {list(df.columns)[:8]}; which holds the labels? Fix: pass --label-column NAME")

@@ -170,6 +170,9 @@ class MultiViewDetector(BaseEstimator):
         """Train one detector per view on the same normal samples (``y`` is ignored, as in scikit-learn)."""
         self._check_params()
         Xv, n = self._check_views(X)
+        from ganad.data.validation import check_array
+        for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split
+            check_array(Xv[v], f"X[{v!r}]")
         rf = float(self.reference_fraction)
         if rf > 0:
             n_ref = max(2, int(round(rf * n)))

@@ -140,12 +140,42 @@ def test_multiview_doc_example_runs(tmp_path, monkeypatch):
     assert ns["views"]["rhythm"][55:].mean() > ns["views"]["beat"][55:].mean()
 
 
-def test_service_refuses_a_multiview_model_at_start_up(fitted, tmp_path):
+def test_the_service_scores_a_multiview_model(fitted, tmp_path):
     pytest.importorskip("fastapi")
-    from ganad.serve.registry import load_detector
+    from fastapi.testclient import TestClient
+
+    from ganad.serve.app import create_app
     fitted.save(tmp_path / "mv")
-    with pytest.raises(ModelFileError, match="multi-view"):
-        load_detector("mv", tmp_path / "mv")
+    fitted.detectors_["rhythm"].save(tmp_path / "single")
+    X = _views(20, seed=12, shift_rhythm=np.r_[np.zeros((15, 1)), 2 * np.ones((5, 1))])
+    body = {"views": {v: X[v].reshape(len(X[v]), -1).tolist() for v in ("rhythm", "beat")}, "components": True}
+    with TestClient(create_app([tmp_path / "mv", tmp_path / "single"])) as c:
+        r = c.post("/v1/models/single/score", json=body)
+        assert r.status_code == 422 and "multi-view models" in r.json()["error"]["message"]
+        info = c.get("/v1/models/mv").json()
+        assert info["kind"] == "multiview" and info["views"] == {"beat": [1, 32], "rhythm": [3]}
+        r = c.post("/v1/models/mv/score", json=body)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        np.testing.assert_allclose(out["scores"], fitted.decision_function(X), rtol=1e-5, atol=1e-5)
+        assert out["labels"] == (np.asarray(out["scores"]) > fitted.threshold_).astype(int).tolist()
+        np.testing.assert_allclose(np.add(out["components"]["view_beat"], out["components"]["view_rhythm"]), out["scores"], rtol=1e-5, atol=1e-5)
+        assert sum(out["labels"][15:]) == 5
+        # refusals: 4xx with the reason, never a 500
+        for bad, match in [
+            ({"views": {"beat": body["views"]["beat"]}}, "misses ['rhythm']"),
+            ({"views": {**body["views"], "x": [[1.0]]}}, "unknown ['x']"),
+            ({"views": {"beat": body["views"]["beat"], "rhythm": [[1.0, 2.0]] * 20}}, "rhythm"),
+            ({"views": {"beat": body["views"]["beat"], "rhythm": body["views"]["rhythm"][:5]}}, "different lengths"),
+            ([[0.0] * 3], "multi-view model"),
+            ({"views": body["views"], "map": True}, "map"),
+            ({"views": [], "components": True}, "views"),
+        ]:
+            r = c.post("/v1/models/mv/score", json=bad)
+            assert r.status_code == 422 and match in r.json()["error"]["message"], (bad if not isinstance(bad, dict) else list(bad), r.text)
+        r = c.post("/v1/models/mv/series", json={"stream_id": "s", "points": [[0.0]]})
+        assert r.status_code == 422 and "views" in r.json()["error"]["message"]
+        assert c.get("/readyz").status_code == 200
 
 
 def test_cli_fit_and_score_with_views(tmp_path):

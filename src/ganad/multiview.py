@@ -225,7 +225,7 @@ class MultiViewDetector(BaseEstimator):
         self._check_fitted()
         Xv, _ = self._check_views(X)
         z = self.composer_.standardise(self._raw(Xv))
-        return {v: z[:, i] for i, v in enumerate(self.views_)}
+        return {v: np.ascontiguousarray(z[:, i]) for i, v in enumerate(self.views_)}
 
     def decision_function(self, X) -> np.ndarray:
         """The sum of the views' standardised scores (higher = more anomalous)."""

@@ -377,6 +377,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         body = await _receive_body(receive, settings.max_body_bytes)
         raw, flags = decode(body, ct, csv_header=csv_header, max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
+        if entry.is_multiview or isinstance(raw, dict):
+            return await _score_views(entry, name, raw, components or flags.get("components", False), map or flags.get("map", False))
         if entry.is_series:
             raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
                                     "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
@@ -390,6 +392,41 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         if want_m:
             out["map"] = res.map
         import orjson
+        return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool) -> bytes:
+        """A multi-view model's answer: a JSON body {"views": {NAME: rows}}, one pass per view on the
+        scoring thread (no micro-batching across requests), the summed standardised scores."""
+        import asyncio
+
+        import orjson
+        if not entry.is_multiview:
+            raise Refusal(422, _fmt(f"{BODY} key 'views'", f"is for multi-view models; model {name!r} scores one sample per row",
+                                    'send {"instances": [[...], ...]} or a list of rows'), "InputError")
+        views = entry.info["views"]
+        if not isinstance(raw, dict):
+            raise Refusal(422, _fmt(f"model {name!r}", f"is a multi-view model (views {sorted(views)}): one body of rows cannot feed it",
+                                    'send JSON {"views": {' + ", ".join(f'"{v}": [[...], ...]' for v in views) + '}}'), "MultiViewModel")
+        if want_m:
+            raise Refusal(422, _fmt("map", "is not available for a multi-view model", "ask for components=true: each view's standardised score"),
+                          "InputError")
+        mv = entry.det
+        missing, extra = [v for v in views if v not in raw], [v for v in raw if v not in views]
+        if missing or extra:
+            raise Refusal(422, _fmt(f"{BODY} key 'views'", (f"misses {missing}" if missing else "") + ("; " if missing and extra else "")
+                                    + (f"has unknown {extra}" if extra else ""), f"send exactly the views {sorted(views)}"), "InputError")
+        Xv = {}
+        for v in views:
+            try:
+                Xv[v] = prepare(mv.detectors_[v], raw[v])
+            except GanadError as exc:
+                raise Refusal(422, f"view {v!r}: {exc}", type(exc).__name__) from exc
+        z = await asyncio.get_running_loop().run_in_executor(registry.executor, mv.score_views, Xv)
+        scores = np.sum([z[v] for v in mv.views_], axis=0)
+        out = {"model": name, "version": entry.info["version"], "n": int(len(scores)), "threshold": entry.threshold,
+               "scores": scores, "labels": (scores > entry.threshold).astype(np.int64)}
+        if want_c:
+            out["components"] = {f"view_{v}": z[v] for v in mv.views_}
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
     async def fast_score(scope, receive, send, name: str) -> None:
@@ -433,8 +470,9 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     def _series_model(name: str):
         entry = _model(name)
         if not entry.is_series:
-            raise Refusal(422, _fmt(f"model {name!r}", f"is not a series model (a {entry.info['method']} scoring samples of shape "
-                                    f"{tuple(entry.info['input_shape'])})",
+            what = (f"views {sorted(entry.info['views'])}" if entry.is_multiview
+                    else f"samples of shape {tuple(entry.info['input_shape'])}")
+            raise Refusal(422, _fmt(f"model {name!r}", f"is not a series model (a {entry.info['method']} scoring {what})",
                                     f"POST samples to /v1/models/{name}/score, or serve a series model (a directory written by "
                                     "`ganad fit DATA --window W -o DIR`)"), "NotASeriesModel")
         return entry

@@ -59,33 +59,46 @@ def _json(body: bytes):
         raise _bad(f"is not valid JSON ({exc})", 'send a list of rows such as [[0.1, 0.2], [0.3, 0.4]] or {"instances": [...]}') from None
     flags = {}
     if isinstance(obj, dict):
-        unknown = sorted(set(obj) - {"instances", *_FLAGS})
-        if unknown or "instances" not in obj:
-            problem = f"has unknown key(s) {unknown}" if unknown else "is a JSON object without 'instances'"
-            raise Refusal(422, _fmt(BODY, problem, 'send {"instances": [[...], ...]} with optional "components" and "map" (true/false)'),
+        unknown = sorted(set(obj) - {"instances", "views", *_FLAGS})
+        if unknown or ("instances" in obj) == ("views" in obj):
+            problem = (f"has unknown key(s) {unknown}" if unknown else "has both 'instances' and 'views'" if "instances" in obj
+                       else "is a JSON object without 'instances'")
+            raise Refusal(422, _fmt(BODY, problem, 'send {"instances": [[...], ...]} with optional "components" and "map" (true/false); '
+                                                   'a multi-view model takes {"views": {"NAME": [[...], ...], ...}} instead'),
                           "InputError")
         for k in _FLAGS:
             if k in obj:
                 if not isinstance(obj[k], bool):
                     raise Refusal(422, _fmt(f"{BODY} key {k!r}", f"is {obj[k]!r}", "use true or false"), "InputError")
                 flags[k] = obj[k]
+        if "views" in obj:
+            views = obj["views"]
+            if not isinstance(views, dict) or not views:
+                raise Refusal(422, _fmt(f"{BODY} key 'views'", f"is a JSON {type(views).__name__}" if not isinstance(views, dict) else "is empty",
+                                        'send {"views": {"NAME": [[...], ...], ...}}, one list of rows per view'), "InputError")
+            return {str(v): _rows(rows, f"{BODY} view {v!r}") for v, rows in views.items()}, flags
         obj = obj["instances"]
+    return _rows(obj, BODY), flags
+
+
+def _rows(obj, name: str):
+    """A JSON list of rows -> a float32 array where it converts cleanly, else the list (validated later)."""
     if not isinstance(obj, list):
-        raise Refusal(422, _fmt(BODY, f"holds a JSON {type(obj).__name__} where rows are expected",
+        raise Refusal(422, _fmt(name, f"holds a JSON {type(obj).__name__} where rows are expected",
                                 'send a list of rows such as [[0.1, 0.2], [0.3, 0.4]] or {"instances": [...]}'), "InputError")
     if not obj:
-        raise Refusal(422, _fmt(BODY, "holds no rows", "send at least one row"), "InputError")
+        raise Refusal(422, _fmt(name, "holds no rows", "send at least one row"), "InputError")
     try:  # the common case, numeric rows of equal length: one conversion (the library's rules for the rest)
         with np.errstate(over="ignore"):
             arr = np.array(obj, dtype=np.float32)
         if np.isfinite(arr).all():
-            return arr, flags
+            return arr
         # a value beyond float32 became inf in the cast: float64 lets validation name it as such,
         # not as a missing value
-        return np.array(obj, dtype=np.float64), flags
+        return np.array(obj, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         pass
-    return obj, flags
+    return obj
 
 
 def _csv(body: bytes, header: bool):

@@ -39,7 +39,10 @@ def parse_model_arg(arg) -> tuple[str, Path]:
 
 def model_version(path: Path) -> str:
     h = hashlib.sha256()
-    for f in ("config.json", "model.safetensors", "series.json", "detector/config.json", "detector/model.safetensors"):
+    files = ["config.json", "model.safetensors", "series.json", "detector/config.json", "detector/model.safetensors", "multiview.json"]
+    if (path / "views").is_dir():  # a multi-view model: every view's files, in name order
+        files += [f"views/{v.name}/{f}" for v in sorted((path / "views").iterdir()) for f in ("config.json", "model.safetensors")]
+    for f in files:
         p = path / f
         if p.is_file():
             with open(p, "rb") as fh:
@@ -76,10 +79,11 @@ def load_detector(name: str, path: Path):
                                       "check the directory exists and is readable")) from exc
         try:
             version = model_version(snap) if snap.is_dir() else ""
-            from ganad.multiview import is_multiview_model
+            from ganad.multiview import is_multiview_model, load_multiview
             if is_multiview_model(snap):
-                raise ModelFileError(_fmt(f"model {name!r} ({path})", "is a multi-view model (several inputs per sample), which the "
-                                          "service does not take", "serve each view's model (DIR/views/NAME) or score it from Python"))
+                mv = load_multiview(snap)
+                mv.decision_function({v: np.zeros((2, *d.data_shape_), dtype=np.float32) for v, d in mv.detectors_.items()})
+                return mv, _multiview_info(name, path, mv, version)
             series = is_series_model(snap)
             if series:
                 sd = load_series(snap)
@@ -119,6 +123,17 @@ def load_detector(name: str, path: Path):
     return det, info
 
 
+def _multiview_info(name: str, path: Path, mv, version: str) -> dict:
+    from ganad import __version__
+    from ganad.io import _jsonable
+    params = mv.get_params(deep=False)
+    params["views"] = {v: (s if isinstance(s, str) else type(mv.detectors_[v]).__name__) for v, s in params["views"].items()}
+    return {"name": name, "kind": "multiview", "method": "MultiViewDetector", "version": version, "ganad_version": __version__,
+            "path": str(path.resolve()), "input_shape": [], "n_features_in": 0, "threshold": float(mv.threshold_),
+            "components": list(mv.views_), "params": _jsonable(params), "loaded_at": time.time(), "series": None,
+            "views": {v: [int(s) for s in d.data_shape_] for v, d in mv.detectors_.items()}}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A served model: a detector with its micro-batcher, or a series model with its stream table."""
@@ -139,13 +154,19 @@ class ModelEntry:
         return self.streams is not None
 
     @property
+    def is_multiview(self) -> bool:
+        return self.info.get("kind") == "multiview"
+
+    @property
     def alive(self) -> bool:
+        if self.is_multiview:  # scored request by request on the scoring thread: nothing that can die
+            return True
         return (not self.streams.closed) if self.is_series else self.batcher.alive
 
     async def close(self, reason: str = "reload") -> None:
         if self.is_series:
             self.streams.close(reason)
-        else:
+        elif self.batcher is not None:
             await self.batcher.close()
 
 
@@ -172,6 +193,8 @@ class Registry:
     def _entry(self, name, det, info) -> ModelEntry:
         from ganad.serve.batcher import MicroBatcher
         s = self.settings
+        if info.get("kind") == "multiview":
+            return ModelEntry(name, self.paths[name], det, info)
         if info.get("kind") == "series":
             from ganad.serve.streams import StreamTable
             table = StreamTable(det, self.executor, name=name, max_streams=s.max_streams, idle_s=s.stream_idle_s,

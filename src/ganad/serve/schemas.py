@@ -18,8 +18,10 @@ class ScoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"instances": [[0.1, 0.2, 0.3], [0.0, 0.4, 0.1]], "components": True}]})
-    instances: list[Row] = Field(..., description="Samples, one per row, each of the model's sample shape "
-                                                  "(or flat, with as many numbers as the shape holds).")
+    instances: Optional[list[Row]] = Field(None, description="Samples, one per row, each of the model's sample shape "
+                                                            "(or flat, with as many numbers as the shape holds).")
+    views: Optional[dict[str, list[Row]]] = Field(None, description="Multi-view models only, instead of instances: "
+                                                                      "each view's rows, the same samples in the same order.")
     components: bool = Field(False, description="Also return each score component.")
     map: bool = Field(False, description="Also return the anomaly map (|x - x̂| per feature / time step, scaled units).")
 
@@ -31,7 +33,8 @@ class ScoreResponse(BaseModel):
     threshold: float = Field(..., description="The model's threshold_: label = score > threshold.")
     scores: list[float] = Field(..., description="Anomaly score per sample (higher = more anomalous).")
     labels: list[int] = Field(..., description="0 = normal, 1 = anomaly, per sample.")
-    components: Optional[dict[str, list[float]]] = Field(None, description="Each score component per sample (on request).")
+    components: Optional[dict[str, list[float]]] = Field(None, description="Each score component per sample (on request); "
+                                                                             "multi-view models: each view's standardised score (view_NAME).")
     map: Optional[list] = Field(None, description="Anomaly map per sample, the sample's shape (on request).")
 
 
@@ -46,7 +49,8 @@ class SeriesInfo(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    kind: str = Field("detector", description="'detector' (POST .../score) or 'series' (POST .../series).")
+    kind: str = Field("detector", description="'detector' (POST .../score), 'series' (POST .../series) or 'multiview' "
+                                               "(POST .../score with {\"views\": {NAME: rows}}).")
     method: str = Field(..., description="Detector class, e.g. FAnoGAN.")
     version: str = Field(..., description="Content hash of config.json and model.safetensors (changes on reload of new files).")
     ganad_version: str = Field(..., description="ganad version that wrote the model.")
@@ -58,6 +62,7 @@ class ModelInfo(BaseModel):
     params: dict = Field(..., description="The detector's constructor parameters.")
     loaded_at: float = Field(..., description="Unix time the model was (re)loaded.")
     series: Optional[SeriesInfo] = Field(None, description="Series models: window layout and channels.")
+    views: Optional[dict[str, list[int]]] = Field(None, description="Multi-view models: each view's sample shape.")
 
 
 class ModelList(BaseModel):

@@ -194,8 +194,10 @@ class MultiViewDetector(BaseEstimator):
         self.views_ = list(self.views)
         self.detectors_ = dets
         self.reference_index_ = ref_idx
-        self._standardise_on({v: _rows(Xv[v], ref_idx) for v in self.views_})
-        s = self._sum(self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_}))
+        from ganad.scoring.composition import RobustStandardised
+        raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
+        self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+        s = self._sum(raw)
         from ganad.scoring.threshold import check_contamination, contamination_threshold
         self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
         self.reference_scores_ = np.sort(s)
@@ -210,11 +212,6 @@ class MultiViewDetector(BaseEstimator):
             except InputError as exc:
                 raise InputError(f"view {v!r}: {exc}") from exc
         return out
-
-    def _standardise_on(self, Xv_normal: dict) -> None:
-        from ganad.scoring.composition import RobustStandardised
-        raw = self._raw(Xv_normal)
-        self.composer_ = RobustStandardised.fit(raw, names=self.views_)
 
     def _sum(self, raw: dict) -> np.ndarray:
         return self.composer_.standardise(raw).sum(axis=1)

@@ -269,3 +269,19 @@ def test_mitbih_patient_adaptive_rows(monkeypatch):
     ad = res["results"][1]
     assert ad["n_evaluated"] == 600 - 2 * 50  # the warm-up beats of each of the two records are left out
     assert 0 <= ad["auroc"] <= 1 and 0 <= ad["auroc_unadapted_same_beats"] <= 1
+
+
+def test_cli_benchmark_passes_peer_rhythm(monkeypatch, tmp_path):
+    import ganad.benchmark as GB
+    seen = {}
+
+    def fake(protocol, data, **kw):
+        seen.update(kw, protocol=protocol)
+        raise ValueError("stop here. Fix: none")
+
+    monkeypatch.setattr(GB, "run_protocol", fake)
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    r = CliRunner().invoke(app, ["benchmark", "mitbih", "--rhythm", "--peer-rhythm", "views", "-o", str(tmp_path / "b")])
+    assert r.exit_code == 2 and seen["peer_rhythm"] == "views" and seen["rhythm"] is True

@@ -743,7 +743,8 @@ def benchmark(
     calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
-    rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (heart-rate-free RR-interval features): a second detector per ganad method, the two scores combined label-free; peers get the features appended."),
+    rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (heart-rate-free RR-interval features): a second detector per ganad method, the two scores combined label-free (a MultiViewDetector); peers get the features appended (see --peer-rhythm)."),
+    peer_rhythm: str = typer.Option("append", help="mitbih --rhythm: peers get the RR features appended (append), run as two views exactly like ganad's (views), or both rows (both)."),
     adaptive: Optional[int] = typer.Option(None, help="mitbih: also report patient-adaptive rows: each test record's scores standardised by its own first N beats (label-free)."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
@@ -780,7 +781,7 @@ def benchmark(
         if protocol == "mnist":
             kw["digits"] = [int(d) for d in csv(digits)]
         if protocol == "mitbih":
-            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive)
+            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive, peer_rhythm=peer_rhythm)
         res = run_protocol(protocol, data, **kw)
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:

@@ -602,3 +602,16 @@ def test_local_rr_spread_ignores_a_single_premature_beat_and_sees_irregular_rhyt
     irr = np.random.RandomState(0).uniform(0.5, 1.1, 60)
     spread = mitbih._rr_features(np.r_[0, np.cumsum(irr)] * 360.0, 360.0, context=10)[:, 3]
     assert (spread[5:-5] > 0.05).all()
+
+
+def test_mitbih_header_that_disagrees_with_the_files(mitdb, tmp_path):
+    _copy_record(mitdb, tmp_path)
+    hea = (tmp_path / "100.hea").read_text()
+    first, rest = hea.split("\n", 1)
+    parts = first.split()  # record name, signals, fs, samples
+    (tmp_path / "100.hea").write_text(" ".join(parts[:3] + ["1000"]) + "\n" + rest)  # announces 1,000 of 650,000 samples
+    with pytest.raises(DataFileError, match=r"more than the 3000 its header announces"):
+        load_mitbih(tmp_path, records=["100"], cache=False)
+    (tmp_path / "100.hea").write_text(" ".join(parts[:2] + ["0"] + parts[3:]) + "\n" + rest)  # fs = 0
+    with pytest.raises(DataFileError, match=r"sampling frequency"):
+        load_mitbih(tmp_path, records=["100"], cache=False)

@@ -71,6 +71,10 @@ def _read_record_uncached(directory: str, record: str, lead: str, lead_fallback:
         want = int(np.ceil(header.sig_len * header.n_sig * _BYTES_PER_SAMPLE[fmts.pop()]))
         dat = os.path.join(directory, header.file_name[0])
         have = os.path.getsize(dat) if os.path.isfile(dat) else 0
+        if have > want:  # a header announcing fewer samples than the file holds: wfdb would read only those
+            raise DataFileError(_fmt(f"record {record}", f"{dat} holds {have} bytes, more than the {want} its header announces "
+                                     f"({header.sig_len} samples x {header.n_sig} signals)",
+                                     "replace the header with PhysioNet's original (load with verify=True to check the files)"))
         if have < want:
             raise DataFileError(_fmt(f"record {record}", f"{dat} is truncated: {have} bytes, the header announces "
                                      f"{header.sig_len} samples x {header.n_sig} signals ({want} bytes)",
@@ -85,6 +89,9 @@ def _read_record_uncached(directory: str, record: str, lead: str, lead_fallback:
         raise DataFileError(_fmt(f"record {record}", f"cannot be read from {str(directory)!r} ({type(exc).__name__}: {exc})",
                                  "the files may be truncated or corrupt; replace them with PhysioNet's originals "
                                  "(load with verify=True to check them against SHA256SUMS.txt)")) from exc
+    if not (np.isfinite(rec.fs) and rec.fs > 0):
+        raise DataFileError(_fmt(f"record {record}", f"{base}.hea gives a sampling frequency of {rec.fs}",
+                                 "replace the header with PhysioNet's original (360 Hz for MIT-BIH)"))
     signal = np.array(rec.d_signal[:, 0], dtype=np.int16)
     signal.flags.writeable = False  # shared through the in-process cache
     if rec.sig_len and signal.shape[0] != rec.sig_len:

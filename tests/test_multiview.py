@@ -281,6 +281,7 @@ def test_saving_over_a_model_never_deletes_files_ganad_did_not_write(tmp_path):
     assert r.exit_code == 2 and "model.onnx" in r.output
     assert (tmp_path / "m" / "model.onnx").read_bytes() == b"exported earlier"
     (tmp_path / "m" / "model.onnx").unlink()
+    (tmp_path / "m" / ".DS_Store").write_bytes(b"")  # hidden files do not block a save
     det.save(tmp_path / "m")
 
 

@@ -67,7 +67,8 @@ def check_model_path(path, name: str = "path") -> Path:
     if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)) and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
     if path.is_dir():
-        foreign = sorted(p.name for p in path.iterdir() if p.name not in MODEL_DIR_ENTRIES)
+        # hidden files (.DS_Store, editor swap files) are not the user's work: they may go with the old directory
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in MODEL_DIR_ENTRIES and not p.name.startswith("."))
         if foreign:
             raise ModelFileError(_fmt(f"{name} {path}", f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} beside the model; "
                                       "saving replaces the whole directory and would delete them",

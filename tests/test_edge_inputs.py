@@ -145,7 +145,7 @@ def test_fit_help_lists_every_method_the_registry_has():
     assert all(m in r.output for m in ("tadgan", "egbad"))
 
 
-@pytest.mark.parametrize("name, fix", [("s.parquet", "s.csv"), ("s.npy", "s.csv"), ("-", "file path")])
+@pytest.mark.parametrize("name, fix", [("s.parquet", "s.csv"), ("s.npy", "s.csv"), ("s.tsv", "s.csv"), ("-", "file path")])
 def test_score_refuses_an_output_name_it_would_not_honour(scored, name, fix):
     d = scored
     out = d / name if name != "-" else name

@@ -192,7 +192,7 @@ def _check_scores_path(output: Path) -> None:
     if str(output) == "-":
         raise GanadError("-o/--output: is '-'; scores are written to a file, not to standard output. "
                          "Fix: pass a file path such as scores.csv (`ganad stream` writes scores to standard output)")
-    if output.suffix.lower() not in ("", ".csv", ".tsv", ".txt"):
+    if output.suffix.lower() not in ("", ".csv", ".txt"):  # (.tsv would promise tabs)
         raise GanadError(f"-o/--output {output}: names a {output.suffix} file, but scores are written as CSV. "
                          f"Fix: pass a .csv path such as {output.with_suffix('.csv')}")
 

@@ -226,3 +226,50 @@ def test_headerless_label_file_keeps_its_first_label(scored):
     r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "y_nohdr.csv"), "-o", str(d / "ev_nohdr")])
     assert r.exit_code == 0, r.output
     assert json.loads((d / "ev_nohdr" / "metrics.json").read_text())["n_anomalies"] == 6
+
+
+def test_evaluate_ranks_the_inf_scores_of_nonfinite_max_first(scored):
+    d = scored
+    s = pd.read_csv(d / "s.csv")
+    s.loc[17, "score"] = np.inf  # what `ganad score --nonfinite max` writes for a row that overflowed
+    s.to_csv(d / "s_inf.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s_inf.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev_inf")])
+    assert r.exit_code == 0 and "inf" in r.output, r.output
+    s.loc[3, "score"] = np.nan  # NaN stays refused
+    s.to_csv(d / "s_nan.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s_nan.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev_nan")])
+    assert r.exit_code == 2
+
+
+def test_headerless_float_labels_and_the_printed_threshold(scored):
+    d = scored
+    np.savetxt(d / "y_float.csv", np.r_[np.ones(1), np.zeros(14), np.ones(5)])  # np.savetxt's default: 1.000000000000000000e+00
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "y_float.csv"), "-o", str(d / "ev_float")], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    m = json.loads((d / "ev_float" / "metrics.json").read_text())
+    assert m["n_anomalies"] == 6
+    assert f"{m['threshold']:.4g}"[:4] in r.output  # the console table shows τ, not '-'
+
+
+def test_config_verbose_false_is_kept_and_huge_sizes_are_refused(tmp_path):
+    X = np.random.RandomState(0).randn(40, 3)
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "p.toml").write_text("verbose = false\nepochs = 1\n")
+    r = runner.invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--config", str(tmp_path / "p.toml")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["params"]["verbose"] is False
+    for p in ("latent_dim", "width", "depth"):
+        with pytest.raises(InputError, match=p):
+            ganad.GANomaly(epochs=1, **{p: 10**20}).fit(X)
+
+
+def test_report_refuses_bad_arguments(tmp_path):
+    from ganad.report import write_report
+    with pytest.raises(InputError, match="scores"):
+        write_report(tmp_path / "r.html", title="t", scores=[])
+    with pytest.raises(InputError, match="max_examples"):
+        write_report(tmp_path / "r.html", title="t", scores=[0.1, 0.2], max_examples=-1)
+    with pytest.raises(InputError, match="tables"):
+        write_report(tmp_path / "r.html", title="t", scores=[0.1, 0.2], tables=[1, 2])
+    write_report(tmp_path / "r.html", title="t", scores=[0.1, 0.2], notes=5)
+    assert "<p>5</p>" in (tmp_path / "r.html").read_text()

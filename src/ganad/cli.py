@@ -251,8 +251,9 @@ def fit(
         from ganad.training.loop import resolve_device
         _refuse_existing(output, overwrite, "model")
         given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
-                     objective=objective, random_state=seed, device=device, verbose=not quiet)
+                     objective=objective, random_state=seed, device=device, verbose=False if quiet else None)
         params = _model_params(methods[method], config, set_, given)
+        params.setdefault("verbose", True)  # the CLI's default: a progress bar, unless --quiet, --config or --set says otherwise
         resolve_device(params.get("device", "auto"))  # an unavailable device: refused before reading or training
     except (GanadError, ValueError) as exc:
         _fail(exc)
@@ -483,6 +484,14 @@ def _count_rows(data: Path, key: Optional[str]):
     return None
 
 
+def _is_label_text(name) -> bool:
+    """Whether a column name is in fact a 0/1 label ("0", "1", "1.0", np.savetxt's "0.000000000000000000e+00")."""
+    try:
+        return float(str(name).strip()) in (0.0, 1.0)
+    except ValueError:
+        return False
+
+
 def _read_labels(path: Path, column: Optional[str], n: int):
     from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
@@ -492,7 +501,7 @@ def _read_labels(path: Path, column: Optional[str], n: int):
             df = pd.read_csv(path)
         except Exception as exc:
             raise GanadError(f"{path}: cannot be read as CSV ({exc}). Fix: pass a CSV with a label column") from exc
-        if df.shape[1] == 1 and str(df.columns[0]).strip() in ("0", "1") and len(df) == n - 1:
+        if df.shape[1] == 1 and _is_label_text(df.columns[0]) and len(df) == n - 1:
             # a header-less file of 0/1 labels: its first label was taken as the column name
             df = pd.read_csv(path, header=None)
         if column is None:
@@ -553,11 +562,18 @@ def evaluate(
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
         y = _read_labels(labels, label_column, len(df))
         s = df["score"].to_numpy(dtype=np.float64)
+        top = np.isposinf(s)
+        if top.any() and np.isfinite(s[~top]).all():
+            # `ganad score --nonfinite max` writes inf for the rows it scores as the most anomalous:
+            # rank them above every other row (the ranking metrics need finite scores)
+            hi = float(s[~top].max()) if (~top).any() else 0.0
+            s = np.where(top, hi + max(1.0, abs(hi)), s)
+            console.print(f"note: {int(top.sum())} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
         pred = df["label"].to_numpy() if "label" in df.columns else None
         tau = _scores_threshold(df, scores)
         if pred is None and tau is not None:
             pred = (s > tau).astype(np.int64)
-        ev = _evaluate(y, s, y_pred=pred)
+        ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
         output.mkdir(parents=True, exist_ok=True)
         (output / "metrics.json").write_text(json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
         from ganad.report import pr_figure, roc_figure, save_png, write_report

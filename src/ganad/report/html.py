@@ -192,6 +192,12 @@ def _merged_metrics(computed, given) -> list[dict]:
 
 def _render(*, title, scores, labels, classes, threshold, metrics, history, examples, tables, notes, max_examples) -> str:
     s = _scores(scores)
+    if s.size == 0:
+        raise InputError(_fmt("scores", "is empty", "pass one score per sample, at least one"))
+    if isinstance(max_examples, bool) or not isinstance(max_examples, numbers.Integral) or max_examples < 0:
+        raise InputError(_fmt("max_examples", f"is {max_examples!r}", "pass a non-negative integer"))
+    if tables is not None and not isinstance(tables, Mapping):
+        raise InputError(_fmt("tables", f"is a {type(tables).__name__}", "pass a dict of table name -> rows (list of dicts, DataFrame or dict)"))
     if threshold is not None:
         threshold = float(threshold)
         if not math.isfinite(threshold):
@@ -215,7 +221,7 @@ def _render(*, title, scores, labels, classes, threshold, metrics, history, exam
     kp += [("median score", float(np.median(s))), ("max score", float(s.max()))]
     summary = _kpis(kp)
     if notes:
-        ns = [notes] if isinstance(notes, str) else list(notes)
+        ns = [notes] if isinstance(notes, str) or not isinstance(notes, Iterable) else list(notes)
         summary += '<div class="notes">' + "".join(f"<p>{_E(str(n))}</p>" for n in ns) + "</div>"
     add("summary", "Summary", summary)
 
@@ -247,7 +253,10 @@ def _render(*, title, scores, labels, classes, threshold, metrics, history, exam
 
     if examples:
         items = [plots._as_sample(e, i) for i, e in enumerate(examples)]
-        order = sorted(range(len(items)), key=lambda i: -float(items[i]["score"]) if items[i].get("score") is not None else math.inf)
+        def rank(i):  # highest score first; no score, or a NaN one, last
+            sc = items[i].get("score")
+            return -float(sc) if sc is not None and not math.isnan(float(sc)) else math.inf
+        order = sorted(range(len(items)), key=rank)
         shown = order[:max_examples]
         cards = "".join(_img(plots.sample_figure(items[i]), plots._sample_title(items[i], i)) for i in shown)
         intro = (f"<p>The {len(shown)} highest-scoring of {len(items)} samples: signal / input, reconstruction and the "

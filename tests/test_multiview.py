@@ -291,3 +291,18 @@ def test_a_bad_view_is_named_with_the_users_row():
     X["rhythm"][50, 1] = np.nan
     with pytest.raises(InputError, match=r"X\['rhythm'\].*row 50"):
         MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(X)
+
+
+@pytest.mark.parametrize("version, match", [("x", "not a whole number"), (99, "newer ganad")])
+def test_wrapper_configs_share_one_reader(fitted, tmp_path, version, match):
+    """series.json and multiview.json go through ganad.io.read_wrapper_config: a bad format_version is
+    named (for series models a string used to raise a TypeError)."""
+    sd = ganad.SeriesDetector("ganomaly", window=8, detector_params=FAST).fit(np.sin(np.arange(80) / 5))
+    sd.save(tmp_path / "s")
+    fitted.save(tmp_path / "mv")
+    for d, name in ((tmp_path / "s", "series.json"), (tmp_path / "mv", "multiview.json")):
+        cfg = json.loads((d / name).read_text())
+        cfg["format_version"] = version
+        (d / name).write_text(json.dumps(cfg))
+        with pytest.raises(ModelFileError, match=match):
+            ganad.load(d)

@@ -190,6 +190,28 @@ def _nonfinite_path(v, where="state"):
     return None
 
 
+def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_version: int, written_by: str) -> dict[str, Any]:
+    """The JSON file ``name`` of a model that wraps detector directories (a series model's
+    ``series.json``, a multi-view model's ``multiview.json``): read, its ``format`` and
+    ``format_version`` checked; every problem a :class:`ModelFileError` naming the file and the fix."""
+    path = Path(path)
+    f = path / name
+    try:
+        cfg = json.loads(f.read_text())
+    except FileNotFoundError as exc:
+        raise ModelFileError(_fmt(str(path), f"has no {name}", f"pass a directory written by {written_by}")) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
+    if not isinstance(cfg, dict) or cfg.get("format") != fmt:
+        raise ModelFileError(_fmt(str(f), f"is not a {fmt} configuration", f"pass a directory written by {written_by}"))
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ModelFileError(_fmt(str(f), f"has format_version {version!r}, which is not a whole number", "re-train and save the model"))
+    if version > max_version:
+        raise ModelFileError(_fmt(str(f), f"was written by a newer ganad (format {version})", "upgrade ganad"))
+    return cfg
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():

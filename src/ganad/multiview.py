@@ -327,20 +327,12 @@ def is_multiview_model(path) -> bool:
 
 def load_multiview(path) -> MultiViewDetector:
     """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles)."""
-    from ganad.io import load_model
+    from ganad.io import load_model, read_wrapper_config
     from ganad.scoring.composition import RobustStandardised
     path = Path(path)
     f = path / MULTIVIEW_CONFIG
-    try:
-        cfg = json.loads(f.read_text())
-    except FileNotFoundError as exc:
-        raise ModelFileError(_fmt(str(path), f"has no {MULTIVIEW_CONFIG}", "pass a directory written by MultiViewDetector.save")) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
-    if not isinstance(cfg, dict) or cfg.get("format") != MULTIVIEW_FORMAT:
-        raise ModelFileError(_fmt(str(f), "is not a ganad multi-view model configuration", "pass a directory written by MultiViewDetector.save"))
-    if not isinstance(cfg.get("format_version"), int) or cfg["format_version"] > MULTIVIEW_FORMAT_VERSION:
-        raise ModelFileError(_fmt(str(f), f"has format version {cfg.get('format_version')!r}, newer than this ganad reads", "upgrade ganad"))
+    cfg = read_wrapper_config(path, MULTIVIEW_CONFIG, MULTIVIEW_FORMAT, MULTIVIEW_FORMAT_VERSION,
+                              "MultiViewDetector.save or `ganad fit --view ...`")
     try:
         p, st = dict(cfg["params"]), cfg["state"]
         views = [_check_name(v) for v in st["views"]]

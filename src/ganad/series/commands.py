@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt
 from ganad.files import atomic_path
 
@@ -178,14 +179,6 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     return out
 
 
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
 def _update(sc, buf, lines_of):
     """``sc.update`` on the buffered points; a refusal names the stdin line(s), not the row of the batch."""
     try:
@@ -226,7 +219,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             row = [float(v) for v in parts]
         except ValueError:
             names = [p.strip().strip('"') for p in parts]
-            if was_first and not any(_is_number(v) for v in parts):  # a header line: no cell is a number
+            if was_first and not any(_number(v) for v in parts):  # a header line: no cell is a number
                 if sorted(names) == sorted(sd.channels_) and names != list(sd.channels_):
                     order = [names.index(c) for c in sd.channels_]  # the model's channel order
                 continue

@@ -595,19 +595,10 @@ def is_series_model(path) -> bool:
 
 def load_series(path) -> SeriesDetector:
     """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles)."""
-    from ganad.io import load_model
+    from ganad.io import load_model, read_wrapper_config
     path = Path(path)
     f = path / SERIES_CONFIG
-    try:
-        cfg = json.loads(f.read_text())
-    except FileNotFoundError as exc:
-        raise ModelFileError(_fmt(str(path), f"has no {SERIES_CONFIG}", "pass a directory written by SeriesDetector.save or `ganad fit --window`")) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
-    if not isinstance(cfg, dict) or cfg.get("format") != SERIES_FORMAT:
-        raise ModelFileError(_fmt(str(f), "is not a ganad series model configuration", "pass a directory written by ganad"))
-    if cfg.get("format_version", 0) > SERIES_FORMAT_VERSION:
-        raise ModelFileError(_fmt(str(f), f"was written by a newer ganad (format {cfg['format_version']})", "upgrade ganad"))
+    cfg = read_wrapper_config(path, SERIES_CONFIG, SERIES_FORMAT, SERIES_FORMAT_VERSION, "SeriesDetector.save or `ganad fit --window`")
     det = load_model(path / DETECTOR_DIR)
     try:
         p, st = dict(cfg["params"]), cfg["state"]

@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 
+from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
 from ganad.exceptions import _fmt
 from ganad.serve.errors import Refusal
 
@@ -112,7 +113,7 @@ def _csv(body: bytes, header: bool):
         raise Refusal(422, _fmt(BODY, f"has rows with more fields than the header's {df.shape[1]} columns",
                                 "send one value per header column in every row"), "InputError")
     cols = [str(c) for c in df.columns]
-    if header and cols and all(_is_number(c) for c in cols) and cols != [str(i) for i in range(len(cols))]:
+    if header and cols and all(_number(c) for c in cols) and cols != [str(i) for i in range(len(cols))]:
         # the first line holds only numbers: a data row that would be lost as the header (0,1,2,... stays
         # a header, pandas' default column names, as `ganad fit` / `score` read it)
         raise Refusal(422, _fmt(BODY, f"has a first line of numbers only ({', '.join(str(c) for c in df.columns[:5])}), read as the header",
@@ -120,14 +121,6 @@ def _csv(body: bytes, header: bool):
     if len(df) == 0:
         raise Refusal(422, _fmt(BODY, "is a CSV with a header but no data rows", "send at least one row"), "InputError")
     return df
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def _parquet(body: bytes, max_decoded_bytes: int | None):

@@ -13,6 +13,11 @@ held-out criterion, EMA updates). Scoring the training set after training is not
     git worktree add /tmp/ganad-base 010d7cf
     python benchmarks/bench_training.py --baseline-src /tmp/ganad-base/src            # 2 threads
     python benchmarks/bench_training.py --baseline-src /tmp/ganad-base/src --threads 1 --shapes beats
+
+Two checkouts of today's code, each with its own defaults (e.g. before and after a change)::
+
+    git worktree add /tmp/ganad-prev 3387d43
+    python benchmarks/bench_training.py --baseline-src /tmp/ganad-prev/src --baseline-kw '{}' --shapes beats,table
 """
 
 from __future__ import annotations
@@ -101,6 +106,9 @@ def run_worker(src, threads, shape, method, n, epochs, kw, data_dir):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline-src", default=None, help="src/ folder of the code before issue 15 (omit: after only)")
+    ap.add_argument("--baseline-kw", default='{"batch_size": 64}',
+                    help="JSON parameters of the baseline's fits (default: the pre-issue-15 batch of 64; '{}' = its own defaults, "
+                         "to compare two checkouts of today's code)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shapes", default="beats,table,image")
@@ -122,7 +130,7 @@ def main(argv=None):
     here_src = HERE.parent / "src"
     configs = {"after": (here_src, {})}
     if a.baseline_src:
-        configs = {"before": (Path(a.baseline_src).resolve(), {"batch_size": 64}), **configs}
+        configs = {"before": (Path(a.baseline_src).resolve(), json.loads(a.baseline_kw)), **configs}
     rows = []
     for shape in a.shapes.split(","):
         n = a.n // 4 if shape == "image" else a.n

@@ -112,3 +112,30 @@ def test_ganomaly_trains_where_the_last_batch_held_two_samples():
     det.fit(X)
     assert det.timing_["n_train"] == 1986 and det.timing_["batch_size"] == 32
     assert np.isfinite(det.decision_scores_).all()
+
+
+def test_make_optimizer_uses_the_fused_adam_kernel_on_cpu_with_the_same_updates():
+    """Every method's optimiser comes from make_optimizer: PyTorch's fused Adam on the CPU (one
+    kernel for all parameters), whose updates equal the per-parameter Adam's."""
+    from ganad.training.adversarial import make_optimizer
+
+    torch.manual_seed(0)
+    a = build_discriminator("mlp", (6,), 16, 1)
+    b = build_discriminator("mlp", (6,), 16, 1)
+    b.load_state_dict(a.state_dict())
+    fused = make_optimizer(a.parameters(), 1e-2, (0.5, 0.999))
+    plain = torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    assert fused.defaults["fused"] is True
+    for i in range(5):
+        x = torch.randn(8, 6)
+        for net, opt in ((a, fused), (b, plain)):
+            torch.manual_seed(i)  # the same dropout masks in both
+            opt.zero_grad()
+            net(x)[0].square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    frozen_out = build_discriminator("mlp", (6,), 16, 1)
+    for p in list(frozen_out.parameters())[:-1]:
+        p.requires_grad_(False)
+    assert len(make_optimizer(frozen_out.parameters(), 1e-3, (0.5, 0.999)).param_groups[0]["params"]) == 1

@@ -129,6 +129,99 @@ def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path
     assert r.exit_code != 0 and "no checkpoint to resume from" in r.output and not (tmp_path / "m").exists()
 
 
+@pytest.fixture(scope="module")
+def mid_epoch_checkpoint(tmp_path_factory):
+    """A GANomaly checkpoint written in the middle of an epoch (the loop position, the epoch's
+    permutation and loss sums, the selector, the guard: every loop-state entry present)."""
+    d = tmp_path_factory.mktemp("ck") / "mid"
+    orig = ck.Checkpointer.save
+
+    def save(self, snap):
+        orig(self, snap)
+        raise KeyboardInterrupt
+
+    ck.Checkpointer.save = save
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            GANomaly(epochs=2, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=3)
+    finally:
+        ck.Checkpointer.save = orig
+    lp = ck.load(d)[0]["state"]["loop"]
+    assert lp["stage"] == 0 and lp["step"] == 3 and lp["perm"] is not None
+    return d
+
+
+def _set(*path, value=None, delete=False):
+    def edit(state):
+        for k in path[:-1]:
+            state = state[k]
+        if delete:
+            del state[path[-1]]
+        else:
+            state[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit,entry", [  # each used to fail with a raw TypeError / KeyError / AttributeError from the loop, or resume silently wrong
+    (_set("loop", "step", value="3"), "loop.step is '3'"),
+    (_set("loop", "step", value=99), "loop.step is 99"),  # beyond the epoch's 5 batches
+    (_set("loop", "epoch", value=-1), "loop.epoch is -1"),
+    (_set("loop", "epoch", value=None), "loop.epoch is None"),
+    (_set("loop", "stage", value=10**12), "loop.stage"),
+    (_set("loop", "n_steps", delete=True), "loop.n_steps is missing"),
+    (_set("loop", "perm", value=None), "loop.perm is missing at batch 3"),
+    (_set("loop", "perm", value=7), "loop.perm is 7"),
+    (_set("loop", "perm", value={"__tensor__": "loop/nothing"}), "loop.perm is malformed"),
+    (_set("loop", "history", value="x"), "loop.history"),
+    (_set("loop", "sums", value=None), "loop.sums"),
+    (_set("selector", "t", value="x"), "selector.t"),
+    (_set("selector", "history", value=-1), "selector.history"),
+    (_set("guard", delete=True), "guard is missing"),
+    (_set("guard", "__dict__", 0, 1, value="x"), "guard.used"),
+    (_set("stages", 0, "optimizers", 0, "__dict__", 0, 1, "__dict__", 0, 1, "__dict__", 1, delete=True), "stages[0].optimizers[0].state[0]"),
+])
+def test_hand_edited_loop_state_is_refused_naming_the_file_and_the_entry(tmp_path, mid_epoch_checkpoint, edit, entry):
+    import json
+    import shutil
+    d = tmp_path / "c"
+    shutil.copytree(mid_epoch_checkpoint, d)
+    man = json.loads((d / ck.MANIFEST).read_text())
+    edit(man["state"])
+    (d / ck.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(ganad.exceptions.ModelFileError) as exc:
+        GANomaly(epochs=2, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=3, resume=True)
+    msg = str(exc.value)
+    assert msg.startswith(f"checkpoint {d}: its checkpoint.json holds a training state this run cannot continue from: ")
+    assert entry in msg and "Fix: delete the checkpoint directory and train afresh" in msg
+
+
+def test_a_checkpoint_written_with_the_unfused_adam_resumes(tmp_path, mid_epoch_checkpoint):
+    """Optimisers are PyTorch's fused Adam now; a checkpoint written before (its param_groups say
+    fused=None) still resumes: the kernel flags are not part of the state that is checked."""
+    import json
+    import shutil
+    d = tmp_path / "c"
+    shutil.copytree(mid_epoch_checkpoint, d)
+    man = json.loads((d / ck.MANIFEST).read_text())
+    seen = []
+
+    def unfuse(node):
+        if isinstance(node, list):
+            if len(node) == 2 and node[0] == "fused":
+                seen.append(node[1])
+                node[1] = None
+            for v in node:
+                unfuse(v)
+        elif isinstance(node, dict):
+            for v in node.values():
+                unfuse(v)
+    unfuse(man["state"])
+    assert seen and all(v is True for v in seen)
+    (d / ck.MANIFEST).write_text(json.dumps(man))
+    det = GANomaly(epochs=2, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=3, resume=True)
+    assert np.isfinite(det.decision_function(X)).all()
+
+
 # a checkpoint write SIGKILLed before and after each of its file operations: the directory always
 # holds a loadable checkpoint (the previous or the new one), from which the run resumes exactly
 KILL_HELPER = r"""

@@ -273,3 +273,30 @@ def test_report_refuses_bad_arguments(tmp_path):
         write_report(tmp_path / "r.html", title="t", scores=[0.1, 0.2], tables=[1, 2])
     write_report(tmp_path / "r.html", title="t", scores=[0.1, 0.2], notes=5)
     assert "<p>5</p>" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+def test_fewer_than_eight_training_samples_are_refused(n, tmp_path):
+    """2 to 7 rows used to train and then score fresh normal rows 1e2 to 1e8 (docs/training.md,
+    "How much data"): an epoch's only batch is below the loop's MIN_TAIL and the median / MAD rest
+    on a handful of values."""
+    X = rs.randn(n, 8).astype(np.float32)
+    with pytest.raises(InputError, match=rf"^X: has {n} samples?, but at least 8 are needed.*Fix: pass at least 8 samples"):
+        ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(X)
+    pd.DataFrame(X).to_csv(tmp_path / "tiny.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "tiny.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 2 and "at least 8 are needed" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("cls", [ganad.GANomaly, ganad.BiGAN])
+def test_training_sets_too_small_for_a_held_out_slice_warn(cls):
+    X = rs.randn(20, 8).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"^X: has 20 samples, too few for a held-out slice.*Fix: train on at least 155 samples.*calibrate"):
+        det = cls(epochs=1, random_state=0, verbose=False).fit(X)
+    assert np.isfinite(det.decision_function(X)).all()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a held-out slice, or none asked for: no warning
+        cls(epochs=1, random_state=0, verbose=False, validation_fraction=0.0).fit(X)
+        cls(epochs=1, random_state=0, verbose=False).fit(rs.randn(160, 8).astype(np.float32))

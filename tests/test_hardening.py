@@ -782,6 +782,12 @@ _model_case("weights: decision_scores_ missing", _weights(lambda t, torch: t.pop
 _model_case("weights: NaN in decision_scores_", _weights(lambda t, torch: t.__setitem__("decision_scores_", torch.full((4,), float("nan"), dtype=torch.float64))),
             "model.safetensors")
 
+# a training set below fit's minimum; checkpoint.json loop-state entries edited by hand (listed last: the numbers above stay put)
+case("API", "fit: 5 samples (fewer than 8)", "X")(_fit(X4[:5]))
+_ckpt_case("fit --resume: checkpoint.json loop stage a string", "loop.stage", _manifest(lambda m: m["state"]["loop"].__setitem__("stage", "x")))
+_ckpt_case("fit --resume: checkpoint.json loop epoch -1", "loop.epoch", _manifest(lambda m: m["state"]["loop"].__setitem__("epoch", -1)))
+_ckpt_case("fit --resume: checkpoint.json loop history missing", "loop.history", _manifest(lambda m: m["state"]["loop"].pop("history")))
+
 
 def _run_case(ws, surface, what, name, act, absent):
     """(outcome, message) of one case; raises AssertionError where the case is handled badly."""

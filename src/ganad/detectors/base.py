@@ -18,6 +18,7 @@ import inspect
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -41,10 +42,18 @@ from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
 from ganad.scoring.composition import WeightedSum, composer_from_dict
 from ganad.scoring.threshold import check_contamination, contamination_threshold
-from ganad.training.loop import Stage, resolve_device, train
+from ganad.training.loop import MIN_TAIL, Stage, resolve_device, train
 from ganad.training.objectives import OBJECTIVES
 from ganad.training.priors import make_prior
 from ganad.training.robust import RobustTraining
+
+#: the fewest training samples ``fit`` accepts: below, the only batch of an epoch is smaller than the
+#: loop's MIN_TAIL (BatchNorm statistics of so few samples are degenerate) and the scores' median /
+#: MAD rest on a handful of values (2 samples: the two training scores are the same two numbers whatever the data;
+#: fresh normal samples scored 1e3 to 1e8, see docs/training.md, "How much data")
+MIN_FIT_SAMPLES = MIN_TAIL
+#: the fewest samples in the held-out slice and in what is left to train on (else no slice)
+HOLDOUT_MIN = 16
 
 #: parameters every detector shares, with the same names and meanings everywhere
 COMMON_PARAMS = """
@@ -521,7 +530,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
         names = feature_names(X)
-        X = check_array(X, "X", min_samples=2)
+        X = check_array(X, "X")
+        if X.shape[0] < MIN_FIT_SAMPLES:
+            raise InputError(_fmt("X", f"has {X.shape[0]} sample{'s' if X.shape[0] != 1 else ''}, but at least {MIN_FIT_SAMPLES} are needed to train: with fewer, the "
+                                       f"only batch of every epoch is smaller than {MIN_TAIL} samples (its BatchNorm statistics are degenerate; "
+                                       "two samples normalise every feature to ±1) and the median / MAD that standardise the scores rest "
+                                       "on a handful of values, so that new normal samples score hundreds of times or more above the training ones",
+                                  f"pass at least {MIN_FIT_SAMPLES} samples (a few hundred normal samples give reliable scores)"))
         self._check_params()
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
@@ -560,6 +575,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         Xt = torch.from_numpy(self.scaler_.transform(X))
         train_idx, val_idx = self._holdout(X.shape[0])
         self.validation_index_ = val_idx
+        self._warn_small(X.shape[0], val_idx)
         Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
         with torch.random.fork_rng(devices=[]):
@@ -676,10 +692,28 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         would leave fewer than 16 held-out or 16 training samples. The members of an ensemble
         share their ensemble's split."""
         n_val = int(round(float(self.validation_fraction) * n))
-        if n_val < 16 or n - n_val < 16:
+        if n_val < HOLDOUT_MIN or n - n_val < HOLDOUT_MIN:
             return np.arange(n), np.arange(0)
         perm = np.random.RandomState(self.__dict__.get("_split_seed", self.seed_) % (2**32 - 1)).permutation(n)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def _warn_small(self, n: int, val_idx: np.ndarray) -> None:
+        """Too few samples for a held-out slice (below ``HOLDOUT_MIN`` held-out or training samples):
+        scores are then standardised and thresholded on the training samples themselves, which the
+        networks have fit, so fresh normal samples score higher than the training ones and more than
+        ``contamination`` of them are flagged (docs/training.md, "How much data"). A warning, not an
+        error: the model works, its scale and threshold are optimistic. ``validation_fraction=0``
+        asks for that on purpose and is not warned about."""
+        f = float(self.validation_fraction)
+        if len(val_idx) or f <= 0:
+            return
+        need = next((m for m in range(n, 10**7) if round(f * m) >= HOLDOUT_MIN and m - round(f * m) >= HOLDOUT_MIN), 10**7)
+        warnings.warn(_fmt("X", f"has {n} samples, too few for a held-out slice (validation_fraction={f:g} would hold "
+                                f"{int(round(f * n))}, fewer than {HOLDOUT_MIN}): the scores are standardised (median / MAD) and the "
+                                "threshold set on the training samples themselves, which the networks have fit, so new normal "
+                                f"samples tend to score higher and more than contamination={float(self.contamination):g} of them are flagged",
+                           f"train on at least {need} samples, or calibrate the fitted model on separate normal data "
+                           "(det.calibrate(X_val); CLI: ganad calibrate)"), UserWarning, stacklevel=3)
 
     def _fit_ensemble(self, X) -> "BaseGANDetector":
         """``n_members`` members, each this detector with its own seed, trained on the same split;

@@ -145,6 +145,19 @@ class TrainingState:
                         "weights": _split(ls.weights, "loop/weights", t) if ls.weights is not None else None}
         return Snapshot(t, meta)
 
+    def check(self, snap: Snapshot, n: int, per_epoch: int) -> None:
+        """Refuse a snapshot read from a checkpoint file whose non-tensor state this run cannot continue
+        from (a hand-edited or damaged ``checkpoint.json`` whose tensor file still matches): every entry
+        the loop, the stages, the selector, robust training's weighter and the divergence guard read
+        on resume is checked here, in one place, against the run built (``n`` training rows,
+        ``per_epoch`` batches an epoch), so that such a file fails as one ModelFileError naming the
+        file, the entry and the fix, never as a KeyError / TypeError / IndexError from the loop."""
+        try:
+            _check_state(self, snap, n, per_epoch)
+        except _Bad as exc:
+            raise ModelFileError(_fmt(snap.where, f"its {MANIFEST} holds a training state this run cannot continue from: {exc} "
+                                                  "(edited by hand or damaged)", FIX_AFRESH)) from None
+
     def restore(self, snap: Snapshot) -> LoopState:
         """Restore ``snap``; a state that does not fit the networks and optimisers built (a damaged or
         hand-edited checkpoint whose SHA-256 still matches) is refused as a ModelFileError naming it."""
@@ -152,7 +165,7 @@ class TrainingState:
             return self._restore(snap)
         except (KeyError, TypeError, IndexError, ValueError, AttributeError, RuntimeError) as exc:
             raise ModelFileError(_fmt(snap.where, f"holds a training state that does not fit the networks built "
-                                                  f"({type(exc).__name__}: {str(exc)[:200]})", "delete the directory and train afresh")) from exc
+                                                  f"({type(exc).__name__}: {str(exc)[:200]})", FIX_AFRESH)) from exc
 
     def _restore(self, snap: Snapshot) -> LoopState:
         t, meta, dev = snap.tensors, snap.meta, self.device
@@ -197,6 +210,216 @@ class TrainingState:
                          sums=_join(lp["sums"], t, dev),
                          perm=_join(lp["perm"], t) if lp["perm"] is not None else None,
                          weights=_join(lp["weights"], t) if lp["weights"] is not None else None)
+
+
+# ---------------------------------------------------------------- checking a loaded state
+FIX_AFRESH = "delete the checkpoint directory and train afresh (or train without --resume / resume=False into another --checkpoint directory)"
+
+
+class _Bad(Exception):
+    """One problem of a loaded state: the entry (dotted path under the manifest's ``state``) and what is wrong."""
+
+
+def _entry(d, key, path: str, kind=None):
+    if not isinstance(d, dict) or key not in d:
+        raise _Bad(f"{path} is missing")
+    v = d[key]
+    if kind is not None and not isinstance(v, kind):
+        raise _Bad(f"{path} is {_show(v)}, not a {kind.__name__}")
+    return v
+
+
+def _show(v) -> str:
+    if isinstance(v, torch.Tensor):
+        return f"a tensor of shape {tuple(v.shape)}"
+    return repr(v)[:60]
+
+
+def _whole(v, path: str, lo: int = 0, hi: int | None = None) -> int:
+    if not _is_int(v) or v < lo or (hi is not None and v > hi):
+        raise _Bad(f"{path} is {_show(v)}, not a whole number in [{lo}, {'…' if hi is None else hi}]")
+    return v
+
+
+def _number(v, path: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Bad(f"{path} is {_show(v)}, not a number")
+    return v
+
+
+def _joined(tree, tensors: dict, path: str):
+    try:
+        return _join(tree, tensors)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _Bad(f"{path} is malformed ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _series(d, path: str) -> None:
+    """A loss / criterion history: {name: [number, ...]}."""
+    if not isinstance(d, dict):
+        raise _Bad(f"{path} is {_show(d)}, not a mapping of names to lists of numbers")
+    for k, v in d.items():
+        if not isinstance(k, str) or not isinstance(v, list):
+            raise _Bad(f"{path}[{k!r}] is {_show(v)}, not a list of numbers")
+        for i, x in enumerate(v):
+            _number(x, f"{path}[{k!r}][{i}]")
+
+
+def _tensor(v, path: str, shape=None, floating: bool | None = None) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor):
+        raise _Bad(f"{path} is {_show(v)}, not a tensor")
+    if shape is not None and tuple(v.shape) != tuple(shape):
+        raise _Bad(f"{path} has shape {tuple(v.shape)}, not {tuple(shape)}")
+    if floating is not None and v.is_floating_point() != floating:
+        raise _Bad(f"{path} has dtype {v.dtype}, not a {'floating-point' if floating else 'integer'} one")
+    return v
+
+
+def _like(v, ref, path: str) -> None:
+    """``v`` has the structure of ``ref`` (what the run built): the same keys and lengths, numbers
+    where it has numbers (finite and >= 0: learning rates, betas, eps, decay), the same flags."""
+    if isinstance(ref, dict):
+        if not isinstance(v, dict) or sorted(map(str, v)) != sorted(map(str, ref)):
+            raise _Bad(f"{path} is {_show(v)}, not a mapping with the entries {sorted(map(str, ref))}")
+        for k in ref:
+            _like(v[k], ref[k], f"{path}.{k}")
+    elif isinstance(ref, (list, tuple)):
+        if not isinstance(v, (list, tuple)) or len(v) != len(ref):
+            raise _Bad(f"{path} is {_show(v)}, not a list of {len(ref)}")
+        for i, (a, b) in enumerate(zip(v, ref)):
+            _like(a, b, f"{path}[{i}]")
+    elif isinstance(ref, bool) or ref is None or isinstance(ref, str):
+        if v != ref and not (isinstance(ref, bool) and isinstance(v, bool)):
+            raise _Bad(f"{path} is {_show(v)}, not {ref!r}")
+    elif isinstance(ref, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise _Bad(f"{path} is {_show(v)}, not a finite number >= 0")
+
+
+#: optimiser flags that choose PyTorch's kernel, not the update (a checkpoint written before ganad
+#: used the fused Adam resumes with the kernel it was written with)
+_KERNEL_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _without_kernel_flags(groups):
+    if not isinstance(groups, list):
+        return groups
+    return [{k: v for k, v in g.items() if k not in _KERNEL_FLAGS} if isinstance(g, dict) else g for g in groups]
+
+
+def _check_state(ts: "TrainingState", snap: Snapshot, n: int, per_epoch: int) -> None:
+    t, meta = snap.tensors, snap.meta
+    # stages: one entry per stage built, each with its optimisers and its step's own counters
+    if not isinstance(meta, dict):
+        raise _Bad(f"state is {_show(meta)}, not a mapping")
+    stages = _entry(meta, "stages", "stages", list)
+    if len(stages) != len(ts.stages):
+        raise _Bad(f"stages lists {len(stages)} stage(s), this run has {len(ts.stages)}")
+    for i, (s, m) in enumerate(zip(ts.stages, stages)):
+        opts = _entry(m, "optimizers", f"stages[{i}].optimizers", list)
+        if len(opts) != len(s.optimizers):
+            raise _Bad(f"stages[{i}].optimizers lists {len(opts)} optimiser(s), stage {s.name!r} has {len(s.optimizers)}")
+        for j, (o, om) in enumerate(zip(s.optimizers, opts)):
+            p = f"stages[{i}].optimizers[{j}]"
+            osd, ref = _joined(om, t, p), o.state_dict()
+            if not isinstance(osd, dict):
+                raise _Bad(f"{p} is {_show(osd)}, not an optimiser state")
+            groups = _entry(osd, "param_groups", f"{p}.param_groups")
+            _like(_without_kernel_flags(groups), _without_kernel_flags(ref["param_groups"]), f"{p}.param_groups")
+            if [g["params"] for g in groups] != [g["params"] for g in ref["param_groups"]]:
+                raise _Bad(f"{p}.param_groups do not list the optimiser's parameters")
+            shapes = [q.shape for g in o.param_groups for q in g["params"]]
+            ostate = _entry(osd, "state", f"{p}.state", dict)
+            keys = set().union(*(st for st in ostate.values() if isinstance(st, dict)))
+            for k, st in ostate.items():
+                if not _is_int(k) or not 0 <= k < len(shapes) or not isinstance(st, dict):
+                    raise _Bad(f"{p}.state[{k!r}] is not the state of one of its {len(shapes)} parameters")
+                if set(st) != keys:  # every parameter's state has the same entries (Adam: step, exp_avg, exp_avg_sq)
+                    raise _Bad(f"{p}.state[{k}] lacks {sorted(map(str, keys - set(st)))}")
+                for name, v in st.items():  # Adam: the step count (a scalar) and moments of the parameter's shape
+                    if _tensor(v, f"{p}.state[{k}].{name}").dim():
+                        _tensor(v, f"{p}.state[{k}].{name}", shapes[k])
+        state = _joined(_entry(m, "state", f"stages[{i}].state"), t, f"stages[{i}].state")
+        if not isinstance(state, dict):
+            raise _Bad(f"stages[{i}].state is {_show(state)}, not a mapping")
+        for k, v in {**state, **s.state}.items():  # the built stage's counters must all be there
+            p, v = f"stages[{i}].state[{k!r}]", state.get(k, _Bad)
+            if v is _Bad:
+                raise _Bad(f"{p} is missing")
+            if _is_int(s.state.get(k)) or (k not in s.state and not isinstance(v, torch.Tensor)):
+                _whole(v, p)
+            else:
+                _tensor(v, p)
+    # the loop's position: stage, epoch, batch (and mid-epoch the epoch's permutation, weights and loss sums)
+    lp = _entry(meta, "loop", "loop", dict)
+    si = _whole(_entry(lp, "stage", "loop.stage"), "loop.stage", 0, len(ts.stages))
+    epochs = ts.stages[si].epochs if si < len(ts.stages) else 0
+    _whole(_entry(lp, "epoch", "loop.epoch"), "loop.epoch", 0, max(epochs - 1, 0))
+    step = _whole(_entry(lp, "step", "loop.step"), "loop.step", 0, per_epoch - 1 if si < len(ts.stages) else 0)
+    _whole(_entry(lp, "n_steps", "loop.n_steps"), "loop.n_steps", 0, step)
+    _whole(_entry(lp, "done_steps", "loop.done_steps"), "loop.done_steps", 0, sum(s.epochs for s in ts.stages) * per_epoch)
+    _series(_joined(_entry(lp, "history", "loop.history"), t, "loop.history"), "loop.history")
+    sums = _joined(_entry(lp, "sums", "loop.sums"), t, "loop.sums")
+    if not isinstance(sums, dict):
+        raise _Bad(f"loop.sums is {_show(sums)}, not a mapping")
+    for k, v in sums.items():
+        if not isinstance(k, str) or _tensor(v, f"loop.sums[{k!r}]").numel() != 1:
+            raise _Bad(f"loop.sums[{k!r}] is not one loss sum")
+    perm = _entry(lp, "perm", "loop.perm")
+    if perm is None and step > 0:
+        raise _Bad(f"loop.perm is missing at batch {step} of an epoch (the epoch's order of the training rows)")
+    if perm is not None:
+        perm = _tensor(_joined(perm, t, "loop.perm"), "loop.perm", (n,), floating=False)
+        if not torch.equal(torch.sort(perm.long()).values, torch.arange(n)):
+            raise _Bad(f"loop.perm is not a permutation of the {n} training rows")
+    w = _entry(lp, "weights", "loop.weights")
+    if w is not None:
+        w = _tensor(_joined(w, t, "loop.weights"), "loop.weights", (n,), floating=True)
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise _Bad("loop.weights holds negative or non-finite sample weights")
+    # the selector, robust training's weighter, the divergence guard: present exactly when this run has them
+    sel = ts.selector
+    if sel is not None:
+        ms = _entry(meta, "selector", "selector", dict)
+        _whole(_entry(ms, "t", "selector.t"), "selector.t")
+        _series(_joined(_entry(ms, "history", "selector.history"), t, "selector.history"), "selector.history")
+        if _entry(ms, "stopped_at", "selector.stopped_at") is not None:
+            _whole(ms["stopped_at"], "selector.stopped_at")
+        shadow = _entry(ms, "shadow", "selector.shadow")
+        if (shadow is None) != (sel.shadow is None):
+            raise _Bad(f"selector.shadow is {_show(shadow)}, but this run {'keeps no' if sel.shadow is None else 'keeps an'} average of the weights")
+        if shadow is not None:
+            shadow = _joined(shadow, t, "selector.shadow")
+            if not isinstance(shadow, list) or len(shadow) != len(sel.shadow):
+                raise _Bad(f"selector.shadow is {_show(shadow)}, not a list of {len(sel.shadow)} tensors")
+            for i, (a, b) in enumerate(zip(shadow, sel.shadow)):
+                _tensor(a, f"selector.shadow[{i}]", b.shape)
+        best = _entry(ms, "best", "selector.best")
+        if best is not None:
+            best = _joined(best, t, "selector.best")
+            if not isinstance(best, list) or len(best) != 3 or not isinstance(best[2], dict):
+                raise _Bad(f"selector.best is {_show(best)}, not [criterion, epoch, weights]")
+            _number(best[0], "selector.best[0]")
+            _whole(best[1], "selector.best[1]")
+            own = ts.nets.state_dict()
+            if sorted(best[2]) != sorted(own):
+                raise _Bad("selector.best[2] does not hold the networks' weights")
+            for k, v in own.items():
+                _tensor(best[2][k], f"selector.best[2][{k!r}]", v.shape)
+    wt = ts.weighter
+    if wt is not None and hasattr(wt, "log"):
+        mw = _entry(meta, "weighter", "weighter", dict)
+        _series(_joined(_entry(mw, "log", "weighter.log"), t, "weighter.log"), "weighter.log")
+        if _entry(mw, "weights", "weighter.weights") is not None:
+            _tensor(_joined(mw["weights"], t, "weighter.weights"), "weighter.weights", (wt.n,), floating=True)
+    if ts.guard is not None:
+        g = _joined(_entry(meta, "guard", "guard"), t, "guard")
+        _whole(_entry(g, "used", "guard.used"), "guard.used")
+        _whole(_entry(g, "collapse", "guard.collapse"), "guard.collapse")
+        ev = _entry(g, "events", "guard.events", list)
+        if not all(isinstance(e, dict) for e in ev):
+            raise _Bad("guard.events is not a list of mappings")
+        _series(_entry(g, "norms", "guard.norms"), "guard.norms")
 
 
 # ---------------------------------------------------------------- fingerprint

@@ -104,6 +104,8 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
     ts = None
     if nets is not None and (checkpointer is not None or resume is not None or guard is not None):
         ts = TrainingState(nets, stages, generator, device, selector=selector, weighter=weight_fn, guard=guard)
+    if resume is not None:
+        ts.check(resume, n, per_epoch)  # a hand-edited or damaged checkpoint file: one clear error here, not a traceback below
     ls = ts.restore(resume) if resume is not None else LoopState()
     history = ls.history
     progress = _Progress(total_epochs * per_epoch, verbose and (ddp is None or ddp.rank == 0))

@@ -259,6 +259,56 @@ def test_two_workers_share_one_study(csvs):
     assert (csvs / "m0" / "tuning.json").exists() and (csvs / "m1" / "tuning.json").exists()
 
 
+def test_workers_started_together_draw_different_trials(X, tmp_path, monkeypatch):
+    """Two workers that open one study at the same moment (both see the same trials: none) draw
+    different parameters. Each trial's random draws come from the seed and the trial's number,
+    which the storage gives once; a sampler seeded with the seed plus the number of trials a worker
+    saw at its start gave both workers one sequence: the same trials, run twice."""
+    import threading
+    url = f"sqlite:///{tmp_path / 'together.db'}"
+    optuna.create_study(storage=url, study_name="t", direction="maximize")  # the database exists: no race on its tables
+    space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}, "knn_weight": {"type": "float", "low": 0.0, "high": 1.0}})
+    barrier = threading.Barrier(2, timeout=60)
+    optimize = optuna.study.Study.optimize
+
+    def together(self, *a, **kw):  # both workers have opened the study before either asks for a trial
+        barrier.wait()
+        return optimize(self, *a, **kw)
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", together)
+    errors = []
+
+    def worker():
+        try:
+            tune(X[:200], n_trials=4, storage=url, study_name="t", search_space=space, params={"epochs": 1}, refit=False,
+                 enqueue_defaults=False, seed=0)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    trials = optuna.load_study(study_name="t", storage=url).trials
+    drawn = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(drawn) >= 4 and len(set(drawn)) == len(drawn), drawn
+
+
+def test_seeded_study_is_reproducible_and_a_resume_continues_it(X, tmp_path):
+    """One worker with a fixed seed: the same trials every run, and a study stopped after 2 trials
+    and resumed to 3 has the trials of an uninterrupted run of 3 (trial n's draws depend on the
+    seed and n only, in the random start-up trials)."""
+    kw = dict(search_space=_only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}}), params={"epochs": 1},
+              refit=False, seed=5)
+    whole = tune(X[:200], n_trials=3, storage=tmp_path / "a.db", study_name="a", **kw).study.trials
+    tune(X[:200], n_trials=2, storage=tmp_path / "b.db", study_name="b", **kw)
+    resumed = tune(X[:200], n_trials=3, storage=tmp_path / "b.db", study_name="b", **kw).study.trials
+    assert [t.params for t in whole] == [t.params for t in resumed]
+    assert len({t.params["w_con"] for t in whole}) == 3
+
+
 def test_killed_worker_study_resumes(csvs):
     """SIGKILL a `ganad tune` worker once the study has a finished trial; the same study resumes
     with what is missing, nothing written to the model directory by the killed worker."""

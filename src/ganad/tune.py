@@ -358,6 +358,52 @@ def _open_storage(url: str | None):
                           "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from last
 
 
+def _trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` of a study tuned with ``seed`` (any int), in [0, 2**32)."""
+    import hashlib
+    return int.from_bytes(hashlib.sha256(f"ganad-tune:{seed}:{number}".encode()).digest()[:4], "little")
+
+
+def _trial_seeded_tpe(seed: int):
+    """Optuna's TPE sampler whose random draws for a trial come from ``seed`` and the trial's
+    number (a fresh ``TPESampler(seed=_trial_seed(seed, number))`` per trial). The storage gives
+    each number to one trial, so workers that start together on one study draw different trials (a
+    sampler seeded per worker, even with the seed plus the trials it saw at its start, gives them
+    one sequence), and one worker's study is reproducible, a resumed one included: trial n draws
+    the same whether or not the run stopped before it."""
+    import optuna
+
+    class TrialSeededTPESampler(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self._per_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+        def _tpe(self, trial):
+            if trial.number not in self._per_trial:
+                self._per_trial[trial.number] = optuna.samplers.TPESampler(seed=_trial_seed(seed, trial.number))
+            return self._per_trial[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._tpe(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._tpe(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial):
+            self._tpe(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):
+            self._tpe(trial).after_trial(study, trial, state, values)
+            self._per_trial.pop(trial.number, None)
+
+        def reseed_rng(self):  # the draws come from (seed, trial number) in every worker and thread
+            pass
+
+    return TrialSeededTPESampler()
+
+
 def _study_attrs(method, labelled, data_shape, tune_fraction, seed) -> dict:
     return {"ganad_method": method, "ganad_objective": "labelled-auroc" if labelled else "synthetic-auroc",
             "ganad_data_shape": list(data_shape), "ganad_tune_fraction": float(tune_fraction), "ganad_seed": int(seed)}
@@ -399,7 +445,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     refit (e.g. ``{"epochs": 10}``). Without ``X_val`` / ``y_val`` the objective is label-free
     (module docstring); with them, the AUROC on them. The first trial of a new study is the
     method's defaults (``enqueue_defaults``), so the best trial is never worse than the defaults on
-    the objective. The best trial is refitted on all of ``X`` with ``random_state=seed``.
+    the objective. The best trial is refitted on all of ``X`` with ``random_state=seed``. Unless a
+    ``sampler`` is given, TPE's random draws for trial n come from ``seed`` and n: workers of one
+    study draw different trials, and one worker's study is reproducible, resumed or not.
     """
     import optuna
     from ganad.data.validation import check_array, check_labels
@@ -452,9 +500,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     epochs = int(fixed.get("epochs", cls().get_params()["epochs"]))
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
-    sampler_given = sampler is not None
     if sampler is None:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        sampler = _trial_seeded_tpe(seed)
     attrs = _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)
     import hashlib
     import json as _json
@@ -473,10 +520,6 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     except Exception as exc:
         raise InputError(_fmt("storage", f"{url!r}: study {name!r} cannot be created or loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
                               "pass another study name or storage")) from exc
-    if sampler_given is False:
-        # a resumed study (or another worker) must not replay the draws of the first run: seeding with
-        # the seed alone gives every process the same parameter sequence, so their trials repeat
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     old = study.user_attrs
     if old.get("ganad_method") is not None:
         for _ in range(100):  # a worker that created the study a moment ago may still be writing them, one by one

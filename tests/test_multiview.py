@@ -178,6 +178,44 @@ def test_the_service_scores_a_multiview_model(fitted, tmp_path):
         assert c.get("/readyz").status_code == 200
 
 
+def test_concurrent_multiview_requests_share_one_pass_per_view(fitted):
+    """The service's micro-batcher takes multi-view requests: concurrent requests are scored in one
+    pass (each view's rows concatenated), and each gets exactly its own scores and view components."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ganad.serve.batcher import MicroBatcher
+    passes = []
+
+    class Counting:
+        views_ = fitted.views_
+
+        def score_views(self, X):
+            passes.append({v: len(x) for v, x in X.items()})
+            return fitted.score_views(X)
+
+    reqs = [_views(n, seed=20 + n, shift_rhythm=float(n % 2)) for n in (1, 3, 7, 2)]
+
+    async def main():
+        with ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(Counting(), ex, name="mv", max_batch_rows=100, max_wait_ms=0)
+            b.start()
+            out = await asyncio.gather(*[b.submit(r, components=i % 2 == 1) for i, r in enumerate(reqs)])
+            await b.close()
+        return out
+
+    out = asyncio.run(main())
+    assert passes == [{"beat": 13, "rhythm": 13}]  # four requests, one pass
+    for i, (r, res) in enumerate(zip(reqs, out)):
+        np.testing.assert_allclose(res.scores, fitted.decision_function(r), rtol=1e-5, atol=1e-5)
+        if i % 2:
+            z = fitted.score_views(r)
+            assert sorted(res.components) == ["view_beat", "view_rhythm"]
+            np.testing.assert_allclose(res.components["view_rhythm"], z["rhythm"], rtol=1e-5, atol=1e-5)
+        else:
+            assert res.components is None
+
+
 def test_cli_fit_and_score_with_views(tmp_path):
     import pandas as pd
     from ganad.cli import app

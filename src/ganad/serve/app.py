@@ -395,10 +395,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
     async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool) -> bytes:
-        """A multi-view model's answer: a JSON body {"views": {NAME: rows}}, one pass per view on the
-        scoring thread (no micro-batching across requests), the summed standardised scores."""
-        import asyncio
-
+        """A multi-view model's answer: a JSON body {"views": {NAME: rows}}, micro-batched with other
+        requests to the model like any detector's (one pass per view), the summed standardised scores."""
         import orjson
         if not entry.is_multiview:
             raise Refusal(422, _fmt(f"{BODY} key 'views'", f"is for multi-view models; model {name!r} scores one sample per row",
@@ -421,12 +419,12 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
                 Xv[v] = prepare(mv.detectors_[v], raw[v])
             except GanadError as exc:
                 raise Refusal(422, f"view {v!r}: {exc}", type(exc).__name__) from exc
-        z = await asyncio.get_running_loop().run_in_executor(registry.executor, mv.score_views, Xv)
-        scores = np.sum([z[v] for v in mv.views_], axis=0)
+        res = await entry.batcher.submit(Xv, want_c, False)
+        scores = res.scores
         out = {"model": name, "version": entry.info["version"], "n": int(len(scores)), "threshold": entry.threshold,
                "scores": scores, "labels": (scores > entry.threshold).astype(np.int64)}
         if want_c:
-            out["components"] = {f"view_{v}": z[v] for v in mv.views_}
+            out["components"] = res.components
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
     async def fast_score(scope, receive, send, name: str) -> None:

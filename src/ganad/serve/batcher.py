@@ -4,7 +4,8 @@ Requests wait in a bounded queue. A worker task takes what is queued (up to ``ma
 rows; it waits up to ``max_wait_ms`` for more only when that is set: by default it takes
 what arrived while the previous pass ran, so a lone request never waits), concatenates it,
 and calls the detector once on a scoring thread, off the event loop. The results are split
-back per request. Every request was validated before it was queued, so a batch cannot fail
+back per request. A multi-view model's request is a dict of views (equal row counts): the
+batch concatenates each view's rows. Every request was validated before it was queued, so a batch cannot fail
 on one request's data; if a pass fails anyway, each request is scored on its own so that an
 error stays with the request that caused it, and the worker keeps running.
 """
@@ -33,14 +34,33 @@ class BatchResult:
 
 @dataclass
 class _Item:
-    X: np.ndarray
+    X: np.ndarray | dict[str, np.ndarray]  # a multi-view model's request: {view: rows}
     components: bool
     map: bool
     future: asyncio.Future = field(repr=False)
 
+    def __len__(self) -> int:
+        return _rows(self.X)
 
-def score_batch(det, X: np.ndarray, components: bool, want_map: bool) -> BatchResult:
-    """The detector's own scoring path on validated data (runs on the scoring thread)."""
+
+def _rows(X) -> int:
+    return len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+
+
+def _concat(Xs: list):
+    if isinstance(Xs[0], dict):
+        return {v: np.concatenate([X[v] for X in Xs]) for v in Xs[0]}
+    return np.concatenate(Xs)
+
+
+def score_batch(det, X, components: bool, want_map: bool) -> BatchResult:
+    """The detector's own scoring path on validated data (runs on the scoring thread). A
+    multi-view model (``X`` a dict of views): the sum of the views' standardised scores, and with
+    ``components`` each view's as ``view_NAME``."""
+    if isinstance(X, dict):
+        z = det.score_views(X)
+        scores = np.sum([z[v] for v in det.views_], axis=0)
+        return BatchResult(scores, {f"view_{v}": z[v] for v in det.views_} if components else None)
     if components or want_map:
         r = det.score_components(X, return_map=want_map)
         return BatchResult(r.scores, r.components if components else None, r.map if want_map else None)
@@ -75,7 +95,7 @@ class MicroBatcher:
         await self._task
 
     # ------------------------------------------------------------------ requests
-    def submit(self, X: np.ndarray, components: bool = False, want_map: bool = False) -> asyncio.Future:
+    def submit(self, X, components: bool = False, want_map: bool = False) -> asyncio.Future:
         if self._closing or self._task is None or self._task.done():
             raise Refusal(503, _fmt(f"model {self.name!r}", "is being replaced or shut down", "retry the request"),
                           "Unavailable", {"Retry-After": "1"})
@@ -94,7 +114,7 @@ class MicroBatcher:
         self._carry = None
         if first is None:
             return None
-        batch, rows = [first], len(first.X)
+        batch, rows = [first], len(first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
         while rows < self.max_batch_rows:
@@ -112,11 +132,11 @@ class MicroBatcher:
                 self._carry = None
                 self.queue.put_nowait(None)
                 break
-            if rows + len(item.X) > self.max_batch_rows:
+            if rows + len(item) > self.max_batch_rows:
                 self._carry = item
                 break
             batch.append(item)
-            rows += len(item.X)
+            rows += len(item)
         return batch
 
     async def _run(self) -> None:
@@ -137,7 +157,7 @@ class MicroBatcher:
     async def _score(self, loop, batch: list[_Item]) -> None:
         comps = any(i.components for i in batch)
         want_map = any(i.map for i in batch)
-        X = batch[0].X if len(batch) == 1 else np.concatenate([i.X for i in batch])
+        X = batch[0].X if len(batch) == 1 else _concat([i.X for i in batch])
         try:
             res = await loop.run_in_executor(self.executor, score_batch, self.det, X, comps, want_map)
         except Exception as exc:
@@ -149,12 +169,12 @@ class MicroBatcher:
             _fail(batch[0].future, exc)
             return
         if self.metrics is not None:
-            self.metrics.rows.inc(self.name, value=len(X))
-            self.metrics.batch_rows.observe(self.name, value=len(X))
+            self.metrics.rows.inc(self.name, value=_rows(X))
+            self.metrics.batch_rows.observe(self.name, value=_rows(X))
             self.metrics.batch_requests.observe(self.name, value=len(batch))
         start = 0
         for item in batch:
-            sl = slice(start, start + len(item.X))
+            sl = slice(start, start + len(item))
             start = sl.stop
             if item.future.done():  # the client went away
                 continue

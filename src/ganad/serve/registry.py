@@ -159,8 +159,6 @@ class ModelEntry:
 
     @property
     def alive(self) -> bool:
-        if self.is_multiview:  # scored request by request on the scoring thread: nothing that can die
-            return True
         return (not self.streams.closed) if self.is_series else self.batcher.alive
 
     async def close(self, reason: str = "reload") -> None:
@@ -193,8 +191,6 @@ class Registry:
     def _entry(self, name, det, info) -> ModelEntry:
         from ganad.serve.batcher import MicroBatcher
         s = self.settings
-        if info.get("kind") == "multiview":
-            return ModelEntry(name, self.paths[name], det, info)
         if info.get("kind") == "series":
             from ganad.serve.streams import StreamTable
             table = StreamTable(det, self.executor, name=name, max_streams=s.max_streams, idle_s=s.stream_idle_s,

@@ -296,6 +296,40 @@ def test_workers_started_together_draw_different_trials(X, tmp_path, monkeypatch
     assert len(drawn) >= 4 and len(set(drawn)) == len(drawn), drawn
 
 
+def test_workers_that_both_find_an_empty_study_queue_the_defaults_once(X, tmp_path, monkeypatch):
+    """Two workers that both see no trial yet both queue the defaults; the storage keeps one of them
+    (skip_if_exists), so the defaults are not trained twice."""
+    import threading
+    url = f"sqlite:///{tmp_path / 'dflt.db'}"
+    optuna.create_study(storage=url, study_name="d", direction="maximize")
+    space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}})
+    barrier, lock = threading.Barrier(2, timeout=60), threading.Lock()
+    enqueue = optuna.study.Study.enqueue_trial
+
+    def both_saw_none(self, *a, **kw):  # both workers found the study empty before either queued
+        barrier.wait()
+        with lock:
+            return enqueue(self, *a, **kw)
+
+    monkeypatch.setattr(optuna.study.Study, "enqueue_trial", both_saw_none)
+    errors = []
+
+    def worker():
+        try:
+            tune(X[:200], n_trials=2, storage=url, study_name="d", search_space=space, params={"epochs": 1}, refit=False, seed=0)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    trials = optuna.load_study(study_name="d", storage=url).trials
+    assert sum(t.user_attrs.get("ganad_enqueued") == "defaults" for t in trials) == 1, [t.params for t in trials]
+
+
 def test_seeded_study_is_reproducible_and_a_resume_continues_it(X, tmp_path):
     """One worker with a fixed seed: the same trials every run, and a study stopped after 2 trials
     and resumed to 3 has the trials of an uninterrupted run of 3 (trial n's draws depend on the

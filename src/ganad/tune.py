@@ -540,8 +540,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
         dflt = cls().get_params()
         queued = ([{k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}] if enqueue_defaults else []) + list(enqueue or [])
-        for p in queued:
-            study.enqueue_trial(p, user_attrs={"ganad_enqueued": "defaults" if p is queued[0] and enqueue_defaults else "given"})
+        for p in queued:  # skip_if_exists: another worker that also found the study empty may have queued it a moment ago
+            study.enqueue_trial(p, user_attrs={"ganad_enqueued": "defaults" if p is queued[0] and enqueue_defaults else "given"},
+                                skip_if_exists=True)
 
     def objective(trial):
         p = {**fixed, **_suggest(trial, space), "random_state": seed, "verbose": False}

@@ -16,6 +16,8 @@ Writes benchmarks/out/serve.json and benchmarks/out/serve.md and prints the tabl
     python benchmarks/bench_serve.py --seconds 3     # shorter runs per scenario
     python benchmarks/bench_serve.py --client httpx  # the httpx client (about 5x the client CPU per request)
     python benchmarks/bench_serve.py --scenarios series --concurrency 1,16   # the series endpoint
+    python benchmarks/bench_serve.py --scenarios multiview --concurrency 1,16   # a two-view model ({"views": ...} bodies)
+    python benchmarks/bench_serve.py --scenarios multiview --server-src /tmp/old/src   # the same against an older server
 """
 
 from __future__ import annotations
@@ -288,6 +290,55 @@ def series_scenarios(args, env, conc, me):
     return rows
 
 
+def rhythm_data(n: int, seed: int = 0) -> np.ndarray:
+    """Four RR-like features per beat (the rhythm view's shape)."""
+    return (0.1 * np.random.RandomState(seed).randn(n, 4)).astype(np.float32)
+
+
+def train_multiview(path: str, epochs: int) -> None:
+    import torch
+
+    import ganad
+    torch.set_num_threads(1)
+    X = synthetic_beats(3000)
+    fast = {"epochs": epochs, "batch_size": 256, "random_state": 0, "verbose": False}
+    ganad.MultiViewDetector({"beat": ganad.FAnoGAN(**fast), "rhythm": ganad.FAnoGAN(**fast)}).fit(
+        {"beat": X, "rhythm": rhythm_data(3000)}).save(path)
+
+
+def multiview_scenarios(args, env, senv, conc, me):
+    """A two-view model (the f-AnoGAN beat model's view + a 4-feature rhythm view): JSON bodies
+    {"views": {"beat": rows, "rhythm": rows}} of 1 and 1,000 samples."""
+    import orjson
+    X, R = synthetic_beats(4000)[3000:], rhythm_data(1000, seed=1)
+    tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-mv-"))
+    subprocess.run(me + ["--train-multiview-only", str(tmp / "mv")], check=True, env=env)
+    port = free_port()
+    proc = start_server(tmp / "mv", port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=senv,
+                        log=OUT / "serve_multiview_server.log")
+    url = f"http://127.0.0.1:{port}"
+    score = "/v1/models/mv/score"
+    J = {"content-type": "application/json"}
+    one = [orjson.dumps({"views": {"beat": X[i].reshape(1, -1).tolist(), "rhythm": R[i:i + 1].tolist()}}) for i in range(1000)]
+    thousand = orjson.dumps({"views": {"beat": X.reshape(1000, -1).tolist(), "rhythm": R.tolist()}})
+    makers = [("multi-view single-row JSON", lambda i: ("valid", 1, dict(url=score, content=one[i % 1000], headers=J))),
+              ("multi-view 1000-row JSON", lambda i: ("valid", 1000, dict(url=score, content=thousand, headers=J)))]
+    rows = []
+    try:
+        for name, make in makers:
+            for c in conc:
+                lat, st, _, n, cpu = asyncio.run(drive(url, make, c, args.seconds, pid=proc.pid, client=args.client))
+                rows.append(summarise(name, c, args.seconds, lat, st, n, cpu))
+                print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
@@ -297,14 +348,21 @@ def main(argv=None):
     ap.add_argument("--client", choices=sorted(CLIENTS), default="raw",
                     help="raw: a minimal asyncio HTTP/1.1 client (low CPU per request); httpx: httpx.AsyncClient")
     ap.add_argument("--knn-weight", type=float, default=None, help="the model's knn_weight (default: the method's)")
-    ap.add_argument("--scenarios", default="single,json,npy,mixed", help="comma-separated: single, json, npy, mixed, series")
+    ap.add_argument("--scenarios", default="single,json,npy,mixed",
+                    help="comma-separated: single, json, npy, mixed, series, multiview")
+    ap.add_argument("--server-src", default=None,
+                    help="src/ folder the server runs (default: this checkout's), e.g. an older checkout for a before/after table")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ceiling-only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--train-series-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--train-multiview-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.train_series_only:
         train_series(args.train_series_only, args.epochs)
+        return
+    if args.train_multiview_only:
+        train_multiview(args.train_multiview_only, args.epochs)
         return
     X = synthetic_beats(4000)
 
@@ -336,6 +394,8 @@ def main(argv=None):
     if args.knn_weight is not None:
         me += ["--knn-weight", str(args.knn_weight)]
     subprocess.run(me + ["--train-only", str(model_dir)], check=True, env=env)
+    senv = env if args.server_src is None else {  # the server's code (the models are trained by this checkout's)
+        **env, "PYTHONPATH": os.pathsep.join([str(Path(args.server_src).resolve()), os.environ.get("PYTHONPATH", "")])}
 
     def ceiling_run():
         import json
@@ -344,7 +404,7 @@ def main(argv=None):
     ceiling = ceiling_run()
     print("model alone (before):", ceiling, flush=True)
     port = free_port()
-    proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=env)
+    proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=senv)
     url = f"http://127.0.0.1:{port}"
     score = "/v1/models/beats/score"
     import orjson
@@ -407,7 +467,9 @@ def main(argv=None):
         except subprocess.TimeoutExpired:
             proc.kill()
     if "series" in wanted:
-        rows += series_scenarios(args, env, conc, me)
+        rows += series_scenarios(args, senv, conc, me)
+    if "multiview" in wanted:
+        rows += multiview_scenarios(args, env, senv, conc, me)
     after = ceiling_run()
     print("model alone (after):", after, flush=True)
     cols = ["scenario", "concurrency", "requests", "req/s", "rows/s", "p50 ms", "p99 ms", "server CPU %", "server CPU ms/req",

@@ -300,3 +300,15 @@ def test_training_sets_too_small_for_a_held_out_slice_warn(cls):
         warnings.simplefilter("error")  # a held-out slice, or none asked for: no warning
         cls(epochs=1, random_state=0, verbose=False, validation_fraction=0.0).fit(X)
         cls(epochs=1, random_state=0, verbose=False).fit(rs.randn(160, 8).astype(np.float32))
+
+
+def test_the_cli_prints_ganads_warnings_as_one_line_like_its_errors(tmp_path):
+    """`ganad fit` on too few rows for a held-out slice says so as `warning: X: ... Fix: ...` on
+    stderr, not as Python's `path:line: UserWarning:` with a source line; the fit still succeeds."""
+    import pandas as pd
+    pd.DataFrame(rs.randn(40, 4), columns=list("abcd")).to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "warning: X: has 40 samples, too few for a held-out slice" in text and "Fix: train on at least 155 samples" in text
+    assert "UserWarning" not in r.output and (tmp_path / "m" / "config.json").exists()

@@ -49,10 +49,32 @@ def _version_callback(value: bool):
         raise typer.Exit()
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """ganad's own warnings (too little training data, ...) as one ``warning: ...`` line on stderr,
+    like its errors, instead of Python's ``path:line: UserWarning: ...`` and a source line; other
+    packages' warnings keep Python's format."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        from rich.markup import escape
+        console.print(f"[bold yellow]warning:[/] {escape(str(message))}")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = None
+
+
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                        help="Print ganad's version and exit.")):
     """ganad: anomaly detection with generative adversarial networks."""
+    import warnings
+    global _python_showwarning
+    if warnings.showwarning is not _show_warning:
+        _python_showwarning = warnings.showwarning
+        warnings.showwarning = _show_warning
 
 
 def _refuse_existing(path: Path, overwrite: bool, kind: str, name: str = "-o/--output"):

@@ -69,6 +69,15 @@ def start_server(model_dir: Path, port: int, extra=(), env=None, log: Path | Non
     raise RuntimeError("server did not become ready in 120 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (a graceful shutdown), SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
     try:
@@ -282,11 +291,7 @@ def series_scenarios(args, env, conc, me):
             rows.append(summarise("series: 100-point JSON chunks (points/s in rows/s)", c, args.seconds, lat, st, n, cpu))
             print(rows[-1], flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return rows
 
 
@@ -331,11 +336,7 @@ def multiview_scenarios(args, env, senv, conc, me):
                 rows.append(summarise(name, c, args.seconds, lat, st, n, cpu))
                 print(rows[-1], flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return rows
 
 
@@ -461,11 +462,7 @@ def main(argv=None):
         metrics = httpx.get(url + "/metrics").text
         batches = [ln for ln in metrics.splitlines() if ln.startswith(("ganad_batch_requests_sum", "ganad_batch_requests_count"))]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     if "series" in wanted:
         rows += series_scenarios(args, senv, conc, me)
     if "multiview" in wanted:

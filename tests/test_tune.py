@@ -259,6 +259,25 @@ def test_two_workers_share_one_study(csvs):
     assert (csvs / "m0" / "tuning.json").exists() and (csvs / "m1" / "tuning.json").exists()
 
 
+def _two_workers(run) -> None:
+    """``run`` in two threads at once (two tune workers of one study); their errors re-raised here."""
+    import threading
+    errors = []
+
+    def worker():
+        try:
+            run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
 def test_workers_started_together_draw_different_trials(X, tmp_path, monkeypatch):
     """Two workers that open one study at the same moment (both see the same trials: none) draw
     different parameters. Each trial's random draws come from the seed and the trial's number,
@@ -276,21 +295,8 @@ def test_workers_started_together_draw_different_trials(X, tmp_path, monkeypatch
         return optimize(self, *a, **kw)
 
     monkeypatch.setattr(optuna.study.Study, "optimize", together)
-    errors = []
-
-    def worker():
-        try:
-            tune(X[:200], n_trials=4, storage=url, study_name="t", search_space=space, params={"epochs": 1}, refit=False,
-                 enqueue_defaults=False, seed=0)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    _two_workers(lambda: tune(X[:200], n_trials=4, storage=url, study_name="t", search_space=space, params={"epochs": 1},
+                              refit=False, enqueue_defaults=False, seed=0))
     trials = optuna.load_study(study_name="t", storage=url).trials
     drawn = [tuple(sorted(t.params.items())) for t in trials]
     assert len(drawn) >= 4 and len(set(drawn)) == len(drawn), drawn
@@ -312,20 +318,8 @@ def test_workers_that_both_find_an_empty_study_queue_the_defaults_once(X, tmp_pa
             return enqueue(self, *a, **kw)
 
     monkeypatch.setattr(optuna.study.Study, "enqueue_trial", both_saw_none)
-    errors = []
-
-    def worker():
-        try:
-            tune(X[:200], n_trials=2, storage=url, study_name="d", search_space=space, params={"epochs": 1}, refit=False, seed=0)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    _two_workers(lambda: tune(X[:200], n_trials=2, storage=url, study_name="d", search_space=space, params={"epochs": 1},
+                              refit=False, seed=0))
     trials = optuna.load_study(study_name="d", storage=url).trials
     assert sum(t.user_attrs.get("ganad_enqueued") == "defaults" for t in trials) == 1, [t.params for t in trials]
 

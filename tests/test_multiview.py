@@ -1,5 +1,6 @@
 """MultiViewDetector: one detector per view, robust-standardised scores summed (ECG beat + rhythm)."""
 
+import asyncio
 import json
 
 import numpy as np
@@ -214,6 +215,40 @@ def test_concurrent_multiview_requests_share_one_pass_per_view(fitted):
             np.testing.assert_allclose(res.components["view_rhythm"], z["rhythm"], rtol=1e-5, atol=1e-5)
         else:
             assert res.components is None
+
+
+def test_views_of_different_lengths_are_refused_even_when_two_requests_share_a_batch(fitted, tmp_path):
+    """Two requests whose views differ in length in opposite ways (beat 3 + rhythm 5 rows, beat 5 +
+    rhythm 3) concatenate to views of equal length in one micro-batch: each must still be refused
+    (422, naming the body), never scored on misaligned rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from ganad.serve import ServeSettings, create_app
+    from ganad.serve.batcher import MicroBatcher
+    from ganad.serve.errors import Refusal
+    fitted.save(tmp_path / "mv")
+    a, b = _views(5, seed=31), _views(5, seed=32)
+    bodies = [{"views": {"beat": a["beat"][:3].reshape(3, -1).tolist(), "rhythm": a["rhythm"].tolist()}},
+              {"views": {"beat": b["beat"].reshape(5, -1).tolist(), "rhythm": b["rhythm"][:3].tolist()}}]
+    # the first request waits up to 2 s for the second: both are in one batch
+    with TestClient(create_app([tmp_path / "mv"], ServeSettings(max_wait_ms=2000))) as c, ThreadPoolExecutor(2) as ex:
+        out = list(ex.map(lambda body: c.post("/v1/models/mv/score", json=body), bodies))
+    for r in out:
+        assert r.status_code == 422, r.text
+        msg = r.json()["error"]["message"]
+        assert msg.startswith("request body key 'views': has views of different lengths") and "Fix:" in msg
+
+    async def direct():  # the batcher itself refuses such a request (a batch would shift every later request's rows)
+        with ThreadPoolExecutor(1) as ex:
+            bt = MicroBatcher(fitted, ex, name="mv")
+            bt.start()
+            with pytest.raises(Refusal) as exc:
+                bt.submit({"beat": a["beat"][:3], "rhythm": a["rhythm"]})
+            await bt.close()
+        return exc.value
+    assert asyncio.run(direct()).status == 422
 
 
 def test_cli_fit_and_score_with_views(tmp_path):

@@ -419,6 +419,13 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
                 Xv[v] = prepare(mv.detectors_[v], raw[v])
             except GanadError as exc:
                 raise Refusal(422, f"view {v!r}: {exc}", type(exc).__name__) from exc
+        lengths = {v: len(x) for v, x in Xv.items()}
+        if len(set(lengths.values())) != 1:
+            # checked here, not left to score_views: in a micro-batch, requests whose view lengths differ
+            # in opposite ways (3 + 5 rows, 5 + 3 rows) concatenate to equal lengths and would be scored
+            # on misaligned rows
+            raise Refusal(422, _fmt(f"{BODY} key 'views'", f"has views of different lengths {lengths}",
+                                    "send the same samples, in the same order, in every view (one row per sample)"), "InputError")
         res = await entry.batcher.submit(Xv, want_c, False)
         scores = res.scores
         out = {"model": name, "version": entry.info["version"], "n": int(len(scores)), "threshold": entry.threshold,

@@ -99,6 +99,10 @@ class MicroBatcher:
         if self._closing or self._task is None or self._task.done():
             raise Refusal(503, _fmt(f"model {self.name!r}", "is being replaced or shut down", "retry the request"),
                           "Unavailable", {"Retry-After": "1"})
+        if isinstance(X, dict) and len({len(x) for x in X.values()}) != 1:
+            # a batch concatenates each view: unequal views would shift every later request's rows
+            raise Refusal(422, _fmt("views", f"have different lengths {({v: len(x) for v, x in X.items()})}",
+                                    "send the same samples, in the same order, in every view"), "InputError")
         fut = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait(_Item(X, components, want_map, fut))

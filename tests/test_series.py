@@ -97,6 +97,17 @@ def test_gaps_split_error_ignore(fitted, anomalous_series):
         fitted.score_series(anomalous_series, time=t2)
 
 
+def test_a_series_too_short_to_train_on_names_its_windows():
+    """Too few windows to train (or for a held-out slice): the error and the warning speak of the
+    series' windows and how to get more, not of 'samples' the user never passed."""
+    s = np.sin(np.arange(70) / 5.0)[:, None]
+    with pytest.raises(InputError, match=r"X: gives 7 window\(s\) of 64 points \(stride 1\), but at least 8.*"
+                                         r"Fix: pass a longer series \(at least 71 points without a gap\) or a smaller window / stride"):
+        SeriesDetector("ganomaly", window=64, stride=1, detector_params={"epochs": 1, "verbose": False}).fit(s)
+    with pytest.warns(UserWarning, match="X: has 105 windows, too few for a held-out slice.*train on at least 155 windows"):
+        SeriesDetector("ganomaly", window=16, stride=1, detector_params={"epochs": 1, "verbose": False}).fit(np.sin(np.arange(120) / 5.0)[:, None])
+
+
 def test_bad_series_get_clear_errors(fitted, anomalous_series):
     bad = anomalous_series.copy()
     bad[42, 2] = np.nan

@@ -443,7 +443,13 @@ class SeriesDetector(BaseEstimator):
         windows, layout = self._windows(values, segs, skip_short=True, name="X")
         if channel_names is not None and len(channel_names) != values.shape[1]:
             raise InputError(_fmt("channel_names", f"has {len(channel_names)} names for {values.shape[1]} channels", "pass one name per channel"))
+        from ganad.detectors.base import MIN_FIT_SAMPLES
+        if len(windows) < MIN_FIT_SAMPLES:
+            w, st = self.window_, self.stride_
+            raise InputError(_fmt("X", f"gives {len(windows)} window(s) of {w} points (stride {st}), but at least {MIN_FIT_SAMPLES} are needed to train",
+                                  f"pass a longer series (at least {w + (MIN_FIT_SAMPLES - 1) * st} points without a gap) or a smaller window / stride"))
         det = self._make_detector()
+        det._sample_noun = "windows"
         det.fit(windows)
         self.detector_ = det
         self.n_channels_ = int(values.shape[1])

@@ -411,3 +411,51 @@ def test_forced_divergence_never_saves_a_model_that_scores_nan(tmp_path):
         assert np.isfinite(ganad.load(tmp_path / f"{cls.__name__}{factor:g}").decision_function(X)).all()
         outcomes.append("recovered")
     assert "error" in outcomes  # x1e8 cannot be rescued by one 10x lower learning rate
+
+
+def test_fused_adam_steps_refresh_the_conv1d_weight_cache():
+    """The fused Adam kernel does not bump the parameters' version counters, on which the conv1d
+    layers' matmul-weight cache is keyed: no-grad / frozen forwards (G(z) for the discriminator's
+    fakes, D under ``frozen``) kept the weights of the time the cache was built."""
+    from ganad.nets.conv1d import Up1d
+    from ganad.training.adversarial import make_optimizer
+    torch.manual_seed(0)
+    layer, x = Up1d(4, 2, bias=False), torch.randn(3, 5, 4)
+    opt = make_optimizer(layer.parameters(), 0.1, (0.5, 0.999))
+    with torch.no_grad():
+        before = layer(x)
+    layer(x).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = layer(x)
+        layer._cache_key = None
+        fresh = layer(x)
+    assert not torch.equal(before, after) and torch.equal(after, fresh)
+
+
+def test_resume_is_bit_identical_on_conv1d_beats(tmp_path, monkeypatch):
+    """Beat-shaped (conv1d) input: the resumed run's restore refreshed the weight caches that the
+    uninterrupted run kept stale, and the two ended with other weights."""
+    Xb = (np.sin(np.linspace(0, 6, 64))[None, None, :] + 0.1 * np.random.RandomState(1).randn(80, 1, 64)).astype(np.float32)
+    kw = {"epochs": 2, "width": 16, "latent_dim": 4, "batch_size": 32, "random_state": 0}
+    ref = GANomaly(**kw).fit(Xb)
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        GANomaly(**kw).fit(Xb, checkpoint_dir=tmp_path / "c", checkpoint_every=1)
+    restore()
+    det = GANomaly(**kw).fit(Xb, checkpoint_dir=tmp_path / "c", checkpoint_every=1, resume=True)
+    assert _same_weights(det, ref)
+    assert np.array_equal(det.decision_function(Xb), ref.decision_function(Xb))
+
+
+def test_a_run_seeded_by_a_random_state_object_resumes(tmp_path, monkeypatch):
+    """random_state=np.random.RandomState(0) was fingerprinted by its repr, which names the object's
+    address: every resume was refused as 'written with other parameters'."""
+    kw = {"epochs": 2, "width": 16, "latent_dim": 4, "batch_size": 32}
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        GANomaly(**kw, random_state=np.random.RandomState(0)).fit(X[:120], checkpoint_dir=tmp_path / "c", checkpoint_every=2)
+    restore()
+    det = GANomaly(**kw, random_state=np.random.RandomState(0)).fit(X[:120], checkpoint_dir=tmp_path / "c", checkpoint_every=2, resume=True)
+    ref = GANomaly(**kw, random_state=np.random.RandomState(0)).fit(X[:120])
+    assert det.seed_ == ref.seed_ and _same_weights(det, ref)

@@ -27,7 +27,21 @@ def make_optimizer(params, lr: float, betas) -> torch.optim.Adam:
     params = [p for p in params if p.requires_grad]
     devices = {p.device.type for p in params}
     fused = len(devices) == 1 and devices <= _fused_devices() and all(p.is_floating_point() for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True if fused else None)
+    opt = torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True if fused else None)
+    opt.register_step_post_hook(_bump_versions)
+    return opt
+
+
+def _bump_versions(opt, args, kwargs) -> None:
+    """Mark the parameters as modified in place after every step. The fused kernel writes them
+    without bumping their autograd version counters, which the conv1d layers' matmul-weight cache
+    is keyed on (ganad.nets.conv1d._MatmulConv): without this, every no-grad / frozen forward
+    (G(z) for the discriminator's fakes, D under ``frozen``, a frozen G in f-AnoGAN's encoder
+    stage) kept using the weights of the time its cache was built, and a resumed run (whose
+    restore refreshes the caches) differed from an uninterrupted one. Only metadata: no kernel."""
+    for g in opt.param_groups:
+        for p in g["params"]:  # one at a time: torch < 2.5 takes a single tensor
+            torch.autograd.graph.increment_version(p)
 
 
 @contextmanager

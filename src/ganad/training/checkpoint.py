@@ -446,6 +446,8 @@ def _param_json(v):
         return float(v)
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
+    if isinstance(v, np.random.RandomState):  # its repr names its address, other in every process; the resumed
+        return "RandomState"  # run takes its seed from the checkpoint, as with random_state=None
     return repr(v)
 
 

@@ -313,7 +313,7 @@ def train_multiview(path: str, epochs: int) -> None:
 
 def multiview_scenarios(args, env, senv, conc, me):
     """A two-view model (the f-AnoGAN beat model's view + a 4-feature rhythm view): JSON bodies
-    {"views": {"beat": rows, "rhythm": rows}} of 1 and 1,000 samples."""
+    {"views": {"beat": rows, "rhythm": rows}} of 1 and 1,000 samples, and NPZ bodies of 1,000."""
     import orjson
     X, R = synthetic_beats(4000)[3000:], rhythm_data(1000, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="ganad-bench-serve-mv-"))
@@ -326,8 +326,12 @@ def multiview_scenarios(args, env, senv, conc, me):
     J = {"content-type": "application/json"}
     one = [orjson.dumps({"views": {"beat": X[i].reshape(1, -1).tolist(), "rhythm": R[i:i + 1].tolist()}}) for i in range(1000)]
     thousand = orjson.dumps({"views": {"beat": X.reshape(1000, -1).tolist(), "rhythm": R.tolist()}})
+    buf = io.BytesIO()
+    np.savez(buf, beat=X, rhythm=R)
+    thousand_npz, Z = buf.getvalue(), {"content-type": "application/x-npz"}
     makers = [("multi-view single-row JSON", lambda i: ("valid", 1, dict(url=score, content=one[i % 1000], headers=J))),
-              ("multi-view 1000-row JSON", lambda i: ("valid", 1000, dict(url=score, content=thousand, headers=J)))]
+              ("multi-view 1000-row JSON", lambda i: ("valid", 1000, dict(url=score, content=thousand, headers=J))),
+              ("multi-view 1000-row NPZ", lambda i: ("valid", 1000, dict(url=score, content=thousand_npz, headers=Z)))]
     rows = []
     try:
         for name, make in makers:

@@ -179,6 +179,48 @@ def test_the_service_scores_a_multiview_model(fitted, tmp_path):
         assert c.get("/readyz").status_code == 200
 
 
+def test_the_service_scores_npz_views_and_refuses_bad_archives(fitted, tmp_path):
+    """Bulk multi-view scoring without JSON parsing: an NPZ archive (numpy.savez) of one array per
+    view scores as the JSON body does; a damaged or pickled archive is 400, one that would expand
+    past the decoded-size limit 413, and NPZ sent to a single-detector model 422."""
+    pytest.importorskip("fastapi")
+    import io
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from ganad.serve.app import ServeSettings, create_app
+    fitted.save(tmp_path / "mv")
+    fitted.detectors_["rhythm"].save(tmp_path / "single")
+    X = _views(12, seed=13)
+
+    def npz(compressed=False, **arrays):
+        buf = io.BytesIO()
+        (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+        return buf.getvalue()
+    H = {"content-type": "application/x-npz"}
+    with TestClient(create_app([tmp_path / "mv", tmp_path / "single"], ServeSettings(max_body_bytes=1 << 20))) as c:
+        r = c.post("/v1/models/mv/score?components=true", content=npz(beat=X["beat"], rhythm=X["rhythm"]), headers=H)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["scores"], fitted.decision_function(X), rtol=1e-5, atol=1e-5)
+        assert sorted(r.json()["components"]) == ["view_beat", "view_rhythm"]
+        r = c.post("/v1/models/mv/score", content=npz(True, rhythm=X["rhythm"], beat=X["beat"].reshape(12, -1)), headers=H)
+        assert r.status_code == 200 and np.allclose(r.json()["scores"], fitted.decision_function(X), rtol=1e-5, atol=1e-5)
+        bad = [(b"PK\x03\x04 not a zip", 400, "cannot be read as NPZ"),
+               (npz(beat=np.array([object()] * 3, dtype=object), rhythm=X["rhythm"]), 400, "object arrays are refused"),
+               (npz(True, beat=np.zeros((12, 1, 400000), np.float32), rhythm=np.zeros((12, 3), np.float32)), 413, "once decoded"),
+               (npz(beat=X["beat"]), 422, "misses ['rhythm']")]
+        for body, status, match in bad:
+            r = c.post("/v1/models/mv/score", content=body, headers=H)
+            assert r.status_code == status and match in r.json()["error"]["message"], r.text
+        r = c.post("/v1/models/single/score", content=npz(rhythm=X["rhythm"]), headers=H)
+        assert r.status_code == 422 and "an NPZ request body: is for multi-view models" in r.json()["error"]["message"]
+        with zipfile.ZipFile(buf := io.BytesIO(), "w") as zf:
+            zf.writestr("beat.txt", "1,2,3")
+        r = c.post("/v1/models/mv/score", content=buf.getvalue(), headers=H)
+        assert r.status_code == 400 and "not an array written by numpy.savez" in r.json()["error"]["message"]
+
+
 def test_concurrent_multiview_requests_share_one_pass_per_view(fitted):
     """The service's micro-batcher takes multi-view requests: concurrent requests are scored in one
     pass (each view's rows concatenated), and each gets exactly its own scores and view components."""

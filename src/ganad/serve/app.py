@@ -28,7 +28,7 @@ from ganad.data.validation import check_array
 from ganad.exceptions import GanadError, InputError, _fmt
 from ganad.series.detector import _as_series
 from ganad.serve import schemas as S
-from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, PARQUET_TYPES, decode, decode_series
+from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, NPZ_TYPES, PARQUET_TYPES, decode, decode_series, media_type
 from ganad.serve.errors import Refusal
 from ganad.serve.metrics import ServeMetrics
 from ganad.serve.registry import Registry
@@ -353,6 +353,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
                                     {"type": "array", "items": {"type": "array"}}]}} for t in JSON_TYPES},
         **{t: {"schema": {"type": "string", "description": "CSV with a header row (or ?csv_header=false)"}} for t in CSV_TYPES[:1]},
         **{t: {"schema": {"type": "string", "format": "binary"}} for t in PARQUET_TYPES[:1] + NPY_TYPES[:1]},
+        **{t: {"schema": {"type": "string", "format": "binary", "description": "multi-view models: numpy.savez(f, VIEW=rows, ...)"}}
+           for t in NPZ_TYPES[:1]},
     }}}
     errs = {c: {"model": S.ErrorResponse} for c in (400, 404, 413, 415, 422, 503)}
     score_body["parameters"] = [
@@ -378,7 +380,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         raw, flags = decode(body, ct, csv_header=csv_header, max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
         if entry.is_multiview or isinstance(raw, dict):
-            return await _score_views(entry, name, raw, components or flags.get("components", False), map or flags.get("map", False))
+            return await _score_views(entry, name, raw, components or flags.get("components", False), map or flags.get("map", False),
+                                      npz=media_type(ct) in NPZ_TYPES)
         if entry.is_series:
             raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
                                     "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
@@ -394,17 +397,20 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         import orjson
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool) -> bytes:
-        """A multi-view model's answer: a JSON body {"views": {NAME: rows}}, micro-batched with other
-        requests to the model like any detector's (one pass per view), the summed standardised scores."""
+    async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool, npz: bool = False) -> bytes:
+        """A multi-view model's answer: a JSON body {"views": {NAME: rows}} or an NPZ archive of one
+        array per view, micro-batched with other requests to the model like any detector's (one pass
+        per view), the summed standardised scores."""
         import orjson
         if not entry.is_multiview:
-            raise Refusal(422, _fmt(f"{BODY} key 'views'", f"is for multi-view models; model {name!r} scores one sample per row",
-                                    'send {"instances": [[...], ...]} or a list of rows'), "InputError")
+            raise Refusal(422, _fmt("an NPZ request body" if npz else f"{BODY} key 'views'",
+                                    f"is for multi-view models; model {name!r} scores one sample per row",
+                                    "send an NPY array of rows" if npz else 'send {"instances": [[...], ...]} or a list of rows'), "InputError")
         views = entry.info["views"]
         if not isinstance(raw, dict):
             raise Refusal(422, _fmt(f"model {name!r}", f"is a multi-view model (views {sorted(views)}): one body of rows cannot feed it",
-                                    'send JSON {"views": {' + ", ".join(f'"{v}": [[...], ...]' for v in views) + '}}'), "MultiViewModel")
+                                    'send JSON {"views": {' + ", ".join(f'"{v}": [[...], ...]' for v in views) + '}} '
+                                    f"or an NPZ archive (numpy.savez(f, {', '.join(f'{v}=...' for v in views)}))"), "MultiViewModel")
         if want_m:
             raise Refusal(422, _fmt("map", "is not available for a multi-view model", "ask for components=true: each view's standardised score"),
                           "InputError")

@@ -1,4 +1,5 @@
-"""Request bodies -> arrays: JSON rows (or ``{"instances": [...]}``), CSV, Parquet and NPY.
+"""Request bodies -> arrays: JSON rows (or ``{"instances": [...]}``), CSV, Parquet and NPY; for a
+multi-view model JSON ``{"views": {...}}`` or an NPZ archive with one array per view.
 
 Parsing errors become 400 refusals naming the body and the fix; the numbers then go through
 the detector's own validation (:meth:`BaseGANDetector._validate_for_scoring`), so the service
@@ -21,7 +22,8 @@ JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
 NPY_TYPES = ("application/x-npy", "application/npy")
-CONTENT_TYPES = JSON_TYPES + CSV_TYPES + PARQUET_TYPES + NPY_TYPES
+NPZ_TYPES = ("application/x-npz", "application/npz")  # a multi-view model's views: numpy.savez(f, beat=..., rhythm=...)
+CONTENT_TYPES = JSON_TYPES + CSV_TYPES + PARQUET_TYPES + NPY_TYPES + NPZ_TYPES
 
 _FLAGS = ("components", "map")
 
@@ -48,6 +50,8 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = True, ma
         return _parquet(body, max_decoded_bytes), {}
     if mt in NPY_TYPES:
         return _npy(body), {}
+    if mt in NPZ_TYPES:
+        return _npz(body, max_decoded_bytes), {}
     raise Refusal(415, _fmt("Content-Type", f"is {mt or 'missing'!r}, which the service does not read",
                             f"send one of {', '.join(CONTENT_TYPES)}"), "UnsupportedMediaType")
 
@@ -154,6 +158,38 @@ def _npy(body: bytes):
     except Exception as exc:
         raise _bad(f"cannot be read as NPY ({type(exc).__name__}: {exc})",
                    "send a numeric array written by numpy.save (object arrays are refused: they would need pickle)") from None
+
+
+def _npz(body: bytes, max_decoded_bytes: int | None) -> dict[str, np.ndarray]:
+    """An NPZ archive (numpy.savez / savez_compressed): {view name: array}. Every member's header is
+    read first, so a compressed archive that would expand past ``max_decoded_bytes`` is refused
+    before anything is decompressed; object arrays are refused (they would need pickle)."""
+    import zipfile
+    fmt = np.lib.format
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            names = zf.namelist()
+            if not names:
+                raise ValueError("the archive holds no array")
+            total = 0
+            for n in names:
+                if not n.endswith(".npy"):
+                    raise ValueError(f"member {n!r} is not an array written by numpy.savez")
+                with zf.open(n) as fh:
+                    version = fmt.read_magic(fh)
+                    shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if max_decoded_bytes is not None and total > max_decoded_bytes:
+                raise Refusal(413, _fmt(BODY, f"is an NPZ archive whose arrays hold {total} bytes once decoded, over the server's limit "
+                                              f"of {max_decoded_bytes}", "split the samples over several requests"), "BodyTooLarge")
+            with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+                return {n: npz[n] for n in npz.files}
+    except Refusal:
+        raise
+    except Exception as exc:
+        raise _bad(f"cannot be read as NPZ ({type(exc).__name__}: {exc})",
+                   "send the views as numeric arrays written by numpy.savez(f, VIEW=rows, ...) (object arrays are refused: "
+                   "they would need pickle)") from None
 
 
 _SERIES_KEYS = ("stream_id", "points", "values", "components")

@@ -212,6 +212,27 @@ def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_v
     return cfg
 
 
+def write_wrapper_model(path: Path, name: str, what: str, cfg: dict[str, Any], save_parts) -> Path:
+    """Write a model that wraps detector directories (the writer of :func:`read_wrapper_config`):
+    ``cfg`` is checked to be JSON-able before anything is written (a :class:`ModelFileError` naming
+    ``what`` otherwise), ``save_parts(tmp)`` saves the wrapped detectors into a temporary directory
+    beside ``path`` (and may add to ``cfg``, e.g. their digests), then ``cfg`` is written as
+    ``name`` and the directory replaces ``path`` atomically; on any failure nothing is left."""
+    try:
+        json.dumps(_jsonable(cfg))  # numpy scalars (window=np.int64(64)) as plain numbers, as save_model does
+    except TypeError as exc:
+        raise ModelFileError(_fmt(what, f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
+    tmp = temp_dir_beside(path)
+    try:
+        save_parts(tmp)
+        (tmp / name).write_text(json.dumps(_jsonable(cfg), indent=2))
+        fsync_path(tmp / name)
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():

@@ -33,9 +33,7 @@ Files: ``multiview.json`` (JSON) and one ordinary model directory per view under
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
-from ganad.files import fsync_path, replace_dir, temp_dir_beside
 from ganad.io import MULTIVIEW_CONFIG  # one definition: io checks model directories by it
 
 MULTIVIEW_FORMAT = "ganad-multiview"
@@ -281,7 +278,7 @@ class MultiViewDetector(BaseEstimator):
     # ---------------------------------------------------------------- files
     def save(self, path) -> Path:
         """Write ``path/multiview.json`` and each view's detector under ``path/views/NAME/``, atomically."""
-        from ganad.io import _jsonable, check_model_path
+        from ganad.io import check_model_path, write_wrapper_model
         self._check_fitted()
         from ganad.detectors.base import BaseGANDetector
         foreign = [v for v in self.views_ if not isinstance(self.detectors_[v], BaseGANDetector)]
@@ -295,21 +292,13 @@ class MultiViewDetector(BaseEstimator):
                "state": {"views": self.views_, "median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist(),
                          "threshold": float(self.threshold_), "threshold_rule": self.threshold_rule_,
                          "reference_scores": [float(v) for v in self.reference_scores_]}}
-        try:
-            text = json.dumps(_jsonable(cfg), indent=2)
-        except TypeError as exc:
-            raise ModelFileError(_fmt("multi-view parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
-        tmp = temp_dir_beside(path)
-        try:
+
+        def save_views(tmp):  # the views' directories, and their digests into cfg before it is written
             for v in self.views_:
                 self.detectors_[v].save(tmp / VIEWS_DIR / v)
             cfg["state"]["view_digests"] = {v: _view_digest(tmp / VIEWS_DIR / v) for v in self.views_}
-            text = json.dumps(_jsonable(cfg), indent=2)
-            (tmp / MULTIVIEW_CONFIG).write_text(text)
-            fsync_path(tmp / MULTIVIEW_CONFIG)
-            replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        write_wrapper_model(path, MULTIVIEW_CONFIG, "multi-view parameters", cfg, save_views)
         return path
 
     @classmethod

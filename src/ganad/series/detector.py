@@ -37,8 +37,6 @@ Example::
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +47,7 @@ from sklearn.base import BaseEstimator
 
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
-from ganad.files import fsync_path, replace_dir, temp_dir_beside
-from ganad.io import SERIES_CONFIG, _jsonable, check_model_path  # one definition of what a model directory is
+from ganad.io import SERIES_CONFIG, check_model_path, write_wrapper_model  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
 SERIES_FORMAT_VERSION = 1
@@ -552,18 +549,7 @@ class SeriesDetector(BaseEstimator):
                          "io": getattr(self, "io_", None),
                          **({"reference_scores": [float(v) for v in self.reference_scores_]}
                             if getattr(self, "reference_scores_", None) is not None else {})}}
-        try:
-            text = json.dumps(_jsonable(cfg), indent=2)  # numpy scalars (window=np.int64(64)) as plain numbers, as save_model does
-        except TypeError as exc:
-            raise ModelFileError(_fmt("series parameters", f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
-        tmp = temp_dir_beside(path)
-        try:
-            self.detector_.save(tmp / DETECTOR_DIR)
-            (tmp / SERIES_CONFIG).write_text(text)
-            fsync_path(tmp / SERIES_CONFIG)
-            replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_wrapper_model(path, SERIES_CONFIG, "series parameters", cfg, lambda tmp: self.detector_.save(tmp / DETECTOR_DIR))
         return path
 
     @classmethod

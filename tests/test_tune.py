@@ -231,6 +231,22 @@ def test_cli_tune_end_to_end(csvs):
     assert len(study.trials) == 2
 
 
+def test_cli_tune_refuses_an_existing_model_without_overwrite(csvs):
+    """`ganad tune -o DIR` onto a saved model is refused before any trial (README: an existing model is
+    replaced only with --overwrite), the model and the storage untouched; --overwrite replaces it."""
+    X = pd.read_csv(csvs / "train.csv").to_numpy(np.float32)
+    GANomaly(epochs=1, random_state=0).fit(X).save(csvs / "model")
+    before = (csvs / "model" / "config.json").read_bytes()
+    args = ["tune", str(csvs / "train.csv"), "-o", str(csvs / "model"), "--trials", "1", "--epochs", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code != 0 and "--overwrite" in r.output, r.output
+    assert (csvs / "model" / "config.json").read_bytes() == before
+    assert not (csvs / "model" / "tuning.json").exists() and not (csvs / "ganad-tune.db").exists()
+    r = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert (csvs / "model" / "tuning.json").exists()
+
+
 def test_cli_errors_write_nothing(csvs):
     run = lambda *a: CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "m"), *a])  # noqa: E731
     (csvs / "space.json").write_text("[1, 2]")

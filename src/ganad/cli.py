@@ -885,6 +885,7 @@ def tune(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv)."),
     decimal: str = typer.Option(".", help="CSV decimal mark."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUTPUT (refused without it)."),
 ):
     """Search a method's hyperparameters with Optuna (label-free by default) and save the best as a model."""
     from ganad.data.readers import csv_columns, read_array
@@ -894,6 +895,7 @@ def tune(
         _fail(GanadError(f"ganad tune: needs optuna ({exc}). Fix: pip install 'ganad[tune]'"))
     try:
         from ganad.io import check_model_path
+        _refuse_existing(output, overwrite, "model")  # before the search, as fit does: never a model replaced silently
         check_model_path(output, "-o/--output")
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)

@@ -74,8 +74,11 @@ COMMON_PARAMS = """
     validation_fraction : float, default 0.1
         Fraction of the (normal) training data held out, never trained on. It chooses, label-free,
         the epoch whose weights are kept (lowest held-out reconstruction residual, see
-        :mod:`ganad.training.selection`), sets ``threshold_`` from scores of samples the model has
-        not seen, and standardises the members of an ensemble. 0 = train on everything, keep the last epoch, threshold from training scores.
+        :mod:`ganad.training.selection`), standardises the knn blend, GANomaly's latent score and the
+        members of an ensemble, and keeps its scores (``validation_scores_``) as the reference of
+        ``predict_proba`` / ``predict_confidence``. ``threshold_`` keeps PyOD's meaning, the
+        (1 - contamination) quantile of the training scores. 0 = train on everything, keep the last
+        epoch.
     ema : float or None, default 0.999
         Decay of the exponential moving average of the weights used for selection and scoring
         (None = the raw weights).

@@ -303,7 +303,8 @@ def fit(
             check_model_path(output, "-o/--output")  # before training, not after
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
-                                 window, stride, time_column, channels, series_id, gaps, point_contamination)
+                                 window, stride, time_column, channels, series_id, gaps, point_contamination,
+                                 sep=sep, decimal=decimal, exclude=exclude)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         from ganad.training import distributed
@@ -389,7 +390,7 @@ def score(
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
-            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components)
+            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")

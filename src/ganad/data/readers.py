@@ -78,6 +78,12 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str], warn: bool
     if len(cells) > 1 and cells[0] == "" and all(cells[1:]) and "Unnamed: 0" not in exclude:
         raise InputError(_fmt(str(path), "has an unnamed first column, the index pandas writes with to_csv(); it would be read as a feature",
                               "write the file with df.to_csv(path, index=False), or leave the column out with --exclude 'Unnamed: 0'"))
+    raw = [str(v) for v in first.iloc[0].tolist()]
+    dup = sorted({c for c in raw if raw.count(c) > 1 and c != ""})
+    if dup and not all(_number(c.replace(decimal, ".") if decimal != "." else c) for c in cells):
+        # pandas would rename the copies 'a.1', 'a.2', ... and read them as different features
+        raise InputError(_fmt(str(path), f"has duplicate column name(s) {dup[:5]} in its header",
+                              "give every column its own name (or drop the copies) before passing the file"))
     cells = [c.replace(decimal, ".") if decimal != "." else c for c in cells]
     import logging
     if all(_number(c) for c in cells) and cells != [str(i) for i in range(len(cells))]:

@@ -39,15 +39,22 @@ class Series(NamedTuple):
     """Names of the value columns."""
 
 
-def _read_table(p: Path):
+def _read_table(p: Path, sep: str | None = None, decimal: str = "."):
     import pandas as pd
 
     name = p.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(p)
-        if name.endswith((".csv", ".csv.gz", ".txt")):
-            return pd.read_csv(p)
+        if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            df = pd.read_csv(p, sep=sep or ("\t" if name.endswith(".tsv") else ","), decimal=decimal)
+            if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index
+                raise DataFileError(_fmt(str(p), f"has rows with more fields than the header's {df.shape[1]} column(s) {[str(c) for c in df.columns[:5]]}",
+                                         "check the separator and decimal mark (for example --sep ';' --decimal ',') "
+                                         "and that every row has one value per header column"))
+            return df
+    except DataFileError:
+        raise
     except FileNotFoundError as exc:
         raise DataFileError(_fmt(str(p), "does not exist", "pass the path of an existing CSV or Parquet file")) from exc
     except Exception as exc:  # pandas / pyarrow parser errors

@@ -17,12 +17,13 @@ def _csv_list(v: str | None) -> list[str] | None:
 
 
 def fit_series(data: Path, output: Path, method: str, det_params: dict, window: int, stride: int | None,
-               time_column: str | None, channels: str | None, series_id: str | None, gaps: str, contamination: float):
+               time_column: str | None, channels: str | None, series_id: str | None, gaps: str, contamination: float,
+               sep: str | None = None, decimal: str = ".", exclude=()):
     """Read a series file, fit a SeriesDetector, save it with the columns it reads."""
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
     from ganad.series.readers import read_series_file
-    tab = read_series_file(data, time_column, _csv_list(channels), series_id)
+    tab = read_series_file(data, time_column, _csv_list(channels), series_id, sep=sep, decimal=decimal, exclude=tuple(exclude))
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
@@ -55,7 +56,22 @@ def _write_atomic(path: Path, write):
         write(tmp)
 
 
-def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool):
+def _in_score_terms(msg: str, data: Path) -> str:
+    """A reader's or the API's message in the terms of `ganad score`: the file instead of X, and the
+    columns the model reads instead of fit-only options (--time-column, --channels, --series-id, --gaps)."""
+    if msg.startswith(("X:", "X ")):
+        msg = f"{data}{msg[1:]}"
+    for opt, what in (("--time-column", "the model's time column"), ("--series-id", "the model's series-id column")):
+        msg = msg.replace(f"for {opt} (", f"({what}; ").replace(f"pass {opt} naming one of the columns",
+                                                                    "score a file with the columns the model was trained on")
+    msg = msg.replace("pass --channels naming existing columns", "score a file with the channel columns the model was trained on")
+    return msg.replace("pass a shorter window, longer series, or gaps='ignore' to join parts across gaps",
+                       "pass a series at least one window long (or train a model with a shorter window or --gaps ignore)") \
+              .replace("or pass gaps='ignore' to take rows as evenly spaced", "or train the model with --gaps ignore")
+
+
+def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool,
+                      sep: str | None = None, decimal: str = "."):
     """Score a series file with a series model: a score per time point and an events table."""
     import pandas as pd
 
@@ -64,10 +80,16 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     sd = ganad.load(model_dir)
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
-    tab = read_series_file(data, io.get("time_column"), None if is_npy else io.get("channels"),
-                           None if is_npy or data.is_dir() else io.get("series_id"),
-                           no_time=not is_npy and io.get("time_column") is None and bool(io))
-    r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
+    try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
+        tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else io.get("channels"),
+                               None if is_npy or data.is_dir() else io.get("series_id"),
+                               no_time=not is_npy and io.get("time_column") is None and bool(io), sep=sep, decimal=decimal)
+        r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
+    except (InputError, DataFileError) as exc:
+        msg = _in_score_terms(str(exc), data)
+        if msg != str(exc):
+            raise type(exc)(msg) from exc
+        raise
     cols = {}
     if tab.series_id is not None:
         cols["series"] = tab.series_id

@@ -605,8 +605,18 @@ def load_series(path) -> SeriesDetector:
         sd.channel_baseline_ = [float(v) for v in st["channel_baseline"]]
         if len(sd.channels_) != sd.n_channels_ or len(sd.channel_baseline_) != sd.n_channels_:
             raise ValueError("channel names / baselines do not match n_channels")
+        shape = tuple(int(v) for v in getattr(det, "data_shape_", ()) or ())
+        if shape and shape != (sd.n_channels_, sd.window_):  # an edited window / n_channels would index past the windows
+            raise ValueError(f"window {sd.window_} and n_channels {sd.n_channels_} do not match the detector's "
+                             f"windows of shape {shape} (channels, length)")
+        if not 1 <= sd.stride_ <= sd.window_:
+            raise ValueError(f"stride {sd.stride_} is not in [1, window]")
         if st.get("io") is not None:
-            sd.io_ = st["io"]
+            io = st["io"]
+            if not isinstance(io, dict) or (io.get("channels") is not None and [str(c) for c in io["channels"]] != sd.channels_):
+                raise ValueError(f"io.channels {io.get('channels') if isinstance(io, dict) else io!r} differ from the "
+                                 f"model's channels {sd.channels_} (the file columns would be read in another order)")
+            sd.io_ = io
         if st.get("reference_scores") is not None:
             ref = np.asarray(st["reference_scores"], dtype=np.float64)
             if ref.ndim != 1 or not np.isfinite(ref).all():

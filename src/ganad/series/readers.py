@@ -22,19 +22,21 @@ class SeriesTable(NamedTuple):
 
 
 def read_series_file(path, time_column: str | None = None, channels: Sequence[str] | None = None,
-                     series_id: str | None = None, *, no_time: bool = False) -> SeriesTable:
+                     series_id: str | None = None, *, no_time: bool = False, sep: str | None = None,
+                     decimal: str = ".", exclude: Sequence[str] = ()) -> SeriesTable:
     """Read one series file. ``time_column`` None looks for a column named like a time
     (timestamp, time, datetime, date, ts); ``channels`` None takes every other column except
-    ``series_id``. Missing values raise a DataFileError naming the column and row."""
+    ``series_id`` and ``exclude``. ``sep`` / ``decimal``: as in pandas' read_csv (CSV only).
+    Missing values raise a DataFileError naming the column and row."""
     p = Path(path)
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
     if p.is_dir():
-        return _read_folder(p, time_column, channels, series_id, no_time)
+        return _read_folder(p, time_column, channels, series_id, no_time, sep, decimal, exclude)
     if p.suffix.lower() == ".npy":
-        if time_column or series_id or channels:
+        if time_column or series_id or channels or exclude:
             raise DataFileError(_fmt(str(p), "is an NPY array, which has no named columns",
-                                     "drop --time-column/--channels/--series-id, or pass a CSV / Parquet table"))
+                                     "drop --time-column/--channels/--series-id/--exclude, or pass a CSV / Parquet table"))
         try:
             arr = np.load(p, allow_pickle=False)
         except Exception as exc:
@@ -44,8 +46,11 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         if arr.ndim != 2:
             raise DataFileError(_fmt(str(p), f"holds an array of shape {arr.shape}", "save one series as a (T,) or (T, channels) array"))
         return SeriesTable(arr, None, None, [f"ch{c}" for c in range(arr.shape[1])], None, None)
-    df = _read_table(p)
+    df = _read_table(p, sep, decimal)
     df.columns = cols = [str(c) for c in df.columns]
+    gone = [str(c) for c in exclude if str(c) not in cols]
+    if gone:
+        raise DataFileError(_fmt(str(p), f"has no column(s) {gone} to exclude (columns: {cols[:12]})", "check --exclude"))
     src = str(p)
     if len(df) == 0:
         raise DataFileError(_fmt(src, "has no rows", "pass a file with at least one data row"))
@@ -63,7 +68,7 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         if missing:
             raise DataFileError(_fmt(src, f"has no channel column(s) {missing} (columns: {cols[:12]})", "pass --channels naming existing columns"))
     else:
-        chans = [c for c in cols if c not in (time_column, series_id)]
+        chans = [c for c in cols if c not in (time_column, series_id) and c not in [str(e) for e in exclude]]
     if not chans:
         raise DataFileError(_fmt(src, "has no channel columns besides the time / series id", "pass a table with at least one numeric column"))
     values = np.stack([_numeric_column(df[c], src, c) for c in chans], axis=1)
@@ -75,7 +80,7 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
 SERIES_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".npy")
 
 
-def _read_folder(p: Path, time_column, channels, series_id, no_time) -> SeriesTable:
+def _read_folder(p: Path, time_column, channels, series_id, no_time, sep=None, decimal=".", exclude=()) -> SeriesTable:
     """Every series file in a folder (sorted by name), one series each, its id the file name."""
     if series_id is not None:
         raise DataFileError(_fmt(str(p), "is a folder of series and --series-id is given too",
@@ -83,7 +88,8 @@ def _read_folder(p: Path, time_column, channels, series_id, no_time) -> SeriesTa
     files = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
     if not files:
         raise DataFileError(_fmt(str(p), "is a folder with no .csv, .parquet or .npy file", "pass a series file or a folder of them"))
-    parts = [read_series_file(f, time_column, channels, None, no_time=no_time) for f in files]
+    parts = [read_series_file(f, time_column, channels, None, no_time=no_time, sep=sep, decimal=decimal, exclude=exclude)
+             for f in files]
     cols = parts[0].columns
     for f, t in zip(files, parts):
         if t.columns != cols:

@@ -1,0 +1,129 @@
+"""Series files as users bring them: ';' separators and decimal commas, an id column to leave out,
+NPY arrays for a model trained on a CSV with a time column, and edited series.json files."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ganad
+from ganad.cli import app
+from ganad.exceptions import ModelFileError
+
+runner = CliRunner()
+
+
+def _table(T, seed):
+    rng = np.random.RandomState(seed)
+    t = np.arange(T)
+    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=T, freq="min"),
+                         "temp": np.sin(t / 20) + 0.05 * rng.randn(T), "pressure": np.cos(t / 33) + 0.05 * rng.randn(T)})
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("series_file_input")
+    _table(400, 0).to_csv(d / "train.csv", index=False)
+    _table(120, 1).to_csv(d / "test.csv", index=False)
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "model"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def _fail(args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and "error:" in r.output, r.output
+    return " ".join(r.output.split())
+
+
+def test_series_fit_reads_sep_and_decimal_and_refuses_a_misread_file(work, tmp_path):
+    # before: --sep/--decimal were ignored in series mode, and pandas turned the extra fields of each
+    # ';' row into an index: the model trained silently on one "channel" of fractional digits
+    _table(400, 0).to_csv(tmp_path / "semi.csv", index=False, sep=";", decimal=",")
+    msg = _fail(["fit", str(tmp_path / "semi.csv"), "-o", str(tmp_path / "m0"), "--window", "16", "--epochs", "1", "-q"])
+    assert "semi.csv" in msg and "more fields than the header" in msg and "--sep ';'" in msg
+    assert not (tmp_path / "m0").exists()
+    r = runner.invoke(app, ["fit", str(tmp_path / "semi.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1",
+                            "-q", "--sep", ";", "--decimal", ","])
+    assert r.exit_code == 0, r.output
+    sd = ganad.load(tmp_path / "m")
+    assert sd.channels_ == ["temp", "pressure"] and sd.io_["time_column"] == "timestamp"
+    _table(120, 1).to_csv(tmp_path / "semi_test.csv", index=False, sep=";", decimal=",")
+    r = runner.invoke(app, ["score", str(work / "model"), str(tmp_path / "semi_test.csv"), "-o", str(tmp_path / "s.csv"),
+                            "--sep", ";", "--decimal", ","])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(work / "model"), str(work / "test.csv"), "-o", str(tmp_path / "ref.csv")])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv").score, pd.read_csv(tmp_path / "ref.csv").score, rtol=1e-6)
+
+
+def test_series_fit_honours_exclude(tmp_path):
+    # before: --exclude was ignored in series mode and the id column became a channel
+    df = _table(400, 0)
+    df["machine_id"] = 7
+    df.to_csv(tmp_path / "train.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1",
+                            "-q", "--exclude", "machine_id"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == ["temp", "pressure"]
+    msg = _fail(["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m2"), "--window", "16", "--epochs", "1", "-q",
+                 "--exclude", "nosuch"])
+    assert "nosuch" in msg and "--exclude" in msg and not (tmp_path / "m2").exists()
+
+
+def test_series_score_npy_for_a_model_with_a_time_column(work, tmp_path):
+    # before: refused with "drop --time-column/--channels/--series-id", options the user never passed
+    np.save(tmp_path / "test.npy", _table(120, 1)[["temp", "pressure"]].to_numpy())
+    r = runner.invoke(app, ["score", str(work / "model"), str(tmp_path / "test.npy"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    runner.invoke(app, ["score", str(work / "model"), str(work / "test.csv"), "-o", str(tmp_path / "ref.csv")])
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv").score, pd.read_csv(tmp_path / "ref.csv").score, rtol=1e-6)
+
+
+def test_series_score_messages_name_the_file_and_no_fit_only_option(work, tmp_path):
+    _table(10, 1).to_csv(tmp_path / "short.csv", index=False)
+    _table(120, 1).drop(columns="timestamp").to_csv(tmp_path / "notime.csv", index=False)
+    df = _table(120, 1)
+    df.loc[60, "timestamp"] = df.loc[30, "timestamp"]
+    df.to_csv(tmp_path / "back.csv", index=False)
+    for f in ("short.csv", "notime.csv", "back.csv"):
+        out = tmp_path / f"s_{f}"
+        msg = _fail(["score", str(work / "model"), str(tmp_path / f), "-o", str(out)])
+        assert msg.startswith("error:") and f in msg.split("Fix:")[0] and "X:" not in msg and "X time" not in msg, msg
+        fix = msg.split("Fix:")[1]
+        assert "--time-column" not in fix and "--channels" not in fix and "gaps='ignore'" not in fix, msg
+        assert not out.exists() and not out.with_name(out.stem + ".events.csv").exists()
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda st: st.update(window=32), "window 32"),
+    (lambda st: st["io"].update(channels=["pressure", "temp"]), "io.channels"),
+])
+def test_edited_series_json_is_refused(work, tmp_path, edit, expect):
+    # before: window edited -> IndexError traceback; io.channels reordered -> the file's columns silently
+    # scored in another order than the detector was trained on
+    m = tmp_path / "m"
+    shutil.copytree(work / "model", m)
+    cfg = json.loads((m / "series.json").read_text())
+    edit(cfg["state"])
+    (m / "series.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match=expect):
+        ganad.load(m)
+    msg = _fail(["score", str(m), str(work / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert "series.json" in msg and not (tmp_path / "s.csv").exists()
+
+
+def test_csv_header_with_duplicate_names_is_refused(tmp_path):
+    # before: pandas renamed the copy to 'a.1' silently (a DataFrame with duplicate names is refused)
+    rows = "\n".join(f"{i},{i % 3},{i % 5}" for i in range(40))
+    (tmp_path / "dup.csv").write_text("a,a,c\n" + rows + "\n")
+    msg = _fail(["fit", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert "dup.csv" in msg and "duplicate column name(s) ['a']" in msg and "Fix:" in msg
+    assert not (tmp_path / "m").exists()
+    (tmp_path / "num.csv").write_text("1,1,2\n" + rows + "\n")  # a first line of numbers is data, repeats and all
+    from ganad.data.readers import read_array
+    assert read_array(tmp_path / "num.csv").shape == (41, 3)

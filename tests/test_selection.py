@@ -467,3 +467,36 @@ def test_knn_space_both_averages_the_two_standardised_distances(blobs, tmp_path,
     scales = [robust_location_scale(single[sp][0][:, None])[1][0] for sp in ("code", "feature")]
     np.testing.assert_allclose(both_scales, scales, rtol=1e-6)
     np.testing.assert_allclose(both, 0.5 * (single["code"][1] / scales[0] + single["feature"][1] / scales[1]), rtol=1e-5)
+
+
+def test_training_scores_leave_a_rows_own_bank_entry_out():
+    """Training rows are in the knn bank: scoring them (decision_scores_, threshold_) must not count a
+    row's own entry at distance 0 among its neighbours. Brute force: the knn component of every
+    training row is the mean distance to its k nearest *other* rows; rows outside the bank (here: a
+    new sample equal to none of them) keep their k nearest."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 6).astype(np.float32)
+    det = ganad.BiGAN(epochs=2, random_state=0, validation_fraction=0).fit(X)  # knn: codes, Euclidean
+    with torch.inference_mode():
+        E = det._knn_code(torch.from_numpy(det.scaler_.transform(X))).double().numpy()
+    d = np.sort(np.sqrt(((E[:, None, :] - E[None]) ** 2).sum(2)), axis=1)
+    k = det.n_neighbors
+    np.testing.assert_allclose(det._train_components["knn"], d[:, 1:k + 1].mean(1), rtol=1e-6)
+    # the same rows scored as new data (not inside fit) do count themselves: the two differ
+    assert (det.score_components(X[:20]).components["knn"] < det._train_components["knn"][:20]).all()
+    new = rng.randn(30, 6).astype(np.float32)
+    with det._scoring_training_rows():
+        inside = det.score_components(new).components["knn"]
+    np.testing.assert_allclose(inside, det.score_components(new).components["knn"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("method, params", [("BiGAN", {}), ("GANomaly", {"knn_metric": "euclidean"})])
+def test_threshold_flags_about_contamination_of_new_normal_data(method, params):
+    """contamination=0.1 promises about 10 % of new normal samples flagged. With each training row
+    counting itself in the Euclidean knn component the threshold was too low and 25 % were flagged."""
+    rng = np.random.RandomState(0)
+    A = rng.randn(12, 12)
+    X = (rng.randn(3000, 12) @ A).astype(np.float32)
+    fresh = (rng.randn(3000, 12) @ A).astype(np.float32)
+    det = getattr(ganad, method)(epochs=5, random_state=0, **params).fit(X)
+    assert 0.06 <= det.predict(fresh).mean() <= 0.15

@@ -1016,7 +1016,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
         plan = self._knn_plan(emb.device, cols)
         loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
-        k = min(int(self.n_neighbors) + loo, self.knn_bank_.shape[0])
+        own = int(bool(self.__dict__.get("_knn_training_rows")))  # scoring fit's data: skip a row's own bank entry
+        k = min(int(self.n_neighbors) + loo + own, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
         d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)
         groups, s = plan["groups"], plan["size"]
@@ -1032,7 +1033,30 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
         near = near.sort(1).values[:, loo:]
+        if own and near.shape[1] > 1:
+            # a training row in the bank finds itself at distance 0 (up to the rounding of two passes
+            # through the networks): leave that entry out, as PyOD's KNN does for its training scores;
+            # a row outside the bank (held out, or beyond the bank's 4,096) keeps its k nearest
+            size = emb.reshape(emb.shape[0], -1).to(torch.float64).square().sum(1)
+            itself = near[:, 0] <= 1e-9 * (1.0 + size)
+            near = torch.where(itself[:, None], near[:, 1:], near[:, :-1])
         return near.sqrt().mean(1)
+
+    @contextlib.contextmanager
+    def _scoring_training_rows(self):
+        """Score the data ``fit`` was given (``decision_scores_``, ``threshold_``): with the Euclidean
+        ``knn`` component, a row that is in the bank would count itself among its own neighbours at
+        distance 0, so training scores, and ``threshold_`` with them, would be lower than the scores
+        of new normal data. Inside this block each such row leaves its own entry out (PyOD's KNN
+        scores its training rows the same way); members of an ensemble alike."""
+        dets = [self, *self.__dict__.get("members_", [])]
+        for d in dets:
+            d._knn_training_rows = True
+        try:
+            yield
+        finally:
+            for d in dets:
+                d.__dict__.pop("_knn_training_rows", None)
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction
@@ -1080,12 +1104,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             n = X.shape[0]
             if n > self._threshold_sample:
                 idx = np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 11).permutation(n)[:self._threshold_sample])
-                sample = self.score_components(X[idx]).scores
+                with self._scoring_training_rows():
+                    sample = self.score_components(X[idx]).scores
             else:
                 sample = self.decision_scores_
             self.threshold_ = contamination_threshold(sample, self.contamination)
             return
-        res = self.score_components(X)
+        with self._scoring_training_rows():
+            res = self.score_components(X)
         self._train_components = res.components  # in memory only: lets calibrate() rescore the training set
         self._decision_scores = res.scores
         self.threshold_ = contamination_threshold(res.scores, self.contamination)
@@ -1098,7 +1124,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             X = d.get("_train_ref")
             if X is None:
                 raise AttributeError("decision_scores_")
-            res = self.score_components(X)
+            with self._scoring_training_rows():
+                res = self.score_components(X)
             d["_train_components"] = res.components
             d["_decision_scores"] = res.scores
             d.pop("_train_ref", None)

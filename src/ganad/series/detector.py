@@ -451,7 +451,8 @@ class SeriesDetector(BaseEstimator):
         self.detector_ = det
         self.n_channels_ = int(values.shape[1])
         self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
-        wscores, wmaps = self._score_windows(windows)
+        with det._scoring_training_rows():  # a training window in the knn bank does not count itself
+            wscores, wmaps = self._score_windows(windows)
         self.channel_baseline_ = np.maximum(wmaps.mean(axis=(0, 2)), 1e-12).tolist()
         pts, _ = self._points(values, layout, wscores, wmaps)
         pts = pts[np.isfinite(pts)]

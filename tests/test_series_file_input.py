@@ -127,3 +127,11 @@ def test_csv_header_with_duplicate_names_is_refused(tmp_path):
     (tmp_path / "num.csv").write_text("1,1,2\n" + rows + "\n")  # a first line of numbers is data, repeats and all
     from ganad.data.readers import read_array
     assert read_array(tmp_path / "num.csv").shape == (41, 3)
+
+
+def test_key_is_refused_in_series_mode(work, tmp_path):
+    """--key names an array in an NPZ file; series mode reads no NPZ, so the option was silently ignored."""
+    out = _fail(["fit", str(work / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "--key", "X"])
+    assert "--key" in out and "Fix:" in out and not (tmp_path / "m").exists()
+    out = _fail(["score", str(work / "model"), str(work / "test.csv"), "-o", str(tmp_path / "s.csv"), "--key", "X"])
+    assert "--key" in out and not (tmp_path / "s.csv").exists()

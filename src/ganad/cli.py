@@ -300,6 +300,9 @@ def fit(
         from ganad.series.commands import fit_series
         try:
             from ganad.io import check_model_path
+            if key is not None:
+                raise GanadError("--key: names an array inside an NPZ file; series mode reads CSV, Parquet and NPY files. "
+                                 "Fix: drop --key, and save the series as .npy (np.save) or a table")
             check_model_path(output, "-o/--output")  # before training, not after
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
@@ -390,6 +393,9 @@ def score(
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
+            if key is not None:
+                raise GanadError("--key: names an array inside an NPZ file; a series model reads CSV, Parquet and NPY files. "
+                                 "Fix: drop --key, and save the series as .npy (np.save) or a table")
             n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal)
         except (GanadError, ValueError) as exc:
             _fail(exc)

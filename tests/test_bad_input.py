@@ -136,3 +136,50 @@ def test_cli_fails_cleanly_and_writes_nothing(fitted, tmp_path):
 
     r = runner.invoke(app, ["fit", str(tmp_path / "three.csv"), "-o", str(tmp_path / "x"), "--method", "nope"])
     assert r.exit_code != 0 and "unknown method" in r.output
+
+
+# NPY / NPZ files that numpy reads but that cannot be data: each message names the file, the problem and a fix
+_BAD_NPY = {
+    "zero_d": (lambda: np.float64(3), "single number \\(a 0-D array\\)", "2-D array of shape \\(samples, features\\)"),
+    "object": (lambda: np.array([[1.0, "a"], [2.0, "b"]], dtype=object), "Python objects.*pickle", "save a numeric array"),
+    "empty": (lambda: np.zeros((0, 3)), "no samples \\(shape \\(0, 3\\)\\)", "at least one sample"),
+    "one_d": (lambda: np.arange(50.0), "1-D with shape \\(50,\\)", "reshape\\(-1, 1\\)"),
+    "struct": (lambda: np.zeros(50, dtype=[("a", "f8"), ("b", "f8")]), "structured array \\(fields \\['a', 'b'\\]\\)",
+               "structured_to_unstructured"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_NPY))
+def test_unusable_npy_names_file_problem_and_fix(tmp_path, kind):
+    from ganad.data.readers import iter_chunks, read_array
+    make, problem, fix = _BAD_NPY[kind]
+    p = tmp_path / f"{kind}.npy"
+    np.save(p, make(), allow_pickle=True)
+    for read in (lambda: read_array(p), lambda: next(iter_chunks(p, 10))):
+        with pytest.raises((InputError, DataFileError), match=f"^{p}: .*{problem}.*Fix: .*{fix}") as e:
+            read()
+        assert "len() of unsized" not in str(e.value) and "memory-mapped" not in str(e.value) and "check the file is complete" not in str(e.value)
+    np.savez(tmp_path / f"{kind}.npz", X=make())  # the same arrays in an NPZ archive
+    with pytest.raises((InputError, DataFileError), match=f"{kind}.npz \\(array 'X'\\): .*{problem}.*Fix: "):
+        read_array(tmp_path / f"{kind}.npz")
+
+
+def test_labels_may_be_a_1d_npy(tmp_path):
+    from ganad.data.readers import read_array
+    np.save(tmp_path / "y.npy", np.r_[0, 1, 0])
+    assert read_array(tmp_path / "y.npy", allow_1d=True).tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_NPY))
+def test_cli_refuses_unusable_npy_with_one_error_line(fitted, tmp_path, kind):
+    make, problem, fix = _BAD_NPY[kind]
+    p = tmp_path / f"{kind}.npy"
+    np.save(p, make(), allow_pickle=True)
+    fitted.save(tmp_path / "m")
+    for args, out in ((["fit", str(p), "-o", str(tmp_path / "model"), "--epochs", "1", "-q"], tmp_path / "model"),
+                      (["score", str(tmp_path / "m"), str(p), "-o", str(tmp_path / "s.csv")], tmp_path / "s.csv")):
+        r = CliRunner(env={"COLUMNS": "1000"}).invoke(app, args)
+        assert r.exit_code == 2, r.output
+        assert r.output.count("error:") == 1 and f"{kind}.npy: " in r.output and "Fix:" in r.output, r.output
+        assert "Traceback" not in r.output and "X:" not in r.output and "check the file is complete" not in r.output
+        assert not out.exists()

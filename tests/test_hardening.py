@@ -326,6 +326,11 @@ def ws(tmp_path_factory):
         else:
             (d / name).write_text(text)
     np.save(d / "one_d.npy", np.arange(5.0))
+    np.save(d / "zero_d.npy", np.float64(3))
+    np.save(d / "object.npy", np.array([[1.0, "a"], [2.0, "b"]], dtype=object), allow_pickle=True)
+    np.save(d / "empty.npy", np.zeros((0, 4)))
+    np.save(d / "struct.npy", np.zeros(5, dtype=[("a", "f8"), ("b", "f8")]))
+    np.savez(d / "object.npz", X=np.array([[1.0, "a"]], dtype=object))
     np.save(d / "huge.npy", np.full((4, 4), 1e300))
     np.save(d / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
     (d / "trunc.npy").write_bytes((d / "x.npy").read_bytes()[:100])
@@ -398,9 +403,14 @@ for _what, _name, _args in [
     ("fit: ragged CSV row", "ragged.csv", ["fit", "{ws}/ragged.csv", "-o", "{ws}/o1"]),
     ("fit: not UTF-8 text", "binary.csv", ["fit", "{ws}/binary.csv", "-o", "{ws}/o1"]),
     ("fit: one sample", "sample", ["fit", "{ws}/one_row.csv", "-o", "{ws}/o1"]),
-    ("fit: 1-D NPY", "X", ["fit", "{ws}/one_d.npy", "-o", "{ws}/o1"]),
+    ("fit: 1-D NPY", "one_d.npy", ["fit", "{ws}/one_d.npy", "-o", "{ws}/o1"]),
+    ("fit: 0-D NPY (a single number)", "zero_d.npy", ["fit", "{ws}/zero_d.npy", "-o", "{ws}/o1"]),
+    ("fit: object-dtype NPY (pickled)", "object.npy", ["fit", "{ws}/object.npy", "-o", "{ws}/o1"]),
+    ("fit: object-dtype array in an NPZ", "object.npz", ["fit", "{ws}/object.npz", "-o", "{ws}/o1"]),
+    ("fit: NPY of 0 rows", "empty.npy", ["fit", "{ws}/empty.npy", "-o", "{ws}/o1"]),
+    ("fit: structured NPY", "struct.npy", ["fit", "{ws}/struct.npy", "-o", "{ws}/o1"]),
     ("fit: NPY of 1e300", "float32", ["fit", "{ws}/huge.npy", "-o", "{ws}/o1"]),
-    ("fit: NPY of strings", "X", ["fit", "{ws}/strings.npy", "-o", "{ws}/o1"]),
+    ("fit: NPY of strings", "strings.npy", ["fit", "{ws}/strings.npy", "-o", "{ws}/o1"]),
     ("fit: truncated NPY", "trunc.npy", ["fit", "{ws}/trunc.npy", "-o", "{ws}/o1"]),
     ("fit: NPZ with two arrays, no --key", "--key", ["fit", "{ws}/two.npz", "-o", "{ws}/o1"]),
     ("fit: --key nosuch", "nosuch", ["fit", "{ws}/two.npz", "-o", "{ws}/o1", "--key", "nosuch"]),
@@ -435,6 +445,11 @@ for _what, _name, _args in [
     ("score: text column", "text.csv", ["score", "{ws}/model", "{ws}/text.csv", "-o", "{ws}/s1.csv"]),
     ("score: -o under a file", "afile", ["score", "{ws}/model", "{ws}/train.csv", "-o", "{ws}/afile/s.csv"]),
     ("score: NaN cell", "NaN", ["score", "{ws}/model", "{ws}/nan.csv", "-o", "{ws}/s1.csv"]),
+    ("score: 0-D NPY (a single number)", "zero_d.npy", ["score", "{ws}/model", "{ws}/zero_d.npy", "-o", "{ws}/s1.csv"]),
+    ("score: object-dtype NPY (pickled)", "object.npy", ["score", "{ws}/model", "{ws}/object.npy", "-o", "{ws}/s1.csv"]),
+    ("score: 1-D NPY", "one_d.npy", ["score", "{ws}/model", "{ws}/one_d.npy", "-o", "{ws}/s1.csv"]),
+    ("score: NPY of 0 rows", "empty.npy", ["score", "{ws}/model", "{ws}/empty.npy", "-o", "{ws}/s1.csv"]),
+    ("score: structured NPY", "struct.npy", ["score", "{ws}/model", "{ws}/struct.npy", "-o", "{ws}/s1.csv"]),
     ("calibrate: --weights '[1,2]'", "weights", ["calibrate", "{ws}/model", "{ws}/train.csv", "--weights", "[1,2]", "--compose", "weights", "-o", "{ws}/c1"]),
     ("calibrate: --weights not JSON", "--weights", ["calibrate", "{ws}/model", "{ws}/train.csv", "--weights", "x", "-o", "{ws}/c1"]),
     ("calibrate: --compose nosuch", "compose", ["calibrate", "{ws}/model", "{ws}/train.csv", "--compose", "nosuch", "-o", "{ws}/c1"]),

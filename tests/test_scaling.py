@@ -143,3 +143,112 @@ def test_onnx_export_clips_like_the_detector(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     _, score = sess.run(None, {"x": probe})
     np.testing.assert_allclose(score, det.score_samples(probe), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- float64 scaling (large offsets)
+TS0 = 1_700_000_000  # a UNIX timestamp: float32's spacing there is 128, so 1.7e9 + k (k < 64) is one value
+
+
+def _timestamp_table(n_normal=600, n_anom=60, seed=0):
+    """Column 0: ``1.7e9 + k``, k in 0..20 for normal rows and 35..55 for anomalies (the only
+    informative column; in float32 every one of these values is 1.7e9); columns 1-3: N(0, 1) noise.
+    Returns (X_train, X_test, y_test) as float64, the first half of the normal rows to train on."""
+    rng = np.random.RandomState(seed)
+    k = np.r_[rng.randint(0, 21, n_normal), rng.randint(35, 56, n_anom)]
+    X = np.column_stack([TS0 + k.astype(np.float64), rng.normal(0, 1, (n_normal + n_anom, 3))])
+    y = np.r_[np.zeros(n_normal, np.int64), np.ones(n_anom, np.int64)]
+    half = n_normal // 2
+    return X[:half], X[half:], y[half:]
+
+
+def test_scaler_keeps_a_large_offset_feature():
+    Xtr, Xte, yte = _timestamp_table()
+    assert len(np.unique(Xtr[:, 0].astype(np.float32))) == 1  # what float32 leaves of the column
+    s = Scaler("per-feature").fit(Xtr)
+    assert s.mode[0] == "continuous" and s.shift.dtype == np.float64
+    assert s.shift[0] == Xtr[:, 0].mean()  # the exact float64 mean, not rounded to float32
+    Z = s.transform(Xte)
+    assert Z.dtype == np.float32
+    assert Z[yte == 1, 0].min() > Z[yte == 0, 0].max()  # k = 35.. lies above every normal k = ..20
+    np.testing.assert_allclose(s.inverse_transform(s.transform_unclipped(Xte))[:, 0], Xte[:, 0], rtol=0, atol=1e-3)
+    # the stored parameters keep every digit: a model file's JSON round trip changes nothing
+    r = Scaler.from_dict(json.loads(json.dumps(s.to_dict())))
+    np.testing.assert_array_equal(r.shift, s.shift)
+    np.testing.assert_array_equal(r.transform(Xte), Z)
+
+
+def test_float32_values_keep_the_float32_constant_rule():
+    X = np.full((200, 2), 5.0, np.float32)
+    X[:, 1] += np.random.RandomState(0).randint(0, 3, 200).astype(np.float32) * np.float32(4.8e-7)  # float32 rounding noise
+    assert Scaler("per-feature").fit(X).mode == ["constant", "constant"]
+    assert Scaler("per-feature").fit(X.astype(np.float64)).mode == ["constant", "constant"]  # float32 numbers, as float64
+    X64 = X.astype(np.float64)
+    X64[:, 1] = 5.0 + np.random.RandomState(0).randint(0, 3, 200) * 4.8e-7  # not float32 numbers: a real (tiny) variation
+    assert Scaler("per-feature").fit(X64).mode == ["constant", "discrete"]
+
+
+@pytest.mark.parametrize("frame", [False, True], ids=["float64 array", "DataFrame with an int64 column"])
+def test_detector_finds_anomalies_in_a_large_offset_feature(tmp_path, frame):
+    from sklearn.metrics import roc_auc_score
+    Xtr, Xte, yte = _timestamp_table()
+    if frame:  # integer UNIX timestamps beside float columns
+        import pandas as pd
+
+        def df(X):
+            return pd.DataFrame({"ts": X[:, 0].astype(np.int64), **{f"x{j}": X[:, j] for j in (1, 2, 3)}})
+        Xtr, Xte = df(Xtr), df(Xte)
+    det = FAnoGAN(**{**KW, "epochs": 2}).fit(Xtr)
+    assert det.scaler_.mode[0] == "continuous"  # not "constant": float32 made it one value
+    scores = det.decision_function(Xte)
+    assert roc_auc_score(yte, scores) > 0.8
+    det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["state"]["scaler"]["shift"][0] == float(det.scaler_.shift[0])  # full precision in the file
+    back = ganad.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.scaler_.shift, det.scaler_.shift)
+    np.testing.assert_array_equal(back.decision_function(Xte), scores)
+
+
+def test_cli_keeps_a_large_offset_feature(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    from ganad.data.readers import read_array
+    Xtr, Xte, yte = _timestamp_table()
+    for name, X in (("train", Xtr), ("test", Xte)):
+        np.savetxt(tmp_path / f"{name}.csv", X, delimiter=",", fmt=["%d", "%.17g", "%.17g", "%.17g"],
+                   header="stamp,a,b,c", comments="")
+    np.save(tmp_path / "test.npy", Xte)
+    np.testing.assert_array_equal(read_array(tmp_path / "test.csv"), Xte)  # every digit read
+    np.testing.assert_array_equal(read_array(tmp_path / "test.npy"), Xte)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--method", "fanogan",
+                                 "--epochs", "2", "--set", "width=16", "--latent-dim", "4", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").scaler_.mode[0] == "continuous"
+
+
+def test_serve_json_keeps_a_large_offset_feature():
+    pytest.importorskip("fastapi")
+    import orjson
+
+    from ganad.serve.app import prepare
+    from ganad.serve.decode import decode
+    Xtr, Xte, _ = _timestamp_table()
+    det = FAnoGAN(**KW).fit(Xtr)
+    rows, _ = decode(orjson.dumps({"instances": Xte.tolist()}), "application/json")
+    X = prepare(det, rows)
+    np.testing.assert_array_equal(X[:, 0], Xte[:, 0])  # every digit of the timestamp reaches the scaler
+    np.testing.assert_array_equal(det.decision_function(X), det.decision_function(Xte))
+
+
+def test_series_keep_a_large_offset_channel():
+    from ganad import SeriesDetector
+    t = np.arange(1200)
+    counter = TS0 + (t % 20)  # a counter with a large offset: one value in float32
+    X = np.column_stack([counter, np.sin(t / 5)])
+    sd = SeriesDetector("fanogan", window=32, stride=8, detector_params={**KW, "epochs": 1}).fit(X)
+    assert sd.detector_.scaler_.mode[0] == "continuous"
+    bad = X[:300].copy()
+    bad[150:170, 0] = TS0 + 50  # the counter stuck at a level it never reached
+    s = sd.score_series(bad).scores
+    assert s[150:170].mean() > 2 * np.median(s)

@@ -378,7 +378,7 @@ def test_killed_worker_study_resumes(csvs):
         p.send_signal(signal.SIGKILL)
         p.wait()
     assert not (csvs / "mk").exists()
-    X = pd.read_csv(csvs / "train.csv").to_numpy(np.float32)
+    X = pd.read_csv(csvs / "train.csv").to_numpy(np.float64)  # as `ganad tune` read it: float64, every digit kept
     before = optuna.load_study(study_name="k", storage=url).trials
     n_fin = sum(t.state.is_finished() for t in before)
     r = tune(X, n_trials=n_fin + 1, storage=url, study_name="k", params={"epochs": 2, "device": "auto"}, seed=0)

@@ -541,7 +541,7 @@ def _read_labels(path: Path, column: Optional[str], n: int):
             raise GanadError(f"{path}: has no column {column!r}. Fix: use one of {list(df.columns)[:8]}")
         y = df[column].to_numpy()
     else:
-        y = read_array(path).reshape(-1)
+        y = read_array(path, allow_1d=True).reshape(-1)
     return check_labels(y, n, f"labels ({path})")
 
 

@@ -168,7 +168,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
         d.__dict__["_frozen"], d.device_ = exports, torch.device("cpu")
     try:
         module = (EnsembleModule(detector_) if members is not None else ScoringModule(detector)).eval()
-        x = torch.as_tensor(detector.scaler_.inverse_transform(np.zeros((2,) + tuple(detector.data_shape_), np.float32)))
+        x = torch.as_tensor(detector.scaler_.inverse_transform(np.zeros((2,) + tuple(detector.data_shape_), np.float32)).astype(np.float32))
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["components", "score"],

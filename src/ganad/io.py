@@ -402,7 +402,7 @@ def _check_composer(det, cfg_file: Path) -> None:
         have = {f"member{i}" for i in range(len(det.members_))}
     else:
         shift = det.scaler_.shift.reshape((1, -1) + (1,) * (len(det.data_shape_) - 1))
-        x = torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)), dtype=np.float32)))
+        x = torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)))))
         with det._score_context():
             x = x.to(det.device_)
             have = set(det._all_components(x, det._invert(x)))

@@ -462,12 +462,12 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
         raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
     cls = DETECTORS[method]
-    X = check_array(X, "X", min_samples=2)
+    X = check_array(X, "X", min_samples=2, dtype="float")
     labelled = X_val is not None or y_val is not None
     if labelled:
         if X_val is None or y_val is None:
             raise InputError(_fmt("X_val / y_val", "only one was given", "pass both the labelled validation rows and their labels, or neither"))
-        X_val = check_array(X_val, "X_val", min_samples=2)
+        X_val = check_array(X_val, "X_val", min_samples=2, dtype="float")
         if X_val.shape[1:] != X.shape[1:]:
             raise InputError(_fmt("X_val", f"has rows of shape {X_val.shape[1:]}, X of {X.shape[1:]}", "give validation rows with the training columns"))
         y_val = check_labels(y_val, len(X_val), "y_val")

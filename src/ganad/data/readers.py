@@ -39,7 +39,7 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
     bad = [c for c in df.columns if not (is_numeric_dtype(df[c].dtype) or is_bool_dtype(df[c].dtype))]
     if bad:
         raise InputError(_fmt(str(path), f"has non-numeric column(s) {[str(c) for c in bad[:5]]}", _non_numeric_fix(df, bad, sep, decimal)))
-    return df.to_numpy(dtype=np.float64)  # float32 after the range check (1e300 must not turn into inf unseen)
+    return df.to_numpy(dtype=np.float64)  # range-checked (1e300 is refused) and kept in float64 for the scaler
 
 
 def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
@@ -126,14 +126,64 @@ def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, de
 
 def _checked(arr: np.ndarray, path, offset: int) -> np.ndarray:
     """A chunk of samples checked at the door under the file's name (NaN / inf / beyond float32,
-    non-numeric), as float32; 1-D arrays pass through (labels; the detector refuses 1-D data)."""
+    non-numeric), as float32 or, for float64 / wide integer data, float64 (the scaler needs every
+    digit of a feature such as 1.7e9 + k); 1-D arrays pass through (labels; the detector refuses 1-D data)."""
     from ganad.data.validation import check_array
     if arr.ndim < 2 or arr.size == 0:
         return arr
-    return check_array(arr, f"{path}" + (f" (row numbers counted from row {offset})" if offset else ""))
+    return check_array(arr, f"{path}" + (f" (row numbers counted from row {offset})" if offset else ""), dtype="float")
 
 
-def _npz_array(path, key):
+def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype] | None:
+    """(shape, dtype) from the header of an NPY stream, without reading its data (None if unreadable:
+    numpy's loader then reports the damage)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+    except Exception:
+        return None
+    return tuple(shape), dtype
+
+
+def _check_stored(name: str, shape, dtype, allow_1d: bool, key: str | None = None) -> None:
+    """Refuse an NPY / NPZ array that cannot be data, naming the file (``name``), the problem and the fix:
+    object (pickled) or structured arrays, a single number, no samples or features, 1-D rows.
+    ``key``: the array's name in an NPZ archive (the fix then says np.savez)."""
+    def save(expr):
+        return f"np.save(path, {expr})" if key is None else f"np.savez(path, {key}={expr})"
+    if dtype.hasobject:
+        raise DataFileError(_fmt(name, f"holds Python objects (an object-dtype array of shape {tuple(shape)}, which NumPy stores "
+                                       "with pickle); ganad does not load pickled data, as unpickling a file can run code",
+                                 f"save a numeric array instead, e.g. {save('X.astype(np.float64)')} "
+                                 "(convert or drop text columns first)"))
+    if dtype.names is not None:
+        raise DataFileError(_fmt(name, f"holds a structured array (fields {list(dtype.names)[:6]}), not a numeric table",
+                                 "save a plain numeric 2-D array (samples, features), e.g. "
+                                 f"{save('numpy.lib.recfunctions.structured_to_unstructured(X)')}"))
+    if len(shape) == 0:
+        raise InputError(_fmt(name, "holds a single number (a 0-D array), not samples",
+                              f"save the samples as a 2-D array of shape (samples, features): {save('X')}"))
+    if shape[0] == 0:
+        raise InputError(_fmt(name, f"holds no samples (shape {tuple(shape)})", "save an array with at least one sample (row)"))
+    if 0 in shape:
+        raise InputError(_fmt(name, f"holds no features (shape {tuple(shape)})", "save an array with at least one feature (column)"))
+    if len(shape) == 1 and not allow_1d:
+        raise InputError(_fmt(name, f"is 1-D with shape {tuple(shape)}; ganad expects one sample per row",
+                              f"save it as a 2-D array: {save('X.reshape(-1, 1)')} for one feature, or X.reshape(1, -1) for one sample"))
+
+
+def _npy_array(path, allow_1d: bool):
+    """An NPY file memory-mapped, after its header is checked (:func:`_check_stored`)."""
+    with open(path, "rb") as fh:
+        head = _npy_header(fh)
+    if head is not None:
+        _check_stored(str(path), *head, allow_1d)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _npz_array(path, key, allow_1d: bool):
+    """The data array of an NPZ archive (``key``, else 'X' or its only array), checked (:func:`_check_stored`)."""
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -145,28 +195,42 @@ def _npz_array(path, key):
         key = "X" if "X" in keys else (keys[0] if len(keys) == 1 else None)
     if key is None:
         raise DataFileError(_fmt(str(path), f"holds arrays {keys}, and it is unclear which is the data", "name the array 'X' or pass --key NAME"))
+    name, head = f"{path} (array {key!r})", None
     try:
-        return z[key]
+        with z.zip.open(f"{key}.npy") as fh:
+            head = _npy_header(fh)
+    except Exception:
+        pass  # reading the array below reports it
+    if head is not None:
+        _check_stored(name, *head, allow_1d, key)
+    try:
+        arr = z[key]
     except Exception as exc:
         raise DataFileError(_fmt(str(path), f"array {key!r} cannot be read ({exc})", "the file is truncated or corrupt: write it again")) from exc
+    _check_stored(name, arr.shape, arr.dtype, allow_1d, key)
+    return arr
 
 
 def read_array(path, *, exclude: Sequence[str] = (), key: str | None = None, sep: str | None = None,
-               decimal: str = ".") -> np.ndarray:
+               decimal: str = ".", allow_1d: bool = False) -> np.ndarray:
     """Read a whole data file into an array (rows = samples).
 
     CSV: ``sep`` (default ',' and tab for .tsv) and ``decimal`` as in pandas. A first line of
     numbers only is read as data (no header); an unnamed first column (the index that pandas'
-    ``to_csv`` writes) is refused unless excluded. :func:`csv_columns` gives the column names."""
-    return np.concatenate(list(iter_chunks(path, chunk_rows=None, exclude=exclude, key=key, sep=sep, decimal=decimal)), axis=0)
+    ``to_csv`` writes) is refused unless excluded. :func:`csv_columns` gives the column names.
+    NPY / NPZ: object (pickled), structured, 0-D, empty and (unless ``allow_1d``, for labels)
+    1-D arrays are refused, naming the file."""
+    return np.concatenate(list(iter_chunks(path, chunk_rows=None, exclude=exclude, key=key, sep=sep, decimal=decimal,
+                                           allow_1d=allow_1d)), axis=0)
 
 
 def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] = (), key: str | None = None,
-                sep: str | None = None, decimal: str = ".") -> Iterator[np.ndarray]:
+                sep: str | None = None, decimal: str = ".", allow_1d: bool = False) -> Iterator[np.ndarray]:
     """Yield the samples of a data file in chunks of ``chunk_rows`` (all at once when None).
 
     CSV and Parquet are read incrementally and NPY is memory-mapped, so files larger than
-    memory can be scored. NPZ archives are compressed and read whole.
+    memory can be scored. NPZ archives are compressed and read whole. ``allow_1d``: a 1-D
+    NPY / NPZ array (labels) is yielded as it is instead of refused.
     """
     fmt = file_format(path)
     path = Path(path)
@@ -197,17 +261,14 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                 yield _checked(_frame_to_array(batch.to_pandas(), path, exclude), path, n)
                 n += batch.num_rows
         elif fmt == "npy":
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            arr = _npy_array(path, allow_1d)
+            _check_stored(str(path), arr.shape, arr.dtype, allow_1d)  # a header numpy reads but _npy_header did not
             step = chunk_rows or max(len(arr), 1)
-            if arr.ndim == 0 or len(arr) == 0:
-                yield np.asarray(arr)
             for s in range(0, len(arr), step):
                 yield _checked(np.asarray(arr[s:s + step]), path, s)
         else:
-            arr = _npz_array(path, key)
+            arr = _npz_array(path, key, allow_1d)
             step = chunk_rows or max(len(arr), 1)
-            if arr.ndim == 0 or len(arr) == 0:
-                yield arr
             for s in range(0, len(arr), step):
                 yield _checked(arr[s:s + step], path, s)
     except (InputError, DataFileError):

@@ -10,6 +10,23 @@ SCALERS = ("auto", "per-feature", "standard", "minmax", "none")
 MODES = ("constant", "discrete", "continuous")
 
 
+def is_constant(v: np.ndarray, lo: float, hi: float, mean: float) -> bool:
+    """Whether a 'per-feature' scaler calls the values ``v`` of one feature constant: a range of at
+    most ``tol · max(1, |mean|)``, rounding noise of the precision the values carry. ``tol`` is 1e-6
+    (about 8 units in float32's last place) for values float32 holds exactly (float32 data, or
+    float64 data that are float32 numbers) and 1e-12 for other float64 values: a feature 1.7e9 + k
+    (UNIX timestamps in seconds) moves by 1e-9 of its value and is not constant."""
+    rng, ref = hi - lo, max(1.0, abs(mean))
+    if rng <= 1e-12 * ref:
+        return True
+    if rng > 1e-6 * ref:
+        return False
+    if v.dtype.itemsize <= 4:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.array_equal(v.astype(np.float32), v))
+
+
 class Scaler:
     """Per-feature (vectors) or per-channel (series, images) scaling.
 
@@ -20,7 +37,8 @@ class Scaler:
     ``per-feature`` (what ``scaler='auto'`` gives vectors and series) chooses, for each feature
     or channel, on the training data:
 
-    - ``constant`` (range ≤ ``1e-6 · max(1, |mean|)``): centred on its training value, scale 1
+    - ``constant`` (range ≤ ``tol · max(1, |mean|)``, ``tol`` = 1e-6 for float32 values, 1e-12
+      for other float64 values: :func:`is_constant`): centred on its training value, scale 1
       (a deviation at test time shows in the input's own units and is never divided by a
       near-zero std);
     - ``discrete`` (at most ``max_levels`` distinct values: binary, one-hot, flags, small
@@ -33,6 +51,10 @@ class Scaler:
     unbounded value however far it lies outside the training data. ``clip=None`` disables
     clipping; it is off by default for the other kinds (as in model files written before the
     per-feature kind existed).
+
+    Statistics are computed, stored (``shift``, ``scale`` as float64) and applied in float64;
+    only the transformed values are float32, so that a feature with a large offset and small
+    variations (UNIX timestamps, counters) keeps its information.
     """
 
     def __init__(self, kind: str = "standard", *, clip: float | None = "default", max_levels: int = 10):
@@ -81,7 +103,8 @@ class Scaler:
         else:
             shift = np.zeros(X.shape[1]); scale = np.ones(X.shape[1])
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(shift)), scale, 1.0)
-        self.shift, self.scale = shift.astype(np.float32), scale.astype(np.float32)
+        # float64, and stored so: a shift of 1.7e9 (UNIX timestamps) rounded to float32 is off by up to 64
+        self.shift, self.scale = np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64)
         if self.clip is not None:
             # the training extremes transformed exactly as transform() does, so clip=0 keeps them
             tmin = self.transform_unclipped(X.min(axis=axes, keepdims=True))[0].reshape(-1)
@@ -98,7 +121,7 @@ class Scaler:
         shift, scale, mode = mean.copy(), std.copy(), []
         Xc = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1)  # (features, values)
         for j in range(X.shape[1]):
-            if hi[j] - lo[j] <= 1e-6 * max(1.0, abs(mean[j])):
+            if is_constant(Xc[j], lo[j], hi[j], mean[j]):
                 mode.append("constant"); shift[j], scale[j] = mean[j], 1.0
             elif self._n_levels_le(Xc[j], self.max_levels):
                 mode.append("discrete"); shift[j], scale[j] = (hi[j] + lo[j]) / 2, (hi[j] - lo[j]) / 2
@@ -111,16 +134,21 @@ class Scaler:
         return v.reshape((1, -1) + (1,) * (ndim - 2))
 
     def transform_unclipped(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self._bc(self.shift, X.ndim)) / self._bc(self.scale, X.ndim)).astype(np.float32, copy=False)
+        """(X - shift) / scale, computed in float64 and returned as float32 (what the networks take)."""
+        Z = np.subtract(X, self._bc(self.shift, X.ndim), dtype=np.float64)
+        Z /= self._bc(self.scale, X.ndim)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf: a non-finite score, reported as such
+            return Z.astype(np.float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         Z = self.transform_unclipped(X)
         if self.lo is not None:
-            Z = np.clip(Z, self._bc(self.lo, X.ndim), self._bc(self.hi, X.ndim))
+            Z = np.clip(Z, self._bc(self.lo, X.ndim), self._bc(self.hi, X.ndim), out=Z)
         return Z
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        return (X * self._bc(self.scale, X.ndim) + self._bc(self.shift, X.ndim)).astype(np.float32, copy=False)
+        """Scaled values back in the input's units, as float64 (float32 would round a 1.7e9 offset by up to 64)."""
+        return np.asarray(X, dtype=np.float64) * self._bc(self.scale, X.ndim) + self._bc(self.shift, X.ndim)
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
@@ -134,8 +162,8 @@ class Scaler:
     def from_dict(cls, d: dict) -> "Scaler":
         """Scaler from :meth:`to_dict`; dicts written before clipping / per-feature modes load unclipped."""
         s = cls(d["kind"], clip=d.get("clip"))
-        s.shift = np.asarray(d["shift"], dtype=np.float32)
-        s.scale = np.asarray(d["scale"], dtype=np.float32)
+        s.shift = np.asarray(d["shift"], dtype=np.float64)
+        s.scale = np.asarray(d["scale"], dtype=np.float64)
         s.mode = list(d["mode"]) if "mode" in d else None
         if "lo" in d and "hi" in d:
             s.lo = np.asarray(d["lo"], dtype=np.float32)

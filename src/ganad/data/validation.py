@@ -22,6 +22,12 @@ def check_array(
 ) -> np.ndarray:
     """Return `X` as a C-contiguous float array after checking it is usable.
 
+    ``dtype``: the float type returned; ``"float"`` keeps the input's precision: float32 for
+    data float32 holds exactly (float32, float16, bool, 8- and 16-bit integers), float64 for
+    everything else (float64, 32- and 64-bit integers such as UNIX timestamps, lists, ...), so
+    that the scaler sees every digit (a feature ``1.7e9 + k`` is a constant in float32). Either
+    way, values beyond the float32 range are refused: ganad's networks compute in float32.
+
     Raises :class:`InputError` naming ``name`` when the input is empty, has the wrong
     number of dimensions, holds non-numeric values or contains NaN / inf.
     """
@@ -68,8 +74,10 @@ def check_array(
     if arr.shape[0] < min_samples:
         raise InputError(_fmt(name, f"has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''}, but at least {min_samples} are needed",
                               f"pass at least {min_samples} samples"))
-    if np.dtype(dtype) == np.float32 and arr.dtype != np.float32 and arr.dtype != bool:
-        _check_float32_range(arr, name)
+    if isinstance(dtype, str) and dtype == "float":
+        dtype = np.float32 if np.can_cast(arr.dtype, np.float32, "safe") else np.float64
+    if arr.dtype != np.float32 and arr.dtype != bool:
+        _check_float32_range(arr, name)  # refused even where float64 is kept: the networks are float32
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():

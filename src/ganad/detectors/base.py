@@ -479,7 +479,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if sp.issparse(X):
             raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
         self._check_feature_names(feature_names(X), name)
-        X = check_array(X, name)
+        X = check_array(X, name, dtype="float")  # float64 stays float64 until scaled (Scaler)
         if X.shape[1:] != tuple(self.data_shape_):
             if X.ndim == 2 and len(self.data_shape_) == 1:
                 raise InputError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.data_shape_[0]} features as input. "
@@ -533,7 +533,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
         names = feature_names(X)
-        X = check_array(X, "X")
+        X = check_array(X, "X", dtype="float")  # float64 stays float64 until scaled (Scaler)
         if X.shape[0] < MIN_FIT_SAMPLES:
             raise InputError(_fmt("X", f"has {X.shape[0]} sample{'s' if X.shape[0] != 1 else ''}, but at least {MIN_FIT_SAMPLES} are needed to train: with fewer, the "
                                        f"only batch of every epoch is smaller than {MIN_TAIL} samples (its BatchNorm statistics are degenerate; "

@@ -92,7 +92,7 @@ def _as_series(X, name: str = "X") -> np.ndarray:
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise InputError(_fmt(name, f"has {int(bad.sum())} NaN or infinite value(s) inside the series, the first at row {row}, channel {col}",
                               "fill them before scoring (e.g. pandas' df.interpolate().ffill().bfill()) or drop those rows"))
-    big = np.abs(arr) > np.finfo(np.float32).max  # the windows are float32: these would become inf there
+    big = np.abs(arr) > np.finfo(np.float32).max  # the networks are float32: these would become inf there
     if big.any():
         row, col = (int(v) for v in np.argwhere(big)[0])
         raise InputError(_fmt(name, f"has {int(big.sum())} value(s) beyond the float32 range (|x| > 3.4e+38), the first at row {row}, "
@@ -401,7 +401,7 @@ class SeriesDetector(BaseEstimator):
                                "pass gaps='ignore' to join parts across gaps, or a shorter window"), UserWarning, stacklevel=3)
         if not wins:
             raise InputError(_fmt(name, f"has no series or part at least one window ({W} points) long", "pass a longer series or a shorter window"))
-        return np.concatenate(wins).astype(np.float32), layout
+        return np.concatenate(wins), layout  # float64: the detector's scaler casts to float32 after scaling
 
     def _score_windows(self, windows: np.ndarray):
         """Window scores (n,) and per-channel residual maps (n, C, W) of the wrapped detector."""

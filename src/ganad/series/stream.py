@@ -107,7 +107,7 @@ class StreamScorer:
         if last >= self._next_start:
             starts = np.arange(self._next_start, last + 1, self.S, dtype=np.int64)
             view = np.lib.stride_tricks.sliding_window_view(buf, self.W, axis=0)  # (n, C, W)
-            wins = np.ascontiguousarray(view[starts - self._buf_start]).astype(np.float32)
+            wins = np.ascontiguousarray(view[starts - self._buf_start])  # float64, scaled by the detector
             # may raise (a non-finite score): nothing of this chunk is kept then, so that a refused
             # chunk leaves the stream as it was (its points are not scored again with every later chunk)
             sc, mp = self.model._score_windows(wins)

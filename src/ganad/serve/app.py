@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganad import __version__
-from ganad.data.validation import check_array
+from ganad.data.validation import FLOAT32_MAX, check_array
 from ganad.exceptions import GanadError, InputError, _fmt
 from ganad.series.detector import _as_series
 from ganad.serve import schemas as S
@@ -235,14 +235,16 @@ def _flag(query, key: str, default: bool) -> bool:
 def prepare(det, raw) -> np.ndarray:
     """Decoded rows -> the detector's validated array; flat rows are reshaped to the sample shape."""
     shape = tuple(det.data_shape_)
-    if (type(raw) is np.ndarray and raw.dtype == np.float32 and raw.ndim == 2 and raw.shape[0] >= 1
+    if (type(raw) is np.ndarray and raw.dtype in (np.float32, np.float64) and raw.ndim == 2 and raw.shape[0] >= 1
             and raw.shape[1] == int(np.prod(shape)) and raw.flags.c_contiguous
-            and det.__dict__.get("feature_names_in_") is None and np.isfinite(raw).all()):
-        # what _validate_for_scoring would return for this array (float32, C-contiguous, finite, the
-        # model's number of features), without its general checks; anything else takes the full path
+            and det.__dict__.get("feature_names_in_") is None and np.isfinite(raw).all()
+            and (raw.dtype == np.float32 or np.abs(raw).max() <= FLOAT32_MAX)):
+        # what _validate_for_scoring would return for this array (float32 or float64, C-contiguous,
+        # finite, within float32's range, the model's number of features), without its general
+        # checks; anything else takes the full path
         return raw.reshape((raw.shape[0], *shape)) if len(shape) > 1 else raw
     if len(shape) > 1:
-        X = check_array(raw, BODY)
+        X = check_array(raw, BODY, dtype="float")
         if X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
             X = X.reshape((len(X), *shape))
         raw = X

@@ -87,19 +87,16 @@ def _json(body: bytes):
 
 
 def _rows(obj, name: str):
-    """A JSON list of rows -> a float32 array where it converts cleanly, else the list (validated later)."""
+    """A JSON list of rows -> a float64 array where it converts cleanly, else the list (validated later).
+    float64, not float32: JSON numbers are float64, and the scaler needs every digit of a feature
+    such as a UNIX timestamp (1.7e9 + k is one value in float32); values beyond float32 are named
+    by validation."""
     if not isinstance(obj, list):
         raise Refusal(422, _fmt(name, f"holds a JSON {type(obj).__name__} where rows are expected",
                                 'send a list of rows such as [[0.1, 0.2], [0.3, 0.4]] or {"instances": [...]}'), "InputError")
     if not obj:
         raise Refusal(422, _fmt(name, "holds no rows", "send at least one row"), "InputError")
     try:  # the common case, numeric rows of equal length: one conversion (the library's rules for the rest)
-        with np.errstate(over="ignore"):
-            arr = np.array(obj, dtype=np.float32)
-        if np.isfinite(arr).all():
-            return arr
-        # a value beyond float32 became inf in the cast: float64 lets validation name it as such,
-        # not as a missing value
         return np.array(obj, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         pass

@@ -283,7 +283,8 @@ def test_score_id_column_joins_back_and_threshold_is_carried(ws, tmp_path):
         assert r.exit_code == 0, r.output
         s = pd.read_csv(out, dtype={"id": str})
         assert list(s.columns) == ["id", "index", "score", "label", "threshold"]
-        te = pd.read_csv(ws / "test.csv")
+        # the file's own values: the Parquet file keeps float32 columns, the CSV's text reads as float64
+        te = pd.read_csv(ws / src) if src.endswith(".csv") else pd.read_parquet(ws / src)
         np.testing.assert_array_equal(s["id"], te["id"])  # in order, as text
         np.testing.assert_allclose(s["score"], det.decision_function(te.drop(columns="id")), rtol=1e-6)
         np.testing.assert_allclose(s["threshold"], det.threshold_, rtol=1e-8)

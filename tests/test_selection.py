@@ -500,3 +500,46 @@ def test_threshold_flags_about_contamination_of_new_normal_data(method, params):
     fresh = (rng.randn(3000, 12) @ A).astype(np.float32)
     det = getattr(ganad, method)(epochs=5, random_state=0, **params).fit(X)
     assert 0.06 <= det.predict(fresh).mean() <= 0.15
+
+
+def test_mahalanobis_training_rows_leave_themselves_out_of_mean_and_covariance():
+    """knn_metric='mahalanobis': the bank's rows shaped the mean and the covariance they are measured
+    against, so scored in-sample their distances are too small. Inside fit's scoring each bank row is
+    measured against the other rows' mean and covariance (closed form); brute force: refit the
+    whitening without the row (the shrinkage refitted too, hence the small tolerance). Held-out rows
+    and new data keep their distance."""
+    rng = np.random.RandomState(0)
+    X = (rng.randn(200, 8) @ rng.randn(8, 8)).astype(np.float32)
+    det = ganad.GANomaly(epochs=2, random_state=0).fit(X)  # feature space, Mahalanobis
+    assert det.knn_metric_ == "mahalanobis"
+    train_idx = np.setdiff1d(np.arange(len(X)), det.validation_index_)
+    bank_rows = train_idx[det._knn_bank_index]
+    with torch.inference_mode():
+        F = det._knn_feature(torch.from_numpy(det.scaler_.transform(X))).float()
+    plain = det.score_components(X).components["knn"]
+    inside = det._train_components["knn"]
+    for i in bank_rows[:5]:
+        ref = ganad.GANomaly(epochs=2, random_state=0)
+        ref._fit_knn_whitening(F[np.setdiff1d(bank_rows, [i])])
+        with torch.inference_mode():
+            brute = float(ref._knn_embed_rows(F[i:i + 1]).double().norm())
+        assert inside[i] > plain[i]
+        np.testing.assert_allclose(inside[i], brute, rtol=0.01)
+    np.testing.assert_allclose(inside[det.validation_index_], plain[det.validation_index_], rtol=1e-9)
+    new = rng.randn(30, 8).astype(np.float32)
+    with det._scoring_training_rows():
+        np.testing.assert_allclose(det.score_components(new).components["knn"], det.score_components(new).components["knn"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["GANomaly", "FAnoGAN"])
+def test_mahalanobis_threshold_flags_about_contamination_of_new_normal_data(method):
+    """The default feature-space Mahalanobis knn component on 200 rows: with the training rows measured
+    against the mean and covariance they shaped, threshold_ was too low and 27-40 % of new normal
+    samples were flagged at contamination=0.1."""
+    rng = np.random.RandomState(0)
+    A = rng.randn(8, 8)
+    X = (rng.randn(200, 8) @ A).astype(np.float32)
+    fresh = (rng.randn(3000, 8) @ A).astype(np.float32)
+    det = getattr(ganad, method)(epochs=5, random_state=0).fit(X)
+    assert det.knn_metric_ == "mahalanobis"
+    assert 0.05 <= det.predict(fresh).mean() <= 0.17

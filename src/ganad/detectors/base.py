@@ -546,7 +546,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                      "knn_scale_", "knn_metric_",
-                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_"):
+                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))
@@ -863,6 +863,21 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.knn_center_ = mu.float().contiguous()
         self.knn_basis_ = V.float().contiguous()
         self.knn_scale_ = torch.cat([1.0 / lam[:r].sqrt(), lam.new_tensor([rest])]).float().contiguous()
+        self.__dict__.pop("_knn_own", None)
+        if n > 2:
+            # Leave-one-out for the bank's own rows (in memory only, used while fit scores its data):
+            # with a and the shrinkage target a·tr(S)/d fixed, removing row i (offset c from the mean)
+            # gives Σ_-i = B − β c cᵀ, B = (1 − a)·n/(n − 1)·S + a·tr(S)/d·I (same eigenvectors as S,
+            # eigenvalues b), β = (1 − a)·n/(n − 1)², and its offset from the other rows' mean is
+            # c·n/(n − 1); by Sherman–Morrison d²_-i = (n/(n − 1))²·q/(1 − β q), q = cᵀB⁻¹c =
+            # Σ_k (λ_k/b_k)·e_k² for the whitened embedding e (what the rest leaves out: its mean λ, b).
+            b = (1.0 - a) * n / (n - 1) * vals + a * vals.sum() / d
+            b = b.clamp_min(1e-12 * max(float(b.max()), 1e-12))
+            ratio = lam[:r] / b[:r]
+            ratio_rest = lam.new_tensor([float(lam[r:].mean() / b[r:].mean()) if r < d else 0.0])
+            white = self._knn_embed_rows(F.float()).double()  # the bank rows' own embeddings, to recognise them
+            self._knn_own = {"rows": white, "norms": white.square().sum(1), "ratio": torch.cat([ratio, ratio_rest]),
+                             "n": float(n), "beta": (1.0 - a) * n / (n - 1) ** 2}
         return torch.zeros(1, r + 1)
 
     #: what knn_metric='auto' means in each space (see the ``knn_metric`` parameter)
@@ -929,10 +944,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         bank's own rows, each leaving itself out of its neighbours while inside the block (the
         Mahalanobis "bank" is the mean, no training row: nothing to leave out)."""
         self._knn_leave_one_out = not len(val_idx) and self._knn_metric_now() == "euclidean"
+        own = not len(val_idx) and self._knn_metric_now() == "mahalanobis"
+        if own:
+            self._knn_training_rows = True
         try:
             yield X[val_idx] if len(val_idx) else X[self._knn_bank_index]
         finally:
             self._knn_leave_one_out = False
+            if own:
+                self.__dict__.pop("_knn_training_rows", None)
 
     def _fit_knn_scales(self, X: torch.Tensor, val_idx: np.ndarray) -> None:
         """knn_space='both': the typical size (median / MAD scale) of the code and of the feature
@@ -1033,6 +1053,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
         near = near.sort(1).values[:, loo:]
+        if own and self.__dict__.get("_knn_own") is not None and self._knn_metric_now() == "mahalanobis":
+            return self._knn_mahalanobis_own(emb, near[:, 0])
         if own and near.shape[1] > 1:
             # a training row in the bank finds itself at distance 0 (up to the rounding of two passes
             # through the networks): leave that entry out, as PyOD's KNN does for its training scores;
@@ -1041,6 +1063,24 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             itself = near[:, 0] <= 1e-9 * (1.0 + size)
             near = torch.where(itself[:, None], near[:, 1:], near[:, :-1])
         return near.sqrt().mean(1)
+
+    def _knn_mahalanobis_own(self, emb: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
+        """knn_metric='mahalanobis' while fit scores its own data: a row that is one of the rows the
+        mean and covariance were estimated from (recognised by its embedding, as the Euclidean search
+        recognises itself at distance 0) is measured against the mean and covariance of the *other*
+        rows (closed form, see :meth:`_fit_knn_whitening`); measured against estimates it shaped, its
+        distance, and ``threshold_`` with it, would be lower than those of new normal data. Other
+        rows keep their distance ``d2`` (squared)."""
+        own = self._knn_own
+        e = emb.reshape(emb.shape[0], -1).to(torch.float64)
+        rows, norms = own["rows"].to(e.device), own["norms"].to(e.device)
+        size = e.square().sum(1)
+        gap = (size[:, None] + norms[None, :] - 2.0 * e @ rows.T).amin(1)
+        itself = gap <= 1e-9 * (1.0 + size)
+        n, beta = own["n"], own["beta"]
+        q = (e.square() * own["ratio"].to(e.device)).sum(1)
+        loo = (n / (n - 1.0)) ** 2 * q / (1.0 - beta * q).clamp_min(1e-12)
+        return torch.where(itself, loo, d2).sqrt()
 
     @contextlib.contextmanager
     def _scoring_training_rows(self):
@@ -1391,6 +1431,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_frozen", None)
         state.pop("_knn_cache", None)  # rebuilt from knn_bank_ on the first score
+        state.pop("_knn_own", None)  # only used while fit scores its own data
         nets = state.pop("nets_", None)
         if nets is not None:
             state["_nets_state"] = {k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()}

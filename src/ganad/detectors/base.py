@@ -876,7 +876,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             ratio = lam[:r] / b[:r]
             ratio_rest = lam.new_tensor([float(lam[r:].mean() / b[r:].mean()) if r < d else 0.0])
             white = self._knn_embed_rows(F.float()).double()  # the bank rows' own embeddings, to recognise them
-            self._knn_own = {"rows": white, "norms": white.square().sum(1), "ratio": torch.cat([ratio, ratio_rest]),
+            self._knn_own: dict[str, Any] = {"rows": white, "norms": white.square().sum(1), "ratio": torch.cat([ratio, ratio_rest]),
                              "n": float(n), "beta": (1.0 - a) * n / (n - 1) ** 2}
         return torch.zeros(1, r + 1)
 
@@ -1073,12 +1073,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         rows keep their distance ``d2`` (squared)."""
         own = self._knn_own
         e = emb.reshape(emb.shape[0], -1).to(torch.float64)
-        rows, norms = own["rows"].to(e.device), own["norms"].to(e.device)
+        rows: torch.Tensor = own["rows"].to(e.device)
+        norms: torch.Tensor = own["norms"].to(e.device)
+        ratio: torch.Tensor = own["ratio"].to(e.device)
         size = e.square().sum(1)
         gap = (size[:, None] + norms[None, :] - 2.0 * e @ rows.T).amin(1)
         itself = gap <= 1e-9 * (1.0 + size)
-        n, beta = own["n"], own["beta"]
-        q = (e.square() * own["ratio"].to(e.device)).sum(1)
+        n, beta = float(own["n"]), float(own["beta"])
+        q = (e.square() * ratio).sum(1)
         loo = (n / (n - 1.0)) ** 2 * q / (1.0 - beta * q).clamp_min(1e-12)
         return torch.where(itself, loo, d2).sqrt()
 

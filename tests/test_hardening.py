@@ -105,6 +105,8 @@ def test_pandas_index_column_is_refused_then_excludable(tmp_path):
     ("a;b\n1;2\n3;4\n", {}, "--sep ';'"),
     ("a;b\n1,5;2,5\n3,5;4\n", {"sep": ";"}, "--decimal ','"),
     ("a,b\nx,1\ny,2\n", {}, "--exclude"),
+    ('a,b\n"12,345.6",1\n"1,000.5",2\n', {}, "thousands separators"),
+    ("a,b\n10%,1\n20%,2\n", {}, "percent sign"),
 ])
 def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
     from ganad.data.readers import read_array
@@ -113,6 +115,14 @@ def test_text_columns_suggest_the_likely_fix(tmp_path, text, kw, hint):
     with pytest.raises(InputError, match="non-numeric") as e:
         read_array(p, **kw)
     assert hint in str(e.value)
+
+
+def test_comment_line_at_the_top_is_named(tmp_path):
+    from ganad.data.readers import read_array
+    p = tmp_path / "c.csv"
+    p.write_text("# exported by a logger\na,b\n1,2\n3,4\n")
+    with pytest.raises(InputError, match="looks like a comment"):
+        read_array(p)
 
 
 def test_semicolon_and_decimal_comma_read_with_options(tmp_path):

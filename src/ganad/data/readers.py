@@ -31,8 +31,10 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
     df = df.drop(columns=list(exclude))
     import pandas as pd
     if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index
-        raise InputError(_fmt(str(path), f"has rows with more fields than the header's {df.shape[1]} columns (first at data row {len(df) and 0})",
-                              "check the separator (--sep) and that every row has one value per header column"))
+        fix = "check the separator (--sep) and that every row has one value per header column"
+        if str(df.columns[0]).lstrip().startswith("#"):
+            fix = f"the first line ({str(df.columns[0])[:40]!r}) looks like a comment: remove the comment line(s) at the top of the file"
+        raise InputError(_fmt(str(path), f"has rows with more fields than the header's {df.shape[1]} columns (first at data row {len(df) and 0})", fix))
     if len(df) == 0:  # a header-only file: the caller reports "no data rows", not "non-numeric"
         return np.zeros((0, df.shape[1]), dtype=np.float32)
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -52,8 +54,14 @@ def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
             return (f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' "
                     f"(API: read_array(path, sep=...)); or leave text columns out with --exclude COLUMN")
     import re
+    if any(re.fullmatch(r"\s*-?\d{1,3}(,\d{3})+(\.\d+)?\s*", v) for v in cells):
+        return ("the numbers seem to have thousands separators (\"12,345.6\"): write them without (in pandas: "
+                "pd.read_csv(path, thousands=',').to_csv(new_path, index=False)) and pass the new file; if the comma is "
+                "a decimal mark, pass --decimal ','")
     if decimal != "," and any(re.fullmatch(r"\s*-?\d+,\d+\s*", v) for v in cells):
         return "the numbers seem to use a decimal comma (\"1,5\"): pass --decimal ',' (and --sep ';' if that separates the columns)"
+    if any(re.fullmatch(r"\s*-?\d+(\.\d+)?\s*%\s*", v) for v in cells):
+        return "the numbers seem to carry a unit or percent sign (\"10%\"): write plain numbers (10 or 0.1) and pass the new file"
     return "remove or encode them, or leave them out with --exclude COLUMN (for example an id or label column)"
 
 

@@ -543,3 +543,24 @@ def test_mahalanobis_threshold_flags_about_contamination_of_new_normal_data(meth
     det = getattr(ganad, method)(epochs=5, random_state=0).fit(X)
     assert det.knn_metric_ == "mahalanobis"
     assert 0.05 <= det.predict(fresh).mean() <= 0.17
+
+
+@pytest.mark.parametrize("n_members", [1, 2])
+def test_lazy_training_scores_of_a_copy_keep_the_mahalanobis_leave_one_out(blobs, n_members):
+    """A latent-search model computes decision_scores_ on first access; a pickled or deep-copied model
+    whose training scores were still to come lost the in-memory Mahalanobis leave-one-out state
+    (_knn_own, its members' too), so its decision_scores_ differed from the original's (by up to 1.0)
+    and no longer matched threshold_."""
+    import copy
+    import pickle
+    X, _ = blobs
+    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=3, n_members=n_members, validation_fraction=0)
+    det._threshold_sample = 100
+    det.fit(X)
+    assert (det.members_[0] if n_members > 1 else det).knn_metric_ == "mahalanobis"
+    assert "_decision_scores" not in det.__dict__
+    copies = [copy.deepcopy(det), pickle.loads(pickle.dumps(det))]
+    ref = det.decision_scores_
+    for c in copies:
+        np.testing.assert_array_equal(c.decision_scores_, ref)
+    assert "_knn_own" not in det.__getstate__()  # once the training scores exist, pickles stay small

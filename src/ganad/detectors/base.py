@@ -1433,7 +1433,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_frozen", None)
         state.pop("_knn_cache", None)  # rebuilt from knn_bank_ on the first score
-        state.pop("_knn_own", None)  # only used while fit scores its own data
+        if "_train_ref" not in state:
+            state.pop("_knn_own", None)  # only used while fit scores its own data, done by now
+        else:  # decision_scores_ still to come (latent search): its training rows need their leave-one-out
+            # (the Mahalanobis one lives in _knn_own, which cannot be rebuilt after fit), the members' too
+            members = state.get("members_")
+            if members:
+                state["_members_knn_own"] = [m.__dict__.get("_knn_own") for m in members]
         nets = state.pop("nets_", None)
         if nets is not None:
             state["_nets_state"] = {k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()}
@@ -1441,7 +1447,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def __setstate__(self, state):
         nets_state = state.pop("_nets_state", None)
+        members_own = state.pop("_members_knn_own", None)
         self.__dict__.update(state)
+        if members_own is not None:
+            for m, own in zip(self.__dict__.get("members_") or [], members_own):
+                if own is not None:
+                    m.__dict__["_knn_own"] = own
         if nets_state is not None:
             self._load_networks(nets_state)
 

@@ -151,6 +151,9 @@ def test_tune_sqlite_resume_and_refit(X, tmp_path):
     # the same study for another method is refused, not mixed
     with pytest.raises(InputError, match="was created with other settings"):
         tune(X, method="bigan", n_trials=1, storage=url, study_name="s", params={"epochs": 1})
+    # other data (here the same values as float64, as a newer reader gives a CSV): named, with the likely cause
+    with pytest.raises(InputError, match="ganad_data_sha256.*older than its float64 scaling"):
+        tune(np.asarray(X, dtype=np.float64) + 1e-9, n_trials=3, storage=url, study_name="s", search_space=space, params={"epochs": 1})
 
 
 def test_defaults_outside_a_given_space_are_sampled(X):

@@ -530,8 +530,11 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         # studies of older ganad versions lack the newer keys: compare what they recorded
         diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v and (k in old or k in _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed))}
         if diff:
-            raise InputError(_fmt(f"study {name!r}", f"was created with other settings {diff} (stored, given)",
-                                  "pass the same method, data and options to resume it, or a new --study-name"))
+            fix = "pass the same method, data and options to resume it, or a new --study-name"
+            if "ganad_data_sha256" in diff:
+                fix += (" (the same file read by a ganad older than its float64 scaling, which fingerprinted the data as float32, "
+                        "differs too: finish such a study with that version, or start a new one)")
+            raise InputError(_fmt(f"study {name!r}", f"was created with other settings {diff} (stored, given)", fix))
     else:
         for k, v in attrs.items():
             study.set_user_attr(k, v)

@@ -192,7 +192,11 @@ class MultiViewDetector(BaseEstimator):
         self.detectors_ = dets
         self.reference_index_ = ref_idx
         from ganad.scoring.composition import RobustStandardised
-        raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
+        if rf > 0:
+            raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
+        else:  # the training rows themselves: each detector's own training scores (ganad's and PyOD's leave a
+            # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
+            raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
         self.composer_ = RobustStandardised.fit(raw, names=self.views_)
         s = self._sum(raw)
         from ganad.scoring.threshold import check_contamination, contamination_threshold
@@ -200,6 +204,14 @@ class MultiViewDetector(BaseEstimator):
         self.reference_scores_ = np.sort(s)
         self.threshold_rule_ = f"contamination={float(self.contamination)} on {len(ref_idx)} " + ("held-out" if rf > 0 else "training") + " samples"
         return self
+
+    def _training_scores(self, v: str, X, n: int) -> np.ndarray:
+        """View ``v``'s scores of the rows it was fit on: its ``decision_scores_`` where it keeps them
+        (ganad's detectors, PyOD's), else ``decision_function`` of the rows."""
+        s = getattr(self.detectors_[v], "decision_scores_", None)
+        if s is not None and np.ndim(s) == 1 and len(s) == n:
+            return np.asarray(s, dtype=np.float64)
+        return self._raw({v: X})[v]
 
     def _raw(self, Xv: dict) -> dict[str, np.ndarray]:
         out = {}

@@ -57,3 +57,24 @@ def test_cli_benchmark_nab(tmp_path):
     assert "vus_pr" in (tmp_path / "out" / "results.md").read_text()
     r = runner.invoke(app, ["benchmark", "nab", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "o2")])
     assert r.exit_code != 0 and "NAB" in r.output
+
+
+def test_peers_training_points_use_their_own_training_scores():
+    """The threshold rule takes each method's scores of the training points. A peer's must be its own
+    training scores: PyOD's KNN scored again on its training windows finds each at distance 0, which
+    set its threshold too low (ganad's SeriesDetector leaves a window's own bank entry out as well)."""
+    pytest.importorskip("pyod")
+    from ganad.benchmark import make_peer
+    from ganad.data.windows import make_windows
+    from ganad.series.benchmark import _peer_points
+    from ganad.series.detector import aggregate
+    v = np.sin(np.arange(1200) / 10) + 0.05 * np.random.RandomState(0).randn(1200)
+    train, test = v[:600], v[600:]
+    s_tr, s_te = _peer_points("knn", 0, train, test, 32, 4, 1)
+    mu, sd = float(train.mean()), float(train.std())
+    W, starts = make_windows((train - mu) / sd, 32, 4)
+    det = make_peer("knn", 0, 1, 32).fit(W.reshape(len(W), -1))
+    np.testing.assert_allclose(s_tr, aggregate(det.decision_scores_, None, starts, 32, 600)[0])
+    again = aggregate(det.decision_function(W.reshape(len(W), -1)), None, starts, 32, 600)[0]
+    assert np.median(s_tr) > np.median(again)  # in-sample, each window counted itself
+    assert s_te.shape == (600,)

@@ -71,9 +71,12 @@ def _peer_points(name, seed, train, test, window, stride, epochs):
     Wtr, s_tr = make_windows((train - mu) / sd, window, stride)
     det = make_peer(name, seed, epochs, window)
     det.fit(Wtr.reshape(len(Wtr), -1))
-    for part in (train, test):
-        W, s = make_windows((part - mu) / sd, window, stride)
-        out.append(aggregate(det.decision_function(W.reshape(len(W), -1)), None, s, window, len(part))[0])
+    # the training part: the peer's own training scores (PyOD's KNN leaves a window out of its own
+    # neighbours there; decision_function would find each training window at distance 0 and set the
+    # threshold too low), as ganad's SeriesDetector does for its windows
+    out.append(aggregate(np.asarray(det.decision_scores_, dtype=np.float64), None, s_tr, window, len(train))[0])
+    W, s = make_windows((test - mu) / sd, window, stride)
+    out.append(aggregate(det.decision_function(W.reshape(len(W), -1)), None, s, window, len(test))[0])
     return out
 
 

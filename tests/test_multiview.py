@@ -434,3 +434,17 @@ def test_without_a_held_out_reference_the_training_rows_do_not_find_themselves()
     mv = MultiViewDetector({"a": "bigan", "b": "bigan"}, detector_params={"epochs": 5, "random_state": 0},
                            reference_fraction=0, contamination=0.1).fit(train)
     assert 0.05 <= mv.predict(fresh).mean() <= 0.16
+
+
+def test_without_a_held_out_reference_a_detector_without_training_scores_is_scored_again():
+    """A view's detector that keeps no decision_scores_ (a scikit-learn pipeline) is scored on its
+    training samples with decision_function (it crashed with a KeyError naming the other view)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    pytest.importorskip("pyod")
+    from pyod.models.iforest import IForest
+    X = _views(200)
+    X = {"beat": X["beat"].reshape(200, -1), "rhythm": X["rhythm"]}
+    specs = {v: make_pipeline(StandardScaler(), IForest(random_state=0)) for v in X}
+    mv = MultiViewDetector(specs, reference_fraction=0, contamination=0.1).fit(X)
+    assert np.isfinite(mv.decision_function(X)).all() and 0 < mv.predict(X).mean() < 0.3

@@ -211,7 +211,10 @@ class MultiViewDetector(BaseEstimator):
         s = getattr(self.detectors_[v], "decision_scores_", None)
         if s is not None and np.ndim(s) == 1 and len(s) == n:
             return np.asarray(s, dtype=np.float64)
-        return self._raw({v: X})[v]
+        try:
+            return np.asarray(self.detectors_[v].decision_function(X), dtype=np.float64)
+        except InputError as exc:
+            raise InputError(f"view {v!r}: {exc}") from exc
 
     def _raw(self, Xv: dict) -> dict[str, np.ndarray]:
         out = {}

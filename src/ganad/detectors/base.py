@@ -1077,7 +1077,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         norms: torch.Tensor = own["norms"].to(e.device)
         ratio: torch.Tensor = own["ratio"].to(e.device)
         size = e.square().sum(1)
-        gap = (size[:, None] + norms[None, :] - 2.0 * e @ rows.T).amin(1)
+        # the nearest bank rows in float32 (one matrix product at the float32 rate; a few candidates,
+        # as rounding can reorder rows closer than it resolves), their distances then exactly in
+        # float64: a row of the bank finds itself at 0 (near-duplicates count as itself)
+        cand = (norms.float()[None, :] - 2.0 * e.float() @ rows.float().T).topk(min(4, rows.shape[0]), dim=1, largest=False).indices
+        gap = (e[:, None, :] - rows[cand]).square().sum(2).amin(1)
         itself = gap <= 1e-9 * (1.0 + size)
         n, beta = float(own["n"]), float(own["beta"])
         q = (e.square() * ratio).sum(1)

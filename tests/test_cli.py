@@ -107,3 +107,63 @@ def test_calibrate_then_score_uses_it(workdir, tmp_path):
     # a threshold from labels without labels is refused with a fix
     r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.npy"), "--threshold", "mcc", "-o", str(tmp_path / "c2")])
     assert r.exit_code != 0 and not (tmp_path / "c2").exists()
+
+
+@pytest.fixture(scope="module")
+def id_workdir(tmp_path_factory):
+    """A tiny model, validation rows with an id column, and labels keyed by that id in reverse order."""
+    d = tmp_path_factory.mktemp("cli_ids")
+    rng = np.random.RandomState(0)
+    cols = list("abcde")
+    tr = pd.DataFrame(rng.randn(200, 5), columns=cols)
+    tr.insert(0, "id", [f"t{i}" for i in range(200)])
+    tr.to_csv(d / "train.csv", index=False)
+    V = rng.randn(120, 5)
+    y = np.zeros(120, dtype=int)
+    y[:30] = 1
+    V[:30] += 4.0
+    va = pd.DataFrame(V, columns=cols)
+    va.insert(0, "id", [f"v{i}" for i in range(120)])
+    va.to_csv(d / "val.csv", index=False)
+    pd.DataFrame({"y": y}).to_csv(d / "y.csv", index=False)
+    pd.DataFrame({"id": va["id"][::-1], "y": y[::-1]}).to_csv(d / "y_by_id.csv", index=False)
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(d / "model"), "--epochs", "1", "--exclude", "id", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "val.csv"), "-o", str(d / "s.csv"), "--id-column", "id"])
+    assert r.exit_code == 0, r.output
+    return d, y
+
+
+def test_evaluate_aligns_labels_by_the_scores_id_column(id_workdir):
+    """Labels keyed by the id column `score --id-column` wrote, in another order, are matched by id, not by row."""
+    from sklearn.metrics import roc_auc_score
+    d, y = id_workdir
+    s = pd.read_csv(d / "s.csv")["score"]
+    for i, extra in enumerate(([], ["--label-column", "y"])):
+        r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "y_by_id.csv"), *extra, "-o", str(d / f"ev_id{i}")])
+        assert r.exit_code == 0, r.output
+        m = json.loads((d / f"ev_id{i}" / "metrics.json").read_text())
+        assert m["auroc"] == pytest.approx(roc_auc_score(y, s))
+    pd.DataFrame({"id": [f"v{i}" for i in range(119)], "y": y[:119]}).to_csv(d / "y_short_id.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(d / "y_short_id.csv"), "-o", str(d / "ev_bad")])
+    assert r.exit_code == 2 and "error:" in r.output and "Fix:" in r.output and "Traceback" not in r.output
+    assert not (d / "ev_bad").exists()
+
+
+def test_calibrate_aligns_labels_by_an_excluded_id_column(id_workdir, tmp_path):
+    d, y = id_workdir
+    X = pd.read_csv(d / "val.csv").drop(columns="id")
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "val.csv"), "--exclude", "id", "--labels", str(d / "y_by_id.csv"),
+                            "--label-column", "y", "--compose", "grid", "--threshold", "mcc", "-o", str(tmp_path / "m"), "-q"])
+    assert r.exit_code == 0, r.output
+    det = ganad.load(d / "model").calibrate(X, y, compose="grid", threshold="mcc")
+    assert ganad.load(tmp_path / "m").threshold_ == pytest.approx(det.threshold_)
+
+
+def test_evaluate_refuses_labels_with_ranges(id_workdir):
+    d, _ = id_workdir
+    pd.DataFrame({"start": [0], "end": [3]}).to_csv(d / "ranges.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--ranges", str(d / "ranges.csv"), "--labels", str(d / "y.csv"),
+                            "-o", str(d / "ev_rl")])
+    assert r.exit_code == 2 and "--ranges" in r.output and "Fix:" in r.output
+    assert not (d / "ev_rl").exists()

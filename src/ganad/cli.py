@@ -521,7 +521,9 @@ def _is_label_text(name) -> bool:
         return False
 
 
-def _read_labels(path: Path, column: Optional[str], n: int):
+def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple] = None):
+    """Labels, one per sample. ``ids`` = (column name, the samples' ids as text): a labels CSV holding that
+    column is aligned to the samples by it (never paired by row position when the orders differ)."""
     from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
     import pandas as pd
@@ -533,6 +535,10 @@ def _read_labels(path: Path, column: Optional[str], n: int):
         if df.shape[1] == 1 and _is_label_text(df.columns[0]) and len(df) == n - 1:
             # a header-less file of 0/1 labels: its first label was taken as the column name
             df = pd.read_csv(path, header=None)
+        if ids is not None and ids[0] in df.columns and column != ids[0]:
+            df = _align_by_id(pd.read_csv(path, dtype={ids[0]: str}), path, ids, n)
+            if column is None and df.shape[1] == 1:
+                column = df.columns[0]
         if column is None:
             if df.shape[1] != 1:
                 raise GanadError(f"{path}: has columns {list(df.columns)[:8]}; which holds the labels? Fix: pass --label-column NAME")
@@ -543,6 +549,43 @@ def _read_labels(path: Path, column: Optional[str], n: int):
     else:
         y = read_array(path, allow_1d=True).reshape(-1)
     return check_labels(y, n, f"labels ({path})")
+
+
+def _align_by_id(df, path: Path, ids: tuple, n: int):
+    """The rows of a labels table put in the samples' order by their shared id column (the id column dropped)."""
+    name, values = ids
+    key = df[name].to_numpy(dtype=object)
+    if len(set(key)) != len(key):
+        raise GanadError(f"{path}: the id column {name!r} holds repeated ids. Fix: give each sample one label row")
+    missing = [v for v in values if v not in set(key)]
+    if missing or len(key) != n:
+        raise GanadError(f"{path}: the id column {name!r} does not hold the {n} samples' ids"
+                         + (f" (missing e.g. {missing[:3]})" if missing else f" ({len(key)} rows)")
+                         + f". Fix: give exactly one label row per sample, with its {name!r}")
+    return df.set_index(name).loc[list(values)].reset_index(drop=True)
+
+
+def _data_ids(data: Path, labels: Path, exclude: List[str]) -> Optional[tuple]:
+    """An id column left out of the data (--exclude) that the labels CSV also holds, as (name, the data's ids), or None."""
+    import pandas as pd
+    from ganad.data.readers import file_format
+    if not exclude or labels.suffix.lower() not in (".csv", ".txt", ".tsv") or file_format(data) not in ("csv", "parquet"):
+        return None
+    try:
+        names = set(pd.read_csv(labels, nrows=0).columns)
+    except Exception:
+        return None  # _read_labels names the problem
+    shared = [c for c in exclude if c in names]
+    return (shared[0], _read_id_column(data, shared[0], None, ".")) if shared else None
+
+
+def _scores_ids(df, path: Path) -> Optional[tuple]:
+    """The id column `ganad score --id-column` writes before 'index', as (name, values as text), or None."""
+    cols = list(df.columns)
+    if len(cols) > 1 and cols[1] == "index" and cols[0] != "index":
+        import pandas as pd
+        return cols[0], pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False).iloc[:, 0].to_numpy(dtype=object)
+    return None
 
 
 @app.command(epilog="Example:\n\n  ganad evaluate scores.csv --labels test_labels.csv --label-column y -o eval/")
@@ -572,6 +615,9 @@ def evaluate(
     if ranges is not None:  # issue 12: series metrics from labelled ranges
         from ganad.series.commands import evaluate_series
         try:
+            if labels is not None or label_column is not None:
+                raise GanadError("--labels / --label-column: given with --ranges, which takes the labels from the ranges and would ignore them. "
+                                 "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
             m = evaluate_series(scores, ranges, max_buffer)
             output.mkdir(parents=True, exist_ok=True)
             (output / "metrics.json").write_text(json.dumps(m, indent=2))
@@ -589,7 +635,7 @@ def evaluate(
             raise GanadError(f"{scores}: cannot be read ({exc}). Fix: pass the CSV written by `ganad score`") from exc
         if "score" not in df.columns:
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
-        y = _read_labels(labels, label_column, len(df))
+        y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores))
         s = df["score"].to_numpy(dtype=np.float64)
         top = np.isposinf(s)
         if top.any() and np.isfinite(s[~top]).all():
@@ -669,7 +715,7 @@ def calibrate(
         if output is not None and output.resolve() != model_dir.resolve():
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key)
-        y = _read_labels(labels, label_column, len(X)) if labels is not None else None
+        y = _read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude)) if labels is not None else None
         w = None
         if weights is not None:
             try:

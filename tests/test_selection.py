@@ -112,7 +112,7 @@ def test_knn_distance_equals_brute_force(n_bank, k, loo):
     bank[1::7] = bank[0]  # ties
     det = ganad.FAnoGAN(n_neighbors=k)
     det.knn_bank_ = torch.from_numpy(bank)
-    det._knn_leave_one_out = loo
+    det._knn_training_rows = loo  # scoring the bank's own rows: each leaves itself out
     emb = bank[: min(n_bank, 50)] if loo else (rng.randn(70, 8) * 0.4 + 50.0).astype(np.float32)
     got = det._knn_distance(torch.from_numpy(emb)).numpy()
     d = np.sqrt(((emb[:, None, :].astype(np.float64) - bank[None].astype(np.float64)) ** 2).sum(2))

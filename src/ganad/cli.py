@@ -77,6 +77,12 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version_cal
         warnings.showwarning = _show_warning
 
 
+def _refuse_key_in_series_mode(key: Optional[str]) -> None:
+    if key is not None:
+        raise GanadError("--key: names an array inside an NPZ file; series mode reads CSV, Parquet and NPY files. "
+                         "Fix: drop --key, and save the series as .npy (np.save) or a table")
+
+
 def _refuse_existing(path: Path, overwrite: bool, kind: str, name: str = "-o/--output"):
     """An existing model (``kind='model'``: a directory holding a ganad or series model) or file
     (``kind='file'``) is replaced only with --overwrite. Other clashes (a file where a model
@@ -300,9 +306,7 @@ def fit(
         from ganad.series.commands import fit_series
         try:
             from ganad.io import check_model_path
-            if key is not None:
-                raise GanadError("--key: names an array inside an NPZ file; series mode reads CSV, Parquet and NPY files. "
-                                 "Fix: drop --key, and save the series as .npy (np.save) or a table")
+            _refuse_key_in_series_mode(key)
             check_model_path(output, "-o/--output")  # before training, not after
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
@@ -393,9 +397,7 @@ def score(
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
-            if key is not None:
-                raise GanadError("--key: names an array inside an NPZ file; a series model reads CSV, Parquet and NPY files. "
-                                 "Fix: drop --key, and save the series as .npy (np.save) or a table")
+            _refuse_key_in_series_mode(key)
             n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal)
         except (GanadError, ValueError) as exc:
             _fail(exc)
@@ -555,9 +557,10 @@ def _align_by_id(df, path: Path, ids: tuple, n: int):
     """The rows of a labels table put in the samples' order by their shared id column (the id column dropped)."""
     name, values = ids
     key = df[name].to_numpy(dtype=object)
-    if len(set(key)) != len(key):
+    known = set(key)
+    if len(known) != len(key):
         raise GanadError(f"{path}: the id column {name!r} holds repeated ids. Fix: give each sample one label row")
-    missing = [v for v in values if v not in set(key)]
+    missing = [v for v in values if v not in known]
     if missing or len(key) != n:
         raise GanadError(f"{path}: the id column {name!r} does not hold the {n} samples' ids"
                          + (f" (missing e.g. {missing[:3]})" if missing else f" ({len(key)} rows)")

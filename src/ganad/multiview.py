@@ -211,19 +211,16 @@ class MultiViewDetector(BaseEstimator):
         s = getattr(self.detectors_[v], "decision_scores_", None)
         if s is not None and np.ndim(s) == 1 and len(s) == n:
             return np.asarray(s, dtype=np.float64)
+        return self._view_scores(v, X)
+
+    def _view_scores(self, v: str, X) -> np.ndarray:
         try:
             return np.asarray(self.detectors_[v].decision_function(X), dtype=np.float64)
         except InputError as exc:
             raise InputError(f"view {v!r}: {exc}") from exc
 
     def _raw(self, Xv: dict) -> dict[str, np.ndarray]:
-        out = {}
-        for v in self.views_:
-            try:
-                out[v] = np.asarray(self.detectors_[v].decision_function(Xv[v]), dtype=np.float64)
-            except InputError as exc:
-                raise InputError(f"view {v!r}: {exc}") from exc
-        return out
+        return {v: self._view_scores(v, Xv[v]) for v in self.views_}
 
     def _sum(self, raw: dict) -> np.ndarray:
         return self.composer_.standardise(raw).sum(axis=1)

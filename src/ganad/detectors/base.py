@@ -941,18 +941,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     @contextlib.contextmanager
     def _knn_reference(self, X, val_idx):
         """The rows that standardise the knn component: the held-out slice, or without one the
-        bank's own rows, each leaving itself out of its neighbours while inside the block (the
-        Mahalanobis "bank" is the mean, no training row: nothing to leave out)."""
-        self._knn_leave_one_out = not len(val_idx) and self._knn_metric_now() == "euclidean"
-        own = not len(val_idx) and self._knn_metric_now() == "mahalanobis"
-        if own:
-            self._knn_training_rows = True
-        try:
-            yield X[val_idx] if len(val_idx) else X[self._knn_bank_index]
-        finally:
-            self._knn_leave_one_out = False
-            if own:
-                self.__dict__.pop("_knn_training_rows", None)
+        bank's own rows, scored as fit scores its data (:meth:`_scoring_training_rows`: each row
+        leaves its own entry out of the Euclidean neighbours and of the Mahalanobis mean and
+        covariance)."""
+        if len(val_idx):
+            yield X[val_idx]
+            return
+        with self._scoring_training_rows():
+            yield X[self._knn_bank_index]
 
     def _fit_knn_scales(self, X: torch.Tensor, val_idx: np.ndarray) -> None:
         """knn_space='both': the typical size (median / MAD scale) of the code and of the feature
@@ -1035,9 +1031,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
         plan = self._knn_plan(emb.device, cols)
-        loo = int(bool(self.__dict__.get("_knn_leave_one_out")))  # scoring the bank's own samples: skip the nearest (itself)
         own = int(bool(self.__dict__.get("_knn_training_rows")))  # scoring fit's data: skip a row's own bank entry
-        k = min(int(self.n_neighbors) + loo + own, self.knn_bank_.shape[0])
+        k = min(int(self.n_neighbors) + own, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
         d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)
         groups, s = plan["groups"], plan["size"]
@@ -1052,7 +1047,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         near = (emb.reshape(emb.shape[0], -1).to(torch.float64)[:, None, :] - plan["exact"][col]).square().sum(2)
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
-        near = near.sort(1).values[:, loo:]
+        near = near.sort(1).values
         if own and self.__dict__.get("_knn_own") is not None and self._knn_metric_now() == "mahalanobis":
             return self._knn_mahalanobis_own(emb, near[:, 0])
         if own and near.shape[1] > 1:

@@ -162,7 +162,8 @@ def _npz(body: bytes, max_decoded_bytes: int | None) -> dict[str, np.ndarray]:
     read first, so a compressed archive that would expand past ``max_decoded_bytes`` is refused
     before anything is decompressed; object arrays are refused (they would need pickle)."""
     import zipfile
-    fmt = np.lib.format
+
+    from ganad.data.readers import _npy_header
     try:
         with zipfile.ZipFile(io.BytesIO(body)) as zf:
             names = zf.namelist()
@@ -173,8 +174,10 @@ def _npz(body: bytes, max_decoded_bytes: int | None) -> dict[str, np.ndarray]:
                 if not n.endswith(".npy"):
                     raise ValueError(f"member {n!r} is not an array written by numpy.savez")
                 with zf.open(n) as fh:
-                    version = fmt.read_magic(fh)
-                    shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+                    head = _npy_header(fh)
+                if head is None:
+                    raise ValueError(f"member {n!r} has no readable array header")
+                shape, dtype = head
                 total += int(np.prod(shape, dtype=object)) * dtype.itemsize
             if max_decoded_bytes is not None and total > max_decoded_bytes:
                 raise Refusal(413, _fmt(BODY, f"is an NPZ archive whose arrays hold {total} bytes once decoded, over the server's limit "

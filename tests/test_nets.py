@@ -107,3 +107,67 @@ def test_fused_bias_activation_matches_separate_modules():
     seq = torch.nn.Sequential(Down1d(3, 5), torch.nn.LeakyReLU(0.2))  # odd length takes the unfused tail
     x = torch.randn(2, 11, 3)
     torch.testing.assert_close(frozen_copy(seq)(x), seq(x))
+
+
+@pytest.mark.parametrize("rows, c, momentum", [(4096, 8, 0.1), (8192, 4, None), (8193, 4, 0.1)])
+def test_few_channel_batchnorm_equals_torch(rows, c, momentum):
+    """ChannelNorm's folded training kernel (<= 8 channels, >= 32,768 values) gives BatchNorm1d's
+    output, gradients and running statistics, including an odd row count (no folding)."""
+    from ganad.nets.conv1d import ChannelNorm
+
+    torch.manual_seed(0)
+    norm, ref = ChannelNorm(c), torch.nn.BatchNorm1d(c, momentum=momentum)
+    norm.bn.momentum = momentum
+    with torch.no_grad():
+        for bn in (norm.bn, ref):
+            bn.weight.copy_(torch.linspace(0.5, 2.0, c))
+            bn.bias.copy_(torch.linspace(-1.0, 1.0, c))
+    ref.double()
+    n = rows // 1 if rows % 8 else rows // 8
+    l = rows // n
+    for step in range(3):  # running statistics over several batches
+        x = (torch.randn(n, l, c) * torch.linspace(0.1, 3.0, c) + 20.0).requires_grad_()  # a large mean: no cancellation allowed
+        g = torch.randn(n, l, c)
+        y = norm(x)
+        y.backward(g)
+        x_ref = x.detach().reshape(-1, c).double().requires_grad_()
+        y_ref = ref(x_ref)
+        y_ref.backward(g.reshape(-1, c).double())
+        torch.testing.assert_close(y.reshape(-1, c).double(), y_ref, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(x.grad.reshape(-1, c).double(), x_ref.grad, atol=1e-4, rtol=1e-3)
+        for p, q in ((norm.bn.weight, ref.weight), (norm.bn.bias, ref.bias)):
+            torch.testing.assert_close(p.grad.double(), q.grad, atol=1e-2, rtol=1e-4)
+            p.grad, q.grad = None, None
+        torch.testing.assert_close(norm.bn.running_mean.double(), ref.running_mean, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(norm.bn.running_var.double(), ref.running_var, atol=1e-4, rtol=1e-5)
+        assert int(norm.bn.num_batches_tracked) == int(ref.num_batches_tracked) == step + 1
+        assert "FewChannelBatchNorm" in type(y.grad_fn.next_functions[0][0]).__name__  # the folded kernel ran
+
+
+def test_few_channel_batchnorm_leaves_a_replaced_forward_alone():
+    """A BatchNorm whose forward was replaced (global-batch statistics under DDP) is called as it is."""
+    import types
+
+    from ganad.nets.conv1d import ChannelNorm
+
+    norm = ChannelNorm(4)
+    calls = []
+
+    def patched(self, x):
+        calls.append(x.shape)
+        return type(self).forward(self, x)
+
+    norm.bn.forward = types.MethodType(patched, norm.bn)
+    norm(torch.randn(64, 256, 4))
+    assert calls == [(64 * 256, 4)]
+
+
+def test_few_channel_batchnorm_refuses_double_backward():
+    """No silent wrong second derivative: the folded kernel is differentiable once."""
+    from ganad.nets.conv1d import ChannelNorm
+
+    x = torch.randn(32, 256, 4, requires_grad=True)
+    y = ChannelNorm(4)(x)
+    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gx.sum().backward()

@@ -48,6 +48,17 @@ def _act_grad(g, y, slope):
     return torch.ops.aten.leaky_relu_backward(g, y, slope, True)
 
 
+def _pad_steps(x: torch.Tensor, right: int) -> torch.Tensor:
+    """x (n, l, c) with one zero step on the left and ``right`` on the right: only the border is
+    zeroed (``F.pad`` fills the whole output, then copies the input over it)."""
+    n, l, c = x.shape
+    xp = x.new_empty(n, l + 1 + right, c)
+    xp[:, 0].zero_()
+    xp[:, l + 1:].zero_()
+    xp[:, 1:l + 1] = x
+    return xp
+
+
 class _UpFn(torch.autograd.Function):
     """Polyphase ConvTranspose1d(k=4, s=2, p=1), channels-last, with a hand-written backward.
 
@@ -81,13 +92,13 @@ class _UpFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose):
             # pairs P[p] = (gy[2p-1], gy[2p]) of the padded gradient, gx[j] = P[j] U + P[j+1] V
-            pairs = nn.functional.pad(gy, (0, 0, 1, 1)).reshape(n, l + 1, 2 * co)
+            pairs = _pad_steps(gy, 1).reshape(n, l + 1, 2 * co)
             uv = layout.up_input_grad_pairs(w)  # [U | V]
             q = (pairs.reshape(n * (l + 1), 2 * co) @ uv).reshape(n, l + 1, 2, c)
             gx = q[:, :-1, 0] + q[:, 1:, 1]
         if ctx.needs_input_grad[1]:
             g = gy.reshape(n, l, 2, co)
-            xp = nn.functional.pad(x, (0, 0, 1, 1))
+            xp = _pad_steps(x, 1)
             gw = torch.cat([
                 xp[:, :-2].reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W3: x[j-1] -> even j
                 x.reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W1: x[j] -> even j
@@ -115,14 +126,18 @@ def _up_functional(x, w):
 
 
 class _DownFn(torch.autograd.Function):
-    """Conv1d(k=4, s=2, p=1) on channels-last input already padded to an even length 2m.
+    """Conv1d(k=4, s=2, p=1) on channels-last input x (n, l, c), padded inside to the even length
+    2m = l + 2 + (l mod 2) (one zero step left, one or two right).
 
     The padded input viewed as m pairs of time steps P (n, m, 2c); with W = [U; V] (4c, c_out)
     output row j is P[j] U + P[j+1] V: one matrix multiply by [U | V] and one shifted add.
     """
 
     @staticmethod
-    def forward(ctx, xp, w, bias=None, slope=None):
+    def forward(ctx, x, w, bias=None, slope=None):
+        l = x.shape[1]
+        xp = _pad_steps(x, 1 + l % 2)
+        ctx.l = l
         n, L, c = xp.shape
         m = L // 2
         co = w.shape[1]
@@ -143,10 +158,11 @@ class _DownFn(torch.autograd.Function):
         go = _act_grad(go.contiguous(), out, ctx.slope)
         if ctx.needs_input_grad[0]:
             r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
-            gp = xp.new_zeros(n, m, 2 * c)
-            gp[:, :-1] += r[:, :, 0]
+            gp = xp.new_empty(n, m, 2 * c)
+            gp[:, :-1] = r[:, :, 0]
+            gp[:, -1].zero_()
             gp[:, 1:] += r[:, :, 1]
-            gxp = gp.reshape(n, L, c)
+            gxp = gp.reshape(n, L, c)[:, 1:ctx.l + 1]  # the padding's gradient dropped
         if ctx.needs_input_grad[1]:
             p = xp.reshape(n, m, 2 * c)
             s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
@@ -192,13 +208,12 @@ class Down1d(_MatmulConv):
 
     def forward(self, x):
         l = x.shape[1]
-        extra = l % 2  # odd length: one more zero on the right to pair up the steps
-        xp = nn.functional.pad(x, (0, 0, 1, 1 + extra))
-        if extra:  # the extra zero gives one output too many: apply bias / activation after slicing
-            out = _DownFn.apply(xp, self._mm_weight())[:, : (l - 2) // 2 + 1]
+        if l % 2:  # odd length: one more zero on the right to pair up the steps, which gives one
+            # output too many: apply bias / activation after slicing
+            out = _DownFn.apply(x, self._mm_weight())[:, : (l - 2) // 2 + 1]
             out = out + self.bias if self.bias is not None else out
             return _act_module(out, self.fused_slope)
-        return _DownFn.apply(xp, self._mm_weight(), self.bias, self.fused_slope)
+        return _DownFn.apply(x, self._mm_weight(), self.bias, self.fused_slope)
 
 
 class Up1d(_MatmulConv):

@@ -148,12 +148,17 @@ def main(argv=None):
                 row[f"{cname} batch"] = info[cname]["batch"]
                 row[f"{cname} samples/s per epoch"] = statistics.median(rates[cname])
             if "before" in configs:
-                row["ratio"] = row["after samples/s per epoch"] / row["before samples/s per epoch"]
+                # paired by round (the two runs of a round are back to back, so they share the
+                # machine's load): the median of the per-round ratios and their range
+                paired = [a_ / b_ for a_, b_ in zip(rates["after"], rates["before"])]
+                row["ratio"] = statistics.median(paired)
+                row["ratio range"] = f"{min(paired):.3f}-{max(paired):.3f}"
             rows.append(row)
             print(markdown_table([row], list(row)), flush=True)
-    print(f"\nthreads {a.threads}, {a.rounds} rounds (medians), configurations alternating; "
+            row["per round"] = {c: [round(v, 1) for v in rates[c]] for c in configs}
+    print(f"\nthreads {a.threads}, {a.rounds} rounds (medians; ratio = median of the per-round ratios), configurations alternating; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(markdown_table(rows, list(rows[0])))
+    print(markdown_table(rows, [k for k in rows[0] if k != "per round"]))
     write_json(a.out, {"machine": machine(), "threads": a.threads, "rounds": a.rounds, "rows": rows,
                        "baseline_src": a.baseline_src})
 

@@ -50,7 +50,10 @@ def _act_grad(g, y, slope):
 
 def _pad_steps(x: torch.Tensor, right: int) -> torch.Tensor:
     """x (n, l, c) with one zero step on the left and ``right`` on the right: only the border is
-    zeroed (``F.pad`` fills the whole output, then copies the input over it)."""
+    zeroed (``F.pad`` fills the whole output, then copies the input over it). Under tracing / ONNX
+    export ``F.pad`` itself: a traced ``new_empty`` would fix the batch size of the exported graph."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return nn.functional.pad(x, (0, 0, 1, right))
     n, l, c = x.shape
     xp = x.new_empty(n, l + 1 + right, c)
     xp[:, 0].zero_()

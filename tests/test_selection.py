@@ -219,6 +219,27 @@ def test_knn_metric_mahalanobis_equals_ledoit_wolf(blobs, tmp_path, method, spac
     np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
 
 
+def test_knn_metric_mahalanobis_needs_no_search(blobs):
+    """The Mahalanobis bank is one row, the origin: the component is the embedding's length, taken
+    directly, bit-equal to what the nearest-neighbour search over that one row returns; and with every
+    direction kept the remainder's coordinate is 0, as the general embedding's (scaled by 0) is."""
+    X, far = blobs
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="feature", knn_metric="mahalanobis").fit(X)
+    assert det.knn_basis_.shape[0] == det.knn_basis_.shape[1] and float(det.knn_scale_[-1]) == 0.0
+    Q = torch.from_numpy(det.scaler_.transform(np.r_[X[:30], far]))
+    with torch.inference_mode():
+        f = det._knn_feature(Q)
+        emb = det._knn_embed_rows(f)
+        c = f - det.knn_center_
+        p = c @ det.knn_basis_
+        rest = ((c * c).sum(1) - (p * p).sum(1)).clamp_min(0).sqrt()
+        general = torch.cat([p, rest[:, None]], dim=1) * det.knn_scale_
+        torch.testing.assert_close(emb, general, rtol=0, atol=0)
+        fast = det._knn_search(emb, None)
+        searched = det._knn_nearest(emb, None, 0)
+    assert torch.equal(fast, searched)
+
+
 def test_knn_metric_mahalanobis_beyond_the_kept_directions(blobs):
     """Wider than ``_knn_max_dim``: the first principal directions are whitened one by one and what
     they leave out counts as one coordinate, scaled by the mean shrunk variance of the rest."""

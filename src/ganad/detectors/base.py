@@ -970,10 +970,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest
         (knn_metric='mahalanobis': each divided by its shrunk standard deviation, ``knn_scale_``)."""
         c = e.to(torch.float32) - self.knn_center_.to(e.device)
-        p = c @ self.knn_basis_.to(e.device)
+        basis = self.knn_basis_.to(e.device)
+        p = c @ basis
+        scale = self.__dict__.get("knn_scale_")
+        if scale is not None and basis.shape[0] == basis.shape[1] and float(scale[-1]) == 0.0:
+            # every direction kept (the Mahalanobis whitening of a narrow space): nothing is left
+            # out, and the remainder's coordinate is scaled by 0 whatever rounding leaves in it
+            return torch.cat([p, p.new_zeros(p.shape[0], 1)], dim=1) * scale.to(e.device)
         rest = ((c * c).sum(1) - (p * p).sum(1)).clamp_min(0).sqrt()
         out = torch.cat([p, rest[:, None]], dim=1)
-        scale = self.__dict__.get("knn_scale_")
         return out if scale is None else out * scale.to(e.device)
 
     #: bank columns per group of the two-stage nearest-neighbour search in :meth:`_knn_distance`
@@ -1030,8 +1035,19 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return self._knn_search(emb[:, :k], (0, k)), self._knn_search(emb[:, k:], (k, d))
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
-        plan = self._knn_plan(emb.device, cols)
         own = int(bool(self.__dict__.get("_knn_training_rows")))  # scoring fit's data: skip a row's own bank entry
+        if self._knn_metric_now() == "mahalanobis" and self.knn_bank_.shape[0] == 1:
+            # the bank is the whitened mean, the origin: the distance is the embedding's length,
+            # with no search (the same float64 sum the search below ends with for its one row)
+            d2 = emb.reshape(emb.shape[0], -1).to(torch.float64).square().sum(1)
+            if own and self.__dict__.get("_knn_own") is not None:
+                return self._knn_mahalanobis_own(emb, d2)
+            return d2.sqrt()
+        return self._knn_nearest(emb, cols, own)
+
+    def _knn_nearest(self, emb: torch.Tensor, cols: tuple[int, int] | None, own: int) -> torch.Tensor:
+        """The search itself (see :meth:`_knn_distance`); ``own``: leave a training row's own entry out."""
+        plan = self._knn_plan(emb.device, cols)
         k = min(int(self.n_neighbors) + own, self.knn_bank_.shape[0])
         e = emb.reshape(emb.shape[0], -1).to(torch.float32)
         d2 = torch.addmm(plan["norms"][None, :], e - plan["mu"], plan["centred"].T, alpha=-2.0)
@@ -1048,8 +1064,6 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
         near = near.sort(1).values
-        if own and self.__dict__.get("_knn_own") is not None and self._knn_metric_now() == "mahalanobis":
-            return self._knn_mahalanobis_own(emb, near[:, 0])
         if own and near.shape[1] > 1:
             # a training row in the bank finds itself at distance 0 (up to the rounding of two passes
             # through the networks): leave that entry out, as PyOD's KNN does for its training scores;

@@ -171,3 +171,72 @@ def test_few_channel_batchnorm_refuses_double_backward():
     (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         gx.sum().backward()
+
+
+@pytest.mark.parametrize("hook", ["full_backward", "global_forward", "global_backward"])
+def test_few_channel_batchnorm_runs_every_hook(hook):
+    """Hooks of every kind fire as they did through BatchNorm1d itself: a backward hook on the
+    inner BatchNorm, or a global module hook, sends ChannelNorm down the plain path."""
+    from torch.nn.modules import module as M
+
+    from ganad.nets.conv1d import ChannelNorm
+
+    norm, seen = ChannelNorm(4), []
+    if hook == "full_backward":
+        handle = norm.bn.register_full_backward_hook(lambda m, gi, go: seen.append(type(m).__name__))
+    elif hook == "global_forward":
+        handle = M.register_module_forward_hook(lambda m, i, o: seen.append(type(m).__name__))
+    else:
+        handle = M.register_module_full_backward_hook(lambda m, gi, go: seen.append(type(m).__name__))
+    try:
+        x = torch.randn(64, 128, 4, requires_grad=True)  # 32,768 values: the folded kernel's size
+        norm(x).sum().backward()
+    finally:
+        handle.remove()
+    assert "BatchNorm1d" in seen
+    assert norm(torch.randn(64, 128, 4)).grad_fn is not None  # hooks removed: folded again
+    assert "FewChannelBatchNorm" in type(norm(torch.randn(64, 128, 4)).grad_fn.next_functions[0][0]).__name__
+
+
+@pytest.mark.parametrize("length", [10, 9])
+def test_strided_convolution_second_derivatives(length):
+    """Double backward through Down1d (create_graph, e.g. a penalty on the weight gradient) is
+    exact: the padded input it saves stays connected to x, as F.pad outside the function was."""
+    from torch.func import functional_call
+
+    torch.manual_seed(0)
+    layer = Down1d(3, 4).double()
+    names = [k for k, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    x = torch.randn(2, length, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda inp, *ps: functional_call(layer, dict(zip(names, ps)), (inp,)), (x, *params))
+    # the same second derivative as torch's own convolution
+    xt = x.detach().transpose(1, 2).requires_grad_()
+    out = []
+    for inp, f in ((x, lambda: layer(x)),
+                   (xt, lambda: torch.nn.functional.conv1d(xt, layer.weight, layer.bias, stride=2, padding=1))):
+        (gw,) = torch.autograd.grad(f().square().sum(), layer.weight, create_graph=True)
+        out.append(torch.autograd.grad(gw.square().sum(), inp)[0])
+    torch.testing.assert_close(out[0], out[1].transpose(1, 2))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter, as ganad.export uses
+@pytest.mark.parametrize("length", [10, 9])
+def test_exported_strided_convolution_equals_the_fast_path(length):
+    """Under tracing / ONNX export Down1d runs as plain operations (_down_functional): the exported
+    graph gives the eager output (not the autograd function's second output, the padded input),
+    bias and fused activation included, for even and odd lengths and another batch size."""
+    import io
+
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    layer = Down1d(2, 3).eval()
+    layer.fused_slope = 0.2
+    x = torch.randn(4, length, 2)
+    f = io.BytesIO()
+    torch.onnx.export(layer, (x,), f, input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    sess = ort.InferenceSession(f.getvalue())
+    for xb in (x, torch.randn(7, length, 2)):
+        (out,) = sess.run(None, {"x": xb.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(out), layer(xb), atol=1e-5, rtol=1e-5)

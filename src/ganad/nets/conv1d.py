@@ -128,12 +128,27 @@ def _up_functional(x, w):
     return torch.stack([even, odd], dim=2).reshape(n, 2 * l, co)
 
 
+def _down_functional(x, w):
+    """The same computation as :class:`_DownFn` in plain differentiable operations (for tracing /
+    ONNX export, which would misread the function's second output), without bias or activation."""
+    l = x.shape[1]
+    xp = nn.functional.pad(x, (0, 0, 1, 1 + l % 2))
+    n, L, c = xp.shape
+    q = (xp.reshape(n, L // 2, 2 * c) @ layout.taps_to_pairs(w)).reshape(n, L // 2, 2, w.shape[1])
+    return q[:, :-1, 0] + q[:, 1:, 1]
+
+
 class _DownFn(torch.autograd.Function):
     """Conv1d(k=4, s=2, p=1) on channels-last input x (n, l, c), padded inside to the even length
     2m = l + 2 + (l mod 2) (one zero step left, one or two right).
 
     The padded input viewed as m pairs of time steps P (n, m, 2c); with W = [U; V] (4c, c_out)
     output row j is P[j] U + P[j+1] V: one matrix multiply by [U | V] and one shifted add.
+
+    Returns (out, xp): the padded input is a second output (callers drop it) so that the copy saved
+    for the weight gradient stays connected to x in the graph; a double backward (create_graph)
+    that differentiates the weight gradient then reaches x, as with ``F.pad`` outside the function.
+    Its gradient arrives only in that case (``None`` otherwise: no zero-filled buffer).
     """
 
     @staticmethod
@@ -149,28 +164,34 @@ class _DownFn(torch.autograd.Function):
         q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
         out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
         ctx.slope = slope
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(xp, w, out if slope is not None else None)
-        return out
+        return out, xp
 
     @staticmethod
-    def backward(ctx, go):
+    def backward(ctx, go, g_xp):
         xp, w, out = ctx.saved_tensors
         n, L, c = xp.shape
         m = L // 2
-        gxp = gw = None
-        go = _act_grad(go.contiguous(), out, ctx.slope)
-        if ctx.needs_input_grad[0]:
-            r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
-            gp = xp.new_empty(n, m, 2 * c)
-            gp[:, :-1] = r[:, :, 0]
-            gp[:, -1].zero_()
-            gp[:, 1:] += r[:, :, 1]
-            gxp = gp.reshape(n, L, c)[:, 1:ctx.l + 1]  # the padding's gradient dropped
-        if ctx.needs_input_grad[1]:
-            p = xp.reshape(n, m, 2 * c)
-            s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
-            gw = s.reshape(n * (m - 1), 4 * c).t() @ go.reshape(n * (m - 1), -1)
-        gb = go.reshape(-1, go.shape[-1]).sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+        gxp = gw = gb = None
+        if go is not None:
+            go = _act_grad(go.contiguous(), out, ctx.slope)
+            if ctx.needs_input_grad[0]:
+                r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
+                gp = xp.new_empty(n, m, 2 * c)
+                gp[:, :-1] = r[:, :, 0]
+                gp[:, -1].zero_()
+                gp[:, 1:] += r[:, :, 1]
+                gxp = gp.reshape(n, L, c)[:, 1:ctx.l + 1]  # the padding's gradient dropped
+            if ctx.needs_input_grad[1]:
+                p = xp.reshape(n, m, 2 * c)
+                s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
+                gw = s.reshape(n * (m - 1), 4 * c).t() @ go.reshape(n * (m - 1), -1)
+            if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+                gb = go.reshape(-1, go.shape[-1]).sum(0)
+        if g_xp is not None and ctx.needs_input_grad[0]:  # double backward only: through the saved xp
+            g = g_xp[:, 1:ctx.l + 1]
+            gxp = g if gxp is None else gxp + g
         return gxp, gw, gb, None
 
 
@@ -211,12 +232,16 @@ class Down1d(_MatmulConv):
 
     def forward(self, x):
         l = x.shape[1]
-        if l % 2:  # odd length: one more zero on the right to pair up the steps, which gives one
-            # output too many: apply bias / activation after slicing
-            out = _DownFn.apply(x, self._mm_weight())[:, : (l - 2) // 2 + 1]
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            out = _down_functional(x, self._mm_weight())[:, : (l - 2) // 2 + 1]
             out = out + self.bias if self.bias is not None else out
             return _act_module(out, self.fused_slope)
-        return _DownFn.apply(x, self._mm_weight(), self.bias, self.fused_slope)
+        if l % 2:  # odd length: one more zero on the right to pair up the steps, which gives one
+            # output too many: apply bias / activation after slicing
+            out = _DownFn.apply(x, self._mm_weight())[0][:, : (l - 2) // 2 + 1]
+            out = out + self.bias if self.bias is not None else out
+            return _act_module(out, self.fused_slope)
+        return _DownFn.apply(x, self._mm_weight(), self.bias, self.fused_slope)[0]
 
 
 class Up1d(_MatmulConv):
@@ -291,10 +316,21 @@ def _fold(rows: int, c: int) -> int:
 def _folded_applies(bn: nn.BatchNorm1d, x: torch.Tensor, rows: int, c: int) -> bool:
     """Whether ``bn`` may run as :class:`_FewChannelBatchNorm`: a plain, affine, tracking
     BatchNorm1d in training mode on the CPU, at most 8 channels over at least 32,768 values (where
-    the folded kernel was measured faster), no hooks, and its forward not replaced (DDP)."""
+    the folded kernel was measured faster), no hooks (its own or global ones, forward or backward),
+    and its forward not replaced (DDP)."""
     return (bn.training and c <= 8 and rows * c >= 32768 and x.device.type == "cpu" and type(bn) is nn.BatchNorm1d
             and "forward" not in bn.__dict__ and bn.affine and bn.track_running_stats
-            and not bn._forward_hooks and not bn._forward_pre_hooks)
+            and not _has_hooks(bn))
+
+
+def _has_hooks(m: nn.Module) -> bool:
+    """Whether calling ``m`` would run any hook: its own forward / backward (pre-)hooks or the global
+    module hooks (``torch.nn.modules.module.register_module_*``), the test of ``Module.__call__``'s
+    fast path. A full backward hook fires only when the module itself is called."""
+    g = torch.nn.modules.module
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                or getattr(g, "_global_forward_hooks", None) or getattr(g, "_global_forward_pre_hooks", None)
+                or getattr(g, "_global_backward_hooks", None) or getattr(g, "_global_backward_pre_hooks", None))
 
 
 class ChannelNorm(nn.Module):

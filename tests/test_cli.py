@@ -160,6 +160,24 @@ def test_calibrate_aligns_labels_by_an_excluded_id_column(id_workdir, tmp_path):
     assert ganad.load(tmp_path / "m").threshold_ == pytest.approx(det.threshold_)
 
 
+def test_calibrate_reads_a_semicolon_decimal_comma_csv(id_workdir, tmp_path):
+    """calibrate takes --sep / --decimal as fit and score do: the same validation rows written with ';'
+    and decimal commas calibrate the model as the ',' file does (labels matched by the excluded id)."""
+    d, y = id_workdir
+    pd.read_csv(d / "val.csv").to_csv(tmp_path / "val_eu.csv", index=False, sep=";", decimal=",")
+    args = ["--exclude", "id", "--labels", str(d / "y_by_id.csv"), "--label-column", "y", "--compose", "grid",
+            "--threshold", "mcc", "-q"]
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "val.csv"), *args, "-o", str(tmp_path / "m_comma")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_eu.csv"), *args, "--sep", ";", "--decimal", ",",
+                            "-o", str(tmp_path / "m_eu")])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m_eu").threshold_ == pytest.approx(ganad.load(tmp_path / "m_comma").threshold_)
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_eu.csv"), *args, "-o", str(tmp_path / "m_bad")])
+    assert r.exit_code == 2 and "--sep" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m_bad").exists()
+
+
 def test_evaluate_refuses_labels_with_ranges(id_workdir):
     d, _ = id_workdir
     pd.DataFrame({"start": [0], "end": [3]}).to_csv(d / "ranges.csv", index=False)

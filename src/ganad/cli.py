@@ -568,8 +568,9 @@ def _align_by_id(df, path: Path, ids: tuple, n: int):
     return df.set_index(name).loc[list(values)].reset_index(drop=True)
 
 
-def _data_ids(data: Path, labels: Path, exclude: List[str]) -> Optional[tuple]:
-    """An id column left out of the data (--exclude) that the labels CSV also holds, as (name, the data's ids), or None."""
+def _data_ids(data: Path, labels: Path, exclude: List[str], sep: Optional[str] = None, decimal: str = ".") -> Optional[tuple]:
+    """An id column left out of the data (--exclude) that the labels CSV also holds, as (name, the data's ids), or None
+    (``sep`` / ``decimal``: how the data CSV is written)."""
     import pandas as pd
     from ganad.data.readers import file_format
     if not exclude or labels.suffix.lower() not in (".csv", ".txt", ".tsv") or file_format(data) not in ("csv", "parquet"):
@@ -579,7 +580,7 @@ def _data_ids(data: Path, labels: Path, exclude: List[str]) -> Optional[tuple]:
     except Exception:
         return None  # _read_labels names the problem
     shared = [c for c in exclude if c in names]
-    return (shared[0], _read_id_column(data, shared[0], None, ".")) if shared else None
+    return (shared[0], _read_id_column(data, shared[0], sep, decimal)) if shared else None
 
 
 def _scores_ids(df, path: Path) -> Optional[tuple]:
@@ -703,6 +704,8 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the calibrated model here (default: in place)."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
+    sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
+    decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With -o: replace an existing model there (refused without it; in place needs no flag)."),
     progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -717,8 +720,9 @@ def calibrate(
         _refuse_view_in_place(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():
             _refuse_existing(output, overwrite, "model")
-        X = read_array(data, exclude=exclude, key=key)
-        y = _read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude)) if labels is not None else None
+        X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal))
+             if labels is not None else None)
         w = None
         if weights is not None:
             try:
@@ -727,7 +731,7 @@ def calibrate(
                 raise GanadError(f"--weights: is not valid JSON ({exc}). Fix: pass for example '{{\"residual\": 0.9, \"feature\": 0.1}}'") from exc
         with progress_mode(_show_progress(progress, quiet), console):
             rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
-                                  metric=metric, beta=beta, fpr=fpr, columns=csv_columns(data, exclude=exclude))
+                                  metric=metric, beta=beta, fpr=fpr, columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}

@@ -27,7 +27,12 @@ def file_format(path) -> str:
 def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = "."):
     missing = [c for c in exclude if c not in df.columns]
     if missing:
-        raise InputError(_fmt(str(path), f"has no column(s) {missing} to exclude (columns: {list(df.columns)[:10]})", "check --exclude"))
+        fix = "check --exclude"
+        for o, flag in ((";", ";"), ("\t", "\\t"), ("|", "|")):  # the header read as one column: another separator
+            if o != sep and any(o in str(c) for c in df.columns):
+                fix = f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' (API: read_array(path, sep=...))"
+                break
+        raise InputError(_fmt(str(path), f"has no column(s) {missing} to exclude (columns: {list(df.columns)[:10]})", fix))
     df = df.drop(columns=list(exclude))
     import pandas as pd
     if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index

@@ -187,12 +187,16 @@ def _check_stored(name: str, shape, dtype, allow_1d: bool, key: str | None = Non
 
 
 def _npy_array(path, allow_1d: bool):
-    """An NPY file memory-mapped, after its header is checked (:func:`_check_stored`)."""
+    """An NPY file memory-mapped, checked (:func:`_check_stored`) from its header before it is loaded
+    (an object array would otherwise fail inside numpy), or after, if only numpy can read the header."""
     with open(path, "rb") as fh:
         head = _npy_header(fh)
     if head is not None:
         _check_stored(str(path), *head, allow_1d)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    if head is None:
+        _check_stored(str(path), arr.shape, arr.dtype, allow_1d)
+    return arr
 
 
 def _npz_array(path, key, allow_1d: bool):
@@ -220,7 +224,8 @@ def _npz_array(path, key, allow_1d: bool):
         arr = z[key]
     except Exception as exc:
         raise DataFileError(_fmt(str(path), f"array {key!r} cannot be read ({exc})", "the file is truncated or corrupt: write it again")) from exc
-    _check_stored(name, arr.shape, arr.dtype, allow_1d, key)
+    if head is None:  # a header only numpy could read
+        _check_stored(name, arr.shape, arr.dtype, allow_1d, key)
     return arr
 
 
@@ -275,7 +280,6 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                 n += batch.num_rows
         elif fmt == "npy":
             arr = _npy_array(path, allow_1d)
-            _check_stored(str(path), arr.shape, arr.dtype, allow_1d)  # a header numpy reads but _npy_header did not
             step = chunk_rows or max(len(arr), 1)
             for s in range(0, len(arr), step):
                 yield _checked(np.asarray(arr[s:s + step]), path, s)

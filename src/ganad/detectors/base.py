@@ -325,6 +325,13 @@ def exceed_confidence(scores, reference, threshold: float, n_above: int | None =
     return np.where(scores > threshold, conf, 1.0 - conf)
 
 
+def _is_itself(d2: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """Whether a training row's nearest bank entry (squared float64 distance ``d2``) is the row itself:
+    0 up to the rounding of two passes through the networks, relative to the row's size (``e``, its
+    float64 embedding). One rule for the Euclidean search and the Mahalanobis leave-one-out."""
+    return d2 <= 1e-9 * (1.0 + e.square().sum(1))
+
+
 @dataclass
 class ScoreResult:
     """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
@@ -1068,8 +1075,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             # a training row in the bank finds itself at distance 0 (up to the rounding of two passes
             # through the networks): leave that entry out, as PyOD's KNN does for its training scores;
             # a row outside the bank (held out, or beyond the bank's 4,096) keeps its k nearest
-            size = emb.reshape(emb.shape[0], -1).to(torch.float64).square().sum(1)
-            itself = near[:, 0] <= 1e-9 * (1.0 + size)
+            itself = _is_itself(near[:, 0], emb.reshape(emb.shape[0], -1).to(torch.float64))
             near = torch.where(itself[:, None], near[:, 1:], near[:, :-1])
         return near.sqrt().mean(1)
 
@@ -1085,13 +1091,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         rows: torch.Tensor = own["rows"].to(e.device)
         norms: torch.Tensor = own["norms"].to(e.device)
         ratio: torch.Tensor = own["ratio"].to(e.device)
-        size = e.square().sum(1)
         # the nearest bank rows in float32 (one matrix product at the float32 rate; a few candidates,
         # as rounding can reorder rows closer than it resolves), their distances then exactly in
         # float64: a row of the bank finds itself at 0 (near-duplicates count as itself)
         cand = (norms.float()[None, :] - 2.0 * e.float() @ rows.float().T).topk(min(4, rows.shape[0]), dim=1, largest=False).indices
-        gap = (e[:, None, :] - rows[cand]).square().sum(2).amin(1)
-        itself = gap <= 1e-9 * (1.0 + size)
+        itself = _is_itself((e[:, None, :] - rows[cand]).square().sum(2).amin(1), e)
         n, beta = float(own["n"]), float(own["beta"])
         q = (e.square() * ratio).sum(1)
         loo = (n / (n - 1.0)) ** 2 * q / (1.0 - beta * q).clamp_min(1e-12)

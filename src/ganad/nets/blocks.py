@@ -21,6 +21,17 @@ def out_activation(name: str) -> nn.Module:
     raise ValueError(f"out_activation: unknown value {name!r}. Fix: use 'linear', 'tanh' or 'sigmoid'")
 
 
+@torch.no_grad()
+def update_running_stats(bn: nn.modules.batchnorm._BatchNorm, mean: torch.Tensor, var_unbiased: torch.Tensor) -> None:
+    """The running-average update of a training-mode BatchNorm forward, as ``nn.BatchNorm*`` does it
+    (``momentum``, or the cumulative average when it is None), for the BatchNorm forwards ganad
+    computes itself (the few-channel kernel, DDP's global-batch statistics)."""
+    bn.num_batches_tracked.add_(1)
+    m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+    bn.running_var.mul_(1 - m).add_(var_unbiased.detach(), alpha=m)
+
+
 class FeatureDiscriminator(nn.Module):
     """A discriminator made of a list of blocks and a linear head.
 

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
+from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation, update_running_stats
 from ganad.runtime import layout
 
 
@@ -50,10 +50,9 @@ def _act_grad(g, y, slope):
 
 def _pad_steps(x: torch.Tensor, right: int) -> torch.Tensor:
     """x (n, l, c) with one zero step on the left and ``right`` on the right: only the border is
-    zeroed (``F.pad`` fills the whole output, then copies the input over it). Under tracing / ONNX
-    export ``F.pad`` itself: a traced ``new_empty`` would fix the batch size of the exported graph."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return nn.functional.pad(x, (0, 0, 1, right))
+    zeroed (``F.pad`` fills the whole output, then copies the input over it). Not for tracing / ONNX
+    export (a traced ``new_empty`` would fix the batch size): the layers export through
+    :func:`_down_functional` and :func:`_up_functional`, which use ``F.pad``."""
     n, l, c = x.shape
     xp = x.new_empty(n, l + 1 + right, c)
     xp[:, 0].zero_()
@@ -352,11 +351,7 @@ class ChannelNorm(nn.Module):
         if _folded_applies(bn, x, rows, c):
             k = _fold(rows, c)
             y, mean, var = _FewChannelBatchNorm.apply(x.contiguous().reshape(rows, c), bn.weight, bn.bias, bn.eps, k)
-            with torch.no_grad():
-                bn.num_batches_tracked.add_(1)
-                m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-                bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
-                bn.running_var.mul_(1 - m).add_(var, alpha=m * rows / (rows - 1))
+            update_running_stats(bn, mean, var * (rows / (rows - 1)))
             return y.reshape(n, l, c)
         return bn(x.reshape(rows, c)).reshape(n, l, c)
 

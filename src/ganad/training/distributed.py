@@ -47,6 +47,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ganad.exceptions import InputError, _fmt
+from ganad.nets.blocks import update_running_stats
 
 #: the step being run under DDP (set by the training loop around ``stage.step``), else None
 _STEP: "_Step | None" = None
@@ -204,11 +205,7 @@ def _bn_forward(self, x):
     var = (s[c:2 * c] / n - mean64.square()).clamp_min(0).to(x.dtype)
     mean = mean64.to(x.dtype)
     shape = (1, c) + (1,) * (x.dim() - 2)
-    with torch.no_grad():
-        self.num_batches_tracked.add_(1)
-        m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-        self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).clamp_min(0).to(x.dtype), alpha=m)
+    update_running_stats(self, mean, var.detach() * (n / (n - 1)).clamp_min(0).to(x.dtype))
     y = (x - mean.reshape(shape)) * torch.rsqrt(var + self.eps).reshape(shape)
     if self.affine:
         y = y * self.weight.reshape(shape) + self.bias.reshape(shape)

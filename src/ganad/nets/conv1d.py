@@ -48,6 +48,19 @@ def _act_grad(g, y, slope):
     return torch.ops.aten.leaky_relu_backward(g, y, slope, True)
 
 
+def _act_grad_into(dst, g, y, slope):
+    """:func:`_act_grad` written into ``dst`` (a view of a padded buffer), without a temporary.
+    Out-variants are not differentiable: under ``create_graph`` the plain form is copied in."""
+    if torch.is_grad_enabled():
+        dst.copy_(_act_grad(g, y, slope))
+    elif slope is None:
+        dst.copy_(g)
+    elif slope == 0.0:
+        torch.ops.aten.threshold_backward.grad_input(g, y, 0.0, grad_input=dst)
+    else:
+        torch.ops.aten.leaky_relu_backward.grad_input(g, y, slope, True, grad_input=dst)
+
+
 def _pad_steps(x: torch.Tensor, right: int) -> torch.Tensor:
     """x (n, l, c) with one zero step on the left and ``right`` on the right: only the border is
     zeroed (``F.pad`` fills the whole output, then copies the input over it). Not for tracing / ONNX
@@ -89,25 +102,32 @@ class _UpFn(torch.autograd.Function):
         x, w, y = ctx.saved_tensors
         n, l, c = x.shape
         co = w.shape[1] // 4
-        gx = gw = None
-        gy = _act_grad(gy, y, ctx.slope)
+        gx = gw = gb = None
+        # the output gradient padded to l + 2 pairs of steps per sample, [0, gy_0 .. gy_2l-1, 0, 0, 0]:
+        # pair p is P[p] = (gy[2p-1], gy[2p]) = (odd output p-1, even output p), and the rows of all
+        # samples form one matrix Pf whose products with x need no copies (see below)
+        gyp = gy.new_empty(n, 2 * l + 4, co)
+        gyp[:, 0].zero_()
+        gyp[:, 2 * l + 1:].zero_()
+        _act_grad_into(gyp[:, 1:2 * l + 1], gy, y, ctx.slope)
+        pf = gyp.reshape(n * (l + 2), 2 * co)
         if ctx.needs_input_grad[0]:
-            # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose):
-            # pairs P[p] = (gy[2p-1], gy[2p]) of the padded gradient, gx[j] = P[j] U + P[j+1] V
-            pairs = _pad_steps(gy, 1).reshape(n, l + 1, 2 * co)
+            # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose)
+            #       = P[j] U + P[j+1] V
             uv = layout.up_input_grad_pairs(w)  # [U | V]
-            q = (pairs.reshape(n * (l + 1), 2 * co) @ uv).reshape(n, l + 1, 2, c)
-            gx = q[:, :-1, 0] + q[:, 1:, 1]
+            q = (pf @ uv).reshape(n, l + 2, 2, c)
+            gx = q[:, :l, 0] + q[:, 1:l + 1, 1]
         if ctx.needs_input_grad[1]:
-            g = gy.reshape(n, l, 2, co)
-            xp = _pad_steps(x, 1)
-            gw = torch.cat([
-                xp[:, :-2].reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W3: x[j-1] -> even j
-                x.reshape(-1, c).t() @ g[:, :, 0].reshape(-1, co),  # W1: x[j] -> even j
-                x.reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W2: x[j] -> odd j
-                xp[:, 2:].reshape(-1, c).t() @ g[:, :, 1].reshape(-1, co),  # W0: x[j+1] -> odd j
-            ], dim=1)
-        gb = gy.reshape(-1, co).sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+            # x padded to l + 2 rows [0, x_0 .. x_l-1, 0], as one matrix xf: row r of a sample is
+            # x[r-1], so xf' Pf pairs x[p-1] with P[p] = (odd p-1, even p): [W2 | W3]; shifted by one
+            # row, xf[1:]' Pf[:-1] pairs x[p] with P[p]: [W0 | W1] (across samples a zero row of xf
+            # meets the padded last pair of the sample before, a zero row of Pf)
+            xf = _pad_steps(x, 1).reshape(n * (l + 2), c)
+            a = xf.t() @ pf
+            b = xf[1:].t() @ pf[:-1]
+            gw = torch.cat([a[:, co:], b[:, co:], a[:, :co], b[:, :co]], dim=1)  # [W3 | W1 | W2 | W0]
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            gb = pf.sum(0).reshape(2, co).sum(0)
         return gx, gw, gb, None
 
 
@@ -174,20 +194,28 @@ class _DownFn(torch.autograd.Function):
         m = L // 2
         gxp = gw = gb = None
         if go is not None:
-            go = _act_grad(go.contiguous(), out, ctx.slope)
+            co = go.shape[-1]
+            # the output gradient with a zero last row per sample (n, m, co), its rows one matrix gf:
+            # pairs of input steps P[j] (rows of pf) meet output j, and shifted by one row output j-1,
+            # with the zero row where a shift crosses from one sample to the next
+            gop = go.new_empty(n, m, co)
+            gop[:, -1].zero_()
+            _act_grad_into(gop[:, :-1], go, out, ctx.slope)
+            gf = gop.reshape(n * m, co)
             if ctx.needs_input_grad[0]:
-                r = (go.reshape(n * (m - 1), -1) @ w.t()).reshape(n, m - 1, 2, 2 * c)
-                gp = xp.new_empty(n, m, 2 * c)
-                gp[:, :-1] = r[:, :, 0]
-                gp[:, -1].zero_()
-                gp[:, 1:] += r[:, :, 1]
+                r = (gf @ w.t()).reshape(n * m, 4 * c)  # [grad of P[j] via U | grad of P[j+1] via V]
+                gp = xp.new_empty(n * m, 2 * c)  # grad of P[j] = r[j] via U + r[j-1] via V
+                gp[0] = r[0, :2 * c]
+                if torch.is_grad_enabled():  # double backward: differentiable operations only
+                    gp[1:] = r[1:, :2 * c] + r[:-1, 2 * c:]
+                else:
+                    torch.add(r[1:, :2 * c], r[:-1, 2 * c:], out=gp[1:])
                 gxp = gp.reshape(n, L, c)[:, 1:ctx.l + 1]  # the padding's gradient dropped
             if ctx.needs_input_grad[1]:
-                p = xp.reshape(n, m, 2 * c)
-                s = torch.cat([p[:, :-1], p[:, 1:]], dim=2)
-                gw = s.reshape(n * (m - 1), 4 * c).t() @ go.reshape(n * (m - 1), -1)
+                pf = xp.reshape(n * m, 2 * c)
+                gw = torch.cat([pf.t() @ gf, pf[1:].t() @ gf[:-1]])  # [U; V]
             if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-                gb = go.reshape(-1, go.shape[-1]).sum(0)
+                gb = gf.sum(0)
         if g_xp is not None and ctx.needs_input_grad[0]:  # double backward only: through the saved xp
             g = g_xp[:, 1:ctx.l + 1]
             gxp = g if gxp is None else gxp + g

@@ -139,3 +139,54 @@ def test_make_optimizer_uses_the_fused_adam_kernel_on_cpu_with_the_same_updates(
     for p in list(frozen_out.parameters())[:-1]:
         p.requires_grad_(False)
     assert len(make_optimizer(frozen_out.parameters(), 1e-3, (0.5, 0.999)).param_groups[0]["params"]) == 1
+
+
+@pytest.mark.parametrize("family, shape", [("conv1d", (1, 64)), ("mlp", (12,)), ("conv1d_joint", (2, 32))])
+def test_d_pair_is_two_forwards_in_one(family, shape):
+    """d_pair stacks real and fake samples into one forward where that changes no value: the same
+    logits, features and weight gradients as two forwards (here of different batch sizes; in eval
+    mode, since in training dropout draws its masks for the stacked batch, from the same distribution)."""
+    import copy
+
+    from ganad.nets.joint import JointDiscriminator
+    from ganad.training.adversarial import d_pair, stacks_batches
+
+    torch.manual_seed(0)
+    if family == "conv1d_joint":
+        D = JointDiscriminator("conv1d", shape, 4, 8, 2, False)
+        real, fake = (torch.randn(6, *shape), torch.randn(6, 4)), (torch.randn(9, *shape), torch.randn(9, 4))
+    else:
+        D = build_discriminator(family, shape, width=8, depth=2)
+        real, fake = (torch.randn(6, *shape),), (torch.randn(9, *shape),)
+    assert stacks_batches(D)
+    D.eval()
+    D2 = copy.deepcopy(D)
+    (rl, rf), (fl, ff) = d_pair(D, real, fake)
+    (rl2, rf2), (fl2, ff2) = D2(*real), D2(*fake)
+    for a, b in ((rl, rl2), (rf, rf2), (fl, fl2), (ff, ff2)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    (rl.sum() - 2 * fl.square().sum() + rf.sum()).backward()
+    (rl2.sum() - 2 * fl2.square().sum() + rf2.sum()).backward()
+    for p, q in zip(D.parameters(), D2.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_d_pair_keeps_two_forwards_where_stacking_would_change_values():
+    """BatchNorm's batch statistics and spectral norm's power iteration per forward: two forwards."""
+    from ganad.training.adversarial import d_pair, stacks_batches
+
+    class BND(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm1d(3)
+
+        def forward(self, x):
+            h = self.bn(x)
+            return h.sum(1), h
+
+    D = BND().train()
+    assert not stacks_batches(D)
+    real, fake = torch.randn(8, 3), torch.randn(8, 3) * 5 + 2
+    (rl, _), (fl, _) = d_pair(D, (real,), (fake,))
+    torch.testing.assert_close(fl, D(fake)[0])  # normalised by the fakes' own statistics
+    assert not stacks_batches(build_discriminator("mlp", (12,), width=8, depth=2, spectral_norm=True))

@@ -17,7 +17,7 @@ from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import make_optimizer
+from ganad.training.adversarial import frozen, make_optimizer, pair_logits
 from ganad.training.loop import Stage
 
 
@@ -78,9 +78,9 @@ class ALAD(EncoderDetector):
                 x_gen = G(z)
                 x_rec = G(z_enc)
                 z_rec = E(x_gen)
-            l_xz, _ = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0], w)
-            l_xx, _ = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w, w)  # both pairs come from x
-            l_zz, _ = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])  # prior codes only: unweighted
+            l_xz, _ = adv_losses(obj, *pair_logits(Dxz, (x, z_enc), (x_gen, z)), w)
+            l_xx, _ = adv_losses(obj, *pair_logits(Dxx, (x, x), (x, x_rec)), w, w)  # both pairs come from x
+            l_zz, _ = adv_losses(obj, *pair_logits(Dzz, (z, z), (z, z_rec)))  # prior codes only: unweighted
             loss_d = l_xz + l_xx + l_zz
             out = {}
             if obj == "wgan-gp" and gp_w > 0:
@@ -99,9 +99,10 @@ class ALAD(EncoderDetector):
                 x_gen = G(z)
                 x_rec = G(z_enc)
                 z_rec = E(x_gen)
-                _, g_xz = adv_losses(obj, Dxz(x, z_enc)[0], Dxz(x_gen, z)[0], w)
-                _, g_xx = adv_losses(obj, Dxx(x, x)[0], Dxx(x, x_rec)[0], w, w)
-                _, g_zz = adv_losses(obj, Dzz(z, z)[0], Dzz(z, z_rec)[0])
+                with frozen(Dxz, Dxx, Dzz):  # gradients for E and G only
+                    _, g_xz = adv_losses(obj, *pair_logits(Dxz, (x, z_enc), (x_gen, z)), w)
+                    _, g_xx = adv_losses(obj, *pair_logits(Dxx, (x, x), (x, x_rec)), w, w)
+                    _, g_zz = adv_losses(obj, *pair_logits(Dzz, (z, z), (z, z_rec)))
                 loss_ge = g_xz + g_xx + g_zz
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.backward()

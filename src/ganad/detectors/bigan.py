@@ -17,7 +17,7 @@ from ganad.nets.joint import JointDiscriminator
 from ganad.params import Param, options
 from ganad.scoring import components as C
 from ganad.scoring.composition import residual_feature_composer
-from ganad.training.adversarial import make_optimizer
+from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 
 
@@ -72,8 +72,7 @@ class BiGAN(EncoderDetector):
             z = prior.sample(n, d, generator=generator).to(x.device)
             with torch.no_grad():
                 z_enc, x_gen = E(x), G(z)
-            real, _ = D(x, z_enc)
-            fake, _ = D(x_gen, z)
+            (real, _), (fake, _) = d_pair(D, (x, z_enc), (x_gen, z))
             loss_d, _ = adv_losses(obj, real, fake, w)
             out = {}
             if obj == "wgan-gp" and gp_w > 0:
@@ -86,8 +85,8 @@ class BiGAN(EncoderDetector):
             out["d_loss"] = loss_d.detach()
             state["i"] += 1
             if state["i"] % n_critic == 0:
-                real, _ = D(x, E(x))
-                fake, _ = D(G(z), z)
+                with frozen(D):  # gradients for E and G only
+                    (real, _), (fake, _) = d_pair(D, (x, E(x)), (G(z), z))
                 _, loss_ge = adv_losses(obj, real, fake, w)  # (x, E(x)) weighted; (G(z), z) is from the prior
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.backward()

@@ -15,7 +15,7 @@ from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, Enc
 from ganad.nets import build_encoder
 from ganad.params import Param, options, real
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import frozen, make_optimizer
+from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, gradient_penalty, wmean
 
@@ -68,7 +68,9 @@ class GANomaly(EncoderDetector):
             z = E(x)
             x_hat = G(z)
             z2 = E2(x_hat)
-            real, f_x = D(x)  # D is unchanged until its own step: its logit of x serves both steps
+            # D is unchanged until its own step: its outputs for x and for the (detached) x̂, from one
+            # forward, serve both steps
+            (real, f_x), (fake, _) = d_pair(D, (x,), (x_hat.detach(),))
             with frozen(D):
                 _, f_hat = D(x_hat)
             adv = (f_x.detach() - f_hat).square().mean(1)
@@ -78,7 +80,6 @@ class GANomaly(EncoderDetector):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            fake, _ = D(x_hat.detach())
             loss_d = d_loss(obj, real, fake, w, w)  # the fake x̂ = G(E(x)) comes from x too
             if obj == "wgan-gp" and gp_w > 0:
                 loss_d = loss_d + gp_w * gradient_penalty(D, x, x_hat, generator=generator)

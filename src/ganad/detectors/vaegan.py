@@ -17,7 +17,7 @@ from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.params import Param, integer, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import frozen, make_optimizer
+from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training import distributed
 from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
@@ -89,8 +89,7 @@ class VAEGAN(EncoderDetector):
             z_p = prior.sample(n, d, generator=generator).to(x.device)
             x_p = G(z_p)
             # discriminator: x real, reconstructions and prior samples fake
-            real, _ = D(x)
-            fake, _ = D(torch.cat([x_rec.detach(), x_p.detach()]))
+            (real, _), (fake, _) = d_pair(D, (x,), (torch.cat([x_rec.detach(), x_p.detach()]),))
             # fakes: reconstructions of x (weighted like x) and prior samples (weight 1)
             w_fake = None if w is None else torch.cat([w, torch.ones_like(w)])
             loss_d = d_loss(obj, real, fake, w, w_fake)

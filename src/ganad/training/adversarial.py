@@ -59,6 +59,34 @@ def frozen(*modules):
             p.requires_grad_(True)
 
 
+def stacks_batches(D: torch.nn.Module) -> bool:
+    """Whether one forward of ``D`` on real and fake samples stacked gives exactly the outputs of two
+    forwards: every sample computed on its own (no BatchNorm, whose batch statistics would mix them)
+    and no spectral norm (whose power iteration runs once per forward in training). Dropout draws its
+    masks for the stacked batch at once: other draws than two forwards, from the same distribution."""
+    from torch.nn.utils import parametrize
+    return not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) or parametrize.is_parametrized(m)
+                   for m in D.modules())
+
+
+def d_pair(D, real: tuple, fake: tuple):
+    """``(D(*real), D(*fake))``, each D's (logit, features), from one forward of the two stacked where
+    :func:`stacks_batches` allows: the same values, with each layer's per-call costs (and its
+    backward's) paid once instead of twice, which at the conv1d beat models' small channel counts is
+    a large part of a layer's time (benchmarks/RESULTS.md, issue 15)."""
+    if stacks_batches(D) and all(r.shape[1:] == f.shape[1:] for r, f in zip(real, fake)):
+        n = real[0].shape[0]
+        logit, feat = D(*[torch.cat([r, f]) for r, f in zip(real, fake)])
+        return (logit[:n], feat[:n]), (logit[n:], feat[n:])
+    return D(*real), D(*fake)
+
+
+def pair_logits(D, real: tuple, fake: tuple):
+    """(D's logit of the real inputs, of the fake ones), as :func:`d_pair` computes them."""
+    (real_logit, _), (fake_logit, _) = d_pair(D, real, fake)
+    return real_logit, fake_logit
+
+
 def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: int, lr_g: float, lr_d: float,
               betas, n_critic: int, gp_weight: float, generator: torch.Generator, name: str = "gan") -> Stage:
     opt_g = make_optimizer(G.parameters(), lr_g, betas)
@@ -71,8 +99,7 @@ def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: in
         z = prior.sample(n, latent_dim, generator=generator).to(x.device)
         with torch.no_grad():
             fake = G(z)
-        real_logit, _ = D(x)
-        fake_logit, _ = D(fake)
+        (real_logit, _), (fake_logit, _) = d_pair(D, (x,), (fake,))
         loss_d = d_loss(objective, real_logit, fake_logit, w)
         gp = zero.to(x.device)
         if objective == "wgan-gp" and gp_weight > 0:

@@ -52,6 +52,52 @@ def test_matmul_weight_cache_follows_weight_updates():
     assert not torch.allclose(a, b)
 
 
+class _SameStorage(torch.nn.Module):
+    """A parametrization whose every result lies in the same memory (version 1 each time), as a
+    freed spectral-norm weight's memory comes back to the next one's: the conv1d layers' matmul-weight
+    cache, keyed on address and version, must not serve an earlier result."""
+
+    def __init__(self, like):
+        super().__init__()
+        self.store = torch.empty_like(like)
+
+    def forward(self, w):
+        out = torch.empty(0, dtype=w.dtype).set_(self.store.untyped_storage(), 0, w.shape, w.stride())
+        return out.copy_(w * 2)
+
+
+@pytest.mark.parametrize("cls", [Down1d, Up1d])
+def test_matmul_weight_cache_skips_parametrized_weights(cls):
+    from torch.nn.utils import parametrize
+
+    from ganad.training.adversarial import frozen
+
+    torch.manual_seed(0)
+    m = cls(2, 3)
+    parametrize.register_parametrization(m, "weight", _SameStorage(m.weight))
+    x = torch.randn(2, 6, 2)
+    orig = m.parametrizations.weight.original
+    for _ in range(3):
+        with frozen(m):  # a generator step through a frozen discriminator
+            a = m(x)
+        ref = m(x).detach()  # weights requiring gradients: built at every call
+        torch.testing.assert_close(a, ref)
+        with torch.no_grad():
+            orig.add_(torch.randn_like(orig))
+
+    # spectral norm (ALAD's default, BiGAN's option) in training: every frozen forward uses the
+    # current weight, whatever memory it was computed into
+    d = Down1d(2, 3)
+    torch.nn.utils.parametrizations.spectral_norm(d)
+    opt = torch.optim.SGD(d.parameters(), lr=0.1)
+    for _ in range(50):
+        with frozen(d), parametrize.cached():
+            torch.testing.assert_close(d._mm_weight(), d._build(d.weight), rtol=0, atol=0)
+        opt.zero_grad()
+        d(x).square().sum().backward()
+        opt.step()
+
+
 @pytest.mark.parametrize("shape,family", [((1, 64), "conv1d"), ((6,), "mlp"), ((1, 8, 8), "dcgan")])
 def test_frozen_copy_computes_the_same_function(shape, family):
     torch.manual_seed(0)

@@ -22,6 +22,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation, update_running_stats
 from ganad.runtime import layout
@@ -228,7 +229,10 @@ class _MatmulConv(nn.Module):
 
     def _mm_weight(self) -> torch.Tensor:
         w = self.weight
-        if w.requires_grad and torch.is_grad_enabled():
+        if (w.requires_grad and torch.is_grad_enabled()) or parametrize.is_parametrized(self, "weight"):
+            # a parametrized weight (spectral norm) is a new tensor at every access, computed from the
+            # original and the parametrization's state: its address (a freed one's comes back) and
+            # version say nothing about its values, so it is never cached (inference copies bake it)
             return self._build(w)
         key = (w.data_ptr(), w._version, w.dtype, w.device)
         if getattr(self, "_cache_key", None) != key:

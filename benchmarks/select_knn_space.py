@@ -15,6 +15,11 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
   distance to the bank's mean under its Ledoit–Wolf covariance, instead of the Euclidean distance to
   the k nearest (fifth session)
 
+* ``input`` (tenth session, not offered by the library): the mean Euclidean distance to the k nearest
+  of the same bank rows in the scaled input space itself (what PyOD's KNN measures on standardised
+  features); ``feature, mahalanobis + input``: that and the default feature distance, each
+  standardised on the held-out slice, averaged
+
 (banks of at most 4,096 training samples, as fit keeps)
 
 each blended with the method's own score at the default weight 0.75 (and alone, weight 1).
@@ -51,7 +56,8 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 
 import ganad  # noqa: E402
 
-VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis")
+VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis",
+            "input", "feature, mahalanobis + input")
 #: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
 _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
           "feature, full width": ("feature", "euclidean", 10**9),
@@ -61,7 +67,6 @@ _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean
 def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
     """{variant: (held-out knn distances, eval knn distances)} from one fitted detector: the bank
     is rebuilt for each space on the same networks, as ``fit`` builds it (``_refit_knn``)."""
-    val_idx = np.asarray(det.validation_index_)
     saved = det.knn_space, det.knn_metric
     out = {}
     try:
@@ -75,13 +80,46 @@ def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
             else:
                 det._knn_compress_above = max_dim
             det._refit_knn(X_all_train)
-            out[name] = (det.score_components(X_all_train[val_idx]).components["knn"],
-                         det.score_components(X_eval).components["knn"])
+            out[name] = (reference_components(det, X_all_train)["knn"], det.score_components(X_eval).components["knn"])
     finally:
         det.knn_space, det.knn_metric = saved
         det.__dict__.pop("_knn_compress_above", None)
         det._refit_knn(X_all_train)
     return out
+
+
+def reference_components(det, X_all_train):
+    """The score components of the rows that standardise a blend, as ``fit`` takes them: the held-out
+    slice, or without one (a small training set) the knn bank's own rows, each leaving itself out."""
+    val_idx = np.asarray(det.validation_index_)
+    if len(val_idx):
+        return det.score_components(X_all_train[val_idx]).components
+    with det._scoring_training_rows():
+        return det.score_components(X_all_train[np.asarray(det._knn_bank_index)]).components
+
+
+def input_knn(det, X_all_train, X_eval):
+    """(reference, eval) mean Euclidean distances to the k nearest bank rows in the scaled input space
+    (reference: the held-out slice, or without one the bank's own rows, each leaving itself out)."""
+    val_idx = np.asarray(det.validation_index_)
+    train_idx = np.setdiff1d(np.arange(len(X_all_train)), val_idx)
+
+    def Xs(X):
+        return torch.from_numpy(np.asarray(det.scaler_.transform(np.asarray(X)), dtype=np.float64)).reshape(len(X), -1)
+
+    bank = Xs(X_all_train[train_idx])[torch.from_numpy(np.asarray(det._knn_bank_index))]
+    k = int(det.n_neighbors)
+
+    def dist(X, own=0):
+        out = []
+        for i in range(0, len(X), 2048):
+            d = torch.cdist(Xs(X[i:i + 2048]), bank)
+            out.append(d.topk(k + own, dim=1, largest=False).values[:, own:].mean(1))
+        return torch.cat(out).numpy()
+
+    if len(val_idx):
+        return dist(X_all_train[val_idx]), dist(X_eval)
+    return dist(X_all_train[train_idx][np.asarray(det._knn_bank_index)], own=1), dist(X_eval)
 
 
 def robust_z(ref, x):
@@ -93,12 +131,16 @@ def robust_z(ref, x):
 def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
     from sklearn.metrics import roc_auc_score
     inner = getattr(det.composer_, "inner", det.composer_)
-    val_idx = np.asarray(det.validation_index_)
-    own_ref = np.asarray(inner(det.score_components(X_all_train[val_idx]).components), dtype=np.float64)
+    own_ref = np.asarray(inner(reference_components(det, X_all_train)), dtype=np.float64)
     own_ev = np.asarray(inner(det.score_components(X_eval).components), dtype=np.float64)
     need = set(variants) | ({"code", "feature"} if "mean of z" in variants else set())
+    need |= {"feature, mahalanobis", "input"} if "feature, mahalanobis + input" in variants else set()
     views = knn_views(det, X_all_train, X_eval, [v for v in VARIANTS if v in need])
+    if "input" in need:
+        views["input"] = input_knn(det, X_all_train, X_eval)
     zk = {k: (robust_z(r, r), robust_z(r, e)) for k, (r, e) in views.items()}
+    if "feature, mahalanobis + input" in variants:
+        zk["feature, mahalanobis + input"] = tuple((zk["feature, mahalanobis"][i] + zk["input"][i]) / 2 for i in range(2))
     if "mean of z" in variants:
         zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
     row = {"own": roc_auc_score(y_eval, own_ev)}

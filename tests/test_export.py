@@ -104,7 +104,8 @@ def test_onnx_after_calibration(compose, tmp_path):
     assert _check(det, X[450:], tmp_path / f"{compose}.onnx") <= 1e-3  # scores agree (per-element tolerance 1e-4 checked inside)
 
 
-@pytest.mark.parametrize("space, metric", [("code", "euclidean"), ("both", "euclidean"), ("feature", "mahalanobis"), ("code", "mahalanobis")])
+@pytest.mark.parametrize("space, metric", [("code", "euclidean"), ("both", "euclidean"), ("feature", "mahalanobis"), ("code", "mahalanobis"),
+                                           ("input", "euclidean")])
 def test_onnx_matches_pytorch_in_every_knn_space(space, metric, tmp_path):
     """The default space and metric are covered above; the code space, the two-search 'both' and the
     Mahalanobis metric export too."""

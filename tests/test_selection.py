@@ -163,6 +163,45 @@ def test_knn_space_bank_and_round_trip(blobs, tmp_path, method, space):
     np.testing.assert_allclose(back.decision_function(far), det.decision_function(far), rtol=1e-6)
 
 
+@pytest.mark.parametrize("width", [6, 96])
+def test_knn_space_input_is_a_knn_on_the_scaled_inputs(blobs, tmp_path, width):
+    """knn_space='input': the component is the mean Euclidean distance to the k nearest bank rows in
+    the scaled input space (PyOD's KNN on ganad's scaling); wider than 64 features, compressed as the
+    discriminator's features are (a close lower bound); training rows leave themselves out; a saved
+    model scores the same."""
+    X, far = blobs
+    if width > X.shape[1]:  # 96 features, 6 of them informative: compressed to the bank's principal directions
+        rng = np.random.RandomState(1)
+        mix = rng.randn(X.shape[1], width).astype(np.float32)
+        X, far = X @ mix + 0.01 * rng.randn(len(X), width).astype(np.float32), far @ mix
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="input", n_neighbors=5).fit(X)
+    assert det.knn_space_ == "input" and det.knn_metric_ == "euclidean"
+    assert ("knn_basis_" in det.__dict__) == (width > det._knn_compress_above)
+    rows = np.setdiff1d(np.arange(len(X)), det.validation_index_)[det._knn_bank_index]
+    bank = torch.from_numpy(det.scaler_.transform(X[rows])).double()
+    Q = np.r_[X[:30], far]
+    want = torch.cdist(torch.from_numpy(det.scaler_.transform(Q)).double(), bank).topk(5, largest=False).values.mean(1).numpy()
+    got = _raw_knn(det, Q)
+    if width <= det._knn_compress_above:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    else:
+        assert (got <= want * (1 + 1e-5) + 1e-6).all() and np.corrcoef(got, want)[0, 1] > 0.99
+    knn = det.score_components(Q).components["knn"]
+    assert knn[30:].min() > knn[:30].max()
+    # fit's own rows: each in the bank leaves its own entry out (its k nearest others)
+    with det._scoring_training_rows():
+        loo = _raw_knn(det, X[rows[:20]])
+    others = torch.cdist(bank[:20], bank).topk(6, largest=False).values[:, 1:].mean(1).numpy()
+    if width <= det._knn_compress_above:
+        np.testing.assert_allclose(loo, others, rtol=1e-5, atol=1e-6)
+    else:
+        assert np.corrcoef(loo, others)[0, 1] > 0.99 and (loo > 0.5 * others).all()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_space_ == "input"
+    np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
+
+
 def test_compressed_feature_distance_is_a_close_lower_bound(blobs):
     """The compressed feature space (principal coordinates + the remainder's length) never puts a
     sample farther from the bank than the full features do, and ranks samples like them."""
@@ -188,7 +227,7 @@ def _mahalanobis_reference(det, X, Q, space):
     from sklearn.covariance import LedoitWolf
     rows = np.setdiff1d(np.arange(len(X)), det.validation_index_)[det._knn_bank_index]
     with torch.inference_mode():
-        rep = det._knn_code if space == "code" else det._knn_feature
+        rep = {"code": det._knn_code, "input": det._knn_input}.get(space, det._knn_feature)
         F = rep(torch.from_numpy(det.scaler_.transform(X[rows]))).double().numpy()
         Fq = rep(torch.from_numpy(det.scaler_.transform(Q))).double().numpy()
     lw = LedoitWolf().fit(F)
@@ -200,7 +239,8 @@ def _raw_knn(det, Q):
         return det._knn_distance(det._knn_embed(torch.from_numpy(det.scaler_.transform(Q)))).numpy()
 
 
-@pytest.mark.parametrize("method, space", [("GANomaly", "feature"), ("GANomaly", "code"), ("FAnoGAN", "feature"), ("BiGAN", "code")])
+@pytest.mark.parametrize("method, space", [("GANomaly", "feature"), ("GANomaly", "code"), ("FAnoGAN", "feature"), ("BiGAN", "code"),
+                                           ("VAEGAN", "input")])
 def test_knn_metric_mahalanobis_equals_ledoit_wolf(blobs, tmp_path, method, space):
     """knn_metric='mahalanobis': the component is the Mahalanobis distance of the sample's code /
     features to the bank's mean under its Ledoit–Wolf covariance (as sklearn computes it); the

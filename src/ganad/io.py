@@ -302,8 +302,8 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")
     ks, split, scales = st.get("knn_space"), st.get("knn_split"), st.get("knn_scales")
-    if ks is not None and ks not in ("code", "feature", "both"):
-        bad(f"has knn_space {str(ks)[:60]!r}, not 'code', 'feature' or 'both'")
+    if ks is not None and ks not in ("code", "feature", "both", "input"):
+        bad(f"has knn_space {str(ks)[:60]!r}, not 'code', 'feature', 'both' or 'input'")
     if (ks == "both") != (split is not None) or (ks == "both") != (scales is not None) or ks == "both" and not (
             isinstance(split, int) and not isinstance(split, bool) and split > 0 and isinstance(scales, list) and len(scales) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):

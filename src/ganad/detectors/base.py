@@ -91,12 +91,15 @@ COMMON_PARAMS = """
         k of the ``knn`` score component with ``knn_metric='euclidean'``: the mean distance of a
         sample to its k nearest training samples in the space of ``knn_space``, kept in the model
         file (a bank of at most 4,096 training samples). Unused by the Mahalanobis distance.
-    knn_space : {'auto', 'code', 'feature', 'both'}, default 'auto'
+    knn_space : {'auto', 'code', 'feature', 'both', 'input'}, default 'auto'
         Where the ``knn`` component measures distances: 'code' = the encoder's code E(x),
         'feature' = the discriminator's penultimate features f(x) (wider than 64: their coordinates
         on the bank's principal directions that explain 99 % of its variance, at most 512, plus the
         length of the remainder). 'both' = the mean of the code distance and the feature
         distance, each divided by its typical size on the held-out slice (two searches).
+        'input' = the scaled input itself, flattened (compressed as the features are), as PyOD's
+        KNN measures it: the default blend then mixes the GAN's own score with a classical kNN
+        (benchmarks/RESULTS.md, "A kNN in the scaled input space": ahead of KNN on ADBench).
         'auto' = the method's own choice (fitted ``knn_space_``):
         'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
         records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
@@ -111,8 +114,8 @@ COMMON_PARAMS = """
         stands out (``n_neighbors`` is unused; the model file keeps the mean and the whitening, not a
         bank; wider than 512: the first 512 principal directions, the rest as one). Not with
         ``knn_space='both'``. 'auto' (fitted ``knn_metric_``) = 'mahalanobis' in the feature space,
-        'euclidean' in the code space and for 'both' (chosen on held-out MIT-BIH DS1 records and
-        the MNIST training split, benchmarks/RESULTS.md).
+        'euclidean' in the code space, the input space and for 'both' (chosen on held-out MIT-BIH
+        DS1 records and the MNIST training split, benchmarks/RESULTS.md).
     knn_weight : float in [0, 1], default 0.75
         Weight w of the ``knn`` component in the default score: (1 − w)·z(method's own score) +
         w·z(knn), each standardised by median / MAD on the held-out slice
@@ -253,7 +256,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
     "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
     "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
-    "knn_space": Param(options("auto", "code", "feature", "both"), fix="use 'auto' (the default), 'code', 'feature' or 'both'"),
+    "knn_space": Param(options("auto", "code", "feature", "both", "input"), fix="use 'auto' (the default), 'code', 'feature', 'both' or 'input'"),
     "knn_metric": Param(options("auto", "euclidean", "mahalanobis"), fix="use 'auto' (the default), 'euclidean' or 'mahalanobis'"),
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
@@ -806,6 +809,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         e = self._d_out(inv, "x", x)[1] if inv is not None else self._inference_net("D")(x)[1]
         return e.reshape(e.shape[0], -1)
 
+    @staticmethod
+    def _knn_input(x: torch.Tensor) -> torch.Tensor:
+        """The scaled batch itself, flattened, as (n, d) (knn_space='input')."""
+        return x.reshape(x.shape[0], -1).to(torch.float32)
+
     def _knn_features_kept(self, f: torch.Tensor) -> torch.Tensor:
         return f if self.__dict__.get("knn_basis_") is None else self._knn_embed_rows(f)
 
@@ -817,6 +825,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         space = self._knn_space_now()
         if space == "code":
             return self._knn_features_kept(self._knn_code(x, inv))
+        if space == "input":
+            return self._knn_features_kept(self._knn_input(x))
         f = self._knn_features_kept(self._knn_feature(x, inv))
         if space == "feature":
             return f
@@ -888,7 +898,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return torch.zeros(1, r + 1)
 
     #: what knn_metric='auto' means in each space (see the ``knn_metric`` parameter)
-    _knn_metric_auto = {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean"}
+    _knn_metric_auto = {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean", "input": "euclidean"}
 
     def _resolve_knn_metric(self, space: str) -> str:
         return self._knn_metric_auto[space] if self.knn_metric == "auto" else str(self.knn_metric)
@@ -918,6 +928,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                     codes.append(self._knn_code(xb).float().cpu())
                 if space in ("feature", "both"):
                     feats.append(self._knn_feature(xb).float().cpu())
+                if space == "input":  # compressed and searched as the features are
+                    feats.append(self._knn_input(xb).cpu())
             if self.knn_metric_ == "mahalanobis":
                 return self._fit_knn_whitening(torch.cat(codes if space == "code" else feats))
             if space == "code":
@@ -925,7 +937,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             raw = torch.cat(feats)
             self._fit_knn_projection(raw)
             kept = torch.cat([self._knn_features_kept(raw[i:i + bs]) for i in range(0, raw.shape[0], bs)])
-            if space == "feature":
+            if space in ("feature", "input"):
                 return kept
             code = torch.cat(codes)
             self.knn_split_ = int(code.shape[1])

@@ -812,6 +812,8 @@ case("API", "fit: 5 samples (fewer than 8)", "X")(_fit(X4[:5]))
 _ckpt_case("fit --resume: checkpoint.json loop stage a string", "loop.stage", _manifest(lambda m: m["state"]["loop"].__setitem__("stage", "x")))
 _ckpt_case("fit --resume: checkpoint.json loop epoch -1", "loop.epoch", _manifest(lambda m: m["state"]["loop"].__setitem__("epoch", -1)))
 _ckpt_case("fit --resume: checkpoint.json loop history missing", "loop.history", _manifest(lambda m: m["state"]["loop"].pop("history")))
+# knn_space edited to another space than the knn tensors were built for (f-AnoGAN's feature bank, 128 wide; the input is 4)
+_model_case("config state.knn_space = \"input\" (knn tensors of 'feature')", _set(("state", "knn_space"), "input"), model="fmodel")
 
 
 def _run_case(ws, surface, what, name, act, absent):

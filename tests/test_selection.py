@@ -202,6 +202,37 @@ def test_knn_space_input_is_a_knn_on_the_scaled_inputs(blobs, tmp_path, width):
     np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
 
 
+@pytest.mark.parametrize("space, metric, edited", [("feature", "euclidean", "input"), ("feature", "mahalanobis", "input"),
+                                                    ("input", "euclidean", "code"), ("input", "mahalanobis", "feature"),
+                                                    ("code", "euclidean", "input"), ("both", "euclidean", "input")])
+def test_model_file_with_an_edited_knn_space_is_refused_at_load(blobs, tmp_path, space, metric, edited):
+    """A config.json whose knn_space was edited (the knn tensors built for another space) is refused
+    by load with a ModelFileError naming knn_space, not loaded to fail at the first scoring with
+    torch's shape error; the unedited model (an ensemble alike) still loads and scores the same."""
+    import json
+    import shutil
+    X, far = blobs
+    n_members = 2 if space == "code" else 1  # an ensemble: each member checked
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space=space, knn_metric=metric, n_members=n_members).fit(X)
+    det.save(tmp_path / "m")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "m").decision_function(far), det.decision_function(far))
+    shutil.copytree(tmp_path / "m", tmp_path / "bad")
+    cfg = json.loads((tmp_path / "bad" / "config.json").read_text())
+    states = [cfg["state"]] + list(cfg["state"].get("members") or [])
+    for st in states:
+        if st.get("knn_space") is not None:
+            st["knn_space"] = edited
+            st.pop("knn_split", None), st.pop("knn_scales", None)
+    (tmp_path / "bad" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_space"):
+        ganad.load(tmp_path / "bad").decision_function(far)
+
+
+def test_mahalanobis_with_both_names_every_space_it_works_in(blobs):
+    with pytest.raises(InputError, match="'auto', 'code', 'feature' or 'input'"):
+        ganad.GANomaly(epochs=1, knn_space="both", knn_metric="mahalanobis").fit(blobs[0])
+
+
 def test_compressed_feature_distance_is_a_close_lower_bound(blobs):
     """The compressed feature space (principal coordinates + the remainder's length) never puts a
     sample farther from the bank than the full features do, and ranks samples like them."""

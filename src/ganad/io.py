@@ -391,6 +391,44 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
                                   "'mahalanobis' needs a scale (r + 1,) beside a basis (d, r) and a one-row bank, 'euclidean' no scale)", corrupt))
 
 
+def _probe_sample(det) -> torch.Tensor:
+    """One scaled sample, the training mean, for the load checks that run the networks once."""
+    shift = det.scaler_.shift.reshape((1, -1) + (1,) * (len(det.data_shape_) - 1))
+    return torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)))))
+
+
+def _check_knn_width(det, cfg_file: Path, prefix: str = "") -> None:
+    """The knn tensors were built for the representation of the stored ``knn_space``: the width of
+    that representation (the flattened input, the code, the discriminator's features; for 'both'
+    the code and the features) must be the width the bank, or its principal directions, were built
+    on. A knn_space edited in config.json otherwise loads and fails at the first scoring with a
+    shape error deep inside torch (computed on one sample, the training mean)."""
+    if det.__dict__.get("knn_bank_") is None:
+        return
+    space, split = det._knn_space_now(), det.__dict__.get("knn_split_")
+    x = _probe_sample(det)
+    with det._score_context():
+        x = x.to(det.device_)
+        if space == "input":
+            widths = {"input": int(det._knn_input(x).shape[1])}
+        else:
+            widths = {}
+            if space in ("code", "both"):
+                widths["code"] = int(det._knn_code(x).shape[1])
+            if space in ("feature", "both"):
+                widths["feature"] = int(det._knn_feature(x).shape[1])
+    basis, bank = det.__dict__.get("knn_basis_"), det.knn_bank_
+    raw = widths.get("feature", widths.get("input", widths.get("code")))  # what the basis (or the bank after the code) was built on
+    stored = int(basis.shape[0]) if basis is not None else int(bank.shape[1]) - int(split or 0)
+    if stored != raw or (space == "both" and split != widths["code"]):
+        have = ", ".join(f"{k} {v}" for k, v in widths.items())
+        built = f"knn_basis_ {tuple(basis.shape)}" if basis is not None else f"knn_bank_ {tuple(bank.shape)}"
+        raise ModelFileError(_fmt(str(cfg_file), f"is inconsistent or corrupt: its knn_space {space!r} compares vectors of width {have}, "
+                                  f"but the {prefix}knn tensors were built on another width ({built}"
+                                  f"{', knn_split ' + str(split) if split is not None else ''})",
+                                  "the model is corrupt or was edited: re-train and save it again"))
+
+
 def _check_composer(det, cfg_file: Path) -> None:
     """The stored composition reads only components this detector computes (listed by inverting
     one sample, the training mean; the components themselves are not computed)."""
@@ -401,8 +439,7 @@ def _check_composer(det, cfg_file: Path) -> None:
     if "members_" in det.__dict__:
         have = {f"member{i}" for i in range(len(det.members_))}
     else:
-        shift = det.scaler_.shift.reshape((1, -1) + (1,) * (len(det.data_shape_) - 1))
-        x = torch.from_numpy(det.scaler_.transform(np.ascontiguousarray(np.broadcast_to(shift, (1, *det.data_shape_)))))
+        x = _probe_sample(det)
         with det._score_context():
             x = x.to(det.device_)
             have = set(det._all_components(x, det._invert(x)))
@@ -460,6 +497,8 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
     if "decision_scores_" not in tensors and not det._search_scoring():
         raise ModelFileError(_fmt(str(cfg_file.parent / WEIGHTS), f"has no {prefix}decision_scores_ tensor (the training scores)", corrupt))
     det._restore_arrays(tensors)
+    if "members_" not in det.__dict__:
+        _check_knn_width(det, cfg_file, prefix)
     _check_composer(det, cfg_file)
     return det
 

@@ -443,7 +443,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         validate_params(self)
         if self.knn_metric == "mahalanobis" and self.knn_space == "both":
             raise InputError(_fmt("knn_metric", "is 'mahalanobis' with knn_space='both', which averages two separate searches",
-                                  "use knn_metric='mahalanobis' with knn_space 'auto', 'code' or 'feature', or knn_metric='euclidean' with 'both'"))
+                                  "use knn_metric='mahalanobis' with knn_space 'auto', 'code', 'feature' or 'input', or knn_metric='euclidean' with 'both'"))
 
     def _check_depth_fits(self) -> None:
         """Each stride-2 stage (kernel 4, padding 1) of the conv1d / dcgan families needs a side of at

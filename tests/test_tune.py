@@ -445,3 +445,33 @@ def test_joining_a_study_whose_settings_are_still_being_written(X, tmp_path):
     # settings that really differ are still refused
     with pytest.raises(InputError, match="was created with other settings"):
         tune(X, n_trials=1, storage=url, study_name="r", params={"epochs": 1}, refit=False, seed=3)
+
+
+def test_a_worker_that_lost_a_queued_trial_to_another_goes_on(X, tmp_path, monkeypatch):
+    """On SQLite storage two workers can both take the same queued trial (SQLite ignores optuna's row
+    lock); the second to finish gets optuna's 'Cannot tell a COMPLETE trial' from its optimize loop.
+    That worker carries on with the study's remaining trials instead of failing the tuning run; any
+    other error still propagates."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}})
+    real = optuna.study.Study.optimize
+    calls = []
+
+    def lost_once(self, *a, **kw):
+        calls.append(kw.get("n_trials"))
+        if len(calls) == 1:
+            real(self, a[0], n_trials=1, catch=kw.get("catch", ()))  # one trial runs, then the lost race
+            raise ValueError("Cannot tell a COMPLETE trial.")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", lost_once)
+    res = tune(X[:200], n_trials=3, storage=url, study_name="r", search_space=space, params={"epochs": 1}, refit=False, seed=0)
+    done = [t for t in res.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3 and calls == [3, 2]
+
+    def other_error(self, *a, **kw):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", other_error)
+    with pytest.raises(ValueError, match="something else"):
+        tune(X[:200], n_trials=4, storage=url, study_name="r", search_space=space, params={"epochs": 1}, refit=False, seed=0)

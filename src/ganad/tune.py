@@ -564,12 +564,23 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         trial.set_user_attr("fit_s", round(time.perf_counter() - t0, 3))
         return value
 
-    done = sum(t.state in fin for t in study.trials)
-    remaining = max(0, int(n_trials) - done)
-    if remaining:
-        with _quiet_optuna():
-            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(FloatingPointError, GanadError),
-                           callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=fin), *(callbacks or [])])
+    t_start = time.monotonic()
+    while True:
+        remaining = max(0, int(n_trials) - sum(t.state in fin for t in study.trials))
+        left = None if timeout is None else timeout - (time.monotonic() - t_start)
+        if not remaining or (left is not None and left <= 0):
+            break
+        try:
+            with _quiet_optuna():
+                study.optimize(objective, n_trials=remaining, timeout=left, catch=(FloatingPointError, GanadError),
+                               callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=fin), *(callbacks or [])])
+            break
+        except ValueError as exc:
+            # Two workers of one study on SQLite storage can both take the same queued trial (SQLite
+            # ignores the row lock optuna asks for: optuna issues #4002, #4621); the one that finishes
+            # second cannot record it. Its result is the other worker's: this worker goes on.
+            if "Cannot tell a COMPLETE trial" not in str(exc):
+                raise
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         errs = {t.number: t.user_attrs.get("ganad_error") or t.system_attrs.get("fail_reason", "")

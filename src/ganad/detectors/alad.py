@@ -45,8 +45,8 @@ class ALAD(EncoderDetector):
     __init__ = method_init(ENCODER_PARAMETERS, spectral_norm=True)
 
     _parameter_constraints = {
-        "knn_space": Param(options("auto", "code"), why=", but ALAD's discriminators judge pairs, not x alone: its knn component compares codes E(x)",
-                           fix="use 'auto' or 'code' for ALAD"),
+        "knn_space": Param(options("auto", "code", "input"), why=", but ALAD's discriminators judge pairs, not x alone: its knn component compares codes E(x) or the input",
+                           fix="use 'auto', 'code' or 'input' for ALAD"),
     }
 
     def _build_networks(self):

@@ -70,8 +70,8 @@ class AnoGAN(BaseGANDetector):
                           gp_weight=self.gp_weight, generator=generator)]
 
     _parameter_constraints = {
-        "knn_space": Param(options("auto", "feature"), why=", but AnoGAN has no encoder: its knn component compares the discriminator's features",
-                           fix="use 'auto' or 'feature' for AnoGAN"),
+        "knn_space": Param(options("auto", "feature", "input"), why=", but AnoGAN has no encoder: its knn component compares the discriminator's features or the input",
+                           fix="use 'auto', 'feature' or 'input' for AnoGAN"),
         "search": Param(options(*SEARCH_SETTINGS),
                         fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
     }

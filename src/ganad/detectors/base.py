@@ -104,7 +104,7 @@ COMMON_PARAMS = """
         'auto' = the method's own choice (fitted ``knn_space_``):
         'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
         records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
-        TadGAN, whose discriminators do not judge x alone (they accept 'code' only).
+        TadGAN, whose discriminators do not judge x alone (they accept 'code' and 'input').
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
         How the ``knn`` component measures a sample's distance to the training data in that space:
         'euclidean' = the mean Euclidean distance to its ``n_neighbors`` nearest bank samples;

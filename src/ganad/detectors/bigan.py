@@ -46,8 +46,8 @@ class BiGAN(EncoderDetector):
     __init__ = method_init(ENCODER_PARAMETERS, lam=0.1)
 
     _parameter_constraints = {  # D(x, z) matches features on its joint layer only
-        "knn_space": Param(options("auto", "code"), why=", but BiGAN's D(x, z) does not judge x alone: its knn component compares codes E(x)",
-                           fix="use 'auto' or 'code' for BiGAN"),
+        "knn_space": Param(options("auto", "code", "input"), why=", but BiGAN's D(x, z) does not judge x alone: its knn component compares codes E(x) or the input",
+                           fix="use 'auto', 'code' or 'input' for BiGAN"),
         "feature_layer": Param(options(-1), why=", but BiGAN's D(x, z) takes its features from its joint layer, so the setting would be ignored",
                                fix="leave feature_layer at -1 for BiGAN"),
     }

@@ -87,8 +87,8 @@ class TadGAN(EncoderDetector):
     __init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
     _parameter_constraints = {
-        "knn_space": Param(options("auto", "code"), why=", but TadGAN's critic Cx has no feature layer the knn component could compare: its knn component compares codes E(x)",
-                           fix="use 'auto' or 'code' for TadGAN"),
+        "knn_space": Param(options("auto", "code", "input"), why=", but TadGAN's critic Cx has no feature layer the knn component could compare: its knn component compares codes E(x) or the input",
+                           fix="use 'auto', 'code' or 'input' for TadGAN"),
         "rec_error": Param(options(*REC_ERRORS), fix=f"use one of {', '.join(REC_ERRORS)}"),
         "score_combination": Param(options(*COMBINATIONS), fix=f"use one of {', '.join(COMBINATIONS)}"),
         "alpha": Param(real(0, 1), fix="pass a weight between 0 and 1"),

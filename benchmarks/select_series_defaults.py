@@ -36,6 +36,12 @@ VARIANTS = {
     "ganomaly knn_space=code knn_metric=mahalanobis": ("ganomaly", {"knn_space": "code", "knn_metric": "mahalanobis"}),
     "fanogan knn_space=code": ("fanogan", {"knn_space": "code"}),
     "fanogan knn_space=feature knn_metric=mahalanobis": ("fanogan", {"knn_space": "feature", "knn_metric": "mahalanobis"}),
+    # issue 12, eleventh session: the knn component on the scaled windows themselves (what PyOD's KNN
+    # measures), beside the method's own score
+    "ganomaly knn_space=input": ("ganomaly", {"knn_space": "input"}),
+    "ganomaly knn_space=input knn_metric=mahalanobis": ("ganomaly", {"knn_space": "input", "knn_metric": "mahalanobis"}),
+    "ganomaly knn_space=input knn_weight=1.0": ("ganomaly", {"knn_space": "input", "knn_weight": 1.0}),
+    "fanogan knn_space=input": ("fanogan", {"knn_space": "input"}),
 }
 
 

@@ -230,13 +230,15 @@ def test_point_aggregation_is_windows_to_points_exactly():
             np.testing.assert_array_equal(c[:, k], windows_to_points(mp[:, k, :], starts, W, T, fill="nearest"))
 
 
-def test_series_detectors_compare_codes_unless_told(anomalous_series):
-    """A detector built by name compares windows by their codes (the series default, chosen on the
-    NAB validation groups); an explicit knn_space wins; AnoGAN, which has no codes, keeps features."""
+def test_series_detectors_compare_scaled_windows_unless_told(anomalous_series):
+    """A detector built by name measures its knn component between the scaled windows themselves
+    (``knn_space='input'``, the series default chosen on the NAB validation groups, eleventh session;
+    AnoGAN, which has no codes, takes it too); an explicit knn_space wins."""
     X = anomalous_series
     kw = dict(window=32, stride=16)
-    for name, params, want in (("ganomaly", {}, "code"), ("ganomaly", {"knn_space": "feature"}, "feature"),
-                               ("anogan", {"search_n_max": 3}, "feature")):
+    for name, params, want in (("ganomaly", {}, "input"), ("ganomaly", {"knn_space": "feature"}, "feature"),
+                               ("ganomaly", {"knn_space": "code"}, "code"),
+                               ("anogan", {"search_n_max": 3}, "input")):
         sd = SeriesDetector(name, detector_params={"epochs": 1, "random_state": 0, **params}, **kw).fit(X)
         assert sd.detector_.knn_space_ == want
 

@@ -283,7 +283,7 @@ def events_frame(rows: list[dict], channels: Sequence[str]):
 # ---------------------------------------------------------------------------------------------- the wrapper
 #: ``knn_space`` of a detector SeriesDetector builds by name (chosen on the NAB validation groups
 #: realAdExchange and realTraffic: ``benchmarks/select_series_defaults.py``)
-SERIES_KNN_SPACE = "code"
+SERIES_KNN_SPACE = "input"
 
 
 class SeriesDetector(BaseEstimator):
@@ -306,10 +306,10 @@ class SeriesDetector(BaseEstimator):
         What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
     detector_params : dict or None
         Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``). Unless
-        they set ``knn_space``, a detector given by name compares windows by their codes
-        (``knn_space='code'``, :data:`SERIES_KNN_SPACE`) where the method can: on the NAB
-        validation groups the code space beat the discriminator's features, the default of
-        detectors on beats, tables and images (benchmarks/SERIES_RESULTS.md).
+        they set ``knn_space``, a detector given by name measures its knn component between the
+        scaled windows themselves (``knn_space='input'``, :data:`SERIES_KNN_SPACE`): on the NAB
+        validation groups that beat the codes and the discriminator's features, the default of
+        detectors on beats, tables and images (benchmarks/SERIES_RESULTS.md, eleventh session).
     window_score : {'detector', 'dtw'}, default 'detector'
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
@@ -340,7 +340,7 @@ class SeriesDetector(BaseEstimator):
             params = dict(self.detector_params or {})
             if "knn_space" not in params:
                 from ganad.params import constraints_of
-                try:  # the series default, where the method can compare codes (AnoGAN cannot)
+                try:  # the series default, where the method takes it
                     constraints_of(cls)["knn_space"].check("knn_space", SERIES_KNN_SPACE)
                     params["knn_space"] = SERIES_KNN_SPACE
                 except InputError:

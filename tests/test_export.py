@@ -112,3 +112,21 @@ def test_onnx_matches_pytorch_in_every_knn_space(space, metric, tmp_path):
     Xtr, X = _data("vector")
     det = GANomaly(**KW, knn_space=space, knn_metric=metric).fit(Xtr)
     assert _check(det, X, tmp_path / f"{space}.onnx") <= 1e-3
+
+
+def test_series_model_export_names_the_series_model_and_its_detector(tmp_path):
+    """`ganad export` of a series model said it 'inverts by latent search' (the message for AnoGAN),
+    whatever the wrapped method; it names the series model and points to its window detector, whose
+    export gives the library's window scores (knn_space='input', the series default, compressed)."""
+    from ganad.series import SeriesDetector
+    t = np.arange(1200)
+    X = np.c_[np.sin(t / 20), np.cos(t / 33), 0.5 * np.sin(t / 7)] + 0.05 * np.random.RandomState(0).randn(1200, 3)
+    sd = SeriesDetector("ganomaly", window=32, stride=8, detector_params={"epochs": 1, "random_state": 0, "verbose": False}).fit(X)
+    assert sd.detector_.knn_space_ == "input" and sd.detector_.knn_basis_.shape[0] == 96  # 3 x 32 numbers: compressed
+    sd.save(tmp_path / "m")
+    with pytest.raises(InputError, match=r"is a SeriesDetector.*Fix: export the detector it wraps.*MODEL_DIR/detector") as exc:
+        export_onnx(ganad.load(tmp_path / "m"), tmp_path / "s.onnx")
+    assert "latent search" not in str(exc.value)
+    assert not (tmp_path / "s.onnx").exists()
+    W, _ = ganad.data.windows.make_windows(X[:400], 32, 8)
+    assert _check(ganad.load(tmp_path / "m" / "detector"), W.astype(np.float32), tmp_path / "d.onnx") <= 1e-3

@@ -250,3 +250,28 @@ def test_point_threshold_holds_on_new_normal_data():
     X, fresh = _series(5000, seed=0), _series(3000, seed=1)
     sd = SeriesDetector("fanogan", window=64, stride=16, detector_params={"epochs": 3, "random_state": 0}).fit(X)
     assert sd.predict(fresh).mean() <= 0.03
+
+
+def test_compressed_input_space_leaves_every_training_window_out_of_its_own_neighbours():
+    """knn_space='input' (the series default) compresses windows wider than 64 numbers to principal
+    coordinates plus the length of the remainder. On clean, low-rank windows the remainder is ~0 and
+    was computed as sqrt(|c|^2 - |p|^2), float32 cancellation noise that differed between the bank's
+    batches and fit's scoring batches: ~20 % of the training windows then met their own bank entry at
+    ~0 distance (leave-one-out lost, knn scores up to 30 % low, the threshold with them)."""
+    import torch
+    from ganad.data.windows import make_windows
+    t = np.arange(3000)
+    X = np.c_[np.sin(t / 20), np.cos(t / 33), 0.5 * np.sin(t / 7)]  # noise-free: the windows span few directions
+    sd = SeriesDetector("ganomaly", window=64, stride=8, detector_params={"epochs": 1, "random_state": 0, "verbose": False}).fit(X)
+    d = sd.detector_
+    assert d.knn_space_ == "input" and d.knn_basis_.shape[0] == 192  # compressed
+    wins, _ = make_windows(X, 64, 8)
+    in_bank = np.setdiff1d(np.arange(len(wins)), d.validation_index_)[d._knn_bank_index]
+    with torch.inference_mode():
+        with d._scoring_training_rows():  # as SeriesDetector.fit scores its windows: all of them, in order
+            got = d._knn_distance(d._knn_embed(torch.from_numpy(d.scaler_.transform(wins)))).double().numpy()[in_bank]
+        bank = d.knn_bank_.double()
+        D = torch.cdist(bank, bank)
+        D.fill_diagonal_(float("inf"))
+        want = D.topk(int(d.n_neighbors), dim=1, largest=False).values.mean(1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4)

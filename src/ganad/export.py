@@ -143,6 +143,13 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if isinstance(detector, MultiViewDetector):
         raise InputError(_fmt("detector", "is a MultiViewDetector (one network per view)",
                               "export each view's detector (mv.detectors_[name]) and sum their scores as mv.composer_ standardises them"))
+    from ganad.series.detector import SeriesDetector
+    if isinstance(detector, SeriesDetector):  # checked before the encoder test, whose message speaks of latent search
+        raise InputError(_fmt("detector", "is a SeriesDetector (windows in, a score per time point and events out): the windowing, "
+                                          "the mean over the windows covering a point and the events are not part of an ONNX graph",
+                              "export the detector it wraps, which scores one window (n, channels, window) in the series' units: "
+                              "export_onnx(sd.detector_, path), or `ganad export MODEL_DIR/detector -o model.onnx`; a point's "
+                              "score is the mean of the scores of the windows that cover it"))
     detector._check_fitted()
     name = type(detector).__name__
     members = detector.__dict__.get("members_")

@@ -997,7 +997,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             # every direction kept (the Mahalanobis whitening of a narrow space): nothing is left
             # out, and the remainder's coordinate is scaled by 0 whatever rounding leaves in it
             return torch.cat([p, p.new_zeros(p.shape[0], 1)], dim=1) * scale.to(e.device)
-        rest = ((c * c).sum(1) - (p * p).sum(1)).clamp_min(0).sqrt()
+        # the length of the remainder itself, not sqrt(|c|² − |p|²): where the kept directions hold
+        # (nearly) all of a row (low-rank data, e.g. clean periodic windows) that difference is float32
+        # cancellation noise of order sqrt(eps)·|c| that changes with the batch a row is embedded in,
+        # so a training row no longer recognised its own bank entry (leave-one-out); this is eps·|c|
+        rest = torch.linalg.vector_norm(c - p @ basis.T, dim=1)
         out = torch.cat([p, rest[:, None]], dim=1)
         return out if scale is None else out * scale.to(e.device)
 

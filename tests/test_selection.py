@@ -672,3 +672,26 @@ def test_every_method_takes_the_input_space(blobs, method):
     Q = np.r_[X[:10], far[:10]]
     want = torch.cdist(torch.from_numpy(det.scaler_.transform(Q)).double(), bank).topk(5, largest=False).values.mean(1).numpy()
     np.testing.assert_allclose(_raw_knn(det, Q), want, rtol=1e-5, atol=1e-6)
+
+
+def test_knn_projection_of_rows_wider_than_the_bank_uses_the_gram_matrix_exactly():
+    """Rows wider than the bank has rows (long multichannel windows in knn_space='input') take the
+    principal directions from the n x n Gram matrix instead of the d x d covariance: the same kept
+    directions (same sign convention), so the same embeddings, at a fraction of the cost."""
+    rng = np.random.RandomState(0)
+    n, d = 120, 700
+    F = torch.from_numpy((rng.randn(n, 6) @ rng.randn(6, d) * 3 + 0.1 * rng.randn(n, d)).astype(np.float32))
+    det = ganad.GANomaly()
+    det._fit_knn_projection(F)
+    C = F.double() - F.double().mean(0)
+    vals, vecs = torch.linalg.eigh(C.T @ C)
+    vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
+    share = vals.cumsum(0) / vals.sum()
+    r = int(min(det._knn_max_dim, int((share < det._knn_variance).sum()) + 1))
+    V = vecs[:, :r] * torch.where(vecs[:, :r].sum(0) < 0, -1.0, 1.0)
+    assert det.knn_basis_.shape == (d, r) and 6 <= r < n
+    torch.testing.assert_close(det.knn_basis_.double(), V, atol=1e-4, rtol=0)
+    Q = F[:10] + 0.5
+    want = torch.cat([(Q.double() - det.knn_center_.double()) @ V,
+                      torch.linalg.vector_norm((Q.double() - det.knn_center_.double()) @ (torch.eye(d, dtype=torch.double) - V @ V.T), dim=1)[:, None]], 1)
+    torch.testing.assert_close(det._knn_embed_rows(Q).double(), want, atol=1e-3, rtol=1e-4)

@@ -847,10 +847,21 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         F = F.double()
         mu = F.mean(0)
         C = F - mu
-        vals, vecs = torch.linalg.eigh(C.T @ C)
-        vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
+        n, d = C.shape
+        if d > n:
+            # wider than the bank has rows (long multichannel windows, images): the same nonzero
+            # spectrum from the n x n Gram matrix, directions C' u / sqrt(lambda); a d x d covariance
+            # would cost O(n d^2) and its eigendecomposition O(d^3) (19 s at d = 4,096, minutes beyond)
+            vals, U = torch.linalg.eigh(C @ C.T)
+            vals, U = vals.flip(0).clamp_min(0), U.flip(1)
+            keep = vals > 1e-12 * max(float(vals[0]), 1e-300)
+            vals, U = vals[keep], U[:, keep]
+            vecs = (C.T @ U) / vals.sqrt()
+        else:
+            vals, vecs = torch.linalg.eigh(C.T @ C)
+            vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
         share = vals.cumsum(0) / vals.sum().clamp_min(1e-300)
-        r = int(min(self._knn_max_dim, int((share < self._knn_variance).sum()) + 1))
+        r = int(min(self._knn_max_dim, int((share < self._knn_variance).sum()) + 1, vals.shape[0]))
         V = vecs[:, :r]
         V = V * torch.where(V.sum(0) < 0, -1.0, 1.0)  # a fixed sign per direction: the same basis whatever eigh returns
         self.knn_center_ = mu.float().contiguous()

@@ -130,27 +130,6 @@ def test_matmul_convolutions_gradients():
         torch.testing.assert_close(g, g_ref)
 
 
-@pytest.mark.parametrize("length", [9, 10, 256])
-def test_single_channel_down_takes_torch_kernel_channels_last(length):
-    """A one-channel Down1d (the first layer of every beat encoder / discriminator) runs PyTorch's
-    own convolution: the same values and gradients as F.conv1d, whichever strides the (n, l, 1) input
-    has, and a channels-last output (the layout the next layer reads without a copy)."""
-    torch.manual_seed(0)
-    layer = Down1d(1, 4).double()
-    base = torch.randn(3, 1, length, dtype=torch.double)
-    for x in (base.transpose(1, 2), base.reshape(3, length, 1)):  # as the nets give it; contiguous
-        x = x.detach().requires_grad_(True)
-        out = layer(x)
-        assert out.is_contiguous()
-        assert "Convolution" in out.grad_fn.next_functions[0][0].name()  # torch's kernel, not _DownFn
-        ref = torch.nn.functional.conv1d(base, layer.weight, layer.bias, stride=2, padding=1).transpose(1, 2)
-        torch.testing.assert_close(out, ref)
-        assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
-    # a frozen copy (activation fused in) keeps the matmul form: the same values
-    layer.fused_slope = 0.2
-    torch.testing.assert_close(layer(base.transpose(1, 2)), torch.nn.functional.leaky_relu(ref, 0.2))
-
-
 def test_traceable_path_equals_the_fast_path():
     from ganad.nets.conv1d import _up_functional
     torch.manual_seed(0)

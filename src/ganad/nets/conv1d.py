@@ -267,14 +267,6 @@ class Down1d(_MatmulConv):
             out = _down_functional(x, self._mm_weight())[:, : (l - 2) // 2 + 1]
             out = out + self.bias if self.bias is not None else out
             return _act_module(out, self.fused_slope)
-        if x.shape[2] == 1 and self.fused_slope is None:
-            # one input channel: the pairs form would multiply by a 2-row matrix, far below the
-            # matrix multiply rate; PyTorch's own kernel runs this layer 2-3x as fast (forward and
-            # backward, benchmarks/RESULTS.md, eleventh session). Its output is channels-last.
-            # (n, l) -> (n, 1, l) with unit strides throughout: PyTorch then takes the input as
-            # channels-last and writes the output channels-last, the layout the next layer reads
-            xt = x.reshape(x.shape[0], l).unsqueeze(2).transpose(1, 2)
-            return nn.functional.conv1d(xt, self.weight, self.bias, stride=2, padding=1).transpose(1, 2)
         if l % 2:  # odd length: one more zero on the right to pair up the steps, which gives one
             # output too many: apply bias / activation after slicing
             out = _DownFn.apply(x, self._mm_weight())[0][:, : (l - 2) // 2 + 1]

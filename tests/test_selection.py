@@ -695,3 +695,22 @@ def test_knn_projection_of_rows_wider_than_the_bank_uses_the_gram_matrix_exactly
     want = torch.cat([(Q.double() - det.knn_center_.double()) @ V,
                       torch.linalg.vector_norm((Q.double() - det.knn_center_.double()) @ (torch.eye(d, dtype=torch.double) - V @ V.T), dim=1)[:, None]], 1)
     torch.testing.assert_close(det._knn_embed_rows(Q).double(), want, atol=1e-3, rtol=1e-4)
+
+
+def test_compressed_knn_embedding_does_not_depend_on_the_batch():
+    """A row's compressed embedding in knn_space='input' (series windows, the series default) is the
+    same bit for bit whether it is embedded alone or among many rows: a stream fed point by point
+    scores windows one at a time and must give the batch scores (float32 products round differently
+    for different row counts; the projection runs in float64 and is rounded once)."""
+    rng = np.random.RandomState(0)
+    n, d = 400, 192
+    F = torch.from_numpy((rng.randn(n, 12) @ rng.randn(12, d) + 0.3 * rng.randn(n, d)).astype(np.float32))
+    det = ganad.GANomaly(knn_space="input")
+    det.knn_space_ = "input"
+    det._fit_knn_projection(F)
+    assert det.knn_basis_.shape[1] < d  # compressed
+    Q = F[:300] * 1.1
+    whole = det._knn_embed_rows(Q)
+    for i in (0, 7, 123, 299):
+        assert torch.equal(det._knn_embed_rows(Q[i:i + 1])[0], whole[i])
+    assert torch.equal(det._knn_embed_rows(Q[5:37]), whole[5:37])

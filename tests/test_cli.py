@@ -185,3 +185,21 @@ def test_evaluate_refuses_labels_with_ranges(id_workdir):
                             "-o", str(d / "ev_rl")])
     assert r.exit_code == 2 and "--ranges" in r.output and "Fix:" in r.output
     assert not (d / "ev_rl").exists()
+
+
+def test_fit_says_how_it_read_the_samples_and_flags_square_3d_arrays(tmp_path):
+    """A (n, 16, 16) NPY is read as series windows (16 channels x 16 steps), which is what a user who
+    saved images without a channel axis does not mean: the summary says how the samples were read and
+    a note gives the fix; images with their channel axis get no note."""
+    rng = np.random.RandomState(0)
+    np.save(tmp_path / "sq.npy", rng.rand(64, 16, 16).astype(np.float32))
+    np.save(tmp_path / "im.npy", rng.rand(64, 1, 16, 16).astype(np.float32))
+    r = runner.invoke(app, ["fit", str(tmp_path / "sq.npy"), "-o", str(tmp_path / "m1"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "series windows: 16 channel(s) x 16 steps" in out and "conv1d nets" in out
+    assert "read as series windows" in out and "X[:, None]" in out
+    r = runner.invoke(app, ["fit", str(tmp_path / "im.npy"), "-o", str(tmp_path / "m2"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "images: 1 channel(s) x 16 x 16" in out and "dcgan nets" in out and "read as series windows" not in out

@@ -346,7 +346,20 @@ def fit(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "
+                  f"{_read_as(X.shape[1:], getattr(det, 'family_', None))}"
                   f"in {time.perf_counter() - t0:.1f}s; threshold {det.threshold_:.4g}; saved to {output}")
+    if X.ndim == 3 and X.shape[1] == X.shape[2] >= 8:
+        console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as series windows ({X.shape[1]} channels x "
+                      f"{X.shape[2]} time steps). If they are {X.shape[1]}x{X.shape[2]} images, save them with a channel axis, "
+                      f"(n, 1, {X.shape[1]}, {X.shape[2]}): np.save(path, X[:, None]), and fit again.")
+
+
+def _read_as(shape: tuple, family) -> str:
+    """How ``fit`` read a sample of ``shape`` (for the summary line): '(vectors, mlp nets) ', ..."""
+    what = {1: "vectors", 2: f"series windows: {shape[0]} channel(s) x {shape[-1]} steps" if len(shape) == 2 else "",
+            3: f"images: {shape[0]} channel(s) x {shape[1]} x {shape[2]}" if len(shape) == 3 else ""}.get(len(shape), "")
+    parts = [p for p in (what, f"{family} nets" if family else "") if p]
+    return f"({', '.join(parts)}) " if parts else ""
 
 
 @app.command(epilog="Example:\n\n  ganad score model/ new.csv -o scores.csv --components")

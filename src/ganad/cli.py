@@ -356,10 +356,13 @@ def fit(
 
 def _read_as(shape: tuple, family) -> str:
     """How ``fit`` read a sample of ``shape`` (for the summary line): '(vectors, mlp nets) ', ..."""
-    what = {1: "vectors", 2: f"series windows: {shape[0]} channel(s) x {shape[-1]} steps" if len(shape) == 2 else "",
-            3: f"images: {shape[0]} channel(s) x {shape[1]} x {shape[2]}" if len(shape) == 3 else ""}.get(len(shape), "")
-    parts = [p for p in (what, f"{family} nets" if family else "") if p]
-    return f"({', '.join(parts)}) " if parts else ""
+    if len(shape) == 1:
+        what = "vectors"
+    elif len(shape) == 2:
+        what = f"series windows: {shape[0]} channel(s) x {shape[1]} steps"
+    else:
+        what = f"images: {shape[0]} channel(s) x {' x '.join(map(str, shape[1:]))}"
+    return f"({what}, {family} nets) " if family else f"({what}) "
 
 
 @app.command(epilog="Example:\n\n  ganad score model/ new.csv -o scores.csv --components")

@@ -337,15 +337,8 @@ class SeriesDetector(BaseEstimator):
             if self.detector not in DETECTORS:
                 raise InputError(_fmt("detector", f"is {self.detector!r}", f"use one of {sorted(DETECTORS)} or a detector instance"))
             cls = DETECTORS[self.detector]
-            params = dict(self.detector_params or {})
-            if "knn_space" not in params:
-                from ganad.params import constraints_of
-                try:  # the series default, where the method takes it
-                    constraints_of(cls)["knn_space"].check("knn_space", SERIES_KNN_SPACE)
-                    params["knn_space"] = SERIES_KNN_SPACE
-                except InputError:
-                    pass
-            return cls(**params)
+            # the series default: every method takes the input space (no network involved)
+            return cls(**{"knn_space": SERIES_KNN_SPACE, **(self.detector_params or {})})
         if not hasattr(self.detector, "fit") or not hasattr(self.detector, "score_components"):
             raise InputError(_fmt("detector", f"is a {type(self.detector).__name__}", "pass a ganad detector or a method name such as 'fanogan'"))
         if self.detector_params:

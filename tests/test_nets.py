@@ -286,3 +286,33 @@ def test_exported_strided_convolution_equals_the_fast_path(length):
         (out,) = sess.run(None, {"x": xb.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(out), layer(xb), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
+def test_dropout_keeps_each_element_with_probability_one_minus_p_and_rescales(p):
+    from ganad.nets.blocks import Dropout
+    torch.manual_seed(0)
+    d = Dropout(p)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005  # 200,000 draws: sd < 0.0012
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+    # rows and columns alike (no element's bits shared with another's)
+    assert kept.float().mean(0).std() < 0.05 and kept.float().mean(1).std() < 0.05
+    y.sum().backward()  # the gradient passes where the element was kept, scaled the same way
+    assert torch.equal(x.grad, y.detach())
+
+
+def test_dropout_is_seeded_by_torch_and_the_identity_in_eval_mode():
+    from ganad.nets.blocks import Dropout
+    x = torch.randn(64, 33)
+    d = Dropout(0.3)
+    torch.manual_seed(5)
+    a = d(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, d(x))
+    assert not torch.equal(a, d(x))  # the generator moved on: a new mask
+    d.eval()
+    assert d(x) is x
+    assert torch.equal(Dropout(0.0)(x), x) and torch.equal(Dropout(1.0)(x), torch.zeros_like(x))

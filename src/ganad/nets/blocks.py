@@ -32,6 +32,34 @@ def update_running_stats(bn: nn.modules.batchnorm._BatchNorm, mean: torch.Tensor
     bn.running_var.mul_(1 - m).add_(var_unbiased.detach(), alpha=m)
 
 
+def dropout_scale(shape, p: float, dtype: torch.dtype, device) -> torch.Tensor:
+    """Dropout's multiplier for a tensor of ``shape``: 1 / (1 − p) where an element is kept, 0 where
+    it is dropped, each kept with probability 1 − p (to 1/65,536) from torch's global generator.
+
+    Every 64-bit draw of the generator gives four elements their 16 random bits, where
+    ``bernoulli_`` (``nn.Dropout``) draws once per element: on a CPU, whose generator is serial,
+    the draws are most of dropout's time and this is about 4× faster (benchmarks/RESULTS.md, issue
+    15, twelfth session). The same seed gives the same masks; other masks than ``nn.Dropout``'s."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device).view(torch.int16)[:n]
+    below = min(max(round((1.0 - p) * 65536) - 32768, -32768), 32767)  # keep where bits < below
+    return (bits.reshape(shape) < below).to(dtype).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with the masks of :func:`dropout_scale` (the same module otherwise: no
+    parameters or buffers, so model files are unchanged; the identity in eval mode)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p >= 1:
+            return x * 0.0
+        return x * dropout_scale(x.shape, float(self.p), x.dtype, x.device)
+
+
 class FeatureDiscriminator(nn.Module):
     """A discriminator made of a list of blocks and a linear head.
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ganad.nets import build_discriminator
-from ganad.nets.blocks import maybe_sn
+from ganad.nets.blocks import Dropout, maybe_sn
 
 
 def _feature_width(blocks: nn.Module, data_shape) -> int:
@@ -41,7 +41,7 @@ class JointDiscriminator(nn.Module):
         hz = max(16, min(width, 128))
         self.z_net = nn.Sequential(maybe_sn(nn.Linear(latent_dim, hz), spectral_norm), nn.LeakyReLU(0.2))
         hj = max(16, min(2 * width, 256))
-        self.joint = nn.Sequential(maybe_sn(nn.Linear(n_x + hz, hj), spectral_norm), nn.LeakyReLU(0.2), nn.Dropout(dropout))
+        self.joint = nn.Sequential(maybe_sn(nn.Linear(n_x + hz, hj), spectral_norm), nn.LeakyReLU(0.2), Dropout(dropout))
         self.head = maybe_sn(nn.Linear(hj, 1), spectral_norm)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,8 +75,8 @@ class LatentPairDiscriminator(nn.Module):
     def __init__(self, latent_dim: int, width: int, spectral_norm: bool = False, dropout: float = 0.2):
         super().__init__()
         h = max(16, min(2 * width, 256))
-        self.net = nn.Sequential(maybe_sn(nn.Linear(2 * latent_dim, h), spectral_norm), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-                                 maybe_sn(nn.Linear(h, h), spectral_norm), nn.LeakyReLU(0.2), nn.Dropout(dropout))
+        self.net = nn.Sequential(maybe_sn(nn.Linear(2 * latent_dim, h), spectral_norm), nn.LeakyReLU(0.2), Dropout(dropout),
+                                 maybe_sn(nn.Linear(h, h), spectral_norm), nn.LeakyReLU(0.2), Dropout(dropout))
         self.head = maybe_sn(nn.Linear(h, 1), spectral_norm)
 
     def forward(self, z: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation
+from ganad.nets.blocks import Dropout, FeatureDiscriminator, maybe_sn, out_activation
 
 
 def _flat(shape) -> int:
@@ -53,7 +53,7 @@ def mlp_discriminator(data_shape, width: int = 128, depth: int = 2, spectral_nor
         layers = [nn.Flatten()] if i == 0 else []
         layers += [maybe_sn(nn.Linear(d, width), spectral_norm), nn.LeakyReLU(0.2)]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         blocks.append(nn.Sequential(*layers))
         d = width
     return FeatureDiscriminator(blocks, maybe_sn(nn.Linear(d, 1), spectral_norm), feature_layer)

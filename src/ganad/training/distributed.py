@@ -47,7 +47,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ganad.exceptions import InputError, _fmt
-from ganad.nets.blocks import update_running_stats
+from ganad.nets.blocks import Dropout, dropout_scale, update_running_stats
 
 #: the step being run under DDP (set by the training loop around ``stage.step``), else None
 _STEP: "_Step | None" = None
@@ -217,8 +217,11 @@ def _dropout_forward(self, x):
     st = _STEP
     if not self.training or self.p == 0 or st is None or x.shape[0] % st.local:
         return type(self).forward(self, x)
-    mask = batch_random(lambda shape: torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - self.p), x.shape)
-    return x * mask.div_(1 - self.p)
+    if not isinstance(self, Dropout):  # a plain nn.Dropout (a user's network)
+        mask = batch_random(lambda shape: torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - self.p), x.shape)
+        return x * mask.div_(1 - self.p)
+    # ganad's own Dropout: its masks (dropout_scale) for the global batch, as a single process draws them
+    return x * batch_random(lambda shape: dropout_scale(shape, float(self.p), x.dtype, x.device), x.shape)
 
 
 def _ddp_kwargs(device: torch.device) -> dict:

@@ -714,3 +714,23 @@ def test_compressed_knn_embedding_does_not_depend_on_the_batch():
     for i in (0, 7, 123, 299):
         assert torch.equal(det._knn_embed_rows(Q[i:i + 1])[0], whole[i])
     assert torch.equal(det._knn_embed_rows(Q[5:37]), whole[5:37])
+
+
+def test_whitened_input_embedding_does_not_depend_on_the_batch():
+    """knn_metric='mahalanobis' in knn_space='input' on windows of at most 512 numbers keeps every
+    direction; that branch projected in float32, so a window's whitened embedding (and its knn
+    score) changed in the last digits with the number of windows scored together (a stream fed
+    point by point differed from batch scoring by ~7e-7). It projects in float64 as the compressed
+    branch does."""
+    rng = np.random.RandomState(0)
+    n, d = 400, 96
+    F = torch.from_numpy((rng.randn(n, 12) @ rng.randn(12, d) + 0.3 * rng.randn(n, d)).astype(np.float32))
+    det = ganad.GANomaly(knn_space="input", knn_metric="mahalanobis")
+    det.knn_space_, det.knn_metric_ = "input", "mahalanobis"
+    det._fit_knn_whitening(F)
+    assert det.knn_basis_.shape == (d, d) and float(det.knn_scale_[-1]) == 0.0  # every direction kept
+    Q = F[:300] * 1.1
+    whole = det._knn_embed_rows(Q)
+    for i in (0, 7, 123, 299):
+        assert torch.equal(det._knn_embed_rows(Q[i:i + 1])[0], whole[i])
+    assert torch.equal(det._knn_embed_rows(Q[5:37]), whole[5:37])

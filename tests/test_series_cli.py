@@ -152,3 +152,28 @@ def test_fit_warnings_name_the_file_and_the_cli_option(tmp_path):
         fit_series(tmp_path / "s.csv", tmp_path / "m", "ganomaly", {"epochs": 1}, 16, None, "t", None, None, "split", 0.05)
     msgs = [str(w.message) for w in caught if "shorter than the window" in str(w.message)]
     assert msgs and all(m.startswith(str(tmp_path / "s.csv")) and "--gaps ignore" in m for m in msgs)
+
+
+def test_calibrate_refuses_a_series_model_and_its_detector_in_place(work, tmp_path):
+    """`ganad calibrate` on a series model said 'has no config.json ... pass a directory written by
+    ganad' (it is one); on the series model's window detector in place it re-standardised the window
+    scores under the series model's unchanged point threshold (the training points' median score
+    moved by ~0.7 on one model), silently. Both are refused with what to do instead."""
+    import shutil
+    from ganad.data.windows import make_windows
+    d = work
+    model = tmp_path / "model"
+    shutil.copytree(d / "model", model)
+    before = {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()}
+    r = runner.invoke(app, ["calibrate", str(model), str(d / "test.csv"), "--exclude", "time", "--exclude", "status"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "is a series model" in out and "--point-contamination" in out and "config.json" not in out, out
+    te = pd.read_csv(d / "test.csv")
+    np.save(tmp_path / "w.npy", make_windows(te[["temp", "pressure"]].to_numpy()[:300], 32, 8)[0].astype(np.float32))
+    for out in ([], ["-o", str(model / "detector")]):
+        r = runner.invoke(app, ["calibrate", str(model / "detector"), str(tmp_path / "w.npy"), "-q", *out])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "window detector of the series model" in out and "-o OTHER_DIR" in out, out
+    assert {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()} == before
+    r = runner.invoke(app, ["calibrate", str(model / "detector"), str(tmp_path / "w.npy"), "-q", "-o", str(tmp_path / "elsewhere")])
+    assert r.exit_code == 0, r.output

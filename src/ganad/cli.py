@@ -133,6 +133,23 @@ def _refuse_view_in_place(model_dir: Path, output: Optional[Path]) -> None:
                          "calibrated model elsewhere with -o OTHER_DIR")
 
 
+def _refuse_series_calibration(model_dir: Path, output: Optional[Path]) -> None:
+    """`ganad calibrate` calibrates a detector's composition and threshold on samples. A series model
+    has no such step (its point threshold is set at fit time), and its window detector must not
+    change in place: the series model's point threshold was set on that detector's old scores."""
+    from ganad.series.detector import DETECTOR_DIR, is_series_model
+    if is_series_model(model_dir):
+        raise GanadError(f"MODEL_DIR {model_dir}: is a series model (a score per time point from windows), which `ganad calibrate` "
+                         "does not take: its point threshold is set when it is fitted. Fix: fit it again with --point-contamination P "
+                         "(the fraction of training points above the threshold), e.g. ganad fit DATA --window W --point-contamination 0.005 -o DIR")
+    d = model_dir.resolve()
+    if d.name == DETECTOR_DIR and is_series_model(d.parent) and (output is None or output.resolve() == d):
+        raise GanadError(f"MODEL_DIR {model_dir}: is the window detector of the series model {d.parent}; calibrating it in place "
+                         "would change its window scores under the series model's point threshold, which was set on the old scores, "
+                         "silently. Fix: fit the series model again (ganad fit DATA --window W, with --point-contamination to move "
+                         "its threshold), or write this detector's calibrated model elsewhere with -o OTHER_DIR")
+
+
 def _parse_views(views: List[str]) -> dict:
     """--view NAME=FILE (repeatable) -> {name: Path}, names checked, each name once."""
     from ganad.multiview import _check_name
@@ -734,6 +751,7 @@ def calibrate(
     try:
         _refuse_multiview(model_dir, "calibrate")
         _refuse_view_in_place(model_dir, output)
+        _refuse_series_calibration(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)

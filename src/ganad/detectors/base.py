@@ -1003,10 +1003,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         c = e.to(torch.float32) - self.knn_center_.to(e.device)
         basis = self.knn_basis_.to(e.device)
         scale = self.__dict__.get("knn_scale_")
+        # knn_space='input' projects in float64 (see below), the whitening of a narrow space too
+        work = torch.float64 if self._knn_space_now() == "input" else torch.float32
         if scale is not None and basis.shape[0] == basis.shape[1] and float(scale[-1]) == 0.0:
             # every direction kept (the Mahalanobis whitening of a narrow space): nothing is left
             # out, and the remainder's coordinate is scaled by 0 whatever rounding leaves in it
-            p = c @ basis
+            p = (c.to(work) @ basis.to(work)).to(torch.float32)
             return torch.cat([p, p.new_zeros(p.shape[0], 1)], dim=1) * scale.to(e.device)
         # the length of the remainder itself, not sqrt(|c|² − |p|²): where the kept directions hold
         # (nearly) all of a row (low-rank data, e.g. clean periodic windows) that difference is
@@ -1016,7 +1018,6 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # (float32 products round differently for different row counts: a stream fed point by point
         # differed from batch scoring by ~1e-6); the learned spaces keep the float32 rate (the MNIST
         # DCGAN's 3,136 features: float64 made scoring 1.4x slower)
-        work = torch.float64 if self._knn_space_now() == "input" else torch.float32
         cw, bw = c.to(work), basis.to(work)
         p = cw @ bw
         rest = torch.linalg.vector_norm(cw - p @ bw.T, dim=1)

@@ -833,7 +833,7 @@ def demo(
 def stream(
     model_dir: Path = typer.Argument(..., help="Series model directory written by `ganad fit --window`."),
     batch: int = typer.Option(1, help="Points read before scoring (1 = lowest latency; larger = more points/s)."),
-    has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels."),
+    has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels (the time is skipped: a stream is one series without gaps; start a new stream after a pause)."),
 ):
     """Score a live series: one point per stdin line (comma-separated channels), writes `point,index,score,label`
     lines and `open,start` / `close,start,end,peak_score,channels` event lines as they happen (bounded memory;

@@ -2,9 +2,10 @@
 
 ``StreamScorer.update(points)`` takes the next points (any number, (n,) or (n, C)) and returns
 the points whose score is final, with event open / close records as they happen;
-``close()`` ends the stream and returns the rest. The scores equal those of
-``SeriesDetector.score_series`` on the whole series (same windows, same aggregation, same
-events): a point's score is final once every regular window that covers it has been scored,
+``close()`` ends the stream and returns the rest. A stream is one series without gaps (no time
+is given; windows run across pauses): its scores equal those of ``SeriesDetector.score_series``
+on the whole series scored as one part (no gap in it, or ``gaps='ignore'``; same windows, same
+aggregation, same events): a point's score is final once every regular window that covers it has been scored,
 so a point is reported at most ``window - 1 + stride - 1`` points after it arrives (the
 **latency** in points). Memory is bounded: the scorer keeps the last ``window + stride`` points
 and the scores of the windows that still cover unreported points, whatever the stream's length.

@@ -203,3 +203,14 @@ def test_fit_says_how_it_read_the_samples_and_flags_square_3d_arrays(tmp_path):
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
     assert "images: 1 channel(s) x 16 x 16" in out and "dcgan nets" in out and "read as series windows" not in out
+    assert "channels last" not in out
+
+
+def test_fit_flags_channels_last_images(tmp_path):
+    """(n, 16, 16, 3) RGB images saved channels last are read as 16-channel 16 x 3 images: a note
+    says so and gives the transpose."""
+    np.save(tmp_path / "nhwc.npy", np.random.RandomState(0).rand(64, 16, 16, 3).astype(np.float32))
+    r = runner.invoke(app, ["fit", str(tmp_path / "nhwc.npy"), "-o", str(tmp_path / "m"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "images: 16 channel(s) x 16 x 3" in out and "channel(s) last" in out and "X.transpose(0, 3, 1, 2)" in out

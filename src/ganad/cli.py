@@ -369,6 +369,11 @@ def fit(
         console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as series windows ({X.shape[1]} channels x "
                       f"{X.shape[2]} time steps). If they are {X.shape[1]}x{X.shape[2]} images, save them with a channel axis, "
                       f"(n, 1, {X.shape[1]}, {X.shape[2]}): np.save(path, X[:, None]), and fit again.")
+    if X.ndim == 4 and X.shape[3] in (1, 3, 4) and X.shape[1] > 4 and X.shape[1] == X.shape[2]:
+        console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as images of {X.shape[1]} channels, "
+                      f"{X.shape[2]} x {X.shape[3]} pixels (channels first). If they are {X.shape[1]}x{X.shape[2]} images with "
+                      f"{X.shape[3]} channel(s) last, save them channels first, (n, {X.shape[3]}, {X.shape[1]}, {X.shape[2]}): "
+                      "np.save(path, X.transpose(0, 3, 1, 2)), and fit again.")
 
 
 def _read_as(shape: tuple, family) -> str:

@@ -8,7 +8,7 @@ the target groups.
     OMP_NUM_THREADS=1 python benchmarks/select_series_defaults.py --data $GANAD_SHARED_DATA -o bench-series-select/
 
 Each variant is a dict of detector parameters given to ``SeriesDetector``'s wrapped detector on
-top of the benchmark's ``epochs``; the table gives the mean over the 13 validation series of
+top of the benchmark's ``epochs`` (and optionally a dict of ``SeriesDetector`` parameters); the table gives the mean over the 13 validation series of
 every metric of ``ganad benchmark nab``.
 """
 from __future__ import annotations
@@ -42,6 +42,10 @@ VARIANTS = {
     "ganomaly knn_space=input knn_metric=mahalanobis": ("ganomaly", {"knn_space": "input", "knn_metric": "mahalanobis"}),
     "ganomaly knn_space=input knn_weight=1.0": ("ganomaly", {"knn_space": "input", "knn_weight": 1.0}),
     "fanogan knn_space=input": ("fanogan", {"knn_space": "input"}),
+    # issue 12, twelfth session: ensembles of the series default (issue 15's n_members)
+    "ganomaly n_members=3": ("ganomaly", {"n_members": 3}),
+    "ganomaly n_members=5": ("ganomaly", {"n_members": 5}),
+    "ganomaly knn_weight=0.5": ("ganomaly", {"knn_weight": 0.5}),
 }
 
 
@@ -64,14 +68,14 @@ def main(argv=None):
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name, (method, extra) in VARIANTS.items():
+    for name, (method, extra, *series_kw) in VARIANTS.items():
         if args.variants and name not in args.variants:
             continue
         per_seed = []
         for seed in args.seeds:
-            def make(m, extra=extra, **kw):
+            def make(m, extra=extra, skw=(series_kw or [{}])[0], **kw):
                 dp = {**kw.pop("detector_params", {}), **extra}
-                return SeriesDetector(m, detector_params=dp, **kw)
+                return SeriesDetector(m, detector_params=dp, **{**kw, **skw})
             import ganad.series  # run_nab imports SeriesDetector from ganad.series at call time
             orig = ganad.series.SeriesDetector
             ganad.series.SeriesDetector = make

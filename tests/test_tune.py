@@ -74,6 +74,16 @@ def test_check_space_errors_and_forms():
         check_space({"random_state": 1}, GANomaly)
 
 
+def test_space_step_null_and_a_non_boolean_log(X):
+    """``"step": null`` (accepted by check_space) means no step, not a TypeError in the first
+    trial; ``"log": "false"`` (a string, truthy) is refused instead of searched on a log scale."""
+    r = tune(X, n_trials=1, params={"epochs": 1, "width": 8},
+             search_space=_only({"n_neighbors": {"type": "int", "low": 2, "high": 8, "step": None}}))
+    assert 2 <= r.best_params["n_neighbors"] <= 8
+    with pytest.raises(InputError, match=r"search_space\['lr_g'\]\.log: is 'false'"):
+        check_space({"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": "false"}}, GANomaly)
+
+
 def test_read_space_files(tmp_path):
     (tmp_path / "s.json").write_text('{"w_con": {"type": "float", "low": 10, "high": 60}}')
     (tmp_path / "s.toml").write_text('[w_con]\ntype = "float"\nlow = 10.0\nhigh = 60.0\n')
@@ -154,6 +164,18 @@ def test_tune_sqlite_resume_and_refit(X, tmp_path):
     # other data (here the same values as float64, as a newer reader gives a CSV): named, with the likely cause
     with pytest.raises(InputError, match="ganad_data_sha256.*older than its float64 scaling"):
         tune(np.asarray(X, dtype=np.float64) + 1e-9, n_trials=3, storage=url, study_name="s", search_space=space, params={"epochs": 1})
+
+
+def test_resume_with_other_fixed_values_in_the_space_is_refused(X, tmp_path):
+    """A space's plain value is fixed for every trial and not among a trial's params: a resume that
+    changed it would refit the best (old) trial with a value it was never evaluated with."""
+    url = f"sqlite:///{tmp_path / 'fixed.db'}"
+    space = _only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}, "width": 8})
+    r1 = tune(X, n_trials=1, storage=url, study_name="s", search_space=space, params={"epochs": 1}, refit=False)
+    r2 = tune(X, n_trials=1, storage=url, study_name="s", search_space=space, params={"epochs": 1})  # same: resumes
+    assert len(r2.study.trials) == 1 and r2.detector.width == 8 == r1.best_params["width"]
+    with pytest.raises(InputError, match="ganad_space_fixed.*new --study-name"):
+        tune(X, n_trials=1, storage=url, study_name="s", search_space={**space, "width": 64}, params={"epochs": 1})
 
 
 def test_defaults_outside_a_given_space_are_sampled(X):

@@ -166,7 +166,10 @@ def check_space(space: dict, cls, name: str = "search_space") -> dict:
             num = (int,) if kind == "int" else (int, float)
             if not all(isinstance(v, num) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) or lo > hi:
                 raise InputError(_fmt(f"{name}[{key!r}]", f"has low={lo!r}, high={hi!r}", f"give {kind} bounds with low <= high"))
-            if spec.get("log") and lo <= 0:
+            log = spec.get("log")
+            if log is not None and not isinstance(log, bool):  # "false" (a string) would be truthy: a log scale
+                raise InputError(_fmt(f"{name}[{key!r}].log", f"is {log!r}", "use true or false (a boolean, not a string)"))
+            if log and lo <= 0:
                 raise InputError(_fmt(f"{name}[{key!r}]", f"is log-scaled with low={lo!r}", "use low > 0 or log: false"))
             step = spec.get("step")
             if step is not None and (isinstance(step, bool) or not isinstance(step, num) or not math.isfinite(step) or step <= 0):
@@ -185,7 +188,7 @@ def _suggest(trial, space: dict) -> dict:
         elif s["type"] == "float":
             p[k] = trial.suggest_float(k, float(s["low"]), float(s["high"]), log=bool(s.get("log", False)), step=s.get("step"))
         elif s["type"] == "int":
-            p[k] = trial.suggest_int(k, int(s["low"]), int(s["high"]), log=bool(s.get("log", False)), step=int(s.get("step", 1)))
+            p[k] = trial.suggest_int(k, int(s["low"]), int(s["high"]), log=bool(s.get("log", False)), step=int(s.get("step") or 1))  # "step": null = no step
         else:
             p[k] = trial.suggest_categorical(k, s["choices"])
     return p
@@ -511,6 +514,10 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     attrs["ganad_data_sha256"] = h.hexdigest()[:16]
     # what changes a trial's result (not the device it runs on: workers of one study may differ there)
     attrs["ganad_fixed_params"] = _json.dumps({k: v for k, v in fixed.items() if k != "device"}, sort_keys=True, default=repr)
+    # a search space's plain values are fixed for every trial too, and not among a trial's params: the
+    # refit of a best trial takes them from the space given now, so a resume with other ones is refused
+    # (a separate key: a study of an older ganad, without it, resumes as before)
+    attrs["ganad_space_fixed"] = _json.dumps({k: s["value"] for k, s in space.items() if s["type"] == "fixed"}, sort_keys=True, default=repr)
     try:
         with _quiet_optuna():
             study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True,

@@ -345,6 +345,46 @@ def test_guard_rolls_back_once_then_stops_with_a_clear_error(tmp_path):
         _NaNAt(epochs=2, random_state=0, batch_size=32, divergence_guard=False).fit(X)
 
 
+class _NaNFromState(GANomaly):
+    """GANomaly whose step fails (NaN loss) whenever it starts from the weights it started from at
+    global step ``at``: a failure that a retry from the same weights, batch and random state meets
+    again, as an exploding gradient does (the lowered learning rate acts only after the step)."""
+    at: int = 0
+
+    def _stages(self, generator):
+        stages = super()._stages(generator)
+        st, orig, count, bad = stages[0], stages[0].step, [0], []
+        E = self.nets_["E"]
+
+        def step(x, w):
+            count[0] += 1
+            fp = float(sum(p.detach().double().sum() for p in E.parameters()))
+            if count[0] == self.at:
+                bad.append(fp)
+            out = orig(x, w)
+            if fp in bad:
+                out["g_loss"] = out["g_loss"] * float("nan")
+            return out
+
+        st.step = step
+        return stages
+
+
+@pytest.mark.parametrize("at,every", [(10, None), (6, 5)])
+def test_guard_rolls_back_past_a_state_that_no_good_step_followed(tmp_path, at, every):
+    """A step that fails from the state it starts from fails again when retried from a snapshot taken
+    just before it: the first step of an epoch (the epoch's start is the latest snapshot; 9 steps
+    per epoch here), or the step after a checkpoint. The guard rolls back to the latest snapshot a
+    good step followed (the previous epoch's start, the previous checkpoint) and the run recovers;
+    it used to retry the same failing step until its roll-backs were spent."""
+    _NaNFromState.at = at
+    kw = {} if every is None else {"checkpoint_dir": tmp_path / "ck", "checkpoint_every": every}
+    det = _NaNFromState(epochs=3, random_state=0, batch_size=32, divergence_retries=2).fit(X, **kw)
+    ev = det.selection_["divergence"]
+    assert len(ev) == 1 and "non-finite loss (g_loss=nan)" in ev[0]["symptom"]
+    assert np.isfinite(det.decision_function(X)).all()
+
+
 def test_guard_lowers_the_learning_rate_and_changes_nothing_when_quiet():
     a = GANomaly(epochs=2, random_state=0, batch_size=32).fit(X)
     b = GANomaly(epochs=2, random_state=0, batch_size=32, divergence_guard=False).fit(X)

@@ -115,7 +115,7 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
     def save():
         snap = ts.capture(ls)
         checkpointer.save(snap)
-        return snap  # also the guard's roll-back point: a run resumed from here rolls back to the same state
+        return snap  # also the guard's roll-back point, once a good step has followed it
 
     try:
         for si, stage in enumerate(stages):
@@ -130,9 +130,14 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                 guard.attach(si, stage, nets)
                 if ls.epoch == 0 and ls.step == 0:
                     guard.start_stage()
+            # the guard's roll-back point: the latest snapshot (epoch start or checkpoint) that a good
+            # step has followed. Retried from a snapshot taken just before the failing step, the step
+            # would compute the same gradient from the same weights, batch and random state (the
+            # lowered learning rate acts only on its update) and fail the same way every time.
+            good = None
             while ls.epoch < stage.epochs:
                 epoch = ls.epoch
-                snap = ts.capture(ls) if guard is not None and ts is not None else None  # the last good state
+                snap = ts.capture(ls) if guard is not None and ts is not None else None  # the latest state, not yet followed by a good step
                 if stage.on_epoch is not None:
                     stage.on_epoch(epoch)
                 if ls.step == 0:
@@ -159,6 +164,7 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                             symptom = ddp.agree_symptom(symptom)
                         if symptom is not None:
                             break
+                    good = snap
                     for k, v in losses.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
                     ls.n_steps += 1
@@ -176,8 +182,9 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                     if ddp is not None:
                         symptom = ddp.agree_symptom(symptom)
                 if symptom is not None:
-                    _roll_back(guard, ts, snap, stage, epoch, ls, symptom)
-                    ls = ts.restore(snap)
+                    back = good if good is not None else snap  # none followed by a good step yet (the stage's or a resumed run's first): the latest
+                    _roll_back(guard, ts, back, stage, epoch, ls, symptom)
+                    ls = ts.restore(back)
                     history = ls.history
                     guard.record(stage, epoch, symptom)
                     continue
@@ -231,7 +238,7 @@ def _roll_back(guard, ts, snap, stage, epoch, ls, symptom) -> None:
         raise TrainingDiverged(
             f"training: diverged in {where}: {symptom}, {tried}. Fix: lower lr_g and lr_d (e.g. 10x), use objective='wgan-gp' "
             "or spectral_norm=True, check the input scaling, or allow more roll-backs with divergence_retries")
-    logger.warning("training: %s in %s; rolling back to the last good state (the start of the epoch, or a checkpoint written since) and lowering the learning rates x%g",
+    logger.warning("training: %s in %s; rolling back to the last good state (the latest epoch start or checkpoint that a good step followed) and lowering the learning rates x%g",
                    symptom, where, guard.lr_factor)
 
 

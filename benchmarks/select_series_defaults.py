@@ -46,6 +46,8 @@ VARIANTS = {
     "ganomaly n_members=3": ("ganomaly", {"n_members": 3}),
     "ganomaly n_members=5": ("ganomaly", {"n_members": 5}),
     "ganomaly knn_weight=0.5": ("ganomaly", {"knn_weight": 0.5}),
+    "ganomaly n_neighbors=1": ("ganomaly", {"n_neighbors": 1}),
+    "ganomaly n_neighbors=10": ("ganomaly", {"n_neighbors": 10}),
 }
 
 

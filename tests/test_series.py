@@ -230,17 +230,21 @@ def test_point_aggregation_is_windows_to_points_exactly():
             np.testing.assert_array_equal(c[:, k], windows_to_points(mp[:, k, :], starts, W, T, fill="nearest"))
 
 
-def test_series_detectors_compare_scaled_windows_unless_told(anomalous_series):
+def test_series_detectors_compare_scaled_windows_to_the_nearest_unless_told(anomalous_series):
     """A detector built by name measures its knn component between the scaled windows themselves
     (``knn_space='input'``, the series default chosen on the NAB validation groups, eleventh session;
-    AnoGAN, which has no codes, takes it too); an explicit knn_space wins."""
+    AnoGAN, which has no codes, takes it too), as the distance to the nearest training window
+    (``n_neighbors=1``, twelfth session); explicit parameters win."""
     X = anomalous_series
     kw = dict(window=32, stride=16)
-    for name, params, want in (("ganomaly", {}, "input"), ("ganomaly", {"knn_space": "feature"}, "feature"),
-                               ("ganomaly", {"knn_space": "code"}, "code"),
-                               ("anogan", {"search_n_max": 3}, "input")):
+    for name, params, want, k in (("ganomaly", {}, "input", 1), ("ganomaly", {"knn_space": "feature"}, "feature", 1),
+                                  ("ganomaly", {"knn_space": "code", "n_neighbors": 5}, "code", 5),
+                                  ("anogan", {"search_n_max": 3}, "input", 1)):
         sd = SeriesDetector(name, detector_params={"epochs": 1, "random_state": 0, **params}, **kw).fit(X)
-        assert sd.detector_.knn_space_ == want
+        assert sd.detector_.knn_space_ == want and sd.detector_.n_neighbors == k
+    from ganad import GANomaly
+    sd = SeriesDetector(GANomaly(epochs=1, random_state=0), **kw).fit(X)  # an instance is used as given
+    assert sd.detector_.knn_space_ == "feature" and sd.detector_.n_neighbors == 5
 
 
 def test_point_threshold_holds_on_new_normal_data():

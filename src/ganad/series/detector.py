@@ -284,6 +284,9 @@ def events_frame(rows: list[dict], channels: Sequence[str]):
 #: ``knn_space`` of a detector SeriesDetector builds by name (chosen on the NAB validation groups
 #: realAdExchange and realTraffic: ``benchmarks/select_series_defaults.py``)
 SERIES_KNN_SPACE = "input"
+#: ``n_neighbors`` of such a detector: the distance of a window to its nearest training window, the
+#: discord score of the matrix profile (chosen on the same validation groups, twelfth session)
+SERIES_N_NEIGHBORS = 1
 
 
 class SeriesDetector(BaseEstimator):
@@ -306,10 +309,13 @@ class SeriesDetector(BaseEstimator):
         What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
     detector_params : dict or None
         Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``). Unless
-        they set ``knn_space``, a detector given by name measures its knn component between the
-        scaled windows themselves (``knn_space='input'``, :data:`SERIES_KNN_SPACE`): on the NAB
-        validation groups that beat the codes and the discriminator's features, the default of
-        detectors on beats, tables and images (benchmarks/SERIES_RESULTS.md, eleventh session).
+        they set ``knn_space`` / ``n_neighbors``, a detector given by name measures its knn component
+        between the scaled windows themselves (``knn_space='input'``, :data:`SERIES_KNN_SPACE`): on
+        the NAB validation groups that beat the codes and the discriminator's features, the default
+        of detectors on beats, tables and images (benchmarks/SERIES_RESULTS.md, eleventh session);
+        and as the distance to the nearest training window (``n_neighbors=1``,
+        :data:`SERIES_N_NEIGHBORS`, the matrix profile's discord score), which beat the mean over 5
+        and over 10 there (twelfth session).
     window_score : {'detector', 'dtw'}, default 'detector'
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
@@ -338,7 +344,7 @@ class SeriesDetector(BaseEstimator):
                 raise InputError(_fmt("detector", f"is {self.detector!r}", f"use one of {sorted(DETECTORS)} or a detector instance"))
             cls = DETECTORS[self.detector]
             # the series default: every method takes the input space (no network involved)
-            return cls(**{"knn_space": SERIES_KNN_SPACE, **(self.detector_params or {})})
+            return cls(**{"knn_space": SERIES_KNN_SPACE, "n_neighbors": SERIES_N_NEIGHBORS, **(self.detector_params or {})})
         if not hasattr(self.detector, "fit") or not hasattr(self.detector, "score_components"):
             raise InputError(_fmt("detector", f"is a {type(self.detector).__name__}", "pass a ganad detector or a method name such as 'fanogan'"))
         if self.detector_params:

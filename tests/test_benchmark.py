@@ -285,3 +285,30 @@ def test_cli_benchmark_passes_peer_rhythm(monkeypatch, tmp_path):
     from ganad.cli import app
     r = CliRunner().invoke(app, ["benchmark", "mitbih", "--rhythm", "--peer-rhythm", "views", "-o", str(tmp_path / "b")])
     assert r.exit_code == 2 and seen["peer_rhythm"] == "views" and seen["rhythm"] is True
+
+
+def test_cli_refuses_bad_options_and_outputs_before_the_run(tmp_path):
+    """A bad option would make every method fail (each recorded as an error, exit 0) or crash when the
+    results are written: refused up front, exit 2, nothing written."""
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    for sub in ("adbench", "mnist", "mitdb"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    (tmp_path / "afile").write_text("x")
+    base = ["--data", str(tmp_path / "data"), "--peers", "none", "--methods", FAST]
+    for args, match in [
+        (["mnist", "--digits", "abc"], "--digits"),
+        (["mnist", "--digits", "11"], "--digits"),
+        (["mnist", "--epochs", "0"], "--epochs"),
+        (["adbench", "--epochs", "-1"], "--epochs"),
+        (["adbench", "--peer-epochs", "0"], "--peer-epochs"),
+        (["mitbih", "--fpr", "2"], "fpr"),
+        (["mitbih", "--adaptive", "-5"], "--adaptive"),
+    ]:
+        r = CliRunner().invoke(app, ["benchmark", *args, *base, "-o", str(tmp_path / "out")])
+        assert r.exit_code == 2 and match in r.output, (args, r.output)
+        assert not (tmp_path / "out").exists()
+    for protocol in ("adbench", "nab"):
+        for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+            r = CliRunner().invoke(app, ["benchmark", protocol, *base, "-o", str(out)])
+            assert r.exit_code == 2 and "afile" in r.output, (protocol, r.output)  # not a traceback (exit 1) after the run

@@ -448,3 +448,29 @@ def test_without_a_held_out_reference_a_detector_without_training_scores_is_scor
     specs = {v: make_pipeline(StandardScaler(), IForest(random_state=0)) for v in X}
     mv = MultiViewDetector(specs, reference_fraction=0, contamination=0.1).fit(X)
     assert np.isfinite(mv.decision_function(X)).all() and 0 < mv.predict(X).mean() < 0.3
+
+
+def test_fit_does_not_replace_a_multiview_model_without_overwrite(fitted, tmp_path):
+    from ganad.cli import app
+    fitted.save(tmp_path / "m")
+    before = (tmp_path / "m" / "multiview.json").read_bytes()
+    np.save(tmp_path / "a.npy", np.random.RandomState(0).randn(40, 3).astype(np.float32))
+    for args in (["fit", "--view", f"a={tmp_path / 'a.npy'}"], ["fit", str(tmp_path / "a.npy")]):
+        r = CliRunner().invoke(app, args + ["-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+        assert r.exit_code == 2 and "--overwrite" in r.output, (args, r.output)
+        assert (tmp_path / "m" / "multiview.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("where, key, value", [("state", "view_digests", []), ("state", "view_digests", "x"),
+                                               ("params", "views", ["beat", "rhythm"]), ("state", "views", "beatrhythm"),
+                                               ("state", "reference_scores", [])])
+def test_a_tampered_multiview_json_is_refused_as_corrupt(fitted, tmp_path, where, key, value):
+    """Every stored value is checked: a wrong type is a ModelFileError naming the file, not an
+    AttributeError; an empty reference would give every sample P(anomaly) = 1."""
+    fitted.save(tmp_path / "mv")
+    f = tmp_path / "mv" / "multiview.json"
+    cfg = json.loads(f.read_text())
+    cfg[where][key] = value
+    f.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="multiview.json"):
+        ganad.load(tmp_path / "mv")

@@ -102,6 +102,9 @@ def test_series_score_messages_name_the_file_and_no_fit_only_option(work, tmp_pa
 @pytest.mark.parametrize("edit, expect", [
     (lambda st: st.update(window=32), "window 32"),
     (lambda st: st["io"].update(channels=["pressure", "temp"]), "io.channels"),
+    (lambda st: st.update(threshold=float("nan")), "non-finite number NaN"),  # every point would be labelled normal
+    (lambda st: st.update(threshold=float("inf")), "non-finite number Infinity"),
+    (lambda st: st.update(channel_baseline=[float("nan")] * len(st["channel_baseline"])), "non-finite number NaN"),
 ])
 def test_edited_series_json_is_refused(work, tmp_path, edit, expect):
     # before: window edited -> IndexError traceback; io.channels reordered -> the file's columns silently

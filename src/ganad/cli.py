@@ -89,7 +89,8 @@ def _refuse_existing(path: Path, overwrite: bool, kind: str, name: str = "-o/--o
     directory goes, a folder of other files) are left to the path checks, which refuse them."""
     if overwrite:
         return
-    if kind == "model" and path.is_dir() and ((path / "config.json").exists() or (path / "series.json").exists()):
+    from ganad.io import CONFIG, MULTIVIEW_CONFIG, SERIES_CONFIG
+    if kind == "model" and path.is_dir() and any((path / m).exists() for m in (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)):
         raise GanadError(f"{name} {path}: already holds a ganad model. Fix: pass --overwrite to replace it, or choose another directory")
     if kind == "file" and path.is_file():
         raise GanadError(f"{name} {path}: already exists. Fix: pass --overwrite to replace it, or choose another path")
@@ -890,6 +891,13 @@ def benchmark(
 
     def csv(v):
         return None if v is None else [x.strip() for x in v.split(",") if x.strip() and x.strip().lower() != "none"]
+    try:  # the output folder is checked before the (long) run, not when its results are written
+        if output.exists() and not output.is_dir():
+            raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the results")
+        from ganad.files import check_writable_parent
+        check_writable_parent(output / "results.json", "-o/--output")  # under a file, read-only
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
     if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark
         from ganad.series.benchmark import NAB_GROUPS, markdown, run_nab, write_nab
         try:
@@ -916,7 +924,10 @@ def benchmark(
         else:
             kw["seed"] = seed
         if protocol == "mnist":
-            kw["digits"] = [int(d) for d in csv(digits)]
+            try:
+                kw["digits"] = [int(d) for d in csv(digits)]
+            except ValueError:
+                raise GanadError(f"--digits: is {digits!r}. Fix: pass comma-separated digits from 0 to 9, e.g. 0,1,2") from None
         if protocol == "mitbih":
             kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive, peer_rhythm=peer_rhythm)
         res = run_protocol(protocol, data, **kw)

@@ -197,10 +197,10 @@ def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_v
     path = Path(path)
     f = path / name
     try:
-        cfg = json.loads(f.read_text())
+        cfg = json.loads(f.read_text(), parse_constant=_reject_constant)  # NaN / Infinity: as config.json, refused
     except FileNotFoundError as exc:
         raise ModelFileError(_fmt(str(path), f"has no {name}", f"pass a directory written by {written_by}")) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != fmt:
         raise ModelFileError(_fmt(str(f), f"is not a {fmt} configuration", f"pass a directory written by {written_by}"))

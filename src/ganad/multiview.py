@@ -336,11 +336,15 @@ def load_multiview(path) -> MultiViewDetector:
                               "MultiViewDetector.save or `ganad fit --view ...`")
     try:
         p, st = dict(cfg["params"]), cfg["state"]
+        if not isinstance(st["views"], list) or not isinstance(p["views"], dict):
+            raise ValueError("the views are not a list (state) and a dict (parameters)")
         views = [_check_name(v) for v in st["views"]]
         if not views or sorted(views) != sorted(p["views"]):
             raise ValueError("the views listed in the state and the parameters differ")
         digests = st.get("view_digests")
         if digests is not None:  # absent in files of the first multi-view version: nothing to compare
+            if not isinstance(digests, dict):
+                raise ValueError("view_digests is not a dict of view name -> SHA-256")
             changed = [v for v in views if digests.get(v) != _view_digest(path / VIEWS_DIR / v)]
             if changed:
                 raise ModelFileError(_fmt(str(f), f"no longer matches its view(s) {changed}, changed after the multi-view model was saved "
@@ -356,8 +360,8 @@ def load_multiview(path) -> MultiViewDetector:
         mv.composer_ = RobustStandardised(views, median, scale)
         mv.threshold_ = float(st["threshold"])
         ref = np.asarray(st["reference_scores"], dtype=np.float64)
-        if not np.isfinite(mv.threshold_) or ref.ndim != 1 or not np.isfinite(ref).all():
-            raise ValueError("threshold or reference scores are not finite numbers")
+        if not np.isfinite(mv.threshold_) or ref.ndim != 1 or ref.size == 0 or not np.isfinite(ref).all():
+            raise ValueError("threshold or reference scores are missing or not finite numbers")
         mv.reference_scores_ = ref
         mv.threshold_rule_ = str(st.get("threshold_rule", ""))
         mv.views_, mv.detectors_ = views, dets

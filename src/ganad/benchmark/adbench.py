@@ -30,6 +30,7 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
                 log: Callable = print) -> dict:
     """ADBench classical datasets: per dataset and seed, 60 % of the normals train; test = the rest + all anomalies."""
     from ganad.data.tabular import adbench_names, load_adbench
+    plan, notes = _methods_plan(methods, peers, log, epochs, peer_epochs)  # bad options refused before the data is looked for
     directory = resolve_data_dir(data, "adbench")
     names = adbench_names(directory)
     if datasets is not None:
@@ -39,7 +40,6 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
         if missing:
             raise InputError(_fmt("--datasets", f"names unknown dataset(s) {missing}", f"use some of {names}"))
         names = sel
-    plan, notes = _methods_plan(methods, peers, log)
     seeds = [int(s) for s in seeds]
     res = _base("adbench", seeds[0], [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs,
                 peer_epochs, seeds=seeds, datasets=names, max_train=max_train, max_test=max_test, train_fraction=0.6)

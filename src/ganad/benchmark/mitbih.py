@@ -59,8 +59,13 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     ds2 = list(mb.DS2 if ds2 is None else ds2)
     if not set(ds1) <= set(mb.DS1) or not set(ds2) <= set(mb.DS2):
         raise InputError(_fmt("ds1/ds2", "name records outside the de Chazal DS1 / DS2 halves", "pick DS1 records for ds1 and DS2 records for ds2"))
+    if calibration == "fpr":
+        from ganad.scoring.threshold import fpr_threshold
+        fpr_threshold(np.zeros(1), fpr)  # refuses an fpr outside [0, 1) before the records are read
+    if adaptive not in (None, 0) and (isinstance(adaptive, bool) or not isinstance(adaptive, (int, np.integer)) or adaptive < 2):
+        raise InputError(_fmt("--adaptive", f"is {adaptive!r}", "pass a warm-up of at least 2 beats per record, e.g. 300"))
     directory = resolve_data_dir(data, "mitdb")
-    plan, notes = _methods_plan(methods, peers, log)
+    plan, notes = _methods_plan(methods, peers, log, epochs, peer_epochs)
     rng = np.random.RandomState(seed)
     train_recs, cal_recs = mitbih_split(ds1, seed, cal_fraction)
     b1 = mb.load_mitbih(directory, ds1, rr_features=rhythm)

@@ -10,6 +10,7 @@ import numpy as np
 from ganad.benchmark.environment import resolve_data_dir
 from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
 from ganad.benchmark.summary import _per_unit, _summary_units
+from ganad.exceptions import InputError, _fmt
 
 
 def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable[int] = range(10),
@@ -18,11 +19,15 @@ def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable
     """One-class MNIST: per digit, train on that digit's training images, test on the test set (anomaly = other digits).
     Pixels scaled to [0, 1] for every method; ganad gets (n, 1, 28, 28) images, peers 784-d vectors."""
     from ganad.data.mnist import load_mnist
+    digits = list(digits)
+    if not digits or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 9 for d in digits) \
+            or len(set(digits)) != len(digits):
+        raise InputError(_fmt("--digits", f"is {digits!r}", "pass distinct digits from 0 to 9, e.g. 0,1,2"))
+    digits = [int(d) for d in digits]
     directory = resolve_data_dir(data, "mnist")
+    plan, notes = _methods_plan(methods, peers, log, epochs, peer_epochs)
     Xtr_all, ytr_all = load_mnist(directory, "train")
     Xte_all, yte_all = load_mnist(directory, "test")
-    plan, notes = _methods_plan(methods, peers, log)
-    digits = [int(d) for d in digits]
     rng = np.random.RandomState(seed)
     te = _subsample(len(yte_all), max_test, rng, yte_all)  # one test subsample for every digit
     Xte = (Xte_all[te].astype(np.float32) / 255.0)

@@ -135,10 +135,20 @@ def _subsample(n: int, k: int | None, rng: np.random.RandomState, strata: np.nda
     return np.sort(np.concatenate(idx))
 
 
-def _methods_plan(methods, peers, log):
+def _check_epochs(epochs, peer_epochs) -> None:
+    """Refused before any data is read: a bad value would make every method fail, each recorded as an error."""
+    from ganad.exceptions import InputError, _fmt
+    for name, v, optional in (("--epochs", epochs, True), ("--peer-epochs", peer_epochs, False)):
+        if (v is None and optional) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+            continue
+        raise InputError(_fmt(name, f"is {v!r}", "pass a positive number of epochs, e.g. 30"))
+
+
+def _methods_plan(methods, peers, log, epochs=None, peer_epochs=20):
     methods = default_methods() if methods is None else list(methods)
     peers = list(PEERS) if peers is None else list(peers)
     _check_names(methods, peers)
+    _check_epochs(epochs, peer_epochs)
     notes = []
     if peers and not pyod_available():
         notes.append("PyOD is not installed: every peer was skipped (pip install 'ganad[bench]').")

@@ -156,11 +156,12 @@ def markdown(res: dict) -> str:
 
 
 def write_nab(res: dict, outdir) -> dict:
+    from ganad.files import write_text  # each file atomically, as the other protocols' outputs
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
+    write_text(out / "results.json", json.dumps(res, indent=1, default=float))
     cfg = ", ".join(f"{k}={v}" for k, v in res["config"].items())
     md = (f"# ganad benchmark: nab\n\nMean over series of each metric on the test parts ({cfg}).\n\n{markdown(res)}\n\n"
           f"Skipped: {len(res['skipped'])} series " + "; ".join(f"{n} ({why})" for n, why in res["skipped"]) + "\n")
-    (out / "results.md").write_text(md)
+    write_text(out / "results.md", md)
     return {"json": out / "results.json", "markdown": out / "results.md"}

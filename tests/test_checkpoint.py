@@ -385,6 +385,16 @@ def test_guard_rolls_back_past_a_state_that_no_good_step_followed(tmp_path, at, 
     assert np.isfinite(det.decision_function(X)).all()
 
 
+def test_guard_spends_its_roll_backs_when_every_step_fails(tmp_path):
+    """From step 6 on every step fails, whatever its state: the roll-backs (each to a state no good
+    step followed, after the first) are counted and spent, and training stops with the clear error;
+    rolling back past the last roll-back's own state would reset the guard's count (kept in the
+    snapshots) and retry forever."""
+    _NaNAt.nan_at = tuple(range(6, 400))
+    with pytest.raises(TrainingDiverged, match=r"after 3 roll-back\(s\)"):
+        _NaNAt(epochs=3, random_state=0, batch_size=32, divergence_retries=3).fit(X, checkpoint_dir=tmp_path / "ck", checkpoint_every=5)
+
+
 def test_guard_lowers_the_learning_rate_and_changes_nothing_when_quiet():
     a = GANomaly(epochs=2, random_state=0, batch_size=32).fit(X)
     b = GANomaly(epochs=2, random_state=0, batch_size=32, divergence_guard=False).fit(X)

@@ -187,6 +187,9 @@ def train(stages: list[Stage], X: torch.Tensor, *, batch_size: int, generator: t
                     ls = ts.restore(back)
                     history = ls.history
                     guard.record(stage, epoch, symptom)
+                    # the retry starts from `back` with lowered rates; a roll-back never reaches back past
+                    # it (the guard's count of roll-backs lives in the snapshots, so it only grows)
+                    good = None
                     continue
                 means = {k: float(v) / max(ls.n_steps, 1) for k, v in sums.items()}  # one sync per epoch
                 if ddp is not None:

@@ -161,6 +161,8 @@ def test_mitbih_paced_and_leads(mitdb):
     with pytest.raises(InputError, match="DS1"):
         load_split("DS3", mitdb)
     assert set(PACED_RECORDS).isdisjoint(DS1 + DS2)
+    with pytest.raises(InputError, match=r"records: is empty.*records=\['100'\]"):  # was: 0 beats, no error
+        load_mitbih(mitdb, records=[])
 
 
 def test_mitbih_missing_record(mitdb, tmp_path):

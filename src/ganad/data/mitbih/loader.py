@@ -127,6 +127,8 @@ def _choose_records(directory: Path, records, exclude_paced: bool) -> list[str]:
         names = _available_records(directory)
         return [r for r in names if r not in PACED_RECORDS] if exclude_paced else names
     names = _normalise_records(records)
+    if not names:
+        raise InputError(_fmt("records", "is empty", "name at least one record, e.g. records=['100'], or pass None for every record"))
     paced = [r for r in names if r in PACED_RECORDS]
     if paced and exclude_paced:
         raise InputError(_fmt("records", f"names the paced record(s) {paced}, which exclude_paced=True leaves out",

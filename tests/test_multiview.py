@@ -408,6 +408,13 @@ def test_a_bad_view_is_named_with_the_users_row():
         MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(X)
 
 
+def test_too_few_samples_are_said_in_the_users_numbers():
+    """4 samples: the held-out reference leaves 2 to train on; the error said 'has 2 samples' of a
+    view's detector, which the user never passed."""
+    with pytest.raises(InputError, match=r"X: has 4 samples, of which reference_fraction=0.1 holds 2 out.*leaving 2.*pass at least \d+ samples"):
+        MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(_views(4))
+
+
 @pytest.mark.parametrize("version, match", [("x", "not a whole number"), (99, "newer ganad")])
 def test_wrapper_configs_share_one_reader(fitted, tmp_path, version, match):
     """series.json and multiview.json go through ganad.io.read_wrapper_config: a bad format_version is

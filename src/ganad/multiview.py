@@ -180,6 +180,12 @@ class MultiViewDetector(BaseEstimator):
             ref_idx, train_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref:])
         else:
             ref_idx = train_idx = np.arange(n)
+        from ganad.detectors.base import MIN_FIT_SAMPLES
+        if len(train_idx) < MIN_FIT_SAMPLES:  # said here in the user's numbers, not the split's
+            need = next(m for m in range(n, 10**7) if m - (max(2, int(round(rf * m))) if rf > 0 else 0) >= MIN_FIT_SAMPLES)
+            held = f", of which reference_fraction={rf:g} holds {len(ref_idx)} out to set the threshold" if rf > 0 else ""
+            raise InputError(_fmt("X", f"has {n} samples{held}, leaving {len(train_idx)} to train each view's detector on; "
+                                       f"at least {MIN_FIT_SAMPLES} are needed", f"pass at least {need} samples (a few hundred give reliable scores)"))
         dets = {}
         for v, spec in self.views.items():
             det = self._build(spec)

@@ -215,6 +215,19 @@ def test_calibrate_without_labels(model, data):
             copy.deepcopy(model).calibrate(Xv, compose=compose, threshold=threshold)
 
 
+def test_calibrating_on_identical_rows_warns(model, data):
+    """Identical validation rows give one score: the threshold sits on it and new normal samples
+    that differ may all score above it (about 40 % flagged in the audit's case): a warning says so."""
+    import copy
+    _, (Xv, yv), _ = data
+    with pytest.warns(UserWarning, match=r"X_val: gives all 40 validation samples the same score.*identical rows"):
+        copy.deepcopy(model).calibrate(np.repeat(Xv[:1], 40, axis=0))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # varied rows: no warning
+        copy.deepcopy(model).calibrate(Xv[yv == 0])
+
+
 def test_scoring_never_reads_other_samples(model, data):
     """After calibrate, a sample's score is the same alone and inside a larger set."""
     import copy

@@ -95,6 +95,13 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
                             default=det.__dict__.get("default_composer_") or det._default_composer())
     scores = np.asarray(composer(comps), dtype=np.float64)
+    ref = scores if y is None else scores[y == 0]
+    if len(ref) > 1 and np.ptp(ref) <= 1e-12 * max(1.0, float(np.abs(ref).max())):
+        import warnings
+        warnings.warn(_fmt("X_val", f"gives all {len(ref)} {'normal ' if y is not None else ''}validation samples the same score "
+                                    f"({float(ref[0]):.6g}; identical rows?), so the threshold sits on that one value and any new "
+                                    "sample that differs from them may score above it",
+                           "calibrate on varied normal data, the kind the model will score"), UserWarning, stacklevel=3)
     c = det.contamination if contamination is None else contamination
     tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)
     cal = {"compose": compose, "composer": composer.kind, "threshold": threshold, "threshold_value": float(tau),

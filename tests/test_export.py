@@ -130,3 +130,18 @@ def test_series_model_export_names_the_series_model_and_its_detector(tmp_path):
     assert not (tmp_path / "s.onnx").exists()
     W, _ = ganad.data.windows.make_windows(X[:400], 32, 8)
     assert _check(ganad.load(tmp_path / "m" / "detector"), W.astype(np.float32), tmp_path / "d.onnx") <= 1e-3
+
+
+def test_cli_export_refuses_a_dash_and_notes_another_suffix(tmp_path, monkeypatch):
+    """`ganad export MODEL -o -` wrote a file named '-'; it is refused. Another suffix than .onnx is
+    written with a note."""
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    Xtr, _ = _data("vector")
+    GANomaly(**KW).fit(Xtr).save(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "-o", "-"])
+    assert r.exit_code == 2 and "file named '-'" in " ".join(r.output.split()) and not (tmp_path / "-").exists()
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.txt")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and (tmp_path / "m.txt").is_file() and ".onnx suffix" in out

@@ -790,6 +790,8 @@ def export(
     try:
         from ganad.files import check_output_file
         _refuse_multiview(model_dir, "export")
+        if str(output) == "-":  # not stdout: a binary ONNX graph goes to a file
+            raise GanadError("-o/--output -: would write a file named '-'. Fix: pass a file path such as model.onnx")
         check_output_file(output, example="model.onnx")  # a folder, under a file, read-only: refused before any work, as `ganad score` does
         _refuse_existing(output, overwrite, "file")
     except GanadError as exc:
@@ -803,6 +805,8 @@ def export(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]exported[/] {model_dir} -> {output}")
+    if output.suffix.lower() != ".onnx":
+        console.print(f"[yellow]note[/]: {output} holds an ONNX graph; runtimes and tools look for the .onnx suffix")
 
 
 @app.command(epilog="Example:\n\n  ganad demo --output ganad-demo/")

@@ -107,6 +107,11 @@ def test_calibrate_then_score_uses_it(workdir, tmp_path):
     # a threshold from labels without labels is refused with a fix
     r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.npy"), "--threshold", "mcc", "-o", str(tmp_path / "c2")])
     assert r.exit_code != 0 and not (tmp_path / "c2").exists()
+    # -o inside the model's own folder is refused (it left a folder there that the model's next save refused)
+    before = sorted(p.name for p in (d / "model").iterdir())
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.npy"), "-o", str(d / "model" / "sub")])
+    assert r.exit_code == 2 and "is inside MODEL_DIR" in " ".join(r.output.split()), r.output
+    assert sorted(p.name for p in (d / "model").iterdir()) == before
 
 
 @pytest.fixture(scope="module")

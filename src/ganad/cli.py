@@ -759,6 +759,9 @@ def calibrate(
         _refuse_view_in_place(model_dir, output)
         _refuse_series_calibration(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():
+            if model_dir.resolve() in output.resolve().parents:  # a folder ganad did not write inside the model: its next save is refused
+                raise GanadError(f"-o/--output {output}: is inside MODEL_DIR {model_dir}. Fix: write the calibrated model beside it "
+                                 "(e.g. -o calibrated-model/), or omit -o to calibrate MODEL_DIR in place")
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal))

@@ -481,3 +481,29 @@ def test_a_tampered_multiview_json_is_refused_as_corrupt(fitted, tmp_path, where
     f.write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="multiview.json"):
         ganad.load(tmp_path / "mv")
+
+
+def test_score_nonfinite_reaches_every_view_and_series_detectors(fitted, tmp_path, monkeypatch):
+    """`ganad score --nonfinite max` set the rule on table models only: with --view (and on series
+    models) it was ignored, each detector kept 'raise'."""
+    from ganad.cli import app
+    from ganad.detectors.base import BaseGANDetector
+    from ganad.series import SeriesDetector
+    seen = []
+    orig = BaseGANDetector._guard_scores
+    monkeypatch.setattr(BaseGANDetector, "_guard_scores", lambda self, s: (seen.append(self.on_nonfinite), orig(self, s))[1])
+    fitted.save(tmp_path / "m")
+    X = _views(20)
+    for v, a in X.items():
+        np.save(tmp_path / f"{v}.npy", a)
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat.npy'}",
+                                 "--view", f"rhythm={tmp_path / 'rhythm.npy'}", "--nonfinite", "max", "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    assert seen and set(seen) == {"max"}
+    t = np.arange(600)
+    SeriesDetector("ganomaly", window=32, stride=8, detector_params=FAST).fit(np.sin(t / 9)[:, None]).save(tmp_path / "sm")
+    np.save(tmp_path / "ts.npy", np.sin(t[:200] / 9)[:, None])
+    seen.clear()
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "sm"), str(tmp_path / "ts.npy"), "--nonfinite", "max", "-o", str(tmp_path / "ts.csv")])
+    assert r.exit_code == 0, r.output
+    assert seen and set(seen) == {"max"}

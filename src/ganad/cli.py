@@ -199,7 +199,8 @@ def _fit_multiview(views: dict, output: Path, method: str, params: dict, exclude
                   f"in {time.perf_counter() - t0:.1f}s; threshold {mv.threshold_:.4g}; saved to {output}")
 
 
-def _score_multiview(model_dir: Path, views: dict, output: Path, components: bool, exclude, key, sep, decimal) -> int:
+def _score_multiview(model_dir: Path, views: dict, output: Path, components: bool, exclude, key, sep, decimal,
+                     nonfinite: str = "raise") -> int:
     import ganad
     from ganad.files import atomic_file
     from ganad.io import check_output_file
@@ -209,6 +210,8 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
                          "Fix: pass DATA instead of --view, or a model written by `ganad fit --view ...`")
     check_output_file(output)
     mv = ganad.load(model_dir)
+    for det in mv.detectors_.values():  # --nonfinite: every view's detector (an inf view score makes the sum inf)
+        det.on_nonfinite = nonfinite
     missing, extra = [v for v in mv.views_ if v not in views], [v for v in views if v not in mv.views_]
     if missing or extra:
         raise GanadError(f"--view: the model has the views {mv.views_}; " + (f"missing {missing}" if missing else "")
@@ -412,6 +415,8 @@ def score(
     from ganad.series import is_series_model
     try:
         _check_scores_path(output)
+        if nonfinite not in ("raise", "max"):
+            raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
         views = _parse_views(view)
         if (data is None) == (not views):
             raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
@@ -422,7 +427,7 @@ def score(
         if views:
             if id_column is not None:
                 raise GanadError("--id-column: not taken with --view (the scores keep the files' row order in 'index'). Fix: drop --id-column")
-            n = _score_multiview(model_dir, views, output, components, exclude, key, sep, decimal)
+            n = _score_multiview(model_dir, views, output, components, exclude, key, sep, decimal, nonfinite)
             console.print(f"[green]scored[/] {n} samples -> {output}")
             return
     except (GanadError, ValueError) as exc:
@@ -437,7 +442,7 @@ def score(
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
             _refuse_key_in_series_mode(key)
-            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal)
+            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal, nonfinite=nonfinite)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
@@ -446,8 +451,6 @@ def score(
     from ganad.data.readers import csv_columns, iter_chunks
     from ganad.progress import progress_mode, scoring_bar
     try:
-        if nonfinite not in ("raise", "max"):
-            raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
         from ganad.io import check_output_file
         check_output_file(output)
         det = ganad.load(model_dir)

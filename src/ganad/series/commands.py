@@ -71,13 +71,15 @@ def _in_score_terms(msg: str, data: Path) -> str:
 
 
 def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool,
-                      sep: str | None = None, decimal: str = "."):
-    """Score a series file with a series model: a score per time point and an events table."""
+                      sep: str | None = None, decimal: str = ".", nonfinite: str = "raise"):
+    """Score a series file with a series model: a score per time point and an events table
+    (``nonfinite``: what a window score that overflows becomes, as for ``ganad score``)."""
     import pandas as pd
 
     import ganad
     from ganad.series.readers import read_series_file
     sd = ganad.load(model_dir)
+    sd.detector_.on_nonfinite = nonfinite
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
     try:  # an NPY array has no named columns: its columns are the channels in the training order, without times

@@ -42,6 +42,10 @@ def test_fit_and_score_a_raw_csv_to_events(work):
     assert c.contrib_pressure[400:420].mean() > 3 * c.contrib_temp[400:420].mean()
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
     assert r.exit_code == 0, r.output
+    # channels are read by name: the text column the model was not trained on is left out, with a note
+    assert "column(s) ['status']" in " ".join(r.output.split()) and "were not read" in r.output
+    r2 = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "s2.csv"), "--exclude", "status"])
+    assert r2.exit_code == 0 and "were not read" not in r2.output, r2.output
     s = pd.read_csv(d / "scores.csv")
     ev = pd.read_csv(d / "scores.events.csv")
     assert list(s.columns) == ["index", "time", "score", "label"] and len(s) == 800

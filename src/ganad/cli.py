@@ -442,10 +442,14 @@ def score(
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
             _refuse_key_in_series_mode(key)
-            n, n_ev, ev_path = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal, nonfinite=nonfinite)
+            n, n_ev, ev_path, unread = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal,
+                                                         nonfinite=nonfinite, exclude=exclude)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         console.print(f"[green]scored[/] {n} time points -> {output}; {n_ev} event(s) -> {ev_path}")
+        if unread:  # channels are read by name: a column the model was not trained on is left out, said so
+            console.print(f"[yellow]note[/]: column(s) {unread} of {data} are not channels, the time or the series id of the model "
+                          "and were not read (--exclude them to silence this note)")
         return
     import ganad
     from ganad.data.readers import csv_columns, iter_chunks

@@ -71,9 +71,11 @@ def _in_score_terms(msg: str, data: Path) -> str:
 
 
 def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool,
-                      sep: str | None = None, decimal: str = ".", nonfinite: str = "raise"):
+                      sep: str | None = None, decimal: str = ".", nonfinite: str = "raise", exclude=()):
     """Score a series file with a series model: a score per time point and an events table
-    (``nonfinite``: what a window score that overflows becomes, as for ``ganad score``)."""
+    (``nonfinite``: what a window score that overflows becomes, as for ``ganad score``). Returns
+    (points, events, events path, the file's columns that were not read: not a channel, the time or
+    the series id of the model, nor in ``exclude``)."""
     import pandas as pd
 
     import ganad
@@ -109,7 +111,12 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
     _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
     _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
-    return len(df), len(ev), events
+    unread: list[str] = []
+    if io.get("channels") and not is_npy and data.is_file():
+        from ganad.data.readers import csv_columns
+        used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
+        unread = [c for c in (csv_columns(data, sep=sep, decimal=decimal) or []) if c not in used]
+    return len(df), len(ev), events, unread
 
 
 def _range_labels(df, ranges: Path) -> np.ndarray:

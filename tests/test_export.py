@@ -105,7 +105,7 @@ def test_onnx_after_calibration(compose, tmp_path):
 
 
 @pytest.mark.parametrize("space, metric", [("code", "euclidean"), ("both", "euclidean"), ("feature", "mahalanobis"), ("code", "mahalanobis"),
-                                           ("input", "euclidean")])
+                                           ("input", "euclidean"), ("feature+input", "auto")])
 def test_onnx_matches_pytorch_in_every_knn_space(space, metric, tmp_path):
     """The default space and metric are covered above; the code space, the two-search 'both' and the
     Mahalanobis metric export too."""

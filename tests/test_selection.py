@@ -204,7 +204,9 @@ def test_knn_space_input_is_a_knn_on_the_scaled_inputs(blobs, tmp_path, width):
 
 @pytest.mark.parametrize("space, metric, edited", [("feature", "euclidean", "input"), ("feature", "mahalanobis", "input"),
                                                     ("input", "euclidean", "code"), ("input", "mahalanobis", "feature"),
-                                                    ("code", "euclidean", "input"), ("both", "euclidean", "input")])
+                                                    ("code", "euclidean", "input"), ("both", "euclidean", "input"),
+                                                    ("feature+input", "auto", "feature"), ("feature", "mahalanobis", "feature+input"),
+                                                    ("feature+input", "auto", "input")])
 def test_model_file_with_an_edited_knn_space_is_refused_at_load(blobs, tmp_path, space, metric, edited):
     """A config.json whose knn_space was edited (the knn tensors built for another space) is refused
     by load with a ModelFileError naming knn_space, not loaded to fail at the first scoring with
@@ -226,6 +228,44 @@ def test_model_file_with_an_edited_knn_space_is_refused_at_load(blobs, tmp_path,
     (tmp_path / "bad" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="knn_space"):
         ganad.load(tmp_path / "bad").decision_function(far)
+
+
+@pytest.mark.parametrize("method, width", [("GANomaly", 12), ("FAnoGAN", 100)])
+def test_feature_plus_input_is_the_two_distances_each_scaled(blobs, tmp_path, method, width):
+    """knn_space='feature+input': the mean of the features' Mahalanobis distance and the inputs'
+    Euclidean kNN distance, each divided by its typical size on the held-out slice: exactly what
+    the 'feature' and 'input' spaces give on the same networks (refitted banks), for new rows and,
+    each with its own leave-one-out, for the training rows; inputs wider than 64 numbers compressed
+    on their own directions; saved and loaded with the same scores."""
+    import copy
+    X0, far0 = blobs
+    rng = np.random.RandomState(1)
+    proj = rng.randn(X0.shape[1], width).astype(np.float32)
+    X, far = X0 @ proj, far0 @ proj
+    det = getattr(ganad, method)(epochs=2, random_state=0, knn_space="feature+input").fit(X)
+    assert det.knn_space_ == "feature+input" and det.knn_metric_ == "mahalanobis+euclidean"
+    assert (det.__dict__.get("knn_input_basis_") is not None) == (width > 64)
+    parts = {}
+    for space in ("feature", "input"):
+        d = copy.deepcopy(det)
+        d.knn_space = space
+        d._refit_knn(X)
+        with d._scoring_training_rows():
+            tr = d.score_components(X).components["knn"]
+        parts[space] = (d.score_components(far).components["knn"], tr)
+    s = det.knn_scales_
+    with det._scoring_training_rows():
+        tr = det.score_components(X).components["knn"]
+    np.testing.assert_allclose(det.score_components(far).components["knn"],
+                               0.5 * (parts["feature"][0] / s[0] + parts["input"][0] / s[1]), rtol=1e-6)
+    np.testing.assert_allclose(tr, 0.5 * (parts["feature"][1] / s[0] + parts["input"][1] / s[1]), rtol=1e-6)
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))
+    with pytest.raises(InputError, match="knn_metric.*feature\\+input.*leave knn_metric='auto'"):
+        getattr(ganad, method)(epochs=1, knn_space="feature+input", knn_metric="euclidean").fit(X)
+    with pytest.raises(InputError, match="knn_space"):
+        ganad.BiGAN(epochs=1, knn_space="feature+input").fit(X)
 
 
 def test_mahalanobis_with_both_names_every_space_it_works_in(blobs):

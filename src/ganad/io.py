@@ -154,7 +154,7 @@ def _tensors(det) -> dict:
     for key in ("validation_scores_", "calibration_scores_"):
         if getattr(det, key, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, key), dtype=np.float64))
-    for key in ("knn_bank_", "knn_basis_", "knn_center_", "knn_scale_"):
+    for key in ("knn_bank_", "knn_basis_", "knn_center_", "knn_scale_", "knn_input_basis_", "knn_input_center_"):
         if det.__dict__.get(key) is not None:
             tensors[key] = getattr(det, key).detach().cpu().float().contiguous()
     if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
@@ -302,16 +302,19 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")
     ks, split, scales = st.get("knn_space"), st.get("knn_split"), st.get("knn_scales")
-    if ks is not None and ks not in ("code", "feature", "both", "input"):
-        bad(f"has knn_space {str(ks)[:60]!r}, not 'code', 'feature', 'both' or 'input'")
-    if (ks == "both") != (split is not None) or (ks == "both") != (scales is not None) or ks == "both" and not (
+    if ks is not None and ks not in ("code", "feature", "both", "input", "feature+input"):
+        bad(f"has knn_space {str(ks)[:60]!r}, not 'code', 'feature', 'both', 'input' or 'feature+input'")
+    two = ks in ("both", "feature+input")
+    if two != (split is not None) or two != (scales is not None) or two and not (
             isinstance(split, int) and not isinstance(split, bool) and split > 0 and isinstance(scales, list) and len(scales) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
         bad(f"has knn_split {repr(split)[:30]} and knn_scales {repr(scales)[:60]} for knn_space {ks!r} "
-            "('both' needs a positive code width and two positive scales, the other spaces neither)")
+            "('both' and 'feature+input' need a positive width of the first block and two positive scales, the other spaces neither)")
     km = st.get("knn_metric")
-    if km is not None and (km not in ("euclidean", "mahalanobis") or km == "mahalanobis" and ks == "both"):
-        bad(f"has knn_metric {str(km)[:60]!r} for knn_space {ks!r}, not 'euclidean' or 'mahalanobis' (and not 'mahalanobis' with 'both')")
+    if km is not None and (km not in ("euclidean", "mahalanobis", "mahalanobis+euclidean") or km == "mahalanobis" and ks == "both"
+                           or (km == "mahalanobis+euclidean") != (ks == "feature+input")):
+        bad(f"has knn_metric {str(km)[:60]!r} for knn_space {ks!r}, not 'euclidean' or 'mahalanobis' (not 'mahalanobis' with 'both'; "
+            "'mahalanobis+euclidean' exactly with 'feature+input')")
 
 
 def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -350,6 +353,7 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
 
 #: safetensors entries that are not network weights (fitted arrays kept with the model)
 _ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",
+           "knn_input_basis_", "knn_input_center_",
            "robust_weights_")
 
 
@@ -378,6 +382,11 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
     if bank is not None and (len(bank[1]) != 2 or bank[1][0] < 1):
         raise ModelFileError(_fmt(str(wfile), f"has a {prefix}knn_bank_ tensor of shape {bank[1]}, not (n, k)", corrupt))
     basis, center = header.get(prefix + "knn_basis_"), header.get(prefix + "knn_center_")
+    if det.__dict__.get("knn_space_") == "feature+input":
+        _check_feature_input_tensors(det, header, wfile, prefix, bank, basis, center, corrupt)
+        return
+    if header.get(prefix + "knn_input_basis_") is not None or header.get(prefix + "knn_input_center_") is not None:
+        raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn_input tensors, which only knn_space 'feature+input' uses", corrupt))
     if (basis is None) != (center is None) or basis is not None and not (
             bank is not None and len(basis[1]) == 2 and center[1] == (basis[1][0],)
             and bank[1][1] == basis[1][1] + 1 + int(det.__dict__.get("knn_split_") or 0)):
@@ -389,6 +398,26 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
         raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit knn_metric {det.__dict__.get('knn_metric_') or 'euclidean'!r} "
                                   f"(knn_scale_ {scale[1] if scale else None}, knn_basis_ {basis[1] if basis else None}, knn_bank_ {bank[1] if bank else None}; "
                                   "'mahalanobis' needs a scale (r + 1,) beside a basis (d, r) and a one-row bank, 'euclidean' no scale)", corrupt))
+
+
+def _check_feature_input_tensors(det, header, wfile: Path, prefix: str, bank, basis, center, corrupt: str) -> None:
+    """knn_space='feature+input': the features' whitening (basis (d, r), centre (d,), scale (r + 1,),
+    r + 1 = knn_split) and the input block's bank (n, k), compressed (k = r' + 1 beside an input
+    basis (d', r') and centre (d',)) or not."""
+    scale = header.get(prefix + "knn_scale_")
+    ibasis, icenter = header.get(prefix + "knn_input_basis_"), header.get(prefix + "knn_input_center_")
+    split = int(det.__dict__.get("knn_split_") or 0)
+    ok = (bank is not None and basis is not None and center is not None and scale is not None and len(bank[1]) == 2
+          and len(basis[1]) == 2 and center[1] == (basis[1][0],) and scale[1] == (basis[1][1] + 1,) and split == basis[1][1] + 1
+          and (ibasis is None) == (icenter is None)
+          and (ibasis is None or (len(ibasis[1]) == 2 and icenter[1] == (ibasis[1][0],) and bank[1][1] == ibasis[1][1] + 1)))
+    if not ok:
+        shapes = ", ".join(f"{k} {v[1] if v else None}" for k, v in (("knn_bank_", bank), ("knn_basis_", basis), ("knn_center_", center),
+                                                                      ("knn_scale_", scale), ("knn_input_basis_", ibasis),
+                                                                      ("knn_input_center_", icenter)))
+        raise ModelFileError(_fmt(str(wfile), f"has {prefix}knn tensors that do not fit knn_space 'feature+input' ({shapes}, knn_split {split}; "
+                                  "the features' whitening needs a basis (d, r), a centre (d,) and a scale (r + 1,) with knn_split r + 1, "
+                                  "the input bank (n, k) a basis (d', k - 1) and a centre (d',) when compressed)", corrupt))
 
 
 def _probe_sample(det) -> torch.Tensor:
@@ -407,6 +436,17 @@ def _check_knn_width(det, cfg_file: Path, prefix: str = "") -> None:
         return
     space, split = det._knn_space_now(), det.__dict__.get("knn_split_")
     x = _probe_sample(det)
+    if space == "feature+input":
+        with det._score_context():
+            x = x.to(det.device_)
+            wf, wi = int(det._knn_feature(x).shape[1]), int(det._knn_input(x).shape[1])
+        ib = det.__dict__.get("knn_input_basis_")
+        have_f, have_i = int(det.knn_basis_.shape[0]), int(ib.shape[0]) if ib is not None else int(det.knn_bank_.shape[1])
+        if (wf, wi) != (have_f, have_i):
+            raise ModelFileError(_fmt(str(cfg_file), f"is inconsistent or corrupt: its knn_space 'feature+input' compares features of width {wf} "
+                                      f"and inputs of width {wi}, but the {prefix}knn tensors were built on widths {have_f} and {have_i}",
+                                      "the model is corrupt or was edited: re-train and save it again"))
+        return
     with det._score_context():
         x = x.to(det.device_)
         if space == "input":

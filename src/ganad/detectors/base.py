@@ -91,7 +91,7 @@ COMMON_PARAMS = """
         k of the ``knn`` score component with ``knn_metric='euclidean'``: the mean distance of a
         sample to its k nearest training samples in the space of ``knn_space``, kept in the model
         file (a bank of at most 4,096 training samples). Unused by the Mahalanobis distance.
-    knn_space : {'auto', 'code', 'feature', 'both', 'input'}, default 'auto'
+    knn_space : {'auto', 'code', 'feature', 'both', 'input', 'feature+input'}, default 'auto'
         Where the ``knn`` component measures distances: 'code' = the encoder's code E(x),
         'feature' = the discriminator's penultimate features f(x) (wider than 64: their coordinates
         on the bank's principal directions that explain 99 % of its variance, at most 512, plus the
@@ -101,6 +101,10 @@ COMMON_PARAMS = """
         KNN measures it: the default blend then mixes the GAN's own score with a classical kNN
         (benchmarks/RESULTS.md, "A kNN in the scaled input space": ADBench AUROC 0.918 against
         PyOD KNN's 0.914; opt-in, level with the features on the validation sets).
+        'feature+input' = the mean of the features' Mahalanobis distance and the inputs' Euclidean
+        kNN distance, each divided by its typical size on the held-out slice (``knn_metric`` must
+        stay 'auto'); with ``knn_weight=1.0`` the best of the validation sets (0.926 against the
+        default's 0.905; opt-in until the full-scale protocols are run with it).
         'auto' = the method's own choice (fitted ``knn_space_``):
         'feature' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN (chosen on held-out MIT-BIH DS1
         records and the MNIST training split, benchmarks/RESULTS.md), 'code' for BiGAN, ALAD and
@@ -257,7 +261,8 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "ema": Param(none, real(0, 1, open="both"), fix="pass a decay in (0, 1) such as 0.999, or None"),
     "patience": Param(none, integer(1), fix="pass a positive number of epochs, or None"),
     "knn_weight": Param(real(0, 1), fix="pass a weight in [0, 1] (0 = the method's own score)"),
-    "knn_space": Param(options("auto", "code", "feature", "both", "input"), fix="use 'auto' (the default), 'code', 'feature', 'both' or 'input'"),
+    "knn_space": Param(options("auto", "code", "feature", "both", "input", "feature+input"),
+                       fix="use 'auto' (the default), 'code', 'feature', 'both', 'input' or 'feature+input'"),
     "knn_metric": Param(options("auto", "euclidean", "mahalanobis"), fix="use 'auto' (the default), 'euclidean' or 'mahalanobis'"),
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
@@ -444,6 +449,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if self.knn_metric == "mahalanobis" and self.knn_space == "both":
             raise InputError(_fmt("knn_metric", "is 'mahalanobis' with knn_space='both', which averages two separate searches",
                                   "use knn_metric='mahalanobis' with knn_space 'auto', 'code', 'feature' or 'input', or knn_metric='euclidean' with 'both'"))
+        if self.knn_space == "feature+input" and self.knn_metric != "auto":
+            raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r} with knn_space='feature+input', whose two distances have their own "
+                                                "metrics (Mahalanobis in the features, Euclidean between the inputs)", "leave knn_metric='auto'"))
 
     def _check_depth_fits(self) -> None:
         """Each stride-2 stage (kernel 4, padding 1) of the conv1d / dcgan families needs a side of at
@@ -556,7 +564,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
-                     "knn_scale_", "knn_metric_",
+                     "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
                      "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
@@ -818,6 +826,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _knn_features_kept(self, f: torch.Tensor) -> torch.Tensor:
         return f if self.__dict__.get("knn_basis_") is None else self._knn_embed_rows(f)
 
+    def _knn_input_kept(self, x: torch.Tensor) -> torch.Tensor:
+        """knn_space='feature+input': the input block, compressed on its own principal directions
+        (``knn_input_center_``, ``knn_input_basis_``) when wider than :attr:`_knn_compress_above`."""
+        basis = self.__dict__.get("knn_input_basis_")
+        if basis is None:
+            return x.to(torch.float32)
+        return self._knn_embed_rows(x, self.knn_input_center_, basis, None, torch.float64)
+
     def _knn_embed(self, x: torch.Tensor, inv: dict | None = None) -> torch.Tensor:
         """The representation the ``knn`` component compares (scaled batch -> (n, k)). Wide feature
         spaces are compressed: the coordinates on the bank's principal directions plus, as one more
@@ -828,20 +844,22 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             return self._knn_features_kept(self._knn_code(x, inv))
         if space == "input":
             return self._knn_features_kept(self._knn_input(x))
+        if space == "feature+input":  # the whitened features, then the (compressed) input
+            return torch.cat([self._knn_embed_rows(self._knn_feature(x, inv)), self._knn_input_kept(self._knn_input(x))], dim=1)
         f = self._knn_features_kept(self._knn_feature(x, inv))
         if space == "feature":
             return f
         return torch.cat([self._knn_code(x, inv).to(f.dtype), f], dim=1)
 
-    def _fit_knn_projection(self, F: torch.Tensor) -> None:
+    def _fit_knn_projection(self, F: torch.Tensor, prefix: str = "knn_") -> None:
         """For a feature space wider than :attr:`_knn_compress_above`: the bank's mean and its principal
         directions explaining :attr:`_knn_variance` of the variance (at most :attr:`_knn_max_dim`).
         A sample is then compared by its coordinates on them and by the length of its remainder off
         them, so a sample unlike the bank in a direction the bank does not vary in stays far from it:
         the distance is a lower bound of the full one that loses only the bank's own small
         remainders, and the search costs a fraction of the full width's."""
-        self.__dict__.pop("knn_basis_", None)
-        self.__dict__.pop("knn_center_", None)
+        self.__dict__.pop(f"{prefix}basis_", None)
+        self.__dict__.pop(f"{prefix}center_", None)
         if F.shape[1] <= self._knn_compress_above or F.shape[0] < 2:
             return
         F = F.double()
@@ -864,8 +882,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         r = int(min(self._knn_max_dim, int((share < self._knn_variance).sum()) + 1, vals.shape[0]))
         V = vecs[:, :r]
         V = V * torch.where(V.sum(0) < 0, -1.0, 1.0)  # a fixed sign per direction: the same basis whatever eigh returns
-        self.knn_center_ = mu.float().contiguous()
-        self.knn_basis_ = V.float().contiguous()
+        setattr(self, f"{prefix}center_", mu.float().contiguous())
+        setattr(self, f"{prefix}basis_", V.float().contiguous())
 
     def _fit_knn_whitening(self, F: torch.Tensor) -> torch.Tensor:
         """knn_metric='mahalanobis': the bank's mean, its principal directions (all of them, at most
@@ -910,7 +928,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return torch.zeros(1, r + 1)
 
     #: what knn_metric='auto' means in each space (see the ``knn_metric`` parameter)
-    _knn_metric_auto = {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean", "input": "euclidean"}
+    _knn_metric_auto = {"feature": "mahalanobis", "code": "euclidean", "both": "euclidean", "input": "euclidean",
+                        "feature+input": "mahalanobis+euclidean"}
 
     def _resolve_knn_metric(self, space: str) -> str:
         return self._knn_metric_auto[space] if self.knn_metric == "auto" else str(self.knn_metric)
@@ -932,16 +951,29 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.__dict__.pop("knn_split_", None)
         self.__dict__.pop("knn_scales_", None)
         space = self.knn_space_
-        codes, feats = [], []
+        for key in ("knn_input_basis_", "knn_input_center_"):
+            self.__dict__.pop(key, None)
+        codes, feats, inputs = [], [], []
         with torch.inference_mode():
             for i in range(0, X.shape[0], bs):
                 xb = X[i:i + bs].to(self.device_)
                 if space in ("code", "both"):
                     codes.append(self._knn_code(xb).float().cpu())
-                if space in ("feature", "both"):
+                if space in ("feature", "both", "feature+input"):
                     feats.append(self._knn_feature(xb).float().cpu())
                 if space == "input":  # compressed and searched as the features are
                     feats.append(self._knn_input(xb).cpu())
+                if space == "feature+input":
+                    inputs.append(self._knn_input(xb).cpu())
+            if space == "feature+input":
+                # the features' Mahalanobis distance (whitening: knn_center_, knn_basis_, knn_scale_,
+                # the bank rows' leave-one-out) beside a Euclidean search among the inputs, whose
+                # bank is knn_bank_ (compressed on knn_input_basis_ above 64 numbers)
+                white = self._fit_knn_whitening(torch.cat(feats))
+                self.knn_split_ = int(white.shape[1])
+                raw = torch.cat(inputs)
+                self._fit_knn_projection(raw, prefix="knn_input_")
+                return torch.cat([self._knn_input_kept(raw[i:i + bs]) for i in range(0, raw.shape[0], bs)])
             if self.knn_metric_ == "mahalanobis":
                 return self._fit_knn_whitening(torch.cat(codes if space == "code" else feats))
             if space == "code":
@@ -997,14 +1029,17 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         _, scale = robust_location_scale(torch.cat(parts).numpy())
         self.knn_scales_ = [float(v) for v in scale]
 
-    def _knn_embed_rows(self, e: torch.Tensor) -> torch.Tensor:
+    def _knn_embed_rows(self, e: torch.Tensor, center=None, basis=None, scale=None, work=None) -> torch.Tensor:
         """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest
-        (knn_metric='mahalanobis': each divided by its shrunk standard deviation, ``knn_scale_``)."""
-        c = e.to(torch.float32) - self.knn_center_.to(e.device)
-        basis = self.knn_basis_.to(e.device)
-        scale = self.__dict__.get("knn_scale_")
-        # knn_space='input' projects in float64 (see below), the whitening of a narrow space too
-        work = torch.float64 if self._knn_space_now() == "input" else torch.float32
+        (knn_metric='mahalanobis': each divided by its shrunk standard deviation, ``knn_scale_``).
+        ``center`` / ``basis`` / ``scale`` / ``work``: another projection than the fitted ``knn_*``
+        one (the input block of knn_space='feature+input')."""
+        if basis is None:
+            center, basis, scale = self.knn_center_, self.knn_basis_, self.__dict__.get("knn_scale_")
+        c = e.to(torch.float32) - center.to(e.device)
+        basis = basis.to(e.device)
+        if work is None:  # knn_space='input' projects in float64 (see below), the whitening of a narrow space too
+            work = torch.float64 if self._knn_space_now() == "input" else torch.float32
         if scale is not None and basis.shape[0] == basis.shape[1] and float(scale[-1]) == 0.0:
             # every direction kept (the Mahalanobis whitening of a narrow space): nothing is left
             # out, and the remainder's coordinate is scaled by 0 whatever rounding leaves in it
@@ -1066,15 +1101,25 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         code of another group), so the k nearest are chosen among those k groups' columns only. The
         chosen neighbours' distances are then computed directly in float64 (no cancellation). Two
         light passes over the (n, bank) matrix instead of a top-k over all of it; exportable to ONNX."""
-        if self.__dict__.get("knn_split_") is not None:  # knn_space='both'
-            d_code, d_feat = self._knn_block_distances(emb)
+        if self.__dict__.get("knn_split_") is not None:  # knn_space='both' or 'feature+input'
+            d_a, d_b = self._knn_block_distances(emb)
             sc = self.__dict__.get("knn_scales_") or [1.0, 1.0]
-            return 0.5 * (d_code / sc[0] + d_feat / sc[1])
+            return 0.5 * (d_a / sc[0] + d_b / sc[1])
         return self._knn_search(emb, None)
 
     def _knn_block_distances(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """knn_space='both': the code distance and the feature distance, each from its own search."""
-        k, d = int(self.knn_split_), self.knn_bank_.shape[1]
+        """knn_space='both': the code distance and the feature distance, each from its own search.
+        'feature+input': the features' Mahalanobis distance (the whitened block's length; training
+        rows measured against the other rows' mean and covariance) and the Euclidean search among the
+        inputs (``knn_bank_`` holds the input block only)."""
+        k = int(self.knn_split_)
+        if self._knn_space_now() == "feature+input":
+            e = emb.reshape(emb.shape[0], -1)
+            d2 = e[:, :k].to(torch.float64).square().sum(1)
+            own = bool(self.__dict__.get("_knn_training_rows")) and self.__dict__.get("_knn_own") is not None
+            d_feat = self._knn_mahalanobis_own(e[:, :k], d2) if own else d2.sqrt()
+            return d_feat, self._knn_nearest(e[:, k:], None, int(bool(self.__dict__.get("_knn_training_rows"))))
+        d = self.knn_bank_.shape[1]
         return self._knn_search(emb[:, :k], (0, k)), self._knn_search(emb[:, k:], (k, d))
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
@@ -1540,7 +1585,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     #: fitted arrays a model file keeps beside the networks' weights
     _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",
-                      "robust_weights_")
+                      "knn_input_basis_", "knn_input_center_", "robust_weights_")
 
     def _restore_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
         """Set the fitted arrays of :attr:`_fitted_arrays` present in ``arrays``."""

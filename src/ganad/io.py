@@ -154,7 +154,7 @@ def _tensors(det) -> dict:
     for key in ("validation_scores_", "calibration_scores_"):
         if getattr(det, key, None) is not None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(getattr(det, key), dtype=np.float64))
-    for key in ("knn_bank_", "knn_basis_", "knn_center_", "knn_scale_", "knn_input_basis_", "knn_input_center_"):
+    for key in (k for k in det._fitted_arrays if k.startswith("knn_")):
         if det.__dict__.get(key) is not None:
             tensors[key] = getattr(det, key).detach().cpu().float().contiguous()
     if hasattr(det, "robust_weights_"):  # robust training's per-sample weights (diagnostics)
@@ -351,12 +351,6 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
         return None
 
 
-#: safetensors entries that are not network weights (fitted arrays kept with the model)
-_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",
-           "knn_input_basis_", "knn_input_center_",
-           "robust_weights_")
-
-
 def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
     """Shapes in the weights file must be those the configuration builds, before anything is allocated."""
     corrupt = "the model is corrupt or was edited: re-train and save it again"
@@ -365,7 +359,7 @@ def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
         return
     numel = sum(int(np.prod(s)) for s in expected.values())
     stored = {k[len(prefix):]: s for k, (_, s) in header.items()
-              if k.startswith(prefix) and not k[len(prefix):].startswith("members.") and k[len(prefix):] not in _ARRAYS}
+              if k.startswith(prefix) and not k[len(prefix):].startswith("members.") and k[len(prefix):] not in det._fitted_arrays}
     missing = sorted(set(expected) - set(stored))
     extra = sorted(set(stored) - set(expected))
     wrong = [k for k in expected if k in stored and stored[k] != expected[k]]

@@ -1115,23 +1115,26 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         k = int(self.knn_split_)
         if self._knn_space_now() == "feature+input":
             e = emb.reshape(emb.shape[0], -1)
-            d2 = e[:, :k].to(torch.float64).square().sum(1)
-            own = bool(self.__dict__.get("_knn_training_rows")) and self.__dict__.get("_knn_own") is not None
-            d_feat = self._knn_mahalanobis_own(e[:, :k], d2) if own else d2.sqrt()
-            return d_feat, self._knn_nearest(e[:, k:], None, int(bool(self.__dict__.get("_knn_training_rows"))))
+            own = int(bool(self.__dict__.get("_knn_training_rows")))
+            return self._knn_whitened_length(e[:, :k], own), self._knn_nearest(e[:, k:], None, own)
         d = self.knn_bank_.shape[1]
         return self._knn_search(emb[:, :k], (0, k)), self._knn_search(emb[:, k:], (k, d))
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
         own = int(bool(self.__dict__.get("_knn_training_rows")))  # scoring fit's data: skip a row's own bank entry
         if self._knn_metric_now() == "mahalanobis" and self.knn_bank_.shape[0] == 1:
-            # the bank is the whitened mean, the origin: the distance is the embedding's length,
-            # with no search (the same float64 sum the search below ends with for its one row)
-            d2 = emb.reshape(emb.shape[0], -1).to(torch.float64).square().sum(1)
-            if own and self.__dict__.get("_knn_own") is not None:
-                return self._knn_mahalanobis_own(emb, d2)
-            return d2.sqrt()
+            return self._knn_whitened_length(emb, own)
         return self._knn_nearest(emb, cols, own)
+
+    def _knn_whitened_length(self, emb: torch.Tensor, own: int) -> torch.Tensor:
+        """The Mahalanobis distance of whitened embeddings: the bank is the whitened mean, the origin,
+        so the distance is the embedding's length, with no search (the same float64 sum the search
+        ends with for its one row); ``own``: a training row is measured against the other rows'
+        mean and covariance (:meth:`_knn_mahalanobis_own`)."""
+        d2 = emb.reshape(emb.shape[0], -1).to(torch.float64).square().sum(1)
+        if own and self.__dict__.get("_knn_own") is not None:
+            return self._knn_mahalanobis_own(emb, d2)
+        return d2.sqrt()
 
     def _knn_nearest(self, emb: torch.Tensor, cols: tuple[int, int] | None, own: int) -> torch.Tensor:
         """The search itself (see :meth:`_knn_distance`); ``own``: leave a training row's own entry out."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -40,9 +42,7 @@ def dropout_scale(shape, p: float, dtype: torch.dtype, device) -> torch.Tensor:
     ``bernoulli_`` (``nn.Dropout``) draws once per element: on a CPU, whose generator is serial,
     the draws are most of dropout's time and this is about 4× faster (benchmarks/RESULTS.md, issue
     15, twelfth session). The same seed gives the same masks; other masks than ``nn.Dropout``'s."""
-    n = 1
-    for s in shape:
-        n *= int(s)
+    n = math.prod(int(s) for s in shape)
     bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device).view(torch.int16)[:n]
     below = min(max(round((1.0 - p) * 65536) - 32768, -32768), 32767)  # keep where bits < below
     return (bits.reshape(shape) < below).to(dtype).mul_(1.0 / (1.0 - p))

@@ -33,7 +33,8 @@ RUNNERS = ["gemm", NATIVE]
 
 # (channels, length, width, depth): narrow and wide layers, banded / transposed / even-odd forms,
 # channel counts not multiples of 4, position counts that are not multiples of the kernels' blocks
-SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3), (3, 40, 6, 3)]
+# ((2, 32, 24, 3): 96 channels, the 512-bit kernels' 64 + 32 column blocks)
+SHAPES = [(1, 256, 4, 4), (1, 256, 8, 4), (2, 64, 4, 3), (3, 32, 16, 2), (1, 48, 4, 3), (3, 40, 6, 3), (2, 32, 24, 3)]
 # (1, 40, 4, 2) with 23 samples: the first layer's rows do not split into whole bands
 DOWN_SHAPES = SHAPES[:4] + [(1, 40, 4, 2)]
 

@@ -72,8 +72,20 @@ typedef int vi4 __attribute__((vector_size(16), aligned(4)));
 
 BLOCKED(blk4, v4, vi4, 4, 1, 8)
 BLOCKED(blk8, v8, vi8, 8, 1, 8)
+#ifdef __AVX512F__
+/* 512-bit registers (32 of them): wider blocks with more accumulators. Each output lane still sums
+   its K products in the same order, so the results are bit-identical to the 256-bit kernels'; on
+   cores with full-width AVX-512 units (AMD Zen 5, Intel server parts) a block runs about twice as
+   fast (benchmarks/RESULTS.md, "512-bit native kernels"). */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef int vi16 __attribute__((vector_size(64), aligned(4)));
+BLOCKED(blk16, v16, vi16, 16, 1, 8)
+BLOCKED(blk32, v16, vi16, 16, 2, 6)
+BLOCKED(blk64, v16, vi16, 16, 4, 4)
+#else
 BLOCKED(blk16, v8, vi8, 8, 2, 4)
 BLOCKED(blk32, v8, vi8, 8, 4, 2)
+#endif
 
 static void scalar_cols(const float *x, int c, int P, int istride, int ioff, int K, const float *W, int wstride,
                         const float *b, int ncol, int act, float slope, float *out, int ostride)
@@ -89,11 +101,14 @@ static void scalar_cols(const float *x, int c, int P, int istride, int ioff, int
     }
 }
 
-/* one pass: N output columns in chunks of 32, 16, 8, 4 and single columns */
+/* one pass: N output columns in chunks of (64,) 32, 16, 8, 4 and single columns */
 static void pass(const float *x, int c, int P, int istride, int ioff, int taps, const float *W, const float *b,
                  int N, int act, float slope, float *out, int ostride)
 {
     int K = taps * c, col = 0;
+#ifdef __AVX512F__
+    while (N - col >= 64) { blk64(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 64; }
+#endif
     while (N - col >= 32) { blk32(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 32; }
     if (N - col >= 16) { blk16(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 16; }
     if (N - col >= 8) { blk8(x, c, P, istride, ioff, K, W + col, N, b ? b + col : 0, act, slope, out + col, ostride); col += 8; }

@@ -9,7 +9,8 @@ vector registers, so a sample's input is read once and its outputs written once.
 split across ``torch.get_num_threads()`` threads (the calls release the GIL).
 
 The C file is compiled with the system's C compiler (``$CC``, else ``cc`` / ``gcc``) the first
-time a frozen conv1d network is built, with ``-O3 -march=native``, into a cache directory
+time a frozen conv1d network is built, with ``-O3 -march=native -ffp-contract=fast`` (fused
+multiply-adds; 512-bit kernels where the target has AVX-512), into a cache directory
 (``$GANAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/ganad``, else ``~/.cache/ganad``) under a name that
 hashes the source, the flags and this CPU's model and instruction-set flags, so a shared home
 directory on mixed machines gets one library per kind of CPU. Where there is no compiler, the
@@ -42,7 +43,7 @@ from ganad.runtime import layout
 
 _SRC = Path(__file__).with_name("_native.c")
 logger = logging.getLogger("ganad")
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c11"]
 #: tried first: with OpenMP the kernels run on the process's OpenMP threads, which are PyTorch's
 #: own where its bundled libgomp is loaded (same soname), instead of Python threads competing with
 #: PyTorch's spinning OpenMP workers for the same cores

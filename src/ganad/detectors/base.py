@@ -38,6 +38,7 @@ from ganad.nets import build_discriminator, build_encoder, build_generator, defa
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
 from ganad.params import Param, custom, instance, integer, none, options, real, validate_params
+from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
 from ganad.scoring.composition import WeightedSum, composer_from_dict
@@ -1043,7 +1044,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if scale is not None and basis.shape[0] == basis.shape[1] and float(scale[-1]) == 0.0:
             # every direction kept (the Mahalanobis whitening of a narrow space): nothing is left
             # out, and the remainder's coordinate is scaled by 0 whatever rounding leaves in it
-            p = (c.to(work) @ basis.to(work)).to(torch.float32)
+            p = dense.matmul(c.to(work), basis.to(work)).to(torch.float32)
             return torch.cat([p, p.new_zeros(p.shape[0], 1)], dim=1) * scale.to(e.device)
         # the length of the remainder itself, not sqrt(|c|² − |p|²): where the kept directions hold
         # (nearly) all of a row (low-rank data, e.g. clean periodic windows) that difference is
@@ -1054,8 +1055,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # differed from batch scoring by ~1e-6); the learned spaces keep the float32 rate (the MNIST
         # DCGAN's 3,136 features: float64 made scoring 1.4x slower)
         cw, bw = c.to(work), basis.to(work)
-        p = cw @ bw
-        rest = torch.linalg.vector_norm(cw - p @ bw.T, dim=1)
+        p = dense.matmul(cw, bw)  # float32: oneDNN's kernels for a wide basis (ganad.runtime.dense)
+        rest = torch.linalg.vector_norm(cw - dense.matmul(p, bw, transposed=True), dim=1)
         out = torch.cat([p, rest[:, None]], dim=1).to(torch.float32)
         return out if scale is None else out * scale.to(e.device)
 

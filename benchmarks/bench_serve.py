@@ -18,6 +18,7 @@ Writes benchmarks/out/serve.json and benchmarks/out/serve.md and prints the tabl
     python benchmarks/bench_serve.py --scenarios series --concurrency 1,16   # the series endpoint
     python benchmarks/bench_serve.py --scenarios multiview --concurrency 1,16   # a two-view model ({"views": ...} bodies)
     python benchmarks/bench_serve.py --scenarios multiview --server-src /tmp/old/src   # the same against an older server
+    OMP_NUM_THREADS=1 python benchmarks/bench_serve.py --workers 2   # two forward passes at once, one thread each
 """
 
 from __future__ import annotations
@@ -350,6 +351,7 @@ def main(argv=None):
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-wait-ms", type=float, default=0.0)
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers (forward passes at once)")
     ap.add_argument("--client", choices=sorted(CLIENTS), default="raw",
                     help="raw: a minimal asyncio HTTP/1.1 client (low CPU per request); httpx: httpx.AsyncClient")
     ap.add_argument("--knn-weight", type=float, default=None, help="the model's knn_weight (default: the method's)")
@@ -409,7 +411,8 @@ def main(argv=None):
     ceiling = ceiling_run()
     print("model alone (before):", ceiling, flush=True)
     port = free_port()
-    proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)], env=senv)
+    proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)]
+                        + (["--workers", str(args.workers)] if args.workers != 1 else []), env=senv)
     url = f"http://127.0.0.1:{port}"
     score = "/v1/models/beats/score"
     import orjson
@@ -483,7 +486,7 @@ def main(argv=None):
     print("\nmodel alone (decision_function in a fresh process, 1 torch thread):\n" + ceil_table)
     print("\n".join(batches))
     write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs, "client": args.client,
-                              "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "rows": rows,
+                              "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "workers": args.workers, "rows": rows,
                               "model_alone": ceil_rows, "batch_metrics": batches, "server_exit_code": proc.returncode})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "serve.md").write_text(table + "\n\n" + ceil_table + "\n")

@@ -737,3 +737,79 @@ def test_a_reload_that_changes_the_inputs_is_served_and_logged(tmp_path, caplog)
             assert c.post("/v1/admin/reload").status_code == 200
         assert "reloaded model takes other inputs" in caplog.text
         assert c.post("/v1/models/m/score", json=wider[:2].tolist()).status_code == 200
+
+
+def test_workers_run_passes_at_once_and_all_stop_on_close():
+    """--workers 2: two forward passes in flight at once (the second pass starts while the first
+    waits for it), each request still gets its own rows' scores, and close() stops every worker."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from ganad.serve.errors import Refusal
+
+    class Paired(_Recorder):
+        def __init__(self):
+            super().__init__()
+            self.barrier = threading.Barrier(2, timeout=10)
+
+        def decision_function(self, X):
+            if len(self.passes) < 2:
+                self.passes.append(len(X))
+                self.barrier.wait()  # raises BrokenBarrierError unless a second pass runs meanwhile
+            return X.sum(axis=1).astype(np.float64)
+
+    det = Paired()
+
+    async def main():
+        with ThreadPoolExecutor(2) as ex:
+            b = MicroBatcher(det, ex, name="t", max_batch_rows=4, workers=2)
+            b.start()
+            futs = [b.submit(np.full((4, 3), i, dtype=np.float32)) for i in range(6)]
+            res = await asyncio.gather(*futs)
+            assert [r.scores.tolist() for r in res] == [[3.0 * i] * 4 for i in range(6)]
+            assert det.passes == [4, 4] and b.alive
+            await b.close()
+            assert not b.alive and all(t.done() for t in b._tasks)
+            with pytest.raises(Refusal) as exc:
+                b.submit(np.zeros((1, 3), dtype=np.float32))
+            assert exc.value.status == 503
+    asyncio.run(main())
+
+
+def test_workers_setting_and_thread_share(monkeypatch):
+    import torch
+    from ganad.exceptions import GanadError
+    from ganad.serve.server import share_threads
+    with pytest.raises(GanadError, match="workers"):
+        ServeSettings(workers=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        monkeypatch.setenv("OMP_NUM_THREADS", "4")
+        assert share_threads(2) == 4  # the user said how many: left alone
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert share_threads(1) == 4
+        assert share_threads(2) == 2
+        assert share_threads(8) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_real_server_with_two_workers_scores_like_the_library(models, tmp_path):
+    det = models["beats"]
+    proc, url = _start_server(models["dir"] / "beats", tmp_path / "w2.log", "--workers", "2")
+    try:
+        X = models["S"][:40]
+
+        async def send():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                rs = await asyncio.gather(*[c.post("/v1/models/beats/score", json=X[i:i + 4].reshape(4, -1).tolist())
+                                            for i in range(0, 40, 4)])
+            return rs
+        rs = asyncio.run(send())
+        assert all(r.status_code == 200 for r in rs)
+        got = np.concatenate([r.json()["scores"] for r in rs])
+        np.testing.assert_allclose(got, det.decision_function(X), rtol=1e-5, atol=1e-6)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)  # uvicorn re-raises SIGTERM after its graceful shutdown (exit status -15)
+    assert '"msg": "stopped"' in (tmp_path / "w2.log").read_text()  # both workers drained and stopped

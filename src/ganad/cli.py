@@ -969,6 +969,7 @@ def serve(
     log_level: str = typer.Option("info", help="critical, error, warning, info or debug."),
     max_streams: int = typer.Option(10000, help="Series models: open streams per model at most; a new one evicts the least recently used."),
     stream_idle_s: float = typer.Option(3600.0, help="Series models: a stream idle this many seconds is dropped (0: never)."),
+    workers: int = typer.Option(1, help="Forward passes run at once per server (each on its share of torch's threads unless OMP_NUM_THREADS is set): 2 on 2 cores for bulk scoring (more rows/s, slower single rows)."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/score (or /series for series models), /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
     try:
@@ -981,7 +982,7 @@ def serve(
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
                                  cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,
-                                 stream_idle_s=stream_idle_s)
+                                 stream_idle_s=stream_idle_s, workers=workers)
         run(model_dirs, settings, host=host, port=port, log_level=log_level)
     except (GanadError, ValueError) as exc:
         _fail(exc)

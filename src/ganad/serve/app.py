@@ -53,11 +53,12 @@ class ServeSettings:
     handle_sighup: bool = False
     max_streams: int = 10000
     stream_idle_s: float = 3600.0
+    workers: int = 1
 
     def __post_init__(self):
         if not (math.isfinite(self.stream_idle_s) and self.stream_idle_s >= 0):  # NaN compares False: never < 0
             raise GanadError(_fmt("stream-idle-s", f"is {self.stream_idle_s}", "pass 0 (streams never expire) or a positive number of seconds"))
-        for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams"):
+        for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams", "workers"):
             if int(getattr(self, name)) < 1:
                 raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
         if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):

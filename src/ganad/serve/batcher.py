@@ -69,34 +69,36 @@ def score_batch(det, X, components: bool, want_map: bool) -> BatchResult:
 
 class MicroBatcher:
     def __init__(self, det, executor: Executor, *, name: str, max_batch_rows: int = 4096, max_wait_ms: float = 0.0,
-                 max_queue: int = 1024, metrics=None):
+                 max_queue: int = 1024, metrics=None, workers: int = 1):
         self.det, self.executor, self.name = det, executor, name
         self.max_batch_rows, self.max_wait = int(max_batch_rows), float(max_wait_ms) / 1000.0
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=int(max_queue))
         self.metrics = metrics
         self._carry: _Item | None = None
-        self._task: asyncio.Task | None = None
+        self.workers = max(1, int(workers))
+        self._tasks: list[asyncio.Task] = []
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name=f"batcher-{self.name}-{i}") for i in range(self.workers)]
 
     @property
     def alive(self) -> bool:
-        return self._task is not None and not self._task.done() and not self._closing
+        return bool(self._tasks) and all(not t.done() for t in self._tasks) and not self._closing
 
     async def close(self) -> None:
         """Score everything already queued, then stop."""
-        if self._task is None:
+        if not self._tasks:
             return
         self._closing = True
-        await self.queue.put(None)
-        await self._task
+        await self.queue.put(None)  # each worker puts it back for the next one (_next_batch)
+        await asyncio.gather(*self._tasks)
 
     # ------------------------------------------------------------------ requests
     def submit(self, X, components: bool = False, want_map: bool = False) -> asyncio.Future:
-        if self._closing or self._task is None or self._task.done():
+        if not self.alive:
             raise Refusal(503, _fmt(f"model {self.name!r}", "is being replaced or shut down", "retry the request"),
                           "Unavailable", {"Retry-After": "1"})
         if isinstance(X, dict) and len({len(x) for x in X.values()}) != 1:
@@ -116,7 +118,8 @@ class MicroBatcher:
     async def _next_batch(self) -> list[_Item] | None:
         first = self._carry or await self.queue.get()
         self._carry = None
-        if first is None:
+        if first is None:  # close(): leave the marker for the other workers
+            self.queue.put_nowait(None)
             return None
         batch, rows = [first], len(first)
         loop = asyncio.get_running_loop()

@@ -197,14 +197,16 @@ class Registry:
                                 metrics=self.metrics)
             return ModelEntry(name, self.paths[name], det, info, streams=table)
         b = MicroBatcher(det, self.executor, name=name, max_batch_rows=s.max_batch_rows, max_wait_ms=s.max_wait_ms,
-                         max_queue=s.max_queue, metrics=self.metrics)
+                         max_queue=s.max_queue, metrics=self.metrics, workers=s.workers)
         b.start()
         return ModelEntry(name, self.paths[name], det, info, b)
 
     async def start(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
-        # one scoring thread: a forward pass uses torch's own threads; a second would only contend
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganad-score")
+        # one scoring thread by default: a forward pass uses torch's own threads. --workers N runs N
+        # passes at once (each on fewer torch threads, see ganad.serve.server.run): the parts of a
+        # pass that run on one thread (scaling, the knn search) then overlap with another's
+        self.executor = ThreadPoolExecutor(max_workers=int(self.settings.workers), thread_name_prefix="ganad-score")
         self._reload_lock = asyncio.Lock()
         if not self._loaded:  # started again (a second lifespan of the same app): the models last served
             self._loaded = {name: (e.det, e.info) for name, e in self.entries.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 from ganad.exceptions import GanadError, _fmt
@@ -37,6 +38,16 @@ def log_config(level: str = "info") -> dict:
     }
 
 
+def share_threads(workers: int) -> int:
+    """--workers N: N forward passes run at once and share the cores, so each gets 1/N of torch's
+    threads (not N times all of them: N teams spinning on the same cores), unless OMP_NUM_THREADS
+    says how many. Returns torch's thread count from now on."""
+    import torch
+    if workers > 1 and not os.environ.get("OMP_NUM_THREADS", "").strip():
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+    return torch.get_num_threads()
+
+
 def run(models, settings=None, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
         graceful_timeout: float = 30.0) -> None:
     """Load ``models`` and serve them until SIGINT / SIGTERM (in-flight requests finish first,
@@ -53,6 +64,7 @@ def run(models, settings=None, *, host: str = "127.0.0.1", port: int = 8000, log
         raise GanadError(_fmt("--port", f"is {port}", "pass a port number from 0 to 65535"))
     settings = settings or ServeSettings()
     settings.handle_sighup = True
+    share_threads(int(settings.workers))
     app = create_app(models, settings)  # loads the models: a broken one fails here, before binding
     cfg = log_config(log_level)
     logging.config.dictConfig(cfg)

@@ -813,3 +813,31 @@ def test_real_server_with_two_workers_scores_like_the_library(models, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)  # uvicorn re-raises SIGTERM after its graceful shutdown (exit status -15)
     assert '"msg": "stopped"' in (tmp_path / "w2.log").read_text()  # both workers drained and stopped
+
+
+def test_workers_lose_no_request_when_batches_overflow():
+    """Two workers, requests that do not fit one pass (one waits for the next): every request is
+    answered with its own scores, whichever worker takes it (a worker waiting on the queue must not
+    drop the request another worker held back for its next pass)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Slow(_Recorder):
+        def decision_function(self, X):
+            time.sleep(random.random() * 0.002)
+            return X.sum(axis=1).astype(np.float64)
+
+    async def main():
+        rnd = random.Random(0)
+        with ThreadPoolExecutor(2) as ex:
+            b = MicroBatcher(Slow(), ex, name="t", max_batch_rows=10, workers=2)
+            b.start()
+            futs = []
+            for i in range(300):
+                futs.append(b.submit(np.full((rnd.randint(1, 10), 3), i, dtype=np.float32)))
+                if rnd.random() < 0.3:
+                    await asyncio.sleep(rnd.random() * 0.002)
+            res = await asyncio.wait_for(asyncio.gather(*futs), timeout=60)
+            assert all((r.scores == 3.0 * i).all() for i, r in enumerate(res))
+            await b.close()
+    asyncio.run(main())

@@ -7,7 +7,9 @@ and calls the detector once on a scoring thread, off the event loop. The results
 back per request. A multi-view model's request is a dict of views (equal row counts): the
 batch concatenates each view's rows. Every request was validated before it was queued, so a batch cannot fail
 on one request's data; if a pass fails anyway, each request is scored on its own so that an
-error stays with the request that caused it, and the worker keeps running.
+error stays with the request that caused it, and the worker keeps running. With ``workers`` > 1
+(``ganad serve --workers N``) N workers take batches from the same queue, each with one pass in flight;
+a request that did not fit a worker's pass waits for that worker's next one.
 """
 
 from __future__ import annotations
@@ -74,7 +76,6 @@ class MicroBatcher:
         self.max_batch_rows, self.max_wait = int(max_batch_rows), float(max_wait_ms) / 1000.0
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=int(max_queue))
         self.metrics = metrics
-        self._carry: _Item | None = None
         self.workers = max(1, int(workers))
         self._tasks: list[asyncio.Task] = []
         self._closing = False
@@ -115,12 +116,14 @@ class MicroBatcher:
         return fut
 
     # ------------------------------------------------------------------ worker
-    async def _next_batch(self) -> list[_Item] | None:
-        first = self._carry or await self.queue.get()
-        self._carry = None
+    async def _next_batch(self, carry: _Item | None) -> tuple[list[_Item] | None, _Item | None]:
+        """The next pass's requests, and the request held back for the worker's pass after it (one
+        that would not fit): each worker keeps its own, so a worker waiting on the queue never
+        drops what another held back."""
+        first = carry or await self.queue.get()
         if first is None:  # close(): leave the marker for the other workers
             self.queue.put_nowait(None)
-            return None
+            return None, None
         batch, rows = [first], len(first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
@@ -136,21 +139,20 @@ class MicroBatcher:
                 except (asyncio.TimeoutError, TimeoutError):
                     break
             if item is None:  # close(): finish this batch, then stop
-                self._carry = None
                 self.queue.put_nowait(None)
                 break
             if rows + len(item) > self.max_batch_rows:
-                self._carry = item
-                break
+                return batch, item
             batch.append(item)
             rows += len(item)
-        return batch
+        return batch, None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        carry = None
         while True:
             try:
-                batch = await self._next_batch()
+                batch, carry = await self._next_batch(carry)
                 if batch is None:
                     return
                 if self.metrics is not None:

@@ -781,6 +781,8 @@ def test_workers_setting_and_thread_share(monkeypatch):
     from ganad.serve.server import share_threads
     with pytest.raises(GanadError, match="workers"):
         ServeSettings(workers=0)
+    with pytest.raises(GanadError, match="at most 256"):
+        ServeSettings(workers=100_000)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(4)
@@ -840,4 +842,43 @@ def test_workers_lose_no_request_when_batches_overflow():
             res = await asyncio.wait_for(asyncio.gather(*futs), timeout=60)
             assert all((r.scores == 3.0 * i).all() for i, r in enumerate(res))
             await b.close()
+    asyncio.run(main())
+
+
+def test_a_cancelled_chunk_keeps_its_stream_locked_until_its_thread_is_done():
+    """--workers 2 (two scoring threads), a series request cancelled while its chunk is scored (the
+    client went away under a server that cancels, a timeout middleware): the stream's next chunk must
+    not run on the same scorer at the same time (a StreamScorer is not safe for two threads at once;
+    with one scoring thread the executor made them wait, with two only the stream's lock does)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+    from ganad.serve.streams import StreamTable
+
+    class Scorer:
+        closed, n_seen = False, 0
+
+        def __init__(self):
+            self.active, self.overlap, self.lock = 0, False, threading.Lock()
+
+        def update(self, pts):
+            with self.lock:
+                self.active += 1
+                self.overlap |= self.active > 1
+            time.sleep(0.3)
+            with self.lock:
+                self.active -= 1
+                self.n_seen += len(pts)
+            return SimpleNamespace(closed=[])
+
+    scorer = Scorer()
+
+    async def main():
+        with ThreadPoolExecutor(2) as ex:
+            t = StreamTable(SimpleNamespace(stream=lambda: scorer), ex, name="tele")
+            first = asyncio.ensure_future(t.update("s", np.zeros((3, 2))))
+            await asyncio.sleep(0.1)  # the first chunk is being scored on one thread
+            first.cancel()
+            await t.update("s", np.zeros((4, 2)))  # the other thread is free
+            assert not scorer.overlap and scorer.n_seen == 7
     asyncio.run(main())

@@ -61,6 +61,8 @@ class ServeSettings:
         for name in ("max_batch_rows", "max_queue", "max_body_bytes", "max_streams", "workers"):
             if int(getattr(self, name)) < 1:
                 raise GanadError(_fmt(name.replace("_", "-"), f"is {getattr(self, name)}", "pass a positive number"))
+        if int(self.workers) > 256:  # each is a thread and a task per model: a typo would exhaust memory at start-up
+            raise GanadError(_fmt("workers", f"is {self.workers}", "pass at most 256 (about the number of cores is what helps)"))
         if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
             raise GanadError(_fmt("max-wait-ms", f"is {self.max_wait_ms}", "pass 0 (no wait) or a positive number of milliseconds"))
         if self.token is not None and not self.token.strip():

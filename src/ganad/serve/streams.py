@@ -47,6 +47,28 @@ def check_stream_id(sid, where: str) -> str:
     return sid
 
 
+async def _on_thread(executor, fn, *args):
+    """``fn(*args)`` (a stream's scorer) on a scoring thread. If the request is cancelled meanwhile
+    (its client went away, a timeout), a chunk not started yet is dropped, but one already running is
+    waited for before this returns, so the stream's lock stays held until the thread is done with the
+    scorer: with several scoring threads (``--workers``) the stream's next chunk would otherwise run
+    on the same scorer at the same time."""
+    cf = executor.submit(fn, *args)
+    try:
+        return await asyncio.wrap_future(cf)
+    except asyncio.CancelledError:
+        if not cf.done():  # running (one not started was cancelled with the request)
+            done = asyncio.wrap_future(cf)
+            while not done.done():
+                try:
+                    await asyncio.wait([done])
+                except asyncio.CancelledError:
+                    pass
+            if not done.cancelled():
+                done.exception()  # nobody waits for this chunk's answer any more
+        raise
+
+
 @dataclass
 class Stream:
     scorer: object
@@ -146,8 +168,7 @@ class StreamTable:
                 if st.scorer.closed:  # a DELETE of this stream came first
                     raise Refusal(409, _fmt(f"stream {sid!r} of model {self.name!r}", "was ended while this chunk waited",
                                             "send the chunk again to start a new stream"), "StreamEnded")
-                loop = asyncio.get_running_loop()
-                up = await loop.run_in_executor(self.executor, st.scorer.update, points)
+                up = await _on_thread(self.executor, st.scorer.update, points)
                 n_seen = st.scorer.n_seen
         finally:
             st.busy -= 1
@@ -172,8 +193,7 @@ class StreamTable:
                 if self.streams.get(sid) is st:
                     del self.streams[sid]
                     self._gauge()
-                loop = asyncio.get_running_loop()
-                up = await loop.run_in_executor(self.executor, st.scorer.close)
+                up = await _on_thread(self.executor, st.scorer.close)
                 n_seen = st.scorer.n_seen
         finally:
             st.busy -= 1

@@ -5,6 +5,7 @@ of encoder scoring and whole detectors; the one switch selects them; and the nat
 loaded only when it can be trusted (issue 10), falling back with a warning otherwise."""
 
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -424,6 +425,25 @@ def test_compile_error_falls_back_with_the_reason(monkeypatch, fresh_state, tmp_
     assert native.library() is None
     assert "failed" in native.status()
     assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left to load
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 flags")
+def test_kernels_built_without_avx512_compute_the_same(monkeypatch, fresh_state, tmp_path):
+    """The 256-bit blocks (``#else`` of ``__AVX512F__`` in _native.c: what a CPU without AVX-512 builds)
+    give the eager modules' results too, on every column block (64 / 32 / 16 / 8 / 4 channels)."""
+    monkeypatch.setenv("GANAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_FLAGS", native._FLAGS + ["-mno-avx512f"])
+    assert native.library() is not None, native.status()
+    assert str(tmp_path) in native.status()
+    torch.manual_seed(0)
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 256), 8, 4, "tanh"))))
+    D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (1, 256), 8, 4))))
+    z, x = torch.randn(13, 8), torch.randn(13, 1, 256)
+    with torch.no_grad(), runtime.use("native"):
+        assert G.runner_for(z) == "native" and D.runner_for(x) == "native"
+    _close(*_both("native", lambda: G(z)))
+    _close(*_both("native", lambda: D.forward_features(x)))
 
 
 @pytest.mark.skipif(native.library() is None, reason="native kernels not built here")

@@ -1,7 +1,7 @@
 """Wide float32 matrix products of the scoring path on oneDNN's CPU kernels.
 
 The knn component whitens every scored row's discriminator features (a 256 x 256 product per row
-for the conv1d beat model, :meth:`ganad.detectors.base.BaseDetector._knn_embed_rows`). PyTorch runs
+for the conv1d beat model, :meth:`ganad.detectors.base.BaseGANDetector._knn_embed_rows`). PyTorch runs
 float32 ``a @ b`` on MKL, which on AMD processors takes its AVX2 code path (about 105 GFLOP/s on one
 Zen 5 core); PyTorch's bundled oneDNN runs the same product with AVX-512 at about twice that
 (benchmarks/RESULTS.md, "512-bit native kernels and oneDNN whitening"). :func:`matmul` sends the

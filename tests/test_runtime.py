@@ -588,3 +588,49 @@ def test_auto_uses_gemm_only_for_batches_where_it_earns_its_place(monkeypatch):
         _close(G(large), G.module(large))
     with runtime.use("gemm"):
         assert G.runner_for(small) == "gemm"
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+@pytest.mark.parametrize("M,K,N", [(1024, 2, 8), (1031, 4, 4), (4352, 16, 64), (2049, 8, 24), (3000, 64, 256), (1500, 3, 5)])
+def test_native_mm_equals_matmul(M, K, N, monkeypatch):
+    """The narrow products of training's conv layers (native.mm: the one-tap pass over row blocks)."""
+    g = torch.Generator().manual_seed(M + K + N)
+    a, b = torch.randn(M, K, generator=g), torch.randn(K, N, generator=g)
+    with torch.no_grad():
+        got = native.mm(a, b)
+        assert got.data_ptr() != (a @ b).data_ptr()
+        np.testing.assert_allclose(got.numpy(), (a @ b).numpy(), rtol=1e-5, atol=1e-5 * float(b.abs().sum(0).max()))
+        # each row is summed in one order whatever the thread count
+        n = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = native.mm(a, b)
+            torch.set_num_threads(2)
+            monkeypatch.setitem(native._STATE, "openmp", False)  # rows split on Python threads instead
+            threads = native.mm(a, b)
+        finally:
+            torch.set_num_threads(n)
+        assert torch.equal(one, got) and torch.equal(threads, got)
+
+
+def test_native_mm_falls_back_to_matmul(monkeypatch):
+    calls = []
+    lib = native.library()
+    if lib is not None:
+        real = lib.ganad_gemm
+        monkeypatch.setattr(lib, "ganad_gemm", lambda *a: calls.append(a) or real(*a))
+    a, b = torch.randn(2048, 8), torch.randn(8, 16)
+    with torch.no_grad():
+        for x, y in [(a[:100], b), (torch.randn(2048, 100), torch.randn(100, 8)), (a.double(), b.double())]:
+            assert torch.equal(native.mm(x, y), x @ y)  # few rows, a wide inner size, float64
+        with runtime.use("eager"):  # the eager runtime is PyTorch only
+            assert torch.equal(native.mm(a, b), a @ b)
+        with runtime.use("gemm"):
+            assert torch.equal(native.mm(a, b), a @ b)
+    assert calls == []
+    with torch.enable_grad():  # a double backward needs differentiable products
+        assert torch.equal(native.mm(a, b), a @ b) and calls == []
+    if lib is not None:
+        with torch.no_grad():
+            native.mm(a, b)
+        assert len(calls) == 1

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganad.nets.blocks import FeatureDiscriminator, maybe_sn, out_activation, update_running_stats
-from ganad.runtime import layout
+from ganad.runtime import layout, native
 
 
 def _bias_act_(y, bias, slope):
@@ -88,7 +88,7 @@ class _UpFn(torch.autograd.Function):
     def forward(ctx, x, w, bias=None, slope=None):
         n, l, c = x.shape
         co = w.shape[1] // 4
-        q = (x.reshape(n * l, c) @ w).reshape(n, l, 4, co)
+        q = native.mm(x.reshape(n * l, c), w).reshape(n, l, 4, co)
         y = q[:, :, 1:3].clone()  # (n, l, 2, co): [even | odd] of every input step
         y[:, 1:, 0] += q[:, :-1, 0]
         y[:, :-1, 1] += q[:, 1:, 3]
@@ -116,7 +116,7 @@ class _UpFn(torch.autograd.Function):
             # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose)
             #       = P[j] U + P[j+1] V
             uv = layout.up_input_grad_pairs(w)  # [U | V]
-            q = (pf @ uv).reshape(n, l + 2, 2, c)
+            q = native.mm(pf, uv).reshape(n, l + 2, 2, c)
             gx = q[:, :l, 0] + q[:, 1:l + 1, 1]
         if ctx.needs_input_grad[1]:
             # x padded to l + 2 rows [0, x_0 .. x_l-1, 0], as one matrix xf: row r of a sample is
@@ -181,7 +181,7 @@ class _DownFn(torch.autograd.Function):
         co = w.shape[1]
         p = xp.reshape(n, m, 2 * c)
         wcols = layout.taps_to_pairs(w)  # [U | V]
-        q = (p.reshape(n * m, 2 * c) @ wcols).reshape(n, m, 2, co)
+        q = native.mm(p.reshape(n * m, 2 * c), wcols).reshape(n, m, 2, co)
         out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
         ctx.slope = slope
         ctx.set_materialize_grads(False)
@@ -204,7 +204,7 @@ class _DownFn(torch.autograd.Function):
             _act_grad_into(gop[:, :-1], go, out, ctx.slope)
             gf = gop.reshape(n * m, co)
             if ctx.needs_input_grad[0]:
-                r = (gf @ w.t()).reshape(n * m, 4 * c)  # [grad of P[j] via U | grad of P[j+1] via V]
+                r = native.mm(gf, w.t()).reshape(n * m, 4 * c)  # [grad of P[j] via U | grad of P[j+1] via V]
                 gp = xp.new_empty(n * m, 2 * c)  # grad of P[j] = r[j] via U + r[j-1] via V
                 gp[0] = r[0, :2 * c]
                 if torch.is_grad_enabled():  # double backward: differentiable operations only

@@ -74,7 +74,8 @@ BLOCKED(blk4, v4, vi4, 4, 1, 8)
 BLOCKED(blk8, v8, vi8, 8, 1, 8)
 #ifdef __AVX512F__
 /* 512-bit registers (32 of them): wider blocks with more accumulators. Each output lane still sums
-   its K products in the same order, so the results are bit-identical to the 256-bit kernels'; on
+   its K products in the same order as in the 256-bit kernels (up to where fused multiply-adds are
+   contracted); on
    cores with full-width AVX-512 units (AMD Zen 5, Intel server parts) a block runs about twice as
    fast (benchmarks/RESULTS.md, "512-bit native kernels"). */
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
@@ -230,4 +231,23 @@ int ganad_run(const ganad_step *steps, int nsteps, long n, int pieces)
         free(scratch);
     }
     return failed;
+}
+
+/* out (M x N, row-major) = x (M x K, row-major) @ W (K x N, row-major): the one-tap windowed pass,
+   rows split into `pieces` over the OpenMP threads. For the narrow products of training (K and N
+   of 4-64 channels, M = batch x steps), where MKL runs far below the memory rate. */
+void ganad_gemm(const float *x, long M, int K, const float *W, int N, float *out, int pieces)
+{
+    /* pieces of whole blocks of 24 rows (a multiple of every kernel's J): each row goes through the
+       same blocked or tail code whatever the number of pieces, so the result does not depend on it */
+    long step = ((M + pieces - 1) / pieces + 23) / 24 * 24;
+#ifdef _OPENMP
+    int team = omp_get_max_threads() < pieces ? omp_get_max_threads() : pieces;
+#endif
+#pragma omp parallel for schedule(static, 1) num_threads(team)
+    for (int k = 0; k < pieces; k++) {
+        long s0 = (long)k * step, s1 = s0 + step < M ? s0 + step : M;
+        if (s0 < s1)
+            pass(x + (size_t)s0 * K, K, (int)(s1 - s0), 1, 0, 1, W, 0, N, 0, 0.f, out + (size_t)s0 * N, N);
+    }
 }

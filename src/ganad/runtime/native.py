@@ -161,6 +161,8 @@ def _open(target: Path) -> tuple[ctypes.CDLL | None, str | None]:
         lib.ganad_run.argtypes = [P, I, L, I]
         lib.ganad_run.restype = I
         lib.ganad_openmp.restype = I
+        lib.ganad_gemm.argtypes = [P, L, I, P, I, P, I]
+        lib.ganad_gemm.restype = None
     except (OSError, AttributeError) as e:
         return None, f"could not load {target}: {e}"
     return lib, None
@@ -386,6 +388,42 @@ def run(steps) -> None:
         for f in futs:
             f.result()
 
+
+
+#: narrow products go to ``ganad_gemm`` from this many rows (below, the call's overhead eats the gain)
+MM_MIN_ROWS = 1024
+#: ... and up to this many inner (K) and output (N) columns: the weight stays in L1 cache
+MM_MAX_K, MM_MAX_N = 64, 256
+
+
+def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for the narrow products of the conv1d layers' matmul forms in training (rows =
+    batch x steps, 2-64 inner and 4-256 output columns), on the native kernels' one-tap pass: MKL
+    runs these at a fraction of the memory rate, the kernels at 2-8x its speed (benchmarks/RESULTS.md,
+    "Training's narrow products on the native kernels"). Each output row is summed in the same order
+    whatever the thread count. Used without autograd only (inside the layers' autograd functions,
+    not under a double backward), where the native runtime is selected (``GANAD_RUNTIME`` auto or
+    native) and built, for float32 CPU matrices of the sizes above; everything else is ``a @ b``."""
+    if (a.dim() == 2 and b.dim() == 2 and a.shape[0] >= MM_MIN_ROWS and 0 < a.shape[1] <= MM_MAX_K
+            and 0 < b.shape[1] <= MM_MAX_N and a.dtype == torch.float32 and b.dtype == torch.float32
+            and a.device.type == "cpu" and b.device.type == "cpu" and not torch.is_grad_enabled()):
+        from ganad import runtime
+        lib = library() if runtime.selected() in ("auto", "native") else None
+        if lib is not None:
+            a, b = a.contiguous(), b.contiguous()
+            M, K, N = a.shape[0], a.shape[1], b.shape[1]
+            out = torch.empty(M, N)
+            threads = max(1, min(torch.get_num_threads(), M // 512))
+            if threads == 1 or _STATE.get("openmp"):
+                lib.ganad_gemm(a.data_ptr(), M, K, b.data_ptr(), N, out.data_ptr(), threads)
+            else:  # no OpenMP in the library: the rows in parts on Python threads (the call releases the GIL)
+                step = -(-(-(-M // threads)) // 24) * 24  # whole blocks of 24 rows, as ganad_gemm splits them
+                futs = [_pool(threads).submit(lib.ganad_gemm, a[s:s + step].data_ptr(), min(step, M - s), K, b.data_ptr(),
+                                              N, out[s:s + step].data_ptr(), 1) for s in range(0, M, step)]
+                for f in futs:
+                    f.result()
+            return out
+    return a @ b
 
 
 def _band_rows(total_rows: int, g: int) -> int:

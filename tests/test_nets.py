@@ -130,6 +130,35 @@ def test_matmul_convolutions_gradients():
         torch.testing.assert_close(g, g_ref)
 
 
+@pytest.mark.parametrize("cls,c_in,c_out,length", [("Down1d", 4, 8, 256), ("Down1d", 8, 16, 67), ("Up1d", 16, 8, 64), ("Up1d", 2, 4, 128)])
+def test_training_batches_through_the_native_products_equal_torch_convolutions(cls, c_in, c_out, length, monkeypatch):
+    """float32 training batches large enough for ganad.runtime.native.mm / mm_tn (forward, input and
+    weight gradients): the same values as torch's own (transposed) convolution within float32 round-off."""
+    from ganad.runtime import native
+    if native.library() is None:
+        pytest.skip("native kernels not built here")
+    lib = native.library()
+    counts = {"ganad_gemm": 0, "ganad_gemm_tn": 0}
+    for name in counts:
+        real = getattr(lib, name)
+        monkeypatch.setattr(lib, name, lambda *a, _r=real, _n=name: counts.__setitem__(_n, counts[_n] + 1) or _r(*a))
+    torch.manual_seed(0)
+    layer = (Down1d if cls == "Down1d" else Up1d)(c_in, c_out)
+    x = torch.randn(128, length, c_in, requires_grad=True)
+    y = layer(x)
+    go = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), go)
+    xt = x.detach().transpose(1, 2).requires_grad_(True)
+    conv = torch.nn.functional.conv1d if cls == "Down1d" else torch.nn.functional.conv_transpose1d
+    ref = conv(xt, layer.weight, layer.bias, stride=2, padding=1).transpose(1, 2)
+    rx, rw, rb = torch.autograd.grad(ref, (xt, layer.weight, layer.bias), go)
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gx, rx.transpose(1, 2), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gw, rw, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(gb, rb, rtol=1e-4, atol=1e-3)
+    assert counts["ganad_gemm"] >= 2 and counts["ganad_gemm_tn"] >= 2  # forward, input and weight gradients
+
+
 def test_traceable_path_equals_the_fast_path():
     from ganad.nets.conv1d import _up_functional
     torch.manual_seed(0)

@@ -634,3 +634,23 @@ def test_native_mm_falls_back_to_matmul(monkeypatch):
         with torch.no_grad():
             native.mm(a, b)
         assert len(calls) == 1
+
+
+@pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
+@pytest.mark.parametrize("M,K,N", [(4096, 8, 8), (33279, 4, 2), (8448, 16, 16), (5000, 3, 5), (4352, 64, 64), (6000, 9, 17)])
+def test_native_mm_tn_equals_matmul(M, K, N):
+    """The weight gradients' products a' b (native.mm_tn: chunks summed in chunk order)."""
+    g = torch.Generator().manual_seed(M + K + N)
+    a, b = torch.randn(M, K, generator=g), torch.randn(M, N, generator=g)
+    with torch.no_grad():
+        got = native.mm_tn(a, b)
+        ref = (a.double().T @ b.double()).float()
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=2e-6 * M ** 0.5 * 10)
+        n = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = native.mm_tn(a, b)
+        finally:
+            torch.set_num_threads(n)
+        assert torch.equal(one, got)  # the same whatever the thread count
+        assert torch.equal(native.mm_tn(a[:100], b[:100]), a[:100].T @ b[:100])  # few rows: a' b

@@ -124,8 +124,8 @@ class _UpFn(torch.autograd.Function):
             # row, xf[1:]' Pf[:-1] pairs x[p] with P[p]: [W0 | W1] (across samples a zero row of xf
             # meets the padded last pair of the sample before, a zero row of Pf)
             xf = _pad_steps(x, 1).reshape(n * (l + 2), c)
-            a = xf.t() @ pf
-            b = xf[1:].t() @ pf[:-1]
+            a = native.mm_tn(xf, pf)  # xf' pf
+            b = native.mm_tn(xf[1:], pf[:-1])
             gw = torch.cat([a[:, co:], b[:, co:], a[:, :co], b[:, :co]], dim=1)  # [W3 | W1 | W2 | W0]
         if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
             gb = pf.sum(0).reshape(2, co).sum(0)
@@ -214,7 +214,7 @@ class _DownFn(torch.autograd.Function):
                 gxp = gp.reshape(n, L, c)[:, 1:ctx.l + 1]  # the padding's gradient dropped
             if ctx.needs_input_grad[1]:
                 pf = xp.reshape(n * m, 2 * c)
-                gw = torch.cat([pf.t() @ gf, pf[1:].t() @ gf[:-1]])  # [U; V]
+                gw = torch.cat([native.mm_tn(pf, gf), native.mm_tn(pf[1:], gf[:-1])])  # [U; V] = [pf' gf; ...]
             if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
                 gb = gf.sum(0)
         if g_xp is not None and ctx.needs_input_grad[0]:  # double backward only: through the saved xp

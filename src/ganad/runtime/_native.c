@@ -251,3 +251,75 @@ void ganad_gemm(const float *x, long M, int K, const float *W, int N, float *out
             pass(x + (size_t)s0 * K, K, (int)(s1 - s0), 1, 0, 1, W, 0, N, 0, 0.f, out + (size_t)s0 * N, N);
     }
 }
+
+/* out[k0 + j][n0 .. n0 + VW) = sum over rows m in [m0, m1) of a[m][k0 + j] * b[m][n0 ..], j < kk <= 8 */
+#define ATB(NAME, VT, VW)                                                                                \
+    static inline __attribute__((always_inline)) void NAME(const float *a, int K, const float *b, int N, \
+                                                           long m0, long m1, int k0, int kk, int n0,     \
+                                                           float *out)                                   \
+    {                                                                                                    \
+        VT acc[8];                                                                                       \
+        for (int j = 0; j < 8; j++)                                                                      \
+            for (int l = 0; l < VW; l++) acc[j][l] = 0.f;                                                \
+        for (long m = m0; m < m1; m++) {                                                                 \
+            VT w;                                                                                        \
+            memcpy(&w, b + (size_t)m * N + n0, sizeof(VT));                                              \
+            const float *am = a + (size_t)m * K + k0;                                                    \
+            for (int j = 0; j < 8; j++) {                                                                \
+                if (j >= kk) break;                                                                      \
+                acc[j] += am[j] * w;                                                                     \
+            }                                                                                            \
+        }                                                                                                \
+        for (int j = 0; j < kk; j++) memcpy(out + (size_t)(k0 + j) * N + n0, &acc[j], sizeof(VT));       \
+    }
+
+ATB(atb4, v4, 4)
+ATB(atb8, v8, 8)
+#ifdef __AVX512F__
+ATB(atb16, v16, 16)
+#endif
+
+/* one chunk of rows: out (K x N) = a[m0:m1]' b[m0:m1] */
+static void atb_chunk(const float *a, int K, const float *b, int N, long m0, long m1, float *out)
+{
+    for (int k0 = 0; k0 < K; k0 += 8) {
+        int kk = K - k0 < 8 ? K - k0 : 8, n0 = 0;
+#ifdef __AVX512F__
+        for (; N - n0 >= 16; n0 += 16) {
+            if (kk == 8) atb16(a, K, b, N, m0, m1, k0, 8, n0, out);
+            else atb16(a, K, b, N, m0, m1, k0, kk, n0, out);
+        }
+#endif
+        for (; N - n0 >= 8; n0 += 8) {
+            if (kk == 8) atb8(a, K, b, N, m0, m1, k0, 8, n0, out);
+            else atb8(a, K, b, N, m0, m1, k0, kk, n0, out);
+        }
+        for (; N - n0 >= 4; n0 += 4) {
+            if (kk == 8) atb4(a, K, b, N, m0, m1, k0, 8, n0, out);
+            else atb4(a, K, b, N, m0, m1, k0, kk, n0, out);
+        }
+        for (; n0 < N; n0++)
+            for (int j = 0; j < kk; j++) {
+                float s = 0.f;
+                for (long m = m0; m < m1; m++) s += a[(size_t)m * K + k0 + j] * b[(size_t)m * N + n0];
+                out[(size_t)(k0 + j) * N + n0] = s;
+            }
+    }
+}
+
+/* out (K x N) = a (M x K)' b (M x N), both row-major: the weight gradients of training's narrow
+   products. Chunks of `chunk` rows, each summed into its own part of `partial` (nchunks x K x N) on
+   the OpenMP threads, then the parts added in chunk order: the result does not depend on the threads. */
+void ganad_gemm_tn(const float *a, const float *b, long M, int K, int N, long chunk, float *partial, float *out)
+{
+    long nch = (M + chunk - 1) / chunk;
+    size_t kn = (size_t)K * N;
+#pragma omp parallel for schedule(static, 1)
+    for (long c = 0; c < nch; c++) {
+        long m0 = c * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+        atb_chunk(a, K, b, N, m0, m1, partial + (size_t)c * kn);
+    }
+    memcpy(out, partial, kn * sizeof(float));
+    for (long c = 1; c < nch; c++)
+        for (size_t i = 0; i < kn; i++) out[i] += partial[(size_t)c * kn + i];
+}

@@ -163,6 +163,8 @@ def _open(target: Path) -> tuple[ctypes.CDLL | None, str | None]:
         lib.ganad_openmp.restype = I
         lib.ganad_gemm.argtypes = [P, L, I, P, I, P, I]
         lib.ganad_gemm.restype = None
+        lib.ganad_gemm_tn.argtypes = [P, P, L, I, I, L, P, P]
+        lib.ganad_gemm_tn.restype = None
     except (OSError, AttributeError) as e:
         return None, f"could not load {target}: {e}"
     return lib, None
@@ -424,6 +426,32 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
                     f.result()
             return out
     return a @ b
+
+
+#: rows per chunk of :func:`mm_tn` (its partial sums are added in chunk order), and its fewest rows
+MM_TN_CHUNK, MM_TN_MIN_ROWS = 2048, 4096
+
+
+def mm_tn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a.T @ b`` for ``a`` (M, K) and ``b`` (M, N) with many rows and few columns: the weight
+    gradients of the conv1d layers' matmul forms. Native chunks of :data:`MM_TN_CHUNK` rows on the
+    OpenMP threads, summed in chunk order (the same result whatever the thread count), 1.4-4.5x
+    MKL's speed from 4,096 rows; the same conditions as :func:`mm` (K and N up to 64, no autograd,
+    the native runtime), with OpenMP in the library or one thread, else ``a.T @ b``."""
+    if (a.dim() == 2 and b.dim() == 2 and a.shape[0] == b.shape[0] and a.shape[0] >= MM_TN_MIN_ROWS
+            and 0 < a.shape[1] <= MM_MAX_K and 0 < b.shape[1] <= MM_MAX_K and a.dtype == torch.float32
+            and b.dtype == torch.float32 and a.device.type == "cpu" and b.device.type == "cpu"
+            and not torch.is_grad_enabled()):
+        from ganad import runtime
+        lib = library() if runtime.selected() in ("auto", "native") else None
+        if lib is not None and (_STATE.get("openmp") or torch.get_num_threads() == 1):  # else MKL's threads
+            a, b = a.contiguous(), b.contiguous()
+            M, K, N = a.shape[0], a.shape[1], b.shape[1]
+            partial = torch.empty(-(-M // MM_TN_CHUNK), K, N)
+            out = torch.empty(K, N)
+            lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr())
+            return out
+    return a.T @ b
 
 
 def _band_rows(total_rows: int, g: int) -> int:

@@ -215,7 +215,8 @@ def _build() -> ctypes.CDLL | None:
 def _give_up(problem: str) -> None:
     import warnings
     _STATE["why"] = problem
-    msg = f"ganad native kernels not used ({problem}); running the slower GEMM programs instead"
+    msg = (f"ganad native kernels not used ({problem}); running the slower GEMM programs instead "
+           "(and PyTorch's own products in training)")
     logger.warning(msg)
     warnings.warn(msg, RuntimeWarning, stacklevel=3)
     return None
@@ -394,8 +395,24 @@ def run(steps) -> None:
 
 #: narrow products go to ``ganad_gemm`` from this many rows (below, the call's overhead eats the gain)
 MM_MIN_ROWS = 1024
-#: ... and up to this many inner (K) and output (N) columns: the weight stays in L1 cache
+#: ... and up to this many inner (K) and output (N) columns (a 64-column block of the weight stays in L1)
 MM_MAX_K, MM_MAX_N = 64, 256
+
+
+def _products_lib(a: torch.Tensor, b: torch.Tensor, min_rows: int, max_n: int) -> ctypes.CDLL | None:
+    """The library for :func:`mm` / :func:`mm_tn`, or None where ``a @ b`` should run: autograd on (a
+    double backward), other dtypes or devices, too few rows or too many columns, a runtime other than
+    auto / native (``eager`` is PyTorch only), no library, or several threads without OpenMP in the
+    library (MKL's own threads then do better than one native thread)."""
+    if not (a.dim() == 2 and b.dim() == 2 and a.shape[0] >= min_rows and 0 < a.shape[1] <= MM_MAX_K
+            and 0 < b.shape[1] <= max_n and a.dtype == torch.float32 and b.dtype == torch.float32
+            and a.device.type == "cpu" and b.device.type == "cpu" and not torch.is_grad_enabled()):
+        return None
+    from ganad import runtime
+    lib = library() if runtime.selected() in ("auto", "native") else None
+    if lib is None or not (_STATE.get("openmp") or torch.get_num_threads() == 1):
+        return None
+    return lib
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -405,27 +422,16 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Training's narrow products on the native kernels"). Each output row is summed in the same order
     whatever the thread count. Used without autograd only (inside the layers' autograd functions,
     not under a double backward), where the native runtime is selected (``GANAD_RUNTIME`` auto or
-    native) and built, for float32 CPU matrices of the sizes above; everything else is ``a @ b``."""
-    if (a.dim() == 2 and b.dim() == 2 and a.shape[0] >= MM_MIN_ROWS and 0 < a.shape[1] <= MM_MAX_K
-            and 0 < b.shape[1] <= MM_MAX_N and a.dtype == torch.float32 and b.dtype == torch.float32
-            and a.device.type == "cpu" and b.device.type == "cpu" and not torch.is_grad_enabled()):
-        from ganad import runtime
-        lib = library() if runtime.selected() in ("auto", "native") else None
-        if lib is not None:
-            a, b = a.contiguous(), b.contiguous()
-            M, K, N = a.shape[0], a.shape[1], b.shape[1]
-            out = torch.empty(M, N)
-            threads = max(1, min(torch.get_num_threads(), M // 512))
-            if threads == 1 or _STATE.get("openmp"):
-                lib.ganad_gemm(a.data_ptr(), M, K, b.data_ptr(), N, out.data_ptr(), threads)
-            else:  # no OpenMP in the library: the rows in parts on Python threads (the call releases the GIL)
-                step = -(-(-(-M // threads)) // 24) * 24  # whole blocks of 24 rows, as ganad_gemm splits them
-                futs = [_pool(threads).submit(lib.ganad_gemm, a[s:s + step].data_ptr(), min(step, M - s), K, b.data_ptr(),
-                                              N, out[s:s + step].data_ptr(), 1) for s in range(0, M, step)]
-                for f in futs:
-                    f.result()
-            return out
-    return a @ b
+    native) and built, for float32 CPU matrices of the sizes above (:func:`_products_lib`);
+    everything else is ``a @ b``."""
+    lib = _products_lib(a, b, MM_MIN_ROWS, MM_MAX_N)
+    if lib is None:
+        return a @ b
+    a, b = a.contiguous(), b.contiguous()
+    M, K, N = a.shape[0], a.shape[1], b.shape[1]
+    out = torch.empty(M, N)
+    lib.ganad_gemm(a.data_ptr(), M, K, b.data_ptr(), N, out.data_ptr(), max(1, min(torch.get_num_threads(), M // 512)))
+    return out
 
 
 #: rows per chunk of :func:`mm_tn` (its partial sums are added in chunk order), and its fewest rows
@@ -436,22 +442,17 @@ def mm_tn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a.T @ b`` for ``a`` (M, K) and ``b`` (M, N) with many rows and few columns: the weight
     gradients of the conv1d layers' matmul forms. Native chunks of :data:`MM_TN_CHUNK` rows on the
     OpenMP threads, summed in chunk order (the same result whatever the thread count), 1.4-4.5x
-    MKL's speed from 4,096 rows; the same conditions as :func:`mm` (K and N up to 64, no autograd,
-    the native runtime), with OpenMP in the library or one thread, else ``a.T @ b``."""
-    if (a.dim() == 2 and b.dim() == 2 and a.shape[0] == b.shape[0] and a.shape[0] >= MM_TN_MIN_ROWS
-            and 0 < a.shape[1] <= MM_MAX_K and 0 < b.shape[1] <= MM_MAX_K and a.dtype == torch.float32
-            and b.dtype == torch.float32 and a.device.type == "cpu" and b.device.type == "cpu"
-            and not torch.is_grad_enabled()):
-        from ganad import runtime
-        lib = library() if runtime.selected() in ("auto", "native") else None
-        if lib is not None and (_STATE.get("openmp") or torch.get_num_threads() == 1):  # else MKL's threads
-            a, b = a.contiguous(), b.contiguous()
-            M, K, N = a.shape[0], a.shape[1], b.shape[1]
-            partial = torch.empty(-(-M // MM_TN_CHUNK), K, N)
-            out = torch.empty(K, N)
-            lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr())
-            return out
-    return a.T @ b
+    MKL's speed from 4,096 rows; the same conditions as :func:`mm` (:func:`_products_lib`; K and N
+    up to 64), else ``a.T @ b``."""
+    lib = _products_lib(a, b, MM_TN_MIN_ROWS, MM_MAX_K) if a.dim() == b.dim() == 2 and a.shape[0] == b.shape[0] else None
+    if lib is None:
+        return a.T @ b
+    a, b = a.contiguous(), b.contiguous()
+    M, K, N = a.shape[0], a.shape[1], b.shape[1]
+    partial = torch.empty(-(-M // MM_TN_CHUNK), K, N)
+    out = torch.empty(K, N)
+    lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr())
+    return out
 
 
 def _band_rows(total_rows: int, g: int) -> int:

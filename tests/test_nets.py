@@ -132,13 +132,15 @@ def test_matmul_convolutions_gradients():
 
 @pytest.mark.parametrize("cls,c_in,c_out,length", [("Down1d", 4, 8, 256), ("Down1d", 8, 16, 67), ("Up1d", 16, 8, 64), ("Up1d", 2, 4, 128)])
 def test_training_batches_through_the_native_products_equal_torch_convolutions(cls, c_in, c_out, length, monkeypatch):
-    """float32 training batches large enough for ganad.runtime.native.mm / mm_tn (forward, input and
-    weight gradients): the same values as torch's own (transposed) convolution within float32 round-off."""
+    """float32 training batches large enough for the native kernels (the forward on the stack
+    kernels for even lengths, native.down_forward / up_forward, else native.mm; input gradients on
+    native.mm, weight gradients on native.mm_tn): the same values as torch's own (transposed)
+    convolution within float32 round-off."""
     from ganad.runtime import native
     if native.library() is None:
         pytest.skip("native kernels not built here")
     lib = native.library()
-    counts = {"ganad_gemm": 0, "ganad_gemm_tn": 0}
+    counts = {"ganad_gemm": 0, "ganad_gemm_tn": 0, "ganad_run": 0, "ganad_stack": 0}
     for name in counts:
         real = getattr(lib, name)
         monkeypatch.setattr(lib, name, lambda *a, _r=real, _n=name: counts.__setitem__(_n, counts[_n] + 1) or _r(*a))
@@ -156,7 +158,12 @@ def test_training_batches_through_the_native_products_equal_torch_convolutions(c
     torch.testing.assert_close(gx, rx.transpose(1, 2), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gw, rw, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(gb, rb, rtol=1e-4, atol=1e-3)
-    assert counts["ganad_gemm"] >= 2 and counts["ganad_gemm_tn"] >= 2  # forward, input and weight gradients
+    stack = counts["ganad_run"] + counts["ganad_stack"]  # ganad_run with OpenMP, else ganad_stack per piece
+    if length % 2 == 0:  # the forward on the stack kernels, the input gradient on ganad_gemm
+        assert stack >= 1 and counts["ganad_gemm"] >= 1
+    else:  # an odd-length Down1d keeps its matmul form forward (one output row more, sliced off)
+        assert stack == 0 and counts["ganad_gemm"] >= 2
+    assert counts["ganad_gemm_tn"] >= 2  # weight gradients
 
 
 def test_traceable_path_equals_the_fast_path():
@@ -345,3 +352,47 @@ def test_dropout_is_seeded_by_torch_and_the_identity_in_eval_mode():
     d.eval()
     assert d(x) is x
     assert torch.equal(Dropout(0.0)(x), x) and torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("cls", ["Down1d", "Up1d"])
+@pytest.mark.parametrize("slope", [None, 0.0, 0.2])
+def test_training_forward_on_the_stack_kernels_fuses_bias_and_activation(cls, slope):
+    """native.down_forward / up_forward (the layers' training forward on the stack kernels) with a
+    fused activation: values and gradients equal the matmul form's (GANAD_RUNTIME=eager path, torch
+    products) within round-off, and the forward does not depend on the thread count."""
+    from ganad import runtime
+    from ganad.runtime import native
+    if native.library() is None:
+        pytest.skip("native kernels not built here")
+    torch.manual_seed(0)
+    layer = (Down1d if cls == "Down1d" else Up1d)(6, 12)
+    layer.fused_slope = slope
+    x = torch.randn(96, 32, 6, requires_grad=True)
+
+    def run():
+        y = layer(x)
+        go = torch.ones_like(y).uniform_(-1, 1, generator=torch.Generator().manual_seed(1))
+        return (y, *torch.autograd.grad(y, (x, layer.weight, layer.bias), go))
+
+    with runtime.use("eager"):
+        ref = run()
+    calls = []
+    real = native._one_layer
+    try:
+        native._one_layer = lambda *a: calls.append(1) or real(*a)
+        got = run()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                one = layer(x)
+        finally:
+            torch.set_num_threads(threads)
+    finally:
+        native._one_layer = real
+    assert len(calls) == 2  # the forward of both runs went to the stack kernels
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+    assert torch.equal(one, got[0].detach())
+    if slope is not None:
+        assert (got[0] < 0).any() == (slope > 0)  # the activation was applied

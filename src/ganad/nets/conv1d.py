@@ -88,12 +88,14 @@ class _UpFn(torch.autograd.Function):
     def forward(ctx, x, w, bias=None, slope=None):
         n, l, c = x.shape
         co = w.shape[1] // 4
-        q = native.mm(x.reshape(n * l, c), w).reshape(n, l, 4, co)
-        y = q[:, :, 1:3].clone()  # (n, l, 2, co): [even | odd] of every input step
-        y[:, 1:, 0] += q[:, :-1, 0]
-        y[:, :-1, 1] += q[:, 1:, 3]
-        y = y.reshape(n, 2 * l, co)
-        y = _bias_act_(y, bias, slope)
+        y = native.up_forward(x, w, bias, slope)  # the stack kernels where they run, else the matmul form
+        if y is None:
+            q = native.mm(x.reshape(n * l, c), w).reshape(n, l, 4, co)
+            y = q[:, :, 1:3].clone()  # (n, l, 2, co): [even | odd] of every input step
+            y[:, 1:, 0] += q[:, :-1, 0]
+            y[:, :-1, 1] += q[:, 1:, 3]
+            y = y.reshape(n, 2 * l, co)
+            y = _bias_act_(y, bias, slope)
         ctx.slope = slope
         ctx.save_for_backward(x, w, y if slope is not None else None)
         return y
@@ -179,10 +181,14 @@ class _DownFn(torch.autograd.Function):
         n, L, c = xp.shape
         m = L // 2
         co = w.shape[1]
-        p = xp.reshape(n, m, 2 * c)
-        wcols = layout.taps_to_pairs(w)  # [U | V]
-        q = native.mm(p.reshape(n * m, 2 * c), wcols).reshape(n, m, 2, co)
-        out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
+        # the stack kernels where they run (even lengths: an odd one keeps its extra output row,
+        # which the caller slices off and the backward expects), else the matmul form
+        out = native.down_forward(x, w, bias, slope) if l % 2 == 0 else None
+        if out is None:
+            p = xp.reshape(n, m, 2 * c)
+            wcols = layout.taps_to_pairs(w)  # [U | V]
+            q = native.mm(p.reshape(n * m, 2 * c), wcols).reshape(n, m, 2, co)
+            out = _bias_act_(q[:, :-1, 0] + q[:, 1:, 1], bias, slope)
         ctx.slope = slope
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xp, w, out if slope is not None else None)

@@ -261,7 +261,7 @@ class Stack:
     :func:`dense_layer`).
     """
 
-    def __init__(self, in_rows: int, in_c: int, layers):
+    def __init__(self, in_rows: int, in_c: int, layers, copy: bool = True):
         self._lib = library()
         if self._lib is None:
             raise RuntimeError(f"native kernels unavailable: {status()}")
@@ -276,9 +276,13 @@ class Stack:
                 P = rows // p["per_rows"]
                 pas += [p["taps"], p["istride"], p["ioff"], p["N"], p["ostride"], p["ooff"], P, int(p["slope"] is not None)]
                 slopes.append(float(p["slope"] or 0.0))
-                W = p["W"].detach().to(torch.float32).clone().contiguous()
+                # copies, so a model's later updates do not reach a built stack (``copy=False``:
+                # a stack used at once and dropped, the tensors kept alive by the stack)
+                W = p["W"].detach().to(torch.float32).contiguous()
+                b = p["b"].detach().to(torch.float32).contiguous() if p["b"] is not None else None
+                if copy:
+                    W, b = W.clone(), b.clone() if b is not None else None
                 assert W.shape == (p["taps"] * c, p["N"]), (W.shape, p["taps"], c, p["N"])
-                b = p["b"].detach().to(torch.float32).clone() if p["b"] is not None else None
                 assert b is None or b.numel() == p["N"]
                 self._keep_alive += [W, b]
             rows, c = out_rows, int(co)
@@ -453,6 +457,56 @@ def mm_tn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     out = torch.empty(K, N)
     lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr())
     return out
+
+
+#: a conv1d layer's training forward (:func:`down_forward`, :func:`up_forward`) runs on the stack
+#: kernels from this many input rows (batch x steps); below, the call's set-up eats the gain
+LAYER_MIN_ROWS = 1024
+
+
+def _layer_ok(x: torch.Tensor) -> bool:
+    """:func:`_products_lib`'s conditions for one layer's input (n, l, c)."""
+    if not (x.dim() == 3 and x.shape[0] * x.shape[1] >= LAYER_MIN_ROWS and x.dtype == torch.float32
+            and x.device.type == "cpu" and not torch.is_grad_enabled()):
+        return False
+    from ganad import runtime
+    lib = library() if runtime.selected() in ("auto", "native") else None
+    return lib is not None and bool(_STATE.get("openmp") or torch.get_num_threads() == 1)
+
+
+def _one_layer(x: torch.Tensor, layer) -> torch.Tensor | None:
+    n, l, c = x.shape
+    try:
+        st = Stack(l, c, [layer], copy=False)
+    except (TypeError, ValueError, AssertionError, RuntimeError):
+        return None
+    out, _ = st(x)
+    r, co = st.out_shapes[-1]
+    return out.reshape(n, r, co)
+
+
+def down_forward(x: torch.Tensor, taps: torch.Tensor, bias, slope) -> torch.Tensor | None:
+    """Conv1d(k=4, s=2, p=1) + bias + activation of channels-last ``x`` (n, l, c) with the weight
+    in :func:`layout.down_taps` form (4 c, co), for the training forward of ``Down1d``: the stack
+    kernels compute each output row straight from the input (no (n, l, 2 co) intermediate, no
+    shifted add; the bias, and an activation where one is fused in, in the same pass), 1.3-5x the
+    matmul form per call (benchmarks/RESULTS.md). Rows are independent, so the result does not
+    depend on the thread count. None where :func:`_layer_ok` says no or the kernels do not take
+    the shape: the caller runs its own products then."""
+    if not _layer_ok(x):
+        return None
+    c, co = x.shape[2], taps.shape[1]
+    return _one_layer(x.contiguous(), down_layer(taps.reshape(4, c, co).permute(2, 1, 0), bias, slope))
+
+
+def up_forward(x: torch.Tensor, wm: torch.Tensor, bias, slope) -> torch.Tensor | None:
+    """ConvTranspose1d(k=4, s=2, p=1) + bias + activation of ``x`` (n, l, c) with the weight in
+    :func:`layout.up_taps` form (c, 4 co), for the training forward of ``Up1d``; as
+    :func:`down_forward`."""
+    if not _layer_ok(x):
+        return None
+    w3, w1, w2, w0 = wm.split(wm.shape[1] // 4, dim=1)
+    return _one_layer(x.contiguous(), up_layer(torch.stack([w0, w1, w2, w3], dim=2), bias, slope))
 
 
 def _band_rows(total_rows: int, g: int) -> int:

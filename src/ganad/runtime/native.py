@@ -489,7 +489,7 @@ def down_forward(x: torch.Tensor, taps: torch.Tensor, bias, slope) -> torch.Tens
     """Conv1d(k=4, s=2, p=1) + bias + activation of channels-last ``x`` (n, l, c) with the weight
     in :func:`layout.down_taps` form (4 c, co), for the training forward of ``Down1d``: the stack
     kernels compute each output row straight from the input (no (n, l, 2 co) intermediate, no
-    shifted add; the bias, and an activation where one is fused in, in the same pass), 1.3-5x the
+    shifted add; the bias, and an activation where one is fused in, in the same pass), 1.2-2.3x the
     matmul form per call (benchmarks/RESULTS.md). Rows are independent, so the result does not
     depend on the thread count. None where :func:`_layer_ok` says no or the kernels do not take
     the shape: the caller runs its own products then."""

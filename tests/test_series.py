@@ -38,11 +38,14 @@ def test_points_events_and_driving_channel(fitted, anomalous_series):
     assert hit.iloc[0].channels.startswith("b=")
     assert hit.iloc[0].share_b > max(hit.iloc[0].share_a, hit.iloc[0].share_c)
     assert r.scores[500:520].mean() > np.quantile(r.scores, 0.9)
-    # events are exactly the runs of labels
+    # events are exactly the runs of labels, gaps of at most event_gap (default: the window) bridged
+    from ganad.series.metrics import bridge_gaps
+    assert fitted.event_gap_ == fitted.window_ == 32
     lab = np.zeros(len(anomalous_series), dtype=int)
     for s, e in zip(ev.start, ev.end):
         lab[s:e + 1] = 1
-    np.testing.assert_array_equal(lab, r.labels)
+    np.testing.assert_array_equal(lab, bridge_gaps(r.labels, 32))
+    np.testing.assert_array_equal(r.in_event, lab)
     # a point's score is the mean of the window scores that cover it
     W, starts = ganad.data.windows.make_windows(anomalous_series, 32, 8)
     ws = fitted.detector_.decision_function(W.astype(np.float32))
@@ -279,3 +282,66 @@ def test_compressed_input_space_leaves_every_training_window_out_of_its_own_neig
         D.fill_diagonal_(float("inf"))
         want = D.topk(int(d.n_neighbors), dim=1, largest=False).values.mean(1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def _flicker(fitted, X):
+    """Labels with short and long gaps between runs: scores set by hand through a patched
+    aggregation would hide the tracker; instead the threshold is moved to make the labels flicker."""
+    import copy
+    sd = copy.copy(fitted)
+    r = fitted.score_series(X)
+    sd.threshold_ = float(np.quantile(r.scores, 0.8))  # about a fifth of the points above it, in many runs
+    return sd
+
+
+@pytest.mark.parametrize("gap", [0, 5, 32, 200])
+def test_events_bridge_gaps_of_at_most_event_gap_points_in_batch_and_stream(fitted, anomalous_series, gap):
+    """SeriesDetector(event_gap=g): events are the runs of bridge_gaps(labels, g), in_event marks
+    them, labels stay the points above the threshold; a stream gives the same events, each close
+    record g + 1 points after the event's last anomalous point (or at close())."""
+    from ganad.series.metrics import bridge_gaps, label_ranges
+    sd = _flicker(fitted, anomalous_series)
+    sd.event_gap_ = gap
+    r = sd.score_series(anomalous_series)
+    runs = label_ranges(r.labels)
+    assert len(runs) >= 4  # the threshold makes the labels flicker
+    want = label_ranges(bridge_gaps(r.labels, gap))
+    assert list(zip(r.events.start, r.events.end)) == want
+    np.testing.assert_array_equal(r.in_event, bridge_gaps(r.labels, gap))
+    np.testing.assert_array_equal(r.labels, (r.scores > sd.threshold_).astype(int))
+    np.testing.assert_array_equal(r.events.length, [e - s + 1 for s, e in want])
+    if gap == 0:
+        assert want == runs
+    elif gap == 200:
+        assert len(want) < len(runs)
+    sc = sd.stream()
+    closed_at = []
+    for i in range(0, len(anomalous_series), 7):
+        before = sc._emitted
+        up = sc.update(anomalous_series[i:i + 7])
+        closed_at += [(ev["start"], ev["end"], (before, sc._emitted)) for ev in up.closed]
+    closed_at += [(ev["start"], ev["end"], None) for ev in sc.close().closed]
+    assert [(a, b) for a, b, _ in closed_at] == want
+    for a, b, reported in closed_at:
+        if reported is not None:  # closed by the update that reported point b + gap + 1, not before
+            assert reported[0] <= b + gap + 1 < reported[1]
+        else:  # closed at the end: the stream ended within gap points of the event
+            assert b + gap + 1 >= len(anomalous_series)
+
+
+def test_event_gap_is_checked_and_kept_in_the_model_file(fitted, tmp_path):
+    from ganad.series.detector import SeriesDetector
+    for bad in (-1, 2.5, "64", True):
+        with pytest.raises(InputError, match="event_gap"):
+            SeriesDetector(window=32, event_gap=bad).fit(_series(600))
+    sd = SeriesDetector("fanogan", window=32, stride=8, event_gap=3, detector_params={"epochs": 1, "random_state": 0}).fit(_series(800))
+    assert sd.event_gap_ == 3
+    sd.save(tmp_path / "m")
+    assert ganad.load(tmp_path / "m").event_gap_ == 3
+    # a file written before event_gap existed keeps one event per run of anomalous points
+    import json
+    f = tmp_path / "m" / "series.json"
+    cfg = json.loads(f.read_text())
+    del cfg["state"]["event_gap"], cfg["params"]["event_gap"]
+    f.write_text(json.dumps(cfg))
+    assert ganad.load(tmp_path / "m").event_gap_ == 0

@@ -78,3 +78,18 @@ def test_peers_training_points_use_their_own_training_scores():
     again = aggregate(det.decision_function(W.reshape(len(W), -1)), None, starts, 32, 600)[0]
     assert np.median(s_tr) > np.median(again)  # in-sample, each window counted itself
     assert s_te.shape == (600,)
+
+
+def test_nab_events_bridge_the_same_gap_for_every_method(tmp_path):
+    """run_nab's event rule: runs above the threshold at most event_gap points apart are one event,
+    for every method (default: the window); bridging only adds predicted points, so event recall
+    cannot fall, and point figures do not move."""
+    _fake_nab(tmp_path / "nab")
+    kw = dict(methods=[], peers=[], window=16, stride=4, train_fraction=0.3)
+    none, wide = run_nab(tmp_path, event_gap=0, **kw), run_nab(tmp_path, event_gap=10_000, **kw)
+    assert run_nab(tmp_path, **kw)["config"]["event_gap"] == 16 and none["config"]["event_gap"] == 0
+    for a, b in zip(none["rows"], wide["rows"]):
+        assert b["event_recall"] >= a["event_recall"] and b["point_auroc"] == a["point_auroc"]
+    assert any(a["event_precision"] != b["event_precision"] for a, b in zip(none["rows"], wide["rows"]))
+    with pytest.raises(InputError, match="event-gap"):
+        run_nab(tmp_path, event_gap=-2, **kw)

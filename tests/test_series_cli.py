@@ -38,7 +38,7 @@ def test_fit_and_score_a_raw_csv_to_events(work):
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "c.csv"), "--components", "--events", str(d / "ev.csv")])
     assert r.exit_code == 0, r.output
     c = pd.read_csv(d / "c.csv")
-    assert list(c.columns) == ["index", "time", "score", "label", "contrib_temp", "contrib_pressure"] and (d / "ev.csv").is_file()
+    assert list(c.columns) == ["index", "time", "score", "label", "event", "contrib_temp", "contrib_pressure"] and (d / "ev.csv").is_file()
     assert c.contrib_pressure[400:420].mean() > 3 * c.contrib_temp[400:420].mean()
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])
     assert r.exit_code == 0, r.output
@@ -48,7 +48,13 @@ def test_fit_and_score_a_raw_csv_to_events(work):
     assert r2.exit_code == 0 and "were not read" not in r2.output, r2.output
     s = pd.read_csv(d / "scores.csv")
     ev = pd.read_csv(d / "scores.events.csv")
-    assert list(s.columns) == ["index", "time", "score", "label"] and len(s) == 800
+    assert list(s.columns) == ["index", "time", "score", "label", "event"] and len(s) == 800
+    # the event column: 1 exactly on the events' spans (the points above the threshold among them)
+    span = np.zeros(len(s), dtype=int)
+    for a, b in zip(ev.start, ev.end):
+        span[a:b + 1] = 1
+    np.testing.assert_array_equal(s.event, span)
+    assert (s.event >= s.label).all()
     hit = ev[(ev.start <= 419) & (ev.end >= 400)]
     assert len(hit) == 1 and hit.iloc[0].channels.startswith("pressure=")
     assert pd.Timestamp(hit.iloc[0].start_time) == pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=int(hit.iloc[0].start))

@@ -68,3 +68,20 @@ def test_series_metrics_report_pa_only_beside_pak():
     m = series_metrics(y, s, y_pred=s > 0.9, max_buffer=8)
     assert "pa_f1" in m and "pak_auc_f1" in m and "event_f1" in m and "vus_pr" in m
     assert m["pa_f1"] > m["pak_auc_f1"] >= m["point_f1"]
+
+
+def test_bridge_gaps_joins_runs_at_most_gap_apart():
+    from ganad.series.metrics import bridge_gaps, event_prf
+    p = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(bridge_gaps(p, 0), p)
+    np.testing.assert_array_equal(bridge_gaps(p, 2), [0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(bridge_gaps(p, 3), [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0])  # edges never filled
+    np.testing.assert_array_equal(bridge_gaps(np.zeros(5), 3), np.zeros(5))
+    with pytest.raises(InputError, match="gap"):
+        bridge_gaps(p, -1)
+    # series_metrics reads the events (y_event) for event-wise figures, the labels for point figures
+    y = np.array([0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    m = series_metrics(y, np.arange(12.0), y_pred=p, max_buffer=2, y_event=bridge_gaps(p, 2))
+    assert m["event_precision"] == pytest.approx(0.5) and m["n_pred_events"] == 2
+    assert event_prf(y, p)["n_pred_events"] == 3
+    assert m["point_precision"] == pytest.approx(3 / 4)  # 3 of the 4 labelled points, not the bridged ones

@@ -268,6 +268,7 @@ def fit(
     series_id: Optional[str] = typer.Option(None, help="Series: column naming the series each row belongs to (several series in one file)."),
     gaps: str = typer.Option("split", help="Series: a time gap (> 3x the median step) splits the series (split), is ignored (ignore) or refused (error)."),
     point_contamination: float = typer.Option(0.01, help="Series: fraction of training points above the point threshold."),
+    event_gap: Optional[int] = typer.Option(None, help="Series: runs of anomalous points at most this many points apart are one event (default: the window; 0: every run is an event)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1 or mps (default auto: cuda when available, else cpu)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
@@ -332,7 +333,7 @@ def fit(
             t0 = time.perf_counter()
             sd, tab = fit_series(data, output, method, {"random_state": 0, **params},
                                  window, stride, time_column, channels, series_id, gaps, point_contamination,
-                                 sep=sep, decimal=decimal, exclude=exclude)
+                                 sep=sep, decimal=decimal, exclude=exclude, event_gap=event_gap)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         from ganad.training import distributed
@@ -892,6 +893,7 @@ def benchmark(
     stride: int = typer.Option(1, help="nab: step between windows."),
     train_fraction: float = typer.Option(0.15, help="nab: leading fraction of each series used for training (NAB's probationary period)."),
     groups: Optional[str] = typer.Option(None, help="nab: comma-separated NAB folders (default realKnownCause,realAWSCloudwatch,realTweets,artificialWithAnomaly)."),
+    event_gap: Optional[int] = typer.Option(None, help="nab: runs of points above the threshold at most this many points apart are one event, for every method (default: the window; 0: every run is an event)."),
     calibration: str = typer.Option("fpr", help="mitbih threshold rule on held-out DS1 records: fpr (normal beats only, no labels), mcc or f1 (their labels)."),
     fpr: float = typer.Option(0.05, help="mitbih --calibration fpr: false-positive rate on the held-out normal beats."),
     compose: str = typer.Option("method", help="mitbih: method (each method's own score) or default (components robust-standardised on the held-out normal beats)."),
@@ -917,7 +919,7 @@ def benchmark(
         try:
             res = run_nab(data if data is not None else Path("."), groups=csv(groups) or NAB_GROUPS, methods=csv(methods) or ["ganomaly"],
                           peers=csv(peers), window=window, stride=stride, train_fraction=train_fraction, epochs=epochs,
-                          peer_epochs=peer_epochs, seed=seed, log=console.print)
+                          peer_epochs=peer_epochs, seed=seed, event_gap=event_gap, log=console.print)
             paths = write_nab(res, output)
         except (GanadError, ValueError) as exc:
             _fail(exc)

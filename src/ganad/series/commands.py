@@ -18,7 +18,7 @@ def _csv_list(v: str | None) -> list[str] | None:
 
 def fit_series(data: Path, output: Path, method: str, det_params: dict, window: int, stride: int | None,
                time_column: str | None, channels: str | None, series_id: str | None, gaps: str, contamination: float,
-               sep: str | None = None, decimal: str = ".", exclude=()):
+               sep: str | None = None, decimal: str = ".", exclude=(), event_gap: int | None = None):
     """Read a series file, fit a SeriesDetector, save it with the columns it reads."""
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
@@ -26,8 +26,11 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     tab = read_series_file(data, time_column, _csv_list(channels), series_id, sep=sep, decimal=decimal, exclude=tuple(exclude))
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
-    sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params)
+    sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params,
+                        event_gap=event_gap)
     def in_cli_terms(msg: str) -> str:  # the API calls the data X; here it is the file, and the options are the CLI's
+        if msg.startswith("event_gap:"):
+            return "--event-gap:" + msg[len("event_gap:"):]
         return f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore") if msg.startswith(("X:", "X ")) else msg
 
     import warnings
@@ -102,6 +105,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
         cols["time"] = tab.time
     cols["score"] = r.scores
     cols["label"] = r.labels
+    cols["event"] = r.in_event  # inside an event (labels plus the gaps an event bridges)
     if components:
         cols.update({f"contrib_{c}": r.contributions[:, k] for k, c in enumerate(sd.channels_)})
     df = pd.DataFrame(cols)
@@ -193,14 +197,17 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
             raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
     y = _range_labels(df, ranges)
     pred = df["label"].to_numpy() if "label" in df.columns else None
+    # event-wise figures from the model's events where the file has them (gaps bridged)
+    evp = df["event"].to_numpy() if pred is not None and "event" in df.columns else None
     if "series" not in df.columns:
-        return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer)
+        return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp)
     per = {}
     for sid, g in df.groupby("series", sort=False):
         idx = g.index.to_numpy()
         if y[idx].min() == y[idx].max():
             continue  # metrics need both classes within a series
-        per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer)
+        per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer,
+                                       y_event=None if evp is None else evp[idx])
     if not per:
         raise GanadError(f"{ranges}: no series has both labelled and normal points. Fix: check the ranges and the series column")
     keys = [k for k, v in next(iter(per.values())).items() if isinstance(v, float)]

@@ -6,7 +6,9 @@ on the training windows), and maps window scores back to time points: a point's 
 mean of the scores of the windows that cover it. A point is anomalous when its score exceeds
 ``threshold_``, the ``1 - contamination`` quantile of the training points' scores. Contiguous
 anomalous points form an **event** (start, end, peak score, and the channels that drive it,
-from the per-channel reconstruction residual of the windows, relative to its training mean).
+from the per-channel reconstruction residual of the windows, relative to its training mean);
+runs of anomalous points at most ``event_gap`` points apart (default: one window, whose points
+are scored by shared windows) are one event.
 
 Batch scoring (:meth:`SeriesDetector.score_series`) and streaming scoring
 (:class:`ganad.series.stream.StreamScorer`) share the window layout, the aggregation and the
@@ -67,8 +69,11 @@ class SeriesScores:
     contributions: np.ndarray
     """float64 (T, C) per-channel residual at each point, divided by its training mean (1 = typical)."""
     events: Any
-    """pandas DataFrame, one row per event (see :func:`extract_events`)."""
+    """pandas DataFrame, one row per event (see :func:`events_frame`)."""
     threshold: float
+    in_event: np.ndarray | None = None
+    """int64 (T,) 1 for the points inside an event (``labels`` plus the gaps of at most
+    ``event_gap`` points an event bridges): the predictions event-wise metrics read."""
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -204,13 +209,19 @@ def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
 class EventTracker:
     """Turns labelled points into events, point by point or in blocks (batch and streaming share it).
 
-    ``feed`` returns ``(opened, closed)``: events that opened in this block (dicts with ``start``)
-    and events that closed (complete rows, see :func:`extract_events`)."""
+    Runs of labelled points separated by at most ``gap`` unlabelled points are one event: an open
+    event closes once more than ``gap`` unlabelled points follow its last labelled one (in a
+    stream, ``gap + 1`` points after it), or at :meth:`finish`.
 
-    def __init__(self, channels: Sequence[str], series=None):
+    ``feed`` returns ``(opened, closed)``: events that opened in this block (dicts with ``start``)
+    and events that closed (complete rows, see :func:`events_frame`)."""
+
+    def __init__(self, channels: Sequence[str], series=None, gap: int = 0):
         self.channels = list(channels)
         self.series = series
+        self.gap = int(gap)
         self.open: dict | None = None
+        self.quiet = 0  # unlabelled points since the open event's last labelled one
 
     def feed(self, index: np.ndarray, scores: np.ndarray, labels: np.ndarray, contrib: np.ndarray, time=None):
         opened, closed = [], []
@@ -223,11 +234,16 @@ class EventTracker:
         for a, b in zip(bounds[:-1], bounds[1:]):
             if not lab[a]:
                 if self.open is not None:
-                    closed.append(self._close())
+                    self.quiet += b - a
+                    if self.quiet > self.gap:
+                        closed.append(self._close())
                 continue
+            if self.open is not None:  # a bridged gap: its points belong to the event
+                self.open["bridged"] += self.quiet
+            self.quiet = 0
             if self.open is None:
                 self.open = {"start": int(index[a]), "start_time": None if time is None else time[a], "peak_score": -np.inf,
-                             "contrib": np.zeros(len(self.channels)), "n": 0}
+                             "contrib": np.zeros(len(self.channels)), "n": 0, "bridged": 0}
                 opened.append({"series": self.series, "start": int(index[a]),
                                "start_time": None if time is None else time[a]})
             ev = self.open
@@ -246,7 +262,7 @@ class EventTracker:
         return [self._close()] if self.open is not None else []
 
     def _close(self) -> dict:
-        ev, self.open = self.open, None
+        ev, self.open, self.quiet = self.open, None, 0
         mean = ev["contrib"] / max(ev["n"], 1)
         share = mean / mean.sum() if mean.sum() > 0 else np.full(len(mean), 1.0 / len(mean))
         order = np.argsort(-share, kind="stable")
@@ -256,7 +272,7 @@ class EventTracker:
             cum += share[c]
             if cum >= 0.5:
                 break
-        row = {"series": self.series, "start": ev["start"], "end": ev["end"], "length": ev["n"],
+        row = {"series": self.series, "start": ev["start"], "end": ev["end"], "length": ev["n"] + ev["bridged"],
                "peak": ev["peak"], "peak_score": ev["peak_score"], "channels": ";".join(driving)}
         if ev["start_time"] is not None:
             row.update(start_time=ev["start_time"], end_time=ev["end_time"], peak_time=ev["peak_time"])
@@ -268,10 +284,10 @@ EVENT_COLUMNS = ["series", "start", "end", "length", "peak", "peak_score", "chan
 
 
 def events_frame(rows: list[dict], channels: Sequence[str]):
-    """The events table: series, start, end (row indices, end included), length, peak (row of
-    the highest score), peak_score, channels (driving channels with their share of the
-    residual, 'name=share;...'), start_time/end_time/peak_time when a time axis was given, and
-    share_<channel> per channel."""
+    """The events table: series, start, end (row indices, end included), length (points of the
+    event, bridged gaps included), peak (row of the highest score), peak_score, channels (driving
+    channels with their share of the residual over the event's anomalous points, 'name=share;...'),
+    start_time/end_time/peak_time when a time axis was given, and share_<channel> per channel."""
     import pandas as pd
     cols = list(EVENT_COLUMNS)
     if any("start_time" in r for r in rows):
@@ -320,11 +336,20 @@ class SeriesDetector(BaseEstimator):
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
         (tolerant to small shifts in time; see :mod:`ganad.inversion.soft_dtw`).
+    event_gap : int or None, default None
+        Runs of anomalous points separated by at most this many normal points are one event
+        (the gap's points count as the event's: ``SeriesScores.in_event``; ``labels`` stay the
+        points above the threshold). None = the window: points less than a window apart are
+        scored by shared windows, so a short dip below the threshold inside one anomaly does not
+        split it into several alerts. 0 = every run is its own event. Chosen on the NAB
+        validation groups among 0 and fractions of the window up to one window
+        (benchmarks/SERIES_RESULTS.md, fourteenth session). A stream closes an event
+        ``event_gap + 1`` points after its last anomalous point.
     """
 
     def __init__(self, detector="ganomaly", window: int = 64, stride: int | None = None, contamination: float = 0.01,
                  gaps: str = "split", gap_factor: float = 3.0, detector_params: dict | None = None,
-                 window_score: str = "detector", dtw_gamma: float = 0.1):
+                 window_score: str = "detector", dtw_gamma: float = 0.1, event_gap: int | None = None):
         self.detector = detector
         self.window = window
         self.stride = stride
@@ -334,6 +359,7 @@ class SeriesDetector(BaseEstimator):
         self.detector_params = detector_params
         self.window_score = window_score
         self.dtw_gamma = dtw_gamma
+        self.event_gap = event_gap
 
     # ---------------------------------------------------------------- helpers
     def _make_detector(self):
@@ -360,6 +386,9 @@ class SeriesDetector(BaseEstimator):
             raise InputError(_fmt("dtw_gamma", f"is {self.dtw_gamma!r}", "pass a positive smoothing such as 0.1"))
         if self.gaps not in GAPS:
             raise InputError(_fmt("gaps", f"is {self.gaps!r}", f"use one of {', '.join(GAPS)}"))
+        eg = self.event_gap
+        if eg is not None and (isinstance(eg, bool) or not isinstance(eg, (int, np.integer)) or eg < 0):
+            raise InputError(_fmt("event_gap", f"is {eg!r}", "pass a whole number of points >= 0 (0: every run of anomalous points is an event), or None for one window"))
         if not (isinstance(self.gap_factor, (int, float)) and self.gap_factor > 1):
             raise InputError(_fmt("gap_factor", f"is {self.gap_factor!r}", "pass a number > 1 (a gap is a step this many times the median step)"))
         return _window_step(self.window, self.stride)
@@ -434,6 +463,7 @@ class SeriesDetector(BaseEstimator):
         """Train on normal series: ``X`` (T,) / (T, C) / a list of arrays (one per series);
         ``time`` and ``series_id`` one per row; ``channel_names`` name the channels in events."""
         self.window_, self.stride_ = self._check()
+        self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
         values, time, series_id = self._inputs(X, time, series_id, "X")
         segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
         windows, layout = self._windows(values, segs, skip_short=True, name="X")
@@ -474,15 +504,20 @@ class SeriesDetector(BaseEstimator):
         scores, contrib = self._points(values, layout, wscores, wmaps / np.asarray(self.channel_baseline_)[None, :, None])
         labels = (scores > self.threshold_).astype(np.int64)
         rows = []
+        in_event = np.zeros(len(scores), dtype=np.int64)
         tarr = None if time_ is None else np.asarray(time_)
         sid_arr = None if sid is None else np.asarray(sid)
         for idx in segs:
             sid0 = None if sid_arr is None else sid_arr[idx[0]]
-            tr = EventTracker(self.channels_, series=sid0.item() if hasattr(sid0, "item") else sid0)
+            tr = EventTracker(self.channels_, series=sid0.item() if hasattr(sid0, "item") else sid0, gap=self.event_gap_)
             _, closed = tr.feed(idx, scores[idx], labels[idx], contrib[idx], None if tarr is None else tarr[idx])
-            rows += closed + tr.finish()
+            ev = closed + tr.finish()
+            for r in ev:  # idx: the segment's rows in order (not contiguous with series_id)
+                a, b = np.searchsorted(idx, [r["start"], r["end"]])
+                in_event[idx[a:b + 1]] = 1
+            rows += ev
         return SeriesScores(scores=scores, labels=labels, contributions=contrib,
-                            events=events_frame(rows, self.channels_), threshold=float(self.threshold_))
+                            events=events_frame(rows, self.channels_), threshold=float(self.threshold_), in_event=in_event)
 
     def decision_function(self, X, *, time=None, series_id=None) -> np.ndarray:
         """Score per time point (T,)."""
@@ -545,6 +580,7 @@ class SeriesDetector(BaseEstimator):
         params["detector"] = params["detector"] if isinstance(params["detector"], str) else type(self.detector_).__name__
         cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,
                "state": {"window": self.window_, "stride": self.stride_, "threshold": float(self.threshold_),
+                         "event_gap": int(self.event_gap_),
                          "n_channels": self.n_channels_, "channels": self.channels_, "channel_baseline": list(self.channel_baseline_),
                          "io": getattr(self, "io_", None),
                          **({"reference_scores": [float(v) for v in self.reference_scores_]}
@@ -600,6 +636,10 @@ def load_series(path) -> SeriesDetector:
         sd.detector_ = det
         sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])
         sd.threshold_ = float(st["threshold"])
+        # files written before event_gap existed made one event per run of anomalous points
+        sd.event_gap_ = int(st.get("event_gap", 0))
+        if sd.event_gap_ < 0:
+            raise ValueError(f"event_gap {sd.event_gap_} is negative")
         sd.n_channels_ = int(st["n_channels"])
         sd.channels_ = [str(c) for c in st["channels"]]
         sd.channel_baseline_ = [float(v) for v in st["channel_baseline"]]

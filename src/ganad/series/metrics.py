@@ -3,7 +3,9 @@
 - **point AUROC / AUPRC**: every time point is a sample (from :mod:`ganad.metrics`).
 - **event precision / recall / F1, without point adjustment**: a true event counts as found
   when at least one predicted point falls inside it; a predicted event (a run of predicted
-  points) counts as correct when it overlaps a true event. No point is relabelled.
+  points) counts as correct when it overlaps a true event. No point is relabelled. A detector
+  whose events bridge short gaps (``SeriesDetector(event_gap=...)``) is measured on its events:
+  pass them as ``y_event`` (:func:`bridge_gaps` of the predictions, or ``SeriesScores.in_event``).
 - **point-adjusted F1, only beside PA%K** (Kim et al., AAAI 2022): point adjustment marks
   every point of a true event as detected once any point of it is; it inflates F1 (a random
   score reaches high PA-F1 on long events). PA%K adjusts an event only when more than K % of
@@ -38,6 +40,21 @@ def label_ranges(y) -> list[tuple[int, int]]:
     y = np.asarray(y).astype(bool).astype(np.int8)
     d = np.diff(np.r_[0, y, 0])
     return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def bridge_gaps(y_pred, gap: int) -> np.ndarray:
+    """0/1 predictions with every run of at most ``gap`` zeros between two runs of ones set to 1:
+    the events of :class:`~ganad.series.detector.EventTracker` with that gap, as points."""
+    p = np.asarray(y_pred).astype(bool).astype(np.int64).reshape(-1)
+    if isinstance(gap, bool) or int(gap) != gap or gap < 0:
+        raise InputError(_fmt("gap", f"is {gap!r}", "pass a whole number of points >= 0"))
+    if gap > 0:
+        ones = np.flatnonzero(p)
+        if ones.size > 1:
+            d = np.diff(ones) - 1  # zeros between consecutive ones
+            for k in np.flatnonzero((d > 0) & (d <= gap)):
+                p[ones[k] + 1:ones[k + 1]] = 1
+    return p
 
 
 def ranges_to_labels(ranges, n: int) -> np.ndarray:
@@ -154,9 +171,11 @@ def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
 
 
-def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64) -> dict:
+def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=None) -> dict:
     """Everything at once: point AUROC/AUPRC, VUS-PR/ROC; with ``y_pred``: point and event
-    precision/recall/F1 (no point adjustment), and PA-F1 beside PA%K's area."""
+    precision/recall/F1 (no point adjustment), and PA-F1 beside PA%K's area. Event-wise figures
+    read ``y_event`` when given (the points inside the detector's events, gaps it bridges
+    included), else ``y_pred``."""
     from ganad.metrics import auprc, auroc
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
@@ -168,7 +187,7 @@ def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64) -> dict:
         out["point_precision"] = tp / max(int(p.sum()), 1)
         out["point_recall"] = tp / max(int(y_.sum()), 1)
         out["point_f1"] = _f1(y_.astype(bool), p.astype(bool))
-        out.update(event_prf(y_, p))
+        out.update(event_prf(y_, p if y_event is None else _ok(y_, y_event)[1]))
         pak = pa_k_f1(y_, p)
         out["pa_f1"] = pak["f1"][0]
         out["pak_auc_f1"] = pak["pak_auc"]

@@ -7,7 +7,9 @@ is given; windows run across pauses): its scores equal those of ``SeriesDetector
 on the whole series scored as one part (no gap in it, or ``gaps='ignore'``; same windows, same
 aggregation, same events): a point's score is final once every regular window that covers it has been scored,
 so a point is reported at most ``window - 1 + stride - 1`` points after it arrives (the
-**latency** in points). Memory is bounded: the scorer keeps the last ``window + stride`` points
+**latency** in points). An event opens with its first anomalous point and closes once more than
+the model's ``event_gap`` points (default: one window) have followed its last one, so a close
+record comes ``event_gap + 1`` points after the event's end. Memory is bounded: the scorer keeps the last ``window + stride`` points
 and the scores of the windows that still cover unreported points, whatever the stream's length.
 
 Example::
@@ -59,7 +61,7 @@ class StreamScorer:
         self._scores = np.empty(0)
         self._maps = np.empty((0, self.C, self.W))
         self._last = None            # (score, contributions) of the last reported point
-        self._tracker = EventTracker(model.channels_)
+        self._tracker = EventTracker(model.channels_, gap=getattr(model, "event_gap_", 0))
         self.closed = False
 
     @property

@@ -187,3 +187,15 @@ def test_calibrate_refuses_a_series_model_and_its_detector_in_place(work, tmp_pa
     assert {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()} == before
     r = runner.invoke(app, ["calibrate", str(model / "detector"), str(tmp_path / "w.npy"), "-q", "-o", str(tmp_path / "elsewhere")])
     assert r.exit_code == 0, r.output
+
+
+def test_fit_event_gap_option(tmp_path):
+    _table(600, 0).to_csv(tmp_path / "train.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "bad"), "--window", "32", "--channels", "temp,pressure",
+                            "--event-gap", "-1", "--epochs", "1", "-q"])
+    assert r.exit_code != 0 and "--event-gap" in r.output and "leave --event-gap out" in " ".join(r.output.split())
+    assert not (tmp_path / "bad").exists()
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--channels", "temp,pressure",
+                            "--event-gap", "5", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").event_gap_ == 5

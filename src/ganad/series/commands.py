@@ -30,7 +30,7 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
                         event_gap=event_gap)
     def in_cli_terms(msg: str) -> str:  # the API calls the data X; here it is the file, and the options are the CLI's
         if msg.startswith("event_gap:"):
-            return "--event-gap:" + msg[len("event_gap:"):]
+            return "--event-gap:" + msg[len("event_gap:"):].replace("or None for one window", "or leave --event-gap out for one window")
         return f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore") if msg.startswith(("X:", "X ")) else msg
 
     import warnings

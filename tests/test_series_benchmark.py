@@ -90,6 +90,7 @@ def test_nab_events_bridge_the_same_gap_for_every_method(tmp_path):
     assert run_nab(tmp_path, **kw)["config"]["event_gap"] == 16 and none["config"]["event_gap"] == 0
     for a, b in zip(none["rows"], wide["rows"]):
         assert b["event_recall"] >= a["event_recall"] and b["point_auroc"] == a["point_auroc"]
+        assert a["event_f1_runs"] == b["event_f1_runs"] == a["event_f1"]  # the no-bridge figure beside
     assert any(a["event_precision"] != b["event_precision"] for a, b in zip(none["rows"], wide["rows"]))
     with pytest.raises(InputError, match="event-gap"):
         run_nab(tmp_path, event_gap=-2, **kw)

@@ -115,15 +115,11 @@ class _UpFn(torch.autograd.Function):
         _act_grad_into(gyp[:, 1:2 * l + 1], gy, y, ctx.slope)
         pf = gyp.reshape(n * (l + 2), 2 * co)
         if ctx.needs_input_grad[0]:
-            # the input gradient is the stride-2 convolution of the output gradient with the same
-            # weight (Conv1d layout (c, co, 4)): on the stack kernels where they run, else
             # gx[j] = gy[2j-1] W0' + gy[2j] W1' + gy[2j+1] W2' + gy[2j+2] W3' (' = transpose)
             #       = P[j] U + P[j+1] V
-            gx = native.down_conv(gyp[:, 1:2 * l + 1], native.up_taps_to_conv(w))
-            if gx is None:
-                uv = layout.up_input_grad_pairs(w)  # [U | V]
-                q = native.mm(pf, uv).reshape(n, l + 2, 2, c)
-                gx = q[:, :l, 0] + q[:, 1:l + 1, 1]
+            uv = layout.up_input_grad_pairs(w)  # [U | V]
+            q = native.mm(pf, uv).reshape(n, l + 2, 2, c)
+            gx = q[:, :l, 0] + q[:, 1:l + 1, 1]
         if ctx.needs_input_grad[1]:
             # x padded to l + 2 rows [0, x_0 .. x_l-1, 0], as one matrix xf: row r of a sample is
             # x[r-1], so xf' Pf pairs x[p-1] with P[p] = (odd p-1, even p): [W2 | W3]; shifted by one
@@ -213,13 +209,7 @@ class _DownFn(torch.autograd.Function):
             gop[:, -1].zero_()
             _act_grad_into(gop[:, :-1], go, out, ctx.slope)
             gf = gop.reshape(n * m, co)
-            # the input gradient is the transposed convolution of the output gradient with the same
-            # weight (ConvTranspose1d layout (co, c, 4)): on the stack kernels where they run (gop's
-            # zero last row adds two rows past the input's, dropped)
-            gx = native.up_conv(gop, native.taps_to_conv(w)) if ctx.needs_input_grad[0] else None
-            if gx is not None:
-                gxp = gx[:, :ctx.l]
-            elif ctx.needs_input_grad[0]:
+            if ctx.needs_input_grad[0]:
                 r = native.mm(gf, w.t()).reshape(n * m, 4 * c)  # [grad of P[j] via U | grad of P[j+1] via V]
                 gp = xp.new_empty(n * m, 2 * c)  # grad of P[j] = r[j] via U + r[j-1] via V
                 gp[0] = r[0, :2 * c]

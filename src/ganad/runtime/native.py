@@ -485,48 +485,28 @@ def _one_layer(x: torch.Tensor, layer) -> torch.Tensor | None:
     return out.reshape(n, r, co)
 
 
-def down_conv(x: torch.Tensor, weight: torch.Tensor, bias=None, slope=None) -> torch.Tensor | None:
-    """Conv1d(k=4, s=2, p=1) + bias + activation of channels-last ``x`` (n, l, c) with the weight
-    in Conv1d layout (co, c, 4), for training: the forward of ``Down1d`` and the input gradient of
-    ``Up1d`` (a stride-2 convolution of the output gradient). The stack kernels compute each output
-    row straight from the input (no twice-as-wide intermediate, no shifted add; the bias, and an
-    activation where one is fused in, in the same pass), 1.2-2.3x the matmul form per call
-    (benchmarks/RESULTS.md). Rows are independent, so the result does not depend on the thread
-    count. None where :func:`_layer_ok` says no or the kernels do not take the shape: the caller
-    runs its own products then."""
-    if not _layer_ok(x):
-        return None
-    return _one_layer(x.contiguous(), down_layer(weight, bias, slope))
-
-
-def up_conv(x: torch.Tensor, weight: torch.Tensor, bias=None, slope=None) -> torch.Tensor | None:
-    """ConvTranspose1d(k=4, s=2, p=1) + bias + activation of ``x`` (n, l, c) with the weight in
-    ConvTranspose1d layout (c, co, 4), for training: the forward of ``Up1d`` and the input gradient
-    of ``Down1d`` (a transposed convolution of the output gradient); as :func:`down_conv`."""
-    if not _layer_ok(x):
-        return None
-    return _one_layer(x.contiguous(), up_layer(weight, bias, slope))
-
-
-def taps_to_conv(taps: torch.Tensor) -> torch.Tensor:
-    """:func:`layout.down_taps` (4 c, co) -> the Conv1d weight (co, c, 4)."""
-    return taps.reshape(4, taps.shape[0] // 4, taps.shape[1]).permute(2, 1, 0)
-
-
-def up_taps_to_conv(wm: torch.Tensor) -> torch.Tensor:
-    """:func:`layout.up_taps` [W3 | W1 | W2 | W0] (c, 4 co) -> the ConvTranspose1d weight (c, co, 4)."""
-    w3, w1, w2, w0 = wm.split(wm.shape[1] // 4, dim=1)
-    return torch.stack([w0, w1, w2, w3], dim=2)
-
-
 def down_forward(x: torch.Tensor, taps: torch.Tensor, bias, slope) -> torch.Tensor | None:
-    """:func:`down_conv` with the weight in :func:`layout.down_taps` form (4 c, co)."""
-    return down_conv(x, taps_to_conv(taps), bias, slope) if _layer_ok(x) else None
+    """Conv1d(k=4, s=2, p=1) + bias + activation of channels-last ``x`` (n, l, c) with the weight
+    in :func:`layout.down_taps` form (4 c, co), for the training forward of ``Down1d``: the stack
+    kernels compute each output row straight from the input (no (n, l, 2 co) intermediate, no
+    shifted add; the bias, and an activation where one is fused in, in the same pass), 1.2-2.3x the
+    matmul form per call (benchmarks/RESULTS.md). Rows are independent, so the result does not
+    depend on the thread count. None where :func:`_layer_ok` says no or the kernels do not take
+    the shape: the caller runs its own products then."""
+    if not _layer_ok(x):
+        return None
+    c, co = x.shape[2], taps.shape[1]
+    return _one_layer(x.contiguous(), down_layer(taps.reshape(4, c, co).permute(2, 1, 0), bias, slope))
 
 
 def up_forward(x: torch.Tensor, wm: torch.Tensor, bias, slope) -> torch.Tensor | None:
-    """:func:`up_conv` with the weight in :func:`layout.up_taps` form (c, 4 co)."""
-    return up_conv(x, up_taps_to_conv(wm), bias, slope) if _layer_ok(x) else None
+    """ConvTranspose1d(k=4, s=2, p=1) + bias + activation of ``x`` (n, l, c) with the weight in
+    :func:`layout.up_taps` form (c, 4 co), for the training forward of ``Up1d``; as
+    :func:`down_forward`."""
+    if not _layer_ok(x):
+        return None
+    w3, w1, w2, w0 = wm.split(wm.shape[1] // 4, dim=1)
+    return _one_layer(x.contiguous(), up_layer(torch.stack([w0, w1, w2, w3], dim=2), bias, slope))
 
 
 def _band_rows(total_rows: int, g: int) -> int:

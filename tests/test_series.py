@@ -345,3 +345,22 @@ def test_event_gap_is_checked_and_kept_in_the_model_file(fitted, tmp_path):
     del cfg["state"]["event_gap"], cfg["params"]["event_gap"]
     f.write_text(json.dumps(cfg))
     assert ganad.load(tmp_path / "m").event_gap_ == 0
+
+
+def test_an_old_model_file_reports_the_event_gap_it_uses(fitted, tmp_path):
+    """A file written before event_gap existed scores with event_gap_ = 0 (one event per run); its
+    parameters (get_params, what `ganad serve` shows as the model's params) must say 0 too, not None
+    (None means one window), and a re-save keeps 0."""
+    import json
+    fitted.save(tmp_path / "m")
+    f = tmp_path / "m" / "series.json"
+    cfg = json.loads(f.read_text())
+    del cfg["state"]["event_gap"], cfg["params"]["event_gap"]
+    f.write_text(json.dumps(cfg))
+    old = ganad.load(tmp_path / "m")
+    assert old.event_gap_ == 0 and old.get_params()["event_gap"] == 0
+    from ganad.serve.registry import load_detector
+    assert load_detector("m", tmp_path / "m")[1]["series"]["params"]["event_gap"] == 0
+    old.save(tmp_path / "again")
+    again = ganad.load(tmp_path / "again")
+    assert again.event_gap_ == 0 and again.get_params()["event_gap"] == 0

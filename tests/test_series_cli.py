@@ -199,3 +199,34 @@ def test_fit_event_gap_option(tmp_path):
                             "--event-gap", "5", "--epochs", "1", "-q"])
     assert r.exit_code == 0, r.output
     assert ganad.load(tmp_path / "m").event_gap_ == 5
+
+
+def test_evaluate_reads_the_event_column_per_series_and_names_a_bad_one(tmp_path):
+    """Event-wise figures come from the scores file's event column, per series (rows interleaved);
+    a file without it counts events on the labels; a column with holes (rows written without it,
+    concatenated with newer ones) is refused naming the column, not with a mangled label message."""
+    n = 120
+    lab = np.zeros(n, dtype=int)
+    lab[[10, 13, 16, 60]] = 1
+    ev = lab.copy()
+    ev[10:17] = 1  # the first three runs are one event: gaps of 2 bridged
+    score = np.linspace(0, 0.5, n) + lab
+    one = pd.DataFrame({"index": np.arange(n), "score": score, "label": lab, "event": ev})
+    both = pd.concat([one.assign(series="a"), one.assign(series="b")]).sort_index(kind="stable").reset_index(drop=True)
+    both["index"] = np.arange(len(both))  # a, b, a, b, ...: rows of the two series interleaved
+    both = both[["series", "index", "score", "label", "event"]]
+    both.to_csv(tmp_path / "s.csv", index=False)
+    both.drop(columns=["event"]).to_csv(tmp_path / "old.csv", index=False)
+    pd.DataFrame({"series": ["a", "b"], "start": [20, 21], "end": [33, 34]}).to_csv(tmp_path / "rg.csv", index=False)  # rows 10-16 of each
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2", "-o", str(tmp_path / "e1")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e1" / "metrics.json").read_text())
+    assert m["n_series"] == 2 and m["mean_event_precision"] == pytest.approx(0.5)  # 2 events, one true
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "old.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2", "-o", str(tmp_path / "e2")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "e2" / "metrics.json").read_text())["mean_event_precision"] == pytest.approx(0.75)  # 4 runs, 3 true
+    both.loc[both.series == "b", "event"] = np.nan
+    both.to_csv(tmp_path / "mixed.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "mixed.csv"), "--ranges", str(tmp_path / "rg.csv"), "-o", str(tmp_path / "e3")])
+    out = " ".join(r.output.split())
+    assert r.exit_code != 0 and "'event' column" in out and "row 1 " in out and "y_pred" not in out and not (tmp_path / "e3").exists()

@@ -85,3 +85,16 @@ def test_bridge_gaps_joins_runs_at_most_gap_apart():
     assert m["event_precision"] == pytest.approx(0.5) and m["n_pred_events"] == 2
     assert event_prf(y, p)["n_pred_events"] == 3
     assert m["point_precision"] == pytest.approx(3 / 4)  # 3 of the 4 labelled points, not the bridged ones
+
+
+def test_bad_y_event_and_gap_are_named_in_the_message():
+    from ganad.series.metrics import bridge_gaps
+    y = np.array([0, 1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0, 1, 0, 1, 0, 0, 0, 0])
+    s = np.arange(8.0)
+    with pytest.raises(InputError, match="^y_event: has 5 labels for 8"):
+        series_metrics(y, s, y_pred=p, max_buffer=2, y_event=np.ones(5))
+    with pytest.raises(InputError, match="^y_event: must hold only 0"):
+        series_metrics(y, s, y_pred=p, max_buffer=2, y_event=np.array([0, 1, np.nan, 1, 0, 0, 0, 0]))
+    with pytest.raises(InputError, match="gap"):
+        bridge_gaps(p, None)

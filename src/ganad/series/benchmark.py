@@ -15,7 +15,7 @@ Protocol, per series (univariate NAB files; labels = NAB's combined anomaly wind
    ``window`` points (causal; the test part's first points look back into the training part).
 4. **thresholds, the same rule for all**: the ``1 − contamination`` quantile (default 0.01) of each
    method's scores on the training points. No test label is used for any choice. **Events, the
-   same rule for all**: runs of points above the threshold at most ``event_gap`` points apart are
+   same rule for all**: runs of points above the threshold with at most ``event_gap`` normal points between them are
    one event (default: the window, ``SeriesDetector``'s default; ``event_gap=0``: every run is an
    event, the protocol before the fourteenth session).
 5. **metrics** on the test part: point AUROC / AUPRC, VUS-PR (buffers 0..``window``), event

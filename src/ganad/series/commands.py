@@ -199,6 +199,15 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     pred = df["label"].to_numpy() if "label" in df.columns else None
     # event-wise figures from the model's events where the file has them (gaps bridged)
     evp = df["event"].to_numpy() if pred is not None and "event" in df.columns else None
+    if evp is not None:
+        bad = ~np.isin(pd.to_numeric(df["event"], errors="coerce").to_numpy(), (0, 1))
+        if bad.any():  # e.g. rows of a file written before the event column, concatenated with newer ones
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFileError(_fmt(str(scores), f"has {int(bad.sum())} value(s) in its 'event' column that are not 0 or 1, the first at "
+                                                  f"row {row} ({df['event'].iloc[row]})",
+                                     "pass the CSV written by `ganad score` (score rows written without an event column again, "
+                                     "or drop the column to count events on the labels)"))
+        evp = evp.astype(np.int64)
     if "series" not in df.columns:
         return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp)
     per = {}

@@ -7,8 +7,8 @@ mean of the scores of the windows that cover it. A point is anomalous when its s
 ``threshold_``, the ``1 - contamination`` quantile of the training points' scores. Contiguous
 anomalous points form an **event** (start, end, peak score, and the channels that drive it,
 from the per-channel reconstruction residual of the windows, relative to its training mean);
-runs of anomalous points at most ``event_gap`` points apart (default: one window, whose points
-are scored by shared windows) are one event.
+runs of anomalous points with at most ``event_gap`` normal points between them (default: one
+window, so every point of the gap shares a window with one of the runs) are one event.
 
 Batch scoring (:meth:`SeriesDetector.score_series`) and streaming scoring
 (:class:`ganad.series.stream.StreamScorer`) share the window layout, the aggregation and the
@@ -339,9 +339,9 @@ class SeriesDetector(BaseEstimator):
     event_gap : int or None, default None
         Runs of anomalous points separated by at most this many normal points are one event
         (the gap's points count as the event's: ``SeriesScores.in_event``; ``labels`` stay the
-        points above the threshold). None = the window: points less than a window apart are
-        scored by shared windows, so a short dip below the threshold inside one anomaly does not
-        split it into several alerts. 0 = every run is its own event. Chosen on the NAB
+        points above the threshold). None = the window: every point of such a gap shares a window
+        with one of the runs around it, and a short dip below the threshold inside one anomaly no
+        longer splits it into several alerts. 0 = every run is its own event. Chosen on the NAB
         validation groups among 0 and fractions of the window up to one window
         (benchmarks/SERIES_RESULTS.md, fourteenth session). A stream closes an event
         ``event_gap + 1`` points after its last anomalous point.
@@ -632,6 +632,8 @@ def load_series(path) -> SeriesDetector:
         p, st = dict(cfg["params"]), cfg["state"]
         if not isinstance(p.get("detector"), str) or p["detector"] not in __import__("ganad").DETECTORS:
             p["detector"] = det  # an instance was wrapped: keep the loaded one as the parameter
+        if "event_gap" not in st:  # written before event_gap existed: one event per run of anomalous points,
+            p["event_gap"] = 0     # and the parameters say so (None would mean one window)
         sd = SeriesDetector(**p)
         sd.detector_ = det
         sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])

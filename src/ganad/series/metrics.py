@@ -46,7 +46,7 @@ def bridge_gaps(y_pred, gap: int) -> np.ndarray:
     """0/1 predictions with every run of at most ``gap`` zeros between two runs of ones set to 1:
     the events of :class:`~ganad.series.detector.EventTracker` with that gap, as points."""
     p = np.asarray(y_pred).astype(bool).astype(np.int64).reshape(-1)
-    if isinstance(gap, bool) or int(gap) != gap or gap < 0:
+    if gap is None or isinstance(gap, bool) or int(gap) != gap or gap < 0:
         raise InputError(_fmt("gap", f"is {gap!r}", "pass a whole number of points >= 0"))
     if gap > 0:
         ones = np.flatnonzero(p)
@@ -187,7 +187,7 @@ def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=No
         out["point_precision"] = tp / max(int(p.sum()), 1)
         out["point_recall"] = tp / max(int(y_.sum()), 1)
         out["point_f1"] = _f1(y_.astype(bool), p.astype(bool))
-        out.update(event_prf(y_, p if y_event is None else _ok(y_, y_event)[1]))
+        out.update(event_prf(y_, p if y_event is None else check_labels(y_event, len(y_), "y_event")))
         pak = pa_k_f1(y_, p)
         out["pa_f1"] = pak["f1"][0]
         out["pak_auc_f1"] = pak["pak_auc"]

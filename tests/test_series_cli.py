@@ -230,3 +230,12 @@ def test_evaluate_reads_the_event_column_per_series_and_names_a_bad_one(tmp_path
     r = runner.invoke(app, ["evaluate", str(tmp_path / "mixed.csv"), "--ranges", str(tmp_path / "rg.csv"), "-o", str(tmp_path / "e3")])
     out = " ".join(r.output.split())
     assert r.exit_code != 0 and "'event' column" in out and "row 1 " in out and "y_pred" not in out and not (tmp_path / "e3").exists()
+
+
+def test_series_options_without_window_are_refused(tmp_path):
+    """A series option given without --window (series mode off) would be ignored: refused, nothing written."""
+    _table(300, 0).to_csv(tmp_path / "t.csv", index=False)
+    for extra in (["--event-gap", "5"], ["--stride", "4"], ["--channels", "temp"], ["--gaps", "ignore"], ["--point-contamination", "0.02"]):
+        r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q", *extra])
+        assert r.exit_code != 0 and extra[0] in r.output and "--window" in r.output, (extra, r.output)
+        assert not (tmp_path / "m").exists()

@@ -295,6 +295,13 @@ def fit(
                              "Fix: ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
         if views and (window is not None or checkpoint is not None):
             raise GanadError(f"--view: does not combine with {'--window' if window is not None else '--checkpoint'}. Fix: drop one of them")
+        # series options without --window would be ignored without a word: refused instead
+        series_only = [name for name, v in (("--stride", stride), ("--time-column", time_column), ("--channels", channels),
+                                            ("--series-id", series_id), ("--event-gap", event_gap)) if v is not None]
+        series_only += ["--gaps"] * (gaps != "split") + ["--point-contamination"] * (point_contamination != 0.01)
+        if window is None and series_only:
+            raise GanadError(f"{', '.join(series_only)}: only apply in series mode, which --window W turns on. Fix: add --window W "
+                             f"(points per window) to train on DATA as one long series, or drop {', '.join(series_only)}")
     except GanadError as exc:
         _fail(exc)
     try:

@@ -547,6 +547,7 @@ def test_series_stream_in_random_chunks_equals_batch_scoring_on_a_real_server(se
     try:
         info = httpx.get(url + "/v1/models/tele").json()
         assert info["kind"] == "series" and info["series"]["window"] == 16 and info["series"]["channels"] == ["a", "b"]
+        assert info["series"]["event_gap"] == sd.event_gap_ == 16  # the resolved gap (the parameter says None: one window)
         rng = np.random.RandomState(0)
         outs = {"y": [], "z": []}
         pos, emitted = {"y": 0, "z": 0}, {"y": 0, "z": 0}

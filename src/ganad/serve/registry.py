@@ -118,7 +118,7 @@ def load_detector(name: str, path: Path):
         info.update(threshold=float(sd.threshold_), series={
             "window": int(sd.window_), "stride": int(sd.stride_), "channels": list(sd.channels_),
             "n_channels": int(sd.n_channels_), "latency_points": int(sd.window_ - 1 + sd.stride_ - 1),
-            "params": _jsonable(sp)})
+            "event_gap": int(getattr(sd, "event_gap_", 0)), "params": _jsonable(sp)})
         det = sd
     return det, info
 

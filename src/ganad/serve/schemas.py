@@ -44,6 +44,8 @@ class SeriesInfo(BaseModel):
     channels: list[str] = Field(..., description="Channel names, in the order the points must give them.")
     n_channels: int
     latency_points: int = Field(..., description="Most points a point's score waits for: window - 1 + stride - 1.")
+    event_gap: int = Field(0, description="Runs of anomalous points with at most this many normal points between them are one event; "
+                                          "an event closes event_gap + 1 points after its last anomalous point.")
     params: dict = Field(..., description="The series wrapper's parameters.")
 
 

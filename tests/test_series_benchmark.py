@@ -92,5 +92,8 @@ def test_nab_events_bridge_the_same_gap_for_every_method(tmp_path):
         assert b["event_recall"] >= a["event_recall"] and b["point_auroc"] == a["point_auroc"]
         assert a["event_f1_runs"] == b["event_f1_runs"] == a["event_f1"]  # the no-bridge figure beside
     assert any(a["event_precision"] != b["event_precision"] for a, b in zip(none["rows"], wide["rows"]))
-    with pytest.raises(InputError, match="event-gap"):
-        run_nab(tmp_path, event_gap=-2, **kw)
+    for bad in (-2, 3.0):
+        with pytest.raises(InputError, match="event-gap"):
+            run_nab(tmp_path, event_gap=bad, **kw)
+    with pytest.raises(InputError, match="window"):
+        run_nab(tmp_path, **{**kw, "window": None})

@@ -79,6 +79,8 @@ def test_bridge_gaps_joins_runs_at_most_gap_apart():
     np.testing.assert_array_equal(bridge_gaps(np.zeros(5), 3), np.zeros(5))
     with pytest.raises(InputError, match="gap"):
         bridge_gaps(p, -1)
+    with pytest.raises(InputError, match="gap"):
+        bridge_gaps(p, 3.0)  # a whole number, as SeriesDetector(event_gap=) takes
     # series_metrics reads the events (y_event) for event-wise figures, the labels for point figures
     y = np.array([0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     m = series_metrics(y, np.arange(12.0), y_pred=p, max_buffer=2, y_event=bridge_gaps(p, 2))

@@ -41,7 +41,8 @@ class Constraint:
             return False
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """A whole number (Python or NumPy integer), not a bool."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
@@ -54,7 +55,7 @@ def integer(low: int | None = None, high: int | None = None) -> Constraint:
     text = ("an integer" + (f" >= {low}" if low is not None and high is None else "")
             + (f" in [{low}, {high}]" if low is not None and high is not None else "")
             + (f" <= {high}" if high is not None and low is None else ""))
-    return Constraint(lambda v: _is_int(v) and (low is None or v >= low) and (high is None or v <= high), text)
+    return Constraint(lambda v: is_int(v) and (low is None or v >= low) and (high is None or v <= high), text)
 
 
 def real(low: float | None = None, high: float | None = None, *, open: str = "neither") -> Constraint:

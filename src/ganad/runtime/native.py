@@ -403,20 +403,29 @@ MM_MIN_ROWS = 1024
 MM_MAX_K, MM_MAX_N = 64, 256
 
 
-def _products_lib(a: torch.Tensor, b: torch.Tensor, min_rows: int, max_n: int) -> ctypes.CDLL | None:
-    """The library for :func:`mm` / :func:`mm_tn`, or None where ``a @ b`` should run: autograd on (a
-    double backward), other dtypes or devices, too few rows or too many columns, a runtime other than
-    auto / native (``eager`` is PyTorch only), no library, or several threads without OpenMP in the
-    library (MKL's own threads then do better than one native thread)."""
-    if not (a.dim() == 2 and b.dim() == 2 and a.shape[0] >= min_rows and 0 < a.shape[1] <= MM_MAX_K
-            and 0 < b.shape[1] <= max_n and a.dtype == torch.float32 and b.dtype == torch.float32
-            and a.device.type == "cpu" and b.device.type == "cpu" and not torch.is_grad_enabled()):
+def _training_lib() -> ctypes.CDLL | None:
+    """The library for training's kernels (:func:`mm`, :func:`mm_tn`, :func:`down_forward`,
+    :func:`up_forward`), or None where PyTorch's products should run: autograd on (a double
+    backward), a runtime other than auto / native (``eager`` is PyTorch only), no library, or
+    several threads without OpenMP in the library (MKL's own threads then do better than one native
+    thread)."""
+    if torch.is_grad_enabled():
         return None
     from ganad import runtime
     lib = library() if runtime.selected() in ("auto", "native") else None
     if lib is None or not (_STATE.get("openmp") or torch.get_num_threads() == 1):
         return None
     return lib
+
+
+def _products_lib(a: torch.Tensor, b: torch.Tensor, min_rows: int, max_n: int) -> ctypes.CDLL | None:
+    """The library for :func:`mm` / :func:`mm_tn` (:func:`_training_lib`) for float32 CPU matrices
+    with at least ``min_rows`` rows, up to :data:`MM_MAX_K` inner and ``max_n`` output columns; else None."""
+    if not (a.dim() == 2 and b.dim() == 2 and a.shape[0] >= min_rows and 0 < a.shape[1] <= MM_MAX_K
+            and 0 < b.shape[1] <= max_n and a.dtype == torch.float32 and b.dtype == torch.float32
+            and a.device.type == "cpu" and b.device.type == "cpu"):
+        return None
+    return _training_lib()
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -465,13 +474,10 @@ LAYER_MIN_ROWS = 1024
 
 
 def _layer_ok(x: torch.Tensor) -> bool:
-    """:func:`_products_lib`'s conditions for one layer's input (n, l, c)."""
-    if not (x.dim() == 3 and x.shape[0] * x.shape[1] >= LAYER_MIN_ROWS and x.dtype == torch.float32
-            and x.device.type == "cpu" and not torch.is_grad_enabled()):
-        return False
-    from ganad import runtime
-    lib = library() if runtime.selected() in ("auto", "native") else None
-    return lib is not None and bool(_STATE.get("openmp") or torch.get_num_threads() == 1)
+    """A float32 CPU layer input (n, l, c) of at least :data:`LAYER_MIN_ROWS` rows, where
+    :func:`_training_lib` gives the library."""
+    return (x.dim() == 3 and x.shape[0] * x.shape[1] >= LAYER_MIN_ROWS and x.dtype == torch.float32
+            and x.device.type == "cpu" and _training_lib() is not None)
 
 
 def _one_layer(x: torch.Tensor, layer) -> torch.Tensor | None:

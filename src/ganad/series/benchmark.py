@@ -94,11 +94,12 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     from ganad.data.nab import load_nab, nab_series
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
+    from ganad.params import is_int
     from ganad.series.metrics import bridge_gaps, event_prf, series_metrics
     root = nab_root(data)
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+    if not is_int(window) or window < 2:
         raise InputError(_fmt("--window", f"is {window!r}", "pass a whole number of points >= 2, e.g. 64"))
-    if event_gap is not None and (isinstance(event_gap, bool) or not isinstance(event_gap, (int, np.integer)) or event_gap < 0):
+    if event_gap is not None and not (is_int(event_gap) and event_gap >= 0):
         raise InputError(_fmt("--event-gap", f"is {event_gap!r}", "pass a whole number of points >= 0, or leave it out for one window"))
     gap = int(window if event_gap is None else event_gap)
     if not 0 < train_fraction < 1:

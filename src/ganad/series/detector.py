@@ -387,7 +387,8 @@ class SeriesDetector(BaseEstimator):
         if self.gaps not in GAPS:
             raise InputError(_fmt("gaps", f"is {self.gaps!r}", f"use one of {', '.join(GAPS)}"))
         eg = self.event_gap
-        if eg is not None and (isinstance(eg, bool) or not isinstance(eg, (int, np.integer)) or eg < 0):
+        from ganad.params import is_int
+        if eg is not None and not (is_int(eg) and eg >= 0):
             raise InputError(_fmt("event_gap", f"is {eg!r}", "pass a whole number of points >= 0 (0: every run of anomalous points is an event), or None for one window"))
         if not (isinstance(self.gap_factor, (int, float)) and self.gap_factor > 1):
             raise InputError(_fmt("gap_factor", f"is {self.gap_factor!r}", "pass a number > 1 (a gap is a step this many times the median step)"))

@@ -46,7 +46,8 @@ def bridge_gaps(y_pred, gap: int) -> np.ndarray:
     """0/1 predictions with every run of at most ``gap`` zeros between two runs of ones set to 1:
     the events of :class:`~ganad.series.detector.EventTracker` with that gap, as points."""
     p = np.asarray(y_pred).astype(bool).astype(np.int64).reshape(-1)
-    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+    from ganad.params import is_int
+    if not is_int(gap) or gap < 0:
         raise InputError(_fmt("gap", f"is {gap!r}", "pass a whole number of points >= 0"))
     if gap > 0:
         ones = np.flatnonzero(p)

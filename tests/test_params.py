@@ -47,3 +47,16 @@ def test_constraints_accept_and_refuse(rule, good, bad):
     for v in bad:
         with pytest.raises(InputError, match="^p: is .*Fix: "):
             rule.check("p", v)
+
+
+def test_whole_number_arguments_outside_the_constructor_refuse_a_bool():
+    """Checks written outside the constructor's table use the same whole-number test (ganad.params.is_int):
+    True is not a count of epochs or samples (it was accepted as 1 by two of them)."""
+    from ganad import GANomaly
+    from ganad.data.mitbih.loader import _check_window
+    X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    with pytest.raises(InputError, match="^robust_warmup: is True"):
+        GANomaly(epochs=1).fit(X, robust_contamination=0.1, robust_warmup=True)
+    with pytest.raises(InputError, match="^window: is True"):
+        _check_window(True, 0, 10)
+    assert _check_window(np.int64(256), np.int32(90), 10) == (256, 90)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ganad.exceptions import GanadError, InputError, _fmt
+from ganad.params import is_int
 
 #: search space entries shared by every method: name -> distribution spec (see :func:`check_space`)
 COMMON_SPACE: dict[str, dict] = {
@@ -458,7 +459,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
 
     if method not in DETECTORS:
         raise InputError(_fmt("method", f"is {method!r}, which is not a ganad method", f"use one of {', '.join(sorted(DETECTORS))}"))
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+    if not is_int(n_trials) or n_trials < 1:
         raise InputError(_fmt("n_trials", f"is {n_trials!r}", "pass a whole number of trials >= 1, e.g. 20"))
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise InputError(_fmt("timeout", f"is {timeout!r}", "pass a positive number of seconds, or None (no limit)"))

@@ -11,6 +11,7 @@ from ganad.benchmark.environment import resolve_data_dir
 from ganad.benchmark.runner import _base, _flat, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one, run_two_views
 from ganad.benchmark.summary import _summary
 from ganad.exceptions import InputError, _fmt
+from ganad.params import is_int
 
 MITBIH_CALIBRATIONS = ("fpr", "mcc", "f1")
 
@@ -62,7 +63,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     if calibration == "fpr":
         from ganad.scoring.threshold import fpr_threshold
         fpr_threshold(np.zeros(1), fpr)  # refuses an fpr outside [0, 1) before the records are read
-    if adaptive not in (None, 0) and (isinstance(adaptive, bool) or not isinstance(adaptive, (int, np.integer)) or adaptive < 2):
+    if adaptive not in (None, 0) and (not is_int(adaptive) or adaptive < 2):
         raise InputError(_fmt("--adaptive", f"is {adaptive!r}", "pass a warm-up of at least 2 beats per record, e.g. 300"))
     directory = resolve_data_dir(data, "mitdb")
     plan, notes = _methods_plan(methods, peers, log, epochs, peer_epochs)

@@ -11,6 +11,7 @@ from ganad.benchmark.environment import resolve_data_dir
 from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
 from ganad.benchmark.summary import _per_unit, _summary_units
 from ganad.exceptions import InputError, _fmt
+from ganad.params import is_int
 
 
 def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable[int] = range(10),
@@ -20,7 +21,7 @@ def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable
     Pixels scaled to [0, 1] for every method; ganad gets (n, 1, 28, 28) images, peers 784-d vectors."""
     from ganad.data.mnist import load_mnist
     digits = list(digits)
-    if not digits or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 9 for d in digits) \
+    if not digits or any(not is_int(d) or not 0 <= d <= 9 for d in digits) \
             or len(set(digits)) != len(digits):
         raise InputError(_fmt("--digits", f"is {digits!r}", "pass distinct digits from 0 to 9, e.g. 0,1,2"))
     digits = [int(d) for d in digits]

@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Callable
 
 import numpy as np
+from ganad.params import is_int
 
 from ganad.benchmark import peers
 from ganad.benchmark.environment import machine
@@ -139,7 +140,7 @@ def _check_epochs(epochs, peer_epochs) -> None:
     """Refused before any data is read: a bad value would make every method fail, each recorded as an error."""
     from ganad.exceptions import InputError, _fmt
     for name, v, optional in (("--epochs", epochs, True), ("--peer-epochs", peer_epochs, False)):
-        if (v is None and optional) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+        if (v is None and optional) or (is_int(v) and v >= 1):
             continue
         raise InputError(_fmt(name, f"is {v!r}", "pass a positive number of epochs, e.g. 30"))
 

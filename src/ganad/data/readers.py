@@ -8,6 +8,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ganad.exceptions import DataFileError, InputError, _fmt
+from ganad.params import is_int
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".npz": "npz"}
 
@@ -252,7 +253,7 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
     """
     fmt = file_format(path)
     path = Path(path)
-    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
+    if chunk_rows is not None and (not is_int(chunk_rows) or chunk_rows < 1):
         raise InputError(_fmt("chunk_rows", f"is {chunk_rows!r}", "pass a positive number of rows, such as 65536 (--chunk-rows)"))
     try:
         if fmt == "csv":

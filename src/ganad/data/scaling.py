@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from ganad.params import is_int
 
 SCALERS = ("auto", "per-feature", "standard", "minmax", "none")
 
@@ -64,7 +65,7 @@ class Scaler:
             clip = 1.0 if kind == "per-feature" else None
         if clip is not None and not (isinstance(clip, (int, float)) and np.isfinite(clip) and clip >= 0):
             raise ValueError(f"scaler: clip is {clip!r}. Fix: pass a non-negative number of training ranges, or None")
-        if not isinstance(max_levels, (int, np.integer)) or max_levels < 2:
+        if not is_int(max_levels) or max_levels < 2:
             raise ValueError(f"scaler: max_levels is {max_levels!r}. Fix: pass an integer of at least 2")
         self.kind = kind
         self.clip = None if clip is None else float(clip)

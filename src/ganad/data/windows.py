@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ganad.exceptions import DataFileError, InputError, _fmt
+from ganad.params import is_int
 
 #: column names taken as the time axis when ``time_column`` is None (case-insensitive)
 TIME_COLUMN_NAMES = ("timestamp", "time", "datetime", "date", "ts")
@@ -189,7 +190,7 @@ def _as_2d_series(values, name: str = "values") -> np.ndarray:
 
 
 def _positive_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+    if not is_int(v) or v < 1:
         raise InputError(_fmt(name, f"is {v!r}", "pass a positive integer"))
     return int(v)
 

@@ -37,7 +37,7 @@ from ganad.io import load_model, save_model
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
-from ganad.params import Param, custom, instance, integer, none, options, real, validate_params
+from ganad.params import is_int, Param, custom, instance, integer, none, options, real, validate_params
 from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
@@ -493,7 +493,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _validate_for_scoring(self, X, name="X") -> np.ndarray:
         self._check_fitted()
         v = self.score_batch_size
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        if not is_int(v) or v < 1:
             raise InputError(_fmt("score_batch_size", f"is {v!r}", "pass a positive integer, such as 1024"))
         import scipy.sparse as sp
         if sp.issparse(X):
@@ -671,7 +671,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if int(self.n_members) > 1:
             raise InputError(_fmt("checkpoint_dir", f"is not supported with an ensemble (n_members={self.n_members})",
                                   "checkpoint one member at a time (n_members=1, random_state per member), or train without checkpoints"))
-        if every is not None and (not isinstance(every, (int, np.integer)) or isinstance(every, bool) or every < 1):
+        if every is not None and (not is_int(every) or every < 1):
             raise InputError(_fmt("checkpoint_every", f"is {every!r}", "pass a positive number of optimisation steps, or None"))
         if seconds is not None and not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) and seconds > 0):
             raise InputError(_fmt("checkpoint_seconds", f"is {seconds!r}", "pass a positive number of seconds, or None"))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
+from ganad.params import is_int
 from ganad.files import write_bytes
 from ganad.metrics import Evaluation, _scores, evaluate
 from ganad.report import plots
@@ -194,7 +195,7 @@ def _render(*, title, scores, labels, classes, threshold, metrics, history, exam
     s = _scores(scores)
     if s.size == 0:
         raise InputError(_fmt("scores", "is empty", "pass one score per sample, at least one"))
-    if isinstance(max_examples, bool) or not isinstance(max_examples, numbers.Integral) or max_examples < 0:
+    if not is_int(max_examples) or max_examples < 0:
         raise InputError(_fmt("max_examples", f"is {max_examples!r}", "pass a non-negative integer"))
     if tables is not None and not isinstance(tables, Mapping):
         raise InputError(_fmt("tables", f"is a {type(tables).__name__}", "pass a dict of table name -> rows (list of dicts, DataFrame or dict)"))

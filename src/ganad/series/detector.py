@@ -49,6 +49,7 @@ from sklearn.base import BaseEstimator
 
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
+from ganad.params import is_int
 from ganad.io import SERIES_CONFIG, check_model_path, write_wrapper_model  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
@@ -152,7 +153,7 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
 
 def _window_step(window, stride) -> tuple[int, int]:
     for name, v in (("window", window), ("stride", stride)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+        if v is not None and (not is_int(v) or v < 1):
             raise InputError(_fmt(name, f"is {v!r}", "pass a positive integer"))
     window = int(window)
     if window < 2:

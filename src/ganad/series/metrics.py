@@ -32,6 +32,7 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
+from ganad.params import is_int
 from ganad.metrics import _both_classes, _scores
 
 
@@ -46,7 +47,6 @@ def bridge_gaps(y_pred, gap: int) -> np.ndarray:
     """0/1 predictions with every run of at most ``gap`` zeros between two runs of ones set to 1:
     the events of :class:`~ganad.series.detector.EventTracker` with that gap, as points."""
     p = np.asarray(y_pred).astype(bool).astype(np.int64).reshape(-1)
-    from ganad.params import is_int
     if not is_int(gap) or gap < 0:
         raise InputError(_fmt("gap", f"is {gap!r}", "pass a whole number of points >= 0"))
     if gap > 0:
@@ -166,7 +166,7 @@ def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tu
 
 def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     """VUS-ROC and VUS-PR: range AUCs averaged over buffers 0, step, ..., max_buffer points."""
-    if isinstance(max_buffer, bool) or not isinstance(max_buffer, (int, np.integer)) or max_buffer < 0:
+    if not is_int(max_buffer) or max_buffer < 0:
         raise InputError(_fmt("max_buffer", f"is {max_buffer!r}", "pass a buffer length >= 0 (points), e.g. the window length"))
     res = np.array([range_pr_roc(y_true, scores, b) for b in range(0, int(max_buffer) + 1, max(1, int(step)))])
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}

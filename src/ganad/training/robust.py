@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ganad.exceptions import InputError, _fmt
+from ganad.params import is_int
 from ganad.scoring import components as C
 
 ROBUST_MODES = ("hard", "soft")
@@ -43,7 +44,7 @@ def check_robust(contamination, warmup, mode) -> tuple[float, int, str]:
     c = float(contamination)
     if not 0.0 < c < 0.5:
         raise InputError(_fmt("robust_contamination", f"is {contamination}", "pass the assumed fraction of anomalies in the training data, in (0, 0.5)"))
-    if not isinstance(warmup, (int, np.integer)) or warmup < 0:
+    if not is_int(warmup) or warmup < 0:
         raise InputError(_fmt("robust_warmup", f"is {warmup!r}", "pass a non-negative number of plain epochs before down-weighting starts"))
     if mode not in ROBUST_MODES:
         raise InputError(_fmt("robust_mode", f"is {mode!r}", f"use one of {', '.join(ROBUST_MODES)}"))

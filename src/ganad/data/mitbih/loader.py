@@ -16,6 +16,7 @@ from ganad.data.mitbih.download import resolve_mitbih_dir, verify_checksums
 from ganad.data.mitbih.reader import _Record, _read_record, _record_files
 from ganad.data.mitbih.rhythm import _rr_features
 from ganad.exceptions import DataFileError, InputError, _fmt
+from ganad.params import is_int
 
 
 def _normalise_records(records) -> list[str]:
@@ -112,11 +113,11 @@ def load_mitbih(
 
 
 def _check_window(window, before, rr_context) -> tuple[int, int]:
-    if not isinstance(window, (int, np.integer)) or window < 1:
+    if not is_int(window) or window < 1:
         raise InputError(_fmt("window", f"is {window!r}", "pass a positive number of samples, e.g. 256"))
-    if not isinstance(before, (int, np.integer)) or not 0 <= before < window:
+    if not is_int(before) or not 0 <= before < window:
         raise InputError(_fmt("before", f"is {before!r} for window={window}", "pass 0 <= before < window, e.g. before=96 with window=256"))
-    if not isinstance(rr_context, (int, np.integer)) or rr_context < 1:
+    if not is_int(rr_context) or rr_context < 1:
         raise InputError(_fmt("rr_context", f"is {rr_context!r}", "pass a positive number of RR intervals, e.g. 10"))
     return int(window), int(before)
 

@@ -408,6 +408,18 @@ def test_a_bad_view_is_named_with_the_users_row():
         MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(X)
 
 
+def test_a_refit_after_set_params_takes_the_new_views():
+    """fit follows the views parameter, as scikit-learn's set_params + fit expects: a refit with other
+    views was refused against the views of the previous fit ("missing ['beat']")."""
+    X = _views(120)
+    mv = MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=FAST).fit(X)
+    mv.set_params(views={"rhythm": "ganomaly"}).fit({"rhythm": X["rhythm"]})
+    assert mv.views_ == ["rhythm"] and list(mv.detectors_) == ["rhythm"]
+    assert mv.decision_function({"rhythm": X["rhythm"][:5]}).shape == (5,)
+    with pytest.raises(InputError, match=r"unknown \['beat'\]"):  # scoring takes the fitted views
+        mv.decision_function(X)
+
+
 def test_too_few_samples_are_said_in_the_users_numbers():
     """4 samples: the held-out reference leaves 2 to train on; the error said 'has 2 samples' of a
     view's detector, which the user never passed."""

@@ -84,6 +84,25 @@ def test_space_step_null_and_a_non_boolean_log(X):
         check_space({"lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": "false"}}, GANomaly)
 
 
+def test_default_width_is_that_of_the_family_the_method_builds():
+    """The width entry is the built family's default, half or double it: TadGAN builds LSTMs on series
+    windows (width 64) and a fixed net='lstm' does too; the space offered auto's conv1d widths 2 and 8."""
+    assert default_space("ganomaly", (1, 32))["width"]["choices"] == [None, 2, 8]  # conv1d, width 4
+    assert default_space("tadgan", (1, 32))["width"]["choices"] == [None, 32, 128]
+    assert default_space("ganomaly", (1, 32), net="lstm")["width"]["choices"] == [None, 32, 128]
+    W = np.sin(np.linspace(0, 6, 16)[None, None, :] + np.random.RandomState(0).uniform(0, 6, (200, 1, 1))).astype(np.float32)
+    keep_width = {k: None for k in default_space("ganomaly", (1, 16)) if k != "width"}
+    r = tune(W, n_trials=1, params={"epochs": 1, "net": "lstm"}, search_space=keep_width, enqueue_defaults=False)
+    assert r.study.trials[0].distributions["width"].choices == (None, 32, 128)
+
+
+def test_a_default_off_a_spaces_step_grid_is_sampled(X):
+    """The defaults trial takes a default only where the user's space holds it: n_neighbors=5 lies in
+    [2, 20] but off its step-2 grid, so it is drawn (it ran with 5, which the space excludes)."""
+    r = tune(X, n_trials=1, params={"epochs": 1}, search_space=_only({"n_neighbors": {"type": "int", "low": 2, "high": 20, "step": 2}}))
+    assert r.study.trials[0].params["n_neighbors"] % 2 == 0 and r.detector.n_neighbors % 2 == 0
+
+
 def test_read_space_files(tmp_path):
     (tmp_path / "s.json").write_text('{"w_con": {"type": "float", "low": 10, "high": 60}}')
     (tmp_path / "s.toml").write_text('[w_con]\ntype = "float"\nlow = 10.0\nhigh = 60.0\n')

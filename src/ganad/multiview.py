@@ -128,9 +128,10 @@ class MultiViewDetector(BaseEstimator):
             raise InputError(_fmt("reference_fraction", f"is {rf!r}", "pass a fraction in [0, 0.5), e.g. 0.1"))
         check_contamination(self.contamination)
 
-    def _check_views(self, X, name: str = "X") -> tuple[dict[str, Any], int]:
-        """``X`` a dict holding every view (and no other key), each with the same number of samples."""
-        names = list(self.views_ if hasattr(self, "views_") else self.views)
+    def _check_views(self, X, name: str = "X", *, fitting: bool = False) -> tuple[dict[str, Any], int]:
+        """``X`` a dict holding every view (and no other key), each with the same number of samples: the
+        fitted views, or when ``fitting`` (or not fitted) those of the ``views`` parameter."""
+        names = list(self.views_ if hasattr(self, "views_") and not fitting else self.views)
         if not isinstance(X, dict):
             raise InputError(_fmt(name, f"is a {type(X).__name__}, not a dict of view name -> samples",
                                   f"pass {{{', '.join(repr(v) + ': ...' for v in names)}}}"))
@@ -166,7 +167,7 @@ class MultiViewDetector(BaseEstimator):
     def fit(self, X, y=None) -> "MultiViewDetector":
         """Train one detector per view on the same normal samples (``y`` is ignored, as in scikit-learn)."""
         self._check_params()
-        Xv, n = self._check_views(X)
+        Xv, n = self._check_views(X, fitting=True)  # a refit after set_params(views=...) takes the new views
         from ganad.data.validation import check_array
         for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split
             check_array(Xv[v], f"X[{v!r}]")

@@ -77,9 +77,10 @@ METHOD_SPACE: dict[str, dict[str, dict]] = {
 _KINDS = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}
 
 
-def default_space(method: str, data_shape: tuple[int, ...] | None = None) -> dict[str, dict]:
-    """The search space of ``method``: :data:`COMMON_SPACE`, a ``width`` entry (the network
-    family's default width, ``None``, or half or double it) and the method's own weights."""
+def default_space(method: str, data_shape: tuple[int, ...] | None = None, net: str = "auto") -> dict[str, dict]:
+    """The search space of ``method``: :data:`COMMON_SPACE`, a ``width`` entry (the default width
+    of the network family the method builds for ``data_shape`` and ``net``, ``None``, or half or
+    double it) and the method's own weights."""
     from ganad.detectors import DETECTORS
     from ganad.nets import default_width, resolve_family
     if method not in DETECTORS:
@@ -87,7 +88,10 @@ def default_space(method: str, data_shape: tuple[int, ...] | None = None) -> dic
     space = {k: dict(v) for k, v in COMMON_SPACE.items()}
     if data_shape is not None:
         try:
-            w = default_width(resolve_family("auto", tuple(data_shape)))
+            fam = resolve_family(net, tuple(data_shape))
+            if method == "tadgan" and net == "auto" and len(data_shape) == 2:
+                fam = "lstm"  # TadGAN's networks for series windows (TadGAN._build_networks), not auto's conv1d
+            w = default_width(fam)
             space["width"] = {"type": "categorical", "choices": [None, max(1, w // 2), w * 2]}
         except ValueError:
             pass
@@ -105,7 +109,10 @@ def default_space(method: str, data_shape: tuple[int, ...] | None = None) -> dic
 def _in_space(v, s: dict) -> bool:
     if s["type"] == "categorical":
         return v in s["choices"]
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and s["low"] <= v <= s["high"]
+    if not (isinstance(v, (int, float)) and not isinstance(v, bool) and s["low"] <= v <= s["high"]):
+        return False
+    step = s.get("step")  # on the grid low, low + step, ...: a value between its points is outside the space
+    return not step or abs((v - s["low"]) / step - round((v - s["low"]) / step)) <= 1e-9
 
 
 def read_space(path) -> dict:
@@ -488,7 +495,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     bad = [k for k in fixed if k not in cls().get_params()]
     if bad:
         raise InputError(_fmt("params", f"names {bad}, not parameters of {cls.__name__}", f"use some of {', '.join(sorted(cls().get_params()))}"))
-    space = default_space(method, X.shape[1:])
+    space = default_space(method, X.shape[1:], fixed.get("net", "auto"))  # the width of the family the trials build
     if search_space is not None:
         if not isinstance(search_space, dict):
             raise InputError(_fmt("search_space", f"is a {type(search_space).__name__}", "pass a dict of parameter -> distribution"))

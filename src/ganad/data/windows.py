@@ -40,15 +40,18 @@ class Series(NamedTuple):
     """Names of the value columns."""
 
 
-def _read_table(p: Path, sep: str | None = None, decimal: str = "."):
+def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int | None = 0):
     import pandas as pd
 
     name = p.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(p)
+            df = pd.read_parquet(p)
+            if any(n is not None for n in df.index.names):  # a named index (a frame indexed by time): a column, as in the file's schema
+                df = df.reset_index()
+            return df
         if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            df = pd.read_csv(p, sep=sep or ("\t" if name.endswith(".tsv") else ","), decimal=decimal)
+            df = pd.read_csv(p, sep=sep or ("\t" if name.endswith(".tsv") else ","), decimal=decimal, header=header)
             if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index
                 raise DataFileError(_fmt(str(p), f"has rows with more fields than the header's {df.shape[1]} column(s) {[str(c) for c in df.columns[:5]]}",
                                          "check the separator and decimal mark (for example --sep ';' --decimal ',') "

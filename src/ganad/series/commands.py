@@ -54,6 +54,14 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     return sd, tab
 
 
+def _exact(t: np.ndarray) -> np.ndarray:
+    """A time column as written to a scores / events file: float times as the shortest text that reads
+    back as the same number (the files' float formats, 9 and 6 digits, would round 1704067201.5 to
+    1.7040672e+09, so that times could no longer be told apart or matched to labelled ranges)."""
+    t = np.asarray(t)
+    return np.array([repr(v) for v in t.tolist()], dtype=object) if t.dtype.kind == "f" else t
+
+
 def _write_atomic(path: Path, write):
     with atomic_path(path) as tmp:
         write(tmp)
@@ -87,10 +95,14 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     sd.detector_.on_nonfinite = nonfinite
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
+    chans = io.get("channels")
+    if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
+        chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)
     try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
-        tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else io.get("channels"),
+        tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else chans,
                                None if is_npy or data.is_dir() else io.get("series_id"),
-                               no_time=not is_npy and io.get("time_column") is None and bool(io), sep=sep, decimal=decimal)
+                               no_time=not is_npy and io.get("time_column") is None and bool(io), sep=sep, decimal=decimal,
+                               exclude=() if is_npy else tuple(exclude))
         r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
     except (InputError, DataFileError) as exc:
         msg = _in_score_terms(str(exc), data)
@@ -102,7 +114,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
         cols["series"] = tab.series_id
     cols["index"] = np.arange(len(r.scores))
     if tab.time is not None:
-        cols["time"] = tab.time
+        cols["time"] = _exact(tab.time)
     cols["score"] = r.scores
     cols["label"] = r.labels
     cols["event"] = r.in_event  # inside an event (labels plus the gaps an event bridges)
@@ -112,15 +124,27 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     ev = r.events
     if tab.series_id is None:
         ev = ev.drop(columns=["series"])
+    for c in ("start_time", "end_time", "peak_time"):
+        if c in ev.columns:
+            ev[c] = _exact(ev[c].to_numpy())
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
     _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
     _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
     unread: list[str] = []
     if io.get("channels") and not is_npy and data.is_file():
-        from ganad.data.readers import csv_columns
         used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
-        unread = [c for c in (csv_columns(data, sep=sep, decimal=decimal) or []) if c not in used]
+        unread = [c for c in _columns(data, sep, decimal) if c not in used]
     return len(df), len(ev), events, unread
+
+
+def _columns(data: Path, sep, decimal) -> list[str]:
+    """The column names of a series file; none where the table reader does not name them (NPY, a
+    header-less CSV) or does not know the suffix (.csv.gz: the series reader reads it)."""
+    from ganad.data.readers import csv_columns
+    try:
+        return csv_columns(data, sep=sep, decimal=decimal) or []
+    except (InputError, DataFileError):
+        return []
 
 
 def _range_labels(df, ranges: Path) -> np.ndarray:

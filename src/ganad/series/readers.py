@@ -46,8 +46,13 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         if arr.ndim != 2:
             raise DataFileError(_fmt(str(p), f"holds an array of shape {arr.shape}", "save one series as a (T,) or (T, channels) array"))
         return SeriesTable(arr, None, None, [f"ch{c}" for c in range(arr.shape[1])], None, None)
-    df = _read_table(p, sep, decimal)
-    df.columns = cols = [str(c) for c in df.columns]
+    header = 0
+    if p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):  # a first line of numbers only is data, as for tables
+        from ganad.data.readers import _csv_header
+        header = _csv_header(p, sep or ("\t" if p.name.lower().endswith(".tsv") else ","), decimal, exclude)
+    df = _read_table(p, sep, decimal, header=header)
+    # no header: the channels are named as an NPY array's, so that another such file reads the same
+    df.columns = cols = [f"ch{c}" for c in range(df.shape[1])] if header is None else [str(c) for c in df.columns]
     gone = [str(c) for c in exclude if str(c) not in cols]
     if gone:
         raise DataFileError(_fmt(str(p), f"has no column(s) {gone} to exclude (columns: {cols[:12]})", "check --exclude"))

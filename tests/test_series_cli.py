@@ -239,3 +239,26 @@ def test_series_options_without_window_are_refused(tmp_path):
         r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q", *extra])
         assert r.exit_code != 0 and extra[0] in r.output and "--window" in r.output, (extra, r.output)
         assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_names_the_series_left_out_and_counts_their_false_events(tmp_path):
+    """A series without a labelled anomaly cannot enter the per-series means (AUROC / VUS need both
+    classes); it is listed, and the events predicted in it (false alarms all) are counted, instead of
+    vanishing from the evaluation."""
+    n = 80
+    rows = []
+    for sid, ev_runs in (("a", [(10, 14)]), ("quiet", [(5, 6), (40, 45), (70, 70)])):
+        ev = np.zeros(n, dtype=int)
+        for s_, e_ in ev_runs:
+            ev[s_:e_ + 1] = 1
+        rows.append(pd.DataFrame({"series": sid, "score": np.linspace(0, 0.5, n) + ev, "label": ev, "event": ev}))
+    df = pd.concat(rows, ignore_index=True)
+    df.insert(1, "index", np.arange(len(df)))
+    df.to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"series": ["a"], "start": [10], "end": [14]}).to_csv(tmp_path / "rg.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2", "-o", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["n_series"] == 1 and m["n_series_skipped"] == 1 and m["skipped_series"] == ["quiet"]
+    assert m["false_events_in_skipped_series"] == 3
+    assert "left out of the means" in r.output and "quiet" in r.output

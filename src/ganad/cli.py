@@ -681,7 +681,10 @@ def evaluate(
             (output / "metrics.json").write_text(json.dumps(m, indent=2))
         except (GanadError, ValueError) as exc:
             _fail(exc)
-        _print_metrics({k: v for k, v in m.items() if k != "per_series"}, title="series metrics")
+        _print_metrics({k: v for k, v in m.items() if k not in ("per_series", "skipped_series")}, title="series metrics")
+        if m.get("skipped_series"):
+            console.print(f"left out of the means (no labelled anomaly, or no normal point): {', '.join(m['skipped_series'][:10])}"
+                          + (f" and {len(m['skipped_series']) - 10} more" if len(m["skipped_series"]) > 10 else ""))
         console.print(f"wrote {output}/metrics.json")
         return
     if labels is None:

@@ -234,11 +234,18 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
         evp = evp.astype(np.int64)
     if "series" not in df.columns:
         return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp)
-    per = {}
+    from ganad.series.metrics import label_ranges
+    per, skipped, false_events = {}, [], 0
     for sid, g in df.groupby("series", sort=False):
         idx = g.index.to_numpy()
         if y[idx].min() == y[idx].max():
-            continue  # metrics need both classes within a series
+            # the metrics need both classes within a series: such a series is left out of the means, but
+            # not out of sight: its name is listed, and the events predicted where nothing is labelled
+            # (every one a false alarm) are counted
+            skipped.append(str(sid))
+            if pred is not None and y[idx].max() == 0:
+                false_events += len(label_ranges(pred[idx] if evp is None else evp[idx]))
+            continue
         per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer,
                                        y_event=None if evp is None else evp[idx])
     if not per:
@@ -246,6 +253,10 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     keys = [k for k, v in next(iter(per.values())).items() if isinstance(v, float)]
     out = {f"mean_{k}": float(np.mean([m[k] for m in per.values()])) for k in keys}
     out["n_series"] = len(per)
+    out["n_series_skipped"] = len(skipped)
+    if pred is not None:
+        out["false_events_in_skipped_series"] = false_events
+    out["skipped_series"] = skipped
     out["per_series"] = per
     return out
 

@@ -271,3 +271,17 @@ def test_decision_function_computes_only_the_composers_components(name, cancer):
     uses_disc = bool(set(needed) & {"feature", "discriminator", "disc_normalised", "izi_feature", "dxx_feature"}) or (
         "knn" in needed and det.knn_space_ == "feature")  # the knn component in D's feature space
     assert (calls.get(disc, 0) > 0) == uses_disc, (needed, calls)
+
+
+def test_dtw_options_on_vectors_or_images_are_refused_before_training():
+    """Soft-DTW compares series windows: on a table or images the DTW settings failed only after
+    training, at the first score, with soft_dtw's own message."""
+    from ganad import AnoGAN, TadGAN
+    X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+    imgs = np.random.default_rng(0).random((32, 1, 8, 8)).astype(np.float32)
+    for det, data, name in ((AnoGAN(epochs=1, search_distance="dtw"), X, "search_distance"),
+                            (GANomaly(epochs=1, inversion="search", search_distance="dtw"), X, "search_distance"),
+                            (TadGAN(epochs=1, rec_error="dtw"), imgs, "rec_error")):
+        with pytest.raises(InputError, match=f"^{name}: is 'dtw', but the samples have shape"):
+            det.fit(data)
+        assert not hasattr(det, "nets_")

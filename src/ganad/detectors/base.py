@@ -454,6 +454,16 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r} with knn_space='feature+input', whose two distances have their own "
                                                 "metrics (Mahalanobis in the features, Euclidean between the inputs)", "leave knn_metric='auto'"))
 
+    def _check_series_only_options(self) -> None:
+        """Soft-DTW compares series windows (n, channels, length): a DTW setting on vectors or images is
+        refused before training, not after it when the first score fails."""
+        if len(self.data_shape_) == 2:
+            return
+        for name in ("search_distance", "rec_error"):
+            if self.__dict__.get(name) == "dtw":
+                raise InputError(_fmt(name, f"is 'dtw', but the samples have shape {tuple(self.data_shape_)}, not series windows (channels, length)",
+                                      "use 'dtw' on series windows only" + (" (here 'l2' or 'l1')" if name == "search_distance" else " (here 'point')")))
+
     def _check_depth_fits(self) -> None:
         """Each stride-2 stage (kernel 4, padding 1) of the conv1d / dcgan families needs a side of at
         least 2 and leaves floor(side / 2): refuse a sample shape or ``depth`` that would leave an empty
@@ -578,6 +588,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         self._check_depth_fits()
+        self._check_series_only_options()
         self.device_ = resolve_device(self.device)
         from ganad.training import distributed
         ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)

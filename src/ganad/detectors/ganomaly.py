@@ -113,7 +113,8 @@ class GANomaly(EncoderDetector):
 
     def _fit_extra(self, Xt):
         # after training, before the training data is scored: the latent score's normalisation
-        # comes from the TRAINING data, never from the data being scored
+        # comes from the data fit was given (its held-out slice where there is one), never from the
+        # data being scored
         self.latent_stats_ = self._fit_latent_stats(Xt)
 
     def _fit_latent_stats(self, Xt):

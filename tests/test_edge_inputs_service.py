@@ -104,6 +104,14 @@ def test_stream_reorders_channels_named_in_another_order_and_refuses_a_bad_first
     assert run(xy) == run(yx) and len(run(xy)) > 0
     with pytest.raises(GanadError, match="stdin line 1"):
         run(",5.1\n" + "\n".join(f"{a},{b}" for a, b in S2[:64]))
+    # a header naming other columns than the model's channels (it was skipped, and the values read
+    # by position as x and y) is refused; a model without channel names still reads by position
+    with pytest.raises(GanadError, match=r"stdin line 1: is a header naming \['pressure', 'temp'\].*channels are \['x', 'y'\]"):
+        run("pressure,temp\n" + "\n".join(f"{a},{b}" for a, b in S2[:64]))
+    series_model.save(tmp_path / "unnamed")
+    out = io.StringIO()
+    stream_lines(tmp_path / "unnamed", io.StringIO("pressure,temp\n" + "\n".join(f"{a},{b}" for a, b in S2[:64])), out.write)
+    assert sum(ln.startswith("point,") for ln in out.getvalue().splitlines()) == len(run(xy))
 
 
 def test_checkpoint_paths_are_checked_before_training(tmp_path):

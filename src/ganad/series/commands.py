@@ -302,8 +302,15 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         except ValueError:
             names = [p.strip().strip('"') for p in parts]
             if was_first and not any(_number(v) for v in parts):  # a header line: no cell is a number
-                if sorted(names) == sorted(sd.channels_) and names != list(sd.channels_):
-                    order = [names.index(c) for c in sd.channels_]  # the model's channel order
+                if sorted(names) == sorted(sd.channels_):
+                    if names != list(sd.channels_):
+                        order = [names.index(c) for c in sd.channels_]  # the model's channel order
+                elif list(sd.channels_) != [f"ch{c}" for c in range(C)]:
+                    # other names than the model's channels: reading the values by position would
+                    # score them as channels they may not be (a model without channel names reads by position)
+                    raise GanadError(f"stdin line {n_line}: is a header naming {names[:8]}, but the model's channels are {sd.channels_}. "
+                                     "Fix: send the model's channels (in any order, named in the header), or no header line"
+                                     + ("" if has_time else " (pass --has-time when a time column comes first)"))
                 continue
             raise GanadError(f"stdin line {n_line}: {line[:60]!r} is not {C} comma-separated numbers. Fix: send one point per line")
         if len(row) != C:

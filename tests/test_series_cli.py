@@ -262,3 +262,12 @@ def test_evaluate_names_the_series_left_out_and_counts_their_false_events(tmp_pa
     assert m["n_series"] == 1 and m["n_series_skipped"] == 1 and m["skipped_series"] == ["quiet"]
     assert m["false_events_in_skipped_series"] == 3
     assert "left out of the means" in r.output and "quiet" in r.output
+
+
+def test_fractional_ranges_against_whole_number_times_are_not_truncated(tmp_path):
+    """Ranges with a decimal point are times; against a whole-number time column 102.5-104.0 covers times
+    103 and 104 (the bounds were cast to the column's integer type: 102 was labelled too)."""
+    from ganad.series.commands import _range_labels
+    df = pd.DataFrame({"index": np.arange(10), "time": np.arange(100, 110)})
+    pd.DataFrame({"start": [102.5], "end": [104.0]}).to_csv(tmp_path / "rg.csv", index=False)
+    assert np.flatnonzero(_range_labels(df, tmp_path / "rg.csv")).tolist() == [3, 4]

@@ -197,8 +197,10 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"ends before it starts ({row['start']} > {row['end']})", "swap start and end"))
         if not by_time and s < 0:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"starts at a negative row index ({s})", "write row indices from 0"))
-        sel = (axis >= np.asarray(s).astype(axis.dtype)) & (axis <= np.asarray(e).astype(axis.dtype)) if by_time else \
-            (axis >= s) & (axis <= e)
+        if by_time and axis.dtype.kind not in "iuf":  # datetimes: the bounds in the column's unit
+            sel = (axis >= np.asarray(s).astype(axis.dtype)) & (axis <= np.asarray(e).astype(axis.dtype))
+        else:  # numbers compared as they are (cast to whole times, a range 10.5-12 would have taken time 10)
+            sel = (axis >= s) & (axis <= e)
         if "series" in rg.columns and "series" in df.columns:
             sel &= df["series"].astype(str).to_numpy() == str(row["series"])
         if not sel.any():

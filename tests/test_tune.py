@@ -245,6 +245,11 @@ def test_bad_inputs(X, tmp_path):
         tune(X, n_trials=1, storage=str(junk), params={"epochs": 1})
     with pytest.raises(InputError, match="not parameters of GANomaly"):
         tune(X, n_trials=1, params={"epoch": 1})
+    with pytest.raises(InputError, match="^timeout: is True"):  # was taken as 1 second
+        tune(X, n_trials=1, timeout=True)
+    for bad in (-1, 2**32, 1.0):  # -1 ended in numpy's own ValueError
+        with pytest.raises(InputError, match="^seed: "):
+            tune(X, n_trials=1, seed=bad)
 
 
 # --------------------------------------------------------------------------- command line
@@ -296,7 +301,8 @@ def test_cli_errors_write_nothing(csvs):
     (csvs / "space.json").write_text("[1, 2]")
     cases = [(["--method", "gan"], "method"), (["--trials", "0"], "n_trials"), (["--space", str(csvs / "space.json")], "--space"),
              (["--storage", f"sqlite:///{csvs / 'no' / 'x.db'}"], "storage"),
-             (["--val-data", str(csvs / "val.csv")], "--label-column")]
+             (["--val-data", str(csvs / "val.csv")], "--label-column"),
+             (["--label-column", "label"], "without --val-data")]  # it was ignored: the label-free objective ran
     for args, word in cases:
         r = run(*args)
         assert r.exit_code != 0 and word in r.output, (args, r.output)

@@ -1038,6 +1038,9 @@ def tune(
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
         sp = T.read_space(space) if space is not None else None
         Xv = yv = None
+        if label_column is not None and val_data is None:  # it would be ignored: the label-free objective would run
+            raise GanadError("--label-column: is given without --val-data, whose labels it names. "
+                             "Fix: pass --val-data FILE with it, or leave it out for the label-free objective")
         if val_data is not None:
             Xv, yv = T.read_labelled(val_data, label_column, exclude=exclude, key=key, sep=sep, decimal=decimal)
             vnames = csv_columns(val_data, exclude=[*exclude, label_column], sep=sep, decimal=decimal)

@@ -468,8 +468,10 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         raise InputError(_fmt("method", f"is {method!r}, which is not a ganad method", f"use one of {', '.join(sorted(DETECTORS))}"))
     if not is_int(n_trials) or n_trials < 1:
         raise InputError(_fmt("n_trials", f"is {n_trials!r}", "pass a whole number of trials >= 1, e.g. 20"))
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+    if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
         raise InputError(_fmt("timeout", f"is {timeout!r}", "pass a positive number of seconds, or None (no limit)"))
+    if not is_int(seed) or not 0 <= seed < 2**32:  # numpy's RandomState takes seeds in [0, 2**32)
+        raise InputError(_fmt("seed", f"is {seed!r}", "pass a whole number in [0, 2**32), e.g. 0"))
     if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
         raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
     cls = DETECTORS[method]

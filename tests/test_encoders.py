@@ -273,6 +273,32 @@ def test_decision_function_computes_only_the_composers_components(name, cancer):
     assert (calls.get(disc, 0) > 0) == uses_disc, (needed, calls)
 
 
+@pytest.mark.parametrize("cls", [BiGAN, ALAD, ganad.TadGAN], ids=lambda c: c.__name__)
+def test_generator_and_encoder_run_once_per_step_serving_both_steps(cls):
+    """With one critic step per generator step, E's and G's training-mode outputs are computed once,
+    with gradients, for the discriminators' step (detached) and their own step: no training-mode
+    forward without gradients (the repeat that the second forward was)."""
+    X = np.random.default_rng(0).normal(size=(96, 1, 32)).astype(np.float32)
+    det = cls(epochs=1, batch_size=32, random_state=0, n_critic=1)
+    calls = {"grad": 0, "no_grad": 0}
+
+    def count(module, args, out):
+        if module.training:
+            calls["grad" if torch.is_grad_enabled() else "no_grad"] += 1
+
+    real_build = det._build_networks
+
+    def build():
+        nets = real_build()
+        for k in ("G", "E"):
+            nets[k].register_forward_hook(count)
+        return nets
+
+    det._build_networks = build
+    det.fit(X)
+    assert calls["grad"] > 0 and calls["no_grad"] == 0, calls
+
+
 def test_dtw_options_on_vectors_or_images_are_refused_before_training():
     """Soft-DTW compares series windows: on a table or images the DTW settings failed only after
     training, at the first score, with soft_dtw's own message."""

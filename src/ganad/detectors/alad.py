@@ -8,6 +8,8 @@ detection. IEEE ICDM 2018 (arXiv:1812.02288).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
@@ -73,11 +75,16 @@ class ALAD(EncoderDetector):
         def step(x, w):
             n = x.shape[0]
             z = prior.sample(n, d, generator=generator).to(x.device)
-            with torch.no_grad():
-                z_enc = E(x)
-                x_gen = G(z)
-                x_rec = G(z_enc)
-                z_rec = E(x_gen)
+            ge_step = (state["i"] + 1) % n_critic == 0
+            # E and G do not change until their own step: on a step that has one, their four outputs
+            # are computed once, with gradients, and serve both steps (the discriminators' step sees
+            # them detached)
+            with contextlib.nullcontext() if ge_step else torch.no_grad():
+                z_enc_g = E(x)
+                x_gen_g = G(z)
+                x_rec_g = G(z_enc_g)
+                z_rec_g = E(x_gen_g)
+            z_enc, x_gen, x_rec, z_rec = (t.detach() for t in (z_enc_g, x_gen_g, x_rec_g, z_rec_g))
             l_xz, _ = adv_losses(obj, *pair_logits(Dxz, (x, z_enc), (x_gen, z)), w)
             l_xx, _ = adv_losses(obj, *pair_logits(Dxx, (x, x), (x, x_rec)), w, w)  # both pairs come from x
             l_zz, _ = adv_losses(obj, *pair_logits(Dzz, (z, z), (z, z_rec)))  # prior codes only: unweighted
@@ -94,11 +101,8 @@ class ALAD(EncoderDetector):
             opt_d.step()
             out["d_loss"] = loss_d.detach()
             state["i"] += 1
-            if state["i"] % n_critic == 0:
-                z_enc = E(x)
-                x_gen = G(z)
-                x_rec = G(z_enc)
-                z_rec = E(x_gen)
+            if ge_step:
+                z_enc, x_gen, x_rec, z_rec = z_enc_g, x_gen_g, x_rec_g, z_rec_g
                 with frozen(Dxz, Dxx, Dzz):  # gradients for E and G only
                     _, g_xz = adv_losses(obj, *pair_logits(Dxz, (x, z_enc), (x_gen, z)), w)
                     _, g_xx = adv_losses(obj, *pair_logits(Dxx, (x, x), (x, x_rec)), w, w)

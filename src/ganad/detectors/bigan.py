@@ -8,6 +8,8 @@ Donahue J., Krähenbühl P., Darrell T. Adversarial feature learning. ICLR 2017.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
@@ -70,8 +72,12 @@ class BiGAN(EncoderDetector):
         def step(x, w):
             n = x.shape[0]
             z = prior.sample(n, d, generator=generator).to(x.device)
-            with torch.no_grad():
-                z_enc, x_gen = E(x), G(z)
+            ge_step = (state["i"] + 1) % n_critic == 0
+            # E and G do not change until their own step: on a step that has one, E(x) and G(z) are
+            # computed once, with gradients, and serve both steps (D's step sees them detached)
+            with contextlib.nullcontext() if ge_step else torch.no_grad():
+                z_enc_g, x_gen_g = E(x), G(z)
+            z_enc, x_gen = z_enc_g.detach(), x_gen_g.detach()
             (real, _), (fake, _) = d_pair(D, (x, z_enc), (x_gen, z))
             loss_d, _ = adv_losses(obj, real, fake, w)
             out = {}
@@ -84,9 +90,9 @@ class BiGAN(EncoderDetector):
             opt_d.step()
             out["d_loss"] = loss_d.detach()
             state["i"] += 1
-            if state["i"] % n_critic == 0:
+            if ge_step:
                 with frozen(D):  # gradients for E and G only
-                    (real, _), (fake, _) = d_pair(D, (x, E(x)), (G(z), z))
+                    (real, _), (fake, _) = d_pair(D, (x, z_enc_g), (x_gen_g, z))
                 _, loss_ge = adv_losses(obj, real, fake, w)  # (x, E(x)) weighted; (G(z), z) is from the prior
                 opt_ge.zero_grad(set_to_none=True)
                 loss_ge.backward()

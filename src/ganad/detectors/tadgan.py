@@ -19,6 +19,7 @@ overlapping windows plays that role).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import numpy as np
@@ -30,7 +31,7 @@ from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.params import Param, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
-from ganad.training.adversarial import make_optimizer
+from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
 
@@ -119,11 +120,17 @@ class TadGAN(EncoderDetector):
         def step(x, w):
             n = x.shape[0]
             z = prior.sample(n, d, generator=generator).to(x.device)
-            with torch.no_grad():
-                x_fake = G(z)
-                z_fake = E(x)
-            lx = d_loss(obj, Cx(x)[0], Cx(x_fake)[0], w)
-            lz = d_loss(obj, Cz(z)[0], Cz(z_fake)[0])
+            ge_step = (state["i"] + 1) % n_critic == 0
+            # E and G do not change until their own step: on a step that has one, G(z) and E(x) are
+            # computed once, with gradients, and serve both steps (the critics' step sees them detached)
+            with contextlib.nullcontext() if ge_step else torch.no_grad():
+                x_fake_g = G(z)
+                z_enc = E(x)
+            x_fake, z_fake = x_fake_g.detach(), z_enc.detach()
+            (cx_real, _), (cx_fake, _) = d_pair(Cx, (x,), (x_fake,))  # one forward where stacking is exact
+            (cz_real, _), (cz_fake, _) = d_pair(Cz, (z,), (z_fake,))
+            lx = d_loss(obj, cx_real, cx_fake, w)
+            lz = d_loss(obj, cz_real, cz_fake)
             if obj == "wgan-gp" and gp_w > 0:
                 lx = lx + gp_w * gradient_penalty(Cx, x, x_fake, generator)
                 lz = lz + gp_w * gradient_penalty(Cz, z, z_fake, generator)
@@ -131,12 +138,12 @@ class TadGAN(EncoderDetector):
             (lx + lz).backward()
             opt_c.step()
             state["i"] += 1
-            if state["i"] % n_critic == 0:
-                z_enc = E(x)
+            if ge_step:
                 x_rec = G(z_enc)
                 per = (x - x_rec).square().flatten(1).mean(1)
                 cycle = wmean(per, w)
-                loss = g_loss(obj, Cx(G(z))[0]) + g_loss(obj, Cz(z_enc)[0]) + cyc * cycle
+                with frozen(Cx, Cz):  # gradients for E and G only
+                    loss = g_loss(obj, Cx(x_fake_g)[0]) + g_loss(obj, Cz(z_enc)[0]) + cyc * cycle
                 opt_ge.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_ge.step()
@@ -189,7 +196,9 @@ class TadGAN(EncoderDetector):
         return WeightedSum({"tadgan": 1.0})
 
     def _fit_extra(self, Xt):
-        # the standardisation of both scores comes from the TRAINING windows only
+        # the standardisation of both scores comes from the data fit was given, never from the data being
+        # scored: its held-out slice where there is one (windows the networks did not train on), else the
+        # training windows
         bs = int(self.score_batch_size)
         recs, crits = [], []
         with self._score_context():

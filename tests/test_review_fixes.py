@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer
 
-from ganad import ALAD, VAEGAN, AnoGAN, BiGAN, FAnoGAN, GANomaly
+from ganad import ALAD, VAEGAN, AnoGAN, BiGAN, FAnoGAN, GANomaly, TadGAN
 from ganad.detectors.encoder_base import adv_losses
 from ganad.training.objectives import OBJECTIVES
 
@@ -37,7 +37,7 @@ def test_adv_losses_weight_real_and_data_fake_terms(objective):
     assert torch.all(fake.grad != 0) and torch.all(real.grad[w == 0] == 0)
 
 
-@pytest.mark.parametrize("cls", [BiGAN, ALAD, GANomaly, VAEGAN, FAnoGAN, AnoGAN])
+@pytest.mark.parametrize("cls", [BiGAN, ALAD, GANomaly, VAEGAN, FAnoGAN, AnoGAN, TadGAN])
 def test_weight_zero_samples_move_no_network(cls, benign):
     """Three training steps of every stage, networks in eval mode (no batch statistics, no dropout):
     replacing the samples of weight 0 by anything else must leave every updated weight unchanged."""

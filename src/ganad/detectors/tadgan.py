@@ -130,7 +130,7 @@ class TadGAN(EncoderDetector):
             (cx_real, _), (cx_fake, _) = d_pair(Cx, (x,), (x_fake,))  # one forward where stacking is exact
             (cz_real, _), (cz_fake, _) = d_pair(Cz, (z,), (z_fake,))
             lx = d_loss(obj, cx_real, cx_fake, w)
-            lz = d_loss(obj, cz_real, cz_fake)
+            lz = d_loss(obj, cz_real, cz_fake, None, w)  # the prior's codes unweighted, E(x)'s weighted as x is
             if obj == "wgan-gp" and gp_w > 0:
                 lx = lx + gp_w * gradient_penalty(Cx, x, x_fake, generator)
                 lz = lz + gp_w * gradient_penalty(Cz, z, z_fake, generator)
@@ -143,7 +143,7 @@ class TadGAN(EncoderDetector):
                 per = (x - x_rec).square().flatten(1).mean(1)
                 cycle = wmean(per, w)
                 with frozen(Cx, Cz):  # gradients for E and G only
-                    loss = g_loss(obj, Cx(x_fake_g)[0]) + g_loss(obj, Cz(z_enc)[0]) + cyc * cycle
+                    loss = g_loss(obj, Cx(x_fake_g)[0]) + g_loss(obj, Cz(z_enc)[0], w) + cyc * cycle
                 opt_ge.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_ge.step()

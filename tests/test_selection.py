@@ -124,6 +124,26 @@ def test_knn_distance_equals_brute_force(n_bank, k, loo):
     np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want2, rtol=1e-9, atol=1e-9)
 
 
+def test_training_rows_outside_a_bank_smaller_than_n_neighbors_keep_every_entry():
+    """n_neighbors >= the bank's rows: the search takes the whole bank, and no extra entry is searched
+    for a row's own one. A training row outside the bank (held out) dropped its farthest entry all the
+    same, so its training score (decision_scores_) differed from its score as new data
+    (validation_scores_); rows in the bank average the others."""
+    rng = np.random.RandomState(0)
+    bank = rng.randn(6, 3).astype(np.float32)
+    det = ganad.FAnoGAN(n_neighbors=8)
+    det.knn_bank_ = torch.from_numpy(bank)
+    emb = np.r_[bank[:2], rng.randn(3, 3).astype(np.float32)]
+    d = np.sqrt(((emb[:, None, :].astype(np.float64) - bank[None].astype(np.float64)) ** 2).sum(2))
+    want = np.r_[np.sort(d[:2], 1)[:, 1:].mean(1), d[2:].mean(1)]
+    det._knn_training_rows = True
+    np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want, rtol=1e-9)
+    X = rng.randn(200, 4).astype(np.float32)
+    fitted = ganad.BiGAN(epochs=1, width=8, random_state=0, n_neighbors=180).fit(X)  # a bank of 180 rows, 20 held out
+    assert fitted.knn_bank_.shape[0] == 180
+    np.testing.assert_array_equal(fitted.decision_scores_[fitted.validation_index_], fitted.validation_scores_)
+
+
 def test_anogan_knn_uses_discriminator_features(blobs):
     X, _ = blobs
     det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)
@@ -429,6 +449,21 @@ def test_knn_space_a_method_cannot_use_is_refused(blobs, method, space):
         getattr(ganad, method)(epochs=1, knn_space=space).fit(blobs[0])
 
 
+def test_anogan_takes_the_feature_plus_input_space(blobs, tmp_path):
+    """docs/training.md lists AnoGAN among the methods of knn_space='feature+input' (it has the
+    discriminator's features and the input, all that space needs); AnoGAN refused it, naming only
+    'auto', 'feature' or 'input'."""
+    X, far = blobs
+    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=2, knn_space="feature+input").fit(X[:200])
+    assert det.knn_space_ == "feature+input" and det.knn_metric_ == "mahalanobis+euclidean"
+    comps = det.score_components(far[:10]).components
+    assert "knn" in comps and np.isfinite(comps["knn"]).all()
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(far[:10]), det.decision_function(far[:10]))
+    np.testing.assert_array_equal(back.decision_scores_, det.decision_scores_)
+
+
 def _edit_config(model_dir, edit):
     """Apply ``edit`` to a saved model's config.json (an older file, or a tampered one)."""
     import json
@@ -509,6 +544,23 @@ def test_ensemble_scores_and_round_trip(blobs, tmp_path):
     assert len(back.members_) == 3
     np.testing.assert_allclose(back.decision_function(Xe), det.decision_function(Xe), rtol=1e-6)
     assert back.score_components(Xe[:3], return_map=True).map.shape == (3, 6)
+
+
+def test_ensemble_members_train_robustly(blobs, tmp_path):
+    """fit(X, robust_contamination=c) on an ensemble: every member down-weights the fraction c of its
+    training rows (the arguments were dropped: the members trained on every row, silently)."""
+    X, far = blobs
+    Xc = np.r_[X[:270], far[:30]]
+    det = ganad.GANomaly(epochs=3, width=8, random_state=0, n_members=2).fit(Xc, robust_contamination=0.1, robust_mode="hard")
+    for m in det.members_:
+        assert m.robust_["contamination"] == 0.1 and m.robust_["mode"] == "hard"
+        w = m.robust_weights_[~np.isnan(m.robust_weights_)]  # NaN: the held-out rows
+        assert np.mean(w == 0) == pytest.approx(0.1, abs=0.01)
+        assert any(k.endswith("robust_excluded_fraction") for k in m.history_)
+    det.save(tmp_path / "ens")
+    back = ganad.load(tmp_path / "ens")
+    assert [m.robust_ for m in back.members_] == [m.robust_ for m in det.members_]
+    np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))
 
 
 def test_prefix_standardise_is_causal_and_per_group():

@@ -70,8 +70,9 @@ class AnoGAN(BaseGANDetector):
                           gp_weight=self.gp_weight, generator=generator)]
 
     _parameter_constraints = {
-        "knn_space": Param(options("auto", "feature", "input"), why=", but AnoGAN has no encoder: its knn component compares the discriminator's features or the input",
-                           fix="use 'auto', 'feature' or 'input' for AnoGAN"),
+        "knn_space": Param(options("auto", "feature", "input", "feature+input"),
+                           why=", but AnoGAN has no encoder: its knn component compares the discriminator's features, the input or both",
+                           fix="use 'auto', 'feature', 'input' or 'feature+input' for AnoGAN"),
         "search": Param(options(*SEARCH_SETTINGS),
                         fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
     }

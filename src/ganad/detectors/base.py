@@ -604,7 +604,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.seed_ = int(ckpt[1][0]["extra"]["seed"])  # random_state=None: the resumed run's own seed
         self.prior_ = make_prior(self.prior)
         if int(self.n_members) > 1:
-            return self._fit_ensemble(X)
+            return self._fit_ensemble(X, dict(robust_contamination=robust_contamination, robust_warmup=robust_warmup,
+                                              robust_mode=robust_mode, robust_proxy=robust_proxy))
         self.scaler_ = self._make_scaler().fit(X)
         Xt = torch.from_numpy(self.scaler_.transform(X))
         train_idx, val_idx = self._holdout(X.shape[0])
@@ -750,8 +751,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                            f"train on at least {need} {noun}, or calibrate the fitted model on separate normal data "
                            "(det.calibrate(X_val); CLI: ganad calibrate)"), UserWarning, stacklevel=3)
 
-    def _fit_ensemble(self, X) -> "BaseGANDetector":
-        """``n_members`` members, each this detector with its own seed, trained on the same split;
+    def _fit_ensemble(self, X, robust: dict | None = None) -> "BaseGANDetector":
+        """``n_members`` members, each this detector with its own seed, trained on the same split
+        (each with ``fit``'s robust-training arguments ``robust``);
         each member's score is standardised by its median / MAD on the held-out slice (or on the
         training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021)."""
         from sklearn.base import clone
@@ -763,7 +765,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         for i in range(k):
             m = clone(self).set_params(n_members=1, random_state=int(seeds[i]))
             m._split_seed = self.seed_
-            members.append(m.fit(X))
+            members.append(m.fit(X, **(robust or {})))
         self.members_ = members
         m0 = members[0]
         self.scaler_, self.validation_index_ = m0.scaler_, m0.validation_index_
@@ -1172,6 +1174,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             # through the networks): leave that entry out, as PyOD's KNN does for its training scores;
             # a row outside the bank (held out, or beyond the bank's 4,096) keeps its k nearest
             itself = _is_itself(near[:, 0], emb.reshape(emb.shape[0], -1).to(torch.float64))
+            if k <= int(self.n_neighbors):  # n_neighbors >= the bank's rows: no extra entry was searched, and
+                # a row outside the bank keeps all k (as new data do), a row in the bank the k - 1 others
+                return torch.where(itself, near[:, 1:].sqrt().mean(1), near.sqrt().mean(1))
             near = torch.where(itself[:, None], near[:, 1:], near[:, :-1])
         return near.sqrt().mean(1)
 

@@ -103,6 +103,24 @@ def test_a_default_off_a_spaces_step_grid_is_sampled(X):
     assert r.study.trials[0].params["n_neighbors"] % 2 == 0 and r.detector.n_neighbors % 2 == 0
 
 
+def test_failed_trials_do_not_count_toward_n_trials(X, monkeypatch):
+    """n_trials is the number of finished (complete or pruned) trials: a trial that fails (a
+    GanadError in fit) is run again in another round; the search ended one trial short."""
+    from ganad.exceptions import GanadError
+    real_fit, calls = GANomaly.fit, []
+
+    def flaky_fit(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise GanadError("X: diverged. Fix: a test's failure")
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(GANomaly, "fit", flaky_fit)
+    r = tune(X, n_trials=2, params={"epochs": 1}, refit=False)
+    states = [t.state.name for t in r.study.trials]
+    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1, states
+
+
 def test_read_space_files(tmp_path):
     (tmp_path / "s.json").write_text('{"w_con": {"type": "float", "low": 10, "high": 60}}')
     (tmp_path / "s.toml").write_text('[w_con]\ntype = "float"\nlow = 10.0\nhigh = 60.0\n')

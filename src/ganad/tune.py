@@ -583,7 +583,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
 
     t_start = time.monotonic()
     while True:
-        remaining = max(0, int(n_trials) - sum(t.state in fin for t in study.trials))
+        done = sum(t.state in fin for t in study.trials)
+        remaining = max(0, int(n_trials) - done)
         left = None if timeout is None else timeout - (time.monotonic() - t_start)
         if not remaining or (left is not None and left <= 0):
             break
@@ -591,7 +592,11 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
             with _quiet_optuna():
                 study.optimize(objective, n_trials=remaining, timeout=left, catch=(FloatingPointError, GanadError),
                                callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=fin), *(callbacks or [])])
-            break
+            # n_trials counts finished trials: a round in which some failed leaves trials missing, run
+            # in another round; a round in which none finished ends the search (every trial failing
+            # would otherwise loop for ever)
+            if sum(t.state in fin for t in study.trials) == done:
+                break
         except ValueError as exc:
             # Two workers of one study on SQLite storage can both take the same queued trial (SQLite
             # ignores the row lock optuna asks for: optuna issues #4002, #4621); the one that finishes

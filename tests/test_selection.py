@@ -542,6 +542,8 @@ def test_ensemble_scores_and_round_trip(blobs, tmp_path):
     det.save(tmp_path / "ens")
     back = ganad.load(tmp_path / "ens")
     assert len(back.members_) == 3
+    # each member keeps its own random_state (it took the ensemble's): get_params and a refit as at fit
+    assert [m.random_state for m in back.members_] == [m.random_state for m in det.members_]
     np.testing.assert_allclose(back.decision_function(Xe), det.decision_function(Xe), rtol=1e-6)
     assert back.score_components(Xe[:3], return_map=True).map.shape == (3, 6)
 

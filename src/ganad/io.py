@@ -514,8 +514,9 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
                 and all(isinstance(m, dict) for m in members)
                 and all(isinstance(v, list) and len(v) == 2 and float(v[1]) > 0 for v in stats)):
             raise ModelFileError(_fmt(str(cfg_file), "has an ensemble whose members or member statistics are malformed", corrupt))
-        sub = dict(params, n_members=1)
-        det.members_ = [_restore(cls, sub, m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
+        from ganad.detectors.base import member_seeds
+        seeds = member_seeds(det.seed_, len(members))  # each member's own random_state, as fit gave it
+        det.members_ = [_restore(cls, dict(params, n_members=1, random_state=seeds[i]), m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
                         for i, m in enumerate(members)]
         det.member_stats_ = [[float(a), float(b)] for a, b in stats]
     else:

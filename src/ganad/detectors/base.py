@@ -354,6 +354,12 @@ class ScoreResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def member_seeds(seed: int, k: int) -> list[int]:
+    """The ``random_state`` of each of the ``k`` members of an ensemble whose own seed is ``seed``
+    (``seed_``): drawn at fit, drawn again the same way when a saved ensemble is loaded."""
+    return [int(v) for v in np.random.RandomState(int(seed) % (2**32 - 1)).randint(0, 2**31 - 1, size=k)]
+
+
 class BaseGANDetector(RobustTraining, BaseEstimator):
     """Shared machinery; see the concrete detectors for the methods."""
 
@@ -760,10 +766,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
         from ganad.scoring.composition import robust_location_scale
         k = int(self.n_members)
-        seeds = np.random.RandomState(self.seed_ % (2**32 - 1)).randint(0, 2**31 - 1, size=k)
+        seeds = member_seeds(self.seed_, k)
         members = []
         for i in range(k):
-            m = clone(self).set_params(n_members=1, random_state=int(seeds[i]))
+            m = clone(self).set_params(n_members=1, random_state=seeds[i])
             m._split_seed = self.seed_
             members.append(m.fit(X, **(robust or {})))
         self.members_ = members

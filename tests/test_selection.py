@@ -527,6 +527,20 @@ def test_anogan_training_scores_are_lazy(blobs):
     assert 0.02 < det.labels_.mean() < 0.25  # the threshold from a 100-row sample is near the 10 % quantile
 
 
+def test_lazy_training_scores_saved_before_first_access_say_so_after_loading(blobs, tmp_path):
+    """Saved before its training scores were read, a latent-search model has none after loading: reading
+    them says why and what to do (it was a bare AttributeError('decision_scores_'))."""
+    X, _ = blobs
+    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=2)
+    det._threshold_sample = 100
+    det.fit(X)
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    with pytest.raises(AttributeError, match="saved before they were read.*Fix: read det.decision_scores_ before det.save"):
+        back.decision_scores_
+    assert not hasattr(back, "labels_") and np.isfinite(back.threshold_)
+
+
 def test_ensemble_scores_and_round_trip(blobs, tmp_path):
     X, far = blobs
     det = ganad.GANomaly(epochs=2, random_state=0, n_members=3).fit(X)

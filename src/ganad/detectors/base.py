@@ -1289,6 +1289,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if "_decision_scores" not in d:
             X = d.get("_train_ref")
             if X is None:
+                if "threshold_" in d:  # fitted, then saved and loaded before the scores were first read
+                    raise AttributeError(_fmt("decision_scores_", "are not in this model: a latent-search model computes its training "
+                                                                  "scores on first access, and it was saved before they were read (the "
+                                                                  "training data is not kept in the model file)",
+                                              "read det.decision_scores_ before det.save(...), or score the training data with "
+                                              "det.decision_function(X_train)"))
                 raise AttributeError("decision_scores_")
             with self._scoring_training_rows():
                 res = self.score_components(X)

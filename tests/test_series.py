@@ -118,6 +118,10 @@ def test_bad_series_get_clear_errors(fitted, anomalous_series):
         fitted.score_series(bad)
     with pytest.raises(InputError, match="shorter than the window.*Fix: pass a shorter window"):
         fitted.score_series(anomalous_series[:20])
+    # several series (a folder's files, joined): the short one is named, not only its row in the join
+    two = np.r_[anomalous_series[:300], anomalous_series[:20]]
+    with pytest.raises(InputError, match=r"starts at row 300 of series 'b.csv' and has 20 point"):
+        fitted.score_series(two, series_id=np.r_[np.full(300, "a.csv"), np.full(20, "b.csv")])
     with pytest.raises(InputError, match="2 channel.*fitted on 3"):
         fitted.score_series(anomalous_series[:, :2])
     with pytest.raises(InputError, match="stride"):

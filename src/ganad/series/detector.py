@@ -411,7 +411,7 @@ class SeriesDetector(BaseEstimator):
             return np.concatenate(parts), None, sid
         return _as_series(X, name), time, series_id
 
-    def _windows(self, values, segments, skip_short: bool, name: str):
+    def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
         W, S = _window_step(self.window, self.stride)
         wins, layout, short = [], [], []
         for k, idx in enumerate(segments):
@@ -423,8 +423,9 @@ class SeriesDetector(BaseEstimator):
             layout.append((idx, starts, len(w)))
         if short and not skip_short:
             k, row, n = short[0]
+            which = "" if series_id is None else f" of series {np.asarray(series_id)[row].item()!r}"  # a folder's rows are joined: name the file
             raise InputError(_fmt(name, f"has {len(short)} series or part(s) between gaps shorter than the window ({W} points); "
-                                  f"the first starts at row {row} and has {n} point(s)",
+                                  f"the first starts at row {row}{which} and has {n} point(s)",
                                   "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps"))
         if short:
             warnings.warn(_fmt(name, f"{len(short)} series or part(s) between gaps are shorter than the window ({W}) and were left out of training",
@@ -501,7 +502,7 @@ class SeriesDetector(BaseEstimator):
             raise InputError(_fmt("X", f"has {values.shape[1]} channel(s), the model was fitted on {self.n_channels_}",
                                   "pass the same channels, in the same order, as at fit time"))
         segs = _segments(len(values), time_, sid, self.gaps, float(self.gap_factor), "X")
-        windows, layout = self._windows(values, segs, skip_short=False, name="X")
+        windows, layout = self._windows(values, segs, skip_short=False, name="X", series_id=sid)
         wscores, wmaps = self._score_windows(windows)
         scores, contrib = self._points(values, layout, wscores, wmaps / np.asarray(self.channel_baseline_)[None, :, None])
         labels = (scores > self.threshold_).astype(np.int64)

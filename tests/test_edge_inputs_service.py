@@ -59,6 +59,20 @@ def test_service_csv_long_rows_and_numeric_first_lines_are_refused_not_shifted()
     assert np.asarray(rows).shape == (1, 3)
 
 
+def test_service_csv_long_rows_whose_first_fields_count_from_0_are_refused_not_shifted():
+    from ganad.serve.decode import decode, decode_series
+    from ganad.serve.errors import Refusal
+    # pandas reads the extra leading fields as an index: 0, 1, 2, ... make the index of a frame without one
+    for body in (b"a,b,c\n0,2,3,4\n", b"a,b,c\n0,2,3,4\n1,6,7,8\n", b"a,b,c\n0.5,2,3,\n1,6,7,\n"):
+        with pytest.raises(Refusal, match="more fields than the header") as exc:
+            decode(body, "text/csv")
+        assert exc.value.status == 422
+        with pytest.raises(Refusal, match="more fields than the header"):
+            decode_series(body, "text/csv", channels=["a", "b", "c"])
+    rows, _ = decode(b"a,b,c\n0,2,3\n1,6,7\n", "text/csv")
+    assert np.asarray(rows).tolist() == [[0, 2, 3], [1, 6, 7]]
+
+
 def test_service_json_value_beyond_float32_is_named_as_such():
     from ganad.serve.decode import decode
     rows, _ = decode(b"[[1, 2, 1e300]]", "application/json")

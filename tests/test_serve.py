@@ -257,6 +257,10 @@ def test_cors_only_for_the_origins_given(models):
         pre = c.options("/v1/models/vec/score", headers={"Origin": "http://monitor.example", "Access-Control-Request-Method": "POST",
                                                          "Access-Control-Request-Headers": "authorization"})
         assert pre.status_code == 200  # the preflight carries no token and is answered before the token check
+        for method, headers in (("POST", "authorization,content-type,x-stream-id"), ("DELETE", "authorization")):  # series streams
+            pre = c.options("/v1/models/vec/series/s1", headers={"Origin": "http://monitor.example", "Access-Control-Request-Method": method,
+                                                                 "Access-Control-Request-Headers": headers})
+            assert pre.status_code == 200, (method, pre.text)
         assert "access-control-allow-origin" not in c.get("/v1/models", headers={"Origin": "http://evil.example", "Authorization": "Bearer t"}).headers
 
 
@@ -630,6 +634,9 @@ def test_series_refusals_carry_the_library_message(series_client, series_model):
         (dict(content=b'{"stream_id": "s", "points": [[1, 2]', headers={"content-type": "application/json"}), 400, "not valid JSON"),
         (dict(content=b"1,2", headers={"content-type": "text/plain"}), 415, "Content-Type"),
         (dict(json={"stream_id": "s", "points": Y[:3].tolist()}, headers={"X-Stream-Id": "t"}), 422, "differs between"),
+        (dict(json={"stream_id": ["s"], "points": Y[:3].tolist()}), 422, "not a string"),  # was a 500 (unhashable)
+        (dict(json={"stream_id": {"s": 1}, "points": Y[:3].tolist()}, headers={"X-Stream-Id": "s"}), 422, "not a string"),
+        (dict(json={"stream_id": "s", "points": [[1.0, 2.0], [1.0]]}), 422, "cannot be read as numbers"),  # ragged: was a 500
     ]
     for req, status, words in cases:
         r = c.post("/v1/models/tele/series", **req)

@@ -81,7 +81,11 @@ class SeriesScores:
 def _as_series(X, name: str = "X") -> np.ndarray:
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
-    if np.iscomplexobj(X):  # np.asarray(..., float64) would drop the imaginary part with a mere warning
+    try:
+        is_complex = np.iscomplexobj(X)
+    except (TypeError, ValueError):  # ragged lists: np.asarray below names the problem
+        is_complex = False
+    if is_complex:  # np.asarray(..., float64) would drop the imaginary part with a mere warning
         raise InputError(_fmt(name, "holds complex numbers", "pass real-valued data (for example the magnitude)"))
     try:
         arr = np.asarray(X, dtype=np.float64)

@@ -308,8 +308,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(_Edge, state=edge_state)
     if settings.cors_origins:  # outside the token check: a browser's preflight carries no token
         from fastapi.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-Stream-Id"])  # DELETE and X-Stream-Id: series streams
 
     # ------------------------------------------------------------------ errors
     def _refuse(request, status: int, type_: str, message: str, headers=None, route=None) -> Response:
@@ -534,13 +534,12 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         body = await _read_body(request, settings.max_body_bytes)
         raw, body_sid, flags = decode_series(body, request.headers.get("content-type"), csv_header=csv_header,
                                              channels=entry.det.channels_, max_decoded_bytes=8 * settings.max_body_bytes)
-        sids = {k: v for k, v in (("stream_id in the body", body_sid), ("?stream_id", q.get("stream_id")),
-                                  ("X-Stream-Id header", request.headers.get("x-stream-id"))) if v is not None}
+        sids = {k: check_stream_id(v, k) for k, v in (("stream_id in the body", body_sid), ("?stream_id", q.get("stream_id")),
+                                                      ("X-Stream-Id header", request.headers.get("x-stream-id"))) if v is not None}
         if len(set(sids.values())) > 1:
             raise Refusal(422, _fmt("stream id", f"differs between {' and '.join(sids)} ({', '.join(repr(v) for v in sids.values())})",
                                     "name the stream once"), "InputError")
-        where, sid = next(iter(sids.items()), ("stream_id", None))
-        sid = check_stream_id(sid, where)
+        sid = check_stream_id(next(iter(sids.values()), None), "stream_id")
         entry = _series_model(name)  # a reload may have swapped it while the body arrived
         sd = entry.det
         x = _as_series(raw, "points")

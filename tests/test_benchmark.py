@@ -170,6 +170,20 @@ def test_bad_arguments(monkeypatch):
         B.run_mitbih(DATA, ds1=["100"])
 
 
+def test_adbench_refuses_a_data_folder_without_datasets(tmp_path):
+    """An empty adbench/ folder (a copy not made, or interrupted) ran no dataset and wrote an empty
+    report, exit 0: refused instead, naming the folder and the fix."""
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    from ganad.exceptions import DataFileError
+    (tmp_path / "data" / "adbench").mkdir(parents=True)
+    with pytest.raises(DataFileError, match=rf"{tmp_path / 'data' / 'adbench'}: holds no ADBench \.npz file\. Fix: copy"):
+        B.run_adbench(tmp_path / "data", methods=[FAST], peers=[], log=lambda s: None)
+    r = CliRunner().invoke(app, ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none",
+                                 "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "holds no ADBench .npz file" in r.output and not (tmp_path / "out" / "results.json").exists()
+
+
 def test_default_methods_follow_the_registry():
     from ganad.detectors import DETECTORS
     names = B.default_methods()

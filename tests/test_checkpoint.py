@@ -509,3 +509,12 @@ def test_a_run_seeded_by_a_random_state_object_resumes(tmp_path, monkeypatch):
     det = GANomaly(**kw, random_state=np.random.RandomState(0)).fit(X[:120], checkpoint_dir=tmp_path / "c", checkpoint_every=2, resume=True)
     ref = GANomaly(**kw, random_state=np.random.RandomState(0)).fit(X[:120])
     assert det.seed_ == ref.seed_ and _same_weights(det, ref)
+
+
+def test_a_refit_without_checkpoints_drops_the_previous_checkpoint_summary(tmp_path):
+    """checkpoint_ of an earlier fit survived a refit of the same detector without checkpoint_dir,
+    describing checkpoints (written, resumed) that the new model's training never wrote."""
+    det = GANomaly(epochs=1, random_state=0, batch_size=64).fit(X, checkpoint_dir=tmp_path / "c", checkpoint_every=2)
+    assert det.checkpoint_["written"] >= 1
+    det.fit(X)
+    assert not hasattr(det, "checkpoint_")

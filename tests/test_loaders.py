@@ -209,6 +209,19 @@ def test_mitbih_truncated_dat(mitdb, tmp_path):
         load_mitbih(tmp_path, records=["100"], cache=False)
 
 
+def test_mitbih_truncated_atr(mitdb, tmp_path):
+    """An annotation file cut short at an even length (an interrupted copy) was read by wfdb without
+    a word: record 100 loaded 994 of its 2271 beats, silently."""
+    _copy_record(mitdb, tmp_path)
+    ann = (mitdb / "100.atr").read_bytes()
+    for cut in (2000, 2001):
+        (tmp_path / "100.atr").write_bytes(ann[:cut])
+        with pytest.raises(DataFileError, match=rf"record 100: .*100\.atr is truncated or damaged: its {cut} bytes.*Fix: replace"):
+            load_mitbih(tmp_path, records=["100"], cache=False)
+    (tmp_path / "100.atr").write_bytes(ann)
+    assert len(load_mitbih(tmp_path, records=["100"], cache=False)) == len(load_mitbih(mitdb, records=["100"], cache=False))
+
+
 @pytest.fixture
 def no_local_copy(monkeypatch, tmp_path):
     monkeypatch.delenv(mitbih.ENV_VAR, raising=False)

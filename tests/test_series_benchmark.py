@@ -59,6 +59,22 @@ def test_cli_benchmark_nab(tmp_path):
     assert r.exit_code != 0 and "NAB" in r.output
 
 
+def test_nab_without_data_never_reads_the_current_directory(tmp_path, monkeypatch):
+    """Without --data and $GANAD_DATA_DIR, `ganad benchmark nab` ran on the current directory (here a
+    NAB layout; elsewhere the error named '.', a path never given): refused as the other protocols do."""
+    from ganad.benchmark import ENV_VAR
+    _fake_nab(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(InputError, match=rf"--data: is not given and \${ENV_VAR} is unset\. Fix: pass --data DIR"):
+        run_nab(None, window=1)  # the window is checked after the data folder
+    r = runner.invoke(app, ["benchmark", "nab", "-o", str(tmp_path / "out"), "--window", "1"])
+    assert r.exit_code == 2 and ENV_VAR in r.output and "--window" not in r.output
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))  # the variable names the folder: found
+    with pytest.raises(InputError, match="--window"):
+        run_nab(None, window=1)
+
+
 def test_peers_training_points_use_their_own_training_scores():
     """The threshold rule takes each method's scores of the training points. A peer's must be its own
     training scores: PyOD's KNN scored again on its training windows finds each at distance 0, which

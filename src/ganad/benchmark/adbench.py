@@ -10,7 +10,7 @@ import numpy as np
 from ganad.benchmark.environment import resolve_data_dir
 from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
 from ganad.benchmark.summary import _per_unit, _summary_units
-from ganad.exceptions import InputError, _fmt
+from ganad.exceptions import DataFileError, InputError, _fmt
 
 
 def adbench_split(y: np.ndarray, seed: int, train_fraction: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +33,9 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
     plan, notes = _methods_plan(methods, peers, log, epochs, peer_epochs)  # bad options refused before the data is looked for
     directory = resolve_data_dir(data, "adbench")
     names = adbench_names(directory)
+    if not names:  # an empty or incomplete copy: refused, not a run of no dataset that writes an empty report
+        raise DataFileError(_fmt(str(directory), "holds no ADBench .npz file",
+                                 "copy the ADBench datasets (e.g. 6_cardio.npz, with arrays X and y) there, or pass --data the folder holding adbench/"))
     if datasets is not None:
         want = [d.lower() for d in datasets]
         sel = [n for n in names if n.lower() in want or n.split("_", 1)[-1].lower() in want]

@@ -582,7 +582,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                      "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
-                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own"):
+                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_"):
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))

@@ -28,6 +28,7 @@ Protocol, per series (univariate NAB files; labels = NAB's combined anomaly wind
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,6 +46,12 @@ METRICS = ("vus_pr", "event_f1", "point_auroc", "point_auprc", "event_precision"
 
 
 def nab_root(data) -> Path:
+    if data is None:  # never the current directory: --data, else $GANAD_DATA_DIR, as the other protocols
+        from ganad.benchmark.environment import ENV_VAR
+        data = os.environ.get(ENV_VAR)
+        if not data:
+            raise InputError(_fmt("--data", f"is not given and ${ENV_VAR} is unset",
+                                  f"pass --data DIR (the folder holding nab/, or the NAB root itself) or set {ENV_VAR}"))
     base = Path(data).expanduser()
     for p in (base / "nab", base):
         if (p / "data").is_dir() and (p / "labels").is_dir():

@@ -79,6 +79,16 @@ def _read_record_uncached(directory: str, record: str, lead: str, lead_fallback:
             raise DataFileError(_fmt(f"record {record}", f"{dat} is truncated: {have} bytes, the header announces "
                                      f"{header.sig_len} samples x {header.n_sig} signals ({want} bytes)",
                                      "replace the file with PhysioNet's original (load with verify=True to check the files)"))
+    # a WFDB annotation file ends with a zero word (two zero bytes); wfdb reads a file cut short at an
+    # even length without a word, and the record would silently lose the beats after the cut
+    with open(f"{base}.atr", "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(size - 2, 0))
+        tail = fh.read(2)
+    if size % 2 or tail != b"\0\0":
+        raise DataFileError(_fmt(f"record {record}", f"{base}.atr is truncated or damaged: its {size} bytes do not end with the end-of-file "
+                                 "marker (two zero bytes) of a WFDB annotation file",
+                                 "replace the file with PhysioNet's original (load with verify=True to check the files)"))
     try:
         with warnings.catch_warnings():  # wfdb's own pandas deprecation warnings are not the user's business
             warnings.simplefilter("ignore", DeprecationWarning)

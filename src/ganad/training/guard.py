@@ -61,7 +61,6 @@ class DivergenceGuard:
         self._norms: dict[str, deque] = {}
         self._collapse = 0
         self._grads: list = []
-        self._weights: list = []
         self._handles: list = []
 
     # ------------------------------------------------------------------ hooks
@@ -79,7 +78,7 @@ class DivergenceGuard:
         for h in self._handles:
             h.remove()
         self._handles = []
-        self._grads, self._weights = [], []
+        self._grads = []
 
     def start_stage(self) -> None:
         self._collapse = 0
@@ -98,23 +97,20 @@ class DivergenceGuard:
     def check(self, stage, losses: dict) -> str | None:
         """The symptom of the step that just ran, or None (one host read per step)."""
         names = list(losses)
-        vec = [losses[k].detach().float().sum() for k in names] + [v for _, v in self._grads] + [v for _, v in self._weights]
-        gkeys, wkeys = [k for k, _ in self._grads], [k for k, _ in self._weights]
-        self._grads, self._weights = [], []
+        vec = [losses[k].detach().float().sum() for k in names] + [v for _, v in self._grads]
+        gkeys = [k for k, _ in self._grads]
+        self._grads = []
         if not vec:
             return None
         dev = vec[0].device
         vals = torch.stack([v.to(dev) for v in vec]).tolist()
-        lv, gv, wv = vals[:len(names)], vals[len(names):len(names) + len(gkeys)], vals[len(names) + len(gkeys):]
+        lv, gv = vals[:len(names)], vals[len(names):]
         bad = [k for k, v in zip(names, lv) if not math.isfinite(v)]
         if bad:
             return f"non-finite loss ({', '.join(f'{k}={v}' for k, v in zip(names, lv) if k in bad)})"
         for k, v in zip(gkeys, gv):
             if not math.isfinite(v):
                 return f"non-finite gradient (optimiser {k})"
-        for k, v in zip(wkeys, wv):
-            if not math.isfinite(v):
-                return f"non-finite weights after the update (optimiser {k})"
         for k, v in zip(gkeys, gv):
             dq = self._norms.setdefault(k, deque(maxlen=WINDOW))
             if len(dq) >= WARMUP:
@@ -136,7 +132,7 @@ class DivergenceGuard:
     def record(self, stage, epoch: int, symptom: str) -> None:
         """After the roll-back: count it, log it, lower the stage's learning rates."""
         self.used += 1
-        self._grads, self._weights, self._collapse = [], [], 0
+        self._grads, self._collapse = [], 0
         for opt in stage.optimizers:
             for g in opt.param_groups:
                 g["lr"] = g["lr"] * self.lr_factor

@@ -56,6 +56,27 @@ def test_score_formats_agree_and_stream(workdir):
     np.testing.assert_array_equal(outs["test.npy"]["label"], det.predict(np.load(d / "test.npy")))
 
 
+def test_score_parquet_of_a_shuffled_or_indexed_frame(workdir, tmp_path):
+    # before: a Parquet file written from a filtered / shuffled frame (pandas stores its index as a column
+    # '__index_level_0__') or from df.set_index('id') was refused as having "rows with more fields than the
+    # header" (check the separator); --id-column and --exclude could not take an index column
+    d = workdir
+    te = pd.read_parquet(d / "test.parquet").sample(frac=1.0, random_state=0)
+    te.to_parquet(tmp_path / "shuffled.parquet")
+    te.set_index("id").to_parquet(tmp_path / "indexed.parquet")
+    det = ganad.load(d / "model")
+    want = det.decision_function(te[det.feature_names_in_].to_numpy())
+    for name in ("shuffled.parquet", "indexed.parquet"):
+        for extra in (["--id-column", "id"], ["--exclude", "id", "--chunk-rows", "37"]):
+            out = tmp_path / f"{name}.{extra[0][2:]}.csv"
+            r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / name), "-o", str(out), *extra])
+            assert r.exit_code == 0, r.output
+            s = pd.read_csv(out, dtype={"id": str})
+            np.testing.assert_allclose(s["score"], want, rtol=1e-6)
+            if extra[0] == "--id-column":
+                assert s["id"].tolist() == te["id"].astype(str).tolist()
+
+
 def test_score_components_and_evaluate(workdir):
     d = workdir
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.npy"), "-o", str(d / "s.csv"), "--components"])
@@ -155,6 +176,28 @@ def test_evaluate_aligns_labels_by_the_scores_id_column(id_workdir):
     assert not (d / "ev_bad").exists()
 
 
+def test_labels_by_id_keep_ids_that_pandas_reads_as_missing(id_workdir, tmp_path):
+    """Ids such as 'NA' (Namibia), 'null' or an empty cell are ids: the data's and the scores file's are read as
+    written, and the labels file's must be too (they were NaN there: "repeated ids" or "missing", refused)."""
+    from sklearn.metrics import roc_auc_score
+    d, y = id_workdir
+    va = pd.read_csv(d / "val.csv")
+    va["id"] = ["NA", "null", ""] + [f"v{i}" for i in range(3, len(va))]
+    va.to_csv(tmp_path / "val.csv", index=False)
+    pd.DataFrame({"id": va["id"][::-1], "y": y[::-1]}).to_csv(tmp_path / "y_by_id.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "val.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y_by_id.csv"), "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, pd.read_csv(tmp_path / "s.csv")["score"]))
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val.csv"), "--exclude", "id", "--labels",
+                            str(tmp_path / "y_by_id.csv"), "--label-column", "y", "--threshold", "mcc", "-o", str(tmp_path / "m"), "-q"])
+    assert r.exit_code == 0, r.output
+    det = ganad.load(d / "model").calibrate(va.drop(columns="id"), y, threshold="mcc")
+    assert ganad.load(tmp_path / "m").threshold_ == pytest.approx(det.threshold_)
+
+
 def test_calibrate_aligns_labels_by_an_excluded_id_column(id_workdir, tmp_path):
     d, y = id_workdir
     X = pd.read_csv(d / "val.csv").drop(columns="id")
@@ -163,6 +206,24 @@ def test_calibrate_aligns_labels_by_an_excluded_id_column(id_workdir, tmp_path):
     assert r.exit_code == 0, r.output
     det = ganad.load(d / "model").calibrate(X, y, compose="grid", threshold="mcc")
     assert ganad.load(tmp_path / "m").threshold_ == pytest.approx(det.threshold_)
+
+
+def test_calibrate_does_not_take_an_excluded_label_column_for_the_id(id_workdir, tmp_path):
+    """Data holding its label column too, left out with --exclude y --exclude id: the labels are matched by the id,
+    whatever the order of --exclude. Before: the first excluded column the labels file also held was taken as the
+    id: with y first, labels listed in another order were paired by row position, silently (--label-column y),
+    or refused as 'repeated ids' (a labels file of the column y alone)."""
+    d, y = id_workdir
+    va = pd.read_csv(d / "val.csv")
+    va.assign(y=y).to_csv(tmp_path / "val_y.csv", index=False)
+    det = ganad.load(d / "model").calibrate(va.drop(columns="id"), y, compose="grid", threshold="mcc")
+    for labels, extra in (("y_by_id.csv", ["--label-column", "y"]), ("y_by_id.csv", []), ("y.csv", [])):
+        for exclude in (["--exclude", "y", "--exclude", "id"], ["--exclude", "id", "--exclude", "y"]):
+            out = tmp_path / f"m_{labels}_{len(extra)}_{exclude[1]}"
+            r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_y.csv"), *exclude, "--labels", str(d / labels),
+                                    *extra, "--compose", "grid", "--threshold", "mcc", "-o", str(out), "-q"])
+            assert r.exit_code == 0, (labels, extra, exclude, r.output)
+            assert ganad.load(out).threshold_ == pytest.approx(det.threshold_), (labels, extra, exclude)
 
 
 def test_calibrate_reads_a_semicolon_decimal_comma_csv(id_workdir, tmp_path):

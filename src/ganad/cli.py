@@ -537,7 +537,7 @@ def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
             names = pq.ParquetFile(data).schema_arrow.names
             if column not in names:
                 raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {names[:10]}")
-            values = pd.read_parquet(data, columns=[column])[column].astype(str)
+            values = pq.read_table(data, columns=[column]).to_pandas(ignore_metadata=True)[column].astype(str)  # an index column too
         else:
             raise GanadError(f"--id-column: {data} is {fmt.upper()}, which has no named columns. Fix: use a CSV or Parquet file with an id column, or join on the output's index")
     except GanadError:
@@ -592,7 +592,10 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
             # a header-less file of 0/1 labels: its first label was taken as the column name
             df = pd.read_csv(path, header=None)
         if ids is not None and ids[0] in df.columns and column != ids[0]:
-            df = _align_by_id(pd.read_csv(path, dtype={ids[0]: str}), path, ids, n)
+            df = pd.read_csv(path, dtype={ids[0]: str})
+            # the ids as written, as the samples' are read ('NA', 'null' or an empty cell is an id, not a missing value)
+            df[ids[0]] = pd.read_csv(path, usecols=[ids[0]], dtype=str, keep_default_na=False)[ids[0]]
+            df = _align_by_id(df, path, ids, n)
             if column is None and df.shape[1] == 1:
                 column = df.columns[0]
         if column is None:
@@ -622,9 +625,11 @@ def _align_by_id(df, path: Path, ids: tuple, n: int):
     return df.set_index(name).loc[list(values)].reset_index(drop=True)
 
 
-def _data_ids(data: Path, labels: Path, exclude: List[str], sep: Optional[str] = None, decimal: str = ".") -> Optional[tuple]:
+def _data_ids(data: Path, labels: Path, exclude: List[str], sep: Optional[str] = None, decimal: str = ".",
+              label_column: Optional[str] = None) -> Optional[tuple]:
     """An id column left out of the data (--exclude) that the labels CSV also holds, as (name, the data's ids), or None
-    (``sep`` / ``decimal``: how the data CSV is written)."""
+    (``sep`` / ``decimal``: how the data CSV is written). The label column left out too is not an id: neither
+    ``label_column`` nor a column of 0/1 values, whatever the order of --exclude."""
     import pandas as pd
     from ganad.data.readers import file_format
     if not exclude or labels.suffix.lower() not in (".csv", ".txt", ".tsv") or file_format(data) not in ("csv", "parquet"):
@@ -633,8 +638,12 @@ def _data_ids(data: Path, labels: Path, exclude: List[str], sep: Optional[str] =
         names = set(pd.read_csv(labels, nrows=0).columns)
     except Exception:
         return None  # _read_labels names the problem
-    shared = [c for c in exclude if c in names]
-    return (shared[0], _read_id_column(data, shared[0], sep, decimal)) if shared else None
+    for c in exclude:
+        if c in names and c != label_column:
+            values = _read_id_column(data, c, sep, decimal)
+            if not all(_is_label_text(v) for v in values):
+                return c, values
+    return None
 
 
 def _scores_ids(df, path: Path) -> Optional[tuple]:
@@ -782,7 +791,7 @@ def calibrate(
                                  "(e.g. -o calibrated-model/), or omit -o to calibrate MODEL_DIR in place")
             _refuse_existing(output, overwrite, "model")
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
-        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal))
+        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column))
              if labels is not None else None)
         w = None
         if weights is not None:

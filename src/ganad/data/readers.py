@@ -277,7 +277,12 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                 raise InputError(_fmt(str(path), "has no rows", "pass a file with at least one sample"))
             n = 0
             for batch in pf.iter_batches(batch_size=chunk_rows or max(pf.metadata.num_rows, 1)):
-                yield _checked(_frame_to_array(batch.to_pandas(), path, exclude), path, n)
+                # the file's columns in its schema's order, as csv_columns lists them: an index pandas stored is not
+                # made the frame's index (a filtered frame's '__index_level_0__' is left out; a named one, from
+                # df.set_index('id'), is a column, which --exclude / --id-column take)
+                df = batch.to_pandas(ignore_metadata=True)
+                df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
+                yield _checked(_frame_to_array(df, path, exclude), path, n)
                 n += batch.num_rows
         elif fmt == "npy":
             arr = _npy_array(path, allow_1d)

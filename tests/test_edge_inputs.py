@@ -315,3 +315,15 @@ def test_the_cli_prints_ganads_warnings_as_one_line_like_its_errors(tmp_path):
     text = " ".join(r.output.split())
     assert "warning: X: has 40 samples, too few for a held-out slice" in text and "Fix: train on at least 155 samples" in text
     assert "UserWarning" not in r.output and (tmp_path / "m" / "config.json").exists()
+
+
+def test_csv_rows_one_field_longer_whose_first_fields_count_from_0_are_refused_not_shifted(tmp_path):
+    """Rows one field longer than the header make pandas take the first field as an index; when those
+    fields count 0, 1, 2, ... the index looked like none and the rows were read shifted, silently."""
+    from ganad.data.readers import read_array
+    from ganad.exceptions import InputError
+    (tmp_path / "lead.csv").write_text("a,b,c\n0,2,3,4\n1,6,7,8\n")
+    with pytest.raises(InputError, match="lead.csv: has rows with more fields than the header's 3 columns"):
+        read_array(tmp_path / "lead.csv")
+    (tmp_path / "ok.csv").write_text("a,b,c\n0,2,3\n1,6,7\n")
+    assert read_array(tmp_path / "ok.csv").tolist() == [[0, 2, 3], [1, 6, 7]]

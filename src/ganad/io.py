@@ -47,6 +47,12 @@ MULTIVIEW_CONFIG = "multiview.json"
 MODEL_DIR_ENTRIES = frozenset({CONFIG, WEIGHTS, SERIES_CONFIG, MULTIVIEW_CONFIG, "detector", "views", "tuning.json"})
 
 
+def member_seeds(seed: int, k: int) -> list[int]:
+    """The ``random_state`` of each of the ``k`` members of an ensemble whose own seed is ``seed``
+    (``seed_``): drawn at fit, drawn again the same way when a saved ensemble is loaded."""
+    return [int(v) for v in np.random.RandomState(int(seed) % (2**32 - 1)).randint(0, 2**31 - 1, size=k)]
+
+
 def _jsonable(v):
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
@@ -514,7 +520,6 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
                 and all(isinstance(m, dict) for m in members)
                 and all(isinstance(v, list) and len(v) == 2 and float(v[1]) > 0 for v in stats)):
             raise ModelFileError(_fmt(str(cfg_file), "has an ensemble whose members or member statistics are malformed", corrupt))
-        from ganad.detectors.base import member_seeds
         seeds = member_seeds(det.seed_, len(members))  # each member's own random_state, as fit gave it
         det.members_ = [_restore(cls, dict(params, n_members=1, random_state=seeds[i]), m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
                         for i, m in enumerate(members)]

@@ -33,7 +33,7 @@ from torch import nn
 from ganad.data.scaling import Scaler, resolve_scaler
 from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
-from ganad.io import load_model, save_model
+from ganad.io import load_model, member_seeds, save_model
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
@@ -352,12 +352,6 @@ class ScoreResult:
     reconstruction: np.ndarray | None = None  # x̂ in the input's units
     z: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def member_seeds(seed: int, k: int) -> list[int]:
-    """The ``random_state`` of each of the ``k`` members of an ensemble whose own seed is ``seed``
-    (``seed_``): drawn at fit, drawn again the same way when a saved ensemble is loaded."""
-    return [int(v) for v in np.random.RandomState(int(seed) % (2**32 - 1)).randint(0, 2**31 - 1, size=k)]
 
 
 class BaseGANDetector(RobustTraining, BaseEstimator):

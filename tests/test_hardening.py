@@ -61,6 +61,29 @@ def test_nonfinite_scores_by_option_are_most_anomalous():
         del det.on_nonfinite
 
 
+def test_calibrating_on_overflowing_rows_is_refused_never_a_nan_threshold():
+    """A validation row that overflows the networks gives inf components; composed into the calibrated
+    score, the contamination quantile was NaN and every row scored afterwards was labelled normal."""
+    det = FAnoGAN(**FAST, scaler="standard").fit(X4)  # no clipping: 1e30 overflows the float32 networks
+    det.calibrate(X4, compose="weights", weights={"residual": 1.0})  # a finite residual for the overflowing rows
+    V = X4[:20].copy()
+    V[[2, 5], 0] = 1e30
+    assert np.isfinite(det.decision_function(V)).all()  # the current score passes them (on_nonfinite='raise')
+    tau = det.threshold_
+    for kwargs in (dict(), dict(threshold="fpr"), dict(compose="weights"), dict(compose="svm", threshold="f1")):
+        y = (np.arange(20) % 4 == 0).astype(int) if kwargs.get("compose") == "svm" else None
+        with pytest.raises(InputError, match=r"X_val: row\(s\) \[2, 5\] \(2 of 20\).*not finite.*Fix: drop or rescale"):
+            det.calibrate(V, y, **kwargs)
+        assert det.threshold_ == tau  # nothing installed
+    det.on_nonfinite = "max"
+    try:
+        with pytest.raises(InputError, match=r"X_val: row\(s\) \[2, 5\]"):
+            det.calibrate(V)
+    finally:
+        del det.on_nonfinite
+    assert det.threshold_ == tau and det.predict(X4[:5] + 50).all()
+
+
 @pytest.mark.parametrize("params,pattern", [
     (dict(epochs=0), "epochs.*train nothing"),
     (dict(epochs=-1), "epochs"),
@@ -251,6 +274,20 @@ def test_score_batch_size_checked_at_score_time(fitted, bad):
             det.decision_function(X4[:3])
     finally:
         det.score_batch_size = 1024
+
+
+def test_score_batch_size_set_after_fit_reaches_an_ensembles_members():
+    """An ensemble scores through its members: a score_batch_size set on it after fit (to bound memory)
+    was checked there and then ignored, every member scoring with the value it was fitted with."""
+    ens = FAnoGAN(**FAST, n_members=2).fit(X4)
+    ref = ens.decision_function(X4[:10])
+    seen = []
+    for m in ens.members_:
+        orig = m._invert
+        m._invert = lambda x, orig=orig: (seen.append(x.shape[0]), orig(x))[1]
+    ens.set_params(score_batch_size=4)
+    np.testing.assert_allclose(ens.decision_function(X4[:10]), ref, rtol=1e-5, atol=1e-6)
+    assert seen == [4, 4, 2] * 2
 
 
 def test_alad_original_keeps_its_spectral_norm_weight_after_fit(fitted):

@@ -519,3 +519,18 @@ def test_score_nonfinite_reaches_every_view_and_series_detectors(fitted, tmp_pat
     r = CliRunner().invoke(app, ["score", str(tmp_path / "sm"), str(tmp_path / "ts.npy"), "--nonfinite", "max", "-o", str(tmp_path / "ts.csv")])
     assert r.exit_code == 0, r.output
     assert seen and set(seen) == {"max"}
+
+
+def test_calibrating_on_rows_a_view_overflows_is_refused_never_a_nan_threshold():
+    """With on_nonfinite='max' a view scores an overflowing row inf; summed into the calibration scores,
+    the contamination quantile was NaN and every sample scored afterwards was labelled normal."""
+    X = _views(200)
+    mv = MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params={**FAST, "scaler": "standard"}).fit(X)
+    V = _views(40, seed=1)
+    V["rhythm"][[3, 7], 0] = 1e30
+    for det in mv.detectors_.values():
+        det.on_nonfinite = "max"
+    tau = mv.threshold_
+    with pytest.raises(InputError, match=r"X: row\(s\) \[3, 7\] \(2 of 40\).*not finite"):
+        mv.calibrate(V)
+    assert mv.threshold_ == tau

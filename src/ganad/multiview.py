@@ -282,10 +282,11 @@ class MultiViewDetector(BaseEstimator):
             raise InputError(_fmt("X", f"has {int(normal.sum())} normal sample(s); standardising each view needs at least two",
                                   "pass several normal samples"))
         raw = self._raw(Xv)
-        from ganad.scoring.calibration import fit_threshold
+        from ganad.scoring.calibration import _refuse_nonfinite, fit_threshold
         from ganad.scoring.composition import RobustStandardised
         composer = RobustStandardised.fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
         s = composer.standardise(raw).sum(axis=1)
+        _refuse_nonfinite(s, "scores", "X")  # a view's overflow (on_nonfinite='max': inf) would make a NaN threshold
         tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
                                contamination=self.contamination if contamination is None else contamination, beta=beta)
         self.composer_ = composer

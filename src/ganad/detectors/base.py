@@ -788,6 +788,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         res0 = None
         for i, (m, (loc, scale)) in enumerate(zip(self.members_, self.member_stats_)):
             m.on_nonfinite = self.on_nonfinite
+            m.score_batch_size = self.score_batch_size  # set after fit (checked above): every member's network calls
             name = f"member{i}"
             if needed is not None and name not in needed and not (return_map or return_reconstruction):
                 continue

@@ -14,7 +14,7 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
-from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum, composable
+from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum, _stack, composable
 from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_threshold
 
 COMPOSE = ("default", "weights", "grid", "svm")
@@ -28,6 +28,19 @@ def _needs_both(y, what):
                               "pass y_val (CLI: --labels), or use compose='default' with threshold='contamination' or 'fpr'"))
 
 
+def _refuse_nonfinite(values: np.ndarray, what: str, name: str = "X_val") -> None:
+    """Refuse validation rows whose ``values`` (n,) or (n, k) hold a NaN or inf: a composition and a
+    threshold fitted on them are meaningless (a NaN quantile is a threshold that labels every row normal)."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+    if bad.ndim > 1:
+        bad = bad.any(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise InputError(_fmt(name, f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {bad.size}) "
+                                       f"get {what} that are not finite (NaN / inf): their values overflow the float32 networks",
+                              "drop or rescale these rows: the composition and the threshold are fitted on finite scores"))
+
+
 def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default", weights=None, metric="auroc",
                  beta=1.0, step=0.1, default=None):
     """Build a composer from validation components (``y`` 1 = anomaly, optional)."""
@@ -38,6 +51,8 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
                               "pass for example {'residual': 0.9, 'feature': 0.1} (CLI: --weights '{\"residual\": 0.9, \"feature\": 0.1}')"))
     normal = {k: np.asarray(v)[y == 0] for k, v in components.items()} if y is not None else components
     names = list(weights) if weights else composable(components)  # a component and its normalised twin count once
+    if compose != "weights":  # the components standardised and composed (an SVM fit refuses inf outright)
+        _refuse_nonfinite(_stack(components, names), "score components")
     if compose == "default":
         if y is not None and (y == 0).sum() < 2:
             raise InputError(_fmt("y_val", "has fewer than two normal samples", "pass a validation set with normal samples"))
@@ -95,6 +110,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
                             default=det.__dict__.get("default_composer_") or det._default_composer())
     scores = np.asarray(composer(comps), dtype=np.float64)
+    _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]
     if len(ref) > 1 and np.ptp(ref) <= 1e-12 * max(1.0, float(np.abs(ref).max())):
         import warnings

@@ -335,6 +335,22 @@ def test_report_single_class_labels_degrade_gracefully(tmp_path, rng):
     assert "only one class" in p.read_text()
 
 
+def test_report_refuses_missing_classes(tmp_path, rng):
+    # a class column with gaps (NaN, pandas' NA): each NaN was a class of its own with no score, and the
+    # per-class table crashed with numpy's "zero-size array" ValueError (a string column: IndexError)
+    pd = pytest.importorskip("pandas")
+    scores = rng.normal(size=6)
+    for classes in (np.array([0, 1, np.nan, 0, 1, 0]), pd.Series(["N", "V", None, "N", "V", "N"], dtype="string"),
+                    pd.Series(["N", "V", np.nan, "N", "V", "N"]).astype("category")):
+        with pytest.raises(InputError, match=r"classes: holds 1 missing class label\(s\).*position 2"):
+            write_report(tmp_path / "r.html", title="t", scores=scores, classes=classes)
+        with pytest.raises(InputError, match="missing class label"):
+            score_distribution_figure(scores, classes)
+    assert not (tmp_path / "r.html").exists()
+    p = write_report(tmp_path / "r.html", title="t", scores=scores, classes=["N", "V", None, "N", "V", "N"])  # None is a class
+    assert "<td>V</td>" in p.read_text() and "<td>—</td>" in p.read_text()
+
+
 def test_report_pandas_table(tmp_path, rng):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"method": ["a", "b"], "auroc": [0.9, 0.8]})

@@ -126,7 +126,18 @@ def _class_array(classes, n: int, name: str) -> np.ndarray:
         arr = arr.reshape(-1)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise InputError(_fmt(name, f"has shape {arr.shape} for {n} scores", "pass one class label per score, in the same order"))
+    missing = [i for i, c in enumerate(arr.tolist()) if _is_missing(c)]
+    if missing:  # NaN never equals itself: each would be a class of its own holding no score (a crash in the class table)
+        raise InputError(_fmt(name, f"holds {len(missing)} missing class label(s) (NaN / NA), the first at position {missing[0]}",
+                              "give every score a class, e.g. 'unknown' for the missing ones"))
     return arr
+
+
+def _is_missing(c) -> bool:
+    try:
+        return bool(c != c)
+    except TypeError:  # pandas.NA: its comparisons are NA, which has no truth value
+        return True
 
 
 def _ordered_classes(arr: np.ndarray) -> list:

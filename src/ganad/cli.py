@@ -841,7 +841,7 @@ def export(
 
 @app.command(epilog="Example:\n\n  ganad demo --output ganad-demo/")
 def demo(
-    output: Path = typer.Option(Path("ganad-demo"), "-o", "--output", help="Directory for the model, scores, plots and report."),
+    output: Path = typer.Option(Path("ganad-demo"), "-o", "--output", help="Directory for the model, metrics.json, the ROC / PR plots and report.html."),
     digit: int = typer.Option(0, help="The digit left out of training: the novelty to detect."),
     method: str = typer.Option("vaegan", help="Detector to train (any --method of `ganad fit`)."),
     epochs: int = typer.Option(40, help="Training epochs."),

@@ -555,7 +555,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ``robust_contamination=c``, after ``robust_warmup`` plain epochs (default
         ``max(1, epochs // 3)``) every epoch down-weights the fraction ``c`` of training samples
         the current model scores as most anomalous (``robust_mode`` 'hard': weight 0, 'soft':
-        a sigmoid weight), ranked by the cheap proxy score ``robust_proxy`` (None = the method's
+        ``exp(-(s - q) / σ)`` above the (1 - c) quantile ``q``), ranked by the cheap proxy score ``robust_proxy`` (None = the method's
         ``_robust_proxy_kind``); see :mod:`ganad.training.robust`. The final weights end in
         ``robust_weights_``, the per-epoch excluded fraction in ``history_``.
         """

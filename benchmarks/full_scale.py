@@ -50,7 +50,10 @@ def _fmt(m, s):
 
 def aggregate(rows: list[dict], unit: str | None) -> list[dict]:
     """Per method: mean ± sd over seeds. With a unit (dataset, digit): the seed mean and sd per unit
-    first, then their means over units (the sd column is the mean over units of the seed sd)."""
+    first, then their means over units (the sd column is the mean over units of the seed sd). A method
+    with no value on some unit (it failed on every seed there) gets no mean: one over the other units
+    only would not compare with the methods averaged over all of them."""
+    units = {r[unit] for r in rows} if unit is not None else set()
     by = defaultdict(list)
     for r in rows:
         by[r["method"]].append(r)
@@ -68,7 +71,8 @@ def aggregate(rows: list[dict], unit: str | None) -> list[dict]:
                     per[r[unit]].append(r.get(k))
                 stats = [_ms(v) for v in per.values()]
                 stats = [s for s in stats if s[0] is not None]
-                row[k] = (float(np.mean([s[0] for s in stats])), float(np.mean([s[1] for s in stats]))) if stats else (None, None)
+                complete = len(stats) == len(units)
+                row[k] = (float(np.mean([s[0] for s in stats])), float(np.mean([s[1] for s in stats]))) if stats and complete else (None, None)
         out.append(row)
     return out
 

@@ -283,6 +283,20 @@ def test_mitbih_patient_adaptive_rows(monkeypatch):
     ad = res["results"][1]
     assert ad["n_evaluated"] == 600 - 2 * 50  # the warm-up beats of each of the two records are left out
     assert 0 <= ad["auroc"] <= 1 and 0 <= ad["auroc_unadapted_same_beats"] <= 1
+    assert res["summary"]["best_ganad"] == FAST and res["summary"]["best_ganad_auroc"] == res["results"][0]["auroc"]
+
+
+def test_summary_never_puts_a_patient_adaptive_row_in_place_of_the_pure_one():
+    """The headline (CLI, report's score panel) is the best pure inter-patient row, even where the
+    patient-adaptive row beside it scores higher on its own (fewer) beats."""
+    from ganad.benchmark.summary import _summary
+    rows = [{"method": "fanogan", "auroc": 0.70}, {"method": "ganomaly", "auroc": 0.72},
+            {"method": "fanogan (patient-adaptive, first 300 beats)", "auroc": 0.90, "auroc_unadapted_same_beats": 0.70},
+            {"method": "pyod:knn", "auroc": 0.73},
+            {"method": "pyod:knn (patient-adaptive, first 300 beats)", "auroc": 0.95, "auroc_unadapted_same_beats": 0.73}]
+    s = _summary(rows)
+    assert (s["best_ganad"], s["best_ganad_auroc"]) == ("ganomaly", 0.72)
+    assert (s["best_peer"], s["best_peer_auroc"]) == ("pyod:knn", 0.73)
 
 
 def test_cli_benchmark_passes_peer_rhythm(monkeypatch, tmp_path):
@@ -326,3 +340,22 @@ def test_cli_refuses_bad_options_and_outputs_before_the_run(tmp_path):
         for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
             r = CliRunner().invoke(app, ["benchmark", protocol, *base, "-o", str(out)])
             assert r.exit_code == 2 and "afile" in r.output, (protocol, r.output)  # not a traceback (exit 1) after the run
+
+
+def test_full_scale_mean_over_units_needs_every_unit():
+    """benchmarks/full_scale.py: a method that failed on every seed of one dataset gets no mean over
+    datasets (as the library's own summary), not a mean over the easier datasets it finished."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "full_scale.py"
+    spec = importlib.util.spec_from_file_location("full_scale_under_test", path)
+    fs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fs)
+    rows = [{"dataset": d, "seed": s, "method": m, "auroc": a, "fit_s": 1.0}
+            for d, ok, hard in (("easy", 0.95, 0.99), ("hard", 0.60, None)) for s in (0, 1)
+            for m, a in (("knn", ok), ("fragile", hard))]
+    agg = {r["method"]: r for r in fs.aggregate(rows, "dataset")}
+    assert agg["knn"]["auroc"] == pytest.approx((0.775, 0.0))
+    assert agg["fragile"]["auroc"] == (None, None) and agg["fragile"]["n_runs"] == 4
+    assert "| fragile |  |" in fs.table(list(agg.values()))
+    rows[-1]["auroc"] = 0.7  # one seed finished on the hard dataset: its mean counts, over one seed
+    assert {r["method"]: r for r in fs.aggregate(rows, "dataset")}["fragile"]["auroc"] == pytest.approx((0.845, 0.0))

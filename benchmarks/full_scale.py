@@ -114,7 +114,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     for kv in a.set:
         k, v = kv.split("=", 1)
-        B.GANAD_PARAMS[k] = json.loads(v) if v[:1] in "0123456789-[{tn" else v
+        try:  # a number, list, object, true / false / null as JSON; anything else ('input', 'none') as text
+            B.GANAD_PARAMS[k] = json.loads(v)
+        except json.JSONDecodeError:
+            B.GANAD_PARAMS[k] = v
     data = shared_data(a.data)
     methods = [m for m in a.methods.split(",") if m]
     peers = [p for p in a.peers.split(",") if p and p != "none"]

@@ -114,6 +114,17 @@ def test_ganomaly_trains_where_the_last_batch_held_two_samples():
     assert np.isfinite(det.decision_scores_).all()
 
 
+@pytest.mark.parametrize("batch_size", ["auto", 64])
+def test_timing_reports_the_batch_size_trained_with(batch_size):
+    """Fewer training rows than the batch size: the loop trains on one batch of every row, and
+    ``timing_['batch_size']`` says so (it said 32 or 64 for a fit on 20 rows)."""
+    import ganad
+    X = np.random.RandomState(0).randn(20, 3).astype(np.float32)
+    with pytest.warns(UserWarning, match="too few for a held-out slice"):
+        det = ganad.GANomaly(epochs=1, random_state=0, batch_size=batch_size).fit(X)
+    assert det.timing_["n_train"] == 20 and det.timing_["batch_size"] == 20
+
+
 def test_make_optimizer_uses_the_fused_adam_kernel_on_cpu_with_the_same_updates():
     """Every method's optimiser comes from make_optimizer: PyTorch's fused Adam on the CPU (one
     kernel for all parameters), whose updates equal the per-parameter Adam's."""

@@ -663,7 +663,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         val_res = self._blend_knn(X, val_idx)
         self.default_composer_ = self.composer_  # what calibrate(compose='weights') keeps when given no weights
         self._set_threshold_and_training_scores(X, val_idx, val_res)
-        self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]), "batch_size": self._batch_size(Xtr.shape[0]),
+        self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]),
+                        "batch_size": min(self._batch_size(Xtr.shape[0]), int(Xtr.shape[0])),  # as the loop batches: at most every row
                         "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
                         "score_s": time.perf_counter() - t1}
         return self

@@ -31,6 +31,13 @@ import torch
 from torch import nn
 
 
+def _power_vector(key: str) -> bool:
+    """Whether a state-dict entry is a spectral norm's power-iteration vector u or v (unit vectors, the
+    state of the power method rather than weights: an average of them is not a unit vector and would
+    make the eval-mode σ = uᵀWv far smaller than the averaged weight's largest singular value)."""
+    return ".parametrizations." in f".{key}" and key.rsplit(".", 1)[-1] in ("_u", "_v")
+
+
 class Selector:
     """EMA and best-epoch selection over the networks ``nets`` (a ModuleDict)."""
 
@@ -46,9 +53,9 @@ class Selector:
         self.best: tuple[float, int, dict] | None = None
         self.stopped_at: int | None = None
         self._t = 0
-        # the float weights and buffers, listed once (training updates them in place): no
-        # state_dict walk per optimisation step
-        self._live = [t for t in self.nets.state_dict(keep_vars=True).values() if t.is_floating_point()]
+        # the float weights and buffers but spectral norm's u and v, listed once (training updates
+        # them in place): no state_dict walk per optimisation step
+        self._live = [t for k, t in self.nets.state_dict(keep_vars=True).items() if t.is_floating_point() and not _power_vector(k)]
         self._reset_shadow()
 
     # ------------------------------------------------------------------ EMA

@@ -284,9 +284,11 @@ class MultiViewDetector(BaseEstimator):
         raw = self._raw(Xv)
         from ganad.scoring.calibration import _refuse_nonfinite, fit_threshold
         from ganad.scoring.composition import RobustStandardised
+        # a view's overflow (on_nonfinite='max': inf) would make a NaN threshold: refused before anything is fitted
+        _refuse_nonfinite(np.column_stack([raw[v] for v in self.views_]), "view scores", "X")
         composer = RobustStandardised.fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
         s = composer.standardise(raw).sum(axis=1)
-        _refuse_nonfinite(s, "scores", "X")  # a view's overflow (on_nonfinite='max': inf) would make a NaN threshold
+        _refuse_nonfinite(s, "scores", "X")
         tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
                                contamination=self.contamination if contamination is None else contamination, beta=beta)
         self.composer_ = composer

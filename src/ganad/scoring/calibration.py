@@ -31,9 +31,8 @@ def _needs_both(y, what):
 def _refuse_nonfinite(values: np.ndarray, what: str, name: str = "X_val") -> None:
     """Refuse validation rows whose ``values`` (n,) or (n, k) hold a NaN or inf: a composition and a
     threshold fitted on them are meaningless (a NaN quantile is a threshold that labels every row normal)."""
-    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
-    if bad.ndim > 1:
-        bad = bad.any(axis=1)
+    v = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(v).reshape(v.shape[0], -1).all(axis=1)  # (n,): a row with any value not finite
     if bad.any():
         rows = np.flatnonzero(bad)
         raise InputError(_fmt(name, f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {bad.size}) "

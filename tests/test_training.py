@@ -201,3 +201,17 @@ def test_d_pair_keeps_two_forwards_where_stacking_would_change_values():
     (rl, _), (fl, _) = d_pair(D, (real,), (fake,))
     torch.testing.assert_close(fl, D(fake)[0])  # normalised by the fakes' own statistics
     assert not stacks_batches(build_discriminator("mlp", (12,), width=8, depth=2, spectral_norm=True))
+
+
+def test_patience_without_a_held_out_slice_says_it_cannot_stop():
+    """patience needs the held-out criterion: without a slice (validation_fraction=0) every epoch ran,
+    silently."""
+    import warnings as w
+    from ganad import GANomaly
+    X = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    with pytest.warns(UserWarning, match="patience: is 2, but there is no held-out slice.*every epoch runs"):
+        det = GANomaly(epochs=3, patience=2, validation_fraction=0, random_state=0).fit(X)
+    assert det.selection_.get("stopped_at_epoch") is None
+    with w.catch_warnings():
+        w.simplefilter("error", UserWarning)
+        GANomaly(epochs=2, patience=2, random_state=0).fit(X[:200])  # a slice: no warning

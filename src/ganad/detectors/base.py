@@ -610,6 +610,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         Xt = torch.from_numpy(self.scaler_.transform(X))
         train_idx, val_idx = self._holdout(X.shape[0])
         self.validation_index_ = val_idx
+        if self.patience is not None and not len(val_idx):  # no held-out criterion: nothing to stop on
+            warnings.warn(_fmt("patience", f"is {self.patience}, but there is no held-out slice to judge epochs on "
+                                           f"(validation_fraction={float(self.validation_fraction):g}, {X.shape[0]} samples): every epoch runs",
+                               "train on more samples, or set validation_fraction > 0 (e.g. 0.1), or leave patience at None"),
+                          UserWarning, stacklevel=2)
         self._warn_small(X.shape[0], val_idx)
         Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None

@@ -566,6 +566,9 @@ def test_ensemble_scores_and_round_trip(blobs, tmp_path):
     X, far = blobs
     det = ganad.GANomaly(epochs=2, random_state=0, n_members=3).fit(X)
     assert len(det.members_) == 3
+    # timing_ as for one model (an ensemble had none): the members' training seconds summed, epochs by member
+    assert det.timing_["train_s"] == pytest.approx(sum(m.timing_["train_s"] for m in det.members_))
+    assert det.timing_["epochs_run"] == {f"member{i}/ganomaly": 2 for i in range(3)}
     assert len({m.random_state for m in det.members_}) == 3
     assert all((m.validation_index_ == det.validation_index_).all() for m in det.members_)  # one shared split
     Xe = np.r_[X[:20], far[:20]]

@@ -785,7 +785,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                              "threshold": "contamination", "contamination": float(self.contamination),
                              "data": "held-out training slice" if len(val_idx) else "training"}
         self.composer_ = self.default_composer_ = WeightedSum({f"member{i}": 1.0 for i in range(k)})
+        t1 = time.perf_counter()
         self._set_threshold_and_training_scores(X, val_idx)
+        # the members' figures summed (they train one after the other), their epochs by member
+        self.timing_ = {"train_s": sum(m.timing_["train_s"] for m in members), "n_train": m0.timing_["n_train"],
+                        "batch_size": m0.timing_["batch_size"],
+                        "epochs_run": {f"member{i}/{s}": e for i, m in enumerate(members) for s, e in m.timing_["epochs_run"].items()},
+                        "score_s": sum(m.timing_["score_s"] for m in members) + time.perf_counter() - t1}
         return self
 
     def _score_ensemble(self, X, needed, return_map, return_reconstruction) -> ScoreResult:

@@ -236,3 +236,13 @@ def test_series_float_times_are_written_exactly(work, tmp_path):
     assert s.time.tolist() == test.timestamp.tolist()
     assert len(ev) and ev.start_time.tolist() == test.timestamp[ev.start].tolist()
     assert ev.peak_time.tolist() == test.timestamp[ev.peak].tolist()
+
+
+def test_series_rows_one_field_longer_whose_first_fields_count_from_0_are_refused_not_shifted(tmp_path):
+    """The series reader shares the table reader's rule (ganad.data.readers.first_row_longer): rows one
+    field longer than the header whose first fields count 0, 1, 2, ... were read shifted by a column."""
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    (tmp_path / "lead.csv").write_text("time,a,b\n0,1,2,3\n1,4,5,6\n")
+    with pytest.raises(DataFileError, match="lead.csv: has rows with more fields than the header"):
+        read_series_file(tmp_path / "lead.csv")

@@ -25,6 +25,22 @@ def file_format(path) -> str:
     return fmt
 
 
+def first_row_longer(src, sep: str = ",") -> bool:
+    """Whether the first data row of a CSV with a header row (a path or a binary buffer) has more fields
+    than the header. pandas then takes the extra leading fields as the index, and when they count 0, 1,
+    2, ... that index looks like none, so the rows would be read shifted by a column; the first two
+    lines read without a header show it. One rule for the table, series and service readers."""
+    import pandas as pd
+    try:
+        pd.read_csv(src, sep=sep, header=None, nrows=2, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError:
+        return True
+    finally:
+        if hasattr(src, "seek"):
+            src.seek(0)
+    return False
+
+
 def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = "."):
     missing = [c for c in exclude if c not in df.columns]
     if missing:
@@ -262,19 +278,13 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             header = _csv_header(path, sep, decimal, exclude)
             if header is None and exclude:
                 raise InputError(_fmt(str(path), f"has no header row, so there are no columns {list(exclude)} to exclude", "drop --exclude or add a header line"))
-            if header is not None:
-                # data rows one field longer than the header: pandas makes the first field an index, which
-                # _frame_to_array refuses, unless those fields count 0, 1, 2, ... and the index looks like
-                # none, so the rows would be read shifted; the first two lines read without a header show it
-                try:
-                    pd.read_csv(path, sep=sep, header=None, nrows=2, dtype=str, keep_default_na=False)
-                except pd.errors.ParserError:
-                    top = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-                    fix = "check the separator (--sep) and that every row has one value per header column"
-                    if str(top.iloc[0, 0]).lstrip().startswith("#"):
-                        fix = f"the first line ({str(top.iloc[0, 0])[:40]!r}) looks like a comment: remove the comment line(s) at the top of the file"
-                    raise InputError(_fmt(str(path), f"has rows with more fields than the header's {top.shape[1]} columns (first at data row 0)",
-                                          fix)) from None
+            if header is not None and first_row_longer(path, sep):  # else read shifted when the extra fields count 0, 1, 2, ...
+                top = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+                fix = "check the separator (--sep) and that every row has one value per header column"
+                if str(top.iloc[0, 0]).lstrip().startswith("#"):
+                    fix = f"the first line ({str(top.iloc[0, 0])[:40]!r}) looks like a comment: remove the comment line(s) at the top of the file"
+                raise InputError(_fmt(str(path), f"has rows with more fields than the header's {top.shape[1]} columns (first at data row 0)",
+                                      fix)) from None
             reader = pd.read_csv(path, sep=sep, decimal=decimal, header=header, chunksize=chunk_rows or None)
             chunks = [reader] if chunk_rows is None else reader
             n = 0

@@ -22,6 +22,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from ganad.data.readers import first_row_longer
 from ganad.exceptions import DataFileError, InputError, _fmt
 from ganad.params import is_int
 
@@ -51,8 +52,10 @@ def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int
                 df = df.reset_index()
             return df
         if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            df = pd.read_csv(p, sep=sep or ("\t" if name.endswith(".tsv") else ","), decimal=decimal, header=header)
-            if not isinstance(df.index, pd.RangeIndex):  # pandas made the extra leading fields of long rows an index
+            sep = sep or ("\t" if name.endswith(".tsv") else ",")
+            df = pd.read_csv(p, sep=sep, decimal=decimal, header=header)
+            # pandas made the extra leading fields of long rows an index (0, 1, 2, ... look like none)
+            if not isinstance(df.index, pd.RangeIndex) or (header is not None and first_row_longer(p, sep)):
                 raise DataFileError(_fmt(str(p), f"has rows with more fields than the header's {df.shape[1]} column(s) {[str(c) for c in df.columns[:5]]}",
                                          "check the separator and decimal mark (for example --sep ';' --decimal ',') "
                                          "and that every row has one value per header column"))

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
+from ganad.data.readers import _number, first_row_longer  # one rule for "this CSV cell is a number" and for long rows
 from ganad.exceptions import _fmt
 from ganad.serve.errors import Refusal
 
@@ -110,13 +110,9 @@ def _csv(body: bytes, header: bool):
     except Exception as exc:
         raise _bad(f"cannot be read as CSV ({type(exc).__name__}: {exc})", "send comma-separated rows of numbers with a header row "
                    "(or ?csv_header=false without one)") from None
-    long_rows = not df.index.equals(pd.RangeIndex(len(df)))  # pandas made the extra leading fields of long rows an index (1, 5, ... may even be a RangeIndex)
-    if header and not long_rows:  # ... and leading fields 0, 1, 2, ... make the same index as none: ask the first data row itself
-        try:
-            pd.read_csv(io.BytesIO(body), header=None, nrows=2)
-        except pd.errors.ParserError:
-            long_rows = True
-    if long_rows:
+    # pandas made the extra leading fields of long rows an index (1, 5, ... may even be a RangeIndex; 0, 1, 2, ...
+    # look like none: first_row_longer asks the first data row itself)
+    if not df.index.equals(pd.RangeIndex(len(df))) or (header and first_row_longer(io.BytesIO(body))):
         raise Refusal(422, _fmt(BODY, f"has rows with more fields than the header's {df.shape[1]} columns",
                                 "send one value per header column in every row"), "InputError")
     cols = [str(c) for c in df.columns]

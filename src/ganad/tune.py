@@ -89,8 +89,8 @@ def default_space(method: str, data_shape: tuple[int, ...] | None = None, net: s
     if data_shape is not None:
         try:
             fam = resolve_family(net, tuple(data_shape))
-            if method == "tadgan" and net == "auto" and len(data_shape) == 2:
-                fam = "lstm"  # TadGAN's networks for series windows (TadGAN._build_networks), not auto's conv1d
+            if net == "auto" and len(data_shape) == 2:  # a method's own family for series windows (TadGAN: LSTMs)
+                fam = DETECTORS[method]._series_family or fam
             w = default_width(fam)
             space["width"] = {"type": "categorical", "choices": [None, max(1, w // 2), w * 2]}
         except ValueError:

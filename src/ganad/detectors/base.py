@@ -818,6 +818,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     #: what knn_space='auto' means for the method (see the ``knn_space`` parameter)
     _knn_space_auto = "feature"
+    #: the family net='auto' builds for series windows (None: ganad.nets.resolve_family's, conv1d)
+    _series_family: str | None = None
     #: the space of models saved before ``knn_space`` existed (their JSON state has no ``knn_space``)
     _knn_space_legacy = "code"
     _knn_bank_max = 4096

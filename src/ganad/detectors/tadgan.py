@@ -76,6 +76,9 @@ class TadGAN(EncoderDetector):
     """
 
     _networks = ("G", "E", "Cx", "Cz")
+    #: the family net='auto' builds for series windows (the paper's LSTMs; conv1d on request), read by
+    #: _build_networks and by ganad.tune's width choices
+    _series_family = "lstm"
     _knn_space_auto = "code"
     _robust_proxy_kind = "encoder"
     _robust_proxy_kinds = ("encoder", "generated")
@@ -98,7 +101,7 @@ class TadGAN(EncoderDetector):
 
     def _build_networks(self):
         if self.net == "auto" and len(self.data_shape_) == 2:
-            self.family_ = "lstm"  # TadGAN's LSTM encoder / generator for series windows (conv1d on request)
+            self.family_ = self._series_family
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim
         w, k = self._width(), self._depth()
         return {"G": build_generator(fam, d, shape, w, k, self._out_act()),

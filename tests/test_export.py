@@ -145,3 +145,55 @@ def test_cli_export_refuses_a_dash_and_notes_another_suffix(tmp_path, monkeypatc
     r = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.txt")])
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and (tmp_path / "m.txt").is_file() and ".onnx suffix" in out
+
+
+def test_onnx_keeps_the_digits_of_a_feature_with_a_large_offset(tmp_path):
+    """The graph subtracted the scaler's float64 shift rounded to float32 (off by up to 3e-5 at 1,000):
+    on a feature 1000 ± 0.01, given as float32 (exact in both paths), that is a fifth of its spread, and
+    the ONNX scores differed from the library's by ~6e-3. The shift is split into two float32 numbers."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 6).astype(np.float32)
+    X[:, 0] = (1000 + 0.01 * rng.randn(300)).astype(np.float32)
+    X[:, 1] = (300 + 0.003 * rng.randn(300)).astype(np.float32)
+    det = GANomaly(**KW).fit(X)
+    assert _check(det, X, tmp_path / "offset.onnx") <= 1e-4
+
+
+def test_failed_export_leaves_no_partial_file_and_keeps_an_existing_one(tmp_path, monkeypatch):
+    """The graph was written to the path itself, then reloaded and saved again with its metadata: a
+    failure on the way (disk full) left a half-written file, destroyed the file --overwrite replaces,
+    and reached the CLI as a traceback (OSError, exit 1). It is written beside the path and renamed
+    once complete; a write error is a ModelFileError naming the path (CLI: exit 2). A folder as the
+    path is refused before any work."""
+    import errno
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    Xtr, _ = _data("vector")
+    det = GANomaly(**KW).fit(Xtr)
+    det.save(tmp_path / "m")
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous export")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(onnx, "save", full)
+    with pytest.raises(ganad.exceptions.ModelFileError, match=r"model\.onnx: could not be written \(No space left on device\)"):
+        export_onnx(det, out)
+    assert out.read_bytes() == b"previous export" and sorted(p.name for p in tmp_path.iterdir()) == ["m", "model.onnx"]
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "m"), "-o", str(out), "--overwrite"])
+    assert r.exit_code == 2 and "could not be written" in " ".join(r.output.split()), r.output
+    assert out.read_bytes() == b"previous export" and sorted(p.name for p in tmp_path.iterdir()) == ["m", "model.onnx"]
+    monkeypatch.undo()
+    with pytest.raises(ganad.exceptions.ModelFileError, match="is a folder, not a file"):
+        export_onnx(det, tmp_path / "m")
+
+
+def test_export_of_a_foreign_detector_is_a_clear_error(tmp_path):
+    """A multi-view model's view may be a PyOD or scikit-learn detector; docs/multiview.md exports per
+    view with export_onnx(mv.detectors_[name], ...), which met such a view with an AttributeError
+    ('IsolationForest' object has no attribute '_check_fitted'). It names the class and the fix."""
+    from sklearn.ensemble import IsolationForest
+    det = IsolationForest(n_estimators=5, random_state=0).fit(np.random.RandomState(0).randn(50, 3))
+    with pytest.raises(InputError, match=r"is a IsolationForest, not a ganad detector.*Fix: export it with its own library"):
+        export_onnx(det, tmp_path / "f.onnx")
+    assert not (tmp_path / "f.onnx").exists()

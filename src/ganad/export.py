@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from ganad import runtime
-from ganad.exceptions import InputError, _fmt
+from ganad.exceptions import InputError, ModelFileError, _fmt
 
 
 class ScoringModule(nn.Module):
@@ -34,7 +33,11 @@ class ScoringModule(nn.Module):
         self.detector = [detector]  # a list: not a submodule, not traced as state
         sh = detector.scaler_.shift.reshape((1, -1) + (1,) * (len(detector.data_shape_) - 1))
         sc = detector.scaler_.scale.reshape((1, -1) + (1,) * (len(detector.data_shape_) - 1))
-        self.register_buffer("shift", torch.as_tensor(np.asarray(sh, dtype=np.float32)))
+        # the float64 shift as two float32 numbers (hi + lo): x - shift rounded to float32 alone is off by up to
+        # half its last place (3e-5 at 1,000), which is a large step on a feature of small spread (1000 ± 0.01)
+        hi = np.asarray(sh, dtype=np.float32)
+        self.register_buffer("shift", torch.as_tensor(hi))
+        self.register_buffer("shift_lo", torch.as_tensor(np.asarray(sh - hi.astype(np.float64), dtype=np.float32)))
         self.register_buffer("scale", torch.as_tensor(np.asarray(sc, dtype=np.float32)))
         self.clip = detector.scaler_.lo is not None  # per-feature scaler: clip to the stored bounds
         if self.clip:
@@ -50,7 +53,7 @@ class ScoringModule(nn.Module):
 
     def forward(self, x):
         det = self.detector[0]
-        xs = (x - self.shift) / self.scale
+        xs = ((x - self.shift) - self.shift_lo) / self.scale
         if self.clip:
             xs = torch.maximum(torch.minimum(xs, self.hi), self.lo)
         inv = det._invert(xs)
@@ -135,6 +138,18 @@ class ComposerModule(nn.Module):
         return torch.sigmoid(-(self.platt_a * f + self.platt_b))
 
 
+def _add_metadata(path: str, meta: dict[str, str]) -> None:
+    try:
+        import onnx
+    except ImportError:  # metadata is a convenience; the graph is already written
+        return
+    model = onnx.load(path)
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, path)
+
+
 def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     """Write ``detector``'s scoring path as ONNX to ``path``; returns the component names (output order)."""
     from ganad.detectors.encoder_base import EncoderDetector
@@ -150,8 +165,13 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
                               "export the detector it wraps, which scores one window (n, channels, window) in the series' units: "
                               "export_onnx(sd.detector_, path), or `ganad export MODEL_DIR/detector -o model.onnx`; a point's "
                               "score is the mean of the scores of the windows that cover it"))
-    detector._check_fitted()
+    from ganad.detectors.base import BaseGANDetector
     name = type(detector).__name__
+    if not isinstance(detector, BaseGANDetector):  # a multi-view model's PyOD / scikit-learn view, say
+        raise InputError(_fmt("detector", f"is a {name}, not a ganad detector; only ganad's encoder methods export to ONNX here",
+                              "export it with its own library's tools (for scikit-learn models: skl2onnx), "
+                              "or train an encoder method (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
+    detector._check_fitted()
     members = detector.__dict__.get("members_")
     if members is not None:  # an ensemble: checked as its members (all of the same class and settings)
         detector_ = detector
@@ -162,8 +182,9 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
                               "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ganad.files import atomic_path, check_output_file
+    path = check_output_file(path, "path", example="model.onnx")  # a folder, under a file, read-only: refused before any work
+    threshold = float((detector_ if members is not None else detector).threshold_)
     # export copies on the CPU (the frozen copies already have spectral norm baked in)
     import copy
 
@@ -176,11 +197,18 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     try:
         module = (EnsembleModule(detector_) if members is not None else ScoringModule(detector)).eval()
         x = torch.as_tensor(detector.scaler_.inverse_transform(np.zeros((2,) + tuple(detector.data_shape_), np.float32)).astype(np.float32))
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["components", "score"],
-                              dynamic_axes={"x": {0: "batch"}, "components": {0: "batch"}, "score": {0: "batch"}},
-                              opset_version=opset_version, dynamo=False)
+        # written beside ``path`` and renamed once complete (metadata included): a failure leaves no partial
+        # file, and an existing file (CLI --overwrite) keeps its content
+        with atomic_path(path) as tmp:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, (x,), tmp, input_names=["x"], output_names=["components", "score"],
+                                  dynamic_axes={"x": {0: "batch"}, "components": {0: "batch"}, "score": {0: "batch"}},
+                                  opset_version=opset_version, dynamo=False)
+            _add_metadata(tmp, {"components": json.dumps(module.component_names), "ganad_class": name, "threshold": repr(threshold)})
+    except OSError as exc:
+        raise ModelFileError(_fmt(f"path {path}", f"could not be written ({exc.strerror or exc})",
+                                  "choose a folder you can write to, with room for the model")) from exc
     finally:
         for d, sv in zip(parts, saved):
             for k, v in sv.items():
@@ -188,18 +216,4 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
                     d.__dict__.pop(k, None)
                 else:
                     d.__dict__[k] = v
-    if members is not None:
-        detector = detector_
-    try:
-        import onnx
-
-        model = onnx.load(str(path))
-        meta = {"components": json.dumps(module.component_names), "ganad_class": name,
-                "threshold": repr(float(detector.threshold_))}
-        for k, v in meta.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = k, v
-        onnx.save(model, str(path))
-    except ImportError:  # metadata is a convenience; the graph is already written
-        pass
     return list(module.component_names)

@@ -197,3 +197,13 @@ def test_export_of_a_foreign_detector_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"is a IsolationForest, not a ganad detector.*Fix: export it with its own library"):
         export_onnx(det, tmp_path / "f.onnx")
     assert not (tmp_path / "f.onnx").exists()
+
+
+def test_onnx_matches_pytorch_tadgan_windows(tmp_path):
+    """TadGAN (LSTM encoder and generator, critic Cx in the score) exports like the other encoder methods."""
+    from ganad import TadGAN
+    t = np.linspace(0, 12 * np.pi, 2000, dtype=np.float32)
+    s = np.stack([np.sin(t), np.cos(0.5 * t)])
+    W = np.stack([s[:, i:i + 32] for i in range(0, 2000 - 32, 8)]).astype(np.float32)
+    det = TadGAN(epochs=2, width=8, latent_dim=4, batch_size=32, n_critic=1, random_state=0).fit(W[:150])
+    assert _check(det, W, tmp_path / "tadgan.onnx") <= 1e-3

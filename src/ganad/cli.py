@@ -811,7 +811,7 @@ def calibrate(
 
 @app.command(epilog="Example:\n\n  ganad export model/ -o model.onnx")
 def export(
-    model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan)."),
+    model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan, tadgan)."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
 ):

@@ -170,7 +170,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if not isinstance(detector, BaseGANDetector):  # a multi-view model's PyOD / scikit-learn view, say
         raise InputError(_fmt("detector", f"is a {name}, not a ganad detector; only ganad's encoder methods export to ONNX here",
                               "export it with its own library's tools (for scikit-learn models: skl2onnx), "
-                              "or train an encoder method (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
+                              "or train an encoder method (fanogan, bigan, alad, ganomaly, vaegan, tadgan) and export that"))
     detector._check_fitted()
     members = detector.__dict__.get("members_")
     if members is not None:  # an ensemble: checked as its members (all of the same class and settings)
@@ -178,7 +178,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
         detector = members[0]
     if not isinstance(detector, EncoderDetector):
         raise InputError(_fmt("detector", f"is a {name}, which inverts by latent search (a per-sample optimisation loop) and cannot be exported to ONNX",
-                              "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan) and export that"))
+                              "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan, tadgan) and export that"))
     if detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
                               "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))

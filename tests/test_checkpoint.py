@@ -511,6 +511,37 @@ def test_a_run_seeded_by_a_random_state_object_resumes(tmp_path, monkeypatch):
     assert det.seed_ == ref.seed_ and _same_weights(det, ref)
 
 
+
+def test_a_run_with_a_prior_object_resumes(tmp_path, monkeypatch):
+    """prior=TruncatedNormalPrior(1.5) (make_prior takes a Prior) was fingerprinted by its repr, which
+    names the object's address: every resume was refused as 'written with other parameters'."""
+    from ganad.training.priors import TruncatedNormalPrior
+    kw = {"epochs": 2, "width": 16, "latent_dim": 4, "batch_size": 32, "random_state": 0}
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        GANomaly(**kw, prior=TruncatedNormalPrior(1.5)).fit(X[:120], checkpoint_dir=tmp_path / "c", checkpoint_every=2)
+    restore()
+    with pytest.raises(InputError, match="other parameters: prior="):  # another bound is still refused
+        GANomaly(**kw, prior=TruncatedNormalPrior(2.0)).fit(X[:120], checkpoint_dir=tmp_path / "c", resume=True)
+    det = GANomaly(**kw, prior=TruncatedNormalPrior(1.5)).fit(X[:120], checkpoint_dir=tmp_path / "c", checkpoint_every=2, resume=True)
+    ref = GANomaly(**kw, prior=TruncatedNormalPrior(1.5)).fit(X[:120])
+    assert det.checkpoint_["resumed"] and _same_weights(det, ref)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**70])
+def test_a_hand_edited_seed_out_of_range_is_refused_naming_the_file(tmp_path, mid_epoch_checkpoint, seed):
+    """extra.seed outside fit's [0, 2**31) used to fail as a bare ValueError from torch.manual_seed
+    ('Seed must be between 0 and 2**32 - 1', 'Overflow when unpacking long long') naming no file."""
+    import json
+    import shutil
+    d = tmp_path / "c"
+    shutil.copytree(mid_epoch_checkpoint, d)
+    man = json.loads((d / ck.MANIFEST).read_text())
+    man["extra"]["seed"] = seed
+    (d / ck.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(ganad.exceptions.ModelFileError, match=f"checkpoint {d}: checkpoint.json is damaged: its extra entry"):
+        GANomaly(epochs=2, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=3, resume=True)
+
 def test_a_refit_without_checkpoints_drops_the_previous_checkpoint_summary(tmp_path):
     """checkpoint_ of an earlier fit survived a refit of the same detector without checkpoint_dir,
     describing checkpoints (written, resumed) that the new model's training never wrote."""

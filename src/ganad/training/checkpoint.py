@@ -448,6 +448,9 @@ def _param_json(v):
         return v
     if isinstance(v, np.random.RandomState):  # its repr names its address, other in every process; the resumed
         return "RandomState"  # run takes its seed from the checkpoint, as with random_state=None
+    from ganad.training.priors import Prior
+    if isinstance(v, Prior):  # prior=TruncatedNormalPrior(1.5): its repr names its address too, its dict does not
+        return _param_json(v.to_dict())
     return repr(v)
 
 
@@ -555,7 +558,8 @@ def load(directory) -> tuple[dict, Snapshot]:
                                   "resume with the ganad version that wrote it, or train afresh"))
     bad = [k for k, ok in (("tensors", isinstance(man.get("tensors"), dict)), ("state", isinstance(man.get("state"), dict)),
                            ("fingerprint", isinstance(man.get("fingerprint"), dict)),
-                           ("extra", isinstance(man.get("extra"), dict) and _is_int(man["extra"].get("seed"))),
+                           ("extra", isinstance(man.get("extra"), dict) and _is_int(man["extra"].get("seed"))
+                                     and 0 <= man["extra"]["seed"] < 2**31),  # fit draws seeds in [0, 2**31 - 1)
                            ("seq", _is_int(man.get("seq")))) if not ok]
     if bad:  # each is read below or by the fit that resumes: refused here, not as a KeyError / TypeError there
         raise ModelFileError(_fmt(where, f"{MANIFEST} is damaged: its {', '.join(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} "

@@ -298,6 +298,17 @@ def test_cli_tune_end_to_end(csvs):
     assert len(study.trials) == 2
 
 
+def test_cli_tune_into_a_new_folder(csvs):
+    """`ganad tune -o new/dir/model` works as `ganad fit -o new/dir/model` does: the default storage
+    (ganad-tune.db beside the model, docs/tuning.md) gets its folder; a refused run leaves none."""
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "new" / "dir" / "model"), "--trials", "1", "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert (csvs / "new" / "dir" / "ganad-tune.db").exists() and (csvs / "new" / "dir" / "model" / "tuning.json").exists()
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "other" / "dir" / "model"), "--trials", "0"])
+    assert r.exit_code != 0 and "n_trials" in r.output, r.output
+    assert not (csvs / "other").exists()
+
+
 def test_cli_tune_refuses_an_existing_model_without_overwrite(csvs):
     """`ganad tune -o DIR` onto a saved model is refused before any trial (README: an existing model is
     replaced only with --overwrite), the model and the storage untouched; --overwrite replaces it."""

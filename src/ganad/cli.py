@@ -256,7 +256,7 @@ def fit(
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
     batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: the method's, auto: n/32 as a power of two in 32-256)."),
-    objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan, bce for the others)."),
+    objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan and tadgan, bce for the others)."),
     contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
     seed: Optional[int] = typer.Option(None, help="random_state: the same seed gives the same model on CPU (default 0)."),
     exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
@@ -1059,8 +1059,15 @@ def tune(
         url = storage if storage is not None else str(output.resolve().parent / "ganad-tune.db")
         fixed = {"device": device, **({"epochs": epochs} if epochs is not None else {})}
         t0 = time.perf_counter()
-        res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
-                     search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout)
+        made = _make_parent(output) if storage is None else []  # the default storage lies beside OUTPUT: -o new/dir/model works as for fit
+        try:
+            res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
+                         search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout)
+        except BaseException:
+            for d in made:  # refused before any trial: leave no empty folders behind
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            raise
         det = res.detector
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)
@@ -1079,6 +1086,20 @@ def tune(
     console.print(f"[green]tuned[/] {type(det).__name__}: {s['n_complete']} complete, {s['n_pruned']} pruned, {s['n_failed']} failed trial(s) "
                   f"in {time.perf_counter() - t0:.1f}s; best trial {s['best_trial']} ({s['best_value']:.4f}) refitted and saved to {output}; "
                   f"storage {T._redact(T.storage_url(url))}")
+
+
+def _make_parent(output: Path) -> list:
+    """Create OUTPUT's parent folder (for the default tuning storage); the folders created, deepest first."""
+    parent, made = output.resolve().parent, []
+    p = parent
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanadError(f"-o/--output {output}: its folder {parent} cannot be created ({exc}). Fix: choose another path") from exc
+    return made
 
 
 def main():  # pragma: no cover

@@ -359,3 +359,19 @@ def test_full_scale_mean_over_units_needs_every_unit():
     assert "| fragile |  |" in fs.table(list(agg.values()))
     rows[-1]["auroc"] = 0.7  # one seed finished on the hard dataset: its mean counts, over one seed
     assert {r["method"]: r for r in fs.aggregate(rows, "dataset")}["fragile"]["auroc"] == pytest.approx((0.845, 0.0))
+
+
+def test_ecod_peer_scores_each_new_row_against_the_training_data_alone():
+    """PyOD's ECOD fits its tails on the training rows plus the whole batch it scores (a row's score
+    depends on the rows scored with it); the benchmark's ECOD scores every row as PyOD scores it alone."""
+    pytest.importorskip("pyod")
+    from pyod.models.ecod import ECOD
+    rng = np.random.default_rng(0)
+    T = rng.standard_normal((300, 6)) * [1, 2, 3, 1, 1, 1] + rng.exponential(size=(300, 6))
+    X = np.r_[rng.standard_normal((30, 6)) * 2, T[:5]]
+    det = B.make_peer("ecod", 0, 1, 6).fit(T)
+    alone = np.array([ECOD().fit(T).decision_function(x[None])[0] for x in X])
+    np.testing.assert_allclose(det.decision_function(X), alone, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(det.decision_function(X[::-1]), alone[::-1], rtol=1e-12, atol=1e-12)  # no batch effect
+    np.testing.assert_allclose(det.decision_scores_, ECOD().fit(T).decision_scores_)
+    assert not np.allclose(ECOD().fit(T).decision_function(X), alone)  # PyOD's batch scores differ: the case this covers

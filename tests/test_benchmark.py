@@ -375,3 +375,12 @@ def test_ecod_peer_scores_each_new_row_against_the_training_data_alone():
     np.testing.assert_allclose(det.decision_function(X[::-1]), alone[::-1], rtol=1e-12, atol=1e-12)  # no batch effect
     np.testing.assert_allclose(det.decision_scores_, ECOD().fit(T).decision_scores_)
     assert not np.allclose(ECOD().fit(T).decision_function(X), alone)  # PyOD's batch scores differ: the case this covers
+    # a column constant in the training rows: PyOD scores every row NaN (undefined skewness), here finite,
+    # and the constant column adds nothing for a row that has the constant
+    Tc = np.c_[T, np.ones(len(T))]
+    det = B.make_peer("ecod", 0, 1, 7).fit(Tc)
+    assert np.isfinite(det.decision_scores_).all()
+    np.testing.assert_allclose(det.decision_scores_, ECOD().fit(T).decision_scores_)
+    s = det.decision_function(np.c_[X, np.ones(len(X))])
+    assert np.isfinite(s).all()
+    np.testing.assert_allclose(s, alone, rtol=1e-12)

@@ -113,3 +113,13 @@ def test_nab_events_bridge_the_same_gap_for_every_method(tmp_path):
             run_nab(tmp_path, event_gap=bad, **kw)
     with pytest.raises(InputError, match="window"):
         run_nab(tmp_path, **{**kw, "window": None})
+
+
+def test_cli_benchmark_nab_peers_only(tmp_path):
+    """--methods none runs the peers (and the rolling z-score) alone, as --peers none runs ganad alone."""
+    _fake_nab(tmp_path / "nab")
+    r = runner.invoke(app, ["benchmark", "nab", "--data", str(tmp_path), "-o", str(tmp_path / "out"), "--window", "16",
+                            "--stride", "8", "--methods", "none", "--peers", "none", "--train-fraction", "0.3"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {row["method"] for row in res["rows"]} == {"rolling_zscore"}

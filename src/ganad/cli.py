@@ -898,7 +898,7 @@ def benchmark(
     protocol: str = typer.Argument(..., help="mitbih, adbench, mnist or nab."),
     data: Optional[Path] = typer.Option(None, envvar="GANAD_DATA_DIR", help="Folder holding mitdb/, adbench/, mnist/ and nab/ (or env GANAD_DATA_DIR)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for results.json, results.md, PNG figures and report.html."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated ganad methods (default: every registered method; nab: ganomaly, the series default)."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated ganad methods (default: every registered method; nab: ganomaly, the series default; 'none' for none: the peers only)."),
     peers: Optional[str] = typer.Option(None, help="Comma-separated PyOD peers (default: all of iforest,knn,ocsvm,ecod,autoencoder,vae,deepsvdd,anogan,alad; 'none' for none)."),
     seed: int = typer.Option(0, help="Seed of the splits, subsamples and every model."),
     n_seeds: int = typer.Option(3, help="adbench: seeds seed, seed+1, ... (one split per seed)."),
@@ -936,7 +936,7 @@ def benchmark(
     if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark
         from ganad.series.benchmark import NAB_GROUPS, markdown, run_nab, write_nab
         try:
-            res = run_nab(data, groups=csv(groups) or NAB_GROUPS, methods=csv(methods) or ["ganomaly"],
+            res = run_nab(data, groups=csv(groups) or NAB_GROUPS, methods=["ganomaly"] if methods is None else csv(methods),
                           peers=csv(peers), window=window, stride=stride, train_fraction=train_fraction, epochs=epochs,
                           peer_epochs=peer_epochs, seed=seed, event_gap=event_gap, log=console.print)
             paths = write_nab(res, output)

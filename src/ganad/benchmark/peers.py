@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,7 +79,8 @@ def make_peer(name: str, seed: int, epochs: int, n_features: int):
 
 @functools.cache
 def _inductive_ecod_class():
-    from pyod.models.ecod import ECOD
+    from pyod.models.ecod import ECOD, column_ecdf
+    from scipy.stats import skew
 
     class InductiveECOD(ECOD):
         """PyOD's ECOD, scoring each new row against the training data alone.
@@ -90,12 +92,16 @@ def _inductive_ecod_class():
         fitted on the training part alone, and its scores of new data are on another scale than the
         training scores its threshold comes from. Here a row's score is exactly what PyOD gives that
         row scored on its own, ``ECOD().fit(X_train).decision_function(x[None])``: the distributions
-        of the training rows plus that row. ``fit`` and ``decision_scores_`` are PyOD's."""
+        of the training rows plus that row. ``fit`` and ``decision_scores_`` are PyOD's, except that a
+        column constant where its skewness is taken gets no preferred tail instead of NaN scores for
+        every row (the ADBench Arrhythmia set has such columns)."""
 
         def decision_function(self, X):
-            if not hasattr(self, "X_train"):
-                return super().decision_function(X)
             X = np.asarray(X, dtype=np.float64)
+            if not hasattr(self, "X_train"):  # fit's own training scores: PyOD's, on the training rows alone
+                with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # scipy on a constant column: NaN, handled below
+                    return _outlyingness(-np.log(column_ecdf(X)), -np.log(column_ecdf(-X)), np.sign(skew(X, axis=0)))
             T = np.asarray(self.X_train, dtype=np.float64)
             n = len(T)
             srt = np.sort(T, axis=0)
@@ -108,18 +114,24 @@ def _inductive_ecod_class():
                 x = X[a:a + step]
                 le = np.stack([np.searchsorted(srt[:, j], x[:, j], side="right") for j in range(x.shape[1])], axis=1)
                 ge = n - np.stack([np.searchsorted(srt[:, j], x[:, j], side="left") for j in range(x.shape[1])], axis=1)
-                u_l = -np.log((le + 1) / (n + 1))
-                u_r = -np.log((ge + 1) / (n + 1))
-                # skewness of the training column plus this row, as scipy.stats.skew (biased) computes it
+                # skewness of the training column plus this row, as scipy.stats.skew (biased) computes it,
+                # undefined where the column plus the row is constant (scipy's rule)
                 y = x - mu
                 m1 = y / (n + 1)
                 m2 = (s2 + y ** 2) / (n + 1) - m1 ** 2
                 m3 = (s3 + y ** 3) / (n + 1) - 3 * m1 * (s2 + y ** 2) / (n + 1) + 2 * m1 ** 3
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    sk = np.sign(m3 / m2 ** 1.5)
-                u_skew = u_l * -1 * np.sign(sk - 1) + u_r * np.sign(sk + 1)
-                out[a:a + step] = np.maximum(np.maximum(u_l, u_r), u_skew).sum(axis=1)
+                    sk = np.where(m2 <= (np.finfo(np.float64).resolution * (mu + m1)) ** 2, np.nan, np.sign(m3 / m2 ** 1.5))
+                out[a:a + step] = _outlyingness(-np.log((le + 1) / (n + 1)), -np.log((ge + 1) / (n + 1)), sk)
             return out
+
+    def _outlyingness(u_l, u_r, sk):
+        """ECOD's per-row sum of max(left tail, right tail, the tail the skewness picks). Where the
+        skewness is undefined (a column constant in the data it is taken on, NaN in PyOD, which then
+        scores every row NaN) no tail is preferred: sign 0, as for a symmetric column."""
+        sk = np.nan_to_num(sk, nan=0.0)
+        u_skew = u_l * -1 * np.sign(sk - 1) + u_r * np.sign(sk + 1)
+        return np.maximum(np.maximum(u_l, u_r), u_skew).sum(axis=1)
 
     return InductiveECOD
 

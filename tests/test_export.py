@@ -207,3 +207,20 @@ def test_onnx_matches_pytorch_tadgan_windows(tmp_path):
     W = np.stack([s[:, i:i + 32] for i in range(0, 2000 - 32, 8)]).astype(np.float32)
     det = TadGAN(epochs=2, width=8, latent_dim=4, batch_size=32, n_critic=1, random_state=0).fit(W[:150])
     assert _check(det, W, tmp_path / "tadgan.onnx") <= 1e-3
+
+
+def test_onnx_metadata_names_the_columns_and_bad_opsets_are_refused(tmp_path):
+    import pandas as pd
+    Xtr, X = _data("vector")
+    cols = [f"f{i}" for i in range(Xtr.shape[1])]
+    det = GANomaly(**{**KW, "epochs": 1}).fit(pd.DataFrame(Xtr, columns=cols))
+    _check(det, X, tmp_path / "named.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "named.onnx")).metadata_props}
+    assert json.loads(meta["feature_names"]) == cols
+    det2 = GANomaly(**{**KW, "epochs": 1}).fit(Xtr)
+    export_onnx(det2, tmp_path / "plain.onnx")
+    assert "feature_names" not in {p.key for p in onnx.load(str(tmp_path / "plain.onnx")).metadata_props}
+    for bad in (9, 0, "17", 17.0):
+        with pytest.raises(InputError, match="opset_version"):
+            export_onnx(det2, tmp_path / "bad.onnx", opset_version=bad)
+    assert not (tmp_path / "bad.onnx").exists()

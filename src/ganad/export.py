@@ -153,6 +153,9 @@ def _add_metadata(path: str, meta: dict[str, str]) -> None:
 def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     """Write ``detector``'s scoring path as ONNX to ``path``; returns the component names (output order)."""
     from ganad.detectors.encoder_base import EncoderDetector
+    from ganad.params import is_int
+    if not (is_int(opset_version) and 11 <= opset_version <= 20):
+        raise InputError(_fmt("opset_version", f"is {opset_version!r}", "pass an ONNX opset from 11 to 20 (default 17)"))
 
     from ganad.multiview import MultiViewDetector
     if isinstance(detector, MultiViewDetector):
@@ -205,7 +208,11 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
                 torch.onnx.export(module, (x,), tmp, input_names=["x"], output_names=["components", "score"],
                                   dynamic_axes={"x": {0: "batch"}, "components": {0: "batch"}, "score": {0: "batch"}},
                                   opset_version=opset_version, dynamo=False)
-            _add_metadata(tmp, {"components": json.dumps(module.component_names), "ganad_class": name, "threshold": repr(threshold)})
+            meta = {"components": json.dumps(module.component_names), "ganad_class": name, "threshold": repr(threshold)}
+            names = (detector_ if members is not None else detector).__dict__.get("feature_names_in_")
+            if names is not None:  # fitted on named columns (CSV / Parquet / DataFrame): the order x's columns must have
+                meta["feature_names"] = json.dumps([str(c) for c in names])
+            _add_metadata(tmp, meta)
     except OSError as exc:
         raise ModelFileError(_fmt(f"path {path}", f"could not be written ({exc.strerror or exc})",
                                   "choose a folder you can write to, with room for the model")) from exc

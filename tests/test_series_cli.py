@@ -271,3 +271,28 @@ def test_fractional_ranges_against_whole_number_times_are_not_truncated(tmp_path
     df = pd.DataFrame({"index": np.arange(10), "time": np.arange(100, 110)})
     pd.DataFrame({"start": [102.5], "end": [104.0]}).to_csv(tmp_path / "rg.csv", index=False)
     assert np.flatnonzero(_range_labels(df, tmp_path / "rg.csv")).tolist() == [3, 4]
+
+
+def test_channel_named_with_a_comma_through_channels_stream_and_close_lines(tmp_path):
+    """A channel named 'valve,open' (pandas quotes it in the header): --channels takes it quoted as in
+    a CSV header, `ganad stream` reads the quoted header (it was split at the comma and refused), and
+    a close line quotes its channels field so that it still has five CSV fields."""
+    import csv
+    tr, te = _table(1200, 0), _table(600, 1, anomaly=(300, 319))
+    for df in (tr, te):
+        df.rename(columns={"pressure": "valve,open"}, inplace=True)
+    tr.to_csv(tmp_path / "train.csv", index=False)
+    te.to_csv(tmp_path / "test.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--stride", "8",
+                            "--channels", 'temp, "valve,open"', "--method", "fanogan", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == ["temp", "valve,open"]
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "status"])
+    assert r.exit_code == 0, r.output
+    ev = pd.read_csv(tmp_path / "s.events.csv")
+    lines = te[["time", "valve,open", "temp"]].to_csv(index=False)  # the header names the channels in another order
+    r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time"], input=lines)
+    assert r.exit_code == 0, r.output
+    closes = [x for x in csv.reader(r.stdout.splitlines()) if x[0] == "close"]
+    assert len(closes) == len(ev) >= 1 and all(len(x) == 5 for x in closes)
+    assert [x[4] for x in closes] == ev.channels.tolist() and any("valve,open=" in x[4] for x in closes)

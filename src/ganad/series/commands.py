@@ -13,7 +13,15 @@ from ganad.files import atomic_path
 
 
 def _csv_list(v: str | None) -> list[str] | None:
-    return None if v is None else [x.strip() for x in v.split(",") if x.strip()]
+    """``--channels a,b,c`` as a list; a name holding a comma is quoted as in a CSV header: ``a,"b,c"``."""
+    import csv
+    return None if v is None else [x.strip() for x in next(csv.reader([v], skipinitialspace=True), []) if x.strip()]
+
+
+def _csv_field(v: str) -> str:
+    """A text field of a stream output line, quoted as in CSV where it holds a comma or a quote
+    (a channel named 'valve,open' would otherwise shift the fields of a close line)."""
+    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n\r') else v
 
 
 def fit_series(data: Path, output: Path, method: str, det_params: dict, window: int, stride: int | None,
@@ -288,7 +296,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     def emit(up):
         out = [f"open,{ev['start']}\n" for ev in up.opened]
         out += [f"point,{i},{s:.9g},{lab}\n" for i, s, lab in zip(up.index.tolist(), up.scores.tolist(), up.labels.tolist())]
-        out += [f"close,{ev['start']},{ev['end']},{ev['peak_score']:.6g},{ev['channels']}\n" for ev in up.closed]
+        out += [f"close,{ev['start']},{ev['end']},{ev['peak_score']:.6g},{_csv_field(ev['channels'])}\n" for ev in up.closed]
         if out:
             write("".join(out))
 
@@ -302,8 +310,10 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         try:
             row = [float(v) for v in parts]
         except ValueError:
-            names = [p.strip().strip('"') for p in parts]
             if was_first and not any(_number(v) for v in parts):  # a header line: no cell is a number
+                import csv  # as a CSV header: a quoted name may hold a comma ("valve,open")
+                cells = next(csv.reader([line], skipinitialspace=True), [])
+                names = [p.strip() for p in (cells[1:] if has_time else cells)]
                 if sorted(names) == sorted(sd.channels_):
                     if names != list(sd.channels_):
                         order = [names.index(c) for c in sd.channels_]  # the model's channel order

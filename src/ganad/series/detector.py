@@ -288,14 +288,15 @@ class EventTracker:
 EVENT_COLUMNS = ["series", "start", "end", "length", "peak", "peak_score", "channels"]
 
 
-def events_frame(rows: list[dict], channels: Sequence[str]):
+def events_frame(rows: list[dict], channels: Sequence[str], has_time: bool = False):
     """The events table: series, start, end (row indices, end included), length (points of the
     event, bridged gaps included), peak (row of the highest score), peak_score, channels (driving
     channels with their share of the residual over the event's anomalous points, 'name=share;...'),
-    start_time/end_time/peak_time when a time axis was given, and share_<channel> per channel."""
+    start_time/end_time/peak_time when a time axis was given (``has_time``: also when no event was
+    found, so that the table has the same columns either way), and share_<channel> per channel."""
     import pandas as pd
     cols = list(EVENT_COLUMNS)
-    if any("start_time" in r for r in rows):
+    if has_time or any("start_time" in r for r in rows):
         cols += ["start_time", "end_time", "peak_time"]
     cols += [f"share_{c}" for c in channels]
     return pd.DataFrame(rows, columns=cols)
@@ -524,7 +525,7 @@ class SeriesDetector(BaseEstimator):
                 in_event[idx[a:b + 1]] = 1
             rows += ev
         return SeriesScores(scores=scores, labels=labels, contributions=contrib,
-                            events=events_frame(rows, self.channels_), threshold=float(self.threshold_), in_event=in_event)
+                            events=events_frame(rows, self.channels_, has_time=time_ is not None), threshold=float(self.threshold_), in_event=in_event)
 
     def decision_function(self, X, *, time=None, series_id=None) -> np.ndarray:
         """Score per time point (T,)."""

@@ -123,8 +123,11 @@ def test_a_series_too_short_to_train_on_names_its_windows():
     with pytest.raises(InputError, match=r"X: gives 7 window\(s\) of 64 points \(stride 1\), but at least 8.*"
                                          r"Fix: pass a longer series \(at least 71 points without a gap\) or a smaller window / stride"):
         SeriesDetector("ganomaly", window=64, stride=1, detector_params={"epochs": 1, "verbose": False}).fit(s)
-    with pytest.warns(UserWarning, match="X: has 105 windows, too few for a held-out slice.*train on at least 155 windows"):
+    with pytest.warns(UserWarning, match="X: has 105 windows, too few for a held-out slice.*train on at least 155 windows") as rec:
         SeriesDetector("ganomaly", window=16, stride=1, detector_params={"epochs": 1, "verbose": False}).fit(np.sin(np.arange(120) / 5.0)[:, None])
+    # the series' points are thresholded at its own point contamination (0.01), not the window detector's 0.1
+    msg = next(str(w.message) for w in rec if "held-out" in str(w.message))
+    assert "point contamination (0.01)" in msg and "contamination=0.1" not in msg
 
 
 def test_bad_series_get_clear_errors(fitted, anomalous_series):

@@ -750,10 +750,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             return
         need = next((m for m in range(n, 10**7) if round(f * m) >= HOLDOUT_MIN and m - round(f * m) >= HOLDOUT_MIN), 10**7)
         noun = self.__dict__.get("_sample_noun", "samples")  # a series detector's samples are its windows
+        flagged = self.__dict__.get("_flagged_note",  # a series detector thresholds points with its own contamination
+                                    f"new normal samples tend to score higher and more than contamination={float(self.contamination):g} of them are flagged")
         warnings.warn(_fmt("X", f"has {n} {noun}, too few for a held-out slice (validation_fraction={f:g} would hold "
                                 f"{int(round(f * n))}, fewer than {HOLDOUT_MIN}): the scores are standardised (median / MAD) and the "
-                                "threshold set on the training samples themselves, which the networks have fit, so new normal "
-                                f"samples tend to score higher and more than contamination={float(self.contamination):g} of them are flagged",
+                                f"threshold set on the training samples themselves, which the networks have fit, so {flagged}",
                            f"train on at least {need} {noun}, or calibrate the fitted model on separate normal data "
                            "(det.calibrate(X_val); CLI: ganad calibrate)"), UserWarning, stacklevel=3)
 

@@ -386,3 +386,25 @@ def test_an_old_model_file_reports_the_event_gap_it_uses(fitted, tmp_path):
     old.save(tmp_path / "again")
     again = ganad.load(tmp_path / "again")
     assert again.event_gap_ == 0 and again.get_params()["event_gap"] == 0
+
+
+def test_scoring_in_blocks_of_points_gives_the_one_pass_scores(fitted, anomalous_series, monkeypatch):
+    """score_series cuts and scores a series' windows block by block (bounded memory): every point gets
+    the mean over the same windows as one pass over all of them, with gaps and a trailing remainder."""
+    import ganad.series.detector as D
+    t = np.arange(len(anomalous_series), dtype=float)
+    t[700:] += 500  # a gap: two segments
+    ref = fitted.score_series(anomalous_series, time=t)
+    # one pass, the old way: every window at once, then the mean over covering windows
+    segs = D._segments(len(anomalous_series), t, None, fitted.gaps, float(fitted.gap_factor), "X")
+    wins, layout = fitted._windows(anomalous_series, segs, skip_short=False, name="X")
+    ws, wm = fitted._score_windows(wins)
+    s1, c1 = fitted._points(anomalous_series, layout, ws, wm / np.asarray(fitted.channel_baseline_)[None, :, None])
+    np.testing.assert_array_equal(ref.scores, s1)
+    np.testing.assert_array_equal(ref.contributions, c1)
+    for block in (1, 3 * 32 * 8, 3 * 32 * 8 * 5 + 7):  # one stride of windows per block, one window, odd sizes
+        monkeypatch.setattr(D, "SCORE_BLOCK", block)
+        r = fitted.score_series(anomalous_series, time=t)
+        np.testing.assert_array_equal(r.scores, ref.scores)
+        np.testing.assert_array_equal(r.contributions, ref.contributions)
+        assert r.events.equals(ref.events)

@@ -310,6 +310,10 @@ SERIES_KNN_SPACE = "input"
 #: discord score of the matrix profile (chosen on the same validation groups, twelfth session)
 SERIES_N_NEIGHBORS = 1
 
+#: numbers of window data scored at a time by ``score_series`` (float64: 32 MB, and as much again for
+#: the residual maps); a block is never less than one stride of windows
+SCORE_BLOCK = 2 ** 22
+
 
 class SeriesDetector(BaseEstimator):
     """Any ganad detector over windows of long series; see the module docstring.
@@ -418,14 +422,21 @@ class SeriesDetector(BaseEstimator):
 
     def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
         W, S = _window_step(self.window, self.stride)
-        wins, layout, short = [], [], []
-        for k, idx in enumerate(segments):
+        self._check_lengths(segments, skip_short, name, series_id)
+        wins, layout = [], []
+        for idx in segments:
             if len(idx) < W:
-                short.append((k, int(idx[0]), len(idx)))
                 continue
             w, starts = make_windows(values[idx], W, S)
             wins.append(w)
             layout.append((idx, starts, len(w)))
+        return np.concatenate(wins), layout  # float64: the detector's scaler casts to float32 after scaling
+
+    def _check_lengths(self, segments, skip_short: bool, name: str, series_id=None) -> None:
+        """Segments shorter than the window: an error naming the first (scoring), or a warning (fit);
+        an error when no segment is a window long."""
+        W, _ = _window_step(self.window, self.stride)
+        short = [(k, int(idx[0]), len(idx)) for k, idx in enumerate(segments) if len(idx) < W]
         if short and not skip_short:
             k, row, n = short[0]
             which = "" if series_id is None else f" of series {np.asarray(series_id)[row].item()!r}"  # a folder's rows are joined: name the file
@@ -434,10 +445,9 @@ class SeriesDetector(BaseEstimator):
                                   "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps"))
         if short:
             warnings.warn(_fmt(name, f"{len(short)} series or part(s) between gaps are shorter than the window ({W}) and were left out of training",
-                               "pass gaps='ignore' to join parts across gaps, or a shorter window"), UserWarning, stacklevel=3)
-        if not wins:
+                               "pass gaps='ignore' to join parts across gaps, or a shorter window"), UserWarning, stacklevel=4)
+        if len(short) == len(segments):
             raise InputError(_fmt(name, f"has no series or part at least one window ({W} points) long", "pass a longer series or a shorter window"))
-        return np.concatenate(wins), layout  # float64: the detector's scaler casts to float32 after scaling
 
     def _score_windows(self, windows: np.ndarray):
         """Window scores (n,) and per-channel residual maps (n, C, W) of the wrapped detector."""
@@ -455,6 +465,33 @@ class SeriesDetector(BaseEstimator):
             return d.double().numpy(), r.map
         r = det._score(windows, required_components(det.composer_), return_map=True)
         return r.scores, r.map
+
+    def _segment_points(self, v: np.ndarray):
+        """Scores (n,) and per-channel contributions (n, C) of the points of one segment ``v`` (n, C),
+        in blocks of points: each block's covering windows are cut, scored and averaged, then dropped,
+        so memory holds about :data:`SCORE_BLOCK` window numbers at a time instead of every window of
+        the series and its residual map (window / stride copies of every point; 40,000 points × 50
+        channels at window 256, stride 16, took 1.6 GB). A point's score is the same mean over the
+        same windows as one pass would give (:func:`covering_mean`); windows covering two blocks are
+        scored once for each."""
+        W, S = self.window_, self.stride_
+        n, C = v.shape
+        starts = np.arange(0, n - W + 1, S, dtype=np.int64)
+        view = np.lib.stride_tricks.sliding_window_view(v, W, axis=0)  # (n - W + 1, C, W), no copy
+        base = np.asarray(self.channel_baseline_)[None, :, None]
+        scores, contrib = np.full(n, np.nan), np.full((n, C), np.nan)
+        step = S * max(1, SCORE_BLOCK // (C * W))  # points per block: about SCORE_BLOCK numbers of new windows
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            sub = starts[np.searchsorted(starts, a - W, side="right"):np.searchsorted(starts, b - 1, side="right")]
+            if not sub.size:
+                continue
+            ws, wm = self._score_windows(np.ascontiguousarray(view[sub]))
+            scores[a:b], contrib[a:b] = covering_mean(sub, np.asarray(ws, dtype=np.float64), np.asarray(wm, dtype=np.float64) / base, W, a, b)
+        miss, covered = np.flatnonzero(~np.isfinite(scores)), np.flatnonzero(np.isfinite(scores))
+        if miss.size and covered.size:  # trailing points that no window covers copy the last covered one (as aggregate)
+            scores[miss], contrib[miss] = scores[covered[-1]], contrib[covered[-1]]
+        return scores, contrib
 
     def _points(self, values, layout, wscores, wmaps):
         T, C = values.shape
@@ -508,9 +545,10 @@ class SeriesDetector(BaseEstimator):
             raise InputError(_fmt("X", f"has {values.shape[1]} channel(s), the model was fitted on {self.n_channels_}",
                                   "pass the same channels, in the same order, as at fit time"))
         segs = _segments(len(values), time_, sid, self.gaps, float(self.gap_factor), "X")
-        windows, layout = self._windows(values, segs, skip_short=False, name="X", series_id=sid)
-        wscores, wmaps = self._score_windows(windows)
-        scores, contrib = self._points(values, layout, wscores, wmaps / np.asarray(self.channel_baseline_)[None, :, None])
+        self._check_lengths(segs, skip_short=False, name="X", series_id=sid)
+        scores, contrib = np.full(len(values), np.nan), np.full(values.shape, np.nan)
+        for idx in segs:
+            scores[idx], contrib[idx] = self._segment_points(values[idx])
         labels = (scores > self.threshold_).astype(np.int64)
         rows = []
         in_event = np.zeros(len(scores), dtype=np.int64)

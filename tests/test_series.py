@@ -408,3 +408,19 @@ def test_scoring_in_blocks_of_points_gives_the_one_pass_scores(fitted, anomalous
         np.testing.assert_array_equal(r.scores, ref.scores)
         np.testing.assert_array_equal(r.contributions, ref.contributions)
         assert r.events.equals(ref.events)
+
+
+def test_an_event_in_one_of_many_channels_names_that_channel_alone():
+    """Each channel's relative residual is about 1 on normal data: with 30 channels the normal ones' 1s
+    would fill half of the whole residual, so the driving channels are chosen by their excess."""
+    rng = np.random.RandomState(0)
+    t = np.arange(4000)[:, None]
+    A = np.sin(2 * np.pi * t / 50 + np.linspace(0, 3, 30)[None, :]) + 0.05 * rng.randn(4000, 30)
+    sd = SeriesDetector("fanogan", window=32, stride=8, detector_params={"epochs": 3, "random_state": 0, "verbose": False}).fit(A[:3000])
+    X = A[3000:].copy()
+    X[500:520, 7] += 3.0
+    ev = sd.score_series(X).events
+    assert len(ev) == 1 and ev.start[0] <= 500 and ev.end[0] >= 519
+    assert ev.channels[0].split("=")[0] == "ch7" and ";" not in ev.channels[0]
+    shares = ev[[f"share_ch{c}" for c in range(30)]].to_numpy()[0]
+    assert shares.argmax() == 7 and abs(shares.sum() - 1) < 1e-9

@@ -270,11 +270,17 @@ class EventTracker:
         ev, self.open, self.quiet = self.open, None, 0
         mean = ev["contrib"] / max(ev["n"], 1)
         share = mean / mean.sum() if mean.sum() > 0 else np.full(len(mean), 1.0 / len(mean))
-        order = np.argsort(-share, kind="stable")
+        # the driving channels: those that together hold half the event's *excess* residual (each channel's
+        # relative residual is 1 on average on the training windows, so with many channels the normal ones'
+        # 1s would otherwise fill the half and list up to five channels for a one-channel anomaly); the
+        # shares of the whole residual when no channel is above its training mean
+        excess = np.maximum(mean - 1.0, 0.0)
+        part = excess / excess.sum() if excess.sum() > 0 else share
+        order = np.argsort(-part, kind="stable")
         driving, cum = [], 0.0
-        for c in order[:5]:  # the channels that together hold half the excess residual (at most 5)
-            driving.append(f"{self.channels[c]}={share[c]:.2f}")
-            cum += share[c]
+        for c in order[:5]:  # at most 5
+            driving.append(f"{self.channels[c]}={part[c]:.2f}")
+            cum += part[c]
             if cum >= 0.5:
                 break
         row = {"series": self.series, "start": ev["start"], "end": ev["end"], "length": ev["n"] + ev["bridged"],
@@ -291,9 +297,11 @@ EVENT_COLUMNS = ["series", "start", "end", "length", "peak", "peak_score", "chan
 def events_frame(rows: list[dict], channels: Sequence[str], has_time: bool = False):
     """The events table: series, start, end (row indices, end included), length (points of the
     event, bridged gaps included), peak (row of the highest score), peak_score, channels (driving
-    channels with their share of the residual over the event's anomalous points, 'name=share;...'),
+    channels, 'name=share;...', with their share of the event's residual above each channel's training level,
+    docs/series.md),
     start_time/end_time/peak_time when a time axis was given (``has_time``: also when no event was
-    found, so that the table has the same columns either way), and share_<channel> per channel."""
+    found, so that the table has the same columns either way), and share_<channel> per channel (its share of the
+    whole residual)."""
     import pandas as pd
     cols = list(EVENT_COLUMNS)
     if has_time or any("start_time" in r for r in rows):

@@ -252,6 +252,106 @@ def test_deep_json_and_nan_weights_are_refused(fitted, tmp_path):
         ganad.load(tmp_path / "w")
 
 
+# ------------------------------------------------------------------ model files: round trips and tampered numbers (sixteenth audit)
+def _files(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_load_then_save_writes_the_same_files_and_the_same_params(tmp_path):
+    """A loaded model re-saved gave another config.json ("robust": null moved: the loaded detector
+    had a robust_ = None that fit never sets), and get_params()['betas'] came back a list (JSON),
+    also inside a series model's detector_params."""
+    from sklearn.base import clone
+    det = FAnoGAN(**FAST, betas=(0.4, 0.9)).fit(X4)
+    det.save(tmp_path / "a")
+    loaded = ganad.load(tmp_path / "a")
+    assert loaded.get_params() == det.get_params() and isinstance(loaded.get_params()["betas"], tuple)
+    assert clone(loaded).get_params() == det.get_params()
+    loaded.save(tmp_path / "b")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    sd = ganad.SeriesDetector(window=8, detector_params=dict(epochs=1, width=8, latent_dim=4, betas=(0.4, 0.9))).fit(
+        np.random.RandomState(0).randn(200, 2).astype(np.float32))
+    sd.save(tmp_path / "s")
+    assert ganad.load(tmp_path / "s").get_params() == sd.get_params()
+
+
+@pytest.mark.parametrize("param,value", [("width", 16), ("latent_dim", 6), ("spectral_norm", True), ("feature_layer", -2),
+                                         ("scaler", "minmax"), ("prior", "uniform")])
+def test_save_refuses_a_structure_parameter_changed_after_fit(fitted, tmp_path, param, value):
+    """set_params(width=16) after fit (the networks stay 8 wide) then save wrote a model that would not
+    load ("corrupt: re-train"); feature_layer, scaler and prior one that loaded and scored differently."""
+    det = ganad.load((fitted["FAnoGAN"].save(tmp_path / "m"), tmp_path / "m")[1])
+    before = det.get_params()[param]
+    det.set_params(**{param: value})
+    with pytest.raises(InputError, match=f"{param} is .*built with {param}=.*set it back"):
+        det.save(tmp_path / "m2")
+    assert not (tmp_path / "m2").exists()
+    det.set_params(**{param: before}).save(tmp_path / "m2")
+    ganad.load(tmp_path / "m2")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c["state"]["scaler"].__setitem__("lo", None),
+    lambda c: c["state"]["scaler"].__setitem__("hi", [None] * 4),
+    lambda c: c["state"]["scaler"].__setitem__("lo", [h + 1.0 for h in c["state"]["scaler"]["hi"]]),  # above hi
+    lambda c: c["state"].__setitem__("latent_stats", [0.0, 0.0]),
+])
+def test_tampered_numbers_are_refused_at_load_not_a_nan_score(fitted, tmp_path, edit):
+    """Scaler clip bounds of None (every score NaN) or a scale of 0 in GANomaly's latent statistics
+    (every score inf) loaded and failed at scoring."""
+    from ganad.exceptions import ModelFileError
+    fitted["GANomaly"].save(tmp_path / "m")
+    bad = _tamper(tmp_path / "m", tmp_path / "bad", edit)
+    try:
+        ganad.load(bad).decision_function(X4[:3])
+    except ModelFileError as e:
+        assert "config.json" in str(e) or str(bad) in str(e)
+    else:
+        pytest.fail("a tampered model scored")
+
+
+def test_whole_numbers_in_a_model_file_do_not_overflow_torch(fitted, tmp_path):
+    """A positive whole number as the training D mean (or a knn scale) passed the checks and raised
+    OverflowError ('int too big to convert') inside torch at scoring: JSON numbers are read as floats."""
+    fitted["GANomaly"].save(tmp_path / "m")
+    bad = _tamper(tmp_path / "m", tmp_path / "bad", lambda c: c["state"].__setitem__("disc_train_mean", 2**70))
+    assert np.isfinite(ganad.load(bad).score_components(X4[:3]).components["disc_normalised"]).all()
+
+
+def test_tampered_svm_composer_and_tadgan_stats_are_refused(tmp_path):
+    from ganad import TadGAN
+    from ganad.exceptions import ModelFileError
+    det = FAnoGAN(**FAST).fit(X4)
+    det.calibrate(X4[:40], (np.arange(40) % 5 == 0).astype(int), compose="svm")
+    det.save(tmp_path / "svm")
+    TadGAN(**FAST).fit(X4).save(tmp_path / "tad")
+    for src, edit in [("svm", lambda c: c["state"]["composer"].__setitem__("dual_coef", 1.0)),
+                      ("svm", lambda c: c["state"]["composer"]["support_vectors"][0].__setitem__(0, None)),
+                      ("tad", lambda c: c["state"].__setitem__("tadgan_stats", [0.0, 1.0])),
+                      ("tad", lambda c: c["state"].__setitem__("tadgan_stats", [0.0, 1.0, 0.0, 0.0]))]:
+        shutil.rmtree(tmp_path / "bad", ignore_errors=True)
+        with pytest.raises(ModelFileError, match="inconsistent or corrupt"):
+            ganad.load(_tamper(tmp_path / src, tmp_path / "bad", edit)).decision_function(X4[:3])
+
+
+def test_a_series_or_multiview_model_loaded_as_a_detector_says_what_it_is(tmp_path):
+    from ganad.exceptions import ModelFileError
+    ganad.SeriesDetector(window=8, detector_params=dict(epochs=1, width=8, latent_dim=4)).fit(
+        np.random.RandomState(0).randn(200, 2).astype(np.float32)).save(tmp_path / "s")
+    with pytest.raises(ModelFileError, match="holds a series model .*SeriesDetector.load"):
+        FAnoGAN.load(tmp_path / "s")
+
+
+def test_saving_through_a_symlink_replaces_the_model_it_points_to(fitted, tmp_path):
+    """Saving to a symbolic link exchanged the link itself for the new folder (the model it pointed to
+    kept the old version) and left the link behind as a '.NAME.new-*' entry."""
+    fitted["FAnoGAN"].save(tmp_path / "v1")
+    os.symlink(tmp_path / "v1", tmp_path / "current")
+    fitted["GANomaly"].save(tmp_path / "current")
+    assert (tmp_path / "current").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+    assert type(ganad.load(tmp_path / "v1")).__name__ == "GANomaly"
+
+
 # ------------------------------------------------------------------ errors that misled or crashed
 @pytest.mark.parametrize("cls", [AnoGAN, FAnoGAN, BiGAN, ALAD, GANomaly])
 @pytest.mark.parametrize("params,pattern", [

@@ -66,8 +66,11 @@ def _jsonable(v):
 
 
 def check_model_path(path, name: str = "path") -> Path:
-    """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work."""
+    """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work.
+    A symbolic link stands for the folder it points to (the model there is replaced, the link kept)."""
     path = Path(path)
+    if path.is_symlink():  # the replacement exchanges folders: it would replace the link itself and leave it behind as a temporary
+        path = path.resolve()
     if path.exists() and not path.is_dir():
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
     if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)) and any(path.iterdir()):
@@ -94,6 +97,13 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
         raise InputError(f"{type(det).__name__}.save: a parameter holds a value fit would refuse, and the saved model would not load "
                          f"({exc}). Fix: set it back (det.set_params(...)) before saving") from exc
     params = det.get_params(deep=False)
+    built = det.__dict__.get("_built_with") or {}
+    changed = [k for k, v in built.items() if params.get(k) != v]
+    if changed:  # the file would name other networks than the fitted ones: refused by load, or silently other scores
+        k = changed[0]
+        raise InputError(_fmt(f"{type(det).__name__}.save", f"{k} is {params[k]!r}, but the fitted model was built with {k}={built[k]!r} "
+                              "(set_params after fit takes effect at the next fit); the saved model would not be this one",
+                              f"set it back (det.set_params({k}={built[k]!r})) before saving, or fit again"))
     if isinstance(params.get("random_state"), (np.random.RandomState, np.random.Generator)):
         # accepted by fit (scikit-learn's convention) but not a value a file can hold: the weights are
         # saved, so scores reproduce; only a refit from the file would draw other numbers
@@ -248,6 +258,10 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
                                   "pass the directory written by `ganad fit -o DIR` or detector.save(DIR)"))
     cfg_file = path / CONFIG
     if not cfg_file.is_file():
+        for marker, kind, cls in ((SERIES_CONFIG, "series", "SeriesDetector"), (MULTIVIEW_CONFIG, "multi-view", "MultiViewDetector")):
+            if (path / marker).is_file():  # a ganad model of another kind, not a broken one
+                raise ModelFileError(_fmt(str(path), f"holds a {kind} model ({marker}), not a single detector's model ({CONFIG})",
+                                          f"load it with ganad.load(path) or {cls}.load(path)"))
         raise ModelFileError(_fmt(str(path), f"has no {CONFIG}", "pass a directory written by ganad, or re-train and save the model"))
     corrupt = "the model is corrupt or was edited: re-train and save it again"
     try:
@@ -301,11 +315,16 @@ def _check_state(st: dict, cfg_file: Path) -> None:
             bad(f"has scaler.{key} that is not {n_ch} number(s), one per feature / channel")
     if any(abs(x) > 3e38 for x in sc["shift"] + sc["scale"]) or any(x <= 0 for x in sc["scale"]):
         bad("has a scaler scale that is zero, negative or out of float32 range (every scale must be > 0)")
+    if "lo" in sc or "hi" in sc:  # the clip bounds (in scaled units): None or a short list would clip every value to NaN
+        lo, hi = sc.get("lo"), sc.get("hi")
+        if not (all(isinstance(v, list) and len(v) == n_ch and all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 3e38
+                                                                    for x in v) for v in (lo, hi)) and all(a <= b for a, b in zip(lo, hi))):
+            bad(f"has scaler clip bounds lo / hi that are not {n_ch} number(s) each, in float32 range, with lo <= hi")
     names = st.get("feature_names_in")
     if names is not None and not (isinstance(names, list) and len(names) == st["n_features_in"] and all(isinstance(c, str) for c in names)):
         bad(f"has feature_names_in that are not {st['n_features_in']} column names")
     dm = st.get("disc_train_mean")
-    if dm is not None and not (isinstance(dm, (int, float)) and dm > 0):
+    if dm is not None and not (isinstance(dm, (int, float)) and not isinstance(dm, bool) and 0 < dm <= 3e38):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")
     ks, split, scales = st.get("knn_space"), st.get("knn_split"), st.get("knn_scales")
     if ks is not None and ks not in ("code", "feature", "both", "input", "feature+input"):
@@ -495,6 +514,14 @@ def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def _tuples(cls, params: dict) -> dict:
+    """``params`` with JSON lists back as tuples where the constructor's default is a tuple (``betas``):
+    get_params of a loaded detector gives what it gave before saving."""
+    import inspect
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    return {k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
+
+
 def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str, cfg_file: Path):
     """One detector (or an ensemble and, recursively, its members) from its JSON state and the
     safetensors entries under ``prefix``; every stored value is checked before it is used."""
@@ -587,7 +614,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
         return loaded
 
     try:
-        det = _restore(cls, cfg["params"], cfg["state"], header, tensors_fn, "", cfg_file)
+        det = _restore(cls, _tuples(cls, cfg["params"]), cfg["state"], header, tensors_fn, "", cfg_file)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:

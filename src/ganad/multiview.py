@@ -338,7 +338,7 @@ def is_multiview_model(path) -> bool:
 
 def load_multiview(path) -> MultiViewDetector:
     """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles)."""
-    from ganad.io import load_model, read_wrapper_config
+    from ganad.io import _tuples, load_model, read_wrapper_config
     from ganad.scoring.composition import RobustStandardised
     path = Path(path)
     f = path / MULTIVIEW_CONFIG
@@ -364,6 +364,9 @@ def load_multiview(path) -> MultiViewDetector:
                                           "refit it; change a view's model only as a copy (-o OTHER_DIR)"))
         dets = {v: load_model(path / VIEWS_DIR / v) for v in views}
         p["views"] = {v: (s if isinstance(s, str) and s in __import__("ganad").DETECTORS else dets[v]) for v, s in p["views"].items()}
+        for d in dets.values():  # JSON lists back as tuples where the detectors' default is one (betas)
+            if isinstance(p.get("detector_params"), dict):
+                p["detector_params"] = _tuples(type(d), p["detector_params"])
         mv = MultiViewDetector(**p)
         mv._check_params()
         median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)

@@ -14,6 +14,7 @@ rest (validation, scaling, seeding, batching, composition, threshold, save / loa
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import os
@@ -603,6 +604,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if ckpt is not None and ckpt[1] is not None:
             self.seed_ = int(ckpt[1][0]["extra"]["seed"])  # random_state=None: the resumed run's own seed
         self.prior_ = make_prior(self.prior)
+        self._built_with = self._structure()
         if int(self.n_members) > 1:
             return self._fit_ensemble(X, dict(robust_contamination=robust_contamination, robust_warmup=robust_warmup,
                                               robust_mode=robust_mode, robust_proxy=robust_proxy))
@@ -1341,6 +1343,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                           ("knn_scales", "knn_scales_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
+        if state.get("knn_scales") is not None:  # as fit stores them: floats (a file's 2**70 would overflow torch's division)
+            self.knn_scales_ = [float(v) for v in state["knn_scales"]]
 
     # ------------------------------------------------------------------ issue 4: D normalisation (robust training: ganad.training.robust)
     def _fit_disc_train_mean(self, Xt: torch.Tensor):
@@ -1361,7 +1365,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _disc_normalised(self, logit_x: torch.Tensor) -> dict[str, torch.Tensor]:
         """'disc_normalised': -log σ(D(x)) / its training mean (1 = as typical as training data)."""
         m = self.__dict__.get("disc_train_mean_")
-        return {} if m is None else {"disc_normalised": torch.nn.functional.softplus(-logit_x.reshape(-1)) / m}
+        return {} if m is None else {"disc_normalised": torch.nn.functional.softplus(-logit_x.reshape(-1)) / float(m)}  # a file's int: float
 
     def calibrate(self, X_val: ArrayLike, y_val: ArrayLike | None = None, *, compose: str = "default", threshold: str = "contamination",
                   weights: dict[str, float] | None = None, metric: str = "auroc", beta: float = 1.0, fpr: float = 0.05) -> Self:
@@ -1600,6 +1604,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     # A fitted detector comes back from a model file (ganad.io.load_model) or from pickle
     # (__setstate__) through these two methods only; calibration changes it through
     # _set_calibration only.
+    #: the parameters the fitted state is built from (the networks, the generator's output activation, the
+    #: latent prior): set_params after fit changes them for the next fit only, and a model file written
+    #: meanwhile would rebuild other networks than the fitted ones (save refuses it, see ganad.io.save_model)
+    _structure_params = ("net", "width", "depth", "latent_dim", "spectral_norm", "feature_layer", "scaler", "prior")
+
+    def _structure(self) -> dict[str, Any]:
+        """The values of :attr:`_structure_params` now (dicts and lists copied)."""
+        return {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k in self._structure_params for v in [getattr(self, k)]}
+
     def _restore_fitted_state(self, st: dict[str, Any]) -> None:
         """Set the fitted attributes from a model file's JSON state (checked by the caller)."""
         self.data_shape_ = tuple(st["data_shape"])
@@ -1611,6 +1624,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.composer_ = composer_from_dict(st["composer"])
         self.history_ = st["history"]
         self.prior_ = make_prior(self.prior)
+        self._built_with = self._structure()
         self.device_ = resolve_device(self.device)
         if st.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
@@ -1618,7 +1632,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.selection_ = st["selection"]
         if "default_composer" in st:
             self.default_composer_ = composer_from_dict(st["default_composer"])
-        if "robust" in st:
+        if st.get("robust") is not None:  # None: not trained robustly (fit sets no robust_); re-saving writes the same file
             self.robust_ = st["robust"]
         if "members" not in st:
             self._load_extra_state(st)

@@ -141,4 +141,8 @@ class GANomaly(EncoderDetector):
 
     def _load_extra_state(self, state):
         super()._load_extra_state(state)
-        self.latent_stats_ = tuple(float(v) for v in state["latent_stats"])
+        stats = state["latent_stats"]
+        if not (isinstance(stats, list) and len(stats) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats)
+                and all(abs(v) <= 3e38 for v in stats) and stats[1] > 0):  # fit's scale is > 1e-12: 0 would score every sample inf
+            raise ValueError(f"latent_stats {str(stats)[:60]} is not a centre and a positive scale")
+        self.latent_stats_ = tuple(float(v) for v in stats)

@@ -218,4 +218,7 @@ class TadGAN(EncoderDetector):
 
     def _load_extra_state(self, state):
         super()._load_extra_state(state)
-        self.tadgan_stats_ = tuple(float(v) for v in state["tadgan_stats"])
+        stats = tuple(float(v) for v in state["tadgan_stats"])
+        if len(stats) != 4 or not all(abs(v) <= 3e38 for v in stats) or min(stats[1], stats[3]) <= 0:  # fit's sds are > 1e-12
+            raise ValueError(f"tadgan_stats {str(state['tadgan_stats'])[:60]} is not two means and two positive standard deviations")
+        self.tadgan_stats_ = stats

@@ -284,6 +284,10 @@ class SVMComposer:
         self.dual_coef = np.asarray(dual_coef, dtype=np.float64).reshape(-1)
         self.intercept, self.gamma = float(intercept), float(gamma)
         self.platt_a, self.platt_b, self.C = float(platt_a), float(platt_b), float(C)
+        if not (self.support_vectors.shape[0] == self.dual_coef.shape[0] >= 1 and np.all(np.isfinite(self.support_vectors))
+                and np.all(np.isfinite(self.dual_coef)) and self.gamma > 0):  # what from_dict reads from a model file
+            raise InputError(_fmt("SVMComposer", "needs finite support vectors, one finite dual coefficient per support vector and gamma > 0",
+                                  "build it with SVMComposer.fit"))
 
     @classmethod
     def fit(cls, components, y, names=None, *, C=1.0, gamma="scale", normal_mask=None):

@@ -678,7 +678,7 @@ def is_series_model(path) -> bool:
 
 def load_series(path) -> SeriesDetector:
     """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles)."""
-    from ganad.io import load_model, read_wrapper_config
+    from ganad.io import _tuples, load_model, read_wrapper_config
     path = Path(path)
     f = path / SERIES_CONFIG
     cfg = read_wrapper_config(path, SERIES_CONFIG, SERIES_FORMAT, SERIES_FORMAT_VERSION, "SeriesDetector.save or `ganad fit --window`")
@@ -687,6 +687,8 @@ def load_series(path) -> SeriesDetector:
         p, st = dict(cfg["params"]), cfg["state"]
         if not isinstance(p.get("detector"), str) or p["detector"] not in __import__("ganad").DETECTORS:
             p["detector"] = det  # an instance was wrapped: keep the loaded one as the parameter
+        if isinstance(p.get("detector_params"), dict):  # JSON lists back as tuples where the detector's default is one (betas)
+            p["detector_params"] = _tuples(type(det), p["detector_params"])
         if "event_gap" not in st:  # written before event_gap existed: one event per run of anomalous points,
             p["event_gap"] = 0     # and the parameters say so (None would mean one window)
         sd = SeriesDetector(**p)

@@ -549,3 +549,27 @@ def test_a_refit_without_checkpoints_drops_the_previous_checkpoint_summary(tmp_p
     assert det.checkpoint_["written"] >= 1
     det.fit(X)
     assert not hasattr(det, "checkpoint_")
+
+
+def test_a_checkpoint_directory_in_use_by_another_fit_is_refused(tmp_path, monkeypatch):
+    """Two fits on one checkpoint directory (a resume started twice) would delete each other's tensor
+    files: the second is refused while the first trains; the lock goes with the fit that held it."""
+    d = tmp_path / "c"
+    GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=2)
+    other = ck.DirectoryLock(d)
+    other.acquire()  # another fit, training now
+    try:
+        with pytest.raises(InputError, match=r"checkpoint_dir .*is in use: another fit \(pid \d+ on .*\) is writing checkpoints there"):
+            GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    finally:
+        other.release()
+    # a fit that fails (killed after its first checkpoint) lets go of the directory: the resume runs
+    real = ck.Checkpointer.save
+    def save_then_lock(self, snap):
+        real(self, snap)
+        raise KeyboardInterrupt  # killed after its first checkpoint
+    monkeypatch.setattr(ck.Checkpointer, "save", save_then_lock)
+    with pytest.raises(KeyboardInterrupt):
+        GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=tmp_path / "k", checkpoint_every=1)
+    monkeypatch.setattr(ck.Checkpointer, "save", real)
+    GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=tmp_path / "k", resume=True)  # not left locked

@@ -640,6 +640,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             if ddp is not None:
                 ddp.prepare(self.nets_)
             try:
+                if checkpointer is not None:
+                    checkpointer.lock.acquire()
                 self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
                                       batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
                                       verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp,
@@ -647,6 +649,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                       nets=self.nets_, checkpointer=checkpointer,
                                       resume=snapshot[1] if snapshot is not None else None, guard=guard)
             finally:
+                if checkpointer is not None:
+                    checkpointer.lock.release()
                 if ddp is not None:
                     ddp.restore(self.nets_)
             self.selection_ = selector.info
@@ -715,6 +719,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             raise InputError(_fmt(f"checkpoint_dir {d}", f"cannot be created ({exc.strerror or exc})",
                                   "pass a writable directory path (not under a file)")) from exc
         cp = ck.Checkpointer(d, fp, every, seconds)
+        cp.lock.acquire()  # refused now, before any work, when another fit writes there; held again while training
+        cp.lock.release()
         if loaded is not None:
             cp.seq = int(loaded[0].get("seq", 0))
         return cp, loaded

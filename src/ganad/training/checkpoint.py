@@ -43,6 +43,7 @@ from ganad.files import alive, fsync_path, write_bytes
 FORMAT = "ganad-checkpoint"
 FORMAT_VERSION = 1
 MANIFEST = "checkpoint.json"
+LOCK = ".lock"
 
 
 # ---------------------------------------------------------------- loop position
@@ -486,9 +487,49 @@ _write_atomic = write_bytes
 _TMP_PID = re.compile(r"\.(\d+)\.[^.]*\.tmp$")  # files.temp_file_beside: .<name>.<pid>.<random>.tmp
 
 
+class DirectoryLock:
+    """An exclusive advisory lock on ``DIR/.lock`` while a fit writes checkpoints to DIR, so that two
+    fits on one directory (a resume started twice) cannot delete each other's tensor files. It is
+    ``fcntl.flock``: the operating system drops it when the process ends, so a killed fit leaves no
+    stale lock to clear. Where ``fcntl`` is missing (Windows) the directory is not guarded."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self._f = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        f = open(self.dir / LOCK, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            f.close()
+            raise InputError(_fmt(f"checkpoint_dir {self.dir}", f"is in use: another fit ({who}) is writing checkpoints there",
+                                  "wait for that fit to finish (or stop it) before resuming, or choose another checkpoint directory")) from None
+        import socket
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        self._f = f
+
+    def release(self) -> None:
+        if self._f is not None:
+            import fcntl
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None
+
+
 class Checkpointer:
     """Writes a checkpoint every ``every_steps`` optimisation steps and / or every ``every_seconds``
-    seconds (checked after each step and at the end of each epoch), and once at the end."""
+    seconds (checked after each step and at the end of each epoch), and once at the end. ``lock``
+    guards the directory while training runs (:class:`DirectoryLock`)."""
 
     def __init__(self, directory, fingerprint: dict, every_steps: int | None = None, every_seconds: float | None = None):
         self.dir = Path(directory)
@@ -501,6 +542,7 @@ class Checkpointer:
         self.n_written = 0
         self.seconds = 0.0  # time spent writing checkpoints
         self.extra: dict = {}  # stored beside the snapshot (the detector's seed)
+        self.lock = DirectoryLock(self.dir)
 
     def step(self) -> None:
         self._steps += 1

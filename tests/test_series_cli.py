@@ -296,3 +296,32 @@ def test_channel_named_with_a_comma_through_channels_stream_and_close_lines(tmp_
     closes = [x for x in csv.reader(r.stdout.splitlines()) if x[0] == "close"]
     assert len(closes) == len(ev) >= 1 and all(len(x) == 5 for x in closes)
     assert [x[4] for x in closes] == ev.channels.tolist() and any("valve,open=" in x[4] for x in closes)
+
+
+def test_zoned_times_are_written_as_utc_instants_and_ranges_compare_by_instant(tmp_path):
+    """A time column with an offset (+01:00) used to come out as bare UTC wall times, an hour off
+    the input with nothing to say so; now the UTC instant marked +00:00, and ranges in any zone match."""
+    T = 1500
+    t = pd.date_range("2024-01-01", periods=T, freq="5min", tz="Europe/Berlin")
+    v = np.sin(np.arange(T) / 10) + 0.05 * np.random.RandomState(0).randn(T)
+    v[1200:1215] += 4
+    pd.DataFrame({"timestamp": t.astype(str), "v": v}).iloc[:1000].to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"timestamp": t.astype(str), "v": v}).iloc[1000:].to_csv(tmp_path / "test.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "--window", "32", "--epochs", "1", "-o", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert s["time"][0] == "2024-01-04 10:20:00+00:00"  # the input's 2024-01-04 11:20:00+01:00
+    assert (pd.to_datetime(s["time"]) == t[1000:].tz_convert("UTC")).all()
+    ev = pd.read_csv(tmp_path / "s.events.csv")
+    assert ev["start_time"].str.endswith("+00:00").all()
+    # the same range in Berlin time and in UTC labels the same points
+    for name, zone in (("berlin", "Europe/Berlin"), ("utc", "UTC")):
+        a, b = t[1195].tz_convert(zone), t[1220].tz_convert(zone)
+        pd.DataFrame({"start": [str(a)], "end": [str(b)]}).to_csv(tmp_path / f"{name}.csv", index=False)
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    m1 = json.loads((tmp_path / "berlin" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "utc" / "metrics.json").read_text())
+    assert m1 == m2 and m1["point_auroc"] > 0.9

@@ -70,6 +70,13 @@ def _exact(t: np.ndarray) -> np.ndarray:
     return np.array([repr(v) for v in t.tolist()], dtype=object) if t.dtype.kind == "f" else t
 
 
+def _zone(t: np.ndarray, utc: bool):
+    """UTC instants (naive datetime64) of a zoned time column as tz-aware UTC times, which the files
+    write as '2024-01-04 10:20:00+00:00'."""
+    import pandas as pd
+    return pd.DatetimeIndex(t).tz_localize("UTC") if utc and len(t) and np.asarray(t).dtype.kind == "M" else t
+
+
 def _write_atomic(path: Path, write):
     with atomic_path(path) as tmp:
         write(tmp)
@@ -121,8 +128,8 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     if tab.series_id is not None:
         cols["series"] = tab.series_id
     cols["index"] = np.arange(len(r.scores))
-    if tab.time is not None:
-        cols["time"] = _exact(tab.time)
+    if tab.time is not None:  # zoned input times: written as their UTC instants, marked +00:00 (not as bare UTC wall times)
+        cols["time"] = _zone(_exact(tab.time), tab.utc)
     cols["score"] = r.scores
     cols["label"] = r.labels
     cols["event"] = r.in_event  # inside an event (labels plus the gaps an event bridges)
@@ -134,7 +141,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
         ev = ev.drop(columns=["series"])
     for c in ("start_time", "end_time", "peak_time"):
         if c in ev.columns:
-            ev[c] = _exact(ev[c].to_numpy())
+            ev[c] = _zone(_exact(ev[c].to_numpy()), tab.utc)
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
     _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
     _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
@@ -153,6 +160,22 @@ def _columns(data: Path, sep, decimal) -> list[str]:
         return csv_columns(data, sep=sep, decimal=decimal) or []
     except (InputError, DataFileError):
         return []
+
+
+def _zoned_text(col) -> bool:
+    import pandas as pd
+    try:
+        return len(col) > 0 and pd.to_datetime(col.iloc[:1]).dt.tz is not None
+    except (ValueError, TypeError):
+        return False
+
+
+def _utc_naive(t):
+    """A time (or a Series of them) with a zone as its naive UTC instant; naive times as they are."""
+    import pandas as pd
+    if isinstance(t, pd.Series):
+        return t.dt.tz_convert("UTC").dt.tz_localize(None) if t.dt.tz is not None else t
+    return t.tz_convert("UTC").tz_localize(None) if getattr(t, "tzinfo", None) is not None else t
 
 
 def _range_labels(df, ranges: Path) -> np.ndarray:
@@ -185,8 +208,10 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     if by_time:
         t = df["time"]
         if not pd.api.types.is_numeric_dtype(t):
-            t = pd.to_datetime(t)
-            conv = lambda v: pd.to_datetime(v)  # noqa: E731
+            # zoned times (the scores file's '+00:00', a range's '+01:00') compare as UTC instants; a range
+            # without a zone against a zoned file is read as UTC, the zone the file's times are written in
+            t = _utc_naive(pd.to_datetime(t, utc=_zoned_text(t)))
+            conv = lambda v: _utc_naive(pd.to_datetime(v))  # noqa: E731
         else:
             conv = float
         axis = t.to_numpy()

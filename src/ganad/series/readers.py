@@ -19,6 +19,7 @@ class SeriesTable(NamedTuple):
     columns: list[str]
     time_column: str | None
     series_column: str | None
+    utc: bool = False           # the time column held zoned times (+01:00, Z): ``time`` is their UTC instant, naive
 
 
 def read_series_file(path, time_column: str | None = None, channels: Sequence[str] | None = None,
@@ -79,7 +80,21 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     values = np.stack([_numeric_column(df[c], src, c) for c in chans], axis=1)
     sid = df[series_id].astype(str).to_numpy() if series_id is not None else None
     time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
-    return SeriesTable(values, time, sid, chans, time_column, series_id)
+    return SeriesTable(values, time, sid, chans, time_column, series_id, time is not None and _zoned(df[time_column]))
+
+
+def _zoned(col) -> bool:
+    """Whether a time column holds zoned times (a tz-aware column, or text like '...+01:00' / '...Z'),
+    which the time axis holds as their UTC instants."""
+    import pandas as pd
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return True
+    if pd.api.types.is_datetime64_any_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype) or not len(col):
+        return False
+    try:
+        return pd.to_datetime(col.iloc[:1]).dt.tz is not None
+    except (ValueError, TypeError):
+        return False
 
 
 SERIES_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".npy")
@@ -104,4 +119,5 @@ def _read_folder(p: Path, time_column, channels, series_id, no_time, sep=None, d
         raise DataFileError(_fmt(str(p), "holds files with and without a time column", "give every file a time column, or none"))
     time = np.concatenate([t.time for t in parts]) if parts[0].time is not None else None
     sid = np.concatenate([np.full(len(t.values), f.name, dtype=object) for f, t in zip(files, parts)])
-    return SeriesTable(np.concatenate([t.values for t in parts]), time, sid, cols, parts[0].time_column, None)
+    return SeriesTable(np.concatenate([t.values for t in parts]), time, sid, cols, parts[0].time_column, None,
+                       any(t.utc for t in parts))

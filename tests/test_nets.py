@@ -136,6 +136,7 @@ def test_training_batches_through_the_native_products_equal_torch_convolutions(c
     kernels for even lengths, native.down_forward / up_forward, else native.mm; input gradients on
     native.mm, weight gradients on native.mm_tn): the same values as torch's own (transposed)
     convolution within float32 round-off."""
+    from ganad import runtime
     from ganad.runtime import native
     if native.library() is None:
         pytest.skip("native kernels not built here")
@@ -147,9 +148,10 @@ def test_training_batches_through_the_native_products_equal_torch_convolutions(c
     torch.manual_seed(0)
     layer = (Down1d if cls == "Down1d" else Up1d)(c_in, c_out)
     x = torch.randn(128, length, c_in, requires_grad=True)
-    y = layer(x)
-    go = torch.randn_like(y)
-    gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), go)
+    with runtime.use("native"):  # whatever GANAD_RUNTIME says (eager / gemm keep torch's products)
+        y = layer(x)
+        go = torch.randn_like(y)
+        gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), go)
     xt = x.detach().transpose(1, 2).requires_grad_(True)
     conv = torch.nn.functional.conv1d if cls == "Down1d" else torch.nn.functional.conv_transpose1d
     ref = conv(xt, layer.weight, layer.bias, stride=2, padding=1).transpose(1, 2)
@@ -380,14 +382,15 @@ def test_training_forward_on_the_stack_kernels_fuses_bias_and_activation(cls, sl
     real = native._one_layer
     try:
         native._one_layer = lambda *a: calls.append(1) or real(*a)
-        got = run()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.no_grad():
-                one = layer(x)
-        finally:
-            torch.set_num_threads(threads)
+        with runtime.use("native"):  # whatever GANAD_RUNTIME says
+            got = run()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.no_grad():
+                    one = layer(x)
+            finally:
+                torch.set_num_threads(threads)
     finally:
         native._one_layer = real
     assert len(calls) == 2  # the forward of both runs went to the stack kernels

@@ -350,7 +350,8 @@ def test_fused_native_runs_are_used_by_encoder_scoring(monkeypatch):
     calls = []
     orig = native.run
     monkeypatch.setattr(native, "run", lambda steps: calls.append(len(steps)) or orig(steps))
-    det.decision_function(X[80:])
+    with runtime.use("native"):  # whatever GANAD_RUNTIME says
+        det.decision_function(X[80:])
     assert calls == [2, 2]
 
 
@@ -444,6 +445,17 @@ def test_kernels_built_without_avx512_compute_the_same(monkeypatch, fresh_state,
         assert G.runner_for(z) == "native" and D.runner_for(x) == "native"
     _close(*_both("native", lambda: G(z)))
     _close(*_both("native", lambda: D.forward_features(x)))
+
+
+def test_cache_directory_ignores_a_relative_xdg_cache_home(monkeypatch, tmp_path):
+    """A relative XDG_CACHE_HOME is invalid (XDG spec): never a directory under the CWD."""
+    monkeypatch.delenv("GANAD_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for xdg in ("relative/cache", ""):
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+        assert native.cache_dir() == tmp_path / ".cache" / "ganad"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert native.cache_dir() == tmp_path / "xdg" / "ganad"
 
 
 @pytest.mark.skipif(native.library() is None, reason="native kernels not built here")
@@ -596,7 +608,7 @@ def test_native_mm_equals_matmul(M, K, N, monkeypatch):
     """The narrow products of training's conv layers (native.mm: the one-tap pass over row blocks)."""
     g = torch.Generator().manual_seed(M + K + N)
     a, b = torch.randn(M, K, generator=g), torch.randn(K, N, generator=g)
-    with torch.no_grad():
+    with torch.no_grad(), runtime.use("native"):  # whatever GANAD_RUNTIME says
         got = native.mm(a, b)
         assert got.data_ptr() != (a @ b).data_ptr()
         np.testing.assert_allclose(got.numpy(), (a @ b).numpy(), rtol=1e-5, atol=1e-5 * float(b.abs().sum(0).max()))
@@ -631,7 +643,7 @@ def test_native_mm_falls_back_to_matmul(monkeypatch):
     with torch.enable_grad():  # a double backward needs differentiable products
         assert torch.equal(native.mm(a, b), a @ b) and calls == []
     if lib is not None:
-        with torch.no_grad():
+        with torch.no_grad(), runtime.use("native"):
             native.mm(a, b)
         assert len(calls) == 1
 
@@ -642,7 +654,7 @@ def test_native_mm_tn_equals_matmul(M, K, N):
     """The weight gradients' products a' b (native.mm_tn: chunks summed in chunk order)."""
     g = torch.Generator().manual_seed(M + K + N)
     a, b = torch.randn(M, K, generator=g), torch.randn(M, N, generator=g)
-    with torch.no_grad():
+    with torch.no_grad(), runtime.use("native"):  # whatever GANAD_RUNTIME says
         got = native.mm_tn(a, b)
         ref = (a.double().T @ b.double()).float()
         np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=2e-6 * M ** 0.5 * 10)
@@ -654,3 +666,71 @@ def test_native_mm_tn_equals_matmul(M, K, N):
             torch.set_num_threads(n)
         assert torch.equal(one, got)  # the same whatever the thread count
         assert torch.equal(native.mm_tn(a[:100], b[:100]), a[:100].T @ b[:100])  # few rows: a' b
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_compiled_runners_ignore_a_float64_default_dtype(kind):
+    """``torch.set_default_dtype(torch.float64)`` in the user's session: the compiled runners and
+    training's native products still compute in float32 (their buffers were the default dtype: the
+    kernels wrote float32 into float64 memory, garbage scores; the GEMM programs raised)."""
+    torch.manual_seed(12)
+    E = runtime.compile(frozen_copy(trained_like(build_encoder("conv1d", (1, 64), 8, 4, 3))))
+    G = runtime.compile(frozen_copy(trained_like(build_generator("conv1d", 8, (1, 64), 4, 3))))
+    D = runtime.compile(frozen_copy(trained_like(build_discriminator("conv1d", (1, 64), 4, 3))))
+    x, z = torch.randn(7, 1, 64), torch.randn(7, 8)
+    a, b, c = torch.randn(4096, 8), torch.randn(8, 16), torch.randn(4096, 4)
+    with torch.no_grad(), runtime.use("eager"):
+        ref = (E(x), G(z), *D.forward_features(x))
+    mm_ref = (a @ b, (a.double().T @ c.double()).float())
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad(), runtime.use(kind):
+            assert E.runner_for(x) == kind and G.runner_for(z) == kind and D.runner_for(x) == kind
+            got = (E(x), G(z), *D.forward_features(x))
+            fused = runtime.encode_generate_discriminate(E, G, D, x)
+            mm = (native.mm(a, b), native.mm_tn(a, c))
+    finally:
+        torch.set_default_dtype(old)
+    for g, r in zip(got, ref):
+        assert g.dtype == torch.float32
+        _close(g, r)
+    _close(fused["z"], ref[0])
+    with torch.no_grad():
+        _close(fused["x_hat"], G.module(fused["z"]))
+        _close(fused["d_x"], ref[2:])
+    for g, r in zip(mm, mm_ref):
+        assert g.dtype == torch.float32
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-4, atol=1e-3)
+
+
+THREADS_SCRIPT = """
+import os, threading, torch
+from ganad.runtime import native
+assert native.library() is not None and native._STATE.get("openmp"), native.status()
+torch.set_num_threads(2)
+a, b = torch.randn(8192, 8), torch.randn(8192, 8)
+added = []
+
+def work():  # a fresh thread: its OpenMP setting is still OMP_NUM_THREADS=8, not torch's 2
+    before = len(os.listdir("/proc/self/task"))
+    with torch.no_grad():
+        native.mm_tn(a, b)
+    added.append(len(os.listdir("/proc/self/task")) - before)
+
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print("ADDED", added[0])
+"""
+
+
+@pytest.mark.skipif(native.library() is None or not native._STATE.get("openmp"), reason="no OpenMP kernels here")
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_native_products_use_torchs_thread_count_in_a_fresh_thread():
+    """torch.set_num_threads(2): mm_tn runs on at most 2 threads, also in a thread that has not run a
+    PyTorch operation yet (whose OpenMP setting is OMP_NUM_THREADS', 8 here: 7 threads were started)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "8", "PYTHONPATH": str(REPO / "src"), "GANAD_RUNTIME": "native"}
+    r = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split("ADDED")[1]) <= 1, r.stdout

@@ -309,12 +309,18 @@ static void atb_chunk(const float *a, int K, const float *b, int N, long m0, lon
 
 /* out (K x N) = a (M x K)' b (M x N), both row-major: the weight gradients of training's narrow
    products. Chunks of `chunk` rows, each summed into its own part of `partial` (nchunks x K x N) on
-   the OpenMP threads, then the parts added in chunk order: the result does not depend on the threads. */
-void ganad_gemm_tn(const float *a, const float *b, long M, int K, int N, long chunk, float *partial, float *out)
+   at most `threads` OpenMP threads (torch's count: a thread's own OpenMP setting may be another, e.g.
+   OMP_NUM_THREADS in a thread that has not run a PyTorch operation yet), then the parts added in chunk
+   order: the result does not depend on the threads. */
+void ganad_gemm_tn(const float *a, const float *b, long M, int K, int N, long chunk, float *partial, float *out,
+                   int threads)
 {
     long nch = (M + chunk - 1) / chunk;
     size_t kn = (size_t)K * N;
-#pragma omp parallel for schedule(static, 1)
+#ifdef _OPENMP
+    int team = threads < nch ? threads : (int)nch;
+#endif
+#pragma omp parallel for schedule(static, 1) num_threads(team)
     for (long c = 0; c < nch; c++) {
         long m0 = c * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
         atb_chunk(a, K, b, N, m0, m1, partial + (size_t)c * kn);

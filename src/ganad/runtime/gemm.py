@@ -81,7 +81,7 @@ def _scratch(owner, name: str, *shape: int) -> torch.Tensor:
     for d in shape:
         need *= int(d)
     if not REUSE:
-        return torch.empty(shape)
+        return torch.empty(shape, dtype=torch.float32)
     cache = _TLS.__dict__.get("cache")
     if cache is None:
         cache = _TLS.cache = weakref.WeakKeyDictionary()
@@ -91,7 +91,7 @@ def _scratch(owner, name: str, *shape: int) -> torch.Tensor:
     buf = mine.get(name)
     if buf is None or buf.numel() < need:
         with torch.inference_mode(False):  # a normal tensor: usable in and outside inference mode
-            buf = mine[name] = torch.empty(need)
+            buf = mine[name] = torch.empty(need, dtype=torch.float32)
     return buf[:need].view(shape)
 
 
@@ -195,7 +195,7 @@ class GeneratorProgram:
         wt = lin.weight.detach().t().reshape(self.latent_dim, self.base, self.c0)
         self.wfc = torch.cat([wt, wt.new_zeros(self.latent_dim, 1, self.c0)], 1).reshape(self.latent_dim, -1).contiguous()
         self.wfct = self.wfc.t().contiguous()
-        b = lin.bias.detach() if lin.bias is not None else torch.zeros(self.base * self.c0)
+        b = lin.bias.detach() if lin.bias is not None else lin.weight.new_zeros(self.base * self.c0)
         self.bfc = torch.cat([b, b.new_zeros(self.c0)]).contiguous()
         self.ups, self.out_act = [], None
         for m in G.net:
@@ -276,7 +276,7 @@ class GeneratorProgram:
         return z.dim() == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        res = torch.empty(z.shape[0], self.length, self.channels)
+        res = torch.empty(z.shape[0], self.length, self.channels, dtype=torch.float32)
         start = 0
         for zb in _blocks(z, self.block):
             res[start:start + zb.shape[0]] = self.forward_saved(zb)[0][:, : self.length]
@@ -365,7 +365,7 @@ class DownProgram:
         n = x.shape[0]
         last = len(self.layers) - 1
         keep = sorted(set(keep) | {last})
-        res = {i: torch.empty(n, self.out_len[i] * self.layers[i].co) for i in keep}
+        res = {i: torch.empty(n, self.out_len[i] * self.layers[i].co, dtype=torch.float32) for i in keep}
         start = 0
         for xb in _blocks(x, self.block):
             for i, v in self._run(xb, keep).items():

@@ -68,7 +68,9 @@ def _cpu_id() -> str:
 def cache_dir() -> Path:
     if os.environ.get("GANAD_CACHE_DIR"):
         return Path(os.environ["GANAD_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative (invalid per the XDG spec: not the CWD)
+        base = os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ganad"
 
 
@@ -163,7 +165,7 @@ def _open(target: Path) -> tuple[ctypes.CDLL | None, str | None]:
         lib.ganad_openmp.restype = I
         lib.ganad_gemm.argtypes = [P, L, I, P, I, P, I]
         lib.ganad_gemm.restype = None
-        lib.ganad_gemm_tn.argtypes = [P, P, L, I, I, L, P, P]
+        lib.ganad_gemm_tn.argtypes = [P, P, L, I, I, L, P, P, I]
         lib.ganad_gemm_tn.restype = None
     except (OSError, AttributeError) as e:
         return None, f"could not load {target}: {e}"
@@ -308,8 +310,8 @@ class Stack:
         kout = None
         if 0 <= keep < self.nl - 1:
             kr, kc = self.out_shapes[keep]
-            kout = torch.empty(n, kr * kc)
-        return torch.empty(n, r * c), kout
+            kout = torch.empty(n, kr * kc, dtype=torch.float32)
+        return torch.empty(n, r * c, dtype=torch.float32), kout
 
     def __call__(self, x: torch.Tensor, keep: int = -1):
         """x (n, in_rows, in_c) float32 -> (last layer's output (n, rows * c), layer ``keep``'s or None)."""
@@ -358,7 +360,7 @@ def run(steps) -> None:
              for st, x, out, kout, keep, masks, saves in steps]
     for stack, x, out, kout, *_ in steps:
         assert x.is_contiguous() and x.dtype == torch.float32 and x.shape[0] == n and out.shape[0] == n
-        assert x[0].numel() == stack.in_rows * stack.in_c and out.is_contiguous()
+        assert x[0].numel() == stack.in_rows * stack.in_c and out.is_contiguous() and out.dtype == torch.float32
     workers = max(1, min(torch.get_num_threads(), n // 16 or 1))
     if _STATE.get("openmp") and steps[0][0]._lib is _STATE.get("lib"):
         arr = (_Step * len(steps))()
@@ -373,7 +375,7 @@ def run(steps) -> None:
         if steps[0][0]._lib.ganad_run(arr, len(arr), n, pieces):
             raise MemoryError("native kernels: could not allocate their scratch buffers")
         return
-    scratch = torch.empty(workers, 3 * max(st[0].half for st in steps))
+    scratch = torch.empty(workers, 3 * max(st[0].half for st in steps), dtype=torch.float32)
     # pieces pulled by the threads as they finish: a core slowed by another process does not
     # hold up the call (a static split waits for the slowest half)
     pieces = 1 if workers == 1 else min(4 * workers, max(workers, n // 64))
@@ -442,7 +444,7 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a @ b
     a, b = a.contiguous(), b.contiguous()
     M, K, N = a.shape[0], a.shape[1], b.shape[1]
-    out = torch.empty(M, N)
+    out = torch.empty(M, N, dtype=torch.float32)
     lib.ganad_gemm(a.data_ptr(), M, K, b.data_ptr(), N, out.data_ptr(), max(1, min(torch.get_num_threads(), M // 512)))
     return out
 
@@ -462,9 +464,10 @@ def mm_tn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a.T @ b
     a, b = a.contiguous(), b.contiguous()
     M, K, N = a.shape[0], a.shape[1], b.shape[1]
-    partial = torch.empty(-(-M // MM_TN_CHUNK), K, N)
-    out = torch.empty(K, N)
-    lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr())
+    partial = torch.empty(-(-M // MM_TN_CHUNK), K, N, dtype=torch.float32)
+    out = torch.empty(K, N, dtype=torch.float32)
+    lib.ganad_gemm_tn(a.data_ptr(), b.data_ptr(), M, K, N, MM_TN_CHUNK, partial.data_ptr(), out.data_ptr(),
+                      max(1, torch.get_num_threads()))
     return out
 
 
@@ -657,7 +660,7 @@ class NativeGenerator:
         ReLU output (what :meth:`backward` masks with)."""
         n, st = z.shape[0], self.forward_stack
         out, _ = st.outputs(n)
-        saves = [torch.empty(n, r * c) for r, c in st.out_shapes[:-1]] + [None]
+        saves = [torch.empty(n, r * c, dtype=torch.float32) for r, c in st.out_shapes[:-1]] + [None]
         run([(st, z.contiguous().view(n, 1, self.latent_dim), out, None, -1, None, saves)])
         return self._out_act_(out.view(n, self.out_len, self.channels)), saves[:-1]
 

@@ -327,3 +327,23 @@ def test_csv_rows_one_field_longer_whose_first_fields_count_from_0_are_refused_n
         read_array(tmp_path / "lead.csv")
     (tmp_path / "ok.csv").write_text("a,b,c\n0,2,3\n1,6,7\n")
     assert read_array(tmp_path / "ok.csv").tolist() == [[0, 2, 3], [1, 6, 7]]
+
+
+def test_a_float64_torch_default_dtype_neither_breaks_fit_nor_changes_the_model():
+    """torch.set_default_dtype(torch.float64) in the user's session: fit failed ('mat1 and mat2 must
+    have the same dtype'); now fit and scoring run in float32 as always and give the same model, and the
+    session's default is left as it was."""
+    import torch
+    from ganad import AnoGAN, GANomaly
+    X = np.random.RandomState(0).randn(300, 6).astype(np.float32)
+    for cls in (GANomaly, AnoGAN):
+        ref = cls(epochs=1, random_state=0).fit(X)
+        prev = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            det = cls(epochs=1, random_state=0).fit(X)
+            s, s_ref = det.decision_function(X[:20]), ref.decision_function(X[:20])
+            assert torch.get_default_dtype() == torch.float64
+        finally:
+            torch.set_default_dtype(prev)
+        np.testing.assert_array_equal(s, s_ref)

@@ -355,6 +355,26 @@ class ScoreResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _float32_default(fn):
+    """Run ``fn`` with torch's default dtype float32: the networks, the latent draws and every buffer
+    a fit or a scoring pass makes are float32, also in a session that called
+    ``torch.set_default_dtype(torch.float64)`` (fit failed there with 'mat1 and mat2 must have the same
+    dtype'); the session's default is restored afterwards."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        prev = torch.get_default_dtype()
+        if prev == torch.float32:
+            return fn(*args, **kwargs)
+        torch.set_default_dtype(torch.float32)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_default_dtype(prev)
+    return run
+
+
 class BaseGANDetector(RobustTraining, BaseEstimator):
     """Shared machinery; see the concrete detectors for the methods."""
 
@@ -538,6 +558,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
+    @_float32_default
     def fit(self, X: ArrayLike, y: Any = None, *, robust_contamination: float | None = None, robust_warmup: int | None = None,
             robust_mode: str = "hard", robust_proxy: str | None = None, checkpoint_dir: str | os.PathLike[str] | None = None,
             checkpoint_every: int | None = None, checkpoint_seconds: float | None = None, resume: bool = False) -> Self:
@@ -1388,6 +1409,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
         return self._score(X, None, return_map, return_reconstruction)
 
+    @_float32_default
     def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them)."""
         X = self._validate_for_scoring(X)

@@ -55,7 +55,7 @@ def test_save_load_gives_identical_scores(small_anogan, breast_cancer_split, tmp
     np.testing.assert_array_equal(loaded.decision_function(Xte[:40]), small_anogan.decision_function(Xte[:40]))
     assert loaded.threshold_ == small_anogan.threshold_
     np.testing.assert_array_equal(loaded.decision_scores_, small_anogan.decision_scores_)
-    assert AnoGAN.load(tmp_path / "m").get_params() == small_anogan.get_params() | {"betas": list(small_anogan.betas)}
+    assert AnoGAN.load(tmp_path / "m").get_params() == small_anogan.get_params()
 
 
 @pytest.mark.parametrize("shape", [(1, 32), (2, 24), (1, 8, 8)])

@@ -603,6 +603,23 @@ def test_ensemble_members_train_robustly(blobs, tmp_path):
     np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))
 
 
+def test_ensemble_scoring_parameters_set_after_fit_reach_the_members(blobs, tmp_path):
+    """set_params(inversion='search', search_*=...) on a fitted ensemble scored and mapped as before
+    (the members kept their fit-time settings), while the saved and loaded model used the new ones."""
+    X, far = blobs
+    Xe = np.r_[X[:5], far[:5]]
+    det = ganad.FAnoGAN(epochs=1, width=8, latent_dim=4, random_state=0, n_members=2).fit(X[:200])
+    before = det.score_components(Xe, return_map=True)
+    det.set_params(inversion="search", search_init="random", search_n_max=20)
+    after = det.score_components(Xe, return_map=True)
+    assert [m.inversion for m in det.members_] == ["search", "search"]
+    assert np.abs(after.map - before.map).max() > 1e-3
+    det.save(tmp_path / "ens")
+    back = ganad.load(tmp_path / "ens").score_components(Xe, return_map=True)
+    np.testing.assert_allclose(back.map, after.map, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(back.scores, after.scores, rtol=1e-5, atol=1e-6)
+
+
 def test_prefix_standardise_is_causal_and_per_group():
     s = np.array([1.0, 2.0, 3.0, 10.0, 100.0, 200.0, 300.0, 1000.0])
     g = np.array([0, 0, 0, 0, 1, 1, 1, 1])

@@ -349,7 +349,7 @@ class ScoreResult:
 
     scores: np.ndarray
     components: dict[str, np.ndarray]
-    map: np.ndarray | None = None  # per-element anomaly map, same shape as X
+    map: np.ndarray | None = None  # per-element anomaly map |x - x̂|, same shape as X (scaled units)
     reconstruction: np.ndarray | None = None  # x̂ in the input's units
     z: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
@@ -828,7 +828,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         from ganad.scoring.composition import required_components
         comps, maps, recons = {}, [], []
         res0 = None
+        # the ensemble's scoring-time parameters (inversion, search_*, n_neighbors, ...) set after fit reach
+        # its members, as ganad.load gives them (structural ones only ever apply to the next fit)
+        own = {k: v for k, v in self.get_params(deep=False).items()
+               if k not in ("n_members", "random_state") + self._structure_params}
         for i, (m, (loc, scale)) in enumerate(zip(self.members_, self.member_stats_)):
+            m.set_params(**own)
             m.on_nonfinite = self.on_nonfinite
             m.score_batch_size = self.score_batch_size  # set after fit (checked above): every member's network calls
             name = f"member{i}"

@@ -280,3 +280,35 @@ def test_fit_flags_channels_last_images(tmp_path):
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
     assert "images: 16 channel(s) x 16 x 3" in out and "channel(s) last" in out and "X.transpose(0, 3, 1, 2)" in out
+
+
+def test_score_writes_anomaly_maps_as_one_npy(tmp_path):
+    """--maps: every sample's map (the library's score_components(return_map=True).map) in one NPY
+    array, written chunk by chunk; refused for the wrong suffix, an existing file and series models."""
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X = (X.reshape(-1, 1, 8, 8) / 16).astype(np.float32)
+    np.save(tmp_path / "tr.npy", X[y != 3][:300])
+    te = X[:37].copy()
+    te[:, :, 2:5, 2:5] = 1.0
+    np.save(tmp_path / "te.npy", te)
+    r = runner.invoke(app, ["fit", str(tmp_path / "tr.npy"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "te.npy"), "-o", str(tmp_path / "s.csv"),
+                            "--maps", str(tmp_path / "maps.npy"), "--chunk-rows", "10"])
+    assert r.exit_code == 0, r.output
+    maps = np.load(tmp_path / "maps.npy")
+    ref = ganad.load(tmp_path / "m").score_components(te, return_map=True).map
+    assert maps.shape == (37, 1, 8, 8) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, ref, atol=1e-5)
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 37
+    for extra, msg in ((["--maps", str(tmp_path / "maps.csv")], "NPY"), (["--maps", str(tmp_path / "maps.npy")], "already")):
+        r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "te.npy"), "-o", str(tmp_path / "s2.csv"), *extra])
+        assert r.exit_code == 2 and msg in r.output and not (tmp_path / "s2.csv").exists()
+    t = np.arange(600)
+    pd.DataFrame({"a": np.sin(t / 5), "b": np.cos(t / 7)}).to_csv(tmp_path / "series.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "series.csv"), "--window", "16", "-o", str(tmp_path / "sm"), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "sm"), str(tmp_path / "series.csv"), "-o", str(tmp_path / "s3.csv"),
+                            "--maps", str(tmp_path / "m3.npy")])
+    assert r.exit_code == 2 and "--components" in r.output and not (tmp_path / "m3.npy").exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -408,6 +410,7 @@ def score(
     chunk_rows: int = typer.Option(65536, help="Rows read and scored at a time (bounded memory for large files)."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
+    maps: Optional[Path] = typer.Option(None, "--maps", help="Table and image models: also write each sample's anomaly map (where in the input the residual |x - x_hat| lies, scaled units) as one NPY array of shape (n, *sample shape), float32, rows in the scores file's order."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
@@ -432,6 +435,17 @@ def score(
         if not views:
             _refuse_multiview(model_dir, "score")
         _refuse_existing(output, overwrite, "file")
+        if maps is not None:
+            if views:
+                raise GanadError("--maps: a multi-view model's views have maps of different shapes. Fix: score each view's model "
+                                 "(MODEL_DIR/views/NAME) with --maps, or drop --maps")
+            if maps.suffix.lower() != ".npy":
+                raise GanadError(f"--maps {maps}: maps are written as one NPY array. Fix: pass a .npy path such as {maps.with_suffix('.npy')}")
+            if maps.resolve() == output.resolve():
+                raise GanadError(f"--maps {maps}: is the scores file too. Fix: choose another path")
+            from ganad.io import check_output_file
+            check_output_file(maps, "--maps", example="maps.npy")
+            _refuse_existing(maps, overwrite, "file", "--maps")
         if views:
             if id_column is not None:
                 raise GanadError("--id-column: not taken with --view (the scores keep the files' row order in 'index'). Fix: drop --id-column")
@@ -450,6 +464,9 @@ def score(
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
             _refuse_key_in_series_mode(key)
+            if maps is not None:
+                raise GanadError("--maps: a series model's map is its per-channel contribution at each time point. "
+                                 "Fix: pass --components instead (contrib_<channel> columns in the scores file)")
             n, n_ev, ev_path, unread = score_series_file(model_dir, data, output, events, components, sep=sep, decimal=decimal,
                                                          nonfinite=nonfinite, exclude=exclude)
         except (GanadError, ValueError) as exc:
@@ -475,8 +492,11 @@ def score(
         output.parent.mkdir(parents=True, exist_ok=True)
         from ganad.files import atomic_file
         n = 0
-        with atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
+        raw = contextlib.ExitStack()
+        with raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
                 scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
+            # maps go to a temporary raw file chunk by chunk (bounded memory), then into the NPY once the row count is known
+            mfh = raw.enter_context(tempfile.TemporaryFile(dir=maps.resolve().parent)) if maps is not None else None
             header = None
             for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
                 if len(chunk) == 0:
@@ -484,7 +504,7 @@ def score(
                 if bar is not None:
                     bar.batch(n, len(chunk))
                 try:
-                    r = det.score_components(chunk)
+                    r = det.score_components(chunk, return_map=mfh is not None)
                 except InputError as exc:
                     raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
                 lab = (r.scores > det.threshold_).astype(np.int64)
@@ -506,14 +526,29 @@ def score(
                 else:
                     block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
                     np.savetxt(fh, block, fmt=fmt, delimiter=",")
+                if mfh is not None:
+                    mfh.write(np.ascontiguousarray(r.map, dtype="<f4").tobytes())
                 n += len(chunk)
                 if bar is not None:
                     bar.done_batch()
             if n == 0:
                 raise GanadError(f"{data}: has no samples. Fix: pass a non-empty file")
+            if mfh is not None:
+                _write_maps(maps, mfh, (n, *det.data_shape_))
     except (GanadError, ValueError) as exc:
         _fail(exc)
-    console.print(f"[green]scored[/] {n} samples -> {output}")
+    console.print(f"[green]scored[/] {n} samples -> {output}" + (f"; anomaly maps -> {maps}" if maps is not None else ""))
+
+
+def _write_maps(path: Path, raw, shape: tuple) -> None:
+    """The NPY file of ``shape`` (float32) whose data are the raw bytes written to ``raw``, atomically."""
+    import shutil
+    from ganad.files import atomic_file
+    raw.flush()
+    raw.seek(0)
+    with atomic_file(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": tuple(int(d) for d in shape)})
+        shutil.copyfileobj(raw, fh, 1 << 20)
 
 
 def _csv_name(name: str) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt
 from ganad.files import atomic_path
+from ganad.series.readers import _zoned  # one test of a time column's zone, shared with the reader
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -162,14 +163,6 @@ def _columns(data: Path, sep, decimal) -> list[str]:
         return []
 
 
-def _zoned_text(col) -> bool:
-    import pandas as pd
-    try:
-        return len(col) > 0 and pd.to_datetime(col.iloc[:1]).dt.tz is not None
-    except (ValueError, TypeError):
-        return False
-
-
 def _utc_naive(t):
     """A time (or a Series of them) with a zone as its naive UTC instant; naive times as they are."""
     import pandas as pd
@@ -210,7 +203,7 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(t):
             # zoned times (the scores file's '+00:00', a range's '+01:00') compare as UTC instants; a range
             # without a zone against a zoned file is read as UTC, the zone the file's times are written in
-            t = _utc_naive(pd.to_datetime(t, utc=_zoned_text(t)))
+            t = _utc_naive(pd.to_datetime(t, utc=_zoned(t)))
             conv = lambda v: _utc_naive(pd.to_datetime(v))  # noqa: E731
         else:
             conv = float

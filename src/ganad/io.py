@@ -258,9 +258,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
                                   "pass the directory written by `ganad fit -o DIR` or detector.save(DIR)"))
     cfg_file = path / CONFIG
     if not cfg_file.is_file():
-        for marker, kind, cls in ((SERIES_CONFIG, "series", "SeriesDetector"), (MULTIVIEW_CONFIG, "multi-view", "MultiViewDetector")):
+        for marker, what, cls in ((SERIES_CONFIG, "series", "SeriesDetector"), (MULTIVIEW_CONFIG, "multi-view", "MultiViewDetector")):
             if (path / marker).is_file():  # a ganad model of another kind, not a broken one
-                raise ModelFileError(_fmt(str(path), f"holds a {kind} model ({marker}), not a single detector's model ({CONFIG})",
+                raise ModelFileError(_fmt(str(path), f"holds a {what} model ({marker}), not a single detector's model ({CONFIG})",
                                           f"load it with ganad.load(path) or {cls}.load(path)"))
         raise ModelFileError(_fmt(str(path), f"has no {CONFIG}", "pass a directory written by ganad, or re-train and save the model"))
     corrupt = "the model is corrupt or was edited: re-train and save it again"

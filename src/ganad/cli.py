@@ -30,6 +30,11 @@ def _fail(exc: Exception, code: int = 2):
     raise typer.Exit(code)
 
 
+def _log(msg: str) -> None:
+    """Progress lines of demo / benchmark: plain text, so "[bench]" in an install command or "[1, 2]" in an error prints as written."""
+    console.print(msg, markup=False)
+
+
 def _methods():
     from ganad.detectors import DETECTORS
     return DETECTORS
@@ -862,12 +867,13 @@ def export(
     except GanadError as exc:
         _fail(exc)
     try:
-        from ganad.export import export_onnx
+        from ganad.export import _require_onnx, export_onnx
     except ImportError as exc:
         _fail(GanadError(f"export is unavailable ({exc}). Fix: pip install 'ganad[onnx]'"))
     try:
+        _require_onnx()  # torch.onnx.export needs it: refused before the model is read, without a traceback
         export_onnx(ganad.load(model_dir), output)
-    except (GanadError, ValueError) as exc:
+    except (GanadError, ValueError, ImportError) as exc:
         _fail(exc)
     console.print(f"[green]exported[/] {model_dir} -> {output}")
     if output.suffix.lower() != ".onnx":
@@ -896,7 +902,7 @@ def demo(
         busy = [n for n in ("metrics.json", "roc.png", "pr.png", "report.html") if (output / n).is_dir()]
         if busy:
             raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the demo writes files. Fix: choose another directory")
-        res = run_demo(output, digit=digit, method=method, epochs=epochs, seed=seed, log=console.print)
+        res = run_demo(output, digit=digit, method=method, epochs=epochs, seed=seed, log=_log)
     except (GanadError, ValueError) as exc:
         _fail(exc)
     except OSError as exc:
@@ -973,7 +979,7 @@ def benchmark(
         try:
             res = run_nab(data, groups=csv(groups) or NAB_GROUPS, methods=["ganomaly"] if methods is None else csv(methods),
                           peers=csv(peers), window=window, stride=stride, train_fraction=train_fraction, epochs=epochs,
-                          peer_epochs=peer_epochs, seed=seed, event_gap=event_gap, log=console.print)
+                          peer_epochs=peer_epochs, seed=seed, event_gap=event_gap, log=_log)
             paths = write_nab(res, output)
         except (GanadError, ValueError) as exc:
             _fail(exc)
@@ -983,7 +989,7 @@ def benchmark(
     try:
         if protocol not in PROTOCOLS:
             raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS + ('nab',))}")
-        kw = dict(methods=csv(methods), peers=csv(peers), epochs=epochs, peer_epochs=peer_epochs, log=console.print)
+        kw = dict(methods=csv(methods), peers=csv(peers), epochs=epochs, peer_epochs=peer_epochs, log=_log)
         for name, v in (("max_train", max_train), ("max_test", max_test)):
             if v is not None:
                 if v < 0:
@@ -1030,6 +1036,8 @@ def serve(
     """Serve models over HTTP: POST /v1/models/NAME/score (or /series for series models), /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
     try:
         from ganad.serve import ServeSettings, read_token, run
+        import orjson  # noqa: F401  (imported lazily when serving: a partial serve extra is refused here,
+        import uvicorn  # noqa: F401  not with a traceback at start-up or a 500 on every request)
     except ImportError as exc:
         _fail(GanadError(f"serve is unavailable ({exc}). Fix: pip install 'ganad[serve]'"))
     try:
@@ -1072,7 +1080,8 @@ def tune(
     from ganad.data.readers import csv_columns, read_array
     try:
         from ganad import tune as T
-    except ImportError as exc:  # pragma: no cover - optuna missing
+        import optuna  # noqa: F401  (ganad.tune imports it lazily: checked here, before the data is read)
+    except ImportError as exc:
         _fail(GanadError(f"ganad tune: needs optuna ({exc}). Fix: pip install 'ganad[tune]'"))
     try:
         from ganad.io import check_model_path

@@ -138,11 +138,16 @@ class ComposerModule(nn.Module):
         return torch.sigmoid(-(self.platt_a * f + self.platt_b))
 
 
-def _add_metadata(path: str, meta: dict[str, str]) -> None:
+def _require_onnx() -> None:
+    """torch.onnx.export itself needs the onnx package (torch >= 2.9): refused before any work, naming the extra."""
     try:
-        import onnx
-    except ImportError:  # metadata is a convenience; the graph is already written
-        return
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(_fmt("ONNX export", f"needs the onnx package ({exc})", "pip install 'ganad[onnx]'")) from exc
+
+
+def _add_metadata(path: str, meta: dict[str, str]) -> None:
+    import onnx
     model = onnx.load(path)
     for k, v in meta.items():
         entry = model.metadata_props.add()
@@ -156,6 +161,7 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     from ganad.params import is_int
     if not (is_int(opset_version) and 11 <= opset_version <= 20):
         raise InputError(_fmt("opset_version", f"is {opset_version!r}", "pass an ONNX opset from 11 to 20 (default 17)"))
+    _require_onnx()
 
     from ganad.multiview import MultiViewDetector
     if isinstance(detector, MultiViewDetector):

@@ -460,7 +460,10 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     ``sampler`` is given, TPE's random draws for trial n come from ``seed`` and n: workers of one
     study draw different trials, and one worker's study is reproducible, resumed or not.
     """
-    import optuna
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ImportError(_fmt("ganad.tune", f"needs optuna ({exc})", "pip install 'ganad[tune]'")) from exc
     from ganad.data.validation import check_array, check_labels
     from ganad.detectors import DETECTORS
 

@@ -115,6 +115,10 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     if bad:
         raise InputError(_fmt("--methods", f"names unknown method(s) {bad}", f"use some of {', '.join(sorted(DETECTORS))}"))
     peers = list(SERIES_PEERS if peers is None else peers)
+    if peers:  # before any series is trained on, not when the first peer is reached
+        from ganad.benchmark.peers import pyod_available
+        if not pyod_available():
+            raise InputError(_fmt(f"peers {peers}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
     names = list(series) if series else [n for n in nab_series(root) if n.split("/")[0] in groups]
     if not names:
         raise InputError(_fmt("--groups", f"select no series under {root}/data", f"use some of {', '.join(NAB_GROUPS)}"))

@@ -94,9 +94,24 @@ def test_nab_without_pyod_refuses_before_training(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("trained before the missing PyOD was reported")
     monkeypatch.setattr(SeriesDetector, "fit", boom)
-    with pytest.raises(InputError, match=r"ganad\[bench\]"):
-        run_nab(tmp_path, window=16, epochs=1, train_fraction=0.3)
-    r = runner.invoke(app, ["benchmark", "nab", "--data", str(tmp_path), "--window", "16", "--epochs", "1",
+    with pytest.raises(InputError, match=r"ganad\[bench\]"):  # peers named: refused before any training
+        run_nab(tmp_path, peers=["knn"], window=16, epochs=1, train_fraction=0.3)
+    r = runner.invoke(app, ["benchmark", "nab", "--data", str(tmp_path), "--window", "16", "--epochs", "1", "--peers", "knn",
                             "--train-fraction", "0.3", "-o", str(tmp_path / "bench")])
     _refused(r, "pip install 'ganad[bench]'")
     assert not (tmp_path / "bench").exists()
+    # the default peers are skipped with a note, as the table protocols do
+    res = run_nab(tmp_path, methods=[], window=16, train_fraction=0.3)
+    assert {row["method"] for row in res["rows"]} == {"rolling_zscore"} and "ganad[bench]" in res["notes"][0]
+
+
+def test_table_protocols_refuse_named_peers_without_pyod_and_skip_the_default_ones(monkeypatch):
+    """--peers iforest without PyOD ran ganad's methods and recorded the peers as skipped (exit 0);
+    peers asked for by name are refused before any work, the default ones skipped with a note."""
+    from ganad.benchmark.runner import _methods_plan
+    _missing(monkeypatch, "pyod")
+    logged = []
+    with pytest.raises(InputError, match=r"--peers iforest.*ganad\[bench\]"):
+        _methods_plan(["ganomaly"], ["iforest"], logged.append)
+    plan, notes = _methods_plan(["ganomaly"], None, logged.append)
+    assert plan[0] == ("ganad", "ganomaly") and "ganad[bench]" in notes[0] and logged == notes

@@ -147,12 +147,16 @@ def _check_epochs(epochs, peer_epochs) -> None:
 
 def _methods_plan(methods, peers, log, epochs=None, peer_epochs=20):
     methods = default_methods() if methods is None else list(methods)
+    named = peers is not None
     peers = list(PEERS) if peers is None else list(peers)
     _check_names(methods, peers)
     _check_epochs(epochs, peer_epochs)
     notes = []
     if peers and not pyod_available():
-        notes.append("PyOD is not installed: every peer was skipped (pip install 'ganad[bench]').")
+        from ganad.exceptions import InputError, _fmt
+        if named:  # asked for by name: refused before any work, as nab does
+            raise InputError(_fmt(f"--peers {','.join(peers)}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
+        notes.append("PyOD is not installed: the default peers were skipped (pip install 'ganad[bench]').")
         log(notes[-1])
     return [("ganad", m) for m in methods] + [("peer", p) for p in peers], notes
 

@@ -94,7 +94,7 @@ def _peer_points(name, seed, train, test, window, stride, epochs):
 
 
 def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] | None = None, methods: Sequence[str] = ("ganomaly",),
-            peers: Sequence[str] | None = SERIES_PEERS, window: int = 64, stride: int = 1, train_fraction: float = 0.15,
+            peers: Sequence[str] | None = None, window: int = 64, stride: int = 1, train_fraction: float = 0.15,
             contamination: float = 0.01, epochs: int = 20, peer_epochs: int = 10, seed: int = 0,
             event_gap: int | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run the protocol (module docstring); returns {"rows": per series and method, "summary": means, ...}."""
@@ -114,11 +114,16 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     bad = [m for m in methods if m not in DETECTORS]
     if bad:
         raise InputError(_fmt("--methods", f"names unknown method(s) {bad}", f"use some of {', '.join(sorted(DETECTORS))}"))
+    named = peers is not None
     peers = list(SERIES_PEERS if peers is None else peers)
-    if peers:  # before any series is trained on, not when the first peer is reached
-        from ganad.benchmark.peers import pyod_available
-        if not pyod_available():
-            raise InputError(_fmt(f"peers {peers}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
+    skipped_peers = None
+    from ganad.benchmark.peers import pyod_available
+    if peers and not pyod_available():  # before any series is trained on, not when the first peer is reached
+        if named:
+            raise InputError(_fmt(f"--peers {','.join(peers)}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
+        skipped_peers = "PyOD is not installed: the default peers were skipped (pip install 'ganad[bench]')."
+        (log or (lambda s: None))(skipped_peers)
+        peers = []
     names = list(series) if series else [n for n in nab_series(root) if n.split("/")[0] in groups]
     if not names:
         raise InputError(_fmt("--groups", f"select no series under {root}/data", f"use some of {', '.join(NAB_GROUPS)}"))
@@ -164,7 +169,7 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in METRICS} for m in meths}
     for m in meths:
         summary[m]["n_series"] = sum(r["method"] == m for r in rows)
-    return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped,
+    return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped, "notes": [skipped_peers] if skipped_peers else [],
             "config": {"groups": list(groups), "methods": list(methods), "peers": peers, "window": window, "stride": stride,
                        "train_fraction": train_fraction, "contamination": contamination, "epochs": epochs,
                        "peer_epochs": peer_epochs, "seed": seed, "event_gap": gap, "n_series": len(names)}}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from ganad.benchmark.environment import resolve_data_dir
-from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
+from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _secs, _subsample, _variant_metrics, run_one
 from ganad.benchmark.summary import _per_unit, _summary_units
 from ganad.exceptions import DataFileError, InputError, _fmt
 
@@ -65,7 +65,7 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
                        "n_test_anomalies": int(y[te].sum()), **_record(r), **_metrics(y[te], r["scores"]),
                        **_variant_metrics(y[te], r)}
                 rows.append(rec)
-                log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")
+                log(f"    {rec['method']}: auroc={rec['auroc']} fit={_secs(rec.get('fit_s'))} {rec['error'] or ''}")
     res["results"] = rows
     res["per_dataset"] = _per_unit(rows, "dataset")
     res["summary"] = _summary_units(res["per_dataset"])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ganad.benchmark.environment import resolve_data_dir
-from ganad.benchmark.runner import _base, _flat, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one, run_two_views
+from ganad.benchmark.runner import _base, _flat, _methods_plan, _metrics, _record, _secs, _subsample, _variant_metrics, run_one, run_two_views
 from ganad.benchmark.summary import _summary
 from ganad.exceptions import InputError, _fmt
 from ganad.params import is_int
@@ -157,7 +157,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
             log(f"    {ad['method']}: auroc={ad.get('auroc')} (unadapted on the same beats {ad['auroc_unadapted_same_beats']})")
         if s is not None and keep_scores:
             scores[rec["method"]] = s
-        log(f"    {rec['method']}: auroc={rec.get('auroc')} fit={rec['fit_s']}s score={rec['score_s']}s {rec['error'] or ''}")
+        log(f"    {rec['method']}: auroc={rec.get('auroc')} fit={_secs(rec.get('fit_s'))} score={_secs(rec.get('score_s'))} {rec['error'] or ''}")
     res["results"] = rows
     res["summary"] = _summary(rows)
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")

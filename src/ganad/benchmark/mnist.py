@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from ganad.benchmark.environment import resolve_data_dir
-from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _subsample, _variant_metrics, run_one
+from ganad.benchmark.runner import _base, _methods_plan, _metrics, _record, _secs, _subsample, _variant_metrics, run_one
 from ganad.benchmark.summary import _per_unit, _summary_units
 from ganad.exceptions import InputError, _fmt
 from ganad.params import is_int
@@ -49,7 +49,7 @@ def run_mnist(data, *, methods=None, peers=None, seed: int = 0, digits: Iterable
             rec = {"digit": d, "n_train": int(len(idx)), "n_test": int(len(te)), **_record(r), **_metrics(y, r["scores"]),
                    **_variant_metrics(y, r)}
             rows.append(rec)
-            log(f"    {rec['method']}: auroc={rec['auroc']} fit={rec['fit_s']}s {rec['error'] or ''}")
+            log(f"    {rec['method']}: auroc={rec['auroc']} fit={_secs(rec.get('fit_s'))} {rec['error'] or ''}")
     res["split"] = {"train_source": "MNIST train (60000)", "test_source": "MNIST test (10000)", "test_index": te.tolist()}
     res["results"] = rows
     res["per_digit"] = _per_unit(rows, "digit")

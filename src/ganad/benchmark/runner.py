@@ -145,6 +145,11 @@ def _check_epochs(epochs, peer_epochs) -> None:
         raise InputError(_fmt(name, f"is {v!r}", "pass a positive number of epochs, e.g. 30"))
 
 
+def _secs(v) -> str:
+    """Seconds in a progress line: '1.23s', or '-' for a run that did not happen (a skipped peer)."""
+    return "-" if v is None else f"{v}s"
+
+
 def _methods_plan(methods, peers, log, epochs=None, peer_epochs=20):
     methods = default_methods() if methods is None else list(methods)
     named = peers is not None

@@ -347,3 +347,16 @@ def test_a_float64_torch_default_dtype_neither_breaks_fit_nor_changes_the_model(
         finally:
             torch.set_default_dtype(prev)
         np.testing.assert_array_equal(s, s_ref)
+
+
+def test_fit_warnings_name_the_callers_line():
+    """fit's warnings (here: too few samples for a held-out slice) point at the line that called fit,
+    not at a line inside ganad."""
+    import warnings as w
+    from ganad import GANomaly
+    X = np.random.RandomState(0).randn(60, 4).astype(np.float32)
+    with w.catch_warnings(record=True) as rec:
+        w.simplefilter("always")
+        GANomaly(epochs=1, random_state=0).fit(X)
+    msgs = [r for r in rec if "held-out slice" in str(r.message)]
+    assert msgs and all(r.filename == __file__ for r in msgs), [(r.filename, r.lineno) for r in msgs]

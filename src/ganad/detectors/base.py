@@ -355,24 +355,19 @@ class ScoreResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _float32_default(fn):
-    """Run ``fn`` with torch's default dtype float32: the networks, the latent draws and every buffer
-    a fit or a scoring pass makes are float32, also in a session that called
-    ``torch.set_default_dtype(torch.float64)`` (fit failed there with 'mat1 and mat2 must have the same
-    dtype'); the session's default is restored afterwards."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        prev = torch.get_default_dtype()
-        if prev == torch.float32:
-            return fn(*args, **kwargs)
-        torch.set_default_dtype(torch.float32)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_default_dtype(prev)
-    return run
+@contextlib.contextmanager
+def _float32_default():
+    """torch's default dtype float32 inside the block, the session's restored after it: the networks,
+    the latent draws and every buffer a fit or a scoring pass makes are float32, also in a session that
+    called ``torch.set_default_dtype(torch.float64)`` (fit failed there with 'mat1 and mat2 must have
+    the same dtype'). ``fit`` and ``_score`` re-enter themselves inside it only then, so that in the
+    usual session no wrapper frame shifts the caller their warnings name."""
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(prev)
 
 
 class BaseGANDetector(RobustTraining, BaseEstimator):
@@ -558,7 +553,6 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
 
     # ------------------------------------------------------------------ API
-    @_float32_default
     def fit(self, X: ArrayLike, y: Any = None, *, robust_contamination: float | None = None, robust_warmup: int | None = None,
             robust_mode: str = "hard", robust_proxy: str | None = None, checkpoint_dir: str | os.PathLike[str] | None = None,
             checkpoint_every: int | None = None, checkpoint_seconds: float | None = None, resume: bool = False) -> Self:
@@ -581,6 +575,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ``_robust_proxy_kind``); see :mod:`ganad.training.robust`. The final weights end in
         ``robust_weights_``, the per-epoch excluded fraction in ``history_``.
         """
+        if torch.get_default_dtype() != torch.float32:
+            with _float32_default():
+                return self.fit(X, y, robust_contamination=robust_contamination, robust_warmup=robust_warmup, robust_mode=robust_mode,
+                                robust_proxy=robust_proxy, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                                checkpoint_seconds=checkpoint_seconds, resume=resume)
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
@@ -1414,9 +1413,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
         return self._score(X, None, return_map, return_reconstruction)
 
-    @_float32_default
     def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them)."""
+        if torch.get_default_dtype() != torch.float32:
+            with _float32_default():
+                return self._score(X, needed, return_map, return_reconstruction)
         X = self._validate_for_scoring(X)
         from ganad.progress import scoring_bar
         with scoring_bar(len(X), f"scoring ({type(self).__name__})", self.verbose, slow=self._search_scoring()) as bar:

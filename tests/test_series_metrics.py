@@ -100,3 +100,69 @@ def test_bad_y_event_and_gap_are_named_in_the_message():
         series_metrics(y, s, y_pred=p, max_buffer=2, y_event=np.array([0, 1, np.nan, 1, 0, 0, 0, 0]))
     with pytest.raises(InputError, match="gap"):
         bridge_gaps(p, None)
+
+
+def test_empty_labels_are_refused_by_name_not_by_numpy():
+    """An empty scores file (or empty arrays) raised numpy's 'zero-size array to reduction operation minimum'."""
+    from ganad.metrics import auroc, evaluate
+    for f in (lambda: auroc([], []), lambda: evaluate([], []), lambda: series_metrics([], [], max_buffer=2)):
+        with pytest.raises(InputError, match="^y_true: is empty"):
+            f()
+
+
+def test_evaluate_ranges_ranks_inf_scores_first_as_evaluate_labels_does(tmp_path):
+    """`ganad score --nonfinite max` writes inf for the most anomalous points: `ganad evaluate --labels` ranked
+    them first, `ganad evaluate --ranges` refused the file ('scores: contains NaN or infinite values')."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    s = np.linspace(0, 1, 20)
+    s[5] = np.inf
+    pd.DataFrame({"index": np.arange(20), "score": s}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"start": [4], "end": [6]}).to_csv(tmp_path / "rg.csv", index=False)
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2",
+                                 "-o", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    want = np.where(np.isinf(s), 2.0, s)  # above every finite score
+    assert m["point_auroc"] == pytest.approx(series_metrics(ranges_to_labels([(4, 6)], 20), want, max_buffer=2)["point_auroc"])
+    assert m["n_inf_scores"] == 1
+
+
+def test_evaluate_ranges_matches_numeric_series_ids_with_fractional_times(tmp_path):
+    """A ranges row of numbers (series 1, times 106.0-110.5) is read by iterrows as floats: series '1.0'
+    matched no point of series '1' and the range was refused as covering none of the scored points."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    rng = np.random.default_rng(0)
+    t = np.r_[np.arange(20), np.arange(20)] * 1.5 + 100
+    pd.DataFrame({"series": [1] * 20 + [2] * 20, "index": np.arange(40), "time": t, "score": rng.random(40)}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"series": [1, 2], "start": [106.0, 109.0], "end": [110.5, 112.0]}).to_csv(tmp_path / "rg.csv", index=False)
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2",
+                                 "-o", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["n_series"] == 2
+    assert m["per_series"]["1"]["n_anomalous_points"] == 4 and m["per_series"]["2"]["n_anomalous_points"] == 3
+
+
+def test_inf_window_scores_stay_the_top_point_scores():
+    """on_nonfinite='max' scores a window inf (the most anomalous); the points it covered were taken for
+    'no window covers them' and given the last point's score, so the rule was lost before any metric."""
+    from ganad.series import SeriesDetector
+    from ganad.series.detector import aggregate
+    s, _ = aggregate(np.array([0.0, np.inf, 2.0, 3.0]), None, np.array([0, 2, 4, 6]), 4, 12)
+    assert np.isinf(s[2:6]).all() and np.isfinite(np.r_[s[:2], s[6:]]).all()
+    assert s[-1] == 3.0  # trailing points no window covers still copy the last covered one
+    sd = SeriesDetector("ganomaly", window=4, stride=2)
+    sd.window_, sd.stride_, sd.channel_baseline_ = 4, 2, [1.0]
+    sd._score_windows = lambda w: (np.where(np.arange(len(w)) == 1, np.inf, np.arange(len(w), dtype=float)), np.ones((len(w), 1, 4)))
+    pts, _ = sd._segment_points(np.zeros((12, 1)))
+    assert np.isinf(pts[2:6]).all() and np.isfinite(np.r_[pts[:2], pts[6:]]).all()

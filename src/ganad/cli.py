@@ -730,6 +730,8 @@ def evaluate(
             (output / "metrics.json").write_text(json.dumps(m, indent=2))
         except (GanadError, ValueError) as exc:
             _fail(exc)
+        if m.get("n_inf_scores"):
+            console.print(f"note: {m['n_inf_scores']} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
         _print_metrics({k: v for k, v in m.items() if k not in ("per_series", "skipped_series")}, title="series metrics")
         if m.get("skipped_series"):
             console.print(f"left out of the means (no labelled anomaly, or no normal point): {', '.join(m['skipped_series'][:10])}"
@@ -747,13 +749,10 @@ def evaluate(
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
         y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores))
         s = df["score"].to_numpy(dtype=np.float64)
-        top = np.isposinf(s)
-        if top.any() and np.isfinite(s[~top]).all():
-            # `ganad score --nonfinite max` writes inf for the rows it scores as the most anomalous:
-            # rank them above every other row (the ranking metrics need finite scores)
-            hi = float(s[~top].max()) if (~top).any() else 0.0
-            s = np.where(top, hi + max(1.0, abs(hi)), s)
-            console.print(f"note: {int(top.sum())} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
+        from ganad.metrics import _inf_on_top
+        s, n_inf = _inf_on_top(s)
+        if n_inf:
+            console.print(f"note: {n_inf} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
         pred = df["label"].to_numpy() if "label" in df.columns else None
         tau = _scores_threshold(df, scores)
         if pred is None and tau is not None:

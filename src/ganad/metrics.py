@@ -23,7 +23,20 @@ def _scores(scores, n=None, name="scores") -> np.ndarray:
     return s
 
 
+def _inf_on_top(s: np.ndarray) -> tuple[np.ndarray, int]:
+    """`ganad score --nonfinite max` writes inf for the rows it scores as the most anomalous: those are
+    ranked above every other score (the ranking metrics need finite scores); (scores, how many were inf).
+    Scores holding NaN or -inf are returned as they are, for :func:`_scores` to refuse."""
+    top = np.isposinf(s)
+    if not top.any() or not np.isfinite(s[~top]).all():
+        return s, 0
+    hi = float(s[~top].max()) if (~top).any() else 0.0
+    return np.where(top, hi + max(1.0, abs(hi)), s), int(top.sum())
+
+
 def _both_classes(y, name="y_true"):
+    if y.size == 0:
+        raise InputError(_fmt(name, "is empty", "pass scored samples with both normal (0) and anomalous (1) labels"))
     if y.min() == y.max():
         raise InputError(_fmt(name, "holds only one class", "ranking metrics need both normal (0) and anomalous (1) samples"))
 

@@ -211,6 +211,8 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     else:
         axis = df["index"].to_numpy()
         conv = int
+    # the ids as written: iterrows makes one row of numbers float, so that a series 1 read as 1.0 matched nothing
+    rg_series = rg["series"].astype(str).to_numpy() if "series" in rg.columns else np.empty(0, dtype=object)
     for k, row in rg.iterrows():
         if pd.isna(row["start"]) or pd.isna(row["end"]):
             raise DataFileError(_fmt(f"{ranges} row {k}", "has an empty start or end", "fill in both ends of every range (end included)"))
@@ -228,7 +230,7 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         else:  # numbers compared as they are (cast to whole times, a range 10.5-12 would have taken time 10)
             sel = (axis >= s) & (axis <= e)
         if "series" in rg.columns and "series" in df.columns:
-            sel &= df["series"].astype(str).to_numpy() == str(row["series"])
+            sel &= df["series"].astype(str).to_numpy() == rg_series[k]
         if not sel.any():
             raise DataFileError(_fmt(f"{ranges} row {k}", f"({row['start']}, {row['end']}) covers none of the scored points",
                                      "check the range is in the same units (row index or time) as the scores file"))
@@ -248,6 +250,10 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
         if c not in df.columns:
             raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
     y = _range_labels(df, ranges)
+    from ganad.metrics import _inf_on_top
+    scores_, n_inf = _inf_on_top(pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64))
+    df["score"] = scores_  # `ganad score --nonfinite max` rows ranked first, as `ganad evaluate --labels` does
+    inf_note = {"n_inf_scores": n_inf} if n_inf else {}
     pred = df["label"].to_numpy() if "label" in df.columns else None
     # event-wise figures from the model's events where the file has them (gaps bridged)
     evp = df["event"].to_numpy() if pred is not None and "event" in df.columns else None
@@ -261,7 +267,7 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
                                      "or drop the column to count events on the labels)"))
         evp = evp.astype(np.int64)
     if "series" not in df.columns:
-        return series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp)
+        return {**series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp), **inf_note}
     from ganad.series.metrics import label_ranges
     per, skipped, false_events = {}, [], 0
     for sid, g in df.groupby("series", sort=False):
@@ -284,6 +290,7 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     out["n_series_skipped"] = len(skipped)
     if pred is not None:
         out["false_events_in_skipped_series"] = false_events
+    out.update(inf_note)
     out["skipped_series"] = skipped
     out["per_series"] = per
     return out

@@ -202,8 +202,8 @@ def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
     covers copy the last covered point."""
     s, c = covering_mean(np.asarray(starts), np.asarray(window_scores, dtype=np.float64),
                          None if window_maps is None else np.asarray(window_maps, dtype=np.float64), window, 0, n_points)
-    miss = np.flatnonzero(~np.isfinite(s))
-    covered = np.flatnonzero(np.isfinite(s))
+    miss = np.flatnonzero(np.isnan(s))  # no covering window (an inf score, `on_nonfinite='max'`, is covered)
+    covered = np.flatnonzero(~np.isnan(s))
     if miss.size and covered.size:
         s[miss] = s[covered[-1]]
         if c is not None:
@@ -496,7 +496,7 @@ class SeriesDetector(BaseEstimator):
                 continue
             ws, wm = self._score_windows(np.ascontiguousarray(view[sub]))
             scores[a:b], contrib[a:b] = covering_mean(sub, np.asarray(ws, dtype=np.float64), np.asarray(wm, dtype=np.float64) / base, W, a, b)
-        miss, covered = np.flatnonzero(~np.isfinite(scores)), np.flatnonzero(np.isfinite(scores))
+        miss, covered = np.flatnonzero(np.isnan(scores)), np.flatnonzero(~np.isnan(scores))  # inf (on_nonfinite='max') is covered
         if miss.size and covered.size:  # trailing points that no window covers copy the last covered one (as aggregate)
             scores[miss], contrib[miss] = scores[covered[-1]], contrib[covered[-1]]
         return scores, contrib
@@ -607,7 +607,7 @@ class SeriesDetector(BaseEstimator):
         point scores, or 10,000 evenly spaced quantiles of them for longer training series (saved with the model)."""
         from ganad.detectors.base import proba_from_scores
         scores = self.decision_function(X, time=time, series_id=series_id)
-        finite = np.where(np.isfinite(scores), scores, -np.inf)  # a point no window covers: NaN score, treated as normal
+        finite = np.where(np.isnan(scores), -np.inf, scores)  # a point no window covers: NaN score, treated as normal (inf: the top)
         probs = proba_from_scores(finite, self._reference(), method)
         if return_confidence:
             return probs, self._confidence(scores)
@@ -619,7 +619,7 @@ class SeriesDetector(BaseEstimator):
 
     def _confidence(self, scores) -> np.ndarray:
         from ganad.detectors.base import exceed_confidence
-        return exceed_confidence(np.where(np.isfinite(scores), scores, -np.inf), self._reference(), self.threshold_)
+        return exceed_confidence(np.where(np.isnan(scores), -np.inf, scores), self._reference(), self.threshold_)
 
     def stream(self):
         """A :class:`ganad.series.stream.StreamScorer` for one live series."""

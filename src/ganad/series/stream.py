@@ -78,9 +78,9 @@ class StreamScorer:
             return StreamUpdate(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64), np.empty((0, self.C)))
         s, c = self._block(a, b)
         if final:  # trailing points no window covers copy the last covered point (as batch scoring does)
-            miss = np.flatnonzero(~np.isfinite(s))
+            miss = np.flatnonzero(np.isnan(s))  # an inf score (on_nonfinite='max') is covered: it stays the top score
             if miss.size:
-                covered = np.flatnonzero(np.isfinite(s))
+                covered = np.flatnonzero(~np.isnan(s))
                 ref = (s[covered[-1]], c[covered[-1]]) if covered.size else self._last
                 if ref is None:  # no window was ever scored (cannot happen once n_seen >= window)
                     raise InputError(_fmt("stream", "has no scored window to take the last points' score from",

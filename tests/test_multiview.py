@@ -87,6 +87,22 @@ def test_calibrate_on_other_normal_data(fitted):
     assert (mv.predict(lab) == y).mean() > 0.9
 
 
+def test_confidence_after_a_labelled_calibration_counts_the_anomalies_too(fitted):
+    """calibrate(X, y) fits τ on every sample's sum: the ExCeed reference must hold them all (as a
+    detector's calibration_scores_). With the normal sums alone, k = 0 above an MCC threshold that
+    separates them, and every detected anomaly got confidence 0."""
+    import copy
+    mv = copy.deepcopy(fitted)
+    lab = {v: np.concatenate([a, b]) for (v, a), b in zip(_views(80, seed=6).items(), _views(20, seed=7, shift_beat=1.0).values())}
+    y = np.r_[np.zeros(80), np.ones(20)].astype(int)
+    mv.calibrate(lab, y, threshold="mcc")
+    s = mv.decision_function(lab)
+    np.testing.assert_array_equal(mv.reference_scores_, np.sort(s))
+    flagged = mv.predict(lab) == 1
+    conf = mv.predict_confidence(lab)[flagged & (y == 1)]  # the anomaly nearest τ is a toss-up (about 0.5), the others sure
+    assert flagged[y == 1].mean() > 0.9 and conf.min() > 0.4 and np.median(conf) > 0.9
+
+
 @pytest.mark.parametrize("X, match", [
     ({"beat": np.zeros((5, 1, 32))}, "missing"),
     ({"beat": np.zeros((5, 1, 32)), "rhythm": np.zeros((5, 3)), "x": np.zeros((5, 1))}, "unknown"),

@@ -141,6 +141,28 @@ def test_best_threshold_matches_brute_force(metric):
     assert val == pytest.approx(brute) and m((s > tau).astype(int)) == pytest.approx(val)
 
 
+def test_best_threshold_ties_up_to_round_off_go_to_the_fewest_alarms():
+    """1 alarm (3/√189) and 6 alarms (8/√504) have the same MCC, computed one bit apart: the
+    documented tie rule (the highest τ) must not depend on that bit."""
+    s = np.array([1.0, -2, 0, 0, -1, 0, -1, 0, -2, -1])
+    y = np.array([1, 1, 0, 1, 1, 1, 1, 1, 0, 0])
+    tau, val = best_threshold(s, y, "mcc")
+    assert val == pytest.approx(3 / np.sqrt(189)) and (s > tau).sum() == 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_best_threshold_separates_adjacent_floats(k):
+    """Saturated SVM probabilities lie one float apart below 1: the midpoint of two adjacent floats
+    rounds onto one of them, and onto the upper one τ flagged none of the anomalies (F1 0, reported 1)."""
+    lo, hi = 1.0 - (k + 1) * 2.0 ** -53, 1.0 - k * 2.0 ** -53
+    s, y = np.array([lo, hi, lo, hi, lo]), np.array([0, 1, 0, 1, 0])
+    tau, val = best_threshold(s, y, "f1")
+    assert val == 1.0 and np.array_equal((s > tau).astype(int), y)
+    big = np.array([1e308, 1.5e308, 0.0])  # and the halves first: no overflow to an infinite τ
+    tau, _ = best_threshold(big, np.array([0, 1, 0]), "mcc")
+    assert np.isfinite(tau) and np.array_equal((big > tau).astype(int), [0, 1, 0])
+
+
 # ---------------------------------------------------------------- robust weights (unit)
 def test_robust_weights_hard_and_soft():
     s = torch.arange(100, dtype=torch.float32)

@@ -252,8 +252,8 @@ class MultiViewDetector(BaseEstimator):
 
     def predict_proba(self, X, method: str = "linear") -> np.ndarray:
         """(n, 2) [P(normal), P(anomaly)] as PyOD computes it (``'linear'``: min-max of the reference
-        sums; ``'unify'``: erf of the standardised sum), the reference being the held-out (or
-        calibration) normal samples' summed scores."""
+        sums; ``'unify'``: erf of the standardised sum), the reference being the held-out normal
+        samples' summed scores, or after :meth:`calibrate` every calibration sample's."""
         from ganad.detectors.base import proba_from_scores
         return proba_from_scores(self.decision_function(X), self.reference_scores_, method)
 
@@ -293,7 +293,7 @@ class MultiViewDetector(BaseEstimator):
                                contamination=self.contamination if contamination is None else contamination, beta=beta)
         self.composer_ = composer
         self.threshold_ = float(tau)
-        self.reference_scores_ = np.sort(s[normal])
+        self.reference_scores_ = np.sort(s)  # every calibration sum, as the threshold was fitted on (a detector's calibration_scores_)
         self.threshold_rule_ = f"calibrate(threshold={threshold!r}) on {n} samples"
         return self
 

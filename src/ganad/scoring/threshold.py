@@ -90,10 +90,13 @@ def best_threshold(scores, y, metric: str = "f1", *, beta: float = 1.0) -> tuple
         b2 = beta * beta
         den = (1 + b2) * tp + b2 * fn + fp
         val = np.where(den > 0, (1 + b2) * tp / np.where(den > 0, den, 1.0), 0.0)
-    j = int(np.argmax(val))  # first = highest threshold among ties
+    # first = highest threshold among ties, ties up to round-off (3/√189 and 8/√504, the same MCC, differ in the last bit)
+    j = int(np.flatnonzero(val >= val.max() - 1e-12)[0])
     u = ss[last]
     if j + 1 < u.size:
-        tau = 0.5 * (u[j] + u[j + 1])
+        tau = 0.5 * u[j] + 0.5 * u[j + 1]  # halves first: no overflow near the float maximum
+        if not u[j + 1] <= tau < u[j]:  # adjacent floats (saturated SVM probabilities): the midpoint rounds onto u[j]
+            tau = u[j + 1]
     else:
         span = u[0] - u[-1]
         tau = u[-1] - max(1e-6 * abs(u[-1]), 1e-6 * span, 1e-12)

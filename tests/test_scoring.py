@@ -345,3 +345,26 @@ def test_auprc_of_a_perfect_ranking_is_exactly_one():
     y, s = np.r_[np.zeros(2, int), np.ones(9, int)], np.arange(11, dtype=float)
     assert average_precision_score(y, s) > 1.0
     assert auprc(y, s) == 1.0 and _metrics(y, s)["auprc"] == 1.0 and evaluate(y, s).auprc == 1.0
+
+
+def test_labels_after_calibrating_a_loaded_model_keep_their_scores_threshold(tmp_path):
+    """A loaded model's training scores cannot follow a new composer: labels_ compared those stale
+    scores with the new threshold (31 % of the training rows flagged where the model flags 2 %); they
+    now keep the threshold the scores were computed for, through save and load."""
+    import ganad
+    from ganad import GANomaly
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 5).astype(np.float32)
+    det = GANomaly(epochs=1, random_state=0, contamination=0.05).fit(X)
+    fit_labels = det.labels_.copy()
+    det.save(tmp_path / "m")
+    loaded = ganad.load(tmp_path / "m")
+    loaded.calibrate(rng.randn(300, 5).astype(np.float32) * 3, threshold="contamination")  # another composer and threshold
+    assert loaded.calibration_["decision_scores_updated"] is False
+    assert loaded.threshold_ != det.threshold_
+    np.testing.assert_array_equal(loaded.labels_, fit_labels)
+    loaded.save(tmp_path / "m2")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "m2").labels_, fit_labels)
+    det.calibrate(rng.randn(300, 5).astype(np.float32) * 3, threshold="contamination")  # in memory: the scores follow
+    assert det.calibration_["decision_scores_updated"] is True
+    np.testing.assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -323,6 +324,12 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     names = st.get("feature_names_in")
     if names is not None and not (isinstance(names, list) and len(names) == st["n_features_in"] and all(isinstance(c, str) for c in names)):
         bad(f"has feature_names_in that are not {st['n_features_in']} column names")
+    cal = st.get("calibration")
+    if cal is not None and not isinstance(cal, dict):
+        bad("has a calibration record that is not an object")
+    thr = (cal or {}).get("decision_scores_threshold")
+    if thr is not None and not (isinstance(thr, (int, float)) and not isinstance(thr, bool) and math.isfinite(thr)):
+        bad(f"has calibration.decision_scores_threshold {thr!r}; it must be a finite number")
     dm = st.get("disc_train_mean")
     if dm is not None and not (isinstance(dm, (int, float)) and not isinstance(dm, bool) and 0 < dm <= 3e38):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")

@@ -1353,8 +1353,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     @property
     def labels_(self) -> np.ndarray:
-        """0/1 labels of the training data: ``decision_scores_ > threshold_`` (always in step with both)."""
-        return (self.decision_scores_ > self.threshold_).astype(np.int64)
+        """0/1 labels of the training data: ``decision_scores_ >`` the threshold those scores go with:
+        ``threshold_``, or, after calibrating a loaded model (whose training scores could not follow the new
+        composer: ``calibration_['decision_scores_updated']`` False), the threshold in force when they were
+        computed, so that the labels never compare scores of one composer with another's threshold."""
+        cal = self.__dict__.get("calibration_") or {}
+        thr = cal.get("decision_scores_threshold", self.threshold_) if cal.get("decision_scores_updated") is False else self.threshold_
+        return (self.decision_scores_ > thr).astype(np.int64)
 
     def _fit_extra(self, Xt: torch.Tensor) -> None:
         """Runs after training, before the training data is scored: where a method fits
@@ -1698,6 +1703,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         (not after loading; latent-search methods not yet scored compute them under it on first access).
         ``scores``, the calibration data's scores, become ``calibration_scores_``: the reference of
         :meth:`predict_proba` and :meth:`predict_confidence` (saved with the model)."""
+        prev = self.__dict__.get("calibration_") or {}
+        # the threshold the training scores in memory go with (before this calibration, or an earlier one's record)
+        stale_thr = prev.get("decision_scores_threshold", self.threshold_) if prev.get("decision_scores_updated") is False else self.threshold_
         self.composer_, self.threshold_ = composer, float(threshold)
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64)
@@ -1705,4 +1713,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         train_comps = self.__dict__.get("_train_components")
         if train_comps is not None:
             self.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
-        self.calibration_ = {**record, "decision_scores_updated": train_comps is not None}
+        # a latent-search model not yet scored computes its training scores under the new composer on first access
+        updated = train_comps is not None or "_train_ref" in self.__dict__
+        self.calibration_ = {**record, "decision_scores_updated": updated,
+                             **({} if updated else {"decision_scores_threshold": float(stale_thr)})}

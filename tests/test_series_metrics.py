@@ -166,3 +166,40 @@ def test_inf_window_scores_stay_the_top_point_scores():
     sd._score_windows = lambda w: (np.where(np.arange(len(w)) == 1, np.inf, np.arange(len(w), dtype=float)), np.ones((len(w), 1, 4)))
     pts, _ = sd._segment_points(np.zeros((12, 1)))
     assert np.isinf(pts[2:6]).all() and np.isfinite(np.r_[pts[:2], pts[6:]]).all()
+
+
+def test_range_auc_from_sorted_scores_equals_the_per_threshold_definition():
+    """range_pr_roc counts each threshold's predicted points from the scores in descending order (no
+    thresholds x points matrix); it must give what thresholding the series 250 times gives, ties included."""
+    def by_definition(y, s, buffer, n_thr=250):
+        lab = _buffered(y, buffer)
+        segs = label_ranges(lab > 0)
+        p_new = (float(y.sum()) + lab.sum()) / 2
+        thr = -np.sort(-s)[np.linspace(0, len(s) - 1, n_thr).astype(int)]
+        tpr, fpr, prec = [0.0], [0.0], [1.0]
+        for t in thr:
+            pred = s >= t
+            tp = float((pred * lab).sum())
+            exist = np.mean([pred[a:b + 1].any() for a, b in segs])
+            tpr.append(min(tp / p_new, 1.0) * exist)
+            fpr.append((pred.sum() - tp) / (len(s) - p_new))
+            prec.append(tp / pred.sum())
+        tpr, fpr, prec = np.r_[tpr, 1.0], np.r_[fpr, 1.0], np.array(prec)
+        roc = np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2)
+        ap = np.sum((tpr[1:-1] - tpr[:-2]) * (prec[1:] + prec[:-1]) / 2)
+        return roc, ap
+
+    rng = np.random.RandomState(0)
+    for k in range(40):
+        n = rng.randint(30, 400)
+        y = np.zeros(n, dtype=int)
+        for _ in range(rng.randint(1, 4)):
+            a = rng.randint(0, n - 1)
+            y[a:a + rng.randint(1, 30)] = 1
+        if y.min() == y.max():
+            continue
+        s = rng.randn(n) + 2 * rng.rand() * y
+        if k % 3 == 0:
+            s = np.round(s, 1)  # ties
+        for b in (0, 5):
+            np.testing.assert_allclose(range_pr_roc(y, s, b), by_definition(y, s, b), rtol=0, atol=1e-12)

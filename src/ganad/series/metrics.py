@@ -143,17 +143,18 @@ def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tu
     segs = label_ranges(lab > 0)
     seg_s = np.array([a for a, _ in segs])
     seg_e = np.array([b for _, b in segs]) + 1
-    srt = -np.sort(-s)
-    thr = srt[np.linspace(0, len(s) - 1, n_thresholds).astype(int)]
-    pred = s[None, :] >= thr[:, None]                                       # (n_thr, n)
-    prod = pred * lab[None, :]
-    tp = prod.sum(1)
+    # every threshold's predicted set is the points scoring >= it: counted from the scores in descending
+    # order (prefix sums), never as a thresholds x points matrix (250 x n numbers: GBs for a long series)
+    order = np.argsort(-s, kind="stable")
+    s_desc = s[order]
+    thr = s_desc[np.linspace(0, len(s) - 1, n_thresholds).astype(int)]
+    npred = np.searchsorted(-s_desc, -thr, side="right")                   # points with s >= t
+    tp = np.concatenate([[0.0], np.cumsum(lab[order])])[npred]
     p_new = (P + lab.sum()) / 2
     recall = np.minimum(tp / p_new, 1.0)
-    cs = np.concatenate([np.zeros((len(thr), 1)), np.cumsum(prod, axis=1)], axis=1)
-    existence = ((cs[:, seg_e] - cs[:, seg_s]) > 0).sum(1) / len(segs)
+    seg_max = np.array([s[a:b].max() for a, b in zip(seg_s, seg_e)])     # a segment exists once its top point is predicted
+    existence = (seg_max[None, :] >= thr[:, None]).sum(1) / len(segs)
     tpr = recall * existence
-    npred = pred.sum(1)
     fpr = (npred - tp) / (len(lab) - p_new)
     prec = tp / npred
     tpr_l = np.r_[0.0, tpr, 1.0]

@@ -1,0 +1,63 @@
+"""Time and peak memory of VUS-PR / VUS-ROC (``ganad.series.metrics.vus``, buffers 0..64) on long series.
+
+A synthetic series of n points with 20 labelled ranges of 300 points and noisy scores; each row runs
+in a fresh process. ``--baseline-src DIR/src`` runs the same with another checkout's ``src`` beside
+(``git archive REV src | tar -x -C DIR``), for a before / after table from one run.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_vus.py --points 20000 200000 --baseline-src /tmp/base/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, markdown_table, write_json  # noqa: E402
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from ganad.series.metrics import vus
+n = int(sys.argv[1])
+rng = np.random.RandomState(0)
+y = np.zeros(n, dtype=int)
+for a in rng.randint(0, n - 500, 20):
+    y[a:a + 300] = 1
+s = rng.randn(n) + y
+cur = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))  # kB, Linux
+t0 = time.perf_counter()
+r = vus(y, s, 64)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "peak_extra_mb": (peak - cur) / 1024, "vus_pr": r["vus_pr"], "vus_roc": r["vus_roc"]}))
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, nargs="+", default=[20000, 200000])
+    ap.add_argument("--baseline-src", default=None)
+    a = ap.parse_args(argv)
+    runs = [("this checkout", str(Path(__file__).resolve().parents[1] / "src"))]
+    if a.baseline_src:
+        runs.insert(0, ("baseline", a.baseline_src))
+    rows = []
+    for n in a.points:
+        for name, src in runs:
+            out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env={**os.environ, "PYTHONPATH": src}, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append({"code": name, "points": n, "seconds": round(r["seconds"], 2), "peak_extra_mb": round(r["peak_extra_mb"], 1),
+                         "vus_pr": round(r["vus_pr"], 12), "vus_roc": round(r["vus_roc"], 12)})
+    print(markdown_table(rows, list(rows[0])))
+    write_json("vus", {"args": vars(a), "machine": machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

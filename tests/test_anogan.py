@@ -3,6 +3,7 @@ import pytest
 
 import ganad
 from ganad import AnoGAN
+from ganad.exceptions import InputError
 from ganad.metrics import auroc
 
 
@@ -74,3 +75,38 @@ def test_lstm_family_and_objectives():
         d = AnoGAN(net="lstm", objective=obj, n_critic=2, spectral_norm=True, prior="truncated_normal", epochs=1,
                    random_state=0, search_n_max=5).fit(X)
         assert np.isfinite(d.decision_scores_).all()
+
+
+
+TINY = dict(epochs=1, width=8, latent_dim=4, random_state=0, search_n_max=5)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("search_lr", 0.0), ("search_lr", -0.1), ("search_lr", float("nan")), ("search_eps", -1.0), ("search_eps", float("nan")),
+    ("search_n_max", -3), ("search_n_max", 2.5), ("search_n_max", "10"), ("search_restarts", 0), ("search_restarts", 1.5),
+    ("search_restarts", True), ("search_feature_weight", -0.2), ("search_feature_weight", 2.0),
+    ("search_feature_weight", float("nan")), ("search_distance", "L2"), ("lam", 1.5), ("lam", float("nan")), ("lam", "0.1")])
+def test_bad_search_parameters_are_refused_before_training(name, value):
+    # they were taken silently (a negative lr climbed the distance, a NaN eps or feature weight
+    # turned the search or its feature term off) or failed after training with a ValueError
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    kinds = [AnoGAN] + ([] if name == "lam" else [lambda **kw: ganad.FAnoGAN(inversion="search", **kw)])
+    for make in kinds:
+        with pytest.raises(InputError, match=f"^{name}: is "):
+            make(**{**TINY, name: value}).fit(X)
+
+
+def test_bad_search_parameters_set_after_fit_are_refused_when_scoring():
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    for det in (AnoGAN(**TINY).fit(X), ganad.FAnoGAN(inversion="search", **TINY).fit(X)):
+        det.set_params(search_lr=-1.0)
+        with pytest.raises(InputError, match="^search_lr: is -1.0"):
+            det.decision_function(X[:3])
+
+
+@pytest.mark.parametrize("cls", [ganad.BiGAN, ganad.ALAD])
+def test_search_feature_weight_refused_where_no_discriminator_judges_x_alone(cls):
+    # BiGAN's D(x, z) and ALAD's pair discriminators have no features of x alone: the search ignored the weight
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    with pytest.raises(InputError, match="^search_feature_weight: is 0.5, but"):
+        cls(**TINY, inversion="search", search_feature_weight=0.5).fit(X)

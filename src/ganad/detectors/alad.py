@@ -14,7 +14,7 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
-from ganad.params import Param, options
+from ganad.params import Param, options, real
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
 from ganad.scoring import components as C
@@ -49,6 +49,8 @@ class ALAD(EncoderDetector):
     _parameter_constraints = {
         "knn_space": Param(options("auto", "code", "input"), why=", but ALAD's discriminators judge pairs, not x alone: its knn component compares codes E(x) or the input",
                            fix="use 'auto', 'code' or 'input' for ALAD"),
+        "search_feature_weight": Param(real(0, 0), why=", but ALAD's discriminators judge pairs, not x alone: the search has no features of x to match, so the weight would be ignored",
+                                       fix="leave search_feature_weight at 0 for ALAD"),
     }
 
     def _build_networks(self):

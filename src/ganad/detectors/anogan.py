@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import COMMON_PARAMS, BaseGANDetector, method_init
-from ganad.inversion.latent_search import LatentSearch
-from ganad.params import Param, options
+from ganad.inversion.latent_search import SEARCH_CONSTRAINTS, LatentSearch, check_search_params
+from ganad.params import Param, options, real
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import gan_stage
 
@@ -75,9 +75,12 @@ class AnoGAN(BaseGANDetector):
                            fix="use 'auto', 'feature', 'input' or 'feature+input' for AnoGAN"),
         "search": Param(options(*SEARCH_SETTINGS),
                         fix="use 'custom' (the search_* parameters) or 'schlegl' (L1 + λ feature matching, Schlegl et al. 2017)"),
+        "lam": Param(real(0, 1), fix="pass a weight in [0, 1] such as 0.1 (0 = the residual only)"),
+        **SEARCH_CONSTRAINTS,
     }
 
     def latent_search(self) -> LatentSearch:
+        check_search_params(self, "search", "lam")  # also a value set after fit
         if self.search == "schlegl":  # Schlegl et al. 2017: L1 residual + λ feature matching, Γ steps
             return LatentSearch(distance="l1", eps=0.0, n_max=self.search_n_max, lr=self.search_lr,
                                 restarts=self.search_restarts, feature_weight=float(self.lam))

@@ -16,7 +16,7 @@ from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator
-from ganad.params import Param, options
+from ganad.params import Param, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
@@ -52,6 +52,8 @@ class BiGAN(EncoderDetector):
                            fix="use 'auto', 'code' or 'input' for BiGAN"),
         "feature_layer": Param(options(-1), why=", but BiGAN's D(x, z) takes its features from its joint layer, so the setting would be ignored",
                                fix="leave feature_layer at -1 for BiGAN"),
+        "search_feature_weight": Param(real(0, 0), why=", but BiGAN's D(x, z) does not judge x alone: the search has no features of x to match, so the weight would be ignored",
+                                       fix="leave search_feature_weight at 0 for BiGAN"),
     }
 
     def _build_networks(self):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ganad.detectors.base import BaseGANDetector
-from ganad.inversion.latent_search import LatentSearch
+from ganad.inversion.latent_search import SEARCH_CONSTRAINTS, LatentSearch, check_search_params
 from ganad import runtime
 from ganad.params import Param, options
 from ganad.training import distributed
@@ -96,6 +96,7 @@ class EncoderDetector(BaseGANDetector):
     _parameter_constraints = {
         "inversion": Param(options(*INVERSIONS), fix="use 'encoder' (one pass of E) or 'search' (latent search)"),
         "search_init": Param(options(*SEARCH_INITS), fix="use 'encoder' (start the search from E(x)) or 'random'"),
+        **SEARCH_CONSTRAINTS,
     }
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,7 @@ class EncoderDetector(BaseGANDetector):
         return self._inference_net("E")(x)
 
     def latent_search(self) -> LatentSearch:
+        check_search_params(self)  # also a value set after fit
         return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
                             lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
 

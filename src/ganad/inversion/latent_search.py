@@ -24,12 +24,32 @@ import torch
 
 from ganad import runtime
 from ganad.inversion.starts import hashed_uniform, row_seeds
+from ganad.params import Param, constraints_of, integer, options, real, validate_params
 from ganad.progress import within_batch
 from ganad.training.priors import Prior
 
 DISTANCES = ("l2", "l1", "rbf", "dtw")
 #: smoothing γ of the soft-DTW divergence that ``distance="dtw"`` minimises
 DTW_GAMMA = 0.1
+
+#: what the detectors' ``search_*`` parameters accept (AnoGAN and every encoder method): checked at
+#: ``fit`` and load, and again when a search runs (a value set after fit, before scoring)
+SEARCH_CONSTRAINTS: dict[str, Param] = {
+    "search_distance": Param(options(*DISTANCES), fix=f"use one of {', '.join(repr(d) for d in DISTANCES)}"),
+    "search_eps": Param(real(0), fix="pass a target distance >= 0 such as 0.005 (0: every sample runs search_n_max steps)"),
+    "search_n_max": Param(integer(0), fix="pass a number of steps >= 0 such as 500"),
+    "search_lr": Param(real(0, open="left"), fix="pass a positive learning rate such as 0.05"),
+    "search_restarts": Param(integer(1), fix="pass a positive number of starts per sample such as 1"),
+    "search_feature_weight": Param(real(0, 1), fix="pass a weight in [0, 1] such as 0.1 (0 = the distance only)"),
+}
+
+
+def check_search_params(detector, *others: str) -> None:
+    """Refuse a detector's ``search_*`` value (and the class's constraints on ``others``) that its
+    class's table (:data:`SEARCH_CONSTRAINTS`, or a narrower rule of the class) does not accept,
+    before a search runs on it: ``fit`` checks them, but ``set_params`` after fit does not."""
+    table = constraints_of(type(detector))
+    validate_params(detector, {k: table.get(k, SEARCH_CONSTRAINTS.get(k)) for k in (*SEARCH_CONSTRAINTS, *others)})
 
 
 def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0, gamma: float = DTW_GAMMA) -> torch.Tensor:

@@ -97,8 +97,29 @@ def test_auto_is_per_feature_for_vectors_and_minmax_for_images():
     assert resolve_scaler("standard", image=False).clip is None
 
 
+def test_small_spread_beside_a_large_offset_is_scaled():
+    # 1e9 ± 1e-3 is not constant by the range rule (2e-3 > 1e-12 · 1e9), so it is standardised / mapped to
+    # [-1, 1]: its std (6e-4) or half-range (1e-3) must not fall back to a scale of 1 (z of ±1e-3, ignored)
+    rng = np.random.RandomState(0)
+    X = np.column_stack([1e9 + rng.uniform(-1e-3, 1e-3, 500), 1e9 + rng.randint(0, 2, 500) * 2e-3])
+    s = Scaler("per-feature").fit(X)
+    assert s.mode == ["continuous", "discrete"]
+    Z = s.transform(X)
+    assert abs(Z[:, 0].std() - 1.0) < 1e-3
+    np.testing.assert_allclose(np.abs(Z[:, 1]), 1.0, atol=1e-3)  # float64's spacing at 1e9 is 1.2e-7
+    for kind in ("standard", "minmax"):  # (x - mean) / std and the [-1, 1] range alike
+        assert Scaler(kind).fit(X).transform(X)[:, 0].std() > 0.5
+
+
+@pytest.mark.parametrize("clip", [np.float32(2.0), np.int64(2), np.float64(2.0), 2])
+def test_numpy_clip_is_accepted(clip):
+    assert Scaler("per-feature", clip=clip).clip == 2.0
+    assert resolve_scaler({"kind": "per-feature", "clip": clip}, image=False).clip == 2.0
+
+
 @pytest.mark.parametrize("bad, words", [("robustt", "'robustt'"), ({"kind": "per-feature", "clip": -1}, "clip"),
                                          ({"kind": "per-feature", "clips": 1}, "clips"),
+                                         ({"kind": "per-feature", "clip": True}, "clip"),
                                          ({"kind": "per-feature", "max_levels": 1}, "max_levels")])
 def test_bad_scaler_is_a_clear_error(bad, words):
     with pytest.raises(InputError, match="scaler") as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from ganad.params import is_int
 
@@ -63,7 +65,7 @@ class Scaler:
             raise ValueError(f"scaler: unknown scaler {kind!r}. Fix: use one of {', '.join(SCALERS)}")
         if clip == "default":
             clip = 1.0 if kind == "per-feature" else None
-        if clip is not None and not (isinstance(clip, (int, float)) and np.isfinite(clip) and clip >= 0):
+        if clip is not None and not (isinstance(clip, numbers.Real) and not isinstance(clip, bool) and np.isfinite(clip) and clip >= 0):
             raise ValueError(f"scaler: clip is {clip!r}. Fix: pass a non-negative number of training ranges, or None")
         if not is_int(max_levels) or max_levels < 2:
             raise ValueError(f"scaler: max_levels is {max_levels!r}. Fix: pass an integer of at least 2")
@@ -103,7 +105,10 @@ class Scaler:
             shift, scale = self._fit_per_feature(X, axes)
         else:
             shift = np.zeros(X.shape[1]); scale = np.ones(X.shape[1])
-        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(shift)), scale, 1.0)
+        # a scale of 1 where the training range is float64 rounding noise (as is_constant's bound); every other
+        # feature keeps its scale however small beside its mean (1e9 ± 1e-3: std 6e-4 < 1e-12 · 1e9)
+        flat = X.max(axis=axes).astype(np.float64) - X.min(axis=axes) <= 1e-12 * np.maximum(1.0, np.abs(shift))
+        scale = np.where(flat | ~(scale > 0), 1.0, scale)
         # float64, and stored so: a shift of 1.7e9 (UNIX timestamps) rounded to float32 is off by up to 64
         self.shift, self.scale = np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64)
         if self.clip is not None:

@@ -360,3 +360,15 @@ def test_fit_warnings_name_the_callers_line():
         GANomaly(epochs=1, random_state=0).fit(X)
     msgs = [r for r in rec if "held-out slice" in str(r.message)]
     assert msgs and all(r.filename == __file__ for r in msgs), [(r.filename, r.lineno) for r in msgs]
+
+
+def test_dataframe_value_errors_name_the_column():
+    """NaN / out-of-range values in a DataFrame are reported by column name, not by flat position."""
+    import pandas as pd
+    from ganad.data.validation import check_array
+    with pytest.raises(InputError, match=r"first at row 1, column 'temp'"):
+        check_array(pd.DataFrame({"a": [1.0, 2, 3], "temp": [1, np.nan, 3]}))
+    with pytest.raises(InputError, match=r"first at row 1, column 'big'"):
+        check_array(pd.DataFrame({"a": [1.0, 2, 3], "big": [1, 1e300, 3]}))
+    with pytest.raises(InputError, match=r"flat feature 1"):
+        check_array(np.array([[1.0, np.nan]]))

@@ -42,10 +42,13 @@ def check_array(
         non_numeric = [str(c) for c in X.columns if not (is_numeric_dtype(X[c]) or is_bool_dtype(X[c]))]
         if non_numeric:
             raise InputError(_fmt(name, f"has non-numeric column(s) {non_numeric[:5]}", "drop or encode these columns (for example one-hot) before passing the data"))
+        columns = [str(c) for c in X.columns]
         if any(is_extension_array_dtype(t) for t in X.dtypes):  # nullable Int64 / boolean: pd.NA becomes NaN, reported below
             X = X.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             X = X.to_numpy()
+    else:
+        columns = None
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists etc.
@@ -77,14 +80,15 @@ def check_array(
     if isinstance(dtype, str) and dtype == "float":
         dtype = np.float32 if np.can_cast(arr.dtype, np.float32, "safe") else np.float64
     if arr.dtype != np.float32 and arr.dtype != bool:
-        _check_float32_range(arr, name)  # refused even where float64 is kept: the networks are float32
+        _check_float32_range(arr, name, columns)  # refused even where float64 is kept: the networks are float32
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.argwhere(~finite.reshape(arr.shape[0], -1))
         n_bad = int((~finite).sum())
         row, col = (int(bad[0][0]), int(bad[0][1]))
-        raise InputError(_fmt(name, f"contains {n_bad} NaN or infinite value(s), the first at row {row}, flat feature {col}",
+        where = f"column {columns[col]!r}" if columns is not None and arr.ndim == 2 else f"flat feature {col}"  # a DataFrame's column by name
+        raise InputError(_fmt(name, f"contains {n_bad} NaN or infinite value(s), the first at row {row}, {where}",
                               "impute or drop missing values (for example sklearn.impute.SimpleImputer) before passing the data"))
     return arr
 
@@ -93,7 +97,7 @@ def check_array(
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _check_float32_range(arr: np.ndarray, name: str) -> None:
+def _check_float32_range(arr: np.ndarray, name: str, columns: list[str] | None = None) -> None:
     """Refuse finite values that float32 cannot hold (they would become inf, then NaN scores)."""
     if arr.dtype.kind in "iu":
         if arr.dtype.itemsize < 16:
@@ -106,7 +110,8 @@ def _check_float32_range(arr: np.ndarray, name: str) -> None:
         rows = np.unique(bad[:, 0])
         row, col = int(bad[0][0]), int(bad[0][1])
         raise InputError(_fmt(name, f"holds {int(too_big.sum())} value(s) beyond the float32 range (|x| > {FLOAT32_MAX:.3g}) "
-                                    f"in row(s) {rows[:10].tolist()}, the first at row {row}, flat feature {col} "
+                                    f"in row(s) {rows[:10].tolist()}, the first at row {row}, "
+                                    f"{f'column {columns[col]!r}' if columns is not None and arr.ndim == 2 else f'flat feature {col}'} "
                                     f"(value {float(arr.reshape(arr.shape[0], -1)[row, col]):.3g})",
                               "these values are out of range for ganad's float32 networks: fix or drop these rows, "
                               "or rescale the feature (for example take its logarithm) before passing the data"))

@@ -890,3 +890,76 @@ def test_a_cancelled_chunk_keeps_its_stream_locked_until_its_thread_is_done():
             await t.update("s", np.zeros((4, 2)))  # the other thread is free
             assert not scorer.overlap and scorer.n_seen == 7
     asyncio.run(main())
+
+
+def test_series_csv_header_naming_other_columns_is_refused_not_read_by_position(series_client, series_model):
+    # the model's channels are a, b: a header 'pressure,temp' (or 'a,c') was read by position as a, b,
+    # silently scoring other sensors as the model's channels (`ganad stream` refuses such a header)
+    Y = series_model["Y"][:40]
+    for cols in (["pressure", "temp"], ["a", "c"]):
+        df = pd.DataFrame(dict(zip(cols, Y.T)))
+        r = series_client.post("/v1/models/tele/series", content=df.to_csv(index=False),
+                               headers={"content-type": "text/csv", "X-Stream-Id": "hdr"})
+        assert r.status_code == 422 and "the model's channels are ['a', 'b']" in r.json()["error"]["message"], r.text
+        pq = io.BytesIO()
+        df.to_parquet(pq)
+        r = series_client.post("/v1/models/tele/series", content=pq.getvalue(),
+                               headers={"content-type": "application/vnd.apache.parquet", "X-Stream-Id": "hdr"})
+        assert r.status_code == 422 and "channels are ['a', 'b']" in r.text, r.text
+    assert "hdr" not in series_client.app.state.registry.entries["tele"].streams.streams
+    # without a header, the values are the channels in the model's order
+    r = series_client.post("/v1/models/tele/series?csv_header=false", content=pd.DataFrame(Y).to_csv(index=False, header=False),
+                           headers={"content-type": "text/csv", "X-Stream-Id": "hdr"})
+    assert r.status_code == 200 and r.json()["n_seen"] == 40
+    series_client.delete("/v1/models/tele/series/hdr")
+    # a model without channel names (ch0, ch1) still reads every column by position
+    from ganad.serve.decode import decode_series
+    df, _, _ = decode_series(b"pressure,temp\n1,2\n", "text/csv", channels=["ch0", "ch1"])
+    assert list(df.columns) == ["pressure", "temp"]
+
+
+def test_stream_delete_after_idle_expiry_and_racing_chunks_and_a_refused_first_chunk(series_model):
+    from concurrent.futures import ThreadPoolExecutor
+    from ganad.serve.errors import Refusal
+    from ganad.serve.streams import StreamTable
+    sd, Y = series_model["sd"], series_model["Y"]
+
+    class Failing:  # a model whose window scores fail (a non-finite score): the scorer refuses the chunk
+        def __getattr__(self, k):
+            return getattr(sd, k)
+
+        def stream(self):
+            from ganad.series.stream import StreamScorer
+            return StreamScorer(self)
+
+        def _score_windows(self, w):
+            if np.abs(w).max() > 100:
+                raise InputError("windows: non-finite score. Fix: none")
+            return sd._score_windows(w)
+
+    async def main():
+        with ThreadPoolExecutor(1) as ex:
+            t = StreamTable(sd, ex, name="tele", max_streams=10, idle_s=0.05)
+            await t.update("idle", Y[:40])
+            await asyncio.sleep(0.1)
+            # DELETE of a stream idle past stream_idle_s: 404 as for any dropped stream (it was scored and
+            # ended, while its next chunk would have started a new stream)
+            with pytest.raises(Refusal) as exc:
+                await t.end("idle")
+            assert exc.value.status == 404
+            # a chunk that waited while its too-short stream was ended (422): 409, not fed to the forgotten scorer
+            t.idle_s = 0
+            await t.update("short", Y[:5])
+            res = await asyncio.gather(t.update("short", Y[5:8]), t.end("short"), t.update("short", Y[8:10]), return_exceptions=True)
+            assert isinstance(res[1], InputError) and isinstance(res[2], Refusal) and res[2].status == 409, res
+            assert "short" not in t.streams
+            # a first chunk refused by the scorer starts no stream
+            t2 = StreamTable(Failing(), ex, name="tele", max_streams=10, idle_s=0)
+            bad = Y[:40].copy()
+            bad[3, 0] = 1e3
+            with pytest.raises(InputError):
+                await t2.update("f", bad)
+            assert "f" not in t2.streams
+            _, new, n = await t2.update("f", Y[:40])
+            assert new and n == 40
+    asyncio.run(main())

@@ -508,7 +508,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     series_body = {"requestBody": {"required": True, "content": {
         **{t: {"schema": S.SeriesRequest.model_json_schema(ref_template="#/components/schemas/{model}")} for t in JSON_TYPES},
         **{t: {"schema": {"type": "string", "description": "CSV, one point per row: the columns named as the model's channels "
-                                                           "when the header has them all, else every column"}} for t in CSV_TYPES[:1]},
+                                                           "when the header has them all (other names are refused unless the "
+                                                           "model's channels are unnamed, ch0, ch1, ...: then every column)"}} for t in CSV_TYPES[:1]},
         **{t: {"schema": {"type": "string", "format": "binary", "description": "(n,) or (n, channels)"}} for t in NPY_TYPES[:1] + PARQUET_TYPES[:1]},
     }}, "parameters": [
         {"name": "stream_id", "in": "query", "required": False, "schema": {"type": "string"},

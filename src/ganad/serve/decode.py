@@ -203,7 +203,8 @@ def decode_series(body: bytes, content_type: str | None, *, csv_header: bool = T
 
     JSON: ``{"stream_id": ..., "points": [[...], ...]}`` or ``{"values": [...]}`` (one channel), or a
     bare list of points; CSV (the columns named as the model's ``channels`` when the header has them
-    all, else every column), Parquet (the same) or NPY ((n,) or (n, channels))."""
+    all; other names are refused unless the model's channels are unnamed, ``ch0, ch1, ...``: then every
+    column), Parquet (the same) or NPY ((n,) or (n, channels))."""
     mt = media_type(content_type)
     if not body:
         raise _bad("is empty", 'send the next points, for example {"stream_id": "s1", "points": [[0.1, 0.2]]}')
@@ -246,6 +247,14 @@ def decode_series(body: bytes, content_type: str | None, *, csv_header: bool = T
             names = [str(c) for c in df.columns]
             if all(c in names for c in channels):
                 df = df[list(channels)]
+            elif list(channels) != [f"ch{c}" for c in range(len(channels))]:
+                # other names than the model's channels: reading the values by position would score them
+                # as channels they may not be (as `ganad stream` refuses such a header); a model without
+                # channel names reads every column by position
+                raise Refusal(422, _fmt(BODY, f"has columns {names[:8]}, but the model's channels are {list(channels)[:8]}",
+                                        "name every channel of the model in the header (in any order; other columns such as a "
+                                        "time are left out), or send the values in the model's channel order without a header "
+                                        "(?csv_header=false), as NPY or as JSON points"), "InputError")
         return df, None, {}
     raise Refusal(415, _fmt("Content-Type", f"is {mt or 'missing'!r}, which the service does not read",
                             f"send one of {', '.join(CONTENT_TYPES)}"), "UnsupportedMediaType")

@@ -170,6 +170,11 @@ class StreamTable:
                                             "send the chunk again to start a new stream"), "StreamEnded")
                 up = await _on_thread(self.executor, st.scorer.update, points)
                 n_seen = st.scorer.n_seen
+        except Exception:
+            if new and st.busy == 1 and st.scorer.n_seen == 0 and self.streams.get(sid) is st:
+                del self.streams[sid]  # a refused first chunk starts no stream (its next chunk is new_stream again)
+                self._gauge()
+            raise
         finally:
             st.busy -= 1
             st.last_used = time.monotonic()
@@ -182,6 +187,7 @@ class StreamTable:
     async def end(self, sid: str):
         """End stream ``sid``: score its remaining points and close an open event; it is removed either way."""
         self._check_open()
+        self.sweep()  # a stream idle past stream_idle_s is gone for a DELETE too, as for the next chunk
         st, _ = self._get(sid, create=False)
         if st is None:
             raise Refusal(404, _fmt(f"stream {sid!r} of model {self.name!r}", "does not exist (never started, already ended, "
@@ -193,7 +199,10 @@ class StreamTable:
                 if self.streams.get(sid) is st:
                     del self.streams[sid]
                     self._gauge()
-                up = await _on_thread(self.executor, st.scorer.close)
+                try:
+                    up = await _on_thread(self.executor, st.scorer.close)
+                finally:  # a stream shorter than a window is ended too: a chunk waiting for it must not feed a forgotten scorer
+                    st.scorer.closed = True
                 n_seen = st.scorer.n_seen
         finally:
             st.busy -= 1

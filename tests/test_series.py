@@ -424,3 +424,39 @@ def test_an_event_in_one_of_many_channels_names_that_channel_alone():
     assert ev.channels[0].split("=")[0] == "ch7" and ";" not in ev.channels[0]
     shares = ev[[f"share_ch{c}" for c in range(30)]].to_numpy()[0]
     assert shares.argmax() == 7 and abs(shares.sum() - 1) < 1e-9
+
+
+def test_a_large_stream_chunk_is_scored_in_blocks_all_or_nothing(fitted, anomalous_series, monkeypatch):
+    """StreamScorer.update scores a large chunk block by block (bounded memory) with the scores of one
+    pass, and a chunk refused in a later block leaves the stream as it was."""
+    import ganad.series.stream as S
+    ref = fitted.stream()
+    r1 = ref.update(anomalous_series)
+    monkeypatch.setattr(S, "STREAM_BLOCK", 3 * fitted.window_ * 7)  # 7 windows' worth of points per block
+    sc = fitted.stream()
+    up = sc.update(anomalous_series)
+    np.testing.assert_array_equal(up.index, r1.index)
+    np.testing.assert_allclose(up.scores, r1.scores, rtol=1e-6, atol=1e-6)
+    assert [e["start"] for e in up.opened] == [e["start"] for e in r1.opened]
+    assert [e["end"] for e in up.closed] == [e["end"] for e in r1.closed]
+    sc2 = fitted.stream()
+    sc2.update(anomalous_series[:100])
+    before = (sc2.n_seen, sc2._emitted, sc2._next_start, sc2._buf.copy())
+    calls = {"n": 0}
+    real = type(fitted)._score_windows
+
+    def fail_later(self, wins):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise InputError("a window scored non-finite")
+        return real(self, wins)
+    monkeypatch.setattr(type(fitted), "_score_windows", fail_later)
+    with pytest.raises(InputError, match="non-finite"):
+        sc2.update(anomalous_series[100:900])
+    assert (sc2.n_seen, sc2._emitted, sc2._next_start) == before[:3]
+    np.testing.assert_array_equal(sc2._buf, before[3])
+    monkeypatch.setattr(type(fitted), "_score_windows", real)
+    rest = sc2.update(anomalous_series[100:])  # the stream goes on as if the refused chunk never came
+    full = fitted.stream()
+    full.update(anomalous_series[:100])
+    np.testing.assert_allclose(rest.scores, full.update(anomalous_series[100:]).scores, rtol=1e-6, atol=1e-6)

@@ -32,6 +32,11 @@ from ganad.exceptions import InputError, _fmt
 from ganad.series.detector import EventTracker, _as_series, covering_mean
 
 
+#: window numbers (points x channels x window) scored at a time by ``update`` (float64: 32 MB, and as
+#: much again for the maps), as ``SeriesDetector.score_series`` does (:data:`ganad.series.detector.SCORE_BLOCK`)
+STREAM_BLOCK = 2 ** 22
+
+
 @dataclass
 class StreamUpdate:
     """Points finalised by one ``update`` / ``close`` call, and the events that opened or closed."""
@@ -98,12 +103,32 @@ class StreamScorer:
         return StreamUpdate(idx, s, lab, c, opened, closed)
 
     def update(self, points) -> StreamUpdate:
-        """Feed the next points; returns the points whose score became final."""
+        """Feed the next points; returns the points whose score became final. A large chunk is scored
+        in blocks of about :data:`STREAM_BLOCK` window numbers (its windows and their maps are never all
+        in memory at once: a 2-million-point chunk at window 256 and stride 1 would hold 8 GB), with
+        the same scores and events; a chunk refused anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
         x = _as_series(points, "points")
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))
+        step = self.S * max(1, STREAM_BLOCK // (self.C * self.W))  # points of one block: about STREAM_BLOCK numbers of new windows
+        if len(x) <= step:
+            return self._update(x)
+        import copy
+        saved = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "model"}
+        parts = []
+        try:
+            for i in range(0, len(x), step):
+                parts.append(self._update(x[i:i + step]))
+        except BaseException:
+            self.__dict__.update(saved)  # all or nothing, as for a chunk scored at once
+            raise
+        return StreamUpdate(np.concatenate([u.index for u in parts]), np.concatenate([u.scores for u in parts]),
+                            np.concatenate([u.labels for u in parts]), np.concatenate([u.contributions for u in parts]),
+                            [e for u in parts for e in u.opened], [e for u in parts for e in u.closed])
+
+    def _update(self, x: np.ndarray) -> StreamUpdate:
         buf = np.concatenate([self._buf, x])
         n_seen = self.n_seen + len(x)
         last = n_seen - self.W

@@ -107,6 +107,19 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "model" / "config.json").exists()
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--fpr", "0.01"], "--fpr"), (["--metric", "f1"], "--metric"), (["--beta", "2", "--threshold", "mcc"], "--beta"),
+    (["--label-column", "y"], "--label-column"),
+])
+def test_calibrate_refuses_options_its_rules_would_ignore(workdir, tmp_path, args, needle):
+    # before: `--fpr 0.01` without `--threshold fpr` calibrated the contamination threshold (10 % false alarms), without a word
+    d = workdir
+    labels = ["--labels", str(d / "labels.csv")] if needle == "--beta" else []
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "test.npy"), "-o", str(tmp_path / "cal"), "-q", *labels, *args])
+    assert r.exit_code == 2 and needle in r.output and "would be ignored" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "cal").exists()
+
+
 def test_calibrate_then_score_uses_it(workdir, tmp_path):
     d = workdir
     X = np.load(d / "test.npy")

@@ -245,6 +245,20 @@ def test_set_types_values_like_the_default():
     assert isinstance(p["search_eps"], float)
 
 
+def test_set_and_config_keep_none_as_the_option_of_scaler_and_score_norm(ws, tmp_path):
+    # before: 'none' became None for every parameter, so scaler=none / score_norm=none (an option of
+    # theirs, not None) were refused with "is None. Fix: use one of ... 'none'"
+    from ganad.cli_params import parse_sets
+    assert parse_sets(["scaler=none", "score_norm=none", "patience=none", "device=none"], GANomaly().get_params(), GANomaly) == \
+        {"scaler": "none", "score_norm": "none", "patience": None, "device": None}
+    (tmp_path / "p.toml").write_text('scaler = "none"\n')
+    r = runner.invoke(app, ["fit", str(ws / "train.csv"), "-o", str(tmp_path / "m"), "--exclude", "id", "-q", "--method", "ganomaly",
+                            "--epochs", "1", "--set", "width=8", "--config", str(tmp_path / "p.toml"), "--set", "score_norm=none"])
+    assert r.exit_code == 0, r.output
+    p = ganad.load(tmp_path / "m").get_params()
+    assert p["scaler"] == "none" and p["score_norm"] == "none"
+
+
 def test_fit_refuses_an_existing_model_unless_overwrite(ws, tmp_path):
     import shutil
     shutil.copytree(ws / "model", tmp_path / "m")

@@ -119,6 +119,7 @@ def test_bad_inputs_are_named(fitted, X, match):
     ({"views": {}}, "views"), ({"views": {"a b": "ganomaly"}}, "view name"), ({"views": {"a": "nosuch"}}, "unknown method"),
     ({"views": {"a": 3}}, "not a detector"), ({"views": {"a": "ganomaly"}, "reference_fraction": 0.6}, "reference_fraction"),
     ({"views": {"a": "ganomaly"}, "contamination": 0.9}, "contamination"),
+    ({"views": {"a": "ganomaly"}, "random_state": -1}, "random_state"),  # before: numpy's bare ValueError (CLI: --seed -1)
 ])
 def test_bad_parameters_are_named(kw, match):
     with pytest.raises(InputError, match=match):

@@ -112,9 +112,9 @@ def _model_params(cls, config: Optional[Path], sets: List[str], given: dict) -> 
     """Model parameters: the method's defaults < --config file < the dedicated options < --set."""
     from ganad.cli_params import parse_sets, read_config
     defaults = cls().get_params()
-    params = read_config(config, defaults) if config is not None else {}
+    params = read_config(config, defaults, cls) if config is not None else {}
     params.update({k: v for k, v in given.items() if v is not None and k in defaults})
-    params.update(parse_sets(sets, defaults))
+    params.update(parse_sets(sets, defaults, cls))
     return params
 
 
@@ -821,6 +821,15 @@ def calibrate(
     from ganad.progress import progress_mode
     from ganad.scoring.calibration import calibrate_model
     try:
+        # options the chosen rules do not read would be ignored without a word (as fit's series options): refused instead
+        unused = ([f"--fpr (read by --threshold fpr, not {threshold})"] * (fpr != 0.05 and threshold != "fpr")
+                  + [f"--metric (read by --compose grid, not {compose})"] * (metric != "auroc" and compose != "grid")
+                  + ["--beta (read by --threshold fbeta or --compose grid --metric fbeta)"]
+                  * (beta != 1.0 and threshold != "fbeta" and not (compose == "grid" and metric == "fbeta"))
+                  + ["--label-column (names a column of --labels, not given)"] * (label_column is not None and labels is None))
+        if unused:
+            raise GanadError(f"{'; '.join(unused)}: would be ignored. Fix: pass the rule that reads it "
+                             "(e.g. --threshold fpr --fpr 0.01), or drop it")
         _refuse_multiview(model_dir, "calibrate")
         _refuse_view_in_place(model_dir, output)
         _refuse_series_calibration(model_dir, output)

@@ -9,7 +9,9 @@ the parameter's current (default) value:
 * ``dict`` defaults, and any value starting with ``{`` or ``[``, are read as JSON (``scaler={"kind": "standard"}``);
 * ``None`` and ``str`` defaults take a number, a boolean, JSON or a string as written
   (``width=8``, ``batch_size=64`` for the default ``'auto'``, ``device=cpu``);
-* ``none`` / ``null`` means None for any parameter (TOML has no null: write ``"none"``).
+* ``none`` / ``null`` means None for any parameter (TOML has no null: write ``"none"``), except that
+  ``none`` stays the text 'none' for a parameter that takes it as an option and not None
+  (``scaler=none``, GANomaly's ``score_norm=none``).
 
 Unknown keys are refused with the list of valid ones; the values themselves are checked by the
 detector's own parameter validation when it is fitted.
@@ -47,12 +49,31 @@ def _literal(text: str):
     return t
 
 
-def coerce(key: str, value, current, source: str):
-    """``value`` (a string from ``--set`` or a TOML value) typed like the parameter's ``current`` value."""
+def _takes_none_text(cls, key: str) -> bool:
+    """Whether the parameter ``key`` of ``cls`` takes the text 'none' as an option and not None (``scaler``)."""
+    from ganad.params import constraints_of
+    rule = constraints_of(cls).get(key) if cls is not None else None
+    if rule is None:
+        return False
+
+    def takes(v):
+        try:
+            rule.check(key, v)
+            return True
+        except InputError:
+            return False
+    return takes("none") and not takes(None)
+
+
+def coerce(key: str, value, current, source: str, cls=None):
+    """``value`` (a string from ``--set`` or a TOML value) typed like the parameter's ``current`` value
+    (``cls``: the detector class, whose constraints say whether 'none' is an option or None)."""
     def bad(expected):
         return InputError(_fmt(f"{source} {key}", f"is {value!r}, but {key} takes {expected}",
                                f"pass for example {key}={_example(current)}"))
     if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        if value.strip().lower() == "none" and _takes_none_text(cls, key):
+            return "none"
         return None
     if isinstance(current, bool):
         if isinstance(value, bool):
@@ -106,8 +127,9 @@ def _unknown(key: str, valid, source: str):
                            f"{hint}use one of: {', '.join(sorted(valid))}"))
 
 
-def parse_sets(items, defaults: dict) -> dict:
-    """``["width=8", "search_eps=0.01"]`` -> typed dict, checked against ``defaults`` (``get_params()``)."""
+def parse_sets(items, defaults: dict, cls=None) -> dict:
+    """``["width=8", "search_eps=0.01"]`` -> typed dict, checked against ``defaults`` (``get_params()``
+    of the detector class ``cls``)."""
     out = {}
     for item in items or ():
         if "=" not in item:
@@ -116,11 +138,11 @@ def parse_sets(items, defaults: dict) -> dict:
         key = key.strip().replace("-", "_")
         if key not in defaults:
             raise _unknown(key, defaults, "--set")
-        out[key] = coerce(key, value, defaults[key], "--set")
+        out[key] = coerce(key, value, defaults[key], "--set", cls)
     return out
 
 
-def read_config(path, defaults: dict) -> dict:
+def read_config(path, defaults: dict, cls=None) -> dict:
     """Model parameters from a TOML file: top-level keys, or a ``[params]`` table."""
     import tomllib
     path = Path(path)
@@ -138,5 +160,5 @@ def read_config(path, defaults: dict) -> dict:
     for key, value in doc.items():
         if key not in defaults:
             raise _unknown(key, defaults, f"--config {path}:")
-        out[key] = coerce(key, value, defaults[key], f"--config {path}:")
+        out[key] = coerce(key, value, defaults[key], f"--config {path}:", cls)
     return out

@@ -127,6 +127,9 @@ class MultiViewDetector(BaseEstimator):
         if isinstance(rf, bool) or not isinstance(rf, (int, float, np.integer, np.floating)) or not 0.0 <= float(rf) < 0.5:
             raise InputError(_fmt("reference_fraction", f"is {rf!r}", "pass a fraction in [0, 0.5), e.g. 0.1"))
         check_contamination(self.contamination)
+        from ganad.detectors.base import BaseGANDetector
+        from ganad.params import constraints_of
+        constraints_of(BaseGANDetector)["random_state"].check("random_state", self.random_state)  # not numpy's bare error
 
     def _check_views(self, X, name: str = "X", *, fitting: bool = False) -> tuple[dict[str, Any], int]:
         """``X`` a dict holding every view (and no other key), each with the same number of samples: the

@@ -325,3 +325,15 @@ def test_score_writes_anomaly_maps_as_one_npy(tmp_path):
     r = runner.invoke(app, ["score", str(tmp_path / "sm"), str(tmp_path / "series.csv"), "-o", str(tmp_path / "s3.csv"),
                             "--maps", str(tmp_path / "m3.npy")])
     assert r.exit_code == 2 and "--components" in r.output and not (tmp_path / "m3.npy").exists()
+
+
+def test_fit_batch_size_takes_auto_or_a_number(tmp_path):
+    X = np.random.RandomState(0).randn(200, 4)
+    pd.DataFrame(X, columns=list("abcd")).to_csv(tmp_path / "t.csv", index=False)
+    for value, expect in (("auto", "auto"), ("64", 64)):
+        r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / f"m{value}"), "--epochs", "1", "-q",
+                                "--method", "bigan", "--batch-size", value])
+        assert r.exit_code == 0, r.output
+        assert ganad.load(tmp_path / f"m{value}").get_params()["batch_size"] == expect
+    r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "mx"), "--epochs", "1", "--batch-size", "big"])
+    assert r.exit_code == 2 and "--batch-size" in r.output and not (tmp_path / "mx").exists()

@@ -262,7 +262,7 @@ def fit(
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
-    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size (default: the method's, auto: n/32 as a power of two in 32-256)."),
+    batch_size: Optional[str] = typer.Option(None, help="Mini-batch size, or auto (n/32 as a power of two in 32-256; the default of most methods)."),
     objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan and tadgan, bce for the others)."),
     contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
     seed: Optional[int] = typer.Option(None, help="random_state: the same seed gives the same model on CPU (default 0)."),
@@ -314,6 +314,11 @@ def fit(
     try:
         from ganad.training.loop import resolve_device
         _refuse_existing(output, overwrite, "model")
+        if batch_size is not None and batch_size != "auto":
+            try:
+                batch_size = int(batch_size)  # type: ignore[assignment]
+            except ValueError:
+                raise GanadError(f"--batch-size: is {batch_size!r}. Fix: pass a whole number such as 64, or auto") from None
         given = dict(epochs=epochs, latent_dim=latent_dim, net=net, batch_size=batch_size, contamination=contamination,
                      objective=objective, random_state=seed, device=device, verbose=False if quiet else None)
         params = _model_params(methods[method], config, set_, given)

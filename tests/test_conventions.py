@@ -400,3 +400,16 @@ def test_series_score_refuses_existing_scores_or_events(tmp_path):
     assert r.exit_code == 2 and "events file" in said(r) and not (tmp_path / "out.csv").exists()
     r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "out.csv"), "--overwrite"])
     assert r.exit_code == 0 and (tmp_path / "out.events.csv").read_text() != "keep\n"
+
+
+def test_config_takes_dashed_keys_as_set_does(tmp_path):
+    from ganad.cli_params import read_config
+    (tmp_path / "p.toml").write_text("latent-dim = 5\nsearch_eps = 0.02\n")
+    assert read_config(tmp_path / "p.toml", AnoGAN().get_params(), AnoGAN) == {"latent_dim": 5, "search_eps": 0.02}
+
+
+def test_label_column_with_an_array_labels_file_is_refused(ws, tmp_path):
+    np.save(tmp_path / "y.npy", np.zeros(10))
+    r = runner.invoke(app, ["calibrate", str(ws / "model"), str(ws / "test.csv"), "--exclude", "id", "-o", str(tmp_path / "c"),
+                            "--labels", str(tmp_path / "y.npy"), "--label-column", "y"])
+    assert r.exit_code == 2 and "--label-column" in said(r) and not (tmp_path / "c").exists(), r.output

@@ -651,6 +651,9 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
             raise GanadError(f"{path}: has no column {column!r}. Fix: use one of {list(df.columns)[:8]}")
         y = df[column].to_numpy()
     else:
+        if column is not None:  # an array file has no named columns: the option would be ignored without a word
+            raise GanadError(f"--label-column {column!r}: {path} is {path.suffix or 'an array'} file without named columns. "
+                             "Fix: drop --label-column (the array holds one label per sample), or pass a CSV labels file")
         y = read_array(path, allow_1d=True).reshape(-1)
     return check_labels(y, n, f"labels ({path})")
 

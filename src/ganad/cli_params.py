@@ -158,6 +158,7 @@ def read_config(path, defaults: dict, cls=None) -> dict:
         doc = doc["params"]
     out = {}
     for key, value in doc.items():
+        key = str(key).replace("-", "_")  # latent-dim = 5 as --set latent-dim=5
         if key not in defaults:
             raise _unknown(key, defaults, f"--config {path}:")
         out[key] = coerce(key, value, defaults[key], f"--config {path}:", cls)

@@ -429,10 +429,10 @@ def test_an_event_in_one_of_many_channels_names_that_channel_alone():
 def test_a_large_stream_chunk_is_scored_in_blocks_all_or_nothing(fitted, anomalous_series, monkeypatch):
     """StreamScorer.update scores a large chunk block by block (bounded memory) with the scores of one
     pass, and a chunk refused in a later block leaves the stream as it was."""
-    import ganad.series.stream as S
+    import ganad.series.detector as D
     ref = fitted.stream()
     r1 = ref.update(anomalous_series)
-    monkeypatch.setattr(S, "STREAM_BLOCK", 3 * fitted.window_ * 7)  # 7 windows' worth of points per block
+    monkeypatch.setattr(D, "SCORE_BLOCK", 3 * fitted.window_ * 7)  # 7 windows' worth of points per block
     sc = fitted.stream()
     up = sc.update(anomalous_series)
     np.testing.assert_array_equal(up.index, r1.index)

@@ -34,6 +34,19 @@ def pyod_available() -> bool:
         return False
 
 
+def available_peers(peers: Sequence[str], named: bool, log) -> tuple[list[str], list[str]]:
+    """(the peers to run, notes) when PyOD may be missing: peers asked for by name (``--peers``) are
+    refused before any work; the default ones are skipped with a note (logged)."""
+    peers = list(peers)
+    if not peers or pyod_available():
+        return peers, []
+    if named:
+        raise InputError(_fmt(f"--peers {','.join(peers)}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
+    note = "PyOD is not installed: the default peers were skipped (pip install 'ganad[bench]')."
+    log(note)
+    return [], [note]
+
+
 def _check_names(methods: Sequence[str], peers: Sequence[str]) -> None:
     from ganad.detectors import DETECTORS
     bad = [m for m in methods if m not in DETECTORS]

@@ -12,7 +12,7 @@ from ganad.params import is_int
 
 from ganad.benchmark import peers
 from ganad.benchmark.environment import machine
-from ganad.benchmark.peers import PEERS, _PEER_PREFIX, _check_names, _seed_torch, default_methods, make_ganad, pyod_available
+from ganad.benchmark.peers import PEERS, _PEER_PREFIX, _check_names, _seed_torch, available_peers, default_methods, make_ganad
 
 
 def _flat(X: np.ndarray) -> np.ndarray:
@@ -156,13 +156,7 @@ def _methods_plan(methods, peers, log, epochs=None, peer_epochs=20):
     peers = list(PEERS) if peers is None else list(peers)
     _check_names(methods, peers)
     _check_epochs(epochs, peer_epochs)
-    notes = []
-    if peers and not pyod_available():
-        from ganad.exceptions import InputError, _fmt
-        if named:  # asked for by name: refused before any work, as nab does
-            raise InputError(_fmt(f"--peers {','.join(peers)}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
-        notes.append("PyOD is not installed: the default peers were skipped (pip install 'ganad[bench]').")
-        log(notes[-1])
+    _, notes = available_peers(peers, named, log)  # default peers without PyOD stay in the plan, each row recorded as skipped
     return [("ganad", m) for m in methods] + [("peer", p) for p in peers], notes
 
 

@@ -114,16 +114,9 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     bad = [m for m in methods if m not in DETECTORS]
     if bad:
         raise InputError(_fmt("--methods", f"names unknown method(s) {bad}", f"use some of {', '.join(sorted(DETECTORS))}"))
-    named = peers is not None
-    peers = list(SERIES_PEERS if peers is None else peers)
-    skipped_peers = None
-    from ganad.benchmark.peers import pyod_available
-    if peers and not pyod_available():  # before any series is trained on, not when the first peer is reached
-        if named:
-            raise InputError(_fmt(f"--peers {','.join(peers)}", "need PyOD, which is not installed", "pip install 'ganad[bench]', or pass --peers none"))
-        skipped_peers = "PyOD is not installed: the default peers were skipped (pip install 'ganad[bench]')."
-        (log or (lambda s: None))(skipped_peers)
-        peers = []
+    from ganad.benchmark.peers import available_peers
+    # before any series is trained on, not when the first peer is reached
+    peers, notes = available_peers(SERIES_PEERS if peers is None else peers, peers is not None, log or (lambda s: None))
     names = list(series) if series else [n for n in nab_series(root) if n.split("/")[0] in groups]
     if not names:
         raise InputError(_fmt("--groups", f"select no series under {root}/data", f"use some of {', '.join(NAB_GROUPS)}"))
@@ -169,7 +162,7 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in METRICS} for m in meths}
     for m in meths:
         summary[m]["n_series"] = sum(r["method"] == m for r in rows)
-    return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped, "notes": [skipped_peers] if skipped_peers else [],
+    return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped, "notes": notes,
             "config": {"groups": list(groups), "methods": list(methods), "peers": peers, "window": window, "stride": stride,
                        "train_fraction": train_fraction, "contamination": contamination, "epochs": epochs,
                        "peer_epochs": peer_epochs, "seed": seed, "event_gap": gap, "n_series": len(names)}}

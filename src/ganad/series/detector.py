@@ -202,12 +202,7 @@ def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
     covers copy the last covered point."""
     s, c = covering_mean(np.asarray(starts), np.asarray(window_scores, dtype=np.float64),
                          None if window_maps is None else np.asarray(window_maps, dtype=np.float64), window, 0, n_points)
-    miss = np.flatnonzero(np.isnan(s))  # no covering window (an inf score, `on_nonfinite='max'`, is covered)
-    covered = np.flatnonzero(~np.isnan(s))
-    if miss.size and covered.size:
-        s[miss] = s[covered[-1]]
-        if c is not None:
-            c[miss] = c[covered[-1]]
+    _fill_uncovered(s, c)
     return s, c
 
 
@@ -318,9 +313,24 @@ SERIES_KNN_SPACE = "input"
 #: discord score of the matrix profile (chosen on the same validation groups, twelfth session)
 SERIES_N_NEIGHBORS = 1
 
-#: numbers of window data scored at a time by ``score_series`` (float64: 32 MB, and as much again for
-#: the residual maps); a block is never less than one stride of windows
+#: numbers of window data scored at a time by ``score_series`` and ``StreamScorer.update`` (float64:
+#: 32 MB, and as much again for the residual maps); a block is never less than one stride of windows
 SCORE_BLOCK = 2 ** 22
+
+
+def block_points(stride: int, channels: int, window: int) -> int:
+    """Points of one scoring block: about :data:`SCORE_BLOCK` numbers of new windows, at least one stride."""
+    return stride * max(1, SCORE_BLOCK // (channels * window))
+
+
+def _fill_uncovered(s: np.ndarray, c: np.ndarray | None):
+    """Trailing points that no window covers (NaN score) copy the last covered point, in place; an inf
+    score (``on_nonfinite='max'``) is covered and stays the top score."""
+    miss, covered = np.flatnonzero(np.isnan(s)), np.flatnonzero(~np.isnan(s))
+    if miss.size and covered.size:
+        s[miss] = s[covered[-1]]
+        if c is not None:
+            c[miss] = c[covered[-1]]
 
 
 class SeriesDetector(BaseEstimator):
@@ -488,7 +498,7 @@ class SeriesDetector(BaseEstimator):
         view = np.lib.stride_tricks.sliding_window_view(v, W, axis=0)  # (n - W + 1, C, W), no copy
         base = np.asarray(self.channel_baseline_)[None, :, None]
         scores, contrib = np.full(n, np.nan), np.full((n, C), np.nan)
-        step = S * max(1, SCORE_BLOCK // (C * W))  # points per block: about SCORE_BLOCK numbers of new windows
+        step = block_points(S, C, W)
         for a in range(0, n, step):
             b = min(n, a + step)
             sub = starts[np.searchsorted(starts, a - W, side="right"):np.searchsorted(starts, b - 1, side="right")]
@@ -496,9 +506,7 @@ class SeriesDetector(BaseEstimator):
                 continue
             ws, wm = self._score_windows(np.ascontiguousarray(view[sub]))
             scores[a:b], contrib[a:b] = covering_mean(sub, np.asarray(ws, dtype=np.float64), np.asarray(wm, dtype=np.float64) / base, W, a, b)
-        miss, covered = np.flatnonzero(np.isnan(scores)), np.flatnonzero(~np.isnan(scores))  # inf (on_nonfinite='max') is covered
-        if miss.size and covered.size:  # trailing points that no window covers copy the last covered one (as aggregate)
-            scores[miss], contrib[miss] = scores[covered[-1]], contrib[covered[-1]]
+        _fill_uncovered(scores, contrib)
         return scores, contrib
 
     def _points(self, values, layout, wscores, wmaps):

@@ -29,12 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ganad.exceptions import InputError, _fmt
-from ganad.series.detector import EventTracker, _as_series, covering_mean
-
-
-#: window numbers (points x channels x window) scored at a time by ``update`` (float64: 32 MB, and as
-#: much again for the maps), as ``SeriesDetector.score_series`` does (:data:`ganad.series.detector.SCORE_BLOCK`)
-STREAM_BLOCK = 2 ** 22
+from ganad.series.detector import EventTracker, _as_series, block_points, covering_mean
 
 
 @dataclass
@@ -104,15 +99,16 @@ class StreamScorer:
 
     def update(self, points) -> StreamUpdate:
         """Feed the next points; returns the points whose score became final. A large chunk is scored
-        in blocks of about :data:`STREAM_BLOCK` window numbers (its windows and their maps are never all
-        in memory at once: a 2-million-point chunk at window 256 and stride 1 would hold 8 GB), with
-        the same scores and events; a chunk refused anywhere leaves the stream as it was."""
+        in blocks of about :data:`ganad.series.detector.SCORE_BLOCK` window numbers, as batch scoring
+        is (its windows and their maps are never all in memory at once: a 2-million-point chunk at
+        window 256 and stride 1 would hold 8 GB), with the same scores and events; a chunk refused
+        anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
         x = _as_series(points, "points")
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))
-        step = self.S * max(1, STREAM_BLOCK // (self.C * self.W))  # points of one block: about STREAM_BLOCK numbers of new windows
+        step = block_points(self.S, self.C, self.W)
         if len(x) <= step:
             return self._update(x)
         import copy

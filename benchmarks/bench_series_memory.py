@@ -15,9 +15,6 @@ size of the input itself. ``--baseline-src DIR/src`` runs the same scoring with 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table, write_json  # noqa: E402
+from common import code_runs, machine, markdown_table, run_child, write_json  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -69,17 +66,9 @@ def main(argv=None):
         sd.save(Path(tmp) / "model")
         X = telemetry(a.points, a.channels, 1)
         np.save(Path(tmp) / "x.npy", X)
-        runs = [("this checkout", str(Path(__file__).resolve().parents[1] / "src"))]
-        if a.baseline_src:
-            runs.insert(0, ("baseline", a.baseline_src))
         rows = []
-        for name, src in runs:
-            env = {**os.environ, "PYTHONPATH": src}
-            out = subprocess.run([sys.executable, "-c", CHILD, str(Path(tmp) / "model"), str(Path(tmp) / "x.npy")],
-                                 env=env, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(out.stderr)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+        for name, src in code_runs(a.baseline_src):
+            r = run_child(CHILD, [str(Path(tmp) / "model"), str(Path(tmp) / "x.npy")], src)
             rows.append({"code": name, "points": a.points, "channels": a.channels, "window": a.window, "stride": a.stride,
                          "input_mb": round(X.nbytes / 2**20, 1), "peak_extra_mb": round(r["peak_extra_mb"], 1),
                          "seconds": round(r["seconds"], 2), "checksum": r["checksum"]})

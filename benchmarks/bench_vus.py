@@ -10,14 +10,11 @@ in a fresh process. ``--baseline-src DIR/src`` runs the same with another checko
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table, write_json  # noqa: E402
+from common import code_runs, machine, markdown_table, run_child, write_json  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -43,16 +40,10 @@ def main(argv=None):
     ap.add_argument("--points", type=int, nargs="+", default=[20000, 200000])
     ap.add_argument("--baseline-src", default=None)
     a = ap.parse_args(argv)
-    runs = [("this checkout", str(Path(__file__).resolve().parents[1] / "src"))]
-    if a.baseline_src:
-        runs.insert(0, ("baseline", a.baseline_src))
     rows = []
     for n in a.points:
-        for name, src in runs:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env={**os.environ, "PYTHONPATH": src}, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(out.stderr)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+        for name, src in code_runs(a.baseline_src):
+            r = run_child(CHILD, [str(n)], src)
             rows.append({"code": name, "points": n, "seconds": round(r["seconds"], 2), "peak_extra_mb": round(r["peak_extra_mb"], 1),
                          "vus_pr": round(r["vus_pr"], 12), "vus_roc": round(r["vus_roc"], 12)})
     print(markdown_table(rows, list(rows[0])))

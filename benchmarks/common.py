@@ -69,3 +69,20 @@ def markdown_table(rows: list[dict], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def code_runs(baseline_src: str | None) -> list[tuple[str, str]]:
+    """(name, src folder) of the code to measure: this checkout, after ``--baseline-src`` when given."""
+    runs = [("this checkout", str(HERE.parent / "src"))]
+    return [("baseline", baseline_src)] + runs if baseline_src else runs
+
+
+def run_child(code: str, args: list[str], src: str) -> dict:
+    """Run ``python -c code *args`` in a fresh process with ``src`` as the ganad it imports; its last
+    stdout line, as JSON (a failure stops the benchmark with the child's error)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code, *args], env={**os.environ, "PYTHONPATH": src}, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -183,3 +183,42 @@ def test_cli_refuses_unusable_npy_with_one_error_line(fitted, tmp_path, kind):
         assert r.output.count("error:") == 1 and f"{kind}.npy: " in r.output and "Fix:" in r.output, r.output
         assert "Traceback" not in r.output and "X:" not in r.output and "check the file is complete" not in r.output
         assert not out.exists()
+
+
+def test_a_boolean_column_with_missing_values_is_named_as_such(fitted, tmp_path):
+    """True / False with empty cells reads as objects in pandas: the message says boolean with N missing values
+    and how to fix it, not the generic "non-numeric" (which suggested --sep / --exclude)."""
+    from ganad.data.readers import iter_chunks, read_array
+    p = tmp_path / "flags.csv"
+    p.write_text("a,b,c,flag\n" + "".join(f"{i},{i + 1},{i + 2},{['True', 'False', 'True', 'False', 'True', '', 'False', ''][i]}\n" for i in range(8)))
+    with pytest.raises(InputError) as e:
+        read_array(p)
+    msg = str(e.value)
+    assert "'flag'" in msg and "boolean" in msg and "2 missing value(s)" in msg and "first at data row 5" in msg
+    assert "non-numeric" not in msg and "Fix:" in msg and "fillna" in msg
+    with pytest.raises(InputError, match=r"2 missing value\(s\) in data rows 4 to 7 \(first at data row 5\)"):
+        list(iter_chunks(p, 4))  # a chunk: the count and rows of that chunk, first row counted in the file
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "flag": pd.array([True, None, False], dtype="boolean")}).to_parquet(tmp_path / "flags.parquet")
+    with pytest.raises(InputError, match="boolean.*1 missing value"):
+        read_array(tmp_path / "flags.parquet")
+    r = runner.invoke(app, ["fit", str(p), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 2 and "boolean" in r.output and "Fix:" in r.output and not (tmp_path / "m").exists()
+
+
+def test_exclude_with_an_array_file_is_refused_not_ignored(fitted, tmp_path):
+    """--exclude names columns; an NPY / NPZ array has none. Before: silently ignored (every column a feature)."""
+    from ganad.data.readers import read_array
+    X = np.random.RandomState(0).randn(40, 4).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    np.savez(tmp_path / "x.npz", X=X)
+    for f in ("x.npy", "x.npz"):
+        with pytest.raises(InputError, match=r"--exclude id: .*has no column names.*Fix: drop --exclude"):
+            read_array(tmp_path / f, exclude=["id"])
+    fitted.save(tmp_path / "model")
+    for args in (["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m2"), "--epochs", "1", "-q"],
+                 ["score", str(tmp_path / "model"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.csv")],
+                 ["calibrate", str(tmp_path / "model"), str(tmp_path / "x.npz"), "-o", str(tmp_path / "cal"), "-q"]):
+        r = runner.invoke(app, args + ["--exclude", "id"])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "--exclude id" in out and "no column names" in out and "Fix:" in out, (args, r.output)
+    assert not any((tmp_path / n).exists() for n in ("m2", "s.csv", "cal"))

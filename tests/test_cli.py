@@ -109,7 +109,7 @@ def test_demo_runs_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--fpr", "0.01"], "--fpr"), (["--metric", "f1"], "--metric"), (["--beta", "2", "--threshold", "mcc"], "--beta"),
-    (["--label-column", "y"], "--label-column"),
+    (["--label-column", "y"], "--label-column"), (["--contamination", "0.2", "--threshold", "fpr"], "--contamination"),
 ])
 def test_calibrate_refuses_options_its_rules_would_ignore(workdir, tmp_path, args, needle):
     # before: `--fpr 0.01` without `--threshold fpr` calibrated the contamination threshold (10 % false alarms), without a word
@@ -255,6 +255,57 @@ def test_calibrate_reads_a_semicolon_decimal_comma_csv(id_workdir, tmp_path):
     r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_eu.csv"), *args, "-o", str(tmp_path / "m_bad")])
     assert r.exit_code == 2 and "--sep" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "m_bad").exists()
+
+
+def test_labels_csv_takes_the_separator_of_sep(id_workdir, tmp_path):
+    """A ';'-separated labels CSV: `evaluate --sep ';'`, and calibrate's --sep (which DATA takes too), read it.
+    Before: labels were always read with ',' (evaluate had no --sep): one column 'id;y', refused or misread."""
+    from sklearn.metrics import roc_auc_score
+    d, y = id_workdir
+    pd.read_csv(d / "y_by_id.csv").to_csv(tmp_path / "y_semi.csv", index=False, sep=";")
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(tmp_path / "y_semi.csv"), "--label-column", "y",
+                            "--sep", ";", "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, pd.read_csv(d / "s.csv")["score"]))  # aligned by the id column
+    # without --sep: refused with the fix, nothing written
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(tmp_path / "y_semi.csv"), "-o", str(tmp_path / "ev2")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "y_semi.csv" in out and "--sep ';'" in out and not (tmp_path / "ev2").exists(), r.output
+    # --sep with an NPY labels file would be ignored: refused
+    np.save(tmp_path / "y.npy", y)
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(tmp_path / "y.npy"), "--sep", ";", "-o", str(tmp_path / "ev3")])
+    assert r.exit_code == 2 and "--sep" in r.output and not (tmp_path / "ev3").exists()
+    # calibrate: ';' data and ';' labels with --sep ';' calibrate as the ',' files do (labels matched by the excluded id)
+    pd.read_csv(d / "val.csv").to_csv(tmp_path / "val_semi.csv", index=False, sep=";")
+    args = ["--exclude", "id", "--label-column", "y", "--threshold", "mcc", "-q"]
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "val.csv"), "--labels", str(d / "y_by_id.csv"), *args,
+                            "-o", str(tmp_path / "m_comma")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_semi.csv"), "--labels", str(tmp_path / "y_semi.csv"),
+                            *args, "--sep", ";", "-o", str(tmp_path / "m_semi")])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m_semi").threshold_ == pytest.approx(ganad.load(tmp_path / "m_comma").threshold_)
+
+
+def test_calibrate_contamination_sets_the_threshold_as_at_fit(id_workdir, tmp_path):
+    """--contamination: the expected anomaly fraction, as for fit, here of the validation data (the (1 - c)
+    quantile of its scores); the API takes it as calibrate(contamination=...). Before: no such option."""
+    d, _ = id_workdir
+    X = pd.read_csv(d / "val.csv").drop(columns="id")
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "val.csv"), "--exclude", "id", "--contamination", "0.25",
+                            "-o", str(tmp_path / "m"), "-q"])
+    assert r.exit_code == 0, r.output
+    cal = ganad.load(tmp_path / "m")
+    det = ganad.load(d / "model").calibrate(X, contamination=0.25)
+    assert cal.threshold_ == pytest.approx(det.threshold_) and cal.calibration_["contamination"] == 0.25
+    assert 0.2 <= (cal.decision_function(X) > cal.threshold_).mean() <= 0.3
+    assert ganad.load(d / "model").calibrate(X).threshold_ > cal.threshold_  # the model's contamination (0.1) otherwise: higher
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "val.csv"), "--exclude", "id", "--contamination", "0.7",
+                            "-o", str(tmp_path / "m2"), "-q"])
+    assert r.exit_code == 2 and "--contamination" in r.output and "Fix:" in r.output and not (tmp_path / "m2").exists()
+    with pytest.raises(ganad.exceptions.InputError, match="contamination"):
+        ganad.load(d / "model").calibrate(X, threshold="fpr", contamination=0.2)
 
 
 def test_evaluate_refuses_labels_with_ranges(id_workdir):

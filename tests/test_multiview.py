@@ -551,3 +551,43 @@ def test_calibrating_on_rows_a_view_overflows_is_refused_never_a_nan_threshold()
     with pytest.raises(InputError, match=r"X: row\(s\) \[3, 7\] \(2 of 40\).*not finite"):
         mv.calibrate(V)
     assert mv.threshold_ == tau
+
+
+def test_view_names_that_differ_only_by_case_are_refused(tmp_path):
+    """'beat' and 'Beat' are one folder (views/beat) on a case-insensitive file system: one view's model would
+    replace the other's. Before: accepted (fit, save)."""
+    from ganad.cli import app
+    X = _views(60)
+    with pytest.raises(InputError, match=r"'beat' and 'Beat'.*differ only by case.*Fix:"):
+        MultiViewDetector({"beat": "ganomaly", "Beat": "ganomaly"}, detector_params=FAST).fit({"beat": X["beat"], "Beat": X["beat"]})
+    np.save(tmp_path / "r.npy", X["rhythm"])
+    r = CliRunner().invoke(app, ["fit", "--view", f"beat={tmp_path / 'r.npy'}", "--view", f"Beat={tmp_path / 'r.npy'}",
+                                 "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--view" in out and "differ only by case" in out and "Fix:" in out, r.output
+    assert not (tmp_path / "m").exists()
+    # --exclude: applies to the views with named columns; with none (all NPY / NPZ), it would be ignored: refused
+    r = CliRunner().invoke(app, ["fit", "--view", f"a={tmp_path / 'r.npy'}", "--view", f"b={tmp_path / 'r.npy'}", "--exclude", "id",
+                                 "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 2 and "--exclude id" in r.output and "no column names" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_calibrate_refuses_to_write_over_another_view_of_a_multiview_model(fitted, tmp_path):
+    """`ganad calibrate MV/views/a -o MV/views/b --overwrite` replaced view b's model with a's (the multi-view
+    model then no longer loaded); refused before any work, as is fit -o MV/views/b. Elsewhere -o still works."""
+    from ganad.cli import app
+    fitted.save(tmp_path / "mv")
+    files = {p: p.read_bytes() for p in (tmp_path / "mv").rglob("*") if p.is_file()}
+    np.save(tmp_path / "r.npy", _views(60, seed=11)["rhythm"])
+    run = CliRunner().invoke
+    for args in (["calibrate", str(tmp_path / "mv" / "views" / "rhythm"), str(tmp_path / "r.npy")],
+                 ["fit", str(tmp_path / "r.npy"), "--epochs", "1", "-q"]):
+        for target in ("beat", "new"):
+            r = run(app, args + ["-o", str(tmp_path / "mv" / "views" / target), "--overwrite"])
+            out = " ".join(r.output.split())
+            assert r.exit_code == 2 and "inside the multi-view model" in out and "Fix:" in out, (args, target, r.output)
+    assert {p: p.read_bytes() for p in (tmp_path / "mv").rglob("*") if p.is_file()} == files
+    assert ganad.load(tmp_path / "mv").views_ == ["beat", "rhythm"]
+    r = run(app, ["calibrate", str(tmp_path / "mv" / "views" / "rhythm"), str(tmp_path / "r.npy"), "-o", str(tmp_path / "rhythm2")])
+    assert r.exit_code == 0, r.output

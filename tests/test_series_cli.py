@@ -114,6 +114,25 @@ def test_series_cli_errors(work):
     assert r.exit_code != 0 and "shorter than the window" in r.output and not (d / "short_scores.csv").exists()
 
 
+def test_score_refuses_exclude_with_an_npy_series(work, tmp_path):
+    """An NPY series has no column names: --exclude was dropped without a word when scoring it; refused now,
+    as fit refuses it (the array's columns are the model's channels)."""
+    d = work
+    np.save(tmp_path / "te.npy", pd.read_csv(d / "test.csv")[["temp", "pressure"]].to_numpy())
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "te.npy"), "--exclude", "status", "-o", str(tmp_path / "s.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--exclude status" in out and "no column names" in out and "Fix:" in out, r.output
+    assert not (tmp_path / "s.csv").exists()
+    # another model written inside the series model (over its window detector) is refused before any work
+    import shutil
+    shutil.copytree(d / "model", tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "model" / "detector").iterdir() if p.is_file()}
+    np.save(tmp_path / "x.npy", np.random.RandomState(0).randn(40, 2, 32).astype(np.float32))
+    r = runner.invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "model" / "detector"), "--overwrite", "--epochs", "1", "-q"])
+    assert r.exit_code == 2 and "inside the series model" in " ".join(r.output.split()), r.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "model" / "detector").iterdir() if p.is_file()} == before
+
+
 def test_series_id_column_and_parquet(tmp_path):
     a, b = _table(700, 3), _table(500, 4, anomaly=(300, 310))
     a["machine"], b["machine"] = "m1", "m2"

@@ -173,16 +173,25 @@ def _parse_views(views: List[str]) -> dict:
         if name in out:
             raise GanadError(f"--view: the view {name!r} is given twice. Fix: give each view once")
         out[name] = Path(path)
+    from ganad.multiview import _check_distinct
+    _check_distinct(out, "--view")  # 'beat' and 'Beat': one folder on a case-insensitive file system
     return out
 
 
 def _read_views(views: dict, exclude, key, sep, decimal) -> tuple[dict, dict]:
-    """Each view's file read whole (as `ganad fit` reads one file), and its column names (or None)."""
-    from ganad.data.readers import csv_columns, read_array
+    """Each view's file read whole (as `ganad fit` reads one file), and its column names (or None).
+    --exclude applies to the views with named columns (CSV / Parquet); NPY / NPZ views have none. With
+    no such view it would be ignored: refused."""
+    from ganad.data.readers import csv_columns, file_format, read_array
+    tables = [v for v, path in views.items() if file_format(path) in ("csv", "parquet")]
+    if exclude and not tables:
+        raise GanadError(f"--exclude {', '.join(exclude)}: every --view file is an NPY / NPZ array, which has no column names, "
+                         "so there is nothing to leave out by name. Fix: drop --exclude and save the arrays without those columns")
     arrays, names = {}, {}
     for v, path in views.items():
-        arrays[v] = read_array(path, exclude=exclude, key=key, sep=sep, decimal=decimal)
-        names[v] = csv_columns(path, exclude=exclude, sep=sep, decimal=decimal)
+        ex = exclude if v in tables else ()
+        arrays[v] = read_array(path, exclude=ex, key=key, sep=sep, decimal=decimal)
+        names[v] = csv_columns(path, exclude=ex, sep=sep, decimal=decimal)
     return arrays, names
 
 
@@ -266,7 +275,7 @@ def fit(
     objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan and tadgan, bce for the others)."),
     contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
     seed: Optional[int] = typer.Option(None, help="random_state: the same seed gives the same model on CPU (default 0)."),
-    exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet), e.g. an id or label column. Repeatable."),
+    exclude: List[str] = typer.Option([], help="Column to leave out (CSV/Parquet; refused for NPY/NPZ, which have no column names), e.g. an id or label column. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file (default: 'X' or the only array)."),
     window: Optional[int] = typer.Option(None, help="Series mode: DATA is one long series (rows = time points); points per window. See docs/series.md."),
     stride: Optional[int] = typer.Option(None, help="Series: step between window starts (default window // 4)."),
@@ -312,8 +321,10 @@ def fit(
     except GanadError as exc:
         _fail(exc)
     try:
+        from ganad.io import refuse_inside_wrapper_model
         from ganad.training.loop import resolve_device
         _refuse_existing(output, overwrite, "model")
+        refuse_inside_wrapper_model(output)  # -o MV/views/NAME: a view of a multi-view model replaced behind its back
         if batch_size is not None and batch_size != "auto":
             try:
                 batch_size = int(batch_size)  # type: ignore[assignment]
@@ -622,24 +633,50 @@ def _is_label_text(name) -> bool:
         return False
 
 
-def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple] = None):
+def _labels_sep(path: Path, sep: Optional[str]) -> str:
+    """The column separator of a labels CSV: ``sep`` (--sep) if given, else ',' (tab for .tsv), as for data files;
+    but ',' where the file read with ``sep`` has one column whose header holds ',' (a labels file as pandas
+    writes it by default, beside ';'-separated data)."""
+    s = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
+    if s != ",":
+        import pandas as pd
+        try:
+            cols = pd.read_csv(path, sep=s, nrows=0).columns
+        except Exception:
+            return s  # the reader names the problem
+        if len(cols) == 1 and "," in str(cols[0]):
+            return ","
+    return s
+
+
+def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple] = None, sep: Optional[str] = None,
+                 sep_option: str = "the separator of the labels file"):
     """Labels, one per sample. ``ids`` = (column name, the samples' ids as text): a labels CSV holding that
-    column is aligned to the samples by it (never paired by row position when the orders differ)."""
+    column is aligned to the samples by it (never paired by row position when the orders differ).
+    ``sep``: the labels CSV's column separator (None: ',', tab for .tsv); ``sep_option``: a note on --sep in the fix."""
     from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
     import pandas as pd
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
+        s = _labels_sep(path, sep)
         try:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, sep=s)
         except Exception as exc:
-            raise GanadError(f"{path}: cannot be read as CSV ({exc}). Fix: pass a CSV with a label column") from exc
+            raise GanadError(f"{path}: cannot be read as CSV with the separator {s!r} ({exc}). "
+                             "Fix: pass a CSV with a label column, separated as --sep says (default ',')") from exc
+        if df.shape[1] == 1:
+            other = next((o for o in (",", ";", "\t", "|") if o != s and o in str(df.columns[0])), None)
+            if other is not None:  # the header read as one column: the file is separated by another character
+                raise GanadError(f"{path}: has one column {str(df.columns[0])[:40]!r} when read with the separator {s!r}, "
+                                 f"and it looks separated by {other!r}. Fix: pass --sep {other!r} ({sep_option}), or write "
+                                 "the labels file separated by ','")
         if df.shape[1] == 1 and _is_label_text(df.columns[0]) and len(df) == n - 1:
             # a header-less file of 0/1 labels: its first label was taken as the column name
-            df = pd.read_csv(path, header=None)
+            df = pd.read_csv(path, sep=s, header=None)
         if ids is not None and ids[0] in df.columns and column != ids[0]:
-            df = pd.read_csv(path, dtype={ids[0]: str})
+            df = pd.read_csv(path, sep=s, dtype={ids[0]: str})
             # the ids as written, as the samples' are read ('NA', 'null' or an empty cell is an id, not a missing value)
-            df[ids[0]] = pd.read_csv(path, usecols=[ids[0]], dtype=str, keep_default_na=False)[ids[0]]
+            df[ids[0]] = pd.read_csv(path, sep=s, usecols=[ids[0]], dtype=str, keep_default_na=False)[ids[0]]
             df = _align_by_id(df, path, ids, n)
             if column is None and df.shape[1] == 1:
                 column = df.columns[0]
@@ -683,7 +720,7 @@ def _data_ids(data: Path, labels: Path, exclude: List[str], sep: Optional[str] =
     if not exclude or labels.suffix.lower() not in (".csv", ".txt", ".tsv") or file_format(data) not in ("csv", "parquet"):
         return None
     try:
-        names = set(pd.read_csv(labels, nrows=0).columns)
+        names = set(pd.read_csv(labels, sep=_labels_sep(labels, sep), nrows=0).columns)  # the labels CSV: separated as the data
     except Exception:
         return None  # _read_labels names the problem
     for c in exclude:
@@ -711,6 +748,7 @@ def evaluate(
     output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
     ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
     max_buffer: int = typer.Option(64, help="Series: VUS buffer lengths 0..MAX_BUFFER points (e.g. the window length)."),
+    sep: Optional[str] = typer.Option(None, help="Column separator of a CSV --labels file (default ',', tab for .tsv), e.g. ';'. The scores file is always ','."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace metrics.json, roc.png, pr.png, report.html already in OUTPUT."),
 ):
     """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
@@ -730,8 +768,8 @@ def evaluate(
     if ranges is not None:  # issue 12: series metrics from labelled ranges
         from ganad.series.commands import evaluate_series
         try:
-            if labels is not None or label_column is not None:
-                raise GanadError("--labels / --label-column: given with --ranges, which takes the labels from the ranges and would ignore them. "
+            if labels is not None or label_column is not None or sep is not None:
+                raise GanadError("--labels / --label-column / --sep: given with --ranges, which takes the labels from the ranges and would ignore them. "
                                  "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
             m = evaluate_series(scores, ranges, max_buffer)
             output.mkdir(parents=True, exist_ok=True)
@@ -748,6 +786,8 @@ def evaluate(
         return
     if labels is None:
         _fail(GanadError("--labels: is missing. Fix: pass --labels FILE (one label per scored row), or --ranges FILE for series"))
+    if sep is not None and labels.suffix.lower() not in (".csv", ".txt", ".tsv"):  # it would be ignored without a word
+        _fail(GanadError(f"--sep {sep!r}: is the separator of a CSV --labels file, but {labels} is not a CSV. Fix: drop --sep"))
     try:
         try:
             df = pd.read_csv(scores)
@@ -755,7 +795,7 @@ def evaluate(
             raise GanadError(f"{scores}: cannot be read ({exc}). Fix: pass the CSV written by `ganad score`") from exc
         if "score" not in df.columns:
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
-        y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores))
+        y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep)
         s = df["score"].to_numpy(dtype=np.float64)
         from ganad.metrics import _inf_on_top
         s, n_inf = _inf_on_top(s)
@@ -814,10 +854,11 @@ def calibrate(
     metric: str = typer.Option("auroc", help="For --compose grid: auroc, auprc, f1, fbeta or mcc."),
     beta: float = typer.Option(1.0, help="β of F_β."),
     fpr: float = typer.Option(0.05, help="For --threshold fpr: false-positive rate on the normal validation samples."),
+    contamination: Optional[float] = typer.Option(None, help="For --threshold contamination: expected anomaly fraction, as for fit, here of the validation data: the threshold is the (1 - c) quantile of its scores (default: the model's, set at fit)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the calibrated model here (default: in place)."),
     exclude: List[str] = typer.Option([], help="Column to leave out, as at fit time. Repeatable."),
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
-    sep: Optional[str] = typer.Option(None, help="CSV column separator (default ',', tab for .tsv), e.g. ';'."),
+    sep: Optional[str] = typer.Option(None, help="CSV column separator of DATA and of a CSV --labels file (default ',', tab for .tsv), e.g. ';'."),
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With -o: replace an existing model there (refused without it; in place needs no flag)."),
     progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
@@ -831,6 +872,8 @@ def calibrate(
     try:
         # options the chosen rules do not read would be ignored without a word (as fit's series options): refused instead
         unused = ([f"--fpr (read by --threshold fpr, not {threshold})"] * (fpr != 0.05 and threshold != "fpr")
+                  + [f"--contamination (read by --threshold contamination, not {threshold})"]
+                  * (contamination is not None and threshold != "contamination")
                   + [f"--metric (read by --compose grid, not {compose})"] * (metric != "auroc" and compose != "grid")
                   + ["--beta (read by --threshold fbeta or --compose grid --metric fbeta)"]
                   * (beta != 1.0 and threshold != "fbeta" and not (compose == "grid" and metric == "fbeta"))
@@ -838,6 +881,12 @@ def calibrate(
         if unused:
             raise GanadError(f"{'; '.join(unused)}: would be ignored. Fix: pass the rule that reads it "
                              "(e.g. --threshold fpr --fpr 0.01), or drop it")
+        if contamination is not None:
+            from ganad.scoring.threshold import check_contamination
+            try:
+                check_contamination(contamination)  # before any work, named as the option
+            except InputError as exc:
+                raise GanadError(f"--{exc}") from None
         _refuse_multiview(model_dir, "calibrate")
         _refuse_view_in_place(model_dir, output)
         _refuse_series_calibration(model_dir, output)
@@ -846,8 +895,12 @@ def calibrate(
                 raise GanadError(f"-o/--output {output}: is inside MODEL_DIR {model_dir}. Fix: write the calibrated model beside it "
                                  "(e.g. -o calibrated-model/), or omit -o to calibrate MODEL_DIR in place")
             _refuse_existing(output, overwrite, "model")
+            from ganad.io import check_model_path, refuse_inside_wrapper_model
+            refuse_inside_wrapper_model(output)  # e.g. -o MV/views/OTHER: another view of a multi-view model
+            check_model_path(output, "-o/--output")  # before any work: a file, a foreign folder
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
-        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column))
+        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column), sep=sep,
+                          sep_option="it applies to DATA too")
              if labels is not None else None)
         w = None
         if weights is not None:
@@ -857,7 +910,7 @@ def calibrate(
                 raise GanadError(f"--weights: is not valid JSON ({exc}). Fix: pass for example '{{\"residual\": 0.9, \"feature\": 0.1}}'") from exc
         with progress_mode(_show_progress(progress, quiet), console):
             rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
-                                  metric=metric, beta=beta, fpr=fpr, columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal))
+                                  metric=metric, beta=beta, fpr=fpr, contamination=contamination, columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
@@ -1100,8 +1153,9 @@ def tune(
     except ImportError as exc:
         _fail(GanadError(f"ganad tune: needs optuna ({exc}). Fix: pip install 'ganad[tune]'"))
     try:
-        from ganad.io import check_model_path
+        from ganad.io import check_model_path, refuse_inside_wrapper_model
         _refuse_existing(output, overwrite, "model")  # before the search, as fit does: never a model replaced silently
+        refuse_inside_wrapper_model(output)
         check_model_path(output, "-o/--output")
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)

@@ -66,6 +66,26 @@ def _jsonable(v):
     return v
 
 
+def refuse_inside_wrapper_model(path: Path, name: str = "-o/--output") -> None:
+    """Refuse a model path inside a multi-view model (over one of its views, ``views/NAME``, or beside
+    them) or inside a series model (over its window detector): writing there would change that model's
+    parts behind its back, and its stored standardisation, threshold and digests go with the parts it
+    was saved with. The CLI's check of ``-o`` (fit, tune, calibrate); from Python, a part changed on its
+    own is caught when the multi-view model is loaded, by its digests."""
+    for anc in Path(os.path.abspath(path)).parents:
+        for marker, what in ((MULTIVIEW_CONFIG, "multi-view"), (SERIES_CONFIG, "series")):
+            if (anc / marker).is_file():
+                rel = Path(os.path.abspath(path)).relative_to(anc)
+                part = (f"the folder of its view {rel.parts[1]!r}" if what == "multi-view" and len(rel.parts) == 2 and rel.parts[0] == "views"
+                        else f"its part {str(rel)!r}")
+                fix = ("write the model outside it (e.g. -o OTHER_DIR); to change a view, refit the multi-view model or recalibrate it "
+                       "with MultiViewDetector.calibrate from Python" if what == "multi-view" else
+                       "write the model outside it (e.g. -o OTHER_DIR); to change the series model's detector, fit the series model again")
+                raise ModelFileError(_fmt(f"{name} {path}", f"lies inside the {what} model {anc} ({part}); a model written there would "
+                                          f"replace or add a part of that model behind its back, and the {what} model's stored "
+                                          "scores and threshold would no longer match it", fix))
+
+
 def check_model_path(path, name: str = "path") -> Path:
     """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work.
     A symbolic link stands for the folder it points to (the model there is replaced, the link kept)."""

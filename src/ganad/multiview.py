@@ -72,6 +72,19 @@ def _check_name(name) -> str:
     return name
 
 
+def _check_distinct(names, source: str = "views") -> None:
+    """View names name folders (``views/NAME``): two that differ only by case (``beat``, ``Beat``) are one
+    folder on a case-insensitive file system (macOS, Windows), where one view's model would replace the other's."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(str(name).casefold(), name)
+        if other != name:
+            raise InputError(_fmt(source, f"has the view names {other!r} and {name!r}, which differ only by case; each view's model "
+                                          "is saved in a folder named after it, and on a case-insensitive file system (macOS, Windows) "
+                                          "the two are one folder",
+                                  "give the views names that differ in more than case, e.g. 'beat' and 'beat2'"))
+
+
 class MultiViewDetector(BaseEstimator):
     """One detector per view of the same samples; the views' scores robust-standardised on held-out
     normal samples and summed (module docstring).
@@ -170,6 +183,7 @@ class MultiViewDetector(BaseEstimator):
     def fit(self, X, y=None) -> "MultiViewDetector":
         """Train one detector per view on the same normal samples (``y`` is ignored, as in scikit-learn)."""
         self._check_params()
+        _check_distinct(self.views)  # here, not in _check_params: a model saved before this check still loads
         Xv, n = self._check_views(X, fitting=True)  # a refit after set_params(views=...) takes the new views
         from ganad.data.validation import check_array
         for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split

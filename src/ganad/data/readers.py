@@ -41,7 +41,9 @@ def first_row_longer(src, sep: str = ",") -> bool:
     return False
 
 
-def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = "."):
+def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = ".", offset: int = 0, whole: bool = True):
+    """The frame's columns but ``exclude`` as float64, refusing non-numeric columns (``offset``: the
+    frame's first data row in the file; ``whole``: whether the frame is the whole file)."""
     missing = [c for c in exclude if c not in df.columns]
     if missing:
         fix = "check --exclude"
@@ -61,6 +63,15 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
         return np.zeros((0, df.shape[1]), dtype=np.float32)
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     bad = [c for c in df.columns if not (is_numeric_dtype(df[c].dtype) or is_bool_dtype(df[c].dtype))]
+    for c in bad:  # True / False with empty cells: pandas reads them as objects, not booleans; say so, not "non-numeric"
+        nan = df[c].isna()
+        if nan.any() and not nan.all() and all(isinstance(v, (bool, np.bool_)) for v in df[c][~nan]):
+            first = int(np.flatnonzero(nan.to_numpy())[0]) + offset
+            rows = "" if whole else f" in data rows {offset} to {offset + len(df) - 1}"
+            raise InputError(_fmt(f"{path} column {str(c)!r}", f"is boolean (True / False) with {int(nan.sum())} missing value(s){rows} "
+                                  f"(first at data row {first}), which cannot be read as numbers",
+                                  f"fill the missing values (e.g. in pandas df[{str(c)!r}] = df[{str(c)!r}].fillna(False)) or drop those rows, "
+                                  f"or leave the column out with --exclude {c}"))
     if bad:
         raise InputError(_fmt(str(path), f"has non-numeric column(s) {[str(c) for c in bad[:5]]}", _non_numeric_fix(df, bad, sep, decimal)))
     return df.to_numpy(dtype=np.float64)  # range-checked (1e300 is refused) and kept in float64 for the scaler
@@ -85,6 +96,14 @@ def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
     if any(re.fullmatch(r"\s*-?\d+(\.\d+)?\s*%\s*", v) for v in cells):
         return "the numbers seem to carry a unit or percent sign (\"10%\"): write plain numbers (10 or 0.1) and pass the new file"
     return "remove or encode them, or leave them out with --exclude COLUMN (for example an id or label column)"
+
+
+def _no_columns_to_exclude(path, fmt: str, exclude: Sequence[str]) -> str:
+    """The refusal of --exclude for an NPY / NPZ file (an array: no column names to match)."""
+    return _fmt(f"--exclude {', '.join(map(str, exclude))}", f"{path} is an {fmt.upper()} array, which has no column names, "
+                "so there is nothing to leave out by name",
+                "drop --exclude and save the array without those columns (np.save(path, X[:, keep]) with the indices "
+                "of the columns to keep), or pass a CSV / Parquet file with a header")
 
 
 def _number(s: str) -> bool:
@@ -290,7 +309,7 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             n = 0
             for df in chunks:
                 n += len(df)
-                yield _checked(_frame_to_array(df, path, exclude, sep, decimal), path, n - len(df))
+                yield _checked(_frame_to_array(df, path, exclude, sep, decimal, n - len(df), chunk_rows is None), path, n - len(df))
             if n == 0:
                 raise InputError(_fmt(str(path), "has a header but no data rows", "pass a file with at least one sample"))
         elif fmt == "parquet":
@@ -305,8 +324,10 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                 # df.set_index('id'), is a column, which --exclude / --id-column take)
                 df = batch.to_pandas(ignore_metadata=True)
                 df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
-                yield _checked(_frame_to_array(df, path, exclude), path, n)
+                yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n)
                 n += batch.num_rows
+        elif exclude:  # an array has no column names: --exclude would be ignored without a word
+            raise InputError(_no_columns_to_exclude(path, fmt, exclude))
         elif fmt == "npy":
             arr = _npy_array(path, allow_1d)
             step = chunk_rows or max(len(arr), 1)

@@ -1404,15 +1404,23 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return {} if m is None else {"disc_normalised": torch.nn.functional.softplus(-logit_x.reshape(-1)) / float(m)}  # a file's int: float
 
     def calibrate(self, X_val: ArrayLike, y_val: ArrayLike | None = None, *, compose: str = "default", threshold: str = "contamination",
-                  weights: dict[str, float] | None = None, metric: str = "auroc", beta: float = 1.0, fpr: float = 0.05) -> Self:
+                  weights: dict[str, float] | None = None, metric: str = "auroc", beta: float = 1.0, fpr: float = 0.05,
+                  contamination: float | None = None) -> Self:
         """Fit the composition and the threshold on validation data (labels optional); returns self.
 
-        See :func:`ganad.scoring.calibration.calibrate`. Scoring afterwards applies the stored
-        composer and ``threshold_`` and never refits; both and ``calibration_`` are saved by :meth:`save`.
+        See :func:`ganad.scoring.calibration.calibrate`. ``contamination`` (``threshold='contamination'``):
+        the expected anomaly fraction, as at fit, here of ``X_val``: the threshold is the (1 − contamination)
+        quantile of its scores (default: the detector's ``contamination``). Scoring afterwards applies the
+        stored composer and ``threshold_`` and never refits; both and ``calibration_`` are saved by :meth:`save`.
         """
+        if contamination is not None and threshold != "contamination":  # it would be ignored without a word
+            raise InputError(_fmt("contamination", f"is {contamination!r}, but threshold={threshold!r} does not read it",
+                                  "pass threshold='contamination' with it, or drop it"))
+        if contamination is not None:
+            contamination = check_contamination(contamination)  # before scoring
         X_val = self._validate_for_scoring(X_val, "X_val")
         return calibrate(self, X_val, y_val, compose=compose, threshold=threshold, weights=weights, metric=metric,
-                         beta=beta, fpr=fpr)
+                         beta=beta, fpr=fpr, contamination=contamination)
 
     def score_components(self, X: ArrayLike, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""

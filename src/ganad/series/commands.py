@@ -111,6 +111,11 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     sd.detector_.on_nonfinite = nonfinite
     io = getattr(sd, "io_", None) or {}
     is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
+    if is_npy and exclude:  # an NPY array has no named columns: --exclude would be ignored without a word
+        raise DataFileError(_fmt(f"--exclude {', '.join(map(str, exclude))}", f"{data} is an NPY array, which has no column names, "
+                                 "so there is nothing to leave out by name",
+                                 "drop --exclude (the array's columns are the model's channels, in the training order), "
+                                 "or pass a CSV / Parquet table"))
     chans = io.get("channels")
     if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
         chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)

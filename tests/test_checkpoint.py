@@ -89,6 +89,21 @@ def test_resume_with_robust_training_and_random_state_none(tmp_path, monkeypatch
     assert np.array_equal(det.robust_weights_, ref.robust_weights_, equal_nan=True)
 
 
+def test_resume_accepts_equivalent_spellings_of_the_robust_options(tmp_path):
+    """The fingerprint held the robust options as spelled: robust_warmup=None and the epochs // 3 it
+    means, robust_proxy=None and the method's default, or robust_mode with robust training off, were
+    refused as "other fit options"."""
+    d, e = tmp_path / "off", tmp_path / "on"
+    GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=4)
+    GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=d, resume=True, robust_mode="soft", robust_warmup=3)
+    GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=e, checkpoint_every=4, robust_contamination=0.1)
+    det = GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=e, resume=True, robust_contamination=0.1, robust_warmup=1,
+                                                 robust_mode="hard", robust_proxy=GANomaly._robust_proxy_kind)
+    assert det.checkpoint_["resumed"]
+    with pytest.raises(InputError, match="fit options"):  # a real change is still refused
+        GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=e, resume=True, robust_contamination=0.1, robust_mode="soft")
+
+
 def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path):
     d = tmp_path / "c"
     GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=2)

@@ -122,7 +122,31 @@ def test_confidence_of_a_far_anomaly_when_no_held_out_score_passes_the_threshold
     np.testing.assert_allclose(d._confidence(far)[0], 1.0 - binom.cdf(n - k, n, (n + 1.0) / (n + 2.0)), rtol=1e-12)
     assert d._confidence(far)[0] > 0.5
     from ganad.detectors.base import exceed_confidence
-    assert exceed_confidence(far, ref, d.threshold_)[0] == 0.0  # counting k = 0 on the slice: the old answer
+    # counting k = 0 on the slice gave confidence 0 (now the k = 0 case below: far above every score, p^n)
+    assert exceed_confidence(far, ref, d.threshold_)[0] == pytest.approx(((n + 1.0) / (n + 2.0)) ** n, rel=1e-9)
+
+
+def test_confidence_with_no_reference_score_above_the_threshold_is_not_zero():
+    """k = 0 (calibrate(threshold='fpr', fpr=0): τ = the largest normal score) gave 1 − BinomCDF(n; n, p) = 0:
+    every anomaly label had confidence 0 and every normal label 1, whatever the score."""
+    from scipy.stats import binom
+
+    from ganad.detectors.base import exceed_confidence
+    from ganad.scoring.calibration import fit_threshold
+    ref = np.random.default_rng(0).normal(size=200)
+    tau, info = fit_threshold(ref, threshold="fpr", fpr=0.0)
+    assert tau == ref.max() and info["achieved_fpr"] == 0.0
+    n = ref.size
+    s = np.array([ref.max() + 100.0, ref.max() + 0.1, np.sort(ref)[-2], ref.min() - 1.0])
+    conf = exceed_confidence(s, ref, tau)
+    top = ((n + 1.0) / (n + 2.0)) ** n  # above every reference score: P(Binomial(n, p) >= n)
+    np.testing.assert_allclose(conf[:2], top, rtol=1e-9)
+    assert 0.0 < conf[0] < 1.0
+    assert conf[2] < conf[3] <= 1.0 and conf[3] > 0.99  # normal labels: less confident just below the threshold
+    # k >= 1 unchanged (PyOD's formula)
+    k = 5
+    np.testing.assert_allclose(exceed_confidence(s[:1], ref, float(np.sort(ref)[n - k - 1])),
+                               1.0 - binom.cdf(n - k, n, (n + 1.0) / (n + 2.0)), rtol=1e-12)
 
 
 def test_confidence_follows_calibration_and_survives_save(data, tmp_path):

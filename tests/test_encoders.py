@@ -246,6 +246,32 @@ def test_encoder_scoring_then_search_on_series():
     np.testing.assert_array_equal(det.decision_function(X[:8]), enc)
 
 
+def test_inversion_set_after_fit_refuses_the_stale_threshold_until_calibrate(tmp_path):
+    """set_params(inversion='search') on a fitted encoder model kept threshold_, the knn blend's
+    standardisation and the reference scores of the encoder scoring: predict compared search scores
+    with them silently. predict / predict_proba now refuse, naming calibrate, which re-fits them."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(160, 4).astype(np.float32)
+    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False).fit(X[:120])
+    det.set_params(inversion="search", search_n_max=3)
+    s = det.decision_function(X[120:])  # the scores themselves are fine
+    for call in (lambda: det.predict(X[120:]), lambda: det.predict_proba(X[120:]), lambda: det.predict_confidence(X[120:])):
+        with pytest.raises(InputError, match=r"inversion='search'.*inversion='encoder'.*calibrate\(X_normal\)"):
+            call()
+    det.save(tmp_path / "m")  # the staleness travels with the file
+    with pytest.raises(InputError, match="calibrate"):
+        ganad.load(tmp_path / "m").predict(X[120:])
+    assert np.isfinite(s).all()
+    det.calibrate(X[120:])  # composition and threshold fitted on search scores
+    np.testing.assert_array_equal(det.predict(X[120:]), (det.decision_function(X[120:]) > det.threshold_).astype(int))
+    det.save(tmp_path / "m")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "m").predict(X[120:]), det.predict(X[120:]))
+    assert det.labels_.shape == (120,)  # the training labels keep the threshold their (encoder) scores go with
+    det.set_params(inversion="encoder")  # back to the fit-time scoring: now the calibrated threshold is stale
+    with pytest.raises(InputError, match="inversion='search'"):
+        det.predict(X[120:])
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_decision_function_computes_only_the_composers_components(name, cancer):
     """decision_function gives score_components' scores, without the network passes that only

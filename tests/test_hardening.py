@@ -290,6 +290,21 @@ def test_save_refuses_a_structure_parameter_changed_after_fit(fitted, tmp_path, 
     ganad.load(tmp_path / "m2")
 
 
+@pytest.mark.parametrize("param,value", [("scaler", "per-feature"), ("scaler", {"kind": "auto", "clip": 1.0}), ("net", "mlp"),
+                                         ("prior", {"name": "normal"}), ("depth", "resolved")])
+def test_save_accepts_an_equivalent_spelling_of_a_structure_parameter(tmp_path, param, value):
+    """The guard compared raw values: scaler='auto' and the 'per-feature' it resolved to (net='auto' and
+    its family, ...) build the same model, but save refused the second spelling as a change."""
+    det = FAnoGAN(**FAST).fit(X4)
+    assert det.get_params()[param] in ("auto", "normal", None)
+    det.set_params(**{param: det._depth() if value == "resolved" else value})
+    det.save(tmp_path / "m")
+    np.testing.assert_allclose(ganad.load(tmp_path / "m").decision_function(X4[:8]), det.decision_function(X4[:8]), rtol=1e-5)
+    det.set_params(scaler={"kind": "per-feature", "clip": 2.0})  # a real change is still refused
+    with pytest.raises(InputError, match="scaler is .*built with scaler=.*set it back"):
+        det.save(tmp_path / "m2")
+
+
 @pytest.mark.parametrize("edit", [
     lambda c: c["state"]["scaler"].__setitem__("lo", None),
     lambda c: c["state"]["scaler"].__setitem__("hi", [None] * 4),

@@ -116,12 +116,38 @@ def test_contamination_threshold_is_the_quantile():
     assert abs(np.mean(s > tau) - 0.1) <= 1 / s.size
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_contamination_threshold_refuses_non_finite_scores(bad):
+    """An inf score made the quantile inf (no row ever flagged, and a model file cannot hold it)."""
+    s = np.r_[np.random.default_rng(3).normal(size=9), bad]
+    with pytest.raises(InputError, match=r"scores: hold 1 NaN or infinite value\(s\) of 10, at row\(s\) \[9\].*Fix: drop or rescale"):
+        contamination_threshold(s, 0.1)
+    with pytest.raises(InputError, match="scores: is empty"):
+        contamination_threshold([], 0.1)
+
+
 @pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.333])
 def test_fpr_threshold_meets_requested_rate(fpr):
     s = np.random.default_rng(4).normal(size=997)
     tau = fpr_threshold(s, fpr)
     achieved = np.mean(s > tau)
     assert achieved <= fpr and achieved > fpr - 1 / s.size
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_mcc_threshold_refuses_labels_no_better_than_chance(flip):
+    """With the anomalies scoring below the normal samples every candidate's MCC was <= 0 and the
+    flag-everything candidate (MCC 0 by convention) won: threshold_ below every score."""
+    from ganad.scoring.calibration import fit_threshold
+    rng = np.random.default_rng(8)
+    s = np.r_[rng.normal(size=50), rng.normal(size=10) + 5.0]
+    y = np.r_[np.zeros(50, int), np.ones(10, int)]
+    if flip:  # the labels reversed: the anomalies are the low scores
+        with pytest.raises(InputError, match=r"y_val: gives no threshold better than chance .*Matthews correlation is .* <= 0.*Fix: check that y_val"):
+            fit_threshold(s, 1 - y, threshold="mcc")
+    else:
+        tau, info = fit_threshold(s, y, threshold="mcc")
+        assert info["value"] > 0.9 and np.mean(s > tau) < 0.3
 
 
 @pytest.mark.parametrize("metric", ["f1", "fbeta", "mcc"])

@@ -67,3 +67,25 @@ def test_result_does_not_depend_on_the_batch(G):
 def test_unknown_distance_is_rejected():
     with pytest.raises(ValueError, match="unknown distance"):
         LatentSearch(distance="cosine")
+
+
+class _LogG(torch.nn.Module):
+    """x̂ = log(z_0) on 8 steps: a NaN reconstruction wherever z_0 < 0 (a diverged search)."""
+
+    def forward(self, z):
+        return torch.log(z[:, :1]).unsqueeze(-1).expand(z.shape[0], 1, 8)
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_a_nan_distance_is_never_converged(restarts):
+    x = torch.zeros(3, 1, 8)  # finite inputs
+    z0 = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [3.0, 0.0]])  # row 0: NaN from the start; row 1: exact (log 1 = 0)
+    r = LatentSearch(eps=1e-3, n_max=5, lr=1e-3, restarts=restarts, check_every=1).run(
+        _LogG(), x, NormalPrior(), latent_dim=2, z0=z0, seed=0)
+    if restarts == 1:
+        assert torch.isnan(r.distance[0]) and not bool(r.converged[0])
+    else:  # a finite restart wins over the diverged one
+        assert not (torch.isnan(r.distance[0]) and bool(r.converged[0]))
+    assert bool(r.converged[1]) and float(r.distance[1]) < 1e-3
+    assert not bool(r.converged[2])  # finite, above eps after n_max steps
+    assert (r.converged <= torch.isfinite(r.distance)).all()

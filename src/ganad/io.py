@@ -119,7 +119,9 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
                          f"({exc}). Fix: set it back (det.set_params(...)) before saving") from exc
     params = det.get_params(deep=False)
     built = det.__dict__.get("_built_with") or {}
-    changed = [k for k, v in built.items() if params.get(k) != v]
+    # compared resolved: scaler='auto' and the 'per-feature' it resolved to (net='auto' and its family, ...) build the same model
+    now, was = det._resolved_structure({k: params.get(k) for k in built}), det._resolved_structure(built)
+    changed = [k for k in built if now[k] != was[k]]
     if changed:  # the file would name other networks than the fitted ones: refused by load, or silently other scores
         k = changed[0]
         raise InputError(_fmt(f"{type(det).__name__}.save", f"{k} is {params[k]!r}, but the fitted model was built with {k}={built[k]!r} "
@@ -173,6 +175,9 @@ def _state(det) -> dict:
           **({"selection": _jsonable(det.selection_)} if hasattr(det, "selection_") else {}),
           **({"feature_names_in": [str(c) for c in det.feature_names_in_]} if hasattr(det, "feature_names_in_") else {}),
           **({"default_composer": det.default_composer_.to_dict()} if hasattr(det, "default_composer_") else {})}
+    was = det.__dict__.get("_threshold_scored_with")
+    if was is not None and was != det._scoring_key():  # set_params changed the scoring, not yet calibrated: stays refused after load
+        st["scored_with"] = dict(was)
     if members is not None:
         st["member_stats"] = det.member_stats_
         st["calibration"] = det.__dict__.get("calibration_")
@@ -350,6 +355,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     thr = (cal or {}).get("decision_scores_threshold")
     if thr is not None and not (isinstance(thr, (int, float)) and not isinstance(thr, bool) and math.isfinite(thr)):
         bad(f"has calibration.decision_scores_threshold {thr!r}; it must be a finite number")
+    sw = st.get("scored_with")
+    if sw is not None and not (isinstance(sw, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in sw.items())):
+        bad(f"has scored_with {str(sw)[:60]!r}, not an object of parameter names and values")
     dm = st.get("disc_train_mean")
     if dm is not None and not (isinstance(dm, (int, float)) and not isinstance(dm, bool) and 0 < dm <= 3e38):
         bad(f"has disc_train_mean {dm!r}; it must be a positive number")

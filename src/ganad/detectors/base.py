@@ -325,12 +325,19 @@ def exceed_confidence(scores, reference, threshold: float, n_above: int | None =
     p = (1 + m) / (2 + n) and the confidence of an anomaly prediction is 1 − BinomialCDF(n − k; n, p),
     of a normal prediction one minus that. k is counted on the reference (right when the threshold
     was fitted on it: a calibration set, or the training scores) unless ``n_above`` gives it (PyOD's
-    ⌊n·contamination⌋ when the threshold is the contamination quantile of other scores)."""
+    ⌊n·contamination⌋ when the threshold is the contamination quantile of other scores).
+
+    k = 0 (a threshold at or above every reference score: ``calibrate(threshold='fpr', fpr=0)``, or
+    n·contamination < 1) counts as k = 1: 1 − BinomialCDF(n; n, p) is 0 for every p, which gave every
+    anomaly label confidence 0 and every normal label confidence 1, whatever the score. Above every
+    reference score is the one way to be labelled an anomaly there, and its probability is
+    P(Binomial(n, p) ≥ n) = pⁿ = 1 − BinomialCDF(n − 1; n, p)."""
     from scipy.stats import binom
     scores = np.asarray(scores, dtype=np.float64)
     ref = np.sort(np.asarray(reference, dtype=np.float64))
     n = ref.size
     k = int(np.count_nonzero(ref > threshold)) if n_above is None else int(n_above)
+    k = max(k, 1)
     m = np.searchsorted(ref, scores, side="right")  # reference scores <= s
     conf = 1.0 - binom.cdf(n - k, n, (1.0 + m) / (2.0 + n))
     return np.where(scores > threshold, conf, 1.0 - conf)
@@ -425,6 +432,29 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def _default_composer(self):
         return WeightedSum({"residual": 1.0})
+
+    # ------------------------------------------------------------------ the scoring settings threshold_ goes with
+    def _scoring_key(self) -> dict[str, Any]:
+        """The parameters, changeable by ``set_params`` after fit, that decide how the score components are
+        computed (encoder methods: ``inversion``, and ``search_init`` with the search). ``threshold_``, the
+        composer's standardisation (the knn blend's median / MAD) and the reference scores are fitted under
+        the key recorded in ``_threshold_scored_with`` (by fit, calibrate and load)."""
+        return {}
+
+    def _check_scoring_current(self, what: str) -> None:
+        """Refuse to compare scores with a threshold / reference scores fitted under other scoring settings."""
+        was = self.__dict__.get("_threshold_scored_with")
+        now = self._scoring_key()
+        if was is None or was == now:
+            return
+        keys = [k for k in dict.fromkeys([*was, *now]) if was.get(k) != now.get(k)]
+        now_s = ", ".join(f"{k}={now.get(k)!r}" for k in keys)
+        was_s = ", ".join(f"{k}={was.get(k)!r}" for k in keys)
+        raise InputError(_fmt(f"{type(self).__name__}.{what}",
+                              f"scores with {now_s} (set after fit), but threshold_, the score's standardisation and the reference "
+                              f"scores were fitted on scores computed with {was_s}; they do not apply to the new scores",
+                              f"call det.calibrate(X_normal) with normal data to fit the composition and the threshold under the new "
+                              f"settings, or set it back (det.set_params({was_s}))"))
 
     def _d_out(self, inv: dict, key: str, x: torch.Tensor):
         """D(x) -> (logit, features), computed once per batch and shared by every component."""
@@ -723,11 +753,16 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise InputError(_fmt(f"checkpoint_dir {d}", "is a file", "pass a directory (new, or holding a checkpoint to resume)"))
-        fp = ck.fingerprint(self, X, {"robust": list(robust)})
+        fp = ck.fingerprint(self, X, {"robust": self._robust_fingerprint(robust)})
         loaded = None
         if resume:
             loaded = ck.load(d)
-            ck.compare_fingerprints(loaded[0].get("fingerprint") or {}, fp, d)
+            stored = dict(loaded[0].get("fingerprint") or {})
+            extra = stored.get("extra")
+            if isinstance(extra, dict) and isinstance(extra.get("robust"), list) and len(extra["robust"]) == 4:
+                # a checkpoint written with the options as spelled (before they were normalised) compares the same way
+                stored["extra"] = {**extra, "robust": self._robust_fingerprint(extra["robust"])}
+            ck.compare_fingerprints(stored, fp, d)
         elif ck.exists(d):
             raise InputError(_fmt(f"checkpoint_dir {d}", "already holds a checkpoint",
                                   "pass resume=True (CLI: --resume) to continue it, or delete it / choose another directory to start afresh"))
@@ -744,6 +779,21 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if loaded is not None:
             cp.seq = int(loaded[0].get("seq", 0))
         return cp, loaded
+
+    def _robust_fingerprint(self, robust) -> list:
+        """The robust fit options (contamination, warmup, mode, proxy) as they train, for a checkpoint's
+        fingerprint: every spelling of the same run compares equal (robust training off: the other three
+        are unused; warmup None: epochs // 3, at least 1; proxy None: the method's default). Options that
+        do not resolve stay as given (and so differ)."""
+        from ganad.training.robust import check_robust
+        c, warmup, mode, proxy = robust
+        if c is None:
+            return [None, None, None, None]
+        try:
+            c, warmup, mode = check_robust(c, max(1, int(self.epochs) // 3) if warmup is None else warmup, mode)
+        except (TypeError, ValueError):
+            return list(robust)
+        return [c, warmup, mode, self._robust_proxy_kind if proxy is None else proxy]
 
     def _check_trained_weights(self):
         """A model whose weights are not finite would score NaN: stop here, with the cause."""
@@ -1306,6 +1356,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         of ``contamination``). Latent-search methods estimate it from a seeded random sample of at
         most 2,048 training rows instead of searching every one, and compute ``decision_scores_``
         on first access. The held-out slice's scores are kept in ``validation_scores_``."""
+        self._threshold_scored_with = self._scoring_key()
         if len(val_idx):
             self.validation_scores_ = (val_res if val_res is not None else self.score_components(X[val_idx])).scores
         if self._search_scoring():
@@ -1317,13 +1368,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                     sample = self.score_components(X[idx]).scores
             else:
                 sample = self.decision_scores_
-            self.threshold_ = contamination_threshold(sample, self.contamination)
+            self.threshold_ = contamination_threshold(sample, self.contamination, "training scores (a seeded sample of the rows)")
             return
         with self._scoring_training_rows():
             res = self.score_components(X)
         self._train_components = res.components  # in memory only: lets calibrate() rescore the training set
         self._decision_scores = res.scores
-        self.threshold_ = contamination_threshold(res.scores, self.contamination)
+        self.threshold_ = contamination_threshold(res.scores, self.contamination, "training scores")
 
     @property
     def decision_scores_(self) -> np.ndarray:
@@ -1515,6 +1566,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
         ``return_confidence=True`` also returns :meth:`predict_confidence` (PyOD's signature),
         from the same scores (the data is scored once)."""
+        self._check_scoring_current("predict")
         scores = self.decision_function(X)
         labels = (scores > self.threshold_).astype(np.int64)
         if return_confidence:
@@ -1530,8 +1582,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         * else the held-out slice of the training data (``validation_scores_``: normal samples
           the networks never trained on, scored under the fitted composer);
         * else, without a held-out slice, the training scores ``decision_scores_`` (PyOD's choice).
+
+        Refused (``InputError``) after ``set_params`` changed how scores are computed (``inversion``)
+        until :meth:`calibrate` fits them again.
         """
         self._check_fitted()
+        self._check_scoring_current("reference_scores")
         for key in ("calibration_scores_", "validation_scores_"):
             v = self.__dict__.get(key)
             if v is not None and len(v):
@@ -1660,6 +1716,35 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """The values of :attr:`_structure_params` now (dicts and lists copied)."""
         return {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k in self._structure_params for v in [getattr(self, k)]}
 
+    def _resolved_structure(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` of :attr:`_structure_params` with every spelling that builds the same fitted state
+        made equal, for the fitted data shape: ``net='auto'`` -> its family, ``width`` / ``depth`` None ->
+        the family's default, ``scaler`` -> (kind, clip, max_levels) of the scaler it makes ('auto' ->
+        'per-feature' or 'minmax'), ``prior`` -> its full dict. A value that does not resolve stays as it is."""
+        out = dict(values)
+        shape = tuple(self.data_shape_)
+        try:
+            family = resolve_family(values["net"], shape)
+            out["net"] = family
+            if "width" in values and values["width"] is None:
+                out["width"] = default_width(family)
+            if "depth" in values and values["depth"] is None:
+                out["depth"] = default_depth(family, shape)
+        except (TypeError, ValueError, KeyError):
+            pass
+        if "scaler" in values:
+            try:
+                sc = resolve_scaler(values["scaler"], image=len(shape) == 3)
+                out["scaler"] = (sc.kind, sc.clip, sc.max_levels)
+            except (TypeError, ValueError):
+                pass
+        if "prior" in values:
+            try:
+                out["prior"] = make_prior(values["prior"]).to_dict()
+            except (TypeError, ValueError, KeyError):
+                pass
+        return out
+
     def _restore_fitted_state(self, st: dict[str, Any]) -> None:
         """Set the fitted attributes from a model file's JSON state (checked by the caller)."""
         self.data_shape_ = tuple(st["data_shape"])
@@ -1672,6 +1757,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.history_ = st["history"]
         self.prior_ = make_prior(self.prior)
         self._built_with = self._structure()
+        # saved after set_params changed the scoring settings, before calibrate: stays refused (predict) after load
+        self._threshold_scored_with = st["scored_with"] if st.get("scored_with") is not None else self._scoring_key()
         self.device_ = resolve_device(self.device)
         if st.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
@@ -1714,6 +1801,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         prev = self.__dict__.get("calibration_") or {}
         # the threshold the training scores in memory go with (before this calibration, or an earlier one's record)
         stale_thr = prev.get("decision_scores_threshold", self.threshold_) if prev.get("decision_scores_updated") is False else self.threshold_
+        if self.__dict__.get("_threshold_scored_with") not in (None, self._scoring_key()):
+            # the training components in memory were computed under the old scoring settings: never compose them
+            # with a composer fitted under the new ones (the training scores keep the threshold they go with)
+            self.__dict__.pop("_train_components", None)
+        self._threshold_scored_with = self._scoring_key()
         self.composer_, self.threshold_ = composer, float(threshold)
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64)

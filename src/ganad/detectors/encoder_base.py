@@ -99,6 +99,10 @@ class EncoderDetector(BaseGANDetector):
         **SEARCH_CONSTRAINTS,
     }
 
+    def _scoring_key(self) -> dict:
+        # the encoder's z and the search's z give components on other scales: threshold_ goes with one of them
+        return {"inversion": self.inversion, **({"search_init": self.search_init} if self.inversion == "search" else {})}
+
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""
         return self._inference_net("E")(x)

@@ -8,6 +8,10 @@ Every sample is its own optimisation problem, run side by side in one batch:
 * each sample stops on its own as soon as its distance falls below the target
   similarity ``eps``; the rest of the batch keeps running, and finished samples are
   compacted out of the batch every ``check_every`` iterations so they cost nothing;
+* a sample whose distance becomes NaN or infinite (the search diverged: G overflowed, or the
+  step took z to NaN) stops too, but is *not* converged: its ``converged`` is False and its
+  distance stays non-finite, so the detector's score check refuses it (an ``InputError``
+  naming the rows, or ``on_nonfinite``) instead of scoring it as a perfect reconstruction;
 * ``restarts = k`` starts k initial codes per sample (Deecke et al. 2018) and keeps each
   sample's best by the search loss (the distance, plus the feature term when
   ``feature_weight`` > 0); restart 0 is exactly the single-start search, so more restarts
@@ -79,7 +83,7 @@ class SearchResult:
     x_hat: torch.Tensor  # G(z)
     distance: torch.Tensor  # (n,) distance d(x, G(z))
     iterations: torch.Tensor  # (n,) Adam steps used by the kept restart
-    converged: torch.Tensor  # (n,) bool: reached eps before n_max
+    converged: torch.Tensor  # (n,) bool: reached a finite distance < eps before n_max (never for NaN / inf)
 
 
 @dataclass
@@ -152,6 +156,7 @@ class LatentSearch:
         conv_out = torch.zeros(R * n, dtype=torch.bool, device=dev)
         idx = torch.arange(R * n, device=dev)
         alive = torch.ones(R * n, dtype=torch.bool, device=dev)
+        hit = torch.zeros(R * n, dtype=torch.bool, device=dev)  # stopped because its distance was < eps
         steps = torch.zeros(R * n, device=dev)
         x_a = xr
         req = [p.requires_grad for p in G.parameters()]
@@ -165,8 +170,13 @@ class LatentSearch:
         try:
             for it in range(int(self.n_max)):
                 loss, dist, grad = objective.value_and_grad_z(z, x_a)
-                # a sample stops the first time its distance is below eps (judged per sample)
-                alive &= dist.detach() >= self.eps
+                # a sample stops the first time its distance is below eps (judged per sample): converged.
+                # A NaN / inf distance stops it too (Adam cannot bring z back from NaN), not converged:
+                # `NaN >= eps` is False, so the plain test would have counted it as reaching eps
+                dd = dist.detach()
+                below = dd < self.eps
+                hit |= alive & below
+                alive &= ~below & torch.isfinite(dd)
                 steps += alive
                 # Adam with per-sample moments. Every sample still in the batch has been alive
                 # since iteration 0 (finished ones are compacted out), so its step count is it + 1
@@ -184,10 +194,10 @@ class LatentSearch:
                         done = ~alive
                         z_out[idx[done]] = z[done]
                         iters_out[idx[done]] = steps[done].long()
-                        conv_out[idx[done]] = True
+                        conv_out[idx[done]] = hit[done]
                         keep = alive
                         idx, z, m, v, steps, x_a = idx[keep], z[keep], m[keep], v[keep], steps[keep], x_a[keep]
-                        alive = alive[keep]
+                        alive, hit = alive[keep], hit[keep]
                     if n_alive == 0:
                         break
                     # the progress bar of ganad score / verbose detectors (no-op without one)
@@ -202,7 +212,10 @@ class LatentSearch:
         finally:
             for p, r in zip(G.parameters(), req):
                 p.requires_grad_(r)
-        if R > 1:  # each sample keeps the restart with the lowest search loss (= distance without a feature term)
+        conv_out &= torch.isfinite(dist_all)
+        if R > 1:  # each sample keeps the restart with the lowest search loss (= distance without a feature term);
+            # a diverged restart (NaN / inf loss) loses to any finite one (argmin would pick a NaN)
+            loss_all = torch.where(torch.isfinite(loss_all), loss_all, torch.full_like(loss_all, float("inf")))
             best = loss_all.reshape(R, n).argmin(0)
             rows = best * n + torch.arange(n, device=dev)
         else:

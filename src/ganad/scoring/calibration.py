@@ -86,6 +86,13 @@ def fit_threshold(scores: np.ndarray, y=None, *, threshold="contamination", cont
         return tau, {"fpr": float(fpr), "n_normal": int(ref.size), "achieved_fpr": float(np.mean(ref > tau))}
     _needs_both(y, f"threshold={threshold!r}")
     tau, val = best_threshold(scores, y, threshold, beta=beta)
+    if threshold == "mcc" and val <= 0:  # flagging every sample (MCC 0 by convention) would win: no threshold at all
+        raise InputError(_fmt("y_val", f"gives no threshold better than chance on these validation scores (the best Matthews "
+                                       f"correlation is {val:.3g} <= 0: the anomalies do not score above the normal samples), so "
+                                       "threshold='mcc' would flag every sample",
+                              "check that y_val marks the anomalies with 1 and matches the rows of X_val; if it does, the model "
+                              "does not separate them (retrain, or try other components / compose='grid'), or use "
+                              "threshold='fpr' or 'contamination', which need no labels to separate"))
     return tau, {"beta": float(beta) if threshold == "fbeta" else 1.0, "value": val}
 
 

@@ -38,9 +38,22 @@ def _finite(scores, name="scores") -> np.ndarray:
     return s
 
 
-def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
-    """The (1 - contamination) quantile of scores: that fraction of them lie above τ."""
-    return float(np.quantile(np.asarray(scores, dtype=np.float64), 1.0 - check_contamination(contamination)))
+def contamination_threshold(scores: np.ndarray, contamination: float, name: str = "scores") -> float:
+    """The (1 - contamination) quantile of scores: that fraction of them lie above τ.
+
+    Every score must be finite: a NaN makes the quantile NaN (every row labelled normal) and an inf
+    can make it inf (the same, and a model file cannot hold it), so both are refused naming the rows."""
+    c = check_contamination(contamination)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.size == 0:
+        raise InputError(_fmt(name, "is empty", "pass at least one score"))
+    bad = np.flatnonzero(~np.isfinite(s))
+    if bad.size:
+        raise InputError(_fmt(name, f"hold {bad.size} NaN or infinite value(s) of {s.size}, at row(s) {bad[:10].tolist()}"
+                                    f"{' ...' if bad.size > 10 else ''}: their (1 - contamination) quantile is no threshold",
+                              "drop or rescale the rows whose scores are not finite (their values overflow the float32 networks) "
+                              "before fitting the threshold"))
+    return float(np.quantile(s, 1.0 - c))
 
 
 def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> float:

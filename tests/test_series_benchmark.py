@@ -123,3 +123,60 @@ def test_cli_benchmark_nab_peers_only(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {row["method"] for row in res["rows"]} == {"rolling_zscore"}
+
+
+def _series(root, group, name, T=600, start="2024-01-01", shuffle=False):
+    (root / "data" / group).mkdir(parents=True, exist_ok=True)
+    t = pd.date_range(start, periods=T, freq="5min")
+    v = np.sin(np.arange(T) / 10) + 0.05 * np.random.RandomState(T).randn(T)
+    a = int(T * 0.75)
+    v[a:a + 15] += 4
+    df = pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "value": v})
+    df = df.sample(frac=1, random_state=0) if shuffle else df
+    df.to_csv(root / "data" / group / f"{name}.csv", index=False)
+    return [[str(t[a - 5]), str(t[a + 20])]]
+
+
+def test_nab_folder_of_own_series_skips_and_refuses_with_reasons(tmp_path, monkeypatch):
+    """A generic folder in NAB's layout: a training part with fewer than 8 windows (n_tr between
+    window + 1 and window + 7 * stride) crashed the whole run with "X: gives 2 window(s) ...", naming
+    neither the series nor the option; labels outside the series' time range were skipped as "no
+    labelled anomaly"; a shuffled file went unnoticed; with the default --groups, a folder whose groups
+    are not NAB's was told to "use some of realKnownCause, ..."; an unknown peer or a missing label
+    entry stopped the run only after the series before it had been trained on."""
+    import ganad.series.detector as D
+    root = tmp_path / "own"
+    (root / "labels").mkdir(parents=True)
+    (root / "data").mkdir()
+    with pytest.raises(InputError, match="holds no series: no .csv file"):
+        run_nab(root, methods=[], peers=[], window=16)
+    _series(root, "mine", "elsewhere", start="2030-01-01")
+    labels = {"mine/ok.csv": _series(root, "mine", "ok"),
+              "mine/short.csv": _series(root, "mine", "short", T=150),  # 22 training points at 0.15: 2 windows at stride 4
+              "mine/elsewhere.csv": [["2024-06-01 00:00:00", "2024-06-02 00:00:00"]],  # its points are in 2030
+              "mine/shuffled.csv": _series(root, "mine", "shuffled", shuffle=True)}
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    with pytest.raises(InputError, match=r"--groups: .* select no series .*its groups: mine\)\. Fix: pass --groups naming some of mine"):
+        run_nab(root, methods=[], peers=[], window=16)
+    logs: list = []
+    res = run_nab(root, groups=["mine"], methods=["fanogan"], peers=[], window=16, stride=4, epochs=1, log=logs.append)
+    assert any(m.startswith("mine/elsewhere: skipped (") for m in logs)  # on the console, not only in results.md
+    skipped = dict(res["skipped"])
+    assert "22 training" in skipped["mine/short"] and "8 windows of 16 at stride 4" in skipped["mine/short"]
+    assert "cover none of its points (times 2030-01-01 00:00:00 .. " in skipped["mine/elsewhere"]
+    assert {r["series"] for r in res["rows"]} == {"mine/ok", "mine/shuffled"}
+    assert any("mine/shuffled: its timestamps repeat or step back" in n for n in res["notes"])
+    out = tmp_path / "out"
+    from ganad.series.benchmark import write_nab
+    md = write_nab(res, out)["markdown"].read_text()
+    assert "Note: mine/shuffled" in md and "mine/elsewhere (its labelled window(s) cover none" in md
+    with pytest.raises(InputError, match=r"every one skipped: mine/short: 22 training"):
+        run_nab(root, series=["mine/short"], methods=[], peers=[], window=16, stride=4)
+    # refused before any training
+    monkeypatch.setattr(D.SeriesDetector, "fit", lambda *a, **k: pytest.fail("trained before the refusal"))
+    with pytest.raises(InputError, match=r"--peers: names unknown peer\(s\) \['foo'\]"):
+        run_nab(root, groups=["mine"], methods=["fanogan"], peers=["foo"], window=16)
+    labels.pop("mine/shuffled.csv")
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    with pytest.raises(Exception, match="has no entry for 'mine/shuffled.csv'"):
+        run_nab(root, groups=["mine"], methods=["fanogan"], peers=[], window=16)

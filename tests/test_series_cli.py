@@ -344,3 +344,41 @@ def test_zoned_times_are_written_as_utc_instants_and_ranges_compare_by_instant(t
     m1 = json.loads((tmp_path / "berlin" / "metrics.json").read_text())
     m2 = json.loads((tmp_path / "utc" / "metrics.json").read_text())
     assert m1 == m2 and m1["point_auroc"] > 0.9
+
+
+def test_stream_reads_a_header_after_a_byte_order_mark(work):
+    """A CSV saved with a UTF-8 byte-order mark (Excel's 'CSV UTF-8'): `ganad score` reads it, but
+    `ganad stream` read its header as naming a channel '\\ufefftemp' and refused the stream."""
+    d = work
+    te = pd.read_csv(d / "test.csv")
+    body = "\n".join(f"{a!r},{b!r}" for a, b in zip(te.temp, te.pressure)) + "\n"
+    plain = runner.invoke(app, ["stream", str(d / "model")], input="temp,pressure\n" + body)
+    r = runner.invoke(app, ["stream", str(d / "model")], input="\ufefftemp,pressure\n" + body)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == plain.stdout
+
+
+def test_scoring_a_folder_names_the_file_of_a_short_series_or_a_time_going_back(work, tmp_path):
+    """A folder of series whose second file was shorter than the window crashed with
+    AttributeError ('str' object has no attribute 'item', the file names are an object array); a
+    time going back in the second file was reported at a row of the joined files (row 810 of a
+    folder of two files of 800 and 20 rows) without naming the file."""
+    d = work
+    te = pd.read_csv(d / "test.csv").drop(columns=["status"])
+    (tmp_path / "f").mkdir()
+    te.to_csv(tmp_path / "f" / "a.csv", index=False)
+    te.iloc[:20].to_csv(tmp_path / "f" / "b.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "f"), "-o", str(tmp_path / "s.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "of series 'b.csv'" in out and "shorter than the window" in out and "Fix:" in out, r.output
+    b = te.iloc[:100].copy()
+    b.loc[10, "time"] = b.loc[5, "time"]
+    b.to_csv(tmp_path / "f" / "b.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "f"), "-o", str(tmp_path / "s.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "row 810 (series 'b.csv', its row 10)" in out and "Fix:" in out, r.output
+    assert not (tmp_path / "s.csv").exists()
+    # a column the model does not read is named in a note for a folder too, as for one file (it was silent)
+    pd.read_csv(d / "test.csv").iloc[:100].to_csv(tmp_path / "f" / "b.csv", index=False)  # with its text column 'status'
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "f"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0 and "column(s) ['status']" in " ".join(r.output.split()) and "were not read" in r.output, r.output

@@ -1031,7 +1031,7 @@ def benchmark(
     adaptive: Optional[int] = typer.Option(None, help="mitbih: also report patient-adaptive rows: each test record's scores standardised by its own first N beats (label-free)."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
-    nab: docs/series.md)."""
+    nab: docs/benchmark.md, 'nab')."""
     from ganad.benchmark import PROTOCOLS, run_protocol, write_outputs
 
     def csv(v):

@@ -75,6 +75,12 @@ def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
     return z
 
 
+def _when(t) -> str:
+    """A datetime64 as NAB writes times ('2014-02-14 14:30:00')."""
+    import pandas as pd
+    return str(pd.Timestamp(t))
+
+
 def _peer_points(name, seed, train, test, window, stride, epochs):
     from ganad.benchmark import make_peer
     from ganad.data.windows import make_windows
@@ -114,30 +120,66 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     bad = [m for m in methods if m not in DETECTORS]
     if bad:
         raise InputError(_fmt("--methods", f"names unknown method(s) {bad}", f"use some of {', '.join(sorted(DETECTORS))}"))
-    from ganad.benchmark.peers import available_peers
+    from ganad.benchmark.peers import PEERS, available_peers
+    from ganad.detectors.base import MIN_FIT_SAMPLES
     # before any series is trained on, not when the first peer is reached
+    badp = [p for p in (peers or ()) if p not in PEERS]
+    if badp:
+        raise InputError(_fmt("--peers", f"names unknown peer(s) {badp}", f"use some of {', '.join(PEERS)}, or none"))
     peers, notes = available_peers(SERIES_PEERS if peers is None else peers, peers is not None, log or (lambda s: None))
-    names = list(series) if series else [n for n in nab_series(root) if n.split("/")[0] in groups]
+    everything = nab_series(root)
+    names = list(series) if series else [n for n in everything if n.split("/")[0] in groups]
     if not names:
-        raise InputError(_fmt("--groups", f"select no series under {root}/data", f"use some of {', '.join(NAB_GROUPS)}"))
+        if not everything:
+            raise InputError(_fmt("--data", f"{str(root)!r} holds no series: no .csv file under {root}/data",
+                                  "put each series in data/<group>/<name>.csv (columns timestamp,value) beside labels/combined_windows.json"))
+        found = sorted({n.split("/")[0] for n in everything})
+        raise InputError(_fmt("--groups", f"{','.join(groups)} select no series under {root}/data (its groups: {', '.join(found[:20])})",
+                              f"pass --groups naming some of {', '.join(found[:20])}"))
     log = log or (lambda s: None)
+    from ganad.data.nab import nab_windows
+    # every series and its labels read before any training: a missing label entry or an unreadable
+    # file stops the run at once, not after the series before it have been trained on
+    loaded = {name: load_nab(root, name) for name in names}
     rows, skipped = [], []
+    min_train = window + (MIN_FIT_SAMPLES - 1) * stride  # the fewest points giving a detector enough windows
     for name in names:
-        t_, v, y = load_nab(root, name)
+        t_, v, y = loaded[name]
+        back = np.flatnonzero(np.diff(t_) <= np.timedelta64(0, "ns")) + 1 if t_.dtype.kind == "M" else np.empty(0, dtype=np.int64)
+        if back.size:  # NAB scores its files in row order (one steps back an hour): kept, but not unnoticed
+            note = (f"{name}: its timestamps repeat or step back at {back.size} row(s), the first at data row {int(back[0])} (from 0); "
+                    "the rows are taken in file order (sort the file by time if that is not its order)")
+            log(note)
+            notes.append(note)
         n_tr = int(round(train_fraction * len(v)))
         train, test, y_te = v[:n_tr], v[n_tr:], y[n_tr:]
-        if n_tr < window + 1 or len(test) < window:
-            skipped.append((name, "shorter than a window in one part"))
+        if n_tr < min_train or len(test) < window:
+            skipped.append((name, f"{n_tr} training and {len(test)} test points: the training part needs {min_train} "
+                                  f"({MIN_FIT_SAMPLES} windows of {window} at stride {stride}), the test part {window}"))
+            log(f"{name}: skipped ({skipped[-1][1]})")  # on the console too, not only in results.md
             continue
         if y_te.min() == y_te.max():
-            skipped.append((name, "no labelled anomaly (or no normal point) in the test part"))
+            if y.max() == 0 and nab_windows(root, name):
+                why = (f"its labelled window(s) cover none of its points (times {_when(t_.min())} .. {_when(t_.max())}): "
+                       "check the labels' times against the series")
+            elif y.max() == 0:
+                why = "no labelled anomaly"
+            elif y_te.max() == 0:
+                why = "its labelled anomalies all lie in the training part"
+            else:
+                why = "no normal point in the test part"
+            skipped.append((name, why))
+            log(f"{name}: skipped ({why})")
             continue
         cand: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         for m in methods:
             t0 = time.perf_counter()
-            sd = SeriesDetector(m, window=window, stride=stride, contamination=contamination, event_gap=gap,
-                                detector_params={"epochs": epochs, "random_state": seed}).fit(train)
-            cand[m] = (sd.decision_scores_, sd.decision_function(test), time.perf_counter() - t0)
+            try:
+                sd = SeriesDetector(m, window=window, stride=stride, contamination=contamination, event_gap=gap,
+                                    detector_params={"epochs": epochs, "random_state": seed}).fit(train)
+                cand[m] = (sd.decision_scores_, sd.decision_function(test), time.perf_counter() - t0)
+            except InputError as exc:  # the API calls the data X: name the series and the method instead
+                raise InputError(f"{name} ({m}): {exc}") from exc
         for p in peers:
             t0 = time.perf_counter()
             try:
@@ -157,7 +199,9 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
         best = max((r for r in rows if r["series"] == name), key=lambda r: r["vus_pr"])
         log(f"{name}: {len(test)} test points, best VUS-PR {best['method']} {best['vus_pr']:.3f}")
     if not rows:
-        raise InputError(_fmt("NAB selection", "left no series with anomalies in its test part", "select other groups or series"))
+        why = "; ".join(f"{n}: {w}" for n, w in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
+        raise InputError(_fmt("NAB selection", f"left no series to measure (every one skipped: {why})",
+                              "select other groups or series, or change --window / --stride / --train-fraction"))
     meths = list(dict.fromkeys(r["method"] for r in rows))
     summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in METRICS} for m in meths}
     for m in meths:
@@ -185,6 +229,7 @@ def write_nab(res: dict, outdir) -> dict:
     write_text(out / "results.json", json.dumps(res, indent=1, default=float))
     cfg = ", ".join(f"{k}={v}" for k, v in res["config"].items())
     md = (f"# ganad benchmark: nab\n\nMean over series of each metric on the test parts ({cfg}).\n\n{markdown(res)}\n\n"
-          f"Skipped: {len(res['skipped'])} series " + "; ".join(f"{n} ({why})" for n, why in res["skipped"]) + "\n")
+          f"Skipped: {len(res['skipped'])} series " + "; ".join(f"{n} ({why})" for n, why in res["skipped"]) + "\n"
+          + "".join(f"\nNote: {n}\n" for n in res.get("notes", [])))
     write_text(out / "results.md", md)
     return {"json": out / "results.json", "markdown": out / "results.md"}

@@ -152,9 +152,12 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
     _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
     unread: list[str] = []
-    if io.get("channels") and not is_npy and data.is_file():
+    if io.get("channels") and not is_npy:
         used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
-        unread = [c for c in _columns(data, sep, decimal) if c not in used]
+        # a folder: every series file's columns (the note was only given for a single file)
+        from ganad.series.readers import SERIES_SUFFIXES
+        files = [data] if data.is_file() else sorted(f for f in data.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
+        unread = list(dict.fromkeys(c for f in files for c in _columns(f, sep, decimal) if c not in used))
     return len(df), len(ev), events, unread
 
 
@@ -332,7 +335,9 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
 
     for line in lines:
         n_line += 1
-        line = line.strip()
+        # a byte-order mark before the first line (a CSV saved by Excel): `ganad score` reads such a file, and
+        # its header would otherwise name a channel '\ufefftemp' that the model does not have
+        line = (line.lstrip("\ufeff") if n_line == 1 else line).strip()
         if not line:
             continue
         parts = line.split(",")[1:] if has_time else line.split(",")

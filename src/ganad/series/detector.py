@@ -141,18 +141,28 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
             out.append(g)
             continue
         step = np.diff(tg)
+        # with several series (a folder's files are joined), the row alone may lie in another file: name the series
+        # and the row within it
+        def where(k: int) -> str:
+            row = int(g[k])
+            return f"row {row}" if series_id is None else f"row {row} (series {_id(np.asarray(series_id)[row])!r}, its row {k})"
         if (step <= 0).any():
-            row = int(g[np.flatnonzero(step <= 0)[0] + 1])
-            raise InputError(_fmt(f"{name} time", f"does not increase at row {row} (a repeated or earlier time)",
+            row = where(int(np.flatnonzero(step <= 0)[0] + 1))
+            raise InputError(_fmt(f"{name} time", f"does not increase at {row} (a repeated or earlier time)",
                                   "sort the rows by time and drop duplicate times, or pass gaps='ignore' to take rows as evenly spaced"))
         med = float(np.median(step))
         cut = np.flatnonzero(step > gap_factor * med) + 1
         if cut.size and gaps == "error":
-            row = int(g[cut[0]])
-            raise InputError(_fmt(f"{name} time", f"has {cut.size} gap(s) longer than {gap_factor:g} x the median step, the first before row {row}",
+            row = where(int(cut[0]))
+            raise InputError(_fmt(f"{name} time", f"has {cut.size} gap(s) longer than {gap_factor:g} x the median step, the first before {row}",
                                   "pass gaps='split' to score the parts separately, gaps='ignore' to treat rows as evenly spaced, or fill the gap"))
         out.extend(np.split(g, cut))
     return out
+
+
+def _id(v):
+    """A series id as a plain Python value (numpy scalars unwrapped; the str of an object array as it is)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _window_step(window, stride) -> tuple[int, int]:
@@ -457,7 +467,7 @@ class SeriesDetector(BaseEstimator):
         short = [(k, int(idx[0]), len(idx)) for k, idx in enumerate(segments) if len(idx) < W]
         if short and not skip_short:
             k, row, n = short[0]
-            which = "" if series_id is None else f" of series {np.asarray(series_id)[row].item()!r}"  # a folder's rows are joined: name the file
+            which = "" if series_id is None else f" of series {_id(np.asarray(series_id)[row])!r}"  # a folder's rows are joined: name the file
             raise InputError(_fmt(name, f"has {len(short)} series or part(s) between gaps shorter than the window ({W} points); "
                                   f"the first starts at row {row}{which} and has {n} point(s)",
                                   "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps"))

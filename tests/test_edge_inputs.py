@@ -137,6 +137,19 @@ def test_evaluate_and_export_refuse_bad_output_paths_without_a_traceback(scored)
         assert r.exit_code != 0 and isinstance(r.exception, SystemExit) and "Traceback" not in r.output, r.output
 
 
+@pytest.mark.parametrize("busy", ["report.html", "metrics.json"])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_evaluate_refuses_a_folder_where_it_writes_a_file_before_writing_any(scored, tmp_path, busy, overwrite):
+    """A folder named like one of evaluate's files (report.html/) ended in a traceback after
+    metrics.json, roc.png and pr.png were written; refused first, naming it, as `ganad demo` does."""
+    out = tmp_path / "ev"
+    (out / busy).mkdir(parents=True)
+    r = runner.invoke(app, ["evaluate", str(scored / "s.csv"), "--labels", str(scored / "labels.csv"), "-o", str(out), *overwrite])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    assert busy in r.output and "Fix:" in r.output
+    assert sorted(p.name for p in out.iterdir()) == [busy]
+
+
 def test_fit_help_lists_every_method_the_registry_has():
     from ganad.cli import METHOD_NAMES
     from ganad.detectors import DETECTORS
@@ -200,10 +213,15 @@ def test_demo_checks_its_output_path_before_training(tmp_path):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "report.html").mkdir()
-    for out, match in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "d", "afile"), (tmp_path / "busy", "report.html")):
+    (tmp_path / "notes" / "model").mkdir(parents=True)  # the demo's model folder, holding someone's files
+    (tmp_path / "notes" / "model" / "notes.txt").write_text("x")
+    for out, match in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "d", "afile"), (tmp_path / "busy", "report.html"),
+                       (tmp_path / "notes", "exists and is not a ganad model directory")):  # was refused after training
         r = runner.invoke(app, ["demo", "-o", str(out), "--epochs", "1"])
         assert r.exit_code == 2 and match in " ".join(r.output.split()), r.output
+        assert "training" not in r.output, r.output
     assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["report.html"]  # nothing written
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["model"]
 
 
 @pytest.mark.parametrize("weights", ['{"residual": null}', '[1]', '{"residual": "a"}', '{"residual": true}'])

@@ -337,11 +337,15 @@ def test_cli_fit_and_score_with_views(tmp_path):
     assert r.exit_code == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["auroc"] > 0.9
     # refusals: exit 2, a message naming the problem, nothing written
     pd.DataFrame(te["rhythm"], columns=["a", "post", "ratio"]).to_csv(tmp_path / "rr_bad.csv", index=False)
+    pd.DataFrame(te["rhythm"][:25], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr_short.csv", index=False)
     for args, match in [
         (["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "missing ['rhythm']"),
         (["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_bad.csv'}"], "rr_bad.csv"),
         (["score", str(tmp_path / "m"), str(tmp_path / "beat_te.npy"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "not both"),
         (["score", str(tmp_path / "m"), "--view", "beat"], "NAME=FILE"),
+        # files of different lengths: named by file (it said "X: has views of different lengths", an X the command has not)
+        (["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_short.csv'}"],
+         "--view: the files hold different numbers of samples"),
         (["score", str(tmp_path / "m" / "views" / "beat"), "--view", f"beat={tmp_path / 'beat_te.npy'}"], "not a multi-view model"),
     ]:
         r = run(app, args + ["-o", str(tmp_path / "bad.csv")])

@@ -121,6 +121,61 @@ def test_failed_trials_do_not_count_toward_n_trials(X, monkeypatch):
     assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1, states
 
 
+def test_an_interrupted_defaults_trial_runs_again_on_resume(X, tmp_path, monkeypatch):
+    """Ctrl-C during the defaults trial (the first of a new study) fails it without an error of its
+    own; the resumed study queues the defaults again instead of never running them (the best trial
+    would no longer be "never worse than the defaults"). A defaults trial that failed on its own
+    error is not repeated."""
+    real_fit, calls = GANomaly.fit, []
+
+    def interrupted_fit(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_fit(self, *a, **k)
+
+    kw = dict(storage=tmp_path / "ki.db", study_name="k", params={"epochs": 1}, refit=False,
+              search_space=_only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}}))
+    monkeypatch.setattr(GANomaly, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        tune(X[:200], n_trials=2, **kw)
+    monkeypatch.setattr(GANomaly, "fit", real_fit)
+    trials = tune(X[:200], n_trials=2, **kw).study.trials
+    assert trials[0].state.name == "FAIL" and trials[1].state.name == "COMPLETE"
+    assert trials[1].params == {"w_con": 50.0} and trials[1].user_attrs["ganad_enqueued"] == "defaults"
+    # a defaults trial that failed on its own error (ganad_error) is not queued again
+    from ganad.exceptions import GanadError
+
+    def failing_fit(self, *a, **k):
+        if self.w_con == 50.0:
+            raise GanadError("X: diverged. Fix: a test's failure")
+        return real_fit(self, *a, **k)
+
+    kw["study_name"] = "e"
+    monkeypatch.setattr(GANomaly, "fit", failing_fit)
+    with pytest.raises(InputError, match="has no completed trial"):
+        tune(X[:200], n_trials=1, **kw)
+    trials = tune(X[:200], n_trials=2, **kw).study.trials
+    assert [t.user_attrs.get("ganad_enqueued") for t in trials].count("defaults") == 1
+
+
+def test_values_the_method_refuses_fail_before_any_trial(X, tmp_path):
+    """A fixed value, a choice or a bound the detector refuses, or a device that is not here, is
+    refused before the study is created: it used to run (and record) a failed trial per draw, the
+    defaults trial among them, which a resume with a corrected value never ran again."""
+    db = tmp_path / "v.db"
+    cases = [({"params": {"epochs": 1, "device": "no-such-device"}}, r"^params\['device'\]: is 'no-such-device'"),
+             ({"params": {"epochs": 0}}, r"^params\['epochs'\]: is 0, which GANomaly refuses"),
+             ({"params": {"epochs": None}}, r"^params\['epochs'\]: is None"),  # was int(None): a bare TypeError
+             ({"search_space": {"n_neighbors": "abc"}}, r"^search_space\['n_neighbors'\]: is 'abc'.*Fix: pass a positive integer"),
+             ({"search_space": {"latent_dim": {"type": "int", "low": -5, "high": 8}}}, r"^search_space\['latent_dim'\]\.low: is -5"),
+             ({"search_space": {"latent_dim": {"type": "categorical", "choices": [4, 0]}}}, r"^search_space\['latent_dim'\]\.choices: is 0")]
+    for kw, msg in cases:
+        with pytest.raises(InputError, match=msg):
+            tune(X, n_trials=1, storage=db, study_name="v", **{"params": {"epochs": 1}, **kw})
+    assert optuna.get_all_study_names(f"sqlite:///{db}") == []
+
+
 def test_read_space_files(tmp_path):
     (tmp_path / "s.json").write_text('{"w_con": {"type": "float", "low": 10, "high": 60}}')
     (tmp_path / "s.toml").write_text('[w_con]\ntype = "float"\nlow = 10.0\nhigh = 60.0\n')
@@ -249,6 +304,20 @@ def test_labelled_objective_is_validation_auroc(X):
         tune(X, n_trials=1, X_val=X_val, y_val=np.zeros(80, int))
 
 
+def test_a_dataframe_tuned_model_keeps_its_columns(X):
+    """tune(DataFrame) refitted on the array: the model had no feature_names_in_ (fit(DataFrame)
+    has them) and scored a DataFrame with its columns in another order without a word."""
+    cols = [f"f{i}" for i in range(8)]
+    df = pd.DataFrame(X[:200], columns=cols)
+    det = tune(df, n_trials=1, params={"epochs": 1}, search_space=_only({"knn_weight": 0.5})).detector
+    assert list(det.feature_names_in_) == cols
+    with pytest.raises(InputError, match="another order"):
+        det.decision_function(df[cols[::-1]])
+    val = pd.DataFrame(np.r_[X[200:240], X[240:280] + 1], columns=cols)
+    with pytest.raises(InputError, match="^X_val: has the columns"):
+        tune(df, n_trials=1, params={"epochs": 1}, X_val=val[cols[::-1]], y_val=np.r_[np.zeros(40), np.ones(40)])
+
+
 def test_bad_inputs(X, tmp_path):
     with pytest.raises(InputError, match="method: is 'gan'"):
         tune(X, method="gan")
@@ -304,8 +373,9 @@ def test_cli_tune_into_a_new_folder(csvs):
     r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "new" / "dir" / "model"), "--trials", "1", "--epochs", "1"])
     assert r.exit_code == 0, r.output
     assert (csvs / "new" / "dir" / "ganad-tune.db").exists() and (csvs / "new" / "dir" / "model" / "tuning.json").exists()
-    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "other" / "dir" / "model"), "--trials", "0"])
-    assert r.exit_code != 0 and "n_trials" in r.output, r.output
+    # refused inside the search (after the folder was made): the folder goes again
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "other" / "dir" / "model"), "--tune-fraction", "1.5"])
+    assert r.exit_code != 0 and "tune_fraction" in r.output, r.output
     assert not (csvs / "other").exists()
 
 
@@ -328,14 +398,17 @@ def test_cli_tune_refuses_an_existing_model_without_overwrite(csvs):
 def test_cli_errors_write_nothing(csvs):
     run = lambda *a: CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "m"), *a])  # noqa: E731
     (csvs / "space.json").write_text("[1, 2]")
-    cases = [(["--method", "gan"], "method"), (["--trials", "0"], "n_trials"), (["--space", str(csvs / "space.json")], "--space"),
+    cases = [(["--method", "gan"], "method"), (["--trials", "0"], "--trials: is 0"), (["--space", str(csvs / "space.json")], "--space"),
+             (["--device", "no-such-device"], "device: 'no-such-device' is not a device"),  # ran every trial, each failing
+             (["--epochs", "0"], "params['epochs']: is 0"),
              (["--storage", f"sqlite:///{csvs / 'no' / 'x.db'}"], "storage"),
              (["--val-data", str(csvs / "val.csv")], "--label-column"),
              (["--label-column", "label"], "without --val-data")]  # it was ignored: the label-free objective ran
     for args, word in cases:
         r = run(*args)
-        assert r.exit_code != 0 and word in r.output, (args, r.output)
+        assert r.exit_code != 0 and word in " ".join(r.output.split()), (args, r.output)
         assert not (csvs / "m").exists()
+    assert not (csvs / "ganad-tune.db").exists() or optuna.get_all_study_names(f"sqlite:///{csvs / 'ganad-tune.db'}") == []
 
 
 def test_two_workers_share_one_study(csvs):

@@ -192,6 +192,10 @@ def _read_views(views: dict, exclude, key, sep, decimal) -> tuple[dict, dict]:
         ex = exclude if v in tables else ()
         arrays[v] = read_array(path, exclude=ex, key=key, sep=sep, decimal=decimal)
         names[v] = csv_columns(path, exclude=ex, sep=sep, decimal=decimal)
+    rows = {f"{v}={views[v]}": len(a) for v, a in arrays.items()}
+    if len(set(rows.values())) > 1:  # said with the files (the Python check names a dict "X" the command line has not)
+        raise GanadError(f"--view: the files hold different numbers of samples {rows}. "
+                         "Fix: give every view the same samples, in the same order (one row or array entry per sample in every file)")
     return arrays, names
 
 
@@ -761,7 +765,12 @@ def evaluate(
             raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the evaluation")
         from ganad.files import check_writable_parent
         check_writable_parent(output / "metrics.json", "-o/--output")  # under a file, read-only
-        for name in (("metrics.json",) if ranges is not None else ("metrics.json", "roc.png", "pr.png", "report.html")):
+        files = ("metrics.json",) if ranges is not None else ("metrics.json", "roc.png", "pr.png", "report.html")
+        busy = [n for n in files if (output / n).is_dir()]  # else a traceback after some of the files were written
+        if busy:
+            raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the evaluation writes files. "
+                             "Fix: move them away, or choose another directory")
+        for name in files:
             _refuse_existing(output / name, overwrite, "file")
     except GanadError as exc:
         _fail(exc)
@@ -971,6 +980,8 @@ def demo(
         busy = [n for n in ("metrics.json", "roc.png", "pr.png", "report.html") if (output / n).is_dir()]
         if busy:
             raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the demo writes files. Fix: choose another directory")
+        from ganad.io import check_model_path
+        check_model_path(output / "model", "-o/--output")  # the demo's model: a file or other files there were refused after training
         res = run_demo(output, digit=digit, method=method, epochs=epochs, seed=seed, log=_log)
     except (GanadError, ValueError) as exc:
         _fail(exc)
@@ -1157,6 +1168,10 @@ def tune(
         _refuse_existing(output, overwrite, "model")  # before the search, as fit does: never a model replaced silently
         refuse_inside_wrapper_model(output)
         check_model_path(output, "-o/--output")
+        if trials < 1:
+            raise GanadError(f"--trials: is {trials}. Fix: pass a whole number of trials >= 1, e.g. 20")
+        from ganad.training.loop import resolve_device
+        resolve_device(device)  # an unavailable device: refused before reading, as fit does
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
         sp = T.read_space(space) if space is not None else None

@@ -188,6 +188,35 @@ def check_space(space: dict, cls, name: str = "search_space") -> dict:
     return out
 
 
+def _check_values(cls, fixed: dict, space: dict) -> None:
+    """Refuse, before any trial, values that the detector refuses at fit: a fixed parameter (``params``
+    or a space's plain value), a categorical choice, a range's bound, and an unavailable ``device``.
+    Otherwise every trial drawing them fails, each using up a trial number of the study (and the
+    defaults trial, which a study runs once)."""
+    from ganad.params import constraints_of
+    from ganad.training.loop import resolve_device
+    rules = constraints_of(cls)
+    checks = [(f"params[{k!r}]", k, v) for k, v in fixed.items()]
+    for k, s in space.items():
+        if s["type"] == "fixed":
+            checks.append((f"search_space[{k!r}]", k, s["value"]))
+        elif s["type"] == "categorical":
+            checks += [(f"search_space[{k!r}].choices", k, c) for c in s["choices"]]
+        else:
+            num = int if s["type"] == "int" else float
+            checks += [(f"search_space[{k!r}].{b}", k, num(s[b])) for b in ("low", "high")]
+    for where, k, v in checks:
+        try:
+            if k == "device":
+                resolve_device(v)
+            elif k in rules:
+                rules[k].check(k, v)
+        except (InputError, ValueError) as exc:
+            problem, _, fix = str(exc).partition(". Fix: ")
+            raise InputError(_fmt(where, f"is {v!r}, which {cls.__name__} refuses ({problem})",
+                                  fix or "pass a value the method accepts")) from exc
+
+
 def _suggest(trial, space: dict) -> dict:
     p = {}
     for k, s in space.items():
@@ -478,14 +507,20 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
         raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
     cls = DETECTORS[method]
+    from ganad.detectors.base import feature_names
+    names = feature_names(X)  # a DataFrame's columns: the refitted model checks them when scoring, as fit's does
     X = check_array(X, "X", min_samples=2, dtype="float")
     labelled = X_val is not None or y_val is not None
     if labelled:
         if X_val is None or y_val is None:
             raise InputError(_fmt("X_val / y_val", "only one was given", "pass both the labelled validation rows and their labels, or neither"))
+        val_names = feature_names(X_val)
         X_val = check_array(X_val, "X_val", min_samples=2, dtype="float")
         if X_val.shape[1:] != X.shape[1:]:
             raise InputError(_fmt("X_val", f"has rows of shape {X_val.shape[1:]}, X of {X.shape[1:]}", "give validation rows with the training columns"))
+        if names is not None and val_names is not None and list(val_names) != list(names):
+            raise InputError(_fmt("X_val", f"has the columns {list(val_names)[:10]}, X {list(names)[:10]}",
+                                  "give the validation rows X's columns, in X's order (X_val[X.columns])"))
         y_val = check_labels(y_val, len(X_val), "y_val")
         if len(np.unique(y_val)) < 2:
             raise InputError(_fmt("y_val", "holds one class only", "give validation data with both normal (0) and anomalous (1) rows"))
@@ -509,6 +544,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     space = check_space(space, cls)
     if not space:
         raise InputError(_fmt("search_space", "is empty", "leave at least one parameter to search"))
+    _check_values(cls, fixed, space)  # before the study is touched: a value fit refuses would fail every trial
 
     url = storage_url(storage)
     st = _open_storage(url)
@@ -559,13 +595,25 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         for k, v in attrs.items():
             study.set_user_attr(k, v)
     fin = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
+    dflt = cls().get_params()
+    dflt_trial = {k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}
     if not study.trials:
-        # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
-        dflt = cls().get_params()
-        queued = ([{k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}] if enqueue_defaults else []) + list(enqueue or [])
+        queued = ([dflt_trial] if enqueue_defaults else []) + list(enqueue or [])
         for p in queued:  # skip_if_exists: another worker that also found the study empty may have queued it a moment ago
             study.enqueue_trial(p, user_attrs={"ganad_enqueued": "defaults" if p is queued[0] and enqueue_defaults else "given"},
                                 skip_if_exists=True)
+    elif enqueue_defaults:
+        # a defaults trial interrupted (Ctrl-C, or killed: failed by the heartbeat once stale) never
+        # ran: queued again, or the study would never see the defaults. One that failed on its own
+        # error (ganad_error) is not: the same seed would fail again.
+        import warnings
+        with _quiet_optuna(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        ts = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ganad_enqueued") == "defaults"]
+        if ts and all(t.state == optuna.trial.TrialState.FAIL and "ganad_error" not in t.user_attrs for t in ts):
+            study.enqueue_trial(dflt_trial, user_attrs={"ganad_enqueued": "defaults"})  # (skip_if_exists would find the failed one)
 
     def objective(trial):
         p = {**fixed, **_suggest(trial, space), "random_state": seed, "verbose": False}
@@ -573,14 +621,18 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         det._train_callbacks = [_Reporter(trial, det, X_eval, y_eval)]
         t0 = time.perf_counter()
         try:
-            det.fit(X[fit_idx])
-        except Exception as exc:  # the reason, for the "no completed trial" message (Optuna keeps none it shows)
+            try:
+                det.fit(X[fit_idx])
+            finally:
+                det.__dict__.pop("_train_callbacks", None)
+            s = det.decision_function(X_eval)
+            value = auroc(y_eval, s)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # the reason, for the "no completed trial" message (Optuna keeps none it shows);
+            # also what tells a trial that failed on its own (not re-queued) from an interrupted one
             trial.set_user_attr("ganad_error", f"{type(exc).__name__}: {str(exc)[:200]}")
             raise
-        finally:
-            det.__dict__.pop("_train_callbacks", None)
-        s = det.decision_function(X_eval)
-        value = auroc(y_eval, s)
         trial.set_user_attr("fit_s", round(time.perf_counter() - t0, 3))
         return value
 
@@ -618,6 +670,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     det = None
     if refit:
         det = cls(**{**fixed, **best_params, "random_state": seed, "verbose": False}).fit(X)
+        if names is not None and X.ndim == 2:
+            det.feature_names_in_ = names
         det.tuning_ = {"study_name": name, "storage": _redact(url), "objective": attrs["ganad_objective"],
                        "best_trial": best.number, "best_value": best.value, "best_params": best_params,
                        "n_trials": len(study.trials)}

@@ -337,3 +337,18 @@ def test_dtw_options_on_vectors_or_images_are_refused_before_training():
         with pytest.raises(InputError, match=f"^{name}: is 'dtw', but the samples have shape"):
             det.fit(data)
         assert not hasattr(det, "nets_")
+
+
+def test_lazy_training_scores_are_refused_under_an_inversion_set_after_fit(monkeypatch):
+    """A search-scored model computes decision_scores_ on first access (above _threshold_sample rows,
+    lowered here). After set_params(inversion=...) they were computed under the new scoring and
+    labels_ compared them with the fit-time threshold."""
+    monkeypatch.setattr(GANomaly, "_threshold_sample", 50)
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4).astype(np.float32)
+    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False, inversion="search", search_n_max=3).fit(X)
+    det.set_params(inversion="encoder")
+    with pytest.raises(InputError, match=r"decision_scores_.*calibrate\(X_normal\)"):
+        det.decision_scores_
+    det.set_params(inversion="search")  # back to the fit-time scoring: computed as before
+    assert det.labels_.shape == (120,) and np.isfinite(det.decision_scores_).all()

@@ -1390,6 +1390,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                               "read det.decision_scores_ before det.save(...), or score the training data with "
                                               "det.decision_function(X_train)"))
                 raise AttributeError("decision_scores_")
+            # computed now under the settings of now: refused when set_params changed them since fit, or
+            # labels_ would compare them with the threshold of the fit-time scoring
+            self._check_scoring_current("decision_scores_")
             with self._scoring_training_rows():
                 res = self.score_components(X)
             d["_train_components"] = res.components

@@ -53,7 +53,8 @@ def check_search_params(detector, *others: str) -> None:
     class's table (:data:`SEARCH_CONSTRAINTS`, or a narrower rule of the class) does not accept,
     before a search runs on it: ``fit`` checks them, but ``set_params`` after fit does not."""
     table = constraints_of(type(detector))
-    validate_params(detector, {k: table.get(k, SEARCH_CONSTRAINTS.get(k)) for k in (*SEARCH_CONSTRAINTS, *others)})
+    rules = {k: table.get(k, SEARCH_CONSTRAINTS.get(k)) for k in (*SEARCH_CONSTRAINTS, *others)}
+    validate_params(detector, {k: r for k, r in rules.items() if r is not None})  # a name with no rule: nothing to check
 
 
 def sample_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l2", sigma: float = 1.0, gamma: float = DTW_GAMMA) -> torch.Tensor:

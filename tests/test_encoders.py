@@ -352,3 +352,23 @@ def test_lazy_training_scores_are_refused_under_an_inversion_set_after_fit(monke
         det.decision_scores_
     det.set_params(inversion="search")  # back to the fit-time scoring: computed as before
     assert det.labels_.shape == (120,) and np.isfinite(det.decision_scores_).all()
+
+
+def test_cli_score_and_serve_refuse_a_model_saved_with_a_stale_threshold(tmp_path):
+    """A model saved after set_params(inversion=...) and before calibrate: `ganad score` wrote labels from
+    the old scoring's threshold_ and `ganad serve` served them. Both refuse it, naming calibrate."""
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    from ganad.exceptions import ModelFileError
+    from ganad.serve.registry import load_detector
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4).astype(np.float32)
+    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False).fit(X)
+    det.set_params(inversion="search", search_n_max=3)
+    det.save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", X[:10])
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code != 0 and "ganad calibrate" in r.output and not (tmp_path / "s.csv").exists()
+    with pytest.raises(ModelFileError, match="calibrate"):
+        load_detector("m", tmp_path / "m")

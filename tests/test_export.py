@@ -224,3 +224,17 @@ def test_onnx_metadata_names_the_columns_and_bad_opsets_are_refused(tmp_path):
         with pytest.raises(InputError, match="opset_version"):
             export_onnx(det2, tmp_path / "bad.onnx", opset_version=bad)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_refuses_the_threshold_of_another_inversion(tmp_path):
+    """Fitted with latent search, then set_params(inversion='encoder'): the ONNX file carried the
+    search scores' threshold beside the encoder's scores. Refused until calibrate."""
+    X = np.random.RandomState(0).randn(120, 4).astype(np.float32)
+    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False, inversion="search", search_n_max=3).fit(X[:100])
+    det.set_params(inversion="encoder")
+    with pytest.raises(InputError, match=r"export_onnx.*calibrate\(X_normal\)"):
+        export_onnx(det, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    det.calibrate(X[100:])
+    export_onnx(det, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").exists()

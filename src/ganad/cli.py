@@ -508,6 +508,11 @@ def score(
         from ganad.io import check_output_file
         check_output_file(output)
         det = ganad.load(model_dir)
+        try:  # saved after set_params changed its inversion, before calibrate: its threshold_ belongs to other scores
+            if hasattr(det, "_check_scoring_current"):
+                det._check_scoring_current("score")
+        except InputError as exc:
+            raise GanadError(f"{model_dir}: {exc} (on the command line: ganad calibrate {model_dir} NORMAL_DATA)") from exc
         det.on_nonfinite = nonfinite
         ids = None
         if id_column is not None:

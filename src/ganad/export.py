@@ -191,6 +191,8 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
                               "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
+    # a model fitted with latent search, switched to its encoder by set_params: the stored threshold is the search's
+    (detector_ if members is not None else detector)._check_scoring_current("export_onnx")
     from ganad.files import atomic_path, check_output_file
     path = check_output_file(path, "path", example="model.onnx")  # a folder, under a file, read-only: refused before any work
     threshold = float((detector_ if members is not None else detector).threshold_)

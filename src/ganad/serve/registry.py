@@ -93,6 +93,8 @@ def load_detector(name: str, path: Path):
                 sd._score_windows(np.zeros((2, sd.n_channels_, sd.window_), dtype=np.float32))
             else:
                 det = load_model(snap)
+                if hasattr(det, "_check_scoring_current"):  # a threshold_ fitted under other scoring settings (saved before calibrate)
+                    det._check_scoring_current("serve")
                 cfg = read_config(snap)
                 det.decision_function(np.zeros((2, *det.data_shape_), dtype=np.float32))
         except GanadError as exc:

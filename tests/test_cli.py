@@ -388,3 +388,40 @@ def test_fit_batch_size_takes_auto_or_a_number(tmp_path):
         assert ganad.load(tmp_path / f"m{value}").get_params()["batch_size"] == expect
     r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "mx"), "--epochs", "1", "--batch-size", "big"])
     assert r.exit_code == 2 and "--batch-size" in r.output and not (tmp_path / "mx").exists()
+
+
+def _evaluate_files(d, nan_at=None):
+    s = np.r_[np.linspace(0, 1, 10), 3.0, 4.0]
+    if nan_at is not None:
+        s[nan_at] = np.nan
+    pd.DataFrame({"index": np.arange(12), "score": s}).to_csv(d / "s.csv", index=False)
+    pd.DataFrame({"y": [0] * 10 + [1, 1]}).to_csv(d / "y.csv", index=False)
+    pd.DataFrame({"start": [10], "end": [11]}).to_csv(d / "ranges.csv", index=False)
+
+
+def test_evaluate_writes_metrics_json_atomically(tmp_path, monkeypatch):
+    """metrics.json went through a plain write_text: a kill mid-write left half a file (labels and --ranges paths)."""
+    import ganad.files
+    _evaluate_files(tmp_path)
+    atomic, real = [], ganad.files.atomic_path
+
+    def spy(path):
+        atomic.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(ganad.files, "atomic_path", spy)
+    for args, out in ((["--labels", str(tmp_path / "y.csv"), "--label-column", "y"], "ev"), (["--ranges", str(tmp_path / "ranges.csv")], "ev_r")):
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), *args, "-o", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+        assert str(tmp_path / out / "metrics.json") in atomic, (out, atomic)
+        assert json.loads((tmp_path / out / "metrics.json").read_text())
+
+
+def test_evaluate_names_the_scores_file_holding_nan(tmp_path):
+    """A NaN score was reported as "scores: contains NaN ...", not as the file (and its row)."""
+    _evaluate_files(tmp_path, nan_at=3)
+    for args, out in ((["--labels", str(tmp_path / "y.csv"), "--label-column", "y"], "ev"), (["--ranges", str(tmp_path / "ranges.csv")], "ev_r")):
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), *args, "-o", str(tmp_path / out)])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and f"{tmp_path / 's.csv'}: has 1 NaN" in msg and "row 3" in msg and "Fix:" in msg, r.output
+        assert not (tmp_path / out / "metrics.json").exists()

@@ -646,7 +646,7 @@ for _what, _name, _args in [
     ("fit --checkpoint in series mode", "--checkpoint", _SFIT + ["--checkpoint", "{ws}/ckn"]),
     ("tune --trials 0", "trials", _TUNE + ["--trials", "0"]),
     ("tune --method nosuch", "nosuch", _TUNE + ["--method", "nosuch"]),
-    ("tune --tune-fraction 0", "tune_fraction", _TUNE + ["--tune-fraction", "0"]),
+    ("tune --tune-fraction 0", "--tune-fraction", _TUNE + ["--tune-fraction", "0"]),
     ("tune -o is a file", "afile", ["tune", "{ws}/train96.csv", "-o", "{ws}/afile", "--epochs", "1", "--trials", "1"]),
     ("tune --storage in a missing folder", "nodir", _TUNE + ["--storage", "{ws}/nodir/study.db"]),
     ("tune --storage a one-byte file that is not a database", "notdb.txt", _TUNE + ["--storage", "{ws}/notdb.txt"]),

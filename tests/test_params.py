@@ -60,3 +60,16 @@ def test_whole_number_arguments_outside_the_constructor_refuse_a_bool():
     with pytest.raises(InputError, match="^window: is True"):
         _check_window(True, 0, 10)
     assert _check_window(np.int64(256), np.int32(90), 10) == (256, 90)
+
+
+def test_epochs_reason_only_for_a_number_below_one():
+    """"(0 epochs would train nothing)" was said of 'abc', None and 1.5 too."""
+    cls = DETECTORS["ganomaly"]
+    for bad in ("abc", None, 1.5):
+        with pytest.raises(InputError, match=r"^epochs: is .*\. Fix") as e:
+            cls(epochs=bad).fit(np.zeros((40, 4), np.float32))
+        assert "would train nothing" not in str(e.value)
+    with pytest.raises(InputError, match=r"^epochs: is 0 \(0 epochs would train nothing\)"):
+        cls(epochs=0).fit(np.zeros((40, 4), np.float32))
+    with pytest.raises(InputError, match=r"^encoder_epochs: is 'x'\. Fix"):
+        DETECTORS["fanogan"](encoder_epochs="x").fit(np.zeros((40, 4), np.float32))

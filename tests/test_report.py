@@ -399,3 +399,10 @@ def test_report_renders_in_headless_chromium(tmp_path, scored, history, examples
     assert loaded and total, f"the load script did not run: {body.group(0)}"
     assert int(total.group(1)) == 6
     assert int(loaded.group(1)) == int(total.group(1)) > 0
+
+
+def test_report_to_a_folder_is_refused_naming_it(tmp_path, rng):
+    """write_report(folder): a raw IsADirectoryError from the final rename, after the whole render."""
+    with pytest.raises(InputError, match=rf"^path {re.escape(str(tmp_path))}: is a folder, not a file\. Fix: .*report\.html"):
+        write_report(tmp_path, title="x", scores=rng.normal(size=20))
+    assert list(tmp_path.iterdir()) == []

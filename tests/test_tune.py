@@ -309,7 +309,7 @@ def test_a_dataframe_tuned_model_keeps_its_columns(X):
     has them) and scored a DataFrame with its columns in another order without a word."""
     cols = [f"f{i}" for i in range(8)]
     df = pd.DataFrame(X[:200], columns=cols)
-    det = tune(df, n_trials=1, params={"epochs": 1}, search_space=_only({"knn_weight": 0.5})).detector
+    det = tune(df, n_trials=1, params={"epochs": 1}, search_space=_only({"knn_weight": {"type": "float", "low": 0.4, "high": 0.6}})).detector
     assert list(det.feature_names_in_) == cols
     with pytest.raises(InputError, match="another order"):
         det.decision_function(df[cols[::-1]])
@@ -375,7 +375,7 @@ def test_cli_tune_into_a_new_folder(csvs):
     assert (csvs / "new" / "dir" / "ganad-tune.db").exists() and (csvs / "new" / "dir" / "model" / "tuning.json").exists()
     # refused inside the search (after the folder was made): the folder goes again
     r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "other" / "dir" / "model"), "--tune-fraction", "1.5"])
-    assert r.exit_code != 0 and "tune_fraction" in r.output, r.output
+    assert r.exit_code != 0 and "--tune-fraction: is 1.5" in r.output, r.output
     assert not (csvs / "other").exists()
 
 
@@ -400,7 +400,9 @@ def test_cli_errors_write_nothing(csvs):
     (csvs / "space.json").write_text("[1, 2]")
     cases = [(["--method", "gan"], "method"), (["--trials", "0"], "--trials: is 0"), (["--space", str(csvs / "space.json")], "--space"),
              (["--device", "no-such-device"], "device: 'no-such-device' is not a device"),  # ran every trial, each failing
-             (["--epochs", "0"], "params['epochs']: is 0"),
+             (["--epochs", "0"], "--epochs: is 0"),  # named as the option, not as tune()'s params['epochs']
+             (["--timeout", "-1"], "--timeout: is -1"), (["--seed", "-1"], "--seed: is -1"),
+             (["--tune-fraction", "0"], "--tune-fraction: is 0"),
              (["--storage", f"sqlite:///{csvs / 'no' / 'x.db'}"], "storage"),
              (["--val-data", str(csvs / "val.csv")], "--label-column"),
              (["--label-column", "label"], "without --val-data")]  # it was ignored: the label-free objective ran
@@ -624,3 +626,89 @@ def test_a_worker_that_lost_a_queued_trial_to_another_goes_on(X, tmp_path, monke
     monkeypatch.setattr(optuna.study.Study, "optimize", other_error)
     with pytest.raises(ValueError, match="something else"):
         tune(X[:200], n_trials=4, storage=url, study_name="r", search_space=space, params={"epochs": 1}, refit=False, seed=0)
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+
+def test_the_tuning_record_is_part_of_the_models_atomic_write(csvs, monkeypatch):
+    """tuning.json was written after det.save(): a kill between the two left a model without it.
+    It is now in the folder that replaces OUTPUT in one step; a refit forgets the record."""
+    import ganad.io
+    seen, real = [], ganad.io.replace_dir
+
+    def spy(tmp, path):
+        seen.append(sorted(p.name for p in Path(tmp).iterdir()))
+        return real(tmp, path)
+
+    monkeypatch.setattr(ganad.io, "replace_dir", spy)
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "model"), "--trials", "1", "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert seen == [["config.json", "model.safetensors", "tuning.json"]]
+    rec = json.loads((csvs / "model" / "tuning.json").read_text())
+    assert rec["study_name"] == "ganomaly-train" and rec["best_trial"] == 0
+    import ganad
+    det = ganad.load(csvs / "model")
+    assert det.tuning_ == rec  # read back with the model: a load and a save elsewhere keep it
+    det.save(csvs / "copy")
+    assert json.loads((csvs / "copy" / "tuning.json").read_text()) == rec
+    (csvs / "copy" / "tuning.json").write_text("{not json")
+    with pytest.raises(ganad.exceptions.ModelFileError, match=r"tuning.json: cannot be read as JSON"):
+        ganad.load(csvs / "copy")
+    det.fit(pd.read_csv(csvs / "train.csv").to_numpy(np.float32)[:100])  # no longer the tuned model
+    det.save(csvs / "refit")
+    assert not (csvs / "refit" / "tuning.json").exists()
+
+
+def test_a_space_of_fixed_values_only_is_refused(X):
+    """Every trial would train the same model: n_trials identical fits."""
+    with pytest.raises(InputError, match=r"^search_space: only fixes values \(knn_weight, width\).*Fix: give at least one range"):
+        tune(X, n_trials=3, params={"epochs": 1}, search_space=_only({"knn_weight": 0.5, "width": 8}))
+
+
+def test_a_key_in_params_and_in_the_space_is_refused(X, csvs):
+    """The space's entry was dropped without a word: the user's range was never searched."""
+    with pytest.raises(InputError, match=r"^search_space\['epochs'\]: is given, and params\['epochs'\] fixes it too \(1\)"):
+        tune(X, n_trials=1, params={"epochs": 1}, search_space={"epochs": {"type": "int", "low": 1, "high": 3}})
+    with pytest.raises(InputError, match="fixes it too"):
+        tune(X, n_trials=1, params={"latent_dim": 8}, search_space={"latent_dim": 8})
+    tune(X, n_trials=1, params={"epochs": 1, "latent_dim": 8}, search_space={"latent_dim": None}, refit=False)  # None: not searched
+    (csvs / "space.json").write_text(json.dumps({"epochs": {"type": "int", "low": 1, "high": 3}}))
+    r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "m"), "--epochs", "1", "--space", str(csvs / "space.json")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code != 0 and "entry ['epochs']: is given, and --epochs fixes it too (1)" in msg and msg.startswith("error: --space "), r.output
+    assert "Fix: give epochs in one of them: --epochs to fix it for every trial" in msg and "params[" not in msg
+    assert not (csvs / "m").exists()
+
+
+def test_the_pruners_warm_up_follows_the_epochs_of_the_space(X):
+    """The warm-up was a third of params['epochs'] or of the default (GANomaly: 50 -> 16 steps), even
+    when the space fixes or draws fewer: a trial of 3 epochs was never pruned."""
+    space = {"epochs": {"type": "categorical", "choices": [2, 1]}}
+    r = tune(X, n_trials=1, search_space=_only(space), refit=False)
+    assert r.study.pruner._n_warmup_steps == 1
+    r = tune(X, n_trials=1, search_space=_only({"epochs": {"type": "int", "low": 6, "high": 7}}), refit=False, enqueue_defaults=False,
+             enqueue=[{"epochs": 6}])
+    assert r.study.pruner._n_warmup_steps == 2
+
+
+def test_labelled_study_resumes_with_another_tune_fraction(X, tmp_path):
+    """--tune-fraction is unused with labelled validation data, but was stored: a resume with another was refused."""
+    X_val = np.r_[manifold(40, 7), np.random.RandomState(7).uniform(-1, 1, (10, 8)).astype(np.float32)]
+    y_val = np.r_[np.zeros(40, int), np.ones(10, int)]
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    space = _only({"knn_weight": {"type": "float", "low": 0.0, "high": 1.0}})
+    kw = dict(storage=url, study_name="s", X_val=X_val, y_val=y_val, params={"epochs": 1}, search_space=space, refit=False)
+    tune(X, n_trials=1, tune_fraction=0.2, **kw)
+    r = tune(X, n_trials=1, tune_fraction=0.3, **kw)
+    assert len(r.study.trials) == 1 and "ganad_tune_fraction" not in r.study.user_attrs
+    with pytest.raises(InputError, match="other settings"):  # label-free: the fraction still counts
+        tune(X, n_trials=1, storage=url, study_name="s", params={"epochs": 1}, search_space=space)
+
+
+def test_redact_keeps_paths_and_hides_passwords_only():
+    from ganad.tune import _redact
+    assert _redact("sqlite:////data/me@work/study.db") == "sqlite:////data/me@work/study.db"
+    assert _redact("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
+    assert _redact("postgresql://user@host/db") == "postgresql://user@host/db"
+    assert _redact(None) is None

@@ -764,6 +764,7 @@ def evaluate(
     With --ranges (series scores): point AUROC/AUPRC, VUS-PR, event F1 without point adjustment, PA-F1 beside PA%K."""
     import json
     import pandas as pd
+    from ganad.files import write_text
     from ganad.metrics import evaluate as _evaluate
     try:  # before any work, as fit and score do: never a traceback, never a file replaced without --overwrite
         if output.exists() and not output.is_dir():
@@ -787,7 +788,7 @@ def evaluate(
                                  "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
             m = evaluate_series(scores, ranges, max_buffer)
             output.mkdir(parents=True, exist_ok=True)
-            (output / "metrics.json").write_text(json.dumps(m, indent=2))
+            write_text(output / "metrics.json", json.dumps(m, indent=2))  # atomic: never a half-written file
         except (GanadError, ValueError) as exc:
             _fail(exc)
         if m.get("n_inf_scores"):
@@ -810,9 +811,10 @@ def evaluate(
         if "score" not in df.columns:
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
         y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep)
-        s = df["score"].to_numpy(dtype=np.float64)
-        from ganad.metrics import _inf_on_top
+        s = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)  # a non-number: NaN, refused below
+        from ganad.metrics import _finite_scores_file, _inf_on_top
         s, n_inf = _inf_on_top(s)
+        _finite_scores_file(s, scores)  # named as the file, not as "scores"
         if n_inf:
             console.print(f"note: {n_inf} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
         pred = df["label"].to_numpy() if "label" in df.columns else None
@@ -821,7 +823,7 @@ def evaluate(
             pred = (s > tau).astype(np.int64)
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
         output.mkdir(parents=True, exist_ok=True)
-        (output / "metrics.json").write_text(json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
+        write_text(output / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
         from ganad.report import pr_figure, roc_figure, save_png, write_report
         save_png(roc_figure(y, s, tau), output / "roc.png")
         save_png(pr_figure(y, s, tau), output / "pr.png")
@@ -1197,16 +1199,17 @@ def tune(
         try:
             res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
                          search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout)
-        except BaseException:
+        except BaseException as exc:
             for d in made:  # refused before any trial: leave no empty folders behind
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
+            if isinstance(exc, GanadError):
+                raise _tune_cli_error(exc, data, space, val_data, label_column) from exc
             raise
         det = res.detector
         if names is not None and len(names) == det.n_features_in_:
             det.feature_names_in_ = np.asarray(names, dtype=object)
-        det.save(output)
-        T.write_tuning_record(det, output)
+        det.save(output)  # with tuning.json (det.tuning_), in the one atomic replacement of the folder
     except (GanadError, ValueError) as exc:
         _fail(exc)
     tab = Table(title=f"study {res.study.study_name}: best trials (objective: {res.objective}, higher = better)")
@@ -1220,6 +1223,31 @@ def tune(
     console.print(f"[green]tuned[/] {type(det).__name__}: {s['n_complete']} complete, {s['n_pruned']} pruned, {s['n_failed']} failed trial(s) "
                   f"in {time.perf_counter() - t0:.1f}s; best trial {s['best_trial']} ({s['best_value']:.4f}) refitted and saved to {output}; "
                   f"storage {T._redact(T.storage_url(url))}")
+
+
+def _tune_cli_error(exc: GanadError, data: Path, space: Optional[Path], val_data: Optional[Path],
+                    label_column: Optional[str]) -> GanadError:
+    """An error of ganad.tune.tune() with its Python names (``timeout``, ``params['epochs']``,
+    ``search_space[...]``, ``X``) replaced by the command-line options and files they came from."""
+    import re
+    msg = str(exc)
+    val = f"--val-data {val_data}"
+    heads = {"timeout": "--timeout", "seed": "--seed", "method": "--method", "n_trials": "--trials", "storage": "--storage",
+             "X": f"DATA {data}", "X_val": val, "X_val / y_val": val, "y_val": f"{val} (labels, column {label_column})"}
+    m = re.match(r"(X_val / y_val|[A-Za-z_]+)(?=: )", msg)
+    if m and m.group(1) in heads:
+        msg = heads[m.group(1)] + msg[m.end():]
+    msg = msg.replace("(X_val, y_val / --val-data)", "(--val-data)")
+    msg = re.sub(r"params\['epochs'\]", "--epochs", msg)
+    msg = re.sub(r"params\['device'\]", "--device", msg)
+    msg = re.sub(r"\btune_fraction\b", "--tune-fraction", msg)
+    msg = re.sub(r"\bsearch_space\[", f"--space {space} entry [" if space is not None else "--space entry [", msg)
+    msg = re.sub(r"\bsearch_space\b", f"--space {space}" if space is not None else "--space", msg)
+    msg = msg.replace("a positive number of seconds, or None (no limit)", "a positive number of seconds, or leave --timeout out (no limit)")
+    try:
+        return type(exc)(msg)
+    except TypeError:  # an error class with other constructor arguments
+        return GanadError(msg)
 
 
 def _make_parent(output: Path) -> list:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad.files import write_text
+
 
 def digits_novelty_split(digit: int = 0, seed: int = 0, test_fraction: float = 0.3):
     """Train on normal digits (all but ``digit``); validation and test hold out normal digits plus
@@ -58,7 +60,7 @@ def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) 
     metrics = {"auroc": ev.auroc, "auprc": ev.auprc, "f1": ev.f1, "mcc": ev.mcc, "precision": ev.precision,
                "recall": ev.recall, "threshold": threshold, "fit_seconds": fit_s, "score_seconds": score_s,
                "n_train": int(len(X_train)), "n_test": int(len(X_test)), "n_novel_test": int(y_test.sum())}
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text(output / "metrics.json", json.dumps(metrics, indent=2))  # atomic: never a half-written file
     save_png(roc_figure(y_test, r.scores, threshold), output / "roc.png")
     save_png(pr_figure(y_test, r.scores, threshold), output / "pr.png")
     top = np.argsort(-r.scores)[:6]

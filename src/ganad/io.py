@@ -45,7 +45,9 @@ SERIES_CONFIG = "series.json"
 MULTIVIEW_CONFIG = "multiview.json"
 #: what ganad itself writes in a model directory: saving over one replaces the whole directory, so
 #: anything else there (an exported model.onnx, scores, notes) is refused rather than deleted
-MODEL_DIR_ENTRIES = frozenset({CONFIG, WEIGHTS, SERIES_CONFIG, MULTIVIEW_CONFIG, "detector", "views", "tuning.json"})
+#: ganad.tune's record of the search that chose a tuned model (written by save_model with the model)
+TUNING = "tuning.json"
+MODEL_DIR_ENTRIES = frozenset({CONFIG, WEIGHTS, SERIES_CONFIG, MULTIVIEW_CONFIG, "detector", "views", TUNING})
 
 
 def member_seeds(seed: int, k: int) -> list[int]:
@@ -146,13 +148,20 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
         config["state"]["members"] = [_state(m) for m in members]
         for i, m in enumerate(members):
             tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
+    tuning = det.__dict__.get("tuning_")
+    if tuning is not None:
+        tuning = json.dumps(tuning, indent=2, default=str)
     recover_dir(path, CONFIG)
     mode = umask_mode()
     tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-        for f in (WEIGHTS, CONFIG):
+        files = [WEIGHTS, CONFIG]
+        if tuning is not None:  # ganad.tune's record: in the same folder replacement, so a model never lacks it
+            (tmp / TUNING).write_text(tuning)
+            files.append(TUNING)
+        for f in files:
             os.chmod(tmp / f, 0o666 & mode)
             fsync_path(tmp / f)
         os.chmod(tmp, 0o777 & mode)
@@ -655,4 +664,13 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:
         raise ModelFileError(_fmt(str(path), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})",
                                   "re-train and save the model with this ganad version")) from exc
+    tfile = Path(path) / TUNING
+    if tfile.is_file():  # ganad.tune's record goes with the model: a load and save elsewhere keeps it
+        try:
+            record = json.loads(tfile.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelFileError(_fmt(str(tfile), f"cannot be read as JSON ({type(exc).__name__}: {exc})",
+                                      "restore it from a backup, or delete it (the record of the tuning search; the model does not need it)")) from exc
+        if isinstance(record, dict):
+            det.tuning_ = record
     return det

@@ -34,6 +34,19 @@ def _inf_on_top(s: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(top, hi + max(1.0, abs(hi)), s), int(top.sum())
 
 
+def _finite_scores_file(s: np.ndarray, path) -> None:
+    """Refuse a scores file's 'score' column (after :func:`_inf_on_top`) holding NaN, -inf or
+    non-numbers, naming the file and the first such row (``evaluate`` would name only "scores")."""
+    from ganad.exceptions import DataFileError
+    bad = ~np.isfinite(s)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataFileError(_fmt(str(path), f"has {int(bad.sum())} NaN, -inf or non-numeric value(s) in its 'score' column, the first at row {first} "
+                                 "(counting from 0 below the header)",
+                                 "score the data again (`ganad score --nonfinite max` ranks rows whose score overflows first), "
+                                 "or drop those rows from the scores and the labels"))
+
+
 def _both_classes(y, name="y_true"):
     if y.size == 0:
         raise InputError(_fmt(name, "is empty", "pass scored samples with both normal (0) and anomalous (1) labels"))

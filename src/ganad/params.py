@@ -101,15 +101,16 @@ none = Constraint(lambda v: v is None, "None")
 @dataclass(frozen=True)
 class Param:
     """What one parameter accepts: any of ``accepts``; ``fix`` is the message's "Fix:" (default:
-    "pass <what the constraints accept>"), ``why`` is appended to "is <value>". ``validator``, where
+    "pass <what the constraints accept>"), ``why`` is appended to "is <value>" (a function of the
+    value gives the text for that value, e.g. :func:`below`). ``validator``, where
     given, replaces the constraints: a function of the value that raises its own error."""
 
     accepts: tuple[Constraint, ...] = ()
     fix: str | None = None
-    why: str = ""
+    why: str | Callable[[Any], str] = ""
     validator: Callable[[Any], Any] | None = None
 
-    def __init__(self, *accepts: Constraint, fix: str | None = None, why: str = "",
+    def __init__(self, *accepts: Constraint, fix: str | None = None, why: str | Callable[[Any], str] = "",
                  validator: Callable[[Any], Any] | None = None):
         object.__setattr__(self, "accepts", accepts)
         object.__setattr__(self, "fix", fix)
@@ -123,7 +124,14 @@ class Param:
         if any(c(value) for c in self.accepts):
             return
         fix = self.fix if self.fix is not None else "pass " + " or ".join(c.text for c in self.accepts)
-        raise InputError(_fmt(name, f"is {value!r}{self.why}", fix.replace("{name}", name)))
+        why = self.why(value) if callable(self.why) else self.why
+        raise InputError(_fmt(name, f"is {value!r}{why}", fix.replace("{name}", name)))
+
+
+def below(low: int, text: str) -> Callable[[Any], str]:
+    """A ``why`` for :class:`Param` that applies to whole numbers below ``low`` only (" (0 epochs
+    would train nothing)" explains 0, not 'abc', 1.5 or None)."""
+    return lambda v: text if is_int(v) and v < low else ""
 
 
 def constraints_of(cls: type) -> dict[str, Param]:

@@ -217,6 +217,22 @@ def _check_values(cls, fixed: dict, space: dict) -> None:
                                   fix or "pass a value the method accepts")) from exc
 
 
+def _fewest_epochs(fixed: dict, space: dict, default: int) -> int:
+    """The fewest epochs a trial can train: fixed by ``params``, else the smallest the search space
+    can draw (its plain value, lowest bound or smallest choice), else the method's default. The
+    pruner's warm-up is a third of it, so no trial is pruned before a third of its training."""
+    if "epochs" in fixed:
+        return int(fixed["epochs"])
+    s = space.get("epochs")
+    if s is None:
+        return int(default)
+    if s["type"] == "fixed":
+        return int(s["value"])
+    if s["type"] == "categorical":
+        return int(min(s["choices"]))
+    return int(math.ceil(s["low"]))
+
+
 def _suggest(trial, space: dict) -> dict:
     p = {}
     for k, s in space.items():
@@ -445,8 +461,11 @@ def _trial_seeded_tpe(seed: int):
 
 
 def _study_attrs(method, labelled, data_shape, tune_fraction, seed) -> dict:
+    """The settings a study records and a resume must repeat; the hold-out fraction only for the
+    label-free objective (with labelled validation data no row is held out: it changes nothing)."""
     return {"ganad_method": method, "ganad_objective": "labelled-auroc" if labelled else "synthetic-auroc",
-            "ganad_data_shape": list(data_shape), "ganad_tune_fraction": float(tune_fraction), "ganad_seed": int(seed)}
+            "ganad_data_shape": list(data_shape), **({} if labelled else {"ganad_tune_fraction": float(tune_fraction)}),
+            "ganad_seed": int(seed)}
 
 
 @dataclass
@@ -482,7 +501,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     (same ``storage`` and ``study_name``) runs only those still missing, and several workers on
     one storage share the target. ``search_space`` entries replace or extend (``None`` removes)
     those of :func:`default_space`; ``params`` are fixed detector parameters of every trial and the
-    refit (e.g. ``{"epochs": 10}``). Without ``X_val`` / ``y_val`` the objective is label-free
+    refit (e.g. ``{"epochs": 10}``). A parameter both in ``params`` and (not ``None``) in
+    ``search_space`` is refused, and so is a space of plain (fixed) values only. Without ``X_val`` / ``y_val`` the objective is label-free
     (module docstring); with them, the AUROC on them. The first trial of a new study is the
     method's defaults (``enqueue_defaults``), so the best trial is never worse than the defaults on
     the objective. The best trial is refitted on all of ``X`` with ``random_state=seed``. Unless a
@@ -539,17 +559,25 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     if search_space is not None:
         if not isinstance(search_space, dict):
             raise InputError(_fmt("search_space", f"is a {type(search_space).__name__}", "pass a dict of parameter -> distribution"))
+        both = [k for k, v in search_space.items() if k in fixed and v is not None]
+        if both:  # which one holds? The space's entry was dropped without a word
+            k = both[0]
+            raise InputError(_fmt(f"search_space[{k!r}]", f"is given, and params[{k!r}] fixes it too ({fixed[k]!r})",
+                                  f"give {k} in one of them: params[{k!r}] to fix it for every trial, or the search space to search it"))
         space.update(search_space)
-    space = {k: v for k, v in space.items() if k not in fixed}
+    space = {k: v for k, v in space.items() if k not in fixed}  # the default entries of what params fixes
     space = check_space(space, cls)
     if not space:
         raise InputError(_fmt("search_space", "is empty", "leave at least one parameter to search"))
+    if all(s["type"] == "fixed" for s in space.values()):  # every trial would train the same model, n_trials times
+        raise InputError(_fmt("search_space", f"only fixes values ({', '.join(sorted(space))}), so every trial would be the same",
+                              "give at least one range or list of choices to search; to train one model with fixed values, use fit"))
     _check_values(cls, fixed, space)  # before the study is touched: a value fit refuses would fail every trial
 
     url = storage_url(storage)
     st = _open_storage(url)
     name = study_name or f"ganad-{method}"
-    epochs = int(fixed.get("epochs", cls().get_params()["epochs"]))
+    epochs = _fewest_epochs(fixed, space, cls().get_params()["epochs"])
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
     if sampler is None:
@@ -679,11 +707,20 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
 
 
 def _redact(url: str | None) -> str | None:
-    """A database URL without its password (for the model's tuning record)."""
-    if url is None or "@" not in url:
+    """A database URL without its password (for the model's tuning record and the printed
+    summary): ``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db``. Only the
+    URL's authority (between ``://`` and the next ``/``) is looked at: an SQLite file path holding
+    an ``@`` is no password."""
+    if url is None or "://" not in url:
         return url
     head, tail = url.split("://", 1)
-    return f"{head}://***@{tail.split('@', 1)[1]}"
+    netloc, slash, rest = tail.partition("/")
+    if "@" not in netloc:
+        return url
+    userinfo, host = netloc.rsplit("@", 1)
+    if ":" not in userinfo:  # a user without a password
+        return url
+    return f"{head}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{rest}"
 
 
 class _quiet_optuna:
@@ -700,8 +737,10 @@ class _quiet_optuna:
 
 
 def write_tuning_record(det, model_dir) -> Path:
-    """``tuning.json`` beside a saved model: study, objective, best trial and parameters (written
-    to a temporary file and renamed, never half-written)."""
+    """``tuning.json`` beside an already saved model: study, objective, best trial and parameters
+    (written to a temporary file and renamed, never half-written). ``det.save(path)`` of a tuned
+    detector writes it already, in the same atomic replacement as the model (what ``ganad tune``
+    does); this is for a record added afterwards."""
     d = Path(model_dir)
     rec = json.dumps(getattr(det, "tuning_", {}), indent=2, default=str)
     fd, tmp = tempfile.mkstemp(prefix=".tuning.json.", dir=d)

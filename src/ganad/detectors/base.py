@@ -38,7 +38,7 @@ from ganad.io import load_model, member_seeds, save_model
 from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
-from ganad.params import is_int, Param, custom, instance, integer, none, options, real, validate_params
+from ganad.params import is_int, Param, below, custom, instance, integer, none, options, real, validate_params
 from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
@@ -269,7 +269,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "n_members": Param(integer(1), fix=_positive()),
     "n_neighbors": Param(integer(1), fix=_positive()),
     "latent_dim": Param(integer(1, 2**31 - 1), fix=_positive()),
-    "epochs": Param(integer(1), why=" (0 epochs would train nothing)", fix=_positive()),
+    "epochs": Param(integer(1), why=below(1, " (0 epochs would train nothing)"), fix=_positive()),
     "n_critic": Param(integer(1), fix=_positive()),
     "score_batch_size": Param(integer(1), fix=_positive()),
     "width": Param(none, integer(1, 2**31 - 1), fix=_positive() + ", or None for the family's default"),
@@ -627,7 +627,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
         for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                      "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
-                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_"):
+                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
+                     "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
             self.__dict__.pop(attr, None)
         self.data_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.data_shape_))

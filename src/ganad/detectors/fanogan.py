@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
-from ganad.params import Param, integer, none
+from ganad.params import Param, below, integer, none
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import gan_stage, make_optimizer
 from ganad.training.loop import Stage
@@ -41,7 +41,7 @@ class FAnoGAN(EncoderDetector):
                            encoder_epochs=None)
 
     _parameter_constraints = {
-        "encoder_epochs": Param(none, integer(1), why=" (an untrained encoder would score nonsense)",
+        "encoder_epochs": Param(none, integer(1), why=below(1, " (an untrained encoder would score nonsense)"),
                                 fix="pass a positive integer, or None to use epochs"),
     }
 

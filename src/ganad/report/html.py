@@ -324,6 +324,8 @@ def write_report(
     any, is left untouched and no partial file remains.
     """
     path = Path(path)
+    if path.is_dir():  # else a raw IsADirectoryError from the final rename, after the whole render
+        raise InputError(_fmt(f"path {path}", "is a folder, not a file", f"pass a file path such as {path / 'report.html'}"))
     doc = _render(title=title, scores=scores, labels=labels, classes=classes, threshold=threshold, metrics=metrics,
                   history=history, examples=examples, tables=tables, notes=notes, max_examples=max_examples)
     path.parent.mkdir(parents=True, exist_ok=True)

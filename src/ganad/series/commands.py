@@ -258,8 +258,9 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
         if c not in df.columns:
             raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
     y = _range_labels(df, ranges)
-    from ganad.metrics import _inf_on_top
+    from ganad.metrics import _finite_scores_file, _inf_on_top
     scores_, n_inf = _inf_on_top(pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64))
+    _finite_scores_file(scores_, scores)
     df["score"] = scores_  # `ganad score --nonfinite max` rows ranked first, as `ganad evaluate --labels` does
     inf_note = {"n_inf_scores": n_inf} if n_inf else {}
     pred = df["label"].to_numpy() if "label" in df.columns else None

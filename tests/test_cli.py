@@ -425,3 +425,22 @@ def test_evaluate_names_the_scores_file_holding_nan(tmp_path):
         msg = " ".join(r.output.split())
         assert r.exit_code == 2 and f"{tmp_path / 's.csv'}: has 1 NaN" in msg and "row 3" in msg and "Fix:" in msg, r.output
         assert not (tmp_path / out / "metrics.json").exists()
+
+
+def test_score_leaves_no_empty_folder_when_the_data_is_refused(workdir, tmp_path):
+    """The scores file's folder was made before the data was read, so a refused file left an empty
+    folder behind; --maps in a folder that did not exist yet crashed with FileNotFoundError."""
+    d = workdir
+    te = pd.read_csv(d / "test.csv")
+    te["f3"] = te["f3"].astype(object)
+    te.loc[len(te) - 1, "f3"] = "oops"  # refused while the file is read, after the header was checked
+    te.to_csv(tmp_path / "bad.csv", index=False)
+    for extra in ([], ["--maps", str(tmp_path / "mapsdir" / "deep" / "m.npy")]):
+        r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "bad.csv"), "-o", str(tmp_path / "new" / "sub" / "s.csv"),
+                                "--exclude", "id", *extra])
+        assert r.exit_code == 2 and "bad.csv" in r.output and "Fix" in r.output, r.output
+        assert not (tmp_path / "new").exists() and not (tmp_path / "mapsdir").exists()
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "new" / "s.csv"), "--exclude", "id",
+                            "--maps", str(tmp_path / "mapsdir" / "m.npy")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "new" / "s.csv").is_file() and np.load(tmp_path / "mapsdir" / "m.npy").shape[0] == len(te)

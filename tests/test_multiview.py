@@ -595,3 +595,31 @@ def test_calibrate_refuses_to_write_over_another_view_of_a_multiview_model(fitte
     assert ganad.load(tmp_path / "mv").views_ == ["beat", "rhythm"]
     r = run(app, ["calibrate", str(tmp_path / "mv" / "views" / "rhythm"), str(tmp_path / "r.npy"), "-o", str(tmp_path / "rhythm2")])
     assert r.exit_code == 0, r.output
+
+
+def test_score_with_views_refuses_chunk_rows_and_leaves_no_folder(tmp_path):
+    """--chunk-rows was ignored without a word with --view (every view file is read whole): refused
+    now; a refused view file leaves no (empty) folder for the scores behind."""
+    import pandas as pd
+    from ganad.cli import app
+    run = CliRunner().invoke
+    tr, te = _views(120), _views(30, seed=4)
+    np.save(tmp_path / "beat.npy", tr["beat"])
+    pd.DataFrame(tr["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr.csv", index=False)
+    np.save(tmp_path / "beat_te.npy", te["beat"])
+    pd.DataFrame(te["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr_te.csv", index=False)
+    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
+                  "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    views = ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te.csv'}"]
+    r = run(app, ["score", str(tmp_path / "m"), *views, "-o", str(tmp_path / "new" / "s.csv"), "--chunk-rows", "10"])
+    assert r.exit_code == 2 and "--chunk-rows 10" in r.output and "--view" in r.output and "Fix" in r.output, r.output
+    assert not (tmp_path / "new").exists()
+    bad = pd.DataFrame(te["rhythm"], columns=["pre", "post", "ratio"]).astype(object)
+    bad.loc[5, "post"] = "oops"
+    bad.to_csv(tmp_path / "rr_bad.csv", index=False)
+    r = run(app, ["score", str(tmp_path / "m"), "--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_bad.csv'}",
+                  "-o", str(tmp_path / "new" / "s.csv")])
+    assert r.exit_code == 2 and "rr_bad.csv" in r.output and not (tmp_path / "new").exists(), r.output
+    r = run(app, ["score", str(tmp_path / "m"), *views, "-o", str(tmp_path / "new" / "s.csv")])
+    assert r.exit_code == 0 and (tmp_path / "new" / "s.csv").is_file(), r.output

@@ -460,3 +460,21 @@ def test_a_large_stream_chunk_is_scored_in_blocks_all_or_nothing(fitted, anomalo
     full = fitted.stream()
     full.update(anomalous_series[:100])
     np.testing.assert_allclose(rest.scores, full.update(anomalous_series[100:]).scores, rtol=1e-6, atol=1e-6)
+
+
+def test_event_fields_are_plain_python_types_for_json():
+    """An event's length was a numpy int64 (points counted from numpy run bounds), which json.dumps refuses."""
+    import json
+
+    from ganad.series.detector import EventTracker
+    tr = EventTracker(["a", "b"], series=np.int64(3), gap=2)
+    lab = np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1], dtype=np.int64)
+    scores = np.linspace(0.0, 1.0, len(lab))
+    t = np.arange(len(lab), dtype=np.float64) * 0.5
+    opened, closed = tr.feed(np.arange(len(lab)), scores, lab, np.ones((len(lab), 2)), time=t)
+    closed += tr.finish()
+    assert len(closed) == 2 and closed[0]["length"] == 4
+    for ev in opened + closed:
+        json.dumps(ev)  # raised TypeError: Object of type int64 is not JSON serializable
+        for k, v in ev.items():
+            assert v is None or type(v) in (int, float, str), (k, type(v))

@@ -180,3 +180,43 @@ def test_nab_folder_of_own_series_skips_and_refuses_with_reasons(tmp_path, monke
     (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
     with pytest.raises(Exception, match="has no entry for 'mine/shuffled.csv'"):
         run_nab(root, groups=["mine"], methods=["fanogan"], peers=[], window=16)
+
+
+def test_nab_small_data_warning_names_the_series_and_counts_are_unambiguous(tmp_path):
+    """Inside the nab benchmark the detector's small-data warning said "X: has N windows ..." (the
+    API's name for the data), not which series; config.n_series counted the series selected
+    (skipped included) while the summary's n_series counted those measured."""
+    pytest.importorskip("pyod")
+    root = tmp_path / "nab"
+    _fake_nab(root)
+    labels = json.loads((root / "labels" / "combined_windows.json").read_text())
+    t = pd.date_range("2024-01-01", periods=100, freq="5min")
+    pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "value": np.arange(100.0)}).to_csv(
+        root / "data" / "artificialWithAnomaly" / "tiny.csv", index=False)
+    labels["artificialWithAnomaly/tiny.csv"] = []
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    with pytest.warns(UserWarning) as rec:
+        res = run_nab(tmp_path, methods=["fanogan"], peers=[], window=16, stride=4, train_fraction=0.3, epochs=1)
+    small = [str(w.message) for w in rec if "held-out slice" in str(w.message)]
+    assert small and all(m.startswith("artificialWithAnomaly/toy training part (fanogan): has ") for m in small), small
+    assert not any(str(w.message).startswith("X") for w in rec)
+    cfg = res["config"]
+    assert "n_series" not in cfg and cfg["n_series_selected"] == 2 and cfg["n_series_measured"] == 1 and cfg["n_series_skipped"] == 1
+    assert all(s["n_series"] == cfg["n_series_measured"] for s in res["summary"].values())
+
+
+def test_nab_missing_label_entry_hint_fits_the_cli_and_the_api(tmp_path):
+    """The hint suggested labels_file=, an argument `ganad benchmark nab` does not have."""
+    from ganad.data.nab import load_nab
+    root = tmp_path / "nab"
+    _fake_nab(root)
+    (root / "labels" / "combined_windows.json").write_text("{}")
+    r = runner.invoke(app, ["benchmark", "nab", "--data", str(tmp_path), "-o", str(tmp_path / "out"), "--methods", "none",
+                            "--peers", "none", "--window", "16"])
+    out = " ".join(r.output.split())
+    assert r.exit_code != 0 and "has no entry for 'artificialWithAnomaly/toy.csv'" in out, r.output
+    assert "labels/combined_windows.json" in out and "Fix:" in out and "--data" in out
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(Exception, match="has no entry") as ei:
+        load_nab(root, "toy", labels_file=tmp_path / "other.json")
+    assert "labels_file=" not in str(ei.value) and "[]" in str(ei.value)

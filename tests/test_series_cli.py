@@ -382,3 +382,61 @@ def test_scoring_a_folder_names_the_file_of_a_short_series_or_a_time_going_back(
     pd.read_csv(d / "test.csv").iloc[:100].to_csv(tmp_path / "f" / "b.csv", index=False)  # with its text column 'status'
     r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "f"), "-o", str(tmp_path / "s.csv")])
     assert r.exit_code == 0 and "column(s) ['status']" in " ".join(r.output.split()) and "were not read" in r.output, r.output
+
+
+def test_stream_skips_a_rotated_files_header_but_refuses_other_text(work):
+    """`tail -F` on a rotated file sends the new file's header mid-stream: it ended the stream with an
+    error; a line identical to the header read first is skipped now, any other text is still refused."""
+    d = work
+    te = pd.read_csv(d / "test.csv")
+    rows = [f"{a!r},{b!r}" for a, b in zip(te.temp, te.pressure)]
+    plain = runner.invoke(app, ["stream", str(d / "model")], input="temp,pressure\n" + "\n".join(rows) + "\n")
+    assert plain.exit_code == 0, plain.output
+    rotated = "temp,pressure\n" + "\n".join(rows[:300]) + "\n \ufefftemp,pressure \n" + "\n".join(rows[300:]) + "\n"
+    r = runner.invoke(app, ["stream", str(d / "model"), "--batch", "5"], input=rotated)
+    assert r.exit_code == 0, r.output
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("point")] == [ln for ln in plain.stdout.splitlines() if ln.startswith("point")]
+    # another text line (here a header in another order) is no repeat: refused with its line number
+    r = runner.invoke(app, ["stream", str(d / "model")], input="temp,pressure\n" + "\n".join(rows[:50]) + "\npressure,temp\n")
+    assert r.exit_code != 0 and "stdin line 52" in r.output and "Fix" in r.output
+    # without a header first, a header-like line mid-stream is refused as before
+    r = runner.invoke(app, ["stream", str(d / "model")], input="\n".join(rows[:50]) + "\ntemp,pressure\n")
+    assert r.exit_code != 0 and "stdin line 51" in r.output
+
+
+def test_stream_reads_the_separator_and_decimal_mark_of_fit(tmp_path):
+    """A model trained with `ganad fit --sep ';' --decimal ','` could not be streamed from the same
+    kind of lines: `ganad stream` had no --sep / --decimal."""
+    tr, te = _table(1200, 0).drop(columns=["status"]), _table(300, 1, anomaly=(150, 160)).drop(columns=["status"])
+    tr.to_csv(tmp_path / "train.csv", index=False, sep=";", decimal=",")
+    te.to_csv(tmp_path / "test.csv", index=False, sep=";", decimal=",")
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--stride", "8",
+                            "--method", "fanogan", "--epochs", "1", "-q", "--sep", ";", "--decimal", ","])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv"),
+                            "--sep", ";", "--decimal", ","])
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "test.csv").read_text()
+    assert "," in lines.splitlines()[1]  # decimal commas
+    r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time", "--sep", ";", "--decimal", ",", "--batch", "9"], input=lines)
+    assert r.exit_code == 0, r.output
+    pts = [float(x.split(",")[2]) for x in r.stdout.splitlines() if x.startswith("point")]
+    ref = pd.read_csv(tmp_path / "s.csv").score
+    np.testing.assert_allclose(pts, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+    # without them the lines are refused with the options named
+    r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time"], input=lines)
+    assert r.exit_code != 0 and "--sep" in r.output and "Fix" in r.output
+    r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--sep", ";", "--decimal", ";"], input=lines)
+    assert r.exit_code != 0 and "--decimal" in r.output and "Fix" in r.output
+
+
+def test_score_of_a_series_refuses_chunk_rows_and_leaves_no_folder(work, tmp_path):
+    """--chunk-rows was ignored without a word for a series model (a series is read whole); a refused
+    series file leaves no (empty) folder for the scores behind."""
+    d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "new" / "s.csv"), "--chunk-rows", "100"])
+    assert r.exit_code == 2 and "--chunk-rows 100" in " ".join(r.output.split()) and "Fix" in r.output, r.output
+    assert not (tmp_path / "new").exists()
+    _table(20, 2).to_csv(tmp_path / "short.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "short.csv"), "-o", str(tmp_path / "new" / "s.csv")])
+    assert r.exit_code == 2 and "shorter than the window" in r.output and not (tmp_path / "new").exists()

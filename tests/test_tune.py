@@ -712,3 +712,25 @@ def test_redact_keeps_paths_and_hides_passwords_only():
     assert _redact("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
     assert _redact("postgresql://user@host/db") == "postgresql://user@host/db"
     assert _redact(None) is None
+
+
+def test_cli_npz_val_data_with_exclude_is_checked_by_width_naming_exclude(tmp_path):
+    """--exclude names CSV / Parquet columns; an NPZ --val-data has none, so --exclude was silently not
+    applied to it and rows holding the excluded column failed with "X_val: ... X ..." (names the CLI has
+    not). Now: an NPZ holding the training columns after --exclude is taken; another width is refused
+    naming the file and --exclude."""
+    rng = np.random.RandomState(0)
+    tr = pd.DataFrame(rng.randn(120, 3), columns=["a", "b", "c"])
+    tr.insert(0, "id", np.arange(120))
+    tr.to_csv(tmp_path / "train.csv", index=False)
+    Xv, yv = rng.randn(40, 4), (np.arange(40) % 4 == 0).astype(int)
+    np.savez(tmp_path / "v4.npz", X=Xv, y=yv)
+    np.savez(tmp_path / "v3.npz", X=Xv[:, 1:], y=yv)
+    base = ["tune", str(tmp_path / "train.csv"), "--exclude", "id", "--label-column", "y", "--trials", "1", "--epochs", "1",
+            "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    r = CliRunner().invoke(app, base + ["--val-data", str(tmp_path / "v4.npz"), "-o", str(tmp_path / "m4")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "v4.npz" in out and "--exclude id" in out and "no column names" in out and "Fix:" in out, r.output
+    assert "X_val" not in out and not (tmp_path / "m4").exists()
+    r = CliRunner().invoke(app, base + ["--val-data", str(tmp_path / "v3.npz"), "-o", str(tmp_path / "m3")])
+    assert r.exit_code == 0, r.output

@@ -432,7 +432,7 @@ def score(
     data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
-    chunk_rows: int = typer.Option(65536, help="Rows read and scored at a time (bounded memory for large files)."),
+    chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536). Table and image models only: --view files and series are read whole."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
     maps: Optional[Path] = typer.Option(None, "--maps", help="Table and image models: also write each sample's anomaly map (where in the input the residual |x - x_hat| lies, scaled units) as one NPY array of shape (n, *sample shape), float32, rows in the scores file's order."),
@@ -459,6 +459,10 @@ def score(
                              "Fix: ganad score model/ test.csv -o scores.csv, or ganad score model/ --view beat=b.npy --view rhythm=r.csv -o scores.csv")
         if not views:
             _refuse_multiview(model_dir, "score")
+        if chunk_rows is not None and views:  # it was ignored without a word: every view file is read whole
+            raise GanadError(f"--chunk-rows {chunk_rows}: does not apply to --view, whose files are read whole (the views of a "
+                             "sample are scored together). Fix: drop --chunk-rows, or split the view files into parts of the same rows "
+                             "and score each part")
         _refuse_existing(output, overwrite, "file")
         if maps is not None:
             if views:
@@ -489,6 +493,9 @@ def score(
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
             _refuse_key_in_series_mode(key)
+            if chunk_rows is not None:  # ignored without a word before: a series is scored whole (its windows span rows)
+                raise GanadError(f"--chunk-rows {chunk_rows}: does not apply to a series model, which reads each series whole "
+                                 "(its windows run across rows; scoring runs in bounded blocks of windows). Fix: drop --chunk-rows")
             if maps is not None:
                 raise GanadError("--maps: a series model's map is its per-channel contribution at each time point. "
                                  "Fix: pass --components instead (contrib_<channel> columns in the scores file)")
@@ -519,16 +526,19 @@ def score(
             ids = _read_id_column(data, id_column, sep, decimal)
             exclude = [*exclude, id_column] if id_column not in exclude else list(exclude)
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
-        output.parent.mkdir(parents=True, exist_ok=True)
         from ganad.files import atomic_file
         n = 0
         raw = contextlib.ExitStack()
-        with raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
+        # the output's (and the maps') new folders are made when writing starts, and removed again when the
+        # data is refused on the way (a chunk is read while the file is written): no empty folder left behind
+        with _new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
                 scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
             # maps go to a temporary raw file chunk by chunk (bounded memory), then into the NPY once the row count is known
+            if maps is not None:  # its folder may be new (-o and --maps in folders to be made, as for the scores file)
+                maps.resolve().parent.mkdir(parents=True, exist_ok=True)
             mfh = raw.enter_context(tempfile.TemporaryFile(dir=maps.resolve().parent)) if maps is not None else None
             header = None
-            for chunk in iter_chunks(data, chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
+            for chunk in iter_chunks(data, 65536 if chunk_rows is None else chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
                 if len(chunk) == 0:
                     continue
                 if bar is not None:
@@ -568,6 +578,26 @@ def score(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}" + (f"; anomaly maps -> {maps}" if maps is not None else ""))
+
+
+@contextlib.contextmanager
+def _new_folders_undone(*paths: Path):
+    """Remove the folders above ``paths`` that did not exist before the block (and are empty) when it
+    fails: an output written while its input is read leaves no empty folder when the input is refused."""
+    made: list = []
+    for path in paths:
+        p = Path(path).resolve().parent
+        while not p.exists() and p not in made:
+            made.append(p)
+            p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in sorted(made, key=lambda d: len(d.parts), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
 
 
 def _write_maps(path: Path, raw, shape: tuple) -> None:
@@ -1002,8 +1032,10 @@ def stream(
     model_dir: Path = typer.Argument(..., help="Series model directory written by `ganad fit --window`."),
     batch: int = typer.Option(1, help="Points read before scoring (1 = lowest latency; larger = more points/s)."),
     has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels (the time is skipped: a stream is one series without gaps; start a new stream after a pause)."),
+    sep: Optional[str] = typer.Option(None, help="Column separator of the lines (default ','), as for fit / score, e.g. ';'."),
+    decimal: str = typer.Option(".", help="Decimal mark of the numbers, as for fit / score, e.g. ',' for 1,5 (with --sep ';')."),
 ):
-    """Score a live series: one point per stdin line (comma-separated channels), writes `point,index,score,label`
+    """Score a live series: one point per stdin line (its channels separated by --sep, default ','; a line repeating the header, as a rotated file followed by `tail -F` starts with, is skipped), writes `point,index,score,label`
     lines and `open,start` / `close,start,end,peak_score,channels` event lines as they happen (bounded memory;
     a point is written at most window + stride - 2 points after it arrives)."""
     from ganad.series.commands import stream_lines
@@ -1014,7 +1046,7 @@ def stream(
     try:
         if batch < 1:
             raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")
-        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time)
+        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time, sep=sep, decimal=decimal)
     except (GanadError, ValueError) as exc:
         _fail(exc)
 
@@ -1192,6 +1224,15 @@ def tune(
             if names is not None and vnames is not None and list(vnames) != list(names):
                 raise GanadError(f"--val-data {val_data}: has the columns {list(vnames)[:10]}, the training data {list(names)[:10]}. "
                                  "Fix: give the validation rows the training columns, in the training order")
+            if vnames is None and Xv.shape[1:] != X.shape[1:]:
+                # an NPZ has no column names: --exclude (which names CSV / Parquet columns) cannot apply to it; its array
+                # holds the training columns as they are after --exclude (it said "X_val: ... X ...", names the CLI has not)
+                raise GanadError(f"--val-data {val_data}: its rows have the shape {tuple(Xv.shape[1:])}, the training data's "
+                                 f"{tuple(X.shape[1:])}" + (f" (after --exclude {', '.join(exclude)})" if exclude else "")
+                                 + ". Fix: give the validation rows the training columns, in the training order"
+                                 + (f"{' ' + str(list(names)[:10]) if names is not None else ''}; --exclude leaves out columns of CSV / "
+                                    "Parquet files by name, and an NPZ array has no column names, so save it without those columns "
+                                    "or pass a CSV / Parquet file" if exclude else ""))
         url = storage if storage is not None else str(output.resolve().parent / "ganad-tune.db")
         fixed = {"device": device, **({"epochs": epochs} if epochs is not None else {})}
         t0 = time.perf_counter()

@@ -774,7 +774,10 @@ def trials_table(study, top: int = 10) -> list[dict]:
 
 def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=None, decimal=".") -> tuple[np.ndarray, np.ndarray]:
     """Labelled validation data (``--val-data``): the rows (every column but the label column
-    and ``exclude``) and the labels (``label_column``: a CSV / Parquet column, or an NPZ array)."""
+    and ``exclude``) and the labels (``label_column``: a CSV / Parquet column, or an NPZ array).
+    ``exclude`` names columns of a CSV / Parquet file; an NPZ array has no column names, so its rows'
+    array is read as it is: it holds the training columns as they are after ``exclude`` (the CLI
+    checks its width against the training data's, naming --exclude)."""
     from ganad.data.io import file_format, read_array
     from ganad.data.validation import check_labels
     p = Path(path)

@@ -74,13 +74,17 @@ def nab_windows(root: str | os.PathLike, name: str, labels_file: str | os.PathLi
     try:
         table = json.loads(lp.read_text())
     except FileNotFoundError as exc:
-        raise DataFileError(_fmt(str(lp), "does not exist", "pass the NAB root holding labels/combined_windows.json, or labels_file=")) from exc
+        raise DataFileError(_fmt(str(lp), "does not exist", "pass the NAB root holding labels/combined_windows.json (CLI: --data; "
+                                             "Python: root, or labels_file= naming another windows file)")) from exc
     except (OSError, ValueError) as exc:
         raise DataFileError(_fmt(str(lp), f"is not readable JSON ({exc})", "restore the file from the NAB repository")) from exc
     entry = table.get(key + ".csv", table.get(key)) if isinstance(table, dict) else None
     if entry is None:
         raise DataFileError(_fmt(str(lp), f"has no entry for {key + '.csv'!r}",
-                                 f"add \"{key}.csv\": [] for a series without anomalies, or pass the matching labels_file="))
+                                 f"add \"{key}.csv\": [[start, end], ...] to it (\"{key}.csv\": [] for a series without anomalies)"
+                                 + ("" if labels_file is not None else
+                                    ", or move the series out of data/ (`ganad benchmark nab` reads --data's "
+                                    "labels/combined_windows.json; from Python, labels_file= names another windows file)")))
     out = []
     try:
         for start, end in entry:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -79,6 +80,13 @@ def _when(t) -> str:
     """A datetime64 as NAB writes times ('2014-02-14 14:30:00')."""
     import pandas as pd
     return str(pd.Timestamp(t))
+
+
+def _in_series_terms(msg: str, name: str, method: str, part: str) -> str:
+    """A detector's message about its data ``X`` naming the NAB series (and its part) and the method."""
+    if msg.startswith(("X:", "X ")):
+        return f"{name}{part} ({method}){msg[1:]}"
+    return f"{name} ({method}): {msg}"
 
 
 def _peer_points(name, seed, train, test, window, stride, epochs):
@@ -174,12 +182,18 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
         cand: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         for m in methods:
             t0 = time.perf_counter()
+            caught: list = []
             try:
-                sd = SeriesDetector(m, window=window, stride=stride, contamination=contamination, event_gap=gap,
-                                    detector_params={"epochs": epochs, "random_state": seed}).fit(train)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    sd = SeriesDetector(m, window=window, stride=stride, contamination=contamination, event_gap=gap,
+                                        detector_params={"epochs": epochs, "random_state": seed}).fit(train)
                 cand[m] = (sd.decision_scores_, sd.decision_function(test), time.perf_counter() - t0)
             except InputError as exc:  # the API calls the data X: name the series and the method instead
-                raise InputError(f"{name} ({m}): {exc}") from exc
+                raise InputError(_in_series_terms(str(exc), name, m, "")) from exc
+            finally:  # the fit's warnings (too few windows for a held-out slice, ...) name the series too
+                for w in caught:
+                    warnings.warn_explicit(_in_series_terms(str(w.message), name, m, " training part"), w.category, w.filename, w.lineno)
         for p in peers:
             t0 = time.perf_counter()
             try:
@@ -209,7 +223,11 @@ def run_nab(data, *, groups: Sequence[str] = NAB_GROUPS, series: Sequence[str] |
     return {"protocol": "nab", "rows": rows, "summary": summary, "skipped": skipped, "notes": notes,
             "config": {"groups": list(groups), "methods": list(methods), "peers": peers, "window": window, "stride": stride,
                        "train_fraction": train_fraction, "contamination": contamination, "epochs": epochs,
-                       "peer_epochs": peer_epochs, "seed": seed, "event_gap": gap, "n_series": len(names)}}
+                       "peer_epochs": peer_epochs, "seed": seed, "event_gap": gap,
+                       # the series selected (by --groups / series, the skipped ones included) and those measured (the
+                       # rows; each method's summary 'n_series' counts the series it measured): one name was both before
+                       "n_series_selected": len(names), "n_series_measured": len({r["series"] for r in rows}),
+                       "n_series_skipped": len(skipped)}}
 
 
 def markdown(res: dict) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -314,10 +315,21 @@ def _update(sc, buf, lines_of):
         raise InputError(f"{where}: {exc}") from exc
 
 
-def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False):
-    """`ganad stream`: read points (one line each: C comma-separated numbers, or time,values with
-    has_time), write ``point,index,score,label`` lines and ``open,start`` / ``close,start,end,peak_score,channels``."""
+def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False, sep: str | None = None,
+                 decimal: str = "."):
+    """`ganad stream`: read points (one line each: C numbers separated by ``sep`` (default ','), with
+    ``decimal`` as their decimal mark, or time,values with has_time), write ``point,index,score,label``
+    lines and ``open,start`` / ``close,start,end,peak_score,channels``. A line that repeats the header
+    (a file followed with `tail -F` that was rotated: the new file starts with the header again) is skipped."""
     import ganad
+    sep = "," if sep is None else sep
+    if sep == "\\t":  # '--sep \t' typed in a shell: the tab it means
+        sep = "\t"
+    if len(sep) != 1 or sep in "\r\n\"":
+        raise GanadError(f"--sep: is {sep!r}; a stream line is split at one character. Fix: pass one character such as ';' or a tab")
+    if len(decimal) != 1 or decimal == sep or decimal in "\r\n\"":
+        raise GanadError(f"--decimal: is {decimal!r}" + (" (the same as --sep)" if decimal == sep else "")
+                         + ". Fix: pass one character other than the separator, e.g. --sep ';' --decimal ','")
     sd = ganad.load(model_dir)
     if not hasattr(sd, "stream"):
         raise GanadError(f"{model_dir}: is not a series model. Fix: train one with `ganad fit series.csv --window W`")
@@ -325,7 +337,25 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     C = sd.n_channels_
     buf, lines_of, n_line = [], [], 0
     first = True   # the first non-blank line may be a header
+    header = None  # that header line, stripped: a line repeating it later is skipped (a rotated file's header)
     order = None   # column order of a header naming the channels in another order
+
+    def num(v: str) -> float:
+        # the decimal mark of `ganad fit --decimal`: '1,5' with ','; a '.' is then no decimal mark (as pandas reads)
+        if decimal != ".":
+            if "." in v:
+                raise ValueError(v)
+            v = v.replace(decimal, ".")
+        return float(v)
+
+    def is_num(v: str) -> bool:
+        if decimal == ".":
+            return _number(v)
+        try:
+            num(v)
+            return True
+        except ValueError:
+            return False
 
     def emit(up):
         out = [f"open,{ev['start']}\n" for ev in up.opened]
@@ -334,21 +364,25 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         if out:
             write("".join(out))
 
+    how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
     for line in lines:
         n_line += 1
         # a byte-order mark before the first line (a CSV saved by Excel): `ganad score` reads such a file, and
-        # its header would otherwise name a channel '\ufefftemp' that the model does not have
-        line = (line.lstrip("\ufeff") if n_line == 1 else line).strip()
+        # its header would otherwise name a channel '\ufefftemp' that the model does not have (a rotated
+        # file's first line may carry one too)
+        line = (line.strip().lstrip("\ufeff") if n_line == 1 or header is not None else line).strip()
         if not line:
             continue
-        parts = line.split(",")[1:] if has_time else line.split(",")
+        if header is not None and line == header:  # the header again: a rotated file (`tail -F`) starts with it
+            continue
+        parts = line.split(sep)[1:] if has_time else line.split(sep)
         was_first, first = first, False
         try:
-            row = [float(v) for v in parts]
+            row = [num(v) for v in parts]
         except ValueError:
-            if was_first and not any(_number(v) for v in parts):  # a header line: no cell is a number
-                import csv  # as a CSV header: a quoted name may hold a comma ("valve,open")
-                cells = next(csv.reader([line], skipinitialspace=True), [])
+            if was_first and not any(is_num(v) for v in parts):  # a header line: no cell is a number
+                import csv  # as a CSV header: a quoted name may hold the separator ("valve,open")
+                cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
                 names = [p.strip() for p in (cells[1:] if has_time else cells)]
                 if sorted(names) == sorted(sd.channels_):
                     if names != list(sd.channels_):
@@ -358,12 +392,21 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
                     # score them as channels they may not be (a model without channel names reads by position)
                     raise GanadError(f"stdin line {n_line}: is a header naming {names[:8]}, but the model's channels are {sd.channels_}. "
                                      "Fix: send the model's channels (in any order, named in the header), or no header line"
-                                     + ("" if has_time else " (pass --has-time when a time column comes first)"))
+                                     + ("" if has_time else " (pass --has-time when a time column comes first)")
+                                     + ("" if len(names) != 1 or sep != "," else " (pass --sep when another character separates the columns)"))
+                header = line
                 continue
-            raise GanadError(f"stdin line {n_line}: {line[:60]!r} is not {C} comma-separated numbers. Fix: send one point per line")
+            hint = ""
+            if decimal == "." and sep != "," and any(re.fullmatch(r"\s*-?\d+,\d+\s*", v) for v in parts):
+                hint = " (the numbers seem to use a decimal comma: pass --decimal ',')"
+            elif sep == "," and ";" in line:
+                hint = " (';' seems to separate the columns: pass --sep ';', with --decimal ',' for decimal commas)"
+            raise GanadError(f"stdin line {n_line}: {line[:60]!r} is not {C} numbers separated by {sep!r}{hint}. Fix: send {how}"
+                             + (" (a header is read only as the first line, or where it repeats that one)" if header is None and not was_first else ""))
         if len(row) != C:
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
-                             "Fix: send every channel in that order (pass --has-time when a time comes first)")
+                             "Fix: send every channel in that order (pass --has-time when a time comes first"
+                             + (", --sep when another character than ',' separates the columns)" if sep == "," else ")"))
         buf.append(row if order is None else [row[i] for i in order])
         lines_of.append(n_line)
         if len(buf) >= batch:

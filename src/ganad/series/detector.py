@@ -216,6 +216,12 @@ def aggregate(window_scores, window_maps, starts, window: int, n_points: int):
     return s, c
 
 
+def _plain(v):
+    """A numpy number as the Python int / float / bool it holds (events are read by JSON writers);
+    anything else (a datetime64 time, a string, None) as it is."""
+    return v.item() if isinstance(v, np.generic) and v.dtype.kind in "biuf" else v
+
+
 class EventTracker:
     """Turns labelled points into events, point by point or in blocks (batch and streaming share it).
 
@@ -224,11 +230,12 @@ class EventTracker:
     stream, ``gap + 1`` points after it), or at :meth:`finish`.
 
     ``feed`` returns ``(opened, closed)``: events that opened in this block (dicts with ``start``)
-    and events that closed (complete rows, see :func:`events_frame`)."""
+    and events that closed (complete rows, see :func:`events_frame`). Their numbers are plain Python
+    ``int`` / ``float`` (``json.dumps`` takes them); times are as given (a datetime64 stays one)."""
 
     def __init__(self, channels: Sequence[str], series=None, gap: int = 0):
         self.channels = list(channels)
-        self.series = series
+        self.series = _plain(series)
         self.gap = int(gap)
         self.open: dict | None = None
         self.quiet = 0  # unlabelled points since the open event's last labelled one
@@ -244,7 +251,7 @@ class EventTracker:
         for a, b in zip(bounds[:-1], bounds[1:]):
             if not lab[a]:
                 if self.open is not None:
-                    self.quiet += b - a
+                    self.quiet += int(b - a)  # plain ints: an event's length is read by JSON writers (numpy's int64 is not)
                     if self.quiet > self.gap:
                         closed.append(self._close())
                 continue
@@ -252,20 +259,20 @@ class EventTracker:
                 self.open["bridged"] += self.quiet
             self.quiet = 0
             if self.open is None:
-                self.open = {"start": int(index[a]), "start_time": None if time is None else time[a], "peak_score": -np.inf,
+                self.open = {"start": int(index[a]), "start_time": None if time is None else _plain(time[a]), "peak_score": -np.inf,
                              "contrib": np.zeros(len(self.channels)), "n": 0, "bridged": 0}
                 opened.append({"series": self.series, "start": int(index[a]),
-                               "start_time": None if time is None else time[a]})
+                               "start_time": None if time is None else _plain(time[a])})
             ev = self.open
             seg = scores[a:b]
             k = int(np.argmax(seg))
             if seg[k] > ev["peak_score"]:
                 ev["peak_score"], ev["peak"] = float(seg[k]), int(index[a + k])
-                ev["peak_time"] = None if time is None else time[a + k]
+                ev["peak_time"] = None if time is None else _plain(time[a + k])
             ev["contrib"] = ev["contrib"] + contrib[a:b].sum(axis=0)
-            ev["n"] += b - a
+            ev["n"] += int(b - a)
             ev["end"] = int(index[b - 1])
-            ev["end_time"] = None if time is None else time[b - 1]
+            ev["end_time"] = None if time is None else _plain(time[b - 1])
         return opened, closed
 
     def finish(self):
@@ -288,8 +295,8 @@ class EventTracker:
             cum += part[c]
             if cum >= 0.5:
                 break
-        row = {"series": self.series, "start": ev["start"], "end": ev["end"], "length": ev["n"] + ev["bridged"],
-               "peak": ev["peak"], "peak_score": ev["peak_score"], "channels": ";".join(driving)}
+        row = {"series": _plain(self.series), "start": ev["start"], "end": ev["end"], "length": int(ev["n"] + ev["bridged"]),
+               "peak": ev["peak"], "peak_score": float(ev["peak_score"]), "channels": ";".join(driving)}
         if ev["start_time"] is not None:
             row.update(start_time=ev["start_time"], end_time=ev["end_time"], peak_time=ev["peak_time"])
         row.update({f"share_{c}": float(s) for c, s in zip(self.channels, share)})

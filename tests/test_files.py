@@ -79,3 +79,28 @@ def test_check_output_file_refuses_folders_and_paths_under_files(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with files.atomic_file(tmp_path / "x", "a"):
             pass
+
+
+def test_a_pipe_is_written_directly_and_a_link_kept(tmp_path):
+    """-o /dev/stdout or a named pipe: the temporary file was renamed over it, replacing the pipe (or,
+    as root, a device node such as /dev/null) with a regular file. It is now written directly. A link
+    to a file stands for its target: the target gets the content, the link stays a link."""
+    import stat
+    import threading
+
+    from ganad.files import check_output_file, write_text
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    assert check_output_file(fifo) == fifo
+    write_text(fifo, "a,b\n1,2\n")
+    reader.join(10)
+    assert got == ["a,b\n1,2\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    (tmp_path / "link.csv").symlink_to(target)
+    write_text(tmp_path / "link.csv", "new")
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text() == "new"

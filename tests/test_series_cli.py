@@ -440,3 +440,29 @@ def test_score_of_a_series_refuses_chunk_rows_and_leaves_no_folder(work, tmp_pat
     _table(20, 2).to_csv(tmp_path / "short.csv", index=False)
     r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "short.csv"), "-o", str(tmp_path / "new" / "s.csv")])
     assert r.exit_code == 2 and "shorter than the window" in r.output and not (tmp_path / "new").exists()
+
+
+def test_a_failed_events_write_leaves_no_scores_file(work, tmp_path, monkeypatch):
+    """The scores file was put in place before the events file was written: a failure writing the
+    events left scores without their events. Both are now written before either is put in place."""
+    d = work
+    real = pd.DataFrame.to_csv
+
+    def to_csv(self, path, *a, **k):
+        if "peak_score" in self.columns:
+            raise OSError("disk full")
+        return real(self, path, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code != 0 and isinstance(r.exception, OSError), r.output
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.events.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+    # the `ganad` command says it in one line, exit 1, no traceback
+    import sys
+
+    from ganad.cli import main
+    monkeypatch.setattr(sys, "argv", ["ganad", "score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1

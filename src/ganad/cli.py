@@ -1305,8 +1305,19 @@ def _make_parent(output: Path) -> list:
     return made
 
 
-def main():  # pragma: no cover
-    app()
+def main():
+    """The ``ganad`` command: the typer app, with an operating-system error that no command caught
+    where it happened (a disk that fills up while a file is written, a folder made read-only
+    meanwhile) said in one line, exit status 1, instead of a traceback."""
+    try:
+        app()
+    except OSError as exc:
+        from rich.markup import escape
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        console.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}. Fix: check that path, its "
+                      "permissions and the free space on its disk, then run the command again (a file ganad writes is "
+                      "replaced whole or not at all)")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,8 +101,17 @@ def _final_mode(path: Path) -> int:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name beside ``path`` for a writer that takes a path (``df.to_csv``,
-    ``fig.savefig``); when the block ends without error it is fsynced and renamed to ``path``."""
+    ``fig.savefig``); when the block ends without error it is fsynced and renamed to ``path``.
+
+    A ``path`` that is a device, a pipe or a socket (``-o /dev/stdout``, a named pipe) is written
+    directly: it cannot be replaced whole, and renaming a file over it replaced the device node
+    itself. A symbolic link to a file stands for its target (the target is replaced, the link kept)."""
     path = Path(path)
+    if is_stream(path):  # follows links: /dev/stdout -> the pipe or terminal behind it
+        yield str(path)
+        return
+    if path.is_symlink() and path.is_file():
+        path = Path(os.path.realpath(path))
     fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
@@ -211,5 +220,19 @@ def check_output_file(path: str | os.PathLike, name: str = "-o/--output", exampl
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(_fmt(f"{name} {path}", "is a folder, not a file", f"pass a file path such as {example}"))
+    if is_stream(path):  # -o /dev/stdout, a named pipe: written directly (atomic_path), its folder not touched
+        if not os.access(path, os.W_OK):
+            raise ModelFileError(_fmt(f"{name} {path}", "is a device or pipe that cannot be written", "choose a file path or a writable pipe"))
+        return path
     check_writable_parent(path, name)
     return path
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """``path`` exists and is a device, a pipe or a socket (links followed): written directly, not replaced."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)

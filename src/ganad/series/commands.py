@@ -79,11 +79,6 @@ def _zone(t: np.ndarray, utc: bool):
     return pd.DatetimeIndex(t).tz_localize("UTC") if utc and len(t) and np.asarray(t).dtype.kind == "M" else t
 
 
-def _write_atomic(path: Path, write):
-    with atomic_path(path) as tmp:
-        write(tmp)
-
-
 def _in_score_terms(msg: str, data: Path) -> str:
     """A reader's or the API's message in the terms of `ganad score`: the file instead of X, and the
     columns the model reads instead of fit-only options (--time-column, --channels, --series-id, --gaps)."""
@@ -150,8 +145,10 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
         if c in ev.columns:
             ev[c] = _zone(_exact(ev[c].to_numpy()), tab.utc)
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
-    _write_atomic(output, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
-    _write_atomic(events, lambda p: ev.to_csv(p, index=False, float_format="%.6g"))
+    # both written before either is put in place: a failed events write leaves no scores file behind
+    with atomic_path(output) as t_scores, atomic_path(events) as t_events:
+        df.to_csv(t_scores, index=False, float_format="%.9g")
+        ev.to_csv(t_events, index=False, float_format="%.6g")
     unread: list[str] = []
     if io.get("channels") and not is_npy:
         used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}

@@ -268,7 +268,7 @@ def _check_scores_path(output: Path) -> None:
 
 @app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --method anogan --epochs 30 --exclude id")
 def fit(
-    data: Optional[Path] = typer.Argument(None, help="Training data of normal samples: CSV, Parquet, NPY or NPZ (or --view NAME=FILE per view)."),
+    data: Optional[Path] = typer.Argument(None, help="Training data of normal samples: CSV, Parquet, NPY or NPZ, or a folder of image files of one size (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE, one per view of the same samples (same rows, same order), e.g. --view beat=beats.npy --view rhythm=rr.csv; one detector of --method per view (docs/multiview.md). Instead of DATA."),
     method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(_method_names())) + ". Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
@@ -383,6 +383,7 @@ def fit(
         check_model_path(output, "-o/--output")  # before training, not after
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         names = csv_columns(data, exclude=exclude, sep=sep, decimal=decimal)
+        from_images = _note_unread_images(data)
         cls = methods[method]
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
         det = cls(**{"random_state": 0, **params})
@@ -404,11 +405,11 @@ def fit(
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "
                   f"{_read_as(X.shape[1:], getattr(det, 'family_', None))}"
                   f"in {time.perf_counter() - t0:.1f}s; threshold {det.threshold_:.4g}; saved to {output}")
-    if X.ndim == 3 and X.shape[1] == X.shape[2] >= 8:
+    if X.ndim == 3 and X.shape[1] == X.shape[2] >= 8 and not from_images:
         console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as series windows ({X.shape[1]} channels x "
                       f"{X.shape[2]} time steps). If they are {X.shape[1]}x{X.shape[2]} images, save them with a channel axis, "
                       f"(n, 1, {X.shape[1]}, {X.shape[2]}): np.save(path, X[:, None]), and fit again.")
-    if X.ndim == 4 and X.shape[3] in (1, 3, 4) and X.shape[1] > 4 and X.shape[1] == X.shape[2]:
+    if X.ndim == 4 and X.shape[3] in (1, 3, 4) and X.shape[1] > 4 and X.shape[1] == X.shape[2] and not from_images:
         console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as images of {X.shape[1]} channels, "
                       f"{X.shape[2]} x {X.shape[3]} pixels (channels first). If they are {X.shape[1]}x{X.shape[2]} images with "
                       f"{X.shape[3]} channel(s) last, save them channels first, (n, {X.shape[3]}, {X.shape[1]}, {X.shape[2]}): "
@@ -429,7 +430,7 @@ def _read_as(shape: tuple, family) -> str:
 @app.command(epilog="Example:\n\n  ganad score model/ new.csv -o scores.csv --components")
 def score(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
-    data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time (or --view NAME=FILE per view)."),
+    data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time, or a folder of image files (scores get a 'file' column) (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
     chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536). Table and image models only: --view files and series are read whole."),
@@ -509,7 +510,7 @@ def score(
                           "and were not read (--exclude them to silence this note)")
         return
     import ganad
-    from ganad.data.readers import csv_columns, iter_chunks
+    from ganad.data.readers import csv_columns, file_format, image_plan, iter_chunks
     from ganad.progress import progress_mode, scoring_bar
     try:
         from ganad.io import check_output_file
@@ -521,10 +522,22 @@ def score(
         except InputError as exc:
             raise GanadError(f"{model_dir}: {exc} (on the command line: ganad calibrate {model_dir} NORMAL_DATA)") from exc
         det.on_nonfinite = nonfinite
-        ids = None
+        ids, id_name = None, id_column
         if id_column is not None:
             ids = _read_id_column(data, id_column, sep, decimal)
             exclude = [*exclude, id_column] if id_column not in exclude else list(exclude)
+        rgb = False
+        if file_format(data) == "images":  # a folder of images: each score names its file, as --id-column would
+            files, first_colour = image_plan(data)
+            if id_column is None:
+                ids, id_name = np.asarray([f.name for f in files], dtype=object), "file"
+            _note_unread_images(data)
+            shape = tuple(getattr(det, "data_shape_", ()) or ())
+            rgb = len(shape) == 3 and shape[0] == 3  # grayscale images scored by a colour model: read as RGB (R = G = B)
+            if len(shape) == 3 and shape[0] == 1 and first_colour is not None:
+                raise GanadError(f"{data}: {first_colour.name} has colour, so the folder reads as RGB images (3 channels), but the model "
+                                 f"{model_dir} was fitted on grayscale images (1 channel). Fix: convert the images to grayscale "
+                                 "(Pillow: Image.open(f).convert('L').save(f)), or fit the model on colour images")
         det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         from ganad.files import atomic_file
         n = 0
@@ -538,7 +551,8 @@ def score(
                 maps.resolve().parent.mkdir(parents=True, exist_ok=True)
             mfh = raw.enter_context(tempfile.TemporaryFile(dir=maps.resolve().parent)) if maps is not None else None
             header = None
-            for chunk in iter_chunks(data, 65536 if chunk_rows is None else chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal):
+            for chunk in iter_chunks(data, 65536 if chunk_rows is None else chunk_rows, exclude=exclude, key=key, sep=sep, decimal=decimal,
+                                     rgb=rgb):
                 if len(chunk) == 0:
                     continue
                 if bar is not None:
@@ -554,12 +568,13 @@ def score(
                     cols.update(r.components)
                 if header is None:
                     header = list(cols)
-                    fh.write(",".join(([_csv_name(id_column)] if ids is not None else []) + header) + "\n")
+                    fh.write(",".join(([_csv_name(id_name)] if ids is not None and id_name is not None else []) + header) + "\n")
                 fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
                 if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
                     import pandas as pd
                     if n + len(chunk) > len(ids):
-                        raise GanadError(f"{data}: --id-column {id_column!r} has {len(ids)} values but the file has more rows. Fix: check the file")
+                        raise GanadError(f"{data}: {'the file list' if id_column is None else f'--id-column {id_column!r}'} has {len(ids)} values "
+                                         "but the data has more rows. Fix: check the file (a folder: do not add images while it is scored)")
                     df = pd.DataFrame({"_id": ids[n:n + len(chunk)], **{k: [f % v for v in np.asarray(cols[k], dtype=np.float64)]
                                                                        for k, f in zip(header, fmt)}})
                     df.to_csv(fh, header=False, index=False, lineterminator="\n")
@@ -611,6 +626,19 @@ def _write_maps(path: Path, raw, shape: tuple) -> None:
         shutil.copyfileobj(raw, fh, 1 << 20)
 
 
+def _note_unread_images(data: Path) -> bool:
+    """Whether DATA is a folder of images; if so, a note naming the entries of the folder that were not read."""
+    from ganad.data.readers import IMAGE_SUFFIXES, file_format, image_folder
+    if not data.is_dir() or file_format(data) != "images":
+        return False
+    other = image_folder(data)[1]
+    if other:
+        console.print(f"[yellow]note[/]: {len(other)} entr{'y' if len(other) == 1 else 'ies'} of {data} not read (not an image file "
+                      f"{'/'.join(e.lstrip('.') for e in IMAGE_SUFFIXES)}, or a subfolder): "
+                      + ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else ""))
+    return True
+
+
 def _csv_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n\r') else name
 
@@ -633,6 +661,9 @@ def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
             if column not in names:
                 raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {names[:10]}")
             values = pq.read_table(data, columns=[column]).to_pandas(ignore_metadata=True)[column].astype(str)  # an index column too
+        elif fmt == "images":
+            raise GanadError(f"--id-column: {data} is a folder of images, which has no columns; the scores carry each image's "
+                             "name in the 'file' column. Fix: drop --id-column")
         else:
             raise GanadError(f"--id-column: {data} is {fmt.upper()}, which has no named columns. Fix: use a CSV or Parquet file with an id column, or join on the output's index")
     except GanadError:
@@ -649,6 +680,9 @@ def _count_rows(data: Path, key: Optional[str]):
         fmt = file_format(data)
         if fmt == "npy":
             return int(np.load(data, mmap_mode="r", allow_pickle=False).shape[0])
+        if fmt == "images":
+            from ganad.data.readers import image_folder
+            return len(image_folder(data)[0])
         if fmt == "parquet":
             import pyarrow.parquet as pq
             return int(pq.ParquetFile(data).metadata.num_rows)
@@ -891,7 +925,7 @@ def _print_metrics(m: dict, title="metrics"):
                      "  ganad calibrate model/ val_normal.npy --threshold fpr --fpr 0.01")
 def calibrate(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
-    data: Path = typer.Argument(..., help="Validation data (never the test data): CSV, Parquet, NPY or NPZ."),
+    data: Path = typer.Argument(..., help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order)."),
     labels: Optional[Path] = typer.Option(None, help="Validation labels (1 = anomaly), CSV column or NPY; needed by grid, svm, f1, fbeta, mcc."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     compose: str = typer.Option("default", help="default (robust median/MAD standardisation), weights, grid or svm."),
@@ -945,6 +979,7 @@ def calibrate(
             refuse_inside_wrapper_model(output)  # e.g. -o MV/views/OTHER: another view of a multi-view model
             check_model_path(output, "-o/--output")  # before any work: a file, a foreign folder
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
+        _note_unread_images(data)
         y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column), sep=sep,
                           sep_option="it applies to DATA too")
              if labels is not None else None)

@@ -806,6 +806,6 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
         except (KeyError, ValueError) as exc:
             raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r}", "pass the name of the label column with --label-column")) from exc
     else:
-        raise InputError(_fmt(f"--val-data {p}", f"is a {fmt} file, which holds no label column",
+        raise InputError(_fmt(f"--val-data {p}", f"is {'a folder of images' if fmt == 'images' else f'a {fmt} file'}, which holds no label column",
                               "use a CSV / Parquet file with a label column or an NPZ file with a labels array"))
     return X, check_labels(y, len(X), f"labels ({p} column {label_column})")

@@ -1,4 +1,5 @@
-"""Reading user data files: CSV, Parquet, NPY, NPZ; whole or in chunks (for files larger than memory)."""
+"""Reading user data files: CSV, Parquet, NPY, NPZ and folders of image files; whole or in chunks
+(for files larger than memory)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,109 @@ def file_format(path) -> str:
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
     if p.is_dir():
-        raise DataFileError(_fmt(str(p), "is a directory, not a data file", "pass a CSV, Parquet, NPY or NPZ file"))
+        if image_folder(p)[0]:
+            return "images"
+        raise DataFileError(_fmt(str(p), f"is a directory with no image file ({', '.join(IMAGE_SUFFIXES)}), not a data file",
+                                 "pass a CSV, Parquet, NPY or NPZ file, or a folder of image files of one size"))
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise DataFileError(_fmt(str(p), f"has an unknown extension {p.suffix!r}", "use .csv, .parquet, .npy or .npz"))
+        raise DataFileError(_fmt(str(p), f"has an unknown extension {p.suffix!r}", "use .csv, .parquet, .npy or .npz (or pass the folder "
+                                 "holding image files)" if p.suffix.lower() in IMAGE_SUFFIXES else "use .csv, .parquet, .npy or .npz"))
     return fmt
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "F")  # and the 16-bit "I;16", "I;16B", "I;16L", "I;16N"
+
+
+def image_folder(path) -> tuple[list[Path], list[str]]:
+    """The image files of a folder, sorted by name (plain string order: zero-pad numbers, img_002.png
+    before img_010.png), and the names of the other entries that are not read: files whose extension is
+    not an image's (:data:`IMAGE_SUFFIXES`, any case) and subfolders. Hidden entries (a name starting
+    with '.') are skipped without being listed. The folder is not searched recursively."""
+    p = Path(path)
+    images, other = [], []
+    for f in sorted(p.iterdir(), key=lambda f: f.name):
+        if f.name.startswith("."):
+            continue
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(f)
+        else:
+            other.append(f.name + ("/" if f.is_dir() else ""))
+    return images, other
+
+
+def _image_colour(im) -> bool:
+    """Whether an opened image has colour: RGB-like modes, and palette images whose palette is not all gray."""
+    mode = im.mode
+    if mode in _GRAY_MODES or mode.startswith("I;16"):
+        return False
+    if mode in ("P", "PA"):
+        pal = im.getpalette() or []
+        return any(not (pal[k] == pal[k + 1] == pal[k + 2]) for k in range(0, len(pal) - 2, 3))
+    return True
+
+
+def _image_header(f: Path):
+    """(height, width, colour) of an image file from its header, the file named when it is not an image."""
+    from PIL import Image
+    try:
+        with Image.open(f) as im:
+            w, h = im.size
+            return h, w, _image_colour(im)
+    except Exception as exc:
+        raise DataFileError(_fmt(str(f), f"cannot be read as an image ({type(exc).__name__}: {exc})",
+                                 "replace or remove the file (it is damaged or not an image despite its extension)")) from exc
+
+
+def _image_pixels(f: Path, colour: bool) -> np.ndarray:
+    """The pixels of an image file (its first frame), channels first: (1, H, W) or, when ``colour``,
+    (3, H, W); values as stored (uint8 0..255, uint16 0..65535, int32 / float32 for 32-bit images);
+    alpha dropped, palettes looked up, 1-bit images as 0 / 255."""
+    from PIL import Image
+    try:
+        with Image.open(f) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("1", "LA", "La") or (mode in ("P", "PA") and not _image_colour(im)):
+                arr = np.asarray(im.convert("L"))
+            elif mode.startswith("I;16"):  # 16-bit: uint16 in the machine's byte order
+                arr = np.asarray(im)
+                arr = arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder not in ("=", "|") else arr
+            elif mode in ("L", "I", "F"):
+                arr = np.asarray(im)
+            else:  # RGBA / PA: alpha dropped (not composited); P: the palette's colours; CMYK, YCbCr, ...: as RGB
+                arr = np.asarray(im.convert("RGB"))
+    except Exception as exc:
+        raise DataFileError(_fmt(str(f), f"cannot be read as an image ({type(exc).__name__}: {exc})",
+                                 "replace or remove the file (it is damaged or truncated)")) from exc
+    if arr.ndim == 2:
+        arr = arr[None]
+        if colour:  # a gray image among colour ones: its value in the three channels
+            arr = np.repeat(arr, 3, axis=0)
+    else:
+        arr = np.moveaxis(arr, -1, 0)
+    return arr
+
+
+def image_plan(path) -> tuple[list[Path], Path | None]:
+    """The folder's image files and the first with colour (None: all grayscale, read as one channel);
+    refuses images of different sizes (naming the first that differs from the first image) from the
+    headers, before any pixels are read."""
+    files = image_folder(path)[0]
+    first, colour = None, None
+    for f in files:
+        h, w, c = _image_header(f)
+        if c and colour is None:
+            colour = f
+        if first is None:
+            first = (f, h, w)
+        elif (h, w) != first[1:]:
+            raise InputError(_fmt(str(f), f"is {h}x{w} pixels (height x width), but {first[0].name}, the first image of the folder, "
+                                  f"is {first[1]}x{first[2]}; the images of a folder are samples of one shape",
+                                  f"resize the images to one size (e.g. with Pillow: Image.open(f).resize(({first[2]}, {first[1]})).save(f)), "
+                                  "or move the odd ones out of the folder"))
+    return files, colour
 
 
 def first_row_longer(src, sep: str = ",") -> bool:
@@ -99,7 +198,10 @@ def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
 
 
 def _no_columns_to_exclude(path, fmt: str, exclude: Sequence[str]) -> str:
-    """The refusal of --exclude for an NPY / NPZ file (an array: no column names to match)."""
+    """The refusal of --exclude for an NPY / NPZ file (an array: no column names to match) or a folder of images."""
+    if fmt == "images":
+        return _fmt(f"--exclude {', '.join(map(str, exclude))}", f"{path} is a folder of images, which has no column names, "
+                    "so there is nothing to leave out by name", "drop --exclude (move images you do not want read out of the folder)")
     return _fmt(f"--exclude {', '.join(map(str, exclude))}", f"{path} is an {fmt.upper()} array, which has no column names, "
                 "so there is nothing to leave out by name",
                 "drop --exclude and save the array without those columns (np.save(path, X[:, keep]) with the indices "
@@ -151,7 +253,7 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str], warn: bool
 
 
 def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, decimal: str = ".") -> list[str] | None:
-    """Column names of a CSV or Parquet file after ``exclude`` (None for header-less CSV, NPY, NPZ)."""
+    """Column names of a CSV or Parquet file after ``exclude`` (None for header-less CSV, NPY, NPZ, image folders)."""
     fmt = file_format(path)
     try:
         if fmt == "csv":
@@ -273,18 +375,29 @@ def read_array(path, *, exclude: Sequence[str] = (), key: str | None = None, sep
     numbers only is read as data (no header); an unnamed first column (the index that pandas'
     ``to_csv`` writes) is refused unless excluded. :func:`csv_columns` gives the column names.
     NPY / NPZ: object (pickled), structured, 0-D, empty and (unless ``allow_1d``, for labels)
-    1-D arrays are refused, naming the file."""
+    1-D arrays are refused, naming the file. A folder of image files: one sample per image, see
+    :func:`iter_chunks`."""
     return np.concatenate(list(iter_chunks(path, chunk_rows=None, exclude=exclude, key=key, sep=sep, decimal=decimal,
                                            allow_1d=allow_1d)), axis=0)
 
 
 def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] = (), key: str | None = None,
-                sep: str | None = None, decimal: str = ".", allow_1d: bool = False) -> Iterator[np.ndarray]:
+                sep: str | None = None, decimal: str = ".", allow_1d: bool = False, rgb: bool = False) -> Iterator[np.ndarray]:
     """Yield the samples of a data file in chunks of ``chunk_rows`` (all at once when None).
 
     CSV and Parquet are read incrementally and NPY is memory-mapped, so files larger than
     memory can be scored. NPZ archives are compressed and read whole. ``allow_1d``: a 1-D
     NPY / NPZ array (labels) is yielded as it is instead of refused.
+
+    A folder holding image files (:data:`IMAGE_SUFFIXES`, any case) reads as images of shape
+    (n, C, H, W), channels first, one per file in name order (:func:`image_folder`: hidden entries,
+    other files and subfolders are not read), ``chunk_rows`` images at a time. Pixel values are as
+    stored (0..255 for 8-bit, 0..65535 for 16-bit images), as float32 (float64 for 32-bit integer
+    images). C is 1 when every image is grayscale (modes 1, L, I;16, I, F; a palette of grays) and
+    3 (RGB) for all of them when any image has colour; alpha is dropped, palettes are looked up, a
+    multi-frame file (GIF, TIFF) gives its first frame, EXIF orientation is not applied. Images of
+    different sizes are refused naming the first that differs; a damaged image, naming the file.
+    ``rgb``: read a folder of grayscale images as RGB too (for a model fitted on colour images).
     """
     fmt = file_format(path)
     path = Path(path)
@@ -328,6 +441,13 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                 n += batch.num_rows
         elif exclude:  # an array has no column names: --exclude would be ignored without a word
             raise InputError(_no_columns_to_exclude(path, fmt, exclude))
+        elif fmt == "images":
+            files, first_colour = image_plan(path)
+            step = chunk_rows or max(len(files), 1)
+            for s in range(0, len(files), step):
+                part = [_image_pixels(f, rgb or first_colour is not None) for f in files[s:s + step]]
+                dtype = np.result_type(*[a.dtype for a in part])
+                yield _checked(np.stack(part).astype(dtype, copy=False), path, s)
         elif fmt == "npy":
             arr = _npy_array(path, allow_1d)
             step = chunk_rows or max(len(arr), 1)

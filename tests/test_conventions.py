@@ -437,3 +437,23 @@ def test_label_column_with_an_array_labels_file_is_refused(ws, tmp_path):
     r = runner.invoke(app, ["calibrate", str(ws / "model"), str(ws / "test.csv"), "--exclude", "id", "-o", str(tmp_path / "c"),
                             "--labels", str(tmp_path / "y.npy"), "--label-column", "y"])
     assert r.exit_code == 2 and "--label-column" in said(r) and not (tmp_path / "c").exists(), r.output
+
+
+def test_a_shape_that_reads_two_ways_gets_a_warning_from_the_api(tmp_path):
+    """(n, 28, 28) from Python was read as 28-channel series windows without a word (the CLI said so);
+    channels-last images (n, 16, 16, 3) as 16-channel images. fit warns, naming the other reading and
+    how to ask for it; series windows from SeriesDetector and unambiguous shapes give no warning."""
+    import warnings
+
+    from ganad import SeriesDetector
+    from ganad.exceptions import AmbiguousShapeWarning
+    rng = np.random.RandomState(0)
+    with pytest.warns(AmbiguousShapeWarning, match=r"\(8, 8\), read as series windows.*fit\(X\[:, None\]\)"):
+        GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 8, 8).astype(np.float32))
+    with pytest.warns(AmbiguousShapeWarning, match=r"\(8, 8, 3\).*X.transpose\(0, 3, 1, 2\)"):
+        GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 8, 8, 3).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AmbiguousShapeWarning)
+        GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 1, 8, 8).astype(np.float32))
+        GANomaly(epochs=1, random_state=0, verbose=False, n_members=2).fit(rng.rand(40, 3, 16).astype(np.float32))
+        SeriesDetector("ganomaly", window=8, stride=2, detector_params={"epochs": 1}).fit(rng.randn(200, 8))  # 8 channels x 8 steps

@@ -387,6 +387,7 @@ def fit(
         cls = methods[method]
         # only what the user gave overrides the method's own defaults (f-AnoGAN's WGAN-GP, ...)
         det = cls(**{"random_state": 0, **params})
+        det._layout_given = True  # the note on a shape that reads two ways comes below, in the terms of the file
         t0 = time.perf_counter()
         if checkpoint is not None:
             det.fit(X, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)

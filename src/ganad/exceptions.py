@@ -32,3 +32,8 @@ def _fmt(name: str, problem: str, fix: str) -> str:
 class TrainingDiverged(GanadError, FloatingPointError):
     """Training that kept diverging (non-finite losses or weights, an exploding gradient, a
     collapsed discriminator) after the divergence guard's roll-backs; names stage, epoch and symptom."""
+
+
+class AmbiguousShapeWarning(UserWarning):
+    """Samples whose shape reads two ways (``(n, 28, 28)``: series windows of 28 channels, or 28 x 28
+    images without a channel axis); ganad reads them one way and says how to ask for the other."""

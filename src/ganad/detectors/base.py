@@ -319,6 +319,24 @@ def proba_from_scores(scores, reference, method: str = "linear") -> np.ndarray:
     return np.column_stack([1.0 - p1, p1])
 
 
+def ambiguous_layout(shape: tuple) -> str | None:
+    """A note when samples of ``shape`` read two ways: (C, L) with C == L >= 8 is read as series windows
+    (C channels x L steps) but may be images without a channel axis; (H, W, C) with C in 1, 3, 4 and
+    H == W > 4 is read as C = H channels of W x C pixels but may be channels-last images. None otherwise."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2 and shape[0] == shape[1] >= 8:
+        a = shape[0]
+        return _fmt("X", f"has samples of shape {shape}, read as series windows ({a} channels x {a} time steps, conv1d nets)",
+                    f"if they are {a}x{a} images, add a channel axis: fit(X[:, None]) (shape (n, 1, {a}, {a})); "
+                    "if they are series windows, nothing to do")
+    if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[0] == shape[1]:
+        h, c = shape[0], shape[2]
+        return _fmt("X", f"has samples of shape {shape}, read as images of {h} channels, {h} x {c} pixels (channels first)",
+                    f"if they are {h}x{h} images with {c} channel(s) last, put the channels first: fit(X.transpose(0, 3, 1, 2)) "
+                    f"(shape (n, {c}, {h}, {h}))")
+    return None
+
+
 def exceed_confidence(scores, reference, threshold: float, n_above: int | None = None) -> np.ndarray:
     """ExCeed (Perini, Vercruyssen and Davis, ECML PKDD 2020) as PyOD's ``BaseDetector.predict_confidence``:
     with n reference scores, k of them above ``threshold``, and a score ranking above m of them,
@@ -615,6 +633,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
         names = feature_names(X)
         X = check_array(X, "X", dtype="float")  # float64 stays float64 until scaled (Scaler)
+        note = None if self.__dict__.get("_layout_given") else ambiguous_layout(X.shape[1:])
+        if note is not None:  # (the CLI and SeriesDetector know the layout: they set _layout_given)
+            from ganad.exceptions import AmbiguousShapeWarning
+            warnings.warn(AmbiguousShapeWarning(note), stacklevel=2)
         if X.shape[0] < MIN_FIT_SAMPLES:
             raise InputError(_fmt("X", f"has {X.shape[0]} sample{'s' if X.shape[0] != 1 else ''}, but at least {MIN_FIT_SAMPLES} are needed to train: with fewer, the "
                                        f"only batch of every epoch is smaller than {MIN_TAIL} samples (its BatchNorm statistics are degenerate; "
@@ -851,6 +873,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         for i in range(k):
             m = clone(self).set_params(n_members=1, random_state=seeds[i])
             m._split_seed = self.seed_
+            m._layout_given = True  # the ensemble's own fit said it once
             members.append(m.fit(X, **(robust or {})))
         self.members_ = members
         m0 = members[0]

@@ -554,6 +554,7 @@ class SeriesDetector(BaseEstimator):
                                   f"pass a longer series (at least {w + (MIN_FIT_SAMPLES - 1) * st} points without a gap) or a smaller window / stride"))
         det = self._make_detector()
         det._sample_noun = "windows"
+        det._layout_given = True  # windows (n, channels, window): no note when channels == window
         det._flagged_note = f"more than the point contamination ({float(self.contamination):g}) of new normal points are flagged"
         det.fit(windows)
         self.detector_ = det

@@ -310,15 +310,20 @@ def test_views_of_different_lengths_are_refused_even_when_two_requests_share_a_b
     assert asyncio.run(direct()).status == 422
 
 
+def _write_view_files(d, tr, te):
+    """beat.npy / rr.csv (training) and beat_te.npy / rr_te.csv (test): the CLI's two views of the same samples."""
+    import pandas as pd
+    for beat, rr, v in (("beat.npy", "rr.csv", tr), ("beat_te.npy", "rr_te.csv", te)):
+        np.save(d / beat, v["beat"])
+        pd.DataFrame(v["rhythm"], columns=["pre", "post", "ratio"]).to_csv(d / rr, index=False)
+
+
 def test_cli_fit_and_score_with_views(tmp_path):
     import pandas as pd
     from ganad.cli import app
     run = CliRunner().invoke
     tr, te = _views(200), _views(30, seed=4, shift_rhythm=np.r_[np.zeros((20, 1)), np.ones((10, 1))])
-    np.save(tmp_path / "beat.npy", tr["beat"])
-    pd.DataFrame(tr["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr.csv", index=False)
-    np.save(tmp_path / "beat_te.npy", te["beat"])
-    pd.DataFrame(te["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr_te.csv", index=False)
+    _write_view_files(tmp_path, tr, te)
     r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
                   "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "2", "-q"])
     assert r.exit_code == 0, r.output
@@ -604,10 +609,7 @@ def test_score_with_views_refuses_chunk_rows_and_leaves_no_folder(tmp_path):
     from ganad.cli import app
     run = CliRunner().invoke
     tr, te = _views(120), _views(30, seed=4)
-    np.save(tmp_path / "beat.npy", tr["beat"])
-    pd.DataFrame(tr["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr.csv", index=False)
-    np.save(tmp_path / "beat_te.npy", te["beat"])
-    pd.DataFrame(te["rhythm"], columns=["pre", "post", "ratio"]).to_csv(tmp_path / "rr_te.csv", index=False)
+    _write_view_files(tmp_path, tr, te)
     r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
                   "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
     assert r.exit_code == 0, r.output

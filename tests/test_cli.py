@@ -56,6 +56,28 @@ def test_score_formats_agree_and_stream(workdir):
     np.testing.assert_array_equal(outs["test.npy"]["label"], det.predict(np.load(d / "test.npy")))
 
 
+def test_score_and_calibrate_name_the_file_and_the_cli_fix_for_an_extra_column(workdir, tmp_path):
+    # before: a CSV holding a column left out at fit time (`fit --exclude id`) was refused with the API's fix only
+    # ("for a DataFrame: X[detector.feature_names_in_]"), and by calibrate under the name X_val, not the file
+    d = workdir
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "test.csv: has column(s) ['id'] not seen at fit time" in out, r.output
+    assert "--exclude COL leaves a column out" in out and "--id-column COL" in out, r.output
+    assert not (tmp_path / "s.csv").exists()
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "cal"), "-q"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "test.csv: has column(s) ['id'] not seen at fit time" in out and "X_val" not in out, r.output
+    assert "--exclude COL leaves a column out of DATA" in out, r.output
+    assert not (tmp_path / "cal").exists()
+    # columns in another order: the message is the model's, without the hint (no column to leave out)
+    te = pd.read_csv(d / "test.csv")
+    te[["id", *te.columns[1:][::-1]]].to_csv(tmp_path / "reordered.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "reordered.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "id"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "another order" in out and "on the command line" not in out, r.output
+
+
 def test_score_parquet_of_a_shuffled_or_indexed_frame(workdir, tmp_path):
     # before: a Parquet file written from a filtered / shuffled frame (pandas stores its index as a column
     # '__index_level_0__') or from df.set_index('id') was refused as having "rows with more fields than the
@@ -107,16 +129,22 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "model" / "config.json").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--fpr", "0.01"], "--fpr"), (["--metric", "f1"], "--metric"), (["--beta", "2", "--threshold", "mcc"], "--beta"),
-    (["--label-column", "y"], "--label-column"), (["--contamination", "0.2", "--threshold", "fpr"], "--contamination"),
+@pytest.mark.parametrize("args, needle, fix", [
+    (["--fpr", "0.01"], "--fpr", "--threshold fpr --fpr 0.01"), (["--metric", "f1"], "--metric", "--compose grid --metric f1"),
+    (["--beta", "2", "--threshold", "mcc"], "--beta", "--threshold fbeta --beta 2"),
+    (["--label-column", "y"], "--label-column", "--labels FILE --label-column y"),
+    (["--contamination", "0.2", "--threshold", "fpr"], "--contamination", "--threshold contamination --contamination 0.2"),
 ])
-def test_calibrate_refuses_options_its_rules_would_ignore(workdir, tmp_path, args, needle):
+def test_calibrate_refuses_options_its_rules_would_ignore(workdir, tmp_path, args, needle, fix):
     # before: `--fpr 0.01` without `--threshold fpr` calibrated the contamination threshold (10 % false alarms), without a word
     d = workdir
     labels = ["--labels", str(d / "labels.csv")] if needle == "--beta" else []
     r = runner.invoke(app, ["calibrate", str(d / "model"), str(d / "test.npy"), "-o", str(tmp_path / "cal"), "-q", *labels, *args])
-    assert r.exit_code == 2 and needle in r.output and "would be ignored" in " ".join(r.output.split()), r.output
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and needle in r.output and "would be ignored" in out, r.output
+    # the fix names the rule that reads the option given (it offered `--threshold fpr --fpr 0.01` whatever the option,
+    # even to `--threshold fpr --contamination 0.2`)
+    assert f"Fix: pass the rule that reads it ({fix})" in out, r.output
     assert not (tmp_path / "cal").exists()
 
 

@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import numpy as np
 import typer
@@ -539,7 +539,10 @@ def score(
                 raise GanadError(f"{data}: {first_colour.name} has colour, so the folder reads as RGB images (3 channels), but the model "
                                  f"{model_dir} was fitted on grayscale images (1 channel). Fix: convert the images to grayscale "
                                  "(Pillow: Image.open(f).convert('L').save(f)), or fit the model on colour images")
-        det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
+        try:
+            det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
+        except InputError as exc:
+            _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score")
         from ganad.files import atomic_file
         n = 0
         raw = contextlib.ExitStack()
@@ -952,16 +955,21 @@ def calibrate(
     from ganad.scoring.calibration import calibrate_model
     try:
         # options the chosen rules do not read would be ignored without a word (as fit's series options): refused instead
-        unused = ([f"--fpr (read by --threshold fpr, not {threshold})"] * (fpr != 0.05 and threshold != "fpr")
-                  + [f"--contamination (read by --threshold contamination, not {threshold})"]
+        # (what is unused, the options that would read it): the fix names the rule of each option given
+        unused = ([(f"--fpr (read by --threshold fpr, not {threshold})", f"--threshold fpr --fpr {fpr:g}")]
+                  * (fpr != 0.05 and threshold != "fpr")
+                  + [(f"--contamination (read by --threshold contamination, not {threshold})",
+                      f"--threshold contamination --contamination {contamination:g}" if contamination is not None else "")]
                   * (contamination is not None and threshold != "contamination")
-                  + [f"--metric (read by --compose grid, not {compose})"] * (metric != "auroc" and compose != "grid")
-                  + ["--beta (read by --threshold fbeta or --compose grid --metric fbeta)"]
+                  + [(f"--metric (read by --compose grid, not {compose})", f"--compose grid --metric {metric}")]
+                  * (metric != "auroc" and compose != "grid")
+                  + [("--beta (read by --threshold fbeta or --compose grid --metric fbeta)", f"--threshold fbeta --beta {beta:g}")]
                   * (beta != 1.0 and threshold != "fbeta" and not (compose == "grid" and metric == "fbeta"))
-                  + ["--label-column (names a column of --labels, not given)"] * (label_column is not None and labels is None))
+                  + [("--label-column (names a column of --labels, not given)", f"--labels FILE --label-column {label_column}")]
+                  * (label_column is not None and labels is None))
         if unused:
-            raise GanadError(f"{'; '.join(unused)}: would be ignored. Fix: pass the rule that reads it "
-                             "(e.g. --threshold fpr --fpr 0.01), or drop it")
+            raise GanadError(f"{'; '.join(u for u, _ in unused)}: would be ignored. Fix: pass the rule that reads it "
+                             f"({'; '.join(e for _, e in unused)}), or drop it")
         if contamination is not None:
             from ganad.scoring.threshold import check_contamination
             try:
@@ -991,8 +999,12 @@ def calibrate(
             except json.JSONDecodeError as exc:
                 raise GanadError(f"--weights: is not valid JSON ({exc}). Fix: pass for example '{{\"residual\": 0.9, \"feature\": 0.1}}'") from exc
         with progress_mode(_show_progress(progress, quiet), console):
-            rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
-                                  metric=metric, beta=beta, fpr=fpr, contamination=contamination, columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal))
+            try:
+                rec = calibrate_model(model_dir, X, y, output=output, compose=compose, threshold=threshold, weights=w,
+                                      metric=metric, beta=beta, fpr=fpr, contamination=contamination,
+                                      columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), name=str(data))
+            except InputError as exc:
+                _column_hint(exc, "--exclude COL leaves a column out of DATA")
     except (GanadError, ValueError) as exc:
         _fail(exc)
     summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
@@ -1029,6 +1041,15 @@ def export(
     console.print(f"[green]exported[/] {model_dir} -> {output}")
     if output.suffix.lower() != ".onnx":
         console.print(f"[yellow]note[/]: {output} holds an ONNX graph; runtimes and tools look for the .onnx suffix")
+
+
+def _column_hint(exc: InputError, how: str) -> NoReturn:
+    """Re-raise ``exc``; a CSV / Parquet header with columns the model was not fitted on gets the command
+    line's fix added: the model's message advises the API (``X[detector.feature_names_in_]``), on the
+    command line the options that leave a column out are the fix."""
+    if "not seen at fit time" not in str(exc):
+        raise exc
+    raise InputError(f"{exc} (on the command line: {how})") from exc
 
 
 @app.command(epilog="Example:\n\n  ganad demo --output ganad-demo/")

@@ -139,13 +139,14 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     return det
 
 
-def calibrate_model(model_dir, X_val, y_val=None, *, output=None, columns=None, **kwargs):
+def calibrate_model(model_dir, X_val, y_val=None, *, output=None, columns=None, name="X_val", **kwargs):
     """Load the model in ``model_dir``, calibrate it on ``X_val`` (``y_val`` optional) and save it
     to ``output`` (default: in place). Returns the calibration record. For the CLI's
-    ``ganad calibrate MODEL_DIR VAL_DATA [--labels …] --threshold … --compose …``."""
+    ``ganad calibrate MODEL_DIR VAL_DATA [--labels …] --threshold … --compose …``; ``name`` names the
+    data in errors about its ``columns`` (the CLI passes the file)."""
     from ganad.io import load_model
     det = load_model(model_dir)
-    det._check_feature_names(columns, "X_val")  # a CSV header (``columns``) must name the training columns, in order
+    det._check_feature_names(columns, name)  # a CSV header (``columns``) must name the training columns, in order
     det.calibrate(X_val, y_val, **kwargs)
     det.save(Path(output) if output is not None else Path(model_dir))
     return det.calibration_

@@ -142,6 +142,13 @@ def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path
     r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--epochs", "2", "-q",
                                  "--checkpoint", str(tmp_path / "none"), "--resume"])
     assert r.exit_code != 0 and "no checkpoint to resume from" in r.output and not (tmp_path / "m").exists()
+    # a directory holding a checkpoint, without --resume: said in the command's options, not the API's
+    GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "held")
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q",
+                                 "--checkpoint", str(tmp_path / "held")])
+    out = " ".join(r.output.split())
+    assert r.exit_code != 0 and f"--checkpoint {tmp_path / 'held'}: already holds a checkpoint" in out and "pass --resume" in out, r.output
+    assert "checkpoint_dir" not in out and "resume=True" not in out
 
 
 @pytest.fixture(scope="module")

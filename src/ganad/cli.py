@@ -390,7 +390,14 @@ def fit(
         det._layout_given = True  # the note on a shape that reads two ways comes below, in the terms of the file
         t0 = time.perf_counter()
         if checkpoint is not None:
-            det.fit(X, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+            try:
+                det.fit(X, checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+            except InputError as exc:  # the API's argument names, said as this command's options
+                msg = str(exc)
+                for api, opt in (("pass resume=True (CLI: --resume)", "pass --resume"), ("checkpoint_dir (CLI: --checkpoint DIR)", "--checkpoint DIR"),
+                                 ("checkpoint_dir ", "--checkpoint "), ("checkpoint_every", "--checkpoint-every"), ("resume=True", "--resume")):
+                    msg = msg.replace(api, opt)
+                raise InputError(msg) from exc
         else:
             det.fit(X)  # under torchrun: distributed data-parallel, one process per rank (docs/distributed.md)
         if names is not None and len(names) == det.n_features_in_:

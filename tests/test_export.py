@@ -104,6 +104,20 @@ def test_onnx_after_calibration(compose, tmp_path):
     assert _check(det, X[450:], tmp_path / f"{compose}.onnx") <= 1e-3  # scores agree (per-element tolerance 1e-4 checked inside)
 
 
+def test_onnx_of_an_svm_composer_from_an_old_model_file_gives_its_probability(tmp_path):
+    """An SVM composer stored before ``output`` (its score the Platt probability, not the log-odds) exports that score."""
+    from ganad.scoring.composition import composer_from_dict
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X.astype(np.float32)
+    anomaly = (y == 0).astype(int)
+    idx = np.random.RandomState(0).permutation(len(X))
+    det = FAnoGAN(**KW).fit(X[idx[:300]][anomaly[idx[:300]] == 0])
+    det.calibrate(X[idx[300:450]], anomaly[idx[300:450]], compose="svm")
+    det.composer_ = composer_from_dict({k: v for k, v in det.composer_.to_dict().items() if k != "output"})
+    assert det.composer_.output == "probability"
+    assert _check(det, X[450:], tmp_path / "old.onnx") <= 1e-3
+
+
 @pytest.mark.parametrize("space, metric", [("code", "euclidean"), ("both", "euclidean"), ("feature", "mahalanobis"), ("code", "mahalanobis"),
                                            ("input", "euclidean"), ("feature+input", "auto")])
 def test_onnx_matches_pytorch_in_every_knn_space(space, metric, tmp_path):

@@ -633,8 +633,8 @@ _TUNE = ["tune", "{ws}/train96.csv", "-o", "{ws}/t1", "--epochs", "1", "--trials
 _SFIT = ["fit", "{ws}/series.csv", "-o", "{ws}/so", "--window", "16", "--epochs", "1", "-q"]
 for _what, _name, _args in [
     ("fit --resume: no checkpoint in DIR", "ckn", _CK + ["--checkpoint", "{ws}/ckn", "--resume"]),
-    ("fit --checkpoint-every 0", "checkpoint_every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "0"]),
-    ("fit --checkpoint-every -2", "checkpoint_every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "-2"]),
+    ("fit --checkpoint-every 0", "--checkpoint-every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "0"]),
+    ("fit --checkpoint-every -2", "--checkpoint-every", _CK + ["--checkpoint", "{ws}/ckn", "--checkpoint-every", "-2"]),
     ("fit --checkpoint DIR is a file", "afile", _CK + ["--checkpoint", "{ws}/afile"]),
     ("fit --resume without --checkpoint", "--resume", _CK + ["--resume"]),
     ("fit --checkpoint-every without --checkpoint", "--checkpoint-every", _CK + ["--checkpoint-every", "3"]),

@@ -80,12 +80,60 @@ def test_svm_composer_numpy_matches_sklearn_and_roundtrips(constructed):
     Z = svm.std.standardise(comps)
     ref = SVC(kernel="rbf", gamma="scale", class_weight="balanced").fit(Z, y).decision_function(Z)
     assert np.allclose(svm.decision_values(comps), ref, atol=1e-8)
-    p = svm(comps)
+    p = svm.probability(comps)
     assert ((p > 0) & (p < 1)).all()
+    s = svm(comps)  # the score: the log-odds of that probability
+    assert svm.output == "log_odds" and np.allclose(s, np.log(p / (1 - p)), atol=1e-9)
     from sklearn.metrics import roc_auc_score
-    assert roc_auc_score(y, p) > 0.9
+    assert roc_auc_score(y, s) > 0.9
     back = _roundtrip(svm)
-    assert isinstance(back, SVMComposer) and np.array_equal(back(comps), p)
+    assert isinstance(back, SVMComposer) and np.array_equal(back(comps), s)
+
+
+def _steep_svm(**kw):
+    """An SVM whose Platt slope is steep (A = −1000), as Platt's fit gives when the decision values
+    are compressed (γ = 'scale' shrunk by an extreme calibration sample): one component, support
+    vectors at 0 (normal side) and 3 (anomaly side), f(x) = exp(−(x − 3)²/2) − exp(−x²/2)."""
+    return SVMComposer(["a"], [0.0], [1.0], [[0.0], [3.0]], [-1.0, 1.0], 0.0, 0.5, -1000.0, 0.0, **kw)
+
+
+def test_svm_score_keeps_the_ranking_where_the_probability_saturates():
+    """The score was Platt's probability, clipped at |A·f + B| = 500: with a steep slope every normal
+    sample far enough from the boundary scored exp(−500) = 7e-218 and every anomaly 1.0, so neither
+    class could be ranked within itself (a threshold fitted there sat on one value). The log-odds
+    −(A·f + B) are affine in the SVM's decision value and keep its order."""
+    normal, anomalous = np.linspace(-1.0, 1.0, 41), np.linspace(2.5, 3.5, 11)
+    x = np.r_[normal, anomalous]
+    comps, y = {"a": x}, np.r_[np.zeros(normal.size), np.ones(anomalous.size)].astype(int)
+    svm = _steep_svm()
+    s, f = svm(comps), svm.decision_values(comps)
+    assert np.all(np.isfinite(s))
+    for cls in (0, 1):  # distinct rows keep distinct scores, in the order of the decision values
+        sc, fc = s[y == cls], f[y == cls]
+        assert np.unique(sc).size == sc.size
+        np.testing.assert_array_equal(np.argsort(sc), np.argsort(fc))
+    assert s[y == 1].min() > s[y == 0].max()  # and the anomalies still rank above every normal sample
+    np.testing.assert_allclose(s, -(svm.platt_a * f + svm.platt_b))
+    # the probability is still at hand, and saturates there: why it is not the score
+    p = svm.probability(comps)
+    assert p[y == 0].max() < 1e-200 and (p[y == 1] == 1.0).all()
+    assert np.array_equal(_roundtrip(svm)(comps), s)
+
+
+def test_svm_composer_from_an_old_model_file_keeps_its_probability_score():
+    """A model file written before ``output`` was stored was calibrated on probabilities (its threshold is
+    one): loaded, it keeps that score, clip included; ``output`` is stored from now on and checked."""
+    comps = {"a": np.r_[np.linspace(-1.0, 1.0, 41), np.linspace(2.5, 3.5, 11)]}
+    new = _steep_svm()
+    old_dict = {k: v for k, v in new.to_dict().items() if k != "output"}
+    old = composer_from_dict(json.loads(json.dumps(old_dict)))
+    assert old.output == "probability" and _roundtrip(old).output == "probability"
+    f = new.decision_values(comps)
+    np.testing.assert_array_equal(old(comps), 1.0 / (1.0 + np.exp(np.clip(-1000.0 * f, -500, 500))))
+    assert new.to_dict()["output"] == "log_odds"
+    for bad in ("logit", None, 1):
+        with pytest.raises(InputError, match="output"):
+            composer_from_dict({**old_dict, "output": bad})
 
 
 def test_platt_fit_recovers_a_logistic_model():

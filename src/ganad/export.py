@@ -123,6 +123,7 @@ class ComposerModule(nn.Module):
             self.register_buffer("dual", torch.tensor(composer.dual_coef, dtype=torch.float32))
             self.intercept, self.gamma = float(composer.intercept), float(composer.gamma)
             self.platt_a, self.platt_b = float(composer.platt_a), float(composer.platt_b)
+            self.svm_log_odds = getattr(composer, "output", "probability") == "log_odds"
 
     def forward(self, c):
         if self.blend is not None:
@@ -135,7 +136,8 @@ class ComposerModule(nn.Module):
         z = z[:, self.order]
         d2 = (z * z).sum(1, keepdim=True) + (self.sv * self.sv).sum(1)[None, :] - 2.0 * z @ self.sv.T
         f = torch.exp(-self.gamma * d2.clamp_min(0.0)) @ self.dual + self.intercept
-        return torch.sigmoid(-(self.platt_a * f + self.platt_b))
+        t = -(self.platt_a * f + self.platt_b)  # log-odds of the anomaly probability
+        return t if self.svm_log_odds else torch.sigmoid(t)  # the probability: a model file from before "output"
 
 
 def _require_onnx() -> None:

@@ -103,7 +103,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     ``compose``: 'default' (RobustStandardised: median / MAD of the normal validation
     samples, or of all of them without labels; equal weights or ``weights``), 'weights'
     (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
-    'svm' (RBF SVM + Platt). ``threshold``: 'contamination' (quantile of the validation
+    'svm' (RBF SVM + Platt; the score is the log-odds of the anomaly probability). ``threshold``: 'contamination' (quantile of the validation
     scores; ``contamination`` defaults to the detector's), 'f1' / 'fbeta' / 'mcc' (best on
     labelled data), 'fpr' (the (1 − fpr) quantile of the normal validation scores).
     """

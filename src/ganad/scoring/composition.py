@@ -11,7 +11,8 @@ anything, so a sample's score never depends on the other samples scored with it.
 - :class:`GridSearch`: a RobustStandardised whose weights were chosen on a simplex grid to
   maximise AUROC, AUPRC, F_β or MCC on labelled validation data.
 - :class:`SVMComposer`: class-weighted RBF SVM over the standardised components with Platt
-  scaling (Lüer et al. 2023); the score is the anomaly probability. Stored as support
+  scaling (Lüer et al. 2023); the score is the log-odds of the anomaly probability (a model
+  file from before that stores no ``output`` keeps the probability itself). Stored as support
   vectors, dual coefficients, intercept, γ and Platt's (A, B), re-evaluated with NumPy.
 """
 
@@ -267,17 +268,30 @@ def platt_fit(f: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[float,
     return float(A), float(B)
 
 
+#: what :class:`SVMComposer` returns: ``"log_odds"`` (new fits) or ``"probability"`` (model files
+#: written before ``output`` was stored, which keep the score their threshold was set on)
+SVM_OUTPUTS = ("log_odds", "probability")
+
+
 class SVMComposer:
     """RBF SVM over robustly standardised components, class_weight='balanced', Platt-calibrated.
 
-    ``score = 1 / (1 + exp(A·f(x) + B))`` with ``f(x) = Σ_j α_j K(x, sv_j) + b`` and
-    ``K(x, x') = exp(−γ ‖x − x'‖²)``: the anomaly probability. Evaluated with NumPy from the
-    stored support vectors, so the model file holds no pickle.
+    ``score = −(A·f(x) + B)``, the log-odds of Platt's anomaly probability
+    ``P = 1 / (1 + exp(A·f(x) + B))`` (:meth:`probability`), with ``f(x) = Σ_j α_j K(x, sv_j) + b``
+    and ``K(x, x') = exp(−γ ‖x − x'‖²)``. Evaluated with NumPy from the stored support vectors,
+    so the model file holds no pickle.
+
+    The log-odds rank samples exactly as P does, but never saturate: P itself underflows towards
+    0 (and rounds to 1) once |A·f + B| exceeds a few dozen, which happens when Platt's slope A is
+    steep (well separated calibration data, or γ = 'scale' shrunk by an extreme sample), and then
+    gives many distinct samples one score. ``output="probability"`` is the old score, kept for
+    model files that stored no ``output`` (their threshold is a probability).
     """
 
     kind = "svm"
 
-    def __init__(self, names, median, scale, support_vectors, dual_coef, intercept, gamma, platt_a, platt_b, C=1.0):
+    def __init__(self, names, median, scale, support_vectors, dual_coef, intercept, gamma, platt_a, platt_b, C=1.0,
+                 output="log_odds"):
         self.std = RobustStandardised(names, median, scale)
         self.names = self.std.names
         self.support_vectors = np.asarray(support_vectors, dtype=np.float64).reshape(-1, len(self.names))
@@ -288,6 +302,9 @@ class SVMComposer:
                 and np.all(np.isfinite(self.dual_coef)) and self.gamma > 0):  # what from_dict reads from a model file
             raise InputError(_fmt("SVMComposer", "needs finite support vectors, one finite dual coefficient per support vector and gamma > 0",
                                   "build it with SVMComposer.fit"))
+        if not (isinstance(output, str) and output in SVM_OUTPUTS):
+            raise InputError(_fmt("SVMComposer", f"output is {output!r}", f"use one of {', '.join(SVM_OUTPUTS)}"))
+        self.output = output
 
     @classmethod
     def fit(cls, components, y, names=None, *, C=1.0, gamma="scale", normal_mask=None):
@@ -311,19 +328,33 @@ class SVMComposer:
         K = np.exp(-self.gamma * np.maximum(d2, 0.0))
         return K @ self.dual_coef + self.intercept
 
+    def log_odds(self, components) -> np.ndarray:
+        """log P / (1 − P) = −(A·f + B): finite wherever f is, and affine in f."""
+        return -(self.platt_a * self.decision_values(components) + self.platt_b)
+
+    def probability(self, components) -> np.ndarray:
+        """Platt's anomaly probability P = 1 / (1 + exp(A·f + B)) (underflows to 0 and rounds to 1 far from the boundary)."""
+        t = self.log_odds(components)
+        e = np.exp(-np.abs(t))  # never overflows
+        return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
     def __call__(self, components) -> np.ndarray:
-        f = self.decision_values(components)
+        if self.output == "log_odds":
+            return self.log_odds(components)
+        f = self.decision_values(components)  # a model file from before "output": the score its threshold was set on
         return 1.0 / (1.0 + np.exp(np.clip(self.platt_a * f + self.platt_b, -500, 500)))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "names": self.names, "median": self.std.median.tolist(), "scale": self.std.scale.tolist(),
                 "support_vectors": self.support_vectors.tolist(), "dual_coef": self.dual_coef.tolist(),
-                "intercept": self.intercept, "gamma": self.gamma, "platt_a": self.platt_a, "platt_b": self.platt_b, "C": self.C}
+                "intercept": self.intercept, "gamma": self.gamma, "platt_a": self.platt_a, "platt_b": self.platt_b, "C": self.C,
+                "output": self.output}
 
     @classmethod
     def from_dict(cls, d: dict):
+        # no "output": written before it was stored, when the score was the probability
         return cls(d["names"], d["median"], d["scale"], d["support_vectors"], d["dual_coef"], d["intercept"],
-                   d["gamma"], d["platt_a"], d["platt_b"], d.get("C", 1.0))
+                   d["gamma"], d["platt_a"], d["platt_b"], d.get("C", 1.0), d.get("output", "probability"))
 
 
 def required_components(composer) -> list[str] | None:

@@ -209,3 +209,36 @@ def test_calibrate_and_fit_errors_on_folders(fitted, tmp_path):
     Image.fromarray(_gray(9, 8)).save(val / "odd.png")
     r = runner.invoke(app, ["fit", str(val), "-o", str(tmp_path / "m"), "--epochs", "1"])
     assert r.exit_code == 2 and "odd.png" in r.output and "9x8" in r.output
+
+
+# ------------------------------------------------------------------ scoring memory of large images
+
+
+def test_image_scoring_steps_are_bounded_by_the_image_size_with_the_same_scores():
+    """Scoring large images steps through at most ``_image_score_values`` input values at a time
+    (a step of score_batch_size=1,024 RGB images of 224 x 224 needed 10 GB of activations); the
+    scores are those of one step over the whole batch (float32 summation order aside)."""
+    import ganad
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 255, (24, 3, 16, 16)).astype(np.float32)
+    det = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(X)
+    assert det._image_score_rows() == (1 << 21) // (3 * 16 * 16)
+    steps: list[int] = []
+    invert = det._invert
+
+    def spy(x):
+        steps.append(int(x.shape[0]))
+        return invert(x)
+
+    det._invert = spy
+    det._image_score_values = 5 * 3 * 16 * 16  # five images a step
+    small = det.score_components(X, return_map=True)
+    assert steps == [5, 5, 5, 5, 4]
+    steps.clear()
+    det._image_score_values = 1 << 62
+    whole = det.score_components(X, return_map=True)
+    assert steps == [24]
+    np.testing.assert_allclose(small.scores, whole.scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(small.map, whole.map, rtol=1e-4, atol=1e-6)
+    tab = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.normal(size=(40, 6)))
+    assert tab._image_score_rows() >= 1 << 30  # tables and series: score_batch_size as before

@@ -442,7 +442,7 @@ def score(
     data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time, or a folder of image files (scores get a 'file' column) (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
-    chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536). Table and image models only: --view files and series are read whole."),
+    chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536; a folder of images: about 2**26 pixel values, e.g. 446 RGB images of 224 x 224). Table and image models only: --view files and series are read whole."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),
     maps: Optional[Path] = typer.Option(None, "--maps", help="Table and image models: also write each sample's anomaly map (where in the input the residual |x - x_hat| lies, scaled units) as one NPY array of shape (n, *sample shape), float32, rows in the scores file's order."),
@@ -543,6 +543,8 @@ def score(
             _note_unread_images(data)
             shape = tuple(getattr(det, "data_shape_", ()) or ())
             rgb = len(shape) == 3 and shape[0] == 3  # grayscale images scored by a colour model: read as RGB (R = G = B)
+            if chunk_rows is None and shape:  # images read at a time: about 2**26 pixel values (256 MB), not 65,536 images (39 GB at 224 x 224 RGB)
+                chunk_rows = max(1, (1 << 26) // int(np.prod(shape)))
             if len(shape) == 3 and shape[0] == 1 and first_colour is not None:
                 raise GanadError(f"{data}: {first_colour.name} has colour, so the folder reads as RGB images (3 channels), but the model "
                                  f"{model_dir} was fitted on grayscale images (1 channel). Fix: convert the images to grayscale "

@@ -575,6 +575,21 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Samples per scoring step (``score_batch_size``; encoder methods may take less)."""
         return bs
 
+    #: images (n, C, H, W): input values per scoring step at most (2**21: 13 RGB images of 224 x 224,
+    #: 42 of 128 x 128, all 1,024 of ``score_batch_size`` from 32 x 32 RGB down). The DCGAN networks'
+    #: activations take about 17 times the input (10 MB per 224 x 224 RGB image): a step of 1,024
+    #: such images needed 10 GB, and the per-sample scores do not depend on the step's size.
+    _image_score_values = 1 << 21
+
+    def _image_score_rows(self) -> int:
+        """Rows per scoring step that :attr:`_image_score_values` allows for image samples (no limit otherwise)."""
+        shape = tuple(self.__dict__.get("data_shape_") or ())
+        if len(shape) != 3:
+            return 1 << 62
+        dev = self.__dict__.get("device_")
+        values = self._image_score_values * (1 if dev is None or dev.type == "cpu" else 8)  # an accelerator: larger steps keep it busy
+        return max(1, values // max(1, int(np.prod(shape))))
+
     def _check_fitted(self):
         if not hasattr(self, "nets_") and "members_" not in self.__dict__:
             raise NotFittedError(f"{type(self).__name__}: this detector is not fitted yet. Fix: call fit(X) first, or load a saved model with ganad.load(path)")
@@ -1560,7 +1575,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
         Xs = self.scaler_.transform(X)
-        bs = self._score_chunk(int(self.score_batch_size))
+        bs = min(self._score_chunk(int(self.score_batch_size)), self._image_score_rows())
         with self._score_context():
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)

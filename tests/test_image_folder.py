@@ -242,3 +242,28 @@ def test_image_scoring_steps_are_bounded_by_the_image_size_with_the_same_scores(
     np.testing.assert_allclose(small.map, whole.map, rtol=1e-4, atol=1e-6)
     tab = ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.normal(size=(40, 6)))
     assert tab._image_score_rows() >= 1 << 30  # tables and series: score_batch_size as before
+
+
+def test_a_folder_of_subfolders_reads_every_subfolder_by_relative_path(fitted, tmp_path):
+    """An MVTec-style test/ holding good/ and crack/ (no image of its own) was refused as a folder
+    without images: its subfolders' images are read, ordered and named by their relative path. A folder
+    with images of its own still reads only those, naming the subfolder it left out."""
+    d, _, _ = fitted
+    test = tmp_path / "test"
+    good = _digits_folder(test / "good", 4)
+    crack = _digits_folder(test / "crack", 3)
+    (test / "crack" / "notes.txt").write_text("x")
+    (test / ".cache").mkdir()
+    Image.fromarray(_gray()).save(test / ".cache" / "hidden.png")  # hidden folder: not read
+    files, other = image_folder(test)
+    assert [f.relative_to(test).as_posix() for f in files] == [f"crack/img_{i:03d}.png" for i in range(3)] + [f"good/img_{i:03d}.png" for i in range(4)]
+    assert other == ["crack/notes.txt"]
+    np.testing.assert_array_equal(read_array(test), np.concatenate([crack, good]).astype(np.float32))
+    r = runner.invoke(app, ["score", str(d / "model"), str(test), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert s["file"].tolist()[:2] == ["crack/img_000.png", "crack/img_001.png"] and s["file"].tolist()[-1] == "good/img_003.png"
+    assert "crack/notes.txt" in r.output
+    Image.fromarray(_gray()).save(test / "top.png")  # an image of its own: only that one is read
+    files, other = image_folder(test)
+    assert [f.name for f in files] == ["top.png"] and "crack/" in other and "good/" in other

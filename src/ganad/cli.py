@@ -519,7 +519,7 @@ def score(
                           "and were not read (--exclude them to silence this note)")
         return
     import ganad
-    from ganad.data.readers import csv_columns, file_format, image_plan, iter_chunks
+    from ganad.data.readers import csv_columns, file_format, image_name, image_plan, iter_chunks
     from ganad.progress import progress_mode, scoring_bar
     try:
         from ganad.io import check_output_file
@@ -539,7 +539,7 @@ def score(
         if file_format(data) == "images":  # a folder of images: each score names its file, as --id-column would
             files, first_colour = image_plan(data)
             if id_column is None:
-                ids, id_name = np.asarray([f.name for f in files], dtype=object), "file"
+                ids, id_name = np.asarray([image_name(data, f) for f in files], dtype=object), "file"  # crack/000.png in a nested folder
             _note_unread_images(data)
             shape = tuple(getattr(det, "data_shape_", ()) or ())
             rgb = len(shape) == 3 and shape[0] == 3  # grayscale images scored by a colour model: read as RGB (R = G = B)

@@ -38,7 +38,12 @@ def image_folder(path) -> tuple[list[Path], list[str]]:
     """The image files of a folder, sorted by name (plain string order: zero-pad numbers, img_002.png
     before img_010.png), and the names of the other entries that are not read: files whose extension is
     not an image's (:data:`IMAGE_SUFFIXES`, any case) and subfolders. Hidden entries (a name starting
-    with '.') are skipped without being listed. The folder is not searched recursively."""
+    with '.') are skipped without being listed.
+
+    A folder with no image file of its own but images in its subfolders (an MVTec-style ``test/`` with
+    ``good/``, ``crack/``, ...) gives the images of every subfolder, at any depth, sorted by their path
+    relative to the folder (``crack/000.png`` before ``good/000.png``); the other entries are then
+    listed by that path."""
     p = Path(path)
     images, other = [], []
     for f in sorted(p.iterdir(), key=lambda f: f.name):
@@ -48,7 +53,22 @@ def image_folder(path) -> tuple[list[Path], list[str]]:
             images.append(f)
         else:
             other.append(f.name + ("/" if f.is_dir() else ""))
-    return images, other
+    if images or not any(o.endswith("/") for o in other):
+        return images, other
+    nested, skipped = [], []
+    for f in sorted(p.rglob("*"), key=lambda f: f.relative_to(p).as_posix()):
+        rel = f.relative_to(p)
+        if any(part.startswith(".") for part in rel.parts) or f.is_dir():
+            continue
+        (nested if f.suffix.lower() in IMAGE_SUFFIXES else skipped).append(f)
+    if not nested:
+        return images, other
+    return nested, [f.relative_to(p).as_posix() for f in skipped]
+
+
+def image_name(folder, f: Path) -> str:
+    """An image's name in the scores of a folder: its path relative to the folder (``crack/000.png``)."""
+    return f.relative_to(Path(folder)).as_posix()
 
 
 def _image_colour(im) -> bool:

@@ -414,11 +414,13 @@ def fit(
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "
                   f"{_read_as(X.shape[1:], getattr(det, 'family_', None))}"
                   f"in {time.perf_counter() - t0:.1f}s; threshold {det.threshold_:.4g}; saved to {output}")
-    if X.ndim == 3 and X.shape[1] == X.shape[2] >= 8 and not from_images:
+    from ganad.detectors.base import ambiguous_layout  # the API's rule (AmbiguousShapeWarning), said here in the file's terms
+    two_ways = not from_images and ambiguous_layout(X.shape[1:]) is not None
+    if two_ways and X.ndim == 3:
         console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as series windows ({X.shape[1]} channels x "
                       f"{X.shape[2]} time steps). If they are {X.shape[1]}x{X.shape[2]} images, save them with a channel axis, "
                       f"(n, 1, {X.shape[1]}, {X.shape[2]}): np.save(path, X[:, None]), and fit again.")
-    if X.ndim == 4 and X.shape[3] in (1, 3, 4) and X.shape[1] > 4 and X.shape[1] == X.shape[2] and not from_images:
+    if two_ways and X.ndim == 4:
         console.print(f"[yellow]note[/]: samples of shape {X.shape[1:]} are read as images of {X.shape[1]} channels, "
                       f"{X.shape[2]} x {X.shape[3]} pixels (channels first). If they are {X.shape[1]}x{X.shape[2]} images with "
                       f"{X.shape[3]} channel(s) last, save them channels first, (n, {X.shape[3]}, {X.shape[1]}, {X.shape[2]}): "

@@ -372,3 +372,55 @@ def test_cli_score_and_serve_refuse_a_model_saved_with_a_stale_threshold(tmp_pat
     assert r.exit_code != 0 and "ganad calibrate" in r.output and not (tmp_path / "s.csv").exists()
     with pytest.raises(ModelFileError, match="calibrate"):
         load_detector("m", tmp_path / "m")
+
+
+def _tiny_images(n=48, seed=0):
+    rs = np.random.RandomState(seed)
+    return rs.rand(n, 1, 16, 16).astype(np.float32)
+
+
+def test_a_model_file_records_the_width_and_depth_its_networks_were_built_with(tmp_path, monkeypatch):
+    """A file keeps the width / depth resolved at fit, so a later change of a family's default width
+    still loads it as built (the same scores), and an older file without them loads with the defaults
+    of its time (images: width 32)."""
+    import json
+
+    import ganad.detectors.base as base
+    X = _tiny_images()
+    det = GANomaly(epochs=1, latent_dim=4, batch_size=16, device="cpu", random_state=0).fit(X)
+    det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["params"]["width"] is None
+    assert cfg["state"]["width"] == ganad.nets.default_width("dcgan") and cfg["state"]["depth"] == det._depth()
+    monkeypatch.setattr(base, "default_width", lambda family: 5)  # the default moves after the file was written
+    back = ganad.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(X[:8]), det.decision_function(X[:8]))
+    monkeypatch.undo()
+
+    old = GANomaly(epochs=1, width=32, latent_dim=4, batch_size=16, device="cpu", random_state=0).fit(X)
+    old.save(tmp_path / "old")
+    f = tmp_path / "old" / "config.json"
+    cfg = json.loads(f.read_text())
+    cfg["params"]["width"] = None  # as a file written before the state kept the width, under the old default 32
+    del cfg["state"]["width"], cfg["state"]["depth"]
+    f.write_text(json.dumps(cfg))
+    back = ganad.load(tmp_path / "old")
+    assert back._width() == ganad.nets.LEGACY_DEFAULT_WIDTH["dcgan"] == 32
+    np.testing.assert_array_equal(back.decision_function(X[:8]), old.decision_function(X[:8]))
+    back.fit(X)  # a refit builds the networks with today's default
+    assert back._width() == ganad.nets.default_width("dcgan")
+
+
+def test_a_model_file_with_a_bad_recorded_width_is_refused(tmp_path):
+    import json
+
+    from ganad.exceptions import ModelFileError
+    det = GANomaly(epochs=1, latent_dim=4, batch_size=16, device="cpu", random_state=0).fit(_tiny_images())
+    det.save(tmp_path / "m")
+    f = tmp_path / "m" / "config.json"
+    cfg = json.loads(f.read_text())
+    for bad in (0, -3, 2.5, "32", True):
+        cfg["state"]["width"] = bad
+        f.write_text(json.dumps(cfg))
+        with pytest.raises(ModelFileError, match="state.width"):
+            ganad.load(tmp_path / "m")

@@ -35,7 +35,7 @@ from ganad.data.scaling import Scaler, resolve_scaler
 from ganad.data.validation import check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
 from ganad.io import load_model, member_seeds, save_model
-from ganad.nets import build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
+from ganad.nets import LEGACY_DEFAULT_WIDTH, build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
 from ganad.params import is_int, Param, below, custom, instance, integer, none, options, real, validate_params
@@ -66,7 +66,9 @@ COMMON_PARAMS = """
     net : {'auto', 'mlp', 'conv1d', 'lstm', 'dcgan'}, default 'auto'
         Network family; 'auto' picks mlp for (n, d), conv1d for (n, c, l), dcgan for (n, c, h, w).
     width, depth : int or None
-        Width (units / channels of the first stage) and depth (layers / stages); None = family default.
+        Width (units / channels of the first stage) and depth (layers / stages); None = family default
+        (width: mlp 128, conv1d 4, lstm 64, dcgan 32; ``ganad.nets.default_width``). A model file
+        records the width and depth its networks were built with.
     epochs : int
         Training length (the last stage's best epoch is kept, see ``validation_fraction``).
     batch_size : int or 'auto', default 'auto'
@@ -504,10 +506,16 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _width(self):
-        return self.width if self.width is not None else default_width(self.family_)
+        if self.width is not None:
+            return self.width
+        built = self.__dict__.get("_built_width")  # a loaded model: the width its file was built with
+        return built if built is not None else default_width(self.family_)
 
     def _depth(self):
-        return self.depth if self.depth is not None else default_depth(self.family_, self.data_shape_)
+        if self.depth is not None:
+            return self.depth
+        built = self.__dict__.get("_built_depth")
+        return built if built is not None else default_depth(self.family_, self.data_shape_)
 
     def _make_scaler(self):
         return resolve_scaler(self.scaler, image=len(self.data_shape_) == 3)
@@ -677,7 +685,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
-        for attr in ("_frozen", "members_", "_decision_scores", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
+        for attr in ("_frozen", "members_", "_decision_scores", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                      "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
                      "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
                      "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
@@ -1498,7 +1506,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _extra_state(self) -> dict:
         """Fitted numbers to store in the model's JSON. Subclasses that add their own must
         merge ``super()._extra_state()`` (calibration record, training D mean, robust settings)."""
-        return {"calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
+        return {"width": int(self._width()), "depth": int(self._depth()),
+                "calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
                 "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_"),
                 "knn_metric": self.__dict__.get("knn_metric_"), "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_")}
 
@@ -1829,6 +1838,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.data_shape_ = tuple(st["data_shape"])
         self.n_features_in_ = int(st["n_features_in"])
         self.family_ = st["family"]
+        # the networks' width and depth as built: a file written before they were stored (and with
+        # width / depth None) was built with the defaults of that time (images: width 32)
+        self._built_width = int(st["width"]) if st.get("width") is not None else LEGACY_DEFAULT_WIDTH.get(st["family"])
+        self._built_depth = int(st["depth"]) if st.get("depth") is not None else None
         self.seed_ = int(st["seed"])
         self.threshold_ = float(st["threshold"])
         self.scaler_ = Scaler.from_dict(st["scaler"])

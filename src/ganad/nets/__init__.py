@@ -42,6 +42,11 @@ def default_width(family: str) -> int:
     return {"mlp": 128, "conv1d": 4, "lstm": 64, "dcgan": 32}[family]
 
 
+#: the default widths of model files written before files recorded the width their networks were built
+#: with (format 1 files without ``state.width``): loading one with ``width=None`` builds these
+LEGACY_DEFAULT_WIDTH = {"mlp": 128, "conv1d": 4, "lstm": 64, "dcgan": 32}
+
+
 def default_depth(family: str, data_shape) -> int:
     if family == "mlp":
         return 2
@@ -87,5 +92,5 @@ def build_encoder(family, data_shape, out_dim, width, depth) -> nn.Module:
 
 __all__ = [
     "FAMILIES", "FeatureDiscriminator", "build_discriminator", "build_encoder", "build_generator",
-    "default_depth", "default_width", "resolve_family",
+    "LEGACY_DEFAULT_WIDTH", "default_depth", "default_width", "resolve_family",
 ]

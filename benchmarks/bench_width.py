@@ -1,4 +1,10 @@
-"""Default conv1d width, chosen on DS1 only: patient-wise held-out validation inside DS1.
+"""Default network widths, chosen on validation data only.
+
+``--dataset mitbih`` (the conv1d width of beats): patient-wise held-out validation inside DS1.
+``--dataset mnist`` (the dcgan width of images, eighteenth session): the MNIST **training split
+only**, split as ``select_knn_space.py mnist`` splits it (per digit, 80 % of its training images
+train, the other 20 % are the held-out normals and 2,000 training images of the other digits the
+anomalies); the test split is never read.
 
 The evidence behind ``ganad.nets.default_width("conv1d")``. DS2 (the test half of the
 inter-patient protocol) is never loaded. For each seed, the DS1 records are split by patient
@@ -13,6 +19,7 @@ AUROC over methods and seeds higher by at least ``--margin`` (0.01); the width c
 in arithmetic (latent search, encoder scoring, training).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_width.py --data /path/to/shared/data   # ~15 min, 1 thread
+    OMP_NUM_THREADS=1 python benchmarks/bench_width.py --dataset mnist --widths 8,16,32 --methods ganomaly,fanogan --seeds 0
 
 Writes benchmarks/out/width.json and prints a table.
 """
@@ -33,7 +40,9 @@ from common import markdown_table, shared_data, write_json  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=None, help="reference data folder (holding mitdb/)")
+    ap.add_argument("--data", default=None, help="reference data folder (holding mitdb/ or mnist/)")
+    ap.add_argument("--dataset", choices=["mitbih", "mnist"], default="mitbih")
+    ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="mnist: the digits, each one set")
     ap.add_argument("--widths", default="4,8")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--methods", default="fanogan,ganomaly,vaegan")
@@ -54,6 +63,8 @@ def main(argv=None):
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     data = shared_data(args.data)
+    if args.dataset == "mnist":
+        return _mnist(args, data, roc_auc_score, DETECTORS)
     if data is None or not (data / "mitdb").is_dir():
         sys.exit("no MIT-BIH data: pass --data DIR holding mitdb/ (or set GANAD_SHARED_DATA)")
     ds1 = mb.load_mitbih(data / "mitdb", mb.DS1)  # DS1 only: DS2 is not read
@@ -81,16 +92,57 @@ def main(argv=None):
             row["mean"] = float(np.mean([row[m] for m in methods]))
             rows.append(row)
     means = {w: float(np.mean([r["mean"] for r in rows if r["width"] == w])) for w in widths}
-    best = min(widths)
-    for w in sorted(widths):
-        if means[w] >= means[best] + args.margin:
-            best = w
+    best = _choose(widths, means, args.margin)
     cols = ["width", "seed", *methods, "mean"]
     p = write_json(args.out, {"rows": rows, "mean_by_width": means, "chosen": best, "margin": args.margin,
                               "splits": splits, "command": "python " + " ".join(sys.argv),
                               "threads": int(os.environ["OMP_NUM_THREADS"])})
     print(markdown_table(rows, cols))
     print("mean AUROC by width:", {w: round(v, 3) for w, v in means.items()}, "-> default width", best)
+    print("wrote", p)
+
+
+def _choose(widths, means, margin):
+    """The cheaper width unless a wider one's mean AUROC is higher by at least ``margin``."""
+    best = min(widths)
+    for w in sorted(widths):
+        if means[w] >= means[best] + margin:
+            best = w
+    return best
+
+
+def _mnist(args, data, roc_auc_score, DETECTORS):
+    if data is None or not (data / "mnist").is_dir():
+        sys.exit("no MNIST data: pass --data DIR holding mnist/ (or set GANAD_SHARED_DATA)")
+    from select_knn_space import mnist_sets
+
+    widths = [int(w) for w in args.widths.split(",")]
+    methods = args.methods.split(",")
+    digits = [int(d) for d in args.digits.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
+    for seed, name, x_tr, x_ev, y_ev in mnist_sets(data, seeds, digits):
+        for width in widths:
+            row = {"width": width, "seed": seed, "set": name}
+            for m in methods:
+                t = time.perf_counter()
+                det = DETECTORS[m](width=width, epochs=args.epochs, device="cpu", random_state=seed).fit(x_tr)
+                row[m + " s"] = round(time.perf_counter() - t, 1)
+                row[m] = float(roc_auc_score(y_ev, det.decision_function(x_ev)))
+                print(f"  seed {seed} {name} width {width} {m}: AUROC {row[m]:.3f} (fit {row[m + ' s']:.0f} s)", flush=True)
+            row["mean"] = float(np.mean([row[m] for m in methods]))
+            rows.append(row)
+    means = {w: float(np.mean([r["mean"] for r in rows if r["width"] == w])) for w in widths}
+    by_method = {w: {m: float(np.mean([r[m] for r in rows if r["width"] == w])) for m in methods} for w in widths}
+    fit_s = {w: {m: float(np.median([r[m + " s"] for r in rows if r["width"] == w])) for m in methods} for w in widths}
+    best = _choose(widths, means, args.margin)
+    p = write_json(args.out if args.out != "width.json" else "width_mnist.json",
+                   {"rows": rows, "mean_by_width": means, "by_method": by_method, "median_fit_s": fit_s, "chosen": best,
+                    "margin": args.margin, "command": "python " + " ".join(sys.argv), "threads": int(os.environ["OMP_NUM_THREADS"])})
+    summary = [{"width": w, **{m: round(by_method[w][m], 4) for m in methods}, "mean": round(means[w], 4),
+                **{m + " fit s": fit_s[w][m] for m in methods}} for w in widths]
+    print(markdown_table(summary, list(summary[0])))
+    print("mean AUROC by width:", {w: round(v, 4) for w, v in means.items()}, "-> default width", best)
     print("wrote", p)
 
 

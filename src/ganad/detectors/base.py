@@ -67,7 +67,7 @@ COMMON_PARAMS = """
         Network family; 'auto' picks mlp for (n, d), conv1d for (n, c, l), dcgan for (n, c, h, w).
     width, depth : int or None
         Width (units / channels of the first stage) and depth (layers / stages); None = family default
-        (width: mlp 128, conv1d 4, lstm 64, dcgan 32; ``ganad.nets.default_width``). A model file
+        (width: mlp 128, conv1d 4, lstm 64, dcgan 8; ``ganad.nets.default_width``). A model file
         records the width and depth its networks were built with.
     epochs : int
         Training length (the last stage's best epoch is kept, see ``validation_fraction``).

@@ -222,3 +222,29 @@ def test_exclude_with_an_array_file_is_refused_not_ignored(fitted, tmp_path):
         out = " ".join(r.output.split())
         assert r.exit_code == 2 and "--exclude id" in out and "no column names" in out and "Fix:" in out, (args, r.output)
     assert not any((tmp_path / n).exists() for n in ("m2", "s.csv", "cal"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_chunked_reading_closes_the_file_when_a_chunk_is_refused_or_reading_stops_early(tmp_path, fmt):
+    """A chunk reader holds the file open: a refused later chunk (or a caller that stops after the first)
+    used to leave it open until garbage collection (a ResourceWarning; file handles in a service)."""
+    import gc
+    import warnings
+
+    import pandas as pd
+
+    from ganad.data.readers import iter_chunks
+    df = pd.DataFrame({"a": np.arange(20, dtype=float), "b": np.ones(20)})
+    df.loc[15, "a"] = np.inf  # refused in the fourth chunk of 4 rows
+    p = tmp_path / f"x.{fmt}"
+    df.to_csv(p, index=False) if fmt == "csv" else df.to_parquet(p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError):
+            list(iter_chunks(p, 4))
+        it = iter_chunks(p, 4)
+        next(it)
+        it.close()
+        del it
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

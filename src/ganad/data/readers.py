@@ -440,25 +440,32 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             reader = pd.read_csv(path, sep=sep, decimal=decimal, header=header, chunksize=chunk_rows or None)
             chunks = [reader] if chunk_rows is None else reader
             n = 0
-            for df in chunks:
-                n += len(df)
-                yield _checked(_frame_to_array(df, path, exclude, sep, decimal, n - len(df), chunk_rows is None), path, n - len(df))
+            try:  # a chunk reader holds the file open: closed when a chunk is refused or the caller stops early too
+                for df in chunks:
+                    n += len(df)
+                    yield _checked(_frame_to_array(df, path, exclude, sep, decimal, n - len(df), chunk_rows is None), path, n - len(df))
+            finally:
+                if chunk_rows is not None:
+                    reader.close()
             if n == 0:
                 raise InputError(_fmt(str(path), "has a header but no data rows", "pass a file with at least one sample"))
         elif fmt == "parquet":
             import pyarrow.parquet as pq
             pf = pq.ParquetFile(path)
-            if pf.metadata.num_rows == 0:
-                raise InputError(_fmt(str(path), "has no rows", "pass a file with at least one sample"))
             n = 0
-            for batch in pf.iter_batches(batch_size=chunk_rows or max(pf.metadata.num_rows, 1)):
-                # the file's columns in its schema's order, as csv_columns lists them: an index pandas stored is not
-                # made the frame's index (a filtered frame's '__index_level_0__' is left out; a named one, from
-                # df.set_index('id'), is a column, which --exclude / --id-column take)
-                df = batch.to_pandas(ignore_metadata=True)
-                df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
-                yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n)
-                n += batch.num_rows
+            try:
+                if pf.metadata.num_rows == 0:
+                    raise InputError(_fmt(str(path), "has no rows", "pass a file with at least one sample"))
+                for batch in pf.iter_batches(batch_size=chunk_rows or max(pf.metadata.num_rows, 1)):
+                    # the file's columns in its schema's order, as csv_columns lists them: an index pandas stored is not
+                    # made the frame's index (a filtered frame's '__index_level_0__' is left out; a named one, from
+                    # df.set_index('id'), is a column, which --exclude / --id-column take)
+                    df = batch.to_pandas(ignore_metadata=True)
+                    df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
+                    yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n)
+                    n += batch.num_rows
+            finally:
+                pf.close()
         elif exclude:  # an array has no column names: --exclude would be ignored without a word
             raise InputError(_no_columns_to_exclude(path, fmt, exclude))
         elif fmt == "images":

@@ -298,8 +298,7 @@ def test_channel_named_with_a_comma_through_channels_stream_and_close_lines(tmp_
     a close line quotes its channels field so that it still has five CSV fields."""
     import csv
     tr, te = _table(1200, 0), _table(600, 1, anomaly=(300, 319))
-    for df in (tr, te):
-        df.rename(columns={"pressure": "valve,open"}, inplace=True)
+    tr, te = (df.rename(columns={"pressure": "valve,open"}) for df in (tr, te))
     tr.to_csv(tmp_path / "train.csv", index=False)
     te.to_csv(tmp_path / "test.csv", index=False)
     r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--stride", "8",

@@ -595,3 +595,37 @@ def test_a_checkpoint_directory_in_use_by_another_fit_is_refused(tmp_path, monke
         GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=tmp_path / "k", checkpoint_every=1)
     monkeypatch.setattr(ck.Checkpointer, "save", real)
     GANomaly(epochs=2, random_state=0).fit(X, checkpoint_dir=tmp_path / "k", resume=True)  # not left locked
+
+
+def test_resume_names_a_default_width_that_changed_since_the_checkpoint(tmp_path, monkeypatch):
+    """A checkpoint records the networks it trains (family, width, depth as resolved). A default width
+    that changed between writing and resuming (the DCGAN width went 32 -> 8) is named with the fix; it
+    used to surface as optimiser state "of another shape", blamed on a hand edit. A checkpoint written
+    before the record is compared with the defaults of its time: images refused (32 then), tables resume."""
+    import json
+
+    import ganad.detectors.base as base
+    imgs = np.random.RandomState(0).rand(64, 1, 16, 16).astype(np.float32)
+    orig = base.default_width
+    monkeypatch.setattr(base, "default_width", lambda f: 32 if f == "dcgan" else orig(f))
+    kw = dict(epochs=2, latent_dim=4, batch_size=16, random_state=0)
+    GANomaly(**kw).fit(imgs, checkpoint_dir=tmp_path / "img", checkpoint_every=1)
+    monkeypatch.setattr(base, "default_width", orig)
+    with pytest.raises(InputError, match=r"the networks' width 32 then, 8 now \(pass width=32 to resume it; CLI: --set width=32\)"):
+        GANomaly(**kw).fit(imgs, checkpoint_dir=tmp_path / "img", resume=True)
+    det = GANomaly(width=32, **kw).fit(imgs, checkpoint_dir=tmp_path / "img", resume=True)  # the fix the message names
+    assert det.checkpoint_["resumed"] and det._width() == 32
+    with pytest.raises(InputError, match=r"width=16 then|width 32 then, 16 now"):  # a real change of width is still refused
+        GANomaly(width=16, **kw).fit(imgs, checkpoint_dir=tmp_path / "img", resume=True)
+
+    for name, data in (("img", imgs), ("tab", X)):  # as written before checkpoints recorded the networks
+        d = tmp_path / name
+        if name == "tab":
+            GANomaly(**kw).fit(data, checkpoint_dir=d, checkpoint_every=4)
+        man = json.loads((d / "checkpoint.json").read_text())
+        for k in ("family", "width", "depth"):
+            man["fingerprint"]["extra"].pop(k)
+        (d / "checkpoint.json").write_text(json.dumps(man))
+    with pytest.raises(InputError, match=r"width 32 then, 8 now"):
+        GANomaly(**kw).fit(imgs, checkpoint_dir=tmp_path / "img", resume=True)
+    assert GANomaly(**kw).fit(X, checkpoint_dir=tmp_path / "tab", resume=True).checkpoint_["resumed"]

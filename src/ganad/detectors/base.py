@@ -814,7 +814,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise InputError(_fmt(f"checkpoint_dir {d}", "is a file", "pass a directory (new, or holding a checkpoint to resume)"))
-        fp = ck.fingerprint(self, X, {"robust": self._robust_fingerprint(robust)})
+        nets = self._planned_networks(tuple(X.shape[1:]))
+        fp = ck.fingerprint(self, X, {"robust": self._robust_fingerprint(robust), **nets})
         loaded = None
         if resume:
             loaded = ck.load(d)
@@ -823,6 +824,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             if isinstance(extra, dict) and isinstance(extra.get("robust"), list) and len(extra["robust"]) == 4:
                 # a checkpoint written with the options as spelled (before they were normalised) compares the same way
                 stored["extra"] = {**extra, "robust": self._robust_fingerprint(extra["robust"])}
+            if isinstance(stored.get("extra"), dict) and nets and "width" not in stored["extra"]:
+                # written before checkpoints recorded the networks: built with the default widths of that time
+                was = stored.get("params") if isinstance(stored.get("params"), dict) else {}
+                legacy = self._planned_networks(tuple(X.shape[1:]), LEGACY_DEFAULT_WIDTH.get, was)
+                stored["extra"] = {**stored["extra"], **legacy}
             ck.compare_fingerprints(stored, fp, d)
         elif ck.exists(d):
             raise InputError(_fmt(f"checkpoint_dir {d}", "already holds a checkpoint",
@@ -840,6 +846,23 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if loaded is not None:
             cp.seq = int(loaded[0].get("seq", 0))
         return cp, loaded
+
+    def _planned_networks(self, shape: tuple[int, ...], widths=None, params=None) -> dict[str, Any]:
+        """The family, width and depth fit will build for samples of ``shape`` (``widths``: the family's
+        default width, today's unless given; ``params``: net / width / depth, this detector's unless given),
+        for a checkpoint's fingerprint: a default changed between writing a checkpoint and resuming it is
+        named, not found as weights of another shape. {} when the shape has no family (fit refuses it
+        with its own message)."""
+        p = {k: getattr(self, k) for k in ("net", "width", "depth")}
+        p.update({k: v for k, v in (params or {}).items() if k in p})
+        try:
+            fam = resolve_family(p["net"], shape)
+        except (TypeError, ValueError):
+            return {}
+        if p["net"] == "auto" and len(shape) == 2 and self._series_family is not None:
+            fam = self._series_family
+        width = p["width"] if p["width"] is not None else (widths or default_width)(fam)
+        return {"family": fam, "width": width, "depth": p["depth"] if p["depth"] is not None else default_depth(fam, shape)}
 
     def _robust_fingerprint(self, robust) -> list:
         """The robust fit options (contamination, warmup, mode, proxy) as they train, for a checkpoint's

@@ -455,6 +455,10 @@ def _param_json(v):
     return repr(v)
 
 
+#: the fingerprint's record of the networks fit builds (family, and width / depth as resolved)
+NETWORK_KEYS = ("family", "width", "depth")
+
+
 def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     """Refuse a checkpoint of other data or other parameters, naming what differs."""
     where = f"checkpoint {directory}"
@@ -472,9 +476,17 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
             what.append(f"same shape, different values (SHA-256 {str(sd.get('sha256'))[:12]}… then, {nd['sha256'][:12]}… now)")
         raise InputError(_fmt(where, "was written for other training data: " + "; ".join(what), fix))
     sp, np_ = stored.get("params") if isinstance(stored.get("params"), dict) else {}, now["params"]
+    se = stored.get("extra") if isinstance(stored.get("extra"), dict) else {}
+    ne = now["extra"]
+    # width / depth compare as built (the record below): width=None then and the width it resolved to now are the same run
+    resolved = {k for k in ("width", "depth") if k in se and k in ne}
     diff = [f"{k}={sp.get(k, '(absent)')!r} then, {np_.get(k, '(absent)')!r} now" for k in sorted(set(sp) | set(np_))
-            if sp.get(k, "(absent)") != np_.get(k, "(absent)")]
-    if stored.get("extra") != now["extra"]:
+            if sp.get(k, "(absent)") != np_.get(k, "(absent)") and k not in resolved]
+    for k in NETWORK_KEYS:  # the networks fit builds: a default that changed between the two runs is named
+        if k in ne and se.get(k) != ne[k]:
+            diff.append(f"the networks' {k} {se.get(k, '(absent)')!r} then, {ne[k]!r} now"
+                        + (f" (pass {k}={se[k]!r} to resume it; CLI: --set {k}={se[k]!r})" if k in ("width", "depth") and isinstance(se.get(k), int) else ""))
+    if {k: v for k, v in se.items() if k not in NETWORK_KEYS} != {k: v for k, v in ne.items() if k not in NETWORK_KEYS}:
         diff.append(f"fit options {stored.get('extra')} then, {now['extra']} now")
     if diff:
         raise InputError(_fmt(where, "was written with other parameters: " + "; ".join(diff[:8]), fix))

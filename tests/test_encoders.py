@@ -424,3 +424,48 @@ def test_a_model_file_with_a_bad_recorded_width_is_refused(tmp_path):
         f.write_text(json.dumps(cfg))
         with pytest.raises(ModelFileError, match="state.width"):
             ganad.load(tmp_path / "m")
+
+
+def test_scoring_settings_read_at_score_time_refuse_the_stale_threshold(tmp_path):
+    """Beyond inversion: n_neighbors where the knn component searches the nearest bank rows, the latent
+    search's settings where every score is a search (AnoGAN), and TadGAN's reconstruction error and score
+    combination change the scores; predict compared them with threshold_ fitted under the old values."""
+    from ganad import AnoGAN, TadGAN
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 4).astype(np.float32)
+    eu = GANomaly(epochs=1, width=8, latent_dim=2, knn_space="input", random_state=0).fit(X[:160])
+    maha = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0).fit(X[:160])  # features, Mahalanobis
+    assert maha.knn_metric_ == "mahalanobis"
+    s = maha.decision_function(X[160:])
+    maha.set_params(n_neighbors=1)  # not read by the Mahalanobis distance: nothing is stale
+    np.testing.assert_array_equal(maha.decision_function(X[160:]), s)
+    maha.predict(X[160:])
+    eu.save(tmp_path / "eu")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "eu").predict(X[160:]), eu.predict(X[160:]))  # no false refusal
+    eu.set_params(n_neighbors=1)
+    with pytest.raises(InputError, match=r"n_neighbors=1.*n_neighbors=5.*calibrate"):
+        eu.predict(X[160:])
+    eu.calibrate(X[160:])
+    eu.predict(X[160:])
+
+    ano = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=5, random_state=0).fit(X[:160])
+    ano.save(tmp_path / "ano")
+    ganad.load(tmp_path / "ano").predict(X[160:170])
+    for change in ({"search_n_max": 2}, {"search_distance": "l1"}, {"search": "schlegl"}):
+        ano.set_params(**change)
+        with pytest.raises(InputError, match="calibrate"):
+            ano.predict(X[160:170])
+        ano.set_params(search_n_max=5, search_distance="l2", search="custom")
+    ano.predict(X[160:170])
+
+    W = (np.sin(np.arange(32)[None, None, :] / 4 + rng.rand(120, 1, 1) * 6) + 0.05 * rng.randn(120, 1, 32)).astype(np.float32)
+    tad = TadGAN(epochs=1, width=8, latent_dim=2, batch_size=32, random_state=0).fit(W)
+    tad.predict(W[:10])
+    for change in ({"rec_error": "area"} if "area" in ganad.detectors.tadgan.REC_ERRORS else {"rec_error": "dtw"},
+                   {"score_combination": "sum"}, {"alpha": 0.9}):
+        back = tad.get_params()
+        tad.set_params(**change)
+        with pytest.raises(InputError, match="calibrate"):
+            tad.predict(W[:10])
+        tad.set_params(**{k: back[k] for k in change})
+    tad.predict(W[:10])

@@ -87,6 +87,10 @@ class AnoGAN(BaseGANDetector):
         return LatentSearch(distance=self.search_distance, eps=self.search_eps, n_max=self.search_n_max,
                             lr=self.search_lr, restarts=self.search_restarts, feature_weight=self.search_feature_weight)
 
+    def _scoring_key(self) -> dict:
+        # every score is a search: its setting ('schlegl' searches with λ = lam) as well as the search_* values
+        return {**super()._scoring_key(), "search": self.search, **({"lam": self.lam} if self.search == "schlegl" else {})}
+
     def _search_init(self, x):
         return None  # encoder methods may warm-start the search from E(x)
 

@@ -469,12 +469,22 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return WeightedSum({"residual": 1.0})
 
     # ------------------------------------------------------------------ the scoring settings threshold_ goes with
+    #: the parameters of the latent search (read when a score is computed by search)
+    _SEARCH_KEYS = ("search_distance", "search_eps", "search_n_max", "search_lr", "search_restarts", "search_feature_weight")
+
     def _scoring_key(self) -> dict[str, Any]:
         """The parameters, changeable by ``set_params`` after fit, that decide how the score components are
-        computed (encoder methods: ``inversion``, and ``search_init`` with the search). ``threshold_``, the
+        computed: ``n_neighbors`` where the knn component searches the nearest bank rows (a Euclidean
+        metric; the Mahalanobis distance does not read it), the search's settings where scores come from a
+        latent search, and (encoder methods) ``inversion`` and ``search_init``. ``threshold_``, the
         composer's standardisation (the knn blend's median / MAD) and the reference scores are fitted under
         the key recorded in ``_threshold_scored_with`` (by fit, calibrate and load)."""
-        return {}
+        key: dict[str, Any] = {}
+        if self.__dict__.get("knn_space_") is not None and "euclidean" in self._knn_metric_now():
+            key["n_neighbors"] = self.n_neighbors
+        if self._search_scoring():
+            key.update({k: getattr(self, k) for k in self._SEARCH_KEYS if hasattr(self, k)})
+        return key
 
     def _check_scoring_current(self, what: str) -> None:
         """Refuse to compare scores with a threshold / reference scores fitted under other scoring settings."""
@@ -483,6 +493,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if was is None or was == now:
             return
         keys = [k for k in dict.fromkeys([*was, *now]) if was.get(k) != now.get(k)]
+        # a setting that exists under one scoring only (the search's, after inversion changed) follows from one
+        # both have: name that one
+        keys = [k for k in keys if k in was and k in now] or keys
         now_s = ", ".join(f"{k}={now.get(k)!r}" for k in keys)
         was_s = ", ".join(f"{k}={was.get(k)!r}" for k in keys)
         raise InputError(_fmt(f"{type(self).__name__}.{what}",
@@ -1872,8 +1885,6 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self.history_ = st["history"]
         self.prior_ = make_prior(self.prior)
         self._built_with = self._structure()
-        # saved after set_params changed the scoring settings, before calibrate: stays refused (predict) after load
-        self._threshold_scored_with = st["scored_with"] if st.get("scored_with") is not None else self._scoring_key()
         self.device_ = resolve_device(self.device)
         if st.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray(st["feature_names_in"], dtype=object)
@@ -1887,6 +1898,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self._load_extra_state(st)
         elif st.get("calibration") is not None:
             self.calibration_ = st["calibration"]
+        # (after the extra state: the key reads the fitted knn space and metric) saved after set_params changed
+        # the scoring settings, before calibrate: stays refused (predict) after load
+        self._threshold_scored_with = st["scored_with"] if st.get("scored_with") is not None else self._scoring_key()
 
     #: fitted arrays a model file keeps beside the networks' weights
     _fitted_arrays = ("decision_scores_", "validation_scores_", "calibration_scores_", "knn_bank_", "knn_basis_", "knn_center_", "knn_scale_",

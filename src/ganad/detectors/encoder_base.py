@@ -101,7 +101,8 @@ class EncoderDetector(BaseGANDetector):
 
     def _scoring_key(self) -> dict:
         # the encoder's z and the search's z give components on other scales: threshold_ goes with one of them
-        return {"inversion": self.inversion, **({"search_init": self.search_init} if self.inversion == "search" else {})}
+        return {**super()._scoring_key(), "inversion": self.inversion,
+                **({"search_init": self.search_init} if self.inversion == "search" else {})}
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled batch -> code E(x) (methods with a stochastic encoder return the posterior mean)."""

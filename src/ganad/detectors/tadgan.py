@@ -156,6 +156,12 @@ class TadGAN(EncoderDetector):
         return [Stage("tadgan", self.epochs, step, modules=[G, E, Cx, Cz], optimizers=[opt_c, opt_ge], state=state)]
 
     # ------------------------------------------------------------------ score
+    def _scoring_key(self) -> dict:
+        # read when a window is scored; tadgan_stats_ (fitted on the reconstruction error of fit's rec_error)
+        # and threshold_ go with the values fit or calibrate saw
+        return {**super()._scoring_key(), "rec_error": self.rec_error, "score_combination": self.score_combination,
+                "alpha": self.alpha}
+
     def _rec_error(self, x, x_hat):
         if self.rec_error == "dtw":
             from ganad.inversion.soft_dtw import soft_dtw_divergence

@@ -345,7 +345,7 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     for key in ("width", "depth"):  # the networks as built (files since the eighteenth session; None in older ones)
         v = st.get(key)
         if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**16):
-            bad(f"has state.{key} = {str(v)[:60]!r}; it must be a whole number from 1 to 65536")
+            bad(f"has state.{key} = {json.dumps(v)[:60]}; it must be a whole number from 1 to 65536")
     sc = st["scaler"]
     n_ch = shape[0]
     for key in ("shift", "scale"):

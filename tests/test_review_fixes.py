@@ -83,7 +83,7 @@ def test_frozen_copies_leave_spectral_norm_training_nets_usable(benign):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-# ---------------------------------------------------------------- compose='default' counts a twin once
+# ---------------------------------------------------------------- compose='standardised' counts a twin once
 def test_composable_drops_raw_twins_only():
     from ganad.scoring.composition import composable
     assert composable(["residual", "latent_raw", "latent", "feature"]) == ["feature", "latent", "residual"]
@@ -95,13 +95,13 @@ def test_ganomaly_default_composition_counts_latent_once(benign):
     det = GANomaly(epochs=2, width=8, latent_dim=3, device="cpu", random_state=0).fit(benign[:80])
     comps = det.score_components(benign[80:]).components
     assert {"latent", "latent_raw"} <= set(comps)
-    det.calibrate(benign[80:], compose="default")
+    det.calibrate(benign[80:], compose="standardised")
     names = det.composer_.names
     assert "latent" in names and "latent_raw" not in names
     assert det.composer_.weights["latent"] == pytest.approx(1.0 / len(names))
     ref = RobustStandardised.fit(comps, sorted(set(comps) - {"latent_raw"}))
     np.testing.assert_allclose(det.decision_function(benign[80:]), ref(comps), rtol=1e-9)
-    det.calibrate(benign[80:], compose="default", weights={"latent_raw": 1.0, "residual": 1.0})  # by name: allowed
+    det.calibrate(benign[80:], compose="standardised", weights={"latent_raw": 1.0, "residual": 1.0})  # by name: allowed
     assert det.composer_.names == ["latent_raw", "residual"]
 
 

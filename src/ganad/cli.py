@@ -944,9 +944,10 @@ def calibrate(
     data: Path = typer.Argument(..., help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order)."),
     labels: Optional[Path] = typer.Option(None, help="Validation labels (1 = anomaly), CSV column or NPY; needed by grid, svm, f1, fbeta, mcc."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
-    compose: str = typer.Option("default", help="default (robust median/MAD standardisation), weights, grid or svm."),
+    compose: str = typer.Option("default", help="default (the score fit composed, its median/MAD standardisation re-fitted on this data), "
+                                                 "standardised (every component standardised, equal or --weights weights), weights, grid or svm."),
     threshold: str = typer.Option("contamination", help="contamination, f1, fbeta, mcc or fpr."),
-    weights: Optional[str] = typer.Option(None, help="For --compose weights: JSON such as '{\"residual\": 0.8, \"feature\": 0.2}'."),
+    weights: Optional[str] = typer.Option(None, help="For --compose weights or standardised: JSON such as '{\"residual\": 0.8, \"feature\": 0.2}'."),
     metric: str = typer.Option("auroc", help="For --compose grid: auroc, auprc, f1, fbeta or mcc."),
     beta: float = typer.Option(1.0, help="β of F_β."),
     fpr: float = typer.Option(0.05, help="For --threshold fpr: false-positive rate on the normal validation samples."),

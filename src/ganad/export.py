@@ -107,7 +107,7 @@ class ComposerModule(nn.Module):
             w = {} if kind == "svm" else composer.weights
         else:
             raise InputError(_fmt("detector", f"composes its score with {type(composer).__name__} (kind {kind!r}), which has no ONNX form here",
-                                  "calibrate with compose='default', 'grid' or 'svm', or keep the method's default weighted sum"))
+                                  "calibrate with compose='default', 'standardised', 'grid' or 'svm', or keep the method's default weighted sum"))
         used = list(composer.names) if kind == "svm" else list(w)
         missing = [n for n in used if n not in names]
         if missing:

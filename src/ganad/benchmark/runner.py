@@ -48,7 +48,8 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
             if kind == "ganad":
                 # compose='method': the method's default composer, only τ is fitted; 'default': the components
                 # robust-standardised (median / MAD of the calibration set's normal samples) and summed, then τ
-                det.calibrate(Xc, y_cal, compose="weights" if compose == "method" else compose, threshold=threshold, fpr=fpr)
+                det.calibrate(Xc, y_cal, compose={"method": "weights", "default": "standardised"}.get(compose, compose),
+                              threshold=threshold, fpr=fpr)
                 out["threshold"] = float(det.threshold_)
             else:
                 tau, _ = fit_threshold(np.asarray(det.decision_function(Xc), np.float64), y_cal, threshold=threshold, fpr=fpr)

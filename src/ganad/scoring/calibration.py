@@ -14,10 +14,10 @@ import numpy as np
 
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
-from ganad.scoring.composition import GRID_METRICS, GridSearch, RobustStandardised, SVMComposer, WeightedSum, _stack, composable
+from ganad.scoring.composition import GRID_METRICS, GridSearch, KnnBlend, RobustStandardised, SVMComposer, WeightedSum, _stack, composable
 from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_threshold
 
-COMPOSE = ("default", "weights", "grid", "svm")
+COMPOSE = ("default", "standardised", "weights", "grid", "svm")
 THRESHOLDS = ("contamination", "f1", "fbeta", "mcc", "fpr")
 
 
@@ -52,13 +52,20 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
     names = list(weights) if weights else composable(components)  # a component and its normalised twin count once
     if compose != "weights":  # the components standardised and composed (an SVM fit refuses inf outright)
         _refuse_nonfinite(_stack(components, names), "score components")
-    if compose == "default":
+    if compose == "default" and weights:
+        raise InputError(_fmt("weights", "are given with compose='default', which keeps the score fit composed (its standardisation "
+                                         "re-fitted on X_val)",
+                              "use compose='standardised' for the weighted mean of the standardised components, or "
+                              "compose='weights' for a fixed weighted sum (CLI: --compose standardised / weights)"))
+    if compose in ("default", "standardised"):
         if y is not None and (y == 0).sum() < 2:
             raise InputError(_fmt("y_val", "has fewer than two normal samples", "pass a validation set with normal samples"))
         n_ref = min((np.asarray(v).shape[0] for v in normal.values()), default=0)
         if y is None and n_ref < 2:  # a median / MAD of one value: every scale 0, every score that row's own noise
             raise InputError(_fmt("X_val", f"has {n_ref} sample(s); standardising the components needs at least two",
                                   "pass a validation set of several normal samples"))
+        if compose == "default" and default is not None:
+            return refit_default(default, normal)
         return RobustStandardised.fit(normal, names, weights)
     if compose == "weights":
         if weights:
@@ -71,6 +78,29 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
         return GridSearch.fit(components, y, names, metric=metric, step=step, beta=beta)
     _needs_both(y, "compose='svm'")
     return SVMComposer.fit(components, y, names)
+
+
+def refit_default(default, normal: dict[str, np.ndarray]):
+    """``compose='default'``: the score ``fit`` composed, with what fit standardised on its held-out slice
+    standardised again on the normal validation samples: the knn blend's median / MAD of the method's own
+    score and of the ``knn`` component (weight unchanged); any other default composition (a method's
+    weighted sum, an ensemble's mean of member scores) is kept as it is, and only the threshold is fitted."""
+    if isinstance(default, KnnBlend):
+        return KnnBlend.fit(default.inner, normal, default.weight)
+    return default
+
+
+def _default_of(det, components: dict[str, np.ndarray]):
+    """The detector's default composer: the one fit stored, or (model files written before it was stored)
+    the method's own, blended with ``knn`` as fit blends it when the model has the component."""
+    stored = det.__dict__.get("default_composer_")
+    if stored is not None:
+        return stored
+    own = det._default_composer()
+    w = float(getattr(det, "knn_weight", 0.0) or 0.0)
+    if w > 0 and "knn" in components:
+        return KnnBlend.fit(own, components, w)
+    return own
 
 
 def fit_threshold(scores: np.ndarray, y=None, *, threshold="contamination", contamination=0.1, beta=1.0, fpr=0.05):
@@ -100,9 +130,10 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
               beta=1.0, fpr=0.05, contamination=None, step=0.1):
     """Fit ``det.composer_`` and ``det.threshold_`` on validation data; returns ``det``.
 
-    ``compose``: 'default' (RobustStandardised: median / MAD of the normal validation
-    samples, or of all of them without labels; equal weights or ``weights``), 'weights'
-    (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
+    ``compose``: 'default' (the score fit composed, its standardisation re-fitted on the normal
+    validation samples, or on all of them without labels: :func:`refit_default`), 'standardised'
+    (RobustStandardised: every component standardised by the median / MAD of the normal validation
+    samples; equal weights or ``weights``), 'weights' (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
     'svm' (RBF SVM + Platt; the score is the log-odds of the anomaly probability). ``threshold``: 'contamination' (quantile of the validation
     scores; ``contamination`` defaults to the detector's), 'f1' / 'fbeta' / 'mcc' (best on
     labelled data), 'fpr' (the (1 − fpr) quantile of the normal validation scores).
@@ -114,7 +145,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     n = len(next(iter(comps.values())))
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
-                            default=det.__dict__.get("default_composer_") or det._default_composer())
+                            default=_default_of(det, comps))
     scores = np.asarray(composer(comps), dtype=np.float64)
     _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]

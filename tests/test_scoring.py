@@ -469,3 +469,23 @@ def test_calibrate_default_keeps_the_score_fit_composed(model, data):
     assert det.calibration_["composer"] == "knn-blend"
     with pytest.raises(InputError, match=r"weights: are given with compose='default'.*compose='standardised'"):
         copy.deepcopy(model).calibrate(Xv, yv, weights={"residual": 1.0})
+
+
+def test_knn_weight_set_after_fit_takes_effect_at_calibrate(model, data):
+    """The knn blend's weight is fitted into the composer: set_params(knn_weight=...) on a fitted model
+    leaves its scores as they are until calibrate, whose default composition blends at the weight now."""
+    import copy
+
+    from ganad.scoring.composition import KnnBlend
+    _, (Xv, yv), _ = data
+    det = copy.deepcopy(model)
+    s = det.decision_function(Xv)
+    det.set_params(knn_weight=0.0)
+    np.testing.assert_array_equal(det.decision_function(Xv), s)  # the fitted composer, unchanged
+    det.calibrate(Xv[yv == 0])
+    own = model.composer_.inner
+    assert not isinstance(det.composer_, KnnBlend) and det.composer_.to_dict() == own.to_dict()
+    comps = det.score_components(Xv).components
+    np.testing.assert_allclose(det.decision_function(Xv), own(comps), rtol=1e-9)
+    det.set_params(knn_weight=0.5).calibrate(Xv[yv == 0])
+    assert isinstance(det.composer_, KnnBlend) and det.composer_.weight == 0.5

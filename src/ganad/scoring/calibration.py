@@ -41,8 +41,10 @@ def _refuse_nonfinite(values: np.ndarray, what: str, name: str = "X_val") -> Non
 
 
 def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default", weights=None, metric="auroc",
-                 beta=1.0, step=0.1, default=None):
-    """Build a composer from validation components (``y`` 1 = anomaly, optional)."""
+                 beta=1.0, step=0.1, default=None, refit=None):
+    """Build a composer from validation components (``y`` 1 = anomaly, optional). ``default``: the
+    detector's fitted default composer ('weights' without weights keeps it); ``refit``: normal components
+    -> the default score re-fitted on them ('default'; without it, 'default' is 'standardised')."""
     if compose not in COMPOSE:
         raise InputError(_fmt("compose", f"is {compose!r}", f"use one of {', '.join(COMPOSE)}"))
     if weights is not None and not (isinstance(weights, dict) and all(isinstance(k, str) for k in weights)):
@@ -64,8 +66,8 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
         if y is None and n_ref < 2:  # a median / MAD of one value: every scale 0, every score that row's own noise
             raise InputError(_fmt("X_val", f"has {n_ref} sample(s); standardising the components needs at least two",
                                   "pass a validation set of several normal samples"))
-        if compose == "default" and default is not None:
-            return refit_default(default, normal)
+        if compose == "default" and refit is not None:
+            return refit(normal)
         return RobustStandardised.fit(normal, names, weights)
     if compose == "weights":
         if weights:
@@ -80,25 +82,32 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
     return SVMComposer.fit(components, y, names)
 
 
-def refit_default(default, normal: dict[str, np.ndarray]):
-    """``compose='default'``: the score ``fit`` composed, with what fit standardised on its held-out slice
-    standardised again on the normal validation samples: the knn blend's median / MAD of the method's own
-    score and of the ``knn`` component (weight unchanged); any other default composition (a method's
-    weighted sum, an ensemble's mean of member scores) is kept as it is, and only the threshold is fitted."""
-    if isinstance(default, KnnBlend):
-        return KnnBlend.fit(default.inner, normal, default.weight)
-    return default
+def default_composer_now(det, normal: dict[str, np.ndarray]):
+    """``compose='default'``: the score ``fit`` composes, re-fitted on the normal validation samples'
+    components ``normal``: the method's own composition blended with the ``knn`` component at the
+    detector's ``knn_weight`` now (a value set after fit takes effect here), each part standardised by
+    its median / MAD on ``normal``, as fit standardises them on its held-out slice; ``knn_weight=0``: the
+    own composition alone. An ensemble keeps its mean of the members' standardised scores (each member
+    standardised at fit), and only the threshold is fitted."""
+    stored = det.__dict__.get("default_composer_")
+    if det.__dict__.get("members_") is not None:
+        return stored if stored is not None else det._default_composer()
+    own = stored.inner if isinstance(stored, KnnBlend) else (stored if stored is not None else det._default_composer())
+    w = float(getattr(det, "knn_weight", 0.0) or 0.0)
+    if w > 0 and "knn" in normal:
+        return KnnBlend.fit(own, normal, w)
+    return own
 
 
-def _default_of(det, components: dict[str, np.ndarray]):
-    """The detector's default composer: the one fit stored, or (model files written before it was stored)
+def _stored_default(det, components: dict[str, np.ndarray]):
+    """The detector's default composer as fit stored it, or (model files written before it was stored)
     the method's own, blended with ``knn`` as fit blends it when the model has the component."""
     stored = det.__dict__.get("default_composer_")
     if stored is not None:
         return stored
     own = det._default_composer()
     w = float(getattr(det, "knn_weight", 0.0) or 0.0)
-    if w > 0 and "knn" in components:
+    if w > 0 and "knn" in components and det.__dict__.get("members_") is None:
         return KnnBlend.fit(own, components, w)
     return own
 
@@ -131,7 +140,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     """Fit ``det.composer_`` and ``det.threshold_`` on validation data; returns ``det``.
 
     ``compose``: 'default' (the score fit composed, its standardisation re-fitted on the normal
-    validation samples, or on all of them without labels: :func:`refit_default`), 'standardised'
+    validation samples, or on all of them without labels, at today's ``knn_weight``: :func:`default_composer_now`), 'standardised'
     (RobustStandardised: every component standardised by the median / MAD of the normal validation
     samples; equal weights or ``weights``), 'weights' (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
     'svm' (RBF SVM + Platt; the score is the log-odds of the anomaly probability). ``threshold``: 'contamination' (quantile of the validation
@@ -145,7 +154,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     n = len(next(iter(comps.values())))
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
-                            default=_default_of(det, comps))
+                            default=_stored_default(det, comps), refit=lambda normal: default_composer_now(det, normal))
     scores = np.asarray(composer(comps), dtype=np.float64)
     _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]

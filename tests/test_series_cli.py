@@ -183,20 +183,16 @@ def test_fit_warnings_name_the_file_and_the_cli_option(tmp_path):
     assert msgs and all(m.startswith(str(tmp_path / "s.csv")) and "--gaps ignore" in m for m in msgs)
 
 
-def test_calibrate_refuses_a_series_model_and_its_detector_in_place(work, tmp_path):
-    """`ganad calibrate` on a series model said 'has no config.json ... pass a directory written by
-    ganad' (it is one); on the series model's window detector in place it re-standardised the window
+def test_calibrate_refuses_a_series_models_detector_in_place(work, tmp_path):
+    """On the series model's window detector in place `ganad calibrate` re-standardised the window
     scores under the series model's unchanged point threshold (the training points' median score
-    moved by ~0.7 on one model), silently. Both are refused with what to do instead."""
+    moved by ~0.7 on one model), silently: refused with what to do instead."""
     import shutil
     from ganad.data.windows import make_windows
     d = work
     model = tmp_path / "model"
     shutil.copytree(d / "model", model)
     before = {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()}
-    r = runner.invoke(app, ["calibrate", str(model), str(d / "test.csv"), "--exclude", "time", "--exclude", "status"])
-    out = " ".join(r.output.split())
-    assert r.exit_code == 2 and "is a series model" in out and "--point-contamination" in out and "config.json" not in out, out
     te = pd.read_csv(d / "test.csv")
     np.save(tmp_path / "w.npy", make_windows(te[["temp", "pressure"]].to_numpy()[:300], 32, 8)[0].astype(np.float32))
     for out in ([], ["-o", str(model / "detector")]):
@@ -465,3 +461,62 @@ def test_a_failed_events_write_leaves_no_scores_file(work, tmp_path, monkeypatch
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 1
+
+
+def test_calibrate_a_series_model_sets_its_point_threshold_on_normal_series(work, tmp_path):
+    """A series model moved to another machine whose normal level differs: `ganad calibrate MODEL
+    normal.csv` (SeriesDetector.calibrate) sets the point threshold on that normal series, without labels
+    and without changing a score; it used to be refused ("fit it again")."""
+    import shutil
+    d = work
+    model = tmp_path / "model"
+    shutil.copytree(d / "model", model)
+    before = {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()}
+    other = _table(1200, 5)
+    other["temp"] += 0.4  # another machine: a slightly different normal level
+    other.to_csv(tmp_path / "normal2.csv", index=False)
+    sd0 = ganad.load(model)
+    s_other = sd0.decision_function(other[["temp", "pressure"]].to_numpy())
+    assert np.mean(s_other > sd0.threshold_) > 0.05  # the training threshold flags much of the new normal series
+    r = runner.invoke(app, ["calibrate", str(model), str(tmp_path / "normal2.csv"), "--threshold", "fpr", "--fpr", "0.01"])
+    assert r.exit_code == 0, r.output
+    assert "were not read" in r.output  # the status column, as `ganad score` notes it
+    sd = ganad.load(model)
+    assert sd.calibration_["threshold"] == "fpr" and sd.calibration_["n_points"] == int(np.isfinite(s_other).sum())
+    assert np.mean(s_other > sd.threshold_) <= 0.01 and sd.threshold_ > sd0.threshold_
+    assert {p.name: p.read_bytes() for p in (model / "detector").iterdir() if p.is_file()} == before  # scores unchanged
+    r = runner.invoke(app, ["score", str(model), str(tmp_path / "normal2.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "status"])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(tmp_path / "s.csv").label.mean() <= 0.01
+    # -o writes a calibrated copy; the label-based options are refused, naming what a series calibration takes
+    r = runner.invoke(app, ["calibrate", str(model), str(tmp_path / "normal2.csv"), "-o", str(tmp_path / "m2"), "--contamination", "0.02"])
+    assert r.exit_code == 0 and ganad.load(tmp_path / "m2").calibration_["contamination"] == 0.02, r.output
+    for bad, expect in ((["--threshold", "f1"], "--threshold f1"), (["--compose", "svm"], "--compose svm"),
+                        (["--labels", str(tmp_path / "s.csv")], "--labels")):
+        r = runner.invoke(app, ["calibrate", str(model), str(tmp_path / "normal2.csv"), *bad])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and expect in out and "without labels" in out, out
+
+
+def test_series_detector_calibrate_in_python(tmp_path):
+    from ganad.exceptions import InputError
+    from ganad.series import SeriesDetector
+    rng = np.random.RandomState(0)
+    t = np.arange(3000)
+    train = np.sin(t / 15)[:, None] + 0.05 * rng.randn(3000, 1)
+    sd = SeriesDetector("ganomaly", window=32, stride=8, detector_params=dict(epochs=1)).fit(train)
+    new = np.sin(t[:1500] / 15)[:, None] * 1.3 + 0.08 * rng.randn(1500, 1)
+    s = sd.decision_function(new)
+    sd.calibrate(new, contamination=0.02)
+    assert abs(np.mean(s > sd.threshold_) - 0.02) <= 0.002
+    np.testing.assert_array_equal(sd.decision_function(new), s)
+    sd.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.threshold_ == sd.threshold_ and back.calibration_ == sd.calibration_
+    np.testing.assert_array_equal(back.predict(new), sd.predict(new))
+    with pytest.raises(InputError, match="threshold"):
+        sd.calibrate(new, threshold="f1")
+    with pytest.raises(InputError, match="contamination"):
+        sd.calibrate(new, threshold="fpr", contamination=0.1)
+    sd.fit(train)
+    assert getattr(sd, "calibration_", None) is None

@@ -142,20 +142,40 @@ def _refuse_view_in_place(model_dir: Path, output: Optional[Path]) -> None:
 
 
 def _refuse_series_calibration(model_dir: Path, output: Optional[Path]) -> None:
-    """`ganad calibrate` calibrates a detector's composition and threshold on samples. A series model
-    has no such step (its point threshold is set at fit time), and its window detector must not
-    change in place: the series model's point threshold was set on that detector's old scores."""
+    """The window detector inside a series model must not change in place: the series model's point
+    threshold was set on that detector's old scores (a series model itself is calibrated by its point
+    threshold: :func:`ganad.series.commands.calibrate_series_file`)."""
     from ganad.series.detector import DETECTOR_DIR, is_series_model
-    if is_series_model(model_dir):
-        raise GanadError(f"MODEL_DIR {model_dir}: is a series model (a score per time point from windows), which `ganad calibrate` "
-                         "does not take: its point threshold is set when it is fitted. Fix: fit it again with --point-contamination P "
-                         "(the fraction of training points above the threshold), e.g. ganad fit DATA --window W --point-contamination 0.005 -o DIR")
     d = model_dir.resolve()
     if d.name == DETECTOR_DIR and is_series_model(d.parent) and (output is None or output.resolve() == d):
         raise GanadError(f"MODEL_DIR {model_dir}: is the window detector of the series model {d.parent}; calibrating it in place "
                          "would change its window scores under the series model's point threshold, which was set on the old scores, "
                          "silently. Fix: fit the series model again (ganad fit DATA --window W, with --point-contamination to move "
                          "its threshold), or write this detector's calibrated model elsewhere with -o OTHER_DIR")
+
+
+def _calibrate_series(model_dir: Path, data: Path, output: Optional[Path], *, labels, compose, threshold, weights, key, fpr,
+                      contamination, sep, decimal, exclude) -> None:
+    """`ganad calibrate` of a series model: its point threshold set on normal series (SeriesDetector.calibrate)."""
+    from ganad.series.commands import calibrate_series_file
+    given = [(o, why) for o, why in (
+        ("--labels", labels is not None), (f"--compose {compose}", compose != "default"), ("--weights", weights is not None),
+        ("--key", key is not None)) if why]
+    if given:
+        raise GanadError(f"{', '.join(o for o, _ in given)}: a series model is calibrated on normal series without labels: only its "
+                         "point threshold is set (--threshold contamination or fpr); its window scores stay as fitted. Fix: drop "
+                         f"{', '.join(o.split()[0] for o, _ in given)}")
+    if threshold not in ("contamination", "fpr"):
+        raise GanadError(f"--threshold {threshold}: a series model is calibrated on normal series without labels. Fix: use "
+                         "--threshold contamination (the point fraction above it) or --threshold fpr --fpr 0.01; to measure "
+                         "a labelled series, use ganad evaluate SCORES.csv --ranges RANGES.csv")
+    rec, unread = calibrate_series_file(model_dir, data, output, threshold=threshold, contamination=contamination, fpr=fpr,
+                                        sep=sep, decimal=decimal, exclude=exclude)
+    _print_metrics(rec, title="calibration (series)")
+    if unread:
+        console.print(f"[yellow]note[/]: column(s) {unread} of {data} are not channels, the time or the series id of the model "
+                      "and were not read (--exclude them to silence this note)")
+    console.print(f"[green]calibrated[/] point threshold -> {output or model_dir}")
 
 
 def _parse_views(views: List[str]) -> dict:
@@ -1000,6 +1020,11 @@ def calibrate(
             from ganad.io import check_model_path, refuse_inside_wrapper_model
             refuse_inside_wrapper_model(output)  # e.g. -o MV/views/OTHER: another view of a multi-view model
             check_model_path(output, "-o/--output")  # before any work: a file, a foreign folder
+        from ganad.series.detector import is_series_model
+        if is_series_model(model_dir):  # the point threshold, on normal series (no labels; the window detector unchanged)
+            _calibrate_series(model_dir, data, output, labels=labels, compose=compose, threshold=threshold, weights=weights,
+                              key=key, fpr=fpr, contamination=contamination, sep=sep, decimal=decimal, exclude=exclude)
+            return
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         _note_unread_images(data)
         y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column), sep=sep,

@@ -102,24 +102,10 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     import pandas as pd
 
     import ganad
-    from ganad.series.readers import read_series_file
     sd = ganad.load(model_dir)
     sd.detector_.on_nonfinite = nonfinite
-    io = getattr(sd, "io_", None) or {}
-    is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
-    if is_npy and exclude:  # an NPY array has no named columns: --exclude would be ignored without a word
-        raise DataFileError(_fmt(f"--exclude {', '.join(map(str, exclude))}", f"{data} is an NPY array, which has no column names, "
-                                 "so there is nothing to leave out by name",
-                                 "drop --exclude (the array's columns are the model's channels, in the training order), "
-                                 "or pass a CSV / Parquet table"))
-    chans = io.get("channels")
-    if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
-        chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)
-    try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
-        tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else chans,
-                               None if is_npy or data.is_dir() else io.get("series_id"),
-                               no_time=not is_npy and io.get("time_column") is None and bool(io), sep=sep, decimal=decimal,
-                               exclude=() if is_npy else tuple(exclude))
+    tab, unread_cols = _read_for_model(sd, data, sep, decimal, exclude)
+    try:
         r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
     except (InputError, DataFileError) as exc:
         msg = _in_score_terms(str(exc), data)
@@ -149,14 +135,64 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     with atomic_path(output) as t_scores, atomic_path(events) as t_events:
         df.to_csv(t_scores, index=False, float_format="%.9g")
         ev.to_csv(t_events, index=False, float_format="%.6g")
-    unread: list[str] = []
-    if io.get("channels") and not is_npy:
+    return len(df), len(ev), events, unread_cols()
+
+
+def _read_for_model(sd, data: Path, sep, decimal, exclude):
+    """The series table of ``data`` as the series model ``sd`` reads it (its channels by name, its time
+    and series-id columns; an NPY array's columns as the channels in the training order), and a function
+    giving the file's columns that were not read (not a channel, the time or the series id, nor in
+    ``exclude``). Errors are said in `ganad score` / `ganad calibrate` terms."""
+    from ganad.series.readers import read_series_file
+    io = getattr(sd, "io_", None) or {}
+    is_npy = data.suffix.lower() == ".npy" or (data.is_dir() and any(f.suffix.lower() == ".npy" for f in data.iterdir()))
+    if is_npy and exclude:  # an NPY array has no named columns: --exclude would be ignored without a word
+        raise DataFileError(_fmt(f"--exclude {', '.join(map(str, exclude))}", f"{data} is an NPY array, which has no column names, "
+                                 "so there is nothing to leave out by name",
+                                 "drop --exclude (the array's columns are the model's channels, in the training order), "
+                                 "or pass a CSV / Parquet table"))
+    chans = io.get("channels")
+    if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
+        chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)
+    try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
+        tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else chans,
+                               None if is_npy or data.is_dir() else io.get("series_id"),
+                               no_time=not is_npy and io.get("time_column") is None and bool(io), sep=sep, decimal=decimal,
+                               exclude=() if is_npy else tuple(exclude))
+    except (InputError, DataFileError) as exc:
+        msg = _in_score_terms(str(exc), data)
+        if msg != str(exc):
+            raise type(exc)(msg) from exc
+        raise
+
+    def unread() -> list[str]:
+        if not io.get("channels") or is_npy:
+            return []
         used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
         # a folder: every series file's columns (the note was only given for a single file)
         from ganad.series.readers import SERIES_SUFFIXES
         files = [data] if data.is_file() else sorted(f for f in data.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
-        unread = list(dict.fromkeys(c for f in files for c in _columns(f, sep, decimal) if c not in used))
-    return len(df), len(ev), events, unread
+        return list(dict.fromkeys(c for f in files for c in _columns(f, sep, decimal) if c not in used))
+    return tab, unread
+
+
+def calibrate_series_file(model_dir: Path, data: Path, output: Path | None, *, threshold: str, contamination: float | None,
+                          fpr: float, sep: str | None = None, decimal: str = ".", exclude=()) -> tuple[dict, list[str]]:
+    """`ganad calibrate` of a series model: the point threshold set on the normal series in ``data``
+    (:meth:`SeriesDetector.calibrate`), the model written to ``output`` (default: in place). Returns the
+    calibration record and the file's columns that were not read."""
+    import ganad
+    sd = ganad.load(model_dir)
+    tab, unread_cols = _read_for_model(sd, data, sep, decimal, exclude)
+    try:
+        sd.calibrate(tab.values, time=tab.time, series_id=tab.series_id, threshold=threshold, contamination=contamination, fpr=fpr)
+    except (InputError, DataFileError) as exc:
+        msg = _in_score_terms(str(exc), data)
+        if msg != str(exc):
+            raise type(exc)(msg) from exc
+        raise
+    sd.save(output if output is not None else model_dir)
+    return dict(sd.calibration_), unread_cols()
 
 
 def _columns(data: Path, sep, decimal) -> list[str]:

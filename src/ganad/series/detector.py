@@ -541,6 +541,7 @@ class SeriesDetector(BaseEstimator):
         """Train on normal series: ``X`` (T,) / (T, C) / a list of arrays (one per series);
         ``time`` and ``series_id`` one per row; ``channel_names`` name the channels in events."""
         self.window_, self.stride_ = self._check()
+        self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
         self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
         values, time, series_id = self._inputs(X, time, series_id, "X")
         segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
@@ -599,6 +600,40 @@ class SeriesDetector(BaseEstimator):
             rows += ev
         return SeriesScores(scores=scores, labels=labels, contributions=contrib,
                             events=events_frame(rows, self.channels_, has_time=time_ is not None), threshold=float(self.threshold_), in_event=in_event)
+
+    def calibrate(self, X, *, time=None, series_id=None, threshold: str = "contamination", contamination: float | None = None,
+                  fpr: float = 0.05) -> "SeriesDetector":
+        """Set the point threshold on new **normal** series, without labels and without retraining: a model
+        moved to another machine, sensor or patient whose normal level differs from the training data's.
+        ``X`` / ``time`` / ``series_id`` as :meth:`score_series`. ``threshold='contamination'``: the
+        (1 − c) quantile of the calibration points' scores, c = ``contamination`` (default: the model's
+        point ``contamination``); ``'fpr'``: at most ``fpr`` of the calibration points above it
+        (Neyman–Pearson, as :meth:`ganad.BaseGANDetector.calibrate`). The window detector is not changed
+        (its scores, and so every point score, stay as they are); the calibration points' scores become
+        the reference of :meth:`predict_proba` / :meth:`predict_confidence`. Returns self."""
+        self._check_fitted()
+        from ganad.scoring.threshold import check_contamination, contamination_threshold, fpr_threshold
+        if threshold not in ("contamination", "fpr"):
+            raise InputError(_fmt("threshold", f"is {threshold!r}; a series model is calibrated without labels",
+                                  "use 'contamination' or 'fpr' (label-based thresholds need labelled points: evaluate with "
+                                  "`ganad evaluate` and labelled ranges instead)"))
+        if contamination is not None and threshold != "contamination":
+            raise InputError(_fmt("contamination", f"is {contamination!r}, but threshold={threshold!r} does not read it",
+                                  "pass threshold='contamination' with it, or drop it"))
+        c = check_contamination(self.contamination if contamination is None else contamination)
+        if threshold == "fpr" and not (isinstance(fpr, (int, float)) and not isinstance(fpr, bool) and 0 < fpr < 1):
+            raise InputError(_fmt("fpr", f"is {fpr!r}", "pass a false-positive rate between 0 and 1, such as 0.01"))
+        pts = self.score_series(X, time=time, series_id=series_id).scores
+        pts = pts[np.isfinite(pts)]
+        if pts.size < 2:
+            raise InputError(_fmt("X", f"gives {pts.size} scored point(s)", "pass a normal series of at least one window and a few more points"))
+        tau = contamination_threshold(pts, c, "calibration points") if threshold == "contamination" else fpr_threshold(pts, float(fpr))
+        self.threshold_ = float(tau)
+        self.reference_scores_ = _reference_sample(pts)
+        self.calibration_ = {"threshold": threshold, "threshold_value": float(tau), "n_points": int(pts.size),
+                             **({"contamination": float(c)} if threshold == "contamination" else
+                                {"fpr": float(fpr), "achieved_fpr": float(np.mean(pts > tau))})}
+        return self
 
     def decision_function(self, X, *, time=None, series_id=None) -> np.ndarray:
         """Score per time point (T,)."""
@@ -664,6 +699,7 @@ class SeriesDetector(BaseEstimator):
                          "event_gap": int(self.event_gap_),
                          "n_channels": self.n_channels_, "channels": self.channels_, "channel_baseline": list(self.channel_baseline_),
                          "io": getattr(self, "io_", None),
+                         **({"calibration": self.calibration_} if getattr(self, "calibration_", None) is not None else {}),
                          **({"reference_scores": [float(v) for v in self.reference_scores_]}
                             if getattr(self, "reference_scores_", None) is not None else {})}}
         write_wrapper_model(path, SERIES_CONFIG, "series parameters", cfg, lambda tmp: self.detector_.save(tmp / DETECTOR_DIR))
@@ -742,6 +778,10 @@ def load_series(path) -> SeriesDetector:
                 raise ValueError(f"io.channels {io.get('channels') if isinstance(io, dict) else io!r} differ from the "
                                  f"model's channels {sd.channels_} (the file columns would be read in another order)")
             sd.io_ = io
+        if st.get("calibration") is not None:
+            if not isinstance(st["calibration"], dict):
+                raise ValueError("calibration is not an object")
+            sd.calibration_ = st["calibration"]
         if st.get("reference_scores") is not None:
             ref = np.asarray(st["reference_scores"], dtype=np.float64)
             if ref.ndim != 1 or not np.isfinite(ref).all():

@@ -489,3 +489,15 @@ def test_knn_weight_set_after_fit_takes_effect_at_calibrate(model, data):
     np.testing.assert_allclose(det.decision_function(Xv), own(comps), rtol=1e-9)
     det.set_params(knn_weight=0.5).calibrate(Xv[yv == 0])
     assert isinstance(det.composer_, KnnBlend) and det.composer_.weight == 0.5
+
+
+def test_own_score_weights_set_after_fit_take_effect_at_calibrate():
+    """f-AnoGAN's kappa (and lam, score_weights) is fitted into the composer like knn_weight: calibrate's
+    default composition builds the method's own score from the parameters of now."""
+    from ganad import FAnoGAN
+    X = np.random.RandomState(0).randn(240, 5).astype(np.float32)
+    det = FAnoGAN(epochs=1, encoder_epochs=1, width=8, latent_dim=2, random_state=0).fit(X[:180])
+    assert det.composer_.inner.weights == pytest.approx({"izi_residual": 1 / 2, "izi_feature": 1 / 2})
+    det.set_params(kappa=3.0)
+    det.calibrate(X[180:])
+    assert det.composer_.inner.weights == pytest.approx({"izi_residual": 1 / 4, "izi_feature": 3 / 4})

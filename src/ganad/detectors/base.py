@@ -130,7 +130,8 @@ COMMON_PARAMS = """
         w·z(knn), each standardised by median / MAD on the held-out slice
         (:class:`ganad.scoring.composition.KnnBlend`). 0 = the method's own score alone. Chosen on
         held-out MIT-BIH DS1 records (benchmarks/RESULTS.md). Fitted into the composer: a value set
-        after fit takes effect at the next fit or ``calibrate``.
+        after fit takes effect at the next fit or ``calibrate`` (as do the methods' own score weights:
+        ``lam``, ``kappa``, ``score_weights``).
     divergence_guard : bool, default True
         Check every optimisation step for non-finite losses, gradients or weights, an exploding
         gradient norm and (BCE GANs) a collapsed discriminator; on a symptom roll back to the last

@@ -84,15 +84,16 @@ def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default"
 
 def default_composer_now(det, normal: dict[str, np.ndarray]):
     """``compose='default'``: the score ``fit`` composes, re-fitted on the normal validation samples'
-    components ``normal``: the method's own composition blended with the ``knn`` component at the
-    detector's ``knn_weight`` now (a value set after fit takes effect here), each part standardised by
-    its median / MAD on ``normal``, as fit standardises them on its held-out slice; ``knn_weight=0``: the
-    own composition alone. An ensemble keeps its mean of the members' standardised scores (each member
-    standardised at fit), and only the threshold is fitted."""
+    components ``normal``: the method's own composition (``_default_composer``: its ``lam``, ``kappa`` or
+    ``score_weights`` now) blended with the ``knn`` component at the detector's ``knn_weight`` now (values
+    set after fit take effect here), each part standardised by its median / MAD on ``normal``, as fit
+    standardises them on its held-out slice; ``knn_weight=0``: the own composition alone. An ensemble
+    keeps its mean of the members' standardised scores (each member standardised at fit), and only the
+    threshold is fitted."""
     stored = det.__dict__.get("default_composer_")
     if det.__dict__.get("members_") is not None:
         return stored if stored is not None else det._default_composer()
-    own = stored.inner if isinstance(stored, KnnBlend) else (stored if stored is not None else det._default_composer())
+    own = det._default_composer()  # a function of the parameters and the fitted shapes only
     w = float(getattr(det, "knn_weight", 0.0) or 0.0)
     if w > 0 and "knn" in normal:
         return KnnBlend.fit(own, normal, w)

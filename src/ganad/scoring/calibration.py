@@ -100,19 +100,6 @@ def default_composer_now(det, normal: dict[str, np.ndarray]):
     return own
 
 
-def _stored_default(det, components: dict[str, np.ndarray]):
-    """The detector's default composer as fit stored it, or (model files written before it was stored)
-    the method's own, blended with ``knn`` as fit blends it when the model has the component."""
-    stored = det.__dict__.get("default_composer_")
-    if stored is not None:
-        return stored
-    own = det._default_composer()
-    w = float(getattr(det, "knn_weight", 0.0) or 0.0)
-    if w > 0 and "knn" in components and det.__dict__.get("members_") is None:
-        return KnnBlend.fit(own, components, w)
-    return own
-
-
 def fit_threshold(scores: np.ndarray, y=None, *, threshold="contamination", contamination=0.1, beta=1.0, fpr=0.05):
     """τ on validation scores; returns ``(τ, info dict)``."""
     if threshold not in THRESHOLDS:
@@ -141,7 +128,8 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     """Fit ``det.composer_`` and ``det.threshold_`` on validation data; returns ``det``.
 
     ``compose``: 'default' (the score fit composed, its standardisation re-fitted on the normal
-    validation samples, or on all of them without labels, at today's ``knn_weight``: :func:`default_composer_now`), 'standardised'
+    validation samples, or on all of them without labels, with the score parameters of now:
+    :func:`default_composer_now`), 'standardised'
     (RobustStandardised: every component standardised by the median / MAD of the normal validation
     samples; equal weights or ``weights``), 'weights' (fixed λ, :class:`WeightedSum`), 'grid' (λ on a simplex grid maximising ``metric``),
     'svm' (RBF SVM + Platt; the score is the log-odds of the anomaly probability). ``threshold``: 'contamination' (quantile of the validation
@@ -155,7 +143,8 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     n = len(next(iter(comps.values())))
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
-                            default=_stored_default(det, comps), refit=lambda normal: default_composer_now(det, normal))
+                            default=det.__dict__.get("default_composer_") or det._default_composer(),
+                            refit=lambda normal: default_composer_now(det, normal))
     scores = np.asarray(composer(comps), dtype=np.float64)
     _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]

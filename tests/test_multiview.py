@@ -625,3 +625,40 @@ def test_score_with_views_refuses_chunk_rows_and_leaves_no_folder(tmp_path):
     assert r.exit_code == 2 and "rr_bad.csv" in r.output and not (tmp_path / "new").exists(), r.output
     r = run(app, ["score", str(tmp_path / "m"), *views, "-o", str(tmp_path / "new" / "s.csv")])
     assert r.exit_code == 0 and (tmp_path / "new" / "s.csv").is_file(), r.output
+
+
+def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
+    """`ganad calibrate MV --view NAME=FILE ...` re-fits each view's median / MAD and the threshold of the
+    sum (MultiViewDetector.calibrate), as `ganad score MV --view ...` reads the views; it was refused
+    ("use MultiViewDetector from Python")."""
+    import pandas as pd
+    from ganad.cli import app
+    run = CliRunner().invoke
+    tr, te = _views(200), _views(60, seed=5)
+    _write_view_files(tmp_path, tr, te)
+    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
+                  "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    views = ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te.csv'}"]
+    r = run(app, ["calibrate", str(tmp_path / "m"), *views, "--threshold", "fpr", "--fpr", "0.1", "-o", str(tmp_path / "m2")])
+    assert r.exit_code == 0, r.output
+    want = ganad.load(tmp_path / "m").calibrate(te, threshold="fpr", fpr=0.1)  # what the library gives
+    got = ganad.load(tmp_path / "m2")
+    # (the CSV view is read as float32: equal to its rounding)
+    assert got.threshold_ == pytest.approx(want.threshold_, rel=1e-5)
+    np.testing.assert_allclose(got.composer_.median, want.composer_.median, rtol=1e-5)
+    np.testing.assert_allclose(got.composer_.scale, want.composer_.scale, rtol=1e-5)
+    assert np.mean(got.decision_function(te) > got.threshold_) <= 0.1
+    pd.DataFrame({"y": [0] * 50 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)
+    r = run(app, ["calibrate", str(tmp_path / "m"), *views, "--labels", str(tmp_path / "y.csv"), "--threshold", "f1"])  # in place
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").threshold_ == pytest.approx(
+        ganad.load(tmp_path / "m2").calibrate(te, np.r_[np.zeros(50), np.ones(10)], threshold="f1").threshold_, rel=1e-5)
+    m = str(tmp_path / "m")
+    for cmd, match in ((["calibrate", m, *views, "--compose", "svm"], "--compose svm: a multi-view model"),
+                       (["calibrate", m, str(tmp_path / "beat_te.npy"), *views], "not both"),
+                       (["calibrate", m, "--view", f"beat={tmp_path / 'beat_te.npy'}"], "missing ['rhythm']"),
+                       (["calibrate", m, str(tmp_path / "beat_te.npy")], "--view NAME=FILE for each view")):
+        r = run(app, [*cmd, "-o", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and match in " ".join(r.output.split()), (cmd, r.output)
+        assert not (tmp_path / "bad").exists()

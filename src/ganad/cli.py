@@ -122,7 +122,8 @@ def _refuse_multiview(model_dir: Path, command: str) -> None:
     """A multi-view model takes several inputs per sample, which one data file cannot give."""
     from ganad.multiview import is_multiview_model
     if is_multiview_model(model_dir):
-        how = "pass --view NAME=FILE for each view instead of DATA" if command == "score" else "use MultiViewDetector from Python"
+        how = ("pass --view NAME=FILE for each view instead of DATA" if command in ("score", "calibrate")
+               else "use MultiViewDetector from Python")
         other = (f", or calibrate a copy of one view's model elsewhere (ganad calibrate {model_dir}/views/NAME DATA -o OTHER_DIR)"
                  if command == "calibrate" else f", or run `ganad {command}` on one view's model ({model_dir}/views/NAME)")
         raise GanadError(f"MODEL_DIR {model_dir}: is a multi-view model (one input per view), which `ganad {command}` does not take as one file. "
@@ -137,8 +138,8 @@ def _refuse_view_in_place(model_dir: Path, output: Optional[Path]) -> None:
     if d.parent.name == VIEWS_DIR and is_multiview_model(d.parent.parent) and (output is None or output.resolve() == d):
         raise GanadError(f"MODEL_DIR {model_dir}: is the view {d.name!r} of the multi-view model {d.parent.parent}; calibrating it in place "
                          "would change its scores under the multi-view model's standardisation and threshold, silently. "
-                         "Fix: recalibrate the multi-view model with MultiViewDetector.calibrate from Python, or write this view's "
-                         "calibrated model elsewhere with -o OTHER_DIR")
+                         f"Fix: recalibrate the multi-view model (ganad calibrate {d.parent.parent} --view NAME=FILE ...), or write this "
+                         "view's calibrated model elsewhere with -o OTHER_DIR")
 
 
 def _refuse_series_calibration(model_dir: Path, output: Optional[Path]) -> None:
@@ -252,14 +253,7 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
     mv = ganad.load(model_dir)
     for det in mv.detectors_.values():  # --nonfinite: every view's detector (an inf view score makes the sum inf)
         det.on_nonfinite = nonfinite
-    missing, extra = [v for v in mv.views_ if v not in views], [v for v in views if v not in mv.views_]
-    if missing or extra:
-        raise GanadError(f"--view: the model has the views {mv.views_}; " + (f"missing {missing}" if missing else "")
-                         + ("; " if missing and extra else "") + (f"unknown {extra}" if extra else "")
-                         + f". Fix: pass {' '.join(f'--view {v}=FILE' for v in mv.views_)}")
-    arrays, names = _read_views({v: views[v] for v in mv.views_}, exclude, key, sep, decimal)
-    for v in mv.views_:
-        mv.detectors_[v]._check_feature_names(names[v], str(views[v]))
+    arrays = _model_views(mv, views, exclude, key, sep, decimal)
     z = mv.score_views(arrays)
     s = np.sum([z[v] for v in mv.views_], axis=0)
     cols = {"index": np.arange(len(s)), "score": s, "label": (s > mv.threshold_).astype(np.int64),
@@ -273,6 +267,45 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
         np.savetxt(fh, np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header]),
                    fmt=["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3), delimiter=",")
     return len(s)
+
+
+def _model_views(mv, views: dict, exclude, key, sep, decimal) -> dict:
+    """The multi-view model ``mv``'s views read from the --view files: every view of the model once,
+    no other, each file's columns checked against its view's."""
+    missing, extra = [v for v in mv.views_ if v not in views], [v for v in views if v not in mv.views_]
+    if missing or extra:
+        raise GanadError(f"--view: the model has the views {mv.views_}; " + (f"missing {missing}" if missing else "")
+                         + ("; " if missing and extra else "") + (f"unknown {extra}" if extra else "")
+                         + f". Fix: pass {' '.join(f'--view {v}=FILE' for v in mv.views_)}")
+    arrays, names = _read_views({v: views[v] for v in mv.views_}, exclude, key, sep, decimal)
+    for v in mv.views_:
+        mv.detectors_[v]._check_feature_names(names[v], str(views[v]))
+    return arrays
+
+
+def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *, labels, label_column, compose, weights,
+                         threshold, fpr, contamination, beta, exclude, key, sep, decimal) -> None:
+    """`ganad calibrate MV --view NAME=FILE ...`: each view's median / MAD re-fitted on the normal samples and the
+    threshold on the summed scores (MultiViewDetector.calibrate); the views' detectors unchanged."""
+    import ganad
+    from ganad.multiview import is_multiview_model
+    if not is_multiview_model(model_dir):
+        raise GanadError(f"--view: MODEL_DIR {model_dir} is not a multi-view model (one data file per sample). "
+                         "Fix: pass DATA instead of --view, or a model written by `ganad fit --view ...`")
+    if compose != "default" or weights is not None:
+        raise GanadError(f"{'--compose ' + compose if compose != 'default' else '--weights'}: a multi-view model's score is the sum of its "
+                         "views' standardised scores; calibrating it re-fits each view's median / MAD and the threshold. "
+                         "Fix: drop it (each view's own composition is calibrated on its model: ganad calibrate MV/views/NAME DATA -o OTHER_DIR)")
+    mv = ganad.load(model_dir)
+    arrays = _model_views(mv, views, exclude, key, sep, decimal)
+    n = len(next(iter(arrays.values())))
+    y = _read_labels(labels, label_column, n, sep=sep, sep_option="it applies to the --view files too") if labels is not None else None
+    mv.calibrate(arrays, y, threshold=threshold, fpr=fpr, contamination=contamination, beta=beta)
+    mv.save(output if output is not None else model_dir)
+    _print_metrics({"threshold": threshold, "threshold_value": float(mv.threshold_), "n_samples": int(n),
+                    "labelled": y is not None, **{f"scale_{v}": float(sc) for v, sc in zip(mv.views_, mv.composer_.scale)}},
+                   title="calibration (multi-view)")
+    console.print(f"[green]calibrated[/] {len(mv.views_)} views -> {output or model_dir}")
 
 
 def _check_scores_path(output: Path) -> None:
@@ -961,7 +994,7 @@ def _print_metrics(m: dict, title="metrics"):
                      "  ganad calibrate model/ val_normal.npy --threshold fpr --fpr 0.01")
 def calibrate(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
-    data: Path = typer.Argument(..., help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order)."),
+    data: Optional[Path] = typer.Argument(None, help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order) (or --view NAME=FILE per view of a multi-view model)."),
     labels: Optional[Path] = typer.Option(None, help="Validation labels (1 = anomaly), CSV column or NPY; needed by grid, svm, f1, fbeta, mcc."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     compose: str = typer.Option("default", help="default (the score fit composed, its median/MAD standardisation re-fitted on this data), "
@@ -977,6 +1010,7 @@ def calibrate(
     key: Optional[str] = typer.Option(None, help="Array name inside an NPZ file."),
     sep: Optional[str] = typer.Option(None, help="CSV column separator of DATA and of a CSV --labels file (default ',', tab for .tsv), e.g. ';'."),
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
+    view: List[str] = typer.Option([], "--view", help="A multi-view model: NAME=FILE for each of its views (instead of DATA), the same samples in each. Repeatable."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With -o: replace an existing model there (refused without it; in place needs no flag)."),
     progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -1009,7 +1043,12 @@ def calibrate(
                 check_contamination(contamination)  # before any work, named as the option
             except InputError as exc:
                 raise GanadError(f"--{exc}") from None
-        _refuse_multiview(model_dir, "calibrate")
+        views = _parse_views(view)
+        if (data is None) == (not views):
+            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
+                             "Fix: ganad calibrate model/ val.csv, or ganad calibrate model/ --view beat=b.npy --view rhythm=r.csv")
+        if not views:
+            _refuse_multiview(model_dir, "calibrate")
         _refuse_view_in_place(model_dir, output)
         _refuse_series_calibration(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():
@@ -1020,6 +1059,12 @@ def calibrate(
             from ganad.io import check_model_path, refuse_inside_wrapper_model
             refuse_inside_wrapper_model(output)  # e.g. -o MV/views/OTHER: another view of a multi-view model
             check_model_path(output, "-o/--output")  # before any work: a file, a foreign folder
+        if views:  # a multi-view model: each view's standardisation and the threshold of the sum
+            _calibrate_multiview(model_dir, views, output, labels=labels, label_column=label_column, compose=compose, weights=weights,
+                                 threshold=threshold, fpr=fpr, contamination=contamination, beta=beta, exclude=exclude, key=key,
+                                 sep=sep, decimal=decimal)
+            return
+        assert data is not None
         from ganad.series.detector import is_series_model
         if is_series_model(model_dir):  # the point threshold, on normal series (no labels; the window detector unchanged)
             _calibrate_series(model_dir, data, output, labels=labels, compose=compose, threshold=threshold, weights=weights,

@@ -602,18 +602,24 @@ def test_calibrate_refuses_to_write_over_another_view_of_a_multiview_model(fitte
     assert r.exit_code == 0, r.output
 
 
+def _cli_fitted_views(tmp_path, n_train, te):
+    """A multi-view model fitted by `ganad fit --view` on _views(n_train), and the --view arguments of ``te``."""
+    from ganad.cli import app
+    _write_view_files(tmp_path, _views(n_train), te)
+    r = CliRunner().invoke(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
+                                 "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    return ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te.csv'}"]
+
+
 def test_score_with_views_refuses_chunk_rows_and_leaves_no_folder(tmp_path):
     """--chunk-rows was ignored without a word with --view (every view file is read whole): refused
     now; a refused view file leaves no (empty) folder for the scores behind."""
     import pandas as pd
     from ganad.cli import app
     run = CliRunner().invoke
-    tr, te = _views(120), _views(30, seed=4)
-    _write_view_files(tmp_path, tr, te)
-    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
-                  "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
-    assert r.exit_code == 0, r.output
-    views = ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te.csv'}"]
+    te = _views(30, seed=4)
+    views = _cli_fitted_views(tmp_path, 120, te)
     r = run(app, ["score", str(tmp_path / "m"), *views, "-o", str(tmp_path / "new" / "s.csv"), "--chunk-rows", "10"])
     assert r.exit_code == 2 and "--chunk-rows 10" in r.output and "--view" in r.output and "Fix" in r.output, r.output
     assert not (tmp_path / "new").exists()
@@ -634,12 +640,8 @@ def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
     import pandas as pd
     from ganad.cli import app
     run = CliRunner().invoke
-    tr, te = _views(200), _views(60, seed=5)
-    _write_view_files(tmp_path, tr, te)
-    r = run(app, ["fit", "--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}",
-                  "-o", str(tmp_path / "m"), "--method", "ganomaly", "--epochs", "1", "-q"])
-    assert r.exit_code == 0, r.output
-    views = ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te.csv'}"]
+    te = _views(60, seed=5)
+    views = _cli_fitted_views(tmp_path, 200, te)
     r = run(app, ["calibrate", str(tmp_path / "m"), *views, "--threshold", "fpr", "--fpr", "0.1", "-o", str(tmp_path / "m2")])
     assert r.exit_code == 0, r.output
     want = ganad.load(tmp_path / "m").calibrate(te, threshold="fpr", fpr=0.1)  # what the library gives

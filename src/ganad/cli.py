@@ -179,6 +179,19 @@ def _calibrate_series(model_dir: Path, data: Path, output: Optional[Path], *, la
     console.print(f"[green]calibrated[/] point threshold -> {output or model_dir}")
 
 
+def _data_or_views(data: Optional[Path], view: List[str], example: str, model_dir: Optional[Path] = None,
+                   command: str = "") -> dict:
+    """One data file or --view NAME=FILE per view, not both or neither: the parsed views ({} with DATA).
+    With ``model_dir`` and DATA, a multi-view model is refused (it takes one file per view)."""
+    views = _parse_views(view)
+    if (data is None) == (not views):
+        raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
+                         f"Fix: {example}")
+    if not views and model_dir is not None:
+        _refuse_multiview(model_dir, command)
+    return views
+
+
 def _parse_views(views: List[str]) -> dict:
     """--view NAME=FILE (repeatable) -> {name: Path}, names checked, each name once."""
     from ganad.multiview import _check_name
@@ -362,10 +375,7 @@ def fit(
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
     try:
-        views = _parse_views(view)
-        if (data is None) == (not views):
-            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
-                             "Fix: ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
+        views = _data_or_views(data, view, "ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
         if views and (window is not None or checkpoint is not None):
             raise GanadError(f"--view: does not combine with {'--window' if window is not None else '--checkpoint'}. Fix: drop one of them")
         # series options without --window would be ignored without a word: refused instead
@@ -518,12 +528,8 @@ def score(
         _check_scores_path(output)
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
-        views = _parse_views(view)
-        if (data is None) == (not views):
-            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
-                             "Fix: ganad score model/ test.csv -o scores.csv, or ganad score model/ --view beat=b.npy --view rhythm=r.csv -o scores.csv")
-        if not views:
-            _refuse_multiview(model_dir, "score")
+        views = _data_or_views(data, view, "ganad score model/ test.csv -o scores.csv, or ganad score model/ --view beat=b.npy "
+                               "--view rhythm=r.csv -o scores.csv", model_dir, "score")
         if chunk_rows is not None and views:  # it was ignored without a word: every view file is read whole
             raise GanadError(f"--chunk-rows {chunk_rows}: does not apply to --view, whose files are read whole (the views of a "
                              "sample are scored together). Fix: drop --chunk-rows, or split the view files into parts of the same rows "
@@ -1043,12 +1049,8 @@ def calibrate(
                 check_contamination(contamination)  # before any work, named as the option
             except InputError as exc:
                 raise GanadError(f"--{exc}") from None
-        views = _parse_views(view)
-        if (data is None) == (not views):
-            raise GanadError("DATA: pass one data file, or --view NAME=FILE for each view of a multi-view model, not both or neither. "
-                             "Fix: ganad calibrate model/ val.csv, or ganad calibrate model/ --view beat=b.npy --view rhythm=r.csv")
-        if not views:
-            _refuse_multiview(model_dir, "calibrate")
+        views = _data_or_views(data, view, "ganad calibrate model/ val.csv, or ganad calibrate model/ --view beat=b.npy --view rhythm=r.csv",
+                               model_dir, "calibrate")
         _refuse_view_in_place(model_dir, output)
         _refuse_series_calibration(model_dir, output)
         if output is not None and output.resolve() != model_dir.resolve():

@@ -911,6 +911,7 @@ for _path, _v in [
     (("state", "knn_space"), "pixels"), (("state", "knn_space"), "both"), (("state", "knn_split"), 3),
     (("params", "knn_space"), "bogus"), (("state", "knn_metric"), "cosine"), (("state", "knn_metric"), "euclidean"),
     (("state", "width"), 0), (("state", "width"), 5), (("state", "depth"), "x"),
+    (("state", "scored_with"), {"n_neighbors": [5]}), (("state", "scored_with"), "n_neighbors=5"),
 ]:
     _model_case(f"config {'.'.join(_path)} = {json.dumps(_v)[:40]}", _set(_path, _v))
 for _path in [("state", "threshold"), ("state", "scaler"), ("state", "data_shape"), ("class",), ("params",), ("state", "composer")]:

@@ -911,3 +911,24 @@ def test_mahalanobis_wider_than_the_bank_uses_the_gram_matrix():
     np.testing.assert_allclose(fast.decision_scores_, slow.decision_scores_, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(fast.decision_function(Q), slow.decision_function(Q), rtol=1e-4, atol=1e-6)
     assert fast.threshold_ == pytest.approx(slow.threshold_, rel=1e-4)
+
+
+@pytest.mark.parametrize("method, kw, change", [("GANomaly", {"knn_space": "input"}, {"n_neighbors": 3}),
+                                                ("AnoGAN", {"search_n_max": 2}, {"search_eps": 0.01, "search_n_max": 3})])
+def test_a_model_saved_with_stale_scoring_settings_loads_and_stays_refused(blobs, tmp_path, method, kw, change):
+    """A model saved after set_params changed a scoring setting records the settings its threshold was
+    fitted under (scored_with). The loader accepted string values only, so a stale n_neighbors (5) or
+    search_eps (0.005) made the file unreadable ("not an object of parameter names and values")."""
+    X, far = blobs
+    det = getattr(ganad, method)(epochs=1, random_state=0, **kw).fit(X[:200])
+    det.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(InputError, match=name):
+        det.predict(far[:5])
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert getattr(back, name) == change[name]
+    with pytest.raises(InputError, match=f"{name}.*set after fit"):
+        back.predict(far[:5])
+    back.calibrate(X[200:260])
+    assert back.predict(far[:5]).shape == (5,)

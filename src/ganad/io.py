@@ -369,7 +369,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     if thr is not None and not (isinstance(thr, (int, float)) and not isinstance(thr, bool) and math.isfinite(thr)):
         bad(f"has calibration.decision_scores_threshold {thr!r}; it must be a finite number")
     sw = st.get("scored_with")
-    if sw is not None and not (isinstance(sw, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in sw.items())):
+    # values: the settings' own types (inversion 'encoder', n_neighbors 5, search_eps 0.005, ...)
+    if sw is not None and not (isinstance(sw, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (str, int, float)))
+                                                            for k, v in sw.items())):
         bad(f"has scored_with {str(sw)[:60]!r}, not an object of parameter names and values")
     dm = st.get("disc_train_mean")
     if dm is not None and not (isinstance(dm, (int, float)) and not isinstance(dm, bool) and 0 < dm <= 3e38):

@@ -1,12 +1,14 @@
 """What the knn component's space costs at scoring time: ``decision_function`` on 1,000 samples with
 the bank of codes (``knn_space='code'``), of discriminator features (``'feature'``, compressed
 as the library keeps it, Euclidean k nearest) and the features' Mahalanobis distance to their mean
-(``knn_metric='mahalanobis'``, the default in the feature space since the fifth session), on the
-same trained networks (only the bank changes), alternating them in every round; median over
+(``knn_metric='mahalanobis'``, the default in the feature space since the fifth session) and
+the mean of that and the inputs' Euclidean k nearest (``'feature+input'``, the default of GANomaly,
+f-AnoGAN and β-VAEGAN since the nineteenth session), on the same trained networks (only the bank changes), alternating them in every round; median over
 rounds, and the ratio to the code bank per round.
 
 Models: GANomaly and f-AnoGAN on 256-sample beats (MIT-BIH DS1 N beats when the reference data is
-found, else synthetic) and GANomaly on MNIST digit 0 (when found), trained briefly: the cost of
+found, else synthetic), GANomaly on a synthetic table of 6,000 rows × 20 correlated features, and
+GANomaly on MNIST digit 0 (when found), trained briefly: the cost of
 scoring does not depend on how well they are trained.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_knn_space.py --rounds 15
@@ -31,7 +33,8 @@ import ganad  # noqa: E402
 
 
 #: variant -> (knn_space, knn_metric)
-VARIANTS = {"code": ("code", "euclidean"), "feature": ("feature", "euclidean"), "feature, mahalanobis": ("feature", "mahalanobis")}
+VARIANTS = {"code": ("code", "euclidean"), "feature": ("feature", "euclidean"), "feature, mahalanobis": ("feature", "mahalanobis"),
+            "feature+input": ("feature+input", "auto")}
 
 
 def rebuild(det, X, variant):
@@ -47,7 +50,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     data = shared_data(a.data)
     beats = load_beats(data, 6000, 1, 0)[0]  # DS1 N beats (or synthetic)
-    models = [("beats", "ganomaly", beats), ("beats", "fanogan", beats)]
+    rng = np.random.RandomState(0)
+    table = (rng.randn(6000, 20) @ rng.randn(20, 20)).astype(np.float32)
+    models = [("beats", "ganomaly", beats), ("beats", "fanogan", beats), ("table, 20 features", "ganomaly", table)]
     if data is not None and (data / "mnist").is_dir():
         from ganad.data.mnist import load_mnist
         Xm, ym = load_mnist(data / "mnist", "train")

@@ -19,6 +19,9 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
   of the same bank rows in the scaled input space itself (what PyOD's KNN measures on standardised
   features); ``feature, mahalanobis + input``: that and the default feature distance, each
   standardised on the held-out slice, averaged
+* ``feature+input`` (nineteenth session): the library's ``knn_space='feature+input'`` (twelfth
+  session), the same two distances as the library computes and keeps them (the input block
+  compressed above 64 numbers)
 
 (banks of at most 4,096 training samples, as fit keeps)
 
@@ -38,6 +41,10 @@ Validation sets (no test split is read):
     V="code;feature;feature, mahalanobis;code, mahalanobis"
     python benchmarks/select_knn_space.py mitbih --seeds 0 1 2 3 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
     python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10 --variants "$V"
+    # the library's feature+input against today's default (nineteenth session):
+    V="feature, mahalanobis;feature+input"
+    python benchmarks/select_knn_space.py mitbih --seeds 0 1 2 3 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
+    python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
 """
 
 from __future__ import annotations
@@ -57,11 +64,12 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 import ganad  # noqa: E402
 
 VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis",
-            "input", "feature, mahalanobis + input")
+            "input", "feature, mahalanobis + input", "feature+input")
 #: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
 _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
           "feature, full width": ("feature", "euclidean", 10**9),
-          "feature, mahalanobis": ("feature", "mahalanobis", None), "code, mahalanobis": ("code", "mahalanobis", None)}
+          "feature, mahalanobis": ("feature", "mahalanobis", None), "code, mahalanobis": ("code", "mahalanobis", None),
+          "feature+input": ("feature+input", "auto", None)}
 
 
 def knn_views(det, X_all_train, X_eval, variants=VARIANTS):

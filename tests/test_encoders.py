@@ -295,7 +295,7 @@ def test_decision_function_computes_only_the_composers_components(name, cancer):
     assert set(needed) <= set(full.components)
     disc = {"fanogan": "D", "bigan": "D", "alad": "Dxx", "ganomaly": "D", "vaegan": "D"}[name]
     uses_disc = bool(set(needed) & {"feature", "discriminator", "disc_normalised", "izi_feature", "dxx_feature"}) or (
-        "knn" in needed and det.knn_space_ == "feature")  # the knn component in D's feature space
+        "knn" in needed and det.knn_space_ in ("feature", "feature+input", "both"))  # the knn component in D's feature space
     assert (calls.get(disc, 0) > 0) == uses_disc, (needed, calls)
 
 
@@ -434,7 +434,7 @@ def test_scoring_settings_read_at_score_time_refuse_the_stale_threshold(tmp_path
     rng = np.random.RandomState(0)
     X = rng.randn(200, 4).astype(np.float32)
     eu = GANomaly(epochs=1, width=8, latent_dim=2, knn_space="input", random_state=0).fit(X[:160])
-    maha = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0).fit(X[:160])  # features, Mahalanobis
+    maha = GANomaly(epochs=1, width=8, latent_dim=2, knn_space="feature", random_state=0).fit(X[:160])  # Mahalanobis
     assert maha.knn_metric_ == "mahalanobis"
     s = maha.decision_function(X[160:])
     maha.set_params(n_neighbors=1)  # not read by the Mahalanobis distance: nothing is stale
@@ -447,6 +447,10 @@ def test_scoring_settings_read_at_score_time_refuse_the_stale_threshold(tmp_path
         eu.predict(X[160:])
     eu.calibrate(X[160:])
     eu.predict(X[160:])
+    both = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0).fit(X[:160])  # the default: features and inputs
+    both.set_params(n_neighbors=1)  # the input block searches its 5 nearest
+    with pytest.raises(InputError, match=r"n_neighbors=1.*n_neighbors=5"):
+        both.predict(X[160:])
 
     ano = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=5, random_state=0).fit(X[:160])
     ano.save(tmp_path / "ano")

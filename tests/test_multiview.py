@@ -54,7 +54,9 @@ def test_an_anomaly_in_either_view_raises_the_score(fitted):
         driver = "beat" if "shift_beat" in kw else "rhythm"
         other = "rhythm" if driver == "beat" else "beat"
         assert np.median(z[driver]) > np.median(z[other]) + 3  # score_views names the view that drives it
-    assert mv.predict(_views(50, seed=1)).mean() < 0.3
+    # (500 rows: on 50 the share moved between 0.28 and 0.30 with the knn space; 0.18-0.20 on 500, the
+    # threshold being the 95 % quantile of 30 held-out sums)
+    assert mv.predict(_views(500, seed=1)).mean() < 0.3
 
 
 def test_save_load_round_trip_without_pickle(fitted, tmp_path):
@@ -551,7 +553,10 @@ def test_calibrating_on_rows_a_view_overflows_is_refused_never_a_nan_threshold()
     """With on_nonfinite='max' a view scores an overflowing row inf; summed into the calibration scores,
     the contamination quantile was NaN and every sample scored afterwards was labelled normal."""
     X = _views(200)
-    mv = MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params={**FAST, "scaler": "standard"}).fit(X)
+    # knn_space='feature': the own score (which overflows) counts in the score; the default 'feature+input'
+    # scores the knn component alone, whose input distance stays finite (a huge finite score: no refusal needed)
+    mv = MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"},
+                           detector_params={**FAST, "scaler": "standard", "knn_space": "feature"}).fit(X)
     V = _views(40, seed=1)
     V["rhythm"][[3, 7], 0] = 1e30
     for det in mv.detectors_.values():

@@ -458,9 +458,32 @@ def test_model_file_with_a_mismatched_knn_scale_is_refused(blobs, tmp_path):
 
 
 def test_knn_space_auto_per_method():
-    assert ganad.GANomaly().knn_space == "auto"
+    assert ganad.GANomaly().knn_space == "auto" and ganad.GANomaly().knn_weight == "auto"
     assert {m: getattr(ganad, m)()._resolve_knn_space() for m in ("GANomaly", "FAnoGAN", "VAEGAN", "AnoGAN", "BiGAN", "ALAD")} == {
-        "GANomaly": "feature", "FAnoGAN": "feature", "VAEGAN": "feature", "AnoGAN": "feature", "BiGAN": "code", "ALAD": "code"}
+        "GANomaly": "feature+input", "FAnoGAN": "feature+input", "VAEGAN": "feature+input", "AnoGAN": "feature",
+        "BiGAN": "code", "ALAD": "code"}
+
+
+@pytest.mark.parametrize("method, space, weight", [("GANomaly", "auto", 1.0), ("FAnoGAN", "feature", 0.75),
+                                                   ("BiGAN", "auto", 0.75), ("AnoGAN", "auto", 0.75)])
+def test_knn_weight_auto_is_the_weight_chosen_for_the_fitted_space(blobs, method, space, weight):
+    """knn_weight='auto' (the default) blends at 1.0 in the 'feature+input' space (the default of
+    GANomaly, f-AnoGAN and β-VAEGAN, chosen with that weight on validation data) and at 0.75 in the
+    others; the fitted composer is the one a number gives, and the record says which weight."""
+    X, far = blobs
+    kw = {"epochs": 1, "random_state": 0, "knn_space": space}
+    if method == "AnoGAN":
+        kw["search_n_max"] = 2
+    det = getattr(ganad, method)(**kw).fit(X[:300])
+    assert det._knn_weight_now() == weight
+    assert det.calibration_["composer"] == f"method default blended with knn (weight {weight})"
+    same = getattr(ganad, method)(**{**kw, "knn_weight": weight}).fit(X[:300])
+    np.testing.assert_allclose(det.decision_function(far[:20]), same.decision_function(far[:20]), rtol=1e-6, atol=1e-9)
+
+
+def test_knn_weight_refuses_other_strings():
+    with pytest.raises(InputError, match="knn_weight.*'auto'"):
+        ganad.GANomaly(epochs=1, knn_weight="full").fit(np.random.RandomState(0).randn(50, 4))
 
 
 @pytest.mark.parametrize("method, space", [("BiGAN", "feature"), ("ALAD", "both"), ("AnoGAN", "code"), ("AnoGAN", "both"),
@@ -518,7 +541,7 @@ def test_model_saved_before_a_knn_parameter_loads_as_it_was(blobs, tmp_path, met
 
 def test_model_file_with_mismatched_knn_tensors_is_refused(blobs, tmp_path):
     from safetensors.torch import load_file, save_file
-    det = ganad.GANomaly(epochs=1, random_state=0).fit(blobs[0])
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature").fit(blobs[0])
     det.save(tmp_path / "m")
     wfile = tmp_path / "m" / "model.safetensors"
     t = load_file(str(wfile))
@@ -751,7 +774,7 @@ def test_mahalanobis_training_rows_leave_themselves_out_of_mean_and_covariance()
     and new data keep their distance."""
     rng = np.random.RandomState(0)
     X = (rng.randn(200, 8) @ rng.randn(8, 8)).astype(np.float32)
-    det = ganad.GANomaly(epochs=2, random_state=0).fit(X)  # feature space, Mahalanobis
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="feature").fit(X)  # Mahalanobis
     assert det.knn_metric_ == "mahalanobis"
     train_idx = np.setdiff1d(np.arange(len(X)), det.validation_index_)
     bank_rows = train_idx[det._knn_bank_index]
@@ -773,16 +796,18 @@ def test_mahalanobis_training_rows_leave_themselves_out_of_mean_and_covariance()
 
 
 @pytest.mark.parametrize("method", ["GANomaly", "FAnoGAN"])
-def test_mahalanobis_threshold_flags_about_contamination_of_new_normal_data(method):
-    """The default feature-space Mahalanobis knn component on 200 rows: with the training rows measured
-    against the mean and covariance they shaped, threshold_ was too low and 27-40 % of new normal
-    samples were flagged at contamination=0.1."""
+@pytest.mark.parametrize("space, metric", [("feature", "mahalanobis"), ("auto", "mahalanobis+euclidean")])
+def test_mahalanobis_threshold_flags_about_contamination_of_new_normal_data(method, space, metric):
+    """The feature-space Mahalanobis knn component on 200 rows (alone, and in the default
+    'feature+input' beside the input kNN): with the training rows measured against the mean and
+    covariance they shaped, threshold_ was too low and 27-40 % of new normal samples were flagged at
+    contamination=0.1."""
     rng = np.random.RandomState(0)
     A = rng.randn(8, 8)
     X = (rng.randn(200, 8) @ A).astype(np.float32)
     fresh = (rng.randn(3000, 8) @ A).astype(np.float32)
-    det = getattr(ganad, method)(epochs=5, random_state=0).fit(X)
-    assert det.knn_metric_ == "mahalanobis"
+    det = getattr(ganad, method)(epochs=5, random_state=0, knn_space=space).fit(X)
+    assert det.knn_metric_ == metric
     assert 0.05 <= det.predict(fresh).mean() <= 0.17
 
 

@@ -267,9 +267,11 @@ def test_series_detectors_compare_scaled_windows_to_the_nearest_unless_told(anom
                                   ("anogan", {"search_n_max": 3}, "input", 1)):
         sd = SeriesDetector(name, detector_params={"epochs": 1, "random_state": 0, **params}, **kw).fit(X)
         assert sd.detector_.knn_space_ == want and sd.detector_.n_neighbors == k
+        # the series default keeps the blend weight it was chosen with (0.75; 1.0 is 'feature+input''s)
+        assert sd.detector_._knn_weight_now() == 0.75
     from ganad import GANomaly
     sd = SeriesDetector(GANomaly(epochs=1, random_state=0), **kw).fit(X)  # an instance is used as given
-    assert sd.detector_.knn_space_ == "feature" and sd.detector_.n_neighbors == 5
+    assert sd.detector_.knn_space_ == "feature+input" and sd.detector_.n_neighbors == 5
 
 
 def test_point_threshold_holds_on_new_normal_data():

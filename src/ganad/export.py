@@ -127,8 +127,10 @@ class ComposerModule(nn.Module):
 
     def forward(self, c):
         if self.blend is not None:
-            own = (self.blend(c) - self.blend_loc[0]) / self.blend_scale[0]
             knn = (c[:, self.knn_index] - self.blend_loc[1]) / self.blend_scale[1]
+            if self.blend_w == 1.0:  # the knn component alone (as KnnBlend: an infinite own score is not 0·inf = NaN)
+                return knn
+            own = (self.blend(c) - self.blend_loc[0]) / self.blend_scale[0]
             return (1.0 - self.blend_w) * own + self.blend_w * knn
         z = (c - self.center) / self.scale
         if self.kind != "svm":

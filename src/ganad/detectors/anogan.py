@@ -62,6 +62,9 @@ class AnoGAN(BaseGANDetector):
 
     # no encoder: the kNN component compares discriminator features f(x)
     _knn_space_legacy = "feature"
+    # 'auto' keeps the features: AnoGAN's own score is its latent search, which the weight of
+    # 'feature+input' (1.0) would leave out of the default score; not chosen on validation data
+    _knn_space_auto = "feature"
 
     def _stages(self, generator):
         G, D = self.nets_["G"], self.nets_["D"]

@@ -386,8 +386,11 @@ class KnnBlend:
         self.names = None if inner_names is None else list(dict.fromkeys(inner_names + ["knn"]))
 
     def __call__(self, components: dict[str, np.ndarray]) -> np.ndarray:
-        own = np.asarray(self.inner(components), dtype=np.float64)
         knn = _stack(components, ["knn"])[:, 0]
+        if self.weight == 1.0:  # the own score counts 0 (the default of knn_space 'feature+input'): an
+            # overflowing own score (inf) must not turn the score into 0·inf = NaN
+            return (knn - self.loc[1]) / self.scale[1]
+        own = np.asarray(self.inner(components), dtype=np.float64)
         return ((1 - self.weight) * (own - self.loc[0]) / self.scale[0]
                 + self.weight * (knn - self.loc[1]) / self.scale[1])
 

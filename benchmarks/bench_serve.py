@@ -355,6 +355,7 @@ def main(argv=None):
     ap.add_argument("--client", choices=sorted(CLIENTS), default="raw",
                     help="raw: a minimal asyncio HTTP/1.1 client (low CPU per request); httpx: httpx.AsyncClient")
     ap.add_argument("--knn-weight", type=float, default=None, help="the model's knn_weight (default: the method's)")
+    ap.add_argument("--knn-space", default=None, help="the model's knn_space (default: the method's, 'feature+input' since the nineteenth session)")
     ap.add_argument("--scenarios", default="single,json,npy,mixed",
                     help="comma-separated: single, json, npy, mixed, series, multiview")
     ap.add_argument("--server-src", default=None,
@@ -379,6 +380,8 @@ def main(argv=None):
         import ganad
         torch.set_num_threads(1)
         extra = {} if args.knn_weight is None else {"knn_weight": args.knn_weight}
+        if args.knn_space is not None:
+            extra["knn_space"] = args.knn_space
         ganad.FAnoGAN(epochs=args.epochs, batch_size=256, random_state=0, verbose=False, **extra).fit(X[:3000]).save(args.train_only)
         return
     if args.ceiling_only:  # the model alone, in a fresh process like the server's
@@ -400,6 +403,8 @@ def main(argv=None):
     me = [sys.executable, str(Path(__file__).resolve()), "--epochs", str(args.epochs)]
     if args.knn_weight is not None:
         me += ["--knn-weight", str(args.knn_weight)]
+    if args.knn_space is not None:
+        me += ["--knn-space", args.knn_space]
     subprocess.run(me + ["--train-only", str(model_dir)], check=True, env=env)
     senv = env if args.server_src is None else {  # the server's code (the models are trained by this checkout's)
         **env, "PYTHONPATH": os.pathsep.join([str(Path(args.server_src).resolve()), os.environ.get("PYTHONPATH", "")])}
@@ -486,7 +491,7 @@ def main(argv=None):
     print("\nmodel alone (decision_function in a fresh process, 1 torch thread):\n" + ceil_table)
     print("\n".join(batches))
     write_json("serve.json", {"machine": machine(), "seconds": args.seconds, "epochs": args.epochs, "client": args.client,
-                              "knn_weight": args.knn_weight, "max_wait_ms": args.max_wait_ms, "workers": args.workers, "rows": rows,
+                              "knn_weight": args.knn_weight, "knn_space": args.knn_space, "max_wait_ms": args.max_wait_ms, "workers": args.workers, "rows": rows,
                               "model_alone": ceil_rows, "batch_metrics": batches, "server_exit_code": proc.returncode})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "serve.md").write_text(table + "\n\n" + ceil_table + "\n")

@@ -21,7 +21,8 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
   standardised on the held-out slice, averaged
 * ``feature+input`` (nineteenth session): the library's ``knn_space='feature+input'`` (twelfth
   session), the same two distances as the library computes and keeps them (the input block
-  compressed above 64 numbers)
+  compressed above 64 numbers); ``feature+input, input ≤ 64``: the same with the input block kept
+  to its 64 leading principal directions (plus the remainder's length) instead of up to 512
 
 (banks of at most 4,096 training samples, as fit keeps)
 
@@ -64,12 +65,14 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 import ganad  # noqa: E402
 
 VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis",
-            "input", "feature, mahalanobis + input", "feature+input")
+            "input", "feature, mahalanobis + input", "feature+input", "feature+input, input ≤ 64")
 #: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
 _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
           "feature, full width": ("feature", "euclidean", 10**9),
           "feature, mahalanobis": ("feature", "mahalanobis", None), "code, mahalanobis": ("code", "mahalanobis", None),
-          "feature+input": ("feature+input", "auto", None)}
+          "feature+input": ("feature+input", "auto", None), "feature+input, input ≤ 64": ("feature+input", "auto", None)}
+#: variant -> the input block's most principal directions (knn_space='feature+input'; the library's: 512)
+_INPUT_MAX = {"feature+input, input ≤ 64": 64}
 
 
 def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
@@ -83,6 +86,9 @@ def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
                 continue
             space, metric, max_dim = _VIEWS[name]
             det.knn_space, det.knn_metric = space, metric
+            det.__dict__.pop("_knn_input_max_dim", None)
+            if name in _INPUT_MAX:
+                det._knn_input_max_dim = _INPUT_MAX[name]
             if max_dim is None:
                 det.__dict__.pop("_knn_compress_above", None)
             else:
@@ -92,6 +98,7 @@ def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
     finally:
         det.knn_space, det.knn_metric = saved
         det.__dict__.pop("_knn_compress_above", None)
+        det.__dict__.pop("_knn_input_max_dim", None)
         det._refit_knn(X_all_train)
     return out
 

@@ -16,6 +16,14 @@ held-out calibration records' N beats the same way). AUROC: any class against N,
 S, V, F (where a set holds ≥ 10 of the class).
 
     OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods fanogan,ganomaly --epochs 10
+
+``--beat-params`` / ``--rhythm-params`` (nineteenth session): JSON parameter sets of the beat and the
+rhythm detector to compare (each fitted once per seed and method); every pair is scored, as
+``"<features>, sum [beat <i> | rhythm <j>]"`` (the i-th and j-th sets). For example the knn space
+of each view, the default ``'feature+input'`` against the previous ``'feature'``:
+
+    OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods fanogan --features four \
+        --beat-params '{}' '{"knn_space": "feature"}' --rhythm-params '{}' '{"knn_space": "feature"}'
 """
 
 from __future__ import annotations
@@ -41,7 +49,17 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--max-train", type=int, default=10000)
     ap.add_argument("--out", default="select_rhythm.json")
+    ap.add_argument("--features", default="three,four", help="rhythm feature sets: three, four or both (default)")
+    ap.add_argument("--beat-params", nargs="+", default=["{}"], help="JSON parameter sets of the beat detector to compare")
+    ap.add_argument("--rhythm-params", nargs="+", default=["{}"], help="JSON parameter sets of the rhythm detector to compare")
     a = ap.parse_args(argv)
+    import json
+    beat_sets = [json.loads(p) for p in a.beat_params]
+    rhythm_sets = [json.loads(p) for p in a.rhythm_params]
+    pairs = [(i, j) for i in range(len(beat_sets)) for j in range(len(rhythm_sets))]
+
+    def label(v, i, j):
+        return v if len(pairs) == 1 else f"{v} [beat {i} | rhythm {j}]"
     from sklearn.metrics import roc_auc_score
 
     from ganad.benchmark.mitbih import mitbih_split
@@ -54,6 +72,7 @@ def main(argv=None):
         raise SystemExit("no MIT-BIH data: pass --data (the folder holding mitdb/) or set GANAD_SHARED_DATA")
     b = mb.load_mitbih(data / "mitdb" if (data / "mitdb").is_dir() else data, list(mb.DS1), rr_features=True)
     feats = {"three": mb.rhythm_features(b.rr[:, :3]), "four": mb.rhythm_features(b.rr)}
+    feats = {k: v for k, v in feats.items() if k in a.features.split(",")}
     rows = []
     for seed in a.seeds:
         tr_recs, va_recs = mitbih_split(list(mb.DS1), seed, 0.3)
@@ -67,30 +86,35 @@ def main(argv=None):
         normal = cls == "N"
         for m in a.methods.split(","):
             t0 = time.perf_counter()
-            _seed_torch(seed)
-            beat = np.asarray(make_ganad(m, seed, a.epochs).fit(b.X[itr]).decision_function(b.X[iva]), np.float64)
-            row = {"seed": seed, "method": m, "beat only": roc_auc_score(y, beat),
-                   "counts": {c: int((cls == c).sum()) for c in "NSVFQ"}}
-            for fname, F in feats.items():
+            beats = []
+            for bp in beat_sets:
                 _seed_torch(seed)
-                rh = np.asarray(make_ganad(m, seed, a.epochs).fit(F[itr]).decision_function(F[iva]), np.float64)
-                z = RobustStandardised.fit({"beat": beat[normal], "rhythm": rh[normal]}, names=["beat", "rhythm"]).standardise(
-                    {"beat": beat, "rhythm": rh})
-                row[f"{fname}, rhythm only"] = roc_auc_score(y, rh)
-                for comb, s in (("sum", z.sum(1)), ("max", z.max(1))):
-                    v = f"{fname}, {comb}"
-                    row[v] = roc_auc_score(y, s)
-                    for c in "SVF":
-                        k = np.isin(cls, ["N", c])
-                        if (cls == c).sum() >= 10:
-                            row[f"{v} N-{c}"] = roc_auc_score(cls[k] == c, s[k])
+                beats.append(np.asarray(make_ganad(m, seed, a.epochs).set_params(**bp).fit(b.X[itr]).decision_function(b.X[iva]), np.float64))
+            row = {"seed": seed, "method": m, "counts": {c: int((cls == c).sum()) for c in "NSVFQ"}}
+            for i in range(len(beat_sets)):
+                row[label("beat only", i, 0) if len(beat_sets) > 1 else "beat only"] = roc_auc_score(y, beats[i])
+            for fname, F in feats.items():
+                for j, rp in enumerate(rhythm_sets):
+                    _seed_torch(seed)
+                    rh = np.asarray(make_ganad(m, seed, a.epochs).set_params(**rp).fit(F[itr]).decision_function(F[iva]), np.float64)
+                    row[label(f"{fname}, rhythm only", 0, j) if len(rhythm_sets) > 1 else f"{fname}, rhythm only"] = roc_auc_score(y, rh)
+                    for i, beat in enumerate(beats):
+                        z = RobustStandardised.fit({"beat": beat[normal], "rhythm": rh[normal]}, names=["beat", "rhythm"]).standardise(
+                            {"beat": beat, "rhythm": rh})
+                        for comb, sc in (("sum", z.sum(1)), ("max", z.max(1))):
+                            v = label(f"{fname}, {comb}", i, j)
+                            row[v] = roc_auc_score(y, sc)
+                            for c in "SVF":
+                                k = np.isin(cls, ["N", c])
+                                if (cls == c).sum() >= 10:
+                                    row[f"{v} N-{c}"] = roc_auc_score(cls[k] == c, sc[k])
             rows.append(row)
             print(f"seed {seed} {m} ({time.perf_counter() - t0:.0f} s): "
-                  + ", ".join(f"{v} {row[v]:.3f}" for v in ("beat only",) + VARIANTS), flush=True)
+                  + ", ".join(f"{v} {row[v]:.3f}" for v in row if isinstance(row[v], float) and " N-" not in v), flush=True)
     table = []
     for m in a.methods.split(","):
         rr = [r for r in rows if r["method"] == m]
-        for v in ("beat only", "three, rhythm only", "four, rhythm only") + VARIANTS:
+        for v in [k for k in rr[0] if isinstance(rr[0][k], float) and " N-" not in k]:
             vals = [r[v] for r in rr]
             per = {c: np.mean([r[f"{v} N-{c}"] for r in rr if f"{v} N-{c}" in r]) if any(f"{v} N-{c}" in r for r in rr) else float("nan")
                    for c in "SVF"}

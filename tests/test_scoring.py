@@ -157,6 +157,21 @@ def test_every_composer_is_registered_and_json_only(constructed):
         composer_from_dict({"kind": "pickle"})
 
 
+def test_knn_blend_of_weight_one_is_the_knn_component_alone_even_where_the_own_score_overflows():
+    """knn_weight=1 (the default of 'feature+input') gives the own score weight 0; an infinite own score
+    (an overflowing input) made the blend 0·inf = NaN, in the library and in the ONNX composer."""
+    from ganad.export import ComposerModule
+    from ganad.scoring.composition import KnnBlend
+    comps = {"a": np.array([0.0, 1.0, np.inf, 3.0]), "knn": np.array([1.0, 2.0, 50.0, 4.0])}
+    blend = KnnBlend(WeightedSum({"a": 1.0}), 1.0, [0.0, 1.0], [1.0, 2.0])
+    np.testing.assert_array_equal(blend(comps), (comps["knn"] - 1.0) / 2.0)
+    module = ComposerModule(blend, ["a", "knn"])
+    out = module(torch.tensor(np.c_[comps["a"], comps["knn"]], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(out, (comps["knn"] - 1.0) / 2.0, rtol=1e-6)
+    half = KnnBlend(WeightedSum({"a": 1.0}), 0.5, [0.0, 1.0], [1.0, 2.0])  # any weight below 1 keeps the own score
+    assert np.isinf(half(comps)[2]) and half(comps)[1] == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+
+
 # ---------------------------------------------------------------- thresholds
 def test_contamination_threshold_is_the_quantile():
     s = np.random.default_rng(3).normal(size=1000)

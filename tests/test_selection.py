@@ -957,3 +957,23 @@ def test_a_model_saved_with_stale_scoring_settings_loads_and_stays_refused(blobs
         back.predict(far[:5])
     back.calibrate(X[200:260])
     assert back.predict(far[:5]).shape == (5,)
+
+
+def test_feature_plus_input_threshold_holds_on_wide_noisy_inputs():
+    """Wide inputs with noise in every sample: the default 'feature+input' keeps the input block's
+    directions that explain 99 % of the bank's variance (here 193 of 200), and its threshold flags about
+    contamination of new normal rows. Kept to 64 directions (measured as a faster search) the
+    directions, fitted to the bank rows, held more of those rows than of new ones: the training rows
+    out-scored new normal rows and 0.2 % of them were flagged at contamination 0.1."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(800, 200).astype(np.float32)
+    fresh = rng.randn(3000, 200).astype(np.float32)
+    det = ganad.GANomaly(epochs=2, random_state=0).fit(X)
+    assert det.knn_space_ == "feature+input"
+    assert det.knn_input_basis_.shape[1] > 64
+    assert 0.04 <= det.predict(fresh).mean() <= 0.2
+    capped = ganad.GANomaly(epochs=2, random_state=0)
+    capped._knn_input_max_dim = 64
+    capped.fit(X)
+    assert tuple(capped.knn_input_basis_.shape) == (200, 64)
+    assert capped.predict(fresh).mean() < 0.02  # the miscalibration the cap would bring

@@ -114,8 +114,9 @@ COMMON_PARAMS = """
         Mahalanobis distance blended at 0.75, the default until November 2026; benchmarks/RESULTS.md,
         "The feature and input distances as the default score"); 'feature' for AnoGAN, whose own
         score is its latent search; 'code' for BiGAN, ALAD and TadGAN, whose discriminators do not
-        judge x alone (they accept 'code' and 'input'). 'feature' scores about 5–10× faster than
-        'feature+input' (no search among 4,096 training rows), for scoring-bound uses.
+        judge x alone (they accept 'code' and 'input'). 'feature' scores about 2× faster than
+        'feature+input' on beats, tables and digits, 5–6× on wide noisy inputs (no search among
+        4,096 training rows; benchmarks/RESULTS.md), for scoring-bound uses.
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
         How the ``knn`` component measures a sample's distance to the training data in that space:
         'euclidean' = the mean Euclidean distance to its ``n_neighbors`` nearest bank samples;
@@ -1017,6 +1018,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     _knn_compress_above = 64
     #: ... to at most this many principal directions
     _knn_max_dim = 512
+    #: the input block of knn_space='feature+input' keeps at most this many. Fewer would search faster
+    #: (inputs with noise in every sample keep hundreds at 99 %), but directions fitted to the bank
+    #: rows hold more of those rows than of new data, and with 64 the training rows out-scored new
+    #: normal rows: 0.2 % flagged at contamination 0.1 (tests/test_selection.py; RESULTS.md, nineteenth session)
+    _knn_input_max_dim = 512
     #: the share of the bank's feature variance the kept principal directions explain
     _knn_variance = 0.99
     #: knn_metric='mahalanobis' on features wider than the bank has rows: the spectrum from the Gram matrix
@@ -1112,7 +1118,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             vals, vecs = torch.linalg.eigh(C.T @ C)
             vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
         share = vals.cumsum(0) / vals.sum().clamp_min(1e-300)
-        r = int(min(self._knn_max_dim, int((share < self._knn_variance).sum()) + 1, vals.shape[0]))
+        max_dim = self._knn_input_max_dim if prefix == "knn_input_" else self._knn_max_dim
+        r = int(min(max_dim, int((share < self._knn_variance).sum()) + 1, vals.shape[0]))
         # from the Gram matrix: only the r directions kept are formed (all n of them, d x n doubles, reach gigabytes)
         V = vecs[:, :r] if vecs is not None else (C.T @ U[:, :r]) / vals[:r].sqrt()
         V = V * torch.where(V.sum(0) < 0, -1.0, 1.0)  # a fixed sign per direction: the same basis whatever eigh returns

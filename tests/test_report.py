@@ -406,3 +406,11 @@ def test_report_to_a_folder_is_refused_naming_it(tmp_path, rng):
     with pytest.raises(InputError, match=rf"^path {re.escape(str(tmp_path))}: is a folder, not a file\. Fix: .*report\.html"):
         write_report(tmp_path, title="x", scores=rng.normal(size=20))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("scores", [[0.9905882352941175, 0.9905882352941177], [3.0, 3.0, 3.0], [1e12, 1e12 + 1e-4]])
+def test_score_distribution_of_scores_equal_up_to_rounding(scores):
+    """Two seeds' AUROC equal but for the last bit (the benchmark report plots them): numpy could not
+    split the range and the report raised "Too many bins for data range"."""
+    fig = score_distribution_figure(np.asarray(scores), [0] * (len(scores) - 1) + [1])
+    assert len(fig.axes) == 1

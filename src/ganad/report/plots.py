@@ -299,9 +299,16 @@ def score_distribution_figure(scores, labels_or_classes=None, threshold: float |
         n_bins = len(np.histogram_bin_edges(np.log10(s), bins=bins)) - 1 if isinstance(bins, str) else int(bins)
         edges = np.logspace(np.log10(axis["lo"]), np.log10(axis["hi"]), max(min(n_bins, 80), 1) + 1)
     else:
-        edges = np.histogram_bin_edges(inside, bins=bins, range=(axis["lo"], axis["hi"]) if axis["hi"] > axis["lo"] else None)
+        lo, hi = axis["lo"], axis["hi"]
+        if not hi - lo > 1e-9 * max(abs(lo), abs(hi)):
+            # equal scores, or equal up to rounding (two seeds' AUROC differing in the last bit): one bin
+            # over numpy's range for a constant sample, ±0.5 (numpy could not split the range: "Too many
+            # bins", or 'auto' asked for 10^16 bins of the data's width)
+            lo, hi = min(lo, hi) - 0.5, max(lo, hi) + 0.5
+            bins = 1
+        edges = np.histogram_bin_edges(inside, bins=bins, range=(lo, hi))
         if isinstance(bins, str) and len(edges) - 1 > 80:  # 'auto' on millions of scores
-            edges = np.histogram_bin_edges(inside, bins=80, range=(axis["lo"], axis["hi"]) if axis["hi"] > axis["lo"] else None)
+            edges = np.histogram_bin_edges(inside, bins=80, range=(lo, hi))
     if labels_or_classes is None:
         groups = [("all samples", "tab:blue", s)]
     else:

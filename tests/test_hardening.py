@@ -909,7 +909,7 @@ for _path, _v in [
     (("state", "composer"), []), (("state", "history"), "x"), (("state", "feature_names_in"), ["a"]),
     (("state", "disc_train_mean"), -1.0), (("state",), []),
     (("state", "knn_space"), "pixels"), (("state", "knn_space"), "both"), (("state", "knn_split"), 3),
-    (("params", "knn_space"), "bogus"), (("state", "knn_metric"), "cosine"), (("state", "knn_metric"), "euclidean"),
+    (("params", "knn_space"), "bogus"), (("params", "knn_weight"), "full"), (("params", "knn_weight"), 1.5), (("state", "knn_metric"), "cosine"), (("state", "knn_metric"), "euclidean"),
     (("state", "width"), 0), (("state", "width"), 5), (("state", "depth"), "x"),
     (("state", "scored_with"), {"n_neighbors": [5]}), (("state", "scored_with"), "n_neighbors=5"),
 ]:

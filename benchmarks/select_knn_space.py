@@ -22,7 +22,9 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
 * ``feature+input`` (nineteenth session): the library's ``knn_space='feature+input'`` (twelfth
   session), the same two distances as the library computes and keeps them (the input block
   compressed above 64 numbers); ``feature+input, input ≤ 64``: the same with the input block kept
-  to its 64 leading principal directions (plus the remainder's length) instead of up to 512
+  to its 64 leading principal directions (plus the remainder's length) instead of up to 512;
+  ``feature+input, k=1`` / ``k=3`` / ``k=10``: the input block's mean distance to its 1, 3 or 10
+  nearest bank rows instead of 5 (``n_neighbors``)
 
 (banks of at most 4,096 training samples, as fit keeps)
 
@@ -65,7 +67,8 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 import ganad  # noqa: E402
 
 VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis",
-            "input", "feature, mahalanobis + input", "feature+input", "feature+input, input ≤ 64")
+            "input", "feature, mahalanobis + input", "feature+input", "feature+input, input ≤ 64",
+            "feature+input, k=1", "feature+input, k=3", "feature+input, k=10")
 #: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
 _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
           "feature, full width": ("feature", "euclidean", 10**9),
@@ -73,12 +76,15 @@ _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean
           "feature+input": ("feature+input", "auto", None), "feature+input, input ≤ 64": ("feature+input", "auto", None)}
 #: variant -> the input block's most principal directions (knn_space='feature+input'; the library's: 512)
 _INPUT_MAX = {"feature+input, input ≤ 64": 64}
+#: variant -> n_neighbors of the input block's search (the library's default: 5)
+_NEIGHBORS = {"feature+input, k=1": 1, "feature+input, k=3": 3, "feature+input, k=10": 10}
+_VIEWS.update({v: ("feature+input", "auto", None) for v in _NEIGHBORS})
 
 
 def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
     """{variant: (held-out knn distances, eval knn distances)} from one fitted detector: the bank
     is rebuilt for each space on the same networks, as ``fit`` builds it (``_refit_knn``)."""
-    saved = det.knn_space, det.knn_metric
+    saved = det.knn_space, det.knn_metric, det.n_neighbors
     out = {}
     try:
         for name in variants:
@@ -89,6 +95,7 @@ def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
             det.__dict__.pop("_knn_input_max_dim", None)
             if name in _INPUT_MAX:
                 det._knn_input_max_dim = _INPUT_MAX[name]
+            det.n_neighbors = _NEIGHBORS.get(name, saved[2])
             if max_dim is None:
                 det.__dict__.pop("_knn_compress_above", None)
             else:
@@ -96,7 +103,7 @@ def knn_views(det, X_all_train, X_eval, variants=VARIANTS):
             det._refit_knn(X_all_train)
             out[name] = (reference_components(det, X_all_train)["knn"], det.score_components(X_eval).components["knn"])
     finally:
-        det.knn_space, det.knn_metric = saved
+        det.knn_space, det.knn_metric, det.n_neighbors = saved
         det.__dict__.pop("_knn_compress_above", None)
         det.__dict__.pop("_knn_input_max_dim", None)
         det._refit_knn(X_all_train)

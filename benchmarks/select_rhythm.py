@@ -92,12 +92,12 @@ def main(argv=None):
                 beats.append(np.asarray(make_ganad(m, seed, a.epochs).set_params(**bp).fit(b.X[itr]).decision_function(b.X[iva]), np.float64))
             row = {"seed": seed, "method": m, "counts": {c: int((cls == c).sum()) for c in "NSVFQ"}}
             for i in range(len(beat_sets)):
-                row[label("beat only", i, 0) if len(beat_sets) > 1 else "beat only"] = roc_auc_score(y, beats[i])
+                row[f"beat only [beat {i}]" if len(beat_sets) > 1 else "beat only"] = roc_auc_score(y, beats[i])
             for fname, F in feats.items():
                 for j, rp in enumerate(rhythm_sets):
                     _seed_torch(seed)
                     rh = np.asarray(make_ganad(m, seed, a.epochs).set_params(**rp).fit(F[itr]).decision_function(F[iva]), np.float64)
-                    row[label(f"{fname}, rhythm only", 0, j) if len(rhythm_sets) > 1 else f"{fname}, rhythm only"] = roc_auc_score(y, rh)
+                    row[f"{fname}, rhythm only [rhythm {j}]" if len(rhythm_sets) > 1 else f"{fname}, rhythm only"] = roc_auc_score(y, rh)
                     for i, beat in enumerate(beats):
                         z = RobustStandardised.fit({"beat": beat[normal], "rhythm": rh[normal]}, names=["beat", "rhythm"]).standardise(
                             {"beat": beat, "rhythm": rh})

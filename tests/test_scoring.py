@@ -170,6 +170,10 @@ def test_knn_blend_of_weight_one_is_the_knn_component_alone_even_where_the_own_s
     np.testing.assert_allclose(out, (comps["knn"] - 1.0) / 2.0, rtol=1e-6)
     half = KnnBlend(WeightedSum({"a": 1.0}), 0.5, [0.0, 1.0], [1.0, 2.0])  # any weight below 1 keeps the own score
     assert np.isinf(half(comps)[2]) and half(comps)[1] == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+    # scoring computes only what the score reads: at weight 1 the knn component alone (GANomaly's default
+    # decision_function no longer runs the second encoder its 'latent' component needs)
+    assert blend.names == ["knn"] and half.names == ["a", "knn"]
+    assert _roundtrip(blend).names == ["knn"]
 
 
 # ---------------------------------------------------------------- thresholds

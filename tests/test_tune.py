@@ -53,7 +53,7 @@ def test_default_space_contains_every_default():
         for k, s in default_space(method, (8,)).items():
             v = defaults[k]
             if k == "knn_weight" and v == "auto":  # the weight chosen for the method's default space (1.0 or 0.75)
-                v = det._knn_weight_auto.get(det._resolve_knn_space(), det._knn_weight_auto_other)
+                v = det._knn_weight_now(det._resolve_knn_space())
             if s["type"] == "categorical":
                 assert v in s["choices"], (method, k)
             else:

@@ -1035,12 +1035,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     _knn_weight_auto = {"feature+input": 1.0}
     _knn_weight_auto_other = 0.75
 
-    def _knn_weight_now(self) -> float:
+    def _knn_weight_now(self, space: str | None = None) -> float:
         """The ``knn_weight`` of the default score: the number given, or for 'auto' the weight chosen
-        for the fitted space (1.0 for 'feature+input', 0.75 for the others)."""
+        for the space (``space``, by default the fitted one: 1.0 for 'feature+input', 0.75 for the others)."""
         w = getattr(self, "knn_weight", 0.0)
         if isinstance(w, str):  # 'auto' (the parameter check refuses other strings)
-            return float(self._knn_weight_auto.get(self._knn_space_now(), self._knn_weight_auto_other))
+            return float(self._knn_weight_auto.get(space or self._knn_space_now(), self._knn_weight_auto_other))
         return float(w or 0.0)
 
     def _knn_space_now(self) -> str:

@@ -94,7 +94,7 @@ def default_composer_now(det, normal: dict[str, np.ndarray]):
     if det.__dict__.get("members_") is not None:
         return stored if stored is not None else det._default_composer()
     own = det._default_composer()  # a function of the parameters and the fitted shapes only
-    w = det._knn_weight_now() if hasattr(det, "_knn_weight_now") else float(getattr(det, "knn_weight", 0.0) or 0.0)
+    w = det._knn_weight_now()
     if w > 0 and "knn" in normal:
         return KnnBlend.fit(own, normal, w)
     return own

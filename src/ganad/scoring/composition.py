@@ -383,7 +383,10 @@ class KnnBlend:
         self.inner, self.weight = inner, float(weight)
         self.loc, self.scale = [float(v) for v in loc], [float(v) for v in scale]
         inner_names = required_components(inner)
-        self.names = None if inner_names is None else list(dict.fromkeys(inner_names + ["knn"]))
+        if self.weight == 1.0:  # the own score counts 0: scoring need not compute its components
+            self.names: list[str] | None = ["knn"]
+        else:
+            self.names = None if inner_names is None else list(dict.fromkeys(inner_names + ["knn"]))
 
     def __call__(self, components: dict[str, np.ndarray]) -> np.ndarray:
         knn = _stack(components, ["knn"])[:, 0]

@@ -48,6 +48,11 @@ VARIANTS = {
     "ganomaly knn_weight=0.5": ("ganomaly", {"knn_weight": 0.5}),
     "ganomaly n_neighbors=1": ("ganomaly", {"n_neighbors": 1}),
     "ganomaly n_neighbors=10": ("ganomaly", {"n_neighbors": 10}),
+    # issue 15, twentieth session: the other methods' default score since the nineteenth session
+    # (the features' Mahalanobis distance and the windows' kNN distance together) for series
+    "ganomaly knn_space=feature+input": ("ganomaly", {"knn_space": "feature+input"}),
+    "ganomaly knn_space=feature+input knn_weight=0.75": ("ganomaly", {"knn_space": "feature+input", "knn_weight": 0.75}),
+    "fanogan knn_space=feature+input": ("fanogan", {"knn_space": "feature+input"}),
 }
 
 

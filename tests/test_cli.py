@@ -472,3 +472,67 @@ def test_score_leaves_no_empty_folder_when_the_data_is_refused(workdir, tmp_path
                             "--maps", str(tmp_path / "mapsdir" / "m.npy")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "new" / "s.csv").is_file() and np.load(tmp_path / "mapsdir" / "m.npy").shape[0] == len(te)
+
+
+def test_evaluate_one_class_reports_what_it_defines(tmp_path):
+    """`ganad evaluate` refused labels of one class ("ranking metrics need both..."): a user checking
+    the false-alarm rate on a batch of known-normal data (or the catch rate on known anomalies) got
+    nothing. It now reports the false-positive rate (all normal) or the recall (all anomalous) at the
+    scores file's threshold, leaves the two-class metrics empty, and draws no ROC / PR curves."""
+    s = np.r_[np.linspace(0, 1, 18), 3.0, 4.0]
+    pd.DataFrame({"index": np.arange(20), "score": s, "threshold": 0.9}).to_csv(tmp_path / "s.csv", index=False)
+    flagged = int((s > 0.9).sum())  # 0.94.., 1.0, 3, 4
+    for value, key in ((0, "false_positive_rate"), (1, "recall")):
+        pd.DataFrame({"y": [value] * 20}).to_csv(tmp_path / "y.csv", index=False)
+        out = tmp_path / f"ev{value}"
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y.csv"), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        m = json.loads((out / "metrics.json").read_text())
+        assert m[key] == pytest.approx(flagged / 20) and m["n_flagged"] == flagged
+        other = "recall" if key == "false_positive_rate" else "false_positive_rate"
+        assert m["auroc"] is None and m["auprc"] is None and m["f1"] is None and m["mcc"] is None and m[other] is None
+        assert not (out / "roc.png").exists() and not (out / "pr.png").exists()
+        assert "only one class" in (out / "report.html").read_text()
+        assert "left out" in " ".join(r.output.split())
+
+
+def test_evaluate_one_class_overwrite_removes_stale_curves(tmp_path):
+    """With --overwrite, the ROC / PR curves of an earlier two-class evaluation in the same folder
+    would have stayed beside metrics that no longer match them."""
+    _evaluate_files(tmp_path)
+    out = tmp_path / "ev"
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y.csv"), "-o", str(out)])
+    assert r.exit_code == 0 and (out / "roc.png").exists(), r.output
+    pd.DataFrame({"y": [0] * 12}).to_csv(tmp_path / "y0.csv", index=False)
+    pd.DataFrame({"index": np.arange(12), "score": np.linspace(0, 1, 12), "threshold": 0.5}).to_csv(tmp_path / "s0.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s0.csv"), "--labels", str(tmp_path / "y0.csv"), "-o", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert not (out / "roc.png").exists() and not (out / "pr.png").exists()
+    assert json.loads((out / "metrics.json").read_text())["false_positive_rate"] == pytest.approx(6 / 12)
+
+
+def test_evaluate_one_class_without_a_threshold_is_refused(tmp_path):
+    """One class and no threshold (nor a 'label' column): nothing is defined; a clear error, no files."""
+    pd.DataFrame({"index": np.arange(12), "score": np.linspace(0, 1, 12)}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"y": [0] * 12}).to_csv(tmp_path / "y.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y.csv"), "-o", str(tmp_path / "ev")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code != 0 and "every label is 0" in msg and "Fix:" in msg, r.output
+    assert not (tmp_path / "ev").exists()
+
+
+def test_evaluation_false_positive_rate_and_one_class_api():
+    from ganad.metrics import auroc, evaluate
+    from ganad.exceptions import InputError
+    y = np.array([0, 0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.8, 0.3, 0.9, 0.4])
+    ev = evaluate(y, s, threshold=0.5)
+    assert ev.false_positive_rate == pytest.approx(1 / 4) and ev.recall == pytest.approx(1 / 2) and ev.n_flagged == 2
+    assert ev.precision == pytest.approx(1 / 2) and 0 < ev.auroc < 1
+    assert evaluate(y, s).false_positive_rate is None  # no threshold: no decisions
+    ev0 = evaluate(np.zeros(4), s[:4], threshold=0.5)
+    assert ev0.auroc is None and ev0.false_positive_rate == pytest.approx(1 / 4) and ev0.recall is None
+    with pytest.raises(InputError, match="only one class"):
+        auroc(np.zeros(4), s[:4])
+    with pytest.raises(InputError, match="empty"):
+        evaluate(np.zeros(0), np.zeros(0))

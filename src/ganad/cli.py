@@ -960,18 +960,35 @@ def evaluate(
         tau = _scores_threshold(df, scores)
         if pred is None and tau is not None:
             pred = (s > tau).astype(np.int64)
+        one_class = len(y) > 0 and y.min() == y.max()
+        if one_class and pred is None:
+            raise GanadError(f"--labels {labels}: every label is {int(y[0])} and {scores} carries no threshold or 'label' column, "
+                             "so there is nothing to evaluate (AUROC and AUPRC compare normal with anomalous samples; "
+                             "the false-positive rate or the recall of one class needs the model's decisions). "
+                             "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
         output.mkdir(parents=True, exist_ok=True)
         write_text(output / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
         from ganad.report import pr_figure, roc_figure, save_png, write_report
-        save_png(roc_figure(y, s, tau), output / "roc.png")
-        save_png(pr_figure(y, s, tau), output / "pr.png")
+        if one_class:  # no curves: a stale pair from an earlier evaluation (--overwrite) must not stay beside these metrics
+            for name in ("roc.png", "pr.png"):
+                (output / name).unlink(missing_ok=True)
+        else:
+            save_png(roc_figure(y, s, tau), output / "roc.png")
+            save_png(pr_figure(y, s, tau), output / "pr.png")
         write_report(output / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
                      threshold=tau, metrics=ev.to_dict())
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())
-    console.print(f"wrote {output}/metrics.json, roc.png, pr.png, report.html")
+    if one_class:
+        what = (f"false-positive rate {ev.false_positive_rate:.4f} ({ev.n_flagged} of {ev.n} normal samples flagged)" if y[0] == 0
+                else f"recall {ev.recall:.4f} ({ev.n_flagged} of {ev.n} anomalies flagged)")
+        console.print(f"note: every label is {int(y[0])}: AUROC, AUPRC, precision, F1, MCC and the ROC / PR curves compare the two classes "
+                      f"and are left out; {what}")
+        console.print(f"wrote {output}/metrics.json, report.html")
+    else:
+        console.print(f"wrote {output}/metrics.json, roc.png, pr.png, report.html")
 
 
 def _scores_threshold(df, path: Path):

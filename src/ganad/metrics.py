@@ -89,41 +89,64 @@ def mcc(y_true, y_pred) -> float:
 
 @dataclass
 class Evaluation:
+    """What :func:`evaluate` returns. ``None`` marks a metric the labels and predictions do not define:
+    AUROC, AUPRC, precision, F1 and MCC need both classes; recall needs anomalies, the false-positive
+    rate normal samples; the hard-label metrics need a threshold or predictions."""
     n: int
     n_anomalies: int
-    auroc: float
-    auprc: float
+    auroc: float | None
+    auprc: float | None
     threshold: float | None
     precision: float | None
     recall: float | None
     f1: float | None
     mcc: float | None
+    #: flagged normal samples / normal samples (the false-alarm rate a monitor sees)
+    false_positive_rate: float | None = None
+    #: samples flagged as anomalies (predicted 1)
+    n_flagged: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def evaluate(y_true, scores, threshold: float | None = None, y_pred=None) -> Evaluation:
-    """All metrics at once: AUROC/AUPRC from ``scores``; precision, recall, F1, MCC at ``threshold``.
+    """All metrics at once: AUROC/AUPRC from ``scores``; precision, recall, F1, MCC and the
+    false-positive rate at ``threshold``.
 
     Hard-label metrics use ``y_pred`` when given, else ``scores > threshold``; they are
     ``None`` when neither is given (ranking metrics never need a threshold).
+
+    Labels of one class are evaluated too, for what they define: a batch of known-normal data gives
+    the false-positive rate at the threshold (how often a monitor would raise a false alarm), a
+    batch of known anomalies the recall (how many it catches); AUROC, AUPRC, precision, F1 and MCC
+    compare the two classes and are ``None``. :func:`auroc` and :func:`auprc` alone still refuse
+    one class.
     """
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
-    _both_classes(y)
+    if y.size == 0:
+        raise InputError(_fmt("y_true", "is empty", "pass at least one scored, labelled sample"))
+    both = bool(y.min() != y.max())
     if y_pred is None and threshold is not None:
         y_pred = (s > threshold).astype(np.int64)
-    prec = rec = f1 = m = None
+    prec = rec = f1 = m = fpr = None
+    flagged = None
     if y_pred is not None:
         p = check_labels(y_pred, len(y), "y_pred")
-        prec = float(skm.precision_score(y, p, zero_division=0))
-        rec = float(skm.recall_score(y, p, zero_division=0))
-        f1 = float(skm.f1_score(y, p, zero_division=0))
-        m = float(skm.matthews_corrcoef(y, p))
+        flagged = int(p.sum())
+        if y.any():
+            rec = float(p[y == 1].mean())
+        if not y.all():
+            fpr = float(p[y == 0].mean())
+        if both:
+            prec = float(skm.precision_score(y, p, zero_division=0))
+            f1 = float(skm.f1_score(y, p, zero_division=0))
+            m = float(skm.matthews_corrcoef(y, p))
     return Evaluation(
         n=int(len(y)), n_anomalies=int(y.sum()),
-        auroc=float(skm.roc_auc_score(y, s)), auprc=average_precision(y, s),
+        auroc=float(skm.roc_auc_score(y, s)) if both else None,
+        auprc=average_precision(y, s) if both else None,
         threshold=None if threshold is None else float(threshold),
-        precision=prec, recall=rec, f1=f1, mcc=m,
+        precision=prec, recall=rec, f1=f1, mcc=m, false_positive_rate=fpr, n_flagged=flagged,
     )

@@ -214,7 +214,9 @@ def _draw_pr(ax, y, s, ev, threshold) -> None:
 def _roc_inputs(y_true, scores, threshold):
     s = _scores(scores)
     y = _binary_labels(y_true, len(s))
-    ev = evaluate(y, s, threshold=threshold)  # validates both classes present
+    from ganad.metrics import _both_classes
+    _both_classes(y, "y_true")  # a curve compares the two classes
+    ev = evaluate(y, s, threshold=threshold)
     return y, s, ev
 
 

@@ -480,3 +480,19 @@ def test_event_fields_are_plain_python_types_for_json():
         json.dumps(ev)  # raised TypeError: Object of type int64 is not JSON serializable
         for k, v in ev.items():
             assert v is None or type(v) in (int, float, str), (k, type(v))
+
+
+def test_stream_update_with_no_points_returns_nothing_and_keeps_the_stream():
+    """`update` takes any number of points per call, but an empty chunk (a polling loop with no new
+    data) raised "is empty"; it now returns an empty update and leaves the stream as it was."""
+    from ganad.series import SeriesDetector
+    rng = np.random.RandomState(0)
+    X = np.sin(np.arange(600) / 10)[:, None] + 0.05 * rng.randn(600, 1)
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "verbose": False, "random_state": 0}).fit(X)
+    a, b = sd.stream(), sd.stream()
+    ua = [a.update(X[:50]), a.update(np.empty((0, 1))), a.update(np.empty(0)), a.update(X[50:120])]
+    ub = [b.update(X[:120])]
+    assert len(ua[1].index) == 0 and len(ua[2].index) == 0 and ua[1].contributions.shape[1:] == ua[0].contributions.shape[1:]
+    np.testing.assert_array_equal(np.concatenate([u.scores for u in ua]), np.concatenate([u.scores for u in ub]))
+    with pytest.raises(InputError, match="empty|channel"):
+        a.update(np.empty((0, 3)))

@@ -520,3 +520,75 @@ def test_series_detector_calibrate_in_python(tmp_path):
         sd.calibrate(new, threshold="fpr", contamination=0.1)
     sd.fit(train)
     assert getattr(sd, "calibration_", None) is None
+
+
+def test_score_output_paths_are_checked_before_scoring(work, tmp_path):
+    """Found by an audit (twentieth session): `-o` naming an existing folder failed after scoring, naming
+    a temporary file, with the events file already written beside it; `--events` equal to `-o` kept
+    only one of the two files (exit 0); `--events x.parquet` wrote CSV under a Parquet name; `-o` naming
+    the data file replaced it (with --overwrite). Each is now refused before any work, nothing written."""
+    d = work
+    (tmp_path / "adir").mkdir()
+    cases = [(["-o", str(tmp_path / "adir")], "is a folder"),
+             (["-o", str(tmp_path / "same.csv"), "--events", str(tmp_path / "same.csv")], "is the scores file"),
+             (["-o", str(tmp_path / "s.csv"), "--events", str(tmp_path / "ev.parquet")], "written as CSV"),
+             (["-o", str(tmp_path / "s.csv"), "--events", str(tmp_path / "adir")], "is a folder")]
+    for args, want in cases:
+        r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), *args])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in msg and "Fix:" in msg, (args, r.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"] and not list((tmp_path / "adir").iterdir())
+    data = tmp_path / "test.csv"
+    data.write_bytes((d / "test.csv").read_bytes())
+    before = data.read_bytes()
+    for args in (["-o", str(data)], ["-o", str(tmp_path / "s.csv"), "--events", str(data)]):
+        r = runner.invoke(app, ["score", str(d / "model"), str(data), *args, "--overwrite"])
+        assert r.exit_code == 2 and "is the data being scored" in " ".join(r.output.split()), r.output
+    assert data.read_bytes() == before and not (tmp_path / "s.csv").exists()
+
+
+def test_series_fit_refuses_contamination_and_says_errors_in_option_terms(work, tmp_path):
+    """--contamination reached the window model only, whose threshold a series model never uses: the
+    same point threshold with or without it. Refused now, pointing to --point-contamination; the API's
+    parameter names in errors are said as the options (stride -> --stride, value_columns -> --exclude)."""
+    d = work
+    base = ["fit", str(d / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--channels", "temp,pressure", "--epochs", "1", "-q"]
+    for extra, want in ((["--contamination", "0.2"], "--point-contamination 0.2 instead"),
+                        (["--point-contamination", "0.7"], "--point-contamination: is 0.7"),
+                        (["--stride", "0"], "--stride: is 0")):
+        r = runner.invoke(app, [*base, *extra])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in msg, (extra, r.output)
+    r = runner.invoke(app, ["fit", str(d / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--time-column", "temp",
+                            "--exclude", "status", "--epochs", "1", "-q"])  # 'time' becomes a channel of text
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--exclude COLUMN" in msg and "value_columns" not in msg, r.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_series_channel_options_that_contradict_each_other_are_refused(work, tmp_path):
+    """--channels a,a,b made a model of three channels two of which shared a name (their contributions
+    collapsed into one column); --channels a --exclude a and `score --exclude <a model channel>` read
+    the channel anyway."""
+    d = work
+    base = ["fit", str(d / "train.csv"), "-o", str(tmp_path / "m"), "--window", "32", "--epochs", "1", "-q"]
+    for extra, want in ((["--channels", "temp,temp,pressure"], "more than once"),
+                        (["--channels", "temp,pressure", "--exclude", "temp"], "and --exclude both name ['temp']"),
+                        (["--channels", "temp,pressure", "--time-column", "temp"], "names the --time-column column")):
+        r = runner.invoke(app, [*base, *extra])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in msg and "Fix:" in msg, (extra, r.output)
+    assert not (tmp_path / "m").exists()
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "temp"])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "names channel(s) of the model" in msg and not (tmp_path / "s.csv").exists(), r.output
+
+
+def test_short_series_advice_mentions_gaps_only_where_a_gap_cut_it(tmp_path):
+    """A file too short for the window, with no gap in it, was told to pass --gaps ignore."""
+    t = np.arange(10)
+    pd.DataFrame({"t": t, "a": np.sin(t / 5.0)}).to_csv(tmp_path / "short.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "short.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--time-column", "t",
+                            "--epochs", "1", "-q"])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "shorter than the window" in msg and "--gaps" not in msg and "longer series" in msg, r.output

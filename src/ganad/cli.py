@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -321,6 +322,18 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
     console.print(f"[green]calibrated[/] {len(mv.views_)} views -> {output or model_dir}")
 
 
+def _same_file(a: Path, b: Path | None) -> bool:
+    """``a`` and ``b`` name the same file (after links and relative parts), whether or not it exists yet."""
+    if b is None:
+        return False
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def _check_scores_path(output: Path) -> None:
     """The scores file is CSV: refuse '-' and names that promise another format (scores.parquet would
     hold CSV text under a Parquet name)."""
@@ -385,6 +398,10 @@ def fit(
         if window is None and series_only:
             raise GanadError(f"{', '.join(series_only)}: only apply in series mode, which --window W turns on. Fix: add --window W "
                              f"(points per window) to train on DATA as one long series, or drop {', '.join(series_only)}")
+        if window is not None and contamination is not None:  # it reached the window model only, whose threshold a series model never uses
+            raise GanadError(f"--contamination {contamination}: sets a table or image model's threshold; a series model flags the points "
+                             "above its point threshold, set by --point-contamination (the fraction of training points above it, "
+                             f"default 0.01). Fix: pass --point-contamination {contamination} instead")
     except GanadError as exc:
         _fail(exc)
     try:
@@ -555,11 +572,27 @@ def score(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     assert data is not None
+    try:  # an output naming the data would replace the file being scored (with --overwrite)
+        for path, name in ((output, "-o/--output"), (maps, "--maps"), (events, "--events")):
+            if path is not None and _same_file(path, data):
+                raise GanadError(f"{name} {path}: is the data being scored ({data}). Fix: choose another path")
+    except GanadError as exc:
+        _fail(exc)
     if is_series_model(model_dir):  # issue 12: a series model writes a score per time point and an events file
         from ganad.series.commands import score_series_file
         try:
-            _refuse_existing(events if events is not None else output.with_name(output.stem + ".events.csv"), overwrite, "file",
-                             "--events" if events is not None else "events file (beside -o/--output)")
+            from ganad.io import check_output_file
+            ev_path, ev_name = (events, "--events") if events is not None else (output.with_name(output.stem + ".events.csv"),
+                                                                               "events file (beside -o/--output)")
+            check_output_file(output)  # a folder, under a file, read-only: refused before scoring, nothing written
+            check_output_file(ev_path, ev_name, example="scores.events.csv")
+            if events is not None and events.suffix.lower() not in ("", ".csv", ".txt"):
+                raise GanadError(f"--events {events}: names a {events.suffix} file, but events are written as CSV. "
+                                 f"Fix: pass a .csv path such as {events.with_suffix('.csv')}")
+            if _same_file(ev_path, output):
+                raise GanadError(f"--events {ev_path}: is the scores file -o/--output too; one would replace the other. "
+                                 f"Fix: choose another path, or leave --events out ({output.with_name(output.stem + '.events.csv')})")
+            _refuse_existing(ev_path, overwrite, "file", ev_name)
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")

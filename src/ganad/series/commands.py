@@ -33,15 +33,19 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     from ganad.detectors import DETECTORS
     from ganad.series import SeriesDetector
     from ganad.series.readers import read_series_file
-    tab = read_series_file(data, time_column, _csv_list(channels), series_id, sep=sep, decimal=decimal, exclude=tuple(exclude))
+    try:
+        tab = read_series_file(data, time_column, _csv_list(channels), series_id, sep=sep, decimal=decimal, exclude=tuple(exclude))
+    except (InputError, DataFileError) as exc:
+        msg = _in_fit_terms(str(exc), data)
+        if msg != str(exc):
+            raise type(exc)(msg) from exc
+        raise
     cls = DETECTORS[method]
     params = {k: v for k, v in det_params.items() if k in cls().get_params() and v is not None}  # None = the method's default
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params,
                         event_gap=event_gap)
-    def in_cli_terms(msg: str) -> str:  # the API calls the data X; here it is the file, and the options are the CLI's
-        if msg.startswith("event_gap:"):
-            return "--event-gap:" + msg[len("event_gap:"):].replace("or None for one window", "or leave --event-gap out for one window")
-        return f"{data}{msg[1:]}".replace("gaps='ignore'", "--gaps ignore") if msg.startswith(("X:", "X ")) else msg
+    def in_cli_terms(msg: str) -> str:
+        return _in_fit_terms(msg, data)
 
     import warnings
     caught: list = []
@@ -62,6 +66,28 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     if distributed.is_main_process():  # under torchrun every rank holds the same model; rank 0 writes it
         sd.save(output)
     return sd, tab
+
+
+#: SeriesDetector's parameters and the options of `ganad fit --window` that set them
+_FIT_OPTIONS = (("event_gap", "--event-gap"), ("window", "--window"), ("stride", "--stride"), ("contamination", "--point-contamination"))
+
+
+def _in_fit_terms(msg: str, data) -> str:
+    """A reader's or the API's message in the terms of `ganad fit --window`: the file instead of X, and
+    the command's options instead of the API's parameters (``stride: is 0`` -> ``--stride: is 0``,
+    ``gaps='ignore'`` -> ``--gaps ignore``, ``value_columns=[...]`` -> ``--exclude`` / ``--channels``)."""
+    if msg.startswith(("X:", "X ")):
+        msg = f"{data}{msg[1:]}"
+    for api, opt in _FIT_OPTIONS:
+        if msg.startswith(f"{api}:"):
+            msg = opt + msg[len(api):]
+            break
+    for g in ("split", "ignore", "error"):
+        msg = msg.replace(f"gaps='{g}'", f"--gaps {g}")
+    return (msg.replace("or None for one window", "or leave --event-gap out for one window")
+               .replace("leave the column out with value_columns=[...]",
+                        "leave the column out (--exclude COLUMN), name the channels to read (--channels a,b) "
+                        "or the time column (--time-column COLUMN)"))
 
 
 def _exact(t: np.ndarray) -> np.ndarray:
@@ -90,6 +116,7 @@ def _in_score_terms(msg: str, data: Path) -> str:
     msg = msg.replace("pass --channels naming existing columns", "score a file with the channel columns the model was trained on")
     return msg.replace("pass a shorter window, longer series, or gaps='ignore' to join parts across gaps",
                        "pass a series at least one window long (or train a model with a shorter window or --gaps ignore)") \
+              .replace("pass a shorter window or a longer series", "pass a series at least one window long (or train a model with a shorter window)") \
               .replace("or pass gaps='ignore' to take rows as evenly spaced", "or train the model with --gaps ignore")
 
 
@@ -151,6 +178,11 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
                                  "so there is nothing to leave out by name",
                                  "drop --exclude (the array's columns are the model's channels, in the training order), "
                                  "or pass a CSV / Parquet table"))
+    read = [str(c) for c in (io.get("channels") or sd.channels_)]
+    both = [str(e) for e in exclude if str(e) in read]
+    if both and not is_npy:  # it was read anyway: the model reads its channels by name
+        raise DataFileError(_fmt(f"--exclude {', '.join(both)}", "names channel(s) of the model, which reads its channels by name "
+                                 f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
     chans = io.get("channels")
     if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
         chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)

@@ -472,15 +472,23 @@ class SeriesDetector(BaseEstimator):
         an error when no segment is a window long."""
         W, _ = _window_step(self.window, self.stride)
         short = [(k, int(idx[0]), len(idx)) for k, idx in enumerate(segments) if len(idx) < W]
-        if short and not skip_short:
+        # joining parts across gaps helps only where a series was cut at a gap (more parts than series)
+        n_series = 1 if series_id is None else len(np.unique(np.asarray(series_id)))
+        cut = len(segments) > n_series
+        if short:
             k, row, n = short[0]
             which = "" if series_id is None else f" of series {_id(np.asarray(series_id)[row])!r}"  # a folder's rows are joined: name the file
-            raise InputError(_fmt(name, f"has {len(short)} series or part(s) between gaps shorter than the window ({W} points); "
+            what = "series or part(s) between gaps" if cut else "series"
+        if short and not skip_short:
+            raise InputError(_fmt(name, f"has {len(short)} {what} shorter than the window ({W} points); "
                                   f"the first starts at row {row}{which} and has {n} point(s)",
-                                  "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps"))
+                                  "pass a shorter window, longer series, or gaps='ignore' to join parts across gaps" if cut
+                                  else "pass a shorter window or a longer series"))
         if short:
-            warnings.warn(_fmt(name, f"{len(short)} series or part(s) between gaps are shorter than the window ({W}) and were left out of training",
-                               "pass gaps='ignore' to join parts across gaps, or a shorter window"), UserWarning, stacklevel=4)
+            warnings.warn(_fmt(name, f"{len(short)} {what} are shorter than the window ({W}) and were left out of training "
+                                     f"(the first starts at row {row}{which} and has {n} point(s))",
+                               "pass gaps='ignore' to join parts across gaps, or a shorter window" if cut
+                               else "pass a shorter window or longer series"), UserWarning, stacklevel=4)
         if len(short) == len(segments):
             raise InputError(_fmt(name, f"has no series or part at least one window ({W} points) long", "pass a longer series or a shorter window"))
 

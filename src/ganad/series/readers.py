@@ -22,6 +22,23 @@ class SeriesTable(NamedTuple):
     utc: bool = False           # the time column held zoned times (+01:00, Z): ``time`` is their UTC instant, naive
 
 
+def _check_column_options(channels, exclude, time_column, series_id) -> None:
+    """Column options that contradict each other, refused before reading: a channel named twice (the
+    model would hold two channels of one name, whose contributions and event shares collapse into one
+    column), a channel also excluded (it was read anyway), a channel that is the time or series-id column."""
+    chans = [str(c) for c in channels] if channels else []
+    twice = sorted({c for c in chans if chans.count(c) > 1})
+    if twice:
+        raise DataFileError(_fmt(f"--channels {','.join(chans)}", f"names {twice} more than once", "name each channel once"))
+    both = [c for c in chans if c in {str(e) for e in exclude}]
+    if both:
+        raise DataFileError(_fmt(f"--channels {','.join(chans)}", f"and --exclude both name {both}",
+                                 "drop the column from --exclude to read it as a channel, or from --channels to leave it out"))
+    for name, col in (("--time-column", time_column), ("--series-id", series_id)):
+        if col is not None and str(col) in chans:
+            raise DataFileError(_fmt(f"--channels {','.join(chans)}", f"names the {name} column {col!r}", f"drop {col!r} from --channels"))
+
+
 def read_series_file(path, time_column: str | None = None, channels: Sequence[str] | None = None,
                      series_id: str | None = None, *, no_time: bool = False, sep: str | None = None,
                      decimal: str = ".", exclude: Sequence[str] = ()) -> SeriesTable:
@@ -30,6 +47,7 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     ``series_id`` and ``exclude``. ``sep`` / ``decimal``: as in pandas' read_csv (CSV only).
     Missing values raise a DataFileError naming the column and row."""
     p = Path(path)
+    _check_column_options(channels, exclude, time_column, series_id)
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
     if p.is_dir():

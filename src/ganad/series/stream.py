@@ -105,6 +105,12 @@ class StreamScorer:
         anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
+        try:
+            a = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError):
+            a = None  # _as_series names the problem
+        if a is not None and a.size == 0 and (a.shape in ((0,), (0, self.C))):
+            return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         x = _as_series(points, "points")
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))

@@ -737,3 +737,14 @@ def test_cli_npz_val_data_with_exclude_is_checked_by_width_naming_exclude(tmp_pa
     assert "X_val" not in out and not (tmp_path / "m4").exists()
     r = CliRunner().invoke(app, base + ["--val-data", str(tmp_path / "v3.npz"), "-o", str(tmp_path / "m3")])
     assert r.exit_code == 0, r.output
+
+
+def test_the_defaults_trial_runs_the_resolved_default_knn_weight(X):
+    """knn_weight's default is 'auto' (1.0 in the default 'feature+input' space, 0.75 elsewhere), which
+    the numeric range [0, 1] does not hold as a string: the trial labelled "defaults" left it to the
+    sampler (0.876 in an audit), so it was not the defaults and the best trial could be worse than them."""
+    r = tune(X, n_trials=1, params={"epochs": 1}, refit=False)
+    t = r.study.trials[0]
+    assert t.user_attrs["ganad_enqueued"] == "defaults" and t.params["knn_weight"] == 1.0
+    r = tune(X, n_trials=1, params={"epochs": 1, "knn_space": "code"}, refit=False)
+    assert r.study.trials[0].params["knn_weight"] == 0.75

@@ -106,6 +106,21 @@ def default_space(method: str, data_shape: tuple[int, ...] | None = None, net: s
     return space
 
 
+def _resolved_defaults(cls, fixed: dict) -> dict:
+    """The method's default parameters with 'auto' values the search space holds as numbers resolved
+    as a fit with ``fixed`` would resolve them: ``knn_weight='auto'`` is 1.0 in the default
+    'feature+input' space, 0.75 in the others. Left as 'auto', the defaults trial dropped it and the
+    sampler drew a weight, so the trial labelled "defaults" was not the defaults."""
+    dflt = cls().get_params()
+    if dflt.get("knn_weight") == "auto":
+        try:
+            det = cls(**{k: v for k, v in fixed.items() if k in dflt})
+            dflt["knn_weight"] = float(det._knn_weight_now(det._resolve_knn_space()))
+        except Exception:  # fixed parameters the method refuses are reported by the trials themselves
+            pass
+    return dflt
+
+
 def _in_space(v, s: dict) -> bool:
     if s["type"] == "categorical":
         return v in s["choices"]
@@ -624,7 +639,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
             study.set_user_attr(k, v)
     fin = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
-    dflt = cls().get_params()
+    dflt = _resolved_defaults(cls, fixed)
     dflt_trial = {k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}
     if not study.trials:
         queued = ([dflt_trial] if enqueue_defaults else []) + list(enqueue or [])

@@ -252,3 +252,15 @@ def test_export_refuses_the_threshold_of_another_inversion(tmp_path):
     det.calibrate(X[100:])
     export_onnx(det, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").exists()
+
+
+def test_vaegan_computes_disc_normalised_and_exports_it(tmp_path):
+    """docs/methods.md lists disc_normalised among β-VAEGAN's components and its discriminator judges x
+    alone (its training mean was fitted), but VAEGAN's own component table replaced the generic one and
+    left it out: a composition naming it was refused as "a component this detector does not compute"."""
+    Xtr, X = _data("vector")
+    det = VAEGAN(**KW).fit(Xtr)
+    comps = det.score_components(X[:50]).components
+    assert "disc_normalised" in comps and np.all(np.asarray(comps["disc_normalised"]) > 0)
+    det.calibrate(Xtr[100:], compose="standardised", weights={"residual": 1.0, "disc_normalised": 1.0})
+    assert _check(det, X, tmp_path / "v.onnx") <= 1e-3

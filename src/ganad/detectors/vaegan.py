@@ -15,7 +15,6 @@ from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.params import Param, integer, options, real
-from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
@@ -122,13 +121,13 @@ class VAEGAN(EncoderDetector):
         return mu  # posterior mean: scoring is deterministic
 
     def _components(self, x, inv):
-        z, x_hat = inv["z"], inv["x_hat"]
-        return {  # the discriminator's components only where asked for (see BaseGANDetector._components)
-            "residual": lambda: C.residual(x, x_hat, 1),
-            "discriminator": lambda: C.discriminator_ce(self._d_out(inv, "x_hat", x_hat)[0]),
-            "latent_norm": lambda: z.norm(dim=1),
-            "feature": lambda: C.feature_matching(self._d_out(inv, "x", x)[1], self._d_out(inv, "x_hat", x_hat)[1]),
-        }
+        # the generic components (residual, feature, discriminator and disc_normalised, computed only where
+        # asked for), with the code's length as latent_norm: the posterior mean's norm, which the KL term
+        # keeps near the prior's centre (it replaced the whole dict, and disc_normalised, documented, was missing)
+        comps = super()._components(x, inv)
+        z = inv["z"]
+        comps["latent_norm"] = lambda: z.norm(dim=1)
+        return comps
 
     def _default_composer(self):
         return WeightedSum(self.score_weights if self.score_weights is not None else {"residual": 1.0})

@@ -44,6 +44,14 @@ def test_non_numeric_dataframe_column_is_named():
         AnoGAN(**FAST).fit(df)
 
 
+def test_a_pandas_series_is_refused_with_a_fix(fitted):
+    """A pandas Series has to_numpy and dtypes, so it was taken for a DataFrame and crashed with
+    AttributeError ('Series' object has no attribute 'columns') in fit, scoring and multi-view views."""
+    for call in (lambda: AnoGAN(**FAST).fit(pd.Series(np.arange(20.0))), lambda: fitted.decision_function(pd.Series(np.zeros(4)))):
+        with pytest.raises(InputError, match=r"X: is a pandas Series.*Fix: .*to_frame\(\)"):
+            call()
+
+
 def test_scoring_rejects_feature_mismatch_and_nan(fitted):
     with pytest.raises(InputError, match="X has 5 features, but AnoGAN is expecting 4 features"):
         fitted.decision_function(np.zeros((3, 5)))

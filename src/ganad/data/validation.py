@@ -33,6 +33,10 @@ def check_array(
     """
     if X is None:
         raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
+    if hasattr(X, "to_numpy") and hasattr(X, "dtype") and not hasattr(X, "columns") and hasattr(X, "to_frame"):  # pandas Series
+        raise InputError(_fmt(name, f"is a pandas Series ({len(X)} values in one column), not a table of samples",
+                              "pass a DataFrame with one row per sample: series.to_frame() for one feature "
+                              "(a long time series to cut into windows: ganad.series.SeriesDetector)"))
     if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
         from pandas.api.types import is_bool_dtype, is_extension_array_dtype, is_numeric_dtype
         dup = X.columns[X.columns.duplicated()]

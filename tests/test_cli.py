@@ -536,3 +536,20 @@ def test_evaluation_false_positive_rate_and_one_class_api():
         auroc(np.zeros(4), s[:4])
     with pytest.raises(InputError, match="empty"):
         evaluate(np.zeros(0), np.zeros(0))
+
+
+def test_score_refuses_an_output_that_is_the_data(workdir, tmp_path):
+    """`ganad score model/ data.csv -o data.csv --overwrite` replaced the data with its scores (and
+    --maps naming the data likewise): refused before scoring, the data untouched."""
+    d = workdir
+    data = tmp_path / "test.csv"
+    data.write_bytes((d / "test.csv").read_bytes())
+    before = data.read_bytes()
+    for args in (["-o", str(data)], ["-o", str(tmp_path / "s.csv"), "--maps", str(tmp_path / "x.npy")]):
+        if "--maps" in args:  # a .npy data file named by --maps
+            np.save(tmp_path / "x.npy", np.load(d / "test.npy"))
+            r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "x.npy"), *args, "--overwrite"])
+        else:
+            r = runner.invoke(app, ["score", str(d / "model"), str(data), *args, "--overwrite", "--exclude", "id"])
+        assert r.exit_code == 2 and "is the data being scored" in " ".join(r.output.split()), r.output
+    assert data.read_bytes() == before and not (tmp_path / "s.csv").exists()

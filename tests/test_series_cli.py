@@ -592,3 +592,18 @@ def test_short_series_advice_mentions_gaps_only_where_a_gap_cut_it(tmp_path):
                             "--epochs", "1", "-q"])
     msg = " ".join(r.output.split())
     assert r.exit_code == 2 and "shorter than the window" in msg and "--gaps" not in msg and "longer series" in msg, r.output
+
+
+def test_a_zoned_range_against_naive_scores_times_is_refused(work, tmp_path):
+    """The scores file's times carry no zone (the series had naive times); a range written with +02:00
+    was compared as if those naive times were UTC, labelling points two hours off without a word."""
+    d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    pd.DataFrame({"start": ["2024-01-01 08:40:00+02:00"], "end": ["2024-01-01 09:00:00+02:00"]}).to_csv(tmp_path / "z.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "z.csv"), "-o", str(tmp_path / "ev")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "holds a time with a zone" in msg and "Fix:" in msg and not (tmp_path / "ev").exists(), r.output
+    pd.DataFrame({"start": ["2024-01-01 06:40:00"], "end": ["2024-01-01 07:00:00"]}).to_csv(tmp_path / "n.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "n.csv"), "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output

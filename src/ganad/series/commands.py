@@ -277,8 +277,18 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(t):
             # zoned times (the scores file's '+00:00', a range's '+01:00') compare as UTC instants; a range
             # without a zone against a zoned file is read as UTC, the zone the file's times are written in
-            t = _utc_naive(pd.to_datetime(t, utc=_zoned(t)))
-            conv = lambda v: _utc_naive(pd.to_datetime(v))  # noqa: E731
+            file_zoned = _zoned(t)
+            t = _utc_naive(pd.to_datetime(t, utc=file_zoned))
+
+            def conv(v):
+                v = pd.to_datetime(v)
+                if not file_zoned and getattr(v, "tzinfo", None) is not None:
+                    # naive times may be local wall times: reading them as UTC would shift the labels by the offset
+                    raise DataFileError(_fmt(str(ranges), f"holds a time with a zone ({v}) but the scores file's times have none, "
+                                             "so the two cannot be matched without guessing the zone of the scores",
+                                             "write the ranges without a zone, in the scores file's time, or score a series "
+                                             "whose time column carries its zone"))
+                return _utc_naive(v)
         else:
             conv = float
         axis = t.to_numpy()
@@ -292,6 +302,8 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
             raise DataFileError(_fmt(f"{ranges} row {k}", "has an empty start or end", "fill in both ends of every range (end included)"))
         try:
             s, e = conv(row["start"]), conv(row["end"])
+        except DataFileError:
+            raise
         except (TypeError, ValueError) as exc:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"cannot be read as a {'time' if by_time else 'row index'} range ({exc})",
                                      "write start,end as row indices, or as times like the scores file's time column")) from exc

@@ -520,3 +520,24 @@ def test_own_score_weights_set_after_fit_take_effect_at_calibrate():
     det.set_params(kappa=3.0)
     det.calibrate(X[180:])
     assert det.composer_.inner.weights == pytest.approx({"izi_residual": 1 / 4, "izi_feature": 3 / 4})
+
+
+@pytest.mark.parametrize("method", ["ganomaly", "fanogan", "vaegan"])
+def test_the_default_score_runs_no_inversion_and_gives_the_same_scores(method, monkeypatch):
+    """The default score of GANomaly, f-AnoGAN and β-VAEGAN is the knn distance of D(x) and x alone
+    (feature+input at weight 1): decision_function ran E and G for every batch and threw them away.
+    It now skips them, with scores equal to score_components' (which still runs everything); where a
+    component needs the inversion (weight 0.75: the own score) it still runs."""
+    import ganad
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 6).astype(np.float32)
+    det = ganad.DETECTORS[method](epochs=1, random_state=0, verbose=False).fit(X[:200])
+    full = det.score_components(X[200:])
+    calls = []
+    real = type(det)._invert
+    monkeypatch.setattr(type(det), "_invert", lambda self, x: calls.append(1) or real(self, x))
+    np.testing.assert_array_equal(det.decision_function(X[200:]), full.scores)
+    assert calls == []
+    det.set_params(knn_weight=0.75).calibrate(X[150:200])  # the own score blended in again: E and G needed
+    det.decision_function(X[200:])
+    assert calls

@@ -1647,12 +1647,18 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
         Xs = self.scaler_.transform(X)
+        skip_inversion = self._scores_without_inversion(needed, return_map, return_reconstruction)
         bs = min(self._score_chunk(int(self.score_batch_size)), self._image_score_rows())
         with self._score_context():
             for start in range(0, len(Xs), bs):
                 x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
                 if bar is not None:
                     bar.batch(start, x.shape[0])
+                if skip_inversion:  # the score is the knn distance of D(x) and / or x alone: no E, G or search
+                    comps.setdefault("knn", []).append(self._knn_distance(self._knn_embed(x)).detach().cpu().numpy())
+                    if bar is not None:
+                        bar.done_batch()
+                    continue
                 inv = self._invert(x)
                 for k, v in self._all_components(x, inv).items():
                     if needed is None or k in needed:
@@ -1673,8 +1679,17 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             scores=scores, components=components,
             map=np.concatenate(maps) if return_map else None,
             reconstruction=self.scaler_.inverse_transform(np.concatenate(recons)) if return_reconstruction else None,
-            z=np.concatenate(zs), extra={k: np.concatenate(v) for k, v in extras.items()},
+            z=np.concatenate(zs) if zs else None, extra={k: np.concatenate(v) for k, v in extras.items()},
         )
+
+    def _scores_without_inversion(self, needed, return_map: bool, return_reconstruction: bool) -> bool:
+        """Whether the components asked for need no inversion: only ``knn``, in a space measured on
+        D(x) and / or x itself ('feature', 'input', 'feature+input'; not the codes). The default score of
+        GANomaly, f-AnoGAN and β-VAEGAN (``knn_weight`` 1 in 'feature+input') is such a score: the
+        encoder and generator passes (AnoGAN's latent search) would run for nothing."""
+        if needed is None or return_map or return_reconstruction or set(needed) != {"knn"}:
+            return False
+        return self.__dict__.get("knn_bank_") is not None and self._knn_space_now() in ("feature", "input", "feature+input")
 
     #: what a non-finite score (NaN / inf: values the float32 networks overflow on) becomes:
     #: 'raise' (default) an InputError naming the rows; 'max' the most anomalous score (+inf, label 1).

@@ -607,3 +607,26 @@ def test_a_zoned_range_against_naive_scores_times_is_refused(work, tmp_path):
     pd.DataFrame({"start": ["2024-01-01 06:40:00"], "end": ["2024-01-01 07:00:00"]}).to_csv(tmp_path / "n.csv", index=False)
     r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "n.csv"), "-o", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
+
+
+def test_stream_lines_come_in_the_order_things_happen(work):
+    """With a --batch that finalises many points at once, every open line came first, then the point
+    lines, then every close line: an event's open could precede the close of the one before it."""
+    d = work
+    te = pd.read_csv(d / "test.csv")
+    p = te.pressure.to_numpy().copy()
+    p[150:165] += 4.0  # a second anomaly, well before the fixture's (400-419)
+    lines = "temp,pressure\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in zip(te.temp, p)) + "\n"
+    r = runner.invoke(app, ["stream", str(d / "model"), "--batch", "1000"], input=lines)
+    assert r.exit_code == 0, r.output
+    rows = [ln.split(",") for ln in r.stdout.splitlines()]
+    gap = ganad.load(d / "model").event_gap_
+    where = {("point", int(x[1])): k for k, x in enumerate(rows) if x[0] == "point"}
+    opens = [(k, int(x[1])) for k, x in enumerate(rows) if x[0] == "open"]
+    closes = [(k, int(x[2])) for k, x in enumerate(rows) if x[0] == "close"]
+    assert len(opens) >= 2 and len(closes) == len(opens)
+    for k, start in opens:
+        assert rows[k + 1][:2] == ["point", str(start)]  # just before its first point
+    for k, end in closes:
+        after = ("point", end + gap + 1)
+        assert k == where[after] + 1 if after in where else k > max(where.values())  # just after the point that ends it

@@ -963,3 +963,23 @@ def test_stream_delete_after_idle_expiry_and_racing_chunks_and_a_refused_first_c
             _, new, n = await t2.update("f", Y[:40])
             assert new and n == 40
     asyncio.run(main())
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(client, series_client, series_model):
+    """pandas renames a repeated name's copy 'a.1': /series scored the first 'a' and dropped the copy,
+    /score read the columns by position, where `ganad score` and `ganad stream` refuse such a header."""
+    Y = series_model["Y"][:40]
+    body = "a,b,a\n" + "\n".join(f"{u},{v},{u + 100}" for u, v in Y) + "\n"
+    r = series_client.post("/v1/models/tele/series", content=body, headers={"content-type": "text/csv", "X-Stream-Id": "dup"})
+    assert r.status_code == 422 and "duplicate column name(s) ['a']" in r.json()["error"]["message"], r.text
+    X = _vectors()[:3]
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    cols[-1] = cols[0]
+    body = ",".join(cols) + "\n" + "\n".join(",".join(map(str, row)) for row in X) + "\n"
+    r = client.post("/v1/models/vec/score", content=body, headers={"content-type": "text/csv"})
+    assert r.status_code == 422 and "duplicate column name(s) ['f0']" in r.json()["error"]["message"], r.text
+
+
+def test_ending_an_unknown_stream_names_the_model_in_the_fix(series_client):
+    r = series_client.delete("/v1/models/tele/series/nosuch")
+    assert r.status_code == 404 and "/v1/models/tele/series" in r.json()["error"]["message"] and "{name}" not in r.text

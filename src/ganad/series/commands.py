@@ -434,12 +434,18 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         except ValueError:
             return False
 
+    gap = int(getattr(sd, "event_gap_", 0) or 0)
+
     def emit(up):
-        out = [f"open,{ev['start']}\n" for ev in up.opened]
-        out += [f"point,{i},{s:.9g},{lab}\n" for i, s, lab in zip(up.index.tolist(), up.scores.tolist(), up.labels.tolist())]
-        out += [f"close,{ev['start']},{ev['end']},{ev['peak_score']:.6g},{_csv_field(ev['channels'])}\n" for ev in up.closed]
+        # in the order things happen: an event opens just before its first point's line and closes just
+        # after the line of the point that ends it (the (gap + 1)-th normal point after its last
+        # anomalous one); one update can hold several points, opens and closes (a large --batch)
+        out = [((ev["start"], 0), f"open,{ev['start']}\n") for ev in up.opened]
+        out += [((i, 1), f"point,{i},{s:.9g},{lab}\n") for i, s, lab in zip(up.index.tolist(), up.scores.tolist(), up.labels.tolist())]
+        out += [((ev["end"] + gap + 1, 2), f"close,{ev['start']},{ev['end']},{ev['peak_score']:.6g},{_csv_field(ev['channels'])}\n")
+                for ev in up.closed]
         if out:
-            write("".join(out))
+            write("".join(line for _, line in sorted(out, key=lambda kv: kv[0])))
 
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
     for line in lines:

@@ -115,6 +115,13 @@ def _csv(body: bytes, header: bool):
     if not df.index.equals(pd.RangeIndex(len(df))) or (header and first_row_longer(io.BytesIO(body))):
         raise Refusal(422, _fmt(BODY, f"has rows with more fields than the header's {df.shape[1]} columns",
                                 "send one value per header column in every row"), "InputError")
+    if header:  # pandas renames a repeated name's copies 'a.1', 'a.2' and reads them as other columns (the CLI refuses them)
+        first = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str, keep_default_na=False)
+        raw = [str(v) for v in first.iloc[0].tolist()] if first.shape[0] else []
+        dup = sorted({c for c in raw if raw.count(c) > 1 and c != ""})
+        if dup and not all(_number(c.strip()) for c in raw):
+            raise Refusal(422, _fmt(BODY, f"has duplicate column name(s) {dup[:5]} in its header",
+                                    "give every column its own name (or drop the copies)"), "InputError")
     cols = [str(c) for c in df.columns]
     if header and cols and all(_number(c) for c in cols) and cols != [str(i) for i in range(len(cols))]:
         # the first line holds only numbers: a data row that would be lost as the header (0,1,2,... stays

@@ -192,7 +192,7 @@ class StreamTable:
         if st is None:
             raise Refusal(404, _fmt(f"stream {sid!r} of model {self.name!r}", "does not exist (never started, already ended, "
                                     "or dropped: idle, evicted or the model was reloaded)",
-                                    "start it by POSTing points to /v1/models/{name}/series"), "UnknownStream")
+                                    f"start it by POSTing points to /v1/models/{self.name}/series"), "UnknownStream")
         st.busy += 1
         try:
             async with st.lock:

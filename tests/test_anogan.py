@@ -98,10 +98,14 @@ def test_bad_search_parameters_are_refused_before_training(name, value):
 
 def test_bad_search_parameters_set_after_fit_are_refused_when_scoring():
     X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
-    for det in (AnoGAN(**TINY).fit(X), ganad.FAnoGAN(inversion="search", **TINY).fit(X)):
+    for det in (AnoGAN(**TINY).fit(X), ganad.FAnoGAN(inversion="search", **TINY).fit(X),
+                AnoGAN(**TINY, knn_weight=0.75).fit(X)):
         det.set_params(search_lr=-1.0)
         with pytest.raises(InputError, match="^search_lr: is -1.0"):
-            det.decision_function(X[:3])
+            det.score_components(X[:3])
+        if det._knn_weight_now() < 1:  # the default score reads the search's components: refused there too
+            with pytest.raises(InputError, match="^search_lr: is -1.0"):
+                det.decision_function(X[:3])
 
 
 @pytest.mark.parametrize("cls", [ganad.BiGAN, ganad.ALAD])

@@ -397,9 +397,9 @@ def test_score_batch_size_set_after_fit_reaches_an_ensembles_members():
     ens = FAnoGAN(**FAST, n_members=2).fit(X4)
     ref = ens.decision_function(X4[:10])
     seen = []
-    for m in ens.members_:
-        orig = m._invert
-        m._invert = lambda x, orig=orig: (seen.append(x.shape[0]), orig(x))[1]
+    for m in ens.members_:  # (the default score reads D(x) and x only: the batches reach the knn embedding)
+        orig = m._knn_embed
+        m._knn_embed = lambda x, inv=None, orig=orig: (seen.append(x.shape[0]), orig(x, inv))[1]
     ens.set_params(score_batch_size=4)
     np.testing.assert_allclose(ens.decision_function(X4[:10]), ref, rtol=1e-5, atol=1e-6)
     assert seen == [4, 4, 2] * 2

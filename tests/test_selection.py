@@ -167,7 +167,7 @@ def test_training_rows_outside_a_bank_smaller_than_n_neighbors_keep_every_entry(
 
 def test_anogan_knn_uses_discriminator_features(blobs):
     X, _ = blobs
-    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5).fit(X)
+    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5, knn_space="feature").fit(X)  # (the default: 'feature+input')
     assert det.knn_space_ == "feature" and det.knn_metric_ == det._knn_metric_auto["feature"]
     assert det.knn_bank_.shape[0] == (1 if det.knn_metric_ == "mahalanobis" else 360)
     x = torch.from_numpy(det.scaler_.transform(X[:7]))
@@ -460,12 +460,13 @@ def test_model_file_with_a_mismatched_knn_scale_is_refused(blobs, tmp_path):
 def test_knn_space_auto_per_method():
     assert ganad.GANomaly().knn_space == "auto" and ganad.GANomaly().knn_weight == "auto"
     assert {m: getattr(ganad, m)()._resolve_knn_space() for m in ("GANomaly", "FAnoGAN", "VAEGAN", "AnoGAN", "BiGAN", "ALAD")} == {
-        "GANomaly": "feature+input", "FAnoGAN": "feature+input", "VAEGAN": "feature+input", "AnoGAN": "feature",
+        "GANomaly": "feature+input", "FAnoGAN": "feature+input", "VAEGAN": "feature+input", "AnoGAN": "feature+input",
         "BiGAN": "code", "ALAD": "code"}
 
 
 @pytest.mark.parametrize("method, space, weight", [("GANomaly", "auto", 1.0), ("FAnoGAN", "feature", 0.75),
-                                                   ("BiGAN", "auto", 0.75), ("AnoGAN", "auto", 0.75)])
+                                                   ("BiGAN", "auto", 0.75), ("AnoGAN", "auto", 1.0),
+                                                   ("AnoGAN", "feature", 0.75)])
 def test_knn_weight_auto_is_the_weight_chosen_for_the_fitted_space(blobs, method, space, weight):
     """knn_weight='auto' (the default) blends at 1.0 in the 'feature+input' space (the default of
     GANomaly, f-AnoGAN and β-VAEGAN, chosen with that weight on validation data) and at 0.75 in the
@@ -820,7 +821,7 @@ def test_lazy_training_scores_of_a_copy_keep_the_mahalanobis_leave_one_out(blobs
     import copy
     import pickle
     X, _ = blobs
-    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=3, n_members=n_members, validation_fraction=0)
+    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=3, n_members=n_members, validation_fraction=0, knn_space="feature")
     det._threshold_sample = 100
     det.fit(X)
     assert (det.members_[0] if n_members > 1 else det).knn_metric_ == "mahalanobis"

@@ -543,6 +543,10 @@ def _check_composer(det, cfg_file: Path) -> None:
     one sample, the training mean; the components themselves are not computed)."""
     from ganad.scoring.composition import required_components
     names = required_components(det.composer_)
+    inner = getattr(det.composer_, "inner", None)
+    if inner is not None and names is not None:  # a blend at weight 1 reads only knn, but keeps its inner composition:
+        # an edited inner one must be refused too (it would be read after set_params(knn_weight=0.75) and calibrate)
+        names = list(dict.fromkeys(names + (required_components(inner) or [])))
     if not names:
         return
     if "members_" in det.__dict__:

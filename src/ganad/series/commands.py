@@ -69,7 +69,8 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
 
 
 #: SeriesDetector's parameters and the options of `ganad fit --window` that set them
-_FIT_OPTIONS = (("event_gap", "--event-gap"), ("window", "--window"), ("stride", "--stride"), ("contamination", "--point-contamination"))
+_FIT_OPTIONS = (("event_gap", "--event-gap"), ("window", "--window"), ("stride", "--stride"), ("contamination", "--point-contamination"),
+                ("gaps", "--gaps"))
 
 
 def _in_fit_terms(msg: str, data) -> str:

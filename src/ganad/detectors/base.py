@@ -116,8 +116,8 @@ COMMON_PARAMS = """
         mean AUROC 0.928 against 0.910 for the features' distance blended with its latent search's
         score at 0.75, which it was until then; its search still gives the score components, the map
         and the reconstruction, and the default score no longer runs it); 'code' for BiGAN, ALAD and TadGAN, whose discriminators do not
-        judge x alone (they accept 'code' and 'input'). 'feature' scores about 2× faster than
-        'feature+input' on beats, tables and digits, 5–6× on wide noisy inputs (no search among
+        judge x alone (they accept 'code' and 'input'). 'feature' scores 1.1–2.4× faster than
+        'feature+input' on beats, tables and digits, more on wide noisy inputs (no search among
         4,096 training rows; benchmarks/RESULTS.md), for scoring-bound uses.
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
         How the ``knn`` component measures a sample's distance to the training data in that space:

@@ -373,7 +373,7 @@ def test_latent_search_reports_progress_within_a_batch(data, monkeypatch):
     import ganad.inversion.latent_search as ls
     from ganad.progress import progress_mode
     X, Xte, _ = data
-    a = AnoGAN(**TINY, search_n_max=40, search_eps=0.0)
+    a = AnoGAN(**TINY, search_n_max=40, search_eps=0.0, knn_space="feature")  # a default score that reads the search
     a.fit(X)
     seen = []
     real = ls.within_batch

@@ -351,8 +351,12 @@ def test_fused_native_runs_are_used_by_encoder_scoring(monkeypatch):
     orig = native.run
     monkeypatch.setattr(native, "run", lambda steps: calls.append(len(steps)) or orig(steps))
     with runtime.use("native"):  # whatever GANAD_RUNTIME says
-        det.decision_function(X[80:])
+        det.score_components(X[80:])
     assert calls == [2, 2]
+    calls.clear()
+    with runtime.use("native"):  # the default score reads D(x) and x only: no E / G run at all
+        det.decision_function(X[80:])
+    assert calls == [1]
 
 
 def test_layout_matches_pytorch_convolutions():

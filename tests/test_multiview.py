@@ -669,3 +669,50 @@ def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
         r = run(app, [*cmd, "-o", str(tmp_path / "bad")])
         assert r.exit_code == 2 and match in " ".join(r.output.split()), (cmd, r.output)
         assert not (tmp_path / "bad").exists()
+
+
+def test_cli_calibrate_of_a_multiview_model_matches_labels_by_id(tmp_path):
+    """An id column left out of a view file (--exclude) that the labels CSV also holds: labels pair by
+    id, as for a single model; they were paired by position, so shuffled labels gave another threshold."""
+    import pandas as pd
+    from ganad.cli import app
+    run = CliRunner().invoke
+    te = _views(60, seed=5)
+    _cli_fitted_views(tmp_path, 200, te)
+    rr = pd.read_csv(tmp_path / "rr_te.csv")
+    rr.insert(0, "id", [f"s{i}" for i in range(len(rr))])
+    rr.to_csv(tmp_path / "rr_te_id.csv", index=False)
+    y = pd.DataFrame({"id": rr["id"], "label": [0] * 50 + [1] * 10})
+    y.to_csv(tmp_path / "y.csv", index=False)
+    y.sample(frac=1.0, random_state=0).to_csv(tmp_path / "y_shuf.csv", index=False)
+    views_id = ["--view", f"beat={tmp_path / 'beat_te.npy'}", "--view", f"rhythm={tmp_path / 'rr_te_id.csv'}"]
+    got = []
+    for lab in ("y.csv", "y_shuf.csv"):
+        r = run(app, ["calibrate", str(tmp_path / "m"), *views_id, "--exclude", "id", "--labels", str(tmp_path / lab),
+                      "--label-column", "label", "--threshold", "mcc", "-o", str(tmp_path / lab.replace(".csv", "_m"))])
+        assert r.exit_code == 0, r.output
+        got.append(ganad.load(tmp_path / lab.replace(".csv", "_m")).threshold_)
+    assert got[0] == got[1]
+
+
+def test_saving_over_a_model_refuses_files_inside_its_parts(tmp_path):
+    """Saving replaces the whole model directory: a file the user put inside a view's folder of a
+    multi-view model (or inside a series model's detector/) was deleted without a word; the check
+    looked at the top level only."""
+    from ganad.cli import app
+    run = CliRunner().invoke
+    te = _views(60, seed=5)
+    views = _cli_fitted_views(tmp_path, 200, te)
+    (tmp_path / "m" / "views" / "beat" / "beat.onnx").write_text("mine")
+    r = run(app, ["calibrate", str(tmp_path / "m"), *views])  # in place
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "views/beat/beat.onnx" in msg and "Fix:" in msg, r.output
+    assert (tmp_path / "m" / "views" / "beat" / "beat.onnx").read_text() == "mine"
+    from ganad.series import SeriesDetector
+    rng = np.random.RandomState(0)
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "verbose": False, "random_state": 0})
+    sd.fit(np.sin(np.arange(400) / 7)[:, None] + 0.05 * rng.randn(400, 1)).save(tmp_path / "s")
+    (tmp_path / "s" / "detector" / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="detector/notes.txt"):
+        sd.save(tmp_path / "s")
+    assert (tmp_path / "s" / "detector" / "notes.txt").exists()

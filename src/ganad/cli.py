@@ -313,7 +313,13 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
     mv = ganad.load(model_dir)
     arrays = _model_views(mv, views, exclude, key, sep, decimal)
     n = len(next(iter(arrays.values())))
-    y = _read_labels(labels, label_column, n, sep=sep, sep_option="it applies to the --view files too") if labels is not None else None
+    ids = None
+    if labels is not None:  # an id column left out of a view file (--exclude) that the labels CSV holds too: matched by id,
+        for f in views.values():  # as for a single model (the labels were paired by position, whatever their order)
+            ids = _data_ids(Path(f), labels, exclude, sep, decimal, label_column)
+            if ids is not None:
+                break
+    y = _read_labels(labels, label_column, n, ids=ids, sep=sep, sep_option="it applies to the --view files too") if labels is not None else None
     mv.calibrate(arrays, y, threshold=threshold, fpr=fpr, contamination=contamination, beta=beta)
     mv.save(output if output is not None else model_dir)
     _print_metrics({"threshold": threshold, "threshold_value": float(mv.threshold_), "n_samples": int(n),
@@ -1211,6 +1217,12 @@ def demo(
             raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the demo writes files. Fix: choose another directory")
         from ganad.io import check_model_path
         check_model_path(output / "model", "-o/--output")  # the demo's model: a file or other files there were refused after training
+        if seed < 0:
+            raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
+        if not 0 <= digit <= 9:
+            raise GanadError(f"--digit: is {digit}. Fix: pass a digit from 0 to 9")
+        if epochs < 1:
+            raise GanadError(f"--epochs: is {epochs}. Fix: pass 1 or more")
         res = run_demo(output, digit=digit, method=method, epochs=epochs, seed=seed, log=_log)
     except (GanadError, ValueError) as exc:
         _fail(exc)
@@ -1283,6 +1295,12 @@ def benchmark(
             raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the results")
         from ganad.files import check_writable_parent
         check_writable_parent(output / "results.json", "-o/--output")  # under a file, read-only
+        from ganad.benchmark.outputs import check_output_files  # (the figures' names are checked again once known)
+        check_output_files(output, ["results.json", "results.md"] + (["report.html"] if protocol != "nab" else []))
+        if seed < 0:
+            raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
+        if n_seeds < 1:
+            raise GanadError(f"--n-seeds: is {n_seeds}. Fix: pass 1 or more (seeds --seed, --seed + 1, ...)")
     except (GanadError, ValueError) as exc:
         _fail(exc)
     if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark

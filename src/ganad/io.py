@@ -81,11 +81,35 @@ def refuse_inside_wrapper_model(path: Path, name: str = "-o/--output") -> None:
                 part = (f"the folder of its view {rel.parts[1]!r}" if what == "multi-view" and len(rel.parts) == 2 and rel.parts[0] == "views"
                         else f"its part {str(rel)!r}")
                 fix = ("write the model outside it (e.g. -o OTHER_DIR); to change a view, refit the multi-view model or recalibrate it "
-                       "with MultiViewDetector.calibrate from Python" if what == "multi-view" else
+                       "(ganad calibrate MODEL --view NAME=FILE ..., or MultiViewDetector.calibrate)" if what == "multi-view" else
                        "write the model outside it (e.g. -o OTHER_DIR); to change the series model's detector, fit the series model again")
                 raise ModelFileError(_fmt(f"{name} {path}", f"lies inside the {what} model {anc} ({part}); a model written there would "
                                           f"replace or add a part of that model behind its back, and the {what} model's stored "
                                           "scores and threshold would no longer match it", fix))
+
+
+def _foreign_entries(path: Path, prefix: str = "") -> list[str]:
+    """What a model directory holds that ganad did not write (hidden files aside: .DS_Store, editor swap
+    files), as paths relative to it: saving replaces the whole directory and would delete them. The
+    parts of a multi-view model (``views/NAME/``) and of a series model (``detector/``) are model
+    directories themselves, checked the same way (a file beside a view's files was deleted unnoticed)."""
+    out: list[str] = []
+    for p in sorted(path.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.name not in MODEL_DIR_ENTRIES:
+            out.append(prefix + p.name)
+        elif p.is_dir() and p.name == "detector":
+            out += _foreign_entries(p, f"{prefix}detector/")
+        elif p.is_dir() and p.name == "views":
+            for v in sorted(p.iterdir()):
+                if v.name.startswith("."):
+                    continue
+                if v.is_dir():
+                    out += _foreign_entries(v, f"{prefix}views/{v.name}/")
+                else:
+                    out.append(f"{prefix}views/{v.name}")
+    return out
 
 
 def check_model_path(path, name: str = "path") -> Path:
@@ -100,7 +124,7 @@ def check_model_path(path, name: str = "path") -> Path:
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
     if path.is_dir():
         # hidden files (.DS_Store, editor swap files) are not the user's work: they may go with the old directory
-        foreign = sorted(p.name for p in path.iterdir() if p.name not in MODEL_DIR_ENTRIES and not p.name.startswith("."))
+        foreign = _foreign_entries(path)
         if foreign:
             raise ModelFileError(_fmt(f"{name} {path}", f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} beside the model; "
                                       "saving replaces the whole directory and would delete them",

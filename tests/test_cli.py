@@ -553,3 +553,34 @@ def test_score_refuses_an_output_that_is_the_data(workdir, tmp_path):
             r = runner.invoke(app, ["score", str(d / "model"), str(data), *args, "--overwrite", "--exclude", "id"])
         assert r.exit_code == 2 and "is the data being scored" in " ".join(r.output.split()), r.output
     assert data.read_bytes() == before and not (tmp_path / "s.csv").exists()
+
+
+def test_benchmark_and_demo_refuse_before_running(tmp_path):
+    """Found by an audit: a results file blocked by a folder was found after the whole run (results.json
+    already written, the error naming a temporary file); --seed -1 gave numpy's message; --n-seeds -4
+    ran one seed without a word."""
+    (tmp_path / "o" / "results.md").mkdir(parents=True)
+    base = ["benchmark", "adbench", "--data", str(tmp_path), "--methods", "none", "--peers", "iforest"]
+    for extra, want in ((["-o", str(tmp_path / "o")], "holds folder(s) ['results.md']"),
+                        (["-o", str(tmp_path / "p"), "--seed", "-1"], "--seed: is -1"),
+                        (["-o", str(tmp_path / "p"), "--n-seeds", "-4"], "--n-seeds: is -4")):
+        r = runner.invoke(app, [*base, *extra])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in msg and "Fix:" in msg, (extra, r.output)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["results.md"] and not (tmp_path / "p").exists()
+    for extra, want in ((["--seed", "-1"], "--seed: is -1"), (["--digit", "10"], "--digit: is 10"), (["--epochs", "0"], "--epochs: is 0")):
+        r = runner.invoke(app, ["demo", "-o", str(tmp_path / "d"), *extra])
+        assert r.exit_code == 2 and want in " ".join(r.output.split()), (extra, r.output)
+
+
+def test_tune_names_a_missing_label_column_and_hides_a_storage_password(tmp_path):
+    rng = np.random.RandomState(0)
+    pd.DataFrame(rng.randn(200, 2), columns=["a", "b"]).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0), "y": [0, 1] * 10}).to_csv(tmp_path / "v.csv", index=False)
+    r = runner.invoke(app, ["tune", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--val-data", str(tmp_path / "v.csv"),
+                            "--label-column", "nope", "--trials", "1", "--epochs", "1"])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "has no column 'nope'" in msg and "--label-column" in msg and "exclude" not in msg, r.output
+    r = runner.invoke(app, ["tune", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--trials", "1", "--epochs", "1",
+                            "--storage", "postgresql://u:secret@localhost/db"])
+    assert r.exit_code == 2 and "secret" not in r.output and "***" in r.output, r.output

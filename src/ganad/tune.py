@@ -389,25 +389,25 @@ def _open_storage(url: str | None):
     if url is None:
         return None
     if url.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://") or url.startswith("sqlite:///:memory:"):
-        raise InputError(_fmt("storage", f"{url!r} is an in-memory database, lost when the command ends (and not shared with "
+        raise InputError(_fmt("storage", f"{_redact(url)!r} is an in-memory database, lost when the command ends (and not shared with "
                                          "Optuna's heartbeat connection)", "pass a file, e.g. sqlite:///ganad-tune.db"))
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
-            raise InputError(_fmt("storage", f"{url!r}: the folder {str(path.parent)!r} does not exist", "create it or pass another path"))
+            raise InputError(_fmt("storage", f"{_redact(url)!r}: the folder {str(path.parent)!r} does not exist", "create it or pass another path"))
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise InputError(_fmt("storage", f"{url!r}: the file is not readable and writable", "fix its permissions or pass another path"))
+            raise InputError(_fmt("storage", f"{_redact(url)!r}: the file is not readable and writable", "fix its permissions or pass another path"))
         if path.is_dir():
-            raise InputError(_fmt("storage", f"{url!r}: is a folder", "pass a database file path, e.g. sqlite:///study.db"))
+            raise InputError(_fmt("storage", f"{_redact(url)!r}: is a folder", "pass a database file path, e.g. sqlite:///study.db"))
         if path.is_file() and path.stat().st_size > 0:
             with open(path, "rb") as fh:
                 head = fh.read(16)
             if head != b"SQLite format 3\x00":  # refused at once (no retries); SQLite took a one-byte file for an empty database and overwrote it
-                raise InputError(_fmt("storage", f"{url!r}: is not an SQLite database (a file of {path.stat().st_size} bytes of something else)",
+                raise InputError(_fmt("storage", f"{_redact(url)!r}: is not an SQLite database (a file of {path.stat().st_size} bytes of something else)",
                                       "pass a new file name or an existing Optuna study database"))
             tables = _sqlite_tables(path)
             if tables and "studies" not in tables:  # another application's database: Optuna would add its tables to it
-                raise InputError(_fmt("storage", f"{url!r}: is an SQLite database of something else (tables {sorted(tables)[:5]})",
+                raise InputError(_fmt("storage", f"{_redact(url)!r}: is an SQLite database of something else (tables {sorted(tables)[:5]})",
                                       "pass a new file name or an existing Optuna study database"))
     import warnings
     # SQLite: writers wait up to 60 s for another worker's lock instead of failing at once
@@ -425,7 +425,7 @@ def _open_storage(url: str | None):
             if not _transient(exc):  # an unknown scheme, a bad URL, a missing driver: no retry will help
                 break
             time.sleep(0.2 * (attempt + 1) * (1 + np.random.RandomState().rand()))
-    raise InputError(_fmt("storage", f"{url!r} cannot be opened as an Optuna storage ({type(last).__name__}: {str(last).splitlines()[0][:200]})",
+    raise InputError(_fmt("storage", f"{_redact(url)!r} cannot be opened as an Optuna storage ({type(last).__name__}: {_scrub(str(last), url).splitlines()[0][:200]})",
                           "pass sqlite:///path/to/file.db (a new or existing Optuna study database) or a database URL")) from last
 
 
@@ -617,7 +617,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     except GanadError:
         raise
     except Exception as exc:
-        raise InputError(_fmt("storage", f"{url!r}: study {name!r} cannot be created or loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+        raise InputError(_fmt("storage", f"{_redact(url)!r}: study {name!r} cannot be created or loaded ({type(exc).__name__}: {_scrub(str(exc), url).splitlines()[0][:200]})",
                               "pass another study name or storage")) from exc
     old = study.user_attrs
     if old.get("ganad_method") is not None:
@@ -721,6 +721,12 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     return TuneResult(study, det, best_params, float(best.value), fixed, attrs["ganad_objective"])
 
 
+def _scrub(text: str, url: str | None) -> str:
+    """``text`` (a database driver's message) with ``url``'s password masked wherever the URL appears."""
+    red = _redact(url)
+    return text if not url or red == url else text.replace(url, str(red))
+
+
 def _redact(url: str | None) -> str | None:
     """A database URL without its password (for the model's tuning record and the printed
     summary): ``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db``. Only the
@@ -812,6 +818,14 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
         X = read_array(p, key=key)
     elif fmt in ("csv", "parquet"):
         import pandas as pd
+        try:  # before reading the rows: a missing label column was reported as a column to --exclude
+            head = (pd.read_parquet(p).columns if fmt == "parquet"
+                    else pd.read_csv(p, nrows=0, sep=sep or ("\t" if p.suffix.lower() == ".tsv" else ",")).columns)
+        except Exception:
+            head = None  # read_array names the problem
+        if head is not None and label_column not in [str(c) for c in head]:
+            raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r} (columns: {[str(c) for c in head][:12]})",
+                                  "pass the name of the label column with --label-column"))
         X = read_array(p, exclude=[*exclude, label_column], sep=sep, decimal=decimal)
         try:
             if fmt == "parquet":

@@ -211,6 +211,26 @@ def test_calibrate_and_fit_errors_on_folders(fitted, tmp_path):
     assert r.exit_code == 2 and "odd.png" in r.output and "9x8" in r.output
 
 
+def test_calibrate_pairs_a_folders_labels_by_file_name(fitted, tmp_path):
+    """`ganad score` of a folder writes a 'file' column and `evaluate` pairs labels by it, but
+    `calibrate` paired a labels CSV with that column by position: shuffled rows, another threshold."""
+    d, _, _ = fitted
+    val = tmp_path / "val"
+    _digits_folder(val, 20)
+    names = sorted(p.name for p in val.iterdir())
+    y = pd.DataFrame({"file": names, "label": [0] * 15 + [1] * 5})
+    y.to_csv(tmp_path / "y.csv", index=False)
+    y.sample(frac=1.0, random_state=1).to_csv(tmp_path / "y_shuf.csv", index=False)
+    got = []
+    for lab in ("y.csv", "y_shuf.csv"):
+        r = runner.invoke(app, ["calibrate", str(d / "model"), str(val), "--labels", str(tmp_path / lab), "--label-column", "label",
+                                "--threshold", "mcc", "-o", str(tmp_path / lab.replace(".csv", "")), "-q"])
+        assert r.exit_code == 0, r.output
+        import ganad
+        got.append(ganad.load(tmp_path / lab.replace(".csv", "")).threshold_)
+    assert got[0] == got[1]
+
+
 # ------------------------------------------------------------------ scoring memory of large images
 
 

@@ -1056,7 +1056,7 @@ def _print_metrics(m: dict, title="metrics"):
                      "  ganad calibrate model/ val_normal.npy --threshold fpr --fpr 0.01")
 def calibrate(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
-    data: Optional[Path] = typer.Argument(None, help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order) (or --view NAME=FILE per view of a multi-view model)."),
+    data: Optional[Path] = typer.Argument(None, help="Validation data (never the test data): CSV, Parquet, NPY or NPZ, or a folder of image files (labels in the folder's file-name order, or paired by name with a labels CSV holding the 'file' column `ganad score` writes) (or --view NAME=FILE per view of a multi-view model)."),
     labels: Optional[Path] = typer.Option(None, help="Validation labels (1 = anomaly), CSV column or NPY; needed by grid, svm, f1, fbeta, mcc."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     compose: str = typer.Option("default", help="default (the score fit composed, its median/MAD standardisation re-fitted on this data), "
@@ -1130,8 +1130,12 @@ def calibrate(
             return
         X = read_array(data, exclude=exclude, key=key, sep=sep, decimal=decimal)
         _note_unread_images(data)
-        y = (_read_labels(labels, label_column, len(X), ids=_data_ids(data, labels, exclude, sep, decimal, label_column), sep=sep,
-                          sep_option="it applies to DATA too")
+        ids = _data_ids(data, labels, exclude, sep, decimal, label_column) if labels is not None else None
+        if ids is None and labels is not None:
+            from ganad.data.readers import file_format, image_name, image_plan
+            if file_format(data) == "images":  # a labels CSV with the 'file' column `ganad score` writes: paired by name
+                ids = ("file", np.asarray([image_name(data, f) for f in image_plan(data)[0]], dtype=object))
+        y = (_read_labels(labels, label_column, len(X), ids=ids, sep=sep, sep_option="it applies to DATA too")
              if labels is not None else None)
         w = None
         if weights is not None:

@@ -584,3 +584,14 @@ def test_tune_names_a_missing_label_column_and_hides_a_storage_password(tmp_path
     r = runner.invoke(app, ["tune", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--trials", "1", "--epochs", "1",
                             "--storage", "postgresql://u:secret@localhost/db"])
     assert r.exit_code == 2 and "secret" not in r.output and "***" in r.output, r.output
+
+
+def test_benchmark_errors_name_its_options():
+    """`ganad benchmark mitbih --calibration bogus` said "calibration: is 'bogus'" (the API's name)."""
+    from ganad.cli import _in_benchmark_terms
+    from ganad.exceptions import GanadError
+    r = runner.invoke(app, ["benchmark", "mitbih", "--data", "/nonexistent", "--calibration", "bogus", "--methods", "none",
+                            "--peers", "iforest", "-o", "/tmp/ganad-never-written"])
+    assert r.exit_code == 2 and "--calibration: is 'bogus'" in " ".join(r.output.split()), r.output
+    assert str(_in_benchmark_terms(GanadError("g/s (ganomaly): stride: is 0. Fix: x"))) == "g/s (ganomaly): --stride: is 0. Fix: x"
+    assert str(_in_benchmark_terms(GanadError("max_stride: is 0"))) == "max_stride: is 0"

@@ -716,3 +716,13 @@ def test_saving_over_a_model_refuses_files_inside_its_parts(tmp_path):
     with pytest.raises(Exception, match="detector/notes.txt"):
         sd.save(tmp_path / "s")
     assert (tmp_path / "s" / "detector" / "notes.txt").exists()
+
+
+def test_calibrate_without_labels_names_this_methods_argument(fitted):
+    """A label-based threshold without labels said "y_val is missing ... use compose='default'", a
+    single model's argument and option, which MultiViewDetector.calibrate does not have."""
+    mv = fitted  # (refused before anything of the fixture is changed)
+    te = _views(30, seed=7)
+    with pytest.raises(InputError, match=r"^y: is missing.*pass y \(CLI: --labels\)") as e:
+        mv.calibrate(te, threshold="f1")
+    assert "compose" not in str(e.value) and "y_val" not in str(e.value)

@@ -328,6 +328,19 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
     console.print(f"[green]calibrated[/] {len(mv.views_)} views -> {output or model_dir}")
 
 
+#: `ganad benchmark`'s options whose API names its errors used ("calibration: is 'bogus'", "stride: is 0")
+_BENCHMARK_OPTIONS = ("calibration", "compose", "peer_rhythm", "fpr", "stride", "window", "epochs", "peer_epochs",
+                      "train_fraction", "event_gap", "adaptive")
+
+
+def _in_benchmark_terms(exc: Exception) -> Exception:
+    """An error of the benchmark's run in the terms of its options (``stride: is 0`` -> ``--stride: is 0``)."""
+    import re
+    msg = str(exc)
+    new = re.sub(r"(?<![\w-])(" + "|".join(_BENCHMARK_OPTIONS) + r"): is ", lambda m: f"--{m.group(1).replace('_', '-')}: is ", msg)
+    return exc if new == msg else GanadError(new)
+
+
 def _same_file(a: Path, b: Path | None) -> bool:
     """``a`` and ``b`` name the same file (after links and relative parts), whether or not it exists yet."""
     if b is None:
@@ -1315,7 +1328,7 @@ def benchmark(
                           peer_epochs=peer_epochs, seed=seed, event_gap=event_gap, log=_log)
             paths = write_nab(res, output)
         except (GanadError, ValueError) as exc:
-            _fail(exc)
+            _fail(_in_benchmark_terms(exc))
         out.print(markdown(res))
         console.print(f"wrote {paths['json']}, {paths['markdown']}")
         return
@@ -1342,7 +1355,7 @@ def benchmark(
         res = run_protocol(protocol, data, **kw)
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:
-        _fail(exc)
+        _fail(_in_benchmark_terms(exc))
     s = res["summary"]
     _print_metrics({k: v for k, v in s.items() if k != "mean"}, title=f"benchmark {protocol}")
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['report']}")

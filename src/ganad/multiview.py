@@ -306,8 +306,15 @@ class MultiViewDetector(BaseEstimator):
         composer = RobustStandardised.fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
         s = composer.standardise(raw).sum(axis=1)
         _refuse_nonfinite(s, "scores", "X")
-        tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
-                               contamination=self.contamination if contamination is None else contamination, beta=beta)
+        try:
+            tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
+                                   contamination=self.contamination if contamination is None else contamination, beta=beta)
+        except InputError as exc:  # a single model's terms (y_val, compose=...): said in this method's
+            if not str(exc).startswith("y_val"):
+                raise
+            raise InputError(_fmt("y", "is missing or holds only one class" if y is not None else "is missing",
+                                  f"threshold={threshold!r} needs labels with normal (0) and anomalous (1) samples; pass y "
+                                  "(CLI: --labels), or use threshold='contamination' or 'fpr'")) from exc
         self.composer_ = composer
         self.threshold_ = float(tau)
         self.reference_scores_ = np.sort(s)  # every calibration sum, as the threshold was fitted on (a detector's calibration_scores_)

@@ -595,3 +595,15 @@ def test_benchmark_errors_name_its_options():
     assert r.exit_code == 2 and "--calibration: is 'bogus'" in " ".join(r.output.split()), r.output
     assert str(_in_benchmark_terms(GanadError("g/s (ganomaly): stride: is 0. Fix: x"))) == "g/s (ganomaly): --stride: is 0. Fix: x"
     assert str(_in_benchmark_terms(GanadError("max_stride: is 0"))) == "max_stride: is 0"
+
+
+def test_benchmark_refuses_options_of_another_protocol():
+    """`mnist --datasets foo --calibration mcc`, `nab --max-train 10`, `mitbih --peer-rhythm views`
+    without --rhythm ran with those options ignored without a word."""
+    for args, want in ((["mnist", "--datasets", "foo", "--calibration", "mcc"], "--datasets, --calibration: do not apply to the mnist"),
+                       (["nab", "--max-train", "10"], "--max-train: do not apply to the nab"),
+                       (["adbench", "--window", "32"], "--window: do not apply to the adbench"),
+                       (["mitbih", "--peer-rhythm", "views"], "--peer-rhythm (without --rhythm)")):
+        r = runner.invoke(app, ["benchmark", *args, "--data", "/nonexistent", "-o", "/tmp/ganad-never-written"])
+        msg = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in msg and "Fix: drop" in msg, (args, r.output)

@@ -1318,6 +1318,22 @@ def benchmark(
             raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
         if n_seeds < 1:
             raise GanadError(f"--n-seeds: is {n_seeds}. Fix: pass 1 or more (seeds --seed, --seed + 1, ...)")
+        # options of another protocol would be ignored without a word: refused, as fit refuses series options without --window
+        given = {"--n-seeds": n_seeds != 3, "--datasets": datasets is not None, "--digits": digits != "0,1,2,3,4,5,6,7,8,9",
+                 "--window": window != 64, "--stride": stride != 1, "--train-fraction": train_fraction != 0.15,
+                 "--groups": groups is not None, "--event-gap": event_gap is not None, "--calibration": calibration != "fpr",
+                 "--fpr": fpr != 0.05, "--compose": compose != "method", "--rhythm": rhythm, "--peer-rhythm": peer_rhythm != "append",
+                 "--adaptive": adaptive is not None, "--max-train": max_train is not None, "--max-test": max_test is not None}
+        applies = {"adbench": {"--n-seeds", "--datasets", "--max-train", "--max-test"}, "mnist": {"--digits", "--max-train", "--max-test"},
+                   "mitbih": {"--calibration", "--fpr", "--compose", "--rhythm", "--peer-rhythm", "--adaptive", "--max-train", "--max-test"},
+                   "nab": {"--window", "--stride", "--train-fraction", "--groups", "--event-gap"}}.get(protocol)
+        if applies is not None:
+            ignored = [o for o, g in given.items() if g and o not in applies]
+            if protocol == "mitbih" and peer_rhythm != "append" and not rhythm:
+                ignored.append("--peer-rhythm (without --rhythm)")
+            if ignored:
+                raise GanadError(f"{', '.join(ignored)}: do not apply to the {protocol} protocol and would be ignored. "
+                                 f"Fix: drop {', '.join(o.split(' ')[0] for o in ignored)} (`ganad benchmark --help` names the protocol of each option)")
     except (GanadError, ValueError) as exc:
         _fail(exc)
     if protocol == "nab":  # issue 12: the series protocol lives in ganad.series.benchmark

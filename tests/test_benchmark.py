@@ -184,6 +184,22 @@ def test_adbench_refuses_a_data_folder_without_datasets(tmp_path):
     assert r.exit_code == 2 and "holds no ADBench .npz file" in r.output and not (tmp_path / "out" / "results.json").exists()
 
 
+def test_adbench_leaves_out_a_dataset_without_anomalies_and_says_so(tmp_path):
+    """A set whose labels are all 0 trained every model for an undefined AUROC, written as None with no
+    word of why; it is left out with a note now, and a folder of such sets only is refused."""
+    from ganad.exceptions import DataFileError
+    d = tmp_path / "data" / "adbench"
+    d.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    np.savez(d / "1_none.npz", X=rng.randn(60, 3), y=np.zeros(60))
+    with pytest.raises(DataFileError, match="no dataset with both normal and anomalous rows"):
+        B.run_adbench(tmp_path / "data", methods=[], peers=["iforest"], seeds=[0], log=lambda s: None)
+    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
+    res = B.run_adbench(tmp_path / "data", methods=[], peers=["iforest"], seeds=[0], log=lambda s: None)
+    assert {r["dataset"] for r in res["results"]} == {"2_ok"}
+    assert any("1_none: left out" in n for n in res["notes"])
+
+
 def test_default_methods_follow_the_registry():
     from ganad.detectors import DETECTORS
     names = B.default_methods()

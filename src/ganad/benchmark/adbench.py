@@ -52,6 +52,11 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
     rows = []
     for name in names:
         X, y = load_adbench(directory / f"{name}.npz")
+        if y.min() == y.max():  # every model would train for an AUROC that is undefined: left out, said so (as nab skips series)
+            why = f"{name}: left out: its labels y are all {int(y[0])} (AUROC needs normal and anomalous rows)"
+            log(why)
+            res["notes"].append(why)
+            continue
         for seed in seeds:
             tr, te = adbench_split(y, seed)
             rng = np.random.RandomState(seed + 1000)
@@ -66,6 +71,9 @@ def run_adbench(data, *, methods=None, peers=None, seeds: Iterable[int] = (0, 1,
                        **_variant_metrics(y[te], r)}
                 rows.append(rec)
                 log(f"    {rec['method']}: auroc={rec['auroc']} fit={_secs(rec.get('fit_s'))} {rec['error'] or ''}")
+    if not rows and names:
+        raise DataFileError(_fmt(str(directory), f"holds no dataset with both normal and anomalous rows among {names[:8]}",
+                                 "pass ADBench files whose y holds 0 (normal) and 1 (anomaly)"))
     res["results"] = rows
     res["per_dataset"] = _per_unit(rows, "dataset")
     res["summary"] = _summary_units(res["per_dataset"])

@@ -193,9 +193,9 @@ def test_adbench_leaves_out_a_dataset_without_anomalies_and_says_so(tmp_path):
     rng = np.random.RandomState(0)
     np.savez(d / "1_none.npz", X=rng.randn(60, 3), y=np.zeros(60))
     with pytest.raises(DataFileError, match="no dataset with both normal and anomalous rows"):
-        B.run_adbench(tmp_path / "data", methods=[], peers=["iforest"], seeds=[0], log=lambda s: None)
+        B.run_adbench(tmp_path / "data", methods=[FAST], peers=[], seeds=[0], epochs=1, log=lambda s: None)
     np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
-    res = B.run_adbench(tmp_path / "data", methods=[], peers=["iforest"], seeds=[0], log=lambda s: None)
+    res = B.run_adbench(tmp_path / "data", methods=[FAST], peers=[], seeds=[0], epochs=1, log=lambda s: None)
     assert {r["dataset"] for r in res["results"]} == {"2_ok"}
     assert any("1_none: left out" in n for n in res["notes"])
 

@@ -630,3 +630,14 @@ def test_stream_lines_come_in_the_order_things_happen(work):
     for k, end in closes:
         after = ("point", end + gap + 1)
         assert k == where[after] + 1 if after in where else k > max(where.values())  # just after the point that ends it
+
+
+def test_a_channel_named_like_a_time_column_is_read_as_the_channel_asked_for(tmp_path):
+    """--channels time,a took 'time' as the time axis (found by its name) and as a channel at once."""
+    t = np.arange(300)
+    pd.DataFrame({"time": np.cos(t / 9.0), "a": np.sin(t / 7.0)}).to_csv(tmp_path / "s.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--channels", "time,a",
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    m = ganad.load(tmp_path / "m")
+    assert m.channels_ == ["time", "a"] and m.io_["time_column"] is None

@@ -82,7 +82,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         if col is not None and col not in cols:
             raise DataFileError(_fmt(src, f"has no column {col!r} for {name} (columns: {cols[:12]})", f"pass {name} naming one of the columns"))
     if time_column is None and not no_time:
-        found = [c for c in cols if c.lower() in TIME_COLUMN_NAMES and c != series_id]
+        # a column named like a time that --channels names is a channel the user asked for, not the time axis
+        found = [c for c in cols if c.lower() in TIME_COLUMN_NAMES and c != series_id and c not in [str(x) for x in (channels or ())]]
         time_column = found[0] if found else None
     if no_time:
         time_column = None

@@ -105,10 +105,10 @@ class StreamScorer:
         anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
-        try:
-            a = np.asarray(points, dtype=np.float64)
+        try:  # (no cast here: _as_series checks the values and names what is wrong with them)
+            a = np.asarray(points)
         except (TypeError, ValueError):
-            a = None  # _as_series names the problem
+            a = None
         if a is not None and a.size == 0 and (a.shape in ((0,), (0, self.C))):
             return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         x = _as_series(points, "points")

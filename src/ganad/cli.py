@@ -335,9 +335,9 @@ _BENCHMARK_OPTIONS = ("calibration", "compose", "peer_rhythm", "fpr", "stride", 
 
 def _in_benchmark_terms(exc: Exception) -> Exception:
     """An error of the benchmark's run in the terms of its options (``stride: is 0`` -> ``--stride: is 0``)."""
-    import re
+    from ganad.exceptions import in_option_terms
     msg = str(exc)
-    new = re.sub(r"(?<![\w-])(" + "|".join(_BENCHMARK_OPTIONS) + r"): is ", lambda m: f"--{m.group(1).replace('_', '-')}: is ", msg)
+    new = in_option_terms(msg, {k: "--" + k.replace("_", "-") for k in _BENCHMARK_OPTIONS})
     return exc if new == msg else GanadError(new)
 
 
@@ -963,10 +963,8 @@ def evaluate(
         from ganad.files import check_writable_parent
         check_writable_parent(output / "metrics.json", "-o/--output")  # under a file, read-only
         files = ("metrics.json",) if ranges is not None else ("metrics.json", "roc.png", "pr.png", "report.html")
-        busy = [n for n in files if (output / n).is_dir()]  # else a traceback after some of the files were written
-        if busy:
-            raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the evaluation writes files. "
-                             "Fix: move them away, or choose another directory")
+        from ganad.files import refuse_folders_in_the_way  # else a traceback after some of the files were written
+        refuse_folders_in_the_way(output, files, "the evaluation")
         for name in files:
             _refuse_existing(output / name, overwrite, "file")
     except GanadError as exc:
@@ -1229,9 +1227,8 @@ def demo(
             raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the demo")
         from ganad.files import check_writable_parent
         check_writable_parent(output / "report.html", "-o/--output")  # under a file, read-only
-        busy = [n for n in ("metrics.json", "roc.png", "pr.png", "report.html") if (output / n).is_dir()]
-        if busy:
-            raise GanadError(f"-o/--output {output}: holds folder(s) {busy} where the demo writes files. Fix: choose another directory")
+        from ganad.files import refuse_folders_in_the_way
+        refuse_folders_in_the_way(output, ("metrics.json", "roc.png", "pr.png", "report.html"), "the demo")
         from ganad.io import check_model_path
         check_model_path(output / "model", "-o/--output")  # the demo's model: a file or other files there were refused after training
         if seed < 0:
@@ -1312,8 +1309,8 @@ def benchmark(
             raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the results")
         from ganad.files import check_writable_parent
         check_writable_parent(output / "results.json", "-o/--output")  # under a file, read-only
-        from ganad.benchmark.outputs import check_output_files  # (the figures' names are checked again once known)
-        check_output_files(output, ["results.json", "results.md"] + (["report.html"] if protocol != "nab" else []))
+        from ganad.files import refuse_folders_in_the_way  # (the figures' names are checked again once known)
+        refuse_folders_in_the_way(output, ["results.json", "results.md"] + (["report.html"] if protocol != "nab" else []), "the benchmark")
         if seed < 0:
             raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
         if n_seeds < 1:

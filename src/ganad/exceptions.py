@@ -37,3 +37,14 @@ class TrainingDiverged(GanadError, FloatingPointError):
 class AmbiguousShapeWarning(UserWarning):
     """Samples whose shape reads two ways (``(n, 28, 28)``: series windows of 28 channels, or 28 x 28
     images without a channel axis); ganad reads them one way and says how to ask for the other."""
+
+
+def in_option_terms(msg: str, options: dict[str, str]) -> str:
+    """An error message of the library said in a command's terms: each ``"name: is ..."`` whose
+    ``name`` is a key of ``options`` (an API parameter) becomes ``"--option: is ..."`` (the option that
+    sets it), wherever it stands in the message (``"g/s (ganomaly): stride: is 0"``)."""
+    import re
+    if not options:
+        return msg
+    pat = r"(?<![\w-])(" + "|".join(re.escape(k) for k in options) + r"): is "
+    return re.sub(pat, lambda m: f"{options[m.group(1)]}: is ", msg)

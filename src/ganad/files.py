@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ganad.exceptions import ModelFileError, _fmt
+from ganad.exceptions import GanadError, ModelFileError, _fmt
 
 __all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "replace_dir",
            "recover_dir", "check_output_file", "check_writable_parent", "umask_mode", "fsync_path", "alive"]
@@ -213,6 +213,16 @@ def check_writable_parent(path: Path, name: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({parent} is not writable)", "choose a folder you can write to"))
     return parent
+
+
+def refuse_folders_in_the_way(out: str | os.PathLike, names, what: str) -> None:
+    """Refuse, before any work, an output folder holding a folder where ``what`` (the evaluation, the
+    demo, the benchmark) writes one of the files ``names``: it would write some, then fail on that one
+    naming a temporary file."""
+    busy = [n for n in names if (Path(out) / n).is_dir()]
+    if busy:
+        raise GanadError(f"-o/--output {out}: holds folder(s) {busy} where {what} writes files. "
+                         "Fix: move them away, or choose another directory")
 
 
 def check_output_file(path: str | os.PathLike, name: str = "-o/--output", example: str = "scores.csv") -> Path:

@@ -818,13 +818,10 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
         X = read_array(p, key=key)
     elif fmt in ("csv", "parquet"):
         import pandas as pd
-        try:  # before reading the rows: a missing label column was reported as a column to --exclude
-            head = (pd.read_parquet(p).columns if fmt == "parquet"
-                    else pd.read_csv(p, nrows=0, sep=sep or ("\t" if p.suffix.lower() == ".tsv" else ",")).columns)
-        except Exception:
-            head = None  # read_array names the problem
-        if head is not None and label_column not in [str(c) for c in head]:
-            raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r} (columns: {[str(c) for c in head][:12]})",
+        from ganad.data.readers import csv_columns
+        head = csv_columns(p, sep=sep, decimal=decimal)  # before reading the rows: a missing label column was blamed on --exclude
+        if head is not None and label_column not in head:
+            raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r} (columns: {head[:12]})",
                                   "pass the name of the label column with --label-column"))
         X = read_array(p, exclude=[*exclude, label_column], sep=sep, decimal=decimal)
         try:

@@ -11,17 +11,7 @@ import numpy as np
 from ganad.benchmark.figures import _figures
 from ganad.benchmark.peers import _PEER_PREFIX
 from ganad.benchmark.tables import markdown_tables
-from ganad.files import write_text
-
-
-def check_output_files(out: Path, names) -> None:
-    """Refuse, before anything is written, a results folder where one of the files to write is a folder
-    (the run would write some files, then fail on that one naming a temporary file)."""
-    from ganad.exceptions import GanadError
-    busy = [n for n in names if (out / n).is_dir()]
-    if busy:
-        raise GanadError(f"-o/--output {out}: holds folder(s) {busy} where the benchmark writes files. "
-                         "Fix: move them away, or choose another directory")
+from ganad.files import refuse_folders_in_the_way, write_text
 
 
 def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
@@ -29,7 +19,7 @@ def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
     from ganad.report import fig_to_base64_png, save_png, write_report
     out = Path(outdir)
     figs = _figures(res)
-    check_output_files(out, ["results.json", "results.md", *(f"{name}.png" for name in figs), "report.html"])
+    refuse_folders_in_the_way(out, ["results.json", "results.md", *(f"{name}.png" for name in figs), "report.html"], "the benchmark")
     out.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in res.items() if not k.startswith("_")}
     write_text(out / "results.json", json.dumps(clean, indent=1, default=_json_default))

@@ -250,8 +250,8 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str], warn: bool
         raise InputError(_fmt(str(path), "has an unnamed first column, the index pandas writes with to_csv(); it would be read as a feature",
                               "write the file with df.to_csv(path, index=False), or leave the column out with --exclude 'Unnamed: 0'"))
     raw = [str(v) for v in first.iloc[0].tolist()]
-    dup = sorted({c for c in raw if raw.count(c) > 1 and c != ""})
-    if dup and not all(_number(c.replace(decimal, ".") if decimal != "." else c) for c in cells):
+    dup = repeated_names(raw, decimal)
+    if dup:
         # pandas would rename the copies 'a.1', 'a.2', ... and read them as different features
         raise InputError(_fmt(str(path), f"has duplicate column name(s) {dup[:5]} in its header",
                               "give every column its own name (or drop the copies) before passing the file"))
@@ -270,6 +270,15 @@ def _csv_header(path, sep: str, decimal: str, exclude: Sequence[str], warn: bool
             "if it is a data row, add a header line such as %r", path, ",".join(cells),
             ",".join(f"x{i}" for i in range(len(cells))))
     return 0
+
+
+def repeated_names(cells: list[str], decimal: str = ".") -> list[str]:
+    """The names a CSV header line repeats (pandas would read the copies as other columns 'a.1', ...);
+    none for a first line of numbers only, which is data, not a header."""
+    dup = sorted({c for c in cells if cells.count(c) > 1 and c != ""})
+    if dup and all(_number(c.strip().replace(decimal, ".") if decimal != "." else c.strip()) for c in cells):
+        return []
+    return dup
 
 
 def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, decimal: str = ".") -> list[str] | None:

@@ -242,9 +242,9 @@ def markdown(res: dict) -> str:
 
 def write_nab(res: dict, outdir) -> dict:
     from ganad.files import write_text  # each file atomically, as the other protocols' outputs
-    from ganad.benchmark.outputs import check_output_files
+    from ganad.files import refuse_folders_in_the_way
     out = Path(outdir)
-    check_output_files(out, ["results.json", "results.md"])
+    refuse_folders_in_the_way(out, ["results.json", "results.md"], "the benchmark")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "results.json", json.dumps(res, indent=1, default=float))
     cfg = ", ".join(f"{k}={v}" for k, v in res["config"].items())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
-from ganad.exceptions import DataFileError, GanadError, InputError, _fmt
+from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
 from ganad.files import atomic_path
 from ganad.series.readers import _zoned  # one test of a time column's zone, shared with the reader
 
@@ -79,10 +79,7 @@ def _in_fit_terms(msg: str, data) -> str:
     ``gaps='ignore'`` -> ``--gaps ignore``, ``value_columns=[...]`` -> ``--exclude`` / ``--channels``)."""
     if msg.startswith(("X:", "X ")):
         msg = f"{data}{msg[1:]}"
-    for api, opt in _FIT_OPTIONS:
-        if msg.startswith(f"{api}:"):
-            msg = opt + msg[len(api):]
-            break
+    msg = in_option_terms(msg, dict(_FIT_OPTIONS))
     for g in ("split", "ignore", "error"):
         msg = msg.replace(f"gaps='{g}'", f"--gaps {g}")
     return (msg.replace("or None for one window", "or leave --event-gap out for one window")

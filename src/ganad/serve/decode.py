@@ -117,9 +117,9 @@ def _csv(body: bytes, header: bool):
                                 "send one value per header column in every row"), "InputError")
     if header:  # pandas renames a repeated name's copies 'a.1', 'a.2' and reads them as other columns (the CLI refuses them)
         first = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str, keep_default_na=False)
-        raw = [str(v) for v in first.iloc[0].tolist()] if first.shape[0] else []
-        dup = sorted({c for c in raw if raw.count(c) > 1 and c != ""})
-        if dup and not all(_number(c.strip()) for c in raw):
+        from ganad.data.readers import repeated_names
+        dup = repeated_names([str(v) for v in first.iloc[0].tolist()]) if first.shape[0] else []
+        if dup:
             raise Refusal(422, _fmt(BODY, f"has duplicate column name(s) {dup[:5]} in its header",
                                     "give every column its own name (or drop the copies)"), "InputError")
     cols = [str(c) for c in df.columns]

@@ -399,3 +399,57 @@ def test_training_forward_on_the_stack_kernels_fuses_bias_and_activation(cls, sl
     assert torch.equal(one, got[0].detach())
     if slope is not None:
         assert (got[0] < 0).any() == (slope > 0)  # the activation was applied
+
+
+@pytest.mark.parametrize("h,w", [(28, 28), (27, 31), (2, 7), (5, 4)])
+def test_one_channel_image_layers_over_pixel_blocks_equal_torch(h, w):
+    """The gray-image outer layers (OneChannelConv2d / OneChannelConvTranspose2d) run a 4 × 4,
+    stride-2 (transposed) convolution as a 2 × 2 one over 2 × 2 pixel blocks: the same outputs,
+    input, weight and bias gradients and second derivatives (WGAN-GP's penalty) as torch's own layers,
+    even and odd sides alike."""
+    from ganad.nets.conv import OneChannelConv2d, OneChannelConvTranspose2d
+
+    torch.manual_seed(0)
+    conv = OneChannelConv2d(1, 5, 4, 2, 1).double()
+    x = torch.randn(3, 1, h, w, dtype=torch.double, requires_grad=True)
+    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, 2, 1)
+    out = conv(x)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, conv.weight, conv.bias), g),
+                    torch.autograd.grad(ref, (x, conv.weight, conv.bias), g)):
+        torch.testing.assert_close(a, b)
+    gp = [torch.autograd.grad(torch.autograd.grad(f(x).square().sum(), x, create_graph=True)[0].square().sum(), conv.weight)[0]
+          for f in (conv, lambda t: torch.nn.functional.conv2d(t, conv.weight, conv.bias, 2, 1))]
+    torch.testing.assert_close(gp[0], gp[1])
+
+    up = OneChannelConvTranspose2d(4, 1, 4, 2, 1).double()
+    y = torch.randn(3, 4, h, w, dtype=torch.double, requires_grad=True)
+    ref = torch.nn.functional.conv_transpose2d(y, up.weight, up.bias, 2, 1)
+    out = up(y)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (y, up.weight, up.bias), g),
+                    torch.autograd.grad(ref, (y, up.weight, up.bias), g)):
+        torch.testing.assert_close(a, b)
+
+
+def test_image_layers_of_other_shapes_take_torchs_own_path():
+    """Colour images, other kernels and a spectral-normalised weight: the same results as torch's layers."""
+    from ganad.nets.conv import OneChannelConv2d, OneChannelConvTranspose2d
+
+    torch.manual_seed(0)
+    for conv, x in ((OneChannelConv2d(3, 4, 4, 2, 1), torch.randn(2, 3, 8, 8)),
+                    (OneChannelConv2d(1, 4, 3, 1, 1), torch.randn(2, 1, 8, 8)),
+                    (torch.nn.utils.parametrizations.spectral_norm(OneChannelConv2d(1, 4, 4, 2, 1)), torch.randn(2, 1, 8, 8))):
+        torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding))
+    for up, y in ((OneChannelConvTranspose2d(4, 3, 4, 2, 1), torch.randn(2, 4, 5, 5)),
+                  (OneChannelConvTranspose2d(4, 1, 4, 2, 1, output_padding=1), torch.randn(2, 4, 5, 5))):
+        torch.testing.assert_close(up(y), torch.nn.functional.conv_transpose2d(y, up.weight, up.bias, up.stride, up.padding,
+                                                                               up.output_padding))
+    # the image families build them, so a gray DCGAN takes the block form
+    from ganad.nets.conv import ConvGenerator
+    gen = ConvGenerator(4, (1, 28, 28), width=8, depth=2)
+    assert isinstance(gen.net[-2], OneChannelConvTranspose2d)

@@ -79,15 +79,26 @@ def test_export_of_loaded_model(tmp_path):
     assert _check(ganad.load(tmp_path / "m"), X, tmp_path / "m.onnx") <= 1e-3  # what `ganad export MODEL_DIR -o out` does
 
 
-def test_anogan_export_is_a_clear_error(tmp_path):
-    X = np.random.RandomState(0).randn(20, 4).astype(np.float32)
+def test_anogan_default_score_exports_and_a_search_score_is_a_clear_error(tmp_path):
+    """AnoGAN's default score (the knn distance of D(x) and x) needs no latent search: it exports, as the
+    knn component alone, with the detector's scores; a score that reads the search is refused, as is an
+    encoder method's search inversion when its score needs the inversion (codes)."""
+    X = np.random.RandomState(0).randn(200, 4).astype(np.float32)
     det = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=2, device="cpu", random_state=0).fit(X)
-    with pytest.raises(InputError, match="latent search.*Fix: train an encoder method"):
+    assert _check(det, X * 2, tmp_path / "d.onnx") <= 1e-3
+    assert onnx.load(str(tmp_path / "d.onnx")).graph.output[0].type.tensor_type.shape.dim[1].dim_value == 1  # ['knn']
+    ens = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=2, device="cpu", random_state=0, n_members=2).fit(X)
+    assert _check(ens, X * 2, tmp_path / "e.onnx") <= 1e-3
+    det = AnoGAN(epochs=1, width=8, latent_dim=2, search_n_max=2, device="cpu", random_state=0, knn_space="feature").fit(X)
+    with pytest.raises(InputError, match="needs the latent search.*Fix: keep the default score"):
         export_onnx(det, tmp_path / "a.onnx")
-    enc = FAnoGAN(epochs=1, width=8, latent_dim=2, inversion="search", search_n_max=2, device="cpu", random_state=0).fit(X)
+    enc = FAnoGAN(epochs=1, width=8, latent_dim=2, inversion="search", search_n_max=2, device="cpu", random_state=0,
+                  knn_space="code").fit(X)
     with pytest.raises(InputError, match="inversion='encoder'"):
         export_onnx(enc, tmp_path / "b.onnx")
-    assert not (tmp_path / "a.onnx").exists()
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+    enc = FAnoGAN(epochs=1, width=8, latent_dim=2, inversion="search", search_n_max=2, device="cpu", random_state=0).fit(X)
+    assert _check(enc, X * 2, tmp_path / "c.onnx") <= 1e-3  # its default score needs no inversion either
 
 
 @pytest.mark.parametrize("compose", ["default", "standardised", "grid", "svm"])

@@ -1170,11 +1170,11 @@ def calibrate(
 
 @app.command(epilog="Example:\n\n  ganad export model/ -o model.onnx")
 def export(
-    model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan, tadgan)."),
+    model_dir: Path = typer.Argument(..., help="Model directory of an encoder method (fanogan, bigan, alad, ganomaly, vaegan, tadgan), or of AnoGAN with its default score (no latent search)."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
 ):
-    """Export the scoring path (x -> score components and score) of an encoder method as ONNX."""
+    """Export the scoring path (x -> score components and score) of an encoder method, or of AnoGAN's default score, as ONNX."""
     import ganad
     try:
         from ganad.files import check_output_file

@@ -3,7 +3,9 @@
 The exported graph holds the frozen, BatchNorm-folded networks, the fitted scaler and the
 composition weights, so a serving runtime (onnxruntime, TensorRT, ...) needs nothing but the
 ``.onnx`` file. The batch axis is dynamic. Latent-search inversion (AnoGAN, or an encoder
-method with ``inversion='search'``) is an optimisation loop per sample and is not exportable.
+method with ``inversion='search'``) is an optimisation loop per sample and is not exportable; a score
+that needs no inversion (the ``knn`` distance of D(x) and / or x alone, AnoGAN's default) exports
+whatever the inversion.
 
 >>> from ganad.export import export_onnx
 >>> export_onnx(ganad.load("model_dir"), "model.onnx")   # doctest: +SKIP
@@ -45,9 +47,16 @@ class ScoringModule(nn.Module):
             self.register_buffer("hi", torch.as_tensor(detector.scaler_.hi.reshape(sh.shape)))
         self.nets = nn.ModuleDict({name: detector._inference_net(name).module for name in detector.nets_})
         dev = detector.device_
-        with torch.inference_mode():
-            x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
-            names = list(detector._all_components(x0, detector._invert(x0)).keys())
+        # a latent-search detector whose score reads only the knn distance of D(x) and / or x (AnoGAN's
+        # default): the graph holds that distance alone, with no inversion; an encoder's graph keeps
+        # every component beside the score (E and G are one pass each)
+        self.knn_only = _search_inversion(detector) and knn_only_scoring(detector)
+        if self.knn_only:
+            names = ["knn"]
+        else:
+            with torch.inference_mode():
+                x0 = torch.zeros((2,) + tuple(detector.data_shape_), device=dev)
+                names = list(detector._all_components(x0, detector._invert(x0)).keys())
         self.component_names = names
         self.composer = ComposerModule(detector.composer_, names)
 
@@ -56,10 +65,20 @@ class ScoringModule(nn.Module):
         xs = ((x - self.shift) - self.shift_lo) / self.scale
         if self.clip:
             xs = torch.maximum(torch.minimum(xs, self.hi), self.lo)
+        if self.knn_only:
+            c = det._knn_distance(det._knn_embed(xs)).to(torch.float32)[:, None]
+            return c, self.composer(c)
         inv = det._invert(xs)
         comps = det._all_components(xs, inv)
         c = torch.stack([(comps[k]() if callable(comps[k]) else comps[k]).to(torch.float32) for k in self.component_names], dim=1)
         return c, self.composer(c)
+
+
+def knn_only_scoring(detector) -> bool:
+    """Whether ``detector``'s score reads only the ``knn`` component in a space of D(x) and / or x, which
+    needs no inversion: then even a latent-search detector (AnoGAN) exports, as the score it computes."""
+    from ganad.scoring.composition import required_components
+    return bool(detector._scores_without_inversion(required_components(detector.composer_), False, False))
 
 
 class EnsembleModule(nn.Module):
@@ -89,10 +108,12 @@ class ComposerModule(nn.Module):
         super().__init__()
         kind = getattr(composer, "kind", None)
         self.blend = None
-        if kind == "knn-blend":  # (1 - w) z(inner score) + w z(knn)
-            self.blend = ComposerModule(composer.inner, names)
-            self.knn_index = names.index("knn")
+        self.is_blend = kind == "knn-blend"
+        if self.is_blend:  # (1 - w) z(inner score) + w z(knn)
             self.blend_w = float(composer.weight)
+            # at weight 1 the inner score is not read (nor computed: a knn-only graph has no other component)
+            self.blend = ComposerModule(composer.inner, names) if self.blend_w != 1.0 else None
+            self.knn_index = names.index("knn")
             self.register_buffer("blend_loc", torch.tensor(composer.loc, dtype=torch.float32))
             self.register_buffer("blend_scale", torch.tensor(composer.scale, dtype=torch.float32))
             return
@@ -126,9 +147,9 @@ class ComposerModule(nn.Module):
             self.svm_log_odds = getattr(composer, "output", "probability") == "log_odds"
 
     def forward(self, c):
-        if self.blend is not None:
+        if self.is_blend:
             knn = (c[:, self.knn_index] - self.blend_loc[1]) / self.blend_scale[1]
-            if self.blend_w == 1.0:  # the knn component alone (as KnnBlend: an infinite own score is not 0·inf = NaN)
+            if self.blend is None:  # weight 1: the knn component alone (as KnnBlend: an infinite own score is not 0·inf = NaN)
                 return knn
             own = (self.blend(c) - self.blend_loc[0]) / self.blend_scale[0]
             return (1.0 - self.blend_w) * own + self.blend_w * knn
@@ -140,6 +161,17 @@ class ComposerModule(nn.Module):
         f = torch.exp(-self.gamma * d2.clamp_min(0.0)) @ self.dual + self.intercept
         t = -(self.platt_a * f + self.platt_b)  # log-odds of the anomaly probability
         return t if self.svm_log_odds else torch.sigmoid(t)  # the probability: a model file from before "output"
+
+
+def _search_inversion(detector) -> bool:
+    from ganad.detectors.encoder_base import EncoderDetector
+    return not isinstance(detector, EncoderDetector) or detector.inversion != "encoder"
+
+
+def _score_description(detector) -> str:
+    from ganad.scoring.composition import required_components
+    needed = required_components(detector.composer_)
+    return "components " + ", ".join(sorted(needed)) if needed else "every component"
 
 
 def _require_onnx() -> None:
@@ -189,10 +221,15 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if members is not None:  # an ensemble: checked as its members (all of the same class and settings)
         detector_ = detector
         detector = members[0]
-    if not isinstance(detector, EncoderDetector):
-        raise InputError(_fmt("detector", f"is a {name}, which inverts by latent search (a per-sample optimisation loop) and cannot be exported to ONNX",
-                              "train an encoder method instead (fanogan, bigan, alad, ganomaly, vaegan, tadgan) and export that"))
-    if detector.inversion != "encoder":
+    if knn_only_scoring(detector):
+        pass  # the score needs no inversion: a latent-search detector exports as it scores
+    elif not isinstance(detector, EncoderDetector):
+        raise InputError(_fmt("detector", f"is a {name} whose score ({_score_description(detector)}) needs the latent search "
+                                          "(a per-sample optimisation loop), which cannot be exported to ONNX",
+                              "keep the default score (knn_space='feature+input', knn_weight 1: no search; recalibrate with "
+                              "compose='default' if you changed it), or train an encoder method (fanogan, bigan, alad, ganomaly, "
+                              "vaegan, tadgan) and export that"))
+    elif detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
                               "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))
     # a model fitted with latent search, switched to its encoder by set_params: the stored threshold is the search's

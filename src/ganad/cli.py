@@ -1315,6 +1315,9 @@ def benchmark(
             raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
         if n_seeds < 1:
             raise GanadError(f"--n-seeds: is {n_seeds}. Fix: pass 1 or more (seeds --seed, --seed + 1, ...)")
+        if methods is not None and peers is not None and not csv(methods) and not csv(peers):
+            raise GanadError(f"--methods {methods!r} and --peers {peers!r}: name no method and no peer, so the benchmark would "
+                             "write empty results. Fix: name at least one ganad method (--methods ganomaly) or one peer (--peers knn)")
         # options of another protocol would be ignored without a word: refused, as fit refuses series options without --window
         given = {"--n-seeds": n_seeds != 3, "--datasets": datasets is not None, "--digits": digits != "0,1,2,3,4,5,6,7,8,9",
                  "--window": window != 64, "--stride": stride != 1, "--train-fraction": train_fraction != 0.15,

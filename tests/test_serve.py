@@ -983,3 +983,17 @@ def test_a_csv_header_naming_a_column_twice_is_refused(client, series_client, se
 def test_ending_an_unknown_stream_names_the_model_in_the_fix(series_client):
     r = series_client.delete("/v1/models/tele/series/nosuch")
     assert r.status_code == 404 and "/v1/models/tele/series" in r.json()["error"]["message"] and "{name}" not in r.text
+
+
+def test_a_port_in_use_is_a_cli_error(models):
+    """uvicorn exits (status 3) on an address it cannot bind; `ganad serve` says which address and the fix,
+    with its own exit status, as every CLI error."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "ganad.cli", "serve", str(models["dir"] / "vec"), "--port", str(port)],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert f"--port {port}: could not be bound" in r.stderr and "Fix: choose a free port" in r.stderr

@@ -84,7 +84,11 @@ def run(models, settings=None, *, host: str = "127.0.0.1", port: int = 8000, log
                             access_log=False, timeout_graceful_shutdown=graceful_timeout, server_header=False,
                             proxy_headers=False)
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits on a socket it cannot bind (the log names the error): said below, as every CLI error
+        if server.started:
+            raise
     if not server.started:
         raise GanadError(_fmt(f"--host {host} --port {port}", "could not be bound (see the log above)",
                               "choose a free port, or stop the process that holds it"))

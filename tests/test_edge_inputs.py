@@ -253,6 +253,19 @@ def test_evaluate_ranks_the_inf_scores_of_nonfinite_max_first(scored):
     s.to_csv(d / "s_inf.csv", index=False)
     r = runner.invoke(app, ["evaluate", str(d / "s_inf.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev_inf")])
     assert r.exit_code == 0 and "inf" in r.output, r.output
+    # an inf score is above the threshold too: flagged in the decisions taken from the threshold column
+    # (no 'label' column) and at the plots' operating point, even when the finite scores stay below it
+    tau = float(s["threshold"].iloc[0])
+    s2 = s.drop(columns=["label"]) if "label" in s.columns else s.copy()
+    s2["score"] = np.minimum(s2["score"], tau - 1.0)
+    s2.loc[17, "score"] = np.inf
+    s2.to_csv(d / "s_inf2.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s_inf2.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev_inf2")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((d / "ev_inf2" / "metrics.json").read_text())["n_flagged"] == 1
+    r = runner.invoke(app, ["evaluate", str(d / "s_inf2.csv"), "--labels", str(d / "labels.csv"), "--max-buffer", "8",
+                            "-o", str(d / "ev_buf")])
+    assert r.exit_code == 2 and "--max-buffer 8: applies to series ranges" in r.output and not (d / "ev_buf").exists()
     s.loc[3, "score"] = np.nan  # NaN stays refused
     s.to_csv(d / "s_nan.csv", index=False)
     r = runner.invoke(app, ["evaluate", str(d / "s_nan.csv"), "--labels", str(d / "labels.csv"), "-o", str(d / "ev_nan")])

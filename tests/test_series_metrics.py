@@ -203,3 +203,43 @@ def test_range_auc_from_sorted_scores_equals_the_per_threshold_definition():
             s = np.round(s, 1)  # ties
         for b in (0, 5):
             np.testing.assert_allclose(range_pr_roc(y, s, b), by_definition(y, s, b), rtol=0, atol=1e-12)
+
+
+def test_scores_passed_as_predictions_are_refused_not_cut_to_integers():
+    """y_pred of 0.9 was cut to 0 (every F1 0.0, no warning): refused as evaluate refuses it; bool is fine."""
+    y = np.array([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])
+    p = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    for f in (lambda q: event_prf(y, q), lambda q: pa_k_f1(y, q, ks=[0]),
+              lambda q: series_metrics(y, np.arange(10.0), y_pred=q, max_buffer=2)):
+        with pytest.raises(InputError, match="y_pred: must hold only 0"):
+            f(p * 0.9)
+    assert event_prf(y, p.astype(bool)) == event_prf(y, p)
+    assert event_prf(y, p)["event_recall"] == 0.5
+
+
+def test_pa_k_checks_its_ks():
+    """Descending K made the area's divisor 1e-12 (pak_auc -3.8e11); an empty list an IndexError."""
+    y = np.array([0, 1, 1, 1, 0, 0, 0, 1, 1, 0])
+    p = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    assert 0.0 <= pa_k_f1(y, p, ks=[0, 50, 100])["pak_auc"] <= 1.0
+    for ks in ([100, 50, 0], [], [-10, 0, 110], [0, 0, 50]):
+        with pytest.raises(InputError, match="ks: is"):
+            pa_k_f1(y, p, ks=ks)
+
+
+def test_fractional_row_index_ranges_are_refused(tmp_path):
+    """A row-index range 3.9-5 was cut to 3-5 (row 3 labelled, before the range), in the library and
+    in `ganad evaluate --ranges` on a scores file without times."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    with pytest.raises(InputError, match="fractional"):
+        ranges_to_labels([(2.5, 4.9)], 10)
+    assert ranges_to_labels([(2.0, 4.0)], 10).tolist() == ranges_to_labels([(2, 4)], 10).tolist()
+    pd.DataFrame({"index": np.arange(20), "score": np.linspace(0, 1, 20)}).to_csv(tmp_path / "s.csv", index=False)
+    (tmp_path / "rg.csv").write_text("start,end\n3.9,5\n19,19\n")
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "2",
+                                 "-o", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "3.9 is not a whole row index" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "e").exists()

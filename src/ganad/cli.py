@@ -990,6 +990,9 @@ def evaluate(
         return
     if labels is None:
         _fail(GanadError("--labels: is missing. Fix: pass --labels FILE (one label per scored row), or --ranges FILE for series"))
+    if max_buffer != 64:  # the VUS buffer of series ranges: without --ranges it would be ignored without a word
+        _fail(GanadError(f"--max-buffer {max_buffer}: applies to series ranges (--ranges) only. Fix: drop --max-buffer, or evaluate "
+                         "series scores with --ranges FILE"))
     if sep is not None and labels.suffix.lower() not in (".csv", ".txt", ".tsv"):  # it would be ignored without a word
         _fail(GanadError(f"--sep {sep!r}: is the separator of a CSV --labels file, but {labels} is not a CSV. Fix: drop --sep"))
     try:
@@ -1002,12 +1005,12 @@ def evaluate(
         y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep)
         s = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)  # a non-number: NaN, refused below
         from ganad.metrics import _finite_scores_file, _inf_on_top
-        s, n_inf = _inf_on_top(s)
+        tau = _scores_threshold(df, scores)
+        s, n_inf = _inf_on_top(s, floor=tau)  # above the threshold too: the decisions and the plots' operating point flag them
         _finite_scores_file(s, scores)  # named as the file, not as "scores"
         if n_inf:
             console.print(f"note: {n_inf} score(s) are inf (ganad score --nonfinite max): ranked above every other score")
         pred = df["label"].to_numpy() if "label" in df.columns else None
-        tau = _scores_threshold(df, scores)
         if pred is None and tau is not None:
             pred = (s > tau).astype(np.int64)
         one_class = len(y) > 0 and y.min() == y.max()

@@ -23,14 +23,18 @@ def _scores(scores, n=None, name="scores") -> np.ndarray:
     return s
 
 
-def _inf_on_top(s: np.ndarray) -> tuple[np.ndarray, int]:
+def _inf_on_top(s: np.ndarray, floor: float | None = None) -> tuple[np.ndarray, int]:
     """`ganad score --nonfinite max` writes inf for the rows it scores as the most anomalous: those are
-    ranked above every other score (the ranking metrics need finite scores); (scores, how many were inf).
+    ranked above every other score (the ranking metrics need finite scores) and above ``floor`` (the
+    model's threshold, which an inf score exceeds: the decisions and the plots' operating point taken
+    from the replaced scores must still flag them); (scores, how many were inf).
     Scores holding NaN or -inf are returned as they are, for :func:`_scores` to refuse."""
     top = np.isposinf(s)
     if not top.any() or not np.isfinite(s[~top]).all():
         return s, 0
     hi = float(s[~top].max()) if (~top).any() else 0.0
+    if floor is not None and np.isfinite(floor):
+        hi = max(hi, float(floor))
     return np.where(top, hi + max(1.0, abs(hi)), s), int(top.sum())
 
 

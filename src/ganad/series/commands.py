@@ -292,7 +292,12 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         axis = t.to_numpy()
     else:
         axis = df["index"].to_numpy()
-        conv = int
+
+        def conv(v):  # a whole row index: int() would cut 3.9 to 3 and label a row before the range
+            f = float(v)
+            if not np.isfinite(f) or f != int(f):
+                raise ValueError(f"{f:g} is not a whole row index")
+            return int(f)
     # the ids as written: iterrows makes one row of numbers float, so that a series 1 read as 1.0 matched nothing
     rg_series = rg["series"].astype(str).to_numpy() if "series" in rg.columns else np.empty(0, dtype=object)
     for k, row in rg.iterrows():

@@ -62,7 +62,10 @@ def ranges_to_labels(ranges, n: int) -> np.ndarray:
     """0/1 labels of ``n`` points from (start, end) index pairs (end included)."""
     y = np.zeros(n, dtype=np.int64)
     for k, (s, e) in enumerate(ranges):
-        s, e = int(s), int(e)
+        if not all(np.isfinite(float(v)) and float(v) == int(float(v)) for v in (s, e)):
+            raise InputError(_fmt(f"range {k} ({s}, {e})", "holds a fractional or non-finite point index (int() would cut it, labelling a point before the range)",
+                                  "pass whole point indices (0-based, end included)"))
+        s, e = int(float(s)), int(float(e))
         if e < s or s < 0 or e >= n:
             raise InputError(_fmt(f"range {k} ({s}, {e})", f"is empty or outside the {n} points", "pass start <= end within the scored points"))
         y[s:e + 1] = 1
@@ -71,7 +74,7 @@ def ranges_to_labels(ranges, n: int) -> np.ndarray:
 
 def _ok(y_true, y_pred):
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
-    p = check_labels(np.asarray(y_pred).astype(np.int64), len(y), "y_pred")
+    p = check_labels(y_pred, len(y), "y_pred")  # 0 / 1 (or bool): scores passed by mistake are refused, not cut to integers
     return y, p
 
 
@@ -104,6 +107,9 @@ def pa_k_f1(y_true, y_pred, ks=range(0, 101)) -> dict:
     y, p = _ok(y_true, y_pred)
     y, p = y.astype(bool), p.astype(bool)
     ks = np.asarray(list(ks), dtype=np.float64)
+    if ks.ndim != 1 or not len(ks) or not np.isfinite(ks).all() or ks.min() < 0 or ks.max() > 100 or (np.diff(ks) <= 0).any():
+        raise InputError(_fmt("ks", f"is {ks.tolist()[:8]}{' ...' if ks.size > 8 else ''}",
+                              "pass increasing percentages from 0 to 100, e.g. range(0, 101) (the default)"))
     cs = np.r_[0, np.cumsum(p)]
     ev = label_ranges(y)
     frac = np.array([(cs[e + 1] - cs[s]) / (e - s + 1) for s, e in ev])

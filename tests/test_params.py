@@ -73,3 +73,29 @@ def test_epochs_reason_only_for_a_number_below_one():
         cls(epochs=0).fit(np.zeros((40, 4), np.float32))
     with pytest.raises(InputError, match=r"^encoder_epochs: is 'x'\. Fix"):
         DETECTORS["fanogan"](encoder_epochs="x").fit(np.zeros((40, 4), np.float32))
+
+
+@pytest.mark.parametrize("cls_name, params, name", [
+    ("BiGAN", dict(lam=2), "lam"), ("EGBAD", dict(lam=-1), "lam"), ("FAnoGAN", dict(kappa=-1), "kappa"),
+    ("FAnoGAN", dict(kappa="a"), "kappa"), ("FAnoGAN", dict(kappa=float("nan")), "kappa"),
+    ("VAEGAN", dict(score_weights={"foo": 1}), "score_weights"), ("VAEGAN", dict(score_weights="x"), "score_weights"),
+    ("VAEGAN", dict(score_weights={"residual": 0}), "score_weights"), ("VAEGAN", dict(prior="uniform"), "prior"),
+    ("FAnoGAN", dict(prior={"kind": "uniform"}), "prior"), ("FAnoGAN", dict(prior={"name": "uniform", "bound": 2}), "prior"),
+    ("FAnoGAN", dict(prior=["normal"]), "prior"), ("FAnoGAN", dict(spectral_norm="False"), "spectral_norm"),
+    ("FAnoGAN", dict(verbose="no"), "verbose"),
+])
+def test_score_weights_priors_and_switches_are_refused_before_training(cls_name, params, name):
+    """These were checked only after every epoch (lam, kappa, score_weights: under the name 'weights'), not at
+    all (spectral_norm='False' switched spectral norm on), or failed with a raw KeyError / TypeError (prior)."""
+    import ganad
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    with pytest.raises(InputError, match=rf"^{name}: "):
+        getattr(ganad, cls_name)(epochs=1, **params).fit(X)
+
+
+def test_the_values_those_checks_accept():
+    import ganad
+    for cls_name, params in (("VAEGAN", dict(prior={"name": "normal"}, score_weights={"residual": 1, "feature": 0.1})),
+                             ("FAnoGAN", dict(prior={"name": "truncated_normal", "bound": 2.0}, verbose=0, kappa=0)),
+                             ("BiGAN", dict(lam=1.0, spectral_norm=np.bool_(True)))):
+        validate_params(getattr(ganad, cls_name)(**params))

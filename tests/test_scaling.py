@@ -273,3 +273,17 @@ def test_series_keep_a_large_offset_channel():
     bad[150:170, 0] = TS0 + 50  # the counter stuck at a level it never reached
     s = sd.score_series(bad).scores
     assert s[150:170].mean() > 2 * np.median(s)
+
+
+def test_features_in_small_units_are_not_constant():
+    """The constant bound was 1e-6 · max(1, |mean|): float32 features around 1e-8 (small SI units) were all
+    'constant' and the detector ignored them. It is relative to the values' own magnitude now."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 2) @ rng.randn(2, 6) + 0.05 * rng.randn(400, 6)
+    for scale in (1.0, 1e-8, 1e-20):
+        assert Scaler("per-feature").fit((X * scale).astype(np.float32)).mode == ["continuous"] * 6, scale
+    Z = np.c_[np.full(400, 3.0), np.zeros(400), 1.7e9 + np.arange(400.0), np.full(400, 1e9) + 1e-4 * rng.randn(400)]
+    assert Scaler("per-feature").fit(Z).mode == ["constant", "constant", "continuous", "constant"]
+    s = Scaler("per-feature").fit((X * 1e-8).astype(np.float32))
+    z = s.transform((X[:5] * 1e-8).astype(np.float32))
+    assert np.isfinite(z).all() and np.abs(z).max() < 10  # standardised, not 1e-8-sized residues of a constant

@@ -420,7 +420,7 @@ def test_knn_metric_mahalanobis_without_a_held_out_slice(blobs):
     """Without a held-out slice the component is standardised on the bank's rows: nothing to leave
     out (the bank is the mean), and the scores stay finite."""
     X, far = blobs
-    det = ganad.GANomaly(epochs=2, random_state=0, knn_metric="mahalanobis", validation_fraction=0).fit(X)
+    det = ganad.GANomaly(epochs=2, random_state=0, knn_space="feature", knn_metric="mahalanobis", validation_fraction=0).fit(X)
     s = det.decision_function(np.r_[X[:20], far])
     assert np.isfinite(s).all() and s[20:].mean() > s[:20].mean()
 
@@ -443,7 +443,7 @@ def test_knn_metric_mahalanobis_with_both_is_refused(blobs):
 
 def test_model_file_with_a_mismatched_knn_scale_is_refused(blobs, tmp_path):
     from safetensors.torch import load_file, save_file
-    det = ganad.GANomaly(epochs=1, random_state=0, knn_metric="mahalanobis").fit(blobs[0])
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature", knn_metric="mahalanobis").fit(blobs[0])
     det.save(tmp_path / "m")
     wfile = tmp_path / "m" / "model.safetensors"
     t = load_file(str(wfile))
@@ -522,7 +522,7 @@ def _edit_config(model_dir, edit):
     # before knn_space existed the bank held codes
     ("GANomaly", dict(knn_space="code"), "knn_space", lambda d: d._knn_space_now() == "code"),
     # before knn_metric existed the distance was the Euclidean k nearest (whatever 'auto' now means)
-    ("FAnoGAN", dict(knn_metric="euclidean"), "knn_metric", lambda d: d._knn_metric_now() == "euclidean" and d.knn_bank_.shape[0] == 360),
+    ("FAnoGAN", dict(knn_space="feature", knn_metric="euclidean"), "knn_metric", lambda d: d._knn_metric_now() == "euclidean" and d.knn_bank_.shape[0] == 360),
 ])
 def test_model_saved_before_a_knn_parameter_loads_as_it_was(blobs, tmp_path, method, params, key, legacy):
     """A model file written before ``key`` existed (not in its state or parameters) loads with the
@@ -675,7 +675,8 @@ def test_ensemble_exports_as_one_onnx_graph(blobs, tmp_path):
 
 def test_ensemble_of_search_methods_is_refused_for_export(blobs, tmp_path):
     from ganad.export import export_onnx
-    det = ganad.AnoGAN(epochs=1, random_state=0, n_members=2, search_n_max=2).fit(blobs[0][:100])
+    # (a default AnoGAN ensemble exports: its score needs no search, tests/test_export.py)
+    det = ganad.AnoGAN(epochs=1, random_state=0, n_members=2, search_n_max=2, knn_space="feature").fit(blobs[0][:100])
     with pytest.raises(InputError, match="latent search"):
         export_onnx(det, tmp_path / "e.onnx")
     assert not (tmp_path / "e.onnx").exists()
@@ -755,7 +756,7 @@ def test_training_scores_leave_a_rows_own_bank_entry_out():
     np.testing.assert_allclose(inside, det.score_components(new).components["knn"], rtol=1e-9)
 
 
-@pytest.mark.parametrize("method, params", [("BiGAN", {}), ("GANomaly", {"knn_metric": "euclidean"})])
+@pytest.mark.parametrize("method, params", [("BiGAN", {}), ("GANomaly", {"knn_space": "feature", "knn_metric": "euclidean"})])
 def test_threshold_flags_about_contamination_of_new_normal_data(method, params):
     """contamination=0.1 promises about 10 % of new normal samples flagged. With each training row
     counting itself in the Euclidean knn component the threshold was too low and 25 % were flagged."""
@@ -978,3 +979,34 @@ def test_feature_plus_input_threshold_holds_on_wide_noisy_inputs():
     capped.fit(X)
     assert tuple(capped.knn_input_basis_.shape) == (200, 64)
     assert capped.predict(fresh).mean() < 0.02  # the miscalibration the cap would bring
+
+
+def test_knn_metric_with_the_auto_space_feature_input_is_refused_at_fit(blobs, tmp_path):
+    """knn_space='auto' is 'feature+input' for GANomaly, f-AnoGAN, β-VAEGAN and AnoGAN, whose two blocks
+    have their own metrics: knn_metric='euclidean' / 'mahalanobis' there was ignored without a word (the
+    scores bit-identical), refused like the explicit space; named with a space it applies."""
+    X, _ = blobs
+    for cls in (ganad.GANomaly, ganad.FAnoGAN, ganad.VAEGAN, ganad.AnoGAN):
+        for metric in ("euclidean", "mahalanobis"):
+            with pytest.raises(InputError, match=r"knn_metric: is .*knn_space='auto' is 'feature\+input'.*Fix: .*knn_space='feature'"):
+                cls(epochs=1, random_state=0, knn_metric=metric).fit(X)
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature", knn_metric="euclidean").fit(X)
+    assert det.knn_metric_ == "euclidean"
+
+
+def test_an_ensemble_refuses_scoring_settings_changed_after_fit(blobs, tmp_path):
+    """set_params(n_neighbors=1) after fit changed an ensemble's scores while predict kept the old threshold
+    (a single model refused it): the ensemble's key is its members'; saved and loaded, the same."""
+    X, _ = blobs
+    det = ganad.BiGAN(epochs=1, random_state=0, n_members=2).fit(X)
+    det.save(tmp_path / "m")
+    loaded = ganad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(X[:20]), det.predict(X[:20]))  # a loaded ensemble is current
+    det.set_params(n_neighbors=1)
+    with pytest.raises(InputError, match="n_neighbors=1 \\(set after fit\\)"):
+        det.predict(X[:5])
+    det.save(tmp_path / "m2")
+    with pytest.raises(InputError, match="set after fit"):
+        ganad.load(tmp_path / "m2").predict(X[:5])
+    det.calibrate(X[:150])
+    assert det.predict(X[:5]).shape == (5,)

@@ -629,6 +629,8 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         det.members_ = [_restore(cls, dict(params, n_members=1, random_state=seeds[i]), m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
                         for i, m in enumerate(members)]
         det.member_stats_ = [[float(a), float(b)] for a, b in stats]
+        # the key the threshold goes with is the members' (set before they existed, by _restore_fitted_state)
+        det._threshold_scored_with = st["scored_with"] if st.get("scored_with") is not None else det._scoring_key()
     else:
         _check_tensors(det, header, cfg_file.parent / WEIGHTS, prefix)
         tensors = tensors_fn()

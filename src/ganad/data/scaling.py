@@ -15,11 +15,12 @@ MODES = ("constant", "discrete", "continuous")
 
 def is_constant(v: np.ndarray, lo: float, hi: float, mean: float) -> bool:
     """Whether a 'per-feature' scaler calls the values ``v`` of one feature constant: a range of at
-    most ``tol · max(1, |mean|)``, rounding noise of the precision the values carry. ``tol`` is 1e-6
+    most ``tol · max(|lo|, |hi|)``, rounding noise of the precision the values carry (relative to their
+    own magnitude: features in small units, 1e-8 ± 1e-9, are not constant). ``tol`` is 1e-6
     (about 8 units in float32's last place) for values float32 holds exactly (float32 data, or
     float64 data that are float32 numbers) and 1e-12 for other float64 values: a feature 1.7e9 + k
     (UNIX timestamps in seconds) moves by 1e-9 of its value and is not constant."""
-    rng, ref = hi - lo, max(1.0, abs(mean))
+    rng, ref = hi - lo, max(abs(lo), abs(hi))
     if rng <= 1e-12 * ref:
         return True
     if rng > 1e-6 * ref:
@@ -107,7 +108,8 @@ class Scaler:
             shift = np.zeros(X.shape[1]); scale = np.ones(X.shape[1])
         # a scale of 1 where the training range is float64 rounding noise (as is_constant's bound); every other
         # feature keeps its scale however small beside its mean (1e9 ± 1e-3: std 6e-4 < 1e-12 · 1e9)
-        flat = X.max(axis=axes).astype(np.float64) - X.min(axis=axes) <= 1e-12 * np.maximum(1.0, np.abs(shift))
+        hi_, lo_ = X.max(axis=axes).astype(np.float64), X.min(axis=axes).astype(np.float64)
+        flat = hi_ - lo_ <= 1e-12 * np.maximum(np.abs(hi_), np.abs(lo_))
         scale = np.where(flat | ~(scale > 0), 1.0, scale)
         # float64, and stored so: a shift of 1.7e9 (UNIX timestamps) rounded to float32 is off by up to 64
         self.shift, self.scale = np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64)

@@ -266,6 +266,17 @@ def method_init(*groups: dict[str, Any], **own: Any) -> Callable[..., None]:
     return __init__
 
 
+def check_prior(value, name: str = "prior"):
+    """The prior ``value`` names (a name, a dict with 'name' and its arguments, or a Prior), or an InputError."""
+    from ganad.training.priors import PRIORS
+    try:
+        return make_prior(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(_fmt(name, f"is {value!r}, which is not a prior ({type(exc).__name__}: {exc})",
+                              f"use one of {', '.join(repr(p) for p in PRIORS)}, or a dict such as "
+                              "{'name': 'truncated_normal', 'bound': 2.0}")) from None
+
+
 #: what each shared parameter accepts
 COMMON_CONSTRAINTS: dict[str, Param] = {
     "contamination": Param(validator=check_contamination),
@@ -298,6 +309,9 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "lr_d": Param(real(0, open="left"), fix="pass a positive learning rate such as 2e-4"),
     "scaler": Param(validator=_check_scaler),
     "divergence_guard": Param(instance(bool, np.bool_), fix="pass True (check every step, the default) or False"),
+    "spectral_norm": Param(instance(bool, np.bool_), fix="pass True (spectral normalisation of D's layers) or False (the default)"),
+    "verbose": Param(instance(bool, np.bool_), integer(0), fix="pass True (progress bars) or False"),
+    "prior": Param(validator=lambda v: check_prior(v)),
     "divergence_lr_factor": Param(real(0, 1, open="both"), fix="pass a learning-rate multiplier in (0, 1) such as 0.1"),
     "divergence_retries": Param(integer(0), fix="pass a number of roll-backs >= 0 such as 1"),
 }
@@ -490,6 +504,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         latent search, and (encoder methods) ``inversion`` and ``search_init``. ``threshold_``, the
         composer's standardisation (the knn blend's median / MAD) and the reference scores are fitted under
         the key recorded in ``_threshold_scored_with`` (by fit, calibrate and load)."""
+        members = self.__dict__.get("members_")
+        if members:  # an ensemble scores through its members, with its own scoring-time parameters passed down
+            m = members[0]
+            m.set_params(**self._member_scoring_params())
+            return m._scoring_key()
         key: dict[str, Any] = {}
         if self.__dict__.get("knn_space_") is not None and "euclidean" in self._knn_metric_now():
             key["n_neighbors"] = self.n_neighbors
@@ -638,7 +657,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         X = check_array(X, name, dtype="float")  # float64 stays float64 until scaled (Scaler)
         if X.shape[1:] != tuple(self.data_shape_):
             if X.ndim == 2 and len(self.data_shape_) == 1:
-                raise InputError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.data_shape_[0]} features as input. "
+                raise InputError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting {self.data_shape_[0]} features as input. "
                                  f"Fix: pass the same columns, in the same order, as at fit time")
             raise InputError(_fmt(name, f"has samples of shape {X.shape[1:]}, but the detector was fitted on samples of shape {tuple(self.data_shape_)}",
                                   "pass data with the same channels / length / image size as at fit time"))
@@ -706,6 +725,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                        "on a handful of values, so that new normal samples score hundreds of times or more above the training ones",
                                   f"pass at least {MIN_FIT_SAMPLES} samples (a few hundred normal samples give reliable scores)"))
         self._check_params()
+        if self.knn_space == "auto" and self.knn_metric != "auto" and self._resolve_knn_space() == "feature+input":
+            # checked at fit, not in _check_params: a model file fitted when 'auto' meant another space loads as it was
+            raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r}, but knn_space='auto' is 'feature+input' for {type(self).__name__}, "
+                                                "whose two distances have their own metrics (Mahalanobis in the features, Euclidean between "
+                                                "the inputs), so the metric would be ignored",
+                                  f"leave knn_metric='auto', or name the space it should measure: knn_space='feature' (or 'code', "
+                                  f"'input') with knn_metric={self.knn_metric!r}"))
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
@@ -982,14 +1008,17 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                         "score_s": sum(m.timing_["score_s"] for m in members) + time.perf_counter() - t1}
         return self
 
+    def _member_scoring_params(self) -> dict[str, Any]:
+        """The ensemble's scoring-time parameters (inversion, search_*, n_neighbors, ...) set after fit, which
+        reach its members, as ganad.load gives them (structural ones only ever apply to the next fit)."""
+        return {k: v for k, v in self.get_params(deep=False).items()
+                if k not in ("n_members", "random_state") + self._structure_params}
+
     def _score_ensemble(self, X, needed, return_map, return_reconstruction) -> ScoreResult:
         from ganad.scoring.composition import required_components
         comps, maps, recons = {}, [], []
         res0 = None
-        # the ensemble's scoring-time parameters (inversion, search_*, n_neighbors, ...) set after fit reach
-        # its members, as ganad.load gives them (structural ones only ever apply to the next fit)
-        own = {k: v for k, v in self.get_params(deep=False).items()
-               if k not in ("n_members", "random_state") + self._structure_params}
+        own = self._member_scoring_params()
         for i, (m, (loc, scale)) in enumerate(zip(self.members_, self.member_stats_)):
             m.set_params(**own)
             m.on_nonfinite = self.on_nonfinite

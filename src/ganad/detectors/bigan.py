@@ -54,6 +54,7 @@ class BiGAN(EncoderDetector):
                                fix="leave feature_layer at -1 for BiGAN"),
         "search_feature_weight": Param(real(0, 0), why=", but BiGAN's D(x, z) does not judge x alone: the search has no features of x to match, so the weight would be ignored",
                                        fix="leave search_feature_weight at 0 for BiGAN"),
+        "lam": Param(real(0, 1), fix="pass a weight in [0, 1] such as 0.1 (0 = the residual only)"),
     }
 
     def _build_networks(self):

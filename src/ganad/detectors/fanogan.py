@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
-from ganad.params import Param, below, integer, none
+from ganad.params import Param, below, integer, none, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import gan_stage, make_optimizer
 from ganad.training.loop import Stage
@@ -43,6 +43,7 @@ class FAnoGAN(EncoderDetector):
     _parameter_constraints = {
         "encoder_epochs": Param(none, integer(1), why=below(1, " (an untrained encoder would score nonsense)"),
                                 fix="pass a positive integer, or None to use epochs"),
+        "kappa": Param(real(0), fix="pass a non-negative weight of the feature residual such as 1.0 (0 = the image residual only)"),
     }
 
     def _stages(self, generator):

@@ -49,7 +49,7 @@ class GANomaly(EncoderDetector):
 
     _parameter_constraints = {
         "score_norm": Param(options("robust", "minmax", "none"), fix="use 'robust', 'minmax' or 'none'"),
-        **{name: Param(real(0), fix="pass a non-negative number for {name}") for name in ("w_adv", "w_con", "w_lat")},
+        **{name: Param(real(0), fix=f"pass a non-negative number for {name}") for name in ("w_adv", "w_con", "w_lat")},
     }
 
     def _build_networks(self):

@@ -11,15 +11,42 @@ from __future__ import annotations
 
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.base import COMMON_PARAMS, check_prior, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
+from ganad.exceptions import InputError, _fmt
 from ganad.nets import build_discriminator, build_encoder, build_generator
-from ganad.params import Param, integer, options, real
+from ganad.params import Param, integer, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training import distributed
 from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
+
+
+#: the components VAEGAN's own score can weigh (``score_weights``)
+SCORE_COMPONENTS = ("residual", "discriminator", "disc_normalised", "latent_norm", "feature")
+
+
+def _check_normal_prior(value) -> None:
+    if check_prior(value).name != "normal":
+        raise InputError(_fmt("prior", f"is {value!r}, but the VAE's KL term assumes a standard normal prior", "use prior='normal' with VAEGAN"))
+
+
+def _check_score_weights(value) -> None:
+    """None, or {component: weight} over SCORE_COMPONENTS with finite weights >= 0, not all 0: refused before training."""
+    if value is None:
+        return
+    fix = (f"pass None (the residual) or a dict of weights >= 0 over {', '.join(SCORE_COMPONENTS)}, "
+           "e.g. {'residual': 1.0, 'feature': 0.1}")
+    if not isinstance(value, dict) or not value:
+        raise InputError(_fmt("score_weights", f"is {value!r}, not a dict of component weights", fix))
+    unknown = [k for k in value if k not in SCORE_COMPONENTS]
+    if unknown:
+        raise InputError(_fmt("score_weights", f"names {unknown}, which VAEGAN's score does not have", fix))
+    bad = [k for k, w in value.items() if not real(0)(w)]
+    if bad or not any(float(w) > 0 for w in value.values()):
+        raise InputError(_fmt("score_weights", f"is {value!r}: " + (f"the weight(s) of {bad} are not finite numbers >= 0" if bad
+                                                                      else "every weight is 0"), fix))
 
 
 class VAEGAN(EncoderDetector):
@@ -52,7 +79,8 @@ class VAEGAN(EncoderDetector):
     __init__ = method_init(ENCODER_PARAMETERS, beta=1.0, beta_warmup=5, w_adv=0.1, score_weights=None)
 
     _parameter_constraints = {
-        "prior": Param(options("normal"), why=", but the VAE's KL term assumes a standard normal prior", fix="use prior='normal' with VAEGAN"),
+        "prior": Param(validator=_check_normal_prior),
+        "score_weights": Param(validator=_check_score_weights),
         "beta": Param(real(0), fix="pass a non-negative KL weight such as 1.0"),
         "beta_warmup": Param(integer(0), fix="pass a number of epochs >= 0"),
     }

@@ -115,7 +115,9 @@ def _foreign_entries(path: Path, prefix: str = "") -> list[str]:
 def check_model_path(path, name: str = "path") -> Path:
     """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work.
     A symbolic link stands for the folder it points to (the model there is replaced, the link kept)."""
-    path = Path(path)
+    # absolute: '.' (ganad calibrate . in the model folder) has no name and is its own parent, so the
+    # temporary folder and the replacement would be made inside the folder being replaced
+    path = Path(os.path.abspath(Path(path)))
     if path.is_symlink():  # the replacement exchanges folders: it would replace the link itself and leave it behind as a temporary
         path = path.resolve()
     if path.exists() and not path.is_dir():
@@ -133,6 +135,19 @@ def check_model_path(path, name: str = "path") -> Path:
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({path} is not writable)", "choose a folder you can write to"))
     return path
+
+
+MODEL_MARKERS = (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)
+
+
+def recover_model_dir(path: str | os.PathLike[str]) -> Path | None:
+    """:func:`ganad.files.recover_dir` for a model of any kind (a detector, a series or a multi-view model):
+    a save killed between its two renames left the previous model at ``.<name>.old``; put back."""
+    for marker in MODEL_MARKERS:
+        got = recover_dir(path, marker)
+        if got is not None:
+            return got
+    return None
 
 
 def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
@@ -175,7 +190,7 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
     tuning = det.__dict__.get("tuning_")
     if tuning is not None:
         tuning = json.dumps(tuning, indent=2, default=str)
-    recover_dir(path, CONFIG)
+    recover_model_dir(path)
     mode = umask_mode()
     tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
     try:
@@ -190,7 +205,8 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
             fsync_path(tmp / f)
         os.chmod(tmp, 0o777 & mode)
         fsync_path(tmp)
-        if path.exists() and not (path / CONFIG).exists() and any(path.iterdir()):
+        # (a series or multi-view model is a ganad model: replaced, as check_model_path allowed before the work)
+        if path.exists() and not any((path / m).exists() for m in MODEL_MARKERS) and any(path.iterdir()):
             raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
         replace_dir(tmp, path)
     finally:
@@ -270,6 +286,8 @@ def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_v
     ``series.json``, a multi-view model's ``multiview.json``): read, its ``format`` and
     ``format_version`` checked; every problem a :class:`ModelFileError` naming the file and the fix."""
     path = Path(path)
+    if not os.path.lexists(path):
+        path = recover_dir(path, name) or path  # a replacement killed half-way: the previous model
     f = path / name
     try:
         cfg = json.loads(f.read_text(), parse_constant=_reject_constant)  # NaN / Infinity: as config.json, refused
@@ -297,6 +315,7 @@ def write_wrapper_model(path: Path, name: str, what: str, cfg: dict[str, Any], s
         json.dumps(_jsonable(cfg))  # numpy scalars (window=np.int64(64)) as plain numbers, as save_model does
     except TypeError as exc:
         raise ModelFileError(_fmt(what, f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
+    recover_model_dir(path)
     tmp = temp_dir_beside(path)
     try:
         save_parts(tmp)

@@ -733,6 +733,10 @@ def _reference_sample(pts: np.ndarray) -> np.ndarray:
 def load_any(path):
     """``ganad.load``: a series model (``series.json``), a multi-view model (``multiview.json``) or a
     detector model directory; never unpickles."""
+    import os
+    from ganad.io import recover_model_dir
+    if not os.path.lexists(path):  # a save killed between its two renames: the previous model, of whichever kind
+        path = recover_model_dir(path) or path
     if is_series_model(path):
         return load_series(path)
     from ganad.multiview import is_multiview_model, load_multiview
@@ -754,6 +758,8 @@ def load_series(path) -> SeriesDetector:
     cfg = read_wrapper_config(path, SERIES_CONFIG, SERIES_FORMAT, SERIES_FORMAT_VERSION, "SeriesDetector.save or `ganad fit --window`")
     det = load_model(path / DETECTOR_DIR)
     try:
+        if not isinstance(cfg.get("params"), dict) or not isinstance(cfg.get("state"), dict):
+            raise TypeError("params and state must be objects")
         p, st = dict(cfg["params"]), cfg["state"]
         if not isinstance(p.get("detector"), str) or p["detector"] not in __import__("ganad").DETECTORS:
             p["detector"] = det  # an instance was wrapped: keep the loaded one as the parameter
@@ -764,6 +770,8 @@ def load_series(path) -> SeriesDetector:
         sd = SeriesDetector(**p)
         sd.detector_ = det
         sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])
+        if isinstance(st["threshold"], bool) or not isinstance(st["threshold"], (int, float)) or not np.isfinite(st["threshold"]):
+            raise TypeError(f"threshold {st['threshold']!r} is not a finite number")
         sd.threshold_ = float(st["threshold"])
         # files written before event_gap existed made one event per run of anomalous points
         sd.event_gap_ = int(st.get("event_gap", 0))
@@ -795,6 +803,9 @@ def load_series(path) -> SeriesDetector:
             if ref.ndim != 1 or not np.isfinite(ref).all():
                 raise ValueError("reference_scores is not a list of finite numbers")
             sd.reference_scores_ = ref
+        sd._check()  # the parameters, as fit checks them (contamination, window_score, gaps, ...)
+    except InputError as exc:
+        raise ModelFileError(_fmt(str(f), f"holds a parameter the series detector refuses ({exc})", "re-train and save the model")) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(_fmt(str(f), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})", "re-train and save the model")) from exc
     return sd

@@ -54,6 +54,12 @@ def test_score_formats_agree_and_stream(workdir):
     det = ganad.load(d / "model")
     np.testing.assert_allclose(outs["test.npy"]["score"], det.decision_function(np.load(d / "test.npy")), rtol=1e-6)
     np.testing.assert_array_equal(outs["test.npy"]["label"], det.predict(np.load(d / "test.npy")))
+    # the score and the threshold with every digit of their float64: read back, the label is score > threshold
+    # (with 9 digits a score a hair above the threshold printed equal to it beside label 1)
+    for df in outs.values():
+        np.testing.assert_array_equal(df["label"], (df["score"] > df["threshold"]).astype(int))
+    np.testing.assert_array_equal(outs["test.npy"]["score"].to_numpy(), det.decision_function(np.load(d / "test.npy")))
+    assert outs["test.npy"]["threshold"].iloc[0] == det.threshold_
 
 
 def test_score_and_calibrate_name_the_file_and_the_cli_fix_for_an_extra_column(workdir, tmp_path):

@@ -279,7 +279,7 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
     with atomic_file(output) as fh:
         fh.write(",".join(header) + "\n")
         np.savetxt(fh, np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header]),
-                   fmt=["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3), delimiter=",")
+                   fmt=SCORE_FMT + ["%.9g"] * (len(header) - 4), delimiter=",")
     return len(s)
 
 
@@ -696,7 +696,7 @@ def score(
                 if header is None:
                     header = list(cols)
                     fh.write(",".join(([_csv_name(id_name)] if ids is not None and id_name is not None else []) + header) + "\n")
-                fmt = ["%d", "%.9g", "%d"] + ["%.9g"] * (len(header) - 3)
+                fmt = SCORE_FMT + ["%.9g"] * (len(header) - 4)
                 if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
                     import pandas as pd
                     if n + len(chunk) > len(ids):
@@ -764,6 +764,11 @@ def _note_unread_images(data: Path) -> bool:
                       f"{'/'.join(e.lstrip('.') for e in IMAGE_SUFFIXES)}, or a subfolder): "
                       + ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else ""))
     return True
+
+
+#: index, score, label, threshold of a scores file: the score and the threshold with every digit of their
+#: float64 (a score a hair above the threshold, label 1, must not print equal to it), components with 9
+SCORE_FMT = ["%d", "%.17g", "%d", "%.17g"]
 
 
 def _csv_name(name: str) -> str:

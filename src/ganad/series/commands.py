@@ -158,6 +158,10 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
     # both written before either is put in place: a failed events write leaves no scores file behind
     with atomic_path(output) as t_scores, atomic_path(events) as t_events:
+        # the score and the threshold with every digit (a score a hair above the threshold, label 1, must not print
+        # equal to it); the channels' contributions with 9
+        exact = [c for c in ("score", "threshold") if c in df.columns]
+        df[exact] = df[exact].map(lambda v: "" if v != v else "%.17g" % v)  # NaN stays an empty field, as to_csv writes it
         df.to_csv(t_scores, index=False, float_format="%.9g")
         ev.to_csv(t_events, index=False, float_format="%.6g")
     return len(df), len(ev), events, unread_cols()

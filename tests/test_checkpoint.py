@@ -123,6 +123,10 @@ def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path
         GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "none", resume=True)
     with pytest.raises(InputError, match="resume: is True but no checkpoint_dir"):
         GANomaly(epochs=1).fit(X, resume=True)
+    GANomaly(epochs=1, random_state=0).fit(X).save(tmp_path / "saved")  # a model's folder is not a checkpoint's
+    with pytest.raises(InputError, match="is a saved model's directory.*config.json"):
+        GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["config.json", "model.safetensors"]
     with pytest.raises(InputError, match="not supported with an ensemble"):
         GANomaly(epochs=1, n_members=2).fit(X, checkpoint_dir=tmp_path / "e")
     with pytest.raises(InputError, match="checkpoint_every: is 0"):

@@ -864,6 +864,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise InputError(_fmt(f"checkpoint_dir {d}", "is a file", "pass a directory (new, or holding a checkpoint to resume)"))
+        from ganad.io import MODEL_MARKERS
+        held = [m for m in MODEL_MARKERS if (d / m).exists()]
+        if held:  # its checkpoint files would sit beside a model, whose next save (calibrate in place) then refuses them
+            raise InputError(_fmt(f"checkpoint_dir {d}", f"is a saved model's directory (it holds {held[0]})",
+                                  "pass a directory of its own for the checkpoint, e.g. beside the model: model.ckpt/"))
         nets = self._planned_networks(tuple(X.shape[1:]))
         fp = ck.fingerprint(self, X, {"robust": self._robust_fingerprint(robust), **nets})
         loaded = None

@@ -158,3 +158,30 @@ def test_model_folders_saved_as_dot_replaced_by_another_kind_recovered_and_check
             except ModelFileError as exc:
                 assert words in str(exc), str(exc)
                 raise
+
+
+def test_a_changed_byte_in_the_weights_is_refused_by_their_digest(tmp_path):
+    """One flipped bit in model.safetensors passed every structural check and loaded with other scores:
+    config.json records the weights' SHA-256 at save, load compares it. A file without it (saved before)
+    loads as it did."""
+    import json
+
+    import numpy as np
+
+    import ganad
+    from ganad import GANomaly
+    X = np.random.RandomState(0).randn(200, 4).astype("float32")
+    det = GANomaly(epochs=1, width=8, random_state=0).fit(X)
+    det.save(tmp_path / "m")
+    w = tmp_path / "m" / "model.safetensors"
+    good = w.read_bytes()
+    bad = bytearray(good)
+    bad[-5] ^= 1  # inside the last tensor's data
+    w.write_bytes(bytes(bad))
+    with pytest.raises(ModelFileError, match="model.safetensors: does not match the SHA-256 digest"):
+        ganad.load(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    del cfg["weights_sha256"]  # a model saved before the digest: not compared
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    w.write_bytes(good)
+    np.testing.assert_array_equal(ganad.load(tmp_path / "m").decision_function(X[:5]), det.decision_function(X[:5]))

@@ -140,6 +140,15 @@ def check_model_path(path, name: str = "path") -> Path:
 MODEL_MARKERS = (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def recover_model_dir(path: str | os.PathLike[str]) -> Path | None:
     """:func:`ganad.files.recover_dir` for a model of any kind (a detector, a series or a multi-view model):
     a save killed between its two renames left the previous model at ``.<name>.old``; put back."""
@@ -195,6 +204,7 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
     tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        config["weights_sha256"] = file_sha256(tmp / WEIGHTS)  # load compares: a changed byte is a clear error, not other scores
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         files = [WEIGHTS, CONFIG]
         if tuning is not None:  # ganad.tune's record: in the same folder replacement, so a model never lacks it
@@ -719,6 +729,13 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:
         raise ModelFileError(_fmt(str(path), f"is inconsistent or corrupt ({type(exc).__name__}: {exc})",
                                   "re-train and save the model with this ganad version")) from exc
+    digest = cfg.get("weights_sha256")
+    if digest is not None:  # absent in files saved before the digest: nothing to compare
+        if not isinstance(digest, str) or digest != file_sha256(wfile):
+            # checked after every specific check: an edit those name is reported as such
+            raise ModelFileError(_fmt(str(wfile), f"does not match the SHA-256 digest {str(digest)[:16]}… that {CONFIG} recorded when "
+                                      "the model was saved: the weights were changed or corrupted since (a copy cut short, a flipped byte, "
+                                      "a conversion)", "restore the file from the model's backup, or re-train and save the model"))
     tfile = Path(path) / TUNING
     if tfile.is_file():  # ganad.tune's record goes with the model: a load and save elsewhere keeps it
         try:

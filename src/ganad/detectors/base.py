@@ -269,12 +269,13 @@ def method_init(*groups: dict[str, Any], **own: Any) -> Callable[..., None]:
 def check_prior(value, name: str = "prior"):
     """The prior ``value`` names (a name, a dict with 'name' and its arguments, or a Prior), or an InputError."""
     from ganad.training.priors import PRIORS
+    fix = f"use one of {', '.join(repr(p) for p in PRIORS)}, or a dict such as {{'name': 'truncated_normal', 'bound': 2.0}}"
+    if isinstance(value, str) and value not in PRIORS:
+        raise InputError(_fmt(name, f"is {value!r}, not a prior", fix))
     try:
         return make_prior(value)
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(_fmt(name, f"is {value!r}, which is not a prior ({type(exc).__name__}: {exc})",
-                              f"use one of {', '.join(repr(p) for p in PRIORS)}, or a dict such as "
-                              "{'name': 'truncated_normal', 'bound': 2.0}")) from None
+        raise InputError(_fmt(name, f"is {value!r}, which is not a prior ({type(exc).__name__}: {exc})", fix)) from None
 
 
 #: what each shared parameter accepts

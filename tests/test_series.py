@@ -139,7 +139,7 @@ def test_bad_series_get_clear_errors(fitted, anomalous_series):
         fitted.score_series(anomalous_series[:20])
     # several series (a folder's files, joined): the short one is named, not only its row in the join
     two = np.r_[anomalous_series[:300], anomalous_series[:20]]
-    with pytest.raises(InputError, match=r"starts at row 300 of series 'b.csv' and has 20 point"):
+    with pytest.raises(InputError, match=r"starts at row 300 \(series 'b.csv', its row 0\) and has 20 point"):
         fitted.score_series(two, series_id=np.r_[np.full(300, "a.csv"), np.full(20, "b.csv")])
     with pytest.raises(InputError, match="2 channel.*fitted on 3"):
         fitted.score_series(anomalous_series[:, :2])
@@ -496,3 +496,34 @@ def test_stream_update_with_no_points_returns_nothing_and_keeps_the_stream():
     np.testing.assert_array_equal(np.concatenate([u.scores for u in ua]), np.concatenate([u.scores for u in ub]))
     with pytest.raises(InputError, match="empty|channel"):
         a.update(np.empty((0, 3)))
+
+
+def test_telemetry_audit_fixes(tmp_path):
+    """Twenty-first session's audit: a DataFrame's columns name the channels and are taken by name when
+    scored; NaN messages name the channel (and a stream's row in the stream); a short series in a folder
+    is named with its own row; an empty series-id cell is a clear error, not a TypeError."""
+    import pandas as pd
+
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    rng = np.random.RandomState(0)
+    T = 1200
+    df = pd.DataFrame({"temp": np.sin(np.linspace(0, 60, T)) + 0.05 * rng.randn(T), "pressure": rng.randn(T) * 0.1})
+    sd = SeriesDetector("ganomaly", window=32, stride=4, detector_params=dict(epochs=1, width=8, random_state=0)).fit(df)
+    assert sd.channels_ == ["temp", "pressure"]
+    np.testing.assert_array_equal(sd.score_series(df[["pressure", "temp"]]).scores, sd.score_series(df).scores)
+    st = sd.stream()
+    st.update(df.to_numpy()[:100])
+    bad = df.to_numpy()[100:110].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError, match="the first at row 103, channel 'pressure'"):
+        st.update(bad)
+    ids = np.array(["a"] * 1000 + ["c"] * 20)
+    with pytest.raises(InputError, match=r"starts at row 1000 \(series 'c', its row 0\)"):
+        sd.score_series(pd.concat([df.iloc[:1000], df.iloc[:20]]).reset_index(drop=True), series_id=ids)
+    f = tmp_path / "m.csv"
+    d2 = df.assign(unit=np.where(np.arange(T) % 2, "A", "B")).astype({"unit": object})
+    d2.loc[[10, 500], "unit"] = None
+    d2.to_csv(f, index=False)
+    with pytest.raises(DataFileError, match="column 'unit': has 2 empty series id\\(s\\), the first at row 10"):
+        read_series_file(f, series_id="unit")

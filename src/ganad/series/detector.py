@@ -78,9 +78,17 @@ class SeriesScores:
 
 
 # ---------------------------------------------------------------------------------------------- input
-def _as_series(X, name: str = "X") -> np.ndarray:
+def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
+    """One series as a (T, channels) float64 array, checked. ``channels``: the names of its columns, for
+    the messages (a DataFrame's own columns otherwise); ``row0``: the index of its first row (a stream's
+    chunk), so that a message names the row the user sent."""
+    if channels is None and getattr(X, "columns", None) is not None:
+        channels = [str(c) for c in X.columns]
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
+
+    def chan(col: int) -> str:
+        return f"channel {channels[col]!r}" if channels is not None and col < len(channels) else f"channel {col}"
     try:
         is_complex = np.iscomplexobj(X)
     except (TypeError, ValueError):  # ragged lists: np.asarray below names the problem
@@ -100,13 +108,13 @@ def _as_series(X, name: str = "X") -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
-        raise InputError(_fmt(name, f"has {int(bad.sum())} NaN or infinite value(s) inside the series, the first at row {row}, channel {col}",
+        raise InputError(_fmt(name, f"has {int(bad.sum())} NaN or infinite value(s) inside the series, the first at row {row0 + row}, {chan(col)}",
                               "fill them before scoring (e.g. pandas' df.interpolate().ffill().bfill()) or drop those rows"))
     big = np.abs(arr) > np.finfo(np.float32).max  # the networks are float32: these would become inf there
     if big.any():
         row, col = (int(v) for v in np.argwhere(big)[0])
-        raise InputError(_fmt(name, f"has {int(big.sum())} value(s) beyond the float32 range (|x| > 3.4e+38), the first at row {row}, "
-                                    f"channel {col} (value {arr[row, col]:.3g})", "fix or drop these points, or rescale the channel"))
+        raise InputError(_fmt(name, f"has {int(big.sum())} value(s) beyond the float32 range (|x| > 3.4e+38), the first at row {row0 + row}, "
+                                    f"{chan(col)} (value {arr[row, col]:.3g})", "fix or drop these points, or rescale the channel"))
     return arr
 
 
@@ -443,7 +451,7 @@ class SeriesDetector(BaseEstimator):
         if not hasattr(self, "detector_"):
             raise NotFittedError("SeriesDetector: this detector is not fitted yet. Fix: call fit(series) first, or load a saved model with ganad.load(path)")
 
-    def _inputs(self, X, time, series_id, name):
+    def _inputs(self, X, time, series_id, name, by_name: bool = True):
         if isinstance(X, (list, tuple)) and len(X) and all(isinstance(x, np.ndarray) or hasattr(x, "to_numpy") for x in X):
             if series_id is not None or time is not None:
                 raise InputError(_fmt(name, "is a list of series and series_id/time are given too", "pass either a list of series or one table with series_id="))
@@ -453,6 +461,12 @@ class SeriesDetector(BaseEstimator):
                 raise InputError(_fmt(name, f"holds series with different channel counts {sorted(C)}", "pass series with the same channels"))
             sid = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
             return np.concatenate(parts), None, sid
+        cols = getattr(X, "columns", None)
+        known = self.__dict__.get("channels_")
+        if by_name and cols is not None and known is not None and hasattr(X, "loc"):
+            names = [str(c) for c in cols]
+            if names != known and sorted(names) == sorted(known) and len(set(names)) == len(names):
+                X = X[[cols[names.index(c)] for c in known]]  # a DataFrame's channels in another order: taken by name
         return _as_series(X, name), time, series_id
 
     def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
@@ -477,7 +491,11 @@ class SeriesDetector(BaseEstimator):
         cut = len(segments) > n_series
         if short:
             k, row, n = short[0]
-            which = "" if series_id is None else f" of series {_id(np.asarray(series_id)[row])!r}"  # a folder's rows are joined: name the file
+            if series_id is None:
+                which = ""
+            else:  # a folder's rows are joined: name the file, and the row within it
+                ids = np.asarray(series_id)
+                which = f" (series {_id(ids[row])!r}, its row {int((ids[:row] == ids[row]).sum())})"
             what = "series or part(s) between gaps" if cut else "series"
         if short and not skip_short:
             raise InputError(_fmt(name, f"has {len(short)} {what} shorter than the window ({W} points); "
@@ -551,7 +569,7 @@ class SeriesDetector(BaseEstimator):
         self.window_, self.stride_ = self._check()
         self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
         self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
-        values, time, series_id = self._inputs(X, time, series_id, "X")
+        values, time, series_id = self._inputs(X, time, series_id, "X", by_name=False)  # a refit takes its own order
         segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
         windows, layout = self._windows(values, segs, skip_short=True, name="X")
         if channel_names is not None and len(channel_names) != values.shape[1]:
@@ -568,6 +586,8 @@ class SeriesDetector(BaseEstimator):
         det.fit(windows)
         self.detector_ = det
         self.n_channels_ = int(values.shape[1])
+        if channel_names is None and getattr(X, "columns", None) is not None and len(X.columns) == self.n_channels_:
+            channel_names = [str(c) for c in X.columns]  # a DataFrame names its channels (in events and messages)
         self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
         with det._scoring_training_rows():  # a training window in the knn bank does not count itself
             wscores, wmaps = self._score_windows(windows)

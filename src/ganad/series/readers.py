@@ -97,7 +97,14 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     if not chans:
         raise DataFileError(_fmt(src, "has no channel columns besides the time / series id", "pass a table with at least one numeric column"))
     values = np.stack([_numeric_column(df[c], src, c) for c in chans], axis=1)
-    sid = df[series_id].astype(str).to_numpy() if series_id is not None else None
+    sid = None
+    if series_id is not None:
+        empty = df[series_id].isna().to_numpy()
+        if empty.any():  # (pandas 3 keeps them NaN through astype(str): the series' grouping failed on the mixed ids)
+            raise DataFileError(_fmt(f"{src} column {series_id!r}", f"has {int(empty.sum())} empty series id(s), the first at row "
+                                     f"{int(np.flatnonzero(empty)[0])} (counting from 0 below the header)",
+                                     "fill in the series id of every row, or drop the rows without one"))
+        sid = df[series_id].astype(str).to_numpy()
     time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
     return SeriesTable(values, time, sid, chans, time_column, series_id, time is not None and _zoned(df[time_column]))
 

@@ -99,3 +99,10 @@ def test_the_values_those_checks_accept():
                              ("FAnoGAN", dict(prior={"name": "truncated_normal", "bound": 2.0}, verbose=0, kappa=0)),
                              ("BiGAN", dict(lam=1.0, spectral_norm=np.bool_(True)))):
         validate_params(getattr(ganad, cls_name)(**params))
+
+
+def test_contamination_as_a_string_is_refused():
+    """contamination='0.1' passed float() and stayed a string parameter (scikit-learn refuses it)."""
+    import ganad
+    with pytest.raises(InputError, match="contamination: is '0.1', a string"):
+        ganad.GANomaly(epochs=1, contamination="0.1").fit(np.random.RandomState(0).randn(64, 3).astype(np.float32))

@@ -20,6 +20,8 @@ THRESHOLD_METRICS = ("f1", "fbeta", "mcc")
 def check_contamination(c) -> float:
     if isinstance(c, (bool, np.bool_)):  # float(True) would pass as 1.0 and be refused under a misleading value
         raise InputError(_fmt("contamination", f"is {c!r}, a boolean", "pass the expected fraction of anomalies, in (0, 0.5], e.g. 0.05"))
+    if isinstance(c, (str, bytes)):  # float('0.1') would pass, and the parameter stay a string (scikit-learn refuses it)
+        raise InputError(_fmt("contamination", f"is {c!r}, a string", "pass the expected fraction of anomalies as a number, in (0, 0.5], e.g. 0.05"))
     try:
         c = float(c)
     except (TypeError, ValueError):

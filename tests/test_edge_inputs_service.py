@@ -27,7 +27,7 @@ def test_a_refused_stream_chunk_leaves_the_stream_as_it_was(series_model):
     sc = series_model.stream()
     bad = S2[:40].copy()
     bad[5, 0] = 1e300  # a sensor glitch beyond float32
-    with pytest.raises(InputError, match="float32.*row 5, channel 0"):
+    with pytest.raises(InputError, match="float32.*row 5, channel 'ch0'"):
         sc.update(bad)
     assert sc.n_seen == 0
     with pytest.raises(InputError, match="complex"):

@@ -1323,7 +1323,8 @@ def benchmark(
             raise GanadError(f"--seed: is {seed}. Fix: pass a seed in 0 .. 2**32 - 1")
         if n_seeds < 1:
             raise GanadError(f"--n-seeds: is {n_seeds}. Fix: pass 1 or more (seeds --seed, --seed + 1, ...)")
-        if methods is not None and peers is not None and not csv(methods) and not csv(peers):
+        if protocol != "nab" and methods is not None and peers is not None and not csv(methods) and not csv(peers):
+            # (nab runs its rolling z-score baseline with neither)
             raise GanadError(f"--methods {methods!r} and --peers {peers!r}: name no method and no peer, so the benchmark would "
                              "write empty results. Fix: name at least one ganad method (--methods ganomaly) or one peer (--peers knn)")
         # options of another protocol would be ignored without a word: refused, as fit refuses series options without --window

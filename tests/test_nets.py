@@ -409,31 +409,28 @@ def test_one_channel_image_layers_over_pixel_blocks_equal_torch(h, w):
     even and odd sides alike."""
     from ganad.nets.conv import OneChannelConv2d, OneChannelConvTranspose2d
 
+    def same_as_torch(layer, inp, torch_fn):
+        """Outputs and the gradients of input, weight and bias equal torch's; returns torch's function."""
+        ref = torch_fn(inp)
+        out = layer(inp)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref)
+        g = torch.randn_like(ref)
+        for a, b in zip(torch.autograd.grad(out, (inp, layer.weight, layer.bias), g),
+                        torch.autograd.grad(ref, (inp, layer.weight, layer.bias), g)):
+            torch.testing.assert_close(a, b)
+        return torch_fn
+
     torch.manual_seed(0)
     conv = OneChannelConv2d(1, 5, 4, 2, 1).double()
     x = torch.randn(3, 1, h, w, dtype=torch.double, requires_grad=True)
-    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, 2, 1)
-    out = conv(x)
-    assert out.shape == ref.shape
-    torch.testing.assert_close(out, ref)
-    g = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, (x, conv.weight, conv.bias), g),
-                    torch.autograd.grad(ref, (x, conv.weight, conv.bias), g)):
-        torch.testing.assert_close(a, b)
+    ref_fn = same_as_torch(conv, x, lambda t: torch.nn.functional.conv2d(t, conv.weight, conv.bias, 2, 1))
     gp = [torch.autograd.grad(torch.autograd.grad(f(x).square().sum(), x, create_graph=True)[0].square().sum(), conv.weight)[0]
-          for f in (conv, lambda t: torch.nn.functional.conv2d(t, conv.weight, conv.bias, 2, 1))]
+          for f in (conv, ref_fn)]
     torch.testing.assert_close(gp[0], gp[1])
-
     up = OneChannelConvTranspose2d(4, 1, 4, 2, 1).double()
     y = torch.randn(3, 4, h, w, dtype=torch.double, requires_grad=True)
-    ref = torch.nn.functional.conv_transpose2d(y, up.weight, up.bias, 2, 1)
-    out = up(y)
-    assert out.shape == ref.shape
-    torch.testing.assert_close(out, ref)
-    g = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, (y, up.weight, up.bias), g),
-                    torch.autograd.grad(ref, (y, up.weight, up.bias), g)):
-        torch.testing.assert_close(a, b)
+    same_as_torch(up, y, lambda t: torch.nn.functional.conv_transpose2d(t, up.weight, up.bias, 2, 1))
 
 
 def test_image_layers_of_other_shapes_take_torchs_own_path():

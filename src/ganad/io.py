@@ -112,6 +112,9 @@ def _foreign_entries(path: Path, prefix: str = "") -> list[str]:
     return out
 
 
+MODEL_MARKERS = (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)
+
+
 def check_model_path(path, name: str = "path") -> Path:
     """Refuse a model path that cannot be written (a file, under a file, in a read-only folder), before any work.
     A symbolic link stands for the folder it points to (the model there is replaced, the link kept)."""
@@ -122,7 +125,7 @@ def check_model_path(path, name: str = "path") -> Path:
         path = path.resolve()
     if path.exists() and not path.is_dir():
         raise ModelFileError(_fmt(f"{name} {path}", "is a file, not a model directory", "choose a directory path (new or a previous model)"))
-    if path.is_dir() and not any((path / m).exists() for m in (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)) and any(path.iterdir()):
+    if path.is_dir() and not any((path / m).exists() for m in MODEL_MARKERS) and any(path.iterdir()):
         raise ModelFileError(_fmt(f"{name} {path}", "exists and is not a ganad model directory", "choose a new or empty directory"))
     if path.is_dir():
         # hidden files (.DS_Store, editor swap files) are not the user's work: they may go with the old directory
@@ -135,9 +138,6 @@ def check_model_path(path, name: str = "path") -> Path:
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise ModelFileError(_fmt(f"{name} {path}", f"cannot be written ({path} is not writable)", "choose a folder you can write to"))
     return path
-
-
-MODEL_MARKERS = (CONFIG, SERIES_CONFIG, MULTIVIEW_CONFIG)
 
 
 def file_sha256(path: Path) -> str:

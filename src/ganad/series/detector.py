@@ -87,8 +87,8 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
 
-    def chan(col: int) -> str:
-        return f"channel {channels[col]!r}" if channels is not None and col < len(channels) else f"channel {col}"
+    def chan(col: int) -> str:  # by name where the names are one per column, else by position
+        return f"channel {channels[col]!r}" if channels is not None and len(channels) == arr.shape[1] else f"channel {col}"
     try:
         is_complex = np.iscomplexobj(X)
     except (TypeError, ValueError):  # ragged lists: np.asarray below names the problem

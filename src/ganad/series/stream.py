@@ -112,10 +112,7 @@ class StreamScorer:
         if a is not None and a.size == 0 and (a.shape in ((0,), (0, self.C))):
             return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         # the model's channel names (a chunk in the model's order) and the stream's point index in the messages
-        chans = getattr(self.model, "channels_", None)
-        a2 = a if a is not None and a.ndim in (1, 2) else None
-        x = _as_series(points, "points", channels=chans if a2 is not None and (a2.ndim == 2 and a2.shape[1] == self.C or
-                                                                            a2.ndim == 1 and self.C == 1) else None, row0=self.n_seen)
+        x = _as_series(points, "points", channels=getattr(self.model, "channels_", None), row0=self.n_seen)
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))
         step = block_points(self.S, self.C, self.W)

@@ -543,11 +543,7 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         sid = check_stream_id(next(iter(sids.values()), None), "stream_id")
         entry = _series_model(name)  # a reload may have swapped it while the body arrived
         sd = entry.det
-        try:  # (a ragged body: _as_series names the problem)
-            shape = np.shape(raw)
-        except ValueError:
-            shape = ()
-        x = _as_series(raw, "points", channels=sd.channels_ if len(shape) == 2 and shape[1] == sd.n_channels_ else None)
+        x = _as_series(raw, "points", channels=sd.channels_)
         if x.shape[1] != sd.n_channels_:  # the StreamScorer's own check, before a new stream is made for a bad chunk
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {sd.n_channels_}",
                                   "send every channel, in the order of fit time"))

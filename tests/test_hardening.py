@@ -61,6 +61,17 @@ def test_nonfinite_scores_by_option_are_most_anomalous():
         del det.on_nonfinite
 
 
+def test_clone_keeps_on_nonfinite_set_on_the_instance():
+    """on_nonfinite is not a constructor parameter: sklearn's clone (cross-validation, ensembles of
+    copies) dropped it, and the copy raised on the rows the original scored as most anomalous."""
+    from sklearn.base import clone
+    det = FAnoGAN(**FAST, scaler="standard")
+    det.on_nonfinite = "max"
+    c = clone(det)
+    assert c.on_nonfinite == "max" and c.get_params() == det.get_params()
+    assert "on_nonfinite" not in clone(FAnoGAN(**FAST)).__dict__  # unset: the class default, not copied
+
+
 def test_calibrating_on_overflowing_rows_is_refused_never_a_nan_threshold():
     """A validation row that overflows the networks gives inf components; composed into the calibrated
     score, the contamination quantile was NaN and every row scored afterwards was labelled normal."""

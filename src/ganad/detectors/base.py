@@ -1733,6 +1733,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     #: Never a silent NaN, which compares as "normal". Set it on the instance: ``det.on_nonfinite = "max"``.
     on_nonfinite = "raise"
 
+    def __sklearn_clone__(self):
+        """``sklearn.base.clone``: the constructor parameters, as for every estimator, and
+        ``on_nonfinite`` where it was set on the instance (it is not a constructor parameter, so
+        clone would otherwise drop it and a cross-validated or ensembled copy would raise again)."""
+        new = super().__sklearn_clone__()
+        if "on_nonfinite" in self.__dict__:
+            new.on_nonfinite = self.on_nonfinite
+        return new
+
     def _guard_scores(self, scores: np.ndarray) -> np.ndarray:
         bad = ~np.isfinite(scores)
         if not bad.any():

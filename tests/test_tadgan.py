@@ -73,3 +73,21 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
                                                                 "kernels chosen by row count), as for ALAD; the check's rtol is 1e-7"})
 def test_tadgan_sklearn_contract(estimator, check):
     check(estimator)
+
+
+def test_point_rec_error_is_the_residual_and_is_composed_once(tad):
+    """With rec_error='point' TadGAN's rec_error is its residual under a second name; calibrate's
+    composition over all components gave that score two shares (2/6) before."""
+    from sklearn.base import clone
+    det = clone(tad).fit(_windows())
+    X = _windows(60, 4)
+    comps = det.score_components(X).components
+    np.testing.assert_array_equal(comps["rec_error"], comps["residual"])
+    det.calibrate(X, compose="standardised")
+    assert "rec_error" not in det.composer_.names and "residual" in det.composer_.names
+    assert det.composer_.weights["residual"] == pytest.approx(1.0 / len(det.composer_.names))
+    det.calibrate(X, compose="standardised", weights={"rec_error": 1.0, "critic": 1.0})  # by name: allowed
+    assert sorted(det.composer_.names) == ["critic", "rec_error"]
+    dtw = TadGAN(**{**tad.get_params(), "rec_error": "dtw", "epochs": 1}).fit(_windows())
+    dtw.calibrate(X, compose="standardised")
+    assert "rec_error" in dtw.composer_.names and "residual" in dtw.composer_.names  # a score of its own

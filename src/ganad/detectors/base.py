@@ -494,6 +494,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _default_composer(self):
         return WeightedSum({"residual": 1.0})
 
+    def _twin_components(self) -> set[str]:
+        """Components computed as another one (the same score under a second name): left out of the
+        compositions over all components (calibrate's 'standardised', 'grid', 'svm'), which would count
+        that score twice. ``<name>_raw`` twins are found by name (:func:`ganad.scoring.composition.composable`)."""
+        return set()
+
     # ------------------------------------------------------------------ the scoring settings threshold_ goes with
     #: the parameters of the latent search (read when a score is computed by search)
     _SEARCH_KEYS = ("search_distance", "search_eps", "search_n_max", "search_lr", "search_restarts", "search_feature_weight")

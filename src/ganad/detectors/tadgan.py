@@ -203,6 +203,10 @@ class TadGAN(EncoderDetector):
     def _default_composer(self):
         return WeightedSum({"tadgan": 1.0})
 
+    def _twin_components(self) -> set[str]:
+        # rec_error='point' is the residual itself: a composition over all components counts it once
+        return {"rec_error"} if self.rec_error == "point" else set()
+
     def _fit_extra(self, Xt):
         # the standardisation of both scores comes from the data fit was given, never from the data being
         # scored: its held-out slice where there is one (windows the networks did not train on), else the

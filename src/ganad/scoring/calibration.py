@@ -41,17 +41,18 @@ def _refuse_nonfinite(values: np.ndarray, what: str, name: str = "X_val") -> Non
 
 
 def fit_composer(components: dict[str, np.ndarray], y=None, *, compose="default", weights=None, metric="auroc",
-                 beta=1.0, step=0.1, default=None, refit=None):
+                 beta=1.0, step=0.1, default=None, refit=None, twins=()):
     """Build a composer from validation components (``y`` 1 = anomaly, optional). ``default``: the
     detector's fitted default composer ('weights' without weights keeps it); ``refit``: normal components
-    -> the default score re-fitted on them ('default'; without it, 'default' is 'standardised')."""
+    -> the default score re-fitted on them ('default'; without it, 'default' is 'standardised');
+    ``twins``: components that repeat another one, left out of compositions over all of them."""
     if compose not in COMPOSE:
         raise InputError(_fmt("compose", f"is {compose!r}", f"use one of {', '.join(COMPOSE)}"))
     if weights is not None and not (isinstance(weights, dict) and all(isinstance(k, str) for k in weights)):
         raise InputError(_fmt("weights", f"is {weights!r}, not a mapping of component name to weight",
                               "pass for example {'residual': 0.9, 'feature': 0.1} (CLI: --weights '{\"residual\": 0.9, \"feature\": 0.1}')"))
     normal = {k: np.asarray(v)[y == 0] for k, v in components.items()} if y is not None else components
-    names = list(weights) if weights else composable(components)  # a component and its normalised twin count once
+    names = list(weights) if weights else composable(components, twins)  # a component and its twin count once
     if compose != "weights":  # the components standardised and composed (an SVM fit refuses inf outright)
         _refuse_nonfinite(_stack(components, names), "score components")
     if compose == "default" and weights:
@@ -144,7 +145,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None
     composer = fit_composer(comps, y, compose=compose, weights=weights, metric=metric, beta=beta, step=step,
                             default=det.__dict__.get("default_composer_") or det._default_composer(),
-                            refit=lambda normal: default_composer_now(det, normal))
+                            refit=lambda normal: default_composer_now(det, normal), twins=det._twin_components())
     scores = np.asarray(composer(comps), dtype=np.float64)
     _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]

@@ -34,14 +34,16 @@ MAD_TO_STD = 1.4826
 RAW_SUFFIX = "_raw"
 
 
-def composable(names) -> list[str]:
+def composable(names, twins=()) -> list[str]:
     """Sorted component names for a composition over all of them, without twins.
 
     A component ``<name>_raw`` whose normalised twin ``<name>`` is also present is left out:
     after standardisation the two are the same score, and composing both would count it twice.
+    So is every name in ``twins``: components a detector computes as another one (TadGAN's
+    ``rec_error`` with ``rec_error='point'`` is its ``residual``; the detector's ``_twin_components``).
     """
-    names = set(names)
-    return sorted(k for k in names if not (k.endswith(RAW_SUFFIX) and k[: -len(RAW_SUFFIX)] in names))
+    names, twins = set(names), set(twins)
+    return sorted(k for k in names if k not in twins and not (k.endswith(RAW_SUFFIX) and k[: -len(RAW_SUFFIX)] in names))
 
 
 def _check_names(names, components) -> list[str]:

@@ -170,7 +170,7 @@ def test_confidence_follows_calibration_and_survives_save(data, tmp_path):
 
 def test_anogan_proba_does_not_search_the_whole_training_set(data):
     X, Xte, _ = data
-    a = AnoGAN(**TINY, search_n_max=5)
+    a = AnoGAN(**TINY, search_n_max=5, knn_weight=0.5)  # a score that reads the search (the default's knn alone does not)
     a._threshold_sample = 50  # as for a training set above 2,048 rows: the threshold from a sample, training scores lazy
     a.fit(X)
     assert "_decision_scores" not in a.__dict__

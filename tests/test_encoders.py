@@ -346,7 +346,8 @@ def test_lazy_training_scores_are_refused_under_an_inversion_set_after_fit(monke
     monkeypatch.setattr(GANomaly, "_threshold_sample", 50)
     rng = np.random.RandomState(0)
     X = rng.randn(120, 4).astype(np.float32)
-    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False, inversion="search", search_n_max=3).fit(X)
+    det = GANomaly(epochs=1, width=8, latent_dim=2, random_state=0, verbose=False, inversion="search", search_n_max=3,
+                   knn_weight=0.5).fit(X)  # a score that reads the search (the default's knn alone does not)
     det.set_params(inversion="encoder")
     with pytest.raises(InputError, match=r"decision_scores_.*calibrate\(X_normal\)"):
         det.decision_scores_

@@ -562,7 +562,7 @@ def test_model_file_with_a_space_the_method_cannot_use_is_refused(blobs, tmp_pat
 
 def test_anogan_training_scores_are_lazy(blobs):
     X, _ = blobs
-    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5)
+    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=5, knn_weight=0.5)  # a score that reads the search
     det._threshold_sample = 100
     det.fit(X)
     assert "_decision_scores" not in det.__dict__  # no search over the whole training set in fit
@@ -572,11 +572,39 @@ def test_anogan_training_scores_are_lazy(blobs):
     assert 0.02 < det.labels_.mean() < 0.25  # the threshold from a 100-row sample is near the 10 % quantile
 
 
+def test_anogan_default_fit_runs_no_latent_search(blobs, monkeypatch):
+    """AnoGAN's default score reads the knn component alone, yet fit searched every training row (up
+    to 2,048, and the held-out slice) for decision_scores_ and the blend's standardisation: half of fit
+    for scores the threshold never read. Now fit searches nothing; a calibration whose score needs the
+    search computes the training scores under it on first access."""
+    from ganad.inversion.latent_search import LatentSearch
+    from ganad.scoring.composition import RobustStandardised
+    X, far = blobs
+    rows = []
+    orig = LatentSearch.run
+    monkeypatch.setattr(LatentSearch, "run", lambda self, G, x, *a, **k: (rows.append(x.shape[0]), orig(self, G, x, *a, **k))[1])
+    det = ganad.AnoGAN(epochs=2, random_state=0, search_n_max=3).fit(X)
+    assert rows == [] and det.composer_.names == ["knn"]
+    scores = det.decision_scores_  # there already, without a search
+    assert rows == [] and scores.shape == (400,)
+    assert abs((scores > det.threshold_).mean() - det.contamination) <= 0.01  # from every training row's score
+    assert det.predict(far).mean() > 0.9 and rows == []
+    val = X[:100]
+    det.calibrate(val, compose="standardised")  # reads the search's components: training scores now come from them
+    assert rows and "_decision_scores" not in det.__dict__
+    comps = det.score_components(X).components
+    with det._scoring_training_rows():
+        ref = det.score_components(X).components
+    assert set(det.composer_.names) <= set(comps)
+    np.testing.assert_allclose(det.decision_scores_, det.composer_(ref), rtol=1e-9)
+    assert isinstance(det.composer_, RobustStandardised)
+
+
 def test_lazy_training_scores_saved_before_first_access_say_so_after_loading(blobs, tmp_path):
     """Saved before its training scores were read, a latent-search model has none after loading: reading
     them says why and what to do (it was a bare AttributeError('decision_scores_'))."""
     X, _ = blobs
-    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=2)
+    det = ganad.AnoGAN(epochs=1, random_state=0, search_n_max=2, knn_weight=0.5)  # a score that reads the search
     det._threshold_sample = 100
     det.fit(X)
     det.save(tmp_path / "m")

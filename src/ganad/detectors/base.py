@@ -742,7 +742,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
         ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
                                       (robust_contamination, robust_warmup, robust_mode, robust_proxy))
-        for attr in ("_frozen", "members_", "_decision_scores", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
+        for attr in ("_frozen", "members_", "_decision_scores", "_train_components", "_train_components_partial", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                      "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
                      "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
                      "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
@@ -1533,8 +1533,19 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if w <= 0 or self.__dict__.get("knn_bank_") is None:
             return None if not len(val_idx) else self.score_components(X[val_idx])
         with self._knn_reference(X, val_idx) as ref:
-            res = self.score_components(ref)
-        self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
+            if self._search_scoring() and w == 1.0 and self._scores_without_inversion(["knn"], False, False):
+                # AnoGAN's default score reads the knn component alone: the latent search over the
+                # reference rows would run for nothing (the own score's standardisation counts 0 at weight 1)
+                from ganad.scoring.composition import WeightedSum
+                own, self.composer_ = self.composer_, WeightedSum({"knn": 1.0})  # scores the knn component alone
+                try:
+                    res = self._score(ref, ["knn"])
+                finally:
+                    self.composer_ = own
+                self.composer_ = KnnBlend.fit(own, res.components, w, own=False)
+            else:
+                res = self.score_components(ref)
+                self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
         self.calibration_["composer"] = f"method default blended with knn (weight {w})"
         if not len(val_idx):
             return None
@@ -1546,9 +1557,22 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         of ``contamination``). Latent-search methods estimate it from a seeded random sample of at
         most 2,048 training rows instead of searching every one, and compute ``decision_scores_``
         on first access. The held-out slice's scores are kept in ``validation_scores_``."""
+        from ganad.scoring.composition import required_components
         self._threshold_scored_with = self._scoring_key()
+        needed = required_components(self.composer_)
+        cheap = self._scores_without_inversion(needed, False, False)  # the default score reads no inversion
         if len(val_idx):
-            self.validation_scores_ = (val_res if val_res is not None else self.score_components(X[val_idx])).scores
+            self.validation_scores_ = (val_res if val_res is not None else self._score(X[val_idx], needed if cheap else None)).scores
+        if self._search_scoring() and cheap:
+            # every training row's score without a search (AnoGAN's default score: the knn component);
+            # _train_ref stays, so a calibration whose score needs the search computes it on first access
+            with self._scoring_training_rows():
+                res = self._score(X, needed)
+            self._train_ref = X
+            self._train_components, self._train_components_partial = res.components, True
+            self._decision_scores = res.scores
+            self.threshold_ = contamination_threshold(res.scores, self.contamination, "training scores")
+            return
         if self._search_scoring():
             self._train_ref = X  # decision_scores_ on first access: the search is per sample and costly
             n = X.shape[0]
@@ -2028,14 +2052,25 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             # the training components in memory were computed under the old scoring settings: never compose them
             # with a composer fitted under the new ones (the training scores keep the threshold they go with)
             self.__dict__.pop("_train_components", None)
+            if self.__dict__.pop("_train_components_partial", None) and "_train_ref" in self.__dict__:
+                self.__dict__.pop("_decision_scores", None)  # computed under the new settings on first access
         self._threshold_scored_with = self._scoring_key()
         self.composer_, self.threshold_ = composer, float(threshold)
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64)
             self.calibration_scores_ = scores[np.isfinite(scores)]
         train_comps = self.__dict__.get("_train_components")
-        if train_comps is not None:
-            self.decision_scores_ = np.asarray(composer(train_comps), dtype=np.float64)
+        if train_comps is not None and self.__dict__.get("_train_components_partial"):
+            from ganad.scoring.composition import required_components
+            need = required_components(composer)
+            if need is None or not set(need) <= set(train_comps):  # the new score needs components fit did not compute
+                for attr in ("_train_components", "_train_components_partial", "_decision_scores"):
+                    self.__dict__.pop(attr, None)  # computed under the new composer on first access (_train_ref)
+                train_comps = None
+        if train_comps is not None:  # (not the setter: a partial set keeps _train_ref for a later composer that needs more)
+            self.__dict__["_decision_scores"] = np.asarray(composer(train_comps), dtype=np.float64)
+            if not self.__dict__.get("_train_components_partial"):
+                self.__dict__.pop("_train_ref", None)
         # a latent-search model not yet scored computes its training scores under the new composer on first access
         updated = train_comps is not None or "_train_ref" in self.__dict__
         self.calibration_ = {**record, "decision_scores_updated": updated,

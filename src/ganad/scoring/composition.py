@@ -400,9 +400,17 @@ class KnnBlend:
                 + self.weight * (knn - self.loc[1]) / self.scale[1])
 
     @classmethod
-    def fit(cls, inner, components: dict[str, np.ndarray], weight: float):
-        """Standardisation statistics from the components of held-out normal samples."""
-        ref = np.stack([np.asarray(inner(components), dtype=np.float64), np.asarray(components["knn"], dtype=np.float64)], 1)
+    def fit(cls, inner, components: dict[str, np.ndarray], weight: float, own: bool = True):
+        """Standardisation statistics from the components of held-out normal samples. ``own=False``
+        (weight 1 only: the own score counts 0): ``components`` hold ``knn`` alone, and the own
+        score's statistics are the identity (0, 1)."""
+        knn = np.asarray(components["knn"], dtype=np.float64)
+        if not own:
+            if weight != 1.0:
+                raise ValueError("KnnBlend.fit(own=False) needs weight 1: the own score counts otherwise")
+            (loc,), (scale,) = robust_location_scale(knn[:, None])
+            return cls(inner, weight, [0.0, float(loc)], [1.0, float(scale)])
+        ref = np.stack([np.asarray(inner(components), dtype=np.float64), knn], 1)
         loc, scale = robust_location_scale(ref)
         return cls(inner, weight, loc, scale)
 

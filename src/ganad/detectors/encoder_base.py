@@ -53,7 +53,8 @@ def adv_losses(objective: str, real: torch.Tensor, fake: torch.Tensor, w=None, w
 
     ``w`` (robust training's per-sample weights) weights the terms of the real pairs on both
     sides, ``w_fake`` those of fake pairs made from a training sample (ALAD's (x, G(E(x)))); fake
-    pairs drawn from the prior take None. A sample of weight 0 then moves no network at all."""
+    pairs drawn from the prior take None. A sample of weight 0 then adds no loss term; it still sits
+    in its batch, so BatchNorm layers normalise the batch with it (docs/scoring.md, robust training)."""
     return (d_loss(objective, real, fake, w, w_fake),
             g_loss(objective, fake, w_fake) + g_loss(objective, -real, w))
 

@@ -404,3 +404,27 @@ def test_ecod_peer_scores_each_new_row_against_the_training_data_alone():
     s = det.decision_function(np.c_[X, np.ones(len(X))])
     assert np.isfinite(s).all()
     np.testing.assert_allclose(s, alone, rtol=1e-12)
+
+
+def test_cli_benchmark_refuses_a_too_small_max_train_and_a_run_where_everything_failed(tmp_path, monkeypatch):
+    """--max-train 3 printed a traceback per method, wrote tables of dashes and exited 0."""
+    from typer.testing import CliRunner
+    from ganad.cli import app
+    from ganad.exceptions import InputError
+    d = tmp_path / "data" / "adbench"
+    d.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
+    base = ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none", "--epochs", "1",
+            "--n-seeds", "1", "-o", str(tmp_path / "out")]
+    r = CliRunner().invoke(app, base + ["--max-train", "3"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--max-train: is 3" in out and "at least 8" in out and not (tmp_path / "out").exists()
+
+    def broken(*a, **k):
+        raise InputError("X: broken on purpose. Fix: none")
+    monkeypatch.setattr("ganad.benchmark.runner.make_ganad", broken)
+    r = CliRunner().invoke(app, base)
+    out = " ".join(r.output.split())
+    assert r.exit_code != 0 and "every run failed, nothing was written" in out and "broken on purpose" in out
+    assert "Traceback" not in out and not (tmp_path / "out" / "results.json").exists()

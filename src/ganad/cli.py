@@ -1360,11 +1360,15 @@ def benchmark(
     try:
         if protocol not in PROTOCOLS:
             raise GanadError(f"protocol: is {protocol!r}. Fix: use one of {', '.join(PROTOCOLS + ('nab',))}")
+        from ganad.detectors.base import MIN_FIT_SAMPLES
         kw = dict(methods=csv(methods), peers=csv(peers), epochs=epochs, peer_epochs=peer_epochs, log=_log)
         for name, v in (("max_train", max_train), ("max_test", max_test)):
             if v is not None:
                 if v < 0:
                     raise GanadError(f"--{name.replace('_', '-')}: is {v}. Fix: pass 0 (no limit) or a positive number")
+                if name == "max_train" and 0 < v < MIN_FIT_SAMPLES:
+                    raise GanadError(f"--max-train: is {v}, but a detector needs at least {MIN_FIT_SAMPLES} training samples. "
+                                     f"Fix: pass 0 (all) or at least {MIN_FIT_SAMPLES}")
                 kw[name] = v or None
         if protocol == "adbench":
             kw.update(seeds=range(seed, seed + max(1, n_seeds)), datasets=csv(datasets))
@@ -1378,6 +1382,11 @@ def benchmark(
         if protocol == "mitbih":
             kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive, peer_rhythm=peer_rhythm)
         res = run_protocol(protocol, data, **kw)
+        runs = res.get("results") or []
+        if runs and all(r.get("error") for r in runs):  # nothing measured: no tables of dashes, and a failing exit
+            errors = list(dict.fromkeys(str(r["error"]) for r in runs))
+            raise GanadError(f"benchmark {protocol}: every run failed, nothing was written ({'; '.join(errors[:3])}"
+                             f"{' ...' if len(errors) > 3 else ''}). Fix: correct the settings the errors name and run it again")
         paths = write_outputs(res, output)
     except (GanadError, ValueError) as exc:
         _fail(_in_benchmark_terms(exc))

@@ -70,8 +70,15 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         out["error"] = f"skipped: PyOD is not installed ({exc}); pip install 'ganad[bench]'"
     except Exception as exc:  # one failing method must not stop the benchmark; the error is recorded
         out["error"] = f"{type(exc).__name__}: {exc}"
-        log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")
+        log(_failure(label, out["error"], exc))
     return out
+
+
+def _failure(label: str, error: str, exc: BaseException) -> str:
+    """The log line of a failed method: a ganad error (bad input, a setting out of range) says what and
+    how to fix it; anything else comes with its traceback's last frames."""
+    from ganad.exceptions import GanadError
+    return f"  {label} failed: {error}" + ("" if isinstance(exc, GanadError) else f"\n{traceback.format_exc(limit=3)}")
 
 
 def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: np.ndarray, *, seed: int,
@@ -110,7 +117,7 @@ def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: 
         out["score_s"] = time.perf_counter() - t
     except Exception as exc:  # recorded, like run_one
         out["error"] = f"{type(exc).__name__}: {exc}"
-        log(f"  {label} failed: {out['error']}\n{traceback.format_exc(limit=3)}")
+        log(_failure(label, out["error"], exc))
     return out
 
 

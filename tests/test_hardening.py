@@ -61,6 +61,21 @@ def test_nonfinite_scores_by_option_are_most_anomalous():
         del det.on_nonfinite
 
 
+def test_networks_too_large_for_memory_are_an_input_error_naming_the_settings(tmp_path):
+    """latent_dim=1e8 (a typo) ended in the allocator's RuntimeError traceback, from the CLI too."""
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    with pytest.raises(InputError, match=r"width / latent_dim: are \d+ / 100000000: .*do not fit in memory.*GiB.*Fix: pass a smaller"):
+        GANomaly(epochs=1, latent_dim=100_000_000).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q", "--set", "width=2000000000"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "width / latent_dim: are 2000000000" in out and "Traceback" not in out
+    assert not (tmp_path / "m").exists()
+
+
 def test_clone_keeps_on_nonfinite_set_on_the_instance():
     """on_nonfinite is not a constructor parameter: sklearn's clone (cross-validation, ensembles of
     copies) dropped it, and the copy raised on the rows the original scored as most anomalous."""
@@ -979,6 +994,8 @@ _ckpt_case("fit --resume: checkpoint.json loop epoch -1", "loop.epoch", _manifes
 _ckpt_case("fit --resume: checkpoint.json loop history missing", "loop.history", _manifest(lambda m: m["state"]["loop"].pop("history")))
 # knn_space edited to another space than the knn tensors were built for (f-AnoGAN's feature bank, 128 wide; the input is 4)
 _model_case("config state.knn_space = \"input\" (knn tensors of 'feature')", _set(("state", "knn_space"), "input"), model="fmodel")
+# networks too large for memory (a typo in latent_dim): the settings named, not the allocator's traceback
+case("API", "fit: latent_dim = 100,000,000", "width / latent_dim")(_fit(X4, latent_dim=100_000_000))
 
 
 def _run_case(ws, surface, what, name, act, absent):

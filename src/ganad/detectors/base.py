@@ -460,6 +460,23 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             nets["E"] = build_encoder(fam, shape, d, w, k)
         return nets
 
+    def _build_networks_or_explain(self) -> dict[str, nn.Module]:
+        """:meth:`_build_networks`, with an allocation failure (a width or latent_dim far too large)
+        as an InputError naming the settings instead of the allocator's traceback."""
+        try:
+            return self._build_networks()
+        except (RuntimeError, MemoryError) as exc:
+            if not isinstance(exc, MemoryError) and "alloc" not in str(exc).lower():
+                raise
+            self.__dict__.pop("nets_", None)
+            import re
+            asked = re.search(r"allocate (\d+) bytes", str(exc))
+            what = f"one of their weights alone takes {int(asked.group(1)) / 2**30:.3g} GiB" if asked else type(exc).__name__
+            raise InputError(_fmt("width / latent_dim", f"are {self._width()} / {self.latent_dim}: the networks they make do not "
+                                                        f"fit in memory ({what})",
+                                  "pass a smaller width or latent_dim (the defaults: width=None, the family's own; "
+                                  "latent_dim=16)")) from None
+
     def _stages(self, generator: torch.Generator) -> list[Stage]:
         raise NotImplementedError
 
@@ -790,7 +807,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
-            self.nets_ = nn.ModuleDict(self._build_networks()).to(self.device_)
+            self.nets_ = nn.ModuleDict(self._build_networks_or_explain()).to(self.device_)
             gen = torch.Generator().manual_seed(self.seed_)
             from ganad.training.selection import Selector
             criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None

@@ -1062,3 +1062,22 @@ def test_cli_nonfinite_max_labels_the_overflowing_row_anomalous(ws, tmp_path):
     assert r.exit_code == 0, r.output
     out = pd.read_csv(tmp_path / "s.csv")
     assert np.isinf(out["score"][0]) and out["label"][0] == 1 and np.isfinite(out["score"][1])
+
+
+def test_series_files_empty_or_not_text_name_the_file(tmp_path):
+    """Series mode read an empty CSV and a binary one with pandas' bare message ("No columns to parse
+    from file", a codec error): no file name, no fix."""
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x01abc\n")
+    with pytest.raises(DataFileError, match=r"empty\.csv: cannot be read as CSV \(EmptyDataError.*Fix:"):
+        read_series_file(tmp_path / "empty.csv")
+    with pytest.raises(DataFileError, match=r"bin\.csv: is not a text CSV file.*Fix: pass a UTF-8 CSV"):
+        read_series_file(tmp_path / "bin.csv")
+    for f in ("empty.csv", "bin.csv"):
+        r = CliRunner().invoke(app, ["fit", str(tmp_path / f), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+        assert r.exit_code == 2 and f in " ".join(r.output.split()) and "Fix:" in r.output and not (tmp_path / "m").exists()

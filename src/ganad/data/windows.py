@@ -64,6 +64,8 @@ def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int
         raise
     except FileNotFoundError as exc:
         raise DataFileError(_fmt(str(p), "does not exist", "pass the path of an existing CSV or Parquet file")) from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(_fmt(str(p), "is not a text CSV file (cannot decode it)", "pass a UTF-8 CSV, or a Parquet / NPY file")) from exc
     except Exception as exc:  # pandas / pyarrow parser errors
         raise DataFileError(_fmt(str(p), f"cannot be parsed ({type(exc).__name__}: {exc})",
                                  "check the file is a complete CSV (comma-separated, header row) or Parquet file")) from exc

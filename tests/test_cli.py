@@ -613,3 +613,26 @@ def test_benchmark_refuses_options_of_another_protocol():
         r = runner.invoke(app, ["benchmark", *args, "--data", "/nonexistent", "-o", "/tmp/ganad-never-written"])
         msg = " ".join(r.output.split())
         assert r.exit_code == 2 and want in msg and "Fix: drop" in msg, (args, r.output)
+
+
+def test_score_refuses_a_folder_output_and_options_that_do_not_apply(workdir, tmp_path):
+    """`-o newout/` wrote a file named newout (click's Path drops the slash); --events on a table model
+    was ignored without a word; --maps on a multi-view model was refused for a false reason."""
+    import subprocess
+    import sys
+    model, data = str(workdir / "model"), str(workdir / "test.csv")
+    r = subprocess.run([sys.executable, "-m", "ganad", "score", model, data, "-o", str(tmp_path / "newout") + "/", "--exclude", "id"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    err = " ".join(r.stderr.split()) + " ".join(r.stdout.split())
+    assert r.returncode == 2 and "names a folder, but scores are one CSV file" in err and not (tmp_path / "newout").exists()
+    (tmp_path / "adir").mkdir()
+    r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "adir"), "--exclude", "id"])
+    assert r.exit_code == 2 and "names a folder" in " ".join(r.output.split())
+    r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "s.csv"), "--exclude", "id", "--events", str(tmp_path / "e.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--events" in out and "applies to series models" in out
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "e.csv").exists()
+    r = runner.invoke(app, ["score", model, "--view", f"a={data}", "--view", f"b={data}", "-o", str(tmp_path / "s.csv"),
+                            "--maps", str(tmp_path / "m.npy")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "is not taken with a multi-view model" in out and "different shapes" not in out

@@ -353,9 +353,27 @@ def _same_file(a: Path, b: Path | None) -> bool:
         return False
 
 
+def _raw_option(*names: str) -> str | None:
+    """The command line's own text of an option (``-o out/``, ``--output=out/``), before click made it
+    a Path (which drops a trailing slash); None when it is not on the command line (tests, the API)."""
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        for n in names:
+            if a == n and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(n + "=") and n.startswith("--"):
+                return a[len(n) + 1:]
+    return None
+
+
 def _check_scores_path(output: Path) -> None:
-    """The scores file is CSV: refuse '-' and names that promise another format (scores.parquet would
-    hold CSV text under a Parquet name)."""
+    """The scores file is CSV: refuse '-', a folder (``out/``: Path drops the slash, and a file named
+    ``out`` was written) and names that promise another format (scores.parquet would hold CSV text
+    under a Parquet name)."""
+    raw = _raw_option("-o", "--output")
+    if raw is not None and raw.endswith(("/", os.sep)) or output.is_dir():
+        raise GanadError(f"-o/--output {raw or output}: names a folder, but scores are one CSV file. "
+                         f"Fix: pass a file path such as {Path(raw or output) / 'scores.csv'}")
     if str(output) == "-":
         raise GanadError("-o/--output: is '-'; scores are written to a file, not to standard output. "
                          "Fix: pass a file path such as scores.csv (`ganad stream` writes scores to standard output)")
@@ -571,10 +589,14 @@ def score(
                              "sample are scored together). Fix: drop --chunk-rows, or split the view files into parts of the same rows "
                              "and score each part")
         _refuse_existing(output, overwrite, "file")
+        if events is not None and not is_series_model(model_dir):  # it was ignored without a word
+            raise GanadError(f"--events {events}: applies to series models (events are runs of anomalous time points); "
+                             f"{model_dir} is not one. Fix: drop --events (a table model's scores file has a label per row)")
         if maps is not None:
             if views:
-                raise GanadError("--maps: a multi-view model's views have maps of different shapes. Fix: score each view's model "
-                                 "(MODEL_DIR/views/NAME) with --maps, or drop --maps")
+                raise GanadError("--maps: is not taken with a multi-view model (its score is the sum of the views' standardised "
+                                 "scores, and each view's map has its own input's shape). Fix: score each view's model "
+                                 "(MODEL_DIR/views/NAME) on its file with --maps, or drop --maps")
             if maps.suffix.lower() != ".npy":
                 raise GanadError(f"--maps {maps}: maps are written as one NPY array. Fix: pass a .npy path such as {maps.with_suffix('.npy')}")
             if maps.resolve() == output.resolve():

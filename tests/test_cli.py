@@ -636,3 +636,14 @@ def test_score_refuses_a_folder_output_and_options_that_do_not_apply(workdir, tm
                             "--maps", str(tmp_path / "m.npy")])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "is not taken with a multi-view model" in out and "different shapes" not in out
+
+
+def test_evaluate_names_a_scores_file_without_rows(tmp_path):
+    """A header-only scores file was reported as a labels (or ranges) problem: "has 2 labels for 0 samples"."""
+    (tmp_path / "h.csv").write_text("index,score,label,threshold\n")
+    (tmp_path / "l.csv").write_text("y\n1\n0\n")
+    (tmp_path / "r.csv").write_text("start,end\n1,2\n")
+    for opt in (["--labels", str(tmp_path / "l.csv")], ["--ranges", str(tmp_path / "r.csv")]):
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "h.csv"), *opt, "-o", str(tmp_path / "e")])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "h.csv: has a header but no data rows" in out and not (tmp_path / "e").exists()

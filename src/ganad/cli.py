@@ -1029,6 +1029,8 @@ def evaluate(
             raise GanadError(f"{scores}: cannot be read ({exc}). Fix: pass the CSV written by `ganad score`") from exc
         if "score" not in df.columns:
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
+        if len(df) == 0:  # before the labels, which would be blamed for not matching 0 rows
+            raise GanadError(f"{scores}: has a header but no data rows. Fix: pass the CSV written by `ganad score` on your data")
         y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep)
         s = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)  # a non-number: NaN, refused below
         from ganad.metrics import _finite_scores_file, _inf_on_top

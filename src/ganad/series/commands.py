@@ -342,6 +342,8 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     for c in ("index", "score"):
         if c not in df.columns:
             raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
+    if len(df) == 0:  # before the ranges, which would be blamed for covering none of 0 points
+        raise GanadError(f"{scores}: has a header but no data rows. Fix: pass the CSV written by `ganad score` on your series")
     y = _range_labels(df, ranges)
     from ganad.metrics import _finite_scores_file, _inf_on_top
     scores_, n_inf = _inf_on_top(pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64))

@@ -647,3 +647,22 @@ def test_evaluate_names_a_scores_file_without_rows(tmp_path):
         r = runner.invoke(app, ["evaluate", str(tmp_path / "h.csv"), *opt, "-o", str(tmp_path / "e")])
         out = " ".join(r.output.split())
         assert r.exit_code == 2 and "h.csv: has a header but no data rows" in out and not (tmp_path / "e").exists()
+
+
+def test_feature_count_errors_name_the_file_in_calibrate_and_views(tmp_path):
+    """calibrate said "X_val has 5 features" and a multi-view score "view 'b': X has 3 features": the file unnamed."""
+    from ganad import GANomaly, MultiViewDetector
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4).astype(np.float32)
+    GANomaly(epochs=1, random_state=0).fit(X).save(tmp_path / "m")
+    MultiViewDetector({"a": GANomaly(epochs=1, random_state=0), "b": GANomaly(epochs=1, random_state=0)}).fit({"a": X, "b": X}).save(tmp_path / "mv")
+    np.save(tmp_path / "five.npy", rng.randn(30, 5))
+    np.save(tmp_path / "four.npy", rng.randn(30, 4))
+    np.save(tmp_path / "three.npy", rng.randn(30, 3))
+    r = runner.invoke(app, ["calibrate", str(tmp_path / "m"), str(tmp_path / "five.npy"), "-o", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "five.npy has 5 features" in " ".join(r.output.split()) and not (tmp_path / "c").exists()
+    r = runner.invoke(app, ["score", str(tmp_path / "mv"), "--view", f"a={tmp_path / 'four.npy'}", "--view", f"b={tmp_path / 'three.npy'}",
+                            "-o", str(tmp_path / "s.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "view 'b' (" in out and "three.npy) has 3 features" in out
+    assert not (tmp_path / "s.csv").exists()

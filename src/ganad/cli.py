@@ -294,6 +294,7 @@ def _model_views(mv, views: dict, exclude, key, sep, decimal) -> dict:
     arrays, names = _read_views({v: views[v] for v in mv.views_}, exclude, key, sep, decimal)
     for v in mv.views_:
         mv.detectors_[v]._check_feature_names(names[v], str(views[v]))
+        mv.detectors_[v]._validate_for_scoring(arrays[v], f"view '{v}' ({views[v]})")  # a feature count off: the file named
     return arrays
 
 

@@ -178,6 +178,8 @@ def calibrate_model(model_dir, X_val, y_val=None, *, output=None, columns=None, 
     from ganad.io import load_model
     det = load_model(model_dir)
     det._check_feature_names(columns, name)  # a CSV header (``columns``) must name the training columns, in order
+    if name != "X_val":  # the file named in a shape / feature-count error (calibrate would say "X_val")
+        det._validate_for_scoring(X_val, name)
     det.calibrate(X_val, y_val, **kwargs)
     det.save(Path(output) if output is not None else Path(model_dir))
     return det.calibration_

@@ -1081,3 +1081,39 @@ def test_series_files_empty_or_not_text_name_the_file(tmp_path):
     for f in ("empty.csv", "bin.csv"):
         r = CliRunner().invoke(app, ["fit", str(tmp_path / f), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
         assert r.exit_code == 2 and f in " ".join(r.output.split()) and "Fix:" in r.output and not (tmp_path / "m").exists()
+
+
+def test_a_file_named_npy_that_is_not_one_gets_no_pickle_hint(tmp_path):
+    """numpy's own error for such a file suggests allow_pickle=True: unsafe, and wrong for bytes that are
+    not pickled data either."""
+    from ganad.data.readers import read_array
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    (tmp_path / "bad.npy").write_bytes(b"garbage" * 10)
+    (tmp_path / "tiny.npy").write_bytes(b"\x93N")
+    for f in ("bad.npy", "tiny.npy"):
+        for read in (read_array, read_series_file):
+            with pytest.raises(DataFileError, match=rf"{f}: is not an NPY file.*Fix: write the array with numpy.save") as e:
+                read(tmp_path / f)
+            assert "pickle" not in str(e.value)
+
+
+def test_series_score_text_cell_fix_names_no_api_argument(tmp_path):
+    """`ganad score` / `ganad calibrate` of a series model suggested value_columns=[...], an API argument."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    t = np.arange(300)
+    df = pd.DataFrame({"x": np.sin(t / 5), "y": np.cos(t / 7)})
+    df.to_csv(tmp_path / "s.csv", index=False)
+    bad = df.astype(object)
+    bad.loc[50, "x"] = "oops"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "s.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    for cmd in (["score", str(tmp_path / "m"), str(tmp_path / "bad.csv"), "-o", str(tmp_path / "o.csv")],
+                ["calibrate", str(tmp_path / "m"), str(tmp_path / "bad.csv"), "-o", str(tmp_path / "c")]):
+        r = CliRunner().invoke(app, cmd)
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "'oops' at row 50" in out and "value_columns" not in out and "one of its channels" in out

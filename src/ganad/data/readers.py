@@ -353,9 +353,20 @@ def _check_stored(name: str, shape, dtype, allow_1d: bool, key: str | None = Non
                               f"save it as a 2-D array: {save('X.reshape(-1, 1)')} for one feature, or X.reshape(1, -1) for one sample"))
 
 
+def require_npy_magic(path) -> None:
+    """Refuse a file named .npy that is not one: numpy's own error for it suggests ``allow_pickle=True``
+    (unsafe, and wrong: the file is not pickled data either)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise DataFileError(_fmt(str(path), "is not an NPY file (it does not start with numpy's magic string \\x93NUMPY)",
+                                 "write the array with numpy.save, or give a CSV / Parquet file its own extension"))
+
+
 def _npy_array(path, allow_1d: bool):
     """An NPY file memory-mapped, checked (:func:`_check_stored`) from its header before it is loaded
     (an object array would otherwise fail inside numpy), or after, if only numpy can read the header."""
+    require_npy_magic(path)
     with open(path, "rb") as fh:
         head = _npy_header(fh)
     if head is not None:

@@ -115,7 +115,8 @@ def _in_score_terms(msg: str, data: Path) -> str:
     return msg.replace("pass a shorter window, longer series, or gaps='ignore' to join parts across gaps",
                        "pass a series at least one window long (or train a model with a shorter window or --gaps ignore)") \
               .replace("pass a shorter window or a longer series", "pass a series at least one window long (or train a model with a shorter window)") \
-              .replace("or pass gaps='ignore' to take rows as evenly spaced", "or train the model with --gaps ignore")
+              .replace("or pass gaps='ignore' to take rows as evenly spaced", "or train the model with --gaps ignore") \
+              .replace(", or leave the column out with value_columns=[...]", " (the model reads this column: it is one of its channels)")
 
 
 def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | None, components: bool,

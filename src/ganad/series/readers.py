@@ -56,6 +56,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         if time_column or series_id or channels or exclude:
             raise DataFileError(_fmt(str(p), "is an NPY array, which has no named columns",
                                      "drop --time-column/--channels/--series-id/--exclude, or pass a CSV / Parquet table"))
+        from ganad.data.readers import require_npy_magic
+        require_npy_magic(p)
         try:
             arr = np.load(p, allow_pickle=False)
         except Exception as exc:

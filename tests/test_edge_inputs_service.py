@@ -234,3 +234,17 @@ def test_stream_names_the_stdin_line_of_a_nan(series_model, tmp_path):
     text = "\n".join(f"{a},{b}" for a, b in S2[:29]) + "\nnan,1.0\n"
     with pytest.raises(InputError, match="stdin line 30"):
         stream_lines(tmp_path / "m", io.StringIO(text), lambda s: None)
+
+
+@pytest.mark.parametrize("cell", ["1_0", "\u0661"])  # digit-group underscore; ARABIC-INDIC DIGIT ONE
+def test_stream_refuses_number_spellings_the_file_reader_reads_as_text(series_model, tmp_path, cell):
+    """Python's float() took '1_0' as 10 (and non-ASCII digits), so `ganad stream` scored a line that
+    `ganad score` refuses (pandas reads such cells as text)."""
+    from ganad.data.readers import _number
+    from ganad.exceptions import GanadError
+    from ganad.series.commands import stream_lines
+    series_model.save(tmp_path / "m")
+    assert not _number(cell) and _number("1.5e3") and _number(" -2 ")
+    text = "\n".join(f"{a},{b}" for a, b in S2[:29]) + f"\n{cell},1.0\n"
+    with pytest.raises((InputError, GanadError), match="line 30"):
+        stream_lines(tmp_path / "m", io.StringIO(text), lambda s: None)

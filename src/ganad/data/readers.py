@@ -228,9 +228,18 @@ def _no_columns_to_exclude(path, fmt: str, exclude: Sequence[str]) -> str:
                 "of the columns to keep), or pass a CSV / Parquet file with a header")
 
 
+def strict_float(s: str) -> float:
+    """``float(s)`` for the numbers a CSV reader (pandas) reads as numbers: Python's float also takes
+    digit-group underscores ('1_0' is 10) and non-ASCII digits, which pandas leaves as text; those
+    raise ValueError here, so a stream line and the file it came from read alike."""
+    if "_" in s or not s.isascii():
+        raise ValueError(s)
+    return float(s)
+
+
 def _number(s: str) -> bool:
     try:
-        float(s)
+        strict_float(s)
         return True
     except ValueError:
         return False

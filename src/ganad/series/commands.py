@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad.data.readers import _number  # one rule for "this CSV cell is a number"
+from ganad.data.readers import _number, strict_float  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
 from ganad.files import atomic_path
 from ganad.series.readers import _zoned  # one test of a time column's zone, shared with the reader
@@ -433,7 +433,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             if "." in v:
                 raise ValueError(v)
             v = v.replace(decimal, ".")
-        return float(v)
+        return strict_float(v)  # '1_0' is text to pandas (ganad score refuses it): float() read it as 10
 
     def is_num(v: str) -> bool:
         if decimal == ".":

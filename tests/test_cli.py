@@ -133,6 +133,14 @@ def test_demo_runs_end_to_end(tmp_path):
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert 0 <= m["auroc"] <= 1 and m["n_novel_test"] > 0
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "model" / "config.json").exists()
+    # the saved model flags what the report counts: its threshold is the report's (it kept fit's before)
+    from ganad.demo import digits_novelty_split
+    model = ganad.load(tmp_path / "demo" / "model")
+    assert model.threshold_ == m["threshold"]
+    (_, (Xv, yv), (Xt, yt)) = digits_novelty_split(0, 0)
+    s = model.decision_function(Xt)
+    assert model.predict(Xt).sum() == (s > m["threshold"]).sum()
+    assert np.mean(model.decision_function(Xv[yv == 0]) > m["threshold"]) <= 0.05
 
 
 @pytest.mark.parametrize("args, needle, fix", [

@@ -452,6 +452,9 @@ def test_a_shape_that_reads_two_ways_gets_a_warning_from_the_api(tmp_path):
         GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 8, 8).astype(np.float32))
     with pytest.warns(AmbiguousShapeWarning, match=r"\(8, 8, 3\).*X.transpose\(0, 3, 1, 2\)"):
         GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 8, 8, 3).astype(np.float32))
+    # not square (a camera frame, a crop): warned too (only H == W was before)
+    with pytest.warns(AmbiguousShapeWarning, match=r"\(17, 23, 3\).*17x23 images.*\(shape \(n, 3, 17, 23\)\)"):
+        GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 17, 23, 3).astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error", AmbiguousShapeWarning)
         GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 1, 8, 8).astype(np.float32))

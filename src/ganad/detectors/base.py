@@ -365,18 +365,19 @@ def _ledoit_wolf_from_gram(G: torch.Tensor, d: int) -> float:
 def ambiguous_layout(shape: tuple) -> str | None:
     """A note when samples of ``shape`` read two ways: (C, L) with C == L >= 8 is read as series windows
     (C channels x L steps) but may be images without a channel axis; (H, W, C) with C in 1, 3, 4 and
-    H == W > 4 is read as C = H channels of W x C pixels but may be channels-last images. None otherwise."""
+    H, W > 4 (square or not) is read as H channels of W x C pixels but may be channels-last images.
+    None otherwise."""
     shape = tuple(int(s) for s in shape)
     if len(shape) == 2 and shape[0] == shape[1] >= 8:
         a = shape[0]
         return _fmt("X", f"has samples of shape {shape}, read as series windows ({a} channels x {a} time steps, conv1d nets)",
                     f"if they are {a}x{a} images, add a channel axis: fit(X[:, None]) (shape (n, 1, {a}, {a})); "
                     "if they are series windows, nothing to do")
-    if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[0] == shape[1]:
-        h, c = shape[0], shape[2]
-        return _fmt("X", f"has samples of shape {shape}, read as images of {h} channels, {h} x {c} pixels (channels first)",
-                    f"if they are {h}x{h} images with {c} channel(s) last, put the channels first: fit(X.transpose(0, 3, 1, 2)) "
-                    f"(shape (n, {c}, {h}, {h}))")
+    if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4:
+        h, w, c = shape
+        return _fmt("X", f"has samples of shape {shape}, read as images of {h} channels, {w} x {c} pixels (channels first)",
+                    f"if they are {h}x{w} images with {c} channel(s) last, put the channels first: fit(X.transpose(0, 3, 1, 2)) "
+                    f"(shape (n, {c}, {h}, {w}))")
     return None
 
 

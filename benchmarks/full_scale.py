@@ -48,11 +48,25 @@ def _fmt(m, s):
     return "" if m is None else (f"{m:.3f} ± {s:.3f}" if s is not None else f"{m:.3f}")
 
 
+def _sd_of_seed_means(rs: list[dict], k: str, unit: str, units: set) -> float | None:
+    """The sd over seeds of each seed's mean over every unit (None unless at least two seeds have a value
+    on every unit): how much the headline mean itself moves with the seed."""
+    per_seed = defaultdict(dict)
+    for r in rs:
+        if r.get(k) is not None:
+            per_seed[r.get("seed")][r[unit]] = r[k]
+    means = [float(np.mean(list(v.values()))) for v in per_seed.values() if set(v) == units]
+    return float(np.std(means)) if len(means) >= 2 else None
+
+
 def aggregate(rows: list[dict], unit: str | None) -> list[dict]:
-    """Per method: mean ± sd over seeds. With a unit (dataset, digit): the seed mean and sd per unit
-    first, then their means over units (the sd column is the mean over units of the seed sd). A method
-    with no value on some unit (it failed on every seed there) gets no mean: one over the other units
-    only would not compare with the methods averaged over all of them."""
+    """Per method: mean ± sd over seeds (np.std: the population sd, ddof 0). With a unit (dataset,
+    digit): the seed mean and sd per unit first, then their means over units (the sd column is the mean
+    over units of the seed sd: issue 15's "seed sd, mean over sets"); ``auroc_sd_of_mean`` is the sd over
+    seeds of each seed's mean over units, the spread of the headline mean itself (smaller: the sets'
+    seed noise partly averages out). A method with no value on some unit (it failed on every seed
+    there) gets no mean: one over the other units only would not compare with the methods averaged
+    over all of them."""
     units = {r[unit] for r in rows} if unit is not None else set()
     by = defaultdict(list)
     for r in rows:
@@ -73,12 +87,15 @@ def aggregate(rows: list[dict], unit: str | None) -> list[dict]:
                 stats = [s for s in stats if s[0] is not None]
                 complete = len(stats) == len(units)
                 row[k] = (float(np.mean([s[0] for s in stats])), float(np.mean([s[1] for s in stats]))) if stats and complete else (None, None)
+                if k == "auroc":
+                    row["auroc_sd_of_mean"] = _sd_of_seed_means(rs, k, unit, units) if complete else None
         out.append(row)
     return out
 
 
 def table(agg: list[dict]) -> str:
-    cols = ["method"] + [k for k in METRICS if any(k in r for r in agg)] + ["n_runs"]
+    cols = (["method"] + [k for k in METRICS if any(k in r for r in agg)]
+            + (["auroc_sd_of_mean"] if any(r.get("auroc_sd_of_mean") is not None for r in agg) else []) + ["n_runs"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in sorted(agg, key=lambda r: (r["method"].startswith(B._PEER_PREFIX), r["method"])):
         cells = []
@@ -86,6 +103,8 @@ def table(agg: list[dict]) -> str:
             v = r.get(c)
             if isinstance(v, tuple):
                 cells.append(_fmt(*v) if c != "fit_s" else (f"{v[0]:.0f}" if v[0] is not None else ""))
+            elif isinstance(v, float):
+                cells.append(f"{v:.3f}")
             else:
                 cells.append("" if v is None else str(v))
         lines.append("| " + " | ".join(cells) + " |")

@@ -428,3 +428,22 @@ def test_cli_benchmark_refuses_a_too_small_max_train_and_a_run_where_everything_
     out = " ".join(r.output.split())
     assert r.exit_code != 0 and "every run failed, nothing was written" in out and "broken on purpose" in out
     assert "Traceback" not in out and not (tmp_path / "out" / "results.json").exists()
+
+
+def test_full_scale_reports_the_spread_of_the_mean_over_units_beside_the_mean_seed_sd():
+    """The ± of an ADBench / MNIST mean is the mean over sets of each set's seed sd; beside it the
+    sd over seeds of the mean over sets, the spread of the headline figure itself."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "full_scale.py"
+    spec = importlib.util.spec_from_file_location("full_scale_under_test2", path)
+    fs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fs)
+    # two sets whose seed noise runs in opposite directions: each set's sd is 0.1, the mean never moves
+    rows = [{"dataset": d, "seed": s, "method": "m", "auroc": 0.8 + (0.1 if (s == 0) == (d == "a") else -0.1)}
+            for d in ("a", "b") for s in (0, 1)]
+    agg = fs.aggregate(rows, "dataset")[0]
+    assert agg["auroc"] == pytest.approx((0.8, 0.1)) and agg["auroc_sd_of_mean"] == pytest.approx(0.0)
+    rows[0]["auroc"] = 0.95  # seed 0's mean over sets moves by +0.025
+    agg = fs.aggregate(rows, "dataset")[0]
+    assert agg["auroc_sd_of_mean"] == pytest.approx(np.std([0.825, 0.8]))
+    assert "auroc_sd_of_mean" in fs.table([agg])

@@ -1117,3 +1117,22 @@ def test_series_score_text_cell_fix_names_no_api_argument(tmp_path):
         r = CliRunner().invoke(app, cmd)
         out = " ".join(r.output.split())
         assert r.exit_code == 2 and "'oops' at row 50" in out and "value_columns" not in out and "one of its channels" in out
+
+
+def test_parquet_decimal_columns_read_as_numbers(tmp_path):
+    """SQL / Spark exports write decimal columns; pandas makes them Python Decimal objects, and the
+    readers refused them as non-numeric (suggesting --exclude, as for an id column)."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ganad.data.readers import read_array
+    from ganad.data.windows import _read_table
+    from ganad.serve.decode import _parquet
+    t = pa.table({"a": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2.25"), decimal.Decimal("-3.00")], pa.decimal128(5, 2)),
+                  "b": [1.0, 2.0, 3.0]})
+    pq.write_table(t, tmp_path / "d.parquet")
+    np.testing.assert_array_equal(read_array(tmp_path / "d.parquet"), [[1.5, 1.0], [2.25, 2.0], [-3.0, 3.0]])
+    assert _read_table(tmp_path / "d.parquet")["a"].dtype == np.float64
+    assert _parquet((tmp_path / "d.parquet").read_bytes(), None)["a"].dtype == np.float64

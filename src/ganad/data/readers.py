@@ -160,6 +160,16 @@ def first_row_longer(src, sep: str = ",") -> bool:
     return False
 
 
+def arrow_decimals_as_float(data):
+    """A pyarrow Table / RecordBatch with its decimal columns (SQL and Spark exports write them) cast to
+    float64: pandas would make them columns of Python Decimal objects, which read as non-numeric."""
+    import pyarrow as pa
+    if not any(pa.types.is_decimal(t) for t in data.schema.types):
+        return data
+    cols = [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in data.columns]
+    return type(data).from_arrays(cols, names=data.schema.names)
+
+
 def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = ".", offset: int = 0, whole: bool = True):
     """The frame's columns but ``exclude`` as float64, refusing non-numeric columns (``offset``: the
     frame's first data row in the file; ``whole``: whether the frame is the whole file)."""
@@ -489,7 +499,7 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                     # the file's columns in its schema's order, as csv_columns lists them: an index pandas stored is not
                     # made the frame's index (a filtered frame's '__index_level_0__' is left out; a named one, from
                     # df.set_index('id'), is a column, which --exclude / --id-column take)
-                    df = batch.to_pandas(ignore_metadata=True)
+                    df = arrow_decimals_as_float(batch).to_pandas(ignore_metadata=True)
                     df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
                     yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n)
                     n += batch.num_rows

@@ -41,7 +41,7 @@ class Scaler:
     ``per-feature`` (what ``scaler='auto'`` gives vectors and series) chooses, for each feature
     or channel, on the training data:
 
-    - ``constant`` (range ≤ ``tol · max(1, |mean|)``, ``tol`` = 1e-6 for float32 values, 1e-12
+    - ``constant`` (range ≤ ``tol · max(|min|, |max|)``, ``tol`` = 1e-6 for float32 values, 1e-12
       for other float64 values: :func:`is_constant`): centred on its training value, scale 1
       (a deviation at test time shows in the input's own units and is never divided by a
       near-zero std);

@@ -47,7 +47,10 @@ def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int
     name = p.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(p)
+            import pyarrow.parquet as pq
+
+            from ganad.data.readers import arrow_decimals_as_float
+            df = arrow_decimals_as_float(pq.read_table(p)).to_pandas()  # pd.read_parquet, with decimal columns as floats
             if any(n is not None for n in df.index.names):  # a named index (a frame indexed by time): a column, as in the file's schema
                 df = df.reset_index()
             return df

@@ -143,7 +143,8 @@ def _parquet(body: bytes, max_decoded_bytes: int | None):
             raise Refusal(413, _fmt(BODY, f"is a Parquet file of {meta.num_rows} rows x {meta.num_columns} columns, about {need} bytes "
                                           f"once decoded, over the server's limit of {max_decoded_bytes}",
                                     "split the rows over several requests"), "BodyTooLarge")
-        return pf.read().to_pandas()
+        from ganad.data.readers import arrow_decimals_as_float
+        return arrow_decimals_as_float(pf.read()).to_pandas()
     except Refusal:
         raise
     except Exception as exc:

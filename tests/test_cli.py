@@ -635,7 +635,7 @@ def test_score_refuses_a_folder_output_and_options_that_do_not_apply(workdir, tm
     assert r.returncode == 2 and "names a folder, but scores are one CSV file" in err and not (tmp_path / "newout").exists()
     (tmp_path / "adir").mkdir()
     r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "adir"), "--exclude", "id"])
-    assert r.exit_code == 2 and "names a folder" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "is a folder, but scores are one CSV file" in " ".join(r.output.split())
     r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "s.csv"), "--exclude", "id", "--events", str(tmp_path / "e.csv")])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "--events" in out and "applies to series models" in out

@@ -372,9 +372,10 @@ def _check_scores_path(output: Path) -> None:
     ``out`` was written) and names that promise another format (scores.parquet would hold CSV text
     under a Parquet name)."""
     raw = _raw_option("-o", "--output")
-    if raw is not None and raw.endswith(("/", os.sep)) or output.is_dir():
-        raise GanadError(f"-o/--output {raw or output}: names a folder, but scores are one CSV file. "
-                         f"Fix: pass a file path such as {Path(raw or output) / 'scores.csv'}")
+    if output.is_dir() or (raw is not None and raw.endswith(("/", os.sep))):
+        what = "is a folder" if output.is_dir() else "names a folder"
+        raise GanadError(f"-o/--output {raw or output}: {what}, but scores are one CSV file. "
+                         f"Fix: pass a file path such as {output / 'scores.csv'}")
     if str(output) == "-":
         raise GanadError("-o/--output: is '-'; scores are written to a file, not to standard output. "
                          "Fix: pass a file path such as scores.csv (`ganad stream` writes scores to standard output)")

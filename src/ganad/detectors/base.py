@@ -2089,7 +2089,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.__dict__["_decision_scores"] = np.asarray(composer(train_comps), dtype=np.float64)
             if not self.__dict__.get("_train_components_partial"):
                 self.__dict__.pop("_train_ref", None)
-        # a latent-search model not yet scored computes its training scores under the new composer on first access
+        # a latent-search model not yet scored computes its training scores under the new composer on first
+        # access; up to _threshold_sample rows now, as fit computes them (a model saved next keeps them)
+        ref = self.__dict__.get("_train_ref")
+        if train_comps is None and ref is not None and "_decision_scores" not in self.__dict__ and len(ref) <= self._threshold_sample:
+            self.decision_scores_  # noqa: B018 (the property computes and keeps them)
+            train_comps = self.__dict__.get("_train_components")
         updated = train_comps is not None or "_train_ref" in self.__dict__
         self.calibration_ = {**record, "decision_scores_updated": updated,
                              **({} if updated else {"decision_scores_threshold": float(stale_thr)})}

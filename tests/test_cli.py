@@ -231,6 +231,27 @@ def test_evaluate_aligns_labels_by_the_scores_id_column(id_workdir):
     assert not (d / "ev_bad").exists()
 
 
+def test_labels_with_ids_the_samples_lack_are_not_paired_by_position(id_workdir, tmp_path):
+    """Scored without --id-column, labels keyed by id in another order were paired by row position with
+    --label-column (AUROC 0.48 for a 0.92 model, exit 0): refused, naming --id-column. calibrate, whose
+    data has no id column, refuses them the same way."""
+    d, y = id_workdir
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "val.csv"), "-o", str(tmp_path / "noid.csv"), "--exclude", "id"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "noid.csv"), "--labels", str(d / "y_by_id.csv"), "--label-column", "y",
+                            "-o", str(tmp_path / "ev")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "has an id column 'id', but the samples carry no 'id'" in out and "--id-column id" in out
+    assert not (tmp_path / "ev").exists()
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "noid.csv"), "--labels", str(d / "y.csv"), "-o", str(tmp_path / "ev2")])
+    assert r.exit_code == 0, r.output  # the label column alone: by position, as documented
+    pd.read_csv(d / "val.csv").drop(columns=["id"]).to_csv(tmp_path / "val_noid.csv", index=False)
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "val_noid.csv"), "--labels", str(d / "y_by_id.csv"),
+                            "--label-column", "y", "--threshold", "f1", "-o", str(tmp_path / "cal")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "has an id column 'id'" in out and not (tmp_path / "cal").exists()
+
+
 def test_labels_by_id_keep_ids_that_pandas_reads_as_missing(id_workdir, tmp_path):
     """Ids such as 'NA' (Namibia), 'null' or an empty cell are ids: the data's and the scores file's are read as
     written, and the labels file's must be too (they were NaN there: "repeated ids" or "missing", refused)."""

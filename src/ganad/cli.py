@@ -915,6 +915,16 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
             column = df.columns[0]
         if column not in df.columns:
             raise GanadError(f"{path}: has no column {column!r}. Fix: use one of {list(df.columns)[:8]}")
+        id_like = [c for c in df.columns if c != column and _looks_like_id(c)]
+        if id_like and (ids is None or ids[0] not in df.columns):
+            # the labels carry ids the samples do not: pairing them by row position would be silent and wrong
+            # whenever the labels file lists the samples in another order
+            c = id_like[0]
+            raise GanadError(f"{path}: has an id column {str(c)!r}, but the samples carry no {str(c)!r} to pair it with, so each "
+                             f"label would go to the sample in its row position, whatever order {path.name} lists them in. "
+                             f"Fix: give the samples their ids (`ganad score ... --id-column {c}`; for calibrate, keep the "
+                             f"column in DATA with `--exclude {c}`), or pass a labels file of the label column alone, in the "
+                             "samples' order")
         y = df[column].to_numpy()
     else:
         if column is not None:  # an array file has no named columns: the option would be ignored without a word
@@ -922,6 +932,12 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
                              "Fix: drop --label-column (the array holds one label per sample), or pass a CSV labels file")
         y = read_array(path, allow_1d=True).reshape(-1)
     return check_labels(y, n, f"labels ({path})")
+
+
+def _looks_like_id(name) -> bool:
+    """A labels-file column named like a sample id (id, sample_id, file, key, uuid, ...)."""
+    n = str(name).strip().lower()
+    return n in ("id", "ids", "key", "uid", "uuid", "file", "filename", "path", "sample", "name") or n.endswith(("_id", "_key", " id"))
 
 
 def _align_by_id(df, path: Path, ids: tuple, n: int):

@@ -695,3 +695,17 @@ def test_feature_count_errors_name_the_file_in_calibrate_and_views(tmp_path):
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "view 'b' (" in out and "three.npy) has 3 features" in out
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_fit_without_window_on_a_time_series_points_to_window(tmp_path):
+    """A series CSV fitted without --window was refused for its text time column with the fix
+    '--exclude COLUMN', which trains a per-row model on the series: the fix names --window now."""
+    t = pd.date_range("2024-01-01", periods=120, freq="min")
+    pd.DataFrame({"time": t, "a": np.sin(np.arange(120) / 5)}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"when": t, "a": np.sin(np.arange(120) / 5)}).to_csv(tmp_path / "w.csv", index=False)
+    pd.DataFrame({"site": ["x"] * 120, "a": np.sin(np.arange(120) / 5)}).to_csv(tmp_path / "t.csv", index=False)
+    for f, want in (("s.csv", "pass --window W (e.g. --window 64;"), ("w.csv", "pass --window W --time-column when"),
+                    ("t.csv", "--exclude COLUMN (for example an id")):
+        r = runner.invoke(app, ["fit", str(tmp_path / f), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and want in out and not (tmp_path / "m").exists(), out

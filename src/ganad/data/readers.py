@@ -224,7 +224,31 @@ def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
         return "the numbers seem to use a decimal comma (\"1,5\"): pass --decimal ',' (and --sep ';' if that separates the columns)"
     if any(re.fullmatch(r"\s*-?\d+(\.\d+)?\s*%\s*", v) for v in cells):
         return "the numbers seem to carry a unit or percent sign (\"10%\"): write plain numbers (10 or 0.1) and pass the new file"
+    from ganad.data.windows import TIME_COLUMN_NAMES
+    times = [str(c) for c in bad if str(c).strip().lower() in TIME_COLUMN_NAMES or _dates(df[c])]
+    if times:  # a time series read as a table of independent rows: --exclude would train a per-row model on it
+        t = times[0]
+        axis = "" if t.strip().lower() in TIME_COLUMN_NAMES else f" --time-column {t}"
+        return (f"{t!r} looks like a time column: if the file is a time series, pass --window W{axis} (e.g. --window 64{axis}; "
+                f"series mode takes {t!r} as its time axis and scores every time point; API: ganad.SeriesDetector(window=W)); "
+                f"if its rows are independent samples, leave it out with --exclude {t}")
     return "remove or encode them, or leave them out with --exclude COLUMN (for example an id or label column)"
+
+
+def _dates(col) -> bool:
+    """Whether a text column's first values all read as dates / times."""
+    import warnings
+
+    import pandas as pd
+    v = col.dropna().head(5)
+    if v.empty or not all(isinstance(x, str) and any(ch.isdigit() for ch in x) for x in v):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return bool(pd.to_datetime(v, errors="coerce").notna().all())
+        except (ValueError, TypeError, OverflowError):
+            return False
 
 
 def _no_columns_to_exclude(path, fmt: str, exclude: Sequence[str]) -> str:

@@ -709,3 +709,26 @@ def test_fit_without_window_on_a_time_series_points_to_window(tmp_path):
         r = runner.invoke(app, ["fit", str(tmp_path / f), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
         out = " ".join(r.output.split())
         assert r.exit_code == 2 and want in out and not (tmp_path / "m").exists(), out
+
+
+def test_fit_notes_constant_and_label_columns_and_score_names_the_excludes(tmp_path):
+    """A label column left in at fit (0 in every normal row) passed without a word, and scoring later asked
+    for that label; columns left out at fit had to be guessed at score time."""
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame(rng.randn(120, 3), columns=list("abc"))
+    df.insert(0, "id", range(120))
+    df["site"], df["y"] = "x", 0
+    df.to_csv(tmp_path / "tr.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "tr.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q",
+                            "--exclude", "id", "--exclude", "site"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "column(s) ['y'] hold one value in every training row" in out
+    assert "if they hold labels, fit again with --exclude y" in out
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "tr.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "here: --exclude site (as at fit time)" in out
+    df.drop(columns=["y"]).to_csv(tmp_path / "te.csv", index=False)
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "te.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id",
+                            "--exclude", "site"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "lacks training column(s) ['y']" in out and "fit again without it (CLI: --exclude y)" in out

@@ -533,6 +533,7 @@ def fit(
     console.print(f"[green]fitted[/] {type(det).__name__} on {X.shape[0]} samples of shape {X.shape[1:]} "
                   f"{_read_as(X.shape[1:], getattr(det, 'family_', None))}"
                   f"in {time.perf_counter() - t0:.1f}s; threshold {det.threshold_:.4g}; saved to {output}")
+    _note_label_and_constant_columns(X, names)
     from ganad.detectors.base import ambiguous_layout  # the API's rule (AmbiguousShapeWarning), said here in the file's terms
     two_ways = not from_images and ambiguous_layout(X.shape[1:]) is not None
     if two_ways and X.ndim == 3:
@@ -544,6 +545,22 @@ def fit(
                       f"{X.shape[2]} x {X.shape[3]} pixels (channels first). If they are {X.shape[1]}x{X.shape[2]} images with "
                       f"{X.shape[3]} channel(s) last, save them channels first, (n, {X.shape[3]}, {X.shape[1]}, {X.shape[2]}): "
                       "np.save(path, X.transpose(0, 3, 1, 2)), and fit again.")
+
+
+def _note_label_and_constant_columns(X, names) -> None:
+    """After a table fit: name the columns that hold one value in every training row (nothing to learn;
+    often a label column of the normal class) and the columns named like a label, with the --exclude fix."""
+    from ganad.detectors.base import looks_like_label
+    if names is None or X.ndim != 2 or len(names) != X.shape[1]:
+        return
+    const = [str(names[j]) for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0]
+    labels = [str(c) for c in names if looks_like_label(c)]
+    if const:
+        console.print(f"[yellow]note[/]: column(s) {const[:8]}{' ...' if len(const) > 8 else ''} hold one value in every training row: "
+                      "nothing to learn there, and any other value at scoring time reads as anomalous")
+    if labels:
+        console.print(f"[yellow]note[/]: column(s) {labels[:4]} were trained as features; if they hold labels, fit again with "
+                      + " ".join(f"--exclude {c}" for c in labels[:4]))
 
 
 def _read_as(shape: tuple, family) -> str:
@@ -1255,7 +1272,15 @@ def _column_hint(exc: InputError, how: str) -> NoReturn:
     command line the options that leave a column out are the fix."""
     if "not seen at fit time" not in str(exc):
         raise exc
-    raise InputError(f"{exc} (on the command line: {how})") from exc
+    import ast
+    import re
+    m = re.search(r"has column\(s\) (\[.*?\]) not seen at fit time", str(exc))
+    try:
+        unseen = [str(c) for c in ast.literal_eval(m.group(1))] if m else []
+    except (ValueError, SyntaxError):
+        unseen = []
+    flags = f"; here: {' '.join(f'--exclude {c}' for c in unseen)} (as at fit time)" if unseen else ""
+    raise InputError(f"{exc} (on the command line: {how}{flags})") from exc
 
 
 @app.command(epilog="Example:\n\n  ganad demo --output ganad-demo/")

@@ -362,6 +362,12 @@ def _ledoit_wolf_from_gram(G: torch.Tensor, d: int) -> float:
     return 0.0 if beta == 0 else beta / delta
 
 
+def looks_like_label(name) -> bool:
+    """A column named like a ground-truth label (y, label, target, class, anomaly, outlier, ...)."""
+    n = str(name).strip().lower()
+    return n in ("y", "label", "labels", "target", "class", "anomaly", "is_anomaly", "outlier", "is_outlier", "ground_truth")
+
+
 def ambiguous_layout(shape: tuple) -> str | None:
     """A note when samples of ``shape`` read two ways: (C, L) with C == L >= 8 is read as series windows
     (C channels x L steps) but may be images without a channel axis; (H, W, C) with C in 1, 3, 4 and
@@ -698,13 +704,18 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             return
         unseen = [c for c in names if c not in fitted]
         missing = [c for c in fitted if c not in names]
+        hint = ""
         if unseen or missing:
             problem = " and ".join(([f"has column(s) {unseen[:5]} not seen at fit time"] if unseen else [])
                                    + ([f"lacks training column(s) {missing[:5]}"] if missing else []))
+            lab = [c for c in missing if looks_like_label(c)]
+            if lab:  # the label was trained as a feature: asking for it at scoring time is the wrong fix
+                hint = (f"; if {lab[0]!r} is a label column the model was trained on as a feature, fit again without it "
+                        f"(CLI: --exclude {lab[0]})")
         else:
             problem = f"has the training columns in another order ({names[:6]} ... instead of {fitted[:6]} ...)"
         raise InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
-                              f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_])"))
+                              f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_]){hint}"))
 
     # ------------------------------------------------------------------ API
     def fit(self, X: ArrayLike, y: Any = None, *, robust_contamination: float | None = None, robust_warmup: int | None = None,

@@ -1136,3 +1136,24 @@ def test_parquet_decimal_columns_read_as_numbers(tmp_path):
     np.testing.assert_array_equal(read_array(tmp_path / "d.parquet"), [[1.5, 1.0], [2.25, 2.0], [-3.0, 3.0]])
     assert _read_table(tmp_path / "d.parquet")["a"].dtype == np.float64
     assert _parquet((tmp_path / "d.parquet").read_bytes(), None)["a"].dtype == np.float64
+
+
+def test_a_nan_in_a_table_file_is_named_by_its_column(tmp_path):
+    """A CSV / Parquet NaN was reported as 'flat feature 3', counted after --exclude: the user looked at
+    the wrong column. Named files name the column; a header-less CSV keeps the position."""
+    import pandas as pd
+
+    from ganad.data.readers import iter_chunks, read_array
+    df = pd.DataFrame(np.random.RandomState(0).randn(20, 3), columns=["a", "b", "c"])
+    df.insert(0, "id", range(20))
+    df.loc[5, "c"] = np.nan
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    for f in ("t.csv", "t.parquet"):
+        with pytest.raises(InputError, match=r"the first at row 5, column 'c'"):
+            read_array(tmp_path / f, exclude=["id"])
+        with pytest.raises(InputError, match=r"counted from row 4\).*the first at row 1, column 'c'"):
+            list(iter_chunks(tmp_path / f, 4, exclude=["id"]))
+    df.drop(columns=["id"]).to_csv(tmp_path / "h.csv", index=False, header=False)
+    with pytest.raises(InputError, match=r"the first at row 5, flat feature 2"):
+        read_array(tmp_path / "h.csv")

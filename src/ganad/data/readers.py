@@ -347,14 +347,16 @@ def csv_columns(path, *, exclude: Sequence[str] = (), sep: str | None = None, de
     return [str(c) for c in cols if c not in exclude]
 
 
-def _checked(arr: np.ndarray, path, offset: int) -> np.ndarray:
+def _checked(arr: np.ndarray, path, offset: int, columns=None) -> np.ndarray:
     """A chunk of samples checked at the door under the file's name (NaN / inf / beyond float32,
     non-numeric), as float32 or, for float64 / wide integer data, float64 (the scaler needs every
     digit of a feature such as 1.7e9 + k); 1-D arrays pass through (labels; the detector refuses 1-D data)."""
     from ganad.data.validation import check_array
     if arr.ndim < 2 or arr.size == 0:
         return arr
-    return check_array(arr, f"{path}" + (f" (row numbers counted from row {offset})" if offset else ""), dtype="float")
+    if columns is not None and (arr.ndim != 2 or len(columns) != arr.shape[1]):
+        columns = None
+    return check_array(arr, f"{path}" + (f" (row numbers counted from row {offset})" if offset else ""), dtype="float", columns=columns)
 
 
 def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype] | None:
@@ -506,7 +508,8 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
             try:  # a chunk reader holds the file open: closed when a chunk is refused or the caller stops early too
                 for df in chunks:
                     n += len(df)
-                    yield _checked(_frame_to_array(df, path, exclude, sep, decimal, n - len(df), chunk_rows is None), path, n - len(df))
+                    yield _checked(_frame_to_array(df, path, exclude, sep, decimal, n - len(df), chunk_rows is None), path, n - len(df),
+                                   None if header is None else [c for c in df.columns if c not in exclude])  # a NaN named by its column
             finally:
                 if chunk_rows is not None:
                     reader.close()
@@ -525,7 +528,8 @@ def iter_chunks(path, chunk_rows: int | None = 65536, *, exclude: Sequence[str] 
                     # df.set_index('id'), is a column, which --exclude / --id-column take)
                     df = arrow_decimals_as_float(batch).to_pandas(ignore_metadata=True)
                     df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
-                    yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n)
+                    yield _checked(_frame_to_array(df, path, exclude, offset=n, whole=chunk_rows is None), path, n,
+                                   [c for c in df.columns if c not in exclude])
                     n += batch.num_rows
             finally:
                 pf.close()

@@ -19,6 +19,7 @@ def check_array(
     allowed_ndim: Sequence[int] = (2, 3, 4),
     min_samples: int = 1,
     dtype=np.float32,
+    columns: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Return `X` as a C-contiguous float array after checking it is usable.
 
@@ -52,7 +53,7 @@ def check_array(
         else:
             X = X.to_numpy()
     else:
-        columns = None
+        columns = None if columns is None else [str(c) for c in columns]  # a table file's header (the readers pass it)
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists etc.

@@ -141,6 +141,8 @@ def test_demo_runs_end_to_end(tmp_path):
     s = model.decision_function(Xt)
     assert model.predict(Xt).sum() == (s > m["threshold"]).sum()
     assert np.mean(model.decision_function(Xv[yv == 0]) > m["threshold"]) <= 0.05
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert f"The 6 highest-scoring of the 6 examples given ({len(yt)} samples scored)" in html  # it said "of 6 samples"
 
 
 @pytest.mark.parametrize("args, needle, fix", [

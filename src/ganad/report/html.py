@@ -260,7 +260,9 @@ def _render(*, title, scores, labels, classes, threshold, metrics, history, exam
         order = sorted(range(len(items)), key=rank)
         shown = order[:max_examples]
         cards = "".join(_img(plots.sample_figure(items[i]), plots._sample_title(items[i], i)) for i in shown)
-        intro = (f"<p>The {len(shown)} highest-scoring of {len(items)} samples: signal / input, reconstruction and the "
+        of = (f"of the {len(items)} examples given ({s.size} samples scored)" if s.size > len(items)
+              else f"of {len(items)} samples")  # the demo passes its top 6 of 574: "of 6 samples" read as if 6 were scored
+        intro = (f"<p>The {len(shown)} highest-scoring {of}: signal / input, reconstruction and the "
                  "anomaly map (shaded segments, heat-map overlay or the largest per-feature contributions).</p>")
         add("examples", "Examples", intro + f'<div class="examples">{cards}</div>')
 

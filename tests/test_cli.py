@@ -254,6 +254,20 @@ def test_labels_with_ids_the_samples_lack_are_not_paired_by_position(id_workdir,
     assert r.exit_code == 2 and "has an id column 'id'" in out and not (tmp_path / "cal").exists()
 
 
+def test_labels_matched_by_id_may_carry_other_id_columns(id_workdir, tmp_path):
+    """Labels matched by the scores' id column were refused when the file had a second id-like column
+    (patient_id) once the check against positional pairing came in: they are paired by id, as before."""
+    from sklearn.metrics import roc_auc_score
+    d, y = id_workdir
+    lab = pd.read_csv(d / "y_by_id.csv")
+    lab.insert(1, "patient_id", [f"p{i % 7}" for i in range(len(lab))])
+    lab.to_csv(tmp_path / "y2.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(d / "s.csv"), "--labels", str(tmp_path / "y2.csv"), "--label-column", "y", "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, pd.read_csv(d / "s.csv")["score"]))
+
+
 def test_labels_by_id_keep_ids_that_pandas_reads_as_missing(id_workdir, tmp_path):
     """Ids such as 'NA' (Namibia), 'null' or an empty cell are ids: the data's and the scores file's are read as
     written, and the labels file's must be too (they were NaN there: "repeated ids" or "missing", refused)."""
@@ -649,13 +663,12 @@ def test_benchmark_refuses_options_of_another_protocol():
 def test_score_refuses_a_folder_output_and_options_that_do_not_apply(workdir, tmp_path):
     """`-o newout/` wrote a file named newout (click's Path drops the slash); --events on a table model
     was ignored without a word; --maps on a multi-view model was refused for a false reason."""
-    import subprocess
-    import sys
     model, data = str(workdir / "model"), str(workdir / "test.csv")
-    r = subprocess.run([sys.executable, "-m", "ganad", "score", model, data, "-o", str(tmp_path / "newout") + "/", "--exclude", "id"],
-                       capture_output=True, text=True, cwd=tmp_path)
-    err = " ".join(r.stderr.split()) + " ".join(r.stdout.split())
-    assert r.returncode == 2 and "names a folder, but scores are one CSV file" in err and not (tmp_path / "newout").exists()
+    r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "newout") + "/", "--exclude", "id"])
+    assert r.exit_code == 2 and "names a folder, but scores are one CSV file" in " ".join(r.output.split())
+    assert not (tmp_path / "newout").exists()
+    r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "fine.csv"), "--exclude", "id"])  # the host's argv is not read
+    assert r.exit_code == 0 and (tmp_path / "fine.csv").exists(), r.output
     (tmp_path / "adir").mkdir()
     r = runner.invoke(app, ["score", model, data, "-o", str(tmp_path / "adir"), "--exclude", "id"])
     assert r.exit_code == 2 and "is a folder, but scores are one CSV file" in " ".join(r.output.split())
@@ -728,7 +741,14 @@ def test_fit_notes_constant_and_label_columns_and_score_names_the_excludes(tmp_p
     assert "if they hold labels, fit again with --exclude y" in out
     r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "tr.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id"])
     out = " ".join(r.output.split())
-    assert r.exit_code == 2 and "here: --exclude site (as at fit time)" in out
+    assert r.exit_code == 2 and "here: --exclude site)" in out
+    wide = df.copy()
+    for c in ("x0", "x1", "x2", "x3", "x4", "my col"):  # more than the five the message lists, one needing quotes
+        wide[c] = 1.0
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "wide.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "here: --exclude site --exclude x0 --exclude x1 --exclude x2 --exclude x3 --exclude x4 --exclude 'my col')" in out
     df.drop(columns=["y"]).to_csv(tmp_path / "te.csv", index=False)
     r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "te.csv"), "-o", str(tmp_path / "s.csv"), "--id-column", "id",
                             "--exclude", "site"])

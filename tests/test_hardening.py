@@ -1136,6 +1136,12 @@ def test_parquet_decimal_columns_read_as_numbers(tmp_path):
     np.testing.assert_array_equal(read_array(tmp_path / "d.parquet"), [[1.5, 1.0], [2.25, 2.0], [-3.0, 3.0]])
     assert _read_table(tmp_path / "d.parquet")["a"].dtype == np.float64
     assert _parquet((tmp_path / "d.parquet").read_bytes(), None)["a"].dtype == np.float64
+    # pandas' index metadata survives the cast: a filtered frame's row index does not become a column
+    import pandas as pd
+    f = pd.DataFrame({"x": [1.0, -1.0, 2.0], "a": [decimal.Decimal("1.5"), decimal.Decimal("2"), decimal.Decimal("3")]})
+    f[f.x > 0].to_parquet(tmp_path / "f.parquet")
+    assert list(_read_table(tmp_path / "f.parquet").columns) == ["x", "a"]
+    assert list(_parquet((tmp_path / "f.parquet").read_bytes(), None).columns) == ["x", "a"]
 
 
 def test_a_nan_in_a_table_file_is_named_by_its_column(tmp_path):

@@ -354,24 +354,10 @@ def _same_file(a: Path, b: Path | None) -> bool:
         return False
 
 
-def _raw_option(*names: str) -> str | None:
-    """The command line's own text of an option (``-o out/``, ``--output=out/``), before click made it
-    a Path (which drops a trailing slash); None when it is not on the command line (tests, the API)."""
-    args = sys.argv[1:]
-    for i, a in enumerate(args):
-        for n in names:
-            if a == n and i + 1 < len(args):
-                return args[i + 1]
-            if a.startswith(n + "=") and n.startswith("--"):
-                return a[len(n) + 1:]
-    return None
-
-
-def _check_scores_path(output: Path) -> None:
-    """The scores file is CSV: refuse '-', a folder (``out/``: Path drops the slash, and a file named
-    ``out`` was written) and names that promise another format (scores.parquet would hold CSV text
-    under a Parquet name)."""
-    raw = _raw_option("-o", "--output")
+def _check_scores_path(output: Path, raw: str | None = None) -> None:
+    """The scores file is CSV: refuse '-', a folder (``out/``, as typed (``raw``): Path drops the slash,
+    and a file named ``out`` was written) and names that promise another format (scores.parquet would
+    hold CSV text under a Parquet name)."""
     if output.is_dir() or (raw is not None and raw.endswith(("/", os.sep))):
         what = "is a folder" if output.is_dir() else "names a folder"
         raise GanadError(f"-o/--output {raw or output}: {what}, but scores are one CSV file. "
@@ -578,7 +564,7 @@ def _read_as(shape: tuple, family) -> str:
 def score(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
     data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time, or a folder of image files (scores get a 'file' column) (or --view NAME=FILE per view)."),
-    output: Path = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
+    output_text: str = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
     chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536; a folder of images: about 2**26 pixel values, e.g. 446 RGB images of 224 x 224). Table and image models only: --view files and series are read whole."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
@@ -597,8 +583,9 @@ def score(
     """Score data with a saved model; streams the input in chunks and writes per row: index, score, label
     (score > threshold) and the threshold (read by `ganad evaluate`)."""
     from ganad.series import is_series_model
+    output = Path(output_text)  # taken as text: a Path would drop the trailing slash of a folder (out/)
     try:
-        _check_scores_path(output)
+        _check_scores_path(output, output_text)
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
         views = _data_or_views(data, view, "ganad score model/ test.csv -o scores.csv, or ganad score model/ --view beat=b.npy "
@@ -919,11 +906,13 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if df.shape[1] == 1 and _is_label_text(df.columns[0]) and len(df) == n - 1:
             # a header-less file of 0/1 labels: its first label was taken as the column name
             df = pd.read_csv(path, sep=s, header=None)
+        aligned = False
         if ids is not None and ids[0] in df.columns and column != ids[0]:
             df = pd.read_csv(path, sep=s, dtype={ids[0]: str})
             # the ids as written, as the samples' are read ('NA', 'null' or an empty cell is an id, not a missing value)
             df[ids[0]] = pd.read_csv(path, sep=s, usecols=[ids[0]], dtype=str, keep_default_na=False)[ids[0]]
             df = _align_by_id(df, path, ids, n)
+            aligned = True
             if column is None and df.shape[1] == 1:
                 column = df.columns[0]
         if column is None:
@@ -933,7 +922,7 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if column not in df.columns:
             raise GanadError(f"{path}: has no column {column!r}. Fix: use one of {list(df.columns)[:8]}")
         id_like = [c for c in df.columns if c != column and _looks_like_id(c)]
-        if id_like and (ids is None or ids[0] not in df.columns):
+        if id_like and not aligned:
             # the labels carry ids the samples do not: pairing them by row position would be silent and wrong
             # whenever the labels file lists the samples in another order
             c = id_like[0]
@@ -1272,14 +1261,9 @@ def _column_hint(exc: InputError, how: str) -> NoReturn:
     command line the options that leave a column out are the fix."""
     if "not seen at fit time" not in str(exc):
         raise exc
-    import ast
-    import re
-    m = re.search(r"has column\(s\) (\[.*?\]) not seen at fit time", str(exc))
-    try:
-        unseen = [str(c) for c in ast.literal_eval(m.group(1))] if m else []
-    except (ValueError, SyntaxError):
-        unseen = []
-    flags = f"; here: {' '.join(f'--exclude {c}' for c in unseen)} (as at fit time)" if unseen else ""
+    import shlex
+    unseen = [str(c) for c in getattr(exc, "unseen_columns", None) or []]
+    flags = f"; here: {' '.join(f'--exclude {shlex.quote(c)}' for c in unseen)}" if unseen else ""
     raise InputError(f"{exc} (on the command line: {how}{flags})") from exc
 
 

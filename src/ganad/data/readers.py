@@ -164,10 +164,14 @@ def arrow_decimals_as_float(data):
     """A pyarrow Table / RecordBatch with its decimal columns (SQL and Spark exports write them) cast to
     float64: pandas would make them columns of Python Decimal objects, which read as non-numeric."""
     import pyarrow as pa
-    if not any(pa.types.is_decimal(t) for t in data.schema.types):
+    schema = data.schema
+    if not any(pa.types.is_decimal(t) for t in schema.types):
         return data
+    for i, f in enumerate(schema):
+        if pa.types.is_decimal(f.type):
+            schema = schema.set(i, f.with_type(pa.float64()))  # the schema's metadata (pandas' index) kept
     cols = [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in data.columns]
-    return type(data).from_arrays(cols, names=data.schema.names)
+    return type(data).from_arrays(cols, schema=schema)
 
 
 def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: str = ".", offset: int = 0, whole: bool = True):

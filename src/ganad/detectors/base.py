@@ -714,8 +714,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                         f"(CLI: --exclude {lab[0]})")
         else:
             problem = f"has the training columns in another order ({names[:6]} ... instead of {fitted[:6]} ...)"
-        raise InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
+        exc = InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_]){hint}"))
+        exc.unseen_columns = unseen  # every one (the message names five): the CLI's --exclude flags for them
+        raise exc
 
     # ------------------------------------------------------------------ API
     def fit(self, X: ArrayLike, y: Any = None, *, robust_contamination: float | None = None, robust_warmup: int | None = None,

@@ -18,6 +18,7 @@ import copy
 import inspect
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -54,6 +55,12 @@ from ganad.training.robust import RobustTraining
 #: MAD rest on a handful of values (2 samples: the two training scores are the same two numbers whatever the data;
 #: fresh normal samples scored 1e3 to 1e8, see docs/training.md, "How much data")
 MIN_FIT_SAMPLES = MIN_TAIL
+
+#: held while a fit trains (and while networks are built): torch's random state is process-global, so
+#: fits running at once in threads of one process drew from each other's seeded stream and gave other
+#: models than the same fit alone. Threads fit one at a time now, each as it would alone (processes, e.g.
+#: joblib's default loky backend, still fit in parallel). Re-entrant: an ensemble's members fit inside.
+_TORCH_RNG_LOCK = threading.RLock()
 #: the fewest samples in the held-out slice and in what is left to train on (else no slice)
 HOLDOUT_MIN = 16
 
@@ -819,7 +826,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         self._warn_small(X.shape[0], val_idx)
         Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
         Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
-        with torch.random.fork_rng(devices=[]):
+        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):  # (torch's random state is one per process: see the lock)
             torch.manual_seed(self.seed_)
             self.nets_ = nn.ModuleDict(self._build_networks_or_explain()).to(self.device_)
             gen = torch.Generator().manual_seed(self.seed_)
@@ -1974,7 +1981,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 if own is not None:
                     m.__dict__["_knn_own"] = own
         if nets_state is not None:
-            self._load_networks(nets_state)
+            # the networks as fitted: set_params(latent_dim=...) after fit applies to the next fit, and built
+            # from the parameters of now, a pickle (or deepcopy) of such a model could not be loaded back
+            built = self.__dict__.get("_built_with") or {}
+            now = {k: self.__dict__[k] for k in built if k in self.__dict__}
+            try:
+                self.__dict__.update(built)
+                self._load_networks(nets_state)
+            finally:
+                self.__dict__.update(now)
 
     # ------------------------------------------------------------------ fitted state: the one way back
     # A fitted detector comes back from a model file (ganad.io.load_model) or from pickle
@@ -2063,7 +2078,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def _load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]]) -> None:
         """Build the networks for the fitted shape and load their weights (every network, strictly)."""
-        with torch.random.fork_rng(devices=[]):
+        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             nets = nn.ModuleDict(self._build_networks())
         for name, net in nets.items():
             net.load_state_dict(state_dicts.get(name, {}), strict=True)

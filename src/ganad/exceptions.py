@@ -12,6 +12,9 @@ class GanadError(Exception):
 class InputError(GanadError, ValueError):
     """Bad data given to ganad: wrong shape, NaN/inf, empty, non-numeric, mismatched features."""
 
+    #: a table's columns the model was not fitted on, every one (the message names five): the CLI's --exclude flags
+    unseen_columns: list[str] | None = None
+
 
 class DataFileError(GanadError, ValueError):
     """A data file that is missing, unreadable, truncated or in an unknown format."""

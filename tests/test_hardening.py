@@ -1074,7 +1074,7 @@ def test_series_files_empty_or_not_text_name_the_file(tmp_path):
     from ganad.series.readers import read_series_file
     (tmp_path / "empty.csv").write_bytes(b"")
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x01abc\n")
-    with pytest.raises(DataFileError, match=r"empty\.csv: cannot be read as CSV \(EmptyDataError.*Fix:"):
+    with pytest.raises(DataFileError, match=r"empty\.csv: cannot be parsed \(EmptyDataError.*Fix:"):
         read_series_file(tmp_path / "empty.csv")
     with pytest.raises(DataFileError, match=r"bin\.csv: is not a text CSV file.*Fix: pass a UTF-8 CSV"):
         read_series_file(tmp_path / "bin.csv")

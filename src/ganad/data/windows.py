@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -41,11 +42,28 @@ class Series(NamedTuple):
     """Names of the value columns."""
 
 
+@contextlib.contextmanager
+def table_read_errors(p: Path):
+    """A CSV / Parquet file's reading errors (pandas' and pyarrow's: missing, not text, empty, malformed)
+    as DataFileErrors naming the file and the fix; ganad's own errors pass through."""
+    try:
+        yield
+    except (DataFileError, InputError):
+        raise
+    except FileNotFoundError as exc:
+        raise DataFileError(_fmt(str(p), "does not exist", "pass the path of an existing CSV or Parquet file")) from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(_fmt(str(p), "is not a text CSV file (cannot decode it)", "pass a UTF-8 CSV, or a Parquet / NPY file")) from exc
+    except Exception as exc:  # pandas / pyarrow parser errors (an empty file: pandas' EmptyDataError)
+        raise DataFileError(_fmt(str(p), f"cannot be parsed ({type(exc).__name__}: {exc})",
+                                 "check the file is a complete CSV (comma-separated, header row) or Parquet file")) from exc
+
+
 def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int | None = 0):
     import pandas as pd
 
     name = p.name.lower()
-    try:
+    with table_read_errors(p):
         if name.endswith((".parquet", ".pq")):
             import pyarrow.parquet as pq
 
@@ -63,15 +81,6 @@ def _read_table(p: Path, sep: str | None = None, decimal: str = ".", header: int
                                          "check the separator and decimal mark (for example --sep ';' --decimal ',') "
                                          "and that every row has one value per header column"))
             return df
-    except DataFileError:
-        raise
-    except FileNotFoundError as exc:
-        raise DataFileError(_fmt(str(p), "does not exist", "pass the path of an existing CSV or Parquet file")) from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(_fmt(str(p), "is not a text CSV file (cannot decode it)", "pass a UTF-8 CSV, or a Parquet / NPY file")) from exc
-    except Exception as exc:  # pandas / pyarrow parser errors
-        raise DataFileError(_fmt(str(p), f"cannot be parsed ({type(exc).__name__}: {exc})",
-                                 "check the file is a complete CSV (comma-separated, header row) or Parquet file")) from exc
     raise DataFileError(_fmt(str(p), "has an unknown suffix", "pass a .csv, .csv.gz, .parquet or .pq file"))
 
 

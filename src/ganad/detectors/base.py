@@ -1575,12 +1575,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 # AnoGAN's default score reads the knn component alone: the latent search over the
                 # reference rows would run for nothing (the own score's standardisation counts 0 at weight 1)
                 from ganad.scoring.composition import WeightedSum
-                own, self.composer_ = self.composer_, WeightedSum({"knn": 1.0})  # scores the knn component alone
-                try:
-                    res = self._score(ref, ["knn"])
-                finally:
-                    self.composer_ = own
-                self.composer_ = KnnBlend.fit(own, res.components, w, own=False)
+                res = self._score(ref, ["knn"], composer=WeightedSum({"knn": 1.0}))
+                self.composer_ = KnnBlend.fit(self.composer_, res.components, w, own=False)
             else:
                 res = self.score_components(ref)
                 self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
@@ -1733,11 +1729,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
         return self._score(X, None, return_map, return_reconstruction)
 
-    def _score(self, X, needed, return_map=False, return_reconstruction=False) -> ScoreResult:
-        """score_components, computing only the components in ``needed`` (None: all of them)."""
+    def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None) -> ScoreResult:
+        """score_components, computing only the components in ``needed`` (None: all of them); ``composer``:
+        the one the scores are composed with instead of ``composer_`` (fit, before ``composer_`` is final)."""
         if torch.get_default_dtype() != torch.float32:
             with _float32_default():
-                return self._score(X, needed, return_map, return_reconstruction)
+                return self._score(X, needed, return_map, return_reconstruction, composer)
         X = self._validate_for_scoring(X)
         from ganad.progress import scoring_bar
         with scoring_bar(len(X), f"scoring ({type(self).__name__})", self.verbose, slow=self._search_scoring()) as bar:
@@ -1745,9 +1742,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 if bar is not None:
                     bar.batch(0, len(X))
                 return self._score_ensemble(X, needed, return_map, return_reconstruction)
-            return self._score_single(X, needed, return_map, return_reconstruction, bar)
+            return self._score_single(X, needed, return_map, return_reconstruction, bar, composer)
 
-    def _score_single(self, X, needed, return_map, return_reconstruction, bar) -> ScoreResult:
+    def _score_single(self, X, needed, return_map, return_reconstruction, bar, composer=None) -> ScoreResult:
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
@@ -1779,7 +1776,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 if bar is not None:
                     bar.done_batch()
         components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
-        scores = self._guard_scores(np.asarray(self.composer_(components), dtype=np.float64))
+        scores = self._guard_scores(np.asarray((composer or self.composer_)(components), dtype=np.float64))
         return ScoreResult(
             scores=scores, components=components,
             map=np.concatenate(maps) if return_map else None,

@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ganad.data.windows import TIME_COLUMN_NAMES, _numeric_column, _read_table, _time_axis
+from ganad.data.windows import TIME_COLUMN_NAMES, _numeric_column, _read_table, _time_axis, table_read_errors
 from ganad.exceptions import DataFileError, _fmt
 
 
@@ -70,18 +70,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     header = 0
     if p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):  # a first line of numbers only is data, as for tables
         from ganad.data.readers import _csv_header
-        from ganad.exceptions import InputError
-        try:
+        with table_read_errors(p):  # an empty or binary file: named, as the table itself would be
             header = _csv_header(p, sep or ("\t" if p.name.lower().endswith(".tsv") else ","), decimal, exclude)
-        except (InputError, DataFileError):
-            raise
-        except FileNotFoundError as exc:
-            raise DataFileError(_fmt(str(p), "does not exist", "pass the path of an existing CSV or Parquet file")) from exc
-        except UnicodeDecodeError as exc:
-            raise DataFileError(_fmt(str(p), "is not a text CSV file (cannot decode it)", "pass a UTF-8 CSV, or a Parquet / NPY file")) from exc
-        except Exception as exc:  # pandas' EmptyDataError (an empty file) and parser errors
-            raise DataFileError(_fmt(str(p), f"cannot be read as CSV ({type(exc).__name__}: {exc})",
-                                     "check the file is a complete CSV (comma-separated, header row) or Parquet file")) from exc
     df = _read_table(p, sep, decimal, header=header)
     # no header: the channels are named as an NPY array's, so that another such file reads the same
     df.columns = cols = [f"ch{c}" for c in range(df.shape[1])] if header is None else [str(c) for c in df.columns]

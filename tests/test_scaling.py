@@ -287,3 +287,41 @@ def test_features_in_small_units_are_not_constant():
     s = Scaler("per-feature").fit((X * 1e-8).astype(np.float32))
     z = s.transform((X[:5] * 1e-8).astype(np.float32))
     assert np.isfinite(z).all() and np.abs(z).max() < 10  # standardised, not 1e-8-sized residues of a constant
+
+
+@pytest.mark.parametrize("kind", ["per-feature", "standard"])
+def test_a_constant_feature_of_large_magnitude_reaches_the_networks_within_its_training_range(kind):
+    """A feature at 1e18 whose values vary by rounding noise (1e-13 of the value) was called constant
+    and given scale 1: its training values reached the networks as ±8e5, hid a 50-sigma anomaly in
+    another feature and made training diverge at 1e24. Its scale is now its training range."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    X[:, 3] = 1e18 * (1 + 1e-13 * rng.normal(size=200))
+    s = Scaler(kind).fit(X)
+    Z = s.transform(X)
+    assert np.abs(Z[:, 3]).max() <= 1.0
+    assert s.scale[3] == pytest.approx(X[:, 3].max() - X[:, 3].min())
+    assert np.abs(Z[:, :3]).std(axis=0).min() > 0.5  # the other features are standardised as before
+    det = ganad.GANomaly(**KW).fit(X)
+    A = X[:5].copy()
+    A[:, 0] += 50
+    assert det.predict(A).all() and det.decision_function(A).min() > det.decision_function(X[:5]).max()
+
+
+@pytest.mark.parametrize("kind", ["per-feature", "standard"])
+@pytest.mark.parametrize("magnitude", [1e-170, 1e-310])
+def test_features_of_tiny_magnitude_are_standardised_not_zeroed(kind, magnitude):
+    """The variance of values below ~1e-154 underflowed to 0, the scale fell back to 1 and every
+    scaled value was 0: every score 0, nothing ever flagged."""
+    X = np.random.default_rng(0).normal(size=(200, 3)) * magnitude
+    s = Scaler(kind).fit(X)
+    Z = s.transform_unclipped(X)
+    assert np.allclose(Z.std(axis=0), 1.0, atol=0.05) and np.allclose(Z.mean(axis=0), 0.0, atol=0.05)
+    if kind == "per-feature":
+        assert s.mode == ["continuous"] * 3
+
+
+def test_minmax_of_the_widest_float64_range_is_finite():
+    X = np.array([[-1.7e308], [1.7e308], [0.0]])
+    s = Scaler("minmax").fit(X)
+    assert np.isfinite(s.scale).all() and np.allclose(s.transform(X).ravel(), [-1, 1, 0])

@@ -31,6 +31,28 @@ def is_constant(v: np.ndarray, lo: float, hi: float, mean: float) -> bool:
         return bool(np.array_equal(v.astype(np.float32), v))
 
 
+def _moments(X: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature mean, std, min and max in float64, exact at every finite magnitude: a feature whose
+    values are below ~1e-100 or above ~1e100 is divided by its largest magnitude first, since its
+    squares (and, at 1e300, its sums) would underflow to 0 or overflow to inf in float64."""
+    mean = X.mean(axis=axes, dtype=np.float64)
+    std = X.std(axis=axes, dtype=np.float64)
+    lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
+    ref = np.maximum(np.abs(lo), np.abs(hi))
+    for j in np.flatnonzero((ref > 0) & ((ref < 1e-100) | (ref > 1e100))):
+        v = np.moveaxis(X, 1, 0)[j].astype(np.float64) / ref[j]  # in [-1, 1]: no under- or overflow
+        mean[j], std[j] = v.mean() * ref[j], v.std() * ref[j]
+    return mean, std, lo, hi
+
+
+def constant_scale(lo, hi):
+    """The scale of a feature the scaler calls constant: 1 (a deviation at test time shows in the
+    input's own units), or the training range where that is wider than 1 (rounding noise of a feature at
+    1e18 spans ±1e5: its training values would otherwise reach the networks in those units)."""
+    with np.errstate(over="ignore"):  # evaluated for every feature by np.where: ±1e308 spans inf, unused
+        return np.maximum(1.0, np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64))
+
+
 class Scaler:
     """Per-feature (vectors) or per-channel (series, images) scaling.
 
@@ -44,7 +66,8 @@ class Scaler:
     - ``constant`` (range ≤ ``tol · max(|min|, |max|)``, ``tol`` = 1e-6 for float32 values, 1e-12
       for other float64 values: :func:`is_constant`): centred on its training value, scale 1
       (a deviation at test time shows in the input's own units and is never divided by a
-      near-zero std);
+      near-zero std), or its training range where that is wider than 1 (the rounding noise of
+      a feature of magnitude 1e18: :func:`constant_scale`);
     - ``discrete`` (at most ``max_levels`` distinct values: binary, one-hot, flags, small
       counts): mapped by the training min/max to [-1, 1], so a rare level is ±1 and not
       ``1/std`` (a flag on in 1 training row of 1,000 would otherwise be z ≈ 31);
@@ -97,20 +120,21 @@ class Scaler:
     def fit(self, X: np.ndarray) -> "Scaler":
         axes = self._axes(X)
         if self.kind == "standard":
-            shift = X.mean(axis=axes, dtype=np.float64)
-            scale = X.std(axis=axes, dtype=np.float64)
+            shift, scale, lo_, hi_ = _moments(X, axes)
         elif self.kind == "minmax":
-            lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
-            shift, scale = (hi + lo) / 2, (hi - lo) / 2
+            lo_, hi_ = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
+            shift, scale = hi_ / 2 + lo_ / 2, hi_ / 2 - lo_ / 2  # halves first: ±1e308 does not overflow
         elif self.kind == "per-feature":
-            shift, scale = self._fit_per_feature(X, axes)
+            shift, scale, lo_, hi_ = self._fit_per_feature(X, axes)
         else:
             shift = np.zeros(X.shape[1]); scale = np.ones(X.shape[1])
-        # a scale of 1 where the training range is float64 rounding noise (as is_constant's bound); every other
-        # feature keeps its scale however small beside its mean (1e9 ± 1e-3: std 6e-4 < 1e-12 · 1e9)
-        hi_, lo_ = X.max(axis=axes).astype(np.float64), X.min(axis=axes).astype(np.float64)
-        flat = hi_ - lo_ <= 1e-12 * np.maximum(np.abs(hi_), np.abs(lo_))
-        scale = np.where(flat | ~(scale > 0), 1.0, scale)
+            lo_, hi_ = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
+        # the constant scale where the training range is float64 rounding noise (as is_constant's bound); every
+        # other feature keeps its scale however small beside its mean (1e9 ± 1e-3: std 6e-4 < 1e-12 · 1e9)
+        with np.errstate(over="ignore"):
+            flat = hi_ - lo_ <= 1e-12 * np.maximum(np.abs(hi_), np.abs(lo_))
+        if self.kind != "none":
+            scale = np.where(flat | ~(scale > 0), constant_scale(lo_, hi_), scale)
         # float64, and stored so: a shift of 1.7e9 (UNIX timestamps) rounded to float32 is off by up to 64
         self.shift, self.scale = np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64)
         if self.clip is not None:
@@ -122,21 +146,19 @@ class Scaler:
             self.hi = (tmax + np.float32(self.clip) * width).astype(np.float32)
         return self
 
-    def _fit_per_feature(self, X: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
-        mean = X.mean(axis=axes, dtype=np.float64)
-        std = X.std(axis=axes, dtype=np.float64)
-        lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
+    def _fit_per_feature(self, X: np.ndarray, axes):
+        mean, std, lo, hi = _moments(X, axes)
         shift, scale, mode = mean.copy(), std.copy(), []
         Xc = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1)  # (features, values)
         for j in range(X.shape[1]):
             if is_constant(Xc[j], lo[j], hi[j], mean[j]):
-                mode.append("constant"); shift[j], scale[j] = mean[j], 1.0
+                mode.append("constant"); shift[j], scale[j] = mean[j], constant_scale(lo[j], hi[j])
             elif self._n_levels_le(Xc[j], self.max_levels):
-                mode.append("discrete"); shift[j], scale[j] = (hi[j] + lo[j]) / 2, (hi[j] - lo[j]) / 2
+                mode.append("discrete"); shift[j], scale[j] = hi[j] / 2 + lo[j] / 2, hi[j] / 2 - lo[j] / 2
             else:
                 mode.append("continuous")
         self.mode = mode
-        return shift, scale
+        return shift, scale, lo, hi
 
     def _bc(self, v: np.ndarray, ndim: int) -> np.ndarray:
         return v.reshape((1, -1) + (1,) * (ndim - 2))

@@ -403,3 +403,23 @@ def test_dataframe_value_errors_name_the_column():
         check_array(pd.DataFrame({"a": [1.0, 2, 3], "big": [1, 1e300, 3]}))
     with pytest.raises(InputError, match=r"flat feature 1"):
         check_array(np.array([[1.0, np.nan]]))
+
+
+def test_64_bit_integers_float64_cannot_hold_exactly_are_named_in_a_warning():
+    """2**62 + k for k < 1000 became a handful of float64 values: the scaler called the column
+    constant and the CLI said it "holds one value in every training row", with no word of why."""
+    from ganad.data.validation import check_array
+    from ganad.exceptions import PrecisionWarning
+    rng = np.random.default_rng(0)
+    X = np.c_[(rng.normal(size=(50, 2)) * 100).astype(np.int64), 2 ** 62 + rng.integers(0, 1000, 50)]
+    with pytest.warns(PrecisionWarning, match=r"flat feature 2.*2\*\*53.*Fix:"):
+        check_array(X, "X", dtype="float")
+    df = pd.DataFrame(X, columns=["a", "b", "ts_ns"])
+    with pytest.warns(PrecisionWarning, match="'ts_ns'"):
+        check_array(df, "X", dtype="float")
+    with pytest.warns(PrecisionWarning):
+        check_array(np.full((10, 1), 2 ** 63 + 5, dtype=np.uint64), "X", dtype="float")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ordinary integers, and 2**53 itself, warn of nothing
+        check_array(np.c_[X[:, :2], np.full(50, 2 ** 53)], "X", dtype="float")

@@ -37,6 +37,11 @@ class TrainingDiverged(GanadError, FloatingPointError):
     collapsed discriminator) after the divergence guard's roll-backs; names stage, epoch and symptom."""
 
 
+class PrecisionWarning(UserWarning):
+    """Input values that float64 cannot hold exactly (64-bit integers beyond 2**53): neighbouring
+    values become one, so ganad sees less variation than the data have."""
+
+
 class AmbiguousShapeWarning(UserWarning):
     """Samples whose shape reads two ways (``(n, 28, 28)``: series windows of 28 channels, or 28 x 28
     images without a channel axis); ganad reads them one way and says how to ask for the other."""

@@ -86,6 +86,8 @@ def check_array(
         dtype = np.float32 if np.can_cast(arr.dtype, np.float32, "safe") else np.float64
     if arr.dtype != np.float32 and arr.dtype != bool:
         _check_float32_range(arr, name, columns)  # refused even where float64 is kept: the networks are float32
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize >= 8:
+        _warn_inexact_integers(arr, name, columns)
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():
@@ -120,6 +122,30 @@ def _check_float32_range(arr: np.ndarray, name: str, columns: list[str] | None =
                                     f"(value {float(arr.reshape(arr.shape[0], -1)[row, col]):.3g})",
                               "these values are out of range for ganad's float32 networks: fix or drop these rows, "
                               "or rescale the feature (for example take its logarithm) before passing the data"))
+
+
+#: integers beyond this magnitude are not all exactly representable in float64
+FLOAT64_EXACT_INT = 2 ** 53
+
+
+def _warn_inexact_integers(arr: np.ndarray, name: str, columns: list[str] | None = None) -> None:
+    """Warn (:class:`PrecisionWarning`) when 64-bit integers lie beyond 2**53: as float64, which ganad
+    computes its statistics in, neighbouring values there are one value (2**62 + k for k < 512 all
+    become 2**62), so a column of large IDs or nanosecond timestamps loses its variation."""
+    import warnings
+
+    from ganad.exceptions import PrecisionWarning
+    flat = arr.reshape(arr.shape[0], -1)
+    with np.errstate(over="ignore"):
+        big = (flat > FLOAT64_EXACT_INT) | ((flat < -FLOAT64_EXACT_INT) if arr.dtype.kind == "i" else False)
+    cols = np.flatnonzero(big.any(axis=0))
+    if len(cols) == 0:
+        return
+    where = ([repr(columns[c]) for c in cols[:5]] if columns is not None and arr.ndim == 2 else [f"flat feature {c}" for c in cols[:5]])
+    warnings.warn(f"{name}: {len(cols)} column(s) ({', '.join(where)}{', ...' if len(cols) > 5 else ''}) hold integers beyond "
+                  f"2**53, which float64 cannot hold exactly: neighbouring values become one (2**62 + k for every k < 512 "
+                  f"is 2**62). Fix: subtract an offset (for example the column's minimum) or drop the column (IDs, "
+                  f"timestamps) before passing the data", PrecisionWarning, stacklevel=3)
 
 
 def check_labels(y, n: int, name: str = "y") -> np.ndarray:

@@ -754,3 +754,14 @@ def test_fit_notes_constant_and_label_columns_and_score_names_the_excludes(tmp_p
                             "--exclude", "site"])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "lacks training column(s) ['y']" in out and "fit again without it (CLI: --exclude y)" in out
+
+
+def test_evaluate_scores_no_axis_can_show_leave_nothing_written(tmp_path):
+    """Scores from -1e308 to 1e308: metrics.json, roc.png and pr.png were written, then the report's
+    histogram failed ("cannot convert float NaN to integer") and the folder stayed half-written."""
+    pd.DataFrame({"index": range(20), "score": [1e308] * 10 + [-1e308] * 10}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"label": [0] * 10 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "y.csv"), "-o", str(tmp_path / "ev")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "overflows" in msg and "Fix:" in msg, r.output
+    assert not (tmp_path / "ev").exists()

@@ -1073,17 +1073,17 @@ def evaluate(
                              "the false-positive rate or the recall of one class needs the model's decisions). "
                              "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
-        output.mkdir(parents=True, exist_ok=True)
-        write_text(output / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
         from ganad.report import pr_figure, roc_figure, save_png, write_report
+        # the report first (its atomic write makes the folder): it draws every figure, so data no figure can show fails here with nothing written
+        write_report(output / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
+                     threshold=tau, metrics=ev.to_dict())
         if one_class:  # no curves: a stale pair from an earlier evaluation (--overwrite) must not stay beside these metrics
             for name in ("roc.png", "pr.png"):
                 (output / name).unlink(missing_ok=True)
         else:
             save_png(roc_figure(y, s, tau), output / "roc.png")
             save_png(pr_figure(y, s, tau), output / "pr.png")
-        write_report(output / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
-                     threshold=tau, metrics=ev.to_dict())
+        write_text(output / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())

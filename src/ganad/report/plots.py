@@ -266,6 +266,11 @@ def score_axis(scores, threshold: float | None = None, x_scale: str = "auto", cl
     if x_scale not in ("auto", "linear", "log", "clip"):
         raise InputError(_fmt("x_scale", f"is {x_scale!r}", "use 'auto', 'linear', 'log' or 'clip'"))
     lo, hi = float(s.min()), float(s.max())
+    with np.errstate(over="ignore"):
+        if not np.isfinite(hi - lo):  # numpy's bins and matplotlib's axes would be inf wide
+            raise InputError(_fmt("scores", f"span {lo:.3g} to {hi:.3g}, wider than float64 can hold (their difference "
+                                            "overflows), so no axis can show them", "rescale the scores (for example divide "
+                                                                                    "them by 1e300) before plotting them"))
     positive = lo > 0 and (threshold is None or threshold > 0)
     if x_scale == "log" and not positive:
         raise InputError(_fmt("x_scale", "is 'log' but some scores (or the threshold) are not positive", "use 'auto', 'linear' or 'clip'"))

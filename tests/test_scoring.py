@@ -541,3 +541,13 @@ def test_the_default_score_runs_no_inversion_and_gives_the_same_scores(method, m
     det.set_params(knn_weight=0.75).calibrate(X[150:200])  # the own score blended in again: E and G needed
     det.decision_function(X[200:])
     assert calls
+
+
+def test_svm_composer_refuses_validation_components_that_give_one_decision_value():
+    """Identical validation components (ten normal, ten anomalous) fitted a flat SVM: every later
+    input got the same score, with no error (threshold='mcc' on the same data refuses)."""
+    comps = {"a": np.ones(20), "b": np.full(20, 2.0)}
+    y = np.r_[np.zeros(10), np.ones(10)].astype(int)
+    with pytest.raises(InputError, match="one decision value") as e:
+        SVMComposer.fit(comps, y)
+    assert "Fix:" in str(e.value)

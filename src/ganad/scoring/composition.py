@@ -321,6 +321,12 @@ class SVMComposer:
         Z = (X - med) / scale
         svc = SVC(kernel="rbf", C=C, gamma=gamma, class_weight="balanced").fit(Z, y)  # deterministic without probability=True
         f = svc.decision_function(Z)  # > 0 means class 1 (anomaly)
+        if not np.ptp(f) > 1e-9 * max(1.0, float(np.abs(f).max())):  # identical components: a flat SVM, one score for every input
+            raise InputError(_fmt("X_val", f"gives the SVM composition one decision value for all {len(y)} validation samples "
+                                           "(their components do not tell the classes apart: identical or near-identical rows), so "
+                                           "every input would get the same score",
+                                  "calibrate on validation samples whose components differ (more varied normal and anomalous "
+                                  "samples), or use compose='default' or 'standardised', which need no labels"))
         a, b = platt_fit(f, y)
         return cls(names, med, scale, svc.support_vectors_, svc.dual_coef_[0], svc.intercept_[0], svc._gamma, a, b, C)
 

@@ -398,6 +398,12 @@ class SeriesDetector(BaseEstimator):
         validation groups among 0 and fractions of the window up to one window
         (benchmarks/SERIES_RESULTS.md, fourteenth session). A stream closes an event
         ``event_gap + 1`` points after its last anomalous point.
+
+    Attributes (after ``fit``): ``threshold_``; ``decision_scores_``, the training points' scores
+    (this fit's: a model file keeps their distribution as ``reference_scores_``, at most 10,000
+    quantiles, which is what ``predict_proba`` and calibration read, so a loaded model has
+    ``reference_scores_`` and not ``decision_scores_``); ``detector_``, the wrapped window detector;
+    ``channels_``; ``window_``, ``stride_``, ``event_gap_``.
     """
 
     def __init__(self, detector="ganomaly", window: int = 64, stride: int | None = None, contamination: float = 0.01,

@@ -305,6 +305,7 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
             return int(f)
     # the ids as written: iterrows makes one row of numbers float, so that a series 1 read as 1.0 matched nothing
     rg_series = rg["series"].astype(str).to_numpy() if "series" in rg.columns else np.empty(0, dtype=object)
+    bounds = []
     for k, row in rg.iterrows():
         if pd.isna(row["start"]) or pd.isna(row["end"]):
             raise DataFileError(_fmt(f"{ranges} row {k}", "has an empty start or end", "fill in both ends of every range (end included)"))
@@ -320,15 +321,30 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
         if not by_time and s < 0:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"starts at a negative row index ({s})", "write row indices from 0"))
         if by_time and axis.dtype.kind not in "iuf":  # datetimes: the bounds in the column's unit
-            sel = (axis >= np.asarray(s).astype(axis.dtype)) & (axis <= np.asarray(e).astype(axis.dtype))
-        else:  # numbers compared as they are (cast to whole times, a range 10.5-12 would have taken time 10)
-            sel = (axis >= s) & (axis <= e)
-        if "series" in rg.columns and "series" in df.columns:
-            sel &= df["series"].astype(str).to_numpy() == rg_series[k]
-        if not sel.any():
+            s, e = np.asarray(s).astype(axis.dtype), np.asarray(e).astype(axis.dtype)
+        # numbers are compared as they are (cast to whole times, a range 10.5-12 would have taken time 10)
+        bounds.append((k, row, s, e))
+    # the rows of each series (all rows without a series column), split once: a range marks the rows of its
+    # series whose index or time lies in [start, end], found by binary search where the axis is sorted (as
+    # `ganad score` writes it), so labelling costs O((points + ranges) log points), not points × ranges
+    per_series = "series" in rg.columns and "series" in df.columns
+    if per_series:
+        codes, keys = pd.factorize(df["series"].astype(str), sort=False)
+        groups = {str(key): np.flatnonzero(codes == i) for i, key in enumerate(keys)}
+    else:
+        groups = {None: np.arange(len(df))}
+    sorted_axis = {g: (ix, axis[ix], bool(len(ix) < 2 or np.all(axis[ix][1:] >= axis[ix][:-1]))) for g, ix in groups.items()}
+    for i, (k, row, s, e) in enumerate(bounds):
+        ix, ax, ordered = sorted_axis.get(rg_series[i] if per_series else None, (np.empty(0, np.int64), axis[:0], True))
+        if ordered:
+            lo, hi = np.searchsorted(ax, s, side="left"), np.searchsorted(ax, e, side="right")
+            hit = ix[lo:hi] if hi > lo else ix[:0]
+        else:
+            hit = ix[(ax >= s) & (ax <= e)]
+        if len(hit) == 0:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"({row['start']}, {row['end']}) covers none of the scored points",
                                      "check the range is in the same units (row index or time) as the scores file"))
-        y[sel] = 1
+        y[hit] = 1
     return y
 
 

@@ -126,17 +126,35 @@ def pa_k_f1(y_true, y_pred, ks=range(0, 101)) -> dict:
 
 
 def _buffered(y: np.ndarray, window: int) -> np.ndarray:
-    """TSB-UAD's extend_postive_range: soft labels sqrt(1 - d / window) next to each range."""
+    """TSB-UAD's extend_postive_range: soft labels sqrt(1 - d / window) next to each range.
+
+    One pass per distance d < window // 2 over every range at once (the reference loops over the
+    ranges, four small array operations each: 2.6M calls for 10,000 ranges and 65 buffers); the
+    contributions of several ranges to one point add up as there, before the cap at 1."""
     lab = y.astype(np.float64).copy()
     n = len(lab)
     if window <= 0:
         return lab
-    for s, e in label_ranges(y):
-        x1 = np.arange(e, min(e + window // 2, n))
-        lab[x1] += np.sqrt(1 - (x1 - e) / window)
-        x2 = np.arange(max(s - window // 2, 0), s)
-        lab[x2] += np.sqrt(1 - (s - x2) / window)
+    ev = label_ranges(y)
+    if not ev:
+        return lab
+    starts, ends = np.array([a for a, _ in ev]), np.array([b for _, b in ev])
+    for d in range(window // 2):
+        w = np.sqrt(1 - d / window)
+        after = ends + d  # x1 = e + d < min(e + window // 2, n)
+        lab[after[after < n]] += w
+        before = starts - d - 1  # x2 = s - d - 1 >= max(s - window // 2, 0): d + 1 <= window // 2
+        lab[before[before >= 0]] += np.sqrt(1 - (d + 1) / window)
     return np.minimum(lab, 1.0)
+
+
+def _descending(s: np.ndarray, n_thresholds: int):
+    """The scores' descending order and the thresholds of :func:`range_pr_roc`: the same for every buffer."""
+    order = np.argsort(-s, kind="stable")
+    s_desc = s[order]
+    thr = s_desc[np.linspace(0, len(s) - 1, n_thresholds).astype(int)]
+    npred = np.searchsorted(-s_desc, -thr, side="right")                   # points with s >= t
+    return order, thr, npred
 
 
 def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tuple[float, float]:
@@ -144,21 +162,24 @@ def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tu
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
     _both_classes(y)
+    return _range_pr_roc(y, s, int(buffer), _descending(s, n_thresholds))
+
+
+def _range_pr_roc(y: np.ndarray, s: np.ndarray, buffer: int, desc) -> tuple[float, float]:
+    order, thr, npred = desc
     P = float(np.count_nonzero(y))
-    lab = _buffered(y, int(buffer))
+    lab = _buffered(y, buffer)
     segs = label_ranges(lab > 0)
     seg_s = np.array([a for a, _ in segs])
     seg_e = np.array([b for _, b in segs]) + 1
     # every threshold's predicted set is the points scoring >= it: counted from the scores in descending
     # order (prefix sums), never as a thresholds x points matrix (250 x n numbers: GBs for a long series)
-    order = np.argsort(-s, kind="stable")
-    s_desc = s[order]
-    thr = s_desc[np.linspace(0, len(s) - 1, n_thresholds).astype(int)]
-    npred = np.searchsorted(-s_desc, -thr, side="right")                   # points with s >= t
     tp = np.concatenate([[0.0], np.cumsum(lab[order])])[npred]
     p_new = (P + lab.sum()) / 2
     recall = np.minimum(tp / p_new, 1.0)
-    seg_max = np.array([s[a:b].max() for a, b in zip(seg_s, seg_e)])     # a segment exists once its top point is predicted
+    # a segment exists once its top point is predicted: each segment's maximum in one reduceat over
+    # [start, end) pairs (the padding makes an end at n a valid index)
+    seg_max = np.maximum.reduceat(np.r_[s, -np.inf], np.column_stack([seg_s, seg_e]).ravel())[::2]
     existence = (seg_max[None, :] >= thr[:, None]).sum(1) / len(segs)
     tpr = recall * existence
     fpr = (npred - tp) / (len(lab) - p_new)
@@ -175,7 +196,11 @@ def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     """VUS-ROC and VUS-PR: range AUCs averaged over buffers 0, step, ..., max_buffer points."""
     if not is_int(max_buffer) or max_buffer < 0:
         raise InputError(_fmt("max_buffer", f"is {max_buffer!r}", "pass a buffer length >= 0 (points), e.g. the window length"))
-    res = np.array([range_pr_roc(y_true, scores, b) for b in range(0, int(max_buffer) + 1, max(1, int(step)))])
+    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
+    s = _scores(scores, len(y))
+    _both_classes(y)
+    desc = _descending(s, 250)  # sorted once: the scores are the same at every buffer
+    res = np.array([_range_pr_roc(y, s, b, desc) for b in range(0, int(max_buffer) + 1, max(1, int(step)))])
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
 
 

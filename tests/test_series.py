@@ -401,7 +401,12 @@ def test_scoring_in_blocks_of_points_gives_the_one_pass_scores(fitted, anomalous
     segs = D._segments(len(anomalous_series), t, None, fitted.gaps, float(fitted.gap_factor), "X")
     wins, layout = fitted._windows(anomalous_series, segs, skip_short=False, name="X")
     ws, wm = fitted._score_windows(wins)
-    s1, c1 = fitted._points(anomalous_series, layout, ws, wm / np.asarray(fitted.channel_baseline_)[None, :, None])
+    wm = wm / np.asarray(fitted.channel_baseline_)[None, :, None]
+    s1, c1 = np.full(len(anomalous_series), np.nan), np.full(anomalous_series.shape, np.nan)
+    off = 0
+    for idx, starts, n in layout:
+        s1[idx], c1[idx] = D.aggregate(ws[off:off + n], wm[off:off + n], starts, fitted.window_, len(idx))
+        off += n
     np.testing.assert_array_equal(ref.scores, s1)
     np.testing.assert_array_equal(ref.contributions, c1)
     for block in (1, 3 * 32 * 8, 3 * 32 * 8 * 5 + 7):  # one stride of windows per block, one window, odd sizes
@@ -410,6 +415,31 @@ def test_scoring_in_blocks_of_points_gives_the_one_pass_scores(fitted, anomalous
         np.testing.assert_array_equal(r.scores, ref.scores)
         np.testing.assert_array_equal(r.contributions, ref.contributions)
         assert r.events.equals(ref.events)
+
+
+def test_fit_scores_its_training_windows_in_blocks_as_one_pass_would(monkeypatch):
+    """fit scored every training window at once with its residual map (window / stride copies of every
+    point and channel: 3.75 GB for 1M points x 20 channels); it now keeps only the window scores and
+    the channels' residual sums, block by block. Same training points, threshold and baseline."""
+    import ganad.series.detector as D
+    X = _series(1500, seed=3)
+    kw = dict(window=32, stride=8, detector_params={"epochs": 1, "random_state": 0, "width": 8})
+    ref = SeriesDetector("fanogan", **kw).fit(X)
+    # the one-pass definition on the fitted model: every window and map at once
+    segs = D._segments(len(X), None, None, ref.gaps, float(ref.gap_factor), "X")
+    wins, layout = ref._windows(X, segs, skip_short=True, name="X")
+    with ref.detector_._scoring_training_rows():
+        ws, wm = ref._score_windows(wins)
+    (idx, starts, n), = layout
+    pts, _ = D.aggregate(ws, None, starts, ref.window_, len(idx))
+    np.testing.assert_array_equal(ref.decision_scores_, pts)
+    np.testing.assert_allclose(ref.channel_baseline_, wm.astype(np.float64).mean(axis=(0, 2)), rtol=1e-12)
+    for block in (1, 3 * 32 * 5 + 7):  # one window per block, odd sizes
+        monkeypatch.setattr(D, "SCORE_BLOCK", block)
+        sd = SeriesDetector("fanogan", **kw).fit(X)
+        np.testing.assert_array_equal(sd.decision_scores_, ref.decision_scores_)
+        assert sd.threshold_ == ref.threshold_
+        np.testing.assert_allclose(sd.channel_baseline_, ref.channel_baseline_, rtol=1e-12)
 
 
 def test_an_event_in_one_of_many_channels_names_that_channel_alone():

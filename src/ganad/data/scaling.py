@@ -31,12 +31,20 @@ def is_constant(v: np.ndarray, lo: float, hi: float, mean: float) -> bool:
         return bool(np.array_equal(v.astype(np.float32), v))
 
 
+#: numbers transformed at a time by :meth:`Scaler.transform_unclipped` (its float64 intermediate: 32 MB)
+TRANSFORM_BLOCK = 2 ** 22
+
+
 def _moments(X: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-feature mean, std, min and max in float64, exact at every finite magnitude: a feature whose
     values are below ~1e-100 or above ~1e100 is divided by its largest magnitude first, since its
     squares (and, at 1e300, its sums) would underflow to 0 or overflow to inf in float64."""
-    mean = X.mean(axis=axes, dtype=np.float64)
-    std = X.std(axis=axes, dtype=np.float64)
+    if X.ndim == 2:
+        mean = X.mean(axis=axes, dtype=np.float64)
+        std = X.std(axis=axes, dtype=np.float64)
+    else:  # one channel at a time: std's float64 temporary is a channel's, not the whole windowed array's
+        mean = np.array([X[:, j].mean(dtype=np.float64) for j in range(X.shape[1])])
+        std = np.array([X[:, j].std(dtype=np.float64) for j in range(X.shape[1])])
     lo, hi = X.min(axis=axes).astype(np.float64), X.max(axis=axes).astype(np.float64)
     ref = np.maximum(np.abs(lo), np.abs(hi))
     for j in np.flatnonzero((ref > 0) & ((ref < 1e-100) | (ref > 1e100))):
@@ -149,11 +157,11 @@ class Scaler:
     def _fit_per_feature(self, X: np.ndarray, axes):
         mean, std, lo, hi = _moments(X, axes)
         shift, scale, mode = mean.copy(), std.copy(), []
-        Xc = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1)  # (features, values)
         for j in range(X.shape[1]):
-            if is_constant(Xc[j], lo[j], hi[j], mean[j]):
+            v = X[:, j].reshape(-1)  # one feature's values (a copy of one channel, not of the whole array)
+            if is_constant(v, lo[j], hi[j], mean[j]):
                 mode.append("constant"); shift[j], scale[j] = mean[j], constant_scale(lo[j], hi[j])
-            elif self._n_levels_le(Xc[j], self.max_levels):
+            elif self._n_levels_le(v, self.max_levels):
                 mode.append("discrete"); shift[j], scale[j] = hi[j] / 2 + lo[j] / 2, hi[j] / 2 - lo[j] / 2
             else:
                 mode.append("continuous")
@@ -164,11 +172,19 @@ class Scaler:
         return v.reshape((1, -1) + (1,) * (ndim - 2))
 
     def transform_unclipped(self, X: np.ndarray) -> np.ndarray:
-        """(X - shift) / scale, computed in float64 and returned as float32 (what the networks take)."""
-        Z = np.subtract(X, self._bc(self.shift, X.ndim), dtype=np.float64)
-        Z /= self._bc(self.scale, X.ndim)
-        with np.errstate(over="ignore"):  # beyond float32 becomes inf: a non-finite score, reported as such
-            return Z.astype(np.float32)
+        """(X - shift) / scale, computed in float64 and returned as float32 (what the networks take);
+        in blocks of rows, so the float64 intermediate is a block's (about 4M numbers), not the whole
+        input's (twice the float32 result)."""
+        X = np.asarray(X)
+        shift, scale = self._bc(self.shift, X.ndim), self._bc(self.scale, X.ndim)
+        out = np.empty(X.shape, dtype=np.float32)
+        rows = max(1, TRANSFORM_BLOCK // max(1, int(np.prod(X.shape[1:]))))
+        for i in range(0, X.shape[0], rows):
+            Z = np.subtract(X[i:i + rows], shift, dtype=np.float64)
+            Z /= scale
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: a non-finite score, reported as such
+                out[i:i + rows] = Z
+        return out
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         Z = self.transform_unclipped(X)

@@ -109,6 +109,11 @@ def _check_float32_range(arr: np.ndarray, name: str, columns: list[str] | None =
     if arr.dtype.kind in "iu":
         if arr.dtype.itemsize < 16:
             return  # every 64-bit integer fits in float32's range (rounded)
+    flat = arr.reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):  # the extremes first (NaN ignored): no array-sized temporary
+        hi, lo = np.fmax.reduce(flat), np.fmin.reduce(flat)
+    if (np.isnan(hi) or hi <= FLOAT32_MAX) and (np.isnan(lo) or lo >= -FLOAT32_MAX):
+        return
     with np.errstate(invalid="ignore", over="ignore"):
         a = np.abs(arr.reshape(arr.shape[0], -1))
         too_big = np.isfinite(a) & (a > FLOAT32_MAX)

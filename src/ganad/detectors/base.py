@@ -1748,12 +1748,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
-        Xs = self.scaler_.transform(X)
         skip_inversion = self._scores_without_inversion(needed, return_map, return_reconstruction)
         bs = min(self._score_chunk(int(self.score_batch_size)), self._image_score_rows())
         with self._score_context():
-            for start in range(0, len(Xs), bs):
-                x = torch.from_numpy(Xs[start:start + bs]).to(self.device_)
+            for start in range(0, len(X), bs):  # scaled a batch at a time: no scaled copy of the whole input
+                x = torch.from_numpy(self.scaler_.transform(X[start:start + bs])).to(self.device_)
                 if bar is not None:
                     bar.batch(start, x.shape[0])
                 if skip_inversion:  # the score is the knn distance of D(x) and / or x alone: no E, G or search

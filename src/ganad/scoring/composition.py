@@ -250,22 +250,45 @@ class GridSearch(RobustStandardised):
 
 
 def platt_fit(f: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
-    """Platt's (A, B) for P(y=1 | f) = 1 / (1 + exp(A f + B)), Newton's method with Platt's smoothed targets."""
+    """Platt's (A, B) for P(y=1 | f) = 1 / (1 + exp(A f + B)) with Platt's smoothed targets, by
+    Lin, Lin and Weng's algorithm ("A note on Platt's probabilistic outputs for support vector
+    machines", Machine Learning 68, 2007; the one LIBSVM uses): Newton steps with a backtracking line
+    search on the cross entropy, computed without overflow. Plain Newton steps (what this was) run
+    away on well separated decision values, to |A| ≈ 1e13: a step function instead of log-odds."""
     f = np.asarray(f, dtype=np.float64)
     y = np.asarray(y).astype(np.int64)
     n1, n0 = int(y.sum()), int((y == 0).sum())
     t = np.where(y == 1, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
+
+    def objective(a: float, b: float) -> float:
+        z = a * f + b  # log(1 + exp(z)) - (1 - t) z, written for either sign of z
+        return float(np.sum(np.where(z >= 0, t * z + np.log1p(np.exp(-np.abs(z))), (t - 1) * z + np.log1p(np.exp(-np.abs(z))))))
+
     A, B = 0.0, math.log((n0 + 1.0) / (n1 + 1.0))
+    fval, sigma, eps, min_step = objective(A, B), 1e-12, 1e-5, 1e-10
     for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(np.clip(A * f + B, -500, 500)))
-        # gradient and Hessian of the cross entropy in (A, B); d p / d(Af+B) = -p(1-p)
-        d = t - p
-        g = np.array([np.dot(d, f), d.sum()])
-        w = p * (1 - p)
-        H = np.array([[np.dot(w, f * f), np.dot(w, f)], [np.dot(w, f), w.sum()]]) + 1e-12 * np.eye(2)
-        step = np.linalg.solve(H, g)
-        A, B = A - step[0], B - step[1]
-        if np.abs(step).max() < 1e-10:
+        z = A * f + B
+        e = np.exp(-np.abs(z))
+        p = np.where(z >= 0, e / (1 + e), 1 / (1 + e))  # P(y = 1 | f)
+        q = 1 - p
+        d2 = p * q
+        h11, h22, h21 = sigma + np.dot(f * f, d2), sigma + d2.sum(), np.dot(f, d2)
+        d1 = t - p
+        g1, g2 = np.dot(f, d1), d1.sum()
+        if abs(g1) < eps and abs(g2) < eps:
+            break
+        det = h11 * h22 - h21 * h21
+        dA, dB = -(h22 * g1 - h21 * g2) / det, -(-h21 * g1 + h11 * g2) / det
+        gd = g1 * dA + g2 * dB
+        step = 1.0
+        while step >= min_step:
+            nA, nB = A + step * dA, B + step * dB
+            nf = objective(nA, nB)
+            if nf < fval + 1e-4 * step * gd:
+                A, B, fval = nA, nB, nf
+                break
+            step /= 2.0
+        if step < min_step:  # no step lowers the objective: at the optimum up to rounding
             break
     return float(A), float(B)
 

@@ -765,3 +765,65 @@ def test_evaluate_scores_no_axis_can_show_leave_nothing_written(tmp_path):
     msg = " ".join(r.output.split())
     assert r.exit_code == 2 and "overflows" in msg and "Fix:" in msg, r.output
     assert not (tmp_path / "ev").exists()
+
+
+def test_training_progress_goes_to_stderr_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
+    """The training bar was drawn on stdout (rich's global console): `ganad fit > log` got a stale bar
+    line in the program's output and no progress on the terminal. Now stderr only; where stderr is not
+    a terminal (a log, CI) one plain line per epoch."""
+    X = np.random.RandomState(0).randn(300, 4)
+    pd.DataFrame(X, columns=list("abcd")).to_csv(tmp_path / "t.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--epochs", "3", "--set", "width=8"])
+    assert r.exit_code == 0, r.output
+    assert "epoch" not in r.stdout and "d_loss" not in r.stdout, r.stdout
+    assert [ln.split(" epoch ")[1].split()[0] for ln in r.stderr.splitlines() if " epoch " in ln] == ["1/3", "2/3", "3/3"], r.stderr
+    ganad.GANomaly(epochs=2, width=8, verbose=True, random_state=0).fit(X)  # the Python API alike
+    cap = capsys.readouterr()
+    assert "d_loss" not in cap.out and "epoch 2/2" in cap.err, (cap.out, cap.err)
+
+
+def test_stderr_is_not_wrapped_when_it_is_not_a_terminal(workdir, tmp_path):
+    """rich cut stderr at 80 columns in a log or a pipe, splitting paths and messages mid-word."""
+    out = tmp_path / ("a_really_long_directory_name_for_output_files_" * 2) / "scores_with_a_long_name.csv"
+    r = runner.invoke(app, ["score", str(workdir / "model"), str(workdir / "test.csv"), "-o", str(out), "--exclude", "id"])
+    assert r.exit_code == 0, r.output
+    assert any(str(out) in ln for ln in r.stderr.splitlines()), r.stderr
+
+
+def test_ctrl_c_says_what_it_left(monkeypatch, capsys):
+    """Ctrl-C exited 130 with nothing said (typer's exit for KeyboardInterrupt)."""
+    import ganad.cli as C
+
+    def interrupted():
+        raise SystemExit(130)
+
+    monkeypatch.setattr(C, "app", interrupted)
+    with pytest.raises(SystemExit) as e:
+        C.main()
+    assert e.value.code == 130 and "interrupted" in capsys.readouterr().err
+
+
+def test_a_class_beyond_a_clipped_axis_draws_without_a_numpy_warning():
+    """Rare anomalies far above the normal scores fall outside the clipped histogram axis: ax.hist
+    with density=True divided 0 by 0 (a RuntimeWarning on evaluate's stderr)."""
+    import warnings
+
+    from ganad.report import score_distribution_figure
+    rng = np.random.RandomState(0)
+    s = np.r_[rng.randn(20000), np.full(10, 1e6)]
+    y = np.r_[np.zeros(20000), np.ones(10)].astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score_distribution_figure(s, y)
+
+
+def test_the_runtime_probe_leaves_the_callers_torch_random_state_alone():
+    import torch
+
+    from ganad.runtime import dense
+    dense._STATE.clear()
+    torch.manual_seed(123)
+    ref = torch.rand(3)
+    torch.manual_seed(123)
+    dense.available()
+    assert torch.equal(torch.rand(3), ref)

@@ -359,6 +359,8 @@ def test_cli_tune_end_to_end(csvs):
     r = CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "model"), "--trials", "2", "--epochs", "1",
                                  "--val-data", str(csvs / "val.csv"), "--label-column", "label"])
     assert r.exit_code == 0, r.output
+    # one progress line per finished trial, on stderr (the search was silent until its final table)
+    assert "trial 0: AUROC" in r.stderr and "trial 1: AUROC" in r.stderr and "best so far" in r.stderr, r.stderr
     assert (csvs / "ganad-tune.db").exists()  # the default storage: beside the model
     rec = json.loads((csvs / "model" / "tuning.json").read_text())
     assert rec["objective"] == "labelled-auroc" and rec["study_name"] == "ganomaly-train"

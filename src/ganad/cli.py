@@ -21,7 +21,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="ganad: anomaly detection with generative adversarial networks.\n\n"
                        "Train on normal data with [bold]fit[/], score new data with [bold]score[/], "
                        "measure with [bold]evaluate[/]. Try [bold]ganad demo[/] first.")
-console = Console(stderr=True)
+class _StderrConsole(Console):
+    """stderr for notes, warnings and errors: wrapped to the width of a terminal, but not wrapped at all
+    when stderr is a file or a pipe (rich would cut every line at 80 columns there, splitting paths and
+    messages that a log is grepped for)."""
+
+    def print(self, *objects, soft_wrap=None, **kwargs):
+        super().print(*objects, soft_wrap=(not self.is_terminal) if soft_wrap is None else soft_wrap, **kwargs)
+
+
+console = _StderrConsole(stderr=True)
 out = Console()
 
 
@@ -399,7 +408,7 @@ def fit(
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUTPUT (refused without it)."),
     set_: List[str] = typer.Option([], "--set", help="Any model parameter as KEY=VALUE, typed like its default, e.g. --set width=8 --set search_eps=0.01. Repeatable; overrides --config and the options above."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of model parameters (key = value lines or a [params] table), e.g. epochs = 30."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of model parameters (key = value lines or a \\[params] table), e.g. epochs = 30."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint directory: the training state is written there atomically (every 60 s, or see --checkpoint-every) so that --resume can continue after a crash or a kill. See docs/training.md."),
     checkpoint_every: Optional[int] = typer.Option(None, help="With --checkpoint: write a checkpoint every N optimisation steps (default: every 60 s)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --checkpoint DIR (same data and options required; on CPU the model is the same as an uninterrupted run's)."),
@@ -1550,8 +1559,10 @@ def tune(
         t0 = time.perf_counter()
         made = _make_parent(output) if storage is None else []  # the default storage lies beside OUTPUT: -o new/dir/model works as for fit
         try:
+            from rich.markup import escape
             res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
-                         search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout)
+                         search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout,
+                         callbacks=[lambda study, trial: console.print(escape(T.trial_line(study, trial)))])
         except BaseException as exc:
             for d in made:  # refused before any trial: leave no empty folders behind
                 if d.is_dir() and not any(d.iterdir()):
@@ -1623,6 +1634,12 @@ def main():
     meanwhile) said in one line, exit status 1, instead of a traceback."""
     try:
         app()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer's exit for Ctrl-C (KeyboardInterrupt), which said nothing
+            console.print("[bold yellow]interrupted[/] (Ctrl-C). Files ganad writes (models, scores, reports) are replaced "
+                          "whole or not at all, so none was left half-written; a fit given --checkpoint-dir resumes with --resume, a tune study "
+                          "keeps its finished trials (the same command goes on)")
+        raise
     except OSError as exc:
         from rich.markup import escape
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""

@@ -745,12 +745,14 @@ def _redact(url: str | None) -> str | None:
 
 
 class _quiet_optuna:
-    """Optuna logs every trial at INFO; ganad prints its own table."""
+    """Optuna logs every trial at INFO, and a failed or interrupted one (Ctrl-C) as a WARNING with its
+    traceback; ganad prints its own table, its own line per trial (``ganad tune``) and its own errors
+    (a failed trial's reason is kept as its ``ganad_error``)."""
 
     def __enter__(self):
         import optuna
         self.level = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     def __exit__(self, *exc):
         import optuna
@@ -776,6 +778,25 @@ def write_tuning_record(det, model_dir) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return d / "tuning.json"
+
+
+def trial_line(study, trial) -> str:
+    """One line on a finished trial, for progress: its number, value or state, seconds, the best so far."""
+    import optuna
+    fit_s = trial.user_attrs.get("fit_s")
+    took = f" in {fit_s:.1f}s" if isinstance(fit_s, (int, float)) else ""
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        what = f"AUROC {trial.value:.4f}{took}"
+    elif trial.state == optuna.trial.TrialState.PRUNED:
+        what = f"pruned (epoch {trial.last_step})" if trial.last_step is not None else "pruned"
+    else:
+        what = f"failed ({trial.user_attrs.get('ganad_error') or trial.system_attrs.get('fail_reason', 'no reason recorded')})"
+    try:
+        best = study.best_trial
+        tail = f"; best so far {best.value:.4f} (trial {best.number})"
+    except ValueError:  # no completed trial yet
+        tail = ""
+    return f"trial {trial.number}: {what}{tail}"
 
 
 def trials_table(study, top: int = 10) -> list[dict]:

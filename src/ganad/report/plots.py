@@ -331,7 +331,8 @@ def score_distribution_figure(scores, labels_or_classes=None, threshold: float |
     per_bin = axis["scale"] == "log" and density
     for name, color, sc in groups:
         shown = sc[(sc >= edges[0]) & (sc <= edges[-1])]
-        kw = dict(weights=np.full(len(shown), 1.0 / max(len(sc), 1))) if per_bin else dict(density=density)
+        # a class whose scores all lie beyond a clipped axis draws nothing (a density of 0 / 0 would warn)
+        kw = dict(weights=np.full(len(shown), 1.0 / max(len(sc), 1))) if per_bin else dict(density=density and len(shown) > 0)
         ax.hist(shown, bins=edges, histtype="stepfilled", alpha=0.18, color=color, **kw)
         ax.hist(shown, bins=edges, histtype="step", linewidth=1.6, color=color, label=f"{name}  n={len(sc)}", **kw)
     if threshold is not None:

@@ -246,15 +246,27 @@ def _roll_back(guard, ts, snap, stage, epoch, ls, symptom) -> None:
 
 
 class _Progress:
-    """A rich progress bar showing the latest epoch's mean losses; silent when verbose is off."""
+    """Training progress on **stderr** (stdout stays the program's own output); silent when verbose is
+    off. On a terminal a rich bar (the bar, the count and the time left always shown, the latest
+    epoch's mean losses cut short to fit the width); otherwise (a log file, CI) one plain line per
+    epoch, which a redrawn bar cannot give there."""
 
     def __init__(self, total: int, verbose):
         self.bar = None
+        self.lines = None
         if verbose:
+            from rich.console import Console
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                self.lines = Console(stderr=True, soft_wrap=True, highlight=False)
+                return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), transient=False)
+            from rich.table import Column
+            self.bar = Progress(TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+                                BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10, max_width=40)),
+                                MofNCompleteColumn(table_column=Column(no_wrap=True)), TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                                TextColumn("{task.fields[losses]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=2)),
+                                console=console, transient=False, expand=True)
             self.task = self.bar.add_task("training", total=total, losses="")
             self.bar.start()
 
@@ -267,6 +279,9 @@ class _Progress:
         logger.debug("%s epoch %d/%d %s", stage, epoch, epochs, msg)
         if self.bar is not None:
             self.bar.update(self.task, description=f"{stage} {epoch}/{epochs}", losses=msg)
+        elif self.lines is not None:
+            from rich.markup import escape
+            self.lines.print(escape(f"{stage} epoch {epoch}/{epochs} {msg}"))
 
     def close(self):
         if self.bar is not None:

@@ -576,3 +576,16 @@ def test_platt_fit_reaches_the_smoothed_likelihood_optimum_on_separated_values(s
     svm = SVMComposer.fit(comps, y)
     s = svm(comps)
     assert np.abs(s).max() < 100 and 0 < svm.probability(comps).min() and svm.probability(comps).max() < 1
+
+
+def test_evaluate_ranks_inf_scores_on_top_as_the_cli_does():
+    """on_nonfinite='max' scores a row the networks overflow on +inf: ganad evaluate ranked it on top,
+    ganad.metrics.evaluate refused it ("contains NaN or infinite values")."""
+    from ganad.metrics import evaluate
+    e = evaluate([0, 0, 1, 1], [0.1, 0.2, 0.3, np.inf], threshold=0.25)
+    assert e.auroc == 1.0 and e.recall == 1.0 and e.precision == 1.0
+    e = evaluate([0, 0, 1, 0], [0.1, 0.2, 0.3, np.inf], threshold=5.0)  # above the threshold too: flagged
+    assert e.n_flagged == 1 and e.false_positive_rate == pytest.approx(1 / 3)
+    for bad in (np.nan, -np.inf):
+        with pytest.raises(InputError):
+            evaluate([0, 0, 1, 1], [0.1, 0.2, 0.3, bad])

@@ -126,9 +126,14 @@ def evaluate(y_true, scores, threshold: float | None = None, y_pred=None) -> Eva
     batch of known anomalies the recall (how many it catches); AUROC, AUPRC, precision, F1 and MCC
     compare the two classes and are ``None``. :func:`auroc` and :func:`auprc` alone still refuse
     one class.
+
+    A ``+inf`` score (what ``on_nonfinite='max'`` makes of a row the networks overflow on) ranks
+    above every other score and above ``threshold``, as ``ganad evaluate`` ranks it; NaN and
+    ``-inf`` are refused.
     """
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
-    s = _scores(scores, len(y))
+    s, _ = _inf_on_top(np.asarray(scores, dtype=np.float64).reshape(-1), floor=threshold)
+    s = _scores(s, len(y))
     if y.size == 0:
         raise InputError(_fmt("y_true", "is empty", "pass at least one scored, labelled sample"))
     both = bool(y.min() != y.max())

@@ -367,6 +367,22 @@ def test_progress_bars_on_score_and_calibrate(ws, tmp_path):
     assert r.exit_code == 0 and f"{n}/{n}" in said(r)
 
 
+def test_progress_without_a_terminal_is_plain_lines_as_the_work_goes(ws, tmp_path, monkeypatch):
+    """--progress where stderr is a file or a pipe (CI, a log) showed nothing until the end: rich
+    redraws no bar there. It prints a plain line every PLAIN_EVERY seconds instead, and one at the end."""
+    import ganad.progress as P
+    monkeypatch.setattr(P, "PLAIN_EVERY", 0.0)
+    args = ["score", str(ws / "model"), str(ws / "test.csv"), "-o", str(tmp_path / "s.csv"), "--exclude", "id",
+            "--progress", "--chunk-rows", "16"]
+    r = runner.invoke(app, args)
+    n = len(pd.read_csv(ws / "test.csv"))
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("scoring")]
+    assert r.exit_code == 0 and len(lines) >= 3 and lines[-1].split(": ")[1].startswith(f"{n}/{n} (100 %)"), r.stderr
+    counts = [int(ln.split(": ")[1].split("/")[0]) for ln in lines]
+    assert counts == sorted(counts) and counts[0] < n
+    assert "\x1b" not in r.stderr  # no control characters in a log
+
+
 def test_latent_search_reports_progress_within_a_batch(data, monkeypatch):
     from rich.console import Console
 

@@ -586,7 +586,7 @@ def score(
     nonfinite: str = typer.Option("raise", help="A row whose score overflows to NaN/inf: raise (error naming it) or max (most anomalous)."),
     id_column: Optional[str] = typer.Option(None, help="CSV/Parquet column copied into the output as its first column, so that scores join back (it is not a feature)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
-    progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
+    progress: bool = typer.Option(False, "--progress", help="Show progress even when stderr is not a terminal (there: a plain line every 5 s, for logs and CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Score data with a saved model; streams the input in chunks and writes per row: index, score, label
@@ -1150,7 +1150,7 @@ def calibrate(
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     view: List[str] = typer.Option([], "--view", help="A multi-view model: NAME=FILE for each of its views (instead of DATA), the same samples in each. Repeatable."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With -o: replace an existing model there (refused without it; in place needs no flag)."),
-    progress: bool = typer.Option(False, "--progress", help="Show the progress bar even when stderr is not a terminal."),
+    progress: bool = typer.Option(False, "--progress", help="Show progress even when stderr is not a terminal (there: a plain line every 5 s, for logs and CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Fit the score composition and the threshold on validation data; `ganad score` then uses them."""

@@ -19,6 +19,9 @@ import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+#: seconds between two plain progress lines where stderr is not a terminal (``--progress`` in a log)
+PLAIN_EVERY = 5.0
+
 #: (enabled, console) set by the CLI; None = library defaults (see the module docstring)
 _MODE: ContextVar = ContextVar("ganad_progress_mode", default=None)
 _ACTIVE: ContextVar = ContextVar("ganad_progress_bar", default=None)
@@ -68,14 +71,37 @@ class Bar:
         )
 
         self.total = None if total is None else int(total)
+        self.lo, self.hi = 0.0, 0.0  # the current batch, in samples
+        console = console or Console(stderr=True)
+        if not console.is_terminal:
+            # a file or a pipe (--progress in CI, a log): rich redraws nothing there, so the bar would show
+            # once, at the end; a plain line every PLAIN_EVERY seconds instead
+            import time
+            self.progress, self.console, self.description = None, console, description
+            self.t0 = self.last = time.monotonic()
+            self.done = 0
+            return
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                                 console=console or Console(stderr=True), transient=False)
+                                 console=console, transient=False)
         self.task = self.progress.add_task(description, total=self.total, note="")
-        self.lo, self.hi = 0.0, 0.0  # the current batch, in samples
         self.progress.start()
 
+    def _line(self, final: bool = False):
+        import time
+        from rich.markup import escape
+        now = time.monotonic()
+        if not final and now - self.last < PLAIN_EVERY:
+            return
+        self.last = now
+        of = "" if self.total is None else f"/{self.total} ({100.0 * self.done / max(self.total, 1):.0f} %)"
+        self.console.print(escape(f"{self.description}: {self.done}{of}, {now - self.t0:.0f}s"), soft_wrap=True, highlight=False)
+
     def _set(self, completed: float, note: str | None = None):
+        if self.progress is None:
+            self.done = int(round(completed))
+            self._line()
+            return
         kw = {} if note is None else {"note": note}
         self.progress.update(self.task, completed=int(round(completed)), **kw)
 
@@ -90,6 +116,10 @@ class Bar:
         self._set(self.hi, "")
 
     def close(self):
+        if self.progress is None:
+            self.done = self.total if self.total is not None else int(round(self.hi))
+            self._line(final=True)
+            return
         if self.total is not None:
             self._set(self.total, "")
         else:  # streamed input of unknown length: the count seen becomes the total

@@ -726,3 +726,11 @@ def test_calibrate_without_labels_names_this_methods_argument(fitted):
     with pytest.raises(InputError, match=r"^y: is missing.*pass y \(CLI: --labels\)") as e:
         mv.calibrate(te, threshold="f1")
     assert "compose" not in str(e.value) and "y_val" not in str(e.value)
+
+
+def test_verbose_views_say_which_view_a_training_progress_belongs_to(capsys):
+    """Two views' training bars both read "ganomaly 3/3": the view's name now comes first, on stderr."""
+    MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params={**FAST, "verbose": True}).fit(_views(200))
+    err = capsys.readouterr().err
+    assert err.index("view 'beat': training GANomaly") < err.index("view 'rhythm': training GANomaly"), err
+    assert err.count("epoch") >= 2

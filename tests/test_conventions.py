@@ -476,3 +476,16 @@ def test_a_shape_that_reads_two_ways_gets_a_warning_from_the_api(tmp_path):
         GANomaly(epochs=1, random_state=0, verbose=False).fit(rng.rand(40, 1, 8, 8).astype(np.float32))
         GANomaly(epochs=1, random_state=0, verbose=False, n_members=2).fit(rng.rand(40, 3, 16).astype(np.float32))
         SeriesDetector("ganomaly", window=8, stride=2, detector_params={"epochs": 1}).fit(rng.randn(200, 8))  # 8 channels x 8 steps
+
+
+def test_help_and_version_do_not_import_torch_or_sklearn():
+    """`ganad --help` took 4-5 s on a busy machine: importing ganad imported torch (its detectors) and
+    scikit-learn's whole base (for NotFittedError). The public names now load on first use."""
+    import subprocess
+    import sys
+    code = ("import sys, ganad.cli; heavy = [m for m in ('torch', 'sklearn', 'pandas', 'scipy') if m in sys.modules]; "
+            "assert not heavy, heavy; from ganad import GANomaly, load; from ganad.exceptions import NotFittedError; "
+            "import sklearn.exceptions as E; assert issubclass(NotFittedError, E.NotFittedError); "
+            "import ganad; assert ganad.series.SeriesDetector is ganad.SeriesDetector and 'GANomaly' in dir(ganad)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -17,11 +17,37 @@ import sys as _sys
 if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ganad.detectors import ALAD, DETECTORS, EGBAD, VAEGAN, AnoGAN, BaseGANDetector, BiGAN, FAnoGAN, GANomaly, ScoreResult  # noqa: E402
-from ganad.series.detector import load_any as load  # noqa: E402  (a series model or a detector)
-from ganad.io import save_model as save  # noqa: E402
-from ganad.detectors import TadGAN  # noqa: E402
-from ganad.series import SeriesDetector, StreamScorer  # noqa: E402
-from ganad.multiview import MultiViewDetector  # noqa: E402
+# The public names load on first use (PEP 562): `import ganad` itself, and `ganad --help` /
+# `--version` with it, does not import torch (2 s or more on a busy machine); `ganad.GANomaly` and
+# `from ganad import GANomaly` import what they name.
+_LAZY = {
+    **{name: "ganad.detectors" for name in ("ALAD", "DETECTORS", "EGBAD", "VAEGAN", "AnoGAN", "BaseGANDetector", "BiGAN",
+                                            "FAnoGAN", "GANomaly", "ScoreResult", "TadGAN")},
+    "load": ("ganad.series.detector", "load_any"),  # a series model or a detector
+    "save": ("ganad.io", "save_model"),
+    "SeriesDetector": "ganad.series", "StreamScorer": "ganad.series",
+    "MultiViewDetector": "ganad.multiview",
+}
 
 __all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "MultiViewDetector", "load", "save", "__version__"]
+
+
+def __getattr__(name: str):
+    import importlib
+    where = _LAZY.get(name)
+    if where is None:
+        if not name.startswith("_"):  # a subpackage (ganad.series, ganad.metrics, ...), as eager imports made them attributes
+            try:
+                return importlib.import_module(f"ganad.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"ganad.{name}":
+                    raise
+        raise AttributeError(f"module 'ganad' has no attribute {name!r}")
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # once: later lookups do not come back here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

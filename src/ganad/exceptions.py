@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SkNotFitted
-
 
 class GanadError(Exception):
     """Base class of every error ganad raises on purpose."""
@@ -24,8 +22,19 @@ class ModelFileError(GanadError, ValueError):
     """A model directory that is missing, incomplete or corrupt."""
 
 
-class NotFittedError(GanadError, _SkNotFitted):
-    """A detector used before `fit` (also scikit-learn's NotFittedError)."""
+def __getattr__(name: str):
+    """``NotFittedError`` is made on first use: it subclasses scikit-learn's, whose import (sklearn's
+    whole base, about 1.5 s) ``ganad --help`` and the other errors here do not need."""
+    if name != "NotFittedError":
+        raise AttributeError(f"module 'ganad.exceptions' has no attribute {name!r}")
+    from sklearn.exceptions import NotFittedError as _SkNotFitted
+
+    class NotFittedError(GanadError, _SkNotFitted):
+        """A detector used before `fit` (also scikit-learn's NotFittedError)."""
+
+    NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"  # pickles find it by name
+    globals()["NotFittedError"] = NotFittedError
+    return NotFittedError
 
 
 def _fmt(name: str, problem: str, fix: str) -> str:

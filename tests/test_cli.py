@@ -827,3 +827,22 @@ def test_the_runtime_probe_leaves_the_callers_torch_random_state_alone():
     torch.manual_seed(123)
     dense.available()
     assert torch.equal(torch.rand(3), ref)
+
+
+@pytest.mark.filterwarnings("ignore:install .ipywidgets.")  # rich's own note, outside a real notebook
+def test_a_notebook_gets_the_live_training_bar_not_a_line_per_epoch(monkeypatch):
+    """rich's consoles are not terminals in Jupyter: training took the plain-lines path there (a
+    500-epoch fit printed 500 lines); a notebook draws rich's live bar."""
+    import rich.console
+
+    from ganad.training.loop import _Progress
+    monkeypatch.setattr(rich.console, "_is_jupyter", lambda: True)
+    p = _Progress(10, True)
+    try:
+        assert p.bar is not None and p.lines is None
+    finally:
+        p.close()
+    monkeypatch.setattr(rich.console, "_is_jupyter", lambda: False)
+    p = _Progress(10, True)  # a pipe (pytest's capture): plain lines
+    assert p.bar is None and p.lines is not None
+    p.close()

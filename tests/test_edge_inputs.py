@@ -423,3 +423,25 @@ def test_64_bit_integers_float64_cannot_hold_exactly_are_named_in_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # ordinary integers, and 2**53 itself, warn of nothing
         check_array(np.c_[X[:, :2], np.full(50, 2 ** 53)], "X", dtype="float")
+
+
+def test_inexact_integers_are_named_in_mixed_frames_table_files_and_not_for_float16(tmp_path):
+    """The PrecisionWarning only saw arrays still int64: a DataFrame mixing float and integer columns,
+    and every CSV / Parquet file (read as float64 as a whole), passed without it. float16 input got
+    a spurious 'overflow encountered in cast' from the float32-range check."""
+    import warnings
+
+    from ganad.data.readers import read_array
+    from ganad.data.validation import check_array
+    from ganad.exceptions import PrecisionWarning
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=50), "ts": 2 ** 62 + rng.integers(0, 1000, 50)})
+    with pytest.warns(PrecisionWarning, match="'ts'"):
+        check_array(df, "X", dtype="float")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(PrecisionWarning, match=r"t\.csv.*'ts'"):
+        read_array(tmp_path / "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_array(rng.normal(size=(50, 3)).astype(np.float16), "X", dtype="float")
+        check_array(df[["a"]].assign(n=np.arange(50)), "X", dtype="float")  # ordinary integers: nothing to say

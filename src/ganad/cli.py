@@ -1637,7 +1637,7 @@ def main():
     except SystemExit as exc:
         if exc.code == 130:  # typer's exit for Ctrl-C (KeyboardInterrupt), which said nothing
             console.print("[bold yellow]interrupted[/] (Ctrl-C). Files ganad writes (models, scores, reports) are replaced "
-                          "whole or not at all, so none was left half-written; a fit given --checkpoint-dir resumes with --resume, a tune study "
+                          "whole or not at all, so none was left half-written; a fit given --checkpoint DIR resumes with --resume, a tune study "
                           "keeps its finished trials (the same command goes on)")
         raise
     except OSError as exc:

@@ -73,7 +73,7 @@ class Bar:
         self.total = None if total is None else int(total)
         self.lo, self.hi = 0.0, 0.0  # the current batch, in samples
         console = console or Console(stderr=True)
-        if not console.is_terminal:
+        if not (console.is_terminal or console.is_jupyter):
             # a file or a pipe (--progress in CI, a log): rich redraws nothing there, so the bar would show
             # once, at the end; a plain line every PLAIN_EVERY seconds instead
             import time

@@ -207,6 +207,8 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
                                   f"or leave the column out with --exclude {c}"))
     if bad:
         raise InputError(_fmt(str(path), f"has non-numeric column(s) {[str(c) for c in bad[:5]]}", _non_numeric_fix(df, bad, sep, decimal)))
+    from ganad.data.validation import warn_inexact_integer_columns
+    warn_inexact_integer_columns(df, str(path))  # said before the frame becomes float64, which hides it
     return df.to_numpy(dtype=np.float64)  # range-checked (1e300 is refused) and kept in float64 for the scaler
 
 

@@ -66,7 +66,8 @@ class Scaler:
 
     ``standard``: (x - mean) / std; ``minmax``: to [-1, 1] using the training range;
     ``none``: identity. Statistics come from the training data only and are reused, never
-    refitted, on the data being scored. Constant features get a scale of 1.
+    refitted, on the data being scored. Constant features get a scale of 1, or their training range where
+    that is wider than 1 (:func:`constant_scale`).
 
     ``per-feature`` (what ``scaler='auto'`` gives vectors and series) chooses, for each feature
     or channel, on the training data:

@@ -48,11 +48,14 @@ def check_array(
         if non_numeric:
             raise InputError(_fmt(name, f"has non-numeric column(s) {non_numeric[:5]}", "drop or encode these columns (for example one-hot) before passing the data"))
         columns = [str(c) for c in X.columns]
+        warn_inexact_integer_columns(X, name)  # before the frame becomes float64 as a whole
+        checked_ints = True
         if any(is_extension_array_dtype(t) for t in X.dtypes):  # nullable Int64 / boolean: pd.NA becomes NaN, reported below
             X = X.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             X = X.to_numpy()
     else:
+        checked_ints = False
         columns = None if columns is None else [str(c) for c in columns]  # a table file's header (the readers pass it)
     try:
         arr = np.asarray(X)
@@ -86,7 +89,7 @@ def check_array(
         dtype = np.float32 if np.can_cast(arr.dtype, np.float32, "safe") else np.float64
     if arr.dtype != np.float32 and arr.dtype != bool:
         _check_float32_range(arr, name, columns)  # refused even where float64 is kept: the networks are float32
-    if arr.dtype.kind in "iu" and arr.dtype.itemsize >= 8:
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize >= 8 and not checked_ints:
         _warn_inexact_integers(arr, name, columns)
     arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
@@ -111,7 +114,7 @@ def _check_float32_range(arr: np.ndarray, name: str, columns: list[str] | None =
             return  # every 64-bit integer fits in float32's range (rounded)
     flat = arr.reshape(-1)
     with np.errstate(invalid="ignore", over="ignore"):  # the extremes first (NaN ignored): no array-sized temporary
-        hi, lo = np.fmax.reduce(flat), np.fmin.reduce(flat)
+        hi, lo = float(np.fmax.reduce(flat)), float(np.fmin.reduce(flat))  # Python floats: float16's compare without a cast
     if (np.isnan(hi) or hi <= FLOAT32_MAX) and (np.isnan(lo) or lo >= -FLOAT32_MAX):
         return
     with np.errstate(invalid="ignore", over="ignore"):
@@ -133,20 +136,39 @@ def _check_float32_range(arr: np.ndarray, name: str, columns: list[str] | None =
 FLOAT64_EXACT_INT = 2 ** 53
 
 
+def _inexact(v: np.ndarray) -> np.ndarray:
+    """Which values of a 64-bit integer array lie beyond 2**53 in magnitude."""
+    return (v > FLOAT64_EXACT_INT) | ((v < -FLOAT64_EXACT_INT) if v.dtype.kind == "i" else False)
+
+
+def warn_inexact_integer_columns(df, name: str) -> None:
+    """:func:`_warn_inexact_integers` for a DataFrame's 64-bit integer columns, before the frame is
+    converted to float64 (a frame mixing float and integer columns, or a table file, becomes float64
+    as a whole, and the integers' lost digits could no longer be seen)."""
+    cols = [str(c) for c in df.columns if getattr(df[c].dtype, "kind", "") in "iu" and df[c].dtype.itemsize >= 8
+            and bool(_inexact(df[c].to_numpy()).any())]
+    if cols:
+        _warn_columns(cols, name)
+
+
 def _warn_inexact_integers(arr: np.ndarray, name: str, columns: list[str] | None = None) -> None:
     """Warn (:class:`PrecisionWarning`) when 64-bit integers lie beyond 2**53: as float64, which ganad
     computes its statistics in, neighbouring values there are one value (2**62 + k for k < 512 all
     become 2**62), so a column of large IDs or nanosecond timestamps loses its variation."""
+    flat = arr.reshape(arr.shape[0], -1)
+    cols = np.flatnonzero(_inexact(flat).any(axis=0))
+    if len(cols) == 0:
+        return
+    where = ([repr(columns[c]) for c in cols] if columns is not None and arr.ndim == 2 else [f"flat feature {c}" for c in cols])
+    _warn_columns(where, name, quoted=True)
+
+
+def _warn_columns(where: list[str], name: str, quoted: bool = False) -> None:
     import warnings
 
     from ganad.exceptions import PrecisionWarning
-    flat = arr.reshape(arr.shape[0], -1)
-    with np.errstate(over="ignore"):
-        big = (flat > FLOAT64_EXACT_INT) | ((flat < -FLOAT64_EXACT_INT) if arr.dtype.kind == "i" else False)
-    cols = np.flatnonzero(big.any(axis=0))
-    if len(cols) == 0:
-        return
-    where = ([repr(columns[c]) for c in cols[:5]] if columns is not None and arr.ndim == 2 else [f"flat feature {c}" for c in cols[:5]])
+    cols = where
+    where = where[:5] if quoted else [repr(c) for c in where[:5]]
     warnings.warn(f"{name}: {len(cols)} column(s) ({', '.join(where)}{', ...' if len(cols) > 5 else ''}) hold integers beyond "
                   f"2**53, which float64 cannot hold exactly: neighbouring values become one (2**62 + k for every k < 512 "
                   f"is 2**62). Fix: subtract an offset (for example the column's minimum) or drop the column (IDs, "

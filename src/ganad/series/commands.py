@@ -328,9 +328,8 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     # series whose index or time lies in [start, end], found by binary search where the axis is sorted (as
     # `ganad score` writes it), so labelling costs O((points + ranges) log points), not points × ranges
     per_series = "series" in rg.columns and "series" in df.columns
-    if per_series:
-        codes, keys = pd.factorize(df["series"].astype(str), sort=False)
-        groups = {str(key): np.flatnonzero(codes == i) for i, key in enumerate(keys)}
+    if per_series:  # one grouping pass (a pass per series was quadratic for files of many short series)
+        groups = {str(key): np.asarray(ix) for key, ix in df.groupby(df["series"].astype(str), sort=False).indices.items()}
     else:
         groups = {None: np.arange(len(df))}
     sorted_axis = {g: (ix, axis[ix], bool(len(ix) < 2 or np.all(axis[ix][1:] >= axis[ix][:-1]))) for g, ix in groups.items()}

@@ -257,7 +257,7 @@ class _Progress:
         if verbose:
             from rich.console import Console
             console = Console(stderr=True)
-            if not console.is_terminal:
+            if not (console.is_terminal or console.is_jupyter):  # a notebook draws the live bar (rich's widget)
                 self.lines = Console(stderr=True, soft_wrap=True, highlight=False)
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

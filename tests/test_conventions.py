@@ -489,3 +489,18 @@ def test_help_and_version_do_not_import_torch_or_sklearn():
             "import ganad; assert ganad.series.SeriesDetector is ganad.SeriesDetector and 'GANomaly' in dir(ganad)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_fresh_process_loads_a_model_before_any_detector_is_imported(tmp_path):
+    """With ganad's names loaded on first use, a process whose first ganad call is ganad.load (a
+    server, a scoring job) found no registered method ("unknown detector class 'FAnoGAN'; known: []")."""
+    import subprocess
+    import sys
+    X = np.random.RandomState(0).randn(200, 3)
+    det = FAnoGAN(**TINY).fit(X)
+    det.save(tmp_path / "m")
+    for first in ("import ganad; m = ganad.load(sys.argv[1])", "from ganad.io import load_model; m = load_model(sys.argv[1])"):
+        code = f"import sys, numpy as np; {first}; print(repr(float(m.decision_function(np.zeros((1, 3)))[0])))"
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert float(r.stdout) == float(det.decision_function(np.zeros((1, 3)))[0])

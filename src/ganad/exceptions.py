@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 
 class GanadError(Exception):
     """Base class of every error ganad raises on purpose."""
@@ -22,11 +24,21 @@ class ModelFileError(GanadError, ValueError):
     """A model directory that is missing, incomplete or corrupt."""
 
 
+_MAKE_LOCK = threading.Lock()
+
+
 def __getattr__(name: str):
     """``NotFittedError`` is made on first use: it subclasses scikit-learn's, whose import (sklearn's
     whole base, about 1.5 s) ``ganad --help`` and the other errors here do not need."""
     if name != "NotFittedError":
         raise AttributeError(f"module 'ganad.exceptions' has no attribute {name!r}")
+    with _MAKE_LOCK:  # one class, even if two threads ask first at once
+        if "NotFittedError" in globals():
+            return globals()["NotFittedError"]
+        return _make_not_fitted()
+
+
+def _make_not_fitted():
     from sklearn.exceptions import NotFittedError as _SkNotFitted
 
     class NotFittedError(GanadError, _SkNotFitted):

@@ -499,7 +499,8 @@ def test_a_fresh_process_loads_a_model_before_any_detector_is_imported(tmp_path)
     X = np.random.RandomState(0).randn(200, 3)
     det = FAnoGAN(**TINY).fit(X)
     det.save(tmp_path / "m")
-    for first in ("import ganad; m = ganad.load(sys.argv[1])", "from ganad.io import load_model; m = load_model(sys.argv[1])"):
+    for first in ("import ganad; m = ganad.load(sys.argv[1])", "from ganad.series.detector import load_any; m = load_any(sys.argv[1])",
+                  "import ganad; m = ganad.FAnoGAN.load(sys.argv[1])"):
         code = f"import sys, numpy as np; {first}; print(repr(float(m.decision_function(np.zeros((1, 3)))[0])))"
         r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -366,6 +366,7 @@ def is_multiview_model(path) -> bool:
 
 def load_multiview(path) -> MultiViewDetector:
     """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles)."""
+    import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import _tuples, load_model, read_wrapper_config
     from ganad.scoring.composition import RobustStandardised
     path = Path(path)

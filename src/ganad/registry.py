@@ -42,8 +42,5 @@ def unregister(name: str) -> None:
 
 
 def class_by_name(class_name: str) -> Any | None:
-    """The registered class whose ``__name__`` is ``class_name`` (what a model file stores), or None.
-    The built-in methods register when :mod:`ganad.detectors` is imported, which ``import ganad`` no
-    longer does (its names load on first use): imported here, at the first model loaded."""
-    import ganad.detectors  # noqa: F401  (registers the built-in methods; a no-op once imported)
+    """The registered class whose ``__name__`` is ``class_name`` (what a model file stores), or None."""
     return next((c for c in DETECTORS.values() if c.__name__ == class_name), None)

@@ -769,6 +769,7 @@ def load_any(path):
     """``ganad.load``: a series model (``series.json``), a multi-view model (``multiview.json``) or a
     detector model directory; never unpickles."""
     import os
+    import ganad.detectors  # noqa: F401  (the built-in methods register on import, which `import ganad` leaves to first use)
     from ganad.io import recover_model_dir
     if not os.path.lexists(path):  # a save killed between its two renames: the previous model, of whichever kind
         path = recover_model_dir(path) or path
@@ -787,6 +788,7 @@ def is_series_model(path) -> bool:
 
 def load_series(path) -> SeriesDetector:
     """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles)."""
+    import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import _tuples, load_model, read_wrapper_config
     path = Path(path)
     f = path / SERIES_CONFIG

@@ -63,6 +63,7 @@ def load_detector(name: str, path: Path):
     import shutil
     import tempfile
 
+    import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import load_model, read_config
     from ganad.scoring.composition import required_components
     from ganad.series.detector import DETECTOR_DIR, is_series_model, load_series

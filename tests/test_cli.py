@@ -813,8 +813,11 @@ def test_a_class_beyond_a_clipped_axis_draws_without_a_numpy_warning():
     s = np.r_[rng.randn(20000), np.full(10, 1e6)]
     y = np.r_[np.zeros(20000), np.ones(10)].astype(int)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        score_distribution_figure(s, y)
+        warnings.simplefilter("error")  # numpy's 0 / 0 RuntimeWarning would raise here
+        fig = score_distribution_figure(s, y)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["normal (0)  n=20000", "anomaly (1)  n=10"]
+    assert ax.get_xlim()[1] < 1e6 and "101 above not drawn" in ax.get_title()  # the anomalies lie beyond the clipped axis
 
 
 def test_the_runtime_probe_leaves_the_callers_torch_random_state_alone():

@@ -208,9 +208,10 @@ class MultiViewDetector(BaseEstimator):
         for v, spec in self.views.items():
             det = self._build(spec)
             if getattr(det, "verbose", False):  # its training progress follows: say which view it belongs to
-                from rich.console import Console
                 from rich.markup import escape
-                Console(stderr=True, soft_wrap=True, highlight=False).print(escape(f"view {v!r}: training {type(det).__name__}"))
+
+                from ganad.progress import plain_console
+                plain_console().print(escape(f"view {v!r}: training {type(det).__name__}"))
             try:
                 det.fit(_rows(Xv[v], train_idx))
             except InputError as exc:

@@ -27,6 +27,18 @@ _MODE: ContextVar = ContextVar("ganad_progress_mode", default=None)
 _ACTIVE: ContextVar = ContextVar("ganad_progress_bar", default=None)
 
 
+def is_live(console) -> bool:
+    """Whether rich can redraw a bar on ``console``: a terminal or a notebook. Elsewhere (a file, a
+    pipe: logs, CI) a bar would show once, when the work is done; progress is plain lines there."""
+    return bool(console.is_terminal or console.is_jupyter)
+
+
+def plain_console():
+    """A stderr console for plain progress lines: never wrapped, no highlighting of numbers."""
+    from rich.console import Console
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
 @contextmanager
 def progress_mode(enabled: bool, console=None):
     """Force progress bars on (``True``; on ``console`` or stderr) or off (``False``) for the calls inside."""
@@ -73,9 +85,7 @@ class Bar:
         self.total = None if total is None else int(total)
         self.lo, self.hi = 0.0, 0.0  # the current batch, in samples
         console = console or Console(stderr=True)
-        if not (console.is_terminal or console.is_jupyter):
-            # a file or a pipe (--progress in CI, a log): rich redraws nothing there, so the bar would show
-            # once, at the end; a plain line every PLAIN_EVERY seconds instead
+        if not is_live(console):  # a plain line every PLAIN_EVERY seconds instead
             import time
             self.progress, self.console, self.description = None, console, description
             self.t0 = self.last = time.monotonic()

@@ -148,7 +148,7 @@ def warn_inexact_integer_columns(df, name: str) -> None:
     cols = [str(c) for c in df.columns if getattr(df[c].dtype, "kind", "") in "iu" and df[c].dtype.itemsize >= 8
             and bool(_inexact(df[c].to_numpy()).any())]
     if cols:
-        _warn_columns(cols, name)
+        _warn_columns([repr(c) for c in cols], name)
 
 
 def _warn_inexact_integers(arr: np.ndarray, name: str, columns: list[str] | None = None) -> None:
@@ -160,16 +160,15 @@ def _warn_inexact_integers(arr: np.ndarray, name: str, columns: list[str] | None
     if len(cols) == 0:
         return
     where = ([repr(columns[c]) for c in cols] if columns is not None and arr.ndim == 2 else [f"flat feature {c}" for c in cols])
-    _warn_columns(where, name, quoted=True)
+    _warn_columns(where, name)
 
 
-def _warn_columns(where: list[str], name: str, quoted: bool = False) -> None:
+def _warn_columns(where: list[str], name: str) -> None:
+    """The :class:`PrecisionWarning`, naming the columns ``where`` (as they are to be printed)."""
     import warnings
 
     from ganad.exceptions import PrecisionWarning
-    cols = where
-    where = where[:5] if quoted else [repr(c) for c in where[:5]]
-    warnings.warn(f"{name}: {len(cols)} column(s) ({', '.join(where)}{', ...' if len(cols) > 5 else ''}) hold integers beyond "
+    warnings.warn(f"{name}: {len(where)} column(s) ({', '.join(where[:5])}{', ...' if len(where) > 5 else ''}) hold integers beyond "
                   f"2**53, which float64 cannot hold exactly: neighbouring values become one (2**62 + k for every k < 512 "
                   f"is 2**62). Fix: subtract an offset (for example the column's minimum) or drop the column (IDs, "
                   f"timestamps) before passing the data", PrecisionWarning, stacklevel=3)

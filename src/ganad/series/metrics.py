@@ -157,11 +157,21 @@ def _descending(s: np.ndarray, n_thresholds: int):
     return order, thr, npred
 
 
-def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = 250) -> tuple[float, float]:
-    """(range AUC-ROC, range AUC-PR) with a soft buffer of ``buffer`` points (TSB-UAD RangeAUC)."""
+#: thresholds of TSB-UAD's RangeAUC (its default), the same for every buffer of VUS
+N_THRESHOLDS = 250
+
+
+def _range_inputs(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of both classes and one finite score each, checked (range AUCs, VUS)."""
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
     _both_classes(y)
+    return y, s
+
+
+def range_pr_roc(y_true, scores, buffer: int = 0, n_thresholds: int = N_THRESHOLDS) -> tuple[float, float]:
+    """(range AUC-ROC, range AUC-PR) with a soft buffer of ``buffer`` points (TSB-UAD RangeAUC)."""
+    y, s = _range_inputs(y_true, scores)
     return _range_pr_roc(y, s, int(buffer), _descending(s, n_thresholds))
 
 
@@ -196,10 +206,8 @@ def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     """VUS-ROC and VUS-PR: range AUCs averaged over buffers 0, step, ..., max_buffer points."""
     if not is_int(max_buffer) or max_buffer < 0:
         raise InputError(_fmt("max_buffer", f"is {max_buffer!r}", "pass a buffer length >= 0 (points), e.g. the window length"))
-    y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
-    s = _scores(scores, len(y))
-    _both_classes(y)
-    desc = _descending(s, 250)  # sorted once: the scores are the same at every buffer
+    y, s = _range_inputs(y_true, scores)
+    desc = _descending(s, N_THRESHOLDS)  # sorted once: the scores are the same at every buffer
     res = np.array([_range_pr_roc(y, s, b, desc) for b in range(0, int(max_buffer) + 1, max(1, int(step)))])
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
 

@@ -256,9 +256,11 @@ class _Progress:
         self.lines = None
         if verbose:
             from rich.console import Console
+
+            from ganad.progress import is_live, plain_console
             console = Console(stderr=True)
-            if not (console.is_terminal or console.is_jupyter):  # a notebook draws the live bar (rich's widget)
-                self.lines = Console(stderr=True, soft_wrap=True, highlight=False)
+            if not is_live(console):
+                self.lines = plain_console()
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             from rich.table import Column

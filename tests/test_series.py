@@ -557,3 +557,33 @@ def test_telemetry_audit_fixes(tmp_path):
     d2.to_csv(f, index=False)
     with pytest.raises(DataFileError, match="column 'unit': has 2 empty series id\\(s\\), the first at row 10"):
         read_series_file(f, series_id="unit")
+
+
+def test_a_list_of_dataframes_is_taken_by_channel_name(fitted):
+    """One DataFrame is scored by its channel names in any column order; a list of DataFrames was
+    read by position: the channels swapped silently and scored differently."""
+    X = pd.DataFrame(_series(400, seed=4), columns=["a", "b", "c"])
+    ref = fitted.decision_function(X)
+    np.testing.assert_array_equal(fitted.decision_function([X[["c", "a", "b"]]]), ref)
+    np.testing.assert_array_equal(fitted.decision_function([X, X[["b", "c", "a"]]])[400:], ref)
+
+
+def test_fit_on_a_list_of_dataframes_names_and_aligns_the_channels():
+    A = pd.DataFrame(_series(600, seed=5), columns=["a", "b", "c"])
+    B = pd.DataFrame(_series(600, seed=6), columns=["a", "b", "c"])
+    kw = dict(window=32, stride=8, detector_params={"epochs": 1, "random_state": 0, "verbose": False})
+    sd = SeriesDetector("fanogan", **kw).fit([A, B[["c", "b", "a"]]])
+    ref = SeriesDetector("fanogan", **kw).fit([A, B])
+    assert sd.channels_ == ["a", "b", "c"]  # the first DataFrame names them
+    np.testing.assert_array_equal(sd.decision_function(A), ref.decision_function(A))
+    # channel_names that reorder a DataFrame's own columns would swap them at scoring (taken by name): refused
+    with pytest.raises(InputError, match="channel_names.*another order"):
+        SeriesDetector("fanogan", **kw).fit(A, channel_names=["c", "b", "a"])
+
+
+def test_fit_warning_for_a_short_series_names_the_series_not_gaps():
+    X, sid = _series(600, seed=7), np.r_[np.zeros(5), np.ones(595)]
+    with pytest.warns(UserWarning, match="shorter than the window") as rec:
+        SeriesDetector("fanogan", window=32, stride=8, detector_params={"epochs": 1, "verbose": False}).fit(X, series_id=sid)
+    msg = " ".join(str(w.message) for w in rec if "shorter than the window" in str(w.message))
+    assert "gaps" not in msg and "series 0" in msg, msg

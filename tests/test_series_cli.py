@@ -641,3 +641,44 @@ def test_a_channel_named_like_a_time_column_is_read_as_the_channel_asked_for(tmp
     assert r.exit_code == 0, r.output
     m = ganad.load(tmp_path / "m")
     assert m.channels_ == ["time", "a"] and m.io_["time_column"] is None
+
+
+def test_evaluate_does_not_join_two_events_that_meet_at_a_gap(work, tmp_path):
+    """A gap in time ends an event (gaps='split'), so the events file had two events meeting at it; the
+    scores file's `event` column had one run there and `ganad evaluate` counted one event (precision 1.0
+    where one of the two was a false alarm). The scores file now has a `part` column where a gap cut
+    the series, and evaluate splits the runs at it."""
+    d = work
+    df = _table(800, 1, anomaly=(380, 419))
+    df.loc[400:, "time"] += pd.Timedelta(hours=1)  # a gap in time at row 400, inside the anomaly
+    df.to_csv(tmp_path / "gap.csv", index=False)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "gap.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    s, ev = pd.read_csv(tmp_path / "s.csv"), pd.read_csv(tmp_path / "s.events.csv")
+    np.testing.assert_array_equal(s["part"], (np.arange(800) >= 400).astype(int))
+    assert ((ev.start < 400) & (ev.end >= 400)).sum() == 0  # no event spans the gap ...
+    assert ev.end.isin([399]).any() and ev.start.isin([400]).any()  # ... and two meet at it
+    pd.DataFrame({"start": [400], "end": [419]}).to_csv(tmp_path / "r.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "r.csv"), "-o", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["n_pred_events"] == len(ev)  # the events file's count, not one fewer
+    assert m["event_precision"] == pytest.approx(((ev.end >= 400) & (ev.start <= 419)).sum() / len(ev))
+    # a series without a gap gets no part column
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "t.csv")])
+    assert r.exit_code == 0 and "part" not in pd.read_csv(tmp_path / "t.csv").columns
+
+
+def test_a_folder_mixing_zoned_and_naive_times_is_refused(work, tmp_path):
+    """A file with naive (possibly local) times was written as UTC because another file of the folder had
+    zoned times, and zoned ranges were then compared against it as if it were UTC."""
+    (tmp_path / "f").mkdir()
+    a = _table(300, 2).drop(columns=["status"])
+    a.to_csv(tmp_path / "f" / "a_local.csv", index=False)
+    b = a.copy()
+    b["time"] = pd.DatetimeIndex(b["time"]).tz_localize("Europe/Paris").map(lambda x: x.isoformat())
+    b.to_csv(tmp_path / "f" / "b_zoned.csv", index=False)
+    r = runner.invoke(app, ["score", str(work / "model"), str(tmp_path / "f"), "-o", str(tmp_path / "s.csv")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code != 0 and "b_zoned.csv" in msg and "a_local.csv" in msg and "zone" in msg and "Fix:" in msg, r.output
+    assert not (tmp_path / "s.csv").exists()

@@ -330,3 +330,16 @@ def test_range_labels_by_binary_search_equal_a_mask_per_range(tmp_path):
     rg.to_csv(tmp_path / "r.csv", index=False)
     with pytest.raises(DataFileError, match="row 1.*covers none"):
         _range_labels(df, tmp_path / "r.csv")
+
+
+def test_label_ranges_and_event_prf_split_runs_at_breaks():
+    """Runs of predicted points are split where a new part of the series starts (a gap in time):
+    the detector's events never span one, so event metrics must not join them."""
+    y = np.array([0, 1, 1, 1, 1, 0, 1, 1])
+    assert label_ranges(y) == [(1, 4), (6, 7)]
+    assert label_ranges(y, [3]) == [(1, 2), (3, 4), (6, 7)]
+    assert label_ranges(y, [0, 5, 7, 8, 3, 3]) == [(1, 2), (3, 4), (6, 6), (7, 7)]  # breaks outside runs or out of range: no split
+    truth = np.array([0, 0, 0, 1, 1, 0, 0, 0])
+    joined, split = event_prf(truth, y), event_prf(truth, y, breaks=[3])
+    assert (joined["n_pred_events"], joined["event_precision"]) == (2, 0.5)
+    assert (split["n_pred_events"], split["event_precision"]) == (3, pytest.approx(1 / 3))

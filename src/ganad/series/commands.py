@@ -147,6 +147,11 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     cols["score"] = r.scores
     cols["label"] = r.labels
     cols["event"] = r.in_event  # inside an event (labels plus the gaps an event bridges)
+    n_series = 1 if tab.series_id is None else len(pd.unique(tab.series_id))
+    if r.part is not None and int(r.part.max(initial=0)) + 1 > n_series:
+        # a gap in time cut a series: the part of each point, so that `ganad evaluate` does not join
+        # two events that meet at the gap into one
+        cols["part"] = r.part
     if components:
         cols.update({f"contrib_{c}": r.contributions[:, k] for k, c in enumerate(sd.channels_)})
     df = pd.DataFrame(cols)
@@ -347,6 +352,27 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     return y
 
 
+def _parts(df, scores: Path):
+    """The scores file's ``part`` column (written where a gap in time cut a series), or None."""
+    import pandas as pd
+    if "part" not in df.columns:
+        return None
+    part = pd.to_numeric(df["part"], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(part).all() or (part != np.round(part)).any():
+        row = int(np.flatnonzero(~np.isfinite(part) | (part != np.round(part)))[0])
+        raise DataFileError(_fmt(str(scores), f"has a 'part' column that is not a whole number at row {row} ({df['part'].iloc[row]})",
+                                 "pass the CSV written by `ganad score` (or drop the column: events are then not split at gaps)"))
+    return part.astype(np.int64)
+
+
+def _breaks(part, idx=None):
+    """Positions (within ``idx``'s rows) where a new part starts: predicted events are split there."""
+    if part is None:
+        return None
+    p = part if idx is None else part[idx]
+    return np.flatnonzero(np.diff(p) != 0) + 1
+
+
 def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
     """Series metrics of a scores CSV against labelled ranges; per series when there is a series column (then averaged)."""
     import pandas as pd
@@ -378,8 +404,9 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
                                      "pass the CSV written by `ganad score` (score rows written without an event column again, "
                                      "or drop the column to count events on the labels)"))
         evp = evp.astype(np.int64)
+    part = _parts(df, scores)
     if "series" not in df.columns:
-        return {**series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp), **inf_note}
+        return {**series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp, breaks=_breaks(part)), **inf_note}
     from ganad.series.metrics import label_ranges
     per, skipped, false_events = {}, [], 0
     for sid, g in df.groupby("series", sort=False):
@@ -390,10 +417,10 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
             # (every one a false alarm) are counted
             skipped.append(str(sid))
             if pred is not None and y[idx].max() == 0:
-                false_events += len(label_ranges(pred[idx] if evp is None else evp[idx]))
+                false_events += len(label_ranges(pred[idx] if evp is None else evp[idx], _breaks(part, idx)))
             continue
         per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer,
-                                       y_event=None if evp is None else evp[idx])
+                                       y_event=None if evp is None else evp[idx], breaks=_breaks(part, idx))
     if not per:
         raise GanadError(f"{ranges}: no series has both labelled and normal points. Fix: check the ranges and the series column")
     keys = [k for k, v in next(iter(per.values())).items() if isinstance(v, float)]

@@ -75,6 +75,9 @@ class SeriesScores:
     in_event: np.ndarray | None = None
     """int64 (T,) 1 for the points inside an event (``labels`` plus the gaps of at most
     ``event_gap`` points an event bridges): the predictions event-wise metrics read."""
+    part: np.ndarray | None = None
+    """int64 (T,) the number of the part each point was scored in: the series, each cut at its gaps
+    in time (``gaps='split'``), numbered in order from 0; events never span two parts."""
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -461,19 +464,30 @@ class SeriesDetector(BaseEstimator):
         if isinstance(X, (list, tuple)) and len(X) and all(isinstance(x, np.ndarray) or hasattr(x, "to_numpy") for x in X):
             if series_id is not None or time is not None:
                 raise InputError(_fmt(name, "is a list of series and series_id/time are given too", "pass either a list of series or one table with series_id="))
-            parts = [_as_series(x, f"{name}[{i}]") for i, x in enumerate(X)]
+            # DataFrames are taken by their channel names, as one DataFrame is: scoring, in the model's
+            # order; fit, in the first DataFrame's order (which names the channels)
+            first = getattr(X[0], "columns", None)
+            known = self.__dict__.get("channels_") if by_name else (None if first is None else [str(c) for c in first])
+            parts = [_as_series(self._by_name(x, known), f"{name}[{i}]") for i, x in enumerate(X)]
             C = {p.shape[1] for p in parts}
             if len(C) != 1:
                 raise InputError(_fmt(name, f"holds series with different channel counts {sorted(C)}", "pass series with the same channels"))
             sid = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
             return np.concatenate(parts), None, sid
+        if by_name:
+            X = self._by_name(X, self.__dict__.get("channels_"))
+        return _as_series(X, name), time, series_id
+
+    @staticmethod
+    def _by_name(X, known):
+        """A DataFrame whose columns are the channels ``known`` in another order, reordered by name;
+        anything else as it is."""
         cols = getattr(X, "columns", None)
-        known = self.__dict__.get("channels_")
-        if by_name and cols is not None and known is not None and hasattr(X, "loc"):
+        if cols is not None and known is not None and hasattr(X, "loc"):
             names = [str(c) for c in cols]
             if names != known and sorted(names) == sorted(known) and len(set(names)) == len(names):
                 X = X[[cols[names.index(c)] for c in known]]  # a DataFrame's channels in another order: taken by name
-        return _as_series(X, name), time, series_id
+        return X
 
     def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
         W, S = _window_step(self.window, self.stride)
@@ -586,9 +600,16 @@ class SeriesDetector(BaseEstimator):
         self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
         values, time, series_id = self._inputs(X, time, series_id, "X", by_name=False)  # a refit takes its own order
         segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
-        windows, layout = self._windows(values, segs, skip_short=True, name="X")
+        windows, layout = self._windows(values, segs, skip_short=True, name="X", series_id=series_id)
         if channel_names is not None and len(channel_names) != values.shape[1]:
             raise InputError(_fmt("channel_names", f"has {len(channel_names)} names for {values.shape[1]} channels", "pass one name per channel"))
+        frame = X[0] if isinstance(X, (list, tuple)) and len(X) else X
+        cols = getattr(frame, "columns", None)
+        if channel_names is not None and cols is not None and len(cols) == len(channel_names):
+            given, own = [str(c) for c in channel_names], [str(c) for c in cols]
+            if given != own and sorted(given) == sorted(own):  # scoring would take the DataFrame's columns by these names
+                raise InputError(_fmt("channel_names", f"names the DataFrame's columns {own} in another order ({given})",
+                                      "drop channel_names (a DataFrame names its channels), or reorder the DataFrame's columns first"))
         from ganad.detectors.base import MIN_FIT_SAMPLES
         if len(windows) < MIN_FIT_SAMPLES:
             w, st = self.window_, self.stride_
@@ -601,8 +622,8 @@ class SeriesDetector(BaseEstimator):
         det.fit(windows)
         self.detector_ = det
         self.n_channels_ = int(values.shape[1])
-        if channel_names is None and getattr(X, "columns", None) is not None and len(X.columns) == self.n_channels_:
-            channel_names = [str(c) for c in X.columns]  # a DataFrame names its channels (in events and messages)
+        if channel_names is None and cols is not None and len(cols) == self.n_channels_:
+            channel_names = [str(c) for c in cols]  # a DataFrame (or the first of a list) names its channels (in events and messages)
         self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
         with det._scoring_training_rows():  # a training window in the knn bank does not count itself
             pts, baseline = self._training_points(values, windows, layout)
@@ -629,7 +650,9 @@ class SeriesDetector(BaseEstimator):
             scores[idx], contrib[idx] = self._segment_points(values[idx])
         labels = (scores > self.threshold_).astype(np.int64)
         rows = []
-        in_event = np.zeros(len(scores), dtype=np.int64)
+        in_event, part = np.zeros(len(scores), dtype=np.int64), np.zeros(len(scores), dtype=np.int64)
+        for k, idx in enumerate(segs):
+            part[idx] = k
         tarr = None if time_ is None else np.asarray(time_)
         sid_arr = None if sid is None else np.asarray(sid)
         for idx in segs:
@@ -642,7 +665,7 @@ class SeriesDetector(BaseEstimator):
                 in_event[idx[a:b + 1]] = 1
             rows += ev
         return SeriesScores(scores=scores, labels=labels, contributions=contrib,
-                            events=events_frame(rows, self.channels_, has_time=time_ is not None), threshold=float(self.threshold_), in_event=in_event)
+                            events=events_frame(rows, self.channels_, has_time=time_ is not None), threshold=float(self.threshold_), in_event=in_event, part=part)
 
     def calibrate(self, X, *, time=None, series_id=None, threshold: str = "contamination", contamination: float | None = None,
                   fpr: float = 0.05) -> "SeriesDetector":

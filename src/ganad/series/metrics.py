@@ -36,10 +36,18 @@ from ganad.params import is_int
 from ganad.metrics import _both_classes, _scores
 
 
-def label_ranges(y) -> list[tuple[int, int]]:
-    """Runs of 1 in a 0/1 sequence as (start, end) with the end included."""
+def label_ranges(y, breaks=None) -> list[tuple[int, int]]:
+    """Runs of 1 in a 0/1 sequence as (start, end) with the end included; ``breaks``: indices
+    where a new part of the series starts (after a gap), across which no run continues."""
     y = np.asarray(y).astype(bool).astype(np.int8)
     d = np.diff(np.r_[0, y, 0])
+    if breaks is not None and len(breaks):
+        b = np.asarray(breaks, dtype=np.int64)
+        b = b[(b > 0) & (b < len(y))]
+        b = np.unique(b[(y[b] == 1) & (y[b - 1] == 1)])  # a run that goes on across a break: ends before it, starts again at it
+        starts = np.sort(np.r_[np.flatnonzero(d == 1), b])
+        ends = np.sort(np.r_[np.flatnonzero(d == -1) - 1, b - 1])
+        return list(zip(starts.tolist(), ends.tolist()))
     return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
 
 
@@ -78,10 +86,12 @@ def _ok(y_true, y_pred):
     return y, p
 
 
-def event_prf(y_true, y_pred) -> dict:
-    """Event-wise precision, recall and F1 without point adjustment (see the module docstring)."""
+def event_prf(y_true, y_pred, breaks=None) -> dict:
+    """Event-wise precision, recall and F1 without point adjustment (see the module docstring).
+    ``breaks``: indices where a new part of the series starts (after a gap in time): predicted
+    events never span one (the detector's events end at a gap), so runs are split there."""
     y, p = _ok(y_true, y_pred)
-    true_ev, pred_ev = label_ranges(y), label_ranges(p)
+    true_ev, pred_ev = label_ranges(y), label_ranges(p, breaks)
     cs_p = np.r_[0, np.cumsum(p)]
     cs_y = np.r_[0, np.cumsum(y)]
     found = sum(cs_p[e + 1] - cs_p[s] > 0 for s, e in true_ev)
@@ -212,11 +222,11 @@ def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
 
 
-def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=None) -> dict:
+def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=None, breaks=None) -> dict:
     """Everything at once: point AUROC/AUPRC, VUS-PR/ROC; with ``y_pred``: point and event
     precision/recall/F1 (no point adjustment), and PA-F1 beside PA%K's area. Event-wise figures
     read ``y_event`` when given (the points inside the detector's events, gaps it bridges
-    included), else ``y_pred``."""
+    included), else ``y_pred``; predicted events are split at ``breaks`` (:func:`event_prf`)."""
     from ganad.metrics import auprc, auroc
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
@@ -228,7 +238,7 @@ def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=No
         out["point_precision"] = tp / max(int(p.sum()), 1)
         out["point_recall"] = tp / max(int(y_.sum()), 1)
         out["point_f1"] = _f1(y_.astype(bool), p.astype(bool))
-        out.update(event_prf(y_, p if y_event is None else check_labels(y_event, len(y_), "y_event")))
+        out.update(event_prf(y_, p if y_event is None else check_labels(y_event, len(y_), "y_event"), breaks))
         pak = pa_k_f1(y_, p)
         out["pa_f1"] = pak["f1"][0]
         out["pak_auc_f1"] = pak["pak_auc"]

@@ -146,6 +146,11 @@ def _read_folder(p: Path, time_column, channels, series_id, no_time, sep=None, d
     has_time = {t.time is not None for t in parts}
     if len(has_time) > 1:
         raise DataFileError(_fmt(str(p), "holds files with and without a time column", "give every file a time column, or none"))
+    zoned = [f.name for f, t in zip(files, parts) if t.utc]
+    if zoned and len(zoned) < len(files):  # the naive times may be local wall times: not read as UTC because a neighbour has a zone
+        naive = next(f.name for f, t in zip(files, parts) if not t.utc)
+        raise DataFileError(_fmt(str(p), f"holds files whose times have a zone ({zoned[0]}) and files whose times have none ({naive})",
+                                 "write every file's times with their zone (e.g. 2024-01-01T00:00:00+01:00), or every file's without one"))
     time = np.concatenate([t.time for t in parts]) if parts[0].time is not None else None
     sid = np.concatenate([np.full(len(t.values), f.name, dtype=object) for f, t in zip(files, parts)])
     return SeriesTable(np.concatenate([t.values for t in parts]), time, sid, cols, parts[0].time_column, None,

@@ -505,3 +505,24 @@ def test_a_fresh_process_loads_a_model_before_any_detector_is_imported(tmp_path)
         r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert float(r.stdout) == float(det.decision_function(np.zeros((1, 3)))[0])
+
+
+def test_a_fresh_process_calibrates_a_model_and_io_load_model_names_the_fix(tmp_path):
+    """`ganad calibrate` (and the documented calibrate_model) loaded with ganad.io.load_model, which in a
+    fresh process knew no method since the built-ins register at ganad.load: every single-detector
+    model was refused as "an unknown detector class 'FAnoGAN'; known: []"."""
+    import subprocess
+    import sys
+    X = np.random.RandomState(0).randn(200, 3)
+    FAnoGAN(**TINY).fit(X).save(tmp_path / "m")
+    np.save(tmp_path / "X.npy", X)
+    r = subprocess.run([sys.executable, "-m", "ganad.cli", "calibrate", str(tmp_path / "m"), str(tmp_path / "X.npy"), "-o", str(tmp_path / "c")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path / "c" / "config.json").is_file(), r.stderr
+    code = ("import sys, numpy as np; from ganad.scoring.calibration import calibrate_model; "
+            "print(calibrate_model(sys.argv[1], np.load(sys.argv[2]), output=sys.argv[3])['threshold'])")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), str(tmp_path / "X.npy"), str(tmp_path / "c2")], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "contamination", r.stderr
+    code = "import sys; from ganad.io import load_model; load_model(sys.argv[1])"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
+    assert r.returncode != 0 and "no detector class is registered" in r.stderr and "ganad.load(path)" in r.stderr, r.stderr

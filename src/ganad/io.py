@@ -701,6 +701,10 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     cls = class_by_name(cfg["class"])
     if cls is None:
         known = sorted({c.__name__ for c in DETECTORS.values()})
+        if not known:  # nothing registered yet: `import ganad` leaves the built-in methods to first use
+            raise ModelFileError(_fmt(str(path), f"holds a {cfg['class']!r} model, and no detector class is registered in this process",
+                                      "load it with ganad.load(path), which registers ganad's built-in methods (or import "
+                                      "ganad.detectors before calling ganad.io.load_model)"))
         raise ModelFileError(_fmt(str(path), f"holds an unknown detector class {cfg['class']!r}", f"use a ganad version that has it; known: {known}"))
     wfile = path / WEIGHTS
     if not wfile.is_file():

@@ -175,8 +175,11 @@ def calibrate_model(model_dir, X_val, y_val=None, *, output=None, columns=None, 
     to ``output`` (default: in place). Returns the calibration record. For the CLI's
     ``ganad calibrate MODEL_DIR VAL_DATA [--labels …] --threshold … --compose …``; ``name`` names the
     data in errors about its ``columns`` (the CLI passes the file)."""
-    from ganad.io import load_model
-    det = load_model(model_dir)
+    import ganad  # ganad.load: the built-in methods register on the way (a bare io.load_model in a fresh process knew none)
+    det = ganad.load(model_dir)
+    if not hasattr(det, "_validate_for_scoring"):
+        raise InputError(_fmt(str(model_dir), f"is a {type(det).__name__} model, not a detector's",
+                              f"call its own calibrate (ganad.load(path).calibrate(...)), or on the command line: ganad calibrate {model_dir} DATA"))
     det._check_feature_names(columns, name)  # a CSV header (``columns``) must name the training columns, in order
     if name != "X_val":  # the file named in a shape / feature-count error (calibrate would say "X_val")
         det._validate_for_scoring(X_val, name)

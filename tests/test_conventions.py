@@ -526,3 +526,76 @@ def test_a_fresh_process_calibrates_a_model_and_io_load_model_names_the_fix(tmp_
     code = "import sys; from ganad.io import load_model; load_model(sys.argv[1])"
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
     assert r.returncode != 0 and "no detector class is registered" in r.stderr and "ganad.load(path)" in r.stderr, r.stderr
+
+
+def test_a_refused_refit_leaves_the_fitted_model_as_it_was(tmp_path):
+    """fit cleared the fitted state before checks that can still refuse (the device, the network family):
+    the model then scored "uses component(s) ['knn'] this detector does not compute" and saved a file
+    that would not load. A refit refused or interrupted on the way now leaves the model it had."""
+    X = np.random.RandomState(0).randn(200, 4)
+    det = GANomaly(**TINY).fit(X)
+    ref, thr = det.decision_function(X[:5]), det.threshold_
+    for bad in (dict(net="conv1d"), dict(epochs=0)):
+        with pytest.raises(InputError):
+            det.set_params(**bad).fit(X)
+        det.set_params(**TINY, net="auto")
+    np.testing.assert_array_equal(det.decision_function(X[:5]), ref)
+    assert det.threshold_ == thr and det.predict(X[:5]).shape == (5,)
+    det.save(tmp_path / "m")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "m").decision_function(X[:5]), ref)
+    # interrupted in training (Ctrl-C): the same
+    fresh = GANomaly(**TINY)
+    def interrupt(stage, epoch, losses):
+        raise KeyboardInterrupt
+    det._train_callbacks = [interrupt]  # (ganad.tune's per-epoch hook)
+    with pytest.raises(KeyboardInterrupt):
+        det.fit(X)
+    assert det._train_callbacks == [interrupt]  # the object as it was before the fit, its hook included
+    del det._train_callbacks
+    np.testing.assert_array_equal(det.decision_function(X[:5]), ref)
+    # and a first fit refused on the way leaves an unfitted detector, not a half-fitted one
+    with pytest.raises(InputError):
+        fresh.set_params(net="conv1d").fit(X)
+    assert not [k for k in vars(fresh) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_a_refit_without_a_held_out_slice_keeps_no_stale_validation_scores():
+    """validation_scores_ of an earlier fit with a held-out slice survived a refit without one and
+    stood in as the reference of predict_proba / predict_confidence and in the model file."""
+    X = np.random.RandomState(1).randn(300, 4)
+    det = GANomaly(**TINY).fit(X)
+    assert len(det.validation_scores_) == 30
+    det.set_params(validation_fraction=0).fit(X)
+    fresh = GANomaly(**TINY, validation_fraction=0).fit(X)
+    assert "validation_scores_" not in vars(det)
+    np.testing.assert_array_equal(det.reference_scores(), fresh.reference_scores())
+    np.testing.assert_array_equal(det.predict_proba(X[:5]), fresh.predict_proba(X[:5]))
+
+
+def test_the_callers_torch_modes_do_not_break_fit_scoring_or_loading(tmp_path):
+    """A float64 default dtype made a valid model file load as 'corrupt'; the caller's
+    torch.inference_mode() broke the latent search and every fit ('element 0 of tensors does not
+    require grad'), torch.no_grad() every fit. ganad's work now runs under its own modes."""
+    import torch
+    X = np.random.RandomState(2).randn(200, 4).astype(np.float32)
+    det = GANomaly(**TINY).fit(X)
+    det.save(tmp_path / "m")
+    ref = det.decision_function(X[:5])
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        np.testing.assert_array_equal(ganad.load(tmp_path / "m").decision_function(X[:5]), ref)
+    finally:
+        torch.set_default_dtype(prev)
+    assert torch.get_default_dtype() == prev
+    with torch.no_grad():
+        a = GANomaly(**TINY).fit(X).decision_function(X[:5])
+    with torch.inference_mode():
+        b = GANomaly(**TINY).fit(X).decision_function(X[:5])
+    np.testing.assert_array_equal(a, ref)
+    np.testing.assert_array_equal(b, ref)
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    search = AnoGAN(epochs=1, width=8, latent_dim=4, search_n_max=3, knn_space="feature", random_state=0).fit(X)
+    s = search.decision_function(X[:3])
+    with torch.inference_mode():
+        np.testing.assert_array_equal(search.decision_function(X[:3]), s)

@@ -734,3 +734,12 @@ def test_verbose_views_say_which_view_a_training_progress_belongs_to(capsys):
     err = capsys.readouterr().err
     assert err.index("view 'beat': training GANomaly") < err.index("view 'rhythm': training GANomaly"), err
     assert err.count("epoch") >= 2
+
+
+def test_multiview_takes_a_numpy_random_state_as_the_detectors_do():
+    """random_state=np.random.RandomState(0) passed the check (whose message offers it) and then failed
+    with numpy's 'Cannot cast scalar from dtype('O')'."""
+    X = np.random.RandomState(0).randn(120, 3)
+    mv = MultiViewDetector({"a": "ganomaly"}, detector_params=dict(epochs=1, latent_dim=2, width=8),
+                           random_state=np.random.RandomState(0)).fit({"a": X})
+    assert np.isfinite(mv.decision_function({"a": X[:4]})).all()

@@ -587,3 +587,16 @@ def test_fit_warning_for_a_short_series_names_the_series_not_gaps():
         SeriesDetector("fanogan", window=32, stride=8, detector_params={"epochs": 1, "verbose": False}).fit(X, series_id=sid)
     msg = " ".join(str(w.message) for w in rec if "shorter than the window" in str(w.message))
     assert "gaps" not in msg and "series 0" in msg, msg
+
+
+def test_a_refused_series_refit_leaves_the_fitted_model(fitted):
+    """SeriesDetector.fit set window_ before the data could be refused: a refit with a window too long
+    for the series left the new window with the old detector (its windows no longer matched)."""
+    import copy
+    sd = copy.deepcopy(fitted)
+    X = _series(500, seed=8)
+    ref = sd.decision_function(X)
+    with pytest.raises(InputError, match="window"):
+        sd.set_params(window=480).fit(X)
+    assert sd.window_ == 32
+    np.testing.assert_array_equal(sd.set_params(window=32).decision_function(X), ref)

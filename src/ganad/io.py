@@ -726,8 +726,10 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
                 raise ModelFileError(_fmt(str(wfile), f"holds NaN or infinite values in tensor(s) {nonfinite[:5]}", corrupt))
         return loaded
 
+    from ganad.nets.modes import own_modes
     try:
-        det = _restore(cls, _tuples(cls, cfg["params"]), cfg["state"], header, tensors_fn, "", cfg_file)
+        with own_modes():  # networks built float32 in a float64 session (a valid file was called corrupt there)
+            det = _restore(cls, _tuples(cls, cfg["params"]), cfg["state"], header, tensors_fn, "", cfg_file)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, InputError) as exc:

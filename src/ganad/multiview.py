@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
 
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
+from ganad.params import kept_on_failure
 from ganad.io import MULTIVIEW_CONFIG  # one definition: io checks model directories by it
 
 MULTIVIEW_FORMAT = "ganad-multiview"
@@ -182,57 +184,59 @@ class MultiViewDetector(BaseEstimator):
 
     def fit(self, X, y=None) -> "MultiViewDetector":
         """Train one detector per view on the same normal samples (``y`` is ignored, as in scikit-learn)."""
-        self._check_params()
-        _check_distinct(self.views)  # here, not in _check_params: a model saved before this check still loads
-        Xv, n = self._check_views(X, fitting=True)  # a refit after set_params(views=...) takes the new views
-        from ganad.data.validation import check_array
-        for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split
-            check_array(Xv[v], f"X[{v!r}]")
-        rf = float(self.reference_fraction)
-        if rf > 0:
-            n_ref = max(2, int(round(rf * n)))
-            if n - n_ref < 2:
-                raise InputError(_fmt("X", f"has {n} samples: too few to hold {n_ref} out and train on the rest",
-                                      "pass more samples, or reference_fraction=0 and then calibrate() on other normal data"))
-            perm = np.random.RandomState(self.random_state).permutation(n)
-            ref_idx, train_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref:])
-        else:
-            ref_idx = train_idx = np.arange(n)
-        from ganad.detectors.base import MIN_FIT_SAMPLES
-        if len(train_idx) < MIN_FIT_SAMPLES:  # said here in the user's numbers, not the split's
-            need = next(m for m in range(n, 10**7) if m - (max(2, int(round(rf * m))) if rf > 0 else 0) >= MIN_FIT_SAMPLES)
-            held = f", of which reference_fraction={rf:g} holds {len(ref_idx)} out to set the threshold" if rf > 0 else ""
-            raise InputError(_fmt("X", f"has {n} samples{held}, leaving {len(train_idx)} to train each view's detector on; "
-                                       f"at least {MIN_FIT_SAMPLES} are needed", f"pass at least {need} samples (a few hundred give reliable scores)"))
-        dets = {}
-        for v, spec in self.views.items():
-            det = self._build(spec)
-            if getattr(det, "verbose", False):  # its training progress follows: say which view it belongs to
-                from rich.markup import escape
+        # a refit refused or interrupted on the way leaves the model it had (fitted or not) as it was
+        with kept_on_failure(self):
+            self._check_params()
+            _check_distinct(self.views)  # here, not in _check_params: a model saved before this check still loads
+            Xv, n = self._check_views(X, fitting=True)  # a refit after set_params(views=...) takes the new views
+            from ganad.data.validation import check_array
+            for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split
+                check_array(Xv[v], f"X[{v!r}]")
+            rf = float(self.reference_fraction)
+            if rf > 0:
+                n_ref = max(2, int(round(rf * n)))
+                if n - n_ref < 2:
+                    raise InputError(_fmt("X", f"has {n} samples: too few to hold {n_ref} out and train on the rest",
+                                          "pass more samples, or reference_fraction=0 and then calibrate() on other normal data"))
+                perm = check_random_state(self.random_state).permutation(n)  # an int, None or a RandomState, as the detectors take
+                ref_idx, train_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref:])
+            else:
+                ref_idx = train_idx = np.arange(n)
+            from ganad.detectors.base import MIN_FIT_SAMPLES
+            if len(train_idx) < MIN_FIT_SAMPLES:  # said here in the user's numbers, not the split's
+                need = next(m for m in range(n, 10**7) if m - (max(2, int(round(rf * m))) if rf > 0 else 0) >= MIN_FIT_SAMPLES)
+                held = f", of which reference_fraction={rf:g} holds {len(ref_idx)} out to set the threshold" if rf > 0 else ""
+                raise InputError(_fmt("X", f"has {n} samples{held}, leaving {len(train_idx)} to train each view's detector on; "
+                                           f"at least {MIN_FIT_SAMPLES} are needed", f"pass at least {need} samples (a few hundred give reliable scores)"))
+            dets = {}
+            for v, spec in self.views.items():
+                det = self._build(spec)
+                if getattr(det, "verbose", False):  # its training progress follows: say which view it belongs to
+                    from rich.markup import escape
 
-                from ganad.progress import plain_console
-                plain_console().print(escape(f"view {v!r}: training {type(det).__name__}"))
-            try:
-                det.fit(_rows(Xv[v], train_idx))
-            except InputError as exc:
-                raise InputError(f"view {v!r}: {exc}") from exc
-            dets[v] = det
-        self.views_ = list(self.views)
-        self.detectors_ = dets
-        self.reference_index_ = ref_idx
-        from ganad.scoring.composition import RobustStandardised
-        if rf > 0:
-            raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
-        else:  # the training rows themselves: each detector's own training scores (ganad's and PyOD's leave a
-            # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
-            raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
-        self.composer_ = RobustStandardised.fit(raw, names=self.views_)
-        s = self._sum(raw)
-        from ganad.scoring.threshold import check_contamination, contamination_threshold
-        self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
-        self.reference_scores_ = np.sort(s)
-        self.threshold_rule_ = f"contamination={float(self.contamination)} on {len(ref_idx)} " + ("held-out" if rf > 0 else "training") + " samples"
-        return self
+                    from ganad.progress import plain_console
+                    plain_console().print(escape(f"view {v!r}: training {type(det).__name__}"))
+                try:
+                    det.fit(_rows(Xv[v], train_idx))
+                except InputError as exc:
+                    raise InputError(f"view {v!r}: {exc}") from exc
+                dets[v] = det
+            self.views_ = list(self.views)
+            self.detectors_ = dets
+            self.reference_index_ = ref_idx
+            from ganad.scoring.composition import RobustStandardised
+            if rf > 0:
+                raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
+            else:  # the training rows themselves: each detector's own training scores (ganad's and PyOD's leave a
+                # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
+                raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
+            self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+            s = self._sum(raw)
+            from ganad.scoring.threshold import check_contamination, contamination_threshold
+            self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
+            self.reference_scores_ = np.sort(s)
+            self.threshold_rule_ = f"contamination={float(self.contamination)} on {len(ref_idx)} " + ("held-out" if rf > 0 else "training") + " samples"
+            return self
 
     def _training_scores(self, v: str, X, n: int) -> np.ndarray:
         """View ``v``'s scores of the rows it was fit on: its ``decision_scores_`` where it keeps them

@@ -16,15 +16,17 @@ overrides only its own. A value that no constraint of its parameter accepts is a
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ganad.exceptions import InputError, _fmt
 
-__all__ = ["Constraint", "Param", "integer", "real", "options", "none", "instance", "custom", "validate_params", "constraints_of"]
+__all__ = ["Constraint", "Param", "integer", "real", "options", "none", "instance", "custom", "validate_params", "constraints_of", "kept_on_failure"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +152,18 @@ def validate_params(obj: Any, constraints: Mapping[str, Param] | None = None) ->
     for name, rule in table.items():
         if name in params:
             rule.check(name, params[name])
+
+
+@contextlib.contextmanager
+def kept_on_failure(est: Any) -> Iterator[None]:
+    """An estimator's attributes as they were before the block, restored when the block raises
+    (anything, Ctrl-C included): a refit refused or interrupted on the way leaves the model it had,
+    fitted or not, instead of one half cleared and half rebuilt. The attributes are kept by reference
+    (a fit replaces its fitted objects, never edits them); dicts and lists one level deep by copy."""
+    before = {k: (copy.copy(v) if isinstance(v, (dict, list)) else v) for k, v in est.__dict__.items()}
+    try:
+        yield
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(before)
+        raise

@@ -39,7 +39,8 @@ from ganad.io import load_model, member_seeds, save_model
 from ganad.nets import LEGACY_DEFAULT_WIDTH, build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
-from ganad.params import is_int, Param, below, custom, instance, integer, none, options, real, validate_params
+from ganad.nets.modes import modes_differ, own_modes
+from ganad.params import Param, is_int, kept_on_failure, below, custom, instance, integer, none, options, real, validate_params
 from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
@@ -437,19 +438,6 @@ class ScoreResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def _float32_default():
-    """torch's default dtype float32 inside the block, the session's restored after it: the networks,
-    the latent draws and every buffer a fit or a scoring pass makes are float32, also in a session that
-    called ``torch.set_default_dtype(torch.float64)`` (fit failed there with 'mat1 and mat2 must have
-    the same dtype'). ``fit`` and ``_score`` re-enter themselves inside it only then, so that in the
-    usual session no wrapper frame shifts the caller their warnings name."""
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(prev)
 
 
 class BaseGANDetector(RobustTraining, BaseEstimator):
@@ -749,142 +737,147 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ``_robust_proxy_kind``); see :mod:`ganad.training.robust`. The final weights end in
         ``robust_weights_``, the per-epoch excluded fraction in ``history_``.
         """
-        if torch.get_default_dtype() != torch.float32:
-            with _float32_default():
+        if modes_differ(grad=True):
+            with own_modes(grad=True):
                 return self.fit(X, y, robust_contamination=robust_contamination, robust_warmup=robust_warmup, robust_mode=robust_mode,
                                 robust_proxy=robust_proxy, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                                 checkpoint_seconds=checkpoint_seconds, resume=resume)
-        import scipy.sparse as sp
-        if sp.issparse(X):
-            raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
-        names = feature_names(X)
-        X = check_array(X, "X", dtype="float")  # float64 stays float64 until scaled (Scaler)
-        note = None if self.__dict__.get("_layout_given") else ambiguous_layout(X.shape[1:])
-        if note is not None:  # (the CLI and SeriesDetector know the layout: they set _layout_given)
-            from ganad.exceptions import AmbiguousShapeWarning
-            warnings.warn(AmbiguousShapeWarning(note), stacklevel=2)
-        if X.shape[0] < MIN_FIT_SAMPLES:
-            raise InputError(_fmt("X", f"has {X.shape[0]} sample{'s' if X.shape[0] != 1 else ''}, but at least {MIN_FIT_SAMPLES} are needed to train: with fewer, the "
-                                       f"only batch of every epoch is smaller than {MIN_TAIL} samples (its BatchNorm statistics are degenerate; "
-                                       "two samples normalise every feature to ±1) and the median / MAD that standardise the scores rest "
-                                       "on a handful of values, so that new normal samples score hundreds of times or more above the training ones",
-                                  f"pass at least {MIN_FIT_SAMPLES} samples (a few hundred normal samples give reliable scores)"))
-        self._check_params()
-        if self.knn_space == "auto" and self.knn_metric != "auto" and self._resolve_knn_space() == "feature+input":
-            # checked at fit, not in _check_params: a model file fitted when 'auto' meant another space loads as it was
-            raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r}, but knn_space='auto' is 'feature+input' for {type(self).__name__}, "
-                                                "whose two distances have their own metrics (Mahalanobis in the features, Euclidean between "
-                                                "the inputs), so the metric would be ignored",
-                                  f"leave knn_metric='auto', or name the space it should measure: knn_space='feature' (or 'code', "
-                                  f"'input') with knn_metric={self.knn_metric!r}"))
-        self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
-        ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
-                                      (robust_contamination, robust_warmup, robust_mode, robust_proxy))
-        for attr in ("_frozen", "members_", "_decision_scores", "_train_components", "_train_components_partial", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
-                     "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
-                     "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
-                     "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
-            self.__dict__.pop(attr, None)
-        self.data_shape_ = tuple(int(s) for s in X.shape[1:])
-        self.n_features_in_ = int(np.prod(self.data_shape_))
-        self.__dict__.pop("feature_names_in_", None)
-        if names is not None and X.ndim == 2:
-            self.feature_names_in_ = names
-        try:
-            self.family_ = resolve_family(self.net, self.data_shape_)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
-        self._check_depth_fits()
-        self._check_series_only_options()
-        self.device_ = resolve_device(self.device)
-        from ganad.training import distributed
-        ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
-        if ddp is not None:
-            self.device_ = ddp.device
-        self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        if ddp is not None and ckpt is not None:
-            raise InputError(_fmt("checkpoint_dir", "was given to a distributed (torchrun) fit, where every rank would write the same checkpoint",
-                                  "train without checkpoint_dir under torchrun, or checkpoint a single-process run"))
-        if ddp is not None:  # random_state=None draws a seed per process: every rank takes rank 0's
-            self.seed_ = ddp.agree(self.seed_)
-        if ckpt is not None and ckpt[1] is not None:
-            self.seed_ = int(ckpt[1][0]["extra"]["seed"])  # random_state=None: the resumed run's own seed
-        self.prior_ = make_prior(self.prior)
-        self._built_with = self._structure()
-        if int(self.n_members) > 1:
-            return self._fit_ensemble(X, dict(robust_contamination=robust_contamination, robust_warmup=robust_warmup,
-                                              robust_mode=robust_mode, robust_proxy=robust_proxy))
-        self.scaler_ = self._make_scaler().fit(X)
-        Xt = torch.from_numpy(self.scaler_.transform(X))
-        train_idx, val_idx = self._holdout(X.shape[0])
-        self.validation_index_ = val_idx
-        if self.patience is not None and not len(val_idx):  # no held-out criterion: nothing to stop on
-            warnings.warn(_fmt("patience", f"is {self.patience}, but there is no held-out slice to judge epochs on "
-                                           f"(validation_fraction={float(self.validation_fraction):g}, {X.shape[0]} samples): every epoch runs",
-                               "train on more samples, or set validation_fraction > 0 (e.g. 0.1), or leave patience at None"),
-                          UserWarning, stacklevel=2)
-        self._warn_small(X.shape[0], val_idx)
-        Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
-        Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
-        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):  # (torch's random state is one per process: see the lock)
-            torch.manual_seed(self.seed_)
-            self.nets_ = nn.ModuleDict(self._build_networks_or_explain()).to(self.device_)
-            gen = torch.Generator().manual_seed(self.seed_)
-            from ganad.training.selection import Selector
-            criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None
-            if ddp is not None and criterion is not None:
-                criterion = ddp.from_rank0(criterion)
-            selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
-            t0 = time.perf_counter()
-            checkpointer, snapshot = ckpt if ckpt is not None else (None, None)
-            if checkpointer is not None:
-                checkpointer.extra = {"seed": self.seed_}
-            guard = None
-            if self.divergence_guard:
-                from ganad.training.guard import DivergenceGuard
-                guard = DivergenceGuard(self.divergence_lr_factor, self.divergence_retries)
-            if ddp is not None:
-                ddp.prepare(self.nets_)
+        # a refit refused on the way (a parameter or device check, bad data, a diverged or interrupted run)
+        # leaves the model it had, fitted or not, as it was: never half cleared (which scored wrongly and
+        # saved a file that would not load)
+        with kept_on_failure(self):
+            import scipy.sparse as sp
+            if sp.issparse(X):
+                raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+            names = feature_names(X)
+            X = check_array(X, "X", dtype="float")  # float64 stays float64 until scaled (Scaler)
+            note = None if self.__dict__.get("_layout_given") else ambiguous_layout(X.shape[1:])
+            if note is not None:  # (the CLI and SeriesDetector know the layout: they set _layout_given)
+                from ganad.exceptions import AmbiguousShapeWarning
+                warnings.warn(AmbiguousShapeWarning(note), stacklevel=2)
+            if X.shape[0] < MIN_FIT_SAMPLES:
+                raise InputError(_fmt("X", f"has {X.shape[0]} sample{'s' if X.shape[0] != 1 else ''}, but at least {MIN_FIT_SAMPLES} are needed to train: with fewer, the "
+                                           f"only batch of every epoch is smaller than {MIN_TAIL} samples (its BatchNorm statistics are degenerate; "
+                                           "two samples normalise every feature to ±1) and the median / MAD that standardise the scores rest "
+                                           "on a handful of values, so that new normal samples score hundreds of times or more above the training ones",
+                                      f"pass at least {MIN_FIT_SAMPLES} samples (a few hundred normal samples give reliable scores)"))
+            self._check_params()
+            if self.knn_space == "auto" and self.knn_metric != "auto" and self._resolve_knn_space() == "feature+input":
+                # checked at fit, not in _check_params: a model file fitted when 'auto' meant another space loads as it was
+                raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r}, but knn_space='auto' is 'feature+input' for {type(self).__name__}, "
+                                                    "whose two distances have their own metrics (Mahalanobis in the features, Euclidean between "
+                                                    "the inputs), so the metric would be ignored",
+                                      f"leave knn_metric='auto', or name the space it should measure: knn_space='feature' (or 'code', "
+                                      f"'input') with knn_metric={self.knn_metric!r}"))
+            self._set_robust(robust_contamination, robust_warmup, robust_mode, robust_proxy)
+            ckpt = self._checkpoint_setup(X, checkpoint_dir, checkpoint_every, checkpoint_seconds, resume,
+                                          (robust_contamination, robust_warmup, robust_mode, robust_proxy))
+            for attr in ("_frozen", "members_", "_decision_scores", "_train_components", "_train_components_partial", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
+                         "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
+                         "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
+                         "validation_scores_", "nets_", "disc_train_mean_", "latent_stats_", "_knn_bank_index", "member_stats_",
+                         "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
+                self.__dict__.pop(attr, None)
+            self.data_shape_ = tuple(int(s) for s in X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.data_shape_))
+            self.__dict__.pop("feature_names_in_", None)
+            if names is not None and X.ndim == 2:
+                self.feature_names_in_ = names
             try:
+                self.family_ = resolve_family(self.net, self.data_shape_)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            self._check_depth_fits()
+            self._check_series_only_options()
+            self.device_ = resolve_device(self.device)
+            from ganad.training import distributed
+            ddp = distributed.setup(self.device_)  # None unless launched by torchrun (or a process group exists)
+            if ddp is not None:
+                self.device_ = ddp.device
+            self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+            if ddp is not None and ckpt is not None:
+                raise InputError(_fmt("checkpoint_dir", "was given to a distributed (torchrun) fit, where every rank would write the same checkpoint",
+                                      "train without checkpoint_dir under torchrun, or checkpoint a single-process run"))
+            if ddp is not None:  # random_state=None draws a seed per process: every rank takes rank 0's
+                self.seed_ = ddp.agree(self.seed_)
+            if ckpt is not None and ckpt[1] is not None:
+                self.seed_ = int(ckpt[1][0]["extra"]["seed"])  # random_state=None: the resumed run's own seed
+            self.prior_ = make_prior(self.prior)
+            self._built_with = self._structure()
+            if int(self.n_members) > 1:
+                return self._fit_ensemble(X, dict(robust_contamination=robust_contamination, robust_warmup=robust_warmup,
+                                                  robust_mode=robust_mode, robust_proxy=robust_proxy))
+            self.scaler_ = self._make_scaler().fit(X)
+            Xt = torch.from_numpy(self.scaler_.transform(X))
+            train_idx, val_idx = self._holdout(X.shape[0])
+            self.validation_index_ = val_idx
+            if self.patience is not None and not len(val_idx):  # no held-out criterion: nothing to stop on
+                warnings.warn(_fmt("patience", f"is {self.patience}, but there is no held-out slice to judge epochs on "
+                                               f"(validation_fraction={float(self.validation_fraction):g}, {X.shape[0]} samples): every epoch runs",
+                                   "train on more samples, or set validation_fraction > 0 (e.g. 0.1), or leave patience at None"),
+                              UserWarning, stacklevel=2)
+            self._warn_small(X.shape[0], val_idx)
+            Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
+            Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
+            with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):  # (torch's random state is one per process: see the lock)
+                torch.manual_seed(self.seed_)
+                self.nets_ = nn.ModuleDict(self._build_networks_or_explain()).to(self.device_)
+                gen = torch.Generator().manual_seed(self.seed_)
+                from ganad.training.selection import Selector
+                criterion = (lambda: self._selection_criterion(Xval)) if Xval is not None else None
+                if ddp is not None and criterion is not None:
+                    criterion = ddp.from_rank0(criterion)
+                selector = Selector(self.nets_, criterion, ema=self.ema, patience=self.patience)
+                t0 = time.perf_counter()
+                checkpointer, snapshot = ckpt if ckpt is not None else (None, None)
                 if checkpointer is not None:
-                    checkpointer.lock.acquire()
-                self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
-                                      batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
-                                      verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp,
-                                      callbacks=self.__dict__.get("_train_callbacks"),  # ganad.tune's per-epoch reports
-                                      nets=self.nets_, checkpointer=checkpointer,
-                                      resume=snapshot[1] if snapshot is not None else None, guard=guard)
-            finally:
-                if checkpointer is not None:
-                    checkpointer.lock.release()
+                    checkpointer.extra = {"seed": self.seed_}
+                guard = None
+                if self.divergence_guard:
+                    from ganad.training.guard import DivergenceGuard
+                    guard = DivergenceGuard(self.divergence_lr_factor, self.divergence_retries)
                 if ddp is not None:
-                    ddp.restore(self.nets_)
-            self.selection_ = selector.info
-            if guard is not None and guard.events:
-                self.selection_["divergence"] = guard.events
-            train_s = time.perf_counter() - t0
-            if checkpointer is not None:
-                self.checkpoint_ = {"dir": str(checkpointer.dir), "written": checkpointer.n_written,
-                                    "seconds": checkpointer.seconds, "resumed": snapshot is not None}
-        self.nets_.eval()
-        self._check_trained_weights()
-        self._fit_extra(Xval if Xval is not None else Xtr)
-        self._finish_robust()
-        self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
-        self._fit_knn(Xt, val_idx, Xtr)
-        self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
-                             "contamination": float(self.contamination),
-                             "data": "held-out training slice" if Xval is not None else "training"}
-        self.composer_ = self._default_composer()
-        t1 = time.perf_counter()
-        val_res = self._blend_knn(X, val_idx)
-        self.default_composer_ = self.composer_  # what calibrate(compose='weights') keeps when given no weights
-        self._set_threshold_and_training_scores(X, val_idx, val_res)
-        self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]),
-                        "batch_size": min(self._batch_size(Xtr.shape[0]), int(Xtr.shape[0])),  # as the loop batches: at most every row
-                        "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
-                        "score_s": time.perf_counter() - t1}
-        return self
+                    ddp.prepare(self.nets_)
+                try:
+                    if checkpointer is not None:
+                        checkpointer.lock.acquire()
+                    self.history_ = train(ddp.stages(self, gen) if ddp is not None else self._stages(gen), Xtr,
+                                          batch_size=self._batch_size(Xtr.shape[0]), generator=gen, device=self.device_,
+                                          verbose=self.verbose, weight_fn=self._weight_fn(Xtr), selector=selector, ddp=ddp,
+                                          callbacks=self.__dict__.get("_train_callbacks"),  # ganad.tune's per-epoch reports
+                                          nets=self.nets_, checkpointer=checkpointer,
+                                          resume=snapshot[1] if snapshot is not None else None, guard=guard)
+                finally:
+                    if checkpointer is not None:
+                        checkpointer.lock.release()
+                    if ddp is not None:
+                        ddp.restore(self.nets_)
+                self.selection_ = selector.info
+                if guard is not None and guard.events:
+                    self.selection_["divergence"] = guard.events
+                train_s = time.perf_counter() - t0
+                if checkpointer is not None:
+                    self.checkpoint_ = {"dir": str(checkpointer.dir), "written": checkpointer.n_written,
+                                        "seconds": checkpointer.seconds, "resumed": snapshot is not None}
+            self.nets_.eval()
+            self._check_trained_weights()
+            self._fit_extra(Xval if Xval is not None else Xtr)
+            self._finish_robust()
+            self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
+            self._fit_knn(Xt, val_idx, Xtr)
+            self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
+                                 "contamination": float(self.contamination),
+                                 "data": "held-out training slice" if Xval is not None else "training"}
+            self.composer_ = self._default_composer()
+            t1 = time.perf_counter()
+            val_res = self._blend_knn(X, val_idx)
+            self.default_composer_ = self.composer_  # what calibrate(compose='weights') keeps when given no weights
+            self._set_threshold_and_training_scores(X, val_idx, val_res)
+            self.timing_ = {"train_s": train_s, "n_train": int(Xtr.shape[0]),
+                            "batch_size": min(self._batch_size(Xtr.shape[0]), int(Xtr.shape[0])),  # as the loop batches: at most every row
+                            "epochs_run": {k.split("/")[0]: len(v) for k, v in self.history_.items() if "/" in k and not k.startswith("select/")},
+                            "score_s": time.perf_counter() - t1}
+            return self
 
     # ------------------------------------------------------------------ issue 13: checkpoints, divergence
     def _checkpoint_setup(self, X, directory, every, seconds, resume, robust):
@@ -1732,8 +1725,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them); ``composer``:
         the one the scores are composed with instead of ``composer_`` (fit, before ``composer_`` is final)."""
-        if torch.get_default_dtype() != torch.float32:
-            with _float32_default():
+        if modes_differ():
+            with own_modes():
                 return self._score(X, needed, return_map, return_reconstruction, composer)
         X = self._validate_for_scoring(X)
         from ganad.progress import scoring_bar

@@ -49,7 +49,7 @@ from sklearn.base import BaseEstimator
 
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
-from ganad.params import is_int
+from ganad.params import is_int, kept_on_failure
 from ganad.io import SERIES_CONFIG, check_model_path, write_wrapper_model  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
@@ -595,46 +595,48 @@ class SeriesDetector(BaseEstimator):
     def fit(self, X, y=None, *, time=None, series_id=None, channel_names: Sequence[str] | None = None):
         """Train on normal series: ``X`` (T,) / (T, C) / a list of arrays (one per series);
         ``time`` and ``series_id`` one per row; ``channel_names`` name the channels in events."""
-        self.window_, self.stride_ = self._check()
-        self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
-        self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
-        values, time, series_id = self._inputs(X, time, series_id, "X", by_name=False)  # a refit takes its own order
-        segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
-        windows, layout = self._windows(values, segs, skip_short=True, name="X", series_id=series_id)
-        if channel_names is not None and len(channel_names) != values.shape[1]:
-            raise InputError(_fmt("channel_names", f"has {len(channel_names)} names for {values.shape[1]} channels", "pass one name per channel"))
-        frame = X[0] if isinstance(X, (list, tuple)) and len(X) else X
-        cols = getattr(frame, "columns", None)
-        if channel_names is not None and cols is not None and len(cols) == len(channel_names):
-            given, own = [str(c) for c in channel_names], [str(c) for c in cols]
-            if given != own and sorted(given) == sorted(own):  # scoring would take the DataFrame's columns by these names
-                raise InputError(_fmt("channel_names", f"names the DataFrame's columns {own} in another order ({given})",
-                                      "drop channel_names (a DataFrame names its channels), or reorder the DataFrame's columns first"))
-        from ganad.detectors.base import MIN_FIT_SAMPLES
-        if len(windows) < MIN_FIT_SAMPLES:
-            w, st = self.window_, self.stride_
-            raise InputError(_fmt("X", f"gives {len(windows)} window(s) of {w} points (stride {st}), but at least {MIN_FIT_SAMPLES} are needed to train",
-                                  f"pass a longer series (at least {w + (MIN_FIT_SAMPLES - 1) * st} points without a gap) or a smaller window / stride"))
-        det = self._make_detector()
-        det._sample_noun = "windows"
-        det._layout_given = True  # windows (n, channels, window): no note when channels == window
-        det._flagged_note = f"more than the point contamination ({float(self.contamination):g}) of new normal points are flagged"
-        det.fit(windows)
-        self.detector_ = det
-        self.n_channels_ = int(values.shape[1])
-        if channel_names is None and cols is not None and len(cols) == self.n_channels_:
-            channel_names = [str(c) for c in cols]  # a DataFrame (or the first of a list) names its channels (in events and messages)
-        self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
-        with det._scoring_training_rows():  # a training window in the knn bank does not count itself
-            pts, baseline = self._training_points(values, windows, layout)
-        del windows
-        self.channel_baseline_ = np.maximum(baseline, 1e-12).tolist()
-        pts = pts[np.isfinite(pts)]
-        from ganad.scoring.threshold import contamination_threshold
-        self.threshold_ = contamination_threshold(pts, self.contamination)
-        self.decision_scores_ = pts
-        self.reference_scores_ = _reference_sample(pts)
-        return self
+        # a refit refused or interrupted on the way leaves the model it had (fitted or not) as it was
+        with kept_on_failure(self):
+            self.window_, self.stride_ = self._check()
+            self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
+            self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
+            values, time, series_id = self._inputs(X, time, series_id, "X", by_name=False)  # a refit takes its own order
+            segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
+            windows, layout = self._windows(values, segs, skip_short=True, name="X", series_id=series_id)
+            if channel_names is not None and len(channel_names) != values.shape[1]:
+                raise InputError(_fmt("channel_names", f"has {len(channel_names)} names for {values.shape[1]} channels", "pass one name per channel"))
+            frame = X[0] if isinstance(X, (list, tuple)) and len(X) else X
+            cols = getattr(frame, "columns", None)
+            if channel_names is not None and cols is not None and len(cols) == len(channel_names):
+                given, own = [str(c) for c in channel_names], [str(c) for c in cols]
+                if given != own and sorted(given) == sorted(own):  # scoring would take the DataFrame's columns by these names
+                    raise InputError(_fmt("channel_names", f"names the DataFrame's columns {own} in another order ({given})",
+                                          "drop channel_names (a DataFrame names its channels), or reorder the DataFrame's columns first"))
+            from ganad.detectors.base import MIN_FIT_SAMPLES
+            if len(windows) < MIN_FIT_SAMPLES:
+                w, st = self.window_, self.stride_
+                raise InputError(_fmt("X", f"gives {len(windows)} window(s) of {w} points (stride {st}), but at least {MIN_FIT_SAMPLES} are needed to train",
+                                      f"pass a longer series (at least {w + (MIN_FIT_SAMPLES - 1) * st} points without a gap) or a smaller window / stride"))
+            det = self._make_detector()
+            det._sample_noun = "windows"
+            det._layout_given = True  # windows (n, channels, window): no note when channels == window
+            det._flagged_note = f"more than the point contamination ({float(self.contamination):g}) of new normal points are flagged"
+            det.fit(windows)
+            self.detector_ = det
+            self.n_channels_ = int(values.shape[1])
+            if channel_names is None and cols is not None and len(cols) == self.n_channels_:
+                channel_names = [str(c) for c in cols]  # a DataFrame (or the first of a list) names its channels (in events and messages)
+            self.channels_ = [f"ch{c}" for c in range(self.n_channels_)] if channel_names is None else [str(c) for c in channel_names]
+            with det._scoring_training_rows():  # a training window in the knn bank does not count itself
+                pts, baseline = self._training_points(values, windows, layout)
+            del windows
+            self.channel_baseline_ = np.maximum(baseline, 1e-12).tolist()
+            pts = pts[np.isfinite(pts)]
+            from ganad.scoring.threshold import contamination_threshold
+            self.threshold_ = contamination_threshold(pts, self.contamination)
+            self.decision_scores_ = pts
+            self.reference_scores_ = _reference_sample(pts)
+            return self
 
     def score_series(self, X, *, time=None, series_id=None) -> SeriesScores:
         """Score per time point, labels, per-channel contributions and the events table."""

@@ -1,0 +1,34 @@
+"""The torch modes ganad's own work runs under, whatever the caller's session has set."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+
+def modes_differ(grad: bool = False) -> bool:
+    """True where the caller's session would change ganad's work: a default dtype other than float32,
+    inference mode on (its tensors cannot enter autograd: training and the latent search need it),
+    and, with ``grad``, gradients off (``torch.no_grad()``)."""
+    return torch.get_default_dtype() != torch.float32 or torch.is_inference_mode_enabled() or (grad and not torch.is_grad_enabled())
+
+
+@contextlib.contextmanager
+def own_modes(grad: bool = False) -> Iterator[None]:
+    """torch's default dtype float32, inference mode off and, with ``grad``, gradients on inside the
+    block; the session's restored after it. The networks, the latent draws and every buffer a fit, a
+    scoring pass or a model load makes are float32 also in a session that called
+    ``torch.set_default_dtype(torch.float64)`` (fit failed there with 'mat1 and mat2 must have the same
+    dtype', and a load called a valid model file corrupt), and a fit or a latent search works inside
+    the caller's ``torch.inference_mode()`` / ``torch.no_grad()`` (it failed with 'element 0 of tensors
+    does not require grad'). Callers re-enter themselves inside it only where :func:`modes_differ`, so
+    that in the usual session no wrapper frame shifts the caller their warnings name."""
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), (torch.enable_grad() if grad else contextlib.nullcontext()):
+            yield
+    finally:
+        torch.set_default_dtype(prev)

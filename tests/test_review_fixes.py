@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer
 
+import ganad
 from ganad import ALAD, VAEGAN, AnoGAN, BiGAN, FAnoGAN, GANomaly, TadGAN
 from ganad.detectors.encoder_base import adv_losses
 from ganad.training.objectives import OBJECTIVES
@@ -207,3 +208,149 @@ def test_cli_fit_keeps_fanogan_objective_unless_given(tmp_path, benign):
                             "--epochs", "1", "--objective", "hinge", "--device", "cpu", "-q"])
     assert r.exit_code == 0, r.output
     assert ganad.load(tmp_path / "h").objective == "hinge"
+
+
+# ------------------------------------------------------------------ model files someone else produced (twenty-fourth session audit)
+def _edit_json(path, fn):
+    import json
+    cfg = json.loads(path.read_text())
+    fn(cfg)
+    path.write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("stats", [[[0.0, "inf"], [0.0, "inf"]], [["1", "2"], ["1", "2"]], [[True, True], [True, True]]])
+def test_ensemble_member_statistics_must_be_numbers(tmp_path, stats):
+    """member_stats of ["0", "inf"] loaded (float("inf") > 0) and made every score 0: nothing ever flagged."""
+    from ganad.exceptions import ModelFileError
+    X = np.random.RandomState(0).randn(120, 4)
+    ganad.GANomaly(epochs=1, width=8, latent_dim=2, n_members=2, random_state=0).fit(X).save(tmp_path / "m")
+    _edit_json(tmp_path / "m" / "config.json", lambda c: c["state"].__setitem__("member_stats", stats))
+    with pytest.raises(ModelFileError, match="member statistics are malformed"):
+        ganad.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("key,value", [("channel_baseline", ["nan", "nan"]), ("channel_baseline", [0, 1]), ("channel_baseline", [-1, 1]),
+                                       ("window", 16.9), ("stride", "4"), ("n_channels", 2.5)])
+def test_series_model_numbers_are_checked_at_load(tmp_path, key, value):
+    """A NaN channel baseline made every contribution NaN (0: infinite, negative: negative); window 16.9
+    loaded as 16 and "4" as 4."""
+    from ganad.exceptions import ModelFileError
+    from ganad.series import SeriesDetector
+    X = np.random.RandomState(0).randn(600, 2)
+    SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(X).save(tmp_path / "s")
+    _edit_json(tmp_path / "s" / "series.json", lambda c: c["state"].__setitem__(key, value))
+    with pytest.raises(ModelFileError, match=key):
+        ganad.load(tmp_path / "s")
+
+
+def test_weights_of_a_kind_ganad_does_not_write_are_refused(tmp_path):
+    """Bool weights loaded into the float networks without an error and flagged every row; bool knn
+    tensors failed at scoring with a torch traceback (the digest is optional: old files have none)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from ganad.exceptions import ModelFileError
+    X = np.random.RandomState(0).randn(120, 4)
+    ganad.GANomaly(epochs=1, width=8, latent_dim=2, random_state=0).fit(X).save(tmp_path / "m")
+    _edit_json(tmp_path / "m" / "config.json", lambda c: c.pop("weights_sha256"))
+    t = load_file(str(tmp_path / "m" / "model.safetensors"))
+    for kind in ("G.", "knn_bank_"):
+        u = {k: (v.bool() if k.startswith(kind) else v) for k, v in t.items()}
+        save_file(u, str(tmp_path / "m" / "model.safetensors"))
+        with pytest.raises(ModelFileError, match="dtype BOOL"):
+            ganad.load(tmp_path / "m")
+    save_file({k: (v.double() if k.startswith("G.") and v.is_floating_point() else v) for k, v in t.items()}, str(tmp_path / "m" / "model.safetensors"))
+    assert np.isfinite(ganad.load(tmp_path / "m").decision_function(X[:3])).all()  # float64 weights still load
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_deep_json_in_the_other_model_files_is_a_clear_error(tmp_path):
+    """series.json, multiview.json and tuning.json nested 100k deep raised a RecursionError traceback."""
+    from ganad.exceptions import ModelFileError
+    from ganad.series import SeriesDetector
+    X = np.random.RandomState(0).randn(600, 2)
+    SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(X).save(tmp_path / "s")
+    (tmp_path / "s" / "series.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        ganad.load(tmp_path / "s")
+    ganad.GANomaly(epochs=1, width=8, latent_dim=2, random_state=0).fit(X).save(tmp_path / "m")
+    (tmp_path / "m" / "tuning.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ModelFileError, match="tuning.json.*RecursionError"):
+        ganad.load(tmp_path / "m")
+
+
+def test_special_files_in_a_model_are_refused_not_read_for_ever(tmp_path):
+    """A multi-view view whose weights link to /dev/zero was hashed for ever; the server copied it until
+    the disk was full; a checkpoint's tensor file that is a pipe blocked a resume."""
+    import os
+    from ganad.exceptions import ModelFileError
+    from ganad.multiview import MultiViewDetector
+    from ganad.serve.registry import _copy_regular
+    X = np.random.RandomState(0).randn(120, 3)
+    MultiViewDetector({"a": "ganomaly"}, detector_params=dict(epochs=1, width=8, latent_dim=2)).fit({"a": X}).save(tmp_path / "mv")
+    w = tmp_path / "mv" / "views" / "a" / "model.safetensors"
+    w.unlink()
+    w.symlink_to("/dev/zero")
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        ganad.load(tmp_path / "mv")
+    with pytest.raises(OSError, match="not a regular file"):
+        _copy_regular(str(w), str(tmp_path / "copy"))
+    assert not (tmp_path / "copy").exists()
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match="not a regular file"):
+        _copy_regular(str(tmp_path / "fifo"), str(tmp_path / "copy"))
+
+
+def test_a_save_that_fails_leaves_no_new_folders_and_wrapper_models_follow_the_umask(tmp_path, monkeypatch):
+    import os
+    import stat
+    from ganad.series import SeriesDetector
+    X = np.random.RandomState(0).randn(600, 2)
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(X)
+    old = os.umask(0o022)
+    try:
+        sd.save(tmp_path / "s")
+        assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o755  # mkdtemp's 0700 before
+    finally:
+        os.umask(old)
+    import ganad.io
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ganad.io, "save_file", fail)
+    with pytest.raises(OSError, match="No space"):
+        sd.detector_.save(tmp_path / "a" / "b" / "model")
+    assert not (tmp_path / "a").exists()
+
+
+def test_umask_mode_reads_the_umask_without_setting_it(monkeypatch):
+    """Reading the umask by setting it changed it for a moment for every thread: files another thread
+    made then came out world-readable under the caller's 077."""
+    import os
+    from ganad.files import umask_mode
+    calls = []
+    real = os.umask
+    monkeypatch.setattr(os, "umask", lambda m: calls.append(m) or real(m))
+    old = real(0o077)
+    try:
+        assert umask_mode() == 0o700
+    finally:
+        real(old)
+    if os.path.exists("/proc/self/status") and "Umask:" in open("/proc/self/status").read():
+        assert calls == []
+
+
+def test_a_nan_in_a_checkpoints_history_is_refused_and_save_never_writes_nan(tmp_path):
+    import json
+    from ganad.exceptions import ModelFileError
+    X = np.random.RandomState(0).randn(120, 4)
+    det = ganad.GANomaly(epochs=2, width=8, latent_dim=2, random_state=0)
+    det.fit(X, checkpoint_dir=tmp_path / "ck")
+    man = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    man["state"]["loop"]["history"]["__dict__"][0][1][0] = float("nan")  # the first loss of the first history entry
+    (tmp_path / "ck" / "checkpoint.json").write_text(json.dumps(man))
+    with pytest.raises(ModelFileError, match="is NaN"):
+        ganad.GANomaly(epochs=2, width=8, latent_dim=2, random_state=0).fit(X, checkpoint_dir=tmp_path / "ck", resume=True)
+    det.history_[next(iter(det.history_))][0] = float("nan")
+    with pytest.raises(ModelFileError, match="NaN or infinite number at state.history"):
+        det.save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()

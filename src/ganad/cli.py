@@ -703,12 +703,12 @@ def score(
             det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         except InputError as exc:
             _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score")
-        from ganad.files import atomic_file
+        from ganad.files import atomic_file, new_folders_undone
         n = 0
         raw = contextlib.ExitStack()
         # the output's (and the maps') new folders are made when writing starts, and removed again when the
         # data is refused on the way (a chunk is read while the file is written): no empty folder left behind
-        with _new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
+        with new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
                 scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
             # maps go to a temporary raw file chunk by chunk (bounded memory), then into the NPY once the row count is known
             if maps is not None:  # its folder may be new (-o and --maps in folders to be made, as for the scores file)
@@ -757,26 +757,6 @@ def score(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}" + (f"; anomaly maps -> {maps}" if maps is not None else ""))
-
-
-@contextlib.contextmanager
-def _new_folders_undone(*paths: Path):
-    """Remove the folders above ``paths`` that did not exist before the block (and are empty) when it
-    fails: an output written while its input is read leaves no empty folder when the input is refused."""
-    made: list = []
-    for path in paths:
-        p = Path(path).resolve().parent
-        while not p.exists() and p not in made:
-            made.append(p)
-            p = p.parent
-    try:
-        yield
-    except BaseException:
-        for d in sorted(made, key=lambda d: len(d.parts), reverse=True):  # deepest first
-            with contextlib.suppress(OSError):
-                if d.is_dir() and not any(d.iterdir()):
-                    d.rmdir()
-        raise
 
 
 def _write_maps(path: Path, raw, shape: tuple) -> None:

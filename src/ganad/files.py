@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ganad.exceptions import GanadError, ModelFileError, _fmt
 
-__all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "replace_dir",
+__all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "new_folders_undone", "replace_dir",
            "recover_dir", "check_output_file", "check_writable_parent", "umask_mode", "fsync_path", "alive"]
 
 
@@ -42,8 +42,17 @@ def alive(pid: int) -> bool:
 
 
 def umask_mode() -> int:
-    """Permission bits the process's umask allows."""
-    m = os.umask(0o022)
+    """Permission bits the process's umask allows. Read from /proc/self/status where the kernel says
+    it (Linux 4.7+): setting the umask to read it changes it for a moment for every thread of the
+    process, whose files made in that moment got the wrong mode (world-readable under a caller's 077)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o777 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    m = os.umask(0o022)  # elsewhere: set and restore at once (the only portable way to read it)
     os.umask(m)
     return 0o777 & ~m
 
@@ -246,3 +255,23 @@ def is_stream(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+@contextlib.contextmanager
+def new_folders_undone(*paths: Path):
+    """Remove the folders above ``paths`` that did not exist before the block (and are empty) when it
+    fails: an output written while its input is read leaves no empty folder when the input is refused."""
+    made: list = []
+    for path in paths:
+        p = Path(path).resolve().parent
+        while not p.exists() and p not in made:
+            made.append(p)
+            p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in sorted(made, key=lambda d: len(d.parts), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise

@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from ganad import __version__
 from ganad.exceptions import InputError, ModelFileError, _fmt
-from ganad.files import check_output_file, check_writable_parent, fsync_path, recover_dir, replace_dir, temp_dir_beside, umask_mode
+from ganad.files import (check_output_file, check_writable_parent, fsync_path, new_folders_undone, recover_dir, replace_dir, temp_dir_beside,
+                         umask_mode)
 from ganad.files import temp_file_beside as output_temp  # noqa: F401  (old name, kept for callers)
 
 if TYPE_CHECKING:  # the detectors import this module to save themselves, never the reverse at run time
@@ -196,31 +197,36 @@ def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
         config["state"]["members"] = [_state(m) for m in members]
         for i, m in enumerate(members):
             tensors.update({f"members.{i}.{k}": v for k, v in _tensors(m).items()})
+    where = _nonfinite_path(config["state"])
+    if where is not None:  # load refuses NaN / Infinity in config.json: a file that could never load is not written
+        raise ModelFileError(_fmt(f"{type(det).__name__}.save", f"the fitted state holds a NaN or infinite number at {where}, "
+                                  "which a model file cannot hold (the model would not load)", "fit the model again"))
     tuning = det.__dict__.get("tuning_")
     if tuning is not None:
         tuning = json.dumps(tuning, indent=2, default=str)
     recover_model_dir(path)
     mode = umask_mode()
-    tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
-    try:
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        config["weights_sha256"] = file_sha256(tmp / WEIGHTS)  # load compares: a changed byte is a clear error, not other scores
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-        files = [WEIGHTS, CONFIG]
-        if tuning is not None:  # ganad.tune's record: in the same folder replacement, so a model never lacks it
-            (tmp / TUNING).write_text(tuning)
-            files.append(TUNING)
-        for f in files:
-            os.chmod(tmp / f, 0o666 & mode)
-            fsync_path(tmp / f)
-        os.chmod(tmp, 0o777 & mode)
-        fsync_path(tmp)
-        # (a series or multi-view model is a ganad model: replaced, as check_model_path allowed before the work)
-        if path.exists() and not any((path / m).exists() for m in MODEL_MARKERS) and any(path.iterdir()):
-            raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
-        replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with new_folders_undone(path):  # a failed save leaves no folder it made above the model
+        tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
+        try:
+            save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            config["weights_sha256"] = file_sha256(tmp / WEIGHTS)  # load compares: a changed byte is a clear error, not other scores
+            (tmp / CONFIG).write_text(json.dumps(config, indent=2))
+            files = [WEIGHTS, CONFIG]
+            if tuning is not None:  # ganad.tune's record: in the same folder replacement, so a model never lacks it
+                (tmp / TUNING).write_text(tuning)
+                files.append(TUNING)
+            for f in files:
+                os.chmod(tmp / f, 0o666 & mode)
+                fsync_path(tmp / f)
+            os.chmod(tmp, 0o777 & mode)
+            fsync_path(tmp)
+            # (a series or multi-view model is a ganad model: replaced, as check_model_path allowed before the work)
+            if path.exists() and not any((path / m).exists() for m in MODEL_MARKERS) and any(path.iterdir()):
+                raise ModelFileError(_fmt(str(path), "exists and is not a ganad model directory", "choose a new or empty directory"))
+            replace_dir(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -300,9 +306,13 @@ def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_v
         path = recover_dir(path, name) or path  # a replacement killed half-way: the previous model
     f = path / name
     try:
+        if f.is_file() and f.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"it is {f.stat().st_size} bytes, more than a ganad configuration can be")
         cfg = json.loads(f.read_text(), parse_constant=_reject_constant)  # NaN / Infinity: as config.json, refused
     except FileNotFoundError as exc:
         raise ModelFileError(_fmt(str(path), f"has no {name}", f"pass a directory written by {written_by}")) from exc
+    except RecursionError as exc:
+        raise ModelFileError(_fmt(str(f), "is nested too deeply to be a ganad configuration", "the model is corrupt: re-train and save it again")) from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != fmt:
@@ -326,14 +336,16 @@ def write_wrapper_model(path: Path, name: str, what: str, cfg: dict[str, Any], s
     except TypeError as exc:
         raise ModelFileError(_fmt(what, f"cannot be written as JSON ({exc})", "use plain values for every parameter")) from exc
     recover_model_dir(path)
-    tmp = temp_dir_beside(path)
-    try:
-        save_parts(tmp)
-        (tmp / name).write_text(json.dumps(_jsonable(cfg), indent=2))
-        fsync_path(tmp / name)
-        replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with new_folders_undone(path):
+        tmp = temp_dir_beside(path)
+        try:
+            save_parts(tmp)
+            (tmp / name).write_text(json.dumps(_jsonable(cfg), indent=2))
+            fsync_path(tmp / name)
+            os.chmod(tmp, 0o777 & umask_mode())  # mkdtemp made it 0700: as a detector model's folder, the umask's mode
+            replace_dir(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -371,6 +383,11 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if not isinstance(cfg.get(key), kind):
             raise ModelFileError(_fmt(str(cfg_file), f"has {key!r} = {str(cfg.get(key))[:60]!r}, not a {kind.__name__}", corrupt))
     return cfg
+
+
+def _real(x) -> bool:
+    """A JSON number (not a bool, not a string that reads as one) that is finite."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _positive_ints(v) -> bool:
@@ -467,6 +484,23 @@ def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
             raise ValueError(f"tensor {k!r} has a malformed header entry")
         out[k] = (v["dtype"], tuple(v["shape"]))
     return out
+
+
+#: the score arrays save writes in float64 (float32 accepted); the knn tensors in float32
+_SCORE_ARRAYS = ("decision_scores_", "validation_scores_", "calibration_scores_", "robust_weights_")
+
+
+def _allowed_dtypes(key: str) -> tuple[str, ...]:
+    """The safetensors dtypes a stored tensor may have: what save writes (network weights float32,
+    float16 / float64 accepted as they load into float32 networks unchanged in kind)."""
+    last = key.rsplit(".", 1)[-1]
+    if last == "num_batches_tracked":
+        return ("I64",)
+    if last.startswith("knn_"):
+        return ("F32",)
+    if last in _SCORE_ARRAYS:
+        return ("F64", "F32")
+    return ("F32", "F16", "F64")
 
 
 def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
@@ -652,7 +686,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         members, stats = st["members"], st.get("member_stats")
         if not (isinstance(members, list) and members and isinstance(stats, list) and len(stats) == len(members)
                 and all(isinstance(m, dict) for m in members)
-                and all(isinstance(v, list) and len(v) == 2 and float(v[1]) > 0 for v in stats)):
+                and all(isinstance(v, list) and len(v) == 2 and all(_real(x) for x in v) and v[1] > 0 for v in stats)):
             raise ModelFileError(_fmt(str(cfg_file), "has an ensemble whose members or member statistics are malformed", corrupt))
         seeds = member_seeds(det.seed_, len(members))  # each member's own random_state, as fit gave it
         det.members_ = [_restore(cls, dict(params, n_members=1, random_state=seeds[i]), m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)
@@ -713,6 +747,11 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
         header = _weights_header(wfile)
     except Exception as exc:
         raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
+    wrong = [(k, dt) for k, (dt, _) in header.items() if dt not in _allowed_dtypes(k)]
+    if wrong:  # a bool or integer weight loads into a float network without an error and scores nonsense
+        k, dt = wrong[0]
+        raise ModelFileError(_fmt(str(wfile), f"has {len(wrong)} tensor(s) of a kind ganad does not write, the first {k!r} of dtype {dt} "
+                                  f"(expected {' or '.join(_allowed_dtypes(k))})", corrupt))
     loaded: dict = {}
 
     def tensors_fn():  # read once, after the shapes were checked against the configuration
@@ -745,8 +784,10 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     tfile = Path(path) / TUNING
     if tfile.is_file():  # ganad.tune's record goes with the model: a load and save elsewhere keeps it
         try:
+            if tfile.stat().st_size > MAX_CONFIG_BYTES:
+                raise ValueError(f"it is {tfile.stat().st_size} bytes, more than a tuning record can be")
             record = json.loads(tfile.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ModelFileError(_fmt(str(tfile), f"cannot be read as JSON ({type(exc).__name__}: {exc})",
                                       "restore it from a backup, or delete it (the record of the tuning search; the model does not need it)")) from exc
         if isinstance(record, dict):

@@ -61,6 +61,8 @@ def _view_digest(d: Path) -> str:
     from ganad.io import CONFIG, WEIGHTS
     h = hashlib.sha256()
     for name in (CONFIG, WEIGHTS):
+        if not (d / name).is_file():  # a device or a pipe (a link to /dev/zero) would be read for ever
+            raise ModelFileError(_fmt(str(d), f"has no {name} (or it is not a regular file)", "the model is incomplete: re-train and save it again"))
         with open(d / name, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
@@ -403,6 +405,11 @@ def load_multiview(path) -> MultiViewDetector:
                 p["detector_params"] = _tuples(type(d), p["detector_params"])
         mv = MultiViewDetector(**p)
         mv._check_params()
+        for key in ("median", "scale"):  # numbers as written: np.asarray would read "1.0" as 1.0, [[0.1, 0.1]] as 2-D
+            if not (isinstance(st[key], list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in st[key])):
+                raise ValueError(f"{key} {str(st[key])[:60]} is not a list of numbers, one per view")
+        if isinstance(st["threshold"], bool) or not isinstance(st["threshold"], (int, float)):
+            raise ValueError(f"threshold {st['threshold']!r} is not a number")
         median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)
         mv.composer_ = RobustStandardised(views, median, scale)
         mv.threshold_ = float(st["threshold"])

@@ -770,9 +770,8 @@ def write_tuning_record(det, model_dir) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(rec)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        from ganad.files import umask_mode
+        os.chmod(tmp, 0o666 & umask_mode())
         os.replace(tmp, d / "tuning.json")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

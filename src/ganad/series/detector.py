@@ -831,6 +831,10 @@ def load_series(path) -> SeriesDetector:
             p["event_gap"] = 0     # and the parameters say so (None would mean one window)
         sd = SeriesDetector(**p)
         sd.detector_ = det
+        for key in ("window", "stride", "n_channels", *(("event_gap",) if "event_gap" in st else ())):
+            v = st[key]  # whole numbers as written: int() would take 16.9 as 16 and "4" as 4
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "event_gap" else 1):
+                raise ValueError(f"{key} {v!r} is not a {'non-negative' if key == 'event_gap' else 'positive'} whole number")
         sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])
         if isinstance(st["threshold"], bool) or not isinstance(st["threshold"], (int, float)) or not np.isfinite(st["threshold"]):
             raise TypeError(f"threshold {st['threshold']!r} is not a finite number")
@@ -841,7 +845,11 @@ def load_series(path) -> SeriesDetector:
             raise ValueError(f"event_gap {sd.event_gap_} is negative")
         sd.n_channels_ = int(st["n_channels"])
         sd.channels_ = [str(c) for c in st["channels"]]
-        sd.channel_baseline_ = [float(v) for v in st["channel_baseline"]]
+        base = st["channel_baseline"]
+        if not isinstance(base, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in base):
+            # fit floors each at 1e-12: NaN made every contribution NaN, 0 infinite, a negative one negative
+            raise ValueError(f"channel_baseline {str(base)[:60]} is not a list of finite positive numbers")
+        sd.channel_baseline_ = [float(v) for v in base]
         if len(sd.channels_) != sd.n_channels_ or len(sd.channel_baseline_) != sd.n_channels_:
             raise ValueError("channel names / baselines do not match n_channels")
         shape = tuple(int(v) for v in getattr(det, "data_shape_", ()) or ())

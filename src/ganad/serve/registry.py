@@ -51,6 +51,17 @@ def model_version(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def _copy_regular(src, dst):
+    """copytree's copy of one file, regular files only: a link to /dev/zero or a pipe in a model
+    directory would be copied until the disk is full, or block for ever."""
+    import os
+    import shutil
+    import stat
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        raise OSError(f"{src} is not a regular file (a device, a pipe or a link to one)")
+    return shutil.copy2(src, dst)
+
+
 def load_detector(name: str, path: Path):
     """Load, describe and warm up one model directory (runs off the event loop): a detector, or a
     series model (``series.json``, written by ``ganad fit --window`` / ``SeriesDetector.save``).
@@ -72,11 +83,13 @@ def load_detector(name: str, path: Path):
         snap = Path(tmp) / (path.name or "model")
         try:
             if path.is_dir():
-                shutil.copytree(path, snap)
+                shutil.copytree(path, snap, copy_function=_copy_regular)
             else:
                 snap = path  # load_model says what is wrong with it
         except OSError as exc:
-            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be read ({exc})",
+            why = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0] else exc
+            # (copytree's error is a list of (source, target, why): the first why)
+            raise ModelFileError(_fmt(f"model {name!r} ({path})", f"cannot be read ({why})",
                                       "check the directory exists and is readable")) from exc
         try:
             version = model_version(snap) if snap.is_dir() else ""

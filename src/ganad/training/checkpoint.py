@@ -263,7 +263,9 @@ def _series(d, path: str) -> None:
         if not isinstance(k, str) or not isinstance(v, list):
             raise _Bad(f"{path}[{k!r}] is {_show(v)}, not a list of numbers")
         for i, x in enumerate(v):
-            _number(x, f"{path}[{k!r}][{i}]")
+            if isinstance(_number(x, f"{path}[{k!r}][{i}]"), float) and math.isnan(x):
+                # a model file cannot hold NaN (load refuses it): the resumed fit could not be saved
+                raise _Bad(f"{path}[{k!r}][{i}] is NaN (the divergence guard stops a run before its losses are)")
 
 
 def _tensor(v, path: str, shape=None, floating: bool | None = None) -> torch.Tensor:
@@ -603,7 +605,7 @@ def load(directory) -> tuple[dict, Snapshot]:
                               "run without --resume (resume=False) to start training, writing checkpoints there"))
     try:
         man = json.loads((d / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelFileError(_fmt(where, f"{MANIFEST} is unreadable ({exc})", "delete the directory and train afresh")) from exc
     if not isinstance(man, dict) or man.get("format") != FORMAT:
         raise ModelFileError(_fmt(where, f"{MANIFEST} is not a ganad checkpoint", "point --checkpoint at a checkpoint directory"))
@@ -623,6 +625,8 @@ def load(directory) -> tuple[dict, Snapshot]:
     if "/" in name or not name.startswith("state-"):
         raise ModelFileError(_fmt(where, f"names a tensor file {name!r} outside the directory", "delete the directory and train afresh"))
     try:
+        if (d / name).exists() and not (d / name).is_file():  # a pipe or a device would block or be read for ever
+            raise OSError(0, "not a regular file")
         data = (d / name).read_bytes()
     except OSError as exc:
         raise ModelFileError(_fmt(where, f"its tensor file {name} is missing ({exc.strerror})", "delete the directory and train afresh")) from exc

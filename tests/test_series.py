@@ -600,3 +600,31 @@ def test_a_refused_series_refit_leaves_the_fitted_model(fitted):
         sd.set_params(window=480).fit(X)
     assert sd.window_ == 32
     np.testing.assert_array_equal(sd.set_params(window=32).decision_function(X), ref)
+
+
+def test_stream_takes_a_dataframe_by_channel_name(fitted, anomalous_series):
+    """StreamScorer.update read a DataFrame by position: columns in another order gave other scores
+    and false events blamed on the wrong channel, where batch scoring takes them by name."""
+    df = pd.DataFrame(anomalous_series[:400], columns=["a", "b", "c"])[["c", "a", "b"]]
+    ref = fitted.score_series(df)
+    sc = fitted.stream()
+    parts = [sc.update(df.iloc[i:i + 37]) for i in range(0, len(df), 37)] + [sc.close()]
+    np.testing.assert_array_equal(np.concatenate([u.scores for u in parts]), ref.scores)
+
+
+def test_a_window_that_overflows_names_its_points_in_batch_and_stream():
+    """A finite value that overflows the networks (1e20 with scaler='standard') was named as "row(s) [0]"
+    of the block of windows scored; in a stream the innocent chunk completing its window was blamed."""
+    X = _series(800, seed=9)
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "random_state": 0, "verbose": False, "scaler": "standard"}).fit(X)
+    Y = _series(120, seed=10)
+    Y[50, 0] = 1e20
+    with pytest.raises(InputError, match=r"over points \(rows\) 36 to 51"):
+        sd.score_series(Y)
+    sc = sd.stream()
+    sc.update(Y[:51])
+    with pytest.raises(InputError, match="over stream points 36 to 51.*cannot go past this window"):
+        sc.update(Y[51:52])
+    sd.detector_.on_nonfinite = "max"
+    up = sc.update(Y[51:52])
+    assert np.isinf(up.scores).any()

@@ -997,3 +997,22 @@ def test_a_port_in_use_is_a_cli_error(models):
                            capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert f"--port {port}: could not be bound" in r.stderr and "Fix: choose a free port" in r.stderr
+
+
+def test_a_client_that_leaves_mid_body_is_a_499_not_a_logged_500():
+    """A /series client that closed its connection before its body arrived was logged as "unexpected
+    error" with a ClientDisconnect traceback and counted as a 500 (a bug in ganad, per serve.md)."""
+    import asyncio
+    from starlette.requests import ClientDisconnect
+    from ganad.serve.app import _read_body
+    from ganad.serve.errors import Refusal
+
+    class Leaving:
+        headers = {"content-length": "1000"}
+
+        async def stream(self):
+            yield b"[[1, 2]"
+            raise ClientDisconnect()
+    with pytest.raises(Refusal) as e:
+        asyncio.run(_read_body(Leaving(), 10**6))
+    assert e.value.status == 499 and e.value.type == "ClientDisconnect"

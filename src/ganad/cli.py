@@ -1300,6 +1300,7 @@ def stream(
     has_time: bool = typer.Option(False, help="Each line starts with a time, then the channels (the time is skipped: a stream is one series without gaps; start a new stream after a pause)."),
     sep: Optional[str] = typer.Option(None, help="Column separator of the lines (default ','), as for fit / score, e.g. ';'."),
     decimal: str = typer.Option(".", help="Decimal mark of the numbers, as for fit / score, e.g. ',' for 1,5 (with --sep ';')."),
+    nonfinite: str = typer.Option("raise", help="A window whose score overflows to NaN/inf: raise (error naming its points; the stream cannot go on past it) or max (most anomalous)."),
 ):
     """Score a live series: one point per stdin line (its channels separated by --sep, default ','; a line repeating the header, as a rotated file followed by `tail -F` starts with, is skipped), writes `point,index,score,label`
     lines and `open,start` / `close,start,end,peak_score,channels` event lines as they happen (bounded memory;
@@ -1312,7 +1313,9 @@ def stream(
     try:
         if batch < 1:
             raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")
-        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time, sep=sep, decimal=decimal)
+        if nonfinite not in ("raise", "max"):
+            raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
+        stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time, sep=sep, decimal=decimal, nonfinite=nonfinite)
     except (GanadError, ValueError) as exc:
         _fail(exc)
 

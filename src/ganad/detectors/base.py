@@ -1810,10 +1810,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             return scores
         if self.on_nonfinite != "raise":
             raise InputError(_fmt("on_nonfinite", f"is {self.on_nonfinite!r}", "use 'raise' or 'max'"))
-        raise InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {len(scores)}) "
+        exc = InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {len(scores)}) "
                                    "get a non-finite anomaly score (NaN / inf): their values overflow the float32 networks",
                               "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
                               "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
+        exc.nonfinite_rows = rows  # the rows of this pass (a series names its points from them)
+        raise exc
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (computes only the components the

@@ -440,12 +440,14 @@ def _update(sc, buf, lines_of):
     try:
         return sc.update(np.asarray(buf))
     except InputError as exc:
+        if getattr(exc, "nonfinite_rows", None) is not None:  # names the stream points (the output's index) of the window
+            raise InputError(f"stdin line {lines_of[-1]} completes a window that cannot be scored: {exc}") from exc
         where = f"stdin line {lines_of[0]}" if len(lines_of) == 1 else f"stdin lines {lines_of[0]}-{lines_of[-1]} (rows count from 0 there)"
         raise InputError(f"{where}: {exc}") from exc
 
 
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False, sep: str | None = None,
-                 decimal: str = "."):
+                 decimal: str = ".", nonfinite: str = "raise"):
     """`ganad stream`: read points (one line each: C numbers separated by ``sep`` (default ','), with
     ``decimal`` as their decimal mark, or time,values with has_time), write ``point,index,score,label``
     lines and ``open,start`` / ``close,start,end,peak_score,channels``. A line that repeats the header
@@ -462,6 +464,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     sd = ganad.load(model_dir)
     if not hasattr(sd, "stream"):
         raise GanadError(f"{model_dir}: is not a series model. Fix: train one with `ganad fit series.csv --window W`")
+    sd.detector_.on_nonfinite = nonfinite  # a window that overflows: an error naming its points, or the top score
     sc = sd.stream()
     C = sd.n_channels_
     buf, lines_of, n_line = [], [], 0

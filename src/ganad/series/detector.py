@@ -547,7 +547,31 @@ class SeriesDetector(BaseEstimator):
         r = det._score(windows, required_components(det.composer_), return_map=True)
         return r.scores, r.map
 
-    def _segment_points(self, v: np.ndarray):
+    def _score_windows_at(self, windows: np.ndarray, starts: np.ndarray, rows=None, stream: bool = False):
+        """:meth:`_score_windows` of the windows starting at ``starts`` (points of the series, or of
+        ``rows``, the input rows of a segment); a window whose score overflows is named by its points,
+        not by its place in the block of windows scored (which named "row(s) [0]")."""
+        try:
+            return self._score_windows(windows)
+        except InputError as exc:
+            bad = getattr(exc, "nonfinite_rows", None)
+            if bad is None:
+                raise
+            first = int(starts[bad[0]])
+            pts = (first, first + self.window_ - 1) if rows is None else (int(rows[first]), int(rows[first + self.window_ - 1]))
+            what = "stream points" if stream else "points (rows)"
+            fix = ("check them for extreme values; the stream cannot go past this window while the model's "
+                   "detector_.on_nonfinite is 'raise' (every later chunk completes it again): close it and start a new "
+                   "stream after those points, or set model.detector_.on_nonfinite = 'max' (CLI: ganad stream --nonfinite max) "
+                   "to score such windows as the most anomalous" if stream else
+                   "check them for extreme values and rescale or drop them, or set sd.detector_.on_nonfinite = 'max' "
+                   "(CLI: ganad score --nonfinite max) to score such windows as the most anomalous")
+            new = InputError(_fmt("X" if not stream else "stream", f"{len(bad)} window(s) get a non-finite anomaly score (NaN / inf), the first "
+                                  f"over {what} {pts[0]} to {pts[1]}: their values overflow the float32 networks", fix))
+            new.nonfinite_rows = bad
+            raise new from None
+
+    def _segment_points(self, v: np.ndarray, rows=None):
         """Scores (n,) and per-channel contributions (n, C) of the points of one segment ``v`` (n, C),
         in blocks of points: each block's covering windows are cut, scored and averaged, then dropped,
         so memory holds about :data:`SCORE_BLOCK` window numbers at a time instead of every window of
@@ -567,7 +591,7 @@ class SeriesDetector(BaseEstimator):
             sub = starts[np.searchsorted(starts, a - W, side="right"):np.searchsorted(starts, b - 1, side="right")]
             if not sub.size:
                 continue
-            ws, wm = self._score_windows(np.ascontiguousarray(view[sub]))
+            ws, wm = self._score_windows_at(np.ascontiguousarray(view[sub]), sub, rows)
             scores[a:b], contrib[a:b] = covering_mean(sub, np.asarray(ws, dtype=np.float64), np.asarray(wm, dtype=np.float64) / base, W, a, b)
         _fill_uncovered(scores, contrib)
         return scores, contrib
@@ -649,7 +673,7 @@ class SeriesDetector(BaseEstimator):
         self._check_lengths(segs, skip_short=False, name="X", series_id=sid)
         scores, contrib = np.full(len(values), np.nan), np.full(values.shape, np.nan)
         for idx in segs:
-            scores[idx], contrib[idx] = self._segment_points(values[idx])
+            scores[idx], contrib[idx] = self._segment_points(values[idx], idx)
         labels = (scores > self.threshold_).astype(np.int64)
         rows = []
         in_event, part = np.zeros(len(scores), dtype=np.int64), np.zeros(len(scores), dtype=np.int64)

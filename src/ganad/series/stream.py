@@ -112,7 +112,9 @@ class StreamScorer:
         if a is not None and a.size == 0 and (a.shape in ((0,), (0, self.C))):
             return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         # the model's channel names (a chunk in the model's order) and the stream's point index in the messages
-        x = _as_series(points, "points", channels=getattr(self.model, "channels_", None), row0=self.n_seen)
+        # a DataFrame is taken by its channel names, as batch scoring takes it (it was read by position)
+        x = _as_series(self.model._by_name(points, getattr(self.model, "channels_", None)), "points",
+                       channels=getattr(self.model, "channels_", None), row0=self.n_seen)
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))
         step = block_points(self.S, self.C, self.W)
@@ -141,7 +143,7 @@ class StreamScorer:
             wins = np.ascontiguousarray(view[starts - self._buf_start])  # float64, scaled by the detector
             # may raise (a non-finite score): nothing of this chunk is kept then, so that a refused
             # chunk leaves the stream as it was (its points are not scored again with every later chunk)
-            sc, mp = self.model._score_windows(wins)
+            sc, mp = self.model._score_windows_at(wins, starts, stream=True)
         self._buf, self.n_seen = buf, n_seen
         if last >= self._next_start:
             self._starts = np.r_[self._starts, starts]

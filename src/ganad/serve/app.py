@@ -189,13 +189,17 @@ def _check_length(cl, limit: int) -> None:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    from starlette.requests import ClientDisconnect
     _check_length(request.headers.get("content-length"), limit)
     chunks, n = [], 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise _too_big(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            n += len(chunk)
+            if n > limit:
+                raise _too_big(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client went away: no one reads the answer; counted as 499 (nginx's "client closed request"), not a 500 with a traceback
+        raise Refusal(499, _fmt("request", "was abandoned by the client before its body arrived", "send the whole body"), "ClientDisconnect") from None
     return b"".join(chunks)
 
 

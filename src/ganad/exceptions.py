@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class GanadError(Exception):
@@ -14,6 +15,8 @@ class InputError(GanadError, ValueError):
 
     #: a table's columns the model was not fitted on, every one (the message names five): the CLI's --exclude flags
     unseen_columns: list[str] | None = None
+    #: the samples of a scoring pass whose score was NaN / inf (a series names the points of those windows)
+    nonfinite_rows: Any = None
 
 
 class DataFileError(GanadError, ValueError):

@@ -599,3 +599,11 @@ def test_the_callers_torch_modes_do_not_break_fit_scoring_or_loading(tmp_path):
     s = search.decision_function(X[:3])
     with torch.inference_mode():
         np.testing.assert_array_equal(search.decision_function(X[:3]), s)
+
+
+def test_a_fit_on_a_cuda_device_restores_that_devices_random_state():
+    """fit forked only the CPU's random state (fork_rng(devices=[])), so a fit on a GPU moved the caller's
+    CUDA random stream (seeded with the fit's seed and drawn from by training); it now forks the fit's
+    device too. (Checked here on the device list; a GPU run is not available to the test suite.)"""
+    from ganad.detectors.base import _rng_devices
+    assert _rng_devices("cpu") == [] and _rng_devices("cuda:1") == [1] and _rng_devices("meta") == []

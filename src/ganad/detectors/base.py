@@ -62,6 +62,15 @@ MIN_FIT_SAMPLES = MIN_TAIL
 #: models than the same fit alone. Threads fit one at a time now, each as it would alone (processes, e.g.
 #: joblib's default loky backend, still fit in parallel). Re-entrant: an ensemble's members fit inside.
 _TORCH_RNG_LOCK = threading.RLock()
+def _rng_devices(device) -> list[int]:
+    """The CUDA devices whose random state a fit on ``device`` draws from (its own), restored after the
+    fit as the CPU's is: the caller's CUDA stream of random numbers is not moved by a fit."""
+    d = torch.device(device)
+    if d.type != "cuda":
+        return []
+    return [d.index if d.index is not None else torch.cuda.current_device()]
+
+
 #: the fewest samples in the held-out slice and in what is left to train on (else no slice)
 HOLDOUT_MIN = 16
 
@@ -819,7 +828,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self._warn_small(X.shape[0], val_idx)
             Xtr = Xt[torch.from_numpy(train_idx)] if len(val_idx) else Xt
             Xval = Xt[torch.from_numpy(val_idx)] if len(val_idx) else None
-            with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):  # (torch's random state is one per process: see the lock)
+            with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=_rng_devices(self.device_)):  # (one random state per process: see the lock)
                 torch.manual_seed(self.seed_)
                 self.nets_ = nn.ModuleDict(self._build_networks_or_explain()).to(self.device_)
                 gen = torch.Generator().manual_seed(self.seed_)

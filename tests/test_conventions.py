@@ -607,3 +607,42 @@ def test_a_fit_on_a_cuda_device_restores_that_devices_random_state():
     device too. (Checked here on the device list; a GPU run is not available to the test suite.)"""
     from ganad.detectors.base import _rng_devices
     assert _rng_devices("cpu") == [] and _rng_devices("cuda:1") == [1] and _rng_devices("meta") == []
+
+
+def test_documented_defaults_are_the_real_defaults():
+    """Each 'name : kind, default X' entry of a detector's docstring (what help() shows) names the
+    default its signature has: TadGAN's docstring said latent_dim 16 (it is 20), and a shared entry
+    cannot say f-AnoGAN's n_critic (5) unless the method's docstring sets it."""
+    import ast
+    import inspect
+    import re
+    import ganad.detectors  # noqa: F401
+    from ganad.multiview import MultiViewDetector
+    from ganad.registry import DETECTORS
+    entry = re.compile(r"^\s{4}(\w+) : [^\n]*?, default (.+?)\s*$")
+    wrong, checked = [], 0
+    for cls in {*DETECTORS.values(), SeriesDetector, MultiViewDetector}:
+        sig = inspect.signature(cls.__init__).parameters
+        for line in (cls.__doc__ or "").splitlines():
+            m = entry.match(line)
+            if not m or m.group(1) not in sig:
+                continue
+            try:
+                doc = ast.literal_eval(m.group(2))
+            except (ValueError, SyntaxError):
+                continue  # a default described in words
+            real = sig[m.group(1)].default
+            checked += 1
+            if doc != real and not (isinstance(real, tuple) and list(real) == doc):
+                wrong.append((cls.__name__, m.group(1), doc, real))
+    assert checked > 50 and not wrong, wrong
+
+
+def test_ganad_save_saves_every_kind_that_ganad_load_loads(tmp_path):
+    """ganad.save(series_model, path) failed with "'SeriesDetector' object has no attribute '_check_params'"."""
+    X = np.random.RandomState(0).randn(400, 2)
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(X)
+    ganad.save(sd, tmp_path / "s")
+    np.testing.assert_array_equal(ganad.load(tmp_path / "s").decision_function(X[:100]), sd.decision_function(X[:100]))
+    with pytest.raises(InputError, match="not a ganad model"):
+        ganad.save(object(), tmp_path / "o")

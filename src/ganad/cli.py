@@ -388,7 +388,7 @@ def fit(
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
-    batch_size: Optional[str] = typer.Option(None, help="Mini-batch size, or auto (n/32 as a power of two in 32-256; the default of most methods)."),
+    batch_size: Optional[str] = typer.Option(None, help="Mini-batch size, or auto (n/32 as a power of two in 32-256; every method's default)."),
     objective: Optional[str] = typer.Option(None, help="bce, wgan-gp or hinge (default: the method's: wgan-gp for fanogan and tadgan, bce for the others)."),
     contamination: Optional[float] = typer.Option(None, help="Expected anomaly fraction; sets the threshold (default: the method's)."),
     seed: Optional[int] = typer.Option(None, help="random_state: the same seed gives the same model on CPU (default 0)."),
@@ -573,7 +573,7 @@ def _read_as(shape: tuple, family) -> str:
 def score(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
     data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time, or a folder of image files (scores get a 'file' column) (or --view NAME=FILE per view)."),
-    output_text: str = typer.Option(..., "-o", "--output", help="CSV to write with columns index, score, label."),
+    output_text: str = typer.Option(..., "-o", "--output", help="CSV to write: index, score, label, threshold (an --id-column first); a series model writes a row per time point with its event column (docs/series.md)."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
     chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536; a folder of images: about 2**26 pixel values, e.g. 446 RGB images of 224 x 224). Table and image models only: --view files and series are read whole."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),

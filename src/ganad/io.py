@@ -161,6 +161,14 @@ def recover_model_dir(path: str | os.PathLike[str]) -> Path | None:
 
 
 def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
+    """``ganad.save``: write a fitted model to the directory ``path`` (safetensors for the weights,
+    JSON for the rest; replaced atomically; ``ganad.load`` reads it back). A series or multi-view
+    model is saved by its own ``save``, as ``ganad.load`` loads every kind."""
+    if not hasattr(det, "_resolved_structure"):  # not a detector: a SeriesDetector / MultiViewDetector saves itself
+        if callable(getattr(det, "save", None)) and type(det).__name__ in ("SeriesDetector", "MultiViewDetector"):
+            return det.save(path)
+        raise InputError(_fmt("ganad.save", f"was given a {type(det).__name__}, not a ganad model",
+                              "pass a fitted detector, SeriesDetector or MultiViewDetector"))
     det._check_fitted()
     path = check_model_path(path)
     try:  # load_model checks the parameters: a value set after fit that fit would refuse must not reach the file

@@ -18,16 +18,20 @@ SEARCH_SETTINGS = ("custom", "schlegl")
 
 
 class AnoGAN(BaseGANDetector):
-    __doc__ = f"""AnoGAN: GAN on normal data + per-sample latent search; score (1-λ)·residual + λ·feature matching.
+    __doc__ = f"""AnoGAN: GAN on normal data + per-sample latent search; own score (1-λ)·residual + λ·feature matching.
+
+    ``decision_function`` reads the ``knn`` component by default (the distance of D's features and of
+    the input to the training samples', no search; ``knn_weight='auto'`` = 1.0): the own score, ``lam``
+    and the search count only with ``knn_weight`` < 1 (docs/methods.md).
 
     Parameters
     ----------
     {COMMON_PARAMS}
     lam : float, default 0.1
-        λ of the score (1 − λ)·Σ|x − x̂| + λ·Σ|f(x) − f(x̂)|, sums over the elements of x and the
+        λ of the own score (1 − λ)·Σ|x − x̂| + λ·Σ|f(x) − f(x̂)|, sums over the elements of x and the
         discriminator features as in Schlegl et al. (the default composer weights the mean
         components ``residual`` and ``feature`` by (1 − λ)·n_x and λ·n_f; docs/methods.md).
-    search : {'custom', 'schlegl'}, default 'custom'
+    search : {{'custom', 'schlegl'}}, default 'custom'
         'custom': the latent search as set by the ``search_*`` parameters. 'schlegl': Schlegl et
         al. 2017's mapping: L1 residual plus λ = ``lam`` feature matching in the search loss (sums),
         ``search_n_max`` steps for every sample (no early stop; ``search_distance``,

@@ -18,6 +18,7 @@ import copy
 import inspect
 import math
 import os
+import re
 import threading
 import time
 import warnings
@@ -86,7 +87,7 @@ COMMON_PARAMS = """
         Width (units / channels of the first stage) and depth (layers / stages); None = family default
         (width: mlp 128, conv1d 4, lstm 64, dcgan 8; ``ganad.nets.default_width``). A model file
         records the width and depth its networks were built with.
-    epochs : int
+    epochs : int, default 30
         Training length (the last stage's best epoch is kept, see ``validation_fraction``).
     batch_size : int or 'auto', default 'auto'
         Mini-batch size; 'auto' = n/32 rounded down to a power of two, between 32 and 256 (large
@@ -170,12 +171,17 @@ COMMON_PARAMS = """
     divergence_retries : int >= 0, default 1
         Roll-backs allowed before training stops with an error.
     objective : {'bce', 'wgan-gp', 'hinge'}
-        Adversarial objective; ``n_critic`` discriminator steps per generator step, ``gp_weight`` for WGAN-GP.
+        Adversarial objective (the method's default: 'bce' unless its docstring says otherwise).
+    n_critic : int, default 1
+        Discriminator steps per generator step.
+    gp_weight : float, default 10.0
+        Weight of WGAN-GP's gradient penalty (objective='wgan-gp').
     spectral_norm : bool
         Spectral normalisation on the discriminator.
     prior : {'normal', 'uniform', 'truncated_normal'} or dict
         Latent prior p(z).
-    lr_g, lr_d, betas : Adam learning rates of generator (and encoder) and discriminator, and Adam's betas.
+    lr_g, lr_d, betas : float, float, (float, float), default 2e-4, 2e-4, (0.5, 0.999)
+        Adam learning rates of generator (and encoder) and discriminator, and Adam's betas.
     scaler : {'auto', 'per-feature', 'standard', 'minmax', 'none'} or dict
         Scaling fitted on training data; 'auto' = minmax to [-1, 1] for images, 'per-feature' for vectors and
         series (per feature / channel: constant ones centred, few-valued ones mapped by their range to [-1, 1],
@@ -184,7 +190,7 @@ COMMON_PARAMS = """
         docs/scaling.md.
     feature_layer : int
         Discriminator block used for feature matching (negative counts from the last).
-    score_batch_size : int
+    score_batch_size : int, default 1024
         Samples per batch when scoring.
     device : 'auto', 'cpu', 'cuda', ...
     random_state : int or None
@@ -192,6 +198,16 @@ COMMON_PARAMS = """
     verbose : bool
         Show a progress bar with the losses during training.
 """
+
+
+def params_with_defaults(text: str, **defaults) -> str:
+    """A parameters section (:data:`COMMON_PARAMS`, ``ENCODER_PARAMS``) with the ``default`` of each
+    named entry set to a method's own (f-AnoGAN's ``n_critic=5``, TadGAN's ``latent_dim=20``)."""
+    for name, value in defaults.items():
+        text, n = re.subn(rf"^(\s{{4}}{name} : [^\n]*?, default ).+$", lambda m: m.group(1) + repr(value), text, count=1, flags=re.M)
+        if not n:
+            raise ValueError(f"{name} has no 'default' entry to set")
+    return text
 
 
 def _check_scaler(spec) -> None:
@@ -437,7 +453,9 @@ def _is_itself(d2: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class ScoreResult:
-    """Everything a detector computes for a batch of samples (unscaled, NumPy)."""
+    """Everything a detector computes for a batch of samples, as NumPy arrays: scores and components
+    per sample, ``map`` in scaled units (as :meth:`BaseGANDetector.explain` explains), ``reconstruction``
+    in the input's units."""
 
     scores: np.ndarray
     components: dict[str, np.ndarray]
@@ -1907,9 +1925,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         With n reference scores (:meth:`reference_scores`), k of them above ``threshold_``, and a
         test score s ranking above m of them, the anomaly probability is p = (1 + m) / (2 + n)
         (a Bayesian estimate with a uniform prior) and the confidence of an anomaly prediction
-        1 − BinomialCDF(n − k; n, p); of a normal prediction one minus that. PyOD takes k = n ×
-        contamination (its threshold is that quantile of its training scores); here k is counted,
-        so the confidence stays consistent with a threshold that :meth:`calibrate` set another way.
+        1 − BinomialCDF(n − k; n, p); of a normal prediction one minus that. Where the reference is
+        the held-out slice (after ``fit``), k = ⌊n · contamination⌋, as PyOD takes it (``threshold_``
+        is that quantile of the training scores, not of the slice); otherwise (the training scores
+        without a slice, or the calibration data after :meth:`calibrate`) k is counted, so the
+        confidence stays consistent with a threshold set another way (``fpr``, ``f1``, ...).
         """
         return self._confidence(self.decision_function(X))
 

@@ -24,14 +24,15 @@ from ganad.training.loop import Stage
 
 
 class BiGAN(EncoderDetector):
-    __doc__ = f"""EGBAD / BiGAN: G, E and a joint D(x, z) trained together; score (1-λ)·residual + λ·feature matching.
+    __doc__ = f"""EGBAD / BiGAN: G, E and a joint D(x, z) trained together; own score (1-λ)·residual + λ·feature matching,
+    blended with the ``knn`` component in ``decision_function`` (``knn_weight='auto'`` = 0.75; docs/methods.md).
 
     Parameters
     ----------
     {COMMON_PARAMS}
     {ENCODER_PARAMS}
     lam : float, default 0.1
-        λ of the score (1 − λ)·Σ|x − G(E(x))| + λ·Σ|f(x, E(x)) − f(G(E(x)), E(x))|, sums over the
+        λ of the own score (1 − λ)·Σ|x − G(E(x))| + λ·Σ|f(x, E(x)) − f(G(E(x)), E(x))|, sums over the
         elements of x and the joint discriminator's features as in Zenati et al. (α = 1 − λ = 0.9);
         see docs/methods.md.
 

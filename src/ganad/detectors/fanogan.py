@@ -7,7 +7,7 @@ unsupervised anomaly detection with generative adversarial networks. Medical Ima
 
 from __future__ import annotations
 
-from ganad.detectors.base import COMMON_PARAMS, method_init
+from ganad.detectors.base import COMMON_PARAMS, method_init, params_with_defaults
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.params import Param, below, integer, none, real
 from ganad.scoring.composition import WeightedSum
@@ -25,7 +25,7 @@ class FAnoGAN(EncoderDetector):
 
     Parameters
     ----------
-    {COMMON_PARAMS}
+    {params_with_defaults(COMMON_PARAMS, n_critic=5)}
     {ENCODER_PARAMS}
     kappa : float, default 1.0
         κ, the weight of the discriminator-feature residual in the izi_f loss and in the score.
@@ -34,7 +34,9 @@ class FAnoGAN(EncoderDetector):
 
     Score components: ``izi_residual`` (mean squared residual), ``izi_feature`` (mean squared
     feature residual), plus the generic ``residual``, ``feature``, ``discriminator``, ``latent_norm``.
-    Default score: izi_residual + κ·izi_feature (weights normalised to sum to one).
+    Own score: izi_residual + κ·izi_feature (weights normalised to sum to one). The method's own score; ``decision_function`` reads the ``knn`` component by default
+    (``knn_weight='auto'`` = 1.0 here: the own score, and the settings above that shape it, count only
+    with ``knn_weight`` < 1; docs/methods.md).
     """
 
     __init__ = method_init(ENCODER_PARAMETERS, objective='wgan-gp', n_critic=5, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9), kappa=1.0,

@@ -34,11 +34,13 @@ class GANomaly(EncoderDetector):
     w_adv, w_con, w_lat : float, default 1, 50, 1
         Weights of the adversarial, contextual and latent losses (the paper's values).
     score_norm : {{'robust', 'minmax', 'none'}}, default 'robust'
-        Normalisation of the latent score with statistics of the TRAINING scores computed at fit
-        time and stored with the model: (s − median) / (1.4826·MAD), (s − min) / (max − min), or none.
+        Normalisation of the latent score with statistics computed at fit time on the held-out
+        slice (the training data where there is none) and stored with the model: (s − median) / (1.4826·MAD), (s − min) / (max − min), or none.
 
-    Score components: ``latent`` (normalised, the default score), ``latent_raw``, ``residual``,
-    ``feature``, ``discriminator``, ``latent_norm``.
+    Score components: ``latent`` (normalised, the method's own score), ``latent_raw``, ``residual``,
+    ``feature``, ``discriminator``, ``latent_norm``. The method's own score; ``decision_function`` reads the ``knn`` component by default
+    (``knn_weight='auto'`` = 1.0 here: the own score, and the settings above that shape it, count only
+    with ``knn_weight`` < 1; docs/methods.md).
     """
 
     _networks = ("G", "D", "E", "E2")

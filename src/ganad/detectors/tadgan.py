@@ -4,7 +4,8 @@ An encoder E maps a window x to z, a generator G maps z back; two critics judge 
 both spaces: Cx on windows (real x vs G(z)) and Cz on codes (prior z vs E(x)); a cycle term
 ``cycle_weight · ‖x − G(E(x))‖²`` keeps the reconstruction close. The anomaly score combines a
 reconstruction error (point-wise, or DTW as in the paper) with the critic's judgement of x,
-each standardised on the TRAINING windows (z-score clipped at 0, plus 1), by product
+each standardised on the held-out windows (the training windows where there is no held-out
+slice; z-score clipped at 0, plus 1), by product
 (``score_combination='mult'``, the paper's default) or convex sum with weight ``alpha``.
 
 Geiger A., Liu D., Alnegheimish S., Cuesta-Infante A., Veeramachaneni K. TadGAN: Time Series
@@ -25,7 +26,7 @@ import inspect
 import numpy as np
 import torch
 
-from ganad.detectors.base import COMMON_PARAMS
+from ganad.detectors.base import COMMON_PARAMS, params_with_defaults
 from ganad.detectors.encoder_base import ENCODER_PARAMS, EncoderDetector, store_params
 from ganad.nets import build_discriminator, build_encoder, build_generator
 from ganad.params import Param, options, real
@@ -58,7 +59,11 @@ class TadGAN(EncoderDetector):
 
     Parameters
     ----------
-    {COMMON_PARAMS}
+    TadGAN's defaults differ from ALAD's (after Geiger et al.): ``latent_dim=20``,
+    ``objective='wgan-gp'``, ``n_critic=5``, ``spectral_norm=False``, ``lr_g=lr_d=5e-4``,
+    ``betas=(0.5, 0.9)``.
+
+    {params_with_defaults(COMMON_PARAMS, latent_dim=20, n_critic=5)}
     {ENCODER_PARAMS}
     cycle_weight : float, default 10.0
         Weight of the cycle-consistency term ‖x − G(E(x))‖² in the E/G loss (the paper's 10).
@@ -72,7 +77,8 @@ class TadGAN(EncoderDetector):
     ``net='auto'`` means LSTM networks for series windows (n, channels, length), as in the paper
     (mlp for vectors, dcgan for images, so TadGAN runs wherever the other methods do). Training history: ``tadgan/cx_loss``,
     ``tadgan/cz_loss``, ``tadgan/ge_loss``, ``tadgan/cycle``. Score components: ``tadgan``
-    (the combined score, default), ``rec_error``, ``critic`` (−Cx(x)), ``residual``, ``latent_norm``.
+    (the combined score, the method's own; ``decision_function`` blends it with the ``knn`` component,
+    ``knn_weight='auto'`` = 0.75), ``rec_error``, ``critic`` (−Cx(x)), ``residual``, ``latent_norm``.
     """
 
     _networks = ("G", "E", "Cx", "Cz")

@@ -68,7 +68,9 @@ class VAEGAN(EncoderDetector):
     w_adv : float, default 0.1
         Weight of the adversarial loss in the encoder/generator loss.
     score_weights : dict or None, default None
-        Weights of the components in the score; None = {{'residual': 1.0}}. Components:
+        Weights of the components in the method's own score; None = {{'residual': 1.0}}
+        (``decision_function`` reads the ``knn`` component by default, ``knn_weight='auto'`` = 1.0:
+        these weights count only with ``knn_weight`` < 1; docs/methods.md). Components:
         ``residual`` |x − G(μ)|, ``discriminator`` −log σ D(G(μ)), ``latent_norm`` ‖μ‖,
         ``feature`` (D feature matching). A λ grid or SVM over the components can be
         fitted on validation data with the scoring composition tools.

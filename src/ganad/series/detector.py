@@ -377,8 +377,10 @@ class SeriesDetector(BaseEstimator):
         Step between window starts; None = window // 4.
     contamination : float, default 0.01
         Fraction of TRAINING points above ``threshold_`` (the training series is taken as normal).
-    gaps : {'split', 'ignore', 'error'}
+    gaps : {'split', 'ignore', 'error'}, default 'split'
         What a gap in ``time`` does (see the module docstring); ``gap_factor`` defines a gap.
+    gap_factor : float > 1, default 3.0
+        A step in ``time`` longer than this many times the median step is a gap.
     detector_params : dict or None
         Parameters for a detector given by name (e.g. ``{"epochs": 20, "net": "conv1d"}``). Unless
         they set ``knn_space`` / ``n_neighbors``, a detector given by name measures its knn component
@@ -392,6 +394,8 @@ class SeriesDetector(BaseEstimator):
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
         (tolerant to small shifts in time; see :mod:`ganad.inversion.soft_dtw`).
+    dtw_gamma : float > 0, default 0.1
+        The soft-DTW smoothing of ``window_score='dtw'``.
     event_gap : int or None, default None
         Runs of anomalous points separated by at most this many normal points are one event
         (the gap's points count as the event's: ``SeriesScores.in_event``; ``labels`` stay the
@@ -755,9 +759,10 @@ class SeriesDetector(BaseEstimator):
         return np.asarray(ref, dtype=np.float64)
 
     def predict_proba(self, X, method: str = "linear", return_confidence: bool = False, *, time=None, series_id=None):
-        """(T, 2) [P(normal), P(anomaly)] per time point, as PyOD: ``'linear'`` (min-max of the training
-        point scores) or ``'unify'`` (erf of the standardised score). The reference is the training
-        point scores, or 10,000 evenly spaced quantiles of them for longer training series (saved with the model)."""
+        """(T, 2) [P(normal), P(anomaly)] per time point, as PyOD: ``'linear'`` (min-max of the reference
+        scores) or ``'unify'`` (erf of the standardised score). The reference is the training point
+        scores (after :meth:`calibrate`, the calibration points'), or 10,000 evenly spaced quantiles of
+        them for longer series (saved with the model)."""
         from ganad.detectors.base import proba_from_scores
         scores = self.decision_function(X, time=time, series_id=series_id)
         finite = np.where(np.isnan(scores), -np.inf, scores)  # a point no window covers: NaN score, treated as normal (inf: the top)

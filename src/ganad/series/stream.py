@@ -45,7 +45,8 @@ class StreamUpdate:
 
 
 class StreamScorer:
-    """See the module docstring. Build it with ``SeriesDetector.stream()``."""
+    """See the module docstring. Build it with ``SeriesDetector.stream()`` (``model``: a fitted
+    :class:`~ganad.series.SeriesDetector`; the scorer keeps at most a window and a stride of its points)."""
 
     def __init__(self, model):
         model._check_fitted()

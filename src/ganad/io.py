@@ -160,13 +160,13 @@ def recover_model_dir(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def save_model(det: BaseGANDetector, path: str | os.PathLike[str]) -> Path:
+def save_model(det: Any, path: str | os.PathLike[str]) -> Path:
     """``ganad.save``: write a fitted model to the directory ``path`` (safetensors for the weights,
     JSON for the rest; replaced atomically; ``ganad.load`` reads it back). A series or multi-view
     model is saved by its own ``save``, as ``ganad.load`` loads every kind."""
     if not hasattr(det, "_resolved_structure"):  # not a detector: a SeriesDetector / MultiViewDetector saves itself
         if callable(getattr(det, "save", None)) and type(det).__name__ in ("SeriesDetector", "MultiViewDetector"):
-            return det.save(path)
+            return Path(det.save(path))
         raise InputError(_fmt("ganad.save", f"was given a {type(det).__name__}, not a ganad model",
                               "pass a fitted detector, SeriesDetector or MultiViewDetector"))
     det._check_fitted()

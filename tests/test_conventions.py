@@ -646,3 +646,24 @@ def test_ganad_save_saves_every_kind_that_ganad_load_loads(tmp_path):
     np.testing.assert_array_equal(ganad.load(tmp_path / "s").decision_function(X[:100]), sd.decision_function(X[:100]))
     with pytest.raises(InputError, match="not a ganad model"):
         ganad.save(object(), tmp_path / "o")
+
+
+def test_pyarrow_and_polars_frames_are_read_by_column_name():
+    """A pyarrow Table was read by position (a reordered one scored silently: 178 of 200 labels flipped)
+    and a series model named its channels by the columns' printed values; a polars DataFrame failed with
+    "'list' object has no attribute 'duplicated'". Other libraries' frames are read as pandas ones."""
+    pa = pytest.importorskip("pyarrow")
+    X = np.random.RandomState(0).randn(200, 4) * [1, 1, 1, 50]
+    t = pa.table({c: X[:, i] for i, c in enumerate("abcd")})
+    det = GANomaly(**TINY).fit(t)
+    assert list(det.feature_names_in_) == list("abcd")
+    np.testing.assert_array_equal(det.decision_function(t), det.decision_function(pd.DataFrame(X, columns=list("abcd"))))
+    with pytest.raises(InputError, match="another order"):
+        det.decision_function(t.select(list("dcba")))
+    S = np.c_[np.sin(np.arange(600) / 10), 20 * np.cos(np.arange(600) / 7)]
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(pa.table({"a": S[:, 0], "b": S[:, 1]}))
+    assert sd.channels_ == ["a", "b"]
+    np.testing.assert_array_equal(sd.decision_function(pa.table({"b": S[:, 1], "a": S[:, 0]})), sd.decision_function(S))
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame(X, schema=list("abcd"))
+    np.testing.assert_array_equal(GANomaly(**TINY).fit(frame).decision_function(frame), det.decision_function(t))

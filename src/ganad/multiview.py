@@ -170,7 +170,8 @@ class MultiViewDetector(BaseEstimator):
         n = next(iter(lengths.values()))
         if n == 0:
             raise InputError(_fmt(name, "holds no samples", "pass at least one sample in every view"))
-        return {v: X[v] for v in names}, n
+        from ganad.data.validation import as_pandas_frame
+        return {v: as_pandas_frame(X[v]) for v in names}, n  # a polars / pyarrow view: rows and names as a pandas one
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "detectors_"):

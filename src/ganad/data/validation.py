@@ -12,6 +12,23 @@ from ganad.exceptions import InputError, _fmt
 SHAPE_KINDS = {2: "vector", 3: "series", 4: "image"}
 
 
+def as_pandas_frame(X):
+    """A dataframe of another library (a polars DataFrame, a pyarrow Table or RecordBatch, anything
+    with the dataframe interchange protocol) as a pandas DataFrame, so that ganad reads its column
+    names as it reads a pandas DataFrame's (by name, refused when renamed or reordered); anything
+    else as it is. polars' frames were refused with an AttributeError, a pyarrow Table was read by
+    position whatever its column order."""
+    if X is None or isinstance(X, np.ndarray) or type(X).__module__.split(".")[0] == "pandas":
+        return X
+    if callable(getattr(X, "to_pandas", None)) and (hasattr(X, "column_names") or hasattr(X, "schema")) \
+            and not hasattr(X, "to_frame"):  # pyarrow Table / RecordBatch, polars DataFrame (not a Series)
+        return X.to_pandas()
+    if callable(getattr(X, "__dataframe__", None)):
+        import pandas as pd
+        return pd.api.interchange.from_dataframe(X)
+    return X
+
+
 def check_array(
     X,
     name: str = "X",
@@ -34,6 +51,7 @@ def check_array(
     """
     if X is None:
         raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
+    X = as_pandas_frame(X)
     if hasattr(X, "to_numpy") and hasattr(X, "dtype") and not hasattr(X, "columns") and hasattr(X, "to_frame"):  # pandas Series
         raise InputError(_fmt(name, f"is a pandas Series ({len(X)} values in one column), not a table of samples",
                               "pass a DataFrame with one row per sample: series.to_frame() for one feature "

@@ -34,7 +34,7 @@ from sklearn.utils import check_random_state
 from torch import nn
 
 from ganad.data.scaling import Scaler, resolve_scaler
-from ganad.data.validation import check_array
+from ganad.data.validation import as_pandas_frame, check_array
 from ganad.exceptions import InputError, NotFittedError, _fmt
 from ganad.io import load_model, member_seeds, save_model
 from ganad.nets import LEGACY_DEFAULT_WIDTH, build_discriminator, build_encoder, build_generator, default_depth, default_width, resolve_family
@@ -352,7 +352,9 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
 
 
 def feature_names(X):
-    """Column names of a DataFrame whose columns are all strings (scikit-learn's rule), else None."""
+    """Column names of a DataFrame whose columns are all strings (scikit-learn's rule), else None
+    (a polars / pyarrow frame's too: :func:`~ganad.data.validation.as_pandas_frame`)."""
+    X = as_pandas_frame(X)
     cols = getattr(X, "columns", None)
     if cols is None or not hasattr(X, "dtypes") or not all(isinstance(c, str) for c in cols):
         return None
@@ -706,6 +708,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         import scipy.sparse as sp
         if sp.issparse(X):
             raise InputError(_fmt(name, "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+        X = as_pandas_frame(X)
         self._check_feature_names(feature_names(X), name)
         X = check_array(X, name, dtype="float")  # float64 stays float64 until scaled (Scaler)
         if X.shape[1:] != tuple(self.data_shape_):
@@ -776,6 +779,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             import scipy.sparse as sp
             if sp.issparse(X):
                 raise InputError(_fmt("X", "is a sparse matrix; sparse input is not supported", "convert it with X.toarray()"))
+            X = as_pandas_frame(X)  # a polars / pyarrow frame: named as a pandas one (converted once)
             names = feature_names(X)
             X = check_array(X, "X", dtype="float")  # float64 stays float64 until scaled (Scaler)
             note = None if self.__dict__.get("_layout_given") else ambiguous_layout(X.shape[1:])

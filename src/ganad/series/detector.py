@@ -81,6 +81,13 @@ class SeriesScores:
 
 
 # ---------------------------------------------------------------------------------------------- input
+def _frames(X):
+    """A polars / pyarrow frame (or a list of them) as pandas, so that its channel names are read
+    (by name at scoring, naming the channels at fit) as a pandas DataFrame's are."""
+    from ganad.data.validation import as_pandas_frame
+    return [as_pandas_frame(x) for x in X] if isinstance(X, (list, tuple)) else as_pandas_frame(X)
+
+
 def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     """One series as a (T, channels) float64 array, checked. ``channels``: the names of its columns, for
     the messages (a DataFrame's own columns otherwise); ``row0``: the index of its first row (a stream's
@@ -465,6 +472,7 @@ class SeriesDetector(BaseEstimator):
             raise NotFittedError("SeriesDetector: this detector is not fitted yet. Fix: call fit(series) first, or load a saved model with ganad.load(path)")
 
     def _inputs(self, X, time, series_id, name, by_name: bool = True):
+        X = _frames(X)
         if isinstance(X, (list, tuple)) and len(X) and all(isinstance(x, np.ndarray) or hasattr(x, "to_numpy") for x in X):
             if series_id is not None or time is not None:
                 raise InputError(_fmt(name, "is a list of series and series_id/time are given too", "pass either a list of series or one table with series_id="))
@@ -628,6 +636,7 @@ class SeriesDetector(BaseEstimator):
             self.window_, self.stride_ = self._check()
             self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
             self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
+            X = _frames(X)  # (converted once: its names below)
             values, time, series_id = self._inputs(X, time, series_id, "X", by_name=False)  # a refit takes its own order
             segs = _segments(len(values), time, series_id, self.gaps, float(self.gap_factor), "X")
             windows, layout = self._windows(values, segs, skip_short=True, name="X", series_id=series_id)

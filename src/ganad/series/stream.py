@@ -114,7 +114,8 @@ class StreamScorer:
             return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         # the model's channel names (a chunk in the model's order) and the stream's point index in the messages
         # a DataFrame is taken by its channel names, as batch scoring takes it (it was read by position)
-        x = _as_series(self.model._by_name(points, getattr(self.model, "channels_", None)), "points",
+        from ganad.data.validation import as_pandas_frame
+        x = _as_series(self.model._by_name(as_pandas_frame(points), getattr(self.model, "channels_", None)), "points",
                        channels=getattr(self.model, "channels_", None), row0=self.n_seen)
         if x.shape[1] != self.C:
             raise InputError(_fmt("points", f"have {x.shape[1]} channel(s), the model has {self.C}", "send every channel, in the order of fit time"))

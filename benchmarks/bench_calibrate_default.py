@@ -53,8 +53,11 @@ def main(argv=None):
     if data is None or not (data / "adbench").is_dir():
         sys.exit("no ADBench data: pass --data DIR holding adbench/ (or set GANAD_SHARED_DATA)")
     files = sorted((data / "adbench").glob("*.npz"))
-    if args.sets:
-        files = [f for f in files if f.stem in args.sets.split(",")]
+    if args.sets:  # a set's name as in the file (42_WBC) or without its number (WBC), any case
+        want = {w.strip().lower() for w in args.sets.split(",") if w.strip()}
+        files = [f for f in files if f.stem.lower() in want or f.stem.split("_", 1)[-1].lower() in want]
+        if not files:
+            sys.exit(f"--sets {args.sets}: no such set in {data / 'adbench'} (names: 42_WBC or WBC)")
     rows = []
     for f in files:
         d = np.load(f)

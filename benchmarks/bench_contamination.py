@@ -54,7 +54,7 @@ def main():
                 s = det.decision_function(Xs[te])
                 w = getattr(det, "robust_weights_", np.ones(n_tr))
                 res[kind].append((roc_auc_score(y[te], s), average_precision_score(y[te], s),
-                                  w[injected].mean() if n_inj else np.nan, w[~injected].mean(), fit_s))
+                                  np.nanmean(w[injected]) if n_inj else np.nan, np.nanmean(w[~injected]), fit_s))  # NaN: held-out rows
         for kind, rows in res.items():
             arr = np.array(rows, dtype=np.float64)
             m = [np.nanmean(c) if np.isfinite(c).any() else np.nan for c in arr.T]

@@ -6,14 +6,16 @@ run recovered (finite scores, with the roll-backs it needed) or stopped with Tra
     OMP_NUM_THREADS=1 python benchmarks/bench_divergence.py 1e8
 """
 
-import sys
+import argparse
 
 import numpy as np
 
 from ganad.detectors import DETECTORS
 from ganad.exceptions import TrainingDiverged
 
-factor = float(sys.argv[1]) if len(sys.argv) > 1 else 1000.0
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("factor", type=float, nargs="?", default=1000.0, help="learning-rate multiplier (default 1000)")
+factor = ap.parse_args().factor
 X = np.random.RandomState(0).randn(400, 8).astype(np.float32)
 for name, cls in sorted(DETECTORS.items()):
     d = cls()

@@ -5,12 +5,17 @@ fixed (a gradient norm per optimiser step, one host read of a few numbers, an ep
 
     OMP_NUM_THREADS=1 python benchmarks/bench_guard_overhead.py
 """
+import argparse
+import os
+import statistics
 import time
+
 import numpy as np
 import torch
-import statistics
-import os
+
 from ganad import GANomaly
+
+argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, no options
 torch.set_num_threads(1)
 X = np.random.RandomState(1).randn(2000, 16).astype(np.float32)
 res = {True: [], False: []}

@@ -67,11 +67,16 @@ def command(name: str, data="$GANAD_DATA_DIR") -> list[str]:
     return ["ganad", "benchmark", protocol, "--data", str(data), *args, "-o", f"benchmarks/out/quality-{name}"]
 
 
+def _argv(cmd: list[str]) -> list[str]:
+    """The command as this interpreter runs it (a bare `ganad` is not on PATH outside an activated venv)."""
+    return [sys.executable, "-m", "ganad", *cmd[1:]] if cmd[:1] == ["ganad"] else cmd
+
+
 def run(protocol: str, data) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     cmd = command(protocol, data)
     print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, env=env, cwd=HERE.parent)
+    subprocess.run(_argv(cmd), check=True, env=env, cwd=HERE.parent)
 
 
 def _load(protocol):
@@ -83,10 +88,31 @@ def _f(v, nd=3):
     return "–" if v is None else f"{v:.{nd}f}"
 
 
-def section(extra: str = "") -> str:
-    """The Markdown section built from the stored results (tables via ganad.benchmark.markdown_tables)."""
+def _blocks(sec: str) -> dict[str, str]:
+    """The section's blocks, by their heading line (### / ####): a protocol whose results.json is not
+    here (benchmarks/out/ is not in git) keeps the block RESULTS.md already has."""
+    out: dict[str, str] = {}
+    key, body = None, []
+    for line in sec.splitlines():
+        if line.startswith("### ") or line.startswith("#### "):
+            if key is not None:
+                out[key] = "\n".join(body).strip()
+            key, body = line, []
+        elif key is not None:
+            body.append(line)
+    if key is not None:
+        out[key] = "\n".join(body).strip()
+    return out
+
+
+def section(extra: str = "", current: str = "") -> str:
+    """The Markdown section built from the stored results (tables via ganad.benchmark.markdown_tables);
+    ``current``: the section RESULTS.md has now, whose heading line and blocks without a stored
+    result are kept (a fresh checkout has no benchmarks/out/, and wiped them as "(not run yet)")."""
     from ganad.benchmark import markdown_tables
-    parts = [HEADING, "",
+    first = current.lstrip("\n").splitlines()[0] if current.strip() else ""
+    kept = _blocks(current)
+    parts = [first if first.startswith(HEADING) else HEADING, "",
              "Written by `benchmarks/run_benchmarks.py section` from `benchmarks/out/quality-*/results.json`; "
              "protocols in `docs/benchmark.md`. Every method of a protocol sees the same split; AUROC / AUPRC from continuous "
              "scores; thresholds (MIT-BIH only) from held-out DS1 records, never from test labels.", ""]
@@ -96,7 +122,7 @@ def section(extra: str = "") -> str:
         res = _load(protocol)
         parts += [f"### {protocol}", ""]
         if res is None:
-            parts += ["(not run yet)", ""]
+            parts += [kept.get(f"### {protocol}") or "(not run yet)", ""]
             continue
         m = res["machine"]
         parts += ["Command:", "", "```", " ".join(command(protocol)), "```", "",
@@ -110,7 +136,7 @@ def section(extra: str = "") -> str:
         res = _load(name)
         parts += [f"#### {name}: {what}", ""]
         if res is None:
-            parts += ["(not run)", ""]
+            parts += [kept.get(f"#### {name}: {what}") or "(not run)", ""]
             continue
         parts += ["```", " ".join(command(name)), "```", "", f"Run {res['started']} – {res['finished']}.", "", markdown_tables(res)]
     return "\n".join(parts).rstrip() + "\n"
@@ -139,7 +165,8 @@ def write_section(extra: str | None = None) -> None:
     head = text if i < 0 else text[:i]
     j = -1 if i < 0 else text.find("\n## ", i + 1 + len(HEADING))  # a later section by someone else stays
     tail = "" if j < 0 else text[j:]
-    RESULTS.write_text(head.rstrip() + "\n\n" + section(extra) + tail)
+    current = "" if i < 0 else text[i + 1:len(text) if j < 0 else j]
+    RESULTS.write_text(head.rstrip() + "\n\n" + section(extra, current) + tail)
     print(f"wrote {RESULTS}")
 
 

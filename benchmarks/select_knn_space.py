@@ -190,7 +190,7 @@ def mitbih_sets(data, seeds, max_train):
         yield seed, "DS1 held-out records", b1.X[tr], b1.X[va], (b1.aami[va] != "N").astype(int)
 
 
-def mnist_sets(data, seeds, digits):
+def mnist_sets(data, seeds, digits, max_train=None):
     from ganad.data.mnist import load_mnist
     X, y = load_mnist(data / "mnist", "train")
     X = X.astype(np.float32) / 255.0
@@ -202,7 +202,8 @@ def mnist_sets(data, seeds, digits):
             n_tr = int(0.8 * len(own))
             other = rng.choice(np.flatnonzero(y != d), 2000, replace=False)
             ev = np.concatenate([own[n_tr:], other])
-            yield seed, f"digit {d}", X[own[:n_tr]], X[ev], (y[ev] != d).astype(int)
+            tr = own[:n_tr][:max_train] if max_train else own[:n_tr]  # own is shuffled: the first max_train are a random draw
+            yield seed, f"digit {d}", X[tr], X[ev], (y[ev] != d).astype(int)
 
 
 def main(argv=None):
@@ -225,7 +226,7 @@ def main(argv=None):
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    sets = mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else mnist_sets(data, a.seeds, a.digits)
+    sets = mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else mnist_sets(data, a.seeds, a.digits, a.max_train)
     rows = []
     for seed, name, Xtr, Xev, yev in sets:
         for method in a.methods.split(","):

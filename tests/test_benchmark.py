@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from ganad import benchmark as B
 from ganad.data import mitbih as mb
 from ganad.detectors.base import BaseGANDetector
+from ganad.exceptions import InputError
 
 DATA = Path(os.environ.get("GANAD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 PEERS = ["iforest"] if B.pyod_available() else []
@@ -292,12 +293,16 @@ def test_ganad_rows_report_own_and_knn_scores(no_calibrate):
 def test_mitbih_patient_adaptive_rows(monkeypatch):
     need("mitdb")
     monkeypatch.setattr(BaseGANDetector, "calibrate", lambda self, *a, **k: self)
-    res = B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=["101", "106", "108", "109", "112"], ds2=["100", "105"],
-                       max_train=300, max_test=600, max_cal=100, epochs=1, adaptive=50, log=lambda *a: None)
+    kw = dict(methods=[FAST], peers=[], ds1=["101", "106", "108", "109", "112"], ds2=["100", "105"],
+              max_train=300, max_cal=100, epochs=1, adaptive=50, log=lambda *a: None)
+    # a record's first 50 beats are its own first 50, not those of a class-stratified subsample of DS2
+    with pytest.raises(InputError, match="--max-test 0"):
+        B.run_mitbih(DATA, max_test=600, **kw)
+    res = B.run_mitbih(DATA, max_test=0, **kw)
     names = [r["method"] for r in res["results"]]
     assert names == [FAST, f"{FAST} (patient-adaptive, first 50 beats)"]  # beside the pure row, never in its place
     ad = res["results"][1]
-    assert ad["n_evaluated"] == 600 - 2 * 50  # the warm-up beats of each of the two records are left out
+    assert ad["n_evaluated"] == res["split"]["n_test"] - 2 * 50  # the warm-up beats of each of the two records are left out
     assert 0 <= ad["auroc"] <= 1 and 0 <= ad["auroc_unadapted_same_beats"] <= 1
     assert res["summary"]["best_ganad"] == FAST and res["summary"]["best_ganad_auroc"] == res["results"][0]["auroc"]
 

@@ -589,3 +589,26 @@ def test_evaluate_ranks_inf_scores_on_top_as_the_cli_does():
     for bad in (np.nan, -np.inf):
         with pytest.raises(InputError):
             evaluate([0, 0, 1, 1], [0.1, 0.2, 0.3, bad])
+
+
+def test_robust_training_keeps_the_rows_it_threw_out_out_of_the_knn_bank():
+    """The default score is the distance to the knn bank, which held every training row: a test anomaly
+    like the rows robust training excluded found them as its neighbours and scored as normal (below
+    all 200 new normal rows; the robust fit scored like the plain one)."""
+    from ganad import GANomaly
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 8).astype(np.float32)
+    P = np.full((1, 8), 6.0, np.float32)
+    X[:15] = P + 0.05 * rng.randn(15, 8)  # 5 % contamination: a tight far cluster
+    new = rng.randn(200, 8).astype(np.float32)
+    det = GANomaly(epochs=5, random_state=0).fit(X, robust_contamination=0.05, robust_warmup=1)
+    trained = np.setdiff1d(np.arange(300), det.validation_index_)
+    out = set(trained[det.robust_weights_[trained] < 0.5].tolist())
+    assert len(out) >= 10 and not out & set(trained[det._knn_bank_index].tolist())
+    assert det.decision_function(P)[0] > det.decision_function(new).max() and det.predict(P)[0] == 1
+
+
+def test_hard_weights_exclude_ceil_c_n_rows_despite_rounding():
+    """0.07 · 100 is 7.000000000000001 in floating point: ⌈c·n⌉ gave 8 rows, not 7."""
+    s = torch.arange(100, dtype=torch.float32)
+    assert int((robust_weights(s, 0.07) == 0).sum()) == 7 and int((robust_weights(s, 0.14) == 0).sum()) == 14

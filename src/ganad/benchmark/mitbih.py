@@ -79,6 +79,12 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     cal_idx = np.flatnonzero(in_cal)
     cal = b1.subset(cal_idx[_subsample(len(cal_idx), max_cal, rng, b1.aami[cal_idx])])
     te = b2.subset(_subsample(len(b2), max_test, rng, b2.aami))
+    if adaptive and len(te) < len(b2):
+        # a record's first N beats must be its first N, not the first N of a class-stratified draw (which
+        # spanned 2.4x the time at the default --max-test, chosen with label-stratified quotas)
+        raise InputError(_fmt("--adaptive", f"standardises each record by its own first {int(adaptive)} beats, but the test set is a "
+                                            f"subsample of {len(te)} of DS2's {len(b2)} beats (--max-test {max_test})",
+                              "pass --max-test 0 (every DS2 beat) with --adaptive"))
     y_cal = None if calibration == "fpr" else cal.y
     y = te.y
     res = _base("mitbih", seed, [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs, peer_epochs,

@@ -130,8 +130,9 @@ def _metrics(y: np.ndarray, s: np.ndarray | None) -> dict:
 
 
 def _subsample(n: int, k: int | None, rng: np.random.RandomState, strata: np.ndarray | None = None) -> np.ndarray:
-    """Sorted indices of ``k`` of ``n`` items (all when k is None or >= n), stratified by ``strata``."""
-    if k is None or k >= n:
+    """Sorted indices of ``k`` of ``n`` items (all when k is None, 0 (as on the command line) or >= n),
+    stratified by ``strata``."""
+    if k is None or k == 0 or k >= n:
         return np.arange(n)
     if strata is None:
         return np.sort(rng.choice(n, k, replace=False))

@@ -895,7 +895,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self._fit_extra(Xval if Xval is not None else Xtr)
             self._finish_robust()
             self.disc_train_mean_ = self._fit_disc_train_mean(Xtr)
-            self._fit_knn(Xt, val_idx, Xtr)
+            self._fit_knn(Xt, val_idx, Xtr, keep=self._robust_kept(val_idx))
             self.calibration_ = {"compose": "fit", "composer": "method default", "threshold": "contamination",
                                  "contamination": float(self.contamination),
                                  "data": "held-out training slice" if Xval is not None else "training"}
@@ -1303,14 +1303,16 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """The fitted metric; models saved before ``knn_metric`` existed: 'euclidean'."""
         return self.__dict__.get("knn_metric_") or "euclidean"
 
-    def _fit_knn_bank(self, Xtr: torch.Tensor):
+    def _fit_knn_bank(self, Xtr: torch.Tensor, rows: np.ndarray | None = None):
+        """The bank's embeddings of at most :attr:`_knn_bank_max` rows of ``Xtr`` (``rows``: the
+        positions of ``Xtr``'s rows among the trained rows, where it is a subset of them)."""
         self.knn_space_ = self._resolve_knn_space()
         self.knn_metric_ = self._resolve_knn_metric(self.knn_space_)
         for key in ("knn_basis_", "knn_center_", "knn_scale_"):
             self.__dict__.pop(key, None)
         n = Xtr.shape[0]
         idx = torch.from_numpy(np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 7).permutation(n)[:self._knn_bank_max]))
-        self._knn_bank_index = idx.numpy()
+        self._knn_bank_index = idx.numpy() if rows is None else np.asarray(rows)[idx.numpy()]
         X = Xtr[idx]
         bs = int(self.score_batch_size)
         self.__dict__.pop("knn_split_", None)
@@ -1352,13 +1354,31 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.knn_split_ = int(code.shape[1])
             return torch.cat([code, kept], dim=1)
 
-    def _fit_knn(self, Xt: torch.Tensor, val_idx: np.ndarray, Xtr: torch.Tensor | None = None) -> None:
+    def _fit_knn(self, Xt: torch.Tensor, val_idx: np.ndarray, Xtr: torch.Tensor | None = None, keep: np.ndarray | None = None) -> None:
         """The knn bank (and, for 'both', the two distances' scales) from the scaled data ``Xt``
-        that fit was given; ``Xtr`` = its rows outside the held-out slice ``val_idx``."""
+        that fit was given; ``Xtr`` = its rows outside the held-out slice ``val_idx``; ``keep``: which
+        of them the bank may hold (robust training: the rows it kept, see :meth:`_robust_kept`)."""
         if Xtr is None:
             Xtr = Xt[torch.from_numpy(np.setdiff1d(np.arange(Xt.shape[0]), val_idx))] if len(val_idx) else Xt
-        self.knn_bank_ = self._fit_knn_bank(Xtr)
+        if keep is not None and not keep.all():
+            rows = np.flatnonzero(keep)
+            self.knn_bank_ = self._fit_knn_bank(Xtr[torch.from_numpy(rows)], rows)
+        else:
+            self.knn_bank_ = self._fit_knn_bank(Xtr)
         self._fit_knn_scales(Xt, val_idx)
+
+    def _robust_kept(self, val_idx: np.ndarray) -> np.ndarray | None:
+        """Robust training: the trained rows whose final weight is at least 0.5 (hard mode: the rows
+        it did not exclude), the rows the knn bank may hold. The default score is the distance to the
+        bank; a row robust training threw out as an anomaly, kept in the bank, made a test anomaly like
+        it find it as its neighbour and score as normal (the robust fit scored like the plain one).
+        None without robust training, or where too few rows would be left for the search."""
+        w = self.__dict__.get("robust_weights_")
+        if w is None:
+            return None
+        trained = np.delete(np.asarray(w), val_idx) if len(val_idx) else np.asarray(w)
+        keep = trained >= 0.5
+        return keep if keep.sum() > max(int(self.n_neighbors), 1) else None
 
     def _refit_knn(self, X) -> None:
         """Rebuild the knn bank for the current ``knn_space`` on the trained networks, from the same

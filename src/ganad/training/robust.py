@@ -55,7 +55,8 @@ def robust_weights(scores: torch.Tensor, contamination: float, mode: str = "hard
     """Per-sample weights in [0, 1] from proxy anomaly scores (higher = more anomalous)."""
     s = scores.detach().to(torch.float64).reshape(-1)
     n = s.numel()
-    k = min(max(int(math.ceil(contamination * n)), 0), n - 1)
+    # ⌈c·n⌉ rows; the product's rounding (0.07 · 100 = 7.000000000000001) must not add one more
+    k = min(max(int(math.ceil(contamination * n - 1e-9)), 0), n - 1)
     if mode == "hard":
         w = torch.ones(n, dtype=torch.float64)
         if k > 0:

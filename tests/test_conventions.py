@@ -599,6 +599,12 @@ def test_the_callers_torch_modes_do_not_break_fit_scoring_or_loading(tmp_path):
     s = search.decision_function(X[:3])
     with torch.inference_mode():
         np.testing.assert_array_equal(search.decision_function(X[:3]), s)
+    torch.set_default_dtype(torch.float64)
+    try:  # calibrate too (AnoGAN's feature-size probe built float64 zeros there)
+        search.calibrate(X[:50], threshold="fpr", fpr=0.1)
+    finally:
+        torch.set_default_dtype(prev)
+    assert np.isfinite(search.threshold_)
 
 
 def test_a_fit_on_a_cuda_device_restores_that_devices_random_state():

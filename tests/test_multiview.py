@@ -743,3 +743,15 @@ def test_multiview_takes_a_numpy_random_state_as_the_detectors_do():
     mv = MultiViewDetector({"a": "ganomaly"}, detector_params=dict(epochs=1, latent_dim=2, width=8),
                            random_state=np.random.RandomState(0)).fit({"a": X})
     assert np.isfinite(mv.decision_function({"a": X[:4]})).all()
+
+
+def test_multiview_fitted_with_a_random_state_object_saves_it_as_none(tmp_path):
+    """Once fit took a RandomState, save refused it ('Object of type RandomState is not JSON serializable');
+    a detector's save writes None for it (the weights are saved: the scores reproduce)."""
+    X = np.random.RandomState(0).randn(120, 3)
+    mv = MultiViewDetector({"a": "ganomaly"}, detector_params=dict(epochs=1, latent_dim=2, width=8),
+                           random_state=np.random.RandomState(0)).fit({"a": X})
+    mv.save(tmp_path / "mv")
+    back = ganad.load(tmp_path / "mv")
+    assert back.random_state is None
+    np.testing.assert_array_equal(back.decision_function({"a": X[:5]}), mv.decision_function({"a": X[:5]}))

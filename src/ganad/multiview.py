@@ -346,6 +346,13 @@ class MultiViewDetector(BaseEstimator):
         path = check_model_path(path)
         params = self.get_params(deep=False)
         params["views"] = {v: (s if isinstance(s, str) else type(self.detectors_[v]).__name__) for v, s in self.views.items()}
+        if isinstance(params.get("random_state"), (np.random.RandomState, np.random.Generator)):
+            # accepted by fit, not a value a file holds: saved as None, as a detector's save does (the scores are unaffected)
+            import logging
+            logging.getLogger("ganad").warning("MultiViewDetector.save: random_state is a %s object; it is saved as None (the model's "
+                                                  "scores are unaffected; pass an integer seed to keep refits reproducible)",
+                                                  type(params["random_state"]).__name__)
+            params["random_state"] = None
         cfg = {"format": MULTIVIEW_FORMAT, "format_version": MULTIVIEW_FORMAT_VERSION, "params": params,
                "state": {"views": self.views_, "median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist(),
                          "threshold": float(self.threshold_), "threshold_rule": self.threshold_rule_,

@@ -13,8 +13,8 @@ SHAPE_KINDS = {2: "vector", 3: "series", 4: "image"}
 
 
 def as_pandas_frame(X):
-    """A dataframe of another library (a polars DataFrame, a pyarrow Table or RecordBatch, anything
-    with the dataframe interchange protocol) as a pandas DataFrame, so that ganad reads its column
+    """A dataframe of another library (a polars DataFrame, a pyarrow Table or RecordBatch) as a
+    pandas DataFrame, so that ganad reads its column
     names as it reads a pandas DataFrame's (by name, refused when renamed or reordered); anything
     else as it is. polars' frames were refused with an AttributeError, a pyarrow Table was read by
     position whatever its column order."""
@@ -23,9 +23,6 @@ def as_pandas_frame(X):
     if callable(getattr(X, "to_pandas", None)) and (hasattr(X, "column_names") or hasattr(X, "schema")) \
             and not hasattr(X, "to_frame"):  # pyarrow Table / RecordBatch, polars DataFrame (not a Series)
         return X.to_pandas()
-    if callable(getattr(X, "__dataframe__", None)):
-        import pandas as pd
-        return pd.api.interchange.from_dataframe(X)
     return X
 
 

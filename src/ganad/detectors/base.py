@@ -180,8 +180,12 @@ COMMON_PARAMS = """
         Spectral normalisation on the discriminator.
     prior : {'normal', 'uniform', 'truncated_normal'} or dict
         Latent prior p(z).
-    lr_g, lr_d, betas : float, float, (float, float), default 2e-4, 2e-4, (0.5, 0.999)
-        Adam learning rates of generator (and encoder) and discriminator, and Adam's betas.
+    lr_g : float, default 0.0002
+        Adam learning rate of the generator (and encoder).
+    lr_d : float, default 0.0002
+        Adam learning rate of the discriminator.
+    betas : (float, float), default (0.5, 0.999)
+        Adam's betas.
     scaler : {'auto', 'per-feature', 'standard', 'minmax', 'none'} or dict
         Scaling fitted on training data; 'auto' = minmax to [-1, 1] for images, 'per-feature' for vectors and
         series (per feature / channel: constant ones centred, few-valued ones mapped by their range to [-1, 1],
@@ -1384,7 +1388,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Rebuild the knn bank for the current ``knn_space`` on the trained networks, from the same
         ``X`` fit was given (benchmarks compare the spaces on one set of networks; the composer is
         not refitted). Needs the fitted ``validation_index_``, which model files do not keep."""
-        self._fit_knn(torch.from_numpy(self.scaler_.transform(np.asarray(X))), np.asarray(self.validation_index_))
+        val_idx = np.asarray(self.validation_index_)
+        # robust training's bank holds only the rows it kept, as fit built it
+        self._fit_knn(torch.from_numpy(self.scaler_.transform(np.asarray(X))), val_idx, keep=self._robust_kept(val_idx))
 
     @contextlib.contextmanager
     def _knn_reference(self, X, val_idx):
@@ -1760,6 +1766,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         quantile of its scores (default: the detector's ``contamination``). Scoring afterwards applies the
         stored composer and ``threshold_`` and never refits; both and ``calibration_`` are saved by :meth:`save`.
         """
+        if modes_differ():  # a float64 session: AnoGAN's feature size probe failed there ('mat1 and mat2 must have the same dtype')
+            with own_modes():
+                return self.calibrate(X_val, y_val, compose=compose, threshold=threshold, weights=weights, metric=metric, beta=beta,
+                                      fpr=fpr, contamination=contamination)
         if contamination is not None and threshold != "contamination":  # it would be ignored without a word
             raise InputError(_fmt("contamination", f"is {contamination!r}, but threshold={threshold!r} does not read it",
                                   "pass threshold='contamination' with it, or drop it"))

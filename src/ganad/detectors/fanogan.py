@@ -25,7 +25,7 @@ class FAnoGAN(EncoderDetector):
 
     Parameters
     ----------
-    {params_with_defaults(COMMON_PARAMS, n_critic=5)}
+    {params_with_defaults(COMMON_PARAMS, n_critic=5, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9))}
     {ENCODER_PARAMS}
     kappa : float, default 1.0
         κ, the weight of the discriminator-feature residual in the izi_f loss and in the score.

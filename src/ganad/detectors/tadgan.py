@@ -63,7 +63,7 @@ class TadGAN(EncoderDetector):
     ``objective='wgan-gp'``, ``n_critic=5``, ``spectral_norm=False``, ``lr_g=lr_d=5e-4``,
     ``betas=(0.5, 0.9)``.
 
-    {params_with_defaults(COMMON_PARAMS, latent_dim=20, n_critic=5)}
+    {params_with_defaults(COMMON_PARAMS, latent_dim=20, n_critic=5, lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.9))}
     {ENCODER_PARAMS}
     cycle_weight : float, default 10.0
         Weight of the cycle-consistency term ‖x − G(E(x))‖² in the E/G loss (the paper's 10).

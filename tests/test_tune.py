@@ -290,6 +290,8 @@ def test_pruning_stops_a_bad_trial(X):
     assert good.state == optuna.trial.TrialState.COMPLETE and len(good.intermediate_values) == 4
     assert bad.state == optuna.trial.TrialState.PRUNED
     assert len(bad.intermediate_values) == 3  # stopped at the first epoch after the warm-up
+    from ganad.tune import trial_line
+    assert "pruned (epoch 3)" in trial_line(r.study, bad)  # its third epoch (trial.last_step said 2, counting from 0)
     assert r.best_params["latent_dim"] == 8
 
 
@@ -717,6 +719,24 @@ def test_redact_keeps_paths_and_hides_passwords_only():
     assert _redact("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
     assert _redact("postgresql://user@host/db") == "postgresql://user@host/db"
     assert _redact(None) is None
+    # a password holding a '/' (a valid URL: SQLAlchemy reads the password 'se/cret') was printed in full
+    assert _redact("postgresql://u:se/cret@127.0.0.1:1/db") == "postgresql://u:***@127.0.0.1:1/db"
+    assert _redact("sqlite:///C:/data/a@b.db") == "sqlite:///C:/data/a@b.db"
+
+
+def test_a_space_files_plain_net_and_knn_space_shape_the_space_and_the_defaults_trial(X):
+    """A plain net in a space file (the CLI's only way to fix it) left the width choices of the data's
+    auto family (conv1d's 2 and 8 for LSTM hidden sizes); a plain knn_space left the defaults trial
+    with knn_weight 1.0 where the method's default there is 0.75 (the trial labelled defaults was not);
+    a net that cannot take the data's shape failed every trial instead of being refused before them."""
+    S = np.random.RandomState(0).randn(120, 2, 16).astype(np.float32)
+    r = tune(S, n_trials=2, params={"epochs": 1}, search_space={"net": "lstm"}, seed=0)
+    widths = {t.distributions["width"].choices for t in r.study.trials if "width" in t.distributions}
+    assert widths == {tuple(default_space("ganomaly", (2, 16), "lstm")["width"]["choices"])}
+    r = tune(X, n_trials=1, params={"epochs": 1}, search_space={"knn_space": "input"}, seed=0)
+    assert r.study.trials[0].params["knn_weight"] == GANomaly(knn_space="input")._knn_weight_now("input") == 0.75
+    with pytest.raises(InputError, match="search_space\\['net'\\].*lstm"):
+        tune(X, n_trials=2, params={"epochs": 1}, search_space={"net": {"type": "categorical", "choices": ["lstm", "mlp"]}})
 
 
 def test_cli_npz_val_data_with_exclude_is_checked_by_width_naming_exclude(tmp_path):

@@ -203,11 +203,13 @@ def check_space(space: dict, cls, name: str = "search_space") -> dict:
     return out
 
 
-def _check_values(cls, fixed: dict, space: dict) -> None:
+def _check_values(cls, fixed: dict, space: dict, shape: tuple | None = None) -> None:
     """Refuse, before any trial, values that the detector refuses at fit: a fixed parameter (``params``
     or a space's plain value), a categorical choice, a range's bound, and an unavailable ``device``.
     Otherwise every trial drawing them fails, each using up a trial number of the study (and the
-    defaults trial, which a study runs once)."""
+    defaults trial, which a study runs once). ``shape``: the samples' shape, which a ``net`` family
+    must fit (an 'lstm' choice for table rows failed every trial that drew it)."""
+    from ganad.nets import resolve_family
     from ganad.params import constraints_of
     from ganad.training.loop import resolve_device
     rules = constraints_of(cls)
@@ -226,6 +228,8 @@ def _check_values(cls, fixed: dict, space: dict) -> None:
                 resolve_device(v)
             elif k in rules:
                 rules[k].check(k, v)
+            if k == "net" and isinstance(v, str) and shape is not None:
+                resolve_family(v, tuple(shape))
         except (InputError, ValueError) as exc:
             problem, _, fix = str(exc).partition(". Fix: ")
             raise InputError(_fmt(where, f"is {v!r}, which {cls.__name__} refuses ({problem})",
@@ -342,6 +346,7 @@ class _Reporter:
                 m.training = modes[name]
         value = auroc(self.y_eval, s) if np.isfinite(s).all() else 0.0
         self.trial.report(value, self.step)
+        self.trial.set_user_attr("last_epoch", f"{stage} {epoch + 1}" if stage not in ("gan", "") else str(epoch + 1))
         self.step += 1
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"epoch {epoch + 1} of stage {stage}: proxy AUROC {value:.3f} below the median of earlier trials")
@@ -570,7 +575,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     bad = [k for k in fixed if k not in cls().get_params()]
     if bad:
         raise InputError(_fmt("params", f"names {bad}, not parameters of {cls.__name__}", f"use some of {', '.join(sorted(cls().get_params()))}"))
-    space = default_space(method, X.shape[1:], fixed.get("net", "auto"))  # the width of the family the trials build
+    plain_net = search_space.get("net") if isinstance(search_space, dict) and isinstance(search_space.get("net"), str) else None
+    # the width of the family the trials build: fixed by params or by a plain value of the space file
+    space = default_space(method, X.shape[1:], fixed.get("net", plain_net or "auto"))
     if search_space is not None:
         if not isinstance(search_space, dict):
             raise InputError(_fmt("search_space", f"is a {type(search_space).__name__}", "pass a dict of parameter -> distribution"))
@@ -587,7 +594,7 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     if all(s["type"] == "fixed" for s in space.values()):  # every trial would train the same model, n_trials times
         raise InputError(_fmt("search_space", f"only fixes values ({', '.join(sorted(space))}), so every trial would be the same",
                               "give at least one range or list of choices to search; to train one model with fixed values, use fit"))
-    _check_values(cls, fixed, space)  # before the study is touched: a value fit refuses would fail every trial
+    _check_values(cls, fixed, space, X.shape[1:])  # before the study is touched: a value fit refuses would fail every trial
 
     url = storage_url(storage)
     st = _open_storage(url)
@@ -639,7 +646,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
             study.set_user_attr(k, v)
     fin = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     # the defaults first, those a user's space leaves out of its ranges drawn by the sampler
-    dflt = _resolved_defaults(cls, fixed)
+    plain = {k: s_["value"] for k, s_ in space.items() if s_["type"] == "fixed"}  # a space file's plain values count as fixed
+    dflt = _resolved_defaults(cls, {**plain, **fixed})
     dflt_trial = {k: dflt[k] for k, s in space.items() if s["type"] != "fixed" and _in_space(dflt[k], s)}
     if not study.trials:
         queued = ([dflt_trial] if enqueue_defaults else []) + list(enqueue or [])
@@ -705,7 +713,8 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     if not complete:
         errs = {t.number: t.user_attrs.get("ganad_error") or t.system_attrs.get("fail_reason", "")
                 for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
-        raise InputError(_fmt(f"study {name!r}", f"has no completed trial (failed: {str(errs)[:300]})",
+        reasons = "; ".join(f"trial {k}: {str(v)[:200]}" for k, v in list(errs.items())[:3]) + (" ..." if len(errs) > 3 else "")
+        raise InputError(_fmt(f"study {name!r}", f"has no completed trial (failed: {reasons})",
                               "check the data, widen or change the search space, or raise n_trials"))
     best = study.best_trial
     best_params = {k: v for k, v in best.params.items()}
@@ -736,8 +745,11 @@ def _redact(url: str | None) -> str | None:
         return url
     head, tail = url.split("://", 1)
     netloc, slash, rest = tail.partition("/")
-    if "@" not in netloc:
-        return url
+    if "@" not in netloc:  # the password may hold a '/' (a URL's authority then reaches past it, to the last '@')
+        at = tail.rfind("@")
+        if not netloc or at < 0 or ":" not in tail[:at]:  # (no authority, as sqlite:///path: a path's '@' is no password)
+            return url
+        netloc, slash, rest = tail[:at + 1 + len(tail[at + 1:].partition("/")[0])], *tail[at + 1:].partition("/")[1:]
     userinfo, host = netloc.rsplit("@", 1)
     if ":" not in userinfo:  # a user without a password
         return url
@@ -787,7 +799,8 @@ def trial_line(study, trial) -> str:
     if trial.state == optuna.trial.TrialState.COMPLETE:
         what = f"AUROC {trial.value:.4f}{took}"
     elif trial.state == optuna.trial.TrialState.PRUNED:
-        what = f"pruned (epoch {trial.last_step})" if trial.last_step is not None else "pruned"
+        last = trial.user_attrs.get("last_epoch")  # (trial.last_step counts reports from 0, across stages)
+        what = f"pruned (epoch {last})" if last is not None else "pruned"
     else:
         what = f"failed ({trial.user_attrs.get('ganad_error') or trial.system_attrs.get('fail_reason', 'no reason recorded')})"
     try:

@@ -291,7 +291,7 @@ def test_pruning_stops_a_bad_trial(X):
     assert bad.state == optuna.trial.TrialState.PRUNED
     assert len(bad.intermediate_values) == 3  # stopped at the first epoch after the warm-up
     from ganad.tune import trial_line
-    assert "pruned (epoch 3)" in trial_line(r.study, bad)  # its third epoch (trial.last_step said 2, counting from 0)
+    assert "pruned (ganomaly epoch 3)" in trial_line(r.study, bad)  # its third epoch (trial.last_step said 2, counting from 0)
     assert r.best_params["latent_dim"] == 8
 
 

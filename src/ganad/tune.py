@@ -346,7 +346,7 @@ class _Reporter:
                 m.training = modes[name]
         value = auroc(self.y_eval, s) if np.isfinite(s).all() else 0.0
         self.trial.report(value, self.step)
-        self.trial.set_user_attr("last_epoch", f"{stage} {epoch + 1}" if stage not in ("gan", "") else str(epoch + 1))
+        self.trial.set_user_attr("last_epoch", f"{stage} epoch {epoch + 1}")  # the stage too: f-AnoGAN trains two
         self.step += 1
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"epoch {epoch + 1} of stage {stage}: proxy AUROC {value:.3f} below the median of earlier trials")
@@ -800,7 +800,7 @@ def trial_line(study, trial) -> str:
         what = f"AUROC {trial.value:.4f}{took}"
     elif trial.state == optuna.trial.TrialState.PRUNED:
         last = trial.user_attrs.get("last_epoch")  # (trial.last_step counts reports from 0, across stages)
-        what = f"pruned (epoch {last})" if last is not None else "pruned"
+        what = f"pruned ({last})" if last is not None else "pruned"
     else:
         what = f"failed ({trial.user_attrs.get('ganad_error') or trial.system_attrs.get('fail_reason', 'no reason recorded')})"
     try:

@@ -749,7 +749,8 @@ def _redact(url: str | None) -> str | None:
         at = tail.rfind("@")
         if not netloc or at < 0 or ":" not in tail[:at]:  # (no authority, as sqlite:///path: a path's '@' is no password)
             return url
-        netloc, slash, rest = tail[:at + 1 + len(tail[at + 1:].partition("/")[0])], *tail[at + 1:].partition("/")[1:]
+        host, slash, rest = tail[at + 1:].partition("/")
+        netloc = tail[:at + 1] + host
     userinfo, host = netloc.rsplit("@", 1)
     if ":" not in userinfo:  # a user without a password
         return url

@@ -154,13 +154,21 @@ def test_tune_resume_draws_new_parameters_and_refuses_other_data(tmp_path):
         tune(X, method="ganomaly", n_trials=1, timeout=0, refit=False)
 
 
-def test_tune_names_why_every_trial_failed(tmp_path):
+def test_tune_names_why_every_trial_failed(tmp_path, monkeypatch):
     pytest.importorskip("optuna")
+    from ganad.detectors import GANomaly
     from ganad.tune import tune
     X = np.random.RandomState(0).randn(120, 3).astype(np.float32)
-    with pytest.raises(InputError, match="no completed trial.*net: family 'dcgan' does not fit"):  # was "failed: {0: '', 1: ''}"
+    # a family that cannot take the data's shape is refused before any trial (it failed every one)
+    with pytest.raises(InputError, match=r"search_space\['net'\]: is 'dcgan'.*does not fit"):
+        tune(X, method="ganomaly", n_trials=2, refit=False, params={"epochs": 1}, search_space={"net": "dcgan"})
+
+    def fails(self, *a, **k):
+        raise InputError("X: trips the training. Fix: none")
+    monkeypatch.setattr(GANomaly, "fit", fails)
+    with pytest.raises(InputError, match="no completed trial.*trial 0: .*trips the training"):  # was "failed: {0: '', 1: ''}"
         tune(X, method="ganomaly", n_trials=2, storage=f"sqlite:///{tmp_path / 'f.db'}", refit=False,
-             params={"epochs": 1}, search_space={"net": "dcgan"})
+             params={"epochs": 1}, search_space={"latent_dim": {"type": "categorical", "choices": [2, 4]}})
     # a value the parameter itself refuses never reaches a trial (tests/test_tune.py)
     with pytest.raises(InputError, match=r"^search_space\['lr_g'\]: is 0"):
         tune(X, method="ganomaly", n_trials=2, refit=False, params={"epochs": 1}, search_space={"lr_g": 0})

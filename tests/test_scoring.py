@@ -615,3 +615,16 @@ def test_hard_weights_exclude_ceil_c_n_rows_despite_rounding():
     """0.07 · 100 is 7.000000000000001 in floating point: ⌈c·n⌉ gave 8 rows, not 7."""
     s = torch.arange(100, dtype=torch.float32)
     assert int((robust_weights(s, 0.07) == 0).sum()) == 7 and int((robust_weights(s, 0.14) == 0).sum()) == 14
+
+
+def test_copies_of_bank_rows_sit_at_distance_zero_not_float32_noise():
+    """Binary rows with many copies: a copy of a bank row, embedded in another batch, sat at 1e-8 in the
+    code space; the held-out slice's knn MAD became 7e-8, the knn component was blown up 1e7 times in
+    the blend (threshold_ 274,991) and a row's score depended on its batch."""
+    from ganad import BiGAN
+    X = (np.random.RandomState(0).rand(200, 5) > 0.5).astype(float)  # 32 distinct rows
+    d = BiGAN(epochs=2, width=8, latent_dim=2, random_state=0).fit(X)
+    assert np.array_equal(X[0], X[2])
+    both, alone = d.decision_function(X[[0, 2]]), d.decision_function(X[:1])
+    assert abs(both[0] - both[1]) < 1e-5 and abs(both[0] - alone[0]) < 1e-5
+    assert min(d.composer_.scale) > 1e-4 and d.threshold_ < 100

@@ -1542,7 +1542,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             col = torch.gather(top_g, 1, torch.div(ci, s, rounding_mode="floor")) * s + ci % s
         else:
             col = d2.topk(k, dim=1, largest=False).indices
-        near = (emb.reshape(emb.shape[0], -1).to(torch.float64)[:, None, :] - plan["exact"][col]).square().sum(2)
+        e64 = emb.reshape(emb.shape[0], -1).to(torch.float64)
+        near = (e64[:, None, :] - plan["exact"][col]).square().sum(2)
+        # a copy of a bank row, embedded by the networks in another batch, lands at the rounding of the
+        # float32 pass (1e-8 in a code space): distance 0, by the rule that recognises a row as itself.
+        # Kept as noise, a slice of such copies (binary data with many duplicate rows) gave the knn
+        # component a MAD of 1e-7, which blew it up 1e7 times in the blend and made a row's score
+        # depend on its batch
+        near = torch.where(near <= 1e-9 * (1.0 + e64.square().sum(1, keepdim=True)), torch.zeros_like(near), near)
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
         near = near.sort(1).values

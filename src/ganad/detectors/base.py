@@ -1548,8 +1548,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         # float32 pass (1e-8 in a code space): distance 0, by the rule that recognises a row as itself.
         # Kept as noise, a slice of such copies (binary data with many duplicate rows) gave the knn
         # component a MAD of 1e-7, which blew it up 1e7 times in the blend and made a row's score
-        # depend on its batch
-        near = torch.where(near <= 1e-9 * (1.0 + e64.square().sum(1, keepdim=True)), torch.zeros_like(near), near)
+        # depend on its batch. (The input spaces are exact in float64: their copies are at 0 already.)
+        if self._knn_space_now() not in ("input", "feature+input"):
+            near = torch.where(near <= 1e-9 * (1.0 + e64.square().sum(1, keepdim=True)), torch.zeros_like(near), near)
         # ascending: the mean sums in one order whatever order the search returned them in, so equal
         # inputs give bit-equal scores (a saved and reloaded model's scores equal the original's)
         near = near.sort(1).values

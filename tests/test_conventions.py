@@ -673,3 +673,16 @@ def test_pyarrow_and_polars_frames_are_read_by_column_name():
     pl = pytest.importorskip("polars")
     frame = pl.DataFrame(X, schema=list("abcd"))
     np.testing.assert_array_equal(GANomaly(**TINY).fit(frame).decision_function(frame), det.decision_function(t))
+
+
+def test_column_names_of_mixed_types_are_refused():
+    """A DataFrame with a column named 0 beside named ones lost its names (they were not all strings), so a
+    renamed and reordered frame was scored by position (every row an anomaly); scikit-learn refuses such names."""
+    X = pd.DataFrame(np.random.RandomState(0).randn(200, 3) * [1, 100, 0.01], columns=["a", "b", "c"])
+    det = GANomaly(**TINY).fit(X)
+    bad = X[["c", "a", "b"]].set_axis(["c", "a", 0], axis=1)
+    for call in (det.decision_function, det.predict, lambda d: det.calibrate(d)):
+        with pytest.raises(InputError, match="mixed types"):
+            call(bad)
+    with pytest.raises(InputError, match="mixed types"):
+        GANomaly(**TINY).fit(bad)

@@ -246,3 +246,18 @@ def test_series_rows_one_field_longer_whose_first_fields_count_from_0_are_refuse
     (tmp_path / "lead.csv").write_text("time,a,b\n0,1,2,3\n1,4,5,6\n")
     with pytest.raises(DataFileError, match="lead.csv: has rows with more fields than the header"):
         read_series_file(tmp_path / "lead.csv")
+
+
+def test_a_folder_is_read_by_channel_name_for_a_model_saved_from_python(python_models, tmp_path):
+    """A model saved by SeriesDetector.save read a single file's channels by name, a folder's by position:
+    a folder whose files had the columns in another order scored silently wrong (and calibrated a
+    threshold of 94.8 instead of about -11.8)."""
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "re").mkdir()
+    t = _table(300, 1)
+    t[["temp", "pressure"]].to_csv(tmp_path / "ok" / "s1.csv", index=False)
+    t[["pressure", "temp"]].to_csv(tmp_path / "re" / "s1.csv", index=False)
+    for d in ("ok", "re"):
+        r = runner.invoke(app, ["score", str(python_models / "named"), str(tmp_path / d), "-o", str(tmp_path / f"{d}.csv")])
+        assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(pd.read_csv(tmp_path / "ok.csv").score, pd.read_csv(tmp_path / "re.csv").score)

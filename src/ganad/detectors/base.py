@@ -360,7 +360,14 @@ def feature_names(X):
     (a polars / pyarrow frame's too: :func:`~ganad.data.validation.as_pandas_frame`)."""
     X = as_pandas_frame(X)
     cols = getattr(X, "columns", None)
-    if cols is None or not hasattr(X, "dtypes") or not all(isinstance(c, str) for c in cols):
+    if cols is None or not hasattr(X, "dtypes"):
+        return None
+    kinds = [isinstance(c, str) for c in cols]
+    if any(kinds) and not all(kinds):  # scikit-learn refuses them too (a TypeError): names dropped, a renamed column went unseen
+        other = next(c for c in cols if not isinstance(c, str))
+        raise InputError(_fmt("X", f"has column names of mixed types (strings and {type(other).__name__} {other!r})",
+                              "name every column with a string (df.columns = df.columns.astype(str)), or pass an array"))
+    if not all(kinds):
         return None
     return np.asarray(list(cols), dtype=object)
 

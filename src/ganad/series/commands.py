@@ -192,8 +192,13 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
         raise DataFileError(_fmt(f"--exclude {', '.join(both)}", "names channel(s) of the model, which reads its channels by name "
                                  f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
     chans = io.get("channels")
-    if not io and not is_npy and data.is_file() and set(sd.channels_) <= set(_columns(data, sep, decimal)):
-        chans = sd.channels_  # a model saved from Python: its channels by name (not every other column, in the file's order)
+    if not io and not is_npy:
+        from ganad.series.readers import SERIES_SUFFIXES
+        first = data if data.is_file() else next((f for f in sorted(data.iterdir()) if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES)), None)
+        if first is not None and set(sd.channels_) <= set(_columns(first, sep, decimal)):
+            # a model saved from Python: its channels by name (not every other column, in the file's order), in a
+            # single file or a folder of them (a folder was read by position: its first file decides, as the reader checks the rest)
+            chans = sd.channels_
     try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
         tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else chans,
                                None if is_npy or data.is_dir() else io.get("series_id"),

@@ -492,13 +492,22 @@ class SeriesDetector(BaseEstimator):
 
     @staticmethod
     def _by_name(X, known):
-        """A DataFrame whose columns are the channels ``known`` in another order, reordered by name;
-        anything else as it is."""
+        """A DataFrame whose columns are the channels ``known`` in another order, reordered by name; one
+        whose string column names are other names than a model with named channels has, refused (it
+        was scored by position: a renamed column, silently); anything else as it is (a frame without
+        names, as one made from an array, or a model whose channels are unnamed, ch0, ch1, ...)."""
         cols = getattr(X, "columns", None)
         if cols is not None and known is not None and hasattr(X, "loc"):
             names = [str(c) for c in cols]
             if names != known and sorted(names) == sorted(known) and len(set(names)) == len(names):
                 X = X[[cols[names.index(c)] for c in known]]  # a DataFrame's channels in another order: taken by name
+            elif set(names) != set(known) and all(isinstance(c, str) for c in cols) \
+                    and known != [f"ch{i}" for i in range(len(known))]:
+                unseen, missing = [c for c in names if c not in known], [c for c in known if c not in names]
+                raise InputError(_fmt("X", f"has columns {names[:8]}, but the model's channels are {known[:8]} (not seen: {unseen[:5]}; "
+                                           f"missing: {missing[:5]})",
+                                      "pass the model's channels by name (df.rename(columns=...), or df[model.channels_]), or an array "
+                                      "(df.to_numpy(), read by position in the training order)"))
         return X
 
     def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
@@ -646,9 +655,12 @@ class SeriesDetector(BaseEstimator):
             cols = getattr(frame, "columns", None)
             if channel_names is not None and cols is not None and len(cols) == len(channel_names):
                 given, own = [str(c) for c in channel_names], [str(c) for c in cols]
-                if given != own and sorted(given) == sorted(own):  # scoring would take the DataFrame's columns by these names
-                    raise InputError(_fmt("channel_names", f"names the DataFrame's columns {own} in another order ({given})",
-                                          "drop channel_names (a DataFrame names its channels), or reorder the DataFrame's columns first"))
+                if given != own and all(isinstance(c, str) for c in cols):
+                    # a DataFrame names its channels and is scored by those names: other names (a reorder, or a
+                    # rename that scoring the same frame would then refuse) would not be the frame's
+                    raise InputError(_fmt("channel_names", f"names the DataFrame's columns {own} otherwise ({given})",
+                                          "drop channel_names (a DataFrame names its channels), or rename / reorder the "
+                                          "DataFrame's columns first (df.columns = [...])"))
             from ganad.detectors.base import MIN_FIT_SAMPLES
             if len(windows) < MIN_FIT_SAMPLES:
                 w, st = self.window_, self.stride_

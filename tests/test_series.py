@@ -644,3 +644,12 @@ def test_a_dataframe_with_other_column_names_is_refused_not_scored_by_position()
     np.testing.assert_array_equal(sd.decision_function(df.to_numpy()), sd.decision_function(df))  # an array: by position
     with pytest.raises(InputError, match="channel_names.*otherwise"):
         SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "verbose": False}).fit(df, channel_names=["x", "y", "w"])
+
+
+def test_a_model_fitted_on_an_unnamed_frame_reads_named_frames_by_position():
+    """pd.DataFrame(array) has no names (its columns are 0, 1, ...): its model, like an array's, reads
+    any frame by position (the new refusal of other names took its channels '0', '1' for names)."""
+    X = _series(600, seed=11)
+    sd = SeriesDetector("ganomaly", window=16, stride=8, detector_params={"epochs": 1, "verbose": False, "random_state": 0}).fit(pd.DataFrame(X))
+    named = pd.DataFrame(X, columns=["temp", "pressure", "flow"])
+    np.testing.assert_array_equal(sd.decision_function(named), sd.decision_function(X))

@@ -770,3 +770,13 @@ def test_the_defaults_trial_runs_the_resolved_default_knn_weight(X):
     assert t.user_attrs["ganad_enqueued"] == "defaults" and t.params["knn_weight"] == 1.0
     r = tune(X, n_trials=1, params={"epochs": 1, "knn_space": "code"}, refit=False)
     assert r.study.trials[0].params["knn_weight"] == 0.75
+
+
+def test_redact_hides_what_sqlalchemy_reads_as_the_password():
+    """The storage is SQLAlchemy's: the part it reads as the password is what is hidden."""
+    from sqlalchemy.engine import make_url
+    from ganad.tune import _redact
+    for url in ("postgresql://u:se/cret@127.0.0.1:1/db", "postgresql://u:pw9x@[::1]:5432/db", "postgresql://host:5432/my@db"):
+        pw = make_url(url).password
+        assert pw and pw not in _redact(url) and "***" in _redact(url)
+    assert _redact("postgresql://user@host/db") == "postgresql://user@host/db"

@@ -738,7 +738,10 @@ def _scrub(text: str, url: str | None) -> str:
 
 def _redact(url: str | None) -> str | None:
     """A database URL without its password (for the model's tuning record and the printed
-    summary): ``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db``. Only the
+    summary): ``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db``. The password is
+    what SQLAlchemy (the storage) reads as one: up to the last '@' of the authority, '/' included (an
+    unescaped '@' later in the URL, as in ``host:5432/my@db``, makes SQLAlchemy read ``5432/my`` as a
+    password too: write it ``%40``). Only the
     URL's authority (between ``://`` and the next ``/``) is looked at: an SQLite file path holding
     an ``@`` is no password."""
     if url is None or "://" not in url:

@@ -502,7 +502,8 @@ class SeriesDetector(BaseEstimator):
             if names != known and sorted(names) == sorted(known) and len(set(names)) == len(names):
                 X = X[[cols[names.index(c)] for c in known]]  # a DataFrame's channels in another order: taken by name
             elif set(names) != set(known) and all(isinstance(c, str) for c in cols) \
-                    and known != [f"ch{i}" for i in range(len(known))]:
+                    and known not in ([f"ch{i}" for i in range(len(known))], [str(i) for i in range(len(known))]):
+                # (channels ch0, ch1, ... or 0, 1, ...: a model fitted on an array or on pd.DataFrame(array) has no names)
                 unseen, missing = [c for c in names if c not in known], [c for c in known if c not in names]
                 raise InputError(_fmt("X", f"has columns {names[:8]}, but the model's channels are {known[:8]} (not seen: {unseen[:5]}; "
                                            f"missing: {missing[:5]})",

@@ -393,8 +393,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return cfg
 
 
-def _real(x) -> bool:
-    """A JSON number (not a bool, not a string that reads as one) that is finite."""
+def finite_number(x) -> bool:
+    """A number as a model file's JSON holds one (not a bool, not a string that reads as one), finite:
+    one check for every stored number the loaders read (detector, series and multi-view files)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -694,7 +695,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         members, stats = st["members"], st.get("member_stats")
         if not (isinstance(members, list) and members and isinstance(stats, list) and len(stats) == len(members)
                 and all(isinstance(m, dict) for m in members)
-                and all(isinstance(v, list) and len(v) == 2 and all(_real(x) for x in v) and v[1] > 0 for v in stats)):
+                and all(isinstance(v, list) and len(v) == 2 and all(finite_number(x) for x in v) and v[1] > 0 for v in stats)):
             raise ModelFileError(_fmt(str(cfg_file), "has an ensemble whose members or member statistics are malformed", corrupt))
         seeds = member_seeds(det.seed_, len(members))  # each member's own random_state, as fit gave it
         det.members_ = [_restore(cls, dict(params, n_members=1, random_state=seeds[i]), m, header, tensors_fn, f"{prefix}members.{i}.", cfg_file)

@@ -43,7 +43,7 @@ from sklearn.utils import check_random_state
 
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.params import kept_on_failure
-from ganad.io import MULTIVIEW_CONFIG  # one definition: io checks model directories by it
+from ganad.io import MULTIVIEW_CONFIG, finite_number  # one definition: io checks model directories by it
 
 MULTIVIEW_FORMAT = "ganad-multiview"
 MULTIVIEW_FORMAT_VERSION = 1
@@ -414,9 +414,9 @@ def load_multiview(path) -> MultiViewDetector:
         mv = MultiViewDetector(**p)
         mv._check_params()
         for key in ("median", "scale"):  # numbers as written: np.asarray would read "1.0" as 1.0, [[0.1, 0.1]] as 2-D
-            if not (isinstance(st[key], list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in st[key])):
+            if not (isinstance(st[key], list) and all(finite_number(x) for x in st[key])):
                 raise ValueError(f"{key} {str(st[key])[:60]} is not a list of numbers, one per view")
-        if isinstance(st["threshold"], bool) or not isinstance(st["threshold"], (int, float)):
+        if not finite_number(st["threshold"]):
             raise ValueError(f"threshold {st['threshold']!r} is not a number")
         median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)
         mv.composer_ = RobustStandardised(views, median, scale)

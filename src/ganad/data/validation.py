@@ -14,9 +14,8 @@ SHAPE_KINDS = {2: "vector", 3: "series", 4: "image"}
 
 def as_pandas_frame(X):
     """A dataframe of another library (a polars DataFrame, a pyarrow Table or RecordBatch) as a
-    pandas DataFrame, so that ganad reads its column
-    names as it reads a pandas DataFrame's (by name, refused when renamed or reordered); anything
-    else as it is. polars' frames were refused with an AttributeError, a pyarrow Table was read by
+    pandas DataFrame, so that ganad reads its column names as it reads a pandas DataFrame's (by
+    name, refused when renamed or reordered); anything else as it is. polars' frames were refused with an AttributeError, a pyarrow Table was read by
     position whatever its column order."""
     if X is None or isinstance(X, np.ndarray) or type(X).__module__.split(".")[0] == "pandas":
         return X

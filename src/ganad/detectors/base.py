@@ -41,7 +41,7 @@ from ganad.nets import LEGACY_DEFAULT_WIDTH, build_discriminator, build_encoder,
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
 from ganad.nets.modes import modes_differ, own_modes
-from ganad.params import Param, is_int, kept_on_failure, below, custom, instance, integer, none, options, real, validate_params
+from ganad.params import Param, below, custom, instance, integer, is_int, kept_on_failure, none, options, real, validate_params
 from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate

@@ -11,7 +11,7 @@ import numpy as np
 from ganad.data.readers import _number, strict_float  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
 from ganad.files import atomic_path
-from ganad.series.readers import _zoned  # one test of a time column's zone, shared with the reader
+from ganad.series.readers import _zoned, unnamed_channels  # one test of a time column's zone, shared with the reader
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -193,8 +193,8 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
                                  f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
     chans = io.get("channels")
     if not io and not is_npy:
-        from ganad.series.readers import SERIES_SUFFIXES
-        first = data if data.is_file() else next((f for f in sorted(data.iterdir()) if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES)), None)
+        from ganad.series.readers import series_files
+        first = next(iter(series_files(data)), None)
         if first is not None and set(sd.channels_) <= set(_columns(first, sep, decimal)):
             # a model saved from Python: its channels by name (not every other column, in the file's order), in a
             # single file or a folder of them (a folder was read by position: its first file decides, as the reader checks the rest)
@@ -215,9 +215,8 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
             return []
         used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
         # a folder: every series file's columns (the note was only given for a single file)
-        from ganad.series.readers import SERIES_SUFFIXES
-        files = [data] if data.is_file() else sorted(f for f in data.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
-        return list(dict.fromkeys(c for f in files for c in _columns(f, sep, decimal) if c not in used))
+        from ganad.series.readers import series_files
+        return list(dict.fromkeys(c for f in series_files(data) for c in _columns(f, sep, decimal) if c not in used))
     return tab, unread
 
 
@@ -530,7 +529,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
                 if sorted(names) == sorted(sd.channels_):
                     if names != list(sd.channels_):
                         order = [names.index(c) for c in sd.channels_]  # the model's channel order
-                elif list(sd.channels_) != [f"ch{c}" for c in range(C)]:
+                elif not unnamed_channels(sd.channels_):
                     # other names than the model's channels: reading the values by position would
                     # score them as channels they may not be (a model without channel names reads by position)
                     raise GanadError(f"stdin line {n_line}: is a header naming {names[:8]}, but the model's channels are {sd.channels_}. "

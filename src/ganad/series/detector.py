@@ -50,7 +50,8 @@ from sklearn.base import BaseEstimator
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.params import is_int, kept_on_failure
-from ganad.io import SERIES_CONFIG, check_model_path, write_wrapper_model  # one definition of what a model directory is
+from ganad.series.readers import unnamed_channels
+from ganad.io import SERIES_CONFIG, check_model_path, finite_number, write_wrapper_model  # one definition of what a model directory is
 
 SERIES_FORMAT = "ganad-series"
 SERIES_FORMAT_VERSION = 1
@@ -501,9 +502,7 @@ class SeriesDetector(BaseEstimator):
             names = [str(c) for c in cols]
             if names != known and sorted(names) == sorted(known) and len(set(names)) == len(names):
                 X = X[[cols[names.index(c)] for c in known]]  # a DataFrame's channels in another order: taken by name
-            elif set(names) != set(known) and all(isinstance(c, str) for c in cols) \
-                    and known not in ([f"ch{i}" for i in range(len(known))], [str(i) for i in range(len(known))]):
-                # (channels ch0, ch1, ... or 0, 1, ...: a model fitted on an array or on pd.DataFrame(array) has no names)
+            elif set(names) != set(known) and all(isinstance(c, str) for c in cols) and not unnamed_channels(known):
                 unseen, missing = [c for c in names if c not in known], [c for c in known if c not in names]
                 raise InputError(_fmt("X", f"has columns {names[:8]}, but the model's channels are {known[:8]} (not seen: {unseen[:5]}; "
                                            f"missing: {missing[:5]})",
@@ -887,7 +886,7 @@ def load_series(path) -> SeriesDetector:
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "event_gap" else 1):
                 raise ValueError(f"{key} {v!r} is not a {'non-negative' if key == 'event_gap' else 'positive'} whole number")
         sd.window_, sd.stride_ = int(st["window"]), int(st["stride"])
-        if isinstance(st["threshold"], bool) or not isinstance(st["threshold"], (int, float)) or not np.isfinite(st["threshold"]):
+        if not finite_number(st["threshold"]):
             raise TypeError(f"threshold {st['threshold']!r} is not a finite number")
         sd.threshold_ = float(st["threshold"])
         # files written before event_gap existed made one event per run of anomalous points
@@ -897,7 +896,7 @@ def load_series(path) -> SeriesDetector:
         sd.n_channels_ = int(st["n_channels"])
         sd.channels_ = [str(c) for c in st["channels"]]
         base = st["channel_baseline"]
-        if not isinstance(base, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in base):
+        if not isinstance(base, list) or not all(finite_number(v) and v > 0 for v in base):
             # fit floors each at 1e-12: NaN made every contribution NaN, 0 infinite, a negative one negative
             raise ValueError(f"channel_baseline {str(base)[:60]} is not a list of finite positive numbers")
         sd.channel_baseline_ = [float(v) for v in base]

@@ -12,6 +12,15 @@ from ganad.data.windows import TIME_COLUMN_NAMES, _numeric_column, _read_table, 
 from ganad.exceptions import DataFileError, _fmt
 
 
+def unnamed_channels(channels) -> bool:
+    """Whether a series model's channels carry no names: ``ch0, ch1, ...`` (an array, a header-less
+    file) or ``0, 1, ...`` (``pd.DataFrame(array)``). Such a model reads any columns by position; a
+    model with named channels takes them by name and refuses other names (one rule for the API,
+    ``ganad stream`` and the service)."""
+    c = [str(x) for x in channels]
+    return c in ([f"ch{i}" for i in range(len(c))], [str(i) for i in range(len(c))])
+
+
 class SeriesTable(NamedTuple):
     values: np.ndarray          # float64 (T, C)
     time: np.ndarray | None     # (T,) or None
@@ -129,12 +138,18 @@ def _zoned(col) -> bool:
 SERIES_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".npy")
 
 
+def series_files(p: Path) -> list[Path]:
+    """The series files a path names: itself, or a folder's files with a series suffix, by name."""
+    p = Path(p)
+    return [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
+
+
 def _read_folder(p: Path, time_column, channels, series_id, no_time, sep=None, decimal=".", exclude=()) -> SeriesTable:
     """Every series file in a folder (sorted by name), one series each, its id the file name."""
     if series_id is not None:
         raise DataFileError(_fmt(str(p), "is a folder of series and --series-id is given too",
                                  "pass either a folder (one series per file) or one file with a series-id column"))
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SERIES_SUFFIXES))
+    files = series_files(p)
     if not files:
         raise DataFileError(_fmt(str(p), "is a folder with no .csv, .parquet or .npy file", "pass a series file or a folder of them"))
     parts = [read_series_file(f, time_column, channels, None, no_time=no_time, sep=sep, decimal=decimal, exclude=exclude)

@@ -15,6 +15,7 @@ import numpy as np
 from ganad.data.readers import _number, first_row_longer  # one rule for "this CSV cell is a number" and for long rows
 from ganad.exceptions import _fmt
 from ganad.serve.errors import Refusal
+from ganad.series.readers import unnamed_channels
 
 BODY = "request body"
 
@@ -255,7 +256,7 @@ def decode_series(body: bytes, content_type: str | None, *, csv_header: bool = T
             names = [str(c) for c in df.columns]
             if all(c in names for c in channels):
                 df = df[list(channels)]
-            elif list(channels) != [f"ch{c}" for c in range(len(channels))]:
+            elif not unnamed_channels(channels):
                 # other names than the model's channels: reading the values by position would score them
                 # as channels they may not be (as `ganad stream` refuses such a header); a model without
                 # channel names reads every column by position

@@ -445,3 +445,24 @@ def test_inexact_integers_are_named_in_mixed_frames_table_files_and_not_for_floa
         warnings.simplefilter("error")
         check_array(rng.normal(size=(50, 3)).astype(np.float16), "X", dtype="float")
         check_array(df[["a"]].assign(n=np.arange(50)), "X", dtype="float")  # ordinary integers: nothing to say
+
+
+def test_masked_arrays_are_refused_and_tensors_read_whatever_their_autograd_or_dtype():
+    """Arrays audit (twenty-fifth session): np.asarray dropped a masked array's mask, so the values
+    under it were scored (a masked 1e6 gave a score of 12 instead of -0.4); a bfloat16 tensor or one
+    that requires grad was refused with a fix that did not apply."""
+    import torch
+    X = rs.randn(64, 5).astype(np.float32)
+    det = ganad.GANomaly(epochs=1, batch_size=16, random_state=0, verbose=False).fit(X)
+    raw = X[:6].copy()
+    raw[4, 3] = 1e6
+    m = np.ma.masked_array(raw, mask=np.zeros(raw.shape, bool))
+    m.mask[4, 3] = True
+    for call in (det.decision_function, det.predict, det.score_components, lambda a: ganad.GANomaly(epochs=1).fit(a)):
+        with pytest.raises(InputError, match=r"X: is a masked array with 1 masked value\(s\), the first at row 4, column 3"):
+            call(m)
+    np.testing.assert_array_equal(det.decision_function(np.ma.masked_array(X[:6])), det.decision_function(X[:6]))
+    t = torch.tensor(X[:6], requires_grad=True)
+    np.testing.assert_array_equal(det.decision_function(t), det.decision_function(X[:6]))
+    b = torch.tensor(X[:6]).to(torch.bfloat16)
+    np.testing.assert_array_equal(det.decision_function(b), det.decision_function(b.float().numpy()))

@@ -653,3 +653,34 @@ def test_a_model_fitted_on_an_unnamed_frame_reads_named_frames_by_position():
     sd = SeriesDetector("ganomaly", window=16, stride=8, detector_params={"epochs": 1, "verbose": False, "random_state": 0}).fit(pd.DataFrame(X))
     named = pd.DataFrame(X, columns=["temp", "pressure", "flow"])
     np.testing.assert_array_equal(sd.decision_function(named), sd.decision_function(X))
+
+
+def test_masked_tensor_and_nullable_series_inputs_are_read_or_named(fitted, anomalous_series):
+    """Arrays audit (twenty-fifth session): a masked array's masked points were scored as the values
+    under the mask; a torch tensor that requires grad escaped as a bare RuntimeError; a nullable frame's
+    pd.NA was called 'cannot be read as numbers' instead of a missing value at a named row and channel."""
+    import torch
+    X = anomalous_series[:300].copy()
+    m = np.ma.masked_array(X, mask=np.zeros(X.shape, bool))
+    m.mask[120, 2] = True
+    with pytest.raises(InputError, match=r"masked array with 1 masked value\(s\), the first at row 120, column 2.*filled"):
+        fitted.score_series(m)
+    st = fitted.stream()
+    first = st.update(X[:100])
+    with pytest.raises(InputError, match="points: is a masked array .* at row 120, column 2"):
+        st.update(m[100:150])
+    rest = st.update(np.ma.masked_array(X[100:]))  # nothing masked: its data, and the stream goes on as it was
+    assert st.n_seen == 300 and np.array_equal(np.r_[first.index, rest.index], np.arange(len(first.index) + len(rest.index)))
+    whole = fitted.score_series(X).scores
+    np.testing.assert_array_equal(fitted.score_series(np.ma.masked_array(X)).scores, whole)
+    t = torch.tensor(X, requires_grad=True)
+    np.testing.assert_array_equal(fitted.score_series(t).scores, whole)
+    st2 = fitted.stream()
+    got = np.concatenate([st2.update(t).scores, st2.close().scores])
+    np.testing.assert_allclose(got, whole, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(whole).max())))
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).astype("Float64")
+    df.iloc[7, 1] = pd.NA
+    with pytest.raises(InputError, match="1 NaN or infinite value.*row 7, channel 'b'"):
+        fitted.score_series(df)
+    with pytest.raises(InputError, match="row 7, channel 'b'"):
+        fitted.stream().update(df)

@@ -25,6 +25,27 @@ def as_pandas_frame(X):
     return X
 
 
+def plain_input(X, name: str = "X", row0: int = 0):
+    """``X`` without what ``np.asarray`` would silently drop or fail on: a masked array with masked
+    values is refused (``np.asarray`` returned the values under the mask, which were then scored), one
+    without any becomes its data; a torch tensor becomes a NumPy array (detached from autograd and moved
+    to the CPU; bfloat16, which NumPy has no type for, as float32). Anything else as it is. ``row0``: the
+    index of the first row in the messages (a stream's chunk)."""
+    if isinstance(X, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(X)
+        if mask.any():
+            first = tuple(int(v) for v in np.argwhere(mask)[0])
+            where = f"row {row0 + first[0]}" + (f", column {first[1]}" if len(first) == 2 else f", position {first[1:]}" if len(first) > 2 else "")
+            raise InputError(_fmt(name, f"is a masked array with {int(mask.sum())} masked value(s), the first at {where}",
+                                  "ganad does not read masks: fill them (X.filled(value)) or drop those rows (X[~X.mask.any(axis=1)] for a table)"))
+        return np.ma.getdata(X)
+    if type(X).__module__.split(".")[0] == "torch" and callable(getattr(X, "detach", None)):
+        import torch
+        t = X.detach().cpu()
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    return X
+
+
 def check_array(
     X,
     name: str = "X",
@@ -47,7 +68,7 @@ def check_array(
     """
     if X is None:
         raise InputError(_fmt(name, "got None instead of an array", "pass a NumPy array, a pandas DataFrame or a list of rows"))
-    X = as_pandas_frame(X)
+    X = as_pandas_frame(plain_input(X, name))
     if hasattr(X, "to_numpy") and hasattr(X, "dtype") and not hasattr(X, "columns") and hasattr(X, "to_frame"):  # pandas Series
         raise InputError(_fmt(name, f"is a pandas Series ({len(X)} values in one column), not a table of samples",
                               "pass a DataFrame with one row per sample: series.to_frame() for one feature "

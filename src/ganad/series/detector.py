@@ -93,10 +93,20 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     """One series as a (T, channels) float64 array, checked. ``channels``: the names of its columns, for
     the messages (a DataFrame's own columns otherwise); ``row0``: the index of its first row (a stream's
     chunk), so that a message names the row the user sent."""
+    from ganad.data.validation import plain_input
+    X = plain_input(X, name)
     if channels is None and getattr(X, "columns", None) is not None:
         channels = [str(c) for c in X.columns]
     if hasattr(X, "to_numpy"):
-        X = X.to_numpy()
+        from pandas.api.types import is_extension_array_dtype
+        dtypes = X.dtypes if hasattr(X, "dtypes") and not hasattr(X, "to_frame") else [X.dtype]
+        if any(is_extension_array_dtype(t) for t in dtypes):  # nullable Float64 / Int64: pd.NA as NaN, named below
+            try:
+                X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as exc:
+                raise InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array")) from exc
+        else:
+            X = X.to_numpy()
 
     def chan(col: int) -> str:  # by name where the names are one per column, else by position
         return f"channel {channels[col]!r}" if channels is not None and len(channels) == arr.shape[1] else f"channel {col}"

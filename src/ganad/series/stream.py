@@ -106,6 +106,8 @@ class StreamScorer:
         anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
+        from ganad.data.validation import plain_input
+        points = plain_input(points, "points", row0=self.n_seen)  # a masked chunk refused (naming the stream's row), a tensor as an array
         try:  # (no cast here: _as_series checks the values and names what is wrong with them)
             a = np.asarray(points)
         except (TypeError, ValueError):

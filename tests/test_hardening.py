@@ -1197,3 +1197,82 @@ def test_fits_in_threads_equal_the_same_fit_alone():
         t.join()
     for i in range(3):
         np.testing.assert_array_equal(out[i], ref)
+
+
+def test_scoring_training_rows_in_one_thread_leaves_other_threads_scores_alone():
+    """Concurrency audit (twenty-fifth session): the mark under which fit's own rows leave their bank
+    entry out (a first decision_scores_ read, threshold_) was set on the instance, so new data scored
+    meanwhile in another thread (a service) left out its nearest bank entry too: 17 of 18 concurrent
+    calls were off, by up to 0.14. The mark is now the marking thread's own."""
+    import threading
+    X = np.random.RandomState(2).randn(120, 5).astype(np.float32)
+    det = GANomaly(epochs=1, random_state=0, verbose=False).fit(X)
+    Q = X[:10]  # rows that are in the bank: the mark changes their scores
+    ref = det.decision_function(Q)
+    out = []
+    with det._scoring_training_rows():
+        assert not np.allclose(det.decision_function(Q), ref)  # this thread: each row leaves itself out
+        t = threading.Thread(target=lambda: out.append(det.decision_function(Q)))
+        t.start()
+        t.join()
+    np.testing.assert_allclose(out[0], ref, rtol=1e-6, atol=1e-6)  # a fresh thread's products may round differently
+    np.testing.assert_array_equal(det.decision_function(Q), ref)
+
+
+def test_a_model_folder_replaced_while_it_is_read_loads_one_save_whole(tmp_path, monkeypatch):
+    """Concurrency audit (twenty-fifth session): load read config.json, then the weights, then the weights
+    again for their digest, each by path; a save replacing the folder in between paired one save's
+    configuration with another's weights (10 of 80 loads scored like neither model, without an error).
+    The weights are read once now, and a folder replaced during the read is read again."""
+    import ganad.io as gio
+    from ganad.files import replace_dir
+    a = GANomaly(**FAST, verbose=False).fit(X4)
+    b = GANomaly(epochs=1, random_state=1, verbose=False).fit(X4 * 2)
+    a.save(tmp_path / "m")
+    b.save(tmp_path / "b")
+    real = gio.read_config
+    calls = []
+
+    def read_then_replaced(path):  # another process saves b over the folder just after its config was read
+        cfg = real(path)
+        calls.append(path)
+        if len(calls) == 1:
+            shutil.copytree(tmp_path / "b", tmp_path / "b2")
+            replace_dir(tmp_path / "b2", tmp_path / "m")
+            shutil.rmtree(tmp_path / "b2", ignore_errors=True)
+        return cfg
+    monkeypatch.setattr(gio, "read_config", read_then_replaced)
+    got = ganad.load(tmp_path / "m")
+    assert len(calls) == 2  # read again after the replacement
+    np.testing.assert_array_equal(got.decision_function(X4[:8]), b.decision_function(X4[:8]))
+
+
+def test_unreadable_model_files_are_not_called_corrupt_and_a_full_disk_is_an_error_naming_the_model(tmp_path, monkeypatch):
+    """I/O audit (twenty-fifth session): a config.json or weights file without read permission was 'not
+    valid JSON' / 'corrupt or truncated: re-train'; a full disk while writing the weights ended in
+    safetensors' own SafetensorError (a traceback in the CLI)."""
+    import ganad.io as gio
+    from safetensors import SafetensorError
+    det = GANomaly(**FAST, verbose=False).fit(X4)
+    det.save(tmp_path / "m")
+    real_text, real_bytes = Path.read_text, Path.read_bytes
+
+    def denied(self, *a, **k):
+        if self.name in ("config.json", "model.safetensors"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return (real_text if denied.kind == "text" else real_bytes)(self, *a, **k)
+    for kind, name in (("text", "config.json"), ("bytes", "model.safetensors")):
+        denied.kind = kind
+        monkeypatch.setattr(Path, "read_text" if kind == "text" else "read_bytes", denied)
+        with pytest.raises(ganad.exceptions.ModelFileError, match=rf"{name}: cannot be read \(Permission denied\)\. Fix: check the file's permissions"):
+            ganad.load(tmp_path / "m")
+        monkeypatch.undo()
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    monkeypatch.setattr(gio, "save_file", full)
+    with pytest.raises(ganad.exceptions.ModelFileError, match=r"model path .*m: could not be written .*No space left.*Fix: free some space"):
+        GANomaly(epochs=1, random_state=3, verbose=False).fit(X4).save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before  # the previous model, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left

@@ -246,6 +246,8 @@ def test_bearer_token(models, tmp_path):
         assert c.post("/v1/models/vec/score", json=rows, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.get("/metrics").status_code == 401 and c.get("/v1/models").status_code == 401
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        # the bodies docs/serve.md gives (the schema's unset fields were sent as null)
+        assert c.get("/healthz").json() == {"status": "ok"} and c.get("/readyz").json() == {"status": "ok", "models": ["vec"]}
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://evil.example"}).headers
 
 
@@ -1019,3 +1021,31 @@ def test_a_client_that_leaves_mid_body_is_a_499_not_a_logged_500():
     with pytest.raises(Refusal) as e:
         asyncio.run(_read_body(Leaving(), 10**6))
     assert e.value.status == 499 and e.value.type == "ClientDisconnect"
+
+
+def test_nonfinite_components_and_maps_follow_on_nonfinite_in_the_library_and_the_service(tmp_path):
+    """Maps audit (twenty-fifth session): one bright pixel (1e20, finite) overflowed the float32 networks
+    while the default score (a float64 knn distance) stayed finite, so only the score was guarded: the
+    components came back inf / NaN (AnoGAN's whole map NaN) and the service answered 200 with JSON null."""
+    rng = np.random.RandomState(0)
+    X = (0.3 + 0.1 * rng.rand(200, 1, 8, 8)).astype(np.float32)
+    det = ganad.FAnoGAN(**KW).fit(X[:150])
+    det.save(tmp_path / "img")
+    T = X[150:153].copy()
+    T[1, 0, 2, 2] = 1e20
+    s = det.decision_function(T)  # the default score reads the knn distance alone: finite, the row most anomalous
+    assert np.isfinite(s).all() and s.argmax() == 1
+    with pytest.raises(InputError, match=r"row\(s\) \[1\] \(1 of 3\) get non-finite values \(NaN / inf\) in .*latent_norm"):
+        det.score_components(T, return_map=True)
+    det.on_nonfinite = "max"
+    r = det.score_components(T, return_map=True)
+    assert any(np.isinf(v[1]) for v in r.components.values())
+    assert all(np.isfinite(v[[0, 2]]).all() and not np.isnan(v).any() for v in r.components.values())
+    assert not np.isnan(r.map).any() and np.isfinite(r.map[[0, 2]]).all()
+    with TestClient(create_app([tmp_path / "img"])) as c:
+        b = io.BytesIO()
+        np.save(b, T)
+        resp = c.post("/v1/models/img/score?components=true", content=b.getvalue(), headers={"Content-Type": "application/x-npy"})
+        assert resp.status_code == 422 and "non-finite values" in resp.json()["error"]["message"]
+        ok = c.post("/v1/models/img/score", content=b.getvalue(), headers={"Content-Type": "application/x-npy"})
+        assert ok.status_code == 200 and None not in ok.json()["scores"]

@@ -10,6 +10,7 @@ previous or the new model at the path, never none and never a half-written one (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from ganad import __version__
 from ganad.exceptions import InputError, ModelFileError, _fmt
@@ -217,7 +220,11 @@ def save_model(det: Any, path: str | os.PathLike[str]) -> Path:
     with new_folders_undone(path):  # a failed save leaves no folder it made above the model
         tmp = temp_dir_beside(path)  # removes the folders of saves that were killed
         try:
-            save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            try:
+                save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            except SafetensorError as exc:  # a full disk or a file size limit, in safetensors' own words: not an OSError
+                raise ModelFileError(_fmt(f"model path {path}", f"could not be written ({exc})",
+                                          "free some space on its disk (or choose a folder on another one) and save again")) from exc
             config["weights_sha256"] = file_sha256(tmp / WEIGHTS)  # load compares: a changed byte is a clear error, not other scores
             (tmp / CONFIG).write_text(json.dumps(config, indent=2))
             files = [WEIGHTS, CONFIG]
@@ -321,7 +328,9 @@ def read_wrapper_config(path: str | os.PathLike[str], name: str, fmt: str, max_v
         raise ModelFileError(_fmt(str(path), f"has no {name}", f"pass a directory written by {written_by}")) from exc
     except RecursionError as exc:
         raise ModelFileError(_fmt(str(f), "is nested too deeply to be a ganad configuration", "the model is corrupt: re-train and save it again")) from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+    except OSError as exc:  # permissions, an I/O error: the file may be fine
+        raise ModelFileError(_fmt(str(f), f"cannot be read ({exc.strerror or exc})", _UNREADABLE)) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise ModelFileError(_fmt(str(f), f"is not valid JSON ({exc})", "the model is corrupt: re-train and save it again")) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != fmt:
         raise ModelFileError(_fmt(str(f), f"is not a {fmt} configuration", f"pass a directory written by {written_by}"))
@@ -357,6 +366,10 @@ def write_wrapper_model(path: Path, name: str, what: str, cfg: dict[str, Any], s
     return path
 
 
+#: the fix for a model file that exists but cannot be read (not a corrupt one: re-training would not help)
+_UNREADABLE = "check the file's permissions (and that its disk is readable), then load it again"
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
@@ -378,7 +391,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         cfg = json.loads(cfg_file.read_text(), parse_constant=_reject_constant)
     except RecursionError as exc:
         raise ModelFileError(_fmt(str(cfg_file), "is nested too deeply to be a ganad configuration", corrupt)) from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+    except OSError as exc:  # permissions, an I/O error: the file may be fine
+        raise ModelFileError(_fmt(str(cfg_file), f"cannot be read ({exc.strerror or exc})", _UNREADABLE)) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ModelFileError(_fmt(str(cfg_file), f"is not valid JSON ({exc})", corrupt)) from exc
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "class" not in cfg or "state" not in cfg:
         raise ModelFileError(_fmt(str(cfg_file), "is not a ganad model configuration", "pass a directory written by ganad"))
@@ -471,17 +486,14 @@ def _check_state(st: dict, cfg_file: Path) -> None:
             "'mahalanobis+euclidean' exactly with 'feature+input')")
 
 
-def _weights_header(wfile: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Names, dtypes and shapes of the tensors in a safetensors file, from its header only."""
-    size = wfile.stat().st_size
-    with open(wfile, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise ValueError("the file is shorter than a safetensors header")
-        n = int.from_bytes(head, "little")
-        if n > min(size - 8, 100 * 2**20):
-            raise ValueError(f"its header claims {n} bytes, more than the file holds")
-        meta = json.loads(fh.read(n))
+def _weights_header(data: bytes) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Names, dtypes and shapes of the tensors in a safetensors file's bytes, from its header only."""
+    if len(data) < 8:
+        raise ValueError("the file is shorter than a safetensors header")
+    n = int.from_bytes(data[:8], "little")
+    if n > min(len(data) - 8, 100 * 2**20):
+        raise ValueError(f"its header claims {n} bytes, more than the file holds")
+    meta = json.loads(data[8:8 + n])
     if not isinstance(meta, dict):
         raise ValueError("its header is not a JSON object")
     out = {}
@@ -729,13 +741,53 @@ def _finite(key: str, v: torch.Tensor) -> bool:
     return bool(torch.isfinite(v).all())
 
 
+def _folder_id(path: Path):
+    """The identity of the folder now at ``path`` (a save replaces the whole folder), None if none is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+#: how often :func:`load_model` reads a model folder that a save replaced while it was being read
+LOAD_ATTEMPTS = 5
+
+
 def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     """Rebuild a detector from a model directory, without unpickling anything.
 
     Every stored value is checked before use (finite, positive where it must be, shapes of
     the weights against the configuration, read from the safetensors header before any network
-    is built); anything else is refused with a :class:`ModelFileError`."""
+    is built); anything else is refused with a :class:`ModelFileError`.
+
+    A save replaces the whole folder at once; a folder replaced while it was being read (another
+    process saving a retrained model there) is read again, so that the configuration and the weights
+    always come from one save (they were read by path one after the other, and the weights twice,
+    for the tensors and for their digest: 10 of 80 loads in an audit mixed two saves without an error)."""
+    return read_whole(path, _load_model_once)
+
+
+def read_whole(path, load_once):
+    """``load_once(path)``, again where the folder at ``path`` was replaced while it ran (a save
+    elsewhere): what it returns was read from one folder, one save (a detector's, a series or a
+    multi-view model's, whose JSON and detector folders are read one after the other)."""
     path = Path(path)
+    for attempt in range(LOAD_ATTEMPTS):
+        before = _folder_id(path)
+        try:
+            obj = load_once(path)
+        except ModelFileError:
+            if _folder_id(path) == before or attempt == LOAD_ATTEMPTS - 1:
+                raise
+            continue
+        if _folder_id(path) == before:
+            return obj
+    raise ModelFileError(_fmt(str(path), f"was replaced by another save each of the {LOAD_ATTEMPTS} times it was read",
+                              "load it again once the process saving there is done"))
+
+
+def _load_model_once(path: Path) -> BaseGANDetector:
     if not path.exists():
         path = recover_dir(path, CONFIG) or path  # a replacement killed half-way: the previous model
     cfg = read_config(path)
@@ -752,8 +804,12 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     wfile = path / WEIGHTS
     if not wfile.is_file():
         raise ModelFileError(_fmt(str(path), f"has no {WEIGHTS}", "the model is incomplete: re-train and save it again"))
+    try:  # read once: the header, the tensors and the digest all come from these bytes
+        data = wfile.read_bytes()
+    except OSError as exc:  # permissions, an I/O error: the file may be fine
+        raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc.strerror or exc})", _UNREADABLE)) from exc
     try:
-        header = _weights_header(wfile)
+        header = _weights_header(data)
     except Exception as exc:
         raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
     wrong = [(k, dt) for k, (dt, _) in header.items() if dt not in _allowed_dtypes(k)]
@@ -766,7 +822,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
     def tensors_fn():  # read once, after the shapes were checked against the configuration
         if not loaded:
             try:
-                loaded.update(load_file(str(wfile)))
+                loaded.update(load_bytes(data))
             except Exception as exc:  # safetensors raises its own error types on truncated / corrupt files
                 raise ModelFileError(_fmt(str(wfile), f"cannot be read ({exc})", "the weights are corrupt or truncated: re-train and save the model again")) from exc
             nonfinite = [k for k, v in loaded.items() if v.is_floating_point() and not _finite(k, v)]
@@ -785,7 +841,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseGANDetector:
                                   "re-train and save the model with this ganad version")) from exc
     digest = cfg.get("weights_sha256")
     if digest is not None:  # absent in files saved before the digest: nothing to compare
-        if not isinstance(digest, str) or digest != file_sha256(wfile):
+        if not isinstance(digest, str) or digest != hashlib.sha256(data).hexdigest():
             # checked after every specific check: an edit those name is reported as such
             raise ModelFileError(_fmt(str(wfile), f"does not match the SHA-256 digest {str(digest)[:16]}… that {CONFIG} recorded when "
                                       "the model was saved: the weights were changed or corrupted since (a copy cut short, a flipped byte, "

@@ -380,7 +380,13 @@ def is_multiview_model(path) -> bool:
 
 
 def load_multiview(path) -> MultiViewDetector:
-    """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles)."""
+    """Rebuild a :class:`MultiViewDetector` from ``path`` (JSON + each view's safetensors; never unpickles),
+    all from one save (:func:`ganad.io.read_whole`)."""
+    from ganad.io import read_whole
+    return read_whole(path, _load_multiview_once)
+
+
+def _load_multiview_once(path) -> MultiViewDetector:
     import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import _tuples, load_model, read_wrapper_config
     from ganad.scoring.composition import RobustStandardised

@@ -464,6 +464,18 @@ def _is_itself(d2: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     return d2 <= 1e-9 * (1.0 + e.square().sum(1))
 
 
+_TRAINING_ROWS = threading.local()
+
+
+def _training_rows_marks() -> set:
+    """The ids of the detectors whose training rows this thread is scoring (see
+    ``BaseGANDetector._scoring_training_rows``)."""
+    marks = getattr(_TRAINING_ROWS, "ids", None)
+    if marks is None:
+        marks = _TRAINING_ROWS.ids = set()
+    return marks
+
+
 @dataclass
 class ScoreResult:
     """Everything a detector computes for a batch of samples, as NumPy arrays: scores and components
@@ -1099,7 +1111,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return {k: v for k, v in self.get_params(deep=False).items()
                 if k not in ("n_members", "random_state") + self._structure_params}
 
-    def _score_ensemble(self, X, needed, return_map, return_reconstruction) -> ScoreResult:
+    def _score_ensemble(self, X, needed, return_map, return_reconstruction, guard_parts=True) -> ScoreResult:
         from ganad.scoring.composition import required_components
         comps, maps, recons = {}, [], []
         res0 = None
@@ -1111,7 +1123,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             name = f"member{i}"
             if needed is not None and name not in needed and not (return_map or return_reconstruction):
                 continue
-            r = m._score(X, required_components(m.composer_), return_map, return_reconstruction)
+            r = m._score(X, required_components(m.composer_), return_map, return_reconstruction, guard_parts=guard_parts)
             res0 = res0 or r
             comps[name] = (r.scores - loc) / scale
             if return_map:
@@ -1513,13 +1525,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         k = int(self.knn_split_)
         if self._knn_space_now() == "feature+input":
             e = emb.reshape(emb.shape[0], -1)
-            own = int(bool(self.__dict__.get("_knn_training_rows")))
+            own = self._knn_leaves_own()
             return self._knn_whitened_length(e[:, :k], own), self._knn_nearest(e[:, k:], None, own)
         d = self.knn_bank_.shape[1]
         return self._knn_search(emb[:, :k], (0, k)), self._knn_search(emb[:, k:], (k, d))
 
     def _knn_search(self, emb: torch.Tensor, cols: tuple[int, int] | None) -> torch.Tensor:
-        own = int(bool(self.__dict__.get("_knn_training_rows")))  # scoring fit's data: skip a row's own bank entry
+        own = self._knn_leaves_own()  # scoring fit's data: skip a row's own bank entry
         if self._knn_metric_now() == "mahalanobis" and self.knn_bank_.shape[0] == 1:
             return self._knn_whitened_length(emb, own)
         return self._knn_nearest(emb, cols, own)
@@ -1600,15 +1612,23 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ``knn`` component, a row that is in the bank would count itself among its own neighbours at
         distance 0, so training scores, and ``threshold_`` with them, would be lower than the scores
         of new normal data. Inside this block each such row leaves its own entry out (PyOD's KNN
-        scores its training rows the same way); members of an ensemble alike."""
+        scores its training rows the same way); members of an ensemble alike.
+
+        The mark is the calling thread's own (a per-thread set of detectors): on the instance, another
+        thread scoring new data meanwhile (a first ``decision_scores_`` read while a service scores) left
+        out the nearest bank entry of its rows too, and got other scores."""
         dets = [self, *self.__dict__.get("members_", [])]
-        for d in dets:
-            d._knn_training_rows = True
+        marked = _training_rows_marks()
+        added = [id(d) for d in dets if id(d) not in marked]
+        marked.update(added)
         try:
             yield
         finally:
-            for d in dets:
-                d.__dict__.pop("_knn_training_rows", None)
+            marked.difference_update(added)
+
+    def _knn_leaves_own(self) -> int:
+        """1 inside :meth:`_scoring_training_rows` in this thread (each row skips its own bank entry), else 0."""
+        return int(id(self) in _training_rows_marks())
 
     def _selection_criterion(self, Xval: torch.Tensor) -> float:
         """Label-free criterion on held-out normal data, lower = better: the mean L1 reconstruction
@@ -1798,22 +1818,24 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
         return self._score(X, None, return_map, return_reconstruction)
 
-    def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None) -> ScoreResult:
+    def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None, guard_parts=True) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them); ``composer``:
-        the one the scores are composed with instead of ``composer_`` (fit, before ``composer_`` is final)."""
+        the one the scores are composed with instead of ``composer_`` (fit, before ``composer_`` is final);
+        ``guard_parts=False``: non-finite components and maps are returned as they are, for a caller that
+        refuses them in its own words (calibrate)."""
         if modes_differ():
             with own_modes():
-                return self._score(X, needed, return_map, return_reconstruction, composer)
+                return self._score(X, needed, return_map, return_reconstruction, composer, guard_parts)
         X = self._validate_for_scoring(X)
         from ganad.progress import scoring_bar
         with scoring_bar(len(X), f"scoring ({type(self).__name__})", self.verbose, slow=self._search_scoring()) as bar:
             if "members_" in self.__dict__:
                 if bar is not None:
                     bar.batch(0, len(X))
-                return self._score_ensemble(X, needed, return_map, return_reconstruction)
-            return self._score_single(X, needed, return_map, return_reconstruction, bar, composer)
+                return self._score_ensemble(X, needed, return_map, return_reconstruction, guard_parts)
+            return self._score_single(X, needed, return_map, return_reconstruction, bar, composer, guard_parts)
 
-    def _score_single(self, X, needed, return_map, return_reconstruction, bar, composer=None) -> ScoreResult:
+    def _score_single(self, X, needed, return_map, return_reconstruction, bar, composer=None, guard_parts=True) -> ScoreResult:
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []
@@ -1845,9 +1867,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                     bar.done_batch()
         components = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
         scores = self._guard_scores(np.asarray((composer or self.composer_)(components), dtype=np.float64))
+        anomaly_map = np.concatenate(maps) if return_map else None
+        if guard_parts:
+            components, anomaly_map = self._guard_outputs(components, anomaly_map)
         return ScoreResult(
             scores=scores, components=components,
-            map=np.concatenate(maps) if return_map else None,
+            map=anomaly_map,
             reconstruction=self.scaler_.inverse_transform(np.concatenate(recons)) if return_reconstruction else None,
             z=np.concatenate(zs) if zs else None, extra={k: np.concatenate(v) for k, v in extras.items()},
         )
@@ -1891,6 +1916,37 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                               "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
                               "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
         exc.nonfinite_rows = rows  # the rows of this pass (a series names its points from them)
+        raise exc
+
+    def _guard_outputs(self, components: dict, anomaly_map):
+        """The ``on_nonfinite`` policy for the score components and the anomaly map, as for the score: a
+        finite score can sit beside non-finite parts (an extreme value overflows the float32 networks while
+        the default score's knn distance, in float64, stays finite; AnoGAN's search turns NaN), which were
+        handed back as they were (the service wrote them as JSON null). 'raise': an InputError naming the
+        rows and the parts; 'max': those entries become +inf, the most anomalous."""
+        n = len(next(iter(components.values()))) if components else (0 if anomaly_map is None else len(anomaly_map))
+        bad, parts = np.zeros(n, dtype=bool), []
+        for k, v in components.items():
+            b = ~np.isfinite(v)
+            if b.any():
+                bad |= b
+                parts.append(k)
+        if anomaly_map is not None and anomaly_map.size:
+            b = ~np.isfinite(anomaly_map.reshape(len(anomaly_map), -1)).all(axis=1)
+            if b.any():
+                bad |= b
+                parts.append("the anomaly map")
+        if not parts:
+            return components, anomaly_map
+        if self.on_nonfinite == "max":
+            return ({k: np.where(np.isfinite(v), v, np.inf) for k, v in components.items()},
+                    None if anomaly_map is None else np.where(np.isfinite(anomaly_map), anomaly_map, np.inf).astype(anomaly_map.dtype))
+        rows = np.flatnonzero(bad)
+        exc = InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {n}) get non-finite "
+                                   f"values (NaN / inf) in {', '.join(parts)}: their values overflow the float32 networks",
+                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
+                              "(CLI: ganad score --nonfinite max) to report those values as +inf, the most anomalous"))
+        exc.nonfinite_rows = rows
         raise exc
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:

@@ -139,7 +139,7 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     """
     if metric not in GRID_METRICS:
         raise InputError(_fmt("metric", f"is {metric!r}", f"use one of {', '.join(GRID_METRICS)}"))
-    res = det.score_components(X_val)
+    res = det._score(X_val, None, guard_parts=False)  # non-finite components: refused below, in calibration's words
     comps = res.components
     n = len(next(iter(comps.values())))
     y = check_labels(y_val, n, "y_val").astype(np.int64) if y_val is not None else None

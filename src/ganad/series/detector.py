@@ -597,7 +597,7 @@ class SeriesDetector(BaseEstimator):
                    "to score such windows as the most anomalous" if stream else
                    "check them for extreme values and rescale or drop them, or set sd.detector_.on_nonfinite = 'max' "
                    "(CLI: ganad score --nonfinite max) to score such windows as the most anomalous")
-            new = InputError(_fmt("X" if not stream else "stream", f"{len(bad)} window(s) get a non-finite anomaly score (NaN / inf), the first "
+            new = InputError(_fmt("X" if not stream else "stream", f"{len(bad)} window(s) get a non-finite anomaly score or residual (NaN / inf), the first "
                                   f"over {what} {pts[0]} to {pts[1]}: their values overflow the float32 networks", fix))
             new.nonfinite_rows = bad
             raise new from None
@@ -872,7 +872,13 @@ def is_series_model(path) -> bool:
 
 
 def load_series(path) -> SeriesDetector:
-    """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles)."""
+    """Rebuild a SeriesDetector from ``path`` (JSON + the wrapped detector's safetensors; never unpickles),
+    all from one save (:func:`ganad.io.read_whole`)."""
+    from ganad.io import read_whole
+    return read_whole(path, _load_series_once)
+
+
+def _load_series_once(path) -> SeriesDetector:
     import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import _tuples, load_model, read_wrapper_config
     path = Path(path)

@@ -589,11 +589,13 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             raise Refusal(409, f"{exc} (the old model keeps serving)", "ReloadFailed") from None
         return {"reloaded": [e.info for e in entries]}
 
-    @app.get("/healthz", response_model=S.Health, tags=["operations"], summary="Liveness: the process answers")
+    # response_model_exclude_none: the answers docs/serve.md gives ({"status": "ok"}), not the schema's unset fields as null
+    @app.get("/healthz", response_model=S.Health, response_model_exclude_none=True, tags=["operations"],
+             summary="Liveness: the process answers")
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=S.Health, responses={503: {"model": S.Health}}, tags=["operations"],
+    @app.get("/readyz", response_model=S.Health, response_model_exclude_none=True, responses={503: {"model": S.Health}}, tags=["operations"],
              summary="Readiness: every model loaded and its batcher running")
     async def readyz():
         if app.state.shutting_down or not registry.ready:

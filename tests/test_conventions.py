@@ -607,6 +607,33 @@ def test_the_callers_torch_modes_do_not_break_fit_scoring_or_loading(tmp_path):
     assert np.isfinite(search.threshold_)
 
 
+def test_own_modes_blocks_overlapping_in_threads_give_the_session_its_dtype_back():
+    """Concurrency audit (twenty-fifth session): each block saved and restored torch's default dtype,
+    which is the process's: blocks overlapping in two threads (A in, B in, A out, B out: scoring from a
+    thread pool in a float64 session) left float32 as the session's default for good."""
+    import contextlib
+
+    import torch
+
+    from ganad.nets.modes import own_modes
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        a, b = own_modes(), own_modes()
+        a.__enter__()
+        assert torch.get_default_dtype() == torch.float32
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert torch.get_default_dtype() == torch.float32  # B's work still runs
+        b.__exit__(None, None, None)
+        assert torch.get_default_dtype() == torch.float64  # the session's, as it was
+        with contextlib.suppress(RuntimeError), own_modes():
+            raise RuntimeError("a failure inside")
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(prev)
+
+
 def test_a_fit_on_a_cuda_device_restores_that_devices_random_state():
     """fit forked only the CPU's random state (fork_rng(devices=[])), so a fit on a GPU moved the caller's
     CUDA random stream (seeded with the fit's seed and drawn from by training); it now forks the fit's

@@ -241,6 +241,24 @@ def test_unknown_runtime_is_refused_with_the_fix(monkeypatch):
         runtime._from_env()
 
 
+def test_overlapping_use_blocks_each_leave_the_others_choice(monkeypatch):
+    """Concurrency audit (twenty-fifth session): each block restored the list it had saved, so blocks
+    overlapping in two threads (A enters, B enters, A leaves, B leaves) left A's choice in force for good."""
+    monkeypatch.setattr(runtime, "_CHOSEN", [])
+    start = runtime.selected()
+    a = runtime.use("eager")
+    b = runtime.use("gemm")
+    assert runtime.selected() == "gemm"
+    a.__exit__(None, None, None)
+    assert runtime.selected() == "gemm"  # B's block is still open
+    b.__exit__(None, None, None)
+    assert runtime.selected() == start
+    runtime.use("gemm")  # the statement form: from now on, blocks inside it come back to it
+    with runtime.use("eager"):
+        assert runtime.selected() == "eager"
+    assert runtime.selected() == "gemm"
+
+
 def test_environment_variables(monkeypatch):
     monkeypatch.setenv("GANAD_RUNTIME", "gemm")
     assert runtime._from_env() == "gemm"

@@ -33,7 +33,11 @@ import warnings
 
 KINDS = ("auto", "eager", "gemm", "native")
 
-_CHOSEN: list[str] = []  # use()'s choice, else empty: the environment's
+# use()'s choices in force, oldest first, each with its own token; the last one rules, else the environment's.
+# A block removes its own entry at its end: blocks that overlap in two threads (A enters, B enters, A
+# leaves, B leaves) each leave the choice the others made (restoring a saved copy left A's choice in force).
+_CHOSEN: list[tuple[object, str]] = []
+_LOCK = __import__("threading").Lock()
 _DEFAULT: list[str] = []
 
 
@@ -53,8 +57,9 @@ def _from_env() -> str:
 
 def selected() -> str:
     """The runtime in force: ``use``'s choice, else ``GANAD_RUNTIME``, else ``"auto"``."""
-    if _CHOSEN:
-        return _CHOSEN[0]
+    chosen = _CHOSEN[-1:]
+    if chosen:
+        return chosen[0][1]
     if not _DEFAULT:
         _DEFAULT.append(_from_env())
     return _DEFAULT[0]
@@ -75,14 +80,16 @@ class use:
         if kind not in KINDS:
             from ganad.exceptions import InputError
             raise InputError(f"runtime: {kind!r} is not a runtime. Fix: use one of {', '.join(KINDS)}")
-        self._old = list(_CHOSEN)
-        _CHOSEN[:] = [kind]
+        self._token = object()
+        with _LOCK:
+            _CHOSEN.append((self._token, kind))
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _CHOSEN[:] = self._old
+        with _LOCK:
+            _CHOSEN[:] = [e for e in _CHOSEN if e[0] is not self._token]
         return False
 
 

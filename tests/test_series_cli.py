@@ -682,3 +682,33 @@ def test_a_folder_mixing_zoned_and_naive_times_is_refused(work, tmp_path):
     msg = " ".join(r.output.split())
     assert r.exit_code != 0 and "b_zoned.csv" in msg and "a_local.csv" in msg and "zone" in msg and "Fix:" in msg, r.output
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_evaluate_reads_rows_in_index_order_and_touching_ranges_as_two_anomalies(tmp_path):
+    """Metrics audit (twenty-fifth session): the rows were read in file order, so a shuffled scores file
+    gave other event, PA and VUS figures without a word (event F1 0.13 → 0.55); two labelled ranges that
+    touch (10-19, 20-29) were one true event, so detecting the first found both (event recall 1.0)."""
+    n = 200
+    rng = np.random.RandomState(0)
+    score = rng.rand(n)
+    score[[12, 150]] += 2
+    lab = (score > 1.5).astype(int)
+    df = pd.DataFrame({"index": np.arange(n), "score": score, "label": lab})
+    df.to_csv(tmp_path / "sorted.csv", index=False)
+    df.sample(frac=1.0, random_state=1).to_csv(tmp_path / "shuffled.csv", index=False)
+    pd.DataFrame({"start": [10, 20, 148], "end": [19, 29, 152]}).to_csv(tmp_path / "rg.csv", index=False)
+    got = {}
+    for name in ("sorted", "shuffled"):
+        r = runner.invoke(app, ["evaluate", str(tmp_path / f"{name}.csv"), "--ranges", str(tmp_path / "rg.csv"), "--max-buffer", "4",
+                                "-o", str(tmp_path / f"e_{name}")])
+        assert r.exit_code == 0, r.output
+        got[name] = json.loads((tmp_path / f"e_{name}" / "metrics.json").read_text())
+    assert got["sorted"] == got["shuffled"]
+    m = got["sorted"]
+    assert m["n_true_events"] == 3 and m["event_recall"] == pytest.approx(2 / 3)  # 10-19 and 148-152 found, 20-29 missed
+    assert m["pa_f1"] < 1.0  # the missed range is not adjusted as detected
+    df.iloc[[0, 1, 2, 2]].to_csv(tmp_path / "twice.csv", index=False)
+    pd.DataFrame({"start": [1], "end": [1]}).to_csv(tmp_path / "rg1.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "twice.csv"), "--ranges", str(tmp_path / "rg1.csv"), "-o", str(tmp_path / "e_twice")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "lists the point index 2 more than once" in out and not (tmp_path / "e_twice").exists()

@@ -343,3 +343,17 @@ def test_label_ranges_and_event_prf_split_runs_at_breaks():
     joined, split = event_prf(truth, y), event_prf(truth, y, breaks=[3])
     assert (joined["n_pred_events"], joined["event_precision"]) == (2, 0.5)
     assert (split["n_pred_events"], split["event_precision"]) == (3, pytest.approx(1 / 3))
+
+
+def test_true_breaks_keep_touching_labelled_ranges_apart():
+    """Two labelled ranges that touch are two events (their 0 / 1 labels alone are one run): finding the
+    first is half the recall, and PA%K adjusts only the range that was hit."""
+    y = np.zeros(40, int)
+    y[10:30] = 1
+    p = np.zeros(40, int)
+    p[12] = 1
+    assert event_prf(y, p)["event_recall"] == 1.0  # one run
+    m = event_prf(y, p, true_breaks=[20])
+    assert m["n_true_events"] == 2 and m["event_recall"] == 0.5
+    assert pa_k_f1(y, p, ks=[0])["f1"][0] == 1.0  # the one run adjusted whole
+    assert pa_k_f1(y, p, ks=[0], true_breaks=[20])["f1"][0] == pytest.approx(2 * 10 / (2 * 10 + 10))

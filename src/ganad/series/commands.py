@@ -259,6 +259,13 @@ def _utc_naive(t):
 
 def _range_labels(df, ranges: Path) -> np.ndarray:
     """Per-row 0/1 labels of a series scores table from a CSV of start,end (rows or times; end included)."""
+    return _range_labels_and_starts(df, ranges)[0]
+
+
+def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_range_labels`, and a mask of the rows where a labelled anomaly starts (the rows of ``df``
+    in order within each series). Ranges that touch (one ends at row 19, the next starts at 20) are two
+    anomalies; ranges that overlap are one (their 0 / 1 labels alone made touching ones one event too)."""
     import pandas as pd
     try:
         rg = pd.read_csv(ranges)
@@ -342,6 +349,7 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
     else:
         groups = {None: np.arange(len(df))}
     sorted_axis = {g: (ix, axis[ix], bool(len(ix) < 2 or np.all(axis[ix][1:] >= axis[ix][:-1]))) for g, ix in groups.items()}
+    spans = []
     for i, (k, row, s, e) in enumerate(bounds):
         ix, ax, ordered = sorted_axis.get(rg_series[i] if per_series else None, (np.empty(0, np.int64), axis[:0], True))
         if ordered:
@@ -353,7 +361,37 @@ def _range_labels(df, ranges: Path) -> np.ndarray:
             raise DataFileError(_fmt(f"{ranges} row {k}", f"({row['start']}, {row['end']}) covers none of the scored points",
                                      "check the range is in the same units (row index or time) as the scores file"))
         y[hit] = 1
-    return y
+        spans.append((int(hit.min()), int(hit.max())))
+    starts = np.zeros(len(df), dtype=bool)
+    end = -1
+    for a, b in sorted(spans):
+        if a > end:  # not inside the anomaly before it (one that only touches it starts a new one)
+            starts[a] = True
+        end = max(end, b)
+    return y, starts
+
+
+def _order(df, scores: Path):
+    """The order that puts the scores table's rows in the order of their ``index`` within each series
+    (series in their order of first appearance), or None where they are in it: the event, PA and VUS
+    figures read the rows as a sequence, and a file whose rows were shuffled or concatenated out of order
+    gave other figures without a word (event F1 0.13 → 0.55). A point listed twice is refused."""
+    import pandas as pd
+    idx = pd.to_numeric(df["index"], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(idx).all():
+        row = int(np.flatnonzero(~np.isfinite(idx))[0])
+        raise DataFileError(_fmt(str(scores), f"has an 'index' that is not a number at row {row} ({df['index'].iloc[row]})",
+                                 "pass the CSV written by `ganad score`, whose index counts each series' points from 0"))
+    group = pd.factorize(df["series"].astype(str))[0] if "series" in df.columns else np.zeros(len(df), dtype=np.int64)
+    order = np.lexsort((idx, group))
+    g, v = group[order], idx[order]
+    dup = np.flatnonzero((g[1:] == g[:-1]) & (v[1:] == v[:-1]))
+    if dup.size:
+        row = int(order[dup[0] + 1])
+        where = f"series {df['series'].iloc[row]!r}, " if "series" in df.columns else ""
+        raise DataFileError(_fmt(str(scores), f"lists the point {where}index {df['index'].iloc[row]} more than once (again at row {row})",
+                                 "pass each point once (the CSV written by `ganad score`; files of several runs concatenated hold points twice)"))
+    return None if np.array_equal(order, np.arange(len(df))) else order
 
 
 def _parts(df, scores: Path):
@@ -390,15 +428,14 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
             raise GanadError(f"{scores}: has no {c!r} column. Fix: pass the CSV written by `ganad score` with a series model")
     if len(df) == 0:  # before the ranges, which would be blamed for covering none of 0 points
         raise GanadError(f"{scores}: has a header but no data rows. Fix: pass the CSV written by `ganad score` on your series")
-    y = _range_labels(df, ranges)
+    order = _order(df, scores)  # the rows by index within each series: checked here, applied once every row-naming check is done
     from ganad.metrics import _finite_scores_file, _inf_on_top
     scores_, n_inf = _inf_on_top(pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64))
     _finite_scores_file(scores_, scores)
     df["score"] = scores_  # `ganad score --nonfinite max` rows ranked first, as `ganad evaluate --labels` does
     inf_note = {"n_inf_scores": n_inf} if n_inf else {}
-    pred = df["label"].to_numpy() if "label" in df.columns else None
     # event-wise figures from the model's events where the file has them (gaps bridged)
-    evp = df["event"].to_numpy() if pred is not None and "event" in df.columns else None
+    evp = df["event"].to_numpy() if "label" in df.columns and "event" in df.columns else None
     if evp is not None:
         bad = ~np.isin(pd.to_numeric(df["event"], errors="coerce").to_numpy(), (0, 1))
         if bad.any():  # e.g. rows of a file written before the event column, concatenated with newer ones
@@ -409,8 +446,15 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
                                      "or drop the column to count events on the labels)"))
         evp = evp.astype(np.int64)
     part = _parts(df, scores)
+    if order is not None:  # the file's rows named above; from here on the rows in order
+        df = df.iloc[order].reset_index(drop=True)
+        evp = None if evp is None else evp[order]
+        part = None if part is None else part[order]
+    y, starts = _range_labels_and_starts(df, ranges)
+    pred = df["label"].to_numpy() if "label" in df.columns else None
     if "series" not in df.columns:
-        return {**series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp, breaks=_breaks(part)), **inf_note}
+        return {**series_metrics(y, df["score"].to_numpy(), pred, max_buffer=max_buffer, y_event=evp, breaks=_breaks(part),
+                                 true_breaks=np.flatnonzero(starts)), **inf_note}
     from ganad.series.metrics import label_ranges
     per, skipped, false_events = {}, [], 0
     for sid, g in df.groupby("series", sort=False):
@@ -424,7 +468,8 @@ def evaluate_series(scores: Path, ranges: Path, max_buffer: int) -> dict:
                 false_events += len(label_ranges(pred[idx] if evp is None else evp[idx], _breaks(part, idx)))
             continue
         per[str(sid)] = series_metrics(y[idx], g["score"].to_numpy(), None if pred is None else pred[idx], max_buffer=max_buffer,
-                                       y_event=None if evp is None else evp[idx], breaks=_breaks(part, idx))
+                                       y_event=None if evp is None else evp[idx], breaks=_breaks(part, idx),
+                                       true_breaks=np.flatnonzero(starts[idx]))
     if not per:
         raise GanadError(f"{ranges}: no series has both labelled and normal points. Fix: check the ranges and the series column")
     keys = [k for k, v in next(iter(per.values())).items() if isinstance(v, float)]

@@ -86,12 +86,14 @@ def _ok(y_true, y_pred):
     return y, p
 
 
-def event_prf(y_true, y_pred, breaks=None) -> dict:
+def event_prf(y_true, y_pred, breaks=None, true_breaks=None) -> dict:
     """Event-wise precision, recall and F1 without point adjustment (see the module docstring).
     ``breaks``: indices where a new part of the series starts (after a gap in time): predicted
-    events never span one (the detector's events end at a gap), so runs are split there."""
+    events never span one (the detector's events end at a gap), so runs are split there.
+    ``true_breaks``: indices where a labelled anomaly starts right after another one (two ranges that
+    touch: two true events, not the one run their 0 / 1 labels make)."""
     y, p = _ok(y_true, y_pred)
-    true_ev, pred_ev = label_ranges(y), label_ranges(p, breaks)
+    true_ev, pred_ev = label_ranges(y, true_breaks), label_ranges(p, breaks)
     cs_p = np.r_[0, np.cumsum(p)]
     cs_y = np.r_[0, np.cumsum(y)]
     found = sum(cs_p[e + 1] - cs_p[s] > 0 for s, e in true_ev)
@@ -109,11 +111,11 @@ def _f1(y, p) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
 
 
-def pa_k_f1(y_true, y_pred, ks=range(0, 101)) -> dict:
+def pa_k_f1(y_true, y_pred, ks=range(0, 101), true_breaks=None) -> dict:
     """F1 after PA%K adjustment for each K, and the area under F1(K) (K as a fraction, 0..1).
 
     An event is adjusted (all its points marked detected) when the fraction of its points
-    detected is strictly above K / 100."""
+    detected is strictly above K / 100. ``true_breaks``: as for :func:`event_prf`."""
     y, p = _ok(y_true, y_pred)
     y, p = y.astype(bool), p.astype(bool)
     ks = np.asarray(list(ks), dtype=np.float64)
@@ -121,7 +123,7 @@ def pa_k_f1(y_true, y_pred, ks=range(0, 101)) -> dict:
         raise InputError(_fmt("ks", f"is {ks.tolist()[:8]}{' ...' if ks.size > 8 else ''}",
                               "pass increasing percentages from 0 to 100, e.g. range(0, 101) (the default)"))
     cs = np.r_[0, np.cumsum(p)]
-    ev = label_ranges(y)
+    ev = label_ranges(y, true_breaks)
     frac = np.array([(cs[e + 1] - cs[s]) / (e - s + 1) for s, e in ev])
     f1s = []
     for k in ks:
@@ -222,11 +224,12 @@ def vus(y_true, scores, max_buffer: int = 64, step: int = 1) -> dict:
     return {"vus_roc": float(res[:, 0].mean()), "vus_pr": float(res[:, 1].mean()), "max_buffer": int(max_buffer)}
 
 
-def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=None, breaks=None) -> dict:
+def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=None, breaks=None, true_breaks=None) -> dict:
     """Everything at once: point AUROC/AUPRC, VUS-PR/ROC; with ``y_pred``: point and event
     precision/recall/F1 (no point adjustment), and PA-F1 beside PA%K's area. Event-wise figures
     read ``y_event`` when given (the points inside the detector's events, gaps it bridges
-    included), else ``y_pred``; predicted events are split at ``breaks`` (:func:`event_prf`)."""
+    included), else ``y_pred``; predicted events are split at ``breaks``, labelled ones at
+    ``true_breaks`` (:func:`event_prf`; VUS, like its reference, reads the 0 / 1 labels)."""
     from ganad.metrics import auprc, auroc
     y = check_labels(y_true, len(np.asarray(y_true).reshape(-1)), "y_true")
     s = _scores(scores, len(y))
@@ -238,8 +241,8 @@ def series_metrics(y_true, scores, y_pred=None, max_buffer: int = 64, y_event=No
         out["point_precision"] = tp / max(int(p.sum()), 1)
         out["point_recall"] = tp / max(int(y_.sum()), 1)
         out["point_f1"] = _f1(y_.astype(bool), p.astype(bool))
-        out.update(event_prf(y_, p if y_event is None else check_labels(y_event, len(y_), "y_event"), breaks))
-        pak = pa_k_f1(y_, p)
+        out.update(event_prf(y_, p if y_event is None else check_labels(y_event, len(y_), "y_event"), breaks, true_breaks))
+        pak = pa_k_f1(y_, p, true_breaks=true_breaks)
         out["pa_f1"] = pak["f1"][0]
         out["pak_auc_f1"] = pak["pak_auc"]
     return out

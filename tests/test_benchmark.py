@@ -53,6 +53,36 @@ def test_adbench_split_is_disjoint_and_one_class():
     np.testing.assert_array_equal(B.adbench_split(y, 0)[0], B.adbench_split(y, 0)[0])
 
 
+def test_adbench_sets_are_reduced_to_their_distinct_rows_before_the_split(tmp_path, monkeypatch):
+    """Benchmark audit (twenty-fifth session): ADBench's files repeat rows (breastw 234 of 683, mammography
+    3,335 of 11,183), and the split was drawn over the raw rows, so copies of training rows sat in the test
+    set (59 % of breastw's test normals), where every distance-based method scores them 0. Each set is
+    now its distinct rows; a row with both labels is left out."""
+    rng = np.random.RandomState(0)
+    base = rng.randn(40, 3)
+    X = np.r_[base, base[:25], base[:25], rng.randn(8, 3) + 6, base[[3]]]  # 50 copies, 8 anomalies, one row also labelled 1
+    y = np.r_[np.zeros(90), np.ones(8), np.ones(1)].astype(int)
+    Xu, yu, counts = B.adbench.adbench_unique(X, y)
+    assert counts == {"rows": 99, "distinct": 48, "repeats_dropped": 51, "both_labels_dropped": 1}
+    assert len(Xu) == 47 and yu.sum() == 8 and len(np.unique(Xu, axis=0)) == 47
+    assert not any((Xu == base[3]).all(1))  # the row with both labels
+    d = tmp_path / "data" / "adbench"
+    d.mkdir(parents=True)
+    np.savez(d / "1_rep.npz", X=X, y=y)
+    seen = []
+    real = B.adbench.run_one
+
+    def spy(kind, m, Xtr, Xte, **kw):
+        seen.append((Xtr, Xte))
+        return real(kind, m, Xtr, Xte, **kw)
+    monkeypatch.setattr(B.adbench, "run_one", spy)
+    res = B.run_adbench(tmp_path / "data", methods=[FAST], peers=[], seeds=[0, 1], epochs=1, max_train=None, max_test=None, log=lambda s: None)
+    for Xtr, Xte in seen:
+        shared = {r.tobytes() for r in np.ascontiguousarray(Xtr)} & {r.tobytes() for r in np.ascontiguousarray(Xte)}
+        assert not shared and len(Xtr) + len(Xte) == 47
+    assert any("1_rep: 51 repeated row(s) of 99 dropped before the split, and 1 row(s) that occur with both labels" in n for n in res["notes"])
+
+
 def test_mitbih_split_by_patient():
     tr, cal = B.mitbih_split(mb.DS1, 0)
     assert set(tr) | set(cal) == set(mb.DS1) and not set(tr) & set(cal)
@@ -452,3 +482,17 @@ def test_full_scale_reports_the_spread_of_the_mean_over_units_beside_the_mean_se
     agg = fs.aggregate(rows, "dataset")[0]
     assert agg["auroc_sd_of_mean"] == pytest.approx(np.std([0.825, 0.8]))
     assert "auroc_sd_of_mean" in fs.table([agg])
+
+
+def test_figures_mark_an_undefined_auroc_instead_of_a_bar_at_zero():
+    """Metrics audit (twenty-fifth session): a class without test beats (AUROC None) was drawn as a bar at
+    0.0, which reads as a perfectly inverted detector."""
+    pytest.importorskip("matplotlib")
+    from ganad.benchmark.figures import _figures
+    res = {"protocol": "mitbih", "results": [{"method": "ganomaly", "auroc": 0.9, "auroc_N_vs_S": 0.8, "auroc_N_vs_V": 0.95,
+                                               "auroc_N_vs_F": None}],
+           "_y": np.array([0, 1, 0, 1]), "_scores": {"ganomaly": np.array([0.1, 0.9, 0.2, 0.8])}}
+    ax = _figures(res)["auroc_by_class"].axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert sorted(h for h in heights if h == h) == [0.8, 0.9, 0.95] and sum(h != h for h in heights) == 1
+    assert [t.get_text() for t in ax.texts] == ["n/a"]

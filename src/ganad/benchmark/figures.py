@@ -34,7 +34,7 @@ def _figures(res: dict) -> dict:
         w = 0.2
         x = np.arange(len(rows))
         for i, c in enumerate(["", "_N_vs_S", "_N_vs_V", "_N_vs_F"]):
-            ax.bar(x + (i - 1.5) * w, [r.get("auroc" + c) or 0 for r in rows], w, label=c.strip("_").replace("_", " ") or "overall")
+            _bars(ax, x + (i - 1.5) * w, [r.get("auroc" + c) for r in rows], w, label=c.strip("_").replace("_", " ") or "overall")
         ax.set_xticks(x, [r["method"].replace(_PEER_PREFIX, "pyod\n") for r in rows], fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_ylabel("AUROC")
@@ -51,9 +51,9 @@ def _figures(res: dict) -> dict:
         x = np.arange(len(units))
         cmap = __import__("matplotlib").colormaps["tab20"]
         for i, m in enumerate(methods):
-            vals = [per[u].get(m, {}).get("auroc") or 0 for u in units]
-            ax.bar(x - 0.4 + (i + 0.5) * w, vals, w, label=m, color=cmap(i % 20),
-                   hatch="//" if m.startswith(_PEER_PREFIX) else None, edgecolor="white", lw=0)
+            vals = [per[u].get(m, {}).get("auroc") for u in units]
+            _bars(ax, x - 0.4 + (i + 0.5) * w, vals, w, label=m, color=cmap(i % 20),
+                  hatch="//" if m.startswith(_PEER_PREFIX) else None, edgecolor="white", lw=0)
         ax.set_xticks(x, [u.split("_", 1)[-1] for u in units], rotation=30 if p == "adbench" else 0, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel("AUROC")
@@ -63,3 +63,13 @@ def _figures(res: dict) -> dict:
         fig.tight_layout()
         figs["auroc_per_" + ("dataset" if p == "adbench" else "digit")] = fig
     return figs
+
+
+def _bars(ax, x, values, width, **kw):
+    """Bars of AUROCs where an undefined one (None: a class without test samples, a failed run) is no
+    bar and an 'n/a' mark, not a bar at 0 (which reads as a perfectly inverted detector)."""
+    heights = [np.nan if v is None else float(v) for v in values]
+    ax.bar(x, heights, width, **kw)
+    for xi, v in zip(np.atleast_1d(x), values):
+        if v is None:
+            ax.text(xi, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=6)

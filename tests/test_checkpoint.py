@@ -633,3 +633,17 @@ def test_resume_names_a_default_width_that_changed_since_the_checkpoint(tmp_path
     with pytest.raises(InputError, match=r"width 32 then, 8 now"):
         GANomaly(**kw).fit(imgs, checkpoint_dir=tmp_path / "img", resume=True)
     assert GANomaly(**kw).fit(X, checkpoint_dir=tmp_path / "tab", resume=True).checkpoint_["resumed"]
+
+
+def test_a_file_system_without_locks_trains_with_a_warning_not_a_false_in_use(tmp_path, monkeypatch):
+    """Portability audit (twenty-fifth session): any OSError from flock was read as 'another fit is
+    writing checkpoints there'; NFS / CIFS / FUSE mounts answer ENOLCK or EOPNOTSUPP when they cannot lock
+    at all, and a checkpointed fit was refused with no other fit in sight."""
+    import errno
+    import fcntl
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(RuntimeWarning, match=r"cannot be locked \(No locks available\)"):
+        det = GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "c", checkpoint_every=2)
+    assert det.checkpoint_["written"] >= 1

@@ -122,6 +122,9 @@ def test_bad_inputs_are_named(fitted, X, match):
     ({"views": {"a": 3}}, "not a detector"), ({"views": {"a": "ganomaly"}, "reference_fraction": 0.6}, "reference_fraction"),
     ({"views": {"a": "ganomaly"}, "contamination": 0.9}, "contamination"),
     ({"views": {"a": "ganomaly"}, "random_state": -1}, "random_state"),  # before: numpy's bare ValueError (CLI: --seed -1)
+    # portability audit (twenty-fifth session): folder names Windows cannot hold, and a trailing newline '$' let through
+    ({"views": {"con": "ganomaly"}}, "Windows cannot hold"), ({"views": {"aux.beat": "ganomaly"}}, "Windows cannot hold"),
+    ({"views": {"beat.": "ganomaly"}}, "Windows cannot hold"), ({"views": {"beat\n": "ganomaly"}}, "not a plain name"),
 ])
 def test_bad_parameters_are_named(kw, match):
     with pytest.raises(InputError, match=match):

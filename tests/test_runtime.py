@@ -756,3 +756,16 @@ def test_native_products_use_torchs_thread_count_in_a_fresh_thread():
     r = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.split("ADDED")[1]) <= 1, r.stdout
+
+
+def test_windows_folder_modes_are_not_read_as_writable_by_others(monkeypatch):
+    """Portability audit (twenty-fifth session): Windows reports every folder as mode 777, so the cache
+    check warned on every process to use a 0700 folder, which chmod cannot make there."""
+    import os
+    import stat
+
+    from ganad.runtime import native
+    st = os.stat_result((stat.S_IFDIR | 0o777, 0, 0, 0, os.getuid(), 0, 0, 0, 0, 0))
+    assert "writable by group or others" in native._foreign(st, "cache")
+    monkeypatch.setattr(native, "_WINDOWS", True)
+    assert native._foreign(st, "cache") is None

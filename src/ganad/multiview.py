@@ -48,7 +48,9 @@ from ganad.io import MULTIVIEW_CONFIG, finite_number  # one definition: io check
 MULTIVIEW_FORMAT = "ganad-multiview"
 MULTIVIEW_FORMAT_VERSION = 1
 VIEWS_DIR = "views"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched whole (fullmatch: '$' let a trailing newline through)
+#: names Windows keeps for devices, whatever their extension: not folder names there
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 __all__ = ["MultiViewDetector", "is_multiview_model", "load_multiview"]
 
@@ -70,8 +72,12 @@ def _view_digest(d: Path) -> str:
 
 
 def _check_name(name) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InputError(_fmt(f"view name {name!r}", "is not a plain name (letters, digits, '_', '.', '-'; at most 64; it names a folder)",
+                              "name the views for example 'beat' and 'rhythm'"))
+    if name.endswith(".") or name.split(".")[0].lower() in _RESERVED:
+        raise InputError(_fmt(f"view name {name!r}", "names a folder Windows cannot hold (a device name such as 'con' or 'aux', "
+                                                    "or a name ending in '.', which Windows drops)",
                               "name the views for example 'beat' and 'rhythm'"))
     return name
 

@@ -109,11 +109,14 @@ def _private_file(f: Path) -> str | None:
     return _foreign(st, str(f))
 
 
+_WINDOWS = os.name == "nt"
+
+
 def _foreign(st: os.stat_result, what: str) -> str | None:
     """What lets another user change ``what`` (its owner, group / other write bits), or None."""
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         return f"{what} is owned by another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
+    if st.st_mode & 0o022 and not _WINDOWS:  # Windows reports every folder as mode 777: its ACLs guard them, not these bits
         return f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 

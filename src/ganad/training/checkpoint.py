@@ -519,12 +519,19 @@ class DirectoryLock:
         f = open(self.dir / LOCK, "a+")
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             f.seek(0)
             who = f.read().strip() or "another process"
             f.close()
             raise InputError(_fmt(f"checkpoint_dir {self.dir}", f"is in use: another fit ({who}) is writing checkpoints there",
                                   "wait for that fit to finish (or stop it) before resuming, or choose another checkpoint directory")) from None
+        except OSError as exc:  # a file system without locks (some NFS / CIFS / FUSE mounts: ENOLCK, EOPNOTSUPP): not "in use"
+            f.close()
+            import warnings
+            warnings.warn(_fmt(f"checkpoint_dir {self.dir}", f"cannot be locked ({exc.strerror or exc}), so a second fit started on it "
+                                                             "would not be kept out", "run one fit per checkpoint directory there, or checkpoint "
+                                                             "to a local disk"), RuntimeWarning, stacklevel=3)
+            return
         import socket
         f.seek(0)
         f.truncate()

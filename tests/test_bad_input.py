@@ -256,3 +256,44 @@ def test_chunked_reading_closes_the_file_when_a_chunk_is_refused_or_reading_stop
         del it
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+def test_a_data_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A link to /dev/zero was read for ever (memory growing until the OOM killer) and a named pipe
+    hung at its second open (header sniff, row count, chunks): fit, score, evaluate and the series
+    commands refuse them naming the kind, before anything is read or written. Run in a child with a
+    timeout, so that the old behaviour fails the test instead of hanging it."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.csv")
+    code = textwrap.dedent("""
+        import sys
+        from ganad.data.readers import read_array, csv_columns
+        from ganad.series.readers import read_series_file
+        from ganad.exceptions import DataFileError
+        for call in (read_array, csv_columns, read_series_file):
+            for name in ("zero.csv", "pipe.csv"):
+                try:
+                    call(name)
+                except DataFileError as e:
+                    print(e)
+                else:
+                    print("read", name)
+    """)
+    from pathlib import Path
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30).stdout
+    lines = out.strip().splitlines()
+    assert lines == ["zero.csv: is a character device, not a regular file. Fix: save the data to a file first "
+                     "(e.g. cat ... > data.csv) and pass that file",
+                     "pipe.csv: is a named pipe, not a regular file. Fix: save the data to a file first "
+                     "(e.g. cat ... > data.csv) and pass that file"] * 3, out
+    fitted_dir = tmp_path / "m"
+    AnoGAN(**FAST).fit(np.random.RandomState(0).randn(64, 4)).save(fitted_dir)
+    r = subprocess.run([sys.executable, "-m", "ganad", "score", "m", "pipe.csv", "-o", "s.csv"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "pipe.csv: is a named pipe, not a regular file" in r.stderr, r.stderr
+    assert not (tmp_path / "s.csv").exists()

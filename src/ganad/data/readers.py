@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -14,10 +16,37 @@ from ganad.params import is_int
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".npz": "npz"}
 
 
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def require_regular(path) -> None:
+    """Refuse a data path that is neither a regular file nor a folder (links followed): a named pipe,
+    a device or a link to one (``/dev/zero``) was read for ever, or hung at the second of the reads
+    a file gets (header, row count, chunks). A missing path is left to the caller's message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataFileError(_fmt(str(path), f"is {_kind(mode)}, not a regular file",
+                                 "save the data to a file first (e.g. cat ... > data.csv) and pass that file"))
+
+
 def file_format(path) -> str:
     p = Path(path)
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
+    require_regular(p)
     if p.is_dir():
         if image_folder(p)[0]:
             return "images"

@@ -59,6 +59,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     _check_column_options(channels, exclude, time_column, series_id)
     if not p.exists():
         raise DataFileError(_fmt(str(p), "does not exist", "check the path"))
+    from ganad.data.readers import require_regular
+    require_regular(p)
     if p.is_dir():
         return _read_folder(p, time_column, channels, series_id, no_time, sep, decimal, exclude)
     if p.suffix.lower() == ".npy":

@@ -780,3 +780,30 @@ def test_redact_hides_what_sqlalchemy_reads_as_the_password():
         pw = make_url(url).password
         assert pw and pw not in _redact(url) and "***" in _redact(url)
     assert _redact("postgresql://user@host/db") == "postgresql://user@host/db"
+
+
+def test_ctrl_c_caught_and_turned_into_another_error_by_optuna_is_an_interruption(csvs, monkeypatch, capsys):
+    """Ctrl-C while optuna's tell wrote a finished trial to the SQLite storage came out of its handler
+    as "AssertionError: Should not reach." (the KeyboardInterrupt in its __context__), a traceback with
+    exit status 1: `ganad` says "interrupted" and exits 130, as for a Ctrl-C elsewhere."""
+    from optuna.storages import RDBStorage
+
+    from ganad.cli import main
+    orig, calls = RDBStorage.set_trial_state_values, [0]
+
+    def interrupted(self, trial_id, state, values=None):
+        if state.is_finished():
+            calls[0] += 1
+            if calls[0] == 2:
+                try:
+                    raise KeyboardInterrupt  # what Python's SIGINT handler raises during the write
+                except KeyboardInterrupt:
+                    raise AssertionError("Should not reach.")  # noqa: B904 (optuna's handler, failing on its own state)
+        return orig(self, trial_id, state, values)
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", interrupted)
+    monkeypatch.setattr(sys, "argv", ["ganad", "tune", str(csvs / "train.csv"), "-o", str(csvs / "m"), "--trials", "5", "--epochs", "1"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130
+    err = capsys.readouterr()
+    assert "interrupted" in err.out + err.err and "Traceback" not in err.out + err.err and "AssertionError" not in err.out + err.err

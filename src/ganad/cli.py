@@ -1611,6 +1611,28 @@ def _make_parent(output: Path) -> list:
     return made
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether an exception comes of a Ctrl-C: a KeyboardInterrupt in its chain of causes and contexts
+    (a library that caught it half-way and then failed on its own state)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
+
+
+def _say_interrupted() -> None:
+    console.print("[bold yellow]interrupted[/] (Ctrl-C). Files ganad writes (models, scores, reports) are replaced "
+                  "whole or not at all, so none was left half-written; a fit given --checkpoint DIR resumes with --resume, a tune study "
+                  "keeps its finished trials (the same command goes on)")
+
+
 def main():
     """The ``ganad`` command: the typer app, with an operating-system error that no command caught
     where it happened (a disk that fills up while a file is written, a folder made read-only
@@ -1619,11 +1641,14 @@ def main():
         app()
     except SystemExit as exc:
         if exc.code == 130:  # typer's exit for Ctrl-C (KeyboardInterrupt), which said nothing
-            console.print("[bold yellow]interrupted[/] (Ctrl-C). Files ganad writes (models, scores, reports) are replaced "
-                          "whole or not at all, so none was left half-written; a fit given --checkpoint DIR resumes with --resume, a tune study "
-                          "keeps its finished trials (the same command goes on)")
+            _say_interrupted()
         raise
-    except OSError as exc:
+    except Exception as exc:
+        if _interrupted(exc):  # Ctrl-C inside a library's handler that then failed (optuna's tell: AssertionError, UnboundLocalError)
+            _say_interrupted()
+            raise SystemExit(130) from None
+        if not isinstance(exc, OSError):
+            raise
         from rich.markup import escape
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         console.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}. Fix: check that path, its "

@@ -712,3 +712,40 @@ def test_evaluate_reads_rows_in_index_order_and_touching_ranges_as_two_anomalies
     r = runner.invoke(app, ["evaluate", str(tmp_path / "twice.csv"), "--ranges", str(tmp_path / "rg1.csv"), "-o", str(tmp_path / "e_twice")])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "lists the point index 2 more than once" in out and not (tmp_path / "e_twice").exists()
+
+
+def test_stream_reads_lines_with_a_bound_and_refuses_one_without_an_end(work):
+    """`ganad stream` ("bounded memory") kept a line without a newline whole: stdin from /dev/zero grew by
+    hundreds of MB a second until the OOM killer. Lines are read with a bound (1 MiB, more for many
+    channels) and a longer one is refused naming its line number, exit 2."""
+    from ganad.exceptions import GanadError
+    from ganad.series.commands import line_limit, stream_lines
+
+    class Zero:
+        """/dev/zero as a text stream: readline without a size would never return."""
+        def readline(self, size=-1):
+            assert size is not None and size > 0, "a line read without a bound"
+            return "\0" * size
+
+        def __iter__(self):
+            raise AssertionError("a line read without a bound")
+
+    with pytest.raises(GanadError, match=rf"^stdin line 1: is longer than {line_limit(2)} characters without a line end"):
+        stream_lines(work / "model", Zero(), lambda s: None)
+    r = runner.invoke(app, ["stream", str(work / "model")], input="temp,pressure\n0.1,0.2\n" + "7" * (line_limit(2) + 5))
+    assert r.exit_code == 2 and "stdin line 3: is longer than" in r.output, r.output
+    assert line_limit(1000) > 1000 * 4000  # a point of many channels still fits
+
+
+def test_stream_with_standard_input_closed_is_a_clear_error(work):
+    """fd 0 not open (`<&-`, a service or cron job without one): sys.stdin is None, which ended in a
+    TypeError traceback; now one line naming standard input, exit 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), COLUMNS="200")
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m ganad stream "$1" <&-', sys.executable, str(work / "model")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "standard input: is closed. Fix: pipe the points into ganad stream" in r.stderr and "Traceback" not in r.stderr, r.stderr

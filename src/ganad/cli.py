@@ -1315,6 +1315,9 @@ def stream(
             raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")
         if nonfinite not in ("raise", "max"):
             raise GanadError(f"--nonfinite: is {nonfinite!r}. Fix: use raise or max")
+        if sys.stdin is None:  # fd 0 not open (`<&-`, a service or cron job without one)
+            raise GanadError("standard input: is closed. Fix: pipe the points into ganad stream "
+                             "(e.g. tail -f -n +1 live.csv | ganad stream MODEL)")
         stream_lines(model_dir, sys.stdin, write, batch=batch, has_time=has_time, sep=sep, decimal=decimal, nonfinite=nonfinite)
     except (GanadError, ValueError) as exc:
         _fail(exc)

@@ -495,6 +495,26 @@ def _update(sc, buf, lines_of):
         raise InputError(f"{where}: {exc}") from exc
 
 
+def line_limit(n_channels: int) -> int:
+    """The longest stdin line `ganad stream` reads, in characters: 1 MiB, or 4096 per channel (and a time)
+    for a model of many channels; far beyond a point's numbers or a header of channel names, and small
+    enough that an input without line ends (/dev/zero, a binary producer) is refused instead of kept."""
+    return max(1 << 20, 4096 * (int(n_channels) + 1))
+
+
+def bounded_lines(lines, limit: int):
+    """The lines of a text stream, each read with at most ``limit + 1`` characters (one longer than
+    ``limit`` is a line without its end: the caller refuses it); any other iterable of lines as it is."""
+    if not hasattr(lines, "readline"):
+        yield from lines
+        return
+    while True:
+        line = lines.readline(limit + 1)
+        if not line:
+            return
+        yield line
+
+
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False, sep: str | None = None,
                  decimal: str = ".", nonfinite: str = "raise"):
     """`ganad stream`: read points (one line each: C numbers separated by ``sep`` (default ','), with
@@ -552,8 +572,12 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             write("".join(line for _, line in sorted(out, key=lambda kv: kv[0])))
 
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
-    for line in lines:
+    limit = line_limit(C)
+    for line in bounded_lines(lines, limit):
         n_line += 1
+        if len(line.rstrip("\n")) > limit:
+            raise GanadError(f"stdin line {n_line}: is longer than {limit} characters without a line end (a point of {C} channel(s) "
+                             f"needs far fewer; it was not kept in memory). Fix: send {how}, each line ended by a newline")
         # a byte-order mark before the first line (a CSV saved by Excel): `ganad score` reads such a file, and
         # its header would otherwise name a channel '\ufefftemp' that the model does not have (a rotated
         # file's first line may carry one too)

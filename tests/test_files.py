@@ -185,3 +185,36 @@ def test_a_changed_byte_in_the_weights_is_refused_by_their_digest(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     w.write_bytes(good)
     np.testing.assert_array_equal(ganad.load(tmp_path / "m").decision_function(X[:5]), det.decision_function(X[:5]))
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_output_names_near_name_max_are_written(tmp_path, monkeypatch, exchange):
+    """A name the file system takes (up to NAME_MAX, 255 bytes) failed with 'File name too long' naming
+    the temporary beside it ('.<name>.<pid>.<random>.tmp', '.<name>.new-<pid>-...', '.<name>.old'),
+    after a whole fit: a long name is shortened in its temporaries' names, stale ones still found."""
+    if not exchange:
+        monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    for n in (201, 240, 255):
+        f = tmp_path / ("é" * 20 + "s" * (n - 44) + ".csv")  # 'é' is 2 bytes: n bytes in all
+        assert len(os.fsencode(f.name)) == n
+        files.write_text(f, "a\n")
+        files.write_text(f, "b\n")
+        assert f.read_text() == "b\n"
+        d = tmp_path / ("m" * (n - 1) + "d")
+        for version in ("v1", "v2"):
+            tmp = files.temp_dir_beside(d)
+            (tmp / "config.json").write_text(version)
+            files.replace_dir(tmp, d)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        assert (d / "config.json").read_text() == "v2"
+        assert sorted(os.listdir(tmp_path)) == sorted([f.name, d.name]), os.listdir(tmp_path)
+        shutil.rmtree(d)
+        f.unlink()
+    long = "x" * 250
+    assert files.temp_name("x" * 200) == "x" * 200 and files.temp_name(long) == files.temp_name(long)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".{files.temp_name(long)}.{int(dead.stdout)}.abc.tmp"  # a killed writer's temporary of that name
+    stale.write_text("partial")
+    files.write_text(tmp_path / long, "x")
+    assert not stale.exists() and (tmp_path / long).read_text() == "x"

@@ -80,22 +80,46 @@ def _remove_stale(parent: Path, prefix: str, suffix: str, remove: Callable[[Path
                 remove(f)
 
 
+#: names longer than this (in bytes) are shortened in the names of their temporaries, which add up to
+#: 30 bytes (``.<name>.new-<pid>-<random>``): a name the file system takes (NAME_MAX, 255 bytes) must
+#: leave room for them, or the write failed naming the temporary (after a whole fit)
+_LONG_NAME = 200
+
+
+def temp_name(name: str) -> str:
+    """``name`` as the temporaries (and the ``.old`` folder) beside it spell it: as it is up to 200 bytes;
+    a longer one becomes its first 60 bytes' characters, '~' and 16 hex digits of its SHA-256, so that a
+    temporary's name stays within NAME_MAX. The same name gives the same spelling (stale temporaries of
+    killed writers are found by it)."""
+    raw = os.fsencode(name)
+    if len(raw) <= _LONG_NAME:
+        return name
+    import hashlib
+    keep = ""
+    for ch in name:
+        if len(os.fsencode(keep + ch)) > 60:
+            break
+        keep += ch
+    return f"{keep}~{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def temp_file_beside(path: str | os.PathLike) -> tuple[int, str]:
-    """``(fd, name)`` of a new temporary file beside ``path``, named after this process; the
-    temporaries of processes no longer running (killed while writing) are removed first."""
+    """``(fd, name)`` of a new temporary file beside ``path``, named after this process
+    (``.<name>.<pid>.<random>.tmp``, a long name shortened by :func:`temp_name`); the temporaries of
+    processes no longer running (killed while writing) are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
+    prefix = f".{temp_name(path.name)}."
     _remove_stale(path.parent, prefix, ".tmp", Path.unlink)
     return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=path.parent)
 
 
 def temp_dir_beside(path: str | os.PathLike, tag: str = "new") -> Path:
-    """A new temporary folder beside ``path`` (``.<name>.<tag>-<pid>-*``); those left by killed
-    processes are removed first."""
+    """A new temporary folder beside ``path`` (``.<name>.<tag>-<pid>-*``, a long name shortened by
+    :func:`temp_name`); those left by killed processes are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.{tag}-"
+    prefix = f".{temp_name(path.name)}.{tag}-"
     _remove_stale(path.parent, prefix, "", lambda p: shutil.rmtree(p, ignore_errors=True))
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
 
@@ -172,8 +196,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def old_path(path: Path) -> Path:
-    """Where :func:`replace_dir`'s fall-back parks the previous version: ``.<name>.old``."""
-    return path.with_name(f".{path.name}.old")
+    """Where :func:`replace_dir`'s fall-back parks the previous version: ``.<name>.old`` (a long name
+    shortened by :func:`temp_name`)."""
+    return path.with_name(f".{temp_name(path.name)}.old")
 
 
 def recover_dir(path: str | os.PathLike, marker: str) -> Path | None:

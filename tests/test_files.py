@@ -218,3 +218,36 @@ def test_output_names_near_name_max_are_written(tmp_path, monkeypatch, exchange)
     stale.write_text("partial")
     files.write_text(tmp_path / long, "x")
     assert not stale.exists() and (tmp_path / long).read_text() == "x"
+
+
+def test_write_errors_name_the_output(tmp_path):
+    """A write or flush error carries no file name (os.write, a full disk): `ganad score -o /dev/full`
+    said "error: No space left on device" without saying which file. atomic_path / atomic_file raise
+    it naming the output (not the temporary); an error naming another file is left as it is."""
+    with pytest.raises(OSError) as e:
+        files.write_text("/dev/full", "x" * 100_000)
+    assert e.value.filename == "/dev/full" and "No space left" in e.value.strerror
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)); from ganad import files\n"
+            "try:\n    files.write_bytes(sys.argv[1], b'x' * 100_000)\nexcept OSError as e:\n    print(e.filename, '|', e.strerror)")
+    src = str(files.__file__).rsplit("/ganad/", 1)[0]
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.bin")], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=src), timeout=60)
+    assert r.stdout.strip() == f"{tmp_path / 'out.bin'} | File too large", r.stdout + r.stderr
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(FileNotFoundError) as e2, files.atomic_file(tmp_path / "o.txt") as fh:
+        fh.write("x")
+        open(tmp_path / "missing.txt")
+    assert e2.value.filename == str(tmp_path / "missing.txt")
+
+
+def test_score_to_a_full_device_names_it(tmp_path):
+    import numpy as np
+
+    from ganad import FAnoGAN
+    X = np.random.RandomState(0).randn(64, 3)
+    FAnoGAN(epochs=1, random_state=0).fit(X).save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", X)
+    src = str(files.__file__).rsplit("/ganad/", 1)[0]
+    r = subprocess.run([sys.executable, "-m", "ganad", "score", "m", "x.npy", "-o", "/dev/full", "-q"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", COLUMNS="300"), timeout=120)
+    assert r.returncode == 1 and "error: /dev/full: No space left on device" in r.stderr, r.stderr

@@ -749,3 +749,17 @@ def test_stream_with_standard_input_closed_is_a_clear_error(work):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "standard input: is closed. Fix: pipe the points into ganad stream" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_stream_to_a_full_standard_output_names_it(work):
+    """A write error on stdout (a full disk behind a redirect) named no file; now "standard output"."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), COLUMNS="300")
+    lines = "".join(f"{np.sin(i / 20):.4f},{np.cos(i / 33):.4f}\n" for i in range(200))
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "ganad", "stream", str(work / "model")], input=lines, stdout=full,
+                           stderr=subprocess.PIPE, env=env, text=True, timeout=120)
+    assert r.returncode == 1 and "error: standard output: No space left on device" in r.stderr, r.stderr

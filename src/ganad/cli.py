@@ -1307,9 +1307,12 @@ def stream(
     a point is written at most window + stride - 2 points after it arrives)."""
     from ganad.series.commands import stream_lines
 
+    from ganad.files import naming
+
     def write(line):
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        with naming("standard output"):  # a full disk or a closed pipe behind stdout: said as such, not nameless
+            sys.stdout.write(line)
+            sys.stdout.flush()
     try:
         if batch < 1:
             raise GanadError(f"--batch: is {batch}. Fix: pass a positive number of points")

@@ -141,21 +141,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     itself. A symbolic link to a file stands for its target (the target is replaced, the link kept)."""
     path = Path(path)
     if is_stream(path):  # follows links: /dev/stdout -> the pipe or terminal behind it
-        yield str(path)
+        with naming(path):
+            yield str(path)
         return
     if path.is_symlink() and path.is_file():
         path = Path(os.path.realpath(path))
-    fd, tmp = temp_file_beside(path)
+    with naming(path):
+        fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
-        yield tmp
-        os.chmod(tmp, _final_mode(path))
-        fsync_path(tmp)
-        os.replace(tmp, path)
-        fsync_path(path.parent)
+        with naming(path, tmp):
+            yield tmp
+            os.chmod(tmp, _final_mode(path))
+            fsync_path(tmp)
+            os.replace(tmp, path)
+            fsync_path(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike, *also: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an OSError of the block as :func:`named` says."""
+    try:
+        yield
+    except OSError as exc:
+        new = named(exc, path, *also)
+        if new is exc:
+            raise
+        raise new from exc
+
+
+def named(exc: OSError, path: str | os.PathLike, *also: str | os.PathLike) -> OSError:
+    """``exc`` naming ``path``, the file being written, where it names no file or one of ``also`` (the
+    temporary beside it): a write or flush error (a full disk) carries no name, and the command's one
+    line said "No space left on device" without saying where. An error naming another file is kept."""
+    if exc.filename is not None and str(exc.filename) not in {str(a) for a in also}:
+        return exc
+    if exc.errno is None:
+        return OSError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, str(path))
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 @contextlib.contextmanager

@@ -849,3 +849,25 @@ def test_a_notebook_gets_the_live_training_bar_not_a_line_per_epoch(monkeypatch)
     p = _Progress(10, True)  # a pipe (pytest's capture): plain lines
     assert p.bar is None and p.lines is not None
     p.close()
+
+
+def test_score_and_calibrate_on_another_separator_suggest_sep_not_exclude(tmp_path):
+    """A ';'-separated CSV scored with a model fitted on a ','-separated one: the header reads as one
+    column 'a;b;c;d', and the fix was "--exclude 'a;b;c;d'", which leaves no column at all; `ganad fit`
+    on that file already said --sep ';'. Score and calibrate say --sep now (a tab too)."""
+    df = pd.DataFrame(np.random.RandomState(0).randn(120, 4), columns=list("abcd"))
+    df.to_csv(tmp_path / "tr.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "tr.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    df.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    df.to_csv(tmp_path / "tab.csv", index=False, sep="\t")
+    for name, flag in (("semi.csv", ";"), ("tab.csv", "\\t")):
+        r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / name), "-o", str(tmp_path / "s.csv")])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and f"separated by '{flag}', not ',': pass --sep '{flag}')" in out and "--exclude 'a" not in out, out
+        r = runner.invoke(app, ["calibrate", str(tmp_path / "m"), str(tmp_path / name), "-o", str(tmp_path / "cal")])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and f"pass --sep '{flag}'" in out and "--exclude 'a" not in out, out
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "cal").exists()
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "semi.csv"), "-o", str(tmp_path / "s.csv"), "--sep", ";"])
+    assert r.exit_code == 0, r.output

@@ -763,3 +763,16 @@ def test_stream_to_a_full_standard_output_names_it(work):
         r = subprocess.run([sys.executable, "-m", "ganad", "stream", str(work / "model")], input=lines, stdout=full,
                            stderr=subprocess.PIPE, env=env, text=True, timeout=120)
     assert r.returncode == 1 and "error: standard output: No space left on device" in r.stderr, r.stderr
+
+
+def test_series_score_on_another_separator_suggests_sep(work):
+    """A series file separated by ';' scored with a model fitted on a ','-separated one said "has no
+    channel column(s) ['temp', 'pressure'] (columns: ['time;temp;pressure;status'])"; it says --sep ';'."""
+    d = work
+    pd.read_csv(d / "test.csv").to_csv(d / "semi.csv", index=False, sep=";")
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "semi.csv"), "-o", str(d / "semi_scores.csv")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "separated by ';', not ',': pass --sep ';'" in out, out
+    assert not (d / "semi_scores.csv").exists()
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "semi.csv"), "-o", str(d / "semi_scores.csv"), "--sep", ";"])
+    assert r.exit_code == 0, r.output

@@ -702,7 +702,8 @@ def score(
         try:
             det._check_feature_names(csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), str(data))
         except InputError as exc:
-            _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score")
+            _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score", data, sep,
+                         getattr(det, "feature_names_in_", None))
         from ganad.files import atomic_file, new_folders_undone
         n = 0
         raw = contextlib.ExitStack()
@@ -1205,7 +1206,7 @@ def calibrate(
                                       metric=metric, beta=beta, fpr=fpr, contamination=contamination,
                                       columns=csv_columns(data, exclude=exclude, sep=sep, decimal=decimal), name=str(data))
             except InputError as exc:
-                _column_hint(exc, "--exclude COL leaves a column out of DATA")
+                _column_hint(exc, "--exclude COL leaves a column out of DATA", data, sep)
     except (GanadError, ValueError) as exc:
         _fail(exc)
     summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
@@ -1244,14 +1245,22 @@ def export(
         console.print(f"[yellow]note[/]: {output} holds an ONNX graph; runtimes and tools look for the .onnx suffix")
 
 
-def _column_hint(exc: InputError, how: str) -> NoReturn:
+def _column_hint(exc: InputError, how: str, data: Path | None = None, sep: str | None = None, expected=None) -> NoReturn:
     """Re-raise ``exc``; a CSV / Parquet header with columns the model was not fitted on gets the command
     line's fix added: the model's message advises the API (``X[detector.feature_names_in_]``), on the
-    command line the options that leave a column out are the fix."""
+    command line the options that leave a column out are the fix, or ``--sep`` where the header was
+    read as one column of another separator's (the model's ``expected`` columns split out of it)."""
     if "not seen at fit time" not in str(exc):
         raise exc
     import shlex
     unseen = [str(c) for c in getattr(exc, "unseen_columns", None) or []]
+    if data is not None and data.suffix.lower() in (".csv", ".txt", ".tsv"):
+        from ganad.data.readers import other_separator
+        used = sep or ("\t" if data.suffix.lower() == ".tsv" else ",")
+        flag = other_separator(unseen, used, expected)
+        if flag is not None:  # --exclude 'a;b;c;d' would leave no column at all
+            raise InputError(f"{exc} (on the command line: the file seems to be separated by '{flag}', not {used!r}: "
+                             f"pass --sep '{flag}')") from exc
     flags = f"; here: {' '.join(f'--exclude {shlex.quote(c)}' for c in unseen)}" if unseen else ""
     raise InputError(f"{exc} (on the command line: {how}{flags})") from exc
 

@@ -209,10 +209,9 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
     missing = [c for c in exclude if c not in df.columns]
     if missing:
         fix = "check --exclude"
-        for o, flag in ((";", ";"), ("\t", "\\t"), ("|", "|")):  # the header read as one column: another separator
-            if o != sep and any(o in str(c) for c in df.columns):
-                fix = f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' (API: read_array(path, sep=...))"
-                break
+        flag = other_separator(df.columns, sep)  # the header read as one column: another separator
+        if flag is not None:
+            fix = f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' (API: read_array(path, sep=...))"
         raise InputError(_fmt(str(path), f"has no column(s) {missing} to exclude (columns: {list(df.columns)[:10]})", fix))
     df = df.drop(columns=list(exclude))
     import pandas as pd
@@ -241,15 +240,32 @@ def _frame_to_array(df, path, exclude: Sequence[str], sep: str = ",", decimal: s
     return df.to_numpy(dtype=np.float64)  # range-checked (1e300 is refused) and kept in float64 for the scaler
 
 
+_OTHER_SEPARATORS = ((";", ";"), ("\t", "\\t"), ("|", "|"))  # the character and how --sep spells it
+
+
+def other_separator(cells, sep: str | None, expected=None) -> str | None:
+    """The separator (as ``--sep`` spells it: ';', '\\t', '|') that the ``cells`` of a file read with
+    ``sep`` (default ',') seem to be separated by, or None: a header (or values) read as one column
+    holds it. With ``expected`` (the columns a model was fitted on), only a separator that splits the
+    cells into names including every expected one."""
+    sep = sep or ","
+    for o, flag in _OTHER_SEPARATORS:
+        if o == sep or not any(o in str(c) for c in cells):
+            continue
+        if expected is None or {str(e) for e in expected} <= {p.strip() for c in cells for p in str(c).split(o)}:
+            return flag
+    return None
+
+
 def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
     """The likely cause of text columns: another separator, a decimal comma, or a real text column."""
     cells = [str(c) for c in bad[:3]]
     for c in bad[:3]:
         cells += [str(v) for v in df[c].head(5).tolist()]
-    for o, flag in ((";", ";"), ("\t", "\\t"), ("|", "|")):
-        if o != sep and any(o in v for v in cells):
-            return (f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' "
-                    f"(API: read_array(path, sep=...)); or leave text columns out with --exclude COLUMN")
+    flag = other_separator(cells, sep)
+    if flag is not None:
+        return (f"the file seems to be separated by '{flag}', not {sep!r}: pass --sep '{flag}' "
+                f"(API: read_array(path, sep=...)); or leave text columns out with --exclude COLUMN")
     import re
     if any(re.fullmatch(r"\s*-?\d{1,3}(,\d{3})+(\.\d+)?\s*", v) for v in cells):
         return ("the numbers seem to have thousands separators (\"12,345.6\"): write them without (in pandas: "

@@ -92,9 +92,19 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     src = str(p)
     if len(df) == 0:
         raise DataFileError(_fmt(src, "has no rows", "pass a file with at least one data row"))
+    def other_sep(expected) -> str | None:
+        """The --sep fix where the header was read as one column of another separator's."""
+        if header is None or not p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            return None
+        from ganad.data.readers import other_separator
+        used = sep or ("\t" if p.name.lower().endswith(".tsv") else ",")
+        flag = other_separator(cols, used, expected)
+        return None if flag is None else f"the file seems to be separated by '{flag}', not {used!r}: pass --sep '{flag}'"
+
     for name, col in (("--time-column", time_column), ("--series-id", series_id)):
         if col is not None and col not in cols:
-            raise DataFileError(_fmt(src, f"has no column {col!r} for {name} (columns: {cols[:12]})", f"pass {name} naming one of the columns"))
+            raise DataFileError(_fmt(src, f"has no column {col!r} for {name} (columns: {cols[:12]})",
+                                     other_sep([col]) or f"pass {name} naming one of the columns"))
     if time_column is None and not no_time:
         # a column named like a time that --channels names is a channel the user asked for, not the time axis
         found = [c for c in cols if c.lower() in TIME_COLUMN_NAMES and c != series_id and c not in [str(x) for x in (channels or ())]]
@@ -105,7 +115,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         chans = [str(c) for c in channels]
         missing = [c for c in chans if c not in cols]
         if missing:
-            raise DataFileError(_fmt(src, f"has no channel column(s) {missing} (columns: {cols[:12]})", "pass --channels naming existing columns"))
+            raise DataFileError(_fmt(src, f"has no channel column(s) {missing} (columns: {cols[:12]})",
+                                     other_sep(missing) or "pass --channels naming existing columns"))
     else:
         chans = [c for c in cols if c not in (time_column, series_id) and c not in [str(e) for e in exclude]]
     if not chans:

@@ -496,3 +496,44 @@ def test_figures_mark_an_undefined_auroc_instead_of_a_bar_at_zero():
     heights = [p.get_height() for p in ax.patches]
     assert sorted(h for h in heights if h == h) == [0.8, 0.9, 0.95] and sum(h != h for h in heights) == 1
     assert [t.get_text() for t in ax.texts] == ["n/a"]
+
+
+def test_cli_benchmark_replaces_its_outputs_as_one_set_and_writes_the_report_once(tmp_path, monkeypatch):
+    """write_outputs wrote results.json, results.md and the PNGs one by one, then report.html twice (first
+    without the figures): a full disk or Ctrl-C after the first files left the new results.json beside the
+    earlier run's report. The files now replace the earlier ones as a set, the report written once."""
+    from typer.testing import CliRunner
+
+    import ganad.files
+    from ganad.cli import app
+    d = tmp_path / "data" / "adbench"
+    d.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
+    base = ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none", "--epochs", "1",
+            "--n-seeds", "1", "-o", str(tmp_path / "out")]
+    writes, real_bytes, real_text = [], ganad.files.write_bytes, ganad.files.write_text
+
+    def counted_bytes(path, data):
+        writes.append(Path(path).name)
+        return real_bytes(path, data)
+
+    def counted_text(path, text):
+        writes.append(Path(path).name)
+        return real_text(path, text)
+    monkeypatch.setattr("ganad.report.html.write_bytes", counted_bytes)
+    monkeypatch.setattr("ganad.benchmark.outputs.write_text", counted_text)
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 0, r.output
+    assert writes.count("report.html") == 1 and writes.count("results.json") == 1, writes  # the report once (it was twice)
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"results.json", "results.md", "report.html"} <= set(before)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("ganad.report.write_report", full)  # the disk fills up at the report, after results.json and the figures
+    r = CliRunner().invoke(app, base + ["--seed", "1"])
+    assert r.exit_code != 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier run's set, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -492,7 +493,8 @@ def test_evaluate_writes_metrics_json_atomically(tmp_path, monkeypatch):
     for args, out in ((["--labels", str(tmp_path / "y.csv"), "--label-column", "y"], "ev"), (["--ranges", str(tmp_path / "ranges.csv")], "ev_r")):
         r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), *args, "-o", str(tmp_path / out)])
         assert r.exit_code == 0, r.output
-        assert str(tmp_path / out / "metrics.json") in atomic, (out, atomic)
+        # written atomically into the set's temporary folder beside the output, which then replaces it whole
+        assert any(Path(a).name == "metrics.json" and Path(a).parent.name.startswith(f".{out}.new-") for a in atomic), (out, atomic)
         assert json.loads((tmp_path / out / "metrics.json").read_text())
 
 
@@ -871,3 +873,50 @@ def test_score_and_calibrate_on_another_separator_suggest_sep_not_exclude(tmp_pa
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "cal").exists()
     r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "semi.csv"), "-o", str(tmp_path / "s.csv"), "--sep", ";"])
     assert r.exit_code == 0, r.output
+
+
+def test_score_with_maps_replaces_the_pair_together(tmp_path, monkeypatch):
+    """`ganad score --maps` renamed the new maps into place before the scores file was complete: a
+    failure or Ctrl-C then left new maps beside the earlier run's scores. Both are now written whole
+    (fsynced) before either is renamed."""
+    import ganad.files
+    X = np.random.RandomState(0).randn(64, 4).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    ganad.FAnoGAN(epochs=1, random_state=0).fit(X).save(tmp_path / "m")
+    args = ["score", str(tmp_path / "m"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.csv"), "--maps", str(tmp_path / "maps.npy")]
+    assert runner.invoke(app, args).exit_code == 0
+    before = {f: (tmp_path / f).read_bytes() for f in ("s.csv", "maps.npy")}
+    real = ganad.files.fsync_path
+
+    def interrupted(p):  # Ctrl-C while the scores file is made durable
+        if Path(p).name.startswith(".s.csv."):
+            raise KeyboardInterrupt
+        return real(p)
+    monkeypatch.setattr(ganad.files, "fsync_path", interrupted)
+    np.save(tmp_path / "x.npy", X[:40] + 1.0)
+    r = runner.invoke(app, [*args, "--overwrite"])
+    assert r.exit_code != 0
+    assert {f: (tmp_path / f).read_bytes() for f in ("s.csv", "maps.npy")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "maps.npy", "s.csv", "x.npy"]
+
+
+def test_demo_interrupted_leaves_the_earlier_demo_whole(tmp_path, monkeypatch):
+    """`ganad demo -o DIR` over an earlier demo, interrupted after metrics.json: the folder mixed the new
+    model and metrics with the earlier report and plots, while the message said nothing was left
+    half-written. The demo's files now replace the earlier ones as one set."""
+    import ganad.report
+    from ganad.demo import run_demo
+    out = tmp_path / "demo"
+    run_demo(out, digit=0, method="fanogan", epochs=1, log=lambda *a: None)
+    before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = ganad.report.save_png
+
+    def ctrl_c_at_pr(fig, path, **kw):
+        if Path(path).name == "pr.png":
+            raise KeyboardInterrupt
+        return real(fig, path, **kw)
+    monkeypatch.setattr(ganad.report, "save_png", ctrl_c_at_pr)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, digit=3, method="fanogan", epochs=1, log=lambda *a: None)
+    assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,74 @@ def test_score_to_a_full_device_names_it(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ganad", "score", "m", "x.npy", "-o", "/dev/full", "-q"], cwd=tmp_path, capture_output=True,
                        text=True, env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", COLUMNS="300"), timeout=120)
     assert r.returncode == 1 and "error: /dev/full: No space left on device" in r.stderr, r.stderr
+
+
+def _tree(d):
+    return {str(p.relative_to(d)): p.read_text() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_output_set_replaces_a_folder_as_one_set_or_not_at_all(tmp_path, monkeypatch):
+    """A command's output folder (a demo's model, metrics, plots and report; a benchmark's results and
+    report; an evaluation) was written file by file: a failure or Ctrl-C half-way left a folder mixing
+    two runs. files.output_set writes them into a temporary folder and switches them in together."""
+    out = tmp_path / "out"
+    owned = ("model", "metrics.json", "roc.png", "report.html")
+    with files.output_set(out, owned) as tmp:
+        (tmp / "model").mkdir()
+        (tmp / "model" / "config.json").write_text("v1")
+        for n in ("metrics.json", "roc.png", "report.html"):
+            (tmp / n).write_text("v1")
+    old = _tree(out)
+    assert old == {"metrics.json": "v1", "model/config.json": "v1", "report.html": "v1", "roc.png": "v1"}
+    for boom in (RuntimeError("disk full"), KeyboardInterrupt()):
+        with pytest.raises(type(boom)), files.output_set(out, owned) as tmp:
+            (tmp / "metrics.json").write_text("v2")
+            raise boom
+        assert _tree(out) == old and sorted(os.listdir(tmp_path)) == ["out"]
+    with files.output_set(out, owned) as tmp:  # a run that writes no roc.png: the earlier one goes with its set
+        (tmp / "model").mkdir()
+        (tmp / "model" / "config.json").write_text("v3")
+        (tmp / "metrics.json").write_text("v3")
+        (tmp / "report.html").write_text("v3")
+    assert _tree(out) == {"metrics.json": "v3", "model/config.json": "v3", "report.html": "v3"}
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    # a folder holding the user's files too: they stay; the set's files are renamed in, an earlier one not written removed
+    (out / "notes.txt").write_text("mine")
+    (out / "roc.png").write_text("v3")
+    with pytest.raises(KeyboardInterrupt), files.output_set(out, owned) as tmp:
+        (tmp / "metrics.json").write_text("v4")
+        raise KeyboardInterrupt
+    assert _tree(out)["metrics.json"] == "v3" and sorted(os.listdir(out)) == ["metrics.json", "model", "notes.txt", "report.html", "roc.png"]
+    with files.output_set(out, owned) as tmp:
+        (tmp / "model").mkdir()
+        (tmp / "model" / "config.json").write_text("v4")
+        (tmp / "metrics.json").write_text("v4")
+    assert _tree(out) == {"metrics.json": "v4", "model/config.json": "v4", "notes.txt": "mine"}
+    monkeypatch.chdir(out)  # the current folder: never exchanged (the shell's folder would be deleted)
+    with files.output_set(".", owned) as tmp:
+        (tmp / "metrics.json").write_text("v5")
+    assert os.getcwd() == str(out) and _tree(out) == {"metrics.json": "v5", "notes.txt": "mine"}
+
+
+def test_atomic_paths_put_a_pair_in_place_together(tmp_path, monkeypatch):
+    """`ganad score --maps` renamed the maps into place before the scores file was complete (fsynced and
+    renamed): a failure or Ctrl-C between left new maps beside old scores. Both are now complete first."""
+    for f in ("s.csv", "m.npy"):
+        (tmp_path / f).write_text("old")
+    real = files.fsync_path
+
+    def interrupted(p):
+        if Path(p).name.startswith(".s.csv."):
+            raise KeyboardInterrupt
+        return real(p)
+    monkeypatch.setattr(files, "fsync_path", interrupted)
+    with pytest.raises(KeyboardInterrupt), files.atomic_paths() as outs:
+        for f in ("m.npy", "s.csv"):
+            Path(outs.add(tmp_path / f)).write_text("new")
+    assert sorted(os.listdir(tmp_path)) == ["m.npy", "s.csv"]
+    assert (tmp_path / "s.csv").read_text() == "old" and (tmp_path / "m.npy").read_text() == "old"
+    monkeypatch.setattr(files, "fsync_path", real)
+    with files.atomic_paths() as outs:
+        for f in ("m.npy", "s.csv"):
+            Path(outs.add(tmp_path / f)).write_text("new")
+    assert sorted(os.listdir(tmp_path)) == ["m.npy", "s.csv"] and (tmp_path / "m.npy").read_text() == "new"

@@ -704,12 +704,14 @@ def score(
         except InputError as exc:
             _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score", data, sep,
                          getattr(det, "feature_names_in_", None))
-        from ganad.files import atomic_file, new_folders_undone
+        from ganad.files import atomic_paths, naming, new_folders_undone
         n = 0
         raw = contextlib.ExitStack()
         # the output's (and the maps') new folders are made when writing starts, and removed again when the
-        # data is refused on the way (a chunk is read while the file is written): no empty folder left behind
-        with new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_file(output) as fh, progress_mode(_show_progress(progress, quiet), console), \
+        # data is refused on the way (a chunk is read while the file is written): no empty folder left behind.
+        # The scores and the maps are both written whole before either is renamed into place (atomic_paths)
+        with new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_paths() as outs, \
+                open(outs.add(output), "w") as fh, progress_mode(_show_progress(progress, quiet), console), \
                 scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
             # maps go to a temporary raw file chunk by chunk (bounded memory), then into the NPY once the row count is known
             if maps is not None:  # its folder may be new (-o and --maps in folders to be made, as for the scores file)
@@ -747,26 +749,29 @@ def score(
                     block = np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header])
                     np.savetxt(fh, block, fmt=fmt, delimiter=",")
                 if mfh is not None:
-                    mfh.write(np.ascontiguousarray(r.map, dtype="<f4").tobytes())
+                    with naming(maps):
+                        mfh.write(np.ascontiguousarray(r.map, dtype="<f4").tobytes())
                 n += len(chunk)
                 if bar is not None:
                     bar.done_batch()
             if n == 0:
                 raise GanadError(f"{data}: has no samples. Fix: pass a non-empty file")
             if mfh is not None:
-                _write_maps(maps, mfh, (n, *det.data_shape_))
+                _write_maps(maps, mfh, (n, *det.data_shape_), outs.add)
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}" + (f"; anomaly maps -> {maps}" if maps is not None else ""))
 
 
-def _write_maps(path: Path, raw, shape: tuple) -> None:
-    """The NPY file of ``shape`` (float32) whose data are the raw bytes written to ``raw``, atomically."""
+def _write_maps(path: Path, raw, shape: tuple, temporary) -> None:
+    """The NPY file of ``shape`` (float32) whose data are the raw bytes written to ``raw``, into the file
+    ``temporary(path)`` names (renamed into place with the scores file, as a pair)."""
     import shutil
-    from ganad.files import atomic_file
-    raw.flush()
-    raw.seek(0)
-    with atomic_file(path, "wb") as fh:
+    from ganad.files import naming
+    with naming(path):
+        raw.flush()
+        raw.seek(0)
+    with naming(path), open(temporary(path), "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": tuple(int(d) for d in shape)})
         shutil.copyfileobj(raw, fh, 1 << 20)
 
@@ -981,6 +986,10 @@ def _scores_ids(df, path: Path) -> Optional[tuple]:
     return None
 
 
+#: what `ganad evaluate -o DIR` writes (with --labels; --ranges writes metrics.json only)
+EVALUATION_FILES = ("metrics.json", "roc.png", "pr.png", "report.html")
+
+
 @app.command(epilog="Example:\n\n  ganad evaluate scores.csv --labels test_labels.csv --label-column y -o eval/")
 def evaluate(
     scores: Path = typer.Argument(..., help="scores.csv written by `ganad score`."),
@@ -996,14 +1005,14 @@ def evaluate(
     With --ranges (series scores): point AUROC/AUPRC, VUS-PR, event F1 without point adjustment, PA-F1 beside PA%K."""
     import json
     import pandas as pd
-    from ganad.files import write_text
+    from ganad.files import output_set, write_text
     from ganad.metrics import evaluate as _evaluate
     try:  # before any work, as fit and score do: never a traceback, never a file replaced without --overwrite
         if output.exists() and not output.is_dir():
             raise GanadError(f"-o/--output {output}: is a file, not a directory. Fix: choose a directory path for the evaluation")
         from ganad.files import check_writable_parent
         check_writable_parent(output / "metrics.json", "-o/--output")  # under a file, read-only
-        files = ("metrics.json",) if ranges is not None else ("metrics.json", "roc.png", "pr.png", "report.html")
+        files = ("metrics.json",) if ranges is not None else EVALUATION_FILES
         from ganad.files import refuse_folders_in_the_way  # else a traceback after some of the files were written
         refuse_folders_in_the_way(output, files, "the evaluation")
         for name in files:
@@ -1017,8 +1026,8 @@ def evaluate(
                 raise GanadError("--labels / --label-column / --sep: given with --ranges, which takes the labels from the ranges and would ignore them. "
                                  "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
             m = evaluate_series(scores, ranges, max_buffer)
-            output.mkdir(parents=True, exist_ok=True)
-            write_text(output / "metrics.json", json.dumps(m, indent=2))  # atomic: never a half-written file
+            with output_set(output, ("metrics.json",)) as tmp:  # (an earlier evaluation's report and plots, not replaced, are kept)
+                write_text(tmp / "metrics.json", json.dumps(m, indent=2))
         except (GanadError, ValueError) as exc:
             _fail(exc)
         if m.get("n_inf_scores"):
@@ -1064,16 +1073,15 @@ def evaluate(
                              "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
         from ganad.report import pr_figure, roc_figure, save_png, write_report
-        # the report first (its atomic write makes the folder): it draws every figure, so data no figure can show fails here with nothing written
-        write_report(output / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
-                     threshold=tau, metrics=ev.to_dict())
-        if one_class:  # no curves: a stale pair from an earlier evaluation (--overwrite) must not stay beside these metrics
-            for name in ("roc.png", "pr.png"):
-                (output / name).unlink(missing_ok=True)
-        else:
-            save_png(roc_figure(y, s, tau), output / "roc.png")
-            save_png(pr_figure(y, s, tau), output / "pr.png")
-        write_text(output / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
+        # the files go into a temporary folder and replace an earlier evaluation's as one set (its roc.png and pr.png
+        # too where one class leaves no curves): a failure or Ctrl-C half-way leaves the earlier set whole
+        with output_set(output, EVALUATION_FILES) as tmp:
+            write_report(tmp / "report.html", title=f"ganad evaluation of {scores.name}", scores=s, labels=y,
+                         threshold=tau, metrics=ev.to_dict())
+            if not one_class:
+                save_png(roc_figure(y, s, tau), tmp / "roc.png")
+                save_png(pr_figure(y, s, tau), tmp / "pr.png")
+            write_text(tmp / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())

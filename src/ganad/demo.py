@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad.files import write_text
+from ganad.files import output_set, write_text
+
+#: what a demo writes in its output folder
+DEMO_FILES = ("model", "metrics.json", "roc.png", "pr.png", "report.html")
 
 
 def digits_novelty_split(digit: int = 0, seed: int = 0, test_fraction: float = 0.3):
@@ -56,19 +59,21 @@ def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) 
     r = det.score_components(X_test, return_map=True, return_reconstruction=True)
     score_s = time.perf_counter() - t0
     ev = evaluate(y_test, r.scores, threshold=threshold)
-    output.mkdir(parents=True, exist_ok=True)
-    det.save(output / "model")
     metrics = {"auroc": ev.auroc, "auprc": ev.auprc, "f1": ev.f1, "mcc": ev.mcc, "precision": ev.precision,
                "recall": ev.recall, "threshold": threshold, "fit_seconds": fit_s, "score_seconds": score_s,
                "n_train": int(len(X_train)), "n_test": int(len(X_test)), "n_novel_test": int(y_test.sum())}
-    write_text(output / "metrics.json", json.dumps(metrics, indent=2))  # atomic: never a half-written file
-    save_png(roc_figure(y_test, r.scores, threshold), output / "roc.png")
-    save_png(pr_figure(y_test, r.scores, threshold), output / "pr.png")
     top = np.argsort(-r.scores)[:6]
     examples = [{"x": X_test[i], "reconstruction": r.reconstruction[i], "map": r.map[i], "score": float(r.scores[i]),
                  "label": int(y_test[i]), "title": f"test #{i}", "kind": "image"} for i in top]
-    write_report(output / "report.html", title=f"ganad demo: {cls.__name__}, novelty = digit {digit}", scores=r.scores,
-                 labels=y_test, threshold=threshold, history=det.history_, examples=examples,
-                 notes=[f"Trained on {len(X_train)} images of the digits other than {digit}; threshold at a 5% false-positive "
-                        f"rate on held-out normal validation images (no test labels used). Fit {fit_s:.1f}s, scoring {score_s:.1f}s."])
+    # the model, metrics, plots and report go into a temporary folder and replace the output as one set: a
+    # run interrupted or failing half-way leaves the earlier run's folder whole, never the two mixed
+    with output_set(output, DEMO_FILES) as tmp:
+        det.save(tmp / "model")
+        write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+        save_png(roc_figure(y_test, r.scores, threshold), tmp / "roc.png")
+        save_png(pr_figure(y_test, r.scores, threshold), tmp / "pr.png")
+        write_report(tmp / "report.html", title=f"ganad demo: {cls.__name__}, novelty = digit {digit}", scores=r.scores,
+                     labels=y_test, threshold=threshold, history=det.history_, examples=examples,
+                     notes=[f"Trained on {len(X_train)} images of the digits other than {digit}; threshold at a 5% false-positive "
+                            f"rate on held-out normal validation images (no test labels used). Fit {fit_s:.1f}s, scoring {score_s:.1f}s."])
     return {"metrics": metrics, "detector": det}

@@ -20,13 +20,13 @@ import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ganad.exceptions import GanadError, ModelFileError, _fmt
 
-__all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "new_folders_undone", "replace_dir",
+__all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file_beside", "temp_dir_beside", "new_folders_undone", "replace_dir", "output_set", "atomic_paths",
            "recover_dir", "check_output_file", "check_writable_parent", "umask_mode", "fsync_path", "alive"]
 
 
@@ -184,6 +184,60 @@ def named(exc: OSError, path: str | os.PathLike, *also: str | os.PathLike) -> OS
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
+class PathSet:
+    """The temporaries of :func:`atomic_paths`: ``add(path)`` gives the name to write ``path``'s content to."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str | None, Path]] = []  # (temporary, target); None: a device or pipe, written directly
+
+    def add(self, path: str | os.PathLike) -> str:
+        path = Path(path)
+        if is_stream(path):  # -o /dev/stdout, a named pipe: written directly, as atomic_path does
+            self.items.append((None, path))
+            return str(path)
+        if path.is_symlink() and path.is_file():
+            path = Path(os.path.realpath(path))
+        with naming(path):
+            fd, tmp = temp_file_beside(path)
+        os.close(fd)
+        self.items.append((tmp, path))
+        return tmp
+
+
+@contextlib.contextmanager
+def atomic_paths() -> Iterator[PathSet]:
+    """:func:`atomic_path` for files that belong together (scores and their anomaly maps, scores and their
+    events): ``with atomic_paths() as ps:`` write each to ``ps.add(path)``; when the block ends without
+    error every one is fsynced first, then all are renamed into place together (Ctrl-C held off between
+    the renames), so that a failure or an interruption leaves the earlier pair, never a new file beside
+    an old one. On any error no file is replaced and the temporaries are removed. An OSError naming no
+    file is said of the first path added (the main output)."""
+    ps = PathSet()
+    try:
+        try:
+            yield ps
+        except OSError as exc:
+            if exc.filename is None and ps.items:
+                raise named(exc, ps.items[0][1]) from exc
+            raise
+        for tmp, path in ps.items:
+            if tmp is not None:
+                with naming(path, tmp):
+                    os.chmod(tmp, _final_mode(path))
+                    fsync_path(tmp)
+        with sigint_held():
+            for tmp, path in ps.items:
+                if tmp is not None:
+                    with naming(path, tmp):
+                        os.replace(tmp, path)
+        for parent in {path.parent for tmp, path in ps.items if tmp is not None}:
+            fsync_path(parent)
+    finally:
+        for tmp, _ in ps.items:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
     """``with atomic_file(path) as fh: fh.write(...)``: ``path`` gets the whole content or, on any
@@ -260,6 +314,85 @@ def replace_dir(tmp: Path, path: Path) -> None:
     else:
         os.replace(tmp, path)
         fsync_path(path.parent)
+
+
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """Hold off Ctrl-C (SIGINT) in the block, then raise the KeyboardInterrupt it would have: a set of
+    renames is done whole. Only in the main thread (where Python's handler runs); elsewhere a no-op."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    got: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if got:
+        raise KeyboardInterrupt
+
+
+def _is_cwd_or_above(path: Path) -> bool:
+    try:
+        cwd = Path(os.getcwd()).resolve()
+    except OSError:
+        return False
+    return cwd == path or path in cwd.parents
+
+
+@contextlib.contextmanager
+def output_set(out: str | os.PathLike, owned: Iterable[str] = ()) -> Iterator[Path]:
+    """Write a command's output folder as one set (a report with its metrics and figures, a demo's model
+    beside them): the block writes the files into the yielded temporary folder; when it ends without
+    error they take their places in ``out`` together, else ``out`` is untouched and the temporary removed.
+
+    ``owned``: the names an earlier run of the command writes there. ``out`` new, or holding nothing but
+    ``owned`` entries, is replaced whole in one step (:func:`replace_dir`; an earlier run's files not
+    written this time go with it). A folder holding other entries (the user's: kept), the current
+    folder or one above it gets the new entries renamed into it one by one, Ctrl-C held off until the
+    last, and ``owned`` entries not written this time removed, so that no earlier run's file is left
+    beside the new ones."""
+    out = Path(os.path.abspath(out))
+    if out.is_symlink() and out.is_dir():
+        out = out.resolve()  # the folder it points to gets the set, the link is kept
+    mine = set(owned)
+    whole = not out.exists() or (out.is_dir() and not _is_cwd_or_above(out) and all(e.name in mine for e in out.iterdir())
+                                 and os.access(out.parent, os.W_OK | os.X_OK))
+    with new_folders_undone(out):
+        if not whole:
+            out.mkdir(parents=True, exist_ok=True)
+        tmp = temp_dir_beside(out if whole else out / ".ganad-output")  # beside, or hidden inside a folder that keeps other entries
+        try:
+            yield tmp
+            new = sorted(os.listdir(tmp))
+            for name in new:
+                fsync_path(tmp / name)
+            if whole:
+                prev = out.stat().st_mode & 0o777 if out.exists() else 0o777 & umask_mode()
+                os.chmod(tmp, prev)
+                fsync_path(tmp)
+                with sigint_held():
+                    replace_dir(tmp, out)
+            else:
+                with sigint_held():
+                    for name in new:
+                        if (out / name).is_dir() and not (out / name).is_symlink():
+                            replace_dir(tmp / name, out / name)  # a model folder: exchanged (tmp then holds the previous one)
+                        else:
+                            os.replace(tmp / name, out / name)
+                    for name in mine - set(new):  # an earlier run's file that this one did not write
+                        p = out / name
+                        if p.is_dir() and not p.is_symlink():
+                            shutil.rmtree(p, ignore_errors=True)
+                        elif os.path.lexists(p):
+                            with contextlib.suppress(OSError):
+                                p.unlink()
+                fsync_path(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- checks before any work

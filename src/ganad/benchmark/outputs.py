@@ -1,4 +1,5 @@
-"""Writing a run: results.json, results.md, one PNG per figure and a self-contained report.html, each atomically."""
+"""Writing a run: results.json, results.md, one PNG per figure and a self-contained report.html, replacing the
+output folder's earlier ones as one set (:func:`ganad.files.output_set`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from ganad.benchmark.figures import _figures
 from ganad.benchmark.peers import _PEER_PREFIX
 from ganad.benchmark.tables import markdown_tables
-from ganad.files import refuse_folders_in_the_way, write_text
+from ganad.files import output_set, refuse_folders_in_the_way, write_text
 
 
 def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
@@ -19,17 +20,11 @@ def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
     from ganad.report import fig_to_base64_png, save_png, write_report
     out = Path(outdir)
     figs = _figures(res)
-    refuse_folders_in_the_way(out, ["results.json", "results.md", *(f"{name}.png" for name in figs), "report.html"], "the benchmark")
-    out.mkdir(parents=True, exist_ok=True)
+    names = ["results.json", "results.md", *(f"{name}.png" for name in figs), "report.html"]
+    refuse_folders_in_the_way(out, names, "the benchmark")
     clean = {k: v for k, v in res.items() if not k.startswith("_")}
-    write_text(out / "results.json", json.dumps(clean, indent=1, default=_json_default))
     md = f"# ganad benchmark: {res['protocol']}\n\n" + "\n".join(f"- {n}" for n in res.get("notes", [])) + "\n\n" + markdown_tables(res)
-    write_text(out / "results.md", md)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
-    embedded = []
-    for name, fig in figs.items():
-        paths[name] = save_png(fig, out / f"{name}.png", close=False)
-        embedded.append((name, fig_to_base64_png(fig)))
     # the report's score panel shows the best ganad method (its test scores on the first unit for adbench/mnist)
     rows = [r for r in res["results"] if r["auroc"] is not None]
     tables = {"results": [{k: v for k, v in r.items() if k not in ("kind",)} for r in res["results"]]}
@@ -50,16 +45,23 @@ def write_outputs(res: dict, outdir: str | os.PathLike) -> dict:
         vals = np.array([r["auroc"] for r in rows] or [0.0])
         kw = dict(scores=vals, classes=np.array(["ganad" if not r["method"].startswith(_PEER_PREFIX) else "PyOD" for r in rows] or ["-"]))
         note = "Score panels: the distribution of per-run AUROCs (ganad vs PyOD), not per-sample scores."
-    path = write_report(out / "report.html", title=f"ganad benchmark — {res['protocol']}", tables=tables,
-                        notes=list(res.get("notes", [])) + [note], **kw)
-    # append the benchmark figures as one more section (base64 PNG, still self-contained)
-    html = path.read_text()
-    imgs = "".join(f'<figure><img src="data:image/png;base64,{b64}" alt="{name}"><figcaption>{name}</figcaption></figure>'
-                   for name, b64 in embedded)
-    section = f'<section id="benchmark-figures"><h2>Benchmark figures</h2>{imgs}</section>\n'
-    html = html.replace("</main>", section + "</main>", 1)
-    write_text(path, html)
-    paths["report"] = path
+    # every file goes into a temporary folder first and they replace the earlier run's as one set: a run that
+    # fails (a full disk) or is interrupted half-way leaves the earlier results whole, never the two mixed
+    with output_set(out, names) as tmp:
+        write_text(tmp / "results.json", json.dumps(clean, indent=1, default=_json_default))
+        write_text(tmp / "results.md", md)
+        embedded = []
+        for name, fig in figs.items():
+            save_png(fig, tmp / f"{name}.png", close=False)
+            paths[name] = out / f"{name}.png"
+            embedded.append((name, fig_to_base64_png(fig)))
+        # the benchmark figures as one more section of the report (base64 PNG, still self-contained): written once, whole
+        imgs = "".join(f'<figure><img src="data:image/png;base64,{b64}" alt="{name}"><figcaption>{name}</figcaption></figure>'
+                       for name, b64 in embedded)
+        write_report(tmp / "report.html", title=f"ganad benchmark — {res['protocol']}", tables=tables,
+                     notes=list(res.get("notes", [])) + [note],
+                     extra_html=f'<section id="benchmark-figures"><h2>Benchmark figures</h2>{imgs}</section>\n', **kw)
+    paths["report"] = out / "report.html"
     return paths
 
 

@@ -304,6 +304,7 @@ def write_report(
     tables: Mapping[str, Any] | None = None,
     notes: str | Sequence[str] | None = None,
     max_examples: int = 8,
+    extra_html: str = "",
 ) -> Path:
     """Write a single self-contained HTML report to ``path`` and return it as a Path.
 
@@ -320,6 +321,8 @@ def write_report(
       ``max_examples`` highest-scoring are drawn.
     - ``tables``: name → list of row dicts, a pandas DataFrame, or a dict of name → value.
     - ``notes``: a string or list of strings shown under the summary (escaped, not HTML).
+    - ``extra_html``: HTML (trusted, not escaped) added as the report's last section, such as
+      a benchmark's figures: the report is written once, whole.
 
     Everything is rendered in memory first and then written atomically (temporary file in
     the same folder, then ``os.replace``): on any error the previous file at ``path``, if
@@ -330,6 +333,8 @@ def write_report(
         raise InputError(_fmt(f"path {path}", "is a folder, not a file", f"pass a file path such as {path / 'report.html'}"))
     doc = _render(title=title, scores=scores, labels=labels, classes=classes, threshold=threshold, metrics=metrics,
                   history=history, examples=examples, tables=tables, notes=notes, max_examples=max_examples)
+    if extra_html:
+        doc = doc.replace("</main>", extra_html + "</main>", 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, doc.encode("utf-8"))
     return path

@@ -241,15 +241,14 @@ def markdown(res: dict) -> str:
 
 
 def write_nab(res: dict, outdir) -> dict:
-    from ganad.files import write_text  # each file atomically, as the other protocols' outputs
-    from ganad.files import refuse_folders_in_the_way
+    from ganad.files import output_set, refuse_folders_in_the_way, write_text  # the two files replace the earlier ones as a set
     out = Path(outdir)
     refuse_folders_in_the_way(out, ["results.json", "results.md"], "the benchmark")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "results.json", json.dumps(res, indent=1, default=float))
     cfg = ", ".join(f"{k}={v}" for k, v in res["config"].items())
     md = (f"# ganad benchmark: nab\n\nMean over series of each metric on the test parts ({cfg}).\n\n{markdown(res)}\n\n"
           f"Skipped: {len(res['skipped'])} series " + "; ".join(f"{n} ({why})" for n, why in res["skipped"]) + "\n"
           + "".join(f"\nNote: {n}\n" for n in res.get("notes", [])))
-    write_text(out / "results.md", md)
+    with output_set(out, ["results.json", "results.md"]) as tmp:
+        write_text(tmp / "results.json", json.dumps(res, indent=1, default=float))
+        write_text(tmp / "results.md", md)
     return {"json": out / "results.json", "markdown": out / "results.md"}

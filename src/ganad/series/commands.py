@@ -10,7 +10,7 @@ import numpy as np
 
 from ganad.data.readers import _number, strict_float  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
-from ganad.files import atomic_path
+from ganad.files import atomic_paths
 from ganad.series.readers import _zoned, unnamed_channels  # one test of a time column's zone, shared with the reader
 
 
@@ -162,8 +162,10 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
         if c in ev.columns:
             ev[c] = _zone(_exact(ev[c].to_numpy()), tab.utc)
     events = events if events is not None else output.with_name(output.stem + ".events.csv")
-    # both written before either is put in place: a failed events write leaves no scores file behind
-    with atomic_path(output) as t_scores, atomic_path(events) as t_events:
+    # both written before either is put in place, then renamed together: a failed events write or a Ctrl-C leaves
+    # neither new file (never new scores beside an earlier run's events)
+    with atomic_paths() as outs:
+        t_scores, t_events = outs.add(output), outs.add(events)
         # the score and the threshold with every digit (a score a hair above the threshold, label 1, must not print
         # equal to it); the channels' contributions with 9
         exact = [c for c in ("score", "threshold") if c in df.columns]

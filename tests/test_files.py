@@ -323,3 +323,11 @@ def test_atomic_paths_put_a_pair_in_place_together(tmp_path, monkeypatch):
         for f in ("m.npy", "s.csv"):
             Path(outs.add(tmp_path / f)).write_text("new")
     assert sorted(os.listdir(tmp_path)) == ["m.npy", "s.csv"] and (tmp_path / "m.npy").read_text() == "new"
+
+
+def test_output_set_names_a_failed_file_as_in_the_output(tmp_path):
+    """A full disk while a set's file is written: the error names the output's file, not the temporary folder's."""
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as e, files.output_set(out, ("report.html",)) as tmp:
+        raise OSError(28, "No space left on device", str(tmp / "report.html"))
+    assert e.value.filename == str(out / "report.html") and not out.exists()

@@ -366,7 +366,13 @@ def output_set(out: str | os.PathLike, owned: Iterable[str] = ()) -> Iterator[Pa
             out.mkdir(parents=True, exist_ok=True)
         tmp = temp_dir_beside(out if whole else out / ".ganad-output")  # beside, or hidden inside a folder that keeps other entries
         try:
-            yield tmp
+            try:
+                yield tmp
+            except OSError as exc:  # a file of the set that could not be written: named as it would be in the output
+                where = str(exc.filename) if exc.filename is not None else ""
+                if not where.startswith(str(tmp) + os.sep):
+                    raise
+                raise OSError(exc.errno, exc.strerror or str(exc), str(out / os.path.relpath(where, tmp))) from exc
             new = sorted(os.listdir(tmp))
             for name in new:
                 fsync_path(tmp / name)

@@ -331,3 +331,51 @@ def test_output_set_names_a_failed_file_as_in_the_output(tmp_path):
     with pytest.raises(OSError) as e, files.output_set(out, ("report.html",)) as tmp:
         raise OSError(28, "No space left on device", str(tmp / "report.html"))
     assert e.value.filename == str(out / "report.html") and not out.exists()
+
+
+def test_saves_over_a_model_outside_linux_and_process_checks_on_windows(tmp_path, monkeypatch):
+    """Portability audit (twenty-fifth session): replace_dir's exchange called ctypes.CDLL(None), which
+    raises TypeError on Windows, so every save over an existing model failed there; alive() used
+    os.kill(pid, 0), which on Windows sends Ctrl+C (signal 0 is CTRL_C_EVENT) or raises for a dead pid,
+    read as alive, so the temporaries of killed saves were never removed."""
+    import numpy as np
+
+    import ganad
+    from ganad import files
+    monkeypatch.setattr(files, "_LINUX", False)
+    X = np.random.RandomState(0).randn(64, 3).astype(np.float32)
+    for seed in (0, 1):  # the second save replaces the first through the two renames
+        ganad.GANomaly(epochs=1, random_state=seed, verbose=False).fit(X).save(tmp_path / "m")
+    assert ganad.load(tmp_path / "m").random_state == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+    def no_kill(*a):
+        raise AssertionError("os.kill called on Windows")
+    monkeypatch.setattr(files.os, "kill", no_kill)
+    monkeypatch.setattr(files, "_WINDOWS", True)
+    monkeypatch.setattr(files, "_windows_alive", lambda pid: pid == 4242)
+    assert files.alive(4242) and not files.alive(4243)
+
+
+def test_text_outputs_are_utf8_whatever_the_locale(tmp_path):
+    """Portability audit: `ganad score` wrote its CSV in the locale's encoding, so under a code page (here
+    an ASCII locale) an id such as '北京-1', read fine from the UTF-8 input, could not be written."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pandas as pd
+
+    import ganad
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame(rng.randn(100, 3), columns=list("abc"))
+    ganad.GANomaly(epochs=1, random_state=0, verbose=False).fit(df).save(tmp_path / "m")
+    t = df.iloc[:5].copy()
+    t.insert(0, "site", [f"北京-{i}" for i in range(5)])
+    t.to_csv(tmp_path / "t.csv", index=False, encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": "utf-8",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(ganad.__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)}
+    r = subprocess.run([sys.executable, "-m", "ganad", "score", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--id-column", "site",
+                        "-o", str(tmp_path / "s.csv"), "-q"], env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert pd.read_csv(tmp_path / "s.csv", encoding="utf-8")["site"].tolist() == [f"北京-{i}" for i in range(5)]

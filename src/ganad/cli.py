@@ -711,7 +711,7 @@ def score(
         # data is refused on the way (a chunk is read while the file is written): no empty folder left behind.
         # The scores and the maps are both written whole before either is renamed into place (atomic_paths)
         with new_folders_undone(output, *([maps] if maps is not None else [])), raw, atomic_paths() as outs, \
-                open(outs.add(output), "w") as fh, progress_mode(_show_progress(progress, quiet), console), \
+                open(outs.add(output), "w", encoding="utf-8") as fh, progress_mode(_show_progress(progress, quiet), console), \
                 scoring_bar(_count_rows(data, key), f"scoring {data.name}") as bar:
             # maps go to a temporary raw file chunk by chunk (bounded memory), then into the NPY once the row count is known
             if maps is not None:  # its folder may be new (-o and --maps in folders to be made, as for the scores file)

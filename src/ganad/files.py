@@ -19,6 +19,7 @@ import contextlib
 import glob
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,8 +31,30 @@ __all__ = ["atomic_file", "atomic_path", "write_bytes", "write_text", "temp_file
            "recover_dir", "check_output_file", "check_writable_parent", "umask_mode", "fsync_path", "alive"]
 
 
+_WINDOWS = os.name == "nt"
+_LINUX = sys.platform.startswith("linux")
+
+
+def _windows_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    """Windows: whether ``pid`` is a running process (OpenProcess, then its exit code STILL_ACTIVE)."""
+    import ctypes
+    k = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    h = k.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not h:
+        return ctypes.get_last_error() == 5  # type: ignore[attr-defined]  # ERROR_ACCESS_DENIED: it exists, another user's
+    try:
+        code = ctypes.c_ulong()
+        return bool(k.GetExitCodeProcess(h, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        k.CloseHandle(h)
+
+
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (owned by anyone)."""
+    """Whether process ``pid`` exists (owned by anyone). On Windows ``os.kill(pid, 0)`` is no such test:
+    signal 0 is CTRL_C_EVENT there (it sends Ctrl+C to a process group, and raises for any other pid,
+    which read as alive, so the temporaries of killed saves were never removed)."""
+    if _WINDOWS:
+        return _windows_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -244,6 +267,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) ->
     error, keeps its previous content (or stays absent)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_file: mode is {mode!r}. Fix: use 'w' or 'wb'")
+    if mode == "w":  # text is UTF-8 whatever the locale (a Windows code page could not hold an id such as '北京-1')
+        open_kwargs.setdefault("encoding", "utf-8")
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
         yield fh
         fh.flush()
@@ -265,11 +290,14 @@ def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> P
 
 # ---------------------------------------------------------------- folders
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two existing paths (Linux >= 3.15); False where not supported."""
+    """Atomically swap two existing paths (Linux >= 3.15); False where not supported (elsewhere: on
+    Windows ``ctypes.CDLL(None)`` raised a TypeError, so every save over an existing model failed)."""
     import ctypes
+    if not _LINUX:
+        return False
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
     return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0

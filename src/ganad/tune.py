@@ -134,7 +134,7 @@ def read_space(path) -> dict:
     """A search space from a JSON or TOML file (``--space``)."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")  # TOML is UTF-8 whatever the locale
     except OSError as exc:
         raise InputError(_fmt(f"--space {p}", f"cannot be read ({exc.strerror or exc})", "pass an existing JSON or TOML file")) from exc
     try:

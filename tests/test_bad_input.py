@@ -297,3 +297,8 @@ def test_a_data_path_that_is_not_a_regular_file_is_refused(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pipe.csv: is a named pipe, not a regular file" in r.stderr, r.stderr
     assert not (tmp_path / "s.csv").exists()
+    (tmp_path / "sc.csv").write_text("index,score\n0,1.0\n1,2.0\n")
+    for args in (["zero.csv", "--labels", "sc.csv"], ["sc.csv", "--labels", "pipe.csv"], ["sc.csv", "--ranges", "zero.csv"]):
+        r = subprocess.run([sys.executable, "-m", "ganad", "evaluate", *args, "-o", "ev"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)  # evaluate too (review of this change)
+        assert r.returncode == 2 and "not a regular file" in r.stderr and not (tmp_path / "ev").exists(), r.stderr

@@ -66,6 +66,8 @@ def test_adbench_sets_are_reduced_to_their_distinct_rows_before_the_split(tmp_pa
     assert counts == {"rows": 99, "distinct": 48, "repeats_dropped": 51, "both_labels_dropped": 1}
     assert len(Xu) == 47 and yu.sum() == 8 and len(np.unique(Xu, axis=0)) == 47
     assert not any((Xu == base[3]).all(1))  # the row with both labels
+    Z = np.array([[0.0, 1.0], [-0.0, 1.0], [np.nan, 2.0], [np.nan, 2.0]])
+    assert B.adbench.adbench_unique(Z, np.array([0, 1, 0, 0]))[2] == {"rows": 4, "distinct": 2, "repeats_dropped": 2, "both_labels_dropped": 1}
     d = tmp_path / "data" / "adbench"
     d.mkdir(parents=True)
     np.savez(d / "1_rep.npz", X=X, y=y)

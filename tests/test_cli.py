@@ -873,6 +873,12 @@ def test_score_and_calibrate_on_another_separator_suggest_sep_not_exclude(tmp_pa
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "cal").exists()
     r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "semi.csv"), "-o", str(tmp_path / "s.csv"), "--sep", ";"])
     assert r.exit_code == 0, r.output
+    # a ','-file with an extra column named like 'x;y': its fix is --exclude, in calibrate as in score (review)
+    df.assign(**{"x;y": 1.0}).to_csv(tmp_path / "extra.csv", index=False)
+    for cmd in ("score", "calibrate"):
+        r = runner.invoke(app, [cmd, str(tmp_path / "m"), str(tmp_path / "extra.csv"), "-o", str(tmp_path / f"e_{cmd}")])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "--exclude 'x;y'" in out and "--sep" not in out, (cmd, out)
 
 
 def test_score_with_maps_replaces_the_pair_together(tmp_path, monkeypatch):

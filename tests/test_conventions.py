@@ -630,6 +630,26 @@ def test_own_modes_blocks_overlapping_in_threads_give_the_session_its_dtype_back
         with contextlib.suppress(RuntimeError), own_modes():
             raise RuntimeError("a failure inside")
         assert torch.get_default_dtype() == torch.float64
+        import threading
+
+        from ganad.nets.modes import modes_differ
+        inside, done = threading.Event(), threading.Event()
+
+        def other():
+            with own_modes():
+                inside.set()
+                done.wait(30)
+        t = threading.Thread(target=other)
+        t.start()
+        inside.wait(30)
+        try:  # another thread's block is open: this thread's work joins the count (review of this change), so
+            assert modes_differ()  # float64 cannot come back in the middle of it when the other block ends
+            with own_modes():
+                assert not modes_differ()  # inside its own block: no second entry
+        finally:
+            done.set()
+            t.join()
+        assert torch.get_default_dtype() == torch.float64
     finally:
         torch.set_default_dtype(prev)
 

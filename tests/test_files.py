@@ -379,3 +379,35 @@ def test_text_outputs_are_utf8_whatever_the_locale(tmp_path):
                         "-o", str(tmp_path / "s.csv"), "-q"], env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert r.returncode == 0, r.stderr[-500:]
     assert pd.read_csv(tmp_path / "s.csv", encoding="utf-8")["site"].tolist() == [f"北京-{i}" for i in range(5)]
+
+
+def test_output_set_keeps_linked_files_mount_points_and_the_cwd_through_a_linked_parent(tmp_path, monkeypatch):
+    """Review of output_set: a folder of only the command's files was swapped whole, which replaced a linked
+    report with a plain file (the published copy went stale), failed with EBUSY on a mount point (after all
+    the work), and, reached through a linked parent, swapped away the current folder."""
+    from ganad import files
+    out = tmp_path / "out"
+    out.mkdir()
+    pub = tmp_path / "published.html"
+    pub.write_text("old")
+    (out / "report.html").symlink_to(pub)
+    with files.output_set(out, owned=("report.html", "metrics.json")) as t:
+        (t / "report.html").write_text("new")
+        (t / "metrics.json").write_text("{}")
+    assert (out / "report.html").is_symlink() and pub.read_text() == "new" and (out / "metrics.json").read_text() == "{}"
+    m = tmp_path / "mnt"
+    m.mkdir()
+    (m / "metrics.json").write_text("old")
+    monkeypatch.setattr(files.os.path, "ismount", lambda p: os.fspath(p) == os.fspath(m))
+    with files.output_set(m, owned=("metrics.json",)) as t:
+        (t / "metrics.json").write_text("new")
+    assert (m / "metrics.json").read_text() == "new" and sorted(p.name for p in m.iterdir()) == ["metrics.json"]
+    monkeypatch.undo()
+    real = tmp_path / "real"
+    (real / "work").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.chdir(tmp_path / "link" / "work")
+    with files.output_set(tmp_path / "link" / "work", owned=("metrics.json",)) as t:
+        (t / "metrics.json").write_text("x")
+    assert os.getcwd() and (real / "work" / "metrics.json").read_text() == "x"
+    assert os.path.samefile(os.getcwd(), real / "work")

@@ -758,3 +758,19 @@ def test_multiview_fitted_with_a_random_state_object_saves_it_as_none(tmp_path):
     back = ganad.load(tmp_path / "mv")
     assert back.random_state is None
     np.testing.assert_array_equal(back.decision_function({"a": X[:5]}), mv.decision_function({"a": X[:5]}))
+
+
+def test_a_model_saved_with_a_view_name_windows_reserves_still_loads(tmp_path, monkeypatch):
+    """The Windows folder-name rule applies to models being made; one saved before it (a view named 'aux')
+    still loads and scores (review of the rule: it was called corrupt)."""
+    import ganad.multiview as mvmod
+    rng = np.random.RandomState(0)
+    X = {"beat": rng.randn(120, 4), "aux": rng.randn(120, 3)}
+    monkeypatch.setattr(mvmod, "_RESERVED", set())  # as before the rule
+    mv = MultiViewDetector({"beat": "ganomaly", "aux": "ganomaly"}, detector_params={"epochs": 1, "verbose": False}).fit(X)
+    mv.save(tmp_path / "mv")
+    monkeypatch.undo()
+    back = ganad.load(tmp_path / "mv")
+    np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6)
+    with pytest.raises(InputError, match="Windows cannot hold"):
+        MultiViewDetector({"aux": "ganomaly"}).fit({"aux": X["aux"]})

@@ -3,6 +3,8 @@ batch size 'auto', lazy training scores of latent-search methods, patient-adapti
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -133,16 +135,19 @@ def test_knn_distance_equals_brute_force(n_bank, k, loo):
     bank[1::7] = bank[0]  # ties
     det = ganad.FAnoGAN(n_neighbors=k)
     det.knn_bank_ = torch.from_numpy(bank)
-    det._knn_training_rows = loo  # scoring the bank's own rows: each leaves itself out
     emb = bank[: min(n_bank, 50)] if loo else (rng.randn(70, 8) * 0.4 + 50.0).astype(np.float32)
-    got = det._knn_distance(torch.from_numpy(emb)).numpy()
+    mark = det._scoring_training_rows() if loo else contextlib.nullcontext()  # the bank's own rows: each leaves itself out
+    with mark:
+        got = det._knn_distance(torch.from_numpy(emb)).numpy()
     d = np.sqrt(((emb[:, None, :].astype(np.float64) - bank[None].astype(np.float64)) ** 2).sum(2))
     kk = min(k + loo, n_bank)
     want = np.sort(d, axis=1)[:, loo:kk].mean(1)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     det.knn_bank_ = torch.from_numpy(bank[::-1].copy())  # a new bank invalidates the cached plan
     want2 = np.sort(np.sqrt(((emb[:, None, :].astype(np.float64) - bank[::-1][None].astype(np.float64)) ** 2).sum(2)), 1)[:, loo:kk].mean(1)
-    np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want2, rtol=1e-9, atol=1e-9)
+    with det._scoring_training_rows() if loo else contextlib.nullcontext():
+        got2 = det._knn_distance(torch.from_numpy(emb)).numpy()
+    np.testing.assert_allclose(got2, want2, rtol=1e-9, atol=1e-9)
 
 
 def test_training_rows_outside_a_bank_smaller_than_n_neighbors_keep_every_entry():
@@ -157,8 +162,8 @@ def test_training_rows_outside_a_bank_smaller_than_n_neighbors_keep_every_entry(
     emb = np.r_[bank[:2], rng.randn(3, 3).astype(np.float32)]
     d = np.sqrt(((emb[:, None, :].astype(np.float64) - bank[None].astype(np.float64)) ** 2).sum(2))
     want = np.r_[np.sort(d[:2], 1)[:, 1:].mean(1), d[2:].mean(1)]
-    det._knn_training_rows = True
-    np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want, rtol=1e-9)
+    with det._scoring_training_rows():
+        np.testing.assert_allclose(det._knn_distance(torch.from_numpy(emb)).numpy(), want, rtol=1e-9)
     X = rng.randn(200, 4).astype(np.float32)
     fitted = ganad.BiGAN(epochs=1, width=8, random_state=0, n_neighbors=180).fit(X)  # a bank of 180 rows, 20 held out
     assert fitted.knn_bank_.shape[0] == 180

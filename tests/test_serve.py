@@ -1049,3 +1049,18 @@ def test_nonfinite_components_and_maps_follow_on_nonfinite_in_the_library_and_th
         assert resp.status_code == 422 and "non-finite values" in resp.json()["error"]["message"]
         ok = c.post("/v1/models/img/score", content=b.getvalue(), headers={"Content-Type": "application/x-npy"})
         assert ok.status_code == 200 and None not in ok.json()["scores"]
+        # a map alone: the components nobody asked for do not refuse the row (review of this change)
+        m = c.post("/v1/models/img/score?map=true", content=b.getvalue(), headers={"Content-Type": "application/x-npy"})
+        assert m.status_code == 200 and np.asarray(m.json()["map"]).shape == T.shape
+    del det.on_nonfinite  # 'raise' again
+    assert det.explain(T).shape == T.shape  # explain reads the score's components only
+    from ganad.cli import app
+    from ganad.benchmark.runner import run_one
+    np.save(tmp_path / "t.npy", T)
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "img"), str(tmp_path / "t.npy"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output  # the plain score: the row scored, the most anomalous
+    assert pd.read_csv(tmp_path / "s.csv")["score"].idxmax() == 1
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "img"), str(tmp_path / "t.npy"), "--components", "-o", str(tmp_path / "s2.csv")])
+    assert r.exit_code == 2 and "non-finite values" in r.output
+    res = run_one("ganad", "fanogan", X[:150], T, seed=0, epochs=1, peer_epochs=1, log=lambda s: None)
+    assert res["error"] is None and np.isfinite(res["scores"]).all()  # the diagnostic columns do not fail the run

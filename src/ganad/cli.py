@@ -211,7 +211,7 @@ def _parse_views(views: List[str]) -> dict:
         if not sep or not path:
             raise GanadError(f"--view: {v!r} is not NAME=FILE. Fix: pass for example --view beat=beats.npy --view rhythm=rr.csv")
         try:
-            _check_name(name)
+            _check_name(name, new=False)  # a fit applies the rules for new names itself; score takes an existing model's
         except InputError as exc:
             raise GanadError(f"--view {v!r}: {exc}") from exc
         if name in out:
@@ -705,6 +705,7 @@ def score(
             _column_hint(exc, "--exclude COL leaves a column out, --id-column COL keeps it as the id of each score", data, sep,
                          getattr(det, "feature_names_in_", None))
         from ganad.files import atomic_paths, naming, new_folders_undone
+        from ganad.scoring.composition import required_components
         n = 0
         raw = contextlib.ExitStack()
         # the output's (and the maps') new folders are made when writing starts, and removed again when the
@@ -725,7 +726,10 @@ def score(
                 if bar is not None:
                     bar.batch(n, len(chunk))
                 try:
-                    r = det.score_components(chunk, return_map=mfh is not None)
+                    # the components only where asked for (one nobody asked for, non-finite beside a finite score,
+                    # must not refuse the row); the plain score as decision_function computes it
+                    r = (det.score_components(chunk, return_map=mfh is not None) if components
+                         else det._score_with_map(chunk) if mfh is not None else det._score(chunk, required_components(det.composer_)))
                 except InputError as exc:
                     raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
                 lab = (r.scores > det.threshold_).astype(np.int64)
@@ -997,7 +1001,7 @@ def evaluate(
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
     output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
     ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
-    max_buffer: int = typer.Option(64, help="Series (--ranges): VUS buffer lengths 0..MAX_BUFFER points (a buffer b widens each range by b/2 points a side; e.g. the window length)."),
+    max_buffer: int = typer.Option(64, help="Series (--ranges): VUS buffer lengths 0..MAX_BUFFER points (a buffer b widens each range by b//2 points before it and b//2 - 1 after, as the reference does; e.g. the window length)."),
     sep: Optional[str] = typer.Option(None, help="Column separator of a CSV --labels file (default ',', tab for .tsv), e.g. ';'. The scores file is always ','."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace metrics.json, roc.png, pr.png, report.html already in OUTPUT."),
 ):
@@ -1017,6 +1021,10 @@ def evaluate(
         refuse_folders_in_the_way(output, files, "the evaluation")
         for name in files:
             _refuse_existing(output / name, overwrite, "file")
+        from ganad.data.readers import require_regular  # a pipe or /dev/zero was read until the memory ran out
+        for given in (scores, labels, ranges):
+            if given is not None:
+                require_regular(given)
     except GanadError as exc:
         _fail(exc)
     if ranges is not None:  # issue 12: series metrics from labelled ranges
@@ -1262,13 +1270,13 @@ def _column_hint(exc: InputError, how: str, data: Path | None = None, sep: str |
         raise exc
     import shlex
     unseen = [str(c) for c in getattr(exc, "unseen_columns", None) or []]
-    if data is not None and data.suffix.lower() in (".csv", ".txt", ".tsv"):
-        from ganad.data.readers import other_separator
-        used = sep or ("\t" if data.suffix.lower() == ".tsv" else ",")
-        flag = other_separator(unseen, used, expected)
-        if flag is not None:  # --exclude 'a;b;c;d' would leave no column at all
-            raise InputError(f"{exc} (on the command line: the file seems to be separated by '{flag}', not {used!r}: "
-                             f"pass --sep '{flag}')") from exc
+    if expected is None:  # calibrate loads the model inside calibrate_model: its columns come with the error
+        expected = getattr(exc, "expected_columns", None)
+    if data is not None:
+        from ganad.data.readers import sep_fix
+        fix = sep_fix(unseen, data, sep, expected)
+        if fix is not None:  # --exclude 'a;b;c;d' would leave no column at all
+            raise InputError(f"{exc} (on the command line: {fix})") from exc
     flags = f"; here: {' '.join(f'--exclude {shlex.quote(c)}' for c in unseen)}" if unseen else ""
     raise InputError(f"{exc} (on the command line: {how}{flags})") from exc
 

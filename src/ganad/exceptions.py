@@ -15,6 +15,8 @@ class InputError(GanadError, ValueError):
 
     #: a table's columns the model was not fitted on, every one (the message names five): the CLI's --exclude flags
     unseen_columns: list[str] | None = None
+    #: the model's training columns, in order, beside ``unseen_columns`` (the CLI's --sep hint splits a header into them)
+    expected_columns: list[str] | None = None
     #: the samples of a scoring pass whose score was NaN / inf (a series names the points of those windows)
     nonfinite_rows: Any = None
 

@@ -366,6 +366,7 @@ def sigint_held() -> Iterator[None]:
 def _is_cwd_or_above(path: Path) -> bool:
     try:
         cwd = Path(os.getcwd()).resolve()
+        path = path.resolve()  # through a linked parent (macOS' /tmp) too: the cwd is resolved
     except OSError:
         return False
     return cwd == path or path in cwd.parents
@@ -387,7 +388,10 @@ def output_set(out: str | os.PathLike, owned: Iterable[str] = ()) -> Iterator[Pa
     if out.is_symlink() and out.is_dir():
         out = out.resolve()  # the folder it points to gets the set, the link is kept
     mine = set(owned)
-    whole = not out.exists() or (out.is_dir() and not _is_cwd_or_above(out) and all(e.name in mine for e in out.iterdir())
+    # whole: a folder of only the command's own files, none of them a link (the link's target is the one to
+    # update, and a folder swap would replace the link), not a mount point (it cannot be renamed: EBUSY)
+    whole = not out.exists() or (out.is_dir() and not _is_cwd_or_above(out) and not os.path.ismount(out)
+                                 and all(e.name in mine and not e.is_symlink() for e in out.iterdir())
                                  and os.access(out.parent, os.W_OK | os.X_OK))
     with new_folders_undone(out):
         if not whole:
@@ -415,6 +419,9 @@ def output_set(out: str | os.PathLike, owned: Iterable[str] = ()) -> Iterator[Pa
                     for name in new:
                         if (out / name).is_dir() and not (out / name).is_symlink():
                             replace_dir(tmp / name, out / name)  # a model folder: exchanged (tmp then holds the previous one)
+                        elif (out / name).is_symlink() and (out / name).is_file():
+                            with atomic_path(out / name) as t:  # the link kept, its target replaced (beside it: any file system)
+                                shutil.copyfile(tmp / name, t)
                         else:
                             os.replace(tmp / name, out / name)
                     for name in mine - set(new):  # an earlier run's file that this one did not write

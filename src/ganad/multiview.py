@@ -71,11 +71,13 @@ def _view_digest(d: Path) -> str:
     return h.hexdigest()
 
 
-def _check_name(name) -> str:
+def _check_name(name, new: bool = True) -> str:
+    """A view name; ``new``: one a model is being made with (a model saved before the Windows rule, with
+    a view named 'aux' say, still loads where its folders exist)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InputError(_fmt(f"view name {name!r}", "is not a plain name (letters, digits, '_', '.', '-'; at most 64; it names a folder)",
                               "name the views for example 'beat' and 'rhythm'"))
-    if name.endswith(".") or name.split(".")[0].lower() in _RESERVED:
+    if new and (name.endswith(".") or name.split(".")[0].lower() in _RESERVED):
         raise InputError(_fmt(f"view name {name!r}", "names a folder Windows cannot hold (a device name such as 'con' or 'aux', "
                                                     "or a name ending in '.', which Windows drops)",
                               "name the views for example 'beat' and 'rhythm'"))
@@ -137,7 +139,7 @@ class MultiViewDetector(BaseEstimator):
             raise InputError(_fmt("views", f"is {self.views!r}", "pass a dict of view name -> method name or detector, e.g. "
                                                                   "{'beat': 'fanogan', 'rhythm': 'fanogan'}"))
         for name, spec in self.views.items():
-            _check_name(name)
+            _check_name(name, new=False)  # the rules for new folder names: fit's (a saved model still loads)
             if isinstance(spec, str):
                 if spec not in DETECTORS:
                     raise InputError(_fmt(f"views[{name!r}]", f"names unknown method {spec!r}", f"use one of {', '.join(sorted(DETECTORS))}"))
@@ -197,6 +199,8 @@ class MultiViewDetector(BaseEstimator):
         with kept_on_failure(self):
             self._check_params()
             _check_distinct(self.views)  # here, not in _check_params: a model saved before this check still loads
+            for name in self.views:  # likewise the names Windows cannot give a folder
+                _check_name(name)
             Xv, n = self._check_views(X, fitting=True)  # a refit after set_params(views=...) takes the new views
             from ganad.data.validation import check_array
             for v in self.views:  # on the whole view, so that a refusal names the user's row, not one of the training split
@@ -404,7 +408,7 @@ def _load_multiview_once(path) -> MultiViewDetector:
         p, st = dict(cfg["params"]), cfg["state"]
         if not isinstance(st["views"], list) or not isinstance(p["views"], dict):
             raise ValueError("the views are not a list (state) and a dict (parameters)")
-        views = [_check_name(v) for v in st["views"]]
+        views = [_check_name(v, new=False) for v in st["views"]]
         if not views or sorted(views) != sorted(p["views"]):
             raise ValueError("the views listed in the state and the parameters differ")
         digests = st.get("view_digests")

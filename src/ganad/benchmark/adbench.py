@@ -36,6 +36,8 @@ def adbench_unique(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     X = np.asarray(X)
     y = np.asarray(y).astype(np.int64).ravel()
     rows = np.ascontiguousarray(X.reshape(len(X), -1))
+    if rows.dtype.kind == "f":  # equal numbers, equal bytes: -0.0 as 0.0, every NaN as one NaN
+        rows = np.ascontiguousarray(np.where(np.isnan(rows), np.nan, rows + 0.0), dtype=rows.dtype)
     key = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
     inv = inv.ravel()

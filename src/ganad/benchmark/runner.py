@@ -59,7 +59,7 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         out["score_s"] = time.perf_counter() - t
         inner = getattr(det.__dict__.get("composer_"), "inner", None)
         if kind == "ganad" and inner is not None:  # the method's own score beside the default (own + knn)
-            comps = det.score_components(Xte).components
+            comps = det._score(Xte, None).components  # diagnostic columns: a non-finite one stays as it is, the run is not an error
             out["scores_own"] = np.asarray(inner(comps), dtype=np.float64)
             out["scores_knn"] = np.asarray(comps["knn"], dtype=np.float64)
         if s.shape[0] != len(X_test) or not np.isfinite(s).all():

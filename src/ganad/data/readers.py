@@ -257,6 +257,17 @@ def other_separator(cells, sep: str | None, expected=None) -> str | None:
     return None
 
 
+def sep_fix(cells, path, sep: str | None, expected=None) -> str | None:
+    """The command line's --sep fix for a text table ``path`` whose header ``cells`` were read as one
+    column of another separator's (:func:`other_separator`), or None (not a text table, no such separator)."""
+    name = Path(path).name.lower()
+    if not name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+        return None
+    used = sep or ("\t" if name.endswith(".tsv") else ",")
+    flag = other_separator(cells, used, expected)
+    return None if flag is None else f"the file seems to be separated by '{flag}', not {used!r}: pass --sep '{flag}'"
+
+
 def _non_numeric_fix(df, bad, sep: str, decimal: str) -> str:
     """The likely cause of text columns: another separator, a decimal comma, or a real text column."""
     cells = [str(c) for c in bad[:3]]

@@ -765,6 +765,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         exc = InputError(_fmt(name, problem, f"pass exactly the training columns, in the training order: {fitted[:10]}"
                               f"{' ...' if len(fitted) > 10 else ''} (for a DataFrame: X[detector.feature_names_in_]){hint}"))
         exc.unseen_columns = unseen  # every one (the message names five): the CLI's --exclude flags for them
+        exc.expected_columns = [str(c) for c in fitted]
         raise exc
 
     # ------------------------------------------------------------------ API
@@ -1654,7 +1655,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         from ganad.scoring.composition import KnnBlend
         w = self._knn_weight_now()
         if w <= 0 or self.__dict__.get("knn_bank_") is None:
-            return None if not len(val_idx) else self.score_components(X[val_idx])
+            return None if not len(val_idx) else self._score(X[val_idx], None)
         with self._knn_reference(X, val_idx) as ref:
             if self._search_scoring() and w == 1.0 and self._scores_without_inversion(["knn"], False, False):
                 # AnoGAN's default score reads the knn component alone: the latent search over the
@@ -1663,7 +1664,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 res = self._score(ref, ["knn"], composer=WeightedSum({"knn": 1.0}))
                 self.composer_ = KnnBlend.fit(self.composer_, res.components, w, own=False)
             else:
-                res = self.score_components(ref)
+                res = self._score(ref, None)
                 self.composer_ = KnnBlend.fit(self.composer_, res.components, w)
         self.calibration_["composer"] = f"method default blended with knn (weight {w})"
         if not len(val_idx):
@@ -1698,13 +1699,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             if n > self._threshold_sample:
                 idx = np.sort(np.random.RandomState(self.seed_ % (2**32 - 1) + 11).permutation(n)[:self._threshold_sample])
                 with self._scoring_training_rows():
-                    sample = self.score_components(X[idx]).scores
+                    sample = self._score(X[idx], None).scores
             else:
                 sample = self.decision_scores_
             self.threshold_ = contamination_threshold(sample, self.contamination, "training scores (a seeded sample of the rows)")
             return
         with self._scoring_training_rows():
-            res = self.score_components(X)
+            res = self._score(X, None)
         self._train_components = res.components  # in memory only: lets calibrate() rescore the training set
         self._decision_scores = res.scores
         self.threshold_ = contamination_threshold(res.scores, self.contamination, "training scores")
@@ -1727,7 +1728,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             # labels_ would compare them with the threshold of the fit-time scoring
             self._check_scoring_current("decision_scores_")
             with self._scoring_training_rows():
-                res = self.score_components(X)
+                res = self._score(X, None)
             d["_train_components"] = res.components
             d["_decision_scores"] = res.scores
             d.pop("_train_ref", None)
@@ -1815,14 +1816,23 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                          beta=beta, fpr=fpr, contamination=contamination)
 
     def score_components(self, X: ArrayLike, *, return_map: bool = False, return_reconstruction: bool = False) -> ScoreResult:
-        """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂."""
-        return self._score(X, None, return_map, return_reconstruction)
+        """Score ``X`` and return the score, each component, and optionally the anomaly map and x̂. A
+        non-finite component or map entry follows ``on_nonfinite`` as the score does."""
+        return self._score(X, None, return_map, return_reconstruction, guard_parts=True)
 
-    def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None, guard_parts=True) -> ScoreResult:
+    def _score_with_map(self, X: ArrayLike) -> ScoreResult:
+        """The score and the anomaly map, computing (and checking) only the components the score reads:
+        ``explain``, ``ganad score --maps`` and the service's ``map=true`` (a component nobody asked for,
+        non-finite beside a finite score, must not refuse the row)."""
+        from ganad.scoring.composition import required_components
+        return self._score(X, required_components(self.composer_), return_map=True, guard_parts=True)
+
+    def _score(self, X, needed, return_map=False, return_reconstruction=False, composer=None, guard_parts=False) -> ScoreResult:
         """score_components, computing only the components in ``needed`` (None: all of them); ``composer``:
         the one the scores are composed with instead of ``composer_`` (fit, before ``composer_`` is final);
-        ``guard_parts=False``: non-finite components and maps are returned as they are, for a caller that
-        refuses them in its own words (calibrate)."""
+        ``guard_parts``: non-finite components and map entries follow ``on_nonfinite`` (what the caller
+        hands to the user: :meth:`score_components`); off, they are returned as they are (fit's own
+        passes, calibrate, which refuses them in its own words, the benchmark's diagnostic columns)."""
         if modes_differ():
             with own_modes():
                 return self._score(X, needed, return_map, return_reconstruction, composer, guard_parts)
@@ -1900,23 +1910,32 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             new.on_nonfinite = self.on_nonfinite
         return new
 
+    def _nonfinite_policy(self) -> str:
+        """``on_nonfinite``, checked (a bad value is named as such, whichever part overflowed)."""
+        if self.on_nonfinite not in ("raise", "max"):
+            raise InputError(_fmt("on_nonfinite", f"is {self.on_nonfinite!r}", "use 'raise' or 'max'"))
+        return self.on_nonfinite
+
+    @staticmethod
+    def _nonfinite_error(rows: np.ndarray, n: int, what: str, then: str) -> InputError:
+        """The error of ``on_nonfinite='raise'``, naming the rows; ``nonfinite_rows`` (a series names its points from them)."""
+        exc = InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {n}) "
+                                   f"get {what}: their values overflow the float32 networks",
+                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
+                              f"(CLI: ganad score --nonfinite max) {then}"))
+        exc.nonfinite_rows = rows
+        return exc
+
     def _guard_scores(self, scores: np.ndarray) -> np.ndarray:
         bad = ~np.isfinite(scores)
         if not bad.any():
             return scores
         rows = np.flatnonzero(bad)
-        if self.on_nonfinite == "max":
+        if self._nonfinite_policy() == "max":
             scores = scores.copy()
             scores[rows] = np.inf
             return scores
-        if self.on_nonfinite != "raise":
-            raise InputError(_fmt("on_nonfinite", f"is {self.on_nonfinite!r}", "use 'raise' or 'max'"))
-        exc = InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {len(scores)}) "
-                                   "get a non-finite anomaly score (NaN / inf): their values overflow the float32 networks",
-                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
-                              "(CLI: ganad score --nonfinite max) to score them as the most anomalous"))
-        exc.nonfinite_rows = rows  # the rows of this pass (a series names its points from them)
-        raise exc
+        raise self._nonfinite_error(rows, len(scores), "a non-finite anomaly score (NaN / inf)", "to score them as the most anomalous")
 
     def _guard_outputs(self, components: dict, anomaly_map):
         """The ``on_nonfinite`` policy for the score components and the anomaly map, as for the score: a
@@ -1938,16 +1957,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 parts.append("the anomaly map")
         if not parts:
             return components, anomaly_map
-        if self.on_nonfinite == "max":
+        if self._nonfinite_policy() == "max":
             return ({k: np.where(np.isfinite(v), v, np.inf) for k, v in components.items()},
                     None if anomaly_map is None else np.where(np.isfinite(anomaly_map), anomaly_map, np.inf).astype(anomaly_map.dtype))
-        rows = np.flatnonzero(bad)
-        exc = InputError(_fmt("X", f"row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} ({len(rows)} of {n}) get non-finite "
-                                   f"values (NaN / inf) in {', '.join(parts)}: their values overflow the float32 networks",
-                              "check these rows for extreme values and rescale or drop them, or set detector.on_nonfinite = 'max' "
-                              "(CLI: ganad score --nonfinite max) to report those values as +inf, the most anomalous"))
-        exc.nonfinite_rows = rows
-        raise exc
+        raise self._nonfinite_error(np.flatnonzero(bad), n, f"non-finite values (NaN / inf) in {', '.join(parts)}",
+                                    "to report those values as +inf, the most anomalous")
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (computes only the components the
@@ -2053,7 +2067,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
 
     def explain(self, X: ArrayLike) -> np.ndarray:
         """Anomaly map: |x - x̂| per feature / time step / pixel (scaled units), the shape of ``X``."""
-        m = self.score_components(X, return_map=True).map
+        m = self._score_with_map(X).map
         assert m is not None  # return_map=True always makes one
         return m
 

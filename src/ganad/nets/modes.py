@@ -13,7 +13,12 @@ def modes_differ(grad: bool = False) -> bool:
     """True where the caller's session would change ganad's work: a default dtype other than float32,
     inference mode on (its tensors cannot enter autograd: training and the latent search need it),
     and, with ``grad``, gradients off (``torch.no_grad()``)."""
-    return torch.get_default_dtype() != torch.float32 or torch.is_inference_mode_enabled() or (grad and not torch.is_grad_enabled())
+    # a block open in another thread counts too: the float32 default is that block's, and when it ends the
+    # session's float64 would come back in the middle of this thread's work (a fit failed with 'mat1 and
+    # mat2 must have the same dtype'), so this thread joins the count instead
+    others = _DEPTH[0] > 0 and not getattr(_MINE, "depth", 0)  # a block open in another thread, none in this one
+    return (others or torch.get_default_dtype() != torch.float32 or torch.is_inference_mode_enabled()
+            or (grad and not torch.is_grad_enabled()))
 
 
 @contextlib.contextmanager
@@ -35,12 +40,14 @@ def own_modes(grad: bool = False) -> Iterator[None]:
             _SAVED[0] = torch.get_default_dtype()
             torch.set_default_dtype(torch.float32)
         _DEPTH[0] += 1
+        _MINE.depth = getattr(_MINE, "depth", 0) + 1
     try:
         with torch.inference_mode(False), (torch.enable_grad() if grad else contextlib.nullcontext()):
             yield
     finally:
         with _LOCK:
             _DEPTH[0] -= 1
+            _MINE.depth -= 1
             if not _DEPTH[0]:
                 torch.set_default_dtype(_SAVED[0])
 
@@ -50,4 +57,5 @@ def own_modes(grad: bool = False) -> Iterator[None]:
 # restored each other's float32 and left the session's default changed for good (3 runs of 4 in an audit).
 _LOCK = threading.Lock()
 _DEPTH = [0]
+_MINE = threading.local()  # .depth: the blocks this thread has open (its own work needs no second entry)
 _SAVED: list = [None]

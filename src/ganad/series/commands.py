@@ -383,7 +383,7 @@ def _order(df, scores: Path):
     if not np.isfinite(idx).all():
         row = int(np.flatnonzero(~np.isfinite(idx))[0])
         raise DataFileError(_fmt(str(scores), f"has an 'index' that is not a number at row {row} ({df['index'].iloc[row]})",
-                                 "pass the CSV written by `ganad score`, whose index counts each series' points from 0"))
+                                 "pass the CSV written by `ganad score`, whose index numbers its rows"))
     group = pd.factorize(df["series"].astype(str))[0] if "series" in df.columns else np.zeros(len(df), dtype=np.int64)
     order = np.lexsort((idx, group))
     g, v = group[order], idx[order]

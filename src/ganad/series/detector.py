@@ -575,7 +575,7 @@ class SeriesDetector(BaseEstimator):
             with torch.inference_mode():
                 d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(self.dtw_gamma)) for i in range(0, len(xs), bs)])
             return d.double().numpy(), r.map
-        r = det._score(windows, required_components(det.composer_), return_map=True)
+        r = det._score(windows, required_components(det.composer_), return_map=True, guard_parts=True)  # the map: per-channel shares
         return r.scores, r.map
 
     def _score_windows_at(self, windows: np.ndarray, starts: np.ndarray, rows=None, stream: bool = False):

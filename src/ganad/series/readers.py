@@ -94,12 +94,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         raise DataFileError(_fmt(src, "has no rows", "pass a file with at least one data row"))
     def other_sep(expected) -> str | None:
         """The --sep fix where the header was read as one column of another separator's."""
-        if header is None or not p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            return None
-        from ganad.data.readers import other_separator
-        used = sep or ("\t" if p.name.lower().endswith(".tsv") else ",")
-        flag = other_separator(cols, used, expected)
-        return None if flag is None else f"the file seems to be separated by '{flag}', not {used!r}: pass --sep '{flag}'"
+        from ganad.data.readers import sep_fix
+        return None if header is None else sep_fix(cols, p, sep, expected)
 
     for name, col in (("--time-column", time_column), ("--series-id", series_id)):
         if col is not None and col not in cols:

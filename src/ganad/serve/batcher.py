@@ -63,8 +63,8 @@ def score_batch(det, X, components: bool, want_map: bool) -> BatchResult:
         z = det.score_views(X)
         scores = np.sum([z[v] for v in det.views_], axis=0)
         return BatchResult(scores, {f"view_{v}": z[v] for v in det.views_} if components else None)
-    if components or want_map:
-        r = det.score_components(X, return_map=want_map)
+    if components or want_map:  # the components only where asked for: one nobody asked for must not refuse the row
+        r = det.score_components(X, return_map=want_map) if components else det._score_with_map(X)
         return BatchResult(r.scores, r.components if components else None, r.map if want_map else None)
     return BatchResult(det.decision_function(X))
 

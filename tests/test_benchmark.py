@@ -539,3 +539,12 @@ def test_cli_benchmark_replaces_its_outputs_as_one_set_and_writes_the_report_onc
     assert r.exit_code != 0
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier run's set, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+def test_a_non_finite_diagnostic_column_has_no_auroc_instead_of_failing_the_benchmark():
+    """Review: run_one keeps the own / knn score columns as they are; one with an overflowed row made
+    roc_auc_score raise outside run_one's guard and stopped the whole benchmark."""
+    from ganad.benchmark.runner import _variant_metrics
+    y = np.array([0, 0, 1, 1])
+    got = _variant_metrics(y, {"scores_own": np.array([0.1, np.inf, 0.2, 0.9]), "scores_knn": np.array([0.1, 0.2, 0.3, 0.9])})
+    assert got == {"auroc_own": None, "auroc_knn": 1.0}

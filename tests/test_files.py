@@ -411,3 +411,24 @@ def test_output_set_keeps_linked_files_mount_points_and_the_cwd_through_a_linked
         (t / "metrics.json").write_text("x")
     assert os.getcwd() and (real / "work" / "metrics.json").read_text() == "x"
     assert os.path.samefile(os.getcwd(), real / "work")
+
+
+def test_output_set_replaces_links_to_folders_and_inside_the_set_as_links(tmp_path):
+    """Review of the linked-file rule: a link to a folder (a demo's model) failed with ENOTDIR after
+    metrics.json was already replaced (a mixed folder), and a link to another entry of the set
+    (report.html -> metrics.json) wrote the report into the new metrics."""
+    from ganad import files
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "oldmodel").mkdir()
+    (tmp_path / "oldmodel" / "config.json").write_text("old")
+    (out / "model").symlink_to(tmp_path / "oldmodel")
+    (out / "metrics.json").write_text("old")
+    (out / "report.html").symlink_to("metrics.json")
+    with files.output_set(out, owned=("model", "metrics.json", "report.html")) as t:
+        (t / "model").mkdir()
+        (t / "model" / "config.json").write_text("new")
+        (t / "metrics.json").write_text("new metrics")
+        (t / "report.html").write_text("new report")
+    assert (out / "model" / "config.json").read_text() == "new" and (out / "metrics.json").read_text() == "new metrics"
+    assert (out / "report.html").read_text() == "new report" and (tmp_path / "oldmodel" / "config.json").read_text() == "old"

@@ -684,3 +684,30 @@ def test_masked_tensor_and_nullable_series_inputs_are_read_or_named(fitted, anom
         fitted.score_series(df)
     with pytest.raises(InputError, match="row 7, channel 'b'"):
         fitted.stream().update(df)
+
+
+def test_dtw_window_scores_follow_on_nonfinite(monkeypatch):
+    """Review: the DTW window score read the detector's reconstruction without the guard, so a window
+    whose reconstruction overflowed (NaN) got a NaN score that the point scores then dropped silently;
+    under 'max' it stayed NaN."""
+    rng = np.random.RandomState(9)
+    t = np.arange(800)
+    X = np.stack([np.sin(t / 7), np.cos(t / 11)], 1) + 0.05 * rng.randn(800, 2)
+    sd = SeriesDetector("fanogan", window=16, stride=4, window_score="dtw",
+                        detector_params={"epochs": 1, "random_state": 0, "verbose": False}).fit(X)
+    det = sd.detector_
+    orig = type(det)._invert
+
+    def invert(self, x):  # one window's reconstruction overflows, as the float32 networks do on extreme values
+        inv = orig(self, x)
+        if len(x) > 9:
+            xh = inv["x_hat"].clone()
+            xh[9] = float("nan")
+            inv["x_hat"] = xh
+        return inv
+    monkeypatch.setattr(type(det), "_invert", invert)
+    with pytest.raises(InputError, match="1 window"):
+        sd.score_series(X[:120])
+    det.on_nonfinite = "max"
+    s = np.asarray(sd.score_series(X[:120]).scores)
+    assert not np.isnan(s).any() and np.isinf(s).any()

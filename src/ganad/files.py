@@ -415,13 +415,33 @@ def output_set(out: str | os.PathLike, owned: Iterable[str] = ()) -> Iterator[Pa
                 with sigint_held():
                     replace_dir(tmp, out)
             else:
+                # each entry's way in, decided before the first rename: a link to a file outside the folder
+                # keeps the link and gets its target replaced, written first (a failure there leaves the
+                # folder untouched); any other link (to a folder, to another entry of the set) is replaced itself
+                real_out = out.resolve()
+                through, links = [], set()
+                for name in new:
+                    dst = out / name
+                    if not dst.is_symlink():
+                        continue
+                    target = Path(os.path.realpath(dst))
+                    inside = target == real_out or real_out in target.parents
+                    if (tmp / name).is_file() and target.is_file() and not inside:
+                        through.append(name)
+                    else:
+                        links.add(name)
+                for name in through:
+                    with atomic_path(out / name) as t:  # beside the target: any file system
+                        shutil.copyfile(tmp / name, t)
                 with sigint_held():
                     for name in new:
-                        if (out / name).is_dir() and not (out / name).is_symlink():
+                        if name in through:
+                            continue
+                        if name in links:
+                            os.unlink(out / name)
+                            os.replace(tmp / name, out / name)
+                        elif (out / name).is_dir():
                             replace_dir(tmp / name, out / name)  # a model folder: exchanged (tmp then holds the previous one)
-                        elif (out / name).is_symlink() and (out / name).is_file():
-                            with atomic_path(out / name) as t:  # the link kept, its target replaced (beside it: any file system)
-                                shutil.copyfile(tmp / name, t)
                         else:
                             os.replace(tmp / name, out / name)
                     for name in mine - set(new):  # an earlier run's file that this one did not write

@@ -180,7 +180,8 @@ def _variant_metrics(y: np.ndarray, r: dict, mask=None) -> dict:
     for key, name in (("scores_own", "own"), ("scores_knn", "knn")):
         if r.get(key) is not None:
             v = r[key] if mask is None else r[key][mask]
-            out[f"auroc_{name}"] = _metrics(y, v)["auroc"]
+            # a diagnostic column with a non-finite value (an overflowing row) has no AUROC: None, not a failed benchmark
+            out[f"auroc_{name}"] = _metrics(y, v)["auroc"] if np.isfinite(np.asarray(v, dtype=np.float64)).all() else None
     return out
 
 

@@ -16,9 +16,10 @@ def modes_differ(grad: bool = False) -> bool:
     # a block open in another thread counts too: the float32 default is that block's, and when it ends the
     # session's float64 would come back in the middle of this thread's work (a fit failed with 'mat1 and
     # mat2 must have the same dtype'), so this thread joins the count instead
-    others = _DEPTH[0] > 0 and not getattr(_MINE, "depth", 0)  # a block open in another thread, none in this one
-    return (others or torch.get_default_dtype() != torch.float32 or torch.is_inference_mode_enabled()
-            or (grad and not torch.is_grad_enabled()))
+    with _LOCK:  # the count and the dtype together (a block's entry or exit between the two reads read as neither)
+        others = _DEPTH[0] > 0 and not getattr(_MINE, "depth", 0)  # a block open in another thread, none in this one
+        dtype = torch.get_default_dtype()
+    return others or dtype != torch.float32 or torch.is_inference_mode_enabled() or (grad and not torch.is_grad_enabled())
 
 
 @contextlib.contextmanager

@@ -568,13 +568,13 @@ class SeriesDetector(BaseEstimator):
         if self.window_score == "dtw":
             import torch
             from ganad.inversion.soft_dtw import soft_dtw_divergence
-            r = det._score(windows, required_components(det.composer_), return_map=True, return_reconstruction=True)
+            r = det._score(windows, required_components(det.composer_), return_map=True, return_reconstruction=True, guard_parts=True)
             xs = torch.from_numpy(det.scaler_.transform(windows))
             xh = torch.from_numpy(det.scaler_.transform(r.reconstruction))
             bs = int(det.score_batch_size)
             with torch.inference_mode():
                 d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(self.dtw_gamma)) for i in range(0, len(xs), bs)])
-            return d.double().numpy(), r.map
+            return det._guard_scores(d.double().numpy()), r.map  # the DTW score follows on_nonfinite as the detector's does
         r = det._score(windows, required_components(det.composer_), return_map=True, guard_parts=True)  # the map: per-channel shares
         return r.scores, r.map
 

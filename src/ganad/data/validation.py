@@ -31,6 +31,8 @@ def plain_input(X, name: str = "X", row0: int = 0):
     without any becomes its data; a torch tensor becomes a NumPy array (detached from autograd and moved
     to the CPU; bfloat16, which NumPy has no type for, as float32). Anything else as it is. ``row0``: the
     index of the first row in the messages (a stream's chunk)."""
+    if type(X) is np.ndarray:  # the common case, first: a stream calls this once per point
+        return X
     if isinstance(X, np.ma.MaskedArray):
         mask = np.ma.getmaskarray(X)
         if mask.any():

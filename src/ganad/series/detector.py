@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from ganad.data.validation import plain_input
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.params import is_int, kept_on_failure
@@ -93,7 +94,6 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     """One series as a (T, channels) float64 array, checked. ``channels``: the names of its columns, for
     the messages (a DataFrame's own columns otherwise); ``row0``: the index of its first row (a stream's
     chunk), so that a message names the row the user sent."""
-    from ganad.data.validation import plain_input
     X = plain_input(X, name)
     if channels is None and getattr(X, "columns", None) is not None:
         channels = [str(c) for c in X.columns]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ganad.data.validation import as_pandas_frame, plain_input
 from ganad.exceptions import InputError, _fmt
 from ganad.series.detector import EventTracker, _as_series, block_points, covering_mean
 
@@ -106,7 +107,6 @@ class StreamScorer:
         anywhere leaves the stream as it was."""
         if self.closed:
             raise InputError(_fmt("StreamScorer", "is closed", "make a new one with model.stream()"))
-        from ganad.data.validation import plain_input
         points = plain_input(points, "points", row0=self.n_seen)  # a masked chunk refused (naming the stream's row), a tensor as an array
         try:  # (no cast here: _as_series checks the values and names what is wrong with them)
             a = np.asarray(points)
@@ -116,7 +116,6 @@ class StreamScorer:
             return self._report(self._emitted, self._emitted)  # nothing new (a polling loop with no data): nothing final
         # the model's channel names (a chunk in the model's order) and the stream's point index in the messages
         # a DataFrame is taken by its channel names, as batch scoring takes it (it was read by position)
-        from ganad.data.validation import as_pandas_frame
         x = _as_series(self.model._by_name(as_pandas_frame(points), getattr(self.model, "channels_", None)), "points",
                        channels=getattr(self.model, "channels_", None), row0=self.n_seen)
         if x.shape[1] != self.C:

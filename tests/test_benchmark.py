@@ -443,17 +443,22 @@ def test_ecod_peer_scores_each_new_row_against_the_training_data_alone():
     np.testing.assert_allclose(s, alone, rtol=1e-12)
 
 
+def _tiny_adbench_command(tmp_path) -> list:
+    """`ganad benchmark adbench` arguments for one small set of 60 normal and 10 anomalous rows in tmp_path."""
+    d = tmp_path / "data" / "adbench"
+    d.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
+    return ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none", "--epochs", "1",
+            "--n-seeds", "1", "-o", str(tmp_path / "out")]
+
+
 def test_cli_benchmark_refuses_a_too_small_max_train_and_a_run_where_everything_failed(tmp_path, monkeypatch):
     """--max-train 3 printed a traceback per method, wrote tables of dashes and exited 0."""
     from typer.testing import CliRunner
     from ganad.cli import app
     from ganad.exceptions import InputError
-    d = tmp_path / "data" / "adbench"
-    d.mkdir(parents=True)
-    rng = np.random.RandomState(0)
-    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
-    base = ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none", "--epochs", "1",
-            "--n-seeds", "1", "-o", str(tmp_path / "out")]
+    base = _tiny_adbench_command(tmp_path)
     r = CliRunner().invoke(app, base + ["--max-train", "3"])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and "--max-train: is 3" in out and "at least 8" in out and not (tmp_path / "out").exists()
@@ -508,12 +513,7 @@ def test_cli_benchmark_replaces_its_outputs_as_one_set_and_writes_the_report_onc
 
     import ganad.files
     from ganad.cli import app
-    d = tmp_path / "data" / "adbench"
-    d.mkdir(parents=True)
-    rng = np.random.RandomState(0)
-    np.savez(d / "2_ok.npz", X=np.r_[rng.randn(60, 3), rng.randn(10, 3) + 5], y=np.r_[np.zeros(60), np.ones(10)])
-    base = ["benchmark", "adbench", "--data", str(tmp_path / "data"), "--methods", FAST, "--peers", "none", "--epochs", "1",
-            "--n-seeds", "1", "-o", str(tmp_path / "out")]
+    base = _tiny_adbench_command(tmp_path)
     writes, real_bytes, real_text = [], ganad.files.write_bytes, ganad.files.write_text
 
     def counted_bytes(path, data):

@@ -162,26 +162,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     A ``path`` that is a device, a pipe or a socket (``-o /dev/stdout``, a named pipe) is written
     directly: it cannot be replaced whole, and renaming a file over it replaced the device node
     itself. A symbolic link to a file stands for its target (the target is replaced, the link kept)."""
-    path = Path(path)
-    if is_stream(path):  # follows links: /dev/stdout -> the pipe or terminal behind it
-        with naming(path):
-            yield str(path)
-        return
-    if path.is_symlink() and path.is_file():
-        path = Path(os.path.realpath(path))
-    with naming(path):
-        fd, tmp = temp_file_beside(path)
-    os.close(fd)
-    try:
-        with naming(path, tmp):
-            yield tmp
-            os.chmod(tmp, _final_mode(path))
-            fsync_path(tmp)
-            os.replace(tmp, path)
-            fsync_path(path.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_paths() as ps:  # one file: the set of one (the same temporary, checks and rename)
+        yield ps.add(path)
 
 
 @contextlib.contextmanager
@@ -239,9 +221,11 @@ def atomic_paths() -> Iterator[PathSet]:
     try:
         try:
             yield ps
-        except OSError as exc:
-            if exc.filename is None and ps.items:
-                raise named(exc, ps.items[0][1]) from exc
+        except OSError as exc:  # named after its file where it names a temporary, after the main output where it names none
+            for tmp, path in ps.items if exc.filename is not None else ps.items[:1]:
+                new = named(exc, path, *([tmp] if tmp is not None else []))
+                if new is not exc:
+                    raise new from exc
             raise
         for tmp, path in ps.items:
             if tmp is not None:

@@ -1112,7 +1112,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return {k: v for k, v in self.get_params(deep=False).items()
                 if k not in ("n_members", "random_state") + self._structure_params}
 
-    def _score_ensemble(self, X, needed, return_map, return_reconstruction, guard_parts=True) -> ScoreResult:
+    def _score_ensemble(self, X, needed, return_map, return_reconstruction, guard_parts=False) -> ScoreResult:
         from ganad.scoring.composition import required_components
         comps, maps, recons = {}, [], []
         res0 = None
@@ -1845,7 +1845,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 return self._score_ensemble(X, needed, return_map, return_reconstruction, guard_parts)
             return self._score_single(X, needed, return_map, return_reconstruction, bar, composer, guard_parts)
 
-    def _score_single(self, X, needed, return_map, return_reconstruction, bar, composer=None, guard_parts=True) -> ScoreResult:
+    def _score_single(self, X, needed, return_map, return_reconstruction, bar, composer=None, guard_parts=False) -> ScoreResult:
         comps: dict[str, list[np.ndarray]] = {}
         extras: dict[str, list[np.ndarray]] = {}
         maps, recons, zs = [], [], []

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ganad.data.validation import plain_input
+from ganad.data.validation import as_pandas_frame, plain_input
 from ganad.data.windows import make_windows
 from ganad.exceptions import InputError, ModelFileError, NotFittedError, _fmt
 from ganad.params import is_int, kept_on_failure
@@ -86,7 +86,6 @@ class SeriesScores:
 def _frames(X):
     """A polars / pyarrow frame (or a list of them) as pandas, so that its channel names are read
     (by name at scoring, naming the channels at fit) as a pandas DataFrame's are."""
-    from ganad.data.validation import as_pandas_frame
     return [as_pandas_frame(x) for x in X] if isinstance(X, (list, tuple)) else as_pandas_frame(X)
 
 

@@ -53,6 +53,11 @@ VARIANTS = {
     "ganomaly knn_space=feature+input": ("ganomaly", {"knn_space": "feature+input"}),
     "ganomaly knn_space=feature+input knn_weight=0.75": ("ganomaly", {"knn_space": "feature+input", "knn_weight": 0.75}),
     "fanogan knn_space=feature+input": ("fanogan", {"knn_space": "feature+input"}),
+    # issue 12, twenty-sixth session: the per-feature scaler's clipping of values beyond the
+    # training range (set from principle for tables, never put to series data)
+    "ganomaly clip=None": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": None}}),
+    "ganomaly clip=3": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": 3.0}}),
+    "ganomaly knn_weight=1.0 clip=None": ("ganomaly", {"knn_weight": 1.0, "scaler": {"kind": "per-feature", "clip": None}}),
 }
 
 

@@ -274,6 +274,31 @@ def test_series_detectors_compare_scaled_windows_to_the_nearest_unless_told(anom
     assert sd.detector_.knn_space_ == "feature+input" and sd.detector_.n_neighbors == 5
 
 
+def test_series_detectors_keep_the_size_of_values_beyond_the_training_range_unless_told():
+    """A detector built by name scales each channel by the per-feature modes without clipping
+    (``SERIES_SCALER``, chosen on the NAB validation groups, twenty-sixth session): a spike 40
+    training ranges high scores above one 4 ranges high, where the clip to the training range
+    widened by one width on each side scored the two alike. ``detector_params`` set it otherwise."""
+    from ganad.series.detector import SERIES_SCALER
+    X = _series(1600, seed=0)
+    test = _series(800, seed=2)
+    test[200:204, 0] += 8.0   # about 4 training ranges of channel a
+    test[600:604, 0] += 80.0  # about 40
+    peaks = {}
+    for label, params in (("default", {}), ("clipped", {"scaler": {"kind": "per-feature", "clip": 1.0}})):
+        sd = SeriesDetector("ganomaly", window=32, stride=8, detector_params={"epochs": 1, "random_state": 0, **params}).fit(X)
+        s = sd.decision_function(test)
+        peaks[label] = (s[190:240].max(), s[590:640].max())
+        if label == "default":
+            assert sd.detector_.scaler == SERIES_SCALER and sd.detector_.scaler_.clip is None
+        else:
+            assert sd.detector_.scaler_.clip == 1.0
+    small, large = peaks["default"]
+    assert large > 3 * small  # the distance grows with the spike
+    small_c, large_c = peaks["clipped"]
+    assert large_c < 1.5 * small_c  # clipped, both spikes reach the same bound
+
+
 def test_point_threshold_holds_on_new_normal_data():
     """The point threshold is the 0.99 quantile of the training points' scores. Each training window is
     in the knn bank; when it counted itself at distance 0 among its neighbours the training scores were

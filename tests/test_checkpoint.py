@@ -647,3 +647,24 @@ def test_a_file_system_without_locks_trains_with_a_warning_not_a_false_in_use(tm
     with pytest.warns(RuntimeWarning, match=r"cannot be locked \(No locks available\)"):
         det = GANomaly(epochs=1, random_state=0).fit(X, checkpoint_dir=tmp_path / "c", checkpoint_every=2)
     assert det.checkpoint_["written"] >= 1
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--window", "16", "--resume"], "--resume: not supported in series mode (--window)"),
+    (["--window", "16", "--checkpoint-every", "5"], "--checkpoint-every: not supported in series mode (--window)"),
+    (["--window", "16", "--checkpoint", "CK", "--resume"], "--checkpoint, --resume: not supported in series mode (--window)"),
+    (["--view", "a=X", "--view", "b=X", "--resume"], "--view: does not combine with --resume"),
+])
+def test_checkpoint_flags_where_checkpoints_are_not_supported_are_refused_as_such(tmp_path, flags, named):
+    """`ganad fit s.npy --window 16 --resume` (or --view ... --resume) said "--resume: needs --checkpoint DIR",
+    and the --checkpoint DIR it asked for was refused next: series mode and multi-view fits take no checkpoints."""
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    np.save(tmp_path / "x.npy", X)
+    args = [a.replace("CK", str(tmp_path / "ck")).replace("=X", f"={tmp_path / 'x.npy'}") for a in flags]
+    data = [] if "--view" in flags else [str(tmp_path / "x.npy")]
+    r = CliRunner().invoke(app, ["fit", *data, "-o", str(tmp_path / "m"), "--epochs", "1", "-q", *args])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and named in out and "needs --checkpoint DIR" not in out, r.output
+    assert not (tmp_path / "m").exists() and not (tmp_path / "ck").exists()

@@ -421,10 +421,14 @@ def fit(
     methods = _methods()
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
+    # the checkpoint options given: refused as a whole where checkpoints are not supported (series mode, --view),
+    # before "--resume: needs --checkpoint DIR" sends the user to add a --checkpoint that is refused next
+    ck_given = [name for name, on in (("--checkpoint", checkpoint is not None), ("--checkpoint-every", checkpoint_every is not None),
+                                      ("--resume", resume)) if on]
     try:
         views = _data_or_views(data, view, "ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
-        if views and (window is not None or checkpoint is not None):
-            raise GanadError(f"--view: does not combine with {'--window' if window is not None else '--checkpoint'}. Fix: drop one of them")
+        if views and (window is not None or ck_given):
+            raise GanadError(f"--view: does not combine with {'--window' if window is not None else ck_given[0]}. Fix: drop one of them")
         # series options without --window would be ignored without a word: refused instead
         series_only = [name for name, v in (("--stride", stride), ("--time-column", time_column), ("--channels", channels),
                                             ("--series-id", series_id), ("--event-gap", event_gap)) if v is not None]
@@ -455,11 +459,11 @@ def fit(
         resolve_device(params.get("device", "auto"))  # an unavailable device: refused before reading or training
     except (GanadError, ValueError) as exc:
         _fail(exc)
+    if ck_given and window is not None:
+        _fail(ValueError(f"{', '.join(ck_given)}: not supported in series mode (--window) yet. Fix: train without {' and '.join(ck_given)}"))
     if (checkpoint_every is not None or resume) and checkpoint is None:
         _fail(ValueError(f"{'--resume' if resume else '--checkpoint-every'}: needs --checkpoint DIR. Fix: pass the checkpoint directory, "
                          "e.g. ganad fit data.csv -o model/ --checkpoint ckpt/ --resume"))
-    if checkpoint is not None and window is not None:
-        _fail(ValueError("--checkpoint: not supported in series mode (--window) yet. Fix: train without --checkpoint"))
     if checkpoint is not None and output is not None:
         ck_abs, out_abs = checkpoint.resolve(), output.resolve()
         if ck_abs == out_abs or out_abs in ck_abs.parents:  # save() replaces -o: the checkpoint would block or lose it

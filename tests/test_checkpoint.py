@@ -188,6 +188,14 @@ def _set(*path, value=None, delete=False):
     return edit
 
 
+def _group_flag(state, name, value):
+    """Set the flag ``name`` of the first optimiser's first parameter group (stored as [[key, value], ...])."""
+    opt = dict(state["stages"][0]["optimizers"][0]["__dict__"])
+    pairs = opt["param_groups"][0]["__dict__"]
+    [pair] = [pair for pair in pairs if pair[0] == name]
+    pair[1] = value
+
+
 @pytest.mark.parametrize("edit,entry", [  # each used to fail with a raw TypeError / KeyError / AttributeError from the loop, or resume silently wrong
     (_set("loop", "step", value="3"), "loop.step is '3'"),
     (_set("loop", "step", value=99), "loop.step is 99"),  # beyond the epoch's 5 batches
@@ -205,6 +213,12 @@ def _set(*path, value=None, delete=False):
     (_set("guard", delete=True), "guard is missing"),
     (_set("guard", "__dict__", 0, 1, value="x"), "guard.used"),
     (_set("stages", 0, "optimizers", 0, "__dict__", 0, 1, "__dict__", 0, 1, "__dict__", 1, delete=True), "stages[0].optimizers[0].state[0]"),
+    # an optimiser flag: flipped, Adam's amsgrad raised KeyError 'max_exp_avg_sq' at the next step (maximize trained
+    # uphill silently); a kernel flag not a bool raised "Adam with fused=True does not support differentiable=True"
+    (lambda st: _group_flag(st, "amsgrad", True), "stages[0].optimizers[0].param_groups[0].amsgrad is True, not False"),
+    (lambda st: _group_flag(st, "maximize", True), "stages[0].optimizers[0].param_groups[0].maximize is True, not False"),
+    (lambda st: _group_flag(st, "differentiable", "x"), "stages[0].optimizers[0].param_groups[0].differentiable is 'x', not False"),
+    (lambda st: _group_flag(st, "fused", "x"), "stages[0].optimizers[0].param_groups[0].fused is 'x', not True, False or None"),
 ])
 def test_hand_edited_loop_state_is_refused_naming_the_file_and_the_entry(tmp_path, mid_epoch_checkpoint, edit, entry):
     import json
@@ -668,3 +682,18 @@ def test_checkpoint_flags_where_checkpoints_are_not_supported_are_refused_as_suc
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and named in out and "needs --checkpoint DIR" not in out, r.output
     assert not (tmp_path / "m").exists() and not (tmp_path / "ck").exists()
+
+
+def test_a_hand_edited_key_of_the_best_epochs_weights_is_refused_naming_the_entry(tmp_path):
+    """A key of selector.best's weights edited into a list (read back as a tuple) raised TypeError from
+    sorting it among the networks' names, instead of the clear error naming the file and the entry."""
+    import json
+    d = tmp_path / "c"
+    GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d)
+    man = json.loads((d / ck.MANIFEST).read_text())
+    best = man["state"]["selector"]["best"]
+    assert best is not None
+    best[2]["__dict__"][0][0] = ["x"]  # (stored as a list: [criterion, epoch, weights])
+    (d / ck.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(ganad.exceptions.ModelFileError, match=r"selector.best\[2\] does not hold the networks' weights"):
+        GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)

@@ -291,8 +291,11 @@ def _like(v, ref, path: str) -> None:
             raise _Bad(f"{path} is {_show(v)}, not a list of {len(ref)}")
         for i, (a, b) in enumerate(zip(v, ref)):
             _like(a, b, f"{path}[{i}]")
-    elif isinstance(ref, bool) or ref is None or isinstance(ref, str):
-        if v != ref and not (isinstance(ref, bool) and isinstance(v, bool)):
+    elif isinstance(ref, bool):  # a flag that changes the update (Adam's amsgrad, maximize): as built
+        if v is not ref:
+            raise _Bad(f"{path} is {_show(v)}, not {ref!r}")
+    elif ref is None or isinstance(ref, str):
+        if v != ref:
             raise _Bad(f"{path} is {_show(v)}, not {ref!r}")
     elif isinstance(ref, (int, float)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -300,8 +303,9 @@ def _like(v, ref, path: str) -> None:
 
 
 #: optimiser flags that choose PyTorch's kernel, not the update (a checkpoint written before ganad
-#: used the fused Adam resumes with the kernel it was written with)
-_KERNEL_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+#: used the fused Adam resumes with the kernel it was written with): each True, False or None
+#: (capturable and differentiable, False in every optimiser ganad builds, are compared as built)
+_KERNEL_FLAGS = ("fused", "foreach")
 
 
 def _without_kernel_flags(groups):
@@ -329,6 +333,10 @@ def _check_state(ts: "TrainingState", snap: Snapshot, n: int, per_epoch: int) ->
                 raise _Bad(f"{p} is {_show(osd)}, not an optimiser state")
             groups = _entry(osd, "param_groups", f"{p}.param_groups")
             _like(_without_kernel_flags(groups), _without_kernel_flags(ref["param_groups"]), f"{p}.param_groups")
+            for gi, g in enumerate(groups):
+                for k in _KERNEL_FLAGS:
+                    if k in g and g[k] is not None and not isinstance(g[k], bool):
+                        raise _Bad(f"{p}.param_groups[{gi}].{k} is {_show(g[k])}, not True, False or None")
             if [g["params"] for g in groups] != [g["params"] for g in ref["param_groups"]]:
                 raise _Bad(f"{p}.param_groups do not list the optimiser's parameters")
             shapes = [q.shape for g in o.param_groups for q in g["params"]]
@@ -405,7 +413,7 @@ def _check_state(ts: "TrainingState", snap: Snapshot, n: int, per_epoch: int) ->
             _number(best[0], "selector.best[0]")
             _whole(best[1], "selector.best[1]")
             own = ts.nets.state_dict()
-            if sorted(best[2]) != sorted(own):
+            if set(best[2]) != set(own):  # (a key edited into a list is a tuple: sorted() among strings raised TypeError)
                 raise _Bad("selector.best[2] does not hold the networks' weights")
             for k, v in own.items():
                 _tensor(best[2][k], f"selector.best[2][{k!r}]", v.shape)

@@ -697,3 +697,17 @@ def test_a_hand_edited_key_of_the_best_epochs_weights_is_refused_naming_the_entr
     (d / ck.MANIFEST).write_text(json.dumps(man))
     with pytest.raises(ganad.exceptions.ModelFileError, match=r"selector.best\[2\] does not hold the networks' weights"):
         GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+
+
+@pytest.mark.parametrize("shape,shown", [(300, "shape 300 then"), (None, r"shape \(\) then"), ("x", "shape x then")])
+def test_a_hand_edited_data_shape_in_the_fingerprint_is_refused_as_other_data(tmp_path, shape, shown):
+    """fingerprint.data.shape edited into a number raised TypeError ('int' object is not iterable) while
+    the refusal message was being written."""
+    import json
+    d = tmp_path / "c"
+    GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d)
+    man = json.loads((d / ck.MANIFEST).read_text())
+    man["fingerprint"]["data"]["shape"] = shape
+    (d / ck.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(InputError, match=f"other training data: {shown}, \\(300, 6\\) now"):
+        GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)

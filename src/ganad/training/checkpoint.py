@@ -479,7 +479,8 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     if sd != nd:
         what = []
         if sd.get("shape") != nd["shape"]:
-            what.append(f"shape {tuple(sd.get('shape') or ())} then, {tuple(nd['shape'])} now")
+            was = sd.get("shape")  # a list as written (a hand-edited number or string is shown as it is, not iterated)
+            what.append(f"shape {tuple(was) if isinstance(was, list) else (was if was is not None else ())} then, {tuple(nd['shape'])} now")
         if sd.get("dtype") != nd["dtype"]:
             what.append(f"dtype {sd.get('dtype')} then, {nd['dtype']} now")
         if not what:

@@ -711,3 +711,18 @@ def test_a_hand_edited_data_shape_in_the_fingerprint_is_refused_as_other_data(tm
     (d / ck.MANIFEST).write_text(json.dumps(man))
     with pytest.raises(InputError, match=f"other training data: {shown}, \\(300, 6\\) now"):
         GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+
+
+def test_the_ensemble_refusal_names_the_commands_options(tmp_path):
+    """`ganad fit --set n_members=2 --checkpoint DIR` was refused as "checkpoint_dir: is not supported ...
+    (n_members=1, random_state per member)": the API's names, which the command does not take."""
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    np.save(tmp_path / "x.npy", X)
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q",
+                                 "--set", "n_members=2", "--checkpoint", str(tmp_path / "ck")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--checkpoint: is not supported with an ensemble (n_members=2)" in out, r.output
+    assert "--set n_members=1, --seed per member" in out and "checkpoint_dir" not in out and "random_state" not in out
+    assert not (tmp_path / "m").exists() and not (tmp_path / "ck").exists()

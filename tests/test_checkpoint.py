@@ -726,3 +726,20 @@ def test_the_ensemble_refusal_names_the_commands_options(tmp_path):
     assert r.exit_code == 2 and "--checkpoint: is not supported with an ensemble (n_members=2)" in out, r.output
     assert "--set n_members=1, --seed per member" in out and "checkpoint_dir" not in out and "random_state" not in out
     assert not (tmp_path / "m").exists() and not (tmp_path / "ck").exists()
+
+
+def test_a_checkpoint_directory_that_cannot_be_written_is_refused_naming_it(tmp_path, monkeypatch):
+    """An existing checkpoint directory this process cannot write (a read-only mount, other permissions)
+    raised a raw PermissionError from opening its lock file, where one that cannot be created is refused
+    naming the directory and the fix."""
+    import builtins
+    d = tmp_path / "c"
+    GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d)
+
+    def read_only(path, *a, **k):
+        if str(path) == str(d / ck.LOCK):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *a, **k)
+    monkeypatch.setattr(ck, "open", read_only, raising=False)  # (chmod does not stop root, who runs some CI)
+    with pytest.raises(InputError, match=rf"checkpoint_dir {d}: cannot be written \(Permission denied\).*Fix: pass a writable directory"):
+        GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)

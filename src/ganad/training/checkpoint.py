@@ -525,7 +525,13 @@ class DirectoryLock:
             import fcntl
         except ImportError:  # pragma: no cover - not on POSIX
             return
-        f = open(self.dir / LOCK, "a+")
+        try:
+            f = open(self.dir / LOCK, "a+")
+        except OSError as exc:  # an existing directory this process cannot write to (read-only mount, permissions)
+            raise InputError(_fmt(f"checkpoint_dir {self.dir}", f"cannot be written ({exc.strerror or exc}): a fit writes its "
+                                                               f"checkpoints and its {LOCK} file there, a resumed one too",
+                                  "pass a writable directory (to resume a checkpoint kept where it cannot be written, "
+                                  "copy the directory somewhere writable and resume from the copy)")) from exc
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -743,3 +743,14 @@ def test_a_checkpoint_directory_that_cannot_be_written_is_refused_naming_it(tmp_
     monkeypatch.setattr(ck, "open", read_only, raising=False)  # (chmod does not stop root, who runs some CI)
     with pytest.raises(InputError, match=rf"checkpoint_dir {d}: cannot be written \(Permission denied\).*Fix: pass a writable directory"):
         GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_checkpoint_json_that_is_a_directory_is_refused_before_training(tmp_path, resume):
+    """checkpoint.json there as a directory: resumed, it read as "no checkpoint to resume from" (whose fix,
+    training without --resume, then failed); trained afresh, the first checkpoint write raised
+    IsADirectoryError after the training that came before it."""
+    d = tmp_path / "c"
+    (d / ck.MANIFEST).mkdir(parents=True)
+    with pytest.raises(ganad.exceptions.ModelFileError, match=rf"checkpoint {d}: its checkpoint.json is not a regular file.*Fix: delete"):
+        GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=1, resume=resume)

@@ -614,7 +614,18 @@ class Checkpointer:
 
 
 def exists(directory) -> bool:
+    _refuse_special_manifest(Path(directory))
     return (Path(directory) / MANIFEST).is_file()
+
+
+def _refuse_special_manifest(d: Path) -> None:
+    """A ``checkpoint.json`` that is there but is no regular file (a directory, a pipe, a link to a device)
+    is refused: resumed, it read as "no checkpoint to resume from"; trained afresh, the first checkpoint
+    write failed on it (IsADirectoryError) after the training up to it."""
+    m = d / MANIFEST
+    if m.exists() and not m.is_file():
+        raise ModelFileError(_fmt(f"checkpoint {d}", f"its {MANIFEST} is not a regular file (a directory, a pipe or a device)",
+                                  f"delete {m} (or choose another checkpoint directory) and train afresh"))
 
 
 def load(directory) -> tuple[dict, Snapshot]:
@@ -622,6 +633,7 @@ def load(directory) -> tuple[dict, Snapshot]:
     or it is damaged."""
     d = Path(directory)
     where = f"checkpoint {d}"
+    _refuse_special_manifest(d)
     if not (d / MANIFEST).is_file():
         raise InputError(_fmt(where, f"has no {MANIFEST}: there is no checkpoint to resume from",
                               "run without --resume (resume=False) to start training, writing checkpoints there"))

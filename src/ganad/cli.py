@@ -514,7 +514,7 @@ def fit(
                 msg = str(exc)
                 for api, opt in (("pass resume=True (CLI: --resume)", "pass --resume"), ("checkpoint_dir (CLI: --checkpoint DIR)", "--checkpoint DIR"),
                                  ("checkpoint_dir ", "--checkpoint "), ("checkpoint_dir:", "--checkpoint:"), ("checkpoint_every", "--checkpoint-every"),
-                                 ("resume=True", "--resume"), ("(n_members=1, random_state per member)", "(--set n_members=1, --seed per member)"),
+                                 ("resume=True", "--resume"), ("(n_members=1)", "(--set n_members=1)"),
                                  ("optimisation steps, or None", "optimisation steps, or leave --checkpoint-every out")):
                     msg = msg.replace(api, opt)
                 raise InputError(msg) from exc

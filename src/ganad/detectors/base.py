@@ -948,7 +948,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             return None
         if int(self.n_members) > 1:
             raise InputError(_fmt("checkpoint_dir", f"is not supported with an ensemble (n_members={self.n_members})",
-                                  "checkpoint one member at a time (n_members=1, random_state per member), or train without checkpoints"))
+                                  "train without checkpoints, or checkpoint single models (n_members=1), each a model of its own: "
+                                  "ganad does not join separately trained members into one ensemble"))
         if every is not None and (not is_int(every) or every < 1):
             raise InputError(_fmt("checkpoint_every", f"is {every!r}", "pass a positive number of optimisation steps, or None"))
         if seconds is not None and not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) and seconds > 0):

@@ -261,3 +261,19 @@ def test_a_folder_is_read_by_channel_name_for_a_model_saved_from_python(python_m
         r = runner.invoke(app, ["score", str(python_models / "named"), str(tmp_path / d), "-o", str(tmp_path / f"{d}.csv")])
         assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(pd.read_csv(tmp_path / "ok.csv").score, pd.read_csv(tmp_path / "re.csv").score)
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda X: pd.DataFrame(X, columns=["temp", "pressure"]).to_records(index=False), "structured array"),
+    (lambda X: np.array([["a", "b"]] * len(X)), "cannot be read as numbers"),
+    (lambda X: X.astype(complex), "complex numbers"),
+], ids=["records", "text", "complex"])
+def test_series_npy_that_is_not_numbers_is_refused_naming_the_file(work, tmp_path, make, expect):
+    # before: a record array (np.save of df.to_records()) ended in a TypeError traceback (exit 1), text in a
+    # ValueError naming no file, and a complex array was scored on its real part after a mere warning
+    X = _table(120, 1)[["temp", "pressure"]].to_numpy()
+    np.save(tmp_path / "test.npy", make(X))
+    msg = _fail(["score", str(work / "model"), str(tmp_path / "test.npy"), "-o", str(tmp_path / "s.csv")])
+    assert "test.npy" in msg and expect in msg and not (tmp_path / "s.csv").exists()
+    msg = _fail(["fit", str(tmp_path / "test.npy"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "test.npy" in msg and expect in msg and not (tmp_path / "m").exists()

@@ -73,7 +73,19 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
             arr = np.load(p, allow_pickle=False)
         except Exception as exc:
             raise DataFileError(_fmt(str(p), f"cannot be read as NPY ({exc})", "write it again with numpy.save")) from exc
-        arr = np.asarray(arr, dtype=np.float64)
+        # what float64 cannot hold, named with the file: a record array (df.to_records()) failed with a bare TypeError
+        # and a traceback, text with a ValueError naming no file, and complex numbers lost their imaginary part
+        if arr.dtype.names is not None:
+            raise DataFileError(_fmt(str(p), f"holds a structured array (fields {list(arr.dtype.names)[:6]}), not a numeric series",
+                                     "save a plain (T,) or (T, channels) array, e.g. "
+                                     "np.save(path, numpy.lib.recfunctions.structured_to_unstructured(X))"))
+        if arr.dtype.kind == "c":
+            raise DataFileError(_fmt(str(p), "holds complex numbers", "save real values (for example the magnitude, np.abs(X))"))
+        try:
+            arr = np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataFileError(_fmt(str(p), f"holds an array of {arr.dtype} that cannot be read as numbers ({exc})",
+                                     "save a numeric (T,) or (T, channels) array, e.g. np.save(path, X.astype(np.float64))")) from exc
         arr = arr[:, None] if arr.ndim == 1 else arr
         if arr.ndim != 2:
             raise DataFileError(_fmt(str(p), f"holds an array of shape {arr.shape}", "save one series as a (T,) or (T, channels) array"))

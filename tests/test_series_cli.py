@@ -353,6 +353,29 @@ def test_stream_reads_a_header_after_a_byte_order_mark(work):
     assert r.stdout == plain.stdout
 
 
+def test_stream_reads_a_header_of_channels_named_by_numbers(tmp_path):
+    """Sensors named by numbers ('time,101,102'): `ganad fit` / `ganad score` read the first line as a
+    header (its time cell is no number), but `ganad stream --has-time` read it as a data point: 121
+    points for 120 rows, every index one off the scores file's, and a false event at point 0."""
+    tab = _table(400, 0).drop(columns=["status"]).rename(columns={"temp": "101", "pressure": "102"})
+    tab.to_csv(tmp_path / "train.csv", index=False)
+    tab.iloc[:120].to_csv(tmp_path / "test.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == ["101", "102"]
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    ref = pd.read_csv(tmp_path / "s.csv").score
+    for header in ("time,101,102", "time,102,101"):
+        cols = header.split(",")[1:]
+        body = "\n".join(f"{t},{a!r},{b!r}" for t, a, b in zip(tab.time[:120], tab[cols[0]][:120], tab[cols[1]][:120]))
+        r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time"], input=f"{header}\n{body}\n")
+        assert r.exit_code == 0, r.output
+        pts = [(int(x[1]), float(x[2])) for x in (ln.split(",") for ln in r.stdout.splitlines()) if x[0] == "point"]
+        assert [i for i, _ in pts] == list(range(120))
+        np.testing.assert_allclose([v for _, v in pts], ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+
+
 def test_scoring_a_folder_names_the_file_of_a_short_series_or_a_time_going_back(work, tmp_path):
     """A folder of series whose second file was shorter than the window crashed with
     AttributeError ('str' object has no attribute 'item', the file names are an object array); a

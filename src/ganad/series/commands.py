@@ -590,10 +590,15 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             continue
         parts = line.split(sep)[1:] if has_time else line.split(sep)
         was_first, first = first, False
+        # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
+        # with --has-time, whose time cell is no number in a data line either: it was read as a data point)
+        named = was_first and not unnamed_channels(sd.channels_) and sorted(v.strip() for v in parts) == sorted(sd.channels_)
         try:
+            if named:
+                raise ValueError(line)
             row = [num(v) for v in parts]
         except ValueError:
-            if was_first and not any(is_num(v) for v in parts):  # a header line: no cell is a number
+            if was_first and (named or not any(is_num(v) for v in parts)):  # a header line: no cell is a number
                 import csv  # as a CSV header: a quoted name may hold the separator ("valve,open")
                 cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
                 names = [p.strip() for p in (cells[1:] if has_time else cells)]

@@ -376,6 +376,29 @@ def test_stream_reads_a_header_of_channels_named_by_numbers(tmp_path):
         np.testing.assert_allclose([v for _, v in pts], ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
 
 
+def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
+    """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
+    ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's
+    names and refused the same file (a header naming ['temp', 'pressure'], the model's channels [' temp', ...])."""
+    tab = _table(400, 0).drop(columns=["status"])
+    for name, df in (("train.csv", tab), ("test.csv", tab.iloc[:120])):
+        head, body = df.to_csv(index=False).split("\n", 1)
+        (tmp_path / name).write_text(head.replace(",", ", ") + "\n" + body)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == [" temp", " pressure"]
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    ref = pd.read_csv(tmp_path / "s.csv").score
+    for header in ("time, temp, pressure", "time, pressure, temp"):
+        cols = [c.strip() for c in header.split(",")[1:]]
+        body = "\n".join(f"{t},{a!r},{b!r}" for t, a, b in zip(tab.time[:120], tab[cols[0]][:120], tab[cols[1]][:120]))
+        r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time"], input=f"{header}\n{body}\n")
+        assert r.exit_code == 0, r.output
+        pts = [float(x[2]) for x in (ln.split(",") for ln in r.stdout.splitlines()) if x[0] == "point"]
+        np.testing.assert_allclose(pts, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+
+
 def test_scoring_a_folder_names_the_file_of_a_short_series_or_a_time_going_back(work, tmp_path):
     """A folder of series whose second file was shorter than the window crashed with
     AttributeError ('str' object has no attribute 'item', the file names are an object array); a

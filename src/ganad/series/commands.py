@@ -573,6 +573,10 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         if out:
             write("".join(line for _, line in sorted(out, key=lambda kv: kv[0])))
 
+    # the channels as a header names them: its names are read stripped, and a file whose header has a space after
+    # each comma ('time, temp, pressure') gave the model channels ' temp', ' pressure' (pandas keeps the spaces)
+    own = [str(c).strip() for c in sd.channels_]
+    own = own if len(set(own)) == len(own) else [str(c) for c in sd.channels_]
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
     limit = line_limit(C)
     for line in bounded_lines(lines, limit):
@@ -592,7 +596,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         was_first, first = first, False
         # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
         # with --has-time, whose time cell is no number in a data line either: it was read as a data point)
-        named = was_first and not unnamed_channels(sd.channels_) and sorted(v.strip() for v in parts) == sorted(sd.channels_)
+        named = was_first and not unnamed_channels(sd.channels_) and sorted(v.strip() for v in parts) == sorted(own)
         try:
             if named:
                 raise ValueError(line)
@@ -602,9 +606,9 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
                 import csv  # as a CSV header: a quoted name may hold the separator ("valve,open")
                 cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
                 names = [p.strip() for p in (cells[1:] if has_time else cells)]
-                if sorted(names) == sorted(sd.channels_):
-                    if names != list(sd.channels_):
-                        order = [names.index(c) for c in sd.channels_]  # the model's channel order
+                if sorted(names) == sorted(own):
+                    if names != own:
+                        order = [names.index(c) for c in own]  # the model's channel order
                 elif not unnamed_channels(sd.channels_):
                     # other names than the model's channels: reading the values by position would
                     # score them as channels they may not be (a model without channel names reads by position)

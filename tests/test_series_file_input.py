@@ -277,3 +277,29 @@ def test_series_npy_that_is_not_numbers_is_refused_naming_the_file(work, tmp_pat
     assert "test.npy" in msg and expect in msg and not (tmp_path / "s.csv").exists()
     msg = _fail(["fit", str(tmp_path / "test.npy"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
     assert "test.npy" in msg and expect in msg and not (tmp_path / "m").exists()
+
+
+def test_series_options_name_columns_of_a_header_with_spaces_after_its_commas(work, tmp_path):
+    # before: pandas keeps the spaces of a header 'temp, timestamp, pressure', and --channels strips its names, so
+    # --channels temp / --exclude pressure could not name ' pressure' at all (even quoted), and ' timestamp' was not
+    # found as the time column: it was read as a channel and refused as text
+    def write(df, path):
+        head, body = df.to_csv(index=False).split("\n", 1)
+        path.write_text(head.replace(",", ", ") + "\n" + body)
+    write(_table(400, 0)[["temp", "timestamp", "pressure"]], tmp_path / "train.csv")
+    write(_table(120, 1)[["temp", "timestamp", "pressure"]], tmp_path / "test.csv")
+    from ganad.series.readers import read_series_file
+    tab = read_series_file(tmp_path / "train.csv")
+    assert tab.time_column == " timestamp" and tab.columns == ["temp", " pressure"] and tab.time is not None
+    assert read_series_file(tmp_path / "train.csv", channels=["pressure"]).columns == [" pressure"]
+    assert read_series_file(tmp_path / "train.csv", exclude=["pressure"]).columns == ["temp"]
+    assert read_series_file(tmp_path / "train.csv", time_column="timestamp").time_column == " timestamp"
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1",
+                            "-q", "--channels", "pressure,temp"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == [" pressure", "temp"]
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    assert "not read" not in r.output and len(pd.read_csv(tmp_path / "s.csv")) == 120
+    msg = _fail(["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s2.csv"), "--exclude", "pressure"])
+    assert "--exclude pressure" in msg and "names channel(s) of the model" in msg and not (tmp_path / "s2.csv").exists()

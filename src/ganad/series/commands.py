@@ -189,7 +189,7 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
                                  "drop --exclude (the array's columns are the model's channels, in the training order), "
                                  "or pass a CSV / Parquet table"))
     read = [str(c) for c in (io.get("channels") or sd.channels_)]
-    both = [str(e) for e in exclude if str(e) in read]
+    both = [str(e) for e in exclude if str(e).strip() in {c.strip() for c in read}]  # ' temp' of a header 'time, temp
     if both and not is_npy:  # it was read anyway: the model reads its channels by name
         raise DataFileError(_fmt(f"--exclude {', '.join(both)}", "names channel(s) of the model, which reads its channels by name "
                                  f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
@@ -215,10 +215,10 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
     def unread() -> list[str]:
         if not io.get("channels") or is_npy:
             return []
-        used = {*io["channels"], io.get("time_column"), io.get("series_id"), *exclude}
+        used = {str(c).strip() for c in (*io["channels"], io.get("time_column"), io.get("series_id"), *exclude) if c is not None}
         # a folder: every series file's columns (the note was only given for a single file)
         from ganad.series.readers import series_files
-        return list(dict.fromkeys(c for f in series_files(data) for c in _columns(f, sep, decimal) if c not in used))
+        return list(dict.fromkeys(c for f in series_files(data) for c in _columns(f, sep, decimal) if str(c).strip() not in used))
     return tab, unread
 
 

@@ -98,6 +98,10 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     df = _read_table(p, sep, decimal, header=header)
     # no header: the channels are named as an NPY array's, so that another such file reads the same
     df.columns = cols = [f"ch{c}" for c in range(df.shape[1])] if header is None else [str(c) for c in df.columns]
+    # a header with spaces around its names ('time, temp, pressure': pandas keeps them) is named without them in the
+    # options (--channels strips its names: ' temp' could not be named at all, nor excluded, nor found as the time)
+    channels, exclude = [_column_of(str(c), cols) for c in channels or ()] or None, [_column_of(str(c), cols) for c in exclude]
+    time_column, series_id = (None if c is None else _column_of(str(c), cols) for c in (time_column, series_id))
     gone = [str(c) for c in exclude if str(c) not in cols]
     if gone:
         raise DataFileError(_fmt(str(p), f"has no column(s) {gone} to exclude (columns: {cols[:12]})", "check --exclude"))
@@ -115,7 +119,7 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
                                      other_sep([col]) or f"pass {name} naming one of the columns"))
     if time_column is None and not no_time:
         # a column named like a time that --channels names is a channel the user asked for, not the time axis
-        found = [c for c in cols if c.lower() in TIME_COLUMN_NAMES and c != series_id and c not in [str(x) for x in (channels or ())]]
+        found = [c for c in cols if c.strip().lower() in TIME_COLUMN_NAMES and c != series_id and c not in [str(x) for x in (channels or ())]]
         time_column = found[0] if found else None
     if no_time:
         time_column = None
@@ -140,6 +144,14 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         sid = df[series_id].astype(str).to_numpy()
     time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
     return SeriesTable(values, time, sid, chans, time_column, series_id, time is not None and _zoned(df[time_column]))
+
+
+def _column_of(name: str, cols: list[str]) -> str:
+    """The column ``name`` names: itself, else the one column that is ``name`` with spaces around it."""
+    if name in cols:
+        return name
+    near = [c for c in cols if c.strip() == name.strip()]
+    return near[0] if len(near) == 1 else name
 
 
 def _zoned(col) -> bool:

@@ -736,3 +736,24 @@ def test_dtw_window_scores_follow_on_nonfinite(monkeypatch):
     det.on_nonfinite = "max"
     s = np.asarray(sd.score_series(X[:120]).scores)
     assert not np.isnan(s).any() and np.isinf(s).any()
+
+
+@pytest.mark.parametrize("tz", [None, "Europe/Paris"])
+def test_a_time_or_text_column_among_a_dataframes_channels_is_named(fitted, tz):
+    """A table's time column left among the channels: a zoned one (a tz-aware column) was trained on as a
+    channel of nanoseconds without a word, a naive one refused as 'cannot be read as numbers' with a
+    Timestamp; a text or category channel was refused naming neither the column nor the row."""
+    X = pd.DataFrame(_series(600, seed=7), columns=["a", "b", "c"])
+    X.insert(0, "time", pd.date_range("2024-03-31", periods=600, freq="min", tz=tz))
+    kw = dict(window=32, stride=8, detector_params={"epochs": 1, "random_state": 0, "verbose": False})
+    with pytest.raises(InputError, match=r"channel 'time' holds times .*time=df\['time'\]"):
+        SeriesDetector("fanogan", **kw).fit(X)
+    with pytest.raises(InputError, match="holds times"):
+        fitted.decision_function(X["time"])
+    Y = X.drop(columns=["time"])
+    Y["c"] = Y["c"].astype(str).where(Y.index != 5, "n/a")
+    with pytest.raises(InputError, match="channel 'c' holds non-numeric value 'n/a' at row 5"):
+        fitted.decision_function(Y)
+    Y["c"] = pd.Categorical(np.where(Y.index % 2, "on", "off"))
+    with pytest.raises(InputError, match="channel 'c' holds non-numeric value 'off' at row 0"):
+        SeriesDetector("fanogan", **kw).fit(Y)

@@ -96,6 +96,16 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     X = plain_input(X, name)
     if channels is None and getattr(X, "columns", None) is not None:
         channels = [str(c) for c in X.columns]
+    frame = X if getattr(X, "columns", None) is not None and hasattr(X, "iloc") else None  # a DataFrame: its text column named
+    if hasattr(X, "to_numpy") and type(X).__module__.split(".")[0] == "pandas":
+        # a table's time column passed among the channels: a zoned one became its nanoseconds, a channel, without a word
+        from pandas.api.types import is_datetime64_any_dtype, is_timedelta64_dtype
+        for c, t in ([(c, X[c].dtype) for c in X.columns] if frame is not None else [(getattr(X, "name", None), X.dtype)]):
+            if is_datetime64_any_dtype(t) or is_timedelta64_dtype(t):
+                if frame is None:
+                    raise InputError(_fmt(name, f"holds times ({t})", "pass the times as time=... and the channel values as X"))
+                raise InputError(_fmt(name, f"channel {str(c)!r} holds times ({t})",
+                                      f"pass them as time=df[{str(c)!r}] and the channels without them (df.drop(columns=[{str(c)!r}]))"))
     if hasattr(X, "to_numpy"):
         from pandas.api.types import is_extension_array_dtype
         dtypes = X.dtypes if hasattr(X, "dtypes") and not hasattr(X, "to_frame") else [X.dtype]
@@ -103,7 +113,8 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
             try:
                 X = X.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError) as exc:
-                raise InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array")) from exc
+                raise (_text_column(frame, name, row0) or
+                       InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array"))) from exc
         else:
             X = X.to_numpy()
 
@@ -118,7 +129,8 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array")) from exc
+        raise (_text_column(frame, name, row0) or
+               InputError(_fmt(name, f"cannot be read as numbers ({exc})", "pass a (T,) or (T, channels) numeric array"))) from exc
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -136,6 +148,23 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
         raise InputError(_fmt(name, f"has {int(big.sum())} value(s) beyond the float32 range (|x| > 3.4e+38), the first at row {row0 + row}, "
                                     f"{chan(col)} (value {arr[row, col]:.3g})", "fix or drop these points, or rescale the channel"))
     return arr
+
+
+def _text_column(frame, name: str, row0: int = 0) -> InputError | None:
+    """The error naming a DataFrame's first column that is not numbers (a text or category channel: the
+    message named neither the column nor the row), and its first such value; None where none is found."""
+    if frame is None:
+        return None
+    import pandas as pd
+    for c in frame.columns:
+        v = pd.Series(frame[c].astype(object).to_numpy())
+        bad = (pd.to_numeric(v, errors="coerce").isna() & v.notna()).to_numpy()
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            return InputError(_fmt(name, f"channel {str(c)!r} holds non-numeric value {v.iloc[r]!r} at row {row0 + r} "
+                                         f"({int(bad.sum())} such value(s))",
+                                   "drop the column or encode it as numbers (for example one-hot) before passing the series"))
+    return None
 
 
 def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) -> list[np.ndarray]:

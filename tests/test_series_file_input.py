@@ -303,3 +303,22 @@ def test_series_options_name_columns_of_a_header_with_spaces_after_its_commas(wo
     assert "not read" not in r.output and len(pd.read_csv(tmp_path / "s.csv")) == 120
     msg = _fail(["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s2.csv"), "--exclude", "pressure"])
     assert "--exclude pressure" in msg and "names channel(s) of the model" in msg and not (tmp_path / "s2.csv").exists()
+
+
+def test_series_parquet_timestamp_column_not_named_like_a_time_is_not_read_as_a_channel(work, tmp_path):
+    # before: pd.to_numeric made a Parquet timestamp (or duration) column named 'recorded_at' a channel of
+    # nanoseconds, trained on without a word (the same column in a CSV is text, and refused)
+    df = _table(400, 0).rename(columns={"timestamp": "recorded_at"})
+    df["recorded_at"] = df["recorded_at"].dt.tz_localize("UTC")
+    df.to_parquet(tmp_path / "train.parquet")
+    msg = _fail(["fit", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "'recorded_at'" in msg and "holds times" in msg and "--time-column" in msg and not (tmp_path / "m").exists()
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1",
+                            "-q", "--time-column", "recorded_at"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == ["temp", "pressure"]
+    _table(120, 1).assign(uptime=pd.to_timedelta(np.arange(120), unit="s")).to_parquet(tmp_path / "test.parquet")
+    from ganad.data.windows import read_series
+    from ganad.exceptions import DataFileError
+    with pytest.raises(DataFileError, match="'uptime'.*holds times"):
+        read_series(tmp_path / "test.parquet")

@@ -90,6 +90,11 @@ def _numeric_column(col, source: str, column: str) -> np.ndarray:
 
     if col.dtype == bool:
         return col.to_numpy(dtype=np.float64)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype) or pd.api.types.is_timedelta64_dtype(col.dtype):
+        # a Parquet timestamp column not named like a time: pd.to_numeric made it a channel of nanoseconds
+        # (a CSV's same column is text, refused below)
+        raise DataFileError(_fmt(f"{source} column {column!r}", f"holds times ({col.dtype}), not numbers: it is a time column",
+                                 "leave the column out with value_columns=[...]"))
     conv = pd.to_numeric(col, errors="coerce")
     bad = conv.isna() & col.notna()
     if bad.any():

@@ -399,6 +399,24 @@ def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
         np.testing.assert_allclose(pts, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
 
 
+def test_stream_reads_a_csv_whose_fields_are_quoted(work, tmp_path):
+    """A CSV written with every field quoted (csv.QUOTE_ALL, as some loggers and spreadsheets export):
+    `ganad score` reads it, `ganad stream` refused every line as not numbers."""
+    import csv
+    d = work
+    te = pd.read_csv(d / "test.csv")[["time", "temp", "pressure"]]
+    te.to_csv(tmp_path / "q.csv", index=False, quoting=csv.QUOTE_ALL)
+    r = runner.invoke(app, ["score", str(d / "model"), str(tmp_path / "q.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    ref = pd.read_csv(tmp_path / "s.csv").score
+    r = runner.invoke(app, ["stream", str(d / "model"), "--has-time"], input=(tmp_path / "q.csv").read_text())
+    assert r.exit_code == 0, r.output
+    pts = [float(x[2]) for x in (ln.split(",") for ln in r.stdout.splitlines()) if x[0] == "point"]
+    np.testing.assert_allclose(pts, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+    r = runner.invoke(app, ["stream", str(d / "model")], input='temp,pressure\n1.5,"2.5\n')  # an unterminated quote: refused
+    assert r.exit_code == 2 and "stdin line 2" in r.output
+
+
 def test_scoring_a_folder_names_the_file_of_a_short_series_or_a_time_going_back(work, tmp_path):
     """A folder of series whose second file was shorter than the window crashed with
     AttributeError ('str' object has no attribute 'item', the file names are an object array); a

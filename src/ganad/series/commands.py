@@ -517,12 +517,24 @@ def bounded_lines(lines, limit: int):
         yield line
 
 
+def _quoted_cells(line: str, sep: str) -> list[str]:
+    """A stream line holding quotes split as a CSV row; a malformed one (an unterminated quote) as it is split
+    plainly, so that its quoted cell is refused as no number instead of read."""
+    import csv
+    try:
+        return next(csv.reader([line], delimiter=sep, strict=True), [])
+    except csv.Error:
+        return line.split(sep)
+
+
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False, sep: str | None = None,
                  decimal: str = ".", nonfinite: str = "raise"):
     """`ganad stream`: read points (one line each: C numbers separated by ``sep`` (default ','), with
     ``decimal`` as their decimal mark, or time,values with has_time), write ``point,index,score,label``
     lines and ``open,start`` / ``close,start,end,peak_score,channels``. A line that repeats the header
     (a file followed with `tail -F` that was rotated: the new file starts with the header again) is skipped."""
+    import csv
+
     import ganad
     sep = "," if sep is None else sep
     if sep == "\\t":  # '--sep \t' typed in a shell: the tab it means
@@ -592,7 +604,10 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             continue
         if header is not None and line == header:  # the header again: a rotated file (`tail -F`) starts with it
             continue
-        parts = line.split(sep)[1:] if has_time else line.split(sep)
+        # quoted fields (a CSV written with every field quoted, a time holding the separator) as `ganad score` reads
+        # them; the plain split otherwise (the per-point path)
+        cells = line.split(sep) if '"' not in line else _quoted_cells(line, sep)
+        parts = cells[1:] if has_time else cells
         was_first, first = first, False
         # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
         # with --has-time, whose time cell is no number in a data line either: it was read as a data point)
@@ -603,7 +618,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             row = [num(v) for v in parts]
         except ValueError:
             if was_first and (named or not any(is_num(v) for v in parts)):  # a header line: no cell is a number
-                import csv  # as a CSV header: a quoted name may hold the separator ("valve,open")
+                # as a CSV header: a quoted name may hold the separator ("valve,open")
                 cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
                 names = [p.strip() for p in (cells[1:] if has_time else cells)]
                 if sorted(names) == sorted(own):

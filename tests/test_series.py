@@ -757,3 +757,18 @@ def test_a_time_or_text_column_among_a_dataframes_channels_is_named(fitted, tz):
     Y["c"] = pd.Categorical(np.where(Y.index % 2, "on", "off"))
     with pytest.raises(InputError, match="channel 'c' holds non-numeric value 'off' at row 0"):
         SeriesDetector("fanogan", **kw).fit(Y)
+
+
+def test_series_ids_of_mixed_types_or_missing_are_read_or_named(fitted):
+    """series_id went through np.unique, which sorts: ids of mixed types (3 and 'a') or a None among text ids
+    failed with a bare TypeError, and a NaN id became a series of its own (refused as a short series)."""
+    X = _series(600, seed=8)
+    mixed = np.array(["a"] * 300 + [3] * 300, dtype=object)
+    ref = fitted.score_series(X, series_id=np.repeat([0, 1], 300))
+    got = fitted.score_series(X, series_id=mixed)
+    np.testing.assert_array_equal(got.scores, ref.scores)
+    assert list(got.events.series) == [{0: "a", 1: 3}[s] for s in ref.events.series]
+    for missing in (np.where(mixed == 3, "b", mixed).astype(object), np.repeat([1.0, 2.0], 300)):
+        missing[5] = None if missing.dtype == object else np.nan
+        with pytest.raises(InputError, match="series_id: has 1 missing id.*row 5"):
+            fitted.score_series(X, series_id=missing)

@@ -175,9 +175,15 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
         sid = np.asarray(series_id)
         if sid.shape != (n,):
             raise InputError(_fmt("series_id", f"has shape {sid.shape} for {n} rows", "pass one series id per row"))
-        _, first, inv = np.unique(sid, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")  # ids in order of first appearance
-        groups = [np.flatnonzero(inv == k) for k in order]
+        import pandas as pd
+        # ids in order of first appearance; np.unique failed with a bare TypeError on ids of mixed types (3 and 'a')
+        # or a None among text ids, and made a NaN id a series of its own
+        codes, uniques = pd.factorize(sid)
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise InputError(_fmt("series_id", f"has {int((codes < 0).sum())} missing id(s) (None or NaN), the first at row {row}",
+                                  "give every row a series id, or drop the rows without one"))
+        groups = [np.flatnonzero(codes == k) for k in range(len(uniques))]
     if time is None or gaps == "ignore":
         return groups
     t = np.asarray(time)
@@ -575,7 +581,11 @@ class SeriesDetector(BaseEstimator):
         W, _ = _window_step(self.window, self.stride)
         short = [(k, int(idx[0]), len(idx)) for k, idx in enumerate(segments) if len(idx) < W]
         # joining parts across gaps helps only where a series was cut at a gap (more parts than series)
-        n_series = 1 if series_id is None else len(np.unique(np.asarray(series_id)))
+        if series_id is None:
+            n_series = 1
+        else:
+            import pandas as pd
+            n_series = len(pd.factorize(np.asarray(series_id))[1])  # (np.unique sorts, and ids of mixed types do not sort)
         cut = len(segments) > n_series
         if short:
             k, row, n = short[0]

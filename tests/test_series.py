@@ -772,3 +772,15 @@ def test_series_ids_of_mixed_types_or_missing_are_read_or_named(fitted):
         missing[5] = None if missing.dtype == object else np.nan
         with pytest.raises(InputError, match="series_id: has 1 missing id.*row 5"):
             fitted.score_series(X, series_id=missing)
+
+
+def test_a_missing_time_is_named_not_taken_for_no_gap(fitted):
+    """A NaN among float times made no gap and passed without a word (a file's missing time is refused);
+    a NaT or None among datetimes was reported as a time going back."""
+    X = _series(600, seed=9)
+    t = pd.Series(pd.date_range("2024-01-01", periods=600, freq="min"))
+    times = [np.where(np.arange(600) == 100, np.nan, np.arange(600.0)), t.where(t.index != 100),
+             t.where(t.index != 100).to_numpy(), t.astype(str).astype(object).where(t.index != 100, None)]
+    for time in times:
+        with pytest.raises(InputError, match="X time: has 1 missing time.*row 100"):
+            fitted.score_series(X, time=time)

@@ -196,7 +196,16 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
         except (ValueError, TypeError) as exc:
             raise InputError(_fmt("time", f"cannot be read as times or numbers ({exc})",
                                   "pass numbers, datetime64 values or pandas timestamps, one per row")) from exc
-    t = t.astype("datetime64[ns]").astype(np.int64).astype(np.float64) if t.dtype.kind == "M" else t.astype(np.float64)
+    if t.dtype.kind == "M":
+        missing = np.isnat(t)
+        t = t.astype("datetime64[ns]").astype(np.int64).astype(np.float64)
+    else:
+        t = t.astype(np.float64)
+        missing = ~np.isfinite(t)
+    if missing.any():  # a NaN time passed every check (it made no gap), a NaT was 'a time going back'
+        row = int(np.flatnonzero(missing)[0])
+        raise InputError(_fmt(f"{name} time", f"has {int(missing.sum())} missing time(s) (NaN, NaT or None), the first at row {row}",
+                              "fill or drop those rows, or pass gaps='ignore' to take rows as evenly spaced"))
     out = []
     for g in groups:
         tg = t[g]

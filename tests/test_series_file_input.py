@@ -322,3 +322,28 @@ def test_series_parquet_timestamp_column_not_named_like_a_time_is_not_read_as_a_
     from ganad.exceptions import DataFileError
     with pytest.raises(DataFileError, match="'uptime'.*holds times"):
         read_series(tmp_path / "test.parquet")
+
+
+def test_series_iso_times_in_more_than_one_shape_are_read(work, tmp_path):
+    # before: pandas infers one format from the first time, so Python's isoformat() at 2 Hz ('...T00:00:00',
+    # '...T00:00:00.500000': zero microseconds are left out) or a date alone at midnight refused the whole file
+    import datetime as dt
+    from ganad.data.windows import read_series
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    df = _table(120, 1)
+    t0 = dt.datetime(2024, 1, 1)
+    df["timestamp"] = [(t0 + dt.timedelta(seconds=0.5 * i)).isoformat() for i in range(120)]
+    df.to_csv(tmp_path / "test.csv", index=False)
+    tab = read_series_file(tmp_path / "test.csv")
+    assert tab.time_column == "timestamp" and not tab.utc
+    np.testing.assert_array_equal(tab.time, np.datetime64("2024-01-01") + np.arange(120) * np.timedelta64(500, "ms"))
+    r = runner.invoke(app, ["score", str(work / "model"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(tmp_path / "s.csv").time.iloc[1] == "2024-01-01 00:00:00.500"
+    pd.DataFrame({"date": ["2024-01-01", "2024-01-01 12:00:00", "2024-01-02"], "v": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "d.csv", index=False)
+    assert read_series(tmp_path / "d.csv").time[1] == np.datetime64("2024-01-01T12:00")
+    # a naive time beside zoned ones is still refused (it may be a local time: not read as UTC)
+    pd.DataFrame({"time": ["2024-03-31T00:00:00", "2024-03-31T01:00:00Z"], "v": [1.0, 2.0]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(DataFileError, match="cannot be parsed as times"):
+        read_series_file(tmp_path / "m.csv")

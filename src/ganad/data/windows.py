@@ -121,12 +121,21 @@ def _time_axis(col, source: str, column: str, check_order: bool = True) -> np.nd
     else:
         try:
             t = pd.to_datetime(col)
-        except ValueError:
-            try:  # offsets that change within the column (daylight saving time): one axis in UTC
-                t = pd.to_datetime(col, utc=True)
-            except (ValueError, TypeError) as exc:
-                raise DataFileError(_fmt(f"{source} column {column!r}", f"cannot be parsed as times ({exc})",
-                                         "pass --time-column naming the time column (Python: time_column=), or leave the column out")) from exc
+        except ValueError as first:
+            # ISO 8601 times written in more than one shape (Python's isoformat() leaves out zero microseconds:
+            # '...T00:00:00', '...T00:00:00.500000' at 2 Hz; a date alone at midnight), and offsets that change
+            # within the column (daylight saving time: one axis in UTC); pandas infers one format from the first time.
+            # (Not both at once: ISO8601 with utc=True reads a naive time beside zoned ones as UTC, where it may be local.)
+            kwargs: tuple[dict, ...] = ({"format": "ISO8601"}, {"utc": True})
+            for kw in kwargs:
+                try:
+                    t = pd.to_datetime(col, **kw)
+                    break
+                except (ValueError, TypeError):
+                    pass
+            else:
+                raise DataFileError(_fmt(f"{source} column {column!r}", f"cannot be parsed as times ({first})",
+                                         "pass --time-column naming the time column (Python: time_column=), or leave the column out")) from first
         except TypeError as exc:
             raise DataFileError(_fmt(f"{source} column {column!r}", f"cannot be parsed as times ({exc})",
                                      "pass time_column= naming the time column, or time_column=False if there is none")) from exc

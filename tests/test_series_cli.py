@@ -84,6 +84,18 @@ def test_evaluate_with_labelled_ranges(work):
     assert r.exit_code != 0 and "start" in r.output and "Fix" in r.output
 
 
+def test_evaluate_reads_a_hand_written_ranges_file_with_spaces_after_its_commas(work, tmp_path):
+    """A ranges file written by hand as 'start, end': its column ' end' was not found (refused)."""
+    d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    for name, text in (("times.csv", "start, end\n2024-01-01 06:40:00, 2024-01-01 06:59:00\n"), ("rows.csv", "start , end \n400 , 419 \n")):
+        (tmp_path / name).write_text(text)
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / name), "-o", str(tmp_path / name[:-4])])
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / name[:-4] / "metrics.json").read_text())["n_anomalous_points"] == 20
+
+
 def test_stream_command_matches_batch(work):
     d = work
     runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])

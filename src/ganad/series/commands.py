@@ -270,7 +270,9 @@ def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
     anomalies; ranges that overlap are one (their 0 / 1 labels alone made touching ones one event too)."""
     import pandas as pd
     try:
-        rg = pd.read_csv(ranges)
+        # a hand-written 'start, end' (a space after each comma): the columns ' end' was not found, the fields kept theirs
+        rg = pd.read_csv(ranges, skipinitialspace=True)
+        rg.columns = [str(c).strip() for c in rg.columns]
     except Exception as exc:
         raise DataFileError(_fmt(str(ranges), f"cannot be read as CSV ({exc})", "pass a CSV with columns start,end (and series)")) from exc
     missing = [c for c in ("start", "end") if c not in rg.columns]

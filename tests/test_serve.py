@@ -1064,3 +1064,19 @@ def test_nonfinite_components_and_maps_follow_on_nonfinite_in_the_library_and_th
     assert r.exit_code == 2 and "non-finite values" in r.output
     res = run_one("ganad", "fanogan", X[:150], T, seed=0, epochs=1, peer_epochs=1, log=lambda s: None)
     assert res["error"] is None and np.isfinite(res["scores"]).all()  # the diagnostic columns do not fail the run
+
+
+def test_series_csv_header_with_spaces_after_commas_names_the_channels(series_client, series_model):
+    """A header written with a space after each comma ('time, b, a') names ' b', ' a' (pandas keeps the
+    spaces): /series refused it as naming other columns, where `ganad stream`, fit and score read it."""
+    Y = series_model["Y"][:40]
+    body = "time, b, a\n" + "\n".join(f"{i}, {v}, {u}" for i, (u, v) in enumerate(Y)) + "\n"
+    r = series_client.post("/v1/models/tele/series", content=body, headers={"content-type": "text/csv", "X-Stream-Id": "sp"})
+    assert r.status_code == 200 and r.json()["n_seen"] == 40, r.text
+    series_client.delete("/v1/models/tele/series/sp")
+    from ganad.serve.decode import decode_series
+    df, _, _ = decode_series(body.encode(), "text/csv", channels=["a", "b"])
+    assert list(df.columns) == ["a", "b"] and np.allclose(df.to_numpy(), Y)
+    # every field quoted (csv.QUOTE_ALL), as pandas reads it
+    df, _, _ = decode_series(b'"time","b","a"\n"0","2.5","1.5"\n', "text/csv", channels=["a", "b"])
+    assert df.to_numpy().tolist() == [[1.5, 2.5]]

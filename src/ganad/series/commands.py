@@ -11,7 +11,7 @@ import numpy as np
 from ganad.data.readers import _number, strict_float  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
 from ganad.files import atomic_paths
-from ganad.series.readers import _zoned, unnamed_channels  # one test of a time column's zone, shared with the reader
+from ganad.series.readers import _zoned, channel_columns, unnamed_channels  # one test of a time column's zone, shared with the reader
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -587,10 +587,10 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         if out:
             write("".join(line for _, line in sorted(out, key=lambda kv: kv[0])))
 
-    # the channels as a header names them: its names are read stripped, and a file whose header has a space after
-    # each comma ('time, temp, pressure') gave the model channels ' temp', ' pressure' (pandas keeps the spaces)
-    own = [str(c).strip() for c in sd.channels_]
-    own = own if len(set(own)) == len(own) else [str(c) for c in sd.channels_]
+    # the channels as a header names them, also without surrounding spaces: a file whose header has a space after
+    # each comma ('time, temp, pressure') gave the model channels ' temp', ' pressure' (pandas keeps the spaces);
+    # channel_columns is the service's rule too
+    named_model = not unnamed_channels(sd.channels_)
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
     limit = line_limit(C)
     for line in bounded_lines(lines, limit):
@@ -613,7 +613,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         was_first, first = first, False
         # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
         # with --has-time, whose time cell is no number in a data line either: it was read as a data point)
-        named = was_first and not unnamed_channels(sd.channels_) and sorted(v.strip() for v in parts) == sorted(own)
+        named = was_first and named_model and len(parts) == C and channel_columns(parts, sd.channels_) is not None
         try:
             if named:
                 raise ValueError(line)
@@ -622,11 +622,13 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             if was_first and (named or not any(is_num(v) for v in parts)):  # a header line: no cell is a number
                 # as a CSV header: a quoted name may hold the separator ("valve,open")
                 cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
-                names = [p.strip() for p in (cells[1:] if has_time else cells)]
-                if sorted(names) == sorted(own):
-                    if names != own:
-                        order = [names.index(c) for c in own]  # the model's channel order
-                elif not unnamed_channels(sd.channels_):
+                raw = cells[1:] if has_time else cells
+                names = [p.strip() for p in raw]
+                pos = channel_columns(raw, sd.channels_) if len(raw) == C else None
+                if pos is not None:
+                    if pos != list(range(C)):
+                        order = pos  # the model's channel order
+                elif named_model:
                     # other names than the model's channels: reading the values by position would
                     # score them as channels they may not be (a model without channel names reads by position)
                     raise GanadError(f"stdin line {n_line}: is a header naming {names[:8]}, but the model's channels are {sd.channels_}. "

@@ -21,6 +21,21 @@ def unnamed_channels(channels) -> bool:
     return c in ([f"ch{i}" for i in range(len(c))], [str(i) for i in range(len(c))])
 
 
+def channel_columns(names, channels) -> list[int] | None:
+    """The position of each of a series model's ``channels`` among a header's column ``names``, or None
+    when the header does not name them all. Names are matched as they are, else without surrounding
+    spaces: a header written with a space after each comma (``time, temp, pressure``) names
+    ``' temp'``, which pandas keeps (as long as the stripped names stay distinct). One rule for
+    ``ganad stream`` and the service's series endpoint."""
+    names, channels = [str(n) for n in names], [str(c) for c in channels]
+    if all(names.count(c) == 1 for c in channels):
+        return [names.index(c) for c in channels]
+    names, channels = [n.strip() for n in names], [c.strip() for c in channels]
+    if len(set(channels)) == len(channels) and all(names.count(c) == 1 for c in channels):
+        return [names.index(c) for c in channels]
+    return None
+
+
 class SeriesTable(NamedTuple):
     values: np.ndarray          # float64 (T, C)
     time: np.ndarray | None     # (T,) or None

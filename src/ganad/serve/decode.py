@@ -15,7 +15,7 @@ import numpy as np
 from ganad.data.readers import _number, first_row_longer  # one rule for "this CSV cell is a number" and for long rows
 from ganad.exceptions import _fmt
 from ganad.serve.errors import Refusal
-from ganad.series.readers import unnamed_channels
+from ganad.series.readers import channel_columns, unnamed_channels
 
 BODY = "request body"
 
@@ -254,8 +254,9 @@ def decode_series(body: bytes, content_type: str | None, *, csv_header: bool = T
         df = _csv(body, csv_header) if mt in CSV_TYPES else _parquet(body, max_decoded_bytes)
         if channels is not None and (csv_header or mt in PARQUET_TYPES):
             names = [str(c) for c in df.columns]
-            if all(c in names for c in channels):
-                df = df[list(channels)]
+            pos = channel_columns(names, channels)  # also without surrounding spaces: a header 'time, a, b' names ' a'
+            if pos is not None:
+                df = df.iloc[:, pos].set_axis(list(channels), axis=1)
             elif not unnamed_channels(channels):
                 # other names than the model's channels: reading the values by position would score them
                 # as channels they may not be (as `ganad stream` refuses such a header); a model without

@@ -347,3 +347,19 @@ def test_series_iso_times_in_more_than_one_shape_are_read(work, tmp_path):
     pd.DataFrame({"time": ["2024-03-31T00:00:00", "2024-03-31T01:00:00Z"], "v": [1.0, 2.0]}).to_csv(tmp_path / "m.csv", index=False)
     with pytest.raises(DataFileError, match="cannot be parsed as times"):
         read_series_file(tmp_path / "m.csv")
+
+
+def test_a_csv_without_a_header_row_is_named_as_such(work, tmp_path):
+    """A header-less CSV whose first column is a time: pandas reads its first line as the names, and the
+    refusal named a column '2024-01-01 00:00:00' with a fix about the column's values."""
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    p = tmp_path / "nohdr.csv"
+    _table(60, 0).to_csv(p, index=False, header=False)
+    with pytest.raises(DataFileError, match=r"seems to have no header row: its first line \(2024-01-01 00:00:00, .*add a header line"):
+        read_series_file(p)
+    out = _fail(["fit", str(p), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "no header row" in out and "add a header line" in out
+    # a header of dates (channels named by day) with numbers below is a header, and read
+    pd.DataFrame({"2024-01-01": [1.0, 2.0], "2024-01-02": [3.0, 4.0]}).to_csv(tmp_path / "wide.csv", index=False)
+    assert read_series_file(tmp_path / "wide.csv").columns == ["2024-01-01", "2024-01-02"]

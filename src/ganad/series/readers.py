@@ -106,7 +106,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
             raise DataFileError(_fmt(str(p), f"holds an array of shape {arr.shape}", "save one series as a (T,) or (T, channels) array"))
         return SeriesTable(arr, None, None, [f"ch{c}" for c in range(arr.shape[1])], None, None)
     header = 0
-    if p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):  # a first line of numbers only is data, as for tables
+    csv = p.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv"))
+    if csv:  # a first line of numbers only is data, as for tables
         from ganad.data.readers import _csv_header
         with table_read_errors(p):  # an empty or binary file: named, as the table itself would be
             header = _csv_header(p, sep or ("\t" if p.name.lower().endswith(".tsv") else ","), decimal, exclude)
@@ -148,7 +149,7 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         chans = [c for c in cols if c not in (time_column, series_id) and c not in [str(e) for e in exclude]]
     if not chans:
         raise DataFileError(_fmt(src, "has no channel columns besides the time / series id", "pass a table with at least one numeric column"))
-    values = np.stack([_numeric_column(df[c], src, c) for c in chans], axis=1)
+    values = np.stack([_channel_column(df[c], src, c, cols if header == 0 and csv else None) for c in chans], axis=1)
     sid = None
     if series_id is not None:
         empty = df[series_id].isna().to_numpy()
@@ -159,6 +160,47 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         sid = df[series_id].astype(str).to_numpy()
     time = _time_axis(df[time_column], src, time_column, check_order=False) if time_column is not None else None
     return SeriesTable(values, time, sid, chans, time_column, series_id, time is not None and _zoned(df[time_column]))
+
+
+def _channel_column(col, src: str, name: str, header: list[str] | None) -> np.ndarray:
+    """A channel column as float64 (:func:`_numeric_column`), its refusal with a hint where a CSV's cause is
+    plain (``header``: the CSV's header names, None for another file): a header-less file (its first line
+    read as the names)."""
+    try:
+        return _numeric_column(col, src, name)
+    except DataFileError as exc:
+        if header is None:
+            raise
+        head, _, fix = str(exc).partition(". Fix: ")
+        if _no_header(header):
+            raise DataFileError(f"{head}; the file seems to have no header row: its first line ({', '.join(header[:4])}"
+                                f"{', ...' if len(header) > 4 else ''}) looks like data, and was read as the column names. "
+                                "Fix: add a header line naming the columns (e.g. time,temp,pressure) as the file's first line") from None
+        raise
+
+
+def _no_header(names: list[str]) -> bool:
+    """Whether a CSV's header names all look like data (numbers or times, at least one a time): a file
+    without a header row, whose first line pandas read as the column names."""
+    import warnings
+
+    import pandas as pd
+
+    from ganad.data.readers import _number
+    times = 0
+    for n in (str(n).strip() for n in names):
+        if _number(n):
+            continue
+        if not any(ch.isdigit() for ch in n):
+            return False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pd.Timestamp(n)
+        except (ValueError, TypeError, OverflowError):
+            return False
+        times += 1
+    return times > 0
 
 
 def _column_of(name: str, cols: list[str]) -> str:

@@ -363,3 +363,16 @@ def test_a_csv_without_a_header_row_is_named_as_such(work, tmp_path):
     # a header of dates (channels named by day) with numbers below is a header, and read
     pd.DataFrame({"2024-01-01": [1.0, 2.0], "2024-01-02": [3.0, 4.0]}).to_csv(tmp_path / "wide.csv", index=False)
     assert read_series_file(tmp_path / "wide.csv").columns == ["2024-01-01", "2024-01-02"]
+
+
+def test_a_trailing_separator_column_is_named_with_its_exclude(work, tmp_path):
+    """A separator at the end of every line makes an empty 'Unnamed: 3' column, refused as missing values to
+    fill: the refusal says it is empty and gives the --exclude that reads the file."""
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    p = tmp_path / "trail.csv"
+    p.write_text("\n".join(line + "," for line in _table(60, 0).to_csv(index=False).splitlines()) + "\n")
+    with pytest.raises(DataFileError, match=r"column 'Unnamed: 3': is empty in all 60 rows, likely from a separator at the end "
+                                            r"of every line.*--exclude 'Unnamed: 3', or remove the trailing separator"):
+        read_series_file(p)
+    assert read_series_file(p, exclude=["Unnamed: 3"]).columns == ["temp", "pressure"]  # the fix reads it

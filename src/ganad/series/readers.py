@@ -165,7 +165,11 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
 def _channel_column(col, src: str, name: str, header: list[str] | None) -> np.ndarray:
     """A channel column as float64 (:func:`_numeric_column`), its refusal with a hint where a CSV's cause is
     plain (``header``: the CSV's header names, None for another file): a header-less file (its first line
-    read as the names)."""
+    read as the names) or a separator at the end of every line (an empty 'Unnamed: N' column)."""
+    if header is not None and name.startswith("Unnamed: ") and len(col) and col.isna().all():
+        raise DataFileError(_fmt(f"{src} column {name!r}", f"is empty in all {len(col)} rows, likely from a separator at the "
+                                 "end of every line (pandas names the empty last field 'Unnamed: N')",
+                                 f"leave it out with --exclude '{name}', or remove the trailing separator from the lines"))
     try:
         return _numeric_column(col, src, name)
     except DataFileError as exc:

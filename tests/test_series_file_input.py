@@ -376,3 +376,21 @@ def test_a_trailing_separator_column_is_named_with_its_exclude(work, tmp_path):
                                             r"of every line.*--exclude 'Unnamed: 3', or remove the trailing separator"):
         read_series_file(p)
     assert read_series_file(p, exclude=["Unnamed: 3"]).columns == ["temp", "pressure"]  # the fix reads it
+
+
+def test_decimal_commas_in_a_comma_separated_csv_hint_at_decimal(work, tmp_path):
+    """Quoted decimal-comma numbers in a comma-separated file ("0,5"): refused as non-numeric with a fix
+    about the values; the fix names --decimal ',', which reads the file."""
+    from ganad.exceptions import DataFileError
+    from ganad.series.readers import read_series_file
+    p = tmp_path / "dec.csv"
+    _table(60, 0).to_csv(p, index=False, decimal=",")
+    with pytest.raises(DataFileError, match=r"column 'temp': holds non-numeric value .*\. Fix: the numbers seem to use a decimal comma "
+                                            r"\(\"1,5\"\): pass --decimal ','"):
+        read_series_file(p)
+    assert np.allclose(read_series_file(p, decimal=",").values, _table(60, 0)[["temp", "pressure"]].to_numpy())
+    # other text is not taken for decimal commas
+    pd.DataFrame({"a": ["x", "1"], "b": [1.0, 2.0]}).to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DataFileError) as e:
+        read_series_file(tmp_path / "text.csv")
+    assert "--decimal" not in str(e.value) and "decimal comma" not in str(e.value)

@@ -149,7 +149,8 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
         chans = [c for c in cols if c not in (time_column, series_id) and c not in [str(e) for e in exclude]]
     if not chans:
         raise DataFileError(_fmt(src, "has no channel columns besides the time / series id", "pass a table with at least one numeric column"))
-    values = np.stack([_channel_column(df[c], src, c, cols if header == 0 and csv else None) for c in chans], axis=1)
+    used = sep or ("\t" if p.name.lower().endswith(".tsv") else ",")
+    values = np.stack([_channel_column(df[c], src, c, cols if header == 0 and csv else None, used, decimal) for c in chans], axis=1)
     sid = None
     if series_id is not None:
         empty = df[series_id].isna().to_numpy()
@@ -162,10 +163,11 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
     return SeriesTable(values, time, sid, chans, time_column, series_id, time is not None and _zoned(df[time_column]))
 
 
-def _channel_column(col, src: str, name: str, header: list[str] | None) -> np.ndarray:
+def _channel_column(col, src: str, name: str, header: list[str] | None, sep: str = ",", decimal: str = ".") -> np.ndarray:
     """A channel column as float64 (:func:`_numeric_column`), its refusal with a hint where a CSV's cause is
     plain (``header``: the CSV's header names, None for another file): a header-less file (its first line
-    read as the names) or a separator at the end of every line (an empty 'Unnamed: N' column)."""
+    read as the names), a separator at the end of every line (an empty 'Unnamed: N' column) or numbers written with
+    a decimal comma ("0,5" quoted in a comma-separated file)."""
     if header is not None and name.startswith("Unnamed: ") and len(col) and col.isna().all():
         raise DataFileError(_fmt(f"{src} column {name!r}", f"is empty in all {len(col)} rows, likely from a separator at the "
                                  "end of every line (pandas names the empty last field 'Unnamed: N')",
@@ -180,6 +182,11 @@ def _channel_column(col, src: str, name: str, header: list[str] | None) -> np.nd
             raise DataFileError(f"{head}; the file seems to have no header row: its first line ({', '.join(header[:4])}"
                                 f"{', ...' if len(header) > 4 else ''}) looks like data, and was read as the column names. "
                                 "Fix: add a header line naming the columns (e.g. time,temp,pressure) as the file's first line") from None
+        # numbers written another way (a decimal comma, thousands separators, a percent sign): the tables' reader's fix
+        from ganad.data.readers import _non_numeric_fix
+        why = _non_numeric_fix(col.to_frame(name), [name], sep, decimal)
+        if why.startswith("the numbers seem to"):
+            raise DataFileError(f"{head}. Fix: {why}; otherwise {fix}") from None
         raise
 
 

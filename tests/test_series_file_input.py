@@ -394,3 +394,22 @@ def test_decimal_commas_in_a_comma_separated_csv_hint_at_decimal(work, tmp_path)
     with pytest.raises(DataFileError) as e:
         read_series_file(tmp_path / "text.csv")
     assert "--decimal" not in str(e.value) and "decimal comma" not in str(e.value)
+
+
+def test_local_times_repeated_where_daylight_saving_ends_name_the_utc_offset_fix(work, tmp_path):
+    """Naive local times repeat an hour where daylight saving time ends (02:59 then 02:00 again): refused as a
+    repeated time, and the fix now says that times written with their UTC offset (or in UTC) avoid it."""
+    t = pd.date_range("2024-10-27 00:00", periods=300, freq="min", tz="Europe/Berlin")
+    df = _table(300, 0).assign(timestamp=t.tz_localize(None))
+    df.to_csv(tmp_path / "local.csv", index=False)
+    out = _fail(["fit", str(tmp_path / "local.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "does not increase at row 180" in out and "daylight saving" in out and "with their UTC offset" in out, out
+    # written with their offsets, the same times are read (as UTC instants)
+    df.assign(timestamp=t.astype(str)).to_csv(tmp_path / "zoned.csv", index=False)
+    from ganad.series.readers import read_series_file
+    assert (np.diff(read_series_file(tmp_path / "zoned.csv").time) > np.timedelta64(0)).all()
+    # a time going back a day, or repeated numbers, is no daylight-saving matter
+    df.assign(timestamp=pd.date_range("2024-01-01", periods=300, freq="h").where(np.arange(300) != 100, pd.Timestamp("2023-12-01")))\
+        .to_csv(tmp_path / "back.csv", index=False)
+    out = _fail(["fit", str(tmp_path / "back.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "does not increase at row 100" in out and "daylight" not in out, out

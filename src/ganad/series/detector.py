@@ -196,6 +196,7 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
         except (ValueError, TypeError) as exc:
             raise InputError(_fmt("time", f"cannot be read as times or numbers ({exc})",
                                   "pass numbers, datetime64 values or pandas timestamps, one per row")) from exc
+    local = t.dtype.kind == "M" and np.asarray(time).dtype.kind == "M"  # naive datetimes (zoned ones came as objects or text)
     if t.dtype.kind == "M":
         missing = np.isnat(t)
         t = t.astype("datetime64[ns]").astype(np.int64).astype(np.float64)
@@ -219,9 +220,12 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
             row = int(g[k])
             return f"row {row}" if series_id is None else f"row {row} (series {_id(np.asarray(series_id)[row])!r}, its row {k})"
         if (step <= 0).any():
-            row = where(int(np.flatnonzero(step <= 0)[0] + 1))
-            raise InputError(_fmt(f"{name} time", f"does not increase at {row} (a repeated or earlier time)",
-                                  "sort the rows by time and drop duplicate times, or pass gaps='ignore' to take rows as evenly spaced"))
+            k = int(np.flatnonzero(step <= 0)[0])
+            # naive local times repeat up to an hour where daylight saving time ends (02:59 then 02:00 again)
+            dst = ("; if these are local times, the hour repeated where daylight saving time ends does this: times written "
+                   "with their UTC offset (e.g. 2024-10-27 02:30:00+01:00) or in UTC avoid it") if local and step[k] >= -3.6e12 else ""
+            raise InputError(_fmt(f"{name} time", f"does not increase at {where(k + 1)} (a repeated or earlier time)",
+                                  "sort the rows by time and drop duplicate times, or pass gaps='ignore' to take rows as evenly spaced" + dst))
         med = float(np.median(step))
         cut = np.flatnonzero(step > gap_factor * med) + 1
         if cut.size and gaps == "error":

@@ -388,6 +388,26 @@ def test_stream_reads_a_header_of_channels_named_by_numbers(tmp_path):
         np.testing.assert_allclose([v for _, v in pts], ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
 
 
+def test_stream_reads_a_first_data_line_whose_values_equal_number_names_as_data(tmp_path):
+    """Channels named by numbers ('1', '2'): a first data line whose values are those names ('…,2,1') was
+    taken for a header since the reading above, dropping that point and reading every later line with
+    its channels swapped. Only a first line whose time cell names the model's time column is a header."""
+    tab = _table(400, 0).drop(columns=["status"]).rename(columns={"temp": "1", "pressure": "2"})
+    tab.loc[0, ["1", "2"]] = [2.0, 1.0]
+    tab.to_csv(tmp_path / "train.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    body = "\n".join(f"{t},{a:g},{b:g}" for t, a, b in zip(tab.time[:120], tab["1"][:120], tab["2"][:120]))
+    assert body.split("\n")[0].endswith(",2,1")
+    outs = []
+    for text in (body, "time,1,2\n" + body):
+        r = runner.invoke(app, ["stream", str(tmp_path / "m"), "--has-time"], input=text + "\n")
+        assert r.exit_code == 0, r.output
+        outs.append(r.stdout)
+    pts = [ln for ln in outs[0].splitlines() if ln.startswith("point,")]
+    assert len(pts) == 120 and outs[0] == outs[1]
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

@@ -591,6 +591,8 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     # each comma ('time, temp, pressure') gave the model channels ' temp', ' pressure' (pandas keeps the spaces);
     # channel_columns is the service's rule too
     named_model = not unnamed_channels(sd.channels_)
+    time_name = (getattr(sd, "io_", None) or {}).get("time_column")
+    time_name = None if time_name is None else str(time_name).strip()
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
     limit = line_limit(C)
     for line in bounded_lines(lines, limit):
@@ -612,8 +614,11 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         parts = cells[1:] if has_time else cells
         was_first, first = first, False
         # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
-        # with --has-time, whose time cell is no number in a data line either: it was read as a data point)
-        named = was_first and named_model and len(parts) == C and channel_columns(parts, sd.channels_) is not None
+        # with --has-time: it was read as a data point), but only where its time cell names the model's time column:
+        # a data line's values may equal number names too (a time cell that is a date is no number either), and read
+        # as a header it would drop that point and reorder every later one
+        named = (was_first and has_time and time_name is not None and cells[0].strip() == time_name and named_model
+                 and len(parts) == C and channel_columns(parts, sd.channels_) is not None)
         try:
             if named:
                 raise ValueError(line)

@@ -96,6 +96,24 @@ def test_evaluate_reads_a_hand_written_ranges_file_with_spaces_after_its_commas(
         assert json.loads((tmp_path / name[:-4] / "metrics.json").read_text())["n_anomalous_points"] == 20
 
 
+def test_evaluate_matches_series_ids_written_with_spaces(tmp_path):
+    """Series ids that carry a leading space (' a', ' b': a data file written 'x, a'): reading the ranges
+    file with its spaces skipped made its ' b' into 'b', which labelled none of the scored points (refused
+    as another unit); an id written without the space matches the one id it names without spaces."""
+    rng = np.random.RandomState(0)
+    n = 200
+    df = pd.DataFrame({"series": [" a"] * n + [" b"] * n, "index": list(range(n)) * 2, "score": rng.rand(2 * n), "label": 0})
+    df.loc[(df.series == " b") & df["index"].between(10, 20), "score"] += 5
+    df.to_csv(tmp_path / "s.csv", index=False)
+    for name, text in (("exact", "start,end,series\n10,20, b\n"), ("spaced", "start, end, series\n10, 20, b\n"),
+                       ("bare", "start,end,series\n10,20,b\n")):
+        (tmp_path / f"{name}.csv").write_text(text)
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, (name, r.output)
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert m["per_series"][" b"]["n_anomalous_points"] == 11 and m["per_series"][" b"]["point_auroc"] == 1.0, name
+
+
 def test_stream_command_matches_batch(work):
     d = work
     runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])

@@ -270,8 +270,9 @@ def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
     anomalies; ranges that overlap are one (their 0 / 1 labels alone made touching ones one event too)."""
     import pandas as pd
     try:
-        # a hand-written 'start, end' (a space after each comma): the columns ' end' was not found, the fields kept theirs
-        rg = pd.read_csv(ranges, skipinitialspace=True)
+        # a hand-written 'start, end' (a space after each comma): the column ' end' was not found; the names are read
+        # stripped, the values as written (a series id ' b' is the scores file's ' b': see the ids below)
+        rg = pd.read_csv(ranges)
         rg.columns = [str(c).strip() for c in rg.columns]
     except Exception as exc:
         raise DataFileError(_fmt(str(ranges), f"cannot be read as CSV ({exc})", "pass a CSV with columns start,end (and series)")) from exc
@@ -325,6 +326,15 @@ def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
             return int(f)
     # the ids as written: iterrows makes one row of numbers float, so that a series 1 read as 1.0 matched nothing
     rg_series = rg["series"].astype(str).to_numpy() if "series" in rg.columns else np.empty(0, dtype=object)
+    if "series" in rg.columns and "series" in df.columns:
+        # an id written with a space after the comma (' b') is the scores file's id where only that matches it
+        # without surrounding spaces; an id the scores file holds as written is taken as it is
+        ids = set(df["series"].astype(str).unique())
+        loose: dict[str, list[str]] = {}
+        for i in ids:
+            loose.setdefault(i.strip(), []).append(i)
+        rg_series = np.array([v if v in ids or len(loose.get(v.strip(), [])) != 1 else loose[v.strip()][0]
+                              for v in rg_series], dtype=object)
     bounds = []
     for k, row in rg.iterrows():
         if pd.isna(row["start"]) or pd.isna(row["end"]):

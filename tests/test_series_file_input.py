@@ -347,6 +347,14 @@ def test_series_iso_times_in_more_than_one_shape_are_read(work, tmp_path):
     pd.DataFrame({"time": ["2024-03-31T00:00:00", "2024-03-31T01:00:00Z"], "v": [1.0, 2.0]}).to_csv(tmp_path / "m.csv", index=False)
     with pytest.raises(DataFileError, match="cannot be parsed as times"):
         read_series_file(tmp_path / "m.csv")
+    # a time cut off ('01:3', a year or a month alone) or written another way ('2024/01/02', '20240102') among whole
+    # ones is refused: ISO 8601's reduced precision read them as other times (01:03, 1 January), and the file was
+    # then refused for its order, or trained on
+    for cut in ("2024-01-01 01:3", "2024", "2024-01", "2024/01/02 00:00:00", "20240102"):
+        times = [f"2024-01-01 00:00:0{i}" for i in range(5)] + [cut]
+        pd.DataFrame({"time": times, "v": np.arange(6.0)}).to_csv(tmp_path / "c.csv", index=False)
+        with pytest.raises(DataFileError, match="cannot be parsed as times"):
+            read_series_file(tmp_path / "c.csv")
 
 
 def test_a_csv_without_a_header_row_is_named_as_such(work, tmp_path):

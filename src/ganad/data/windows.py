@@ -111,6 +111,16 @@ def _numeric_column(col, source: str, column: str) -> np.ndarray:
     return arr
 
 
+#: a whole ISO 8601 date, or date and time to the minute at least, with an optional zone
+_FULL_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+
+
+def _full_iso(col) -> bool:
+    """Whether every time of a text column is written as a whole ISO 8601 date or date and time (missing ones aside)."""
+    v = col.dropna().astype(str).str.strip()
+    return bool(v.str.fullmatch(_FULL_ISO).all())
+
+
 def _time_axis(col, source: str, column: str, check_order: bool = True) -> np.ndarray:
     import pandas as pd
 
@@ -128,6 +138,8 @@ def _time_axis(col, source: str, column: str, check_order: bool = True) -> np.nd
             # (Not both at once: ISO8601 with utc=True reads a naive time beside zoned ones as UTC, where it may be local.)
             kwargs: tuple[dict, ...] = ({"format": "ISO8601"}, {"utc": True})
             for kw in kwargs:
+                if "format" in kw and not _full_iso(col):
+                    continue  # pandas' ISO 8601 takes '2024-01-01 01:3' as 01:03, '2024' as 1 January: a cut-off time is no time
                 try:
                     t = pd.to_datetime(col, **kw)
                     break

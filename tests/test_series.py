@@ -782,5 +782,16 @@ def test_a_missing_time_is_named_not_taken_for_no_gap(fitted):
     times = [np.where(np.arange(600) == 100, np.nan, np.arange(600.0)), t.where(t.index != 100),
              t.where(t.index != 100).to_numpy(), t.astype(str).astype(object).where(t.index != 100, None)]
     for time in times:
-        with pytest.raises(InputError, match="X time: has 1 missing time.*row 100"):
+        with pytest.raises(InputError, match="X time: has 1 missing or infinite time.*row 100"):
             fitted.score_series(X, time=time)
+    with pytest.raises(InputError, match=r"X time: has 1 missing or infinite time\(s\) \(NaN, NaT, None or inf\).*row 100"):
+        fitted.score_series(X, time=np.where(np.arange(600) == 100, np.inf, np.arange(600.0)))
+
+
+def test_a_dataframe_whose_column_names_repeat_is_read():
+    """Two channels of one name: the check for time columns among a DataFrame's channels read ``X[c].dtype``,
+    a DataFrame for a repeated name (AttributeError); the series fits as before the check."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.standard_normal((300, 2)), columns=["a", "a"])
+    sd = SeriesDetector("fanogan", window=8, detector_params={"epochs": 1, "random_state": 0}).fit(X)
+    assert sd.channels_ == ["a", "a"] and np.isfinite(sd.decision_function(X.to_numpy())).all()

@@ -100,7 +100,7 @@ def _as_series(X, name: str = "X", channels=None, row0: int = 0) -> np.ndarray:
     if hasattr(X, "to_numpy") and type(X).__module__.split(".")[0] == "pandas":
         # a table's time column passed among the channels: a zoned one became its nanoseconds, a channel, without a word
         from pandas.api.types import is_datetime64_any_dtype, is_timedelta64_dtype
-        for c, t in ([(c, X[c].dtype) for c in X.columns] if frame is not None else [(getattr(X, "name", None), X.dtype)]):
+        for c, t in (list(zip(X.columns, X.dtypes)) if frame is not None else [(getattr(X, "name", None), X.dtype)]):  # names may repeat
             if is_datetime64_any_dtype(t) or is_timedelta64_dtype(t):
                 if frame is None:
                     raise InputError(_fmt(name, f"holds times ({t})", "pass the times as time=... and the channel values as X"))
@@ -205,7 +205,8 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
         missing = ~np.isfinite(t)
     if missing.any():  # a NaN time passed every check (it made no gap), a NaT was 'a time going back'
         row = int(np.flatnonzero(missing)[0])
-        raise InputError(_fmt(f"{name} time", f"has {int(missing.sum())} missing time(s) (NaN, NaT or None), the first at row {row}",
+        raise InputError(_fmt(f"{name} time", f"has {int(missing.sum())} missing or infinite time(s) (NaN, NaT, None or inf), "
+                                               f"the first at row {row}",
                               "fill or drop those rows, or pass gaps='ignore' to take rows as evenly spaced"))
     out = []
     for g in groups:

@@ -114,6 +114,25 @@ def test_evaluate_matches_series_ids_written_with_spaces(tmp_path):
         assert m["per_series"][" b"]["n_anomalous_points"] == 11 and m["per_series"][" b"]["point_auroc"] == 1.0, name
 
 
+def test_columns_that_differ_only_by_spaces_are_told_apart(tmp_path):
+    """A file holding 'temp' and ' temp' with a model of channel 'temp': matching names without their
+    spaces refused --exclude ' temp' as naming the model's channel and dropped the note that ' temp' was
+    not read. The exact name wins; a name without its spaces is matched only where nothing is exact."""
+    rng = np.random.RandomState(0)
+    n = 400
+    pd.DataFrame({"time": pd.date_range("2024-01-01", periods=n, freq="min"), "temp": np.sin(np.arange(n) / 10),
+                  " temp": rng.randn(n)}).to_csv(tmp_path / "dup.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--channels", "temp",
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "dup.csv"), "-o", str(tmp_path / "a.csv"), "--exclude", " temp"])
+    assert r.exit_code == 0 and "not read" not in r.output, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "dup.csv"), "-o", str(tmp_path / "b.csv")])
+    assert r.exit_code == 0 and "[' temp']" in r.output and "not read" in r.output, r.output
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "dup.csv"), "-o", str(tmp_path / "c.csv"), "--exclude", "temp"])
+    assert r.exit_code != 0 and "names channel(s) of the model" in r.output
+
+
 def test_stream_command_matches_batch(work):
     d = work
     runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(d / "scores.csv")])

@@ -189,7 +189,15 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
                                  "drop --exclude (the array's columns are the model's channels, in the training order), "
                                  "or pass a CSV / Parquet table"))
     read = [str(c) for c in (io.get("channels") or sd.channels_)]
-    both = [str(e) for e in exclude if str(e).strip() in {c.strip() for c in read}]  # ' temp' of a header 'time, temp
+    if exclude and not is_npy:
+        from ganad.series.readers import series_files
+        first_file = next(iter(series_files(data)), None)
+        cols = [str(c) for c in _columns(first_file, sep, decimal)] if first_file is not None else []
+    else:
+        cols = []
+    # a channel named as the file names it, or without the spaces of a header 'time, temp' (' temp'), unless the
+    # file holds a column of exactly that name besides it
+    both = [str(e) for e in exclude if str(e) in read or (str(e) not in cols and str(e).strip() in {c.strip() for c in read})]
     if both and not is_npy:  # it was read anyway: the model reads its channels by name
         raise DataFileError(_fmt(f"--exclude {', '.join(both)}", "names channel(s) of the model, which reads its channels by name "
                                  f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
@@ -215,10 +223,10 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
     def unread() -> list[str]:
         if not io.get("channels") or is_npy:
             return []
-        used = {str(c).strip() for c in (*io["channels"], io.get("time_column"), io.get("series_id"), *exclude) if c is not None}
+        names = [str(c) for c in (*io["channels"], io.get("time_column"), io.get("series_id"), *exclude) if c is not None]
         # a folder: every series file's columns (the note was only given for a single file)
         from ganad.series.readers import series_files
-        return list(dict.fromkeys(c for f in series_files(data) for c in _columns(f, sep, decimal) if str(c).strip() not in used))
+        return list(dict.fromkeys(c for f in series_files(data) for c in _not_named(names, [str(x) for x in _columns(f, sep, decimal)])))
     return tab, unread
 
 
@@ -239,6 +247,21 @@ def calibrate_series_file(model_dir: Path, data: Path, output: Path | None, *, t
         raise
     sd.save(output if output is not None else model_dir)
     return dict(sd.calibration_), unread_cols()
+
+
+def _not_named(names, columns: list[str]) -> list[str]:
+    """The columns that none of ``names`` names: a name takes the column of exactly its name, else the one column
+    that is it without surrounding spaces (a header 'time, temp' holds ' temp'); so ' temp' beside 'temp' stays
+    unnamed by 'temp'."""
+    named = set()
+    for n in names:
+        if n in columns:
+            named.add(n)
+        else:
+            loose = [c for c in columns if c.strip() == n.strip()]
+            if len(loose) == 1:
+                named.add(loose[0])
+    return [c for c in columns if c not in named]
 
 
 def _columns(data: Path, sep, decimal) -> list[str]:

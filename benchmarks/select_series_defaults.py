@@ -58,6 +58,7 @@ VARIANTS = {
     "ganomaly clip=None": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": None}}),
     "ganomaly clip=3": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": 3.0}}),
     "ganomaly knn_weight=1.0 clip=None": ("ganomaly", {"knn_weight": 1.0, "scaler": {"kind": "per-feature", "clip": None}}),
+    "ganomaly clip=1e6": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": 1e6}}),
 }
 
 

@@ -290,7 +290,7 @@ def test_series_detectors_keep_the_size_of_values_beyond_the_training_range_unle
         s = sd.decision_function(test)
         peaks[label] = (s[190:240].max(), s[590:640].max())
         if label == "default":
-            assert sd.detector_.scaler == SERIES_SCALER and sd.detector_.scaler_.clip is None
+            assert sd.detector_.scaler == SERIES_SCALER and sd.detector_.scaler_.clip == 1e6
         else:
             assert sd.detector_.scaler_.clip == 1.0
     small, large = peaks["default"]
@@ -653,6 +653,21 @@ def test_a_window_that_overflows_names_its_points_in_batch_and_stream():
     sd.detector_.on_nonfinite = "max"
     up = sc.update(Y[51:52])
     assert np.isinf(up.scores).any()
+
+
+def test_a_sensor_glitch_is_the_top_anomaly_of_the_series_default_not_an_overflow():
+    """The series default scales without clipping to the training range; unbounded, a glitch of 1e20
+    overflowed the float32 networks, which refused the window and stopped a stream under the default
+    on_nonfinite='raise'. Its bound of a million training ranges scores it as the top anomaly."""
+    X = _series(800, seed=9)
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "random_state": 0, "verbose": False}).fit(X)
+    Y = _series(120, seed=10)
+    Y[50, 0] = 1e20
+    s = sd.decision_function(Y)
+    assert np.isfinite(s).all() and 36 <= int(np.argmax(s)) <= 63
+    sc = sd.stream()
+    ups = [sc.update(Y[i:i + 7]) for i in range(0, 120, 7)] + [sc.close()]
+    np.testing.assert_allclose(np.concatenate([u.scores for u in ups]), s, rtol=1e-6)
 
 
 def test_a_dataframe_with_other_column_names_is_refused_not_scored_by_position():

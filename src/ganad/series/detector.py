@@ -410,8 +410,10 @@ SERIES_N_NEIGHBORS = 1
 #: clipping the values scored to the training range: in a series, a level or spike far outside the
 #: training part is the anomaly, and clipping scored a rise to 5 and to 50 training ranges alike
 #: (chosen on the same validation groups: VUS-PR 0.567 against 0.547 with the clip, event F1 the
-#: same; twenty-sixth session)
-SERIES_SCALER = {"kind": "per-feature", "clip": None}
+#: same; twenty-sixth session). The bound of a million training ranges is no clip for data, only a
+#: guard: a sensor glitch such as 1e20 would otherwise overflow the float32 networks and stop a stream
+#: (it scores as the top anomaly instead).
+SERIES_SCALER = {"kind": "per-feature", "clip": 1e6}
 
 #: numbers of window data scored at a time by ``score_series`` and ``StreamScorer.update`` (float64:
 #: 32 MB, and as much again for the residual maps); a block is never less than one stride of windows
@@ -462,8 +464,9 @@ class SeriesDetector(BaseEstimator):
         and as the distance to the nearest training window (``n_neighbors=1``,
         :data:`SERIES_N_NEIGHBORS`, the matrix profile's discord score), which beat the mean over 5
         and over 10 there (twelfth session). Unless they set ``scaler``, each channel is scaled by
-        the per-feature modes without clipping (:data:`SERIES_SCALER`): a value far beyond the
-        training range keeps its distance (twenty-sixth session, the same validation groups).
+        the per-feature modes without clipping to the training range (:data:`SERIES_SCALER`, a bound
+        of a million ranges against float32 overflow only): a value far beyond the training range
+        keeps its distance (twenty-sixth session, the same validation groups).
     window_score : {'detector', 'dtw'}, default 'detector'
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 import ganad
 from ganad.cli import app
+from ganad.series import SeriesDetector
 
 runner = CliRunner()
 
@@ -89,7 +90,8 @@ def test_evaluate_reads_a_hand_written_ranges_file_with_spaces_after_its_commas(
     d = work
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv")])
     assert r.exit_code == 0, r.output
-    for name, text in (("times.csv", "start, end\n2024-01-01 06:40:00, 2024-01-01 06:59:00\n"), ("rows.csv", "start , end \n400 , 419 \n")):
+    for name, text in (("times.csv", "start, end\n2024-01-01 06:40:00, 2024-01-01 06:59:00\n"), ("rows.csv", "start , end \n400 , 419 \n"),
+                       ("quoted.csv", 'start, end\n"2024-01-01 06:40:00", "2024-01-01 06:59:00"\n')):
         (tmp_path / name).write_text(text)
         r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / name), "-o", str(tmp_path / name[:-4])])
         assert r.exit_code == 0, r.output
@@ -106,7 +108,7 @@ def test_evaluate_matches_series_ids_written_with_spaces(tmp_path):
     df.loc[(df.series == " b") & df["index"].between(10, 20), "score"] += 5
     df.to_csv(tmp_path / "s.csv", index=False)
     for name, text in (("exact", "start,end,series\n10,20, b\n"), ("spaced", "start, end, series\n10, 20, b\n"),
-                       ("bare", "start,end,series\n10,20,b\n")):
+                       ("bare", "start,end,series\n10,20,b\n"), ("quoted", 'start, end, series\n10, 20, "b"\n')):
         (tmp_path / f"{name}.csv").write_text(text)
         r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / name)])
         assert r.exit_code == 0, (name, r.output)
@@ -443,6 +445,27 @@ def test_stream_reads_a_first_data_line_whose_values_equal_number_names_as_data(
         outs.append(r.stdout)
     pts = [ln for ln in outs[0].splitlines() if ln.startswith("point,")]
     assert len(pts) == 120 and outs[0] == outs[1]
+
+
+def test_stream_headers_of_models_fitted_from_python(tmp_path):
+    """A model fitted from Python keeps no time column name: its header 'time,101,102' (channels named by
+    numbers) was read as a data point once a header's time cell had to name the model's time column, and
+    a model whose channel names repeat ('a', 'a') refused its own header."""
+    from ganad.series.commands import stream_lines
+    rng = np.random.RandomState(0)
+    t = pd.date_range("2024-01-01", periods=300, freq="min")
+    for cols, header in ((["101", "102"], "time,101,102"), (["1", "b"], "time,b,1"), (["a", "a"], "time,a,a")):
+        X = pd.DataFrame(rng.standard_normal((300, 2)), columns=cols)
+        SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "random_state": 0}).fit(X, time=t)\
+            .save(tmp_path / header)
+        body = [f"{t[i]},{float(X.iloc[i, 0])!r},{float(X.iloc[i, 1])!r}\n" for i in range(20)] if header != "time,b,1" else \
+            [f"{t[i]},{float(X.iloc[i, 1])!r},{float(X.iloc[i, 0])!r}\n" for i in range(20)]
+        out: list = []
+        stream_lines(tmp_path / header, [header + "\n"] + body, out.append, has_time=True)
+        pts = [ln for chunk in out for ln in chunk.splitlines() if ln.startswith("point,")]
+        plain: list = []
+        stream_lines(tmp_path / header, [f"{t[i]},{float(X.iloc[i, 0])!r},{float(X.iloc[i, 1])!r}\n" for i in range(20)], plain.append, has_time=True)
+        assert len(pts) == 20 and out == plain, header
 
 
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):

@@ -350,6 +350,10 @@ def test_series_iso_times_in_more_than_one_shape_are_read(work, tmp_path):
     # a time cut off ('01:3', a year or a month alone) or written another way ('2024/01/02', '20240102') among whole
     # ones is refused: ISO 8601's reduced precision read them as other times (01:03, 1 January), and the file was
     # then refused for its order, or trained on
+    # ISO 8601's basic format and times to the hour are whole times, read
+    for times in (["20240101T000000Z", "20240101T000000.5Z"], ["2024-01-01T00", "2024-01-01T00:30:00.5"]):
+        pd.DataFrame({"time": times, "v": [1.0, 2.0]}).to_csv(tmp_path / "b.csv", index=False)
+        assert read_series_file(tmp_path / "b.csv").time.dtype.kind == "M"
     for cut in ("2024-01-01 01:3", "2024", "2024-01", "2024/01/02 00:00:00", "20240102"):
         times = [f"2024-01-01 00:00:0{i}" for i in range(5)] + [cut]
         pd.DataFrame({"time": times, "v": np.arange(6.0)}).to_csv(tmp_path / "c.csv", index=False)
@@ -371,6 +375,11 @@ def test_a_csv_without_a_header_row_is_named_as_such(work, tmp_path):
     # a header of dates (channels named by day) with numbers below is a header, and read
     pd.DataFrame({"2024-01-01": [1.0, 2.0], "2024-01-02": [3.0, 4.0]}).to_csv(tmp_path / "wide.csv", index=False)
     assert read_series_file(tmp_path / "wide.csv").columns == ["2024-01-01", "2024-01-02"]
+    # sensor names that pandas would also read as times ('T1', 'M1', '5m') are a header: the values' own fix stands
+    (tmp_path / "sensors.csv").write_text("T1,M1\n1.0,2.0\n1.5,n/a?\n")
+    with pytest.raises(DataFileError) as e:
+        read_series_file(tmp_path / "sensors.csv")
+    assert "no header row" not in str(e.value) and "non-numeric value" in str(e.value)
 
 
 def test_a_trailing_separator_column_is_named_with_its_exclude(work, tmp_path):
@@ -420,4 +429,15 @@ def test_local_times_repeated_where_daylight_saving_ends_name_the_utc_offset_fix
     df.assign(timestamp=pd.date_range("2024-01-01", periods=300, freq="h").where(np.arange(300) != 100, pd.Timestamp("2023-12-01")))\
         .to_csv(tmp_path / "back.csv", index=False)
     out = _fail(["fit", str(tmp_path / "back.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "does not increase at row 100" in out and "daylight" not in out, out
+    # times that carry their zone (read as UTC instants) going back, or a time repeated exactly: no such hint
+    z = pd.date_range("2024-01-01", periods=300, freq="min", tz="UTC").to_series().reset_index(drop=True)
+    z[100] = z[99] - pd.Timedelta(minutes=30)
+    df.assign(timestamp=z.astype(str)).to_csv(tmp_path / "zback.csv", index=False)
+    out = _fail(["fit", str(tmp_path / "zback.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert "does not increase at row 100" in out and "daylight" not in out, out
+    r = pd.Series(pd.date_range("2024-01-01", periods=300, freq="min"))
+    r[100] = r[99]
+    df.assign(timestamp=r).to_csv(tmp_path / "rep.csv", index=False)
+    out = _fail(["fit", str(tmp_path / "rep.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
     assert "does not increase at row 100" in out and "daylight" not in out, out

@@ -111,8 +111,10 @@ def _numeric_column(col, source: str, column: str) -> np.ndarray:
     return arr
 
 
-#: a whole ISO 8601 date, or date and time to the minute at least, with an optional zone
-_FULL_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+#: a whole ISO 8601 date, or date and time (extended or basic format, to the hour at least), with an optional zone
+_FULL_ISO = (r"(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"  # extended: 2024-01-01T00:30:00.5
+             r"|\d{8}T\d{2}(?:\d{2}(?:\d{2}(?:[.,]\d+)?)?)?)"                         # basic: 20240101T003000.5
+             r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
 def _full_iso(col) -> bool:

@@ -45,7 +45,7 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
     sd = SeriesDetector(method, window=window, stride=stride, contamination=contamination, gaps=gaps, detector_params=params,
                         event_gap=event_gap)
     def in_cli_terms(msg: str) -> str:
-        return _in_fit_terms(msg, data)
+        return _in_fit_terms(_zoned_terms(msg, tab), data)
 
     import warnings
     caught: list = []
@@ -71,6 +71,13 @@ def fit_series(data: Path, output: Path, method: str, det_params: dict, window: 
 #: SeriesDetector's parameters and the options of `ganad fit --window` that set them
 _FIT_OPTIONS = (("event_gap", "--event-gap"), ("window", "--window"), ("stride", "--stride"), ("contamination", "--point-contamination"),
                 ("gaps", "--gaps"))
+
+
+def _zoned_terms(msg: str, tab) -> str:
+    """A message about a file whose times carried their zone (read as naive UTC) without the daylight-saving hint
+    for naive local times, which such times cannot be."""
+    from ganad.series.detector import DST_HINT
+    return msg.replace(DST_HINT, "") if getattr(tab, "utc", False) else msg
 
 
 def _in_fit_terms(msg: str, data) -> str:
@@ -134,7 +141,7 @@ def score_series_file(model_dir: Path, data: Path, output: Path, events: Path | 
     try:
         r = sd.score_series(tab.values, time=tab.time, series_id=tab.series_id)
     except (InputError, DataFileError) as exc:
-        msg = _in_score_terms(str(exc), data)
+        msg = _in_score_terms(_zoned_terms(str(exc), tab), data)
         if msg != str(exc):
             raise type(exc)(msg) from exc
         raise
@@ -241,12 +248,30 @@ def calibrate_series_file(model_dir: Path, data: Path, output: Path | None, *, t
     try:
         sd.calibrate(tab.values, time=tab.time, series_id=tab.series_id, threshold=threshold, contamination=contamination, fpr=fpr)
     except (InputError, DataFileError) as exc:
-        msg = _in_score_terms(str(exc), data)
+        msg = _in_score_terms(_zoned_terms(str(exc), tab), data)
         if msg != str(exc):
             raise type(exc)(msg) from exc
         raise
     sd.save(output if output is not None else model_dir)
     return dict(sd.calibration_), unread_cols()
+
+
+def _names_time(cell: str, time_name: str | None) -> bool:
+    """Whether a first stream line's time cell is a header's: the model's time column's name, or for a model
+    that keeps none (fitted from Python) a cell that is neither a number nor a time."""
+    if time_name is not None:
+        return cell == time_name
+    from ganad.data.readers import _number
+    if _number(cell):
+        return False
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a zoned time: numpy warns that it drops the zone
+            np.datetime64(cell)
+        return False
+    except ValueError:
+        return True
 
 
 def _not_named(names, columns: list[str]) -> list[str]:
@@ -293,9 +318,9 @@ def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
     anomalies; ranges that overlap are one (their 0 / 1 labels alone made touching ones one event too)."""
     import pandas as pd
     try:
-        # a hand-written 'start, end' (a space after each comma): the column ' end' was not found; the names are read
-        # stripped, the values as written (a series id ' b' is the scores file's ' b': see the ids below)
-        rg = pd.read_csv(ranges)
+        # a hand-written 'start, end' (a space after each comma, quoted values too): the column ' end' was not found;
+        # the spaces after a separator are skipped (a series id ' b' of the scores file is matched without them below)
+        rg = pd.read_csv(ranges, skipinitialspace=True)
         rg.columns = [str(c).strip() for c in rg.columns]
     except Exception as exc:
         raise DataFileError(_fmt(str(ranges), f"cannot be read as CSV ({exc})", "pass a CSV with columns start,end (and series)")) from exc
@@ -647,11 +672,11 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         parts = cells[1:] if has_time else cells
         was_first, first = first, False
         # a first line naming the model's channels is its header also where the names are numbers ('time,101,102'
-        # with --has-time: it was read as a data point), but only where its time cell names the model's time column:
-        # a data line's values may equal number names too (a time cell that is a date is no number either), and read
-        # as a header it would drop that point and reorder every later one
-        named = (was_first and has_time and time_name is not None and cells[0].strip() == time_name and named_model
-                 and len(parts) == C and channel_columns(parts, sd.channels_) is not None)
+        # with --has-time: it was read as a data point), but only where its time cell names the model's time column
+        # (a model fitted from Python keeps none: a time cell that is neither a number nor a time): a data line's
+        # values may equal number names too, and read as a header it would drop that point and reorder every later one
+        named = (was_first and has_time and named_model and len(parts) == C and _names_time(cells[0].strip(), time_name)
+                 and channel_columns(parts, sd.channels_) is not None)
         try:
             if named:
                 raise ValueError(line)

@@ -167,6 +167,12 @@ def _text_column(frame, name: str, row0: int = 0) -> InputError | None:
     return None
 
 
+#: the fix's addition for naive times that go back by at most an hour (a file whose times carry their zone,
+#: read as naive UTC, leaves it out: ``ganad fit`` / ``score`` / ``calibrate``)
+DST_HINT = ("; if these are local times, the hour repeated where daylight saving time ends does this: times written "
+            "with their UTC offset (e.g. 2024-10-27 02:30:00+01:00) or in UTC avoid it")
+
+
 def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) -> list[np.ndarray]:
     """Row indices of each contiguous part: one per series id, cut at gaps."""
     if series_id is None:
@@ -222,9 +228,8 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
             return f"row {row}" if series_id is None else f"row {row} (series {_id(np.asarray(series_id)[row])!r}, its row {k})"
         if (step <= 0).any():
             k = int(np.flatnonzero(step <= 0)[0])
-            # naive local times repeat up to an hour where daylight saving time ends (02:59 then 02:00 again)
-            dst = ("; if these are local times, the hour repeated where daylight saving time ends does this: times written "
-                   "with their UTC offset (e.g. 2024-10-27 02:30:00+01:00) or in UTC avoid it") if local and step[k] >= -3.6e12 else ""
+            # naive local times go back up to an hour where daylight saving time ends (02:59 then 02:00 again)
+            dst = DST_HINT if local and -3.6e12 <= step[k] < 0 else ""
             raise InputError(_fmt(f"{name} time", f"does not increase at {where(k + 1)} (a repeated or earlier time)",
                                   "sort the rows by time and drop duplicate times, or pass gaps='ignore' to take rows as evenly spaced" + dst))
         med = float(np.median(step))

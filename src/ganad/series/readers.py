@@ -3,6 +3,7 @@ series-id column optional) and NPY arrays (T,) or (T, C)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -28,6 +29,8 @@ def channel_columns(names, channels) -> list[int] | None:
     ``' temp'``, which pandas keeps (as long as the stripped names stay distinct). One rule for
     ``ganad stream`` and the service's series endpoint."""
     names, channels = [str(n) for n in names], [str(c) for c in channels]
+    if names == channels or [n.strip() for n in names] == [c.strip() for c in channels]:
+        return list(range(len(channels)))  # in the model's order (the only reading where names repeat)
     if all(names.count(c) == 1 for c in channels):
         return [names.index(c) for c in channels]
     names, channels = [n.strip() for n in names], [c.strip() for c in channels]
@@ -202,7 +205,9 @@ def _no_header(names: list[str]) -> bool:
     for n in (str(n).strip() for n in names):
         if _number(n):
             continue
-        if not any(ch.isdigit() for ch in n):
+        # written like a date (2024-01-01, 01/02/2024, 1.2.2024 with or without a time): pandas also reads
+        # sensor names such as 'T1', 'M1', '5m' or '2nd' as times
+        if not re.match(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:\b|T)|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b", n):
             return False
         try:
             with warnings.catch_warnings():

@@ -54,6 +54,23 @@ def synthetic_beats(n: int, length: int = 256, seed: int = 0) -> np.ndarray:
     return x[:, None, :].astype(np.float32)
 
 
+def ds1_validation(b1, seed: int, max_train, max_val=None):
+    """MIT-BIH DS1 split by patient for choosing defaults (DS2 is never read): ``mitbih_split(DS1, seed,
+    0.3)`` holds out 7 records; returns (training records, held-out records, indices of the N beats of
+    the training records (at most ``max_train``), indices of every beat of the held-out records (at most
+    ``max_val``, stratified by class)) into ``b1``, the loaded DS1 beats."""
+    from ganad.benchmark import _subsample, mitbih_split
+    from ganad.data import mitbih as mb
+    tr_recs, val_recs = mitbih_split(mb.DS1, seed, cal_fraction=0.3)
+    rng = np.random.RandomState(seed)
+    tr = np.flatnonzero(np.isin(b1.record, tr_recs) & (b1.aami == "N"))
+    tr = tr[_subsample(len(tr), max_train, rng)]
+    va = np.flatnonzero(np.isin(b1.record, val_recs))
+    if max_val is not None:
+        va = va[_subsample(len(va), max_val, rng, b1.aami[va])]
+    return tr_recs, val_recs, tr, va
+
+
 def write_json(name: str, payload: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     p = OUT / name

@@ -23,14 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table, shared_data, write_json  # noqa: E402
+from common import ds1_validation, machine, markdown_table, shared_data, write_json  # noqa: E402
 
 import ganad  # noqa: E402
-from ganad.benchmark import _subsample, mitbih_split  # noqa: E402
 from ganad.data import mitbih as mb  # noqa: E402
 
 VARIANTS = {"select+ema": dict(validation_fraction=0.1, ema=0.999),
@@ -68,12 +66,7 @@ def main(argv=None):
     b1 = mb.load_mitbih(data / "mitdb", mb.DS1)
     rows = []
     for seed in a.seeds:
-        tr_recs, val_recs = mitbih_split(mb.DS1, seed, cal_fraction=0.3)
-        rng = np.random.RandomState(seed)
-        tr = np.flatnonzero(np.isin(b1.record, tr_recs) & (b1.aami == "N"))
-        tr = tr[_subsample(len(tr), a.max_train, rng)]
-        va = np.flatnonzero(np.isin(b1.record, val_recs))
-        va = va[_subsample(len(va), a.max_val, rng, b1.aami[va])]
+        tr_recs, val_recs, tr, va = ds1_validation(b1, seed, a.max_train, a.max_val)
         Xtr, Xva, yva = b1.X[tr], b1.X[va], (b1.aami[va] != "N").astype(int)
         print(f"seed {seed}: train records {tr_recs} ({len(tr)} N beats); validation records {val_recs} "
               f"({len(va)} beats, {yva.sum()} not N)", flush=True)

@@ -178,15 +178,11 @@ def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
 
 
 def mitbih_sets(data, seeds, max_train):
-    from ganad.benchmark import _subsample, mitbih_split
+    from common import ds1_validation
     from ganad.data import mitbih as mb
     b1 = mb.load_mitbih(data / "mitdb", mb.DS1)
     for seed in seeds:
-        tr_recs, val_recs = mitbih_split(mb.DS1, seed, cal_fraction=0.3)
-        rng = np.random.RandomState(seed)
-        tr = np.flatnonzero(np.isin(b1.record, tr_recs) & (b1.aami == "N"))
-        tr = tr[_subsample(len(tr), max_train, rng)]
-        va = np.flatnonzero(np.isin(b1.record, val_recs))
+        _, _, tr, va = ds1_validation(b1, seed, max_train)
         yield seed, "DS1 held-out records", b1.X[tr], b1.X[va], (b1.aami[va] != "N").astype(int)
 
 

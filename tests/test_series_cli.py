@@ -404,6 +404,16 @@ def test_stream_reads_a_header_after_a_byte_order_mark(work):
     assert r.stdout == plain.stdout
 
 
+def _fit_and_score(tmp_path, channels):
+    """`ganad fit` on tmp_path/train.csv (its channels checked), `ganad score` of tmp_path/test.csv: the scores."""
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert ganad.load(tmp_path / "m").channels_ == channels
+    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    return pd.read_csv(tmp_path / "s.csv").score
+
+
 def test_stream_reads_a_header_of_channels_named_by_numbers(tmp_path):
     """Sensors named by numbers ('time,101,102'): `ganad fit` / `ganad score` read the first line as a
     header (its time cell is no number), but `ganad stream --has-time` read it as a data point: 121
@@ -411,12 +421,7 @@ def test_stream_reads_a_header_of_channels_named_by_numbers(tmp_path):
     tab = _table(400, 0).drop(columns=["status"]).rename(columns={"temp": "101", "pressure": "102"})
     tab.to_csv(tmp_path / "train.csv", index=False)
     tab.iloc[:120].to_csv(tmp_path / "test.csv", index=False)
-    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
-    assert r.exit_code == 0, r.output
-    assert ganad.load(tmp_path / "m").channels_ == ["101", "102"]
-    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
-    assert r.exit_code == 0, r.output
-    ref = pd.read_csv(tmp_path / "s.csv").score
+    ref = _fit_and_score(tmp_path, ["101", "102"])
     for header in ("time,101,102", "time,102,101"):
         cols = header.split(",")[1:]
         body = "\n".join(f"{t},{a!r},{b!r}" for t, a, b in zip(tab.time[:120], tab[cols[0]][:120], tab[cols[1]][:120]))
@@ -476,12 +481,7 @@ def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     for name, df in (("train.csv", tab), ("test.csv", tab.iloc[:120])):
         head, body = df.to_csv(index=False).split("\n", 1)
         (tmp_path / name).write_text(head.replace(",", ", ") + "\n" + body)
-    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
-    assert r.exit_code == 0, r.output
-    assert ganad.load(tmp_path / "m").channels_ == [" temp", " pressure"]
-    r = runner.invoke(app, ["score", str(tmp_path / "m"), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
-    assert r.exit_code == 0, r.output
-    ref = pd.read_csv(tmp_path / "s.csv").score
+    ref = _fit_and_score(tmp_path, [" temp", " pressure"])
     for header in ("time, temp, pressure", "time, pressure, temp"):
         cols = [c.strip() for c in header.split(",")[1:]]
         body = "\n".join(f"{t},{a!r},{b!r}" for t, a, b in zip(tab.time[:120], tab[cols[0]][:120], tab[cols[1]][:120]))

@@ -267,7 +267,9 @@ def test_a_folder_is_read_by_channel_name_for_a_model_saved_from_python(python_m
     (lambda X: pd.DataFrame(X, columns=["temp", "pressure"]).to_records(index=False), "structured array"),
     (lambda X: np.array([["a", "b"]] * len(X)), "cannot be read as numbers"),
     (lambda X: X.astype(complex), "complex numbers"),
-], ids=["records", "text", "complex"])
+    (lambda X: np.datetime64("2024-01-01") + np.arange(len(X)).astype("timedelta64[m]"), "holds times"),
+    (lambda X: (X * 1000).astype("timedelta64[ms]"), "holds times"),
+], ids=["records", "text", "complex", "datetime64", "timedelta64"])
 def test_series_npy_that_is_not_numbers_is_refused_naming_the_file(work, tmp_path, make, expect):
     # before: a record array (np.save of df.to_records()) ended in a TypeError traceback (exit 1), text in a
     # ValueError naming no file, and a complex array was scored on its real part after a mere warning

@@ -99,6 +99,10 @@ def read_series_file(path, time_column: str | None = None, channels: Sequence[st
                                      "np.save(path, numpy.lib.recfunctions.structured_to_unstructured(X))"))
         if arr.dtype.kind == "c":
             raise DataFileError(_fmt(str(p), "holds complex numbers", "save real values (for example the magnitude, np.abs(X))"))
+        if arr.dtype.kind in "mM":  # datetime64 / timedelta64: read as numbers they became channels of their units
+            raise DataFileError(_fmt(str(p), f"holds times ({arr.dtype}), not channel values",
+                                     "save the channel values alone as a (T,) or (T, channels) array; an NPY series has no time "
+                                     "column (pass a CSV / Parquet table with a time column for times)"))
         try:
             arr = np.asarray(arr, dtype=np.float64)
         except (TypeError, ValueError) as exc:

@@ -11,7 +11,8 @@ import numpy as np
 from ganad.data.readers import _number, strict_float  # one rule for "this CSV cell is a number"
 from ganad.exceptions import DataFileError, GanadError, InputError, _fmt, in_option_terms
 from ganad.files import atomic_paths
-from ganad.series.readers import _zoned, channel_columns, unnamed_channels  # one test of a time column's zone, shared with the reader
+# one test of a time column's zone, and one rule for the column a name names, shared with the reader
+from ganad.series.readers import _column_of, _zoned, channel_columns, unnamed_channels
 
 
 def _csv_list(v: str | None) -> list[str] | None:
@@ -204,7 +205,7 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
         cols = []
     # a channel named as the file names it, or without the spaces of a header 'time, temp' (' temp'), unless the
     # file holds a column of exactly that name besides it
-    both = [str(e) for e in exclude if str(e) in read or (str(e) not in cols and str(e).strip() in {c.strip() for c in read})]
+    both = [str(e) for e in exclude if _column_of(str(e), cols or read) in read]
     if both and not is_npy:  # it was read anyway: the model reads its channels by name
         raise DataFileError(_fmt(f"--exclude {', '.join(both)}", "names channel(s) of the model, which reads its channels by name "
                                  f"(channels: {read[:12]})", f"drop --exclude {both[0]}; a model without that channel needs a new fit"))
@@ -261,7 +262,6 @@ def _names_time(cell: str, time_name: str | None) -> bool:
     that keeps none (fitted from Python) a cell that is neither a number nor a time."""
     if time_name is not None:
         return cell == time_name
-    from ganad.data.readers import _number
     if _number(cell):
         return False
     import warnings
@@ -278,14 +278,7 @@ def _not_named(names, columns: list[str]) -> list[str]:
     """The columns that none of ``names`` names: a name takes the column of exactly its name, else the one column
     that is it without surrounding spaces (a header 'time, temp' holds ' temp'); so ' temp' beside 'temp' stays
     unnamed by 'temp'."""
-    named = set()
-    for n in names:
-        if n in columns:
-            named.add(n)
-        else:
-            loose = [c for c in columns if c.strip() == n.strip()]
-            if len(loose) == 1:
-                named.add(loose[0])
+    named = {_column_of(n, columns) for n in names}
     return [c for c in columns if c not in named]
 
 
@@ -377,12 +370,9 @@ def _range_labels_and_starts(df, ranges: Path) -> tuple[np.ndarray, np.ndarray]:
     if "series" in rg.columns and "series" in df.columns:
         # an id written with a space after the comma (' b') is the scores file's id where only that matches it
         # without surrounding spaces; an id the scores file holds as written is taken as it is
-        ids = set(df["series"].astype(str).unique())
-        loose: dict[str, list[str]] = {}
-        for i in ids:
-            loose.setdefault(i.strip(), []).append(i)
-        rg_series = np.array([v if v in ids or len(loose.get(v.strip(), [])) != 1 else loose[v.strip()][0]
-                              for v in rg_series], dtype=object)
+        ids = list(df["series"].astype(str).unique())
+        exact = set(ids)  # (a file of many series: the search without spaces only for the ids that miss)
+        rg_series = np.array([v if v in exact else _column_of(v, ids) for v in rg_series], dtype=object)
     bounds = []
     for k, row in rg.iterrows():
         if pd.isna(row["start"]) or pd.isna(row["end"]):

@@ -810,3 +810,35 @@ def test_a_dataframe_whose_column_names_repeat_is_read():
     X = pd.DataFrame(rng.standard_normal((300, 2)), columns=["a", "a"])
     sd = SeriesDetector("fanogan", window=8, detector_params={"epochs": 1, "random_state": 0}).fit(X)
     assert sd.channels_ == ["a", "a"] and np.isfinite(sd.decision_function(X.to_numpy())).all()
+
+
+def test_fit_predict_labels_every_training_row_as_pyod(tmp_path):
+    """labels_ / fit_predict (PyOD's outlier-detector API, which SeriesDetector lacked): one 0 / 1 label per
+    row of the training series, in the rows' order (series ids interleaved, a list of series), 1 where the
+    point's training score is above threshold_; a series too short for one window is labelled 0."""
+    a, b = _series(700, seed=4), _series(20, seed=5)  # b: shorter than one window, no score
+    kw = dict(window=32, stride=8, contamination=0.05, detector_params={"epochs": 1, "random_state": 0, "width": 8})
+    sd = SeriesDetector("fanogan", **kw)
+    with pytest.warns(UserWarning, match="shorter than the window"):
+        lab = sd.fit_predict([a, b])
+    assert lab.shape == (720,) and lab.dtype == np.int64 and set(np.unique(lab)) <= {0, 1}
+    assert (lab[700:] == 0).all() and lab[:700].sum() > 0
+    # the same points as decision_scores_ (which leaves the unscored rows out), against threshold_
+    np.testing.assert_array_equal(lab[:700], (sd.decision_scores_ > sd.threshold_).astype(np.int64))
+    assert lab.mean() == pytest.approx(0.05 * 700 / 720, abs=0.01)
+    # rows of two series interleaved by series_id: each row keeps its own label
+    sid = np.r_[np.zeros(700, int), np.ones(700, int)]
+    order = np.argsort(np.r_[np.arange(700) * 2, np.arange(700) * 2 + 1], kind="stable")
+    X2 = np.r_[a, _series(700, seed=6)]
+    lab_sorted = SeriesDetector("fanogan", **kw).fit_predict(X2, series_id=sid)
+    inter = SeriesDetector("fanogan", **kw).fit_predict(X2[order], series_id=sid[order])
+    np.testing.assert_array_equal(inter, lab_sorted[order])
+    # after calibrate the labels follow the calibrated threshold, as predict's do
+    sd.calibrate(_series(700, seed=7), threshold="contamination", contamination=0.2)
+    np.testing.assert_array_equal(sd.labels_[:700], (sd.decision_scores_ > sd.threshold_).astype(np.int64))
+    # not kept in the model file: a loaded model says so and names the way to the labels
+    sd.save(tmp_path / "m")
+    with pytest.raises(AttributeError, match="predict"):
+        ganad.load(tmp_path / "m").labels_
+    with pytest.raises(AttributeError):
+        SeriesDetector().labels_

@@ -491,7 +491,8 @@ class SeriesDetector(BaseEstimator):
     Attributes (after ``fit``): ``threshold_``; ``decision_scores_``, the training points' scores
     (this fit's: a model file keeps their distribution as ``reference_scores_``, at most 10,000
     quantiles, which is what ``predict_proba`` and calibration read, so a loaded model has
-    ``reference_scores_`` and not ``decision_scores_``); ``detector_``, the wrapped window detector;
+    ``reference_scores_`` and not ``decision_scores_``); ``labels_``, the training points' 0 / 1 labels, one
+    per row of the training series (in memory only, as ``decision_scores_``); ``detector_``, the wrapped window detector;
     ``channels_``; ``window_``, ``stride_``, ``event_gap_``.
     """
 
@@ -759,12 +760,33 @@ class SeriesDetector(BaseEstimator):
                 pts, baseline = self._training_points(values, windows, layout)
             del windows
             self.channel_baseline_ = np.maximum(baseline, 1e-12).tolist()
+            self._train_point_scores = pts  # (T,) in the rows' order, NaN where no window covers a point: labels_
             pts = pts[np.isfinite(pts)]
             from ganad.scoring.threshold import contamination_threshold
             self.threshold_ = contamination_threshold(pts, self.contamination)
             self.decision_scores_ = pts
             self.reference_scores_ = _reference_sample(pts)
             return self
+
+    def fit_predict(self, X, y=None, *, time=None, series_id=None, channel_names: Sequence[str] | None = None) -> np.ndarray:
+        """``fit``, then the training points' 0 / 1 labels (:attr:`labels_`), one per row of ``X``."""
+        return self.fit(X, time=time, series_id=series_id, channel_names=channel_names).labels_
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """0 / 1 per row of the series ``fit`` was given (a list of series: their rows one after the
+        other), as PyOD's ``labels_``: 1 where the point's training score is above ``threshold_`` (after
+        :meth:`calibrate`, the calibrated one); 0 for the points of a series too short for one window,
+        which get no score (``decision_scores_`` leaves them out). Kept in memory only: a loaded model
+        has none (score the training series with :meth:`predict`)."""
+        pts = self.__dict__.get("_train_point_scores")
+        if pts is None:
+            if "threshold_" in self.__dict__:
+                raise AttributeError(_fmt("labels_", "are not in this model: the training points' scores stay in memory and are "
+                                                     "not saved in the model file", "label the training series with sd.predict(X_train)"))
+            raise AttributeError("labels_")
+        with np.errstate(invalid="ignore"):
+            return (pts > self.threshold_).astype(np.int64)
 
     def score_series(self, X, *, time=None, series_id=None) -> SeriesScores:
         """Score per time point, labels, per-channel contributions and the events table."""

@@ -774,3 +774,39 @@ def test_a_model_saved_with_a_view_name_windows_reserves_still_loads(tmp_path, m
     np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6)
     with pytest.raises(InputError, match="Windows cannot hold"):
         MultiViewDetector({"aux": "ganomaly"}).fit({"aux": X["aux"]})
+
+
+def test_decision_scores_labels_and_fit_predict_as_pyod(fitted, tmp_path):
+    """decision_scores_ / labels_ / fit_predict (PyOD's outlier-detector API, which MultiViewDetector
+    lacked): one summed score and 0 / 1 label per sample fit was given, in their order; the held-out
+    reference samples' are the sums the threshold was set on, the trained samples' come from each
+    view's own training scores; after calibrate both follow the new standardisation and threshold."""
+    mv = fitted
+    X = _views(300)
+    s = mv.decision_scores_
+    assert s.shape == (300,) and np.isfinite(s).all()
+    ref = mv.reference_index_
+    np.testing.assert_allclose(np.sort(s[ref]), mv.reference_scores_)
+    np.testing.assert_allclose(s[ref], mv.decision_function({v: a[ref] for v, a in X.items()}))
+    trained = np.setdiff1d(np.arange(300), ref)
+    own = {v: mv.detectors_[v].decision_scores_ for v in mv.views_}
+    np.testing.assert_allclose(s[trained], mv.composer_.standardise(own).sum(axis=1))
+    np.testing.assert_array_equal(mv.labels_, (s > mv.threshold_).astype(np.int64))
+    assert 0 < mv.labels_.sum() < 300
+    # fit_predict = fit, then labels_ (the same fit as the fixture's)
+    mv2 = MultiViewDetector({"beat": "ganomaly", "rhythm": ganad.FAnoGAN(**FAST)}, detector_params=FAST, contamination=0.05)
+    np.testing.assert_array_equal(mv2.fit_predict(X), mv.labels_)
+    # calibrate re-standardises: the training sums follow it
+    mv2.calibrate(_views(200, seed=9), threshold="contamination", contamination=0.2)
+    np.testing.assert_allclose(mv2.decision_scores_[trained], mv2.composer_.standardise(own).sum(axis=1))
+    np.testing.assert_array_equal(mv2.labels_, (mv2.decision_scores_ > mv2.threshold_).astype(np.int64))
+    # reference_fraction=0: the training scores themselves, which set the threshold
+    mv0 = MultiViewDetector({"beat": "ganomaly"}, detector_params=FAST, reference_fraction=0, contamination=0.1).fit({"beat": X["beat"]})
+    np.testing.assert_allclose(np.sort(mv0.decision_scores_), mv0.reference_scores_)
+    # in memory only: a loaded model names the way to its scores
+    mv2.save(tmp_path / "m")
+    loaded = ganad.load(tmp_path / "m")
+    for attr in ("decision_scores_", "labels_"):
+        with pytest.raises(AttributeError, match="decision_function"):
+            getattr(loaded, attr)
+    assert not hasattr(MultiViewDetector({"beat": "ganomaly"}), "labels_")

@@ -244,6 +244,14 @@ class MultiViewDetector(BaseEstimator):
                 # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
                 raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
             self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+            if rf > 0:  # every row's raw view scores (decision_scores_ / labels_): the held-out rows' as above, the
+                # trained rows' from each view's own training scores (a row leaves its own knn entry out)
+                trained = {v: self._training_scores(v, _rows(Xv[v], train_idx), len(train_idx)) for v in self.views_}
+                self._train_raw = {v: np.empty(n) for v in self.views_}
+                for v in self.views_:
+                    self._train_raw[v][ref_idx], self._train_raw[v][train_idx] = raw[v], trained[v]
+            else:
+                self._train_raw = raw
             s = self._sum(raw)
             from ganad.scoring.threshold import check_contamination, contamination_threshold
             self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
@@ -272,6 +280,33 @@ class MultiViewDetector(BaseEstimator):
         return self.composer_.standardise(raw).sum(axis=1)
 
     # ---------------------------------------------------------------- scores
+    def _train_raw_scores(self, name: str) -> dict:
+        raw = self.__dict__.get("_train_raw")
+        if raw is None:
+            if "threshold_" in self.__dict__:
+                raise AttributeError(_fmt(name, "are not in this model: the training samples' scores stay in memory and are not "
+                                                "saved in the model file", "score the training samples with mv.decision_function(X_train)"))
+            raise AttributeError(name)
+        return raw
+
+    @property
+    def decision_scores_(self) -> np.ndarray:
+        """The summed standardised scores of the samples ``fit`` was given, in their order (PyOD's
+        ``decision_scores_``): the held-out reference samples' as scored for the threshold, the others'
+        from each view's own training scores (a sample leaves its own ``knn`` entry out). Standardised by
+        the views' current median / MAD, so after :meth:`calibrate` by the calibrated ones. In memory
+        only: a loaded model has none."""
+        return self._sum(self._train_raw_scores("decision_scores_"))
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """0 / 1 per sample ``fit`` was given: ``decision_scores_ > threshold_``."""
+        return (self._sum(self._train_raw_scores("labels_")) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """``fit``, then :attr:`labels_`."""
+        return self.fit(X).labels_
+
     def score_views(self, X) -> dict[str, np.ndarray]:
         """Each view's standardised score (its contribution to :meth:`decision_function`)."""
         self._check_fitted()

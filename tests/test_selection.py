@@ -4,6 +4,7 @@ batch size 'auto', lazy training scores of latent-search methods, patient-adapti
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -314,9 +315,18 @@ def test_feature_plus_input_is_the_two_distances_each_scaled(blobs, tmp_path, me
         ganad.BiGAN(epochs=1, knn_space="feature+input").fit(X)
 
 
-def test_mahalanobis_with_both_names_every_space_it_works_in(blobs):
-    with pytest.raises(InputError, match="'auto', 'code', 'feature' or 'input'"):
-        ganad.GANomaly(epochs=1, knn_space="both", knn_metric="mahalanobis").fit(blobs[0])
+@pytest.mark.parametrize("method", ["GANomaly", "FAnoGAN", "VAEGAN"])
+def test_mahalanobis_with_both_names_every_space_it_works_in(blobs, method):
+    """The fix names only spaces that accept knn_metric='mahalanobis': 'auto' is 'feature+input' for
+    every method that takes 'both', which refuses any metric but 'auto' (the fix sent users from one
+    refusal to the next)."""
+    with pytest.raises(InputError, match="knn_space 'code', 'feature' or 'input'") as info:
+        getattr(ganad, method)(epochs=1, knn_space="both", knn_metric="mahalanobis").fit(blobs[0])
+    fix = str(info.value).split("Fix: ")[1].split(", or knn_metric=")[0]
+    named = re.findall(r"'([a-z+]+)'", fix.split("knn_space")[1])
+    assert named == ["code", "feature", "input"]
+    for space in named:                                  # each space the fix names takes the metric
+        getattr(ganad, method)(epochs=1, knn_space=space, knn_metric="mahalanobis").fit(blobs[0][:200])
 
 
 def test_compressed_feature_distance_is_a_close_lower_bound(blobs):

@@ -657,7 +657,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         validate_params(self)
         if self.knn_metric == "mahalanobis" and self.knn_space == "both":
             raise InputError(_fmt("knn_metric", "is 'mahalanobis' with knn_space='both', which averages two separate searches",
-                                  "use knn_metric='mahalanobis' with knn_space 'auto', 'code', 'feature' or 'input', or knn_metric='euclidean' with 'both'"))
+                                  "use knn_metric='mahalanobis' with knn_space 'code', 'feature' or 'input', or knn_metric='euclidean' with 'both'"))
         if self.knn_space == "feature+input" and self.knn_metric != "auto":
             raise InputError(_fmt("knn_metric", f"is {self.knn_metric!r} with knn_space='feature+input', whose two distances have their own "
                                                 "metrics (Mahalanobis in the features, Euclidean between the inputs)", "leave knn_metric='auto'"))

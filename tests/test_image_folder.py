@@ -287,3 +287,17 @@ def test_a_folder_of_subfolders_reads_every_subfolder_by_relative_path(fitted, t
     Image.fromarray(_gray()).save(test / "top.png")  # an image of its own: only that one is read
     files, other = image_folder(test)
     assert [f.name for f in files] == ["top.png"] and "crack/" in other and "good/" in other
+
+
+def test_tune_help_names_a_folder_of_images_as_data():
+    """`ganad tune` reads a folder of images as `fit` does (docs/conventions.md); its --help said
+    DATA was only a CSV, Parquet, NPY or NPZ file."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    r = CliRunner().invoke(app, ["tune", "--help"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    text = re.sub(r"[\s│]+", " ", r.output)
+    assert "or a folder of image files of one size" in text

@@ -1515,7 +1515,7 @@ def serve(
                      "  ganad tune train.csv -o model/ --storage sqlite:///study.db --study-name mine   # resume / more workers\n\n"
                      "  optuna-dashboard sqlite:///ganad-tune.db                                      # watch the study")
 def tune(
-    data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ."),
+    data: Path = typer.Argument(..., help="Training data of normal samples: CSV, Parquet, NPY or NPZ, or a folder of image files of one size."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write: the best trial refitted on all of DATA (+ tuning.json)."),
     method: str = typer.Option("ganomaly", help="Detector to tune (as for fit)."),
     trials: int = typer.Option(20, help="Finished trials the study should reach (a resumed study runs only the missing ones; workers share them)."),

@@ -1004,7 +1004,7 @@ def evaluate(
     scores: Path = typer.Argument(..., help="scores.csv written by `ganad score`."),
     labels: Optional[Path] = typer.Option(None, help="True labels (1 = anomaly): CSV column or NPY, one per scored row."),
     label_column: Optional[str] = typer.Option(None, help="Column of the labels CSV holding the labels."),
-    output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html."),
+    output: Path = typer.Option(Path("evaluation"), "-o", "--output", help="Directory for metrics.json, roc.png, pr.png, report.html (labels of one class: metrics.json and report.html; a series scores file with --ranges: metrics.json)."),
     ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
     max_buffer: int = typer.Option(64, help="Series (--ranges): VUS buffer lengths 0..MAX_BUFFER points (a buffer b widens each range by b//2 points before it and b//2 - 1 after, as the reference does; e.g. the window length)."),
     sep: Optional[str] = typer.Option(None, help="Column separator of a CSV --labels file (default ',', tab for .tsv), e.g. ';'. The scores file is always ','."),

@@ -1053,3 +1053,21 @@ def test_an_ensemble_refuses_scoring_settings_changed_after_fit(blobs, tmp_path)
         ganad.load(tmp_path / "m2").predict(X[:5])
     det.calibrate(X[:150])
     assert det.predict(X[:5]).shape == (5,)
+
+
+def test_prefix_standardise_refuses_missing_ids_and_times_and_takes_ids_of_mixed_types():
+    """A NaN record id was no group of np.unique's (NaN != NaN): its scores came back as np.empty's leftovers
+    (values such as 2e-312, never standardised) and not flagged as warm-up, so an evaluation counted them;
+    a None among string ids raised numpy's TypeError from sorting."""
+    s = np.arange(10.0)
+    with pytest.raises(InputError, match=r"groups: has 2 missing id\(s\).*position\(s\) \[3, 4\]"):
+        prefix_standardise(s, np.array([1, 1, 1, np.nan, np.nan, 2, 2, 2, 2, 2]), n_first=2)
+    with pytest.raises(InputError, match=r"groups: has 1 missing id"):
+        prefix_standardise(s, np.array(["a", "a", None, "b", "b", "b", "a", "a", "b", "b"], dtype=object), n_first=2)
+    with pytest.raises(InputError, match=r"order: has 1 missing time stamp"):
+        prefix_standardise(s, np.r_[np.zeros(5), np.ones(5)], np.r_[0, 1, np.nan, 3:10], n_first=2)
+    g = np.array(["a", 1, "a", 1, "a", 1], dtype=object)  # ids of mixed types: grouped by value
+    adapted, warm = prefix_standardise(np.array([1.0, 10.0, 2.0, 20.0, 3.0, 40.0]), g, n_first=2)
+    assert warm.tolist() == [True, True, True, True, False, False]
+    assert adapted[4] == pytest.approx((3.0 - 1.5) / (0.5 * 1.4826))
+    assert adapted[5] == pytest.approx((40.0 - 15.0) / (5.0 * 1.4826))

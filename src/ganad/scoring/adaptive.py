@@ -52,10 +52,23 @@ def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale
     t = np.arange(s.shape[0]) if order is None else np.asarray(order).reshape(-1)
     if t.shape[0] != s.shape[0]:
         raise InputError(_fmt("order", f"has {t.shape[0]} entries for {s.shape[0]} scores", "pass one time stamp per score"))
+    import pandas as pd
+    # ids by value, as pandas groups them: a missing id (NaN, None) was no group of np.unique's (NaN != NaN), so
+    # its scores were left as np.empty's leftovers and not flagged as warm-up; ids of mixed types did not sort
+    codes, _ = pd.factorize(g)
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        raise InputError(_fmt("groups", f"has {missing.size} missing id(s) (NaN / None), the first at position(s) "
+                                        f"{missing[:5].tolist()}: those scores belong to no recording to standardise them by",
+                              "give every score its recording / patient id, or drop the scores without one"))
+    bad_t = np.flatnonzero(pd.isna(t))
+    if bad_t.size:  # a NaN time sorts last: a score of the warm-up would be taken as one after it, or the other way round
+        raise InputError(_fmt("order", f"has {bad_t.size} missing time stamp(s) (NaN / NaT), the first at position(s) "
+                                       f"{bad_t[:5].tolist()}", "give every score its time stamp or sample position"))
     adapted = np.empty_like(s)
     warm = np.zeros(s.shape[0], dtype=bool)
-    for gid in np.unique(g):
-        idx = np.flatnonzero(g == gid)
+    for k in range(int(codes.max()) + 1 if codes.size else 0):
+        idx = np.flatnonzero(codes == k)
         idx = idx[np.argsort(t[idx], kind="stable")]
         head = idx[:n_first]
         ref = s[head]

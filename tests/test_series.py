@@ -627,6 +627,24 @@ def test_a_refused_series_refit_leaves_the_fitted_model(fitted):
     np.testing.assert_array_equal(sd.set_params(window=32).decision_function(X), ref)
 
 
+def test_scoring_checks_series_lengths_against_the_fitted_window_not_the_parameter(fitted):
+    """score_series checked the series' length against the window parameter, which set_params changes for the
+    next fit only: with a smaller one a series shorter than the fitted window passed and numpy's
+    sliding_window_view raised "window shape cannot be larger than input array shape" (a ValueError); with a
+    larger one a series long enough for the fitted window was refused."""
+    import copy
+    sd = copy.deepcopy(fitted)
+    X = _series(500, seed=9)
+    ref = sd.decision_function(X[:40])
+    sd.set_params(window=8)
+    with pytest.raises(InputError, match=r"shorter than the window \(32 points\)"):
+        sd.score_series(X[:20])
+    sd.set_params(window=64)
+    np.testing.assert_array_equal(sd.decision_function(X[:40]), ref)
+    sd.set_params(window=64, stride=1)
+    np.testing.assert_array_equal(sd.decision_function(X[:40]), ref)
+
+
 def test_stream_takes_a_dataframe_by_channel_name(fitted, anomalous_series):
     """StreamScorer.update read a DataFrame by position: columns in another order gave other scores
     and false events blamed on the wrong channel, where batch scoring takes them by name."""

@@ -587,7 +587,7 @@ class SeriesDetector(BaseEstimator):
         return X
 
     def _windows(self, values, segments, skip_short: bool, name: str, series_id=None):
-        W, S = _window_step(self.window, self.stride)
+        W, S = self.window_, self.stride_  # (fit sets them first, from the parameters)
         self._check_lengths(segments, skip_short, name, series_id)
         wins, layout = [], []
         for idx in segments:
@@ -600,8 +600,11 @@ class SeriesDetector(BaseEstimator):
 
     def _check_lengths(self, segments, skip_short: bool, name: str, series_id=None) -> None:
         """Segments shorter than the window: an error naming the first (scoring), or a warning (fit);
-        an error when no segment is a window long."""
-        W, _ = _window_step(self.window, self.stride)
+        an error when no segment is a window long. The fitted window (``window_``), not the parameter: after
+        ``set_params(window=...)`` (which takes effect at the next fit) a segment shorter than the fitted window
+        passed a check against a smaller parameter and failed in numpy's sliding_window_view (a ValueError),
+        and one long enough for it was refused against a larger one."""
+        W = self.window_
         short = [(k, int(idx[0]), len(idx)) for k, idx in enumerate(segments) if len(idx) < W]
         # joining parts across gaps helps only where a series was cut at a gap (more parts than series)
         if series_id is None:

@@ -645,6 +645,29 @@ def test_scoring_checks_series_lengths_against_the_fitted_window_not_the_paramet
     np.testing.assert_array_equal(sd.decision_function(X[:40]), ref)
 
 
+def test_window_score_set_after_fit_takes_effect_at_the_next_fit(fitted, tmp_path):
+    """set_params(window_score='dtw') after fit scored soft-DTW divergences against the threshold fitted on the
+    detector's window scores (a third of fresh normal points flagged at a point contamination of 0.05), and a
+    model saved then kept that mix; the window score is now fixed at fit, as the window is."""
+    import copy
+    sd = copy.deepcopy(fitted)
+    X = _series(600, seed=10)
+    ref = sd.decision_function(X)
+    sd.set_params(window_score="dtw", dtw_gamma=0.5)
+    np.testing.assert_array_equal(sd.decision_function(X), ref)
+    sd.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.window_score == "dtw" and back.window_score_ == "detector"
+    np.testing.assert_allclose(back.decision_function(X), ref, rtol=1e-6, atol=1e-6)
+    dtw = SeriesDetector("fanogan", window=32, stride=8, window_score="dtw", dtw_gamma=0.5,
+                         detector_params={"epochs": 1, "random_state": 0}).fit(X)
+    s_dtw = dtw.decision_function(X)
+    dtw.set_params(window_score="detector")
+    np.testing.assert_array_equal(dtw.decision_function(X), s_dtw)
+    dtw.save(tmp_path / "d")
+    np.testing.assert_allclose(ganad.load(tmp_path / "d").decision_function(X), s_dtw, rtol=1e-6, atol=1e-6)
+
+
 def test_stream_takes_a_dataframe_by_channel_name(fitted, anomalous_series):
     """StreamScorer.update read a DataFrame by position: columns in another order gave other scores
     and false events blamed on the wrong channel, where batch scoring takes them by name."""

@@ -638,7 +638,10 @@ class SeriesDetector(BaseEstimator):
         """Window scores (n,) and per-channel residual maps (n, C, W) of the wrapped detector."""
         from ganad.scoring.composition import required_components
         det = self.detector_
-        if self.window_score == "dtw":
+        # the window score fit thresholded: set_params(window_score=...) after fit takes effect at the next fit (it
+        # scored DTW divergences against a threshold fitted on the detector's scores: a third of normal points flagged)
+        kind, gamma = self.__dict__.get("window_score_", self.window_score), self.__dict__.get("dtw_gamma_", self.dtw_gamma)
+        if kind == "dtw":
             import torch
             from ganad.inversion.soft_dtw import soft_dtw_divergence
             r = det._score(windows, required_components(det.composer_), return_map=True, return_reconstruction=True, guard_parts=True)
@@ -646,7 +649,7 @@ class SeriesDetector(BaseEstimator):
             xh = torch.from_numpy(det.scaler_.transform(r.reconstruction))
             bs = int(det.score_batch_size)
             with torch.inference_mode():
-                d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(self.dtw_gamma)) for i in range(0, len(xs), bs)])
+                d = torch.cat([soft_dtw_divergence(xs[i:i + bs], xh[i:i + bs], float(gamma)) for i in range(0, len(xs), bs)])
             return det._guard_scores(d.double().numpy()), r.map  # the DTW score follows on_nonfinite as the detector's does
         r = det._score(windows, required_components(det.composer_), return_map=True, guard_parts=True)  # the map: per-channel shares
         return r.scores, r.map
@@ -726,6 +729,7 @@ class SeriesDetector(BaseEstimator):
         # a refit refused or interrupted on the way leaves the model it had (fitted or not) as it was
         with kept_on_failure(self):
             self.window_, self.stride_ = self._check()
+            self.window_score_, self.dtw_gamma_ = str(self.window_score), float(self.dtw_gamma)
             self.__dict__.pop("calibration_", None)  # a refit's threshold comes from its own training points
             self.event_gap_ = self.window_ if self.event_gap is None else int(self.event_gap)
             X = _frames(X)  # (converted once: its names below)
@@ -918,6 +922,8 @@ class SeriesDetector(BaseEstimator):
         params["detector"] = params["detector"] if isinstance(params["detector"], str) else type(self.detector_).__name__
         cfg = {"format": SERIES_FORMAT, "format_version": SERIES_FORMAT_VERSION, "params": params,
                "state": {"window": self.window_, "stride": self.stride_, "threshold": float(self.threshold_),
+                         "window_score": self.__dict__.get("window_score_", self.window_score),
+                         "dtw_gamma": float(self.__dict__.get("dtw_gamma_", self.dtw_gamma)),
                          "event_gap": int(self.event_gap_),
                          "n_channels": self.n_channels_, "channels": self.channels_, "channel_baseline": list(self.channel_baseline_),
                          "io": getattr(self, "io_", None),
@@ -1034,6 +1040,11 @@ def _load_series_once(path) -> SeriesDetector:
                 raise ValueError("reference_scores is not a list of finite numbers")
             sd.reference_scores_ = ref
         sd._check()  # the parameters, as fit checks them (contamination, window_score, gaps, ...)
+        # the window score the threshold was fitted on (files written before it was recorded: the parameters')
+        ws, gamma = st.get("window_score", sd.window_score), st.get("dtw_gamma", sd.dtw_gamma)
+        if ws not in WINDOW_SCORES or isinstance(gamma, bool) or not finite_number(gamma) or not gamma > 0:
+            raise ValueError(f"window_score {ws!r} / dtw_gamma {gamma!r} is not one of {WINDOW_SCORES} / a positive number")
+        sd.window_score_, sd.dtw_gamma_ = str(ws), float(gamma)
     except InputError as exc:
         raise ModelFileError(_fmt(str(f), f"holds a parameter the series detector refuses ({exc})", "re-train and save the model")) from exc
     except (KeyError, TypeError, ValueError) as exc:

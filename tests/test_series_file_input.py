@@ -443,3 +443,20 @@ def test_local_times_repeated_where_daylight_saving_ends_name_the_utc_offset_fix
     df.assign(timestamp=r).to_csv(tmp_path / "rep.csv", index=False)
     out = _fail(["fit", str(tmp_path / "rep.csv"), "-o", str(tmp_path / "m"), "--window", "16", "--epochs", "1", "-q"])
     assert "does not increase at row 100" in out and "daylight" not in out, out
+
+
+def test_a_header_with_spaces_is_read_by_channel_name_for_a_model_saved_from_python(python_models, tmp_path):
+    """A model saved by SeriesDetector.save read a file's channels by name only where the header named them
+    exactly: a header written with a space after each comma ('timestamp, pressure, temp', whose columns pandas
+    names ' pressure', ' temp') was read by position, the channels swapped without a word, where
+    `ganad stream` and the service's /series take the same header by name."""
+    test = _table(120, 1)
+    test.loc[60:70, "pressure"] += 5.0
+    lines = ["timestamp, pressure, temp"] + [f"{t}, {p!r}, {v!r}" for t, p, v in
+                                              zip(test.timestamp.astype(str), test.pressure.tolist(), test.temp.tolist())]
+    (tmp_path / "test.csv").write_text("\n".join(lines) + "\n")
+    m = python_models / "named"
+    r = runner.invoke(app, ["score", str(m), str(tmp_path / "test.csv"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv").score, ganad.load(m).decision_function(test[["temp", "pressure"]].to_numpy()),
+                               rtol=1e-6, atol=1e-6)

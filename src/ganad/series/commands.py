@@ -213,9 +213,11 @@ def _read_for_model(sd, data: Path, sep, decimal, exclude):
     if not io and not is_npy:
         from ganad.series.readers import series_files
         first = next(iter(series_files(data)), None)
-        if first is not None and set(sd.channels_) <= set(_columns(first, sep, decimal)):
+        if first is not None and channel_columns(_columns(first, sep, decimal), sd.channels_) is not None:
             # a model saved from Python: its channels by name (not every other column, in the file's order), in a
-            # single file or a folder of them (a folder was read by position: its first file decides, as the reader checks the rest)
+            # single file or a folder of them (a folder was read by position: its first file decides, as the reader checks the rest);
+            # also without surrounding spaces (a header 'time, b, a' names ' b', ' a'), as `ganad stream` and the service
+            # match them: such a file was read by position, its channels swapped without a word
             chans = sd.channels_
     try:  # an NPY array has no named columns: its columns are the channels in the training order, without times
         tab = read_series_file(data, None if is_npy else io.get("time_column"), None if is_npy else chans,

@@ -473,6 +473,23 @@ def test_stream_headers_of_models_fitted_from_python(tmp_path):
         assert len(pts) == 20 and out == plain, header
 
 
+def test_stream_reads_a_header_naming_channels_like_numbers_without_a_time(tmp_path):
+    """A header naming the model's channels where one is named like a number ('temp,7', a series without a time
+    column) was refused as 'not 2 numbers' without --has-time (only a first line with no number in it was a
+    header), where `ganad score` and /series read the same file by name."""
+    from ganad.series.commands import stream_lines
+    X = pd.DataFrame(np.random.RandomState(0).standard_normal((300, 2)), columns=["temp", "7"])
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "width": 8, "random_state": 0})
+    sd.fit(X).save(tmp_path / "m")
+    Y = X.iloc[:40]
+    for header, cols in (("temp,7", ["temp", "7"]), ("7,temp", ["7", "temp"]), ('"7","temp"', ["7", "temp"]), ("temp, 7", ["temp", "7"])):
+        out: list = []
+        stream_lines(tmp_path / "m", [header + "\n"] + [",".join(repr(float(v)) for v in r) + "\n" for r in Y[cols].to_numpy()],
+                     out.append)
+        pts = [float(x[2]) for x in (ln.split(",") for ln in "".join(out).splitlines()) if x[0] == "point"]
+        np.testing.assert_allclose(pts, sd.decision_function(Y), rtol=1e-6, atol=1e-6)
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

@@ -674,7 +674,10 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
                 raise ValueError(line)
             row = [num(v) for v in parts]
         except ValueError:
-            if was_first and (named or not any(is_num(v) for v in parts)):  # a header line: no cell is a number
+            # a header line: no cell is a number, or it names the model's channels (some named like numbers, 'temp,7':
+            # a cell that is no number makes it no data line; it was refused as 'not 3 numbers' without --has-time)
+            if was_first and (named or not any(is_num(v) for v in parts)
+                              or (named_model and len(parts) == C and channel_columns(parts, sd.channels_) is not None)):
                 # as a CSV header: a quoted name may hold the separator ("valve,open")
                 cells = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
                 raw = cells[1:] if has_time else cells

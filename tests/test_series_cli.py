@@ -490,6 +490,30 @@ def test_stream_reads_a_header_naming_channels_like_numbers_without_a_time(tmp_p
         np.testing.assert_allclose(pts, sd.decision_function(Y), rtol=1e-6, atol=1e-6)
 
 
+def test_stream_reads_the_default_header_of_a_model_fitted_from_a_dataframe_of_an_array(tmp_path):
+    """A model fitted from pd.DataFrame(array) has channels '0', '1': the header '0,1' of pd.DataFrame(array).to_csv()
+    (and 'time,1,0' with --has-time) names them, and `ganad score` and /series read it as the header, but the stream
+    read it as a data point: one point more than the file holds, every index shifted by one."""
+    from ganad.series.commands import stream_lines
+    X = pd.DataFrame(np.random.RandomState(0).standard_normal((300, 2)))
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "width": 8, "random_state": 0})
+    sd.fit(X).save(tmp_path / "m")
+    Y = X.iloc[:40]
+    t = pd.date_range("2024-01-01", periods=40, freq="min")
+    for header, cols, has_time in (("0,1", [0, 1], False), ("time,1,0", [1, 0], True)):
+        rows = [(f"{t[i]}," if has_time else "") + ",".join(repr(float(v)) for v in Y[cols].to_numpy()[i]) + "\n" for i in range(40)]
+        out: list = []
+        stream_lines(tmp_path / "m", [header + "\n"] + rows, out.append, has_time=has_time)
+        pts = [float(x[2]) for x in (ln.split(",") for ln in "".join(out).splitlines()) if x[0] == "point"]
+        np.testing.assert_allclose(pts, sd.decision_function(Y), rtol=1e-6, atol=1e-6)
+    out = []  # a later line '0,1' is a data point (not the header repeated by a rotated file)
+    stream_lines(tmp_path / "m", ["0,1\n", "0,1\n"] + [",".join(repr(float(v)) for v in r) + "\n" for r in Y.to_numpy()], out.append)
+    assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 41
+    out = []  # a first line of other numbers is still a data point
+    stream_lines(tmp_path / "m", ["1,0\n"] + [",".join(repr(float(v)) for v in r) + "\n" for r in Y.to_numpy()], out.append)
+    assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 41
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

@@ -641,6 +641,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     # each comma ('time, temp, pressure') gave the model channels ' temp', ' pressure' (pandas keeps the spaces);
     # channel_columns is the service's rule too
     named_model = not unnamed_channels(sd.channels_)
+    default_names = [str(c) for c in sd.channels_] == [str(i) for i in range(C)]  # fitted from pd.DataFrame(array)
     time_name = (getattr(sd, "io_", None) or {}).get("time_column")
     time_name = None if time_name is None else str(time_name).strip()
     how = "one point per line" + ("" if sep == "," and decimal == "." else f" (--sep {sep!r}, --decimal {decimal!r})")
@@ -656,7 +657,9 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         line = (line.strip().lstrip("\ufeff") if n_line == 1 or header is not None else line).strip()
         if not line:
             continue
-        if header is not None and line == header:  # the header again: a rotated file (`tail -F`) starts with it
+        # the header again: a rotated file (`tail -F`) starts with it; not a header of numbers only ('0,1', pandas' default
+        # names), which a later data line may equal (a one-channel model's '0' would drop every 0 of the stream)
+        if header is not None and line == header and not all(_number(v.strip()) for v in line.split(sep)):
             continue
         # quoted fields (a CSV written with every field quoted, a time holding the separator) as `ganad score` reads
         # them; the plain split otherwise (the per-point path)
@@ -667,8 +670,17 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
         # with --has-time: it was read as a data point), but only where its time cell names the model's time column
         # (a model fitted from Python keeps none: a time cell that is neither a number nor a time): a data line's
         # values may equal number names too, and read as a header it would drop that point and reorder every later one
-        named = (was_first and has_time and named_model and len(parts) == C and _names_time(cells[0].strip(), time_name)
-                 and channel_columns(parts, sd.channels_) is not None)
+        named = (was_first and has_time and (named_model or default_names) and len(parts) == C
+                 and _names_time(cells[0].strip(), time_name) and channel_columns(parts, sd.channels_) is not None)
+        # a model fitted from pd.DataFrame(array) has pandas' default names '0', '1', ...: a first line '0,1,...' (the
+        # header of pd.DataFrame(array).to_csv()) is its header, as `ganad score` and the service read it (pandas'
+        # default column names); it was read as a data point, a point more than the file holds, every index shifted by one
+        zero_header = (was_first and not has_time and default_names and [p.strip() for p in parts] == [str(i) for i in range(C)])
+        if zero_header:
+            import logging
+            logging.getLogger("ganad").warning("stdin line %d: %r is read as a header (the model's channel names, pandas' default "
+                                               "column names), not as data", n_line, line)
+        named = named or zero_header
         try:
             if named:
                 raise ValueError(line)

@@ -810,3 +810,22 @@ def test_decision_scores_labels_and_fit_predict_as_pyod(fitted, tmp_path):
         with pytest.raises(AttributeError, match="decision_function"):
             getattr(loaded, attr)
     assert not hasattr(MultiViewDetector({"beat": "ganomaly"}), "labels_")
+
+
+def test_fit_leaves_a_latent_search_views_training_scores_to_first_access(monkeypatch):
+    """With held-out reference samples, fit read every view's decision_scores_ for labels_: a latent-search
+    view whose score reads the search (AnoGAN, knn_weight 0) then searched a code for every training row
+    in fit, the cost it defers to first access (docs/training.md). decision_scores_ / labels_ now start
+    that search, and give the same scores."""
+    monkeypatch.setattr(ganad.AnoGAN, "_threshold_sample", 64)  # the training rows beyond it: scored on demand
+    X = {"rhythm": _views(200)["rhythm"]}
+    mv = MultiViewDetector({"rhythm": ganad.AnoGAN(knn_weight=0, width=8, **FAST)}, contamination=0.05).fit(X)
+    det = mv.detectors_["rhythm"]
+    assert "_decision_scores" not in det.__dict__  # no search of the training rows in fit
+    s = mv.decision_scores_
+    assert s.shape == (200,) and np.isfinite(s).all()
+    ref = mv.reference_index_
+    trained = np.setdiff1d(np.arange(200), ref)
+    np.testing.assert_allclose(s[ref], mv.decision_function({"rhythm": X["rhythm"][ref]}))
+    np.testing.assert_allclose(s[trained], mv.composer_.standardise({"rhythm": det.decision_scores_}).sum(axis=1))
+    np.testing.assert_array_equal(mv.labels_, (s > mv.threshold_).astype(np.int64))

@@ -244,12 +244,18 @@ class MultiViewDetector(BaseEstimator):
                 # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
                 raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
             self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+            self._train_pending = {}
             if rf > 0:  # every row's raw view scores (decision_scores_ / labels_): the held-out rows' as above, the
                 # trained rows' from each view's own training scores (a row leaves its own knn entry out)
-                trained = {v: self._training_scores(v, _rows(Xv[v], train_idx), len(train_idx)) for v in self.views_}
-                self._train_raw = {v: np.empty(n) for v in self.views_}
+                self._train_raw = {v: np.full(n, np.nan) for v in self.views_}
                 for v in self.views_:
-                    self._train_raw[v][ref_idx], self._train_raw[v][train_idx] = raw[v], trained[v]
+                    self._train_raw[v][ref_idx] = raw[v]
+                    if _training_scores_pending(self.detectors_[v]):
+                        # a latent-search view computes its training scores on first access (a search per row, the
+                        # cost its fit avoids): so do decision_scores_ / labels_, not fit
+                        self._train_pending[v] = train_idx
+                    else:
+                        self._train_raw[v][train_idx] = self._training_scores(v, _rows(Xv[v], train_idx), len(train_idx))
             else:
                 self._train_raw = raw
             s = self._sum(raw)
@@ -287,6 +293,15 @@ class MultiViewDetector(BaseEstimator):
                 raise AttributeError(_fmt(name, "are not in this model: the training samples' scores stay in memory and are not "
                                                 "saved in the model file", "score the training samples with mv.decision_function(X_train)"))
             raise AttributeError(name)
+        pending = self.__dict__.get("_train_pending") or {}
+        for v in list(pending):
+            idx = pending[v]
+            s = np.asarray(self.detectors_[v].decision_scores_, dtype=np.float64)  # the view's search, now
+            if s.shape != (len(idx),):
+                raise AttributeError(_fmt(name, f"cannot be computed: view {v!r} has {s.shape} training scores for {len(idx)} rows",
+                                          "score the training samples with mv.decision_function(X_train)"))
+            raw[v][idx] = s
+            del pending[v]
         return raw
 
     @property
@@ -414,6 +429,13 @@ class MultiViewDetector(BaseEstimator):
     @classmethod
     def load(cls, path) -> "MultiViewDetector":
         return load_multiview(path)
+
+
+def _training_scores_pending(det) -> bool:
+    """Whether a ganad detector computes its training scores on first access (a latent-search method whose
+    score reads the search: docs/training.md), which reading ``decision_scores_`` would start."""
+    d = getattr(det, "__dict__", {})
+    return "_decision_scores" not in d and d.get("_train_ref") is not None
 
 
 def _rows(a, idx):

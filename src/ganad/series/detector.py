@@ -493,7 +493,8 @@ class SeriesDetector(BaseEstimator):
     quantiles, which is what ``predict_proba`` and calibration read, so a loaded model has
     ``reference_scores_`` and not ``decision_scores_``); ``labels_``, the training points' 0 / 1 labels, one
     per row of the training series (in memory only, as ``decision_scores_``); ``detector_``, the wrapped window detector;
-    ``channels_``; ``window_``, ``stride_``, ``event_gap_``.
+    ``channels_``; ``window_``, ``stride_``, ``event_gap_``, ``window_score_``, ``dtw_gamma_`` (what fit scored windows with;
+    ``set_params`` changes them at the next fit).
     """
 
     def __init__(self, detector="ganomaly", window: int = 64, stride: int | None = None, contamination: float = 0.01,
@@ -783,9 +784,11 @@ class SeriesDetector(BaseEstimator):
     def labels_(self) -> np.ndarray:
         """0 / 1 per row of the series ``fit`` was given (a list of series: their rows one after the
         other), as PyOD's ``labels_``: 1 where the point's training score is above ``threshold_`` (after
-        :meth:`calibrate`, the calibrated one); 0 for the points of a series too short for one window,
-        which get no score (``decision_scores_`` leaves them out). Kept in memory only: a loaded model
-        has none (score the training series with :meth:`predict`)."""
+        :meth:`calibrate`, the calibrated one); 0 for the points no window covers (a series, or a piece
+        between gaps in time, shorter than one window), which get no score. ``decision_scores_`` holds
+        the finite scores only, so it is shorter than ``labels_`` where such points exist (or a window
+        overflowed under ``on_nonfinite='max'``: its points are labelled 1). Kept in memory only: a
+        loaded model has none (score the training series with :meth:`predict`)."""
         pts = self.__dict__.get("_train_point_scores")
         if pts is None:
             if "threshold_" in self.__dict__:

@@ -26,7 +26,7 @@ training samples in a learned space (``knn_weight`` 0.75). Compared here, on the
   ``feature+input, k=1`` / ``k=3`` / ``k=10``: the input block's mean distance to its 1, 3 or 10
   nearest bank rows instead of 5 (``n_neighbors``)
 
-* ``max(feature, mahalanobis; input)`` (twenty-seventh session): the larger of the two standardised
+* ``feature, mahalanobis max input`` (twenty-seventh session): the larger of the two standardised
   distances of ``feature, mahalanobis + input`` instead of their mean (an "or" of the two views: a
   sample far from the training inputs counts as far even where D's features place it near their
   mean, as between the modes of normal data of several modes; Aggarwal & Sathe 2015 on maximisation
@@ -64,7 +64,7 @@ Validation sets (no test split is read):
     python benchmarks/select_knn_space.py mitbih --seeds 0 1 2 3 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
     python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10 --methods ganomaly,fanogan,vaegan --variants "$V"
     # the mean or the larger of the two blocks (twenty-seventh session):
-    V="feature, mahalanobis + input;max(feature, mahalanobis; input);input;feature, mahalanobis"
+    V="feature, mahalanobis + input;feature, mahalanobis max input;input;feature, mahalanobis"
     python benchmarks/select_knn_space.py mitbih --seeds 0 1 2 3 --epochs 10 --variants "$V"
     python benchmarks/select_knn_space.py mnist --seeds 0 --epochs 10 --variants "$V"
     python benchmarks/select_knn_space.py multimodal --seeds 0 1 2 3 --epochs 10 --variants "$V"
@@ -88,7 +88,7 @@ import ganad  # noqa: E402
 
 VARIANTS = ("code", "feature", "feature, full width", "mean of z", "feature, mahalanobis", "code, mahalanobis",
             "input", "feature, mahalanobis + input", "feature+input", "feature+input, input ≤ 64",
-            "feature+input, k=1", "feature+input, k=3", "feature+input, k=10", "max(feature, mahalanobis; input)")
+            "feature+input, k=1", "feature+input, k=3", "feature+input, k=10", "feature, mahalanobis max input")
 #: variant -> (knn_space, knn_metric, width above which features are compressed; None = the library's)
 _VIEWS = {"code": ("code", "euclidean", None), "feature": ("feature", "euclidean", None),
           "feature, full width": ("feature", "euclidean", 10**9),
@@ -176,15 +176,15 @@ def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
     own_ref = np.asarray(inner(reference_components(det, X_all_train)), dtype=np.float64)
     own_ev = np.asarray(inner(det.score_components(X_eval).components), dtype=np.float64)
     need = set(variants) | ({"code", "feature"} if "mean of z" in variants else set())
-    need |= {"feature, mahalanobis", "input"} if {"feature, mahalanobis + input", "max(feature, mahalanobis; input)"} & set(variants) else set()
+    need |= {"feature, mahalanobis", "input"} if {"feature, mahalanobis + input", "feature, mahalanobis max input"} & set(variants) else set()
     views = knn_views(det, X_all_train, X_eval, [v for v in VARIANTS if v in need])
     if "input" in need:
         views["input"] = input_knn(det, X_all_train, X_eval)
     zk = {k: (robust_z(r, r), robust_z(r, e)) for k, (r, e) in views.items()}
     if "feature, mahalanobis + input" in variants:
         zk["feature, mahalanobis + input"] = tuple((zk["feature, mahalanobis"][i] + zk["input"][i]) / 2 for i in range(2))
-    if "max(feature, mahalanobis; input)" in variants:
-        zk["max(feature, mahalanobis; input)"] = tuple(np.maximum(zk["feature, mahalanobis"][i], zk["input"][i]) for i in range(2))
+    if "feature, mahalanobis max input" in variants:
+        zk["feature, mahalanobis max input"] = tuple(np.maximum(zk["feature, mahalanobis"][i], zk["input"][i]) for i in range(2))
     if "mean of z" in variants:
         zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
     row = {"own": roc_auc_score(y_eval, own_ev)}

@@ -514,6 +514,29 @@ def test_stream_reads_the_default_header_of_a_model_fitted_from_a_dataframe_of_a
     assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 41
 
 
+def test_stream_reads_a_first_line_with_a_time_numpy_cannot_parse_as_data(tmp_path):
+    """--has-time with a model fitted from Python (no time column name kept): a first line's time cell that numpy
+    cannot parse but pandas reads as a time ('00:00:00', '01/01/2024 00:00') is a data line, also where its values
+    equal the model's number-named channels ('1,0' for pd.DataFrame(array)'s '0', '1'); it was read as a header, the
+    point dropped and every later line's channels swapped without a word."""
+    from ganad.series.commands import stream_lines
+    X = pd.DataFrame(np.random.RandomState(0).standard_normal((300, 2)))
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "width": 8, "random_state": 0})
+    sd.fit(X).save(tmp_path / "m")
+    Y = X.iloc[:40].to_numpy().copy()
+    Y[0] = [1.0, 0.0]
+    t = pd.date_range("2024-01-01", periods=40, freq="min")
+    for fmt in ("%H:%M:%S", "%d/%m/%Y %H:%M"):
+        rows = [f"{t[i].strftime(fmt)},{'1,0' if i == 0 else ','.join(repr(float(v)) for v in Y[i])}\n" for i in range(40)]
+        out: list = []
+        stream_lines(tmp_path / "m", rows, out.append, has_time=True)
+        pts = [float(x[2]) for x in (ln.split(",") for ln in "".join(out).splitlines()) if x[0] == "point"]
+        np.testing.assert_allclose(pts, sd.decision_function(Y), rtol=1e-6, atol=1e-6)
+    out = []  # a header's time cell is still one: 'time,1,0'
+    stream_lines(tmp_path / "m", ["time,1,0\n"] + [f"{t[i]},{float(Y[i, 1])!r},{float(Y[i, 0])!r}\n" for i in range(40)], out.append, has_time=True)
+    assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 40
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

@@ -267,13 +267,23 @@ def _names_time(cell: str, time_name: str | None) -> bool:
     if _number(cell):
         return False
     import warnings
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a zoned time: numpy warns that it drops the zone
+
+    import pandas as pd
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a zoned time: numpy warns that it drops the zone; pandas that it infers a format
+        try:
             np.datetime64(cell)
-        return False
-    except ValueError:
-        return True
+            return False
+        except ValueError:
+            pass
+        # a time as `ganad fit` / `ganad score` read a time column (pandas): '10:00:00', '01/02/2024 10:00', which numpy
+        # refuses; read as a header's name, a first data line whose values equal number-named channels ('0', '1' of a
+        # model fitted from pd.DataFrame(array)) was dropped and every later line's channels reordered ('10:00:00,1,0')
+        try:
+            pd.to_datetime(pd.Series([cell]))
+            return False
+        except (ValueError, TypeError, OverflowError):
+            return True
 
 
 def _not_named(names, columns: list[str]) -> list[str]:

@@ -537,6 +537,29 @@ def test_stream_reads_a_first_line_with_a_time_numpy_cannot_parse_as_data(tmp_pa
     assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 40
 
 
+def test_stream_warns_where_a_later_line_repeats_a_header_of_numbers_only(tmp_path, caplog):
+    """A header of numbers only ('0,1' for a model fitted from pd.DataFrame(array)) repeated by a later line (a rotated
+    file's header, or a data point equal to it) is read as a data point: said with a warning (once), not silently."""
+    import logging
+
+    from ganad.series.commands import stream_lines
+    X = pd.DataFrame(np.random.RandomState(0).standard_normal((300, 2)))
+    SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "width": 8, "random_state": 0}).fit(X)\
+        .save(tmp_path / "m")
+    rows = [",".join(repr(float(v)) for v in r) + "\n" for r in X.iloc[:20].to_numpy()]
+    out: list = []
+    with caplog.at_level(logging.WARNING, logger="ganad"):
+        stream_lines(tmp_path / "m", ["0,1\n"] + rows[:10] + ["0,1\n"] + rows[10:] + ["0,1\n"], out.append)
+    assert sum(ln.startswith("point,") for ln in "".join(out).splitlines()) == 22
+    said = [r.getMessage() for r in caplog.records if "repeats the header" in r.getMessage()]
+    assert len(said) == 1 and "stdin line 12" in said[0], caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganad"):  # a header with a name is skipped where repeated, without a word
+        stream_lines(tmp_path / "m", ["time,0,1\n"] + [f"{i}," + r for i, r in enumerate(rows)] + ["time,0,1\n"], [].append,
+                     has_time=True)
+    assert "repeats the header" not in caplog.text
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

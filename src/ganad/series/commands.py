@@ -616,6 +616,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     first = True   # the first non-blank line may be a header
     header = None  # that header line, stripped: a line repeating it later is skipped (a rotated file's header)
     order = None   # column order of a header naming the channels in another order
+    repeated_numbers = False  # a later line repeating a header of numbers only was read as data (said once)
 
     def num(v: str) -> float:
         # the decimal mark of `ganad fit --decimal`: '1,5' with ','; a '.' is then no decimal mark (as pandas reads)
@@ -669,8 +670,16 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             continue
         # the header again: a rotated file (`tail -F`) starts with it; not a header of numbers only ('0,1', pandas' default
         # names), which a later data line may equal (a one-channel model's '0' would drop every 0 of the stream)
-        if header is not None and line == header and not all(_number(v.strip()) for v in line.split(sep)):
-            continue
+        if header is not None and line == header:
+            if not all(_number(v.strip()) for v in line.split(sep)):
+                continue
+            if not repeated_numbers:  # a data point, or a rotated file's header scored as one: said once
+                repeated_numbers = True
+                import logging
+                logging.getLogger("ganad").warning(
+                    "stdin line %d: %r repeats the header of numbers only and is read as a data point (so is every later such "
+                    "line); if a rotated file starts with it, that header is scored as a point: restart the stream at the "
+                    "rotation, or name the channels in the file's header", n_line, line)
         # quoted fields (a CSV written with every field quoted, a time holding the separator) as `ganad score` reads
         # them; the plain split otherwise (the per-point path)
         cells = line.split(sep) if '"' not in line else _quoted_cells(line, sep)

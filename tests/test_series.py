@@ -883,3 +883,28 @@ def test_fit_predict_labels_every_training_row_as_pyod(tmp_path):
         ganad.load(tmp_path / "m").labels_
     with pytest.raises(AttributeError):
         SeriesDetector().labels_
+
+
+def test_a_channel_constant_in_training_is_never_blamed_while_it_holds_its_value():
+    """A setpoint channel constant in training (42.0) has a tiny training residual (channel_baseline_ near
+    0): the networks' small residual on it, disturbed by an anomaly in another channel, became a large
+    ratio and the events table named the setpoint, the one channel certain to be normal, as the driver.
+    Its contribution is 0 where it holds its training value; where it moves, it is the driver."""
+    X = np.c_[_series(2400), np.full(2400, 42.0)]
+    sd = SeriesDetector("fanogan", window=32, stride=8,
+                        detector_params={"epochs": 2, "random_state": 0, "width": 8, "verbose": False})
+    sd.fit(X, channel_names=["a", "b", "c", "setpoint"])
+    T = np.c_[_series(1003, seed=1), np.full(1003, 42.0)]
+    T[500:520, 1] += 3.0
+    res = sd.score_series(T)
+    assert (res.contributions[:, 3] == 0).all()
+    assert len(res.events) and not res.events.channels.str.contains("setpoint").any()
+    assert (res.events.share_setpoint == 0).all()
+    up = sd.stream().update(T)  # the stream's contributions are the batch ones
+    np.testing.assert_allclose(up.contributions, res.contributions[up.index], rtol=1e-6, atol=1e-9)
+    M = T.copy()
+    M[:, 1] = _series(1003, seed=1)[:, 1]
+    M[700:720, 3] = 45.0  # the setpoint moves: now it drives the event
+    ev = sd.score_series(M).events
+    hit = ev[(ev.start <= 719) & (ev.end >= 700)]
+    assert len(hit) == 1 and hit.channels.iloc[0].startswith("setpoint=")

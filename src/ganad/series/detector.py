@@ -304,6 +304,26 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) and v.dtype.kind in "biuf" else v
 
 
+def _mask_constant_channels(det, windows: np.ndarray, wm):
+    """``wm`` (n, C, W) with 0 at the points where a channel the detector's 'per-feature' scaler called
+    constant in training holds its training value (to the relative tolerance, 1e-6, under which the scaler
+    calls a feature constant), unchanged elsewhere (a constant channel that moves keeps its residual)."""
+    sc = getattr(det, "scaler_", None)
+    mode = getattr(sc, "mode", None)
+    if not mode or "constant" not in mode or wm is None:
+        return wm
+    const = [j for j, m in enumerate(mode) if m == "constant"]
+    shift = np.asarray(sc.shift, dtype=np.float64).reshape(-1)
+    if len(mode) != windows.shape[1] or shift.size != windows.shape[1]:
+        return wm
+    wm = np.array(wm, copy=True)
+    for j in const:
+        v = np.asarray(windows[:, j, :], dtype=np.float64)
+        still = np.abs(v - shift[j]) <= 1e-6 * abs(shift[j])
+        wm[:, j, :][still] = 0.0
+    return wm
+
+
 class EventTracker:
     """Turns labelled points into events, point by point or in blocks (batch and streaming share it).
 
@@ -658,9 +678,15 @@ class SeriesDetector(BaseEstimator):
     def _score_windows_at(self, windows: np.ndarray, starts: np.ndarray, rows=None, stream: bool = False):
         """:meth:`_score_windows` of the windows starting at ``starts`` (points of the series, or of
         ``rows``, the input rows of a segment); a window whose score overflows is named by its points,
-        not by its place in the block of windows scored (which named "row(s) [0]")."""
+        not by its place in the block of windows scored (which named "row(s) [0]").
+
+        The residual map of a channel the scaler found constant in training is set to 0 where the
+        window holds that constant: the channel did not move there, and the networks' small residual on it
+        (its training mean, ``channel_baseline_``, near 0) became a large ratio wherever another channel
+        disturbed the reconstruction, naming the one channel certain to be normal as an event's driver."""
         try:
-            return self._score_windows(windows)
+            ws, wm = self._score_windows(windows)
+            return ws, _mask_constant_channels(self.detector_, windows, wm)
         except InputError as exc:
             bad = getattr(exc, "nonfinite_rows", None)
             if bad is None:

@@ -807,3 +807,20 @@ def test_ctrl_c_caught_and_turned_into_another_error_by_optuna_is_an_interruptio
     assert e.value.code == 130
     err = capsys.readouterr()
     assert "interrupted" in err.out + err.err and "Traceback" not in err.out + err.err and "AssertionError" not in err.out + err.err
+
+
+def test_cli_image_folder_val_data_is_refused_as_a_folder_before_asking_for_a_label_column(tmp_path):
+    """--val-data FOLDER without --label-column said 'pass --label-column NAME'; given one, the next run said
+    a folder of images holds no label column. The folder is named as the problem at once, with the NPZ fix."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for d in ("train", "val"):
+        (tmp_path / d).mkdir()
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / d / f"{i}.png")
+    base = ["tune", str(tmp_path / "train"), "-o", str(tmp_path / "m"), "--trials", "1", "--epochs", "1", "--val-data", str(tmp_path / "val")]
+    for extra in ([], ["--label-column", "y"]):
+        r = CliRunner().invoke(app, base + extra)
+        out = " ".join(r.output.split())
+        assert r.exit_code != 0 and "folder of images" in out and "np.savez" in out, out
+        assert not (tmp_path / "m").exists()

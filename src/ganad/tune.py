@@ -839,9 +839,14 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
     from ganad.data.io import file_format, read_array
     from ganad.data.validation import check_labels
     p = Path(path)
+    fmt = file_format(p)
+    if fmt not in ("npz", "csv", "parquet"):  # before --label-column: naming a column here led to this refusal next
+        what = "a folder of images" if fmt == "images" else f"a {fmt} file"
+        fix = ("use a CSV / Parquet file with a label column or an NPZ file with a labels array, e.g. the images and "
+               "their labels as np.savez('val.npz', X=images, y=labels) with --label-column y")
+        raise InputError(_fmt(f"--val-data {p}", f"is {what}, which holds no label column", fix))
     if label_column is None:
         raise InputError(_fmt(f"--val-data {p}", "has no label column named", "pass --label-column NAME (1 = anomaly, 0 = normal)"))
-    fmt = file_format(p)
     if fmt == "npz":
         with np.load(p, allow_pickle=False) as z:
             if label_column not in z.files:
@@ -853,7 +858,7 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
                 raise InputError(_fmt(f"--val-data {p}", f"holds arrays {others} besides the labels", "name the rows' array with --key"))
             key = "X" if "X" in others else others[0]
         X = read_array(p, key=key)
-    elif fmt in ("csv", "parquet"):
+    else:  # csv, parquet
         import pandas as pd
         from ganad.data.readers import csv_columns
         head = csv_columns(p, sep=sep, decimal=decimal)  # before reading the rows: a missing label column was blamed on --exclude
@@ -868,7 +873,4 @@ def read_labelled(path, label_column: str | None, *, exclude=(), key=None, sep=N
                 y = pd.read_csv(p, usecols=[label_column], sep=sep or ("\t" if p.suffix.lower() == ".tsv" else ","))[label_column].to_numpy()
         except (KeyError, ValueError) as exc:
             raise InputError(_fmt(f"--val-data {p}", f"has no column {label_column!r}", "pass the name of the label column with --label-column")) from exc
-    else:
-        raise InputError(_fmt(f"--val-data {p}", f"is {'a folder of images' if fmt == 'images' else f'a {fmt} file'}, which holds no label column",
-                              "use a CSV / Parquet file with a label column or an NPZ file with a labels array"))
     return X, check_labels(y, len(X), f"labels ({p} column {label_column})")

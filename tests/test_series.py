@@ -908,3 +908,19 @@ def test_a_channel_constant_in_training_is_never_blamed_while_it_holds_its_value
     ev = sd.score_series(M).events
     hit = ev[(ev.start <= 719) & (ev.end >= 700)]
     assert len(hit) == 1 and hit.channels.iloc[0].startswith("setpoint=")
+
+
+def test_a_large_constant_channel_that_moves_by_one_unit_drives_its_event():
+    """The setpoint mask judged "holds its value" to 1e-6 of the value: at 2e6 (scale 1) a step of 1, which
+    the networks see as 42 -> 43 is seen, drove the window score while the event named another channel."""
+    X = np.c_[_series(1200), np.full(1200, 2e6)]
+    sd = SeriesDetector("fanogan", window=16, stride=4,
+                        detector_params={"epochs": 1, "random_state": 0, "width": 8, "verbose": False})
+    sd.fit(X, channel_names=["a", "b", "c", "setpoint"])
+    T = np.c_[_series(600, seed=1), np.full(600, 2e6)]
+    assert (sd.score_series(T).contributions[:, 3] == 0).all()  # held: never blamed
+    T[300:340, 3] += 1.0
+    res = sd.score_series(T)
+    assert (res.contributions[300:340, 3] > 0).all()
+    hit = res.events[(res.events.start <= 339) & (res.events.end >= 300)]
+    assert len(hit) == 1 and hit.channels.iloc[0].startswith("setpoint=")

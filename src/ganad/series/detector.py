@@ -306,20 +306,24 @@ def _plain(v):
 
 def _mask_constant_channels(det, windows: np.ndarray, wm):
     """``wm`` (n, C, W) with 0 at the points where a channel the detector's 'per-feature' scaler called
-    constant in training holds its training value (to the relative tolerance, 1e-6, under which the scaler
-    calls a feature constant), unchanged elsewhere (a constant channel that moves keeps its residual)."""
+    constant in training holds its training value, unchanged elsewhere (a constant channel that moves keeps
+    its residual). "Holds" is judged in the scaled units the networks see, ``|x - shift| / scale`` at most
+    1e-6 (the float32 networks see no difference below it): a tolerance relative to the value itself
+    (1e-6 · |shift|) hid real moves of a large setpoint, at 2e6 (scale 1) a step of 1, which the
+    networks see as 42 -> 43, and the event it drove named another channel."""
     sc = getattr(det, "scaler_", None)
     mode = getattr(sc, "mode", None)
     if not mode or "constant" not in mode or wm is None:
         return wm
     const = [j for j, m in enumerate(mode) if m == "constant"]
     shift = np.asarray(sc.shift, dtype=np.float64).reshape(-1)
-    if len(mode) != windows.shape[1] or shift.size != windows.shape[1]:
+    scale = np.asarray(sc.scale, dtype=np.float64).reshape(-1)
+    if len(mode) != windows.shape[1] or shift.size != windows.shape[1] or scale.size != windows.shape[1]:
         return wm
     wm = np.array(wm, copy=True)
     for j in const:
-        v = np.asarray(windows[:, j, :], dtype=np.float64)
-        still = np.abs(v - shift[j]) <= 1e-6 * abs(shift[j])
+        with np.errstate(over="ignore", invalid="ignore"):
+            still = np.abs(np.asarray(windows[:, j, :], dtype=np.float64) - shift[j]) <= 1e-6 * scale[j]
         wm[:, j, :][still] = 0.0
     return wm
 

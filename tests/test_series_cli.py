@@ -560,6 +560,24 @@ def test_stream_warns_where_a_later_line_repeats_a_header_of_numbers_only(tmp_pa
     assert "repeats the header" not in caplog.text
 
 
+def test_stream_reads_the_header_of_a_dataframe_written_with_its_time_index(tmp_path):
+    """--has-time with a model fitted from pd.DataFrame(array): df.to_csv() of a frame indexed by time writes the
+    header ',0,1' (the index unnamed); numpy reads the empty time cell as NaT, so the header was scored as a point
+    (0, 1), and a header ',1,0' (columns reordered) as (1, 0) with every later line's channels swapped."""
+    from ganad.series.commands import stream_lines
+    X = pd.DataFrame(np.random.RandomState(0).standard_normal((300, 2)))
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "width": 8, "random_state": 0})
+    sd.fit(X).save(tmp_path / "m")
+    Y = X.iloc[:40].set_axis(pd.date_range("2024-01-01", periods=40, freq="min"))
+    for cols in (["0", "1"], ["1", "0"]):
+        Y.columns = X.columns.astype(str)
+        Y[cols].to_csv(tmp_path / "y.csv")
+        out: list = []
+        stream_lines(tmp_path / "m", (tmp_path / "y.csv").read_text().splitlines(keepends=True), out.append, has_time=True)
+        pts = [float(x[2]) for x in (ln.split(",") for ln in "".join(out).splitlines()) if x[0] == "point"]
+        np.testing.assert_allclose(pts, sd.decision_function(X.iloc[:40].to_numpy()), rtol=1e-6, atol=1e-6)
+
+
 def test_stream_reads_a_header_with_a_space_after_each_comma(tmp_path):
     """A header written 'time, temp, pressure': pandas keeps the spaces, so `ganad fit` made the channels
     ' temp', ' pressure' and `ganad score` read the file, but `ganad stream --has-time` stripped the header's

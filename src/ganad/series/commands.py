@@ -261,11 +261,13 @@ def calibrate_series_file(model_dir: Path, data: Path, output: Path | None, *, t
 
 def _names_time(cell: str, time_name: str | None) -> bool:
     """Whether a first stream line's time cell is a header's: the model's time column's name, or for a model
-    that keeps none (fitted from Python) a cell that is neither a number nor a time."""
+    that keeps none (fitted from Python) a cell that is neither a number nor a time, or empty (df.to_csv()'s unnamed index)."""
     if time_name is not None:
         return cell == time_name
     if _number(cell):
         return False
+    if not cell:  # the empty name of an unnamed index, df.to_csv()'s header ',0,1', which numpy reads as NaT: no time
+        return True
     import warnings
 
     import pandas as pd

@@ -121,6 +121,30 @@ def test_unreadable_files_give_clear_errors(tmp_path):
         read_array(tmp_path / "two.npz")
 
 
+def test_wfdb_records_point_to_the_beat_loader(tmp_path):
+    """A folder of WFDB records (MIT-BIH's .hea / .dat / .atr) or one of their files passed as data is refused
+    with the way to such data named: ganad.data.load_mitbih cuts beats a file can hold (a new user pointed
+    `ganad fit` at the mitdb folder and was told only of CSV files and image folders)."""
+    from ganad.data.readers import read_array
+    rec = tmp_path / "mitdb"
+    rec.mkdir()
+    for ext in ("hea", "dat", "atr"):
+        (rec / f"100.{ext}").write_bytes(b"x")
+    for path in (rec, rec / "100.dat", rec / "100.hea"):
+        with pytest.raises(DataFileError, match=r"load_mitbih\(folder"):
+            read_array(path)
+    other = tmp_path / "other"  # no record headers: no ECG hint
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(DataFileError) as exc:
+        read_array(other)
+    assert "load_mitbih" not in str(exc.value)
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataFileError) as exc:
+        read_array(tmp_path / "x.xlsx")
+    assert "load_mitbih" not in str(exc.value)
+
+
 def test_cli_fails_cleanly_and_writes_nothing(fitted, tmp_path):
     np.save(tmp_path / "x.npy", np.random.randn(50, 3))
     data = (tmp_path / "x.npy").read_bytes()

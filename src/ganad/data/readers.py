@@ -50,13 +50,30 @@ def file_format(path) -> str:
     if p.is_dir():
         if image_folder(p)[0]:
             return "images"
-        raise DataFileError(_fmt(str(p), f"is a directory with no image file ({', '.join(IMAGE_SUFFIXES)}), not a data file",
-                                 "pass a CSV, Parquet, NPY or NPZ file, or a folder of image files of one size"))
+        raise DataFileError(_fmt(str(p), f"is a directory with no image file ({', '.join(IMAGE_SUFFIXES)}), not a data file"
+                                 + (" (it holds WFDB records)" if _has_wfdb(p) else ""),
+                                 "pass a CSV, Parquet, NPY or NPZ file, or a folder of image files of one size" + _WFDB_HINT * _has_wfdb(p)))
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise DataFileError(_fmt(str(p), f"has an unknown extension {p.suffix!r}", "use .csv, .parquet, .npy or .npz (or pass the folder "
-                                 "holding image files)" if p.suffix.lower() in IMAGE_SUFFIXES else "use .csv, .parquet, .npy or .npz"))
+        fix = ("use .csv, .parquet, .npy or .npz (or pass the folder holding image files)" if p.suffix.lower() in IMAGE_SUFFIXES
+               else "use .csv, .parquet, .npy or .npz" + _WFDB_HINT * (p.suffix.lower() in _WFDB_SUFFIXES))
+        raise DataFileError(_fmt(str(p), f"has an unknown extension {p.suffix!r}", fix))
     return fmt
+
+
+#: the files of a PhysioNet WFDB record (MIT-BIH and its like): header, signals, annotations
+_WFDB_SUFFIXES = (".hea", ".dat", ".atr")
+_WFDB_HINT = ("; ECG records in WFDB form (MIT-BIH's .hea / .dat / .atr) are cut into beats in Python with "
+              "ganad.data.load_mitbih(folder, records=[...]), whose beats.X saved with numpy.save is a file ganad reads; "
+              "`ganad benchmark mitbih --data PARENT` runs the inter-patient benchmark on such a folder")
+
+
+def _has_wfdb(folder: Path) -> bool:
+    """Whether a folder holds WFDB record headers (a quick look, not a check of the records)."""
+    try:
+        return any(True for _ in folder.glob("*.hea"))
+    except OSError:
+        return False
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")

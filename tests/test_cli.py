@@ -120,6 +120,45 @@ def test_score_components_and_evaluate(workdir):
     assert "auroc" in r.output
 
 
+def test_evaluate_class_names_with_normal_gives_each_class_its_auroc(tmp_path):
+    """--normal: labels that are class names (MIT-BIH's AAMI N, S, V): anomaly = any class but the normal one,
+    and metrics.json's per_class holds the normal class against each other class (a researcher needed sklearn
+    for it); the labels may be aligned by id; a class the labels do not hold, and --normal with --ranges, refused."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    rs = np.random.RandomState(0)
+    cls = np.array(["N"] * 60 + ["S"] * 15 + ["V"] * 25)
+    score = np.where(cls == "N", 0.0, np.where(cls == "S", 0.5, 2.0)) + rs.randn(100)
+    order = rs.permutation(100)  # the labels file lists the samples in another order, paired by id
+    pd.DataFrame({"id": np.arange(100), "index": np.arange(100), "score": score,  # as `ganad score --id-column id` writes
+                  "label": (score > 1.0).astype(int)}).to_csv(tmp_path / "s.csv", index=False)
+    pd.DataFrame({"id": order, "aami": cls[order]}).to_csv(tmp_path / "lab.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "lab.csv"), "--label-column", "aami",
+                            "--normal", "N", "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["normal_class"] == "N" and set(m["per_class"]) == {"S", "V"}
+    assert m["auroc"] == pytest.approx(roc_auc_score(cls != "N", score))
+    for c in ("S", "V"):
+        sel = (cls == "N") | (cls == c)
+        assert m["per_class"][c]["n"] == int((cls == c).sum())
+        assert m["per_class"][c]["auroc"] == pytest.approx(roc_auc_score(cls[sel] == c, score[sel]))
+        assert m["per_class"][c]["auprc"] == pytest.approx(average_precision_score(cls[sel] == c, score[sel]))
+        assert m["per_class"][c]["flagged"] == pytest.approx(np.mean(score[cls == c] > 1.0))
+    assert m["per_class"]["V"]["auroc"] > m["per_class"]["S"]["auroc"]
+    assert "N against each class" in r.output
+    np.save(tmp_path / "lab.npy", cls)  # an array of class names too (in the samples' order)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "lab.npy"), "--normal", "N",
+                            "-o", str(tmp_path / "ev2")])
+    assert r.exit_code == 0 and json.loads((tmp_path / "ev2" / "metrics.json").read_text())["per_class"] == m["per_class"]
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "lab.csv"), "--label-column", "aami",
+                            "--normal", "Normal", "-o", str(tmp_path / "ev3")])
+    assert r.exit_code != 0 and "is not a class" in r.output and "'N'" in r.output and not (tmp_path / "ev3" / "metrics.json").exists()
+    pd.DataFrame({"start": [1], "end": [2]}).to_csv(tmp_path / "ranges.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--ranges", str(tmp_path / "ranges.csv"), "--normal", "N",
+                            "-o", str(tmp_path / "ev4")])
+    assert r.exit_code != 0 and "--normal" in r.output
+
+
 def test_evaluate_rejects_wrong_label_count(workdir):
     d = workdir
     pd.DataFrame({"y": [0, 1]}).to_csv(d / "short.csv", index=False)

@@ -886,11 +886,28 @@ def _labels_sep(path: Path, sep: Optional[str]) -> str:
     return s
 
 
+def _per_class(classes: np.ndarray, s: np.ndarray, normal: str, pred: Optional[np.ndarray] = None) -> dict:
+    """``--normal``: the normal class against each other class (its samples and the normal ones only): AUROC,
+    AUPRC, the class's count and (with decisions) the share of it flagged."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    is_normal = classes == normal
+    out = {}
+    for c in sorted(set(classes.tolist()) - {normal}):
+        sel = is_normal | (classes == c)
+        yc = (classes[sel] == c).astype(np.int64)
+        out[c] = {"n": int(yc.sum()), "auroc": float(roc_auc_score(yc, s[sel])), "auprc": float(average_precision_score(yc, s[sel]))}
+        if pred is not None:
+            out[c]["flagged"] = float(np.mean(np.asarray(pred)[classes == c] == 1))
+    return out
+
+
 def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple] = None, sep: Optional[str] = None,
-                 sep_option: str = "the separator of the labels file"):
+                 sep_option: str = "the separator of the labels file", normal: Optional[str] = None, classes_out: Optional[list] = None):
     """Labels, one per sample. ``ids`` = (column name, the samples' ids as text): a labels CSV holding that
     column is aligned to the samples by it (never paired by row position when the orders differ).
-    ``sep``: the labels CSV's column separator (None: ',', tab for .tsv); ``sep_option``: a note on --sep in the fix."""
+    ``sep``: the labels CSV's column separator (None: ',', tab for .tsv); ``sep_option``: a note on --sep in the fix.
+    ``normal``: the labels are class names and this one is normal (1 = any other class); the classes, as
+    text, are appended to ``classes_out``."""
     from ganad.data.readers import read_array
     from ganad.data.validation import check_labels
     import pandas as pd
@@ -940,8 +957,31 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if column is not None:  # an array file has no named columns: the option would be ignored without a word
             raise GanadError(f"--label-column {column!r}: {path} is {path.suffix or 'an array'} file without named columns. "
                              "Fix: drop --label-column (the array holds one label per sample), or pass a CSV labels file")
-        y = read_array(path, allow_1d=True).reshape(-1)
+        y = read_array(path, allow_1d=True).reshape(-1) if normal is None else np.load(path, allow_pickle=False).reshape(-1)
+    if normal is not None:
+        y = _classes_to_labels(y, normal, path, n, classes_out)
     return check_labels(y, n, f"labels ({path})")
+
+
+def _classes_to_labels(values, normal: str, path: Path, n: int, classes_out: Optional[list]) -> np.ndarray:
+    """``--normal``: class names (text or numbers, compared as text without surrounding spaces) to 0 for the
+    normal class and 1 for every other; the classes go to ``classes_out``."""
+    import pandas as pd
+    v = pd.Series(np.asarray(values).reshape(-1))
+    if v.isna().any():
+        i = int(np.flatnonzero(v.isna().to_numpy())[0])
+        raise GanadError(f"labels ({path}): row {i} has no class. Fix: give every sample its class (e.g. N, S, V)")
+    cls = v.map(lambda c: str(c.item() if isinstance(c, np.generic) else c).strip()).to_numpy(dtype=object)
+    if len(cls) != n:
+        raise GanadError(f"labels ({path}): has {len(cls)} classes for {n} scored samples. Fix: pass one class per scored sample")
+    seen = sorted(set(cls.tolist()))
+    normal = str(normal).strip()
+    if normal not in seen:
+        raise GanadError(f"--normal {normal!r}: is not a class of {path} (classes {seen[:10]}{' ...' if len(seen) > 10 else ''}). "
+                         "Fix: pass the class that means normal, as the labels write it")
+    if classes_out is not None:
+        classes_out.extend(cls.tolist())
+    return (cls != normal).astype(np.int64)
 
 
 def _looks_like_id(name) -> bool:
@@ -1008,6 +1048,7 @@ def evaluate(
     ranges: Optional[Path] = typer.Option(None, help="Series: CSV of labelled anomalies, columns start,end (row indices or times, end included; optional series)."),
     max_buffer: int = typer.Option(64, help="Series (--ranges): VUS buffer lengths 0..MAX_BUFFER points (a buffer b widens each range by b//2 points before it and b//2 - 1 after, as the reference does; e.g. the window length)."),
     sep: Optional[str] = typer.Option(None, help="Column separator of a CSV --labels file (default ',', tab for .tsv), e.g. ';'. The scores file is always ','."),
+    normal: Optional[str] = typer.Option(None, "--normal", help="The labels are class names and this one is normal (e.g. N for MIT-BIH's AAMI classes N, S, V, F, Q): anomaly = any other class, and metrics.json gets per_class, the AUROC / AUPRC of the normal class against each other class."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace metrics.json, roc.png, pr.png, report.html already in OUTPUT."),
 ):
     """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
@@ -1035,8 +1076,8 @@ def evaluate(
     if ranges is not None:  # issue 12: series metrics from labelled ranges
         from ganad.series.commands import evaluate_series
         try:
-            if labels is not None or label_column is not None or sep is not None:
-                raise GanadError("--labels / --label-column / --sep: given with --ranges, which takes the labels from the ranges and would ignore them. "
+            if labels is not None or label_column is not None or sep is not None or normal is not None:
+                raise GanadError("--labels / --label-column / --sep / --normal: given with --ranges, which takes the labels from the ranges and would ignore them. "
                                  "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
             m = evaluate_series(scores, ranges, max_buffer)
             with output_set(output, ("metrics.json",)) as tmp:  # (an earlier evaluation's report and plots, not replaced, are kept)
@@ -1067,7 +1108,8 @@ def evaluate(
             raise GanadError(f"{scores}: has no 'score' column. Fix: pass the CSV written by `ganad score`")
         if len(df) == 0:  # before the labels, which would be blamed for not matching 0 rows
             raise GanadError(f"{scores}: has a header but no data rows. Fix: pass the CSV written by `ganad score` on your data")
-        y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep)
+        classes: list = []
+        y = _read_labels(labels, label_column, len(df), ids=_scores_ids(df, scores), sep=sep, normal=normal, classes_out=classes)
         s = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)  # a non-number: NaN, refused below
         from ganad.metrics import _finite_scores_file, _inf_on_top
         tau = _scores_threshold(df, scores)
@@ -1085,6 +1127,7 @@ def evaluate(
                              "the false-positive rate or the recall of one class needs the model's decisions). "
                              "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
+        per_class = _per_class(np.asarray(classes, dtype=object), s, str(normal).strip(), pred) if normal is not None else None
         from ganad.report import pr_figure, roc_figure, save_png, write_report
         # the files go into a temporary folder and replace an earlier evaluation's as one set (its roc.png and pr.png
         # too where one class leaves no curves): a failure or Ctrl-C half-way leaves the earlier set whole
@@ -1094,10 +1137,19 @@ def evaluate(
             if not one_class:
                 save_png(roc_figure(y, s, tau), tmp / "roc.png")
                 save_png(pr_figure(y, s, tau), tmp / "pr.png")
-            write_text(tmp / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {})}, indent=2))
+            write_text(tmp / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {}),
+                                                          **({"normal_class": str(normal).strip(), "per_class": per_class} if per_class is not None else {})},
+                                                         indent=2))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())
+    if per_class:
+        t = Table(title=f"{str(normal).strip()} against each class")
+        for c in ("class", "n", "AUROC", "AUPRC", "flagged"):
+            t.add_column(c, justify="left" if c == "class" else "right")
+        for c, m in per_class.items():
+            t.add_row(c, str(m["n"]), f"{m['auroc']:.4f}", f"{m['auprc']:.4f}", "-" if pred is None else f"{m['flagged']:.4f}")
+        out.print(t)
     if one_class:
         what = (f"false-positive rate {ev.false_positive_rate:.4f} ({ev.n_flagged} of {ev.n} normal samples flagged)" if y[0] == 0
                 else f"recall {ev.recall:.4f} ({ev.n_flagged} of {ev.n} anomalies flagged)")

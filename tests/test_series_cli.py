@@ -1037,3 +1037,39 @@ def test_series_score_on_another_separator_suggests_sep(work):
     assert not (d / "semi_scores.csv").exists()
     r = runner.invoke(app, ["score", str(d / "model"), str(d / "semi.csv"), "-o", str(d / "semi_scores.csv"), "--sep", ";"])
     assert r.exit_code == 0, r.output
+
+
+def test_stream_says_once_that_it_scores_across_a_gap_in_time(tmp_path, caplog):
+    """`ganad stream --has-time` reads past the time column (a stream is one series without gaps, documented),
+    so a pause in the source was scored across without a word, where batch scoring splits the series (a
+    new user saw a spurious event at a 60-minute gap): the first step longer than gap_factor x the median
+    step is now said once, for ISO times and numbers alike; a stream without a gap says nothing, and the
+    scores do not change."""
+    import logging
+
+    from ganad.series.commands import stream_lines
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 2))
+    sd = SeriesDetector("ganomaly", window=16, stride=4, detector_params={"epochs": 1, "random_state": 0}).fit(X)
+    sd.save(tmp_path / "m")
+    t = list(pd.date_range("2024-01-01", periods=60, freq="min"))
+    t_gap = t[:30] + [x + pd.Timedelta(hours=1) for x in t[30:]]
+
+    def run(times):
+        out: list = []
+        body = [f"{times[i]},{float(X[i, 0])!r},{float(X[i, 1])!r}\n" for i in range(60)]
+        with caplog.at_level(logging.WARNING, logger="ganad"):
+            caplog.clear()
+            stream_lines(tmp_path / "m", body, out.append, has_time=True)
+        said = [r for r in caplog.records if "across a gap" in r.getMessage()]
+        return out, said
+
+    plain, said = run(t)
+    assert said == []
+    gapped, said = run(t_gap)
+    assert len(said) == 1 and "stdin line 31" in said[0].getMessage()
+    assert gapped == plain  # said, not changed
+    _, said = run([str(i * 60.0) if i < 30 else str(i * 60.0 + 3600) for i in range(60)])  # epoch seconds
+    assert len(said) == 1
+    _, said = run([x.isoformat() + "Z" for x in t_gap])  # ISO 8601 with a zone
+    assert len(said) == 1

@@ -591,6 +591,56 @@ def _quoted_cells(line: str, sep: str) -> list[str]:
         return line.split(sep)
 
 
+class _GapWatch:
+    """``ganad stream --has-time``: the stream reads past the time column (it is one series without gaps), so a
+    pause in the source is scored across as if the points were adjacent, where batch scoring splits the series
+    (``gaps='split'``: a step longer than ``gap_factor`` × the median step). This says so once, at the first such
+    step after 10 steps (the median of the first 100 steps as the reference). Times it cannot read quickly
+    (numbers, ISO 8601) are passed over without a word: the time column stays unused as before."""
+
+    def __init__(self, factor: float):
+        self.factor, self.prev, self.steps, self.med = factor, None, [], None
+
+    @staticmethod
+    def _t(cell: str):
+        cell = cell.strip().strip('"')
+        try:
+            return float(cell)
+        except ValueError:
+            pass
+        import datetime
+        try:
+            t = datetime.datetime.fromisoformat(cell)
+        except ValueError:
+            return None
+        return t.timestamp() if t.tzinfo is not None else (t - datetime.datetime(1970, 1, 1)).total_seconds()
+
+    def see(self, cell: str, n_line: int) -> bool:
+        """Take one point's time cell; True once the warning was given (no need to look further)."""
+        t = self._t(cell)
+        if t is None or t != t:
+            self.prev = None
+            return False
+        prev, self.prev = self.prev, t
+        if prev is None:
+            return False
+        step = t - prev
+        if self.med is not None and step > self.factor * self.med > 0:
+            import logging
+            logging.getLogger("ganad").warning(
+                "stdin line %d: the time moves on %.6g (seconds, or the time column's unit) after the previous point, more than "
+                "%g x the stream's median step (%.6g): a stream scores across a gap as if the points were adjacent (batch scoring "
+                "splits the series there, gaps='split'); for a source that pauses, start a new stream after the pause", n_line, step,
+                self.factor, self.med)
+            return True
+        if len(self.steps) < 100 and step > 0:
+            self.steps.append(step)
+            if len(self.steps) >= 10:
+                import statistics
+                self.med = statistics.median(self.steps)
+        return False
+
+
 def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool = False, sep: str | None = None,
                  decimal: str = ".", nonfinite: str = "raise"):
     """`ganad stream`: read points (one line each: C numbers separated by ``sep`` (default ','), with
@@ -619,6 +669,8 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     header = None  # that header line, stripped: a line repeating it later is skipped (a rotated file's header)
     order = None   # column order of a header naming the channels in another order
     repeated_numbers = False  # a later line repeating a header of numbers only was read as data (said once)
+    gaps = _GapWatch(float(getattr(sd, "gap_factor", 3.0)))  # --has-time: a gap the stream scores across is said once
+    gap_said = False
 
     def num(v: str) -> float:
         # the decimal mark of `ganad fit --decimal`: '1,5' with ','; a '.' is then no decimal mark (as pandas reads)
@@ -739,6 +791,8 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
                              "Fix: send every channel in that order (pass --has-time when a time comes first"
                              + (", --sep when another character than ',' separates the columns)" if sep == "," else ")"))
+        if has_time and not gap_said:
+            gap_said = gaps.see(cells[0], n_line)
         buf.append(row if order is None else [row[i] for i in order])
         lines_of.append(n_line)
         if len(buf) >= batch:

@@ -690,7 +690,7 @@ class SeriesDetector(BaseEstimator):
         disturbed the reconstruction, naming the one channel certain to be normal as an event's driver."""
         try:
             ws, wm = self._score_windows(windows)
-            return ws, _mask_constant_channels(self.detector_, windows, wm)
+            return ws, _mask_constant_channels(self.__dict__.get("detector_"), windows, wm)
         except InputError as exc:
             bad = getattr(exc, "nonfinite_rows", None)
             if bad is None:

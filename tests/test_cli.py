@@ -159,6 +159,31 @@ def test_evaluate_class_names_with_normal_gives_each_class_its_auroc(tmp_path):
     assert r.exit_code != 0 and "--normal" in r.output
 
 
+def test_evaluate_normal_reads_class_names_from_npz_and_parquet_and_names_an_object_array(tmp_path):
+    """--normal read every non-CSV labels file with np.load: an NPZ failed with a traceback ('NpzFile' object has
+    no attribute 'reshape'), a Parquet file with numpy's advice to load pickled data; both read as labels without
+    --normal. An object array of classes (what np.save(df.aami.to_numpy()) writes) is refused with the way to text."""
+    cls = np.array(["N"] * 20 + ["V"] * 10 + ["S"] * 5)
+    score = (cls != "N") * 2.0 + np.linspace(0, 1, len(cls))
+    pd.DataFrame({"score": score, "threshold": 1.0}).to_csv(tmp_path / "s.csv", index=False)
+    np.savez(tmp_path / "lab.npz", cls)
+    pd.DataFrame({"aami": cls}).to_parquet(tmp_path / "lab.parquet")
+    np.save(tmp_path / "lab.npy", cls)
+    ref = None
+    for name in ("lab.npy", "lab.npz", "lab.parquet"):
+        out = tmp_path / name.replace(".", "_")
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / name), "--normal", "N", "-o", str(out)])
+        assert r.exit_code == 0, (name, r.output)
+        per_class = json.loads((out / "metrics.json").read_text())["per_class"]
+        assert set(per_class) == {"S", "V"} and (ref is None or per_class == ref)
+        ref = per_class
+    np.save(tmp_path / "obj.npy", cls.astype(object), allow_pickle=True)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "obj.npy"), "--normal", "N",
+                            "-o", str(tmp_path / "ev")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Python objects" in msg and "dtype=str" in msg and "allow_pickle" not in msg, r.output
+
+
 def test_evaluate_rejects_wrong_label_count(workdir):
     d = workdir
     pd.DataFrame({"y": [0, 1]}).to_csv(d / "short.csv", index=False)

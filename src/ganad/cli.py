@@ -957,10 +957,40 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if column is not None:  # an array file has no named columns: the option would be ignored without a word
             raise GanadError(f"--label-column {column!r}: {path} is {path.suffix or 'an array'} file without named columns. "
                              "Fix: drop --label-column (the array holds one label per sample), or pass a CSV labels file")
-        y = read_array(path, allow_1d=True).reshape(-1) if normal is None else np.load(path, allow_pickle=False).reshape(-1)
+        y = read_array(path, allow_1d=True).reshape(-1) if normal is None else _class_array(path)
     if normal is not None:
         y = _classes_to_labels(y, normal, path, n, classes_out)
     return check_labels(y, n, f"labels ({path})")
+
+
+def _class_array(path: Path) -> np.ndarray:
+    """``--normal``: the classes an NPY, NPZ or Parquet labels file holds, as stored (text or numbers), read as
+    ``read_array`` reads labels but for the check that they are numbers (np.load alone failed on an NPZ with a
+    traceback and on a Parquet file or an object array with numpy's advice to load pickled data)."""
+    from ganad.data.readers import _npy_array, _npz_array, file_format
+    fmt = file_format(path)  # an unknown extension or a folder: refused, naming the formats
+    try:
+        if fmt == "npy":
+            return np.asarray(_npy_array(path, allow_1d=True)).reshape(-1)
+        if fmt == "npz":
+            return np.asarray(_npz_array(path, None, allow_1d=True)).reshape(-1)
+    except GanadError as exc:
+        if "Python objects" in str(exc):
+            raise GanadError(str(exc).split(" Fix:")[0].rstrip(".") + ". Fix: save the classes as text, np.save(path, np.asarray(classes, "
+                             "dtype=str)), or write them to a CSV column") from exc
+        raise
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        try:
+            df = pq.read_table(path).to_pandas(ignore_metadata=True)
+        except Exception as exc:
+            raise GanadError(f"{path}: cannot be read as Parquet ({exc}). Fix: pass a Parquet file of one class column, or a CSV") from exc
+        df = df[[c for c in df.columns if not str(c).startswith("__index_level_")]]
+        if df.shape[1] != 1:
+            raise GanadError(f"{path}: has columns {list(df.columns)[:8]}; with --normal a Parquet labels file holds one column, the "
+                             "classes. Fix: write the class column alone, or pass a CSV with --label-column NAME")
+        return df.iloc[:, 0].to_numpy()
+    raise GanadError(f"{path}: is {fmt} data, not labels. Fix: pass a CSV, NPY, NPZ or Parquet file of one class per sample")
 
 
 def _classes_to_labels(values, normal: str, path: Path, n: int, classes_out: Optional[list]) -> np.ndarray:

@@ -1073,3 +1073,23 @@ def test_stream_says_once_that_it_scores_across_a_gap_in_time(tmp_path, caplog):
     assert len(said) == 1
     _, said = run([x.isoformat() + "Z" for x in t_gap])  # ISO 8601 with a zone
     assert len(said) == 1
+
+
+def test_stream_does_not_warn_of_a_gap_for_a_model_fitted_with_gaps_ignore(tmp_path, caplog):
+    """The gap warning says batch scoring splits the series at a gap; a model fitted with gaps='ignore'
+    (`ganad fit --gaps ignore`) scores across it in batch too, and was told otherwise."""
+    import logging
+
+    from ganad.series.commands import stream_lines
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 2))
+    t = list(pd.date_range("2024-01-01", periods=60, freq="min"))
+    t_gap = t[:30] + [x + pd.Timedelta(hours=1) for x in t[30:]]
+    body = [f"{t_gap[i]},{float(X[i, 0])!r},{float(X[i, 1])!r}\n" for i in range(60)]
+    for gaps, n_said in (("ignore", 0), ("split", 1)):
+        SeriesDetector("ganomaly", window=16, stride=4, gaps=gaps,
+                       detector_params={"epochs": 1, "random_state": 0}).fit(X).save(tmp_path / gaps)
+        with caplog.at_level(logging.WARNING, logger="ganad"):
+            caplog.clear()
+            stream_lines(tmp_path / gaps, body, [].append, has_time=True)
+        assert len([r for r in caplog.records if "across a gap" in r.getMessage()]) == n_said, gaps

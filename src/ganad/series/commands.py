@@ -791,7 +791,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
                              "Fix: send every channel in that order (pass --has-time when a time comes first"
                              + (", --sep when another character than ',' separates the columns)" if sep == "," else ")"))
-        if has_time and not gap_said:
+        if has_time and not gap_said and getattr(sd, "gaps", "split") != "ignore":  # a model fitted with --gaps ignore scores across gaps too
             gap_said = gaps.see(cells[0], n_line)
         buf.append(row if order is None else [row[i] for i in order])
         lines_of.append(n_line)

@@ -184,6 +184,19 @@ def test_evaluate_normal_reads_class_names_from_npz_and_parquet_and_names_an_obj
     assert r.exit_code == 2 and "Python objects" in msg and "dtype=str" in msg and "allow_pickle" not in msg, r.output
 
 
+def test_evaluate_normal_reads_a_header_less_file_of_class_names(tmp_path):
+    """A header-less CSV of 0/1 labels is read whole; one of class names (N, V, ...) lost its first class to
+    the header with --normal and was refused as "39 classes for 40 scored samples"."""
+    cls = np.array(["N"] * 25 + ["V"] * 10 + ["S"] * 5)
+    pd.DataFrame({"score": (cls != "N") * 2.0 + np.linspace(0, 1, 40), "threshold": 1.0}).to_csv(tmp_path / "s.csv", index=False)
+    (tmp_path / "lab.csv").write_text("\n".join(cls) + "\n")
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "lab.csv"), "--normal", "N",
+                            "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n"] == 40 and m["n_anomalies"] == 15 and m["per_class"]["V"]["n"] == 10
+
+
 def test_evaluate_rejects_wrong_label_count(workdir):
     d = workdir
     pd.DataFrame({"y": [0, 1]}).to_csv(d / "short.csv", index=False)

@@ -927,6 +927,10 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if df.shape[1] == 1 and _is_label_text(df.columns[0]) and len(df) == n - 1:
             # a header-less file of 0/1 labels: its first label was taken as the column name
             df = pd.read_csv(path, sep=s, header=None)
+        elif (normal is not None and column is None and df.shape[1] == 1 and len(df) == n - 1
+              and str(df.columns[0]).strip() in set(df.iloc[:, 0].astype(str).str.strip())):
+            # a header-less file of class names (N, V, N, ...): its first class, one of the others, was taken as the column name
+            df = pd.read_csv(path, sep=s, header=None)
         aligned = False
         if ids is not None and ids[0] in df.columns and column != ids[0]:
             df = pd.read_csv(path, sep=s, dtype={ids[0]: str})

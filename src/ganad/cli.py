@@ -1004,7 +1004,9 @@ def _classes_to_labels(values, normal: str, path: Path, n: int, classes_out: Opt
     v = pd.Series(np.asarray(values).reshape(-1))
     if v.isna().any():
         i = int(np.flatnonzero(v.isna().to_numpy())[0])
-        raise GanadError(f"labels ({path}): row {i} has no class. Fix: give every sample its class (e.g. N, S, V)")
+        raise GanadError(f"labels ({path}): row {i} has no class (an empty cell, or a name a CSV reader takes for a missing "
+                         "value: NA, N/A, None, null, nan). Fix: give every sample its class (e.g. N, S, V), and rename a class "
+                         "written like a missing value")
     cls = v.map(lambda c: str(c.item() if isinstance(c, np.generic) else c).strip()).to_numpy(dtype=object)
     if len(cls) != n:
         raise GanadError(f"labels ({path}): has {len(cls)} classes for {n} scored samples. Fix: pass one class per scored sample")

@@ -924,3 +924,22 @@ def test_a_large_constant_channel_that_moves_by_one_unit_drives_its_event():
     assert (res.contributions[300:340, 3] > 0).all()
     hit = res.events[(res.events.start <= 339) & (res.events.end >= 300)]
     assert len(hit) == 1 and hit.channels.iloc[0].startswith("setpoint=")
+
+
+def test_a_float32_setpoint_rounding_between_two_neighbours_holds_its_value():
+    """A float32 setpoint that rounds between two neighbouring float32 values (230.7 and the next one up) is
+    constant to the scaler, and its residual was masked until the mask moved to scaled units (1e-6): then
+    every point of it carried a residual again (a share up to 0.77 of a point's). Within two float32 units
+    of its value it holds; the 2e6 setpoint's step of 1 (8 units there) still counts as a move (test above)."""
+    v = np.float32(230.7)
+    w = np.nextafter(v, np.float32(np.inf))
+
+    def sp(n, seed):
+        return np.where(np.random.default_rng(seed).random(n) < 0.5, v, w).astype(np.float32)
+
+    X = np.c_[_series(1200), sp(1200, 5)].astype(np.float32)
+    sd = SeriesDetector("fanogan", window=16, stride=4, detector_params={"epochs": 1, "random_state": 0, "width": 8, "verbose": False})
+    sd.fit(X, channel_names=["a", "b", "c", "setpoint"])
+    assert sd.detector_.scaler_.mode[3] == "constant"
+    T = np.c_[_series(600, seed=1), sp(600, 6)].astype(np.float32)
+    assert (sd.score_series(T).contributions[:, 3] == 0).all()

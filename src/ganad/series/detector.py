@@ -308,8 +308,10 @@ def _mask_constant_channels(det, windows: np.ndarray, wm):
     """``wm`` (n, C, W) with 0 at the points where a channel the detector's 'per-feature' scaler called
     constant in training holds its training value, unchanged elsewhere (a constant channel that moves keeps
     its residual). "Holds" is judged in the scaled units the networks see, ``|x - shift| / scale`` at most
-    1e-6 (the float32 networks see no difference below it): a tolerance relative to the value itself
-    (1e-6 · |shift|) hid real moves of a large setpoint, at 2e6 (scale 1) a step of 1, which the
+    1e-6 (the float32 networks see no difference below it), or within two float32 units in the last place
+    of the value (a float32 setpoint that rounds between two neighbours, 230.7 and the next float32, is
+    constant to the scaler and holds its value): a tolerance relative to the value itself (1e-6 · |shift|)
+    hid real moves of a large setpoint, at 2e6 (scale 1) a step of 1 (8 float32 units there), which the
     networks see as 42 -> 43, and the event it drove named another channel."""
     sc = getattr(det, "scaler_", None)
     mode = getattr(sc, "mode", None)
@@ -323,7 +325,8 @@ def _mask_constant_channels(det, windows: np.ndarray, wm):
     wm = np.array(wm, copy=True)
     for j in const:
         with np.errstate(over="ignore", invalid="ignore"):
-            still = np.abs(np.asarray(windows[:, j, :], dtype=np.float64) - shift[j]) <= 1e-6 * scale[j]
+            tol = max(1e-6 * scale[j], 2.0 * float(np.spacing(np.float32(min(abs(shift[j]), 3e38)))))
+            still = np.abs(np.asarray(windows[:, j, :], dtype=np.float64) - shift[j]) <= tol
         wm[:, j, :][still] = 0.0
     return wm
 

@@ -197,6 +197,17 @@ def test_evaluate_normal_reads_a_header_less_file_of_class_names(tmp_path):
     assert m["n"] == 40 and m["n_anomalies"] == 15 and m["per_class"]["V"]["n"] == 10
 
 
+def test_labels_npz_of_several_arrays_names_a_fix_the_labels_options_have(tmp_path):
+    """An NPZ labels file of several arrays was told to 'pass --key NAME', an option of fit and score that
+    evaluate and calibrate do not have: the fix now says how to store the labels."""
+    pd.DataFrame({"index": [0, 1, 2], "score": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "s.csv", index=False)
+    np.savez(tmp_path / "two.npz", a=np.array([0, 0, 1]), b=np.array([0, 1, 1]))
+    for extra in ([], ["--normal", "0"]):
+        r = runner.invoke(app, ["evaluate", str(tmp_path / "s.csv"), "--labels", str(tmp_path / "two.npz"), "-o", str(tmp_path / "ev"), *extra])
+        assert r.exit_code != 0 and "--key" not in r.output and "np.save('labels.npy', y)" in r.output, r.output
+        assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
 def test_evaluate_rejects_wrong_label_count(workdir):
     d = workdir
     pd.DataFrame({"y": [0, 1]}).to_csv(d / "short.csv", index=False)

@@ -961,7 +961,14 @@ def _read_labels(path: Path, column: Optional[str], n: int, ids: Optional[tuple]
         if column is not None:  # an array file has no named columns: the option would be ignored without a word
             raise GanadError(f"--label-column {column!r}: {path} is {path.suffix or 'an array'} file without named columns. "
                              "Fix: drop --label-column (the array holds one label per sample), or pass a CSV labels file")
-        y = read_array(path, allow_1d=True).reshape(-1) if normal is None else _class_array(path)
+        try:
+            y = read_array(path, allow_1d=True).reshape(-1) if normal is None else _class_array(path)
+        except GanadError as exc:
+            if "--key" not in str(exc):
+                raise
+            # the data readers' advice (--key NAME) names an option of fit / score that the labels options lack
+            raise GanadError(str(exc).split(" Fix:")[0].rstrip(".") + ". Fix: save the labels alone, np.save('labels.npy', y), "
+                             "or as the NPZ's only array (or its array 'X'), or write them to a CSV column") from exc
     if normal is not None:
         y = _classes_to_labels(y, normal, path, n, classes_out)
     return check_labels(y, n, f"labels ({path})")

@@ -879,8 +879,11 @@ def test_fit_predict_labels_every_training_row_as_pyod(tmp_path):
     np.testing.assert_array_equal(sd.labels_[:700], (sd.decision_scores_ > sd.threshold_).astype(np.int64))
     # not kept in the model file: a loaded model says so and names the way to the labels
     sd.save(tmp_path / "m")
-    with pytest.raises(AttributeError, match="predict"):
-        ganad.load(tmp_path / "m").labels_
+    loaded = ganad.load(tmp_path / "m")
+    for attr in ("labels_", "decision_scores_"):  # one copy of the training points' scores, derived for both
+        with pytest.raises(AttributeError, match="decision_function"):
+            getattr(loaded, attr)
+    assert "_train_point_scores" in sd.__dict__ and "decision_scores_" not in sd.__dict__
     with pytest.raises(AttributeError):
         SeriesDetector().labels_
 

@@ -1135,6 +1135,7 @@ def evaluate(
                           + (f" and {len(m['skipped_series']) - 10} more" if len(m["skipped_series"]) > 10 else ""))
         console.print(f"wrote {output}/metrics.json")
         return
+    normal = None if normal is None else normal.strip()  # as the classes are compared: without surrounding spaces
     if labels is None:
         _fail(GanadError("--labels: is missing. Fix: pass --labels FILE (one label per scored row), or --ranges FILE for series"))
     if max_buffer != 64:  # the VUS buffer of series ranges: without --ranges it would be ignored without a word
@@ -1170,7 +1171,7 @@ def evaluate(
                              "the false-positive rate or the recall of one class needs the model's decisions). "
                              "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
-        per_class = _per_class(np.asarray(classes, dtype=object), s, str(normal).strip(), pred) if normal is not None else None
+        per_class = _per_class(np.asarray(classes, dtype=object), s, normal, pred) if normal is not None else None
         from ganad.report import pr_figure, roc_figure, save_png, write_report
         # the files go into a temporary folder and replace an earlier evaluation's as one set (its roc.png and pr.png
         # too where one class leaves no curves): a failure or Ctrl-C half-way leaves the earlier set whole
@@ -1181,13 +1182,13 @@ def evaluate(
                 save_png(roc_figure(y, s, tau), tmp / "roc.png")
                 save_png(pr_figure(y, s, tau), tmp / "pr.png")
             write_text(tmp / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {}),
-                                                          **({"normal_class": str(normal).strip(), "per_class": per_class} if per_class is not None else {})},
+                                                          **({"normal_class": normal, "per_class": per_class} if per_class is not None else {})},
                                                          indent=2))
     except (GanadError, ValueError) as exc:
         _fail(exc)
     _print_metrics(ev.to_dict())
     if per_class:
-        t = Table(title=f"{str(normal).strip()} against each class")
+        t = Table(title=f"{normal} against each class")
         for c in ("class", "n", "AUROC", "AUPRC", "flagged"):
             t.add_column(c, justify="left" if c == "class" else "right")
         for c, m in per_class.items():

@@ -670,7 +670,8 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
     order = None   # column order of a header naming the channels in another order
     repeated_numbers = False  # a later line repeating a header of numbers only was read as data (said once)
     gaps = _GapWatch(float(getattr(sd, "gap_factor", 3.0)))  # --has-time: a gap the stream scores across is said once
-    gap_said = False
+    # (not without a time, nor for a model fitted with --gaps ignore: batch scoring scores across its gaps too)
+    gap_said = not has_time or getattr(sd, "gaps", "split") == "ignore"
 
     def num(v: str) -> float:
         # the decimal mark of `ganad fit --decimal`: '1,5' with ','; a '.' is then no decimal mark (as pandas reads)
@@ -791,7 +792,7 @@ def stream_lines(model_dir: Path, lines, write, batch: int = 1, has_time: bool =
             raise GanadError(f"stdin line {n_line}: has {len(row)} value(s), the model has {C} channel(s) {sd.channels_}. "
                              "Fix: send every channel in that order (pass --has-time when a time comes first"
                              + (", --sep when another character than ',' separates the columns)" if sep == "," else ")"))
-        if has_time and not gap_said and getattr(sd, "gaps", "split") != "ignore":  # a model fitted with --gaps ignore scores across gaps too
+        if not gap_said:
             gap_said = gaps.see(cells[0], n_line)
         buf.append(row if order is None else [row[i] for i in order])
         lines_of.append(n_line)

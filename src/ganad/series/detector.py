@@ -801,13 +801,29 @@ class SeriesDetector(BaseEstimator):
                 pts, baseline = self._training_points(values, windows, layout)
             del windows
             self.channel_baseline_ = np.maximum(baseline, 1e-12).tolist()
-            self._train_point_scores = pts  # (T,) in the rows' order, NaN where no window covers a point: labels_
-            pts = pts[np.isfinite(pts)]
+            # (T,) in the rows' order, NaN where no window covers a point: labels_ and decision_scores_ (one copy)
+            self._train_point_scores = pts
+            finite = pts[np.isfinite(pts)]
             from ganad.scoring.threshold import contamination_threshold
-            self.threshold_ = contamination_threshold(pts, self.contamination)
-            self.decision_scores_ = pts
-            self.reference_scores_ = _reference_sample(pts)
+            self.threshold_ = contamination_threshold(finite, self.contamination)
+            self.reference_scores_ = _reference_sample(finite)
             return self
+
+    def _training_point_scores(self, name: str) -> np.ndarray:
+        pts = self.__dict__.get("_train_point_scores")
+        if pts is None:
+            if "threshold_" in self.__dict__:
+                raise AttributeError(_fmt(name, "are not in this model: the training points' scores stay in memory and are "
+                                                "not saved in the model file (its reference_scores_ keep their distribution)",
+                                          "score the training series with sd.decision_function(X_train) / sd.predict(X_train)"))
+            raise AttributeError(name)
+        return pts
+
+    @property
+    def decision_scores_(self) -> np.ndarray:
+        """The training points' finite scores, in the rows' order (the points no window covers left out)."""
+        pts = self._training_point_scores("decision_scores_")
+        return pts[np.isfinite(pts)]
 
     def fit_predict(self, X, y=None, *, time=None, series_id=None, channel_names: Sequence[str] | None = None) -> np.ndarray:
         """``fit``, then the training points' 0 / 1 labels (:attr:`labels_`), one per row of ``X``."""
@@ -822,12 +838,7 @@ class SeriesDetector(BaseEstimator):
         the finite scores only, so it is shorter than ``labels_`` where such points exist (or a window
         overflowed under ``on_nonfinite='max'``: its points are labelled 1). Kept in memory only: a
         loaded model has none (score the training series with :meth:`predict`)."""
-        pts = self.__dict__.get("_train_point_scores")
-        if pts is None:
-            if "threshold_" in self.__dict__:
-                raise AttributeError(_fmt("labels_", "are not in this model: the training points' scores stay in memory and are "
-                                                     "not saved in the model file", "label the training series with sd.predict(X_train)"))
-            raise AttributeError("labels_")
+        pts = self._training_point_scores("labels_")
         with np.errstate(invalid="ignore"):
             return (pts > self.threshold_).astype(np.int64)
 

@@ -946,3 +946,16 @@ def test_a_float32_setpoint_rounding_between_two_neighbours_holds_its_value():
     assert sd.detector_.scaler_.mode[3] == "constant"
     T = np.c_[_series(600, seed=1), sp(600, 6)].astype(np.float32)
     assert (sd.score_series(T).contributions[:, 3] == 0).all()
+
+
+def test_rows_by_code_groups_rows_in_order_as_one_pass_per_group_would():
+    """Series ids (and patient-adaptive scoring's record ids) are grouped by one stable sort, not one pass over
+    every row per id (10,000 series took 10,000 passes): the same groups, each in row order."""
+    from ganad.data.validation import rows_by_code
+    rs = np.random.RandomState(0)
+    codes, uniques = pd.factorize(rs.choice(["b", "a", "c", 3], 500))
+    got = rows_by_code(codes, len(uniques))
+    assert len(got) == len(uniques)
+    for k, idx in enumerate(got):
+        np.testing.assert_array_equal(idx, np.flatnonzero(codes == k))
+    assert rows_by_code(np.zeros(0, dtype=np.int64), 0) == []

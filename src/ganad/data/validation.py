@@ -12,6 +12,15 @@ from ganad.exceptions import InputError, _fmt
 SHAPE_KINDS = {2: "vector", 3: "series", 4: "image"}
 
 
+def rows_by_code(codes: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """The row positions of each group ``0 .. n_groups - 1`` of ``codes`` (``pd.factorize``'s, none negative), each
+    in row order: one stable sort instead of a pass over every row per group (a file of 10,000 series ids took
+    10,000 passes)."""
+    codes = np.asarray(codes)
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(codes, minlength=n_groups))[:-1]) if n_groups else []
+
+
 def as_pandas_frame(X):
     """A dataframe of another library (a polars DataFrame, a pyarrow Table or RecordBatch) as a
     pandas DataFrame, so that ganad reads its column names as it reads a pandas DataFrame's (by

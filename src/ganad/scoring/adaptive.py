@@ -55,7 +55,7 @@ def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale
     import pandas as pd
     # ids by value, as pandas groups them: a missing id (NaN, None) was no group of np.unique's (NaN != NaN), so
     # its scores were left as np.empty's leftovers and not flagged as warm-up; ids of mixed types did not sort
-    codes, _ = pd.factorize(g)
+    codes, uniques = pd.factorize(g)
     missing = np.flatnonzero(codes < 0)
     if missing.size:
         raise InputError(_fmt("groups", f"has {missing.size} missing id(s) (NaN / None), the first at position(s) "
@@ -67,8 +67,8 @@ def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale
                                        f"{bad_t[:5].tolist()}", "give every score its time stamp or sample position"))
     adapted = np.empty_like(s)
     warm = np.zeros(s.shape[0], dtype=bool)
-    for k in range(int(codes.max()) + 1 if codes.size else 0):
-        idx = np.flatnonzero(codes == k)
+    from ganad.data.validation import rows_by_code
+    for idx in rows_by_code(codes, len(uniques)):
         idx = idx[np.argsort(t[idx], kind="stable")]
         head = idx[:n_first]
         ref = s[head]

@@ -189,7 +189,8 @@ def _segments(n: int, time, series_id, gaps: str, gap_factor: float, name: str) 
             row = int(np.flatnonzero(codes < 0)[0])
             raise InputError(_fmt("series_id", f"has {int((codes < 0).sum())} missing id(s) (None or NaN), the first at row {row}",
                                   "give every row a series id, or drop the rows without one"))
-        groups = [np.flatnonzero(codes == k) for k in range(len(uniques))]
+        from ganad.data.validation import rows_by_code
+        groups = rows_by_code(codes, len(uniques))
     if time is None or gaps == "ignore":
         return groups
     t = np.asarray(time)

@@ -322,6 +322,24 @@ def test_evaluate_aligns_labels_by_the_scores_id_column(id_workdir):
     assert not (d / "ev_bad").exists()
 
 
+def test_calibrate_fpr_prints_the_rate_achieved_and_warns_when_ties_leave_it_under_half(id_workdir, tmp_path):
+    """Discrete rows (20 of them, each 10 times) tie their scores in runs of 10 of 200: --fpr 0.02 flags
+    none. The table shows the target, the rate achieved, the run tied at the threshold and the next rate;
+    a warning line names them and the --fpr that reaches that next rate."""
+    d, _ = id_workdir
+    V = pd.read_csv(d / "val.csv").iloc[30:50]
+    pd.DataFrame(np.repeat(V.to_numpy(), 10, axis=0), columns=V.columns).to_csv(tmp_path / "rep.csv", index=False)
+    r = runner.invoke(app, ["calibrate", str(d / "model"), str(tmp_path / "rep.csv"), "--exclude", "id", "--threshold", "fpr",
+                            "--fpr", "0.02", "-o", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "warning: threshold='fpr': flags 0 of the 200 validation samples" in out and "10 of them tie" in out
+    assert "pass fpr=0.05 (CLI: --fpr 0.05)" in out
+    assert "achieved_fpr │ 0.0000" in out and "tied_at_threshold │ 10" in out and "next_fpr │ 0.0500" in out
+    cal = ganad.load(tmp_path / "m").calibration_
+    assert (cal["fpr"], cal["achieved_fpr"], cal["tied_at_threshold"], cal["next_fpr"]) == (0.02, 0.0, 10, 0.05)
+
+
 def test_labels_with_ids_the_samples_lack_are_not_paired_by_position(id_workdir, tmp_path):
     """Scored without --id-column, labels keyed by id in another order were paired by row position with
     --label-column (AUROC 0.48 for a 0.92 model, exit 0): refused, naming --id-column. calibrate, whose

@@ -201,6 +201,43 @@ def test_fpr_threshold_meets_requested_rate(fpr):
     assert achieved <= fpr and achieved > fpr - 1 / s.size
 
 
+def test_fpr_threshold_on_tied_scores_takes_the_best_rate_they_allow_and_says_what_it_achieved():
+    """Scores in tied runs (a series' points, one stride each; discrete rows): no threshold flags a share
+    between two runs' edges. τ takes the largest rate at most the target (checked against every distinct
+    score), and fit_threshold records the rate achieved, the run tied at τ and the next rate the ties allow."""
+    from ganad.scoring.calibration import fit_threshold
+    from ganad.scoring.threshold import fpr_shortfall
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        s = np.repeat(rng.normal(size=int(rng.integers(2, 40))), rng.integers(1, 30, size=1)[0])
+        s = np.r_[s, rng.integers(0, 3, size=int(rng.integers(0, 20))).astype(float)]
+        fpr = float(rng.choice([0.01, 0.05, 0.1, 0.3]))
+        tau, info = fit_threshold(s, threshold="fpr", fpr=fpr)
+        rates = np.array([np.mean(s > v) for v in np.unique(s)])
+        assert info["achieved_fpr"] == np.mean(s > tau) == rates[rates <= fpr].max()
+        assert info["tied_at_threshold"] == np.sum(s == tau) and info["next_fpr"] == np.mean(s >= tau) > fpr
+    s = np.repeat(np.arange(50.0), 30)  # runs of 30 of 1500: 1 % cannot be reached, 0 or 2 %
+    tau, info = fit_threshold(s, threshold="fpr", fpr=0.01)
+    assert (info["achieved_fpr"], info["tied_at_threshold"], info["next_fpr"]) == (0.0, 30, 0.02) and tau == 49.0
+    msg = fpr_shortfall(info, 0.01, s.size, unit="points", ties="runs of one stride")
+    assert "flags 0 of the 1500 points" in msg and "30 of them tie at the threshold's score (runs of one stride)" in msg
+    assert "30 of 1500 (a rate of 0.02)" in msg and "pass fpr=0.02 (CLI: --fpr 0.02)" in msg
+    assert fit_threshold(s, threshold="fpr", fpr=0.02)[1]["achieved_fpr"] == 0.02  # the rate suggested is reached
+    s = np.repeat(np.arange(300.0), 5)[::-1]  # runs of 5: 0.0133 -> 0.01 achieved (3 runs of 1500), no warning
+    tau, info = fit_threshold(s, threshold="fpr", fpr=0.0133)
+    assert info["achieved_fpr"] == 0.01 and fpr_shortfall(info, 0.0133, s.size) is None
+    # no ties, too few samples: 50 at 1 %, τ the largest score
+    info = fit_threshold(np.arange(50.0), threshold="fpr", fpr=0.01)[1]
+    msg = fpr_shortfall(info, 0.01, 50)
+    assert info["tied_at_threshold"] == 1 and "too few for a rate of 0.01 (at least 100" in msg and "pass fpr=0.02" in msg
+    # the suggested rate is written finely enough to take in that run and no other (7 of 1500 = 0.004667)
+    s = np.r_[np.zeros(1493), np.full(7, 1.0)]
+    msg = fpr_shortfall(fit_threshold(s, threshold="fpr", fpr=0.004)[1], 0.004, s.size)
+    suggested = float(msg.split("pass fpr=")[1].split(" ")[0])
+    assert fit_threshold(s, threshold="fpr", fpr=suggested)[1]["achieved_fpr"] == 7 / 1500
+    assert fpr_shortfall(fit_threshold(s, threshold="fpr", fpr=0.0)[1], 0.0, s.size) is None  # fpr 0: 0 is the target
+
+
 @pytest.mark.parametrize("flip", [True, False])
 def test_mcc_threshold_refuses_labels_no_better_than_chance(flip):
     """With the anomalies scoring below the normal samples every candidate's MCC was <= 0 and the
@@ -344,6 +381,29 @@ def test_calibrating_on_identical_rows_warns(model, data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # varied rows: no warning
         copy.deepcopy(model).calibrate(Xv[yv == 0])
+
+
+def test_calibrating_fpr_on_tied_scores_records_and_warns_of_the_rate_achieved(model, data):
+    """Repeated rows (discrete data) tie their scores in runs: at fpr=0.02 on 40 rows repeated 5 times, a
+    run of 5 is 0.025 of them and the threshold flags none. calibration_ records the rate achieved beside
+    the target, the run tied at the threshold and the next rate the ties allow, and a warning names them."""
+    import copy
+    import warnings
+    _, (Xv, yv), _ = data
+    X = np.repeat(Xv[yv == 0][:40], 5, axis=0)
+    det = copy.deepcopy(model)
+    with pytest.warns(UserWarning, match=r"threshold='fpr': flags 0 of the 200 validation samples \(an achieved rate of 0\), under "
+                                         r"half the target fpr=0.02: 5 of them tie.*identical rows.*pass fpr=0.025"):
+        det.calibrate(X, threshold="fpr", fpr=0.02)
+    cal = det.calibration_
+    assert (cal["fpr"], cal["achieved_fpr"], cal["tied_at_threshold"], cal["next_fpr"]) == (0.02, 0.0, 5, 0.025)
+    assert det.predict(X).sum() == 0
+    det.calibrate(X, threshold="fpr", fpr=0.025)  # the rate the ties allow: reached
+    assert det.calibration_["achieved_fpr"] == 0.025 and det.predict(X).mean() == 0.025
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # varied rows, a rate they reach: no warning
+        det.calibrate(Xv, yv, threshold="fpr", fpr=0.1)
+    assert det.calibration_["achieved_fpr"] == pytest.approx(0.1, abs=1 / 90) and det.calibration_["tied_at_threshold"] == 1
 
 
 def test_scoring_never_reads_other_samples(model, data):

@@ -15,7 +15,7 @@ import numpy as np
 from ganad.data.validation import check_labels
 from ganad.exceptions import InputError, _fmt
 from ganad.scoring.composition import GRID_METRICS, GridSearch, KnnBlend, RobustStandardised, SVMComposer, WeightedSum, _stack, composable
-from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_threshold
+from ganad.scoring.threshold import best_threshold, check_contamination, contamination_threshold, fpr_achieved, fpr_shortfall, fpr_threshold
 
 COMPOSE = ("default", "standardised", "weights", "grid", "svm")
 THRESHOLDS = ("contamination", "f1", "fbeta", "mcc", "fpr")
@@ -111,7 +111,7 @@ def fit_threshold(scores: np.ndarray, y=None, *, threshold="contamination", cont
     if threshold == "fpr":
         ref = scores[y == 0] if y is not None else scores
         tau = fpr_threshold(ref, fpr)
-        return tau, {"fpr": float(fpr), "n_normal": int(ref.size), "achieved_fpr": float(np.mean(ref > tau))}
+        return tau, {"fpr": float(fpr), "n_normal": int(ref.size), **fpr_achieved(ref, tau)}
     _needs_both(y, f"threshold={threshold!r}")
     tau, val = best_threshold(scores, y, threshold, beta=beta)
     if threshold == "mcc" and val <= 0:  # flagging every sample (MCC 0 by convention) would win: no threshold at all
@@ -149,14 +149,21 @@ def calibrate(det, X_val, y_val=None, *, compose="default", threshold="contamina
     scores = np.asarray(composer(comps), dtype=np.float64)
     _refuse_nonfinite(scores, "scores")
     ref = scores if y is None else scores[y == 0]
-    if len(ref) > 1 and np.ptp(ref) <= 1e-12 * max(1.0, float(np.abs(ref).max())):
-        import warnings
+    import warnings
+    one_score = len(ref) > 1 and np.ptp(ref) <= 1e-12 * max(1.0, float(np.abs(ref).max()))
+    if one_score:
         warnings.warn(_fmt("X_val", f"gives all {len(ref)} {'normal ' if y is not None else ''}validation samples the same score "
                                     f"({float(ref[0]):.6g}; identical rows?), so the threshold sits on that one value and any new "
                                     "sample that differs from them may score above it",
                            "calibrate on varied normal data, the kind the model will score"), UserWarning, stacklevel=3)
     c = det.contamination if contamination is None else contamination
     tau, info = fit_threshold(scores, y, threshold=threshold, contamination=c, beta=beta, fpr=fpr)
+    short = None if threshold != "fpr" or one_score else fpr_shortfall(
+        info, fpr, info["n_normal"], unit="normal validation samples" if y is not None else "validation samples",
+        ties="identical rows, as discrete data hold, score the same",
+        finer="calibrate on more varied normal data (rows that repeat tie in the same shares however many there are)")
+    if short:
+        warnings.warn(short, UserWarning, stacklevel=3)
     cal = {"compose": compose, "composer": composer.kind, "threshold": threshold, "threshold_value": float(tau),
            "n_val": int(n), "n_val_anomalies": int(y.sum()) if y is not None else None, "labelled": y is not None,
            "components": sorted(comps), **info}

@@ -3,7 +3,8 @@
 - :func:`contamination_threshold`: the (1 − c) quantile of scores (no labels).
 - :func:`best_threshold`: the τ maximising F_β or MCC on labelled validation scores.
 - :func:`fpr_threshold`: Neyman–Pearson, the (1 − fpr) quantile of *normal* scores, so at
-  most that fraction of normal calibration samples lies above τ.
+  most that fraction of normal calibration samples lies above τ (:func:`fpr_achieved`: the fraction
+  that does, fewer with tied scores; :func:`fpr_shortfall`: a warning when it is under half).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> float:
     """Neyman–Pearson τ: at most ``floor(fpr · n)`` of the ``n`` normal scores lie strictly above τ.
 
     τ is the ``(n − k)``-th smallest normal score with ``k = floor(fpr · n)`` (the empirical
-    (1 − fpr) quantile, taken at a data point so the bound holds exactly on these data).
+    (1 − fpr) quantile, taken at a data point so the bound holds exactly on these data). With tied
+    scores fewer than ``k`` may lie above it, but no threshold flags more without passing ``k``: the next
+    lower one flags every score tied at τ as well (:func:`fpr_achieved` says what τ achieves).
     """
     fpr = float(fpr)
     if not 0.0 <= fpr < 1.0:
@@ -70,6 +73,50 @@ def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> float:
     s = np.sort(_finite(normal_scores, "normal scores"))
     k = int(math.floor(fpr * s.size + 1e-9))
     return float(s[s.size - k - 1])
+
+
+def fpr_achieved(normal_scores: np.ndarray, tau: float) -> dict:
+    """What a threshold ``tau`` of :func:`fpr_threshold` achieves on the normal scores it was set on:
+    ``achieved_fpr`` (the fraction strictly above τ, at most the target), ``tied_at_threshold`` (how many
+    of them equal τ: the run the next lower threshold would flag at once) and ``next_fpr`` (the rate of
+    that next lower threshold, the next one the scores allow, above the target). With tied scores (a
+    series' points in runs of one stride, identical rows of discrete data) no threshold lies between the
+    two: :func:`fpr_threshold`'s τ already takes the largest rate at most the target."""
+    s = _finite(normal_scores, "normal scores")
+    above, tied = int(np.count_nonzero(s > tau)), int(np.count_nonzero(s == tau))
+    return {"achieved_fpr": above / s.size, "tied_at_threshold": tied, "next_fpr": (above + tied) / s.size}
+
+
+def fpr_shortfall(info: dict, fpr: float, n: int, *, unit: str = "normal calibration samples", ties: str = "",
+                  finer: str = "") -> str | None:
+    """A warning's text when the rate achieved (``info`` from :func:`fpr_achieved` on ``n`` scores) is under
+    half the target ``fpr``, or None. Under half needs a run of ``tied_at_threshold`` > 1 tied scores at τ
+    (``ties``: why the scores tie, in the caller's words; ``finer``: what gives finer rates then, instead of
+    more normal data) or fewer than 1 / fpr scores (with none tied, the rate ⌊fpr·n⌋ / n reaches half the
+    target once ⌊fpr·n⌋ >= 1). The fix also names the next rate the scores allow, if it is below 1."""
+    fpr = float(fpr)
+    achieved, tied, nxt = info["achieved_fpr"], info["tied_at_threshold"], info["next_fpr"]
+    if not achieved < fpr / 2:
+        return None
+    above = int(round(achieved * n))
+    if tied > 1:
+        why = (f"{tied} of them tie at the threshold's score{f' ({ties})' if ties else ''}, and the next lower threshold "
+               f"would flag all {tied} at once: {above + tied} of {n} (a rate of {nxt:.4g}), above the target")
+        fix = finer or "calibrate on more normal data"
+    else:
+        why = (f"the next lower threshold would flag one more, {above + 1} of {n} (a rate of {nxt:.4g}), above the target: "
+               f"{n} {unit} are too few for a rate of {fpr:g} (at least {math.ceil(1 / fpr - 1e-9)} for one to lie above the "
+               "threshold, many more for the rate to hold on new data)")
+        fix = "calibrate on more normal data"
+    if nxt < 1:
+        digits = len(str(n)) + 1  # a step under 1 / (10 n): the rate written so takes in that run, and no other
+        r = round(nxt, digits)
+        if math.floor(r * n + 1e-9) != above + tied:  # rounded down below the run: rounded up instead
+            r = math.ceil(nxt * 10 ** digits) / 10 ** digits
+        suggest = f"{r:.{digits}f}".rstrip("0").rstrip(".")
+        fix += f"; or, if a rate of {nxt:.4g} is acceptable, pass fpr={suggest} (CLI: --fpr {suggest})"
+    return _fmt("threshold='fpr'", f"flags {above} of the {n} {unit} (an achieved rate of {achieved:.4g}), under half the "
+                                   f"target fpr={fpr:g}: {why}", fix)
 
 
 def best_threshold(scores, y, metric: str = "f1", *, beta: float = 1.0) -> tuple[float, float]:

@@ -759,6 +759,23 @@ def test_calibrate_a_series_model_sets_its_point_threshold_on_normal_series(work
         assert r.exit_code == 2 and expect in out and "without labels" in out, out
 
 
+def test_calibrate_a_series_model_prints_and_saves_the_fpr_achieved_on_tied_point_scores(work, tmp_path):
+    """`ganad calibrate MODEL normal.csv --threshold fpr`: the point scores tie in runs of the stride (8 of
+    1200 points here), so --fpr 0.005 (6 points) flags none. The table shows the rate achieved beside the
+    target, the tied run and the next rate; series.json keeps them; a warning line names the stride."""
+    _table(1200, 5).to_csv(tmp_path / "normal2.csv", index=False)
+    r = runner.invoke(app, ["calibrate", str(work / "model"), str(tmp_path / "normal2.csv"), "--threshold", "fpr", "--fpr", "0.005",
+                            "-o", str(tmp_path / "m"), "--exclude", "status"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "warning: threshold='fpr': flags 0 of the 1200 calibration points (an achieved rate of 0), under half the target fpr=0.005" in out
+    assert "at stride 8 the 8 points between two window starts" in out and "smaller stride than 8" in out
+    cal = json.loads((tmp_path / "m" / "series.json").read_text())["state"]["calibration"]
+    assert (cal["fpr"], cal["achieved_fpr"]) == (0.005, 0.0) and cal["tied_at_threshold"] % 8 == 0
+    assert cal["next_fpr"] == cal["tied_at_threshold"] / 1200 and ganad.load(tmp_path / "m").calibration_ == cal
+    assert "achieved_fpr │ 0.0000" in out and f"tied_at_threshold │ {cal['tied_at_threshold']}" in out and "next_fpr │" in out
+
+
 def test_series_detector_calibrate_in_python(tmp_path):
     from ganad.exceptions import InputError
     from ganad.series import SeriesDetector
@@ -781,6 +798,39 @@ def test_series_detector_calibrate_in_python(tmp_path):
         sd.calibrate(new, threshold="fpr", contamination=0.1)
     sd.fit(train)
     assert getattr(sd, "calibration_", None) is None
+
+
+def test_series_calibrate_fpr_on_point_scores_tied_in_runs_records_and_warns_of_the_rate_achieved():
+    """Point scores tie in runs of one stride: at stride 32 on 1500 points a run is 0.021 of them, and
+    fpr=0.01 flags none (the threshold passes over the whole run). The rate taken is the best the runs
+    allow; calibration_ records it, the run tied at the threshold and the next rate, and a warning names
+    them, the stride and the fpr of that next rate (which then is reached). At stride 8 (runs of 0.005)
+    1 % gives 0.008: no warning."""
+    import warnings
+    rng = np.random.RandomState(0)
+    t = np.arange(3000)
+    train = np.sin(t / 15)[:, None] + 0.05 * rng.randn(3000, 1)
+    new = np.sin(t[:1500] / 15)[:, None] * 1.3 + 0.08 * rng.randn(1500, 1)
+    sd = SeriesDetector("ganomaly", window=32, stride=32, detector_params=dict(epochs=1, random_state=0)).fit(train)
+    s = sd.decision_function(new)
+    with pytest.warns(UserWarning, match=r"threshold='fpr': flags 0 of the 1500 calibration points \(an achieved rate of 0\), under "
+                                         r"half the target fpr=0.01: \d+ of them tie .*stride 32.*smaller stride than 32"):
+        sd.calibrate(new, threshold="fpr", fpr=0.01)
+    cal = sd.calibration_
+    rates = np.array([np.mean(s > v) for v in np.unique(s)])
+    assert cal["fpr"] == 0.01 and cal["achieved_fpr"] == rates[rates <= 0.01].max() == np.mean(s > sd.threshold_) == 0.0
+    assert cal["tied_at_threshold"] == np.sum(s == sd.threshold_) >= 32 and cal["next_fpr"] == cal["tied_at_threshold"] / 1500
+    with warnings.catch_warnings(record=True) as w:  # the fpr the warning names reaches the next rate
+        warnings.simplefilter("always")
+        sd.calibrate(new, threshold="fpr", fpr=0.01)
+    suggested = float(str(w[0].message).split("pass fpr=")[1].split(" ")[0])
+    sd.calibrate(new, threshold="fpr", fpr=suggested)
+    assert sd.calibration_["achieved_fpr"] == cal["next_fpr"] == np.mean(sd.predict(new))
+    sd8 = SeriesDetector("ganomaly", window=32, stride=8, detector_params=dict(epochs=1, random_state=0)).fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sd8.calibrate(new, threshold="fpr", fpr=0.01)
+    assert 0.005 <= sd8.calibration_["achieved_fpr"] <= 0.01 and sd8.calibration_["tied_at_threshold"] >= 8
 
 
 def test_score_output_paths_are_checked_before_scoring(work, tmp_path):

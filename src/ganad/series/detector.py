@@ -881,11 +881,14 @@ class SeriesDetector(BaseEstimator):
         ``X`` / ``time`` / ``series_id`` as :meth:`score_series`. ``threshold='contamination'``: the
         (1 − c) quantile of the calibration points' scores, c = ``contamination`` (default: the model's
         point ``contamination``); ``'fpr'``: at most ``fpr`` of the calibration points above it
-        (Neyman–Pearson, as :meth:`ganad.BaseGANDetector.calibrate`). The window detector is not changed
+        (Neyman–Pearson, as :meth:`ganad.BaseGANDetector.calibrate`). Point scores tie in runs of one
+        stride, so only some rates are reachable: the largest at most ``fpr`` is taken, ``calibration_``
+        records it (``achieved_fpr``, ``tied_at_threshold``, ``next_fpr``) and a warning says when it is
+        under half of ``fpr``. The window detector is not changed
         (its scores, and so every point score, stay as they are); the calibration points' scores become
         the reference of :meth:`predict_proba` / :meth:`predict_confidence`. Returns self."""
         self._check_fitted()
-        from ganad.scoring.threshold import check_contamination, contamination_threshold, fpr_threshold
+        from ganad.scoring.threshold import check_contamination, contamination_threshold, fpr_achieved, fpr_shortfall, fpr_threshold
         if threshold not in ("contamination", "fpr"):
             raise InputError(_fmt("threshold", f"is {threshold!r}; a series model is calibrated without labels",
                                   "use 'contamination' or 'fpr' (label-based thresholds need labelled points: evaluate with "
@@ -901,11 +904,20 @@ class SeriesDetector(BaseEstimator):
         if pts.size < 2:
             raise InputError(_fmt("X", f"gives {pts.size} scored point(s)", "pass a normal series of at least one window and a few more points"))
         tau = contamination_threshold(pts, c, "calibration points") if threshold == "contamination" else fpr_threshold(pts, float(fpr))
+        info = fpr_achieved(pts, tau) if threshold == "fpr" else {}
+        short = None if not info else fpr_shortfall(
+            info, float(fpr), int(pts.size), unit="calibration points",
+            ties=f"a series' point scores tie in runs: at stride {self.stride_} the {self.stride_} points between two window "
+                 "starts share their windows' mean",
+            finer=f"calibrate on a longer normal series (a run is then a smaller share of its points), or fit with a smaller "
+                  f"stride than {self.stride_} (CLI: ganad fit --stride)")
+        if short:
+            import warnings
+            warnings.warn(short, UserWarning, stacklevel=2)
         self.threshold_ = float(tau)
         self.reference_scores_ = _reference_sample(pts)
         self.calibration_ = {"threshold": threshold, "threshold_value": float(tau), "n_points": int(pts.size),
-                             **({"contamination": float(c)} if threshold == "contamination" else
-                                {"fpr": float(fpr), "achieved_fpr": float(np.mean(pts > tau))})}
+                             **({"contamination": float(c)} if threshold == "contamination" else {"fpr": float(fpr), **info})}
         return self
 
     def decision_function(self, X, *, time=None, series_id=None) -> np.ndarray:

@@ -89,6 +89,28 @@ def test_calibrate_on_other_normal_data(fitted):
     assert (mv.predict(lab) == y).mean() > 0.9
 
 
+def test_calibrate_fpr_on_repeated_samples_records_and_warns_of_the_rate_achieved(fitted, tmp_path):
+    """20 samples repeated 10 times tie their sums in runs of 10 of 200: fpr=0.02 flags none. calibration_
+    (saved with the model, cleared by fit) records the rate achieved beside the target, the tied run and
+    the next rate; a warning names them. MultiViewDetector.calibrate kept no record of the rate at all."""
+    import copy
+    mv = copy.deepcopy(fitted)
+    X = {v: np.repeat(a, 10, axis=0) for v, a in _views(20, seed=8).items()}
+    with pytest.warns(UserWarning, match=r"threshold='fpr': flags 0 of the 200 samples \(an achieved rate of 0\), under half the "
+                                         r"target fpr=0.02: 10 of them tie at the threshold's score \(identical samples.*pass fpr=0.05"):
+        mv.calibrate(X, threshold="fpr", fpr=0.02)
+    cal = mv.calibration_
+    assert (cal["threshold"], cal["n_samples"], cal["fpr"], cal["achieved_fpr"], cal["tied_at_threshold"], cal["next_fpr"]) == (
+        "fpr", 200, 0.02, 0.0, 10, 0.05)
+    assert mv.predict(X).sum() == 0
+    mv.save(tmp_path / "mv")
+    assert ganad.load(tmp_path / "mv").calibration_ == cal
+    mv.calibrate(X, threshold="fpr", fpr=0.05)  # the rate the ties allow: reached
+    assert mv.calibration_["achieved_fpr"] == 0.05 == mv.predict(X).mean()
+    mv.fit(_views(100, seed=9))
+    assert mv.calibration_ is None
+
+
 def test_confidence_after_a_labelled_calibration_counts_the_anomalies_too(fitted):
     """calibrate(X, y) fits τ on every sample's sum: the ExCeed reference must hold them all (as a
     detector's calibration_scores_). With the normal sums alone, k = 0 above an MCC threshold that
@@ -659,6 +681,9 @@ def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
     np.testing.assert_allclose(got.composer_.median, want.composer_.median, rtol=1e-5)
     np.testing.assert_allclose(got.composer_.scale, want.composer_.scale, rtol=1e-5)
     assert np.mean(got.decision_function(te) > got.threshold_) <= 0.1
+    out = " ".join(r.output.split())  # the rate achieved on the calibration samples, beside the target
+    assert got.calibration_["achieved_fpr"] == np.mean(got.decision_function(te) > got.threshold_) <= 0.1
+    assert "fpr │ 0.1000" in out and f"achieved_fpr │ {got.calibration_['achieved_fpr']:.4f}" in out and "tied_at_threshold │ 1" in out
     pd.DataFrame({"y": [0] * 50 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)
     r = run(app, ["calibrate", str(tmp_path / "m"), *views, "--labels", str(tmp_path / "y.csv"), "--threshold", "f1"])  # in place
     assert r.exit_code == 0, r.output

@@ -332,8 +332,7 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
     y = _read_labels(labels, label_column, n, ids=ids, sep=sep, sep_option="it applies to the --view files too") if labels is not None else None
     mv.calibrate(arrays, y, threshold=threshold, fpr=fpr, contamination=contamination, beta=beta)
     mv.save(output if output is not None else model_dir)
-    _print_metrics({"threshold": threshold, "threshold_value": float(mv.threshold_), "n_samples": int(n),
-                    "labelled": y is not None, **{f"scale_{v}": float(sc) for v, sc in zip(mv.views_, mv.composer_.scale)}},
+    _print_metrics({**mv.calibration_, **{f"scale_{v}": float(sc) for v, sc in zip(mv.views_, mv.composer_.scale)}},
                    title="calibration (multi-view)")
     console.print(f"[green]calibrated[/] {len(mv.views_)} views -> {output or model_dir}")
 

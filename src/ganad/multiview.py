@@ -263,6 +263,7 @@ class MultiViewDetector(BaseEstimator):
             self.threshold_ = float(contamination_threshold(s, check_contamination(self.contamination)))
             self.reference_scores_ = np.sort(s)
             self.threshold_rule_ = f"contamination={float(self.contamination)} on {len(ref_idx)} " + ("held-out" if rf > 0 else "training") + " samples"
+            self.calibration_ = None  # a calibrate's record: cleared by fit, as a detector's
             return self
 
     def _training_scores(self, v: str, X, n: int) -> np.ndarray:
@@ -379,18 +380,30 @@ class MultiViewDetector(BaseEstimator):
         s = composer.standardise(raw).sum(axis=1)
         _refuse_nonfinite(s, "scores", "X")
         try:
-            tau, _ = fit_threshold(s, y, threshold=threshold, fpr=fpr,
-                                   contamination=self.contamination if contamination is None else contamination, beta=beta)
+            tau, info = fit_threshold(s, y, threshold=threshold, fpr=fpr,
+                                      contamination=self.contamination if contamination is None else contamination, beta=beta)
         except InputError as exc:  # a single model's terms (y_val, compose=...): said in this method's
             if not str(exc).startswith("y_val"):
                 raise
             raise InputError(_fmt("y", "is missing or holds only one class" if y is not None else "is missing",
                                   f"threshold={threshold!r} needs labels with normal (0) and anomalous (1) samples; pass y "
                                   "(CLI: --labels), or use threshold='contamination' or 'fpr'")) from exc
+        if threshold == "fpr":
+            from ganad.scoring.threshold import fpr_shortfall
+            short = fpr_shortfall(info, fpr, info["n_normal"], unit="normal samples" if y is not None else "samples",
+                                  ties="identical samples score the same",
+                                  finer="calibrate on more varied normal data (samples that repeat tie in the same shares "
+                                        "however many there are)")
+            if short:
+                import warnings
+                warnings.warn(short, UserWarning, stacklevel=2)
         self.composer_ = composer
         self.threshold_ = float(tau)
         self.reference_scores_ = np.sort(s)  # every calibration sum, as the threshold was fitted on (a detector's calibration_scores_)
         self.threshold_rule_ = f"calibrate(threshold={threshold!r}) on {n} samples"
+        # what was fitted, as a detector's calibration_ (with threshold='fpr': the rate achieved beside the target)
+        self.calibration_ = {"threshold": threshold, "threshold_value": float(tau), "n_samples": int(n), "labelled": y is not None,
+                             **info}
         return self
 
     # ---------------------------------------------------------------- files
@@ -416,7 +429,8 @@ class MultiViewDetector(BaseEstimator):
         cfg = {"format": MULTIVIEW_FORMAT, "format_version": MULTIVIEW_FORMAT_VERSION, "params": params,
                "state": {"views": self.views_, "median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist(),
                          "threshold": float(self.threshold_), "threshold_rule": self.threshold_rule_,
-                         "reference_scores": [float(v) for v in self.reference_scores_]}}
+                         "reference_scores": [float(v) for v in self.reference_scores_],
+                         **({"calibration": self.calibration_} if getattr(self, "calibration_", None) is not None else {})}}
 
         def save_views(tmp):  # the views' directories, and their digests into cfg before it is written
             for v in self.views_:
@@ -499,6 +513,10 @@ def _load_multiview_once(path) -> MultiViewDetector:
             raise ValueError("threshold or reference scores are missing or not finite numbers")
         mv.reference_scores_ = ref
         mv.threshold_rule_ = str(st.get("threshold_rule", ""))
+        cal = st.get("calibration")  # absent: fitted, or calibrated by an older ganad
+        if cal is not None and not isinstance(cal, dict):
+            raise ValueError(f"calibration {str(cal)[:60]} is not a mapping")
+        mv.calibration_ = cal
         mv.views_, mv.detectors_ = views, dets
     except ModelFileError:
         raise

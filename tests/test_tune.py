@@ -295,6 +295,34 @@ def test_pruning_stops_a_bad_trial(X):
     assert r.best_params["latent_dim"] == 8
 
 
+def test_an_ensemble_trial_reports_its_first_members_epochs_and_can_be_pruned(X):
+    """An ensemble's members are clones, which dropped the trial's reporter: an n_members > 1 trial
+    reported nothing and was never pruned. The first member reports (the steps of a single model);
+    a trial pruned there leaves nothing that breaks the next trial or the refit."""
+    class PruneTrialOne(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return trial.number == 1
+
+    r = tune(X[:200], n_trials=3, params={"epochs": 2, "n_members": 2}, pruner=PruneTrialOne(),
+             search_space=_only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}}))
+    S = optuna.trial.TrialState
+    assert [t.state for t in r.study.trials] == [S.COMPLETE, S.PRUNED, S.COMPLETE]
+    done, pruned, after = r.study.trials
+    assert sorted(done.intermediate_values) == [0, 1]  # the first member's 2 epochs (the second member's are not reported)
+    assert list(pruned.intermediate_values) == [0]  # stopped at its first report, before the second member trained
+    from ganad.tune import trial_line
+    assert "pruned (ganomaly epoch 1, member 1 of 2)" in trial_line(r.study, pruned)
+    assert sorted(after.intermediate_values) == [0, 1]
+    det = r.detector  # the refit (no pruning there): a whole ensemble
+    assert len(det.members_) == 2 and det.decision_function(X[:5]).shape == (5,)
+    # the hook itself: a plain callable reaches the first member only, and no member keeps it
+    calls = []
+    ens = GANomaly(epochs=1, n_members=2, random_state=0)
+    ens._train_callbacks = [lambda stage, epoch, means: calls.append((stage, epoch))]
+    ens.fit(X[:200])
+    assert calls == [("ganomaly", 0)] and not any("_train_callbacks" in m.__dict__ for m in ens.members_)
+
+
 def test_labelled_objective_is_validation_auroc(X):
     X_val = np.r_[manifold(60, 7), np.random.RandomState(7).uniform(-1, 1, (20, 8)).astype(np.float32)]
     y_val = np.r_[np.zeros(60, int), np.ones(20, int)]

@@ -31,7 +31,8 @@ Pruning: after every epoch the trial reports the AUROC of the method's cheap per
 score (held-out reconstruction residual ``|x − G(E(x))|``, for AnoGAN and f-AnoGAN's GAN stage
 the distance to generated samples) on the same evaluation rows; ``MedianPruner`` stops a trial
 whose value is below the median of earlier trials at the same epoch. The full score (with its
-kNN blend and normalisation, set after training) is computed once, at the end.
+kNN blend and normalisation, set after training) is computed once, at the end. An ensemble
+(``n_members > 1``) reports the epochs of its first member (:class:`_Reporter`).
 """
 
 from __future__ import annotations
@@ -321,12 +322,27 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 class _Reporter:
     """Training callback: after every epoch, the AUROC of the method's per-sample proxy score on
-    the evaluation rows, reported to the trial; raises ``optuna.TrialPruned`` when the pruner says so."""
+    the evaluation rows, reported to the trial; raises ``optuna.TrialPruned`` when the pruner says so.
 
-    def __init__(self, trial, det, X_eval: np.ndarray, y_eval: np.ndarray):
+    An ensemble (``n_members > 1``) trains its members as clones, which drop the callback; it hands
+    it to its first member instead, through :meth:`bind`, and the trial reports that member's
+    epochs. The members share every hyperparameter and differ only in their seed, so the first
+    one's curve is the hyperparameters' per-epoch signal; its steps are those of a single model's
+    trial (stages, early stopping and the pruner's warm-up alike), so the pruner's median compares
+    the same quantity at every step; and a trial pruned there never trains the other members (most
+    of its cost). A mean over members trained so far would only be known member by member, on steps
+    that move with each member's early stop. The members after the first are not reported: a trial
+    that has kept above the median for a whole member is finished."""
+
+    def __init__(self, trial, det, X_eval: np.ndarray, y_eval: np.ndarray, label: str | None = None):
         self.trial, self.det, self.X_eval, self.y_eval = trial, det, X_eval, y_eval
+        self.label = label  # e.g. "member 1 of 3" (an ensemble's), for the pruned trial's line
         self.step = 0
         self.Xt = None
+
+    def bind(self, det, label: str | None = None) -> "_Reporter":
+        """The same reports, read from ``det`` (an ensemble's member) instead of the detector given."""
+        return _Reporter(self.trial, det, self.X_eval, self.y_eval, label)
 
     def __call__(self, stage: str, epoch: int, means: dict) -> None:
         import optuna
@@ -346,10 +362,11 @@ class _Reporter:
                 m.training = modes[name]
         value = auroc(self.y_eval, s) if np.isfinite(s).all() else 0.0
         self.trial.report(value, self.step)
-        self.trial.set_user_attr("last_epoch", f"{stage} epoch {epoch + 1}")  # the stage too: f-AnoGAN trains two
+        where = f"{stage} epoch {epoch + 1}" + (f", {self.label}" if self.label else "")  # the stage too: f-AnoGAN trains two
+        self.trial.set_user_attr("last_epoch", where)
         self.step += 1
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"epoch {epoch + 1} of stage {stage}: proxy AUROC {value:.3f} below the median of earlier trials")
+            raise optuna.TrialPruned(f"{where}: proxy AUROC {value:.3f} below the median of earlier trials")
 
 
 # --------------------------------------------------------------------------- storage and study

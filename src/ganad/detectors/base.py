@@ -1073,18 +1073,30 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """``n_members`` members, each this detector with its own seed, trained on the same split
         (each with ``fit``'s robust-training arguments ``robust``);
         each member's score is standardised by its median / MAD on the held-out slice (or on the
-        training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021)."""
+        training data without one) and the ensemble's score is their mean (Han et al., AAAI 2021).
+
+        Per-epoch callbacks (``_train_callbacks``, ganad.tune's pruning reports), which ``clone``
+        drops, go to the first member only, each bound to it by its ``bind(member, label)`` where
+        it has one (it reads the networks being trained): the members differ only in their seed, so
+        the first member's epochs are the trial's per-epoch signal, on the steps a single model
+        reports, and a trial stopped there never trains the others (docs/tuning.md, "Pruning")."""
         from sklearn.base import clone
 
         from ganad.scoring.composition import robust_location_scale
         k = int(self.n_members)
         seeds = member_seeds(self.seed_, k)
+        callbacks = self.__dict__.get("_train_callbacks")
         members = []
         for i in range(k):
             m = clone(self).set_params(n_members=1, random_state=seeds[i])
             m._split_seed = self.seed_
             m._layout_given = True  # the ensemble's own fit said it once
-            members.append(m.fit(X, **(robust or {})))
+            if i == 0 and callbacks:
+                m._train_callbacks = [cb.bind(m, f"member 1 of {k}") if hasattr(cb, "bind") else cb for cb in callbacks]
+            try:
+                members.append(m.fit(X, **(robust or {})))
+            finally:
+                m.__dict__.pop("_train_callbacks", None)  # never kept (nor saved) with the member
         self.members_ = members
         m0 = members[0]
         self.scaler_, self.validation_index_ = m0.scaler_, m0.validation_index_

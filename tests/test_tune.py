@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -261,6 +262,50 @@ def test_tune_sqlite_resume_and_refit(X, tmp_path):
         tune(np.asarray(X, dtype=np.float64) + 1e-9, n_trials=3, storage=url, study_name="s", search_space=space, params={"epochs": 1})
 
 
+def test_the_default_study_name_is_the_settings_own(X, tmp_path):
+    """Without a study name, every tune of one storage used 'ganad-<method>': a second search with other
+    data or options was refused ("pass a new --study-name"). The default name now carries a hash of
+    the settings a resume must repeat: the same ones resume, others start their own study."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    kw = dict(storage=url, search_space=_only({"w_con": {"type": "float", "low": 10.0, "high": 60.0}}), refit=False)
+    a = tune(X[:200], n_trials=1, params={"epochs": 1}, **kw).study
+    b = tune(X[:200], n_trials=1, params={"epochs": 2}, **kw).study  # other options: refused before
+    c = tune(X[200:], n_trials=1, params={"epochs": 1}, **kw).study  # other data
+    assert re.fullmatch(r"ganad-ganomaly-[0-9a-f]{8}", a.study_name)
+    assert len({a.study_name, b.study_name, c.study_name}) == 3
+    again = tune(X[:200], n_trials=1, params={"epochs": 1}, **kw).study  # the same data and options: resumed (done already)
+    assert again.study_name == a.study_name and len(again.trials) == 1
+    assert sorted(optuna.get_all_study_names(url)) == sorted([a.study_name, b.study_name, c.study_name])
+    # a name given is that study: other settings are still refused
+    with pytest.raises(InputError, match="was created with other settings.*new --study-name"):
+        tune(X[:200], n_trials=1, params={"epochs": 2}, study_name=a.study_name, **kw)
+    # a study under the old default name, 'ganad-ganomaly', is resumed by the same settings (the name kept)
+    # and left alone by other ones
+    old = {**kw, "storage": f"sqlite:///{tmp_path / 'old.db'}"}
+    tune(X[:200], n_trials=1, params={"epochs": 1}, study_name="ganad-ganomaly", **old)
+    assert tune(X[:200], n_trials=1, params={"epochs": 1}, **old).study.study_name == "ganad-ganomaly"
+    assert tune(X[:200], n_trials=1, params={"epochs": 2}, **old).study.study_name.startswith("ganad-ganomaly-")
+    with pytest.raises(InputError, match=r"^study_name: is a int \(5\)"):
+        tune(X[:200], n_trials=1, study_name=5)
+
+
+def test_cli_searches_into_folders_side_by_side_get_studies_of_their_own(csvs):
+    """`ganad tune -o models/a` then `-o models/b` share the default storage (models/ganad-tune.db) and,
+    before, the default study name '<method>-<data file stem>': the second, with another --epochs,
+    was refused. The same command into a third folder resumes the first's study."""
+    run = lambda out, *a: CliRunner().invoke(app, ["tune", str(csvs / "train.csv"), "-o", str(csvs / "models" / out),  # noqa: E731
+                                                   "--trials", "1", *a])
+    names = []
+    for out, epochs in (("a", "1"), ("b", "2"), ("c", "1")):
+        r = run(out, "--epochs", epochs)
+        assert r.exit_code == 0, r.output
+        names.append(json.loads((csvs / "models" / out / "tuning.json").read_text())["study_name"])
+    assert names[0] == names[2] != names[1] and all(n.startswith("ganomaly-train-") for n in names)
+    assert sorted(optuna.get_all_study_names(f"sqlite:///{csvs / 'models' / 'ganad-tune.db'}")) == sorted(set(names))
+    r = run("d", "--epochs", "2", "--study-name", names[0])  # a name given: strict, as before
+    assert r.exit_code != 0 and "other settings" in r.output, r.output
+
+
 def test_resume_with_other_fixed_values_in_the_space_is_refused(X, tmp_path):
     """A space's plain value is fixed for every trial and not among a trial's params: a resume that
     changed it would refit the best (old) trial with a value it was never evaluated with."""
@@ -393,12 +438,13 @@ def test_cli_tune_end_to_end(csvs):
     assert "trial 0: AUROC" in r.stderr and "trial 1: AUROC" in r.stderr and "best so far" in r.stderr, r.stderr
     assert (csvs / "ganad-tune.db").exists()  # the default storage: beside the model
     rec = json.loads((csvs / "model" / "tuning.json").read_text())
-    assert rec["objective"] == "labelled-auroc" and rec["study_name"] == "ganomaly-train"
+    assert rec["objective"] == "labelled-auroc" and re.fullmatch(r"ganomaly-train-[0-9a-f]{8}", rec["study_name"])
+    assert f"study {rec['study_name']}" in " ".join(r.output.split())  # named in the final line, for a dashboard or --study-name
     import ganad
     det = ganad.load(csvs / "model")
     assert det.w_con == pytest.approx(rec["best_params"]["w_con"])
     assert list(det.feature_names_in_) == [f"f{i}" for i in range(8)]
-    study = optuna.load_study(study_name="ganomaly-train", storage=f"sqlite:///{csvs / 'ganad-tune.db'}")
+    study = optuna.load_study(study_name=rec["study_name"], storage=f"sqlite:///{csvs / 'ganad-tune.db'}")
     assert len(study.trials) == 2
 
 
@@ -681,7 +727,7 @@ def test_the_tuning_record_is_part_of_the_models_atomic_write(csvs, monkeypatch)
     assert r.exit_code == 0, r.output
     assert seen == [["config.json", "model.safetensors", "tuning.json"]]
     rec = json.loads((csvs / "model" / "tuning.json").read_text())
-    assert rec["study_name"] == "ganomaly-train" and rec["best_trial"] == 0
+    assert rec["study_name"].startswith("ganomaly-train-") and rec["best_trial"] == 0
     import ganad
     det = ganad.load(csvs / "model")
     assert det.tuning_ == rec  # read back with the model: a load and a save elsewhere keep it

@@ -1615,7 +1615,7 @@ def tune(
     method: str = typer.Option("ganomaly", help="Detector to tune (as for fit)."),
     trials: int = typer.Option(20, help="Finished trials the study should reach (a resumed study runs only the missing ones; workers share them)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL or SQLite file (default: ganad-tune.db beside OUTPUT), e.g. sqlite:///study.db."),
-    study_name: Optional[str] = typer.Option(None, help="Study name (default: <method>-<data file stem>); the same name resumes it."),
+    study_name: Optional[str] = typer.Option(None, help="Study name; the same name resumes it (default: <method>-<data file stem>-<hash of the data and options>: the same data and options resume their study, others start their own)."),
     space: Optional[Path] = typer.Option(None, help="JSON or TOML file of search-space entries replacing / extending the method's (docs/tuning.md)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs of every trial (default: the method's)."),
     val_data: Optional[Path] = typer.Option(None, help="Labelled validation data: the objective becomes its AUROC (default: label-free, docs/tuning.md)."),
@@ -1674,7 +1674,7 @@ def tune(
         made = _make_parent(output) if storage is None else []  # the default storage lies beside OUTPUT: -o new/dir/model works as for fit
         try:
             from rich.markup import escape
-            res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name or f"{method}-{data.stem}",
+            res = T.tune(X, method=method, n_trials=trials, storage=url, study_name=study_name, study_prefix=f"{method}-{data.stem}",
                          search_space=sp, params=fixed, X_val=Xv, y_val=yv, tune_fraction=tune_fraction, seed=seed, timeout=timeout,
                          callbacks=[lambda study, trial: console.print(escape(T.trial_line(study, trial)))])
         except BaseException as exc:
@@ -1700,7 +1700,7 @@ def tune(
     s = res.summary()
     console.print(f"[green]tuned[/] {type(det).__name__}: {s['n_complete']} complete, {s['n_pruned']} pruned, {s['n_failed']} failed trial(s) "
                   f"in {time.perf_counter() - t0:.1f}s; best trial {s['best_trial']} ({s['best_value']:.4f}) refitted and saved to {output}; "
-                  f"storage {T._redact(T.storage_url(url))}")
+                  f"storage {T._redact(T.storage_url(url))}, study {s['study_name']}")
 
 
 def _tune_cli_error(exc: GanadError, data: Path, space: Optional[Path], val_data: Optional[Path],

@@ -505,6 +505,41 @@ def _study_attrs(method, labelled, data_shape, tune_fraction, seed) -> dict:
             "ganad_seed": int(seed)}
 
 
+#: the settings a default study name's hash covers (what a resume must repeat, as ganad records it
+#: now). A key a later version records must stay out of it: otherwise every default-named study
+#: would get another name, and a re-run after an upgrade would start afresh instead of resuming.
+_NAME_KEYS = ("ganad_method", "ganad_objective", "ganad_data_shape", "ganad_tune_fraction", "ganad_seed",
+              "ganad_data_sha256", "ganad_fixed_params", "ganad_space_fixed")
+
+
+def _settings_diff(stored: dict, given: dict, required: dict) -> dict:
+    """The settings of ``given`` a study that recorded ``stored`` differs in: ``{key: (stored, given)}``.
+    Studies of older ganad versions lack the newer keys: only what they recorded (and the keys of
+    ``required``, recorded by every version) is compared."""
+    return {k: (stored.get(k), v) for k, v in given.items() if stored.get(k) != v and (k in stored or k in required)}
+
+
+def _default_study_name(st, prefix: str, attrs: dict, required: dict) -> str:
+    """``<prefix>-<8 hex digits>``: a hash of the settings a resume must repeat (:data:`_NAME_KEYS`:
+    method, objective, data shape and hash, hold-out fraction, seed, fixed values), so a re-run with
+    the same data and options resumes its study and one with others starts its own in the same
+    storage instead of being refused. A study named ``prefix`` alone (the default name of ganad
+    before, e.g. ``ganad-ganomaly``, or ``ganomaly-train`` on the command line) that recorded the
+    same settings is resumed under that name, as it was."""
+    import hashlib
+    key = json.dumps({k: attrs[k] for k in _NAME_KEYS if k in attrs}, sort_keys=True)
+    name = f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    if st is None:  # in memory: no study of an earlier run
+        return name
+    try:
+        old = st.get_study_user_attrs(st.get_study_id_from_name(prefix))
+    except Exception:  # noqa: BLE001 - no study of that name (KeyError); a storage that fails here fails, named, when the study is opened next
+        return name
+    if old.get("ganad_method") is not None and not _settings_diff(old, attrs, required):
+        return prefix
+    return name
+
+
 @dataclass
 class TuneResult:
     """What :func:`tune` returns: the Optuna study, the refitted best detector (None with
@@ -528,7 +563,7 @@ class TuneResult:
 
 
 def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study_name: str | None = None,
-         search_space: dict | None = None, params: dict | None = None, X_val=None, y_val=None,
+         study_prefix: str | None = None, search_space: dict | None = None, params: dict | None = None, X_val=None, y_val=None,
          tune_fraction: float = 0.2, seed: int = 0, pruner=None, sampler=None, enqueue_defaults: bool = True,
          enqueue: list[dict] | None = None, timeout: float | None = None, refit: bool = True,
          callbacks: list | None = None) -> TuneResult:
@@ -545,6 +580,13 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     the objective. The best trial is refitted on all of ``X`` with ``random_state=seed``. Unless a
     ``sampler`` is given, TPE's random draws for trial n come from ``seed`` and n: workers of one
     study draw different trials, and one worker's study is reproducible, resumed or not.
+
+    A given ``study_name`` resumes that study, and is refused if it was created with another
+    method, data, seed, hold-out fraction or fixed values. Without one, the study is named
+    ``<study_prefix>-<hash of those settings>`` (prefix ``ganad-<method>`` by default): the same
+    data and options resume their study, other ones start their own beside it in a shared
+    storage. A study named ``study_prefix`` alone (the default name before; ``ganad tune`` passes
+    ``<method>-<data file stem>``) with the same settings is resumed under that name.
     """
     try:
         import optuna
@@ -563,6 +605,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
         raise InputError(_fmt("seed", f"is {seed!r}", "pass a whole number in [0, 2**32), e.g. 0"))
     if not (isinstance(tune_fraction, (int, float)) and 0 < tune_fraction < 1):
         raise InputError(_fmt("tune_fraction", f"is {tune_fraction!r}", "pass a fraction in (0, 1), e.g. 0.2"))
+    for arg, v in (("study_name", study_name), ("study_prefix", study_prefix)):
+        if v is not None and not isinstance(v, str):
+            raise InputError(_fmt(arg, f"is a {type(v).__name__} ({v!r})", "pass a string, or None (the default name)"))
     cls = DETECTORS[method]
     from ganad.detectors.base import feature_names
     names = feature_names(X)  # a DataFrame's columns: the refitted model checks them when scoring, as fit's does
@@ -615,7 +660,6 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
 
     url = storage_url(storage)
     st = _open_storage(url)
-    name = study_name or f"ganad-{method}"
     epochs = _fewest_epochs(fixed, space, cls().get_params()["epochs"])
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
@@ -634,6 +678,9 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     # refit of a best trial takes them from the space given now, so a resume with other ones is refused
     # (a separate key: a study of an older ganad, without it, resumes as before)
     attrs["ganad_space_fixed"] = _json.dumps({k: s["value"] for k, s in space.items() if s["type"] == "fixed"}, sort_keys=True, default=repr)
+    required = _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)  # waited for below, and compared even where a study lacks them
+    # a given name is that study (refused below if its settings differ); the default one is the settings' own
+    name = study_name or _default_study_name(st, study_prefix or f"ganad-{method}", attrs, required)
     try:
         with _quiet_optuna():
             study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True,
@@ -646,14 +693,14 @@ def tune(X, *, method: str = "ganomaly", n_trials: int = 20, storage=None, study
     old = study.user_attrs
     if old.get("ganad_method") is not None:
         for _ in range(100):  # a worker that created the study a moment ago may still be writing them, one by one
-            if all(k in old for k in _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed)):
+            if all(k in old for k in required):
                 break
             time.sleep(0.05)
             old = study.user_attrs
-        # studies of older ganad versions lack the newer keys: compare what they recorded
-        diff = {k: (old.get(k), v) for k, v in attrs.items() if old.get(k) != v and (k in old or k in _study_attrs(method, labelled, X.shape[1:], tune_fraction, seed))}
+        diff = _settings_diff(old, attrs, required)
         if diff:
-            fix = "pass the same method, data and options to resume it, or a new --study-name"
+            fix = ("pass the same method, data and options to resume it, or a new --study-name (or none: the default name "
+                   "is one of its own for every data set and options)")
             if "ganad_data_sha256" in diff:
                 fix += (" (the same file read by a ganad older than its float64 scaling, which fingerprinted the data as float32, "
                         "differs too: finish such a study with that version, or start a new one)")

@@ -170,21 +170,6 @@ def test_unfitted_and_cli_refusals(fitted, tmp_path):
         export_onnx(fitted, tmp_path / "m.onnx")
 
 
-def test_multiview_doc_example_runs(tmp_path, monkeypatch):
-    """The first Python example of docs/multiview.md runs as written (in a scratch folder)."""
-    import re
-    from pathlib import Path
-    text = (Path(__file__).resolve().parents[1] / "docs" / "multiview.md").read_text()
-    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    monkeypatch.chdir(tmp_path)
-    ns: dict = {}
-    exec(compile(block, "docs/multiview.md", "exec"), ns)
-    pred = ns["mv"].predict(ns["test"])
-    assert pred[50:].mean() >= 0.8 and pred[:50].mean() <= 0.1
-    assert ns["views"]["beat"][50:55].mean() > ns["views"]["rhythm"][50:55].mean()
-    assert ns["views"]["rhythm"][55:].mean() > ns["views"]["beat"][55:].mean()
-
-
 def test_the_service_scores_a_multiview_model(fitted, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

@@ -402,19 +402,6 @@ def test_layout_matches_pytorch_convolutions():
     np.testing.assert_allclose(got.numpy(), ref_t.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_performance_doc_examples_run():
-    """The Python examples of docs/performance.md run as written."""
-    import re
-
-    text = (Path(__file__).resolve().parents[1] / "docs" / "performance.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 3
-    ns: dict = {}
-    exec(compile("\n".join(blocks), "docs/performance.md", "exec"), ns)
-    assert ns["runners"]["eager"] == "eager" and ns["runners"]["gemm"] == "gemm"
-    assert ns["runners"]["native"] == ("native" if native.available() else "gemm")
-
-
 # ---------------------------------------------------------------------- the native library: build and trust
 @pytest.fixture
 def fresh_state():

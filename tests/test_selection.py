@@ -1071,3 +1071,76 @@ def test_prefix_standardise_refuses_missing_ids_and_times_and_takes_ids_of_mixed
     assert warm.tolist() == [True, True, True, True, False, False]
     assert adapted[4] == pytest.approx((3.0 - 1.5) / (0.5 * 1.4826))
     assert adapted[5] == pytest.approx((40.0 - 15.0) / (5.0 * 1.4826))
+
+
+def _noisy_feature_block(monkeypatch, which):
+    """Replace one block of knn_space='feature+input' by a positive number that depends on the row
+    but carries no information about it (a deterministic hash of its embedding): the other block then
+    separates the held-out slice from its synthetic anomalies and the noise block does not."""
+    cls = ganad.GANomaly
+    orig = cls._knn_block_distances
+
+    def patched(self, emb):
+        d_a, d_b = orig(self, emb)
+        noise = torch.sin(emb.reshape(emb.shape[0], -1).double().sum(1) * 1e3) + 2.0
+        return (noise.to(d_a.dtype), d_b) if which == "feature" else (d_a, noise.to(d_b.dtype))
+
+    monkeypatch.setattr(cls, "_knn_block_distances", patched)
+
+
+@pytest.mark.parametrize("useless, chosen", [("feature", "input"), ("input", "feature")])
+def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(blobs, tmp_path, monkeypatch, useless, chosen):
+    """knn_space='auto' ('feature+input' for GANomaly): fit scores the held-out slice and one corrupted
+    copy of each of its rows (ganad.tune's synthetic anomalies) with each block and with both, and the
+    knn component reads a single block where it tells them apart better by more than the margin; here
+    one block is made noise, so the other must be chosen, and the knn component is then that block's
+    distance over its scale alone; the choice and its AUROCs are saved with the model."""
+    _noisy_feature_block(monkeypatch, useless)
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
+    sel = det.knn_selection_
+    assert det.knn_blocks_ == chosen == sel["chosen"] and sel["rows"] == len(det.validation_index_)
+    auc = sel["synthetic_auroc"]
+    assert auc[chosen] > auc["both"] + det._knn_select_margin and auc[useless] < 0.6
+    Q = np.r_[X[:40], far]
+    emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(Q)))
+    d_a, d_b = det._knn_block_distances(emb)
+    sc = det.knn_scales_
+    want = (d_b / sc[1] if chosen == "input" else d_a / sc[0]).numpy()
+    np.testing.assert_allclose(det.score_components(Q).components["knn"], want, rtol=1e-6)
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_blocks_ == chosen and back.knn_selection_ == sel
+    np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
+
+
+def test_knn_blocks_are_chosen_only_for_the_auto_space_and_enough_held_out_rows(blobs, monkeypatch):
+    """The choice is the default's (knn_space='auto'): a knn_space='feature+input' the user names keeps
+    both blocks whatever they score, as does a held-out slice of fewer than 32 rows (an AUROC on so
+    few rows is noise against the margin); both then average the two scaled distances."""
+    _noisy_feature_block(monkeypatch, "feature")
+    X, far = blobs
+    named = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature+input").fit(X)
+    few = ganad.GANomaly(epochs=1, random_state=0).fit(X[:250])  # a slice of 25 rows
+    for det in (named, few):
+        assert det.__dict__.get("knn_blocks_") is None and det.__dict__.get("knn_selection_") is None
+        emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(far)))
+        d_a, d_b = det._knn_block_distances(emb)
+        np.testing.assert_allclose(det.score_components(far).components["knn"],
+                                   (0.5 * (d_a / det.knn_scales_[0] + d_b / det.knn_scales_[1])).numpy(), rtol=1e-6)
+    assert len(few.validation_index_) < ganad.GANomaly._knn_select_min_rows <= len(named.validation_index_)
+
+
+@pytest.mark.parametrize("value", ["feature", "bogus"])
+def test_model_file_with_edited_knn_blocks_is_refused(blobs, tmp_path, value):
+    """knn_blocks in config.json: 'both', 'input' or 'feature', and only in the space 'feature+input'
+    (a file that names another is refused naming knn_blocks, not scored with a block it does not have)."""
+    import json
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature").fit(X)
+    det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["state"]["knn_blocks"] = value
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_blocks"):
+        ganad.load(tmp_path / "m").decision_function(far)

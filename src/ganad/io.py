@@ -479,6 +479,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
         bad(f"has knn_split {repr(split)[:30]} and knn_scales {repr(scales)[:60]} for knn_space {ks!r} "
             "('both' and 'feature+input' need a positive width of the first block and two positive scales, the other spaces neither)")
+    kb = st.get("knn_blocks")
+    if kb is not None and (kb not in ("both", "input", "feature") or ks != "feature+input"):
+        bad(f"has knn_blocks {str(kb)[:60]!r} for knn_space {ks!r}: 'both', 'input' or 'feature', and only with 'feature+input'")
     km = st.get("knn_metric")
     if km is not None and (km not in ("euclidean", "mahalanobis", "mahalanobis+euclidean") or km == "mahalanobis" and ks == "both"
                            or (km == "mahalanobis+euclidean") != (ks == "feature+input")):

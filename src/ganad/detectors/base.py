@@ -829,7 +829,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                           (robust_contamination, robust_warmup, robust_mode, robust_proxy))
             for attr in ("_frozen", "members_", "_decision_scores", "_train_components", "_train_components_partial", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                          "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
-                         "knn_split_", "knn_scales_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
+                         "knn_split_", "knn_scales_", "knn_blocks_", "knn_selection_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
                          "validation_scores_", "nets_", "disc_train_mean_", "latent_stats_", "_knn_bank_index", "member_stats_",
                          "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
                 self.__dict__.pop(attr, None)
@@ -1450,8 +1450,65 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             for i in range(0, ref.shape[0], bs):
                 emb = self._knn_embed(ref[i:i + bs].to(self.device_))
                 parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
-        _, scale = robust_location_scale(torch.cat(parts).numpy())
+        ref_d = torch.cat(parts).numpy()
+        _, scale = robust_location_scale(ref_d)
         self.knn_scales_ = [float(v) for v in scale]
+        self._select_knn_blocks(X, val_idx, ref_d)
+
+    #: knn_space='auto' resolved to 'feature+input': a single block replaces the two blocks' mean only
+    #: where its AUROC on the synthetic anomalies is higher by more than this (ties keep both)
+    _knn_select_margin = 0.005
+    #: ... and only with at least this many held-out rows: the choice was validated on slices of 400 rows
+    #: and more; on fewer than 32 an AUROC's standard error (> 0.04) is many times the margin
+    _knn_select_min_rows = 32
+
+    def _select_knn_blocks(self, X: torch.Tensor, val_idx: np.ndarray, ref_d: np.ndarray) -> None:
+        """knn_space='auto' resolved to 'feature+input' (the default of GANomaly, f-AnoGAN, β-VAEGAN and
+        AnoGAN): which of the two distances the ``knn`` component reads, chosen per fit without labels.
+
+        The candidates are both blocks (the mean of the two standardised distances, the default), the
+        inputs' kNN distance alone and the features' Mahalanobis distance alone. Each is scored on the
+        held-out slice and on one corrupted copy of each slice row (:func:`ganad.scoring.synthetic.synthetic_anomalies`:
+        features swapped in from other slice rows or noised, the label-free objective of ``ganad tune``),
+        standardised by median / MAD on the slice; a single block replaces both where its AUROC between
+        the slice and its copies is higher by more than :attr:`_knn_select_margin`. On normal data of
+        several modes D's features can place samples between the modes near their one mean (the default's
+        blind spot, benchmarks/RESULTS.md), where the inputs' distance alone is the better score. Chosen on
+        validation data by a rule written before the run (DS1 held-out records, the MNIST training split,
+        synthetic tables of several modes; ``benchmarks/select_knn_space.py``). Sets ``knn_blocks_``
+        ('both', 'input' or 'feature') and ``knn_selection_`` (the three AUROCs, saved with the model)."""
+        self.__dict__.pop("knn_blocks_", None)
+        self.__dict__.pop("knn_selection_", None)
+        if self.knn_space != "auto" or self.knn_space_ != "feature+input" or len(val_idx) < self._knn_select_min_rows:
+            return
+        from ganad.scoring.composition import robust_location_scale
+        from ganad.scoring.synthetic import auroc, synthetic_anomalies
+        slice_rows = X[torch.from_numpy(np.asarray(val_idx))]
+        syn = torch.from_numpy(synthetic_anomalies(slice_rows.numpy(), seed=int(self.seed_) % (2**31)).astype(np.float32))
+        bs = int(self.score_batch_size)
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, syn.shape[0], bs):
+                emb = self._knn_embed(syn[i:i + bs].to(self.device_))
+                parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
+        syn_d = torch.cat(parts).numpy()
+        loc, scale = robust_location_scale(ref_d)
+        z = (np.concatenate([ref_d, syn_d]) - loc) / scale
+        y = np.r_[np.zeros(len(ref_d)), np.ones(len(syn_d))]
+        cand = {"both": z.mean(1), "input": z[:, 1], "feature": z[:, 0]}
+        auc = {}
+        for name, s in cand.items():
+            try:
+                auc[name] = auroc(y, s)
+            except FloatingPointError:  # an overflowing distance: that candidate cannot be judged
+                auc[name] = float("nan")
+        chosen = "both"
+        for name in ("input", "feature"):
+            if np.isfinite(auc[name]) and np.isfinite(auc["both"]) and auc[name] > max(auc[chosen], auc["both"] + self._knn_select_margin):
+                chosen = name
+        self.knn_blocks_ = chosen
+        self.knn_selection_ = {"synthetic_auroc": {k: (round(float(v), 6) if np.isfinite(v) else None) for k, v in auc.items()},
+                               "chosen": chosen, "rows": int(len(ref_d))}
 
     def _knn_embed_rows(self, e: torch.Tensor, center=None, basis=None, scale=None, work=None) -> torch.Tensor:
         """Raw (n, d) features -> (n, r + 1): coordinates on the kept directions, length of the rest
@@ -1528,6 +1585,11 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         if self.__dict__.get("knn_split_") is not None:  # knn_space='both' or 'feature+input'
             d_a, d_b = self._knn_block_distances(emb)
             sc = self.__dict__.get("knn_scales_") or [1.0, 1.0]
+            blocks = self.__dict__.get("knn_blocks_") or "both"  # chosen at fit (_select_knn_blocks)
+            if blocks == "input":
+                return d_b / sc[1]
+            if blocks == "feature":
+                return d_a / sc[0]
             return 0.5 * (d_a / sc[0] + d_b / sc[1])
         return self._knn_search(emb, None)
 
@@ -1772,13 +1834,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         return {"width": int(self._width()), "depth": int(self._depth()),
                 "calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
                 "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_"),
-                "knn_metric": self.__dict__.get("knn_metric_"), "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_")}
+                "knn_metric": self.__dict__.get("knn_metric_"), "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_"),
+                "knn_blocks": self.__dict__.get("knn_blocks_"), "knn_selection": self.__dict__.get("knn_selection_")}
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
         for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
                           ("knn_space", "knn_space_"), ("knn_metric", "knn_metric_"), ("knn_split", "knn_split_"),
-                          ("knn_scales", "knn_scales_")):
+                          ("knn_scales", "knn_scales_"), ("knn_blocks", "knn_blocks_"), ("knn_selection", "knn_selection_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
         if state.get("knn_scales") is not None:  # as fit stores them: floats (a file's 2**70 would overflow torch's division)

@@ -44,6 +44,8 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         t = time.perf_counter()
         det.fit(Xtr)
         out["fit_s"] = time.perf_counter() - t
+        if kind == "ganad" and det.__dict__.get("knn_blocks_") is not None:  # knn_space='auto': the blocks fit chose
+            out["knn_blocks"] = det.knn_blocks_
         if threshold is not None and Xc is not None:
             if kind == "ganad":
                 # compose='method': the method's default composer, only τ is fitted; 'default': the components

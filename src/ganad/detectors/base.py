@@ -1583,13 +1583,14 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         chosen neighbours' distances are then computed directly in float64 (no cancellation). Two
         light passes over the (n, bank) matrix instead of a top-k over all of it; exportable to ONNX."""
         if self.__dict__.get("knn_split_") is not None:  # knn_space='both' or 'feature+input'
-            d_a, d_b = self._knn_block_distances(emb)
             sc = self.__dict__.get("knn_scales_") or [1.0, 1.0]
             blocks = self.__dict__.get("knn_blocks_") or "both"  # chosen at fit (_select_knn_blocks)
-            if blocks == "input":
-                return d_b / sc[1]
-            if blocks == "feature":
-                return d_a / sc[0]
+            if blocks != "both":  # one block read: the other is not computed (the input block is a search)
+                k, e, own = int(self.knn_split_), emb.reshape(emb.shape[0], -1), self._knn_leaves_own()
+                if blocks == "input":
+                    return self._knn_nearest(e[:, k:], None, own) / sc[1]
+                return self._knn_whitened_length(e[:, :k], own) / sc[0]
+            d_a, d_b = self._knn_block_distances(emb)
             return 0.5 * (d_a / sc[0] + d_b / sc[1])
         return self._knn_search(emb, None)
 

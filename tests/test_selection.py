@@ -1131,6 +1131,25 @@ def test_knn_blocks_are_chosen_only_for_the_auto_space_and_enough_held_out_rows(
     assert len(few.validation_index_) < ganad.GANomaly._knn_select_min_rows <= len(named.validation_index_)
 
 
+def test_a_knn_bank_rebuilt_in_another_space_drops_the_blocks_chosen_for_the_old_one(blobs, tmp_path, monkeypatch):
+    """_refit_knn (the benchmarks' way to compare spaces on one set of networks) in a space of one block
+    kept the knn_blocks_ chosen for the 'feature+input' bank: the model saved then did not load
+    ("knn_blocks 'input' for knn_space 'code'"). Rebuilding the bank forgets them; 'auto' chooses again."""
+    _noisy_feature_block(monkeypatch, "feature")
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
+    assert det.knn_blocks_ == "input"
+    det.set_params(knn_space="code")
+    det._refit_knn(X)
+    assert det.__dict__.get("knn_blocks_") is None and det.__dict__.get("knn_selection_") is None
+    det.save(tmp_path / "m")
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_space_ == "code" and back.__dict__.get("knn_blocks_") is None
+    det.set_params(knn_space="auto")
+    det._refit_knn(X)
+    assert det.knn_blocks_ == "input" and det.knn_selection_["chosen"] == "input"
+
+
 @pytest.mark.parametrize("value", ["feature", "bogus"])
 def test_model_file_with_edited_knn_blocks_is_refused(blobs, tmp_path, value):
     """knn_blocks in config.json: 'both', 'input' or 'feature', and only in the space 'feature+input'

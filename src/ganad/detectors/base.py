@@ -1354,6 +1354,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         bs = int(self.score_batch_size)
         self.__dict__.pop("knn_split_", None)
         self.__dict__.pop("knn_scales_", None)
+        # the blocks chosen for the previous bank (knn_space='auto'): a bank of another space has none, and a
+        # model saved with them beside a space other than 'feature+input' would not load
+        self.__dict__.pop("knn_blocks_", None)
+        self.__dict__.pop("knn_selection_", None)
         space = self.knn_space_
         for key in ("knn_input_basis_", "knn_input_center_"):
             self.__dict__.pop(key, None)

@@ -1150,6 +1150,41 @@ def test_a_knn_bank_rebuilt_in_another_space_drops_the_blocks_chosen_for_the_old
     assert det.knn_blocks_ == "input" and det.knn_selection_["chosen"] == "input"
 
 
+def test_model_file_with_edited_knn_selection_or_blocks_of_the_two_block_space_is_refused(blobs, tmp_path):
+    """knn_selection (what fit measured choosing knn_blocks) was loaded unchecked: a string, a number, a
+    list or a record naming another block than knn_blocks loaded as knn_selection_ and was written back by
+    the next save (the docs' det.knn_selection_["synthetic_auroc"] then raised TypeError). A bogus
+    knn_blocks in the space 'feature+input' is refused too (scoring read it as 'both')."""
+    import json
+    import shutil
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
+    assert det.knn_blocks_ is not None
+    det.save(tmp_path / "m")
+    good = json.loads((tmp_path / "m" / "config.json").read_text())
+    sel = good["state"]["knn_selection"]
+    other = next(b for b in ("both", "input", "feature") if b != sel["chosen"])
+    tampered = [("knn_selection", "x"), ("knn_selection", 5), ("knn_selection", [1, 2]), ("knn_selection", {**sel, "chosen": other}),
+                ("knn_selection", {**sel, "synthetic_auroc": {**sel["synthetic_auroc"], "both": 7}}), ("knn_selection", {**sel, "rows": True}),
+                ("knn_selection", {"chosen": sel["chosen"]}), ("knn_blocks", "bogus"), ("knn_blocks", ["input"])]
+    for i, (key, value) in enumerate(tampered):
+        shutil.copytree(tmp_path / "m", tmp_path / f"t{i}")
+        cfg = json.loads(json.dumps(good))
+        cfg["state"][key] = value
+        (tmp_path / f"t{i}" / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ModelFileError, match=key):
+            ganad.load(tmp_path / f"t{i}")
+    cfg = json.loads(json.dumps(good))
+    del cfg["state"]["knn_blocks"]  # a record of a choice without the choice
+    (tmp_path / "t0" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_selection"):
+        ganad.load(tmp_path / "t0")
+    cfg["state"]["knn_selection"] = None  # a file of an earlier version: neither, both blocks
+    (tmp_path / "t0" / "config.json").write_text(json.dumps(cfg))
+    back = ganad.load(tmp_path / "t0")
+    assert back.__dict__.get("knn_blocks_") is None and back.decision_function(far).shape == (len(far),)
+
+
 @pytest.mark.parametrize("value", ["feature", "bogus"])
 def test_model_file_with_edited_knn_blocks_is_refused(blobs, tmp_path, value):
     """knn_blocks in config.json: 'both', 'input' or 'feature', and only in the space 'feature+input'

@@ -482,6 +482,19 @@ def _check_state(st: dict, cfg_file: Path) -> None:
     kb = st.get("knn_blocks")
     if kb is not None and (kb not in ("both", "input", "feature") or ks != "feature+input"):
         bad(f"has knn_blocks {str(kb)[:60]!r} for knn_space {ks!r}: 'both', 'input' or 'feature', and only with 'feature+input'")
+    sel = st.get("knn_selection")  # what fit measured choosing knn_blocks (not read by scoring; kept and saved again with the model)
+    auc = sel.get("synthetic_auroc") if isinstance(sel, dict) else None
+    if sel is not None and not (
+            kb is not None and isinstance(sel, dict) and sel.get("chosen") == kb
+            and isinstance(sel.get("rows"), int) and not isinstance(sel.get("rows"), bool) and sel["rows"] > 0
+            and isinstance(auc, dict) and set(auc) == {"both", "input", "feature"}
+            and all(v is None or finite_number(v) and 0 <= v <= 1 for v in auc.values())):
+        try:
+            shown = json.dumps(sel)[:80]
+        except RecursionError:  # nested nearly as deep as the parser allows
+            shown = f"(a {type(sel).__name__} nested too deeply)"
+        bad(f"has knn_selection {shown} for knn_blocks {str(kb)[:20]!r}: an object of the three blocks' synthetic_auroc "
+            "(numbers in [0, 1] or null), the rows they were measured on and the block chosen, that of knn_blocks")
     km = st.get("knn_metric")
     if km is not None and (km not in ("euclidean", "mahalanobis", "mahalanobis+euclidean") or km == "mahalanobis" and ks == "both"
                            or (km == "mahalanobis+euclidean") != (ks == "feature+input")):

@@ -6,7 +6,8 @@ in a bash block (``python - <<'PY'`` ... ``PY``) runs in its place, as a program
 namespace, the same folder: the files it writes are there for the blocks after it). A bash block that
 makes its own data that way, and otherwise runs only ``ganad`` commands (not ``serve`` or ``stream``) and
 ``head`` / ``cat`` / ``ls``, runs its ``ganad`` commands too, in process, each one required to succeed.
-A block that raises fails the test, naming the page and the line.
+A block that raises fails the test, naming the page and the line; so does a warning a block's own call
+raises (an example that the library warns about teaches what it warns against).
 
 Markers, on the last non-blank line before a block's opening fence (docs/conventions.md, "Examples in the
 documentation"):
@@ -32,6 +33,7 @@ import os
 import re
 import shlex
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,7 +219,13 @@ def run_blocks(blocks: list[Block], monkeypatch, after=None) -> list[str]:
 
 def _exec(code: str, where: str, scope: dict) -> None:
     try:
-        exec(compile(code, where, "exec"), scope)
+        with warnings.catch_warnings():
+            # a warning attributed to a line of the block (it runs as __main__) fails it: the example does
+            # what the library warns against (README's and docs/scoring.md's fpr=0.01 on 60 / 80 normal rows did)
+            warnings.filterwarnings("error", category=UserWarning, module="__main__")
+            # (but as pyproject.toml's filterwarnings: a few examples train on fewer rows than a held-out slice needs)
+            warnings.filterwarnings("ignore", message=".*too few for a held-out slice", category=UserWarning)
+            exec(compile(code, where, "exec"), scope)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] in OPTIONAL_MODULES:
             pytest.skip(f"{where} needs the optional module {exc.name} (pip install -e '.[test]')")
@@ -318,6 +326,10 @@ def test_a_failing_block_fails_and_markers_are_honoured(tmp_path, monkeypatch):
     bad = blocks_of("```bash\npython - <<'PY'\nopen('t.csv', 'w').write('a\\n1\\n')\nPY\nganad score no-model/ t.csv -o s.csv\n```\n", "bad.md")
     with pytest.raises(AssertionError, match=r"bad.md:5: ganad score no-model/ t.csv -o s.csv exited 2"):
         run_blocks(bad, monkeypatch)
+    warns = blocks_of("```python\nimport warnings\nwarnings.warn('an example the library warns about')\n```\n", "warns.md")
+    with pytest.raises(UserWarning, match="an example the library warns about") as info:
+        run_blocks(warns, monkeypatch)
+    assert any(tb.frame.code.raw.co_filename == "warns.md:2" for tb in info.traceback)
 
 
 def test_markers_are_few_and_each_gives_a_reason():

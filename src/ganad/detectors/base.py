@@ -136,7 +136,12 @@ COMMON_PARAMS = """
         and the reconstruction, and the default score no longer runs it); 'code' for BiGAN, ALAD and TadGAN, whose discriminators do not
         judge x alone (they accept 'code' and 'input'). 'feature' scores 1.1–2.4× faster than
         'feature+input' on beats, tables and digits, more on wide noisy inputs (no search among
-        4,096 training rows; benchmarks/RESULTS.md), for scoring-bound uses.
+        4,096 training rows; benchmarks/RESULTS.md), for scoring-bound uses. Where 'auto' is
+        'feature+input' (not with a 'feature+input' named), fit also chooses, without labels, which of
+        the two blocks the component reads: both, or the inputs' or the features' distance alone where
+        that one tells the held-out slice from synthetic anomalies made of it better by more than 0.005
+        (slices of 32 rows and more; fitted ``knn_blocks_``, the AUROCs in ``knn_selection_``;
+        docs/training.md).
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
         How the ``knn`` component measures a sample's distance to the training data in that space:
         'euclidean' = the mean Euclidean distance to its ``n_neighbors`` nearest bank samples;

@@ -550,6 +550,24 @@ def _expected_shapes(det) -> dict[str, tuple[int, ...]] | None:
         return None
 
 
+def _pick_legacy_width(det, st: dict, header, prefix: str = "") -> None:
+    """A file that does not record its networks' width (written before 30 Nov 2026) of a detector fitted
+    with ``width=None`` was built with its family's default width of that time, and conv1d's moved from 8
+    to 4 on 23 Nov (LEGACY_DEFAULT_WIDTHS): the width whose networks have the shapes the weights file
+    holds. None fitting, the newest stays and :func:`_check_tensors` names the mismatch."""
+    from ganad.nets import LEGACY_DEFAULT_WIDTHS
+    widths = LEGACY_DEFAULT_WIDTHS.get(st["family"], ())
+    if st.get("width") is not None or det.width is not None or len(widths) < 2:
+        return
+    stored = {k[len(prefix):]: s for k, (_, s) in header.items() if k.startswith(prefix)}
+    for w in widths:
+        det._built_width = w
+        expected = _expected_shapes(det)
+        if expected is not None and all(stored.get(k) == s for k, s in expected.items()):
+            return
+    det._built_width = widths[0]
+
+
 def _check_tensors(det, header, wfile: Path, prefix: str = "") -> None:
     """Shapes in the weights file must be those the configuration builds, before anything is allocated."""
     corrupt = "the model is corrupt or was edited: re-train and save it again"
@@ -732,6 +750,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
         # the key the threshold goes with is the members' (set before they existed, by _restore_fitted_state)
         det._threshold_scored_with = st["scored_with"] if st.get("scored_with") is not None else det._scoring_key()
     else:
+        _pick_legacy_width(det, st, header, prefix)
         _check_tensors(det, header, cfg_file.parent / WEIGHTS, prefix)
         tensors = tensors_fn()
         nets: dict[str, dict[str, torch.Tensor]] = {}

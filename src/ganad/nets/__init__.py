@@ -54,6 +54,10 @@ def default_width(family: str) -> int:
 #: the default widths of model files written before files recorded the width their networks were built
 #: with (format 1 files without ``state.width``): loading one with ``width=None`` builds these
 LEGACY_DEFAULT_WIDTH = {"mlp": 128, "conv1d": 4, "lstm": 64, "dcgan": 32}
+#: every default width a family had while files did not record it, newest first: conv1d networks were
+#: built 8 wide until 23 Nov 2026 15:12 (6949412), 4 wide after; a file of either time reads width None,
+#: and ganad.io.load_model takes the width whose networks have the shapes its weights file holds
+LEGACY_DEFAULT_WIDTHS = {"mlp": (128,), "conv1d": (4, 8), "lstm": (64,), "dcgan": (32,)}
 
 
 def default_depth(family: str, data_shape) -> int:
@@ -101,5 +105,5 @@ def build_encoder(family, data_shape, out_dim, width, depth) -> nn.Module:
 
 __all__ = [
     "FAMILIES", "FeatureDiscriminator", "build_discriminator", "build_encoder", "build_generator",
-    "LEGACY_DEFAULT_WIDTH", "default_depth", "default_width", "resolve_family",
+    "LEGACY_DEFAULT_WIDTH", "LEGACY_DEFAULT_WIDTHS", "default_depth", "default_width", "resolve_family",
 ]

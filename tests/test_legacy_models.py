@@ -1,0 +1,59 @@
+"""Model files written by earlier ganad versions load and score as they did (tests/data/legacy_models,
+written by those versions; see its README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ganad
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LEGACY = Path(__file__).parent / "data" / "legacy_models"
+CASES = sorted(p for p in LEGACY.glob("*/*") if (p / "expected.json").is_file())
+
+
+def _eval(case: Path):
+    if (case / "eval.npy").is_file():
+        return np.load(case / "eval.npy")
+    return {p.stem[len("eval_"):]: np.load(p) for p in sorted(case.glob("eval_*.npy"))}
+
+
+def _check_scores(det, case: Path) -> None:
+    exp = json.loads((case / "expected.json").read_text())
+    X = _eval(case)
+    want = np.array([np.nan if v is None else v for v in exp["scores"]], dtype=np.float64)
+    got = np.asarray(det.decision_function(X), dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.nanmax(np.abs(want)))
+    np.testing.assert_array_equal(det.predict(X), exp["labels"])
+    assert float(det.threshold_) == pytest.approx(exp["threshold"], rel=1e-9)
+    if "point_threshold" in exp:
+        assert float(det.point_threshold_) == pytest.approx(exp["point_threshold"], rel=1e-9)
+
+
+def test_the_legacy_fixtures_are_there():
+    assert len(CASES) >= 15 and {p.parent.name for p in CASES} >= {"2635286", "010d7cf", "52d5162", "8c1bc76", "f34ee76"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_an_old_model_file_loads_and_scores_as_its_version_did(case, tmp_path):
+    det = ganad.load(case / "model")
+    _check_scores(det, case)
+    ganad.save(det, tmp_path / "again")  # saved by today's code: the same model
+    _check_scores(ganad.load(tmp_path / "again"), case)
+
+
+def test_a_conv1d_model_of_the_first_days_loads_with_the_width_it_was_built_with(tmp_path):
+    """Files written before 6949412 (23 Nov 15:12) with width=None were built 8 wide (the conv1d default
+    then); files record no width until 30 Nov, and load took them as 4 wide: every weight was refused as
+    'wrongly shaped' and the model called corrupt."""
+    old = ganad.load(LEGACY / "2635286" / "beat-fanogan-default-width" / "model")
+    assert old.width is None and old._width() == 8
+    later = ganad.load(LEGACY / "52d5162" / "beat-fanogan-default-width" / "model")
+    assert later._width() == 4
+    ganad.save(old, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["state"]["width"] == 8

@@ -57,3 +57,19 @@ def test_a_conv1d_model_of_the_first_days_loads_with_the_width_it_was_built_with
     assert later._width() == 4
     ganad.save(old, tmp_path / "m")
     assert json.loads((tmp_path / "m" / "config.json").read_text())["state"]["width"] == 8
+
+
+def test_an_ensemble_saved_before_its_default_composition_was_stored_calibrates_by_default(tmp_path):
+    """An ensemble file of 52d5162 (28 Nov) has no state.default_composer: calibrate (compose='default',
+    also ganad calibrate without --compose) fell back to GANomaly's own composition and was refused
+    ('uses component(s) ['latent'] this detector does not compute')."""
+    case = LEGACY / "52d5162" / "ens-ganomaly"
+    det = ganad.load(case / "model")
+    X = _eval(case)
+    before = det.decision_function(X)
+    det.calibrate(X[:8], threshold="fpr", fpr=0.2)
+    assert det.composer_.to_dict() == {"kind": "weights", "weights": {"member0": 0.5, "member1": 0.5}}
+    np.testing.assert_allclose(det.decision_function(X), before, rtol=1e-12)  # only the threshold moved
+    det.calibrate(X, np.r_[np.zeros(8, int), np.ones(4, int)], compose="weights", threshold="f1")
+    ganad.save(det, tmp_path / "m")
+    assert ganad.load(tmp_path / "m").threshold_ == det.threshold_

@@ -2281,6 +2281,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             self.selection_ = st["selection"]
         if "default_composer" in st:
             self.default_composer_ = composer_from_dict(st["default_composer"])
+        elif isinstance(st.get("members"), list):  # an ensemble saved before its state kept it (28 Nov): the members' mean, as fit composed
+            # (calibrate's compose='default' fell back to the method's own composition, of components an ensemble does not compute)
+            self.default_composer_ = WeightedSum({f"member{i}": 1.0 for i in range(len(st["members"]))})
         if st.get("robust") is not None:  # None: not trained robustly (fit sets no robust_); re-saving writes the same file
             self.robust_ = st["robust"]
         if "members" not in st:

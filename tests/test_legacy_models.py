@@ -73,3 +73,24 @@ def test_an_ensemble_saved_before_its_default_composition_was_stored_calibrates_
     det.calibrate(X, np.r_[np.zeros(8, int), np.ones(4, int)], compose="weights", threshold="f1")
     ganad.save(det, tmp_path / "m")
     assert ganad.load(tmp_path / "m").threshold_ == det.threshold_
+
+
+def test_a_series_model_saved_without_reference_scores_names_its_age_and_the_lighter_fix(tmp_path):
+    """Series files saved before 0c830ed (29 Nov 00:19) keep no reference point scores: predict_proba and
+    predict_confidence are refused naming that, and calibrating on normal series (not only a refit) gives them."""
+    import shutil
+
+    from ganad.exceptions import InputError
+    case = LEGACY / "8c1bc76" / "series-ganomaly"
+    shutil.copytree(case / "model", tmp_path / "m")
+    f = tmp_path / "m" / "series.json"
+    cfg = json.loads(f.read_text())
+    del cfg["state"]["reference_scores"]  # as the files of 9d13008 .. 0c830ed were written
+    f.write_text(json.dumps(cfg))
+    sd = ganad.load(tmp_path / "m")
+    X = _eval(case)
+    _check_scores(sd, case)
+    with pytest.raises(InputError, match=r"before 29 Nov 2026 00:19, 0c830ed.*Fix: calibrate it on normal series"):
+        sd.predict_proba(X)
+    sd.calibrate(X[:40], threshold="fpr", fpr=0.1)
+    assert sd.predict_proba(X).shape == (len(X), 2)

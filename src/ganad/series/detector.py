@@ -943,8 +943,11 @@ class SeriesDetector(BaseEstimator):
         self._check_fitted()
         ref = getattr(self, "reference_scores_", None)
         if ref is None or len(ref) < 2:
-            raise InputError(_fmt("SeriesDetector", "has no reference point scores (a model saved by an older ganad)",
-                                  "fit the series model again to get predict_proba / predict_confidence"))
+            raise InputError(_fmt("SeriesDetector", "has no reference point scores for predict_proba / predict_confidence (a model "
+                                                    "saved by a ganad from before 29 Nov 2026 00:19, 0c830ed, which kept none; its "
+                                                    "scores and labels are unaffected)",
+                                  "calibrate it on normal series (SeriesDetector.calibrate(X_normal), or ganad calibrate MODEL "
+                                  "NORMAL_FILE), which keeps their point scores as the reference, or fit it again"))
         return np.asarray(ref, dtype=np.float64)
 
     def predict_proba(self, X, method: str = "linear", return_confidence: bool = False, *, time=None, series_id=None):

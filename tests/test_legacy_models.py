@@ -94,3 +94,23 @@ def test_a_series_model_saved_without_reference_scores_names_its_age_and_the_lig
         sd.predict_proba(X)
     sd.calibrate(X[:40], threshold="fpr", fpr=0.1)
     assert sd.predict_proba(X).shape == (len(X), 2)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("onnx") is None, reason="needs the onnx extra")
+def test_exporting_an_old_anogan_model_says_how_that_model_can_export(tmp_path):
+    """An AnoGAN file whose score reads the latent search: one of the first days has no knn component
+    (only a refit gives the search-free default score), a later one scores by its knn component alone once
+    knn_weight is 1 and it is recalibrated (the fix said to keep the default score and recalibrate, which
+    changed nothing for either)."""
+    from ganad.exceptions import InputError
+    from ganad.export import export_onnx
+    first = ganad.load(LEGACY / "010d7cf" / "tab-anogan" / "model")
+    with pytest.raises(InputError, match=r"by fitting the model again with this ganad \(this one has no knn component"):
+        export_onnx(first, tmp_path / "a.onnx")
+    later = ganad.load(LEGACY / "52d5162" / "tab-anogan" / "model")
+    with pytest.raises(InputError, match=r"needs the latent search.*Fix: keep the default score.*set_params\(knn_weight=1\.0\)"):
+        export_onnx(later, tmp_path / "a.onnx")
+    X = _eval(LEGACY / "52d5162" / "tab-anogan")
+    later.set_params(knn_weight=1.0)
+    later.calibrate(X[:8], compose="default", threshold="fpr", fpr=0.2)
+    export_onnx(later, tmp_path / "a.onnx")

@@ -224,11 +224,17 @@ def export_onnx(detector, path, *, opset_version: int = 17) -> list[str]:
     if knn_only_scoring(detector):
         pass  # the score needs no inversion: a latent-search detector exports as it scores
     elif not isinstance(detector, EncoderDetector):
+        if detector.__dict__.get("knn_bank_") is None:  # no knn component to score by: a file of the first days, or knn_weight=0
+            keep = ("keep the default score, which needs no search, by fitting the model again with this ganad (this one has no knn "
+                    "component: it was fitted by a ganad from before 28 Nov 2026, 52d5162, or with knn_weight=0)")
+        else:
+            keep = ("keep the default score (knn_space='feature+input', knn_weight 1: no search; recalibrate with compose='default' "
+                    "if you changed it; a model fitted with another knn_weight, as by a ganad from before 30 Nov 2026 (4979e4a), "
+                    "scores by its knn component alone after det.set_params(knn_weight=1.0) and det.calibrate(X_normal, "
+                    "compose='default'))")
         raise InputError(_fmt("detector", f"is a {name} whose score ({_score_description(detector)}) needs the latent search "
                                           "(a per-sample optimisation loop), which cannot be exported to ONNX",
-                              "keep the default score (knn_space='feature+input', knn_weight 1: no search; recalibrate with "
-                              "compose='default' if you changed it), or train an encoder method (fanogan, bigan, alad, ganomaly, "
-                              "vaegan, tadgan) and export that"))
+                              f"{keep}, or train an encoder method (fanogan, bigan, alad, ganomaly, vaegan, tadgan) and export that"))
     elif detector.inversion != "encoder":
         raise InputError(_fmt("detector", f"is a {name} with inversion={detector.inversion!r}; latent search cannot be exported to ONNX",
                               "set inversion='encoder' (detector.set_params(inversion='encoder')) before exporting"))

@@ -169,11 +169,12 @@ def runs_its_commands(steps) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- running
-def run_blocks(blocks: list[Block], monkeypatch, after=None) -> list[str]:
+def run_blocks(blocks: list[Block], monkeypatch, after=None) -> tuple[int, list[str]]:
     """Run a page's Python blocks, the Python heredocs of its shell blocks and the commands of its
-    self-contained shell blocks, in order, in the current folder; return why the blocks that needed
-    absent reference data did not run. ``after``: {(lang, n): check}, called with the namespace after the
-    n-th Python block, or with the folder after the n-th shell block that ran its commands."""
+    self-contained shell blocks, in order, in the current folder; return how many pieces ran (blocks,
+    heredocs, commands) and why the blocks that needed absent reference data did not run. ``after``:
+    {(lang, n): check}, called with the namespace after the n-th Python block, or with the folder after
+    the n-th shell block that ran its commands; a check whose block never ran (the page changed) fails."""
     from typer.testing import CliRunner
 
     from ganad.cli import app
@@ -181,7 +182,9 @@ def run_blocks(blocks: list[Block], monkeypatch, after=None) -> list[str]:
     ns: dict = {"__name__": "__main__"}
     skipped: list[str] = []
     n_python = n_shell = -1
+    ran = 0
     after = after or {}
+    checked: set = set()
     for b in blocks:
         if b.lang == "python":
             n_python += 1
@@ -193,13 +196,16 @@ def run_blocks(blocks: list[Block], monkeypatch, after=None) -> list[str]:
             for kind, what, line in steps:
                 if kind == "python":
                     _exec(str(what), f"{b.path}:{line}", {"__name__": "__main__"})
+                    ran += 1
                 elif kind == "ganad" and whole:
+                    ran += 1
                     r = CliRunner().invoke(app, list(what))
                     assert r.exit_code == 0, f"{b.path}:{line}: ganad {shlex.join(what)} exited {r.exit_code}:\n{r.output[-3000:]}"
             if whole:
                 n_shell += 1
                 if ("bash", n_shell) in after:
                     after["bash", n_shell](None)
+                    checked.add(("bash", n_shell))
             continue
         scope = ns
         with monkeypatch.context() as mp:
@@ -212,9 +218,13 @@ def run_blocks(blocks: list[Block], monkeypatch, after=None) -> list[str]:
                 mp.setenv("GANAD_MITBIH_DIR", str(SHARED_DATA / "mitdb"))
                 scope = dict(ns)
             _exec(b.code, b.where, scope)
+            ran += 1
         if ("python", n_python) in after:
             after["python", n_python](scope)
-    return skipped
+            checked.add(("python", n_python))
+    missed = set(after) - checked - ({("python", n) for n in range(n_python + 1)} if skipped else set())
+    assert not missed, f"result checks {sorted(missed)} found no block of that number that ran (the page changed: renumber AFTER)"
+    return ran, skipped
 
 
 def _exec(code: str, where: str, scope: dict) -> None:
@@ -294,14 +304,17 @@ def clean_state():
 
 
 def _has_python(path: str) -> bool:
-    return any(b.lang == "python" or _is_shell(b) and any(k == "python" for k, _, _ in shell_steps(b.code)) for b in _doc_blocks(path))
+    """The page has Python to run (a block or a heredoc not marked no-run)."""
+    return any(not (b.marker and b.marker[0] == "no-run")
+               and (b.lang == "python" or _is_shell(b) and any(k == "python" for k, _, _ in shell_steps(b.code))) for b in _doc_blocks(path))
 
 
 @pytest.mark.parametrize("path", [p for p in DOC_FILES if _has_python(p)])
 def test_examples_run(path, tmp_path, monkeypatch, clean_state):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    skipped = run_blocks(_doc_blocks(path), monkeypatch, AFTER.get(path))
+    ran, skipped = run_blocks(_doc_blocks(path), monkeypatch, AFTER.get(path))
+    assert ran > 0, f"{path}: no example ran"
     if skipped:
         pytest.skip("; ".join(skipped))
 
@@ -390,15 +403,20 @@ def _ganad_lines(path: str) -> list[tuple[list[str], str]]:
 
 @pytest.mark.parametrize("path", [p for p in DOC_FILES if _ganad_lines(p)])
 def test_ganad_command_lines_name_real_options(path):
-    for args, where in _ganad_lines(path):
-        check_ganad_args(args, where)
+    lines = _ganad_lines(path)
+    for args, where in lines:
+        check_ganad_args(args, where)  # raises AssertionError naming the line and the parser's complaint
+    assert lines, f"{path}: no ganad command line found"
 
 
 def test_help_examples_name_real_options():
     """The 'Example:' lines that every command's --help shows."""
+    seen = set()
     for name, cmd in _cli().commands.items():
         for args in ganad_invocations(cmd.epilog or ""):
-            check_ganad_args(args, f"ganad {name} --help")
+            check_ganad_args(args, f"ganad {name} --help")  # raises AssertionError naming the example
+            seen.add(name)
+    assert len(seen) >= 5, f"only {sorted(seen)} have 'Example:' lines in --help that the extraction found"
 
 
 def test_inline_ganad_commands_name_real_options():

@@ -548,3 +548,26 @@ def test_a_non_finite_diagnostic_column_has_no_auroc_instead_of_failing_the_benc
     y = np.array([0, 0, 1, 1])
     got = _variant_metrics(y, {"scores_own": np.array([0.1, np.inf, 0.2, 0.9]), "scores_knn": np.array([0.1, 0.2, 0.3, 0.9])})
     assert got == {"auroc_own": None, "auroc_knn": 1.0}
+
+
+def test_records_name_the_knn_blocks_each_member_and_view_chose(monkeypatch):
+    """A benchmark record says which block(s) knn_space='auto' chose: for an ensemble, each member's
+    choice (the ensemble itself makes none), for two views, each view's."""
+    from ganad.benchmark import peers as P
+    rng = np.random.RandomState(0)
+    Xtr, Xte = rng.randn(400, 6).astype(np.float32), rng.randn(50, 6).astype(np.float32)
+    small = {"width": 16, "latent_dim": 4, "batch_size": 64}
+    monkeypatch.setitem(P.GANAD_PARAMS, "n_members", 2)
+    for k, v in small.items():
+        monkeypatch.setitem(P.GANAD_PARAMS, k, v)
+    r = B.run_one("ganad", FAST, Xtr, Xte, seed=0, epochs=1, peer_epochs=1, log=lambda *a: None)
+    assert r["error"] is None, r["error"]
+    assert len(r["knn_blocks_members"]) == 2
+    assert all(b in ("both", "input", "feature") for b in r["knn_blocks_members"])
+    monkeypatch.delitem(P.GANAD_PARAMS, "n_members")
+    Xr_tr, Xr_te = rng.randn(400, 4).astype(np.float32), rng.randn(50, 4).astype(np.float32)
+    r2 = B.run_two_views(FAST, (Xtr, Xr_tr), (Xte, Xr_te), (Xte, Xr_te), np.ones(50, bool), seed=0, epochs=1,
+                         log=lambda *a: None)
+    assert r2["error"] is None, r2["error"]
+    assert set(r2["knn_blocks"]) == {"morphology", "rhythm"}
+    assert all(b in ("both", "input", "feature") for b in r2["knn_blocks"].values())

@@ -46,6 +46,8 @@ def run_one(kind: str, name: str, X_train, X_test, *, seed: int, epochs: int | N
         out["fit_s"] = time.perf_counter() - t
         if kind == "ganad" and det.__dict__.get("knn_blocks_") is not None:  # knn_space='auto': the blocks fit chose
             out["knn_blocks"] = det.knn_blocks_
+        if kind == "ganad" and det.__dict__.get("members_"):  # an ensemble: each member's own choice (None: no choice made)
+            out["knn_blocks_members"] = [m.__dict__.get("knn_blocks_") for m in det.members_]
         if threshold is not None and Xc is not None:
             if kind == "ganad":
                 # compose='method': the method's default composer, only τ is fitted; 'default': the components
@@ -112,6 +114,8 @@ def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: 
         t = time.perf_counter()
         mv.fit(dict(zip(views, train)))
         out["fit_s"] = time.perf_counter() - t
+        if kind == "ganad":  # each view's knn block choice (knn_space='auto'; None: no choice made)
+            out["knn_blocks"] = {v: d.__dict__.get("knn_blocks_") for v, d in mv.detectors_.items()}
         mv.calibrate(dict(zip(views, cal)), y_cal, threshold=threshold, fpr=fpr)
         out["threshold"] = float(mv.threshold_)
         t = time.perf_counter()

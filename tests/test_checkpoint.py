@@ -111,8 +111,10 @@ def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path
         GANomaly(epochs=1, random_state=0).fit(X + 1, checkpoint_dir=d, resume=True)
     with pytest.raises(InputError, match=r"other training data: shape \(300, 6\) then, \(299, 6\) now"):
         GANomaly(epochs=1, random_state=0).fit(X[:-1], checkpoint_dir=d, resume=True)
-    with pytest.raises(InputError, match=r"other parameters: epochs=1 then, 2 now; lr_d=0.0002 then, 0.001 now"):
+    with pytest.raises(InputError, match=r"other parameters: epochs=1 then, 2 now; lr_d=0.0002 then, 0.001 now") as err:
         GANomaly(epochs=2, lr_d=1e-3, random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    # the fix names the earlier values in both forms (a default changed since the checkpoint: resume, not restart)
+    assert "pass the earlier values (epochs=1, lr_d=0.0002; CLI: --set epochs=1 --set lr_d=0.0002)" in str(err.value)
     with pytest.raises(InputError, match="written by GANomaly, not AnoGAN"):
         AnoGAN(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True)
     with pytest.raises(InputError, match="fit options"):

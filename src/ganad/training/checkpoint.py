@@ -500,6 +500,13 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     if {k: v for k, v in se.items() if k not in NETWORK_KEYS} != {k: v for k, v in ne.items() if k not in NETWORK_KEYS}:
         diff.append(f"fit options {stored.get('extra')} then, {now['extra']} now")
     if diff:
+        # a parameter whose default changed since the checkpoint was written (knn_weight 0.75 -> 'auto', 29 Nov):
+        # name the earlier values in both forms, so that the run can be resumed rather than only restarted
+        then = {k: sp[k] for k in sorted(set(sp) | set(np_)) if k in sp and sp.get(k) != np_.get(k, "(absent)")
+                and isinstance(sp[k], (bool, int, float, str)) and not (k == "random_state" and isinstance(sp[k], str))}
+        if then:
+            fix = ("to resume it, pass the earlier values (" + ", ".join(f"{k}={v!r}" for k, v in then.items())
+                   + "; CLI: " + " ".join(f"--set {k}={v}" for k, v in then.items()) + "); or " + fix.replace("resume with the same data and parameters, or ", ""))
         raise InputError(_fmt(where, "was written with other parameters: " + "; ".join(diff[:8]), fix))
 
 

@@ -571,3 +571,25 @@ def test_records_name_the_knn_blocks_each_member_and_view_chose(monkeypatch):
     assert r2["error"] is None, r2["error"]
     assert set(r2["knn_blocks"]) == {"morphology", "rhythm"}
     assert all(b in ("both", "input", "feature") for b in r2["knn_blocks"].values())
+
+
+def test_unseen_tables_report_needs_every_task():
+    """benchmarks/unseen_tables.py: a method that failed on one task gets no mean over that set or over
+    every task, and its seeds are not paired with KNN's; complete methods get both."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "unseen_tables.py"
+    spec = importlib.util.spec_from_file_location("unseen_tables_under_test", path)
+    ut = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ut)
+    rows = [{"task": t, "seed": s, "method": m, "auroc": a}
+            for t, base in (("wine 0", 0.9), ("wine 1", 0.7), ("digits 0", 0.8)) for s in (0, 1)
+            for m, a in (("pyod:knn", base), ("ganomaly", base + 0.02 * (s + 1)), ("fragile", None if t == "wine 1" else 1.0))]
+    table = ut.summarise(rows)
+    line = {ln.split(" | ")[0][2:]: ln for ln in table.splitlines()[2:]}
+    assert line["pyod:knn"] == "| pyod:knn | 0.800 ± 0.000 | 0.800 ± 0.000 | 0.800 |  |"  # digits, wine, every task
+    assert line["ganomaly"] == "| ganomaly | 0.830 ± 0.010 | 0.830 ± 0.010 | 0.830 | +0.0300 ± 0.0100; 2 of 2 |"
+    assert line["fragile"] == "| fragile | 1.000 ± 0.000 |  |  |  |"  # digits complete; wine and the means not
+    # the split holds every normal row once and the anomalies only in the test part
+    normal = np.r_[np.ones(10, bool), np.zeros(5, bool)]
+    tr, te = ut.split(normal, 0)
+    assert len(tr) == 7 and set(tr) | set(te) == set(range(15)) and not set(tr) & set(te) and normal[tr].all()

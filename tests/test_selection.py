@@ -1088,30 +1088,53 @@ def _noisy_feature_block(monkeypatch, which):
     monkeypatch.setattr(cls, "_knn_block_distances", patched)
 
 
-@pytest.mark.parametrize("useless, chosen", [("feature", "input"), ("input", "feature")])
+@pytest.mark.parametrize("useless, chosen", [("feature", "input"), ("input", "both")])
 def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(blobs, tmp_path, monkeypatch, useless, chosen):
     """knn_space='auto' ('feature+input' for GANomaly): fit scores the held-out slice and one corrupted
     copy of each of its rows (ganad.tune's synthetic anomalies) with each block and with both, and the
-    knn component reads a single block where it tells them apart better by more than the margin; here
-    one block is made noise, so the other must be chosen, and the knn component is then that block's
-    distance over its scale alone; the choice and its AUROCs are saved with the model."""
+    knn component reads the inputs' block alone where it tells them apart better by more than the
+    margin; here one block is made noise. Noise in the features: the input block is chosen and the knn
+    component is its distance over its scale alone. Noise in the inputs: the features alone tell them
+    apart better, but since the twenty-ninth session they are no candidate (validation at 30 epochs:
+    every such switch lost), so both stay. The choice and its AUROCs are saved with the model."""
     _noisy_feature_block(monkeypatch, useless)
     X, far = blobs
     det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
     sel = det.knn_selection_
     assert det.knn_blocks_ == chosen == sel["chosen"] and sel["rows"] == len(det.validation_index_)
     auc = sel["synthetic_auroc"]
-    assert auc[chosen] > auc["both"] + det._knn_select_margin and auc[useless] < 0.6
+    better = "input" if useless == "feature" else "feature"
+    assert auc[better] > auc["both"] + det._knn_select_margin and auc[useless] < 0.6
     Q = np.r_[X[:40], far]
     emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(Q)))
     d_a, d_b = det._knn_block_distances(emb)
     sc = det.knn_scales_
-    want = (d_b / sc[1] if chosen == "input" else d_a / sc[0]).numpy()
+    want = (d_b / sc[1] if chosen == "input" else 0.5 * (d_a / sc[0] + d_b / sc[1])).numpy()
     np.testing.assert_allclose(det.score_components(Q).components["knn"], want, rtol=1e-6)
     det.save(tmp_path / "m")
     back = ganad.load(tmp_path / "m")
     assert back.knn_blocks_ == chosen and back.knn_selection_ == sel
     np.testing.assert_array_equal(back.decision_function(Q), det.decision_function(Q))
+
+
+def test_a_model_that_chose_the_feature_block_alone_still_scores_with_it(blobs, tmp_path):
+    """Model files of the twenty-eighth session may hold knn_blocks 'feature' (the features' distance
+    alone was a candidate then): they load and score with that block alone, as fitted."""
+    import json
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
+    det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    blob = json.dumps(cfg)
+    assert '"knn_blocks": "both"' in blob or '"knn_blocks": "input"' in blob
+    for was in ("both", "input"):  # the block and the selection record's choice, as that session wrote them
+        blob = blob.replace(f'"knn_blocks": "{was}"', '"knn_blocks": "feature"').replace(f'"chosen": "{was}"', '"chosen": "feature"')
+    (tmp_path / "m" / "config.json").write_text(blob)
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_blocks_ == "feature"
+    emb = back._knn_embed(torch.from_numpy(back.scaler_.transform(far)))
+    d_a, _ = back._knn_block_distances(emb)
+    np.testing.assert_allclose(back.score_components(far).components["knn"], (d_a / back.knn_scales_[0]).numpy(), rtol=1e-6)
 
 
 def test_knn_blocks_are_chosen_only_for_the_auto_space_and_enough_held_out_rows(blobs, monkeypatch):

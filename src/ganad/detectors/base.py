@@ -138,8 +138,8 @@ COMMON_PARAMS = """
         'feature+input' on beats, tables and digits, more on wide noisy inputs (no search among
         4,096 training rows; benchmarks/RESULTS.md), for scoring-bound uses. Where 'auto' is
         'feature+input' (not with a 'feature+input' named), fit also chooses, without labels, which of
-        the two blocks the component reads: both, or the inputs' or the features' distance alone where
-        that one tells the held-out slice from synthetic anomalies made of it better by more than 0.005
+        the two blocks the component reads: both, or the inputs' distance alone where that one tells
+        the held-out slice from synthetic anomalies made of it better by more than 0.005
         (slices of 32 rows and more; fitted ``knn_blocks_``, the AUROCs in ``knn_selection_``;
         docs/training.md).
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
@@ -1470,22 +1470,29 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     #: ... and only with at least this many held-out rows: the choice was validated on slices of 400 rows
     #: and more; on fewer than 32 an AUROC's standard error (> 0.04) is many times the margin
     _knn_select_min_rows = 32
+    #: the single blocks that may replace both: the inputs' distance alone, the remedy for the feature block's
+    #: blind spot on normal data of several modes. The features' distance alone was a candidate (twenty-eighth
+    #: session) until validation at 30 epochs showed its switches losing (MNIST training split: 4 of 4, 0.0005 to
+    #: 0.0135; benchmarks/RESULTS.md, twenty-ninth session); its AUROC is still measured and saved.
+    _knn_select_candidates = ("input",)
 
     def _select_knn_blocks(self, X: torch.Tensor, val_idx: np.ndarray, ref_d: np.ndarray) -> None:
         """knn_space='auto' resolved to 'feature+input' (the default of GANomaly, f-AnoGAN, β-VAEGAN and
         AnoGAN): which of the two distances the ``knn`` component reads, chosen per fit without labels.
 
-        The candidates are both blocks (the mean of the two standardised distances, the default), the
-        inputs' kNN distance alone and the features' Mahalanobis distance alone. Each is scored on the
+        The candidates are both blocks (the mean of the two standardised distances, the default) and the
+        inputs' kNN distance alone (:attr:`_knn_select_candidates`; the features' Mahalanobis distance alone
+        is measured and recorded too, no longer a candidate since the twenty-ninth session). Each is scored on the
         held-out slice and on one corrupted copy of each slice row (:func:`ganad.scoring.synthetic.synthetic_anomalies`:
         features swapped in from other slice rows or noised, the label-free objective of ``ganad tune``),
         standardised by median / MAD on the slice; a single block replaces both where its AUROC between
         the slice and its copies is higher by more than :attr:`_knn_select_margin`. On normal data of
         several modes D's features can place samples between the modes near their one mean (the default's
         blind spot, benchmarks/RESULTS.md), where the inputs' distance alone is the better score. Chosen on
-        validation data by a rule written before the run (DS1 held-out records, the MNIST training split,
-        synthetic tables of several modes; ``benchmarks/select_knn_space.py``). Sets ``knn_blocks_``
-        ('both', 'input' or 'feature') and ``knn_selection_`` (the three AUROCs, saved with the model)."""
+        validation data by rules written before the runs (DS1 held-out records, the MNIST training split,
+        synthetic tables of several modes; ``benchmarks/select_knn_space.py``, twenty-eighth and twenty-ninth
+        sessions). Sets ``knn_blocks_`` ('both' or 'input'; model files of the twenty-eighth session may hold
+        'feature', which still scores as fitted) and ``knn_selection_`` (the three AUROCs, saved with the model)."""
         self.__dict__.pop("knn_blocks_", None)
         self.__dict__.pop("knn_selection_", None)
         if self.knn_space != "auto" or self.knn_space_ != "feature+input" or len(val_idx) < self._knn_select_min_rows:
@@ -1512,7 +1519,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
             except FloatingPointError:  # an overflowing distance: that candidate cannot be judged
                 auc[name] = float("nan")
         chosen = "both"
-        for name in ("input", "feature"):
+        for name in self._knn_select_candidates:
             if np.isfinite(auc[name]) and np.isfinite(auc["both"]) and auc[name] > max(auc[chosen], auc["both"] + self._knn_select_margin):
                 chosen = name
         self.knn_blocks_ = chosen

@@ -115,6 +115,9 @@ def test_resume_refuses_other_data_other_params_and_missing_checkpoints(tmp_path
         GANomaly(epochs=2, lr_d=1e-3, random_state=0).fit(X, checkpoint_dir=d, resume=True)
     # the fix names the earlier values in both forms (a default changed since the checkpoint: resume, not restart)
     assert "pass the earlier values (epochs=1, lr_d=0.0002; CLI: --set epochs=1 --set lr_d=0.0002)" in str(err.value)
+    with pytest.raises(InputError, match="other parameters: betas=") as err:  # a value --set cannot name: no partial list
+        GANomaly(epochs=2, betas=(0.9, 0.99), random_state=0).fit(X, checkpoint_dir=d, resume=True)
+    assert "earlier values" not in str(err.value) and "resume with the same data and parameters" in str(err.value)
     with pytest.raises(InputError, match="written by GANomaly, not AnoGAN"):
         AnoGAN(epochs=1, random_state=0).fit(X, checkpoint_dir=d, resume=True)
     with pytest.raises(InputError, match="fit options"):

@@ -502,9 +502,12 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     if diff:
         # a parameter whose default changed since the checkpoint was written (knn_weight 0.75 -> 'auto', 29 Nov):
         # name the earlier values in both forms, so that the run can be resumed rather than only restarted
-        then = {k: sp[k] for k in sorted(set(sp) | set(np_)) if k in sp and sp.get(k) != np_.get(k, "(absent)")
-                and isinstance(sp[k], (bool, int, float, str)) and not (k == "random_state" and isinstance(sp[k], str))}
-        if then:
+        # (only where every differing parameter has such a value and the networks and fit options are the same:
+        # a partial list would not resume)
+        differ = [k for k in sorted(set(sp) | set(np_)) if sp.get(k, "(absent)") != np_.get(k, "(absent)") and k not in resolved]
+        then = {k: sp[k] for k in differ if k in sp and isinstance(sp[k], (bool, int, float, str))
+                and not (k == "random_state" and isinstance(sp[k], str))}
+        if then and len(then) == len(differ) == len(diff):
             fix = ("to resume it, pass the earlier values (" + ", ".join(f"{k}={v!r}" for k, v in then.items())
                    + "; CLI: " + " ".join(f"--set {k}={v}" for k, v in then.items()) + "); or " + fix.replace("resume with the same data and parameters, or ", ""))
         raise InputError(_fmt(where, "was written with other parameters: " + "; ".join(diff[:8]), fix))

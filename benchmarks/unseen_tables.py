@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, machine  # noqa: E402
 
 from ganad import benchmark as B  # noqa: E402
+from ganad.benchmark.adbench import adbench_split  # noqa: E402
 from ganad.benchmark.runner import _metrics  # noqa: E402
 
 
@@ -56,15 +57,6 @@ def tasks(names):
     return out
 
 
-def split(normal: np.ndarray, seed: int, frac: float = 0.7):
-    rng = np.random.RandomState(seed)
-    idx = rng.permutation(np.flatnonzero(normal))
-    k = int(round(frac * len(idx)))
-    tr = np.sort(idx[:k])
-    te = np.sort(np.r_[idx[k:], np.flatnonzero(~normal)])
-    return tr, te
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -83,7 +75,7 @@ def main(argv=None):
     t0 = time.time()
     for seed in a.seeds:
         for task, X, normal in tasks([s for s in a.sets.split(",") if s]):
-            tr, te = split(normal, seed)
+            tr, te = adbench_split((~normal).astype(np.int64), seed, train_fraction=0.7)  # the ADBench rows' split
             Xtr, Xte = X[tr].astype(np.float32), X[te].astype(np.float32)
             y = (~normal[te]).astype(np.int64)
             scalings = {"standardised": [True], "raw": [False], "both": [True, False]}[a.peer_inputs]

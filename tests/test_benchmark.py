@@ -589,7 +589,3 @@ def test_unseen_tables_report_needs_every_task():
     assert line["pyod:knn"] == "| pyod:knn | 0.800 ± 0.000 | 0.800 ± 0.000 | 0.800 |  |"  # digits, wine, every task
     assert line["ganomaly"] == "| ganomaly | 0.830 ± 0.010 | 0.830 ± 0.010 | 0.830 | +0.0300 ± 0.0100; 2 of 2 |"
     assert line["fragile"] == "| fragile | 1.000 ± 0.000 |  |  |  |"  # digits complete; wine and the means not
-    # the split holds every normal row once and the anomalies only in the test part
-    normal = np.r_[np.ones(10, bool), np.zeros(5, bool)]
-    tr, te = ut.split(normal, 0)
-    assert len(tr) == 7 and set(tr) | set(te) == set(range(15)) and not set(tr) & set(te) and normal[tr].all()

@@ -472,7 +472,8 @@ NETWORK_KEYS = ("family", "width", "depth")
 def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     """Refuse a checkpoint of other data or other parameters, naming what differs."""
     where = f"checkpoint {directory}"
-    fix = "resume with the same data and parameters, or start afresh with another --checkpoint directory (or delete this one)"
+    afresh = "start afresh with another --checkpoint directory (or delete this one)"
+    fix = f"resume with the same data and parameters, or {afresh}"
     if stored.get("class") != now["class"]:
         raise InputError(_fmt(where, f"was written by {stored.get('class')}, not {now['class']}", fix))
     sd, nd = stored.get("data") if isinstance(stored.get("data"), dict) else {}, now["data"]
@@ -491,8 +492,8 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
     ne = now["extra"]
     # width / depth compare as built (the record below): width=None then and the width it resolved to now are the same run
     resolved = {k for k in ("width", "depth") if k in se and k in ne}
-    diff = [f"{k}={sp.get(k, '(absent)')!r} then, {np_.get(k, '(absent)')!r} now" for k in sorted(set(sp) | set(np_))
-            if sp.get(k, "(absent)") != np_.get(k, "(absent)") and k not in resolved]
+    differ = [k for k in sorted(set(sp) | set(np_)) if sp.get(k, "(absent)") != np_.get(k, "(absent)") and k not in resolved]
+    diff = [f"{k}={sp.get(k, '(absent)')!r} then, {np_.get(k, '(absent)')!r} now" for k in differ]
     for k in NETWORK_KEYS:  # the networks fit builds: a default that changed between the two runs is named
         if k in ne and se.get(k) != ne[k]:
             diff.append(f"the networks' {k} {se.get(k, '(absent)')!r} then, {ne[k]!r} now"
@@ -504,12 +505,11 @@ def compare_fingerprints(stored: dict, now: dict, directory) -> None:
         # name the earlier values in both forms, so that the run can be resumed rather than only restarted
         # (only where every differing parameter has such a value and the networks and fit options are the same:
         # a partial list would not resume)
-        differ = [k for k in sorted(set(sp) | set(np_)) if sp.get(k, "(absent)") != np_.get(k, "(absent)") and k not in resolved]
         then = {k: sp[k] for k in differ if k in sp and isinstance(sp[k], (bool, int, float, str))
                 and not (k == "random_state" and isinstance(sp[k], str))}
         if then and len(then) == len(differ) == len(diff):
             fix = ("to resume it, pass the earlier values (" + ", ".join(f"{k}={v!r}" for k, v in then.items())
-                   + "; CLI: " + " ".join(f"--set {k}={v}" for k, v in then.items()) + "); or " + fix.replace("resume with the same data and parameters, or ", ""))
+                   + "; CLI: " + " ".join(f"--set {k}={v}" for k, v in then.items()) + f"); or {afresh}")
         raise InputError(_fmt(where, "was written with other parameters: " + "; ".join(diff[:8]), fix))
 
 

@@ -45,6 +45,10 @@ def _interrupt_after(monkeypatch, k):
     (GANomaly, {}, (2, 7)),  # mid-epoch and at an epoch boundary
     # 3 checkpoints per epoch: in the GAN stage mid-epoch (n_critic phase), at its end, in the encoder stage
     (FAnoGAN, {"epochs": 2, "n_critic": 2, "encoder_epochs": 2}, (2, 6, 8)),
+    # the lazy penalty's phase (gp_every) resumes with the run: the step counter of the GAN stage, and
+    # GANomaly's discriminator-step counter (a key added at its first step)
+    (FAnoGAN, {"epochs": 2, "n_critic": 2, "encoder_epochs": 2, "gp_every": 3}, (2, 6)),
+    (GANomaly, {"objective": "wgan-gp", "gp_every": 4}, (2, 7)),
 ])
 def test_resume_is_bit_identical(tmp_path, monkeypatch, cls, kw, kills):
     kw = {"epochs": 3, "random_state": 0, "batch_size": 32, **kw}

@@ -215,3 +215,85 @@ def test_patience_without_a_held_out_slice_says_it_cannot_stop():
     with w.catch_warnings():
         w.simplefilter("error", UserWarning)
         GANomaly(epochs=2, patience=2, random_state=0).fit(X[:200])  # a slice: no warning
+
+
+def test_lazy_weight_puts_the_whole_penalty_on_one_step_in_k():
+    from ganad.training.objectives import lazy_weight
+    assert [lazy_weight(10.0, 1, i) for i in range(3)] == [10.0, 10.0, 10.0]
+    w = [lazy_weight(10.0, 4, i) for i in range(8)]
+    assert w == [40.0, 0.0, 0.0, 0.0, 40.0, 0.0, 0.0, 0.0]
+    assert sum(w) == sum(lazy_weight(10.0, 1, i) for i in range(8))  # the same pull over a whole cycle
+
+
+def _windows(n=64):
+    rng = np.random.RandomState(0)
+    t = np.arange(16)[None, None, :] + rng.rand(n, 1, 1) * 10
+    return (np.concatenate([np.sin(t / 4), np.cos(t / 6)], 1) + 0.05 * rng.randn(n, 2, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name,module,fn,per_step", [
+    ("fanogan", "ganad.training.adversarial", "gradient_penalty", 1),
+    ("anogan", "ganad.training.adversarial", "gradient_penalty", 1),
+    ("ganomaly", "ganad.detectors.ganomaly", "gradient_penalty", 1),
+    ("vaegan", "ganad.detectors.vaegan", "gradient_penalty", 1),
+    ("bigan", "ganad.detectors.bigan", "joint_gradient_penalty", 1),
+    ("alad", "ganad.detectors.alad", "joint_gradient_penalty", 3),  # one per discriminator
+    ("tadgan", "ganad.detectors.tadgan", "gradient_penalty", 2),  # one per critic
+])
+def test_gp_every_applies_the_penalty_on_one_discriminator_step_in_k_at_k_times_the_weight(monkeypatch, name, module, fn, per_step):
+    """Every method's WGAN-GP step honours ``gp_every``: on one discriminator step in k (the first of
+    each k, counted across epochs) the penalty is computed and weighted k * gp_weight, on the others
+    it is not computed at all (its double backward is what the option saves)."""
+    import importlib
+
+    import ganad
+    mod = importlib.import_module(module)
+    real_fn = getattr(mod, fn)
+    calls = []
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real_fn(*a, **k)
+
+    monkeypatch.setattr(mod, fn, counted)
+    X = _windows() if name == "tadgan" else np.random.RandomState(0).randn(96, 6).astype(np.float32)
+    kw = {"epochs": 3, "batch_size": 16, "random_state": 0, "objective": "wgan-gp", "n_critic": 2}
+    if name == "fanogan":
+        kw["encoder_epochs"] = 1
+    if name == "anogan":
+        kw["search_n_max"] = 4
+    counts = {}
+    for k in (1, 3):
+        calls.clear()
+        det = ganad.DETECTORS[name](gp_every=k, **kw).fit(X)
+        counts[k] = len(calls)
+        assert np.isfinite(det.decision_function(X[:8])).all()
+    steps = counts[1] // per_step
+    assert steps >= 12 and counts[1] == steps * per_step
+    assert counts[3] == per_step * math.ceil(steps / 3)
+
+
+def test_gp_every_must_be_a_positive_integer():
+    from ganad import FAnoGAN
+    from ganad.exceptions import InputError
+    with pytest.raises(InputError, match="gp_every"):
+        FAnoGAN(gp_every=0).fit(np.zeros((40, 4), np.float32))
+
+
+def test_a_lazy_penalty_step_adds_k_times_the_weighted_penalty_and_the_others_none():
+    """gan_stage's first discriminator step with gp_every=3 adds 3 * gp_weight * gp to the critic's
+    loss (gp_every=1: gp_weight * gp); its second step adds nothing and reports the last penalty."""
+    x = torch.randn(32, 4)
+    out = {}
+    for k in (1, 3):
+        torch.manual_seed(0)
+        G, D = build_generator("mlp", 2, (4,), 16, 2), build_discriminator("mlp", (4,), 16, 2)
+        st = gan_stage(G, D, NormalPrior(), latent_dim=2, objective="wgan-gp", epochs=1, lr_g=1e-3, lr_d=1e-3,
+                       betas=(0.0, 0.9), n_critic=5, gp_weight=10.0, generator=torch.Generator().manual_seed(1), gp_every=k)
+        first = st.step(x, None)
+        second = st.step(x, None)
+        out[k] = (first, second)
+    (f1, _), (f3, s3) = out[1], out[3]
+    assert float(f1["gp"]) > 0 and torch.allclose(f1["gp"], f3["gp"])  # the same state, the same interpolates
+    assert torch.allclose(f3["d_loss"] - f1["d_loss"], 2 * 10.0 * f1["gp"], rtol=1e-4, atol=1e-5)
+    assert torch.equal(s3["gp"], f3["gp"])  # no penalty computed on the second step: the last one reported

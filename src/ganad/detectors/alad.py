@@ -14,13 +14,14 @@ import torch
 
 from ganad.detectors.base import COMMON_PARAMS, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector, adv_losses, joint_gradient_penalty
-from ganad.params import Param, options, real
 from ganad.nets import build_encoder, build_generator
 from ganad.nets.joint import JointDiscriminator, LatentPairDiscriminator, PairDiscriminator
+from ganad.params import Param, options, real
 from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer, pair_logits
 from ganad.training.loop import Stage
+from ganad.training.objectives import lazy_weight
 
 
 class ALAD(EncoderDetector):
@@ -71,7 +72,7 @@ class ALAD(EncoderDetector):
         opt_ge = make_optimizer(list(G.parameters()) + list(E.parameters()), self.lr_g, self.betas)
         opt_d = make_optimizer(list(Dxz.parameters()) + list(Dxx.parameters()) + list(Dzz.parameters()), self.lr_d, self.betas)
         prior, d, obj = self.prior_, self.latent_dim, self.objective
-        n_critic, gp_w = int(self.n_critic), float(self.gp_weight)
+        n_critic, gp_w, gp_every = int(self.n_critic), float(self.gp_weight), int(self.gp_every)
         state = {"i": 0}
 
         def step(x, w):
@@ -92,11 +93,12 @@ class ALAD(EncoderDetector):
             l_zz, _ = adv_losses(obj, *pair_logits(Dzz, (z, z), (z, z_rec)))  # prior codes only: unweighted
             loss_d = l_xz + l_xx + l_zz
             out = {}
-            if obj == "wgan-gp" and gp_w > 0:
+            gp_k = lazy_weight(gp_w, gp_every, state["i"])
+            if obj == "wgan-gp" and gp_k > 0:
                 gp = (joint_gradient_penalty(Dxz, (x, z_enc), (x_gen, z), generator)
                       + joint_gradient_penalty(Dxx, (x, x), (x, x_rec), generator)
                       + joint_gradient_penalty(Dzz, (z, z), (z, z_rec), generator))
-                loss_d = loss_d + gp_w * gp
+                loss_d = loss_d + gp_k * gp
                 out["gp"] = gp.detach()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

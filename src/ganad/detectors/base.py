@@ -181,6 +181,11 @@ COMMON_PARAMS = """
         Discriminator steps per generator step.
     gp_weight : float, default 10.0
         Weight of WGAN-GP's gradient penalty (objective='wgan-gp').
+    gp_every : int >= 1, default 1
+        Lazy regularisation (Karras et al., CVPR 2020, "Analyzing and improving the image quality of
+        StyleGAN", sec. 3.1): the gradient penalty on one discriminator step in ``gp_every``, weighted
+        ``gp_every`` so that its average pull is the same. The penalty's double backward is about half
+        of a WGAN-GP discriminator step on images; 1 = every step (objective='wgan-gp' only).
     spectral_norm : bool
         Spectral normalisation on the discriminator.
     prior : {'normal', 'uniform', 'truncated_normal'} or dict
@@ -254,6 +259,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "objective": (str, "bce"),
     "n_critic": (int, 1),
     "gp_weight": (float, 10.0),
+    "gp_every": (int, 1),
     "spectral_norm": (bool, False),
     "prior": (str | dict, "normal"),
     "lr_g": (float, 2e-4),
@@ -344,6 +350,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
     "betas": Param(custom(lambda b: isinstance(b, (tuple, list)) and len(b) == 2 and all(real(0, 1, open="right")(x) for x in b),
                           "two numbers in [0, 1)"), fix="pass Adam's two betas in [0, 1), such as (0.5, 0.999)"),
     "gp_weight": Param(real(0), fix="pass a non-negative gradient-penalty weight such as 10.0"),
+    "gp_every": Param(integer(1), fix=_positive() + " (1 = the penalty on every discriminator step)"),
     "feature_layer": Param(integer(), fix="pass a block index such as -1 (the last block)"),
     "random_state": Param(none, instance(np.random.RandomState), integer(0, 2**32 - 1),
                           fix="pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"),

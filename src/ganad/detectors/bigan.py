@@ -21,6 +21,7 @@ from ganad.scoring import components as C
 from ganad.scoring.composition import residual_feature_composer
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
+from ganad.training.objectives import lazy_weight
 
 
 class BiGAN(EncoderDetector):
@@ -70,7 +71,7 @@ class BiGAN(EncoderDetector):
         opt_ge = make_optimizer(list(G.parameters()) + list(E.parameters()), self.lr_g, self.betas)
         opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
         prior, d, obj = self.prior_, self.latent_dim, self.objective
-        n_critic, gp_w = int(self.n_critic), float(self.gp_weight)
+        n_critic, gp_w, gp_every = int(self.n_critic), float(self.gp_weight), int(self.gp_every)
         state = {"i": 0}
 
         def step(x, w):
@@ -85,9 +86,10 @@ class BiGAN(EncoderDetector):
             (real, _), (fake, _) = d_pair(D, (x, z_enc), (x_gen, z))
             loss_d, _ = adv_losses(obj, real, fake, w)
             out = {}
-            if obj == "wgan-gp" and gp_w > 0:
+            gp_k = lazy_weight(gp_w, gp_every, state["i"])
+            if obj == "wgan-gp" and gp_k > 0:
                 gp = joint_gradient_penalty(D, (x, z_enc), (x_gen, z), generator)
-                loss_d = loss_d + gp_w * gp
+                loss_d = loss_d + gp_k * gp
                 out["gp"] = gp.detach()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -17,7 +17,7 @@ from ganad.params import Param, options, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, gradient_penalty, wmean
+from ganad.training.objectives import d_loss, gradient_penalty, lazy_weight, wmean
 
 
 class GANomaly(EncoderDetector):
@@ -64,7 +64,8 @@ class GANomaly(EncoderDetector):
         opt_g = make_optimizer(list(E.parameters()) + list(G.parameters()) + list(E2.parameters()), self.lr_g, self.betas)
         opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
         w_adv, w_con, w_lat, obj = float(self.w_adv), float(self.w_con), float(self.w_lat), self.objective
-        gp_w = float(self.gp_weight)
+        gp_w, gp_every = float(self.gp_weight), int(self.gp_every)
+        state: dict = {}  # "d": discriminator steps taken (added at the first, so that checkpoints of older runs resume)
 
         def step(x, w):
             z = E(x)
@@ -83,15 +84,17 @@ class GANomaly(EncoderDetector):
             loss_g.backward()
             opt_g.step()
             loss_d = d_loss(obj, real, fake, w, w)  # the fake x̂ = G(E(x)) comes from x too
-            if obj == "wgan-gp" and gp_w > 0:
-                loss_d = loss_d + gp_w * gradient_penalty(D, x, x_hat, generator=generator)
+            gp_k = lazy_weight(gp_w, gp_every, state.get("d", 0))
+            state["d"] = state.get("d", 0) + 1
+            if obj == "wgan-gp" and gp_k > 0:
+                loss_d = loss_d + gp_k * gradient_penalty(D, x, x_hat, generator=generator)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
             return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(), "adversarial": adv.mean().detach(),
                     "contextual": con.mean().detach(), "latent": lat.mean().detach()}
 
-        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2], optimizers=[opt_g, opt_d])]
+        return [Stage("ganomaly", self.epochs, step, modules=[G, D, E, E2], optimizers=[opt_g, opt_d], state=state)]
 
     def _latent_raw(self, x, inv):
         return (inv["z"] - self._inference_net("E2")(inv["x_hat"])).square().mean(1)

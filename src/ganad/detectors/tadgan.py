@@ -34,7 +34,7 @@ from ganad.scoring import components as C
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import frozen, make_optimizer
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty, lazy_weight, wmean
 
 REC_ERRORS = ("point", "dtw")
 #: TadGAN's own parameters, and its defaults where they differ from ALAD's (after Geiger et al.)
@@ -123,7 +123,7 @@ class TadGAN(EncoderDetector):
         opt_c = make_optimizer(list(Cx.parameters()) + list(Cz.parameters()), self.lr_d, self.betas)
         opt_ge = make_optimizer(list(G.parameters()) + list(E.parameters()), self.lr_g, self.betas)
         prior, d, obj = self.prior_, self.latent_dim, self.objective
-        n_critic, gp_w, cyc = int(self.n_critic), float(self.gp_weight), float(self.cycle_weight)
+        n_critic, gp_w, cyc, gp_every = int(self.n_critic), float(self.gp_weight), float(self.cycle_weight), int(self.gp_every)
         state = {"i": 0}
 
         def step(x, w):
@@ -139,9 +139,10 @@ class TadGAN(EncoderDetector):
             # two forwards each (one of real and fake stacked is slower for the LSTM critic: 1.08x, measured)
             lx = d_loss(obj, Cx(x)[0], Cx(x_fake)[0], w)
             lz = d_loss(obj, Cz(z)[0], Cz(z_fake)[0], None, w)  # the prior's codes unweighted, E(x)'s weighted as x is
-            if obj == "wgan-gp" and gp_w > 0:
-                lx = lx + gp_w * gradient_penalty(Cx, x, x_fake, generator)
-                lz = lz + gp_w * gradient_penalty(Cz, z, z_fake, generator)
+            gp_k = lazy_weight(gp_w, gp_every, state["i"])
+            if obj == "wgan-gp" and gp_k > 0:
+                lx = lx + gp_k * gradient_penalty(Cx, x, x_fake, generator)
+                lz = lz + gp_k * gradient_penalty(Cz, z, z_fake, generator)
             opt_c.zero_grad(set_to_none=True)
             (lx + lz).backward()
             opt_c.step()

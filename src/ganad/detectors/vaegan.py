@@ -20,7 +20,7 @@ from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
 from ganad.training.loop import Stage
 from ganad.training import distributed
-from ganad.training.objectives import d_loss, g_loss, gradient_penalty, wmean
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty, lazy_weight, wmean
 
 
 #: the components VAEGAN's own score can weigh (``score_weights``)
@@ -104,7 +104,8 @@ class VAEGAN(EncoderDetector):
         opt_g = make_optimizer(list(E.parameters()) + list(G.parameters()), self.lr_g, self.betas)
         opt_d = make_optimizer(D.parameters(), self.lr_d, self.betas)
         prior, d, obj, w_adv = self.prior_, self.latent_dim, self.objective, float(self.w_adv)
-        gp_w, n_feat = float(self.gp_weight), float(self.n_features_in_)
+        gp_w, n_feat, gp_every = float(self.gp_weight), float(self.n_features_in_), int(self.gp_every)
+        state: dict = {}  # "d": discriminator steps taken (added at the first, so that checkpoints of older runs resume)
         epoch = {"e": 0}  # set by the loop before every epoch (the KL warm-up follows it)
 
         def step(x, w):
@@ -122,8 +123,10 @@ class VAEGAN(EncoderDetector):
             # fakes: reconstructions of x (weighted like x) and prior samples (weight 1)
             w_fake = None if w is None else torch.cat([w, torch.ones_like(w)])
             loss_d = d_loss(obj, real, fake, w, w_fake)
-            if obj == "wgan-gp" and gp_w > 0:
-                loss_d = loss_d + gp_w * gradient_penalty(D, x, x_rec, generator=generator)
+            gp_k = lazy_weight(gp_w, gp_every, state.get("d", 0))
+            state["d"] = state.get("d", 0) + 1
+            if obj == "wgan-gp" and gp_k > 0:
+                loss_d = loss_d + gp_k * gradient_penalty(D, x, x_rec, generator=generator)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -141,7 +144,7 @@ class VAEGAN(EncoderDetector):
                     "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
 
         return [Stage("vaegan", self.epochs, step, modules=[G, D, E], on_epoch=lambda e: epoch.__setitem__("e", e),
-                      optimizers=[opt_d, opt_g])]
+                      optimizers=[opt_d, opt_g], state=state)]
 
     def _train_code(self, x):
         return self.nets_["E"](x).chunk(2, dim=1)[0]  # E gives (μ, log σ²): the posterior mean

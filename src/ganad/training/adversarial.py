@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import torch
 
 from ganad.training.loop import Stage
-from ganad.training.objectives import d_loss, g_loss, gradient_penalty
+from ganad.training.objectives import d_loss, g_loss, gradient_penalty, lazy_weight
 from ganad.training.priors import Prior
 
 
@@ -88,7 +88,8 @@ def pair_logits(D, real: tuple, fake: tuple):
 
 
 def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: int, lr_g: float, lr_d: float,
-              betas, n_critic: int, gp_weight: float, generator: torch.Generator, name: str = "gan") -> Stage:
+              betas, n_critic: int, gp_weight: float, generator: torch.Generator, name: str = "gan",
+              gp_every: int = 1) -> Stage:
     opt_g = make_optimizer(G.parameters(), lr_g, betas)
     opt_d = make_optimizer(D.parameters(), lr_d, betas)
     state = {"i": 0}
@@ -101,10 +102,12 @@ def gan_stage(G, D, prior: Prior, *, latent_dim: int, objective: str, epochs: in
             fake = G(z)
         (real_logit, _), (fake_logit, _) = d_pair(D, (x,), (fake,))
         loss_d = d_loss(objective, real_logit, fake_logit, w)
-        gp = zero.to(x.device)
-        if objective == "wgan-gp" and gp_weight > 0:
+        gp = state.get("gp_last", zero).to(x.device)  # a lazy step without the penalty reports the last one
+        gp_w = lazy_weight(gp_weight, gp_every, state["i"])
+        if objective == "wgan-gp" and gp_w > 0:
             gp = gradient_penalty(D, x, fake, generator=generator)
-            loss_d = loss_d + gp_weight * gp
+            loss_d = loss_d + gp_w * gp
+            state["gp_last"] = gp.detach()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

@@ -59,6 +59,14 @@ def g_loss(objective: str, fake: torch.Tensor, w: torch.Tensor | None = None) ->
     return -_wmean(fake, w)
 
 
+def lazy_weight(weight: float, every: int, step: int) -> float:
+    """The gradient penalty's weight on discriminator step ``step`` (0, 1, ...) under lazy
+    regularisation (Karras et al., CVPR 2020, sec. 3.1): ``weight * every`` on one step in ``every``
+    (the first of each ``every``), 0 on the others, so that the penalty pulls as hard on average and
+    its double backward runs ``every`` times less often. ``every=1``: ``weight`` on every step."""
+    return float(weight) * every if step % every == 0 else 0.0
+
+
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(‖∇ D(x̃)‖₂ − 1)² on random interpolates x̃ of real and fake samples."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)

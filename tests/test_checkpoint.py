@@ -763,3 +763,22 @@ def test_a_checkpoint_json_that_is_a_directory_is_refused_before_training(tmp_pa
     (d / ck.MANIFEST).mkdir(parents=True)
     with pytest.raises(ganad.exceptions.ModelFileError, match=rf"checkpoint {d}: its checkpoint.json is not a regular file.*Fix: delete"):
         GANomaly(epochs=1, batch_size=64, random_state=0).fit(X, checkpoint_dir=d, checkpoint_every=1, resume=resume)
+
+
+def test_a_checkpoint_older_than_gp_every_names_the_value_that_resumes_it(tmp_path):
+    """A checkpoint written before gp_every existed ran the penalty on every critic step: resumed with
+    f-AnoGAN's default of today (gp_every=2) it is refused naming gp_every=1 in both forms, and resumed
+    with gp_every=1 it continues; GANomaly (default 1) resumes it as it is."""
+    import json
+    for cls, name in ((FAnoGAN, "f"), (GANomaly, "g")):
+        d = tmp_path / name
+        kw = dict(epochs=2, batch_size=32, random_state=0, **({"gp_every": 1, "encoder_epochs": 1} if cls is FAnoGAN else {}))
+        cls(**kw).fit(X, checkpoint_dir=d, checkpoint_every=2)
+        man = json.loads((d / "checkpoint.json").read_text())
+        assert man["fingerprint"]["params"].pop("gp_every") == 1
+        (d / "checkpoint.json").write_text(json.dumps(man))
+    with pytest.raises(InputError, match=r"gp_every=1 then, 2 now.*pass the earlier values \(gp_every=1; CLI: --set gp_every=1\)"):
+        FAnoGAN(epochs=2, batch_size=32, random_state=0, encoder_epochs=1).fit(X, checkpoint_dir=tmp_path / "f", resume=True)
+    det = FAnoGAN(epochs=2, batch_size=32, random_state=0, encoder_epochs=1, gp_every=1).fit(X, checkpoint_dir=tmp_path / "f", resume=True)
+    assert det.checkpoint_["resumed"]
+    assert GANomaly(epochs=2, batch_size=32, random_state=0).fit(X, checkpoint_dir=tmp_path / "g", resume=True).checkpoint_["resumed"]

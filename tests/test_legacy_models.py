@@ -116,3 +116,22 @@ def test_exporting_an_old_anogan_model_says_how_that_model_can_export(tmp_path):
     later.set_params(knn_weight=1.0)
     later.calibrate(X[:8], compose="default", threshold="fpr", fpr=0.2)
     export_onnx(later, tmp_path / "a.onnx")
+
+
+def test_a_model_file_older_than_gp_every_loads_with_the_penalty_it_was_trained_with(tmp_path):
+    """f-AnoGAN's gp_every=2 (lazy gradient penalty, thirtieth session) is newer than every fixture:
+    their runs applied the penalty on every critic step, which load must say (get_params, and a refit
+    of the loaded detector trains as the original did), not today's default; a file of today's code
+    keeps what it was fitted with."""
+    seen = 0
+    for case in (p for p in CASES if "fanogan" in p.name):
+        det = ganad.load(case / "model")  # a detector, a series detector (detector_) or two views (detectors_)
+        for inner in [det, getattr(det, "detector_", None), *(getattr(det, "detectors_", None) or {}).values()]:
+            if isinstance(inner, ganad.FAnoGAN):
+                assert inner.get_params()["gp_every"] == 1
+                seen += 1
+    assert seen >= 7  # plain, calibrated, image, beat, series and multi-view f-AnoGAN files
+    assert ganad.FAnoGAN().gp_every == 2
+    new = ganad.FAnoGAN(epochs=1, random_state=0).fit(np.random.RandomState(0).randn(64, 4).astype(np.float32))
+    ganad.save(new, tmp_path / "m")
+    assert ganad.load(tmp_path / "m").gp_every == 2

@@ -285,6 +285,21 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
 }
 
 
+#: Parameters added after model files and checkpoints were first written, with the value that does
+#: what a run before them did. A model file or checkpoint that lacks one was fitted with that value:
+#: ``ganad.load`` rebuilds the detector with it (so ``get_params`` tells the truth and a refit of the
+#: loaded detector trains as the original did), and a resume compares against it (naming the
+#: parameter to pass to resume such a run rather than refusing it outright).
+PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {"gp_every": 1}
+
+
+def params_as_written(cls, params: dict) -> dict:
+    """``params`` of a model file / checkpoint of ``cls`` with the parameters it predates filled in."""
+    import inspect
+    have = inspect.signature(cls).parameters
+    return {**{k: v for k, v in PARAMS_BEFORE_THEY_EXISTED.items() if k in have}, **params}
+
+
 def method_init(*groups: dict[str, Any], **own: Any) -> Callable[..., None]:
     """A detector's ``__init__``: the keyword-only parameters of :data:`COMMON_PARAMETERS`, then
     those of ``groups`` (such as :data:`ganad.detectors.encoder_base.ENCODER_PARAMETERS`), then
@@ -990,6 +1005,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 was = stored.get("params") if isinstance(stored.get("params"), dict) else {}
                 legacy = self._planned_networks(tuple(X.shape[1:]), LEGACY_DEFAULT_WIDTH.get, was)
                 stored["extra"] = {**stored["extra"], **legacy}
+            if isinstance(stored.get("params"), dict):  # written before a parameter existed: the value its run had
+                stored["params"] = params_as_written(type(self), stored["params"])
             ck.compare_fingerprints(stored, fp, d)
         elif ck.exists(d):
             raise InputError(_fmt(f"checkpoint_dir {d}", "already holds a checkpoint",

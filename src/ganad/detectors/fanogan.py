@@ -19,13 +19,15 @@ from ganad.training.objectives import wmean
 class FAnoGAN(EncoderDetector):
     __doc__ = f"""f-AnoGAN: WGAN-GP, then an izi_f encoder with G and D frozen; score residual + κ·feature residual.
 
-    Training: stage ``gan`` (WGAN-GP by default, ``n_critic`` critic steps per generator step), then
+    Training: stage ``gan`` (WGAN-GP by default, ``n_critic`` critic steps per generator step, the
+    gradient penalty on every second critic step at twice its weight: ``gp_every=2``, chosen on
+    validation data, docs/training.md), then
     stage ``encoder`` (``encoder_epochs`` epochs) minimising
     ‖x − G(E(x))‖² + κ·‖f(x) − f(G(E(x)))‖² (mean squared over features, f = D's feature layer).
 
     Parameters
     ----------
-    {params_with_defaults(COMMON_PARAMS, n_critic=5, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9))}
+    {params_with_defaults(COMMON_PARAMS, n_critic=5, gp_every=2, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9))}
     {ENCODER_PARAMS}
     kappa : float, default 1.0
         κ, the weight of the discriminator-feature residual in the izi_f loss and in the score.
@@ -39,7 +41,7 @@ class FAnoGAN(EncoderDetector):
     with ``knn_weight`` < 1; docs/methods.md).
     """
 
-    __init__ = method_init(ENCODER_PARAMETERS, objective='wgan-gp', n_critic=5, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9), kappa=1.0,
+    __init__ = method_init(ENCODER_PARAMETERS, objective='wgan-gp', n_critic=5, gp_every=2, lr_g=0.0001, lr_d=0.0001, betas=(0.0, 0.9), kappa=1.0,
                            encoder_epochs=None)
 
     _parameter_constraints = {

@@ -297,3 +297,22 @@ def test_a_lazy_penalty_step_adds_k_times_the_weighted_penalty_and_the_others_no
     assert float(f1["gp"]) > 0 and torch.allclose(f1["gp"], f3["gp"])  # the same state, the same interpolates
     assert torch.allclose(f3["d_loss"] - f1["d_loss"], 2 * 10.0 * f1["gp"], rtol=1e-4, atol=1e-5)
     assert torch.equal(s3["gp"], f3["gp"])  # no penalty computed on the second step: the last one reported
+
+
+@pytest.mark.parametrize("name,module,fn,key", [
+    ("fanogan", "ganad.training.adversarial", "gradient_penalty", "gan/gp"),
+    ("bigan", "ganad.detectors.bigan", "joint_gradient_penalty", "bigan/gp"),
+    ("alad", "ganad.detectors.alad", "joint_gradient_penalty", "alad/gp"),
+])
+def test_the_reported_penalty_is_the_last_one_computed_not_diluted_by_lazy_steps(monkeypatch, name, module, fn, key):
+    """With gp_every=3 the epoch's mean 'gp' in history_ is the penalty's value, not a third of it
+    (steps without the penalty report the last one computed)."""
+    import importlib
+
+    import ganad
+    monkeypatch.setattr(importlib.import_module(module), fn, lambda *a, **k: torch.tensor(2.0))
+    X = np.random.RandomState(0).randn(96, 6).astype(np.float32)
+    kw = {"epochs": 2, "batch_size": 16, "random_state": 0, "objective": "wgan-gp", "gp_every": 3}
+    det = ganad.DETECTORS[name](**kw, **({"encoder_epochs": 1} if name == "fanogan" else {})).fit(X)
+    want = 6.0 if name == "alad" else 2.0  # ALAD sums its three discriminators' penalties
+    assert det.history_[key] == pytest.approx([want] * 2)

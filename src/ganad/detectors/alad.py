@@ -99,7 +99,9 @@ class ALAD(EncoderDetector):
                       + joint_gradient_penalty(Dxx, (x, x), (x, x_rec), generator)
                       + joint_gradient_penalty(Dzz, (z, z), (z, z_rec), generator))
                 loss_d = loss_d + gp_k * gp
-                out["gp"] = gp.detach()
+                state["gp_last"] = gp.detach()
+            if obj == "wgan-gp" and gp_w > 0:
+                out["gp"] = state.get("gp_last", torch.zeros((), device=x.device))  # a lazy step without the penalty reports the last one (gp_every)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

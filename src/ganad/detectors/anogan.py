@@ -76,8 +76,7 @@ class AnoGAN(BaseGANDetector):
         G, D = self.nets_["G"], self.nets_["D"]
         return [gan_stage(G, D, self.prior_, latent_dim=self.latent_dim, objective=self.objective, epochs=self.epochs,
                           lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
-                          gp_weight=self.gp_weight, generator=generator,
-                        gp_every=self.gp_every)]
+                          gp_weight=self.gp_weight, gp_every=self.gp_every, generator=generator)]
 
     _parameter_constraints = {
         "knn_space": Param(options("auto", "feature", "input", "feature+input"),

@@ -90,7 +90,9 @@ class BiGAN(EncoderDetector):
             if obj == "wgan-gp" and gp_k > 0:
                 gp = joint_gradient_penalty(D, (x, z_enc), (x_gen, z), generator)
                 loss_d = loss_d + gp_k * gp
-                out["gp"] = gp.detach()
+                state["gp_last"] = gp.detach()
+            if obj == "wgan-gp" and gp_w > 0:
+                out["gp"] = state.get("gp_last", torch.zeros((), device=x.device))  # a lazy step without the penalty reports the last one (gp_every)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

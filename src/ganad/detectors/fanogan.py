@@ -54,8 +54,7 @@ class FAnoGAN(EncoderDetector):
         G, D, E = self.nets_["G"], self.nets_["D"], self.nets_["E"]
         gan = gan_stage(G, D, self.prior_, latent_dim=self.latent_dim, objective=self.objective, epochs=self.epochs,
                         lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas, n_critic=self.n_critic,
-                        gp_weight=self.gp_weight, generator=generator,
-                        gp_every=self.gp_every)
+                        gp_weight=self.gp_weight, gp_every=self.gp_every, generator=generator)
         opt = make_optimizer(E.parameters(), self.lr_g, self.betas)
         kappa = float(self.kappa)
         frozen = {"done": False}

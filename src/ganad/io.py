@@ -727,7 +727,7 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
     _check_state(st, cfg_file)
     if st["family"] not in FAMILIES:
         raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
-    from ganad.detectors.base import params_as_written
+    from ganad.params import params_as_written
     det = cls(**params_as_written(cls, params))  # a file older than a parameter: the value it was fitted with
     det._check_params()
     if st.get("knn_space") is not None:

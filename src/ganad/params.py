@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterator, Mapping
@@ -167,3 +168,17 @@ def kept_on_failure(est: Any) -> Iterator[None]:
         est.__dict__.clear()
         est.__dict__.update(before)
         raise
+
+
+#: Parameters added after model files and checkpoints were first written, with the value that does
+#: what a run before them did. A model file or checkpoint that lacks one was fitted with that value:
+#: ``ganad.load`` rebuilds the detector with it (so ``get_params`` tells the truth and a refit of the
+#: loaded detector trains as the original did), and a resume compares against it (naming the
+#: parameter to pass to resume such a run rather than refusing it outright).
+PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {"gp_every": 1}
+
+
+def params_as_written(cls, params: dict) -> dict:
+    """``params`` of a model file / checkpoint of ``cls`` with the parameters it predates filled in."""
+    have = inspect.signature(cls).parameters
+    return {**{k: v for k, v in PARAMS_BEFORE_THEY_EXISTED.items() if k in have}, **params}

@@ -41,7 +41,7 @@ from ganad.nets import LEGACY_DEFAULT_WIDTH, build_discriminator, build_encoder,
 from ganad import runtime
 from ganad.nets.inference import frozen_copy
 from ganad.nets.modes import modes_differ, own_modes
-from ganad.params import Param, below, custom, instance, integer, is_int, kept_on_failure, none, options, real, validate_params
+from ganad.params import Param, below, custom, instance, integer, is_int, kept_on_failure, none, options, params_as_written, real, validate_params
 from ganad.runtime import dense
 from ganad.scoring import components as C
 from ganad.scoring.calibration import calibrate
@@ -283,21 +283,6 @@ COMMON_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "divergence_lr_factor": (float, 0.1),
     "divergence_retries": (int, 1),
 }
-
-
-#: Parameters added after model files and checkpoints were first written, with the value that does
-#: what a run before them did. A model file or checkpoint that lacks one was fitted with that value:
-#: ``ganad.load`` rebuilds the detector with it (so ``get_params`` tells the truth and a refit of the
-#: loaded detector trains as the original did), and a resume compares against it (naming the
-#: parameter to pass to resume such a run rather than refusing it outright).
-PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {"gp_every": 1}
-
-
-def params_as_written(cls, params: dict) -> dict:
-    """``params`` of a model file / checkpoint of ``cls`` with the parameters it predates filled in."""
-    import inspect
-    have = inspect.signature(cls).parameters
-    return {**{k: v for k, v in PARAMS_BEFORE_THEY_EXISTED.items() if k in have}, **params}
 
 
 def method_init(*groups: dict[str, Any], **own: Any) -> Callable[..., None]:

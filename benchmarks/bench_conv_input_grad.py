@@ -10,21 +10,14 @@ result, then prints medians of 21 calls in ms, beside the layer's forward.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-
-def bench(f, n: int = 21) -> float:
-    for _ in range(3):
-        f()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2] * 1e3
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_ms  # noqa: E402
 
 
 def onednn(g, x, w):
@@ -62,9 +55,9 @@ def main(argv=None):
         ref = onednn(g, x, w)
         for f in (chunked, channels_last, subpixel):
             torch.testing.assert_close(f(g, x, w), ref, atol=1e-3, rtol=1e-4)
-        print(f"batch {b}: oneDNN {bench(lambda: onednn(g, x, w)):.2f}, chunks of 64 {bench(lambda: chunked(g, x, w)):.2f}, "
-              f"channels-last {bench(lambda: channels_last(g, x, w)):.2f}, sub-pixel {bench(lambda: subpixel(g, x, w)):.2f}; "
-              f"forward {bench(lambda: F.conv2d(x, w, stride=2, padding=1)):.2f}")
+        print(f"batch {b}: oneDNN {median_ms(lambda: onednn(g, x, w)):.2f}, chunks of 64 {median_ms(lambda: chunked(g, x, w)):.2f}, "
+              f"channels-last {median_ms(lambda: channels_last(g, x, w)):.2f}, sub-pixel {median_ms(lambda: subpixel(g, x, w)):.2f}; "
+              f"forward {median_ms(lambda: F.conv2d(x, w, stride=2, padding=1)):.2f}")
 
 
 if __name__ == "__main__":

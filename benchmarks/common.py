@@ -41,6 +41,18 @@ def matmul_peak(n: int = 1024, repeats: int = 7) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def median_ms(f, reps: int = 21, warmup: int = 5) -> float:
+    """Median wall time of ``f()`` in milliseconds over ``reps`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
 def synthetic_beats(n: int, length: int = 256, seed: int = 0) -> np.ndarray:
     """ECG-like beats (P wave, QRS complex, T wave as Gaussian bumps with jitter), shape (n, 1, length)."""
     rng = np.random.RandomState(seed)

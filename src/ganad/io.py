@@ -33,6 +33,7 @@ from ganad.files import temp_file_beside as output_temp  # noqa: F401  (old name
 
 if TYPE_CHECKING:  # the detectors import this module to save themselves, never the reverse at run time
     from ganad.detectors.base import BaseGANDetector
+from ganad.params import params_as_written
 from ganad.registry import DETECTORS, class_by_name
 
 __all__ = ["save_model", "load_model", "read_config", "check_model_path", "check_output_file"]
@@ -727,7 +728,6 @@ def _restore(cls, params: dict, st: dict, header: dict, tensors_fn, prefix: str,
     _check_state(st, cfg_file)
     if st["family"] not in FAMILIES:
         raise ModelFileError(_fmt(str(cfg_file), f"has an unknown network family {st['family']!r}", corrupt))
-    from ganad.params import params_as_written
     det = cls(**params_as_written(cls, params))  # a file older than a parameter: the value it was fitted with
     det._check_params()
     if st.get("knn_space") is not None:

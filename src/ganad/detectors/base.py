@@ -1496,8 +1496,9 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         features swapped in from other slice rows or noised, the label-free objective of ``ganad tune``),
         standardised by median / MAD on the slice; a single block replaces both where its AUROC between
         the slice and its copies is higher by more than :attr:`_knn_select_margin`. On normal data of
-        several modes D's features can place samples between the modes near their one mean (the default's
-        blind spot, benchmarks/RESULTS.md), where the inputs' distance alone is the better score. Chosen on
+        several modes D's features can place samples between the modes among the training samples' features
+        (the default's blind spot; a local distance in the features does not remove it, benchmarks/RESULTS.md),
+        where the inputs' distance alone is the better score. Chosen on
         validation data by rules written before the runs (DS1 held-out records, the MNIST training split,
         synthetic tables of several modes; ``benchmarks/select_knn_space.py``, twenty-eighth and twenty-ninth
         sessions). Sets ``knn_blocks_`` ('both' or 'input'; model files of the twenty-eighth session may hold

@@ -1088,8 +1088,19 @@ def _noisy_feature_block(monkeypatch, which):
     monkeypatch.setattr(cls, "_knn_block_distances", patched)
 
 
+def _correlated_rows():
+    """Rows near a 4-D subspace of 6 dimensions: features swapped in from other rows (the synthetic
+    anomalies) leave it, so the inputs' distance tells them apart (AUROC 0.77 on the held-out slice; on
+    independent Gaussian features it barely could, and a test of the choice hung on AUROCs of 0.51 against
+    0.54), and a block of noise averaged with it tells them apart clearly less well (0.74)."""
+    rng = np.random.RandomState(0)
+    X = (rng.randn(400, 4) @ rng.randn(4, 6) + 0.3 * rng.randn(400, 6)).astype(np.float32)
+    far = (rng.randn(40, 6) * 0.5 + 6).astype(np.float32)
+    return X, far
+
+
 @pytest.mark.parametrize("useless, chosen", [("feature", "input"), ("input", "both")])
-def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(blobs, tmp_path, monkeypatch, useless, chosen):
+def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(tmp_path, monkeypatch, useless, chosen):
     """knn_space='auto' ('feature+input' for GANomaly): fit scores the held-out slice and one corrupted
     copy of each of its rows (ganad.tune's synthetic anomalies) with each block and with both, and the
     knn component reads the inputs' block alone where it tells them apart better by more than the
@@ -1098,7 +1109,7 @@ def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(blo
     apart better, but since the twenty-ninth session they are no candidate (validation at 30 epochs:
     every such switch lost), so both stay. The choice and its AUROCs are saved with the model."""
     _noisy_feature_block(monkeypatch, useless)
-    X, far = blobs
+    X, far = _correlated_rows()
     det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
     sel = det.knn_selection_
     assert det.knn_blocks_ == chosen == sel["chosen"] and sel["rows"] == len(det.validation_index_)
@@ -1109,7 +1120,7 @@ def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(blo
     emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(Q)))
     d_a, d_b = det._knn_block_distances(emb)
     sc = det.knn_scales_
-    want = (d_b / sc[1] if chosen == "input" else 0.5 * (d_a / sc[0] + d_b / sc[1])).numpy()
+    want = (d_b / sc[1] if chosen == "input" else 0.5 * (det._knn_feature_block(d_a) / sc[0] + d_b / sc[1])).numpy()
     np.testing.assert_allclose(det.score_components(Q).components["knn"], want, rtol=1e-6)
     det.save(tmp_path / "m")
     back = ganad.load(tmp_path / "m")
@@ -1134,7 +1145,8 @@ def test_a_model_that_chose_the_feature_block_alone_still_scores_with_it(blobs, 
     assert back.knn_blocks_ == "feature"
     emb = back._knn_embed(torch.from_numpy(back.scaler_.transform(far)))
     d_a, _ = back._knn_block_distances(emb)
-    np.testing.assert_allclose(back.score_components(far).components["knn"], (d_a / back.knn_scales_[0]).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(back.score_components(far).components["knn"], (back._knn_feature_block(d_a) / back.knn_scales_[0]).numpy(),
+                               rtol=1e-6)
 
 
 def test_knn_blocks_are_chosen_only_for_the_auto_space_and_enough_held_out_rows(blobs, monkeypatch):
@@ -1150,16 +1162,16 @@ def test_knn_blocks_are_chosen_only_for_the_auto_space_and_enough_held_out_rows(
         emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(far)))
         d_a, d_b = det._knn_block_distances(emb)
         np.testing.assert_allclose(det.score_components(far).components["knn"],
-                                   (0.5 * (d_a / det.knn_scales_[0] + d_b / det.knn_scales_[1])).numpy(), rtol=1e-6)
+                                   (0.5 * (det._knn_feature_block(d_a) / det.knn_scales_[0] + d_b / det.knn_scales_[1])).numpy(), rtol=1e-6)
     assert len(few.validation_index_) < ganad.GANomaly._knn_select_min_rows <= len(named.validation_index_)
 
 
-def test_a_knn_bank_rebuilt_in_another_space_drops_the_blocks_chosen_for_the_old_one(blobs, tmp_path, monkeypatch):
+def test_a_knn_bank_rebuilt_in_another_space_drops_the_blocks_chosen_for_the_old_one(tmp_path, monkeypatch):
     """_refit_knn (the benchmarks' way to compare spaces on one set of networks) in a space of one block
     kept the knn_blocks_ chosen for the 'feature+input' bank: the model saved then did not load
     ("knn_blocks 'input' for knn_space 'code'"). Rebuilding the bank forgets them; 'auto' chooses again."""
     _noisy_feature_block(monkeypatch, "feature")
-    X, far = blobs
+    X, far = _correlated_rows()
     det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
     assert det.knn_blocks_ == "input"
     det.set_params(knn_space="code")
@@ -1206,6 +1218,77 @@ def test_model_file_with_edited_knn_selection_or_blocks_of_the_two_block_space_i
     (tmp_path / "t0" / "config.json").write_text(json.dumps(cfg))
     back = ganad.load(tmp_path / "t0")
     assert back.__dict__.get("knn_blocks_") is None and back.decision_function(far).shape == (len(far),)
+
+
+def test_the_feature_block_is_two_sided_features_more_central_than_normal_count_as_far(blobs):
+    """knn_space='feature+input' reads the features' Mahalanobis distance d as |d - m|, m its median on the
+    held-out slice (knn_typical_): GANomaly's discriminator maps samples between the modes of normal data of
+    several modes among the training features, closer to their mean than held-out normal rows (validation,
+    thirty-first session). Two embeddings with the same input block, one whose features lie at the typical
+    distance and one at the features' mean: the second scores higher, by m over the block's scale, half of it
+    in the two blocks' mean; one-sided it scored lower."""
+    from ganad.scoring.composition import robust_location_scale
+    X, far = blobs
+    for det in (ganad.GANomaly(epochs=1, random_state=0).fit(X), ganad.GANomaly(epochs=1, random_state=0, knn_space="feature+input").fit(X)):
+        m, sc = det.knn_typical_, det.knn_scales_
+        emb = det._knn_embed(torch.from_numpy(det.scaler_.transform(X[det.validation_index_])))
+        d_a, d_b = det._knn_block_distances(emb)
+        assert m == pytest.approx(float(robust_location_scale(d_a.double().numpy()[:, None])[0][0]))  # the slice's median
+        k = int(det.knn_split_)
+        row = emb[:1].clone()
+        typical, central = row.clone(), row.clone()
+        typical[:, :k] = row[:, :k] * (m / float(row[:, :k].double().norm()))
+        central[:, :k] = 0.0
+        blocks = det.__dict__.get("knn_blocks_") or "both"  # knn_space named: no choice, both blocks
+        if blocks != "input":  # both blocks read (the choice keeps them on these blobs)
+            gap = float(det._knn_distance(central)[0] - det._knn_distance(typical)[0])
+            assert gap == pytest.approx(0.5 * m / sc[0], rel=1e-4) and gap > 0
+        np.testing.assert_allclose(det._knn_feature_block(d_a).numpy(), (d_a - m).abs().numpy())
+        comps = det.score_components(far).components["knn"]
+        e = det._knn_embed(torch.from_numpy(det.scaler_.transform(far)))
+        fa, fb = det._knn_block_distances(e)
+        want = fb / sc[1] if blocks == "input" else 0.5 * ((fa - m).abs() / sc[0] + fb / sc[1])
+        np.testing.assert_allclose(comps, want.numpy(), rtol=1e-6)
+
+
+def test_model_files_without_the_typical_distance_score_one_sided_and_a_bad_one_is_refused(blobs, tmp_path):
+    """knn_typical in config.json (models from 2 Dec 2026): files written before it have none and score the
+    features' distance one-sided, as they were fitted; a value that is not a finite number >= 0, or one
+    beside another knn_space, is refused naming it."""
+    import json
+    import shutil
+    X, far = blobs
+    det = ganad.GANomaly(epochs=1, random_state=0, knn_space="feature+input").fit(X)
+    det.save(tmp_path / "m")
+    good = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert good["state"]["knn_typical"] == pytest.approx(det.knn_typical_)
+    back = ganad.load(tmp_path / "m")
+    assert back.knn_typical_ == det.knn_typical_
+    np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))
+    older = json.loads(json.dumps(good))
+    del older["state"]["knn_typical"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(older))
+    old = ganad.load(tmp_path / "m")
+    assert old.__dict__.get("knn_typical_") is None
+    e = old._knn_embed(torch.from_numpy(old.scaler_.transform(far)))
+    d_a, d_b = old._knn_block_distances(e)
+    np.testing.assert_allclose(old.score_components(far).components["knn"],
+                               (0.5 * (d_a / old.knn_scales_[0] + d_b / old.knn_scales_[1])).numpy(), rtol=1e-6)
+    for i, value in enumerate([-1.0, "3", True, 1e39]):
+        shutil.copytree(tmp_path / "m", tmp_path / f"t{i}")
+        cfg = json.loads(json.dumps(good))
+        cfg["state"]["knn_typical"] = value
+        (tmp_path / f"t{i}" / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ModelFileError, match="knn_typical"):
+            ganad.load(tmp_path / f"t{i}")
+    code = ganad.GANomaly(epochs=1, random_state=0, knn_space="code").fit(X)
+    assert code.__dict__.get("knn_typical_") is None
+    code.save(tmp_path / "c")
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    cfg["state"]["knn_typical"] = 1.0
+    (tmp_path / "c" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="knn_typical"):
+        ganad.load(tmp_path / "c")
 
 
 @pytest.mark.parametrize("value", ["feature", "bogus"])

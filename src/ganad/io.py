@@ -480,6 +480,9 @@ def _check_state(st: dict, cfg_file: Path) -> None:
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales)):
         bad(f"has knn_split {repr(split)[:30]} and knn_scales {repr(scales)[:60]} for knn_space {ks!r} "
             "('both' and 'feature+input' need a positive width of the first block and two positive scales, the other spaces neither)")
+    kt = st.get("knn_typical")  # the features' typical distance (two-sided block; models from 2 Dec 2026)
+    if kt is not None and not (isinstance(kt, (int, float)) and not isinstance(kt, bool) and 0 <= kt <= 3e38 and ks == "feature+input"):
+        bad(f"has knn_typical {repr(kt)[:40]} for knn_space {ks!r}: a finite number >= 0, and only with 'feature+input'")
     kb = st.get("knn_blocks")
     if kb is not None and (kb not in ("both", "input", "feature") or ks != "feature+input"):
         bad(f"has knn_blocks {str(kb)[:60]!r} for knn_space {ks!r}: 'both', 'input' or 'feature', and only with 'feature+input'")

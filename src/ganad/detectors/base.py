@@ -841,7 +841,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                                           (robust_contamination, robust_warmup, robust_mode, robust_proxy))
             for attr in ("_frozen", "members_", "_decision_scores", "_train_components", "_train_components_partial", "_built_width", "_built_depth", "_train_ref", "knn_bank_", "_knn_cache", "knn_space_", "knn_basis_", "knn_center_",
                          "knn_scale_", "knn_metric_", "knn_input_basis_", "knn_input_center_",
-                         "knn_split_", "knn_scales_", "knn_blocks_", "knn_selection_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
+                         "knn_split_", "knn_scales_", "knn_typical_", "knn_blocks_", "knn_selection_", "selection_", "calibration_scores_", "_knn_own", "checkpoint_",
                          "validation_scores_", "nets_", "disc_train_mean_", "latent_stats_", "_knn_bank_index", "member_stats_",
                          "tuning_"):  # a refit is no longer the tuned model: its save writes no tuning.json
                 self.__dict__.pop(attr, None)
@@ -1368,6 +1368,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         bs = int(self.score_batch_size)
         self.__dict__.pop("knn_split_", None)
         self.__dict__.pop("knn_scales_", None)
+        self.__dict__.pop("knn_typical_", None)
         # the blocks chosen for the previous bank (knn_space='auto'): a bank of another space has none, and a
         # model saved with them beside a space other than 'feature+input' would not load
         self.__dict__.pop("knn_blocks_", None)
@@ -1469,9 +1470,27 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 emb = self._knn_embed(ref[i:i + bs].to(self.device_))
                 parts.append(torch.stack(self._knn_block_distances(emb), dim=1).double().cpu())
         ref_d = torch.cat(parts).numpy()
-        _, scale = robust_location_scale(ref_d)
+        loc, scale = robust_location_scale(ref_d)
         self.knn_scales_ = [float(v) for v in scale]
+        self.__dict__.pop("knn_typical_", None)
+        if self._knn_space_now() == "feature+input" and self._knn_two_sided:
+            self.knn_typical_ = float(loc[0])
         self._select_knn_blocks(X, val_idx, ref_d)
+
+    #: knn_space='feature+input': the features' Mahalanobis distance is read as a two-sided typicality test,
+    #: |d - m| with m its median on the held-out slice (``knn_typical_``), so that features *more* central
+    #: than held-out normal rows' count as far too (Nalisnick et al. 2019, "Detecting out-of-distribution
+    #: inputs to deep generative models using typicality"): GANomaly's discriminator maps samples between the
+    #: modes of normal data of several modes among the training features, closer to their mean than held-out
+    #: normal rows. Chosen on validation data by a rule written before the run (benchmarks/RESULTS.md,
+    #: thirty-first session). Models fitted before it have no ``knn_typical_`` and score one-sided, as fitted.
+    _knn_two_sided = True
+
+    def _knn_feature_block(self, d: torch.Tensor) -> torch.Tensor:
+        """The features' distance as the ``knn`` component reads it: |d - knn_typical_| where the fit set
+        that median (two-sided), else d."""
+        m = self.__dict__.get("knn_typical_")
+        return d if m is None else (d - float(m)).abs()
 
     #: knn_space='auto' resolved to 'feature+input': a single block replaces the two blocks' mean only
     #: where its AUROC on the synthetic anomalies is higher by more than this (ties keep both)
@@ -1520,6 +1539,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         syn_d = torch.cat(parts).numpy()
         loc, scale = robust_location_scale(ref_d)
         z = (np.concatenate([ref_d, syn_d]) - loc) / scale
+        if self.__dict__.get("knn_typical_") is not None:  # the features' block as scoring reads it: two-sided
+            z[:, 0] = np.abs(z[:, 0])
         y = np.r_[np.zeros(len(ref_d)), np.ones(len(syn_d))]
         cand = {"both": z.mean(1), "input": z[:, 1], "feature": z[:, 0]}
         auc = {}
@@ -1615,8 +1636,10 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 k, e, own = int(self.knn_split_), emb.reshape(emb.shape[0], -1), self._knn_leaves_own()
                 if blocks == "input":
                     return self._knn_nearest(e[:, k:], None, own) / sc[1]
-                return self._knn_whitened_length(e[:, :k], own) / sc[0]
+                return self._knn_feature_block(self._knn_whitened_length(e[:, :k], own)) / sc[0]
             d_a, d_b = self._knn_block_distances(emb)
+            if self._knn_space_now() == "feature+input":
+                d_a = self._knn_feature_block(d_a)
             return 0.5 * (d_a / sc[0] + d_b / sc[1])
         return self._knn_search(emb, None)
 
@@ -1862,15 +1885,19 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 "calibration": self.__dict__.get("calibration_"), "disc_train_mean": self.__dict__.get("disc_train_mean_"),
                 "robust": self.__dict__.get("robust_"), "knn_space": self.__dict__.get("knn_space_"),
                 "knn_metric": self.__dict__.get("knn_metric_"), "knn_split": self.__dict__.get("knn_split_"), "knn_scales": self.__dict__.get("knn_scales_"),
-                "knn_blocks": self.__dict__.get("knn_blocks_"), "knn_selection": self.__dict__.get("knn_selection_")}
+                "knn_blocks": self.__dict__.get("knn_blocks_"), "knn_selection": self.__dict__.get("knn_selection_"),
+                "knn_typical": self.__dict__.get("knn_typical_")}
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
         for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
                           ("knn_space", "knn_space_"), ("knn_metric", "knn_metric_"), ("knn_split", "knn_split_"),
-                          ("knn_scales", "knn_scales_"), ("knn_blocks", "knn_blocks_"), ("knn_selection", "knn_selection_")):
+                          ("knn_scales", "knn_scales_"), ("knn_blocks", "knn_blocks_"), ("knn_selection", "knn_selection_"),
+                          ("knn_typical", "knn_typical_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
+        if state.get("knn_typical") is not None:  # a float, whatever number type the JSON held
+            self.knn_typical_ = float(state["knn_typical"])
         if state.get("knn_scales") is not None:  # as fit stores them: floats (a file's 2**70 would overflow torch's division)
             self.knn_scales_ = [float(v) for v in state["knn_scales"]]
 

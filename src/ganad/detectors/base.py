@@ -141,7 +141,9 @@ COMMON_PARAMS = """
         the two blocks the component reads: both, or the inputs' distance alone where that one tells
         the held-out slice from synthetic anomalies made of it better by more than 0.005
         (slices of 32 rows and more; fitted ``knn_blocks_``, the AUROCs in ``knn_selection_``;
-        docs/training.md).
+        docs/training.md). In 'feature+input' the features' Mahalanobis distance d is read two-sided,
+        |d − m| with m its median on the held-out slice (fitted ``knn_typical_``): features more central
+        than normal rows' count as far too (a typicality test; docs/training.md).
     knn_metric : {'auto', 'euclidean', 'mahalanobis'}, default 'auto'
         How the ``knn`` component measures a sample's distance to the training data in that space:
         'euclidean' = the mean Euclidean distance to its ``n_neighbors`` nearest bank samples;

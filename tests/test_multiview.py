@@ -346,7 +346,11 @@ def test_cli_fit_and_score_with_views(tmp_path):
     assert r.exit_code == 0, r.output
     s = pd.read_csv(tmp_path / "s.csv")
     assert list(s.columns) == ["index", "score", "label", "threshold", "view_beat", "view_rhythm"]
-    np.testing.assert_allclose(s["score"], mv.decision_function(te), rtol=1e-6, atol=1e-6)
+    # the API on the values the CLI read: rr_te.csv's decimals parse to float64 numbers up to 6e-8 away from
+    # the float32 values written, which the scaling and standardisation of a 2-epoch model amplify to ~1e-5
+    as_read = {"beat": np.load(tmp_path / "beat_te.npy"), "rhythm": pd.read_csv(tmp_path / "rr_te.csv").to_numpy(np.float64)}
+    np.testing.assert_allclose(s["score"], mv.decision_function(as_read), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s["score"], mv.decision_function(te), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(s["score"], s["view_beat"] + s["view_rhythm"], rtol=1e-6, atol=1e-6)
     assert s["score"][20:].min() > s["score"][:20].median()  # the late beats (rhythm view) score high
     pd.DataFrame({"y": [0] * 20 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)

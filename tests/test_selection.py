@@ -283,7 +283,8 @@ def test_feature_plus_input_is_the_two_distances_each_scaled(blobs, tmp_path, me
     Euclidean kNN distance, each divided by its typical size on the held-out slice: exactly what
     the 'feature' and 'input' spaces give on the same networks (refitted banks), for new rows and,
     each with its own leave-one-out, for the training rows; inputs wider than 64 numbers compressed
-    on their own directions; saved and loaded with the same scores."""
+    on their own directions; saved and loaded with the same scores. The features' distance d enters
+    two-sided, |d - m| with m its median on the held-out slice (knn_typical_)."""
     import copy
     X0, far0 = blobs
     rng = np.random.RandomState(1)
@@ -300,12 +301,12 @@ def test_feature_plus_input_is_the_two_distances_each_scaled(blobs, tmp_path, me
         with d._scoring_training_rows():
             tr = d.score_components(X).components["knn"]
         parts[space] = (d.score_components(far).components["knn"], tr)
-    s = det.knn_scales_
+    s, m = det.knn_scales_, det.knn_typical_
     with det._scoring_training_rows():
         tr = det.score_components(X).components["knn"]
     np.testing.assert_allclose(det.score_components(far).components["knn"],
-                               0.5 * (parts["feature"][0] / s[0] + parts["input"][0] / s[1]), rtol=1e-6)
-    np.testing.assert_allclose(tr, 0.5 * (parts["feature"][1] / s[0] + parts["input"][1] / s[1]), rtol=1e-6)
+                               0.5 * (np.abs(parts["feature"][0] - m) / s[0] + parts["input"][0] / s[1]), rtol=1e-6)
+    np.testing.assert_allclose(tr, 0.5 * (np.abs(parts["feature"][1] - m) / s[0] + parts["input"][1] / s[1]), rtol=1e-6, atol=1e-9)
     det.save(tmp_path / "m")
     back = ganad.load(tmp_path / "m")
     np.testing.assert_array_equal(back.decision_function(far), det.decision_function(far))

@@ -298,6 +298,12 @@ def whitened_knn(det, X_all_train, X_eval):
     return dist(X_all_train[train_idx][np.asarray(det._knn_bank_index)], own=1), dist(X_eval)
 
 
+def input_or(pair, auc_pair, auc_input):
+    """The library's per-fit choice: the inputs' block alone where its AUROC on the synthetic anomalies
+    is higher than the pair's by more than the margin, else the pair."""
+    return "input" if auc_input > auc_pair + _SYNTHETIC_MARGIN else pair
+
+
 def robust_z(ref, x):
     from ganad.scoring.composition import robust_location_scale
     loc, scale = robust_location_scale(np.asarray(ref, dtype=np.float64)[:, None])
@@ -358,20 +364,16 @@ def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
                 chosen = c
         zk["chosen by synthetic anomalies"] = zk[chosen]
         both = _SYNTHETIC_CANDIDATES[0]
-        chosen_input = "input" if auc["input"] > auc[both] + _SYNTHETIC_MARGIN else both
+        chosen_input = input_or(both, auc[both], auc["input"])
         zk["input chosen by synthetic anomalies"] = zk[chosen_input]
-        if wk_pair in variants:  # the same choice with the whitened kNN's pair in place of the default's
-            wpair = "feature, whitened knn + input"
-            syn[wpair] = (syn["feature, whitened knn"] + syn["input"]) / 2
-            auc[wpair] = roc_auc_score(y_syn, np.r_[zk[wpair][0], syn[wpair]])
-            chosen_wk = "input" if auc["input"] > auc[wpair] + _SYNTHETIC_MARGIN else wpair
-            zk[wk_pair] = zk[chosen_wk]
-        if ts_pair in variants:  # the same choice with the two-sided pair in place of the default's
-            tpair = "feature two-sided + input"
-            syn[tpair] = (np.abs(syn["feature, mahalanobis"]) + syn["input"]) / 2
-            auc[tpair] = roc_auc_score(y_syn, np.r_[zk[tpair][0], syn[tpair]])
-            chosen_ts = "input" if auc["input"] > auc[tpair] + _SYNTHETIC_MARGIN else tpair
-            zk[ts_pair] = zk[chosen_ts]
+        alt = {}  # the same choice with another pair in place of the default's: variant -> the block(s) chosen
+        for v, pair, feat in ((wk_pair, "feature, whitened knn + input", lambda: syn["feature, whitened knn"]),
+                              (ts_pair, "feature two-sided + input", lambda: np.abs(syn["feature, mahalanobis"]))):
+            if v in variants:
+                syn[pair] = (feat() + syn["input"]) / 2
+                auc[pair] = roc_auc_score(y_syn, np.r_[zk[pair][0], syn[pair]])
+                alt[v] = input_or(pair, auc[pair], auc["input"])
+                zk[v] = zk[alt[v]]
         if set(_INTERPOLATED) & set(variants):
             itp[both] = (itp["feature, mahalanobis"] + itp["input"]) / 2
             picks = {}
@@ -381,7 +383,7 @@ def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
                                        np.r_[ref[0], *[p[both] for p in parts]])
                 a_in = roc_auc_score(np.r_[np.zeros(len(ref[1])), np.ones(sum(len(p["input"]) for p in parts))],
                                      np.r_[ref[1], *[p["input"] for p in parts]])
-                picks[v] = ("input" if a_in > a_both + _SYNTHETIC_MARGIN else both, a_both, a_in)
+                picks[v] = (input_or(both, a_both, a_in), a_both, a_in)
                 zk[v] = zk[picks[v][0]]
     if "mean of z" in variants:
         zk["mean of z"] = tuple((zk["code"][i] + zk["feature"][i]) / 2 for i in range(2))
@@ -393,9 +395,9 @@ def evaluate(det, X_all_train, X_eval, y_eval, weight=0.75, variants=VARIANTS):
         for v, (c, a_both, a_in) in (picks.items() if set(_INTERPOLATED) & set(variants) else ()):
             row[f"chosen ({v})"] = f"{'input' if c == 'input' else 'both'} ({a_both:.3f} / {a_in:.3f})"
         if ts_pair in variants:
-            row["chosen (two-sided pair)"] = "input" if chosen_ts == "input" else "both"
+            row["chosen (two-sided pair)"] = "input" if alt[ts_pair] == "input" else "both"
         if wk_pair in variants:
-            row["chosen (whitened knn pair)"] = "input" if chosen_wk == "input" else "both"
+            row["chosen (whitened knn pair)"] = "input" if alt[wk_pair] == "input" else "both"
             row["synthetic AUROC, whitened knn pair"] = round(float(auc["feature, whitened knn + input"]), 4)
     zo = robust_z(own_ref, own_ev)
     for v in variants:

@@ -1474,7 +1474,6 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         ref_d = torch.cat(parts).numpy()
         loc, scale = robust_location_scale(ref_d)
         self.knn_scales_ = [float(v) for v in scale]
-        self.__dict__.pop("knn_typical_", None)
         if self._knn_space_now() == "feature+input" and self._knn_two_sided:
             self.knn_typical_ = float(loc[0])
         self._select_knn_blocks(X, val_idx, ref_d)
@@ -1639,10 +1638,8 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 if blocks == "input":
                     return self._knn_nearest(e[:, k:], None, own) / sc[1]
                 return self._knn_feature_block(self._knn_whitened_length(e[:, :k], own)) / sc[0]
-            d_a, d_b = self._knn_block_distances(emb)
-            if self._knn_space_now() == "feature+input":
-                d_a = self._knn_feature_block(d_a)
-            return 0.5 * (d_a / sc[0] + d_b / sc[1])
+            d_a, d_b = self._knn_block_distances(emb)  # knn_typical_ exists for 'feature+input' only ('both': codes first)
+            return 0.5 * (self._knn_feature_block(d_a) / sc[0] + d_b / sc[1])
         return self._knn_search(emb, None)
 
     def _knn_block_distances(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1894,8 +1891,7 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         """Restore :meth:`_extra_state`; subclasses must call ``super()._load_extra_state(state)``."""
         for key, attr in (("calibration", "calibration_"), ("disc_train_mean", "disc_train_mean_"), ("robust", "robust_"),
                           ("knn_space", "knn_space_"), ("knn_metric", "knn_metric_"), ("knn_split", "knn_split_"),
-                          ("knn_scales", "knn_scales_"), ("knn_blocks", "knn_blocks_"), ("knn_selection", "knn_selection_"),
-                          ("knn_typical", "knn_typical_")):
+                          ("knn_scales", "knn_scales_"), ("knn_blocks", "knn_blocks_"), ("knn_selection", "knn_selection_")):
             if state.get(key) is not None:
                 setattr(self, attr, state[key])
         if state.get("knn_typical") is not None:  # a float, whatever number type the JSON held

@@ -24,6 +24,32 @@ of each view, the default ``'feature+input'`` against the previous ``'feature'``
 
     OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods fanogan --features four \
         --beat-params '{}' '{"knn_space": "feature"}' --rhythm-params '{}' '{"knn_space": "feature"}'
+
+``--combiners`` (thirty-second session): how the two views' scores join, each fitted on normal beats
+of the held-out records, label-free:
+
+* ``sum``: z = (s − median) / MAD per view, summed (the library's MultiViewDetector until now);
+* ``max``: the larger of the two z;
+* ``tail sum``: (s − median) / (q99 − median) per view, summed (each view scaled by its normal tail,
+  not by the spread of its bulk);
+* ``surprise sum``: each view's −log of its upper-tail probability among the normal beats (the
+  empirical distribution up to its 90th percentile, an exponential tail fitted to the top 10 %
+  beyond it, so −log p grows linearly past the normal range), summed: Fisher's combination of
+  independent tests, which does not depend on the shape of a view's normal scores;
+* ``surprise max``: the larger of the two surprises (Tippett's).
+
+With ``--split-reference`` the transforms are fitted on a seeded random half of the held-out records'
+N beats and the AUROCs read on the other beats only (the other half of N and every anomalous beat), so
+no combiner sees the normal beats it is evaluated on.
+
+The rule for the MultiViewDetector's combination (thirty-second session; written before its run): the
+combiner with the highest mean AUROC over GANomaly and f-AnoGAN × seeds 0–3 (four features, 30 epochs,
+--split-reference) replaces ``sum`` if that mean is ≥ 0.005 above ``sum``'s and neither method's mean
+is more than 0.005 below its ``sum``; otherwise ``sum`` stays.
+
+    for m in ganomaly fanogan; do OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods $m \
+        --features four --epochs 30 --split-reference --combiners "sum,max,tail sum,surprise sum,surprise max" \
+        --out sel32_combine_$m.json & done; wait
 """
 
 from __future__ import annotations
@@ -39,6 +65,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table, shared_data, write_json  # noqa: E402
 
 VARIANTS = ("three, sum", "four, sum", "three, max", "four, max")
+COMBINERS = ("sum", "max", "tail sum", "surprise sum", "surprise max")
+SURPRISE_BODY = 0.9  # the empirical distribution up to this quantile of the normal scores, an exponential tail beyond
+
+
+def surprise_fit(ref: np.ndarray, body: float = SURPRISE_BODY, knots: int = 181) -> tuple:
+    """(knot scores, knot probabilities, tail start t, tail scale β) of normal scores ``ref``."""
+    ref = np.sort(np.asarray(ref, np.float64))
+    probs = np.linspace(0.0, body, knots)
+    x = np.quantile(ref, probs)
+    x, first = np.unique(x, return_index=True)  # ties: one knot, at the highest probability it reaches
+    last = np.r_[first[1:] - 1, len(probs) - 1]
+    probs = probs[last]
+    t = float(x[-1])
+    exc = ref[ref > t] - t
+    beta = float(exc.mean()) if exc.size else 0.0
+    if not beta > 1e-12:
+        from ganad.scoring.composition import robust_location_scale
+        beta = float(robust_location_scale(ref[:, None])[1][0])
+    return x, probs, t, beta
+
+
+def surprise(s: np.ndarray, fitted: tuple, body: float = SURPRISE_BODY) -> np.ndarray:
+    """−log P(normal score ≥ s): empirical below the tail start, exponential beyond it."""
+    x, probs, t, beta = fitted
+    s = np.asarray(s, np.float64)
+    F = np.interp(s, x, probs, left=0.0, right=probs[-1]) if x.size > 1 else np.where(s < t, 0.0, probs[-1])
+    inside = -np.log1p(-np.minimum(F, body))
+    return np.where(s > t, -np.log1p(-body) + (s - t) / beta, inside)
+
+
+def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
+    """The views' scores joined by combiner ``name``, each view's transform fitted on ``views[v][normal_ref]``."""
+    from ganad.scoring.composition import robust_location_scale
+    cols = []
+    for v in sorted(views):
+        s, ref = views[v], views[v][normal_ref]
+        if name in ("sum", "max"):
+            med, sc = robust_location_scale(ref[:, None])
+            cols.append((s - med[0]) / sc[0])
+        elif name == "tail sum":
+            med, q = np.median(ref), np.quantile(ref, 0.99)
+            cols.append((s - med) / (q - med if q - med > 1e-12 else robust_location_scale(ref[:, None])[1][0]))
+        elif name in ("surprise sum", "surprise max"):
+            cols.append(surprise(s, surprise_fit(ref)))
+        else:
+            raise ValueError(f"unknown combiner {name!r}; use one of {COMBINERS}")
+    z = np.column_stack(cols)
+    return z.max(1) if name.endswith("max") else z.sum(1)
 
 
 def main(argv=None):
@@ -52,6 +126,9 @@ def main(argv=None):
     ap.add_argument("--features", default="three,four", help="rhythm feature sets: three, four or both (default)")
     ap.add_argument("--beat-params", nargs="+", default=["{}"], help="JSON parameter sets of the beat detector to compare")
     ap.add_argument("--rhythm-params", nargs="+", default=["{}"], help="JSON parameter sets of the rhythm detector to compare")
+    ap.add_argument("--combiners", default="sum,max", help=f"how the views join, comma-separated: {', '.join(COMBINERS)}")
+    ap.add_argument("--split-reference", action="store_true",
+                    help="fit the combiners on half of the held-out N beats, read AUROCs on the other beats only")
     a = ap.parse_args(argv)
     import json
     beat_sets = [json.loads(p) for p in a.beat_params]
@@ -65,8 +142,11 @@ def main(argv=None):
     from ganad.benchmark.mitbih import mitbih_split
     from ganad.benchmark.peers import _seed_torch, make_ganad
     from ganad.data import mitbih as mb
-    from ganad.scoring.composition import RobustStandardised
 
+    combiners = [c.strip() for c in a.combiners.split(",") if c.strip()]
+    bad = [c for c in combiners if c not in COMBINERS]
+    if bad:
+        raise SystemExit(f"unknown combiner(s) {bad}; use {', '.join(COMBINERS)}")
     data = shared_data(a.data)
     if data is None:
         raise SystemExit("no MIT-BIH data: pass --data (the folder holding mitdb/) or set GANAD_SHARED_DATA")
@@ -82,8 +162,14 @@ def main(argv=None):
             itr = np.sort(rng.choice(itr, a.max_train, replace=False))
         iva = np.flatnonzero(np.isin(b.record, va_recs))
         cls = b.aami[iva]
-        y = (cls != "N").astype(int)
         normal = cls == "N"
+        ref = normal.copy()  # the normal beats the combiners are fitted on
+        if a.split_reference:
+            inormal = np.flatnonzero(normal)
+            ref[:] = False
+            ref[np.random.RandomState(1000 + seed).choice(inormal, len(inormal) // 2, replace=False)] = True
+        ev = ~ref if a.split_reference else np.ones(len(iva), bool)  # the beats the AUROCs are read on
+        y = (cls != "N").astype(int)
         for m in a.methods.split(","):
             t0 = time.perf_counter()
             beats = []
@@ -92,20 +178,19 @@ def main(argv=None):
                 beats.append(np.asarray(make_ganad(m, seed, a.epochs).set_params(**bp).fit(b.X[itr]).decision_function(b.X[iva]), np.float64))
             row = {"seed": seed, "method": m, "counts": {c: int((cls == c).sum()) for c in "NSVFQ"}}
             for i in range(len(beat_sets)):
-                row[f"beat only [beat {i}]" if len(beat_sets) > 1 else "beat only"] = roc_auc_score(y, beats[i])
+                row[f"beat only [beat {i}]" if len(beat_sets) > 1 else "beat only"] = roc_auc_score(y[ev], beats[i][ev])
             for fname, F in feats.items():
                 for j, rp in enumerate(rhythm_sets):
                     _seed_torch(seed)
                     rh = np.asarray(make_ganad(m, seed, a.epochs).set_params(**rp).fit(F[itr]).decision_function(F[iva]), np.float64)
-                    row[f"{fname}, rhythm only [rhythm {j}]" if len(rhythm_sets) > 1 else f"{fname}, rhythm only"] = roc_auc_score(y, rh)
+                    row[f"{fname}, rhythm only [rhythm {j}]" if len(rhythm_sets) > 1 else f"{fname}, rhythm only"] = roc_auc_score(y[ev], rh[ev])
                     for i, beat in enumerate(beats):
-                        z = RobustStandardised.fit({"beat": beat[normal], "rhythm": rh[normal]}, names=["beat", "rhythm"]).standardise(
-                            {"beat": beat, "rhythm": rh})
-                        for comb, sc in (("sum", z.sum(1)), ("max", z.max(1))):
+                        for comb in combiners:
+                            sc = combine(comb, {"beat": beat, "rhythm": rh}, ref)
                             v = label(f"{fname}, {comb}", i, j)
-                            row[v] = roc_auc_score(y, sc)
+                            row[v] = roc_auc_score(y[ev], sc[ev])
                             for c in "SVF":
-                                k = np.isin(cls, ["N", c])
+                                k = np.isin(cls, ["N", c]) & ev
                                 if (cls == c).sum() >= 10:
                                     row[f"{v} N-{c}"] = roc_auc_score(cls[k] == c, sc[k])
             rows.append(row)

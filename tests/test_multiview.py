@@ -1,4 +1,4 @@
-"""MultiViewDetector: one detector per view, robust-standardised scores summed (ECG beat + rhythm)."""
+"""MultiViewDetector: one detector per view, the views' surprises among normal samples summed (ECG beat + rhythm)."""
 
 import asyncio
 import json
@@ -28,18 +28,62 @@ def fitted():
                              contamination=0.05).fit(_views(300))
 
 
-def test_sum_of_standardised_views_and_held_out_reference(fitted):
+def test_sum_of_view_surprises_and_held_out_reference(fitted):
     mv = fitted
     assert mv.views_ == ["beat", "rhythm"] and isinstance(mv.detectors_["beat"], ganad.GANomaly)
     assert len(mv.reference_index_) == 30  # 10 % held out from every view's training
     X = _views(300)
     ref = {v: a[mv.reference_index_] for v, a in X.items()}
     z = mv.score_views(ref)
-    for v in mv.views_:  # each view: median 0, MAD-scale 1 on the held-out normal samples
-        assert abs(np.median(z[v])) < 1e-9
-        assert np.median(np.abs(z[v])) * 1.4826 == pytest.approx(1.0, rel=1e-6)
+    for v in mv.views_:  # each view: -log P(score >= s | normal) on the held-out normal samples themselves
+        assert z[v].min() == 0.0 and np.all(z[v] >= 0)  # the lowest normal score surprises no one
+        assert np.median(z[v]) == pytest.approx(np.log(2), abs=0.1)  # half the normal scores lie above the median
+        assert np.sum(z[v] > -np.log(0.1) + 1e-9) == 3  # 3 of 30 beyond the 90th percentile
     np.testing.assert_allclose(mv.decision_function(ref), z["beat"] + z["rhythm"])
     assert np.mean(mv.decision_function(ref) > mv.threshold_) <= 0.05 + 1 / 30
+
+
+@pytest.fixture(scope="module")
+def zscore_fitted():
+    return MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params={**FAST, "epochs": 1}, combine="zscore").fit(_views(200))
+
+
+def test_zscore_combination_standardises_each_view_by_median_and_mad(zscore_fitted):
+    """combine='zscore' (the rule before the surprise): each view's median 0 and MAD-scale 1 on the held-out
+    normal samples."""
+    mv = zscore_fitted
+    X = _views(200)
+    z = mv.score_views({v: a[mv.reference_index_] for v, a in X.items()})
+    for v in mv.views_:
+        assert abs(np.median(z[v])) < 1e-9
+        assert np.median(np.abs(z[v])) * 1.4826 == pytest.approx(1.0, rel=1e-6)
+
+
+def test_surprise_reads_how_rare_a_score_is_not_the_shape_of_the_normal_scores():
+    """Inside the normal range a view's surprise depends only on the ranks of its normal scores: a view
+    whose scores are transformed monotonically (exp here: its normal bulk compressed, its tail stretched)
+    weighs the same in the sum, where a z-score would change its weight. Past the normal range the
+    surprise grows linearly (an exponential tail), so extreme scores stay ranked."""
+    from ganad.scoring.composition import RobustStandardised, TailSurprise
+    rs = np.random.RandomState(0)
+    ref, new = rs.randn(2000), rs.randn(500)
+    a = TailSurprise.fit({"v": ref}).standardise({"v": new})[:, 0]
+    b = TailSurprise.fit({"v": np.exp(ref)}).standardise({"v": np.exp(new)})[:, 0]
+    inside = new < np.quantile(ref, 0.9)
+    assert inside.sum() > 400
+    np.testing.assert_allclose(a[inside], b[inside], atol=2e-3)  # equal up to the interpolation between the 181 knots
+    za = RobustStandardised.fit({"v": ref}).standardise({"v": new})[:, 0]
+    zb = RobustStandardised.fit({"v": np.exp(ref)}).standardise({"v": np.exp(new)})[:, 0]
+    assert np.abs(za - zb)[inside].max() > 0.3  # the z-score's weight moves with the shape
+    # calibrated on fresh normal data: about 1 % beyond the surprise of the 99th percentile (-log 0.01)
+    fresh = TailSurprise.fit({"v": ref}).standardise({"v": rs.randn(20000)})[:, 0]
+    assert 0.004 < np.mean(fresh > -np.log(0.01)) < 0.02
+    t = TailSurprise.fit({"v": ref})
+    far = t.standardise({"v": np.array([5.0, 6.0, 7.0, 8.0])})[:, 0]
+    assert np.all(np.diff(far) > 0) and np.diff(far) == pytest.approx(np.full(3, 1 / t.tail_scale[0]))
+    # tied normal scores (a constant view): one knot, no error, anything above it surprising
+    c = TailSurprise.fit({"v": np.ones(50)}).standardise({"v": np.array([0.0, 1.0, 2.0])})[:, 0]
+    assert c[0] == 0.0 and c[1] == pytest.approx(-np.log(0.1)) and c[2] > c[1]
 
 
 def test_an_anomaly_in_either_view_raises_the_score(fitted):
@@ -69,12 +113,36 @@ def test_save_load_round_trip_without_pickle(fitted, tmp_path):
     assert isinstance(back, MultiViewDetector) and back.threshold_ == mv.threshold_
     X = _views(40, seed=3, shift_rhythm=0.5)
     np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6, atol=1e-6)
-    # a tampered file is refused as corrupt, naming it
     cfg = json.loads((tmp_path / "mv" / "multiview.json").read_text())
+    assert cfg["format_version"] == 2 and cfg["params"]["combine"] == "surprise" and "median" not in cfg["state"]
+    # a tampered file is refused as corrupt, naming it
+    for key, bad in (("tail_scale", [1.0]), ("tail_scale", [1.0, -1.0]), ("knots", [[1.0, 0.5], [0.0, 1.0]]), ("names", ["beat", "x"])):
+        c = json.loads(json.dumps(cfg))
+        c["state"]["surprise"][key] = bad
+        (tmp_path / "mv" / "multiview.json").write_text(json.dumps(c))
+        with pytest.raises(ModelFileError, match="multiview.json"):
+            ganad.load(tmp_path / "mv")
+
+
+def test_a_zscore_model_is_saved_as_before_and_old_files_load_as_zscore(zscore_fitted, tmp_path):
+    """A combine='zscore' model is written as format 1 without the parameter (an older ganad reads it); a
+    format-1 file (every file from before the parameter) loads as 'zscore' and scores as it was fitted."""
+    mv = zscore_fitted
+    mv.save(tmp_path / "mv")
+    cfg = json.loads((tmp_path / "mv" / "multiview.json").read_text())
+    assert cfg["format_version"] == 1 and "combine" not in cfg["params"] and len(cfg["state"]["median"]) == 2
+    back = ganad.load(tmp_path / "mv")
+    assert back.combine == "zscore"
+    X = _views(40, seed=3, shift_rhythm=0.5)
+    np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6, atol=1e-6)
+    back.calibrate(_views(100, seed=9))  # calibrating keeps the kind it was fitted with
+    assert back.combine == "zscore" and hasattr(back.composer_, "median")
     cfg["state"]["scale"] = [1.0]
     (tmp_path / "mv" / "multiview.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="multiview.json"):
         ganad.load(tmp_path / "mv")
+    with pytest.raises(InputError, match="combine"):
+        MultiViewDetector({"beat": "ganomaly"}, combine="fisher").fit({"beat": _views(50)["beat"]})
 
 
 def test_calibrate_on_other_normal_data(fitted):
@@ -653,7 +721,7 @@ def test_score_with_views_refuses_chunk_rows_and_leaves_no_folder(tmp_path):
 
 
 def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
-    """`ganad calibrate MV --view NAME=FILE ...` re-fits each view's median / MAD and the threshold of the
+    """`ganad calibrate MV --view NAME=FILE ...` re-fits each view's standardisation and the threshold of the
     sum (MultiViewDetector.calibrate), as `ganad score MV --view ...` reads the views; it was refused
     ("use MultiViewDetector from Python")."""
     import pandas as pd
@@ -667,8 +735,10 @@ def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
     got = ganad.load(tmp_path / "m2")
     # (the CSV view is read as float32: equal to its rounding)
     assert got.threshold_ == pytest.approx(want.threshold_, rel=1e-5)
-    np.testing.assert_allclose(got.composer_.median, want.composer_.median, rtol=1e-5)
-    np.testing.assert_allclose(got.composer_.scale, want.composer_.scale, rtol=1e-5)
+    for g, w in zip(got.composer_.knots, want.composer_.knots):  # each view's normal distribution, re-fitted
+        np.testing.assert_allclose(g, w, rtol=1e-5)
+    np.testing.assert_allclose(got.composer_.tail_scale, want.composer_.tail_scale, rtol=1e-5)
+    assert "p90_beat" in " ".join(r.output.split())
     assert np.mean(got.decision_function(te) > got.threshold_) <= 0.1
     out = " ".join(r.output.split())  # the rate achieved on the calibration samples, beside the target
     assert got.calibration_["achieved_fpr"] == np.mean(got.decision_function(te) > got.threshold_) <= 0.1
@@ -843,3 +913,20 @@ def test_fit_leaves_a_latent_search_views_training_scores_to_first_access(monkey
     np.testing.assert_allclose(s[ref], mv.decision_function({"rhythm": X["rhythm"][ref]}))
     np.testing.assert_allclose(s[trained], mv.composer_.standardise({"rhythm": det.decision_scores_}).sum(axis=1))
     np.testing.assert_array_equal(mv.labels_, (s > mv.threshold_).astype(np.int64))
+
+
+def test_cli_fit_combine_option(tmp_path):
+    """`ganad fit --view ... --combine zscore` writes the median / MAD model (format 1); --combine without
+    --view, and an unknown value, are refused before any training, leaving no model directory."""
+    from ganad.cli import app
+    run = CliRunner().invoke
+    _write_view_files(tmp_path, _views(120), _views(20, seed=4))
+    views = ["--view", f"beat={tmp_path / 'beat.npy'}", "--view", f"rhythm={tmp_path / 'rr.csv'}"]
+    r = run(app, ["fit", *views, "-o", str(tmp_path / "z"), "--epochs", "1", "-q", "--combine", "zscore"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "z" / "multiview.json").read_text())
+    assert cfg["format_version"] == 1 and "median" in cfg["state"] and ganad.load(tmp_path / "z").combine == "zscore"
+    r = run(app, ["fit", *views, "-o", str(tmp_path / "bad"), "--epochs", "1", "-q", "--combine", "fisher"])
+    assert r.exit_code != 0 and "--combine" in r.output and "surprise" in r.output and not (tmp_path / "bad").exists(), r.output
+    r = run(app, ["fit", str(tmp_path / "rr.csv"), "-o", str(tmp_path / "one"), "--epochs", "1", "-q", "--combine", "zscore"])
+    assert r.exit_code != 0 and "--combine" in r.output and "--view" in r.output and not (tmp_path / "one").exists(), r.output

@@ -142,7 +142,7 @@ def _refuse_multiview(model_dir: Path, command: str) -> None:
 
 def _refuse_view_in_place(model_dir: Path, output: Optional[Path]) -> None:
     """A view's model inside a multi-view model must not change in place: the multi-view model's
-    stored median / scale / threshold of that view were fitted on the view's old scores."""
+    stored standardisation and threshold of that view were fitted on the view's old scores."""
     from ganad.multiview import VIEWS_DIR, is_multiview_model
     d = model_dir.resolve()
     if d.parent.name == VIEWS_DIR and is_multiview_model(d.parent.parent) and (output is None or output.resolve() == d):
@@ -243,14 +243,16 @@ def _read_views(views: dict, exclude, key, sep, decimal) -> tuple[dict, dict]:
     return arrays, names
 
 
-def _fit_multiview(views: dict, output: Path, method: str, params: dict, exclude, key, sep, decimal) -> None:
+def _fit_multiview(views: dict, output: Path, method: str, params: dict, exclude, key, sep, decimal, combine: str = "surprise") -> None:
     from ganad.io import check_model_path
-    from ganad.multiview import MultiViewDetector
-    check_model_path(output, "-o/--output")  # before reading and training
+    from ganad.multiview import COMBINES, MultiViewDetector
+    if combine not in COMBINES:  # before reading and training
+        raise GanadError(f"--combine: is {combine!r}. Fix: use one of {', '.join(COMBINES)}")
+    check_model_path(output, "-o/--output")
     arrays, names = _read_views(views, exclude, key, sep, decimal)
     seed = params.get("random_state", 0)
     mv = MultiViewDetector({v: method for v in views}, detector_params={"random_state": 0, **params},
-                           contamination=params.get("contamination", 0.1), random_state=0 if seed is None else seed)
+                           contamination=params.get("contamination", 0.1), random_state=0 if seed is None else seed, combine=combine)
     t0 = time.perf_counter()
     mv.fit(arrays)
     for v, cols in names.items():
@@ -309,7 +311,7 @@ def _model_views(mv, views: dict, exclude, key, sep, decimal) -> dict:
 
 def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *, labels, label_column, compose, weights,
                          threshold, fpr, contamination, beta, exclude, key, sep, decimal) -> None:
-    """`ganad calibrate MV --view NAME=FILE ...`: each view's median / MAD re-fitted on the normal samples and the
+    """`ganad calibrate MV --view NAME=FILE ...`: each view's standardisation re-fitted on the normal samples and the
     threshold on the summed scores (MultiViewDetector.calibrate); the views' detectors unchanged."""
     import ganad
     from ganad.multiview import is_multiview_model
@@ -318,7 +320,7 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
                          "Fix: pass DATA instead of --view, or a model written by `ganad fit --view ...`")
     if compose != "default" or weights is not None:
         raise GanadError(f"{'--compose ' + compose if compose != 'default' else '--weights'}: a multi-view model's score is the sum of its "
-                         "views' standardised scores; calibrating it re-fits each view's median / MAD and the threshold. "
+                         "views' standardised scores; calibrating it re-fits each view's standardisation and the threshold. "
                          "Fix: drop it (each view's own composition is calibrated on its model: ganad calibrate MV/views/NAME DATA -o OTHER_DIR)")
     mv = ganad.load(model_dir)
     arrays = _model_views(mv, views, exclude, key, sep, decimal)
@@ -332,7 +334,10 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
     y = _read_labels(labels, label_column, n, ids=ids, sep=sep, sep_option="it applies to the --view files too") if labels is not None else None
     mv.calibrate(arrays, y, threshold=threshold, fpr=fpr, contamination=contamination, beta=beta)
     mv.save(output if output is not None else model_dir)
-    _print_metrics({**mv.calibration_, **{f"scale_{v}": float(sc) for v, sc in zip(mv.views_, mv.composer_.scale)}},
+    from ganad.scoring.composition import TailSurprise
+    per_view = ({f"p90_{v}": float(k[-1]) for v, k in zip(mv.views_, mv.composer_.knots)} if isinstance(mv.composer_, TailSurprise)
+                else {f"scale_{v}": float(sc) for v, sc in zip(mv.views_, mv.composer_.scale)})  # what each view's score is read against
+    _print_metrics({**mv.calibration_, **per_view},
                    title="calibration (multi-view)")
     console.print(f"[green]calibrated[/] {len(mv.views_)} views -> {output or model_dir}")
 
@@ -383,6 +388,7 @@ def fit(
     data: Optional[Path] = typer.Argument(None, help="Training data of normal samples: CSV, Parquet, NPY or NPZ, or a folder of image files of one size (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE, one per view of the same samples (same rows, same order), e.g. --view beat=beats.npy --view rhythm=rr.csv; one detector of --method per view (docs/multiview.md). Instead of DATA."),
+    combine: Optional[str] = typer.Option(None, help="Multi-view (--view): how the views' scores join: surprise (default: each view's -log tail probability among held-out normal samples, summed) or zscore (median / MAD z-scores, summed)."),
     method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(_method_names())) + ". Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
@@ -428,6 +434,8 @@ def fit(
         views = _data_or_views(data, view, "ganad fit train.csv -o model/, or ganad fit --view beat=beats.npy --view rhythm=rr.csv -o model/")
         if views and (window is not None or ck_given):
             raise GanadError(f"--view: does not combine with {'--window' if window is not None else ck_given[0]}. Fix: drop one of them")
+        if combine is not None and not views:
+            raise GanadError(f"--combine {combine}: joins the views of a multi-view model. Fix: pass --view NAME=FILE per view, or drop --combine")
         # series options without --window would be ignored without a word: refused instead
         series_only = [name for name, v in (("--stride", stride), ("--time-column", time_column), ("--channels", channels),
                                             ("--series-id", series_id), ("--event-gap", event_gap)) if v is not None]
@@ -470,7 +478,7 @@ def fit(
                              "Fix: pass a checkpoint directory outside the model directory, e.g. --checkpoint ckpt/"))
     if views:
         try:
-            _fit_multiview(views, output, method, params, exclude, key, sep, decimal)
+            _fit_multiview(views, output, method, params, exclude, key, sep, decimal, combine="surprise" if combine is None else combine)
         except (GanadError, ValueError) as exc:
             _fail(exc)
         return

@@ -3,14 +3,17 @@
 An ECG monitor looks at each heartbeat twice: its shape (the 256 samples around the R peak) and its
 timing (the RR intervals around it, :func:`ganad.data.rhythm_features`). A premature beat with a
 normal shape is invisible to the first view; a wide ventricular beat on time is plain in it. The
-rhythm view is what lifts ganad's MIT-BIH AUROC from about 0.73 (beat alone) to 0.93
+rhythm view is what lifts ganad's MIT-BIH AUROC from about 0.75 (beat alone) to above 0.9
 (benchmarks/RESULTS.md). :class:`MultiViewDetector` is that recipe as a model:
 
 * one detector per view (any ganad method, each with its own input shape), trained on the same
   normal samples;
-* each view's score standardised by its median and MAD on held-out normal samples (the views'
-  scores have different units and spreads), the standardised scores summed: an anomaly in any
-  view raises the sum, and no label is used;
+* each view's score turned into its *surprise* among held-out normal samples, −log P(score ≥ s |
+  normal) (the views' scores have different units and shapes; an exponential tail keeps extreme
+  scores ranked past the largest normal one), the surprises summed (Fisher's combination of
+  independent tests): an anomaly in any view raises the sum, and no label is used.
+  ``combine='zscore'`` standardises by median / MAD instead (the rule until the thirty-second
+  session; benchmarks/RESULTS.md measures both);
 * a threshold on the summed score (the ``1 − contamination`` quantile of the held-out normal
   samples' sums, or :meth:`MultiViewDetector.calibrate` on other normal data, e.g. other patients);
 * :meth:`MultiViewDetector.score_views` says which view drives a score.
@@ -46,7 +49,8 @@ from ganad.params import kept_on_failure
 from ganad.io import MULTIVIEW_CONFIG, finite_number  # one definition: io checks model directories by it
 
 MULTIVIEW_FORMAT = "ganad-multiview"
-MULTIVIEW_FORMAT_VERSION = 1
+MULTIVIEW_FORMAT_VERSION = 2  # 2: combine='surprise' (TailSurprise state); files of combine='zscore' are still written as 1
+COMBINES = ("surprise", "zscore")
 VIEWS_DIR = "views"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched whole (fullmatch: '$' let a trailing newline through)
 #: names Windows keeps for devices, whatever their extension: not folder names there
@@ -98,8 +102,8 @@ def _check_distinct(names, source: str = "views") -> None:
 
 
 class MultiViewDetector(BaseEstimator):
-    """One detector per view of the same samples; the views' scores robust-standardised on held-out
-    normal samples and summed (module docstring).
+    """One detector per view of the same samples; each view's score read as its surprise among held-out
+    normal samples, the surprises summed (module docstring).
 
     Parameters
     ----------
@@ -114,22 +118,31 @@ class MultiViewDetector(BaseEstimator):
         to this model's.
     reference_fraction : float, default 0.1
         Share of the training samples held out from every view's training (the same samples for all
-        views) whose scores fix each view's median / MAD and the threshold. 0 uses the training
+        views) whose scores fix each view's standardisation and the threshold. 0 uses the training
         scores themselves (optimistic: call :meth:`calibrate` on other normal data then).
     contamination : float, default 0.1
         Expected anomaly fraction: the threshold is the ``1 − contamination`` quantile of the held-out
         samples' summed scores.
     random_state : int, default 0
         Chooses the held-out samples; passed to detectors built by name.
+    combine : {'surprise', 'zscore'}, default 'surprise'
+        How a view's score enters the sum. ``'surprise'``: −log P(score ≥ s | normal), read from the
+        held-out normal samples' scores (empirical up to their 90th percentile, an exponential tail
+        beyond; :class:`ganad.scoring.composition.TailSurprise`), in nats: 0 below every normal
+        score, ≈ 2.3 at the 90th percentile, ≈ 4.6 at the 99th. ``'zscore'``: (s − median) / MAD
+        (models saved before this parameter existed score so). The surprise does not depend on the
+        shape of a view's normal scores, only on how rare a score is among them; on held-out MIT-BIH
+        DS1 records it raised the beat + rhythm AUROC from 0.926 to 0.944 (benchmarks/RESULTS.md).
     """
 
     def __init__(self, views: dict | None = None, *, detector_params: dict | None = None, reference_fraction: float = 0.1,
-                 contamination: float = 0.1, random_state: int | None = 0):
+                 contamination: float = 0.1, random_state: int | None = 0, combine: str = "surprise"):
         self.views = views
         self.detector_params = detector_params
         self.reference_fraction = reference_fraction
         self.contamination = contamination
         self.random_state = random_state
+        self.combine = combine
 
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
@@ -152,6 +165,8 @@ class MultiViewDetector(BaseEstimator):
         if isinstance(rf, bool) or not isinstance(rf, (int, float, np.integer, np.floating)) or not 0.0 <= float(rf) < 0.5:
             raise InputError(_fmt("reference_fraction", f"is {rf!r}", "pass a fraction in [0, 0.5), e.g. 0.1"))
         check_contamination(self.contamination)
+        if not isinstance(self.combine, str) or self.combine not in COMBINES:
+            raise InputError(_fmt("combine", f"is {self.combine!r}", f"use one of {', '.join(map(repr, COMBINES))}"))
         from ganad.detectors.base import BaseGANDetector
         from ganad.params import constraints_of
         constraints_of(BaseGANDetector)["random_state"].check("random_state", self.random_state)  # not numpy's bare error
@@ -237,13 +252,12 @@ class MultiViewDetector(BaseEstimator):
             self.views_ = list(self.views)
             self.detectors_ = dets
             self.reference_index_ = ref_idx
-            from ganad.scoring.composition import RobustStandardised
             if rf > 0:
                 raw = self._raw({v: _rows(Xv[v], ref_idx) for v in self.views_})
             else:  # the training rows themselves: each detector's own training scores (ganad's and PyOD's leave a
                 # row's own knn entry out; scored again as new data, a row would find itself at distance 0)
                 raw = {v: self._training_scores(v, Xv[v], n) for v in self.views_}
-            self.composer_ = RobustStandardised.fit(raw, names=self.views_)
+            self.composer_ = _composer_class(self.combine).fit(raw, names=self.views_)
             self._train_pending = {}
             if rf > 0:  # every row's raw view scores (decision_scores_ / labels_): the held-out rows' as above, the
                 # trained rows' from each view's own training scores (a row leaves its own knn entry out)
@@ -324,14 +338,15 @@ class MultiViewDetector(BaseEstimator):
         return self.fit(X).labels_
 
     def score_views(self, X) -> dict[str, np.ndarray]:
-        """Each view's standardised score (its contribution to :meth:`decision_function`)."""
+        """Each view's contribution to :meth:`decision_function`: its surprise among normal samples in nats
+        (``combine='surprise'``) or its robust z-score (``'zscore'``)."""
         self._check_fitted()
         Xv, _ = self._check_views(X)
         z = self.composer_.standardise(self._raw(Xv))
         return {v: np.ascontiguousarray(z[:, i]) for i, v in enumerate(self.views_)}
 
     def decision_function(self, X) -> np.ndarray:
-        """The sum of the views' standardised scores (higher = more anomalous)."""
+        """The sum of the views' surprises (or z-scores: ``combine``); higher = more anomalous."""
         self._check_fitted()
         Xv, _ = self._check_views(X)
         return self._sum(self._raw(Xv))
@@ -355,8 +370,8 @@ class MultiViewDetector(BaseEstimator):
 
     def calibrate(self, X, y=None, *, threshold: str = "fpr", fpr: float = 0.05, contamination: float | None = None,
                   beta: float = 1.0) -> "MultiViewDetector":
-        """Re-fit each view's median / MAD on the normal samples of ``X`` (those with ``y == 0``, or all
-        without labels) and the threshold on ``X``'s summed scores: ``'fpr'`` (the ``1 − fpr`` quantile
+        """Re-fit each view's standardisation (its normal score distribution, or median / MAD) on the normal
+        samples of ``X`` (those with ``y == 0``, or all without labels) and the threshold on ``X``'s summed scores: ``'fpr'`` (the ``1 − fpr`` quantile
         of the normal samples), ``'contamination'``, or with labels ``'f1'`` / ``'fbeta'`` / ``'mcc'``.
         Use data the detectors never trained on: other patients, another machine of the fleet."""
         self._check_fitted()
@@ -373,10 +388,9 @@ class MultiViewDetector(BaseEstimator):
                                   "pass several normal samples"))
         raw = self._raw(Xv)
         from ganad.scoring.calibration import _refuse_nonfinite, fit_threshold
-        from ganad.scoring.composition import RobustStandardised
         # a view's overflow (on_nonfinite='max': inf) would make a NaN threshold: refused before anything is fitted
         _refuse_nonfinite(np.column_stack([raw[v] for v in self.views_]), "view scores", "X")
-        composer = RobustStandardised.fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
+        composer = type(self.composer_).fit({v: r[normal] for v, r in raw.items()}, names=self.views_)  # the fitted kind
         s = composer.standardise(raw).sum(axis=1)
         _refuse_nonfinite(s, "scores", "X")
         try:
@@ -426,8 +440,16 @@ class MultiViewDetector(BaseEstimator):
                                                   "scores are unaffected; pass an integer seed to keep refits reproducible)",
                                                   type(params["random_state"]).__name__)
             params["random_state"] = None
-        cfg = {"format": MULTIVIEW_FORMAT, "format_version": MULTIVIEW_FORMAT_VERSION, "params": params,
-               "state": {"views": self.views_, "median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist(),
+        from ganad.scoring.composition import TailSurprise
+        surprise = isinstance(self.composer_, TailSurprise)
+        standardisation = ({"surprise": self.composer_.to_dict()} if surprise
+                           else {"median": self.composer_.median.tolist(), "scale": self.composer_.scale.tolist()})
+        if surprise:  # the fitted kind, whatever set_params said since
+            params["combine"] = "surprise"
+        else:  # a format-1 file, as before the parameter (whose absence reads as 'zscore'): an older ganad reads it too
+            params.pop("combine", None)
+        cfg = {"format": MULTIVIEW_FORMAT, "format_version": MULTIVIEW_FORMAT_VERSION if surprise else 1, "params": params,
+               "state": {"views": self.views_, **standardisation,
                          "threshold": float(self.threshold_), "threshold_rule": self.threshold_rule_,
                          "reference_scores": [float(v) for v in self.reference_scores_],
                          **({"calibration": self.calibration_} if getattr(self, "calibration_", None) is not None else {})}}
@@ -443,6 +465,11 @@ class MultiViewDetector(BaseEstimator):
     @classmethod
     def load(cls, path) -> "MultiViewDetector":
         return load_multiview(path)
+
+
+def _composer_class(combine: str):
+    from ganad.scoring.composition import RobustStandardised, TailSurprise
+    return TailSurprise if combine == "surprise" else RobustStandardised
 
 
 def _training_scores_pending(det) -> bool:
@@ -470,7 +497,7 @@ def load_multiview(path) -> MultiViewDetector:
 def _load_multiview_once(path) -> MultiViewDetector:
     import ganad.detectors  # noqa: F401  (registers the built-in methods)
     from ganad.io import _tuples, load_model, read_wrapper_config
-    from ganad.scoring.composition import RobustStandardised
+    from ganad.scoring.composition import RobustStandardised, TailSurprise
     path = Path(path)
     f = path / MULTIVIEW_CONFIG
     cfg = read_wrapper_config(path, MULTIVIEW_CONFIG, MULTIVIEW_FORMAT, MULTIVIEW_FORMAT_VERSION,
@@ -498,15 +525,27 @@ def _load_multiview_once(path) -> MultiViewDetector:
         for d in dets.values():  # JSON lists back as tuples where the detectors' default is one (betas)
             if isinstance(p.get("detector_params"), dict):
                 p["detector_params"] = _tuples(type(d), p["detector_params"])
+        p.setdefault("combine", "zscore")  # a file from before the parameter: its views were z-scored
         mv = MultiViewDetector(**p)
         mv._check_params()
-        for key in ("median", "scale"):  # numbers as written: np.asarray would read "1.0" as 1.0, [[0.1, 0.1]] as 2-D
-            if not (isinstance(st[key], list) and all(finite_number(x) for x in st[key])):
-                raise ValueError(f"{key} {str(st[key])[:60]} is not a list of numbers, one per view")
+        if mv.combine == "surprise":
+            d = st["surprise"]
+            if not isinstance(d, dict) or d.get("names") != views or d.get("kind") != TailSurprise.kind:
+                raise ValueError("the surprise standardisation does not name the views")
+            for key in ("knots", "probs"):  # numbers as written, one list per view
+                if not (isinstance(d[key], list) and all(isinstance(k, list) and all(finite_number(x) for x in k) for k in d[key])):
+                    raise ValueError(f"surprise {key} {str(d[key])[:60]} are not lists of numbers, one per view")
+            if not (isinstance(d["tail_scale"], list) and all(finite_number(x) for x in d["tail_scale"])) or not finite_number(d["body"]):
+                raise ValueError("the surprise tail scales or body are not numbers")
+            mv.composer_ = TailSurprise.from_dict(d)
+        else:
+            for key in ("median", "scale"):  # numbers as written: np.asarray would read "1.0" as 1.0, [[0.1, 0.1]] as 2-D
+                if not (isinstance(st[key], list) and all(finite_number(x) for x in st[key])):
+                    raise ValueError(f"{key} {str(st[key])[:60]} is not a list of numbers, one per view")
+            median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)
+            mv.composer_ = RobustStandardised(views, median, scale)
         if not finite_number(st["threshold"]):
             raise ValueError(f"threshold {st['threshold']!r} is not a number")
-        median, scale = np.asarray(st["median"], dtype=np.float64), np.asarray(st["scale"], dtype=np.float64)
-        mv.composer_ = RobustStandardised(views, median, scale)
         mv.threshold_ = float(st["threshold"])
         ref = np.asarray(st["reference_scores"], dtype=np.float64)
         if not np.isfinite(mv.threshold_) or ref.ndim != 1 or ref.size == 0 or not np.isfinite(ref).all():

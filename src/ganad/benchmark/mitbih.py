@@ -35,10 +35,10 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     ``rhythm``: add the rhythm view, the four heart-rate-free RR-interval features of
     :func:`ganad.data.mitbih.rhythm_features` (three log-ratios and the local RR spread). Each ganad method then trains a second detector
     of its own kind on the rhythm features of the training beats, and the two scores
-    (morphology, rhythm) are combined label-free: each standardised by median / MAD on the
-    held-out normal DS1 beats, then summed. Peers get the rhythm features appended to the beat
+    (morphology, rhythm) are combined label-free: each read as its surprise among the
+    held-out normal DS1 beats (:class:`ganad.MultiViewDetector`'s default), then summed. Peers get the rhythm features appended to the beat
     (``peer_rhythm='append'``), or run as two views exactly like ganad's methods (``'views'``: one
-    peer per view on standardised inputs, scores standardised on the held-out normal beats and
+    peer per view on standardised inputs, scores read as surprises among the held-out normal beats and
     summed), or both (``'both'``: two rows per peer).
 
     ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score

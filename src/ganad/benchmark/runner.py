@@ -89,8 +89,8 @@ def run_two_views(name: str, train: tuple, test: tuple, cal: tuple, cal_normal: 
                   epochs: int | None, y_cal=None, threshold: str = "fpr", fpr: float = 0.05, log: Callable = print,
                   kind: str = "ganad", peer_epochs: int = 20) -> dict:
     """One detector per view (for example beat morphology and rhythm) as a
-    :class:`ganad.MultiViewDetector`: trained on every training sample, then each view's score
-    standardised by median / MAD on the calibration set's *normal* samples and summed (no labels),
+    :class:`ganad.MultiViewDetector`: trained on every training sample, then each view's score read
+    as its surprise among the calibration set's *normal* samples and summed (no labels),
     and τ fitted on the calibration set (:meth:`~ganad.MultiViewDetector.calibrate`). ``kind='peer'``
     runs a PyOD peer the same way, each view flattened and standardised on the training samples (as
     :func:`run_one` gives peers their input). Returns what :func:`run_one` returns."""

@@ -66,35 +66,6 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 
 VARIANTS = ("three, sum", "four, sum", "three, max", "four, max")
 COMBINERS = ("sum", "max", "tail sum", "surprise sum", "surprise max")
-SURPRISE_BODY = 0.9  # the empirical distribution up to this quantile of the normal scores, an exponential tail beyond
-
-
-def surprise_fit(ref: np.ndarray, body: float = SURPRISE_BODY, knots: int = 181) -> tuple:
-    """(knot scores, knot probabilities, tail start t, tail scale β) of normal scores ``ref``."""
-    ref = np.sort(np.asarray(ref, np.float64))
-    probs = np.linspace(0.0, body, knots)
-    x = np.quantile(ref, probs)
-    x, first = np.unique(x, return_index=True)  # ties: one knot, at the highest probability it reaches
-    last = np.r_[first[1:] - 1, len(probs) - 1]
-    probs = probs[last]
-    t = float(x[-1])
-    exc = ref[ref > t] - t
-    beta = float(exc.mean()) if exc.size else 0.0
-    if not beta > 1e-12:
-        from ganad.scoring.composition import robust_location_scale
-        beta = float(robust_location_scale(ref[:, None])[1][0])
-    return x, probs, t, beta
-
-
-def surprise(s: np.ndarray, fitted: tuple, body: float = SURPRISE_BODY) -> np.ndarray:
-    """−log P(normal score ≥ s): empirical below the tail start, exponential beyond it."""
-    x, probs, t, beta = fitted
-    s = np.asarray(s, np.float64)
-    F = np.interp(s, x, probs, left=0.0, right=probs[-1]) if x.size > 1 else np.where(s < t, 0.0, probs[-1])
-    inside = -np.log1p(-np.minimum(F, body))
-    return np.where(s > t, -np.log1p(-body) + (s - t) / beta, inside)
-
-
 def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
     """The views' scores joined by combiner ``name``, each view's transform fitted on ``views[v][normal_ref]``."""
     from ganad.scoring.composition import robust_location_scale
@@ -107,8 +78,9 @@ def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
         elif name == "tail sum":
             med, q = np.median(ref), np.quantile(ref, 0.99)
             cols.append((s - med) / (q - med if q - med > 1e-12 else robust_location_scale(ref[:, None])[1][0]))
-        elif name in ("surprise sum", "surprise max"):
-            cols.append(surprise(s, surprise_fit(ref)))
+        elif name in ("surprise sum", "surprise max"):  # the library's MultiViewDetector(combine='surprise') since this session
+            from ganad.scoring.composition import TailSurprise
+            cols.append(TailSurprise.fit({v: ref}).standardise({v: s})[:, 0])
         else:
             raise ValueError(f"unknown combiner {name!r}; use one of {COMBINERS}")
     z = np.column_stack(cols)

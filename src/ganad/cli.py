@@ -586,7 +586,7 @@ def score(
     model_dir: Path = typer.Argument(..., help="Model directory written by `ganad fit`."),
     data: Optional[Path] = typer.Argument(None, help="Data to score: CSV, Parquet, NPY or NPZ, same columns as at fit time, or a folder of image files (scores get a 'file' column) (or --view NAME=FILE per view)."),
     output_text: str = typer.Option(..., "-o", "--output", help="CSV to write: index, score, label, threshold (an --id-column first); a series model writes a row per time point with its event column (docs/series.md)."),
-    view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's standardised score."),
+    view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE for each of its views, the same samples in every file (instead of DATA); --components adds each view's term of the sum (its surprise among normal samples, or z-score with --combine zscore)."),
     chunk_rows: Optional[int] = typer.Option(None, help="Rows read and scored at a time (bounded memory for large files; default 65536; a folder of images: about 2**26 pixel values, e.g. 446 RGB images of 224 x 224). Table and image models only: --view files and series are read whole."),
     events: Optional[Path] = typer.Option(None, help="Series models: events CSV to write (default: OUTPUT with .events.csv)."),
     components: bool = typer.Option(False, help="Also write each score component."),

@@ -323,8 +323,8 @@ class MultiViewDetector(BaseEstimator):
     def decision_scores_(self) -> np.ndarray:
         """The summed standardised scores of the samples ``fit`` was given, in their order (PyOD's
         ``decision_scores_``): the held-out reference samples' as scored for the threshold, the others'
-        from each view's own training scores (a sample leaves its own ``knn`` entry out). Standardised by
-        the views' current median / MAD, so after :meth:`calibrate` by the calibrated ones. In memory
+        from each view's own training scores (a sample leaves its own ``knn`` entry out). Standardised as
+        the model now standardises (``combine``), so after :meth:`calibrate` by the calibrated distributions. In memory
         only: a loaded model has none."""
         return self._sum(self._train_raw_scores("decision_scores_"))
 

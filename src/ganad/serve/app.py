@@ -421,7 +421,7 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
                                     'send JSON {"views": {' + ", ".join(f'"{v}": [[...], ...]' for v in views) + '}} '
                                     f"or an NPZ archive (numpy.savez(f, {', '.join(f'{v}=...' for v in views)}))"), "MultiViewModel")
         if want_m:
-            raise Refusal(422, _fmt("map", "is not available for a multi-view model", "ask for components=true: each view's standardised score"),
+            raise Refusal(422, _fmt("map", "is not available for a multi-view model", "ask for components=true: each view's term of the sum"),
                           "InputError")
         mv = entry.det
         missing, extra = [v for v in views if v not in raw], [v for v in raw if v not in views]

@@ -34,7 +34,7 @@ class ScoreResponse(BaseModel):
     scores: list[float] = Field(..., description="Anomaly score per sample (higher = more anomalous).")
     labels: list[int] = Field(..., description="0 = normal, 1 = anomaly, per sample.")
     components: Optional[dict[str, list[float]]] = Field(None, description="Each score component per sample (on request); "
-                                                                             "multi-view models: each view's standardised score (view_NAME).")
+                                                                             "multi-view models: each view's term of the sum (view_NAME), its surprise among normal samples (a z-score for combine='zscore').")
     map: Optional[list] = Field(None, description="Anomaly map per sample, the sample's shape (on request).")
 
 

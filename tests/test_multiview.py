@@ -135,8 +135,12 @@ def test_a_zscore_model_is_saved_as_before_and_old_files_load_as_zscore(zscore_f
     assert back.combine == "zscore"
     X = _views(40, seed=3, shift_rhythm=0.5)
     np.testing.assert_allclose(back.decision_function(X), mv.decision_function(X), rtol=1e-6, atol=1e-6)
-    back.calibrate(_views(100, seed=9))  # calibrating keeps the kind it was fitted with
+    back.calibrate(_views(100, seed=9))  # calibrating re-fits the kind `combine` names: still z-scores
     assert back.combine == "zscore" and hasattr(back.composer_, "median")
+    back.set_params(combine="surprise").calibrate(_views(100, seed=9))  # ... or turns the model into a surprise sum
+    back.save(tmp_path / "mv2")
+    assert json.loads((tmp_path / "mv2" / "multiview.json").read_text())["format_version"] == 2
+    assert ganad.load(tmp_path / "mv2").combine == "surprise"
     cfg["state"]["scale"] = [1.0]
     (tmp_path / "mv" / "multiview.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="multiview.json"):

@@ -165,8 +165,7 @@ class MultiViewDetector(BaseEstimator):
         if isinstance(rf, bool) or not isinstance(rf, (int, float, np.integer, np.floating)) or not 0.0 <= float(rf) < 0.5:
             raise InputError(_fmt("reference_fraction", f"is {rf!r}", "pass a fraction in [0, 0.5), e.g. 0.1"))
         check_contamination(self.contamination)
-        if not isinstance(self.combine, str) or self.combine not in COMBINES:
-            raise InputError(_fmt("combine", f"is {self.combine!r}", f"use one of {', '.join(map(repr, COMBINES))}"))
+        _check_combine(self.combine)
         from ganad.detectors.base import BaseGANDetector
         from ganad.params import constraints_of
         constraints_of(BaseGANDetector)["random_state"].check("random_state", self.random_state)  # not numpy's bare error
@@ -371,10 +370,13 @@ class MultiViewDetector(BaseEstimator):
     def calibrate(self, X, y=None, *, threshold: str = "fpr", fpr: float = 0.05, contamination: float | None = None,
                   beta: float = 1.0) -> "MultiViewDetector":
         """Re-fit each view's standardisation (its normal score distribution, or median / MAD) on the normal
-        samples of ``X`` (those with ``y == 0``, or all without labels) and the threshold on ``X``'s summed scores: ``'fpr'`` (the ``1 − fpr`` quantile
+        samples of ``X`` (those with ``y == 0``, or all without labels), of the kind ``combine`` names now
+        (``set_params(combine="surprise")`` first turns a model saved with z-scores into one that sums surprises,
+        without retraining a view) and the threshold on ``X``'s summed scores: ``'fpr'`` (the ``1 − fpr`` quantile
         of the normal samples), ``'contamination'``, or with labels ``'f1'`` / ``'fbeta'`` / ``'mcc'``.
         Use data the detectors never trained on: other patients, another machine of the fleet."""
         self._check_fitted()
+        _check_combine(self.combine)  # (set_params since fit: refused before any scoring)
         Xv, n = self._check_views(X)
         if y is not None:
             y = np.asarray(y).reshape(-1)
@@ -390,7 +392,7 @@ class MultiViewDetector(BaseEstimator):
         from ganad.scoring.calibration import _refuse_nonfinite, fit_threshold
         # a view's overflow (on_nonfinite='max': inf) would make a NaN threshold: refused before anything is fitted
         _refuse_nonfinite(np.column_stack([raw[v] for v in self.views_]), "view scores", "X")
-        composer = type(self.composer_).fit({v: r[normal] for v, r in raw.items()}, names=self.views_)  # the fitted kind
+        composer = _composer_class(self.combine).fit({v: r[normal] for v, r in raw.items()}, names=self.views_)
         s = composer.standardise(raw).sum(axis=1)
         _refuse_nonfinite(s, "scores", "X")
         try:
@@ -465,6 +467,11 @@ class MultiViewDetector(BaseEstimator):
     @classmethod
     def load(cls, path) -> "MultiViewDetector":
         return load_multiview(path)
+
+
+def _check_combine(combine) -> None:
+    if not isinstance(combine, str) or combine not in COMBINES:
+        raise InputError(_fmt("combine", f"is {combine!r}", f"use one of {', '.join(map(repr, COMBINES))}"))
 
 
 def _composer_class(combine: str):

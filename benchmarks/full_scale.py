@@ -125,6 +125,8 @@ def main(argv=None):
     ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
     ap.add_argument("--adaptive", type=int, default=None)
     ap.add_argument("--rhythm", action="store_true")
+    ap.add_argument("--beat-input", default="beat", choices=("beat", "change", "both"),
+                    help="mitbih: the beat, the beat minus its record's causal template of 8 beats, or both as channels")
     ap.add_argument("--peer-rhythm", default="append", choices=("append", "views", "both"),
                     help="with --rhythm: peers get the RR features appended (append), run as two views like ganad (views), or both")
     ap.add_argument("--set", action="append", default=[], help="k=v detector parameter for every ganad method")
@@ -146,7 +148,8 @@ def main(argv=None):
     for seed in a.seeds:
         common = dict(methods=methods, peers=peers, epochs=a.epochs, peer_epochs=a.peer_epochs, max_train=mt, max_test=mte)
         if a.protocol == "mitbih":
-            res = B.run_mitbih(data, seed=seed, rhythm=a.rhythm, adaptive=a.adaptive, keep_scores=False, peer_rhythm=a.peer_rhythm, **common)
+            res = B.run_mitbih(data, seed=seed, rhythm=a.rhythm, adaptive=a.adaptive, keep_scores=False, peer_rhythm=a.peer_rhythm,
+                               beat_input=a.beat_input, **common)
             for r in res["results"]:
                 rows.append({**r, "seed": seed})
         elif a.protocol == "adbench":

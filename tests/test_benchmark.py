@@ -291,6 +291,51 @@ def test_mitbih_rhythm_view_peers_as_two_views():
         B.run_mitbih(DATA, methods=[], peers=PEERS, ds1=ds1, ds2=ds2, rhythm=True, peer_rhythm="nosuch", log=lambda *a: None)
 
 
+def test_mitbih_beat_input_change_and_both(monkeypatch):
+    """beat_input='change' / 'both': every method (ganad's and the peers) sees the beat minus its record's
+    causal template of 8 beats (computed on whole records, before any subsample), or both as channels."""
+    need("mitdb")
+    import ganad.benchmark.mitbih as protocol
+    from ganad.data import load_mitbih, template_difference
+    seen = []
+    orig = protocol.run_one
+
+    def spy(kind, name, X_tr, X_te, **kw):
+        seen.append((kind, np.asarray(X_tr).shape, np.asarray(X_te)))
+        return orig(kind, name, X_tr, X_te, **kw)
+
+    monkeypatch.setattr(protocol, "run_one", spy)
+    ds1, ds2 = ["101", "106", "108", "109", "112"], ["100", "105"]
+    res = B.run_mitbih(DATA, methods=[FAST], peers=PEERS, ds1=ds1, ds2=ds2, max_train=300, max_test=0, max_cal=150,
+                       epochs=1, peer_epochs=1, beat_input="both", log=lambda *a: None)
+    assert res["config"]["beat_input"] == "both" and any("two channels" in n for n in res["notes"])
+    assert all(r["error"] is None for r in res["results"]) and len(seen) == 1 + len(PEERS)
+    b2 = load_mitbih(DATA / "mitdb", ds2)
+    want = np.concatenate([b2.X, template_difference(b2.X, b2.record, b2.sample, k=8)], axis=1)
+    for kind, shape, X_te in seen:
+        assert shape[1:] == (2, 256)
+        np.testing.assert_array_equal(X_te, want)  # every DS2 beat (max_test=0), the template from its own record
+    seen.clear()
+    B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=ds1, ds2=ds2, max_train=300, max_test=400, max_cal=150,
+                 epochs=1, beat_input="change", log=lambda *a: None)
+    assert seen[0][1][1:] == (1, 256)
+    with pytest.raises(Exception, match="beat_input"):
+        B.run_mitbih(DATA, methods=[FAST], peers=[], ds1=ds1, ds2=ds2, beat_input="template", log=lambda *a: None)
+
+
+def test_cli_beat_input_belongs_to_mitbih(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganad.cli import app
+    r = CliRunner().invoke(app, ["benchmark", "adbench", "--beat-input", "both", "-o", str(tmp_path / "b")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--beat-input: do not apply to the adbench protocol" in out, r.output
+    r = CliRunner().invoke(app, ["benchmark", "mitbih", "--beat-input", "template", "--data", str(tmp_path), "-o", str(tmp_path / "b")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--beat-input: is 'template'" in out and "'both'" in out, r.output
+    assert not (tmp_path / "b" / "results.json").exists()
+
+
 def test_peers_get_standardised_features(monkeypatch):
     """A careful user scales features for distance-based peers: run_one standardises on the training data."""
     seen = {}

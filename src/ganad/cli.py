@@ -344,7 +344,7 @@ def _calibrate_multiview(model_dir: Path, views: dict, output: Optional[Path], *
 
 #: `ganad benchmark`'s options whose API names its errors used ("calibration: is 'bogus'", "stride: is 0")
 _BENCHMARK_OPTIONS = ("calibration", "compose", "peer_rhythm", "fpr", "stride", "window", "epochs", "peer_epochs",
-                      "train_fraction", "event_gap", "adaptive")
+                      "train_fraction", "event_gap", "adaptive", "beat_input")
 
 
 def _in_benchmark_terms(exc: Exception) -> Exception:
@@ -1487,6 +1487,7 @@ def benchmark(
     rhythm: bool = typer.Option(False, help="mitbih: add the rhythm view (heart-rate-free RR-interval features): a second detector per ganad method, the two scores combined label-free (a MultiViewDetector); peers get the features appended (see --peer-rhythm)."),
     peer_rhythm: str = typer.Option("append", help="mitbih --rhythm: peers get the RR features appended (append), run as two views exactly like ganad's (views), or both rows (both)."),
     adaptive: Optional[int] = typer.Option(None, help="mitbih: also report patient-adaptive rows: each test record's scores standardised by its own first N beats (label-free)."),
+    beat_input: str = typer.Option("beat", help="mitbih: what every method sees of a beat: beat (its 256 samples), change (the beat minus the median of its record's 8 previous beats: causal, label-free) or both (the two as channels)."),
 ):
     """Quality benchmark of ganad methods against PyOD peers on one protocol, same splits for all (see docs/benchmark.md;
     nab: docs/benchmark.md, 'nab')."""
@@ -1514,9 +1515,11 @@ def benchmark(
                  "--window": window != 64, "--stride": stride != 1, "--train-fraction": train_fraction != 0.15,
                  "--groups": groups is not None, "--event-gap": event_gap is not None, "--calibration": calibration != "fpr",
                  "--fpr": fpr != 0.05, "--compose": compose != "method", "--rhythm": rhythm, "--peer-rhythm": peer_rhythm != "append",
-                 "--adaptive": adaptive is not None, "--max-train": max_train is not None, "--max-test": max_test is not None}
+                 "--adaptive": adaptive is not None, "--max-train": max_train is not None, "--max-test": max_test is not None,
+                 "--beat-input": beat_input != "beat"}
         applies = {"adbench": {"--n-seeds", "--datasets", "--max-train", "--max-test"}, "mnist": {"--digits", "--max-train", "--max-test"},
-                   "mitbih": {"--calibration", "--fpr", "--compose", "--rhythm", "--peer-rhythm", "--adaptive", "--max-train", "--max-test"},
+                   "mitbih": {"--calibration", "--fpr", "--compose", "--rhythm", "--peer-rhythm", "--adaptive", "--max-train", "--max-test",
+                              "--beat-input"},
                    "nab": {"--window", "--stride", "--train-fraction", "--groups", "--event-gap"}}.get(protocol)
         if applies is not None:
             ignored = [o for o, g in given.items() if g and o not in applies]
@@ -1562,7 +1565,8 @@ def benchmark(
             except ValueError:
                 raise GanadError(f"--digits: is {digits!r}. Fix: pass comma-separated digits from 0 to 9, e.g. 0,1,2") from None
         if protocol == "mitbih":
-            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive, peer_rhythm=peer_rhythm)
+            kw.update(calibration=calibration, fpr=fpr, compose=compose, rhythm=rhythm, adaptive=adaptive, peer_rhythm=peer_rhythm,
+                      beat_input=beat_input)
         res = run_protocol(protocol, data, **kw)
         runs = res.get("results") or []
         if runs and all(r.get("error") for r in runs):  # nothing measured: no tables of dashes, and a failing exit

@@ -25,11 +25,24 @@ def mitbih_split(records: Sequence[str], seed: int, cal_fraction: float = 0.2) -
     return [r for r in recs if r not in cal], cal
 
 
+#: what the methods see of a beat (run_mitbih's beat_input)
+BEAT_INPUTS = ("beat", "change", "both")
+
+
+def _beat_input(b, how: str):
+    """Beats ``b`` with ``X`` replaced by the template difference ('change') or both as channels ('both')."""
+    import dataclasses
+
+    from ganad.data import template_difference
+    d = template_difference(b.X, b.record, b.sample, k=8)
+    return dataclasses.replace(b, X=d if how == "change" else np.concatenate([b.X, d], axis=1))
+
+
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
                calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
                rhythm: bool = False, adaptive: int | None = None, log: Callable = print, keep_scores: bool = True,
-               peer_rhythm: str = "append") -> dict:
+               peer_rhythm: str = "append", beat_input: str = "beat") -> dict:
     """Inter-patient MIT-BIH one-class benchmark (see the module docstring).
 
     ``rhythm``: add the rhythm view, the four heart-rate-free RR-interval features of
@@ -41,6 +54,12 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     peer per view on standardised inputs, scores read as surprises among the held-out normal beats and
     summed), or both (``'both'``: two rows per peer).
 
+    ``beat_input``: what every method (ganad's and the peers) sees of a beat: 'beat' the 256 samples
+    (the protocol's default), 'change' the beat minus the median of its record's 8 previous beats
+    (:func:`ganad.data.template_difference`: causal, label-free, computed on whole records before any
+    subsample), 'both' the two as channels (2, 256). The template reads the patient's own recent beats,
+    as the rhythm view reads the patient's own recent RR intervals.
+
     ``compose``: 'method' keeps each ganad method's default score; 'default' re-composes its score
     components on the calibration set (robust standardisation on its normal beats, equal weights; no labels).
     ``ds1`` / ``ds2`` override the record lists (for tiny tests); they must stay inside DS1 / DS2.
@@ -49,6 +68,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     :mod:`ganad.scoring.adaptive`), evaluated on the beats after each record's warm-up, beside the
     unadapted AUROC on those same beats. The pure inter-patient rows are unchanged.
     """
+    if beat_input not in BEAT_INPUTS:
+        raise InputError(_fmt("beat_input", f"is {beat_input!r}", f"use one of {', '.join(map(repr, BEAT_INPUTS))}"))
     if peer_rhythm not in ("append", "views", "both"):
         raise InputError(_fmt("peer_rhythm", f"is {peer_rhythm!r}", "use 'append', 'views' or 'both'"))
     if compose not in ("method", "default"):
@@ -71,6 +92,8 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     train_recs, cal_recs = mitbih_split(ds1, seed, cal_fraction)
     b1 = mb.load_mitbih(directory, ds1, rr_features=rhythm)
     b2 = mb.load_mitbih(directory, ds2, rr_features=rhythm)
+    if beat_input != "beat":  # on whole records, before any subsample: each beat's template is its record's 8 previous beats
+        b1, b2 = _beat_input(b1, beat_input), _beat_input(b2, beat_input)
     in_train = np.isin(b1.record, train_recs) & (b1.aami == "N")
     tr = b1.subset(np.flatnonzero(in_train)[_subsample(int(in_train.sum()), max_train, rng)])
     in_cal = np.isin(b1.record, cal_recs)
@@ -90,7 +113,7 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     res = _base("mitbih", seed, [m for k, m in plan if k == "ganad"], [m for k, m in plan if k == "peer"], epochs, peer_epochs,
                 max_train=max_train, max_test=max_test, max_cal=max_cal, calibration=calibration, compose=compose,
                 fpr=fpr if calibration == "fpr" else None, cal_fraction=cal_fraction, window=256, before=96, lead="MLII",
-                rhythm=rhythm)
+                rhythm=rhythm, beat_input=beat_input)
     res["split"] = {"train_records": sorted(set(tr.record.tolist())), "cal_records": cal_recs,
                     "test_records": sorted(set(te.record.tolist())), "n_train": len(tr), "n_cal": len(cal),
                     "n_test": len(te), "train_counts": tr.counts(), "cal_counts": cal.counts(), "test_counts": te.counts(),
@@ -106,11 +129,14 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
         f"test: {len(te)} DS2 beats" + (f" (class-stratified random subsample of {len(b2)})" if len(te) < len(b2) else " (all)")
         + "; anomaly = S, V, F or Q",
     ] + (["rhythm view: RR features (log prev/local, log next/local, log prev/next, local spread/local); ganad methods: a second detector of the same "
-          "method on them, scores combined by median/MAD standardisation on the held-out normal DS1 beats (no labels); "
+          "method on them, scores combined as surprises among the held-out normal DS1 beats (no labels); "
           + {"append": "peers: the 4 features appended to the 256-sample beat",
-             "views": "peers: two views like ganad's (one peer per view on standardised inputs, z-scores summed)",
+             "views": "peers: two views like ganad's (one peer per view on standardised inputs, surprises summed)",
              "both": "peers: the 4 features appended to the beat, and (rows '+rhythm (two views)') two views like ganad's"}[peer_rhythm]]
-         if rhythm else [])
+         if rhythm else []) + ([{"change": "beat input: each beat minus the median of its record's 8 previous beats (causal, label-free), "
+                                          "for every method",
+                                "both": "beat input: the beat and the beat minus the median of its record's 8 previous beats "
+                                        "(causal, label-free) as two channels, for every method"}[beat_input]] if beat_input != "beat" else [])
     log(f"mitbih: train {len(tr)}, cal {len(cal)}, test {len(te)} ({te.counts()})")
     rows, scores = [], {}
     jobs = []

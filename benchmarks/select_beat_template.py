@@ -36,26 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table, shared_data, write_json  # noqa: E402
 
 
-def causal_template(X: np.ndarray, record: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
-    # (the run of the rule used this copy; the library's ganad.data.template_difference, added after the rule
-    # passed, computes X minus this template in float64 before rounding: equal to 2.4e-7 on random data)
-    """Element-wise median of the ``k`` beats before each beat in its record (fewer at a record's start;
-    the first beat is its own template). ``X`` (n, c, w); returns the same shape."""
-    T = np.empty_like(X)
-    for r in np.unique(record):
-        idx = np.flatnonzero(record == r)
-        idx = idx[np.argsort(sample[idx], kind="stable")]
-        xr = X[idx].astype(np.float64)
-        pad = np.concatenate([np.full((k,) + xr.shape[1:], np.nan), xr[:-1]])  # row j: beats j-k .. j-1
-        win = np.lib.stride_tricks.sliding_window_view(pad, k, axis=0)  # (m, c, w, k)
-        with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-            __import__("warnings").simplefilter("ignore", RuntimeWarning)  # the first beat: an all-NaN window
-            t = np.nanmedian(win, axis=-1)
-        t[0] = xr[0]
-        T[idx] = t.astype(X.dtype)
-    return T
-
-
 def knn_scores(train: np.ndarray, test: np.ndarray, k: int = 5) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
     a, b = train.reshape(len(train), -1), test.reshape(len(test), -1)
@@ -75,24 +55,19 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from sklearn.metrics import roc_auc_score
 
-    from ganad.benchmark.mitbih import mitbih_split
     from ganad.benchmark.peers import _seed_torch, make_ganad
-    from ganad.data import mitbih as mb
+    from ganad.data import mitbih as mb, template_difference
+    from select_rhythm import held_out_split  # the same splits
 
     data = shared_data(a.data)
     if data is None:
         raise SystemExit("no MIT-BIH data: pass --data (the folder holding mitdb/) or set GANAD_SHARED_DATA")
     b = mb.load_mitbih(data / "mitdb" if (data / "mitdb").is_dir() else data, list(mb.DS1))
-    D = b.X - causal_template(b.X, b.record, b.sample, a.k)
+    D = template_difference(b.X, b.record, b.sample, k=a.k)  # (bit-equal to the script's own copy the rule's run used)
     inputs = {"raw": b.X, "diff": D, "both": np.concatenate([b.X, D], axis=1)}
     rows = []
     for seed in a.seeds:
-        tr_recs, va_recs = mitbih_split(list(mb.DS1), seed, 0.3)
-        rng = np.random.RandomState(seed)
-        itr = np.flatnonzero(np.isin(b.record, tr_recs) & (b.aami == "N"))
-        if a.max_train and len(itr) > a.max_train:
-            itr = np.sort(rng.choice(itr, a.max_train, replace=False))
-        iva = np.flatnonzero(np.isin(b.record, va_recs))
+        _, itr, iva = held_out_split(b, seed, a.max_train)
         cls = b.aami[iva]
         y = (cls != "N").astype(int)
         for name, X in inputs.items():

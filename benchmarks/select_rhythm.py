@@ -106,6 +106,19 @@ def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
     return z.max(1) if name.endswith("max") else z.sum(1)
 
 
+def held_out_split(b, seed: int, max_train: int | None):
+    """DS1 split by patient (``mitbih_split(DS1, seed, 0.3)``): (held-out records, indices of the training
+    records' N beats, at most ``max_train`` drawn at random, indices of every beat of the held-out records)."""
+    from ganad.benchmark.mitbih import mitbih_split
+    from ganad.data import mitbih as mb
+    tr_recs, va_recs = mitbih_split(list(mb.DS1), seed, 0.3)
+    rng = np.random.RandomState(seed)
+    itr = np.flatnonzero(np.isin(b.record, tr_recs) & (b.aami == "N"))
+    if max_train and len(itr) > max_train:
+        itr = np.sort(rng.choice(itr, max_train, replace=False))
+    return va_recs, itr, np.flatnonzero(np.isin(b.record, va_recs))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="folder holding mitdb/ (default: the shared data folder)")
@@ -132,7 +145,6 @@ def main(argv=None):
         return v if len(pairs) == 1 else f"{v} [beat {i} | rhythm {j}]"
     from sklearn.metrics import roc_auc_score
 
-    from ganad.benchmark.mitbih import mitbih_split
     from ganad.benchmark.peers import _seed_torch, make_ganad
     from ganad.data import mitbih as mb
 
@@ -148,12 +160,7 @@ def main(argv=None):
     feats = {k: v for k, v in feats.items() if k in a.features.split(",")}
     rows = []
     for seed in a.seeds:
-        tr_recs, va_recs = mitbih_split(list(mb.DS1), seed, 0.3)
-        rng = np.random.RandomState(seed)
-        itr = np.flatnonzero(np.isin(b.record, tr_recs) & (b.aami == "N"))
-        if a.max_train and len(itr) > a.max_train:
-            itr = np.sort(rng.choice(itr, a.max_train, replace=False))
-        iva = np.flatnonzero(np.isin(b.record, va_recs))
+        va_recs, itr, iva = held_out_split(b, seed, a.max_train)
         cls = b.aami[iva]
         normal = cls == "N"
         # (ref, ev) folds: the normal beats the combiners are fitted on, the beats the AUROCs are read on

@@ -88,5 +88,5 @@ def template_difference(X, groups=None, order=None, k: int = 8) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)  # the first sample's window is all NaN
             tpl = np.nanmedian(win, axis=-1)
         tpl[0] = xs[0]
-        out[idx] = (xs - tpl).astype(work)
+        out[idx] = A[idx] - tpl.astype(work)  # the median in float64, the difference in X's own precision
     return out

@@ -13,7 +13,7 @@ from torch import nn
 
 import ganad
 from ganad.exceptions import InputError, ModelFileError
-from ganad.scoring.adaptive import prefix_standardise
+from ganad.scoring.adaptive import prefix_standardise, prefix_threshold
 from ganad.training.selection import Selector
 
 
@@ -700,6 +700,53 @@ def test_prefix_standardise_is_causal_and_per_group():
     assert warm.tolist() == [True, True, True, False, False, True, True, True]
     with pytest.raises(InputError, match="groups"):
         prefix_standardise(s, g[:3])
+
+
+def test_prefix_threshold_is_each_records_own_quantile_after_its_warm_up():
+    """Record 'a' has normal scores around 10 (above a population threshold of 3), record 'b' around 0:
+    after the warm-up 'a' gets its own (1 - fpr) quantile, 'b' keeps the population floor (raise_only),
+    or its own lower quantile without the floor; during the warm-up the population threshold holds."""
+    rng = np.random.RandomState(0)
+    a, b = 10 + rng.randn(200), rng.randn(200)
+    s = np.r_[a, b]
+    g = np.array(["a"] * 200 + ["b"] * 200)
+    t = np.r_[np.arange(200)[::-1], np.arange(200)]  # record a arrives in reverse time order
+    tau, warm = prefix_threshold(s, g, t, n_first=100, fpr=0.05, threshold=3.0)
+    head_a = np.arange(200)[::-1][:100]  # a's first 100 in time: positions 199 .. 100
+    assert warm[head_a].all() and not warm[np.arange(100)].any() and warm[200:300].all() and not warm[300:].any()
+    own_a = np.sort(s[head_a])[100 - 5 - 1]  # 5 of the 100 warm-up scores lie above it
+    assert (s[head_a] > own_a).sum() == 5
+    assert np.all(tau[:100] == own_a) and np.all(tau[head_a] == 3.0)  # after / during a's warm-up
+    assert np.all(tau[300:] == 3.0)  # b's own quantile (about 1.6) is below the floor
+    tau_own, _ = prefix_threshold(s, g, t, n_first=100, fpr=0.05, threshold=3.0, raise_only=False)
+    own_b = np.sort(s[200:300])[94]
+    assert np.all(tau_own[300:] == own_b) and own_b < 3.0 and np.all(tau_own[200:300] == 3.0)
+    # the population threshold flags most of a's normal scores; a's own threshold about fpr of them
+    assert (s[:100] > 3.0).mean() > 0.9 and (s[:100] > tau[:100]).mean() < 0.15
+    tau_none, _ = prefix_threshold(s, g, t, n_first=100, fpr=0.05, raise_only=False)
+    assert np.isnan(tau_none[warm]).all() and not (s[warm] > tau_none[warm]).any()  # nothing flagged in a warm-up
+    assert np.array_equal(tau_none[~warm], tau_own[~warm])
+
+
+def test_prefix_threshold_refuses_bad_arguments():
+    s, g = np.arange(10.0), np.zeros(10)
+    with pytest.raises(InputError, match="threshold.*raise_only"):
+        prefix_threshold(s, g, n_first=3)
+    with pytest.raises(InputError, match="fpr"):
+        prefix_threshold(s, g, n_first=3, fpr=1.5, threshold=1.0)
+    with pytest.raises(InputError, match="threshold"):
+        prefix_threshold(s, g, n_first=3, threshold=float("nan"))
+    with pytest.raises(InputError, match="n_first"):
+        prefix_threshold(s, g, n_first=1, threshold=1.0)
+    with pytest.raises(InputError, match="n_first"):
+        prefix_threshold(s, g, n_first=True, threshold=1.0)
+    with pytest.raises(InputError, match="scores"):
+        prefix_threshold(np.r_[s[:9], np.nan], g, n_first=3, threshold=1.0)
+    with pytest.raises(InputError, match="groups"):
+        prefix_threshold(s, g[:4], n_first=3, threshold=1.0)
+    # a record no longer than its warm-up: every score in the warm-up, the population threshold throughout
+    tau, warm = prefix_threshold(s, g, n_first=20, threshold=1.0)
+    assert warm.all() and np.all(tau == 1.0)
 
 
 def test_ensemble_exports_as_one_onnx_graph(blobs, tmp_path):

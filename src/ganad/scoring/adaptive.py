@@ -6,6 +6,10 @@ median and MAD of its own first ``n_first`` scores (in time order). No label is 
 is only ever standardised with statistics of samples that came *before* it, except inside the
 warm-up itself: those first ``n_first`` samples are flagged in the returned mask so that an honest
 evaluation leaves them out (a monitor would show unadapted scores during its warm-up).
+:func:`prefix_threshold` keeps the scores and adapts the *threshold* instead: each recording's
+``(1 − fpr)`` quantile of its own warm-up scores, by default never below the population threshold
+(``det.threshold_``), so a patient whose normal scores run higher than the calibration patients' is
+not flagged on most of their normal beats.
 
 The pure inter-patient score stays the primary figure; the adapted one is reported beside it,
 never in its place (``benchmarks/RESULTS.md``).
@@ -15,6 +19,10 @@ Example::
     from ganad.scoring.adaptive import prefix_standardise
     adapted, warm = prefix_standardise(scores, groups=record_ids, order=r_peak_samples, n_first=300)
     auroc(y[~warm], adapted[~warm])
+
+    from ganad.scoring.adaptive import prefix_threshold
+    tau, warm = prefix_threshold(scores, record_ids, r_peak_samples, n_first=300, fpr=0.05, threshold=det.threshold_)
+    labels = scores > tau
 """
 
 from __future__ import annotations
@@ -23,6 +31,36 @@ import numpy as np
 
 from ganad.exceptions import InputError, _fmt
 from ganad.scoring.composition import MAD_TO_STD
+
+
+def _records_in_time_order(s, groups, order, n_first, *, what="n_first"):
+    """Validated ``scores`` (float64), and each group's row indices in time order: one array per group."""
+    s = np.asarray(s, dtype=np.float64).reshape(-1)
+    g = np.asarray(groups).reshape(-1)
+    if g.shape[0] != s.shape[0]:
+        raise InputError(_fmt("groups", f"has {g.shape[0]} entries for {s.shape[0]} scores", "pass one group id per score"))
+    if isinstance(n_first, (bool, np.bool_)) or not isinstance(n_first, (int, np.integer)) or n_first < 2:
+        raise InputError(_fmt(what, f"is {n_first!r}", "pass a warm-up of at least 2 samples, e.g. 300"))
+    if not np.isfinite(s).all():
+        raise InputError(_fmt("scores", "contain NaN or infinite values", "score finite inputs only"))
+    t = np.arange(s.shape[0]) if order is None else np.asarray(order).reshape(-1)
+    if t.shape[0] != s.shape[0]:
+        raise InputError(_fmt("order", f"has {t.shape[0]} entries for {s.shape[0]} scores", "pass one time stamp per score"))
+    import pandas as pd
+    # ids by value, as pandas groups them: a missing id (NaN, None) was no group of np.unique's (NaN != NaN), so
+    # its scores were left as np.empty's leftovers and not flagged as warm-up; ids of mixed types did not sort
+    codes, uniques = pd.factorize(g)
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        raise InputError(_fmt("groups", f"has {missing.size} missing id(s) (NaN / None), the first at position(s) "
+                                        f"{missing[:5].tolist()}: those scores belong to no recording to adapt them to",
+                              "give every score its recording / patient id, or drop the scores without one"))
+    bad_t = np.flatnonzero(pd.isna(t))
+    if bad_t.size:  # a NaN time sorts last: a score of the warm-up would be taken as one after it, or the other way round
+        raise InputError(_fmt("order", f"has {bad_t.size} missing time stamp(s) (NaN / NaT), the first at position(s) "
+                                       f"{bad_t[:5].tolist()}", "give every score its time stamp or sample position"))
+    from ganad.data.validation import rows_by_code
+    return s, [idx[np.argsort(t[idx], kind="stable")] for idx in rows_by_code(codes, len(uniques))]
 
 
 def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale: float = 1e-12):
@@ -41,35 +79,10 @@ def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale
         (a zero MAD falls back to the warm-up's standard deviation, then to 1).
     warm : (n,) bool, True for the warm-up samples (leave them out of an evaluation).
     """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    g = np.asarray(groups).reshape(-1)
-    if g.shape[0] != s.shape[0]:
-        raise InputError(_fmt("groups", f"has {g.shape[0]} entries for {s.shape[0]} scores", "pass one group id per score"))
-    if not isinstance(n_first, (int, np.integer)) or n_first < 2:
-        raise InputError(_fmt("n_first", f"is {n_first!r}", "pass a warm-up of at least 2 samples, e.g. 300"))
-    if not np.isfinite(s).all():
-        raise InputError(_fmt("scores", "contain NaN or infinite values", "score finite inputs only"))
-    t = np.arange(s.shape[0]) if order is None else np.asarray(order).reshape(-1)
-    if t.shape[0] != s.shape[0]:
-        raise InputError(_fmt("order", f"has {t.shape[0]} entries for {s.shape[0]} scores", "pass one time stamp per score"))
-    import pandas as pd
-    # ids by value, as pandas groups them: a missing id (NaN, None) was no group of np.unique's (NaN != NaN), so
-    # its scores were left as np.empty's leftovers and not flagged as warm-up; ids of mixed types did not sort
-    codes, uniques = pd.factorize(g)
-    missing = np.flatnonzero(codes < 0)
-    if missing.size:
-        raise InputError(_fmt("groups", f"has {missing.size} missing id(s) (NaN / None), the first at position(s) "
-                                        f"{missing[:5].tolist()}: those scores belong to no recording to standardise them by",
-                              "give every score its recording / patient id, or drop the scores without one"))
-    bad_t = np.flatnonzero(pd.isna(t))
-    if bad_t.size:  # a NaN time sorts last: a score of the warm-up would be taken as one after it, or the other way round
-        raise InputError(_fmt("order", f"has {bad_t.size} missing time stamp(s) (NaN / NaT), the first at position(s) "
-                                       f"{bad_t[:5].tolist()}", "give every score its time stamp or sample position"))
+    s, runs = _records_in_time_order(scores, groups, order, n_first)
     adapted = np.empty_like(s)
     warm = np.zeros(s.shape[0], dtype=bool)
-    from ganad.data.validation import rows_by_code
-    for idx in rows_by_code(codes, len(uniques)):
-        idx = idx[np.argsort(t[idx], kind="stable")]
+    for idx in runs:
         head = idx[:n_first]
         ref = s[head]
         med = np.median(ref)
@@ -78,3 +91,63 @@ def prefix_standardise(scores, groups, order=None, n_first: int = 300, min_scale
         adapted[idx] = (s[idx] - med) / scale
         warm[head] = True
     return adapted, warm
+
+
+def prefix_threshold(scores, groups, order=None, n_first: int = 300, *, fpr: float = 0.05, threshold: float | None = None,
+                     raise_only: bool = True):
+    """Per-recording thresholds from each recording's own first ``n_first`` scores: label-free and causal.
+
+    A threshold fitted on other patients' normal data (``det.threshold_``, calibrated with
+    ``threshold='fpr'``) holds its false-positive rate on *those* patients; on a new one whose normal
+    scores sit higher (an irregular but normal rhythm, a noisier electrode) it can flag a large share of
+    normal beats. Here each recording's threshold after its warm-up is the ``(1 − fpr)`` quantile of its
+    own first ``n_first`` scores (:func:`ganad.scoring.threshold.fpr_threshold`), the same Neyman–Pearson
+    rule on the patient's own beats. No label is used; the warm-up is assumed mostly normal (a monitor
+    starts on a patient at rest), and anomalies inside it raise that patient's threshold.
+
+    Parameters
+    ----------
+    scores, groups, order, n_first : as :func:`prefix_standardise`.
+    fpr : the tolerated false-positive rate, in [0, 1), as the model's ``threshold='fpr'`` calibration.
+    threshold : the population threshold (``det.threshold_``): used during each warm-up and, with
+        ``raise_only``, as the floor after it. None: no threshold during the warm-up (NaN; ``score > NaN``
+        is False, so nothing is flagged there).
+    raise_only : True (default): a recording's threshold is ``max(threshold, own quantile)``, so adapting
+        never makes the monitor more sensitive than the population threshold, only less where the
+        patient's own normal scores run higher; False: the own quantile alone (lower where the patient's
+        normal scores are tighter than the population's). Needs ``threshold``.
+
+    Returns
+    -------
+    thresholds : (n,) float64, the threshold in force for each score (label = ``scores > thresholds``).
+    warm : (n,) bool, True for the warm-up samples.
+
+    Example::
+
+        from ganad.scoring.adaptive import prefix_threshold
+        tau, warm = prefix_threshold(det.decision_function(X), groups=record_ids, order=r_peaks,
+                                     n_first=300, fpr=0.05, threshold=det.threshold_)
+        labels = det.decision_function(X) > tau
+    """
+    from ganad.scoring.threshold import fpr_threshold
+    fpr = float(fpr)
+    if not 0.0 <= fpr < 1.0:
+        raise InputError(_fmt("fpr", f"is {fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
+    if threshold is not None:
+        threshold = float(threshold)
+        if not np.isfinite(threshold):
+            raise InputError(_fmt("threshold", f"is {threshold}", "pass the model's finite population threshold (det.threshold_) or None"))
+    elif raise_only:
+        raise InputError(_fmt("threshold", "is None with raise_only=True: there is no population threshold to keep as the floor",
+                              "pass the model's threshold (threshold=det.threshold_), or raise_only=False for each "
+                              "recording's own quantile alone"))
+    s, runs = _records_in_time_order(scores, groups, order, n_first)
+    tau = np.full(s.shape[0], np.nan if threshold is None else threshold)
+    warm = np.zeros(s.shape[0], dtype=bool)
+    for idx in runs:
+        head, rest = idx[:n_first], idx[n_first:]
+        warm[head] = True
+        if rest.size:
+            own = fpr_threshold(s[head], fpr)
+            tau[rest] = max(own, threshold) if raise_only else own
+    return tau, warm

@@ -34,7 +34,8 @@ from common import OUT, shared_data  # noqa: E402
 from ganad import benchmark as B  # noqa: E402
 
 METRICS = ("auroc", "auroc_own", "auroc_knn", "auprc", "auroc_N_vs_S", "auroc_N_vs_V", "auroc_N_vs_F",
-           "auroc_unadapted_same_beats", "fit_s")
+           "auroc_unadapted_same_beats", "fpr_test", "fpr_test_unadapted_same_beats", "recall", "recall_unadapted_same_beats",
+           "records_over_2x_fpr", "records_over_2x_fpr_unadapted_same_beats", "fit_s")
 
 
 def _ms(v):

@@ -381,7 +381,32 @@ def test_mitbih_patient_adaptive_rows(monkeypatch):
     ad = res["results"][1]
     assert ad["n_evaluated"] == res["split"]["n_test"] - 2 * 50  # the warm-up beats of each of the two records are left out
     assert 0 <= ad["auroc"] <= 1 and 0 <= ad["auroc_unadapted_same_beats"] <= 1
+    # the adaptive threshold's figures beside the population threshold's on the same beats: each record's own
+    # threshold is never below the population one (prefix_threshold's raise_only), so it flags no more
+    pure = res["results"][0]
+    assert pure["records_fpr_counted"] == 2 and 0 <= pure["records_over_2x_fpr"] <= 2
+    assert ad["records_fpr_counted"] == ad["records_fpr_counted_unadapted_same_beats"] == 2
+    assert ad["fpr_test"] <= ad["fpr_test_unadapted_same_beats"] and ad["recall"] <= ad["recall_unadapted_same_beats"]
+    assert ad["records_over_2x_fpr"] <= ad["records_over_2x_fpr_unadapted_same_beats"]
+    assert 0 <= ad["worst_record_fpr"] <= ad["worst_record_fpr_unadapted_same_beats"] <= 1
     assert res["summary"]["best_ganad"] == FAST and res["summary"]["best_ganad_auroc"] == res["results"][0]["auroc"]
+
+
+def test_threshold_transfer_counts_records_over_twice_the_target():
+    from ganad.benchmark.mitbih import threshold_transfer
+    y = np.r_[np.zeros(200), np.ones(10), np.zeros(200), np.zeros(50)].astype(int)
+    rec = np.array(["a"] * 210 + ["b"] * 200 + ["c"] * 50)
+    flag = np.zeros(460, bool)
+    flag[:10] = True  # a: 5 % of its normal beats
+    flag[200:205] = True  # a: half of its anomalies
+    flag[210:250] = True  # b: 20 %, over twice a 5 % target
+    flag[410:460] = True  # c: every beat, but under 100 normal beats: not counted per record
+    tt = threshold_transfer(flag, y, rec, 0.05)
+    assert tt["records_fpr_counted"] == 2 and tt["records_over_2x_fpr"] == 1 and tt["worst_record_fpr"] == pytest.approx(0.2)
+    assert tt["fpr_test"] == pytest.approx(100 / 450) and tt["recall"] == pytest.approx(0.5)
+    keep = rec != "b"
+    tt = threshold_transfer(flag, y, rec, 0.05, keep)
+    assert tt["records_fpr_counted"] == 1 and tt["records_over_2x_fpr"] == 0 and tt["fpr_test"] == pytest.approx(60 / 250)
 
 
 def test_summary_never_puts_a_patient_adaptive_row_in_place_of_the_pure_one():

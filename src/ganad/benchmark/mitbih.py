@@ -38,6 +38,20 @@ def _beat_input(b, how: str):
     return dataclasses.replace(b, X=d if how == "change" else np.concatenate([b.X, d], axis=1))
 
 
+def threshold_transfer(flag: np.ndarray, y: np.ndarray, record: np.ndarray, fpr: float, keep: np.ndarray | None = None,
+                       min_normal: int = 100) -> dict:
+    """How a threshold's labels ``flag`` hold on the test patients (on the beats ``keep``): ``fpr_test`` (pooled
+    over the normal beats), ``recall`` (of the anomalous beats), ``records_over_2x_fpr`` (of the records with at
+    least ``min_normal`` normal beats, how many have a false-positive rate above twice the target ``fpr``; out of
+    ``records_fpr_counted``) and ``worst_record_fpr``."""
+    keep = np.ones(len(flag), bool) if keep is None else keep
+    n, a = keep & (y == 0), keep & (y == 1)
+    per = [float(flag[n & (record == r)].mean()) for r in np.unique(record[keep]) if (n & (record == r)).sum() >= min_normal]
+    return {"fpr_test": float(flag[n].mean()) if n.any() else None, "recall": float(flag[a].mean()) if a.any() else None,
+            "records_over_2x_fpr": int(sum(v > 2 * fpr for v in per)), "records_fpr_counted": len(per),
+            "worst_record_fpr": max(per) if per else None}
+
+
 def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int | None = 10000,
                max_test: int | None = 20000, max_cal: int | None = 5000, epochs: int | None = 30, peer_epochs: int = 20,
                calibration: str = "fpr", fpr: float = 0.05, cal_fraction: float = 0.2, compose: str = "method", ds1=None, ds2=None,
@@ -66,7 +80,12 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
     ``adaptive=N`` adds, for every method, a separate *patient-adaptive* row: each DS2 record's scores
     standardised by the median / MAD of its own first N beats (label-free, causal; see
     :mod:`ganad.scoring.adaptive`), evaluated on the beats after each record's warm-up, beside the
-    unadapted AUROC on those same beats. The pure inter-patient rows are unchanged.
+    unadapted AUROC on those same beats. With ``calibration='fpr'`` the row also gives the figures of a
+    patient-adaptive *threshold* (:func:`ganad.scoring.adaptive.prefix_threshold` on the scores as they are:
+    each record's own (1 − fpr) quantile of its warm-up, never below the population threshold):
+    ``fpr_test``, ``recall``, ``records_over_2x_fpr`` (records whose own false-positive rate is above twice
+    the target), beside the population threshold's on the same beats (``*_unadapted_same_beats``). The pure
+    inter-patient rows are unchanged; they report ``records_over_2x_fpr`` too.
     """
     if beat_input not in BEAT_INPUTS:
         raise InputError(_fmt("beat_input", f"is {beat_input!r}", f"use one of {', '.join(map(repr, BEAT_INPUTS))}"))
@@ -172,6 +191,10 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
             ev = evaluate(y, s, threshold=r["threshold"])
             rec.update(f1=ev.f1, mcc=ev.mcc, precision=ev.precision, recall=ev.recall,
                        fpr_test=float(np.mean(s[y == 0] > r["threshold"])))
+            if calibration == "fpr":
+                tt = threshold_transfer(s > r["threshold"], y, te.record, fpr)
+                rec.update(records_over_2x_fpr=tt["records_over_2x_fpr"], records_fpr_counted=tt["records_fpr_counted"],
+                           worst_record_fpr=tt["worst_record_fpr"])
         rows.append(rec)
         if s is not None and adaptive:
             from ganad.scoring.adaptive import prefix_standardise
@@ -185,6 +208,16 @@ def run_mitbih(data, *, methods=None, peers=None, seed: int = 0, max_train: int 
                 m = np.isin(te.aami, ["N", c]) & keep
                 sub = _metrics((te.aami[m] == c).astype(np.int64), sa[m])
                 ad[f"auroc_N_vs_{c}"], ad[f"auprc_N_vs_{c}"] = sub["auroc"], sub["auprc"]
+            if calibration == "fpr" and r["threshold"] is not None:
+                # the threshold adapted too (prefix_threshold, on the scores as they are): each record's own
+                # (1 - fpr) quantile of its warm-up, never below the population threshold; beside the population
+                # threshold's figures on the same beats
+                from ganad.scoring.adaptive import prefix_threshold
+                tau_r, _ = prefix_threshold(s, te.record, te.sample, int(adaptive), fpr=fpr, threshold=r["threshold"])
+                own = threshold_transfer(s > tau_r, y, te.record, fpr, keep)
+                pop = threshold_transfer(s > r["threshold"], y, te.record, fpr, keep)
+                ad.update(own)
+                ad.update({f"{k}_unadapted_same_beats": v for k, v in pop.items()})
             rows.append(ad)
             log(f"    {ad['method']}: auroc={ad.get('auroc')} (unadapted on the same beats {ad['auroc_unadapted_same_beats']})")
         if s is not None and keep_scores:

@@ -13,7 +13,7 @@ from torch import nn
 
 import ganad
 from ganad.exceptions import InputError, ModelFileError
-from ganad.scoring.adaptive import prefix_standardise, prefix_threshold
+from ganad.scoring.adaptive import AdaptiveThreshold, prefix_standardise, prefix_threshold
 from ganad.training.selection import Selector
 
 
@@ -747,6 +747,62 @@ def test_prefix_threshold_refuses_bad_arguments():
     # a record no longer than its warm-up: every score in the warm-up, the population threshold throughout
     tau, warm = prefix_threshold(s, g, n_first=20, threshold=1.0)
     assert warm.all() and np.all(tau == 1.0)
+
+
+@pytest.mark.parametrize("raise_only", [True, False])
+def test_adaptive_threshold_in_chunks_equals_prefix_threshold(raise_only):
+    """Three recordings' scores arriving interleaved, in chunks of random sizes, with the state saved to
+    JSON and restored half-way: the same thresholds and warm-up flags as prefix_threshold on the whole
+    recordings."""
+    import json
+    rng = np.random.RandomState(1)
+    recs = {"p1": 4 + rng.randn(700), "p2": rng.randn(450), "7": 2 + rng.randn(90)}  # "7": shorter than its warm-up
+    s = np.concatenate(list(recs.values()))
+    g = np.concatenate([[k] * len(v) for k, v in recs.items()])
+    want_tau, want_warm = prefix_threshold(s, g, None, 100, fpr=0.05, threshold=2.5, raise_only=raise_only)
+    at = AdaptiveThreshold(100, fpr=0.05, threshold=2.5, raise_only=raise_only)
+    got = {k: ([], []) for k in recs}
+    pos = dict.fromkeys(recs, 0)
+    step = 0
+    while any(pos[k] < len(v) for k, v in recs.items()):
+        k = list(recs)[rng.randint(3)]
+        n = rng.randint(1, 60)
+        chunk = recs[k][pos[k]:pos[k] + n]
+        pos[k] += len(chunk)
+        if not len(chunk):
+            continue
+        tau, warm = at.update(chunk, int(k) if k == "7" else k)
+        got[k][0].append(tau)
+        got[k][1].append(warm)
+        step += 1
+        if step == 10:  # a restart of the monitor: the state through JSON
+            at = AdaptiveThreshold.from_dict(json.loads(json.dumps(at.to_dict())))
+    np.testing.assert_array_equal(np.concatenate([np.concatenate(got[k][0]) for k in recs]), want_tau)
+    np.testing.assert_array_equal(np.concatenate([np.concatenate(got[k][1]) for k in recs]), want_warm)
+    assert at.state("p1") == {"threshold": want_tau[699]} and at.state("7") == {"warm_up": 90}
+    assert at.state("never-seen") == {"warm_up": 0}
+
+
+def test_adaptive_threshold_refuses_bad_input():
+    with pytest.raises(InputError, match="threshold"):
+        AdaptiveThreshold(100)  # raise_only without a population threshold
+    with pytest.raises(InputError, match="n_first"):
+        AdaptiveThreshold(1, threshold=1.0)
+    at = AdaptiveThreshold(5, threshold=1.0)
+    with pytest.raises(InputError, match="scores"):
+        at.update([1.0, np.nan], "a")
+    with pytest.raises(InputError, match="group"):
+        at.update([1.0], None)
+    assert at.state("a") == {"warm_up": 0}  # a refused chunk changes nothing
+    with pytest.raises(InputError, match="state"):
+        AdaptiveThreshold.from_dict({"kind": "something else"})
+    d = at.to_dict()
+    d["warm"] = {"a": [0.0] * 5}
+    with pytest.raises(InputError, match="full warm-up"):
+        AdaptiveThreshold.from_dict(d)
+    tau, warm = AdaptiveThreshold(3, threshold=None, raise_only=False).update([5.0, 1, 2, 3, 4], "b")
+    assert np.isnan(tau[:3]).all() and warm.tolist() == [True, True, True, False, False]
+    assert np.all(tau[3:] == 5.0)  # the largest of three: a 5 % rate allows none of them above it
 
 
 def test_ensemble_exports_as_one_onnx_graph(blobs, tmp_path):

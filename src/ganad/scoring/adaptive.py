@@ -151,3 +151,81 @@ def prefix_threshold(scores, groups, order=None, n_first: int = 300, *, fpr: flo
             own = fpr_threshold(s[head], fpr)
             tau[rest] = max(own, threshold) if raise_only else own
     return tau, warm
+
+
+class AdaptiveThreshold:
+    """:func:`prefix_threshold` for a live monitor: scores arrive chunk by chunk, per recording.
+
+    Each recording (patient, machine) starts with the population ``threshold``; once its first
+    ``n_first`` scores have arrived, its threshold becomes the ``(1 − fpr)`` quantile of them (floored
+    at ``threshold`` with ``raise_only``) and stays so. Feeding a recording's scores in any chunks gives
+    the thresholds :func:`prefix_threshold` gives on the whole recording in time order. The state
+    (each recording's warm-up scores or its own threshold) is plain JSON: :meth:`to_dict` /
+    :meth:`from_dict` keep it across restarts of the monitor.
+
+    Example::
+
+        from ganad.scoring.adaptive import AdaptiveThreshold
+        at = AdaptiveThreshold(n_first=300, fpr=0.05, threshold=det.threshold_)
+        for record_id, X_chunk in incoming():               # beats in time order per record
+            s = det.decision_function(X_chunk)
+            tau, warm = at.update(s, record_id)
+            alarms = s > tau
+    """
+
+    def __init__(self, n_first: int = 300, *, fpr: float = 0.05, threshold: float | None = None, raise_only: bool = True):
+        # the same checks as prefix_threshold's, on an empty recording
+        prefix_threshold(np.zeros(0), np.zeros(0), None, n_first, fpr=fpr, threshold=threshold, raise_only=raise_only)
+        self.n_first, self.fpr, self.raise_only = int(n_first), float(fpr), bool(raise_only)
+        self.threshold = None if threshold is None else float(threshold)
+        self._warm: dict[str, list[float]] = {}
+        self._own: dict[str, float] = {}
+
+    def update(self, scores, group) -> tuple[np.ndarray, np.ndarray]:
+        """Thresholds for the next ``scores`` of recording ``group`` (in time order); returns
+        ``(thresholds, warm)`` as :func:`prefix_threshold`: the population threshold (NaN without one)
+        for the scores inside the recording's warm-up, its own after it."""
+        if not isinstance(group, (str, int, np.integer)) or isinstance(group, (bool, np.bool_)):
+            raise InputError(_fmt("group", f"is {group!r}", "name the recording with a string or an integer, e.g. 'patient-7'"))
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if not np.isfinite(s).all():
+            raise InputError(_fmt("scores", "contain NaN or infinite values", "score finite inputs only"))
+        g = str(group)
+        tau = np.full(s.shape[0], np.nan if self.threshold is None else self.threshold)
+        warm = np.zeros(s.shape[0], dtype=bool)
+        if g in self._own:
+            tau[:] = self._own[g]
+            return tau, warm
+        buf = self._warm.setdefault(g, [])
+        take = min(self.n_first - len(buf), s.shape[0])
+        buf.extend(s[:take].tolist())
+        warm[:take] = True
+        if len(buf) == self.n_first:
+            from ganad.scoring.threshold import fpr_threshold
+            own = fpr_threshold(np.asarray(buf), self.fpr)
+            self._own[g] = max(own, self.threshold) if self.raise_only and self.threshold is not None else own
+            del self._warm[g]
+            tau[take:] = self._own[g]
+        return tau, warm
+
+    def state(self, group) -> dict:
+        """``{"warm_up": k}`` (k of ``n_first`` scores seen) or ``{"threshold": τ}`` (the recording's own)."""
+        g = str(group)
+        return {"threshold": self._own[g]} if g in self._own else {"warm_up": len(self._warm.get(g, []))}
+
+    def to_dict(self) -> dict:
+        return {"kind": "AdaptiveThreshold", "n_first": self.n_first, "fpr": self.fpr, "threshold": self.threshold,
+                "raise_only": self.raise_only, "warm": {k: list(v) for k, v in self._warm.items()}, "own": dict(self._own)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AdaptiveThreshold:
+        if not isinstance(d, dict) or d.get("kind") != "AdaptiveThreshold":
+            raise InputError(_fmt("state", "is not an AdaptiveThreshold's to_dict()", "pass the dictionary AdaptiveThreshold.to_dict() wrote"))
+        at = cls(d["n_first"], fpr=d["fpr"], threshold=d["threshold"], raise_only=d["raise_only"])
+        at._warm = {str(k): [float(x) for x in v] for k, v in d.get("warm", {}).items()}
+        at._own = {str(k): float(v) for k, v in d.get("own", {}).items()}
+        bad = [k for k, v in at._warm.items() if len(v) >= at.n_first]
+        if bad:
+            raise InputError(_fmt("state", f"holds {len(bad)} recording(s) with a full warm-up but no threshold ({bad[:3]})",
+                                  "pass the dictionary AdaptiveThreshold.to_dict() wrote, unedited"))
+        return at

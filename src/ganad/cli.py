@@ -266,7 +266,7 @@ def _fit_multiview(views: dict, output: Path, method: str, params: dict, exclude
 
 
 def _score_multiview(model_dir: Path, views: dict, output: Path, components: bool, exclude, key, sep, decimal,
-                     nonfinite: str = "raise") -> int:
+                     nonfinite: str = "raise", adaptive: Optional[dict] = None) -> int:
     import ganad
     from ganad.files import atomic_file
     from ganad.io import check_output_file
@@ -278,11 +278,32 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
     mv = ganad.load(model_dir)
     for det in mv.detectors_.values():  # --nonfinite: every view's detector (an inf view score makes the sum inf)
         det.on_nonfinite = nonfinite
+    groups = None
+    if adaptive is not None:  # the first view file holding the column names the recordings; no view reads it as a feature
+        from ganad.data.readers import file_format
+        col = adaptive["column"]
+        for f in views.values():
+            if file_format(Path(f)) in ("csv", "parquet") and col in _file_columns(Path(f), sep):
+                groups = _read_id_column(Path(f), col, sep, decimal, option="--group-column")
+                break
+        if groups is None:
+            raise GanadError(f"--group-column: no --view file has a column {col!r} (only CSV and Parquet files have named columns). "
+                             "Fix: add the recording id as a column of one view's CSV / Parquet file")
+        exclude = [*exclude, col] if col not in exclude else list(exclude)
     arrays = _model_views(mv, views, exclude, key, sep, decimal)
     z = mv.score_views(arrays)
     s = np.sum([z[v] for v in mv.views_], axis=0)
-    cols = {"index": np.arange(len(s)), "score": s, "label": (s > mv.threshold_).astype(np.int64),
-            "threshold": np.full(len(s), float(mv.threshold_))}
+    tau = np.full(len(s), float(mv.threshold_))
+    cols = {"index": np.arange(len(s)), "score": s, "label": None, "threshold": tau}
+    at = None
+    if groups is not None:
+        assert adaptive is not None
+        if len(groups) != len(s):
+            raise GanadError(f"--group-column {adaptive['column']!r}: has {len(groups)} values for {len(s)} samples. Fix: check the view files")
+        at = _adaptive_threshold(mv, adaptive)
+        tau, warm = _adaptive_update(at, s, groups, "--view files")
+        cols.update(threshold=tau, warm_up=warm.astype(np.int64))
+    cols["label"] = (s > tau).astype(np.int64)
     if components:
         cols.update({f"view_{v}": z[v] for v in mv.views_})
     header = list(cols)
@@ -290,8 +311,23 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
     with atomic_file(output) as fh:
         fh.write(",".join(header) + "\n")
         np.savetxt(fh, np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in header]),
-                   fmt=SCORE_FMT + ["%.9g"] * (len(header) - 4), delimiter=",")
+                   fmt=SCORE_FMT + ["%d" if k == "warm_up" else "%.9g" for k in header[4:]], delimiter=",")
+    if at is not None:
+        _print_adaptive(at)
     return len(s)
+
+
+def _file_columns(path: Path, sep: Optional[str]) -> list:
+    """The column names of a CSV / Parquet file (none if it cannot be read: the view's own reading says why)."""
+    import pandas as pd
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        s = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
+        return list(pd.read_csv(path, sep=s, nrows=0).columns)
+    except Exception:
+        return []
 
 
 def _model_views(mv, views: dict, exclude, key, sep, decimal) -> dict:
@@ -597,12 +633,16 @@ def score(
     decimal: str = typer.Option(".", help="CSV decimal mark, e.g. ',' for 1,5."),
     nonfinite: str = typer.Option("raise", help="A row whose score overflows to NaN/inf: raise (error naming it) or max (most anomalous)."),
     id_column: Optional[str] = typer.Option(None, help="CSV/Parquet column copied into the output as its first column, so that scores join back (it is not a feature)."),
+    group_column: Optional[str] = typer.Option(None, help="With --warm-up: the CSV/Parquet column naming each row's recording (patient, machine), in DATA or, with --view, in the view file(s) holding it (not a feature). A recording's rows must be in time order."),
+    warm_up: Optional[int] = typer.Option(None, help="Patient-adaptive thresholds (with --group-column): after each recording's first N rows, its threshold is the (1 - fpr) quantile of their scores, never below the model's (docs/training.md). The threshold column then varies by row; a warm_up column marks each recording's first N rows."),
+    fpr: Optional[float] = typer.Option(None, help="With --warm-up: the false-positive rate of each recording's own threshold (default: the rate the model's threshold was calibrated at with --threshold fpr, else its contamination)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT file (refused without it)."),
     progress: bool = typer.Option(False, "--progress", help="Show progress even when stderr is not a terminal (there: a plain line every 5 s, for logs and CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Score data with a saved model; streams the input in chunks and writes per row: index, score, label
     (score > threshold) and the threshold (read by `ganad evaluate`)."""
+    adaptive = _check_adaptive_options(group_column, warm_up, fpr, nonfinite)
     from ganad.series import is_series_model
     output = Path(output_text)  # taken as text: a Path would drop the trailing slash of a folder (out/)
     try:
@@ -634,7 +674,7 @@ def score(
         if views:
             if id_column is not None:
                 raise GanadError("--id-column: not taken with --view (the scores keep the files' row order in 'index'). Fix: drop --id-column")
-            n = _score_multiview(model_dir, views, output, components, exclude, key, sep, decimal, nonfinite)
+            n = _score_multiview(model_dir, views, output, components, exclude, key, sep, decimal, nonfinite, adaptive=adaptive)
             console.print(f"[green]scored[/] {n} samples -> {output}")
             return
     except (GanadError, ValueError) as exc:
@@ -661,6 +701,10 @@ def score(
                 raise GanadError(f"--events {ev_path}: is the scores file -o/--output too; one would replace the other. "
                                  f"Fix: choose another path, or leave --events out ({output.with_name(output.stem + '.events.csv')})")
             _refuse_existing(ev_path, overwrite, "file", ev_name)
+            if adaptive is not None:
+                raise GanadError("--warm-up / --group-column: apply to table, image and multi-view models scored row by row; a series model "
+                                 "flags runs of time points (its events). Fix: drop them (a series model's threshold is calibrated on its "
+                                 "own normal series: docs/series.md)")
             if id_column is not None:
                 raise GanadError("--id-column: applies to table models; a series model's scores carry the index and time "
                                  "columns. Fix: drop --id-column and join on index or time")
@@ -697,6 +741,11 @@ def score(
         if id_column is not None:
             ids = _read_id_column(data, id_column, sep, decimal)
             exclude = [*exclude, id_column] if id_column not in exclude else list(exclude)
+        groups, at = None, None
+        if adaptive is not None:
+            groups = _read_id_column(data, adaptive["column"], sep, decimal, option="--group-column")
+            exclude = [*exclude, adaptive["column"]] if adaptive["column"] not in exclude else list(exclude)
+            at = _adaptive_threshold(det, adaptive)
         rgb = False
         if file_format(data) == "images":  # a folder of images: each score names its file, as --id-column would
             files, first_colour = image_plan(data)
@@ -744,15 +793,22 @@ def score(
                          else det._score_with_map(chunk) if mfh is not None else det._score(chunk, required_components(det.composer_)))
                 except InputError as exc:
                     raise InputError(f"{data}, rows {n} to {n + len(chunk) - 1} (row numbers below count from {n}): {exc}") from exc
-                lab = (r.scores > det.threshold_).astype(np.int64)
-                cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": lab,
-                        "threshold": np.full(len(chunk), float(det.threshold_))}
+                tau = np.full(len(chunk), float(det.threshold_))
+                cols = {"index": np.arange(n, n + len(chunk)), "score": r.scores, "label": None, "threshold": tau}
+                if at is not None:
+                    assert groups is not None
+                    if n + len(chunk) > len(groups):
+                        raise GanadError(f"{data}: --group-column {adaptive['column']!r} has {len(groups)} values but the data has more rows. "
+                                         "Fix: check the file")
+                    tau, warm = _adaptive_update(at, r.scores, groups[n:n + len(chunk)], data, n)
+                    cols.update(threshold=tau, warm_up=warm.astype(np.int64))
+                cols["label"] = (r.scores > tau).astype(np.int64)
                 if components:
                     cols.update(r.components)
                 if header is None:
                     header = list(cols)
                     fh.write(",".join(([_csv_name(id_name)] if ids is not None and id_name is not None else []) + header) + "\n")
-                fmt = SCORE_FMT + ["%.9g"] * (len(header) - 4)
+                fmt = SCORE_FMT + ["%d" if k == "warm_up" else "%.9g" for k in header[4:]]
                 if ids is not None:  # ids may be text: written through pandas, the numbers formatted as without
                     import pandas as pd
                     if n + len(chunk) > len(ids):
@@ -777,6 +833,66 @@ def score(
     except (GanadError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]scored[/] {n} samples -> {output}" + (f"; anomaly maps -> {maps}" if maps is not None else ""))
+    if at is not None:
+        _print_adaptive(at)
+
+
+def _check_adaptive_options(group_column: Optional[str], warm_up: Optional[int], fpr: Optional[float], nonfinite: str) -> Optional[dict]:
+    """`ganad score --group-column COL --warm-up N [--fpr F]`, checked before anything is read: None without them."""
+    try:
+        if warm_up is None and group_column is None:
+            if fpr is not None:
+                raise GanadError(f"--fpr {fpr}: sets the rate of the per-recording thresholds of --warm-up, which is not given. "
+                                 "Fix: add --group-column COL --warm-up N, or drop --fpr (the model's threshold is set by `ganad calibrate --fpr`)")
+            return None
+        if warm_up is None or group_column is None:
+            given, missing = ("--group-column", "--warm-up N") if warm_up is None else ("--warm-up", "--group-column COL")
+            raise GanadError(f"{given}: patient-adaptive thresholds need both a recording id column and a warm-up length. "
+                             f"Fix: add {missing}, e.g. --group-column record --warm-up 300")
+        if warm_up < 2:
+            raise GanadError(f"--warm-up: is {warm_up}. Fix: pass a warm-up of at least 2 rows per recording, e.g. 300")
+        if fpr is not None and not 0.0 <= fpr < 1.0:
+            raise GanadError(f"--fpr: is {fpr}. Fix: pass the tolerated false-positive rate, in [0, 1), such as 0.05")
+        if nonfinite != "raise":
+            raise GanadError("--nonfinite max: an infinite score inside a warm-up has no quantile to set a threshold by. "
+                             "Fix: drop --nonfinite (rows that overflow are refused, naming them) or --warm-up")
+    except GanadError as exc:
+        _fail(exc)
+    return {"column": group_column, "n_first": int(warm_up), "fpr": fpr}
+
+
+def _adaptive_threshold(model, adaptive: dict):
+    """The AdaptiveThreshold of `ganad score --warm-up`: floored at the model's threshold, at --fpr or the rate the model's
+    threshold was fitted at (a calibrate with threshold='fpr': its fpr; else the contamination)."""
+    from ganad.scoring.adaptive import AdaptiveThreshold
+    rate = adaptive["fpr"]
+    if rate is None:
+        cal = getattr(model, "calibration_", None) or {}
+        rate = float(cal["fpr"]) if cal.get("threshold") == "fpr" and "fpr" in cal else float(model.contamination)
+    return AdaptiveThreshold(adaptive["n_first"], fpr=rate, threshold=float(model.threshold_))
+
+
+def _adaptive_update(at, scores: np.ndarray, groups: np.ndarray, data, first_row: int = 0):
+    """Thresholds and warm-up flags of one chunk's rows, each recording's rows fed in their order."""
+    import pandas as pd
+    tau, warm = np.empty(len(scores)), np.zeros(len(scores), dtype=bool)
+    codes, uniq = pd.factorize(groups)
+    if (codes < 0).any():
+        row = first_row + int(np.flatnonzero(codes < 0)[0])
+        raise GanadError(f"{data}: row {row} has no recording id in the --group-column. Fix: give every row its recording's id")
+    for c, g in enumerate(uniq):
+        idx = np.flatnonzero(codes == c)
+        tau[idx], warm[idx] = at.update(scores[idx], str(g))
+    return tau, warm
+
+
+def _print_adaptive(at) -> None:
+    """How many recordings finished their warm-up (their own threshold) and how many are still in it."""
+    d = at.to_dict()
+    own, warming = d["own"], d["warm"]
+    console.print(f"patient-adaptive thresholds (fpr {at.fpr:g}, warm-up {at.n_first} rows): {len(own)} recording(s) with their own "
+                  f"threshold, {len(warming)} still in their warm-up (the model's threshold {at.threshold:.6g} held there)"
+                  + (f"; raised above the model's for {sum(v > at.threshold for v in own.values())}" if own else ""))
 
 
 def _write_maps(path: Path, raw, shape: tuple, temporary) -> None:
@@ -814,8 +930,8 @@ def _csv_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n\r') else name
 
 
-def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
-    """The --id-column values of a CSV / Parquet file, as strings exactly as written (ids are labels, not numbers)."""
+def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str, option: str = "--id-column"):
+    """The --id-column (or ``option``'s) values of a CSV / Parquet file, as strings exactly as written (ids are labels, not numbers)."""
     import pandas as pd
     from ganad.data.readers import file_format
     fmt = file_format(data)
@@ -824,23 +940,23 @@ def _read_id_column(data: Path, column: str, sep: Optional[str], decimal: str):
             s = sep if sep is not None else ("\t" if data.suffix.lower() == ".tsv" else ",")
             cols = pd.read_csv(data, sep=s, nrows=0).columns
             if column not in cols:
-                raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {list(cols)[:10]}")
+                raise GanadError(f"{option}: {data} has no column {column!r}. Fix: use one of {list(cols)[:10]}")
             values = pd.read_csv(data, sep=s, usecols=[column], dtype=str, keep_default_na=False)[column]
         elif fmt == "parquet":
             import pyarrow.parquet as pq
             names = pq.ParquetFile(data).schema_arrow.names
             if column not in names:
-                raise GanadError(f"--id-column: {data} has no column {column!r}. Fix: use one of {names[:10]}")
+                raise GanadError(f"{option}: {data} has no column {column!r}. Fix: use one of {names[:10]}")
             values = pq.read_table(data, columns=[column]).to_pandas(ignore_metadata=True)[column].astype(str)  # an index column too
         elif fmt == "images":
-            raise GanadError(f"--id-column: {data} is a folder of images, which has no columns; the scores carry each image's "
+            raise GanadError(f"{option}: {data} is a folder of images, which has no columns; the scores carry each image's "
                              "name in the 'file' column. Fix: drop --id-column")
         else:
-            raise GanadError(f"--id-column: {data} is {fmt.upper()}, which has no named columns. Fix: use a CSV or Parquet file with an id column, or join on the output's index")
+            raise GanadError(f"{option}: {data} is {fmt.upper()}, which has no named columns. Fix: use a CSV or Parquet file with an id column, or join on the output's index")
     except GanadError:
         raise
     except Exception as exc:
-        raise GanadError(f"--id-column: cannot read column {column!r} of {data} ({exc}). Fix: check the file and the column name") from exc
+        raise GanadError(f"{option}: cannot read column {column!r} of {data} ({exc}). Fix: check the file and the column name") from exc
     return values.to_numpy(dtype=object)
 
 
@@ -1212,8 +1328,14 @@ def evaluate(
 
 
 def _scores_threshold(df, path: Path):
-    """The model's threshold carried in the scores file (`ganad score` writes a threshold column), or None."""
+    """The model's threshold carried in the scores file (`ganad score` writes a threshold column), or None. A file of
+    per-recording thresholds (`ganad score --warm-up`, with its warm_up column) has none: its label column decides."""
     if "threshold" not in df.columns:
+        return None
+    if "warm_up" in df.columns:
+        if "label" not in df.columns:
+            raise GanadError(f"{path}: has per-recording thresholds (a warm_up column) but no label column. "
+                             "Fix: pass the CSV written by `ganad score --warm-up`, unedited")
         return None
     t = df["threshold"].to_numpy(dtype=np.float64)
     if not np.isfinite(t).all() or t.size == 0:

@@ -31,6 +31,24 @@ neither adaptive variant passes, the population threshold stays the recommendati
 
     OMP_NUM_THREADS=1 python benchmarks/select_threshold.py --seeds 0 1 2 3 --epochs 30
 
+``--robust`` (second round, thirty-third session): the own quantile of a warm-up counts the abnormal beats
+inside it (runs of premature beats raise it, and recall falls: 0.674 → 0.385 floored above). Two
+variants that read the warm-up by its median (and MAD), which abnormal beats move little while they
+are under half of it, and take the tail's shape from the population's normal beats (median m, MAD
+scale d, of the calibration half's N beats, τ their (1 − fpr) quantile):
+
+* ``shifted, floored``: ``max(τ, τ + median_r − m)``: the population threshold moved by the record's
+  shift of location;
+* ``robust, floored``: ``max(τ, median_r + (τ − m) · MAD_r / d)``: and scaled by its spread.
+
+The rule (written before the second round's run): the candidate of the two with the higher recall
+becomes what ``prefix_threshold`` computes when given the population's normal scores
+(``reference=``) if it has at most 4 of the 28 record evaluations above twice the target (``own,
+floored``: 3, population: 10) and a recall at least 0.03 above ``own, floored``'s; otherwise neither is
+built into the library.
+
+    OMP_NUM_THREADS=1 python benchmarks/select_threshold.py --seeds 0 1 2 3 --epochs 30 --robust
+
 ``--calibration-sizes 1 2 3 4 5 6`` (a report, nothing chosen on it): how many calibration patients a
 population threshold needs. For every subset of k of a seed's 7 held-out records, the views' surprise
 transform and τ are fitted on the subset's N beats and read on the other records' beats: the pooled
@@ -52,6 +70,24 @@ from common import machine, markdown_table, shared_data, write_json  # noqa: E40
 from select_rhythm import combine, held_out_split  # noqa: E402
 
 VARIANTS = ("population", "own", "own, floored")
+ROBUST = ("shifted, floored", "robust, floored")
+
+
+def robust_thresholds(s, record, order, n_first, tau, ref):
+    """Per score: the two robust floored thresholds (``ROBUST``) of its record after its warm-up, τ inside it."""
+    from ganad.scoring.composition import MAD_TO_STD
+    m = np.median(ref)
+    d = np.median(np.abs(ref - m)) * MAD_TO_STD
+    shifted, robust = np.full(len(s), tau), np.full(len(s), tau)
+    for r in np.unique(record):
+        idx = np.flatnonzero(record == r)
+        idx = idx[np.argsort(order[idx], kind="stable")]
+        head, rest = idx[:n_first], idx[n_first:]
+        med = np.median(s[head])
+        mad = np.median(np.abs(s[head] - med)) * MAD_TO_STD
+        shifted[rest] = max(tau, tau + med - m)
+        robust[rest] = max(tau, med + (tau - m) * (mad / d if d > 0 else 1.0))
+    return shifted, robust
 
 
 def threshold_metrics(score, tau, y, record, keep, fpr, min_normal=100):
@@ -79,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--warm-up", type=int, default=300)
     ap.add_argument("--fpr", type=float, default=0.05)
     ap.add_argument("--out", default="select_threshold.json")
+    ap.add_argument("--robust", action="store_true", help="also the two robust floored variants (second round)")
     ap.add_argument("--calibration-sizes", type=int, nargs="*", default=[],
                     help="also report the population threshold fitted on every subset of k held-out records, read on the others")
     a = ap.parse_args(argv)
@@ -131,15 +168,18 @@ def main(argv=None):
                    "eval_records": sorted(set(rr.tolist())), "n_eval": int(keep.sum()), "n_anomalies": int(yy[keep].sum()),
                    "auroc": float(roc_auc_score(yy[keep], s[keep])) if len(np.unique(yy[keep])) == 2 else float("nan"),
                    "auroc_adapted": float(roc_auc_score(yy[keep], adapted[keep])) if len(np.unique(yy[keep])) == 2 else float("nan")}
-            for v, t in zip(VARIANTS, (np.full(len(s), tau), own, floored)):
+            variants = dict(zip(VARIANTS, (np.full(len(s), tau), own, floored)))
+            if a.robust:
+                variants.update(zip(ROBUST, robust_thresholds(s, rr, oo, a.warm_up, tau, sc[ref_side & (y == 0)])))
+            for v, t in variants.items():
                 row[v] = threshold_metrics(s, t, yy, rr, keep, a.fpr)
             rows.append(row)
             print(f"seed {seed} fold {fold} ({time.perf_counter() - t0:.0f} s): tau {tau:.2f} "
                   + "; ".join(f"{v}: fpr {row[v]['fpr']:.3f} recall {row[v]['recall']:.3f} "
                               f">2x {row[v]['records_over_2x']}/{row[v]['records']} worst {row[v]['worst_record_fpr']:.3f}"
-                              for v in VARIANTS), flush=True)
+                              for v in variants), flush=True)
     table = []
-    for v in VARIANTS:
+    for v in VARIANTS + (ROBUST if a.robust else ()):
         fp = [r[v]["fpr"] for r in rows]
         rc = [r[v]["recall"] for r in rows if np.isfinite(r[v]["recall"])]
         table.append({"threshold": v, "pooled FPR": f"{np.mean(fp):.3f} ± {np.std(fp):.3f}",

@@ -1080,3 +1080,83 @@ def test_series_csv_header_with_spaces_after_commas_names_the_channels(series_cl
     # every field quoted (csv.QUOTE_ALL), as pandas reads it
     df, _, _ = decode_series(b'"time","b","a"\n"0","2.5","1.5"\n', "text/csv", channels=["a", "b"])
     assert df.to_numpy().tolist() == [[1.5, 2.5]]
+
+
+# ---------------------------------------------------------------------- per-recording thresholds (--warm-up)
+def test_recordings_get_their_own_threshold_after_their_warm_up(models, tmp_path):
+    """Two recordings sent in chunks, interleaved, one noisier than the training data: the answers' thresholds
+    and warm-up flags are ganad.scoring.adaptive.prefix_threshold's on each whole recording; a recording over
+    --max-streams evicts the least recently used one, which starts anew."""
+    from ganad.scoring.adaptive import prefix_threshold
+    det = models["vec"]
+    rng = np.random.RandomState(3)
+    rec = {"p1": (2.0 * rng.randn(90, 6)).astype(np.float32), "p2": rng.randn(70, 6).astype(np.float32)}
+    app = create_app([models["dir"] / "vec"], ServeSettings(warm_up=30, warm_up_fpr=0.1, max_streams=2))
+    got = {k: {"thresholds": [], "warm_up": [], "labels": [], "scores": []} for k in rec}
+    with TestClient(app) as c:
+        for start in range(0, 90, 20):
+            for k, X in rec.items():
+                part = X[start:start + 20]
+                if not len(part):
+                    continue
+                params = f"?recording={k}" if k == "p1" else ""
+                headers = {"content-type": "application/json", **({"x-recording-id": k} if k == "p2" else {})}
+                r = c.post(f"/v1/models/vec/score{params}", content=json.dumps(part.tolist()), headers=headers)
+                assert r.status_code == 200, r.text
+                a = r.json()
+                assert a["recording"] == k and a["new_recording"] == (start == 0)
+                for f in got[k]:
+                    got[k][f] += a[f]
+        assert a["recording_state"] == {"threshold": a["thresholds"][-1]}
+        s = np.concatenate([got[k]["scores"] for k in rec])
+        g = np.concatenate([[k] * len(X) for k, X in rec.items()])
+        tau, warm = prefix_threshold(s, g, None, 30, fpr=0.1, threshold=det.threshold_)
+        np.testing.assert_allclose(np.concatenate([got[k]["thresholds"] for k in rec]), tau)
+        np.testing.assert_array_equal(np.concatenate([got[k]["warm_up"] for k in rec]), warm.astype(int))
+        np.testing.assert_array_equal(np.concatenate([got[k]["labels"] for k in rec]), (s > tau).astype(int))
+        assert max(got["p1"]["thresholds"]) > det.threshold_  # the noisier recording's own threshold is raised
+        # a request without a recording: the model's threshold, as before
+        r = c.post("/v1/models/vec/score", content=json.dumps(rec["p1"][:3].tolist()), headers={"content-type": "application/json"})
+        assert "thresholds" not in r.json() and r.json()["threshold"] == pytest.approx(det.threshold_)
+        # a third recording evicts p2 (least recently used); p2 then starts a new warm-up
+        r = c.post("/v1/models/vec/score?recording=p3", content=json.dumps(rec["p2"][:2].tolist()), headers={"content-type": "application/json"})
+        assert r.json()["new_recording"] and r.json()["recording_state"] == {"warm_up": 2}
+        r = c.post("/v1/models/vec/score?recording=p2", content=json.dumps(rec["p2"][:2].tolist()), headers={"content-type": "application/json"})
+        assert r.json()["new_recording"] and r.json()["warm_up"] == [1, 1]
+        assert 'reason="recording_evicted"' in c.get("/metrics").text
+        # refusals: a bad id, two different ids, and (next server) a recording without --warm-up
+        for params, headers, words in (("?recording=a%20b", {}, "recording"), ("?recording=a", {"x-recording-id": "b"}, "X-Recording-Id")):
+            r = c.post(f"/v1/models/vec/score{params}", content=json.dumps(rec["p2"][:2].tolist()),
+                       headers={"content-type": "application/json", **headers})
+            assert r.status_code == 422 and words in r.json()["error"]["message"]
+    with TestClient(create_app([models["dir"] / "vec"])) as c:
+        r = c.post("/v1/models/vec/score?recording=p1", content=json.dumps(rec["p1"][:2].tolist()), headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "--warm-up" in r.json()["error"]["message"]
+
+
+def test_recordings_of_a_multi_view_model(tmp_path):
+    from ganad.scoring.adaptive import prefix_threshold
+    rng = np.random.RandomState(0)
+    Xtr = {"beat": rng.randn(200, 1, 16).astype(np.float32), "rhythm": rng.randn(200, 3).astype(np.float32)}
+    mv = ganad.MultiViewDetector({"beat": "ganomaly", "rhythm": "ganomaly"}, detector_params=KW).fit(Xtr)
+    mv.save(tmp_path / "mv")
+    Xte = {"beat": rng.randn(40, 1, 16).astype(np.float32), "rhythm": (1.5 * rng.randn(40, 3)).astype(np.float32)}
+    with TestClient(create_app([tmp_path / "mv"], ServeSettings(warm_up=10))) as c:
+        thr, sc = [], []
+        for start in (0, 15, 30):
+            body = {"views": {v: a[start:start + 15].tolist() for v, a in Xte.items()}}
+            r = c.post("/v1/models/mv/score?recording=bed-4", content=json.dumps(body), headers={"content-type": "application/json"})
+            assert r.status_code == 200, r.text
+            thr += r.json()["thresholds"]
+            sc += r.json()["scores"]
+    loaded = ganad.load(tmp_path / "mv")
+    tau, _ = prefix_threshold(np.asarray(sc), np.zeros(len(sc)), None, 10, fpr=loaded.contamination, threshold=loaded.threshold_)
+    np.testing.assert_allclose(thr, tau)
+
+
+@pytest.mark.parametrize("kw, words", [(dict(warm_up=1), "warm-up"), (dict(warm_up=-3), "warm-up"),
+                                       (dict(warm_up_fpr=0.1), "without --warm-up"), (dict(warm_up=10, warm_up_fpr=1.0), "warm-up-fpr")])
+def test_warm_up_settings_are_checked(kw, words):
+    from ganad.exceptions import GanadError
+    with pytest.raises(GanadError, match=words):
+        ServeSettings(**kw)

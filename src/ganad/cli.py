@@ -864,12 +864,8 @@ def _check_adaptive_options(group_column: Optional[str], warm_up: Optional[int],
 def _adaptive_threshold(model, adaptive: dict):
     """The AdaptiveThreshold of `ganad score --warm-up`: floored at the model's threshold, at --fpr or the rate the model's
     threshold was fitted at (a calibrate with threshold='fpr': its fpr; else the contamination)."""
-    from ganad.scoring.adaptive import AdaptiveThreshold
-    rate = adaptive["fpr"]
-    if rate is None:
-        cal = getattr(model, "calibration_", None) or {}
-        rate = float(cal["fpr"]) if cal.get("threshold") == "fpr" and "fpr" in cal else float(model.contamination)
-    return AdaptiveThreshold(adaptive["n_first"], fpr=rate, threshold=float(model.threshold_))
+    from ganad.scoring.adaptive import for_model
+    return for_model(model, adaptive["n_first"], adaptive["fpr"])
 
 
 def _adaptive_update(at, scores: np.ndarray, groups: np.ndarray, data, first_row: int = 0):
@@ -1717,8 +1713,10 @@ def serve(
     cors_origin: List[str] = typer.Option([], help="Allow browser requests from this origin (CORS is off without it). Repeatable."),
     access_log: bool = typer.Option(False, help="Log every request (JSON line); errors are always logged."),
     log_level: str = typer.Option("info", help="critical, error, warning, info or debug."),
-    max_streams: int = typer.Option(10000, help="Series models: open streams per model at most; a new one evicts the least recently used."),
+    max_streams: int = typer.Option(10000, help="Series models: open streams per model at most; a new one evicts the least recently used. With --warm-up, also the recordings whose thresholds are kept per model."),
     stream_idle_s: float = typer.Option(3600.0, help="Series models: a stream idle this many seconds is dropped (0: never)."),
+    warm_up: int = typer.Option(0, help="Per-recording thresholds: a score request naming a recording (?recording=ID or X-Recording-Id) gets, after that recording's first N samples, the (1 - fpr) quantile of their scores as its threshold, never below the model's (0: off; docs/serve.md)."),
+    warm_up_fpr: Optional[float] = typer.Option(None, help="With --warm-up: the rate of the recordings' own thresholds (default: the model's calibrated fpr, else its contamination)."),
     workers: int = typer.Option(1, help="Forward passes run at once per server (each on its share of torch's threads unless OMP_NUM_THREADS is set): 2 on 2 cores for bulk scoring (more rows/s, slower single rows)."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/score (or /series for series models), /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
@@ -1734,7 +1732,7 @@ def serve(
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
                                  cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,
-                                 stream_idle_s=stream_idle_s, workers=workers)
+                                 stream_idle_s=stream_idle_s, workers=workers, warm_up=warm_up, warm_up_fpr=warm_up_fpr)
         run(model_dirs, settings, host=host, port=port, log_level=log_level)
     except (GanadError, ValueError) as exc:
         _fail(exc)

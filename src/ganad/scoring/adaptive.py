@@ -208,6 +208,16 @@ class AdaptiveThreshold:
             tau[take:] = self._own[g]
         return tau, warm
 
+    def forget(self, group) -> None:
+        """Drop a recording's state (its warm-up so far or its own threshold): its next scores start a new warm-up."""
+        g = str(group)
+        self._warm.pop(g, None)
+        self._own.pop(g, None)
+
+    def __len__(self) -> int:
+        """Recordings with a state (in their warm-up or with their own threshold)."""
+        return len(self._warm) + len(self._own)
+
     def state(self, group) -> dict:
         """``{"warm_up": k}`` (k of ``n_first`` scores seen) or ``{"threshold": τ}`` (the recording's own)."""
         g = str(group)
@@ -229,3 +239,14 @@ class AdaptiveThreshold:
             raise InputError(_fmt("state", f"holds {len(bad)} recording(s) with a full warm-up but no threshold ({bad[:3]})",
                                   "pass the dictionary AdaptiveThreshold.to_dict() wrote, unedited"))
         return at
+
+
+def for_model(model, n_first: int = 300, fpr: float | None = None, raise_only: bool = True) -> AdaptiveThreshold:
+    """An :class:`AdaptiveThreshold` for a fitted (and perhaps calibrated) detector or multi-view model:
+    floored at its ``threshold_``, at the rate ``fpr``, else the rate that threshold was fitted at (a
+    ``calibrate(threshold='fpr')``'s ``fpr``, else the model's ``contamination``). What ``ganad score
+    --warm-up`` and ``ganad serve --warm-up`` use."""
+    if fpr is None:
+        cal = getattr(model, "calibration_", None) or {}
+        fpr = float(cal["fpr"]) if cal.get("threshold") == "fpr" and "fpr" in cal else float(model.contamination)
+    return AdaptiveThreshold(n_first, fpr=fpr, threshold=float(model.threshold_), raise_only=raise_only)

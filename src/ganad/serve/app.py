@@ -31,6 +31,7 @@ from ganad.serve import schemas as S
 from ganad.serve.decode import BODY, CSV_TYPES, JSON_TYPES, NPY_TYPES, NPZ_TYPES, PARQUET_TYPES, decode, decode_series, media_type
 from ganad.serve.errors import Refusal
 from ganad.serve.metrics import ServeMetrics
+from ganad.serve.recordings import check_recording_id
 from ganad.serve.registry import Registry
 from ganad.serve.streams import check_stream_id, clean_event
 
@@ -54,6 +55,8 @@ class ServeSettings:
     max_streams: int = 10000
     stream_idle_s: float = 3600.0
     workers: int = 1
+    warm_up: int = 0  # per-recording thresholds after each recording's first N scores (0: off)
+    warm_up_fpr: Optional[float] = None  # their rate (None: the model's calibrated fpr, else its contamination)
 
     def __post_init__(self):
         if not (math.isfinite(self.stream_idle_s) and self.stream_idle_s >= 0):  # NaN compares False: never < 0
@@ -65,6 +68,15 @@ class ServeSettings:
             raise GanadError(_fmt("workers", f"is {self.workers}", "pass at most 256 (about the number of cores is what helps)"))
         if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
             raise GanadError(_fmt("max-wait-ms", f"is {self.max_wait_ms}", "pass 0 (no wait) or a positive number of milliseconds"))
+        if int(self.warm_up) < 0 or int(self.warm_up) == 1:
+            raise GanadError(_fmt("warm-up", f"is {self.warm_up}", "pass 0 (no per-recording thresholds) or a warm-up of at least 2 "
+                                                                    "samples per recording, e.g. 300"))
+        if self.warm_up_fpr is not None:
+            if not int(self.warm_up):
+                raise GanadError(_fmt("warm-up-fpr", f"is {self.warm_up_fpr} without --warm-up",
+                                      "add --warm-up N (per-recording thresholds), or drop --warm-up-fpr"))
+            if not (math.isfinite(self.warm_up_fpr) and 0.0 <= self.warm_up_fpr < 1.0):
+                raise GanadError(_fmt("warm-up-fpr", f"is {self.warm_up_fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
         if self.token is not None and not self.token.strip():
             raise GanadError(_fmt("token", "is empty", "put a non-empty secret in the token file or $" + TOKEN_ENV))
 
@@ -370,7 +382,10 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         {"name": k, "in": "query", "required": False, "schema": {"type": "boolean", "default": d}, "description": text}
         for k, d, text in (("components", False, "Also return each score component."),
                            ("map", False, "Also return the anomaly map per sample."),
-                           ("csv_header", True, "CSV bodies: the first line holds column names."))]
+                           ("csv_header", True, "CSV bodies: the first line holds column names."))] + [
+        {"name": "recording", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "With `ganad serve --warm-up N`: the recording (patient, machine) these samples belong to, in time order; "
+                        "after its first N samples it gets its own threshold (or the X-Recording-Id header)."}]
 
     async def _score(scope, receive, name: str) -> bytes:
         """The answer body of POST /v1/models/{name}/score, or a Refusal / GanadError."""
@@ -390,15 +405,18 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
         if entry.is_multiview or isinstance(raw, dict):
             return await _score_views(entry, name, raw, components or flags.get("components", False), map or flags.get("map", False),
-                                      npz=media_type(ct) in NPZ_TYPES)
+                                      npz=media_type(ct) in NPZ_TYPES, rid=_recording(scope, q, entry, name))
         if entry.is_series:
             raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
                                     "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
         X = prepare(entry.det, raw)
         want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)
+        rid = _recording(scope, q, entry, name)
         res = await entry.batcher.submit(X, want_c, want_m)
         out = {"model": name, "version": entry.info["version"], "n": len(X), "threshold": entry.threshold,
                "scores": res.scores, "labels": (res.scores > entry.threshold).astype(np.int64)}
+        if rid is not None:
+            out.update(entry.recordings.update(np.asarray(res.scores, dtype=np.float64), rid))
         if want_c:
             out["components"] = res.components
         if want_m:
@@ -406,7 +424,26 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         import orjson
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool, npz: bool = False) -> bytes:
+    def _recording(scope, q: dict, entry, name: str):
+        """The recording id of a score request (?recording= or X-Recording-Id), checked, or None."""
+        rid = q.get("recording")
+        for k, v in scope["headers"]:
+            if k == b"x-recording-id":
+                h = v.decode("latin-1")
+                if rid is not None and h != rid:
+                    raise Refusal(422, _fmt("recording", f"is {rid!r} in the query but {h!r} in the X-Recording-Id header",
+                                            "name the recording once, or the same in both"), "InputError")
+                rid = h
+        if rid is None:
+            return None
+        rid = check_recording_id(rid, "recording")
+        if entry.recordings is None:
+            raise Refusal(422, _fmt("recording", f"is {rid!r}, but this server gives no per-recording thresholds",
+                                    "start it with --warm-up N (each recording's own threshold after its first N samples), "
+                                    "or drop the recording id"), "InputError")
+        return rid
+
+    async def _score_views(entry, name: str, raw, want_c: bool, want_m: bool, npz: bool = False, rid=None) -> bytes:
         """A multi-view model's answer: a JSON body {"views": {NAME: rows}} or an NPZ archive of one
         array per view, micro-batched with other requests to the model like any detector's (one pass
         per view), the summed standardised scores."""
@@ -445,6 +482,8 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         scores = res.scores
         out = {"model": name, "version": entry.info["version"], "n": int(len(scores)), "threshold": entry.threshold,
                "scores": scores, "labels": (scores > entry.threshold).astype(np.int64)}
+        if rid is not None:
+            out.update(entry.recordings.update(np.asarray(scores, dtype=np.float64), rid))
         if want_c:
             out["components"] = res.components
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -119,7 +119,8 @@ class ServeMetrics:
         self.stream_points = Counter("ganad_stream_points_total", "Points received by the series endpoint, by model.", ("model",))
         self.stream_events = Counter("ganad_stream_events_total", "Events closed by the series endpoint, by model.", ("model",))
         self.streams_dropped = Counter("ganad_streams_dropped_total", "Streams dropped without DELETE, by model and reason "
-                                       "(lru: over --max-streams, idle: over --stream-idle-s, reload, shutdown).", ("model", "reason"))
+                                       "(lru: over --max-streams, idle: over --stream-idle-s, reload, shutdown; recording_evicted: a recording's "
+                                       "per-recording threshold state over --max-streams, with --warm-up).", ("model", "reason"))
         self._all = [self.requests, self.latency, self.errors, self.in_flight, self.rows, self.batch_rows, self.batch_requests,
                      self.queue_depth, self.reloads, self.streams, self.stream_points, self.stream_events, self.streams_dropped]
 

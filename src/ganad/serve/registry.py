@@ -160,6 +160,7 @@ class ModelEntry:
     info: dict
     batcher: object = field(repr=False, default=None)
     streams: object = field(repr=False, default=None)
+    recordings: object = field(repr=False, default=None)  # ganad serve --warm-up: per-recording thresholds
 
     @property
     def threshold(self) -> float:
@@ -215,7 +216,11 @@ class Registry:
         b = MicroBatcher(det, self.executor, name=name, max_batch_rows=s.max_batch_rows, max_wait_ms=s.max_wait_ms,
                          max_queue=s.max_queue, metrics=self.metrics, workers=s.workers)
         b.start()
-        return ModelEntry(name, self.paths[name], det, info, b)
+        rec = None
+        if int(s.warm_up):
+            from ganad.serve.recordings import RecordingThresholds
+            rec = RecordingThresholds(det, int(s.warm_up), s.warm_up_fpr, s.max_streams, metrics=self.metrics, name=name)
+        return ModelEntry(name, self.paths[name], det, info, b, recordings=rec)
 
     async def start(self) -> None:
         from concurrent.futures import ThreadPoolExecutor

@@ -36,6 +36,13 @@ class ScoreResponse(BaseModel):
     components: Optional[dict[str, list[float]]] = Field(None, description="Each score component per sample (on request); "
                                                                              "multi-view models: each view's term of the sum (view_NAME), its surprise among normal samples (a z-score for combine='zscore').")
     map: Optional[list] = Field(None, description="Anomaly map per sample, the sample's shape (on request).")
+    recording: Optional[str] = Field(None, description="With ?recording= (ganad serve --warm-up N): the recording scored.")
+    new_recording: Optional[bool] = Field(None, description="The recording had no state (first request, or evicted / reloaded since).")
+    thresholds: Optional[list[float]] = Field(None, description="With a recording: the threshold in force per sample "
+                                                                "(the model's during the recording's warm-up, its own after it); labels = score > it.")
+    warm_up: Optional[list[int]] = Field(None, description="With a recording: 1 for the samples inside its warm-up.")
+    recording_state: Optional[dict] = Field(None, description='With a recording: {"warm_up": k} (k of N samples seen) or '
+                                                              '{"threshold": t} (its own).')
 
 
 class SeriesInfo(BaseModel):

@@ -61,6 +61,18 @@ neither method's mean is more than 0.005 below its ``sum``; otherwise the defaul
         --features four --epochs 30 --split-reference records --combiners "sum,tail sum,surprise sum" \
         --out sel32_records_$m.json & done; wait
 
+``--features five`` (thirty-third session): ``four`` plus log(previous RR / the median of the record's
+last 64 previous RRs, this beat's included; causal): how premature a beat is against the last minute's
+rhythm. The ±5-interval local mean of the other features absorbs a run of premature beats (each looks
+on time among its neighbours); a median over a minute does not, until the run fills half of it. The
+rule (written before its run): ``five`` replaces ``four`` (the benchmark's rhythm view and the ECG
+recipe) if, with ``--split-reference records`` and the surprise sum, its mean AUROC over GANomaly and
+f-AnoGAN × seeds 0–3 is ≥ 0.005 above ``four``'s and neither method's mean is more than 0.005 below.
+
+    for m in ganomaly fanogan; do OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods $m \
+        --features four,five --epochs 30 --split-reference records --combiners "surprise sum" \
+        --out sel33_five_$m.json & done; wait
+
 The rule for the MultiViewDetector's combination (thirty-second session; written before its run): the
 combiner with the highest mean AUROC over GANomaly and f-AnoGAN × seeds 0–3 (four features, 30 epochs,
 --split-reference) replaces ``sum`` if that mean is ≥ 0.005 above ``sum``'s and neither method's mean
@@ -106,6 +118,15 @@ def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
     return z.max(1) if name.endswith("max") else z.sum(1)
 
 
+def minute_prematurity(prev_rr: np.ndarray, record: np.ndarray, last: int = 64) -> np.ndarray:
+    """log(previous RR / the median of the record's last ``last`` previous RRs, this one included): causal,
+    per record, in the beats' order (float32)."""
+    import pandas as pd
+    s = pd.Series(np.asarray(prev_rr, dtype=np.float64))
+    med = s.groupby(np.asarray(record), sort=False).transform(lambda x: x.rolling(last, min_periods=1).median())
+    return np.log(s.to_numpy() / med.to_numpy()).astype(np.float32)
+
+
 def held_out_split(b, seed: int, max_train: int | None):
     """DS1 split by patient (``mitbih_split(DS1, seed, 0.3)``): (held-out records, indices of the training
     records' N beats, at most ``max_train`` drawn at random, indices of every beat of the held-out records)."""
@@ -127,7 +148,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--max-train", type=int, default=10000)
     ap.add_argument("--out", default="select_rhythm.json")
-    ap.add_argument("--features", default="three,four", help="rhythm feature sets: three, four or both (default)")
+    ap.add_argument("--features", default="three,four", help="rhythm feature sets, comma-separated: three, four, five (default three,four)")
     ap.add_argument("--beat-params", nargs="+", default=["{}"], help="JSON parameter sets of the beat detector to compare")
     ap.add_argument("--rhythm-params", nargs="+", default=["{}"], help="JSON parameter sets of the rhythm detector to compare")
     ap.add_argument("--combiners", default="sum,max", help=f"how the views join, comma-separated: {', '.join(COMBINERS)}")
@@ -157,6 +178,8 @@ def main(argv=None):
         raise SystemExit("no MIT-BIH data: pass --data (the folder holding mitdb/) or set GANAD_SHARED_DATA")
     b = mb.load_mitbih(data / "mitdb" if (data / "mitdb").is_dir() else data, list(mb.DS1), rr_features=True)
     feats = {"three": mb.rhythm_features(b.rr[:, :3]), "four": mb.rhythm_features(b.rr)}
+    if "five" in a.features.split(","):
+        feats["five"] = np.c_[feats["four"], minute_prematurity(b.rr[:, 0], b.record)]
     feats = {k: v for k, v in feats.items() if k in a.features.split(",")}
     rows = []
     for seed in a.seeds:

@@ -393,25 +393,27 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         q = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
         components, map, csv_header = _flag(q, "components", False), _flag(q, "map", False), _flag(q, "csv_header", True)
         _model(name)  # refuse an unknown model before reading a large body
-        ct = cl = None
+        ct = cl = rh = None
         for k, v in scope["headers"]:
             if k == b"content-type":
                 ct = v.decode("latin-1")
             elif k == b"content-length":
                 cl = v.decode("latin-1")
+            elif k == b"x-recording-id":
+                rh = v.decode("latin-1")
         _check_length(cl, settings.max_body_bytes)
         body = await _receive_body(receive, settings.max_body_bytes)
         raw, flags = decode(body, ct, csv_header=csv_header, max_decoded_bytes=8 * settings.max_body_bytes)
         entry = _model(name)  # the model that scores this request (a reload may have swapped it while the body arrived)
         if entry.is_multiview or isinstance(raw, dict):
             return await _score_views(entry, name, raw, components or flags.get("components", False), map or flags.get("map", False),
-                                      npz=media_type(ct) in NPZ_TYPES, rid=_recording(scope, q, entry, name))
+                                      npz=media_type(ct) in NPZ_TYPES, rid=_recording(q, rh, entry))
         if entry.is_series:
             raise Refusal(422, _fmt(f"model {name!r}", f"is a series model (window {entry.info['series']['window']}): it scores "
                                     "points of a stream, not samples", f"POST the points to /v1/models/{name}/series"), "SeriesModel")
         X = prepare(entry.det, raw)
         want_c, want_m = components or flags.get("components", False), map or flags.get("map", False)
-        rid = _recording(scope, q, entry, name)
+        rid = _recording(q, rh, entry)
         res = await entry.batcher.submit(X, want_c, want_m)
         out = {"model": name, "version": entry.info["version"], "n": len(X), "threshold": entry.threshold,
                "scores": res.scores, "labels": (res.scores > entry.threshold).astype(np.int64)}
@@ -424,16 +426,14 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
         import orjson
         return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def _recording(scope, q: dict, entry, name: str):
-        """The recording id of a score request (?recording= or X-Recording-Id), checked, or None."""
+    def _recording(q: dict, header, entry):
+        """The recording id of a score request (?recording= or the X-Recording-Id header), checked, or None."""
         rid = q.get("recording")
-        for k, v in scope["headers"]:
-            if k == b"x-recording-id":
-                h = v.decode("latin-1")
-                if rid is not None and h != rid:
-                    raise Refusal(422, _fmt("recording", f"is {rid!r} in the query but {h!r} in the X-Recording-Id header",
-                                            "name the recording once, or the same in both"), "InputError")
-                rid = h
+        if header is not None:
+            if rid is not None and header != rid:
+                raise Refusal(422, _fmt("recording", f"is {rid!r} in the query but {header!r} in the X-Recording-Id header",
+                                        "name the recording once, or the same in both"), "InputError")
+            rid = header
         if rid is None:
             return None
         rid = check_recording_id(rid, "recording")

@@ -19,6 +19,8 @@ Writes benchmarks/out/serve.json and benchmarks/out/serve.md and prints the tabl
     python benchmarks/bench_serve.py --scenarios multiview --concurrency 1,16   # a two-view model ({"views": ...} bodies)
     python benchmarks/bench_serve.py --scenarios multiview --server-src /tmp/old/src   # the same against an older server
     OMP_NUM_THREADS=1 python benchmarks/bench_serve.py --workers 2   # two forward passes at once, one thread each
+    # per-recording thresholds: the server with --warm-up 300, single rows with and without ?recording= (100 recordings)
+    python benchmarks/bench_serve.py --warm-up 300 --scenarios single,recording --concurrency 1,16
 """
 
 from __future__ import annotations
@@ -361,6 +363,7 @@ def main(argv=None):
     ap.add_argument("--server-src", default=None,
                     help="src/ folder the server runs (default: this checkout's), e.g. an older checkout for a before/after table")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warm-up", type=int, default=0, help="the server's --warm-up (per-recording thresholds; scenario 'recording')")
     ap.add_argument("--train-only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ceiling-only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--train-series-only", default=None, help=argparse.SUPPRESS)
@@ -417,7 +420,8 @@ def main(argv=None):
     print("model alone (before):", ceiling, flush=True)
     port = free_port()
     proc = start_server(model_dir, port, ["--max-body-mb", "16", "--max-wait-ms", str(args.max_wait_ms)]
-                        + (["--workers", str(args.workers)] if args.workers != 1 else []), env=senv)
+                        + (["--workers", str(args.workers)] if args.workers != 1 else [])
+                        + (["--warm-up", str(args.warm_up)] if args.warm_up else []), env=senv)
     url = f"http://127.0.0.1:{port}"
     score = "/v1/models/beats/score"
     import orjson
@@ -442,6 +446,9 @@ def main(argv=None):
     def single(i):
         return "valid", 1, dict(url=score, content=one[i % 1000], headers=J)
 
+    def single_recording(i):  # 100 recordings in turn, each past its warm-up after 300 of its rows
+        return "valid", 1, dict(url=f"{score}?recording=r{i % 100}", content=one[i % 1000], headers=J)
+
     def batch_json(i):
         return "valid", 1000, dict(url=score, content=thousand_json, headers=J)
 
@@ -459,8 +466,12 @@ def main(argv=None):
     rows = []
     batches = []
     try:
-        scenarios = [(k, name, make) for k, name, make in (("single", "single-row JSON", single), ("json", "1000-row JSON", batch_json),
-                                                           ("npy", "1000-row NPY", batch_npy)) if k in wanted]
+        known = {k: (k, name, make) for k, name, make in (("single", "single-row JSON", single), ("json", "1000-row JSON", batch_json),
+                                                          ("npy", "1000-row NPY", batch_npy),
+                                                          ("recording", "single-row JSON, ?recording= (--warm-up)", single_recording))}
+        scenarios = [known[k] for k in args.scenarios.split(",") if k in known]  # in the order given
+        if "recording" in wanted and not args.warm_up:
+            raise SystemExit("scenario 'recording' needs --warm-up N (the server's per-recording thresholds)")
         for _, name, make in scenarios:
             for c in conc:
                 lat, st, _, nrows, cpu = asyncio.run(drive(url, make, c, args.seconds, pid=proc.pid, client=args.client))

@@ -702,7 +702,7 @@ def score(
                                  f"Fix: choose another path, or leave --events out ({output.with_name(output.stem + '.events.csv')})")
             _refuse_existing(ev_path, overwrite, "file", ev_name)
             if adaptive is not None:
-                raise GanadError("--warm-up / --group-column: apply to table, image and multi-view models scored row by row; a series model "
+                raise GanadError("--warm-up / --group-column: apply to table and multi-view models scored row by row; a series model "
                                  "flags runs of time points (its events). Fix: drop them (a series model's threshold is calibrated on its "
                                  "own normal series: docs/series.md)")
             if id_column is not None:

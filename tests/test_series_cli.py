@@ -1143,3 +1143,12 @@ def test_stream_does_not_warn_of_a_gap_for_a_model_fitted_with_gaps_ignore(tmp_p
             caplog.clear()
             stream_lines(tmp_path / gaps, body, [].append, has_time=True)
         assert len([r for r in caplog.records if "across a gap" in r.getMessage()]) == n_said, gaps
+
+
+def test_series_score_refuses_per_recording_thresholds(work, tmp_path):
+    """--group-column / --warm-up are for models scored row by row; a series model flags runs of points."""
+    d = work
+    r = runner.invoke(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / "s.csv"),
+                            "--group-column", "status", "--warm-up", "50"])
+    assert r.exit_code == 2 and "series model" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.events.csv").exists()

@@ -145,3 +145,29 @@ def test_score_views_warm_up_reads_the_recordings_from_a_view_file(tmp_path):
                   "-o", str(tmp_path / "s2.csv"), "--group-column", "record", "--warm-up", "25"])
     assert r.exit_code == 2 and "no --view file has a column 'record'" in r.output
     assert not (tmp_path / "s2.csv").exists()
+
+
+def test_evaluate_group_column_reports_each_recordings_false_positive_rate(adaptive_dir, tmp_path):
+    """The population threshold against the per-recording one, judged per recording: the noisier recording is
+    over twice the target at the model's threshold, and no longer with its own."""
+    d, te, y = adaptive_dir
+    reports = {}
+    for name, extra in (("population", []), ("own", ["--group-column", "record", "--warm-up", "50"])):
+        r = run(app, ["score", str(d / "model"), str(d / "test.csv"), "-o", str(tmp_path / f"{name}.csv"), "--id-column", "record", "--exclude", "id", *extra])
+        assert r.exit_code == 0, r.output
+        r = run(app, ["evaluate", str(tmp_path / f"{name}.csv"), "--labels", str(d / "y.csv"), "-o", str(tmp_path / f"ev_{name}"),
+                      "--group-column", "record", "--fpr", "0.1"])
+        assert r.exit_code == 0, r.output
+        reports[name] = (json.loads((tmp_path / f"ev_{name}" / "metrics.json").read_text()), r.output)
+    m, text = reports["population"]
+    s = pd.read_csv(tmp_path / "population.csv")
+    p1 = (s["record"] == "p1").to_numpy() & (y == 0)
+    assert m["per_group"]["p1"]["fpr"] == pytest.approx(s["label"][p1].mean())
+    assert m["per_group"]["p1"]["n_normal"] == int(p1.sum()) and m["groups_counted"] == 2 and m["group_fpr_target"] == 0.1
+    assert m["groups_over_2x_fpr"] == ["p1"] and "1 of 2" in text
+    assert reports["own"][0]["per_group"]["p1"]["fpr"] < m["per_group"]["p1"]["fpr"]
+    # refusals: a column the scores file does not have, --fpr without --group-column
+    for args, words in ((["--group-column", "patient"], "no column 'patient'"), (["--fpr", "0.1"], "--group-column COL")):
+        r = run(app, ["evaluate", str(tmp_path / "population.csv"), "--labels", str(d / "y.csv"), "-o", str(tmp_path / "ev_bad"), *args])
+        assert r.exit_code == 2 and words in " ".join(r.output.split()), r.output
+        assert not (tmp_path / "ev_bad" / "metrics.json").exists()

@@ -1005,6 +1005,47 @@ def _labels_sep(path: Path, sep: Optional[str]) -> str:
     return s
 
 
+def _per_group(df, path: Path, column: str, y: np.ndarray, pred: Optional[np.ndarray], fpr: float) -> dict:
+    """``evaluate --group-column``: each recording's false-positive rate and recall at the decisions ``pred``, and the
+    recordings whose rate exceeds twice ``fpr`` (of those with at least 20 normal rows)."""
+    if column not in df.columns:
+        raise GanadError(f"--group-column: {path} has no column {column!r}. Fix: score with `ganad score ... --id-column {column}` "
+                         f"(it writes the recording id first), or use one of {list(df.columns)[:10]}")
+    if pred is None:
+        raise GanadError(f"--group-column: {path} carries no decisions (no threshold or label column), so there is no false-positive "
+                         "rate per recording. Fix: pass the scores file `ganad score` wrote")
+    if not 0.0 < fpr < 1.0:
+        raise GanadError(f"--fpr: is {fpr}. Fix: pass the target false-positive rate, in (0, 1), such as 0.05")
+    g = df[column].astype(str).to_numpy()
+    p = np.asarray(pred)
+    per = {}
+    for r in dict.fromkeys(g):  # in order of first appearance
+        m = g == r
+        n_norm, n_anom = int(((y == 0) & m).sum()), int(((y == 1) & m).sum())
+        per[r] = {"n": int(m.sum()), "n_normal": n_norm, "n_anomalies": n_anom,
+                  "fpr": float(p[m & (y == 0)].mean()) if n_norm else None,
+                  "recall": float(p[m & (y == 1)].mean()) if n_anom else None}
+    counted = {r: v for r, v in per.items() if v["n_normal"] >= 20}
+    over = sorted((r for r, v in counted.items() if v["fpr"] > 2 * fpr), key=lambda r: -counted[r]["fpr"])
+    return {"per_group": per, "group_fpr_target": float(fpr), "groups_counted": len(counted), "groups_over_2x_fpr": over}
+
+
+def _print_per_group(pg: dict) -> None:
+    over, target = pg["groups_over_2x_fpr"], pg["group_fpr_target"]
+    console.print(f"recordings with more than twice the target false-positive rate ({2 * target:g}): {len(over)} of "
+                  f"{pg['groups_counted']} with at least 20 normal rows" + ("" if over else " (none)"))
+    if over:
+        t = Table(title="recordings over twice the target rate")
+        for c in ("recording", "normal rows", "false-positive rate", "recall"):
+            t.add_column(c, justify="left" if c == "recording" else "right")
+        for r in over[:20]:
+            v = pg["per_group"][r]
+            t.add_row(r, str(v["n_normal"]), f"{v['fpr']:.4f}", "-" if v["recall"] is None else f"{v['recall']:.4f}")
+        out.print(t)
+        if len(over) > 20:
+            console.print(f"... and {len(over) - 20} more (metrics.json, per_group)")
+
+
 def _per_class(classes: np.ndarray, s: np.ndarray, normal: str, pred: Optional[np.ndarray] = None) -> dict:
     """``--normal``: the normal class against each other class (its samples and the normal ones only): AUROC,
     AUPRC, the class's count and (with decisions) the share of it flagged."""
@@ -1211,6 +1252,8 @@ def evaluate(
     max_buffer: int = typer.Option(64, help="Series (--ranges): VUS buffer lengths 0..MAX_BUFFER points (a buffer b widens each range by b//2 points before it and b//2 - 1 after, as the reference does; e.g. the window length)."),
     sep: Optional[str] = typer.Option(None, help="Column separator of a CSV --labels file (default ',', tab for .tsv), e.g. ';'. The scores file is always ','."),
     normal: Optional[str] = typer.Option(None, "--normal", help="The labels are class names and this one is normal (e.g. N for MIT-BIH's AAMI classes N, S, V, F, Q): anomaly = any other class, and metrics.json gets per_class, the AUROC / AUPRC of the normal class against each other class."),
+    group_column: Optional[str] = typer.Option(None, help="A column of the scores file naming each row's recording (patient, machine; `ganad score --id-column COL` writes it): metrics.json gets per_group, each recording's false-positive rate and recall at the decisions, and the recordings whose rate is over twice --fpr are printed."),
+    fpr: float = typer.Option(0.05, help="With --group-column: the target false-positive rate the recordings are compared with (the rate the threshold was calibrated at)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace metrics.json, roc.png, pr.png, report.html already in OUTPUT."),
 ):
     """Metrics (AUROC, AUPRC from scores; precision, recall, F1, MCC at the model's threshold) plus ROC/PR plots and an HTML report.
@@ -1235,9 +1278,15 @@ def evaluate(
                 require_regular(given)
     except GanadError as exc:
         _fail(exc)
+    if fpr != 0.05 and group_column is None:  # it would be ignored without a word
+        _fail(GanadError(f"--fpr {fpr}: is the target rate per recording of --group-column, which is not given. "
+                         "Fix: add --group-column COL, or drop --fpr"))
     if ranges is not None:  # issue 12: series metrics from labelled ranges
         from ganad.series.commands import evaluate_series
         try:
+            if group_column is not None:
+                raise GanadError("--group-column: is for scores of rows with labels (--labels); series scores with --ranges report "
+                                 "per_series already. Fix: drop --group-column")
             if labels is not None or label_column is not None or sep is not None or normal is not None:
                 raise GanadError("--labels / --label-column / --sep / --normal: given with --ranges, which takes the labels from the ranges and would ignore them. "
                                  "Fix: pass --ranges FILE (series) or --labels FILE (one label per scored row), not both")
@@ -1291,6 +1340,7 @@ def evaluate(
                              "Fix: score with `ganad score` (it writes the threshold), or add labelled samples of the other class")
         ev = _evaluate(y, s, threshold=tau, y_pred=pred)  # y_pred decides; threshold is recorded (printed table, metrics.json)
         per_class = _per_class(np.asarray(classes, dtype=object), s, normal, pred) if normal is not None else None
+        per_group = _per_group(df, scores, group_column, y, pred, fpr) if group_column is not None else None
         from ganad.report import pr_figure, roc_figure, save_png, write_report
         # the files go into a temporary folder and replace an earlier evaluation's as one set (its roc.png and pr.png
         # too where one class leaves no curves): a failure or Ctrl-C half-way leaves the earlier set whole
@@ -1301,7 +1351,8 @@ def evaluate(
                 save_png(roc_figure(y, s, tau), tmp / "roc.png")
                 save_png(pr_figure(y, s, tau), tmp / "pr.png")
             write_text(tmp / "metrics.json", json.dumps({**ev.to_dict(), **({"threshold": tau} if tau is not None else {}),
-                                                          **({"normal_class": normal, "per_class": per_class} if per_class is not None else {})},
+                                                          **({"normal_class": normal, "per_class": per_class} if per_class is not None else {}),
+                                                          **(per_group if per_group is not None else {})},
                                                          indent=2))
     except (GanadError, ValueError) as exc:
         _fail(exc)
@@ -1313,6 +1364,8 @@ def evaluate(
         for c, m in per_class.items():
             t.add_row(c, str(m["n"]), f"{m['auroc']:.4f}", f"{m['auprc']:.4f}", "-" if pred is None else f"{m['flagged']:.4f}")
         out.print(t)
+    if per_group is not None:
+        _print_per_group(per_group)
     if one_class:
         what = (f"false-positive rate {ev.false_positive_rate:.4f} ({ev.n_flagged} of {ev.n} normal samples flagged)" if y[0] == 0
                 else f"recall {ev.recall:.4f} ({ev.n_flagged} of {ev.n} anomalies flagged)")

@@ -1160,3 +1160,33 @@ def test_warm_up_settings_are_checked(kw, words):
     from ganad.exceptions import GanadError
     with pytest.raises(GanadError, match=words):
         ServeSettings(**kw)
+
+
+def test_recordings_state_survives_a_restart(models, tmp_path):
+    """--recordings-state: the thresholds of recordings past their warm-up (and warm-ups in progress) are saved at
+    shutdown and restored at the next start, for the same model file and settings; anything else starts anew."""
+    from ganad.exceptions import GanadError
+    state = tmp_path / "rec.json"
+    rng = np.random.RandomState(4)
+    X = (2.0 * rng.randn(50, 6)).astype(np.float32)
+    J = {"content-type": "application/json"}
+    settings = ServeSettings(warm_up=30, recordings_state=str(state))
+    with TestClient(create_app([models["dir"] / "vec"], settings)) as c:
+        own = c.post("/v1/models/vec/score?recording=p1", content=json.dumps(X[:40].tolist()), headers=J).json()["recording_state"]
+        c.post("/v1/models/vec/score?recording=p2", content=json.dumps(X[:10].tolist()), headers=J)
+    assert "threshold" in own and state.is_file()
+    with TestClient(create_app([models["dir"] / "vec"], settings)) as c:
+        a = c.post("/v1/models/vec/score?recording=p1", content=json.dumps(X[40:].tolist()), headers=J).json()
+        assert not a["new_recording"] and a["thresholds"] == [own["threshold"]] * 10 and a["warm_up"] == [0] * 10
+        b = c.post("/v1/models/vec/score?recording=p2", content=json.dumps(X[10:15].tolist()), headers=J).json()
+        assert not b["new_recording"] and b["recording_state"] == {"warm_up": 15}
+    # other settings (another warm-up): not restored, every recording starts anew (and the log says why)
+    with TestClient(create_app([models["dir"] / "vec"], ServeSettings(warm_up=20, recordings_state=str(state)))) as c:
+        a = c.post("/v1/models/vec/score?recording=p1", content=json.dumps(X[:5].tolist()), headers=J).json()
+        assert a["new_recording"] and a["recording_state"] == {"warm_up": 5}
+    # a damaged file stops the start-up, naming it; the option needs --warm-up
+    state.write_text("{not json")
+    with pytest.raises(GanadError, match="recordings-state"):
+        create_app([models["dir"] / "vec"], settings)
+    with pytest.raises(GanadError, match="without --warm-up"):
+        ServeSettings(recordings_state=str(state))

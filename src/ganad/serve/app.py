@@ -57,6 +57,7 @@ class ServeSettings:
     workers: int = 1
     warm_up: int = 0  # per-recording thresholds after each recording's first N scores (0: off)
     warm_up_fpr: Optional[float] = None  # their rate (None: the model's calibrated fpr, else its contamination)
+    recordings_state: Optional[str] = None  # JSON file: the recordings' thresholds restored at start, saved at shutdown
 
     def __post_init__(self):
         if not (math.isfinite(self.stream_idle_s) and self.stream_idle_s >= 0):  # NaN compares False: never < 0
@@ -77,6 +78,9 @@ class ServeSettings:
                                       "add --warm-up N (per-recording thresholds), or drop --warm-up-fpr"))
             if not (math.isfinite(self.warm_up_fpr) and 0.0 <= self.warm_up_fpr < 1.0):
                 raise GanadError(_fmt("warm-up-fpr", f"is {self.warm_up_fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
+        if self.recordings_state is not None and not int(self.warm_up):
+            raise GanadError(_fmt("recordings-state", f"is {self.recordings_state} without --warm-up",
+                                  "add --warm-up N (per-recording thresholds, whose state the file keeps), or drop --recordings-state"))
         if self.token is not None and not self.token.strip():
             raise GanadError(_fmt("token", "is empty", "put a non-empty secret in the token file or $" + TOKEN_ENV))
 

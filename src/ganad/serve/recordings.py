@@ -59,3 +59,25 @@ class RecordingThresholds:
 
     def __len__(self) -> int:
         return len(self._order)
+
+    def to_dict(self) -> dict:
+        """The recordings' state as JSON: the thresholds' state and the recency order (least recent first)."""
+        return {"order": list(self._order), "thresholds": self.at.to_dict()}
+
+    def restore(self, d: dict) -> str | None:
+        """Take over a state :meth:`to_dict` wrote; None if restored, else why not (the warm-up, rate or the
+        model's threshold differ: the saved thresholds belong to other settings or another model)."""
+        from ganad.scoring.adaptive import AdaptiveThreshold
+        saved = AdaptiveThreshold.from_dict(d["thresholds"])
+        for what, a, b in (("warm-up", saved.n_first, self.at.n_first), ("rate", saved.fpr, self.at.fpr),
+                           ("model threshold", saved.threshold, self.at.threshold), ("floor", saved.raise_only, self.at.raise_only)):
+            if a != b:
+                return f"the saved {what} is {a}, this server's {b}"
+        order = [str(r) for r in d["order"]]
+        known = set(saved._warm) | set(saved._own)
+        if set(order) != known:
+            return "its recency order does not list the recordings it holds"
+        for rid in order[:max(0, len(order) - self.max_recordings)]:  # over --max-streams now: the least recent go
+            saved.forget(rid)
+        self.at, self._order = saved, OrderedDict((r, None) for r in order[-self.max_recordings:])
+        return None

@@ -185,6 +185,35 @@ class ModelEntry:
             await self.batcher.close()
 
 
+RECORDINGS_FORMAT = "ganad-serve-recordings-1"
+
+
+def read_recordings_state(path) -> dict:
+    """The per-model recordings' state a previous server saved at ``path`` ({} when the file does not exist yet);
+    an unreadable or foreign file stops the start-up with its name (never silently dropped)."""
+    import json
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GanadError(_fmt(f"--recordings-state {p}", f"cannot be read as the recordings' state ({exc})",
+                              "restore the file a previous `ganad serve --recordings-state` wrote, or delete it to start every recording anew")) from exc
+    if not isinstance(d, dict) or d.get("format") != RECORDINGS_FORMAT or not isinstance(d.get("models"), dict):
+        raise GanadError(_fmt(f"--recordings-state {p}", "is not a state `ganad serve --recordings-state` wrote",
+                              "pass that file, or a path that does not exist yet (it is written at shutdown)"))
+    from ganad.scoring.adaptive import AdaptiveThreshold
+    for name, m in d["models"].items():
+        try:
+            AdaptiveThreshold.from_dict(m["thresholds"])
+            list(m["order"])
+        except (KeyError, TypeError, ValueError, GanadError) as exc:
+            raise GanadError(_fmt(f"--recordings-state {p}", f"holds a damaged state for model {name!r} ({exc})",
+                                  "delete the file to start every recording anew")) from exc
+    return d["models"]
+
+
 class Registry:
     def __init__(self, models, *, settings, metrics=None):
         """``models``: model arguments (``DIR`` or ``NAME=DIR``). Loads every model now, so a
@@ -200,6 +229,7 @@ class Registry:
         if not self.paths:
             raise GanadError(_fmt("MODEL_DIR", "is missing", "pass at least one model directory written by `ganad fit`"))
         self._loaded = {name: load_detector(name, path) for name, path in self.paths.items()}
+        self._saved_recordings = read_recordings_state(settings.recordings_state) if getattr(settings, "recordings_state", None) else {}
         self.entries: dict[str, ModelEntry] = {}
         self.executor = None
         self._reload_lock: asyncio.Lock | None = None
@@ -233,8 +263,43 @@ class Registry:
             self._loaded = {name: (e.det, e.info) for name, e in self.entries.items()}
         self.entries = {name: self._entry(name, det, info) for name, (det, info) in self._loaded.items()}
         self._loaded = {}
+        self._restore_recordings()
+
+    def _restore_recordings(self) -> None:
+        """``--recordings-state``: each model's saved per-recording thresholds, if they belong to this model file
+        (its version) and these settings; otherwise that model starts its recordings anew, said in the log."""
+        saved, self._saved_recordings = self._saved_recordings, {}
+        for name, d in saved.items():
+            e = self.entries.get(name)
+            why = ("the model is not served" if e is None else "the server has no --warm-up" if e.recordings is None
+                   else f"the model file changed (version {d.get('model_version')} saved, {e.info['version']} served)"
+                   if d.get("model_version") != e.info["version"] else None)
+            if why is None:
+                assert e is not None
+                why = e.recordings.restore(d)
+            if why is None:
+                log.info("recordings restored", extra={"model": name, "recordings": len(e.recordings)})
+            else:
+                log.warning("recordings not restored: their thresholds start anew", extra={"model": name, "reason": why})
+
+    def save_recordings(self) -> None:
+        """Write every served model's per-recording thresholds to ``--recordings-state`` (atomically)."""
+        path = getattr(self.settings, "recordings_state", None)
+        if not path:
+            return
+        import json
+        from ganad.files import atomic_file
+        models = {name: {"model_version": e.info["version"], **e.recordings.to_dict()}
+                  for name, e in self.entries.items() if e.recordings is not None}
+        with atomic_file(path) as fh:
+            json.dump({"format": RECORDINGS_FORMAT, "models": models}, fh)
+        log.info("recordings saved", extra={"path": str(path), "recordings": {n: len(m["order"]) for n, m in models.items()}})
 
     async def stop(self) -> None:
+        try:
+            self.save_recordings()
+        except OSError as exc:  # the models still close; the state is lost, which the log says
+            log.error("recordings not saved", extra={"path": str(self.settings.recordings_state), "error": str(exc)})
         for e in list(self.entries.values()):
             await e.close("shutdown")
         if self.executor is not None:

@@ -57,7 +57,7 @@ def main(argv=None):
 
     from ganad.benchmark.peers import _seed_torch, make_ganad
     from ganad.data import mitbih as mb, template_difference
-    from select_rhythm import held_out_split  # the same splits
+    from select_rhythm import held_out_split, seed_cells  # the same splits, the same summary cells
 
     data = shared_data(a.data)
     if data is None:
@@ -89,10 +89,8 @@ def main(argv=None):
     for det in ("ganomaly", "knn"):
         for name in inputs:
             rr = [r for r in rows if r["input"] == name and r["detector"] == det]
-            v = [r["auroc"] for r in rr]
-            table.append({"detector": det, "input": name, "auroc": f"{np.mean(v):.3f} ± {np.std(v):.3f}",
-                          "per seed": " ".join(f"{x:.3f}" for x in v),
-                          **{f"N vs {c}": f"{np.mean([r[f'N-{c}'] for r in rr if f'N-{c}' in r]):.3f}" for c in "SVF"}})
+            table.append({"detector": det, "input": name,
+                          **seed_cells([r["auroc"] for r in rr], {c: [r[f"N-{c}"] for r in rr if f"N-{c}" in r] for c in "SVF"})})
     print(markdown_table(table, list(table[0])))
     write_json(a.out, {"machine": machine(), "args": vars(a), "rows": rows, "table": table})
 

@@ -118,6 +118,13 @@ def combine(name: str, views: dict, normal_ref: np.ndarray) -> np.ndarray:
     return z.max(1) if name.endswith("max") else z.sum(1)
 
 
+def seed_cells(aurocs, per_class: dict) -> dict:
+    """A summary row's cells: the AUROC's mean ± sd over seeds, the seeds' values, and the mean N-vs-class AUROCs
+    (``per_class``: class -> its values over seeds; none: nan)."""
+    return {"auroc": f"{np.mean(aurocs):.3f} ± {np.std(aurocs):.3f}", "per seed": " ".join(f"{x:.3f}" for x in aurocs),
+            **{f"N vs {c}": f"{np.mean(v) if len(v) else float('nan'):.3f}" for c, v in per_class.items()}}
+
+
 def minute_prematurity(prev_rr: np.ndarray, record: np.ndarray, last: int = 64) -> np.ndarray:
     """log(previous RR / the median of the record's last ``last`` previous RRs, this one included): causal,
     per record, in the beats' order (float32)."""
@@ -245,12 +252,8 @@ def main(argv=None):
     for m in a.methods.split(","):
         rr = [r for r in rows if r["method"] == m]
         for v in [k for k in rr[0] if isinstance(rr[0][k], float) and " N-" not in k]:
-            vals = [r[v] for r in rr]
-            per = {c: np.mean([r[f"{v} N-{c}"] for r in rr if f"{v} N-{c}" in r]) if any(f"{v} N-{c}" in r for r in rr) else float("nan")
-                   for c in "SVF"}
-            table.append({"method": m, "variant": v, "auroc": f"{np.mean(vals):.3f} ± {np.std(vals):.3f}",
-                          "per seed": " ".join(f"{x:.3f}" for x in vals),
-                          **{f"N vs {c}": f"{per[c]:.3f}" for c in "SVF"}})
+            table.append({"method": m, "variant": v,
+                          **seed_cells([r[v] for r in rr], {c: [r[f"{v} N-{c}"] for r in rr if f"{v} N-{c}" in r] for c in "SVF"})})
     print(markdown_table(table, list(table[0])))
     write_json(a.out, {"machine": machine(), "args": vars(a), "rows": rows, "table": table})
 

@@ -280,10 +280,10 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
         det.on_nonfinite = nonfinite
     groups = None
     if adaptive is not None:  # the first view file holding the column names the recordings; no view reads it as a feature
-        from ganad.data.readers import file_format
+        from ganad.data.readers import csv_columns
         col = adaptive["column"]
         for f in views.values():
-            if file_format(Path(f)) in ("csv", "parquet") and col in _file_columns(Path(f), sep):
+            if col in (csv_columns(Path(f), sep=sep, decimal=decimal) or []):  # CSV / Parquet views have named columns
                 groups = _read_id_column(Path(f), col, sep, decimal, option="--group-column")
                 break
         if groups is None:
@@ -300,7 +300,8 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
         assert adaptive is not None
         if len(groups) != len(s):
             raise GanadError(f"--group-column {adaptive['column']!r}: has {len(groups)} values for {len(s)} samples. Fix: check the view files")
-        at = _adaptive_threshold(mv, adaptive)
+        from ganad.scoring.adaptive import for_model
+        at = for_model(mv, adaptive["n_first"], adaptive["fpr"])
         tau, warm = _adaptive_update(at, s, groups, "--view files")
         cols.update(threshold=tau, warm_up=warm.astype(np.int64))
     cols["label"] = (s > tau).astype(np.int64)
@@ -315,19 +316,6 @@ def _score_multiview(model_dir: Path, views: dict, output: Path, components: boo
     if at is not None:
         _print_adaptive(at)
     return len(s)
-
-
-def _file_columns(path: Path, sep: Optional[str]) -> list:
-    """The column names of a CSV / Parquet file (none if it cannot be read: the view's own reading says why)."""
-    import pandas as pd
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-            return list(pq.ParquetFile(path).schema_arrow.names)
-        s = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
-        return list(pd.read_csv(path, sep=s, nrows=0).columns)
-    except Exception:
-        return []
 
 
 def _model_views(mv, views: dict, exclude, key, sep, decimal) -> dict:
@@ -745,7 +733,8 @@ def score(
         if adaptive is not None:
             groups = _read_id_column(data, adaptive["column"], sep, decimal, option="--group-column")
             exclude = [*exclude, adaptive["column"]] if adaptive["column"] not in exclude else list(exclude)
-            at = _adaptive_threshold(det, adaptive)
+            from ganad.scoring.adaptive import for_model
+            at = for_model(det, adaptive["n_first"], adaptive["fpr"])
         rgb = False
         if file_format(data) == "images":  # a folder of images: each score names its file, as --id-column would
             files, first_colour = image_plan(data)
@@ -859,13 +848,6 @@ def _check_adaptive_options(group_column: Optional[str], warm_up: Optional[int],
     except GanadError as exc:
         _fail(exc)
     return {"column": group_column, "n_first": int(warm_up), "fpr": fpr}
-
-
-def _adaptive_threshold(model, adaptive: dict):
-    """The AdaptiveThreshold of `ganad score --warm-up`: floored at the model's threshold, at --fpr or the rate the model's
-    threshold was fitted at (a calibrate with threshold='fpr': its fpr; else the contamination)."""
-    from ganad.scoring.adaptive import for_model
-    return for_model(model, adaptive["n_first"], adaptive["fpr"])
 
 
 def _adaptive_update(at, scores: np.ndarray, groups: np.ndarray, data, first_row: int = 0):

@@ -129,27 +129,12 @@ def prefix_threshold(scores, groups, order=None, n_first: int = 300, *, fpr: flo
                                      n_first=300, fpr=0.05, threshold=det.threshold_)
         labels = det.decision_function(X) > tau
     """
-    from ganad.scoring.threshold import fpr_threshold
-    fpr = float(fpr)
-    if not 0.0 <= fpr < 1.0:
-        raise InputError(_fmt("fpr", f"is {fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
-    if threshold is not None:
-        threshold = float(threshold)
-        if not np.isfinite(threshold):
-            raise InputError(_fmt("threshold", f"is {threshold}", "pass the model's finite population threshold (det.threshold_) or None"))
-    elif raise_only:
-        raise InputError(_fmt("threshold", "is None with raise_only=True: there is no population threshold to keep as the floor",
-                              "pass the model's threshold (threshold=det.threshold_), or raise_only=False for each "
-                              "recording's own quantile alone"))
+    at = AdaptiveThreshold(n_first, fpr=fpr, threshold=threshold, raise_only=raise_only)  # checks the arguments
     s, runs = _records_in_time_order(scores, groups, order, n_first)
-    tau = np.full(s.shape[0], np.nan if threshold is None else threshold)
-    warm = np.zeros(s.shape[0], dtype=bool)
-    for idx in runs:
-        head, rest = idx[:n_first], idx[n_first:]
-        warm[head] = True
-        if rest.size:
-            own = fpr_threshold(s[head], fpr)
-            tau[rest] = max(own, threshold) if raise_only else own
+    tau = np.empty(s.shape[0])
+    warm = np.empty(s.shape[0], dtype=bool)
+    for i, idx in enumerate(runs):  # each recording whole, in time order: the live monitor's thresholds, by construction
+        tau[idx], warm[idx] = at.update(s[idx], i)
     return tau, warm
 
 
@@ -174,10 +159,20 @@ class AdaptiveThreshold:
     """
 
     def __init__(self, n_first: int = 300, *, fpr: float = 0.05, threshold: float | None = None, raise_only: bool = True):
-        # the same checks as prefix_threshold's, on an empty recording
-        prefix_threshold(np.zeros(0), np.zeros(0), None, n_first, fpr=fpr, threshold=threshold, raise_only=raise_only)
-        self.n_first, self.fpr, self.raise_only = int(n_first), float(fpr), bool(raise_only)
-        self.threshold = None if threshold is None else float(threshold)
+        if isinstance(n_first, (bool, np.bool_)) or not isinstance(n_first, (int, np.integer)) or n_first < 2:
+            raise InputError(_fmt("n_first", f"is {n_first!r}", "pass a warm-up of at least 2 samples, e.g. 300"))
+        fpr = float(fpr)
+        if not 0.0 <= fpr < 1.0:
+            raise InputError(_fmt("fpr", f"is {fpr}", "pass the tolerated false-positive rate, in [0, 1), such as 0.05"))
+        if threshold is not None:
+            threshold = float(threshold)
+            if not np.isfinite(threshold):
+                raise InputError(_fmt("threshold", f"is {threshold}", "pass the model's finite population threshold (det.threshold_) or None"))
+        elif raise_only:
+            raise InputError(_fmt("threshold", "is None with raise_only=True: there is no population threshold to keep as the floor",
+                                  "pass the model's threshold (threshold=det.threshold_), or raise_only=False for each "
+                                  "recording's own quantile alone"))
+        self.n_first, self.fpr, self.raise_only, self.threshold = int(n_first), fpr, bool(raise_only), threshold
         self._warm: dict[str, list[float]] = {}
         self._own: dict[str, float] = {}
 
@@ -203,7 +198,7 @@ class AdaptiveThreshold:
         if len(buf) == self.n_first:
             from ganad.scoring.threshold import fpr_threshold
             own = fpr_threshold(np.asarray(buf), self.fpr)
-            self._own[g] = max(own, self.threshold) if self.raise_only and self.threshold is not None else own
+            self._own[g] = max(own, self.threshold) if self.raise_only else own  # (raise_only has a threshold: __init__)
             del self._warm[g]
             tau[take:] = self._own[g]
         return tau, warm
@@ -217,6 +212,10 @@ class AdaptiveThreshold:
     def __len__(self) -> int:
         """Recordings with a state (in their warm-up or with their own threshold)."""
         return len(self._warm) + len(self._own)
+
+    def recordings(self) -> set[str]:
+        """The ids of the recordings with a state."""
+        return set(self._warm) | set(self._own)
 
     def state(self, group) -> dict:
         """``{"warm_up": k}`` (k of ``n_first`` scores seen) or ``{"threshold": τ}`` (the recording's own)."""

@@ -74,8 +74,7 @@ class RecordingThresholds:
             if a != b:
                 return f"the saved {what} is {a}, this server's {b}"
         order = [str(r) for r in d["order"]]
-        known = set(saved._warm) | set(saved._own)
-        if set(order) != known:
+        if set(order) != saved.recordings():
             return "its recency order does not list the recordings it holds"
         for rid in order[:max(0, len(order) - self.max_recordings)]:  # over --max-streams now: the least recent go
             saved.forget(rid)

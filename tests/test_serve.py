@@ -294,6 +294,10 @@ def test_a_model_that_cannot_load_fails_startup(models, tmp_path):
     assert r.exit_code != 0 and "is not valid JSON" in " ".join(r.output.split())
     r = CliRunner().invoke(cli, ["serve", str(models["dir"] / "vec"), f"other={models['dir'] / 'vec'}", "vec=" + str(models["dir"] / "beats")])
     assert r.exit_code != 0 and "same name 'vec'" in " ".join(r.output.split())
+    for extra, words in ((["--recordings-save-every", "5"], "without --recordings-state"),
+                         (["--warm-up", "30", "--recordings-state", str(tmp_path / "r.json"), "--recordings-save-every", "-1"], "recordings-save-every")):
+        r = CliRunner().invoke(cli, ["serve", str(models["dir"] / "vec"), "--port", "0", *extra])
+        assert r.exit_code != 0 and words in " ".join(r.output.split()) and not (tmp_path / "r.json").exists()
 
 
 def test_serve_help_shows_an_example():
@@ -1154,8 +1158,50 @@ def test_recordings_of_a_multi_view_model(tmp_path):
     np.testing.assert_allclose(thr, tau)
 
 
+def test_recordings_state_is_saved_while_serving(models, tmp_path):
+    """--recordings-save-every: the state reaches the file while the server runs (a crash, kill -9, loses at most
+    that long's changes), only when it changed, and what is written restores exactly the live recordings."""
+    import time as _time
+    from ganad.serve.registry import read_recordings_state
+    state = tmp_path / "rec.json"
+    X = (2.0 * np.random.RandomState(5).randn(40, 6)).astype(np.float32)
+    J = {"content-type": "application/json"}
+
+    def wait_for(cond, what):
+        for _ in range(400):
+            if cond():
+                return
+            _time.sleep(0.01)
+        raise AssertionError(f"not within 4 s: {what}")
+
+    app = create_app([models["dir"] / "vec"], ServeSettings(warm_up=30, recordings_state=str(state), recordings_save_every=0.02))
+
+    with TestClient(app) as c:
+        _time.sleep(0.1)
+        assert not state.exists()  # nothing changed yet: nothing written
+        own = c.post("/v1/models/vec/score?recording=p1", content=json.dumps(X.tolist()), headers=J).json()["recording_state"]
+        wait_for(state.is_file, "the state file written while serving")
+        saved = read_recordings_state(state)["vec"]
+        assert saved["order"] == ["p1"] and saved["thresholds"]["own"] == {"p1": own["threshold"]}
+        first = state.stat().st_mtime_ns
+        _time.sleep(0.15)  # several periods without a request: not written again
+        assert state.stat().st_mtime_ns == first
+        assert 'ganad_recordings_saves_total{result="ok"} 1' in c.get("/metrics").text
+        c.post("/v1/models/vec/score?recording=p2", content=json.dumps(X[:5].tolist()), headers=J)
+        wait_for(lambda: list(read_recordings_state(state)["vec"]["order"]) == ["p1", "p2"], "the second recording saved")
+    # 0: at shutdown only
+    state2 = tmp_path / "rec2.json"
+    with TestClient(create_app([models["dir"] / "vec"], ServeSettings(warm_up=30, recordings_state=str(state2), recordings_save_every=0))) as c:
+        c.post("/v1/models/vec/score?recording=p1", content=json.dumps(X[:5].tolist()), headers=J)
+        _time.sleep(0.1)
+        assert not state2.exists()
+    assert read_recordings_state(state2)["vec"]["order"] == ["p1"]
+
+
 @pytest.mark.parametrize("kw, words", [(dict(warm_up=1), "warm-up"), (dict(warm_up=-3), "warm-up"),
-                                       (dict(warm_up_fpr=0.1), "without --warm-up"), (dict(warm_up=10, warm_up_fpr=1.0), "warm-up-fpr")])
+                                       (dict(warm_up_fpr=0.1), "without --warm-up"), (dict(warm_up=10, warm_up_fpr=1.0), "warm-up-fpr"),
+                                       (dict(recordings_save_every=-1.0), "recordings-save-every"),
+                                       (dict(recordings_save_every=float("nan")), "recordings-save-every")])
 def test_warm_up_settings_are_checked(kw, words):
     from ganad.exceptions import GanadError
     with pytest.raises(GanadError, match=words):

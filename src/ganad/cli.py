@@ -1752,7 +1752,8 @@ def serve(
     stream_idle_s: float = typer.Option(3600.0, help="Series models: a stream idle this many seconds is dropped (0: never)."),
     warm_up: int = typer.Option(0, help="Per-recording thresholds: a score request naming a recording (?recording=ID or X-Recording-Id) gets, after that recording's first N samples, the (1 - fpr) quantile of their scores as its threshold, never below the model's (0: off; docs/serve.md)."),
     warm_up_fpr: Optional[float] = typer.Option(None, help="With --warm-up: the rate of the recordings' own thresholds (default: the model's calibrated fpr, else its contamination)."),
-    recordings_state: Optional[Path] = typer.Option(None, help="With --warm-up: a JSON file keeping the recordings' thresholds across restarts: read at start (if it exists; kept only for the same model files and settings), written at shutdown."),
+    recordings_state: Optional[Path] = typer.Option(None, help="With --warm-up: a JSON file keeping the recordings' thresholds across restarts: read at start (if it exists; kept only for the same model files and settings), written at shutdown and, while they change, every --recordings-save-every seconds."),
+    recordings_save_every: Optional[float] = typer.Option(None, help="With --recordings-state: also write it every this many seconds while the recordings change, so that a crash loses at most that long's changes (default 60; 0: at shutdown only)."),
     workers: int = typer.Option(1, help="Forward passes run at once per server (each on its share of torch's threads unless OMP_NUM_THREADS is set): 2 on 2 cores for bulk scoring (more rows/s, slower single rows)."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/score (or /series for series models), /v1/models, /healthz, /readyz, /metrics, /docs (see docs/serve.md)."""
@@ -1765,11 +1766,15 @@ def serve(
     try:
         if not (np.isfinite(max_body_mb) and max_body_mb > 0):  # before int(): NaN / inf would not convert
             raise GanadError(f"--max-body-mb: is {max_body_mb}. Fix: pass a positive number of MiB, e.g. 16")
+        if recordings_save_every is not None and recordings_state is None:
+            raise GanadError(f"--recordings-save-every: is {recordings_save_every} without --recordings-state. "
+                             "Fix: add --recordings-state FILE (the file it writes), or drop --recordings-save-every")
         settings = ServeSettings(max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), token=read_token(token_file),
                                  cors_origins=cors_origin, access_log=access_log, max_streams=max_streams,
                                  stream_idle_s=stream_idle_s, workers=workers, warm_up=warm_up, warm_up_fpr=warm_up_fpr,
-                                 recordings_state=None if recordings_state is None else str(recordings_state))
+                                 recordings_state=None if recordings_state is None else str(recordings_state),
+                                 **({} if recordings_save_every is None else {"recordings_save_every": recordings_save_every}))
         run(model_dirs, settings, host=host, port=port, log_level=log_level)
     except (GanadError, ValueError) as exc:
         _fail(exc)

@@ -7,6 +7,7 @@ cannot be loaded) and returns the ASGI app; :func:`ganad.serve.server.run` runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
@@ -58,6 +59,7 @@ class ServeSettings:
     warm_up: int = 0  # per-recording thresholds after each recording's first N scores (0: off)
     warm_up_fpr: Optional[float] = None  # their rate (None: the model's calibrated fpr, else its contamination)
     recordings_state: Optional[str] = None  # JSON file: the recordings' thresholds restored at start, saved at shutdown
+    recordings_save_every: float = 60.0  # ... and every this many seconds while they change (0: at shutdown only)
 
     def __post_init__(self):
         if not (math.isfinite(self.stream_idle_s) and self.stream_idle_s >= 0):  # NaN compares False: never < 0
@@ -81,6 +83,9 @@ class ServeSettings:
         if self.recordings_state is not None and not int(self.warm_up):
             raise GanadError(_fmt("recordings-state", f"is {self.recordings_state} without --warm-up",
                                   "add --warm-up N (per-recording thresholds, whose state the file keeps), or drop --recordings-state"))
+        if not (math.isfinite(self.recordings_save_every) and self.recordings_save_every >= 0):
+            raise GanadError(_fmt("recordings-save-every", f"is {self.recordings_save_every}",
+                                  "pass 0 (save at shutdown only) or a positive number of seconds, e.g. 60"))
         if self.token is not None and not self.token.strip():
             raise GanadError(_fmt("token", "is empty", "put a non-empty secret in the token file or $" + TOKEN_ENV))
 
@@ -294,10 +299,17 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             except (NotImplementedError, RuntimeError, AttributeError, ValueError):
                 log.warning("SIGHUP reload is unavailable here; use POST /v1/admin/reload")
         log.info("serving", extra={"models": {n: e.info["version"] for n, e in registry.entries.items()}})
+        saver = None
+        if settings.recordings_state and settings.recordings_save_every > 0:
+            saver = asyncio.get_running_loop().create_task(registry.save_recordings_periodically(settings.recordings_save_every))
         try:
             yield
         finally:
             app.state.shutting_down = True
+            if saver is not None:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
             await registry.stop()
             log.info("stopped")
 

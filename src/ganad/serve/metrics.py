@@ -121,8 +121,11 @@ class ServeMetrics:
         self.streams_dropped = Counter("ganad_streams_dropped_total", "Streams dropped without DELETE, by model and reason "
                                        "(lru: over --max-streams, idle: over --stream-idle-s, reload, shutdown; recording_evicted: a recording's "
                                        "per-recording threshold state over --max-streams, with --warm-up).", ("model", "reason"))
+        self.recordings_saves = Counter("ganad_recordings_saves_total", "Writes of --recordings-state (the per-recording "
+                                        "thresholds of --warm-up) by result (ok, error).", ("result",))
         self._all = [self.requests, self.latency, self.errors, self.in_flight, self.rows, self.batch_rows, self.batch_requests,
-                     self.queue_depth, self.reloads, self.streams, self.stream_points, self.stream_events, self.streams_dropped]
+                     self.queue_depth, self.reloads, self.streams, self.stream_points, self.stream_events, self.streams_dropped,
+                     self.recordings_saves]
 
     def render(self) -> str:
         return "\n".join(line for m in self._all for line in m.render()) + "\n"

@@ -41,6 +41,7 @@ class RecordingThresholds:
         self.max_recordings = int(max_recordings)
         self._order: OrderedDict[str, None] = OrderedDict()
         self.metrics, self.name = metrics, name
+        self.changes = 0  # updates so far: whether the state changed since ``--recordings-state`` last saved it
 
     def update(self, scores: np.ndarray, rid: str) -> dict:
         """The answer's fields for ``scores`` of recording ``rid``: thresholds, warm-up flags, labels and its state."""
@@ -53,6 +54,7 @@ class RecordingThresholds:
                     self.metrics.streams_dropped.inc(self.name, "recording_evicted")
         self._order[rid] = None
         self._order.move_to_end(rid)
+        self.changes += 1
         tau, warm = self.at.update(scores, rid)
         return {"recording": rid, "new_recording": new, "thresholds": tau, "warm_up": warm.astype(np.int64),
                 "labels": (np.asarray(scores) > tau).astype(np.int64), "recording_state": self.at.state(rid)}

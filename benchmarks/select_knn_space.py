@@ -181,6 +181,18 @@ Validation sets (no test split is read):
     python benchmarks/select_knn_space.py mitbih --methods vaegan,anogan --seeds 0 1 2 3 --epochs 30 --variants "$V"
     python benchmarks/select_knn_space.py mnist --methods vaegan,anogan --seeds 0 --epochs 30 --variants "$V"
     python benchmarks/select_knn_space.py multimodal --methods vaegan,anogan --seeds 0 1 2 3 --epochs 30 --variants "$V"
+    # The default method of `ganad fit` (thirty-fourth session). The run above confirmed the shared default score
+    # for beta-VAEGAN and AnoGAN, and with it AnoGAN's three-set mean came out 0.947 against GANomaly's 0.934 (the
+    # thirty-first session's run of the same protocol; f-AnoGAN 0.929, beta-VAEGAN 0.930). That is a finding of
+    # a run made for another question, so it is checked on seeds no choice has read. Rule, written before the
+    # run: AnoGAN replaces GANomaly as the default method of `ganad fit` (and of the benchmarks' target rows) if,
+    # on DS1 held-out records seeds 4-7, the MNIST training split seed 1 (10 digits) and the tables of several
+    # modes seeds 4-7 (30 epochs, the default score), its mean AUROC over the three sets is >= 0.005 above
+    # GANomaly's and no more than 0.005 below it on any one set; otherwise GANomaly stays.
+    V="two-sided + input, input chosen by synthetic anomalies"
+    python benchmarks/select_knn_space.py mitbih --methods ganomaly,anogan --seeds 4 5 6 7 --epochs 30 --variants "$V"
+    python benchmarks/select_knn_space.py mnist --methods ganomaly,anogan --seeds 1 --epochs 30 --variants "$V"
+    python benchmarks/select_knn_space.py multimodal --methods ganomaly,anogan --seeds 4 5 6 7 --epochs 30 --variants "$V"
 """
 
 from __future__ import annotations

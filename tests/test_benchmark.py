@@ -367,6 +367,23 @@ def test_ganad_rows_report_own_and_knn_scores(no_calibrate):
     assert 0 <= r["auroc_own"] <= 1 and 0 <= r["auroc_knn"] <= 1 and r["auroc"] is not None
 
 
+def test_the_own_scores_latent_search_is_left_out_above_its_size(monkeypatch):
+    """AnoGAN's own score (a diagnostic column) costs a latent search per test sample: above
+    OWN_SEARCH_MAX_VALUES test values run_one leaves it out and says so; the default score is unaffected."""
+    from ganad.benchmark import runner
+    rng = np.random.RandomState(0)
+    Xtr, Xte = rng.randn(200, 4).astype(np.float32), rng.randn(30, 4).astype(np.float32)
+    kw = dict(seed=0, epochs=1, peer_epochs=1, log=lambda *a: None)
+    full = B.run_one("ganad", "anogan", Xtr, Xte, **kw)
+    assert full["scores_own"] is not None and "own_skipped" not in full
+    monkeypatch.setattr(runner, "OWN_SEARCH_MAX_VALUES", Xte.size - 1)
+    cut = B.run_one("ganad", "anogan", Xtr, Xte, **kw)
+    assert "scores_own" not in cut and "30 test samples" in cut["own_skipped"] and cut["error"] is None
+    np.testing.assert_allclose(cut["scores"], full["scores"])
+    enc = B.run_one("ganad", "ganomaly", Xtr, Xte, **kw)  # an encoder method's own score costs one pass: kept
+    assert enc["scores_own"] is not None
+
+
 def test_mitbih_patient_adaptive_rows(monkeypatch):
     need("mitdb")
     monkeypatch.setattr(BaseGANDetector, "calibrate", lambda self, *a, **k: self)

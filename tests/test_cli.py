@@ -1032,3 +1032,20 @@ def test_demo_interrupted_leaves_the_earlier_demo_whole(tmp_path, monkeypatch):
         run_demo(out, digit=3, method="fanogan", epochs=1, log=lambda *a: None)
     assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_fit_without_method_trains_the_default_method(tmp_path):
+    """``ganad fit`` without --method: AnoGAN (the default chosen on validation data) for tables, GANomaly in
+    series mode (chosen on NAB validation groups); the message names the method trained."""
+    import ganad
+    from ganad.cli import DEFAULT_METHOD, DEFAULT_SERIES_METHOD
+    assert (DEFAULT_METHOD, DEFAULT_SERIES_METHOD) == ("anogan", "ganomaly")
+    X = np.random.RandomState(0).randn(120, 4)
+    np.savetxt(tmp_path / "t.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "AnoGAN" in r.output and type(ganad.load(tmp_path / "m")).__name__ == "AnoGAN"
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "t.csv"), "-o", str(tmp_path / "s"), "--window", "16", "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    sd = ganad.load(tmp_path / "s")
+    assert type(sd.detector_).__name__ == "GANomaly"

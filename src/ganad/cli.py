@@ -53,6 +53,12 @@ def _methods():
 #: the names `--method` takes, written out so that `--help` does not import torch
 #: (tests/test_edge_inputs.py checks it against ganad.detectors.DETECTORS)
 METHOD_NAMES = ("alad", "anogan", "bigan", "egbad", "fanogan", "ganomaly", "tadgan", "vaegan")
+#: ``ganad fit``'s method when --method is not given: AnoGAN, whose default score (the distances of D's features
+#: and of the input to the normal training data, no latent search) had the best mean on the validation sets,
+#: confirmed on seeds no choice had read (benchmarks/RESULTS.md, thirty-fourth session); GANomaly until then
+DEFAULT_METHOD = "anogan"
+#: ... and in series mode (--window): SeriesDetector's default, chosen on NAB validation groups
+DEFAULT_SERIES_METHOD = "ganomaly"
 
 
 def _method_names():
@@ -407,13 +413,13 @@ def _check_scores_path(output: Path, raw: str | None = None) -> None:
                          f"Fix: pass a .csv path such as {output.with_suffix('.csv')}")
 
 
-@app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --method anogan --epochs 30 --exclude id")
+@app.command(epilog="Example:\n\n  ganad fit train.csv -o model/ --epochs 30 --exclude id")
 def fit(
     data: Optional[Path] = typer.Argument(None, help="Training data of normal samples: CSV, Parquet, NPY or NPZ, or a folder of image files of one size (or --view NAME=FILE per view)."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write."),
     view: List[str] = typer.Option([], "--view", help="Multi-view model: NAME=FILE, one per view of the same samples (same rows, same order), e.g. --view beat=beats.npy --view rhythm=rr.csv; one detector of --method per view (docs/multiview.md). Instead of DATA."),
     combine: Optional[str] = typer.Option(None, help="Multi-view (--view): how the views' scores join: surprise (default: each view's -log tail probability among held-out normal samples, summed) or zscore (median / MAD z-scores, summed)."),
-    method: str = typer.Option("ganomaly", help="Detector: " + ", ".join(sorted(_method_names())) + ". Default ganomaly: the best of the encoder methods on held-out MIT-BIH DS1 records (benchmarks/RESULTS.md)."),
+    method: Optional[str] = typer.Option(None, help="Detector: " + ", ".join(sorted(_method_names())) + ". Default anogan (its default score reads D's features and the input, no latent search): the best mean on the validation sets (held-out MIT-BIH DS1 records, the MNIST training split, tables of several modes; benchmarks/RESULTS.md); in series mode (--window) ganomaly, chosen on NAB validation groups."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the method's)."),
     latent_dim: Optional[int] = typer.Option(None, help="Latent dimension (default: the method's)."),
     net: Optional[str] = typer.Option(None, help="Network family: auto, mlp, conv1d, lstm, dcgan (default: auto)."),
@@ -448,6 +454,8 @@ def fit(
     (see the Python docstring of the method, e.g. ganad.AnoGAN, for the list)."""
     from ganad.data.readers import csv_columns, read_array
     methods = _methods()
+    if method is None:
+        method = DEFAULT_SERIES_METHOD if window is not None else DEFAULT_METHOD
     if method not in methods:
         _fail(ValueError(f"--method: unknown method {method!r}. Fix: use one of {', '.join(sorted(methods))}"))
     # the checkpoint options given: refused as a whole where checkpoints are not supported (series mode, --view),

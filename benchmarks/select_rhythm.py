@@ -88,6 +88,16 @@ neither method's mean is more than 0.005 below.
         --features four,early --epochs 30 --split-reference records --combiners "surprise sum" \
         --out sel34_early_$m.json & done; wait
 
+The default method for multi-view models (thirty-fourth session): ``ganad fit`` now trains AnoGAN when
+``--method`` is not given (chosen on the default score's three validation sets, none of which was a
+two-view model). Rule (written before its run): if AnoGAN's beat + rhythm surprise sum on held-out DS1
+records (``--split-reference records``, seeds 0–3, four features, 30 epochs) is more than 0.005 below
+GANomaly's (0.942, thirty-third session), ``ganad fit --view`` keeps GANomaly as its default method;
+otherwise it follows ``ganad fit``'s.
+
+    OMP_NUM_THREADS=1 python benchmarks/select_rhythm.py --seeds 0 1 2 3 --methods anogan --features four \
+        --epochs 30 --split-reference records --combiners "surprise sum" --out sel34_views_anogan.json
+
 The rule for the MultiViewDetector's combination (thirty-second session; written before its run): the
 combiner with the highest mean AUROC over GANomaly and f-AnoGAN × seeds 0–3 (four features, 30 epochs,
 --split-reference) replaces ``sum`` if that mean is ≥ 0.005 above ``sum``'s and neither method's mean

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,7 +338,7 @@ class Registry:
     async def stop(self) -> None:
         try:
             self.save_recordings()
-        except OSError as exc:  # the models still close; the state is lost, which the log says
+        except (OSError, TypeError, ValueError) as exc:  # the models still close; the state is lost, which the log says
             if self.metrics is not None:
                 self.metrics.recordings_saves.inc("error")
             log.error("recordings not saved", extra={"path": str(self.settings.recordings_state), "error": str(exc)})

@@ -57,7 +57,8 @@ METHOD_NAMES = ("alad", "anogan", "bigan", "egbad", "fanogan", "ganomaly", "tadg
 #: and of the input to the normal training data, no latent search) had the best mean on the validation sets,
 #: confirmed on seeds no choice had read (benchmarks/RESULTS.md, thirty-fourth session); GANomaly until then
 DEFAULT_METHOD = "anogan"
-#: ... and in series mode (--window): SeriesDetector's default, chosen on NAB validation groups
+#: ... and in series mode (--window): SeriesDetector's default, chosen on NAB validation groups (AnoGAN was
+#: 0.013 behind there on the mean of VUS-PR and event F1: benchmarks/SERIES_RESULTS.md, thirty-fifth session)
 DEFAULT_SERIES_METHOD = "ganomaly"
 
 

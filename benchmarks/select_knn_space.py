@@ -491,8 +491,9 @@ def mnist_sets(data, seeds, digits, max_train=None):
             yield seed, f"digit {d}", X[tr], X[ev], (y[ev] != d).astype(int)
 
 
-def multimodal_sets(seeds):
-    """Synthetic tables of 4 normal modes, anomalies between them (``check_multimodal.py``), in two settings."""
+def multimodal_sets(seeds, max_train=None):
+    """Synthetic tables of 4 normal modes, anomalies between them (``check_multimodal.py``), in two settings
+    (4,000 training rows; ``max_train`` below that: a random draw of that many)."""
     from types import SimpleNamespace
 
     from check_multimodal import data
@@ -500,6 +501,8 @@ def multimodal_sets(seeds):
         cfg = SimpleNamespace(modes=4, dim=dim, spread=spread, noise=0.5, n_train=1000)
         for seed in seeds:
             Xtr, X, y = data(seed, cfg)
+            if max_train and max_train < len(Xtr):
+                Xtr = Xtr[np.sort(np.random.RandomState(seed).permutation(len(Xtr))[:max_train])]
             yield seed, f"4 modes, {dim} dims, spread {spread:g}", Xtr, X, y.astype(int)
 
 
@@ -523,7 +526,7 @@ def main(argv=None):
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    sets = (mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else multimodal_sets(a.seeds) if a.dataset == "multimodal"
+    sets = (mitbih_sets(data, a.seeds, a.max_train) if a.dataset == "mitbih" else multimodal_sets(a.seeds, a.max_train) if a.dataset == "multimodal"
             else mnist_sets(data, a.seeds, a.digits, a.max_train))
     rows = []
     for seed, name, Xtr, Xev, yev in sets:

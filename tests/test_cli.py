@@ -33,7 +33,9 @@ def workdir(tmp_path_factory, breast_cancer_split):
 
 
 def test_every_command_help_shows_an_example():
-    for cmd in ("fit", "score", "evaluate", "export", "demo", "calibrate"):
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"fit", "score", "evaluate", "export", "demo", "calibrate", "info"} <= set(commands)
+    for cmd in commands:
         r = runner.invoke(app, [cmd, "--help"])
         assert r.exit_code == 0 and "Example" in r.output and "ganad " + cmd in r.output, cmd
 

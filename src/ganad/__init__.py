@@ -25,11 +25,12 @@ _LAZY = {
                                             "FAnoGAN", "GANomaly", "ScoreResult", "TadGAN")},
     "load": ("ganad.series.detector", "load_any"),  # a series model or a detector
     "save": ("ganad.io", "save_model"),
+    "describe": ("ganad.info", "describe"),  # what a fitted model is and how it was made (ganad info)
     "SeriesDetector": "ganad.series", "StreamScorer": "ganad.series",
     "MultiViewDetector": "ganad.multiview",
 }
 
-__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "MultiViewDetector", "load", "save", "__version__"]
+__all__ = ["ALAD", "BiGAN", "EGBAD", "FAnoGAN", "GANomaly", "VAEGAN", "AnoGAN", "BaseGANDetector", "DETECTORS", "ScoreResult", "TadGAN", "SeriesDetector", "StreamScorer", "MultiViewDetector", "load", "save", "describe", "__version__"]
 
 
 def __getattr__(name: str):

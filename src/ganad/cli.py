@@ -1531,6 +1531,29 @@ def export(
         console.print(f"[yellow]note[/]: {output} holds an ONNX graph; runtimes and tools look for the .onnx suffix")
 
 
+@app.command(epilog="Example:\n\n  ganad info model/ --json")
+def info(
+    model_dir: Path = typer.Argument(..., help="Model directory (a detector, a series model or a multi-view model)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the description as JSON (ganad.describe's dict) instead of text."),
+):
+    """What a saved model is and how it was made: its input, its training and held-out selection, what its
+    default score reads (and the label-free choice that chose it), where its threshold comes from, and notes.
+    The model is read with every check loading makes, so this also tells whether the files load."""
+    import json
+
+    import ganad
+    from ganad.info import render
+    try:
+        described = ganad.describe(model_dir)
+    except (GanadError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(described, indent=1, allow_nan=False))
+        return
+    for line in render(described):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def _column_hint(exc: InputError, how: str, data: Path | None = None, sep: str | None = None, expected=None) -> NoReturn:
     """Re-raise ``exc``; a CSV / Parquet header with columns the model was not fitted on gets the command
     line's fix added: the model's message advises the API (``X[detector.feature_names_in_]``), on the

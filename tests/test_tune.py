@@ -446,6 +446,12 @@ def test_cli_tune_end_to_end(csvs):
     assert list(det.feature_names_in_) == [f"f{i}" for i in range(8)]
     study = optuna.load_study(study_name=rec["study_name"], storage=f"sqlite:///{csvs / 'ganad-tune.db'}")
     assert len(study.trials) == 2
+    # ganad info reports the search that chose the model
+    r = CliRunner().invoke(app, ["info", str(csvs / "model"), "--json"])
+    assert r.exit_code == 0, r.output
+    tuned = json.loads(r.stdout)["tuning"]
+    assert tuned["objective"] == "labelled-auroc" and tuned["best_params"] == rec["best_params"]
+    assert "tuned (ganad tune): objective labelled-auroc" in CliRunner().invoke(app, ["info", str(csvs / "model")]).stdout
 
 
 def test_cli_tune_into_a_new_folder(csvs):

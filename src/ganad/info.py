@@ -11,7 +11,8 @@ reports, in one place, what a user needs to trust or question a detector before 
   ``knn_space='auto'`` chose the blocks per fit, the synthetic-anomaly AUROCs that chose them;
 * where its threshold comes from: the rule (contamination, a false-positive rate, labels), its value,
   and the data it was set on (the held-out slice, the training samples themselves, calibration data);
-* notes: what a careful user should know, e.g. a threshold set on the training samples themselves.
+* notes: what a careful user should know, e.g. a threshold set on the training samples themselves;
+* for a model ``ganad tune`` chose, its search's objective, best value and parameters (``tuning.json``).
 
 Series models add the window, stride, channels and point threshold and describe their window detector;
 multi-view models describe each view's detector and how the views join.
@@ -117,6 +118,10 @@ def _describe_detector(det, thresholded: bool = True) -> dict:
     info["score"] = score
 
     info["threshold"] = _threshold(float(det.threshold_), cal, params.get("contamination"))
+    tuning = d.get("tuning_")
+    if isinstance(tuning, dict):  # ganad tune's record, kept beside the model (tuning.json)
+        info["tuning"] = {k: tuning[k] for k in ("objective", "best_value", "best_params", "best_trial", "n_complete", "n_pruned",
+                                                  "n_failed", "study_name") if k in tuning}
     info["notes"] = _notes(info, thresholded)
     return info
 
@@ -265,6 +270,10 @@ def _render_detector(info: dict, indent: str = "") -> list[str]:
         if sc.get("knn_blocks"):
             knn += f", blocks read: {sc['knn_blocks']}"
     lines.append(f"{indent}score: {sc['composer']}{knn}")
+    tu = info.get("tuning")
+    if tu:
+        lines.append(f"{indent}tuned (ganad tune): objective {tu.get('objective')}, best value {_fmt_value(tu.get('best_value'))} "
+                     f"(trial {tu.get('best_trial')}, {tu.get('n_complete')} complete); parameters {_fmt_value(tu.get('best_params') or {})}")
     ch = sc.get("block_choice")
     if ch:
         aucs = ", ".join(f"{k} {'-' if v is None else format(v, '.3f')}" for k, v in ch["synthetic_auroc"].items())

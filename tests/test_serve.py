@@ -142,6 +142,10 @@ def test_model_description_and_list(client, models):
     assert info["method"] == "FAnoGAN" and info["input_shape"] == [1, 32] and info["n_features_in"] == 32
     assert info["threshold"] == pytest.approx(det.threshold_) and len(info["version"]) == 12
     assert info["params"]["latent_dim"] == 4
+    # what `ganad info` reports, for whoever operates the service
+    d = info["description"]
+    assert d["kind"] == "detector" and d["method"] == "FAnoGAN" and d["input"]["shape"] == [1, 32]
+    assert d["threshold"]["value"] == pytest.approx(det.threshold_, rel=1e-6) and "selection" in d["training"]
     names = [m["name"] for m in client.get("/v1/models").json()["models"]]
     assert names == ["vec", "beats"]
     spec = client.get("/openapi.json").json()

@@ -137,18 +137,22 @@ def load_detector(name: str, path: Path):
             "n_channels": int(sd.n_channels_), "latency_points": int(sd.window_ - 1 + sd.stride_ - 1),
             "event_gap": int(getattr(sd, "event_gap_", 0)), "params": _jsonable(sp)})
         det = sd
+    from ganad.info import describe
+    info["description"] = describe(det)  # how it was trained, what its score reads, where its threshold comes from (ganad info)
     return det, info
 
 
 def _multiview_info(name: str, path: Path, mv, version: str) -> dict:
     from ganad import __version__
+    from ganad.info import describe
     from ganad.io import _jsonable
     params = mv.get_params(deep=False)
     params["views"] = {v: (s if isinstance(s, str) else type(mv.detectors_[v]).__name__) for v, s in params["views"].items()}
     return {"name": name, "kind": "multiview", "method": "MultiViewDetector", "version": version, "ganad_version": __version__,
             "path": str(path.resolve()), "input_shape": [], "n_features_in": 0, "threshold": float(mv.threshold_),
             "components": list(mv.views_), "params": _jsonable(params), "loaded_at": time.time(), "series": None,
-            "views": {v: [int(s) for s in d.data_shape_] for v, d in mv.detectors_.items()}}
+            "views": {v: [int(s) for s in d.data_shape_] for v, d in mv.detectors_.items()},
+            "description": describe(mv)}
 
 
 @dataclass(frozen=True)

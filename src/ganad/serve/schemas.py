@@ -72,6 +72,9 @@ class ModelInfo(BaseModel):
     loaded_at: float = Field(..., description="Unix time the model was (re)loaded.")
     series: Optional[SeriesInfo] = Field(None, description="Series models: window layout and channels.")
     views: Optional[dict[str, list[int]]] = Field(None, description="Multi-view models: each view's sample shape.")
+    description: Optional[dict] = Field(None, description="What `ganad info` reports (ganad.describe): the input, the training and "
+                                                          "its held-out selection, what the default score reads, where the threshold "
+                                                          "comes from, and notes.")
 
 
 class ModelList(BaseModel):

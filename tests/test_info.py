@@ -145,3 +145,11 @@ def test_cli_info_text_json_and_refusals(fitted, tmp_path):
     (bad / "config.json").write_text("{not json")
     r = runner.invoke(app, ["info", str(bad)])
     assert r.exit_code == 2 and "config.json" in r.output and "Traceback" not in r.output
+
+
+def test_scoring_changed_after_fit_is_noted():
+    det = ganad.GANomaly(epochs=1, random_state=0).fit(_table(300, 4))
+    assert not any("refused" in n for n in ganad.describe(det)["notes"])
+    det.set_params(n_neighbors=3)  # the threshold was fitted on scores with n_neighbors=5
+    notes = ganad.describe(det)["notes"]
+    assert any("scoring is refused until the model is recalibrated" in n and "n_neighbors=3" in n for n in notes)

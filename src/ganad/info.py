@@ -72,6 +72,7 @@ def _epochs_run(history: dict) -> dict:
 
 
 def _describe_detector(det, thresholded: bool = True) -> dict:
+    from ganad.exceptions import InputError
     """``thresholded=False``: a series model's window detector or a multi-view model's view, whose own
     threshold labels nothing (the wrapper's does), so no note about it."""
     d = det.__dict__
@@ -123,6 +124,11 @@ def _describe_detector(det, thresholded: bool = True) -> dict:
         info["tuning"] = {k: tuning[k] for k in ("objective", "best_value", "best_params", "best_trial", "n_complete", "n_pruned",
                                                   "n_failed", "study_name") if k in tuning}
     info["notes"] = _notes(info, thresholded)
+    if hasattr(det, "_check_scoring_current"):
+        try:
+            det._check_scoring_current("decision_function")
+        except InputError as exc:  # set_params changed the scoring after the threshold was set: scoring is refused
+            info["notes"].append(f"scoring is refused until the model is recalibrated: {exc}")
     return info
 
 

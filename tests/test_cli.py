@@ -234,6 +234,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert np.mean(model.decision_function(Xv[yv == 0]) > m["threshold"]) <= 0.05
     html = (tmp_path / "demo" / "report.html").read_text()
     assert f"The 6 highest-scoring of the 6 examples given ({len(yt)} samples scored)" in html  # it said "of 6 samples"
+    assert "What the model chose (ganad info model/):" in html and f"threshold: {round(m['threshold'], 6)} (fpr 0.05" in html
 
 
 @pytest.mark.parametrize("args, needle, fix", [

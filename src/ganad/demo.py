@@ -39,6 +39,7 @@ def digits_novelty_split(digit: int = 0, seed: int = 0, test_fraction: float = 0
 def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) -> dict:
     from ganad.detectors import DETECTORS
     from ganad.metrics import evaluate
+    from ganad.info import describe, render
     from ganad.report import pr_figure, roc_figure, save_png, write_report
 
     output = Path(output)
@@ -75,5 +76,6 @@ def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) 
         write_report(tmp / "report.html", title=f"ganad demo: {cls.__name__}, novelty = digit {digit}", scores=r.scores,
                      labels=y_test, threshold=threshold, history=det.history_, examples=examples,
                      notes=[f"Trained on {len(X_train)} images of the digits other than {digit}; threshold at a 5% false-positive "
-                            f"rate on held-out normal validation images (no test labels used). Fit {fit_s:.1f}s, scoring {score_s:.1f}s."])
+                            f"rate on held-out normal validation images (no test labels used). Fit {fit_s:.1f}s, scoring {score_s:.1f}s.",
+                            "What the model chose (ganad info model/):", *render(describe(det))])
     return {"metrics": metrics, "detector": det}

@@ -153,3 +153,37 @@ def test_scoring_changed_after_fit_is_noted():
     det.set_params(n_neighbors=3)  # the threshold was fitted on scores with n_neighbors=5
     notes = ganad.describe(det)["notes"]
     assert any("scoring is refused until the model is recalibrated" in n and "n_neighbors=3" in n for n in notes)
+
+
+def test_a_checkpoint_says_how_far_the_run_got(tmp_path, monkeypatch):
+    from ganad.training import checkpoint as ck
+    X = _table(300, 4).to_numpy()
+    orig, count = ck.Checkpointer.save, [0]
+
+    def save(self, snap):  # the run ends right after its 3rd checkpoint write (a crash)
+        orig(self, snap)
+        count[0] += 1
+        if count[0] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck.Checkpointer, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        ganad.FAnoGAN(epochs=3, random_state=0).fit(X, checkpoint_dir=tmp_path / "ck", checkpoint_every=4)
+    monkeypatch.setattr(ck.Checkpointer, "save", orig)
+    info = ganad.describe(tmp_path / "ck")
+    assert info["kind"] == "checkpoint" and info["method"] == "FAnoGAN"
+    assert info["data"]["shape"] == [300, 4] and len(info["data"]["sha256"]) == 64
+    pr = info["progress"]
+    assert pr["stages"] == 2 and not pr["finished"] and pr["steps_done"] == 12 and pr["checkpoint"] >= 3
+    assert pr["epochs_done"].get("gan", 0) < 3 and "encoder" not in pr["epochs_done"]
+    r = runner.invoke(app, ["info", str(tmp_path / "ck")])
+    assert r.exit_code == 0 and "checkpoint of a FAnoGAN training run" in r.stdout and "--resume" in r.stdout
+    # resumed to the end: finished, and the model it saved is described as a model
+    det = ganad.FAnoGAN(epochs=3, random_state=0).fit(X, checkpoint_dir=tmp_path / "ck", checkpoint_every=4, resume=True)
+    assert ganad.describe(tmp_path / "ck")["progress"]["finished"]
+    det.save(tmp_path / "m")
+    assert ganad.describe(tmp_path / "m")["kind"] == "detector"
+    # a damaged checkpoint is refused as resuming refuses it
+    (tmp_path / "ck" / "checkpoint.json").write_text("{")
+    r = runner.invoke(app, ["info", str(tmp_path / "ck")])
+    assert r.exit_code == 2 and "checkpoint.json is unreadable" in r.output

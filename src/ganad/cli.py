@@ -1533,7 +1533,7 @@ def export(
 
 @app.command(epilog="Example:\n\n  ganad info model/ --json")
 def info(
-    model_dir: Path = typer.Argument(..., help="Model directory (a detector, a series model or a multi-view model)."),
+    model_dir: Path = typer.Argument(..., help="Model directory (a detector, a series model or a multi-view model), or a checkpoint directory (ganad fit --checkpoint DIR): how far its run got."),
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON (ganad.describe's dict) instead of text."),
 ):
     """What a saved model is and how it was made: its input, its training and held-out selection, what its

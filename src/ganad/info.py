@@ -15,7 +15,9 @@ reports, in one place, what a user needs to trust or question a detector before 
 * for a model ``ganad tune`` chose, its search's objective, best value and parameters (``tuning.json``).
 
 Series models add the window, stride, channels and point threshold and describe their window detector;
-multi-view models describe each view's detector and how the views join.
+multi-view models describe each view's detector and how the views join. A checkpoint directory
+(``ganad fit --checkpoint DIR``) is described too: the method, the data's shape and digest, and how far the
+run got (epochs and steps done, when the checkpoint was written), read with every check resuming makes.
 
     >>> import numpy as np, ganad, tempfile, os
     >>> X = np.random.RandomState(0).randn(300, 4).astype("float32")
@@ -198,6 +200,48 @@ def _describe_multiview(mv) -> dict:
     return info
 
 
+def _pairs(v) -> dict:
+    """A checkpoint's split mapping (``{"__dict__": [[key, value], ...]}``) as a dict."""
+    if isinstance(v, dict) and isinstance(v.get("__dict__"), list):
+        return {str(p[0]): p[1] for p in v["__dict__"] if isinstance(p, list) and len(p) == 2}
+    return v if isinstance(v, dict) else {}
+
+
+def _describe_checkpoint(path: Path) -> dict:
+    """A checkpoint directory (``fit(checkpoint_dir=...)``, ``ganad fit --checkpoint``): read with every check
+    resuming makes; what was being trained, on what data, and how far it got."""
+    import datetime
+
+    from ganad.training import checkpoint as ck
+    man, _ = ck.load(path)
+    fp = man["fingerprint"]
+    loop = man["state"].get("loop") or {}
+    history = _pairs(loop.get("history"))
+    params = fp.get("params") or {}
+    data = fp.get("data") or {}
+    epochs = params.get("epochs")
+    done = _epochs_run(history)
+    written = man.get("written")
+    info: dict[str, Any] = {
+        "kind": "checkpoint", "method": fp.get("class"),
+        "data": {"shape": data.get("shape"), "dtype": data.get("dtype"), "sha256": data.get("sha256")},
+        "progress": {"epochs": epochs, "epochs_done": done, "steps_done": loop.get("done_steps"), "checkpoint": man.get("seq"),
+                     "written_utc": (datetime.datetime.fromtimestamp(float(written), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                                     if isinstance(written, (int, float)) and math.isfinite(written) else None)},
+        "params": params, "notes": []}
+    n_stages = len(man["state"].get("stages") or [])
+    finished = isinstance(loop.get("stage"), int) and n_stages > 0 and loop["stage"] >= n_stages
+    info["progress"]["stages"] = n_stages
+    info["progress"]["finished"] = finished
+    if finished:
+        info["notes"].append("every training stage is done (a fit that went on to save its model leaves its checkpoint as well); if the "
+                             "model was not saved, --resume finishes it without training again")
+    else:
+        info["notes"].append("resume with the same data and options and --resume (ganad fit DATA -o MODEL_DIR --checkpoint "
+                             f"{path} --resume; from Python fit(X, checkpoint_dir=..., resume=True))")
+    return info
+
+
 def describe(model) -> dict:
     """A JSON-ready description of a fitted model: a model directory (loaded with every check ``ganad.load``
     makes) or a fitted detector, ``SeriesDetector`` or ``MultiViewDetector``. Keys: ``kind`` ('detector',
@@ -209,7 +253,10 @@ def describe(model) -> dict:
     path = None
     if isinstance(model, (str, os.PathLike)):
         from ganad.series.detector import load_any
+        from ganad.training import checkpoint as ck
         path = Path(model)
+        if path.is_dir() and ck.exists(path):
+            return {"path": str(path), **_describe_checkpoint(path)}
         model = load_any(path)
     from ganad.multiview import MultiViewDetector
     from ganad.series import SeriesDetector
@@ -311,14 +358,24 @@ def _render_threshold(th: dict, indent: str = "") -> str:
 def render(info: dict) -> list[str]:
     """:func:`describe`'s dict as lines of text (what ``ganad info`` prints)."""
     head = []
-    if "path" in info:
+    if info["kind"] == "checkpoint":
+        head.append(f"{info['path']}: checkpoint of a {info['method']} training run")
+    elif "path" in info:
         f = info.get("file") or {}
         by = f"written by ganad {f['ganad_version']}, " if f.get("ganad_version") else ""
         head.append(f"{info['path']}: {info['kind']} model, {info['method']} ({by}{f.get('format', '?')} v{f.get('format_version', '?')})")
     else:
         head.append(f"{info['kind']} model, {info['method']}")
     lines = head
-    if info["kind"] == "detector":
+    if info["kind"] == "checkpoint":
+        dt = info["data"]
+        pr = info["progress"]
+        done = ", ".join(f"{k} {v}" for k, v in pr["epochs_done"].items()) or "none"
+        lines.append(f"data: shape {tuple(dt['shape'] or ())}, {dt['dtype']}, SHA-256 {str(dt['sha256'])[:16]}…")
+        lines.append(f"progress: {'finished; ' if pr['finished'] else ''}epochs done {done} (epochs {pr['epochs']}, {pr['stages']} "
+                     f"stage{'s' if pr['stages'] != 1 else ''}), {pr['steps_done']} steps; checkpoint "
+                     f"{pr['checkpoint']} written {pr['written_utc']} UTC")
+    elif info["kind"] == "detector":
         lines += _render_detector(info)
         lines.append(_render_threshold(info["threshold"]))
     elif info["kind"] == "series":

@@ -74,9 +74,9 @@ def _epochs_run(history: dict) -> dict:
 
 
 def _describe_detector(det, thresholded: bool = True) -> dict:
-    from ganad.exceptions import InputError
     """``thresholded=False``: a series model's window detector or a multi-view model's view, whose own
     threshold labels nothing (the wrapper's does), so no note about it."""
+    from ganad.exceptions import InputError
     d = det.__dict__
     params = det.get_params(deep=False)
     cal = d.get("calibration_") or {}
@@ -145,7 +145,8 @@ def _threshold(value: float, cal: dict, contamination) -> dict:
         th["set_on"] = cal.get("data", "training")
     else:  # ganad calibrate / det.calibrate(X_val, y_val)
         n = cal.get("n_val", cal.get("n_samples", cal.get("n_points")))
-        th["set_on"] = "calibration data" + (f" ({n} samples{', labelled' if cal.get('labelled') else ''})" if n is not None else "")
+        unit = "points" if "n_points" in cal and "n_val" not in cal and "n_samples" not in cal else "samples"
+        th["set_on"] = "calibration data" + (f" ({n} {unit}{', labelled' if cal.get('labelled') else ''})" if n is not None else "")
         for key in ("val_auroc", "val_auprc"):
             if cal.get(key) is not None:
                 th[key] = _num(cal[key])
@@ -161,7 +162,7 @@ def _notes(info: dict, thresholded: bool) -> list[str]:
                      "them is flagged; calibrate on separate normal data (ganad calibrate MODEL_DIR NORMAL.csv)")
     if info["training"].get("divergence_events"):
         notes.append(f"training diverged {info['training']['divergence_events']} time(s) and was rolled back "
-                     "(the divergence guard; see training.selection)")
+                     "(the divergence guard, at a lower learning rate): the model kept is the one after the roll-back")
     choice = info["score"].get("block_choice")
     if choice and choice.get("chosen") == "input":
         notes.append("the default score reads the input's kNN distance alone: on the held-out rows the discriminator's "

@@ -48,19 +48,14 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    data = shared_data(a.data)
-    from common import ds1_validation
-
-    from ganad.data import mitbih as mb
-    b1 = mb.load_mitbih(data / "mitdb", mb.DS1)
+    from select_knn_space import mitbih_sets  # the held-out DS1 records of every earlier choice
     rows = []
-    for seed in a.seeds:
-        _, _, tr, va = ds1_validation(b1, seed, a.max_train)
-        Xtr, Xev, yev = b1.X[tr], b1.X[va], (b1.aami[va] != "N").astype(int)
+    for seed, _, Xtr, Xev, yev in mitbih_sets(shared_data(a.data), a.seeds, a.max_train):
+        n_train = len(Xtr)
         for method in a.methods.split(","):
             t = time.perf_counter()
             det = ganad.DETECTORS[method](epochs=a.epochs, random_state=seed).fit(Xtr)
-            row = {"seed": seed, "method": method, "n_train": len(tr), "fit_s": round(time.perf_counter() - t, 1)}
+            row = {"seed": seed, "method": method, "n_train": n_train, "fit_s": round(time.perf_counter() - t, 1)}
             for cap in CAPS:
                 det._knn_bank_max = 10**9 if cap is None else cap
                 det._refit_knn(Xtr)

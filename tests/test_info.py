@@ -187,3 +187,25 @@ def test_a_checkpoint_says_how_far_the_run_got(tmp_path, monkeypatch):
     (tmp_path / "ck" / "checkpoint.json").write_text("{")
     r = runner.invoke(app, ["info", str(tmp_path / "ck")])
     assert r.exit_code == 2 and "checkpoint.json is unreadable" in r.output
+
+
+def test_non_finite_numbers_are_null_in_the_description():
+    det = ganad.AnoGAN(epochs=1, random_state=0).fit(_table(300, 3))
+    det.selection_ = {**det.selection_, "best_value": float("nan")}
+    det.history_ = {**det.history_, "gan/d_loss": [float("inf")]}
+    info = ganad.describe(det)
+    assert info["training"]["selection"]["best_value"] is None
+    json.dumps(info, allow_nan=False)
+    assert render(info)
+
+
+def test_the_service_serves_a_model_it_cannot_describe(fitted, monkeypatch):
+    import ganad.info
+    from ganad.serve.registry import load_detector
+
+    def broken(model):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ganad.info, "describe", broken)
+    det, info = load_detector("m", fitted[1])
+    assert info["description"] is None and info["threshold"] == pytest.approx(fitted[0].threshold_)

@@ -38,8 +38,8 @@ def digits_novelty_split(digit: int = 0, seed: int = 0, test_fraction: float = 0
 
 def run_demo(output, *, digit=0, method="vaegan", epochs=40, seed=0, log=print) -> dict:
     from ganad.detectors import DETECTORS
-    from ganad.metrics import evaluate
     from ganad.info import describe, render
+    from ganad.metrics import evaluate
     from ganad.report import pr_figure, roc_figure, save_png, write_report
 
     output = Path(output)

@@ -257,7 +257,7 @@ def describe(model) -> dict:
         from ganad.training import checkpoint as ck
         path = Path(model)
         if path.is_dir() and ck.exists(path):
-            return {"path": str(path), **_describe_checkpoint(path)}
+            return _finite({"path": str(path), **_describe_checkpoint(path)})
         model = load_any(path)
     from ganad.multiview import MultiViewDetector
     from ganad.series import SeriesDetector
@@ -286,7 +286,18 @@ def describe(model) -> dict:
             if version is not None:
                 head["ganad_version"] = version
         info = {"path": str(path), "file": head, **info}
-    return info
+    return _finite(info)
+
+
+def _finite(v):
+    """Non-finite numbers anywhere in the description as None (JSON has no NaN)."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def _fmt_value(v) -> str:

@@ -137,14 +137,23 @@ def load_detector(name: str, path: Path):
             "n_channels": int(sd.n_channels_), "latency_points": int(sd.window_ - 1 + sd.stride_ - 1),
             "event_gap": int(getattr(sd, "event_gap_", 0)), "params": _jsonable(sp)})
         det = sd
-    from ganad.info import describe
-    info["description"] = describe(det)  # how it was trained, what its score reads, where its threshold comes from (ganad info)
+    info["description"] = _description(name, det)
     return det, info
+
+
+def _description(name: str, model) -> dict | None:
+    """``ganad info``'s description of a loaded model (how it was trained, what its score reads, where its
+    threshold comes from); a model it cannot describe is still served, without one (logged)."""
+    from ganad.info import describe
+    try:
+        return describe(model)
+    except Exception as exc:  # noqa: BLE001  (a description is information, never a reason not to serve)
+        log.warning("no description for model", extra={"model": name, "error": f"{type(exc).__name__}: {exc}"})
+        return None
 
 
 def _multiview_info(name: str, path: Path, mv, version: str) -> dict:
     from ganad import __version__
-    from ganad.info import describe
     from ganad.io import _jsonable
     params = mv.get_params(deep=False)
     params["views"] = {v: (s if isinstance(s, str) else type(mv.detectors_[v]).__name__) for v, s in params["views"].items()}
@@ -152,7 +161,7 @@ def _multiview_info(name: str, path: Path, mv, version: str) -> dict:
             "path": str(path.resolve()), "input_shape": [], "n_features_in": 0, "threshold": float(mv.threshold_),
             "components": list(mv.views_), "params": _jsonable(params), "loaded_at": time.time(), "series": None,
             "views": {v: [int(s) for s in d.data_shape_] for v, d in mv.detectors_.items()},
-            "description": describe(mv)}
+            "description": _description(name, mv)}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,12 @@ while series mode (``--window``) kept GANomaly, never compared with AnoGAN on th
 the series knn settings (``"anogan default"``) replaces GANomaly as the series default method if its
 mean of VUS-PR and event F1 over seeds 0-4 at 30 epochs is higher by at least 0.005 than GANomaly's
 (the twentieth session's rule); otherwise series mode keeps GANomaly.
+
+Thirty-fifth session, second rule (written before its run): GANomaly's ``feature_layer`` default became 'auto'
+(D's second-to-last block; chosen on held-out DS1 records, the MNIST training split and synthetic tables), which
+changes what its feature matching trains on in series mode too. The series default keeps the incumbent last
+block (``SeriesDetector`` passes ``feature_layer=-1``) unless ``"ganomaly feature_layer=auto"`` has a mean of
+VUS-PR and event F1 over seeds 0-4 at 30 epochs at least 0.005 higher than ``"ganomaly feature_layer=-1"``.
 """
 from __future__ import annotations
 
@@ -68,6 +74,9 @@ VARIANTS = {
     "ganomaly clip=1e6": ("ganomaly", {"scaler": {"kind": "per-feature", "clip": 1e6}}),
     # issue 15, thirty-fifth session: the default method of `ganad fit` (AnoGAN) for series too
     "anogan default": ("anogan", {}),
+    # issue 15, thirty-fifth session: GANomaly's features from D's second-to-last block ('auto') or its last
+    "ganomaly feature_layer=auto": ("ganomaly", {"feature_layer": "auto"}),
+    "ganomaly feature_layer=-1": ("ganomaly", {"feature_layer": -1}),
 }
 
 

@@ -60,7 +60,7 @@ class ALAD(EncoderDetector):
         return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
                 "E": build_encoder(fam, shape, d, w, k),
                 "Dxz": JointDiscriminator(fam, shape, d, w, k, sn),
-                "Dxx": PairDiscriminator(fam, shape, w, k, sn, self.feature_layer),
+                "Dxx": PairDiscriminator(fam, shape, w, k, sn, -1 if self.feature_layer == "auto" else self.feature_layer),
                 "Dzz": LatentPairDiscriminator(d, w, sn)}
 
     def _search_D(self):

@@ -204,8 +204,12 @@ COMMON_PARAMS = """
         continuous ones standardised; values clipped to the training range widened by ``clip`` = 1 range each
         side). A dict such as ``{"kind": "per-feature", "clip": 3.0, "max_levels": 10}`` sets the options; see
         docs/scaling.md.
-    feature_layer : int
-        Discriminator block used for feature matching (negative counts from the last).
+    feature_layer : int or 'auto'
+        Discriminator block whose output is D's features: the features feature matching trains on and the
+        default score's Mahalanobis distance reads (negative counts from the last). 'auto' = the method's
+        choice (:attr:`_feature_layer_auto`, clamped to the blocks D has): the last block (-1) for every
+        method but GANomaly, whose default is 'auto' = the second-to-last block where D has two or more,
+        chosen on validation data (benchmarks/RESULTS.md, thirty-fifth session).
     score_batch_size : int, default 1024
         Samples per batch when scoring.
     device : 'auto', 'cpu', 'cuda', ...
@@ -353,7 +357,7 @@ COMMON_CONSTRAINTS: dict[str, Param] = {
                           "two numbers in [0, 1)"), fix="pass Adam's two betas in [0, 1), such as (0.5, 0.999)"),
     "gp_weight": Param(real(0), fix="pass a non-negative gradient-penalty weight such as 10.0"),
     "gp_every": Param(integer(1), fix=_positive() + " (1 = the penalty on every discriminator step)"),
-    "feature_layer": Param(integer(), fix="pass a block index such as -1 (the last block)"),
+    "feature_layer": Param(integer(), options("auto"), fix="pass a block index such as -1 (the last block)"),
     "random_state": Param(none, instance(np.random.RandomState), integer(0, 2**32 - 1),
                           fix="pass None, a seed between 0 and 2**32 - 1 (CLI: --seed 0), or a numpy RandomState"),
     "device": Param(custom(_is_device, "a device"), why=", which is not a device", fix="use 'auto', 'cpu', 'cuda' or 'cuda:0'"),
@@ -519,11 +523,25 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
     _score_context: Any = staticmethod(torch.inference_mode)
 
     # ------------------------------------------------------------------ hooks
+    #: the block ``feature_layer='auto'`` means (clamped to the blocks the discriminator has)
+    _feature_layer_auto = -1
+
+    def _build_discriminator(self, fam, shape, w, k):
+        """D with its features taken from ``feature_layer`` ('auto': :attr:`_feature_layer_auto`, or the first
+        block of a discriminator with fewer blocks; an index out of range is refused by the network)."""
+        fl = self.feature_layer
+        if isinstance(fl, str):  # 'auto' (the parameter check refuses other strings)
+            D = build_discriminator(fam, shape, w, k, self.spectral_norm, -1)
+            n = len(D.blocks)
+            D.feature_layer = max(int(self._feature_layer_auto), -n) % n
+            return D
+        return build_discriminator(fam, shape, w, k, self.spectral_norm, fl)
+
     def _build_networks(self) -> dict[str, nn.Module]:
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim
         w, k = self._width(), self._depth()
         nets = {"G": build_generator(fam, d, shape, w, k, self._out_act()),
-                "D": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer)}
+                "D": self._build_discriminator(fam, shape, w, k)}
         if "E" in self._networks:
             nets["E"] = build_encoder(fam, shape, d, w, k)
         return nets
@@ -2298,6 +2316,15 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 out["prior"] = make_prior(values["prior"]).to_dict()
             except (TypeError, ValueError, KeyError):
                 pass
+        nets = self.__dict__.get("nets_") or getattr(self, "nets_", None)
+        D = nets["D"] if nets is not None and "D" in nets else None
+        blocks = getattr(D, "blocks", None) or getattr(getattr(D, "d", None), "blocks", None)
+        if "feature_layer" in values and blocks is not None:  # 'auto' and -1 / n - 1 build the same D: its block index
+            n, fl = len(blocks), values["feature_layer"]
+            if isinstance(fl, str):
+                out["feature_layer"] = max(int(self._feature_layer_auto), -n) % n
+            elif is_int(fl) and -n <= fl < n:
+                out["feature_layer"] = int(fl) % n
         return out
 
     def _restore_fitted_state(self, st: dict[str, Any]) -> None:

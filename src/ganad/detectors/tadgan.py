@@ -112,7 +112,7 @@ class TadGAN(EncoderDetector):
         w, k = self._width(), self._depth()
         return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
                 "E": build_encoder(fam, shape, d, w, k),
-                "Cx": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer),
+                "Cx": self._build_discriminator(fam, shape, w, k),
                 "Cz": build_discriminator("mlp", (d,), w, 2, self.spectral_norm, -1)}
 
     def _search_D(self):

@@ -14,7 +14,7 @@ import torch
 from ganad.detectors.base import COMMON_PARAMS, check_prior, method_init
 from ganad.detectors.encoder_base import ENCODER_PARAMETERS, ENCODER_PARAMS, EncoderDetector
 from ganad.exceptions import InputError, _fmt
-from ganad.nets import build_discriminator, build_encoder, build_generator
+from ganad.nets import build_encoder, build_generator
 from ganad.params import Param, integer, real
 from ganad.scoring.composition import WeightedSum
 from ganad.training.adversarial import d_pair, frozen, make_optimizer
@@ -91,7 +91,7 @@ class VAEGAN(EncoderDetector):
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim
         w, k = self._width(), self._depth()
         return {"G": build_generator(fam, d, shape, w, k, self._out_act()),
-                "D": build_discriminator(fam, shape, w, k, self.spectral_norm, self.feature_layer),
+                "D": self._build_discriminator(fam, shape, w, k),
                 "E": build_encoder(fam, shape, 2 * d, w, k)}  # (μ, log σ²)
 
     def _beta_at(self, epoch: int) -> float:

@@ -448,6 +448,11 @@ SERIES_N_NEIGHBORS = 1
 #: (it scores as the top anomaly instead).
 SERIES_SCALER = {"kind": "per-feature", "clip": 1e6}
 
+#: ``feature_layer`` of such a detector: D's last block, as every series default was validated with (GANomaly's
+#: own default, 'auto' = its second-to-last block since the thirty-fifth session, was level on the NAB
+#: validation groups: mean of VUS-PR and event F1 0.6745 against 0.6755; benchmarks/SERIES_RESULTS.md)
+SERIES_FEATURE_LAYER = -1
+
 #: numbers of window data scored at a time by ``score_series`` and ``StreamScorer.update`` (float64:
 #: 32 MB, and as much again for the residual maps); a block is never less than one stride of windows
 SCORE_BLOCK = 2 ** 22
@@ -499,7 +504,9 @@ class SeriesDetector(BaseEstimator):
         and over 10 there (twelfth session). Unless they set ``scaler``, each channel is scaled by
         the per-feature modes without clipping to the training range (:data:`SERIES_SCALER`, a bound
         of a million ranges against float32 overflow only): a value far beyond the training range
-        keeps its distance (twenty-sixth session, the same validation groups).
+        keeps its distance (twenty-sixth session, the same validation groups). Unless they set
+        ``feature_layer``, D's features come from its last block (:data:`SERIES_FEATURE_LAYER`; GANomaly's
+        own 'auto' was level there, thirty-fifth session).
     window_score : {'detector', 'dtw'}, default 'detector'
         A window's score: the wrapped detector's composed score, or the DTW residual, the soft-DTW
         divergence (smoothing ``dtw_gamma``) between the scaled window and its reconstruction
@@ -549,7 +556,7 @@ class SeriesDetector(BaseEstimator):
             cls = DETECTORS[self.detector]
             # the series default: every method takes the input space (no network involved)
             return cls(**{"knn_space": SERIES_KNN_SPACE, "n_neighbors": SERIES_N_NEIGHBORS, "scaler": dict(SERIES_SCALER),
-                          **(self.detector_params or {})})
+                          "feature_layer": SERIES_FEATURE_LAYER, **(self.detector_params or {})})
         if not hasattr(self.detector, "fit") or not hasattr(self.detector, "score_components"):
             raise InputError(_fmt("detector", f"is a {type(self.detector).__name__}", "pass a ganad detector or a method name such as 'fanogan'"))
         if self.detector_params:

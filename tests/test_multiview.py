@@ -740,12 +740,16 @@ def test_cli_calibrate_a_multiview_model_with_views(tmp_path):
     # (the CSV view is read as float32: equal to its rounding)
     assert got.threshold_ == pytest.approx(want.threshold_, rel=1e-5)
     for g, w in zip(got.composer_.knots, want.composer_.knots):  # each view's normal distribution, re-fitted
-        np.testing.assert_allclose(g, w, rtol=1e-5)
+        # (knots near zero carry the float32 rounding as an absolute error: atol on the knots' scale)
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.max(np.abs(w))))
     np.testing.assert_allclose(got.composer_.tail_scale, want.composer_.tail_scale, rtol=1e-5)
     assert "p90_beat" in " ".join(r.output.split())
-    assert np.mean(got.decision_function(te) > got.threshold_) <= 0.1
+    # the threshold is a calibration score (tied_at_threshold 1): scored again, that sample may land a rounding
+    # above it (float32 networks), so "above" is taken beyond a relative 1e-6
+    above = got.decision_function(te) > got.threshold_ + 1e-6 * abs(got.threshold_)
+    assert np.mean(above) <= 0.1
     out = " ".join(r.output.split())  # the rate achieved on the calibration samples, beside the target
-    assert got.calibration_["achieved_fpr"] == np.mean(got.decision_function(te) > got.threshold_) <= 0.1
+    assert got.calibration_["achieved_fpr"] == np.mean(above) <= 0.1
     assert "fpr │ 0.1000" in out and f"achieved_fpr │ {got.calibration_['achieved_fpr']:.4f}" in out and "tied_at_threshold │ 1" in out
     pd.DataFrame({"y": [0] * 50 + [1] * 10}).to_csv(tmp_path / "y.csv", index=False)
     r = run(app, ["calibrate", str(tmp_path / "m"), *views, "--labels", str(tmp_path / "y.csv"), "--threshold", "f1"])  # in place

@@ -1214,7 +1214,8 @@ def test_knn_space_auto_reads_the_block_that_tells_synthetic_anomalies_apart(tmp
     every such switch lost), so both stay. The choice and its AUROCs are saved with the model."""
     _noisy_feature_block(monkeypatch, useless)
     X, far = _correlated_rows()
-    det = ganad.GANomaly(epochs=1, random_state=0).fit(X)
+    # D's last block (GANomaly's 'auto' reads the one before it): the features this construction makes informative
+    det = ganad.GANomaly(epochs=1, random_state=0, feature_layer=-1).fit(X)
     sel = det.knn_selection_
     assert det.knn_blocks_ == chosen == sel["chosen"] and sel["rows"] == len(det.validation_index_)
     auc = sel["synthetic_auroc"]

@@ -532,10 +532,13 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
         fl = self.feature_layer
         if isinstance(fl, str):  # 'auto' (the parameter check refuses other strings)
             D = build_discriminator(fam, shape, w, k, self.spectral_norm, -1)
-            n = len(D.blocks)
-            D.feature_layer = max(int(self._feature_layer_auto), -n) % n
+            D.feature_layer = self._auto_feature_index(len(D.blocks))
             return D
         return build_discriminator(fam, shape, w, k, self.spectral_norm, fl)
+
+    def _auto_feature_index(self, n_blocks: int) -> int:
+        """The block index ``feature_layer='auto'`` means for a discriminator of ``n_blocks`` blocks."""
+        return max(int(self._feature_layer_auto), -n_blocks) % n_blocks
 
     def _build_networks(self) -> dict[str, nn.Module]:
         fam, shape, d = self.family_, self.data_shape_, self.latent_dim
@@ -2316,13 +2319,12 @@ class BaseGANDetector(RobustTraining, BaseEstimator):
                 out["prior"] = make_prior(values["prior"]).to_dict()
             except (TypeError, ValueError, KeyError):
                 pass
-        nets = self.__dict__.get("nets_") or getattr(self, "nets_", None)
-        D = nets["D"] if nets is not None and "D" in nets else None
-        blocks = getattr(D, "blocks", None) or getattr(getattr(D, "d", None), "blocks", None)
-        if "feature_layer" in values and blocks is not None:  # 'auto' and -1 / n - 1 build the same D: its block index
+        nets = self.__dict__.get("nets_")
+        blocks = getattr(nets["D"], "blocks", None) if nets is not None and "D" in nets else None
+        if "feature_layer" in values and blocks is not None:  # 'auto' and the index it built make the same D
             n, fl = len(blocks), values["feature_layer"]
             if isinstance(fl, str):
-                out["feature_layer"] = max(int(self._feature_layer_auto), -n) % n
+                out["feature_layer"] = self._auto_feature_index(n)
             elif is_int(fl) and -n <= fl < n:
                 out["feature_layer"] = int(fl) % n
         return out
